@@ -1,0 +1,48 @@
+import type { Detection } from './detection.ts';
+
+/** Outcome of one ingested event. */
+export type Outcome = 'alerted' | 'known' | 'allowlisted' | 'duplicate' | 'ignored' | 'invalid';
+
+export const OUTCOMES: readonly Outcome[] = [
+  'alerted',
+  'known',
+  'allowlisted',
+  'duplicate',
+  'ignored',
+  'invalid',
+];
+
+/** Why an alert fired. */
+export type AlertReason = 'new-pair' | 'elastic-alert';
+
+/** An alert raised by the engine, as stored in the outbox and handed to the chat side. */
+export interface AlertRecord {
+  /** Unique, stable id (derived from the detection's event id). */
+  id: string;
+  detection: Detection;
+  /** When arc-responder raised it, epoch ms. */
+  detectedAt: number;
+  reason: AlertReason;
+  /** How many other source IPs this identity used within the window. */
+  otherIps: number;
+  windowMs: number;
+}
+
+/** A later sighting of an alerted pair: the chat side updates the original message. */
+export interface AlertRepeat {
+  alertId: string;
+  count: number;
+  lastSeen: number;
+}
+
+/** Result of evaluating one event. */
+export interface EventResult {
+  outcome: Outcome;
+  /** Set for `ignored`, `invalid`, `duplicate` and `allowlisted`. */
+  reason?: string;
+  detection?: Detection;
+  /** Set when the outcome is `alerted`. */
+  alert?: AlertRecord;
+  /** Set when a known pair had been alerted before. */
+  repeat?: AlertRepeat;
+}

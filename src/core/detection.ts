@@ -1,0 +1,100 @@
+/** Where a detection came from. */
+export type SourceFormat =
+  | 'elastic-ecs'
+  | 'elastic-alert'
+  | 'azure-activity-log-rest'
+  | 'azure-activity-log-record'
+  | 'azure-monitor-common'
+  | 'azure-monitor-legacy';
+
+/** An Azure resource id split into its parts. Parts keep the case Azure sent. */
+export interface ClusterRef {
+  /** The resource id as received. */
+  id: string;
+  /** Lower-cased id, the key for case-insensitive comparison. */
+  key: string;
+  subscriptionId?: string;
+  resourceGroup?: string;
+  /** The connected cluster's name when the id is a connected cluster, else the last segment. */
+  name?: string;
+  /** Provider and type, e.g. `Microsoft.Kubernetes/connectedClusters`. */
+  resourceType?: string;
+}
+
+export interface Evidence {
+  role?: string;
+  /** Dashed GUID. */
+  roleDefinitionId?: string;
+  /** Dashed GUID. */
+  roleAssignmentId?: string;
+  roleAssignmentScope?: string;
+  /** Dashed GUID. */
+  principalId?: string;
+  principalType?: string;
+}
+
+export interface Geo {
+  countryName?: string;
+  countryIsoCode?: string;
+  cityName?: string;
+}
+
+export interface AutonomousSystem {
+  number?: number;
+  organizationName?: string;
+}
+
+/** Set when the detection arrived as an Elastic Security alert. */
+export interface ElasticAlertInfo {
+  alertUuid?: string;
+  ruleId?: string;
+  ruleUuid?: string;
+  ruleName?: string;
+  severity?: string;
+  riskScore?: number;
+  reason?: string;
+  /** Kibana link to the alert, when the alert carries one. */
+  url?: string;
+}
+
+/** Set when the detection arrived as an Azure Monitor action-group alert. */
+export interface AzureAlertInfo {
+  alertId?: string;
+  alertRule?: string;
+  severity?: string;
+  firedAt?: string;
+}
+
+/** One normalised detection, whatever format it arrived in. */
+export interface Detection {
+  /** Stable id used for de-duplication of repeated deliveries. */
+  eventId: string;
+  sourceFormat: SourceFormat;
+  /** Event time, ISO 8601 UTC. */
+  eventTime: string;
+  /** Operation name as received (case preserved). */
+  operation: string;
+  /** Outcome lower-cased: `success`, `succeeded`, `failure`, `start`, ... or undefined. */
+  outcome?: string;
+  /** `claims.appid`: the identity the rule keys on. */
+  appId: string;
+  /** Object id of the caller (claims objectidentifier, else evidence principal id), dashed. */
+  principalId?: string;
+  principalType?: string;
+  tenantId?: string;
+  evidence: Evidence;
+  /** Present when the caller is a user. */
+  user?: { upn?: string; name?: string };
+  /** Canonical source IP. */
+  sourceIp: string;
+  geo?: Geo;
+  as?: AutonomousSystem;
+  cluster?: ClusterRef;
+  correlationId?: string;
+  elasticAlert?: ElasticAlertInfo;
+  azureAlert?: AzureAlertInfo;
+}
+
+/** Why an input could not become a Detection. */
+export type ParseFailure = { ok: false; kind: 'invalid' | 'ignored'; reason: string };
+export type ParseResult = { ok: true; detection: Detection } | ParseFailure;

@@ -1,0 +1,108 @@
+import type { AutonomousSystem, Detection, Geo, SourceFormat } from './detection.ts';
+
+/** Details of the last detection of a pair that `/arc-history` and the alert show. */
+export interface PairDetails {
+  eventId: string;
+  sourceFormat: SourceFormat;
+  principalId?: string;
+  principalType?: string;
+  role?: string;
+  clusterId?: string;
+  clusterName?: string;
+  geo?: Geo;
+  as?: AutonomousSystem;
+  userUpn?: string;
+}
+
+/** History of one (identity, source IP) pair. Times are epoch milliseconds. */
+export interface PairRecord {
+  appId: string;
+  ip: string;
+  firstSeen: number;
+  lastSeen: number;
+  count: number;
+  /**
+   * Sighting times folded into buckets of `window / BUCKETS_PER_WINDOW`, each kept as its
+   * earliest and latest time, sorted. Keeping both ends of every bucket answers "is there a
+   * sighting within the window of t" exactly while the list stays short.
+   */
+  spans: Array<[number, number]>;
+  last: PairDetails;
+}
+
+/** An allowlist entry for one pair: suppresses alerts while it lasts. */
+export interface AllowlistEntry {
+  appId: string;
+  ip: string;
+  by: string;
+  at: number;
+  reason: string;
+  /** Epoch ms; absent means it never expires. */
+  until?: number;
+}
+
+export const BUCKETS_PER_WINDOW = 28;
+
+/** Identities are GUIDs: compared case-insensitively. */
+export const normaliseAppId = (appId: string): string => appId.trim().toLowerCase();
+
+export const pairKey = (appId: string, ip: string): string => `pair:${normaliseAppId(appId)}:${ip}`;
+export const allowKey = (appId: string, ip: string): string => `allow:${normaliseAppId(appId)}:${ip}`;
+export const identitySet = (appId: string): string => `ident:${normaliseAppId(appId)}`;
+
+/** True when some sighting of the pair lies within `windowMs` of `t` (either side). */
+export function hasSightingNear(
+  spans: ReadonlyArray<readonly [number, number]>,
+  t: number,
+  windowMs: number,
+) {
+  for (const [lo, hi] of spans) {
+    if (t >= lo - windowMs && t <= hi + windowMs) return true;
+  }
+  return false;
+}
+
+/** Adds a sighting at `t` and drops spans that ended before `horizon` (now minus the window). */
+export function addSighting(
+  spans: ReadonlyArray<readonly [number, number]>,
+  t: number,
+  windowMs: number,
+  horizon: number,
+): Array<[number, number]> {
+  const width = Math.max(1, Math.floor(windowMs / BUCKETS_PER_WINDOW));
+  const bucket = Math.floor(t / width);
+  const out: Array<[number, number]> = [];
+  let placed = false;
+  for (const [lo, hi] of spans) {
+    if (hi < horizon) continue;
+    const b = Math.floor(lo / width);
+    if (!placed && b === bucket) {
+      out.push([Math.min(lo, t), Math.max(hi, t)]);
+      placed = true;
+    } else {
+      if (!placed && b > bucket) {
+        out.push([t, t]);
+        placed = true;
+      }
+      out.push([lo, hi]);
+    }
+  }
+  if (!placed && t >= horizon) out.push([t, t]);
+  return out;
+}
+
+/** The pair's details as the last detection carried them. */
+export function detailsOf(d: Detection): PairDetails {
+  const details: PairDetails = { eventId: d.eventId, sourceFormat: d.sourceFormat };
+  if (d.principalId) details.principalId = d.principalId;
+  if (d.principalType) details.principalType = d.principalType;
+  if (d.evidence.role) details.role = d.evidence.role;
+  if (d.cluster) {
+    details.clusterId = d.cluster.id;
+    if (d.cluster.name) details.clusterName = d.cluster.name;
+  }
+  if (d.geo) details.geo = d.geo;
+  if (d.as) details.as = d.as;
+  if (d.user?.upn) details.userUpn = d.user.upn;
+  return details;
+}

@@ -1,0 +1,53 @@
+import type { AlertRecord, AlertRepeat } from './alert.ts';
+
+/**
+ * The few interfaces the platform-free core talks to. Their implementations live in the adapter
+ * folders (`src/store`, `src/slack`, `src/azure`, `src/http`).
+ */
+
+/** One entry for `StateStore.setMany`. `ttlMs` is relative; absent means no expiry. */
+export interface StateEntry {
+  key: string;
+  value: unknown;
+  ttlMs?: number;
+}
+
+/**
+ * Key-value state with the two primitives Keyv lacks: an atomic claim (set-if-absent) and
+ * member sets (so one identity's pairs can be listed without scanning the store).
+ * Keys are plain strings; each backend namespaces them. Values are JSON-serialisable.
+ * Three key spaces are separate: values (`get`/`set`), claims and sets.
+ */
+export interface StateStore {
+  readonly kind: 'sqlite' | 'memory' | 'redis' | 'postgres';
+  get<T>(key: string): Promise<T | undefined>;
+  /** Same order as `keys`; missing or expired entries are `undefined`. */
+  getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>>;
+  set(key: string, value: unknown, ttlMs?: number): Promise<void>;
+  setMany(entries: readonly StateEntry[]): Promise<void>;
+  delete(key: string): Promise<boolean>;
+  /**
+   * Atomically takes `key` if it is absent or expired: true for exactly one caller, across
+   * processes sharing the backend (SET NX in Redis, INSERT ... ON CONFLICT in SQL).
+   */
+  claim(key: string, ttlMs?: number): Promise<boolean>;
+  /** `claim` for many keys at once; a key repeated in `keys` is won at most once. */
+  claimMany(keys: readonly string[], ttlMs?: number): Promise<boolean[]>;
+  /** Gives a claim back so that it can be taken again. */
+  releaseClaim(key: string): Promise<void>;
+  addMembers(set: string, members: readonly string[]): Promise<void>;
+  removeMembers(set: string, members: readonly string[]): Promise<void>;
+  /** Members of one set, read through an index: never a scan of the whole store. */
+  members(set: string): Promise<string[]>;
+  /** Resolves when the backend answers; rejects with the reason otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What Slack (or another chat) is asked to do with an alert. */
+export interface AlertSink {
+  /** Posts a new alert; returns a reference (e.g. channel and message ts) for later updates. */
+  post(alert: AlertRecord): Promise<{ ref: string }>;
+  /** Updates a posted alert in place (repeat counts, last seen, allowlist state). */
+  repeat(ref: string, alert: AlertRecord, repeat: AlertRepeat): Promise<void>;
+}
