@@ -28,6 +28,8 @@ export interface PairRecord {
    */
   spans: Array<[number, number]>;
   last: PairDetails;
+  /** Id of the last alert raised for this pair, so that repeats update that alert. */
+  alertId?: string;
 }
 
 /** An allowlist entry for one pair: suppresses alerts while it lasts. */

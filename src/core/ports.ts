@@ -51,3 +51,25 @@ export interface AlertSink {
   /** Updates a posted alert in place (repeat counts, last seen, allowlist state). */
   repeat(ref: string, alert: AlertRecord, repeat: AlertRepeat): Promise<void>;
 }
+
+/** Durable hand-off from the engine to the chat side. */
+export interface Outbox {
+  /** Stores pending alerts and repeats durably; resolves only once they are stored. */
+  add(alerts: readonly AlertRecord[], repeats: readonly AlertRepeat[]): Promise<void>;
+}
+
+/** A chat platform plugged into the service (Slack now, Teams later). */
+export interface ChatAdapter {
+  readonly name: string;
+  /** Where the outbox delivers alerts. */
+  sink: AlertSink;
+  /** Handles the platform's HTTP callbacks (Slack: `POST /slack/events`), if it takes any. */
+  requestListener?: (
+    req: import('node:http').IncomingMessage,
+    res: import('node:http').ServerResponse,
+  ) => void | Promise<void>;
+  /** Problems that retrying cannot fix (e.g. `channel_not_found`), with the fix; shown by `/readyz`. */
+  problems(): string[];
+  start?(): Promise<void>;
+  stop?(): Promise<void>;
+}

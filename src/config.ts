@@ -1,0 +1,169 @@
+import { z } from 'zod';
+import { parseDuration } from './core/duration.ts';
+
+/** The service's configuration, parsed once from the environment. */
+export interface Config {
+  port: number;
+  host: string;
+  storeUrl: string;
+  historyWindowMs: number;
+  ingestTokens: string[];
+  ingestMaxBytes: number;
+  learningPeriodMs?: number;
+  slack?: {
+    botToken: string;
+    signingSecret: string;
+    appToken?: string;
+    alertChannel: string;
+    apiUrl: string;
+    responders: string[];
+  };
+  azure: {
+    remediation: 'dry-run' | 'live';
+    armEndpoint: string;
+    graphEndpoint: string;
+    authorityHost?: string;
+  };
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Raised when the environment is invalid; `problems` names every bad variable. */
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+const optional = z
+  .string()
+  .transform((v) => v.trim())
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+const duration = (name: string) =>
+  optional.transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const ms = parseDuration(v);
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be a duration like 7d, 36h, 90m (got "${v}")` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const httpsUrl = (name: string) =>
+  optional.refine((v) => v === undefined || /^https?:\/\/[^/\s]+/i.test(v), {
+    message: `${name} must be an http(s) URL`,
+  });
+
+const schema = z.object({
+  PORT: optional.refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) <= 65535), {
+    message: 'PORT must be a port number from 0 to 65535',
+  }),
+  HOST: optional,
+  STORE_URL: optional.refine(
+    (v) => v === undefined || /^(sqlite|memory|redis|rediss|postgres|postgresql):\/\//i.test(v),
+    { message: 'STORE_URL must be sqlite://<path>, memory://, redis://..., rediss://... or postgres://...' },
+  ),
+  HISTORY_WINDOW: duration('HISTORY_WINDOW'),
+  INGEST_TOKEN: optional,
+  INGEST_MAX_BYTES: optional.refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) >= 1024), {
+    message: 'INGEST_MAX_BYTES must be a whole number of bytes, at least 1024',
+  }),
+  LEARNING_PERIOD: duration('LEARNING_PERIOD'),
+  SLACK_BOT_TOKEN: optional,
+  SLACK_SIGNING_SECRET: optional,
+  SLACK_APP_TOKEN: optional.refine((v) => v === undefined || v.startsWith('xapp-'), {
+    message: 'SLACK_APP_TOKEN must be an app-level token starting with xapp-',
+  }),
+  SLACK_ALERT_CHANNEL: optional.refine((v) => v === undefined || /^[CGD][A-Z0-9]{2,}$/.test(v), {
+    message: 'SLACK_ALERT_CHANNEL must be a channel id such as C0123456789 (not a #name)',
+  }),
+  SLACK_API_URL: httpsUrl('SLACK_API_URL'),
+  SLACK_RESPONDERS: optional.refine(
+    (v) =>
+      v === undefined ||
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .every((s) => /^[UWS][A-Z0-9]{2,}$/.test(s)),
+    { message: 'SLACK_RESPONDERS must be comma-separated Slack user ids (U...) or user-group ids (S...)' },
+  ),
+  AZURE_REMEDIATION: optional.refine((v) => v === undefined || v === 'dry-run' || v === 'live', {
+    message: 'AZURE_REMEDIATION must be dry-run or live',
+  }),
+  AZURE_ARM_ENDPOINT: httpsUrl('AZURE_ARM_ENDPOINT'),
+  GRAPH_ENDPOINT: httpsUrl('GRAPH_ENDPOINT'),
+  AZURE_AUTHORITY_HOST: httpsUrl('AZURE_AUTHORITY_HOST'),
+  LOG_LEVEL: optional.refine((v) => v === undefined || ['debug', 'info', 'warn', 'error'].includes(v), {
+    message: 'LOG_LEVEL must be one of debug, info, warn, error',
+  }),
+});
+
+const DEFAULT_WINDOW_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Parses the environment once. Throws a `ConfigError` listing every problem at once.
+ * Nothing else in the code base reads `process.env`.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Readonly<Config> {
+  const parsed = schema.safeParse(env);
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(issue.message);
+  }
+  const e = parsed.success ? parsed.data : undefined;
+
+  const slackVars = [env.SLACK_BOT_TOKEN, env.SLACK_SIGNING_SECRET].map((v) => v?.trim() || undefined);
+  const wantsSlack = slackVars.some(Boolean) || Boolean(env.SLACK_APP_TOKEN?.trim());
+  if (wantsSlack) {
+    if (!env.SLACK_BOT_TOKEN?.trim()) problems.push('SLACK_BOT_TOKEN is required with Slack (xoxb-...)');
+    if (!env.SLACK_SIGNING_SECRET?.trim() && !env.SLACK_APP_TOKEN?.trim())
+      problems.push(
+        'SLACK_SIGNING_SECRET is required with Slack in HTTP mode (Basic Information > Signing Secret)',
+      );
+    if (!env.SLACK_ALERT_CHANNEL?.trim())
+      problems.push('SLACK_ALERT_CHANNEL is required with Slack: the id of the channel alerts go to (C...)');
+  }
+  if (problems.length > 0 || !e) throw new ConfigError(problems);
+
+  const ingestTokens = (e.INGEST_TOKEN ?? '')
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+
+  const config: Config = {
+    port: e.PORT === undefined ? 3000 : Number(e.PORT),
+    host: e.HOST ?? (ingestTokens.length > 0 ? '0.0.0.0' : '127.0.0.1'),
+    storeUrl: e.STORE_URL ?? 'sqlite://./data/arc-responder.db',
+    historyWindowMs: e.HISTORY_WINDOW ?? DEFAULT_WINDOW_MS,
+    ingestTokens,
+    ingestMaxBytes: e.INGEST_MAX_BYTES === undefined ? 1_048_576 : Number(e.INGEST_MAX_BYTES),
+    azure: {
+      remediation: (e.AZURE_REMEDIATION as 'dry-run' | 'live' | undefined) ?? 'dry-run',
+      armEndpoint: (e.AZURE_ARM_ENDPOINT ?? 'https://management.azure.com').replace(/\/+$/, ''),
+      graphEndpoint: (e.GRAPH_ENDPOINT ?? 'https://graph.microsoft.com').replace(/\/+$/, ''),
+    },
+    logLevel: (e.LOG_LEVEL as Config['logLevel'] | undefined) ?? 'info',
+  };
+  if (e.LEARNING_PERIOD !== undefined) config.learningPeriodMs = e.LEARNING_PERIOD;
+  if (e.AZURE_AUTHORITY_HOST) config.azure.authorityHost = e.AZURE_AUTHORITY_HOST.replace(/\/+$/, '');
+  if (wantsSlack && e.SLACK_BOT_TOKEN && e.SLACK_ALERT_CHANNEL) {
+    config.slack = {
+      botToken: e.SLACK_BOT_TOKEN,
+      signingSecret: e.SLACK_SIGNING_SECRET ?? '',
+      alertChannel: e.SLACK_ALERT_CHANNEL,
+      apiUrl: e.SLACK_API_URL ?? 'https://slack.com/api/',
+      responders: (e.SLACK_RESPONDERS ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    };
+    if (e.SLACK_APP_TOKEN) config.slack.appToken = e.SLACK_APP_TOKEN;
+  }
+  return Object.freeze(config);
+}

@@ -1,0 +1,87 @@
+import type { Detection } from './detection.ts';
+
+/** One change the remediation will make, in the order it makes them. */
+export interface PlannedStep {
+  /** Stable within a plan, e.g. `remove-assignment:<assignment id>` or `disable-principal:<id>`. */
+  id: string;
+  kind: 'remove-assignment' | 'disable-service-principal' | 'disable-user' | 'revoke-user-sessions';
+  /** One line for people: what will change and why. */
+  description: string;
+  /** The API call it makes, e.g. `DELETE https://management.azure.com/subscriptions/.../roleAssignments/<id>`. */
+  call: string;
+  /** Target of the step: the role assignment id (full ARM id) or the principal object id / appId. */
+  target: string;
+  /** For assignments: what to re-create on undo. */
+  assignment?: {
+    scope: string;
+    roleDefinitionId: string;
+    principalId: string;
+    principalType?: string;
+    roleName?: string;
+  };
+}
+
+/** Access the plan leaves in place on purpose (broad roles such as Owner or Contributor). */
+export interface RemainingAccess {
+  assignmentId: string;
+  roleName: string;
+  scope: string;
+}
+
+/** What Revoke will do, shown in the confirmation and reported by dry-run. */
+export interface RemediationPlan {
+  appId: string;
+  principalId?: string;
+  principalType?: string;
+  clusterId?: string;
+  steps: PlannedStep[];
+  /** "Still has access through ...": removed only by a separate, explicitly confirmed action. */
+  stillHasAccessThrough: RemainingAccess[];
+  /** Lookups that failed while planning (the plan may then be incomplete). */
+  warnings: string[];
+}
+
+export type StepStatus = 'done' | 'already-done' | 'failed' | 'would-do';
+
+export interface StepResult {
+  stepId: string;
+  status: StepStatus;
+  /** What happened, for people. */
+  detail: string;
+  /** For failures: what to fix (e.g. the missing permission). */
+  fix?: string;
+}
+
+export interface RemediationResult {
+  mode: 'dry-run' | 'live';
+  ok: boolean;
+  steps: StepResult[];
+}
+
+/** The remediation port: plan, then execute (or report the plan in dry-run), and undo. */
+export interface Remediator {
+  readonly mode: 'dry-run' | 'live';
+  plan(detection: Detection): Promise<RemediationPlan>;
+  /** Runs the plan's steps; steps already `done` in `previous` are not run again. */
+  execute(plan: RemediationPlan, previous?: RemediationResult): Promise<RemediationResult>;
+  /** Re-creates removed assignments and re-enables the principal. */
+  undo(plan: RemediationPlan, result: RemediationResult): Promise<RemediationResult>;
+}
+
+/** Facts looked up about a detection before a human sees it. Every field is optional. */
+export interface Enrichment {
+  principalDisplayName?: string;
+  principalCreatedAt?: string;
+  /** Created less than 7 days before the event. */
+  principalRecentlyCreated?: boolean;
+  assignmentCreatedAt?: string;
+  /** Assigned less than 7 days before the event. */
+  assignmentRecent?: boolean;
+  cluster?: { location?: string; tags?: Record<string, string>; distribution?: string };
+  /** Lookups that failed, for people. */
+  errors?: string[];
+}
+
+export interface Enricher {
+  enrich(detection: Detection): Promise<Enrichment>;
+}
