@@ -1,0 +1,138 @@
+import { parseResourceId } from '../azure-ids.ts';
+import type {
+  AutonomousSystem,
+  AzureAlertInfo,
+  Detection,
+  ElasticAlertInfo,
+  Evidence,
+  Geo,
+  ParseFailure,
+  ParseResult,
+  SourceFormat,
+} from '../detection.ts';
+import { canonicalIp } from '../ip.ts';
+import { echo } from '../rule.ts';
+import { hashEventId } from './event-id.ts';
+import { parseEventTime } from './event-time.ts';
+import { single, str } from './fields.ts';
+import type { ClaimValues } from './identity.ts';
+
+/** What a format parser found in an event that passed the rule, before validation. */
+export interface DetectionInput {
+  sourceFormat: SourceFormat;
+  operation: string;
+  outcome?: string | undefined;
+  /** Raw values and the field each came from (named in the reason when it is unusable). */
+  appId: unknown;
+  appIdField: string;
+  ip: unknown;
+  ipField: string;
+  /** Appended to the reason when the IP is missing: how to get one. */
+  missingIpHint?: string;
+  time: unknown;
+  timeField: string;
+  claims: ClaimValues;
+  evidence: Evidence;
+  resourceId?: unknown;
+  correlationId?: unknown;
+  tenantId?: unknown;
+  /** Azure's `caller` (a UPN for users): the user's UPN when no upn claim says it. */
+  caller?: unknown;
+  geo?: Geo | undefined;
+  as?: AutonomousSystem | undefined;
+  /** Set when the source gives the event an id (Elastic alert uuid); otherwise a hash. */
+  eventId?: string | undefined;
+  elasticAlert?: ElasticAlertInfo;
+  azureAlert?: AzureAlertInfo;
+}
+
+export const ignored = (reason: string): ParseFailure => ({ ok: false, kind: 'ignored', reason });
+export const invalid = (reason: string): ParseFailure => ({ ok: false, kind: 'invalid', reason });
+
+/** Validates identity, IP and time (in that order) and assembles the Detection. */
+export function buildDetection(input: DetectionInput): ParseResult {
+  const what = `${input.sourceFormat} event for ${input.operation}`;
+  const appId = str(single(input.appId), 256);
+  if (appId === undefined) {
+    return invalid(`${what} has no caller identity in ${input.appIdField}`);
+  }
+  const rawIp = single(input.ip);
+  if (rawIp === undefined || rawIp === null || rawIp === '') {
+    const hint = input.missingIpHint ? `: ${input.missingIpHint}` : '';
+    return invalid(`${what} has no caller IP in ${input.ipField}${hint}`);
+  }
+  const sourceIp = typeof rawIp === 'string' ? canonicalIp(rawIp) : undefined;
+  if (sourceIp === undefined) {
+    return invalid(`${what} has caller IP ${echo(rawIp)} in ${input.ipField}, which is not an IP address`);
+  }
+  const eventTime = parseEventTime(single(input.time));
+  if (eventTime === undefined) {
+    const seen = input.time === undefined ? 'nothing' : echo(input.time);
+    return invalid(`${what} has no valid event time in ${input.timeField} (got ${seen})`);
+  }
+
+  const claims = input.claims;
+  const evidence = input.evidence;
+  const resourceId = str(input.resourceId, 2048);
+  const correlationId = str(input.correlationId, 256);
+  const outcome = input.outcome?.toLowerCase();
+  const eventId =
+    input.eventId ??
+    hashEventId({
+      eventTime,
+      operation: input.operation,
+      appId,
+      sourceIp,
+      correlationId,
+      resourceId,
+      outcome,
+    });
+
+  const detection: Detection = {
+    eventId,
+    sourceFormat: input.sourceFormat,
+    eventTime,
+    operation: input.operation,
+    appId,
+    evidence,
+    sourceIp,
+  };
+  if (outcome !== undefined) detection.outcome = outcome;
+  const principalId = claims.objectId ?? evidence.principalId;
+  if (principalId !== undefined) detection.principalId = principalId;
+  const principalType = evidence.principalType ?? principalTypeOf(claims.idtyp);
+  if (principalType !== undefined) detection.principalType = principalType;
+  const tenantId = str(input.tenantId, 256) ?? claims.tenantId;
+  if (tenantId !== undefined) detection.tenantId = tenantId;
+  const isUser = principalType?.toLowerCase() === 'user';
+  if (isUser || claims.upn !== undefined) {
+    const caller = str(input.caller, 512);
+    const upn = claims.upn ?? (caller?.includes('@') ? caller : undefined);
+    const user: { upn?: string; name?: string } = {};
+    if (upn !== undefined) user.upn = upn;
+    if (claims.name !== undefined) user.name = claims.name;
+    detection.user = user;
+  }
+  if (input.geo) detection.geo = input.geo;
+  if (input.as) detection.as = input.as;
+  if (resourceId !== undefined) detection.cluster = parseResourceId(resourceId);
+  if (correlationId !== undefined) detection.correlationId = correlationId;
+  if (input.elasticAlert) detection.elasticAlert = input.elasticAlert;
+  if (input.azureAlert) detection.azureAlert = input.azureAlert;
+  return { ok: true, detection };
+}
+
+function principalTypeOf(idtyp: string | undefined): string | undefined {
+  if (idtyp === 'app') return 'ServicePrincipal';
+  if (idtyp === 'user') return 'User';
+  return undefined;
+}
+
+/** An operation or outcome as received: strings trimmed (length is checked by the rule), other scalars as text. */
+export function text(v: unknown): string | undefined {
+  if (typeof v === 'string') {
+    const t = v.trim();
+    return t === '' ? undefined : t;
+  }
+  return str(v);
+}

@@ -1,0 +1,139 @@
+import type { ElasticAlertInfo, ParseResult } from '../detection.ts';
+import { ARC_NEW_TERMS_FIELDS, ARC_RULE_ID, LIST_CLUSTER_USER_CREDENTIAL, matchOperation } from '../rule.ts';
+import { buildDetection, ignored, text } from './build-detection.ts';
+import { ECS, readEcs } from './elastic-ecs.ts';
+import { field, first, get, isObject, num, own, str } from './fields.ts';
+
+/**
+ * Field paths of an Elastic Security alert (FORMATS.md §2, §3). Kibana's webhook context nests
+ * every field (`kibana: {alert: {…}}`) and adds legacy `signal.*` aliases; the alerts index stores
+ * `kibana.alert.*` as flat dotted keys. `get` reads both.
+ */
+const ALERT = {
+  uuid: field('kibana.alert.uuid'),
+  originalTime: [field('kibana.alert.original_time'), field('signal.original_time')],
+  newTerms: field('kibana.alert.new_terms'),
+  ruleId: [field('kibana.alert.rule.rule_id'), field('signal.rule.rule_id')],
+  ruleUuid: [field('kibana.alert.rule.uuid'), field('signal.rule.id')],
+  ruleName: [field('kibana.alert.rule.name'), field('signal.rule.name')],
+  newTermsFields: [
+    field('kibana.alert.rule.parameters.new_terms_fields'),
+    field('signal.rule.new_terms_fields'),
+  ],
+  severity: [
+    field('kibana.alert.severity'),
+    field('kibana.alert.rule.severity'),
+    field('signal.rule.severity'),
+  ],
+  riskScore: [
+    field('kibana.alert.risk_score'),
+    field('kibana.alert.rule.risk_score'),
+    field('signal.rule.risk_score'),
+  ],
+  reason: [field('kibana.alert.reason'), field('signal.reason')],
+  url: field('kibana.alert.url'),
+  originalOutcome: field('kibana.alert.original_event.outcome'),
+  signalRule: field('signal.rule'),
+  kibanaAlert: field('kibana.alert'),
+} as const;
+
+/** Only web links are passed on (the chat side renders them as links). */
+const HTTP_URL = /^https?:\/\//i;
+
+/** Keys whose presence marks a flat alert `_source`. */
+const FLAT_MARKERS = [
+  'kibana.alert.uuid',
+  'kibana.alert.original_time',
+  'kibana.alert.rule.rule_id',
+  'kibana.alert.rule.uuid',
+  'kibana.alert.new_terms',
+] as const;
+
+/** True for a Kibana webhook alert element, a flat alert `_source`, or a search hit holding one. */
+export function isElasticAlert(doc: unknown): boolean {
+  if (!isObject(doc)) return false;
+  const hitSource = own(doc, '_source');
+  return isObject(hitSource) ? isAlertDocument(hitSource) : isAlertDocument(doc);
+}
+
+function isAlertDocument(doc: Record<string, unknown>): boolean {
+  if (isObject(get(doc, ALERT.kibanaAlert)) || isObject(get(doc, ALERT.signalRule))) return true;
+  return FLAT_MARKERS.some((key) => Object.hasOwn(doc, key));
+}
+
+/**
+ * Format B/C: an Elastic Security alert, as one element of a Kibana webhook's `alerts`
+ * (nested), as stored in the alerts index (flat `kibana.alert.*` keys), or as a search hit
+ * `{_id, _source}`. The event time is `kibana.alert.original_time` (the alert's `@timestamp` is
+ * when it was created); the event id is the alert uuid.
+ */
+export function parseElasticAlert(input: unknown): ParseResult {
+  const hitSource = own(input, '_source');
+  const doc = isObject(hitSource) ? hitSource : input;
+  const ruleId = str(first(doc, ALERT.ruleId), 256);
+  const fromArcRule = ruleId === ARC_RULE_ID;
+  // An alert of the Arc rule matched the operation and a success outcome by construction: a
+  // webhook template that left those fields out still describes a detection.
+  const operation =
+    text(first(doc, ECS.operation)) ?? (fromArcRule ? LIST_CLUSTER_USER_CREDENTIAL.toUpperCase() : undefined);
+  const outcome =
+    text(first(doc, ECS.outcome)) ??
+    text(get(doc, ALERT.originalOutcome)) ??
+    (fromArcRule ? 'success' : undefined);
+  const match = matchOperation(operation, outcome);
+  if (!match.ok) return ignored(`Elastic alert${ruleId ? ` of rule ${ruleId}` : ''}: ${match.reason}`);
+
+  const fields = readEcs(doc);
+  // kibana.alert.new_terms holds the values of the rule's new_terms_fields, in order.
+  const newTerms = get(doc, ALERT.newTerms);
+  if (Array.isArray(newTerms) && hasArcNewTerms(doc, fromArcRule)) {
+    if (str(fields.appId) === undefined && newTerms[0] !== undefined) {
+      fields.appId = newTerms[0];
+      fields.appIdField = `${fields.appIdField} or kibana.alert.new_terms[0]`;
+    }
+    if (fields.ip === undefined && newTerms[1] !== undefined) {
+      fields.ip = newTerms[1];
+      fields.ipField = 'kibana.alert.new_terms[1]';
+    }
+  }
+  const uuid = str(get(doc, ALERT.uuid), 256) ?? str(own(input, '_id'), 256) ?? str(own(doc, '_id'), 256);
+  return buildDetection({
+    ...fields,
+    sourceFormat: 'elastic-alert',
+    operation: operation!,
+    outcome,
+    time: first(doc, ALERT.originalTime),
+    timeField: 'kibana.alert.original_time',
+    eventId: uuid,
+    elasticAlert: alertInfo(doc, uuid, ruleId),
+  });
+}
+
+function hasArcNewTerms(doc: unknown, fromArcRule: boolean): boolean {
+  if (fromArcRule) return true;
+  const fields = first(doc, ALERT.newTermsFields);
+  return (
+    Array.isArray(fields) &&
+    fields.length === ARC_NEW_TERMS_FIELDS.length &&
+    ARC_NEW_TERMS_FIELDS.every((f, i) => fields[i] === f)
+  );
+}
+
+function alertInfo(doc: unknown, uuid: string | undefined, ruleId: string | undefined): ElasticAlertInfo {
+  const info: ElasticAlertInfo = {};
+  if (uuid !== undefined) info.alertUuid = uuid;
+  if (ruleId !== undefined) info.ruleId = ruleId;
+  const ruleUuid = str(first(doc, ALERT.ruleUuid), 256);
+  if (ruleUuid !== undefined) info.ruleUuid = ruleUuid;
+  const ruleName = str(first(doc, ALERT.ruleName), 1024);
+  if (ruleName !== undefined) info.ruleName = ruleName;
+  const severity = str(first(doc, ALERT.severity), 64);
+  if (severity !== undefined) info.severity = severity;
+  const riskScore = num(first(doc, ALERT.riskScore));
+  if (riskScore !== undefined) info.riskScore = riskScore;
+  const reason = str(first(doc, ALERT.reason));
+  if (reason !== undefined) info.reason = reason;
+  const url = str(get(doc, ALERT.url), 2048);
+  if (url !== undefined && HTTP_URL.test(url)) info.url = url;
+  return info;
+}

@@ -1,0 +1,107 @@
+import type { AutonomousSystem, Geo, ParseResult } from '../detection.ts';
+import { matchOperation } from '../rule.ts';
+import { buildDetection, type DetectionInput, ignored, text } from './build-detection.ts';
+import { field, first, get, num, str } from './fields.ts';
+import { readClaims, readEvidence } from './identity.ts';
+
+/** Field paths of an Elastic `logs-azure.activitylogs-*` document (FORMATS.md §1). */
+export const ECS = {
+  operation: [field('azure.activitylogs.operation_name'), field('event.action')],
+  /** `event.outcome` is only set for success/failure `resultType`s (absent for `Start`). */
+  outcome: [field('event.outcome'), field('azure.activitylogs.result_type')],
+  claims: field('azure.activitylogs.identity.claims'),
+  claimsInitiatedByUser: field('azure.activitylogs.identity.claims_initiated_by_user'),
+  evidence: field('azure.activitylogs.identity.authorization.evidence'),
+  sourceIp: [field('source.ip'), field('client.ip')],
+  timestamp: field('@timestamp'),
+  /** The field moved between package versions (FORMATS.md §0.5). */
+  resourceId: [field('azure.resource.id'), field('cloud.resource_id'), field('azure.resource_id')],
+  correlationId: [field('azure.correlation_id'), field('azure.correlation.id')],
+  tenantId: [field('azure.tenant_id'), field('azure.activitylogs.tenant_id'), field('azure.tenant.id')],
+  geoCountry: field('source.geo.country_name'),
+  geoIso: field('source.geo.country_iso_code'),
+  geoCity: field('source.geo.city_name'),
+  asNumber: field('source.as.number'),
+  asOrg: field('source.as.organization.name'),
+  dataset: [field('data_stream.dataset'), field('event.dataset')],
+  activitylogs: field('azure.activitylogs'),
+  operationName: field('azure.activitylogs.operation_name'),
+  appId: field('azure.activitylogs.identity.claims.appid'),
+} as const;
+
+export type EcsFields = Pick<
+  DetectionInput,
+  | 'claims'
+  | 'appId'
+  | 'appIdField'
+  | 'ip'
+  | 'ipField'
+  | 'evidence'
+  | 'resourceId'
+  | 'correlationId'
+  | 'tenantId'
+  | 'geo'
+  | 'as'
+>;
+
+/** True when `doc` looks like an Elastic activity-log document (nested or flat keys). */
+export function isElasticActivityLog(doc: unknown): boolean {
+  return (
+    get(doc, ECS.activitylogs) !== undefined ||
+    get(doc, ECS.operationName) !== undefined ||
+    first(doc, ECS.dataset) === 'azure.activitylogs'
+  );
+}
+
+/** The ECS fields shared by activity-log documents and the alerts copied from them. */
+export function readEcs(doc: unknown): EcsFields {
+  return {
+    claims: readClaims(get(doc, ECS.claims), get(doc, ECS.claimsInitiatedByUser)),
+    appId: get(doc, ECS.appId),
+    appIdField: ECS.appId.dotted,
+    ip: first(doc, ECS.sourceIp),
+    ipField: 'source.ip',
+    evidence: readEvidence(get(doc, ECS.evidence)),
+    resourceId: first(doc, ECS.resourceId),
+    correlationId: first(doc, ECS.correlationId),
+    tenantId: first(doc, ECS.tenantId),
+    geo: readGeo(doc),
+    as: readAs(doc),
+  };
+}
+
+function readGeo(doc: unknown): Geo | undefined {
+  const geo: Geo = {};
+  const countryName = str(get(doc, ECS.geoCountry), 256);
+  if (countryName !== undefined) geo.countryName = countryName;
+  const countryIsoCode = str(get(doc, ECS.geoIso), 16);
+  if (countryIsoCode !== undefined) geo.countryIsoCode = countryIsoCode;
+  const cityName = str(get(doc, ECS.geoCity), 256);
+  if (cityName !== undefined) geo.cityName = cityName;
+  return Object.keys(geo).length > 0 ? geo : undefined;
+}
+
+function readAs(doc: unknown): AutonomousSystem | undefined {
+  const as: AutonomousSystem = {};
+  const number = num(get(doc, ECS.asNumber));
+  if (number !== undefined) as.number = number;
+  const organizationName = str(get(doc, ECS.asOrg), 512);
+  if (organizationName !== undefined) as.organizationName = organizationName;
+  return Object.keys(as).length > 0 ? as : undefined;
+}
+
+/** Format A: a `logs-azure.activitylogs-*` document (after Elastic's ingest pipeline). */
+export function parseElasticEcs(doc: unknown): ParseResult {
+  const operation = text(first(doc, ECS.operation));
+  const outcome = text(first(doc, ECS.outcome));
+  const match = matchOperation(operation, outcome);
+  if (!match.ok) return ignored(match.reason);
+  return buildDetection({
+    ...readEcs(doc),
+    sourceFormat: 'elastic-ecs',
+    operation: operation!,
+    outcome,
+    time: get(doc, ECS.timestamp),
+    timeField: '@timestamp',
+  });
+}

@@ -1,0 +1,107 @@
+/**
+ * Reading fields out of untrusted JSON. Only own properties are read (a `__proto__` or
+ * `constructor` key is just data), nothing recurses, and string lengths are capped, so a parser
+ * built on these stays linear in the fields it names whatever the input holds.
+ */
+
+export type Json = Record<string, unknown>;
+
+export const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** Longest string value accepted by `str` (claims, ids, names are far shorter). */
+export const MAX_FIELD = 4096;
+
+/** A dotted field path compiled once at module load. */
+export interface FieldPath {
+  readonly dotted: string;
+  readonly segs: readonly string[];
+  /** `suffixes[i]` = `segs.slice(i).join('.')`. */
+  readonly suffixes: readonly string[];
+}
+
+export function field(dotted: string): FieldPath {
+  const segs = dotted.split('.');
+  return { dotted, segs, suffixes: segs.map((_, i) => segs.slice(i).join('.')) };
+}
+
+/** An own property, or undefined. */
+export function own(obj: unknown, key: string): unknown {
+  return isObject(obj) && Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+/**
+ * The value at `path`, whether the document nests it (`{kibana: {alert: {uuid}}}`), stores it
+ * flat (`{"kibana.alert.uuid": …}`, as the alerts index does) or mixes both: at every level a key
+ * equal to the whole remaining path wins.
+ */
+export function get(obj: unknown, path: FieldPath): unknown {
+  let cur = obj;
+  const last = path.segs.length - 1;
+  for (let i = 0; i <= last; i++) {
+    if (!isObject(cur)) return undefined;
+    if (i < last && Object.hasOwn(cur, path.suffixes[i]!)) return cur[path.suffixes[i]!];
+    const seg = path.segs[i]!;
+    if (!Object.hasOwn(cur, seg)) return undefined;
+    cur = cur[seg];
+  }
+  return cur;
+}
+
+/** The first of `paths` that holds something other than undefined/null/''. */
+export function first(obj: unknown, paths: readonly FieldPath[]): unknown {
+  for (const p of paths) {
+    const v = get(obj, p);
+    if (v !== undefined && v !== null && v !== '') return v;
+  }
+  return undefined;
+}
+
+/** A trimmed non-empty string (numbers and booleans as text), or undefined. Over-long strings are dropped. */
+export function str(v: unknown, max = MAX_FIELD): string | undefined {
+  if (typeof v === 'string') {
+    if (v.length > max) return undefined;
+    const t = v.trim();
+    return t === '' ? undefined : t;
+  }
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+/** A finite number, or a string holding one. */
+export function num(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : undefined;
+  if (typeof v === 'string' && v.length <= 32 && v.trim() !== '') {
+    const n = Number(v);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+/** Azure's `{value, localizedValue}` wrappers (REST schema) or the plain value. */
+export function unwrapValue(v: unknown): unknown {
+  return isObject(v) && Object.hasOwn(v, 'value') ? v.value : v;
+}
+
+/** Largest JSON string that `jsonObject` parses (claims are a few KB). */
+const MAX_JSON_STRING = 256 * 1024;
+
+/**
+ * An object given as an object or as a JSON string (Azure Monitor sends `claims` and
+ * `httpRequest` as JSON strings, sometimes `"{}"`, `null` or a placeholder like `"{...}"`).
+ */
+export function jsonObject(v: unknown): Json | undefined {
+  if (isObject(v)) return v;
+  if (typeof v !== 'string' || v.length > MAX_JSON_STRING) return undefined;
+  const t = v.trim();
+  if (!t.startsWith('{')) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(t);
+    return isObject(parsed) ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** First element of an array, or the value itself. */
+export const single = (v: unknown): unknown => (Array.isArray(v) ? v[0] : v);

@@ -1,0 +1,109 @@
+import type { ParseResult, SourceFormat } from '../detection.ts';
+import {
+  isActivityLogRecord,
+  isActivityLogRest,
+  parseActivityLogRecord,
+  parseActivityLogRest,
+} from './azure-activity-log.ts';
+import {
+  isMonitorCommon,
+  isMonitorLegacy,
+  otherMonitorSchema,
+  parseMonitorCommon,
+  parseMonitorLegacy,
+} from './azure-monitor.ts';
+import { ignored, invalid } from './build-detection.ts';
+import { isElasticAlert, parseElasticAlert } from './elastic-alert.ts';
+import { isElasticActivityLog, parseElasticEcs } from './elastic-ecs.ts';
+import { isObject, own } from './fields.ts';
+
+export { parseActivityLogRecord, parseActivityLogRest } from './azure-activity-log.ts';
+export { parseMonitorCommon, parseMonitorLegacy } from './azure-monitor.ts';
+export { parseElasticAlert } from './elastic-alert.ts';
+export { parseElasticEcs } from './elastic-ecs.ts';
+export { hashEventId } from './event-id.ts';
+export { parseEventTime } from './event-time.ts';
+
+/**
+ * The events in one ingested JSON value: the elements of an array, of the Azure diagnostic-settings
+ * envelope `{"records": [...]}`, or of a Kibana webhook body `{"alerts": [...], …}`; anything else
+ * (an action-group payload, a single document) is one event.
+ */
+export function extractEvents(body: unknown): unknown[] {
+  if (Array.isArray(body)) return body;
+  if (isObject(body)) {
+    const records = own(body, 'records');
+    if (Array.isArray(records)) return records;
+    const alerts = own(body, 'alerts');
+    if (Array.isArray(alerts)) return alerts;
+  }
+  return [body];
+}
+
+const PARSERS: Readonly<Record<SourceFormat, (event: unknown) => ParseResult>> = {
+  'elastic-alert': parseElasticAlert,
+  'elastic-ecs': parseElasticEcs,
+  'azure-monitor-common': parseMonitorCommon,
+  'azure-monitor-legacy': parseMonitorLegacy,
+  'azure-activity-log-rest': parseActivityLogRest,
+  'azure-activity-log-record': parseActivityLogRecord,
+};
+
+/** Which format `event` is in, or undefined when it is none of them. */
+export function detectFormat(event: unknown): SourceFormat | undefined {
+  if (!isObject(event)) return undefined;
+  // Alerts first: they also carry the ECS fields of the event they were made from.
+  if (isElasticAlert(event)) return 'elastic-alert';
+  if (isElasticActivityLog(event)) return 'elastic-ecs';
+  if (isMonitorCommon(event)) return 'azure-monitor-common';
+  if (isMonitorLegacy(event)) return 'azure-monitor-legacy';
+  if (isActivityLogRest(event)) return 'azure-activity-log-rest';
+  if (isActivityLogRecord(event)) return 'azure-activity-log-record';
+  return undefined;
+}
+
+const KEYS_SHOWN = 8;
+
+/**
+ * One event (an element of `extractEvents`) → a Detection, or why not: `ignored` when it is not a
+ * successful Arc credential listing (checked before anything else is required), `invalid` when it
+ * is unrecognisable or a matching event lacks the identity, a valid source IP or a valid time.
+ * Never throws.
+ */
+export function parseDetection(event: unknown): ParseResult {
+  try {
+    const format = detectFormat(event);
+    if (format !== undefined) return PARSERS[format](event);
+    const other = otherMonitorSchema(event);
+    if (other !== undefined) {
+      return ignored(
+        `Azure Monitor ${JSON.stringify(other.slice(0, 80))} payload is not an activity-log alert`,
+      );
+    }
+    return invalid(unrecognised(event));
+  } catch (err) {
+    // The parsers are written not to throw; this keeps one bad event from failing a whole batch.
+    return invalid(
+      `could not be parsed: ${err instanceof Error ? err.message.slice(0, 200) : 'unknown error'}`,
+    );
+  }
+}
+
+function unrecognised(event: unknown): string {
+  const expected =
+    'expected an Elastic activity-log document or Security alert, an Azure activity-log event or record, or an Azure Monitor action-group payload';
+  if (!isObject(event)) {
+    const kind = event === null ? 'null' : Array.isArray(event) ? 'an array' : typeof event;
+    return `not a recognised detection: got ${kind}; ${expected}`;
+  }
+  const keys: string[] = [];
+  for (const key in event) {
+    if (!Object.hasOwn(event, key)) continue;
+    if (keys.length === KEYS_SHOWN) {
+      keys.push('…');
+      break;
+    }
+    keys.push(JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key));
+  }
+  return `not a recognised detection format (keys: ${keys.length > 0 ? keys.join(', ') : 'none'}); ${expected}`;
+}
