@@ -39,10 +39,18 @@ const SUCCESS_LOWER = new Set(SUCCESS_OUTCOMES);
 /** Longest value echoed back in a reason. */
 const ECHO_MAX = 120;
 
-/** Quotes a received value for a reason, cut short so hostile input cannot bloat it. */
+/**
+ * Quotes a received value for a reason, cut short so hostile input cannot bloat it. Objects are
+ * only named, never serialised (they may be huge or deeply nested).
+ */
 export function echo(value: unknown): string {
-  const s = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
-  return JSON.stringify(s.length > ECHO_MAX ? `${s.slice(0, ECHO_MAX)}…` : s);
+  if (typeof value === 'string') {
+    return JSON.stringify(value.length > ECHO_MAX ? `${value.slice(0, ECHO_MAX)}…` : value);
+  }
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  return String(value).slice(0, ECHO_MAX);
 }
 
 /** True for the Arc credential-listing operation (either spelling), in any letter case. */

@@ -151,26 +151,37 @@ export function getPath(obj: unknown, dotted: string): unknown {
 }
 
 /**
- * Sets a dotted path, creating objects as needed; `undefined` deletes. At each level a key equal to
- * the whole remaining path wins, so flat `kibana.alert.uuid` keys are set in place.
+ * Sets a dotted path, creating objects as needed; `undefined` deletes. At each level the longest
+ * own key spelling the next part of the path is followed (as the parsers read), so flat
+ * `kibana.alert.*` keys are set in place.
  */
 export function setPath(obj: Json, dotted: string, value: unknown): void {
   let cur: Json = obj;
   const segs = dotted.split('.');
-  for (let i = 0; i < segs.length; i++) {
-    const rest = segs.slice(i).join('.');
-    if (i === segs.length - 1 || Object.hasOwn(cur, rest)) {
-      if (value === undefined) delete cur[rest];
-      else cur[rest] = value;
+  let i = 0;
+  while (i < segs.length) {
+    let key = segs[i]!;
+    let width = 1;
+    for (let j = segs.length; j > i + 1; j--) {
+      const joined = segs.slice(i, j).join('.');
+      if (Object.hasOwn(cur, joined)) {
+        key = joined;
+        width = j - i;
+        break;
+      }
+    }
+    if (i + width === segs.length) {
+      if (value === undefined) delete cur[key];
+      else cur[key] = value;
       return;
     }
-    const seg = segs[i]!;
-    const next = cur[seg];
+    const next = cur[key];
     if (next === null || typeof next !== 'object') {
       if (value === undefined) return;
-      cur[seg] = {};
+      cur[key] = {};
     }
-    cur = cur[seg] as Json;
+    cur = cur[key] as Json;
+    i += width;
   }
 }
 

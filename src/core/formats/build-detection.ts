@@ -46,6 +46,8 @@ export interface DetectionInput {
   azureAlert?: AzureAlertInfo;
 }
 
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+
 export const ignored = (reason: string): ParseFailure => ({ ok: false, kind: 'ignored', reason });
 export const invalid = (reason: string): ParseFailure => ({ ok: false, kind: 'invalid', reason });
 
@@ -64,6 +66,10 @@ export function buildDetection(input: DetectionInput): ParseResult {
   const sourceIp = typeof rawIp === 'string' ? canonicalIp(rawIp) : undefined;
   if (sourceIp === undefined) {
     return invalid(`${what} has caller IP ${echo(rawIp)} in ${input.ipField}, which is not an IP address`);
+  }
+  if (UNSPECIFIED.has(sourceIp)) {
+    // Azure writes 0.0.0.0 where it has no caller IP (e.g. Recommendation events).
+    return invalid(`${what} has the unspecified address ${sourceIp} in ${input.ipField}: no caller IP`);
   }
   const eventTime = parseEventTime(single(input.time));
   if (eventTime === undefined) {

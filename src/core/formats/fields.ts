@@ -15,13 +15,14 @@ export const MAX_FIELD = 4096;
 export interface FieldPath {
   readonly dotted: string;
   readonly segs: readonly string[];
-  /** `suffixes[i]` = `segs.slice(i).join('.')`. */
-  readonly suffixes: readonly string[];
+  /** `joins[i][k]` = `segs.slice(i, i + k + 1).join('.')`: every key a level may store the path under. */
+  readonly joins: readonly (readonly string[])[];
 }
 
 export function field(dotted: string): FieldPath {
   const segs = dotted.split('.');
-  return { dotted, segs, suffixes: segs.map((_, i) => segs.slice(i).join('.')) };
+  const joins = segs.map((_, i) => segs.slice(i).map((__, k) => segs.slice(i, i + k + 1).join('.')));
+  return { dotted, segs, joins };
 }
 
 /** An own property, or undefined. */
@@ -31,18 +32,26 @@ export function own(obj: unknown, key: string): unknown {
 
 /**
  * The value at `path`, whether the document nests it (`{kibana: {alert: {uuid}}}`), stores it
- * flat (`{"kibana.alert.uuid": …}`, as the alerts index does) or mixes both: at every level a key
- * equal to the whole remaining path wins.
+ * flat (`{"kibana.alert.uuid": …}`, as the alerts index does) or mixes both
+ * (`{"azure.activitylogs": {…}}`): at every level the longest own key that spells the next part of
+ * the path wins. At most n(n+1)/2 lookups for n segments, no backtracking.
  */
 export function get(obj: unknown, path: FieldPath): unknown {
   let cur = obj;
-  const last = path.segs.length - 1;
-  for (let i = 0; i <= last; i++) {
+  const n = path.segs.length;
+  let i = 0;
+  next: while (i < n) {
     if (!isObject(cur)) return undefined;
-    if (i < last && Object.hasOwn(cur, path.suffixes[i]!)) return cur[path.suffixes[i]!];
-    const seg = path.segs[i]!;
-    if (!Object.hasOwn(cur, seg)) return undefined;
-    cur = cur[seg];
+    const keys = path.joins[i]!;
+    for (let k = keys.length - 1; k >= 0; k--) {
+      const key = keys[k]!;
+      if (Object.hasOwn(cur, key)) {
+        cur = cur[key];
+        i += k + 1;
+        continue next;
+      }
+    }
+    return undefined;
   }
   return cur;
 }

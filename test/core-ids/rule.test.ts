@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ARC_OPERATIONS,
+  ARC_RULE_ID,
+  LIST_CLUSTER_USER_CREDENTIAL,
+  LIST_CLUSTER_USER_CREDENTIALS_PREVIEW,
+  matchOperation,
+} from '../../src/core/rule.ts';
+
+describe('matchOperation', () => {
+  it('pins the rule constants', () => {
+    expect(ARC_RULE_ID).toBe('022c37cd-5a4f-422b-8227-b136b7a23180');
+    expect(ARC_OPERATIONS).toEqual([
+      'Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action',
+      'Microsoft.Kubernetes/connectedClusters/listClusterUserCredentials/action',
+    ]);
+  });
+
+  it.each([
+    LIST_CLUSTER_USER_CREDENTIAL,
+    'MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/LISTCLUSTERUSERCREDENTIAL/ACTION',
+    'microsoft.kubernetes/connectedclusters/listclusterusercredential/action',
+    // The preview plural, which the Elastic rule itself misses.
+    LIST_CLUSTER_USER_CREDENTIALS_PREVIEW,
+    'MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/LISTCLUSTERUSERCREDENTIALS/ACTION',
+  ])('matches %s', (op) => {
+    expect(matchOperation(op, 'Success')).toEqual({ ok: true });
+  });
+
+  it.each(['Success', 'success', 'SUCCESS', 'Succeeded', 'succeeded'])('counts outcome %s', (outcome) => {
+    expect(matchOperation(LIST_CLUSTER_USER_CREDENTIAL, outcome)).toEqual({ ok: true });
+  });
+
+  it.each(['Start', 'Started', 'Failure', 'Failed', 'failure', 'Accepted'])(
+    'rejects outcome %s, naming it',
+    (outcome) => {
+      const m = matchOperation(LIST_CLUSTER_USER_CREDENTIAL, outcome);
+      expect(m.ok).toBe(false);
+      if (!m.ok) expect(m.reason).toContain(`"${outcome}"`);
+    },
+  );
+
+  it('rejects a missing outcome', () => {
+    for (const outcome of [undefined, null, '']) {
+      const m = matchOperation(LIST_CLUSTER_USER_CREDENTIAL, outcome);
+      expect(m.ok).toBe(false);
+      if (!m.ok) expect(m.reason).toMatch(/no outcome/);
+    }
+  });
+
+  it('rejects other operations, naming them', () => {
+    const m = matchOperation(
+      'Microsoft.Kubernetes/connectedClusters/listClusterAdminCredential/action',
+      'Success',
+    );
+    expect(m.ok).toBe(false);
+    if (!m.ok) expect(m.reason).toContain('listClusterAdminCredential');
+    const none = matchOperation(undefined, 'Success');
+    expect(none.ok).toBe(false);
+    if (!none.ok) expect(none.reason).toMatch(/no operation/);
+  });
+
+  it('keeps the reason short for a huge operation', () => {
+    const m = matchOperation('x'.repeat(1_000_000), 'Success');
+    expect(m.ok).toBe(false);
+    if (!m.ok) expect(m.reason.length).toBeLessThan(400);
+  });
+});

@@ -1,0 +1,310 @@
+/** The parsers on DERIVED Arc-shaped inputs (test/support/samples.ts), in every format. */
+import { describe, expect, it } from 'vitest';
+import type { Detection, ParseResult, SourceFormat } from '../../src/core/detection.ts';
+import { detectFormat, extractEvents, parseDetection } from '../../src/core/formats/index.ts';
+import { LIST_CLUSTER_USER_CREDENTIALS_PREVIEW } from '../../src/core/rule.ts';
+import {
+  ALL_FORMATS,
+  ARC,
+  arcEvent,
+  kibanaWebhookBody,
+  recordsEnvelope,
+  setPath,
+} from '../support/samples.ts';
+
+type Json = Record<string, unknown>;
+
+function detection(result: ParseResult): Detection {
+  if (!result.ok) throw new Error(`expected a detection, got ${result.kind}: ${result.reason}`);
+  return result.detection;
+}
+
+const ELASTIC_OR_RECORD: readonly SourceFormat[] = [
+  'elastic-ecs',
+  'elastic-alert',
+  'azure-activity-log-record',
+];
+
+describe.each(ALL_FORMATS)('DERIVED Arc %s event', (format) => {
+  it('is detected as its format and parsed with the common fields', () => {
+    const event = arcEvent(format);
+    expect(detectFormat(event)).toBe(format);
+    const d = detection(parseDetection(event));
+    expect(d).toMatchObject({
+      sourceFormat: format,
+      eventTime: ARC.timeIso,
+      appId: ARC.appId,
+      sourceIp: ARC.ip,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+      tenantId: ARC.tenantId,
+      correlationId: ARC.correlationId,
+      cluster: {
+        key: ARC.clusterKey,
+        subscriptionId: ARC.subscriptionId,
+        resourceType: expect.stringMatching(/^microsoft\.kubernetes\/connectedclusters$/i),
+        name: expect.stringMatching(/^arc-prod-01$/i),
+      },
+    });
+    expect(d.operation.toLowerCase()).toBe(ARC.operation.toLowerCase());
+    expect(['success', 'succeeded']).toContain(d.outcome);
+    expect(d.user).toBeUndefined();
+  });
+
+  it('a user caller: principal type User and the upn', () => {
+    const d = detection(parseDetection(arcEvent(format, { principalType: 'User' })));
+    expect(d.principalType).toBe('User');
+    expect(d.user?.upn).toBe(ARC.upn);
+    expect(d.user?.name).toBe(ARC.userName);
+  });
+
+  it('the operation in any letter case, and the preview plural', () => {
+    for (const operation of [
+      ARC.operation.toLowerCase(),
+      ARC.operationUpper,
+      LIST_CLUSTER_USER_CREDENTIALS_PREVIEW,
+      LIST_CLUSTER_USER_CREDENTIALS_PREVIEW.toUpperCase(),
+    ]) {
+      expect(detection(parseDetection(arcEvent(format, { operation }))).operation).toBe(operation);
+    }
+  });
+
+  it('another operation: ignored, named; checked before identity and IP are required', () => {
+    const result = parseDetection(
+      arcEvent(format, {
+        operation: 'Microsoft.Kubernetes/connectedClusters/write',
+        appId: null,
+        ip: null,
+        set: format === 'elastic-alert' ? { 'kibana.alert.rule.rule_id': 'another-rule' } : {},
+      }),
+    );
+    expect(result).toMatchObject({ ok: false, kind: 'ignored' });
+    if (!result.ok) expect(result.reason).toContain('Microsoft.Kubernetes/connectedClusters/write');
+  });
+
+  it.each(['Failure', 'Failed', 'Start'])('outcome %s: ignored, named', (outcome) => {
+    const result = parseDetection(
+      arcEvent(format, {
+        outcome,
+        set: format === 'elastic-alert' ? { 'kibana.alert.rule.rule_id': 'another-rule' } : {},
+      }),
+    );
+    expect(result).toMatchObject({ ok: false, kind: 'ignored' });
+    // Elastic lower-cases event.outcome
+    if (!result.ok) expect(result.reason.toLowerCase()).toContain(`"${outcome.toLowerCase()}"`);
+  });
+
+  it('no identity: invalid', () => {
+    const result = parseDetection(arcEvent(format, { appId: null, set: newTermsOff(format) }));
+    expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+    if (!result.ok) expect(result.reason).toMatch(/no caller identity/);
+  });
+
+  it.each(['not-an-ip', '999.1.1.1', '1.2.3'])('caller IP %j: invalid, quoted', (ip) => {
+    const result = parseDetection(arcEvent(format, { ip }));
+    expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+    if (!result.ok) expect(result.reason).toContain(JSON.stringify(ip));
+  });
+
+  it('no caller IP: invalid', () => {
+    const result = parseDetection(arcEvent(format, { ip: null, set: newTermsOff(format) }));
+    expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+    if (!result.ok) expect(result.reason).toMatch(/no caller IP/);
+  });
+
+  it.each(['yesterday', '2026-02-30T10:00:00Z', '2026-03-12T25:00:00Z', ''])(
+    'event time %j: invalid',
+    (time) => {
+      const result = parseDetection(arcEvent(format, { time }));
+      expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+      if (!result.ok) expect(result.reason).toMatch(/no valid event time/);
+    },
+  );
+
+  it('canonicalises the IP (IPv4-mapped → IPv4, IPv6 → RFC 5952)', () => {
+    expect(detection(parseDetection(arcEvent(format, { ip: '::ffff:203.0.113.7' }))).sourceIp).toBe(
+      '203.0.113.7',
+    );
+    expect(detection(parseDetection(arcEvent(format, { ip: '2001:0DB8:0:0::0:1' }))).sourceIp).toBe(
+      '2001:db8::1',
+    );
+  });
+
+  it('a Date time is written the way the channel writes it and read back to the millisecond', () => {
+    const time = new Date('2026-05-01T10:20:30.456Z');
+    expect(detection(parseDetection(arcEvent(format, { time }))).eventTime).toBe('2026-05-01T10:20:30.456Z');
+  });
+});
+
+/** An alert from the Arc rule also carries appid and IP in kibana.alert.new_terms: remove them too. */
+function newTermsOff(format: SourceFormat): Record<string, unknown> {
+  return format === 'elastic-alert' ? { 'kibana.alert.new_terms': undefined } : {};
+}
+
+describe('DERIVED format specifics', () => {
+  it('records, ECS and alerts carry the undashed evidence ids and the Arc role; they come out dashed', () => {
+    for (const format of ELASTIC_OR_RECORD) {
+      const d = detection(parseDetection(arcEvent(format)));
+      expect(d.evidence).toEqual({
+        role: 'Azure Arc Enabled Kubernetes Cluster User Role',
+        roleDefinitionId: ARC.roleDefinitionId,
+        roleAssignmentId: ARC.roleAssignmentId,
+        roleAssignmentScope: ARC.roleAssignmentScope,
+        principalId: ARC.principalId,
+        principalType: 'ServicePrincipal',
+      });
+    }
+    const ecs = arcEvent('elastic-ecs') as { azure: { activitylogs: { identity: { authorization: Json } } } };
+    expect(ecs.azure.activitylogs.identity.authorization.evidence).toMatchObject({
+      principal_id: ARC.principalId.replaceAll('-', ''),
+    });
+  });
+
+  it('ECS: principalType fallback when a document has camelCase evidence', () => {
+    const d = detection(
+      parseDetection(
+        arcEvent('elastic-ecs', {
+          set: {
+            'azure.activitylogs.identity.authorization.evidence.principal_type': undefined,
+            'azure.activitylogs.identity.authorization.evidence.principalType': 'Group',
+          },
+        }),
+      ),
+    );
+    expect(d.principalType).toBe('Group');
+  });
+
+  it('ECS: geo and AS from source.geo / source.as', () => {
+    const d = detection(
+      parseDetection(arcEvent('elastic-ecs', { as: { number: 64500, organizationName: 'Transit' } })),
+    );
+    expect(d.geo).toEqual(ARC.geo);
+    expect(d.as).toEqual({ number: 64500, organizationName: 'Transit' });
+    expect(detection(parseDetection(arcEvent('elastic-ecs', { geo: null }))).geo).toBeUndefined();
+  });
+
+  it('ECS: a flat dotted-key document reads like the nested one', () => {
+    const nested = arcEvent('elastic-ecs', { as: { number: 64500, organizationName: 'Transit' } });
+    const flat: Json = {};
+    const walk = (obj: Json, prefix: string) => {
+      for (const [key, value] of Object.entries(obj)) {
+        // claims keep their own (URI) keys: flatten only down to the claims object
+        if (value && typeof value === 'object' && !Array.isArray(value) && !prefix.endsWith('identity.')) {
+          walk(value as Json, `${prefix}${key}.`);
+        } else flat[`${prefix}${key}`] = value;
+      }
+    };
+    walk(nested, '');
+    expect(flat['azure.activitylogs.operation_name']).toBe(ARC.operationUpper);
+    expect(parseDetection(flat)).toEqual(parseDetection(nested));
+  });
+
+  it('Elastic alert: kibana.alert.uuid is the event id, _id the fallback; elasticAlert info and url', () => {
+    const d = detection(parseDetection(arcEvent('elastic-alert')));
+    expect(d.eventId).toBe(ARC.alertUuid);
+    expect(d.elasticAlert).toMatchObject({
+      alertUuid: ARC.alertUuid,
+      ruleId: '022c37cd-5a4f-422b-8227-b136b7a23180',
+      ruleUuid: ARC.ruleUuid,
+      ruleName: 'Azure Arc Cluster Credential Access by Identity from Unusual Source',
+      severity: 'medium',
+      riskScore: 47,
+      url: expect.stringMatching(/^https:\/\/kibana\.example\.com\/app\/security\/alerts\/redirect\//),
+    });
+    const noUuid = arcEvent('elastic-alert', { set: { 'kibana.alert.uuid': undefined } });
+    expect(detection(parseDetection(noUuid)).eventId).toBe(ARC.alertUuid); // the `_id`
+    expect(
+      detection(parseDetection(arcEvent('elastic-alert', { alertUrl: null }))).elasticAlert?.url,
+    ).toBeUndefined();
+    expect(
+      detection(parseDetection(arcEvent('elastic-alert', { alertUrl: 'javascript:alert(1)' }))).elasticAlert
+        ?.url,
+    ).toBeUndefined();
+  });
+
+  it('Elastic alert: event time is original_time, not the alert @timestamp; legacy signal.original_time', () => {
+    const alert = arcEvent('elastic-alert');
+    expect(alert['@timestamp']).not.toBe(ARC.timeIso);
+    expect(detection(parseDetection(alert)).eventTime).toBe(ARC.timeIso);
+    const legacyOnly = arcEvent('elastic-alert', { set: { 'kibana.alert.original_time': undefined } });
+    expect(detection(parseDetection(legacyOnly)).eventTime).toBe(ARC.timeIso);
+    const neither = arcEvent('elastic-alert', {
+      set: { 'kibana.alert.original_time': undefined, 'signal.original_time': undefined },
+    });
+    expect(parseDetection(neither)).toMatchObject({ ok: false, kind: 'invalid' });
+  });
+
+  it('Elastic alert: appid and IP from kibana.alert.new_terms when the source fields are missing', () => {
+    const alert = arcEvent('elastic-alert', {
+      set: { 'azure.activitylogs.identity.claims.appid': undefined, source: undefined },
+    });
+    const d = detection(parseDetection(alert));
+    expect(d.appId).toBe(ARC.appId);
+    expect(d.sourceIp).toBe(ARC.ip);
+    expect(d.geo).toBeUndefined();
+  });
+
+  it('Elastic alert of the Arc rule whose webhook template left out azure.* and event.*: still a detection', () => {
+    const alert = arcEvent('elastic-alert');
+    delete alert.azure;
+    delete alert.event;
+    delete alert.signal;
+    setPath(alert, 'kibana.alert.original_event', undefined);
+    const d = detection(parseDetection(alert));
+    expect(d.operation).toBe(ARC.operationUpper);
+    expect(d.appId).toBe(ARC.appId);
+  });
+
+  it('Elastic alert: flat _source shape and an Elasticsearch hit {_id, _source} read the same', () => {
+    const source = arcEvent('elastic-alert', { alertShape: 'source' });
+    expect(source['kibana.alert.uuid']).toBe(ARC.alertUuid);
+    const d = detection(parseDetection(source));
+    expect(d).toMatchObject({
+      eventId: ARC.alertUuid,
+      eventTime: ARC.timeIso,
+      appId: ARC.appId,
+      sourceIp: ARC.ip,
+    });
+    const { 'kibana.alert.uuid': _, ...withoutUuid } = source;
+    const hit = {
+      _id: 'hit-id-1',
+      _index: '.internal.alerts-security.alerts-default-000001',
+      _source: withoutUuid,
+    };
+    expect(detection(parseDetection(hit)).eventId).toBe('hit-id-1');
+  });
+
+  it('Azure Monitor common schema: claims as an object, httpRequest as an object or JSON string', () => {
+    const payload = arcEvent('azure-monitor-common') as { data: { alertContext: Json } };
+    payload.data.alertContext.claims = JSON.parse(payload.data.alertContext.claims as string);
+    payload.data.alertContext.httpRequest = { clientIpAddress: '198.51.100.7' };
+    expect(detection(parseDetection(payload)).sourceIp).toBe('198.51.100.7');
+  });
+
+  it('Azure Monitor common schema without httpRequest: invalid, says the payload has no caller IP and what to send', () => {
+    const result = parseDetection(arcEvent('azure-monitor-common', { ip: null }));
+    expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+    if (!result.ok) {
+      expect(result.reason).toMatch(/payloads carry no caller IP/);
+      expect(result.reason).toMatch(/diagnostic setting/);
+    }
+  });
+
+  it('REST: outcome Succeeded is kept lower-cased as received', () => {
+    expect(detection(parseDetection(arcEvent('azure-activity-log-rest'))).outcome).toBe('succeeded');
+  });
+
+  it('whole bodies: records envelope and Kibana webhook body expand into their events', () => {
+    const records = extractEvents(
+      recordsEnvelope([
+        arcEvent('azure-activity-log-record', { outcome: 'Start' }),
+        arcEvent('azure-activity-log-record'),
+      ]),
+    ).map(parseDetection);
+    expect(records.map((r) => (r.ok ? 'ok' : r.kind))).toEqual(['ignored', 'ok']);
+    const alerts = extractEvents(
+      kibanaWebhookBody([arcEvent('elastic-alert'), arcEvent('elastic-alert', { alertUuid: 'second' })]),
+    ).map(parseDetection);
+    expect(alerts.map((r) => r.ok && r.detection.eventId)).toEqual([ARC.alertUuid, 'second']);
+  });
+});
