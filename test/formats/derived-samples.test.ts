@@ -274,6 +274,13 @@ describe('DERIVED format specifics', () => {
     expect(detection(parseDetection(hit)).eventId).toBe('hit-id-1');
   });
 
+  it('an Elasticsearch hit {_id, _source} of an ECS document reads like the document', () => {
+    const doc = arcEvent('elastic-ecs');
+    expect(parseDetection({ _id: 'x', _index: '.ds-logs-azure.activitylogs-default', _source: doc })).toEqual(
+      parseDetection(doc),
+    );
+  });
+
   it('Azure Monitor common schema: claims as an object, httpRequest as an object or JSON string', () => {
     const payload = arcEvent('azure-monitor-common') as { data: { alertContext: Json } };
     payload.data.alertContext.claims = JSON.parse(payload.data.alertContext.claims as string);

@@ -12,9 +12,8 @@ const RECORD = {
 
 /** Field paths of a REST / portal activity-log event (FORMATS.md §4.1). */
 const REST = {
-  clientIp: field('clientIpAddress'),
   evidence: [field('authorization.evidence'), field('authorization')],
-  scope: field('authorization.scope'),
+  resourceId: [field('resourceId'), field('authorization.scope')],
 } as const;
 
 /** True for a REST-shaped activity-log event (`eventTimestamp`, `operationName: {value}`). */
@@ -45,18 +44,18 @@ export function parseActivityLogRecord(doc: unknown): ParseResult {
   const outcome = text(own(doc, 'resultType'));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(match.reason);
-  const claimsObj = get(doc, RECORD.claims);
+  const claims = readClaims(get(doc, RECORD.claims));
   return buildDetection({
     sourceFormat: 'azure-activity-log-record',
     operation: operation!,
     outcome,
-    appId: own(claimsObj, 'appid'),
+    appId: claims.appId,
     appIdField: 'identity.claims.appid',
     ip: own(doc, 'callerIpAddress'),
     ipField: 'callerIpAddress',
     time: own(doc, 'time'),
     timeField: 'time',
-    claims: readClaims(claimsObj),
+    claims,
     evidence: readEvidence(get(doc, RECORD.evidence)),
     resourceId: own(doc, 'resourceId'),
     correlationId: own(doc, 'correlationId'),
@@ -74,22 +73,22 @@ export function parseActivityLogRest(doc: unknown): ParseResult {
   const outcome = text(unwrapValue(own(doc, 'status')));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(match.reason);
-  const claims = jsonObject(own(doc, 'claims'));
+  const claims = readClaims(jsonObject(own(doc, 'claims')));
   return buildDetection({
     sourceFormat: 'azure-activity-log-rest',
     operation: operation!,
     outcome,
-    appId: own(claims, 'appid'),
+    appId: claims.appId,
     appIdField: 'claims.appid',
-    ip: get(jsonObject(own(doc, 'httpRequest')), REST.clientIp),
+    ip: own(jsonObject(own(doc, 'httpRequest')), 'clientIpAddress'),
     ipField: 'httpRequest.clientIpAddress',
     missingIpHint:
       'export the activity log through a diagnostic setting and post its {"records": [...]} (they carry callerIpAddress)',
     time: own(doc, 'eventTimestamp'),
     timeField: 'eventTimestamp',
-    claims: readClaims(claims),
+    claims,
     evidence: readEvidence(first(doc, REST.evidence)),
-    resourceId: own(doc, 'resourceId') ?? get(doc, REST.scope),
+    resourceId: first(doc, REST.resourceId),
     correlationId: own(doc, 'correlationId'),
     caller: own(doc, 'caller'),
   });

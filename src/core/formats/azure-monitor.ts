@@ -84,20 +84,20 @@ export function parseMonitorCommon(payload: unknown): ParseResult {
   const outcome = text(unwrapValue(own(ctx, 'status')));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(`Azure Monitor activity-log alert: ${match.reason}`);
-  const claims = jsonObject(own(ctx, 'claims'));
+  const claims = readClaims(jsonObject(own(ctx, 'claims')));
   const targets = own(essentials, 'alertTargetIDs');
   return buildDetection({
     sourceFormat: 'azure-monitor-common',
     operation: operation!,
     outcome,
-    appId: own(claims, 'appid'),
+    appId: claims.appId,
     appIdField: 'data.alertContext.claims (appid)',
     ip: own(jsonObject(own(ctx, 'httpRequest')), 'clientIpAddress'),
     ipField: 'data.alertContext.httpRequest.clientIpAddress',
     missingIpHint: NO_IP_HINT,
     time: own(ctx, 'eventTimestamp'),
     timeField: 'data.alertContext.eventTimestamp',
-    claims: readClaims(claims),
+    claims,
     evidence: readEvidence(get(ctx, COMMON.evidence)),
     resourceId:
       first(ctx, [COMMON.entity, COMMON.scope]) ?? (Array.isArray(targets) ? targets[0] : undefined),
@@ -118,19 +118,19 @@ export function parseMonitorLegacy(payload: unknown): ParseResult {
   const outcome = text(unwrapValue(own(log, 'status')));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(`Azure Monitor activity-log alert: ${match.reason}`);
-  const claims = jsonObject(own(log, 'claims'));
+  const claims = readClaims(jsonObject(own(log, 'claims')));
   return buildDetection({
     sourceFormat: 'azure-monitor-legacy',
     operation: operation!,
     outcome,
-    appId: own(claims, 'appid'),
+    appId: claims.appId,
     appIdField: 'data.context.activityLog.claims (appid)',
     ip: own(jsonObject(own(log, 'httpRequest')), 'clientIpAddress'),
     ipField: 'data.context.activityLog.httpRequest.clientIpAddress',
     missingIpHint: NO_IP_HINT,
     time: own(log, 'eventTimestamp'),
     timeField: 'data.context.activityLog.eventTimestamp',
-    claims: readClaims(claims),
+    claims,
     evidence: readEvidence(get(log, LEGACY.evidence)),
     resourceId: first(log, [LEGACY.resourceId, LEGACY.scope]),
     correlationId: own(log, 'correlationId'),

@@ -74,6 +74,10 @@ export function parseDetection(event: unknown): ParseResult {
   try {
     const format = detectFormat(event);
     if (format !== undefined) return PARSERS[format](event);
+    // An Elasticsearch search hit of an activity-log document (alert hits are handled above).
+    const hitSource = own(event, '_source');
+    const hitFormat = detectFormat(hitSource);
+    if (hitFormat !== undefined) return PARSERS[hitFormat](hitSource);
     const other = otherMonitorSchema(event);
     if (other !== undefined) {
       return ignored(
