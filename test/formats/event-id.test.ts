@@ -11,6 +11,7 @@ import {
   arcEvent,
   loadFixture,
   loadNdjsonFixture,
+  seededRandom,
   setPath,
 } from '../support/samples.ts';
 
@@ -19,17 +20,6 @@ type Json = Record<string, unknown>;
 function idOf(result: ParseResult): string {
   if (!result.ok) throw new Error(`expected a detection, got ${result.kind}: ${result.reason}`);
   return result.detection.eventId;
-}
-
-/** Deterministic PRNG (mulberry32), so a failure replays. */
-function rng(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('event id', () => {
@@ -70,7 +60,7 @@ describe('event id', () => {
   });
 
   it('DERIVED: record, ECS, REST and Azure Monitor deliveries of one event share the id (property, 200 random events)', () => {
-    const next = rng(42);
+    const next = seededRandom(42);
     const hex = (n: number) => Array.from({ length: n }, () => Math.floor(next() * 16).toString(16)).join('');
     const guid = () => `${hex(8)}-${hex(4)}-4${hex(3)}-a${hex(3)}-${hex(12)}`;
     const formats: SourceFormat[] = [

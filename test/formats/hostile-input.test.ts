@@ -5,19 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ParseResult } from '../../src/core/detection.ts';
 import { extractEvents, parseDetection } from '../../src/core/formats/index.ts';
-import { ALL_FORMATS, arcEvent } from '../support/samples.ts';
+import { ALL_FORMATS, arcEvent, seededRandom } from '../support/samples.ts';
 
 type Json = Record<string, unknown>;
-
-function rng(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HUGE = 'A'.repeat(2_000_000);
 /** Long enough to exceed every field cap, short enough to round-trip through JSON 3000 times. */
@@ -160,12 +150,12 @@ describe('hostile input', () => {
   });
 
   it('fuzz: 3000 random JSON values', () => {
-    const next = rng(1);
+    const next = seededRandom(1);
     for (let i = 0; i < 3000; i++) parseAll(randomValue(next, 6));
   });
 
   it('fuzz: 3000 mutations of the DERIVED Arc samples, every format', () => {
-    const next = rng(2);
+    const next = seededRandom(2);
     const samples = ALL_FORMATS.flatMap((f) => [arcEvent(f), arcEvent(f, { principalType: 'User' })]);
     samples.push(arcEvent('elastic-alert', { alertShape: 'source' }));
     for (let i = 0; i < 3000; i++) {

@@ -712,3 +712,14 @@ export function kibanaWebhookBody(alerts: readonly unknown[]): Json {
 export function recordsEnvelope(records: readonly unknown[]): Json {
   return { records: [...records] };
 }
+
+/** A deterministic PRNG (mulberry32) in [0, 1), so that a fuzz or property failure replays. */
+export function seededRandom(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
