@@ -1,0 +1,175 @@
+/**
+ * Engine benchmarks: in-process evaluation throughput (known pairs, new pairs) on the embedded
+ * SQLite store, Redis (when BENCH_REDIS_URL or TEST_REDIS_URL is set) and the memory store as the
+ * baseline of the same run; listing one identity with 10,000 IPs; 1,000,000 pairs in SQLite (RSS
+ * and file size, in a child process so that the figure is that of a process doing only this).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createEngine } from '../src/core/engine.ts';
+import { createHistory } from '../src/core/history.ts';
+import type { StateStore } from '../src/core/ports.ts';
+import { openStateStore } from '../src/store/open-state-store.ts';
+
+const DAY = 86_400_000;
+const WINDOW = 7 * DAY;
+const BATCH = 1000;
+const noOutbox = { add: async () => {} };
+
+const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
+const appIdOf = (i: number) => `${hex(i, 8)}-0000-4000-8000-${hex(i, 12)}`;
+const ipOf = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+
+let serial = 0;
+/** An Arc-shaped Event Hub record (derived shape, FORMATS.md §4.2) for one pair at `time`. */
+function event(appId: string, ip: string, time: number) {
+  serial++;
+  return {
+    time: new Date(time).toISOString(),
+    resourceId:
+      '/SUBSCRIPTIONS/6F1C2B3A-4D5E-4F60-8A7B-9C0D1E2F3A4B/RESOURCEGROUPS/RG-ARC/PROVIDERS/MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/ARC-01',
+    operationName: 'MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/LISTCLUSTERUSERCREDENTIAL/ACTION',
+    category: 'Action',
+    resultType: 'Success',
+    resultSignature: 'Succeeded.OK',
+    callerIpAddress: ip,
+    correlationId: `${hex(serial, 8)}-1111-4000-8000-${hex(serial, 12)}`,
+    identity: {
+      authorization: {
+        scope: '/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc',
+        action: 'Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action',
+        evidence: {
+          role: 'Azure Arc Enabled Kubernetes Cluster User Role',
+          roleAssignmentScope: '/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc',
+          roleAssignmentId: '5d1f3a7b9c2e4b48a6d0e8f1a2b3c4d5',
+          roleDefinitionId: '00493d7278f64148b6c5d3ce8e4799dd',
+          principalId: appId.replaceAll('-', ''),
+          principalType: 'ServicePrincipal',
+        },
+      },
+      claims: { appid: appId, 'http://schemas.microsoft.com/identity/claims/objectidentifier': appId },
+    },
+    level: 'Information',
+    location: 'global',
+  };
+}
+
+async function timeBatches(store: StateStore, events: unknown[]) {
+  const engine = await createEngine({ store, windowMs: WINDOW, outbox: noOutbox });
+  const start = performance.now();
+  for (let i = 0; i < events.length; i += BATCH) await engine.evaluate(events.slice(i, i + BATCH));
+  return events.length / ((performance.now() - start) / 1000);
+}
+
+async function throughput(label: string, open: () => Promise<StateStore>) {
+  const now = Date.now();
+  // Known pairs: 10,000 pairs (1,000 identities × 10 IPs) seen yesterday, then 200,000 new events of them.
+  const pairs = 10_000;
+  let store = await open();
+  const warm = Array.from({ length: pairs }, (_, i) => event(appIdOf(i % 1000), ipOf(i), now - DAY));
+  await (await createEngine({ store, windowMs: WINDOW, outbox: noOutbox })).evaluate(warm, { silent: true });
+  const known = Array.from({ length: 200_000 }, (_, i) =>
+    event(appIdOf(i % 1000), ipOf(i % pairs), now - 1000),
+  );
+  const knownRate = await timeBatches(store, known);
+  await store.close();
+  // New pairs: 100,000 events, each a pair never seen (10,000 identities × 10 IPs).
+  store = await open();
+  const fresh = Array.from({ length: 100_000 }, (_, i) =>
+    event(appIdOf(50_000 + (i % 10_000)), ipOf(i + 1), now - 1000),
+  );
+  const newRate = await timeBatches(store, fresh);
+  await store.close();
+  console.log(
+    `engine ${label.padEnd(8)} known pairs: ${Math.round(knownRate).toLocaleString('en')} events/s (target >= 100,000)   new pairs: ${Math.round(newRate).toLocaleString('en')} events/s (target >= 20,000)`,
+  );
+}
+
+async function listing(dir: string) {
+  const store = await openStateStore(`sqlite://${path.join(dir, 'listing.db')}`);
+  const now = Date.now();
+  const appId = appIdOf(7);
+  const events = Array.from({ length: 10_000 }, (_, i) => event(appId, ipOf(i), now - DAY + i));
+  const engine = await createEngine({ store, windowMs: WINDOW, outbox: noOutbox });
+  for (let i = 0; i < events.length; i += 5000)
+    await engine.evaluate(events.slice(i, i + 5000), { silent: true });
+  const history = createHistory({ store, windowMs: WINDOW });
+  const times: number[] = [];
+  let n = 0;
+  for (let i = 0; i < 21; i++) {
+    const t = performance.now();
+    n = (await history.listIdentity(appId)).length;
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  console.log(
+    `listing one identity with ${n.toLocaleString('en')} IPs (SQLite): median ${times[10]!.toFixed(1)} ms, worst ${times.at(-1)!.toFixed(1)} ms (target < 50 ms)`,
+  );
+  await store.close();
+}
+
+/** Child mode: fill a SQLite store with 1,000,000 pairs and print the peak RSS and file size. */
+async function millionPairs(file: string) {
+  const store = await openStateStore(`sqlite://${file}`);
+  const engine = await createEngine({ store, windowMs: WINDOW, outbox: noOutbox });
+  const now = Date.now();
+  let peak = 0;
+  const total = 1_000_000;
+  for (let i = 0; i < total; i += 5000) {
+    const batch = Array.from({ length: 5000 }, (_, j) =>
+      event(appIdOf((i + j) % 100_000), ipOf(i + j), now - DAY),
+    );
+    await engine.evaluate(batch, { silent: true });
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }
+  const history = createHistory({ store, windowMs: WINDOW });
+  const sample = await history.listIdentity(appIdOf(12_345));
+  peak = Math.max(peak, process.memoryUsage().rss);
+  await store.close();
+  console.log(JSON.stringify({ peakRss: peak, sampleIps: sample.length }));
+}
+
+async function main() {
+  if (process.argv[2] === '--million') return millionPairs(process.argv[3]!);
+  const dir = mkdtempSync(path.join(tmpdir(), 'arc-bench-'));
+  try {
+    let k = 0;
+    await throughput('memory', () => openStateStore('memory://'));
+    await throughput('sqlite', () => openStateStore(`sqlite://${path.join(dir, `t${k++}.db`)}`));
+    const redis = process.env.BENCH_REDIS_URL ?? process.env.TEST_REDIS_URL;
+    if (redis) {
+      await throughput('redis', async () => {
+        const s = await openStateStore(redis, { namespace: `bench${Date.now()}${k++}` });
+        return s;
+      });
+    } else {
+      console.log('engine redis: skipped (set BENCH_REDIS_URL or TEST_REDIS_URL to a Redis server)');
+    }
+    await listing(dir);
+    const file = path.join(dir, 'million.db');
+    const started = performance.now();
+    const out = execFileSync(process.execPath, [import.meta.filename, '--million', file], {
+      encoding: 'utf8',
+    });
+    const { peakRss, sampleIps } = JSON.parse(out.trim().split('\n').at(-1)!) as {
+      peakRss: number;
+      sampleIps: number;
+    };
+    const size = ['', '-wal'].reduce((sum, ext) => {
+      try {
+        return sum + statSync(file + ext).size;
+      } catch {
+        return sum;
+      }
+    }, 0);
+    console.log(
+      `1,000,000 pairs in SQLite: peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MB (target < 200 MB), file ${(size / 2 ** 20).toFixed(0)} MB, loaded in ${((performance.now() - started) / 1000).toFixed(0)} s (${sampleIps} IPs for a sampled identity)`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,299 @@
+import { createHash } from 'node:crypto';
+import type { AlertRecord, AlertRepeat, EventResult } from './alert.ts';
+import type { Detection } from './detection.ts';
+import { parseDetection } from './formats/index.ts';
+import { isAllowActive } from './history.ts';
+import { KeyedLock } from './keyed-lock.ts';
+import {
+  type AllowlistEntry,
+  addSighting,
+  allowKey,
+  detailsOf,
+  hasSightingNear,
+  identitySet,
+  normaliseAppId,
+  type PairRecord,
+  pairKey,
+} from './pair.ts';
+import type { Outbox, StateEntry, StateStore } from './ports.ts';
+
+/** Event times further ahead than this count as now (clock skew, bad clocks). */
+export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
+/** How long a delivered event id is remembered, at least: retries come within minutes to hours. */
+const MIN_DEDUP_TTL_MS = 24 * 3600 * 1000;
+/** Beyond this many IPs, "N other IPs" is counted from the index without checking each pair. */
+const EXACT_OTHER_IPS_LIMIT = 500;
+
+export interface EngineOptions {
+  store: StateStore;
+  windowMs: number;
+  outbox: Outbox;
+  /** After the first start on an empty history, record without alerting for this long. */
+  learningPeriodMs?: number;
+  now?: () => number;
+}
+
+export interface EvaluateOptions {
+  /** Record sightings without alerting (history import). */
+  silent?: boolean;
+}
+
+export interface Engine {
+  readonly windowMs: number;
+  /** End of the learning period (epoch ms), when one applies. */
+  readonly learningUntil: number | undefined;
+  /**
+   * Parses and evaluates raw events, one result per input in the same order. Sightings, claims and
+   * pending alerts are stored before it resolves.
+   */
+  evaluate(events: readonly unknown[], opts?: EvaluateOptions): Promise<EventResult[]>;
+}
+
+const LEARNING_KEY = 'meta:learning-until';
+
+/** A stable, short alert id derived from the event id. */
+export const alertIdFor = (eventId: string): string =>
+  createHash('sha256').update(eventId).digest('hex').slice(0, 24);
+
+const eventClaimKey = (eventId: string) => `event:${eventId}`;
+const alertClaimKey = (appId: string, ip: string) => `alerted:${normaliseAppId(appId)}:${ip}`;
+
+interface Candidate {
+  index: number;
+  detection: Detection;
+  pairKey: string;
+  /** Event time clamped to now when it is too far ahead. */
+  at: number;
+}
+
+/** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
+export async function createEngine(opts: EngineOptions): Promise<Engine> {
+  const { store, windowMs, outbox } = opts;
+  const now = opts.now ?? Date.now;
+  const lock = new KeyedLock();
+  const dedupTtl = Math.max(MIN_DEDUP_TTL_MS, 2 * windowMs);
+
+  let learningUntil: number | undefined;
+  if (opts.learningPeriodMs !== undefined) {
+    // The first start of an empty history opens the learning period; later starts keep its end.
+    const until = now() + opts.learningPeriodMs;
+    if (await store.claim('meta:first-start')) {
+      const empty = (await store.members('meta:identities')).length === 0;
+      learningUntil = empty ? until : 0;
+      await store.set(LEARNING_KEY, learningUntil);
+    } else {
+      learningUntil = (await store.get<number>(LEARNING_KEY)) ?? 0;
+    }
+    if (learningUntil === 0) learningUntil = undefined;
+  }
+
+  async function evaluate(
+    events: readonly unknown[],
+    evalOpts: EvaluateOptions = {},
+  ): Promise<EventResult[]> {
+    const results: EventResult[] = new Array(events.length);
+    const parsed: Candidate[] = [];
+    const t0 = now();
+    events.forEach((event, index) => {
+      const r = parseDetection(event);
+      if (!r.ok) {
+        results[index] = { outcome: r.kind, reason: r.reason };
+        return;
+      }
+      const d = r.detection;
+      let at = Date.parse(d.eventTime);
+      if (at > t0 + FUTURE_TOLERANCE_MS) at = t0;
+      parsed.push({ index, detection: d, pairKey: pairKey(d.appId, d.sourceIp), at });
+    });
+    if (parsed.length === 0) return results;
+
+    // The same event delivered twice (webhook and Event Hub retries) counts once, also in a race.
+    const won = await store.claimMany(
+      parsed.map((c) => eventClaimKey(c.detection.eventId)),
+      dedupTtl,
+    );
+    const candidates: Candidate[] = [];
+    parsed.forEach((c, i) => {
+      if (won[i]) candidates.push(c);
+      else
+        results[c.index] = {
+          outcome: 'duplicate',
+          reason: `event ${c.detection.eventId} was already received`,
+        };
+    });
+    if (candidates.length === 0) return results;
+
+    try {
+      await judge(candidates, results, evalOpts);
+    } catch (err) {
+      // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
+      await Promise.allSettled(candidates.map((c) => store.releaseClaim(eventClaimKey(c.detection.eventId))));
+      throw err;
+    }
+    return results;
+  }
+
+  async function judge(candidates: Candidate[], results: EventResult[], evalOpts: EvaluateOptions) {
+    const keys = [...new Set(candidates.map((c) => c.pairKey))];
+    const firstOf = new Map<string, Candidate>();
+    for (const c of candidates) if (!firstOf.has(c.pairKey)) firstOf.set(c.pairKey, c);
+    const allowList = await store.getMany<AllowlistEntry>(
+      keys.map((k) => {
+        const c = firstOf.get(k)!;
+        return allowKey(c.detection.appId, c.detection.sourceIp);
+      }),
+    );
+    const allows = new Map(keys.map((k, i) => [k, allowList[i]]));
+
+    const alerts: AlertRecord[] = [];
+    const repeats = new Map<string, AlertRepeat>();
+
+    await lock.run(keys, async () => {
+      const t = now();
+      const horizon = t - windowMs;
+      const prevList = await store.getMany<PairRecord>(keys);
+      const pairs = new Map<string, PairRecord | undefined>(keys.map((k, i) => [k, prevList[i]]));
+      const created: Candidate[] = [];
+      const wantsAlert: Candidate[] = [];
+      const learning = learningUntil !== undefined && t < learningUntil;
+
+      for (const c of candidates) {
+        const d = c.detection;
+        const prev = pairs.get(c.pairKey);
+        const isNew = !prev || !hasSightingNear(prev.spans, c.at, windowMs);
+        const next: PairRecord = prev
+          ? {
+              ...prev,
+              firstSeen: Math.min(prev.firstSeen, c.at),
+              lastSeen: Math.max(prev.lastSeen, c.at),
+              count: prev.count + 1,
+              spans: addSighting(prev.spans, c.at, windowMs, horizon),
+            }
+          : {
+              appId: normaliseAppId(d.appId),
+              ip: d.sourceIp,
+              firstSeen: c.at,
+              lastSeen: c.at,
+              count: 1,
+              spans: addSighting([], c.at, windowMs, horizon),
+              last: detailsOf(d),
+            };
+        if (!prev || c.at >= prev.lastSeen) next.last = detailsOf(d);
+        pairs.set(c.pairKey, next);
+        if (!prev) created.push(c);
+
+        const allow = allows.get(c.pairKey);
+        if (isAllowActive(allow, t)) {
+          results[c.index] = {
+            outcome: 'allowlisted',
+            reason: `allowlisted by ${allow.by}${allow.until ? ` until ${new Date(allow.until).toISOString()}` : ''}: ${allow.reason}`,
+            detection: d,
+          };
+        } else if (evalOpts.silent) {
+          results[c.index] = { outcome: 'known', reason: 'recorded without alerting (import)', detection: d };
+        } else if ((isNew || d.sourceFormat === 'elastic-alert') && learning) {
+          results[c.index] = {
+            outcome: 'known',
+            reason: `learning period until ${new Date(learningUntil!).toISOString()}: recorded without alerting`,
+            detection: d,
+          };
+        } else if (isNew || d.sourceFormat === 'elastic-alert') {
+          wantsAlert.push(c);
+        } else {
+          results[c.index] = { outcome: 'known', detection: d };
+          if (next.alertId)
+            repeats.set(next.alertId, { alertId: next.alertId, count: next.count, lastSeen: next.lastSeen });
+        }
+      }
+
+      if (wantsAlert.length > 0) {
+        // Exactly one alert per new pair, also across processes sharing the store.
+        const claimed = await store.claimMany(
+          wantsAlert.map((c) => alertClaimKey(c.detection.appId, c.detection.sourceIp)),
+          windowMs,
+        );
+        const winners: Candidate[] = [];
+        wantsAlert.forEach((c, i) => {
+          // Elastic already judged its alerts new; the claim still stops a second alert for the pair.
+          if (claimed[i] || c.detection.sourceFormat === 'elastic-alert') winners.push(c);
+          else
+            results[c.index] = {
+              outcome: 'known',
+              reason: 'this pair was alerted already',
+              detection: c.detection,
+            };
+        });
+        const others = await otherIpCounts(winners, pairs, t);
+        for (const c of winners) {
+          const d = c.detection;
+          const alert: AlertRecord = {
+            id: alertIdFor(d.eventId),
+            detection: d,
+            detectedAt: t,
+            reason: d.sourceFormat === 'elastic-alert' ? 'elastic-alert' : 'new-pair',
+            otherIps: others.get(normaliseAppId(d.appId)) ?? 0,
+            windowMs,
+          };
+          alerts.push(alert);
+          pairs.get(c.pairKey)!.alertId = alert.id;
+          results[c.index] = { outcome: 'alerted', detection: d, alert };
+        }
+      }
+
+      const writes: StateEntry[] = [];
+      for (const [key, pair] of pairs) {
+        if (!pair) continue;
+        const ttl = pair.lastSeen + windowMs - t;
+        // A sighting older than the window expires at once: nothing to keep.
+        if (ttl > 0) writes.push({ key, value: pair, ttlMs: ttl });
+      }
+      await store.setMany(writes);
+      const byIdentity = new Map<string, string[]>();
+      for (const c of created) {
+        const id = normaliseAppId(c.detection.appId);
+        const list = byIdentity.get(id) ?? [];
+        list.push(c.detection.sourceIp);
+        byIdentity.set(id, list);
+      }
+      for (const [appId, ips] of byIdentity) await store.addMembers(identitySet(appId), ips);
+      if (byIdentity.size > 0) await store.addMembers('meta:identities', [...byIdentity.keys()]);
+    });
+
+    if (alerts.length > 0 || repeats.size > 0) await outbox.add(alerts, [...repeats.values()]);
+  }
+
+  /** How many other IPs each alerting identity used within the window. */
+  async function otherIpCounts(winners: Candidate[], pairs: Map<string, PairRecord | undefined>, t: number) {
+    const counts = new Map<string, number>();
+    const identities = new Map<string, Set<string>>();
+    for (const c of winners) {
+      const id = normaliseAppId(c.detection.appId);
+      const set = identities.get(id) ?? new Set<string>();
+      set.add(c.detection.sourceIp);
+      identities.set(id, set);
+    }
+    for (const appId of identities.keys()) {
+      const ips = new Set(await store.members(identitySet(appId)));
+      for (const c of winners) if (normaliseAppId(c.detection.appId) === appId) ips.add(c.detection.sourceIp);
+      const list = [...ips];
+      let live = list.length;
+      if (list.length <= EXACT_OTHER_IPS_LIMIT) {
+        const records = await store.getMany<PairRecord>(list.map((ip) => pairKey(appId, ip)));
+        live = list.filter((ip, i) => {
+          const rec = pairs.get(pairKey(appId, ip)) ?? records[i];
+          return rec !== undefined && rec.lastSeen >= t - windowMs;
+        }).length;
+      }
+      counts.set(appId, Math.max(0, live - 1));
+    }
+    return counts;
+  }
+
+  return {
+    windowMs,
+    get learningUntil() {
+      return learningUntil;
+    },
+    evaluate,
+  };
+}

@@ -1,0 +1,90 @@
+import {
+  type AllowlistEntry,
+  allowKey,
+  identitySet,
+  normaliseAppId,
+  type PairRecord,
+  pairKey,
+} from './pair.ts';
+import type { StateStore } from './ports.ts';
+
+/** One source IP of an identity, with its allowlist entry when there is one. */
+export interface IdentityHistoryEntry {
+  pair: PairRecord;
+  allow?: AllowlistEntry;
+}
+
+/** Reads an identity's history and manages the allowlist. */
+export interface History {
+  readonly windowMs: number;
+  /** Every source IP of the identity seen within the window, most recent first. */
+  listIdentity(appId: string): Promise<IdentityHistoryEntry[]>;
+  allow(entry: {
+    appId: string;
+    ip: string;
+    by: string;
+    reason: string;
+    until?: number;
+  }): Promise<AllowlistEntry>;
+  /** Removes an allowlist entry; false when there was none. */
+  unallow(appId: string, ip: string): Promise<boolean>;
+  /** The pair's allowlist entry while it lasts. */
+  getAllow(appId: string, ip: string): Promise<AllowlistEntry | undefined>;
+}
+
+/** True while the entry suppresses alerts. */
+export const isAllowActive = (entry: AllowlistEntry | undefined, now: number): entry is AllowlistEntry =>
+  entry !== undefined && (entry.until === undefined || entry.until > now);
+
+export function createHistory(opts: { store: StateStore; windowMs: number; now?: () => number }): History {
+  const { store, windowMs } = opts;
+  const now = opts.now ?? Date.now;
+
+  return {
+    windowMs,
+
+    async listIdentity(appId) {
+      const set = identitySet(appId);
+      const ips = await store.members(set);
+      if (ips.length === 0) return [];
+      const [pairs, allows] = await Promise.all([
+        store.getMany<PairRecord>(ips.map((ip) => pairKey(appId, ip))),
+        store.getMany<AllowlistEntry>(ips.map((ip) => allowKey(appId, ip))),
+      ]);
+      const t = now();
+      const horizon = t - windowMs;
+      const entries: IdentityHistoryEntry[] = [];
+      const gone: string[] = [];
+      ips.forEach((ip, i) => {
+        const pair = pairs[i];
+        if (!pair) {
+          gone.push(ip);
+          return;
+        }
+        if (pair.lastSeen < horizon) return;
+        const allow = allows[i];
+        entries.push(isAllowActive(allow, t) ? { pair, allow } : { pair });
+      });
+      // Pairs expire by themselves; drop their index entries as they are found.
+      if (gone.length > 0) await store.removeMembers(set, gone);
+      return entries.sort((a, b) => b.pair.lastSeen - a.pair.lastSeen || a.pair.ip.localeCompare(b.pair.ip));
+    },
+
+    async allow({ appId, ip, by, reason, until }) {
+      const entry: AllowlistEntry = { appId: normaliseAppId(appId), ip, by, reason, at: now() };
+      if (until !== undefined) entry.until = until;
+      const ttl = until === undefined ? undefined : Math.max(1, until - now());
+      await store.set(allowKey(appId, ip), entry, ttl);
+      return entry;
+    },
+
+    async unallow(appId, ip) {
+      return store.delete(allowKey(appId, ip));
+    },
+
+    async getAllow(appId, ip) {
+      const entry = await store.get<AllowlistEntry>(allowKey(appId, ip));
+      return isAllowActive(entry, now()) ? entry : undefined;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+describe('loadConfig', () => {
+  it('starts on the embedded defaults with no configuration at all', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 3000,
+      host: '127.0.0.1',
+      storeUrl: 'sqlite://./data/arc-responder.db',
+      historyWindowMs: 7 * 86_400_000,
+      ingestTokens: [],
+      ingestMaxBytes: 1_048_576,
+      azure: {
+        remediation: 'dry-run',
+        armEndpoint: 'https://management.azure.com',
+        graphEndpoint: 'https://graph.microsoft.com',
+      },
+      logLevel: 'info',
+    });
+    expect(c.slack).toBeUndefined();
+    expect(c.learningPeriodMs).toBeUndefined();
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('binds to every interface once ingest is protected by a token, and splits rotated tokens', () => {
+    const c = loadConfig({ INGEST_TOKEN: 'old-token, new-token' });
+    expect(c.host).toBe('0.0.0.0');
+    expect(c.ingestTokens).toEqual(['old-token', 'new-token']);
+  });
+
+  it('reads durations and the Slack settings', () => {
+    const c = loadConfig({
+      HISTORY_WINDOW: '36h',
+      LEARNING_PERIOD: '1d12h',
+      SLACK_BOT_TOKEN: 'xoxb-1',
+      SLACK_SIGNING_SECRET: 's',
+      SLACK_ALERT_CHANNEL: 'C0123ABCD',
+      SLACK_RESPONDERS: 'U01AAAA, S02BBBB',
+    });
+    expect(c.historyWindowMs).toBe(36 * 3_600_000);
+    expect(c.learningPeriodMs).toBe(36 * 3_600_000);
+    expect(c.slack).toMatchObject({
+      alertChannel: 'C0123ABCD',
+      responders: ['U01AAAA', 'S02BBBB'],
+      apiUrl: 'https://slack.com/api/',
+    });
+  });
+
+  it('names every bad variable at once, with the expected form', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: 'eighty',
+        HISTORY_WINDOW: 'a week',
+        STORE_URL: 'mysql://x',
+        AZURE_REMEDIATION: 'yes',
+        SLACK_BOT_TOKEN: 'xoxb-1',
+        SLACK_ALERT_CHANNEL: '#alerts',
+        LOG_LEVEL: 'verbose',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as ConfigError).message;
+    for (const name of [
+      'PORT',
+      'HISTORY_WINDOW',
+      'STORE_URL',
+      'AZURE_REMEDIATION',
+      'SLACK_ALERT_CHANNEL',
+      'SLACK_SIGNING_SECRET',
+      'LOG_LEVEL',
+    ]) {
+      expect(message).toContain(name);
+    }
+    expect(message).not.toContain('xoxb-1');
+  });
+});

@@ -1,0 +1,85 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
+
+const CHILD = fileURLToPath(new URL('./engine-race-child.ts', import.meta.url));
+
+interface ChildResult {
+  alerted: number;
+  known: number;
+  outboxAlerts: number;
+}
+
+/** Two replicas sharing one store race 25 detections each of the same new pair. */
+async function race(url: string, namespace: string): Promise<ChildResult[]> {
+  const children = ['1', '2'].map((tag) =>
+    spawn(process.execPath, [CHILD, url, namespace, `${tag}${Date.now() % 1e6}`], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+  );
+  const runs = children.map((child) => {
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.stdin.on('error', () => {});
+    const lines = createInterface({ input: child.stdout });
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => {
+      ready = r;
+    });
+    const result = new Promise<ChildResult>((resolve, reject) => {
+      lines.on('line', (line) => {
+        if (line === 'ready') ready();
+        else if (line.startsWith('{')) resolve(JSON.parse(line) as ChildResult);
+      });
+      child.on('exit', (code) => {
+        ready();
+        reject(new Error(`replica exited with ${code}: ${stderr.trim()}`));
+      });
+    });
+    return { isReady, result };
+  });
+  await Promise.all(runs.map((r) => r.isReady));
+  for (const child of children) child.stdin.write('go\n');
+  return Promise.all(runs.map((r) => r.result));
+}
+
+function expectExactlyOneAlert(results: ChildResult[]) {
+  expect(results.reduce((n, r) => n + r.alerted, 0)).toBe(1);
+  expect(results.reduce((n, r) => n + r.outboxAlerts, 0)).toBe(1);
+  expect(results.reduce((n, r) => n + r.known, 0)).toBe(49);
+}
+
+describe('engine: exactly one alert per new pair across two processes sharing SQLite', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'arc-engine-race-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  it('one alert in total', async () => {
+    expectExactlyOneAlert(await race(`sqlite://${path.join(dir, 'shared.db')}`, uniqueNamespace('engine')));
+  });
+});
+
+describeWithService(
+  'engine: exactly one alert per new pair across two processes sharing Redis',
+  'TEST_REDIS_URL',
+  (url) => {
+    it('one alert in total', async () => {
+      expectExactlyOneAlert(await race(url, uniqueNamespace('engine')));
+    });
+  },
+);
+
+describeWithService(
+  'engine: exactly one alert per new pair across two processes sharing PostgreSQL',
+  'TEST_POSTGRES_URL',
+  (url) => {
+    it('one alert in total', async () => {
+      expectExactlyOneAlert(await race(url, uniqueNamespace('engine')));
+    });
+  },
+);

@@ -1,0 +1,270 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
+import { createEngine, type Engine } from '../../src/core/engine.ts';
+import { createHistory } from '../../src/core/history.ts';
+import type { Outbox, StateStore } from '../../src/core/ports.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { ARC, arcEvent } from '../support/samples.ts';
+
+const DAY = 86_400_000;
+const WINDOW = 7 * DAY;
+
+/** An outbox that keeps what it is given, as the durable one hands it to the chat side. */
+function collectingOutbox() {
+  const alerts: AlertRecord[] = [];
+  const repeats: AlertRepeat[] = [];
+  const outbox: Outbox = {
+    async add(a, r) {
+      alerts.push(...a);
+      repeats.push(...r);
+    },
+  };
+  return { outbox, alerts, repeats };
+}
+
+const at = (msAgo: number) => new Date(Date.now() - msAgo);
+let seq = 0;
+/** A derived Arc-shaped Event Hub record with a fresh correlation id (so a distinct event). */
+const record = (opts: Parameters<typeof arcEvent>[1] = {}) =>
+  arcEvent('azure-activity-log-record', {
+    correlationId: `c0ffee00-0000-4000-8000-${String(++seq).padStart(12, '0')}`,
+    ...opts,
+  });
+
+const dir = mkdtempSync(path.join(tmpdir(), 'arc-engine-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let dbs = 0;
+const backends: Record<string, () => string> = {
+  memory: () => 'memory://',
+  sqlite: () => `sqlite://${path.join(dir, `engine-${++dbs}.db`)}`,
+};
+
+describe.each(Object.keys(backends))(
+  'engine on %s: the new-terms rule on (appid, source IP) [derived Arc events]',
+  (backend) => {
+    let store: StateStore;
+    let engine: Engine;
+    let sink: ReturnType<typeof collectingOutbox>;
+
+    beforeEach(async () => {
+      store = await openStateStore(backends[backend]!());
+      sink = collectingOutbox();
+      engine = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox });
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it('alerts on the first use of an IP by an identity, then reports repeats as known', async () => {
+      const [first] = await engine.evaluate([record({ time: at(3 * DAY) })]);
+      expect(first?.outcome).toBe('alerted');
+      expect(first?.alert?.reason).toBe('new-pair');
+      expect(first?.alert?.otherIps).toBe(0);
+      expect(sink.alerts).toHaveLength(1);
+
+      const [second] = await engine.evaluate([record({ time: at(2 * DAY) })]);
+      expect(second?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(1);
+      expect(sink.repeats.at(-1)).toMatchObject({ alertId: first?.alert?.id, count: 2 });
+    });
+
+    it('counts the identity’s other IPs in the window', async () => {
+      await engine.evaluate([
+        record({ ip: '198.51.100.1', time: at(DAY) }),
+        record({ ip: '198.51.100.2', time: at(DAY) }),
+      ]);
+      const [third] = await engine.evaluate([record({ ip: '2001:DB8::0:1', time: at(1000) })]);
+      expect(third?.outcome).toBe('alerted');
+      expect(third?.alert?.otherIps).toBe(2);
+      expect(third?.detection?.sourceIp).toBe('2001:db8::1');
+    });
+
+    it('compares the identity case-insensitively', async () => {
+      await engine.evaluate([record({ appId: ARC.appId.toUpperCase(), time: at(DAY) })]);
+      const [r] = await engine.evaluate([record({ appId: ARC.appId, time: at(1000) })]);
+      expect(r?.outcome).toBe('known');
+    });
+
+    it('judges by event time: a sighting 8 days before the event does not make it known', async () => {
+      await engine.evaluate([record({ time: at(8 * DAY + 5 * 60_000) })], { silent: true });
+      // The old sighting is outside the window relative to now: it was never kept.
+      const [r] = await engine.evaluate([record({ time: at(1000) })]);
+      expect(r?.outcome).toBe('alerted');
+    });
+
+    it('judges by event time: a late delivery older than a known sighting within the window is known', async () => {
+      await engine.evaluate([record({ time: at(DAY) })]);
+      const [late] = await engine.evaluate([record({ time: at(5 * DAY) })]);
+      expect(late?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(1);
+    });
+
+    it('gives one alert for out-of-order deliveries of a pair within the window', async () => {
+      const results = await engine.evaluate([
+        record({ time: at(1 * DAY) }),
+        record({ time: at(6 * DAY) }),
+        record({ time: at(3 * DAY) }),
+      ]);
+      expect(results.map((r) => r.outcome)).toEqual(['alerted', 'known', 'known']);
+      const later = await engine.evaluate([record({ time: at(4 * DAY) }), record({ time: at(2 * DAY) })]);
+      expect(later.map((r) => r.outcome)).toEqual(['known', 'known']);
+      expect(sink.alerts).toHaveLength(1);
+    });
+
+    it('treats event times more than 5 minutes ahead as now', async () => {
+      const [r] = await engine.evaluate([record({ time: new Date(Date.now() + 30 * DAY) })]);
+      expect(r?.outcome).toBe('alerted');
+      const pairs = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(pairs[0]?.pair.lastSeen).toBeLessThanOrEqual(Date.now());
+    });
+
+    it('reports a redelivered event as duplicate and alerts once, also when deliveries race', async () => {
+      const event = record({ time: at(1000) });
+      const [a, b] = await Promise.all([engine.evaluate([event]), engine.evaluate([structuredClone(event)])]);
+      expect([a[0]?.outcome, b[0]?.outcome].sort()).toEqual(['alerted', 'duplicate']);
+      const [again] = await engine.evaluate([event]);
+      expect(again?.outcome).toBe('duplicate');
+      expect(sink.alerts).toHaveLength(1);
+    });
+
+    it('recognises the same event as an Event Hub record and as the ECS document Elastic made of it', async () => {
+      const opts = {
+        time: new Date(Date.now() - 60_000),
+        correlationId: 'aaaaaaaa-0000-4000-8000-000000000001',
+      };
+      const [rec] = await engine.evaluate([arcEvent('azure-activity-log-record', opts)]);
+      const [ecs] = await engine.evaluate([arcEvent('elastic-ecs', opts)]);
+      expect(rec?.outcome).toBe('alerted');
+      expect(ecs?.outcome).toBe('duplicate');
+    });
+
+    it('alerts exactly once for concurrent detections of the same new pair', async () => {
+      const events = Array.from({ length: 40 }, (_, i) => record({ time: at(1000 + i) }));
+      const results = await Promise.all(events.map((e) => engine.evaluate([e])));
+      const outcomes = results.map((r) => r[0]?.outcome);
+      expect(outcomes.filter((o) => o === 'alerted')).toHaveLength(1);
+      expect(outcomes.filter((o) => o === 'known')).toHaveLength(39);
+      const [entry] = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(entry?.pair.count).toBe(40);
+    });
+
+    it('suppresses an allowlisted pair while the entry lasts, and still records the sighting', async () => {
+      const history = createHistory({ store, windowMs: WINDOW });
+      await history.allow({
+        appId: ARC.appId,
+        ip: ARC.ip,
+        by: 'U1',
+        reason: 'CI runner',
+        until: Date.now() + DAY,
+      });
+      const [r] = await engine.evaluate([record({ time: at(1000) })]);
+      expect(r?.outcome).toBe('allowlisted');
+      expect(r?.reason).toContain('CI runner');
+      const [entry] = await history.listIdentity(ARC.appId);
+      expect(entry?.pair.count).toBe(1);
+      expect(entry?.allow?.by).toBe('U1');
+    });
+
+    it('alerts again once an expired allowlist entry has run out', async () => {
+      const history = createHistory({ store, windowMs: WINDOW });
+      await history.allow({ appId: ARC.appId, ip: ARC.ip, by: 'U1', reason: 'short', until: Date.now() - 1 });
+      const [r] = await engine.evaluate([record({ time: at(1000) })]);
+      expect(r?.outcome).toBe('alerted');
+    });
+
+    it('alerts on an Elastic alert for a known pair, once per alert', async () => {
+      await engine.evaluate([record({ time: at(DAY) })]);
+      const alert = arcEvent('elastic-alert', {
+        time: at(1000),
+        alertUuid: '11111111-2222-4333-8444-555555555555',
+      });
+      const [first] = await engine.evaluate([alert]);
+      expect(first?.outcome).toBe('alerted');
+      expect(first?.alert?.reason).toBe('elastic-alert');
+      const [again] = await engine.evaluate([alert]);
+      expect(again?.outcome).toBe('duplicate');
+    });
+
+    it('does not alert on an allowlisted Elastic alert', async () => {
+      await createHistory({ store, windowMs: WINDOW }).allow({
+        appId: ARC.appId,
+        ip: ARC.ip,
+        by: 'U1',
+        reason: 'ok',
+      });
+      const [r] = await engine.evaluate([arcEvent('elastic-alert', { time: at(1000) })]);
+      expect(r?.outcome).toBe('allowlisted');
+    });
+
+    it('passes ignored and invalid inputs through with their reasons', async () => {
+      const results = await engine.evaluate([
+        record({ operation: 'Microsoft.Compute/virtualMachines/write' }),
+        record({ ip: null }),
+        42,
+      ]);
+      expect(results.map((r) => r.outcome)).toEqual(['ignored', 'invalid', 'invalid']);
+      for (const r of results) expect(r.reason).toBeTruthy();
+      expect(sink.alerts).toHaveLength(0);
+    });
+
+    it('records without alerting in silent mode (history import)', async () => {
+      const [r] = await engine.evaluate([record({ time: at(DAY) })], { silent: true });
+      expect(r?.outcome).toBe('known');
+      const [next] = await engine.evaluate([record({ time: at(1000) })]);
+      expect(next?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(0);
+    });
+  },
+);
+
+describe('engine: learning period', () => {
+  it('records without alerting during the learning period after a first start on an empty history', async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    let clock = Date.now();
+    const engine = await createEngine({
+      store,
+      windowMs: WINDOW,
+      outbox: sink.outbox,
+      learningPeriodMs: DAY,
+      now: () => clock,
+    });
+    expect(engine.learningUntil).toBe(clock + DAY);
+    const [r] = await engine.evaluate([record({ ip: '198.51.100.9', time: new Date(clock - 1000) })]);
+    expect(r?.outcome).toBe('known');
+    expect(r?.reason).toMatch(/learning period/);
+
+    // A restart keeps the period's end instead of opening a new one.
+    const restarted = await createEngine({
+      store,
+      windowMs: WINDOW,
+      outbox: sink.outbox,
+      learningPeriodMs: DAY,
+      now: () => clock,
+    });
+    expect(restarted.learningUntil).toBe(engine.learningUntil);
+
+    clock += DAY + 1;
+    const [after] = await restarted.evaluate([record({ ip: '198.51.100.10', time: new Date(clock - 1000) })]);
+    expect(after?.outcome).toBe('alerted');
+    await store.close();
+  });
+
+  it('does not open a learning period when the history already holds sightings', async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    const plain = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox });
+    await plain.evaluate([record({ time: at(DAY) })], { silent: true });
+    const engine = await createEngine({
+      store,
+      windowMs: WINDOW,
+      outbox: sink.outbox,
+      learningPeriodMs: DAY,
+    });
+    expect(engine.learningUntil).toBeUndefined();
+    await store.close();
+  });
+});
