@@ -1,0 +1,92 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine } from '../../src/core/engine.ts';
+import { createHistory } from '../../src/core/history.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { ARC, arcEvent } from '../support/samples.ts';
+
+const run = promisify(execFile);
+const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
+const DAY = 86_400_000;
+const dir = mkdtempSync(path.join(tmpdir(), 'arc-import-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const ecs = (ip: string, daysAgo: number, n: number) =>
+  arcEvent('elastic-ecs', {
+    ip,
+    time: new Date(Date.now() - daysAgo * DAY),
+    correlationId: `bbbbbbbb-0000-4000-8000-${String(n).padStart(12, '0')}`,
+  });
+
+describe('history import [derived Arc events]', () => {
+  it('loads an Elasticsearch export without alerting, so later sightings of those pairs are known', async () => {
+    const db = path.join(dir, 'import.db');
+    const file = path.join(dir, 'export.ndjson');
+    const lines = [
+      JSON.stringify({
+        _index: 'logs-azure.activitylogs-default',
+        _id: 'a1',
+        _source: ecs('198.51.100.1', 2, 1),
+      }),
+      JSON.stringify(ecs('198.51.100.2', 3, 2)),
+      '',
+      '{ not json',
+      JSON.stringify(arcEvent('elastic-ecs', { operation: 'MICROSOFT.COMPUTE/VIRTUALMACHINES/WRITE' })),
+    ];
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const { stdout } = await run(process.execPath, [CLI, 'history', 'import', file], {
+      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+    });
+    expect(stdout).toMatch(/imported 2 sightings/);
+    expect(stdout).toMatch(/invalid 1/);
+    expect(stdout).toMatch(/line 4: not valid JSON/);
+    expect(stdout).toMatch(/ignored 1/);
+
+    const store = await openStateStore(`sqlite://${db}`);
+    const alerts: unknown[] = [];
+    const engine = await createEngine({
+      store,
+      windowMs: 7 * DAY,
+      outbox: {
+        add: async (a) => {
+          alerts.push(...a);
+        },
+      },
+    });
+    const [r] = await engine.evaluate([ecs('198.51.100.1', 0, 99)]);
+    expect(r?.outcome).toBe('known');
+    const ips = (await createHistory({ store, windowMs: 7 * DAY }).listIdentity(ARC.appId)).map(
+      (e) => e.pair.ip,
+    );
+    expect(ips.sort()).toEqual(['198.51.100.1', '198.51.100.2']);
+    expect(alerts).toHaveLength(0);
+    await store.close();
+  });
+
+  it('reads a _search response saved as one JSON document', async () => {
+    const db = path.join(dir, 'search.db');
+    const file = path.join(dir, 'search.json');
+    const hits = [1, 2, 3].map((n) => ({ _id: `h${n}`, _source: ecs(`192.0.2.${n}`, 1, 10 + n) }));
+    writeFileSync(file, JSON.stringify({ took: 3, hits: { total: { value: 3 }, hits } }, null, 2));
+    const { stdout } = await run(process.execPath, [CLI, 'history', 'import', file], {
+      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+    });
+    expect(stdout).toMatch(/imported 3 sightings/);
+  });
+
+  it('explains its usage and fails on a bad configuration without a stack trace', async () => {
+    await expect(run(process.execPath, [CLI, 'history'])).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/usage:/),
+    });
+    await expect(
+      run(process.execPath, [CLI, 'history', 'import', 'x.ndjson'], {
+        env: { ...process.env, STORE_URL: 'mysql://x' },
+      }),
+    ).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/STORE_URL must be/) });
+  });
+});
