@@ -54,9 +54,15 @@ const duration = (name: string) =>
     return ms;
   });
 
-const httpsUrl = (name: string) =>
+const httpUrl = (name: string) =>
   optional.refine((v) => v === undefined || /^https?:\/\/[^/\s]+/i.test(v), {
     message: `${name} must be an http(s) URL`,
+  });
+
+// The Azure SDK sends bearer tokens only over TLS, so these must be https.
+const httpsUrl = (name: string) =>
+  optional.refine((v) => v === undefined || /^https:\/\/[^/\s]+/i.test(v), {
+    message: `${name} must be an https URL`,
   });
 
 const schema = z.object({
@@ -82,7 +88,7 @@ const schema = z.object({
   SLACK_ALERT_CHANNEL: optional.refine((v) => v === undefined || /^[CGD][A-Z0-9]{2,}$/.test(v), {
     message: 'SLACK_ALERT_CHANNEL must be a channel id such as C0123456789 (not a #name)',
   }),
-  SLACK_API_URL: httpsUrl('SLACK_API_URL'),
+  SLACK_API_URL: httpUrl('SLACK_API_URL'),
   SLACK_RESPONDERS: optional.refine(
     (v) =>
       v === undefined ||

@@ -26,6 +26,11 @@ export interface RemainingAccess {
   assignmentId: string;
   roleName: string;
   scope: string;
+  /** Why it stays: a broad role, or a group assignment that removing would take from every member. */
+  kind?: 'broad-role' | 'group';
+  roleDefinitionId?: string;
+  principalId?: string;
+  principalType?: string;
 }
 
 /** What Revoke will do, shown in the confirmation and reported by dry-run. */
@@ -41,7 +46,7 @@ export interface RemediationPlan {
   warnings: string[];
 }
 
-export type StepStatus = 'done' | 'already-done' | 'failed' | 'would-do';
+export type StepStatus = 'done' | 'already-done' | 'failed' | 'would-do' | 'skipped';
 
 export interface StepResult {
   stepId: string;
@@ -58,14 +63,27 @@ export interface RemediationResult {
   steps: StepResult[];
 }
 
+/** Who asked for a remediation, and about which alert: goes into the audit record. */
+export interface RemediationContext {
+  /** Chat user id, `system` when absent. */
+  actor?: string;
+  alertId?: string;
+  ip?: string;
+}
+
 /** The remediation port: plan, then execute (or report the plan in dry-run), and undo. */
 export interface Remediator {
   readonly mode: 'dry-run' | 'live';
   plan(detection: Detection): Promise<RemediationPlan>;
   /** Runs the plan's steps; steps already `done` in `previous` are not run again. */
-  execute(plan: RemediationPlan, previous?: RemediationResult): Promise<RemediationResult>;
+  execute(plan: RemediationPlan, previous?: RemediationResult, context?: RemediationContext): Promise<RemediationResult>;
   /** Re-creates removed assignments and re-enables the principal. */
-  undo(plan: RemediationPlan, result: RemediationResult): Promise<RemediationResult>;
+  undo(plan: RemediationPlan, result: RemediationResult, context?: RemediationContext): Promise<RemediationResult>;
+  /**
+   * The separate, explicitly confirmed action: a plan removing the broad-role assignments that
+   * `plan.stillHasAccessThrough` lists. Absent where the remediator cannot do it.
+   */
+  planBroadRemoval?(plan: RemediationPlan): RemediationPlan;
 }
 
 /** Facts looked up about a detection before a human sees it. Every field is optional. */
@@ -83,5 +101,6 @@ export interface Enrichment {
 }
 
 export interface Enricher {
-  enrich(detection: Detection): Promise<Enrichment>;
+  /** Never throws: failed or timed-out lookups become lines in `errors`. */
+  enrich(detection: Detection, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<Enrichment>;
 }

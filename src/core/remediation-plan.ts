@@ -1,0 +1,564 @@
+import { dashGuid } from './azure-ids.ts';
+import type { Detection } from './detection.ts';
+import type { PlannedStep, RemainingAccess, RemediationPlan } from './remediation.ts';
+
+/**
+ * The remediation plan, decided without calling anything: from a detection, the role assignments
+ * listed for its principal and their role definitions, which assignments to remove and how to stop
+ * the principal. The Azure adapter does the reads and the calls; this module only decides.
+ */
+
+/** The action the rule detects, and the preview (plural) action that the same role grants. */
+export const ARC_CREDENTIAL_ACTIONS: readonly string[] = [
+  'Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action',
+  'Microsoft.Kubernetes/connectedClusters/listClusterUserCredentials/action',
+];
+
+/** Built-in "Azure Arc Enabled Kubernetes Cluster User Role". */
+export const ARC_CLUSTER_USER_ROLE_ID = '00493d72-78f6-4148-b6c5-d3ce8e4799dd';
+
+/** The role-assignments API version the plan's calls use. */
+export const ROLE_ASSIGNMENTS_API_VERSION = '2022-04-01';
+
+/** One `permissions` entry of a role definition. */
+export interface RolePermission {
+  actions?: readonly string[];
+  notActions?: readonly string[];
+}
+
+/** What the plan needs of a role definition. */
+export interface RoleDefinitionInfo {
+  /** The role definition GUID (dashed, lower case) or its full ARM id. */
+  id: string;
+  roleName?: string;
+  permissions: readonly RolePermission[];
+}
+
+/** A role assignment as listed by ARM. */
+export interface AssignmentInfo {
+  /** Full ARM id: `{scope}/providers/Microsoft.Authorization/roleAssignments/{name}`. */
+  id: string;
+  scope: string;
+  /** Full role definition id (`.../roleDefinitions/{guid}`) or the bare GUID. */
+  roleDefinitionId: string;
+  principalId: string;
+  principalType?: string;
+  condition?: string;
+  conditionVersion?: string;
+  description?: string;
+  /** ISO 8601. */
+  createdOn?: string;
+}
+
+/** What undo re-creates for a removed assignment (PlannedStep.assignment plus its condition). */
+export interface AssignmentToRestore {
+  scope: string;
+  roleDefinitionId: string;
+  principalId: string;
+  principalType?: string;
+  roleName?: string;
+  condition?: string;
+  conditionVersion?: string;
+  description?: string;
+}
+
+/**
+ * Access the plan leaves in place, with what a separate, explicitly confirmed removal needs.
+ * `kind` says why: a broad role (wildcard actions such as Owner or Contributor) or an assignment
+ * to a group the principal belongs to (removing it would affect every member).
+ */
+export interface RemainingAccessDetail extends RemainingAccess {
+  kind: 'broad-role' | 'group';
+  roleDefinitionId?: string;
+  principalId?: string;
+  principalType?: string;
+  condition?: string;
+  conditionVersion?: string;
+}
+
+/** How a role relates to the Arc credential actions. */
+export type ArcGrant = 'specific' | 'broad' | 'none';
+
+/** Base URLs used to write each step's call. */
+export interface PlanEndpoints {
+  arm: string;
+  graph: string;
+}
+
+/** Everything the plan is decided from. */
+export interface PlanInput {
+  detection: Detection;
+  endpoints: PlanEndpoints;
+  /**
+   * Assignments of the principal listed at the cluster scope (at, above or below it). Undefined
+   * when they could not be listed: the plan then rests on the evidence alone.
+   */
+  assignments?: readonly AssignmentInfo[];
+  /** Role definitions read from ARM, by GUID (dashed, lower case). Built-in roles known here fill gaps. */
+  roles?: ReadonlyMap<string, RoleDefinitionInfo>;
+  /** Problems met while reading, carried into the plan. */
+  warnings?: readonly string[];
+}
+
+const ASSIGNMENTS_SEGMENT = '/providers/Microsoft.Authorization/roleAssignments/';
+const MANAGEMENT_GROUP_SCOPE = /^\/providers\/microsoft\.management\/managementgroups\/[^/]+$/i;
+/** Characters an ARM scope may hold; anything else (query, fragment, spaces, `..`) is refused. */
+const SAFE_SCOPE = /^(\/[A-Za-z0-9_.()~-]+)+$/;
+
+/**
+ * Built-in roles whose definitions are known without asking ARM, used when a definition could not
+ * be read. Owner and Contributor grant every action (`*`); Contributor's NotActions do not touch
+ * the Arc actions.
+ */
+export const KNOWN_ROLES: ReadonlyMap<string, RoleDefinitionInfo> = new Map(
+  [
+    {
+      id: ARC_CLUSTER_USER_ROLE_ID,
+      roleName: 'Azure Arc Enabled Kubernetes Cluster User Role',
+      permissions: [
+        {
+          actions: [
+            'Microsoft.Resources/deployments/write',
+            'Microsoft.Resources/subscriptions/operationresults/read',
+            'Microsoft.Resources/subscriptions/read',
+            'Microsoft.Resources/subscriptions/resourceGroups/read',
+            'Microsoft.Kubernetes/connectedClusters/listClusterUserCredentials/action',
+            'Microsoft.Authorization/*/read',
+            'Microsoft.Insights/alertRules/*',
+            'Microsoft.Support/*',
+            'Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action',
+          ],
+        },
+      ],
+    },
+    { id: '8e3af657-a8ff-443c-a75c-2fe8c4bcb635', roleName: 'Owner', permissions: [{ actions: ['*'] }] },
+    {
+      id: 'b24988ac-6180-42a0-ab88-20f7382dd24c',
+      roleName: 'Contributor',
+      permissions: [
+        {
+          actions: ['*'],
+          notActions: [
+            'Microsoft.Authorization/*/Delete',
+            'Microsoft.Authorization/*/Write',
+            'Microsoft.Authorization/elevateAccess/Action',
+            'Microsoft.Blueprint/blueprintAssignments/write',
+            'Microsoft.Blueprint/blueprintAssignments/delete',
+            'Microsoft.Compute/galleries/share/action',
+            'Microsoft.Purview/consents/write',
+            'Microsoft.Purview/consents/delete',
+            'Microsoft.Resources/deploymentStacks/manageDenySetting/action',
+            'Microsoft.Subscription/cancel/action',
+            'Microsoft.Subscription/enable/action',
+          ],
+        },
+      ],
+    },
+  ].map((r) => [r.id, r]),
+);
+
+const patternCache = new Map<string, RegExp>();
+
+/**
+ * Azure RBAC action matching: case-insensitive, `*` matches any run of characters (slashes
+ * included), so `*`, `Microsoft.Kubernetes/*` and `*\/action` all cover the Arc action.
+ */
+export function actionMatches(pattern: string, action: string): boolean {
+  let re = patternCache.get(pattern);
+  if (!re) {
+    const body = pattern
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*');
+    re = new RegExp(`^${body}$`, 'i');
+    if (patternCache.size < 10_000) patternCache.set(pattern, re);
+  }
+  return re.test(action);
+}
+
+/**
+ * Whether a role grants `action`: some permission entry has a matching Action and no matching
+ * NotAction. `viaWildcard` says that a matching Action contains `*`.
+ */
+export function roleGrants(
+  role: Pick<RoleDefinitionInfo, 'permissions'>,
+  action: string,
+): { granted: boolean; viaWildcard: boolean } {
+  let granted = false;
+  let viaWildcard = false;
+  for (const p of role.permissions) {
+    const matching = (p.actions ?? []).filter((a) => actionMatches(a, action));
+    if (matching.length === 0) continue;
+    if ((p.notActions ?? []).some((n) => actionMatches(n, action))) continue;
+    granted = true;
+    if (matching.some((a) => a.includes('*'))) viaWildcard = true;
+  }
+  return { granted, viaWildcard };
+}
+
+/**
+ * `specific` when the role grants an Arc credential action by naming it, `broad` when a wildcard
+ * grants it (Owner, Contributor, `Microsoft.Kubernetes/*`, custom `*`): removing such a role takes
+ * away much more than the Arc access, so the plan leaves it for an explicit decision.
+ */
+export function classifyRole(role: Pick<RoleDefinitionInfo, 'permissions'>): ArcGrant {
+  let result: ArcGrant = 'none';
+  for (const action of ARC_CREDENTIAL_ACTIONS) {
+    const g = roleGrants(role, action);
+    if (!g.granted) continue;
+    if (g.viaWildcard) return 'broad';
+    result = 'specific';
+  }
+  return result;
+}
+
+/** `/a/b/` → `/a/b`, with exactly one leading slash. */
+export function normaliseScope(scope: string): string {
+  const trimmed = scope.trim().replace(/\/+$/, '').replace(/^\/+/, '');
+  return `/${trimmed}`;
+}
+
+/** True when `scope` is a well-formed ARM scope that is safe to put into a request path. */
+export function isSafeScope(scope: string): boolean {
+  const s = normaliseScope(scope);
+  return s.length < 1024 && SAFE_SCOPE.test(s) && !s.split('/').includes('..');
+}
+
+/**
+ * Whether an assignment at `scope` applies to the resource `resourceId`: the root scope, the
+ * resource itself, or an ancestor on a path-segment boundary (case-insensitive). Management-group
+ * scopes are taken as ancestors: `listForScope` at the cluster only returns those above it.
+ */
+export function scopeCovers(scope: string, resourceId: string): boolean {
+  const s = normaliseScope(scope).toLowerCase();
+  const r = normaliseScope(resourceId).toLowerCase();
+  if (s === '/') return true;
+  if (MANAGEMENT_GROUP_SCOPE.test(s)) return true;
+  return r === s || r.startsWith(`${s}/`);
+}
+
+/** The GUID at the end of a role definition id (dashed, lower case), or undefined. */
+export function roleGuid(roleDefinitionId: string | undefined): string | undefined {
+  if (!roleDefinitionId) return undefined;
+  const last = roleDefinitionId.replace(/\/+$/, '').split('/').pop();
+  return dashGuid(last);
+}
+
+/** The full role definition id for a GUID, at the subscription of `scope` when it has one. */
+export function fullRoleDefinitionId(guid: string, scope: string): string {
+  if (guid.startsWith('/')) return guid;
+  const sub = /^\/subscriptions\/([^/]+)/i.exec(normaliseScope(scope))?.[1];
+  const prefix = sub ? `/subscriptions/${sub}` : '';
+  return `${prefix}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
+}
+
+/** `{scope}/providers/Microsoft.Authorization/roleAssignments/{name}`. */
+export function assignmentId(scope: string, name: string): string {
+  const s = normaliseScope(scope);
+  return `${s === '/' ? '' : s}${ASSIGNMENTS_SEGMENT}${name}`;
+}
+
+/** The scope part of a role assignment id, or undefined when it is not one. */
+export function scopeOfAssignmentId(id: string): string | undefined {
+  const at = id.toLowerCase().lastIndexOf(ASSIGNMENTS_SEGMENT.toLowerCase());
+  if (at < 0) return undefined;
+  return at === 0 ? '/' : id.slice(0, at);
+}
+
+/** Reads the restore data of a remove-assignment step (the core type plus the condition fields). */
+export function restoreInfo(step: PlannedStep): AssignmentToRestore | undefined {
+  return step.assignment as AssignmentToRestore | undefined;
+}
+
+function lookupRole(
+  roles: ReadonlyMap<string, RoleDefinitionInfo> | undefined,
+  guid: string | undefined,
+): RoleDefinitionInfo | undefined {
+  if (!guid) return undefined;
+  return roles?.get(guid) ?? KNOWN_ROLES.get(guid);
+}
+
+function removeStep(
+  endpoints: PlanEndpoints,
+  id: string,
+  restore: AssignmentToRestore | undefined,
+  description: string,
+): PlannedStep {
+  const step: PlannedStep = {
+    id: `remove-assignment:${id.toLowerCase()}`,
+    kind: 'remove-assignment',
+    description,
+    call: `DELETE ${endpoints.arm}${id}?api-version=${ROLE_ASSIGNMENTS_API_VERSION}`,
+    target: id,
+  };
+  if (restore) step.assignment = restore;
+  return step;
+}
+
+function restoreFrom(a: AssignmentInfo, roleName: string | undefined): AssignmentToRestore {
+  const r: AssignmentToRestore = {
+    scope: normaliseScope(a.scope),
+    roleDefinitionId: fullRoleDefinitionId(a.roleDefinitionId, a.scope),
+    principalId: a.principalId,
+  };
+  if (a.principalType) r.principalType = a.principalType;
+  if (roleName) r.roleName = roleName;
+  if (a.condition) r.condition = a.condition;
+  if (a.conditionVersion) r.conditionVersion = a.conditionVersion;
+  if (a.description) r.description = a.description;
+  return r;
+}
+
+function remaining(
+  kind: RemainingAccessDetail['kind'],
+  a: Pick<
+    AssignmentInfo,
+    'id' | 'scope' | 'principalId' | 'principalType' | 'condition' | 'conditionVersion'
+  > & {
+    roleDefinitionId?: string;
+  },
+  roleName: string,
+): RemainingAccessDetail {
+  const r: RemainingAccessDetail = { kind, assignmentId: a.id, roleName, scope: normaliseScope(a.scope) };
+  if (a.roleDefinitionId) r.roleDefinitionId = fullRoleDefinitionId(a.roleDefinitionId, a.scope);
+  if (a.principalId) r.principalId = a.principalId;
+  if (a.principalType) r.principalType = a.principalType;
+  if (a.condition) r.condition = a.condition;
+  if (a.conditionVersion) r.conditionVersion = a.conditionVersion;
+  return r;
+}
+
+const lower = (s: string | undefined) => s?.toLowerCase();
+
+/** ServicePrincipal, User, or undefined: the caller's kind, from every source that says it. */
+function principalKind(
+  d: Detection,
+  principalId: string | undefined,
+  assignments: readonly AssignmentInfo[] | undefined,
+): 'serviceprincipal' | 'user' | undefined {
+  const evType = lower(d.evidence.principalType);
+  const candidates = [
+    lower(d.principalType),
+    evType === 'group' ? undefined : evType,
+    lower(assignments?.find((a) => lower(a.principalId) === principalId && a.principalType)?.principalType),
+    d.user?.upn || d.user?.name ? 'user' : undefined,
+  ];
+  for (const c of candidates) {
+    if (c === 'serviceprincipal' || c === 'user') return c;
+  }
+  return undefined;
+}
+
+/**
+ * Decides the steps for a detection:
+ * 1. remove the role assignment named in the evidence (scope + id);
+ * 2. remove every other assignment of the principal at a scope covering the cluster whose role
+ *    names an Arc credential action; broad roles and group assignments are listed in
+ *    `stillHasAccessThrough` instead;
+ * 3. disable the service principal, or for a user disable the account and revoke its sessions.
+ * Ids that are not GUIDs and scopes that are not ARM scopes never reach a step's call.
+ */
+export function buildRemediationPlan(input: PlanInput): RemediationPlan {
+  const { detection: d, endpoints } = input;
+  const warnings = [...(input.warnings ?? [])];
+  const steps: PlannedStep[] = [];
+  const still: RemainingAccessDetail[] = [];
+  const seen = new Set<string>();
+  const ev = d.evidence;
+  const principalId = dashGuid(d.principalId) ?? dashGuid(ev.principalId);
+  const appId = dashGuid(d.appId);
+  const clusterId = d.cluster?.id && isSafeScope(d.cluster.id) ? normaliseScope(d.cluster.id) : undefined;
+  const assignments = input.assignments;
+
+  // 1. The assignment named in the evidence.
+  const evAssignment = dashGuid(ev.roleAssignmentId);
+  if (ev.roleAssignmentScope && evAssignment && isSafeScope(ev.roleAssignmentScope)) {
+    const scope = normaliseScope(ev.roleAssignmentScope);
+    const id = assignmentId(scope, evAssignment);
+    seen.add(id.toLowerCase());
+    const listed = assignments?.find((a) => a.id.toLowerCase() === id.toLowerCase());
+    const guid = roleGuid(listed?.roleDefinitionId) ?? dashGuid(ev.roleDefinitionId);
+    const role = lookupRole(input.roles, guid);
+    const roleName = role?.roleName ?? ev.role ?? guid ?? 'unknown role';
+    const assignedTo = listed?.principalId ?? dashGuid(ev.principalId) ?? principalId;
+    const assignedType = listed?.principalType ?? ev.principalType;
+    const facts = {
+      id,
+      scope,
+      principalId: assignedTo ?? '',
+      ...(assignedType ? { principalType: assignedType } : {}),
+      ...(guid ? { roleDefinitionId: guid } : {}),
+      ...(listed?.condition ? { condition: listed.condition } : {}),
+      ...(listed?.conditionVersion ? { conditionVersion: listed.conditionVersion } : {}),
+    };
+    if (lower(assignedType) === 'group') {
+      still.push(remaining('group', facts, roleName));
+      warnings.push(
+        `the evidence assignment ${id} (${roleName}) is made to group ${assignedTo ?? '?'}: not removed, since that would affect every member; remove the principal from the group`,
+      );
+    } else if (role && classifyRole(role) === 'broad') {
+      still.push(remaining('broad-role', facts, roleName));
+      warnings.push(
+        `the evidence assignment ${id} is the broad role ${roleName}: not removed by this plan; remove it with the separate, confirmed action`,
+      );
+    } else {
+      const restore =
+        listed !== undefined
+          ? restoreFrom(listed, roleName)
+          : guid && assignedTo
+            ? restoreFrom(
+                { id, scope, roleDefinitionId: guid, principalId: assignedTo, principalType: assignedType },
+                roleName,
+              )
+            : undefined;
+      if (!restore) warnings.push(`undo cannot re-create ${id}: the evidence lacks its role or principal`);
+      steps.push(
+        removeStep(
+          endpoints,
+          id,
+          restore,
+          `Remove "${roleName}" at ${scope}: the assignment named in the evidence`,
+        ),
+      );
+    }
+  } else if (ev.roleAssignmentScope || ev.roleAssignmentId) {
+    warnings.push(
+      'the evidence names a role assignment that is not a valid ARM scope and GUID: it is not removed',
+    );
+  } else {
+    warnings.push('the detection names no role assignment (its format carries no evidence)');
+  }
+
+  // 2. Every other assignment of the principal that grants the Arc credential on this cluster.
+  if (assignments !== undefined && clusterId === undefined) {
+    warnings.push('the detection names no cluster: other role assignments were not examined');
+  } else if (assignments !== undefined && clusterId !== undefined) {
+    for (const a of assignments) {
+      const key = a.id.toLowerCase();
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (principalId && lower(a.principalId) !== principalId) continue;
+      if (!isSafeScope(a.scope) || !isSafeScope(a.id) || !scopeCovers(a.scope, clusterId)) continue;
+      const guid = roleGuid(a.roleDefinitionId);
+      const role = lookupRole(input.roles, guid);
+      if (!role) {
+        warnings.push(
+          `could not read role definition ${guid ?? a.roleDefinitionId} of ${a.id}: left in place (check Microsoft.Authorization/roleDefinitions/read)`,
+        );
+        continue;
+      }
+      const grant = classifyRole(role);
+      const roleName = role.roleName ?? guid ?? a.roleDefinitionId;
+      if (grant === 'none') continue;
+      if (grant === 'broad') {
+        still.push(remaining('broad-role', a, roleName));
+        continue;
+      }
+      steps.push(
+        removeStep(
+          endpoints,
+          normaliseScope(a.id),
+          restoreFrom(a, roleName),
+          `Remove "${roleName}" at ${normaliseScope(a.scope)}: it also grants listClusterUserCredential on the cluster`,
+        ),
+      );
+    }
+  }
+
+  // 3. Stop the principal itself.
+  const kind = principalKind(d, principalId, assignments);
+  if (kind === 'user') {
+    const upn = d.user?.upn;
+    const who = principalId ?? (upn && /^[^\s/?#]+@[^\s/?#]+$/.test(upn) ? upn : undefined);
+    if (who) {
+      const path = `${endpoints.graph}/v1.0/users/${encodeURIComponent(who)}`;
+      const label = upn ?? who;
+      steps.push({
+        id: `disable-user:${who}`,
+        kind: 'disable-user',
+        description: `Disable the user account ${label} so that it cannot sign in`,
+        call: `PATCH ${path} {"accountEnabled":false}`,
+        target: who,
+      });
+      steps.push({
+        id: `revoke-user-sessions:${who}`,
+        kind: 'revoke-user-sessions',
+        description: `Revoke the sign-in sessions of ${label}`,
+        call: `POST ${path}/revokeSignInSessions`,
+        target: who,
+      });
+    } else {
+      warnings.push('the user has no object id or UPN in the detection: the account is not disabled');
+    }
+  } else if (kind === 'serviceprincipal') {
+    const target = principalId ?? appId;
+    if (target) {
+      const path = principalId ? `servicePrincipals/${principalId}` : `servicePrincipals(appId='${appId}')`;
+      steps.push({
+        id: `disable-service-principal:${target}`,
+        kind: 'disable-service-principal',
+        description: `Disable the service principal${principalId ? ` ${principalId}` : ''} of application ${appId ?? d.appId} so that it cannot sign in`,
+        call: `PATCH ${endpoints.graph}/v1.0/${path} {"accountEnabled":false}`,
+        target,
+      });
+    } else {
+      warnings.push('the service principal has no valid object id or appId: it is not disabled');
+    }
+  } else {
+    warnings.push(
+      `whether ${principalId ?? d.appId} is a service principal or a user is unknown: it is not disabled; check it by hand`,
+    );
+  }
+
+  const plan: RemediationPlan = { appId: d.appId, steps, stillHasAccessThrough: still, warnings };
+  if (principalId) plan.principalId = principalId;
+  const typeName =
+    kind === 'user' ? 'User' : kind === 'serviceprincipal' ? 'ServicePrincipal' : d.principalType;
+  if (typeName) plan.principalType = typeName;
+  if (d.cluster) plan.clusterId = d.cluster.id;
+  return plan;
+}
+
+/**
+ * The separate, explicitly confirmed action: a plan that removes the broad-role assignments the
+ * main plan left in `stillHasAccessThrough`. Group assignments stay (they affect other members).
+ */
+export function buildBroadRemovalPlan(plan: RemediationPlan, endpoints: PlanEndpoints): RemediationPlan {
+  const steps: PlannedStep[] = [];
+  const left: RemainingAccess[] = [];
+  const warnings: string[] = [];
+  for (const r of plan.stillHasAccessThrough as readonly Partial<RemainingAccessDetail>[]) {
+    const id = r.assignmentId ?? '';
+    if (r.kind === 'group' || !isSafeScope(id) || scopeOfAssignmentId(id) === undefined) {
+      left.push({ assignmentId: id, roleName: r.roleName ?? '', scope: r.scope ?? '' });
+      continue;
+    }
+    const scope = normaliseScope(r.scope ?? scopeOfAssignmentId(id) ?? '/');
+    const restore: AssignmentToRestore | undefined =
+      r.roleDefinitionId && r.principalId
+        ? {
+            scope,
+            roleDefinitionId: r.roleDefinitionId,
+            principalId: r.principalId,
+            ...(r.principalType ? { principalType: r.principalType } : {}),
+            ...(r.roleName ? { roleName: r.roleName } : {}),
+            ...(r.condition ? { condition: r.condition } : {}),
+            ...(r.conditionVersion ? { conditionVersion: r.conditionVersion } : {}),
+          }
+        : undefined;
+    if (!restore) warnings.push(`undo cannot re-create ${id}: its role or principal is unknown`);
+    steps.push(
+      removeStep(
+        endpoints,
+        normaliseScope(id),
+        restore,
+        `Remove the broad role "${r.roleName ?? 'unknown'}" at ${scope}: the principal loses everything it grants there, not only the Arc access`,
+      ),
+    );
+  }
+  const broad: RemediationPlan = { appId: plan.appId, steps, stillHasAccessThrough: left, warnings };
+  if (plan.principalId) broad.principalId = plan.principalId;
+  if (plan.principalType) broad.principalType = plan.principalType;
+  if (plan.clusterId) broad.clusterId = plan.clusterId;
+  return broad;
+}

@@ -1,0 +1,110 @@
+import type { types } from '@slack/bolt';
+import type { AlertRecord } from '../../core/alert.ts';
+import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
+import { clip, code, esc } from './text.ts';
+
+/** The expiry choices of Mark benign, by option value. `undefined`: never expires. */
+export const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: number | undefined }> = [
+  { value: '24h', label: '24 hours', ms: 24 * 3600 * 1000 },
+  { value: '7d', label: '7 days', ms: 7 * 24 * 3600 * 1000 },
+  { value: '30d', label: '30 days', ms: 30 * 24 * 3600 * 1000 },
+  { value: 'never', label: 'Never', ms: undefined },
+];
+
+/** Longest accepted reason. */
+export const REASON_MAX = 500;
+
+/** The modal's `private_metadata`: which alert it is about. */
+export interface BenignModalMetadata {
+  alertId: string;
+}
+
+const option = (o: { value: string; label: string }): types.PlainTextOption => ({
+  text: { type: 'plain_text', text: o.label },
+  value: o.value,
+});
+
+/** The Mark benign modal: a required reason and an expiry (24 hours, 7 days, 30 days, never). */
+export function buildBenignModal(alert: AlertRecord): types.ModalView {
+  const d = alert.detection;
+  const metadata: BenignModalMetadata = { alertId: alert.id };
+  return {
+    type: 'modal',
+    callback_id: CALLBACK_IDS.markBenign,
+    private_metadata: JSON.stringify(metadata),
+    title: { type: 'plain_text', text: 'Mark benign' },
+    submit: { type: 'plain_text', text: 'Allowlist' },
+    close: { type: 'plain_text', text: 'Cancel' },
+    blocks: [
+      {
+        type: 'section',
+        text: {
+          type: 'mrkdwn',
+          text: clip(
+            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts. On cluster ${esc(d.cluster?.name ?? d.cluster?.id ?? 'unknown')}.`,
+            3000,
+          ),
+        },
+      },
+      {
+        type: 'input',
+        block_id: BENIGN_MODAL.reasonBlock,
+        label: { type: 'plain_text', text: 'Why is it benign?' },
+        element: {
+          type: 'plain_text_input',
+          action_id: BENIGN_MODAL.reasonInput,
+          multiline: true,
+          min_length: 1,
+          max_length: REASON_MAX,
+          placeholder: { type: 'plain_text', text: 'e.g. new CI runner pool in westeurope, ticket OPS-123' },
+        },
+      },
+      {
+        type: 'input',
+        block_id: BENIGN_MODAL.expiryBlock,
+        label: { type: 'plain_text', text: 'Allowlist for' },
+        element: {
+          type: 'static_select',
+          action_id: BENIGN_MODAL.expiryInput,
+          options: EXPIRY_OPTIONS.map(option),
+          initial_option: option(EXPIRY_OPTIONS[1]!),
+        },
+      },
+    ],
+  };
+}
+
+/** The modal's answers after validation, or an error per block for `response_action: errors`. */
+export type BenignSubmission =
+  | { ok: true; reason: string; expiry: string; expiryMs: number | undefined }
+  | { ok: false; errors: Record<string, string> };
+
+/** Validates the submitted modal state: reason required (not only spaces), expiry one of the choices. */
+export function parseBenignSubmission(values: unknown): BenignSubmission {
+  const v = (values ?? {}) as Record<
+    string,
+    Record<string, { value?: unknown; selected_option?: { value?: unknown } }>
+  >;
+  const reasonRaw = v[BENIGN_MODAL.reasonBlock]?.[BENIGN_MODAL.reasonInput]?.value;
+  const expiryRaw = v[BENIGN_MODAL.expiryBlock]?.[BENIGN_MODAL.expiryInput]?.selected_option?.value;
+  const errors: Record<string, string> = {};
+  const reason = typeof reasonRaw === 'string' ? reasonRaw.trim() : '';
+  if (reason === '')
+    errors[BENIGN_MODAL.reasonBlock] = 'Give a reason: it is shown on the alert and in the audit.';
+  else if (reason.length > REASON_MAX) errors[BENIGN_MODAL.reasonBlock] = `At most ${REASON_MAX} characters.`;
+  const choice = EXPIRY_OPTIONS.find((o) => o.value === expiryRaw);
+  if (!choice) errors[BENIGN_MODAL.expiryBlock] = 'Choose how long: 24 hours, 7 days, 30 days or never.';
+  if (Object.keys(errors).length > 0 || !choice) return { ok: false, errors };
+  return { ok: true, reason, expiry: choice.value, expiryMs: choice.ms };
+}
+
+/** Reads the modal's metadata; undefined when it is not ours. */
+export function parseBenignMetadata(raw: unknown): BenignModalMetadata | undefined {
+  if (typeof raw !== 'string' || raw.length > 3000) return undefined;
+  try {
+    const m = JSON.parse(raw) as { alertId?: unknown };
+    return typeof m.alertId === 'string' ? { alertId: m.alertId } : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Small pure helpers for Slack text: escaping, clipping to Slack's limits, links and dates.
+ * Everything that comes from a detection is untrusted and goes through `esc` and `clip`.
+ */
+
+/** Escapes the three characters Slack's mrkdwn treats as control characters. */
+export function esc(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/**
+ * Cuts `text` to at most `max` characters (UTF-16 units, as Slack counts), ending with `…` when
+ * cut. Never splits a surrogate pair or an HTML entity produced by `esc`.
+ */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  if (max <= 1) return '…'.slice(0, max);
+  let cut = text.slice(0, max - 1);
+  const last = cut.charCodeAt(cut.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
+  cut = cut.replace(/&[a-z]{0,4}$/, '');
+  return `${cut}…`;
+}
+
+/** Inline code for an untrusted value (backticks inside would end the code span). */
+export function code(text: string, max = 200): string {
+  return `\`${clip(esc(text.replace(/`/g, "'").replace(/[\r\n]+/g, ' ')), max)}\``;
+}
+
+/**
+ * A mrkdwn link. The URL must be http(s); characters that would end Slack's `<url|text>` syntax
+ * are percent-encoded. Returns the label alone when the URL is not usable.
+ */
+export function link(url: string | undefined, label: string, maxUrl = 1500): string {
+  if (!url || !/^https?:\/\//i.test(url) || url.length > maxUrl) return label;
+  const safeUrl = url.replace(/[<>|\s"]/g, (c) => encodeURIComponent(c));
+  return `<${safeUrl}|${label.replace(/[|>]/g, '')}>`;
+}
+
+/** A Slack date token: shown in the reader's time zone, with the ISO time as fallback. */
+export function slackDate(epochMs: number): string {
+  if (!Number.isFinite(epochMs)) return 'unknown time';
+  const iso = new Date(epochMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return `<!date^${Math.floor(epochMs / 1000)}^{date_short_pretty} {time_secs}|${iso}>`;
+}
+
+/** Parses an ISO time; undefined when it is not a time. */
+export function parseTime(iso: string | undefined): number | undefined {
+  if (!iso) return undefined;
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : undefined;
+}
+
+/** Plain-text time for notifications and fallbacks (no Slack tokens). */
+export function isoTime(epochMs: number): string {
+  return Number.isFinite(epochMs)
+    ? new Date(epochMs).toISOString().replace(/\.\d{3}Z$/, 'Z')
+    : 'unknown time';
+}
+
+/** A window for people: `7 days`, `36 hours`, `90 minutes`. */
+export function describeDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['day', 86_400_000],
+    ['hour', 3_600_000],
+    ['minute', 60_000],
+    ['second', 1000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) {
+      const n = ms / size;
+      return `${n} ${unit}${n === 1 ? '' : 's'}`;
+    }
+  }
+  if (ms >= 3_600_000) return `${Math.round(ms / 3_600_000)} hours`;
+  return `${Math.round(ms / 1000)} seconds`;
+}
+
+/** Geo and AS of a source, e.g. `Amsterdam, Netherlands · AS14061 DigitalOcean`. */
+export function describePlace(
+  geo: { cityName?: string; countryName?: string; countryIsoCode?: string } | undefined,
+  as: { number?: number; organizationName?: string } | undefined,
+): string {
+  const parts: string[] = [];
+  const where = [geo?.cityName, geo?.countryName ?? geo?.countryIsoCode].filter(Boolean).join(', ');
+  if (where) parts.push(where);
+  const asText = [as?.number !== undefined ? `AS${as.number}` : undefined, as?.organizationName]
+    .filter(Boolean)
+    .join(' ');
+  if (asText) parts.push(asText);
+  return parts.join(' · ');
+}

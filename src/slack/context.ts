@@ -1,0 +1,21 @@
+import type { webApi } from '@slack/bolt';
+import type { Logger } from 'pino';
+import type { History } from '../core/history.ts';
+import type { StateStore } from '../core/ports.ts';
+import type { Enricher, Remediator } from '../core/remediation.ts';
+import type { Messenger } from './messenger.ts';
+import type { ResponderCheck } from './responders.ts';
+
+/** Everything the Slack handlers and the sink share. Built once by `createSlackChat`. */
+export interface SlackContext {
+  store: StateStore;
+  logger: Logger;
+  history: History;
+  remediator: Remediator;
+  enricher?: Enricher;
+  responders: ResponderCheck;
+  messenger: Messenger;
+  client: webApi.WebClient;
+  alertChannel: string;
+  now: () => number;
+}

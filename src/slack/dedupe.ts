@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import type { AnyMiddlewareArgs, App } from '@slack/bolt';
+import type { StateStore } from '../core/ports.ts';
+
+/** How long a handled Slack request is remembered; Slack retries within minutes. */
+export const REQUEST_MEMORY_MS = 60 * 60 * 1000;
+
+/** The identity of one Slack request, the same across Slack's retries of it. */
+export function requestKey(body: unknown): string {
+  const b = (body ?? {}) as Record<string, unknown>;
+  for (const field of ['trigger_id', 'event_id'] as const) {
+    const v = b[field];
+    if (typeof v === 'string' && v !== '' && v.length <= 200) return `slack-req:${field}:${v}`;
+  }
+  const digest = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 32);
+  return `slack-req:body:${digest}`;
+}
+
+/**
+ * A global middleware: a request already handled (Slack retries carry `X-Slack-Retry-Num` and
+ * the same payload) is acknowledged and goes no further, across replicas sharing the store.
+ */
+export function registerDedupe(
+  app: App,
+  store: StateStore,
+  logger: { info(o: object, m: string): void; warn(o: object, m: string): void },
+): void {
+  app.use(async (args) => {
+    const { body, next } = args;
+    const ack = (args as AnyMiddlewareArgs & { ack?: () => Promise<void> }).ack;
+    let first = true;
+    try {
+      first = await store.claim(requestKey(body), REQUEST_MEMORY_MS);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'cannot record the Slack request id; handling it anyway');
+    }
+    if (!first) {
+      logger.info(
+        { retry: (args.context as { retryNum?: number }).retryNum },
+        'ignored a Slack request that was already handled (a retry)',
+      );
+      if (ack) await ack();
+      return;
+    }
+    await next();
+  });
+}

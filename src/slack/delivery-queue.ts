@@ -1,0 +1,198 @@
+/**
+ * Slack delivery: a per-channel queue that posts at most one message a second to each channel
+ * (Slack's documented chat.postMessage pace), honours 429 `Retry-After`, and sorts failures into
+ * those worth retrying and those that only a person can fix (shown by `problems()`).
+ */
+
+/** Slack errors that retrying cannot fix, with what to do about them. */
+export const UNFIXABLE_ERRORS: Readonly<Record<string, (channel: string) => string>> = {
+  channel_not_found: (ch) =>
+    `Slack says channel ${ch} does not exist or the bot cannot see it (channel_not_found): set SLACK_ALERT_CHANNEL to the channel's id (channel details > About, at the bottom), and for a private channel invite the app with /invite @arc-responder.`,
+  not_in_channel: (ch) =>
+    `The bot is not a member of ${ch} (not_in_channel): run /invite @arc-responder in that channel.`,
+  is_archived: (ch) =>
+    `Channel ${ch} is archived (is_archived): unarchive it or set SLACK_ALERT_CHANNEL to another channel.`,
+  invalid_auth: () =>
+    'Slack rejected SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth Token (xoxb-...) from OAuth & Permissions of the installed app.',
+  not_authed: () =>
+    'No Slack token was sent (not_authed): set SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-...).',
+  account_inactive: () =>
+    'The Slack token belongs to a deactivated app or user (account_inactive): reinstall the app to the workspace and update SLACK_BOT_TOKEN.',
+  token_revoked: () =>
+    'SLACK_BOT_TOKEN was revoked (token_revoked): reinstall the app to the workspace and update SLACK_BOT_TOKEN.',
+  token_expired: () =>
+    'SLACK_BOT_TOKEN expired (token_expired): turn token rotation off in the app settings (manifest.yml does) and reinstall.',
+  missing_scope: () =>
+    'The bot token lacks a scope the app needs (missing_scope): update the app from manifest.yml and reinstall it to the workspace.',
+  restricted_action: (ch) =>
+    `The workspace does not let the bot post in ${ch} (restricted_action): ask a Slack admin to allow apps to post there.`,
+};
+
+/** A failed Slack delivery. `retryable: false` means a person must fix something first. */
+export class SlackDeliveryError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  readonly fix?: string;
+  constructor(code: string, message: string, retryable: boolean, fix?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'SlackDeliveryError';
+    this.code = code;
+    this.retryable = retryable;
+    if (fix !== undefined) this.fix = fix;
+  }
+}
+
+/** The Slack error code of a Web API failure (`channel_not_found`, ...), if it carries one. */
+export function slackErrorCode(err: unknown): string | undefined {
+  const e = err as { code?: unknown; data?: { error?: unknown } } | undefined;
+  if (e?.code === 'slack_webapi_platform_error' && typeof e.data?.error === 'string') return e.data.error;
+  return undefined;
+}
+
+/** Seconds to wait for a 429, when `err` is one. */
+export function retryAfterSeconds(err: unknown): number | undefined {
+  const e = err as { code?: unknown; retryAfter?: unknown } | undefined;
+  if (e?.code !== 'slack_webapi_rate_limited_error') return undefined;
+  return typeof e.retryAfter === 'number' && Number.isFinite(e.retryAfter) && e.retryAfter >= 0
+    ? e.retryAfter
+    : 1;
+}
+
+/** Classifies a Web API failure for `channel`. */
+export function classify(err: unknown, channel: string): SlackDeliveryError {
+  if (err instanceof SlackDeliveryError) return err;
+  const code = slackErrorCode(err);
+  if (code) {
+    const fix = UNFIXABLE_ERRORS[code]?.(channel);
+    return new SlackDeliveryError(code, `Slack refused the call: ${code}`, fix === undefined, fix, {
+      cause: err,
+    });
+  }
+  if (retryAfterSeconds(err) !== undefined) {
+    return new SlackDeliveryError(
+      'rate_limited',
+      'Slack kept answering 429 (rate limited)',
+      true,
+      undefined,
+      {
+        cause: err,
+      },
+    );
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new SlackDeliveryError('request_failed', `Slack request failed: ${message}`, true, undefined, {
+    cause: err,
+  });
+}
+
+export interface DeliveryQueueOptions {
+  /** Least time between two posts to the same channel; 1000 ms unless tests set less. */
+  intervalMs?: number;
+  /** How many 429 answers one call may get before it fails (retryable). */
+  maxRateLimitRetries?: number;
+  /**
+   * Longest wait (429 back-off plus pacing) one call accepts before failing as retryable, so a
+   * caller with a deadline (the outbox's delivery timeout) is not left waiting. Default 15 s.
+   */
+  maxWaitMs?: number;
+  /** Waits; injectable so that tests do not wait for real. */
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Runs Slack calls one at a time per channel, paced and with 429 handling. */
+export class DeliveryQueue {
+  readonly #tails = new Map<string, Promise<unknown>>();
+  readonly #lastPost = new Map<string, number>();
+  /** Channel → time before which nothing may be sent there (after a 429). */
+  readonly #blockedUntil = new Map<string, number>();
+  readonly #interval: number;
+  readonly #maxRetries: number;
+  readonly #maxWait: number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #now: () => number;
+
+  constructor(opts: DeliveryQueueOptions = {}) {
+    this.#interval = opts.intervalMs ?? 1000;
+    this.#maxRetries = opts.maxRateLimitRetries ?? 5;
+    this.#maxWait = opts.maxWaitMs ?? 15_000;
+    this.#sleep = opts.sleep ?? realSleep;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Queues `call` on `channel`. `paced` calls (new messages) keep the per-channel interval;
+   * others (updates) only wait their turn and any 429 back-off. Failures reject with a
+   * classified `SlackDeliveryError`.
+   */
+  run<T>(channel: string, paced: boolean, call: () => Promise<T>): Promise<T> {
+    const prev = this.#tails.get(channel) ?? Promise.resolve();
+    const next = prev.then(
+      () => this.#attempt(channel, paced, call),
+      () => this.#attempt(channel, paced, call),
+    );
+    const tail = next.catch(() => undefined);
+    this.#tails.set(channel, tail);
+    void tail.then(() => {
+      if (this.#tails.get(channel) === tail) this.#tails.delete(channel);
+    });
+    return next;
+  }
+
+  async #attempt<T>(channel: string, paced: boolean, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const notBefore = Math.max(
+        this.#blockedUntil.get(channel) ?? 0,
+        paced ? (this.#lastPost.get(channel) ?? Number.NEGATIVE_INFINITY) + this.#interval : 0,
+      );
+      const wait = notBefore - this.#now();
+      if (wait > this.#maxWait) {
+        throw new SlackDeliveryError(
+          'rate_limited',
+          `Slack asked to wait ${Math.ceil(wait / 1000)}s (rate limited); try later`,
+          true,
+        );
+      }
+      if (wait > 0) await this.#sleep(wait);
+      try {
+        const result = await call();
+        if (paced) this.#lastPost.set(channel, this.#now());
+        return result;
+      } catch (err) {
+        const seconds = retryAfterSeconds(err);
+        if (seconds === undefined || attempt >= this.#maxRetries) throw classify(err, channel);
+        this.#blockedUntil.set(channel, this.#now() + seconds * 1000);
+      }
+    }
+  }
+}
+
+/** Unfixable delivery problems, by kind, for `/readyz`; cleared when a later call succeeds. */
+export class DeliveryProblems {
+  readonly #problems = new Map<string, string>();
+
+  /** Records a problem; the key groups problems that one fix clears. */
+  record(err: SlackDeliveryError, channel: string): void {
+    if (err.retryable || !err.fix) return;
+    this.#problems.set(this.#keyOf(err.code, channel), err.fix);
+  }
+
+  /** A call to `channel` succeeded: its channel problems and any token problem are gone. */
+  succeeded(channel: string): void {
+    for (const key of [...this.#problems.keys()]) {
+      if (key === 'token' || key === `channel:${channel}`) this.#problems.delete(key);
+    }
+  }
+
+  list(): string[] {
+    return [...this.#problems.values()];
+  }
+
+  #keyOf(code: string, channel: string): string {
+    return ['channel_not_found', 'not_in_channel', 'is_archived', 'restricted_action'].includes(code)
+      ? `channel:${channel}`
+      : 'token';
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Every Slack `action_id`, `callback_id` and `block_id` the app uses, in one place. Block Kit
+ * builders and handlers both import from here so that a rename cannot break the wiring.
+ */
+
+/** `action_id`s of interactive elements. */
+export const ACTION_IDS = {
+  /** Alert button: opens the Mark benign modal. */
+  markBenign: 'arc_mark_benign',
+  /** Alert button (danger, behind a confirm dialog): runs the remediation. */
+  revoke: 'arc_revoke',
+  /** Alert button after a live revoke: reserved for the Azure undo (not registered yet). */
+  undoRevoke: 'arc_undo_revoke',
+  /** /arc-history button: removes the allowlist entry of one pair. */
+  removeAllow: 'arc_remove_allow',
+} as const;
+
+/** `callback_id`s of modals. */
+export const CALLBACK_IDS = {
+  markBenign: 'arc_mark_benign_modal',
+} as const;
+
+/** `block_id`s and input `action_id`s inside the Mark benign modal. */
+export const BENIGN_MODAL = {
+  reasonBlock: 'benign_reason',
+  reasonInput: 'reason',
+  expiryBlock: 'benign_expiry',
+  expiryInput: 'expiry',
+} as const;
+
+/** Slash commands, as declared in `manifest.yml`. */
+export const COMMANDS = {
+  history: '/arc-history',
+} as const;

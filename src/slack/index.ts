@@ -1,0 +1,137 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { History } from '../core/history.ts';
+import type { ChatAdapter, StateStore } from '../core/ports.ts';
+import type { Enricher, Remediator } from '../core/remediation.ts';
+import { createBoltApp, registerHandlers } from './app.ts';
+import type { SlackContext } from './context.ts';
+import { classify, DeliveryProblems, DeliveryQueue } from './delivery-queue.ts';
+import { createMessenger, type DeliveryFailureCounter } from './messenger.ts';
+import { createResponderCheck } from './responders.ts';
+import { createSlackSink } from './sink.ts';
+import { guardSlackRequests } from './verify.ts';
+
+export { SlackDeliveryError } from './delivery-queue.ts';
+
+/** Knobs for tests and unusual deployments; production uses the defaults. */
+export interface SlackTuning {
+  /** Least time between two posts to one channel (default 1000 ms). */
+  deliveryIntervalMs?: number;
+  /** How `DeliveryQueue` waits (pacing, 429 Retry-After); tests pass a fake clock's sleep. */
+  sleep?: (ms: number) => Promise<void>;
+  /** 429 answers one call may get before failing (default 5). */
+  maxRateLimitRetries?: number;
+  /** Longest 429 back-off one call waits for before failing as retryable (default 15 s). */
+  maxWaitMs?: number;
+  /** Web API client retries of network errors and 5xx (default 2). */
+  webApiRetries?: number;
+  /** How long user-group members are cached (default 5 minutes). */
+  responderCacheTtlMs?: number;
+}
+
+/** What the Slack chat needs from the service. */
+export interface SlackDeps {
+  store: StateStore;
+  logger: Logger;
+  history: History;
+  remediator: Remediator;
+  enricher?: Enricher;
+  metrics?: { deliveryFailures?: DeliveryFailureCounter };
+  now?: () => number;
+  tuning?: SlackTuning;
+}
+
+/**
+ * Creates the Slack chat adapter: the alert sink (posts and repeat updates), the request listener
+ * for `POST /slack/events` (HTTP mode; none in Socket Mode, when `SLACK_APP_TOKEN` is set), and
+ * the unfixable delivery problems for `/readyz`.
+ */
+export async function createSlackChat(config: Config, deps: SlackDeps): Promise<ChatAdapter> {
+  const slack = config.slack;
+  if (!slack)
+    throw new Error(
+      'Slack is not configured: set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and SLACK_ALERT_CHANNEL',
+    );
+  const logger = deps.logger.child({ component: 'slack' });
+  const now = deps.now ?? Date.now;
+  const tuning = deps.tuning ?? {};
+
+  const settings = {
+    botToken: slack.botToken,
+    signingSecret: slack.signingSecret,
+    apiUrl: slack.apiUrl,
+    ...(slack.appToken ? { appToken: slack.appToken } : {}),
+  };
+  const { app, http, socketMode } = createBoltApp(settings, logger, {
+    ...(tuning.webApiRetries === undefined ? {} : { webApiRetries: tuning.webApiRetries }),
+  });
+
+  const problems = new DeliveryProblems();
+  const queue = new DeliveryQueue({
+    ...(tuning.deliveryIntervalMs === undefined ? {} : { intervalMs: tuning.deliveryIntervalMs }),
+    ...(tuning.maxRateLimitRetries === undefined ? {} : { maxRateLimitRetries: tuning.maxRateLimitRetries }),
+    ...(tuning.maxWaitMs === undefined ? {} : { maxWaitMs: tuning.maxWaitMs }),
+    ...(tuning.sleep ? { sleep: tuning.sleep } : {}),
+    now,
+  });
+  const messenger = createMessenger({
+    client: app.client,
+    queue,
+    problems,
+    logger,
+    mode: deps.remediator.mode,
+    ...(deps.metrics?.deliveryFailures ? { failures: deps.metrics.deliveryFailures } : {}),
+  });
+  const responders = createResponderCheck({
+    responders: slack.responders,
+    client: app.client,
+    logger,
+    now,
+    ...(tuning.responderCacheTtlMs === undefined ? {} : { ttlMs: tuning.responderCacheTtlMs }),
+  });
+  const ctx: SlackContext = {
+    store: deps.store,
+    logger,
+    history: deps.history,
+    remediator: deps.remediator,
+    responders,
+    messenger,
+    client: app.client,
+    alertChannel: slack.alertChannel,
+    now,
+    ...(deps.enricher ? { enricher: deps.enricher } : {}),
+  };
+  registerHandlers(app, ctx);
+  if (responders.empty) {
+    logger.warn('SLACK_RESPONDERS is not set: nobody can use Revoke, Mark benign or Remove allowlist');
+  }
+
+  const adapter: ChatAdapter = {
+    name: 'slack',
+    sink: createSlackSink(ctx),
+    problems: () => problems.list(),
+    async start() {
+      try {
+        await app.client.auth.test();
+      } catch (err) {
+        // Shown by /readyz; the service keeps running so that the rest of it stays useful.
+        const e = classify(err, slack.alertChannel);
+        problems.record(e, slack.alertChannel);
+        logger.error({ code: e.code, fix: e.fix }, `Slack auth.test failed: ${e.fix ?? e.message}`);
+      }
+      if (socketMode) await app.start();
+    },
+    async stop() {
+      if (socketMode) await app.stop();
+    },
+  };
+  if (http) {
+    adapter.requestListener = guardSlackRequests({
+      signingSecret: slack.signingSecret,
+      inner: http.requestListener,
+      logger,
+      now,
+    });
+  }
+  return adapter;
+}

@@ -1,0 +1,110 @@
+import type { webApi } from '@slack/bolt';
+import type { Logger } from 'pino';
+import type { SlackAlertState } from './alert-state.ts';
+import { type AlertView, buildAlertMessage } from './blocks/alert.ts';
+import { clip } from './blocks/text.ts';
+import { classify, type DeliveryProblems, type DeliveryQueue, SlackDeliveryError } from './delivery-queue.ts';
+
+/** Counts failed deliveries, labelled by Slack error code (a Prometheus counter fits). */
+export interface DeliveryFailureCounter {
+  inc(labels?: Record<string, string>): void;
+}
+
+/** Slack errors about one message that nothing can fix: the message is gone or too old. */
+const GONE = new Set(['message_not_found', 'cant_update_message', 'edit_window_closed', 'thread_not_found']);
+
+/** Posts and updates alert messages through the delivery queue, recording failures. */
+export interface Messenger {
+  /** Posts a new alert message; resolves with where it went. */
+  postAlert(state: SlackAlertState): Promise<{ channel: string; ts: string }>;
+  /** Renders the stored state into the posted message (chat.update). */
+  updateAlert(state: SlackAlertState): Promise<void>;
+  /** Posts an audit line in the alert's thread. */
+  postThread(state: SlackAlertState, text: string): Promise<void>;
+}
+
+export function createMessenger(opts: {
+  client: webApi.WebClient;
+  queue: DeliveryQueue;
+  problems: DeliveryProblems;
+  logger: Logger;
+  mode: 'dry-run' | 'live';
+  failures?: DeliveryFailureCounter;
+}): Messenger {
+  const { client, queue, problems, logger } = opts;
+
+  async function deliver<T>(
+    what: string,
+    channel: string,
+    paced: boolean,
+    call: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      const result = await queue.run(channel, paced, call);
+      problems.succeeded(channel);
+      return result;
+    } catch (err) {
+      const e = classify(err, channel);
+      opts.failures?.inc({ reason: e.code });
+      problems.record(e, channel);
+      if (e.retryable) {
+        logger.warn({ channel, code: e.code, err: e.message }, `Slack ${what} failed; it will be retried`);
+      } else {
+        logger.error(
+          { channel, code: e.code, fix: e.fix },
+          `Slack ${what} failed and retrying cannot fix it: ${e.fix}`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  const view = (state: SlackAlertState): AlertView => ({ ...state, mode: opts.mode });
+
+  return {
+    async postAlert(state) {
+      const message = buildAlertMessage(view(state));
+      const res = await deliver('chat.postMessage', state.channel, true, () =>
+        client.chat.postMessage({
+          channel: state.channel,
+          text: message.text,
+          blocks: message.blocks,
+          unfurl_links: false,
+          unfurl_media: false,
+        }),
+      );
+      if (typeof res.ts !== 'string') {
+        throw new SlackDeliveryError('bad_response', 'chat.postMessage answered without a message ts', true);
+      }
+      return { channel: typeof res.channel === 'string' ? res.channel : state.channel, ts: res.ts };
+    },
+
+    async updateAlert(state) {
+      if (!state.ts) return;
+      const ts = state.ts;
+      const message = buildAlertMessage(view(state));
+      try {
+        await deliver('chat.update', state.channel, false, () =>
+          client.chat.update({ channel: state.channel, ts, text: message.text, blocks: message.blocks }),
+        );
+      } catch (err) {
+        if (err instanceof SlackDeliveryError && GONE.has(err.code)) return;
+        throw err;
+      }
+    },
+
+    async postThread(state, text) {
+      if (!state.ts) return;
+      const ts = state.ts;
+      await deliver('chat.postMessage (thread)', state.channel, true, () =>
+        client.chat.postMessage({
+          channel: state.channel,
+          thread_ts: ts,
+          text: clip(text, 3900),
+          unfurl_links: false,
+          unfurl_media: false,
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import type { Logger } from 'pino';
+
+/** The one Web API call responders need: members of a user group. */
+export interface UsergroupClient {
+  usergroups: {
+    users: {
+      list(args: { usergroup: string }): Promise<{ users?: string[] }>;
+    };
+  };
+}
+
+export interface ResponderCheckOptions {
+  /** `SLACK_RESPONDERS`: user ids (`U…`, `W…`) and user-group ids (`S…`). */
+  responders: readonly string[];
+  client: UsergroupClient;
+  logger: Logger;
+  /** How long a group's member list is trusted; 5 minutes unless set. */
+  ttlMs?: number;
+  now?: () => number;
+}
+
+/** Decides who may press Revoke, Mark benign and Remove allowlist. */
+export interface ResponderCheck {
+  isResponder(userId: string): Promise<boolean>;
+  /** True when nobody is configured: every button is refused (fail closed). */
+  readonly empty: boolean;
+}
+
+/**
+ * Builds the responder check. User ids match directly; user groups are expanded through
+ * `usergroups.users.list` and cached for `ttlMs`. A failed lookup refuses (fails closed) and keeps
+ * serving the last known member list if there is one.
+ */
+export function createResponderCheck(opts: ResponderCheckOptions): ResponderCheck {
+  const ttl = opts.ttlMs ?? 5 * 60 * 1000;
+  const now = opts.now ?? Date.now;
+  const users = new Set(opts.responders.filter((id) => /^[UW]/.test(id)));
+  const groups = opts.responders.filter((id) => id.startsWith('S'));
+  const cache = new Map<string, { members: Set<string>; at: number }>();
+  const inflight = new Map<string, Promise<Set<string> | undefined>>();
+
+  async function membersOf(group: string): Promise<Set<string> | undefined> {
+    const cached = cache.get(group);
+    if (cached && now() - cached.at < ttl) return cached.members;
+    let pending = inflight.get(group);
+    if (!pending) {
+      pending = (async () => {
+        try {
+          const res = await opts.client.usergroups.users.list({ usergroup: group });
+          const members = new Set((res.users ?? []).filter((u) => typeof u === 'string'));
+          cache.set(group, { members, at: now() });
+          return members;
+        } catch (err) {
+          opts.logger.warn(
+            { group, err: (err as Error).message },
+            'cannot list the members of a SLACK_RESPONDERS user group: check the usergroups:read scope and the group id',
+          );
+          return cached?.members;
+        } finally {
+          inflight.delete(group);
+        }
+      })();
+      inflight.set(group, pending);
+    }
+    return pending;
+  }
+
+  return {
+    empty: users.size === 0 && groups.length === 0,
+    async isResponder(userId) {
+      if (typeof userId !== 'string' || userId === '') return false;
+      if (users.has(userId)) return true;
+      for (const group of groups) {
+        if ((await membersOf(group))?.has(userId)) return true;
+      }
+      return false;
+    },
+  };
+}

@@ -1,0 +1,22 @@
+/**
+ * Every Slack Web API method the app calls, with the bot scope it needs (`null`: none).
+ * `manifest.yml` must grant each scope listed; a test greps `src/slack` for `client.<method>(`
+ * calls and checks that each one is in this table, and that the manifest covers the table.
+ */
+export const METHOD_SCOPES: Readonly<Record<string, string | null>> = {
+  'auth.test': null,
+  'chat.postMessage': 'chat:write',
+  'chat.update': 'chat:write',
+  'views.open': null,
+  'usergroups.users.list': 'usergroups:read',
+};
+
+/** Scopes the app needs that no Web API method implies (the slash command). */
+export const EXTRA_SCOPES: readonly string[] = ['commands'];
+
+/** The bot scopes the app needs, sorted and without duplicates. */
+export function requiredBotScopes(): string[] {
+  const scopes = new Set<string>(EXTRA_SCOPES);
+  for (const scope of Object.values(METHOD_SCOPES)) if (scope) scopes.add(scope);
+  return [...scopes].sort();
+}

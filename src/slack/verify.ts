@@ -1,0 +1,112 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+
+/** Slack signs with the current time; anything further than this from our clock is refused. */
+export const MAX_SKEW_SECONDS = 300;
+/** Slack's payloads are small; larger bodies are refused before any parsing. */
+export const MAX_BODY_BYTES = 256 * 1024;
+
+export type VerifyResult = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Verifies a Slack request: `v0=` HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing secret,
+ * compared in constant time, and a timestamp within 5 minutes either way (Bolt itself refuses only
+ * stale ones, not those from the future).
+ */
+export function verifySlackSignature(opts: {
+  signingSecret: string;
+  body: Buffer | string;
+  timestamp: string | string[] | undefined;
+  signature: string | string[] | undefined;
+  nowMs: number;
+}): VerifyResult {
+  const { timestamp, signature } = opts;
+  if (typeof timestamp !== 'string' || !/^\d{1,12}$/.test(timestamp)) {
+    return { ok: false, reason: 'missing or malformed X-Slack-Request-Timestamp' };
+  }
+  if (typeof signature !== 'string' || !/^v0=[0-9a-f]{64}$/.test(signature)) {
+    return { ok: false, reason: 'missing or malformed X-Slack-Signature' };
+  }
+  const skew = Math.abs(Math.floor(opts.nowMs / 1000) - Number(timestamp));
+  if (skew > MAX_SKEW_SECONDS) {
+    return { ok: false, reason: `timestamp is ${skew}s away from now (more than ${MAX_SKEW_SECONDS}s)` };
+  }
+  const mac = createHmac('sha256', opts.signingSecret);
+  mac.update(`v0:${timestamp}:`);
+  mac.update(opts.body);
+  const expected = Buffer.from(`v0=${mac.digest('hex')}`, 'utf8');
+  const given = Buffer.from(signature, 'utf8');
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+    return { ok: false, reason: 'signature does not match' };
+  }
+  return { ok: true };
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += buf.length;
+    if (size > limit) return 'too-large';
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+
+const reply = (res: ServerResponse, status: number, text?: string) => {
+  if (res.headersSent) return;
+  res.writeHead(status, text ? { 'content-type': 'text/plain; charset=utf-8' } : {});
+  res.end(text);
+};
+
+/**
+ * Wraps Bolt's request listener: reads the body once, refuses unsigned, badly signed, stale or
+ * future requests with 401 before Bolt sees them, then hands Bolt the buffered body (Bolt reuses a
+ * `rawBody` buffer instead of reading the stream again).
+ */
+export function guardSlackRequests(opts: {
+  signingSecret: string;
+  inner: Listener;
+  logger: Logger;
+  now: () => number;
+}): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async (req, res) => {
+    try {
+      if (req.method !== 'POST') return reply(res, 405, 'POST only');
+      const body = await readBody(req, MAX_BODY_BYTES);
+      if (body === 'too-large') return reply(res, 413, 'body too large');
+      const contentType = req.headers['content-type'];
+      if (contentType === 'application/x-www-form-urlencoded' && body.toString('utf8') === 'ssl_check=1') {
+        // Slack's SSL check carries nothing to act on: answer it here.
+        return reply(res, 200);
+      }
+      const verdict = verifySlackSignature({
+        signingSecret: opts.signingSecret,
+        body,
+        timestamp: req.headers['x-slack-request-timestamp'],
+        signature: req.headers['x-slack-signature'],
+        nowMs: opts.now(),
+      });
+      if (!verdict.ok) {
+        opts.logger.warn(
+          { reason: verdict.reason, retry: req.headers['x-slack-retry-num'] },
+          'refused a Slack request (401): if Slack itself is refused, check SLACK_SIGNING_SECRET and the server clock',
+        );
+        return reply(res, 401);
+      }
+      (req as IncomingMessage & { rawBody?: Buffer }).rawBody = body;
+      opts.inner(req, res);
+    } catch (err) {
+      // Bolt throws this for a path or method it does not serve.
+      if ((err as { code?: string }).code === 'slack_bolt_http_receiver_deferred_request_error') {
+        return reply(res, 404);
+      }
+      opts.logger.error({ err: (err as Error).message }, 'Slack request handling failed');
+      reply(res, 500);
+    }
+  };
+}

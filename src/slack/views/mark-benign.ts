@@ -1,0 +1,93 @@
+import type { App } from '@slack/bolt';
+import { recordAudit } from '../../core/audit.ts';
+import { loadAlertState, updateAlertState } from '../alert-state.ts';
+import { benignText } from '../blocks/alert.ts';
+import { parseBenignMetadata, parseBenignSubmission } from '../blocks/benign-modal.ts';
+import type { SlackContext } from '../context.ts';
+import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
+
+/**
+ * The Mark benign modal's submission: validates it (errors shown in the modal), then allowlists
+ * the pair, updates the alert (who, why, until), audits it and posts the audit line in the thread.
+ */
+export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
+  app.view(CALLBACK_IDS.markBenign, async ({ ack, body, view }) => {
+    const user = body.user.id;
+    const meta = parseBenignMetadata(view.private_metadata);
+    const state = meta ? await loadAlertState(ctx.store, meta.alertId) : undefined;
+    if (!state) {
+      await ack({
+        response_action: 'errors',
+        errors: { [BENIGN_MODAL.reasonBlock]: 'This alert is no longer known to arc-responder.' },
+      });
+      return;
+    }
+    const d = state.alert.detection;
+    const subject = {
+      action: 'mark-benign' as const,
+      alertId: state.alert.id,
+      appId: d.appId,
+      ip: d.sourceIp,
+    };
+    if (!(await ctx.responders.isResponder(user))) {
+      await recordAudit(ctx.store, {
+        actor: user,
+        ...subject,
+        result: 'refused',
+        detail: 'not in SLACK_RESPONDERS',
+      });
+      await ack({
+        response_action: 'errors',
+        errors: { [BENIGN_MODAL.reasonBlock]: 'Only responders (SLACK_RESPONDERS) may mark alerts benign.' },
+      });
+      return;
+    }
+    const answer = parseBenignSubmission(view.state.values);
+    if (!answer.ok) {
+      await ack({ response_action: 'errors', errors: answer.errors });
+      return;
+    }
+    await ack();
+
+    const at = ctx.now();
+    const until = answer.expiryMs === undefined ? undefined : at + answer.expiryMs;
+    try {
+      await ctx.history.allow({
+        appId: d.appId,
+        ip: d.sourceIp,
+        by: user,
+        reason: answer.reason,
+        ...(until === undefined ? {} : { until }),
+      });
+    } catch (err) {
+      ctx.logger.error(
+        { alertId: state.alert.id, err: (err as Error).message },
+        'cannot store the allowlist entry',
+      );
+      await recordAudit(ctx.store, {
+        actor: user,
+        ...subject,
+        result: 'failed',
+        detail: (err as Error).message,
+      });
+      await ctx.messenger
+        .postThread(state, `:x: <@${user}> tried to mark this benign, but the allowlist could not be stored.`)
+        .catch(() => undefined);
+      return;
+    }
+    const mark = { by: user, reason: answer.reason, at, ...(until === undefined ? {} : { until }) };
+    const latest =
+      (await updateAlertState(ctx.store, state.alert.id, (s) => {
+        s.benign = mark;
+      })) ?? state;
+    await recordAudit(ctx.store, {
+      actor: user,
+      ...subject,
+      result: 'ok',
+      detail: { reason: answer.reason, until: until ?? null, expiry: answer.expiry },
+    });
+    ctx.logger.info({ user, ...subject, until }, 'pair marked benign from Slack');
+    await ctx.messenger.updateAlert(latest).catch(() => undefined);
+    await ctx.messenger.postThread(latest, `Audit: ${benignText(mark)}`).catch(() => undefined);
+  });
+}

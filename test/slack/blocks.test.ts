@@ -1,0 +1,422 @@
+import { describe, expect, it } from 'vitest';
+import type { IdentityHistoryEntry } from '../../src/core/history.ts';
+import type { PairRecord } from '../../src/core/pair.ts';
+import {
+  type AlertView,
+  buildAlertMessage,
+  confirmTextFor,
+  portalUrl,
+} from '../../src/slack/blocks/alert.ts';
+import { buildBenignModal, parseBenignSubmission } from '../../src/slack/blocks/benign-modal.ts';
+import {
+  buildHistoryMessage,
+  HISTORY_MAX_ROWS,
+  parseRemoveAllowValue,
+} from '../../src/slack/blocks/history.ts';
+import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
+import { clip, esc, link } from '../../src/slack/blocks/text.ts';
+import { ACTION_IDS, BENIGN_MODAL } from '../../src/slack/ids.ts';
+import { ARC } from '../support/samples.ts';
+import { DETECTED_AT, sampleAlert } from './sample-alert.ts';
+
+const CONFIRM = confirmTextFor('dry-run', [
+  { description: 'Remove the role assignment "Azure Arc Enabled Kubernetes Cluster User Role"' },
+  { description: `Disable the service principal of application ${ARC.appId}` },
+]);
+
+const view = (over: Partial<AlertView> = {}): AlertView => ({
+  alert: sampleAlert(),
+  channel: 'C123',
+  ts: '1700000000.000001',
+  confirmText: CONFIRM,
+  mode: 'dry-run',
+  ...over,
+});
+
+/** Every text of a message, for "does it mention X" checks. */
+const allText = (m: unknown) => JSON.stringify(m);
+const buttonsOf = (m: ReturnType<typeof buildAlertMessage>) =>
+  m.blocks.flatMap((b) => (b.type === 'actions' ? b.elements : [])) as unknown as Array<
+    Record<string, unknown>
+  >;
+
+describe('alert message', () => {
+  it('matches the snapshot for a new alert', () => {
+    expect(buildAlertMessage(view())).toMatchSnapshot();
+  });
+
+  it('names the identity, source IP, cluster and every investigation field the detection carried', () => {
+    const m = buildAlertMessage(view({ enrichment: { principalDisplayName: 'ci-deployer' } }));
+    const text = allText(m);
+    for (const needle of [
+      ARC.appId,
+      ARC.ip,
+      ARC.clusterName,
+      ARC.resourceGroup,
+      ARC.subscriptionId,
+      ARC.role,
+      'ServicePrincipal',
+      'London',
+      'United Kingdom',
+      'Example Transit Ltd',
+      'AS64500',
+      'ci-deployer',
+      ARC.timeIso,
+      ARC.operationUpper,
+    ]) {
+      expect(text).toContain(needle);
+    }
+    for (const field of [
+      '@timestamp',
+      'azure.activitylogs.operation_name',
+      'azure.activitylogs.identity.claims.appid',
+      'azure.activitylogs.identity.authorization.evidence.role',
+      'azure.activitylogs.identity.authorization.evidence.principalType',
+      'azure.resource.id',
+      'source.ip',
+      'source.geo.country_name',
+      'source.geo.city_name',
+      'source.as.organization.name',
+    ]) {
+      expect(text).toContain(field);
+    }
+  });
+
+  it('links the cluster to the Azure portal, the Kibana alert and both MITRE techniques', () => {
+    const text = allText(buildAlertMessage(view()));
+    expect(text).toContain(`<https://portal.azure.com/#@/resource${ARC.clusterId}|${ARC.clusterName}>`);
+    expect(text).toContain(`<${ARC.kibanaUrl}/app/security/alerts/redirect/${ARC.alertUuid}|`);
+    expect(text).toContain('<https://attack.mitre.org/techniques/T1078/004/|T1078.004');
+    expect(text).toContain('<https://attack.mitre.org/techniques/T1552/007/|T1552.007');
+  });
+
+  it('says why it fired with the window and the number of other IPs', () => {
+    const text = allText(buildAlertMessage(view()));
+    expect(text).toContain('first use of this IP by this identity in 7d; 2 other IPs seen');
+    const one = allText(
+      buildAlertMessage(view({ alert: sampleAlert({ otherIps: 1, windowMs: 36 * 3600_000 }) })),
+    );
+    expect(one).toContain('in 36h; 1 other IP seen');
+  });
+
+  it('says the source is Azure when the detection came from the activity log', () => {
+    const m = buildAlertMessage(
+      view({
+        alert: sampleAlert({}, { sourceFormat: 'azure-activity-log-record', elasticAlert: undefined }),
+      }),
+    );
+    expect(allText(m)).toContain('Azure activity log (Event Hub record)');
+    expect(allText(m)).not.toContain('Kibana');
+  });
+
+  it('has a Mark benign button and a danger Revoke button behind a confirm dialog, carrying the alert id', () => {
+    const m = buildAlertMessage(view());
+    const [benign, revoke] = buttonsOf(m);
+    expect(benign).toMatchObject({ action_id: ACTION_IDS.markBenign, value: sampleAlert().id });
+    expect((benign!.text as { text: string }).text).toContain('Mark benign');
+    expect(revoke).toMatchObject({ action_id: ACTION_IDS.revoke, style: 'danger', value: sampleAlert().id });
+    expect((revoke!.text as { text: string }).text).toContain('Revoke');
+    const confirm = revoke!.confirm as { text: { text: string }; style: string };
+    expect(confirm.style).toBe('danger');
+    expect(confirm.text.text).toContain('Dry-run');
+    expect(confirm.text.text).toContain('Disable the service principal');
+  });
+
+  it('has a plain text fallback for notifications', () => {
+    const m = buildAlertMessage(view());
+    expect(m.text).toBe(
+      `Medium: Arc cluster credentials of ${ARC.clusterName} listed by ${ARC.appId} from new IP ${ARC.ip}`,
+    );
+  });
+
+  it('shows repeats, a benign mark and a dry-run result (snapshot)', () => {
+    const m = buildAlertMessage(
+      view({
+        repeat: { count: 4, lastSeen: DETECTED_AT + 3600_000 },
+        benign: {
+          by: 'UALICE',
+          reason: 'new CI runner pool',
+          at: DETECTED_AT + 7200_000,
+          until: DETECTED_AT + 86_400_000,
+        },
+        revoke: {
+          status: 'done',
+          mode: 'dry-run',
+          by: 'UALICE',
+          at: DETECTED_AT + 60_000,
+          plan: {
+            appId: ARC.appId,
+            steps: [
+              {
+                id: 's1',
+                kind: 'disable-service-principal',
+                description: 'Disable the service principal',
+                call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/x {"accountEnabled":false}',
+                target: 'x',
+              },
+            ],
+            stillHasAccessThrough: [],
+            warnings: [],
+          },
+          result: {
+            mode: 'dry-run',
+            ok: true,
+            steps: [{ stepId: 's1', status: 'would-do', detail: 'dry-run' }],
+          },
+        },
+      }),
+    );
+    expect(m).toMatchSnapshot();
+    const text = allText(m);
+    expect(text).toContain('Seen 4 times');
+    expect(text).toContain('Marked benign');
+    expect(text).toContain('new CI runner pool');
+    expect(text).toContain('nothing was changed');
+    expect(text).toContain('PATCH https://graph.microsoft.com/v1.0/servicePrincipals/x');
+  });
+
+  it('drops the Revoke button once a live revoke is done, and while one runs', () => {
+    const done = buildAlertMessage(
+      view({ mode: 'live', revoke: { status: 'done', mode: 'live', by: 'UALICE', at: DETECTED_AT } }),
+    );
+    expect(buttonsOf(done).map((b) => b.action_id)).toEqual([ACTION_IDS.markBenign]);
+    expect(allText(done)).toContain('Revoked');
+    const running = buildAlertMessage(
+      view({ mode: 'live', revoke: { status: 'running', mode: 'live', by: 'UALICE', at: DETECTED_AT } }),
+    );
+    expect(buttonsOf(running).map((b) => b.action_id)).toEqual([ACTION_IDS.markBenign]);
+    expect(allText(running)).toContain('in progress');
+  });
+
+  it('keeps hostile, huge and markup-laden values within every Slack limit', () => {
+    const huge = (c: string) => c.repeat(20_000);
+    const hostile = `<!channel> <https://evil.example|click> *bold* \`tick\` & ${huge('x')}`;
+    const m = buildAlertMessage(
+      view({
+        alert: sampleAlert(
+          { otherIps: 123456, reason: 'elastic-alert' },
+          {
+            appId: hostile,
+            sourceIp: huge('9'),
+            eventTime: hostile,
+            operation: hostile,
+            principalId: hostile,
+            principalType: hostile,
+            user: { upn: hostile, name: hostile },
+            evidence: { role: hostile, principalType: hostile, roleAssignmentScope: hostile },
+            geo: { cityName: hostile, countryName: hostile },
+            as: { number: 1, organizationName: hostile },
+            cluster: {
+              id: `/${hostile}`,
+              key: 'k',
+              name: hostile,
+              resourceGroup: hostile,
+              subscriptionId: hostile,
+            },
+            elasticAlert: {
+              ruleName: hostile,
+              reason: hostile,
+              severity: hostile,
+              url: `https://k.example/${hostile}`,
+            },
+          },
+        ),
+        enrichment: {
+          principalDisplayName: hostile,
+          principalCreatedAt: hostile,
+          principalRecentlyCreated: true,
+          assignmentCreatedAt: hostile,
+          assignmentRecent: true,
+          cluster: {
+            location: hostile,
+            distribution: hostile,
+            tags: Object.fromEntries([...Array(50)].map((_, i) => [`${hostile}${i}`, hostile])),
+          },
+          errors: [...Array(20)].map(() => hostile),
+        },
+        repeat: { count: 99, lastSeen: DETECTED_AT },
+        benign: { by: 'UALICE', reason: hostile, at: DETECTED_AT },
+        revoke: {
+          status: 'failed',
+          mode: 'live',
+          by: 'UALICE',
+          at: DETECTED_AT,
+          error: hostile,
+          plan: {
+            appId: hostile,
+            steps: [...Array(40)].map((_, i) => ({
+              id: `s${i}`,
+              kind: 'remove-assignment' as const,
+              description: hostile,
+              call: hostile,
+              target: hostile,
+            })),
+            stillHasAccessThrough: [...Array(40)].map(() => ({
+              assignmentId: hostile,
+              roleName: hostile,
+              scope: hostile,
+            })),
+            warnings: [...Array(40)].map(() => hostile),
+          },
+          result: {
+            mode: 'live',
+            ok: false,
+            steps: [...Array(40)].map((_, i) => ({
+              stepId: `s${i}`,
+              status: 'failed' as const,
+              detail: hostile,
+              fix: hostile,
+            })),
+          },
+        },
+        confirmText: confirmTextFor(
+          'live',
+          [...Array(30)].map(() => ({ description: hostile })),
+          5,
+        ),
+      }),
+    );
+    expect(checkMessageLimits(m)).toEqual([]);
+    const text = allText(m);
+    // Markup from the detection never becomes a mention or a link of its own.
+    expect(text).not.toContain('<!channel>');
+    expect(text).not.toContain('<https://evil.example');
+    expect(m.text.length).toBeLessThanOrEqual(LIMITS.text);
+    expect(m.blocks.length).toBeLessThanOrEqual(LIMITS.blocks);
+  });
+
+  it('refuses portal links for ids that are not resource ids', () => {
+    expect(portalUrl('not-an-id')).toBeUndefined();
+    expect(portalUrl(ARC.clusterId)).toBe(`https://portal.azure.com/#@/resource${ARC.clusterId}`);
+  });
+});
+
+describe('confirm dialog text', () => {
+  it('states the plan in at most 300 characters, or says what Revoke does in general', () => {
+    const live = confirmTextFor('live', [{ description: 'Remove X' }, { description: 'Disable Y' }]);
+    expect(live).toBe('1) Remove X; 2) Disable Y.');
+    expect(confirmTextFor('live', [])).toContain('disables the service principal');
+    expect(confirmTextFor('dry-run', [{ description: 'a'.repeat(1000) }]).length).toBeLessThanOrEqual(300);
+    // Steps too long to list are summarised by kind.
+    const long = confirmTextFor(
+      'live',
+      [
+        { kind: 'remove-assignment', description: `Remove the role assignment at ${'/x'.repeat(200)}` },
+        { kind: 'disable-service-principal', description: 'Disable the service principal' },
+      ],
+      2,
+    );
+    expect(long).toBe(
+      'Will remove the role assignment that granted the access, then disable the service principal. Other access (2) stays.',
+    );
+  });
+});
+
+describe('text helpers', () => {
+  it('escape, clip without breaking entities or surrogate pairs, and build safe links', () => {
+    expect(esc('<a & b>')).toBe('&lt;a &amp; b&gt;');
+    expect(clip('abcdef', 4)).toBe('abc…');
+    expect(clip(esc('ab&cd'), 4)).toBe('ab…');
+    expect(clip('ab😀cd', 4)).toBe('ab…');
+    expect(link('javascript:alert(1)', 'x')).toBe('x');
+    expect(link('https://a.example/x|y>z', 'lab|el')).toBe('<https://a.example/x%7Cy%3Ez|label>');
+  });
+});
+
+const pair = (ip: string, lastSeen: number, extra: Partial<PairRecord> = {}): PairRecord => ({
+  appId: ARC.appId,
+  ip,
+  firstSeen: lastSeen - 86_400_000,
+  lastSeen,
+  count: 3,
+  spans: [[lastSeen, lastSeen]],
+  last: { eventId: 'e', sourceFormat: 'elastic-alert', geo: ARC.geo, as: ARC.as },
+  ...extra,
+});
+
+describe('/arc-history reply', () => {
+  const entries: IdentityHistoryEntry[] = [
+    {
+      pair: pair('203.0.113.7', DETECTED_AT),
+      allow: {
+        appId: ARC.appId,
+        ip: '203.0.113.7',
+        by: 'UALICE',
+        at: DETECTED_AT,
+        reason: 'CI',
+        until: DETECTED_AT + 86_400_000,
+      },
+    },
+    { pair: pair('2001:db8::1', DETECTED_AT - 3600_000, { count: 1 }) },
+  ];
+
+  it('matches the snapshot, with a remove button only for allowlisted pairs and responders', () => {
+    const m = buildHistoryMessage({ appId: ARC.appId, windowMs: 7 * 86_400_000, entries, canRemove: true });
+    expect(m).toMatchSnapshot();
+    const buttons = JSON.stringify(m.blocks).match(new RegExp(ACTION_IDS.removeAllow, 'g')) ?? [];
+    expect(buttons).toHaveLength(1);
+    const plain = buildHistoryMessage({
+      appId: ARC.appId,
+      windowMs: 7 * 86_400_000,
+      entries,
+      canRemove: false,
+    });
+    expect(JSON.stringify(plain.blocks)).not.toContain(ACTION_IDS.removeAllow);
+    expect(m.response_type).toBe('ephemeral');
+  });
+
+  it('cuts long histories and counts what it left out, within the block limit', () => {
+    const many = [...Array(120)].map((_, i) => ({ pair: pair(`198.51.100.${i}`, DETECTED_AT - i * 1000) }));
+    const m = buildHistoryMessage({
+      appId: ARC.appId,
+      windowMs: 7 * 86_400_000,
+      entries: many,
+      canRemove: true,
+    });
+    expect(checkMessageLimits({ text: m.text, blocks: m.blocks ?? [] })).toEqual([]);
+    expect(JSON.stringify(m.blocks)).toContain(`and ${120 - HISTORY_MAX_ROWS} older IPs not shown`);
+  });
+
+  it('round-trips the remove button value, IPv6 included', () => {
+    expect(parseRemoveAllowValue(`${ARC.appId}|2001:db8::1`)).toEqual({
+      appId: ARC.appId,
+      ip: '2001:db8::1',
+    });
+    expect(parseRemoveAllowValue('nobar')).toBeUndefined();
+    expect(parseRemoveAllowValue(42)).toBeUndefined();
+  });
+});
+
+describe('Mark benign modal', () => {
+  it('matches the snapshot and stays within modal limits', () => {
+    const modal = buildBenignModal(sampleAlert());
+    expect(modal).toMatchSnapshot();
+    expect(checkMessageLimits({ blocks: modal.blocks as never }, { maxBlocks: 100 })).toEqual([]);
+  });
+
+  it('requires a reason that is not blank and one of the four expiries', () => {
+    const values = (reason: unknown, expiry: unknown) => ({
+      [BENIGN_MODAL.reasonBlock]: { [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: reason } },
+      [BENIGN_MODAL.expiryBlock]: {
+        [BENIGN_MODAL.expiryInput]: {
+          type: 'static_select',
+          selected_option: expiry === undefined ? null : { value: expiry },
+        },
+      },
+    });
+    expect(parseBenignSubmission(values('   ', '7d'))).toEqual({
+      ok: false,
+      errors: { [BENIGN_MODAL.reasonBlock]: expect.stringContaining('reason') },
+    });
+    expect(parseBenignSubmission(values('ok', 'forever'))).toMatchObject({ ok: false });
+    expect(parseBenignSubmission(undefined)).toMatchObject({ ok: false });
+    expect(parseBenignSubmission(values(' new runner ', '24h'))).toEqual({
+      ok: true,
+      reason: 'new runner',
+      expiry: '24h',
+      expiryMs: 86_400_000,
+    });
+    expect(parseBenignSubmission(values('x', 'never'))).toMatchObject({ ok: true, expiryMs: undefined });
+    expect(parseBenignSubmission(values('x'.repeat(501), '7d'))).toMatchObject({ ok: false });
+  });
+});

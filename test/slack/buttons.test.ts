@@ -1,0 +1,256 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { listAudit } from '../../src/core/audit.ts';
+import { allowKey } from '../../src/core/pair.ts';
+import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
+import {
+  CHANNEL,
+  GROUP_MEMBER,
+  type Harness,
+  liveRemediator,
+  OUTSIDER,
+  RESPONDER,
+  startHarness,
+} from './harness.ts';
+import { sampleAlert } from './sample-alert.ts';
+
+let h: Harness;
+afterEach(async () => h?.close());
+
+const alert = sampleAlert();
+const threadPosts = () => h.fake.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+const lastUpdateText = () => JSON.stringify(h.fake.callsOf('chat.update').at(-1)?.args.blocks);
+
+async function posted(opts: Parameters<typeof startHarness>[0] = {}) {
+  h = await startHarness(opts);
+  await h.chat.sink.post(alert);
+}
+
+describe('who may press the buttons', () => {
+  it.each([
+    [ACTION_IDS.revoke, 'revoke', 'Revoke'],
+    [ACTION_IDS.markBenign, 'mark-benign', 'Mark benign'],
+  ])(
+    'refuses %s from someone not in SLACK_RESPONDERS, privately, with an audit entry',
+    async (actionId, action, verb) => {
+      await posted();
+      const { status, responseId } = await h.click(actionId, alert.id, OUTSIDER);
+      expect(status).toBe(200);
+      await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+      const [refusal] = h.fake.responsesTo(responseId);
+      expect(refusal).toMatchObject({ response_type: 'ephemeral', replace_original: false });
+      expect(String(refusal!.text)).toContain(`Only responders (SLACK_RESPONDERS) may use ${verb}`);
+      const audit = await listAudit(h.store, alert.id);
+      expect(audit).toMatchObject([
+        { actor: OUTSIDER, action, result: 'refused', appId: alert.detection.appId },
+      ]);
+      expect(h.fake.callsOf('views.open')).toEqual([]);
+      expect(h.fake.callsOf('chat.update')).toEqual([]);
+    },
+  );
+
+  it('refuses everyone when SLACK_RESPONDERS is empty, saying so', async () => {
+    await posted({ responders: '' });
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('SLACK_RESPONDERS is not set');
+  });
+
+  it('accepts members of a responder user group, looking the group up once (cached)', async () => {
+    await posted();
+    await h.click(ACTION_IDS.markBenign, alert.id, GROUP_MEMBER);
+    await h.click(ACTION_IDS.markBenign, alert.id, GROUP_MEMBER);
+    await h.fake.waitFor('two modals', () => h.fake.callsOf('views.open').length === 2);
+    const lookups = h.fake.callsOf('usergroups.users.list');
+    expect(lookups).toHaveLength(1);
+    expect(lookups[0]!.args.usergroup).toBe('SRESPONDERS');
+  });
+
+  it('refuses when the user-group lookup fails (fails closed)', async () => {
+    await posted();
+    h.fake.script('usergroups.users.list', { error: 'missing_scope' });
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('Only responders');
+  });
+});
+
+describe('Revoke', () => {
+  it('in dry-run: updates the alert with the calls it would make, audits in the thread, changes nothing', async () => {
+    await posted();
+    const { status } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    expect(status).toBe(200);
+    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
+    const [thread] = threadPosts();
+    expect(thread!.args).toMatchObject({ channel: CHANNEL, thread_ts: '1700000000.000001' });
+    expect(String(thread!.args.text)).toContain('dry-run: nothing was changed');
+    expect(String(thread!.args.text)).toContain('DELETE https://management.azure.com/subscriptions/');
+    expect(String(thread!.args.text)).toContain('PATCH https://graph.microsoft.com/v1.0/servicePrincipals/');
+    const updates = h.fake.callsOf('chat.update');
+    expect(JSON.stringify(updates[0]!.args.blocks)).toContain('in progress');
+    expect(lastUpdateText()).toContain('Dry-run');
+    expect(lastUpdateText()).toContain('nothing was changed');
+    expect(lastUpdateText()).toContain('roleAssignments/');
+    const audit = await listAudit(h.store, alert.id);
+    expect(audit).toMatchObject([{ actor: RESPONDER, action: 'revoke', result: 'dry-run' }]);
+  });
+
+  it('runs once for a double click; the second click is told privately', async () => {
+    const executions = { count: 0 };
+    await posted({ remediator: liveRemediator({ executions }) });
+    const [a, b] = await Promise.all([
+      h.click(ACTION_IDS.revoke, alert.id, RESPONDER),
+      h.click(ACTION_IDS.revoke, alert.id, RESPONDER),
+    ]);
+    await h.fake.waitFor(
+      'the run and the note',
+      () =>
+        threadPosts().length === 1 &&
+        h.fake.responsesTo(a.responseId).length + h.fake.responsesTo(b.responseId).length === 1,
+    );
+    expect(executions.count).toBe(1);
+    const note = [...h.fake.responsesTo(a.responseId), ...h.fake.responsesTo(b.responseId)][0]!;
+    expect(String(note.text)).toContain('already running');
+    const results = (await listAudit(h.store, alert.id)).map((e) => e.result).sort();
+    expect(results).toEqual(['duplicate', 'ok']);
+  });
+
+  it('live: reports each step done, removes the Revoke button and refuses a later click', async () => {
+    const executions = { count: 0 };
+    await posted({ remediator: liveRemediator({ executions }) });
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
+    expect(String(threadPosts()[0]!.args.text)).toContain('revoked the access');
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(lastUpdateText()).not.toContain(ACTION_IDS.revoke);
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await h.fake.waitFor('the note', () => h.fake.responsesTo(responseId).length === 1);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('Already revoked');
+    expect(executions.count).toBe(1);
+  });
+
+  it('live failure: shows the failed steps with their fix and lets a later click retry', async () => {
+    const executions = { count: 0 };
+    await posted({ remediator: liveRemediator({ failSteps: true, executions }) });
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
+    expect(lastUpdateText()).toContain('failed');
+    expect(lastUpdateText()).toContain('grant roleAssignments/delete');
+    expect((await listAudit(h.store, alert.id)).map((e) => e.result)).toEqual(['failed']);
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await h.fake.waitFor('the second run', () => threadPosts().length === 2);
+    expect(executions.count).toBe(2);
+  });
+
+  it('answers an unknown alert id privately', async () => {
+    await posted();
+    const { responseId } = await h.click(ACTION_IDS.revoke, 'no-such-alert', RESPONDER);
+    await h.fake.waitFor('the note', () => h.fake.responsesTo(responseId).length === 1);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('no longer known');
+  });
+});
+
+describe('Mark benign', () => {
+  const values = (reason: string | null, expiry: string | null) => ({
+    [BENIGN_MODAL.reasonBlock]: { [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: reason } },
+    [BENIGN_MODAL.expiryBlock]: {
+      [BENIGN_MODAL.expiryInput]: {
+        type: 'static_select',
+        selected_option: expiry ? { value: expiry } : null,
+      },
+    },
+  });
+
+  async function openModal() {
+    await h.click(ACTION_IDS.markBenign, alert.id, RESPONDER);
+    await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
+    const view = h.fake.callsOf('views.open')[0]!.args.view as {
+      callback_id: string;
+      private_metadata: string;
+    };
+    expect(view.callback_id).toBe(CALLBACK_IDS.markBenign);
+    return view;
+  }
+
+  it('opens a modal asking a reason and an expiry', async () => {
+    await posted();
+    const view = await openModal();
+    expect(JSON.stringify(view)).toContain('24 hours');
+    expect(JSON.stringify(view)).toContain('Never');
+    expect(h.fake.callsOf('views.open')[0]!.args.trigger_id).toBeTruthy();
+  });
+
+  it('keeps the modal open with an error when the reason is blank or the expiry missing', async () => {
+    await posted();
+    const view = await openModal();
+    const res = await h.submit(
+      CALLBACK_IDS.markBenign,
+      RESPONDER,
+      view.private_metadata,
+      values('   ', null),
+    );
+    expect(res.status).toBe(200);
+    expect(res.json()).toEqual({
+      response_action: 'errors',
+      errors: {
+        [BENIGN_MODAL.reasonBlock]: expect.stringContaining('reason'),
+        [BENIGN_MODAL.expiryBlock]: expect.stringContaining('24 hours'),
+      },
+    });
+    expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toBeUndefined();
+  });
+
+  it('allowlists the pair, updates the alert (who, why, until), audits it and posts in the thread', async () => {
+    await posted();
+    const view = await openModal();
+    const res = await h.submit(
+      CALLBACK_IDS.markBenign,
+      RESPONDER,
+      view.private_metadata,
+      values('new CI runners', '24h'),
+    );
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('');
+    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
+    const entry = await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp);
+    expect(entry).toMatchObject({ by: RESPONDER, reason: 'new CI runners' });
+    expect(entry!.until! - entry!.at).toBe(24 * 3600 * 1000);
+    expect(lastUpdateText()).toContain('Marked benign');
+    expect(lastUpdateText()).toContain(`<@${RESPONDER}>`);
+    expect(lastUpdateText()).toContain('new CI runners');
+    expect(lastUpdateText()).toContain('until <!date^');
+    expect(String(threadPosts()[0]!.args.text)).toContain('Marked benign');
+    const audit = await listAudit(h.store, alert.id);
+    expect(audit).toMatchObject([
+      { actor: RESPONDER, action: 'mark-benign', result: 'ok', detail: { expiry: '24h' } },
+    ]);
+  });
+
+  it('"never" stores an entry without expiry', async () => {
+    await posted();
+    const view = await openModal();
+    await h.submit(CALLBACK_IDS.markBenign, RESPONDER, view.private_metadata, values('lab', 'never'));
+    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
+    const raw = await h.store.get<{ until?: number }>(
+      allowKey(alert.detection.appId, alert.detection.sourceIp),
+    );
+    expect(raw).toBeDefined();
+    expect(raw!.until).toBeUndefined();
+    expect(lastUpdateText()).toContain('with no expiry');
+  });
+
+  it('refuses a submission from someone not in SLACK_RESPONDERS', async () => {
+    await posted();
+    const view = await openModal();
+    const res = await h.submit(CALLBACK_IDS.markBenign, OUTSIDER, view.private_metadata, values('x', '7d'));
+    expect(res.json()).toMatchObject({ response_action: 'errors' });
+    expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toBeUndefined();
+    expect((await listAudit(h.store, alert.id)).map((e) => e.result)).toEqual(['refused']);
+  });
+
+  it('answers a modal whose metadata is not ours with an error, not a crash', async () => {
+    await posted();
+    const res = await h.submit(CALLBACK_IDS.markBenign, RESPONDER, 'not json', values('x', '7d'));
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ response_action: 'errors' });
+  });
+});

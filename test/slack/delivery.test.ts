@@ -1,0 +1,137 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SlackDeliveryError } from '../../src/slack/index.ts';
+import { BOT_TOKEN, CHANNEL, type Harness, SECRET, startHarness } from './harness.ts';
+import { sampleAlert } from './sample-alert.ts';
+
+let h: Harness;
+afterEach(async () => h?.close());
+
+const blocksText = (args: Record<string, unknown>) => JSON.stringify(args.blocks);
+
+describe('posting alerts', () => {
+  it('posts a new alert exactly once to SLACK_ALERT_CHANNEL and returns channel:ts', async () => {
+    h = await startHarness();
+    const alert = sampleAlert();
+    const { ref } = await h.chat.sink.post(alert);
+    expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
+    const posts = h.fake.callsOf('chat.postMessage');
+    expect(posts).toHaveLength(1);
+    expect(posts[0]!.token).toBe(BOT_TOKEN);
+    expect(posts[0]!.args.channel).toBe(CHANNEL);
+    expect(blocksText(posts[0]!.args)).toContain(alert.detection.appId);
+    expect(blocksText(posts[0]!.args)).toContain('Mark benign');
+    expect(blocksText(posts[0]!.args)).toContain('Revoke');
+    expect(String(posts[0]!.args.text)).toContain(alert.detection.sourceIp);
+
+    // The outbox may hand the same alert over again (a retry after a crash): no second post.
+    expect(await h.chat.sink.post(alert)).toEqual({ ref });
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+  });
+
+  it('updates the original message for repeats instead of posting', async () => {
+    h = await startHarness();
+    const alert = sampleAlert();
+    const { ref } = await h.chat.sink.post(alert);
+    await h.chat.sink.repeat(ref, alert, {
+      alertId: alert.id,
+      count: 3,
+      lastSeen: alert.detectedAt + 60_000,
+    });
+    await h.chat.sink.repeat(ref, alert, {
+      alertId: alert.id,
+      count: 2,
+      lastSeen: alert.detectedAt + 30_000,
+    });
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+    const updates = h.fake.callsOf('chat.update');
+    expect(updates).toHaveLength(2);
+    expect(updates[0]!.args).toMatchObject({ channel: CHANNEL, ts: '1700000000.000001' });
+    // A late, smaller repeat never lowers the count.
+    expect(blocksText(updates[1]!.args)).toContain('Seen 3 times');
+  });
+
+  it('waits at least a second between posts to one channel', async () => {
+    h = await startHarness();
+    await Promise.all([0, 1, 2].map((i) => h.chat.sink.post(sampleAlert({ id: `alert${i}` }))));
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(3);
+    // The fake clock moves only when the queue sleeps: each wait is the full interval.
+    expect(h.sleeps).toEqual([1000, 1000]);
+  });
+
+  it('honours 429 Retry-After on chat.postMessage and then posts once', async () => {
+    h = await startHarness();
+    h.fake.script('chat.postMessage', { status: 429, retryAfter: 3 });
+    const { ref } = await h.chat.sink.post(sampleAlert());
+    expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
+    expect(h.sleeps).toEqual([3000]);
+    expect(h.chat.problems()).toEqual([]);
+  });
+
+  it('gives up after repeated 429s with a retryable error', async () => {
+    h = await startHarness({ tuning: { maxRateLimitRetries: 2 } });
+    h.fake.script('chat.postMessage', ...[1, 2, 3].map(() => ({ status: 429 as const, retryAfter: 1 })));
+    const err = await h.chat.sink.post(sampleAlert()).catch((e) => e);
+    expect(err).toBeInstanceOf(SlackDeliveryError);
+    expect(err).toMatchObject({ code: 'rate_limited', retryable: true });
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(3);
+    // The outbox may try again later: the claim is given back.
+    await h.chat.sink.post(sampleAlert());
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(4);
+  });
+
+  it('fails fast (retryable) when Retry-After is longer than a caller can wait', async () => {
+    h = await startHarness();
+    h.fake.script('chat.postMessage', { status: 429, retryAfter: 120 });
+    const err = await h.chat.sink.post(sampleAlert()).catch((e) => e);
+    expect(err).toMatchObject({ code: 'rate_limited', retryable: true });
+    expect(h.sleeps).toEqual([]);
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+  });
+
+  it.each([
+    ['channel_not_found', 'SLACK_ALERT_CHANNEL'],
+    ['not_in_channel', '/invite @arc-responder'],
+    ['invalid_auth', 'SLACK_BOT_TOKEN'],
+    ['account_inactive', 'reinstall'],
+    ['token_revoked', 'reinstall'],
+  ])('reports %s with its fix, counts it and does not retry it', async (code, fix) => {
+    h = await startHarness();
+    h.fake.script('chat.postMessage', { error: code });
+    const err = await h.chat.sink.post(sampleAlert()).catch((e) => e);
+    expect(err).toMatchObject({ code, retryable: false });
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+    expect(h.chat.problems()).toHaveLength(1);
+    expect(h.chat.problems()[0]).toContain(fix);
+    expect(h.failures).toEqual([{ reason: code }]);
+    expect(h.logs.join('')).toContain(fix);
+    // Once fixed, the next post clears the problem.
+    await h.chat.sink.post(sampleAlert());
+    expect(h.chat.problems()).toEqual([]);
+  });
+
+  it('treats server errors as retryable and not as a problem to fix', async () => {
+    h = await startHarness();
+    h.fake.script('chat.postMessage', { status: 500 });
+    const err = await h.chat.sink.post(sampleAlert()).catch((e) => e);
+    expect(err).toMatchObject({ retryable: true });
+    expect(h.chat.problems()).toEqual([]);
+  });
+
+  it('reports a bad token at start through problems()', async () => {
+    h = await startHarness();
+    h.fake.script('auth.test', { error: 'invalid_auth' });
+    await h.chat.start?.();
+    expect(h.chat.problems()[0]).toContain('SLACK_BOT_TOKEN');
+  });
+
+  it('never logs the bot token or the signing secret', async () => {
+    h = await startHarness();
+    h.fake.script('chat.postMessage', { error: 'invalid_auth' });
+    await h.chat.sink.post(sampleAlert()).catch(() => undefined);
+    await h.send('x=1', { secret: 'wrong' });
+    const logs = h.logs.join('');
+    expect(logs).not.toContain(BOT_TOKEN);
+    expect(logs).not.toContain(SECRET);
+  });
+});

@@ -1,0 +1,121 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { listAudit } from '../../src/core/audit.ts';
+import { ACTION_IDS } from '../../src/slack/ids.ts';
+import { verifySlackSignature } from '../../src/slack/verify.ts';
+import { buttonClick, commandBody, payloadBody, signSlack, slashCommand } from '../support/fake-slack.ts';
+import { type Harness, RESPONDER, SECRET, startHarness } from './harness.ts';
+import { sampleAlert } from './sample-alert.ts';
+
+let h: Harness;
+afterEach(async () => h?.close());
+
+const nowSec = () => Math.floor(Date.now() / 1000);
+
+describe('Slack request verification', () => {
+  const command = () =>
+    commandBody(
+      slashCommand({
+        command: '/arc-history',
+        text: '',
+        user: RESPONDER,
+        responseUrl: 'http://127.0.0.1:1/r',
+      }),
+    );
+
+  it('accepts a correctly signed request', async () => {
+    h = await startHarness();
+    const res = await h.send(command());
+    expect(res.status).toBe(200);
+    expect(res.json()).toMatchObject({ response_type: 'ephemeral' });
+  });
+
+  it('answers 401 to a bad signature and does not act', async () => {
+    h = await startHarness();
+    await h.chat.sink.post(sampleAlert());
+    h.fake.clear();
+    const raw = payloadBody(
+      buttonClick({
+        actionId: ACTION_IDS.revoke,
+        value: sampleAlert().id,
+        user: RESPONDER,
+        responseUrl: h.fake.responseUrl(),
+      }),
+    );
+    const res = await h.send(raw, { secret: 'not-the-secret' });
+    expect(res.status).toBe(401);
+    expect(h.fake.calls).toEqual([]);
+    expect(await listAudit(h.store)).toEqual([]);
+  });
+
+  it('answers 401 to a stale timestamp and to one from the future (more than 5 minutes)', async () => {
+    h = await startHarness();
+    expect((await h.send(command(), { timestamp: nowSec() - 301 })).status).toBe(401);
+    expect((await h.send(command(), { timestamp: nowSec() + 301 })).status).toBe(401);
+    expect((await h.send(command(), { timestamp: nowSec() + 60 })).status).toBe(200);
+  });
+
+  it('answers 401 without the signature headers and when the body was altered', async () => {
+    h = await startHarness();
+    const raw = command();
+    const noHeaders = await fetch(h.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: raw,
+    });
+    expect(noHeaders.status).toBe(401);
+    const altered = await fetch(h.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...signSlack(SECRET, raw) },
+      body: `${raw}&text=evil`,
+    });
+    expect(altered.status).toBe(401);
+  });
+
+  it('compares in constant time and checks the format first (unit)', () => {
+    const body = 'a=1';
+    const ts = String(nowSec());
+    const good = signSlack(SECRET, body, Number(ts))['x-slack-signature'];
+    const base = { signingSecret: SECRET, body, timestamp: ts, nowMs: Date.now() };
+    expect(verifySlackSignature({ ...base, signature: good })).toEqual({ ok: true });
+    expect(verifySlackSignature({ ...base, signature: 'v0=abc' })).toMatchObject({ ok: false });
+    expect(verifySlackSignature({ ...base, signature: [good, good] })).toMatchObject({ ok: false });
+    expect(verifySlackSignature({ ...base, timestamp: 'soon', signature: good })).toMatchObject({
+      ok: false,
+    });
+  });
+
+  it('does not act twice on a retry of the same request (X-Slack-Retry-Num)', async () => {
+    h = await startHarness();
+    await h.chat.sink.post(sampleAlert());
+    const raw = payloadBody(
+      buttonClick({
+        actionId: ACTION_IDS.markBenign,
+        value: sampleAlert().id,
+        user: RESPONDER,
+        responseUrl: h.fake.responseUrl(),
+        triggerId: '111.222.retry',
+      }),
+    );
+    expect((await h.send(raw)).status).toBe(200);
+    await h.fake.waitFor('views.open', () => h.fake.callsOf('views.open').length === 1);
+    const retry = await h.send(raw, {
+      headers: { 'x-slack-retry-num': '1', 'x-slack-retry-reason': 'http_timeout' },
+    });
+    expect(retry.status).toBe(200);
+    // The dedupe logs before it acks, so the line is there once the 200 arrives.
+    expect(h.logs.join('')).toContain('already handled (a retry)');
+    expect(h.logs.join('')).toContain('"retry":1');
+    expect(h.fake.callsOf('views.open')).toHaveLength(1);
+  });
+
+  it('answers Slack SSL checks without acting', async () => {
+    h = await startHarness();
+    const res = await fetch(h.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'ssl_check=1',
+    });
+    expect(res.status).toBe(200);
+    expect(h.fake.calls).toEqual([]);
+  });
+});
