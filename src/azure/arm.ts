@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto';
+import { AuthorizationManagementClient, type RoleAssignment } from '@azure/arm-authorization';
+import { ResourceManagementClient } from '@azure/arm-resources';
+import type { TokenCredential } from '@azure/identity';
+import type { AssignmentInfo, AssignmentToRestore, RoleDefinitionInfo } from '../core/remediation-plan.ts';
+import { roleGuid } from '../core/remediation-plan.ts';
+import { callLogPolicy } from './call-log.ts';
+import { httpsBase, scopeForEndpoint } from './endpoints.ts';
+import type { RetrySettings } from './graph.ts';
+
+/** API version used to read connected clusters by id. */
+export const CONNECTED_CLUSTER_API_VERSION = '2024-01-01';
+
+/** A resource read by id: the fields enrichment shows. */
+export interface ResourceFacts {
+  location?: string;
+  tags?: Record<string, string>;
+  properties?: Record<string, unknown>;
+}
+
+/** The ARM reads and writes the responder makes, through the Azure SDK clients. */
+export interface ArmGateway {
+  /** Every assignment of `principalId` at, above or below `scope` (all pages). */
+  listAssignmentsForPrincipal(
+    scope: string,
+    principalId: string,
+    signal?: AbortSignal,
+  ): Promise<AssignmentInfo[]>;
+  /** A role definition by its full id; cached per gateway. */
+  getRoleDefinition(roleDefinitionId: string, signal?: AbortSignal): Promise<RoleDefinitionInfo>;
+  /** One assignment by full id, or undefined when it does not exist. */
+  getAssignment(id: string, signal?: AbortSignal): Promise<AssignmentInfo | undefined>;
+  /** Deletes an assignment by full id: `already-gone` for 204 and 404. */
+  deleteAssignment(id: string): Promise<'deleted' | 'already-gone'>;
+  /** Re-creates an assignment under a new GUID name: `exists` when ARM already has it. */
+  createAssignment(restore: AssignmentToRestore): Promise<{ result: 'created' | 'exists'; id?: string }>;
+  /** Any resource by id (used for the connected cluster). */
+  getResource(id: string, apiVersion: string, signal?: AbortSignal): Promise<ResourceFacts>;
+}
+
+/** What the gateway is built from. */
+export interface ArmGatewayOptions {
+  endpoint: string;
+  credential: TokenCredential;
+  tlsCa?: string;
+  retry?: RetrySettings;
+}
+
+/**
+ * ARM ids come with a leading `/`; the SDK puts `scope` and ids after a `/` of its own without
+ * encoding them, so a leading slash would produce `//subscriptions/...` on the wire.
+ */
+export const sdkId = (id: string): string => id.replace(/^\/+/, '');
+
+const statusOf = (error: unknown): number | undefined => {
+  const s = (error as { statusCode?: unknown }).statusCode;
+  return typeof s === 'number' ? s : undefined;
+};
+
+function toAssignmentInfo(a: RoleAssignment): AssignmentInfo | undefined {
+  if (!a.id || !a.roleDefinitionId || !a.principalId) return undefined;
+  const info: AssignmentInfo = {
+    id: a.id,
+    scope: a.scope ?? a.id.replace(/\/providers\/Microsoft\.Authorization\/roleAssignments\/[^/]+$/i, ''),
+    roleDefinitionId: a.roleDefinitionId,
+    principalId: a.principalId,
+  };
+  if (a.principalType) info.principalType = a.principalType;
+  if (a.condition) info.condition = a.condition;
+  if (a.conditionVersion) info.conditionVersion = a.conditionVersion;
+  if (a.description) info.description = a.description;
+  if (a.createdOn instanceof Date && !Number.isNaN(a.createdOn.getTime())) {
+    info.createdOn = a.createdOn.toISOString();
+  }
+  return info;
+}
+
+/** Creates the gateway; the ARM endpoint must be https and gives the token scope. */
+export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
+  const endpoint = httpsBase(options.endpoint, 'AZURE_ARM_ENDPOINT');
+  const scope = scopeForEndpoint(endpoint);
+  const retryOptions = {
+    maxRetries: options.retry?.maxRetries ?? 3,
+    retryDelayInMs: options.retry?.retryDelayMs ?? 800,
+    maxRetryDelayInMs: options.retry?.maxRetryDelayMs ?? 30_000,
+  };
+  const common = {
+    endpoint,
+    retryOptions,
+    additionalPolicies: [{ policy: callLogPolicy, position: 'perRetry' as const }],
+    ...(options.tlsCa ? { tlsOptions: { ca: options.tlsCa } } : {}),
+  };
+  // Every operation used here is addressed by scope or id; the subscription id is never sent.
+  const placeholderSubscription = '00000000-0000-0000-0000-000000000000';
+  const auth = new AuthorizationManagementClient(options.credential, placeholderSubscription, {
+    ...common,
+    credentialScopes: [scope],
+  });
+  const resources = new ResourceManagementClient(options.credential, placeholderSubscription, {
+    ...common,
+    credentials: { scopes: [scope] },
+  });
+  const roleCache = new Map<string, RoleDefinitionInfo>();
+
+  return {
+    async listAssignmentsForPrincipal(atScope, principalId, signal) {
+      const out: AssignmentInfo[] = [];
+      const pages = auth.roleAssignments.listForScope(sdkId(atScope), {
+        filter: `principalId eq '${principalId}'`,
+        ...(signal ? { abortSignal: signal } : {}),
+      });
+      for await (const a of pages) {
+        const info = toAssignmentInfo(a);
+        if (info) out.push(info);
+      }
+      return out;
+    },
+
+    async getRoleDefinition(roleDefinitionId, signal) {
+      const key = roleGuid(roleDefinitionId) ?? roleDefinitionId.toLowerCase();
+      const cached = roleCache.get(key);
+      if (cached) return cached;
+      const def = await auth.roleDefinitions.getById(
+        sdkId(roleDefinitionId),
+        signal ? { abortSignal: signal } : {},
+      );
+      const info: RoleDefinitionInfo = {
+        id: key,
+        permissions: (def.permissions ?? []).map((p) => ({
+          actions: p.actions ?? [],
+          notActions: p.notActions ?? [],
+        })),
+      };
+      if (def.roleName) info.roleName = def.roleName;
+      roleCache.set(key, info);
+      return info;
+    },
+
+    async getAssignment(id, signal) {
+      try {
+        const a = await auth.roleAssignments.getById(sdkId(id), signal ? { abortSignal: signal } : {});
+        return toAssignmentInfo(a);
+      } catch (error) {
+        if (statusOf(error) === 404) return undefined;
+        throw error;
+      }
+    },
+
+    async deleteAssignment(id) {
+      let status: number | undefined;
+      try {
+        await auth.roleAssignments.deleteById(sdkId(id), {
+          onResponse: (raw) => {
+            status = raw.status;
+          },
+        });
+      } catch (error) {
+        if (statusOf(error) === 404) return 'already-gone';
+        throw error;
+      }
+      return status === 204 ? 'already-gone' : 'deleted';
+    },
+
+    async createAssignment(restore) {
+      const name = randomUUID();
+      try {
+        const created = await auth.roleAssignments.create(sdkId(restore.scope), name, {
+          roleDefinitionId: restore.roleDefinitionId,
+          principalId: restore.principalId,
+          ...(restore.principalType ? { principalType: restore.principalType } : {}),
+          ...(restore.condition ? { condition: restore.condition } : {}),
+          ...(restore.conditionVersion ? { conditionVersion: restore.conditionVersion } : {}),
+          ...(restore.description ? { description: restore.description } : {}),
+        });
+        return { result: 'created', ...(created.id ? { id: created.id } : {}) };
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (statusOf(error) === 409 && code === 'RoleAssignmentExists') return { result: 'exists' };
+        throw error;
+      }
+    },
+
+    async getResource(id, apiVersion, signal) {
+      const r = await resources.resources.getById(
+        sdkId(id),
+        apiVersion,
+        signal ? { abortSignal: signal } : {},
+      );
+      const facts: ResourceFacts = {};
+      if (r.location) facts.location = r.location;
+      if (r.tags) facts.tags = r.tags;
+      if (r.properties) facts.properties = r.properties;
+      return facts;
+    },
+  };
+}

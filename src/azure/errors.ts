@@ -1,0 +1,139 @@
+/** What went wrong with an Azure call, for people: what happened and what to fix. */
+export interface FailureInfo {
+  status?: number;
+  code?: string;
+  message: string;
+  /** What to change so that a retry can succeed. */
+  fix?: string;
+  /** 404: the target does not exist (any more). */
+  gone: boolean;
+}
+
+/** `403 AuthorizationFailed: message`, or just the message when no status came back. */
+export function failureText(f: FailureInfo): string {
+  if (f.status === undefined) return f.message;
+  const head = `${f.status}${f.code ? ` ${f.code}` : ''}`;
+  return f.message ? `${head}: ${f.message}` : head;
+}
+
+/** What the failed call tried to do, so that a 403 can name the missing permission. */
+export interface FailureContext {
+  service: 'arm' | 'graph';
+  /** ARM: the RBAC action the call needs, e.g. `Microsoft.Authorization/roleAssignments/delete`. */
+  action?: string;
+  /** ARM: the scope the call acts on. */
+  scope?: string;
+  /** Graph: the application permissions that allow the call, least privileged first. */
+  graphPermissions?: string;
+}
+
+/** An error answer from Microsoft Graph. */
+export class GraphRequestError extends Error {
+  readonly status: number;
+  readonly code: string | undefined;
+  readonly method: string;
+  readonly path: string;
+  constructor(method: string, path: string, status: number, code: string | undefined, message: string) {
+    super(message || `${method} ${path} answered ${status}`);
+    this.name = 'GraphRequestError';
+    this.status = status;
+    this.code = code;
+    this.method = method;
+    this.path = path;
+  }
+}
+
+const CREDENTIAL_ERRORS = new Set([
+  'CredentialUnavailableError',
+  'AuthenticationError',
+  'AggregateAuthenticationError',
+  'AuthenticationRequiredError',
+]);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'EHOSTUNREACH',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+]);
+
+const CREDENTIAL_FIX =
+  'arc-responder has no working Azure credential: give it a managed identity or workload identity, or set ' +
+  'AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (and AZURE_AUTHORITY_HOST outside the public cloud)';
+
+function clip(text: string, max = 400): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  return oneLine.length > max ? `${oneLine.slice(0, max - 1)}…` : oneLine;
+}
+
+/**
+ * Turns an error from the Azure SDK, `@azure/identity` or the Graph client into a message and a
+ * fix. A 403 names the permission (and scope) the identity lacks.
+ */
+export function describeFailure(error: unknown, ctx: FailureContext): FailureInfo {
+  const e = (error ?? {}) as {
+    name?: unknown;
+    message?: unknown;
+    code?: unknown;
+    statusCode?: unknown;
+    status?: unknown;
+  };
+  const name = typeof e.name === 'string' ? e.name : '';
+  const rawMessage = typeof e.message === 'string' ? e.message : String(error);
+  const message = clip(rawMessage);
+  const status =
+    typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  const base: FailureInfo = { message, gone: false };
+  if (status !== undefined) base.status = status;
+  if (code !== undefined) base.code = code;
+
+  if (CREDENTIAL_ERRORS.has(name)) return { ...base, fix: CREDENTIAL_FIX };
+  if (name === 'AbortError' || code === 'ABORT_ERR') {
+    return { ...base, message: 'the call was cancelled or timed out', fix: 'try again' };
+  }
+  if (status === undefined) {
+    if (code && NETWORK_CODES.has(code)) {
+      const which = ctx.service === 'arm' ? 'AZURE_ARM_ENDPOINT' : 'GRAPH_ENDPOINT';
+      return { ...base, fix: `could not reach Azure: check ${which}, DNS, proxy, firewall and TLS trust` };
+    }
+    return base;
+  }
+  if (status === 404) return { ...base, gone: true };
+  if (status === 401) {
+    return {
+      ...base,
+      fix:
+        'the token was refused: check that AZURE_TENANT_ID is the tenant that owns the subscription and that ' +
+        'AZURE_ARM_ENDPOINT, GRAPH_ENDPOINT and AZURE_AUTHORITY_HOST belong to the same cloud',
+    };
+  }
+  if (status === 403) {
+    if (ctx.service === 'graph') {
+      return {
+        ...base,
+        fix: `grant arc-responder's identity the Microsoft Graph application permission ${ctx.graphPermissions ?? 'needed for this call'}, with admin consent`,
+      };
+    }
+    const parsed = /perform action '([^']+)' over scope '([^']+)'/i.exec(rawMessage);
+    const action = parsed?.[1] ?? ctx.action ?? 'the needed permission';
+    const scope = parsed?.[2] ?? ctx.scope ?? 'this scope';
+    const conditional = /condition/i.test(rawMessage)
+      ? ' (an ABAC condition on its role assignment refused it: the condition allows the Arc Cluster User role only)'
+      : '';
+    return {
+      ...base,
+      fix: `grant arc-responder's identity ${action} at ${scope}${conditional}; deploy/azure/arc-responder-role.json has the custom role`,
+    };
+  }
+  if (status === 429)
+    return { ...base, fix: 'Azure kept throttling the calls after the retries: try again in a minute' };
+  if (status >= 500) return { ...base, fix: `Azure answered ${status} after the retries: try again later` };
+  return base;
+}

@@ -1,0 +1,439 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import { type AuditEntry, listAudit, recordAudit } from '../core/audit.ts';
+import { dashGuid } from '../core/azure-ids.ts';
+import type { Detection } from '../core/detection.ts';
+import type { StateStore } from '../core/ports.ts';
+import type {
+  PlannedStep,
+  RemediationPlan,
+  RemediationResult,
+  Remediator,
+  StepResult,
+} from '../core/remediation.ts';
+import {
+  type AssignmentInfo,
+  buildBroadRemovalPlan,
+  buildRemediationPlan,
+  fullRoleDefinitionId,
+  isSafeScope,
+  KNOWN_ROLES,
+  type RoleDefinitionInfo,
+  restoreInfo,
+  roleGuid,
+  scopeOfAssignmentId,
+} from '../core/remediation-plan.ts';
+import { type CallRecord, withCallLog } from './call-log.ts';
+import { describeFailure, type FailureContext, failureText } from './errors.ts';
+import { type AzureDeps, type AzureServices, createAzureServices } from './services.ts';
+
+/** Who asked for a remediation, and about which alert: goes into the audit record. */
+export interface RemediationContext {
+  /** Slack user id (or other chat user), `system` when absent. */
+  actor?: string;
+  alertId?: string;
+  ip?: string;
+}
+
+/** The Azure remediator: the core port, plus the audit context and the broad-role action. */
+export interface AzureRemediator extends Remediator {
+  plan(detection: Detection): Promise<RemediationPlan>;
+  execute(
+    plan: RemediationPlan,
+    previous?: RemediationResult,
+    context?: RemediationContext,
+  ): Promise<RemediationResult>;
+  undo(
+    plan: RemediationPlan,
+    result: RemediationResult,
+    context?: RemediationContext,
+  ): Promise<RemediationResult>;
+  /**
+   * The separate, explicitly confirmed action: a plan removing the broad-role assignments that
+   * `plan.stillHasAccessThrough` lists. Run it with `execute` once a person has confirmed it.
+   */
+  planBroadRemoval(plan: RemediationPlan): RemediationPlan;
+}
+
+/** Audit actions written by the remediator. */
+export const AUDIT_ACTIONS = { revoke: 'azure.revoke', undo: 'azure.undo' } as const;
+
+const SP_PERMISSIONS =
+  'Application.ReadWrite.OwnedBy (arc-responder must be an owner of the service principal) or Application.ReadWrite.All';
+const USER_DISABLE_PERMISSIONS =
+  'User.EnableDisableAccount.All with User.Read.All (an administrator account also needs an Entra role such as Privileged Authentication Administrator)';
+const USER_SESSIONS_PERMISSIONS = 'User.RevokeSessions.All';
+
+const isFinished = (s: StepResult | undefined) => s?.status === 'done' || s?.status === 'already-done';
+
+type StepOutcome = Omit<StepResult, 'stepId'>;
+
+function failed(error: unknown, ctx: FailureContext, what: string): StepOutcome {
+  const f = describeFailure(error, ctx);
+  const out: StepOutcome = { status: 'failed', detail: `${what} failed: ${failureText(f)}` };
+  if (f.fix) out.fix = f.fix;
+  return out;
+}
+
+function graphPathFor(step: PlannedStep): string | undefined {
+  if (step.kind === 'disable-service-principal') {
+    const guid = dashGuid(step.target);
+    if (!guid) return undefined;
+    return step.call.includes('servicePrincipals(appId=')
+      ? `/v1.0/servicePrincipals(appId='${guid}')`
+      : `/v1.0/servicePrincipals/${guid}`;
+  }
+  const who = dashGuid(step.target) ?? (/^[^\s/?#]+@[^\s/?#]+$/.test(step.target) ? step.target : undefined);
+  return who ? `/v1.0/users/${encodeURIComponent(who)}` : undefined;
+}
+
+/** Creates the Azure remediator (`config.azure.remediation` decides dry-run or live). */
+export function createAzureRemediator(config: Config, deps: AzureDeps): AzureRemediator {
+  const services = createAzureServices(config, deps);
+  return createRemediatorWith(config.azure.remediation, services, deps.store, deps.logger);
+}
+
+/** The remediator over already-built services (lets one process share clients). */
+export function createRemediatorWith(
+  mode: 'dry-run' | 'live',
+  services: AzureServices,
+  store: StateStore,
+  baseLogger: Logger,
+): AzureRemediator {
+  const { arm, graph, endpoints } = services;
+  const logger = baseLogger.child({ component: 'azure-remediator' });
+
+  async function readRoles(
+    detection: Detection,
+    assignments: readonly AssignmentInfo[],
+    warnings: string[],
+  ): Promise<Map<string, RoleDefinitionInfo>> {
+    const ids = new Map<string, string>();
+    for (const a of assignments) {
+      const guid = roleGuid(a.roleDefinitionId);
+      if (guid && isSafeScope(a.roleDefinitionId)) ids.set(guid, a.roleDefinitionId);
+    }
+    const ev = detection.evidence;
+    const evGuid = dashGuid(ev.roleDefinitionId);
+    if (evGuid && !ids.has(evGuid) && ev.roleAssignmentScope && isSafeScope(ev.roleAssignmentScope)) {
+      ids.set(evGuid, fullRoleDefinitionId(evGuid, ev.roleAssignmentScope));
+    }
+    const roles = new Map<string, RoleDefinitionInfo>();
+    const failures: string[] = [];
+    await Promise.all(
+      [...ids].map(async ([guid, id]) => {
+        try {
+          roles.set(guid, await arm.getRoleDefinition(id));
+        } catch (error) {
+          if (KNOWN_ROLES.has(guid)) return;
+          const f = describeFailure(error, {
+            service: 'arm',
+            action: 'Microsoft.Authorization/roleDefinitions/read',
+            scope: id,
+          });
+          failures.push(`${guid}: ${failureText(f)}${f.fix ? ` (${f.fix})` : ''}`);
+        }
+      }),
+    );
+    if (failures.length > 0) warnings.push(`could not read role definitions: ${failures.join('; ')}`);
+    return roles;
+  }
+
+  async function plan(detection: Detection): Promise<RemediationPlan> {
+    const warnings: string[] = [];
+    const principalId = dashGuid(detection.principalId) ?? dashGuid(detection.evidence.principalId);
+    const clusterId = detection.cluster?.id;
+    let assignments: AssignmentInfo[] | undefined;
+    if (!principalId) {
+      warnings.push(
+        'the detection carries no principal object id: its other role assignments were not listed',
+      );
+    } else if (!clusterId || !isSafeScope(clusterId)) {
+      warnings.push('the detection names no valid cluster id: other role assignments were not listed');
+    } else {
+      try {
+        assignments = await arm.listAssignmentsForPrincipal(clusterId, principalId);
+      } catch (error) {
+        const f = describeFailure(error, {
+          service: 'arm',
+          action: 'Microsoft.Authorization/roleAssignments/read',
+          scope: clusterId,
+        });
+        warnings.push(
+          `could not list the role assignments at the cluster (${failureText(f)}): the plan rests on the evidence alone${f.fix ? `; ${f.fix}` : ''}`,
+        );
+        logger.warn(
+          { err: f.message, cluster: clusterId },
+          'listing role assignments failed; planning from evidence',
+        );
+      }
+    }
+    const roles = assignments ? await readRoles(detection, assignments, warnings) : undefined;
+    return buildRemediationPlan({
+      detection,
+      endpoints,
+      ...(assignments ? { assignments } : {}),
+      ...(roles ? { roles } : {}),
+      warnings,
+    });
+  }
+
+  async function disablePrincipal(
+    step: PlannedStep,
+    path: string,
+    permissions: string,
+  ): Promise<StepOutcome> {
+    // Read first: an account that is already disabled needs no write (and undo must not enable it).
+    try {
+      const current = await graph.call('GET', `${path}?$select=id,accountEnabled`);
+      if (current.status === 404)
+        return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
+      if ((current.body as { accountEnabled?: unknown } | undefined)?.accountEnabled === false) {
+        return { status: 'already-done', detail: `${step.target} was already disabled` };
+      }
+    } catch {
+      // Reading needs its own permission; without it, go ahead with the write.
+    }
+    try {
+      const res = await graph.call('PATCH', path, { body: { accountEnabled: false } });
+      if (res.status === 404)
+        return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
+      return { status: 'done', detail: `disabled ${step.target}` };
+    } catch (error) {
+      return failed(error, { service: 'graph', graphPermissions: permissions }, `PATCH ${graph.base}${path}`);
+    }
+  }
+
+  async function runStep(step: PlannedStep): Promise<StepOutcome> {
+    switch (step.kind) {
+      case 'remove-assignment': {
+        const scope = scopeOfAssignmentId(step.target);
+        if (!isSafeScope(step.target) || scope === undefined) {
+          return { status: 'failed', detail: `not a role assignment id: ${step.target}` };
+        }
+        try {
+          const r = await arm.deleteAssignment(step.target);
+          return r === 'deleted'
+            ? { status: 'done', detail: `removed ${step.target}` }
+            : { status: 'already-done', detail: `${step.target} was already gone` };
+        } catch (error) {
+          return failed(
+            error,
+            { service: 'arm', action: 'Microsoft.Authorization/roleAssignments/delete', scope },
+            `DELETE ${step.target}`,
+          );
+        }
+      }
+      case 'disable-service-principal':
+      case 'disable-user': {
+        const path = graphPathFor(step);
+        if (!path) return { status: 'failed', detail: `not a principal id: ${step.target}` };
+        const perms = step.kind === 'disable-user' ? USER_DISABLE_PERMISSIONS : SP_PERMISSIONS;
+        return disablePrincipal(step, path, perms);
+      }
+      case 'revoke-user-sessions': {
+        const path = graphPathFor(step);
+        if (!path) return { status: 'failed', detail: `not a user id: ${step.target}` };
+        try {
+          const res = await graph.call('POST', `${path}/revokeSignInSessions`);
+          if (res.status === 404)
+            return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
+          return { status: 'done', detail: `revoked the sign-in sessions of ${step.target}` };
+        } catch (error) {
+          return failed(
+            error,
+            { service: 'graph', graphPermissions: USER_SESSIONS_PERMISSIONS },
+            `POST ${graph.base}${path}/revokeSignInSessions`,
+          );
+        }
+      }
+      default:
+        return { status: 'failed', detail: `unknown step kind: ${String((step as PlannedStep).kind)}` };
+    }
+  }
+
+  async function undoStep(step: PlannedStep): Promise<StepOutcome> {
+    switch (step.kind) {
+      case 'remove-assignment': {
+        const restore = restoreInfo(step);
+        if (!restore || !isSafeScope(restore.scope) || !dashGuid(restore.principalId)) {
+          return {
+            status: 'failed',
+            detail: `cannot re-create ${step.target}: its role or principal is unknown`,
+            fix: 're-create the role assignment by hand (az role assignment create)',
+          };
+        }
+        try {
+          const r = await arm.createAssignment(restore);
+          return r.result === 'created'
+            ? {
+                status: 'done',
+                detail: `re-created "${restore.roleName ?? restore.roleDefinitionId}" at ${restore.scope}${r.id ? ` as ${r.id}` : ''}`,
+              }
+            : { status: 'already-done', detail: `the assignment at ${restore.scope} exists again already` };
+        } catch (error) {
+          return failed(
+            error,
+            { service: 'arm', action: 'Microsoft.Authorization/roleAssignments/write', scope: restore.scope },
+            `PUT role assignment at ${restore.scope}`,
+          );
+        }
+      }
+      case 'disable-service-principal':
+      case 'disable-user': {
+        const path = graphPathFor(step);
+        if (!path) return { status: 'failed', detail: `not a principal id: ${step.target}` };
+        try {
+          const res = await graph.call('PATCH', path, { body: { accountEnabled: true } });
+          if (res.status === 404) {
+            return {
+              status: 'failed',
+              detail: `${step.target} no longer exists: it cannot be re-enabled`,
+              fix: 'restore it from the deleted items in Entra ID, then enable it',
+            };
+          }
+          return { status: 'done', detail: `re-enabled ${step.target}` };
+        } catch (error) {
+          const perms = step.kind === 'disable-user' ? USER_DISABLE_PERMISSIONS : SP_PERMISSIONS;
+          return failed(error, { service: 'graph', graphPermissions: perms }, `PATCH ${graph.base}${path}`);
+        }
+      }
+      case 'revoke-user-sessions':
+        return {
+          status: 'already-done',
+          detail: 'revoked sessions cannot be restored: the user signs in again',
+        };
+      default:
+        return { status: 'failed', detail: `unknown step kind: ${String((step as PlannedStep).kind)}` };
+    }
+  }
+
+  async function audit(
+    action: string,
+    context: RemediationContext | undefined,
+    plan: RemediationPlan,
+    result: RemediationResult,
+    calls: CallRecord[],
+    extra: Record<string, unknown> = {},
+  ): Promise<void> {
+    const entry: Omit<AuditEntry, 'id' | 'at'> = {
+      actor: context?.actor ?? 'system',
+      action,
+      appId: plan.appId,
+      result: result.mode === 'dry-run' ? 'dry-run' : result.ok ? 'ok' : 'failed',
+      detail: { mode: result.mode, plan, steps: result.steps, calls, ...extra },
+    };
+    if (context?.alertId) entry.alertId = context.alertId;
+    if (context?.ip) entry.ip = context.ip;
+    try {
+      await recordAudit(store, entry);
+    } catch (error) {
+      // The change has been made; losing its record must not hide the result from the clicker.
+      logger.error(
+        { err: (error as Error).message, action },
+        'could not store the audit record: check the store',
+      );
+    }
+  }
+
+  async function execute(
+    plan: RemediationPlan,
+    previous?: RemediationResult,
+    context?: RemediationContext,
+  ): Promise<RemediationResult> {
+    const before = new Map((previous?.mode === 'live' ? previous.steps : []).map((s) => [s.stepId, s]));
+    const steps: StepResult[] = [];
+    const calls: CallRecord[] = [];
+    for (const step of plan.steps) {
+      const earlier = before.get(step.id);
+      if (earlier && isFinished(earlier)) {
+        const detail = earlier.detail.startsWith('earlier attempt: ')
+          ? earlier.detail
+          : `earlier attempt: ${earlier.detail}`;
+        steps.push({ stepId: step.id, status: earlier.status, detail });
+        continue;
+      }
+      if (mode === 'dry-run') {
+        steps.push({ stepId: step.id, status: 'would-do', detail: `dry-run: would ${step.call}` });
+        continue;
+      }
+      const run = await withCallLog(() => runStep(step));
+      calls.push(...run.calls);
+      const outcome: StepOutcome = run.ok
+        ? run.value
+        : failed(run.error, { service: step.kind === 'remove-assignment' ? 'arm' : 'graph' }, step.call);
+      steps.push({ stepId: step.id, ...outcome });
+      logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'remediation step');
+    }
+    const ok = mode === 'dry-run' || steps.every(isFinished);
+    const result: RemediationResult = { mode, ok, steps };
+    await audit(
+      AUDIT_ACTIONS.revoke,
+      context,
+      plan,
+      result,
+      calls,
+      previous ? { retryOf: previous.steps } : {},
+    );
+    return result;
+  }
+
+  async function undo(
+    plan: RemediationPlan,
+    result: RemediationResult,
+    context?: RemediationContext,
+  ): Promise<RemediationResult> {
+    const byId = new Map(plan.steps.map((s) => [s.id, s]));
+    const doneSteps = result.mode === 'live' ? result.steps.filter((s) => s.status === 'done').reverse() : [];
+    const steps: StepResult[] = [];
+    const calls: CallRecord[] = [];
+    for (const done of doneSteps) {
+      const step = byId.get(done.stepId);
+      if (!step) {
+        steps.push({
+          stepId: done.stepId,
+          status: 'failed',
+          detail: 'this step is not in the plan given to undo',
+        });
+        continue;
+      }
+      if (mode === 'dry-run') {
+        steps.push({
+          stepId: step.id,
+          status: 'would-do',
+          detail: `dry-run: would undo "${step.description}"`,
+        });
+        continue;
+      }
+      const run = await withCallLog(() => undoStep(step));
+      calls.push(...run.calls);
+      const outcome: StepOutcome = run.ok
+        ? run.value
+        : failed(
+            run.error,
+            { service: step.kind === 'remove-assignment' ? 'arm' : 'graph' },
+            `undo ${step.id}`,
+          );
+      steps.push({ stepId: step.id, ...outcome });
+      logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'undo step');
+    }
+    const ok = mode === 'dry-run' || steps.every(isFinished);
+    const undone: RemediationResult = { mode, ok, steps };
+    await audit(AUDIT_ACTIONS.undo, context, plan, undone, calls, { undoOf: result.steps });
+    return undone;
+  }
+
+  return {
+    mode,
+    plan,
+    execute,
+    undo,
+    planBroadRemoval: (p) => buildBroadRemovalPlan(p, endpoints),
+  };
+}
+
+/** Every remediation attempt (revoke and undo, dry-run included), oldest first; of one alert or all. */
+export async function listRemediationAttempts(store: StateStore, alertId?: string): Promise<AuditEntry[]> {
+  const entries = await listAudit(store, alertId);
+  return entries.filter((e) => e.action === AUDIT_ACTIONS.revoke || e.action === AUDIT_ACTIONS.undo);
+}

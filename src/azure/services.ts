@@ -1,0 +1,48 @@
+import type { TokenCredential } from '@azure/identity';
+import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
+import type { StateStore } from '../core/ports.ts';
+import type { PlanEndpoints } from '../core/remediation-plan.ts';
+import { type ArmGateway, createArmGateway } from './arm.ts';
+import { createDefaultCredential, httpsBase } from './endpoints.ts';
+import { createGraphClient, type GraphClient, type RetrySettings } from './graph.ts';
+
+/** What the Azure adapter needs from its host. */
+export interface AzureDeps {
+  store: StateStore;
+  logger: Logger;
+  /** Defaults to `DefaultAzureCredential` configured from `config.azure`. */
+  credential?: TokenCredential;
+  /** Extra CA certificate (PEM) trusted for ARM, Graph and the token endpoint. */
+  tlsCa?: string;
+  retry?: RetrySettings;
+}
+
+/** The clients shared by the remediator and the enricher. */
+export interface AzureServices {
+  arm: ArmGateway;
+  graph: GraphClient;
+  endpoints: PlanEndpoints;
+}
+
+/** Builds the ARM gateway and the Graph client from the configuration (no call is made yet). */
+export function createAzureServices(
+  config: Config,
+  deps: Omit<AzureDeps, 'store' | 'logger'>,
+): AzureServices {
+  const credential = deps.credential ?? createDefaultCredential(config.azure, deps.tlsCa);
+  const endpoints: PlanEndpoints = {
+    arm: httpsBase(config.azure.armEndpoint, 'AZURE_ARM_ENDPOINT'),
+    graph: httpsBase(config.azure.graphEndpoint, 'GRAPH_ENDPOINT'),
+  };
+  const shared = {
+    credential,
+    ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
+    ...(deps.retry ? { retry: deps.retry } : {}),
+  };
+  return {
+    arm: createArmGateway({ endpoint: endpoints.arm, ...shared }),
+    graph: createGraphClient({ endpoint: endpoints.graph, ...shared }),
+    endpoints,
+  };
+}

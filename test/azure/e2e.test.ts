@@ -1,0 +1,148 @@
+/**
+ * End to end: the real service (`createApp`, SQLite, outbox, engine, Slack adapter) with Slack
+ * faked at the Web API and Azure faked at ARM, Graph and the token endpoint. POST /ingest raises
+ * an alert; a signed Revoke click runs the live Azure remediator through the real SDK clients and
+ * `DefaultAzureCredential`; ARM sees exactly the planned DELETEs and Graph the PATCH; a second
+ * click changes nothing.
+ */
+import { afterEach, expect, it, vi } from 'vitest';
+import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import type { StateStore } from '../../src/core/ports.ts';
+import { ACTION_IDS } from '../../src/slack/ids.ts';
+import type { FakeAzure } from '../support/fake-azure.ts';
+import { startFakeAzure } from '../support/fake-azure.ts';
+import {
+  buttonClick,
+  type FakeSlack,
+  payloadBody,
+  sendSigned,
+  startFakeSlack,
+} from '../support/fake-slack.ts';
+import { arcRecord, freshAppId, postIngest, startTestApp, type TestApp } from '../support/http-app.ts';
+import { ARC } from '../support/samples.ts';
+import { addRoles, FAST_RETRY, memoryStore, quietLogger, ROLE, stubAzureEnv } from './helpers.ts';
+
+const SECRET = 'azure-e2e-signing-secret';
+const TOKEN = 'xoxb-azure-e2e-token';
+const RESPONDER = 'UALICE';
+const CHANNEL = 'C0ALERTS';
+const SUB_SCOPE = `/subscriptions/${ARC.subscriptionId}`;
+const INHERITED = '2b3c4d5e-0000-4000-8000-00000000000a';
+const OWNER = '2b3c4d5e-0000-4000-8000-00000000000b';
+
+let app: TestApp | undefined;
+let slack: FakeSlack | undefined;
+let azure: FakeAzure | undefined;
+let auditStore: StateStore | undefined;
+afterEach(async () => {
+  vi.unstubAllEnvs();
+  await app?.close();
+  await slack?.stop();
+  await azure?.close();
+  await auditStore?.close();
+});
+
+it('POST /ingest, then a signed Revoke click: exactly the planned DELETEs and the PATCH; a second click changes nothing', async () => {
+  azure = addRoles(await startFakeAzure());
+  const evidenceId = `${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/${ARC.roleAssignmentId}`;
+  const inheritedId = `${SUB_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${INHERITED}`;
+  azure
+    .assign({
+      name: ARC.roleAssignmentId,
+      scope: ARC.roleAssignmentScope,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    })
+    .assign({
+      name: INHERITED,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.customArc,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    })
+    .assign({
+      name: OWNER,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.owner,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    });
+  const appId = freshAppId();
+  azure.servicePrincipal({ id: ARC.principalId, appId, displayName: 'ci-deployer' });
+  stubAzureEnv(azure);
+
+  const env = {
+    SLACK_BOT_TOKEN: TOKEN,
+    SLACK_SIGNING_SECRET: SECRET,
+    SLACK_ALERT_CHANNEL: CHANNEL,
+    SLACK_RESPONDERS: RESPONDER,
+    AZURE_REMEDIATION: 'live',
+    AZURE_ARM_ENDPOINT: azure.armUrl,
+    GRAPH_ENDPOINT: azure.graphUrl,
+    AZURE_AUTHORITY_HOST: azure.loginUrl,
+  };
+  slack = await startFakeSlack();
+  auditStore = await memoryStore();
+  const remediator = createAzureRemediator(loadConfig(env), {
+    store: auditStore,
+    logger: quietLogger(),
+    tlsCa: azure.ca,
+    retry: FAST_RETRY,
+  });
+  app = await startTestApp({ env: { ...env, SLACK_API_URL: slack.apiUrl }, remediator });
+  const f = slack;
+  const events = `${app.url}/slack/events`;
+
+  const ingested = await postIngest(app.url, arcRecord({ appId, ip: '198.51.100.9' }));
+  expect(ingested.body).toMatchObject({ counts: { alerted: 1 } });
+  await app.app.outbox.drain();
+  const alertPost = f.callsOf('chat.postMessage')[0]!;
+  const buttons = (alertPost.args.blocks as Array<{ elements?: Array<{ action_id: string; value: string }> }>)
+    .flatMap((b) => b.elements ?? [])
+    .filter((e) => e.action_id);
+  const alertId = buttons.find((b) => b.action_id === ACTION_IDS.revoke)!.value;
+  expect(azure.mutations()).toEqual([]);
+
+  const click = (responseId: string) =>
+    sendSigned(
+      events,
+      SECRET,
+      payloadBody(
+        buttonClick({
+          actionId: ACTION_IDS.revoke,
+          value: alertId,
+          user: RESPONDER,
+          channel: CHANNEL,
+          messageTs: '1700000000.000001',
+          responseUrl: f.responseUrl(responseId),
+        }),
+      ),
+    );
+  const threads = () => f.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+
+  expect((await click('first')).status).toBe(200);
+  await f.waitFor('the revoke audit in the thread', () => threads().length === 1, 15_000);
+
+  // The planned DELETEs, nothing else: the evidence and the inherited Arc role, not the Owner.
+  expect(azure.calls('arm', 'DELETE').map((r) => r.path)).toEqual([evidenceId, inheritedId]);
+  expect(azure.calls('graph', 'PATCH')).toMatchObject([
+    { path: `/v1.0/servicePrincipals/${ARC.principalId}`, body: { accountEnabled: false } },
+  ]);
+  expect(azure.mutations()).toHaveLength(3);
+  expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+  expect(azure.assignmentsByName.has(OWNER)).toBe(true);
+  expect(String(threads()[0]!.args.text)).toContain('revoked the access');
+
+  const attempts = await listRemediationAttempts(auditStore, alertId);
+  expect(attempts).toMatchObject([{ actor: RESPONDER, action: 'azure.revoke', result: 'ok', appId }]);
+
+  // A second click: refused as already revoked; Azure sees no new call.
+  const before = azure.requests.length;
+  expect((await click('second')).status).toBe(200);
+  await f.waitFor('the answer to the second click', () => f.responsesTo('second').length === 1, 15_000);
+  expect(JSON.stringify(f.responsesTo('second'))).toMatch(/Already revoked/);
+  expect(azure.requests.length).toBe(before);
+  expect(app.rawLogs()).not.toContain(azure.clientSecret);
+});

@@ -1,0 +1,121 @@
+import { ClientSecretCredential } from '@azure/identity';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createGraphClient,
+  describeFailure,
+  GraphRequestError,
+  isPublicAuthority,
+  parseRetryAfter,
+  scopeForEndpoint,
+  withCallLog,
+} from '../../src/azure/index.ts';
+import { type FakeAzure, startFakeAzure } from '../support/fake-azure.ts';
+import { SP_ID } from './helpers.ts';
+
+const open: FakeAzure[] = [];
+afterEach(async () => {
+  for (const f of open.splice(0)) await f.close();
+});
+
+async function graphAgainstFake(maxRetries = 2) {
+  const fake = await startFakeAzure();
+  open.push(fake);
+  fake.servicePrincipal({ id: SP_ID, appId: '0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f20', displayName: 'ci' });
+  const credential = new ClientSecretCredential(fake.tenantId, fake.clientId, fake.clientSecret, {
+    authorityHost: fake.loginUrl,
+    disableInstanceDiscovery: true,
+    tlsOptions: { ca: fake.ca },
+  });
+  const graph = createGraphClient({
+    endpoint: `${fake.graphUrl}/`,
+    credential,
+    tlsCa: fake.ca,
+    retry: { maxRetries, retryDelayMs: 5, maxRetryDelayMs: 20 },
+  });
+  return { fake, graph };
+}
+
+describe('endpoints and scopes', () => {
+  it('derives token scopes from the configured endpoints', () => {
+    expect(scopeForEndpoint('https://management.azure.com')).toBe('https://management.azure.com/.default');
+    expect(scopeForEndpoint('https://management.azure.com/')).toBe('https://management.azure.com/.default');
+    expect(scopeForEndpoint('https://graph.microsoft.com')).toBe('https://graph.microsoft.com/.default');
+    expect(scopeForEndpoint('https://management.chinacloudapi.cn')).toBe(
+      'https://management.chinacloudapi.cn/.default',
+    );
+    expect(scopeForEndpoint('https://graph.microsoft.us')).toBe('https://graph.microsoft.us/.default');
+    expect(() => scopeForEndpoint('not a url')).toThrow(/not a URL/);
+  });
+
+  it('keeps instance discovery only for the public authority', () => {
+    expect(isPublicAuthority(undefined)).toBe(true);
+    expect(isPublicAuthority('https://login.microsoftonline.com/')).toBe(true);
+    expect(isPublicAuthority('https://login.chinacloudapi.cn')).toBe(false);
+    expect(isPublicAuthority('https://localhost:8443')).toBe(false);
+  });
+
+  it('parses Retry-After as seconds or an HTTP date', () => {
+    const now = Date.parse('2026-03-12T09:00:00Z');
+    expect(parseRetryAfter('0', now)).toBe(0);
+    expect(parseRetryAfter('2', now)).toBe(2000);
+    expect(parseRetryAfter('Thu, 12 Mar 2026 09:00:03 GMT', now)).toBe(3000);
+    expect(parseRetryAfter('Thu, 12 Mar 2026 08:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+
+  it('refuses to send a bearer token over plain http', () => {
+    const credential = { getToken: async () => ({ token: 'x', expiresOnTimestamp: Date.now() + 60_000 }) };
+    expect(() => createGraphClient({ endpoint: 'http://graph.example', credential })).toThrow(
+      /must be an https URL/,
+    );
+  });
+});
+
+describe('Graph client', () => {
+  it('sends the token for the Graph scope and records each call', async () => {
+    const { fake, graph } = await graphAgainstFake();
+    const run = await withCallLog(() =>
+      graph.call('PATCH', `/v1.0/servicePrincipals/${SP_ID}`, { body: { accountEnabled: false } }),
+    );
+    expect(run.ok && run.value.status).toBe(204);
+    expect(run.calls).toMatchObject([
+      { method: 'PATCH', url: `${fake.graphUrl}/v1.0/servicePrincipals/${SP_ID}`, status: 204 },
+    ]);
+    expect(fake.calls('login', 'POST').map((r) => r.scope)).toEqual([`${fake.graphUrl}/.default`]);
+    expect(fake.calls('graph')[0]).toMatchObject({
+      tokenScope: `${fake.graphUrl}/.default`,
+      body: { accountEnabled: false },
+    });
+  });
+
+  it('waits out Retry-After given as an HTTP date', async () => {
+    const { fake, graph } = await graphAgainstFake();
+    fake.fail({
+      service: 'graph',
+      method: 'GET',
+      status: 429,
+      headers: { 'retry-after': new Date(Date.now() - 1000).toUTCString() },
+    });
+    const res = await graph.call('GET', `/v1.0/servicePrincipals/${SP_ID}`);
+    expect(res.status).toBe(200);
+    expect(fake.calls('graph').map((r) => r.status)).toEqual([429, 200]);
+  });
+
+  it('gives up after the retries and explains the throttling', async () => {
+    const { fake, graph } = await graphAgainstFake(1);
+    fake.throttle('graph', 'GET', SP_ID, 0, 5);
+    const error = await graph.call('GET', `/v1.0/servicePrincipals/${SP_ID}`).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GraphRequestError);
+    expect((error as GraphRequestError).status).toBe(429);
+    expect(describeFailure(error, { service: 'graph' }).fix).toMatch(/throttling/);
+    expect(fake.calls('graph')).toHaveLength(2);
+  });
+
+  it('returns 404 to the caller instead of throwing', async () => {
+    const { graph } = await graphAgainstFake();
+    const res = await graph.call('GET', '/v1.0/servicePrincipals/00000000-0000-0000-0000-000000000001');
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ error: { code: 'Request_ResourceNotFound' } });
+  });
+});

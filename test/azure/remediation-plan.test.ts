@@ -1,0 +1,312 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type AssignmentInfo,
+  actionMatches,
+  buildBroadRemovalPlan,
+  buildRemediationPlan,
+  classifyRole,
+  isSafeScope,
+  KNOWN_ROLES,
+  type RoleDefinitionInfo,
+  restoreInfo,
+  scopeCovers,
+} from '../../src/core/remediation-plan.ts';
+import {
+  A,
+  CLUSTER_ID,
+  MG_SCOPE,
+  OTHER_CLUSTER_ID,
+  RG_SCOPE,
+  ROLE,
+  SP_ID,
+  SUB,
+  SUB_SCOPE,
+  spDetection,
+  USER_ID,
+} from './helpers.ts';
+
+const endpoints = { arm: 'https://management.azure.com', graph: 'https://graph.microsoft.com' };
+const roleDefId = (guid: string) =>
+  `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
+const assignment = (
+  name: string,
+  scope: string,
+  role: string,
+  extra: Partial<AssignmentInfo> = {},
+): AssignmentInfo => ({
+  id: `${scope}/providers/Microsoft.Authorization/roleAssignments/${name}`,
+  scope,
+  roleDefinitionId: roleDefId(role),
+  principalId: SP_ID,
+  principalType: 'ServicePrincipal',
+  ...extra,
+});
+const roles = new Map<string, RoleDefinitionInfo>([
+  ...KNOWN_ROLES,
+  [ROLE.reader, { id: ROLE.reader, roleName: 'Reader', permissions: [{ actions: ['*/read'] }] }],
+  [
+    ROLE.customArc,
+    {
+      id: ROLE.customArc,
+      roleName: 'Arc proxy users (custom)',
+      permissions: [{ actions: ['microsoft.kubernetes/connectedclusters/LISTCLUSTERUSERCREDENTIAL/ACTION'] }],
+    },
+  ],
+  [
+    ROLE.customWildcard,
+    {
+      id: ROLE.customWildcard,
+      roleName: 'Arc operators',
+      permissions: [{ actions: ['Microsoft.Kubernetes/connectedClusters/*'] }],
+    },
+  ],
+  [
+    ROLE.customNotAction,
+    {
+      id: ROLE.customNotAction,
+      roleName: 'All but Arc creds',
+      permissions: [
+        { actions: ['*'], notActions: ['Microsoft.Kubernetes/connectedClusters/listClusterUser*'] },
+      ],
+    },
+  ],
+]);
+
+describe('wildcard action semantics', () => {
+  it('matches case-insensitively with * spanning segments', () => {
+    const action = 'Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action';
+    expect(actionMatches('*', action)).toBe(true);
+    expect(actionMatches('Microsoft.Kubernetes/*', action)).toBe(true);
+    expect(actionMatches('*/action', action)).toBe(true);
+    expect(
+      actionMatches('MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/LISTCLUSTERUSERCREDENTIAL/ACTION', action),
+    ).toBe(true);
+    expect(actionMatches('*/read', action)).toBe(false);
+    expect(
+      actionMatches('Microsoft.Kubernetes/connectedClusters/listClusterUserCredentials/action', action),
+    ).toBe(false);
+    expect(
+      actionMatches('Microsoft.Kubernetes.connectedClusters', 'MicrosoftXKubernetes.connectedClusters'),
+    ).toBe(false);
+  });
+
+  it('classifies roles: named action is specific, wildcard grant is broad, NotActions subtract', () => {
+    expect(classifyRole(KNOWN_ROLES.get(ROLE.clusterUser)!)).toBe('specific');
+    expect(classifyRole(KNOWN_ROLES.get(ROLE.owner)!)).toBe('broad');
+    expect(classifyRole(KNOWN_ROLES.get(ROLE.contributor)!)).toBe('broad');
+    expect(classifyRole(roles.get(ROLE.customWildcard)!)).toBe('broad');
+    expect(classifyRole(roles.get(ROLE.customArc)!)).toBe('specific');
+    expect(classifyRole(roles.get(ROLE.reader)!)).toBe('none');
+    expect(classifyRole(roles.get(ROLE.customNotAction)!)).toBe('none');
+    // The plural preview action alone still counts.
+    expect(
+      classifyRole({
+        permissions: [
+          { actions: ['Microsoft.Kubernetes/connectedClusters/listClusterUserCredentials/action'] },
+        ],
+      }),
+    ).toBe('specific');
+  });
+
+  it('decides scope coverage on path-segment boundaries, case-insensitively', () => {
+    expect(scopeCovers(CLUSTER_ID, CLUSTER_ID.toUpperCase())).toBe(true);
+    expect(scopeCovers(RG_SCOPE.toLowerCase(), CLUSTER_ID)).toBe(true);
+    expect(scopeCovers(`${SUB_SCOPE}/`, CLUSTER_ID)).toBe(true);
+    expect(scopeCovers(MG_SCOPE, CLUSTER_ID)).toBe(true);
+    expect(scopeCovers('/', CLUSTER_ID)).toBe(true);
+    expect(scopeCovers(`${RG_SCOPE}-staging`, CLUSTER_ID)).toBe(false);
+    expect(scopeCovers(OTHER_CLUSTER_ID, CLUSTER_ID)).toBe(false);
+    expect(
+      scopeCovers(`${CLUSTER_ID}/providers/Microsoft.KubernetesConfiguration/extensions/flux`, CLUSTER_ID),
+    ).toBe(false);
+  });
+
+  it('refuses scopes that could smuggle a query or path traversal into a request', () => {
+    expect(isSafeScope(CLUSTER_ID)).toBe(true);
+    expect(isSafeScope(`${RG_SCOPE}?api-version=1`)).toBe(false);
+    expect(isSafeScope(`${RG_SCOPE}/../../x`)).toBe(false);
+    expect(isSafeScope(`${RG_SCOPE}#x`)).toBe(false);
+    expect(isSafeScope('/subscriptions/a b')).toBe(false);
+  });
+});
+
+describe('buildRemediationPlan', () => {
+  for (const [label, scope] of [
+    ['cluster', CLUSTER_ID],
+    ['resource group', RG_SCOPE],
+    ['subscription', SUB_SCOPE],
+  ] as const) {
+    it(`removes the evidence assignment at ${label} scope and disables the service principal`, () => {
+      const plan = buildRemediationPlan({
+        detection: spDetection(scope),
+        endpoints,
+        assignments: [assignment(A.evidence, scope, ROLE.clusterUser)],
+        roles,
+      });
+      const id = `${scope}/providers/Microsoft.Authorization/roleAssignments/${A.evidence}`;
+      expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
+      expect(plan.steps[0]).toMatchObject({
+        id: `remove-assignment:${id.toLowerCase()}`,
+        target: id,
+        call: `DELETE https://management.azure.com${id}?api-version=2022-04-01`,
+      });
+      expect(restoreInfo(plan.steps[0]!)).toEqual({
+        scope,
+        roleDefinitionId: roleDefId(ROLE.clusterUser),
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+        roleName: 'Azure Arc Enabled Kubernetes Cluster User Role',
+      });
+      expect(plan.steps[1]).toMatchObject({
+        id: `disable-service-principal:${SP_ID}`,
+        target: SP_ID,
+        call: `PATCH https://graph.microsoft.com/v1.0/servicePrincipals/${SP_ID} {"accountEnabled":false}`,
+      });
+      expect(plan.stillHasAccessThrough).toEqual([]);
+      expect(plan.warnings).toEqual([]);
+    });
+  }
+
+  it('adds inherited assignments that grant the action and lists broad roles as remaining access', () => {
+    const plan = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      assignments: [
+        assignment(A.evidence, CLUSTER_ID, ROLE.clusterUser),
+        assignment(A.rg, RG_SCOPE, ROLE.customArc),
+        assignment(A.mg, MG_SCOPE, ROLE.clusterUser, {
+          roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${ROLE.clusterUser}`,
+        }),
+        assignment(A.owner, SUB_SCOPE, ROLE.owner),
+        assignment(A.customWildcard, RG_SCOPE, ROLE.customWildcard),
+        assignment(A.reader, SUB_SCOPE, ROLE.reader),
+        assignment(A.notAction, SUB_SCOPE, ROLE.customNotAction),
+        assignment(A.otherCluster, OTHER_CLUSTER_ID, ROLE.clusterUser),
+      ],
+      roles,
+    });
+    expect(plan.steps.map((s) => s.target)).toEqual([
+      `${CLUSTER_ID}/providers/Microsoft.Authorization/roleAssignments/${A.evidence}`,
+      `${RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${A.rg}`,
+      `${MG_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${A.mg}`,
+      SP_ID,
+    ]);
+    expect(plan.stillHasAccessThrough.map((r) => [r.roleName, r.scope])).toEqual([
+      ['Owner', SUB_SCOPE],
+      ['Arc operators', RG_SCOPE],
+    ]);
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it('leaves a broad evidence role in place and says so', () => {
+    const d = spDetection(SUB_SCOPE, {});
+    d.evidence.roleDefinitionId = ROLE.owner;
+    d.evidence.role = 'Owner';
+    const plan = buildRemediationPlan({ detection: d, endpoints });
+    expect(plan.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
+    expect(plan.stillHasAccessThrough).toMatchObject([
+      { roleName: 'Owner', scope: SUB_SCOPE, kind: 'broad-role' },
+    ]);
+    expect(plan.warnings.join('\n')).toMatch(/broad role Owner/);
+  });
+
+  it('does not remove a group assignment named in the evidence', () => {
+    const d = spDetection(RG_SCOPE);
+    d.evidence.principalType = 'Group';
+    d.evidence.principalId = '99999999-8888-4777-8666-555544443333';
+    const plan = buildRemediationPlan({ detection: d, endpoints });
+    expect(plan.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
+    expect(plan.stillHasAccessThrough).toMatchObject([{ kind: 'group' }]);
+    expect(plan.warnings.join('\n')).toMatch(/group/);
+  });
+
+  it('falls back to the evidence alone and carries the reader warnings', () => {
+    const plan = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      warnings: ['could not list the role assignments at the cluster'],
+    });
+    expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
+    expect(restoreInfo(plan.steps[0]!)?.roleDefinitionId).toBe(roleDefId(ROLE.clusterUser));
+    expect(plan.warnings).toEqual(['could not list the role assignments at the cluster']);
+  });
+
+  it('leaves assignments of unreadable roles in place with a warning', () => {
+    const unknownRole = '12121212-3434-4565-8787-909090909090';
+    const plan = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      assignments: [
+        assignment(A.evidence, CLUSTER_ID, ROLE.clusterUser),
+        assignment(A.rg, RG_SCOPE, unknownRole),
+      ],
+      roles,
+    });
+    expect(plan.steps).toHaveLength(2);
+    expect(plan.warnings.join('\n')).toMatch(new RegExp(`could not read role definition ${unknownRole}`));
+  });
+
+  it('disables a user and revokes its sessions instead of touching a service principal', () => {
+    const d = spDetection(CLUSTER_ID, {
+      principalId: USER_ID,
+      principalType: 'User',
+      user: { upn: 'mallory@contoso.example' },
+    });
+    d.evidence.principalId = USER_ID;
+    d.evidence.principalType = 'User';
+    const plan = buildRemediationPlan({ detection: d, endpoints });
+    expect(plan.steps.map((s) => [s.kind, s.target])).toEqual([
+      ['remove-assignment', `${CLUSTER_ID}/providers/Microsoft.Authorization/roleAssignments/${A.evidence}`],
+      ['disable-user', USER_ID],
+      ['revoke-user-sessions', USER_ID],
+    ]);
+    expect(plan.steps[2]?.call).toBe(
+      `POST https://graph.microsoft.com/v1.0/users/${USER_ID}/revokeSignInSessions`,
+    );
+  });
+
+  it('uses the appId form when the object id is unknown', () => {
+    const d = spDetection(CLUSTER_ID, { principalId: undefined });
+    d.evidence = {};
+    const plan = buildRemediationPlan({ detection: d, endpoints });
+    expect(plan.steps).toMatchObject([
+      {
+        kind: 'disable-service-principal',
+        call: `PATCH https://graph.microsoft.com/v1.0/servicePrincipals(appId='${d.appId}') {"accountEnabled":false}`,
+      },
+    ]);
+    expect(plan.warnings.join('\n')).toMatch(/names no role assignment/);
+  });
+
+  it('does not guess a principal kind, and ignores malformed ids instead of building calls from them', () => {
+    const d = spDetection(`${RG_SCOPE}?x=1`, { principalType: undefined });
+    d.evidence.principalType = undefined;
+    d.evidence.roleAssignmentId = 'not-a-guid';
+    const plan = buildRemediationPlan({ detection: d, endpoints });
+    expect(plan.steps).toEqual([]);
+    expect(plan.warnings.join('\n')).toMatch(/not a valid ARM scope/);
+    expect(plan.warnings.join('\n')).toMatch(/unknown: it is not disabled/);
+  });
+
+  it('builds the separately confirmed plan that removes the broad roles', () => {
+    const plan = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      assignments: [
+        assignment(A.evidence, CLUSTER_ID, ROLE.clusterUser),
+        assignment(A.owner, SUB_SCOPE, ROLE.owner),
+      ],
+      roles,
+    });
+    const broad = buildBroadRemovalPlan(plan, endpoints);
+    const ownerId = `${SUB_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${A.owner}`;
+    expect(broad.steps).toMatchObject([{ kind: 'remove-assignment', target: ownerId }]);
+    expect(restoreInfo(broad.steps[0]!)).toMatchObject({
+      scope: SUB_SCOPE,
+      roleDefinitionId: roleDefId(ROLE.owner),
+      principalId: SP_ID,
+    });
+    expect(broad.steps[0]?.description).toMatch(/loses everything/);
+    expect(broad.stillHasAccessThrough).toEqual([]);
+  });
+});

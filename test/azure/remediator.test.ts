@@ -1,0 +1,497 @@
+import { ClientSecretCredential } from '@azure/identity';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
+import type { StateStore } from '../../src/core/ports.ts';
+import { restoreInfo } from '../../src/core/remediation-plan.ts';
+import type { FakeAzure } from '../support/fake-azure.ts';
+import {
+  A,
+  APP_ID,
+  CLUSTER_ID,
+  configFor,
+  FAST_RETRY,
+  fakeWithEvidenceAt,
+  MG_SCOPE,
+  memoryStore,
+  OTHER_CLUSTER_ID,
+  quietLogger,
+  RG_SCOPE,
+  ROLE,
+  SP_ID,
+  SUB_SCOPE,
+  spDetection,
+  stubAzureEnv,
+  USER_ID,
+} from './helpers.ts';
+
+const open: Array<FakeAzure | StateStore> = [];
+afterEach(async () => {
+  vi.unstubAllEnvs();
+  for (const x of open.splice(0)) await x.close();
+});
+
+async function setup(evidenceScope: string, mode: 'dry-run' | 'live' = 'live') {
+  const fake = await fakeWithEvidenceAt(evidenceScope);
+  const store = await memoryStore();
+  open.push(fake, store);
+  stubAzureEnv(fake);
+  const remediator = createAzureRemediator(configFor(fake, mode), {
+    store,
+    logger: quietLogger(),
+    tlsCa: fake.ca,
+    retry: FAST_RETRY,
+  });
+  return { fake, store, remediator };
+}
+
+const idAt = (scope: string, name: string) =>
+  `${scope}/providers/Microsoft.Authorization/roleAssignments/${name}`;
+const deletes = (fake: FakeAzure) => fake.calls('arm', 'DELETE').map((r) => r.path);
+
+describe('Azure remediator: plan', () => {
+  for (const [label, scope] of [
+    ['cluster', CLUSTER_ID],
+    ['resource group', RG_SCOPE],
+    ['subscription', SUB_SCOPE],
+  ] as const) {
+    it(`plans from the listing for evidence at ${label} scope, through DefaultAzureCredential`, async () => {
+      const { fake, remediator } = await setup(scope);
+      const plan = await remediator.plan(spDetection(scope));
+      expect(plan.warnings).toEqual([]);
+      expect(plan.steps.map((s) => s.target)).toEqual([idAt(scope, A.evidence), SP_ID]);
+      expect(restoreInfo(plan.steps[0]!)?.roleDefinitionId).toBe(
+        `${SUB_SCOPE}/providers/Microsoft.Authorization/roleDefinitions/${ROLE.clusterUser}`,
+      );
+
+      // The listing: at the cluster, filtered on the principal, the id without a leading "//".
+      const list = fake.calls('arm', 'GET').find((r) => r.path.endsWith('/roleAssignments'));
+      expect(list?.path).toBe(`${CLUSTER_ID}/providers/Microsoft.Authorization/roleAssignments`);
+      expect(list?.query.$filter).toBe(`principalId eq '${SP_ID}'`);
+      for (const r of fake.calls('arm')) expect(r.rawPath.startsWith('//')).toBe(false);
+      // Tokens: one secret-credential grant per audience, scopes derived from the endpoints.
+      const scopes = fake.calls('login', 'POST').map((r) => r.scope);
+      expect(scopes).toContain(`${fake.armUrl}/.default`);
+      expect(fake.mutations()).toEqual([]);
+    });
+  }
+
+  it('adds inherited assignments and reports broad roles; reads each role definition once', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    fake
+      .assign({
+        name: A.rg,
+        scope: RG_SCOPE,
+        roleDefinitionId: ROLE.customArc,
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+      })
+      .assign({
+        name: A.mg,
+        scope: MG_SCOPE,
+        roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${ROLE.clusterUser}`,
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+      })
+      .assign({
+        name: A.owner,
+        scope: SUB_SCOPE,
+        roleDefinitionId: ROLE.owner,
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+      })
+      .assign({
+        name: A.reader,
+        scope: SUB_SCOPE,
+        roleDefinitionId: ROLE.reader,
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+      })
+      .assign({
+        name: A.otherCluster,
+        scope: OTHER_CLUSTER_ID,
+        roleDefinitionId: ROLE.clusterUser,
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+      })
+      .assign({
+        scope: RG_SCOPE,
+        roleDefinitionId: ROLE.clusterUser,
+        principalId: USER_ID,
+        principalType: 'User',
+      });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.steps.map((s) => s.target)).toEqual([
+      idAt(CLUSTER_ID, A.evidence),
+      idAt(RG_SCOPE, A.rg),
+      idAt(MG_SCOPE, A.mg),
+      SP_ID,
+    ]);
+    expect(plan.stillHasAccessThrough).toMatchObject([
+      { roleName: 'Owner', scope: SUB_SCOPE, assignmentId: idAt(SUB_SCOPE, A.owner) },
+    ]);
+    const roleReads = fake.calls('arm', 'GET').filter((r) => r.path.includes('/roleDefinitions/'));
+    const guids = roleReads.map((r) => r.path.split('/').pop());
+    expect(new Set(guids).size).toBe(guids.length);
+
+    // A second plan uses the cached role definitions.
+    fake.clearRequests();
+    await remediator.plan(spDetection(CLUSTER_ID));
+    expect(fake.calls('arm', 'GET').filter((r) => r.path.includes('/roleDefinitions/'))).toEqual([]);
+  });
+
+  it('follows nextLink pages of the listing', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    fake.pageSize = 1;
+    fake
+      .assign({
+        name: A.rg,
+        scope: RG_SCOPE,
+        roleDefinitionId: ROLE.clusterUser,
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+      })
+      .assign({
+        name: A.sub,
+        scope: SUB_SCOPE,
+        roleDefinitionId: ROLE.customArc,
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+      });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.steps.map((s) => s.target)).toEqual([
+      idAt(CLUSTER_ID, A.evidence),
+      idAt(RG_SCOPE, A.rg),
+      idAt(SUB_SCOPE, A.sub),
+      SP_ID,
+    ]);
+    const pages = fake.calls('arm', 'GET').filter((r) => r.path.endsWith('/roleAssignments'));
+    expect(pages.map((r) => r.query.$skipToken)).toEqual([undefined, '1', '2']);
+  });
+
+  it('retries a throttled listing after Retry-After', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    fake.throttle('arm', 'GET', '/roleAssignments', 0, 2);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.warnings).toEqual([]);
+    const statuses = fake
+      .calls('arm', 'GET')
+      .filter((r) => r.path.endsWith('/roleAssignments'))
+      .map((r) => r.status);
+    expect(statuses).toEqual([429, 429, 200]);
+  });
+
+  it('falls back to the evidence with a warning when no credential works', async () => {
+    const fake = await fakeWithEvidenceAt(CLUSTER_ID);
+    const store = await memoryStore();
+    open.push(fake, store);
+    const remediator = createAzureRemediator(configFor(fake, 'dry-run'), {
+      store,
+      logger: quietLogger(),
+      tlsCa: fake.ca,
+      retry: FAST_RETRY,
+      credential: new ClientSecretCredential(fake.tenantId, fake.clientId, 'wrong-secret', {
+        authorityHost: fake.loginUrl,
+        disableInstanceDiscovery: true,
+        tlsOptions: { ca: fake.ca },
+      }),
+    });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
+    expect(plan.warnings).toHaveLength(1);
+    expect(plan.warnings[0]).toMatch(/could not list the role assignments at the cluster/);
+    expect(plan.warnings[0]).toMatch(/AZURE_CLIENT_SECRET/);
+    expect(plan.warnings[0]).not.toContain('wrong-secret');
+    expect(fake.calls('arm')).toEqual([]);
+  });
+
+  it('names the missing read permission when the listing is refused', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    fake.deny('arm', 'GET', '/roleAssignments', 'Microsoft.Authorization/roleAssignments/read');
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
+    expect(plan.warnings[0]).toMatch(/403 AuthorizationFailed/);
+    expect(plan.warnings[0]).toMatch(/Microsoft\.Authorization\/roleAssignments\/read at/);
+  });
+});
+
+describe('Azure remediator: execute', () => {
+  it('dry-run reads to plan but makes no mutating call, and audits the attempt', async () => {
+    const { fake, store, remediator } = await setup(CLUSTER_ID, 'dry-run');
+    expect(remediator.mode).toBe('dry-run');
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const result = await remediator.execute(plan, undefined, { actor: 'U123', alertId: 'alert-1' });
+    expect(result).toMatchObject({ mode: 'dry-run', ok: true });
+    expect(result.steps.map((s) => s.status)).toEqual(['would-do', 'would-do']);
+    expect(result.steps[0]?.detail).toContain(`DELETE ${fake.armUrl}${idAt(CLUSTER_ID, A.evidence)}`);
+    expect(fake.calls('arm', 'GET').length).toBeGreaterThan(0);
+    expect(fake.mutations()).toEqual([]);
+    expect(fake.assignmentsByName.has(A.evidence)).toBe(true);
+    const attempts = await listRemediationAttempts(store, 'alert-1');
+    expect(attempts).toMatchObject([
+      { actor: 'U123', action: 'azure.revoke', result: 'dry-run', appId: APP_ID },
+    ]);
+  });
+
+  it('live: deletes exactly the planned assignments and disables the service principal', async () => {
+    const { fake, store, remediator } = await setup(RG_SCOPE);
+    fake.assign({
+      name: A.sub,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.customArc,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+    });
+    fake.assign({
+      name: A.owner,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.owner,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+    });
+    const plan = await remediator.plan(spDetection(RG_SCOPE));
+    fake.clearRequests();
+    const result = await remediator.execute(plan, undefined, { actor: 'U123', alertId: 'alert-2' });
+    expect(result.ok).toBe(true);
+    expect(result.steps.map((s) => s.status)).toEqual(['done', 'done', 'done']);
+    expect(deletes(fake)).toEqual([idAt(RG_SCOPE, A.evidence), idAt(SUB_SCOPE, A.sub)]);
+    expect(fake.calls('graph', 'PATCH')).toMatchObject([
+      { path: `/v1.0/servicePrincipals/${SP_ID}`, body: { accountEnabled: false } },
+    ]);
+    expect(fake.calls('graph', 'PATCH')[0]?.tokenScope).toBe(`${fake.graphUrl}/.default`);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+    expect(fake.assignmentsByName.has(A.owner)).toBe(true);
+
+    const [attempt] = await listRemediationAttempts(store, 'alert-2');
+    expect(attempt).toMatchObject({ actor: 'U123', action: 'azure.revoke', result: 'ok' });
+    const detail = attempt?.detail as {
+      plan: unknown;
+      calls: Array<{ method: string; url: string; status: number }>;
+    };
+    expect(detail.plan).toEqual(plan);
+    expect(detail.calls.filter((c) => c.method !== 'GET').map((c) => [c.method, c.status])).toEqual([
+      ['DELETE', 200],
+      ['DELETE', 200],
+      ['PATCH', 204],
+    ]);
+    expect(JSON.stringify(attempt)).not.toMatch(/fake-[0-9a-f-]{36}|Bearer/);
+  });
+
+  it('treats assignments and principals that are already gone as done', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.assignmentsByName.delete(A.evidence);
+    fake.servicePrincipals.delete(SP_ID);
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(true);
+    expect(result.steps.map((s) => s.status)).toEqual(['already-done', 'already-done']);
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([204]);
+  });
+
+  it('a DELETE answered 404 is also already done', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.fail({
+      service: 'arm',
+      method: 'DELETE',
+      path: A.evidence,
+      status: 404,
+      body: { error: { code: 'RoleAssignmentNotFound', message: 'gone' } },
+    });
+    const result = await remediator.execute(plan);
+    expect(result.steps[0]).toMatchObject({ status: 'already-done' });
+  });
+
+  it('retries throttled deletes and PATCHes after Retry-After', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.throttle('arm', 'DELETE', A.evidence, 1, 1).throttle('graph', 'PATCH', SP_ID, 0, 2);
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(true);
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([429, 200]);
+    expect(fake.calls('graph', 'PATCH').map((r) => r.status)).toEqual([429, 429, 204]);
+  });
+
+  it('retries 5xx answers with backoff', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.fail({
+      service: 'arm',
+      method: 'DELETE',
+      status: 500,
+      body: { error: { code: 'InternalServerError', message: 'boom' } },
+    });
+    fake.fail({
+      service: 'graph',
+      method: 'PATCH',
+      status: 502,
+      body: { error: { code: 'BadGateway', message: 'boom' } },
+    });
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(true);
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([500, 200]);
+    expect(fake.calls('graph', 'PATCH').map((r) => r.status)).toEqual([502, 204]);
+  });
+
+  it('partial failure names the failed step and the missing permission; a retry re-runs only that step', async () => {
+    const { fake, store, remediator } = await setup(CLUSTER_ID);
+    fake.assign({
+      name: A.rg,
+      scope: RG_SCOPE,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+    });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.deny('arm', 'DELETE', A.rg, 'Microsoft.Authorization/roleAssignments/delete');
+    fake.deny('graph', 'PATCH', SP_ID);
+    const first = await remediator.execute(plan, undefined, { actor: 'U1', alertId: 'alert-3' });
+    expect(first.ok).toBe(false);
+    expect(first.steps.map((s) => s.status)).toEqual(['done', 'failed', 'failed']);
+    expect(first.steps[1]?.stepId).toBe(`remove-assignment:${idAt(RG_SCOPE, A.rg).toLowerCase()}`);
+    expect(first.steps[1]?.detail).toMatch(/403 AuthorizationFailed/);
+    expect(first.steps[1]?.fix).toContain(
+      `Microsoft.Authorization/roleAssignments/delete at ${idAt(RG_SCOPE, A.rg)}`,
+    );
+    expect(first.steps[2]?.fix).toMatch(/Application\.ReadWrite\.OwnedBy .*Application\.ReadWrite\.All/);
+
+    // The permission is granted; the retry runs only the two failed steps.
+    fake.clearRequests().clearScripts();
+    const second = await remediator.execute(plan, first, { actor: 'U1', alertId: 'alert-3' });
+    expect(second.ok).toBe(true);
+    expect(second.steps.map((s) => s.status)).toEqual(['done', 'done', 'done']);
+    expect(second.steps[0]?.detail).toMatch(/^earlier attempt: /);
+    expect(deletes(fake)).toEqual([idAt(RG_SCOPE, A.rg)]);
+    expect(fake.calls('graph', 'PATCH')).toHaveLength(1);
+
+    const attempts = await listRemediationAttempts(store, 'alert-3');
+    expect(attempts.map((a) => a.result)).toEqual(['failed', 'ok']);
+  });
+
+  it('a second execution without the earlier result changes nothing', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    await remediator.execute(plan);
+    fake.clearRequests();
+    const again = await remediator.execute(plan);
+    expect(again.ok).toBe(true);
+    expect(again.steps.map((s) => s.status)).toEqual(['already-done', 'already-done']);
+    expect(fake.calls('graph', 'PATCH')).toEqual([]);
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([204]);
+  });
+
+  it('disables a user and revokes its sessions', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    fake.assignmentsByName.clear();
+    fake.assign({
+      name: A.evidence,
+      scope: CLUSTER_ID,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: USER_ID,
+      principalType: 'User',
+    });
+    fake.user({ id: USER_ID, userPrincipalName: 'mallory@contoso.example', displayName: 'Mallory' });
+    const d = spDetection(CLUSTER_ID, {
+      principalId: USER_ID,
+      principalType: 'User',
+      user: { upn: 'mallory@contoso.example' },
+    });
+    d.evidence = { ...d.evidence, principalId: USER_ID, principalType: 'User' };
+    const plan = await remediator.plan(d);
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(true);
+    expect(fake.mutations().map((r) => [r.method, r.path])).toEqual([
+      ['DELETE', idAt(CLUSTER_ID, A.evidence)],
+      ['PATCH', `/v1.0/users/${USER_ID}`],
+      ['POST', `/v1.0/users/${USER_ID}/revokeSignInSessions`],
+    ]);
+    expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: false, revokedSessions: 1 });
+  });
+
+  it('names the user permissions when Graph refuses', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    fake.user({ id: USER_ID, userPrincipalName: 'mallory@contoso.example', displayName: 'Mallory' });
+    const d = spDetection(CLUSTER_ID, { principalId: USER_ID, principalType: 'User' });
+    d.evidence = {};
+    const plan = await remediator.plan(d);
+    fake.deny('graph', 'PATCH', USER_ID).deny('graph', 'POST', 'revokeSignInSessions');
+    const result = await remediator.execute(plan);
+    expect(result.steps.map((s) => s.status)).toEqual(['failed', 'failed']);
+    expect(result.steps[0]?.fix).toMatch(/User\.EnableDisableAccount\.All/);
+    expect(result.steps[1]?.fix).toMatch(/User\.RevokeSessions\.All/);
+  });
+});
+
+describe('Azure remediator: undo', () => {
+  it('re-creates the removed assignments and re-enables the principal, audited', async () => {
+    const { fake, store, remediator } = await setup(CLUSTER_ID);
+    fake.assign({
+      name: A.rg,
+      scope: RG_SCOPE,
+      roleDefinitionId: ROLE.customArc,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+      condition: "@Resource[Microsoft.Kubernetes/connectedClusters:name] StringEquals 'arc-prod-01'",
+      conditionVersion: '2.0',
+    });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const result = await remediator.execute(plan, undefined, { actor: 'U9', alertId: 'alert-4' });
+    expect(fake.assignmentsByName.size).toBe(0);
+    fake.clearRequests();
+
+    const undone = await remediator.undo(plan, result, { actor: 'U9', alertId: 'alert-4' });
+    expect(undone.ok).toBe(true);
+    expect(undone.steps.map((s) => s.status)).toEqual(['done', 'done', 'done']);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
+    const recreated = [...fake.assignmentsByName.values()];
+    expect(
+      recreated.map((a) => [a.scope, a.roleDefinitionId.split('/').pop(), a.principalId]).sort(),
+    ).toEqual(
+      [
+        [CLUSTER_ID, ROLE.clusterUser, SP_ID],
+        [RG_SCOPE, ROLE.customArc, SP_ID],
+      ].sort(),
+    );
+    expect(recreated.every((a) => a.name !== A.evidence && a.name !== A.rg)).toBe(true);
+    expect(recreated.find((a) => a.scope === RG_SCOPE)).toMatchObject({ conditionVersion: '2.0' });
+    for (const put of fake.calls('arm', 'PUT')) expect(put.rawPath.startsWith('//')).toBe(false);
+
+    // Undo again: the assignments exist, nothing new is created.
+    const again = await remediator.undo(plan, result);
+    expect(again.steps.filter((s) => s.stepId.startsWith('remove-assignment')).map((s) => s.status)).toEqual([
+      'already-done',
+      'already-done',
+    ]);
+    expect(fake.assignmentsByName.size).toBe(2);
+
+    const attempts = await listRemediationAttempts(store, 'alert-4');
+    expect(attempts.map((a) => [a.action, a.result])).toEqual([
+      ['azure.revoke', 'ok'],
+      ['azure.undo', 'ok'],
+    ]);
+  });
+
+  it('does not re-enable a principal that was already disabled before the revoke', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    fake.servicePrincipals.get(SP_ID)!.accountEnabled = false;
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const result = await remediator.execute(plan);
+    expect(result.steps[1]).toMatchObject({
+      status: 'already-done',
+      detail: `${SP_ID} was already disabled`,
+    });
+    expect(fake.calls('graph', 'PATCH')).toEqual([]);
+    await remediator.undo(plan, result);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+  });
+
+  it('a failed re-create names roleAssignments/write', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const result = await remediator.execute(plan);
+    fake.deny('arm', 'PUT', '/roleAssignments/', 'Microsoft.Authorization/roleAssignments/write');
+    const undone = await remediator.undo(plan, result);
+    expect(undone.ok).toBe(false);
+    const failedStep = undone.steps.find((s) => s.status === 'failed');
+    expect(failedStep?.fix).toMatch(/Microsoft\.Authorization\/roleAssignments\/write/);
+  });
+});
