@@ -1,0 +1,189 @@
+import type { Keyv } from 'keyv';
+import type { StateEntry, StateStore } from '../core/ports.ts';
+import { StoreError } from './store-error.ts';
+
+/**
+ * The claim and member-set half of a `StateStore`, written against one backend's own atomic
+ * primitive. Keys and set names arrive unprefixed and already validated; each implementation
+ * puts them in its namespace. `ttlMs` is a positive integer or undefined (never expires).
+ */
+export interface ClaimsAndSets {
+  claim(key: string, ttlMs: number | undefined): Promise<boolean>;
+  claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]>;
+  releaseClaim(key: string): Promise<void>;
+  addMembers(set: string, members: readonly string[]): Promise<void>;
+  removeMembers(set: string, members: readonly string[]): Promise<void>;
+  /** Members of one set in any order. */
+  members(set: string): Promise<string[]>;
+  ping(): Promise<void>;
+  /** Releases this half's resources; the Keyv half is closed separately, after it. */
+  close(): Promise<void>;
+}
+
+/** Checks a relative TTL and rounds it up to whole milliseconds (Redis PX and SQL want integers). */
+export function normaliseTtl(ttlMs: number | undefined): number | undefined {
+  if (ttlMs === undefined) return undefined;
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
+    throw new StoreError(
+      'STORE_BAD_INPUT',
+      `ttlMs must be a positive number of milliseconds or absent (no expiry), got ${String(ttlMs)}`,
+    );
+  }
+  return Math.ceil(ttlMs);
+}
+
+function checkKey(key: unknown, what = 'key'): asserts key is string {
+  if (typeof key !== 'string' || key === '') {
+    throw new StoreError('STORE_BAD_INPUT', `${what} must be a non-empty string, got ${describe(key)}`);
+  }
+}
+
+function checkKeys(keys: readonly unknown[], what: string): void {
+  if (!Array.isArray(keys)) {
+    throw new StoreError('STORE_BAD_INPUT', `${what} must be an array, got ${describe(keys)}`);
+  }
+  for (let i = 0; i < keys.length; i++) checkKey(keys[i], `${what}[${i}]`);
+}
+
+function describe(value: unknown): string {
+  if (value === '') return 'an empty string';
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'an array' : typeof value;
+}
+
+/**
+ * A `StateStore` whose values go through Keyv (so any Keyv 5 client on the same backend and
+ * namespace reads them) and whose claims and sets go through `ClaimsAndSets`. It validates
+ * input once here so the backends can stay lean, and refuses calls after `close()`.
+ */
+export class KeyvStateStore implements StateStore {
+  readonly kind: StateStore['kind'];
+  #keyv: Keyv;
+  #rest: ClaimsAndSets;
+  #prefix: string;
+  #closeKeyv: () => Promise<void>;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param valuePrefix put before every value key (`<namespace>:`), or `''` when the adapter
+   *   prefixes keys itself.
+   * @param closeKeyv closes the Keyv side after `rest`; defaults to `keyv.disconnect()`.
+   */
+  constructor(
+    kind: StateStore['kind'],
+    keyv: Keyv,
+    rest: ClaimsAndSets,
+    valuePrefix: string,
+    closeKeyv: () => Promise<void> = () => keyv.disconnect(),
+  ) {
+    this.kind = kind;
+    this.#keyv = keyv;
+    this.#rest = rest;
+    this.#prefix = valuePrefix;
+    this.#closeKeyv = closeKeyv;
+  }
+
+  #open(): void {
+    if (this.#closing) throw new StoreError('STORE_CLOSED', `The ${this.kind} state store is closed`);
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    this.#open();
+    checkKey(key);
+    return this.#keyv.get<T>(this.#prefix + key);
+  }
+
+  async getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    this.#open();
+    checkKeys(keys, 'keys');
+    if (keys.length === 0) return [];
+    const prefix = this.#prefix;
+    return this.#keyv.getMany<T>(keys.map((key) => prefix + key));
+  }
+
+  async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
+    this.#open();
+    checkKey(key);
+    await this.#keyv.set(this.#prefix + key, value, normaliseTtl(ttlMs));
+  }
+
+  async setMany(entries: readonly StateEntry[]): Promise<void> {
+    this.#open();
+    if (!Array.isArray(entries)) {
+      throw new StoreError('STORE_BAD_INPUT', `entries must be an array, got ${describe(entries)}`);
+    }
+    if (entries.length === 0) return;
+    const batch = new Array<{ key: string; value: unknown; ttl: number | undefined }>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]!;
+      checkKey(entry?.key, `entries[${i}].key`);
+      batch[i] = { key: this.#prefix + entry.key, value: entry.value, ttl: normaliseTtl(entry.ttlMs) };
+    }
+    await this.#keyv.setMany(batch);
+  }
+
+  async delete(key: string): Promise<boolean> {
+    this.#open();
+    checkKey(key);
+    return this.#keyv.delete(this.#prefix + key);
+  }
+
+  async claim(key: string, ttlMs?: number): Promise<boolean> {
+    this.#open();
+    checkKey(key);
+    return this.#rest.claim(key, normaliseTtl(ttlMs));
+  }
+
+  async claimMany(keys: readonly string[], ttlMs?: number): Promise<boolean[]> {
+    this.#open();
+    checkKeys(keys, 'keys');
+    const ttl = normaliseTtl(ttlMs);
+    if (keys.length === 0) return [];
+    return this.#rest.claimMany(keys, ttl);
+  }
+
+  async releaseClaim(key: string): Promise<void> {
+    this.#open();
+    checkKey(key);
+    await this.#rest.releaseClaim(key);
+  }
+
+  async addMembers(set: string, members: readonly string[]): Promise<void> {
+    this.#open();
+    checkKey(set, 'set');
+    checkKeys(members, 'members');
+    if (members.length > 0) await this.#rest.addMembers(set, members);
+  }
+
+  async removeMembers(set: string, members: readonly string[]): Promise<void> {
+    this.#open();
+    checkKey(set, 'set');
+    checkKeys(members, 'members');
+    if (members.length > 0) await this.#rest.removeMembers(set, members);
+  }
+
+  /** Members of `set`, sorted, so every backend answers alike. */
+  async members(set: string): Promise<string[]> {
+    this.#open();
+    checkKey(set, 'set');
+    const list = await this.#rest.members(set);
+    return list.sort();
+  }
+
+  async ping(): Promise<void> {
+    this.#open();
+    await this.#rest.ping();
+  }
+
+  /** Closes the backend connections. Safe to call more than once. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      try {
+        await this.#rest.close();
+      } finally {
+        await this.#closeKeyv();
+      }
+    })();
+    return this.#closing;
+  }
+}

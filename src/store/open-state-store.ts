@@ -1,0 +1,57 @@
+import type { StateStore } from '../core/ports.ts';
+import { openMemoryStateStore } from './memory-state-store.ts';
+import { parseStoreUrl } from './parse-store-url.ts';
+import { openPostgresStateStore } from './postgres-state-store.ts';
+import { openRedisStateStore } from './redis-state-store.ts';
+import { openSqliteStateStore } from './sqlite-state-store.ts';
+import { StoreError } from './store-error.ts';
+
+export { StoreError, type StoreErrorCode } from './store-error.ts';
+
+/** Options of `openStateStore`. */
+export interface OpenStateStoreOptions {
+  /**
+   * Prefix of every key, claim and set name, so that several deployments or test runs can share
+   * one backend. Letters, digits, `_`, `.` and `-` (no `:`). Default `arc-responder`.
+   */
+  namespace?: string;
+}
+
+/** The namespace used when none is given. */
+export const DEFAULT_NAMESPACE = 'arc-responder';
+
+// No ':' so that a namespace can never reach into another key space ("ns:claim::…" in Redis).
+const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * Opens the `StateStore` that `url` (`STORE_URL`) names:
+ * - `sqlite://<path>`: embedded SQLite file, e.g. `sqlite://./data/arc-responder.db` (relative
+ *   to the working directory) or `sqlite:///var/lib/arc/x.db` (absolute); the directory is created.
+ * - `memory://`: private to this call, gone on close; for tests.
+ * - `redis://…`, `rediss://…`: shared by replicas; values via @keyv/redis, claims via SET NX.
+ * - `postgres://…`, `postgresql://…`: shared by replicas; values via @keyv/postgres, claims via
+ *   INSERT … ON CONFLICT; tables are created when missing.
+ *
+ * Resolves once the backend answered. Rejects with a `StoreError` whose message names the
+ * problem (`code` STORE_URL_INVALID or STORE_UNREACHABLE) and never contains the URL's password.
+ */
+export async function openStateStore(url: string, opts: OpenStateStoreOptions = {}): Promise<StateStore> {
+  const namespace = opts.namespace ?? DEFAULT_NAMESPACE;
+  if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
+    throw new StoreError(
+      'STORE_BAD_INPUT',
+      `Store namespace "${String(namespace)}" is invalid: use 1-64 letters, digits, "_", "." or "-", starting with a letter or digit`,
+    );
+  }
+  const location = parseStoreUrl(url);
+  switch (location.kind) {
+    case 'sqlite':
+      return openSqliteStateStore({ path: location.path, namespace });
+    case 'memory':
+      return openMemoryStateStore(namespace);
+    case 'redis':
+      return openRedisStateStore({ ...location, namespace });
+    case 'postgres':
+      return openPostgresStateStore({ ...location, namespace });
+  }
+}

@@ -1,0 +1,97 @@
+import { StoreError } from './store-error.ts';
+
+/** A parsed `STORE_URL`. `display` is the URL with its password masked, safe for messages. */
+export type StoreLocation =
+  | { kind: 'sqlite'; path: string; display: string }
+  | { kind: 'memory'; display: string }
+  | { kind: 'redis'; url: string; display: string; password: string }
+  | { kind: 'postgres'; url: string; display: string; password: string };
+
+const EXPECTED =
+  'expected sqlite://<path>, memory://, redis://host:port, rediss://host:port or postgres://user@host/db';
+
+/** Masks the password of anything that looks like `scheme://user:password@host`. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^@/?#]*@/i, '$1***@');
+}
+
+/**
+ * Removes `secret` (as written and percent-decoded) from `text`. Driver messages do not normally
+ * echo a password, but this keeps that a guarantee rather than an observation.
+ */
+export function scrubSecret(text: string, secret: string): string {
+  if (!secret) return text;
+  let out = text.split(secret).join('***');
+  try {
+    const decoded = decodeURIComponent(secret);
+    if (decoded) out = out.split(decoded).join('***');
+  } catch {
+    // A password with a stray % is only present in its raw form, already removed above.
+  }
+  return out;
+}
+
+/**
+ * Parses `STORE_URL`: `sqlite://<path>` (`sqlite://./data/x.db` relative to the working
+ * directory, `sqlite:///abs/x.db` absolute, `sqlite://:memory:`), `memory://`, `redis://`,
+ * `rediss://`, `postgres://` and `postgresql://`. Throws a `StoreError` naming the problem.
+ */
+export function parseStoreUrl(raw: string): StoreLocation {
+  if (typeof raw !== 'string' || raw.trim() === '') {
+    throw new StoreError('STORE_URL_INVALID', `Store URL is empty; ${EXPECTED}`);
+  }
+  const url = raw.trim();
+  const display = redactUrl(url);
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === undefined) {
+    throw new StoreError('STORE_URL_INVALID', `Store URL "${display}" has no scheme; ${EXPECTED}`);
+  }
+  const rest = url.slice(scheme.length + 1);
+
+  if (scheme === 'sqlite') {
+    if (!rest.startsWith('//')) {
+      throw new StoreError(
+        'STORE_URL_INVALID',
+        `Store URL "${display}" must start with sqlite:// (e.g. sqlite://./data/arc-responder.db)`,
+      );
+    }
+    // Everything after `sqlite://` is the file path as written: `./x.db`, `data/x.db` or, with a
+    // third slash, `/abs/x.db`. No host part and no percent-decoding, so what you see is the path.
+    const path = rest.slice(2);
+    if (path === '' || path.endsWith('/')) {
+      throw new StoreError(
+        'STORE_URL_INVALID',
+        `Store URL "${display}" names no database file (e.g. sqlite://./data/arc-responder.db)`,
+      );
+    }
+    if (path.includes('\0')) {
+      throw new StoreError('STORE_URL_INVALID', `Store URL "${display}" contains a NUL character`);
+    }
+    return { kind: 'sqlite', path, display };
+  }
+
+  if (scheme === 'memory') {
+    if (rest !== '//' && rest !== '') {
+      throw new StoreError('STORE_URL_INVALID', `Store URL "${display}": memory:// takes no host or path`);
+    }
+    return { kind: 'memory', display: 'memory://' };
+  }
+
+  if (scheme === 'redis' || scheme === 'rediss' || scheme === 'postgres' || scheme === 'postgresql') {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new StoreError('STORE_URL_INVALID', `Store URL "${display}" is not a valid URL; ${EXPECTED}`);
+    }
+    if (parsed.hostname === '') {
+      throw new StoreError('STORE_URL_INVALID', `Store URL "${display}" names no host; ${EXPECTED}`);
+    }
+    const password = parsed.password;
+    if (password) parsed.password = '***';
+    const kind = scheme.startsWith('redis') ? 'redis' : 'postgres';
+    return { kind, url, display: parsed.toString(), password };
+  }
+
+  throw new StoreError('STORE_URL_INVALID', `Store URL scheme "${scheme}:" is not supported; ${EXPECTED}`);
+}

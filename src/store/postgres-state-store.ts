@@ -1,0 +1,238 @@
+import KeyvPostgres, { type KeyvPostgresOptions } from '@keyv/postgres';
+import pg from 'pg';
+import type { StateStore } from '../core/ports.ts';
+import { createKeyv } from './create-keyv.ts';
+import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
+import { scrubSecret } from './parse-store-url.ts';
+import { describeError, StoreError } from './store-error.ts';
+
+/** Options of `openPostgresStateStore`. */
+export interface PostgresStateStoreOptions {
+  /** `postgres://` or `postgresql://` URL (libpq-style parameters such as `sslmode` included). */
+  url: string;
+  /** The URL with its password masked, for messages. */
+  display: string;
+  /** The URL's password, kept out of every message. */
+  password: string;
+  namespace: string;
+  /** Connections in the pool. Default 10. */
+  poolSize?: number;
+  /** How often expired values and claims are deleted, in ms; 0 turns it off. Default 600000. */
+  sweepIntervalMs?: number;
+}
+
+/** The @keyv/postgres table (its default name and layout) and this project's two tables. */
+const SCHEMA_SQL = `
+  BEGIN;
+  -- Replicas starting together would otherwise race on CREATE TABLE IF NOT EXISTS, which can
+  -- fail with a unique violation in the catalog.
+  SELECT pg_advisory_xact_lock(hashtext('arc-responder:state-store-schema'));
+  CREATE TABLE IF NOT EXISTS public.keyv (key VARCHAR(255) PRIMARY KEY, value TEXT);
+  CREATE TABLE IF NOT EXISTS public.arc_claims (key TEXT PRIMARY KEY, expires BIGINT);
+  CREATE TABLE IF NOT EXISTS public.arc_members (
+    set_key TEXT NOT NULL,
+    member TEXT NOT NULL,
+    PRIMARY KEY (set_key, member)
+  );
+  COMMIT;`;
+
+// The conflict branch only updates an expired claim, so a returned row means this caller won.
+// Concurrent inserts of one key serialise on its index entry; the loser re-checks the WHERE
+// against the winner's committed row and returns nothing.
+const CLAIM_SQL = `
+  INSERT INTO public.arc_claims AS c (key, expires) VALUES ($1, $2)
+  ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE c.expires <= $3
+  RETURNING key`;
+
+// DISTINCT because one INSERT cannot touch a row twice; ORDER BY so that concurrent batches lock
+// keys in the same order and cannot deadlock each other.
+const CLAIM_MANY_SQL = `
+  INSERT INTO public.arc_claims AS c (key, expires)
+  SELECT DISTINCT k, $2::bigint FROM unnest($1::text[]) AS t(k) ORDER BY k
+  ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE c.expires <= $3
+  RETURNING key`;
+
+const POOL = Symbol('arc-responder pg pool');
+const DEADLOCK = '40P01';
+
+/**
+ * @keyv/postgres with two changes: it runs on the state store's own pool (the stock adapter keeps
+ * one module-wide pool per URL that `disconnect()` ends for every instance sharing it), and
+ * `delete` is one statement instead of a SELECT followed by a DELETE.
+ */
+class PooledKeyvPostgres extends KeyvPostgres {
+  async connect(): Promise<(sql: string, values?: unknown) => Promise<unknown[]>> {
+    // Called from the base constructor, before any field of this class exists: the pool
+    // therefore travels in the options object.
+    const pool = (this.opts as unknown as Record<symbol, pg.Pool>)[POOL]!;
+    return async (sql, values) => (await pool.query(sql, values as unknown[])).rows;
+  }
+
+  async disconnect(): Promise<void> {
+    // The pool belongs to the state store, which ends it on close.
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const rows = await this.query(`DELETE FROM public.${this.opts.table} WHERE key = $1 RETURNING key`, [
+      key,
+    ]);
+    return rows.length > 0;
+  }
+}
+
+class PostgresClaimsAndSets implements ClaimsAndSets {
+  #pool: pg.Pool;
+  #prefix: string;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(pool: pg.Pool, namespace: string, sweepIntervalMs: number) {
+    this.#pool = pool;
+    this.#prefix = `${namespace}:`;
+    if (sweepIntervalMs > 0) {
+      this.#timer = setInterval(() => {
+        // A failed sweep (database restarting, say) is retried at the next tick.
+        this.sweepExpired().catch(() => {});
+      }, sweepIntervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  async claim(key: string, ttlMs: number | undefined): Promise<boolean> {
+    const now = Date.now();
+    const result = await this.#pool.query(CLAIM_SQL, [
+      this.#prefix + key,
+      ttlMs === undefined ? null : now + ttlMs,
+      now,
+    ]);
+    return result.rowCount === 1;
+  }
+
+  async claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]> {
+    const prefixed = keys.map((key) => this.#prefix + key);
+    const won = new Set<string>();
+    for (let attempt = 1; ; attempt++) {
+      const now = Date.now();
+      try {
+        const result = await this.#pool.query<{ key: string }>(CLAIM_MANY_SQL, [
+          prefixed,
+          ttlMs === undefined ? null : now + ttlMs,
+          now,
+        ]);
+        for (const row of result.rows) won.add(row.key);
+        break;
+      } catch (error) {
+        // Ordered keys make a deadlock unlikely; should one still happen, the statement was rolled
+        // back as a whole and can simply run again.
+        if ((error as { code?: string }).code !== DEADLOCK || attempt >= 3) throw error;
+      }
+    }
+    // A key repeated in `keys` is won at most once: by its first occurrence.
+    return prefixed.map((key) => won.delete(key));
+  }
+
+  async releaseClaim(key: string): Promise<void> {
+    await this.#pool.query('DELETE FROM public.arc_claims WHERE key = $1', [this.#prefix + key]);
+  }
+
+  async addMembers(set: string, members: readonly string[]): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO public.arc_members (set_key, member) SELECT $1, unnest($2::text[])
+       ON CONFLICT DO NOTHING`,
+      [this.#prefix + set, members],
+    );
+  }
+
+  async removeMembers(set: string, members: readonly string[]): Promise<void> {
+    await this.#pool.query('DELETE FROM public.arc_members WHERE set_key = $1 AND member = ANY($2::text[])', [
+      this.#prefix + set,
+      members,
+    ]);
+  }
+
+  async members(set: string): Promise<string[]> {
+    const result = await this.#pool.query<{ member: string }>(
+      'SELECT member FROM public.arc_members WHERE set_key = $1',
+      [this.#prefix + set],
+    );
+    return result.rows.map((row) => row.member);
+  }
+
+  async ping(): Promise<void> {
+    await this.#pool.query('SELECT 1');
+  }
+
+  /**
+   * Deletes this namespace's expired claims and values. @keyv/postgres only drops an expired
+   * value when it is read, so without this a pair never seen again would stay forever. The
+   * expiry sits at the end of Keyv's serialised text: `…,"expires":1764000000000}`.
+   */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    const pattern = `${escapeLike(this.#prefix)}%`;
+    const claims = await this.#pool.query(
+      'DELETE FROM public.arc_claims WHERE key LIKE $1 AND expires <= $2',
+      [pattern, now],
+    );
+    const values = await this.#pool.query(
+      `DELETE FROM public.keyv WHERE key LIKE $1
+       AND substring(value from '"expires":([0-9]{1,15})}$')::bigint <= $2`,
+      [pattern, now],
+    );
+    return (claims.rowCount ?? 0) + (values.rowCount ?? 0);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}
+
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, '\\$&');
+}
+
+/**
+ * Opens a PostgreSQL-backed state store: one `pg` pool for values (through @keyv/postgres, table
+ * `public.keyv`), claims (`public.arc_claims`) and member sets (`public.arc_members`), all created
+ * if missing. Rejects with a `StoreError` (password masked) when the database cannot be used.
+ */
+export async function openPostgresStateStore(options: PostgresStateStoreOptions): Promise<StateStore> {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  // An idle connection dropped by the server is reported here; without a listener it would
+  // crash the process. The next query simply opens a new connection.
+  pool.on('error', () => {});
+  const fail = async (what: string, error: unknown): Promise<never> => {
+    await pool.end().catch(() => {});
+    throw new StoreError(
+      'STORE_UNREACHABLE',
+      scrubSecret(`${what} PostgreSQL at ${options.display}: ${describeError(error)}`, options.password),
+    );
+  };
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    return fail('Cannot connect to', error);
+  }
+  try {
+    await pool.query(SCHEMA_SQL);
+  } catch (error) {
+    return fail('Cannot create the state tables in', error);
+  }
+
+  const adapter = new PooledKeyvPostgres({
+    uri: options.display,
+    [POOL]: pool,
+  } as unknown as KeyvPostgresOptions);
+  const rest = new PostgresClaimsAndSets(pool, options.namespace, options.sweepIntervalMs ?? 600_000);
+  return new KeyvStateStore(
+    'postgres',
+    createKeyv(adapter, options.namespace),
+    rest,
+    `${options.namespace}:`,
+    () => pool.end(),
+  );
+}

@@ -1,0 +1,147 @@
+import KeyvRedis, { createClient } from '@keyv/redis';
+import type { StateStore } from '../core/ports.ts';
+import { createKeyv } from './create-keyv.ts';
+import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
+import { scrubSecret } from './parse-store-url.ts';
+import { describeError, StoreError } from './store-error.ts';
+
+/** Options of `openRedisStateStore`. */
+export interface RedisStateStoreOptions {
+  /** `redis://` or `rediss://` URL, credentials and database number included. */
+  url: string;
+  /** The URL with its password masked, for messages. */
+  display: string;
+  /** The URL's password, kept out of every message. */
+  password: string;
+  namespace: string;
+  /** How long the first connection may take, in ms. Default 5000. */
+  connectTimeoutMs?: number;
+}
+
+type RedisClient = ReturnType<typeof createClient>;
+
+const CLAIMED = '1';
+
+class RedisClaimsAndSets implements ClaimsAndSets {
+  #client: RedisClient;
+  #claimPrefix: string;
+  #setPrefix: string;
+
+  constructor(client: RedisClient, namespace: string) {
+    this.#client = client;
+    // Values live at `<ns>::<key>` (the @keyv/redis layout); claims and sets get their own
+    // prefixes, which a namespace without ':' can never produce for a value.
+    this.#claimPrefix = `${namespace}:claim::`;
+    this.#setPrefix = `${namespace}:set::`;
+  }
+
+  async claim(key: string, ttlMs: number | undefined): Promise<boolean> {
+    const reply = await this.#client.set(
+      this.#claimPrefix + key,
+      CLAIMED,
+      ttlMs === undefined
+        ? { condition: 'NX' }
+        : { condition: 'NX', expiration: { type: 'PX', value: ttlMs } },
+    );
+    return reply === 'OK';
+  }
+
+  /** One pipelined round trip of SET NX; a repeated key meets its own SET and loses. */
+  async claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]> {
+    const options =
+      ttlMs === undefined
+        ? ({ condition: 'NX' } as const)
+        : ({ condition: 'NX', expiration: { type: 'PX', value: ttlMs } } as const);
+    const pipeline = this.#client.multi();
+    for (const key of keys) pipeline.set(this.#claimPrefix + key, CLAIMED, options);
+    const replies = await pipeline.execAsPipeline();
+    return replies.map((reply) => (reply as unknown) === 'OK');
+  }
+
+  async releaseClaim(key: string): Promise<void> {
+    await this.#client.unlink(this.#claimPrefix + key);
+  }
+
+  async addMembers(set: string, members: readonly string[]): Promise<void> {
+    await this.#client.sAdd(this.#setPrefix + set, members as string[]);
+  }
+
+  async removeMembers(set: string, members: readonly string[]): Promise<void> {
+    await this.#client.sRem(this.#setPrefix + set, members as string[]);
+  }
+
+  async members(set: string): Promise<string[]> {
+    return this.#client.sMembers(this.#setPrefix + set);
+  }
+
+  async ping(): Promise<void> {
+    await this.#client.ping();
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * Opens a Redis-backed state store: values through `@keyv/redis` (`<ns>::<key>`), claims as
+ * `SET NX PX` and sets as Redis sets, all on one node-redis connection. Resolves once Redis
+ * answered; rejects with a `StoreError` (password masked) when it cannot connect.
+ */
+export async function openRedisStateStore(options: RedisStateStoreOptions): Promise<StateStore> {
+  let connectedOnce = false;
+  let client: RedisClient;
+  try {
+    client = createClient({
+      url: options.url,
+      // Fail fast while disconnected instead of queueing commands that may never run: the
+      // caller then answers with an error rather than hanging or losing an event silently.
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: options.connectTimeoutMs ?? 5000,
+        // No retries for the first connection (report the problem now); afterwards reconnect
+        // with a capped backoff.
+        reconnectStrategy: (retries: number) => (connectedOnce ? Math.min(100 * 2 ** retries, 2000) : false),
+      },
+    });
+  } catch (error) {
+    throw new StoreError(
+      'STORE_URL_INVALID',
+      scrubSecret(
+        `Store URL "${options.display}" is not usable: ${(error as Error).message}`,
+        options.password,
+      ),
+    );
+  }
+  // node-redis reports connection trouble as 'error' events too; the rejected calls carry it.
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    // A failed first connection usually leaves the client closed already; destroy() would throw.
+    if (client.isOpen) client.destroy();
+    throw new StoreError(
+      'STORE_UNREACHABLE',
+      scrubSecret(`Cannot connect to Redis at ${options.display}: ${describeError(error)}`, options.password),
+    );
+  }
+  connectedOnce = true;
+
+  const adapter = new KeyvRedis(client, { namespace: options.namespace, throwOnErrors: true });
+  // @keyv/redis prefixes keys itself (`<ns>::`): no prefix of our own.
+  const keyv = createKeyv(adapter, options.namespace);
+  return new KeyvStateStore(
+    'redis',
+    keyv,
+    new RedisClaimsAndSets(client, options.namespace),
+    '',
+    async () => {
+      if (client.isOpen) {
+        try {
+          await client.close();
+        } catch {
+          client.destroy();
+        }
+      }
+    },
+  );
+}

@@ -1,0 +1,161 @@
+import type { StatementSync } from 'node:sqlite';
+import type { StateStore } from '../core/ports.ts';
+import { createKeyv } from './create-keyv.ts';
+import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
+import { immediateTransaction, SqliteKeyvStore, sweepExpiredRows } from './sqlite-keyv-store.ts';
+import { StoreError } from './store-error.ts';
+
+/** Options of `openSqliteStateStore`. */
+export interface SqliteStateStoreOptions {
+  /** Database file (its directory is created) or `:memory:`. */
+  path: string;
+  /** Prefix of every key, claim and set name in this store. */
+  namespace: string;
+  /** How often expired values and claims are swept, in ms; 0 turns it off. Default 60000. */
+  sweepIntervalMs?: number;
+}
+
+/** Claims: one row per taken key; `expires` NULL means held until released. */
+const CLAIMS_TABLE = 'arc_claims';
+/** Member sets: the primary key doubles as the index that `members(set)` reads. */
+const MEMBERS_TABLE = 'arc_members';
+
+class SqliteClaimsAndSets implements ClaimsAndSets {
+  #adapter: SqliteKeyvStore;
+  #prefix: string;
+  #claim: StatementSync;
+  #release: StatementSync;
+  #add: StatementSync;
+  #remove: StatementSync;
+  #list: StatementSync;
+  #ping: StatementSync;
+  #timer: NodeJS.Timeout | undefined;
+  #sweepCursor = '';
+
+  constructor(adapter: SqliteKeyvStore, namespace: string, sweepIntervalMs: number) {
+    const { db } = adapter;
+    this.#adapter = adapter;
+    this.#prefix = `${namespace}:`;
+    // WITHOUT ROWID: small rows looked up by key only, so one B-tree instead of table + index.
+    db.exec(
+      `CREATE TABLE IF NOT EXISTS ${CLAIMS_TABLE} (key TEXT PRIMARY KEY, expires INTEGER) WITHOUT ROWID`,
+    );
+    db.exec(
+      `CREATE TABLE IF NOT EXISTS ${MEMBERS_TABLE} (set_key TEXT NOT NULL, member TEXT NOT NULL,
+       PRIMARY KEY (set_key, member)) WITHOUT ROWID`,
+    );
+    // The conflict branch only fires for an expired claim, so `changes` is 1 exactly when this
+    // caller took the key; SQLite's single writer makes that atomic across processes too.
+    this.#claim = db.prepare(
+      `INSERT INTO ${CLAIMS_TABLE} (key, expires) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE ${CLAIMS_TABLE}.expires <= ?`,
+    );
+    this.#release = db.prepare(`DELETE FROM ${CLAIMS_TABLE} WHERE key = ?`);
+    this.#add = db.prepare(
+      `INSERT INTO ${MEMBERS_TABLE} (set_key, member) VALUES (?, ?) ON CONFLICT DO NOTHING`,
+    );
+    this.#remove = db.prepare(`DELETE FROM ${MEMBERS_TABLE} WHERE set_key = ? AND member = ?`);
+    this.#list = db.prepare(`SELECT member FROM ${MEMBERS_TABLE} WHERE set_key = ?`);
+    this.#list.setReturnArrays(true);
+    this.#ping = db.prepare('SELECT 1');
+    if (sweepIntervalMs > 0) {
+      this.#timer = setInterval(() => this.#sweepTick(), sweepIntervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  async claim(key: string, ttlMs: number | undefined): Promise<boolean> {
+    const now = Date.now();
+    const expires = ttlMs === undefined ? null : now + ttlMs;
+    return Number(this.#claim.run(this.#prefix + key, expires, now).changes) === 1;
+  }
+
+  /** All keys in one write transaction; a repeated key finds its own fresh row and loses. */
+  async claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]> {
+    const now = Date.now();
+    const expires = ttlMs === undefined ? null : now + ttlMs;
+    const stmt = this.#claim;
+    const prefix = this.#prefix;
+    const won = new Array<boolean>(keys.length);
+    immediateTransaction(this.#adapter.db, () => {
+      for (let i = 0; i < keys.length; i++) {
+        won[i] = Number(stmt.run(prefix + keys[i], expires, now).changes) === 1;
+      }
+    });
+    return won;
+  }
+
+  async releaseClaim(key: string): Promise<void> {
+    this.#release.run(this.#prefix + key);
+  }
+
+  async addMembers(set: string, members: readonly string[]): Promise<void> {
+    const setKey = this.#prefix + set;
+    const stmt = this.#add;
+    immediateTransaction(this.#adapter.db, () => {
+      for (const member of members) stmt.run(setKey, member);
+    });
+  }
+
+  async removeMembers(set: string, members: readonly string[]): Promise<void> {
+    const setKey = this.#prefix + set;
+    const stmt = this.#remove;
+    immediateTransaction(this.#adapter.db, () => {
+      for (const member of members) stmt.run(setKey, member);
+    });
+  }
+
+  async members(set: string): Promise<string[]> {
+    const rows = this.#list.all(this.#prefix + set) as unknown as Array<[string]>;
+    return rows.map((row) => row[0]);
+  }
+
+  async ping(): Promise<void> {
+    this.#ping.get();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #sweepTick(): void {
+    try {
+      this.#sweepCursor = sweepExpiredRows(this.#adapter.db, CLAIMS_TABLE, this.#sweepCursor, 10).next;
+    } catch {
+      // Another process holding the write lock past the busy timeout only delays the sweep;
+      // the next tick carries on from the same place.
+    }
+  }
+}
+
+/**
+ * Opens the embedded SQLite state store: values through Keyv over `SqliteKeyvStore`, claims and
+ * member sets in their own tables of the same file. Several processes may share the file.
+ */
+export function openSqliteStateStore(options: SqliteStateStoreOptions): StateStore {
+  const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+  let adapter: SqliteKeyvStore;
+  try {
+    adapter = new SqliteKeyvStore({ path: options.path, sweepIntervalMs });
+  } catch (error) {
+    const reason = (error as Error).message;
+    // SQLite's own wording does not say where to look.
+    const hint = /unable to open database file/i.test(reason) ? ' (is its directory writable?)' : '';
+    throw new StoreError(
+      'STORE_UNREACHABLE',
+      `Cannot open the SQLite database "${options.path}": ${reason}${hint}`,
+    );
+  }
+  let rest: SqliteClaimsAndSets;
+  try {
+    rest = new SqliteClaimsAndSets(adapter, options.namespace, sweepIntervalMs);
+  } catch (error) {
+    void adapter.disconnect();
+    throw new StoreError(
+      'STORE_UNREACHABLE',
+      `Cannot prepare the SQLite database "${options.path}": ${(error as Error).message}`,
+    );
+  }
+  return new KeyvStateStore('sqlite', createKeyv(adapter, options.namespace), rest, `${options.namespace}:`);
+}

@@ -1,0 +1,107 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'vitest';
+
+/**
+ * Runs `body` against a dev service named by `envVar` (TEST_REDIS_URL, TEST_POSTGRES_URL).
+ * Unset: the suite is skipped with the reason in its name and on the console, unless
+ * REQUIRE_TEST_SERVICES=1 (CI), where the missing service fails the run instead.
+ */
+export function describeWithService(label: string, envVar: string, body: (url: string) => void): void {
+  const url = process.env[envVar];
+  if (url) {
+    describe(label, () => body(url));
+    return;
+  }
+  if (process.env.REQUIRE_TEST_SERVICES === '1') {
+    describe(label, () => {
+      it(`needs ${envVar}`, () => {
+        throw new Error(`${envVar} is not set but REQUIRE_TEST_SERVICES=1: start the service (.ci/run does)`);
+      });
+    });
+    return;
+  }
+  console.warn(`[test/store] ${label}: skipped because ${envVar} is not set`);
+  describe.skipIf(true)(`${label} (skipped: ${envVar} is not set)`, () => body(''));
+}
+
+let counter = 0;
+
+/** A namespace no other test, test file or earlier run uses. */
+export function uniqueNamespace(tag: string): string {
+  counter += 1;
+  return `t-${tag}-${process.pid}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A copy of `list` in random order (Fisher-Yates). */
+export function shuffled<T>(list: readonly T[]): T[] {
+  const out = [...list];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+/** Sorted copy, for comparing lists whose order does not matter. */
+export const sorted = <T>(list: readonly T[]): T[] => [...list].sort();
+
+const CHILD = fileURLToPath(new URL('./claim-race-child.ts', import.meta.url));
+
+/**
+ * Starts `processes` separate Node processes that each open `url` in `namespace` and, released
+ * at one moment once all have connected, claim the same `keys` keys (by turns one with claim
+ * and a few with claimMany, each in its own random order). Resolves with the keys each won.
+ */
+export async function raceClaimsAcrossProcesses(
+  url: string,
+  namespace: string,
+  keys: number,
+  processes = 2,
+): Promise<string[][]> {
+  const children = Array.from({ length: processes }, () =>
+    spawn(process.execPath, [CHILD, url, namespace, String(keys)], { stdio: ['pipe', 'pipe', 'pipe'] }),
+  );
+  const runs = children.map(
+    (child) =>
+      new Promise<{ ready: Promise<void>; result: Promise<string[]> }>((resolveStarted) => {
+        let stderr = '';
+        // A child that died early has a closed stdin; writing 'go' to it must not crash the run.
+        child.stdin.on('error', () => {});
+        child.stderr.on('data', (chunk: Buffer) => {
+          stderr += chunk.toString();
+        });
+        const lines = createInterface({ input: child.stdout });
+        let markReady: () => void = () => {};
+        let finish: (won: string[]) => void = () => {};
+        let fail: (error: Error) => void = () => {};
+        const ready = new Promise<void>((resolve) => {
+          markReady = resolve;
+        });
+        const result = new Promise<string[]>((resolve, reject) => {
+          finish = resolve;
+          fail = reject;
+        });
+        lines.on('line', (line) => {
+          if (line === 'ready') markReady();
+          else if (line.startsWith('{')) finish((JSON.parse(line) as { won: string[] }).won);
+        });
+        child.on('error', (error) => fail(error));
+        child.on('exit', (code) => {
+          // If the child died before reporting, say why: its stderr carries the reason.
+          fail(new Error(`claim race child exited with ${code}: ${stderr.trim()}`));
+          markReady();
+        });
+        resolveStarted({ ready, result });
+      }),
+  );
+  const started = await Promise.all(runs);
+  await Promise.all(started.map((run) => run.ready));
+  // One start time for all, a little ahead so each child has read it before it comes.
+  const startAt = Date.now() + 150;
+  for (const child of children) child.stdin.write(`go ${startAt}\n`);
+  return Promise.all(started.map((run) => run.result));
+}

@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { parseStoreUrl, redactUrl, scrubSecret } from '../../src/store/parse-store-url.ts';
+import { StoreError } from '../../src/store/store-error.ts';
+
+async function openError(url: string, namespace?: string): Promise<StoreError> {
+  const error = await openStateStore(url, namespace === undefined ? {} : { namespace }).then(
+    async (store) => {
+      await store.close();
+      throw new Error(`expected ${url} to be refused`);
+    },
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(StoreError);
+  return error as StoreError;
+}
+
+describe('parseStoreUrl', () => {
+  it('reads sqlite paths as written: relative, dotted, absolute and in-memory', () => {
+    expect(parseStoreUrl('sqlite://./data/arc-responder.db')).toMatchObject({
+      kind: 'sqlite',
+      path: './data/arc-responder.db',
+    });
+    expect(parseStoreUrl('sqlite://data/x.db')).toMatchObject({ kind: 'sqlite', path: 'data/x.db' });
+    expect(parseStoreUrl('sqlite:///var/lib/arc/x.db')).toMatchObject({
+      kind: 'sqlite',
+      path: '/var/lib/arc/x.db',
+    });
+    expect(parseStoreUrl('SQLite://:memory:')).toMatchObject({ kind: 'sqlite', path: ':memory:' });
+  });
+
+  it('recognises memory, redis, rediss, postgres and postgresql', () => {
+    expect(parseStoreUrl('memory://').kind).toBe('memory');
+    expect(parseStoreUrl('redis://127.0.0.1:6379/2').kind).toBe('redis');
+    expect(parseStoreUrl('rediss://cache.example:6380').kind).toBe('redis');
+    expect(parseStoreUrl('postgres://u@db.example/arc').kind).toBe('postgres');
+    expect(parseStoreUrl('postgresql://u@db.example/arc?sslmode=require').kind).toBe('postgres');
+  });
+
+  it('masks the password in what it reports', () => {
+    const parsed = parseStoreUrl('postgres://arc:p%40ss-w0rd@db.example:5432/arc');
+    expect(parsed).toMatchObject({
+      password: 'p%40ss-w0rd',
+      display: 'postgres://arc:***@db.example:5432/arc',
+    });
+    expect(redactUrl('redis://:hunter2@h:1/0')).toBe('redis://:***@h:1/0');
+    expect(redactUrl('weird://user:pw@@host')).not.toContain('pw@');
+    expect(scrubSecret('failed for p%40ss and p@ss', 'p%40ss')).toBe('failed for *** and ***');
+  });
+});
+
+describe('openStateStore refuses bad input with a message naming the problem', () => {
+  it.each([
+    ['', /Store URL is empty; expected sqlite:\/\/<path>/],
+    ['   ', /Store URL is empty/],
+    ['data/arc.db', /Store URL "data\/arc.db" has no scheme/],
+    [
+      'mysql://root@localhost/arc',
+      /scheme "mysql:" is not supported; expected sqlite:\/\/<path>, memory:\/\//,
+    ],
+    ['sqlite://', /names no database file/],
+    ['sqlite://./data/', /names no database file/],
+    ['sqlite:./data/x.db', /must start with sqlite:\/\//],
+    ['memory://somewhere', /memory:\/\/ takes no host or path/],
+    ['redis://', /names no host/],
+    ['postgres://:5432/arc', /is not a valid URL|names no host/],
+    ['redis://[broken', /is not a valid URL/],
+  ])('%j', async (url, message) => {
+    const error = await openError(url);
+    expect(error.code).toBe('STORE_URL_INVALID');
+    expect(error.message).toMatch(message);
+  });
+
+  it('rejects a namespace that could reach into another key space', async () => {
+    for (const namespace of ['a:b', '', '-x', 'x'.repeat(65), 'sp ace']) {
+      const error = await openError('memory://', namespace);
+      expect(error.code).toBe('STORE_BAD_INPUT');
+      expect(error.message).toMatch(/Store namespace ".*" is invalid: use 1-64 letters, digits/);
+    }
+  });
+
+  it('never shows the password of a malformed or unsupported URL', async () => {
+    for (const url of [
+      'mongodb://arc:T0p-Secret@db/arc',
+      'redis://arc:T0p-Secret@[bad',
+      'nope:T0p-Secret@x',
+    ]) {
+      const error = await openError(url);
+      expect(error.message).not.toContain('T0p-Secret');
+    }
+  });
+});
+
+describe('openStateStore with an unreachable backend', () => {
+  // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+  it('names Redis and its address, never the password', async () => {
+    const error = await openError('redis://arc:Unreach4ble-Pw@127.0.0.1:1/0');
+    expect(error.code).toBe('STORE_UNREACHABLE');
+    expect(error.message).toMatch(
+      /^Cannot connect to Redis at redis:\/\/arc:\*\*\*@127\.0\.0\.1:1\/0: .*ECONNREFUSED/,
+    );
+    expect(error.message).not.toContain('Unreach4ble-Pw');
+    expect(JSON.stringify(error)).not.toContain('Unreach4ble-Pw');
+    expect(String(error.stack)).not.toContain('Unreach4ble-Pw');
+  });
+
+  it('names PostgreSQL and its address, never the password', async () => {
+    const error = await openError('postgres://arc:Unreach4ble-Pw@127.0.0.1:1/arc');
+    expect(error.code).toBe('STORE_UNREACHABLE');
+    expect(error.message).toMatch(
+      /^Cannot connect to PostgreSQL at postgres:\/\/arc:\*\*\*@127\.0\.0\.1:1\/arc: .*ECONNREFUSED/,
+    );
+    expect(error.message).not.toContain('Unreach4ble-Pw');
+    expect(JSON.stringify(error)).not.toContain('Unreach4ble-Pw');
+    expect(String(error.stack)).not.toContain('Unreach4ble-Pw');
+  });
+});

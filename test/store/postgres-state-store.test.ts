@@ -1,0 +1,117 @@
+import KeyvPostgres from '@keyv/postgres';
+import { Keyv } from 'keyv';
+import pg from 'pg';
+import { afterAll, expect, it } from 'vitest';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { openPostgresStateStore } from '../../src/store/postgres-state-store.ts';
+import { describeWithService, raceClaimsAcrossProcesses, sleep, sorted, uniqueNamespace } from './helpers.ts';
+import { describeStateStoreContract } from './state-store-contract.ts';
+
+describeWithService('postgres:// state store', 'TEST_POSTGRES_URL', (url) => {
+  const namespaces: string[] = [];
+  const ns = (tag: string): string => {
+    const namespace = uniqueNamespace(tag);
+    namespaces.push(namespace);
+    return namespace;
+  };
+
+  afterAll(async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      for (const namespace of namespaces) {
+        const pattern = `${namespace}:%`;
+        await pool.query('DELETE FROM public.keyv WHERE key LIKE $1', [pattern]);
+        await pool.query('DELETE FROM public.arc_claims WHERE key LIKE $1', [pattern]);
+        await pool.query('DELETE FROM public.arc_members WHERE set_key LIKE $1', [pattern]);
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
+  describeStateStoreContract('pg', (namespace) => {
+    namespaces.push(namespace);
+    return openStateStore(url, { namespace });
+  });
+
+  it('accepts the postgresql:// spelling too', async () => {
+    const store = await openStateStore(url.replace(/^postgres:/, 'postgresql:'), { namespace: ns('scheme') });
+    try {
+      expect(store.kind).toBe('postgres');
+      await store.ping();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('writes values that @keyv/postgres on its own reads', async () => {
+    const namespace = ns('compat');
+    const store = await openStateStore(url, { namespace });
+    const keyv = new Keyv({ store: new KeyvPostgres({ uri: url }), namespace });
+    try {
+      await store.set('ip', '::1');
+      await store.setMany([{ key: 'rec', value: { ip: '::ffff:10.0.0.1', n: [1, ':x'] }, ttlMs: 60_000 }]);
+      expect(await keyv.get('ip')).toBe('::1');
+      expect(await keyv.get('rec')).toEqual({ ip: '::ffff:10.0.0.1', n: [1, ':x'] });
+      await keyv.set('from-keyv', { ip: ':::weird' });
+      expect(await store.get('from-keyv')).toEqual({ ip: ':::weird' });
+    } finally {
+      await keyv.disconnect();
+      await store.close();
+    }
+  });
+
+  it('sweeps expired values and claims of its namespace out of the tables', async () => {
+    const namespace = ns('sweep');
+    const other = ns('sweep-other');
+    const store = await openPostgresStateStore({
+      url,
+      display: url,
+      password: '',
+      namespace,
+      sweepIntervalMs: 50,
+    });
+    const bystander = await openStateStore(url, { namespace: other });
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    const count = async (table: string, ns: string): Promise<number> => {
+      const { rows } = await pool.query<{ n: string }>(
+        `SELECT count(*) AS n FROM public.${table} WHERE key LIKE $1`,
+        [`${ns}:%`],
+      );
+      return Number(rows[0]!.n);
+    };
+    try {
+      await store.setMany([
+        { key: 'short', value: 1, ttlMs: 1 },
+        { key: 'long', value: 2, ttlMs: 60_000 },
+        { key: 'forever', value: 3 },
+      ]);
+      await store.claimMany(['c-short'], 1);
+      await store.claimMany(['c-long'], 60_000);
+      await bystander.set('short', 'not mine', 1);
+      // Wait (bounded) for the sweep timer; assert on what it removed, not on how fast.
+      for (
+        let i = 0;
+        i < 100 && ((await count('keyv', namespace)) > 2 || (await count('arc_claims', namespace)) > 1);
+        i++
+      ) {
+        await sleep(50);
+      }
+      expect(await count('keyv', namespace)).toBe(2);
+      expect(await count('arc_claims', namespace)).toBe(1);
+      expect(await store.getMany(['long', 'forever'])).toEqual([2, 3]);
+      expect(await count('keyv', other)).toBe(1);
+    } finally {
+      await pool.end();
+      await bystander.close();
+      await store.close();
+    }
+  });
+
+  it('lets two processes racing on one database win each of 200 keys exactly once', async () => {
+    const [a, b] = await raceClaimsAcrossProcesses(url, ns('race'), 200);
+    const all = [...a!, ...b!];
+    expect(new Set(all).size).toBe(all.length);
+    expect(sorted(all)).toEqual(sorted(Array.from({ length: 200 }, (_, i) => `race-${i}`)));
+  });
+});

@@ -1,0 +1,90 @@
+import { createClient, createKeyv } from '@keyv/redis';
+import { afterAll, expect, it } from 'vitest';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { describeWithService, raceClaimsAcrossProcesses, sorted, uniqueNamespace } from './helpers.ts';
+import { describeStateStoreContract } from './state-store-contract.ts';
+
+describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
+  const namespaces: string[] = [];
+  const ns = (tag: string): string => {
+    const namespace = uniqueNamespace(tag);
+    namespaces.push(namespace);
+    return namespace;
+  };
+
+  afterAll(async () => {
+    // Remove every key this file wrote: values `<ns>::…`, claims `<ns>:claim::…`, sets `<ns>:set::…`.
+    const client = createClient({ url });
+    await client.connect();
+    try {
+      for (const namespace of namespaces) {
+        for await (const keys of client.scanIterator({ MATCH: `${namespace}:*`, COUNT: 1000 })) {
+          if (keys.length > 0) await client.unlink(keys);
+        }
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  describeStateStoreContract('redis', (namespace) => {
+    namespaces.push(namespace);
+    return openStateStore(url, { namespace });
+  });
+
+  it('writes values that @keyv/redis on its own reads, under <namespace>::<key>', async () => {
+    const namespace = ns('compat');
+    const store = await openStateStore(url, { namespace });
+    const keyv = createKeyv(url, { namespace });
+    try {
+      expect(store.kind).toBe('redis');
+      await store.set('ip', '::1');
+      await store.setMany([{ key: 'rec', value: { ip: '::ffff:10.0.0.1', n: [1, ':x'] }, ttlMs: 60_000 }]);
+      expect(await keyv.get('ip')).toBe('::1');
+      expect(await keyv.get('rec')).toEqual({ ip: '::ffff:10.0.0.1', n: [1, ':x'] });
+      await keyv.set('from-keyv', { ip: ':::weird' });
+      expect(await store.get('from-keyv')).toEqual({ ip: ':::weird' });
+    } finally {
+      await keyv.disconnect();
+      await store.close();
+    }
+  });
+
+  it('sets a Redis expiry on values and claims with a TTL, none on those without', async () => {
+    const namespace = ns('ttl');
+    const store = await openStateStore(url, { namespace });
+    const client = createClient({ url });
+    await client.connect();
+    try {
+      await store.set('v-ttl', 1, 60_000);
+      await store.set('v-none', 1);
+      await store.claim('c-ttl', 60_000);
+      await store.claim('c-none');
+      expect(await client.pTTL(`${namespace}::v-ttl`)).toBeGreaterThan(0);
+      expect(await client.pTTL(`${namespace}::v-none`)).toBe(-1);
+      expect(await client.pTTL(`${namespace}:claim::c-ttl`)).toBeGreaterThan(0);
+      expect(await client.pTTL(`${namespace}:claim::c-none`)).toBe(-1);
+    } finally {
+      await client.close();
+      await store.close();
+    }
+  });
+
+  it('lets two processes racing on one Redis win each of 200 keys exactly once', async () => {
+    const [a, b] = await raceClaimsAcrossProcesses(url, ns('race'), 200);
+    const all = [...a!, ...b!];
+    expect(new Set(all).size).toBe(all.length);
+    expect(sorted(all)).toEqual(sorted(Array.from({ length: 200 }, (_, i) => `race-${i}`)));
+  });
+
+  it('keeps a password that Redis rejects out of the error', async () => {
+    const withPassword = new URL(url);
+    withPassword.username = '';
+    withPassword.password = 'Sup3r-Secret-Pw';
+    const error = await openStateStore(withPassword.toString()).catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/^Cannot connect to Redis at redis:\/\/:\*\*\*@/);
+    expect((error as Error).message).not.toContain('Sup3r-Secret-Pw');
+    expect(JSON.stringify(error)).not.toContain('Sup3r-Secret-Pw');
+  });
+});

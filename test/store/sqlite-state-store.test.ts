@@ -1,0 +1,138 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { Keyv } from 'keyv';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { SqliteKeyvStore } from '../../src/store/sqlite-keyv-store.ts';
+import { openSqliteStateStore } from '../../src/store/sqlite-state-store.ts';
+import { raceClaimsAcrossProcesses, sleep, sorted, uniqueNamespace } from './helpers.ts';
+import { describeStateStoreContract } from './state-store-contract.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'arc-sqlite-store-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('sqlite:// state store', () => {
+  // One file for the whole contract, as in production: namespaces keep the tests apart.
+  const shared = `sqlite://${join(dir, 'contract.db')}`;
+  describeStateStoreContract('sqlite', (namespace) => openStateStore(shared, { namespace }));
+
+  it('keeps values, claims and sets when the file is reopened', async () => {
+    const url = `sqlite://${join(dir, 'reopen.db')}`;
+    const first = await openStateStore(url, { namespace: 'prod' });
+    expect(first.kind).toBe('sqlite');
+    await first.set('pair:a:10.0.0.1', { count: 3 });
+    await first.setMany([{ key: 'pair:a:10.0.0.2', value: { count: 1 }, ttlMs: 60_000 }]);
+    expect(await first.claim('alert:a:10.0.0.1', 60_000)).toBe(true);
+    await first.addMembers('ident:a', ['10.0.0.1', '10.0.0.2']);
+    await first.close();
+
+    const second = await openStateStore(url, { namespace: 'prod' });
+    try {
+      expect(await second.getMany(['pair:a:10.0.0.1', 'pair:a:10.0.0.2'])).toEqual([
+        { count: 3 },
+        { count: 1 },
+      ]);
+      expect(await second.claim('alert:a:10.0.0.1', 60_000)).toBe(false);
+      expect(await second.members('ident:a')).toEqual(['10.0.0.1', '10.0.0.2']);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('accepts relative (sqlite://./…, sqlite://dir/…) and absolute (sqlite:///…) paths and creates the directory', async () => {
+    const absolute = join(dir, 'abs', 'nested', 'x.db');
+    const relativeDotted = `./${relative(process.cwd(), join(dir, 'rel-dot', 'y.db'))}`;
+    const relativePlain = relative(process.cwd(), join(dir, 'rel-plain', 'z.db'));
+    for (const [url, file] of [
+      [`sqlite://${absolute}`, absolute],
+      [`sqlite://${relativeDotted}`, join(dir, 'rel-dot', 'y.db')],
+      [`sqlite://${relativePlain}`, join(dir, 'rel-plain', 'z.db')],
+    ] as const) {
+      const store = await openStateStore(url);
+      await store.set('k', url);
+      await store.close();
+      expect(existsSync(file)).toBe(true);
+    }
+    expect(absolute.startsWith('/')).toBe(true);
+  });
+
+  it('writes values that a plain Keyv over the same file reads (Keyv serialisation kept)', async () => {
+    const path = join(dir, 'keyv-compat.db');
+    const namespace = uniqueNamespace('compat');
+    const store = await openStateStore(`sqlite://${path}`, { namespace });
+    await store.set('ip', '::1');
+    await store.setMany([{ key: 'rec', value: { ip: '::ffff:10.0.0.1', n: [1, ':x'] }, ttlMs: 60_000 }]);
+    const keyv = new Keyv({ store: new SqliteKeyvStore({ path, sweepIntervalMs: 0 }), namespace });
+    try {
+      expect(await keyv.get('ip')).toBe('::1');
+      expect(await keyv.get('rec')).toEqual({ ip: '::ffff:10.0.0.1', n: [1, ':x'] });
+      await keyv.set('from-keyv', { ip: ':::weird' });
+      expect(await store.get('from-keyv')).toEqual({ ip: ':::weird' });
+    } finally {
+      await keyv.disconnect();
+      await store.close();
+    }
+  });
+
+  it('sweeps expired claims and values out of the file, keeping the rest', async () => {
+    const path = join(dir, 'sweep.db');
+    const store = openSqliteStateStore({ path, namespace: 'sw', sweepIntervalMs: 20 });
+    const reader = new DatabaseSync(path, { readOnly: true });
+    const count = (table: string) =>
+      (reader.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    try {
+      await store.claimMany(['c-gone-1', 'c-gone-2'], 1);
+      await store.claim('c-kept', 60_000);
+      await store.claim('c-held');
+      await store.setMany([
+        { key: 'v-gone', value: 1, ttlMs: 1 },
+        { key: 'v-kept', value: 2 },
+      ]);
+      // Wait (bounded) for the sweep timer; the assertions are about what it removed.
+      for (let i = 0; i < 100 && (count('arc_claims') > 2 || count('keyv') > 1); i++) await sleep(20);
+      expect(count('arc_claims')).toBe(2);
+      expect(count('keyv')).toBe(1);
+      expect(await store.claimMany(['c-kept', 'c-held', 'c-gone-1'], 60_000)).toEqual([false, false, true]);
+    } finally {
+      reader.close();
+      await store.close();
+    }
+  });
+
+  it('lists a set through the primary-key index, never a scan of the table', async () => {
+    const path = join(dir, 'plan.db');
+    await (await openStateStore(`sqlite://${path}`)).close();
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      const plan = db
+        .prepare('EXPLAIN QUERY PLAN SELECT member FROM arc_members WHERE set_key = ?')
+        .all('x') as Array<{ detail: string }>;
+      expect(plan.map((step) => step.detail).join(' ')).toMatch(
+        /SEARCH arc_members USING PRIMARY KEY \(set_key=\?\)/,
+      );
+    } finally {
+      db.close();
+    }
+  });
+
+  it('reports a database it cannot open by its path', async () => {
+    const blocker = join(dir, 'not-a-dir');
+    await (await openStateStore(`sqlite://${blocker}`)).close();
+    await expect(openStateStore(`sqlite://${blocker}/inside.db`)).rejects.toMatchObject({
+      code: 'STORE_UNREACHABLE',
+      message: expect.stringContaining(`Cannot open the SQLite database "${blocker}/inside.db"`),
+    });
+  });
+
+  it('lets two processes racing on one file win each of 200 keys exactly once', async () => {
+    const url = `sqlite://${join(dir, 'race.db')}`;
+    // Create the file and its tables first so the children only race on claims.
+    await (await openStateStore(url)).close();
+    const [a, b] = await raceClaimsAcrossProcesses(url, uniqueNamespace('race'), 200);
+    const all = [...a!, ...b!];
+    expect(new Set(all).size).toBe(all.length);
+    expect(sorted(all)).toEqual(sorted(Array.from({ length: 200 }, (_, i) => `race-${i}`)));
+  });
+});

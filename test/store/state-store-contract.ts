@@ -1,0 +1,314 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { StateStore } from '../../src/core/ports.ts';
+import { shuffled, sleep, sorted, uniqueNamespace } from './helpers.ts';
+
+/** Opens a store of the backend under test in `namespace` (the same backend every time). */
+export type OpenInNamespace = (namespace: string) => Promise<StateStore>;
+
+/** Long enough to read a value back before it expires, even on a loaded 2-core machine. */
+const SHORT_TTL = 400;
+/** Waiting this long after a write with SHORT_TTL is safely past its expiry. */
+const PAST_EXPIRY = 600;
+
+/**
+ * The behaviour every `StateStore` backend must show. `tag` keeps namespaces apart between
+ * backends and test files sharing one Redis or PostgreSQL.
+ */
+export function describeStateStoreContract(tag: string, open: OpenInNamespace): void {
+  describe('StateStore contract', () => {
+    const opened: StateStore[] = [];
+    const fresh = async (namespace = uniqueNamespace(tag)): Promise<StateStore> => {
+      const store = await open(namespace);
+      opened.push(store);
+      return store;
+    };
+
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
+
+    describe('values', () => {
+      it('stores and reads back JSON values of every shape', async () => {
+        const store = await fresh();
+        const record = {
+          appId: '3f1c2a4b-1111-2222-3333-444455556666',
+          ip: '2001:db8::1',
+          count: 3,
+          spans: [[1, 2]],
+          last: { eventId: 'e-1', geo: { country: 'NL' } },
+        };
+        await store.set('pair:a:1', record);
+        await store.set('str', '::1');
+        await store.set('colon-list', [':a', '::b', 'c:']);
+        await store.set('num', 42);
+        await store.set('flag', false);
+        await store.set('nothing', null);
+
+        expect(await store.get('pair:a:1')).toEqual(record);
+        expect(await store.get('str')).toBe('::1');
+        expect(await store.get('colon-list')).toEqual([':a', '::b', 'c:']);
+        expect(await store.get('num')).toBe(42);
+        expect(await store.get('flag')).toBe(false);
+        expect(await store.get('nothing')).toBeNull();
+        expect(await store.get('missing')).toBeUndefined();
+      });
+
+      it('overwrites a value and deletes it, reporting whether it existed', async () => {
+        const store = await fresh();
+        await store.set('k', { v: 1 });
+        await store.set('k', { v: 2 });
+        expect(await store.get('k')).toEqual({ v: 2 });
+        expect(await store.delete('k')).toBe(true);
+        expect(await store.get('k')).toBeUndefined();
+        expect(await store.delete('k')).toBe(false);
+      });
+
+      it('getMany answers in the order asked, undefined for missing keys, repeats included', async () => {
+        const store = await fresh();
+        await store.set('a', 'A');
+        await store.set('c', { c: true });
+        expect(await store.getMany(['c', 'missing', 'a', 'c'])).toEqual([
+          { c: true },
+          undefined,
+          'A',
+          { c: true },
+        ]);
+        expect(await store.getMany([])).toEqual([]);
+      });
+
+      it('setMany writes every entry and overwrites existing ones', async () => {
+        const store = await fresh();
+        await store.set('x1', 'old');
+        const entries = Array.from({ length: 250 }, (_, i) => ({ key: `x${i}`, value: { i } }));
+        await store.setMany(entries);
+        await store.setMany([]);
+        const values = await store.getMany(entries.map((e) => e.key));
+        expect(values).toEqual(entries.map((e) => e.value));
+      });
+
+      it('handles a key that starts with the namespace itself like any other key', async () => {
+        const namespace = uniqueNamespace(tag);
+        const store = await fresh(namespace);
+        await store.set(`${namespace}:x`, 1);
+        await store.setMany([{ key: `${namespace}:y`, value: 2 }]);
+        expect(await store.getMany([`${namespace}:x`, `${namespace}:y`])).toEqual([1, 2]);
+        expect(await store.get(`${namespace}:y`)).toBe(2);
+        expect(await store.get('x')).toBeUndefined();
+        expect(await store.delete(`${namespace}:x`)).toBe(true);
+      });
+
+      it('keeps values, claims and sets as three separate key spaces', async () => {
+        const store = await fresh();
+        await store.set('same', 'value');
+        expect(await store.claim('same', 60_000)).toBe(true);
+        await store.addMembers('same', ['m']);
+        expect(await store.get('same')).toBe('value');
+        expect(await store.delete('same')).toBe(true);
+        expect(await store.claim('same', 60_000)).toBe(false);
+        expect(await store.members('same')).toEqual(['m']);
+      });
+    });
+
+    describe('expiry', () => {
+      // One wait for every expiry check keeps the suite quick on every backend.
+      it('expires values and claims after their TTL and keeps those without one', async () => {
+        const store = await fresh();
+        await store.set('short', 'gone soon', SHORT_TTL);
+        await store.set('forever', 'stays');
+        await store.setMany([
+          { key: 'batch-short', value: 1, ttlMs: SHORT_TTL },
+          { key: 'batch-long', value: 2, ttlMs: 60_000 },
+          { key: 'batch-forever', value: 3 },
+        ]);
+        expect(await store.get('short')).toBe('gone soon');
+        expect(await store.get('batch-short')).toBe(1);
+
+        expect(await store.claim('alert:1', SHORT_TTL)).toBe(true);
+        expect(await store.claim('alert:1', SHORT_TTL)).toBe(false);
+        expect(await store.claim('lock')).toBe(true);
+        expect(await store.claimMany(['e1', 'e2'], SHORT_TTL)).toEqual([true, true]);
+        expect(await store.claimMany(['p1'])).toEqual([true]);
+
+        await sleep(PAST_EXPIRY);
+
+        expect(await store.get('short')).toBeUndefined();
+        expect(await store.get('forever')).toBe('stays');
+        expect(await store.getMany(['batch-short', 'batch-long', 'batch-forever', 'short'])).toEqual([
+          undefined,
+          2,
+          3,
+          undefined,
+        ]);
+        // An expired key is free for a new value.
+        await store.set('short', 'again');
+        expect(await store.get('short')).toBe('again');
+
+        // An expired claim can be won again, once; a claim without TTL is held until released.
+        expect(await store.claim('alert:1', 60_000)).toBe(true);
+        expect(await store.claim('alert:1', 60_000)).toBe(false);
+        expect(await store.claim('lock', SHORT_TTL)).toBe(false);
+        expect(await store.claimMany(['e1', 'p1', 'e2', 'e1'], 60_000)).toEqual([true, false, true, false]);
+        await store.releaseClaim('lock');
+        await store.releaseClaim('p1');
+        expect(await store.claimMany(['lock', 'p1'], 60_000)).toEqual([true, true]);
+      });
+    });
+
+    describe('namespaces', () => {
+      it('isolates values, claims and sets of different namespaces on one backend', async () => {
+        const one = await fresh();
+        const two = await fresh();
+        await one.set('k', 'one');
+        await two.set('k', 'two');
+        expect(await one.get('k')).toBe('one');
+        expect(await two.get('k')).toBe('two');
+        expect(await two.getMany(['k'])).toEqual(['two']);
+
+        expect(await one.claim('c', 60_000)).toBe(true);
+        expect(await two.claim('c', 60_000)).toBe(true);
+        expect(await one.claimMany(['c', 'd'], 60_000)).toEqual([false, true]);
+        expect(await two.claimMany(['c', 'd'], 60_000)).toEqual([false, true]);
+
+        await one.addMembers('s', ['a']);
+        await two.addMembers('s', ['b']);
+        expect(await one.members('s')).toEqual(['a']);
+        expect(await two.members('s')).toEqual(['b']);
+
+        expect(await one.delete('k')).toBe(true);
+        expect(await two.get('k')).toBe('two');
+      });
+    });
+
+    describe('claims', () => {
+      it('gives a key to the first claimer only and again after it was released', async () => {
+        const store = await fresh();
+        expect(await store.claim('alert:1', 60_000)).toBe(true);
+        expect(await store.claim('alert:1', 60_000)).toBe(false);
+        expect(await store.claim('alert:2', 60_000)).toBe(true);
+        await store.releaseClaim('alert:1');
+        expect(await store.claim('alert:1', 60_000)).toBe(true);
+        expect(await store.claim('alert:1')).toBe(false);
+        // Releasing what nobody holds is harmless.
+        await store.releaseClaim('never-claimed');
+        expect(await store.claim('never-claimed')).toBe(true);
+      });
+
+      it('claimMany wins each free key once, repeats and held keys lose', async () => {
+        const store = await fresh();
+        expect(await store.claim('held', 60_000)).toBe(true);
+        expect(await store.claimMany(['a', 'b', 'a', 'held', 'c', 'b'], 60_000)).toEqual([
+          true,
+          true,
+          false,
+          false,
+          true,
+          false,
+        ]);
+        expect(await store.claimMany(['a', 'b', 'c', 'd'], 60_000)).toEqual([false, false, false, true]);
+        expect(await store.claimMany([], 60_000)).toEqual([]);
+        await store.releaseClaim('b');
+        expect(await store.claim('b', 60_000)).toBe(true);
+      });
+
+      it('lets exactly one of 50 concurrent claims of one key win', async () => {
+        const store = await fresh();
+        const results = await Promise.all(Array.from({ length: 50 }, () => store.claim('contended', 60_000)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+      });
+
+      it('lets each key be won exactly once by concurrent overlapping claimMany calls', async () => {
+        const store = await fresh();
+        const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+        const calls = Array.from({ length: 10 }, () => {
+          const order = shuffled(keys);
+          return store.claimMany(order, 60_000).then((won) => order.filter((_, i) => won[i]));
+        });
+        const winners = (await Promise.all(calls)).flat();
+        expect(sorted(winners)).toEqual(sorted(keys));
+      });
+    });
+
+    describe('member sets', () => {
+      it('adds, lists (sorted, without repeats) and removes members', async () => {
+        const store = await fresh();
+        await store.addMembers('ident:app', ['10.0.0.2', '10.0.0.1', '10.0.0.2']);
+        await store.addMembers('ident:app', ['2001:db8::1']);
+        await store.addMembers('ident:other', ['192.0.2.9']);
+        await store.addMembers('ident:app', []);
+        expect(await store.members('ident:app')).toEqual(['10.0.0.1', '10.0.0.2', '2001:db8::1']);
+
+        await store.removeMembers('ident:app', ['10.0.0.2', 'not-a-member']);
+        await store.removeMembers('ident:app', []);
+        expect(await store.members('ident:app')).toEqual(['10.0.0.1', '2001:db8::1']);
+        expect(await store.members('ident:other')).toEqual(['192.0.2.9']);
+
+        await store.removeMembers('ident:app', ['10.0.0.1', '2001:db8::1']);
+        expect(await store.members('ident:app')).toEqual([]);
+        expect(await store.members('never-used')).toEqual([]);
+        await store.addMembers('ident:app', ['10.0.0.3']);
+        expect(await store.members('ident:app')).toEqual(['10.0.0.3']);
+      });
+
+      it('handles a set of a thousand members', async () => {
+        const store = await fresh();
+        const many = Array.from({ length: 1000 }, (_, i) => `10.1.${i >> 8}.${i & 255}`);
+        await store.addMembers('big', many);
+        expect(await store.members('big')).toEqual(sorted(many));
+      });
+    });
+
+    describe('input checks', () => {
+      it('rejects unusable TTLs, keys and member lists with a message naming the problem', async () => {
+        const store = await fresh();
+        await expect(store.set('k', 1, 0)).rejects.toThrow(/ttlMs must be a positive number.*got 0/);
+        await expect(store.claim('k', -5)).rejects.toThrow(/ttlMs must be a positive number.*got -5/);
+        await expect(store.claimMany(['k'], Number.NaN)).rejects.toThrow(/got NaN/);
+        await expect(store.setMany([{ key: 'k', value: 1, ttlMs: Infinity }])).rejects.toThrow(
+          /got Infinity/,
+        );
+        await expect(store.get('')).rejects.toThrow(/key must be a non-empty string, got an empty string/);
+        await expect(store.getMany(['ok', 7 as unknown as string])).rejects.toThrow(
+          /keys\[1\] must be a non-empty string, got number/,
+        );
+        await expect(store.setMany([{ key: undefined as unknown as string, value: 1 }])).rejects.toThrow(
+          /entries\[0\]\.key must be a non-empty string/,
+        );
+        await expect(store.addMembers('s', 'abc' as unknown as string[])).rejects.toThrow(
+          /members must be an array/,
+        );
+        await expect(store.members('')).rejects.toThrow(/set must be a non-empty string/);
+        const circular: Record<string, unknown> = { a: 1 };
+        circular.self = circular;
+        await expect(store.set('k', circular)).rejects.toThrow(
+          /The value is not JSON-serialisable: .*circular/i,
+        );
+        await expect(store.setMany([{ key: 'k', value: { n: 10n } }])).rejects.toThrow(
+          /The value is not JSON-serialisable: .*BigInt/,
+        );
+        // Nothing of the rejected calls was written.
+        expect(await store.get('k')).toBeUndefined();
+        expect(await store.claim('k', 60_000)).toBe(true);
+      });
+
+      it('accepts a fractional TTL, rounding it up to whole milliseconds', async () => {
+        const store = await fresh();
+        await store.set('frac', 'v', 60_000.4);
+        expect(await store.get('frac')).toBe('v');
+        expect(await store.claim('frac', 0.5)).toBe(true);
+      });
+    });
+
+    describe('lifecycle', () => {
+      it('answers ping while open and refuses every call once closed', async () => {
+        const store = await fresh();
+        await expect(store.ping()).resolves.toBeUndefined();
+        await store.close();
+        await store.close();
+        await expect(store.ping()).rejects.toMatchObject({ code: 'STORE_CLOSED' });
+        await expect(store.get('k')).rejects.toThrow(/state store is closed/);
+        await expect(store.claim('k')).rejects.toThrow(/state store is closed/);
+        await expect(store.members('s')).rejects.toThrow(/state store is closed/);
+      });
+    });
+  });
+}
