@@ -55,7 +55,12 @@ const LEARNING_KEY = 'meta:learning-until';
 export const alertIdFor = (eventId: string): string =>
   createHash('sha256').update(eventId).digest('hex').slice(0, 24);
 
-const eventClaimKey = (eventId: string) => `event:${eventId}`;
+/**
+ * The event's time leads the key so that live events, which arrive roughly in time order, land
+ * at the end of the store's key index instead of at random places in it.
+ */
+const eventClaimKey = (c: { detection: Detection; at: number }) =>
+  `event:${Date.parse(c.detection.eventTime).toString(36)}:${c.detection.eventId}`;
 const alertClaimKey = (appId: string, ip: string) => `alerted:${normaliseAppId(appId)}:${ip}`;
 
 interface Candidate {
@@ -108,10 +113,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     if (parsed.length === 0) return results;
 
     // The same event delivered twice (webhook and Event Hub retries) counts once, also in a race.
-    const won = await store.claimMany(
-      parsed.map((c) => eventClaimKey(c.detection.eventId)),
-      dedupTtl,
-    );
+    const won = await store.claimMany(parsed.map(eventClaimKey), dedupTtl);
     const candidates: Candidate[] = [];
     parsed.forEach((c, i) => {
       if (won[i]) candidates.push(c);
@@ -127,7 +129,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       await judge(candidates, results, evalOpts);
     } catch (err) {
       // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
-      await Promise.allSettled(candidates.map((c) => store.releaseClaim(eventClaimKey(c.detection.eventId))));
+      await Promise.allSettled(candidates.map((c) => store.releaseClaim(eventClaimKey(c))));
       throw err;
     }
     return results;
@@ -248,15 +250,19 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         if (ttl > 0) writes.push({ key, value: pair, ttlMs: ttl });
       }
       await store.setMany(writes);
-      const byIdentity = new Map<string, string[]>();
-      for (const c of created) {
-        const id = normaliseAppId(c.detection.appId);
-        const list = byIdentity.get(id) ?? [];
-        list.push(c.detection.sourceIp);
-        byIdentity.set(id, list);
+      if (created.length > 0) {
+        const index: Array<[string, string]> = [];
+        const identities = new Set<string>();
+        for (const c of created) {
+          const id = normaliseAppId(c.detection.appId);
+          index.push([identitySet(id), c.detection.sourceIp]);
+          if (!identities.has(id)) {
+            identities.add(id);
+            index.push(['meta:identities', id]);
+          }
+        }
+        await store.addToSets(index);
       }
-      for (const [appId, ips] of byIdentity) await store.addMembers(identitySet(appId), ips);
-      if (byIdentity.size > 0) await store.addMembers('meta:identities', [...byIdentity.keys()]);
     });
 
     if (alerts.length > 0 || repeats.size > 0) await outbox.add(alerts, [...repeats.values()]);
@@ -272,20 +278,23 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       set.add(c.detection.sourceIp);
       identities.set(id, set);
     }
-    for (const appId of identities.keys()) {
-      const ips = new Set(await store.members(identitySet(appId)));
-      for (const c of winners) if (normaliseAppId(c.detection.appId) === appId) ips.add(c.detection.sourceIp);
-      const list = [...ips];
-      let live = list.length;
-      if (list.length <= EXACT_OTHER_IPS_LIMIT) {
-        const records = await store.getMany<PairRecord>(list.map((ip) => pairKey(appId, ip)));
-        live = list.filter((ip, i) => {
-          const rec = pairs.get(pairKey(appId, ip)) ?? records[i];
-          return rec !== undefined && rec.lastSeen >= t - windowMs;
-        }).length;
-      }
-      counts.set(appId, Math.max(0, live - 1));
-    }
+    await Promise.all(
+      [...identities.keys()].map(async (appId) => {
+        const ips = new Set(await store.members(identitySet(appId)));
+        for (const c of winners)
+          if (normaliseAppId(c.detection.appId) === appId) ips.add(c.detection.sourceIp);
+        const list = [...ips];
+        let live = list.length;
+        if (list.length <= EXACT_OTHER_IPS_LIMIT) {
+          const records = await store.getMany<PairRecord>(list.map((ip) => pairKey(appId, ip)));
+          live = list.filter((ip, i) => {
+            const rec = pairs.get(pairKey(appId, ip)) ?? records[i];
+            return rec !== undefined && rec.lastSeen >= t - windowMs;
+          }).length;
+        }
+        counts.set(appId, Math.max(0, live - 1));
+      }),
+    );
     return counts;
   }
 

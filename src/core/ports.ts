@@ -36,6 +36,8 @@ export interface StateStore {
   /** Gives a claim back so that it can be taken again. */
   releaseClaim(key: string): Promise<void>;
   addMembers(set: string, members: readonly string[]): Promise<void>;
+  /** Adds `[set, member]` pairs to many sets in one round trip (one transaction in SQL). */
+  addToSets(entries: ReadonlyArray<readonly [set: string, member: string]>): Promise<void>;
   removeMembers(set: string, members: readonly string[]): Promise<void>;
   /** Members of one set, read through an index: never a scan of the whole store. */
   members(set: string): Promise<string[]>;

@@ -12,6 +12,7 @@ export interface ClaimsAndSets {
   claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]>;
   releaseClaim(key: string): Promise<void>;
   addMembers(set: string, members: readonly string[]): Promise<void>;
+  addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void>;
   removeMembers(set: string, members: readonly string[]): Promise<void>;
   /** Members of one set in any order. */
   members(set: string): Promise<string[]>;
@@ -153,6 +154,21 @@ export class KeyvStateStore implements StateStore {
     checkKey(set, 'set');
     checkKeys(members, 'members');
     if (members.length > 0) await this.#rest.addMembers(set, members);
+  }
+
+  async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    this.#open();
+    if (!Array.isArray(entries)) {
+      throw new StoreError('STORE_BAD_INPUT', `entries must be an array, got ${describe(entries)}`);
+    }
+    entries.forEach((entry, i) => {
+      if (!Array.isArray(entry) || entry.length !== 2) {
+        throw new StoreError('STORE_BAD_INPUT', `entries[${i}] must be a [set, member] pair`);
+      }
+      checkKey(entry[0], `entries[${i}] set`);
+      checkKey(entry[1], `entries[${i}] member`);
+    });
+    if (entries.length > 0) await this.#rest.addToSets(entries);
   }
 
   async removeMembers(set: string, members: readonly string[]): Promise<void> {

@@ -53,6 +53,10 @@ class MemoryClaimsAndSets implements ClaimsAndSets {
     for (const member of members) entry.add(member);
   }
 
+  async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    for (const [set, member] of entries) await this.addMembers(set, [member]);
+  }
+
   async removeMembers(set: string, members: readonly string[]): Promise<void> {
     const entry = this.#sets.get(set);
     if (!entry) return;

@@ -142,6 +142,14 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
     );
   }
 
+  async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO public.arc_members (set_key, member)
+       SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
+      [entries.map(([set]) => this.#prefix + set), entries.map(([, member]) => member)],
+    );
+  }
+
   async removeMembers(set: string, members: readonly string[]): Promise<void> {
     await this.#pool.query('DELETE FROM public.arc_members WHERE set_key = $1 AND member = ANY($2::text[])', [
       this.#prefix + set,

@@ -66,6 +66,17 @@ class RedisClaimsAndSets implements ClaimsAndSets {
     await this.#client.sAdd(this.#setPrefix + set, members as string[]);
   }
 
+  async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    const bySet = new Map<string, string[]>();
+    for (const [set, member] of entries) {
+      const list = bySet.get(set);
+      if (list) list.push(member);
+      else bySet.set(set, [member]);
+    }
+    // Commands issued together go out pipelined on the one connection.
+    await Promise.all([...bySet].map(([set, members]) => this.#client.sAdd(this.#setPrefix + set, members)));
+  }
+
   async removeMembers(set: string, members: readonly string[]): Promise<void> {
     await this.#client.sRem(this.#setPrefix + set, members as string[]);
   }

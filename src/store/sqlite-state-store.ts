@@ -97,6 +97,14 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
     });
   }
 
+  async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+    const prefix = this.#prefix;
+    const stmt = this.#add;
+    immediateTransaction(this.#adapter.db, () => {
+      for (const [set, member] of entries) stmt.run(prefix + set, member);
+    });
+  }
+
   async removeMembers(set: string, members: readonly string[]): Promise<void> {
     const setKey = this.#prefix + set;
     const stmt = this.#remove;

@@ -249,6 +249,24 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.members('ident:app')).toEqual(['10.0.0.3']);
       });
 
+      it('adds to many sets at once', async () => {
+        const store = await fresh();
+        await store.addMembers('ident:a', ['10.0.0.9']);
+        await store.addToSets([
+          ['ident:a', '10.0.0.1'],
+          ['ident:b', '10.0.0.2'],
+          ['ident:a', '10.0.0.1'],
+          ['ident:c', '2001:db8::1'],
+        ]);
+        await store.addToSets([]);
+        expect(await store.members('ident:a')).toEqual(['10.0.0.1', '10.0.0.9']);
+        expect(await store.members('ident:b')).toEqual(['10.0.0.2']);
+        expect(await store.members('ident:c')).toEqual(['2001:db8::1']);
+        await expect(store.addToSets([['', 'x']])).rejects.toThrow(
+          /entries\[0\] set must be a non-empty string/,
+        );
+      });
+
       it('handles a set of a thousand members', async () => {
         const store = await fresh();
         const many = Array.from({ length: 1000 }, (_, i) => `10.1.${i >> 8}.${i & 255}`);
