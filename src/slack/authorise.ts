@@ -11,7 +11,7 @@ export type Respond = (message: {
 
 /** What an audited button press is about. */
 export interface ActionSubject {
-  action: 'revoke' | 'mark-benign' | 'remove-allowlist';
+  action: 'revoke' | 'undo' | 'remove-broad-roles' | 'mark-benign' | 'remove-allowlist';
   alertId?: string;
   appId?: string;
   ip?: string;
@@ -19,6 +19,8 @@ export interface ActionSubject {
 
 const VERB: Record<ActionSubject['action'], string> = {
   revoke: 'Revoke',
+  undo: 'Undo',
+  'remove-broad-roles': 'Remove broad roles',
   'mark-benign': 'Mark benign',
   'remove-allowlist': 'Remove allowlist',
 };

@@ -9,8 +9,10 @@ export const ACTION_IDS = {
   markBenign: 'arc_mark_benign',
   /** Alert button (danger, behind a confirm dialog): runs the remediation. */
   revoke: 'arc_revoke',
-  /** Alert button after a live revoke: reserved for the Azure undo (not registered yet). */
+  /** Alert button after a live revoke (behind a confirm dialog): re-creates and re-enables. */
   undoRevoke: 'arc_undo_revoke',
+  /** Alert button (danger, behind its own confirm dialog): removes the broad roles Revoke left. */
+  removeBroadRoles: 'arc_remove_broad_roles',
   /** /arc-history button: removes the allowlist entry of one pair. */
   removeAllow: 'arc_remove_allow',
 } as const;

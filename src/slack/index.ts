@@ -27,6 +27,13 @@ export interface SlackTuning {
   webApiRetries?: number;
   /** How long user-group members are cached (default 5 minutes). */
   responderCacheTtlMs?: number;
+  /**
+   * Longest wait for enrichment and the remediation plan before an alert is posted without them
+   * (default 2 s); the message is updated when they arrive.
+   */
+  lookupBudgetMs?: number;
+  /** Longest time a late lookup may take before it is given up (default 60 s). */
+  lateLookupTimeoutMs?: number;
 }
 
 /** What the Slack chat needs from the service. */
@@ -80,6 +87,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     problems,
     logger,
     mode: deps.remediator.mode,
+    broadRemoval: typeof deps.remediator.planBroadRemoval === 'function',
     ...(deps.metrics?.deliveryFailures ? { failures: deps.metrics.deliveryFailures } : {}),
   });
   const responders = createResponderCheck({
@@ -103,12 +111,19 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
   };
   registerHandlers(app, ctx);
   if (responders.empty) {
-    logger.warn('SLACK_RESPONDERS is not set: nobody can use Revoke, Mark benign or Remove allowlist');
+    logger.warn(
+      'SLACK_RESPONDERS is not set: nobody can use Revoke, Undo, Remove broad roles, Mark benign or Remove allowlist',
+    );
   }
 
   const adapter: ChatAdapter = {
     name: 'slack',
-    sink: createSlackSink(ctx),
+    sink: createSlackSink(ctx, {
+      ...(tuning.lookupBudgetMs === undefined ? {} : { lookupBudgetMs: tuning.lookupBudgetMs }),
+      ...(tuning.lateLookupTimeoutMs === undefined
+        ? {}
+        : { lateLookupTimeoutMs: tuning.lateLookupTimeoutMs }),
+    }),
     problems: () => problems.list(),
     async start() {
       try {

@@ -29,6 +29,8 @@ export function createMessenger(opts: {
   problems: DeliveryProblems;
   logger: Logger;
   mode: 'dry-run' | 'live';
+  /** The remediator can remove the broad roles a plan leaves (`planBroadRemoval`). */
+  broadRemoval?: boolean;
   failures?: DeliveryFailureCounter;
 }): Messenger {
   const { client, queue, problems, logger } = opts;
@@ -59,7 +61,11 @@ export function createMessenger(opts: {
     }
   }
 
-  const view = (state: SlackAlertState): AlertView => ({ ...state, mode: opts.mode });
+  const view = (state: SlackAlertState): AlertView => ({
+    ...state,
+    mode: opts.mode,
+    broadRemoval: opts.broadRemoval ?? false,
+  });
 
   return {
     async postAlert(state) {

@@ -1,15 +1,62 @@
 import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
 import type { AlertSink } from '../core/ports.ts';
-import type { Enrichment } from '../core/remediation.ts';
-import { loadAlertState, parseRef, refOf, type SlackAlertState, saveAlertState } from './alert-state.ts';
+import type { Enrichment, RemediationPlan } from '../core/remediation.ts';
+import {
+  loadAlertState,
+  parseRef,
+  refOf,
+  type SlackAlertState,
+  saveAlertState,
+  updateAlertState,
+} from './alert-state.ts';
 import { confirmTextFor } from './blocks/alert.ts';
 import type { SlackContext } from './context.ts';
 import { SlackDeliveryError } from './delivery-queue.ts';
 
-/** Longest wait for enrichment or the remediation plan before posting without them. */
-const LOOKUP_TIMEOUT_MS = 8000;
+/** Longest wait for enrichment and the remediation plan before the alert goes out without them. */
+export const LOOKUP_BUDGET_MS = 2000;
+/** Longest time a late lookup may take before it is given up (and named in the alert). */
+export const LATE_LOOKUP_TIMEOUT_MS = 60_000;
 
-/** Resolves with `work`, or rejects after `ms` (the work itself is left to finish on its own). */
+/** While one process posts an alert, others wait this long before trying the same alert. */
+const POST_CLAIM_TTL_MS = 2 * 60 * 1000;
+
+/** How long the sink waits for lookups; tests shorten both. */
+export interface SinkTiming {
+  lookupBudgetMs?: number;
+  lateLookupTimeoutMs?: number;
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: Error };
+
+/** A lookup that keeps running after the alert went out; `result` is set once it settles. */
+class Lookup<T> {
+  result: Settled<T> | undefined;
+  readonly settled: Promise<Settled<T>>;
+
+  constructor(start: () => Promise<T>) {
+    let work: Promise<T>;
+    try {
+      work = start();
+    } catch (error) {
+      work = Promise.reject(error);
+    }
+    this.settled = work
+      .then(
+        (value): Settled<T> => ({ ok: true, value }),
+        (error: unknown): Settled<T> => ({
+          ok: false,
+          error: error instanceof Error ? error : new Error(String(error)),
+        }),
+      )
+      .then((r) => {
+        this.result = r;
+        return r;
+      });
+  }
+}
+
+/** Rejects after `ms` unless `work` settles first (the work itself is left to finish on its own). */
 function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -19,43 +66,115 @@ function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** While one process posts an alert, others wait this long before trying the same alert. */
-const POST_CLAIM_TTL_MS = 2 * 60 * 1000;
+/** Resolves when every promise has settled or after `ms`, whichever comes first. */
+async function waitAtMost(work: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled(work),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, ms));
+      timer.unref();
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+const failedEnrichment = (error: Error): Enrichment => ({
+  errors: [`enrichment failed: ${error.message}`],
+});
+
+/** The lookups started for one alert. */
+interface Lookups {
+  enrichment?: Lookup<Enrichment>;
+  plan: Lookup<RemediationPlan>;
+  /** The plan had not arrived when the message was built. */
+  planPending?: boolean;
+}
 
 /**
  * The alert sink: posts each new alert once to the alert channel, and updates it for repeats.
- * Enrichment and the remediation plan (for the Revoke confirm dialog) are looked up first; a
- * failed lookup never stops the alert.
+ * Enrichment and the remediation plan (for the Revoke confirm dialog) are looked up first, but for
+ * at most `lookupBudgetMs` (2 s): what has not arrived by then is left out, and the message is
+ * updated when it arrives. A failed lookup never holds back or suppresses the alert.
  */
-export function createSlackSink(ctx: SlackContext): AlertSink {
+export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): AlertSink {
   const { store, logger } = ctx;
+  const budgetMs = timing.lookupBudgetMs ?? LOOKUP_BUDGET_MS;
+  const lateMs = timing.lateLookupTimeoutMs ?? LATE_LOOKUP_TIMEOUT_MS;
 
-  async function prepare(alert: AlertRecord): Promise<SlackAlertState> {
+  const confirmTextOf = (plan: RemediationPlan) =>
+    confirmTextFor(ctx.remediator.mode, plan.steps, plan.stillHasAccessThrough.length);
+
+  function logPlanFailure(alertId: string, error: Error): void {
+    logger.warn(
+      { alertId, err: error.message },
+      'cannot plan the remediation for the alert; the confirm dialog says what Revoke does in general',
+    );
+  }
+
+  async function prepare(alert: AlertRecord): Promise<{ state: SlackAlertState; lookups: Lookups }> {
     const d = alert.detection;
-    // Both lookups run at once and are bounded: a slow Azure must not hold the alert back.
-    const [enriched, planned] = await Promise.allSettled([
-      ctx.enricher
-        ? within(ctx.enricher.enrich(d), LOOKUP_TIMEOUT_MS, 'enrichment')
-        : Promise.resolve(undefined),
-      within(ctx.remediator.plan(d), LOOKUP_TIMEOUT_MS, 'remediation planning'),
-    ]);
-    let enrichment: Enrichment | undefined;
-    if (enriched.status === 'fulfilled') enrichment = enriched.value;
-    else enrichment = { errors: [`enrichment failed: ${(enriched.reason as Error).message}`] };
-    let confirmText: string;
-    if (planned.status === 'fulfilled') {
-      const plan = planned.value;
-      confirmText = confirmTextFor(ctx.remediator.mode, plan.steps, plan.stillHasAccessThrough.length);
-    } else {
-      logger.warn(
-        { alertId: alert.id, err: (planned.reason as Error).message },
-        'cannot plan the remediation for the alert; the confirm dialog says what Revoke does in general',
-      );
-      confirmText = confirmTextFor(ctx.remediator.mode, undefined);
+    const enricher = ctx.enricher;
+    const lookups: Lookups = {
+      // The enricher stops its own lookups after `lateMs` and names them in `errors`.
+      plan: new Lookup(() => within(ctx.remediator.plan(d), lateMs, 'remediation planning')),
+    };
+    if (enricher) lookups.enrichment = new Lookup(() => enricher.enrich(d, { timeoutMs: lateMs }));
+    await waitAtMost(
+      [lookups.plan.settled, ...(lookups.enrichment ? [lookups.enrichment.settled] : [])],
+      budgetMs,
+    );
+
+    const state: SlackAlertState = {
+      alert,
+      channel: ctx.alertChannel,
+      confirmText: confirmTextFor(ctx.remediator.mode, undefined),
+    };
+    const planned = lookups.plan.result;
+    if (!planned) lookups.planPending = true;
+    else if (planned.ok) state.confirmText = confirmTextOf(planned.value);
+    else logPlanFailure(alert.id, planned.error);
+    if (lookups.enrichment) {
+      const enriched = lookups.enrichment.result;
+      if (!enriched) state.enrichmentPending = true;
+      else state.enrichment = enriched.ok ? enriched.value : failedEnrichment(enriched.error);
     }
-    const state: SlackAlertState = { alert, channel: ctx.alertChannel, confirmText };
-    if (enrichment) state.enrichment = enrichment;
-    return state;
+    return { state, lookups };
+  }
+
+  /** Saves what arrived late into the alert's state and shows it in the posted message. */
+  async function applyLate(alertId: string, what: string, change: (s: SlackAlertState) => void) {
+    try {
+      const latest = await updateAlertState(store, alertId, change);
+      if (latest) await ctx.messenger.updateAlert(latest);
+      logger.info({ alertId }, `late ${what} added to the Slack alert`);
+    } catch (err) {
+      logger.warn({ alertId, err: (err as Error).message }, `cannot add the late ${what} to the Slack alert`);
+    }
+  }
+
+  /** After the post: updates the message for each lookup that had not finished in time. */
+  function followUp(alertId: string, lookups: Lookups, state: SlackAlertState): void {
+    const { enrichment, plan } = lookups;
+    if (enrichment && state.enrichmentPending) {
+      void enrichment.settled.then((r) =>
+        applyLate(alertId, 'enrichment', (s) => {
+          s.enrichment = r.ok ? r.value : failedEnrichment(r.error);
+          delete s.enrichmentPending;
+        }),
+      );
+    }
+    if (lookups.planPending) {
+      void plan.settled.then((r) => {
+        if (!r.ok) {
+          logPlanFailure(alertId, r.error);
+          return;
+        }
+        return applyLate(alertId, 'remediation plan', (s) => {
+          s.confirmText = confirmTextOf(r.value);
+        });
+      });
+    }
   }
 
   return {
@@ -72,12 +191,14 @@ export function createSlackSink(ctx: SlackContext): AlertSink {
         );
       }
       try {
-        const state = known ?? (await prepare(alert));
+        const prepared = known ? { state: known, lookups: undefined } : await prepare(alert);
+        const { state } = prepared;
         const { channel, ts } = await ctx.messenger.postAlert(state);
         state.channel = channel;
         state.ts = ts;
         await saveAlertState(store, state);
         logger.info({ alertId: alert.id, channel, ts }, 'alert posted to Slack');
+        if (prepared.lookups) followUp(alert.id, prepared.lookups, state);
         return { ref: refOf(channel, ts) };
       } catch (err) {
         await store.releaseClaim(claim);
@@ -86,7 +207,14 @@ export function createSlackSink(ctx: SlackContext): AlertSink {
     },
 
     async repeat(ref, alert, repeat: AlertRepeat) {
-      let state = await loadAlertState(store, alert.id);
+      let created = false;
+      let state = await updateAlertState(store, alert.id, (s) => {
+        const prev = s.repeat;
+        s.repeat = {
+          count: Math.max(prev?.count ?? 0, repeat.count),
+          lastSeen: Math.max(prev?.lastSeen ?? 0, repeat.lastSeen),
+        };
+      });
       if (!state) {
         const where = parseRef(ref);
         if (!where) {
@@ -98,14 +226,11 @@ export function createSlackSink(ctx: SlackContext): AlertSink {
           channel: where.channel,
           ts: where.ts,
           confirmText: confirmTextFor(ctx.remediator.mode, undefined),
+          repeat: { count: repeat.count, lastSeen: repeat.lastSeen },
         };
+        created = true;
       }
-      const prev = state.repeat;
-      state.repeat = {
-        count: Math.max(prev?.count ?? 0, repeat.count),
-        lastSeen: Math.max(prev?.lastSeen ?? 0, repeat.lastSeen),
-      };
-      await saveAlertState(store, state);
+      if (created) await saveAlertState(store, state);
       await ctx.messenger.updateAlert(state);
     },
   };

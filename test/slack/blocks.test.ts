@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { IdentityHistoryEntry } from '../../src/core/history.ts';
 import type { PairRecord } from '../../src/core/pair.ts';
+import type { PlannedStep, StepResult } from '../../src/core/remediation.ts';
+import type { RevokeRun, UndoRun } from '../../src/slack/alert-state.ts';
 import {
   type AlertView,
   buildAlertMessage,
@@ -283,6 +285,177 @@ describe('alert message', () => {
     expect(text).not.toContain('<https://evil.example');
     expect(m.text.length).toBeLessThanOrEqual(LIMITS.text);
     expect(m.blocks.length).toBeLessThanOrEqual(LIMITS.blocks);
+  });
+
+  it('keeps hostile Undo and "Remove broad roles too" states within every Slack limit', () => {
+    const hostile = `<!channel> <https://evil.example|click> *bold* \`tick\` & ${'y'.repeat(20_000)}`;
+    const steps = [...Array(40)].map((_, i) => ({
+      id: `s${i}`,
+      kind: (i % 2 ? 'remove-assignment' : 'disable-service-principal') as PlannedStep['kind'],
+      description: hostile,
+      call: hostile,
+      target: hostile,
+      assignment: { scope: hostile, roleDefinitionId: hostile, principalId: hostile, roleName: hostile },
+    }));
+    const results = (status: StepResult['status']) =>
+      steps.map((st) => ({ stepId: st.id, status, detail: hostile, fix: hostile }));
+    const plan = {
+      appId: hostile,
+      steps,
+      stillHasAccessThrough: [...Array(40)].map(() => ({
+        assignmentId: hostile,
+        roleName: hostile,
+        scope: hostile,
+        kind: 'broad-role' as const,
+      })),
+      warnings: [...Array(40)].map(() => hostile),
+    };
+    const revoke: RevokeRun = {
+      status: 'done',
+      mode: 'live',
+      by: 'UALICE',
+      at: DETECTED_AT,
+      plan,
+      result: { mode: 'live', ok: true, steps: results('done') },
+    };
+    const broad: RevokeRun = {
+      status: 'failed',
+      mode: 'live',
+      by: 'UALICE',
+      at: DETECTED_AT,
+      error: hostile,
+      plan,
+      result: { mode: 'live', ok: false, steps: results('failed') },
+    };
+    const undo: UndoRun = {
+      status: 'failed',
+      mode: 'live',
+      by: 'UALICE',
+      at: DETECTED_AT,
+      error: hostile,
+      result: { mode: 'live', ok: false, steps: results('failed') },
+    };
+    for (const over of [
+      { revoke, broad },
+      { revoke, broad, undo },
+    ]) {
+      const m = buildAlertMessage(view({ mode: 'live', broadRemoval: true, ...over }));
+      expect(checkMessageLimits(m)).toEqual([]);
+      const ids = buttonsOf(m).map((b) => b.action_id);
+      expect(ids).toContain(ACTION_IDS.undoRevoke);
+      expect(ids.includes(ACTION_IDS.removeBroadRoles)).toBe(!('undo' in over));
+      expect(allText(m)).not.toContain('<!channel>');
+    }
+  });
+
+  it('after a live revoke that left a broad role: Undo and "Remove broad roles too", each confirmed (snapshot)', () => {
+    const scope = `/subscriptions/${ARC.subscriptionId}`;
+    const evidence = `${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/${ARC.roleAssignmentId}`;
+    const revoke: RevokeRun = {
+      status: 'done',
+      mode: 'live',
+      by: 'UALICE',
+      at: DETECTED_AT + 60_000,
+      plan: {
+        appId: ARC.appId,
+        steps: [
+          {
+            id: 'remove',
+            kind: 'remove-assignment',
+            description: `Remove "${ARC.role}" at ${ARC.roleAssignmentScope}`,
+            call: `DELETE https://management.azure.com${evidence}?api-version=2022-04-01`,
+            target: evidence,
+            assignment: {
+              scope: ARC.roleAssignmentScope,
+              roleDefinitionId: ARC.roleDefinitionId,
+              principalId: ARC.principalId,
+              roleName: ARC.role,
+            },
+          },
+          {
+            id: 'disable',
+            kind: 'disable-service-principal',
+            description: 'Disable the service principal',
+            call: `PATCH https://graph.microsoft.com/v1.0/servicePrincipals/${ARC.principalId} {"accountEnabled":false}`,
+            target: ARC.principalId,
+          },
+        ],
+        stillHasAccessThrough: [
+          {
+            assignmentId: `${scope}/providers/Microsoft.Authorization/roleAssignments/owner-1`,
+            roleName: 'Owner',
+            scope,
+            kind: 'broad-role',
+          },
+        ],
+        warnings: ['could not read role definition x: left in place'],
+      },
+      result: {
+        mode: 'live',
+        ok: true,
+        steps: [
+          { stepId: 'remove', status: 'done', detail: 'removed' },
+          { stepId: 'disable', status: 'done', detail: 'disabled' },
+        ],
+      },
+    };
+    const m = buildAlertMessage(view({ mode: 'live', broadRemoval: true, revoke }));
+    expect(m).toMatchSnapshot();
+    expect(checkMessageLimits(m)).toEqual([]);
+    const text = allText(m);
+    expect(text).toContain(`Still has access through Owner at \`${scope}\``);
+    expect(text).toContain('could not read role definition x');
+    const byId = new Map(buttonsOf(m).map((b) => [b.action_id, b]));
+    expect([...byId.keys()]).toEqual([
+      ACTION_IDS.markBenign,
+      ACTION_IDS.undoRevoke,
+      ACTION_IDS.removeBroadRoles,
+    ]);
+    const undoConfirm = byId.get(ACTION_IDS.undoRevoke)!.confirm as { text: { text: string } };
+    expect(undoConfirm.text.text).toBe(
+      `Re-creates the role assignment: "${ARC.role}" at ${ARC.roleAssignmentScope}. Re-enables the service principal ${ARC.principalId}. The identity can list the cluster credentials again.`,
+    );
+    const broad = byId.get(ACTION_IDS.removeBroadRoles)!;
+    expect(broad.style).toBe('danger');
+    expect((broad.confirm as { text: { text: string } }).text.text).toContain(
+      `Removes this assignment: Owner at ${scope}.`,
+    );
+    // Without the broad-removal capability, the button is not offered.
+    const without = buildAlertMessage(view({ mode: 'live', revoke }));
+    expect(buttonsOf(without).map((b) => b.action_id)).not.toContain(ACTION_IDS.removeBroadRoles);
+
+    const undone = buildAlertMessage(
+      view({
+        mode: 'live',
+        broadRemoval: true,
+        revoke,
+        undo: {
+          status: 'done',
+          mode: 'live',
+          by: 'UBOB',
+          at: DETECTED_AT + 120_000,
+          result: {
+            mode: 'live',
+            ok: true,
+            steps: [
+              { stepId: 'disable', status: 'done', detail: 're-enabled' },
+              { stepId: 'remove', status: 'done', detail: 're-created' },
+            ],
+          },
+        },
+      }),
+    );
+    expect(buttonsOf(undone).map((b) => b.action_id)).toEqual([ACTION_IDS.markBenign]);
+    expect(allText(undone)).toContain('*Undone* by <@UBOB>');
+    expect(allText(undone)).toContain(
+      JSON.stringify(`Re-create "${ARC.role}" at ${ARC.roleAssignmentScope}`).slice(1, -1),
+    );
+    expect(undone.text).toContain('(revoke undone)');
+  });
+
+  it('says the Azure lookups are still running when the alert went out without them', () => {
+    expect(allText(buildAlertMessage(view({ enrichmentPending: true })))).toContain('still running');
+    expect(allText(buildAlertMessage(view()))).not.toContain('still running');
   });
 
   it('refuses portal links for ids that are not resource ids', () => {

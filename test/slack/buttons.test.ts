@@ -2,15 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { allowKey } from '../../src/core/pair.ts';
 import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
-import {
-  CHANNEL,
-  GROUP_MEMBER,
-  type Harness,
-  liveRemediator,
-  OUTSIDER,
-  RESPONDER,
-  startHarness,
-} from './harness.ts';
+import { CHANNEL, GROUP_MEMBER, type Harness, OUTSIDER, RESPONDER, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness;
@@ -92,53 +84,6 @@ describe('Revoke', () => {
     expect(lastUpdateText()).toContain('roleAssignments/');
     const audit = await listAudit(h.store, alert.id);
     expect(audit).toMatchObject([{ actor: RESPONDER, action: 'revoke', result: 'dry-run' }]);
-  });
-
-  it('runs once for a double click; the second click is told privately', async () => {
-    const executions = { count: 0 };
-    await posted({ remediator: liveRemediator({ executions }) });
-    const [a, b] = await Promise.all([
-      h.click(ACTION_IDS.revoke, alert.id, RESPONDER),
-      h.click(ACTION_IDS.revoke, alert.id, RESPONDER),
-    ]);
-    await h.fake.waitFor(
-      'the run and the note',
-      () =>
-        threadPosts().length === 1 &&
-        h.fake.responsesTo(a.responseId).length + h.fake.responsesTo(b.responseId).length === 1,
-    );
-    expect(executions.count).toBe(1);
-    const note = [...h.fake.responsesTo(a.responseId), ...h.fake.responsesTo(b.responseId)][0]!;
-    expect(String(note.text)).toContain('already running');
-    const results = (await listAudit(h.store, alert.id)).map((e) => e.result).sort();
-    expect(results).toEqual(['duplicate', 'ok']);
-  });
-
-  it('live: reports each step done, removes the Revoke button and refuses a later click', async () => {
-    const executions = { count: 0 };
-    await posted({ remediator: liveRemediator({ executions }) });
-    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
-    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
-    expect(String(threadPosts()[0]!.args.text)).toContain('revoked the access');
-    expect(lastUpdateText()).toContain('Revoked');
-    expect(lastUpdateText()).not.toContain(ACTION_IDS.revoke);
-    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
-    await h.fake.waitFor('the note', () => h.fake.responsesTo(responseId).length === 1);
-    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('Already revoked');
-    expect(executions.count).toBe(1);
-  });
-
-  it('live failure: shows the failed steps with their fix and lets a later click retry', async () => {
-    const executions = { count: 0 };
-    await posted({ remediator: liveRemediator({ failSteps: true, executions }) });
-    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
-    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
-    expect(lastUpdateText()).toContain('failed');
-    expect(lastUpdateText()).toContain('grant roleAssignments/delete');
-    expect((await listAudit(h.store, alert.id)).map((e) => e.result)).toEqual(['failed']);
-    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
-    await h.fake.waitFor('the second run', () => threadPosts().length === 2);
-    expect(executions.count).toBe(2);
   });
 
   it('answers an unknown alert id privately', async () => {

@@ -1,19 +1,24 @@
 /**
  * Runs the Slack chat adapter for a test: a fake Slack Web API, a real memory store and history,
- * the dry-run remediator from the detection's evidence, and the adapter's request listener on a
- * local HTTP server that the tests reach with requests signed as Slack signs them.
+ * the dry-run remediator from the detection's evidence (or the real Azure remediator and enricher
+ * against the local HTTPS fake of ARM, Graph and the token endpoint), and the adapter's request
+ * listener on a local HTTP server that the tests reach with requests signed as Slack signs them.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { vi } from 'vitest';
+import { createAzureEnricher, createAzureRemediator } from '../../src/azure/index.ts';
 import { loadConfig } from '../../src/config.ts';
 import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import { createHistory, type History } from '../../src/core/history.ts';
 import type { ChatAdapter, StateStore } from '../../src/core/ports.ts';
-import type { Remediator } from '../../src/core/remediation.ts';
+import type { Enricher, Remediator } from '../../src/core/remediation.ts';
 import { createSlackChat, type SlackTuning } from '../../src/slack/index.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
+import { addRoles, configFor, FAST_RETRY, ROLE, stubAzureEnv } from '../azure/helpers.ts';
+import { type FakeAzure, startFakeAzure } from '../support/fake-azure.ts';
 import {
   buttonClick,
   commandBody,
@@ -25,6 +30,7 @@ import {
   startFakeSlack,
   viewSubmission,
 } from '../support/fake-slack.ts';
+import { ARC } from '../support/samples.ts';
 
 export const SECRET = 'test-signing-secret-0123456789abcdef';
 export const BOT_TOKEN = 'xoxb-test-bot-token';
@@ -68,6 +74,9 @@ export async function startHarness(
   opts: {
     responders?: string;
     remediator?: Remediator;
+    /** Runs the real Azure remediator (and enricher, with `enrich`) against this fake. */
+    azure?: { fake: FakeAzure; mode: 'dry-run' | 'live'; enrich?: boolean };
+    enricher?: Enricher;
     tuning?: SlackTuning;
     now?: () => number;
     windowMs?: number;
@@ -100,11 +109,23 @@ export async function startHarness(
   });
   const failures: Array<Record<string, string> | undefined> = [];
   const sleeps: number[] = [];
+  let remediator = opts.remediator ?? evidencePlanRemediator();
+  let enricher = opts.enricher;
+  if (opts.azure) {
+    const { fake: azure, mode } = opts.azure;
+    // DefaultAzureCredential reads the client secret from the environment, as in production.
+    stubAzureEnv(azure);
+    const azureConfig = configFor(azure, mode);
+    const azureDeps = { store, logger, tlsCa: azure.ca, retry: FAST_RETRY };
+    remediator = createAzureRemediator(azureConfig, azureDeps);
+    if (opts.azure.enrich) enricher = createAzureEnricher(azureConfig, azureDeps);
+  }
   const chat = await createSlackChat(config, {
     store,
     logger,
     history,
-    remediator: opts.remediator ?? evidencePlanRemediator(),
+    remediator,
+    ...(enricher ? { enricher } : {}),
     metrics: { deliveryFailures: { inc: (labels) => failures.push(labels) } },
     now,
     tuning: {
@@ -165,41 +186,54 @@ export async function startHarness(
       await chat.stop?.();
       await store.close();
       await fake.stop();
+      if (opts.azure) vi.unstubAllEnvs();
     },
   };
 }
 
+/** The name (GUID) of the Owner assignment at the subscription that `sampleAzure({ owner })` adds. */
+export const OWNER_ASSIGNMENT = '2b3c4d5e-0000-4000-8000-00000000000b';
+export const SUB_SCOPE = `/subscriptions/${ARC.subscriptionId}`;
+/** Full ids of the sample's assignments, as ARM names them. */
+export const EVIDENCE_ASSIGNMENT_ID = `${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/${ARC.roleAssignmentId}`;
+export const OWNER_ASSIGNMENT_ID = `${SUB_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${OWNER_ASSIGNMENT}`;
+
 /**
- * A live-mode stand-in for the Azure remediator, at the port: plans from the evidence like the
- * dry-run one and reports each step done (or failed, for `failSteps`). The Slack tests check what
- * Slack shows for each outcome; the Azure side has its own tests against fake ARM and Graph.
+ * The fake Azure (token endpoint, ARM, Graph over HTTPS) holding what the sample alert names: the
+ * service principal, its Arc Cluster User assignment from the evidence, the cluster, the role
+ * definitions, and with `owner` an Owner assignment at the subscription (a broad role that
+ * Revoke leaves in place).
  */
-export function liveRemediator(
-  opts: { failSteps?: boolean; executions?: { count: number } } = {},
-): Remediator {
-  const base = evidencePlanRemediator();
-  return {
-    mode: 'live',
-    plan: base.plan,
-    async execute(plan, previous) {
-      if (opts.executions) opts.executions.count += 1;
-      const doneBefore = new Set(
-        (previous?.steps ?? []).filter((s) => s.status === 'done').map((s) => s.stepId),
-      );
-      const steps = plan.steps.map((s) =>
-        doneBefore.has(s.id)
-          ? { stepId: s.id, status: 'already-done' as const, detail: 'done in an earlier run' }
-          : opts.failSteps
-            ? {
-                stepId: s.id,
-                status: 'failed' as const,
-                detail: '403 AuthorizationFailed',
-                fix: 'grant roleAssignments/delete',
-              }
-            : { stepId: s.id, status: 'done' as const, detail: 'removed' },
-      );
-      return { mode: 'live', ok: steps.every((s) => s.status !== 'failed'), steps };
-    },
-    undo: base.undo,
-  };
+export async function sampleAzure(opts: { owner?: boolean } = {}): Promise<FakeAzure> {
+  const fake = addRoles(await startFakeAzure());
+  fake
+    .assign({
+      name: ARC.roleAssignmentId,
+      scope: ARC.roleAssignmentScope,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    })
+    .servicePrincipal({
+      id: ARC.principalId,
+      appId: ARC.appId,
+      displayName: 'ci-deployer',
+      appCreatedDateTime: '2026-03-10T08:00:00Z',
+    })
+    .resource({
+      id: ARC.clusterId,
+      location: 'westeurope',
+      tags: { env: 'prod' },
+      properties: { distribution: 'k3s' },
+    });
+  if (opts.owner) {
+    fake.assign({
+      name: OWNER_ASSIGNMENT,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.owner,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    });
+  }
+  return fake;
 }

@@ -2,9 +2,18 @@ import type { types } from '@slack/bolt';
 import type { AlertRecord } from '../../core/alert.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
-import type { StepResult } from '../../core/remediation.ts';
+import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
-import type { BenignMark, RevokeRun, SlackAlertState } from '../alert-state.ts';
+import {
+  type BenignMark,
+  canRemoveBroad,
+  canUndo,
+  type RevokeRun,
+  removableBroadAccess,
+  type SlackAlertState,
+  type UndoRun,
+  undoableRuns,
+} from '../alert-state.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { checkMessageLimits, LIMITS } from './limits.ts';
 import { clip, code, describePlace, esc, isoTime, link, parseTime, slackDate } from './text.ts';
@@ -12,6 +21,8 @@ import { clip, code, describePlace, esc, isoTime, link, parseTime, slackDate } f
 /** What the alert builder needs: the stored state plus the remediation mode. */
 export interface AlertView extends SlackAlertState {
   mode: 'dry-run' | 'live';
+  /** The remediator can remove broad roles (offers "Remove broad roles too"). */
+  broadRemoval?: boolean;
 }
 
 /** A message body: the notification fallback `text` and the blocks. */
@@ -132,20 +143,44 @@ export function benignText(b: BenignMark, k = 1): string {
   return `:white_check_mark: *Marked benign* by <@${b.by}> ${slackDate(b.at)}: “${clip(esc(b.reason), size(500, k))}”. Allowlisted ${untilText(b.until)}.`;
 }
 
-/** The status text of a Revoke run: progress, then a line per step with its result. */
-export function revokeText(run: RevokeRun, k = 1): string {
+/** Heads of a run's status text, by kind of run. */
+interface RunWords {
+  /** `Revoke`, `Remove broad roles`. */
+  name: string;
+  done: string;
+  retry: string;
+}
+
+const REVOKE_WORDS: RunWords = {
+  name: 'Revoke',
+  done: 'Revoked',
+  retry: 'Press Revoke again to retry the steps that did not finish.',
+};
+const BROAD_WORDS: RunWords = {
+  name: 'Remove broad roles too',
+  done: 'Broad roles removed',
+  retry: 'Press "Remove broad roles too" again to retry the steps that did not finish.',
+};
+
+function runText(
+  run: RevokeRun,
+  words: RunWords,
+  k: number,
+  opts: { removedLater?: ReadonlySet<string> } = {},
+): string {
   const s = (text: string, n: number) => clip(esc(text), size(n, k));
   const who = `<@${run.by}>`;
   const dry = run.mode === 'dry-run';
+  const name = `${words.name}${dry ? ' (dry-run)' : ''}`;
   let head: string;
   if (run.status === 'running') {
-    head = `:hourglass_flowing_sand: *Revoke${dry ? ' (dry-run)' : ''} in progress*, started by ${who} ${slackDate(run.at)}…`;
+    head = `:hourglass_flowing_sand: *${name} in progress*, started by ${who} ${slackDate(run.at)}…`;
   } else if (run.status === 'failed') {
-    head = `:x: *Revoke${dry ? ' (dry-run)' : ''} failed*, started by ${who} ${slackDate(run.at)}${run.error ? `: ${s(run.error, 400)}` : ''}. Press Revoke again to retry the steps that did not finish.`;
+    head = `:x: *${name} failed*, started by ${who} ${slackDate(run.at)}${run.error ? `: ${s(run.error, 400)}` : ''}. ${words.retry}`;
   } else if (dry) {
-    head = `:test_tube: *Dry-run* by ${who} ${slackDate(run.at)}: nothing was changed (AZURE_REMEDIATION=dry-run). Revoke would make these calls:`;
+    head = `:test_tube: *Dry-run* by ${who} ${slackDate(run.at)}: nothing was changed (AZURE_REMEDIATION=dry-run). ${words.name} would make these calls:`;
   } else {
-    head = `:no_entry: *Revoked* by ${who} ${slackDate(run.at)}:`;
+    head = `:no_entry: *${words.done}* by ${who} ${slackDate(run.at)}:`;
   }
   const byId = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
   const lines = (run.plan?.steps ?? []).map((step) => {
@@ -161,12 +196,157 @@ export function revokeText(run: RevokeRun, k = 1): string {
     return line;
   });
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
+    if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
+    const why =
+      rest.kind === 'group' ? ' (a group assignment: remove it by hand)' : ` (${words.name} leaves it)`;
     lines.push(
-      `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))} (Revoke leaves it)`,
+      `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
   }
   for (const w of run.plan?.warnings ?? []) lines.push(`:information_source: ${s(w, 300)}`);
   return clip([head, ...lines].join('\n'), size(2500, k));
+}
+
+/** Assignment ids (lower case) that a live "Remove broad roles too" removed. */
+function removedByBroad(broad: RevokeRun | undefined): Set<string> {
+  const out = new Set<string>();
+  if (broad?.mode !== 'live') return out;
+  const finished = new Set(
+    (broad.result?.steps ?? [])
+      .filter((r) => r.status === 'done' || r.status === 'already-done')
+      .map((r) => r.stepId),
+  );
+  for (const step of broad.plan?.steps ?? []) {
+    if (finished.has(step.id)) out.add(step.target.toLowerCase());
+  }
+  return out;
+}
+
+/** The status text of a Revoke run: progress, then a line per step with its result. */
+export function revokeText(run: RevokeRun, k = 1, broad?: RevokeRun): string {
+  return runText(run, REVOKE_WORDS, k, { removedLater: removedByBroad(broad) });
+}
+
+/** The status text of "Remove broad roles too": progress, then a line per step with its result. */
+export function broadText(run: RevokeRun, k = 1): string {
+  return runText(run, BROAD_WORDS, k);
+}
+
+/** What undoing a step does, for people. */
+export function undoLabel(step: PlannedStep): string {
+  switch (step.kind) {
+    case 'remove-assignment': {
+      const a = step.assignment;
+      return a
+        ? `Re-create "${a.roleName ?? a.roleDefinitionId}" at ${a.scope}`
+        : `Re-create the role assignment ${step.target}`;
+    }
+    case 'disable-service-principal':
+      return `Re-enable the service principal ${step.target}`;
+    case 'disable-user':
+      return `Re-enable the user account ${step.target}`;
+    case 'revoke-user-sessions':
+      return `Sign-in sessions of ${step.target} (revoked sessions cannot be restored)`;
+    default:
+      return step.description;
+  }
+}
+
+/** The steps of the runs Undo reverses, by step id. */
+function stepsById(runs: ReadonlyArray<RevokeRun | undefined>): Map<string, PlannedStep> {
+  const out = new Map<string, PlannedStep>();
+  for (const run of runs) for (const step of run?.plan?.steps ?? []) out.set(step.id, step);
+  return out;
+}
+
+/** The status text of Undo: progress, then a line per undone step with its result. */
+export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefined>, k = 1): string {
+  const s = (text: string, n: number) => clip(esc(text), size(n, k));
+  const who = `<@${undo.by}>`;
+  const dry = undo.mode === 'dry-run';
+  let head: string;
+  if (undo.status === 'running') {
+    head = `:hourglass_flowing_sand: *Undo in progress*, started by ${who} ${slackDate(undo.at)}…`;
+  } else if (undo.status === 'failed') {
+    head = `:x: *Undo failed*, started by ${who} ${slackDate(undo.at)}${undo.error ? `: ${s(undo.error, 400)}` : ''}. Press Undo again to retry.`;
+  } else if (dry) {
+    head = `:test_tube: *Undo (dry-run)* by ${who} ${slackDate(undo.at)}: nothing was changed. It would:`;
+  } else {
+    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)}: the access removed above was re-created and the principal re-enabled:`;
+  }
+  const steps = stepsById(runs);
+  const lines = (undo.result?.steps ?? []).map((r) => {
+    const step = steps.get(r.stepId);
+    let line = `${STEP_EMOJI[r.status]} ${s(step ? undoLabel(step) : r.stepId, 300)}`;
+    if (r.status !== 'would-do') line += `\n      ${s(r.detail, 300)}`;
+    if (r.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
+    return line;
+  });
+  return clip([head, ...lines].join('\n'), size(2500, k));
+}
+
+const plural = (n: number, one: string, many: string) => (n === 1 ? one : `${n} ${many}`);
+
+/**
+ * The Undo confirm dialog's text (at most 300 characters): the assignments it re-creates and the
+ * principal it re-enables, from the steps the live runs completed.
+ */
+export function undoConfirmText(state: SlackAlertState): string {
+  const done = new Set<string>();
+  for (const run of undoableRuns(state)) {
+    for (const r of run.result.steps) if (r.status === 'done') done.add(r.stepId);
+  }
+  const steps = [...stepsById([state.broad, state.revoke]).values()].filter((st) => done.has(st.id));
+  const assignments = steps.filter((st) => st.kind === 'remove-assignment');
+  const enables = steps.filter((st) => st.kind === 'disable-service-principal' || st.kind === 'disable-user');
+  const parts: string[] = [];
+  if (assignments.length > 0) {
+    const list = assignments.map((st) =>
+      st.assignment ? `"${st.assignment.roleName ?? 'role'}" at ${st.assignment.scope}` : st.target,
+    );
+    parts.push(
+      `Re-creates ${plural(assignments.length, 'the role assignment', 'role assignments')}: ${list.join('; ')}.`,
+    );
+  }
+  for (const st of enables) {
+    parts.push(
+      `Re-enables the ${st.kind === 'disable-user' ? 'user account' : 'service principal'} ${st.target}.`,
+    );
+  }
+  parts.push('The identity can list the cluster credentials again.');
+  const full = esc(parts.join(' '));
+  if (full.length <= LIMITS.confirmText) return full;
+  const roles = [...new Set(assignments.map((st) => st.assignment?.roleName ?? 'role'))].join(', ');
+  const short = [
+    assignments.length > 0
+      ? `Re-creates ${plural(assignments.length, 'the role assignment', 'role assignments')} (${roles})`
+      : '',
+    enables.length > 0
+      ? `re-enables the ${enables.some((st) => st.kind === 'disable-user') ? 'user account' : 'service principal'}`
+      : '',
+  ]
+    .filter(Boolean)
+    .join(' and ');
+  return clip(esc(`${short}. The identity can list the cluster credentials again.`), LIMITS.confirmText);
+}
+
+/**
+ * The "Remove broad roles too" confirm dialog's text (at most 300 characters): it names the
+ * assignments it removes.
+ */
+export function broadConfirmText(mode: 'dry-run' | 'live', plan: RemediationPlan | undefined): string {
+  const prefix =
+    mode === 'dry-run' ? '*Dry-run:* nothing will change; it lists the calls it would make. ' : '';
+  const broad = removableBroadAccess(plan);
+  const tail = ' The principal loses everything these roles grant there, not only the Arc access.';
+  const names = broad.map((r) => `${r.roleName} at ${r.scope}`);
+  const full = `${prefix}Removes ${plural(broad.length, 'this assignment', 'assignments')}: ${esc(names.join('; '))}.${tail}`;
+  if (full.length <= LIMITS.confirmText) return full;
+  const roles = esc([...new Set(broad.map((r) => r.roleName))].join(', '));
+  return clip(
+    `${prefix}Removes ${plural(broad.length, 'the assignment', 'assignments')} of ${roles} (listed in the alert).${tail}`,
+    LIMITS.confirmText,
+  );
 }
 
 const STEP_SUMMARY: Record<string, (n: number) => string> = {
@@ -211,7 +391,9 @@ export function alertFallbackText(view: AlertView): string {
   const where = d.cluster?.name ?? d.cluster?.id ?? 'an Arc cluster';
   let text = `${capital(severityOf(d))}: Arc cluster credentials of ${clip(where, 200)} listed by ${clip(d.appId, 100)} from new IP ${clip(d.sourceIp, 60)}`;
   if (view.benign) text += ' (marked benign)';
-  if (view.revoke?.status === 'done') text += view.revoke.mode === 'live' ? ' (revoked)' : ' (dry-run done)';
+  if (view.undo?.status === 'done' && view.undo.mode === 'live') text += ' (revoke undone)';
+  else if (view.revoke?.status === 'done')
+    text += view.revoke.mode === 'live' ? ' (revoked)' : ' (dry-run done)';
   return clip(esc(text.replace(/[\r\n]+/g, ' ')), 1000);
 }
 
@@ -249,6 +431,40 @@ function buttons(view: AlertView): types.ActionsBlock {
         title: plain(dry ? 'Run Revoke in dry-run?' : "Revoke this identity's access?", LIMITS.confirmTitle),
         text: { type: 'mrkdwn', text: clip(view.confirmText, LIMITS.confirmText) },
         confirm: plain(dry ? 'Run dry-run' : 'Revoke', LIMITS.confirmButton),
+        deny: plain('Cancel', LIMITS.confirmButton),
+        style: 'danger',
+      },
+    });
+  }
+  if (canUndo(view)) {
+    elements.push({
+      type: 'button',
+      action_id: ACTION_IDS.undoRevoke,
+      text: plain('Undo', LIMITS.buttonText),
+      value: id,
+      confirm: {
+        title: plain('Undo the revoke?', LIMITS.confirmTitle),
+        text: { type: 'mrkdwn', text: undoConfirmText(view) },
+        confirm: plain('Undo', LIMITS.confirmButton),
+        deny: plain('Cancel', LIMITS.confirmButton),
+        style: 'danger',
+      },
+    });
+  }
+  if (view.broadRemoval && canRemoveBroad(view, view.mode)) {
+    elements.push({
+      type: 'button',
+      action_id: ACTION_IDS.removeBroadRoles,
+      text: plain(dry ? 'Remove broad roles too (dry-run)' : 'Remove broad roles too', LIMITS.buttonText),
+      style: 'danger',
+      value: id,
+      confirm: {
+        title: plain(
+          dry ? 'Dry-run: remove broad roles?' : 'Remove the broad roles too?',
+          LIMITS.confirmTitle,
+        ),
+        text: { type: 'mrkdwn', text: broadConfirmText(view.mode, view.revoke?.plan) },
+        confirm: plain(dry ? 'Run dry-run' : 'Remove them', LIMITS.confirmButton),
         deny: plain('Cancel', LIMITS.confirmButton),
         style: 'danger',
       },
@@ -349,6 +565,11 @@ function render(view: AlertView, k: number): SlackMessage {
     if (tags.length > 0) parts.push(`tags ${tags.join(', ')}`);
     if (parts.length > 0) notes.push(`Cluster: ${parts.join(' · ')}`);
   }
+  if (view.enrichmentPending) {
+    notes.push(
+      ':hourglass_flowing_sand: Azure lookups (identity, role assignment, cluster) are still running: this message is updated when they finish',
+    );
+  }
   if (e?.errors && e.errors.length > 0) {
     notes.push(
       `Lookups that failed: ${e.errors
@@ -385,7 +606,9 @@ function render(view: AlertView, k: number): SlackMessage {
     });
   }
   if (view.benign) blocks.push(section(benignText(view.benign, k)));
-  if (view.revoke) blocks.push(section(revokeText(view.revoke, k)));
+  if (view.revoke) blocks.push(section(revokeText(view.revoke, k, view.broad)));
+  if (view.broad) blocks.push(section(broadText(view.broad, k)));
+  if (view.undo) blocks.push(section(undoText(view.undo, [view.broad, view.revoke], k)));
   blocks.push(buttons(view));
   blocks.push({
     type: 'context',

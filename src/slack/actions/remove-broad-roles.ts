@@ -1,0 +1,94 @@
+import type { App, BlockAction, ButtonAction } from '@slack/bolt';
+import { recordAudit } from '../../core/audit.ts';
+import { loadAlertState, removableBroadAccess } from '../alert-state.ts';
+import { authorise, reply } from '../authorise.ts';
+import type { SlackContext } from '../context.ts';
+import { ACTION_IDS } from '../ids.ts';
+import { UNKNOWN_ALERT } from './revoke.ts';
+import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
+
+export const broadLockKey = (alertId: string): string => `broad-removal-lock:${alertId}`;
+
+const BROAD: RunKind = {
+  field: 'broad',
+  action: 'remove-broad-roles',
+  verb: 'Remove broad roles',
+  doneHead: 'removed the broad roles too',
+  lockKey: broadLockKey,
+  // Exactly what the confirm dialog named: the broad roles the finished Revoke's plan left.
+  plan: async (ctx, state) => {
+    const plan = state.revoke?.plan;
+    if (!plan || !ctx.remediator.planBroadRemoval) throw new Error('there is no Revoke plan to extend');
+    return ctx.remediator.planBroadRemoval(plan);
+  },
+};
+
+/**
+ * "Remove broad roles too": responders only, behind its own confirm dialog naming the assignments.
+ * After a finished Revoke whose plan left broad roles (Owner, Contributor, custom `*`), removes
+ * exactly those with the same per-alert lock, progress, per-step results, audit and thread report
+ * as Revoke; in dry-run it lists the calls it would make.
+ */
+export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
+  app.action<BlockAction<ButtonAction>>(
+    ACTION_IDS.removeBroadRoles,
+    async ({ ack, body, action, respond }) => {
+      await ack();
+      const user = body.user.id;
+      const state = await loadAlertState(ctx.store, action.value ?? '');
+      if (!state) {
+        await reply(ctx, respond, UNKNOWN_ALERT);
+        return;
+      }
+      const d = state.alert.detection;
+      const subject = {
+        action: 'remove-broad-roles' as const,
+        alertId: state.alert.id,
+        appId: d.appId,
+        ip: d.sourceIp,
+      };
+      if (!(await authorise(ctx, user, subject, respond))) return;
+      const refuse = async (detail: string, text: string) => {
+        await recordAudit(ctx.store, { actor: user, ...subject, result: 'duplicate', detail });
+        await reply(ctx, respond, text);
+      };
+      if (state.broad?.status === 'done' && state.broad.mode === 'live') {
+        await refuse('already removed', `The broad roles were already removed by <@${state.broad.by}>.`);
+        return;
+      }
+      if (!ctx.remediator.planBroadRemoval) {
+        await reply(
+          ctx,
+          respond,
+          'This installation cannot remove broad roles: remove them in Azure by hand.',
+        );
+        return;
+      }
+      if (state.undo) {
+        await reply(
+          ctx,
+          respond,
+          `The revoke was undone by <@${state.undo.by}>: there is nothing to remove.`,
+        );
+        return;
+      }
+      const revoke = state.revoke;
+      if (revoke?.status !== 'done' || revoke.mode !== ctx.remediator.mode) {
+        await reply(ctx, respond, 'Run Revoke first: this removes what Revoke leaves in place.');
+        return;
+      }
+      if (removableBroadAccess(revoke.plan).length === 0) {
+        await reply(ctx, respond, 'Revoke left no broad roles to remove.');
+        return;
+      }
+      if (!(await ctx.store.claim(broadLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
+        await refuse(
+          'broad removal already running',
+          'Remove broad roles is already running (or just ran) for this alert: see its message.',
+        );
+        return;
+      }
+      await runRemediation(ctx, state, user, BROAD);
+    },
+  );
+}

@@ -1,0 +1,106 @@
+import { recordAudit } from '../../core/audit.ts';
+import type { RemediationPlan, RemediationResult } from '../../core/remediation.ts';
+import { type RevokeRun, type SlackAlertState, updateAlertState } from '../alert-state.ts';
+import { clip, code, esc } from '../blocks/text.ts';
+import type { SlackContext } from '../context.ts';
+
+/** Holds a running remediation; long enough for ARM and Graph, short enough to retry after a crash. */
+export const REMEDIATION_LOCK_TTL_MS = 15 * 60 * 1000;
+
+export const STATUS_MARK: Record<string, string> = {
+  done: ':white_check_mark:',
+  'already-done': ':ballot_box_with_check:',
+  failed: ':x:',
+  'would-do': ':small_orange_diamond:',
+  skipped: ':fast_forward:',
+};
+
+/** One kind of remediation run the alert offers: Revoke, or "Remove broad roles too". */
+export interface RunKind {
+  /** Where the run is kept in the alert's state. */
+  field: 'revoke' | 'broad';
+  /** The audit action and what the thread calls it. */
+  action: 'revoke' | 'remove-broad-roles';
+  verb: string;
+  /** The thread's head for a finished live run, after the clicker's mention. */
+  doneHead: string;
+  lockKey: (alertId: string) => string;
+  /** Decides what to run; throwing fails the run with that message. */
+  plan: (ctx: SlackContext, state: SlackAlertState) => Promise<RemediationPlan>;
+}
+
+/** The audit line posted in the alert's thread when a run ends. */
+export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHead'>): string {
+  const who = `<@${run.by}>`;
+  const steps = run.plan?.steps ?? [];
+  const results = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
+  const lines = steps.map((s) => {
+    const r = results.get(s.id);
+    return `${STATUS_MARK[r?.status ?? ''] ?? ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(r.detail), 200)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(r.fix), 200)}` : ''}`;
+  });
+  for (const rest of run.plan?.stillHasAccessThrough ?? []) {
+    lines.push(
+      `:warning: Still has access through ${clip(esc(rest.roleName), 100)} at ${code(rest.scope, 300)}`,
+    );
+  }
+  for (const w of run.plan?.warnings ?? []) lines.push(`:information_source: ${clip(esc(w), 300)}`);
+  let head: string;
+  if (run.status === 'failed')
+    head = `:x: Audit: ${kind.verb} by ${who} failed${run.error ? `: ${clip(esc(run.error), 300)}` : ''}.`;
+  else if (run.mode === 'dry-run')
+    head = `:test_tube: Audit: ${kind.verb} pressed by ${who} in dry-run: nothing was changed. It would call:`;
+  else head = `:no_entry: Audit: ${who} ${kind.doneHead}:`;
+  return [head, ...lines].join('\n');
+}
+
+/**
+ * Runs one remediation for an alert whose lock the caller holds: saves and shows progress, plans,
+ * executes (re-running only the steps an earlier failed run of the same mode left), shows a result
+ * per step, releases the lock when the run failed (so that a later click retries), audits it and
+ * reports it in the alert's thread.
+ */
+export async function runRemediation(
+  ctx: SlackContext,
+  state: SlackAlertState,
+  user: string,
+  kind: RunKind,
+): Promise<void> {
+  const { store, remediator } = ctx;
+  const alertId = state.alert.id;
+  const d = state.alert.detection;
+  const earlier = state[kind.field];
+  const previous: RemediationResult | undefined =
+    earlier?.mode === remediator.mode && earlier.status === 'failed' ? earlier.result : undefined;
+  const run: RevokeRun = { status: 'running', mode: remediator.mode, by: user, at: ctx.now() };
+  const save = async () => {
+    const latest = await updateAlertState(store, alertId, (s) => {
+      s[kind.field] = run;
+    });
+    if (latest) await ctx.messenger.updateAlert(latest).catch(() => undefined);
+    return latest ?? state;
+  };
+  await save();
+  try {
+    run.plan = await kind.plan(ctx, state);
+    await save();
+    run.result = await remediator.execute(run.plan, previous, { actor: user, alertId, ip: d.sourceIp });
+    run.status = run.result.ok ? 'done' : 'failed';
+  } catch (err) {
+    run.status = 'failed';
+    run.error = (err as Error).message;
+    ctx.logger.error({ alertId, err: run.error, action: kind.action }, `${kind.verb} failed`);
+  }
+  run.finishedAt = ctx.now();
+  const latest = await save();
+  if (run.status === 'failed') await store.releaseClaim(kind.lockKey(alertId));
+  await recordAudit(store, {
+    actor: user,
+    action: kind.action,
+    alertId,
+    appId: d.appId,
+    ip: d.sourceIp,
+    result: run.status === 'failed' ? 'failed' : run.mode === 'dry-run' ? 'dry-run' : 'ok',
+    detail: { mode: run.mode, steps: run.result?.steps ?? [], error: run.error },
+  });
+  await ctx.messenger.postThread(latest, threadText(run, kind)).catch(() => undefined);
+}

@@ -1,0 +1,139 @@
+import type { App, BlockAction, ButtonAction } from '@slack/bolt';
+import { recordAudit } from '../../core/audit.ts';
+import type { PlannedStep, StepResult } from '../../core/remediation.ts';
+import {
+  canUndo,
+  loadAlertState,
+  type SlackAlertState,
+  type UndoRun,
+  undoableRuns,
+  updateAlertState,
+} from '../alert-state.ts';
+import { authorise, reply } from '../authorise.ts';
+import { undoLabel } from '../blocks/alert.ts';
+import { clip, esc } from '../blocks/text.ts';
+import type { SlackContext } from '../context.ts';
+import { ACTION_IDS } from '../ids.ts';
+import { UNKNOWN_ALERT } from './revoke.ts';
+import { REMEDIATION_LOCK_TTL_MS, STATUS_MARK } from './run-remediation.ts';
+
+export const undoLockKey = (alertId: string): string => `undo-lock:${alertId}`;
+
+function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): string {
+  const who = `<@${undo.by}>`;
+  const lines = (undo.result?.steps ?? []).map((r: StepResult) => {
+    const step = steps.get(r.stepId);
+    const what = clip(esc(step ? undoLabel(step) : r.stepId), 300);
+    return `${STATUS_MARK[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(esc(r.detail), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(esc(r.fix), 200)}` : ''}`;
+  });
+  let head: string;
+  if (undo.status === 'failed')
+    head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(esc(undo.error), 300)}` : ''}.`;
+  else if (undo.mode === 'dry-run')
+    head = `:test_tube: Audit: Undo pressed by ${who} in dry-run: nothing was changed. It would:`;
+  else head = `:leftwards_arrow_with_hook: Audit: ${who} undid the revoke:`;
+  return [head, ...lines].join('\n');
+}
+
+/**
+ * Reverses the live runs (the broad removal first, then the Revoke) for an alert whose undo lock
+ * the caller holds: re-creates the removed assignments and re-enables the principal, shows a
+ * result per step, releases the lock when it failed (so that Undo can be pressed again), audits it
+ * and reports it in the alert's thread.
+ */
+async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string): Promise<void> {
+  const { store, remediator } = ctx;
+  const alertId = state.alert.id;
+  const d = state.alert.detection;
+  const runs = undoableRuns(state);
+  const undo: UndoRun = { status: 'running', mode: remediator.mode, by: user, at: ctx.now() };
+  const save = async () => {
+    const latest = await updateAlertState(store, alertId, (s) => {
+      s.undo = undo;
+    });
+    if (latest) await ctx.messenger.updateAlert(latest).catch(() => undefined);
+    return latest ?? state;
+  };
+  await save();
+  try {
+    const steps: StepResult[] = [];
+    let ok = true;
+    for (const run of runs) {
+      const r = await remediator.undo(run.plan, run.result, { actor: user, alertId, ip: d.sourceIp });
+      steps.push(...r.steps);
+      ok &&= r.ok;
+    }
+    undo.result = { mode: remediator.mode, ok, steps };
+    undo.status = ok ? 'done' : 'failed';
+  } catch (err) {
+    undo.status = 'failed';
+    undo.error = (err as Error).message;
+    ctx.logger.error({ alertId, err: undo.error }, 'undo failed');
+  }
+  undo.finishedAt = ctx.now();
+  const latest = await save();
+  if (undo.status === 'failed') await store.releaseClaim(undoLockKey(alertId));
+  await recordAudit(store, {
+    actor: user,
+    action: 'undo',
+    alertId,
+    appId: d.appId,
+    ip: d.sourceIp,
+    result: undo.status === 'failed' ? 'failed' : undo.mode === 'dry-run' ? 'dry-run' : 'ok',
+    detail: { mode: undo.mode, steps: undo.result?.steps ?? [], error: undo.error },
+  });
+  const planSteps = new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)));
+  await ctx.messenger.postThread(latest, threadText(undo, planSteps)).catch(() => undefined);
+}
+
+/**
+ * Undo: offered after a live Revoke that removed something; responders only, behind a confirm
+ * dialog stating what is re-created and re-enabled. One per alert (a lock; a second click after it
+ * succeeded is refused), audited, reported in the alert and its thread.
+ */
+export function registerUndo(app: App, ctx: SlackContext): void {
+  app.action<BlockAction<ButtonAction>>(ACTION_IDS.undoRevoke, async ({ ack, body, action, respond }) => {
+    await ack();
+    const user = body.user.id;
+    const state = await loadAlertState(ctx.store, action.value ?? '');
+    if (!state) {
+      await reply(ctx, respond, UNKNOWN_ALERT);
+      return;
+    }
+    const d = state.alert.detection;
+    const subject = { action: 'undo' as const, alertId: state.alert.id, appId: d.appId, ip: d.sourceIp };
+    if (!(await authorise(ctx, user, subject, respond))) return;
+    const refuse = async (detail: string, text: string) => {
+      await recordAudit(ctx.store, { actor: user, ...subject, result: 'duplicate', detail });
+      await reply(ctx, respond, text);
+    };
+    if (state.undo?.status === 'done') {
+      await refuse('already undone', `Already undone by <@${state.undo.by}>.`);
+      return;
+    }
+    if (state.revoke?.status === 'running' || state.broad?.status === 'running') {
+      await reply(
+        ctx,
+        respond,
+        'A remediation is still running for this alert: undo it once it has finished.',
+      );
+      return;
+    }
+    if (state.undo?.status !== 'running' && !canUndo(state)) {
+      await reply(
+        ctx,
+        respond,
+        'Nothing to undo: only a live Revoke that removed or disabled something can be undone.',
+      );
+      return;
+    }
+    if (!(await ctx.store.claim(undoLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
+      await refuse(
+        'undo already running',
+        'Undo is already running (or just ran) for this alert: see its message.',
+      );
+      return;
+    }
+    await runUndo(ctx, state, user);
+  });
+}

@@ -1,0 +1,322 @@
+/**
+ * Revoke, Undo and "Remove broad roles too" through signed Slack requests, run by the real Azure
+ * remediator (SDK clients, `DefaultAzureCredential`) against the local HTTPS fake of ARM, Graph
+ * and the token endpoint, which records every call.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { listAudit } from '../../src/core/audit.ts';
+import { ACTION_IDS } from '../../src/slack/ids.ts';
+import { ROLE } from '../azure/helpers.ts';
+import type { FakeAzure } from '../support/fake-azure.ts';
+import { ARC } from '../support/samples.ts';
+import {
+  EVIDENCE_ASSIGNMENT_ID,
+  type Harness,
+  OUTSIDER,
+  OWNER_ASSIGNMENT,
+  OWNER_ASSIGNMENT_ID,
+  RESPONDER,
+  SUB_SCOPE,
+  sampleAzure,
+  startHarness,
+} from './harness.ts';
+import { sampleAlert } from './sample-alert.ts';
+
+let h: Harness | undefined;
+let azure: FakeAzure | undefined;
+afterEach(async () => {
+  await h?.close();
+  await azure?.close();
+  h = undefined;
+  azure = undefined;
+});
+
+const alert = sampleAlert();
+/** Deadline for effects that go through ARM and Graph over HTTPS (not a timing assertion). */
+const AZURE_WAIT = 15_000;
+
+type Button = {
+  action_id: string;
+  text: { text: string };
+  confirm?: { title: { text: string }; text: { text: string }; style?: string };
+  style?: string;
+};
+
+async function posted(mode: 'dry-run' | 'live', opts: { owner?: boolean } = {}) {
+  azure = await sampleAzure(opts);
+  h = await startHarness({ azure: { fake: azure, mode } });
+  await h.chat.sink.post(alert);
+  return { h, azure };
+}
+
+const slack = () => h!.fake;
+const threads = () =>
+  slack()
+    .callsOf('chat.postMessage')
+    .filter((c) => c.args.thread_ts);
+const lastUpdate = () => slack().callsOf('chat.update').at(-1)?.args.blocks as unknown[];
+const lastUpdateText = () => JSON.stringify(lastUpdate());
+const buttonsOfLastUpdate = (): Button[] =>
+  (lastUpdate() as Array<{ type: string; elements?: Button[] }>)
+    .filter((b) => b.type === 'actions')
+    .flatMap((b) => b.elements ?? []);
+const button = (actionId: string) => buttonsOfLastUpdate().find((b) => b.action_id === actionId);
+const auditOf = async (action: string) =>
+  (await listAudit(h!.store, alert.id)).filter((e) => e.action === action).map((e) => e.result);
+const noteTo = (responseId: string) => String(slack().responsesTo(responseId)[0]?.text);
+
+async function clickAndWait(actionId: string, thread: number) {
+  await h!.click(actionId, alert.id, RESPONDER);
+  await slack().waitFor(`thread post ${thread}`, () => threads().length === thread, AZURE_WAIT);
+}
+
+describe('Revoke, live', () => {
+  it('removes the evidence assignment and disables the principal, offers Undo, and refuses a later click', async () => {
+    const { azure } = await posted('live');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(azure.calls('arm', 'DELETE').map((r) => r.path)).toEqual([EVIDENCE_ASSIGNMENT_ID]);
+    expect(azure.calls('graph', 'PATCH')).toMatchObject([
+      { path: `/v1.0/servicePrincipals/${ARC.principalId}`, body: { accountEnabled: false } },
+    ]);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    expect(String(threads()[0]!.args.text)).toContain('revoked the access');
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(button(ACTION_IDS.revoke)).toBeUndefined();
+    expect(button(ACTION_IDS.undoRevoke)).toBeDefined();
+    expect(await auditOf('revoke')).toEqual(['ok']);
+    expect(await auditOf('azure.revoke')).toEqual(['ok']);
+
+    const mutations = azure.mutations().length;
+    const { responseId } = await h!.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    expect(noteTo(responseId)).toContain('Already revoked');
+    expect(azure.mutations()).toHaveLength(mutations);
+  });
+
+  it('shows a failed step with its fix, and a later click re-runs only that step', async () => {
+    const { azure } = await posted('live');
+    azure.deny('graph', 'PATCH', 'servicePrincipals');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Revoke failed');
+    expect(lastUpdateText()).toContain('Application.ReadWrite.OwnedBy');
+    expect(button(ACTION_IDS.revoke)).toBeDefined();
+    expect(button(ACTION_IDS.undoRevoke)).toBeUndefined();
+    expect(await auditOf('revoke')).toEqual(['failed']);
+
+    // The permission is granted; the retry removes nothing twice.
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.revoke, 2);
+    expect(azure.calls('arm', 'DELETE')).toHaveLength(1);
+    expect(azure.calls('graph', 'PATCH').map((r) => r.status)).toEqual([403, 204]);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(await auditOf('revoke')).toEqual(['failed', 'ok']);
+  });
+
+  it('runs once for a double click; the second click is told privately', async () => {
+    const { azure } = await posted('live');
+    const [a, b] = await Promise.all([
+      h!.click(ACTION_IDS.revoke, alert.id, RESPONDER),
+      h!.click(ACTION_IDS.revoke, alert.id, RESPONDER),
+    ]);
+    await slack().waitFor(
+      'the run and the note',
+      () =>
+        threads().length === 1 &&
+        slack().responsesTo(a.responseId).length + slack().responsesTo(b.responseId).length === 1,
+      AZURE_WAIT,
+    );
+    expect(azure.calls('arm', 'DELETE')).toHaveLength(1);
+    expect(azure.calls('graph', 'PATCH')).toHaveLength(1);
+    const note = [...slack().responsesTo(a.responseId), ...slack().responsesTo(b.responseId)][0]!;
+    expect(String(note.text)).toContain('already running');
+    expect((await auditOf('revoke')).sort()).toEqual(['duplicate', 'ok']);
+  });
+});
+
+describe('Undo', () => {
+  it('states what it re-creates and re-enables, then does exactly that, once', async () => {
+    const { azure } = await posted('live');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    const undo = button(ACTION_IDS.undoRevoke)!;
+    expect(undo.confirm!.title.text).toBe('Undo the revoke?');
+    const confirm = undo.confirm!.text.text;
+    expect(confirm).toContain(`Re-creates the role assignment: "${ARC.role}" at ${ARC.roleAssignmentScope}`);
+    expect(confirm).toContain(`Re-enables the service principal ${ARC.principalId}`);
+    expect(confirm.length).toBeLessThanOrEqual(300);
+
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    const puts = azure.calls('arm', 'PUT');
+    expect(puts).toHaveLength(1);
+    expect(puts[0]!.path).toMatch(
+      new RegExp(
+        `^${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/[0-9a-f-]{36}$`,
+      ),
+    );
+    expect(puts[0]!.body).toMatchObject({
+      properties: {
+        roleDefinitionId: expect.stringContaining(ROLE.clusterUser),
+        principalId: ARC.principalId,
+        principalType: 'ServicePrincipal',
+      },
+    });
+    expect(azure.calls('graph', 'PATCH').map((r) => r.body)).toEqual([
+      { accountEnabled: false },
+      { accountEnabled: true },
+    ]);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    const restored = [...azure.assignmentsByName.values()].filter(
+      (a) => a.principalId === ARC.principalId && a.scope === ARC.roleAssignmentScope,
+    );
+    expect(restored).toHaveLength(1);
+
+    expect(String(threads()[1]!.args.text)).toContain('undid the revoke');
+    expect(String(threads()[1]!.args.text)).toContain(`Re-create "${ARC.role}"`);
+    expect(lastUpdateText()).toContain('Undone');
+    expect(lastUpdateText()).toContain(`Re-enable the service principal ${ARC.principalId}`);
+    expect(button(ACTION_IDS.undoRevoke)).toBeUndefined();
+    expect(await auditOf('undo')).toEqual(['ok']);
+    expect(await auditOf('azure.undo')).toEqual(['ok']);
+
+    // A second click changes nothing.
+    const mutations = azure.mutations().length;
+    const { responseId } = await h!.click(ACTION_IDS.undoRevoke, alert.id, RESPONDER);
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    expect(noteTo(responseId)).toContain('Already undone');
+    expect(azure.mutations()).toHaveLength(mutations);
+    expect(await auditOf('undo')).toEqual(['ok', 'duplicate']);
+  });
+
+  it('refuses someone not in SLACK_RESPONDERS, privately, with an audit entry', async () => {
+    const { azure } = await posted('live');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    const mutations = azure.mutations().length;
+    const { responseId } = await h!.click(ACTION_IDS.undoRevoke, alert.id, OUTSIDER);
+    await slack().waitFor('the refusal', () => slack().responsesTo(responseId).length === 1);
+    expect(noteTo(responseId)).toContain('Only responders (SLACK_RESPONDERS) may use Undo');
+    expect(azure.mutations()).toHaveLength(mutations);
+    expect(await auditOf('undo')).toEqual(['refused']);
+  });
+
+  it('re-creates once for a double click', async () => {
+    const { azure } = await posted('live');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    const [a, b] = await Promise.all([
+      h!.click(ACTION_IDS.undoRevoke, alert.id, RESPONDER),
+      h!.click(ACTION_IDS.undoRevoke, alert.id, RESPONDER),
+    ]);
+    await slack().waitFor(
+      'the undo and the note',
+      () =>
+        threads().length === 2 &&
+        slack().responsesTo(a.responseId).length + slack().responsesTo(b.responseId).length === 1,
+      AZURE_WAIT,
+    );
+    expect(azure.calls('arm', 'PUT')).toHaveLength(1);
+    expect(
+      azure
+        .calls('graph', 'PATCH')
+        .filter((r) => r.body && (r.body as { accountEnabled?: boolean }).accountEnabled),
+    ).toHaveLength(1);
+    expect((await auditOf('undo')).sort()).toEqual(['duplicate', 'ok']);
+  });
+
+  it('is not offered after a dry-run, and a click then has nothing to undo', async () => {
+    const { azure } = await posted('dry-run');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(button(ACTION_IDS.undoRevoke)).toBeUndefined();
+    const { responseId } = await h!.click(ACTION_IDS.undoRevoke, alert.id, RESPONDER);
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    expect(noteTo(responseId)).toContain('Nothing to undo');
+    expect(azure.mutations()).toEqual([]);
+  });
+});
+
+describe('Remove broad roles too', () => {
+  it('is offered for the broad role Revoke leaves, names it, and removes exactly it, once', async () => {
+    const { azure } = await posted('live', { owner: true });
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(azure.calls('arm', 'DELETE').map((r) => r.path)).toEqual([EVIDENCE_ASSIGNMENT_ID]);
+    expect(lastUpdateText()).toContain(`Still has access through Owner at \`${SUB_SCOPE}\``);
+    expect(String(threads()[0]!.args.text)).toContain(`Still has access through Owner at \`${SUB_SCOPE}\``);
+    const broad = button(ACTION_IDS.removeBroadRoles)!;
+    expect(broad.style).toBe('danger');
+    expect(broad.text.text).toBe('Remove broad roles too');
+    expect(broad.confirm!.style).toBe('danger');
+    expect(broad.confirm!.text.text).toContain(`Removes this assignment: Owner at ${SUB_SCOPE}.`);
+
+    // Someone else is refused; nothing changes.
+    const refused = await h!.click(ACTION_IDS.removeBroadRoles, alert.id, OUTSIDER);
+    await slack().waitFor('the refusal', () => slack().responsesTo(refused.responseId).length === 1);
+    expect(noteTo(refused.responseId)).toContain('Only responders');
+    expect(azure.calls('arm', 'DELETE')).toHaveLength(1);
+
+    // A double click removes it once.
+    const [a, b] = await Promise.all([
+      h!.click(ACTION_IDS.removeBroadRoles, alert.id, RESPONDER),
+      h!.click(ACTION_IDS.removeBroadRoles, alert.id, RESPONDER),
+    ]);
+    await slack().waitFor(
+      'the removal and the note',
+      () =>
+        threads().length === 2 &&
+        slack().responsesTo(a.responseId).length + slack().responsesTo(b.responseId).length === 1,
+      AZURE_WAIT,
+    );
+    expect(azure.calls('arm', 'DELETE').map((r) => r.path)).toEqual([
+      EVIDENCE_ASSIGNMENT_ID,
+      OWNER_ASSIGNMENT_ID,
+    ]);
+    expect(azure.assignmentsByName.has(OWNER_ASSIGNMENT)).toBe(false);
+    expect(azure.calls('graph', 'PATCH')).toHaveLength(1);
+    expect(String(threads()[1]!.args.text)).toContain('removed the broad roles too');
+    expect(lastUpdateText()).toContain('Broad roles removed');
+    expect(lastUpdateText()).not.toContain('Still has access through Owner');
+    expect(button(ACTION_IDS.removeBroadRoles)).toBeUndefined();
+    expect((await auditOf('remove-broad-roles')).sort()).toEqual(['duplicate', 'ok', 'refused']);
+  });
+
+  it('Undo afterwards re-creates the broad role as well', async () => {
+    const { azure } = await posted('live', { owner: true });
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    await clickAndWait(ACTION_IDS.removeBroadRoles, 2);
+    const confirm = button(ACTION_IDS.undoRevoke)!.confirm!.text.text;
+    expect(confirm).toContain('Owner');
+    expect(confirm).toContain(ARC.role);
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    const puts = azure.calls('arm', 'PUT').map((r) => r.path.replace(/\/providers\/.*$/, ''));
+    expect(puts).toEqual([SUB_SCOPE, ARC.roleAssignmentScope]);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    expect(await auditOf('undo')).toEqual(['ok']);
+  });
+
+  it('in dry-run lists the call it would make and changes nothing', async () => {
+    const { azure } = await posted('dry-run', { owner: true });
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Still has access through Owner');
+    const broad = button(ACTION_IDS.removeBroadRoles)!;
+    expect(broad.text.text).toBe('Remove broad roles too (dry-run)');
+    expect(broad.confirm!.text.text).toContain('Dry-run');
+    expect(broad.confirm!.text.text).toContain(`Owner at ${SUB_SCOPE}`);
+    await clickAndWait(ACTION_IDS.removeBroadRoles, 2);
+    const thread = String(threads()[1]!.args.text);
+    expect(thread).toContain('Remove broad roles pressed by');
+    expect(thread).toContain('nothing was changed');
+    expect(thread).toContain(`DELETE ${azure.armUrl}${OWNER_ASSIGNMENT_ID}?api-version=2022-04-01`);
+    expect(lastUpdateText()).toContain('Remove broad roles too would make these calls');
+    expect(azure.mutations()).toEqual([]);
+    expect(await auditOf('remove-broad-roles')).toEqual(['dry-run']);
+  });
+
+  it("shows the plan's warnings in the revoke report and its thread", async () => {
+    azure = await sampleAzure();
+    // The assignments at the cluster cannot be listed: the plan rests on the evidence and says so.
+    azure.deny('arm', 'GET', /roleAssignments$/i);
+    h = await startHarness({ azure: { fake: azure, mode: 'dry-run' } });
+    await h.chat.sink.post(alert);
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('could not list the role assignments at the cluster');
+    expect(String(threads()[0]!.args.text)).toContain('could not list the role assignments at the cluster');
+    expect(button(ACTION_IDS.removeBroadRoles)).toBeUndefined();
+  });
+});
