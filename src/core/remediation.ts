@@ -76,9 +76,17 @@ export interface Remediator {
   readonly mode: 'dry-run' | 'live';
   plan(detection: Detection): Promise<RemediationPlan>;
   /** Runs the plan's steps; steps already `done` in `previous` are not run again. */
-  execute(plan: RemediationPlan, previous?: RemediationResult, context?: RemediationContext): Promise<RemediationResult>;
+  execute(
+    plan: RemediationPlan,
+    previous?: RemediationResult,
+    context?: RemediationContext,
+  ): Promise<RemediationResult>;
   /** Re-creates removed assignments and re-enables the principal. */
-  undo(plan: RemediationPlan, result: RemediationResult, context?: RemediationContext): Promise<RemediationResult>;
+  undo(
+    plan: RemediationPlan,
+    result: RemediationResult,
+    context?: RemediationContext,
+  ): Promise<RemediationResult>;
   /**
    * The separate, explicitly confirmed action: a plan removing the broad-role assignments that
    * `plan.stillHasAccessThrough` lists. Absent where the remediator cannot do it.
