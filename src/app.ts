@@ -1,0 +1,209 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import { createEngine, type Engine } from './core/engine.ts';
+import { evidencePlanRemediator } from './core/evidence-plan.ts';
+import { createHistory, type History } from './core/history.ts';
+import type { ChatAdapter, StateStore } from './core/ports.ts';
+import type { Enricher, Remediator } from './core/remediation.ts';
+import { createIngestHandler } from './http/ingest-handler.ts';
+import { createLimiter } from './http/limiter.ts';
+import { createRequestListener } from './http/server.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { createLogChat } from './outbox/log-chat.ts';
+import { createStoreOutbox, type DurableOutbox, type OutboxOptions } from './outbox/store-outbox.ts';
+import { openStateStore } from './store/open-state-store.ts';
+
+/** What `createApp` builds the service from. Only `config` is required. */
+export interface AppOptions {
+  config: Readonly<Config>;
+  /** The chat adapter; default: Slack when configured, else the log-only chat. */
+  chat?: ChatAdapter;
+  logger?: Logger;
+  now?: () => number;
+  /** Default: a dry-run remediator that plans from the detection's evidence alone. */
+  remediator?: Remediator;
+  enricher?: Enricher;
+  outbox?: OutboxOptions;
+  /**
+   * `POST /ingest` requests read and evaluated at once (default 16: with 1 MiB bodies this bounds
+   * the memory they take) and waiting beyond that (default 256, then 503).
+   */
+  ingestConcurrency?: number;
+  ingestQueue?: number;
+  /** Store namespace (default `arc-responder`); lets tests share one Redis or PostgreSQL. */
+  storeNamespace?: string;
+}
+
+/** The composed service. */
+export interface App {
+  readonly config: Readonly<Config>;
+  readonly server: Server;
+  readonly store: StateStore;
+  readonly engine: Engine;
+  readonly history: History;
+  readonly outbox: DurableOutbox;
+  readonly chat: ChatAdapter;
+  readonly remediator: Remediator;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Starts the outbox worker and the chat, then listens; resolves with the bound address. */
+  start(): Promise<{ port: number; host: string }>;
+  /** Stops accepting, lets in-flight requests finish, stops the worker and the chat, closes the store. */
+  stop(): Promise<void>;
+}
+
+/** How long `stop` waits for in-flight requests before closing their connections. */
+const STOP_GRACE_MS = 10_000;
+
+async function loadSlack(
+  config: Readonly<Config>,
+  deps: {
+    store: StateStore;
+    logger: Logger;
+    metrics: Metrics;
+    history: History;
+    remediator: Remediator;
+    enricher?: Enricher;
+    now?: () => number;
+  },
+): Promise<ChatAdapter> {
+  // Loaded on demand so that a service without Slack never loads Bolt.
+  const { createSlackChat } = await import('./slack/index.ts');
+  return createSlackChat(config as Config, {
+    store: deps.store,
+    logger: deps.logger,
+    history: deps.history,
+    remediator: deps.remediator,
+    metrics: {
+      deliveryFailures: {
+        inc: (labels) => deps.metrics.chatApiFailures.inc({ reason: labels?.reason ?? 'unknown' }),
+      },
+    },
+    ...(deps.enricher ? { enricher: deps.enricher } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+}
+
+/**
+ * The composition root: opens the store, picks the chat adapter, wires the durable outbox, the
+ * engine and the HTTP server. Nothing listens until `start()`.
+ */
+export async function createApp(options: AppOptions): Promise<App> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const metrics = createMetrics();
+  const store = await openStateStore(
+    config.storeUrl,
+    options.storeNamespace ? { namespace: options.storeNamespace } : {},
+  );
+  try {
+    const history = createHistory({
+      store,
+      windowMs: config.historyWindowMs,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    const remediator =
+      options.remediator ??
+      evidencePlanRemediator({ arm: config.azure.armEndpoint, graph: config.azure.graphEndpoint });
+    const chat =
+      options.chat ??
+      (config.slack
+        ? await loadSlack(config, {
+            store,
+            logger,
+            metrics,
+            history,
+            remediator,
+            ...(options.enricher ? { enricher: options.enricher } : {}),
+            ...(options.now ? { now: options.now } : {}),
+          })
+        : createLogChat(logger));
+    const outbox = createStoreOutbox(
+      { store, sink: chat.sink, logger, metrics, ...(options.now ? { now: options.now } : {}) },
+      options.outbox,
+    );
+    const engine = await createEngine({
+      store,
+      windowMs: config.historyWindowMs,
+      outbox,
+      ...(config.learningPeriodMs !== undefined ? { learningPeriodMs: config.learningPeriodMs } : {}),
+      ...(options.now ? { now: options.now } : {}),
+    });
+
+    let stopping = false;
+    const ingest = createIngestHandler({
+      engine,
+      outbox,
+      metrics,
+      ingestTokens: config.ingestTokens,
+      ingestMaxBytes: config.ingestMaxBytes,
+      limiter: createLimiter(options.ingestConcurrency ?? 16, options.ingestQueue ?? 256),
+    });
+    const server = createServer(
+      { requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },
+      createRequestListener({ logger, metrics, store, chat, outbox, ingest, isStopping: () => stopping }),
+    );
+    server.on('clientError', (err: Error & { code?: string }, socket) => {
+      // Malformed HTTP never reaches a handler; answer 400 and close, as Node would, but log it.
+      logger.debug({ code: err.code }, 'malformed HTTP request');
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+
+    let started = false;
+    const app: App = {
+      config,
+      server,
+      store,
+      engine,
+      history,
+      outbox,
+      chat,
+      remediator,
+      metrics,
+      logger,
+      async start() {
+        await outbox.start();
+        await chat.start?.();
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(config.port, config.host, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        started = true;
+        const address = server.address() as AddressInfo;
+        return { port: address.port, host: address.address };
+      },
+      async stop() {
+        if (stopping) return;
+        stopping = true;
+        if (started) {
+          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+          // Keep-alive connections between requests are closed at once, busy ones after their answer.
+          const sweep = setInterval(() => server.closeIdleConnections(), 50);
+          const grace = new Promise<'timeout'>((resolve) =>
+            setTimeout(resolve, STOP_GRACE_MS, 'timeout').unref(),
+          );
+          server.closeIdleConnections();
+          if ((await Promise.race([closed, grace])) === 'timeout') {
+            logger.warn('requests still running after the grace period; closing their connections');
+            server.closeAllConnections();
+            await closed;
+          }
+          clearInterval(sweep);
+        }
+        await outbox.stop();
+        await chat.stop?.();
+        await store.close();
+      },
+    };
+    return app;
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,89 @@
+import type { EventResult } from '../core/alert.ts';
+import type { Engine } from '../core/engine.ts';
+
+/** Evaluates the events of concurrent requests together (group commit). */
+export interface EvaluationBatcher {
+  /** Resolves with one result per event, in order, once they are stored, like `Engine.evaluate`. */
+  evaluate(events: readonly unknown[]): Promise<EventResult[]>;
+}
+
+interface Waiting {
+  events: readonly unknown[];
+  resolve: (results: EventResult[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Requests that arrive while a batch is being evaluated (or in the same turn of the event loop)
+ * are evaluated as one batch: the store then commits a few transactions per batch instead of per
+ * request, which is what makes many small requests (one event each, as webhooks send them) cheap.
+ * A lone request waits for nothing but the current turn.
+ *
+ * If a combined batch fails, each request's events are evaluated on their own, so one request's
+ * failure never becomes another's; an error of a request's own events rejects only that request.
+ */
+export function createEvaluationBatcher(
+  engine: Pick<Engine, 'evaluate'>,
+  options: { maxBatchEvents?: number } = {},
+): EvaluationBatcher {
+  const maxBatchEvents = options.maxBatchEvents ?? 5000;
+  const queue: Waiting[] = [];
+  let flushing = false;
+
+  function schedule() {
+    flushing = true;
+    // Let the other requests read in this turn of the event loop join the batch.
+    setImmediate(() => void flush());
+  }
+
+  async function flush() {
+    try {
+      await drain();
+    } finally {
+      flushing = false;
+      // A request queued after drain() last looked at the queue must not be left waiting.
+      if (queue.length > 0) schedule();
+    }
+  }
+
+  async function drain() {
+    while (queue.length > 0) {
+      const batch: Waiting[] = [];
+      let size = 0;
+      while (queue.length > 0 && (batch.length === 0 || size + queue[0]!.events.length <= maxBatchEvents)) {
+        const next = queue.shift()!;
+        batch.push(next);
+        size += next.events.length;
+      }
+      if (batch.length === 1) {
+        const only = batch[0]!;
+        await engine.evaluate(only.events).then(only.resolve, only.reject);
+        continue;
+      }
+      let results: EventResult[] | undefined;
+      try {
+        results = await engine.evaluate(batch.flatMap((w) => w.events));
+      } catch {
+        results = undefined;
+      }
+      if (results) {
+        let offset = 0;
+        for (const w of batch) {
+          w.resolve(results.slice(offset, offset + w.events.length));
+          offset += w.events.length;
+        }
+      } else {
+        for (const w of batch) await engine.evaluate(w.events).then(w.resolve, w.reject);
+      }
+    }
+  }
+
+  return {
+    evaluate(events) {
+      return new Promise<EventResult[]>((resolve, reject) => {
+        queue.push({ events, resolve, reject });
+        if (!flushing) schedule();
+      });
+    },
+  };
+}

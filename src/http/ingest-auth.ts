@@ -1,0 +1,99 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { HttpError } from './http-error.ts';
+
+const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
+
+/** True for 127.0.0.0/8, ::1 and IPv4-mapped 127.x addresses. */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const a = address.toLowerCase();
+  if (a === '::1' || a === '0:0:0:0:0:0:0:1') return true;
+  const v4 = a.startsWith('::ffff:') ? a.slice('::ffff:'.length) : a;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+const challenge = (error?: string) => ({
+  'www-authenticate': error
+    ? `Bearer realm="arc-responder", error="${error}"`
+    : 'Bearer realm="arc-responder"',
+});
+
+/**
+ * Checks a `POST /ingest` caller. With tokens configured: `Authorization: Bearer <token>` (or,
+ * for senders that cannot set headers such as Azure Monitor action groups, `?token=<token>` in the
+ * URL, used only when no Authorization header is sent) must match one of them (compared as SHA-256 digests with `timingSafeEqual`, every token compared, so
+ * neither the length nor which token matched shows in the timing). Without tokens: only loopback
+ * clients. The peer address is the socket's; `X-Forwarded-For` is never trusted.
+ * Throws a 401 `HttpError` that says what to fix.
+ */
+export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessage) => void {
+  const digests = tokens.map(digest);
+
+  if (digests.length === 0) {
+    return (req) => {
+      if (isLoopbackAddress(req.socket.remoteAddress)) return;
+      throw new HttpError(
+        401,
+        'unauthorized',
+        'INGEST_TOKEN is not set, so only loopback clients (127.0.0.1, ::1) may post to /ingest; set INGEST_TOKEN on the service and send Authorization: Bearer <token>',
+        { headers: challenge() },
+      );
+    };
+  }
+
+  const matches = (token: string) => {
+    const presented = digest(token);
+    let ok = false;
+    for (const d of digests) ok = timingSafeEqual(presented, d) || ok;
+    return ok;
+  };
+
+  return (req) => {
+    const header = req.headers.authorization;
+    if (!header) {
+      // Azure Monitor action groups cannot send headers: they may carry the token in the URL.
+      const queryToken = tokenFromQuery(req.url);
+      if (queryToken !== undefined) {
+        if (matches(queryToken)) return;
+        throw new HttpError(
+          401,
+          'unauthorized',
+          'invalid token in the URL: it matches none of INGEST_TOKEN',
+          {
+            headers: challenge('invalid_token'),
+          },
+        );
+      }
+      throw new HttpError(
+        401,
+        'unauthorized',
+        'missing Authorization header: send Authorization: Bearer <INGEST_TOKEN>',
+        {
+          headers: challenge(),
+        },
+      );
+    }
+    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+    if (!match) {
+      throw new HttpError(
+        401,
+        'unauthorized',
+        'Authorization header must use the Bearer scheme: Authorization: Bearer <INGEST_TOKEN>',
+        { headers: challenge('invalid_request') },
+      );
+    }
+    if (!matches(match[1]!)) {
+      throw new HttpError(401, 'unauthorized', 'invalid bearer token: it matches none of INGEST_TOKEN', {
+        headers: challenge('invalid_token'),
+      });
+    }
+  };
+}
+
+/** The `token` query parameter of `/ingest?token=…`, if present. */
+function tokenFromQuery(url: string | undefined): string | undefined {
+  const q = url?.indexOf('?') ?? -1;
+  if (q === -1 || url === undefined) return undefined;
+  return new URLSearchParams(url.slice(q + 1)).get('token') ?? undefined;
+}

@@ -1,0 +1,212 @@
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import { HttpError } from './http-error.ts';
+
+/** How the body is framed: one JSON document, or one JSON document per line. */
+export type BodyKind = 'json' | 'ndjson';
+
+const JSON_TYPES = new Set(['application/json']);
+const NDJSON_TYPES = new Set([
+  'application/x-ndjson',
+  'application/ndjson',
+  'application/jsonl',
+  'application/x-jsonlines',
+  'application/jsonlines',
+]);
+
+/** Deepest nesting accepted in one document; the detection formats need about a dozen levels. */
+export const MAX_DEPTH = 64;
+/** Keys removed from every received object: they only matter to code that merges into prototypes. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Reads `Content-Type`. JSON: `application/json`; NDJSON: `application/x-ndjson` (also
+ * `application/ndjson`, `application/jsonl`, `application/x-jsonlines`). A missing header means
+ * JSON. Any other type, `text/plain` included, or a charset other than UTF-8 is a 415: the service
+ * does not guess how a body is framed.
+ */
+export function bodyKind(req: IncomingMessage): BodyKind {
+  const header = req.headers['content-type'];
+  if (header === undefined || header.trim() === '') return 'json';
+  const [type = '', ...params] = header.split(';').map((p) => p.trim().toLowerCase());
+  for (const param of params) {
+    const [name, value = ''] = param.split('=').map((p) => p.trim());
+    if (name === 'charset' && !['utf-8', 'utf8', '"utf-8"'].includes(value)) {
+      throw new HttpError(
+        415,
+        'unsupported_media_type',
+        `charset ${JSON.stringify(value.slice(0, 40))} is not supported: send the body as UTF-8`,
+      );
+    }
+  }
+  if (JSON_TYPES.has(type)) return 'json';
+  if (NDJSON_TYPES.has(type)) return 'ndjson';
+  throw new HttpError(
+    415,
+    'unsupported_media_type',
+    `Content-Type ${JSON.stringify(type.slice(0, 80))} is not accepted: send application/json (one JSON object or array) or application/x-ndjson (one JSON document per line)`,
+    { details: { accepted: ['application/json', 'application/x-ndjson'] } },
+  );
+}
+
+/** One JSON document of the body: an NDJSON line, an element of a top-level array, or the body. */
+export interface IngestDocument {
+  value?: unknown;
+  /** 1-based line of an NDJSON body. */
+  line?: number;
+  /** Why this document cannot be evaluated (it becomes an `invalid` event). */
+  error?: string;
+}
+
+/**
+ * Walks a parsed document without recursion: removes `__proto__`, `constructor` and `prototype`
+ * keys everywhere, and refuses nesting deeper than `MAX_DEPTH` (which would overflow the stack of
+ * any recursive code downstream, `JSON.stringify` included). Returns the reason, or undefined.
+ */
+export function guardDocument(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const stack: Array<[object, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (depth > MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
+    if (Array.isArray(node)) {
+      for (const v of node) if (v !== null && typeof v === 'object') stack.push([v, depth + 1]);
+      continue;
+    }
+    const record = node as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      if (PROTOTYPE_KEYS.has(key)) {
+        delete record[key];
+        continue;
+      }
+      const v = record[key];
+      if (v !== null && typeof v === 'object') stack.push([v, depth + 1]);
+    }
+  }
+  return undefined;
+}
+
+const stripBom = (text: string) => (text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+
+/** Position details from V8's JSON.parse message ("… at position 12 (line 1 column 13)"). */
+function positionOf(message: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const pos = /at position (\d+)/.exec(message);
+  if (pos) out.position = Number(pos[1]);
+  const lc = /\(line (\d+) column (\d+)\)/.exec(message);
+  if (lc) {
+    out.line = Number(lc[1]);
+    out.column = Number(lc[2]);
+  }
+  return out;
+}
+
+const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+function parseJsonBody(buf: Buffer): IngestDocument[] {
+  if (!isUtf8(buf)) {
+    throw new HttpError(400, 'invalid_utf8', 'the body is not valid UTF-8');
+  }
+  const text = stripBom(buf.toString('utf8'));
+  if (text.trim() === '') {
+    throw new HttpError(400, 'invalid_json', 'the body is empty: expected a JSON object or array');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const message = errorMessage(err);
+    const details = positionOf(message);
+    const ndjsonHint =
+      /after JSON/.test(message) && (details.line ?? 1) > 1
+        ? '; it looks like one JSON document per line: send Content-Type: application/x-ndjson'
+        : '';
+    throw new HttpError(400, 'invalid_json', `the body is not valid JSON: ${message}${ndjsonHint}`, {
+      details,
+    });
+  }
+  const docs = Array.isArray(value) ? value : [value];
+  return docs.map((doc) => {
+    const error = guardDocument(doc);
+    return error ? { error } : { value: doc };
+  });
+}
+
+/**
+ * The lines of an NDJSON body: `text`, or `undefined` for a line that is not UTF-8. The whole
+ * body is decoded at once when it is valid UTF-8 (the usual case, and the fast one); otherwise
+ * line by line, so one bad line does not spoil the others. `\n` never occurs inside a multi-byte
+ * UTF-8 sequence, so splitting the bytes is safe.
+ */
+function* ndjsonLines(buf: Buffer): Generator<[number, string | undefined]> {
+  if (isUtf8(buf)) {
+    const text = stripBom(buf.toString('utf8'));
+    let start = 0;
+    for (let line = 1; start <= text.length; line++) {
+      let end = text.indexOf('\n', start);
+      if (end === -1) end = text.length;
+      yield [line, text.slice(start, end)];
+      start = end + 1;
+    }
+    return;
+  }
+  let start = 0;
+  for (let line = 1; start <= buf.length; line++) {
+    let end = buf.indexOf(0x0a, start);
+    if (end === -1) end = buf.length;
+    const bytes = buf.subarray(start, end);
+    start = end + 1;
+    if (!isUtf8(bytes)) yield [line, undefined];
+    else yield [line, line === 1 ? stripBom(bytes.toString('utf8')) : bytes.toString('utf8')];
+  }
+}
+
+function parseNdjsonBody(buf: Buffer): IngestDocument[] {
+  const docs: IngestDocument[] = [];
+  let parsedAny = false;
+  let firstError: string | undefined;
+  for (const [line, text] of ndjsonLines(buf)) {
+    if (text === undefined) {
+      const error = `line ${line} is not valid UTF-8`;
+      firstError ??= error;
+      docs.push({ line, error });
+      continue;
+    }
+    if (text.length === 0) continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      // Blank lines are skipped; checked only here, off the common path.
+      if (text.trim() === '') continue;
+      const error = `line ${line} is not valid JSON: ${errorMessage(err)}`;
+      firstError ??= error;
+      docs.push({ line, error });
+      continue;
+    }
+    parsedAny = true;
+    const error = guardDocument(value);
+    docs.push(error ? { line, error: `line ${line}: ${error}` } : { line, value });
+  }
+  if (docs.length === 0) {
+    throw new HttpError(400, 'invalid_json', 'the body is empty: expected one JSON document per line');
+  }
+  if (!parsedAny) {
+    // Not one line is JSON: this is not NDJSON at all, not a batch with some bad events.
+    throw new HttpError(
+      400,
+      'invalid_json',
+      `the body is not NDJSON: no line holds a JSON document (${firstError}); each line must be one complete JSON document`,
+    );
+  }
+  return docs;
+}
+
+/**
+ * Splits a body into its JSON documents. Throws a 400 `HttpError` (with the position) when the
+ * body as a whole is not JSON/NDJSON; a bad NDJSON line or an over-deep document is returned as a
+ * document with an `error` instead, so the rest of the batch is still evaluated.
+ */
+export function parseIngestBody(buf: Buffer, kind: BodyKind): IngestDocument[] {
+  return kind === 'json' ? parseJsonBody(buf) : parseNdjsonBody(buf);
+}

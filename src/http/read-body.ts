@@ -1,0 +1,174 @@
+import type { IncomingMessage } from 'node:http';
+import type { Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { HttpError } from './http-error.ts';
+
+/** The request went away before its body was complete: nobody is left to answer. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('client closed the connection before the request body was complete');
+    this.name = 'ClientGoneError';
+  }
+}
+
+export type BodyEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
+
+/** Reads `Content-Encoding`; throws 415 for an encoding the service does not decode. */
+export function bodyEncoding(req: IncomingMessage): BodyEncoding {
+  const raw = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
+  switch (raw) {
+    case '':
+    case 'identity':
+      return 'identity';
+    case 'gzip':
+    case 'x-gzip':
+      return 'gzip';
+    case 'deflate':
+      return 'deflate';
+    case 'br':
+      return 'br';
+    default:
+      throw new HttpError(
+        415,
+        'unsupported_media_type',
+        `Content-Encoding ${JSON.stringify(raw.slice(0, 60))} is not supported: send gzip, deflate, br or an uncompressed body`,
+      );
+  }
+}
+
+function decoderFor(encoding: BodyEncoding): Transform | undefined {
+  switch (encoding) {
+    case 'gzip':
+      return createGunzip();
+    case 'deflate':
+      return createInflate();
+    case 'br':
+      return createBrotliDecompress();
+    case 'identity':
+      return undefined;
+  }
+}
+
+const tooLarge = (maxBytes: number, what: string) =>
+  new HttpError(
+    413,
+    'payload_too_large',
+    `${what} is larger than INGEST_MAX_BYTES (${maxBytes} bytes): split it into smaller requests`,
+    { headers: { connection: 'close' }, details: { maxBytes } },
+  );
+
+/**
+ * Reads the request body, decompressing as it streams. The limit is counted on the decompressed
+ * bytes, and decompression stops as soon as it is passed, so a small compressed body that would
+ * inflate to gigabytes (a "zip bomb") costs at most `maxBytes` of memory and that much inflating.
+ * Rejects with a 413 or 400 `HttpError`, or `ClientGoneError` when the client disconnects.
+ */
+export function readBody(req: IncomingMessage, maxBytes: number, encoding: BodyEncoding): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  // The compressed size can never legitimately exceed the decompressed limit either.
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    drain(req, maxBytes);
+    return Promise.reject(tooLarge(maxBytes, `the request body (Content-Length ${declared})`));
+  }
+  const decoder = decoderFor(encoding);
+
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let rawSize = 0;
+    let settled = false;
+
+    const cleanup = () => {
+      req.off('data', onRawData);
+      req.off('end', onRawEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (decoder) {
+        decoder.off('data', onData);
+        decoder.off('end', onEnd);
+        decoder.destroy();
+      }
+    };
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      if (!req.complete && !req.destroyed) drain(req, maxBytes);
+      reject(err);
+    };
+    const onData = (chunk: Buffer) => {
+      if (settled) return;
+      size += chunk.length;
+      if (size > maxBytes) {
+        fail(
+          tooLarge(maxBytes, encoding === 'identity' ? 'the request body' : 'the decompressed request body'),
+        );
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onRawData = (chunk: Buffer) => {
+      if (!decoder) {
+        onData(chunk);
+        return;
+      }
+      rawSize += chunk.length;
+      if (rawSize > maxBytes) {
+        fail(tooLarge(maxBytes, 'the compressed request body'));
+        return;
+      }
+      // Respect the decoder's backpressure so that inflating never runs far ahead of counting.
+      if (!decoder.write(chunk)) {
+        req.pause();
+        decoder.once('drain', () => req.resume());
+      }
+    };
+    const onRawEnd = () => {
+      if (decoder) decoder.end();
+      else onEnd();
+    };
+    const onError = (err: Error) => fail(err);
+    const onClose = () => {
+      if (!req.complete) fail(new ClientGoneError());
+    };
+
+    if (decoder) {
+      decoder.on('data', onData);
+      decoder.on('end', onEnd);
+      decoder.on('error', (err: Error & { code?: string }) =>
+        fail(
+          new HttpError(
+            400,
+            'bad_request',
+            `the body is not valid ${encoding} data (${err.code ?? err.message}), although Content-Encoding says so`,
+          ),
+        ),
+      );
+    }
+    req.on('data', onRawData);
+    req.on('end', onRawEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+/**
+ * Discards the rest of a refused body so that the client can read the answer; a client that keeps
+ * sending far past the limit is disconnected.
+ */
+function drain(req: IncomingMessage, maxBytes: number) {
+  let discarded = 0;
+  const onData = (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > 16 * maxBytes) req.destroy();
+  };
+  req.on('data', onData);
+  req.once('end', () => req.off('data', onData));
+  req.resume();
+}

@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { ChatAdapter, StateStore } from '../core/ports.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { DurableOutbox } from '../outbox/store-outbox.ts';
+import { HttpError, sendError, sendJson } from './http-error.ts';
+import { ClientGoneError } from './read-body.ts';
+
+type Handler = (req: IncomingMessage, res: ServerResponse, log: Logger) => void | Promise<void>;
+
+export interface ServerDeps {
+  logger: Logger;
+  metrics: Metrics;
+  store: StateStore;
+  chat: ChatAdapter;
+  outbox: Pick<DurableOutbox, 'isFull' | 'depth' | 'maxPending'>;
+  ingest: Handler;
+  /** True once shutdown began: readiness fails and answers ask clients to reconnect. */
+  isStopping: () => boolean;
+}
+
+/** A valid incoming `x-request-id` is kept so a call can be followed across services. */
+const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const READY_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A child logger made on first use: most requests log nothing at the configured level, and a
+ * pino child with redaction costs a few microseconds per request.
+ */
+function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  return new Proxy({} as Logger, {
+    get(_target, prop) {
+      child ??= parent.child(bindings);
+      const value: unknown = Reflect.get(child, prop, child);
+      return typeof value === 'function' ? value.bind(child) : value;
+    },
+  });
+}
+
+/**
+ * The one request listener of the service: routing, request ids, JSON errors at one place,
+ * request logging and the ingest metrics. Routes: `POST /ingest`, `POST /slack/events`,
+ * `GET /healthz`, `GET /readyz`, `GET /metrics`; an unknown path is a 404, a known path with
+ * another method a 405 with `Allow`.
+ */
+export function createRequestListener(deps: ServerDeps): RequestListener {
+  const { logger, metrics, store, chat, outbox } = deps;
+
+  const slackEvents: Handler = chat.requestListener
+    ? (req, res) => chat.requestListener!(req, res)
+    : () => {
+        throw new HttpError(
+          404,
+          'not_found',
+          chat.name === 'slack'
+            ? 'Slack runs in Socket Mode (SLACK_APP_TOKEN is set), so it takes no HTTP callbacks'
+            : 'Slack is not configured: set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and SLACK_ALERT_CHANNEL to receive Slack events here',
+        );
+      };
+
+  const healthz: Handler = (_req, res) => {
+    sendJson(res, 200, { status: 'ok', uptimeSeconds: Math.round(process.uptime()) });
+  };
+
+  const readyz: Handler = async (_req, res) => {
+    const problems: string[] = [];
+    if (deps.isStopping()) problems.push('the service is shutting down');
+    try {
+      await withTimeout(store.ping(), READY_TIMEOUT_MS, `the ${store.kind} store`);
+    } catch (err) {
+      problems.push(
+        `the ${store.kind} store is not reachable: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    try {
+      problems.push(...chat.problems());
+    } catch (err) {
+      problems.push(`the ${chat.name} chat could not report its state: ${String(err)}`);
+    }
+    if (outbox.isFull()) {
+      problems.push(
+        `the outbox holds ${outbox.depth()} undelivered alerts (limit ${outbox.maxPending}): chat delivery is failing`,
+      );
+    }
+    const state = { store: store.kind, chat: chat.name, outbox: { pending: outbox.depth() } };
+    if (problems.length === 0) {
+      sendJson(res, 200, { status: 'ready', ...state });
+    } else {
+      sendJson(res, 503, {
+        error: `not ready: ${problems.join('; ')}`,
+        code: 'not_ready',
+        problems,
+        ...state,
+      });
+    }
+  };
+
+  const metricsRoute: Handler = async (_req, res) => {
+    const text = await metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
+    res.end(text);
+  };
+
+  const routes = new Map<string, Partial<Record<string, Handler>>>([
+    ['/ingest', { POST: deps.ingest }],
+    ['/slack/events', { POST: slackEvents }],
+    ['/healthz', { GET: healthz, HEAD: healthz }],
+    ['/readyz', { GET: readyz, HEAD: readyz }],
+    ['/metrics', { GET: metricsRoute, HEAD: metricsRoute }],
+  ]);
+
+  return (req, res) => {
+    const started = performance.now();
+    const incoming = req.headers['x-request-id'];
+    const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    if (deps.isStopping()) res.setHeader('connection', 'close');
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const method = req.method ?? 'GET';
+    const log = lazyChild(logger, { reqId: requestId });
+    let errorCode: string | undefined;
+
+    res.once('finish', () => {
+      const seconds = (performance.now() - started) / 1000;
+      if (path === '/ingest' && method === 'POST') {
+        const status = String(res.statusCode);
+        metrics.ingestRequests.inc({ status });
+        metrics.ingestLatency.observe({ status }, seconds);
+      }
+      const line = {
+        method,
+        path,
+        status: res.statusCode,
+        ms: Math.round(seconds * 10_000) / 10,
+        code: errorCode,
+      };
+      if (res.statusCode >= 500) log.warn(line, 'request failed');
+      else if (res.statusCode >= 400) log.info(line, 'request refused');
+      else log.debug(line, 'request');
+    });
+
+    const run = async () => {
+      const route = routes.get(path);
+      if (!route) {
+        throw new HttpError(
+          404,
+          'not_found',
+          `no such endpoint: ${path.slice(0, 100)} (endpoints: POST /ingest, POST /slack/events, GET /healthz, GET /readyz, GET /metrics)`,
+        );
+      }
+      const handler = route[method];
+      if (!handler) {
+        const allow = Object.keys(route).join(', ');
+        throw new HttpError(
+          405,
+          'method_not_allowed',
+          `${path} accepts ${allow}, not ${method.slice(0, 20)}`,
+          {
+            headers: { allow },
+          },
+        );
+      }
+      await handler(req, res, log);
+    };
+
+    run().catch((err: unknown) => {
+      if (err instanceof ClientGoneError) {
+        errorCode = 'client_gone';
+        log.debug({ method, path }, err.message);
+        res.destroy();
+        return;
+      }
+      if (err instanceof HttpError) {
+        errorCode = err.code;
+        sendError(res, err, requestId);
+        return;
+      }
+      errorCode = 'internal';
+      log.error({ err, method, path }, 'unhandled error while answering a request');
+      sendError(
+        res,
+        new HttpError(
+          500,
+          'internal',
+          `internal error; the service log has the details under request id ${requestId}`,
+        ),
+        requestId,
+      );
+    });
+  };
+}

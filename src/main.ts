@@ -1,0 +1,86 @@
+/**
+ * `npm start`: reads the configuration, starts the service, says on one line what it runs with,
+ * and stops gracefully on SIGTERM/SIGINT.
+ */
+import { createApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { formatDuration } from './core/duration.ts';
+import { createLogger } from './log.ts';
+import { parseStoreUrl } from './store/parse-store-url.ts';
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig(process.env);
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`arc-responder: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+const logger = createLogger({ level: config.logLevel });
+
+process.on('unhandledRejection', (reason) => {
+  // Logged rather than fatal: one failed background task must not take ingest down.
+  logger.error({ err: reason }, 'unhandled promise rejection');
+});
+
+let app: Awaited<ReturnType<typeof createApp>> | undefined;
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) {
+    logger.warn(`${signal} again: exiting now`);
+    process.exit(1);
+  }
+  stopping = true;
+  logger.info(`${signal}: no longer accepting requests; finishing those in flight`);
+  try {
+    // A signal during start-up finds no app yet: nothing to finish.
+    await app?.stop();
+    logger.info('stopped');
+    process.exit(0);
+  } catch (err) {
+    logger.error({ err }, 'error while stopping');
+    process.exit(1);
+  }
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+
+let address: { port: number; host: string };
+try {
+  app = await createApp({ config, logger });
+  address = await app.start();
+} catch (err) {
+  const message = err instanceof Error ? err.message : String(err);
+  logger.fatal({ code: (err as { code?: unknown }).code }, `arc-responder could not start: ${message}`);
+  process.exit(1);
+}
+
+const running = app!;
+const store = parseStoreUrl(config.storeUrl);
+const auth =
+  config.ingestTokens.length > 0
+    ? `bearer token (${config.ingestTokens.length} configured)`
+    : 'loopback clients only (INGEST_TOKEN unset)';
+const remediation =
+  running.remediator.mode === config.azure.remediation
+    ? running.remediator.mode
+    : `${running.remediator.mode} (AZURE_REMEDIATION=${config.azure.remediation} is not available yet)`;
+logger.info(
+  {
+    port: address.port,
+    host: address.host,
+    store: store.kind,
+    storeUrl: store.display,
+    historyWindow: formatDuration(config.historyWindowMs),
+    learningPeriod:
+      config.learningPeriodMs === undefined ? undefined : formatDuration(config.learningPeriodMs),
+    chat: running.chat.name,
+    remediation: running.remediator.mode,
+    ingestAuth: config.ingestTokens.length > 0 ? 'token' : 'loopback-only',
+    ingestMaxBytes: config.ingestMaxBytes,
+  },
+  `arc-responder listening on http://${address.host}:${address.port}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}`,
+);

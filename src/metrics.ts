@@ -1,0 +1,83 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The Prometheus metrics of one app instance. Each instance has its own registry (never the
+ * global one), so several apps in one process (tests, benchmarks) do not share counters.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  /** Events evaluated, by source format (`unknown` when unparseable) and outcome. */
+  readonly ingestEvents: Counter<'format' | 'outcome'>;
+  /** `POST /ingest` answers by HTTP status. */
+  readonly ingestRequests: Counter<'status'>;
+  /** Time from receiving `POST /ingest` to the answer (the alerts are in the outbox by then). */
+  readonly ingestLatency: Histogram<'status'>;
+  /** Chat deliveries that failed and will be retried, by kind (`post`, `repeat`). */
+  readonly chatDeliveryFailures: Counter<'kind'>;
+  /** Chat deliveries that succeeded, by kind. */
+  readonly chatDeliveries: Counter<'kind'>;
+  /** Failed calls to the chat platform's API, by its error code (one delivery may make several). */
+  readonly chatApiFailures: Counter<'reason'>;
+  /** Sets where the outbox depth gauge reads from (called once by the outbox). */
+  setOutboxDepthSource(read: () => number): void;
+}
+
+/** Creates the metrics of one app instance, default process metrics included. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'arc_' });
+
+  let depthSource: () => number = () => 0;
+  new Gauge({
+    name: 'arc_outbox_depth',
+    help: 'Alerts and repeats stored in the outbox, waiting for chat delivery',
+    registers: [registry],
+    collect() {
+      this.set(depthSource());
+    },
+  });
+
+  return {
+    registry,
+    ingestEvents: new Counter({
+      name: 'arc_ingest_events_total',
+      help: 'Events evaluated by POST /ingest, by source format and outcome',
+      labelNames: ['format', 'outcome'] as const,
+      registers: [registry],
+    }),
+    ingestRequests: new Counter({
+      name: 'arc_ingest_requests_total',
+      help: 'POST /ingest requests, by HTTP status',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    ingestLatency: new Histogram({
+      name: 'arc_ingest_duration_seconds',
+      help: 'Time to answer POST /ingest (accepted alerts are stored in the outbox by then)',
+      labelNames: ['status'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    chatDeliveryFailures: new Counter({
+      name: 'arc_chat_delivery_failures_total',
+      help: 'Chat deliveries that failed (they are retried), by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    chatDeliveries: new Counter({
+      name: 'arc_chat_deliveries_total',
+      help: 'Chat deliveries that succeeded, by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    chatApiFailures: new Counter({
+      name: 'arc_chat_api_failures_total',
+      help: "Failed calls to the chat platform's API, by error code",
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    setOutboxDepthSource(read) {
+      depthSource = read;
+    },
+  };
+}

@@ -1,0 +1,353 @@
+import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
+import type { AlertSink, Outbox, StateStore } from '../core/ports.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+
+/** Tuning of the outbox; every field has a production default. */
+export interface OutboxOptions {
+  /** Pending items above which `POST /ingest` answers 503. Default 10,000. */
+  maxPending?: number;
+  /**
+   * How long one delivery attempt holds its lease. Another replica (or this one after a crash)
+   * can take the item only after it lapses, so it must exceed `deliveryTimeoutMs`. Default 60 s.
+   */
+  leaseMs?: number;
+  /** A chat call that has not settled after this long counts as failed. Default 20 s. */
+  deliveryTimeoutMs?: number;
+  /** How often the worker looks for work it was not told about (other replicas, restarts). Default 1 s. */
+  pollMs?: number;
+  /** First retry delay after a failure; doubles per failure up to `maxBackoffMs`. Default 2 s. */
+  baseBackoffMs?: number;
+  /** Default 5 minutes. */
+  maxBackoffMs?: number;
+  /** Most deliveries per worker pass before it yields. Default 100. */
+  batchSize?: number;
+  /** How long a posted alert's chat reference is kept for repeats. Default 30 days. */
+  refTtlMs?: number;
+}
+
+/** The durable outbox: the engine's `Outbox` port plus the delivery worker and its bound. */
+export interface DurableOutbox extends Outbox {
+  readonly maxPending: number;
+  /** Pending items: exact after each worker pass, counted up by this process's adds in between. */
+  depth(): number;
+  /** True when the outbox holds `maxPending` items or more: ingest must refuse new work. */
+  isFull(): boolean;
+  /** Reads the pending count and starts the worker (which first delivers what a previous run left). */
+  start(): Promise<void>;
+  /** Stops the worker after the delivery in progress. */
+  stop(): Promise<void>;
+  /** Asks the worker to run a pass now. */
+  kick(): void;
+  /** Runs passes until nothing deliverable is left (items in backoff stay). For tests and shutdown. */
+  drain(): Promise<void>;
+}
+
+export interface OutboxDeps {
+  store: StateStore;
+  sink: AlertSink;
+  logger: Logger;
+  metrics?: Metrics;
+  now?: () => number;
+}
+
+type PostItem = { kind: 'post'; alert: AlertRecord; queuedAt: number };
+type RepeatItem = { kind: 'repeat'; repeat: AlertRepeat; queuedAt: number };
+type OutboxItem = PostItem | RepeatItem;
+
+/** Set of pending item ids: the index that lets the worker list items without scanning the store. */
+export const OUTBOX_PENDING_SET = 'outbox:pending';
+/** Key of a pending item's value. */
+export const outboxItemKey = (itemId: string) => `outbox:item:${itemId}`;
+/** Chat reference (e.g. Slack channel and ts) of a delivered alert, so repeats update that message. */
+export const alertRefKey = (alertId: string) => `alert-ref:${alertId}`;
+/** The delivered alert itself, which `AlertSink.repeat` needs alongside the repeat. */
+export const deliveredAlertKey = (alertId: string) => `outbox:alert:${alertId}`;
+const leaseKey = (itemId: string) => `outbox:lease:${itemId}`;
+const postId = (alertId: string) => `post:${alertId}`;
+/** One item per alert: a later repeat overwrites an undelivered one, so repeats coalesce. */
+const repeatId = (alertId: string) => `repeat:${alertId}`;
+
+/**
+ * Lets pending I/O run between two deliveries: with a synchronous store (SQLite) a pass would
+ * otherwise hold the event loop for all its deliveries and delay the ingest answers behind it.
+ */
+const yieldToIngest = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * An outbox over the `StateStore`: `add` writes each alert and repeat as a value plus a member of
+ * `outbox:pending`, and resolves once both are stored. A worker delivers them to the chat sink one
+ * at a time under a lease (`claim`), so replicas sharing the store never deliver the same item
+ * twice, records each alert's chat reference, and only then removes the item. A crash before the
+ * removal is recovered on restart: an item whose alert already has a reference is not posted again.
+ */
+export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {}): DurableOutbox {
+  const { store, sink, metrics } = deps;
+  const log = deps.logger.child({ component: 'outbox' });
+  const now = deps.now ?? Date.now;
+  const maxPending = options.maxPending ?? 10_000;
+  const leaseMs = options.leaseMs ?? 60_000;
+  const deliveryTimeoutMs = Math.min(options.deliveryTimeoutMs ?? 20_000, leaseMs);
+  const pollMs = options.pollMs ?? 1000;
+  const baseBackoffMs = options.baseBackoffMs ?? 2000;
+  const maxBackoffMs = options.maxBackoffMs ?? 300_000;
+  const batchSize = options.batchSize ?? 100;
+  const refTtlMs = options.refTtlMs ?? 30 * 24 * 3600 * 1000;
+
+  // Depth bookkeeping: the ids seen at the last worker pass plus ids this process added since.
+  let knownIds = new Set<string>();
+  let addedIds = new Set<string>();
+  // Per-item retry state; pruned to the pending ids at every pass so it stays bounded.
+  const itemBackoff = new Map<string, { attempts: number; until: number }>();
+  // Whole-worker pause after a failed pass, so a chat outage is not hammered item by item.
+  let pauseUntil = 0;
+  let failedPasses = 0;
+
+  let stopped = true;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const backoffFor = (attempts: number) => {
+    const exp = Math.min(maxBackoffMs, baseBackoffMs * 2 ** Math.max(0, attempts - 1));
+    // Up to +25% jitter so replicas that failed together do not retry together.
+    return Math.round(exp * (1 + Math.random() * 0.25));
+  };
+
+  async function add(alerts: readonly AlertRecord[], repeats: readonly AlertRepeat[]): Promise<void> {
+    if (alerts.length === 0 && repeats.length === 0) return;
+    const queuedAt = now();
+    const items = new Map<string, OutboxItem>();
+    for (const alert of alerts) items.set(postId(alert.id), { kind: 'post', alert, queuedAt });
+    for (const repeat of repeats) {
+      const id = repeatId(repeat.alertId);
+      const prev = items.get(id);
+      if (prev?.kind === 'repeat' && prev.repeat.count >= repeat.count) continue;
+      items.set(id, { kind: 'repeat', repeat, queuedAt });
+    }
+    const ids = [...items.keys()];
+    // Value first, index second: the worker treats an indexed id without a value as gone.
+    await store.setMany(ids.map((id) => ({ key: outboxItemKey(id), value: items.get(id) })));
+    await store.addMembers(OUTBOX_PENDING_SET, ids);
+    for (const id of ids) if (!knownIds.has(id)) addedIds.add(id);
+    // While paused after a failure the timer's passes suffice; kicking would only re-read the index.
+    if (now() >= pauseUntil) kick();
+  }
+
+  function depth() {
+    return knownIds.size + addedIds.size;
+  }
+
+  function recordFailure(itemId: string, kind: 'post' | 'repeat', err: unknown) {
+    const attempts = (itemBackoff.get(itemId)?.attempts ?? 0) + 1;
+    const wait = backoffFor(attempts);
+    itemBackoff.set(itemId, { attempts, until: now() + wait });
+    metrics?.chatDeliveryFailures.inc({ kind });
+    log.warn(
+      { item: itemId, attempts, retryInMs: wait, err: errorText(err) },
+      `chat delivery failed (${kind}); will retry`,
+    );
+  }
+
+  async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      t = setTimeout(
+        () => reject(new Error(`${what} did not answer within ${deliveryTimeoutMs} ms`)),
+        deliveryTimeoutMs,
+      );
+      t.unref();
+    });
+    try {
+      return await Promise.race([promise, timeout]);
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
+  async function remove(itemId: string) {
+    await store.delete(outboxItemKey(itemId));
+    await store.removeMembers(OUTBOX_PENDING_SET, [itemId]);
+    itemBackoff.delete(itemId);
+    knownIds.delete(itemId);
+    addedIds.delete(itemId);
+  }
+
+  type Attempt = 'delivered' | 'skipped' | 'failed' | 'waiting';
+
+  async function deliverPost(itemId: string): Promise<Attempt> {
+    if (!(await store.claim(leaseKey(itemId), leaseMs))) return 'skipped';
+    let delivered = false;
+    try {
+      const alertId = itemId.slice('post:'.length);
+      // A reference means an earlier run posted it and stopped before removing the item.
+      const [item, existing] = await store.getMany<OutboxItem | string>([
+        outboxItemKey(itemId),
+        alertRefKey(alertId),
+      ]);
+      if (typeof item === 'object' && item.kind === 'post' && existing === undefined) {
+        const alert = item.alert;
+        const { ref } = await withTimeout(sink.post(alert), 'chat post');
+        await store.setMany([
+          { key: alertRefKey(alert.id), value: ref, ttlMs: refTtlMs },
+          { key: deliveredAlertKey(alert.id), value: alert, ttlMs: refTtlMs },
+        ]);
+        metrics?.chatDeliveries.inc({ kind: 'post' });
+        log.debug({ alertId: alert.id, ref, queuedMs: now() - item.queuedAt }, 'alert delivered');
+      }
+      await remove(itemId);
+      delivered = true;
+      return 'delivered';
+    } catch (err) {
+      recordFailure(itemId, 'post', err);
+      return 'failed';
+    } finally {
+      // A delivered post never comes back under this id, so its lease can simply lapse.
+      if (!delivered) await store.releaseClaim(leaseKey(itemId)).catch(() => {});
+    }
+  }
+
+  async function deliverRepeat(itemId: string, postPending: boolean): Promise<Attempt> {
+    if (!(await store.claim(leaseKey(itemId), leaseMs))) return 'skipped';
+    try {
+      const item = await store.get<OutboxItem>(outboxItemKey(itemId));
+      if (item?.kind === 'repeat') {
+        const { alertId } = item.repeat;
+        const [ref, alert] = await Promise.all([
+          store.get<string>(alertRefKey(alertId)),
+          store.get<AlertRecord>(deliveredAlertKey(alertId)),
+        ]);
+        if (ref === undefined || alert === undefined) {
+          // The original message is not posted yet: update it once it is.
+          if (postPending) return 'waiting';
+          log.warn({ alertId }, 'repeat dropped: its alert has no chat message (never posted, or expired)');
+        } else {
+          await withTimeout(sink.repeat(ref, alert, item.repeat), 'chat update');
+          metrics?.chatDeliveries.inc({ kind: 'repeat' });
+          // A repeat that arrived during the call overwrote the item: leave it for the next pass.
+          const after = await store.get<OutboxItem>(outboxItemKey(itemId));
+          if (after?.kind === 'repeat' && after.repeat.count !== item.repeat.count) {
+            itemBackoff.delete(itemId);
+            return 'delivered';
+          }
+        }
+      }
+      await remove(itemId);
+      return 'delivered';
+    } catch (err) {
+      recordFailure(itemId, 'repeat', err);
+      return 'failed';
+    } finally {
+      await store.releaseClaim(leaseKey(itemId)).catch(() => {});
+    }
+  }
+
+  /** One worker pass; returns true when it stopped early with work left. */
+  async function pass(): Promise<boolean> {
+    const ids = await store.members(OUTBOX_PENDING_SET);
+    knownIds = new Set(ids);
+    addedIds = new Set([...addedIds].filter((id) => !knownIds.has(id)));
+    for (const id of itemBackoff.keys()) if (!knownIds.has(id)) itemBackoff.delete(id);
+
+    const t = now();
+    if (t < pauseUntil) return false;
+    const ready = (id: string) => (itemBackoff.get(id)?.until ?? 0) <= t;
+    // Posts first, so that repeats of the same alert find the reference in this pass.
+    const posts = ids.filter((id) => id.startsWith('post:') && ready(id));
+    const repeats = ids.filter((id) => id.startsWith('repeat:') && ready(id));
+    let done = 0;
+    const delivered = new Set<string>();
+    for (const id of posts) {
+      if (stopped || done >= batchSize) return !stopped;
+      const result = await deliverPost(id);
+      if (result === 'failed') return pauseAfterFailure();
+      if (result === 'delivered') delivered.add(id);
+      done++;
+      await yieldToIngest();
+    }
+    for (const id of repeats) {
+      if (stopped || done >= batchSize) return !stopped;
+      const alertPost = postId(id.slice('repeat:'.length));
+      const result = await deliverRepeat(id, knownIds.has(alertPost) && !delivered.has(alertPost));
+      if (result === 'failed') return pauseAfterFailure();
+      done++;
+      await yieldToIngest();
+    }
+    failedPasses = 0;
+    return false;
+  }
+
+  function pauseAfterFailure(): false {
+    // Stop at the first failure: when chat is down every item would fail, and a pause also means
+    // no attempt is in flight (no lease held) for most of the outage.
+    failedPasses++;
+    pauseUntil = now() + backoffFor(failedPasses);
+    return false;
+  }
+
+  function schedule() {
+    if (stopped) return;
+    clearTimeout(timer);
+    // Passes keep running while paused: they refresh the depth that ingest's bound reads.
+    timer = setTimeout(kick, pollMs);
+    timer.unref();
+  }
+
+  function kick() {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          if (await pass()) again = true;
+        } catch (err) {
+          // The store itself failed (e.g. unreachable): readiness reports it; try again later.
+          log.error({ err: errorText(err) }, 'outbox pass failed; check the store');
+        }
+      } while (again && !stopped);
+      schedule();
+    })().finally(() => {
+      running = undefined;
+    });
+  }
+
+  return {
+    maxPending,
+    add,
+    depth,
+    isFull: () => depth() >= maxPending,
+    kick,
+    async start() {
+      knownIds = new Set(await store.members(OUTBOX_PENDING_SET));
+      if (knownIds.size > 0)
+        log.info({ pending: knownIds.size }, 'outbox holds undelivered items; delivering');
+      stopped = false;
+      metrics?.setOutboxDepthSource(depth);
+      kick();
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+    async drain() {
+      const wasStopped = stopped;
+      stopped = false;
+      try {
+        await running;
+        for (let i = 0; i < 1000; i++) {
+          if (await pass()) continue;
+          break;
+        }
+      } finally {
+        stopped = wasStopped;
+      }
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import type { EventResult } from '../../src/core/alert.ts';
+import { createEvaluationBatcher } from '../../src/http/evaluation-batcher.ts';
+
+/** An engine stand-in that records each evaluate call and answers `known` with the event as reason. */
+function recordingEngine(failOn?: unknown) {
+  const calls: unknown[][] = [];
+  return {
+    calls,
+    async evaluate(events: readonly unknown[]): Promise<EventResult[]> {
+      calls.push([...events]);
+      if (failOn !== undefined && events.includes(failOn)) throw new Error(`cannot store ${String(failOn)}`);
+      return events.map((e) => ({ outcome: 'known', reason: String(e) }));
+    },
+  };
+}
+
+describe('evaluation batcher (group commit of concurrent requests)', () => {
+  it('evaluates the requests of one turn as one batch and hands each its own results', async () => {
+    const engine = recordingEngine();
+    const batcher = createEvaluationBatcher(engine);
+    const [a, b, c] = await Promise.all([
+      batcher.evaluate(['a1', 'a2']),
+      batcher.evaluate(['b1']),
+      batcher.evaluate(['c1', 'c2', 'c3']),
+    ]);
+    expect(engine.calls).toEqual([['a1', 'a2', 'b1', 'c1', 'c2', 'c3']]);
+    expect(a?.map((r) => r.reason)).toEqual(['a1', 'a2']);
+    expect(b?.map((r) => r.reason)).toEqual(['b1']);
+    expect(c?.map((r) => r.reason)).toEqual(['c1', 'c2', 'c3']);
+  });
+
+  it('keeps batches under maxBatchEvents, never splitting a request', async () => {
+    const engine = recordingEngine();
+    const batcher = createEvaluationBatcher(engine, { maxBatchEvents: 3 });
+    await Promise.all([
+      batcher.evaluate(['a1', 'a2']),
+      batcher.evaluate(['b1', 'b2']),
+      batcher.evaluate(['c1']),
+    ]);
+    expect(engine.calls).toEqual([
+      ['a1', 'a2'],
+      ['b1', 'b2', 'c1'],
+    ]);
+    await batcher.evaluate(['d1', 'd2', 'd3', 'd4']);
+    expect(engine.calls.at(-1)).toEqual(['d1', 'd2', 'd3', 'd4']);
+  });
+
+  it('when a combined batch fails, retries each request alone so only the failing one is rejected', async () => {
+    const engine = recordingEngine('bad');
+    const batcher = createEvaluationBatcher(engine);
+    const results = await Promise.allSettled([
+      batcher.evaluate(['a1']),
+      batcher.evaluate(['bad', 'b2']),
+      batcher.evaluate(['c1']),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason.message).toBe('cannot store bad');
+    expect(engine.calls).toEqual([['a1', 'bad', 'b2', 'c1'], ['a1'], ['bad', 'b2'], ['c1']]);
+    // The batcher keeps working afterwards.
+    expect((await batcher.evaluate(['z']))[0]?.reason).toBe('z');
+  });
+});

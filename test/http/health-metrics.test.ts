@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChatAdapter } from '../../src/core/ports.ts';
+import { createLogger } from '../../src/log.ts';
+import { createLogChat } from '../../src/outbox/log-chat.ts';
+import {
+  answer,
+  arcRecord,
+  freshAppId,
+  postIngest,
+  startTestApp,
+  type TestApp,
+} from '../support/http-app.ts';
+
+describe('GET /healthz, /readyz, /metrics', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('healthz answers while the process runs', async () => {
+    const res = await answer<{ status: string }>(await fetch(`${t.url}/healthz`));
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe('ok');
+  });
+
+  it('readyz answers ready with the store kind and the chat', async () => {
+    const res = await answer(await fetch(`${t.url}/readyz`));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ready', store: 'sqlite', chat: 'log-only', outbox: { pending: 0 } });
+  });
+
+  it('metrics counts events per format and outcome, times ingest, and shows outbox and chat failures', async () => {
+    await postIngest(t.url, [arcRecord({ appId: freshAppId() }), { nope: 1 }]);
+    const res = await fetch(`${t.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    expect(text).toContain('arc_ingest_events_total{format="azure-activity-log-record",outcome="alerted"} 1');
+    expect(text).toContain('arc_ingest_events_total{format="unknown",outcome="invalid"} 1');
+    expect(text).toMatch(/arc_ingest_duration_seconds_count\{status="200"\} 1/);
+    expect(text).toMatch(/arc_ingest_requests_total\{status="200"\} 1/);
+    expect(text).toMatch(/^arc_outbox_depth \d+$/m);
+    expect(text).toContain('# TYPE arc_chat_delivery_failures_total counter');
+    expect(text).toContain('arc_process_cpu_user_seconds_total');
+  });
+
+  it('keeps metrics per app instance, not in a global registry', async () => {
+    const other = await startTestApp();
+    try {
+      await postIngest(other.url, arcRecord({ appId: freshAppId() }));
+      await postIngest(other.url, arcRecord({ appId: freshAppId() }));
+      const mine = await (await fetch(`${t.url}/metrics`)).text();
+      const theirs = await (await fetch(`${other.url}/metrics`)).text();
+      expect(mine).toContain(
+        'arc_ingest_events_total{format="azure-activity-log-record",outcome="alerted"} 1',
+      );
+      expect(theirs).toContain(
+        'arc_ingest_events_total{format="azure-activity-log-record",outcome="alerted"} 2',
+      );
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe('GET /readyz when not ready', () => {
+  it('503 with every reason: chat problems and an unreachable store', async () => {
+    const logChat = createLogChat(createLogger({ level: 'silent' }));
+    const chat: ChatAdapter = {
+      ...logChat,
+      name: 'test-chat',
+      problems: () => ['channel_not_found: invite the bot to C0TEST (/invite @arc-responder)'],
+    };
+    const t = await startTestApp({ chat });
+    try {
+      const res = await answer<{ error: string; problems: string[] }>(await fetch(`${t.url}/readyz`));
+      expect(res.status).toBe(503);
+      expect(res.body.problems).toEqual([
+        'channel_not_found: invite the bot to C0TEST (/invite @arc-responder)',
+      ]);
+      expect(res.body.error).toMatch(/^not ready: channel_not_found/);
+
+      await t.app.store.close();
+      const down = await answer<{ problems: string[] }>(await fetch(`${t.url}/readyz`));
+      expect(down.status).toBe(503);
+      expect(down.body.problems[0]).toMatch(/^the sqlite store is not reachable/);
+      expect(down.body.problems).toHaveLength(2);
+
+      // Ingest with the store gone is a 503 with Retry-After, not a crash.
+      const ingest = await postIngest<{ code: string }>(t.url, arcRecord({ appId: freshAppId() }));
+      expect(ingest.status).toBe(503);
+      expect(ingest.body.code).toBe('store_unavailable');
+      expect(ingest.headers.get('retry-after')).toBe('5');
+    } finally {
+      await t.close();
+    }
+  });
+});

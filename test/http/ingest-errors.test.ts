@@ -1,0 +1,349 @@
+import { networkInterfaces } from 'node:os';
+import { Readable } from 'node:stream';
+import { createGzip, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IngestSummary } from '../../src/http/ingest-handler.ts';
+import {
+  answer,
+  arcRecord,
+  freshAppId,
+  postIngest,
+  startTestApp,
+  type TestApp,
+} from '../support/http-app.ts';
+
+type ErrorBody = { error: string; code: string; position?: number; line?: number; column?: number };
+
+/** A gzip stream of `mib` MiB of zeros: a few kB compressed. */
+async function gzipBomb(mib: number): Promise<Buffer> {
+  const zero = Buffer.alloc(1024 * 1024);
+  const gz = createGzip({ level: 9 });
+  const out: Buffer[] = [];
+  gz.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise((resolve) => gz.on('end', resolve));
+  for (let i = 0; i < mib; i++) {
+    if (!gz.write(zero)) await new Promise((resolve) => gz.once('drain', resolve));
+  }
+  gz.end();
+  await done;
+  return Buffer.concat(out);
+}
+
+describe('POST /ingest: refused bodies', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { INGEST_MAX_BYTES: '65536' } });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('400 with the position for a body that is not JSON', async () => {
+    const res = await postIngest<ErrorBody>(t.url, '{"records": [ {"a": 1,} ]}');
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('invalid_json');
+    expect(res.body.error).toMatch(/^the body is not valid JSON: .*position 22/);
+    expect(res.body).toMatchObject({ position: 22, line: 1, column: 23 });
+  });
+
+  it('400 hints at NDJSON when JSON documents are posted one per line as application/json', async () => {
+    const body = `${JSON.stringify(arcRecord())}\n${JSON.stringify(arcRecord())}`;
+    const res = await postIngest<ErrorBody>(t.url, body);
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/application\/x-ndjson/);
+  });
+
+  it('400 for an empty body and for NDJSON in which no line is JSON', async () => {
+    const empty = await postIngest<ErrorBody>(t.url, '   ');
+    expect(empty.status).toBe(400);
+    expect(empty.body.error).toMatch(/empty/);
+    const xml = await postIngest<ErrorBody>(t.url, '<alert>\n<id>1</id>\n</alert>', {
+      contentType: 'application/x-ndjson',
+    });
+    expect(xml.status).toBe(400);
+    expect(xml.body.error).toMatch(/not NDJSON: no line holds a JSON document \(line 1 is not valid JSON/);
+  });
+
+  it('400 for a JSON body that is not UTF-8; an NDJSON line that is not UTF-8 is one invalid event', async () => {
+    const good = JSON.stringify(arcRecord({ appId: freshAppId() }));
+    const bad = Buffer.concat([
+      Buffer.from('{"note": "'),
+      Buffer.from([0xc3, 0x28, 0xff]),
+      Buffer.from('"}'),
+    ]);
+    const json = await postIngest<ErrorBody>(t.url, Buffer.concat([Buffer.from('['), bad, Buffer.from(']')]));
+    expect(json.status).toBe(400);
+    expect(json.body).toMatchObject({ code: 'invalid_utf8', error: 'the body is not valid UTF-8' });
+
+    const nd = await postIngest<IngestSummary>(t.url, Buffer.concat([Buffer.from(`${good}\n`), bad]), {
+      contentType: 'application/x-ndjson',
+    });
+    expect(nd.status).toBe(200);
+    expect(nd.body.counts).toMatchObject({ alerted: 1, invalid: 1 });
+    expect(nd.body.rejected).toEqual([
+      { index: 1, line: 2, outcome: 'invalid', reason: 'line 2 is not valid UTF-8' },
+    ]);
+  });
+
+  it('413 above INGEST_MAX_BYTES, declared by Content-Length or streamed without one', async () => {
+    const big = JSON.stringify([{ pad: 'x'.repeat(70_000) }]);
+    const declared = await postIngest<ErrorBody>(t.url, big);
+    expect(declared.status).toBe(413);
+    expect(declared.body.code).toBe('payload_too_large');
+    expect(declared.body.error).toMatch(/INGEST_MAX_BYTES \(65536 bytes\)/);
+
+    const chunked = await fetch(`${t.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: Readable.toWeb(
+        Readable.from([Buffer.from(big.slice(0, 40_000)), Buffer.from(big.slice(40_000))]),
+      ) as ReadableStream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+  });
+
+  it('413 for a gzip bomb: the limit counts decompressed bytes and inflating stops there', async () => {
+    const bomb = await gzipBomb(64);
+    expect(bomb.length).toBeLessThan(65536);
+    const res = await postIngest<ErrorBody>(t.url, bomb, { headers: { 'content-encoding': 'gzip' } });
+    expect(res.status).toBe(413);
+    expect(res.body.error).toMatch(/^the decompressed request body is larger than INGEST_MAX_BYTES/);
+    // The service is still answering.
+    const ok = await postIngest<IngestSummary>(t.url, [arcRecord({ appId: freshAppId() })], { gzip: true });
+    expect(ok.status).toBe(200);
+  });
+
+  it('400 for a body that says gzip but is not', async () => {
+    const res = await postIngest<ErrorBody>(t.url, '{"not":"gzip"}', {
+      headers: { 'content-encoding': 'gzip' },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/not valid gzip data/);
+    const truncated = gzipSync(JSON.stringify(arcRecord())).subarray(0, 40);
+    const res2 = await postIngest<ErrorBody>(t.url, truncated, { headers: { 'content-encoding': 'gzip' } });
+    expect(res2.status).toBe(400);
+  });
+
+  it('415 for another content type, another charset or an unknown Content-Encoding', async () => {
+    for (const contentType of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
+      const res = await postIngest<ErrorBody>(t.url, JSON.stringify(arcRecord()), { contentType });
+      expect(res.status, contentType).toBe(415);
+      expect(res.body.code).toBe('unsupported_media_type');
+      expect(res.body.error).toContain(`Content-Type "${contentType}" is not accepted`);
+    }
+    const latin1 = await postIngest<ErrorBody>(t.url, '{}', {
+      contentType: 'application/json; charset=iso-8859-1',
+    });
+    expect(latin1.status).toBe(415);
+    expect(latin1.body.error).toMatch(/charset "iso-8859-1" is not supported/);
+    const compress = await postIngest<ErrorBody>(t.url, '{}', {
+      headers: { 'content-encoding': 'compress' },
+    });
+    expect(compress.status).toBe(415);
+    expect(compress.body.error).toMatch(/Content-Encoding "compress"/);
+  });
+
+  it('413 for a body that holds an absurd number of events', async () => {
+    const app = await startTestApp({ env: { INGEST_MAX_BYTES: String(2 * 1024 * 1024) } });
+    try {
+      const res = await postIngest<ErrorBody>(app.url, `[${new Array(100_001).fill('0').join(',')}]`);
+      expect(res.status).toBe(413);
+      expect(res.body.error).toMatch(/more than 100000 events/);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('POST /ingest: hostile input never crashes, never pollutes, never 5xx', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('reports a deeply nested document as invalid and still evaluates its neighbours', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const good = JSON.stringify(arcRecord({ appId: freshAppId() }));
+    const res = await postIngest<IngestSummary>(t.url, `[${good},${deep}]`);
+    expect(res.status).toBe(200);
+    expect(res.body.counts).toMatchObject({ alerted: 1, invalid: 1 });
+    expect(res.body.rejected).toEqual([
+      { index: 1, outcome: 'invalid', reason: 'nested deeper than 64 levels' },
+    ]);
+
+    const deepObject = `${'{"a":'.repeat(100_000)}1${'}'.repeat(100_000)}`;
+    const nd = await postIngest<IngestSummary>(
+      t.url,
+      `${deepObject}\n${JSON.stringify(arcRecord({ appId: freshAppId() }))}`,
+      {
+        contentType: 'application/x-ndjson',
+      },
+    );
+    expect(nd.status).toBe(200);
+    expect(nd.body.rejected).toEqual([
+      { index: 0, line: 1, outcome: 'invalid', reason: 'line 1: nested deeper than 64 levels' },
+    ]);
+  });
+
+  it('drops __proto__, constructor and prototype keys without touching any prototype', async () => {
+    const record = arcRecord({ appId: freshAppId() });
+    const text = JSON.stringify(record).replace(
+      /^\{/,
+      '{"__proto__":{"polluted":"yes","isAdmin":true},"constructor":{"prototype":{"polluted":"yes"}},',
+    );
+    const payload = `{"records":[${text}],"__proto__":{"polluted":"yes"}}`;
+    const res = await postIngest<IngestSummary>(t.url, payload);
+    expect(res.status).toBe(200);
+    expect(res.body.counts.alerted).toBe(1);
+    const probe: Record<string, unknown> = {};
+    expect(probe.polluted).toBeUndefined();
+    expect(probe.isAdmin).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+
+  it('answers huge strings with a short reason', async () => {
+    const res = await postIngest<IngestSummary>(t.url, [
+      arcRecord({ appId: 'a'.repeat(500_000) }),
+      { ['k'.repeat(200_000)]: 'v'.repeat(200_000) },
+    ]);
+    expect(res.status).toBe(200);
+    expect(res.body.counts.invalid + res.body.counts.ignored).toBe(2);
+    for (const r of res.body.rejected) expect(r.reason.length).toBeLessThanOrEqual(500);
+    expect(res.text.length).toBeLessThan(5000);
+  });
+
+  it('answers JSON scalars, nulls and nested arrays as invalid events', async () => {
+    const res = await postIngest<IngestSummary>(t.url, [null, true, 'text', [], [[1]], {}]);
+    expect(res.status).toBe(200);
+    expect(res.body.counts.invalid).toBe(res.body.events);
+    expect(res.body.accepted).toBe(0);
+  });
+
+  it('survives malformed HTTP and a client that disconnects mid-body', async () => {
+    const { connect } = await import('node:net');
+    const { port } = new URL(t.url);
+    await new Promise<void>((resolve) => {
+      const s = connect(Number(port), '127.0.0.1', () => {
+        s.write(
+          'POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"records":[',
+        );
+        setTimeout(() => s.destroy(), 50);
+      });
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+    await new Promise<void>((resolve) => {
+      const s = connect(Number(port), '127.0.0.1', () => s.write('GARBAGE \x00\x01 HTTP/9\r\n\r\n'));
+      s.on('data', (d) => expect(d.toString()).toMatch(/^HTTP\/1\.1 400/));
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+    const res = await fetch(`${t.url}/healthz`);
+    expect(res.status).toBe(200);
+  });
+});
+
+describe('POST /ingest: authentication', () => {
+  it('401 with WWW-Authenticate without a valid bearer token; either rotated token works', async () => {
+    const t = await startTestApp({ env: { INGEST_TOKEN: 'tok-alpha-123, tok-beta-456' } });
+    try {
+      const none = await postIngest<ErrorBody>(t.url, arcRecord());
+      expect(none.status).toBe(401);
+      expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(none.body.error).toMatch(/missing Authorization header/);
+
+      const basic = await postIngest<ErrorBody>(t.url, arcRecord(), {
+        headers: { authorization: 'Basic dXNlcjpwYXNz' },
+      });
+      expect(basic.status).toBe(401);
+      expect(basic.body.error).toMatch(/Bearer scheme/);
+
+      const wrong = await postIngest<ErrorBody>(t.url, arcRecord(), {
+        headers: { authorization: 'Bearer tok-alpha-12' },
+      });
+      expect(wrong.status).toBe(401);
+      expect(wrong.headers.get('www-authenticate')).toContain('error="invalid_token"');
+      expect(wrong.text).not.toContain('tok-alpha');
+
+      for (const token of ['tok-alpha-123', 'tok-beta-456']) {
+        const ok = await postIngest<IngestSummary>(t.url, arcRecord({ appId: freshAppId() }), {
+          headers: { authorization: `bearer ${token}` },
+        });
+        expect(ok.status).toBe(200);
+        expect(ok.body.counts.alerted).toBe(1);
+      }
+      // Authentication comes first: an unauthenticated caller learns nothing about the body rules.
+      const unauthBadType = await postIngest<ErrorBody>(t.url, 'x', { contentType: 'text/plain' });
+      expect(unauthBadType.status).toBe(401);
+      expect(t.rawLogs()).not.toContain('tok-alpha-123');
+      expect(t.rawLogs()).not.toContain('tok-beta-456');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('without INGEST_TOKEN accepts loopback clients and refuses others with 401 saying why', async () => {
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+    expect(external, 'this test needs a non-loopback IPv4 interface').toBeDefined();
+    const t = await startTestApp({ env: { HOST: '0.0.0.0' } });
+    try {
+      const { port } = new URL(t.url);
+      const local = await postIngest<IngestSummary>(
+        `http://127.0.0.1:${port}`,
+        arcRecord({ appId: freshAppId() }),
+      );
+      expect(local.status).toBe(200);
+      const res = await fetch(`http://${external}:${port}/ingest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(arcRecord()),
+      });
+      const remote = await answer<ErrorBody>(res);
+      expect(remote.status).toBe(401);
+      expect(remote.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(remote.body.error).toMatch(/INGEST_TOKEN is not set, so only loopback clients/);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('routing', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('404 for an unknown path, 405 with Allow for a wrong method, all as JSON', async () => {
+    const nf = await answer<ErrorBody>(await fetch(`${t.url}/nope`));
+    expect(nf.status).toBe(404);
+    expect(nf.body.error).toMatch(/no such endpoint: \/nope/);
+    const wrong = await answer<ErrorBody>(await fetch(`${t.url}/ingest`));
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get('allow')).toBe('POST');
+    expect(wrong.body).toMatchObject({ code: 'method_not_allowed', error: '/ingest accepts POST, not GET' });
+    const del = await answer<ErrorBody>(await fetch(`${t.url}/metrics`, { method: 'DELETE' }));
+    expect(del.status).toBe(405);
+    expect(del.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('404 with a clear message on /slack/events when Slack is not configured', async () => {
+    const res = await answer<ErrorBody>(await fetch(`${t.url}/slack/events`, { method: 'POST', body: 'x' }));
+    expect(res.status).toBe(404);
+    expect(res.body.error).toMatch(/Slack is not configured: set SLACK_BOT_TOKEN/);
+  });
+
+  it('ignores the query string when routing', async () => {
+    const res = await fetch(`${t.url}/healthz?probe=1`);
+    expect(res.status).toBe(200);
+  });
+});

@@ -1,0 +1,125 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { IngestSummary } from '../../src/http/ingest-handler.ts';
+import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
+import { type ServiceProcess, startService } from '../support/http-child.ts';
+
+describe('graceful stop', () => {
+  it('finishes a request in flight, then refuses new connections and closes the store', async () => {
+    const t = await startTestApp();
+    const body = JSON.stringify([arcRecord({ appId: freshAppId() })]);
+    const { port } = new URL(t.url);
+    const answer = new Promise<{ status: number; body: IngestSummary }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/ingest',
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => {
+            text += c.toString();
+          });
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as IngestSummary }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.write(body.slice(0, 100));
+      // The rest arrives after shutdown began.
+      setTimeout(() => {
+        stopped = t.app.stop();
+        setTimeout(() => req.end(body.slice(100)), 50);
+      }, 50);
+    });
+    let stopped: Promise<void> | undefined;
+    const res = await answer;
+    expect(res.status).toBe(200);
+    expect(res.body.counts.alerted).toBe(1);
+    await stopped;
+    await expect(fetch(`${t.url}/healthz`)).rejects.toThrow();
+    await expect(t.app.store.ping()).rejects.toThrow();
+    await t.close();
+  });
+});
+
+describe('npm start (node src/main.ts)', () => {
+  let dir: string;
+  const children: ServiceProcess[] = [];
+  afterEach(() => {
+    for (const c of children.splice(0)) if (c.child.exitCode === null) c.child.kill('SIGKILL');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('starts on the embedded defaults and says on one line what it runs with', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const svc = startService({ PORT: '0' }, dir);
+    children.push(svc);
+    const url = await svc.url();
+    const line = svc.lines.find((l) => String(l.msg).startsWith('arc-responder listening'))!;
+    expect(line.msg).toMatch(
+      /^arc-responder listening on http:\/\/127\.0\.0\.1:\d+: store sqlite:\/\/\.\/data\/arc-responder\.db, history window 7d, chat log-only, remediation dry-run, ingest auth: loopback clients only \(INGEST_TOKEN unset\)$/,
+    );
+    expect(line).toMatchObject({
+      host: '127.0.0.1',
+      store: 'sqlite',
+      chat: 'log-only',
+      ingestAuth: 'loopback-only',
+    });
+    const res = await postIngest<IngestSummary>(url, arcRecord({ appId: freshAppId() }));
+    expect(res.body.counts.alerted).toBe(1);
+    await svc.waitForLine((l) => l.event === 'alert');
+    svc.child.kill('SIGTERM');
+    expect(await svc.exited).toBe(0);
+  });
+
+  it('names the token count, never the tokens, and hides the store password', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const svc = startService(
+      {
+        PORT: '0',
+        HOST: '127.0.0.1',
+        INGEST_TOKEN: 'first-secret-token,second-secret-token',
+        STORE_URL: `sqlite://${dir}/x.db`,
+      },
+      dir,
+    );
+    children.push(svc);
+    await svc.url();
+    const text = JSON.stringify(svc.lines);
+    expect(text).toContain('ingest auth: bearer token (2 configured)');
+    expect(text).not.toContain('secret-token');
+    svc.child.kill('SIGINT');
+    expect(await svc.exited).toBe(0);
+  });
+
+  it('exits 1 with every configuration problem and no stack trace', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const svc = startService({ PORT: 'http', HISTORY_WINDOW: 'a week', SLACK_BOT_TOKEN: 'xoxb-1' }, dir);
+    children.push(svc);
+    expect(await svc.exited).toBe(1);
+    const err = svc.stderr();
+    expect(err).toMatch(/PORT must be a port number/);
+    expect(err).toMatch(/HISTORY_WINDOW must be a duration/);
+    expect(err).toMatch(/SLACK_ALERT_CHANNEL is required/);
+    expect(err).not.toMatch(/\n\s+at /);
+  });
+
+  it('exits 1 with a clear message when the port is taken', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const first = startService({ PORT: '0', STORE_URL: 'memory://' }, dir);
+    children.push(first);
+    const { port } = new URL(await first.url());
+    const second = startService({ PORT: port, STORE_URL: 'memory://' }, dir);
+    children.push(second);
+    expect(await second.exited).toBe(1);
+    expect(JSON.stringify(second.lines)).toMatch(/could not start: listen EADDRINUSE/);
+  });
+});

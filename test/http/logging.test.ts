@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.ts';
+import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
+
+describe('structured logs', () => {
+  it('carry the incoming x-request-id (or a fresh one) and echo it in the answer', async () => {
+    const t = await startTestApp();
+    try {
+      const res = await postIngest(t.url, 'not json', { headers: { 'x-request-id': 'kibana-run-42' } });
+      expect(res.headers.get('x-request-id')).toBe('kibana-run-42');
+      expect(res.body.requestId).toBe('kibana-run-42');
+      const line = t.logs.find((l) => l.reqId === 'kibana-run-42' && l.status === 400);
+      expect(line).toMatchObject({ level: 'info', method: 'POST', path: '/ingest', code: 'invalid_json' });
+
+      const bad = await postIngest(t.url, [], { headers: { 'x-request-id': 'has spaces and "quotes"' } });
+      const id = bad.headers.get('x-request-id');
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(t.logs.some((l) => l.reqId === id)).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('never contain the bearer token, and log each alert of the log-only chat as one JSON line', async () => {
+    const token = 'super-secret-ingest-token-4711';
+    const t = await startTestApp({ env: { INGEST_TOKEN: token } });
+    try {
+      const appId = freshAppId();
+      await postIngest(t.url, arcRecord({ appId, ip: '192.0.2.77' }), {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await postIngest(t.url, arcRecord(), { headers: { authorization: `Bearer ${token}x` } });
+      await t.app.outbox.drain();
+      const alert = t.logs.find((l) => l.event === 'alert');
+      expect(alert).toMatchObject({
+        level: 'info',
+        component: 'chat-log',
+        alert: { appId, sourceIp: '192.0.2.77' },
+      });
+      expect(t.rawLogs()).not.toContain(token);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('redact authorization headers and secrets wherever a caller puts them', () => {
+    const lines: string[] = [];
+    const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
+    log.info(
+      {
+        req: { headers: { authorization: 'Bearer abc.def', 'x-slack-signature': 'v0=deadbeef' } },
+        headers: { authorization: 'Bearer ghi' },
+        config: { ingestTokens: ['t1'], slack: { botToken: 'xoxb-1', signingSecret: 's3cr3t' } },
+        token: 'tok',
+      },
+      'request',
+    );
+    const text = lines.join('');
+    for (const secret of ['abc.def', 'deadbeef', 'ghi', '"t1"', 'xoxb-1', 's3cr3t', '"tok"']) {
+      expect(text).not.toContain(secret);
+    }
+    expect(text).toContain('[redacted]');
+  });
+});

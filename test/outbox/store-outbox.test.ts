@@ -1,0 +1,215 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
+import type { AlertSink, StateStore } from '../../src/core/ports.ts';
+import { createLogger } from '../../src/log.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import {
+  alertRefKey,
+  createStoreOutbox,
+  type DurableOutbox,
+  OUTBOX_PENDING_SET,
+  type OutboxOptions,
+} from '../../src/outbox/store-outbox.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+
+let serial = 0;
+function alert(id = `alert-${++serial}`): AlertRecord {
+  return {
+    id,
+    detectedAt: Date.now(),
+    reason: 'new-pair',
+    otherIps: 0,
+    windowMs: 7 * 86_400_000,
+    detection: {
+      eventId: `event-${id}`,
+      sourceFormat: 'azure-activity-log-record',
+      eventTime: new Date().toISOString(),
+      operation: 'MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/LISTCLUSTERUSERCREDENTIAL/ACTION',
+      outcome: 'success',
+      appId: '0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f20',
+      evidence: {},
+      sourceIp: '203.0.113.7',
+    },
+  };
+}
+const repeat = (alertId: string, count: number): AlertRepeat => ({ alertId, count, lastSeen: Date.now() });
+
+/** An AlertSink that records calls; `failing` makes calls throw, as a chat outage would. */
+function recordingSink() {
+  const posts: AlertRecord[] = [];
+  const repeats: Array<{ ref: string; alertId: string; count: number }> = [];
+  const state = { failing: false, delayMs: 0 };
+  const sink: AlertSink = {
+    async post(a) {
+      if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
+      if (state.failing) throw new Error('chat is down (HTTP 503)');
+      posts.push(a);
+      return { ref: `C0TEST:${posts.length}.000` };
+    },
+    async repeat(ref, a, r) {
+      if (state.failing) throw new Error('chat is down (HTTP 503)');
+      repeats.push({ ref, alertId: a.id, count: r.count });
+    },
+  };
+  return { sink, posts, repeats, state };
+}
+
+describe('durable outbox over the store (SQLite)', () => {
+  let dir: string;
+  let store: StateStore;
+  const outboxes: DurableOutbox[] = [];
+  const silent = createLogger({ level: 'silent' });
+  const fast: OutboxOptions = { pollMs: 20, baseBackoffMs: 20, maxBackoffMs: 100 };
+
+  function outbox(
+    sink: AlertSink,
+    opts: OutboxOptions = {},
+    s: StateStore = store,
+    metrics = createMetrics(),
+  ) {
+    const o = createStoreOutbox({ store: s, sink, logger: silent, metrics }, { ...fast, ...opts });
+    outboxes.push(o);
+    return o;
+  }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-outbox-'));
+    store = await openStateStore(`sqlite://${path.join(dir, 'arc.db')}`);
+  });
+  afterEach(async () => {
+    await Promise.all(outboxes.splice(0).map((o) => o.stop()));
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stores items before add resolves, delivers each once, keeps the reference and empties itself', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    const a = alert();
+    await o.add([a], []);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([`post:${a.id}`]);
+    expect(o.depth()).toBe(1);
+    await o.drain();
+    expect(rec.posts.map((p) => p.id)).toEqual([a.id]);
+    expect(await store.get(alertRefKey(a.id))).toBe('C0TEST:1.000');
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+    expect(o.depth()).toBe(0);
+    await o.drain();
+    expect(rec.posts).toHaveLength(1);
+  });
+
+  it('delivers in the background once started', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    await o.start();
+    const a = alert();
+    await o.add([a], []);
+    await vi.waitFor(() => expect(rec.posts.map((p) => p.id)).toEqual([a.id]));
+  });
+
+  it('coalesces repeats of one alert to the latest count and updates the posted message', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    const a = alert();
+    await o.add([a], []);
+    await o.drain();
+    await o.add([], [repeat(a.id, 2)]);
+    await o.add([], [repeat(a.id, 3), repeat(a.id, 5), repeat(a.id, 4)]);
+    expect(o.depth()).toBe(1);
+    await o.drain();
+    expect(rec.repeats).toEqual([{ ref: 'C0TEST:1.000', alertId: a.id, count: 5 }]);
+  });
+
+  it('holds a repeat until its alert has been posted, then updates that message', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    const a = alert();
+    rec.state.failing = true;
+    await o.add([a], [repeat(a.id, 2)]);
+    await o.drain();
+    expect(rec.repeats).toEqual([]);
+    expect((await store.members(OUTBOX_PENDING_SET)).sort()).toEqual([`post:${a.id}`, `repeat:${a.id}`]);
+    rec.state.failing = false;
+    await o.start();
+    await vi.waitFor(() => expect(rec.repeats).toEqual([{ ref: 'C0TEST:1.000', alertId: a.id, count: 2 }]));
+    expect(rec.posts).toHaveLength(1);
+  });
+
+  it('drops a repeat whose alert was never posted by this outbox', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    await o.add([], [repeat('unknown-alert', 7)]);
+    await o.drain();
+    expect(rec.repeats).toEqual([]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
+  it('retries failed deliveries with backoff, counting failures, and delivers exactly once after recovery', async () => {
+    const rec = recordingSink();
+    const metrics = createMetrics();
+    const o = outbox(rec.sink, {}, store, metrics);
+    rec.state.failing = true;
+    const alerts = [alert(), alert(), alert()];
+    await o.add(alerts, []);
+    await o.start();
+    await vi.waitFor(async () => {
+      const text = await metrics.registry.metrics();
+      expect(text).toMatch(/arc_chat_delivery_failures_total\{kind="post"\} [2-9]/);
+    });
+    expect(rec.posts).toEqual([]);
+    expect(o.depth()).toBe(3);
+    rec.state.failing = false;
+    await vi.waitFor(() => expect(rec.posts).toHaveLength(3), { timeout: 5000 });
+    expect(new Set(rec.posts.map((p) => p.id))).toEqual(new Set(alerts.map((a) => a.id)));
+    await vi.waitFor(() => expect(o.depth()).toBe(0));
+    expect(await metrics.registry.metrics()).toContain('arc_chat_deliveries_total{kind="post"} 3');
+  });
+
+  it('never posts an alert twice when a run stopped after posting but before removing the item', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    const a = alert();
+    await o.add([a], []);
+    // What a crash between "posted" and "item removed" leaves behind.
+    await store.set(alertRefKey(a.id), 'C0TEST:999.000');
+    await o.drain();
+    expect(rec.posts).toEqual([]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
+  it('two replicas sharing the store deliver every alert exactly once', async () => {
+    const rec = recordingSink();
+    rec.state.delayMs = 5;
+    const other = await openStateStore(`sqlite://${path.join(dir, 'arc.db')}`);
+    try {
+      const a = outbox(rec.sink, { pollMs: 5 });
+      const b = outbox(rec.sink, { pollMs: 5 }, other);
+      const alerts = Array.from({ length: 30 }, () => alert());
+      await a.add(alerts.slice(0, 15), []);
+      await b.add(alerts.slice(15), []);
+      await Promise.all([a.start(), b.start()]);
+      await vi.waitFor(() => expect(rec.posts.length).toBeGreaterThanOrEqual(30), { timeout: 10_000 });
+      await Promise.all([a.drain(), b.drain()]);
+      await a.stop();
+      await b.stop();
+      expect(rec.posts).toHaveLength(30);
+      expect(new Set(rec.posts.map((p) => p.id)).size).toBe(30);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('reports itself full at maxPending', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink, { maxPending: 2 });
+    await o.add([alert()], []);
+    expect(o.isFull()).toBe(false);
+    await o.add([alert()], []);
+    expect(o.isFull()).toBe(true);
+    await o.drain();
+    expect(o.isFull()).toBe(false);
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * Runs the real service (`node src/main.ts`) as a child process, as `npm start` does, and reads
+ * its JSON log lines.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+
+const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  /** Parsed JSON lines from stdout. */
+  lines: Array<Record<string, unknown>>;
+  /** stderr text (configuration errors go there). */
+  stderr(): string;
+  /** Resolves with the first line (already seen or coming) that matches. */
+  waitForLine(
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+  /** Base URL, once the start-up line was seen. */
+  url(): Promise<string>;
+}
+
+/** Starts `node src/main.ts` with exactly `env` (plus PATH and HOME) in `cwd`. */
+export function startService(env: Record<string, string>, cwd: string): ServiceProcess {
+  const child = spawn(process.execPath, [MAIN], {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cwd, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<{
+    match: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
+  let buffered = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    buffered += chunk;
+    let nl = buffered.indexOf('\n');
+    while (nl !== -1) {
+      const text = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      nl = buffered.indexOf('\n');
+      if (!text.trim()) continue;
+      let line: Record<string, unknown>;
+      try {
+        line = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        line = { msg: text, unparsed: true };
+      }
+      lines.push(line);
+      for (const w of [...waiters]) {
+        if (w.match(line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (chunk: string) => {
+    err += chunk;
+  });
+  const exited = new Promise<number | string>((resolve) => {
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+
+  const waitForLine: ServiceProcess['waitForLine'] = (match, timeoutMs = 20_000) => {
+    const seen = lines.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(
+            `no matching log line within ${timeoutMs} ms; stderr: ${err}; lines: ${JSON.stringify(lines.slice(-5))}`,
+          ),
+        );
+      }, timeoutMs);
+      waiters.push({
+        match,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`the service exited (${code}) before the expected line; stderr: ${err}`));
+      });
+    });
+  };
+
+  return {
+    child,
+    lines,
+    stderr: () => err,
+    waitForLine,
+    exited,
+    async url() {
+      const line = await waitForLine(
+        (l) => typeof l.msg === 'string' && l.msg.startsWith('arc-responder listening'),
+      );
+      return `http://127.0.0.1:${line.port as number}`;
+    },
+  };
+}
