@@ -87,6 +87,23 @@ async function loadSlack(
 }
 
 /**
+ * The Azure remediator and enricher, sharing one credential, when Azure is configured
+ * (`config.azure.enabled`); loaded on demand so that a service without Azure never loads the SDK.
+ */
+async function loadAzure(
+  config: Readonly<Config>,
+  deps: { store: StateStore; logger: Logger },
+): Promise<{ remediator: Remediator; enricher: Enricher } | undefined> {
+  if (!config.azure.enabled) return undefined;
+  const azure = await import('./azure/index.ts');
+  const credential = azure.createDefaultCredential(config.azure);
+  return {
+    remediator: azure.createAzureRemediator(config as Config, { ...deps, credential }),
+    enricher: azure.createAzureEnricher(config as Config, { ...deps, credential }),
+  };
+}
+
+/**
  * The composition root: opens the store, picks the chat adapter, wires the durable outbox, the
  * engine and the HTTP server. Nothing listens until `start()`.
  */
@@ -104,9 +121,12 @@ export async function createApp(options: AppOptions): Promise<App> {
       windowMs: config.historyWindowMs,
       ...(options.now ? { now: options.now } : {}),
     });
+    const azure = await loadAzure(config, { store, logger });
     const remediator =
       options.remediator ??
+      azure?.remediator ??
       evidencePlanRemediator({ arm: config.azure.armEndpoint, graph: config.azure.graphEndpoint });
+    const enricher = options.enricher ?? azure?.enricher;
     const chat =
       options.chat ??
       (config.slack
@@ -116,7 +136,7 @@ export async function createApp(options: AppOptions): Promise<App> {
             metrics,
             history,
             remediator,
-            ...(options.enricher ? { enricher: options.enricher } : {}),
+            ...(enricher ? { enricher } : {}),
             ...(options.now ? { now: options.now } : {}),
           })
         : createLogChat(logger));

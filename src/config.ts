@@ -19,6 +19,12 @@ export interface Config {
     responders: string[];
   };
   azure: {
+    /**
+     * Whether to call Azure at all (planning, enrichment, remediation): true when live remediation
+     * or any Azure identity or endpoint is configured. Off, dry-run plans from the evidence alone
+     * and nothing probes the managed-identity endpoint of a machine that is not in Azure.
+     */
+    enabled: boolean;
     remediation: 'dry-run' | 'live';
     armEndpoint: string;
     graphEndpoint: string;
@@ -113,6 +119,22 @@ const schema = z.object({
 const DEFAULT_WINDOW_MS = 7 * 24 * 3600 * 1000;
 
 /**
+ * Any of these tells that an Azure identity or Azure endpoint is meant to be used: the variables
+ * `DefaultAzureCredential` reads for a service principal, workload identity or managed identity
+ * (App Service, Functions, Arc), and the endpoint overrides.
+ */
+const AZURE_IDENTITY_VARIABLES = [
+  'AZURE_TENANT_ID',
+  'AZURE_CLIENT_ID',
+  'AZURE_FEDERATED_TOKEN_FILE',
+  'IDENTITY_ENDPOINT',
+  'MSI_ENDPOINT',
+  'AZURE_ARM_ENDPOINT',
+  'GRAPH_ENDPOINT',
+  'AZURE_AUTHORITY_HOST',
+] as const;
+
+/**
  * Parses the environment once. Throws a `ConfigError` listing every problem at once.
  * Nothing else in the code base reads `process.env`.
  */
@@ -150,6 +172,9 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     ingestTokens,
     ingestMaxBytes: e.INGEST_MAX_BYTES === undefined ? 1_048_576 : Number(e.INGEST_MAX_BYTES),
     azure: {
+      enabled:
+        e.AZURE_REMEDIATION === 'live' ||
+        AZURE_IDENTITY_VARIABLES.some((name) => (env[name] ?? '').trim() !== ''),
       remediation: (e.AZURE_REMEDIATION as 'dry-run' | 'live' | undefined) ?? 'dry-run',
       armEndpoint: (e.AZURE_ARM_ENDPOINT ?? 'https://management.azure.com').replace(/\/+$/, ''),
       graphEndpoint: (e.GRAPH_ENDPOINT ?? 'https://graph.microsoft.com').replace(/\/+$/, ''),

@@ -64,10 +64,9 @@ const auth =
   config.ingestTokens.length > 0
     ? `bearer token (${config.ingestTokens.length} configured)`
     : 'loopback clients only (INGEST_TOKEN unset)';
-const remediation =
-  running.remediator.mode === config.azure.remediation
-    ? running.remediator.mode
-    : `${running.remediator.mode} (AZURE_REMEDIATION=${config.azure.remediation} is not available yet)`;
+const remediation = config.azure.enabled
+  ? `${running.remediator.mode} through Azure`
+  : `${running.remediator.mode} from the detection's evidence (no Azure identity configured)`;
 logger.info(
   {
     port: address.port,

@@ -47,6 +47,19 @@ describe('loadConfig', () => {
     });
   });
 
+  it('calls Azure only when live remediation or an Azure identity or endpoint is configured', () => {
+    expect(loadConfig({ AZURE_REMEDIATION: 'dry-run' }).azure.enabled).toBe(false);
+    expect(loadConfig({ AZURE_REMEDIATION: 'live' }).azure.enabled).toBe(true);
+    expect(loadConfig({ AZURE_CLIENT_ID: 'x' }).azure.enabled).toBe(true);
+    expect(
+      loadConfig({ IDENTITY_ENDPOINT: 'http://localhost:40342/metadata/identity/oauth2/token' }).azure
+        .enabled,
+    ).toBe(true);
+    expect(() => loadConfig({ AZURE_ARM_ENDPOINT: 'http://localhost:1' })).toThrow(
+      /AZURE_ARM_ENDPOINT must be an https URL/,
+    );
+  });
+
   it('names every bad variable at once, with the expected form', () => {
     let error: unknown;
     try {
