@@ -242,6 +242,20 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         }
       }
 
+      // The pending alerts are stored before the sightings: were the sightings stored first and
+      // the process stopped in between, the sender's retry would find a known pair and the alert
+      // would be lost. A failed hand-off gives the pair claims back so that the retry alerts.
+      if (alerts.length > 0 || repeats.size > 0) {
+        try {
+          await outbox.add(alerts, [...repeats.values()]);
+        } catch (err) {
+          await Promise.allSettled(
+            alerts.map((a) => store.releaseClaim(alertClaimKey(a.detection.appId, a.detection.sourceIp))),
+          );
+          throw err;
+        }
+      }
+
       const writes: StateEntry[] = [];
       for (const [key, pair] of pairs) {
         if (!pair) continue;
@@ -264,8 +278,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         await store.addToSets(index);
       }
     });
-
-    if (alerts.length > 0 || repeats.size > 0) await outbox.add(alerts, [...repeats.values()]);
   }
 
   /** How many other IPs each alerting identity used within the window. */

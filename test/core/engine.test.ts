@@ -268,3 +268,27 @@ describe('engine: learning period', () => {
     await store.close();
   });
 });
+
+describe('engine: failures before the alert is stored', () => {
+  it('gives the event and the pair back when the outbox cannot store the alert, so the retry alerts', async () => {
+    const store = await openStateStore('memory://');
+    let failures = 1;
+    const stored: AlertRecord[] = [];
+    const engine = await createEngine({
+      store,
+      windowMs: WINDOW,
+      outbox: {
+        async add(alerts) {
+          if (failures-- > 0) throw new Error('outbox unavailable');
+          stored.push(...alerts);
+        },
+      },
+    });
+    const event = record({ time: at(1000) });
+    await expect(engine.evaluate([event])).rejects.toThrow(/outbox unavailable/);
+    const [retry] = await engine.evaluate([event]);
+    expect(retry?.outcome).toBe('alerted');
+    expect(stored).toHaveLength(1);
+    await store.close();
+  });
+});
