@@ -6,14 +6,16 @@ import { isAllowActive } from './history.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import {
   type AllowlistEntry,
-  addSighting,
   allowKey,
+  detailsFingerprint,
   detailsOf,
   hasSightingNear,
   identitySet,
   normaliseAppId,
-  type PairRecord,
+  pairInfoKey,
   pairKey,
+  recordSighting,
+  type StoredPair,
 } from './pair.ts';
 import type { Outbox, StateEntry, StateStore } from './ports.ts';
 
@@ -153,36 +155,45 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     await lock.run(keys, async () => {
       const t = now();
       const horizon = t - windowMs;
-      const prevList = await store.getMany<PairRecord>(keys);
-      const pairs = new Map<string, PairRecord | undefined>(keys.map((k, i) => [k, prevList[i]]));
+      const prevList = await store.getMany<StoredPair>(keys);
+      // One working copy per pair and batch, updated in place by each of its events.
+      const pairs = new Map<string, StoredPair>();
+      const existed = new Set<string>();
+      const latest = new Map<string, Candidate>();
+      const prevLastSeen = new Map<string, number>();
+      keys.forEach((k, i) => {
+        const prev = prevList[i];
+        if (!prev) return;
+        existed.add(k);
+        prevLastSeen.set(k, prev.lastSeen);
+        pairs.set(k, { ...prev, spans: prev.spans.map(([lo, hi]) => [lo, hi]) });
+      });
       const created: Candidate[] = [];
       const wantsAlert: Candidate[] = [];
       const learning = learningUntil !== undefined && t < learningUntil;
 
       for (const c of candidates) {
         const d = c.detection;
-        const prev = pairs.get(c.pairKey);
-        const isNew = !prev || !hasSightingNear(prev.spans, c.at, windowMs);
-        const next: PairRecord = prev
-          ? {
-              ...prev,
-              firstSeen: Math.min(prev.firstSeen, c.at),
-              lastSeen: Math.max(prev.lastSeen, c.at),
-              count: prev.count + 1,
-              spans: addSighting(prev.spans, c.at, windowMs, horizon),
-            }
-          : {
-              appId: normaliseAppId(d.appId),
-              ip: d.sourceIp,
-              firstSeen: c.at,
-              lastSeen: c.at,
-              count: 1,
-              spans: addSighting([], c.at, windowMs, horizon),
-              last: detailsOf(d),
-            };
-        if (!prev || c.at >= prev.lastSeen) next.last = detailsOf(d);
-        pairs.set(c.pairKey, next);
-        if (!prev) created.push(c);
+        let next = pairs.get(c.pairKey);
+        const isNew = !next || !hasSightingNear(next.spans, c.at, windowMs);
+        if (!next) {
+          next = {
+            appId: normaliseAppId(d.appId),
+            ip: d.sourceIp,
+            firstSeen: c.at,
+            lastSeen: c.at,
+            count: 0,
+            spans: [],
+          };
+          pairs.set(c.pairKey, next);
+          created.push(c);
+        }
+        const before = latest.get(c.pairKey);
+        if (!before || c.at >= before.at) latest.set(c.pairKey, c);
+        next.firstSeen = Math.min(next.firstSeen, c.at);
+        next.lastSeen = Math.max(next.lastSeen, c.at);
+        next.count++;
+        next.spans = recordSighting(next.spans, c.at, windowMs, horizon);
 
         const allow = allows.get(c.pairKey);
         if (isAllowActive(allow, t)) {
@@ -216,14 +227,25 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         );
         const winners: Candidate[] = [];
         wantsAlert.forEach((c, i) => {
-          // Elastic already judged its alerts new; the claim still stops a second alert for the pair.
-          if (claimed[i] || c.detection.sourceFormat === 'elastic-alert') winners.push(c);
-          else
+          // Elastic alerts skip the window check (Elastic judged them new) but not the claim: a
+          // pair already alerted within the window, e.g. from the same event's Event Hub record,
+          // updates that alert instead of posting a second one.
+          if (claimed[i]) winners.push(c);
+          else {
             results[c.index] = {
               outcome: 'known',
-              reason: 'this pair was alerted already',
+              reason: 'this pair was alerted already within the window',
               detection: c.detection,
             };
+            const pair = pairs.get(c.pairKey)!;
+            if (pair.alertId) {
+              repeats.set(pair.alertId, {
+                alertId: pair.alertId,
+                count: pair.count,
+                lastSeen: pair.lastSeen,
+              });
+            }
+          }
         });
         const others = await otherIpCounts(winners, pairs, t);
         for (const c of winners) {
@@ -258,10 +280,23 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
       const writes: StateEntry[] = [];
       for (const [key, pair] of pairs) {
-        if (!pair) continue;
-        const ttl = pair.lastSeen + windowMs - t;
+        const expiresAt = pair.lastSeen + windowMs;
+        const ttl = expiresAt - t;
         // A sighting older than the window expires at once: nothing to keep.
-        if (ttl > 0) writes.push({ key, value: pair, ttlMs: ttl });
+        if (ttl <= 0) continue;
+        const c = latest.get(key);
+        // The details follow the most recent event; they are rewritten only when they changed, or
+        // before they would expire ahead of the counters.
+        if (c && (!existed.has(key) || c.at >= (prevLastSeen.get(key) ?? 0))) {
+          const details = detailsOf(c.detection);
+          const fp = detailsFingerprint(details);
+          if (fp !== pair.detailsFp || (pair.detailsUntil ?? 0) < expiresAt - windowMs / 2) {
+            pair.detailsFp = fp;
+            pair.detailsUntil = expiresAt;
+            writes.push({ key: pairInfoKey(pair.appId, pair.ip), value: details, ttlMs: ttl });
+          }
+        }
+        writes.push({ key, value: pair, ttlMs: ttl });
       }
       await store.setMany(writes);
       if (created.length > 0) {
@@ -281,7 +316,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   }
 
   /** How many other IPs each alerting identity used within the window. */
-  async function otherIpCounts(winners: Candidate[], pairs: Map<string, PairRecord | undefined>, t: number) {
+  async function otherIpCounts(winners: Candidate[], pairs: Map<string, StoredPair>, t: number) {
     const counts = new Map<string, number>();
     const identities = new Map<string, Set<string>>();
     for (const c of winners) {
@@ -298,7 +333,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         const list = [...ips];
         let live = list.length;
         if (list.length <= EXACT_OTHER_IPS_LIMIT) {
-          const records = await store.getMany<PairRecord>(list.map((ip) => pairKey(appId, ip)));
+          const records = await store.getMany<StoredPair>(list.map((ip) => pairKey(appId, ip)));
           live = list.filter((ip, i) => {
             const rec = pairs.get(pairKey(appId, ip)) ?? records[i];
             return rec !== undefined && rec.lastSeen >= t - windowMs;

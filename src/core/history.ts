@@ -3,8 +3,11 @@ import {
   allowKey,
   identitySet,
   normaliseAppId,
+  type PairDetails,
   type PairRecord,
+  pairInfoKey,
   pairKey,
+  type StoredPair,
 } from './pair.ts';
 import type { StateStore } from './ports.ts';
 
@@ -47,8 +50,9 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       const set = identitySet(appId);
       const ips = await store.members(set);
       if (ips.length === 0) return [];
-      const [pairs, allows] = await Promise.all([
-        store.getMany<PairRecord>(ips.map((ip) => pairKey(appId, ip))),
+      const [pairs, infos, allows] = await Promise.all([
+        store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip))),
+        store.getMany<PairDetails>(ips.map((ip) => pairInfoKey(appId, ip))),
         store.getMany<AllowlistEntry>(ips.map((ip) => allowKey(appId, ip))),
       ]);
       const t = now();
@@ -56,12 +60,17 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       const entries: IdentityHistoryEntry[] = [];
       const gone: string[] = [];
       ips.forEach((ip, i) => {
-        const pair = pairs[i];
-        if (!pair) {
+        const stored = pairs[i];
+        if (!stored) {
           gone.push(ip);
           return;
         }
-        if (pair.lastSeen < horizon) return;
+        if (stored.lastSeen < horizon) return;
+        const { detailsFp: _fp, detailsUntil: _until, ...counters } = stored;
+        const pair: PairRecord = {
+          ...counters,
+          last: infos[i] ?? {},
+        };
         const allow = allows[i];
         entries.push(isAllowActive(allow, t) ? { pair, allow } : { pair });
       });

@@ -2,8 +2,7 @@ import type { AutonomousSystem, Detection, Geo, SourceFormat } from './detection
 
 /** Details of the last detection of a pair that `/arc-history` and the alert show. */
 export interface PairDetails {
-  eventId: string;
-  sourceFormat: SourceFormat;
+  sourceFormat?: SourceFormat;
   principalId?: string;
   principalType?: string;
   role?: string;
@@ -32,6 +31,18 @@ export interface PairRecord {
   alertId?: string;
 }
 
+/**
+ * A pair as stored: the counters, rewritten on every sighting, apart from the details, which
+ * rarely change and are rewritten only when they do (or when their expiry falls behind). Small
+ * records keep the write per sighting cheap.
+ */
+export interface StoredPair extends Omit<PairRecord, 'last'> {
+  /** Fingerprint of the stored details. */
+  detailsFp?: string;
+  /** When the stored details expire, epoch ms. */
+  detailsUntil?: number;
+}
+
 /** An allowlist entry for one pair: suppresses alerts while it lasts. */
 export interface AllowlistEntry {
   appId: string;
@@ -49,6 +60,8 @@ export const BUCKETS_PER_WINDOW = 28;
 export const normaliseAppId = (appId: string): string => appId.trim().toLowerCase();
 
 export const pairKey = (appId: string, ip: string): string => `pair:${normaliseAppId(appId)}:${ip}`;
+/** Where a pair's details live, beside its counters at `pairKey`. */
+export const pairInfoKey = (appId: string, ip: string): string => `pairinfo:${normaliseAppId(appId)}:${ip}`;
 export const allowKey = (appId: string, ip: string): string => `allow:${normaliseAppId(appId)}:${ip}`;
 export const identitySet = (appId: string): string => `ident:${normaliseAppId(appId)}`;
 
@@ -93,9 +106,53 @@ export function addSighting(
   return out;
 }
 
+/** A short fingerprint of a pair's details (FNV-1a over their fields), to tell when they changed. */
+export function detailsFingerprint(p: PairDetails): string {
+  const text = [
+    p.sourceFormat,
+    p.principalId,
+    p.principalType,
+    p.role,
+    p.clusterId,
+    p.clusterName,
+    p.geo?.countryName,
+    p.geo?.countryIsoCode,
+    p.geo?.cityName,
+    p.as?.number,
+    p.as?.organizationName,
+    p.userUpn,
+  ].join('\u0001');
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(36) + text.length.toString(36);
+}
+
+/**
+ * `addSighting` on a working copy the caller owns: the common case, a sighting in the newest
+ * bucket while nothing has expired, updates that span in place instead of copying the list.
+ */
+export function recordSighting(
+  spans: Array<[number, number]>,
+  t: number,
+  windowMs: number,
+  horizon: number,
+): Array<[number, number]> {
+  const width = Math.max(1, Math.floor(windowMs / BUCKETS_PER_WINDOW));
+  const last = spans[spans.length - 1];
+  if (last && spans[0]![1] >= horizon && Math.floor(last[0] / width) === Math.floor(t / width)) {
+    if (t < last[0]) last[0] = t;
+    if (t > last[1]) last[1] = t;
+    return spans;
+  }
+  return addSighting(spans, t, windowMs, horizon);
+}
+
 /** The pair's details as the last detection carried them. */
 export function detailsOf(d: Detection): PairDetails {
-  const details: PairDetails = { eventId: d.eventId, sourceFormat: d.sourceFormat };
+  const details: PairDetails = { sourceFormat: d.sourceFormat };
   if (d.principalId) details.principalId = d.principalId;
   if (d.principalType) details.principalType = d.principalType;
   if (d.evidence.role) details.role = d.evidence.role;

@@ -46,12 +46,30 @@ export async function openStateStore(url: string, opts: OpenStateStoreOptions = 
   const location = parseStoreUrl(url);
   switch (location.kind) {
     case 'sqlite':
-      return openSqliteStateStore({ path: location.path, namespace });
+      return openSqliteWithRetry(location.path, namespace);
     case 'memory':
       return openMemoryStateStore(namespace);
     case 'redis':
       return openRedisStateStore({ ...location, namespace });
     case 'postgres':
       return openPostgresStateStore({ ...location, namespace });
+  }
+}
+
+/**
+ * Opens the SQLite store, waiting while another process that opens the same new file at the same
+ * moment holds it: switching a new file to WAL and creating the tables take locks that SQLite's
+ * busy timeout does not cover.
+ */
+async function openSqliteWithRetry(path: string, namespace: string): Promise<StateStore> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      return openSqliteStateStore({ path, namespace });
+    } catch (error) {
+      if (!/database is locked|SQLITE_BUSY/i.test((error as Error).message) || Date.now() > deadline)
+        throw error;
+      await new Promise((resolve) => setTimeout(resolve, 25 + Math.random() * 50));
+    }
   }
 }

@@ -71,6 +71,23 @@ describe.each(Object.keys(backends))(
       expect(sink.repeats.at(-1)).toMatchObject({ alertId: first?.alert?.id, count: 2 });
     });
 
+    it('keeps the details of the most recent event for /arc-history', async () => {
+      const ecs = (role: string, msAgo: number, n: number) =>
+        arcEvent('elastic-ecs', {
+          role,
+          time: at(msAgo),
+          correlationId: `dddddddd-0000-4000-8000-${String(n).padStart(12, '0')}`,
+        });
+      await engine.evaluate([ecs('Role A', 2 * DAY, 1)]);
+      await engine.evaluate([ecs('Role B', DAY, 2), ecs('Role C', 3 * DAY, 3)]);
+      const [entry] = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(entry?.pair).toMatchObject({
+        count: 3,
+        last: { role: 'Role B', geo: ARC.geo, sourceFormat: 'elastic-ecs' },
+      });
+      expect(entry?.pair.lastSeen).toBeGreaterThan(Date.now() - DAY - 60_000);
+    });
+
     it('counts the identity’s other IPs in the window', async () => {
       await engine.evaluate([
         record({ ip: '198.51.100.1', time: at(DAY) }),
@@ -175,8 +192,8 @@ describe.each(Object.keys(backends))(
       expect(r?.outcome).toBe('alerted');
     });
 
-    it('alerts on an Elastic alert for a known pair, once per alert', async () => {
-      await engine.evaluate([record({ time: at(DAY) })]);
+    it('alerts on an Elastic alert for a pair seen but never alerted (Elastic judged it new), once per alert', async () => {
+      await engine.evaluate([record({ time: at(DAY) })], { silent: true });
       const alert = arcEvent('elastic-alert', {
         time: at(1000),
         alertUuid: '11111111-2222-4333-8444-555555555555',
@@ -186,6 +203,17 @@ describe.each(Object.keys(backends))(
       expect(first?.alert?.reason).toBe('elastic-alert');
       const [again] = await engine.evaluate([alert]);
       expect(again?.outcome).toBe('duplicate');
+    });
+
+    it('does not post a second alert when Elastic alerts on an event already alerted from its record', async () => {
+      const opts = { time: at(60_000), correlationId: 'eeeeeeee-0000-4000-8000-000000000001' };
+      const [rec] = await engine.evaluate([arcEvent('azure-activity-log-record', opts)]);
+      expect(rec?.outcome).toBe('alerted');
+      const [elastic] = await engine.evaluate([arcEvent('elastic-alert', opts)]);
+      expect(elastic?.outcome).toBe('known');
+      expect(elastic?.reason).toMatch(/alerted already/);
+      expect(sink.alerts).toHaveLength(1);
+      expect(sink.repeats.at(-1)?.alertId).toBe(rec?.alert?.id);
     });
 
     it('does not alert on an allowlisted Elastic alert', async () => {

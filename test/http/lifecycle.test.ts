@@ -65,7 +65,7 @@ describe('npm start (node src/main.ts)', () => {
     const url = await svc.url();
     const line = svc.lines.find((l) => String(l.msg).startsWith('arc-responder listening'))!;
     expect(line.msg).toMatch(
-      /^arc-responder listening on http:\/\/127\.0\.0\.1:\d+: store sqlite:\/\/\.\/data\/arc-responder\.db, history window 7d, chat log-only, remediation dry-run, ingest auth: loopback clients only \(INGEST_TOKEN unset\)$/,
+      /^arc-responder listening on http:\/\/127\.0\.0\.1:\d+: store sqlite:\/\/\.\/data\/arc-responder\.db, history window 7d, chat log-only, remediation dry-run from the detection's evidence \(no Azure identity configured\), ingest auth: loopback clients only \(INGEST_TOKEN unset\)$/,
     );
     expect(line).toMatchObject({
       host: '127.0.0.1',

@@ -503,7 +503,7 @@ const pair = (ip: string, lastSeen: number, extra: Partial<PairRecord> = {}): Pa
   lastSeen,
   count: 3,
   spans: [[lastSeen, lastSeen]],
-  last: { eventId: 'e', sourceFormat: 'elastic-alert', geo: ARC.geo, as: ARC.as },
+  last: { sourceFormat: 'elastic-alert', geo: ARC.geo, as: ARC.as },
   ...extra,
 });
 
