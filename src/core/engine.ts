@@ -317,25 +317,31 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
   /** How many other IPs each alerting identity used within the window. */
   async function otherIpCounts(winners: Candidate[], pairs: Map<string, StoredPair>, t: number) {
-    const counts = new Map<string, number>();
-    const identities = new Map<string, Set<string>>();
-    for (const c of winners) {
-      const id = normaliseAppId(c.detection.appId);
-      const set = identities.get(id) ?? new Set<string>();
-      set.add(c.detection.sourceIp);
-      identities.set(id, set);
+    const alerting = new Set(winners.map((c) => normaliseAppId(c.detection.appId)));
+    // This batch's pairs of those identities, including the ones not in the index yet.
+    const inBatch = new Map<string, Set<string>>();
+    for (const pair of pairs.values()) {
+      if (!alerting.has(pair.appId)) continue;
+      const ips = inBatch.get(pair.appId) ?? new Set<string>();
+      ips.add(pair.ip);
+      inBatch.set(pair.appId, ips);
     }
+    const counts = new Map<string, number>();
     await Promise.all(
-      [...identities.keys()].map(async (appId) => {
+      [...alerting].map(async (appId) => {
         const ips = new Set(await store.members(identitySet(appId)));
-        for (const c of winners)
-          if (normaliseAppId(c.detection.appId) === appId) ips.add(c.detection.sourceIp);
+        for (const ip of inBatch.get(appId) ?? []) ips.add(ip);
         const list = [...ips];
         let live = list.length;
         if (list.length <= EXACT_OTHER_IPS_LIMIT) {
-          const records = await store.getMany<StoredPair>(list.map((ip) => pairKey(appId, ip)));
-          live = list.filter((ip, i) => {
-            const rec = pairs.get(pairKey(appId, ip)) ?? records[i];
+          const unknown = list.filter((ip) => !pairs.has(pairKey(appId, ip)));
+          const records =
+            unknown.length > 0
+              ? await store.getMany<StoredPair>(unknown.map((ip) => pairKey(appId, ip)))
+              : [];
+          const stored = new Map(unknown.map((ip, i) => [ip, records[i]]));
+          live = list.filter((ip) => {
+            const rec = pairs.get(pairKey(appId, ip)) ?? stored.get(ip);
             return rec !== undefined && rec.lastSeen >= t - windowMs;
           }).length;
         }
