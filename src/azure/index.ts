@@ -20,6 +20,5 @@ export {
   createAzureRemediator,
   createRemediatorWith,
   listRemediationAttempts,
-  type RemediationContext,
 } from './remediator.ts';
 export { type AzureDeps, type AzureServices, createAzureServices } from './services.ts';

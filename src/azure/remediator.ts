@@ -6,6 +6,7 @@ import type { Detection } from '../core/detection.ts';
 import type { StateStore } from '../core/ports.ts';
 import type {
   PlannedStep,
+  RemediationContext,
   RemediationPlan,
   RemediationResult,
   Remediator,
@@ -27,31 +28,8 @@ import { type CallRecord, withCallLog } from './call-log.ts';
 import { describeFailure, type FailureContext, failureText } from './errors.ts';
 import { type AzureDeps, type AzureServices, createAzureServices } from './services.ts';
 
-/** Who asked for a remediation, and about which alert: goes into the audit record. */
-export interface RemediationContext {
-  /** Slack user id (or other chat user), `system` when absent. */
-  actor?: string;
-  alertId?: string;
-  ip?: string;
-}
-
-/** The Azure remediator: the core port, plus the audit context and the broad-role action. */
+/** The Azure remediator: the core port, with the broad-role action always available. */
 export interface AzureRemediator extends Remediator {
-  plan(detection: Detection): Promise<RemediationPlan>;
-  execute(
-    plan: RemediationPlan,
-    previous?: RemediationResult,
-    context?: RemediationContext,
-  ): Promise<RemediationResult>;
-  undo(
-    plan: RemediationPlan,
-    result: RemediationResult,
-    context?: RemediationContext,
-  ): Promise<RemediationResult>;
-  /**
-   * The separate, explicitly confirmed action: a plan removing the broad-role assignments that
-   * `plan.stillHasAccessThrough` lists. Run it with `execute` once a person has confirmed it.
-   */
   planBroadRemoval(plan: RemediationPlan): RemediationPlan;
 }
 
