@@ -61,7 +61,7 @@ export const alertIdFor = (eventId: string): string =>
  * The event's time leads the key so that live events, which arrive roughly in time order, land
  * at the end of the store's key index instead of at random places in it.
  */
-const eventClaimKey = (c: { detection: Detection; at: number }) =>
+export const eventClaimKey = (c: { detection: Detection }): string =>
   `event:${Date.parse(c.detection.eventTime).toString(36)}:${c.detection.eventId}`;
 const alertClaimKey = (appId: string, ip: string) => `alerted:${normaliseAppId(appId)}:${ip}`;
 
@@ -71,6 +71,8 @@ interface Candidate {
   pairKey: string;
   /** Event time clamped to now when it is too far ahead. */
   at: number;
+  /** Its event id was claimed before: a duplicate, unless that delivery never got as far as storing. */
+  seenBefore?: boolean;
 }
 
 /** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
@@ -116,31 +118,29 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
     // The same event delivered twice (webhook and Event Hub retries) counts once, also in a race.
     const won = await store.claimMany(parsed.map(eventClaimKey), dedupTtl);
-    const candidates: Candidate[] = [];
+    // Events whose claim was taken before are checked against the pair under its lock in `judge`:
+    // a delivery that stopped (a crash) after claiming the event but before storing anything must
+    // not turn the sender's retry into a duplicate and lose the event.
     parsed.forEach((c, i) => {
-      if (won[i]) candidates.push(c);
-      else
-        results[c.index] = {
-          outcome: 'duplicate',
-          reason: `event ${c.detection.eventId} was already received`,
-        };
+      if (!won[i]) c.seenBefore = true;
     });
-    if (candidates.length === 0) return results;
 
     try {
-      await judge(candidates, results, evalOpts);
+      await judge(parsed, results, evalOpts);
     } catch (err) {
       // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
-      await Promise.allSettled(candidates.map((c) => store.releaseClaim(eventClaimKey(c))));
+      await Promise.allSettled(
+        parsed.filter((c) => !c.seenBefore).map((c) => store.releaseClaim(eventClaimKey(c))),
+      );
       throw err;
     }
     return results;
   }
 
-  async function judge(candidates: Candidate[], results: EventResult[], evalOpts: EvaluateOptions) {
-    const keys = [...new Set(candidates.map((c) => c.pairKey))];
+  async function judge(parsed: Candidate[], results: EventResult[], evalOpts: EvaluateOptions) {
+    const keys = [...new Set(parsed.map((c) => c.pairKey))];
     const firstOf = new Map<string, Candidate>();
-    for (const c of candidates) if (!firstOf.has(c.pairKey)) firstOf.set(c.pairKey, c);
+    for (const c of parsed) if (!firstOf.has(c.pairKey)) firstOf.set(c.pairKey, c);
     const allowList = await store.getMany<AllowlistEntry>(
       keys.map((k) => {
         const c = firstOf.get(k)!;
@@ -160,6 +160,22 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const pairs = new Map<string, StoredPair>();
       const existed = new Set<string>();
       const latest = new Map<string, Candidate>();
+      // A re-delivered event is a duplicate when its pair is stored, or when the same event came
+      // earlier in this batch; otherwise its first delivery never got as far as the store.
+      const inBatch = new Set<string>();
+      const candidates: Candidate[] = [];
+      const storedKeys = new Set(keys.filter((_, i) => prevList[i] !== undefined));
+      for (const c of parsed) {
+        if (c.seenBefore && (storedKeys.has(c.pairKey) || inBatch.has(c.detection.eventId))) {
+          results[c.index] = {
+            outcome: 'duplicate',
+            reason: `event ${c.detection.eventId} was already received`,
+          };
+        } else {
+          candidates.push(c);
+          inBatch.add(c.detection.eventId);
+        }
+      }
       const prevLastSeen = new Map<string, number>();
       keys.forEach((k, i) => {
         const prev = prevList[i];

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
-import { createEngine, type Engine } from '../../src/core/engine.ts';
+import { createEngine, type Engine, eventClaimKey } from '../../src/core/engine.ts';
 import { createHistory } from '../../src/core/history.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
@@ -317,6 +317,28 @@ describe('engine: failures before the alert is stored', () => {
     const [retry] = await engine.evaluate([event]);
     expect(retry?.outcome).toBe('alerted');
     expect(stored).toHaveLength(1);
+    await store.close();
+  });
+});
+
+describe('engine: a delivery that stopped after claiming the event', () => {
+  it('evaluates the retry instead of calling it a duplicate when nothing of the first delivery was stored', async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    const engine = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox });
+    const event = record({ time: at(1000) });
+    // What a process killed right after claiming the event leaves behind: the claim alone.
+    const [probe] = await (
+      await createEngine({ store: await openStateStore('memory://'), windowMs: WINDOW, outbox: sink.outbox })
+    ).evaluate([structuredClone(event)]);
+    expect(await store.claim(eventClaimKey({ detection: probe!.detection! }), DAY)).toBe(true);
+    sink.alerts.length = 0;
+
+    const [retry] = await engine.evaluate([event]);
+    expect(retry?.outcome).toBe('alerted');
+    const [again] = await engine.evaluate([event]);
+    expect(again?.outcome).toBe('duplicate');
+    expect(sink.alerts).toHaveLength(1);
     await store.close();
   });
 });
