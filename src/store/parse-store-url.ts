@@ -10,9 +10,19 @@ export type StoreLocation =
 const EXPECTED =
   'expected sqlite://<path>, memory://, redis://host:port, rediss://host:port or postgres://user@host/db';
 
-/** Masks the password of anything that looks like `scheme://user:password@host`. */
+/**
+ * Masks the credentials of anything that looks like `scheme://user:password@host`: everything
+ * between the user name and the last `@`, so that a password holding an unencoded `/`, `?` or
+ * `#` (base64 keys often do) is masked too.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:)[^@/?#]*@/i, '$1***@');
+  const start = url.indexOf('://');
+  const at = url.lastIndexOf('@');
+  if (start === -1 || at < start) return url;
+  const userInfo = url.slice(start + 3, at);
+  const colon = userInfo.indexOf(':');
+  const user = colon === -1 ? userInfo : userInfo.slice(0, colon);
+  return `${url.slice(0, start + 3)}${colon === -1 && user.length > 0 ? '***' : `${user}:***`}@${url.slice(at + 1)}`;
 }
 
 /**
@@ -78,6 +88,17 @@ export function parseStoreUrl(raw: string): StoreLocation {
   }
 
   if (scheme === 'redis' || scheme === 'rediss' || scheme === 'postgres' || scheme === 'postgresql') {
+    // Credentials holding a `/`, `?` or `#` end the host part early: say so rather than fail later.
+    const userInfo = url.slice(
+      url.indexOf('://') + 3,
+      Math.max(url.lastIndexOf('@'), url.indexOf('://') + 3),
+    );
+    if (/[/?#]/.test(userInfo)) {
+      throw new StoreError(
+        'STORE_URL_INVALID',
+        `Store URL "${display}": the user name or password holds a character that must be percent-encoded (/ as %2F, ? as %3F, # as %23)`,
+      );
+    }
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -87,10 +108,8 @@ export function parseStoreUrl(raw: string): StoreLocation {
     if (parsed.hostname === '') {
       throw new StoreError('STORE_URL_INVALID', `Store URL "${display}" names no host; ${EXPECTED}`);
     }
-    const password = parsed.password;
-    if (password) parsed.password = '***';
     const kind = scheme.startsWith('redis') ? 'redis' : 'postgres';
-    return { kind, url, display: parsed.toString(), password };
+    return { kind, url, display, password: parsed.password };
   }
 
   throw new StoreError('STORE_URL_INVALID', `Store URL scheme "${scheme}:" is not supported; ${EXPECTED}`);

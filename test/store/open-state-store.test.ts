@@ -47,6 +47,22 @@ describe('parseStoreUrl', () => {
     expect(redactUrl('weird://user:pw@@host')).not.toContain('pw@');
     expect(scrubSecret('failed for p%40ss and p@ss', 'p%40ss')).toBe('failed for *** and ***');
   });
+
+  it('masks a password holding an unencoded / and says it must be percent-encoded', () => {
+    const raw = 'rediss://default:Ab/cd+Ef==@cache.example:6380/0';
+    expect(redactUrl(raw)).toBe('rediss://default:***@cache.example:6380/0');
+    let message = '';
+    try {
+      parseStoreUrl(raw);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/must be percent-encoded \(\/ as %2F/);
+    expect(message).not.toContain('Ab/cd');
+    expect(parseStoreUrl('rediss://default:Ab%2Fcd%2BEf%3D%3D@cache.example:6380/0').display).toBe(
+      'rediss://default:***@cache.example:6380/0',
+    );
+  });
 });
 
 describe('openStateStore refuses bad input with a message naming the problem', () => {
