@@ -31,7 +31,11 @@ export async function recordAudit(store: StateStore, entry: Omit<AuditEntry, 'id
 
 /** Audit records, oldest first: those of one alert, or all of them. */
 export async function listAudit(store: StateStore, alertId?: string): Promise<AuditEntry[]> {
-  const ids = await store.members(alertId ? forAlert(alertId) : ALL);
+  const set = alertId ? forAlert(alertId) : ALL;
+  const ids = await store.members(set);
   const entries = await store.getMany<AuditEntry>(ids.map((id) => `audit:${id}`));
+  // Records expire by themselves; their index entries go as they are found.
+  const expired = ids.filter((_, i) => entries[i] === undefined);
+  if (expired.length > 0) await store.removeMembers(set, expired);
   return entries.filter((e): e is AuditEntry => e !== undefined).sort((a, b) => a.at - b.at);
 }

@@ -52,6 +52,8 @@ export interface Engine {
 }
 
 const LEARNING_KEY = 'meta:learning-until';
+/** Set once the store holds any sighting: a learning period opens only on an empty history. */
+const HISTORY_MARK = 'meta:has-history';
 
 /** A stable, short alert id derived from the event id. */
 export const alertIdFor = (eventId: string): string =>
@@ -81,13 +83,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const now = opts.now ?? Date.now;
   const lock = new KeyedLock();
   const dedupTtl = Math.max(MIN_DEDUP_TTL_MS, 2 * windowMs);
+  let historyMarked = false;
 
   let learningUntil: number | undefined;
   if (opts.learningPeriodMs !== undefined) {
     // The first start of an empty history opens the learning period; later starts keep its end.
     const until = now() + opts.learningPeriodMs;
     if (await store.claim('meta:first-start')) {
-      const empty = (await store.members('meta:identities')).length === 0;
+      const empty = (await store.get(HISTORY_MARK)) === undefined;
       learningUntil = empty ? until : 0;
       await store.set(LEARNING_KEY, learningUntil);
     } else {
@@ -295,11 +298,16 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       }
 
       const writes: StateEntry[] = [];
+      // Every pair written is (re)indexed under its identity, first: the index then never misses
+      // a stored pair, even after a crash between the two writes or a concurrent pruning reader.
+      // Re-adding a member that is already there writes nothing.
+      const index: Array<[string, string]> = [];
       for (const [key, pair] of pairs) {
         const expiresAt = pair.lastSeen + windowMs;
         const ttl = expiresAt - t;
         // A sighting older than the window expires at once: nothing to keep.
         if (ttl <= 0) continue;
+        index.push([identitySet(pair.appId), pair.ip]);
         const c = latest.get(key);
         // The details follow the most recent event; they are rewritten only when they changed, or
         // before they would expire ahead of the counters.
@@ -314,20 +322,12 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         }
         writes.push({ key, value: pair, ttlMs: ttl });
       }
-      await store.setMany(writes);
-      if (created.length > 0) {
-        const index: Array<[string, string]> = [];
-        const identities = new Set<string>();
-        for (const c of created) {
-          const id = normaliseAppId(c.detection.appId);
-          index.push([identitySet(id), c.detection.sourceIp]);
-          if (!identities.has(id)) {
-            identities.add(id);
-            index.push(['meta:identities', id]);
-          }
-        }
-        await store.addToSets(index);
+      if (created.length > 0 && !historyMarked) {
+        writes.push({ key: HISTORY_MARK, value: true });
+        historyMarked = true;
       }
+      if (index.length > 0) await store.addToSets(index);
+      await store.setMany(writes);
     });
   }
 
@@ -360,6 +360,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             const rec = pairs.get(pairKey(appId, ip)) ?? stored.get(ip);
             return rec !== undefined && rec.lastSeen >= t - windowMs;
           }).length;
+          // Expired pairs leave their index entries behind; drop those met here.
+          const gone = unknown.filter((ip) => stored.get(ip) === undefined);
+          if (gone.length > 0) await store.removeMembers(identitySet(appId), gone);
         }
         counts.set(appId, Math.max(0, live - 1));
       }),

@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
 import { createEngine, type Engine, eventClaimKey } from '../../src/core/engine.ts';
 import { createHistory } from '../../src/core/history.ts';
+import { identitySet } from '../../src/core/pair.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { ARC, arcEvent } from '../support/samples.ts';
@@ -86,6 +87,16 @@ describe.each(Object.keys(backends))(
         last: { role: 'Role B', geo: ARC.geo, sourceFormat: 'elastic-ecs' },
       });
       expect(entry?.pair.lastSeen).toBeGreaterThan(Date.now() - DAY - 60_000);
+    });
+
+    it('re-indexes a pair under its identity on every sighting, so a lost index entry heals', async () => {
+      await engine.evaluate([record({ time: at(DAY) })]);
+      // What a crash between the index and the pair writes, or a pruning reader, could leave.
+      await store.removeMembers(identitySet(ARC.appId), [ARC.ip]);
+      const history = createHistory({ store, windowMs: WINDOW });
+      expect(await history.listIdentity(ARC.appId)).toEqual([]);
+      await engine.evaluate([record({ time: at(1000) })]);
+      expect((await history.listIdentity(ARC.appId)).map((e) => e.pair.count)).toEqual([2]);
     });
 
     it('counts the identity’s other IPs in the window', async () => {
