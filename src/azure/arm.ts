@@ -28,7 +28,10 @@ export interface ArmGateway {
   ): Promise<AssignmentInfo[]>;
   /** A role definition by its full id; cached per gateway. */
   getRoleDefinition(roleDefinitionId: string, signal?: AbortSignal): Promise<RoleDefinitionInfo>;
-  /** One assignment by full id, or undefined when it does not exist. */
+  /**
+   * One assignment by full id (`GET {scope}/providers/Microsoft.Authorization/roleAssignments/{name}`),
+   * or undefined when it does not exist (404). Other failures throw.
+   */
   getAssignment(id: string, signal?: AbortSignal): Promise<AssignmentInfo | undefined>;
   /** Deletes an assignment by full id: `already-gone` for 204 and 404. */
   deleteAssignment(id: string): Promise<'deleted' | 'already-gone'>;
@@ -139,7 +142,10 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
     async getAssignment(id, signal) {
       try {
         const a = await auth.roleAssignments.getById(sdkId(id), signal ? { abortSignal: signal } : {});
-        return toAssignmentInfo(a);
+        const info = toAssignmentInfo(a);
+        // A record without its principal or role cannot be checked: never mistake it for "gone".
+        if (!info) throw new Error(`ARM returned role assignment ${id} without its principal or role`);
+        return info;
       } catch (error) {
         if (statusOf(error) === 404) return undefined;
         throw error;

@@ -14,11 +14,13 @@ import type {
 } from '../core/remediation.ts';
 import {
   type AssignmentInfo,
+  assignmentId,
   buildBroadRemovalPlan,
   buildRemediationPlan,
-  fullRoleDefinitionId,
+  type EvidenceAssignmentRead,
   isSafeScope,
   KNOWN_ROLES,
+  normaliseScope,
   type RoleDefinitionInfo,
   restoreInfo,
   roleGuid,
@@ -81,20 +83,18 @@ export function createRemediatorWith(
   const { arm, graph, endpoints } = services;
   const logger = baseLogger.child({ component: 'azure-remediator' });
 
+  /**
+   * The role definitions of the assignments ARM returned (never the role the evidence claims: the
+   * plan classifies each assignment by its real definition).
+   */
   async function readRoles(
-    detection: Detection,
     assignments: readonly AssignmentInfo[],
     warnings: string[],
   ): Promise<Map<string, RoleDefinitionInfo>> {
     const ids = new Map<string, string>();
     for (const a of assignments) {
       const guid = roleGuid(a.roleDefinitionId);
-      if (guid && isSafeScope(a.roleDefinitionId)) ids.set(guid, a.roleDefinitionId);
-    }
-    const ev = detection.evidence;
-    const evGuid = dashGuid(ev.roleDefinitionId);
-    if (evGuid && !ids.has(evGuid) && ev.roleAssignmentScope && isSafeScope(ev.roleAssignmentScope)) {
-      ids.set(evGuid, fullRoleDefinitionId(evGuid, ev.roleAssignmentScope));
+      if (guid && !ids.has(guid) && isSafeScope(a.roleDefinitionId)) ids.set(guid, a.roleDefinitionId);
     }
     const roles = new Map<string, RoleDefinitionInfo>();
     const failures: string[] = [];
@@ -146,14 +146,39 @@ export function createRemediatorWith(
         );
       }
     }
-    const roles = assignments ? await readRoles(detection, assignments, warnings) : undefined;
+    // The assignment the evidence names, read by id: the plan trusts ARM's record, not the evidence.
+    const evidenceAssignment = await readEvidenceAssignment(detection);
+    const found = evidenceAssignment?.status === 'found' ? [evidenceAssignment.assignment] : [];
+    const known = [...(assignments ?? []), ...found];
+    const roles = known.length > 0 ? await readRoles(known, warnings) : undefined;
     return buildRemediationPlan({
       detection,
       endpoints,
       ...(assignments ? { assignments } : {}),
+      ...(evidenceAssignment ? { evidenceAssignment } : {}),
       ...(roles ? { roles } : {}),
       warnings,
     });
+  }
+
+  /** Reads the assignment named in the evidence by id; undefined when the evidence names none. */
+  async function readEvidenceAssignment(detection: Detection): Promise<EvidenceAssignmentRead | undefined> {
+    const ev = detection.evidence;
+    const name = dashGuid(ev.roleAssignmentId);
+    if (!name || !ev.roleAssignmentScope || !isSafeScope(ev.roleAssignmentScope)) return undefined;
+    const id = assignmentId(normaliseScope(ev.roleAssignmentScope), name);
+    try {
+      const assignment = await arm.getAssignment(id);
+      return assignment ? { status: 'found', assignment } : { status: 'absent' };
+    } catch (error) {
+      const f = describeFailure(error, {
+        service: 'arm',
+        action: 'Microsoft.Authorization/roleAssignments/read',
+        scope: id,
+      });
+      logger.warn({ err: f.message, assignment: id }, 'reading the evidence role assignment failed');
+      return { status: 'unreadable', error: failureText(f), ...(f.fix ? { fix: f.fix } : {}) };
+    }
   }
 
   async function disablePrincipal(
@@ -182,13 +207,54 @@ export function createRemediatorWith(
     }
   }
 
-  async function runStep(step: PlannedStep): Promise<StepOutcome> {
+  /**
+   * Re-reads an assignment right before deleting it: the id may have been deleted and reused since
+   * the plan was made. Undefined when the DELETE may go ahead, else the step's outcome.
+   */
+  async function recheckAssignment(
+    step: PlannedStep,
+    plan: RemediationPlan,
+    scope: string,
+  ): Promise<StepOutcome | undefined> {
+    let current: AssignmentInfo | undefined;
+    try {
+      current = await arm.getAssignment(step.target);
+    } catch (error) {
+      return failed(
+        error,
+        { service: 'arm', action: 'Microsoft.Authorization/roleAssignments/read', scope },
+        `GET ${step.target} (the check before deleting it)`,
+      );
+    }
+    if (!current) return { status: 'already-done', detail: `${step.target} was already gone` };
+    const expected = dashGuid(plan.principalId) ?? dashGuid(restoreInfo(step)?.principalId);
+    const actual = dashGuid(current.principalId);
+    if (!expected || actual !== expected) {
+      return {
+        status: 'skipped',
+        detail: `not removed: ${step.target} is now assigned to ${current.principalId}, not to the plan's principal ${expected ?? '(unknown)'} (the assignment id may have been reused)`,
+      };
+    }
+    const plannedRole = roleGuid(restoreInfo(step)?.roleDefinitionId);
+    const currentRole = roleGuid(current.roleDefinitionId);
+    if (plannedRole && currentRole !== plannedRole) {
+      return {
+        status: 'skipped',
+        detail: `not removed: ${step.target} now grants role ${currentRole ?? current.roleDefinitionId}, not the planned ${plannedRole} (the assignment id may have been reused)`,
+      };
+    }
+    return undefined;
+  }
+
+  async function runStep(step: PlannedStep, plan: RemediationPlan): Promise<StepOutcome> {
     switch (step.kind) {
       case 'remove-assignment': {
         const scope = scopeOfAssignmentId(step.target);
         if (!isSafeScope(step.target) || scope === undefined) {
           return { status: 'failed', detail: `not a role assignment id: ${step.target}` };
         }
+        const refused = await recheckAssignment(step, plan, scope);
+        if (refused) return refused;
         try {
           const r = await arm.deleteAssignment(step.target);
           return r === 'deleted'
@@ -335,7 +401,7 @@ export function createRemediatorWith(
         steps.push({ stepId: step.id, status: 'would-do', detail: `dry-run: would ${step.call}` });
         continue;
       }
-      const run = await withCallLog(() => runStep(step));
+      const run = await withCallLog(() => runStep(step, plan));
       calls.push(...run.calls);
       const outcome: StepOutcome = run.ok
         ? run.value

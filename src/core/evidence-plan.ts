@@ -6,7 +6,8 @@ const DEFAULT_ENDPOINTS = { arm: 'https://management.azure.com', graph: 'https:/
 /**
  * A dry-run remediator for a service with no Azure identity configured: it plans from the
  * detection's own evidence (the role assignment that granted the access, the caller to disable),
- * asks Azure nothing and changes nothing.
+ * asks Azure nothing and changes nothing. Since nothing is read from ARM, the step removing the
+ * evidence assignment says in its description that it is unverified (see `buildRemediationPlan`).
  */
 export function evidencePlanRemediator(endpoints: { arm?: string; graph?: string } = {}): Remediator {
   const planEndpoints = { ...DEFAULT_ENDPOINTS, ...endpoints };

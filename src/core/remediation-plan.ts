@@ -76,6 +76,16 @@ export interface RemainingAccessDetail extends RemainingAccess {
   conditionVersion?: string;
 }
 
+/**
+ * What ARM said when the assignment named in the evidence was read by id: `found` (ARM's own
+ * record, which the plan trusts instead of the evidence), `absent` (404: already gone), or
+ * `unreadable` (403, network...: the plan does not remove what it could not check).
+ */
+export type EvidenceAssignmentRead =
+  | { status: 'found'; assignment: AssignmentInfo }
+  | { status: 'absent' }
+  | { status: 'unreadable'; error: string; fix?: string };
+
 /** How a role relates to the Arc credential actions. */
 export type ArcGrant = 'specific' | 'broad' | 'none';
 
@@ -94,6 +104,11 @@ export interface PlanInput {
    * when they could not be listed: the plan then rests on the evidence alone.
    */
   assignments?: readonly AssignmentInfo[];
+  /**
+   * The assignment the evidence names, as ARM returned it when read by id. Undefined when it was
+   * not read (no Azure identity): the plan then rests on the evidence, and says so in the step.
+   */
+  evidenceAssignment?: EvidenceAssignmentRead;
   /** Role definitions read from ARM, by GUID (dashed, lower case). Built-in roles known here fill gaps. */
   roles?: ReadonlyMap<string, RoleDefinitionInfo>;
   /** Problems met while reading, carried into the plan. */
@@ -349,13 +364,179 @@ function principalKind(
   return undefined;
 }
 
+/** What step 1 adds to the plan: at most one step, remaining access, and lines for people. */
+interface EvidenceOutcome {
+  steps: PlannedStep[];
+  still: RemainingAccessDetail[];
+  warnings: string[];
+  /** Put first in `warnings`: the evidence names someone else's assignment. */
+  alarms: string[];
+}
+
+const ARC_ACTION_SHORT = 'listClusterUserCredential';
+
+/**
+ * Step 1 from ARM's own record of the assignment the evidence names (read by id). It is removed
+ * only when it exists, is assigned to the detected principal itself and its real role names an
+ * Arc credential action; the evidence's role name and principal are not trusted.
+ */
+function evidenceFromArm(
+  input: PlanInput,
+  id: string,
+  read: EvidenceAssignmentRead,
+  principalId: string | undefined,
+): EvidenceOutcome {
+  const out: EvidenceOutcome = { steps: [], still: [], warnings: [], alarms: [] };
+  if (read.status === 'absent') {
+    out.warnings.push(`the role assignment named in the evidence is already gone (ARM has no ${id})`);
+    return out;
+  }
+  if (read.status === 'unreadable') {
+    out.warnings.push(
+      `could not read the role assignment named in the evidence (${read.error}): it is not removed, since it could not be checked${read.fix ? `; ${read.fix}` : ''}: ${id}`,
+    );
+    return out;
+  }
+  const a = read.assignment;
+  const scope = normaliseScope(a.scope);
+  const guid = roleGuid(a.roleDefinitionId);
+  const role = lookupRole(input.roles, guid);
+  const roleName = role?.roleName ?? guid ?? a.roleDefinitionId;
+  const assignedTo = dashGuid(a.principalId);
+  // A group assignment through which the caller got the access: the evidence then names that
+  // group as the assignment's principal (membership itself is not checked).
+  const viaGroup =
+    lower(a.principalType) === 'group' &&
+    assignedTo !== principalId &&
+    assignedTo === dashGuid(input.detection.evidence.principalId);
+  if (viaGroup) {
+    out.still.push(remaining('group', { ...a, id }, roleName));
+    out.warnings.push(
+      `the evidence assignment ${id} (${roleName}) is made to group ${assignedTo}: not removed, since that would affect every member; remove the principal from the group`,
+    );
+    return out;
+  }
+  if (!principalId) {
+    out.warnings.push(
+      `the detection names no principal object id, so the evidence assignment cannot be checked as its own: not removed: ${id}`,
+    );
+    return out;
+  }
+  if (assignedTo !== principalId) {
+    out.alarms.push(
+      `POSSIBLE TAMPERING: the detection's evidence names a role assignment of a different principal (${a.principalId}${a.principalType ? `, ${a.principalType}` : ''}), not of the detected principal ${principalId}: not removed; check the detection's source: ${id}`,
+    );
+    return out;
+  }
+  if (!role) {
+    out.warnings.push(
+      `could not read role definition ${guid ?? a.roleDefinitionId} of the evidence assignment: left in place (check Microsoft.Authorization/roleDefinitions/read): ${id}`,
+    );
+    return out;
+  }
+  const grant = classifyRole(role);
+  if (grant === 'broad') {
+    out.still.push(remaining('broad-role', { ...a, id }, roleName));
+    out.warnings.push(
+      `the evidence assignment ${id} is the broad role ${roleName}: not removed by this plan; remove it with the separate, confirmed action`,
+    );
+    return out;
+  }
+  if (grant === 'none') {
+    out.warnings.push(
+      `the evidence assignment ${id} is "${roleName}", which does not grant ${ARC_ACTION_SHORT}: not removed`,
+    );
+    return out;
+  }
+  out.steps.push(
+    removeStep(
+      input.endpoints,
+      id,
+      restoreFrom({ ...a, scope }, roleName),
+      `Remove "${roleName}" at ${scope}: the assignment named in the evidence`,
+    ),
+  );
+  return out;
+}
+
+/**
+ * Step 1 from the detection's evidence alone (nothing was read from Azure): planned as the
+ * evidence describes it, and labelled unverified. An assignment the evidence attributes to another
+ * principal than the caller is not planned.
+ */
+function evidenceUnverified(
+  input: PlanInput,
+  id: string,
+  scope: string,
+  principalId: string | undefined,
+): EvidenceOutcome {
+  const out: EvidenceOutcome = { steps: [], still: [], warnings: [], alarms: [] };
+  const ev = input.detection.evidence;
+  const listed = input.assignments?.find((a) => a.id.toLowerCase() === id.toLowerCase());
+  const guid = roleGuid(listed?.roleDefinitionId) ?? dashGuid(ev.roleDefinitionId);
+  const role = lookupRole(input.roles, guid);
+  const roleName = role?.roleName ?? ev.role ?? guid ?? 'unknown role';
+  const assignedTo = listed?.principalId ?? dashGuid(ev.principalId) ?? principalId;
+  const assignedType = listed?.principalType ?? ev.principalType;
+  const facts = {
+    id,
+    scope,
+    principalId: assignedTo ?? '',
+    ...(assignedType ? { principalType: assignedType } : {}),
+    ...(guid ? { roleDefinitionId: guid } : {}),
+    ...(listed?.condition ? { condition: listed.condition } : {}),
+    ...(listed?.conditionVersion ? { conditionVersion: listed.conditionVersion } : {}),
+  };
+  if (lower(assignedType) === 'group') {
+    out.still.push(remaining('group', facts, roleName));
+    out.warnings.push(
+      `the evidence assignment ${id} (${roleName}) is made to group ${assignedTo ?? '?'}: not removed, since that would affect every member; remove the principal from the group`,
+    );
+    return out;
+  }
+  if (principalId && assignedTo && lower(assignedTo) !== principalId) {
+    out.warnings.push(
+      `the evidence assignment is attributed to another principal (${assignedTo}) than the caller: not removed: ${id}`,
+    );
+    return out;
+  }
+  if (role && classifyRole(role) === 'broad') {
+    out.still.push(remaining('broad-role', facts, roleName));
+    out.warnings.push(
+      `the evidence assignment ${id} is the broad role ${roleName}: not removed by this plan; remove it with the separate, confirmed action`,
+    );
+    return out;
+  }
+  const restore =
+    listed !== undefined
+      ? restoreFrom(listed, roleName)
+      : guid && assignedTo
+        ? restoreFrom(
+            { id, scope, roleDefinitionId: guid, principalId: assignedTo, principalType: assignedType },
+            roleName,
+          )
+        : undefined;
+  if (!restore) out.warnings.push(`undo cannot re-create ${id}: the evidence lacks its role or principal`);
+  out.steps.push(
+    removeStep(
+      input.endpoints,
+      id,
+      restore,
+      `Remove "${roleName}" at ${scope}: the assignment named in the evidence (unverified: taken from the detection, not checked in Azure)`,
+    ),
+  );
+  return out;
+}
+
 /**
  * Decides the steps for a detection:
- * 1. remove the role assignment named in the evidence (scope + id);
+ * 1. remove the role assignment named in the evidence (scope + id), when ARM's record of it (read
+ *    by id) shows it is the detected principal's own and its role names an Arc credential action;
  * 2. remove every other assignment of the principal at a scope covering the cluster whose role
  *    names an Arc credential action; broad roles and group assignments are listed in
  *    `stillHasAccessThrough` instead;
  * 3. disable the service principal, or for a user disable the account and revoke its sessions.
+ * The principal is the caller (claims object id); evidence that names another one is reported.
  * Ids that are not GUIDs and scopes that are not ARM scopes never reach a step's call.
  */
 export function buildRemediationPlan(input: PlanInput): RemediationPlan {
@@ -365,10 +546,24 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
   const still: RemainingAccessDetail[] = [];
   const seen = new Set<string>();
   const ev = d.evidence;
-  const principalId = dashGuid(d.principalId) ?? dashGuid(ev.principalId);
+  const claimsPrincipal = dashGuid(d.principalId);
+  const evidencePrincipal = dashGuid(ev.principalId);
+  const principalId = claimsPrincipal ?? evidencePrincipal;
   const appId = dashGuid(d.appId);
   const clusterId = d.cluster?.id && isSafeScope(d.cluster.id) ? normaliseScope(d.cluster.id) : undefined;
   const assignments = input.assignments;
+  const alarms: string[] = [];
+
+  if (
+    claimsPrincipal &&
+    evidencePrincipal &&
+    claimsPrincipal !== evidencePrincipal &&
+    lower(ev.principalType) !== 'group'
+  ) {
+    warnings.push(
+      `the caller's object id in the claims (${claimsPrincipal}) differs from the principal in the evidence (${evidencePrincipal}): the plan acts on the caller`,
+    );
+  }
 
   // 1. The assignment named in the evidence.
   const evAssignment = dashGuid(ev.roleAssignmentId);
@@ -376,51 +571,14 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     const scope = normaliseScope(ev.roleAssignmentScope);
     const id = assignmentId(scope, evAssignment);
     seen.add(id.toLowerCase());
-    const listed = assignments?.find((a) => a.id.toLowerCase() === id.toLowerCase());
-    const guid = roleGuid(listed?.roleDefinitionId) ?? dashGuid(ev.roleDefinitionId);
-    const role = lookupRole(input.roles, guid);
-    const roleName = role?.roleName ?? ev.role ?? guid ?? 'unknown role';
-    const assignedTo = listed?.principalId ?? dashGuid(ev.principalId) ?? principalId;
-    const assignedType = listed?.principalType ?? ev.principalType;
-    const facts = {
-      id,
-      scope,
-      principalId: assignedTo ?? '',
-      ...(assignedType ? { principalType: assignedType } : {}),
-      ...(guid ? { roleDefinitionId: guid } : {}),
-      ...(listed?.condition ? { condition: listed.condition } : {}),
-      ...(listed?.conditionVersion ? { conditionVersion: listed.conditionVersion } : {}),
-    };
-    if (lower(assignedType) === 'group') {
-      still.push(remaining('group', facts, roleName));
-      warnings.push(
-        `the evidence assignment ${id} (${roleName}) is made to group ${assignedTo ?? '?'}: not removed, since that would affect every member; remove the principal from the group`,
-      );
-    } else if (role && classifyRole(role) === 'broad') {
-      still.push(remaining('broad-role', facts, roleName));
-      warnings.push(
-        `the evidence assignment ${id} is the broad role ${roleName}: not removed by this plan; remove it with the separate, confirmed action`,
-      );
-    } else {
-      const restore =
-        listed !== undefined
-          ? restoreFrom(listed, roleName)
-          : guid && assignedTo
-            ? restoreFrom(
-                { id, scope, roleDefinitionId: guid, principalId: assignedTo, principalType: assignedType },
-                roleName,
-              )
-            : undefined;
-      if (!restore) warnings.push(`undo cannot re-create ${id}: the evidence lacks its role or principal`);
-      steps.push(
-        removeStep(
-          endpoints,
-          id,
-          restore,
-          `Remove "${roleName}" at ${scope}: the assignment named in the evidence`,
-        ),
-      );
-    }
+    const outcome =
+      input.evidenceAssignment !== undefined
+        ? evidenceFromArm(input, id, input.evidenceAssignment, principalId)
+        : evidenceUnverified(input, id, scope, principalId);
+    steps.push(...outcome.steps);
+    still.push(...outcome.still);
+    warnings.push(...outcome.warnings);
+    alarms.push(...outcome.alarms);
   } else if (ev.roleAssignmentScope || ev.roleAssignmentId) {
     warnings.push(
       'the evidence names a role assignment that is not a valid ARM scope and GUID: it is not removed',
@@ -437,7 +595,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
       const key = a.id.toLowerCase();
       if (seen.has(key)) continue;
       seen.add(key);
-      if (principalId && lower(a.principalId) !== principalId) continue;
+      if (!principalId || lower(a.principalId) !== principalId) continue;
       if (!isSafeScope(a.scope) || !isSafeScope(a.id) || !scopeCovers(a.scope, clusterId)) continue;
       const guid = roleGuid(a.roleDefinitionId);
       const role = lookupRole(input.roles, guid);
@@ -510,7 +668,12 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     );
   }
 
-  const plan: RemediationPlan = { appId: d.appId, steps, stillHasAccessThrough: still, warnings };
+  const plan: RemediationPlan = {
+    appId: d.appId,
+    steps,
+    stillHasAccessThrough: still,
+    warnings: [...alarms, ...warnings],
+  };
   if (principalId) plan.principalId = principalId;
   const typeName =
     kind === 'user' ? 'User' : kind === 'serviceprincipal' ? 'ServicePrincipal' : d.principalType;

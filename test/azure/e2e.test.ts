@@ -146,3 +146,92 @@ it('POST /ingest, then a signed Revoke click: exactly the planned DELETEs and th
   expect(azure.requests.length).toBe(before);
   expect(app.rawLogs()).not.toContain(azure.clientSecret);
 });
+
+it('POST /ingest of tampered evidence naming the security team’s Owner assignment, then Revoke: it is not deleted and the report says why', async () => {
+  const SECURITY_TEAM = 'ae5ec7ea-0000-4000-8000-00000000beef';
+  const TEAM_OWNER = 'ae5ec7ea-0000-4000-8000-000000000001';
+  azure = addRoles(await startFakeAzure());
+  const evidenceId = `${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/${ARC.roleAssignmentId}`;
+  const teamOwnerId = `${SUB_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${TEAM_OWNER}`;
+  azure
+    .assign({
+      name: ARC.roleAssignmentId,
+      scope: ARC.roleAssignmentScope,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    })
+    .assign({
+      name: TEAM_OWNER,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.owner,
+      principalId: SECURITY_TEAM,
+      principalType: 'Group',
+    });
+  const appId = freshAppId();
+  azure.servicePrincipal({ id: ARC.principalId, appId, displayName: 'ci-deployer' });
+  stubAzureEnv(azure);
+
+  const env = {
+    SLACK_BOT_TOKEN: TOKEN,
+    SLACK_SIGNING_SECRET: SECRET,
+    SLACK_ALERT_CHANNEL: CHANNEL,
+    SLACK_RESPONDERS: RESPONDER,
+    AZURE_REMEDIATION: 'live',
+    AZURE_ARM_ENDPOINT: azure.armUrl,
+    GRAPH_ENDPOINT: azure.graphUrl,
+    AZURE_AUTHORITY_HOST: azure.loginUrl,
+  };
+  slack = await startFakeSlack();
+  auditStore = await memoryStore();
+  const remediator = createAzureRemediator(loadConfig(env), {
+    store: auditStore,
+    logger: quietLogger(),
+    tlsCa: azure.ca,
+    retry: FAST_RETRY,
+  });
+  app = await startTestApp({ env: { ...env, SLACK_API_URL: slack.apiUrl }, remediator });
+  const f = slack;
+
+  // The record's evidence is rewritten to name the team's Owner assignment as the caller's
+  // Arc Cluster User role (the caller's claims are left as they are).
+  const record = arcRecord({ appId, ip: '198.51.100.10' });
+  const evidence = (record.identity as { authorization: { evidence: Record<string, string> } }).authorization
+    .evidence;
+  evidence.roleAssignmentScope = SUB_SCOPE;
+  evidence.roleAssignmentId = TEAM_OWNER.replaceAll('-', '');
+  expect((await postIngest(app.url, record)).body).toMatchObject({ counts: { alerted: 1 } });
+  await app.app.outbox.drain();
+  const buttons = (
+    f.callsOf('chat.postMessage')[0]!.args.blocks as Array<{
+      elements?: Array<{ action_id: string; value: string }>;
+    }>
+  ).flatMap((b) => b.elements ?? []);
+  const alertId = buttons.find((b) => b.action_id === ACTION_IDS.revoke)!.value;
+
+  const res = await sendSigned(
+    `${app.url}/slack/events`,
+    SECRET,
+    payloadBody(
+      buttonClick({
+        actionId: ACTION_IDS.revoke,
+        value: alertId,
+        user: RESPONDER,
+        channel: CHANNEL,
+        messageTs: '1700000000.000002',
+        responseUrl: f.responseUrl('tampered'),
+      }),
+    ),
+  );
+  expect(res.status).toBe(200);
+  const threads = () => f.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+  await f.waitFor('the revoke audit in the thread', () => threads().length === 1, 15_000);
+
+  // Only the caller's own Arc assignment (from ARM's listing) is deleted; the team's Owner stays.
+  expect(azure.calls('arm', 'DELETE').map((r) => r.path)).toEqual([evidenceId]);
+  expect(azure.assignmentsByName.get(TEAM_OWNER)?.principalId).toBe(SECURITY_TEAM);
+  const report = String(threads()[0]!.args.text);
+  expect(report).toContain('POSSIBLE TAMPERING');
+  expect(report).toContain('different principal');
+  expect(report).not.toContain(`DELETE ${azure.armUrl}${teamOwnerId}`);
+});

@@ -310,3 +310,96 @@ describe('buildRemediationPlan', () => {
     expect(broad.stillHasAccessThrough).toEqual([]);
   });
 });
+
+describe('buildRemediationPlan: the evidence assignment as read from ARM', () => {
+  const evidenceId = `${CLUSTER_ID}/providers/Microsoft.Authorization/roleAssignments/${A.evidence}`;
+  const other = 'ae5ec7ea-0000-4000-8000-00000000beef';
+
+  it('removes it when ARM shows it is the principal’s own Arc role', () => {
+    const plan = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      evidenceAssignment: {
+        status: 'found',
+        assignment: assignment(A.evidence, CLUSTER_ID, ROLE.clusterUser),
+      },
+      roles,
+    });
+    expect(plan.steps.map((s) => s.target)).toEqual([evidenceId, SP_ID]);
+    expect(plan.steps[0]?.description).not.toMatch(/unverified/);
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it('never removes another principal’s assignment, whatever its role, and puts the alarm first', () => {
+    for (const role of [ROLE.owner, ROLE.clusterUser]) {
+      const plan = buildRemediationPlan({
+        detection: spDetection(CLUSTER_ID),
+        endpoints,
+        warnings: ['an earlier reader warning'],
+        evidenceAssignment: {
+          status: 'found',
+          assignment: assignment(A.evidence, CLUSTER_ID, role, { principalId: other, principalType: 'User' }),
+        },
+        roles,
+      });
+      expect(plan.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
+      expect(plan.warnings[0]).toMatch(/^POSSIBLE TAMPERING: .*different principal/);
+      expect(plan.warnings[1]).toBe('an earlier reader warning');
+      expect(plan.stillHasAccessThrough).toEqual([]);
+      expect(buildBroadRemovalPlan(plan, endpoints).steps).toEqual([]);
+    }
+  });
+
+  it('plans nothing for it when it is gone, unreadable, of an unreadable role, or the principal is unknown', () => {
+    const gone = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      evidenceAssignment: { status: 'absent' },
+    });
+    expect(gone.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
+    expect(gone.warnings).toEqual([
+      `the role assignment named in the evidence is already gone (ARM has no ${evidenceId})`,
+    ]);
+
+    const unreadable = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      evidenceAssignment: { status: 'unreadable', error: '403 AuthorizationFailed', fix: 'grant read' },
+    });
+    expect(unreadable.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
+    expect(unreadable.warnings[0]).toBe(
+      `could not read the role assignment named in the evidence (403 AuthorizationFailed): it is not removed, since it could not be checked; grant read: ${evidenceId}`,
+    );
+
+    const unknownRole = '12121212-3434-4565-8787-909090909090';
+    const noRole = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      evidenceAssignment: { status: 'found', assignment: assignment(A.evidence, CLUSTER_ID, unknownRole) },
+      roles,
+    });
+    expect(noRole.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
+    expect(noRole.warnings[0]).toMatch(/could not read role definition 12121212-.*roleDefinitions\/read/);
+
+    const d = spDetection(CLUSTER_ID, { principalId: undefined });
+    d.evidence.principalId = undefined;
+    const nobody = buildRemediationPlan({
+      detection: d,
+      endpoints,
+      evidenceAssignment: {
+        status: 'found',
+        assignment: assignment(A.evidence, CLUSTER_ID, ROLE.clusterUser),
+      },
+      roles,
+    });
+    expect(nobody.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
+    expect(nobody.warnings[0]).toMatch(/names no principal object id/);
+  });
+
+  it('labels a step planned from the evidence alone as unverified', () => {
+    const plan = buildRemediationPlan({ detection: spDetection(CLUSTER_ID), endpoints });
+    expect(plan.steps[0]?.description).toMatch(
+      /\(unverified: taken from the detection, not checked in Azure\)$/,
+    );
+  });
+});

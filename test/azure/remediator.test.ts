@@ -180,7 +180,7 @@ describe('Azure remediator: plan', () => {
     expect(statuses).toEqual([429, 429, 200]);
   });
 
-  it('falls back to the evidence with a warning when no credential works', async () => {
+  it('with no working credential, removes nothing it could not check and says why', async () => {
     const fake = await fakeWithEvidenceAt(CLUSTER_ID);
     const store = await memoryStore();
     open.push(fake, store);
@@ -196,17 +196,21 @@ describe('Azure remediator: plan', () => {
       }),
     });
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
-    expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
-    expect(plan.warnings).toHaveLength(1);
+    // The evidence assignment could not be read by id: it is not deleted on the evidence's word.
+    expect(plan.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
+    expect(plan.warnings).toHaveLength(2);
     expect(plan.warnings[0]).toMatch(/could not list the role assignments at the cluster/);
     expect(plan.warnings[0]).toMatch(/AZURE_CLIENT_SECRET/);
-    expect(plan.warnings[0]).not.toContain('wrong-secret');
+    expect(plan.warnings[1]).toMatch(/could not read the role assignment named in the evidence/);
+    expect(plan.warnings[1]).toMatch(/AZURE_CLIENT_SECRET/);
+    expect(plan.warnings.join('\n')).not.toContain('wrong-secret');
     expect(fake.calls('arm')).toEqual([]);
   });
 
   it('names the missing read permission when the listing is refused', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
-    fake.deny('arm', 'GET', '/roleAssignments', 'Microsoft.Authorization/roleAssignments/read');
+    // Only the listing is refused; the evidence assignment is still read by id.
+    fake.deny('arm', 'GET', /roleAssignments$/i, 'Microsoft.Authorization/roleAssignments/read');
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
     expect(plan.warnings[0]).toMatch(/403 AuthorizationFailed/);
@@ -281,10 +285,15 @@ describe('Azure remediator: execute', () => {
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     fake.assignmentsByName.delete(A.evidence);
     fake.servicePrincipals.delete(SP_ID);
+    fake.clearRequests();
     const result = await remediator.execute(plan);
     expect(result.ok).toBe(true);
     expect(result.steps.map((s) => s.status)).toEqual(['already-done', 'already-done']);
-    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([204]);
+    // The check before the DELETE finds it gone: nothing is deleted.
+    expect(fake.calls('arm', 'GET').map((r) => [r.path, r.status])).toEqual([
+      [idAt(CLUSTER_ID, A.evidence), 404],
+    ]);
+    expect(fake.calls('arm', 'DELETE')).toEqual([]);
   });
 
   it('a DELETE answered 404 is also already done', async () => {
@@ -376,7 +385,7 @@ describe('Azure remediator: execute', () => {
     expect(again.ok).toBe(true);
     expect(again.steps.map((s) => s.status)).toEqual(['already-done', 'already-done']);
     expect(fake.calls('graph', 'PATCH')).toEqual([]);
-    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([204]);
+    expect(fake.mutations()).toEqual([]);
   });
 
   it('disables a user and revokes its sessions', async () => {
