@@ -25,6 +25,15 @@ export interface RevokeRun {
   error?: string;
 }
 
+/** A Revoke that was undone, kept short when Revoke is pressed again (the thread has the details). */
+export interface PastRevoke {
+  mode: 'dry-run' | 'live';
+  by: string;
+  at: number;
+  undoneBy: string;
+  undoneAt: number;
+}
+
 /** The state of Undo: re-creating what the live runs removed and re-enabling the principal. */
 export interface UndoRun {
   status: 'running' | 'done' | 'failed';
@@ -58,7 +67,24 @@ export interface SlackAlertState {
   /** "Remove broad roles too": the separately confirmed removal of `stillHasAccessThrough`. */
   broad?: RevokeRun;
   undo?: UndoRun;
+  /** Earlier Revoke-and-Undo rounds, oldest first (at most `PAST_REVOKES_KEPT`). */
+  past?: PastRevoke[];
 }
+
+/**
+ * Holds a running remediation (Revoke, Remove broad roles, Undo); long enough for ARM and Graph,
+ * short enough to retry after a crash. A run still marked running after this long was interrupted
+ * (the process stopped mid-run): it counts as failed, so its button is offered again.
+ */
+export const REMEDIATION_LOCK_TTL_MS = 15 * 60 * 1000;
+
+/** The per-alert locks (store claims) of the three remediation runs. */
+export const revokeLockKey = (alertId: string): string => `revoke-lock:${alertId}`;
+export const broadLockKey = (alertId: string): string => `broad-removal-lock:${alertId}`;
+export const undoLockKey = (alertId: string): string => `undo-lock:${alertId}`;
+
+/** How many undone Revoke rounds an alert keeps. */
+export const PAST_REVOKES_KEPT = 5;
 
 /** Alert states are kept this long: buttons on older messages answer "no longer known". */
 export const ALERT_STATE_TTL_MS = 90 * 24 * 3600 * 1000;
@@ -78,12 +104,19 @@ export function parseRef(ref: string): { channel: string; ts: string } | undefin
 export const isAlertId = (value: unknown): value is string =>
   typeof value === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(value);
 
+/**
+ * Loads an alert's state. With `now`, runs interrupted long ago are read as failed (see
+ * `settleStaleRuns`; the stored state is not changed).
+ */
 export async function loadAlertState(
   store: StateStore,
   alertId: string,
+  now?: number,
 ): Promise<SlackAlertState | undefined> {
   if (!isAlertId(alertId)) return undefined;
-  return store.get<SlackAlertState>(alertStateKey(alertId));
+  const state = await store.get<SlackAlertState>(alertStateKey(alertId));
+  if (state && now !== undefined) settleStaleRuns(state, now);
+  return state;
 }
 
 export async function saveAlertState(store: StateStore, state: SlackAlertState): Promise<void> {
@@ -159,4 +192,63 @@ export function canRemoveBroad(state: SlackAlertState, mode: 'dry-run' | 'live')
   if (state.broad?.status === 'running') return false;
   if (state.broad?.status === 'done' && state.broad.mode === 'live') return false;
   return removableBroadAccess(state.revoke.plan).length > 0;
+}
+
+/** The error of a run that did not finish within `REMEDIATION_LOCK_TTL_MS`. */
+export const INTERRUPTED =
+  'it did not finish within 15 minutes: it was interrupted (arc-responder stopped or lost Azure mid-run). What it changed is unknown; pressing the button again re-plans and finishes it';
+
+/** A run marked running for longer than the lock lasts: nothing is running it any more. */
+export const isStale = (run: { status: string; at: number } | undefined, now: number): boolean =>
+  run?.status === 'running' && now - run.at >= REMEDIATION_LOCK_TTL_MS;
+
+/**
+ * Marks each stale run (see `isStale`) as failed with `INTERRUPTED`, replacing the run objects
+ * (never changing the ones passed in). Returns the names of the runs it settled.
+ */
+export function settleStaleRuns(state: SlackAlertState, now: number): Array<'revoke' | 'broad' | 'undo'> {
+  const settled: Array<'revoke' | 'broad' | 'undo'> = [];
+  const failed = <T extends RevokeRun | UndoRun>(run: T): T => ({
+    ...run,
+    status: 'failed',
+    error: INTERRUPTED,
+    finishedAt: now,
+  });
+  if (state.revoke && isStale(state.revoke, now)) {
+    state.revoke = failed(state.revoke);
+    settled.push('revoke');
+  }
+  if (state.broad && isStale(state.broad, now)) {
+    state.broad = failed(state.broad);
+    settled.push('broad');
+  }
+  if (state.undo && isStale(state.undo, now)) {
+    state.undo = failed(state.undo);
+    settled.push('undo');
+  }
+  return settled;
+}
+
+/** An Undo that re-created and re-enabled what the live runs had removed. */
+export const revokeUndone = (state: SlackAlertState): boolean =>
+  state.undo?.status === 'done' && state.undo.mode === 'live';
+
+/** A live Revoke finished and has not been undone: Revoke is not offered again. */
+export const revokeInForce = (state: SlackAlertState): boolean =>
+  state.revoke?.status === 'done' && state.revoke.mode === 'live' && !revokeUndone(state);
+
+/**
+ * Starts a new Revoke round after an Undo: the undone round is kept short in `past`, and the
+ * Revoke, broad-removal and Undo runs are cleared so that each is offered again in order.
+ */
+export function startNewRevokeRound(state: SlackAlertState): void {
+  const { revoke, undo } = state;
+  if (!revoke || !undo || !revokeUndone(state)) return;
+  state.past = [
+    ...(state.past ?? []),
+    { mode: revoke.mode, by: revoke.by, at: revoke.at, undoneBy: undo.by, undoneAt: undo.at },
+  ].slice(-PAST_REVOKES_KEPT);
+  delete state.revoke;
+  delete state.broad;
+  delete state.undo;
 }

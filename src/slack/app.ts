@@ -1,4 +1,4 @@
-import { App, HTTPReceiver, SocketModeReceiver } from '@slack/bolt';
+import { App, type Authorize, HTTPReceiver, SocketModeReceiver, webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import { register as registerActions } from './actions/index.ts';
 import { boltLogger } from './bolt-logger.ts';
@@ -23,15 +23,48 @@ export interface BoltApp {
   socketMode: boolean;
 }
 
+/** Web API client tuning shared by our client and the clients Bolt hands to listeners. */
+export interface ClientTuning {
+  webApiRetries?: number;
+  slackTimeoutMs?: number;
+}
+
 /**
- * Creates the Bolt app. Rate-limited calls are rejected to our delivery queue instead of being
- * retried inside the client (which would stall every call), and `auth.test` waits for the first
- * request instead of running in the constructor.
+ * The Web API client options: rate-limited calls are rejected to our delivery queue instead of
+ * being retried inside the client (which would stall every call).
+ */
+function clientOptions(settings: SlackSettings, opts: ClientTuning): webApi.WebClientOptions {
+  return {
+    slackApiUrl: settings.apiUrl,
+    rejectRateLimitedCalls: true,
+    retryConfig: { retries: opts.webApiRetries ?? 2, factor: 2, minTimeout: 500, maxTimeout: 5000 },
+    timeout: opts.slackTimeoutMs ?? 15_000,
+  };
+}
+
+/** The bot-token Web API client that posts alerts, expands user groups and calls `auth.test`. */
+export function createWebClient(
+  settings: SlackSettings,
+  logger: Logger,
+  opts: ClientTuning = {},
+): webApi.WebClient {
+  return new webApi.WebClient(settings.botToken, {
+    ...clientOptions(settings, opts),
+    logger: boltLogger(logger),
+  });
+}
+
+/**
+ * Creates the Bolt app. Bolt is given an `authorize` function instead of the token: with a token
+ * and without `botId`/`botUserId`, Bolt 5 runs `auth.test` on every incoming request when token
+ * verification is off (and in its constructor when on), so a rate-limited or failed `auth.test`
+ * would drop clicks and commands. `authorize` (see `BotAuth`) answers from memory: the bot token,
+ * plus the bot's ids once the single `auth.test` at start has told them.
  */
 export function createBoltApp(
   settings: SlackSettings,
   logger: Logger,
-  opts: { webApiRetries?: number; slackTimeoutMs?: number } = {},
+  opts: ClientTuning & { authorize: Authorize<boolean> },
 ): BoltApp {
   const log = boltLogger(logger);
   const socketMode = Boolean(settings.appToken);
@@ -45,16 +78,10 @@ export function createBoltApp(
         unhandledRequestTimeoutMillis: 3001,
       });
   const app = new App({
-    token: settings.botToken,
+    authorize: opts.authorize,
     receiver,
     logger: log,
-    tokenVerificationEnabled: false,
-    clientOptions: {
-      slackApiUrl: settings.apiUrl,
-      rejectRateLimitedCalls: true,
-      retryConfig: { retries: opts.webApiRetries ?? 2, factor: 2, minTimeout: 500, maxTimeout: 5000 },
-      timeout: opts.slackTimeoutMs ?? 15_000,
-    },
+    clientOptions: clientOptions(settings, opts),
   });
   return socketMode ? { app, socketMode } : { app, socketMode, http: receiver as HTTPReceiver };
 }

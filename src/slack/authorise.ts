@@ -26,28 +26,95 @@ const VERB: Record<ActionSubject['action'], string> = {
 };
 
 /**
- * Lets only SLACK_RESPONDERS act. Anyone else gets a private refusal and an audit entry;
- * returns false then.
+ * Actions that change Azure: only SLACK_RESPONDERS may use them, always. With SLACK_RESPONDERS
+ * unset nobody may (CONTRACT.md: "unset: nobody may revoke").
+ */
+const RESPONDERS_ONLY: ReadonlySet<ActionSubject['action']> = new Set([
+  'revoke',
+  'undo',
+  'remove-broad-roles',
+]);
+
+/** Why someone may act: as a responder, or as a member of the alert channel. */
+export type Grant = 'responder' | 'alert-channel';
+
+export type Decision =
+  | { ok: true; as: Grant }
+  | {
+      ok: false;
+      /** For the audit entry. */
+      detail: string;
+      /** The private refusal. */
+      text: string;
+    };
+
+/**
+ * Who may press what (the README's "Who may press the buttons" follows this):
+ *
+ * - **Revoke, Undo, Remove broad roles too**: SLACK_RESPONDERS only (user ids, or members of the
+ *   user groups listed there). SLACK_RESPONDERS unset: nobody; the refusal says it is not set.
+ * - **Mark benign, Remove allowlist** (the allowlist itself):
+ *   - SLACK_RESPONDERS set: responders only, as for Revoke.
+ *   - SLACK_RESPONDERS unset: any member of the alert channel, that is anyone pressing the button
+ *     where the alert was posted (`where` is the channel of the click, `home` the alert channel).
+ *     A press from anywhere else is refused, saying where it works.
+ *
+ * Everything stays audited: who, what, and (for Mark benign) why and until when.
+ */
+export async function decide(
+  ctx: SlackContext,
+  user: string,
+  action: ActionSubject['action'],
+  place: { where?: string | undefined; home: string },
+): Promise<Decision> {
+  const verb = VERB[action];
+  if (ctx.responders.empty && !RESPONDERS_ONLY.has(action)) {
+    if (place.where !== undefined && place.where === place.home) return { ok: true, as: 'alert-channel' };
+    return {
+      ok: false,
+      detail: 'not from the alert channel (SLACK_RESPONDERS is not set)',
+      text: `:no_entry: ${verb} works only in the alert channel <#${place.home}>: SLACK_RESPONDERS is not set, so the members of that channel may use it there. Your attempt was recorded.`,
+    };
+  }
+  if (await ctx.responders.isResponder(user)) return { ok: true, as: 'responder' };
+  if (ctx.responders.empty) {
+    return {
+      ok: false,
+      detail: 'SLACK_RESPONDERS is not set',
+      text: `:no_entry: Nobody may use ${verb} yet: SLACK_RESPONDERS is not set. Ask the operators of arc-responder to add responders.`,
+    };
+  }
+  return {
+    ok: false,
+    detail: 'not in SLACK_RESPONDERS',
+    text: `:no_entry: Only responders (SLACK_RESPONDERS) may use ${verb}. Your attempt was recorded.`,
+  };
+}
+
+/** The channel a button was pressed in (block_actions: `channel.id`, else `container.channel_id`). */
+export function channelOfClick(body: unknown): string | undefined {
+  const b = (body ?? {}) as { channel?: { id?: unknown }; container?: { channel_id?: unknown } };
+  const id = b.channel?.id ?? b.container?.channel_id;
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
+/**
+ * Applies `decide` to a button press. A refused press gets a private refusal and an audit entry;
+ * returns the grant, or undefined when refused.
  */
 export async function authorise(
   ctx: SlackContext,
   user: string,
   subject: ActionSubject,
   respond: Respond | undefined,
-): Promise<boolean> {
-  if (await ctx.responders.isResponder(user)) return true;
-  await recordAudit(ctx.store, {
-    actor: user,
-    ...subject,
-    result: 'refused',
-    detail: 'not in SLACK_RESPONDERS',
-  });
-  ctx.logger.warn({ user, ...subject }, 'refused a Slack button press from someone not in SLACK_RESPONDERS');
-  const text = ctx.responders.empty
-    ? `:no_entry: Nobody may use ${VERB[subject.action]} yet: SLACK_RESPONDERS is not set. Ask the operators of arc-responder to add responders.`
-    : `:no_entry: Only responders (SLACK_RESPONDERS) may use ${VERB[subject.action]}. Your attempt was recorded.`;
-  await reply(ctx, respond, text);
-  return false;
+  place: { where?: string | undefined; home: string },
+): Promise<Grant | undefined> {
+  const decision = await decide(ctx, user, subject.action, place);
+  if (decision.ok) return decision.as;
+  await recordAudit(ctx.store, { actor: user, ...subject, result: 'refused', detail: decision.detail });
+  ctx.logger.warn({ user, ...subject, why: decision.detail }, 'refused a Slack button press');
+  await reply(ctx, respond, decision.text);
+  return undefined;
 }
 
 /** Sends a private note through the response_url; logs when that fails. */

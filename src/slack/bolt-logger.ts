@@ -4,8 +4,14 @@ import type { Logger } from 'pino';
 /**
  * Bolt's logger interface over pino. Bolt and the Web API client log strings; debug output is
  * dropped because it can echo request details.
+ *
+ * Lines carry exactly one `component` key: the one of `pino`'s bindings when it has one (pass a
+ * child such as `logger.child({ component: 'slack-bolt' })`), else `bolt`. Pino does not merge
+ * duplicate keys, so adding `component` to a logger that is already bound to one would write the
+ * key twice on every line.
  */
 export function boltLogger(pino: Logger): BoltLogger {
+  const log = 'component' in pino.bindings() ? pino : pino.child({ component: 'bolt' });
   let level: LogLevel = LogLevel.INFO;
   const one = (m: unknown): string => {
     if (typeof m === 'string') return m;
@@ -19,9 +25,9 @@ export function boltLogger(pino: Logger): BoltLogger {
   const text = (msg: unknown[]) => msg.map(one).join(' ');
   return {
     debug: () => {},
-    info: (...msg: unknown[]) => pino.info({ component: 'bolt' }, text(msg)),
-    warn: (...msg: unknown[]) => pino.warn({ component: 'bolt' }, text(msg)),
-    error: (...msg: unknown[]) => pino.error({ component: 'bolt' }, text(msg)),
+    info: (...msg: unknown[]) => log.info(text(msg)),
+    warn: (...msg: unknown[]) => log.warn(text(msg)),
+    error: (...msg: unknown[]) => log.error(text(msg)),
     setLevel: (l: LogLevel) => {
       level = l;
     },

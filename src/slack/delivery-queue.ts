@@ -186,6 +186,11 @@ export class DeliveryProblems {
     }
   }
 
+  /** Slack accepted the token (`auth.test` succeeded): token problems are gone, channel ones stay. */
+  tokenAccepted(): void {
+    this.#problems.delete('token');
+  }
+
   list(): string[] {
     return [...this.#problems.values()];
   }

@@ -3,12 +3,14 @@ import type { Config } from '../config.ts';
 import type { History } from '../core/history.ts';
 import type { ChatAdapter, StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
-import { createBoltApp, registerHandlers } from './app.ts';
+import { createBoltApp, createWebClient, registerHandlers } from './app.ts';
+import { BotAuth } from './bot-identity.ts';
 import type { SlackContext } from './context.ts';
-import { classify, DeliveryProblems, DeliveryQueue } from './delivery-queue.ts';
+import { DeliveryProblems, DeliveryQueue } from './delivery-queue.ts';
 import { createMessenger, type DeliveryFailureCounter } from './messenger.ts';
 import { createResponderCheck } from './responders.ts';
 import { createSlackSink } from './sink.ts';
+import { STALE_SWEEP_INTERVAL_MS, sweepStaleRuns } from './stale-runs.ts';
 import { guardSlackRequests } from './verify.ts';
 
 export { SlackDeliveryError } from './delivery-queue.ts';
@@ -34,7 +36,18 @@ export interface SlackTuning {
   lookupBudgetMs?: number;
   /** Longest time a late lookup may take before it is given up (default 60 s). */
   lateLookupTimeoutMs?: number;
+  /** First wait before retrying a failed `auth.test` in the background (default 1 s, doubling). */
+  authRetryBaseMs?: number;
+  /** Longest wait between two `auth.test` retries (default 5 minutes). */
+  authRetryMaxMs?: number;
+  /** How often interrupted remediation runs are looked for after the first look at start (60 s). */
+  staleSweepIntervalMs?: number;
+  /** Longest time `start()` waits for the first `auth.test` and look for interrupted runs (5 s). */
+  startWaitMs?: number;
 }
+
+/** Longest time `start()` waits for Slack before the service goes on starting. */
+const START_WAIT_MS = 5000;
 
 /** What the Slack chat needs from the service. */
 export interface SlackDeps {
@@ -69,11 +82,25 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     apiUrl: slack.apiUrl,
     ...(slack.appToken ? { appToken: slack.appToken } : {}),
   };
-  const { app, http, socketMode } = createBoltApp(settings, logger, {
-    ...(tuning.webApiRetries === undefined ? {} : { webApiRetries: tuning.webApiRetries }),
+  // Bolt's and the Web API client's own lines: one `component` key per line (see boltLogger).
+  const boltLog = deps.logger.child({ component: 'slack-bolt' });
+  const clientTuning = tuning.webApiRetries === undefined ? {} : { webApiRetries: tuning.webApiRetries };
+  const client = createWebClient(settings, boltLog, clientTuning);
+  const problems = new DeliveryProblems();
+  const auth = new BotAuth({
+    client,
+    botToken: slack.botToken,
+    problems,
+    logger,
+    alertChannel: slack.alertChannel,
+    ...(tuning.authRetryBaseMs === undefined ? {} : { retryBaseMs: tuning.authRetryBaseMs }),
+    ...(tuning.authRetryMaxMs === undefined ? {} : { retryMaxMs: tuning.authRetryMaxMs }),
+  });
+  const { app, http, socketMode } = createBoltApp(settings, boltLog, {
+    ...clientTuning,
+    authorize: auth.authorize,
   });
 
-  const problems = new DeliveryProblems();
   const queue = new DeliveryQueue({
     ...(tuning.deliveryIntervalMs === undefined ? {} : { intervalMs: tuning.deliveryIntervalMs }),
     ...(tuning.maxRateLimitRetries === undefined ? {} : { maxRateLimitRetries: tuning.maxRateLimitRetries }),
@@ -82,17 +109,18 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     now,
   });
   const messenger = createMessenger({
-    client: app.client,
+    client,
     queue,
     problems,
     logger,
     mode: deps.remediator.mode,
     broadRemoval: typeof deps.remediator.planBroadRemoval === 'function',
+    now,
     ...(deps.metrics?.deliveryFailures ? { failures: deps.metrics.deliveryFailures } : {}),
   });
   const responders = createResponderCheck({
     responders: slack.responders,
-    client: app.client,
+    client,
     logger,
     now,
     ...(tuning.responderCacheTtlMs === undefined ? {} : { ttlMs: tuning.responderCacheTtlMs }),
@@ -104,7 +132,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     remediator: deps.remediator,
     responders,
     messenger,
-    client: app.client,
+    client,
     alertChannel: slack.alertChannel,
     now,
     ...(deps.enricher ? { enricher: deps.enricher } : {}),
@@ -112,9 +140,18 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
   registerHandlers(app, ctx);
   if (responders.empty) {
     logger.warn(
-      'SLACK_RESPONDERS is not set: nobody can use Revoke, Undo, Remove broad roles, Mark benign or Remove allowlist',
+      'SLACK_RESPONDERS is not set: nobody can use Revoke, Undo or Remove broad roles; members of the alert channel may use Mark benign and Remove allowlist there',
     );
   }
+
+  let sweepTimer: NodeJS.Timeout | undefined;
+  const sweep = async () => {
+    try {
+      await sweepStaleRuns(ctx);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'cannot look for interrupted remediation runs');
+    }
+  };
 
   const adapter: ChatAdapter = {
     name: 'slack',
@@ -126,17 +163,28 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     }),
     problems: () => problems.list(),
     async start() {
-      try {
-        await app.client.auth.test();
-      } catch (err) {
-        // Shown by /readyz; the service keeps running so that the rest of it stays useful.
-        const e = classify(err, slack.alertChannel);
-        problems.record(e, slack.alertChannel);
-        logger.error({ code: e.code, fix: e.fix }, `Slack auth.test failed: ${e.fix ?? e.message}`);
-      }
+      // One auth.test, now; never per request: failures are retried in the background or
+      // reported through problems(), never thrown. And the runs a stopped process left marked
+      // running are shown as interrupted, their button offered again. Both are waited for at most
+      // `startWaitMs`, so that a slow or unreachable Slack does not hold up the service's start.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([auth.start(), sweep()]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, tuning.startWaitMs ?? START_WAIT_MS);
+          timer.unref();
+        }),
+      ]);
+      clearTimeout(timer);
+      clearInterval(sweepTimer);
+      sweepTimer = setInterval(() => void sweep(), tuning.staleSweepIntervalMs ?? STALE_SWEEP_INTERVAL_MS);
+      sweepTimer.unref();
       if (socketMode) await app.start();
     },
     async stop() {
+      auth.stop();
+      clearInterval(sweepTimer);
+      sweepTimer = undefined;
       if (socketMode) await app.stop();
     },
   };

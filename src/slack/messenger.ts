@@ -32,6 +32,8 @@ export function createMessenger(opts: {
   /** The remediator can remove the broad roles a plan leaves (`planBroadRemoval`). */
   broadRemoval?: boolean;
   failures?: DeliveryFailureCounter;
+  /** The clock for rendering: interrupted runs show as failed with their button again. */
+  now?: () => number;
 }): Messenger {
   const { client, queue, problems, logger } = opts;
 
@@ -65,6 +67,7 @@ export function createMessenger(opts: {
     ...state,
     mode: opts.mode,
     broadRemoval: opts.broadRemoval ?? false,
+    now: (opts.now ?? Date.now)(),
   });
 
   return {

@@ -19,10 +19,13 @@ export interface ResponderCheckOptions {
   now?: () => number;
 }
 
-/** Decides who may press Revoke, Mark benign and Remove allowlist. */
+/** Whether a user is one of SLACK_RESPONDERS (`decide` in authorise.ts says what that allows). */
 export interface ResponderCheck {
   isResponder(userId: string): Promise<boolean>;
-  /** True when nobody is configured: every button is refused (fail closed). */
+  /**
+   * True when nobody is configured: Revoke, Undo and Remove broad roles are refused to everyone
+   * (fail closed); Mark benign and Remove allowlist are left to the members of the alert channel.
+   */
   readonly empty: boolean;
 }
 

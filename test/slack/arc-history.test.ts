@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { createEngine } from '../../src/core/engine.ts';
+import { HISTORY_MAX_MESSAGES } from '../../src/slack/blocks/history.ts';
+import { checkMessageLimits } from '../../src/slack/blocks/limits.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { ARC, arcEvent } from '../support/samples.ts';
 import { type Harness, OUTSIDER, RESPONDER, startHarness } from './harness.ts';
@@ -8,11 +10,26 @@ import { type Harness, OUTSIDER, RESPONDER, startHarness } from './harness.ts';
 let h: Harness;
 afterEach(async () => h?.close());
 
+type Button = { action_id: string; value: string; text: { text: string } };
 type Reply = {
   response_type: string;
   text: string;
-  blocks?: Array<{ type: string; accessory?: { action_id: string; value: string } }>;
+  blocks?: Array<{ type: string; text?: { text: string }; elements?: Button[] }>;
 };
+
+/** The IP lines of a reply, in order (the sections after the head). */
+const linesOf = (reply: Reply) =>
+  (reply.blocks ?? [])
+    .filter((b) => b.type === 'section')
+    .slice(1)
+    .flatMap((b) => b.text!.text.split('\n'));
+/** The IP of each line. */
+const ipsOf = (reply: Reply) => linesOf(reply).map((l) => /^`([^`]+)`/.exec(l)![1]!);
+const buttonsOf = (reply: Reply) =>
+  (reply.blocks ?? []).flatMap((b) => b.elements ?? []).filter((e) => e.action_id === ACTION_IDS.removeAllow);
+/** `n` distinct documentation IPs (198.18.0.0/15, RFC 2544). */
+const manyIps = (n: number) =>
+  [...Array(n)].map((_, i) => ({ ip: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`, minutesAgo: i + 1 }));
 
 /** Records sightings through the real engine (silently: history only). */
 async function sightings(ips: Array<{ ip: string; minutesAgo: number }>, appId: string = ARC.appId) {
@@ -87,35 +104,94 @@ describe('/arc-history', () => {
     });
     const reply = await ask(ARC.appId.toUpperCase());
     expect(reply.response_type).toBe('ephemeral');
-    const rows = (reply.blocks ?? [])
-      .filter((b) => b.type === 'section')
-      .slice(1)
-      .map((b) => JSON.stringify(b));
+    const rows = linesOf(reply);
     expect(rows).toHaveLength(3);
-    expect(rows[0]).toContain('203.0.113.7');
-    expect(rows[0]).toContain('2 times');
-    expect(rows[1]).toContain('2001:db8::5');
-    expect(rows[2]).toContain('198.51.100.1');
+    expect(ipsOf(reply)).toEqual(['203.0.113.7', '2001:db8::5', '198.51.100.1']);
+    const utc = (minutesAgo: number) =>
+      new Date(Date.now() - minutesAgo * 60_000).toISOString().slice(0, 16).replace('T', ' ');
+    // Count, first and last seen (UTC; the last one's time only when on the same day).
+    expect(rows[0]).toContain('2×');
+    expect(rows[0]).toMatch(/` 2× · \d{4}-\d\d-\d\d \d\d:\d\d → (\d{4}-\d\d-\d\d )?\d\d:\d\d · /);
+    expect(rows[0]).toContain(utc(200).slice(0, 10));
+    expect(rows[0]).toContain(utc(10).slice(11));
+    expect(rows[0]).toContain('London, United Kingdom');
+    expect(rows[0]).toContain('Not allowlisted');
+    expect(rows[2]).toContain('1×');
     expect(rows[2]).toContain('Allowlisted until');
     expect(rows[2]).toContain('office VPN');
-    expect(rows[0]).toContain('Not allowlisted');
-    expect(rows[0]).toContain('First seen <!date^');
-    expect(rows[0]).toContain('London, United Kingdom');
-    // A remove button for the allowlisted pair, for responders only.
-    expect(rows[2]).toContain(ACTION_IDS.removeAllow);
-    expect(rows[0]).not.toContain(ACTION_IDS.removeAllow);
+    // A remove button for the allowlisted pair only, for responders only.
+    expect(buttonsOf(reply).map((b) => b.value)).toEqual([`${ARC.appId.toUpperCase()}|198.51.100.1`]);
     const outsider = await ask(ARC.appId, OUTSIDER);
     expect(JSON.stringify(outsider.blocks)).not.toContain(ACTION_IDS.removeAllow);
+    expect(ipsOf(outsider)).toHaveLength(3);
   });
 
-  it('cuts long histories and says how many IPs it left out', async () => {
+  it('lists all of 300 IPs, several per section, in the answer and follow-ups through the response_url', async () => {
     h = await startHarness();
-    await sightings([...Array(55)].map((_, i) => ({ ip: `198.51.100.${i + 1}`, minutesAgo: i + 1 })));
-    const reply = await ask(ARC.appId);
-    expect((reply.blocks ?? []).length).toBeLessThanOrEqual(50);
-    expect(JSON.stringify(reply.blocks)).toContain('and 15 older IPs not shown');
-    expect(JSON.stringify(reply.blocks)).toContain('198.51.100.1`');
-    expect(JSON.stringify(reply.blocks)).not.toContain('198.51.100.55`');
+    await sightings(manyIps(300));
+    await h.history.allow({ appId: ARC.appId, ip: '198.18.1.1', by: RESPONDER, reason: 'CI pool' });
+    const res = await h.command(ARC.appId, RESPONDER);
+    const first = res.json() as Reply;
+    // The rest arrive through the command's response_url, in order, privately.
+    await h.fake.waitFor('the follow-ups', () => ipsOfAll().length === 300);
+    function ipsOfAll() {
+      return [first, ...(h.fake.responsesTo(res.responseId) as Reply[])].flatMap(ipsOf);
+    }
+    const replies = [first, ...(h.fake.responsesTo(res.responseId) as Reply[])];
+    expect(replies.length).toBeGreaterThan(1);
+    expect(replies.length).toBeLessThanOrEqual(HISTORY_MAX_MESSAGES);
+    // Every IP once, most recent first.
+    expect(ipsOfAll()).toEqual(manyIps(300).map((s) => s.ip));
+    for (const r of replies) {
+      expect(r.response_type).toBe('ephemeral');
+      expect(checkMessageLimits({ text: r.text, blocks: r.blocks as never })).toEqual([]);
+      // Packed: dozens of IPs per section, not one section per IP.
+      expect(linesOf(r).length).toBeGreaterThan(
+        3 * (r.blocks ?? []).filter((b) => b.type === 'section').length,
+      );
+    }
+    expect(JSON.stringify(replies)).not.toContain('not shown');
+    expect(first.text).toContain('300 source IPs');
+    expect(JSON.stringify(first.blocks)).toContain(`Part 1 of ${replies.length}`);
+    expect(JSON.stringify(replies.at(-1)!.blocks)).toContain(`Part ${replies.length} of ${replies.length}`);
+    expect(buttonsOf(first).map((b) => b.value)).toEqual([`${ARC.appId}|198.18.1.1`]);
+  });
+
+  it('with 2,000 IPs fills five messages, then says how many it left out and how to list them', async () => {
+    h = await startHarness();
+    await sightings(manyIps(2000));
+    const res = await h.command(ARC.appId, RESPONDER);
+    const first = res.json() as Reply;
+    await h.fake.waitFor(
+      'four follow-ups',
+      () => h.fake.responsesTo(res.responseId).length === HISTORY_MAX_MESSAGES - 1,
+    );
+    const replies = [first, ...(h.fake.responsesTo(res.responseId) as Reply[])];
+    for (const r of replies)
+      expect(checkMessageLimits({ text: r.text, blocks: r.blocks as never })).toEqual([]);
+    const shown = replies.flatMap(ipsOf);
+    expect(shown).toEqual(manyIps(shown.length).map((s) => s.ip));
+    expect(shown.length).toBeGreaterThan(350);
+    const left = 2000 - shown.length;
+    const tail = JSON.stringify(replies.at(-1)!.blocks);
+    expect(tail).toContain(`and ${left.toLocaleString('en-US')} older IPs not shown`);
+    expect(tail).toContain(`/arc-history ${ARC.appId} ${shown.length + 1}`);
+    // Only the last message carries the cut.
+    for (const r of replies.slice(0, -1)) expect(JSON.stringify(r.blocks)).not.toContain('not shown');
+
+    // The command it names lists the rest from there.
+    const next = await h.command(`${ARC.appId} ${shown.length + 1}`, RESPONDER);
+    const rest = next.json() as Reply;
+    expect(ipsOf(rest)[0]).toBe(manyIps(2000)[shown.length]!.ip);
+    expect(JSON.stringify(rest.blocks)).toContain(`IPs ${(shown.length + 1).toLocaleString('en-US')}–`);
+  }, 60_000);
+
+  it('refuses a start that is not a number, and one past the end', async () => {
+    h = await startHarness();
+    await sightings([{ ip: '198.51.100.1', minutesAgo: 5 }]);
+    expect((await ask(`${ARC.appId} first`)).text).toContain('is not the number of an IP to start at');
+    expect((await ask(`${ARC.appId} 0`)).text).toContain('is not the number of an IP to start at');
+    expect((await ask(`${ARC.appId} 5`)).text).toContain('start at most at 1');
   });
 
   it('removes an allowlist entry from the reply (responders only) and refreshes it', async () => {
@@ -123,8 +199,7 @@ describe('/arc-history', () => {
     await sightings([{ ip: '198.51.100.1', minutesAgo: 5 }]);
     await h.history.allow({ appId: ARC.appId, ip: '198.51.100.1', by: RESPONDER, reason: 'VPN' });
     const reply = await ask(ARC.appId);
-    const button = (reply.blocks ?? []).find((b) => b.accessory?.action_id === ACTION_IDS.removeAllow)!
-      .accessory!;
+    const button = buttonsOf(reply)[0]!;
 
     const refused = await h.click(ACTION_IDS.removeAllow, button.value, OUTSIDER, { ephemeral: true });
     await h.fake.waitFor('the refusal', () => h.fake.responsesTo(refused.responseId).length === 1);
@@ -142,6 +217,34 @@ describe('/arc-history', () => {
     expect(audit).toEqual([
       [OUTSIDER, 'remove-allowlist', 'refused'],
       [RESPONDER, 'remove-allowlist', 'ok'],
+    ]);
+  });
+
+  it('with SLACK_RESPONDERS not set, offers removal to anyone in the alert channel, and only there', async () => {
+    h = await startHarness({ responders: '' });
+    await sightings([{ ip: '198.51.100.1', minutesAgo: 5 }]);
+    await h.history.allow({ appId: ARC.appId, ip: '198.51.100.1', by: RESPONDER, reason: 'VPN' });
+    const elsewhere = (await h.command(ARC.appId, OUTSIDER, 'C0OTHER')).json() as Reply;
+    expect(buttonsOf(elsewhere)).toEqual([]);
+    expect(ipsOf(elsewhere)).toEqual(['198.51.100.1']);
+    const button = buttonsOf((await h.command(ARC.appId, OUTSIDER)).json() as Reply)[0]!;
+
+    const refused = await h.click(ACTION_IDS.removeAllow, button.value, OUTSIDER, {
+      ephemeral: true,
+      channel: 'C0OTHER',
+    });
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(refused.responseId).length === 1);
+    expect(String(h.fake.responsesTo(refused.responseId)[0]!.text)).toContain(
+      'works only in the alert channel',
+    );
+    expect(await h.history.getAllow(ARC.appId, '198.51.100.1')).toBeDefined();
+
+    const { responseId } = await h.click(ACTION_IDS.removeAllow, button.value, OUTSIDER, { ephemeral: true });
+    await h.fake.waitFor('the refreshed reply', () => h.fake.responsesTo(responseId).length === 1);
+    expect(await h.history.getAllow(ARC.appId, '198.51.100.1')).toBeUndefined();
+    expect((await listAudit(h.store)).map((e) => [e.actor, e.action, e.result])).toEqual([
+      [OUTSIDER, 'remove-allowlist', 'refused'],
+      [OUTSIDER, 'remove-allowlist', 'ok'],
     ]);
   });
 });

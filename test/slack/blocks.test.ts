@@ -12,7 +12,9 @@ import {
 import { buildBenignModal, parseBenignSubmission } from '../../src/slack/blocks/benign-modal.ts';
 import {
   buildHistoryMessage,
-  HISTORY_MAX_ROWS,
+  buildHistoryPages,
+  HISTORY_MAX_BUTTONS,
+  HISTORY_MAX_MESSAGES,
   parseRemoveAllowValue,
 } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
@@ -335,9 +337,18 @@ describe('alert message', () => {
       error: hostile,
       result: { mode: 'live', ok: false, steps: results('failed') },
     };
+    // Five undone earlier rounds, by users with hostile ids.
+    const past = [...Array(5)].map(() => ({
+      mode: 'live' as const,
+      by: hostile,
+      at: DETECTED_AT,
+      undoneBy: hostile,
+      undoneAt: DETECTED_AT,
+    }));
     for (const over of [
       { revoke, broad },
       { revoke, broad, undo },
+      { revoke, broad, undo, past },
     ]) {
       const m = buildAlertMessage(view({ mode: 'live', broadRemoval: true, ...over }));
       expect(checkMessageLimits(m)).toEqual([]);
@@ -445,7 +456,8 @@ describe('alert message', () => {
         },
       }),
     );
-    expect(buttonsOf(undone).map((b) => b.action_id)).toEqual([ACTION_IDS.markBenign]);
+    // After the Undo, Revoke is offered again (a new round); Undo and broad removal are not.
+    expect(buttonsOf(undone).map((b) => b.action_id)).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
     expect(allText(undone)).toContain('*Undone* by <@UBOB>');
     expect(allText(undone)).toContain(
       JSON.stringify(`Re-create "${ARC.role}" at ${ARC.roleAssignmentScope}`).slice(1, -1),
@@ -538,24 +550,107 @@ describe('/arc-history reply', () => {
     expect(m.response_type).toBe('ephemeral');
   });
 
-  it('cuts long histories and counts what it left out, within the block limit', () => {
-    const many = [...Array(120)].map((_, i) => ({ pair: pair(`198.51.100.${i}`, DETECTED_AT - i * 1000) }));
-    const m = buildHistoryMessage({
-      appId: ARC.appId,
-      windowMs: 7 * 86_400_000,
-      entries: many,
-      canRemove: true,
+  /**
+   * `n` entries: IPv4 and IPv6, geo and AS, every tenth allowlisted. `worst`: the longest lines
+   * (full IPv6, long places, every third allowlisted with a 500-character reason).
+   */
+  const many = (n: number, worst = false): IdentityHistoryEntry[] =>
+    [...Array(n)].map((_, i) => {
+      const ip =
+        i % 2
+          ? worst
+            ? `2001:db8:ffff:ffff:ffff:ffff:ffff:${i.toString(16)}`
+            : `2001:db8::${i.toString(16)}`
+          : `198.18.${i >> 8}.${i & 255}`;
+      const place = worst
+        ? {
+            geo: { cityName: 'Sankt Peterburg'.repeat(3), countryName: 'Bosnia and Herzegovina' },
+            as: { number: 4_200_000_000, organizationName: 'Some Very Long Hosting Company Name, Inc.' },
+          }
+        : { geo: ARC.geo, as: ARC.as };
+      const entry: IdentityHistoryEntry = {
+        pair: pair(ip, DETECTED_AT - i * 60_000, {
+          count: 1 + (i % 40),
+          firstSeen: DETECTED_AT - (i % 6) * 86_400_000,
+          last: { sourceFormat: 'elastic-alert', ...place },
+        }),
+      };
+      if (i % (worst ? 3 : 10) === 0) {
+        entry.allow = {
+          appId: ARC.appId,
+          ip,
+          by: 'UALICE',
+          at: DETECTED_AT,
+          reason: worst ? 'r'.repeat(500) : 'CI runner pool',
+          until: DETECTED_AT + 7 * 86_400_000,
+        };
+      }
+      return entry;
     });
-    expect(checkMessageLimits({ text: m.text, blocks: m.blocks ?? [] })).toEqual([]);
-    expect(JSON.stringify(m.blocks)).toContain(`and ${120 - HISTORY_MAX_ROWS} older IPs not shown`);
+  const pagesFor = (entries: IdentityHistoryEntry[], start = 0) =>
+    buildHistoryPages({ appId: ARC.appId, windowMs: 7 * 86_400_000, entries, canRemove: true, start });
+  const ipsIn = (m: { blocks?: unknown[] }) =>
+    [...JSON.stringify(m.blocks).matchAll(/(?:^|\\n|")`([^`]+)` \d+×/g)].map((x) => x[1]);
+
+  it('packs 300 IPs into a few messages, every one within Slack limits, nothing left out', () => {
+    const entries = many(300);
+    const pages = pagesFor(entries);
+    expect(pages.length).toBeGreaterThan(1);
+    expect(pages.length).toBeLessThanOrEqual(HISTORY_MAX_MESSAGES);
+    for (const p of pages) {
+      expect(checkMessageLimits({ text: p.text, blocks: p.blocks ?? [] })).toEqual([]);
+      expect(p.response_type).toBe('ephemeral');
+    }
+    expect(pages.flatMap(ipsIn)).toEqual(entries.map((e) => e.pair.ip));
+    expect(JSON.stringify(pages)).not.toContain('not shown');
+    // Remove buttons: for allowlisted IPs only, at most HISTORY_MAX_BUTTONS, in the first message.
+    const buttons = JSON.stringify(pages[0]!.blocks).match(new RegExp(ACTION_IDS.removeAllow, 'g')) ?? [];
+    expect(buttons).toHaveLength(HISTORY_MAX_BUTTONS);
+    expect(JSON.stringify(pages[0]!.blocks)).toContain(
+      `Buttons for the ${HISTORY_MAX_BUTTONS} most recent of 30 allowlisted IPs`,
+    );
+    for (const p of pages.slice(1)) expect(JSON.stringify(p.blocks)).not.toContain(ACTION_IDS.removeAllow);
   });
 
-  it('round-trips the remove button value, IPv6 included', () => {
+  it.each([
+    ['typical', false],
+    ['longest', true],
+  ])(
+    'cuts 2,000 IPs (%s lines) after the last message it may send, counting what it left out',
+    (_, worst) => {
+      const entries = many(2000, worst);
+      const pages = pagesFor(entries);
+      expect(pages).toHaveLength(HISTORY_MAX_MESSAGES);
+      for (const p of pages) expect(checkMessageLimits({ text: p.text, blocks: p.blocks ?? [] })).toEqual([]);
+      const shown = pages.flatMap(ipsIn);
+      expect(shown).toEqual(entries.slice(0, shown.length).map((e) => e.pair.ip));
+      const left = 2000 - shown.length;
+      expect(left).toBeGreaterThan(0);
+      const tail = JSON.stringify(pages.at(-1)!.blocks);
+      expect(tail).toContain(`and ${left.toLocaleString('en-US')} older IPs not shown`);
+      expect(tail).toContain(`/arc-history ${ARC.appId} ${shown.length + 1}`);
+      expect(pages.at(-1)!.text).toContain(`(${left.toLocaleString('en-US')} not shown)`);
+      // From there on, the next answer carries on where this one stopped.
+      const next = pagesFor(entries, shown.length);
+      expect(next.flatMap(ipsIn)[0]).toBe(entries[shown.length]!.pair.ip);
+      expect(JSON.stringify(next[0]!.blocks)).toContain(`IPs ${(shown.length + 1).toLocaleString('en-US')}–`);
+    },
+  );
+
+  it('round-trips the remove button value, IPv6 and a start included', () => {
     expect(parseRemoveAllowValue(`${ARC.appId}|2001:db8::1`)).toEqual({
       appId: ARC.appId,
       ip: '2001:db8::1',
+      start: 0,
+    });
+    expect(parseRemoveAllowValue(`${ARC.appId}|2001:db8::1|430`)).toEqual({
+      appId: ARC.appId,
+      ip: '2001:db8::1',
+      start: 430,
     });
     expect(parseRemoveAllowValue('nobar')).toBeUndefined();
+    expect(parseRemoveAllowValue('a|b|x')).toBeUndefined();
+    expect(parseRemoveAllowValue('a|b|1|2')).toBeUndefined();
     expect(parseRemoveAllowValue(42)).toBeUndefined();
   });
 });

@@ -40,12 +40,25 @@ describe('who may press the buttons', () => {
     },
   );
 
-  it('refuses everyone when SLACK_RESPONDERS is empty, saying so', async () => {
-    await posted({ responders: '' });
-    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
-    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
-    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('SLACK_RESPONDERS is not set');
-  });
+  it.each([
+    [ACTION_IDS.revoke, 'revoke', 'Revoke'],
+    [ACTION_IDS.undoRevoke, 'undo', 'Undo'],
+    [ACTION_IDS.removeBroadRoles, 'remove-broad-roles', 'Remove broad roles'],
+  ])(
+    'refuses %s to everyone when SLACK_RESPONDERS is not set, saying so, audited',
+    async (actionId, action, verb) => {
+      await posted({ responders: '' });
+      const { responseId } = await h.click(actionId, alert.id, RESPONDER);
+      await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+      expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
+        `Nobody may use ${verb} yet: SLACK_RESPONDERS is not set`,
+      );
+      expect(await listAudit(h.store, alert.id)).toMatchObject([
+        { actor: RESPONDER, action, result: 'refused', detail: 'SLACK_RESPONDERS is not set' },
+      ]);
+      expect(h.fake.callsOf('chat.update')).toEqual([]);
+    },
+  );
 
   it('accepts members of a responder user group, looking the group up once (cached)', async () => {
     await posted();
@@ -63,6 +76,79 @@ describe('who may press the buttons', () => {
     const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
     await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
     expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('Only responders');
+  });
+});
+
+describe('Mark benign with SLACK_RESPONDERS not set', () => {
+  const values = {
+    [BENIGN_MODAL.reasonBlock]: {
+      [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: 'office VPN' },
+    },
+    [BENIGN_MODAL.expiryBlock]: {
+      [BENIGN_MODAL.expiryInput]: { type: 'static_select', selected_option: { value: '7d' } },
+    },
+  };
+
+  it('lets any member of the alert channel mark it benign there, audited with who, why and until', async () => {
+    await posted({ responders: '' });
+    await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: CHANNEL });
+    await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
+    const view = h.fake.callsOf('views.open')[0]!.args.view as { private_metadata: string };
+    const res = await h.submit(CALLBACK_IDS.markBenign, OUTSIDER, view.private_metadata, values);
+    expect(res.status).toBe(200);
+    expect(res.text).toBe('');
+    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
+    const entry = await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp);
+    expect(entry).toMatchObject({ by: OUTSIDER, reason: 'office VPN' });
+    expect(entry!.until).toBeGreaterThan(Date.now());
+    expect(lastUpdateText()).toContain(`Marked benign* by <@${OUTSIDER}>`);
+    expect(lastUpdateText()).toContain('office VPN');
+    expect(lastUpdateText()).toContain('until <!date^');
+    expect(String(threadPosts()[0]!.args.text)).toContain(`<@${OUTSIDER}>`);
+    expect(await listAudit(h.store, alert.id)).toMatchObject([
+      {
+        actor: OUTSIDER,
+        action: 'mark-benign',
+        result: 'ok',
+        detail: { reason: 'office VPN', expiry: '7d', until: entry!.until, as: 'alert-channel' },
+      },
+    ]);
+  });
+
+  it('refuses a press from another channel (a copy of the alert elsewhere), privately, audited', async () => {
+    await posted({ responders: '' });
+    const { responseId } = await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: 'C0OTHER' });
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    const refusal = String(h.fake.responsesTo(responseId)[0]!.text);
+    expect(refusal).toContain(`Mark benign works only in the alert channel <#${CHANNEL}>`);
+    expect(refusal).toContain('SLACK_RESPONDERS is not set');
+    expect(h.fake.callsOf('views.open')).toEqual([]);
+    expect(await listAudit(h.store, alert.id)).toMatchObject([
+      { actor: OUTSIDER, action: 'mark-benign', result: 'refused' },
+    ]);
+  });
+
+  it('refuses a submission of a modal that was not opened from the alert channel', async () => {
+    await posted({ responders: '' });
+    const res = await h.submit(
+      CALLBACK_IDS.markBenign,
+      OUTSIDER,
+      JSON.stringify({ alertId: alert.id }),
+      values,
+    );
+    expect(res.json()).toMatchObject({ response_action: 'errors' });
+    expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toBeUndefined();
+    expect((await listAudit(h.store, alert.id)).map((e) => e.result)).toEqual(['refused']);
+  });
+
+  it('with SLACK_RESPONDERS set, a channel member who is not a responder is still refused', async () => {
+    await posted();
+    const { responseId } = await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: CHANNEL });
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
+      'Only responders (SLACK_RESPONDERS) may use Mark benign',
+    );
+    expect(h.fake.callsOf('views.open')).toEqual([]);
   });
 });
 

@@ -64,7 +64,12 @@ export interface Harness {
     privateMetadata: string,
     values: Record<string, Record<string, unknown>>,
   ): Promise<{ status: number; text: string; json: () => unknown }>;
-  command(text: string, user: string): Promise<{ status: number; text: string; json: () => unknown }>;
+  /** Sends `/arc-history <text>` from `channel` (the alert channel unless set); `responseId` names its response_url. */
+  command(
+    text: string,
+    user: string,
+    channel?: string,
+  ): Promise<{ status: number; text: string; json: () => unknown; responseId: string }>;
   close(): Promise<void>;
 }
 
@@ -168,18 +173,21 @@ export async function startHarness(
     submit(callbackId, user, privateMetadata, values) {
       return send(payloadBody(viewSubmission({ callbackId, user, privateMetadata, values })));
     },
-    command(text, user) {
+    async command(text, user, channel) {
       responseCounter += 1;
-      return send(
+      const responseId = `cmd-${responseCounter}`;
+      const res = await send(
         commandBody(
           slashCommand({
             command: '/arc-history',
             text,
             user,
-            responseUrl: fake.responseUrl(`cmd-${responseCounter}`),
+            responseUrl: fake.responseUrl(responseId),
+            ...(channel ? { channel } : {}),
           }),
         ),
       );
+      return { ...res, responseId };
     },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));

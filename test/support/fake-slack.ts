@@ -23,8 +23,12 @@ export interface FakeResponse {
   body: Record<string, unknown>;
 }
 
-/** A scripted answer: a body (`ok` defaults to true), an error, a 429, or an HTTP status. */
+/**
+ * A scripted answer: a body (`ok` defaults to true), an error, a 429, an HTTP status, or the
+ * default answer after `delayMs` (a slow Slack).
+ */
 export type FakeAnswer =
+  | { delayMs: number }
   | { error: string; [key: string]: unknown }
   | { status: 429; retryAfter: number }
   | { status: number; body?: string }
@@ -161,6 +165,14 @@ export class FakeSlack {
     this.calls.push({ method, args, token: auth?.startsWith('Bearer ') ? auth.slice(7) : undefined });
 
     const scripted = this.#scripts.get(method)?.shift();
+    if (scripted && 'delayMs' in scripted && typeof scripted.delayMs === 'number') {
+      await new Promise((resolve) => setTimeout(resolve, scripted.delayMs as number));
+      return {
+        status: 200,
+        headers: json,
+        body: JSON.stringify({ ok: true, ...this.#default(method, args) }),
+      };
+    }
     if (scripted) {
       if ('status' in scripted && typeof scripted.status === 'number') {
         if (scripted.status === 429) {

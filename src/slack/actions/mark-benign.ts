@@ -1,11 +1,14 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { loadAlertState } from '../alert-state.ts';
-import { authorise, reply } from '../authorise.ts';
+import { authorise, channelOfClick, reply } from '../authorise.ts';
 import { buildBenignModal } from '../blocks/benign-modal.ts';
 import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
 
-/** Mark benign: responders only; opens the modal that asks a reason and an expiry. */
+/**
+ * Mark benign: opens the modal that asks a reason and an expiry. With SLACK_RESPONDERS set,
+ * responders only; unset, anyone pressing it in the alert channel (see `decide`).
+ */
 export function registerMarkBenign(app: App, ctx: SlackContext): void {
   app.action<BlockAction<ButtonAction>>(
     ACTION_IDS.markBenign,
@@ -28,10 +31,15 @@ export function registerMarkBenign(app: App, ctx: SlackContext): void {
         appId: d.appId,
         ip: d.sourceIp,
       };
-      if (!(await authorise(ctx, user, subject, respond))) return;
+      const where = channelOfClick(body);
+      if (!(await authorise(ctx, user, subject, respond, { where, home: state.channel }))) return;
       try {
-        // trigger_id lives 3 seconds: open the modal before anything slow.
-        await client.views.open({ trigger_id: body.trigger_id, view: buildBenignModal(state.alert) });
+        // trigger_id lives 3 seconds: open the modal before anything slow. The modal keeps the
+        // channel of the click, so that the submission is judged by the same rule.
+        await client.views.open({
+          trigger_id: body.trigger_id,
+          view: buildBenignModal(state.alert, where),
+        });
       } catch (err) {
         ctx.logger.warn(
           { alertId: state.alert.id, err: (err as Error).message },

@@ -1,13 +1,13 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
-import { loadAlertState, removableBroadAccess } from '../alert-state.ts';
-import { authorise, reply } from '../authorise.ts';
+import { broadLockKey, loadAlertState, removableBroadAccess } from '../alert-state.ts';
+import { authorise, channelOfClick, reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { UNKNOWN_ALERT } from './revoke.ts';
 import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
 
-export const broadLockKey = (alertId: string): string => `broad-removal-lock:${alertId}`;
+export { broadLockKey };
 
 const BROAD: RunKind = {
   field: 'broad',
@@ -35,7 +35,7 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
     async ({ ack, body, action, respond }) => {
       await ack();
       const user = body.user.id;
-      const state = await loadAlertState(ctx.store, action.value ?? '');
+      const state = await loadAlertState(ctx.store, action.value ?? '', ctx.now());
       if (!state) {
         await reply(ctx, respond, UNKNOWN_ALERT);
         return;
@@ -47,7 +47,8 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
         appId: d.appId,
         ip: d.sourceIp,
       };
-      if (!(await authorise(ctx, user, subject, respond))) return;
+      const place = { where: channelOfClick(body), home: state.channel };
+      if (!(await authorise(ctx, user, subject, respond, place))) return;
       const refuse = async (detail: string, text: string) => {
         await recordAudit(ctx.store, { actor: user, ...subject, result: 'duplicate', detail });
         await reply(ctx, respond, text);

@@ -1,11 +1,16 @@
 import { recordAudit } from '../../core/audit.ts';
 import type { RemediationPlan, RemediationResult } from '../../core/remediation.ts';
-import { type RevokeRun, type SlackAlertState, updateAlertState } from '../alert-state.ts';
+import {
+  REMEDIATION_LOCK_TTL_MS,
+  type RevokeRun,
+  type SlackAlertState,
+  updateAlertState,
+} from '../alert-state.ts';
 import { clip, code, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
+import { trackRun, untrackRun } from '../stale-runs.ts';
 
-/** Holds a running remediation; long enough for ARM and Graph, short enough to retry after a crash. */
-export const REMEDIATION_LOCK_TTL_MS = 15 * 60 * 1000;
+export { REMEDIATION_LOCK_TTL_MS };
 
 export const STATUS_MARK: Record<string, string> = {
   done: ':white_check_mark:',
@@ -79,6 +84,7 @@ export async function runRemediation(
     if (latest) await ctx.messenger.updateAlert(latest).catch(() => undefined);
     return latest ?? state;
   };
+  await trackRun(ctx, alertId);
   await save();
   try {
     run.plan = await kind.plan(ctx, state);
@@ -92,6 +98,7 @@ export async function runRemediation(
   }
   run.finishedAt = ctx.now();
   const latest = await save();
+  await untrackRun(ctx, alertId);
   if (run.status === 'failed') await store.releaseClaim(kind.lockKey(alertId));
   await recordAudit(store, {
     actor: user,

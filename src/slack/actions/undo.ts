@@ -4,20 +4,23 @@ import type { PlannedStep, StepResult } from '../../core/remediation.ts';
 import {
   canUndo,
   loadAlertState,
+  revokeLockKey,
   type SlackAlertState,
   type UndoRun,
   undoableRuns,
+  undoLockKey,
   updateAlertState,
 } from '../alert-state.ts';
-import { authorise, reply } from '../authorise.ts';
+import { authorise, channelOfClick, reply } from '../authorise.ts';
 import { undoLabel } from '../blocks/alert.ts';
 import { clip, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
+import { trackRun, untrackRun } from '../stale-runs.ts';
 import { UNKNOWN_ALERT } from './revoke.ts';
 import { REMEDIATION_LOCK_TTL_MS, STATUS_MARK } from './run-remediation.ts';
 
-export const undoLockKey = (alertId: string): string => `undo-lock:${alertId}`;
+export { undoLockKey };
 
 function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): string {
   const who = `<@${undo.by}>`;
@@ -39,7 +42,8 @@ function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): str
  * Reverses the live runs (the broad removal first, then the Revoke) for an alert whose undo lock
  * the caller holds: re-creates the removed assignments and re-enables the principal, shows a
  * result per step, releases the lock when it failed (so that Undo can be pressed again), audits it
- * and reports it in the alert's thread.
+ * and reports it in the alert's thread. A live Undo that succeeded releases the Revoke lock, so
+ * that Revoke, offered again, can run at once.
  */
 async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string): Promise<void> {
   const { store, remediator } = ctx;
@@ -54,6 +58,7 @@ async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string):
     if (latest) await ctx.messenger.updateAlert(latest).catch(() => undefined);
     return latest ?? state;
   };
+  await trackRun(ctx, alertId);
   await save();
   try {
     const steps: StepResult[] = [];
@@ -72,7 +77,9 @@ async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string):
   }
   undo.finishedAt = ctx.now();
   const latest = await save();
+  await untrackRun(ctx, alertId);
   if (undo.status === 'failed') await store.releaseClaim(undoLockKey(alertId));
+  else if (undo.mode === 'live') await store.releaseClaim(revokeLockKey(alertId));
   await recordAudit(store, {
     actor: user,
     action: 'undo',
@@ -95,14 +102,15 @@ export function registerUndo(app: App, ctx: SlackContext): void {
   app.action<BlockAction<ButtonAction>>(ACTION_IDS.undoRevoke, async ({ ack, body, action, respond }) => {
     await ack();
     const user = body.user.id;
-    const state = await loadAlertState(ctx.store, action.value ?? '');
+    const state = await loadAlertState(ctx.store, action.value ?? '', ctx.now());
     if (!state) {
       await reply(ctx, respond, UNKNOWN_ALERT);
       return;
     }
     const d = state.alert.detection;
     const subject = { action: 'undo' as const, alertId: state.alert.id, appId: d.appId, ip: d.sourceIp };
-    if (!(await authorise(ctx, user, subject, respond))) return;
+    const place = { where: channelOfClick(body), home: state.channel };
+    if (!(await authorise(ctx, user, subject, respond, place))) return;
     const refuse = async (detail: string, text: string) => {
       await recordAudit(ctx.store, { actor: user, ...subject, result: 'duplicate', detail });
       await reply(ctx, respond, text);

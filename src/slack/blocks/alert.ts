@@ -8,21 +8,29 @@ import {
   type BenignMark,
   canRemoveBroad,
   canUndo,
+  type PastRevoke,
   type RevokeRun,
   removableBroadAccess,
+  revokeInForce,
   type SlackAlertState,
+  settleStaleRuns,
   type UndoRun,
   undoableRuns,
 } from '../alert-state.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { checkMessageLimits, LIMITS } from './limits.ts';
-import { clip, code, describePlace, esc, isoTime, link, parseTime, slackDate } from './text.ts';
+import { clip, code, describePlace, esc, isoTime, link, mention, parseTime, slackDate } from './text.ts';
 
 /** What the alert builder needs: the stored state plus the remediation mode. */
 export interface AlertView extends SlackAlertState {
   mode: 'dry-run' | 'live';
   /** The remediator can remove broad roles (offers "Remove broad roles too"). */
   broadRemoval?: boolean;
+  /**
+   * The current time: runs still marked running after their lock expired are shown as
+   * interrupted (failed), with their button offered again. Absent: shown as stored.
+   */
+  now?: number;
 }
 
 /** A message body: the notification fallback `text` and the blocks. */
@@ -140,7 +148,7 @@ const untilText = (until: number | undefined) =>
 
 /** The status line of a Mark benign. */
 export function benignText(b: BenignMark, k = 1): string {
-  return `:white_check_mark: *Marked benign* by <@${b.by}> ${slackDate(b.at)}: “${clip(esc(b.reason), size(500, k))}”. Allowlisted ${untilText(b.until)}.`;
+  return `:white_check_mark: *Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(esc(b.reason), size(500, k))}”. Allowlisted ${untilText(b.until)}.`;
 }
 
 /** Heads of a run's status text, by kind of run. */
@@ -169,7 +177,7 @@ function runText(
   opts: { removedLater?: ReadonlySet<string> } = {},
 ): string {
   const s = (text: string, n: number) => clip(esc(text), size(n, k));
-  const who = `<@${run.by}>`;
+  const who = mention(run.by);
   const dry = run.mode === 'dry-run';
   const name = `${words.name}${dry ? ' (dry-run)' : ''}`;
   let head: string;
@@ -205,6 +213,15 @@ function runText(
   }
   for (const w of run.plan?.warnings ?? []) lines.push(`:information_source: ${s(w, 300)}`);
   return clip([head, ...lines].join('\n'), size(2500, k));
+}
+
+/** Earlier Revoke rounds that were undone, one line each. */
+export function pastText(past: readonly PastRevoke[], k = 1): string {
+  const lines = past.map(
+    (p) =>
+      `:leftwards_arrow_with_hook: Revoked${p.mode === 'dry-run' ? ' (dry-run)' : ''} by ${mention(p.by)} ${slackDate(p.at)}, undone by ${mention(p.undoneBy)} ${slackDate(p.undoneAt)}`,
+  );
+  return clip(`*Earlier rounds*\n${lines.join('\n')}`, size(1500, k));
 }
 
 /** Assignment ids (lower case) that a live "Remove broad roles too" removed. */
@@ -262,7 +279,7 @@ function stepsById(runs: ReadonlyArray<RevokeRun | undefined>): Map<string, Plan
 /** The status text of Undo: progress, then a line per undone step with its result. */
 export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefined>, k = 1): string {
   const s = (text: string, n: number) => clip(esc(text), size(n, k));
-  const who = `<@${undo.by}>`;
+  const who = mention(undo.by);
   const dry = undo.mode === 'dry-run';
   let head: string;
   if (undo.status === 'running') {
@@ -419,8 +436,8 @@ function buttons(view: AlertView): types.ActionsBlock {
       ...(view.benign ? {} : { style: 'primary' as const }),
     },
   ];
-  const revoked = view.revoke?.status === 'done' && view.revoke.mode === 'live';
-  if (!revoked && view.revoke?.status !== 'running') {
+  // Offered until a live Revoke is in force (again after an Undo), and not while one runs.
+  if (!revokeInForce(view) && view.revoke?.status !== 'running') {
     elements.push({
       type: 'button',
       action_id: ACTION_IDS.revoke,
@@ -606,6 +623,7 @@ function render(view: AlertView, k: number): SlackMessage {
     });
   }
   if (view.benign) blocks.push(section(benignText(view.benign, k)));
+  if (view.past && view.past.length > 0) blocks.push(section(pastText(view.past, k)));
   if (view.revoke) blocks.push(section(revokeText(view.revoke, k, view.broad)));
   if (view.broad) blocks.push(section(broadText(view.broad, k)));
   if (view.undo) blocks.push(section(undoText(view.undo, [view.broad, view.revoke], k)));
@@ -626,12 +644,15 @@ function render(view: AlertView, k: number): SlackMessage {
 }
 
 /**
- * The alert message, a pure function of the stored state: header, summary, facts, why it fired,
- * enrichment, investigation fields, triage steps, repeats, benign/revoke status and the buttons.
+ * The alert message, a pure function of the stored state (and `now`): header, summary, facts, why
+ * it fired, enrichment, investigation fields, triage steps, repeats, benign/revoke status and the
+ * buttons.
  * Untrusted values are escaped and clipped; when hostile values would push the message past
  * Slack's total size, it is rendered again with shorter values.
  */
-export function buildAlertMessage(view: AlertView): SlackMessage {
+export function buildAlertMessage(input: AlertView): SlackMessage {
+  const view = { ...input };
+  if (view.now !== undefined) settleStaleRuns(view, view.now);
   let message = render(view, 1);
   for (const k of [0.5, 0.25, 0.1]) {
     if (checkMessageLimits(message).length === 0) break;

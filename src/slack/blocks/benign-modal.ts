@@ -14,9 +14,11 @@ export const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: n
 /** Longest accepted reason. */
 export const REASON_MAX = 500;
 
-/** The modal's `private_metadata`: which alert it is about. */
+/** The modal's `private_metadata`: which alert it is about, and where the button was pressed. */
 export interface BenignModalMetadata {
   alertId: string;
+  /** The channel of the Mark benign click (Slack does not let users change private_metadata). */
+  channel?: string;
 }
 
 const option = (o: { value: string; label: string }): types.PlainTextOption => ({
@@ -25,9 +27,9 @@ const option = (o: { value: string; label: string }): types.PlainTextOption => (
 });
 
 /** The Mark benign modal: a required reason and an expiry (24 hours, 7 days, 30 days, never). */
-export function buildBenignModal(alert: AlertRecord): types.ModalView {
+export function buildBenignModal(alert: AlertRecord, channel?: string): types.ModalView {
   const d = alert.detection;
-  const metadata: BenignModalMetadata = { alertId: alert.id };
+  const metadata: BenignModalMetadata = { alertId: alert.id, ...(channel ? { channel } : {}) };
   return {
     type: 'modal',
     callback_id: CALLBACK_IDS.markBenign,
@@ -102,8 +104,9 @@ export function parseBenignSubmission(values: unknown): BenignSubmission {
 export function parseBenignMetadata(raw: unknown): BenignModalMetadata | undefined {
   if (typeof raw !== 'string' || raw.length > 3000) return undefined;
   try {
-    const m = JSON.parse(raw) as { alertId?: unknown };
-    return typeof m.alertId === 'string' ? { alertId: m.alertId } : undefined;
+    const m = JSON.parse(raw) as { alertId?: unknown; channel?: unknown };
+    if (typeof m.alertId !== 'string') return undefined;
+    return { alertId: m.alertId, ...(typeof m.channel === 'string' ? { channel: m.channel } : {}) };
   } catch {
     return undefined;
   }

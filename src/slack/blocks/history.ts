@@ -1,19 +1,35 @@
 import type { types } from '@slack/bolt';
 import type { IdentityHistoryEntry } from '../../core/history.ts';
 import { ACTION_IDS, COMMANDS } from '../ids.ts';
-import { LIMITS } from './limits.ts';
-import { clip, code, describeDuration, describePlace, esc, slackDate } from './text.ts';
+import { blocksTextLength, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
+import { clip, code, describeDuration, describePlace, esc, mention } from './text.ts';
 
-/** At most this many IPs are listed; the rest are counted. Keeps the reply within 50 blocks. */
-export const HISTORY_MAX_ROWS = 40;
+/**
+ * How many messages one `/arc-history` answer may use: the command's own answer plus 4 follow-ups
+ * through its response_url (Slack accepts 5 posts to a response_url within 30 minutes; one is
+ * left for a "Remove allowlist" refresh).
+ */
+export const HISTORY_MAX_MESSAGES = 5;
+
+/** Remove-allowlist buttons in one reply (the most recent allowlisted IPs first). */
+export const HISTORY_MAX_BUTTONS = 10;
+
+/** Room kept in each message for its head and its tail (both clipped to fit). */
+const HEAD_MAX = 450;
+const TAIL_MAX = 400;
+/** Blocks besides the sections of lines: head, divider, buttons, their note, tail. */
+const FIXED_BLOCKS = 5;
 
 /** What `/arc-history` shows. */
 export interface HistoryView {
   appId: string;
   windowMs: number;
+  /** The identity's IPs in the window, most recent first (`History.listIdentity`). */
   entries: readonly IdentityHistoryEntry[];
-  /** Whether the caller may remove allowlist entries (a responder): adds the buttons. */
+  /** Whether the caller may remove allowlist entries: adds the buttons. */
   canRemove: boolean;
+  /** Index (0-based) of the first IP to list: `/arc-history <appid> <n>` starts at IP n. */
+  start?: number;
 }
 
 /** A private (ephemeral) reply: text plus optional blocks. */
@@ -23,22 +39,30 @@ export interface EphemeralMessage {
   blocks?: types.KnownBlock[];
 }
 
-/** The value of a remove-allowlist button: `<appid>|<ip>` (IPv6 addresses contain `:`). */
-export const removeAllowValue = (appId: string, ip: string): string => `${appId}|${ip}`;
+/**
+ * The value of a remove-allowlist button: `<appid>|<ip>`, and `|<start>` when the reply started
+ * further down the list (IPv6 addresses contain `:`, never `|`).
+ */
+export const removeAllowValue = (appId: string, ip: string, start = 0): string =>
+  start > 0 ? `${appId}|${ip}|${start}` : `${appId}|${ip}`;
 
 /** Parses a remove-allowlist button value; undefined when malformed. */
-export function parseRemoveAllowValue(value: unknown): { appId: string; ip: string } | undefined {
+export function parseRemoveAllowValue(
+  value: unknown,
+): { appId: string; ip: string; start: number } | undefined {
   if (typeof value !== 'string' || value.length > LIMITS.buttonValue) return undefined;
-  const bar = value.indexOf('|');
-  if (bar <= 0 || bar === value.length - 1) return undefined;
-  return { appId: value.slice(0, bar), ip: value.slice(bar + 1) };
+  const [appId, ip, start, ...rest] = value.split('|');
+  if (!appId || !ip || rest.length > 0) return undefined;
+  if (start === undefined) return { appId, ip, start: 0 };
+  if (!/^\d{1,7}$/.test(start)) return undefined;
+  return { appId, ip, start: Number(start) };
 }
 
 /** Usage help for `/arc-history` without an argument. */
 export function historyUsage(windowMs: number): EphemeralMessage {
   return {
     response_type: 'ephemeral',
-    text: `Usage: \`${COMMANDS.history} <appid>\`: lists every source IP that identity (the application id in the alert) used to list Arc cluster credentials in the last ${describeDuration(windowMs)}, most recent first, with first and last seen, count, geo, AS and allowlist state. Only you see the answer.`,
+    text: `Usage: \`${COMMANDS.history} <appid>\`: lists every source IP that identity (the application id in the alert) used to list Arc cluster credentials in the last ${describeDuration(windowMs)}, most recent first, with first and last seen, count, geo, AS and allowlist state. Only you see the answer. \`${COMMANDS.history} <appid> <n>\` starts the list at the n-th IP.`,
   };
 }
 
@@ -50,28 +74,52 @@ export function historyEmpty(appId: string, windowMs: number): EphemeralMessage 
   };
 }
 
-function row(view: HistoryView, entry: IdentityHistoryEntry): types.SectionBlock {
+/** `2026-03-12 09:16`, in UTC: short, so that hundreds of lines fit. */
+export function shortUtc(epochMs: number): string {
+  if (!Number.isFinite(epochMs)) return 'unknown';
+  return new Date(epochMs).toISOString().slice(0, 16).replace('T', ' ');
+}
+
+const plural = (n: number, one: string, many = `${one}s`) =>
+  `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+
+/**
+ * One IP on one line: IP · count · first seen → last seen (UTC) · geo and AS · allowlisted or not.
+ * At most about 300 characters, whatever the values.
+ */
+export function historyLine(entry: IdentityHistoryEntry): string {
   const { pair, allow } = entry;
   const place = describePlace(pair.last.geo, pair.last.as);
-  const lines = [
-    `${code(pair.ip, 60)}${place ? ` · ${clip(esc(place), 200)}` : ''}`,
-    `First seen ${slackDate(pair.firstSeen)} · last seen ${slackDate(pair.lastSeen)} · ${pair.count} time${pair.count === 1 ? '' : 's'}`,
-  ];
+  const first = shortUtc(pair.firstSeen);
+  const last = shortUtc(pair.lastSeen);
+  // Same day: the last sighting's time only (`2026-03-12 08:16 → 09:16`).
+  const lastShown = first.slice(0, 10) === last.slice(0, 10) ? last.slice(11) : last;
+  const parts = [`${code(pair.ip, 60)} ${pair.count}×`, `${first} → ${lastShown}`];
+  if (place) parts.push(clip(esc(place), 64));
   if (allow) {
-    const until = allow.until === undefined ? 'with no expiry' : `until ${slackDate(allow.until)}`;
-    lines.push(
-      `:white_check_mark: Allowlisted ${until} by <@${allow.by}>: “${clip(esc(allow.reason), 200)}”`,
+    const until = allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)}`;
+    parts.push(
+      `:white_check_mark: Allowlisted ${until} by ${mention(allow.by)}: “${clip(esc(allow.reason), 60)}”`,
     );
   } else {
-    lines.push('Not allowlisted');
+    parts.push('Not allowlisted');
   }
-  const block: types.SectionBlock = { type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } };
-  const value = removeAllowValue(view.appId, pair.ip);
-  if (allow && view.canRemove && value.length <= LIMITS.buttonValue) {
-    block.accessory = {
+  return parts.join(' · ');
+}
+
+function removeButtons(view: HistoryView, start: number): { blocks: types.KnownBlock[]; size: number } {
+  if (!view.canRemove) return { blocks: [], size: 0 };
+  const allowed = view.entries.slice(start).filter((e) => e.allow);
+  if (allowed.length === 0) return { blocks: [], size: 0 };
+  const shown = allowed.slice(0, HISTORY_MAX_BUTTONS);
+  const elements: types.Button[] = [];
+  for (const { pair } of shown) {
+    const value = removeAllowValue(view.appId, pair.ip, start);
+    if (value.length > LIMITS.buttonValue) continue;
+    elements.push({
       type: 'button',
       action_id: ACTION_IDS.removeAllow,
-      text: { type: 'plain_text', text: 'Remove allowlist' },
+      text: { type: 'plain_text', text: clip(`Remove allowlist: ${pair.ip}`, LIMITS.buttonText) },
       value,
       confirm: {
         title: { type: 'plain_text', text: 'Remove the allowlist entry?' },
@@ -82,42 +130,133 @@ function row(view: HistoryView, entry: IdentityHistoryEntry): types.SectionBlock
         confirm: { type: 'plain_text', text: 'Remove' },
         deny: { type: 'plain_text', text: 'Cancel' },
       },
-    };
+    });
   }
-  return block;
+  if (elements.length === 0) return { blocks: [], size: 0 };
+  const blocks: types.KnownBlock[] = [{ type: 'actions', block_id: 'arc_history_allowlist', elements }];
+  if (allowed.length > shown.length) {
+    blocks.push({
+      type: 'context',
+      elements: [
+        {
+          type: 'mrkdwn',
+          text: `Buttons for the ${shown.length} most recent of ${allowed.length} allowlisted IPs: after a removal, the refreshed reply offers the next.`,
+        },
+      ],
+    });
+  }
+  return { blocks, size: blocksTextLength(blocks) };
+}
+
+/** Splits lines into pages of sections, each page within Slack's limits. */
+function paginate(lines: readonly string[], firstPageExtra: number): string[][][] {
+  const pages: string[][][] = [];
+  let i = 0;
+  while (i < lines.length && pages.length < HISTORY_MAX_MESSAGES) {
+    let budget = TOTAL_TEXT_BUDGET - HEAD_MAX - TAIL_MAX - (pages.length === 0 ? firstPageExtra : 0);
+    const sections: string[][] = [];
+    let section: string[] = [];
+    let sectionLength = 0;
+    while (i < lines.length) {
+      const line = lines[i]!;
+      const cost = line.length + 1;
+      if (cost > budget) break;
+      if (section.length > 0 && sectionLength + cost > LIMITS.sectionText) {
+        if (sections.length + 1 >= LIMITS.blocks - FIXED_BLOCKS) break;
+        sections.push(section);
+        section = [];
+        sectionLength = 0;
+      }
+      section.push(line);
+      sectionLength += cost;
+      budget -= cost;
+      i += 1;
+    }
+    if (section.length > 0) sections.push(section);
+    if (sections.length === 0) break;
+    pages.push(sections);
+  }
+  return pages;
 }
 
 /**
- * The `/arc-history` reply: one section per source IP, most recent first, cut after
- * `HISTORY_MAX_ROWS` with a count of what was left out.
+ * The `/arc-history` reply: every source IP of the identity in the window, most recent first,
+ * several IPs per section (one compact line each), as up to `HISTORY_MAX_MESSAGES` messages,
+ * each within Slack's limits (50 blocks, 3000 characters a section, the ~12k characters Slack
+ * accepts in one message's blocks). The first is the command's answer, the others follow through
+ * the response_url. Only beyond what those carry is the list cut, with a count of what was left
+ * out and the command that lists the rest. Remove buttons (at most `HISTORY_MAX_BUTTONS`, for
+ * allowlisted IPs, when the caller may remove entries) are in the first message.
  */
-export function buildHistoryMessage(view: HistoryView): EphemeralMessage {
+export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
   const { entries } = view;
-  if (entries.length === 0) return historyEmpty(view.appId, view.windowMs);
+  if (entries.length === 0) return [historyEmpty(view.appId, view.windowMs)];
   const window = describeDuration(view.windowMs);
-  const shown = entries.slice(0, HISTORY_MAX_ROWS);
-  const left = entries.length - shown.length;
-  const allowed = entries.filter((e) => e.allow).length;
-  const blocks: types.KnownBlock[] = [
-    {
-      type: 'section',
-      text: {
-        type: 'mrkdwn',
-        text: `*Source IPs of ${code(view.appId, 120)} in the last ${window}*: ${entries.length} IP${entries.length === 1 ? '' : 's'}, ${allowed} allowlisted, most recent first.`,
+  const start = Math.max(0, Math.floor(view.start ?? 0));
+  const id = code(view.appId, 120);
+  if (start >= entries.length) {
+    return [
+      {
+        response_type: 'ephemeral',
+        text: `${id} has ${plural(entries.length, 'source IP')} in the last ${window}: start at most at ${entries.length.toLocaleString('en-US')}.`,
       },
-    },
-    { type: 'divider' },
-    ...shown.map((e) => row(view, e)),
-  ];
-  if (left > 0) {
-    blocks.push({
-      type: 'context',
-      elements: [{ type: 'mrkdwn', text: `…and ${left} older IP${left === 1 ? '' : 's'} not shown.` }],
-    });
+    ];
   }
-  const text = `${entries.length} source IP${entries.length === 1 ? '' : 's'} of ${clip(esc(view.appId), 120)} in the last ${window}${left > 0 ? ` (${left} not shown)` : ''}: ${shown
-    .slice(0, 10)
-    .map((e) => e.pair.ip)
-    .join(', ')}${shown.length > 10 ? ', …' : ''}`;
-  return { response_type: 'ephemeral', text: clip(text, LIMITS.text), blocks };
+  const lines = entries.slice(start).map(historyLine);
+  const buttons = removeButtons(view, start);
+  const pages = paginate(lines, buttons.size);
+  const listed = pages.reduce((n, p) => n + p.reduce((m, s) => m + s.length, 0), 0);
+  const left = lines.length - listed;
+  const allowed = entries.filter((e) => e.allow).length;
+
+  let from = start;
+  return pages.map((sections, p) => {
+    const count = sections.reduce((n, s) => n + s.length, 0);
+    const range = `${(from + 1).toLocaleString('en-US')}–${(from + count).toLocaleString('en-US')}`;
+    const part =
+      pages.length > 1 || start > 0
+        ? ` Part ${p + 1} of ${pages.length}: IPs ${range} of ${entries.length.toLocaleString('en-US')}${p === 0 && pages.length > 1 ? `; the rest follow as ${pages.length - 1} more private ${pages.length === 2 ? 'reply' : 'replies'}` : ''}.`
+        : '';
+    const head =
+      p === 0
+        ? `*Source IPs of ${id} in the last ${window}*: ${plural(entries.length, 'IP')}, ${allowed.toLocaleString('en-US')} allowlisted, most recent first. Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not.${part}`
+        : `*Source IPs of ${id} in the last ${window}*, continued.${part}`;
+    const blocks: types.KnownBlock[] = [
+      { type: 'section', text: { type: 'mrkdwn', text: clip(head, HEAD_MAX) } },
+      { type: 'divider' },
+      ...sections.map(
+        (s): types.SectionBlock => ({ type: 'section', text: { type: 'mrkdwn', text: s.join('\n') } }),
+      ),
+    ];
+    if (p === 0) blocks.push(...buttons.blocks);
+    const last = p === pages.length - 1;
+    if (last && left > 0) {
+      const next = start + listed + 1;
+      blocks.push({
+        type: 'context',
+        elements: [
+          {
+            type: 'mrkdwn',
+            text: clip(
+              `…and ${plural(left, 'older IP')} not shown (one answer holds ${HISTORY_MAX_MESSAGES} messages at most). List them with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}).`,
+              TAIL_MAX,
+            ),
+          },
+        ],
+      });
+    }
+    const ips = sections.flat().length;
+    const firstIps = entries
+      .slice(from, from + Math.min(ips, 10))
+      .map((e) => e.pair.ip)
+      .join(', ');
+    const text = `${plural(entries.length, 'source IP')} of ${clip(esc(view.appId), 120)} in the last ${window}${pages.length > 1 || start > 0 ? ` (IPs ${range})` : ''}${last && left > 0 ? ` (${left.toLocaleString('en-US')} not shown)` : ''}: ${firstIps}${ips > 10 ? ', …' : ''}`;
+    from += count;
+    return { response_type: 'ephemeral', text: clip(text, LIMITS.text), blocks };
+  });
+}
+
+/** The first message of the `/arc-history` reply (what a "Remove allowlist" refresh replaces). */
+export function buildHistoryMessage(view: HistoryView): EphemeralMessage {
+  return buildHistoryPages(view)[0]!;
 }

@@ -32,6 +32,15 @@ export function checkMessageLimits(
   message: { text?: string; blocks: readonly types.KnownBlock[] },
   opts: { maxBlocks?: number } = {},
 ): string[] {
+  const { problems, total } = inspect(message, opts);
+  if (total > TOTAL_TEXT_BUDGET) problems.push(`blocks carry ${total} characters > ${TOTAL_TEXT_BUDGET}`);
+  return problems;
+}
+
+function inspect(
+  message: { text?: string; blocks: readonly types.KnownBlock[] },
+  opts: { maxBlocks?: number },
+): { problems: string[]; total: number } {
   const problems: string[] = [];
   const maxBlocks = opts.maxBlocks ?? LIMITS.blocks;
   let total = 0;
@@ -106,6 +115,10 @@ export function checkMessageLimits(
         break;
     }
   });
-  if (total > TOTAL_TEXT_BUDGET) problems.push(`blocks carry ${total} characters > ${TOTAL_TEXT_BUDGET}`);
-  return problems;
+  return { problems, total };
+}
+
+/** The characters of blocks that count towards `TOTAL_TEXT_BUDGET`, as `checkMessageLimits` counts them. */
+export function blocksTextLength(blocks: readonly types.KnownBlock[]): number {
+  return inspect({ blocks }, {}).total;
 }

@@ -22,6 +22,11 @@ export function clip(text: string, max: number): string {
   return `${cut}…`;
 }
 
+/** A user mention for a Slack user id; anything that is not one is shown as escaped text. */
+export function mention(userId: string): string {
+  return /^[UW][A-Z0-9]{1,20}$/.test(userId) ? `<@${userId}>` : code(userId, 40);
+}
+
 /** Inline code for an untrusted value (backticks inside would end the code span). */
 export function code(text: string, max = 200): string {
   return `\`${clip(esc(text.replace(/`/g, "'").replace(/[\r\n]+/g, ' ')), max)}\``;

@@ -1,20 +1,25 @@
 import type { App } from '@slack/bolt';
-import { buildHistoryMessage, historyUsage } from '../blocks/history.ts';
+import { decide } from '../authorise.ts';
+import { buildHistoryPages, historyUsage } from '../blocks/history.ts';
 import { code } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { COMMANDS } from '../ids.ts';
 
 /** What an appid may look like here (GUIDs, in practice); anything else gets a clear refusal. */
 const APP_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** The optional second argument: the number of the IP to start at (1 = the most recent). */
+const START = /^[1-9]\d{0,6}$/;
 
 /**
- * `/arc-history <appid>`: a private reply listing the identity's source IPs in the window. The
- * reply goes in the acknowledgement itself, so it is always private and immediate.
+ * `/arc-history <appid> [n]`: a private reply listing every source IP of the identity in the
+ * window (from the n-th on). The first message goes in the acknowledgement itself, so it is always
+ * private and immediate; when the list needs more, the next messages follow through the command's
+ * response_url, also private, in order (see `buildHistoryPages`).
  */
 export function registerArcHistory(app: App, ctx: SlackContext): void {
-  app.command(COMMANDS.history, async ({ ack, command }) => {
+  app.command(COMMANDS.history, async ({ ack, command, respond }) => {
     const windowMs = ctx.history.windowMs;
-    const arg = (command.text ?? '').trim().split(/\s+/)[0] ?? '';
+    const [arg = '', startArg, ...extra] = (command.text ?? '').trim().split(/\s+/);
     if (arg === '' || arg === 'help') {
       await ack(historyUsage(windowMs));
       return;
@@ -26,16 +31,51 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       });
       return;
     }
+    if ((startArg !== undefined && !START.test(startArg)) || extra.length > 0) {
+      await ack({
+        response_type: 'ephemeral',
+        text: `${code(startArg ?? extra.join(' '), 40)} is not the number of an IP to start at. ${historyUsage(windowMs).text}`,
+      });
+      return;
+    }
+    let pages: ReturnType<typeof buildHistoryPages>;
     try {
       const entries = await ctx.history.listIdentity(arg);
-      const canRemove = entries.some((e) => e.allow) && (await ctx.responders.isResponder(command.user_id));
-      await ack(buildHistoryMessage({ appId: arg, windowMs, entries, canRemove }));
+      // Remove buttons for whoever may remove allowlist entries (see `decide`).
+      const canRemove =
+        entries.some((e) => e.allow) &&
+        (
+          await decide(ctx, command.user_id, 'remove-allowlist', {
+            where: command.channel_id,
+            home: ctx.alertChannel,
+          })
+        ).ok;
+      pages = buildHistoryPages({
+        appId: arg,
+        windowMs,
+        entries,
+        canRemove,
+        start: startArg === undefined ? 0 : Number(startArg) - 1,
+      });
     } catch (err) {
       ctx.logger.error({ err: (err as Error).message }, '/arc-history could not read the history');
       await ack({
         response_type: 'ephemeral',
         text: ':warning: Could not read the history right now (the store did not answer). Try again shortly.',
       });
+      return;
+    }
+    await ack(pages[0]);
+    for (const [i, page] of pages.slice(1).entries()) {
+      try {
+        await respond(page);
+      } catch (err) {
+        ctx.logger.warn(
+          { err: (err as Error).message, part: i + 2, parts: pages.length },
+          'cannot send the rest of the /arc-history reply through the response_url',
+        );
+        return;
+      }
     }
   });
 }

@@ -1,14 +1,17 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
 import { loadAlertState, updateAlertState } from '../alert-state.ts';
+import { decide } from '../authorise.ts';
 import { benignText } from '../blocks/alert.ts';
 import { parseBenignMetadata, parseBenignSubmission } from '../blocks/benign-modal.ts';
 import type { SlackContext } from '../context.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
 
 /**
- * The Mark benign modal's submission: validates it (errors shown in the modal), then allowlists
- * the pair, updates the alert (who, why, until), audits it and posts the audit line in the thread.
+ * The Mark benign modal's submission: checks who submits it by the same rule as the button
+ * (`decide`: responders, or with SLACK_RESPONDERS unset anyone who pressed it in the alert
+ * channel), validates it (errors shown in the modal), then allowlists the pair, updates the alert
+ * (who, why, until), audits it and posts the audit line in the thread.
  */
 export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
   app.view(CALLBACK_IDS.markBenign, async ({ ack, body, view }) => {
@@ -29,16 +32,16 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       appId: d.appId,
       ip: d.sourceIp,
     };
-    if (!(await ctx.responders.isResponder(user))) {
-      await recordAudit(ctx.store, {
-        actor: user,
-        ...subject,
-        result: 'refused',
-        detail: 'not in SLACK_RESPONDERS',
-      });
+    const decision = await decide(ctx, user, 'mark-benign', { where: meta?.channel, home: state.channel });
+    if (!decision.ok) {
+      await recordAudit(ctx.store, { actor: user, ...subject, result: 'refused', detail: decision.detail });
       await ack({
         response_action: 'errors',
-        errors: { [BENIGN_MODAL.reasonBlock]: 'Only responders (SLACK_RESPONDERS) may mark alerts benign.' },
+        errors: {
+          [BENIGN_MODAL.reasonBlock]: ctx.responders.empty
+            ? 'SLACK_RESPONDERS is not set: only members of the alert channel may mark alerts benign, from the alert there.'
+            : 'Only responders (SLACK_RESPONDERS) may mark alerts benign.',
+        },
       });
       return;
     }
@@ -84,9 +87,9 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       actor: user,
       ...subject,
       result: 'ok',
-      detail: { reason: answer.reason, until: until ?? null, expiry: answer.expiry },
+      detail: { reason: answer.reason, until: until ?? null, expiry: answer.expiry, as: decision.as },
     });
-    ctx.logger.info({ user, ...subject, until }, 'pair marked benign from Slack');
+    ctx.logger.info({ user, ...subject, until, as: decision.as }, 'pair marked benign from Slack');
     await ctx.messenger.updateAlert(latest).catch(() => undefined);
     await ctx.messenger.postThread(latest, `Audit: ${benignText(mark)}`).catch(() => undefined);
   });

@@ -1,0 +1,181 @@
+/**
+ * Revoke offered again: after a successful Undo (a new round, through the real Azure remediator
+ * against the HTTPS fake of ARM and Graph), and after a run that a stopped process left marked
+ * running (interrupted: found at start, shown as failed, its button offered again).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { listAudit } from '../../src/core/audit.ts';
+import { REMEDIATION_LOCK_TTL_MS, revokeLockKey, updateAlertState } from '../../src/slack/alert-state.ts';
+import { buildAlertMessage } from '../../src/slack/blocks/alert.ts';
+import { ACTION_IDS } from '../../src/slack/ids.ts';
+import { RUNS_IN_PROGRESS } from '../../src/slack/stale-runs.ts';
+import type { FakeAzure } from '../support/fake-azure.ts';
+import { ARC } from '../support/samples.ts';
+import { EVIDENCE_ASSIGNMENT_ID, type Harness, RESPONDER, sampleAzure, startHarness } from './harness.ts';
+import { sampleAlert } from './sample-alert.ts';
+
+let h: Harness | undefined;
+let azure: FakeAzure | undefined;
+afterEach(async () => {
+  await h?.close();
+  await azure?.close();
+  h = undefined;
+  azure = undefined;
+});
+
+const alert = sampleAlert();
+const AZURE_WAIT = 15_000;
+
+type Button = { action_id: string; text: { text: string } };
+const slack = () => h!.fake;
+const threads = () =>
+  slack()
+    .callsOf('chat.postMessage')
+    .filter((c) => c.args.thread_ts);
+const lastUpdate = () => slack().callsOf('chat.update').at(-1)?.args.blocks as unknown[];
+const lastUpdateText = () => JSON.stringify(lastUpdate());
+const buttonIds = () =>
+  (lastUpdate() as Array<{ type: string; elements?: Button[] }>)
+    .filter((b) => b.type === 'actions')
+    .flatMap((b) => b.elements ?? [])
+    .map((b) => b.action_id);
+const auditOf = async (action: string) =>
+  (await listAudit(h!.store, alert.id)).filter((e) => e.action === action).map((e) => e.result);
+
+async function clickAndWait(actionId: string, thread: number) {
+  await h!.click(actionId, alert.id, RESPONDER);
+  await slack().waitFor(`thread post ${thread}`, () => threads().length === thread, AZURE_WAIT);
+}
+
+describe('Revoke after Undo', () => {
+  it('offers Revoke again after a successful Undo, and the new round revokes and undoes again', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    await h.chat.sink.post(alert);
+
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.undoRevoke]);
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    // Undone: Revoke is offered again (it was hidden for good before).
+    expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+
+    // Revoke again, within the 15 minutes the first run's lock would have lasted.
+    const deletesBefore = azure.calls('arm', 'DELETE').length;
+    await clickAndWait(ACTION_IDS.revoke, 3);
+    expect(String(threads()[2]!.args.text)).toContain('revoked the access');
+    // The re-created assignment (a new name) is removed and the principal disabled again.
+    const deletes = azure.calls('arm', 'DELETE').map((r) => r.path);
+    expect(deletes).toHaveLength(deletesBefore + 1);
+    expect(deletes.at(-1)).not.toBe(EVIDENCE_ASSIGNMENT_ID);
+    expect(deletes.at(-1)).toMatch(
+      new RegExp(`^${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/`),
+    );
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    const left = [...azure.assignmentsByName.values()].filter((a) => a.principalId === ARC.principalId);
+    expect(left).toEqual([]);
+    // The message shows the new round, keeps the undone one short, and offers Undo again.
+    expect(lastUpdateText()).toContain('Earlier rounds');
+    expect(lastUpdateText()).toContain(`undone by <@${RESPONDER}>`);
+    expect(lastUpdateText()).toContain('Revoked* by');
+    expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.undoRevoke]);
+
+    // And the second round can be undone too (its lock was released with the new round).
+    await clickAndWait(ACTION_IDS.undoRevoke, 4);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+    expect(await auditOf('revoke')).toEqual(['ok', 'ok']);
+    expect(await auditOf('undo')).toEqual(['ok', 'ok']);
+  });
+
+  it('still refuses Revoke while a live revoke is in force', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    await h.chat.sink.post(alert);
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    const mutations = azure.mutations().length;
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    expect(String(slack().responsesTo(responseId)[0]!.text)).toContain('Already revoked');
+    expect(azure.mutations()).toHaveLength(mutations);
+  });
+});
+
+describe('a run left marked running by a stopped process', () => {
+  /**
+   * What a process that stopped mid-Revoke leaves behind: the alert marked running since
+   * `minutesAgo`, noted as in progress, and its lock (which the store expires after the TTL).
+   */
+  async function leftRunning(minutesAgo: number) {
+    const at = Date.now() - minutesAgo * 60_000;
+    await updateAlertState(h!.store, alert.id, (s) => {
+      s.revoke = { status: 'running', mode: 'dry-run', by: RESPONDER, at };
+    });
+    await h!.store.addMembers(RUNS_IN_PROGRESS, [alert.id]);
+    const lockLeft = REMEDIATION_LOCK_TTL_MS - minutesAgo * 60_000;
+    if (lockLeft > 0) await h!.store.claim(revokeLockKey(alert.id), lockLeft);
+  }
+
+  it('is shown as interrupted at start, with Revoke offered again, audited, and Revoke then runs', async () => {
+    h = await startHarness({ now: () => Date.now() });
+    await h.chat.sink.post(alert);
+    await leftRunning(16);
+
+    await h.chat.start?.();
+    expect(lastUpdateText()).toContain('Revoke (dry-run) failed');
+    expect(lastUpdateText()).toContain('interrupted');
+    expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+    expect(String(threads()[0]!.args.text)).toContain('did not finish within 15 minutes');
+    expect(await listAudit(h.store, alert.id)).toMatchObject([
+      { actor: RESPONDER, action: 'revoke', result: 'failed', detail: { error: 'interrupted' } },
+    ]);
+    expect(await h.store.members(RUNS_IN_PROGRESS)).toEqual([]);
+
+    // A second look changes nothing more.
+    const updates = slack().callsOf('chat.update').length;
+    await h.chat.stop?.();
+    await h.chat.start?.();
+    expect(slack().callsOf('chat.update')).toHaveLength(updates);
+
+    await clickAndWait(ACTION_IDS.revoke, 2);
+    expect(lastUpdateText()).toContain('Dry-run');
+    expect(lastUpdateText()).not.toContain('interrupted');
+    expect(await auditOf('revoke')).toEqual(['failed', 'dry-run']);
+  });
+
+  it('is left alone while its lock lasts (another replica may be running it)', async () => {
+    h = await startHarness({ now: () => Date.now() });
+    await h.chat.sink.post(alert);
+    await leftRunning(1);
+
+    await h.chat.start?.();
+    expect(slack().callsOf('chat.update')).toEqual([]);
+    expect(await h.store.members(RUNS_IN_PROGRESS)).toEqual([alert.id]);
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    expect(String(slack().responsesTo(responseId)[0]!.text)).toContain('already running');
+    expect(await auditOf('revoke')).toEqual(['duplicate']);
+  });
+
+  it('renders as interrupted once older than the lock, whatever updates the message (pure builder)', () => {
+    const at = Date.parse('2026-03-12T10:00:00Z');
+    const view = {
+      alert,
+      channel: 'C123',
+      ts: '1700000000.000001',
+      confirmText: 'x',
+      mode: 'live' as const,
+      revoke: { status: 'running' as const, mode: 'live' as const, by: RESPONDER, at },
+    };
+    const ids = (m: ReturnType<typeof buildAlertMessage>) =>
+      m.blocks.flatMap((b) => (b.type === 'actions' ? b.elements.map((e) => e.action_id) : []));
+    const fresh = buildAlertMessage({ ...view, now: at + REMEDIATION_LOCK_TTL_MS - 1 });
+    expect(ids(fresh)).toEqual([ACTION_IDS.markBenign]);
+    expect(JSON.stringify(fresh.blocks)).toContain('in progress');
+    const stale = buildAlertMessage({ ...view, now: at + REMEDIATION_LOCK_TTL_MS });
+    expect(ids(stale)).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+    expect(JSON.stringify(stale.blocks)).toContain('interrupted');
+    // The stored state is not changed by rendering.
+    expect(view.revoke.status).toBe('running');
+  });
+});
