@@ -342,31 +342,47 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       ips.add(pair.ip);
       inBatch.set(pair.appId, ips);
     }
+    const identities = [...alerting];
+    const indexed = await Promise.all(identities.map((appId) => store.members(identitySet(appId))));
+    const lists = identities.map((appId, i) => {
+      const ips = new Set(indexed[i]);
+      for (const ip of inBatch.get(appId) ?? []) ips.add(ip);
+      return [...ips];
+    });
+    // The pairs not in this batch, read in one call for every identity at once.
+    const unknownKeys: string[] = [];
+    identities.forEach((appId, i) => {
+      const list = lists[i]!;
+      if (list.length > EXACT_OTHER_IPS_LIMIT) return;
+      for (const ip of list) {
+        const key = pairKey(appId, ip);
+        if (!pairs.has(key)) unknownKeys.push(key);
+      }
+    });
+    const records = unknownKeys.length > 0 ? await store.getMany<StoredPair>(unknownKeys) : [];
+    const stored = new Map(unknownKeys.map((key, i) => [key, records[i]]));
+
     const counts = new Map<string, number>();
-    await Promise.all(
-      [...alerting].map(async (appId) => {
-        const ips = new Set(await store.members(identitySet(appId)));
-        for (const ip of inBatch.get(appId) ?? []) ips.add(ip);
-        const list = [...ips];
-        let live = list.length;
-        if (list.length <= EXACT_OTHER_IPS_LIMIT) {
-          const unknown = list.filter((ip) => !pairs.has(pairKey(appId, ip)));
-          const records =
-            unknown.length > 0
-              ? await store.getMany<StoredPair>(unknown.map((ip) => pairKey(appId, ip)))
-              : [];
-          const stored = new Map(unknown.map((ip, i) => [ip, records[i]]));
-          live = list.filter((ip) => {
-            const rec = pairs.get(pairKey(appId, ip)) ?? stored.get(ip);
-            return rec !== undefined && rec.lastSeen >= t - windowMs;
-          }).length;
-          // Expired pairs leave their index entries behind; drop those met here.
-          const gone = unknown.filter((ip) => stored.get(ip) === undefined);
-          if (gone.length > 0) await store.removeMembers(identitySet(appId), gone);
-        }
-        counts.set(appId, Math.max(0, live - 1));
-      }),
-    );
+    const removals: Array<Promise<void>> = [];
+    identities.forEach((appId, i) => {
+      const list = lists[i]!;
+      if (list.length > EXACT_OTHER_IPS_LIMIT) {
+        counts.set(appId, list.length - 1);
+        return;
+      }
+      const gone: string[] = [];
+      let live = 0;
+      for (const ip of list) {
+        const key = pairKey(appId, ip);
+        const rec = pairs.get(key) ?? stored.get(key);
+        if (rec === undefined && stored.has(key)) gone.push(ip);
+        if (rec !== undefined && rec.lastSeen >= t - windowMs) live++;
+      }
+      // Expired pairs leave their index entries behind; drop those met here.
+      if (gone.length > 0) removals.push(store.removeMembers(identitySet(appId), gone));
+      counts.set(appId, Math.max(0, live - 1));
+    });
+    await Promise.all(removals);
     return counts;
   }
 
