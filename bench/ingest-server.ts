@@ -4,14 +4,18 @@
  *   node bench/ingest-server.ts bare          a node:http server that reads the body and answers 200
  *   node bench/ingest-server.ts app [WARM]    the real app on embedded SQLite (log-only chat, logs
  *                                             to /dev/null); WARM pairs are first imported silently
- * Prints `PORT <n>` once listening; stops on SIGTERM. BENCH_DIR: where the SQLite file goes
- * (default the system temporary directory).
+ * Prints `PORT <n>` once listening; stops on SIGTERM. On SIGUSR2 it prints one line
+ * `STATS {"cpuUserUs":…,"cpuSystemUs":…,"loopDelayMs":{"p50":…,"p99":…,"max":…}}`: the process's
+ * CPU time so far (all threads) and the event-loop delay since the previous SIGUSR2, which the
+ * benchmark reads around each measured run. BENCH_DIR: where the SQLite file goes (default the
+ * system temporary directory).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
@@ -19,6 +23,23 @@ import { createLogger } from '../src/log.ts';
 import { appIdOf, arcRecord, ipOf } from './ingest-events.ts';
 
 const mode = process.argv[2];
+
+/** Answers the benchmark's SIGUSR2 with the CPU time and the event-loop delay since the last one. */
+function reportStatsOnSignal() {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  process.on('SIGUSR2', () => {
+    const cpu = process.cpuUsage();
+    const ms = (ns: number) => Math.round(ns / 10_000) / 100;
+    const stats = {
+      cpuUserUs: cpu.user,
+      cpuSystemUs: cpu.system,
+      loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+    };
+    delay.reset();
+    process.stdout.write(`STATS ${JSON.stringify(stats)}\n`);
+  });
+}
 
 if (mode === 'bare') {
   const server = createServer((req, res) => {
@@ -29,6 +50,7 @@ if (mode === 'bare') {
     });
   });
   server.listen(0, '127.0.0.1', () => {
+    reportStatsOnSignal();
     process.stdout.write(`PORT ${(server.address() as AddressInfo).port}\n`);
   });
   process.on('SIGTERM', () => server.close(() => process.exit(0)));
@@ -57,6 +79,7 @@ if (mode === 'bare') {
     }
   }
   const { port } = await app.start();
+  reportStatsOnSignal();
   process.stdout.write(`PORT ${port}\n`);
   process.on('SIGTERM', () => {
     void app.stop().then(() => {

@@ -65,22 +65,35 @@ export interface IngestDocument {
  */
 export function guardDocument(value: unknown): string | undefined {
   if (value === null || typeof value !== 'object') return undefined;
-  const stack: Array<[object, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [node, depth] = stack.pop()!;
+  // Two parallel stacks rather than one of [node, depth] pairs: no allocation per node.
+  const nodes: object[] = [value];
+  const depths: number[] = [1];
+  while (nodes.length > 0) {
+    const node = nodes.pop()!;
+    const depth = depths.pop()!;
     if (depth > MAX_DEPTH) return `nested deeper than ${MAX_DEPTH} levels`;
     if (Array.isArray(node)) {
-      for (const v of node) if (v !== null && typeof v === 'object') stack.push([v, depth + 1]);
+      for (let i = 0; i < node.length; i++) {
+        const v: unknown = node[i];
+        if (v !== null && typeof v === 'object') {
+          nodes.push(v);
+          depths.push(depth + 1);
+        }
+      }
       continue;
     }
     const record = node as Record<string, unknown>;
-    for (const key of Object.keys(record)) {
+    // JSON.parse makes plain objects with own properties only (`__proto__` included, as data).
+    for (const key in record) {
       if (PROTOTYPE_KEYS.has(key)) {
         delete record[key];
         continue;
       }
       const v = record[key];
-      if (v !== null && typeof v === 'object') stack.push([v, depth + 1]);
+      if (v !== null && typeof v === 'object') {
+        nodes.push(v);
+        depths.push(depth + 1);
+      }
     }
   }
   return undefined;
@@ -133,46 +146,32 @@ function parseJsonBody(buf: Buffer): IngestDocument[] {
 }
 
 /**
- * The lines of an NDJSON body: `text`, or `undefined` for a line that is not UTF-8. The whole
- * body is decoded at once when it is valid UTF-8 (the usual case, and the fast one); otherwise
- * line by line, so one bad line does not spoil the others. `\n` never occurs inside a multi-byte
- * UTF-8 sequence, so splitting the bytes is safe.
+ * One document per line. Each line is decoded on its own from the bytes (`\n` never occurs
+ * inside a multi-byte UTF-8 sequence, so splitting the bytes is safe): a string per line parses
+ * faster than slices of one big string, and the body is never held twice. When the body as a
+ * whole is valid UTF-8 (the usual case, checked once) no line is checked again; otherwise each
+ * is, so one bad line does not spoil the others.
  */
-function* ndjsonLines(buf: Buffer): Generator<[number, string | undefined]> {
-  if (isUtf8(buf)) {
-    const text = stripBom(buf.toString('utf8'));
-    let start = 0;
-    for (let line = 1; start <= text.length; line++) {
-      let end = text.indexOf('\n', start);
-      if (end === -1) end = text.length;
-      yield [line, text.slice(start, end)];
-      start = end + 1;
-    }
-    return;
-  }
-  let start = 0;
-  for (let line = 1; start <= buf.length; line++) {
-    let end = buf.indexOf(0x0a, start);
-    if (end === -1) end = buf.length;
-    const bytes = buf.subarray(start, end);
-    start = end + 1;
-    if (!isUtf8(bytes)) yield [line, undefined];
-    else yield [line, line === 1 ? stripBom(bytes.toString('utf8')) : bytes.toString('utf8')];
-  }
-}
-
 function parseNdjsonBody(buf: Buffer): IngestDocument[] {
   const docs: IngestDocument[] = [];
   let parsedAny = false;
   let firstError: string | undefined;
-  for (const [line, text] of ndjsonLines(buf)) {
-    if (text === undefined) {
+  const valid = isUtf8(buf);
+  // A byte order mark before the first line.
+  let start = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
+  for (let line = 1; start <= buf.length; line++) {
+    let end = buf.indexOf(0x0a, start);
+    if (end === -1) end = buf.length;
+    const from = start;
+    start = end + 1;
+    if (!valid && !isUtf8(buf.subarray(from, end))) {
       const error = `line ${line} is not valid UTF-8`;
       firstError ??= error;
       docs.push({ line, error });
       continue;
     }
-    if (text.length === 0) continue;
+    if (end === from) continue;
+    const text = buf.toString('utf8', from, end);
     let value: unknown;
     try {
       value = JSON.parse(text);

@@ -48,32 +48,65 @@ export interface IngestDeps {
   limiter: Limiter;
 }
 
-interface Slot {
-  event?: unknown;
-  line?: number;
-  error?: string;
+/**
+ * The events of one request, flattened (array elements and envelope entries in order), and the
+ * documents that could not be read. Each takes one position (`slot`) in the request's events.
+ */
+interface Expanded {
+  /** What goes to the engine, in slot order. */
+  events: unknown[];
+  /** Slot of each event; absent while no document failed (then the slot is the event's index). */
+  slots?: number[];
+  /** NDJSON: the line of each event. */
+  lines?: number[];
+  /** Documents that cannot be evaluated, in slot order. */
+  errors: Array<{ slot: number; line?: number; error: string }>;
+  /** Number of slots: events plus errors. */
+  size: number;
 }
 
 /** Expands each document into its events (envelopes, Kibana `alerts`), keeping the line. */
-function expand(docs: IngestDocument[]): Slot[] {
-  const slots: Slot[] = [];
+function expand(docs: IngestDocument[]): Expanded {
+  const events: unknown[] = [];
+  const errors: Expanded['errors'] = [];
+  const ndjson = docs.length > 0 && docs[0]!.line !== undefined;
+  const lines: number[] | undefined = ndjson ? [] : undefined;
+  let slots: number[] | undefined;
+  let size = 0;
+  const tooMany = () =>
+    new HttpError(
+      413,
+      'payload_too_large',
+      `the body holds more than ${MAX_EVENTS_PER_REQUEST} events: split it into smaller requests`,
+    );
   for (const doc of docs) {
     if (doc.error !== undefined) {
-      slots.push(doc.line === undefined ? { error: doc.error } : { line: doc.line, error: doc.error });
+      // From the first error on, events and slots no longer line up.
+      slots ??= Array.from({ length: events.length }, (_, i) => i);
+      errors.push(
+        doc.line === undefined
+          ? { slot: size, error: doc.error }
+          : { slot: size, line: doc.line, error: doc.error },
+      );
+      size++;
     } else {
-      for (const event of extractEvents(doc.value)) {
-        slots.push(doc.line === undefined ? { event } : { event, line: doc.line });
+      const found = extractEvents(doc.value);
+      for (let i = 0; i < found.length; i++) {
+        events.push(found[i]);
+        if (lines) lines.push(doc.line!);
+        if (slots) slots.push(size);
+        size++;
       }
     }
-    if (slots.length > MAX_EVENTS_PER_REQUEST) {
-      throw new HttpError(
-        413,
-        'payload_too_large',
-        `the body holds more than ${MAX_EVENTS_PER_REQUEST} events: split it into smaller requests`,
-      );
-    }
+    if (size > MAX_EVENTS_PER_REQUEST) throw tooMany();
   }
-  return slots;
+  return {
+    events,
+    errors,
+    size,
+    ...(slots ? { slots } : {}),
+    ...(lines ? { lines } : {}),
+  };
 }
 
 const storeDown = (err: unknown) =>
@@ -148,21 +181,9 @@ export function createIngestHandler(deps: IngestDeps) {
 
     const summary = await limiter.run(async () => {
       const body = await readBody(req, ingestMaxBytes, encoding);
-      const slots = expand(parseIngestBody(body, kind));
-      const toEvaluate: unknown[] = [];
-      const positions: number[] = [];
-      slots.forEach((slot, i) => {
-        if (slot.error === undefined) {
-          toEvaluate.push(slot.event);
-          positions.push(i);
-        }
-      });
-      const evaluated = toEvaluate.length > 0 ? await evaluate(toEvaluate, log) : [];
-      const results: EventResult[] = slots.map((slot) => ({ outcome: 'invalid', reason: slot.error ?? '' }));
-      positions.forEach((slotIndex, i) => {
-        results[slotIndex] = evaluated[i] ?? { outcome: 'invalid', reason: 'no result' };
-      });
-      return summarise(slots, results);
+      const batch = expand(parseIngestBody(body, kind));
+      const evaluated = batch.events.length > 0 ? await evaluate(batch.events, log) : [];
+      return summarise(batch, evaluated);
     });
 
     sendJson(res, 200, summary);
@@ -173,34 +194,79 @@ export function createIngestHandler(deps: IngestDeps) {
     }
   };
 
-  function summarise(slots: Slot[], results: EventResult[]): IngestSummary {
-    const counts = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
-    const byFormat = new Map<string, number>();
-    const rejected: RejectedEvent[] = [];
-    results.forEach((r, index) => {
-      counts[r.outcome]++;
-      const labelKey = `${r.detection?.sourceFormat ?? 'unknown'}\u0000${r.outcome}`;
-      byFormat.set(labelKey, (byFormat.get(labelKey) ?? 0) + 1);
-      if (!ACCEPTED.has(r.outcome)) {
-        const line = slots[index]?.line;
-        const entry: RejectedEvent = {
-          index,
-          ...(line === undefined ? {} : { line }),
-          outcome: r.outcome as RejectedEvent['outcome'],
-          reason: (r.reason ?? r.outcome).slice(0, MAX_REASON),
-        };
-        rejected.push(entry);
+  /**
+   * The answer: a count per outcome and, in order, every event not accepted. Only those get an
+   * entry, so a large batch that is all accepted costs no per-event objects here.
+   */
+  function summarise(batch: Expanded, results: EventResult[]): IngestSummary {
+    const counts = newCounts();
+    // Per source format, a count per outcome (OUTCOMES order), for the events metric.
+    const byFormat = new Map<string, number[]>();
+    const tally = (format: string, outcome: Outcome) => {
+      let row = byFormat.get(format);
+      if (row === undefined) {
+        row = new Array<number>(OUTCOMES.length).fill(0);
+        byFormat.set(format, row);
       }
-    });
-    for (const [labelKey, n] of byFormat) {
-      const [format, outcome] = labelKey.split('\u0000') as [string, string];
-      metrics.ingestEvents.inc({ format, outcome }, n);
+      const o = OUTCOME_INDEX[outcome];
+      row[o] = (row[o] ?? 0) + 1;
+    };
+    const rejected: RejectedEvent[] = [];
+    const { events, slots, lines, errors } = batch;
+    let e = 0;
+    const flushErrorsBefore = (slot: number) => {
+      for (; e < errors.length && errors[e]!.slot < slot; e++) {
+        const { slot: index, line, error } = errors[e]!;
+        rejected.push(rejection(index, line, 'invalid', error));
+      }
+    };
+    for (let i = 0; i < events.length; i++) {
+      const r = results[i] ?? NO_RESULT;
+      const outcome = r.outcome;
+      counts[outcome]++;
+      tally(r.detection?.sourceFormat ?? 'unknown', outcome);
+      if (!ACCEPTED.has(outcome)) {
+        const index = slots ? slots[i]! : i;
+        flushErrorsBefore(index);
+        rejected.push(rejection(index, lines?.[i], outcome, r.reason ?? outcome));
+      }
+    }
+    flushErrorsBefore(Number.POSITIVE_INFINITY);
+    counts.invalid += errors.length;
+    for (let k = 0; k < errors.length; k++) tally('unknown', 'invalid');
+    for (const [format, row] of byFormat) {
+      for (let o = 0; o < OUTCOMES.length; o++) {
+        const n = row[o] ?? 0;
+        if (n > 0) metrics.ingestEvents.inc({ format, outcome: OUTCOMES[o]! }, n);
+      }
     }
     return {
-      events: results.length,
+      events: batch.size,
       accepted: counts.alerted + counts.known + counts.allowlisted,
       counts,
       rejected,
     };
   }
+}
+
+const NO_RESULT: EventResult = { outcome: 'invalid', reason: 'no result' };
+const OUTCOME_INDEX = Object.fromEntries(OUTCOMES.map((o, i) => [o, i])) as Record<Outcome, number>;
+
+const newCounts = (): Record<Outcome, number> => ({
+  alerted: 0,
+  known: 0,
+  allowlisted: 0,
+  duplicate: 0,
+  ignored: 0,
+  invalid: 0,
+});
+
+/** One entry of `rejected`; `line` only for NDJSON bodies. */
+function rejection(index: number, line: number | undefined, outcome: Outcome, reason: string): RejectedEvent {
+  return {
+    index,
+    ...(line === undefined ? {} : { line }),
+    outcome: outcome as RejectedEvent['outcome'],
+    reason: reason.slice(0, MAX_REASON),
+  };
 }

@@ -70,6 +70,10 @@ export function readBody(req: IncomingMessage, maxBytes: number, encoding: BodyE
     drain(req, maxBytes);
     return Promise.reject(tooLarge(maxBytes, `the request body (Content-Length ${declared})`));
   }
+  // The client left while the request waited (for a slot of the ingest limiter, say): Node
+  // destroyed the request, its body can no longer be read and no event will come. Waiting would
+  // hold the caller (and its limiter slot) forever.
+  if (req.destroyed) return Promise.reject(new ClientGoneError());
   const decoder = decoderFor(encoding);
 
   return new Promise<Buffer>((resolve, reject) => {
@@ -135,7 +139,8 @@ export function readBody(req: IncomingMessage, maxBytes: number, encoding: BodyE
     };
     const onError = (err: Error) => fail(err);
     const onClose = () => {
-      if (!req.complete) fail(new ClientGoneError());
+      // Also a complete request destroyed before its buffered body was read out: it never ends.
+      if (!req.complete || !req.readableEnded) fail(new ClientGoneError());
     };
 
     if (decoder) {

@@ -35,14 +35,19 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   ]).finally(() => clearTimeout(timer));
 }
 
+const LEVEL_METHODS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+const noop = () => {};
+
 /**
- * A child logger made on first use: most requests log nothing at the configured level, and a
- * pino child with redaction costs a few microseconds per request.
+ * The request's logger: a pino child with the request id, made on the first line actually
+ * written. Most requests write nothing at the configured level, and a child with redaction costs
+ * a few microseconds, so a call at a disabled level is a no-op that creates nothing.
  */
 function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
   let child: Logger | undefined;
   return new Proxy({} as Logger, {
     get(_target, prop) {
+      if (typeof prop === 'string' && LEVEL_METHODS.has(prop) && !parent.isLevelEnabled(prop)) return noop;
       child ??= parent.child(bindings);
       const value: unknown = Reflect.get(child, prop, child);
       return typeof value === 'function' ? value.bind(child) : value;
@@ -128,7 +133,9 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.setHeader('x-request-id', requestId);
     if (deps.isStopping()) res.setHeader('connection', 'close');
-    const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
     const method = req.method ?? 'GET';
     const log = lazyChild(logger, { reqId: requestId });
     let errorCode: string | undefined;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
 
 /** Where the embedded history lives when nothing else is configured. */
@@ -17,7 +18,20 @@ export interface SqliteKeyvStoreOptions {
   busyTimeoutMs?: number;
   /** How often expired rows are swept, in ms; 0 turns the timer off. Default 60000. */
   sweepIntervalMs?: number;
+  /**
+   * Who copies the write-ahead log back into the database file. `background` (the default for a
+   * file): a worker thread with its own connection, so that no write on the event loop ever waits
+   * for a checkpoint (copying pages and two fsyncs). `inline`: SQLite's automatic checkpoint,
+   * inside whichever commit passes 1000 pages of log. `:memory:` is always `inline`.
+   */
+  checkpoint?: SqliteCheckpointMode;
+  /** How often the background checkpointer runs, in ms. Default 50. */
+  checkpointIntervalMs?: number;
+  /** Size the -wal file is cut back to once a burst of writes is checkpointed. Default 64 MiB. */
+  walSizeLimitBytes?: number;
 }
+
+export type SqliteCheckpointMode = 'background' | 'inline';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -25,6 +39,15 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 const SWEEP_STEP_ROWS = 5_000;
 /** Sweep steps per timer tick; a full pass over a large table spreads over several ticks. */
 const SWEEP_STEPS_PER_TICK = 10;
+
+/** SQLite's own default of `wal_autocheckpoint`, restored when the background checkpointer fails. */
+const INLINE_CHECKPOINT_PAGES = 1000;
+/** A log this long (pages) that never got reset is forced back to its start (see the worker). */
+const RESTART_LOG_PAGES = 16_384;
+/** Size the -wal file is cut back to after a burst of writes (by the writer, or by the checkpointer). */
+const WAL_LIMIT_BYTES = 64 * 1024 * 1024;
+/** Longest the checkpointer's RESTART or TRUNCATE waits for a lock (writers may wait as long). */
+const CHECKPOINTER_BUSY_TIMEOUT_MS = 50;
 
 /** Checks that `name` can be pasted into SQL as a table name. */
 export function assertSqlIdentifier(name: string, what: string): void {
@@ -39,7 +62,11 @@ export function assertSqlIdentifier(name: string, what: string): void {
  * process crash, may lose the last commits on power loss) and a busy timeout so that a second
  * process waits for the write lock instead of failing.
  */
-export function openSqliteDatabase(path: string, busyTimeoutMs = 5000): DatabaseSync {
+export function openSqliteDatabase(
+  path: string,
+  busyTimeoutMs = 5000,
+  walSizeLimitBytes = WAL_LIMIT_BYTES,
+): DatabaseSync {
   if (path !== ':memory:') ensureDirectory(dirname(resolve(path)));
   const db = new DatabaseSync(path);
   try {
@@ -51,8 +78,9 @@ export function openSqliteDatabase(path: string, busyTimeoutMs = 5000): Database
     // history grows (a million pairs must stay well under 200 MB of RSS).
     db.exec('PRAGMA cache_size = -32768');
     // After a checkpoint, cut the WAL back to 64 MiB so a burst of writes does not leave a
-    // large -wal file behind for good.
-    db.exec('PRAGMA journal_size_limit = 67108864');
+    // large -wal file behind for good. (The background checkpointer lifts this, and trims
+    // the file itself.)
+    db.exec(`PRAGMA journal_size_limit = ${Math.max(0, Math.trunc(walSizeLimitBytes))}`);
   } catch (error) {
     db.close();
     throw error;
@@ -96,6 +124,151 @@ export function immediateTransaction<T>(db: DatabaseSync, fn: () => T): T {
   } catch (error) {
     if (db.isTransaction) db.exec('ROLLBACK');
     throw error;
+  }
+}
+
+/**
+ * The checkpointer thread (CommonJS, run with `eval`, so it needs no file of its own and no
+ * TypeScript loader). Every `intervalMs` it runs a PASSIVE checkpoint on its own connection: it
+ * copies what the log holds into the database file and syncs both, without taking the write lock,
+ * so the event loop's writers and readers never wait for it.
+ * - Frames written during that checkpoint are copied at once, a few rounds at most: a checkpoint
+ *   that leaves nothing behind lets the next write start the log over from its beginning, which
+ *   keeps the log short (under steady writes it otherwise only grows).
+ * - When a reader of another connection still needs part of the log, it comes back after 5 ms.
+ * - When the log reached `restartPages` anyway (writers never paused, so no write ever found it
+ *   fully copied), it asks the owner (`'restart'`) to copy the last frames itself, between two
+ *   of its writes: its next write then starts the log over. That costs the owner two syncs of
+ *   little data, at most ten times a second; taking the write lock here instead would not do, as a
+ *   busy writer never lets go of it long enough.
+ * - When nothing was written for a round and the -wal file is larger than `walLimitBytes`, a
+ *   TRUNCATE checkpoint cuts it to nothing: the owner's connection has no size limit of its own,
+ *   so that its commits never truncate a file. That takes the write lock, so only with a short
+ *   busy timeout, and not again for a second when a reader of another connection kept it from
+ *   finishing: a long reader elsewhere cannot make the event loop's writers wait for long.
+ * On `stop` it runs a last checkpoint and closes its connection, so the owner's close is the last.
+ */
+const CHECKPOINT_WORKER = `'use strict';
+const { statSync } = require('node:fs');
+const { DatabaseSync } = require('node:sqlite');
+const { parentPort, workerData } = require('node:worker_threads');
+const { path, busyTimeoutMs, intervalMs, restartPages, walLimitBytes } = workerData;
+const db = new DatabaseSync(path);
+db.exec('PRAGMA busy_timeout = ' + busyTimeoutMs);
+const passive = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+const truncate = db.prepare('PRAGMA wal_checkpoint(TRUNCATE)');
+const run = (stmt) => {
+  try {
+    return stmt.get();
+  } catch {
+    return undefined; // busy or locked past the timeout: the next round retries
+  }
+};
+const walBytes = () => {
+  try {
+    return statSync(path + '-wal').size;
+  } catch {
+    return 0;
+  }
+};
+let timer;
+let retries = 0;
+let previousLog = -1;
+let holdOffUntil = 0;
+let restartAskedAt = 0;
+const round = () => {
+  let result = run(passive);
+  for (let i = 0; i < 4 && result && result.log > 0 && result.log === result.checkpointed; i++) {
+    const next = run(passive);
+    if (!next) break;
+    const grew = next.log > result.log;
+    result = next;
+    if (!grew) break;
+  }
+  let delay = intervalMs;
+  if (result && result.log > result.checkpointed) {
+    if (retries++ < 20) delay = 5;
+  } else {
+    retries = 0;
+  }
+  const copied = result !== undefined && result.log === result.checkpointed;
+  if (copied && result.log >= restartPages && Date.now() >= restartAskedAt + 100) {
+    restartAskedAt = Date.now();
+    parentPort.postMessage('restart');
+  } else if (copied && result.log === previousLog && Date.now() >= holdOffUntil && walBytes() > walLimitBytes) {
+    const done = run(truncate);
+    // A reader elsewhere kept the log: leave the writers alone for a while.
+    if (done === undefined || done.busy !== 0) holdOffUntil = Date.now() + 1000;
+  }
+  previousLog = result ? result.log : -1;
+  timer = setTimeout(round, delay);
+};
+timer = setTimeout(round, intervalMs);
+parentPort.on('message', (message) => {
+  if (message !== 'stop') return;
+  clearTimeout(timer);
+  run(passive);
+  db.close();
+  parentPort.close();
+});
+`;
+
+/**
+ * Runs WAL checkpoints of one database file on a worker thread (see `CHECKPOINT_WORKER`). The
+ * owner turns its own automatic checkpoints off; should the worker fail (it cannot open the file,
+ * say), `onFailure` turns them back on so the log never grows without bound.
+ */
+class BackgroundCheckpointer {
+  #worker: Worker;
+  #exited: Promise<void>;
+  #stopping: Promise<void> | undefined;
+
+  constructor(
+    path: string,
+    settings: { busyTimeoutMs: number; intervalMs: number; walLimitBytes: number },
+    onFailure: (error: Error) => void,
+    onRestartWanted: () => void,
+  ) {
+    this.#worker = new Worker(CHECKPOINT_WORKER, {
+      eval: true,
+      workerData: { path, ...settings, restartPages: RESTART_LOG_PAGES },
+      // A checkpointer needs little: keep its heap small.
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+      stdout: false,
+      stderr: false,
+    });
+    // Housekeeping must never keep the process alive on its own.
+    this.#worker.unref();
+    this.#worker.on('message', (message) => {
+      if (message === 'restart' && this.#stopping === undefined) onRestartWanted();
+    });
+    let failed = false;
+    this.#worker.on('error', (error) => {
+      failed = true;
+      onFailure(error);
+    });
+    this.#exited = new Promise((resolve) => {
+      this.#worker.once('exit', (code) => {
+        if (code !== 0 && !failed && this.#stopping === undefined) {
+          onFailure(new Error(`the SQLite checkpointer thread stopped (exit code ${code})`));
+        }
+        resolve();
+      });
+    });
+  }
+
+  /** Asks for a last checkpoint and waits until the thread closed its connection and ended. */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#worker.postMessage('stop');
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(resolve, 10_000, 'late');
+      });
+      if ((await Promise.race([this.#exited, late])) === 'late') await this.#worker.terminate();
+      clearTimeout(timer);
+    })();
+    return this.#stopping;
   }
 }
 
@@ -150,6 +323,8 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   #deleteStmt: StatementSync;
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweepCursor = '';
+  #checkpointer: BackgroundCheckpointer | undefined;
+  #closing: Promise<void> | undefined;
 
   constructor(options: SqliteKeyvStoreOptions = {}) {
     super();
@@ -158,7 +333,7 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     assertSqlIdentifier(table, 'SQLite table name');
     this.opts = { dialect: 'sqlite', url: `sqlite://${path}`, path, table };
     this.#table = table;
-    this.db = openSqliteDatabase(path, options.busyTimeoutMs);
+    this.db = openSqliteDatabase(path, options.busyTimeoutMs, options.walSizeLimitBytes);
     try {
       this.db.exec(`CREATE TABLE IF NOT EXISTS ${table} (key TEXT PRIMARY KEY, value TEXT, expires INTEGER)`);
       this.#getStmt = this.db.prepare(
@@ -177,6 +352,9 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     } catch (error) {
       this.db.close();
       throw error;
+    }
+    if (path !== ':memory:' && (options.checkpoint ?? 'background') === 'background') {
+      this.#startCheckpointer(path, options);
     }
     const interval = options.sweepIntervalMs ?? 60_000;
     if (interval > 0) {
@@ -289,11 +467,54 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     return total;
   }
 
-  /** Stops the sweep timer and closes the database. Safe to call twice. */
-  async disconnect(): Promise<void> {
-    clearInterval(this.#sweepTimer);
-    this.#sweepTimer = undefined;
-    if (this.db.isOpen) this.db.close();
+  /**
+   * Stops the sweep timer and the checkpointer (after its last checkpoint) and closes the
+   * database; when no other connection has the file open, SQLite's close copies what is left of
+   * the log and removes it. Safe to call twice.
+   */
+  disconnect(): Promise<void> {
+    this.#closing ??= (async () => {
+      clearInterval(this.#sweepTimer);
+      this.#sweepTimer = undefined;
+      await this.#checkpointer?.stop();
+      if (this.db.isOpen) this.db.close();
+    })();
+    return this.#closing;
+  }
+
+  #startCheckpointer(path: string, options: SqliteKeyvStoreOptions): void {
+    const settings = {
+      busyTimeoutMs: Math.min(
+        CHECKPOINTER_BUSY_TIMEOUT_MS,
+        Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000)),
+      ),
+      intervalMs: Math.max(1, Math.trunc(options.checkpointIntervalMs ?? 50)),
+      walLimitBytes: Math.max(0, Math.trunc(options.walSizeLimitBytes ?? WAL_LIMIT_BYTES)),
+    };
+    // Back to SQLite's own checkpoints when the thread is gone, so the log stays bounded.
+    const fallBack = (error: unknown) => {
+      if (this.db.isOpen) {
+        this.db.exec(`PRAGMA wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
+        this.db.exec(`PRAGMA journal_size_limit = ${settings.walLimitBytes}`);
+      }
+      if (this.listenerCount('error') > 0) this.emit('error', error);
+    };
+    // Commits on this connection neither checkpoint nor truncate the log: the thread does both.
+    this.db.exec('PRAGMA wal_autocheckpoint = 0');
+    this.db.exec('PRAGMA journal_size_limit = -1');
+    try {
+      this.#checkpointer = new BackgroundCheckpointer(resolve(path), settings, fallBack, () => {
+        // Copies what the thread has not copied yet (little), so that the next write restarts
+        // the log. PASSIVE never waits for a lock.
+        try {
+          if (this.db.isOpen && !this.db.isTransaction) this.db.exec('PRAGMA wal_checkpoint(PASSIVE)');
+        } catch (error) {
+          if (this.listenerCount('error') > 0) this.emit('error', error);
+        }
+      });
+    } catch (error) {
+      fallBack(error);
+    }
   }
 
   #sweepTick(): void {

@@ -2,7 +2,12 @@ import type { StatementSync } from 'node:sqlite';
 import type { StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
-import { immediateTransaction, SqliteKeyvStore, sweepExpiredRows } from './sqlite-keyv-store.ts';
+import {
+  immediateTransaction,
+  type SqliteCheckpointMode,
+  SqliteKeyvStore,
+  sweepExpiredRows,
+} from './sqlite-keyv-store.ts';
 import { StoreError } from './store-error.ts';
 
 /** Options of `openSqliteStateStore`. */
@@ -13,6 +18,8 @@ export interface SqliteStateStoreOptions {
   namespace: string;
   /** How often expired values and claims are swept, in ms; 0 turns it off. Default 60000. */
   sweepIntervalMs?: number;
+  /** WAL checkpoints on a worker thread (`background`, the default) or inside commits (`inline`). */
+  checkpoint?: SqliteCheckpointMode;
 }
 
 /** Claims: one row per taken key; `expires` NULL means held until released. */
@@ -145,7 +152,11 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
   const sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
   let adapter: SqliteKeyvStore;
   try {
-    adapter = new SqliteKeyvStore({ path: options.path, sweepIntervalMs });
+    adapter = new SqliteKeyvStore({
+      path: options.path,
+      sweepIntervalMs,
+      ...(options.checkpoint ? { checkpoint: options.checkpoint } : {}),
+    });
   } catch (error) {
     const reason = (error as Error).message;
     // SQLite's own wording does not say where to look.

@@ -102,6 +102,40 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     expect(res.body.rejected).toEqual([expect.objectContaining({ index: 1, line: 1, outcome: 'invalid' })]);
   });
 
+  it('keeps the order of index and line when bad lines, envelopes and rejected events interleave', async () => {
+    const a = arcRecord({ appId: freshAppId() });
+    const b = arcRecord({ appId: freshAppId() });
+    const deep = `${'{"a":'.repeat(100)}1${'}'.repeat(100)}`;
+    const body = [
+      JSON.stringify(recordsEnvelope([a, { nope: true }])),
+      '{"broken": ',
+      JSON.stringify(a),
+      '',
+      deep,
+      JSON.stringify(b),
+    ].join('\n');
+    const res = await postIngest<IngestSummary>(t.url, body, { contentType: 'application/x-ndjson' });
+    expect(res.status).toBe(200);
+    expect(res.body.events).toBe(6);
+    expect(res.body.accepted).toBe(2);
+    expect(res.body.counts).toEqual({
+      alerted: 2,
+      known: 0,
+      allowlisted: 0,
+      duplicate: 1,
+      ignored: 0,
+      invalid: 3,
+    });
+    expect(res.body.rejected.map((r) => [r.index, r.line, r.outcome])).toEqual([
+      [1, 1, 'invalid'],
+      [2, 2, 'invalid'],
+      [3, 3, 'duplicate'],
+      [4, 5, 'invalid'],
+    ]);
+    expect(res.body.rejected[1]?.reason).toMatch(/^line 2 is not valid JSON/);
+    expect(res.body.rejected[3]?.reason).toBe('line 5: nested deeper than 64 levels');
+  });
+
   it('takes the Azure {"records": [...]} envelope', async () => {
     const res = await postIngest<IngestSummary>(
       t.url,

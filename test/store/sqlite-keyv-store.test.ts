@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -128,5 +128,120 @@ describe('SqliteKeyvStore under a plain Keyv', () => {
     expect(() => new SqliteKeyvStore({ path: ':memory:', table: 'keyv; DROP TABLE x' })).toThrow(
       /SQLite table name "keyv; DROP TABLE x" is not a valid SQL identifier/,
     );
+  });
+});
+
+describe('SqliteKeyvStore WAL checkpoints', () => {
+  const bigValue = 'x'.repeat(2000);
+  const fill = (adapter: SqliteKeyvStore, from: number, n: number) =>
+    adapter.setMany(
+      Array.from({ length: n }, (_, i) => ({ key: `k${from + i}`, value: `${bigValue}${from + i}` })),
+    );
+  const autocheckpoint = (adapter: SqliteKeyvStore) =>
+    (adapter.db.prepare('PRAGMA wal_autocheckpoint').get() as { wal_autocheckpoint: number })
+      .wal_autocheckpoint;
+  const sizeLimit = (adapter: SqliteKeyvStore) =>
+    (adapter.db.prepare('PRAGMA journal_size_limit').get() as { journal_size_limit: number })
+      .journal_size_limit;
+
+  it('copies the log into the database file from a worker thread, not from the committing call', async () => {
+    const path = join(dir, 'ckpt-background.db');
+    const adapter = new SqliteKeyvStore({ path, sweepIntervalMs: 0, checkpointIntervalMs: 10 });
+    try {
+      // The committing connection never checkpoints, nor truncates the log, by itself.
+      expect(autocheckpoint(adapter)).toBe(0);
+      expect(sizeLimit(adapter)).toBe(-1);
+      const before = statSync(path).size;
+      // About 1,000 pages of log: with SQLite's own checkpoints these commits would copy them.
+      for (let i = 0; i < 20; i++) await fill(adapter, i * 100, 100);
+      // The pages reach the database file without any further call on this connection.
+      for (let i = 0; i < 200 && statSync(path).size < before + 2_000_000; i++) await sleep(20);
+      expect(statSync(path).size).toBeGreaterThan(before + 2_000_000);
+      expect(await adapter.get('k1999')).toBe(`${bigValue}1999`);
+    } finally {
+      await adapter.disconnect();
+    }
+  });
+
+  it('keeps every write across the checkpoints and leaves no log behind once closed', async () => {
+    const path = join(dir, 'ckpt-close.db');
+    const adapter = new SqliteKeyvStore({ path, sweepIntervalMs: 0, checkpointIntervalMs: 1 });
+    for (let i = 0; i < 30; i++) {
+      await fill(adapter, i * 50, 50);
+      await sleep(1);
+    }
+    await Promise.all([adapter.disconnect(), adapter.disconnect()]);
+    expect(adapter.db.isOpen).toBe(false);
+    // The checkpointer closed its connection first, so this close was the last: log copied, removed.
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    const reader = new DatabaseSync(path, { readOnly: true });
+    try {
+      expect(reader.prepare('SELECT count(*) AS n FROM keyv').get()).toEqual({ n: 1500 });
+      expect(reader.prepare('SELECT value FROM keyv WHERE key = ?').get('k1499')).toEqual({
+        value: `${bigValue}1499`,
+      });
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('cuts a -wal file grown past its limit back once writes pause', async () => {
+    const path = join(dir, 'ckpt-trim.db');
+    const wal = () => (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0);
+    const adapter = new SqliteKeyvStore({
+      path,
+      sweepIntervalMs: 0,
+      checkpointIntervalMs: 5,
+      walSizeLimitBytes: 1_000_000,
+    });
+    try {
+      // One transaction of about 4 MB: the log must hold all of it until it commits.
+      await fill(adapter, 0, 2000);
+      for (let i = 0; i < 300 && wal() > 1_000_000; i++) await sleep(10);
+      expect(wal()).toBeLessThanOrEqual(1_000_000);
+      expect(await adapter.get('k1999')).toBe(`${bigValue}1999`);
+    } finally {
+      await adapter.disconnect();
+    }
+  });
+
+  it('lets two stores on one file write and read while both checkpoint', async () => {
+    const path = join(dir, 'ckpt-shared.db');
+    const a = new SqliteKeyvStore({ path, sweepIntervalMs: 0, checkpointIntervalMs: 1 });
+    const b = new SqliteKeyvStore({ path, sweepIntervalMs: 0, checkpointIntervalMs: 1 });
+    try {
+      for (let i = 0; i < 20; i++) {
+        await fill(a, i * 20, 20);
+        await fill(b, 10_000 + i * 20, 20);
+        expect(await b.get(`k${i * 20 + 19}`)).toBe(`${bigValue}${i * 20 + 19}`);
+        expect(await a.get(`k${10_000 + i * 20}`)).toBe(`${bigValue}${10_000 + i * 20}`);
+      }
+    } finally {
+      await a.disconnect();
+      await b.disconnect();
+    }
+    const reader = new DatabaseSync(path, { readOnly: true });
+    try {
+      expect(reader.prepare('SELECT count(*) AS n FROM keyv').get()).toEqual({ n: 800 });
+    } finally {
+      reader.close();
+    }
+  });
+
+  it("keeps SQLite's own checkpoints when asked to, and for :memory:", async () => {
+    const inline = new SqliteKeyvStore({
+      path: join(dir, 'ckpt-inline.db'),
+      sweepIntervalMs: 0,
+      checkpoint: 'inline',
+    });
+    const memory = new SqliteKeyvStore({ path: ':memory:', sweepIntervalMs: 0 });
+    try {
+      expect(autocheckpoint(inline)).toBe(1000);
+      expect(sizeLimit(inline)).toBe(64 * 1024 * 1024);
+      expect(autocheckpoint(memory)).toBe(1000);
+    } finally {
+      await inline.disconnect();
+      await memory.disconnect();
+    }
   });
 });

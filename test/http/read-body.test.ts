@@ -1,0 +1,91 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClientGoneError, readBody } from '../../src/http/read-body.ts';
+import { arcRecord, postIngest, startTestApp } from '../support/http-app.ts';
+
+/** A server whose handler hands each request to `onRequest` and never answers by itself. */
+async function serve(onRequest: (req: IncomingMessage) => void): Promise<{ server: Server; port: number }> {
+  const server = createServer((req) => onRequest(req));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Sends a complete POST with a body, then closes the connection without waiting for an answer. */
+function postAndHangUp(port: number, body: string): Promise<void> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1', () => {
+      const request = `POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      // Gone as soon as the whole request is on its way.
+      s.write(request, () => s.destroy());
+    });
+    s.on('close', () => resolve());
+    s.on('error', () => {});
+  });
+}
+
+describe('readBody', () => {
+  let server: Server | undefined;
+  afterEach(async () => {
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    server = undefined;
+  });
+
+  it('rejects at once for a request whose client hung up before its body was read (a request that waited)', async () => {
+    const outcome = new Promise<unknown>((resolve) => {
+      void serve((req) => {
+        // The body is read only after the connection is gone, as for a request that waited for
+        // a slot of the ingest limiter.
+        req.once('close', () => readBody(req, 1_000_000, 'identity').then(resolve, resolve));
+      }).then((s) => {
+        server = s.server;
+        void postAndHangUp(s.port, '{"a":1}');
+      });
+    });
+    expect(await outcome).toBeInstanceOf(ClientGoneError);
+  });
+});
+
+describe('POST /ingest after clients hung up while waiting for the limiter', () => {
+  it('keeps answering: a request whose client left never keeps its slot', async () => {
+    const t = await startTestApp({ ingestConcurrency: 1, ingestQueue: 1000 });
+    const { port } = new URL(t.url);
+    const connections = () =>
+      new Promise<number>((resolve, reject) =>
+        t.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+      );
+    // A slow sender holds the only slot: its body is not complete yet.
+    const slow = connect(Number(port), '127.0.0.1');
+    slow.on('error', () => {});
+    const slowAnswer = new Promise<string>((resolve) => {
+      let text = '';
+      slow.on('data', (d) => {
+        text += d.toString();
+      });
+      slow.on('close', () => resolve(text));
+    });
+    try {
+      const event = JSON.stringify(arcRecord());
+      await new Promise<void>((resolve) =>
+        slow.write(
+          `POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(event)}\r\n\r\n${event.slice(0, 10)}`,
+          () => resolve(),
+        ),
+      );
+      // These wait for the slot, and their clients leave meanwhile.
+      await Promise.all(
+        Array.from({ length: 20 }, () => postAndHangUp(Number(port), JSON.stringify(arcRecord()))),
+      );
+      for (let i = 0; i < 500 && (await connections()) > 1; i++) await new Promise((r) => setTimeout(r, 10));
+      slow.end(event.slice(10));
+      expect(await slowAnswer).toMatch(/^HTTP\/1\.1 200/);
+      const res = await postIngest(t.url, arcRecord());
+      expect(res.status).toBe(200);
+    } finally {
+      slow.destroy();
+      await t.close();
+    }
+  });
+});
