@@ -298,16 +298,16 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       }
 
       const writes: StateEntry[] = [];
-      // Every pair written is (re)indexed under its identity, first: the index then never misses
-      // a stored pair, even after a crash between the two writes or a concurrent pruning reader.
-      // Re-adding a member that is already there writes nothing.
+      // New pairs are indexed under their identity before they are written, and existing ones again
+      // whenever their details are rewritten (at least every half window): the index never misses
+      // a stored pair for long, even after a crash between the two writes or a pruning reader.
       const index: Array<[string, string]> = [];
       for (const [key, pair] of pairs) {
         const expiresAt = pair.lastSeen + windowMs;
         const ttl = expiresAt - t;
         // A sighting older than the window expires at once: nothing to keep.
         if (ttl <= 0) continue;
-        index.push([identitySet(pair.appId), pair.ip]);
+        if (!existed.has(key)) index.push([identitySet(pair.appId), pair.ip]);
         const c = latest.get(key);
         // The details follow the most recent event; they are rewritten only when they changed, or
         // before they would expire ahead of the counters.
@@ -318,6 +318,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             pair.detailsFp = fp;
             pair.detailsUntil = expiresAt;
             writes.push({ key: pairInfoKey(pair.appId, pair.ip), value: details, ttlMs: ttl });
+            if (existed.has(key)) index.push([identitySet(pair.appId), pair.ip]);
           }
         }
         writes.push({ key, value: pair, ttlMs: ttl });

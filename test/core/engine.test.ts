@@ -89,13 +89,13 @@ describe.each(Object.keys(backends))(
       expect(entry?.pair.lastSeen).toBeGreaterThan(Date.now() - DAY - 60_000);
     });
 
-    it('re-indexes a pair under its identity on every sighting, so a lost index entry heals', async () => {
+    it('re-indexes a pair under its identity when its details are rewritten, so a lost index entry heals', async () => {
       await engine.evaluate([record({ time: at(DAY) })]);
       // What a crash between the index and the pair writes, or a pruning reader, could leave.
       await store.removeMembers(identitySet(ARC.appId), [ARC.ip]);
       const history = createHistory({ store, windowMs: WINDOW });
       expect(await history.listIdentity(ARC.appId)).toEqual([]);
-      await engine.evaluate([record({ time: at(1000) })]);
+      await engine.evaluate([record({ time: at(1000), role: 'Another role' })]);
       expect((await history.listIdentity(ARC.appId)).map((e) => e.pair.count)).toEqual([2]);
     });
 
