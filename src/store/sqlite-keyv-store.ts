@@ -237,8 +237,6 @@ class BackgroundCheckpointer {
       stdout: false,
       stderr: false,
     });
-    // Housekeeping must never keep the process alive on its own.
-    this.#worker.unref();
     this.#worker.on('message', (message) => {
       if (message === 'restart' && this.#stopping === undefined) onRestartWanted();
     });
@@ -255,6 +253,9 @@ class BackgroundCheckpointer {
         resolve();
       });
     });
+    // Housekeeping must never keep the process alive on its own. After the listeners: adding a
+    // 'message' listener refs the worker's port again.
+    this.#worker.unref();
   }
 
   /** Asks for a last checkpoint and waits until the thread closed its connection and ended. */

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -134,5 +135,24 @@ describe('sqlite:// state store', () => {
     const all = [...a!, ...b!];
     expect(new Set(all).size).toBe(all.length);
     expect(sorted(all)).toEqual(sorted(Array.from({ length: 200 }, (_, i) => `race-${i}`)));
+  });
+});
+
+describe('SQLite store housekeeping', () => {
+  it('never keeps the process alive on its own (a script that forgets to close still exits)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'arc-alive-'));
+    const module = join(import.meta.dirname, '../../src/store/open-state-store.ts');
+    const script = `const { openStateStore } = await import(${JSON.stringify(module)});
+const s = await openStateStore('sqlite://${join(dir, 'a.db')}');
+await s.set('k', 1);
+console.log('wrote');`;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    rmSync(dir, { recursive: true, force: true });
+    expect(run.stdout).toContain('wrote');
+    expect(run.signal).toBeNull();
+    expect(run.status).toBe(0);
   });
 });
