@@ -39,9 +39,22 @@ export interface History {
 export const isAllowActive = (entry: AllowlistEntry | undefined, now: number): entry is AllowlistEntry =>
   entry !== undefined && (entry.until === undefined || entry.until > now);
 
+/** The IPs of an identity that have (or had) an allowlist entry: listing reads only those entries. */
+const allowSet = (appId: string) => `allowed:${normaliseAppId(appId)}`;
+
 export function createHistory(opts: { store: StateStore; windowMs: number; now?: () => number }): History {
   const { store, windowMs } = opts;
   const now = opts.now ?? Date.now;
+
+  /** The identity's allowlist entries by IP; expired entries leave the index as they are found. */
+  async function allowedOf(appId: string): Promise<Map<string, AllowlistEntry>> {
+    const ips = await store.members(allowSet(appId));
+    if (ips.length === 0) return new Map();
+    const entries = await store.getMany<AllowlistEntry>(ips.map((ip) => allowKey(appId, ip)));
+    const gone = ips.filter((_, i) => entries[i] === undefined);
+    if (gone.length > 0) await store.removeMembers(allowSet(appId), gone);
+    return new Map(ips.flatMap((ip, i) => (entries[i] ? [[ip, entries[i]] as const] : [])));
+  }
 
   return {
     windowMs,
@@ -53,7 +66,7 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       const [pairs, infos, allows] = await Promise.all([
         store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip))),
         store.getMany<PairDetails>(ips.map((ip) => pairInfoKey(appId, ip))),
-        store.getMany<AllowlistEntry>(ips.map((ip) => allowKey(appId, ip))),
+        allowedOf(appId),
       ]);
       const t = now();
       const horizon = t - windowMs;
@@ -71,7 +84,7 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
           ...counters,
           last: infos[i] ?? {},
         };
-        const allow = allows[i];
+        const allow = allows.get(ip);
         entries.push(isAllowActive(allow, t) ? { pair, allow } : { pair });
       });
       // Pairs expire by themselves; drop their index entries as they are found.
@@ -83,12 +96,15 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       const entry: AllowlistEntry = { appId: normaliseAppId(appId), ip, by, reason, at: now() };
       if (until !== undefined) entry.until = until;
       const ttl = until === undefined ? undefined : Math.max(1, until - now());
+      await store.addMembers(allowSet(appId), [ip]);
       await store.set(allowKey(appId, ip), entry, ttl);
       return entry;
     },
 
     async unallow(appId, ip) {
-      return store.delete(allowKey(appId, ip));
+      const removed = await store.delete(allowKey(appId, ip));
+      await store.removeMembers(allowSet(appId), [ip]);
+      return removed;
     },
 
     async getAllow(appId, ip) {
