@@ -11,11 +11,38 @@ const CONNECTED_CLUSTERS = 'microsoft.kubernetes/connectedclusters';
  */
 export function dashGuid(s: unknown): string | undefined {
   if (typeof s !== 'string' || s.length > 40) return undefined;
+  // Fast path for the forms that arrive (three per event): lower-case, undashed or dashed.
+  if (s.length === 32 && isLowerHex(s, 0, 32)) {
+    return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20)}`;
+  }
+  if (s.length === 36 && isDashedLowerGuid(s)) return s;
   let g = s.trim().toLowerCase();
   if (g.startsWith('{') && g.endsWith('}')) g = g.slice(1, -1);
   if (GUID_DASHED.test(g)) return g;
   if (!GUID_UNDASHED.test(g)) return undefined;
   return `${g.slice(0, 8)}-${g.slice(8, 12)}-${g.slice(12, 16)}-${g.slice(16, 20)}-${g.slice(20)}`;
+}
+
+function isLowerHex(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
+function isDashedLowerGuid(s: string): boolean {
+  return (
+    s[8] === '-' &&
+    s[13] === '-' &&
+    s[18] === '-' &&
+    s[23] === '-' &&
+    isLowerHex(s, 0, 8) &&
+    isLowerHex(s, 9, 13) &&
+    isLowerHex(s, 14, 18) &&
+    isLowerHex(s, 19, 23) &&
+    isLowerHex(s, 24, 36)
+  );
 }
 
 /**

@@ -36,7 +36,7 @@ export function canonicalIp(raw: string): string | undefined {
 
 /** `s` is a valid IPv6 address per `isIP` (so at most one `::` and well-formed groups). */
 function canonicalIpv6(s: string): string {
-  const groups = ipv6Groups(s.toLowerCase());
+  const groups = ipv6Groups(s);
   // IPv4-mapped ::ffff:a.b.c.d
   if (
     groups[0] === 0 &&
@@ -66,27 +66,71 @@ function canonicalIpv6(s: string): string {
     }
     i = j;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  let text = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      text += '::';
+      i += bestLen - 1;
+    } else {
+      if (i > 0 && i !== bestStart + bestLen) text += ':';
+      text += hex16(groups[i]!);
+    }
+  }
+  return text;
 }
 
+/**
+ * The eight 16-bit groups of a valid IPv6 address, in one pass over its text (no split, map or
+ * spread: IPv6 callers are common enough that this runs often).
+ */
 function ipv6Groups(s: string): number[] {
-  let text = s;
-  const lastColon = text.lastIndexOf(':');
-  if (text.includes('.', lastColon)) {
-    // Embedded IPv4 (`::ffff:1.2.3.4`, `64:ff9b::192.0.2.33`): rewrite as two hex groups.
-    const [a, b, c, d] = text
-      .slice(lastColon + 1)
-      .split('.')
-      .map(Number) as [number, number, number, number];
-    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  const head: number[] = [];
+  const tail: number[] = [];
+  let out = head;
+  let i = 0;
+  if (s.startsWith('::')) {
+    out = tail;
+    i = 2;
   }
-  const parse = (part: string): number[] =>
-    part === '' ? [] : part.split(':').map((g) => Number.parseInt(g, 16));
-  const gap = text.indexOf('::');
-  if (gap < 0) return parse(text);
-  const head = parse(text.slice(0, gap));
-  const rest = parse(text.slice(gap + 2));
-  return [...head, ...new Array<number>(8 - head.length - rest.length).fill(0), ...rest];
+  while (i < s.length) {
+    let j = i;
+    let group = 0;
+    for (let c = s.charCodeAt(j); j < s.length && c !== COLON && c !== DOT; c = s.charCodeAt(++j)) {
+      group = group * 16 + hexValue(c);
+    }
+    if (s.charCodeAt(j) === DOT) {
+      // Embedded IPv4 (`::ffff:1.2.3.4`, `64:ff9b::192.0.2.33`), always last: two groups.
+      const [a, b, c, d] = s.slice(i).split('.').map(Number) as [number, number, number, number];
+      out.push((a << 8) | b, (c << 8) | d);
+      break;
+    }
+    out.push(group);
+    if (s.charCodeAt(j + 1) === COLON) {
+      out = tail;
+      j++;
+    }
+    i = j + 1;
+  }
+  const groups = head;
+  for (let gap = 8 - head.length - tail.length; gap > 0; gap--) groups.push(0);
+  for (const group of tail) groups.push(group);
+  return groups;
+}
+
+const COLON = 58;
+const DOT = 46;
+const HEX = '0123456789abcdef';
+
+/** `n.toString(16)` for a 16-bit group, several times faster (8 of them per address). */
+function hex16(n: number): string {
+  if (n < 0x10) return HEX[n]!;
+  if (n < 0x100) return HEX[n >> 4]! + HEX[n & 15]!;
+  if (n < 0x1000) return HEX[n >> 8]! + HEX[(n >> 4) & 15]! + HEX[n & 15]!;
+  return HEX[n >> 12]! + HEX[(n >> 8) & 15]! + HEX[(n >> 4) & 15]! + HEX[n & 15]!;
+}
+
+/** The value of a hex digit (`isIP` has checked that it is one). */
+function hexValue(c: number): number {
+  if (c <= 57) return c - 48; // 0-9
+  return (c | 0x20) - 87; // a-f, A-F
 }

@@ -35,6 +35,9 @@ export const SUCCESS_OUTCOMES: readonly string[] = ['success', 'succeeded'];
 export type RuleMatch = { ok: true } | { ok: false; reason: string };
 
 const OPERATIONS_LOWER = new Set(ARC_OPERATIONS.map((op) => op.toLowerCase()));
+/** The spellings that arrive (REST/Monitor as documented, Event Hub/Elastic upper-case), matched as is. */
+const OPERATIONS_AS_SENT: readonly string[] = ARC_OPERATIONS.flatMap((op) => [op, op.toUpperCase()]);
+const OPERATION_LENGTHS = new Set(ARC_OPERATIONS.map((op) => op.length));
 const SUCCESS_LOWER = new Set(SUCCESS_OUTCOMES);
 /** Longest value echoed back in a reason. */
 const ECHO_MAX = 120;
@@ -55,11 +58,13 @@ export function echo(value: unknown): string {
 
 /** True for the Arc credential-listing operation (either spelling), in any letter case. */
 export function isArcOperation(operation: unknown): boolean {
-  return (
-    typeof operation === 'string' &&
-    operation.length <= 200 &&
-    OPERATIONS_LOWER.has(operation.trim().toLowerCase())
-  );
+  if (typeof operation !== 'string' || operation.length > 200) return false;
+  // Comparing as sent spares a lower-cased copy per event.
+  for (const op of OPERATIONS_AS_SENT) if (operation === op) return true;
+  // Lower-casing keeps the length of any text that can become these ASCII names (only U+0130 grows,
+  // into a non-ASCII pair), so another length is another operation: most events stop here.
+  const trimmed = operation.trim();
+  return OPERATION_LENGTHS.has(trimmed.length) && OPERATIONS_LOWER.has(trimmed.toLowerCase());
 }
 
 /** True for `Success`/`Succeeded` in any letter case. */

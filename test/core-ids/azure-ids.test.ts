@@ -24,6 +24,28 @@ describe('dashGuid', () => {
     'x'.repeat(1000),
   ])('returns undefined for non-GUID %j', (s) => expect(dashGuid(s)).toBeUndefined());
 
+  it('gives the same answers on the fast path (lower-case forms) and the general one', () => {
+    const dashed = '68b1adf9-3eb7-44b0-8eb8-ce96522a08d3';
+    for (const form of [
+      dashed,
+      dashed.replaceAll('-', ''),
+      dashed.toUpperCase(),
+      dashed.replaceAll('-', '').toUpperCase(),
+      `{${dashed}}`,
+      ` ${dashed.replaceAll('-', '')}`,
+      `${dashed.replaceAll('-', '')}\n`,
+    ]) {
+      expect(dashGuid(form), JSON.stringify(form)).toBe(dashed);
+    }
+    for (const bad of [
+      '68b1adf93eb744b08eb8ce96522a08dg',
+      '68b1adf9-3eb7-44b0-8eb8-ce96522a08dg',
+      '68b1adf9_3eb7_44b0_8eb8_ce96522a08d3',
+    ]) {
+      expect(dashGuid(bad), bad).toBeUndefined();
+    }
+  });
+
   it('returns undefined for non-strings', () => {
     expect(dashGuid(undefined)).toBeUndefined();
     expect(dashGuid(12345)).toBeUndefined();

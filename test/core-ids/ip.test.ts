@@ -54,4 +54,17 @@ describe('canonicalIp', () => {
       expect(canonicalIp(v as unknown as string)).toBeUndefined();
     }
   });
+
+  it.each([
+    ['::', '::'],
+    ['1::', '1::'],
+    ['::2:3:4:5:6:7:8', '0:2:3:4:5:6:7:8'],
+    ['1:2:3:4:5:6:7::', '1:2:3:4:5:6:7:0'],
+    ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+    ['ABCD:EF01:2345:6789:ABCD:EF01:2345:6789', 'abcd:ef01:2345:6789:abcd:ef01:2345:6789'],
+    ['0fff:00ff:000f:0000:f000:0f00:00f0:000f', 'fff:ff:f:0:f000:f00:f0:f'],
+    ['1:2:3:4:5:6:1.2.3.4', '1:2:3:4:5:6:102:304'],
+    ['::1.2.3.4', '::102:304'],
+    ['::ffff:0:1.2.3.4', '::ffff:0:102:304'],
+  ])('IPv6 %j → %j (groups, gaps and embedded IPv4)', (raw, want) => expect(canonicalIp(raw)).toBe(want));
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ARC_OPERATIONS,
   ARC_RULE_ID,
+  isArcOperation,
   LIST_CLUSTER_USER_CREDENTIAL,
   LIST_CLUSTER_USER_CREDENTIALS_PREVIEW,
   matchOperation,
@@ -64,5 +65,28 @@ describe('matchOperation', () => {
     const m = matchOperation('x'.repeat(1_000_000), 'Success');
     expect(m.ok).toBe(false);
     if (!m.ok) expect(m.reason.length).toBeLessThan(400);
+  });
+
+  it('matches any letter case and surrounding spaces, whatever the spelling arrives as', () => {
+    const op = LIST_CLUSTER_USER_CREDENTIAL;
+    for (const spelling of [
+      op,
+      ` ${op.toUpperCase()}\t`,
+      op.replace('K', 'k'),
+      // KELVIN SIGN lower-cases to an ASCII k, as the Set of lower-cased names sees it.
+      op.replace('Kubernetes', '\u212Aubernetes'),
+    ]) {
+      expect(isArcOperation(spelling), JSON.stringify(spelling)).toBe(true);
+    }
+    for (const other of [
+      op.slice(1),
+      `${op}x`,
+      // U+0130 lower-cases to two characters: never one of the names.
+      op.replace('i', '\u0130'),
+      'MICROSOFT.RESOURCES/DEPLOYMENTS/WRITE',
+      '',
+    ]) {
+      expect(isArcOperation(other), JSON.stringify(other)).toBe(false);
+    }
   });
 });

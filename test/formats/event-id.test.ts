@@ -2,11 +2,13 @@
  * The event id: one id per activity-log event, whatever channel delivered it, so the engine can
  * drop the second delivery as a duplicate.
  */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ParseResult, SourceFormat } from '../../src/core/detection.ts';
 import { hashEventId, parseDetection } from '../../src/core/formats/index.ts';
 import { LIST_CLUSTER_USER_CREDENTIAL } from '../../src/core/rule.ts';
 import {
+  ALL_FORMATS,
   type ArcEventOptions,
   arcEvent,
   loadFixture,
@@ -129,5 +131,34 @@ describe('event id', () => {
     );
     // The Start and the Success record of one operation are different events.
     expect(hashEventId({ ...base, outcome: 'Start' })).not.toBe(id);
+  });
+
+  it('never changes: ids stored before keep deduplicating redeliveries after an upgrade', () => {
+    // Values computed by the first release (createHash over the fields joined by \n).
+    const key = {
+      eventTime: '2026-03-12T09:15:27.355Z',
+      operation: LIST_CLUSTER_USER_CREDENTIAL,
+      appId: 'A',
+      sourceIp: '203.0.113.7',
+      correlationId: 'C',
+      resourceId: '/R',
+      outcome: 'Success',
+    };
+    expect(hashEventId(key)).toBe('568a4509a5b2258d6287e2d89697f4e1');
+    const text = [key.eventTime, key.operation.toLowerCase(), 'a', key.sourceIp, 'c', '/r', 'success'].join(
+      '\n',
+    );
+    expect(hashEventId(key)).toBe(createHash('sha256').update(text).digest('hex').slice(0, 32));
+    // Non-ASCII text is hashed as UTF-8; absent fields as empty lines.
+    expect(hashEventId({ eventTime: key.eventTime, operation: 'É', appId: 'ü', sourceIp: '::1' })).toBe(
+      'e9cfa22195ead738feae1d07ae887609',
+    );
+    for (const format of ALL_FORMATS.filter((f) => f !== 'elastic-alert')) {
+      expect(idOf(parseDetection(arcEvent(format))), format).toBe('dd463e3b1a6a0e0c1755135eaf001b39');
+      expect(
+        idOf(parseDetection(arcEvent(format, { principalType: 'User', ip: '2001:DB8:0::7' }))),
+        format,
+      ).toBe('d2e1ed644add5a72389c96b5107e6246');
+    }
   });
 });

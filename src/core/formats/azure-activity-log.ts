@@ -1,7 +1,7 @@
 import type { ParseResult } from '../detection.ts';
 import { matchOperation } from '../rule.ts';
 import { buildDetection, ignored, text } from './build-detection.ts';
-import { field, first, get, jsonObject, own, unwrapValue } from './fields.ts';
+import { FieldReader, field, jsonObject, own, unwrapValue } from './fields.ts';
 import { readClaims, readEvidence } from './identity.ts';
 
 /** Field paths of a diagnostic-settings record (Event Hub / storage, FORMATS.md §4.2). */
@@ -39,12 +39,12 @@ export function isActivityLogRecord(doc: Record<string, unknown>): boolean {
  * Format D, §4.2: one record of the diagnostic-settings export (`{"records": [...]}` from Event Hub
  * or storage). Operation and resource id are usually upper-case here; evidence ids undashed.
  */
-export function parseActivityLogRecord(doc: unknown): ParseResult {
+export function parseActivityLogRecord(doc: unknown, r = new FieldReader()): ParseResult {
   const operation = text(own(doc, 'operationName'));
   const outcome = text(own(doc, 'resultType'));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(match.reason);
-  const claims = readClaims(get(doc, RECORD.claims));
+  const claims = readClaims(r.get(doc, RECORD.claims));
   return buildDetection({
     sourceFormat: 'azure-activity-log-record',
     operation: operation!,
@@ -56,7 +56,7 @@ export function parseActivityLogRecord(doc: unknown): ParseResult {
     time: own(doc, 'time'),
     timeField: 'time',
     claims,
-    evidence: readEvidence(get(doc, RECORD.evidence)),
+    evidence: readEvidence(r.get(doc, RECORD.evidence)),
     resourceId: own(doc, 'resourceId'),
     correlationId: own(doc, 'correlationId'),
     tenantId: own(doc, 'tenantId'),
@@ -68,7 +68,7 @@ export function parseActivityLogRecord(doc: unknown): ParseResult {
  * or a JSON string when the event came out of an alert payload), which Azure documents as "usually"
  * present.
  */
-export function parseActivityLogRest(doc: unknown): ParseResult {
+export function parseActivityLogRest(doc: unknown, r = new FieldReader()): ParseResult {
   const operation = text(unwrapValue(own(doc, 'operationName')));
   const outcome = text(unwrapValue(own(doc, 'status')));
   const match = matchOperation(operation, outcome);
@@ -87,8 +87,8 @@ export function parseActivityLogRest(doc: unknown): ParseResult {
     time: own(doc, 'eventTimestamp'),
     timeField: 'eventTimestamp',
     claims,
-    evidence: readEvidence(first(doc, REST.evidence)),
-    resourceId: first(doc, REST.resourceId),
+    evidence: readEvidence(r.first(doc, REST.evidence)),
+    resourceId: r.first(doc, REST.resourceId),
     correlationId: own(doc, 'correlationId'),
     caller: own(doc, 'caller'),
   });

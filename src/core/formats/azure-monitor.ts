@@ -2,7 +2,7 @@ import type { AzureAlertInfo, ParseResult } from '../detection.ts';
 import { echo, matchOperation } from '../rule.ts';
 import { buildDetection, ignored, invalid, text } from './build-detection.ts';
 import { parseEventTime } from './event-time.ts';
-import { field, first, get, isObject, type Json, jsonObject, own, str, unwrapValue } from './fields.ts';
+import { FieldReader, field, isObject, type Json, jsonObject, own, str, unwrapValue } from './fields.ts';
 import { readClaims, readEvidence } from './identity.ts';
 
 export const COMMON_SCHEMA_ID = 'azureMonitorCommonAlertSchema';
@@ -11,15 +11,13 @@ export const LEGACY_ACTIVITY_LOG_SCHEMA_ID = 'Microsoft.Insights/activityLogs';
 const COMMON = {
   essentials: field('data.essentials'),
   alertContext: field('data.alertContext'),
-  entity: field('properties.entity'),
-  scope: field('authorization.scope'),
+  resourceId: [field('properties.entity'), field('authorization.scope')],
   evidence: field('authorization.evidence'),
 } as const;
 
 const LEGACY = {
   activityLog: field('data.context.activityLog'),
-  resourceId: field('resourceId'),
-  scope: field('authorization.scope'),
+  resourceId: [field('resourceId'), field('authorization.scope')],
   evidence: field('authorization.evidence'),
 } as const;
 
@@ -34,22 +32,22 @@ const NO_IP_HINT =
 const schemaIdOf = (doc: unknown): string | undefined => str(own(doc, 'schemaId'), 256);
 
 /** Common alert schema: by `schemaId`, or a payload (or its `data`) with `essentials`/`alertContext`. */
-export function isMonitorCommon(doc: unknown): boolean {
+export function isMonitorCommon(doc: unknown, r = new FieldReader()): boolean {
   const schemaId = schemaIdOf(doc);
   if (schemaId !== undefined) return schemaId.toLowerCase() === COMMON_SCHEMA_ID.toLowerCase();
   return (
-    isObject(get(doc, COMMON.essentials)) ||
-    isObject(get(doc, COMMON.alertContext)) ||
+    isObject(r.get(doc, COMMON.essentials)) ||
+    isObject(r.get(doc, COMMON.alertContext)) ||
     isObject(own(doc, 'essentials')) ||
     isObject(own(doc, 'alertContext'))
   );
 }
 
 /** Legacy activity-log alert webhook: by `schemaId` or by `data.context.activityLog`. */
-export function isMonitorLegacy(doc: unknown): boolean {
+export function isMonitorLegacy(doc: unknown, r = new FieldReader()): boolean {
   const schemaId = schemaIdOf(doc);
   if (schemaId !== undefined) return schemaId.toLowerCase() === LEGACY_ACTIVITY_LOG_SCHEMA_ID.toLowerCase();
-  return isObject(get(doc, LEGACY.activityLog));
+  return isObject(r.get(doc, LEGACY.activityLog));
 }
 
 /** Another Azure Monitor payload (metric, log search, … schemas): never a detection. */
@@ -64,7 +62,7 @@ export function otherMonitorSchema(doc: unknown): string | undefined {
  * ignored. `claims` is a JSON string (possibly `"{}"`), and the payload has no caller IP unless
  * `httpRequest` is present.
  */
-export function parseMonitorCommon(payload: unknown): ParseResult {
+export function parseMonitorCommon(payload: unknown, r = new FieldReader()): ParseResult {
   // Accept the whole payload, its `data`, or (docs fragments) a bare `{alertContext}`.
   const data = isObject(own(payload, 'data')) ? (own(payload, 'data') as Json) : payload;
   const essentials = own(data, 'essentials');
@@ -98,9 +96,8 @@ export function parseMonitorCommon(payload: unknown): ParseResult {
     time: own(ctx, 'eventTimestamp'),
     timeField: 'data.alertContext.eventTimestamp',
     claims,
-    evidence: readEvidence(get(ctx, COMMON.evidence)),
-    resourceId:
-      first(ctx, [COMMON.entity, COMMON.scope]) ?? (Array.isArray(targets) ? targets[0] : undefined),
+    evidence: readEvidence(r.get(ctx, COMMON.evidence)),
+    resourceId: r.first(ctx, COMMON.resourceId) ?? (Array.isArray(targets) ? targets[0] : undefined),
     correlationId: own(ctx, 'correlationId'),
     caller: own(ctx, 'caller'),
     azureAlert: alertInfo(essentials),
@@ -111,8 +108,8 @@ export function parseMonitorCommon(payload: unknown): ParseResult {
  * Format E, §5.2: the legacy (non-common) activity-log alert webhook. `claims` and `httpRequest`
  * are JSON strings.
  */
-export function parseMonitorLegacy(payload: unknown): ParseResult {
-  const log = get(payload, LEGACY.activityLog);
+export function parseMonitorLegacy(payload: unknown, r = new FieldReader()): ParseResult {
+  const log = r.get(payload, LEGACY.activityLog);
   if (!isObject(log)) return invalid('legacy activity-log alert payload has no data.context.activityLog');
   const operation = text(unwrapValue(own(log, 'operationName')));
   const outcome = text(unwrapValue(own(log, 'status')));
@@ -131,8 +128,8 @@ export function parseMonitorLegacy(payload: unknown): ParseResult {
     time: own(log, 'eventTimestamp'),
     timeField: 'data.context.activityLog.eventTimestamp',
     claims,
-    evidence: readEvidence(get(log, LEGACY.evidence)),
-    resourceId: first(log, [LEGACY.resourceId, LEGACY.scope]),
+    evidence: readEvidence(r.get(log, LEGACY.evidence)),
+    resourceId: r.first(log, LEGACY.resourceId),
     correlationId: own(log, 'correlationId'),
     caller: own(log, 'caller'),
   });

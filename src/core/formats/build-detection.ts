@@ -2,6 +2,7 @@ import { parseResourceId } from '../azure-ids.ts';
 import type {
   AutonomousSystem,
   AzureAlertInfo,
+  ClusterRef,
   Detection,
   ElasticAlertInfo,
   Evidence,
@@ -12,6 +13,7 @@ import type {
 } from '../detection.ts';
 import { canonicalIp } from '../ip.ts';
 import { echo } from '../rule.ts';
+import { BoundedCache } from './bounded-cache.ts';
 import { hashEventId } from './event-id.ts';
 import { parseEventTime } from './event-time.ts';
 import { single, str } from './fields.ts';
@@ -48,6 +50,18 @@ export interface DetectionInput {
 
 const UNSPECIFIED = new Set(['0.0.0.0', '::']);
 
+/** Parsed resource ids: clusters repeat from event to event, and parsing one costs more than a lookup. */
+const clusterRefs = new BoundedCache<string, ClusterRef>(1024);
+
+function clusterRef(resourceId: string): ClusterRef {
+  let ref = clusterRefs.get(resourceId);
+  if (ref === undefined) {
+    ref = parseResourceId(resourceId);
+    clusterRefs.set(resourceId, ref);
+  }
+  return { ...ref }; // each detection owns its copy
+}
+
 export const ignored = (reason: string): ParseFailure => ({ ok: false, kind: 'ignored', reason });
 export const invalid = (reason: string): ParseFailure => ({ ok: false, kind: 'invalid', reason });
 
@@ -82,6 +96,7 @@ export function buildDetection(input: DetectionInput): ParseResult {
   const resourceId = str(input.resourceId, 2048);
   const correlationId = str(input.correlationId, 256);
   const outcome = input.outcome?.toLowerCase();
+  const cluster = resourceId === undefined ? undefined : clusterRef(resourceId);
   const eventId =
     input.eventId ??
     hashEventId({
@@ -90,7 +105,8 @@ export function buildDetection(input: DetectionInput): ParseResult {
       appId,
       sourceIp,
       correlationId,
-      resourceId,
+      // The lower-cased id (which the hash uses) comes cached with the cluster.
+      resourceId: cluster?.key,
       outcome,
     });
 
@@ -121,7 +137,7 @@ export function buildDetection(input: DetectionInput): ParseResult {
   }
   if (input.geo) detection.geo = input.geo;
   if (input.as) detection.as = input.as;
-  if (resourceId !== undefined) detection.cluster = parseResourceId(resourceId);
+  if (cluster !== undefined) detection.cluster = cluster;
   if (correlationId !== undefined) detection.correlationId = correlationId;
   if (input.elasticAlert) detection.elasticAlert = input.elasticAlert;
   if (input.azureAlert) detection.azureAlert = input.azureAlert;

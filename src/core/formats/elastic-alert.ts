@@ -2,12 +2,12 @@ import type { ElasticAlertInfo, ParseResult } from '../detection.ts';
 import { ARC_NEW_TERMS_FIELDS, ARC_RULE_ID, LIST_CLUSTER_USER_CREDENTIAL, matchOperation } from '../rule.ts';
 import { buildDetection, ignored, text } from './build-detection.ts';
 import { ECS, readEcs } from './elastic-ecs.ts';
-import { field, first, get, isObject, num, own, str } from './fields.ts';
+import { FieldReader, field, isObject, num, own, str } from './fields.ts';
 
 /**
  * Field paths of an Elastic Security alert (FORMATS.md §2, §3). Kibana's webhook context nests
  * every field (`kibana: {alert: {…}}`) and adds legacy `signal.*` aliases; the alerts index stores
- * `kibana.alert.*` as flat dotted keys. `get` reads both.
+ * `kibana.alert.*` as flat dotted keys. `FieldReader` reads both.
  */
 const ALERT = {
   uuid: field('kibana.alert.uuid'),
@@ -50,14 +50,14 @@ const FLAT_MARKERS = [
 ] as const;
 
 /** True for a Kibana webhook alert element, a flat alert `_source`, or a search hit holding one. */
-export function isElasticAlert(doc: unknown): boolean {
+export function isElasticAlert(doc: unknown, r = new FieldReader()): boolean {
   if (!isObject(doc)) return false;
   const hitSource = own(doc, '_source');
-  return isObject(hitSource) ? isAlertDocument(hitSource) : isAlertDocument(doc);
+  return isObject(hitSource) ? isAlertDocument(hitSource, r) : isAlertDocument(doc, r);
 }
 
-function isAlertDocument(doc: Record<string, unknown>): boolean {
-  if (isObject(get(doc, ALERT.kibanaAlert)) || isObject(get(doc, ALERT.signalRule))) return true;
+function isAlertDocument(doc: Record<string, unknown>, r: FieldReader): boolean {
+  if (isObject(r.get(doc, ALERT.kibanaAlert)) || isObject(r.get(doc, ALERT.signalRule))) return true;
   return FLAT_MARKERS.some((key) => Object.hasOwn(doc, key));
 }
 
@@ -67,26 +67,27 @@ function isAlertDocument(doc: Record<string, unknown>): boolean {
  * `{_id, _source}`. The event time is `kibana.alert.original_time` (the alert's `@timestamp` is
  * when it was created); the event id is the alert uuid.
  */
-export function parseElasticAlert(input: unknown): ParseResult {
+export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseResult {
   const hitSource = own(input, '_source');
   const doc = isObject(hitSource) ? hitSource : input;
-  const ruleId = str(first(doc, ALERT.ruleId), 256);
+  const ruleId = str(r.first(doc, ALERT.ruleId), 256);
   const fromArcRule = ruleId === ARC_RULE_ID;
   // An alert of the Arc rule matched the operation and a success outcome by construction: a
   // webhook template that left those fields out still describes a detection.
   const operation =
-    text(first(doc, ECS.operation)) ?? (fromArcRule ? LIST_CLUSTER_USER_CREDENTIAL.toUpperCase() : undefined);
+    text(r.first(doc, ECS.operation)) ??
+    (fromArcRule ? LIST_CLUSTER_USER_CREDENTIAL.toUpperCase() : undefined);
   const outcome =
-    text(first(doc, ECS.outcome)) ??
-    text(get(doc, ALERT.originalOutcome)) ??
+    text(r.first(doc, ECS.outcome)) ??
+    text(r.get(doc, ALERT.originalOutcome)) ??
     (fromArcRule ? 'success' : undefined);
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(`Elastic alert${ruleId ? ` of rule ${ruleId}` : ''}: ${match.reason}`);
 
-  const fields = readEcs(doc);
+  const fields = readEcs(doc, r);
   // kibana.alert.new_terms holds the values of the rule's new_terms_fields, in order.
-  const newTerms = get(doc, ALERT.newTerms);
-  if (Array.isArray(newTerms) && hasArcNewTerms(doc, fromArcRule)) {
+  const newTerms = r.get(doc, ALERT.newTerms);
+  if (Array.isArray(newTerms) && hasArcNewTerms(doc, fromArcRule, r)) {
     if (str(fields.appId) === undefined && newTerms[0] !== undefined) {
       fields.appId = newTerms[0];
       fields.appIdField = `${fields.appIdField} or kibana.alert.new_terms[0]`;
@@ -96,22 +97,22 @@ export function parseElasticAlert(input: unknown): ParseResult {
       fields.ipField = 'kibana.alert.new_terms[1]';
     }
   }
-  const uuid = str(get(doc, ALERT.uuid), 256) ?? str(own(input, '_id'), 256) ?? str(own(doc, '_id'), 256);
+  const uuid = str(r.get(doc, ALERT.uuid), 256) ?? str(own(input, '_id'), 256) ?? str(own(doc, '_id'), 256);
   return buildDetection({
     ...fields,
     sourceFormat: 'elastic-alert',
     operation: operation!,
     outcome,
-    time: first(doc, ALERT.originalTime),
+    time: r.first(doc, ALERT.originalTime),
     timeField: 'kibana.alert.original_time',
     eventId: uuid,
-    elasticAlert: alertInfo(doc, uuid, ruleId),
+    elasticAlert: alertInfo(doc, uuid, ruleId, r),
   });
 }
 
-function hasArcNewTerms(doc: unknown, fromArcRule: boolean): boolean {
+function hasArcNewTerms(doc: unknown, fromArcRule: boolean, r: FieldReader): boolean {
   if (fromArcRule) return true;
-  const fields = first(doc, ALERT.newTermsFields);
+  const fields = r.first(doc, ALERT.newTermsFields);
   return (
     Array.isArray(fields) &&
     fields.length === ARC_NEW_TERMS_FIELDS.length &&
@@ -119,21 +120,26 @@ function hasArcNewTerms(doc: unknown, fromArcRule: boolean): boolean {
   );
 }
 
-function alertInfo(doc: unknown, uuid: string | undefined, ruleId: string | undefined): ElasticAlertInfo {
+function alertInfo(
+  doc: unknown,
+  uuid: string | undefined,
+  ruleId: string | undefined,
+  r: FieldReader,
+): ElasticAlertInfo {
   const info: ElasticAlertInfo = {};
   if (uuid !== undefined) info.alertUuid = uuid;
   if (ruleId !== undefined) info.ruleId = ruleId;
-  const ruleUuid = str(first(doc, ALERT.ruleUuid), 256);
+  const ruleUuid = str(r.first(doc, ALERT.ruleUuid), 256);
   if (ruleUuid !== undefined) info.ruleUuid = ruleUuid;
-  const ruleName = str(first(doc, ALERT.ruleName), 1024);
+  const ruleName = str(r.first(doc, ALERT.ruleName), 1024);
   if (ruleName !== undefined) info.ruleName = ruleName;
-  const severity = str(first(doc, ALERT.severity), 64);
+  const severity = str(r.first(doc, ALERT.severity), 64);
   if (severity !== undefined) info.severity = severity;
-  const riskScore = num(first(doc, ALERT.riskScore));
+  const riskScore = num(r.first(doc, ALERT.riskScore));
   if (riskScore !== undefined) info.riskScore = riskScore;
-  const reason = str(first(doc, ALERT.reason));
+  const reason = str(r.first(doc, ALERT.reason));
   if (reason !== undefined) info.reason = reason;
-  const url = str(get(doc, ALERT.url), 2048);
+  const url = str(r.get(doc, ALERT.url), 2048);
   if (url !== undefined && HTTP_URL.test(url)) info.url = url;
   return info;
 }

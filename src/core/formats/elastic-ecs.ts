@@ -1,7 +1,7 @@
 import type { AutonomousSystem, Geo, ParseResult } from '../detection.ts';
 import { matchOperation } from '../rule.ts';
 import { buildDetection, type DetectionInput, ignored, text } from './build-detection.ts';
-import { field, first, get, num, str } from './fields.ts';
+import { FieldReader, field, num, str } from './fields.ts';
 import { readClaims, readEvidence } from './identity.ts';
 
 /** Field paths of an Elastic `logs-azure.activitylogs-*` document (FORMATS.md §1). */
@@ -45,63 +45,63 @@ export type EcsFields = Pick<
 >;
 
 /** True when `doc` looks like an Elastic activity-log document (nested or flat keys). */
-export function isElasticActivityLog(doc: unknown): boolean {
+export function isElasticActivityLog(doc: unknown, r = new FieldReader()): boolean {
   return (
-    get(doc, ECS.activitylogs) !== undefined ||
-    get(doc, ECS.operationName) !== undefined ||
-    first(doc, ECS.dataset) === 'azure.activitylogs'
+    r.get(doc, ECS.activitylogs) !== undefined ||
+    r.get(doc, ECS.operationName) !== undefined ||
+    r.first(doc, ECS.dataset) === 'azure.activitylogs'
   );
 }
 
 /** The ECS fields shared by activity-log documents and the alerts copied from them. */
-export function readEcs(doc: unknown): EcsFields {
+export function readEcs(doc: unknown, r: FieldReader): EcsFields {
   return {
-    claims: readClaims(get(doc, ECS.claims), get(doc, ECS.claimsInitiatedByUser)),
-    appId: get(doc, ECS.appId),
+    claims: readClaims(r.get(doc, ECS.claims), r.get(doc, ECS.claimsInitiatedByUser)),
+    appId: r.get(doc, ECS.appId),
     appIdField: ECS.appId.dotted,
-    ip: first(doc, ECS.sourceIp),
+    ip: r.first(doc, ECS.sourceIp),
     ipField: 'source.ip',
-    evidence: readEvidence(get(doc, ECS.evidence)),
-    resourceId: first(doc, ECS.resourceId),
-    correlationId: first(doc, ECS.correlationId),
-    tenantId: first(doc, ECS.tenantId),
-    geo: readGeo(doc),
-    as: readAs(doc),
+    evidence: readEvidence(r.get(doc, ECS.evidence)),
+    resourceId: r.first(doc, ECS.resourceId),
+    correlationId: r.first(doc, ECS.correlationId),
+    tenantId: r.first(doc, ECS.tenantId),
+    geo: readGeo(doc, r),
+    as: readAs(doc, r),
   };
 }
 
-function readGeo(doc: unknown): Geo | undefined {
+function readGeo(doc: unknown, r: FieldReader): Geo | undefined {
   const geo: Geo = {};
-  const countryName = str(get(doc, ECS.geoCountry), 256);
+  const countryName = str(r.get(doc, ECS.geoCountry), 256);
   if (countryName !== undefined) geo.countryName = countryName;
-  const countryIsoCode = str(get(doc, ECS.geoIso), 16);
+  const countryIsoCode = str(r.get(doc, ECS.geoIso), 16);
   if (countryIsoCode !== undefined) geo.countryIsoCode = countryIsoCode;
-  const cityName = str(get(doc, ECS.geoCity), 256);
+  const cityName = str(r.get(doc, ECS.geoCity), 256);
   if (cityName !== undefined) geo.cityName = cityName;
   return Object.keys(geo).length > 0 ? geo : undefined;
 }
 
-function readAs(doc: unknown): AutonomousSystem | undefined {
+function readAs(doc: unknown, r: FieldReader): AutonomousSystem | undefined {
   const as: AutonomousSystem = {};
-  const number = num(get(doc, ECS.asNumber));
+  const number = num(r.get(doc, ECS.asNumber));
   if (number !== undefined) as.number = number;
-  const organizationName = str(get(doc, ECS.asOrg), 512);
+  const organizationName = str(r.get(doc, ECS.asOrg), 512);
   if (organizationName !== undefined) as.organizationName = organizationName;
   return Object.keys(as).length > 0 ? as : undefined;
 }
 
 /** Format A: a `logs-azure.activitylogs-*` document (after Elastic's ingest pipeline). */
-export function parseElasticEcs(doc: unknown): ParseResult {
-  const operation = text(first(doc, ECS.operation));
-  const outcome = text(first(doc, ECS.outcome));
+export function parseElasticEcs(doc: unknown, r = new FieldReader()): ParseResult {
+  const operation = text(r.first(doc, ECS.operation));
+  const outcome = text(r.first(doc, ECS.outcome));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(match.reason);
   return buildDetection({
-    ...readEcs(doc),
+    ...readEcs(doc, r),
     sourceFormat: 'elastic-ecs',
     operation: operation!,
     outcome,
-    time: get(doc, ECS.timestamp),
+    time: r.get(doc, ECS.timestamp),
     timeField: '@timestamp',
   });
 }

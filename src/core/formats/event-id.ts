@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /** The fields that identify one activity-log event, whatever channel delivered it. */
 export interface EventKey {
@@ -28,17 +28,16 @@ const OUTCOME_ALIASES: ReadonlyMap<string, string> = new Map([
  * so the same event delivered as an Event Hub record, as the ECS document Elastic made of it, as a
  * REST event or inside an Azure Monitor alert gets the same id. The time is cut to milliseconds
  * (Elastic keeps no more), names and ids are lower-cased (Event Hub upper-cases them).
+ *
+ * The hashed text must never change (stored ids dedupe redeliveries across restarts): the fields
+ * in this order, joined by `\n`, UTF-8.
  */
 export function hashEventId(key: EventKey): string {
   const outcome = key.outcome?.toLowerCase() ?? '';
-  const text = [
-    key.eventTime,
-    key.operation.toLowerCase(),
-    key.appId.toLowerCase(),
-    key.sourceIp,
-    key.correlationId?.toLowerCase() ?? '',
-    key.resourceId?.toLowerCase() ?? '',
-    OUTCOME_ALIASES.get(outcome) ?? outcome,
-  ].join('\n');
-  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+  const text =
+    `${key.eventTime}\n${key.operation.toLowerCase()}\n${key.appId.toLowerCase()}\n${key.sourceIp}\n` +
+    `${key.correlationId?.toLowerCase() ?? ''}\n${key.resourceId?.toLowerCase() ?? ''}\n` +
+    (OUTCOME_ALIASES.get(outcome) ?? outcome);
+  // One-shot `hash` costs about half of `createHash().update().digest()` (this runs for every event).
+  return hash('sha256', text).slice(0, 32);
 }

@@ -1,7 +1,8 @@
 /**
  * Reading fields out of untrusted JSON. Only own properties are read (a `__proto__` or
  * `constructor` key is just data), nothing recurses, and string lengths are capped, so a parser
- * built on these stays linear in the fields it names whatever the input holds.
+ * built on these stays linear in the fields it names (and in the keys of the objects on their
+ * paths, listed once per event) whatever the input holds.
  */
 
 export type Json = Record<string, unknown>;
@@ -31,38 +32,62 @@ export function own(obj: unknown, key: string): unknown {
 }
 
 /**
- * The value at `path`, whether the document nests it (`{kibana: {alert: {uuid}}}`), stores it
- * flat (`{"kibana.alert.uuid": …}`, as the alerts index does) or mixes both
+ * Reads fields of one event by path, whether the document nests them (`{kibana: {alert: {uuid}}}`),
+ * stores them flat (`{"kibana.alert.uuid": …}`, as the alerts index does) or mixes both
  * (`{"azure.activitylogs": {…}}`): at every level the longest own key that spells the next part of
- * the path wins. At most n(n+1)/2 lookups for n segments, no backtracking.
+ * the path wins, with no backtracking.
+ *
+ * Trying every key a level could hold costs n(n+1)/2 lookups for n parts, most of them misses, and
+ * an event is read through up to 30 paths, many through the same objects. So the reader (one per
+ * event: it remembers the objects) lists the own keys of each object a path crosses once, and
+ * where none of them holds a dot (every level of a nested document) looks up the next part only.
  */
-export function get(obj: unknown, path: FieldPath): unknown {
-  let cur = obj;
-  const n = path.segs.length;
-  let i = 0;
-  next: while (i < n) {
-    if (!isObject(cur)) return undefined;
-    const keys = path.joins[i]!;
-    for (let k = keys.length - 1; k >= 0; k--) {
-      const key = keys[k]!;
-      if (Object.hasOwn(cur, key)) {
-        cur = cur[key];
-        i += k + 1;
-        continue next;
-      }
+export class FieldReader {
+  /** Objects whose keys were listed, and whether none of those keys holds a dot. */
+  readonly #listed: object[] = [];
+  readonly #undotted: boolean[] = [];
+
+  /** The value at `path` in `obj`, or undefined. */
+  get(obj: unknown, path: FieldPath): unknown {
+    let cur = obj;
+    const n = path.segs.length;
+    let i = 0;
+    while (i < n) {
+      if (!isObject(cur)) return undefined;
+      const keys = path.joins[i]!;
+      // keys[k] joins k + 1 parts, so only an object with a dotted key can hold one with k > 0.
+      let k = keys.length > 1 && this.#undottedKeys(cur) ? 0 : keys.length - 1;
+      while (k >= 0 && !Object.hasOwn(cur, keys[k]!)) k--;
+      if (k < 0) return undefined;
+      cur = cur[keys[k]!];
+      i += k + 1;
+    }
+    return cur;
+  }
+
+  /** The first of `paths` that holds something other than undefined/null/''. */
+  first(obj: unknown, paths: readonly FieldPath[]): unknown {
+    for (const p of paths) {
+      const v = this.get(obj, p);
+      if (v !== undefined && v !== null && v !== '') return v;
     }
     return undefined;
   }
-  return cur;
+
+  #undottedKeys(obj: Json): boolean {
+    const listed = this.#listed;
+    for (let i = listed.length - 1; i >= 0; i--) if (listed[i] === obj) return this.#undotted[i]!;
+    const undotted = !hasDottedKey(obj);
+    listed.push(obj);
+    this.#undotted.push(undotted);
+    return undotted;
+  }
 }
 
-/** The first of `paths` that holds something other than undefined/null/''. */
-export function first(obj: unknown, paths: readonly FieldPath[]): unknown {
-  for (const p of paths) {
-    const v = get(obj, p);
-    if (v !== undefined && v !== null && v !== '') return v;
-  }
-  return undefined;
+function hasDottedKey(obj: Json): boolean {
+  // Every own key, enumerable or not, as `Object.hasOwn` finds them.
+  for (const key of Object.getOwnPropertyNames(obj)) if (key.includes('.')) return true;
+  return false;
 }
 
 /** A trimmed non-empty string (numbers and booleans as text), or undefined. Over-long strings are dropped. */

@@ -1,5 +1,6 @@
 import { dashGuid } from '../azure-ids.ts';
 import type { Evidence } from '../detection.ts';
+import { BoundedCache } from './bounded-cache.ts';
 import { isObject, type Json, own, str } from './fields.ts';
 
 /** The claims the bot uses, read from any channel's claims object. */
@@ -37,6 +38,19 @@ function firstClaim(claims: Json, keys: readonly string[]): string | undefined {
   return undefined;
 }
 
+/** Dashed GUIDs by the text they came as: the same principals and roles recur in event after event. */
+const dashedGuids = new BoundedCache<string, string>(4096);
+
+function guid(s: string | undefined): string | undefined {
+  if (s === undefined) return undefined;
+  let dashed = dashedGuids.get(s);
+  if (dashed === undefined) {
+    dashed = dashGuid(s);
+    if (dashed !== undefined) dashedGuids.set(s, dashed);
+  }
+  return dashed;
+}
+
 /**
  * Reads the claims object of any format. `initiatedByUser` is Elastic's
  * `claims_initiated_by_user` (where the pipeline moves the `name` claim, as `fullname`).
@@ -46,7 +60,7 @@ export function readClaims(claims: unknown, initiatedByUser?: unknown): ClaimVal
   if (isObject(claims)) {
     const appId = str(own(claims, 'appid'), 256);
     if (appId !== undefined) out.appId = appId;
-    const objectId = dashGuid(firstClaim(claims, CLAIM_KEYS.objectId));
+    const objectId = guid(firstClaim(claims, CLAIM_KEYS.objectId));
     if (objectId !== undefined) out.objectId = objectId;
     const tenantId = firstClaim(claims, CLAIM_KEYS.tenantId);
     if (tenantId !== undefined) out.tenantId = tenantId;
@@ -74,13 +88,13 @@ export function readEvidence(evidence: unknown): Evidence {
     str(own(evidence, snake), 1024) ?? str(own(evidence, camel), 1024);
   const role = str(own(evidence, 'role'), 512);
   if (role !== undefined) out.role = role;
-  const roleDefinitionId = dashGuid(pick('role_definition_id', 'roleDefinitionId'));
+  const roleDefinitionId = guid(pick('role_definition_id', 'roleDefinitionId'));
   if (roleDefinitionId !== undefined) out.roleDefinitionId = roleDefinitionId;
-  const roleAssignmentId = dashGuid(pick('role_assignment_id', 'roleAssignmentId'));
+  const roleAssignmentId = guid(pick('role_assignment_id', 'roleAssignmentId'));
   if (roleAssignmentId !== undefined) out.roleAssignmentId = roleAssignmentId;
   const roleAssignmentScope = pick('role_assignment_scope', 'roleAssignmentScope');
   if (roleAssignmentScope !== undefined) out.roleAssignmentScope = roleAssignmentScope;
-  const principalId = dashGuid(pick('principal_id', 'principalId'));
+  const principalId = guid(pick('principal_id', 'principalId'));
   if (principalId !== undefined) out.principalId = principalId;
   const principalType = pick('principal_type', 'principalType');
   if (principalType !== undefined) out.principalType = principalType;

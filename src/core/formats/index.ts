@@ -15,7 +15,7 @@ import {
 import { ignored, invalid } from './build-detection.ts';
 import { isElasticAlert, parseElasticAlert } from './elastic-alert.ts';
 import { isElasticActivityLog, parseElasticEcs } from './elastic-ecs.ts';
-import { isObject, own } from './fields.ts';
+import { FieldReader, isObject, own } from './fields.ts';
 
 export { parseActivityLogRecord, parseActivityLogRest } from './azure-activity-log.ts';
 export { parseMonitorCommon, parseMonitorLegacy } from './azure-monitor.ts';
@@ -40,7 +40,7 @@ export function extractEvents(body: unknown): unknown[] {
   return [body];
 }
 
-const PARSERS: Readonly<Record<SourceFormat, (event: unknown) => ParseResult>> = {
+const PARSERS: Readonly<Record<SourceFormat, (event: unknown, r: FieldReader) => ParseResult>> = {
   'elastic-alert': parseElasticAlert,
   'elastic-ecs': parseElasticEcs,
   'azure-monitor-common': parseMonitorCommon,
@@ -50,13 +50,13 @@ const PARSERS: Readonly<Record<SourceFormat, (event: unknown) => ParseResult>> =
 };
 
 /** Which format `event` is in, or undefined when it is none of them. */
-export function detectFormat(event: unknown): SourceFormat | undefined {
+export function detectFormat(event: unknown, r = new FieldReader()): SourceFormat | undefined {
   if (!isObject(event)) return undefined;
   // Alerts first: they also carry the ECS fields of the event they were made from.
-  if (isElasticAlert(event)) return 'elastic-alert';
-  if (isElasticActivityLog(event)) return 'elastic-ecs';
-  if (isMonitorCommon(event)) return 'azure-monitor-common';
-  if (isMonitorLegacy(event)) return 'azure-monitor-legacy';
+  if (isElasticAlert(event, r)) return 'elastic-alert';
+  if (isElasticActivityLog(event, r)) return 'elastic-ecs';
+  if (isMonitorCommon(event, r)) return 'azure-monitor-common';
+  if (isMonitorLegacy(event, r)) return 'azure-monitor-legacy';
   if (isActivityLogRest(event)) return 'azure-activity-log-rest';
   if (isActivityLogRecord(event)) return 'azure-activity-log-record';
   return undefined;
@@ -72,12 +72,14 @@ const KEYS_SHOWN = 8;
  */
 export function parseDetection(event: unknown): ParseResult {
   try {
-    const format = detectFormat(event);
-    if (format !== undefined) return PARSERS[format](event);
+    // One reader for detection and parsing: it remembers the objects whose keys it has listed.
+    const r = new FieldReader();
+    const format = detectFormat(event, r);
+    if (format !== undefined) return PARSERS[format](event, r);
     // An Elasticsearch search hit of an activity-log document (alert hits are handled above).
     const hitSource = own(event, '_source');
-    const hitFormat = detectFormat(hitSource);
-    if (hitFormat !== undefined) return PARSERS[hitFormat](hitSource);
+    const hitFormat = detectFormat(hitSource, r);
+    if (hitFormat !== undefined) return PARSERS[hitFormat](hitSource, r);
     const other = otherMonitorSchema(event);
     if (other !== undefined) {
       return ignored(
