@@ -1,7 +1,7 @@
 /**
- * FieldReader skips the flat-key lookups in objects without dotted keys: it must read exactly what
- * trying every key at every level reads (the reference below), whatever the mix of nested and flat
- * keys, and however many paths one reader has walked before.
+ * Once told to list keys, FieldReader skips the flat-key lookups in objects without dotted keys: it
+ * must read exactly what trying every key at every level reads (the reference below), whatever the
+ * mix of nested and flat keys, and however many paths one reader has walked before or since.
  */
 import { describe, expect, it } from 'vitest';
 import { type FieldPath, FieldReader, field } from '../../src/core/formats/fields.ts';
@@ -73,14 +73,23 @@ function randomDoc(next: () => number): Json {
   return doc;
 }
 
+/** A reader that lists keys from the start. */
+function listingReader(): FieldReader {
+  const r = new FieldReader();
+  r.listKeys();
+  return r;
+}
+
 describe('FieldReader', () => {
   it('reads what the longest-key rule reads (property, 5000 random nested/flat/mixed documents)', () => {
     const next = seededRandom(7);
     for (let n = 0; n < 5000; n++) {
       const doc = randomDoc(next);
       const r = new FieldReader();
+      const listFrom = Math.floor(next() * 10);
       // Random order and repeats: what the reader remembers of one path must not mislead another.
       for (let k = 0; k < 20; k++) {
+        if (k === listFrom) r.listKeys();
         const path = PATHS[Math.floor(next() * PATHS.length)]!;
         expect(r.get(doc, path), `${path.dotted} in ${JSON.stringify(doc)}`).toBe(reference(doc, path));
       }
@@ -89,25 +98,25 @@ describe('FieldReader', () => {
 
   it('prefers the flat key, also when it is non-enumerable or holds undefined', () => {
     const doc: Json = { kibana: { alert: { uuid: 'nested' } } };
-    const r = new FieldReader();
+    const r = listingReader();
     const uuid = field('kibana.alert.uuid');
     expect(r.get(doc, uuid)).toBe('nested');
     const hidden: Json = { kibana: { alert: { uuid: 'nested' } } };
     Object.defineProperty(hidden, 'kibana.alert', { value: { uuid: 'hidden' }, enumerable: false });
-    expect(new FieldReader().get(hidden, uuid)).toBe('hidden');
-    expect(new FieldReader().get({ ...doc, 'kibana.alert.uuid': undefined }, uuid)).toBeUndefined();
+    expect(listingReader().get(hidden, uuid)).toBe('hidden');
+    expect(listingReader().get({ ...doc, 'kibana.alert.uuid': undefined }, uuid)).toBeUndefined();
   });
 
   it('never reads inherited properties', () => {
     const doc = Object.create({ kibana: { alert: { uuid: 'inherited' } } }) as Json;
-    expect(new FieldReader().get(doc, field('kibana.alert.uuid'))).toBeUndefined();
+    expect(listingReader().get(doc, field('kibana.alert.uuid'))).toBeUndefined();
     const polluted = JSON.parse('{"__proto__": {"a": {"b": 1}}}');
-    expect(new FieldReader().get(polluted, field('a.b'))).toBeUndefined();
-    expect(new FieldReader().get(polluted, field('__proto__.a.b'))).toBe(1);
+    expect(listingReader().get(polluted, field('a.b'))).toBeUndefined();
+    expect(listingReader().get(polluted, field('__proto__.a.b'))).toBe(1);
   });
 
   it('first: the first path holding something other than undefined, null or empty text', () => {
-    const r = new FieldReader();
+    const r = listingReader();
     const paths = [field('a.x'), field('a.y'), field('a.z')];
     expect(r.first({ a: { x: '', y: null, z: 0 } }, paths)).toBe(0);
     expect(r.first({ a: { x: '', 'y.q': 1 } }, paths)).toBeUndefined();

@@ -83,6 +83,7 @@ export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseR
     (fromArcRule ? 'success' : undefined);
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(`Elastic alert${ruleId ? ` of rule ${ruleId}` : ''}: ${match.reason}`);
+  r.listKeys();
 
   const fields = readEcs(doc, r);
   // kibana.alert.new_terms holds the values of the rule's new_terms_fields, in order.

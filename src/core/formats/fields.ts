@@ -37,15 +37,23 @@ export function own(obj: unknown, key: string): unknown {
  * (`{"azure.activitylogs": {…}}`): at every level the longest own key that spells the next part of
  * the path wins, with no backtracking.
  *
- * Trying every key a level could hold costs n(n+1)/2 lookups for n parts, most of them misses, and
- * an event is read through up to 30 paths, many through the same objects. So the reader (one per
- * event: it remembers the objects) lists the own keys of each object a path crosses once, and
- * where none of them holds a dot (every level of a nested document) looks up the next part only.
+ * Trying every key a level could hold costs n(n+1)/2 lookups for n parts, most of them misses. A
+ * parser that goes on to read the 25 or so fields of a detection from a nested document calls
+ * `listKeys` first: the reader (one per event: it remembers the objects) then lists the own keys
+ * of each object a path crosses once, and where none of them holds a dot (every level of a nested
+ * document) looks up the next part only. Before that (format detection, the rule's two fields,
+ * which is all most events need) listing would cost more than it saves.
  */
 export class FieldReader {
+  #listing = false;
   /** Objects whose keys were listed, and whether none of those keys holds a dot. */
   readonly #listed: object[] = [];
   readonly #undotted: boolean[] = [];
+
+  /** From now on, list the keys of the objects that paths cross (see the class comment). */
+  listKeys(): void {
+    this.#listing = true;
+  }
 
   /** The value at `path` in `obj`, or undefined. */
   get(obj: unknown, path: FieldPath): unknown {
@@ -56,7 +64,7 @@ export class FieldReader {
       if (!isObject(cur)) return undefined;
       const keys = path.joins[i]!;
       // keys[k] joins k + 1 parts, so only an object with a dotted key can hold one with k > 0.
-      let k = keys.length > 1 && this.#undottedKeys(cur) ? 0 : keys.length - 1;
+      let k = keys.length > 1 && this.#listing && this.#undottedKeys(cur) ? 0 : keys.length - 1;
       while (k >= 0 && !Object.hasOwn(cur, keys[k]!)) k--;
       if (k < 0) return undefined;
       cur = cur[keys[k]!];
