@@ -12,48 +12,14 @@ import { createEngine } from '../src/core/engine.ts';
 import { createHistory } from '../src/core/history.ts';
 import type { StateStore } from '../src/core/ports.ts';
 import { openStateStore } from '../src/store/open-state-store.ts';
+import { appIdOf, arcRecord, ipOf } from './ingest-events.ts';
 
 const DAY = 86_400_000;
 const WINDOW = 7 * DAY;
 const noOutbox = { add: async () => {} };
 
-const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
-const appIdOf = (i: number) => `${hex(i, 8)}-0000-4000-8000-${hex(i, 12)}`;
-const ipOf = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-
-let serial = 0;
 /** An Arc-shaped Event Hub record (derived shape, FORMATS.md §4.2) for one pair at `time`. */
-function event(appId: string, ip: string, time: number) {
-  serial++;
-  return {
-    time: new Date(time).toISOString(),
-    resourceId:
-      '/SUBSCRIPTIONS/6F1C2B3A-4D5E-4F60-8A7B-9C0D1E2F3A4B/RESOURCEGROUPS/RG-ARC/PROVIDERS/MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/ARC-01',
-    operationName: 'MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/LISTCLUSTERUSERCREDENTIAL/ACTION',
-    category: 'Action',
-    resultType: 'Success',
-    resultSignature: 'Succeeded.OK',
-    callerIpAddress: ip,
-    correlationId: `${hex(serial, 8)}-1111-4000-8000-${hex(serial, 12)}`,
-    identity: {
-      authorization: {
-        scope: '/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc',
-        action: 'Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action',
-        evidence: {
-          role: 'Azure Arc Enabled Kubernetes Cluster User Role',
-          roleAssignmentScope: '/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc',
-          roleAssignmentId: '5d1f3a7b9c2e4b48a6d0e8f1a2b3c4d5',
-          roleDefinitionId: '00493d7278f64148b6c5d3ce8e4799dd',
-          principalId: appId.replaceAll('-', ''),
-          principalType: 'ServicePrincipal',
-        },
-      },
-      claims: { appid: appId, 'http://schemas.microsoft.com/identity/claims/objectidentifier': appId },
-    },
-    level: 'Information',
-    location: 'global',
-  };
-}
+const event = arcRecord;
 
 /** A deterministic PRNG, so that every run draws the same events. */
 function prng(seed: number) {
