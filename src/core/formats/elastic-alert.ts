@@ -68,6 +68,8 @@ function isAlertDocument(doc: Record<string, unknown>, r: FieldReader): boolean 
  * when it was created); the event id is the alert uuid.
  */
 export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseResult {
+  // Alerts come from the rule, so most are detections: read through some 30 paths, nested or flat.
+  r.listKeys();
   const hitSource = own(input, '_source');
   const doc = isObject(hitSource) ? hitSource : input;
   const ruleId = str(r.first(doc, ALERT.ruleId), 256);
@@ -83,7 +85,6 @@ export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseR
     (fromArcRule ? 'success' : undefined);
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(`Elastic alert${ruleId ? ` of rule ${ruleId}` : ''}: ${match.reason}`);
-  r.listKeys();
 
   const fields = readEcs(doc, r);
   // kibana.alert.new_terms holds the values of the rule's new_terms_fields, in order.

@@ -96,6 +96,7 @@ export function parseElasticEcs(doc: unknown, r = new FieldReader()): ParseResul
   const outcome = text(r.first(doc, ECS.outcome));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(match.reason);
+  // Most documents of an activity-log stream stop above; a detection is read through some 25 paths.
   r.listKeys();
   return buildDetection({
     ...readEcs(doc, r),
