@@ -1,10 +1,9 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import { recordAudit } from '../../core/audit.ts';
-import { broadLockKey, loadAlertState, removableBroadAccess } from '../alert-state.ts';
-import { authorise, channelOfClick, reply } from '../authorise.ts';
+import { broadLockKey, removableBroadAccess } from '../alert-state.ts';
+import { reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
-import { UNKNOWN_ALERT } from './revoke.ts';
+import { openAlertClick } from './alert-click.ts';
 import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
 
 export { broadLockKey };
@@ -34,25 +33,9 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
     ACTION_IDS.removeBroadRoles,
     async ({ ack, body, action, respond }) => {
       await ack();
-      const user = body.user.id;
-      const state = await loadAlertState(ctx.store, action.value ?? '', ctx.now());
-      if (!state) {
-        await reply(ctx, respond, UNKNOWN_ALERT);
-        return;
-      }
-      const d = state.alert.detection;
-      const subject = {
-        action: 'remove-broad-roles' as const,
-        alertId: state.alert.id,
-        appId: d.appId,
-        ip: d.sourceIp,
-      };
-      const place = { where: channelOfClick(body), home: state.channel };
-      if (!(await authorise(ctx, user, subject, respond, place))) return;
-      const refuse = async (detail: string, text: string) => {
-        await recordAudit(ctx.store, { actor: user, ...subject, result: 'duplicate', detail });
-        await reply(ctx, respond, text);
-      };
+      const click = await openAlertClick(ctx, { body, alertId: action.value, respond }, 'remove-broad-roles');
+      if (!click) return;
+      const { user, state, refuse } = click;
       if (state.broad?.status === 'done' && state.broad.mode === 'live') {
         await refuse('already removed', `The broad roles were already removed by <@${state.broad.by}>.`);
         return;

@@ -3,7 +3,6 @@ import { recordAudit } from '../../core/audit.ts';
 import type { PlannedStep, StepResult } from '../../core/remediation.ts';
 import {
   canUndo,
-  loadAlertState,
   revokeLockKey,
   type SlackAlertState,
   type UndoRun,
@@ -11,13 +10,13 @@ import {
   undoLockKey,
   updateAlertState,
 } from '../alert-state.ts';
-import { authorise, channelOfClick, reply } from '../authorise.ts';
+import { reply } from '../authorise.ts';
 import { undoLabel } from '../blocks/alert.ts';
 import { clip, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { trackRun, untrackRun } from '../stale-runs.ts';
-import { UNKNOWN_ALERT } from './revoke.ts';
+import { openAlertClick } from './alert-click.ts';
 import { REMEDIATION_LOCK_TTL_MS, STATUS_MARK } from './run-remediation.ts';
 
 export { undoLockKey };
@@ -101,20 +100,9 @@ async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string):
 export function registerUndo(app: App, ctx: SlackContext): void {
   app.action<BlockAction<ButtonAction>>(ACTION_IDS.undoRevoke, async ({ ack, body, action, respond }) => {
     await ack();
-    const user = body.user.id;
-    const state = await loadAlertState(ctx.store, action.value ?? '', ctx.now());
-    if (!state) {
-      await reply(ctx, respond, UNKNOWN_ALERT);
-      return;
-    }
-    const d = state.alert.detection;
-    const subject = { action: 'undo' as const, alertId: state.alert.id, appId: d.appId, ip: d.sourceIp };
-    const place = { where: channelOfClick(body), home: state.channel };
-    if (!(await authorise(ctx, user, subject, respond, place))) return;
-    const refuse = async (detail: string, text: string) => {
-      await recordAudit(ctx.store, { actor: user, ...subject, result: 'duplicate', detail });
-      await reply(ctx, respond, text);
-    };
+    const click = await openAlertClick(ctx, { body, alertId: action.value, respond }, 'undo');
+    if (!click) return;
+    const { user, state, refuse } = click;
     if (state.undo?.status === 'done') {
       await refuse('already undone', `Already undone by <@${state.undo.by}>.`);
       return;

@@ -1,0 +1,48 @@
+import { recordAudit } from '../../core/audit.ts';
+import { loadAlertState, type SlackAlertState } from '../alert-state.ts';
+import { type ActionSubject, authorise, channelOfClick, type Respond, reply } from '../authorise.ts';
+import type { SlackContext } from '../context.ts';
+
+/** Text of the note for an alert id that no state is kept for. */
+export const UNKNOWN_ALERT =
+  'This alert is no longer known to arc-responder (too old, or from another installation).';
+
+/** A button click on an alert, once the alert is found and the clicker allowed. */
+export interface AlertClick {
+  user: string;
+  state: SlackAlertState;
+  subject: ActionSubject & { alertId: string; appId: string; ip: string };
+  /** Refuses a repeat of an action that already ran: audited, answered privately. */
+  refuse(detail: string, text: string): Promise<void>;
+}
+
+/**
+ * The start every alert button shares: find the alert its value names and check that the clicker
+ * may use `action` (refusals are answered and audited by `authorise`). Undefined when the click
+ * goes no further.
+ */
+export async function openAlertClick(
+  ctx: SlackContext,
+  click: { body: { user: { id: string } }; alertId: string | undefined; respond: Respond | undefined },
+  action: ActionSubject['action'],
+): Promise<AlertClick | undefined> {
+  const user = click.body.user.id;
+  const state = await loadAlertState(ctx.store, click.alertId ?? '', ctx.now());
+  if (!state) {
+    await reply(ctx, click.respond, UNKNOWN_ALERT);
+    return undefined;
+  }
+  const d = state.alert.detection;
+  const subject = { action, alertId: state.alert.id, appId: d.appId, ip: d.sourceIp };
+  const place = { where: channelOfClick(click.body), home: state.channel };
+  if (!(await authorise(ctx, user, subject, click.respond, place))) return undefined;
+  return {
+    user,
+    state,
+    subject,
+    refuse: async (detail, text) => {
+      await recordAudit(ctx.store, { actor: user, ...subject, result: 'duplicate', detail });
+      await reply(ctx, click.respond, text);
+    },
+  };
+}
