@@ -350,7 +350,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       for (const ip of inBatch.get(appId) ?? []) ips.add(ip);
       return [...ips];
     });
-    // The pairs not in this batch, read in one call for every identity at once.
+    // The pairs not in this batch, checked in one call for every identity at once. A pair's value
+    // expires a window after its last sighting, so one that is still stored was seen within it.
     const unknownKeys: string[] = [];
     identities.forEach((appId, i) => {
       const list = lists[i]!;
@@ -360,8 +361,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         if (!pairs.has(key)) unknownKeys.push(key);
       }
     });
-    const records = unknownKeys.length > 0 ? await store.getMany<StoredPair>(unknownKeys) : [];
-    const stored = new Map(unknownKeys.map((key, i) => [key, records[i]]));
+    const found = unknownKeys.length > 0 ? await store.hasMany(unknownKeys) : [];
+    const stored = new Map(unknownKeys.map((key, i) => [key, found[i]!]));
 
     const counts = new Map<string, number>();
     const removals: Array<Promise<void>> = [];
@@ -375,9 +376,11 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       let live = 0;
       for (const ip of list) {
         const key = pairKey(appId, ip);
-        const rec = pairs.get(key) ?? stored.get(key);
-        if (rec === undefined && stored.has(key)) gone.push(ip);
-        if (rec !== undefined && rec.lastSeen >= t - windowMs) live++;
+        const inBatch = pairs.get(key);
+        if (inBatch !== undefined) {
+          if (inBatch.lastSeen >= t - windowMs) live++;
+        } else if (stored.get(key)) live++;
+        else gone.push(ip);
       }
       // Expired pairs leave their index entries behind; drop those met here.
       if (gone.length > 0) removals.push(store.removeMembers(identitySet(appId), gone));

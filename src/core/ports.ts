@@ -23,6 +23,8 @@ export interface StateStore {
   get<T>(key: string): Promise<T | undefined>;
   /** Same order as `keys`; missing or expired entries are `undefined`. */
   getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>>;
+  /** Whether each key holds a live value, same order as `keys`; cheaper than reading the values. */
+  hasMany(keys: readonly string[]): Promise<boolean[]>;
   set(key: string, value: unknown, ttlMs?: number): Promise<void>;
   setMany(entries: readonly StateEntry[]): Promise<void>;
   delete(key: string): Promise<boolean>;

@@ -64,11 +64,15 @@ export class KeyvStateStore implements StateStore {
   #prefix: string;
   #closeKeyv: () => Promise<void>;
   #closing: Promise<void> | undefined;
+  #exactHas: boolean;
 
   /**
    * @param valuePrefix put before every value key (`<namespace>:`), or `''` when the adapter
    *   prefixes keys itself.
    * @param closeKeyv closes the Keyv side after `rest`; defaults to `keyv.disconnect()`.
+   * @param exactHas whether the backend's `hasMany` honours expiry (SQLite's expiry column,
+   *   Redis's own TTLs, Keyv's check on a Map). Otherwise `hasMany` reads the values, through
+   *   which Keyv checks the expiry (@keyv/postgres keeps it inside the value).
    */
   constructor(
     kind: StateStore['kind'],
@@ -76,12 +80,14 @@ export class KeyvStateStore implements StateStore {
     rest: ClaimsAndSets,
     valuePrefix: string,
     closeKeyv: () => Promise<void> = () => keyv.disconnect(),
+    exactHas = true,
   ) {
     this.kind = kind;
     this.#keyv = keyv;
     this.#rest = rest;
     this.#prefix = valuePrefix;
     this.#closeKeyv = closeKeyv;
+    this.#exactHas = exactHas;
   }
 
   #open(): void {
@@ -100,6 +106,16 @@ export class KeyvStateStore implements StateStore {
     if (keys.length === 0) return [];
     const prefix = this.#prefix;
     return this.#keyv.getMany<T>(keys.map((key) => prefix + key));
+  }
+
+  async hasMany(keys: readonly string[]): Promise<boolean[]> {
+    this.#open();
+    checkKeys(keys, 'keys');
+    if (keys.length === 0) return [];
+    const prefix = this.#prefix;
+    const prefixed = keys.map((key) => prefix + key);
+    if (this.#exactHas) return this.#keyv.hasMany(prefixed);
+    return (await this.#keyv.getMany(prefixed)).map((value) => value !== undefined);
   }
 
   async set(key: string, value: unknown, ttlMs?: number): Promise<void> {

@@ -242,5 +242,6 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
     rest,
     `${options.namespace}:`,
     () => pool.end(),
+    false,
   );
 }

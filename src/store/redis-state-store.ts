@@ -93,6 +93,25 @@ class RedisClaimsAndSets implements ClaimsAndSets {
 }
 
 /**
+ * @keyv/redis with a cheaper `setMany`: the same keys and values in one MULTI, written with
+ * node-redis's current `expiration` option rather than the legacy `{ PX }` form, which costs
+ * node-redis about twice as much per command.
+ */
+class BatchingKeyvRedis extends KeyvRedis<string> {
+  async setMany(entries: Array<{ key: string; value: string; ttl?: number }>): Promise<void> {
+    if (this.isCluster()) return super.setMany(entries);
+    const client = (await this.getClient()) as RedisClient;
+    const multi = client.multi();
+    for (const { key, value, ttl } of entries) {
+      const prefixed = this.createKeyPrefix(key, this.namespace);
+      if (ttl) multi.set(prefixed, value, { expiration: { type: 'PX', value: ttl } });
+      else multi.set(prefixed, value);
+    }
+    await multi.exec();
+  }
+}
+
+/**
  * Opens a Redis-backed state store: values through `@keyv/redis` (`<ns>::<key>`), claims as
  * `SET NX PX` and sets as Redis sets, all on one node-redis connection. Resolves once Redis
  * answered; rejects with a `StoreError` (password masked) when it cannot connect.
@@ -137,7 +156,7 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
   }
   connectedOnce = true;
 
-  const adapter = new KeyvRedis(client, { namespace: options.namespace, throwOnErrors: true });
+  const adapter = new BatchingKeyvRedis(client, { namespace: options.namespace, throwOnErrors: true });
   // @keyv/redis prefixes keys itself (`<ns>::`): no prefix of our own.
   const keyv = createKeyv(adapter, options.namespace);
   return new KeyvStateStore(

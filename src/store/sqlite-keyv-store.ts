@@ -345,6 +345,7 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
       this.#hasStmt = this.db.prepare(
         `SELECT 1 AS found FROM ${table} WHERE key = ? AND (expires IS NULL OR expires > ?)`,
       );
+      this.#hasStmt.setReturnArrays(true);
       this.#setStmt = this.db.prepare(
         `INSERT INTO ${table} (key, value, expires) VALUES (?, ?, ?)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires`,
@@ -391,9 +392,18 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     return this.#hasStmt.get(key, Date.now()) !== undefined;
   }
 
+  /** One read transaction, like `getMany`, without reading the values. */
   async hasMany(keys: string[]): Promise<boolean[]> {
     const now = Date.now();
-    return keys.map((key) => this.#hasStmt.get(key, now) !== undefined);
+    const out = new Array<boolean>(keys.length);
+    const stmt = this.#hasStmt;
+    this.db.exec('BEGIN');
+    try {
+      for (let i = 0; i < keys.length; i++) out[i] = stmt.get(keys[i]!, now) !== undefined;
+    } finally {
+      this.db.exec('COMMIT');
+    }
+    return out;
   }
 
   /** `ttl` is relative ms as Keyv 5 passes it; absent or 0 means no expiry. */

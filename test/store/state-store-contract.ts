@@ -76,6 +76,17 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.getMany([])).toEqual([]);
       });
 
+      it('hasMany says which keys hold a value, in the order asked', async () => {
+        const store = await fresh();
+        await store.set('a', 'A');
+        await store.setMany([{ key: 'c', value: { c: true }, ttlMs: 60_000 }]);
+        expect(await store.hasMany(['c', 'missing', 'a', 'c'])).toEqual([true, false, true, true]);
+        expect(await store.hasMany([])).toEqual([]);
+        await store.claim('claimed-only', 60_000);
+        await store.addMembers('set-only', ['m']);
+        expect(await store.hasMany(['claimed-only', 'set-only'])).toEqual([false, false]);
+      });
+
       it('setMany writes every entry and overwrites existing ones', async () => {
         const store = await fresh();
         await store.set('x1', 'old');
@@ -138,6 +149,12 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
           2,
           3,
           undefined,
+        ]);
+        expect(await store.hasMany(['batch-short', 'batch-long', 'batch-forever', 'short'])).toEqual([
+          false,
+          true,
+          true,
+          false,
         ]);
         // An expired key is free for a new value.
         await store.set('short', 'again');
