@@ -4,10 +4,11 @@
  * baseline of the same run; listing one identity with 10,000 IPs; 1,000,000 pairs in SQLite (RSS
  * and file size, in a child process so that the figure is that of a process doing only this).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createClient } from '@keyv/redis';
 import { createEngine } from '../src/core/engine.ts';
 import { createHistory } from '../src/core/history.ts';
 import type { StateStore } from '../src/core/ports.ts';
@@ -120,13 +121,13 @@ async function listing(dir: string) {
   await store.close();
 }
 
-/** Child mode: fill a SQLite store with 1,000,000 pairs and print the peak RSS and file size. */
+/** Child mode: fill a SQLite store with 1,000,000 pairs at full speed; prints the peak RSS. */
 async function millionPairs(file: string) {
   const store = await openStateStore(`sqlite://${file}`);
   const engine = await createEngine({ store, windowMs: WINDOW, outbox: noOutbox });
   const now = Date.now();
   let peak = 0;
-  const total = 1_000_000;
+  const total = MILLION;
   for (let i = 0; i < total; i += 5000) {
     const batch = Array.from({ length: 5000 }, (_, j) =>
       event(appIdOf((i + j) % 100_000), ipOf(i + j), now - DAY),
@@ -141,8 +142,126 @@ async function millionPairs(file: string) {
   console.log(JSON.stringify({ peakRss: peak, sampleIps: sample.length }));
 }
 
+const MILLION = 1_000_000;
+
+/** The Node options `npm start` gives the service (package.json), so the service here runs alike. */
+function startFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  return pkg.scripts.start.split(/\s+/).filter((word) => word.startsWith('--'));
+}
+
+/** Peak and current resident set of a process, from /proc (Linux), in bytes. */
+function residentSet(pid: number): { peak: number; now: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1]) * 1024;
+    return { peak: kb('VmHWM'), now: kb('VmRSS') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The service itself (`node src/main.ts` with the options of `npm start`) on the store of a
+ * million pairs, fed over HTTP: first at a steady 1,000 events/s for 20 s, then as fast as it
+ * takes them for 10 s. Events are NDJSON records of random pairs among the million, 1 in 100 a new
+ * pair (alerted to the log-only chat). Reports the service's peak resident set after each phase.
+ */
+async function serveMillion(file: string) {
+  const child = spawn(
+    process.execPath,
+    [...startFlags(), path.join(import.meta.dirname, '..', 'src', 'main.ts')],
+    {
+      env: { ...process.env, STORE_URL: `sqlite://${file}`, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let text = '';
+      child.stdout!.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        const match = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(text);
+        if (match) resolve(Number(match[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`the service stopped (exit ${code}) before listening`)));
+      setTimeout(
+        () => reject(new Error('the service did not say where it listens within 30 s')),
+        30_000,
+      ).unref();
+    });
+    child.stdout!.resume();
+    const now = Date.now();
+    const random = prng(11);
+    let serial = 0;
+    const body = (n: number) => {
+      const lines: string[] = [];
+      for (let j = 0; j < n; j++) {
+        const p = Math.floor(random() * MILLION);
+        serial++;
+        const ip = serial % 100 === 0 ? ipOf(MILLION + serial) : ipOf(p);
+        lines.push(JSON.stringify(event(appIdOf(p % 100_000), ip, now - 60_000 + (serial % 50_000))));
+      }
+      return `${lines.join('\n')}\n`;
+    };
+    const post = async (n: number) => {
+      const res = await fetch(`http://127.0.0.1:${port}/ingest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: body(n),
+      });
+      if (res.status !== 200) throw new Error(`POST /ingest answered ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+    };
+    // Steady: 100 events every 100 ms.
+    const steadyStart = performance.now();
+    for (let tick = 0; tick < 200; tick++) {
+      await post(100);
+      const wait = steadyStart + (tick + 1) * 100 - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    const steady = residentSet(child.pid!);
+    // Full speed: two clients posting 500 events at a time (under the 1 MiB body limit) for 10 s.
+    let sent = 0;
+    const fullStart = performance.now();
+    await Promise.all(
+      [0, 1].map(async () => {
+        while (performance.now() - fullStart < 10_000) {
+          await post(500);
+          sent += 500;
+        }
+      }),
+    );
+    const fullRate = sent / ((performance.now() - fullStart) / 1000);
+    const full = residentSet(child.pid!);
+    return { steady, full, fullRate };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+}
+
+/** Deletes what the Redis runs wrote (event claims would otherwise stay for two weeks). */
+async function removeRedisKeys(url: string, namespaces: string[]) {
+  const client = createClient({ url });
+  await client.connect();
+  try {
+    for (const namespace of namespaces) {
+      for await (const keys of client.scanIterator({ MATCH: `${namespace}:*`, COUNT: 5000 })) {
+        if (keys.length > 0) await client.unlink(keys);
+      }
+    }
+  } finally {
+    await client.close();
+  }
+}
+
 async function main() {
   if (process.argv[2] === '--million') return millionPairs(process.argv[3]!);
+  // `--serve <file>`: only the service part, on a store filled before.
+  if (process.argv[2] === '--serve') return console.log(JSON.stringify(await serveMillion(process.argv[3]!)));
   // `node bench/engine.bench.ts [memory|sqlite|redis|listing|million ...]` runs only those parts.
   const parts = process.argv.slice(2);
   const want = (part: string) => parts.length === 0 || parts.includes(part);
@@ -156,10 +275,15 @@ async function main() {
     if (!want('redis')) {
       // not asked for
     } else if (redis) {
-      await throughput('redis', async () => {
-        const s = await openStateStore(redis, { namespace: `bench${Date.now()}${k++}` });
-        return s;
-      });
+      const namespaces: string[] = [];
+      try {
+        await throughput('redis', async () => {
+          namespaces.push(`bench${Date.now()}${k++}`);
+          return openStateStore(redis, { namespace: namespaces.at(-1)! });
+        });
+      } finally {
+        await removeRedisKeys(redis, namespaces);
+      }
     } else {
       console.log('engine redis: skipped (set BENCH_REDIS_URL or TEST_REDIS_URL to a Redis server)');
     }
@@ -167,7 +291,7 @@ async function main() {
     if (!want('million')) return;
     const file = path.join(dir, 'million.db');
     const started = performance.now();
-    const out = execFileSync(process.execPath, [import.meta.filename, '--million', file], {
+    const out = execFileSync(process.execPath, [...startFlags(), import.meta.filename, '--million', file], {
       encoding: 'utf8',
     });
     const { peakRss, sampleIps } = JSON.parse(out.trim().split('\n').at(-1)!) as {
@@ -181,8 +305,14 @@ async function main() {
         return sum;
       }
     }, 0);
+    const mb = (bytes: number | undefined) =>
+      bytes === undefined ? 'n/a' : `${(bytes / 2 ** 20).toFixed(0)} MB`;
     console.log(
-      `1,000,000 pairs in SQLite: peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MB (target < 200 MB), file ${(size / 2 ** 20).toFixed(0)} MB, loaded in ${((performance.now() - started) / 1000).toFixed(0)} s (${sampleIps} IPs for a sampled identity)`,
+      `1,000,000 pairs in SQLite: file ${mb(size)}; loading them at full speed: peak RSS ${mb(peakRss)}, ${((performance.now() - started) / 1000).toFixed(0)} s (${sampleIps} IPs for a sampled identity)`,
+    );
+    const served = await serveMillion(file);
+    console.log(
+      `the service on those 1,000,000 pairs (npm start${startFlags().length > 0 ? ` with ${startFlags().join(' ')}` : ''}): peak RSS ${mb(served.steady?.peak)} at a steady 1,000 events/s for 20 s (target < 200 MB); peak RSS ${mb(served.full?.peak)} after 10 s at full speed (${rate(served.fullRate)})`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

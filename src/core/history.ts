@@ -60,14 +60,34 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
     windowMs,
 
     async listIdentity(appId) {
-      const set = identitySet(appId);
-      const ips = await store.members(set);
-      if (ips.length === 0) return [];
-      const [pairs, infos, allows] = await Promise.all([
-        store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip))),
-        store.getMany<PairDetails>(ips.map((ip) => pairInfoKey(appId, ip))),
-        allowedOf(appId),
+      // Where the store reads key ranges (SQLite), the identity's pairs and details are two ranges;
+      // elsewhere its member set names them.
+      const pairsPrefix = pairKey(appId, '');
+      const infosPrefix = pairInfoKey(appId, '');
+      const [pairRows, infoRows] = await Promise.all([
+        store.valuesByPrefix<StoredPair>(pairsPrefix),
+        store.valuesByPrefix<PairDetails>(infosPrefix),
       ]);
+      let ips: string[];
+      let pairs: Array<StoredPair | undefined>;
+      let infos: Array<PairDetails | undefined>;
+      let allows: Map<string, AllowlistEntry>;
+      const set = identitySet(appId);
+      if (pairRows !== undefined && infoRows !== undefined) {
+        ips = pairRows.map(([key]) => key.slice(pairsPrefix.length));
+        pairs = pairRows.map(([, pair]) => pair);
+        const details = new Map(infoRows.map(([key, info]) => [key.slice(infosPrefix.length), info]));
+        infos = ips.map((ip) => details.get(ip));
+        allows = await allowedOf(appId);
+      } else {
+        ips = await store.members(set);
+        if (ips.length === 0) return [];
+        [pairs, infos, allows] = await Promise.all([
+          store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip))),
+          store.getMany<PairDetails>(ips.map((ip) => pairInfoKey(appId, ip))),
+          allowedOf(appId),
+        ]);
+      }
       const t = now();
       const horizon = t - windowMs;
       const entries: IdentityHistoryEntry[] = [];

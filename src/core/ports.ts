@@ -25,6 +25,13 @@ export interface StateStore {
   getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>>;
   /** Whether each key holds a live value, same order as `keys`; cheaper than reading the values. */
   hasMany(keys: readonly string[]): Promise<boolean[]>;
+  /**
+   * Every live value whose key starts with `prefix`, as `[key, value]` in key order, read as one
+   * range of the backend's key index (never a scan of the store). `undefined` when the backend
+   * has no ordered key index (Redis) or none this store can range over reliably: the caller then
+   * goes through a member set.
+   */
+  valuesByPrefix<T>(prefix: string): Promise<Array<[key: string, value: T]> | undefined>;
   set(key: string, value: unknown, ttlMs?: number): Promise<void>;
   setMany(entries: readonly StateEntry[]): Promise<void>;
   delete(key: string): Promise<boolean>;

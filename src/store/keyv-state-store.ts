@@ -1,5 +1,6 @@
 import type { Keyv } from 'keyv';
 import type { StateEntry, StateStore } from '../core/ports.ts';
+import { deserializeKeyvData } from './keyv-json.ts';
 import { StoreError } from './store-error.ts';
 
 /**
@@ -65,6 +66,7 @@ export class KeyvStateStore implements StateStore {
   #closeKeyv: () => Promise<void>;
   #closing: Promise<void> | undefined;
   #exactHas: boolean;
+  #rows: ((prefix: string) => Array<[string, string]>) | undefined;
 
   /**
    * @param valuePrefix put before every value key (`<namespace>:`), or `''` when the adapter
@@ -73,6 +75,8 @@ export class KeyvStateStore implements StateStore {
    * @param exactHas whether the backend's `hasMany` honours expiry (SQLite's expiry column,
    *   Redis's own TTLs, Keyv's check on a Map). Otherwise `hasMany` reads the values, through
    *   which Keyv checks the expiry (@keyv/postgres keeps it inside the value).
+   * @param rowsByPrefix the backend's range read of serialised rows by full key prefix, when it
+   *   has one (SQLite); without it `valuesByPrefix` answers undefined.
    */
   constructor(
     kind: StateStore['kind'],
@@ -81,6 +85,7 @@ export class KeyvStateStore implements StateStore {
     valuePrefix: string,
     closeKeyv: () => Promise<void> = () => keyv.disconnect(),
     exactHas = true,
+    rowsByPrefix?: (prefix: string) => Array<[string, string]>,
   ) {
     this.kind = kind;
     this.#keyv = keyv;
@@ -88,6 +93,7 @@ export class KeyvStateStore implements StateStore {
     this.#prefix = valuePrefix;
     this.#closeKeyv = closeKeyv;
     this.#exactHas = exactHas;
+    this.#rows = rowsByPrefix;
   }
 
   #open(): void {
@@ -116,6 +122,23 @@ export class KeyvStateStore implements StateStore {
     const prefixed = keys.map((key) => prefix + key);
     if (this.#exactHas) return this.#keyv.hasMany(prefixed);
     return (await this.#keyv.getMany(prefixed)).map((value) => value !== undefined);
+  }
+
+  async valuesByPrefix<T>(prefix: string): Promise<Array<[string, T]> | undefined> {
+    this.#open();
+    checkKey(prefix, 'prefix');
+    if (this.#rows === undefined) return undefined;
+    const cut = this.#prefix.length;
+    const now = Date.now();
+    const out: Array<[string, T]> = [];
+    for (const [key, text] of this.#rows(this.#prefix + prefix)) {
+      // The same checks Keyv makes on a read: its envelope may carry an expiry of its own.
+      const data = deserializeKeyvData<{ value?: T; expires?: number | null } | null>(text);
+      if (data === null || data.value === undefined) continue;
+      if (typeof data.expires === 'number' && data.expires < now) continue;
+      out.push([key.slice(cut), data.value]);
+    }
+    return out;
   }
 
   async set(key: string, value: unknown, ttlMs?: number): Promise<void> {

@@ -73,10 +73,10 @@ export function openSqliteDatabase(
     db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.trunc(busyTimeoutMs))}`);
     db.exec('PRAGMA journal_mode = WAL');
     db.exec('PRAGMA synchronous = NORMAL');
-    // A 32 MiB page cache (allocated as used) keeps the hot part of the history in memory; no
+    // A 16 MiB page cache (allocated as used) keeps the hot part of the history in memory; no
     // memory-mapped I/O, whose mapped pages would count against the process's memory as the
     // history grows (a million pairs must stay well under 200 MB of RSS).
-    db.exec('PRAGMA cache_size = -32768');
+    db.exec('PRAGMA cache_size = -16384');
     // After a checkpoint, cut the WAL back to 64 MiB so a burst of writes does not leave a
     // large -wal file behind for good. (The background checkpointer lifts this, and trims
     // the file itself.)
@@ -322,6 +322,7 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   #hasStmt: StatementSync;
   #setStmt: StatementSync;
   #deleteStmt: StatementSync;
+  #rangeStmt: StatementSync;
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweepCursor = '';
   #checkpointer: BackgroundCheckpointer | undefined;
@@ -351,6 +352,11 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires`,
       );
       this.#deleteStmt = this.db.prepare(`DELETE FROM ${table} WHERE key = ?`);
+      this.#rangeStmt = this.db.prepare(
+        `SELECT key, value FROM ${table} WHERE key >= ? AND key < ? AND (expires IS NULL OR expires > ?)
+         ORDER BY key`,
+      );
+      this.#rangeStmt.setReturnArrays(true);
     } catch (error) {
       this.db.close();
       throw error;
@@ -386,6 +392,14 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
       this.db.exec('COMMIT');
     }
     return out;
+  }
+
+  /**
+   * The live `[key, serialised value]` rows whose key starts with `prefix`, in key order: one walk
+   * along the primary key's index, about twice as fast as looking up the same keys one by one.
+   */
+  rowsByPrefix(prefix: string): Array<[string, string]> {
+    return this.#rangeStmt.all(prefix, prefixEnd(prefix), Date.now()) as unknown as Array<[string, string]>;
   }
 
   async has(key: string): Promise<boolean> {
@@ -538,6 +552,19 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
       if (this.listenerCount('error') > 0) this.emit('error', error);
     }
   }
+}
+
+/**
+ * The smallest text above every text that starts with `prefix`, in SQLite's BINARY order (UTF-8
+ * bytes): `prefix` with its last character replaced by the next one. A prefix must end in a
+ * character below U+D7FF (ours end in `:`), so that the next one is a single UTF-16 unit too.
+ */
+export function prefixEnd(prefix: string): string {
+  const last = prefix.charCodeAt(prefix.length - 1);
+  if (prefix === '' || last >= 0xd7ff) {
+    throw new Error(`a key prefix must end in a character below U+D7FF, got ${JSON.stringify(prefix)}`);
+  }
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1);
 }
 
 /** Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`. */

@@ -176,5 +176,14 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
       `Cannot prepare the SQLite database "${options.path}": ${(error as Error).message}`,
     );
   }
-  return new KeyvStateStore('sqlite', createKeyv(adapter, options.namespace), rest, `${options.namespace}:`);
+  const keyv = createKeyv(adapter, options.namespace);
+  return new KeyvStateStore(
+    'sqlite',
+    keyv,
+    rest,
+    `${options.namespace}:`,
+    () => keyv.disconnect(),
+    true,
+    (prefix) => adapter.rowsByPrefix(prefix),
+  );
 }

@@ -87,6 +87,34 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.hasMany(['claimed-only', 'set-only'])).toEqual([false, false]);
       });
 
+      it('valuesByPrefix reads the live values under a prefix in key order, or says it cannot', async () => {
+        const store = await fresh();
+        await store.setMany([
+          { key: 'pair:a:10.0.0.2', value: { n: 2 } },
+          { key: 'pair:a:10.0.0.1', value: { n: 1 }, ttlMs: 60_000 },
+          { key: 'pair:a:::1', value: { n: 3 } },
+          { key: 'pair:a:gone', value: { n: 4 }, ttlMs: SHORT_TTL },
+          { key: 'pair:ab:10.0.0.1', value: 'other identity' },
+          { key: 'pair:a;', value: 'next prefix' },
+          { key: 'pair:a', value: 'the prefix without its separator' },
+        ]);
+        await store.claim('pair:a:claimed', 60_000);
+        await sleep(PAST_EXPIRY);
+        const rows = await store.valuesByPrefix('pair:a:');
+        if (store.kind === 'sqlite') {
+          expect(rows).toEqual([
+            ['pair:a:10.0.0.1', { n: 1 }],
+            ['pair:a:10.0.0.2', { n: 2 }],
+            ['pair:a:::1', { n: 3 }],
+          ]);
+          expect(await store.valuesByPrefix('pair:none:')).toEqual([]);
+        } else {
+          // Redis keeps no ordered key index; @keyv/postgres's key column may sort by locale.
+          expect(rows).toBeUndefined();
+        }
+        await expect(store.valuesByPrefix('')).rejects.toThrow(/prefix must be a non-empty string/);
+      });
+
       it('setMany writes every entry and overwrites existing ones', async () => {
         const store = await fresh();
         await store.set('x1', 'old');
