@@ -15,6 +15,7 @@ const BRACKETED = /^\[([^\]]+)\](?::\d{1,5})?$/;
  */
 export function canonicalIp(raw: string): string | undefined {
   if (typeof raw !== 'string' || raw.length > MAX_INPUT) return undefined;
+  if (isCanonicalIpv4(raw)) return raw; // what nearly every event carries: no trim, regex or copy
   let s = raw.trim();
   const bracketed = BRACKETED.exec(s);
   if (bracketed) s = bracketed[1]!;
@@ -32,6 +33,34 @@ export function canonicalIp(raw: string): string | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * True for dotted-decimal IPv4 text that is already canonical: four decimal numbers of at most 255,
+ * without leading zeros, signs or spaces. Exactly the text that `canonicalIp` would return as is
+ * (anything else goes the long way, which judges it).
+ */
+function isCanonicalIpv4(s: string): boolean {
+  if (s.length < 7 || s.length > 15) return false;
+  let dots = 0;
+  let digits = 0; // in the current number
+  let value = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === DOT) {
+      if (digits === 0 || ++dots > 3) return false;
+      digits = 0;
+      value = 0;
+      continue;
+    }
+    const d = c - DIGIT_0;
+    // A digit after a leading 0 would be a leading zero.
+    if (d < 0 || d > 9 || (digits === 1 && value === 0)) return false;
+    value = value * 10 + d;
+    if (value > 255) return false;
+    digits++;
+  }
+  return dots === 3 && digits > 0;
 }
 
 /** `s` is a valid IPv6 address per `isIP` (so at most one `::` and well-formed groups). */
@@ -119,6 +148,7 @@ function ipv6Groups(s: string): number[] {
 
 const COLON = 58;
 const DOT = 46;
+const DIGIT_0 = 48;
 const HEX = '0123456789abcdef';
 
 /** `n.toString(16)` for a 16-bit group, several times faster (8 of them per address). */

@@ -1,8 +1,19 @@
 import type { AzureAlertInfo, ParseResult } from '../detection.ts';
 import { echo, matchOperation } from '../rule.ts';
+import { clientIpAddress } from './azure-activity-log.ts';
 import { buildDetection, ignored, invalid, text } from './build-detection.ts';
 import { parseEventTime } from './event-time.ts';
-import { FieldReader, field, isObject, type Json, jsonObject, own, str, unwrapValue } from './fields.ts';
+import {
+  FieldReader,
+  field,
+  isObject,
+  type Json,
+  jsonObject,
+  own,
+  ownValue,
+  str,
+  unwrapValue,
+} from './fields.ts';
 import { readClaims, readEvidence } from './identity.ts';
 
 export const COMMON_SCHEMA_ID = 'azureMonitorCommonAlertSchema';
@@ -33,6 +44,18 @@ const schemaIdOf = (doc: unknown): string | undefined => str(own(doc, 'schemaId'
 
 /** Common alert schema: by `schemaId`, or a payload (or its `data`) with `essentials`/`alertContext`. */
 export function isMonitorCommon(doc: unknown, r = new FieldReader()): boolean {
+  if (!isObject(doc)) return false;
+  // Marker reads (see fields.ts): without these, none of the fields below reads anything.
+  if (
+    doc.schemaId === undefined &&
+    doc.data === undefined &&
+    doc['data.essentials'] === undefined &&
+    doc['data.alertContext'] === undefined &&
+    doc.essentials === undefined &&
+    doc.alertContext === undefined
+  ) {
+    return false;
+  }
   const schemaId = schemaIdOf(doc);
   if (schemaId !== undefined) return schemaId.toLowerCase() === COMMON_SCHEMA_ID.toLowerCase();
   return (
@@ -45,6 +68,16 @@ export function isMonitorCommon(doc: unknown, r = new FieldReader()): boolean {
 
 /** Legacy activity-log alert webhook: by `schemaId` or by `data.context.activityLog`. */
 export function isMonitorLegacy(doc: unknown, r = new FieldReader()): boolean {
+  if (!isObject(doc)) return false;
+  // Marker reads (see fields.ts): without these, neither field below reads anything.
+  if (
+    doc.schemaId === undefined &&
+    doc.data === undefined &&
+    doc['data.context'] === undefined &&
+    doc['data.context.activityLog'] === undefined
+  ) {
+    return false;
+  }
   const schemaId = schemaIdOf(doc);
   if (schemaId !== undefined) return schemaId.toLowerCase() === LEGACY_ACTIVITY_LOG_SCHEMA_ID.toLowerCase();
   return isObject(r.get(doc, LEGACY.activityLog));
@@ -78,11 +111,12 @@ export function parseMonitorCommon(payload: unknown, r = new FieldReader()): Par
     return ignored(`Azure Monitor ${echo(service)} alert is not about an ARM operation`);
   }
   if (!isObject(ctx)) return invalid('Azure Monitor common-schema payload has no data.alertContext');
-  const operation = text(unwrapValue(own(ctx, 'operationName')));
-  const outcome = text(unwrapValue(own(ctx, 'status')));
+  // The event's fields are read at fixed keys, as in records (see `ownValue`).
+  const operation = text(unwrapValue(ownValue(ctx, 'operationName', ctx.operationName)));
+  const outcome = text(unwrapValue(ownValue(ctx, 'status', ctx.status)));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(`Azure Monitor activity-log alert: ${match.reason}`);
-  const claims = readClaims(jsonObject(own(ctx, 'claims')));
+  const claims = readClaims(jsonObject(ownValue(ctx, 'claims', ctx.claims)));
   const targets = own(essentials, 'alertTargetIDs');
   return buildDetection({
     sourceFormat: 'azure-monitor-common',
@@ -90,16 +124,16 @@ export function parseMonitorCommon(payload: unknown, r = new FieldReader()): Par
     outcome,
     appId: claims.appId,
     appIdField: 'data.alertContext.claims (appid)',
-    ip: own(jsonObject(own(ctx, 'httpRequest')), 'clientIpAddress'),
+    ip: clientIpAddress(ownValue(ctx, 'httpRequest', ctx.httpRequest)),
     ipField: 'data.alertContext.httpRequest.clientIpAddress',
     missingIpHint: NO_IP_HINT,
-    time: own(ctx, 'eventTimestamp'),
+    time: ownValue(ctx, 'eventTimestamp', ctx.eventTimestamp),
     timeField: 'data.alertContext.eventTimestamp',
     claims,
     evidence: readEvidence(r.get(ctx, COMMON.evidence)),
     resourceId: r.first(ctx, COMMON.resourceId) ?? (Array.isArray(targets) ? targets[0] : undefined),
-    correlationId: own(ctx, 'correlationId'),
-    caller: own(ctx, 'caller'),
+    correlationId: ownValue(ctx, 'correlationId', ctx.correlationId),
+    caller: ownValue(ctx, 'caller', ctx.caller),
     azureAlert: alertInfo(essentials),
   });
 }
@@ -111,27 +145,28 @@ export function parseMonitorCommon(payload: unknown, r = new FieldReader()): Par
 export function parseMonitorLegacy(payload: unknown, r = new FieldReader()): ParseResult {
   const log = r.get(payload, LEGACY.activityLog);
   if (!isObject(log)) return invalid('legacy activity-log alert payload has no data.context.activityLog');
-  const operation = text(unwrapValue(own(log, 'operationName')));
-  const outcome = text(unwrapValue(own(log, 'status')));
+  // The event's fields are read at fixed keys, as in records (see `ownValue`).
+  const operation = text(unwrapValue(ownValue(log, 'operationName', log.operationName)));
+  const outcome = text(unwrapValue(ownValue(log, 'status', log.status)));
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(`Azure Monitor activity-log alert: ${match.reason}`);
-  const claims = readClaims(jsonObject(own(log, 'claims')));
+  const claims = readClaims(jsonObject(ownValue(log, 'claims', log.claims)));
   return buildDetection({
     sourceFormat: 'azure-monitor-legacy',
     operation: operation!,
     outcome,
     appId: claims.appId,
     appIdField: 'data.context.activityLog.claims (appid)',
-    ip: own(jsonObject(own(log, 'httpRequest')), 'clientIpAddress'),
+    ip: clientIpAddress(ownValue(log, 'httpRequest', log.httpRequest)),
     ipField: 'data.context.activityLog.httpRequest.clientIpAddress',
     missingIpHint: NO_IP_HINT,
-    time: own(log, 'eventTimestamp'),
+    time: ownValue(log, 'eventTimestamp', log.eventTimestamp),
     timeField: 'data.context.activityLog.eventTimestamp',
     claims,
     evidence: readEvidence(r.get(log, LEGACY.evidence)),
     resourceId: r.first(log, LEGACY.resourceId),
-    correlationId: own(log, 'correlationId'),
-    caller: own(log, 'caller'),
+    correlationId: ownValue(log, 'correlationId', log.correlationId),
+    caller: ownValue(log, 'caller', log.caller),
   });
 }
 

@@ -16,7 +16,7 @@ import { echo } from '../rule.ts';
 import { BoundedCache } from './bounded-cache.ts';
 import { hashEventId } from './event-id.ts';
 import { parseEventTime } from './event-time.ts';
-import { single, str } from './fields.ts';
+import { single, str, trimmed } from './fields.ts';
 import type { ClaimValues } from './identity.ts';
 
 /** What a format parser found in an event that passed the rule, before validation. */
@@ -48,8 +48,6 @@ export interface DetectionInput {
   azureAlert?: AzureAlertInfo;
 }
 
-const UNSPECIFIED = new Set(['0.0.0.0', '::']);
-
 /** Parsed resource ids: clusters repeat from event to event, and parsing one costs more than a lookup. */
 const clusterRefs = new BoundedCache<string, ClusterRef>(1024);
 
@@ -67,28 +65,28 @@ export const invalid = (reason: string): ParseFailure => ({ ok: false, kind: 'in
 
 /** Validates identity, IP and time (in that order) and assembles the Detection. */
 export function buildDetection(input: DetectionInput): ParseResult {
-  const what = `${input.sourceFormat} event for ${input.operation}`;
+  const what = () => `${input.sourceFormat} event for ${input.operation}`;
   const appId = str(single(input.appId), 256);
   if (appId === undefined) {
-    return invalid(`${what} has no caller identity in ${input.appIdField}`);
+    return invalid(`${what()} has no caller identity in ${input.appIdField}`);
   }
   const rawIp = single(input.ip);
   if (rawIp === undefined || rawIp === null || rawIp === '') {
     const hint = input.missingIpHint ? `: ${input.missingIpHint}` : '';
-    return invalid(`${what} has no caller IP in ${input.ipField}${hint}`);
+    return invalid(`${what()} has no caller IP in ${input.ipField}${hint}`);
   }
   const sourceIp = typeof rawIp === 'string' ? canonicalIp(rawIp) : undefined;
   if (sourceIp === undefined) {
-    return invalid(`${what} has caller IP ${echo(rawIp)} in ${input.ipField}, which is not an IP address`);
+    return invalid(`${what()} has caller IP ${echo(rawIp)} in ${input.ipField}, which is not an IP address`);
   }
-  if (UNSPECIFIED.has(sourceIp)) {
+  if (sourceIp === '0.0.0.0' || sourceIp === '::') {
     // Azure writes 0.0.0.0 where it has no caller IP (e.g. Recommendation events).
-    return invalid(`${what} has the unspecified address ${sourceIp} in ${input.ipField}: no caller IP`);
+    return invalid(`${what()} has the unspecified address ${sourceIp} in ${input.ipField}: no caller IP`);
   }
   const eventTime = parseEventTime(single(input.time));
   if (eventTime === undefined) {
     const seen = input.time === undefined ? 'nothing' : echo(input.time);
-    return invalid(`${what} has no valid event time in ${input.timeField} (got ${seen})`);
+    return invalid(`${what()} has no valid event time in ${input.timeField} (got ${seen})`);
   }
 
   const claims = input.claims;
@@ -126,7 +124,9 @@ export function buildDetection(input: DetectionInput): ParseResult {
   if (principalType !== undefined) detection.principalType = principalType;
   const tenantId = str(input.tenantId, 256) ?? claims.tenantId;
   if (tenantId !== undefined) detection.tenantId = tenantId;
-  const isUser = principalType?.toLowerCase() === 'user';
+  // Lower-casing keeps the length of any text that can become `user` (see rule.ts): other types
+  // (most callers are service principals) are told apart without a lower-cased copy.
+  const isUser = principalType?.length === 4 && principalType.toLowerCase() === 'user';
   if (isUser || claims.upn !== undefined) {
     const caller = str(input.caller, 512);
     const upn = claims.upn ?? (caller?.includes('@') ? caller : undefined);
@@ -152,9 +152,5 @@ function principalTypeOf(idtyp: string | undefined): string | undefined {
 
 /** An operation or outcome as received: strings trimmed (length is checked by the rule), other scalars as text. */
 export function text(v: unknown): string | undefined {
-  if (typeof v === 'string') {
-    const t = v.trim();
-    return t === '' ? undefined : t;
-  }
-  return str(v);
+  return typeof v === 'string' ? trimmed(v) : str(v);
 }

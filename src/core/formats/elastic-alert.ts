@@ -2,7 +2,7 @@ import type { ElasticAlertInfo, ParseResult } from '../detection.ts';
 import { ARC_NEW_TERMS_FIELDS, ARC_RULE_ID, LIST_CLUSTER_USER_CREDENTIAL, matchOperation } from '../rule.ts';
 import { buildDetection, ignored, text } from './build-detection.ts';
 import { ECS, readEcs } from './elastic-ecs.ts';
-import { FieldReader, field, isObject, num, own, str } from './fields.ts';
+import { FieldReader, field, isObject, type Json, num, own, str } from './fields.ts';
 
 /**
  * Field paths of an Elastic Security alert (FORMATS.md §2, §3). Kibana's webhook context nests
@@ -40,25 +40,41 @@ const ALERT = {
 /** Only web links are passed on (the chat side renders them as links). */
 const HTTP_URL = /^https?:\/\//i;
 
-/** Keys whose presence marks a flat alert `_source`. */
-const FLAT_MARKERS = [
-  'kibana.alert.uuid',
-  'kibana.alert.original_time',
-  'kibana.alert.rule.rule_id',
-  'kibana.alert.rule.uuid',
-  'kibana.alert.new_terms',
-] as const;
-
 /** True for a Kibana webhook alert element, a flat alert `_source`, or a search hit holding one. */
 export function isElasticAlert(doc: unknown, r = new FieldReader()): boolean {
   if (!isObject(doc)) return false;
+  // Marker reads (see fields.ts): with none of these, neither `_source` nor `kibana.alert` nor
+  // `signal.rule` can hold an object, and only the flat-key markers are left to check.
+  if (
+    doc._source === undefined &&
+    doc.kibana === undefined &&
+    doc['kibana.alert'] === undefined &&
+    doc.signal === undefined &&
+    doc['signal.rule'] === undefined
+  ) {
+    return hasFlatMarker(doc);
+  }
   const hitSource = own(doc, '_source');
   return isObject(hitSource) ? isAlertDocument(hitSource, r) : isAlertDocument(doc, r);
 }
 
-function isAlertDocument(doc: Record<string, unknown>, r: FieldReader): boolean {
+function isAlertDocument(doc: Json, r: FieldReader): boolean {
   if (isObject(r.get(doc, ALERT.kibanaAlert)) || isObject(r.get(doc, ALERT.signalRule))) return true;
-  return FLAT_MARKERS.some((key) => Object.hasOwn(doc, key));
+  return hasFlatMarker(doc);
+}
+
+/**
+ * Whether `doc` has one of the keys whose presence marks a flat alert `_source` (each looked up at
+ * a fixed key: see `ownValue`).
+ */
+function hasFlatMarker(doc: Json): boolean {
+  return (
+    Object.hasOwn(doc, 'kibana.alert.uuid') ||
+    Object.hasOwn(doc, 'kibana.alert.original_time') ||
+    Object.hasOwn(doc, 'kibana.alert.rule.rule_id') ||
+    Object.hasOwn(doc, 'kibana.alert.rule.uuid') ||
+    Object.hasOwn(doc, 'kibana.alert.new_terms')
+  );
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { AutonomousSystem, Geo, ParseResult } from '../detection.ts';
 import { matchOperation } from '../rule.ts';
 import { buildDetection, type DetectionInput, ignored, text } from './build-detection.ts';
-import { FieldReader, field, num, str } from './fields.ts';
+import { FieldReader, field, isObject, num, str } from './fields.ts';
 import { readClaims, readEvidence } from './identity.ts';
 
 /** Field paths of an Elastic `logs-azure.activitylogs-*` document (FORMATS.md §1). */
@@ -46,6 +46,19 @@ export type EcsFields = Pick<
 
 /** True when `doc` looks like an Elastic activity-log document (nested or flat keys). */
 export function isElasticActivityLog(doc: unknown, r = new FieldReader()): boolean {
+  if (!isObject(doc)) return false;
+  // Marker reads (see fields.ts): without these, none of the paths below reads anything.
+  if (
+    doc.azure === undefined &&
+    doc['azure.activitylogs'] === undefined &&
+    doc['azure.activitylogs.operation_name'] === undefined &&
+    doc.data_stream === undefined &&
+    doc['data_stream.dataset'] === undefined &&
+    doc.event === undefined &&
+    doc['event.dataset'] === undefined
+  ) {
+    return false;
+  }
   return (
     r.get(doc, ECS.activitylogs) !== undefined ||
     r.get(doc, ECS.operationName) !== undefined ||

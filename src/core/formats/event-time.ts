@@ -1,3 +1,5 @@
+import { trimmed } from './fields.ts';
+
 /**
  * ISO 8601 date-time as Azure and Elastic write it: `2019-10-24T00:13:46.3554259Z` (Azure, 7
  * fractional digits), `2021-11-16T08:27:36.1836909+00:00` (common alert schema),
@@ -18,7 +20,7 @@ export function parseEventTime(v: unknown): string | undefined {
   if (typeof v === 'number') {
     ms = Number.isInteger(v) ? v : undefined;
   } else if (typeof v === 'string' && v.length <= 64) {
-    const s = v.trim();
+    const s = trimmed(v) ?? '';
     const utc = utcIso(s);
     if (utc !== undefined) return utc;
     ms = parseIso(s);
@@ -62,8 +64,9 @@ function utcIso(s: string): string | undefined {
   if (twoDigits(s, 11) > 23 || twoDigits(s, 14) > 59 || twoDigits(s, 17) > 59) return undefined;
   const fraction = end - 20;
   if (fraction === 3 && zone === 1) return s; // already `YYYY-MM-DDTHH:MM:SS.mmmZ`
-  const millis = fraction >= 3 ? s.slice(20, 23) : s.slice(20, end).padEnd(3, '0');
-  return `${s.slice(0, 19)}.${millis}Z`;
+  // More digits (Azure sends 7) are cut: the first 23 characters are then the answer but for the `Z`.
+  if (fraction >= 3) return `${s.slice(0, 23)}Z`;
+  return `${s.slice(0, 19)}.${s.slice(20, end).padEnd(3, '0')}Z`;
 }
 
 function parseIso(s: string): number | undefined {

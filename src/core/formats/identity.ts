@@ -1,7 +1,7 @@
 import { dashGuid } from '../azure-ids.ts';
 import type { Evidence } from '../detection.ts';
 import { BoundedCache } from './bounded-cache.ts';
-import { isObject, type Json, own, str } from './fields.ts';
+import { isObject, type Json, own, ownValue, str } from './fields.ts';
 
 /** The claims the bot uses, read from any channel's claims object. */
 export interface ClaimValues {
@@ -16,27 +16,19 @@ export interface ClaimValues {
 }
 
 /**
- * Each claim under every key it is found under: Azure's URI keys, the same keys with `.` replaced
- * by `_` (Elastic's ingest pipeline does that to every claim key except `appid`), and the short
- * names of v2 tokens.
+ * The claim keys: Azure's URI keys, the same keys with `.` replaced by `_` (Elastic's ingest
+ * pipeline does that to every claim key except `appid`), and the short names of v2 tokens.
  */
-const CLAIM_KEYS = {
-  objectId: uriKeys('http://schemas.microsoft.com/identity/claims/objectidentifier', 'oid'),
-  tenantId: uriKeys('http://schemas.microsoft.com/identity/claims/tenantid', 'tid'),
-  upn: uriKeys('http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn', 'upn'),
-} as const;
+const OBJECT_ID = 'http://schemas.microsoft.com/identity/claims/objectidentifier';
+const OBJECT_ID_ECS = 'http://schemas_microsoft_com/identity/claims/objectidentifier';
+const TENANT_ID = 'http://schemas.microsoft.com/identity/claims/tenantid';
+const TENANT_ID_ECS = 'http://schemas_microsoft_com/identity/claims/tenantid';
+const UPN = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn';
+const UPN_ECS = 'http://schemas_xmlsoap_org/ws/2005/05/identity/claims/upn';
 
-function uriKeys(uri: string, short: string): readonly string[] {
-  return [uri, uri.replaceAll('.', '_'), short];
-}
-
-function firstClaim(claims: Json, keys: readonly string[]): string | undefined {
-  for (const key of keys) {
-    const v = str(own(claims, key), 512);
-    if (v !== undefined) return v;
-  }
-  return undefined;
-}
+/** A claim's text: `value` is `claims[key]`, read by the caller at a fixed key (see `ownValue`). */
+const claim = (claims: Json, key: string, value: unknown, max = 512): string | undefined =>
+  str(ownValue(claims, key, value), max);
 
 /** Dashed GUIDs by the text they came as: the same principals and roles recur in event after event. */
 const dashedGuids = new BoundedCache<string, string>(4096);
@@ -58,17 +50,26 @@ function guid(s: string | undefined): string | undefined {
 export function readClaims(claims: unknown, initiatedByUser?: unknown): ClaimValues {
   const out: ClaimValues = {};
   if (isObject(claims)) {
-    const appId = str(own(claims, 'appid'), 256);
+    // Each claim under the first of its keys that holds one.
+    const c = claims;
+    const appId = claim(c, 'appid', c.appid, 256);
     if (appId !== undefined) out.appId = appId;
-    const objectId = guid(firstClaim(claims, CLAIM_KEYS.objectId));
+    const objectId = guid(
+      claim(c, OBJECT_ID, c[OBJECT_ID]) ??
+        claim(c, OBJECT_ID_ECS, c[OBJECT_ID_ECS]) ??
+        claim(c, 'oid', c.oid),
+    );
     if (objectId !== undefined) out.objectId = objectId;
-    const tenantId = firstClaim(claims, CLAIM_KEYS.tenantId);
+    const tenantId =
+      claim(c, TENANT_ID, c[TENANT_ID]) ??
+      claim(c, TENANT_ID_ECS, c[TENANT_ID_ECS]) ??
+      claim(c, 'tid', c.tid);
     if (tenantId !== undefined) out.tenantId = tenantId;
-    const upn = firstClaim(claims, CLAIM_KEYS.upn);
+    const upn = claim(c, UPN, c[UPN]) ?? claim(c, UPN_ECS, c[UPN_ECS]) ?? claim(c, 'upn', c.upn);
     if (upn !== undefined) out.upn = upn;
-    const name = str(own(claims, 'name'), 512);
+    const name = claim(c, 'name', c.name);
     if (name !== undefined) out.name = name;
-    const idtyp = str(own(claims, 'idtyp'), 16);
+    const idtyp = claim(c, 'idtyp', c.idtyp, 16);
     if (idtyp !== undefined) out.idtyp = idtyp.toLowerCase();
   }
   const fullname = str(own(initiatedByUser, 'fullname'), 512);
@@ -84,19 +85,26 @@ export function readClaims(claims: unknown, initiatedByUser?: unknown): ClaimVal
 export function readEvidence(evidence: unknown): Evidence {
   const out: Evidence = {};
   if (!isObject(evidence)) return out;
-  const pick = (snake: string, camel: string) =>
-    str(own(evidence, snake), 1024) ?? str(own(evidence, camel), 1024);
-  const role = str(own(evidence, 'role'), 512);
+  const e = evidence;
+  // Named reads, see `ownValue`.
+  const text = (key: string, value: unknown, max = 1024) => str(ownValue(e, key, value), max);
+  const role = text('role', e.role, 512);
   if (role !== undefined) out.role = role;
-  const roleDefinitionId = guid(pick('role_definition_id', 'roleDefinitionId'));
+  const roleDefinitionId = guid(
+    text('role_definition_id', e.role_definition_id) ?? text('roleDefinitionId', e.roleDefinitionId),
+  );
   if (roleDefinitionId !== undefined) out.roleDefinitionId = roleDefinitionId;
-  const roleAssignmentId = guid(pick('role_assignment_id', 'roleAssignmentId'));
+  const roleAssignmentId = guid(
+    text('role_assignment_id', e.role_assignment_id) ?? text('roleAssignmentId', e.roleAssignmentId),
+  );
   if (roleAssignmentId !== undefined) out.roleAssignmentId = roleAssignmentId;
-  const roleAssignmentScope = pick('role_assignment_scope', 'roleAssignmentScope');
+  const roleAssignmentScope =
+    text('role_assignment_scope', e.role_assignment_scope) ??
+    text('roleAssignmentScope', e.roleAssignmentScope);
   if (roleAssignmentScope !== undefined) out.roleAssignmentScope = roleAssignmentScope;
-  const principalId = guid(pick('principal_id', 'principalId'));
+  const principalId = guid(text('principal_id', e.principal_id) ?? text('principalId', e.principalId));
   if (principalId !== undefined) out.principalId = principalId;
-  const principalType = pick('principal_type', 'principalType');
+  const principalType = text('principal_type', e.principal_type) ?? text('principalType', e.principalType);
   if (principalType !== undefined) out.principalType = principalType;
   return out;
 }
