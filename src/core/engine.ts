@@ -344,7 +344,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       inBatch.set(pair.appId, ips);
     }
     const identities = [...alerting];
-    const indexed = await Promise.all(identities.map((appId) => store.members(identitySet(appId))));
+    const indexed = await store.membersOfMany(identities.map(identitySet));
     const lists = identities.map((appId, i) => {
       const ips = new Set(indexed[i]);
       for (const ip of inBatch.get(appId) ?? []) ips.add(ip);

@@ -50,6 +50,8 @@ export interface StateStore {
   removeMembers(set: string, members: readonly string[]): Promise<void>;
   /** Members of one set, read through an index: never a scan of the whole store. */
   members(set: string): Promise<string[]>;
+  /** `members` of many sets in one round trip (one read transaction in SQL), same order as `sets`. */
+  membersOfMany(sets: readonly string[]): Promise<string[][]>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -17,6 +17,8 @@ export interface ClaimsAndSets {
   removeMembers(set: string, members: readonly string[]): Promise<void>;
   /** Members of one set in any order. */
   members(set: string): Promise<string[]>;
+  /** Members of each set, in any order within a set; same order as `sets`. */
+  membersOfMany(sets: readonly string[]): Promise<string[][]>;
   ping(): Promise<void>;
   /** Releases this half's resources; the Keyv half is closed separately, after it. */
   close(): Promise<void>;
@@ -223,6 +225,16 @@ export class KeyvStateStore implements StateStore {
     checkKey(set, 'set');
     const list = await this.#rest.members(set);
     return list.sort();
+  }
+
+  /** `members` of each set, each sorted. */
+  async membersOfMany(sets: readonly string[]): Promise<string[][]> {
+    this.#open();
+    checkKeys(sets, 'sets');
+    if (sets.length === 0) return [];
+    const lists = await this.#rest.membersOfMany(sets);
+    for (const list of lists) list.sort();
+    return lists;
   }
 
   async ping(): Promise<void> {

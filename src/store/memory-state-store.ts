@@ -68,6 +68,10 @@ class MemoryClaimsAndSets implements ClaimsAndSets {
     return [...(this.#sets.get(set) ?? [])];
   }
 
+  async membersOfMany(sets: readonly string[]): Promise<string[][]> {
+    return sets.map((set) => [...(this.#sets.get(set) ?? [])]);
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {

@@ -165,6 +165,19 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
     return result.rows.map((row) => row.member);
   }
 
+  /** One query over the sets' index range. */
+  async membersOfMany(sets: readonly string[]): Promise<string[][]> {
+    const keys = sets.map((set) => this.#prefix + set);
+    const result = await this.#pool.query<{ set_key: string; member: string }>(
+      'SELECT set_key, member FROM public.arc_members WHERE set_key = ANY($1::text[])',
+      [keys],
+    );
+    const bySet = new Map<string, string[]>(keys.map((key) => [key, []]));
+    for (const row of result.rows) bySet.get(row.set_key)?.push(row.member);
+    // A set named twice gets its own copy of the list each time.
+    return keys.map((key) => [...bySet.get(key)!]);
+  }
+
   async ping(): Promise<void> {
     await this.#pool.query('SELECT 1');
   }

@@ -85,6 +85,13 @@ class RedisClaimsAndSets implements ClaimsAndSets {
     return this.#client.sMembers(this.#setPrefix + set);
   }
 
+  /** One pipelined round trip of SMEMBERS. */
+  async membersOfMany(sets: readonly string[]): Promise<string[][]> {
+    const pipeline = this.#client.multi();
+    for (const set of sets) pipeline.sMembers(this.#setPrefix + set);
+    return (await pipeline.execAsPipeline()) as unknown as string[][];
+  }
+
   async ping(): Promise<void> {
     await this.#client.ping();
   }

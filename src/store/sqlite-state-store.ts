@@ -125,6 +125,24 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
     return rows.map((row) => row[0]);
   }
 
+  /** One read transaction: one consistent snapshot for every set. */
+  async membersOfMany(sets: readonly string[]): Promise<string[][]> {
+    const stmt = this.#list;
+    const prefix = this.#prefix;
+    const out = new Array<string[]>(sets.length);
+    const { db } = this.#adapter;
+    db.exec('BEGIN');
+    try {
+      for (let i = 0; i < sets.length; i++) {
+        const rows = stmt.all(prefix + sets[i]) as unknown as Array<[string]>;
+        out[i] = rows.map((row) => row[0]);
+      }
+    } finally {
+      db.exec('COMMIT');
+    }
+    return out;
+  }
+
   async ping(): Promise<void> {
     this.#ping.get();
   }

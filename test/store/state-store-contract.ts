@@ -294,6 +294,18 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.members('ident:app')).toEqual(['10.0.0.3']);
       });
 
+      it('reads the members of many sets at once, in the order asked', async () => {
+        const store = await fresh();
+        await store.addToSets([
+          ['s1', 'b'],
+          ['s1', 'a'],
+          ['s2', 'c'],
+        ]);
+        expect(await store.membersOfMany(['s2', 'none', 's1', 's2'])).toEqual([['c'], [], ['a', 'b'], ['c']]);
+        expect(await store.membersOfMany([])).toEqual([]);
+        await expect(store.membersOfMany(['ok', ''])).rejects.toThrow(/sets\[1\] must be a non-empty string/);
+      });
+
       it('adds to many sets at once', async () => {
         const store = await fresh();
         await store.addMembers('ident:a', ['10.0.0.9']);
