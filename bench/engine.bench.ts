@@ -14,6 +14,7 @@ import { createHistory } from '../src/core/history.ts';
 import type { StateStore } from '../src/core/ports.ts';
 import { openStateStore } from '../src/store/open-state-store.ts';
 import { appIdOf, arcRecord, ipOf } from './ingest-events.ts';
+import { startFlags } from './start-flags.ts';
 
 const DAY = 86_400_000;
 const WINDOW = 7 * DAY;
@@ -143,14 +144,6 @@ async function millionPairs(file: string) {
 }
 
 const MILLION = 1_000_000;
-
-/** The Node options `npm start` gives the service (package.json), so the service here runs alike. */
-function startFlags(): string[] {
-  const pkg = JSON.parse(readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
-    scripts: { start: string };
-  };
-  return pkg.scripts.start.split(/\s+/).filter((word) => word.startsWith('--'));
-}
 
 /** Peak and current resident set of a process, from /proc (Linux), in bytes. */
 function residentSet(pid: number): { peak: number; now: number } | undefined {

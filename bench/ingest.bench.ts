@@ -25,6 +25,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { appIdOf, arcRecord, ipOf } from './ingest-events.ts';
+import { startFlags } from './start-flags.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const BULK_EVENTS = Number(process.env.BENCH_BULK_EVENTS ?? 300_000);
@@ -48,7 +49,7 @@ interface Server {
 }
 
 async function startServer(args: string[]): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, [SERVER, ...args], {
+  const child: ChildProcess = spawn(process.execPath, [...startFlags(), SERVER, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';

@@ -1,11 +1,13 @@
 /**
  * `npm run bench`: runs every `bench/*.bench.ts` in turn, each in its own Node process so that one
  * benchmark's heap and open handles cannot skew the next. `npm run bench -- ingest` runs only the
- * files whose name contains "ingest". Exits non-zero when any benchmark failed.
+ * files whose name contains "ingest". Each runs with the Node options of `npm start`. Exits
+ * non-zero when any benchmark failed.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { startFlags } from './start-flags.ts';
 
 const dir = import.meta.dirname;
 const filters = process.argv.slice(2);
@@ -23,7 +25,7 @@ const failed: string[] = [];
 for (const file of files) {
   console.log(`\n=== ${file} ===`);
   const started = Date.now();
-  const run = spawnSync(process.execPath, [path.join(dir, file)], { stdio: 'inherit' });
+  const run = spawnSync(process.execPath, [...startFlags(), path.join(dir, file)], { stdio: 'inherit' });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (run.status !== 0) {
     failed.push(file);
