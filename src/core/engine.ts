@@ -23,7 +23,7 @@ import type { Outbox, StateEntry, StateStore } from './ports.ts';
 export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
 /** How long a delivered event id is remembered, at least: retries come within minutes to hours. */
 const MIN_DEDUP_TTL_MS = 24 * 3600 * 1000;
-/** Beyond this many IPs, "N other IPs" is counted from the index without checking each pair. */
+/** Beyond this many IPs, "N other IPs" is the size of the identity's index, its pairs unchecked. */
 const EXACT_OTHER_IPS_LIMIT = 500;
 
 export interface EngineOptions {
@@ -266,7 +266,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             }
           }
         });
-        const others = await otherIpCounts(winners, pairs, t);
+        const others = await otherIpCounts(winners, pairs, existed, t);
         for (const c of winners) {
           const d = c.detection;
           const alert: AlertRecord = {
@@ -332,61 +332,31 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     });
   }
 
-  /** How many other IPs each alerting identity used within the window. */
-  async function otherIpCounts(winners: Candidate[], pairs: Map<string, StoredPair>, t: number) {
-    const alerting = new Set(winners.map((c) => normaliseAppId(c.detection.appId)));
-    // This batch's pairs of those identities, including the ones not in the index yet.
-    const inBatch = new Map<string, Set<string>>();
-    for (const pair of pairs.values()) {
-      if (!alerting.has(pair.appId)) continue;
-      const ips = inBatch.get(pair.appId) ?? new Set<string>();
-      ips.add(pair.ip);
-      inBatch.set(pair.appId, ips);
+  /**
+   * How many other IPs each alerting identity used within the window: its stored pairs (a pair's
+   * value expires a window after its last sighting, so one still stored was seen within it),
+   * counted by the store from the identity's index in one call, plus this batch's new pairs.
+   */
+  async function otherIpCounts(
+    winners: Candidate[],
+    pairs: Map<string, StoredPair>,
+    existed: ReadonlySet<string>,
+    t: number,
+  ) {
+    const identities = [...new Set(winners.map((c) => normaliseAppId(c.detection.appId)))];
+    const stored = await store.countLiveMembers(
+      identities.map((appId) => ({ set: identitySet(appId), valuePrefix: pairKey(appId, '') })),
+      EXACT_OTHER_IPS_LIMIT,
+    );
+    const counts = new Map(identities.map((appId, i) => [appId, stored[i]!]));
+    // The pairs this batch creates are neither stored nor indexed yet.
+    for (const [key, pair] of pairs) {
+      const count = counts.get(pair.appId);
+      if (count !== undefined && !existed.has(key) && pair.lastSeen >= t - windowMs) {
+        counts.set(pair.appId, count + 1);
+      }
     }
-    const identities = [...alerting];
-    const indexed = await store.membersOfMany(identities.map(identitySet));
-    const lists = identities.map((appId, i) => {
-      const ips = new Set(indexed[i]);
-      for (const ip of inBatch.get(appId) ?? []) ips.add(ip);
-      return [...ips];
-    });
-    // The pairs not in this batch, checked in one call for every identity at once. A pair's value
-    // expires a window after its last sighting, so one that is still stored was seen within it.
-    const unknownKeys: string[] = [];
-    identities.forEach((appId, i) => {
-      const list = lists[i]!;
-      if (list.length > EXACT_OTHER_IPS_LIMIT) return;
-      for (const ip of list) {
-        const key = pairKey(appId, ip);
-        if (!pairs.has(key)) unknownKeys.push(key);
-      }
-    });
-    const found = unknownKeys.length > 0 ? await store.hasMany(unknownKeys) : [];
-    const stored = new Map(unknownKeys.map((key, i) => [key, found[i]!]));
-
-    const counts = new Map<string, number>();
-    const removals: Array<Promise<void>> = [];
-    identities.forEach((appId, i) => {
-      const list = lists[i]!;
-      if (list.length > EXACT_OTHER_IPS_LIMIT) {
-        counts.set(appId, list.length - 1);
-        return;
-      }
-      const gone: string[] = [];
-      let live = 0;
-      for (const ip of list) {
-        const key = pairKey(appId, ip);
-        const inBatch = pairs.get(key);
-        if (inBatch !== undefined) {
-          if (inBatch.lastSeen >= t - windowMs) live++;
-        } else if (stored.get(key)) live++;
-        else gone.push(ip);
-      }
-      // Expired pairs leave their index entries behind; drop those met here.
-      if (gone.length > 0) removals.push(store.removeMembers(identitySet(appId), gone));
-      counts.set(appId, Math.max(0, live - 1));
-    });
-    await Promise.all(removals);
+    for (const [appId, count] of counts) counts.set(appId, Math.max(0, count - 1));
     return counts;
   }
 

@@ -12,6 +12,13 @@ export interface StateEntry {
   ttlMs?: number;
 }
 
+/** One set for `StateStore.countLiveMembers`. */
+export interface LiveMembersQuery {
+  set: string;
+  /** The value of member `m` lives at key `valuePrefix + m`. */
+  valuePrefix: string;
+}
+
 /**
  * Key-value state with the two primitives Keyv lacks: an atomic claim (set-if-absent) and
  * member sets (so one identity's pairs can be listed without scanning the store).
@@ -52,6 +59,12 @@ export interface StateStore {
   members(set: string): Promise<string[]>;
   /** `members` of many sets in one round trip (one read transaction in SQL), same order as `sets`. */
   membersOfMany(sets: readonly string[]): Promise<string[][]>;
+  /**
+   * For each query, how many members of `set` have a live value at `valuePrefix + member`; members
+   * whose value is gone (expired) are removed from the set on the way. A set of more than `limit`
+   * members is not checked: its size is answered instead.
+   */
+  countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,5 +1,5 @@
 import type { Keyv } from 'keyv';
-import type { StateEntry, StateStore } from '../core/ports.ts';
+import type { LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
 import { deserializeKeyvData } from './keyv-json.ts';
 import { StoreError } from './store-error.ts';
 
@@ -19,6 +19,11 @@ export interface ClaimsAndSets {
   members(set: string): Promise<string[]>;
   /** Members of each set, in any order within a set; same order as `sets`. */
   membersOfMany(sets: readonly string[]): Promise<string[][]>;
+  /**
+   * `StateStore.countLiveMembers` done by the backend itself, where it can do it in one step.
+   * `valuePrefix` arrives as the caller gave it; the backend places it among its value keys.
+   */
+  countLiveMembers?(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]>;
   ping(): Promise<void>;
   /** Releases this half's resources; the Keyv half is closed separately, after it. */
   close(): Promise<void>;
@@ -235,6 +240,45 @@ export class KeyvStateStore implements StateStore {
     const lists = await this.#rest.membersOfMany(sets);
     for (const list of lists) list.sort();
     return lists;
+  }
+
+  async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]> {
+    this.#open();
+    if (!Array.isArray(queries)) {
+      throw new StoreError('STORE_BAD_INPUT', `queries must be an array, got ${describe(queries)}`);
+    }
+    queries.forEach((q, i) => {
+      checkKey(q?.set, `queries[${i}].set`);
+      checkKey(q.valuePrefix, `queries[${i}].valuePrefix`);
+    });
+    if (!Number.isInteger(limit) || limit < 0) {
+      throw new StoreError('STORE_BAD_INPUT', `limit must be a whole number, got ${String(limit)}`);
+    }
+    if (queries.length === 0) return [];
+    if (this.#rest.countLiveMembers) return this.#rest.countLiveMembers(queries, limit);
+    // Generic: the members in one call, their values' presence in another, the gone ones removed.
+    const lists = await this.#rest.membersOfMany(queries.map((q) => q.set));
+    const keys: string[] = [];
+    queries.forEach((q, i) => {
+      if (lists[i]!.length <= limit) for (const m of lists[i]!) keys.push(q.valuePrefix + m);
+    });
+    const found = keys.length > 0 ? await this.hasMany(keys) : [];
+    let k = 0;
+    const removals: Array<Promise<void>> = [];
+    const counts = queries.map((q, i) => {
+      const list = lists[i]!;
+      if (list.length > limit) return list.length;
+      const gone: string[] = [];
+      let live = 0;
+      for (const m of list) {
+        if (found[k++]) live++;
+        else gone.push(m);
+      }
+      if (gone.length > 0) removals.push(this.#rest.removeMembers(q.set, gone));
+      return live;
+    });
+    await Promise.all(removals);
+    return counts;
   }
 
   async ping(): Promise<void> {

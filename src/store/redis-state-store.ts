@@ -1,5 +1,5 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
-import type { StateStore } from '../core/ports.ts';
+import type { LiveMembersQuery, StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import { scrubSecret } from './parse-store-url.ts';
@@ -22,13 +22,38 @@ type RedisClient = ReturnType<typeof createClient>;
 
 const CLAIMED = '1';
 
+/**
+ * `countLiveMembers` in one round trip. KEYS: the sets. ARGV: the limit, then per set the prefix
+ * of its members' value keys (already in the @keyv/redis layout). Per set: its size when above
+ * the limit; otherwise the members whose value exists, the others removed from the set.
+ */
+const COUNT_LIVE_SCRIPT = `local limit = tonumber(ARGV[1])
+local counts = {}
+for i, set in ipairs(KEYS) do
+  local size = redis.call('SCARD', set)
+  if size > limit then
+    counts[i] = size
+  else
+    local prefix = ARGV[i + 1]
+    local live = 0
+    for _, member in ipairs(redis.call('SMEMBERS', set)) do
+      if redis.call('EXISTS', prefix .. member) == 1 then live = live + 1 else redis.call('SREM', set, member) end
+    end
+    counts[i] = live
+  end
+end
+return counts`;
+
 class RedisClaimsAndSets implements ClaimsAndSets {
   #client: RedisClient;
   #claimPrefix: string;
   #setPrefix: string;
+  #valuePrefix: string;
+  #countSha: Promise<string> | undefined;
 
   constructor(client: RedisClient, namespace: string) {
     this.#client = client;
+    this.#valuePrefix = `${namespace}::`;
     // Values live at `<ns>::<key>` (the @keyv/redis layout); claims and sets get their own
     // prefixes, which a namespace without ':' can never produce for a value.
     this.#claimPrefix = `${namespace}:claim::`;
@@ -85,6 +110,31 @@ class RedisClaimsAndSets implements ClaimsAndSets {
     return this.#client.sMembers(this.#setPrefix + set);
   }
 
+  /**
+   * One script call (`COUNT_LIVE_SCRIPT`): the members never travel to the client. The script
+   * reads value keys it builds from the members, which Redis Cluster would refuse; this store
+   * talks to one Redis server (or a primary with replicas), never to a cluster.
+   */
+  async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]> {
+    const args = [
+      String(queries.length),
+      ...queries.map((q) => this.#setPrefix + q.set),
+      String(limit),
+      ...queries.map((q) => this.#valuePrefix + q.valuePrefix),
+    ];
+    this.#countSha ??= this.#client.scriptLoad(COUNT_LIVE_SCRIPT);
+    let sha = await this.#countSha;
+    try {
+      return (await this.#client.sendCommand(['EVALSHA', sha, ...args])) as number[];
+    } catch (error) {
+      // A restarted or flushed Redis forgot the script: load it again, once.
+      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
+      this.#countSha = this.#client.scriptLoad(COUNT_LIVE_SCRIPT);
+      sha = await this.#countSha;
+      return (await this.#client.sendCommand(['EVALSHA', sha, ...args])) as number[];
+    }
+  }
+
   /** One pipelined round trip of SMEMBERS. */
   async membersOfMany(sets: readonly string[]): Promise<string[][]> {
     const pipeline = this.#client.multi();
@@ -100,9 +150,10 @@ class RedisClaimsAndSets implements ClaimsAndSets {
 }
 
 /**
- * @keyv/redis with a cheaper `setMany`: the same keys and values in one MULTI, written with
- * node-redis's current `expiration` option rather than the legacy `{ PX }` form, which costs
- * node-redis about twice as much per command.
+ * @keyv/redis with a cheaper `setMany`: the same keys and values, pipelined rather than in a
+ * MULTI, and written with node-redis's current `expiration` option rather than the legacy
+ * `{ PX }` form, which costs node-redis about twice as much per command. Nothing relies on a
+ * batch landing all at once: each value stands alone, and a failed batch is reported and retried.
  */
 class BatchingKeyvRedis extends KeyvRedis<string> {
   async setMany(entries: Array<{ key: string; value: string; ttl?: number }>): Promise<void> {
@@ -114,7 +165,7 @@ class BatchingKeyvRedis extends KeyvRedis<string> {
       if (ttl) multi.set(prefixed, value, { expiration: { type: 'PX', value: ttl } });
       else multi.set(prefixed, value);
     }
-    await multi.exec();
+    await multi.execAsPipeline();
   }
 }
 

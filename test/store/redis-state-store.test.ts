@@ -70,6 +70,26 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     }
   });
 
+  it('counts live members again after Redis forgot its scripts (restart, SCRIPT FLUSH)', async () => {
+    const namespace = ns('script');
+    const store = await openStateStore(url, { namespace });
+    const client = createClient({ url });
+    await client.connect();
+    try {
+      await store.set('pair:a:1', 1);
+      await store.addMembers('ident:a', ['1', '2']);
+      const query = [{ set: 'ident:a', valuePrefix: 'pair:a:' }];
+      expect(await store.countLiveMembers(query, 10)).toEqual([1]);
+      await client.scriptFlush();
+      await store.addMembers('ident:a', ['2']);
+      expect(await store.countLiveMembers(query, 10)).toEqual([1]);
+      expect(await store.members('ident:a')).toEqual(['1']);
+    } finally {
+      await client.close();
+      await store.close();
+    }
+  });
+
   it('lets two processes racing on one Redis win each of 200 keys exactly once', async () => {
     const [a, b] = await raceClaimsAcrossProcesses(url, ns('race'), 200);
     const all = [...a!, ...b!];

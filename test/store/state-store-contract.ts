@@ -306,6 +306,44 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         await expect(store.membersOfMany(['ok', ''])).rejects.toThrow(/sets\[1\] must be a non-empty string/);
       });
 
+      it('counts the members whose value is live, drops the others, and only sizes a large set', async () => {
+        const store = await fresh();
+        await store.setMany([
+          { key: 'pair:a:1', value: 1 },
+          { key: 'pair:a:2', value: 2, ttlMs: 60_000 },
+          { key: 'pair:a:3', value: 3, ttlMs: SHORT_TTL },
+          { key: 'pair:b:1', value: 4 },
+        ]);
+        await store.addToSets([
+          ['ident:a', '1'],
+          ['ident:a', '2'],
+          ['ident:a', '3'],
+          ['ident:a', 'never-stored'],
+          ['ident:b', '1'],
+          ['ident:big', 'v'],
+          ['ident:big', 'w'],
+          ['ident:big', 'x'],
+          ['ident:big', 'y'],
+          ['ident:big', 'z'],
+        ]);
+        // A claim or a set of the same name is not a value.
+        await store.claim('pair:a:never-stored', 60_000);
+        await sleep(PAST_EXPIRY);
+        const queries = [
+          { set: 'ident:a', valuePrefix: 'pair:a:' },
+          { set: 'ident:none', valuePrefix: 'pair:none:' },
+          { set: 'ident:b', valuePrefix: 'pair:b:' },
+          { set: 'ident:big', valuePrefix: 'pair:big:' },
+        ];
+        expect(await store.countLiveMembers(queries, 4)).toEqual([2, 0, 1, 5]);
+        expect(await store.members('ident:a')).toEqual(['1', '2']);
+        expect(await store.members('ident:big')).toEqual(['v', 'w', 'x', 'y', 'z']);
+        expect(await store.countLiveMembers([], 4)).toEqual([]);
+        await expect(store.countLiveMembers([{ set: '', valuePrefix: 'p' }], 2)).rejects.toThrow(
+          /queries\[0\]\.set must be a non-empty string/,
+        );
+      });
+
       it('adds to many sets at once', async () => {
         const store = await fresh();
         await store.addMembers('ident:a', ['10.0.0.9']);
