@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AlertRecord, AlertRepeat, EventResult } from './alert.ts';
 import type { Detection } from './detection.ts';
 import { parseDetection } from './formats/index.ts';
@@ -56,15 +56,23 @@ const LEARNING_KEY = 'meta:learning-until';
 const HISTORY_MARK = 'meta:has-history';
 
 /** A stable, short alert id derived from the event id. */
-export const alertIdFor = (eventId: string): string =>
-  createHash('sha256').update(eventId).digest('hex').slice(0, 24);
+export const alertIdFor = (eventId: string): string => hash('sha256', eventId).slice(0, 24);
+
+/** Delivered events are remembered in groups by the hour of their event time. */
+const EVENT_GROUP_MS = 3600 * 1000;
 
 /**
- * The event's time leads the key so that live events, which arrive roughly in time order, land
- * at the end of the store's key index instead of at random places in it.
+ * Where the claim of a delivered event lives: a group per hour of event time (one Redis hash),
+ * and in it a key led by the event's time, so that live events, which arrive roughly in time
+ * order, land at the end of a SQL store's key index instead of at random places in it.
  */
-export const eventClaimKey = (c: { detection: Detection }): string =>
-  `event:${Date.parse(c.detection.eventTime).toString(36)}:${c.detection.eventId}`;
+export function eventClaim(c: { detection: Detection }): { group: string; key: string } {
+  const at = Date.parse(c.detection.eventTime);
+  return {
+    group: `event:${Math.floor(at / EVENT_GROUP_MS).toString(36)}`,
+    key: `${at.toString(36)}:${c.detection.eventId}`,
+  };
+}
 const alertClaimKey = (appId: string, ip: string) => `alerted:${normaliseAppId(appId)}:${ip}`;
 
 interface Candidate {
@@ -120,7 +128,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     if (parsed.length === 0) return results;
 
     // The same event delivered twice (webhook and Event Hub retries) counts once, also in a race.
-    const won = await store.claimMany(parsed.map(eventClaimKey), dedupTtl);
+    const won = await claimEvents(parsed);
     // Events whose claim was taken before are checked against the pair under its lock in `judge`:
     // a delivery that stopped (a crash) after claiming the event but before storing anything must
     // not turn the sender's retry into a duplicate and lose the event.
@@ -133,11 +141,41 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     } catch (err) {
       // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
       await Promise.allSettled(
-        parsed.filter((c) => !c.seenBefore).map((c) => store.releaseClaim(eventClaimKey(c))),
+        parsed
+          .filter((c) => !c.seenBefore)
+          .map((c) => {
+            const { group, key } = eventClaim(c);
+            return store.releaseInGroup(group, key);
+          }),
       );
       throw err;
     }
     return results;
+  }
+
+  /** Claims each event's id in its group, one call per group; true where this call took it. */
+  async function claimEvents(parsed: Candidate[]): Promise<boolean[]> {
+    const groups = new Map<string, { keys: string[]; at: number[] }>();
+    parsed.forEach((c, i) => {
+      const { group, key } = eventClaim(c);
+      let g = groups.get(group);
+      if (g === undefined) {
+        g = { keys: [], at: [] };
+        groups.set(group, g);
+      }
+      g.keys.push(key);
+      g.at.push(i);
+    });
+    const won = new Array<boolean>(parsed.length);
+    await Promise.all(
+      [...groups].map(async ([group, g]) => {
+        const taken = await store.claimInGroup(group, g.keys, dedupTtl);
+        g.at.forEach((i, k) => {
+          won[i] = taken[k]!;
+        });
+      }),
+    );
+    return won;
   }
 
   async function judge(parsed: Candidate[], results: EventResult[], evalOpts: EvaluateOptions) {

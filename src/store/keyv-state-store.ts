@@ -12,6 +12,9 @@ export interface ClaimsAndSets {
   claim(key: string, ttlMs: number | undefined): Promise<boolean>;
   claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]>;
   releaseClaim(key: string): Promise<void>;
+  /** Grouped claims kept in one structure per group; without them, `<group>:<key>` claims. */
+  claimInGroup?(group: string, keys: readonly string[], ttlMs: number): Promise<boolean[]>;
+  releaseInGroup?(group: string, key: string): Promise<void>;
   addMembers(set: string, members: readonly string[]): Promise<void>;
   addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void>;
   removeMembers(set: string, members: readonly string[]): Promise<void>;
@@ -193,6 +196,28 @@ export class KeyvStateStore implements StateStore {
     this.#open();
     checkKey(key);
     await this.#rest.releaseClaim(key);
+  }
+
+  async claimInGroup(group: string, keys: readonly string[], ttlMs: number): Promise<boolean[]> {
+    this.#open();
+    checkKey(group, 'group');
+    checkKeys(keys, 'keys');
+    const ttl = normaliseTtl(ttlMs);
+    if (ttl === undefined) throw new StoreError('STORE_BAD_INPUT', 'a grouped claim needs a TTL');
+    if (keys.length === 0) return [];
+    if (this.#rest.claimInGroup) return this.#rest.claimInGroup(group, keys, ttl);
+    return this.#rest.claimMany(
+      keys.map((key) => `${group}:${key}`),
+      ttl,
+    );
+  }
+
+  async releaseInGroup(group: string, key: string): Promise<void> {
+    this.#open();
+    checkKey(group, 'group');
+    checkKey(key);
+    if (this.#rest.releaseInGroup) await this.#rest.releaseInGroup(group, key);
+    else await this.#rest.releaseClaim(`${group}:${key}`);
   }
 
   async addMembers(set: string, members: readonly string[]): Promise<void> {

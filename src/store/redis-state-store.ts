@@ -23,6 +23,19 @@ type RedisClient = ReturnType<typeof createClient>;
 const CLAIMED = '1';
 
 /**
+ * `claimInGroup` in one round trip. KEYS[1]: the group's hash. ARGV[1]: the TTL in ms, then the
+ * keys. HSETNX takes each field that is not there yet (a key repeated meets its own field and
+ * loses); the hash then expires a TTL from now unless it already lives longer.
+ */
+const CLAIM_IN_GROUP_SCRIPT = `local ttl = tonumber(ARGV[1])
+local won = {}
+for i = 2, #ARGV do won[i - 1] = redis.call('HSETNX', KEYS[1], ARGV[i], '1') end
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return won`;
+
+const GROUP_CHUNK = 5_000;
+
+/**
  * `countLiveMembers` in one round trip. KEYS: the sets. ARGV: the limit, then per set the prefix
  * of its members' value keys (already in the @keyv/redis layout). Per set: its size when above
  * the limit; otherwise the members whose value exists, the others removed from the set.
@@ -49,11 +62,13 @@ class RedisClaimsAndSets implements ClaimsAndSets {
   #claimPrefix: string;
   #setPrefix: string;
   #valuePrefix: string;
-  #countSha: Promise<string> | undefined;
+  #groupPrefix: string;
+  #scripts = new Map<string, Promise<string>>();
 
   constructor(client: RedisClient, namespace: string) {
     this.#client = client;
     this.#valuePrefix = `${namespace}::`;
+    this.#groupPrefix = `${namespace}:claims::`;
     // Values live at `<ns>::<key>` (the @keyv/redis layout); claims and sets get their own
     // prefixes, which a namespace without ':' can never produce for a value.
     this.#claimPrefix = `${namespace}:claim::`;
@@ -122,16 +137,40 @@ class RedisClaimsAndSets implements ClaimsAndSets {
       String(limit),
       ...queries.map((q) => this.#valuePrefix + q.valuePrefix),
     ];
-    this.#countSha ??= this.#client.scriptLoad(COUNT_LIVE_SCRIPT);
-    let sha = await this.#countSha;
+    return (await this.#evalScript(COUNT_LIVE_SCRIPT, args)) as number[];
+  }
+
+  /** Chunks of at most 5,000 keys, so that one script never holds Redis for long. */
+  async claimInGroup(group: string, keys: readonly string[], ttlMs: number): Promise<boolean[]> {
+    const calls: Array<Promise<unknown>> = [];
+    for (let start = 0; start < keys.length; start += GROUP_CHUNK) {
+      const chunk = keys.slice(start, start + GROUP_CHUNK);
+      calls.push(
+        this.#evalScript(CLAIM_IN_GROUP_SCRIPT, ['1', this.#groupPrefix + group, String(ttlMs), ...chunk]),
+      );
+    }
+    return (await Promise.all(calls)).flatMap((won) => (won as number[]).map((taken) => taken === 1));
+  }
+
+  async releaseInGroup(group: string, key: string): Promise<void> {
+    await this.#client.hDel(this.#groupPrefix + group, key);
+  }
+
+  /** Runs a script by its SHA1, loading it first, and again when Redis forgot it (restart, flush). */
+  async #evalScript(script: string, args: string[]): Promise<unknown> {
+    const load = () => {
+      const loading = this.#client.scriptLoad(script);
+      this.#scripts.set(script, loading);
+      // A failed load is not kept: the next call tries again.
+      loading.catch(() => this.#scripts.delete(script));
+      return loading;
+    };
+    const sha = await (this.#scripts.get(script) ?? load());
     try {
-      return (await this.#client.sendCommand(['EVALSHA', sha, ...args])) as number[];
+      return await this.#client.sendCommand(['EVALSHA', sha, ...args]);
     } catch (error) {
-      // A restarted or flushed Redis forgot the script: load it again, once.
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      this.#countSha = this.#client.scriptLoad(COUNT_LIVE_SCRIPT);
-      sha = await this.#countSha;
-      return (await this.#client.sendCommand(['EVALSHA', sha, ...args])) as number[];
+      return this.#client.sendCommand(['EVALSHA', await load(), ...args]);
     }
   }
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
-import { createEngine, type Engine, eventClaimKey } from '../../src/core/engine.ts';
+import { createEngine, type Engine, eventClaim } from '../../src/core/engine.ts';
 import { createHistory } from '../../src/core/history.ts';
 import { identitySet } from '../../src/core/pair.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
@@ -344,7 +344,8 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     const [probe] = await (
       await createEngine({ store: await openStateStore('memory://'), windowMs: WINDOW, outbox: sink.outbox })
     ).evaluate([structuredClone(event)]);
-    expect(await store.claim(eventClaimKey({ detection: probe!.detection! }), DAY)).toBe(true);
+    const { group, key } = eventClaim({ detection: probe!.detection! });
+    expect(await store.claimInGroup(group, [key], DAY)).toEqual([true]);
     sink.alerts.length = 0;
 
     const [retry] = await engine.evaluate([event]);

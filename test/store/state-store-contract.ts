@@ -261,6 +261,42 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(results.filter(Boolean)).toHaveLength(1);
       });
 
+      it('claims keys within a group once each, releases them, and lets the group expire', async () => {
+        const store = await fresh();
+        expect(await store.claimInGroup('g1', ['a', 'b', 'a'], 60_000)).toEqual([true, true, false]);
+        expect(await store.claimInGroup('g1', ['b', 'c'], 60_000)).toEqual([false, true]);
+        // Another group, or a plain claim of the same name, is another claim.
+        expect(await store.claimInGroup('g2', ['a'], 60_000)).toEqual([true]);
+        expect(await store.claim('a', 60_000)).toBe(true);
+        await store.releaseInGroup('g1', 'a');
+        await store.releaseInGroup('g1', 'never-claimed');
+        expect(await store.claimInGroup('g1', ['a', 'b'], 60_000)).toEqual([true, false]);
+        expect(await store.claimInGroup('g1', [], 60_000)).toEqual([]);
+
+        expect(await store.claimInGroup('short', ['x', 'y'], SHORT_TTL)).toEqual([true, true]);
+        await sleep(PAST_EXPIRY);
+        expect(await store.claimInGroup('short', ['x', 'y'], 60_000)).toEqual([true, true]);
+        expect(await store.claimInGroup('short', ['x'], 60_000)).toEqual([false]);
+        await expect(store.claimInGroup('g1', ['z'], undefined as unknown as number)).rejects.toThrow(
+          /needs a TTL/,
+        );
+      });
+
+      it('lets each grouped key be won exactly once by concurrent overlapping calls', async () => {
+        const store = await fresh();
+        const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+        const orders = Array.from({ length: 8 }, () => shuffled(keys));
+        const runs = await Promise.all(orders.map((order) => store.claimInGroup('race', order, 60_000)));
+        const wins = new Map<string, number>();
+        runs.forEach((won, r) => {
+          orders[r]!.forEach((key, i) => {
+            if (won[i]) wins.set(key, (wins.get(key) ?? 0) + 1);
+          });
+        });
+        expect([...wins.values()].every((n) => n === 1)).toBe(true);
+        expect(wins.size).toBe(100);
+      });
+
       it('lets each key be won exactly once by concurrent overlapping claimMany calls', async () => {
         const store = await fresh();
         const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
