@@ -182,13 +182,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     const keys = [...new Set(parsed.map((c) => c.pairKey))];
     const firstOf = new Map<string, Candidate>();
     for (const c of parsed) if (!firstOf.has(c.pairKey)) firstOf.set(c.pairKey, c);
-    const allowList = await store.getMany<AllowlistEntry>(
-      keys.map((k) => {
-        const c = firstOf.get(k)!;
-        return allowKey(c.detection.appId, c.detection.sourceIp);
-      }),
-    );
-    const allows = new Map(keys.map((k, i) => [k, allowList[i]]));
+    const allowKeys = keys.map((k) => {
+      const c = firstOf.get(k)!;
+      return allowKey(c.detection.appId, c.detection.sourceIp);
+    });
 
     const alerts: AlertRecord[] = [];
     const repeats = new Map<string, AlertRepeat>();
@@ -196,7 +193,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     await lock.run(keys, async () => {
       const t = now();
       const horizon = t - windowMs;
-      const prevList = await store.getMany<StoredPair>(keys);
+      // The pairs and their allowlist entries in one read (one transaction in SQL).
+      const read = await store.getMany<unknown>([...keys, ...allowKeys]);
+      const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
+      const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
       // One working copy per pair and batch, updated in place by each of its events.
       const pairs = new Map<string, StoredPair>();
       const existed = new Set<string>();
