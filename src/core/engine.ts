@@ -69,7 +69,7 @@ const EVENT_GROUP_MS = 3600 * 1000;
 export function eventClaim(c: { detection: Detection }): { group: string; key: string } {
   const at = Date.parse(c.detection.eventTime);
   return {
-    group: `event:${Math.floor(at / EVENT_GROUP_MS).toString(36)}`,
+    group: `event-${Math.floor(at / EVENT_GROUP_MS).toString(36)}`,
     key: `${at.toString(36)}:${c.detection.eventId}`,
   };
 }
@@ -153,7 +153,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     return results;
   }
 
-  /** Claims each event's id in its group, one call per group; true where this call took it. */
+  /**
+   * Claims each event's id in its hour's group, all in one call; true where this call took it.
+   * A failed call holds none of them, so the sender's retry is evaluated, not called a duplicate.
+   */
   async function claimEvents(parsed: Candidate[]): Promise<boolean[]> {
     const groups = new Map<string, { keys: string[]; at: number[] }>();
     parsed.forEach((c, i) => {
@@ -166,15 +169,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       g.keys.push(key);
       g.at.push(i);
     });
-    const won = new Array<boolean>(parsed.length);
-    await Promise.all(
-      [...groups].map(async ([group, g]) => {
-        const taken = await store.claimInGroup(group, g.keys, dedupTtl);
-        g.at.forEach((i, k) => {
-          won[i] = taken[k]!;
-        });
-      }),
+    const list = [...groups];
+    const taken = await store.claimInGroups(
+      list.map(([group, g]) => ({ group, keys: g.keys })),
+      dedupTtl,
     );
+    const won = new Array<boolean>(parsed.length);
+    list.forEach(([, g], n) => {
+      g.at.forEach((i, k) => {
+        won[i] = taken[n]![k]!;
+      });
+    });
     return won;
   }
 

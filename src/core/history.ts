@@ -74,8 +74,10 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       let allows: Map<string, AllowlistEntry>;
       const set = identitySet(appId);
       if (pairRows !== undefined && infoRows !== undefined) {
-        ips = pairRows.map(([key]) => key.slice(pairsPrefix.length));
-        pairs = pairRows.map(([, pair]) => pair);
+        const own = normaliseAppId(appId);
+        const mine = pairRows.filter(([, pair]) => pair.appId === own);
+        ips = mine.map(([, pair]) => pair.ip);
+        pairs = mine.map(([, pair]) => pair);
         const details = new Map(infoRows.map(([key, info]) => [key.slice(infosPrefix.length), info]));
         infos = ips.map((ip) => details.get(ip));
         allows = await allowedOf(appId);

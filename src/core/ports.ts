@@ -12,6 +12,12 @@ export interface StateEntry {
   ttlMs?: number;
 }
 
+/** Keys to claim in one group (`StateStore.claimInGroups`). */
+export interface ClaimGroup {
+  group: string;
+  keys: readonly string[];
+}
+
 /** One set for `StateStore.countLiveMembers`. */
 export interface LiveMembersQuery {
   set: string;
@@ -52,12 +58,14 @@ export interface StateStore {
   /** Gives a claim back so that it can be taken again. */
   releaseClaim(key: string): Promise<void>;
   /**
-   * `claimMany` for keys of one group, stored as the backend stores a group best (Redis: one
-   * hash per group rather than one key per claim, a third of the cost). A grouped claim is held
-   * at least `ttlMs` and lives as long as its group: the group expires `ttlMs` after the latest
-   * claim taken in it. Elsewhere it is the claim of `<group>:<key>`.
+   * `claimMany` for keys in groups, stored as the backend stores a group best (Redis: one hash
+   * per group rather than one key per claim, a third of the time). A grouped claim is held at
+   * least `ttlMs` and lives as long as its group: a group expires `ttlMs` after the last call that
+   * claimed in it. Elsewhere it is the claim of `<group>:<key>`, in the key space of `claim`.
+   * Group names are letters, digits, `_`, `.` and `-`. Should the call fail, none of the claims it
+   * took stays held. Answers per group, in order, one boolean per key.
    */
-  claimInGroup(group: string, keys: readonly string[], ttlMs: number): Promise<boolean[]>;
+  claimInGroups(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]>;
   /** Gives a grouped claim back. */
   releaseInGroup(group: string, key: string): Promise<void>;
   addMembers(set: string, members: readonly string[]): Promise<void>;

@@ -1,5 +1,5 @@
 import type { Keyv } from 'keyv';
-import type { LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
+import type { ClaimGroup, LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
 import { deserializeKeyvData } from './keyv-json.ts';
 import { StoreError } from './store-error.ts';
 
@@ -12,8 +12,11 @@ export interface ClaimsAndSets {
   claim(key: string, ttlMs: number | undefined): Promise<boolean>;
   claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]>;
   releaseClaim(key: string): Promise<void>;
-  /** Grouped claims kept in one structure per group; without them, `<group>:<key>` claims. */
-  claimInGroup?(group: string, keys: readonly string[], ttlMs: number): Promise<boolean[]>;
+  /**
+   * Grouped claims kept in one structure per group; without them, `<group>:<key>` claims. Should
+   * the call fail, it gives back what it took.
+   */
+  claimInGroups?(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]>;
   releaseInGroup?(group: string, key: string): Promise<void>;
   addMembers(set: string, members: readonly string[]): Promise<void>;
   addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void>;
@@ -47,6 +50,18 @@ export function normaliseTtl(ttlMs: number | undefined): number | undefined {
 function checkKey(key: unknown, what = 'key'): asserts key is string {
   if (typeof key !== 'string' || key === '') {
     throw new StoreError('STORE_BAD_INPUT', `${what} must be a non-empty string, got ${describe(key)}`);
+  }
+}
+
+const GROUP = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/** A claim group's name: no `:`, so that `<group>:<key>` is never another group's claim. */
+function checkGroup(group: unknown, what: string): asserts group is string {
+  if (typeof group !== 'string' || !GROUP.test(group)) {
+    throw new StoreError(
+      'STORE_BAD_INPUT',
+      `${what} must be 1-128 letters, digits, "_", "." or "-", got ${typeof group === 'string' ? JSON.stringify(group.slice(0, 40)) : describe(group)}`,
+    );
   }
 }
 
@@ -198,23 +213,31 @@ export class KeyvStateStore implements StateStore {
     await this.#rest.releaseClaim(key);
   }
 
-  async claimInGroup(group: string, keys: readonly string[], ttlMs: number): Promise<boolean[]> {
+  async claimInGroups(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]> {
     this.#open();
-    checkKey(group, 'group');
-    checkKeys(keys, 'keys');
+    if (!Array.isArray(groups)) {
+      throw new StoreError('STORE_BAD_INPUT', `groups must be an array, got ${describe(groups)}`);
+    }
+    groups.forEach((g, i) => {
+      checkGroup(g?.group, `groups[${i}].group`);
+      checkKeys(g.keys, `groups[${i}].keys`);
+    });
     const ttl = normaliseTtl(ttlMs);
     if (ttl === undefined) throw new StoreError('STORE_BAD_INPUT', 'a grouped claim needs a TTL');
-    if (keys.length === 0) return [];
-    if (this.#rest.claimInGroup) return this.#rest.claimInGroup(group, keys, ttl);
-    return this.#rest.claimMany(
-      keys.map((key) => `${group}:${key}`),
+    if (groups.every((g) => g.keys.length === 0)) return groups.map(() => []);
+    if (this.#rest.claimInGroups) return this.#rest.claimInGroups(groups, ttl);
+    // One claimMany: one transaction (SQLite) or statement (PostgreSQL), so all or nothing.
+    const won = await this.#rest.claimMany(
+      groups.flatMap((g: ClaimGroup) => g.keys.map((key: string) => `${g.group}:${key}`)),
       ttl,
     );
+    let k = 0;
+    return groups.map((g: ClaimGroup) => g.keys.map(() => won[k++]!));
   }
 
   async releaseInGroup(group: string, key: string): Promise<void> {
     this.#open();
-    checkKey(group, 'group');
+    checkGroup(group, 'group');
     checkKey(key);
     if (this.#rest.releaseInGroup) await this.#rest.releaseInGroup(group, key);
     else await this.#rest.releaseClaim(`${group}:${key}`);

@@ -1,5 +1,5 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
-import type { LiveMembersQuery, StateStore } from '../core/ports.ts';
+import type { ClaimGroup, LiveMembersQuery, StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import { scrubSecret } from './parse-store-url.ts';
@@ -23,7 +23,7 @@ type RedisClient = ReturnType<typeof createClient>;
 const CLAIMED = '1';
 
 /**
- * `claimInGroup` in one round trip. KEYS[1]: the group's hash. ARGV[1]: the TTL in ms, then the
+ * One group's part of `claimInGroups` in one round trip. KEYS[1]: the group's hash. ARGV[1]: the TTL in ms, then the
  * keys. HSETNX takes each field that is not there yet (a key repeated meets its own field and
  * loses); the hash then expires a TTL from now unless it already lives longer.
  */
@@ -34,6 +34,8 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return won`;
 
 const GROUP_CHUNK = 5_000;
+/** Sets per `COUNT_LIVE_SCRIPT` call. */
+const COUNT_CHUNK = 200;
 
 /**
  * `countLiveMembers` in one round trip. KEYS: the sets. ARGV: the limit, then per set the prefix
@@ -131,25 +133,58 @@ class RedisClaimsAndSets implements ClaimsAndSets {
    * talks to one Redis server (or a primary with replicas), never to a cluster.
    */
   async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]> {
-    const args = [
-      String(queries.length),
-      ...queries.map((q) => this.#setPrefix + q.set),
-      String(limit),
-      ...queries.map((q) => this.#valuePrefix + q.valuePrefix),
-    ];
-    return (await this.#evalScript(COUNT_LIVE_SCRIPT, args)) as number[];
-  }
-
-  /** Chunks of at most 5,000 keys, so that one script never holds Redis for long. */
-  async claimInGroup(group: string, keys: readonly string[], ttlMs: number): Promise<boolean[]> {
+    // At most COUNT_CHUNK sets per call, so that one call never holds Redis for long.
     const calls: Array<Promise<unknown>> = [];
-    for (let start = 0; start < keys.length; start += GROUP_CHUNK) {
-      const chunk = keys.slice(start, start + GROUP_CHUNK);
+    for (let start = 0; start < queries.length; start += COUNT_CHUNK) {
+      const chunk = queries.slice(start, start + COUNT_CHUNK);
       calls.push(
-        this.#evalScript(CLAIM_IN_GROUP_SCRIPT, ['1', this.#groupPrefix + group, String(ttlMs), ...chunk]),
+        this.#evalScript(COUNT_LIVE_SCRIPT, [
+          String(chunk.length),
+          ...chunk.map((q) => this.#setPrefix + q.set),
+          String(limit),
+          ...chunk.map((q) => this.#valuePrefix + q.valuePrefix),
+        ]),
       );
     }
-    return (await Promise.all(calls)).flatMap((won) => (won as number[]).map((taken) => taken === 1));
+    return (await Promise.all(calls)).flatMap((counts) => counts as number[]);
+  }
+
+  /**
+   * One script call per group and chunk of at most 5,000 keys (so that none holds Redis for long),
+   * all sent at once. Should one fail, the claims the others took are given back.
+   */
+  async claimInGroups(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]> {
+    const calls: Array<{ hash: string; keys: readonly string[]; reply: Promise<unknown> }> = [];
+    for (const g of groups) {
+      const hash = this.#groupPrefix + g.group;
+      for (let start = 0; start < g.keys.length; start += GROUP_CHUNK) {
+        const keys = g.keys.slice(start, start + GROUP_CHUNK);
+        const reply = this.#evalScript(CLAIM_IN_GROUP_SCRIPT, ['1', hash, String(ttlMs), ...keys]);
+        calls.push({ hash, keys, reply });
+      }
+    }
+    const settled = await Promise.allSettled(calls.map((c) => c.reply));
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) {
+      await Promise.allSettled(
+        calls.map((c, i) => {
+          const r = settled[i]!;
+          if (r.status !== 'fulfilled') return undefined;
+          const taken = c.keys.filter((_, k) => (r.value as number[])[k] === 1);
+          return taken.length > 0 ? this.#client.hDel(c.hash, taken) : undefined;
+        }),
+      );
+      throw failed.reason;
+    }
+    const replies = settled.map((r) => (r as PromiseFulfilledResult<unknown>).value as number[]);
+    let call = 0;
+    return groups.map((g) => {
+      const won: boolean[] = [];
+      for (let start = 0; start < g.keys.length; start += GROUP_CHUNK) {
+        for (const taken of replies[call++]!) won.push(taken === 1);
+      }
+      return won;
+    });
   }
 
   async releaseInGroup(group: string, key: string): Promise<void> {
@@ -189,10 +224,10 @@ class RedisClaimsAndSets implements ClaimsAndSets {
 }
 
 /**
- * @keyv/redis with a cheaper `setMany`: the same keys and values, pipelined rather than in a
- * MULTI, and written with node-redis's current `expiration` option rather than the legacy
- * `{ PX }` form, which costs node-redis about twice as much per command. Nothing relies on a
- * batch landing all at once: each value stands alone, and a failed batch is reported and retried.
+ * @keyv/redis with a cheaper `setMany`: the same keys and values in one MULTI (a batch lands
+ * whole or not at all, so a retry never counts part of it twice), written with node-redis's
+ * current `expiration` option rather than the legacy `{ PX }` form, which costs node-redis about
+ * twice as much per command.
  */
 class BatchingKeyvRedis extends KeyvRedis<string> {
   async setMany(entries: Array<{ key: string; value: string; ttl?: number }>): Promise<void> {
@@ -204,7 +239,7 @@ class BatchingKeyvRedis extends KeyvRedis<string> {
       if (ttl) multi.set(prefixed, value, { expiration: { type: 'PX', value: ttl } });
       else multi.set(prefixed, value);
     }
-    await multi.execAsPipeline();
+    await multi.exec();
   }
 }
 

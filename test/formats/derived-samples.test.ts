@@ -100,6 +100,12 @@ describe.each(ALL_FORMATS)('DERIVED Arc %s event', (format) => {
     if (!result.ok) expect(result.reason).toMatch(/no caller identity/);
   });
 
+  it('an identity holding ":" (not an application id): invalid, quoted', () => {
+    const result = parseDetection(arcEvent(format, { appId: 'abc:2001:db8', set: newTermsOff(format) }));
+    expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+    if (!result.ok) expect(result.reason).toMatch(/"abc:2001:db8".*not an application id/);
+  });
+
   it.each(['not-an-ip', '999.1.1.1', '1.2.3'])('caller IP %j: invalid, quoted', (ip) => {
     const result = parseDetection(arcEvent(format, { ip }));
     expect(result).toMatchObject({ ok: false, kind: 'invalid' });

@@ -90,6 +90,34 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     }
   });
 
+  it('gives back the grouped claims a call took when another part of it fails', async () => {
+    const namespace = ns('groups');
+    const store = await openStateStore(url, { namespace });
+    const client = createClient({ url });
+    await client.connect();
+    try {
+      // A key of the wrong type where a group's hash should be: HSETNX fails for that group only.
+      await client.set(`${namespace}:claims::broken`, 'not a hash');
+      await expect(
+        store.claimInGroups(
+          [
+            { group: 'fine', keys: ['a', 'b'] },
+            { group: 'broken', keys: ['c'] },
+          ],
+          60_000,
+        ),
+      ).rejects.toThrow(/WRONGTYPE/);
+      expect(await client.hLen(`${namespace}:claims::fine`)).toBe(0);
+      expect(await store.claimInGroups([{ group: 'fine', keys: ['a', 'b'] }], 60_000)).toEqual([
+        [true, true],
+      ]);
+      expect(await client.pTTL(`${namespace}:claims::fine`)).toBeGreaterThan(50_000);
+    } finally {
+      await client.close();
+      await store.close();
+    }
+  });
+
   it('lets two processes racing on one Redis win each of 200 keys exactly once', async () => {
     const [a, b] = await raceClaimsAcrossProcesses(url, ns('race'), 200);
     const all = [...a!, ...b!];

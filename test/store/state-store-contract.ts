@@ -261,40 +261,77 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(results.filter(Boolean)).toHaveLength(1);
       });
 
-      it('claims keys within a group once each, releases them, and lets the group expire', async () => {
+      it('claims keys in groups once each, releases them, and lets a group expire', async () => {
         const store = await fresh();
-        expect(await store.claimInGroup('g1', ['a', 'b', 'a'], 60_000)).toEqual([true, true, false]);
-        expect(await store.claimInGroup('g1', ['b', 'c'], 60_000)).toEqual([false, true]);
-        // Another group, or a plain claim of the same name, is another claim.
-        expect(await store.claimInGroup('g2', ['a'], 60_000)).toEqual([true]);
-        expect(await store.claim('a', 60_000)).toBe(true);
+        const one = (group: string, keys: string[], ttl = 60_000) =>
+          store.claimInGroups([{ group, keys }], ttl).then((won) => won[0]);
+        expect(await one('g1', ['a', 'b', 'a'])).toEqual([true, true, false]);
+        expect(
+          await store.claimInGroups(
+            [
+              { group: 'g1', keys: ['b', 'c'] },
+              { group: 'g2', keys: ['a'] },
+              { group: 'g3', keys: [] },
+            ],
+            60_000,
+          ),
+        ).toEqual([[false, true], [true], []]);
         await store.releaseInGroup('g1', 'a');
         await store.releaseInGroup('g1', 'never-claimed');
-        expect(await store.claimInGroup('g1', ['a', 'b'], 60_000)).toEqual([true, false]);
-        expect(await store.claimInGroup('g1', [], 60_000)).toEqual([]);
+        expect(await one('g1', ['a', 'b'])).toEqual([true, false]);
+        expect(await store.claimInGroups([], 60_000)).toEqual([]);
 
-        expect(await store.claimInGroup('short', ['x', 'y'], SHORT_TTL)).toEqual([true, true]);
+        expect(await one('short', ['x', 'y'], SHORT_TTL)).toEqual([true, true]);
+        // A claim is held at least its own TTL, whatever shorter ones come after it in its group.
+        expect(await one('mixed', ['long'])).toEqual([true]);
+        expect(await one('mixed', ['brief'], SHORT_TTL)).toEqual([true]);
         await sleep(PAST_EXPIRY);
-        expect(await store.claimInGroup('short', ['x', 'y'], 60_000)).toEqual([true, true]);
-        expect(await store.claimInGroup('short', ['x'], 60_000)).toEqual([false]);
-        await expect(store.claimInGroup('g1', ['z'], undefined as unknown as number)).rejects.toThrow(
-          /needs a TTL/,
+        expect(await one('short', ['x', 'y'])).toEqual([true, true]);
+        expect(await one('short', ['x'])).toEqual([false]);
+        expect(await one('mixed', ['long'])).toEqual([false]);
+      });
+
+      it('refuses grouped claims without a TTL or with a group name holding ":"', async () => {
+        const store = await fresh();
+        await expect(
+          store.claimInGroups([{ group: 'g', keys: ['z'] }], undefined as unknown as number),
+        ).rejects.toThrow(/needs a TTL/);
+        await expect(store.claimInGroups([{ group: 'a:b', keys: ['z'] }], 60_000)).rejects.toThrow(
+          /groups\[0\]\.group must be 1-128 letters/,
         );
+        await expect(store.releaseInGroup('a:b', 'z')).rejects.toThrow(/group must be 1-128 letters/);
       });
 
       it('lets each grouped key be won exactly once by concurrent overlapping calls', async () => {
         const store = await fresh();
         const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
-        const orders = Array.from({ length: 8 }, () => shuffled(keys));
-        const runs = await Promise.all(orders.map((order) => store.claimInGroup('race', order, 60_000)));
+        const orders = Array.from({ length: 8 }, () => ({
+          a: shuffled(keys),
+          b: shuffled(keys.slice(0, 10)),
+        }));
+        const runs = await Promise.all(
+          orders.map((order) =>
+            store.claimInGroups(
+              [
+                { group: 'race-a', keys: order.a },
+                { group: 'race-b', keys: order.b },
+              ],
+              60_000,
+            ),
+          ),
+        );
         const wins = new Map<string, number>();
-        runs.forEach((won, r) => {
-          orders[r]!.forEach((key, i) => {
-            if (won[i]) wins.set(key, (wins.get(key) ?? 0) + 1);
+        const count = (key: string) => wins.set(key, (wins.get(key) ?? 0) + 1);
+        runs.forEach(([a, b], r) => {
+          orders[r]!.a.forEach((key, i) => {
+            if (a![i]) count(`a:${key}`);
+          });
+          orders[r]!.b.forEach((key, i) => {
+            if (b![i]) count(`b:${key}`);
           });
         });
         expect([...wins.values()].every((n) => n === 1)).toBe(true);
-        expect(wins.size).toBe(100);
+        expect(wins.size).toBe(110);
       });
 
       it('lets each key be won exactly once by concurrent overlapping claimMany calls', async () => {

@@ -70,6 +70,12 @@ export function buildDetection(input: DetectionInput): ParseResult {
   if (appId === undefined) {
     return invalid(`${what()} has no caller identity in ${input.appIdField}`);
   }
+  // Application ids are GUIDs; a ':' would also blur the history's keys (`pair:<appid>:<ip>`).
+  if (appId.includes(':')) {
+    return invalid(
+      `${what()} has caller identity ${echo(appId)} in ${input.appIdField}, which is not an application id (it holds ':')`,
+    );
+  }
   const rawIp = single(input.ip);
   if (rawIp === undefined || rawIp === null || rawIp === '') {
     const hint = input.missingIpHint ? `: ${input.missingIpHint}` : '';

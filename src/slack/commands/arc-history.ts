@@ -6,7 +6,7 @@ import type { SlackContext } from '../context.ts';
 import { COMMANDS } from '../ids.ts';
 
 /** What an appid may look like here (GUIDs, in practice); anything else gets a clear refusal. */
-const APP_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const APP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** The optional second argument: the number of the IP to start at (1 = the most recent). */
 const START = /^[1-9]\d{0,6}$/;
 
