@@ -59,7 +59,7 @@ export interface StateStore {
   releaseClaim(key: string): Promise<void>;
   /**
    * `claimMany` for keys in groups, stored as the backend stores a group best (Redis: one hash
-   * per group rather than one key per claim, a third of the time). A grouped claim is held at
+   * per group rather than one key per claim, in less than half the time). A grouped claim is held at
    * least `ttlMs` and lives as long as its group: a group expires `ttlMs` after the last call that
    * claimed in it. Elsewhere it is the claim of `<group>:<key>`, in the key space of `claim`.
    * Group names are letters, digits, `_`, `.` and `-`. Should the call fail, none of the claims it
