@@ -66,8 +66,8 @@ const EVENT_GROUP_MS = 3600 * 1000;
  * and in it a key led by the event's time, so that live events, which arrive roughly in time
  * order, land at the end of a SQL store's key index instead of at random places in it.
  */
-export function eventClaim(c: { detection: Detection }): { group: string; key: string } {
-  const at = Date.parse(c.detection.eventTime);
+export function eventClaim(c: { detection: Detection; eventMs?: number }): { group: string; key: string } {
+  const at = c.eventMs ?? Date.parse(c.detection.eventTime);
   return {
     group: `event-${Math.floor(at / EVENT_GROUP_MS).toString(36)}`,
     key: `${at.toString(36)}:${c.detection.eventId}`,
@@ -78,6 +78,8 @@ const alertClaimKey = (appId: string, ip: string) => `alerted:${normaliseAppId(a
 interface Candidate {
   index: number;
   detection: Detection;
+  /** The event time as given, epoch ms. */
+  eventMs: number;
   pairKey: string;
   /** Event time clamped to now when it is too far ahead. */
   at: number;
@@ -121,9 +123,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         return;
       }
       const d = r.detection;
-      let at = Date.parse(d.eventTime);
-      if (at > t0 + FUTURE_TOLERANCE_MS) at = t0;
-      parsed.push({ index, detection: d, pairKey: pairKey(d.appId, d.sourceIp), at });
+      const eventMs = Date.parse(d.eventTime);
+      const at = eventMs > t0 + FUTURE_TOLERANCE_MS ? t0 : eventMs;
+      parsed.push({ index, detection: d, eventMs, pairKey: pairKey(d.appId, d.sourceIp), at });
     });
     if (parsed.length === 0) return results;
 

@@ -106,9 +106,13 @@ export function addSighting(
   return out;
 }
 
-/** A short fingerprint of a pair's details (FNV-1a over their fields), to tell when they changed. */
+/**
+ * A short fingerprint of a pair's details (FNV-1a over their fields joined by U+0001, then the
+ * joined length), to tell when they changed. The fields are hashed one after the other rather
+ * than joined first: the same value, without building the joined text.
+ */
 export function detailsFingerprint(p: PairDetails): string {
-  const text = [
+  const parts = [
     p.sourceFormat,
     p.principalId,
     p.principalType,
@@ -121,13 +125,18 @@ export function detailsFingerprint(p: PairDetails): string {
     p.as?.number,
     p.as?.organizationName,
     p.userUpn,
-  ].join('\u0001');
+  ];
   let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
+  let length = parts.length - 1;
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) h = Math.imul(h ^ 1, 0x01000193);
+    const part = parts[i];
+    // As Array.prototype.join writes them: undefined (and null) as nothing, numbers as text.
+    const text = part === undefined || part === null ? '' : typeof part === 'string' ? part : String(part);
+    length += text.length;
+    for (let k = 0; k < text.length; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
   }
-  return (h >>> 0).toString(36) + text.length.toString(36);
+  return (h >>> 0).toString(36) + length.toString(36);
 }
 
 /**
