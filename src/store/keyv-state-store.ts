@@ -65,10 +65,14 @@ function checkGroup(group: unknown, what: string): asserts group is string {
   }
 }
 
-function checkKeys(keys: readonly unknown[], what: string): void {
-  if (!Array.isArray(keys)) {
-    throw new StoreError('STORE_BAD_INPUT', `${what} must be an array, got ${describe(keys)}`);
+function checkArray(value: unknown, what: string): void {
+  if (!Array.isArray(value)) {
+    throw new StoreError('STORE_BAD_INPUT', `${what} must be an array, got ${describe(value)}`);
   }
+}
+
+function checkKeys(keys: readonly unknown[], what: string): void {
+  checkArray(keys, what);
   for (let i = 0; i < keys.length; i++) checkKey(keys[i], `${what}[${i}]`);
 }
 
@@ -174,9 +178,7 @@ export class KeyvStateStore implements StateStore {
 
   async setMany(entries: readonly StateEntry[]): Promise<void> {
     this.#open();
-    if (!Array.isArray(entries)) {
-      throw new StoreError('STORE_BAD_INPUT', `entries must be an array, got ${describe(entries)}`);
-    }
+    checkArray(entries, 'entries');
     if (entries.length === 0) return;
     const batch = new Array<{ key: string; value: unknown; ttl: number | undefined }>(entries.length);
     for (let i = 0; i < entries.length; i++) {
@@ -215,9 +217,7 @@ export class KeyvStateStore implements StateStore {
 
   async claimInGroups(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]> {
     this.#open();
-    if (!Array.isArray(groups)) {
-      throw new StoreError('STORE_BAD_INPUT', `groups must be an array, got ${describe(groups)}`);
-    }
+    checkArray(groups, 'groups');
     groups.forEach((g, i) => {
       checkGroup(g?.group, `groups[${i}].group`);
       checkKeys(g.keys, `groups[${i}].keys`);
@@ -252,9 +252,7 @@ export class KeyvStateStore implements StateStore {
 
   async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
     this.#open();
-    if (!Array.isArray(entries)) {
-      throw new StoreError('STORE_BAD_INPUT', `entries must be an array, got ${describe(entries)}`);
-    }
+    checkArray(entries, 'entries');
     entries.forEach((entry, i) => {
       if (!Array.isArray(entry) || entry.length !== 2) {
         throw new StoreError('STORE_BAD_INPUT', `entries[${i}] must be a [set, member] pair`);
@@ -292,9 +290,7 @@ export class KeyvStateStore implements StateStore {
 
   async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]> {
     this.#open();
-    if (!Array.isArray(queries)) {
-      throw new StoreError('STORE_BAD_INPUT', `queries must be an array, got ${describe(queries)}`);
-    }
+    checkArray(queries, 'queries');
     queries.forEach((q, i) => {
       checkKey(q?.set, `queries[${i}].set`);
       checkKey(q.valuePrefix, `queries[${i}].valuePrefix`);
