@@ -1,5 +1,6 @@
 import type { EventResult } from '../core/alert.ts';
 import type { Engine } from '../core/engine.ts';
+import { isStoreDown } from '../store/store-error.ts';
 
 /** Evaluates the events of concurrent requests together (group commit). */
 export interface EvaluationBatcher {
@@ -21,6 +22,7 @@ interface Waiting {
  *
  * If a combined batch fails, each request's events are evaluated on their own, so one request's
  * failure never becomes another's; an error of a request's own events rejects only that request.
+ * A store that is down rejects the whole batch at once.
  */
 export function createEvaluationBatcher(
   engine: Pick<Engine, 'evaluate'>,
@@ -63,7 +65,12 @@ export function createEvaluationBatcher(
       let results: EventResult[] | undefined;
       try {
         results = await engine.evaluate(batch.flatMap((w) => w.events));
-      } catch {
+      } catch (err) {
+        // A store that is down fails every request alike: no point asking it again for each.
+        if (isStoreDown(err)) {
+          for (const w of batch) w.reject(err);
+          continue;
+        }
         results = undefined;
       }
       if (results) {

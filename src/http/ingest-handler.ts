@@ -6,7 +6,7 @@ import { extractEvents } from '../core/formats/index.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
-import { StoreError } from '../store/store-error.ts';
+import { isStoreDown } from '../store/store-error.ts';
 import { createEvaluationBatcher } from './evaluation-batcher.ts';
 import { HttpError, sendJson } from './http-error.ts';
 import { createIngestAuth } from './ingest-auth.ts';
@@ -109,9 +109,6 @@ function expand(docs: IngestDocument[]): Expanded {
   };
 }
 
-const storeDown = (err: unknown) =>
-  err instanceof StoreError && (err.code === 'STORE_UNREACHABLE' || err.code === 'STORE_CLOSED');
-
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 function unavailable(err: unknown): HttpError {
@@ -142,7 +139,7 @@ export function createIngestHandler(deps: IngestDeps) {
     try {
       return await batcher.evaluate(events);
     } catch (err) {
-      if (storeDown(err)) throw unavailable(err);
+      if (isStoreDown(err)) throw unavailable(err);
       if (events.length === 1) {
         log.error({ err }, 'event could not be evaluated');
         return [{ outcome: 'invalid', reason: `could not be evaluated: ${messageOf(err).slice(0, 200)}` }];
@@ -155,7 +152,7 @@ export function createIngestHandler(deps: IngestDeps) {
         const [r] = await engine.evaluate([event]);
         results.push(r ?? { outcome: 'invalid', reason: 'no result' });
       } catch (err) {
-        if (storeDown(err)) throw unavailable(err);
+        if (isStoreDown(err)) throw unavailable(err);
         log.error({ err }, 'event could not be evaluated');
         results.push({
           outcome: 'invalid',

@@ -1,7 +1,7 @@
 import type { Keyv } from 'keyv';
 import type { ClaimGroup, LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
 import { deserializeKeyvData } from './keyv-json.ts';
-import { StoreError } from './store-error.ts';
+import { describeError, StoreError } from './store-error.ts';
 
 /**
  * The claim and member-set half of a `StateStore`, written against one backend's own atomic
@@ -76,6 +76,29 @@ function checkKeys(keys: readonly unknown[], what: string): void {
   for (let i = 0; i < keys.length; i++) checkKey(keys[i], `${what}[${i}]`);
 }
 
+/**
+ * `target` (an object's methods, or a function) with every failure, thrown or rejected, passed
+ * to `fail`.
+ */
+function guarded<T extends object>(target: T, fail: (error: unknown) => never): T {
+  const call = (fn: (...args: unknown[]) => unknown, self: unknown, args: unknown[]) => {
+    try {
+      const out = fn.apply(self, args);
+      return out instanceof Promise ? out.catch(fail) : out;
+    } catch (error) {
+      return fail(error);
+    }
+  };
+  return new Proxy(target, {
+    apply: (fn, self, args) => call(fn as (...a: unknown[]) => unknown, self, args),
+    get(obj, name) {
+      const value = Reflect.get(obj, name, obj);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => call(value as (...a: unknown[]) => unknown, obj, args);
+    },
+  });
+}
+
 function describe(value: unknown): string {
   if (value === '') return 'an empty string';
   if (value === null) return 'null';
@@ -117,12 +140,19 @@ export class KeyvStateStore implements StateStore {
     rowsByPrefix?: (prefix: string) => Array<[string, string]>,
   ) {
     this.kind = kind;
-    this.#keyv = keyv;
-    this.#rest = rest;
+    // Whatever a driver throws once the store is open (a dropped connection, a locked or full
+    // database) reaches the callers as STORE_UNREACHABLE, so that ingest answers 503 and the
+    // sender retries, rather than taking the events for bad input.
+    const fail = (error: unknown): never => {
+      if (error instanceof StoreError) throw error;
+      throw new StoreError('STORE_UNREACHABLE', `The ${kind} store failed: ${describeError(error)}`);
+    };
+    this.#keyv = guarded(keyv, fail);
+    this.#rest = guarded(rest, fail);
     this.#prefix = valuePrefix;
     this.#closeKeyv = closeKeyv;
     this.#exactHas = exactHas;
-    this.#rows = rowsByPrefix;
+    this.#rows = rowsByPrefix && guarded(rowsByPrefix, fail);
   }
 
   #open(): void {

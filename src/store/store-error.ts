@@ -20,6 +20,10 @@ export class StoreError extends Error {
   }
 }
 
+/** True when `error` says the store is out of reach or closed: worth a retry later, not a rejection. */
+export const isStoreDown = (error: unknown): boolean =>
+  error instanceof StoreError && (error.code === 'STORE_UNREACHABLE' || error.code === 'STORE_CLOSED');
+
 /** A driver error as one line: its message, its code when the message lacks it, nested causes. */
 export function describeError(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) {

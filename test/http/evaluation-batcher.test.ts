@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventResult } from '../../src/core/alert.ts';
 import { createEvaluationBatcher } from '../../src/http/evaluation-batcher.ts';
+import { StoreError } from '../../src/store/store-error.ts';
 
 /** An engine stand-in that records each evaluate call and answers `known` with the event as reason. */
 function recordingEngine(failOn?: unknown) {
@@ -59,5 +60,20 @@ describe('evaluation batcher (group commit of concurrent requests)', () => {
     expect(engine.calls).toEqual([['a1', 'bad', 'b2', 'c1'], ['a1'], ['bad', 'b2'], ['c1']]);
     // The batcher keeps working afterwards.
     expect((await batcher.evaluate(['z']))[0]?.reason).toBe('z');
+  });
+
+  it('when the store is down, rejects every request of the batch at once without asking it again', async () => {
+    const calls: unknown[][] = [];
+    const down = new StoreError('STORE_UNREACHABLE', 'The redis store failed: Socket closed unexpectedly');
+    const batcher = createEvaluationBatcher({
+      async evaluate(events: readonly unknown[]): Promise<EventResult[]> {
+        calls.push([...events]);
+        throw down;
+      },
+    });
+    const results = await Promise.allSettled([batcher.evaluate(['a1']), batcher.evaluate(['b1'])]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(results.map((r) => (r as PromiseRejectedResult).reason)).toEqual([down, down]);
+    expect(calls).toEqual([['a1', 'b1']]);
   });
 });

@@ -1,6 +1,8 @@
+import { connect, createServer, type Socket } from 'node:net';
 import { createClient, createKeyv } from '@keyv/redis';
 import { afterAll, expect, it } from 'vitest';
 import { openStateStore } from '../../src/store/open-state-store.ts';
+import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 import { describeWithService, raceClaimsAcrossProcesses, sorted, uniqueNamespace } from './helpers.ts';
 import { describeStateStoreContract } from './state-store-contract.ts';
 
@@ -118,6 +120,27 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     }
   });
 
+  it('answers ingest with 503 (retry), not with every event invalid, when Redis goes away mid-run', async () => {
+    const proxy = await tcpProxy(new URL(url));
+    const t = await startTestApp({
+      env: { STORE_URL: `redis://127.0.0.1:${proxy.port}` },
+      storeNamespace: ns('outage'),
+    });
+    try {
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
+      proxy.cut();
+      const down = await postIngest<{ code: string }>(t.url, [
+        arcRecord({ appId: freshAppId() }),
+        arcRecord({ appId: freshAppId() }),
+      ]);
+      expect(down.status).toBe(503);
+      expect(down.body.code).toBe('store_unavailable');
+      await expect(t.app.store.get('any')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE' });
+    } finally {
+      await t.close();
+    }
+  });
+
   it('lets two processes racing on one Redis win each of 200 keys exactly once', async () => {
     const [a, b] = await raceClaimsAcrossProcesses(url, ns('race'), 200);
     const all = [...a!, ...b!];
@@ -136,3 +159,26 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     expect(JSON.stringify(error)).not.toContain('Sup3r-Secret-Pw');
   });
 });
+
+/** A TCP relay to `target` whose `cut()` drops every connection and refuses new ones. */
+async function tcpProxy(target: URL): Promise<{ port: number; cut(): void }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 6379), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    port,
+    cut() {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
