@@ -6,6 +6,7 @@ import { OUTCOMES, type Outcome } from './core/alert.ts';
 import { createEngine } from './core/engine.ts';
 import { extractEvents } from './core/formats/index.ts';
 import { openStateStore } from './store/open-state-store.ts';
+import { redactUrl } from './store/parse-store-url.ts';
 
 const USAGE = `usage: npm run history -- import <file|->
 
@@ -115,7 +116,7 @@ async function importHistory(path: string): Promise<number> {
   }
   const recorded = counts.known + counts.allowlisted;
   console.log(
-    `imported ${recorded} sightings (${OUTCOMES.map((o) => `${o} ${counts[o]}`).join(', ')}) into ${config.storeUrl.replace(/\/\/[^@/]*@/, '//***@')}`,
+    `imported ${recorded} sightings (${OUTCOMES.map((o) => `${o} ${counts[o]}`).join(', ')}) into ${redactUrl(config.storeUrl)}`,
   );
   const top = [...problems.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10);
   for (const [reason, n] of top) console.log(`  ${n} × ${reason}`);
