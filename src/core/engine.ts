@@ -196,6 +196,11 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
     const alerts: AlertRecord[] = [];
     const repeats = new Map<string, AlertRepeat>();
+    /** A sighting of a pair alerted before updates that alert (its latest state in this batch). */
+    const noteRepeat = (pair: StoredPair) => {
+      if (pair.alertId)
+        repeats.set(pair.alertId, { alertId: pair.alertId, count: pair.count, lastSeen: pair.lastSeen });
+    };
 
     await lock.run(keys, async () => {
       const t = now();
@@ -207,14 +212,21 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // One working copy per pair and batch, updated in place by each of its events.
       const pairs = new Map<string, StoredPair>();
       const existed = new Set<string>();
+      const prevLastSeen = new Map<string, number>();
+      keys.forEach((k, i) => {
+        const prev = prevList[i];
+        if (!prev) return;
+        existed.add(k);
+        prevLastSeen.set(k, prev.lastSeen);
+        pairs.set(k, { ...prev, spans: prev.spans.map(([lo, hi]) => [lo, hi]) });
+      });
       const latest = new Map<string, Candidate>();
       // A re-delivered event is a duplicate when its pair is stored, or when the same event came
       // earlier in this batch; otherwise its first delivery never got as far as the store.
       const inBatch = new Set<string>();
       const candidates: Candidate[] = [];
-      const storedKeys = new Set(keys.filter((_, i) => prevList[i] !== undefined));
       for (const c of parsed) {
-        if (c.seenBefore && (storedKeys.has(c.pairKey) || inBatch.has(c.detection.eventId))) {
+        if (c.seenBefore && (existed.has(c.pairKey) || inBatch.has(c.detection.eventId))) {
           results[c.index] = {
             outcome: 'duplicate',
             reason: `event ${c.detection.eventId} was already received`,
@@ -224,14 +236,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           inBatch.add(c.detection.eventId);
         }
       }
-      const prevLastSeen = new Map<string, number>();
-      keys.forEach((k, i) => {
-        const prev = prevList[i];
-        if (!prev) return;
-        existed.add(k);
-        prevLastSeen.set(k, prev.lastSeen);
-        pairs.set(k, { ...prev, spans: prev.spans.map(([lo, hi]) => [lo, hi]) });
-      });
       const created: Candidate[] = [];
       const wantsAlert: Candidate[] = [];
       const learning = learningUntil !== undefined && t < learningUntil;
@@ -278,8 +282,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           wantsAlert.push(c);
         } else {
           results[c.index] = { outcome: 'known', detection: d };
-          if (next.alertId)
-            repeats.set(next.alertId, { alertId: next.alertId, count: next.count, lastSeen: next.lastSeen });
+          noteRepeat(next);
         }
       }
 
@@ -301,14 +304,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
               reason: 'this pair was alerted already within the window',
               detection: c.detection,
             };
-            const pair = pairs.get(c.pairKey)!;
-            if (pair.alertId) {
-              repeats.set(pair.alertId, {
-                alertId: pair.alertId,
-                count: pair.count,
-                lastSeen: pair.lastSeen,
-              });
-            }
+            noteRepeat(pairs.get(c.pairKey)!);
           }
         });
         const others = await otherIpCounts(winners, pairs, existed, t);
