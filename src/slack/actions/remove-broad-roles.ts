@@ -6,8 +6,6 @@ import { ACTION_IDS } from '../ids.ts';
 import { openAlertClick } from './alert-click.ts';
 import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
 
-export { broadLockKey };
-
 const BROAD: RunKind = {
   field: 'broad',
   action: 'remove-broad-roles',

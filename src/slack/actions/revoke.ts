@@ -13,10 +13,6 @@ import { ACTION_IDS } from '../ids.ts';
 import { openAlertClick } from './alert-click.ts';
 import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
 
-/** Holds a running revoke; long enough for ARM and Graph, short enough to retry after a crash. */
-export const REVOKE_LOCK_TTL_MS = REMEDIATION_LOCK_TTL_MS;
-export { revokeLockKey };
-
 const REVOKE: RunKind = {
   field: 'revoke',
   action: 'revoke',
@@ -45,7 +41,7 @@ export function registerRevoke(app: App, ctx: SlackContext): void {
       await refuse('already revoked', `Already revoked by <@${state.revoke!.by}>.`);
       return;
     }
-    if (!(await ctx.store.claim(revokeLockKey(state.alert.id), REVOKE_LOCK_TTL_MS))) {
+    if (!(await ctx.store.claim(revokeLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
       await refuse(
         'revoke already running',
         'Revoke is already running (or just ran) for this alert: see its message.',

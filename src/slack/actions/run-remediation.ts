@@ -6,19 +6,12 @@ import {
   type SlackAlertState,
   updateAlertState,
 } from '../alert-state.ts';
+import { STEP_EMOJI } from '../blocks/alert.ts';
 import { clip, code, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { trackRun, untrackRun } from '../stale-runs.ts';
 
 export { REMEDIATION_LOCK_TTL_MS };
-
-export const STATUS_MARK: Record<string, string> = {
-  done: ':white_check_mark:',
-  'already-done': ':ballot_box_with_check:',
-  failed: ':x:',
-  'would-do': ':small_orange_diamond:',
-  skipped: ':fast_forward:',
-};
 
 /** One kind of remediation run the alert offers: Revoke, or "Remove broad roles too". */
 export interface RunKind {
@@ -41,7 +34,7 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
   const results = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
   const lines = steps.map((s) => {
     const r = results.get(s.id);
-    return `${STATUS_MARK[r?.status ?? ''] ?? ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(r.detail), 200)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(r.fix), 200)}` : ''}`;
+    return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(r.detail), 200)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(r.fix), 200)}` : ''}`;
   });
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     lines.push(

@@ -11,22 +11,20 @@ import {
   updateAlertState,
 } from '../alert-state.ts';
 import { reply } from '../authorise.ts';
-import { undoLabel } from '../blocks/alert.ts';
+import { STEP_EMOJI, undoLabel } from '../blocks/alert.ts';
 import { clip, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { trackRun, untrackRun } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
-import { REMEDIATION_LOCK_TTL_MS, STATUS_MARK } from './run-remediation.ts';
-
-export { undoLockKey };
+import { REMEDIATION_LOCK_TTL_MS } from './run-remediation.ts';
 
 function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): string {
   const who = `<@${undo.by}>`;
   const lines = (undo.result?.steps ?? []).map((r: StepResult) => {
     const step = steps.get(r.stepId);
     const what = clip(esc(step ? undoLabel(step) : r.stepId), 300);
-    return `${STATUS_MARK[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(esc(r.detail), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(esc(r.fix), 200)}` : ''}`;
+    return `${STEP_EMOJI[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(esc(r.detail), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(esc(r.fix), 200)}` : ''}`;
   });
   let head: string;
   if (undo.status === 'failed')

@@ -130,7 +130,8 @@ export function investigationFields(d: Detection): Array<[string, string]> {
   return out.filter((f): f is [string, string] => typeof f[1] === 'string' && f[1] !== '');
 }
 
-const STEP_EMOJI: Record<StepResult['status'], string> = {
+/** The mark of each step outcome, in the alert and in thread reports. */
+export const STEP_EMOJI: Record<StepResult['status'], string> = {
   done: ':white_check_mark:',
   'already-done': ':ballot_box_with_check:',
   failed: ':x:',
