@@ -87,7 +87,7 @@ async function loadSlack(
 }
 
 /**
- * The Azure remediator and enricher, sharing one credential, when Azure is configured
+ * The Azure remediator and enricher, sharing their clients, when Azure is configured
  * (`config.azure.enabled`); loaded on demand so that a service without Azure never loads the SDK.
  */
 async function loadAzure(
@@ -96,10 +96,11 @@ async function loadAzure(
 ): Promise<{ remediator: Remediator; enricher: Enricher } | undefined> {
   if (!config.azure.enabled) return undefined;
   const azure = await import('./azure/index.ts');
-  const credential = azure.createDefaultCredential(config.azure);
+  // One credential, one ARM gateway and one Graph client for both.
+  const services = azure.createAzureServices(config as Config, {});
   return {
-    remediator: azure.createAzureRemediator(config as Config, { ...deps, credential }),
-    enricher: azure.createAzureEnricher(config as Config, { ...deps, credential }),
+    remediator: azure.createRemediatorWith(config.azure.remediation, services, deps.store, deps.logger),
+    enricher: azure.createEnricherWith(services),
   };
 }
 
