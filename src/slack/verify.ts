@@ -1,6 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { HttpError } from '../http/http-error.ts';
+import { ClientGoneError, readBody } from '../http/read-body.ts';
 
 /** Slack signs with the current time; anything further than this from our clock is refused. */
 export const MAX_SKEW_SECONDS = 300;
@@ -43,18 +45,6 @@ export function verifySlackSignature(opts: {
   return { ok: true };
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-    size += buf.length;
-    if (size > limit) return 'too-large';
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks);
-}
-
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
 const reply = (res: ServerResponse, status: number, text?: string) => {
@@ -77,8 +67,15 @@ export function guardSlackRequests(opts: {
   return async (req, res) => {
     try {
       if (req.method !== 'POST') return reply(res, 405, 'POST only');
-      const body = await readBody(req, MAX_BODY_BYTES);
-      if (body === 'too-large') return reply(res, 413, 'body too large');
+      let body: Buffer;
+      try {
+        body = await readBody(req, MAX_BODY_BYTES, 'identity');
+      } catch (err) {
+        if (err instanceof ClientGoneError) return;
+        if (err instanceof HttpError)
+          return reply(res, err.status, err.status === 413 ? 'body too large' : err.message);
+        throw err;
+      }
       const contentType = req.headers['content-type'];
       if (contentType === 'application/x-www-form-urlencoded' && body.toString('utf8') === 'ssl_check=1') {
         // Slack's SSL check carries nothing to act on: answer it here.

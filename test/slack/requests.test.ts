@@ -118,4 +118,25 @@ describe('Slack request verification', () => {
     expect(res.status).toBe(200);
     expect(h.fake.calls).toEqual([]);
   });
+
+  it('answers 413 to a body over 256 KiB, declared or streamed, without acting', async () => {
+    h = await startHarness();
+    const big = `payload=${'x'.repeat(300 * 1024)}`;
+    const declared = await fetch(h.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: big,
+    });
+    expect(declared.status).toBe(413);
+    expect(await declared.text()).toBe('body too large');
+    // Without Content-Length (chunked), the limit is counted as the body streams in.
+    const streamed = await fetch(h.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new Blob([big]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(streamed.status).toBe(413);
+    expect(h.fake.calls).toEqual([]);
+  });
 });
