@@ -1,9 +1,9 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import { loadAlertState } from '../alert-state.ts';
-import { authorise, channelOfClick, reply } from '../authorise.ts';
+import { channelOfClick, reply } from '../authorise.ts';
 import { buildBenignModal } from '../blocks/benign-modal.ts';
 import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
+import { openAlertClick } from './alert-click.ts';
 
 /**
  * Mark benign: opens the modal that asks a reason and an expiry. With SLACK_RESPONDERS set,
@@ -14,25 +14,10 @@ export function registerMarkBenign(app: App, ctx: SlackContext): void {
     ACTION_IDS.markBenign,
     async ({ ack, body, action, respond, client }) => {
       await ack();
-      const user = body.user.id;
-      const state = await loadAlertState(ctx.store, action.value ?? '');
-      if (!state) {
-        await reply(
-          ctx,
-          respond,
-          'This alert is no longer known to arc-responder (too old, or from another installation).',
-        );
-        return;
-      }
-      const d = state.alert.detection;
-      const subject = {
-        action: 'mark-benign' as const,
-        alertId: state.alert.id,
-        appId: d.appId,
-        ip: d.sourceIp,
-      };
+      const click = await openAlertClick(ctx, { body, alertId: action.value, respond }, 'mark-benign');
+      if (!click) return;
+      const { state } = click;
       const where = channelOfClick(body);
-      if (!(await authorise(ctx, user, subject, respond, { where, home: state.channel }))) return;
       try {
         // trigger_id lives 3 seconds: open the modal before anything slow. The modal keeps the
         // channel of the click, so that the submission is judged by the same rule.
