@@ -16,6 +16,12 @@ export interface AlertClick {
   refuse(detail: string, text: string): Promise<void>;
 }
 
+/** What an action on an alert is about: the alert and its (identity, IP) pair. */
+export function alertSubject(action: ActionSubject['action'], state: SlackAlertState): AlertClick['subject'] {
+  const d = state.alert.detection;
+  return { action, alertId: state.alert.id, appId: d.appId, ip: d.sourceIp };
+}
+
 /**
  * The start every alert button shares: find the alert its value names and check that the clicker
  * may use `action` (refusals are answered and audited by `authorise`). Undefined when the click
@@ -32,8 +38,7 @@ export async function openAlertClick(
     await reply(ctx, click.respond, UNKNOWN_ALERT);
     return undefined;
   }
-  const d = state.alert.detection;
-  const subject = { action, alertId: state.alert.id, appId: d.appId, ip: d.sourceIp };
+  const subject = alertSubject(action, state);
   const place = { where: channelOfClick(click.body), home: state.channel };
   if (!(await authorise(ctx, user, subject, click.respond, place))) return undefined;
   return {

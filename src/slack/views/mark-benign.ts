@@ -1,5 +1,6 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
+import { alertSubject } from '../actions/alert-click.ts';
 import { loadAlertState, updateAlertState } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
 import { benignText } from '../blocks/alert.ts';
@@ -17,7 +18,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
   app.view(CALLBACK_IDS.markBenign, async ({ ack, body, view }) => {
     const user = body.user.id;
     const meta = parseBenignMetadata(view.private_metadata);
-    const state = meta ? await loadAlertState(ctx.store, meta.alertId) : undefined;
+    const state = meta ? await loadAlertState(ctx.store, meta.alertId, ctx.now()) : undefined;
     if (!state) {
       await ack({
         response_action: 'errors',
@@ -25,13 +26,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       });
       return;
     }
-    const d = state.alert.detection;
-    const subject = {
-      action: 'mark-benign' as const,
-      alertId: state.alert.id,
-      appId: d.appId,
-      ip: d.sourceIp,
-    };
+    const subject = alertSubject('mark-benign', state);
     const decision = await decide(ctx, user, 'mark-benign', { where: meta?.channel, home: state.channel });
     if (!decision.ok) {
       await recordAudit(ctx.store, { actor: user, ...subject, result: 'refused', detail: decision.detail });
@@ -56,8 +51,8 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
     const until = answer.expiryMs === undefined ? undefined : at + answer.expiryMs;
     try {
       await ctx.history.allow({
-        appId: d.appId,
-        ip: d.sourceIp,
+        appId: subject.appId,
+        ip: subject.ip,
         by: user,
         reason: answer.reason,
         ...(until === undefined ? {} : { until }),
