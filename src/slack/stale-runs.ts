@@ -1,5 +1,11 @@
 import { recordAudit } from '../core/audit.ts';
-import { loadAlertState, settleStaleRuns, updateAlertState } from './alert-state.ts';
+import {
+  isStale,
+  loadAlertState,
+  type SlackAlertState,
+  settleStaleRuns,
+  updateAlertState,
+} from './alert-state.ts';
 import type { SlackContext } from './context.ts';
 
 /**
@@ -53,13 +59,18 @@ export async function sweepStaleRuns(ctx: SlackContext): Promise<string[]> {
       await untrackRun(ctx, alertId);
       continue;
     }
+    const runs = (s: SlackAlertState) => [s.revoke, s.broad, s.undo];
+    // Written only when a run is stale: a needless write could undo what another replica just saved.
+    if (!runs(known).some((r) => isStale(r, now))) {
+      if (!runs(known).some((r) => r?.status === 'running')) await untrackRun(ctx, alertId);
+      continue;
+    }
     let settled: Array<keyof typeof WORDS> = [];
     const state = await updateAlertState(ctx.store, alertId, (s) => {
       settled = settleStaleRuns(s, now);
     });
     if (!state) continue;
-    const stillRunning = [state.revoke, state.broad, state.undo].some((r) => r?.status === 'running');
-    if (!stillRunning) await untrackRun(ctx, alertId);
+    if (!runs(state).some((r) => r?.status === 'running')) await untrackRun(ctx, alertId);
     if (settled.length === 0) continue;
     changed.push(alertId);
     const d = state.alert.detection;
