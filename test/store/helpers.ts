@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import type { StateStore } from '../../src/core/ports.ts';
 
 /**
  * Runs `body` against a dev service named by `envVar` (TEST_REDIS_URL, TEST_POSTGRES_URL).
@@ -104,4 +105,20 @@ export async function raceClaimsAcrossProcesses(
   const startAt = Date.now() + 150;
   for (const child of children) child.stdin.write(`go ${startAt}\n`);
   return Promise.all(started.map((run) => run.result));
+}
+
+/**
+ * Values written by the store read back through a plain Keyv client of the same backend and
+ * namespace, and the other way round; strings that start with ':' exercise Keyv's escaping.
+ */
+export async function expectKeyvCompatible(
+  store: StateStore,
+  keyv: { get(key: string): Promise<unknown>; set(key: string, value: unknown): Promise<unknown> },
+): Promise<void> {
+  await store.set('ip', '::1');
+  await store.setMany([{ key: 'rec', value: { ip: '::ffff:10.0.0.1', n: [1, ':x'] }, ttlMs: 60_000 }]);
+  expect(await keyv.get('ip')).toBe('::1');
+  expect(await keyv.get('rec')).toEqual({ ip: '::ffff:10.0.0.1', n: [1, ':x'] });
+  await keyv.set('from-keyv', { ip: ':::weird' });
+  expect(await store.get('from-keyv')).toEqual({ ip: ':::weird' });
 }
