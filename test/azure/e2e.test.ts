@@ -43,6 +43,37 @@ afterEach(async () => {
   await auditStore?.close();
 });
 
+/**
+ * The service with Slack faked and live remediation against `fake`; the Arc principal gets a
+ * fresh app id. Also kept in `slack`, `auditStore` and `app` for `afterEach` to close.
+ */
+async function startLiveService(fake: FakeAzure) {
+  const appId = freshAppId();
+  fake.servicePrincipal({ id: ARC.principalId, appId, displayName: 'ci-deployer' });
+  stubAzureEnv(fake);
+
+  const env = {
+    SLACK_BOT_TOKEN: TOKEN,
+    SLACK_SIGNING_SECRET: SECRET,
+    SLACK_ALERT_CHANNEL: CHANNEL,
+    SLACK_RESPONDERS: RESPONDER,
+    AZURE_REMEDIATION: 'live',
+    AZURE_ARM_ENDPOINT: fake.armUrl,
+    GRAPH_ENDPOINT: fake.graphUrl,
+    AZURE_AUTHORITY_HOST: fake.loginUrl,
+  };
+  slack = await startFakeSlack();
+  auditStore = await memoryStore();
+  const remediator = createAzureRemediator(loadConfig(env), {
+    store: auditStore,
+    logger: quietLogger(),
+    tlsCa: fake.ca,
+    retry: FAST_RETRY,
+  });
+  app = await startTestApp({ env: { ...env, SLACK_API_URL: slack.apiUrl }, remediator });
+  return { appId, f: slack, app, auditStore };
+}
+
 it('POST /ingest, then a signed Revoke click: exactly the planned DELETEs and the PATCH; a second click changes nothing', async () => {
   azure = addRoles(await startFakeAzure());
   const evidenceId = `${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/${ARC.roleAssignmentId}`;
@@ -69,30 +100,7 @@ it('POST /ingest, then a signed Revoke click: exactly the planned DELETEs and th
       principalId: ARC.principalId,
       principalType: 'ServicePrincipal',
     });
-  const appId = freshAppId();
-  azure.servicePrincipal({ id: ARC.principalId, appId, displayName: 'ci-deployer' });
-  stubAzureEnv(azure);
-
-  const env = {
-    SLACK_BOT_TOKEN: TOKEN,
-    SLACK_SIGNING_SECRET: SECRET,
-    SLACK_ALERT_CHANNEL: CHANNEL,
-    SLACK_RESPONDERS: RESPONDER,
-    AZURE_REMEDIATION: 'live',
-    AZURE_ARM_ENDPOINT: azure.armUrl,
-    GRAPH_ENDPOINT: azure.graphUrl,
-    AZURE_AUTHORITY_HOST: azure.loginUrl,
-  };
-  slack = await startFakeSlack();
-  auditStore = await memoryStore();
-  const remediator = createAzureRemediator(loadConfig(env), {
-    store: auditStore,
-    logger: quietLogger(),
-    tlsCa: azure.ca,
-    retry: FAST_RETRY,
-  });
-  app = await startTestApp({ env: { ...env, SLACK_API_URL: slack.apiUrl }, remediator });
-  const f = slack;
+  const { appId, f, app, auditStore } = await startLiveService(azure);
   const events = `${app.url}/slack/events`;
 
   const ingested = await postIngest(app.url, arcRecord({ appId, ip: '198.51.100.9' }));
@@ -168,30 +176,7 @@ it('POST /ingest of tampered evidence naming the security team’s Owner assignm
       principalId: SECURITY_TEAM,
       principalType: 'Group',
     });
-  const appId = freshAppId();
-  azure.servicePrincipal({ id: ARC.principalId, appId, displayName: 'ci-deployer' });
-  stubAzureEnv(azure);
-
-  const env = {
-    SLACK_BOT_TOKEN: TOKEN,
-    SLACK_SIGNING_SECRET: SECRET,
-    SLACK_ALERT_CHANNEL: CHANNEL,
-    SLACK_RESPONDERS: RESPONDER,
-    AZURE_REMEDIATION: 'live',
-    AZURE_ARM_ENDPOINT: azure.armUrl,
-    GRAPH_ENDPOINT: azure.graphUrl,
-    AZURE_AUTHORITY_HOST: azure.loginUrl,
-  };
-  slack = await startFakeSlack();
-  auditStore = await memoryStore();
-  const remediator = createAzureRemediator(loadConfig(env), {
-    store: auditStore,
-    logger: quietLogger(),
-    tlsCa: azure.ca,
-    retry: FAST_RETRY,
-  });
-  app = await startTestApp({ env: { ...env, SLACK_API_URL: slack.apiUrl }, remediator });
-  const f = slack;
+  const { appId, f, app } = await startLiveService(azure);
 
   // The record's evidence is rewritten to name the team's Owner assignment as the caller's
   // Arc Cluster User role (the caller's claims are left as they are).
