@@ -73,7 +73,13 @@ export function eventClaim(c: { detection: Detection; eventMs?: number }): { gro
     key: `${at.toString(36)}:${c.detection.eventId}`,
   };
 }
-const alertClaimKey = (appId: string, ip: string) => `alerted:${normaliseAppId(appId)}:${ip}`;
+/**
+ * The claim that makes one alert of a new pair, also across processes. It is scoped to the window
+ * that the event's time falls in: a pair alerted on a replayed event from months ago is alerted
+ * again when it comes back now, while events of one episode share the claim.
+ */
+const alertClaimKey = (appId: string, ip: string, at: number, windowMs: number) =>
+  `alerted:${normaliseAppId(appId)}:${ip}:${Math.floor(at / windowMs).toString(36)}`;
 
 interface Candidate {
   index: number;
@@ -195,6 +201,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     });
 
     const alerts: AlertRecord[] = [];
+    /** The claims behind `alerts`, given back should the outbox refuse them. */
+    const alertClaims: string[] = [];
     const repeats = new Map<string, AlertRepeat>();
     /** A sighting of a pair alerted before updates that alert (its latest state in this batch). */
     const noteRepeat = (pair: StoredPair) => {
@@ -221,12 +229,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         pairs.set(k, { ...prev, spans: prev.spans.map(([lo, hi]) => [lo, hi]) });
       });
       const latest = new Map<string, Candidate>();
-      // A re-delivered event is a duplicate when its pair is stored, or when the same event came
-      // earlier in this batch; otherwise its first delivery never got as far as the store.
+      // A re-delivered event is a duplicate when its pair is stored, when the same event came
+      // earlier in this batch, or when its time lies a window or more in the past: such a sighting
+      // is never stored, so its first delivery left nothing half done. Otherwise that delivery
+      // never got as far as the store, and the event is evaluated again.
       const inBatch = new Set<string>();
       const candidates: Candidate[] = [];
       for (const c of parsed) {
-        if (c.seenBefore && (existed.has(c.pairKey) || inBatch.has(c.detection.eventId))) {
+        if (
+          c.seenBefore &&
+          (existed.has(c.pairKey) || inBatch.has(c.detection.eventId) || c.at + windowMs <= t)
+        ) {
           results[c.index] = {
             outcome: 'duplicate',
             reason: `event ${c.detection.eventId} was already received`,
@@ -289,7 +302,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (wantsAlert.length > 0) {
         // Exactly one alert per new pair, also across processes sharing the store.
         const claimed = await store.claimMany(
-          wantsAlert.map((c) => alertClaimKey(c.detection.appId, c.detection.sourceIp)),
+          wantsAlert.map((c) => alertClaimKey(c.detection.appId, c.detection.sourceIp, c.at, windowMs)),
           windowMs,
         );
         const winners: Candidate[] = [];
@@ -319,6 +332,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             windowMs,
           };
           alerts.push(alert);
+          alertClaims.push(alertClaimKey(d.appId, d.sourceIp, c.at, windowMs));
           pairs.get(c.pairKey)!.alertId = alert.id;
           results[c.index] = { outcome: 'alerted', detection: d, alert };
         }
@@ -331,9 +345,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         try {
           await outbox.add(alerts, [...repeats.values()]);
         } catch (err) {
-          await Promise.allSettled(
-            alerts.map((a) => store.releaseClaim(alertClaimKey(a.detection.appId, a.detection.sourceIp))),
-          );
+          await Promise.allSettled(alertClaims.map((key) => store.releaseClaim(key)));
           throw err;
         }
       }

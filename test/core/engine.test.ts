@@ -163,6 +163,25 @@ describe.each(Object.keys(backends))(
       expect(sink.alerts).toHaveLength(1);
     });
 
+    it('reports a redelivered event older than the window as duplicate (nothing of it is stored)', async () => {
+      const event = record({ time: at(240 * DAY) });
+      const [first] = await engine.evaluate([event]);
+      expect(first?.outcome).toBe('alerted');
+      const [again] = await engine.evaluate([structuredClone(event)]);
+      expect(again?.outcome).toBe('duplicate');
+      expect(sink.alerts).toHaveLength(1);
+    });
+
+    it('alerts once for replayed events of a pair from months ago, and again when the pair comes back now', async () => {
+      const replay = await engine.evaluate([record({ time: at(240 * DAY) })]);
+      const [sameEpisode] = await engine.evaluate([record({ time: at(240 * DAY - 3600_000) })]);
+      expect(replay[0]?.outcome).toBe('alerted');
+      expect(sameEpisode?.outcome).toBe('known');
+      const [now] = await engine.evaluate([record({ time: at(1000) })]);
+      expect(now?.outcome).toBe('alerted');
+      expect(sink.alerts).toHaveLength(2);
+    });
+
     it('recognises the same event as an Event Hub record and as the ECS document Elastic made of it', async () => {
       const opts = {
         time: new Date(Date.now() - 60_000),
