@@ -189,15 +189,21 @@ export class KeyvStateStore implements StateStore {
     if (this.#rows === undefined) return undefined;
     const cut = this.#prefix.length;
     const now = Date.now();
-    const out: Array<[string, T]> = [];
-    for (const [key, text] of this.#rows(this.#prefix + prefix)) {
+    // The rows become the answer in place: no second array per row.
+    const rows = this.#rows(this.#prefix + prefix) as unknown as Array<[string, unknown]>;
+    let kept = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
       // The same checks Keyv makes on a read: its envelope may carry an expiry of its own.
-      const data = deserializeKeyvData<{ value?: T; expires?: number | null } | null>(text);
+      const data = deserializeKeyvData<{ value?: T; expires?: number | null } | null>(row[1] as string);
       if (data === null || data.value === undefined) continue;
       if (typeof data.expires === 'number' && data.expires < now) continue;
-      out.push([key.slice(cut), data.value]);
+      row[0] = row[0].slice(cut);
+      row[1] = data.value;
+      rows[kept++] = row;
     }
-    return out;
+    rows.length = kept;
+    return rows as Array<[string, T]>;
   }
 
   async set(key: string, value: unknown, ttlMs?: number): Promise<void> {
