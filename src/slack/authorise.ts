@@ -53,11 +53,11 @@ export type Decision =
  *
  * - **Revoke, Undo, Remove broad roles too**: SLACK_RESPONDERS only (user ids, or members of the
  *   user groups listed there). SLACK_RESPONDERS unset: nobody; the refusal says it is not set.
- * - **Mark benign, Remove allowlist** (the allowlist itself):
- *   - SLACK_RESPONDERS set: responders only, as for Revoke.
- *   - SLACK_RESPONDERS unset: any member of the alert channel, that is anyone pressing the button
- *     where the alert was posted (`where` is the channel of the click, `home` the alert channel).
- *     A press from anywhere else is refused, saying where it works.
+ * - **Mark benign, Remove allowlist** (the allowlist itself): any member of the alert channel, that
+ *   is anyone pressing the button where the alert was posted (`where` is the channel of the click,
+ *   `home` the alert channel), and responders anywhere. CONTRACT.md reserves only Revoke for
+ *   SLACK_RESPONDERS; who may allowlist is decided by who is in the alert channel. A press from
+ *   anywhere else by someone who is not a responder is refused, saying where it works.
  *
  * Everything stays audited: who, what, and (for Mark benign) why and until when.
  */
@@ -68,13 +68,21 @@ export async function decide(
   place: { where?: string | undefined; home: string },
 ): Promise<Decision> {
   const verb = VERB[action];
-  if (ctx.responders.empty && !RESPONDERS_ONLY.has(action)) {
+  if (!RESPONDERS_ONLY.has(action)) {
+    if (!ctx.responders.empty && (await ctx.responders.isResponder(user)))
+      return { ok: true, as: 'responder' };
     if (place.where !== undefined && place.where === place.home) return { ok: true, as: 'alert-channel' };
-    return {
-      ok: false,
-      detail: 'not from the alert channel (SLACK_RESPONDERS is not set)',
-      text: `:no_entry: ${verb} works only in the alert channel <#${place.home}>: SLACK_RESPONDERS is not set, so the members of that channel may use it there. Your attempt was recorded.`,
-    };
+    return ctx.responders.empty
+      ? {
+          ok: false,
+          detail: 'not from the alert channel (SLACK_RESPONDERS is not set)',
+          text: `:no_entry: ${verb} works only in the alert channel <#${place.home}>: SLACK_RESPONDERS is not set, so the members of that channel may use it there. Your attempt was recorded.`,
+        }
+      : {
+          ok: false,
+          detail: 'not from the alert channel, not in SLACK_RESPONDERS',
+          text: `:no_entry: ${verb} works in the alert channel <#${place.home}>, or anywhere for responders (SLACK_RESPONDERS). Your attempt was recorded.`,
+        };
   }
   if (await ctx.responders.isResponder(user)) return { ok: true, as: 'responder' };
   if (ctx.responders.empty) {

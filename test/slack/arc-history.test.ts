@@ -119,9 +119,10 @@ describe('/arc-history', () => {
     expect(rows[2]).toContain('1×');
     expect(rows[2]).toContain('Allowlisted until');
     expect(rows[2]).toContain('office VPN');
-    // A remove button for the allowlisted pair only, for responders only.
+    // A remove button for the allowlisted pair only, for responders, and for others in the alert
+    // channel only.
     expect(buttonsOf(reply).map((b) => b.value)).toEqual([`${ARC.appId.toUpperCase()}|198.51.100.1`]);
-    const outsider = await ask(ARC.appId, OUTSIDER);
+    const outsider = (await h.command(ARC.appId, OUTSIDER, 'C0OTHER')).json() as Reply;
     expect(JSON.stringify(outsider.blocks)).not.toContain(ACTION_IDS.removeAllow);
     expect(ipsOf(outsider)).toHaveLength(3);
   });
@@ -194,19 +195,23 @@ describe('/arc-history', () => {
     expect((await ask(`${ARC.appId} 5`)).text).toContain('start at most at 1');
   });
 
-  it('removes an allowlist entry from the reply (responders only) and refreshes it', async () => {
+  it('removes an allowlist entry from the reply (responders anywhere) and refreshes it', async () => {
     h = await startHarness();
     await sightings([{ ip: '198.51.100.1', minutesAgo: 5 }]);
     await h.history.allow({ appId: ARC.appId, ip: '198.51.100.1', by: RESPONDER, reason: 'VPN' });
     const reply = await ask(ARC.appId);
     const button = buttonsOf(reply)[0]!;
 
-    const refused = await h.click(ACTION_IDS.removeAllow, button.value, OUTSIDER, { ephemeral: true });
+    const refused = await h.click(ACTION_IDS.removeAllow, button.value, OUTSIDER, {
+      ephemeral: true,
+      channel: 'C0OTHER',
+    });
     await h.fake.waitFor('the refusal', () => h.fake.responsesTo(refused.responseId).length === 1);
     expect(await h.history.getAllow(ARC.appId, '198.51.100.1')).toBeDefined();
 
     const { responseId } = await h.click(ACTION_IDS.removeAllow, button.value, RESPONDER, {
       ephemeral: true,
+      channel: 'C0OTHER',
     });
     await h.fake.waitFor('the refreshed reply', () => h.fake.responsesTo(responseId).length === 1);
     const refreshed = h.fake.responsesTo(responseId)[0]!;

@@ -20,7 +20,7 @@ async function posted(opts: Parameters<typeof startHarness>[0] = {}) {
 describe('who may press the buttons', () => {
   it.each([
     [ACTION_IDS.revoke, 'revoke', 'Revoke'],
-    [ACTION_IDS.markBenign, 'mark-benign', 'Mark benign'],
+    [ACTION_IDS.undoRevoke, 'undo', 'Undo'],
   ])(
     'refuses %s from someone not in SLACK_RESPONDERS, privately, with an audit entry',
     async (actionId, action, verb) => {
@@ -141,12 +141,28 @@ describe('Mark benign with SLACK_RESPONDERS not set', () => {
     expect((await listAudit(h.store, alert.id)).map((e) => e.result)).toEqual(['refused']);
   });
 
-  it('with SLACK_RESPONDERS set, a channel member who is not a responder is still refused', async () => {
+  it('with SLACK_RESPONDERS set (it guards Revoke), a channel member who is not a responder may still mark benign', async () => {
     await posted();
-    const { responseId } = await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: CHANNEL });
+    await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: CHANNEL });
+    await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
+    const view = h.fake.callsOf('views.open')[0]!.args.view as { private_metadata: string };
+    const res = await h.submit(CALLBACK_IDS.markBenign, OUTSIDER, view.private_metadata, values);
+    expect(res.status).toBe(200);
+    expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toMatchObject({
+      by: OUTSIDER,
+      reason: 'office VPN',
+    });
+    expect(await listAudit(h.store, alert.id)).toMatchObject([
+      { actor: OUTSIDER, action: 'mark-benign', result: 'ok', detail: { as: 'alert-channel' } },
+    ]);
+  });
+
+  it('with SLACK_RESPONDERS set, refuses a non-responder pressing from another channel, saying where it works', async () => {
+    await posted();
+    const { responseId } = await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: 'C0OTHER' });
     await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
     expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
-      'Only responders (SLACK_RESPONDERS) may use Mark benign',
+      `Mark benign works in the alert channel <#${CHANNEL}>, or anywhere for responders (SLACK_RESPONDERS)`,
     );
     expect(h.fake.callsOf('views.open')).toEqual([]);
   });
@@ -269,10 +285,10 @@ describe('Mark benign', () => {
     expect(lastUpdateText()).toContain('with no expiry');
   });
 
-  it('refuses a submission from someone not in SLACK_RESPONDERS', async () => {
+  it('refuses a submission from someone not in SLACK_RESPONDERS of a modal opened outside the alert channel', async () => {
     await posted();
-    const view = await openModal();
-    const res = await h.submit(CALLBACK_IDS.markBenign, OUTSIDER, view.private_metadata, values('x', '7d'));
+    const metadata = JSON.stringify({ alertId: alert.id, channel: 'C0OTHER' });
+    const res = await h.submit(CALLBACK_IDS.markBenign, OUTSIDER, metadata, values('x', '7d'));
     expect(res.json()).toMatchObject({ response_action: 'errors' });
     expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toBeUndefined();
     expect((await listAudit(h.store, alert.id)).map((e) => e.result)).toEqual(['refused']);

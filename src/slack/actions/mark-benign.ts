@@ -6,8 +6,8 @@ import { ACTION_IDS } from '../ids.ts';
 import { openAlertClick } from './alert-click.ts';
 
 /**
- * Mark benign: opens the modal that asks a reason and an expiry. With SLACK_RESPONDERS set,
- * responders only; unset, anyone pressing it in the alert channel (see `decide`).
+ * Mark benign: opens the modal that asks a reason and an expiry. Anyone pressing it in the alert
+ * channel, and responders anywhere (see `decide`).
  */
 export function registerMarkBenign(app: App, ctx: SlackContext): void {
   app.action<BlockAction<ButtonAction>>(

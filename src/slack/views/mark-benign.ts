@@ -10,8 +10,7 @@ import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
 
 /**
  * The Mark benign modal's submission: checks who submits it by the same rule as the button
- * (`decide`: responders, or with SLACK_RESPONDERS unset anyone who pressed it in the alert
- * channel), validates it (errors shown in the modal), then allowlists the pair, updates the alert
+ * (`decide`: anyone who pressed it in the alert channel, and responders anywhere), validates it (errors shown in the modal), then allowlists the pair, updates the alert
  * (who, why, until), audits it and posts the audit line in the thread.
  */
 export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
@@ -35,7 +34,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         errors: {
           [BENIGN_MODAL.reasonBlock]: ctx.responders.empty
             ? 'SLACK_RESPONDERS is not set: only members of the alert channel may mark alerts benign, from the alert there.'
-            : 'Only responders (SLACK_RESPONDERS) may mark alerts benign.',
+            : 'Only members of the alert channel, from the alert there, and responders (SLACK_RESPONDERS) may mark alerts benign.',
         },
       });
       return;
