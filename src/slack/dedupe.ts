@@ -17,8 +17,11 @@ export function requestKey(body: unknown): string {
 }
 
 /**
- * A global middleware: a request already handled (Slack retries carry `X-Slack-Retry-Num` and
- * the same payload) is acknowledged and goes no further, across replicas sharing the store.
+ * A global middleware: a request already handled is acknowledged and goes no further, across
+ * replicas sharing the store. That is an Events API delivery whose `event_id` came before, or any
+ * request that Slack marks as a retry (`X-Slack-Retry-Num`, the same payload again). A button press
+ * or command that merely shares its `trigger_id` with an earlier one, without being a retry, is
+ * handled: only Slack's own retries are known to repeat a request.
  */
 export function registerDedupe(
   app: App,
@@ -28,17 +31,16 @@ export function registerDedupe(
   app.use(async (args) => {
     const { body, next } = args;
     const ack = (args as AnyMiddlewareArgs & { ack?: () => Promise<void> }).ack;
+    const key = requestKey(body);
+    const retry = (args.context as { retryNum?: number }).retryNum;
     let first = true;
     try {
-      first = await store.claim(requestKey(body), REQUEST_MEMORY_MS);
+      first = await store.claim(key, REQUEST_MEMORY_MS);
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot record the Slack request id; handling it anyway');
     }
-    if (!first) {
-      logger.info(
-        { retry: (args.context as { retryNum?: number }).retryNum },
-        'ignored a Slack request that was already handled (a retry)',
-      );
+    if (!first && (retry !== undefined || key.startsWith('slack-req:event_id:'))) {
+      logger.info({ retry }, 'ignored a Slack request that was already handled (a retry)');
       if (ack) await ack();
       return;
     }

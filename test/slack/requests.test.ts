@@ -84,6 +84,24 @@ describe('Slack request verification', () => {
     });
   });
 
+  it('handles two presses that share a trigger_id but are no retry (only Slack retries repeat a request)', async () => {
+    h = await startHarness();
+    await h.chat.sink.post(sampleAlert());
+    for (const user of [RESPONDER, RESPONDER]) {
+      const raw = payloadBody(
+        buttonClick({
+          actionId: ACTION_IDS.markBenign,
+          value: sampleAlert().id,
+          user,
+          responseUrl: h.fake.responseUrl(),
+          triggerId: '111.222.same',
+        }),
+      );
+      expect((await h.send(raw)).status).toBe(200);
+    }
+    await h.fake.waitFor('two modals', () => h.fake.callsOf('views.open').length === 2);
+  });
+
   it('does not act twice on a retry of the same request (X-Slack-Retry-Num)', async () => {
     h = await startHarness();
     await h.chat.sink.post(sampleAlert());
