@@ -7,12 +7,10 @@ import { KeyedLock } from './keyed-lock.ts';
 import {
   type AllowlistEntry,
   allowKey,
-  detailsFingerprint,
   detailsOf,
   hasSightingNear,
   identitySet,
   normaliseAppId,
-  pairInfoKey,
   pairKey,
   recordSighting,
   type StoredPair,
@@ -226,7 +224,18 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         if (!prev) return;
         existed.add(k);
         prevLastSeen.set(k, prev.lastSeen);
-        pairs.set(k, { ...prev, spans: prev.spans.map(([lo, hi]) => [lo, hi]) });
+        const copy: StoredPair = {
+          appId: prev.appId,
+          ip: prev.ip,
+          firstSeen: prev.firstSeen,
+          lastSeen: prev.lastSeen,
+          count: prev.count,
+          spans: prev.spans.map(([lo, hi]) => [lo, hi]),
+        };
+        if (prev.last !== undefined) copy.last = prev.last;
+        if (prev.alertId !== undefined) copy.alertId = prev.alertId;
+        if (prev.indexedAt !== undefined) copy.indexedAt = prev.indexedAt;
+        pairs.set(k, copy);
       });
       const latest = new Map<string, Candidate>();
       // A re-delivered event is a duplicate when its pair is stored, when the same event came
@@ -352,27 +361,22 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
       const writes: StateEntry[] = [];
       // New pairs are indexed under their identity before they are written, and existing ones again
-      // whenever their details are rewritten (at least every half window): the index never misses
-      // a stored pair for long, even after a crash between the two writes or a pruning reader.
+      // every half window: the index never misses a stored pair for long, even after a crash
+      // between the two writes or a pruning reader.
       const index: Array<[string, string]> = [];
+      const reindexBefore = t - windowMs / 2;
       for (const [key, pair] of pairs) {
-        const expiresAt = pair.lastSeen + windowMs;
-        const ttl = expiresAt - t;
+        const ttl = pair.lastSeen + windowMs - t;
         // A sighting older than the window expires at once: nothing to keep.
         if (ttl <= 0) continue;
-        if (!existed.has(key)) index.push([identitySet(pair.appId), pair.ip]);
+        if (!existed.has(key) || (pair.indexedAt ?? 0) < reindexBefore) {
+          index.push([identitySet(pair.appId), pair.ip]);
+          pair.indexedAt = t;
+        }
+        // The details follow the most recent event (a late delivery leaves them as they are).
         const c = latest.get(key);
-        // The details follow the most recent event; they are rewritten only when they changed, or
-        // before they would expire ahead of the counters.
-        if (c && (!existed.has(key) || c.at >= (prevLastSeen.get(key) ?? 0))) {
-          const details = detailsOf(c.detection);
-          const fp = detailsFingerprint(details);
-          if (fp !== pair.detailsFp || (pair.detailsUntil ?? 0) < expiresAt - windowMs / 2) {
-            pair.detailsFp = fp;
-            pair.detailsUntil = expiresAt;
-            writes.push({ key: pairInfoKey(pair.appId, pair.ip), value: details, ttlMs: ttl });
-            if (existed.has(key)) index.push([identitySet(pair.appId), pair.ip]);
-          }
+        if (c && (!existed.has(key) || c.at >= (prevLastSeen.get(key) ?? 0) || pair.last === undefined)) {
+          pair.last = detailsOf(c.detection);
         }
         writes.push({ key, value: pair, ttlMs: ttl });
       }

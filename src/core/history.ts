@@ -60,55 +60,55 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
     windowMs,
 
     async listIdentity(appId) {
-      // Where the store reads key ranges (SQLite), the identity's pairs and details are two ranges;
-      // elsewhere its member set names them.
-      const pairsPrefix = pairKey(appId, '');
-      const infosPrefix = pairInfoKey(appId, '');
-      const [pairRows, infoRows] = await Promise.all([
-        store.valuesByPrefix<StoredPair>(pairsPrefix),
-        store.valuesByPrefix<PairDetails>(infosPrefix),
-      ]);
-      let ips: string[];
-      let pairs: Array<StoredPair | undefined>;
-      let infos: Array<PairDetails | undefined>;
-      let allows: Map<string, AllowlistEntry>;
+      const own = normaliseAppId(appId);
       const set = identitySet(appId);
-      if (pairRows !== undefined && infoRows !== undefined) {
-        const own = normaliseAppId(appId);
-        const mine = pairRows.filter(([, pair]) => pair.appId === own);
-        ips = mine.map(([, pair]) => pair.ip);
-        pairs = mine.map(([, pair]) => pair);
-        const details = new Map(infoRows.map(([key, info]) => [key.slice(infosPrefix.length), info]));
-        infos = ips.map((ip) => details.get(ip));
-        allows = await allowedOf(appId);
-      } else {
-        ips = await store.members(set);
-        if (ips.length === 0) return [];
-        [pairs, infos, allows] = await Promise.all([
-          store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip))),
-          store.getMany<PairDetails>(ips.map((ip) => pairInfoKey(appId, ip))),
-          allowedOf(appId),
-        ]);
-      }
+      // Where the store reads key ranges (SQLite), the identity's pairs are one range; elsewhere
+      // its index names them.
+      const readPairs = async (): Promise<{ pairs: StoredPair[]; gone: string[] }> => {
+        const rows = await store.valuesByPrefix<StoredPair>(pairKey(appId, ''));
+        if (rows !== undefined) {
+          const pairs: StoredPair[] = [];
+          for (const [, pair] of rows) if (pair.appId === own) pairs.push(pair);
+          return { pairs, gone: [] };
+        }
+        const ips = await store.members(set);
+        if (ips.length === 0) return { pairs: [], gone: [] };
+        const found = await store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip)));
+        const pairs: StoredPair[] = [];
+        const gone: string[] = [];
+        ips.forEach((ip, i) => {
+          const pair = found[i];
+          if (pair) pairs.push(pair);
+          else gone.push(ip);
+        });
+        return { pairs, gone };
+      };
+      const [{ pairs, gone }, allows] = await Promise.all([readPairs(), allowedOf(appId)]);
+      // Records written by earlier releases keep their details apart.
+      const legacy = pairs.filter((pair) => pair.last === undefined);
+      const legacyDetails =
+        legacy.length > 0
+          ? await store.getMany<PairDetails>(legacy.map((pair) => pairInfoKey(pair.appId, pair.ip)))
+          : [];
+      const detailsOf = new Map(legacy.map((pair, i) => [pair.ip, legacyDetails[i]]));
       const t = now();
       const horizon = t - windowMs;
       const entries: IdentityHistoryEntry[] = [];
-      const gone: string[] = [];
-      ips.forEach((ip, i) => {
-        const stored = pairs[i];
-        if (!stored) {
-          gone.push(ip);
-          return;
-        }
-        if (stored.lastSeen < horizon) return;
-        const { detailsFp: _fp, detailsUntil: _until, ...counters } = stored;
+      for (const stored of pairs) {
+        if (stored.lastSeen < horizon) continue;
         const pair: PairRecord = {
-          ...counters,
-          last: infos[i] ?? {},
+          appId: stored.appId,
+          ip: stored.ip,
+          firstSeen: stored.firstSeen,
+          lastSeen: stored.lastSeen,
+          count: stored.count,
+          spans: stored.spans,
+          last: stored.last ?? detailsOf.get(stored.ip) ?? {},
         };
-        const allow = allows.get(ip);
+        if (stored.alertId !== undefined) pair.alertId = stored.alertId;
+        const allow = allows.get(stored.ip);
         entries.push(isAllowActive(allow, t) ? { pair, allow } : { pair });
-      });
+      }
       // Pairs expire by themselves; drop their index entries as they are found.
       if (gone.length > 0) await store.removeMembers(set, gone);
       return entries.sort((a, b) => b.pair.lastSeen - a.pair.lastSeen || a.pair.ip.localeCompare(b.pair.ip));

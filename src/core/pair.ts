@@ -32,15 +32,14 @@ export interface PairRecord {
 }
 
 /**
- * A pair as stored: the counters, rewritten on every sighting, apart from the details, which
- * rarely change and are rewritten only when they do (or when their expiry falls behind). Small
- * records keep the write per sighting cheap.
+ * A pair as stored: one record with its counters and its details, so that listing an identity
+ * reads one key range. Records written by earlier releases kept the details apart (at
+ * `pairInfoKey`) and have no `last`; they gain it with their next sighting.
  */
 export interface StoredPair extends Omit<PairRecord, 'last'> {
-  /** Fingerprint of the stored details. */
-  detailsFp?: string;
-  /** When the stored details expire, epoch ms. */
-  detailsUntil?: number;
+  last?: PairDetails;
+  /** When the pair was last added to its identity's index (epoch ms); it is re-added every half window. */
+  indexedAt?: number;
 }
 
 /** An allowlist entry for one pair: suppresses alerts while it lasts. */
@@ -60,7 +59,7 @@ export const BUCKETS_PER_WINDOW = 28;
 export const normaliseAppId = (appId: string): string => appId.trim().toLowerCase();
 
 export const pairKey = (appId: string, ip: string): string => `pair:${normaliseAppId(appId)}:${ip}`;
-/** Where a pair's details live, beside its counters at `pairKey`. */
+/** Where earlier releases kept a pair's details, beside its counters at `pairKey` (read only). */
 export const pairInfoKey = (appId: string, ip: string): string => `pairinfo:${normaliseAppId(appId)}:${ip}`;
 export const allowKey = (appId: string, ip: string): string => `allow:${normaliseAppId(appId)}:${ip}`;
 export const identitySet = (appId: string): string => `ident:${normaliseAppId(appId)}`;
@@ -104,39 +103,6 @@ export function addSighting(
   }
   if (!placed && t >= horizon) out.push([t, t]);
   return out;
-}
-
-/**
- * A short fingerprint of a pair's details (FNV-1a over their fields joined by U+0001, then the
- * joined length), to tell when they changed. The fields are hashed one after the other rather
- * than joined first: the same value, without building the joined text.
- */
-export function detailsFingerprint(p: PairDetails): string {
-  const parts = [
-    p.sourceFormat,
-    p.principalId,
-    p.principalType,
-    p.role,
-    p.clusterId,
-    p.clusterName,
-    p.geo?.countryName,
-    p.geo?.countryIsoCode,
-    p.geo?.cityName,
-    p.as?.number,
-    p.as?.organizationName,
-    p.userUpn,
-  ];
-  let h = 0x811c9dc5;
-  let length = parts.length - 1;
-  for (let i = 0; i < parts.length; i++) {
-    if (i > 0) h = Math.imul(h ^ 1, 0x01000193);
-    const part = parts[i];
-    // As Array.prototype.join writes them: undefined (and null) as nothing, numbers as text.
-    const text = part === undefined || part === null ? '' : typeof part === 'string' ? part : String(part);
-    length += text.length;
-    for (let k = 0; k < text.length; k++) h = Math.imul(h ^ text.charCodeAt(k), 0x01000193);
-  }
-  return (h >>> 0).toString(36) + length.toString(36);
 }
 
 /**

@@ -89,19 +89,63 @@ describe.each(Object.keys(backends))(
       expect(entry?.pair.lastSeen).toBeGreaterThan(Date.now() - DAY - 60_000);
     });
 
-    it('re-indexes a pair under its identity when its details are rewritten, so a lost index entry heals', async () => {
-      await engine.evaluate([record({ time: at(DAY) })]);
+    it('re-indexes a pair under its identity every half window, so a lost index entry heals', async () => {
+      let clock = Date.now();
+      const timed = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox, now: () => clock });
+      await timed.evaluate([record({ time: at(DAY) })]);
       // What a crash between the index and the pair writes, or a pruning reader, could leave.
       await store.removeMembers(identitySet(ARC.appId), [ARC.ip]);
       expect(await store.members(identitySet(ARC.appId))).toEqual([]);
       // SQLite lists an identity from the key range of its pairs, which needs no index; the other
       // stores list it from the index.
-      const history = createHistory({ store, windowMs: WINDOW });
+      const history = createHistory({ store, windowMs: WINDOW, now: () => clock });
       const listed = (await history.listIdentity(ARC.appId)).map((e) => e.pair.count);
       expect(listed).toEqual(store.kind === 'sqlite' ? [1] : []);
-      await engine.evaluate([record({ time: at(1000), role: 'Another role' })]);
+      // Within half a window of its last indexing, a sighting leaves the index alone; past it, it
+      // indexes the pair again.
+      await timed.evaluate([record({ time: at(1000) })]);
+      expect(await store.members(identitySet(ARC.appId))).toEqual([]);
+      clock += WINDOW / 2 + 60_000;
+      await timed.evaluate([record({ time: at(500) })]);
       expect(await store.members(identitySet(ARC.appId))).toEqual([ARC.ip]);
-      expect((await history.listIdentity(ARC.appId)).map((e) => e.pair.count)).toEqual([2]);
+      expect((await history.listIdentity(ARC.appId)).map((e) => e.pair.count)).toEqual([3]);
+    });
+
+    it('reads a pair stored by an earlier release (details kept apart) and moves its details into the pair', async () => {
+      const now = Date.now();
+      const ip = '198.51.100.77';
+      // The two records an earlier release wrote: the counters, and the details beside them.
+      await store.addMembers(identitySet(ARC.appId), [ip]);
+      await store.set(
+        `pair:${ARC.appId}:${ip}`,
+        {
+          appId: ARC.appId,
+          ip,
+          firstSeen: now - DAY,
+          lastSeen: now - DAY,
+          count: 1,
+          spans: [[now - DAY, now - DAY]],
+          detailsFp: 'x1',
+          detailsUntil: now + 6 * DAY,
+        },
+        6 * DAY,
+      );
+      await store.set(
+        `pairinfo:${ARC.appId}:${ip}`,
+        { role: 'Old role', sourceFormat: 'elastic-ecs' },
+        6 * DAY,
+      );
+      const history = createHistory({ store, windowMs: WINDOW });
+      const [before] = await history.listIdentity(ARC.appId);
+      expect(before?.pair).toMatchObject({ ip, count: 1, last: { role: 'Old role' } });
+
+      const [r] = await engine.evaluate([record({ ip, time: at(1000), role: 'New role' })]);
+      expect(r?.outcome).toBe('known');
+      const [after] = await history.listIdentity(ARC.appId);
+      expect(after?.pair).toMatchObject({ ip, count: 2, last: { role: 'New role' } });
+      const stored = await store.get<Record<string, unknown>>(`pair:${ARC.appId}:${ip}`);
+      expect(stored).toMatchObject({ last: { role: 'New role' } });
+      expect(stored).not.toHaveProperty('detailsFp');
     });
 
     it('counts the identity’s other IPs in the window', async () => {

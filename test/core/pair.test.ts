@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  addSighting,
-  detailsFingerprint,
-  hasSightingNear,
-  type PairDetails,
-  recordSighting,
-} from '../../src/core/pair.ts';
+import { addSighting, hasSightingNear, recordSighting } from '../../src/core/pair.ts';
 
 /** The rule as stated: some sighting lies within the window of t. */
 const bruteForce = (times: number[], t: number, w: number) => times.some((s) => Math.abs(s - t) <= w);
@@ -51,55 +45,5 @@ describe('pair sightings: bucketed spans answer the window question exactly', ()
       [5_000, 5_000],
       [9_000, 9_000],
     ]);
-  });
-});
-
-describe('details fingerprint', () => {
-  /** The stored definition: FNV-1a over the fields joined by U+0001, then the joined length. */
-  const reference = (p: PairDetails) => {
-    const text = [
-      p.sourceFormat,
-      p.principalId,
-      p.principalType,
-      p.role,
-      p.clusterId,
-      p.clusterName,
-      p.geo?.countryName,
-      p.geo?.countryIsoCode,
-      p.geo?.cityName,
-      p.as?.number,
-      p.as?.organizationName,
-      p.userUpn,
-    ].join('\u0001');
-    let h = 0x811c9dc5;
-    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-    return (h >>> 0).toString(36) + text.length.toString(36);
-  };
-
-  it('keeps the stored value (so stored pairs are not rewritten) and tells changed details apart', () => {
-    const full: PairDetails = {
-      sourceFormat: 'azure-activity-log-record',
-      principalId: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
-      principalType: 'User',
-      role: 'Azure Arc Enabled Kubernetes Cluster User Role',
-      clusterId:
-        '/subscriptions/6f1c2b3a/resourcegroups/rg/providers/microsoft.kubernetes/connectedclusters/c',
-      clusterName: 'c',
-      geo: { countryName: 'Österreich', countryIsoCode: 'AT', cityName: 'Wien' },
-      as: { number: 64500, organizationName: 'Example 🌐' },
-      userUpn: 'alice@example.com',
-    };
-    const samples: PairDetails[] = [
-      {},
-      { sourceFormat: 'elastic-ecs' },
-      full,
-      { as: { number: 0 } },
-      { geo: {} },
-    ];
-    for (const sample of samples) expect(detailsFingerprint(sample)).toBe(reference(sample));
-    expect(detailsFingerprint({ ...full, role: 'Owner' })).not.toBe(detailsFingerprint(full));
-    expect(detailsFingerprint({ ...full, geo: { ...full.geo, cityName: 'Graz' } })).not.toBe(
-      detailsFingerprint(full),
-    );
   });
 });
