@@ -56,6 +56,9 @@ const HISTORY_MARK = 'meta:has-history';
 /** A stable, short alert id derived from the event id. */
 export const alertIdFor = (eventId: string): string => hash('sha256', eventId).slice(0, 24);
 
+/** Events per claim call while a batch is parsed, on a store across the network. */
+const CLAIM_CHUNK = 1000;
+
 /** Delivered events are remembered in groups by the hour of their event time. */
 const EVENT_GROUP_MS = 3600 * 1000;
 
@@ -97,6 +100,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const now = opts.now ?? Date.now;
   const lock = new KeyedLock();
   const dedupTtl = Math.max(MIN_DEDUP_TTL_MS, 2 * windowMs);
+  const remote = store.kind === 'redis' || store.kind === 'postgres';
   let historyMarked = false;
 
   let learningUntil: number | undefined;
@@ -120,21 +124,54 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     const results: EventResult[] = new Array(events.length);
     const parsed: Candidate[] = [];
     const t0 = now();
-    events.forEach((event, index) => {
-      const r = parseDetection(event);
+    // The same event delivered twice (webhook and Event Hub retries) counts once, also in a race.
+    // A store across the network claims the events a chunk at a time while the next chunk is
+    // parsed, so that its work overlaps with ours; an embedded one claims them in one transaction.
+    const claims: Array<{ start: number; won: Promise<boolean[]> }> = [];
+    let claimed = 0;
+    const claimUpTo = (end: number) => {
+      const won = claimEvents(parsed.slice(claimed, end));
+      // Awaited below; until then a failure must not count as unhandled.
+      won.catch(() => undefined);
+      claims.push({ start: claimed, won });
+      claimed = end;
+    };
+    for (let index = 0; index < events.length; index++) {
+      const r = parseDetection(events[index]);
       if (!r.ok) {
         results[index] = { outcome: r.kind, reason: r.reason };
-        return;
+        continue;
       }
       const d = r.detection;
       const eventMs = Date.parse(d.eventTime);
       const at = eventMs > t0 + FUTURE_TOLERANCE_MS ? t0 : eventMs;
       parsed.push({ index, detection: d, eventMs, pairKey: pairKey(d.appId, d.sourceIp), at });
-    });
+      if (remote && parsed.length - claimed >= CLAIM_CHUNK) {
+        claimUpTo(parsed.length);
+        // One turn of the event loop, in which the client sends the chunk (its writes wait for one).
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
     if (parsed.length === 0) return results;
+    if (claimed < parsed.length) claimUpTo(parsed.length);
 
-    // The same event delivered twice (webhook and Event Hub retries) counts once, also in a race.
-    const won = await claimEvents(parsed);
+    const settled = await Promise.allSettled(claims.map((c) => c.won));
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) {
+      // All or nothing: give back what the other chunks took, so that the sender's retry is evaluated.
+      const release: Array<Promise<void>> = [];
+      settled.forEach((r, n) => {
+        if (r.status !== 'fulfilled') return;
+        r.value.forEach((took, k) => {
+          if (!took) return;
+          const { group, key } = eventClaim(parsed[claims[n]!.start + k]!);
+          release.push(store.releaseInGroup(group, key));
+        });
+      });
+      await Promise.allSettled(release);
+      throw failed.reason;
+    }
+    const won = settled.flatMap((r) => (r as PromiseFulfilledResult<boolean[]>).value);
     // Events whose claim was taken before are checked against the pair under its lock in `judge`:
     // a delivery that stopped (a crash) after claiming the event but before storing anything must
     // not turn the sender's retry into a duplicate and lose the event.

@@ -1,6 +1,8 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { createClient, createKeyv } from '@keyv/redis';
 import { afterAll, expect, it } from 'vitest';
+import type { Detection } from '../../src/core/detection.ts';
+import { createEngine, eventClaim } from '../../src/core/engine.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 import {
@@ -115,6 +117,36 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
         [true, true],
       ]);
       expect(await client.pTTL(`${namespace}:claims::fine`)).toBeGreaterThan(50_000);
+    } finally {
+      await client.close();
+      await store.close();
+    }
+  });
+
+  it('claims a large batch in chunks, all or nothing: when one chunk fails, the others give theirs back', async () => {
+    const namespace = ns('chunks');
+    const store = await openStateStore(url, { namespace });
+    const client = createClient({ url });
+    await client.connect();
+    try {
+      const engine = await createEngine({ store, windowMs: 7 * 86_400_000, outbox: { add: async () => {} } });
+      const hourAgo = Date.now() - 3_600_000;
+      const appId = freshAppId();
+      // 1,200 events in the past hour, then 300 now: the last ones land in a chunk of their own.
+      const events = [
+        ...Array.from({ length: 1200 }, () => arcRecord({ appId, time: new Date(hourAgo) })),
+        ...Array.from({ length: 300 }, () => arcRecord({ appId, time: new Date() })),
+      ];
+      // The pair is stored already, so a claim left behind would turn its event into a duplicate.
+      expect((await engine.evaluate([arcRecord({ appId })]))[0]?.outcome).toBe('alerted');
+      const { group } = eventClaim({ detection: {} as Detection, eventMs: Date.now() });
+      await client.set(`${namespace}:claims::${group}`, 'not a hash');
+      await expect(engine.evaluate(events)).rejects.toThrow(/WRONGTYPE/);
+      await client.del(`${namespace}:claims::${group}`);
+      // Nothing stayed claimed: the retry is evaluated, not called a duplicate.
+      const outcomes = (await engine.evaluate(events)).map((r) => r.outcome);
+      expect(outcomes.every((o) => o === 'known')).toBe(true);
+      expect((await engine.evaluate(events)).every((r) => r.outcome === 'duplicate')).toBe(true);
     } finally {
       await client.close();
       await store.close();
