@@ -75,12 +75,13 @@ export function eventClaim(c: { detection: Detection; eventMs?: number }): { gro
   };
 }
 /**
- * The claim that makes one alert of a new pair, also across processes. It is scoped to the window
- * that the event's time falls in: a pair alerted on a replayed event from months ago is alerted
- * again when it comes back now, while events of one episode share the claim.
+ * The claim that makes one alert of a new pair, also across processes, held for a window. Events
+ * from a window or more before now (a replayed export) claim apart from the others: their
+ * sightings are never stored, so this claim is all that keeps a replay to one alert per pair,
+ * and it must not stop the pair from alerting when it comes back now.
  */
-const alertClaimKey = (appId: string, ip: string, at: number, windowMs: number) =>
-  `alerted:${normaliseAppId(appId)}:${ip}:${Math.floor(at / windowMs).toString(36)}`;
+const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
+  `${replay ? 'alerted-replay' : 'alerted'}:${normaliseAppId(appId)}:${ip}`;
 
 interface Candidate {
   index: number;
@@ -92,6 +93,20 @@ interface Candidate {
   at: number;
   /** Its event id was claimed before: a duplicate, unless that delivery never got as far as storing. */
   seenBefore?: boolean;
+}
+
+/** Where a later occurrence of an event in `parsed` won its claim, gives the win to the first one. */
+function firstOccurrenceWins(parsed: readonly Candidate[], won: boolean[]): void {
+  const first = new Map<string, number>();
+  parsed.forEach((c, i) => {
+    const id = c.detection.eventId;
+    const f = first.get(id);
+    if (f === undefined) first.set(id, i);
+    else if (won[i]) {
+      won[i] = false;
+      won[f] = true;
+    }
+  });
 }
 
 /** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
@@ -172,6 +187,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       throw failed.reason;
     }
     const won = settled.flatMap((r) => (r as PromiseFulfilledResult<boolean[]>).value);
+    // Chunks may be claimed out of order (PostgreSQL runs them on several connections): an event
+    // repeated in the batch counts as its first occurrence, as one claim call would have it.
+    if (claims.length > 1) firstOccurrenceWins(parsed, won);
     // Events whose claim was taken before are checked against the pair under its lock in `judge`:
     // a delivery that stopped (a crash) after claiming the event but before storing anything must
     // not turn the sender's retry into a duplicate and lose the event.
@@ -277,8 +295,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const latest = new Map<string, Candidate>();
       // A re-delivered event is a duplicate when its pair is stored, when the same event came
       // earlier in this batch, or when its time lies a window or more in the past: such a sighting
-      // is never stored, so its first delivery left nothing half done. Otherwise that delivery
-      // never got as far as the store, and the event is evaluated again.
+      // is never stored, so nothing tells a finished first delivery from one that stopped (a crash
+      // between the claim and the outbox would lose such an event's alert; these are history).
+      // Otherwise that delivery never got as far as the store, and the event is evaluated again.
       const inBatch = new Set<string>();
       const candidates: Candidate[] = [];
       for (const c of parsed) {
@@ -348,7 +367,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (wantsAlert.length > 0) {
         // Exactly one alert per new pair, also across processes sharing the store.
         const claimed = await store.claimMany(
-          wantsAlert.map((c) => alertClaimKey(c.detection.appId, c.detection.sourceIp, c.at, windowMs)),
+          wantsAlert.map((c) => alertClaimKey(c.detection.appId, c.detection.sourceIp, c.at + windowMs <= t)),
           windowMs,
         );
         const winners: Candidate[] = [];
@@ -378,7 +397,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             windowMs,
           };
           alerts.push(alert);
-          alertClaims.push(alertClaimKey(d.appId, d.sourceIp, c.at, windowMs));
+          alertClaims.push(alertClaimKey(d.appId, d.sourceIp, c.at + windowMs <= t));
           pairs.get(c.pairKey)!.alertId = alert.id;
           results[c.index] = { outcome: 'alerted', detection: d, alert };
         }

@@ -2,8 +2,10 @@ import KeyvPostgres from '@keyv/postgres';
 import { Keyv } from 'keyv';
 import pg from 'pg';
 import { afterAll, expect, it } from 'vitest';
+import { createEngine } from '../../src/core/engine.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { openPostgresStateStore } from '../../src/store/postgres-state-store.ts';
+import { arcRecord, freshAppId } from '../support/http-app.ts';
 import {
   describeWithService,
   expectKeyvCompatible,
@@ -106,6 +108,26 @@ describeWithService('postgres:// state store', 'TEST_POSTGRES_URL', (url) => {
     } finally {
       await pool.end();
       await bystander.close();
+      await store.close();
+    }
+  });
+
+  it('claims a large batch in chunks and still counts an event repeated in it once, at its first occurrence', async () => {
+    const store = await openStateStore(url, { namespace: ns('chunks') });
+    try {
+      const engine = await createEngine({ store, windowMs: 7 * 86_400_000, outbox: { add: async () => {} } });
+      // Three rounds, each a new pair: the chunks' claims race anew each time.
+      for (let round = 0; round < 3; round++) {
+        const appId = freshAppId();
+        const events = Array.from({ length: 2500 }, () => arcRecord({ appId }));
+        // The first event again, at the end: in the third chunk, claimed on another connection.
+        events.push(structuredClone(events[0]!));
+        const outcomes = (await engine.evaluate(events)).map((r) => r.outcome);
+        expect(outcomes[0]).toBe('alerted');
+        expect(outcomes.slice(1, -1).every((o) => o === 'known')).toBe(true);
+        expect(outcomes.at(-1)).toBe('duplicate');
+      }
+    } finally {
       await store.close();
     }
   });
