@@ -6,8 +6,8 @@ import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
 
 /**
- * Remove allowlist (from /arc-history): who may is decided as for Mark benign (responders, or with
- * SLACK_RESPONDERS unset anyone in the alert channel); refreshes the private reply.
+ * Remove allowlist (from /arc-history): who may is decided as for Mark benign (anyone in the alert
+ * channel, and responders anywhere); refreshes the private reply.
  */
 export function registerRemoveAllow(app: App, ctx: SlackContext): void {
   app.action<BlockAction<ButtonAction>>(ACTION_IDS.removeAllow, async ({ ack, body, action, respond }) => {
