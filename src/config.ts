@@ -17,6 +17,11 @@ export interface Config {
     alertChannel: string;
     apiUrl: string;
     responders: string[];
+    /**
+     * Who may use Mark benign and Remove allowlist: `channel` (the default), anyone in the alert
+     * channel and responders anywhere; `responders`, responders only.
+     */
+    allowlistBy: 'channel' | 'responders';
   };
   azure: {
     /**
@@ -105,6 +110,10 @@ const schema = z.object({
         .every((s) => /^[UWS][A-Z0-9]{2,}$/.test(s)),
     { message: 'SLACK_RESPONDERS must be comma-separated Slack user ids (U...) or user-group ids (S...)' },
   ),
+  SLACK_ALLOWLIST: optional.refine((v) => v === undefined || v === 'channel' || v === 'responders', {
+    message:
+      'SLACK_ALLOWLIST must be channel (anyone in the alert channel may mark benign) or responders (SLACK_RESPONDERS only)',
+  }),
   AZURE_REMEDIATION: optional.refine((v) => v === undefined || v === 'dry-run' || v === 'live', {
     message: 'AZURE_REMEDIATION must be dry-run or live',
   }),
@@ -156,6 +165,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       );
     if (!env.SLACK_ALERT_CHANNEL?.trim())
       problems.push('SLACK_ALERT_CHANNEL is required with Slack: the id of the channel alerts go to (C...)');
+    if (env.SLACK_ALLOWLIST?.trim() === 'responders' && !env.SLACK_RESPONDERS?.trim())
+      problems.push('SLACK_ALLOWLIST=responders needs SLACK_RESPONDERS: otherwise nobody could mark benign');
   }
   if (problems.length > 0 || !e) throw new ConfigError(problems);
 
@@ -193,6 +204,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
         .split(',')
         .map((s) => s.trim())
         .filter(Boolean),
+      allowlistBy: e.SLACK_ALLOWLIST === 'responders' ? 'responders' : 'channel',
     };
     if (e.SLACK_APP_TOKEN) config.slack.appToken = e.SLACK_APP_TOKEN;
   }

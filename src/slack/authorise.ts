@@ -58,6 +58,7 @@ export type Decision =
  *   `home` the alert channel), and responders anywhere. CONTRACT.md reserves only Revoke for
  *   SLACK_RESPONDERS; who may allowlist is decided by who is in the alert channel. A press from
  *   anywhere else by someone who is not a responder is refused, saying where it works.
+ *   `SLACK_ALLOWLIST=responders` makes them responders only, like Revoke.
  *
  * Everything stays audited: who, what, and (for Mark benign) why and until when.
  */
@@ -68,7 +69,7 @@ export async function decide(
   place: { where?: string | undefined; home: string },
 ): Promise<Decision> {
   const verb = VERB[action];
-  if (!RESPONDERS_ONLY.has(action)) {
+  if (!RESPONDERS_ONLY.has(action) && ctx.allowlistBy === 'channel') {
     if (!ctx.responders.empty && (await ctx.responders.isResponder(user)))
       return { ok: true, as: 'responder' };
     if (place.where !== undefined && place.where === place.home) return { ok: true, as: 'alert-channel' };

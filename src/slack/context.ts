@@ -14,6 +14,8 @@ export interface SlackContext {
   remediator: Remediator;
   enricher?: Enricher;
   responders: ResponderCheck;
+  /** Who may use Mark benign and Remove allowlist (`SLACK_ALLOWLIST`). */
+  allowlistBy: 'channel' | 'responders';
   messenger: Messenger;
   client: webApi.WebClient;
   alertChannel: string;

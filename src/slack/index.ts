@@ -131,6 +131,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     history: deps.history,
     remediator: deps.remediator,
     responders,
+    allowlistBy: slack.allowlistBy,
     messenger,
     client,
     alertChannel: slack.alertChannel,

@@ -90,4 +90,18 @@ describe('loadConfig', () => {
     }
     expect(message).not.toContain('xoxb-1');
   });
+
+  it('reads SLACK_ALLOWLIST (channel by default) and refuses responders without SLACK_RESPONDERS', () => {
+    const slack = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_ALERT_CHANNEL: 'C0123' };
+    expect(loadConfig(slack).slack?.allowlistBy).toBe('channel');
+    expect(
+      loadConfig({ ...slack, SLACK_RESPONDERS: 'U0AAA', SLACK_ALLOWLIST: 'responders' }).slack?.allowlistBy,
+    ).toBe('responders');
+    expect(() => loadConfig({ ...slack, SLACK_ALLOWLIST: 'everyone' })).toThrow(
+      /SLACK_ALLOWLIST must be channel .* or responders/,
+    );
+    expect(() => loadConfig({ ...slack, SLACK_ALLOWLIST: 'responders' })).toThrow(
+      /SLACK_ALLOWLIST=responders needs SLACK_RESPONDERS/,
+    );
+  });
 });

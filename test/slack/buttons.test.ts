@@ -157,6 +157,23 @@ describe('Mark benign with SLACK_RESPONDERS not set', () => {
     ]);
   });
 
+  it('with SLACK_ALLOWLIST=responders, refuses a channel member who is not a responder, and the submission too', async () => {
+    await posted({ allowlist: 'responders' });
+    const { responseId } = await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: CHANNEL });
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
+      'Only responders (SLACK_RESPONDERS) may use Mark benign',
+    );
+    expect(h.fake.callsOf('views.open')).toEqual([]);
+    const metadata = JSON.stringify({ alertId: alert.id, channel: CHANNEL });
+    const res = await h.submit(CALLBACK_IDS.markBenign, OUTSIDER, metadata, values);
+    expect(res.json()).toMatchObject({
+      response_action: 'errors',
+      errors: { [BENIGN_MODAL.reasonBlock]: 'Only responders (SLACK_RESPONDERS) may mark alerts benign.' },
+    });
+    expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toBeUndefined();
+  });
+
   it('with SLACK_RESPONDERS set, refuses a non-responder pressing from another channel, saying where it works', async () => {
     await posted();
     const { responseId } = await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: 'C0OTHER' });

@@ -78,6 +78,8 @@ let responseCounter = 0;
 export async function startHarness(
   opts: {
     responders?: string;
+    /** SLACK_ALLOWLIST. */
+    allowlist?: string;
     remediator?: Remediator;
     /** Runs the real Azure remediator (and enricher, with `enrich`) against this fake. */
     azure?: { fake: FakeAzure; mode: 'dry-run' | 'live'; enrich?: boolean };
@@ -111,6 +113,7 @@ export async function startHarness(
     SLACK_ALERT_CHANNEL: CHANNEL,
     SLACK_API_URL: fake.apiUrl,
     SLACK_RESPONDERS: opts.responders ?? `${RESPONDER},${GROUP}`,
+    SLACK_ALLOWLIST: opts.allowlist,
   });
   const failures: Array<Record<string, string> | undefined> = [];
   const sleeps: number[] = [];

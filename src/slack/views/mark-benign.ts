@@ -34,7 +34,9 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         errors: {
           [BENIGN_MODAL.reasonBlock]: ctx.responders.empty
             ? 'SLACK_RESPONDERS is not set: only members of the alert channel may mark alerts benign, from the alert there.'
-            : 'Only members of the alert channel, from the alert there, and responders (SLACK_RESPONDERS) may mark alerts benign.',
+            : ctx.allowlistBy === 'responders'
+              ? 'Only responders (SLACK_RESPONDERS) may mark alerts benign.'
+              : 'Only members of the alert channel, from the alert there, and responders (SLACK_RESPONDERS) may mark alerts benign.',
         },
       });
       return;
