@@ -170,45 +170,38 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     if (parsed.length === 0) return results;
     if (claimed < parsed.length) claimUpTo(parsed.length);
 
-    const settled = await Promise.allSettled(claims.map((c) => c.won));
-    const failed = settled.find((r) => r.status === 'rejected');
-    if (failed) {
-      // All or nothing: give back what the other chunks took, so that the sender's retry is evaluated.
-      const release: Array<Promise<void>> = [];
-      settled.forEach((r, n) => {
-        if (r.status !== 'fulfilled') return;
-        r.value.forEach((took, k) => {
-          if (!took) return;
-          const { group, key } = eventClaim(parsed[claims[n]!.start + k]!);
-          release.push(store.releaseInGroup(group, key));
+    /** Resolves with the claims' outcome; rejects, holding none of them, when one call failed. */
+    const claimed$ = (async () => {
+      const settled = await Promise.allSettled(claims.map((c) => c.won));
+      const failed = settled.find((r) => r.status === 'rejected');
+      if (failed) {
+        // All or nothing: give back what the other chunks took, so that the sender's retry is evaluated.
+        const release: Array<Promise<void>> = [];
+        settled.forEach((r, n) => {
+          if (r.status !== 'fulfilled') return;
+          r.value.forEach((took, k) => {
+            if (took) release.push(releaseEvent(parsed[claims[n]!.start + k]!));
+          });
         });
-      });
-      await Promise.allSettled(release);
-      throw failed.reason;
-    }
-    const won = settled.flatMap((r) => (r as PromiseFulfilledResult<boolean[]>).value);
-    // Chunks may be claimed out of order (PostgreSQL runs them on several connections): an event
-    // repeated in the batch counts as its first occurrence, as one claim call would have it.
-    if (claims.length > 1) firstOccurrenceWins(parsed, won);
-    // Events whose claim was taken before are checked against the pair under its lock in `judge`:
-    // a delivery that stopped (a crash) after claiming the event but before storing anything must
-    // not turn the sender's retry into a duplicate and lose the event.
-    parsed.forEach((c, i) => {
-      if (!won[i]) c.seenBefore = true;
-    });
+        await Promise.allSettled(release);
+        throw failed.reason;
+      }
+      const won = settled.flatMap((r) => (r as PromiseFulfilledResult<boolean[]>).value);
+      // Chunks may be claimed out of order (PostgreSQL runs them on several connections): an event
+      // repeated in the batch counts as its first occurrence, as one claim call would have it.
+      if (claims.length > 1) firstOccurrenceWins(parsed, won);
+      return won;
+    })();
+    // Awaited in `judge`; until then a failure must not count as unhandled.
+    claimed$.catch(() => undefined);
 
     try {
-      await judge(parsed, results, evalOpts);
+      // `judge` reads the pairs while the last claims are still on their way.
+      await judge(parsed, results, evalOpts, claimed$);
     } catch (err) {
       // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
-      await Promise.allSettled(
-        parsed
-          .filter((c) => !c.seenBefore)
-          .map((c) => {
-            const { group, key } = eventClaim(c);
-            return store.releaseInGroup(group, key);
-          }),
-      );
+      const won = await claimed$.catch(() => undefined);
+      if (won) await Promise.allSettled(parsed.filter((_, i) => won[i]).map(releaseEvent));
       throw err;
     }
     return results;
@@ -244,7 +237,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     return won;
   }
 
-  async function judge(parsed: Candidate[], results: EventResult[], evalOpts: EvaluateOptions) {
+  const releaseEvent = (c: Candidate) => {
+    const { group, key } = eventClaim(c);
+    return store.releaseInGroup(group, key);
+  };
+
+  async function judge(
+    parsed: Candidate[],
+    results: EventResult[],
+    evalOpts: EvaluateOptions,
+    claimed$: Promise<boolean[]>,
+  ) {
     const keys = [...new Set(parsed.map((c) => c.pairKey))];
     const firstOf = new Map<string, Candidate>();
     for (const c of parsed) if (!firstOf.has(c.pairKey)) firstOf.set(c.pairKey, c);
@@ -266,8 +269,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     await lock.run(keys, async () => {
       const t = now();
       const horizon = t - windowMs;
-      // The pairs and their allowlist entries in one read (one transaction in SQL).
-      const read = await store.getMany<unknown>([...keys, ...allowKeys]);
+      // The pairs and their allowlist entries in one read (one transaction in SQL), and the claims.
+      const [read, won] = await Promise.all([store.getMany<unknown>([...keys, ...allowKeys]), claimed$]);
+      // Events whose claim was taken before are checked against the pair here: a delivery that
+      // stopped (a crash) after claiming the event but before storing anything must not turn the
+      // sender's retry into a duplicate and lose the event.
+      parsed.forEach((c, i) => {
+        if (!won[i]) c.seenBefore = true;
+      });
       const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
       const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
       // One working copy per pair and batch, updated in place by each of its events.
