@@ -189,7 +189,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const won = settled.flatMap((r) => (r as PromiseFulfilledResult<boolean[]>).value);
       // Chunks may be claimed out of order (PostgreSQL runs them on several connections): an event
       // repeated in the batch counts as its first occurrence, as one claim call would have it.
-      if (claims.length > 1) firstOccurrenceWins(parsed, won);
+      if (claims.length > 1 && won.includes(false)) firstOccurrenceWins(parsed, won);
       return won;
     })();
     // Awaited in `judge`; until then a failure must not count as unhandled.
@@ -248,13 +248,16 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     evalOpts: EvaluateOptions,
     claimed$: Promise<boolean[]>,
   ) {
-    const keys = [...new Set(parsed.map((c) => c.pairKey))];
-    const firstOf = new Map<string, Candidate>();
-    for (const c of parsed) if (!firstOf.has(c.pairKey)) firstOf.set(c.pairKey, c);
-    const allowKeys = keys.map((k) => {
-      const c = firstOf.get(k)!;
-      return allowKey(c.detection.appId, c.detection.sourceIp);
-    });
+    // Each pair once, in order of first appearance, with the allowlist key of that first event.
+    const keys: string[] = [];
+    const allowKeys: string[] = [];
+    const seen = new Set<string>();
+    for (const c of parsed) {
+      if (seen.has(c.pairKey)) continue;
+      seen.add(c.pairKey);
+      keys.push(c.pairKey);
+      allowKeys.push(allowKey(c.detection.appId, c.detection.sourceIp));
+    }
 
     const alerts: AlertRecord[] = [];
     /** The claims behind `alerts`, given back should the outbox refuse them. */
