@@ -93,6 +93,27 @@ interface Candidate {
   at: number;
   /** Its event id was claimed before: a duplicate, unless that delivery never got as far as storing. */
   seenBefore?: boolean;
+  /** Another evaluation in this process holds the same event (its claim may have won). */
+  heldElsewhere?: boolean;
+}
+
+/** An event held by evaluations in this process (see `holding` in `createEngine`). */
+interface Holding {
+  id: string;
+  count: number;
+  /** Two evaluations held it at once. */
+  shared: boolean;
+  /** The evaluation that counted itself last. */
+  last: InFlight;
+}
+
+/** An evaluation in flight, on a store across the network. */
+interface InFlight {
+  parsed: readonly Candidate[];
+  /** Its entries in `holding`, given up when it ends. */
+  held: Holding[];
+  /** Whether it registers its events in `holding` (only while another one is in flight). */
+  registering: boolean;
 }
 
 /** Where a later occurrence of an event in `parsed` won its claim, gives the win to the first one. */
@@ -116,6 +137,34 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const lock = new KeyedLock();
   const dedupTtl = Math.max(MIN_DEDUP_TTL_MS, 2 * windowMs);
   const remote = store.kind === 'redis' || store.kind === 'postgres';
+  /**
+   * On a store across the network, the events each evaluation in this process holds (event id →
+   * how many hold it, and whether two ever held it at once). The claim answers of two evaluations
+   * may come back in either order (chunks, a connection pool), so an evaluation that lost an
+   * event's claim cannot tell by the lock order whether the winner is at work in this process.
+   */
+  const holding = new Map<string, Holding>();
+  /**
+   * The evaluations in flight (on a store across the network). One alone registers nothing: the
+   * ingest runs one evaluation at a time. The second to start registers what the first parsed so
+   * far, and from then on both register as they parse.
+   */
+  const inFlight = new Set<InFlight>();
+  const hold = (ev: InFlight, id: string) => {
+    const entry = holding.get(id);
+    if (entry === undefined) {
+      const mine: Holding = { id, count: 1, shared: false, last: ev };
+      holding.set(id, mine);
+      ev.held.push(mine);
+    } else if (entry.last !== ev) {
+      // (Should an evaluation meet the event again after another one, it counts twice and gives
+      // up twice: the balance holds.)
+      entry.count++;
+      entry.shared = true;
+      entry.last = ev;
+      ev.held.push(entry);
+    }
+  };
   let historyMarked = false;
 
   let learningUntil: number | undefined;
@@ -151,25 +200,56 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       claims.push({ start: claimed, won });
       claimed = end;
     };
-    for (let index = 0; index < events.length; index++) {
-      const r = parseDetection(events[index]);
-      if (!r.ok) {
-        results[index] = { outcome: r.kind, reason: r.reason };
-        continue;
+    const ev: InFlight | undefined = remote ? { parsed, held: [], registering: false } : undefined;
+    if (ev) {
+      for (const other of inFlight) {
+        if (other.registering) continue;
+        other.registering = true;
+        for (const c of other.parsed) hold(other, c.detection.eventId);
       }
-      const d = r.detection;
-      const eventMs = Date.parse(d.eventTime);
-      const at = eventMs > t0 + FUTURE_TOLERANCE_MS ? t0 : eventMs;
-      parsed.push({ index, detection: d, eventMs, pairKey: pairKey(d.appId, d.sourceIp), at });
-      if (remote && parsed.length - claimed >= CLAIM_CHUNK) {
-        claimUpTo(parsed.length);
-        // One turn of the event loop, in which the client sends the chunk (its writes wait for one).
-        await new Promise((resolve) => setImmediate(resolve));
+      ev.registering = inFlight.size > 0;
+      inFlight.add(ev);
+    }
+    try {
+      for (let index = 0; index < events.length; index++) {
+        const r = parseDetection(events[index]);
+        if (!r.ok) {
+          results[index] = { outcome: r.kind, reason: r.reason };
+          continue;
+        }
+        const d = r.detection;
+        const eventMs = Date.parse(d.eventTime);
+        const at = eventMs > t0 + FUTURE_TOLERANCE_MS ? t0 : eventMs;
+        const c: Candidate = { index, detection: d, eventMs, pairKey: pairKey(d.appId, d.sourceIp), at };
+        parsed.push(c);
+        if (ev) {
+          if (ev.registering) hold(ev, d.eventId);
+          if (parsed.length - claimed >= CLAIM_CHUNK && index < events.length - 1) {
+            claimUpTo(parsed.length);
+            // One turn of the event loop, in which the client sends the chunk (its writes wait for one).
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        }
+      }
+      if (parsed.length === 0) return results;
+      if (claimed < parsed.length) claimUpTo(parsed.length);
+      return await settle(parsed, claims, results, evalOpts, ev !== undefined);
+    } finally {
+      if (ev) {
+        inFlight.delete(ev);
+        for (const entry of ev.held) if (--entry.count === 0) holding.delete(entry.id);
       }
     }
-    if (parsed.length === 0) return results;
-    if (claimed < parsed.length) claimUpTo(parsed.length);
+  }
 
+  /** Waits for the claims of `evaluate`, then judges the events; gives the claims back on failure. */
+  async function settle(
+    parsed: Candidate[],
+    claims: ReadonlyArray<{ start: number; won: Promise<boolean[]> }>,
+    results: EventResult[],
+    evalOpts: EvaluateOptions,
+    tracked: boolean,
+  ): Promise<EventResult[]> {
     /** Resolves with the claims' outcome; rejects, holding none of them, when one call failed. */
     const claimed$ = (async () => {
       const settled = await Promise.allSettled(claims.map((c) => c.won));
@@ -195,9 +275,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     // Awaited in `judge`; until then a failure must not count as unhandled.
     claimed$.catch(() => undefined);
 
+    // An event this evaluation lost while another one here held it too: that one won it, or
+    // answers it as a duplicate as well (a third party won it).
+    const heldElsewhere = tracked
+      ? (c: Candidate) => holding.get(c.detection.eventId)?.shared === true
+      : undefined;
     try {
       // `judge` reads the pairs while the last claims are still on their way.
-      await judge(parsed, results, evalOpts, claimed$);
+      await judge(parsed, results, evalOpts, claimed$, heldElsewhere);
     } catch (err) {
       // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
       const won = await claimed$.catch(() => undefined);
@@ -247,6 +332,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     results: EventResult[],
     evalOpts: EvaluateOptions,
     claimed$: Promise<boolean[]>,
+    heldElsewhere: ((c: Candidate) => boolean) | undefined,
   ) {
     // Each pair once, in order of first appearance, with the allowlist key of that first event.
     const keys: string[] = [];
@@ -278,7 +364,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // stopped (a crash) after claiming the event but before storing anything must not turn the
       // sender's retry into a duplicate and lose the event.
       parsed.forEach((c, i) => {
-        if (!won[i]) c.seenBefore = true;
+        if (won[i]) return;
+        c.seenBefore = true;
+        if (heldElsewhere?.(c)) c.heldElsewhere = true;
       });
       const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
       const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
@@ -306,16 +394,21 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       });
       const latest = new Map<string, Candidate>();
       // A re-delivered event is a duplicate when its pair is stored, when the same event came
-      // earlier in this batch, or when its time lies a window or more in the past: such a sighting
-      // is never stored, so nothing tells a finished first delivery from one that stopped (a crash
-      // between the claim and the outbox would lose such an event's alert; these are history).
-      // Otherwise that delivery never got as far as the store, and the event is evaluated again.
+      // earlier in this batch, when another evaluation in this process holds it, or when its time
+      // lies (about) a window or more in the past: such a sighting is never stored, so nothing
+      // tells a finished first delivery from one that stopped (a crash between the claim and the
+      // outbox would lose such an event's alert; these are history). The margin keeps replicas
+      // whose clocks differ a little from judging one such event both ways. Otherwise the first
+      // delivery never got as far as the store, and the event is evaluated again.
       const inBatch = new Set<string>();
       const candidates: Candidate[] = [];
       for (const c of parsed) {
         if (
           c.seenBefore &&
-          (existed.has(c.pairKey) || inBatch.has(c.detection.eventId) || c.at + windowMs <= t)
+          (existed.has(c.pairKey) ||
+            inBatch.has(c.detection.eventId) ||
+            c.heldElsewhere ||
+            c.at + windowMs - FUTURE_TOLERANCE_MS <= t)
         ) {
           results[c.index] = {
             outcome: 'duplicate',

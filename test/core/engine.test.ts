@@ -401,24 +401,38 @@ describe('engine: failures before the alert is stored', () => {
 });
 
 describe('engine: a delivery that stopped after claiming the event', () => {
-  it('evaluates the retry instead of calling it a duplicate when nothing of the first delivery was stored', async () => {
+  /** A store holding only the claim of `event`, as a process that claimed it and stopped leaves it. */
+  async function claimedElsewhere(event: Record<string, unknown>) {
     const store = await openStateStore('memory://');
     const sink = collectingOutbox();
     const engine = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox });
-    const event = record({ time: at(1000) });
-    // What a process killed right after claiming the event leaves behind: the claim alone.
     const [probe] = await (
       await createEngine({ store: await openStateStore('memory://'), windowMs: WINDOW, outbox: sink.outbox })
     ).evaluate([structuredClone(event)]);
     const { group, key } = eventClaim({ detection: probe!.detection! });
     expect(await store.claimInGroups([{ group, keys: [key] }], DAY)).toEqual([[true]]);
     sink.alerts.length = 0;
+    return { store, sink, engine };
+  }
 
+  it('evaluates the retry instead of calling it a duplicate when nothing of the first delivery was stored', async () => {
+    const event = record({ time: at(1000) });
+    const { store, sink, engine } = await claimedElsewhere(event);
     const [retry] = await engine.evaluate([event]);
     expect(retry?.outcome).toBe('alerted');
     const [again] = await engine.evaluate([event]);
     expect(again?.outcome).toBe('duplicate');
     expect(sink.alerts).toHaveLength(1);
+    await store.close();
+  });
+
+  it('calls an event claimed elsewhere a duplicate once it is within minutes of the window’s end (replicas’ clocks differ)', async () => {
+    // Another replica claimed it and, by its clock, judged it a replay: it stores no sighting.
+    const event = record({ time: at(WINDOW - 60_000) });
+    const { store, sink, engine } = await claimedElsewhere(event);
+    const [r] = await engine.evaluate([event]);
+    expect(r?.outcome).toBe('duplicate');
+    expect(sink.alerts).toEqual([]);
     await store.close();
   });
 });

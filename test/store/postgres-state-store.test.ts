@@ -132,6 +132,23 @@ describeWithService('postgres:// state store', 'TEST_POSTGRES_URL', (url) => {
     }
   });
 
+  it('answers one of two racing deliveries of an event as duplicate, whichever pool connection claims first', async () => {
+    const store = await openStateStore(url, { namespace: ns('race') });
+    try {
+      const engine = await createEngine({ store, windowMs: 7 * 86_400_000, outbox: { add: async () => {} } });
+      for (let round = 0; round < 20; round++) {
+        const event = arcRecord({ appId: freshAppId() });
+        const [a, b] = await Promise.all([
+          engine.evaluate([event]),
+          engine.evaluate([structuredClone(event)]),
+        ]);
+        expect([a[0]?.outcome, b[0]?.outcome].sort()).toEqual(['alerted', 'duplicate']);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('lets two processes racing on one database win each of 200 keys exactly once', async () => {
     const [a, b] = await raceClaimsAcrossProcesses(url, ns('race'), 200);
     const all = [...a!, ...b!];

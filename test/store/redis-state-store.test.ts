@@ -153,6 +153,26 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     }
   });
 
+  it('answers a delivery racing a large batch that holds the same event as duplicate (the batch alerts)', async () => {
+    const store = await openStateStore(url, { namespace: ns('race') });
+    try {
+      const engine = await createEngine({ store, windowMs: 7 * 86_400_000, outbox: { add: async () => {} } });
+      const appId = freshAppId();
+      const event = arcRecord({ appId });
+      // The event leads a batch of 1,001: its claim goes out with the first chunk, and the single
+      // delivery starts while the batch waits for the rest.
+      const batch = [event, ...Array.from({ length: 1000 }, () => arcRecord({ appId: freshAppId() }))];
+      const [big, single] = await Promise.all([
+        engine.evaluate(batch),
+        engine.evaluate([structuredClone(event)]),
+      ]);
+      expect(big[0]?.outcome).toBe('alerted');
+      expect(single[0]?.outcome).toBe('duplicate');
+    } finally {
+      await store.close();
+    }
+  });
+
   it('answers ingest with 503 (retry), not with every event invalid, when Redis goes away mid-run', async () => {
     const proxy = await tcpProxy(new URL(url));
     const t = await startTestApp({
