@@ -4,6 +4,7 @@ import type { ChatAdapter, StateStore } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
+import { withTimeout } from '../timeout.ts';
 import { HttpError, sendError, sendJson } from './http-error.ts';
 import { ClientGoneError } from './read-body.ts';
 
@@ -23,17 +24,6 @@ export interface ServerDeps {
 /** A valid incoming `x-request-id` is kept so a call can be followed across services. */
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const READY_TIMEOUT_MS = 2000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-      timer.unref();
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 const LEVEL_METHODS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 const noop = () => {};

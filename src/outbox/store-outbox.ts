@@ -2,6 +2,7 @@ import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
 import type { AlertSink, Outbox, StateStore } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { withTimeout } from '../timeout.ts';
 
 /** Tuning of the outbox; every field has a production default. */
 export interface OutboxOptions {
@@ -151,22 +152,6 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     );
   }
 
-  async function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-    let t: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      t = setTimeout(
-        () => reject(new Error(`${what} did not answer within ${deliveryTimeoutMs} ms`)),
-        deliveryTimeoutMs,
-      );
-      t.unref();
-    });
-    try {
-      return await Promise.race([promise, timeout]);
-    } finally {
-      clearTimeout(t);
-    }
-  }
-
   async function remove(itemId: string) {
     await store.delete(outboxItemKey(itemId));
     await store.removeMembers(OUTBOX_PENDING_SET, [itemId]);
@@ -189,7 +174,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       ]);
       if (typeof item === 'object' && item.kind === 'post' && existing === undefined) {
         const alert = item.alert;
-        const { ref } = await withTimeout(sink.post(alert), 'chat post');
+        const { ref } = await withTimeout(sink.post(alert), deliveryTimeoutMs, 'chat post');
         await store.setMany([
           { key: alertRefKey(alert.id), value: ref, ttlMs: refTtlMs },
           { key: deliveredAlertKey(alert.id), value: alert, ttlMs: refTtlMs },
@@ -224,7 +209,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
           if (postPending) return 'waiting';
           log.warn({ alertId }, 'repeat dropped: its alert has no chat message (never posted, or expired)');
         } else {
-          await withTimeout(sink.repeat(ref, alert, item.repeat), 'chat update');
+          await withTimeout(sink.repeat(ref, alert, item.repeat), deliveryTimeoutMs, 'chat update');
           metrics?.chatDeliveries.inc({ kind: 'repeat' });
           // A repeat that arrived during the call overwrote the item: leave it for the next pass.
           const after = await store.get<OutboxItem>(outboxItemKey(itemId));

@@ -3,6 +3,7 @@ import type { Config } from '../config.ts';
 import type { History } from '../core/history.ts';
 import type { ChatAdapter, StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
+import { waitAtMost } from '../timeout.ts';
 import { createBoltApp, createWebClient, registerHandlers } from './app.ts';
 import { BotAuth } from './bot-identity.ts';
 import type { SlackContext } from './context.ts';
@@ -168,15 +169,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       // reported through problems(), never thrown. And the runs a stopped process left marked
       // running are shown as interrupted, their button offered again. Both are waited for at most
       // `startWaitMs`, so that a slow or unreachable Slack does not hold up the service's start.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all([auth.start(), sweep()]),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, tuning.startWaitMs ?? START_WAIT_MS);
-          timer.unref();
-        }),
-      ]);
-      clearTimeout(timer);
+      await waitAtMost(Promise.all([auth.start(), sweep()]), tuning.startWaitMs ?? START_WAIT_MS);
       clearInterval(sweepTimer);
       sweepTimer = setInterval(() => void sweep(), tuning.staleSweepIntervalMs ?? STALE_SWEEP_INTERVAL_MS);
       sweepTimer.unref();

@@ -1,6 +1,7 @@
 import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
 import type { AlertSink } from '../core/ports.ts';
 import type { Enrichment, RemediationPlan } from '../core/remediation.ts';
+import { waitAtMost, withTimeout } from '../timeout.ts';
 import {
   loadAlertState,
   parseRef,
@@ -56,29 +57,6 @@ class Lookup<T> {
   }
 }
 
-/** Rejects after `ms` unless `work` settles first (the work itself is left to finish on its own). */
-function within<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-    timer.unref();
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Resolves when every promise has settled or after `ms`, whichever comes first. */
-async function waitAtMost(work: Promise<unknown>[], ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.allSettled(work),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, ms));
-      timer.unref();
-    }),
-  ]);
-  clearTimeout(timer);
-}
-
 const failedEnrichment = (error: Error): Enrichment => ({
   errors: [`enrichment failed: ${error.message}`],
 });
@@ -117,11 +95,11 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
     const enricher = ctx.enricher;
     const lookups: Lookups = {
       // The enricher stops its own lookups after `lateMs` and names them in `errors`.
-      plan: new Lookup(() => within(ctx.remediator.plan(d), lateMs, 'remediation planning')),
+      plan: new Lookup(() => withTimeout(ctx.remediator.plan(d), lateMs, 'remediation planning')),
     };
     if (enricher) lookups.enrichment = new Lookup(() => enricher.enrich(d, { timeoutMs: lateMs }));
     await waitAtMost(
-      [lookups.plan.settled, ...(lookups.enrichment ? [lookups.enrichment.settled] : [])],
+      Promise.allSettled([lookups.plan.settled, ...(lookups.enrichment ? [lookups.enrichment.settled] : [])]),
       budgetMs,
     );
 

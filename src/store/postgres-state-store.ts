@@ -2,6 +2,7 @@ import KeyvPostgres, { type KeyvPostgresOptions } from '@keyv/postgres';
 import pg from 'pg';
 import type { StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
+import { escapeLike } from './escape-like.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import { scrubSecret } from './parse-store-url.ts';
 import { describeError, StoreError } from './store-error.ts';
@@ -205,10 +206,6 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
     clearInterval(this.#timer);
     this.#timer = undefined;
   }
-}
-
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, '\\$&');
 }
 
 /**

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
+import { escapeLike } from './escape-like.ts';
 
 /** Where the embedded history lives when nothing else is configured. */
 export const DEFAULT_SQLITE_PATH = './data/arc-responder.db';
@@ -565,9 +566,4 @@ export function prefixEnd(prefix: string): string {
     throw new Error(`a key prefix must end in a character below U+D7FF, got ${JSON.stringify(prefix)}`);
   }
   return prefix.slice(0, -1) + String.fromCharCode(last + 1);
-}
-
-/** Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`. */
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, '\\$&');
 }
