@@ -36,8 +36,6 @@ export interface StateStore {
   get<T>(key: string): Promise<T | undefined>;
   /** Same order as `keys`; missing or expired entries are `undefined`. */
   getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>>;
-  /** Whether each key holds a live value, same order as `keys`; cheaper than reading the values. */
-  hasMany(keys: readonly string[]): Promise<boolean[]>;
   /**
    * Every live value whose key starts with `prefix`, as `[key, value]` in key order, read as one
    * range of the backend's key index (never a scan of the store). `undefined` when the backend
@@ -74,8 +72,6 @@ export interface StateStore {
   removeMembers(set: string, members: readonly string[]): Promise<void>;
   /** Members of one set, read through an index: never a scan of the whole store. */
   members(set: string): Promise<string[]>;
-  /** `members` of many sets in one round trip (one read transaction in SQL), same order as `sets`. */
-  membersOfMany(sets: readonly string[]): Promise<string[][]>;
   /**
    * For each query, how many members of `set` have a live value at `valuePrefix + member`; members
    * whose value is gone (expired) are removed from the set on the way. A set of more than `limit`

@@ -23,13 +23,16 @@ export interface ClaimsAndSets {
   removeMembers(set: string, members: readonly string[]): Promise<void>;
   /** Members of one set in any order. */
   members(set: string): Promise<string[]>;
-  /** Members of each set, in any order within a set; same order as `sets`. */
-  membersOfMany(sets: readonly string[]): Promise<string[][]>;
   /**
    * `StateStore.countLiveMembers` done by the backend itself, where it can do it in one step.
    * `valuePrefix` arrives as the caller gave it; the backend places it among its value keys.
    */
   countLiveMembers?(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]>;
+  /**
+   * Members of each set, in any order within a set; same order as `sets`: what the generic
+   * `countLiveMembers` reads. Required when the backend does not count by itself.
+   */
+  membersOfMany?(sets: readonly string[]): Promise<string[][]>;
   ping(): Promise<void>;
   /** Releases this half's resources; the Keyv half is closed separately, after it. */
   close(): Promise<void>;
@@ -148,6 +151,9 @@ export class KeyvStateStore implements StateStore {
       throw new StoreError('STORE_UNREACHABLE', `The ${kind} store failed: ${describeError(error)}`);
     };
     this.#keyv = guarded(keyv, fail);
+    if (!rest.countLiveMembers && !rest.membersOfMany) {
+      throw new TypeError('a ClaimsAndSets needs countLiveMembers or membersOfMany');
+    }
     this.#rest = guarded(rest, fail);
     this.#prefix = valuePrefix;
     this.#closeKeyv = closeKeyv;
@@ -171,16 +177,6 @@ export class KeyvStateStore implements StateStore {
     if (keys.length === 0) return [];
     const prefix = this.#prefix;
     return this.#keyv.getMany<T>(keys.map((key) => prefix + key));
-  }
-
-  async hasMany(keys: readonly string[]): Promise<boolean[]> {
-    this.#open();
-    checkKeys(keys, 'keys');
-    if (keys.length === 0) return [];
-    const prefix = this.#prefix;
-    const prefixed = keys.map((key) => prefix + key);
-    if (this.#exactHas) return this.#keyv.hasMany(prefixed);
-    return (await this.#keyv.getMany(prefixed)).map((value) => value !== undefined);
   }
 
   async valuesByPrefix<T>(prefix: string): Promise<Array<[string, T]> | undefined> {
@@ -314,16 +310,6 @@ export class KeyvStateStore implements StateStore {
     return list.sort();
   }
 
-  /** `members` of each set, each sorted. */
-  async membersOfMany(sets: readonly string[]): Promise<string[][]> {
-    this.#open();
-    checkKeys(sets, 'sets');
-    if (sets.length === 0) return [];
-    const lists = await this.#rest.membersOfMany(sets);
-    for (const list of lists) list.sort();
-    return lists;
-  }
-
   async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]> {
     this.#open();
     checkArray(queries, 'queries');
@@ -337,12 +323,13 @@ export class KeyvStateStore implements StateStore {
     if (queries.length === 0) return [];
     if (this.#rest.countLiveMembers) return this.#rest.countLiveMembers(queries, limit);
     // Generic: the members in one call, their values' presence in another, the gone ones removed.
-    const lists = await this.#rest.membersOfMany(queries.map((q) => q.set));
+    // The constructor made sure that a backend without its own count has this.
+    const lists = await this.#rest.membersOfMany!(queries.map((q) => q.set));
     const keys: string[] = [];
     queries.forEach((q, i) => {
       if (lists[i]!.length <= limit) for (const m of lists[i]!) keys.push(q.valuePrefix + m);
     });
-    const found = keys.length > 0 ? await this.hasMany(keys) : [];
+    const found = keys.length > 0 ? await this.#hasMany(keys) : [];
     let k = 0;
     const removals: Array<Promise<void>> = [];
     const counts = queries.map((q, i) => {
@@ -359,6 +346,14 @@ export class KeyvStateStore implements StateStore {
     });
     await Promise.all(removals);
     return counts;
+  }
+
+  /** Whether each key (already checked) holds a live value, without reading the values where it can. */
+  async #hasMany(keys: readonly string[]): Promise<boolean[]> {
+    const prefix = this.#prefix;
+    const prefixed = keys.map((key) => prefix + key);
+    if (this.#exactHas) return this.#keyv.hasMany(prefixed);
+    return (await this.#keyv.getMany(prefixed)).map((value) => value !== undefined);
   }
 
   async ping(): Promise<void> {

@@ -209,13 +209,6 @@ class RedisClaimsAndSets implements ClaimsAndSets {
     }
   }
 
-  /** One pipelined round trip of SMEMBERS. */
-  async membersOfMany(sets: readonly string[]): Promise<string[][]> {
-    const pipeline = this.#client.multi();
-    for (const set of sets) pipeline.sMembers(this.#setPrefix + set);
-    return (await pipeline.execAsPipeline()) as unknown as string[][];
-  }
-
   async ping(): Promise<void> {
     await this.#client.ping();
   }

@@ -56,3 +56,12 @@ describe('KeyvStateStore: driver failures', () => {
     });
   });
 });
+
+describe('KeyvStateStore: construction', () => {
+  it('refuses claims and sets that can neither count live members nor list many sets', () => {
+    const { membersOfMany: _unused, ...neither } = unreachable();
+    expect(() => new KeyvStateStore('redis', new Keyv(), neither, '')).toThrow(
+      /needs countLiveMembers or membersOfMany/,
+    );
+  });
+});

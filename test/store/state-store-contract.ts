@@ -76,17 +76,6 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.getMany([])).toEqual([]);
       });
 
-      it('hasMany says which keys hold a value, in the order asked', async () => {
-        const store = await fresh();
-        await store.set('a', 'A');
-        await store.setMany([{ key: 'c', value: { c: true }, ttlMs: 60_000 }]);
-        expect(await store.hasMany(['c', 'missing', 'a', 'c'])).toEqual([true, false, true, true]);
-        expect(await store.hasMany([])).toEqual([]);
-        await store.claim('claimed-only', 60_000);
-        await store.addMembers('set-only', ['m']);
-        expect(await store.hasMany(['claimed-only', 'set-only'])).toEqual([false, false]);
-      });
-
       it('valuesByPrefix reads the live values under a prefix in key order, or says it cannot', async () => {
         const store = await fresh();
         await store.setMany([
@@ -177,12 +166,6 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
           2,
           3,
           undefined,
-        ]);
-        expect(await store.hasMany(['batch-short', 'batch-long', 'batch-forever', 'short'])).toEqual([
-          false,
-          true,
-          true,
-          false,
         ]);
         // An expired key is free for a new value.
         await store.set('short', 'again');
@@ -365,18 +348,6 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.members('never-used')).toEqual([]);
         await store.addMembers('ident:app', ['10.0.0.3']);
         expect(await store.members('ident:app')).toEqual(['10.0.0.3']);
-      });
-
-      it('reads the members of many sets at once, in the order asked', async () => {
-        const store = await fresh();
-        await store.addToSets([
-          ['s1', 'b'],
-          ['s1', 'a'],
-          ['s2', 'c'],
-        ]);
-        expect(await store.membersOfMany(['s2', 'none', 's1', 's2'])).toEqual([['c'], [], ['a', 'b'], ['c']]);
-        expect(await store.membersOfMany([])).toEqual([]);
-        await expect(store.membersOfMany(['ok', ''])).rejects.toThrow(/sets\[1\] must be a non-empty string/);
       });
 
       it('counts the members whose value is live, drops the others, and only sizes a large set', async () => {
