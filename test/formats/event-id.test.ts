@@ -24,6 +24,17 @@ function idOf(result: ParseResult): string {
   return result.detection.eventId;
 }
 
+/** The identifying fields of one event, as `hashEventId` takes them. */
+const SAMPLE_KEY = {
+  eventTime: '2026-03-12T09:15:27.355Z',
+  operation: LIST_CLUSTER_USER_CREDENTIAL,
+  appId: 'A',
+  sourceIp: '203.0.113.7',
+  correlationId: 'C',
+  resourceId: '/R',
+  outcome: 'Success',
+};
+
 describe('event id', () => {
   it('the REAL Event Hub record and the ECS document Elastic made of it get the same id (op→Arc, Success)', () => {
     const record = loadNdjsonFixture('elastic-activitylogs/test-activitylogs-raw.25043e5f.log')[0]!;
@@ -96,15 +107,7 @@ describe('event id', () => {
   });
 
   it('changes with any identifying field; ignores case and sub-millisecond digits', () => {
-    const base = {
-      eventTime: '2026-03-12T09:15:27.355Z',
-      operation: LIST_CLUSTER_USER_CREDENTIAL,
-      appId: 'A',
-      sourceIp: '203.0.113.7',
-      correlationId: 'C',
-      resourceId: '/R',
-      outcome: 'Success',
-    };
+    const base = SAMPLE_KEY;
     const id = hashEventId(base);
     expect(
       hashEventId({
@@ -135,15 +138,7 @@ describe('event id', () => {
 
   it('never changes: ids stored before keep deduplicating redeliveries after an upgrade', () => {
     // Values computed by the first release (createHash over the fields joined by \n).
-    const key = {
-      eventTime: '2026-03-12T09:15:27.355Z',
-      operation: LIST_CLUSTER_USER_CREDENTIAL,
-      appId: 'A',
-      sourceIp: '203.0.113.7',
-      correlationId: 'C',
-      resourceId: '/R',
-      outcome: 'Success',
-    };
+    const key = SAMPLE_KEY;
     expect(hashEventId(key)).toBe('568a4509a5b2258d6287e2d89697f4e1');
     const text = [key.eventTime, key.operation.toLowerCase(), 'a', key.sourceIp, 'c', '/r', 'success'].join(
       '\n',
