@@ -5,9 +5,9 @@
  *   node bench/ingest-server.ts app [WARM]    the real app on embedded SQLite (log-only chat, logs
  *                                             to /dev/null); WARM pairs are first imported silently
  * Prints `PORT <n>` once listening; stops on SIGTERM. On SIGUSR2 it prints one line
- * `STATS {"cpuUserUs":…,"cpuSystemUs":…,"loopDelayMs":{"p50":…,"p99":…,"max":…}}`: the process's
- * CPU time so far (all threads) and the event-loop delay since the previous SIGUSR2, which the
- * benchmark reads around each measured run. BENCH_DIR: where the SQLite file goes (default the
+ * `STATS {"cpuUserUs":…,"cpuSystemUs":…,"mainThreadUs":…,"loopDelayMs":{"p50":…,"p99":…,"max":…}}`:
+ * the process's CPU time so far (all threads), the main thread's alone (the event loop), and the
+ * event-loop delay since the previous SIGUSR2, which the benchmark reads around each measured run. BENCH_DIR: where the SQLite file goes (default the
  * system temporary directory).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,10 +30,12 @@ function reportStatsOnSignal() {
   delay.enable();
   process.on('SIGUSR2', () => {
     const cpu = process.cpuUsage();
+    const main = process.threadCpuUsage();
     const ms = (ns: number) => Math.round(ns / 10_000) / 100;
     const stats = {
       cpuUserUs: cpu.user,
       cpuSystemUs: cpu.system,
+      mainThreadUs: main.user + main.system,
       loopDelayMs: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
     };
     delay.reset();

@@ -38,6 +38,8 @@ const SERVER = path.join(import.meta.dirname, 'ingest-server.ts');
 interface ServerStats {
   cpuUserUs: number;
   cpuSystemUs: number;
+  /** CPU time of the main thread alone, which runs the event loop. */
+  mainThreadUs: number;
   loopDelayMs: { p50: number; p99: number; max: number };
 }
 
@@ -155,11 +157,20 @@ async function measuredCannon(args: string[], bodies: string[]) {
   await cannon(server.url, 1, bodies, cursor);
   const before = await server.stats();
   const pressure = pressureMeter();
+  const client = process.cpuUsage();
   const run = await cannon(server.url, SECONDS, bodies, cursor);
+  const clientUs = process.cpuUsage(client);
   const waited = pressure();
   const after = await server.stats();
   await server.stop();
-  return { run, cpuPerRequestUs: cpuUs(before, after) / Math.max(1, run.requests.total), waited };
+  const requests = Math.max(1, run.requests.total);
+  return {
+    run,
+    cpuPerRequestUs: cpuUs(before, after) / requests,
+    mainPerRequestUs: (after.mainThreadUs - before.mainThreadUs) / requests,
+    clientPerRequestUs: (clientUs.user + clientUs.system) / requests,
+    waited,
+  };
 }
 
 async function singleEventThroughput() {
@@ -176,6 +187,9 @@ async function singleEventThroughput() {
     failed ||= app.run.non2xx > 0 || app.run.errors > 0;
     console.log(
       `1. single-event POST /ingest: ${fmt(app.run.requests.average)} req/s (p99 ${app.run.latency.p99} ms, non-2xx ${app.run.non2xx}, server CPU ${fmt(app.cpuPerRequestUs, 1)} µs/request) vs bare node:http ${fmt(bare.run.requests.average)} req/s (p99 ${bare.run.latency.p99} ms, ${fmt(bare.cpuPerRequestUs, 1)} µs/request): ratio ${ratio.toFixed(2)}; CPU wait ${app.waited} / ${bare.waited}`,
+    );
+    console.log(
+      `   CPU per request: server main thread ${fmt(app.mainPerRequestUs, 1)} µs vs bare ${fmt(bare.mainPerRequestUs, 1)} µs (their ratio ${(bare.mainPerRequestUs / app.mainPerRequestUs).toFixed(2)}); the load generator (this process) ${fmt(app.clientPerRequestUs, 1)} µs / ${fmt(bare.clientPerRequestUs, 1)} µs`,
     );
   }
   const ratio = median(ratios);
