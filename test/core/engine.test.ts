@@ -284,11 +284,45 @@ describe.each(Object.keys(backends))(
       expect(again?.outcome).toBe('duplicate');
     });
 
-    it('does not post a second alert when Elastic alerts on an event already alerted from its record', async () => {
+    it("counts an event once when Elastic's alert of it follows its record, in either order", async () => {
       const opts = { time: at(60_000), correlationId: 'eeeeeeee-0000-4000-8000-000000000001' };
       const [rec] = await engine.evaluate([arcEvent('azure-activity-log-record', opts)]);
       expect(rec?.outcome).toBe('alerted');
       const [elastic] = await engine.evaluate([arcEvent('elastic-alert', opts)]);
+      expect(elastic?.outcome).toBe('duplicate');
+      expect(sink.alerts).toHaveLength(1);
+      expect(sink.repeats).toHaveLength(0);
+      const other = {
+        time: at(120_000),
+        correlationId: 'eeeeeeee-0000-4000-8000-000000000002',
+        ip: '198.51.100.77',
+      };
+      const [first] = await engine.evaluate([arcEvent('elastic-alert', other)]);
+      expect(first?.outcome).toBe('alerted');
+      const [second] = await engine.evaluate([arcEvent('azure-activity-log-record', other)]);
+      expect(second?.outcome).toBe('duplicate');
+      expect(sink.alerts).toHaveLength(2);
+      const entries = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(entries.map((e) => [e.pair.ip, e.pair.count]).sort()).toEqual([
+        ['198.51.100.77', 1],
+        [ARC.ip, 1],
+      ]);
+    });
+
+    it('posts no second alert when Elastic alerts on another event of a pair alerted from its record', async () => {
+      const [rec] = await engine.evaluate([
+        arcEvent('azure-activity-log-record', {
+          time: at(60_000),
+          correlationId: 'eeeeeeee-0000-4000-8000-000000000003',
+        }),
+      ]);
+      expect(rec?.outcome).toBe('alerted');
+      const [elastic] = await engine.evaluate([
+        arcEvent('elastic-alert', {
+          time: at(90_000),
+          correlationId: 'eeeeeeee-0000-4000-8000-000000000004',
+        }),
+      ]);
       expect(elastic?.outcome).toBe('known');
       expect(elastic?.reason).toMatch(/alerted already/);
       expect(sink.alerts).toHaveLength(1);

@@ -205,9 +205,9 @@ describe('DERIVED format specifics', () => {
     expect(parseDetection(flat)).toEqual(parseDetection(nested));
   });
 
-  it('Elastic alert: kibana.alert.uuid is the event id, _id the fallback; elasticAlert info and url', () => {
+  it('Elastic alert: the event id of its event, kibana.alert.uuid (or _id) kept with elasticAlert info and url', () => {
     const d = detection(parseDetection(arcEvent('elastic-alert')));
-    expect(d.eventId).toBe(ARC.alertUuid);
+    expect(d.eventId).toBe(detection(parseDetection(arcEvent('azure-activity-log-record'))).eventId);
     expect(d.elasticAlert).toMatchObject({
       alertUuid: ARC.alertUuid,
       ruleId: '022c37cd-5a4f-422b-8227-b136b7a23180',
@@ -218,7 +218,7 @@ describe('DERIVED format specifics', () => {
       url: expect.stringMatching(/^https:\/\/kibana\.example\.com\/app\/security\/alerts\/redirect\//),
     });
     const noUuid = arcEvent('elastic-alert', { set: { 'kibana.alert.uuid': undefined } });
-    expect(detection(parseDetection(noUuid)).eventId).toBe(ARC.alertUuid); // the `_id`
+    expect(detection(parseDetection(noUuid)).elasticAlert?.alertUuid).toBe(ARC.alertUuid); // the `_id`
     expect(
       detection(parseDetection(arcEvent('elastic-alert', { alertUrl: null }))).elasticAlert?.url,
     ).toBeUndefined();
@@ -266,10 +266,11 @@ describe('DERIVED format specifics', () => {
     expect(source['kibana.alert.uuid']).toBe(ARC.alertUuid);
     const d = detection(parseDetection(source));
     expect(d).toMatchObject({
-      eventId: ARC.alertUuid,
+      eventId: detection(parseDetection(arcEvent('elastic-alert'))).eventId,
       eventTime: ARC.timeIso,
       appId: ARC.appId,
       sourceIp: ARC.ip,
+      elasticAlert: { alertUuid: ARC.alertUuid },
     });
     const { 'kibana.alert.uuid': _, ...withoutUuid } = source;
     const hit = {
@@ -277,7 +278,9 @@ describe('DERIVED format specifics', () => {
       _index: '.internal.alerts-security.alerts-default-000001',
       _source: withoutUuid,
     };
-    expect(detection(parseDetection(hit)).eventId).toBe('hit-id-1');
+    const fromHit = detection(parseDetection(hit));
+    expect(fromHit.eventId).toBe(d.eventId);
+    expect(fromHit.elasticAlert?.alertUuid).toBe('hit-id-1');
   });
 
   it('an Elasticsearch hit {_id, _source} of an ECS document reads like the document', () => {
@@ -316,8 +319,12 @@ describe('DERIVED format specifics', () => {
     ).map(parseDetection);
     expect(records.map((r) => (r.ok ? 'ok' : r.kind))).toEqual(['ignored', 'ok']);
     const alerts = extractEvents(
-      kibanaWebhookBody([arcEvent('elastic-alert'), arcEvent('elastic-alert', { alertUuid: 'second' })]),
+      kibanaWebhookBody([
+        arcEvent('elastic-alert'),
+        arcEvent('elastic-alert', { alertUuid: 'second', ip: '203.0.113.99' }),
+      ]),
     ).map(parseDetection);
-    expect(alerts.map((r) => r.ok && r.detection.eventId)).toEqual([ARC.alertUuid, 'second']);
+    expect(alerts.map((r) => r.ok && r.detection.elasticAlert?.alertUuid)).toEqual([ARC.alertUuid, 'second']);
+    expect(alerts.map((r) => r.ok && r.detection.sourceIp)).toEqual([ARC.ip, '203.0.113.99']);
   });
 });

@@ -9,6 +9,7 @@ import { hashEventId, parseDetection } from '../../src/core/formats/index.ts';
 import { LIST_CLUSTER_USER_CREDENTIAL } from '../../src/core/rule.ts';
 import {
   ALL_FORMATS,
+  ARC,
   type ArcEventOptions,
   arcEvent,
   loadFixture,
@@ -72,7 +73,7 @@ describe('event id', () => {
     expect(idOf(parseDetection(doc))).toBe(idOf(parseDetection(record)));
   });
 
-  it('DERIVED: record, ECS, REST and Azure Monitor deliveries of one event share the id (property, 200 random events)', () => {
+  it('DERIVED: record, ECS, REST, Azure Monitor and Elastic alert deliveries of one event share the id (property, 200 random events)', () => {
     const next = seededRandom(42);
     const hex = (n: number) => Array.from({ length: n }, () => Math.floor(next() * 16).toString(16)).join('');
     const guid = () => `${hex(8)}-${hex(4)}-4${hex(3)}-a${hex(3)}-${hex(12)}`;
@@ -82,6 +83,7 @@ describe('event id', () => {
       'azure-activity-log-rest',
       'azure-monitor-common',
       'azure-monitor-legacy',
+      'elastic-alert',
     ];
     const seen = new Set<string>();
     for (let i = 0; i < 200; i++) {
@@ -102,8 +104,15 @@ describe('event id', () => {
     expect(seen.size).toBe(200);
   });
 
-  it('DERIVED: the Elastic alert uses the alert uuid instead', () => {
-    expect(idOf(parseDetection(arcEvent('elastic-alert', { alertUuid: 'abc' })))).toBe('abc');
+  it('DERIVED: an Elastic alert is identified by its event, not by the alert uuid', () => {
+    const record = idOf(parseDetection(arcEvent('azure-activity-log-record')));
+    expect(idOf(parseDetection(arcEvent('elastic-alert', { alertUuid: 'abc' })))).toBe(record);
+    expect(idOf(parseDetection(arcEvent('elastic-alert', { alertUuid: 'def' })))).toBe(record);
+    const later = arcEvent('elastic-alert', {
+      alertUuid: 'abc',
+      time: new Date(Date.parse(ARC.timeIso) + 1),
+    });
+    expect(idOf(parseDetection(later))).not.toBe(record);
   });
 
   it('changes with any identifying field; ignores case and sub-millisecond digits', () => {

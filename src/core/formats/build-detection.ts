@@ -42,8 +42,6 @@ export interface DetectionInput {
   caller?: unknown;
   geo?: Geo | undefined;
   as?: AutonomousSystem | undefined;
-  /** Set when the source gives the event an id (Elastic alert uuid); otherwise a hash. */
-  eventId?: string | undefined;
   elasticAlert?: ElasticAlertInfo;
   azureAlert?: AzureAlertInfo;
 }
@@ -101,18 +99,16 @@ export function buildDetection(input: DetectionInput): ParseResult {
   const correlationId = str(input.correlationId, 256);
   const outcome = input.outcome?.toLowerCase();
   const cluster = resourceId === undefined ? undefined : clusterRef(resourceId);
-  const eventId =
-    input.eventId ??
-    hashEventId({
-      eventTime,
-      operation: input.operation,
-      appId,
-      sourceIp,
-      correlationId,
-      // The lower-cased id (which the hash uses) comes cached with the cluster.
-      resourceId: cluster?.key,
-      outcome,
-    });
+  const eventId = hashEventId({
+    eventTime,
+    operation: input.operation,
+    appId,
+    sourceIp,
+    correlationId,
+    // The lower-cased id (which the hash uses) comes cached with the cluster.
+    resourceId: cluster?.key,
+    outcome,
+  });
 
   const detection: Detection = {
     eventId,

@@ -81,7 +81,9 @@ function hasFlatMarker(doc: Json): boolean {
  * Format B/C: an Elastic Security alert, as one element of a Kibana webhook's `alerts`
  * (nested), as stored in the alerts index (flat `kibana.alert.*` keys), or as a search hit
  * `{_id, _source}`. The event time is `kibana.alert.original_time` (the alert's `@timestamp` is
- * when it was created); the event id is the alert uuid.
+ * when it was created). The event id comes from the event's own fields, as for every format: the
+ * alert and the Event Hub record of one call are one event, and a re-delivered alert is that event
+ * again. The alert uuid is kept for the link to Kibana.
  */
 export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseResult {
   // Alerts come from the rule, so most are detections: read through some 30 paths, nested or flat.
@@ -123,7 +125,6 @@ export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseR
     outcome,
     time: r.first(doc, ALERT.originalTime),
     timeField: 'kibana.alert.original_time',
-    eventId: uuid,
     elasticAlert: alertInfo(doc, uuid, ruleId, r),
   });
 }
