@@ -1,3 +1,4 @@
+import { dashGuid } from './azure-ids.ts';
 import type { AutonomousSystem, Detection, Geo, SourceFormat } from './detection.ts';
 
 /** Details of the last detection of a pair that `/arc-history` and the alert show. */
@@ -55,8 +56,11 @@ export interface AllowlistEntry {
 
 export const BUCKETS_PER_WINDOW = 28;
 
-/** Identities are GUIDs: compared case-insensitively. */
-export const normaliseAppId = (appId: string): string => appId.trim().toLowerCase();
+/**
+ * Identities are GUIDs: one identity whatever form it came in (upper case, without dashes, in
+ * braces) is the dashed lower-case GUID; anything else is compared case-insensitively.
+ */
+export const normaliseAppId = (appId: string): string => dashGuid(appId) ?? appId.trim().toLowerCase();
 
 export const pairKey = (appId: string, ip: string): string => `pair:${normaliseAppId(appId)}:${ip}`;
 /** Where earlier releases kept a pair's details, beside its counters at `pairKey` (read only). */

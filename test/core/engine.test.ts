@@ -165,6 +165,20 @@ describe.each(Object.keys(backends))(
       expect(r?.outcome).toBe('known');
     });
 
+    it('takes an appid without dashes or in braces for the same identity, and names it dashed', async () => {
+      const undashed = ARC.appId.replaceAll('-', '');
+      const [first] = await engine.evaluate([record({ appId: undashed.toUpperCase(), time: at(DAY) })]);
+      expect(first?.outcome).toBe('alerted');
+      expect(first?.detection?.appId).toBe(ARC.appId);
+      const [braces] = await engine.evaluate([record({ appId: `{${ARC.appId}}`, time: at(2000) })]);
+      expect(braces?.outcome).toBe('known');
+      const [dashed] = await engine.evaluate([record({ appId: ARC.appId, time: at(1000) })]);
+      expect(dashed?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(1);
+      const entries = await createHistory({ store, windowMs: WINDOW }).listIdentity(undashed);
+      expect(entries.map((e) => [e.pair.appId, e.pair.count])).toEqual([[ARC.appId, 3]]);
+    });
+
     it('judges by event time: a sighting 8 days before the event does not make it known', async () => {
       await engine.evaluate([record({ time: at(8 * DAY + 5 * 60_000) })], { silent: true });
       // The old sighting is outside the window relative to now: it was never kept.

@@ -1,4 +1,4 @@
-import { parseResourceId } from '../azure-ids.ts';
+import { dashGuid, parseResourceId } from '../azure-ids.ts';
 import type {
   AutonomousSystem,
   AzureAlertInfo,
@@ -64,16 +64,19 @@ export const invalid = (reason: string): ParseFailure => ({ ok: false, kind: 'in
 /** Validates identity, IP and time (in that order) and assembles the Detection. */
 export function buildDetection(input: DetectionInput): ParseResult {
   const what = () => `${input.sourceFormat} event for ${input.operation}`;
-  const appId = str(single(input.appId), 256);
-  if (appId === undefined) {
+  const rawAppId = str(single(input.appId), 256);
+  if (rawAppId === undefined) {
     return invalid(`${what()} has no caller identity in ${input.appIdField}`);
   }
   // Application ids are GUIDs; a ':' would also blur the history's keys (`pair:<appid>:<ip>`).
-  if (appId.includes(':')) {
+  if (rawAppId.includes(':')) {
     return invalid(
-      `${what()} has caller identity ${echo(appId)} in ${input.appIdField}, which is not an application id (it holds ':')`,
+      `${what()} has caller identity ${echo(rawAppId)} in ${input.appIdField}, which is not an application id (it holds ':')`,
     );
   }
+  // One form per GUID (dashed, lower case): a channel that sends it undashed or in braces names
+  // the same identity, and Graph looks principals up by the dashed form.
+  const appId = dashGuid(rawAppId) ?? rawAppId;
   const rawIp = single(input.ip);
   if (rawIp === undefined || rawIp === null || rawIp === '') {
     const hint = input.missingIpHint ? `: ${input.missingIpHint}` : '';
