@@ -306,6 +306,21 @@ describe('DERIVED format specifics', () => {
     }
   });
 
+  it('record without resultType: the outcome is properties.result, as Elastic reads it', () => {
+    const withResult = (result: string) => {
+      const rec = arcEvent('azure-activity-log-record', { outcome: null });
+      setPath(rec, 'properties', { ...(rec.properties as object), result });
+      return rec;
+    };
+    expect(detection(parseDetection(withResult('Success'))).outcome).toBe('success');
+    expect(parseDetection(withResult('Start'))).toMatchObject({ ok: false, kind: 'ignored' });
+    expect(parseDetection(arcEvent('azure-activity-log-record', { outcome: null }))).toMatchObject({
+      ok: false,
+      kind: 'ignored',
+      reason: expect.stringMatching(/no outcome/),
+    });
+  });
+
   it('REST: outcome Succeeded is kept lower-cased as received', () => {
     expect(detection(parseDetection(arcEvent('azure-activity-log-rest'))).outcome).toBe('succeeded');
   });

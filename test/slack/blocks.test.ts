@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { SourceFormat } from '../../src/core/detection.ts';
 import type { IdentityHistoryEntry } from '../../src/core/history.ts';
 import type { PairRecord } from '../../src/core/pair.ts';
 import type { PlannedStep, StepResult } from '../../src/core/remediation.ts';
@@ -86,6 +87,17 @@ describe('alert message', () => {
     }
   });
 
+  it('lists evidence.principalType only when the event carried it; a type from the token says so', () => {
+    const alert = sampleAlert(
+      {},
+      { principalType: 'ServicePrincipal', evidence: { role: 'Azure Arc Kubernetes Viewer' } },
+    );
+    const text = allText(buildAlertMessage(view({ alert })));
+    expect(text).not.toContain('azure.activitylogs.identity.authorization.evidence.principalType');
+    expect(text).toContain('azure.activitylogs.identity.authorization.evidence.role');
+    expect(text).toContain('ServicePrincipal (from the token)');
+  });
+
   it('links the cluster to the Azure portal, the Kibana alert and both MITRE techniques', () => {
     const text = allText(buildAlertMessage(view()));
     expect(text).toContain(`<https://portal.azure.com/#@/resource${ARC.clusterId}|${ARC.clusterName}>`);
@@ -111,6 +123,11 @@ describe('alert message', () => {
     );
     expect(allText(m)).toContain('Azure activity log (Event Hub record)');
     expect(allText(m)).not.toContain('Kibana');
+    const source = (sourceFormat: SourceFormat) =>
+      allText(buildAlertMessage(view({ alert: sampleAlert({}, { sourceFormat, elasticAlert: undefined }) })));
+    expect(source('azure-activity-log-rest')).toContain('Azure activity log (REST API)');
+    expect(source('azure-monitor-legacy')).toContain('Azure Monitor alert (legacy activity-log schema)');
+    expect(source('azure-monitor-legacy')).not.toContain('Event Hub');
   });
 
   it('has a Mark benign button and a danger Revoke button behind a confirm dialog, carrying the alert id', () => {

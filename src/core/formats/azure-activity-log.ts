@@ -36,7 +36,8 @@ export function isActivityLogRecord(doc: Json): boolean {
 export function parseActivityLogRecord(event: unknown): ParseResult {
   const doc: Json = isObject(event) ? event : {};
   const operation = text(ownValue(doc, 'operationName', doc.operationName));
-  const outcome = text(ownValue(doc, 'resultType', doc.resultType));
+  // The outcome as Elastic's pipeline takes it: `resultType`, else `properties.result`.
+  const outcome = text(ownValue(doc, 'resultType', doc.resultType)) ?? propertiesResult(doc);
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(match.reason);
   const identity = recordIdentity(doc);
@@ -57,6 +58,11 @@ export function parseActivityLogRecord(event: unknown): ParseResult {
     correlationId: ownValue(doc, 'correlationId', doc.correlationId),
     tenantId: ownValue(doc, 'tenantId', doc.tenantId),
   });
+}
+
+function propertiesResult(doc: Json): string | undefined {
+  const properties = ownValue(doc, 'properties', doc.properties);
+  return isObject(properties) ? text(ownValue(properties, 'result', properties.result)) : undefined;
 }
 
 /**

@@ -117,10 +117,8 @@ export function investigationFields(d: Detection): Array<[string, string]> {
     ['azure.activitylogs.operation_name', d.operation],
     ['azure.activitylogs.identity.claims.appid', d.appId],
     ['azure.activitylogs.identity.authorization.evidence.role', d.evidence.role],
-    [
-      'azure.activitylogs.identity.authorization.evidence.principalType',
-      d.evidence.principalType ?? d.principalType,
-    ],
+    // Only what the event said: a type inferred from the token (idtyp) is no evidence field.
+    ['azure.activitylogs.identity.authorization.evidence.principalType', d.evidence.principalType],
     ['azure.resource.id', d.cluster?.id],
     ['source.ip', d.sourceIp],
     ['source.geo.country_name', d.geo?.countryName],
@@ -128,6 +126,12 @@ export function investigationFields(d: Detection): Array<[string, string]> {
     ['source.as.organization.name', d.as?.organizationName],
   ];
   return out.filter((f): f is [string, string] => typeof f[1] === 'string' && f[1] !== '');
+}
+
+/** The principal type the event gave, else the one its token's `idtyp` claim implies, said so. */
+function principalTypeText(d: Detection, s: (text: string, n: number) => string): string {
+  if (d.evidence.principalType) return s(d.evidence.principalType, 60);
+  return d.principalType ? `${s(d.principalType, 60)} (from the token)` : DASH;
 }
 
 /** The mark of each step outcome, in the alert and in thread reports. */
@@ -529,6 +533,8 @@ function render(view: AlertView, k: number): SlackMessage {
     source = d.elasticAlert.url ? link(d.elasticAlert.url, `${label} (Kibana)`, MAX_URL) : label;
   } else if (d.azureAlert) {
     source = `Azure Monitor alert${d.azureAlert.alertRule ? `: ${s(d.azureAlert.alertRule, 120)}` : ''}`;
+  } else if (d.sourceFormat === 'azure-monitor-legacy') {
+    source = 'Azure Monitor alert (legacy activity-log schema)';
   } else if (d.sourceFormat === 'elastic-ecs') {
     source = 'Elastic (activity log document)';
   } else {
@@ -547,7 +553,7 @@ function render(view: AlertView, k: number): SlackMessage {
     ['Role', d.evidence.role ? s(d.evidence.role, 200) : DASH],
     [
       'Principal type',
-      `${s(d.evidence.principalType ?? d.principalType ?? DASH, 60)}${d.principalId ? `\n${c(d.principalId, 60)}` : ''}`,
+      `${principalTypeText(d, s)}${d.principalId ? `\n${c(d.principalId, 60)}` : ''}`,
     ],
     ['Event time', eventAt === undefined ? s(d.eventTime, 60) : slackDate(eventAt)],
     ['Detected', slackDate(alert.detectedAt)],
