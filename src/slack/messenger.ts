@@ -17,6 +17,17 @@ const GONE = new Set(['message_not_found', 'cant_update_message', 'edit_window_c
 export interface Messenger {
   /** Posts a new alert message; resolves with where it went. */
   postAlert(state: SlackAlertState): Promise<{ channel: string; ts: string }>;
+  /**
+   * The alert's message if Slack has it already: a post interrupted after Slack took it (the
+   * process died before the answer was stored). Reads the channel's history since `since` (epoch
+   * ms) for the message whose buttons carry the alert id. Undefined when there is none, and when
+   * the history cannot be read (no `channels:history` / `groups:history` scope, say): then the
+   * caller posts again, so an alert is never lost to a failed lookup.
+   */
+  findAlertMessage(
+    state: SlackAlertState,
+    since: number,
+  ): Promise<{ channel: string; ts: string } | undefined>;
   /** Renders the stored state into the posted message (chat.update). */
   updateAlert(state: SlackAlertState): Promise<void>;
   /** Posts an audit line in the alert's thread. */
@@ -88,6 +99,34 @@ export function createMessenger(opts: {
       return { channel: typeof res.channel === 'string' ? res.channel : state.channel, ts: res.ts };
     },
 
+    async findAlertMessage(state, since) {
+      const id = state.alert.id;
+      try {
+        let cursor: string | undefined;
+        // A minute of slack for clocks; a busy channel is read a few pages deep at most.
+        const oldest = (Math.max(0, since - 60_000) / 1000).toFixed(6);
+        for (let page = 0; page < 5; page++) {
+          const res = await client.conversations.history({
+            channel: state.channel,
+            oldest,
+            inclusive: true,
+            limit: 200,
+            ...(cursor ? { cursor } : {}),
+          });
+          const found = res.messages?.find((m) => typeof m.ts === 'string' && carriesAlertId(m.blocks, id));
+          if (found?.ts) return { channel: state.channel, ts: found.ts };
+          cursor = res.response_metadata?.next_cursor || undefined;
+          if (!res.has_more || !cursor) return undefined;
+        }
+      } catch (err) {
+        logger.warn(
+          { alertId: id, channel: state.channel, err: classify(err, state.channel).message },
+          'cannot read the alert channel to see whether an interrupted post went out; posting the alert again (add the channels:history and groups:history scopes to avoid a possible second message)',
+        );
+      }
+      return undefined;
+    },
+
     async updateAlert(state) {
       if (!state.ts) return;
       const ts = state.ts;
@@ -116,4 +155,16 @@ export function createMessenger(opts: {
       );
     },
   };
+}
+
+/** Whether a message's blocks hold a button whose value is the alert id (Mark benign, Revoke). */
+function carriesAlertId(blocks: unknown, alertId: string): boolean {
+  if (!Array.isArray(blocks)) return false;
+  for (const block of blocks as Array<{ type?: unknown; elements?: unknown }>) {
+    if (block?.type !== 'actions' || !Array.isArray(block.elements)) continue;
+    for (const element of block.elements as Array<{ value?: unknown }>) {
+      if (element?.value === alertId) return true;
+    }
+  }
+  return false;
 }

@@ -19,8 +19,13 @@ export const LOOKUP_BUDGET_MS = 2000;
 /** Longest time a late lookup may take before it is given up (and named in the alert). */
 export const LATE_LOOKUP_TIMEOUT_MS = 60_000;
 
-/** While one process posts an alert, others wait this long before trying the same alert. */
-const POST_CLAIM_TTL_MS = 2 * 60 * 1000;
+/**
+ * While one process posts an alert, others wait this long before trying the same alert: longer
+ * than a post can take (the 2 s lookup budget, then at most three Web API attempts of 15 s with
+ * their back-off), and shorter than the outbox's 60 s lease. After a crash the claim has lapsed by
+ * the time the lease does, so the restarted service posts the alert about a minute later, at once.
+ */
+const POST_CLAIM_TTL_MS = 55_000;
 
 /** How long the sink waits for lookups; tests shorten both. */
 export interface SinkTiming {
@@ -171,14 +176,37 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
       try {
         const prepared = known ? { state: known, lookups: undefined } : await prepare(alert);
         const { state } = prepared;
-        const { channel, ts } = await ctx.messenger.postAlert(state);
-        state.channel = channel;
-        state.ts = ts;
+        const interrupted =
+          state.postStartedAt === undefined
+            ? undefined
+            : await ctx.messenger.findAlertMessage(state, state.postStartedAt);
+        let where: { channel: string; ts: string };
+        if (interrupted) {
+          where = interrupted;
+          logger.info(
+            { alertId: alert.id, ...interrupted },
+            'the alert was posted by an attempt that stopped before recording it; not posting it again',
+          );
+        } else {
+          // Marked first: should the process stop during the call, the retry looks for the message.
+          state.postStartedAt = Date.now();
+          await saveAlertState(store, state);
+          where = await ctx.messenger.postAlert(state);
+          logger.info({ alertId: alert.id, ...where }, 'alert posted to Slack');
+        }
+        state.channel = where.channel;
+        state.ts = where.ts;
+        delete state.postStartedAt;
         await saveAlertState(store, state);
-        logger.info({ alertId: alert.id, channel, ts }, 'alert posted to Slack');
         if (prepared.lookups) followUp(alert.id, prepared.lookups, state);
-        return { ref: refOf(channel, ts) };
+        return { ref: refOf(where.channel, where.ts) };
       } catch (err) {
+        // Slack answered with a refusal: nothing was posted, so the retry need not look for it.
+        if (err instanceof SlackDeliveryError && err.code !== 'request_failed') {
+          await updateAlertState(store, alert.id, (s) => {
+            delete s.postStartedAt;
+          }).catch(() => {});
+        }
         await store.releaseClaim(claim);
         throw err;
       }

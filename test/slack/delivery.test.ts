@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadAlertState, saveAlertState } from '../../src/slack/alert-state.ts';
 import { SlackDeliveryError } from '../../src/slack/index.ts';
 import { BOT_TOKEN, CHANNEL, type Harness, SECRET, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
@@ -26,6 +27,67 @@ describe('posting alerts', () => {
     // The outbox may hand the same alert over again (a retry after a crash): no second post.
     expect(await h.chat.sink.post(alert)).toEqual({ ref });
     expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+  });
+
+  describe('a post cut short by a crash (Slack took it, its answer was never stored)', () => {
+    /** What a process that died during chat.postMessage leaves behind: the mark, no ts. */
+    async function interruptedPost(h: Harness, alert = sampleAlert()) {
+      await h.chat.sink.post(alert);
+      const state = await loadAlertState(h.store, alert.id);
+      await saveAlertState(h.store, { ...state!, ts: undefined, postStartedAt: Date.now() - 1000 });
+      // The dead process's claim on the post has lapsed by the time the outbox retries.
+      await h.store.releaseClaim(`slack-post:${alert.id}`);
+      return alert;
+    }
+
+    it('finds the message in the channel history and does not post it again', async () => {
+      h = await startHarness();
+      const alert = await interruptedPost(h);
+      const { ref } = await h.chat.sink.post(alert);
+      expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
+      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+      expect(h.fake.callsOf('conversations.history')[0]?.args).toMatchObject({ channel: CHANNEL });
+      const state = await loadAlertState(h.store, alert.id);
+      expect(state).toMatchObject({ ts: '1700000000.000001' });
+      expect(state?.postStartedAt).toBeUndefined();
+      // Recorded now: the next retry neither reads the history nor posts.
+      await h.chat.sink.post(alert);
+      expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
+    });
+
+    it('posts when the history does not have it (the attempt never reached Slack)', async () => {
+      h = await startHarness();
+      const other = await interruptedPost(h, sampleAlert({ id: 'other-alert' }));
+      const alert = sampleAlert();
+      await saveAlertState(h.store, {
+        ...(await loadAlertState(h.store, other.id))!,
+        alert,
+        postStartedAt: Date.now() - 1000,
+      });
+      await h.chat.sink.post(alert);
+      expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
+      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
+    });
+
+    it('posts again when the history cannot be read (scope missing), and says why', async () => {
+      h = await startHarness();
+      const alert = await interruptedPost(h);
+      h.fake.script('conversations.history', { error: 'missing_scope', needed: 'channels:history' });
+      const { ref } = await h.chat.sink.post(alert);
+      expect(ref).toBe(`${CHANNEL}:1700000000.000002`);
+      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
+      expect(h.logs.join('')).toContain('add the channels:history and groups:history scopes');
+    });
+
+    it('leaves no mark after Slack refused a post, so its retry does not read the history', async () => {
+      h = await startHarness();
+      h.fake.script('chat.postMessage', { error: 'channel_not_found' });
+      const alert = sampleAlert();
+      await expect(h.chat.sink.post(alert)).rejects.toBeInstanceOf(SlackDeliveryError);
+      expect((await loadAlertState(h.store, alert.id))?.postStartedAt).toBeUndefined();
+      await h.chat.sink.post(alert);
+      expect(h.fake.callsOf('conversations.history')).toHaveLength(0);
+    });
   });
 
   it('updates the original message for repeats instead of posting', async () => {

@@ -69,6 +69,8 @@ export class FakeSlack {
   readonly #waiters = new Set<() => void>();
   #server: Server | undefined;
   #tsCounter = 0;
+  /** Messages the default `chat.postMessage` answer created, oldest first (for `conversations.history`). */
+  readonly #posted: Array<{ channel: unknown; ts: string; at: number; text: unknown; blocks: unknown }> = [];
   url = '';
 
   /** Starts listening on a free loopback port. */
@@ -203,7 +205,21 @@ export class FakeSlack {
       case 'chat.postMessage': {
         this.#tsCounter += 1;
         const ts = `1700000000.${String(this.#tsCounter).padStart(6, '0')}`;
+        if (args.thread_ts === undefined) {
+          // `at`: when it was posted, in Slack's seconds (the fake's ts are not wall-clock times).
+          const at = Date.now() / 1000;
+          this.#posted.push({ channel: args.channel, ts, at, text: args.text, blocks: args.blocks });
+        }
         return { channel: args.channel, ts, message: { ts, text: args.text } };
+      }
+      case 'conversations.history': {
+        // Newest first, as Slack answers; one page.
+        const oldest = Number(args.oldest ?? 0);
+        const messages = this.#posted
+          .filter((m) => m.channel === args.channel && m.at >= oldest)
+          .reverse()
+          .map((m) => ({ type: 'message', ts: m.ts, text: m.text, blocks: m.blocks, bot_id: 'BBOT' }));
+        return { messages, has_more: false };
       }
       case 'chat.update':
         return { channel: args.channel, ts: args.ts, text: args.text };

@@ -551,10 +551,7 @@ function render(view: AlertView, k: number): SlackMessage {
         : DASH,
     ],
     ['Role', d.evidence.role ? s(d.evidence.role, 200) : DASH],
-    [
-      'Principal type',
-      `${principalTypeText(d, s)}${d.principalId ? `\n${c(d.principalId, 60)}` : ''}`,
-    ],
+    ['Principal type', `${principalTypeText(d, s)}${d.principalId ? `\n${c(d.principalId, 60)}` : ''}`],
     ['Event time', eventAt === undefined ? s(d.eventTime, 60) : slackDate(eventAt)],
     ['Detected', slackDate(alert.detectedAt)],
     ['Source', source],
