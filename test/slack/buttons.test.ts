@@ -203,6 +203,14 @@ describe('Revoke', () => {
     expect(lastUpdateText()).toContain('roleAssignments/');
     const audit = await listAudit(h.store, alert.id);
     expect(audit).toMatchObject([{ actor: RESPONDER, action: 'revoke', result: 'dry-run' }]);
+
+    // A finished dry-run holds nothing: pressing Revoke again runs it again (as live mode would).
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await h.fake.waitFor('the second thread audit', () => threadPosts().length === 2);
+    expect(await listAudit(h.store, alert.id)).toMatchObject([
+      { action: 'revoke', result: 'dry-run' },
+      { action: 'revoke', result: 'dry-run' },
+    ]);
   });
 
   it('answers an unknown alert id privately', async () => {

@@ -54,7 +54,8 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
 /**
  * Runs one remediation for an alert whose lock the caller holds: saves and shows progress, plans,
  * executes (re-running only the steps an earlier failed run of the same mode left), shows a result
- * per step, releases the lock when the run failed (so that a later click retries), audits it and
+ * per step, releases the lock when the run failed or was a dry-run (so that a later click runs it
+ * again), audits it and
  * reports it in the alert's thread.
  */
 export async function runRemediation(
@@ -92,7 +93,9 @@ export async function runRemediation(
   run.finishedAt = ctx.now();
   const latest = await save();
   await untrackRun(ctx, alertId);
-  if (run.status === 'failed') await store.releaseClaim(kind.lockKey(alertId));
+  // A failed run may be retried; a dry-run changed nothing, so it may run again at once (and a
+  // switch to live mode must not wait for its lock).
+  if (run.status === 'failed' || run.mode === 'dry-run') await store.releaseClaim(kind.lockKey(alertId));
   await recordAudit(store, {
     actor: user,
     action: kind.action,
