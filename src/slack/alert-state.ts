@@ -1,5 +1,6 @@
 import type { AlertRecord } from '../core/alert.ts';
 import { KeyedLock } from '../core/keyed-lock.ts';
+import { normaliseAppId } from '../core/pair.ts';
 import type { StateStore } from '../core/ports.ts';
 import type { Enrichment, RemainingAccess, RemediationPlan, RemediationResult } from '../core/remediation.ts';
 
@@ -45,6 +46,11 @@ export interface UndoRun {
   result?: RemediationResult;
   /** Set when undo threw. */
   error?: string;
+  /**
+   * Set when the access was restored by an Undo on another alert of the same identity (its id):
+   * this alert's Revoke is then undone too, and Revoke is offered again.
+   */
+  elsewhere?: string;
 }
 
 /**
@@ -87,6 +93,9 @@ export const REMEDIATION_LOCK_TTL_MS = 15 * 60 * 1000;
 export const revokeLockKey = (alertId: string): string => `revoke-lock:${alertId}`;
 export const broadLockKey = (alertId: string): string => `broad-removal-lock:${alertId}`;
 export const undoLockKey = (alertId: string): string => `undo-lock:${alertId}`;
+
+/** The alerts of one identity with a live Revoke in force: an Undo on one restores them all. */
+export const revokedAlertsKey = (appId: string): string => `revoked-alerts:${normaliseAppId(appId)}`;
 
 /** How many undone Revoke rounds an alert keeps. */
 export const PAST_REVOKES_KEPT = 5;

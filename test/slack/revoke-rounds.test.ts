@@ -88,6 +88,47 @@ describe('Revoke after Undo', () => {
     expect(await auditOf('undo')).toEqual(['ok', 'ok']);
   });
 
+  it("an Undo on one alert restores the identity's other revoked alerts: they say so and offer Revoke again", async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const other = sampleAlert({ id: 'other-alert-of-the-identity' }, { sourceIp: '192.0.2.77' });
+    await h.chat.sink.post(alert);
+    await h.chat.sink.post(other);
+    const otherTs = '1700000000.000002';
+    const blocksOf = (ts: string) =>
+      slack()
+        .callsOf('chat.update')
+        .filter((c) => c.args.ts === ts)
+        .at(-1)?.args.blocks as Array<{ type: string; elements?: Button[] }>;
+    const buttonsOf = (ts: string) =>
+      blocksOf(ts)
+        .filter((b) => b.type === 'actions')
+        .flatMap((b) => b.elements ?? [])
+        .map((b) => b.action_id);
+
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    // The other alert's Revoke finds the access gone: revoked, nothing left to undo there.
+    await h.click(ACTION_IDS.revoke, other.id, RESPONDER);
+    await slack().waitFor('the other thread', () => threads().length === 2, AZURE_WAIT);
+    expect(JSON.stringify(blocksOf(otherTs))).toContain('Revoked* by');
+    expect(buttonsOf(otherTs)).not.toContain(ACTION_IDS.revoke);
+
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    await slack().waitFor('the other alert told', () => threads().length === 4, AZURE_WAIT);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    const told = threads()[3]!.args;
+    expect(told).toMatchObject({ thread_ts: otherTs });
+    expect(String(told.text)).toContain(`undid the revoke through alert \`${alert.id}\``);
+    expect(JSON.stringify(blocksOf(otherTs))).toContain(`through alert \`${alert.id}\` of the same identity`);
+    expect(buttonsOf(otherTs)).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+
+    // Revoke on the other alert now runs (a new round there) and removes the access again.
+    await h.click(ACTION_IDS.revoke, other.id, RESPONDER);
+    await slack().waitFor('the new round', () => threads().length === 5, AZURE_WAIT);
+    expect(String(threads()[4]!.args.text)).toContain('revoked the access');
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+  });
+
   it('still refuses Revoke while a live revoke is in force', async () => {
     azure = await sampleAzure();
     h = await startHarness({ azure: { fake: azure, mode: 'live' } });

@@ -3,6 +3,7 @@ import type { RemediationPlan, RemediationResult } from '../../core/remediation.
 import {
   REMEDIATION_LOCK_TTL_MS,
   type RevokeRun,
+  revokedAlertsKey,
   type SlackAlertState,
   updateAlertState,
 } from '../alert-state.ts';
@@ -92,6 +93,10 @@ export async function runRemediation(
   }
   run.finishedAt = ctx.now();
   const latest = await save();
+  if (kind.field === 'revoke' && run.status === 'done' && run.mode === 'live') {
+    // Listed with the identity's other revoked alerts, so that an Undo on any of them restores all.
+    await store.addMembers(revokedAlertsKey(d.appId), [alertId]).catch(() => undefined);
+  }
   await untrackRun(ctx, alertId);
   // A failed run may be retried; a dry-run changed nothing, so it may run again at once (and a
   // switch to live mode must not wait for its lock).

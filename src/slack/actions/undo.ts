@@ -3,6 +3,8 @@ import { recordAudit } from '../../core/audit.ts';
 import type { PlannedStep, StepResult } from '../../core/remediation.ts';
 import {
   canUndo,
+  revokedAlertsKey,
+  revokeInForce,
   revokeLockKey,
   type SlackAlertState,
   type UndoRun,
@@ -88,6 +90,45 @@ async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string):
   });
   const planSteps = new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)));
   await ctx.messenger.postThread(latest, threadText(undo, planSteps)).catch(() => undefined);
+  if (undo.status === 'done' && undo.mode === 'live') await restoreOtherAlerts(ctx, state, undo);
+}
+
+/**
+ * After a live Undo, the identity's other alerts whose Revoke is in force (a Revoke that found the
+ * access already removed by this alert's run, say) no longer tell the truth: each is marked undone
+ * through this alert, its message updated and its thread told, and its Revoke offered again.
+ */
+async function restoreOtherAlerts(ctx: SlackContext, state: SlackAlertState, undo: UndoRun): Promise<void> {
+  const { store } = ctx;
+  const alertId = state.alert.id;
+  const key = revokedAlertsKey(state.alert.detection.appId);
+  try {
+    const others = (await store.members(key)).filter((id) => id !== alertId);
+    for (const id of others) {
+      let changed = false;
+      const other = await updateAlertState(store, id, (s) => {
+        if (!revokeInForce(s)) return;
+        s.undo = { ...undo, result: undefined, elsewhere: alertId };
+        changed = true;
+      });
+      if (!other || !changed) continue;
+      await store.releaseClaim(revokeLockKey(id));
+      await store.releaseClaim(undoLockKey(id));
+      await ctx.messenger.updateAlert(other).catch(() => undefined);
+      await ctx.messenger
+        .postThread(
+          other,
+          `:leftwards_arrow_with_hook: Audit: <@${undo.by}> undid the revoke through alert \`${alertId}\` of the same identity: its access is back, and Revoke is offered again here.`,
+        )
+        .catch(() => undefined);
+    }
+    await store.removeMembers(key, [alertId, ...others]);
+  } catch (err) {
+    ctx.logger.warn(
+      { alertId, err: (err as Error).message },
+      'undo: could not update the other alerts of this identity; their messages may still say revoked',
+    );
+  }
 }
 
 /**

@@ -293,6 +293,8 @@ export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefine
     head = `:x: *Undo failed*, started by ${who} ${slackDate(undo.at)}${undo.error ? `: ${s(undo.error, 400)}` : ''}. Press Undo again to retry.`;
   } else if (dry) {
     head = `:test_tube: *Undo (dry-run)* by ${who} ${slackDate(undo.at)}: nothing was changed. It would:`;
+  } else if (undo.elsewhere) {
+    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)} through alert \`${s(undo.elsewhere, 80)}\` of the same identity: the access removed above is back, and the principal enabled.`;
   } else {
     head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)}: the access removed above was re-created and the principal re-enabled:`;
   }
