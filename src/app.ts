@@ -27,11 +27,15 @@ export interface AppOptions {
   enricher?: Enricher;
   outbox?: OutboxOptions;
   /**
-   * `POST /ingest` requests read and evaluated at once (default 16: with 1 MiB bodies this bounds
-   * the memory they take) and waiting beyond that (default 256, then 503).
+   * `POST /ingest` requests evaluated at once (default 16), bodies read and held at once (default
+   * 32: with 1 MiB bodies this bounds the memory they take; a stalled upload holds a read slot
+   * for at most `bodyDeadlineMs`, default 15 s), and requests waiting beyond that (default 256,
+   * then 503).
    */
   ingestConcurrency?: number;
+  ingestReaders?: number;
   ingestQueue?: number;
+  bodyDeadlineMs?: number;
   /** Store namespace (default `arc-responder`); lets tests share one Redis or PostgreSQL. */
   storeNamespace?: string;
 }
@@ -161,6 +165,8 @@ export async function createApp(options: AppOptions): Promise<App> {
       ingestTokens: config.ingestTokens,
       ingestMaxBytes: config.ingestMaxBytes,
       limiter: createLimiter(options.ingestConcurrency ?? 16, options.ingestQueue ?? 256),
+      readers: createLimiter(options.ingestReaders ?? 32, options.ingestQueue ?? 256),
+      ...(options.bodyDeadlineMs !== undefined ? { bodyDeadlineMs: options.bodyDeadlineMs } : {}),
     });
     const server = createServer(
       { requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },

@@ -9,6 +9,7 @@ export type HttpErrorCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'payload_too_large'
+  | 'body_timeout'
   | 'unsupported_media_type'
   | 'overloaded'
   | 'outbox_full'

@@ -45,8 +45,16 @@ export interface IngestDeps {
   metrics: Metrics;
   ingestTokens: readonly string[];
   ingestMaxBytes: number;
+  /** Evaluations at once (parse and engine). */
   limiter: Limiter;
+  /** Bodies read at once; a read slot is held until the request's evaluation ends. */
+  readers: Limiter;
+  /** How long a body may take to arrive once its read began; default 15 s. */
+  bodyDeadlineMs?: number;
 }
+
+/** A 1 MiB body needs only 70 KB/s to arrive within this. */
+const BODY_DEADLINE_MS = 15_000;
 
 /**
  * The events of one request, flattened (array elements and envelope entries in order), and the
@@ -126,7 +134,8 @@ function unavailable(err: unknown): HttpError {
  * has stored the sightings and handed the alerts to the durable outbox.
  */
 export function createIngestHandler(deps: IngestDeps) {
-  const { engine, outbox, metrics, limiter, ingestMaxBytes } = deps;
+  const { engine, outbox, metrics, limiter, readers, ingestMaxBytes } = deps;
+  const bodyDeadlineMs = deps.bodyDeadlineMs ?? BODY_DEADLINE_MS;
   const authenticate = createIngestAuth(deps.ingestTokens);
   const batcher = createEvaluationBatcher(engine);
 
@@ -176,11 +185,16 @@ export function createIngestHandler(deps: IngestDeps) {
       );
     }
 
-    const summary = await limiter.run(async () => {
-      const body = await readBody(req, ingestMaxBytes, encoding);
-      const batch = expand(parseIngestBody(body, kind));
-      const evaluated = batch.events.length > 0 ? await evaluate(batch.events, log) : [];
-      return summarise(batch, evaluated);
+    // The body is read under a slot of its own, with a deadline: uploads that stall hold read
+    // slots for a while, never the evaluation slots. The read slot is held until the evaluation
+    // ends, so at most that many bodies are in memory.
+    const summary = await readers.run(async () => {
+      const body = await readBody(req, ingestMaxBytes, encoding, bodyDeadlineMs);
+      return limiter.run(async () => {
+        const batch = expand(parseIngestBody(body, kind));
+        const evaluated = batch.events.length > 0 ? await evaluate(batch.events, log) : [];
+        return summarise(batch, evaluated);
+      });
     });
 
     sendJson(res, 200, summary);

@@ -61,9 +61,16 @@ const tooLarge = (maxBytes: number, what: string) =>
  * Reads the request body, decompressing as it streams. The limit is counted on the decompressed
  * bytes, and decompression stops as soon as it is passed, so a small compressed body that would
  * inflate to gigabytes (a "zip bomb") costs at most `maxBytes` of memory and that much inflating.
- * Rejects with a 413 or 400 `HttpError`, or `ClientGoneError` when the client disconnects.
+ * Rejects with a 413 or 400 `HttpError`, or `ClientGoneError` when the client disconnects; with
+ * `deadlineMs`, with a 408 when the body is not complete that long after the read began (an upload
+ * that stalls must not hold what the caller reserved for it).
  */
-export function readBody(req: IncomingMessage, maxBytes: number, encoding: BodyEncoding): Promise<Buffer> {
+export function readBody(
+  req: IncomingMessage,
+  maxBytes: number,
+  encoding: BodyEncoding,
+  deadlineMs?: number,
+): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   // The compressed size can never legitimately exceed the decompressed limit either.
   if (Number.isFinite(declared) && declared > maxBytes) {
@@ -81,8 +88,24 @@ export function readBody(req: IncomingMessage, maxBytes: number, encoding: BodyE
     let size = 0;
     let rawSize = 0;
     let settled = false;
+    const timer =
+      deadlineMs === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              fail(
+                new HttpError(
+                  408,
+                  'body_timeout',
+                  `the request body did not arrive within ${Math.round(deadlineMs / 1000)} s (${rawSize || size} bytes came): send it faster or in smaller requests`,
+                  { headers: { connection: 'close' } },
+                ),
+              ),
+            deadlineMs,
+          );
 
     const cleanup = () => {
+      clearTimeout(timer);
       req.off('data', onRawData);
       req.off('end', onRawEnd);
       req.off('error', onError);

@@ -50,13 +50,13 @@ describe('readBody', () => {
 
 describe('POST /ingest after clients hung up while waiting for the limiter', () => {
   it('keeps answering: a request whose client left never keeps its slot', async () => {
-    const t = await startTestApp({ ingestConcurrency: 1, ingestQueue: 1000 });
+    const t = await startTestApp({ ingestConcurrency: 1, ingestReaders: 1, ingestQueue: 1000 });
     const { port } = new URL(t.url);
     const connections = () =>
       new Promise<number>((resolve, reject) =>
         t.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
       );
-    // A slow sender holds the only slot: its body is not complete yet.
+    // A slow sender holds the only read slot: its body is not complete yet.
     const slow = connect(Number(port), '127.0.0.1');
     slow.on('error', () => {});
     const slowAnswer = new Promise<string>((resolve) => {
@@ -85,6 +85,56 @@ describe('POST /ingest after clients hung up while waiting for the limiter', () 
       expect(res.status).toBe(200);
     } finally {
       slow.destroy();
+      await t.close();
+    }
+  });
+});
+
+/** Opens a POST /ingest whose body stops after a few bytes; resolves with everything answered. */
+function stalledUpload(port: number): { answer: Promise<string>; socket: ReturnType<typeof connect> } {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const event = JSON.stringify(arcRecord());
+  socket.write(
+    `POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(event)}\r\n\r\n${event.slice(0, 5)}`,
+  );
+  const answer = new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (d) => {
+      text += d.toString();
+    });
+    socket.on('close', () => resolve(text));
+  });
+  return { answer, socket };
+}
+
+describe('POST /ingest with stalled uploads', () => {
+  it('answers other requests while uploads stall: they hold read slots, never the evaluation slots', async () => {
+    const t = await startTestApp({ ingestConcurrency: 1, ingestReaders: 8, bodyDeadlineMs: 60_000 });
+    const stalled = Array.from({ length: 4 }, () => stalledUpload(Number(new URL(t.url).port)));
+    try {
+      let answered = 0;
+      for (const s of stalled) void s.answer.then(() => answered++);
+      const res = await postIngest(t.url, arcRecord());
+      expect(res.status).toBe(200);
+      expect(answered).toBe(0);
+    } finally {
+      for (const s of stalled) s.socket.destroy();
+      await t.close();
+    }
+  });
+
+  it('answers 408 when a body does not arrive within the deadline, and frees its slot', async () => {
+    const t = await startTestApp({ ingestConcurrency: 1, ingestReaders: 1, bodyDeadlineMs: 200 });
+    const stalled = stalledUpload(Number(new URL(t.url).port));
+    try {
+      const text = await stalled.answer;
+      expect(text).toMatch(/^HTTP\/1\.1 408/);
+      expect(text).toContain('"code":"body_timeout"');
+      expect(text).toContain('did not arrive within');
+      expect((await postIngest(t.url, arcRecord())).status).toBe(200);
+    } finally {
+      stalled.socket.destroy();
       await t.close();
     }
   });
