@@ -1,4 +1,4 @@
-import type { Detection } from './detection.ts';
+import type { Detection, SourceFormat } from './detection.ts';
 
 /** Outcome of one ingested event. */
 export type Outcome = 'alerted' | 'known' | 'allowlisted' | 'duplicate' | 'ignored' | 'invalid';
@@ -41,6 +41,8 @@ export interface EventResult {
   /** Set for `ignored`, `invalid`, `duplicate` and `allowlisted`. */
   reason?: string;
   detection?: Detection;
+  /** The event's format when it has no `detection` but was recognised (ignored, invalid, duplicate). */
+  format?: SourceFormat;
   /** Set when the outcome is `alerted`. */
   alert?: AlertRecord;
   /** Set when a known pair had been alerted before. */

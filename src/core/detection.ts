@@ -96,5 +96,6 @@ export interface Detection {
 }
 
 /** Why an input could not become a Detection. */
-export type ParseFailure = { ok: false; kind: 'invalid' | 'ignored'; reason: string };
+/** Why an event is no detection; `format` when it was recognised as one of the formats. */
+export type ParseFailure = { ok: false; kind: 'invalid' | 'ignored'; reason: string; format?: SourceFormat };
 export type ParseResult = { ok: true; detection: Detection } | ParseFailure;

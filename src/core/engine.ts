@@ -214,7 +214,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       for (let index = 0; index < events.length; index++) {
         const r = parseDetection(events[index]);
         if (!r.ok) {
-          results[index] = { outcome: r.kind, reason: r.reason };
+          results[index] =
+            r.format === undefined
+              ? { outcome: r.kind, reason: r.reason }
+              : { outcome: r.kind, reason: r.reason, format: r.format };
           continue;
         }
         const d = r.detection;
@@ -413,6 +416,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           results[c.index] = {
             outcome: 'duplicate',
             reason: `event ${c.detection.eventId} was already received`,
+            format: c.detection.sourceFormat,
           };
         } else {
           candidates.push(c);

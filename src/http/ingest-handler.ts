@@ -235,7 +235,7 @@ export function createIngestHandler(deps: IngestDeps) {
       const r = results[i] ?? NO_RESULT;
       const outcome = r.outcome;
       counts[outcome]++;
-      tally(r.detection?.sourceFormat ?? 'unknown', outcome);
+      tally(r.detection?.sourceFormat ?? r.format ?? 'unknown', outcome);
       if (!ACCEPTED.has(outcome)) {
         const index = slots ? slots[i]! : i;
         flushErrorsBefore(index);

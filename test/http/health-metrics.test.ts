@@ -33,13 +33,19 @@ describe('GET /healthz, /readyz, /metrics', () => {
   });
 
   it('metrics counts events per format and outcome, times ingest, and shows outbox and chat failures', async () => {
-    await postIngest(t.url, [arcRecord({ appId: freshAppId() }), { nope: 1 }]);
+    const record = arcRecord({ appId: freshAppId() });
+    await postIngest(t.url, [record, { nope: 1 }, { ...record, resultType: 'Start' }, record]);
     const res = await fetch(`${t.url}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await res.text();
     expect(text).toContain('arc_ingest_events_total{format="azure-activity-log-record",outcome="alerted"} 1');
     expect(text).toContain('arc_ingest_events_total{format="unknown",outcome="invalid"} 1');
+    // Recognised events that are not accepted count under their format, not as unknown.
+    expect(text).toContain('arc_ingest_events_total{format="azure-activity-log-record",outcome="ignored"} 1');
+    expect(text).toContain(
+      'arc_ingest_events_total{format="azure-activity-log-record",outcome="duplicate"} 1',
+    );
     expect(text).toMatch(/arc_ingest_duration_seconds_count\{status="200"\} 1/);
     expect(text).toMatch(/arc_ingest_requests_total\{status="200"\} 1/);
     expect(text).toMatch(/^arc_outbox_depth \d+$/m);

@@ -75,11 +75,11 @@ export function parseDetection(event: unknown): ParseResult {
     // One reader for detection and parsing: it remembers the objects whose keys it has listed.
     const r = new FieldReader();
     const format = detectFormat(event, r);
-    if (format !== undefined) return PARSERS[format](event, r);
+    if (format !== undefined) return withFormat(PARSERS[format](event, r), format);
     // An Elasticsearch search hit of an activity-log document (alert hits are handled above).
     const hitSource = own(event, '_source');
     const hitFormat = detectFormat(hitSource, r);
-    if (hitFormat !== undefined) return PARSERS[hitFormat](hitSource, r);
+    if (hitFormat !== undefined) return withFormat(PARSERS[hitFormat](hitSource, r), hitFormat);
     const other = otherMonitorSchema(event);
     if (other !== undefined) {
       return ignored(
@@ -93,6 +93,12 @@ export function parseDetection(event: unknown): ParseResult {
       `could not be parsed: ${err instanceof Error ? err.message.slice(0, 200) : 'unknown error'}`,
     );
   }
+}
+
+/** A failure names the format it was recognised as (for the per-format metrics). */
+function withFormat(result: ParseResult, format: SourceFormat): ParseResult {
+  if (!result.ok) result.format = format;
+  return result;
 }
 
 function unrecognised(event: unknown): string {
