@@ -195,9 +195,11 @@ export async function createApp(options: AppOptions): Promise<App> {
         await outbox.start();
         await chat.start?.();
         await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
+          const failed = (err: Error & { code?: string }) =>
+            reject(listenError(err, config.host, config.port));
+          server.once('error', failed);
           server.listen(config.port, config.host, () => {
-            server.off('error', reject);
+            server.off('error', failed);
             resolve();
           });
         });
@@ -233,4 +235,17 @@ export async function createApp(options: AppOptions): Promise<App> {
     await store.close().catch(() => {});
     throw err;
   }
+}
+
+/** A listen failure, said in terms of the variables that cause it (HOST, PORT). */
+function listenError(err: Error & { code?: string }, host: string, port: number): Error {
+  const why: Record<string, string> = {
+    EADDRINUSE: `PORT ${port} is already in use on HOST ${host}: stop the other process or set another PORT`,
+    EACCES: `PORT ${port} needs privileges on this machine: use a port above 1023`,
+    EADDRNOTAVAIL: `HOST ${host} is not an address of this machine: use one of its addresses, 0.0.0.0 or 127.0.0.1`,
+    ENOTFOUND: `HOST ${host} does not resolve to an address: use an IP address or a name this machine resolves`,
+    EAI_AGAIN: `HOST ${host} could not be resolved (name service unavailable): use an IP address`,
+  };
+  const text = err.code ? why[err.code] : undefined;
+  return text ? Object.assign(new Error(`${text} (${err.code})`, { cause: err }), { code: err.code }) : err;
 }

@@ -1,5 +1,7 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './core/duration.ts';
+import { parseStoreUrl } from './store/parse-store-url.ts';
 
 /** The service's configuration, parsed once from the environment. */
 export interface Config {
@@ -80,13 +82,43 @@ const schema = z.object({
   PORT: optional.refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) <= 65535), {
     message: 'PORT must be a port number from 0 to 65535',
   }),
-  HOST: optional,
-  STORE_URL: optional.refine(
-    (v) => v === undefined || /^(sqlite|memory|redis|rediss|postgres|postgresql):\/\//i.test(v),
-    { message: 'STORE_URL must be sqlite://<path>, memory://, redis://..., rediss://... or postgres://...' },
-  ),
+  HOST: optional.superRefine((v, ctx) => {
+    if (v !== undefined && !isBindableHost(v)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `HOST must be an IP address (127.0.0.1, 0.0.0.0, ::) or a host name to listen on (got ${JSON.stringify(v.slice(0, 80))})`,
+      });
+    }
+  }),
+  STORE_URL: optional.superRefine((v, ctx) => {
+    if (v === undefined) return;
+    try {
+      parseStoreUrl(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `STORE_URL: ${(err as Error).message}` });
+    }
+  }),
   HISTORY_WINDOW: duration('HISTORY_WINDOW'),
-  INGEST_TOKEN: optional,
+  INGEST_TOKEN: optional.superRefine((v, ctx) => {
+    if (v === undefined) return;
+    const tokens = v
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+    if (tokens.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'INGEST_TOKEN is set but holds no token: unset it (loopback clients only) or give one or more comma-separated tokens',
+      });
+    } else if (tokens.some((t) => /\s/.test(t))) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'INGEST_TOKEN tokens must not contain spaces (a bearer token is one word); separate tokens with commas',
+      });
+    }
+  }),
   INGEST_MAX_BYTES: optional.refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) >= 1024), {
     message: 'INGEST_MAX_BYTES must be a whole number of bytes, at least 1024',
   }),
@@ -126,6 +158,18 @@ const schema = z.object({
 });
 
 const DEFAULT_WINDOW_MS = 7 * 24 * 3600 * 1000;
+
+/** A name of at most 253 characters in labels of letters, digits and `-`; not all digits at the end. */
+const HOST_NAME =
+  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** An IP literal, or a host name that could resolve (`10.999.0.1` is neither). */
+function isBindableHost(v: string): boolean {
+  if (isIP(v) !== 0) return true;
+  if (!HOST_NAME.test(v)) return false;
+  const last = v.replace(/\.$/, '').split('.').at(-1) ?? '';
+  return !/^\d+$/.test(last);
+}
 
 /**
  * Any of these tells that an Azure identity or Azure endpoint is meant to be used: the variables

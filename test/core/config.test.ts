@@ -91,6 +91,39 @@ describe('loadConfig', () => {
     expect(message).not.toContain('xoxb-1');
   });
 
+  it('checks HOST, INGEST_TOKEN and STORE_URL with the others, naming the variable', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return '';
+      } catch (err) {
+        expect(err).toBeInstanceOf(ConfigError);
+        return (err as ConfigError).message;
+      }
+    };
+    const all = problems({ HOST: '10.999.0.1', PORT: 'abc', INGEST_TOKEN: ' , ', STORE_URL: 'sqlite://' });
+    expect(all).toContain('HOST must be an IP address');
+    expect(all).toContain('PORT');
+    expect(all).toContain('INGEST_TOKEN is set but holds no token');
+    expect(all).toMatch(/STORE_URL: .*names no database file/);
+    expect(problems({ INGEST_TOKEN: 'abc def,ghi' })).toContain('must not contain spaces');
+    expect(problems({ STORE_URL: 'memory://foo' })).toContain('memory:// takes no host or path');
+    expect(problems({ STORE_URL: 'redis://127.0.0.1:notaport' })).toContain('STORE_URL');
+    expect(problems({ HOST: 'bad host' })).toContain('HOST');
+    for (const host of [
+      '127.0.0.1',
+      '0.0.0.0',
+      '::',
+      '::1',
+      'localhost',
+      'arc-responder.internal',
+      'ip6-localhost',
+    ]) {
+      expect(loadConfig({ HOST: host }).host).toBe(host);
+    }
+    expect(loadConfig({ INGEST_TOKEN: ' a , b ,' }).ingestTokens).toEqual(['a', 'b']);
+  });
+
   it('reads SLACK_ALLOWLIST (channel by default) and refuses responders without SLACK_RESPONDERS', () => {
     const slack = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_ALERT_CHANNEL: 'C0123' };
     expect(loadConfig(slack).slack?.allowlistBy).toBe('channel');

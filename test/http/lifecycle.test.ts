@@ -120,6 +120,8 @@ describe('npm start (node src/main.ts)', () => {
     const second = startService({ PORT: port, STORE_URL: 'memory://' }, dir);
     children.push(second);
     expect(await second.exited).toBe(1);
-    expect(JSON.stringify(second.lines)).toMatch(/could not start: listen EADDRINUSE/);
+    expect(JSON.stringify(second.lines)).toMatch(
+      new RegExp(`could not start: PORT ${port} is already in use on HOST 127\\.0\\.0\\.1.*\\(EADDRINUSE\\)`),
+    );
   });
 });
