@@ -87,6 +87,9 @@ describe('history import [derived Arc events]', () => {
       run(process.execPath, [CLI, 'history', 'import', 'x.ndjson'], {
         env: { ...process.env, STORE_URL: 'mysql://x' },
       }),
-    ).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/STORE_URL must be/) });
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/STORE_URL: Store URL scheme "mysql:" is not supported/),
+    });
   });
 });
