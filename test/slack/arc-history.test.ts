@@ -106,6 +106,7 @@ describe('/arc-history', () => {
     expect(reply.response_type).toBe('ephemeral');
     // The same identity written without dashes gets the same answer.
     expect(ipsOf(await ask(ARC.appId.replaceAll('-', '')))).toEqual(ipsOf(reply));
+    expect(ipsOf(await ask(`{${ARC.appId}}`))).toEqual(ipsOf(reply));
     const rows = linesOf(reply);
     expect(rows).toHaveLength(3);
     expect(ipsOf(reply)).toEqual(['203.0.113.7', '2001:db8::5', '198.51.100.1']);

@@ -19,7 +19,9 @@ const START = /^[1-9]\d{0,6}$/;
 export function registerArcHistory(app: App, ctx: SlackContext): void {
   app.command(COMMANDS.history, async ({ ack, command, respond }) => {
     const windowMs = ctx.history.windowMs;
-    const [arg = '', startArg, ...extra] = (command.text ?? '').trim().split(/\s+/);
+    const [raw = '', startArg, ...extra] = (command.text ?? '').trim().split(/\s+/);
+    // A GUID in braces (as some tools print it) is that GUID: the history reads any GUID form.
+    const arg = raw.length === 38 && raw.startsWith('{') && raw.endsWith('}') ? raw.slice(1, -1) : raw;
     if (arg === '' || arg === 'help') {
       await ack(historyUsage(windowMs));
       return;
