@@ -28,6 +28,8 @@ export interface History {
     by: string;
     reason: string;
     until?: number;
+    /** The alert it is marked benign from. */
+    alertId?: string;
   }): Promise<AllowlistEntry>;
   /** Removes an allowlist entry; false when there was none. */
   unallow(appId: string, ip: string): Promise<boolean>;
@@ -114,9 +116,10 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       return entries.sort((a, b) => b.pair.lastSeen - a.pair.lastSeen || a.pair.ip.localeCompare(b.pair.ip));
     },
 
-    async allow({ appId, ip, by, reason, until }) {
+    async allow({ appId, ip, by, reason, until, alertId }) {
       const entry: AllowlistEntry = { appId: normaliseAppId(appId), ip, by, reason, at: now() };
       if (until !== undefined) entry.until = until;
+      if (alertId !== undefined) entry.alertId = alertId;
       const ttl = until === undefined ? undefined : Math.max(1, until - now());
       await store.addMembers(allowSet(appId), [ip]);
       await store.set(allowKey(appId, ip), entry, ttl);

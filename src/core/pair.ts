@@ -52,6 +52,8 @@ export interface AllowlistEntry {
   reason: string;
   /** Epoch ms; absent means it never expires. */
   until?: number;
+  /** The alert it was marked benign from, when it was. */
+  alertId?: string;
 }
 
 export const BUCKETS_PER_WINDOW = 28;

@@ -11,6 +11,8 @@ export interface BenignMark {
   at: number;
   /** Epoch ms; absent: the allowlist entry never expires. */
   until?: number;
+  /** The allowlist entry was removed (from /arc-history): the pair alerts again. */
+  removed?: { by: string; at: number };
 }
 
 /** The state of a remediation run for one alert: Revoke, or Remove broad roles too. */

@@ -1,11 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { createEngine } from '../../src/core/engine.ts';
+import { loadAlertState, updateAlertState } from '../../src/slack/alert-state.ts';
 import { HISTORY_MAX_MESSAGES } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits } from '../../src/slack/blocks/limits.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { ARC, arcEvent } from '../support/samples.ts';
 import { type Harness, OUTSIDER, RESPONDER, startHarness } from './harness.ts';
+import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness;
 afterEach(async () => h?.close());
@@ -226,6 +228,33 @@ describe('/arc-history', () => {
       [OUTSIDER, 'remove-allowlist', 'refused'],
       [RESPONDER, 'remove-allowlist', 'ok'],
     ]);
+  });
+
+  it('tells the alert the entry was marked benign from, in its message and its thread', async () => {
+    h = await startHarness();
+    const alert = sampleAlert({}, { appId: ARC.appId, sourceIp: '198.51.100.1' });
+    await h.chat.sink.post(alert);
+    await sightings([{ ip: '198.51.100.1', minutesAgo: 5 }]);
+    await updateAlertState(h.store, alert.id, (s) => {
+      s.benign = { by: OUTSIDER, reason: 'VPN', at: Date.now() };
+    });
+    await h.history.allow({
+      appId: ARC.appId,
+      ip: '198.51.100.1',
+      by: OUTSIDER,
+      reason: 'VPN',
+      alertId: alert.id,
+    });
+    const button = buttonsOf(await ask(ARC.appId))[0]!;
+    await h.click(ACTION_IDS.removeAllow, button.value, RESPONDER, { ephemeral: true, channel: 'C0OTHER' });
+    const thread = () => h.fake.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+    await h.fake.waitFor('the thread line', () => thread().length === 1);
+    expect(String(thread()[0]!.args.text)).toContain(`allowlist entry removed by <@${RESPONDER}>`);
+    const update = JSON.stringify(h.fake.callsOf('chat.update').at(-1)?.args.blocks);
+    expect(update).toContain(`Allowlist entry removed by <@${RESPONDER}>`);
+    expect(update).toContain('this pair alerts again');
+    expect(update).not.toContain('Mark benign (change)');
+    expect((await loadAlertState(h.store, alert.id))?.benign?.removed?.by).toBe(RESPONDER);
   });
 
   it('with SLACK_RESPONDERS not set, offers removal to anyone in the alert channel, and only there', async () => {

@@ -99,7 +99,7 @@ describe('Mark benign with SLACK_RESPONDERS not set', () => {
     expect(res.text).toBe('');
     await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
     const entry = await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp);
-    expect(entry).toMatchObject({ by: OUTSIDER, reason: 'office VPN' });
+    expect(entry).toMatchObject({ by: OUTSIDER, reason: 'office VPN', alertId: alert.id });
     expect(entry!.until).toBeGreaterThan(Date.now());
     expect(lastUpdateText()).toContain(`Marked benign* by <@${OUTSIDER}>`);
     expect(lastUpdateText()).toContain('office VPN');

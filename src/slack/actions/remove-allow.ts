@@ -1,9 +1,26 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
+import { updateAlertState } from '../alert-state.ts';
 import { authorise, channelOfClick, reply } from '../authorise.ts';
 import { buildHistoryMessage, parseRemoveAllowValue } from '../blocks/history.ts';
 import type { SlackContext } from '../context.ts';
 import { ACTION_IDS } from '../ids.ts';
+
+/** The alert the entry was marked benign from says it is gone, in its message and its thread. */
+async function showRemoval(ctx: SlackContext, alertId: string, user: string): Promise<void> {
+  const at = ctx.now();
+  const latest = await updateAlertState(ctx.store, alertId, (s) => {
+    if (s.benign) s.benign.removed = { by: user, at };
+  });
+  if (!latest?.benign) return;
+  await ctx.messenger.updateAlert(latest).catch(() => undefined);
+  await ctx.messenger
+    .postThread(
+      latest,
+      `Audit: allowlist entry removed by <@${user}> (from /arc-history): this pair alerts again.`,
+    )
+    .catch(() => undefined);
+}
 
 /**
  * Remove allowlist (from /arc-history): who may is decided as for Mark benign (anyone in the alert
@@ -21,9 +38,11 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
     const subject = { action: 'remove-allowlist' as const, appId: pair.appId, ip: pair.ip };
     const place = { where: channelOfClick(body), home: ctx.alertChannel };
     if (!(await authorise(ctx, user, subject, respond, place))) return;
+    const entry = await ctx.history.getAllow(pair.appId, pair.ip);
     const removed = await ctx.history.unallow(pair.appId, pair.ip);
     await recordAudit(ctx.store, { actor: user, ...subject, result: removed ? 'ok' : 'not-found' });
     ctx.logger.info({ user, ...subject, removed }, 'allowlist entry removed from Slack');
+    if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
     const entries = await ctx.history.listIdentity(pair.appId);
     // Replaces the message holding the button: the first of the reply, from the same IP on.
     const message = buildHistoryMessage({

@@ -153,7 +153,11 @@ const untilText = (until: number | undefined) =>
 
 /** The status line of a Mark benign. */
 export function benignText(b: BenignMark, k = 1): string {
-  return `:white_check_mark: *Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(esc(b.reason), size(500, k))}”. Allowlisted ${untilText(b.until)}.`;
+  const mark = `*Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(esc(b.reason), size(500, k))}”.`;
+  if (b.removed) {
+    return `:heavy_minus_sign: ~${mark}~ Allowlist entry removed by ${mention(b.removed.by)} ${slackDate(b.removed.at)}: this pair alerts again.`;
+  }
+  return `:white_check_mark: ${mark} Allowlisted ${untilText(b.until)}.`;
 }
 
 /** Heads of a run's status text, by kind of run. */
@@ -414,7 +418,7 @@ export function alertFallbackText(view: AlertView): string {
   const d = view.alert.detection;
   const where = d.cluster?.name ?? d.cluster?.id ?? 'an Arc cluster';
   let text = `${capital(severityOf(d))}: Arc cluster credentials of ${clip(where, 200)} listed by ${clip(d.appId, 100)} from new IP ${clip(d.sourceIp, 60)}`;
-  if (view.benign) text += ' (marked benign)';
+  if (view.benign && !view.benign.removed) text += ' (marked benign)';
   if (view.undo?.status === 'done' && view.undo.mode === 'live') text += ' (revoke undone)';
   else if (view.revoke?.status === 'done')
     text += view.revoke.mode === 'live' ? ' (revoked)' : ' (dry-run done)';
@@ -433,14 +437,15 @@ const section = (text: string): types.SectionBlock => ({
 
 function buttons(view: AlertView): types.ActionsBlock {
   const id = view.alert.id;
+  const benignNow = view.benign !== undefined && view.benign.removed === undefined;
   const dry = view.mode === 'dry-run';
   const elements: types.Button[] = [
     {
       type: 'button',
       action_id: ACTION_IDS.markBenign,
-      text: plain(view.benign ? 'Mark benign (change)' : 'Mark benign', LIMITS.buttonText),
+      text: plain(benignNow ? 'Mark benign (change)' : 'Mark benign', LIMITS.buttonText),
       value: id,
-      ...(view.benign ? {} : { style: 'primary' as const }),
+      ...(benignNow ? {} : { style: 'primary' as const }),
     },
   ];
   // Offered until a live Revoke is in force (again after an Undo), and not while one runs.

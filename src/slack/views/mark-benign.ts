@@ -57,6 +57,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         by: user,
         reason: answer.reason,
         ...(until === undefined ? {} : { until }),
+        alertId: state.alert.id,
       });
     } catch (err) {
       ctx.logger.error(
