@@ -67,6 +67,17 @@ const auth =
 const remediation = config.azure.enabled
   ? `${running.remediator.mode} through Azure`
   : `${running.remediator.mode} from the detection's evidence (no Azure identity configured)`;
+const learningUntil = running.engine.learningUntil;
+let learning = '';
+if (config.learningPeriodMs !== undefined) {
+  if (learningUntil === undefined) {
+    learning = ', learning period not applied (LEARNING_PERIOD only opens on an empty history)';
+  } else if (learningUntil > Date.now()) {
+    learning = `, learning (sightings recorded, no alerts) until ${new Date(learningUntil).toISOString()}`;
+  } else {
+    learning = `, learning period ended ${new Date(learningUntil).toISOString()}`;
+  }
+}
 logger.info(
   {
     port: address.port,
@@ -76,10 +87,11 @@ logger.info(
     historyWindow: formatDuration(config.historyWindowMs),
     learningPeriod:
       config.learningPeriodMs === undefined ? undefined : formatDuration(config.learningPeriodMs),
+    learningUntil: learningUntil === undefined ? undefined : new Date(learningUntil).toISOString(),
     chat: running.chat.name,
     remediation: running.remediator.mode,
     ingestAuth: config.ingestTokens.length > 0 ? 'token' : 'loopback-only',
     ingestMaxBytes: config.ingestMaxBytes,
   },
-  `arc-responder listening on http://${address.host}:${address.port}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}`,
+  `arc-responder listening on http://${address.host}:${address.port}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}${learning}`,
 );

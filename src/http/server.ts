@@ -87,7 +87,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     }
     if (outbox.isFull()) {
       problems.push(
-        `the outbox holds ${outbox.depth()} undelivered alerts (limit ${outbox.maxPending}): chat delivery is failing`,
+        `the outbox holds ${outbox.depth()} undelivered alerts (limit ${outbox.maxPending}): chat delivery is failing or behind (Slack takes about one post per second per channel); ingest answers 503 until it drains`,
       );
     }
     const state = { store: store.kind, chat: chat.name, outbox: { pending: outbox.depth() } };

@@ -112,6 +112,36 @@ describe('npm start (node src/main.ts)', () => {
     expect(err).not.toMatch(/\n\s+at /);
   });
 
+  it('says on its line whether a learning period runs: on an empty history, not on a later start with history', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const env = { PORT: '0', LEARNING_PERIOD: '24h', STORE_URL: `sqlite://${path.join(dir, 'a.db')}` };
+    const startLine = async () => {
+      const svc = startService(env, dir!);
+      children.push(svc);
+      const url = await svc.url();
+      const line = svc.lines.find((l) => String(l.msg).startsWith('arc-responder listening'))!;
+      return { svc, url, line };
+    };
+    const first = await startLine();
+    expect(first.line.msg).toMatch(/, learning \(sightings recorded, no alerts\) until \d{4}-\d\d-\d\dT/);
+    expect(first.line.learningUntil).toEqual(expect.any(String));
+    first.svc.child.kill('SIGTERM');
+    expect(await first.svc.exited).toBe(0);
+    // A store that already has history at its first start never learns.
+    for (const f of ['a.db', 'a.db-wal', 'a.db-shm']) rmSync(path.join(dir, f), { force: true });
+    const plain = startService({ PORT: '0', STORE_URL: env.STORE_URL }, dir);
+    children.push(plain);
+    await postIngest(await plain.url(), arcRecord({ appId: freshAppId() }));
+    plain.child.kill('SIGTERM');
+    expect(await plain.exited).toBe(0);
+    const second = await startLine();
+    expect(second.line.msg).toMatch(
+      /, learning period not applied \(LEARNING_PERIOD only opens on an empty history\)$/,
+    );
+    second.svc.child.kill('SIGTERM');
+    expect(await second.svc.exited).toBe(0);
+  });
+
   it('exits 1 with a clear message when the port is taken', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
     const first = startService({ PORT: '0', STORE_URL: 'memory://' }, dir);
