@@ -116,6 +116,23 @@ function positionOf(message: string): Record<string, number> {
 
 const errorMessage = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/**
+ * V8's message for one NDJSON line counts lines and columns within that line's text ("… at
+ * position 1 (line 1 column 2)"), which reads wrong beside the body's line number: the column
+ * is taken out and the rest kept.
+ */
+function lineJsonError(message: string): { message: string; column?: number } {
+  const lc = /\s*\(line \d+ column (\d+)\)/.exec(message);
+  if (!lc) return { message };
+  return {
+    message: (message.slice(0, lc.index) + message.slice(lc.index + lc[0].length)).replace(
+      / at position \d+$/,
+      '',
+    ),
+    column: Number(lc[1]),
+  };
+}
+
 function parseJsonBody(buf: Buffer): IngestDocument[] {
   if (!isUtf8(buf)) {
     throw new HttpError(400, 'invalid_utf8', 'the body is not valid UTF-8');
@@ -156,6 +173,7 @@ function parseNdjsonBody(buf: Buffer): IngestDocument[] {
   const docs: IngestDocument[] = [];
   let parsedAny = false;
   let firstError: string | undefined;
+  let firstPosition: { line: number; column?: number } | undefined;
   const valid = isUtf8(buf);
   // A byte order mark before the first line.
   let start = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
@@ -167,6 +185,7 @@ function parseNdjsonBody(buf: Buffer): IngestDocument[] {
     if (!valid && !isUtf8(buf.subarray(from, end))) {
       const error = `line ${line} is not valid UTF-8`;
       firstError ??= error;
+      firstPosition ??= { line };
       docs.push({ line, error });
       continue;
     }
@@ -178,8 +197,10 @@ function parseNdjsonBody(buf: Buffer): IngestDocument[] {
     } catch (err) {
       // Blank lines are skipped; checked only here, off the common path.
       if (text.trim() === '') continue;
-      const error = `line ${line} is not valid JSON: ${errorMessage(err)}`;
+      const { message, column } = lineJsonError(errorMessage(err));
+      const error = `line ${line}${column === undefined ? '' : ` column ${column}`} is not valid JSON: ${message}`;
       firstError ??= error;
+      firstPosition ??= column === undefined ? { line } : { line, column };
       docs.push({ line, error });
       continue;
     }
@@ -196,6 +217,7 @@ function parseNdjsonBody(buf: Buffer): IngestDocument[] {
       400,
       'invalid_json',
       `the body is not NDJSON: no line holds a JSON document (${firstError}); each line must be one complete JSON document`,
+      { details: firstPosition ?? {} },
     );
   }
   return docs;

@@ -62,6 +62,26 @@ describe('POST /ingest: refused bodies', () => {
     });
     expect(xml.status).toBe(400);
     expect(xml.body.error).toMatch(/not NDJSON: no line holds a JSON document \(line 1 is not valid JSON/);
+    // The position is the body's line and the column within it, also as fields.
+    const garbled = await postIngest<ErrorBody & { line?: number; column?: number }>(t.url, '\n{x\n{y', {
+      contentType: 'application/x-ndjson',
+    });
+    expect(garbled.status).toBe(400);
+    expect(garbled.body).toMatchObject({ line: 2, column: 2 });
+    expect(garbled.body.error).toContain('(line 2 column 2 is not valid JSON: ');
+    expect(garbled.body.error).not.toMatch(/line 1 column/);
+  });
+
+  it('names a bad NDJSON line by its line and column in the body', async () => {
+    const good = JSON.stringify(arcRecord({ appId: freshAppId() }));
+    const res = await postIngest<IngestSummary>(t.url, `${good}\n{"a":1} x`, {
+      contentType: 'application/x-ndjson',
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.rejected[0]?.reason).toMatch(
+      /^line 2 column 9 is not valid JSON: Unexpected non-whitespace/,
+    );
+    expect(res.body.rejected[0]?.reason).not.toMatch(/\(line 1 column/);
   });
 
   it('400 for a JSON body that is not UTF-8; an NDJSON line that is not UTF-8 is one invalid event', async () => {
