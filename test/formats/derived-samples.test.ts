@@ -203,6 +203,25 @@ describe('DERIVED format specifics', () => {
     walk(nested, '');
     expect(flat['azure.activitylogs.operation_name']).toBe(ARC.operationUpper);
     expect(parseDetection(flat)).toEqual(parseDetection(nested));
+
+    // Fully flattened (Elasticsearch `fields`): claims and evidence are dotted keys too.
+    const fully: Json = {};
+    const all = (obj: Json, prefix: string) => {
+      for (const [key, value] of Object.entries(obj)) {
+        if (value && typeof value === 'object' && !Array.isArray(value))
+          all(value as Json, `${prefix}${key}.`);
+        else fully[`${prefix}${key}`] = value;
+      }
+    };
+    all(nested, '');
+    expect(fully['azure.activitylogs.identity.authorization.evidence.role']).toBe(ARC.role);
+    expect(parseDetection(fully)).toEqual(parseDetection(nested));
+    const polluted = {
+      ...fully,
+      'azure.activitylogs.identity.authorization.evidence.__proto__': { role: 'x' },
+    };
+    expect(detection(parseDetection(polluted)).evidence.role).toBe(ARC.role);
+    expect(({} as { role?: unknown }).role).toBeUndefined();
   });
 
   it('Elastic alert: the event id of its event, kibana.alert.uuid (or _id) kept with elasticAlert info and url', () => {

@@ -1,7 +1,7 @@
 import type { AutonomousSystem, Geo, ParseResult } from '../detection.ts';
 import { matchOperation } from '../rule.ts';
 import { buildDetection, type DetectionInput, ignored, text } from './build-detection.ts';
-import { FieldReader, field, isObject, num, str } from './fields.ts';
+import { type FieldPath, FieldReader, field, isObject, num, str } from './fields.ts';
 import { readClaims, readEvidence } from './identity.ts';
 
 /** Field paths of an Elastic `logs-azure.activitylogs-*` document (FORMATS.md §1). */
@@ -69,18 +69,36 @@ export function isElasticActivityLog(doc: unknown, r = new FieldReader()): boole
 /** The ECS fields shared by activity-log documents and the alerts copied from them. */
 export function readEcs(doc: unknown, r: FieldReader): EcsFields {
   return {
-    claims: readClaims(r.get(doc, ECS.claims), r.get(doc, ECS.claimsInitiatedByUser)),
+    claims: readClaims(objectAt(doc, ECS.claims, r), r.get(doc, ECS.claimsInitiatedByUser)),
     appId: r.get(doc, ECS.appId),
     appIdField: ECS.appId.dotted,
     ip: r.first(doc, ECS.sourceIp),
     ipField: 'source.ip',
-    evidence: readEvidence(r.get(doc, ECS.evidence)),
+    evidence: readEvidence(objectAt(doc, ECS.evidence, r)),
     resourceId: r.first(doc, ECS.resourceId),
     correlationId: r.first(doc, ECS.correlationId),
     tenantId: r.first(doc, ECS.tenantId),
     geo: readGeo(doc, r),
     as: readAs(doc, r),
   };
+}
+
+/**
+ * The object at `path`; in a fully flattened document (every field a dotted key at the top, as
+ * Elasticsearch's `fields` give them), one assembled from its `path.<key>` keys.
+ */
+function objectAt(doc: unknown, path: FieldPath, r: FieldReader): unknown {
+  const value = r.get(doc, path);
+  if (isObject(value) || !isObject(doc)) return value;
+  const prefix = `${path.dotted}.`;
+  let out: Record<string, unknown> | undefined;
+  for (const key in doc) {
+    if (!Object.hasOwn(doc, key) || !key.startsWith(prefix)) continue;
+    // No prototype: a key such as `….evidence.__proto__` stays a plain entry.
+    out ??= Object.create(null) as Record<string, unknown>;
+    out[key.slice(prefix.length)] = doc[key];
+  }
+  return out ?? value;
 }
 
 function readGeo(doc: unknown, r: FieldReader): Geo | undefined {
