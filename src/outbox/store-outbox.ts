@@ -239,11 +239,23 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const t = now();
     if (t < pauseUntil) return false;
     const ready = (id: string) => (itemBackoff.get(id)?.until ?? 0) <= t;
-    // Posts first, so that repeats of the same alert find the reference in this pass.
+    // Updates of alerts already posted go first: they are not paced like posts (about one a second
+    // per channel), so a backlog of new alerts does not keep a posted alert's count stale. Then the
+    // posts, then the repeats of alerts posted in this pass, which find their reference.
     const posts = ids.filter((id) => id.startsWith('post:') && ready(id));
-    const repeats = ids.filter((id) => id.startsWith('repeat:') && ready(id));
+    const repeatIds = ids.filter((id) => id.startsWith('repeat:') && ready(id));
+    const pendingPost = (id: string) => knownIds.has(postId(id.slice('repeat:'.length)));
+    const ofPosted = repeatIds.filter((id) => !pendingPost(id));
+    const ofPending = repeatIds.filter(pendingPost);
     let done = 0;
     const delivered = new Set<string>();
+    for (const id of ofPosted) {
+      if (stopped || done >= batchSize) return !stopped;
+      const result = await deliverRepeat(id, false);
+      if (result === 'failed') return pauseAfterFailure();
+      done++;
+      await yieldToIngest();
+    }
     for (const id of posts) {
       if (stopped || done >= batchSize) return !stopped;
       const result = await deliverPost(id);
@@ -252,7 +264,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       done++;
       await yieldToIngest();
     }
-    for (const id of repeats) {
+    for (const id of ofPending) {
       if (stopped || done >= batchSize) return !stopped;
       const alertPost = postId(id.slice('repeat:'.length));
       const result = await deliverRepeat(id, knownIds.has(alertPost) && !delivered.has(alertPost));

@@ -123,6 +123,36 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(rec.repeats).toEqual([{ ref: 'C0TEST:1.000', alertId: a.id, count: 5 }]);
   });
 
+  it('updates an already posted alert before posting a backlog of new ones', async () => {
+    const order: string[] = [];
+    const rec = recordingSink();
+    const sink: AlertSink = {
+      post: async (a) => {
+        order.push(`post ${a.id}`);
+        return rec.sink.post(a);
+      },
+      repeat: async (ref, a, r) => {
+        order.push(`repeat ${a.id}`);
+        return rec.sink.repeat(ref, a, r);
+      },
+    };
+    const o = outbox(sink);
+    const posted = alert();
+    await o.add([posted], []);
+    await o.drain();
+    const backlog = [alert(), alert(), alert()];
+    const fresh = alert();
+    await o.add(backlog, [repeat(posted.id, 2)]);
+    await o.add([fresh], [repeat(fresh.id, 2)]);
+    await o.drain();
+    // The posted alert's update comes before every new post (posts go in the store's order).
+    expect(order.slice(0, 2)).toEqual([`post ${posted.id}`, `repeat ${posted.id}`]);
+    expect(order.slice(2, 6).sort()).toEqual([...backlog, fresh].map((a) => `post ${a.id}`).sort());
+    // A repeat of an alert posted in the same pass still finds its message, in that pass.
+    expect(order.slice(6)).toEqual([`repeat ${fresh.id}`]);
+    expect(rec.repeats.map((r) => r.alertId)).toEqual([posted.id, fresh.id]);
+  });
+
   it('holds a repeat until its alert has been posted, then updates that message', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);
