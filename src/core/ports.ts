@@ -83,9 +83,18 @@ export interface StateStore {
   close(): Promise<void>;
 }
 
+/**
+ * The `code` of an error an `AlertSink` throws when the same alert is being delivered elsewhere
+ * (another replica, or an attempt cut short that has not lapsed yet): no failure, just not now.
+ */
+export const DELIVERY_IN_PROGRESS = 'post_in_progress';
+
 /** What Slack (or another chat) is asked to do with an alert. */
 export interface AlertSink {
-  /** Posts a new alert; returns a reference (e.g. channel and message ts) for later updates. */
+  /**
+   * Posts a new alert; returns a reference (e.g. channel and message ts) for later updates.
+   * Rejects with an error whose `code` is `DELIVERY_IN_PROGRESS` while another attempt holds it.
+   */
   post(alert: AlertRecord): Promise<{ ref: string }>;
   /** Updates a posted alert in place (repeat counts, last seen, allowlist state). */
   repeat(ref: string, alert: AlertRecord, repeat: AlertRepeat): Promise<void>;

@@ -1,5 +1,5 @@
 import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
-import type { AlertSink, Outbox, StateStore } from '../core/ports.ts';
+import { type AlertSink, DELIVERY_IN_PROGRESS, type Outbox, type StateStore } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { withTimeout } from '../timeout.ts';
@@ -21,6 +21,8 @@ export interface OutboxOptions {
   baseBackoffMs?: number;
   /** Default 5 minutes. */
   maxBackoffMs?: number;
+  /** How soon an alert that another attempt is delivering is looked at again. Default 5 s. */
+  inProgressRetryMs?: number;
   /** Most deliveries per worker pass before it yields. Default 100. */
   batchSize?: number;
   /** How long a posted alert's chat reference is kept for repeats. Default 30 days. */
@@ -94,6 +96,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   const pollMs = options.pollMs ?? 1000;
   const baseBackoffMs = options.baseBackoffMs ?? 2000;
   const maxBackoffMs = options.maxBackoffMs ?? 300_000;
+  const inProgressRetryMs = options.inProgressRetryMs ?? 5000;
   const batchSize = options.batchSize ?? 100;
   const refTtlMs = options.refTtlMs ?? 30 * 24 * 3600 * 1000;
 
@@ -186,6 +189,14 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       delivered = true;
       return 'delivered';
     } catch (err) {
+      if ((err as { code?: unknown } | undefined)?.code === DELIVERY_IN_PROGRESS) {
+        // Another attempt holds this alert (or one cut short by a crash, until its claim lapses):
+        // no chat failure, nothing to pause for. Look again in a few seconds.
+        const attempts = itemBackoff.get(itemId)?.attempts ?? 0;
+        itemBackoff.set(itemId, { attempts, until: now() + inProgressRetryMs });
+        log.debug({ item: itemId }, 'the alert is being delivered by another attempt; will look again');
+        return 'skipped';
+      }
       recordFailure(itemId, 'post', err);
       return 'failed';
     } finally {

@@ -64,11 +64,6 @@ export interface SlackAlertState {
   channel: string;
   /** Message ts once posted. */
   ts?: string;
-  /**
-   * When the last post began (epoch ms), kept until its answer is stored: found on a retry, it
-   * means an attempt may have reached Slack before the process stopped.
-   */
-  postStartedAt?: number;
   enrichment?: Enrichment;
   /** Posted before the enrichment arrived; the message is updated when it does. */
   enrichmentPending?: boolean;

@@ -19,10 +19,12 @@ export interface Messenger {
   postAlert(state: SlackAlertState): Promise<{ channel: string; ts: string }>;
   /**
    * The alert's message if Slack has it already: a post interrupted after Slack took it (the
-   * process died before the answer was stored). Reads the channel's history since `since` (epoch
-   * ms) for the message whose buttons carry the alert id. Undefined when there is none, and when
-   * the history cannot be read (no `channels:history` / `groups:history` scope, say): then the
-   * caller posts again, so an alert is never lost to a failed lookup.
+   * process died, or the call timed out, before the answer was stored). Reads the channel's
+   * history around `since` (epoch ms, when that post began) for the message whose buttons carry
+   * the alert id. Undefined when there is none, and when the history can never be read (no
+   * `channels:history` / `groups:history` scope, say): then the caller posts again, so an alert is
+   * never lost to a lookup that cannot work. Throws a retryable `SlackDeliveryError` when the
+   * lookup failed for now (a timeout, a 429, a 5xx): posting blind then could post twice.
    */
   findAlertMessage(
     state: SlackAlertState,
@@ -101,14 +103,16 @@ export function createMessenger(opts: {
 
     async findAlertMessage(state, since) {
       const id = state.alert.id;
+      let cursor: string | undefined;
+      // From a minute before the attempt (clocks) to past the longest it could have lasted.
+      const oldest = (Math.max(0, since - 60_000) / 1000).toFixed(6);
+      const latest = ((since + 5 * 60_000) / 1000).toFixed(6);
       try {
-        let cursor: string | undefined;
-        // A minute of slack for clocks; a busy channel is read a few pages deep at most.
-        const oldest = (Math.max(0, since - 60_000) / 1000).toFixed(6);
         for (let page = 0; page < 5; page++) {
           const res = await client.conversations.history({
             channel: state.channel,
             oldest,
+            latest,
             inclusive: true,
             limit: 200,
             ...(cursor ? { cursor } : {}),
@@ -118,13 +122,16 @@ export function createMessenger(opts: {
           cursor = res.response_metadata?.next_cursor || undefined;
           if (!res.has_more || !cursor) return undefined;
         }
+        return undefined;
       } catch (err) {
+        const e = classify(err, state.channel);
+        if (e.retryable) throw e;
         logger.warn(
-          { alertId: id, channel: state.channel, err: classify(err, state.channel).message },
+          { alertId: id, channel: state.channel, code: e.code },
           'cannot read the alert channel to see whether an interrupted post went out; posting the alert again (add the channels:history and groups:history scopes to avoid a possible second message)',
         );
+        return undefined;
       }
-      return undefined;
     },
 
     async updateAlert(state) {

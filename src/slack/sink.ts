@@ -1,5 +1,5 @@
 import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
-import type { AlertSink } from '../core/ports.ts';
+import { type AlertSink, DELIVERY_IN_PROGRESS } from '../core/ports.ts';
 import type { Enrichment, RemediationPlan } from '../core/remediation.ts';
 import { waitAtMost, withTimeout } from '../timeout.ts';
 import {
@@ -12,7 +12,7 @@ import {
 } from './alert-state.ts';
 import { confirmTextFor } from './blocks/alert.ts';
 import type { SlackContext } from './context.ts';
-import { SlackDeliveryError } from './delivery-queue.ts';
+import { SlackDeliveryError, UNFIXABLE_ERRORS } from './delivery-queue.ts';
 
 /** Longest wait for enrichment and the remediation plan before the alert goes out without them. */
 export const LOOKUP_BUDGET_MS = 2000;
@@ -21,11 +21,34 @@ export const LATE_LOOKUP_TIMEOUT_MS = 60_000;
 
 /**
  * While one process posts an alert, others wait this long before trying the same alert: longer
- * than a post can take (the 2 s lookup budget, then at most three Web API attempts of 15 s with
- * their back-off), and shorter than the outbox's 60 s lease. After a crash the claim has lapsed by
- * the time the lease does, so the restarted service posts the alert about a minute later, at once.
+ * than a post can take (the 2 s lookup budget, waiting for the channel's turn, then at most three
+ * Web API attempts of 15 s with their back-off). After a crash mid-post, the restarted service
+ * posts (or finds) the alert once this has passed.
  */
-const POST_CLAIM_TTL_MS = 55_000;
+const POST_CLAIM_TTL_MS = 2 * 60 * 1000;
+
+/**
+ * Set just before chat.postMessage, deleted once its answer is stored: found on a retry, it means
+ * an earlier attempt may have reached Slack (the process stopped, or the call timed out), so the
+ * channel is searched before posting again. Its value is when that attempt began (epoch ms).
+ */
+export const postMarkKey = (alertId: string) => `slack-posting:${alertId}`;
+const POST_MARK_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Slack errors after which chat.postMessage certainly posted nothing: the retry need not search
+ * the channel. Anything else (a timeout, a 5xx, `internal_error`, an answer without ts) may have
+ * posted.
+ */
+const NOTHING_POSTED = new Set([
+  ...Object.keys(UNFIXABLE_ERRORS),
+  'rate_limited',
+  'invalid_blocks',
+  'invalid_arguments',
+  'msg_too_long',
+  'no_text',
+  'too_many_attachments',
+]);
 
 /** How long the sink waits for lookups; tests shorten both. */
 export interface SinkTiming {
@@ -168,18 +191,19 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
       const claim = `slack-post:${alert.id}`;
       if (!(await store.claim(claim, POST_CLAIM_TTL_MS))) {
         throw new SlackDeliveryError(
-          'post_in_progress',
+          DELIVERY_IN_PROGRESS,
           `alert ${alert.id} is being posted by another worker`,
           true,
         );
       }
+      const markKey = postMarkKey(alert.id);
       try {
         const prepared = known ? { state: known, lookups: undefined } : await prepare(alert);
         const { state } = prepared;
+        const markedAt = await store.get<number>(markKey);
+        // Throws (retryable) when the channel cannot be searched now: posting blind could double it.
         const interrupted =
-          state.postStartedAt === undefined
-            ? undefined
-            : await ctx.messenger.findAlertMessage(state, state.postStartedAt);
+          markedAt === undefined ? undefined : await ctx.messenger.findAlertMessage(state, markedAt);
         let where: { channel: string; ts: string };
         if (interrupted) {
           where = interrupted;
@@ -189,23 +213,19 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
           );
         } else {
           // Marked first: should the process stop during the call, the retry looks for the message.
-          state.postStartedAt = Date.now();
-          await saveAlertState(store, state);
+          await store.set(markKey, Date.now(), POST_MARK_TTL_MS);
           where = await ctx.messenger.postAlert(state);
           logger.info({ alertId: alert.id, ...where }, 'alert posted to Slack');
         }
         state.channel = where.channel;
         state.ts = where.ts;
-        delete state.postStartedAt;
         await saveAlertState(store, state);
+        await store.delete(markKey);
         if (prepared.lookups) followUp(alert.id, prepared.lookups, state);
         return { ref: refOf(where.channel, where.ts) };
       } catch (err) {
-        // Slack answered with a refusal: nothing was posted, so the retry need not look for it.
-        if (err instanceof SlackDeliveryError && err.code !== 'request_failed') {
-          await updateAlertState(store, alert.id, (s) => {
-            delete s.postStartedAt;
-          }).catch(() => {});
+        if (err instanceof SlackDeliveryError && NOTHING_POSTED.has(err.code)) {
+          await store.delete(markKey).catch(() => {});
         }
         await store.releaseClaim(claim);
         throw err;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
-import type { AlertSink, StateStore } from '../../src/core/ports.ts';
+import { type AlertSink, DELIVERY_IN_PROGRESS, type StateStore } from '../../src/core/ports.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import {
@@ -62,7 +62,7 @@ describe('durable outbox over the store (SQLite)', () => {
   let store: StateStore;
   const outboxes: DurableOutbox[] = [];
   const silent = createLogger({ level: 'silent' });
-  const fast: OutboxOptions = { pollMs: 20, baseBackoffMs: 20, maxBackoffMs: 100 };
+  const fast: OutboxOptions = { pollMs: 20, baseBackoffMs: 20, maxBackoffMs: 100, inProgressRetryMs: 50 };
 
   function outbox(
     sink: AlertSink,
@@ -151,6 +151,39 @@ describe('durable outbox over the store (SQLite)', () => {
     // A repeat of an alert posted in the same pass still finds its message, in that pass.
     expect(order.slice(6)).toEqual([`repeat ${fresh.id}`]);
     expect(rec.repeats.map((r) => r.alertId)).toEqual([posted.id, fresh.id]);
+  });
+
+  it('an alert another attempt is delivering is no failure: no metric, no pause, delivered later', async () => {
+    const rec = recordingSink();
+    let busy = true;
+    const [held, other] = [alert(), alert()];
+    const sink: AlertSink = {
+      post: async (a) => {
+        if (busy && a.id === held.id)
+          throw Object.assign(new Error(`alert ${a.id} is being posted by another worker`), {
+            code: DELIVERY_IN_PROGRESS,
+          });
+        return rec.sink.post(a);
+      },
+      repeat: rec.sink.repeat,
+    };
+    const metrics = createMetrics();
+    const o = outbox(sink, {}, store, metrics);
+    await o.add([held, other], []);
+    await o.drain();
+    // The other alert went out in the same pass: the worker did not pause for the held one.
+    expect(rec.posts.map((a) => a.id)).toEqual([other.id]);
+    expect(await metrics.registry.metrics()).not.toMatch(
+      /arc_chat_delivery_failures_total\{kind="post"\} [1-9]/,
+    );
+    busy = false;
+    await vi.waitFor(
+      async () => {
+        await o.drain();
+        expect(rec.posts.map((a) => a.id).sort()).toEqual([held.id, other.id].sort());
+      },
+      { timeout: 5000, interval: 50 },
+    );
   });
 
   it('holds a repeat until its alert has been posted, then updates that message', async () => {

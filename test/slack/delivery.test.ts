@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadAlertState, saveAlertState } from '../../src/slack/alert-state.ts';
+import { alertStateKey, loadAlertState } from '../../src/slack/alert-state.ts';
 import { SlackDeliveryError } from '../../src/slack/index.ts';
+import { postMarkKey } from '../../src/slack/sink.ts';
 import { BOT_TOKEN, CHANNEL, type Harness, SECRET, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
@@ -29,13 +30,13 @@ describe('posting alerts', () => {
     expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
   });
 
-  describe('a post cut short by a crash (Slack took it, its answer was never stored)', () => {
-    /** What a process that died during chat.postMessage leaves behind: the mark, no ts. */
+  describe('a post cut short (Slack took it, its answer was never stored)', () => {
+    /** What an attempt that stopped during chat.postMessage leaves behind: the mark, no state. */
     async function interruptedPost(h: Harness, alert = sampleAlert()) {
       await h.chat.sink.post(alert);
-      const state = await loadAlertState(h.store, alert.id);
-      await saveAlertState(h.store, { ...state!, ts: undefined, postStartedAt: Date.now() - 1000 });
-      // The dead process's claim on the post has lapsed by the time the outbox retries.
+      await h.store.delete(alertStateKey(alert.id));
+      await h.store.set(postMarkKey(alert.id), Date.now() - 1000);
+      // The stopped attempt's claim on the post has lapsed by the time the outbox retries.
       await h.store.releaseClaim(`slack-post:${alert.id}`);
       return alert;
     }
@@ -47,9 +48,8 @@ describe('posting alerts', () => {
       expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
       expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
       expect(h.fake.callsOf('conversations.history')[0]?.args).toMatchObject({ channel: CHANNEL });
-      const state = await loadAlertState(h.store, alert.id);
-      expect(state).toMatchObject({ ts: '1700000000.000001' });
-      expect(state?.postStartedAt).toBeUndefined();
+      expect(await loadAlertState(h.store, alert.id)).toMatchObject({ ts: '1700000000.000001' });
+      expect(await h.store.get(postMarkKey(alert.id))).toBeUndefined();
       // Recorded now: the next retry neither reads the history nor posts.
       await h.chat.sink.post(alert);
       expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
@@ -57,19 +57,15 @@ describe('posting alerts', () => {
 
     it('posts when the history does not have it (the attempt never reached Slack)', async () => {
       h = await startHarness();
-      const other = await interruptedPost(h, sampleAlert({ id: 'other-alert' }));
+      await interruptedPost(h, sampleAlert({ id: 'other-alert' }));
       const alert = sampleAlert();
-      await saveAlertState(h.store, {
-        ...(await loadAlertState(h.store, other.id))!,
-        alert,
-        postStartedAt: Date.now() - 1000,
-      });
+      await h.store.set(postMarkKey(alert.id), Date.now() - 1000);
       await h.chat.sink.post(alert);
       expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
       expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
     });
 
-    it('posts again when the history cannot be read (scope missing), and says why', async () => {
+    it('posts again when the history can never be read (scope missing), and says why', async () => {
       h = await startHarness();
       const alert = await interruptedPost(h);
       h.fake.script('conversations.history', { error: 'missing_scope', needed: 'channels:history' });
@@ -79,13 +75,32 @@ describe('posting alerts', () => {
       expect(h.logs.join('')).toContain('add the channels:history and groups:history scopes');
     });
 
-    it('leaves no mark after Slack refused a post, so its retry does not read the history', async () => {
+    it('does not post blind when the history cannot be read for now: it fails, to be retried', async () => {
       h = await startHarness();
-      h.fake.script('chat.postMessage', { error: 'channel_not_found' });
+      const alert = await interruptedPost(h);
+      h.fake.script('conversations.history', { status: 503 });
+      await expect(h.chat.sink.post(alert)).rejects.toMatchObject({ retryable: true });
+      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+      expect(await h.store.get(postMarkKey(alert.id))).toBeDefined();
+      await h.store.releaseClaim(`slack-post:${alert.id}`);
+      expect((await h.chat.sink.post(alert)).ref).toBe(`${CHANNEL}:1700000000.000001`);
+      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+    });
+
+    it('keeps the mark when a post may have gone out (a 5xx), and drops it after a refusal', async () => {
+      h = await startHarness();
       const alert = sampleAlert();
+      h.fake.script('chat.postMessage', { status: 500 });
       await expect(h.chat.sink.post(alert)).rejects.toBeInstanceOf(SlackDeliveryError);
-      expect((await loadAlertState(h.store, alert.id))?.postStartedAt).toBeUndefined();
-      await h.chat.sink.post(alert);
+      expect(await h.store.get(postMarkKey(alert.id))).toBeDefined();
+      // Nothing of the attempt is kept but the mark: the retry prepares the alert afresh.
+      expect(await loadAlertState(h.store, alert.id)).toBeUndefined();
+
+      const refused = sampleAlert({ id: 'refused-alert' });
+      h.fake.script('chat.postMessage', { error: 'channel_not_found' });
+      await expect(h.chat.sink.post(refused)).rejects.toBeInstanceOf(SlackDeliveryError);
+      expect(await h.store.get(postMarkKey(refused.id))).toBeUndefined();
+      await h.chat.sink.post(refused);
       expect(h.fake.callsOf('conversations.history')).toHaveLength(0);
     });
   });
