@@ -49,12 +49,18 @@ export interface IngestDeps {
   limiter: Limiter;
   /** Bodies read at once; a read slot is held until the request's evaluation ends. */
   readers: Limiter;
-  /** How long a body may take to arrive once its read began; default 15 s. */
+  /** How long a body may take to arrive once its read began; default 15 s (more above 1 MiB). */
   bodyDeadlineMs?: number;
 }
 
-/** A 1 MiB body needs only 70 KB/s to arrive within this. */
-const BODY_DEADLINE_MS = 15_000;
+/**
+ * How long a body may take: 15 s, or longer for an INGEST_MAX_BYTES above 1 MiB, so that the
+ * largest body never needs more than 70 KB/s.
+ */
+const BODY_DEADLINE_MIN_MS = 15_000;
+const BODY_MIN_BYTES_PER_S = 70_000;
+export const bodyDeadlineFor = (maxBytes: number): number =>
+  Math.max(BODY_DEADLINE_MIN_MS, Math.ceil((maxBytes / BODY_MIN_BYTES_PER_S) * 1000));
 
 /**
  * The events of one request, flattened (array elements and envelope entries in order), and the
@@ -135,7 +141,7 @@ function unavailable(err: unknown): HttpError {
  */
 export function createIngestHandler(deps: IngestDeps) {
   const { engine, outbox, metrics, limiter, readers, ingestMaxBytes } = deps;
-  const bodyDeadlineMs = deps.bodyDeadlineMs ?? BODY_DEADLINE_MS;
+  const bodyDeadlineMs = deps.bodyDeadlineMs ?? bodyDeadlineFor(ingestMaxBytes);
   const authenticate = createIngestAuth(deps.ingestTokens);
   const batcher = createEvaluationBatcher(engine);
 

@@ -250,9 +250,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const t = now();
     if (t < pauseUntil) return false;
     const ready = (id: string) => (itemBackoff.get(id)?.until ?? 0) <= t;
-    // Updates of alerts already posted go first: they are not paced like posts (about one a second
-    // per channel), so a backlog of new alerts does not keep a posted alert's count stale. Then the
-    // posts, then the repeats of alerts posted in this pass, which find their reference.
+    // Updates of alerts already posted go first, up to half a batch: they are not paced like posts
+    // (about one a second per channel), so a backlog of new alerts does not keep a posted alert's
+    // count stale, and a stream of updates does not hold back new alerts. Then the posts, then the
+    // repeats of alerts posted in this pass (which find their reference) and the other updates.
     const posts = ids.filter((id) => id.startsWith('post:') && ready(id));
     const repeatIds = ids.filter((id) => id.startsWith('repeat:') && ready(id));
     const pendingPost = (id: string) => knownIds.has(postId(id.slice('repeat:'.length)));
@@ -260,7 +261,9 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const ofPending = repeatIds.filter(pendingPost);
     let done = 0;
     const delivered = new Set<string>();
-    for (const id of ofPosted) {
+    const firstUpdates = ofPosted.slice(0, Math.ceil(batchSize / 2));
+    const laterUpdates = ofPosted.slice(firstUpdates.length);
+    for (const id of firstUpdates) {
       if (stopped || done >= batchSize) return !stopped;
       const result = await deliverRepeat(id, false);
       if (result === 'failed') return pauseAfterFailure();
@@ -275,7 +278,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       done++;
       await yieldToIngest();
     }
-    for (const id of ofPending) {
+    for (const id of [...ofPending, ...laterUpdates]) {
       if (stopped || done >= batchSize) return !stopped;
       const alertPost = postId(id.slice('repeat:'.length));
       const result = await deliverRepeat(id, knownIds.has(alertPost) && !delivered.has(alertPost));

@@ -11,7 +11,7 @@ export interface BenignMark {
   at: number;
   /** Epoch ms; absent: the allowlist entry never expires. */
   until?: number;
-  /** The allowlist entry was removed (from /arc-history): the pair alerts again. */
+  /** The allowlist entry was removed (from /arc-history): detections of the pair are judged again. */
   removed?: { by: string; at: number };
 }
 

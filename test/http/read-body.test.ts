@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { bodyDeadlineFor } from '../../src/http/ingest-handler.ts';
 import { ClientGoneError, readBody } from '../../src/http/read-body.ts';
 import { arcRecord, postIngest, startTestApp } from '../support/http-app.ts';
 
@@ -109,6 +110,12 @@ function stalledUpload(port: number): { answer: Promise<string>; socket: ReturnT
 }
 
 describe('POST /ingest with stalled uploads', () => {
+  it('gives a body 15 s, and more when INGEST_MAX_BYTES allows bodies above 1 MiB (70 KB/s)', () => {
+    expect(bodyDeadlineFor(1_048_576)).toBe(15_000);
+    expect(bodyDeadlineFor(1024)).toBe(15_000);
+    expect(bodyDeadlineFor(50 * 1_048_576)).toBe(Math.ceil((50 * 1_048_576) / 70));
+  });
+
   it('answers other requests while uploads stall: they hold read slots, never the evaluation slots', async () => {
     const t = await startTestApp({ ingestConcurrency: 1, ingestReaders: 8, bodyDeadlineMs: 60_000 });
     const stalled = Array.from({ length: 4 }, () => stalledUpload(Number(new URL(t.url).port)));

@@ -252,7 +252,7 @@ describe('/arc-history', () => {
     expect(String(thread()[0]!.args.text)).toContain(`allowlist entry removed by <@${RESPONDER}>`);
     const update = JSON.stringify(h.fake.callsOf('chat.update').at(-1)?.args.blocks);
     expect(update).toContain(`Allowlist entry removed by <@${RESPONDER}>`);
-    expect(update).toContain('this pair alerts again');
+    expect(update).toContain('detections of this pair are no longer allowlisted');
     expect(update).not.toContain('Mark benign (change)');
     expect((await loadAlertState(h.store, alert.id))?.benign?.removed?.by).toBe(RESPONDER);
   });

@@ -5,7 +5,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import { REMEDIATION_LOCK_TTL_MS, revokeLockKey, updateAlertState } from '../../src/slack/alert-state.ts';
+import {
+  loadAlertState,
+  REMEDIATION_LOCK_TTL_MS,
+  revokedAlertsKey,
+  revokeLockKey,
+  updateAlertState,
+} from '../../src/slack/alert-state.ts';
 import { buildAlertMessage } from '../../src/slack/blocks/alert.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { RUNS_IN_PROGRESS } from '../../src/slack/stale-runs.ts';
@@ -107,6 +113,15 @@ describe('Revoke after Undo', () => {
         .map((b) => b.action_id);
 
     await clickAndWait(ACTION_IDS.revoke, 1);
+    // A third alert of the identity whose Revoke removed access of its own (its run copied from
+    // the first): the Undo elsewhere must leave it, with its own Undo.
+    const own = sampleAlert({ id: 'alert-that-removed-its-own' }, { sourceIp: '192.0.2.78' });
+    await h.chat.sink.post(own);
+    const firstRun = (await loadAlertState(h.store, alert.id))!.revoke!;
+    await updateAlertState(h.store, own.id, (s) => {
+      s.revoke = firstRun;
+    });
+    await h.store.addMembers(revokedAlertsKey(ARC.appId), [own.id]);
     // The other alert's Revoke finds the access gone: revoked, nothing left to undo there.
     await h.click(ACTION_IDS.revoke, other.id, RESPONDER);
     await slack().waitFor('the other thread', () => threads().length === 2, AZURE_WAIT);
@@ -121,6 +136,9 @@ describe('Revoke after Undo', () => {
     expect(String(told.text)).toContain(`undid the revoke through alert \`${alert.id}\``);
     expect(JSON.stringify(blocksOf(otherTs))).toContain(`through alert \`${alert.id}\` of the same identity`);
     expect(buttonsOf(otherTs)).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+    const untouched = await loadAlertState(h.store, own.id);
+    expect(untouched?.undo).toBeUndefined();
+    expect(untouched?.revoke?.status).toBe('done');
 
     // Revoke on the other alert now runs (a new round there) and removes the access again.
     await h.click(ACTION_IDS.revoke, other.id, RESPONDER);

@@ -17,7 +17,7 @@ async function showRemoval(ctx: SlackContext, alertId: string, user: string): Pr
   await ctx.messenger
     .postThread(
       latest,
-      `Audit: allowlist entry removed by <@${user}> (from /arc-history): this pair alerts again.`,
+      `Audit: allowlist entry removed by <@${user}> (from /arc-history): detections of this pair are no longer allowlisted.`,
     )
     .catch(() => undefined);
 }

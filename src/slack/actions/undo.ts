@@ -94,9 +94,10 @@ async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string):
 }
 
 /**
- * After a live Undo, the identity's other alerts whose Revoke is in force (a Revoke that found the
- * access already removed by this alert's run, say) no longer tell the truth: each is marked undone
- * through this alert, its message updated and its thread told, and its Revoke offered again.
+ * After a live Undo, the identity's other alerts whose Revoke is in force but removed nothing
+ * itself (it found the access already removed by this alert's run) no longer tell the truth: each
+ * is marked undone through this alert, its message updated and its thread told, and its Revoke
+ * offered again. Alerts whose Revoke removed access of its own keep it, with their own Undo.
  */
 async function restoreOtherAlerts(ctx: SlackContext, state: SlackAlertState, undo: UndoRun): Promise<void> {
   const { store } = ctx;
@@ -107,7 +108,9 @@ async function restoreOtherAlerts(ctx: SlackContext, state: SlackAlertState, und
     for (const id of others) {
       let changed = false;
       const other = await updateAlertState(store, id, (s) => {
-        if (!revokeInForce(s)) return;
+        // Only alerts whose Revoke found the access already gone: one that removed access of its
+        // own keeps its own Undo, and a running Undo is left alone.
+        if (!revokeInForce(s) || undoableRuns(s).length > 0 || s.undo?.status === 'running') return;
         s.undo = { ...undo, result: undefined, elsewhere: alertId };
         changed = true;
       });

@@ -155,7 +155,7 @@ const untilText = (until: number | undefined) =>
 export function benignText(b: BenignMark, k = 1): string {
   const mark = `*Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(esc(b.reason), size(500, k))}”.`;
   if (b.removed) {
-    return `:heavy_minus_sign: ~${mark}~ Allowlist entry removed by ${mention(b.removed.by)} ${slackDate(b.removed.at)}: this pair alerts again.`;
+    return `:heavy_minus_sign: ~${mark}~ Allowlist entry removed by ${mention(b.removed.by)} ${slackDate(b.removed.at)}: detections of this pair are no longer allowlisted.`;
   }
   return `:white_check_mark: ${mark} Allowlisted ${untilText(b.until)}.`;
 }
