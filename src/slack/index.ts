@@ -111,6 +111,9 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
   });
   const messenger = createMessenger({
     client,
+    // A new alert's chat.postMessage is never re-sent by the client itself: a retry after a timeout
+    // could post the alert twice. The outbox retries it, after searching the channel for it.
+    postClient: createWebClient(settings, boltLog, { ...clientTuning, webApiRetries: 0 }),
     queue,
     problems,
     logger,

@@ -38,6 +38,8 @@ export interface Messenger {
 
 export function createMessenger(opts: {
   client: webApi.WebClient;
+  /** Posts new alerts: a client that never re-sends a call by itself (default `client`). */
+  postClient?: webApi.WebClient;
   queue: DeliveryQueue;
   problems: DeliveryProblems;
   logger: Logger;
@@ -49,6 +51,7 @@ export function createMessenger(opts: {
   now?: () => number;
 }): Messenger {
   const { client, queue, problems, logger } = opts;
+  const postClient = opts.postClient ?? client;
 
   async function deliver<T>(
     what: string,
@@ -87,7 +90,7 @@ export function createMessenger(opts: {
     async postAlert(state) {
       const message = buildAlertMessage(view(state));
       const res = await deliver('chat.postMessage', state.channel, true, () =>
-        client.chat.postMessage({
+        postClient.chat.postMessage({
           channel: state.channel,
           text: message.text,
           blocks: message.blocks,

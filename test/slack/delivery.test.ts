@@ -187,6 +187,14 @@ describe('posting alerts', () => {
     expect(h.chat.problems()).toEqual([]);
   });
 
+  it('never re-sends a new alert itself (a re-sent post could double it): one call, then the outbox retries', async () => {
+    // Web API retries on, as in production: they apply to every call but the alert's post.
+    h = await startHarness({ tuning: { webApiRetries: 2 } });
+    h.fake.script('chat.postMessage', { status: 500 });
+    await expect(h.chat.sink.post(sampleAlert())).rejects.toMatchObject({ retryable: true });
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+  });
+
   it('treats server errors as retryable and not as a problem to fix', async () => {
     h = await startHarness();
     h.fake.script('chat.postMessage', { status: 500 });
