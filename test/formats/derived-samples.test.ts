@@ -340,6 +340,24 @@ describe('DERIVED format specifics', () => {
     });
   });
 
+  it('ECS without source.ip: a source.address that is no IP is named in the reason', () => {
+    const doc = arcEvent('elastic-ecs', { ip: null });
+    setPath(doc, 'source', { address: 'internal-gateway' });
+    const result = parseDetection(doc);
+    expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+    if (!result.ok)
+      expect(result.reason).toMatch(
+        /caller IP "internal-gateway" in source\.address, which is not an IP address/,
+      );
+  });
+
+  it('an appid far too long to be one is named as such, not as missing', () => {
+    const result = parseDetection(arcEvent('azure-activity-log-record', { appId: 'a'.repeat(3000) }));
+    expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+    if (!result.ok)
+      expect(result.reason).toMatch(/caller identity of 3000 characters .* not an application id/);
+  });
+
   it('REST: outcome Succeeded is kept lower-cased as received', () => {
     expect(detection(parseDetection(arcEvent('azure-activity-log-rest'))).outcome).toBe('succeeded');
   });

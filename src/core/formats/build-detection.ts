@@ -66,6 +66,12 @@ export function buildDetection(input: DetectionInput): ParseResult {
   const what = () => `${input.sourceFormat} event for ${input.operation}`;
   const rawAppId = str(single(input.appId), 256);
   if (rawAppId === undefined) {
+    const given = single(input.appId);
+    if (typeof given === 'string' && given.trim().length > 256) {
+      return invalid(
+        `${what()} has a caller identity of ${given.length} characters in ${input.appIdField}, which is not an application id (at most 256)`,
+      );
+    }
     return invalid(`${what()} has no caller identity in ${input.appIdField}`);
   }
   // Application ids are GUIDs; a ':' would also blur the history's keys (`pair:<appid>:<ip>`).

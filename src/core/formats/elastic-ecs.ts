@@ -13,6 +13,8 @@ export const ECS = {
   claimsInitiatedByUser: field('azure.activitylogs.identity.claims_initiated_by_user'),
   evidence: field('azure.activitylogs.identity.authorization.evidence'),
   sourceIp: [field('source.ip'), field('client.ip')],
+  /** Where the pipeline puts a caller "IP" that is no IP address. */
+  sourceAddress: field('source.address'),
   timestamp: field('@timestamp'),
   /** The field moved between package versions (FORMATS.md §0.5). */
   resourceId: [field('azure.resource.id'), field('cloud.resource_id'), field('azure.resource_id')],
@@ -72,8 +74,7 @@ export function readEcs(doc: unknown, r: FieldReader): EcsFields {
     claims: readClaims(objectAt(doc, ECS.claims, r), r.get(doc, ECS.claimsInitiatedByUser)),
     appId: r.get(doc, ECS.appId),
     appIdField: ECS.appId.dotted,
-    ip: r.first(doc, ECS.sourceIp),
-    ipField: 'source.ip',
+    ...sourceIp(doc, r),
     evidence: readEvidence(objectAt(doc, ECS.evidence, r)),
     resourceId: r.first(doc, ECS.resourceId),
     correlationId: r.first(doc, ECS.correlationId),
@@ -81,6 +82,17 @@ export function readEcs(doc: unknown, r: FieldReader): EcsFields {
     geo: readGeo(doc, r),
     as: readAs(doc, r),
   };
+}
+
+/**
+ * The caller IP. Elastic's pipeline moves a `callerIpAddress` that is not an IP to `source.address`
+ * (leaving `source.ip` empty): that value is judged, so the reason names it.
+ */
+function sourceIp(doc: unknown, r: FieldReader): Pick<EcsFields, 'ip' | 'ipField'> {
+  const ip = r.first(doc, ECS.sourceIp);
+  if (ip !== undefined && ip !== null && ip !== '') return { ip, ipField: 'source.ip' };
+  const address = r.get(doc, ECS.sourceAddress);
+  return address === undefined ? { ip, ipField: 'source.ip' } : { ip: address, ipField: 'source.address' };
 }
 
 /**

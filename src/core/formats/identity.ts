@@ -52,7 +52,8 @@ export function readClaims(claims: unknown, initiatedByUser?: unknown): ClaimVal
   if (isObject(claims)) {
     // Each claim under the first of its keys that holds one.
     const c = claims;
-    const appId = claim(c, 'appid', c.appid, 256);
+    // Read long, so that buildDetection can say an overlong value is no application id.
+    const appId = claim(c, 'appid', c.appid, 4096);
     if (appId !== undefined) out.appId = appId;
     const objectId = guid(
       claim(c, OBJECT_ID, c[OBJECT_ID]) ??
