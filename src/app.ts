@@ -6,6 +6,7 @@ import { evidencePlanRemediator } from './core/evidence-plan.ts';
 import { createHistory, type History } from './core/history.ts';
 import type { ChatAdapter, StateStore } from './core/ports.ts';
 import type { Enricher, Remediator } from './core/remediation.ts';
+import { openGeoLocator } from './geoip.ts';
 import { createIngestHandler } from './http/ingest-handler.ts';
 import { createLimiter } from './http/limiter.ts';
 import { createRequestListener } from './http/server.ts';
@@ -116,6 +117,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const { config } = options;
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = createMetrics();
+  // Before the store: a database that cannot be opened stops the start with nothing to close.
+  const geo = config.geoip ? await openGeoLocator(config.geoip, logger) : undefined;
   const store = await openStateStore(
     config.storeUrl,
     options.storeNamespace ? { namespace: options.storeNamespace } : {},
@@ -153,6 +156,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       store,
       windowMs: config.historyWindowMs,
       outbox,
+      ...(geo ? { geo } : {}),
       ...(config.learningPeriodMs !== undefined ? { learningPeriodMs: config.learningPeriodMs } : {}),
       ...(options.now ? { now: options.now } : {}),
     });

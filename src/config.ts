@@ -12,6 +12,8 @@ export interface Config {
   ingestTokens: string[];
   ingestMaxBytes: number;
   learningPeriodMs?: number;
+  /** GeoIP database files (MaxMind DB format) for events that carry no geo or AS. */
+  geoip?: { cityDb?: string; asnDb?: string };
   slack?: {
     botToken: string;
     signingSecret: string;
@@ -152,6 +154,8 @@ const schema = z.object({
   AZURE_ARM_ENDPOINT: httpsUrl('AZURE_ARM_ENDPOINT'),
   GRAPH_ENDPOINT: httpsUrl('GRAPH_ENDPOINT'),
   AZURE_AUTHORITY_HOST: httpsUrl('AZURE_AUTHORITY_HOST'),
+  GEOIP_CITY_DB: optional,
+  GEOIP_ASN_DB: optional,
   LOG_LEVEL: optional.refine((v) => v === undefined || ['debug', 'info', 'warn', 'error'].includes(v), {
     message: 'LOG_LEVEL must be one of debug, info, warn, error',
   }),
@@ -237,6 +241,9 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     logLevel: (e.LOG_LEVEL as Config['logLevel'] | undefined) ?? 'info',
   };
   if (e.LEARNING_PERIOD !== undefined) config.learningPeriodMs = e.LEARNING_PERIOD;
+  const cityDb = e.GEOIP_CITY_DB?.trim();
+  const asnDb = e.GEOIP_ASN_DB?.trim();
+  if (cityDb || asnDb) config.geoip = { ...(cityDb ? { cityDb } : {}), ...(asnDb ? { asnDb } : {}) };
   if (e.AZURE_AUTHORITY_HOST) config.azure.authorityHost = e.AZURE_AUTHORITY_HOST.replace(/\/+$/, '');
   if (wantsSlack && e.SLACK_BOT_TOKEN && e.SLACK_ALERT_CHANNEL) {
     config.slack = {

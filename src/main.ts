@@ -67,6 +67,9 @@ const auth =
 const remediation = config.azure.enabled
   ? `${running.remediator.mode} through Azure`
   : `${running.remediator.mode} from the detection's evidence (no Azure identity configured)`;
+const geoip = config.geoip
+  ? `, GeoIP ${[config.geoip.cityDb ? 'city' : undefined, config.geoip.asnDb ? 'ASN' : undefined].filter(Boolean).join(' and ')} database`
+  : '';
 const learningUntil = running.engine.learningUntil;
 let learning = '';
 if (config.learningPeriodMs !== undefined) {
@@ -93,5 +96,5 @@ logger.info(
     ingestAuth: config.ingestTokens.length > 0 ? 'token' : 'loopback-only',
     ingestMaxBytes: config.ingestMaxBytes,
   },
-  `arc-responder listening on http://${address.host}:${address.port}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}${learning}`,
+  `arc-responder listening on http://${address.host}:${address.port}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
 );

@@ -88,6 +88,8 @@ export interface Detection {
   /** Canonical source IP. */
   sourceIp: string;
   geo?: Geo;
+  /** Which of geo and AS were looked up here (GeoIP databases) rather than carried by the event. */
+  located?: { geo?: true; as?: true };
   as?: AutonomousSystem;
   cluster?: ClusterRef;
   correlationId?: string;

@@ -15,7 +15,7 @@ import {
   recordSighting,
   type StoredPair,
 } from './pair.ts';
-import type { Outbox, StateEntry, StateStore } from './ports.ts';
+import type { GeoLocator, Outbox, StateEntry, StateStore } from './ports.ts';
 
 /** Event times further ahead than this count as now (clock skew, bad clocks). */
 export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
@@ -30,6 +30,8 @@ export interface EngineOptions {
   outbox: Outbox;
   /** After the first start on an empty history, record without alerting for this long. */
   learningPeriodMs?: number;
+  /** Fills in geo and AS that an event does not carry (records, REST, Azure Monitor). */
+  geo?: GeoLocator;
   now?: () => number;
 }
 
@@ -221,6 +223,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           continue;
         }
         const d = r.detection;
+        if (opts.geo && (d.geo === undefined || d.as === undefined)) locate(opts.geo, d);
         const eventMs = Date.parse(d.eventTime);
         const at = eventMs > t0 + FUTURE_TOLERANCE_MS ? t0 : eventMs;
         const c: Candidate = { index, detection: d, eventMs, pairKey: pairKey(d.appId, d.sourceIp), at };
@@ -589,4 +592,22 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     },
     evaluate,
   };
+}
+
+/** Adds the geo and AS the event did not carry, from the local databases; marks them as looked up. */
+function locate(locator: GeoLocator, d: Detection): void {
+  let found: ReturnType<GeoLocator['locate']>;
+  try {
+    found = locator.locate(d.sourceIp);
+  } catch {
+    return; // a database that cannot answer leaves the detection as it came
+  }
+  if (d.geo === undefined && found.geo) {
+    d.geo = found.geo;
+    d.located = { ...d.located, geo: true };
+  }
+  if (d.as === undefined && found.as) {
+    d.as = found.as;
+    d.located = { ...d.located, as: true };
+  }
 }

@@ -11,6 +11,8 @@ export interface PairDetails {
   clusterName?: string;
   geo?: Geo;
   as?: AutonomousSystem;
+  /** Which of geo and AS were looked up here (GeoIP) rather than carried by the event. */
+  located?: { geo?: true; as?: true };
   userUpn?: string;
 }
 
@@ -143,6 +145,7 @@ export function detailsOf(d: Detection): PairDetails {
   }
   if (d.geo) details.geo = d.geo;
   if (d.as) details.as = d.as;
+  if (d.located) details.located = d.located;
   if (d.user?.upn) details.userUpn = d.user.upn;
   return details;
 }

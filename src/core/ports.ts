@@ -1,4 +1,5 @@
 import type { AlertRecord, AlertRepeat } from './alert.ts';
+import type { AutonomousSystem, Geo } from './detection.ts';
 
 /**
  * The few interfaces the platform-free core talks to. Their implementations live in the adapter
@@ -81,6 +82,14 @@ export interface StateStore {
   /** Resolves when the backend answers; rejects with the reason otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * Where an IP address is, from local GeoIP databases (never a remote service: the addresses are
+ * evidence). Lookups are synchronous and cheap; parts it does not know are left out.
+ */
+export interface GeoLocator {
+  locate(ip: string): { geo?: Geo; as?: AutonomousSystem };
 }
 
 /**

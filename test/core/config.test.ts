@@ -124,6 +124,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ INGEST_TOKEN: ' a , b ,' }).ingestTokens).toEqual(['a', 'b']);
   });
 
+  it('reads the GeoIP database paths; none by default', () => {
+    expect(loadConfig({}).geoip).toBeUndefined();
+    expect(loadConfig({ GEOIP_CITY_DB: ' ', GEOIP_ASN_DB: '' }).geoip).toBeUndefined();
+    expect(loadConfig({ GEOIP_CITY_DB: ' /geo/city.mmdb ' }).geoip).toEqual({ cityDb: '/geo/city.mmdb' });
+    expect(loadConfig({ GEOIP_CITY_DB: 'c.mmdb', GEOIP_ASN_DB: 'a.mmdb' }).geoip).toEqual({
+      cityDb: 'c.mmdb',
+      asnDb: 'a.mmdb',
+    });
+  });
+
   it('reads SLACK_ALLOWLIST (channel by default) and refuses responders without SLACK_RESPONDERS', () => {
     const slack = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_ALERT_CHANNEL: 'C0123' };
     expect(loadConfig(slack).slack?.allowlistBy).toBe('channel');

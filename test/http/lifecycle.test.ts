@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 import { type ServiceProcess, startService } from '../support/http-child.ts';
+import { writeMmdb } from '../support/mmdb.ts';
 
 describe('graceful stop', () => {
   it('finishes a request in flight, then refuses new connections and closes the store', async () => {
@@ -140,6 +141,28 @@ describe('npm start (node src/main.ts)', () => {
     );
     second.svc.child.kill('SIGTERM');
     expect(await second.svc.exited).toBe(0);
+  });
+
+  it('names GeoIP databases on its line, and stops on one it cannot open, naming the variable', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const cityDb = writeMmdb(path.join(dir, 'city.mmdb'), 'GeoLite2-City', {
+      '81.2.69.0/24': { country: { iso_code: 'GB', names: { en: 'United Kingdom' } } },
+    });
+    const svc = startService({ PORT: '0', STORE_URL: 'memory://', GEOIP_CITY_DB: cityDb }, dir);
+    children.push(svc);
+    await svc.url();
+    const line = svc.lines.find((l) => String(l.msg).startsWith('arc-responder listening'))!;
+    expect(line.msg).toMatch(/, GeoIP city database$/);
+    svc.child.kill('SIGTERM');
+    expect(await svc.exited).toBe(0);
+
+    const bad = startService(
+      { PORT: '0', STORE_URL: 'memory://', GEOIP_ASN_DB: path.join(dir, 'none.mmdb') },
+      dir,
+    );
+    children.push(bad);
+    expect(await bad.exited).toBe(1);
+    expect(JSON.stringify(bad.lines)).toMatch(/could not start: GEOIP_ASN_DB: cannot open .*none\.mmdb/);
   });
 
   it('exits 1 with a clear message when the port is taken', async () => {

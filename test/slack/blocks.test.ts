@@ -98,6 +98,24 @@ describe('alert message', () => {
     expect(text).toContain('ServicePrincipal (from the token)');
   });
 
+  it('shows geo and AS looked up by GeoIP with the source IP, marked so, not as investigation fields', () => {
+    const alert = sampleAlert(
+      {},
+      {
+        sourceFormat: 'azure-activity-log-record',
+        elasticAlert: undefined,
+        geo: { countryName: 'United Kingdom', cityName: 'London' },
+        as: { number: 20712, organizationName: 'Andrews & Arnold Ltd' },
+        located: { geo: true, as: true },
+      },
+    );
+    const text = allText(buildAlertMessage(view({ alert })));
+    expect(text).toContain('London, United Kingdom · AS20712 Andrews &amp; Arnold Ltd (GeoIP)');
+    expect(text).not.toContain('source.geo.country_name');
+    expect(text).not.toContain('source.as.organization.name');
+    expect(text).toContain('source.ip');
+  });
+
   it('links the cluster to the Azure portal, the Kibana alert and both MITRE techniques', () => {
     const text = allText(buildAlertMessage(view()));
     expect(text).toContain(`<https://portal.azure.com/#@/resource${ARC.clusterId}|${ARC.clusterName}>`);

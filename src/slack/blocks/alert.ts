@@ -121,9 +121,10 @@ export function investigationFields(d: Detection): Array<[string, string]> {
     ['azure.activitylogs.identity.authorization.evidence.principalType', d.evidence.principalType],
     ['azure.resource.id', d.cluster?.id],
     ['source.ip', d.sourceIp],
-    ['source.geo.country_name', d.geo?.countryName],
-    ['source.geo.city_name', d.geo?.cityName],
-    ['source.as.organization.name', d.as?.organizationName],
+    // Only what the event carried: geo and AS looked up here are shown with the source IP instead.
+    ['source.geo.country_name', d.located?.geo ? undefined : d.geo?.countryName],
+    ['source.geo.city_name', d.located?.geo ? undefined : d.geo?.cityName],
+    ['source.as.organization.name', d.located?.as ? undefined : d.as?.organizationName],
   ];
   return out.filter((f): f is [string, string] => typeof f[1] === 'string' && f[1] !== '');
 }
@@ -508,7 +509,7 @@ function render(view: AlertView, k: number): SlackMessage {
   const { alert, enrichment: e } = view;
   const d = alert.detection;
   const sev = severityOf(d);
-  const place = describePlace(d.geo, d.as);
+  const place = describePlace(d.geo, d.as, d.located);
   const cluster = d.cluster;
   const clusterText = cluster ? link(portalUrl(cluster.id), s(cluster.name ?? cluster.id, 200)) : DASH;
   const eventAt = parseTime(d.eventTime);

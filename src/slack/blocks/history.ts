@@ -89,7 +89,7 @@ const plural = (n: number, one: string, many = `${one}s`) =>
  */
 export function historyLine(entry: IdentityHistoryEntry): string {
   const { pair, allow } = entry;
-  const place = describePlace(pair.last.geo, pair.last.as);
+  const place = describePlace(pair.last.geo, pair.last.as, pair.last.located);
   const first = shortUtc(pair.firstSeen);
   const last = shortUtc(pair.lastSeen);
   // Same day: the last sighting's time only (`2026-03-12 08:16 → 09:16`).

@@ -84,6 +84,8 @@ export function describeDuration(ms: number): string {
 export function describePlace(
   geo: { cityName?: string; countryName?: string; countryIsoCode?: string } | undefined,
   as: { number?: number; organizationName?: string } | undefined,
+  /** Which parts were looked up here (GeoIP) rather than carried by the event: said so. */
+  located?: { geo?: true; as?: true },
 ): string {
   const parts: string[] = [];
   const where = [geo?.cityName, geo?.countryName ?? geo?.countryIsoCode].filter(Boolean).join(', ');
@@ -92,5 +94,6 @@ export function describePlace(
     .filter(Boolean)
     .join(' ');
   if (asText) parts.push(asText);
-  return parts.join(' · ');
+  const text = parts.join(' · ');
+  return text && (located?.geo || located?.as) ? `${text} (GeoIP)` : text;
 }
