@@ -16,6 +16,7 @@ import {
   buildHistoryPages,
   HISTORY_MAX_BUTTONS,
   HISTORY_MAX_MESSAGES,
+  historyLine,
   parseRemoveAllowValue,
 } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
@@ -110,7 +111,7 @@ describe('alert message', () => {
       },
     );
     const text = allText(buildAlertMessage(view({ alert })));
-    expect(text).toContain('London, United Kingdom · AS20712 Andrews &amp; Arnold Ltd (GeoIP)');
+    expect(text).toContain('London, United Kingdom (GeoIP) · AS20712 Andrews &amp; Arnold Ltd (GeoIP)');
     expect(text).not.toContain('source.geo.country_name');
     expect(text).not.toContain('source.as.organization.name');
     expect(text).toContain('source.ip');
@@ -555,6 +556,27 @@ const pair = (ip: string, lastSeen: number, extra: Partial<PairRecord> = {}): Pa
 });
 
 describe('/arc-history reply', () => {
+  it('marks each part of a place looked up by GeoIP, and a long name never cuts the mark', () => {
+    const located = pair('198.51.100.4', DETECTED_AT, {
+      last: {
+        sourceFormat: 'azure-activity-log-record',
+        geo: { cityName: 'Manchester', countryName: 'United Kingdom' },
+        as: { number: 20712, organizationName: 'A very long autonomous system organisation name, Limited' },
+        located: { geo: true, as: true },
+      },
+    });
+    const line = historyLine({ pair: located });
+    expect(line).toContain('Manchester, United Kingdom (GeoIP) · AS20712 A very long');
+    expect(line).toMatch(/… \(GeoIP\) · Not allowlisted$/);
+    // Only the looked-up part is marked.
+    const asOnly = historyLine({
+      pair: pair('198.51.100.5', DETECTED_AT, {
+        last: { geo: { countryName: 'France' }, as: { number: 64500 }, located: { as: true } },
+      }),
+    });
+    expect(asOnly).toContain('France · AS64500 (GeoIP)');
+  });
+
   const entries: IdentityHistoryEntry[] = [
     {
       pair: pair('203.0.113.7', DETECTED_AT),

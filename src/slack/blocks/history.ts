@@ -89,13 +89,13 @@ const plural = (n: number, one: string, many = `${one}s`) =>
  */
 export function historyLine(entry: IdentityHistoryEntry): string {
   const { pair, allow } = entry;
-  const place = describePlace(pair.last.geo, pair.last.as, pair.last.located);
+  const place = describePlace(pair.last.geo, pair.last.as, pair.last.located, (t) => clip(esc(t), 48));
   const first = shortUtc(pair.firstSeen);
   const last = shortUtc(pair.lastSeen);
   // Same day: the last sighting's time only (`2026-03-12 08:16 → 09:16`).
   const lastShown = first.slice(0, 10) === last.slice(0, 10) ? last.slice(11) : last;
   const parts = [`${code(pair.ip, 60)} ${pair.count}×`, `${first} → ${lastShown}`];
-  if (place) parts.push(clip(esc(place), 64));
+  if (place) parts.push(place);
   if (allow) {
     const until = allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)}`;
     parts.push(

@@ -80,20 +80,25 @@ export function describeDuration(ms: number): string {
   return `${Math.round(ms / 1000)} seconds`;
 }
 
-/** Geo and AS of a source, e.g. `Amsterdam, Netherlands · AS14061 DigitalOcean`. */
+/**
+ * "City, Country · AS<n> Organisation". A part looked up here (GeoIP) rather than carried by the
+ * event says so after it, so that it is never mistaken for the event's own. `shape` escapes or
+ * clips each part before its mark, so that clipping never cuts the mark.
+ */
 export function describePlace(
   geo: { cityName?: string; countryName?: string; countryIsoCode?: string } | undefined,
   as: { number?: number; organizationName?: string } | undefined,
-  /** Which parts were looked up here (GeoIP) rather than carried by the event: said so. */
   located?: { geo?: true; as?: true },
+  shape: (text: string) => string = (text) => text,
 ): string {
   const parts: string[] = [];
   const where = [geo?.cityName, geo?.countryName ?? geo?.countryIsoCode].filter(Boolean).join(', ');
-  if (where) parts.push(where);
+  if (where) parts.push(`${shape(where)}${located?.geo ? GEOIP_MARK : ''}`);
   const asText = [as?.number !== undefined ? `AS${as.number}` : undefined, as?.organizationName]
     .filter(Boolean)
     .join(' ');
-  if (asText) parts.push(asText);
-  const text = parts.join(' · ');
-  return text && (located?.geo || located?.as) ? `${text} (GeoIP)` : text;
+  if (asText) parts.push(`${shape(asText)}${located?.as ? GEOIP_MARK : ''}`);
+  return parts.join(' · ');
 }
+
+const GEOIP_MARK = ' (GeoIP)';
