@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './core/duration.ts';
@@ -80,6 +81,24 @@ const httpsUrl = (name: string) =>
     message: `${name} must be an https URL`,
   });
 
+/** A GeoIP database path must name a file (what it holds is checked when it is opened). */
+const databaseFile = (name: string) => (v: string | undefined, ctx: z.RefinementCtx) => {
+  const path = v?.trim();
+  if (!path) return;
+  let isFile = false;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    // no such file, or not readable: said below
+  }
+  if (!isFile) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${name} must be the path of a GeoIP database file (MaxMind DB format); there is no file at ${JSON.stringify(path.slice(0, 200))}`,
+    });
+  }
+};
+
 const schema = z.object({
   PORT: optional.refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) <= 65535), {
     message: 'PORT must be a port number from 0 to 65535',
@@ -154,8 +173,8 @@ const schema = z.object({
   AZURE_ARM_ENDPOINT: httpsUrl('AZURE_ARM_ENDPOINT'),
   GRAPH_ENDPOINT: httpsUrl('GRAPH_ENDPOINT'),
   AZURE_AUTHORITY_HOST: httpsUrl('AZURE_AUTHORITY_HOST'),
-  GEOIP_CITY_DB: optional,
-  GEOIP_ASN_DB: optional,
+  GEOIP_CITY_DB: optional.superRefine(databaseFile('GEOIP_CITY_DB')),
+  GEOIP_ASN_DB: optional.superRefine(databaseFile('GEOIP_ASN_DB')),
   LOG_LEVEL: optional.refine((v) => v === undefined || ['debug', 'info', 'warn', 'error'].includes(v), {
     message: 'LOG_LEVEL must be one of debug, info, warn, error',
   }),

@@ -21,14 +21,24 @@ async function openDatabase<T extends CityOrCountry | AsnResponse>(
   path: string,
   kind: RegExp,
   expected: string,
+  logger: Logger,
 ): Promise<Reader<T>> {
-  let reader: Reader<T>;
+  let reader: Reader<T> | undefined;
   try {
     // The file is re-read when it is replaced (geoipupdate), without keeping the process alive.
     reader = await open<T>(path, {
       cache: { max: CACHE_ENTRIES },
       watchForUpdates: true,
       watchForUpdatesNonPersistent: true,
+      watchForUpdatesHook: () => {
+        const now = reader?.metadata.databaseType ?? '';
+        if (!kind.test(now)) {
+          logger.error(
+            { variable, file: path, type: now },
+            `${variable}: the replaced file is a ${now} database; expected ${expected}: lookups from it find nothing until it is put right`,
+          );
+        }
+      },
     });
   } catch (err) {
     throw new Error(`${variable}: cannot open "${path}" as a MaxMind DB file: ${(err as Error).message}`);
@@ -71,6 +81,7 @@ export async function openGeoLocator(files: GeoIpFiles, logger: Logger): Promise
         files.cityDb,
         /city|country/i,
         'a City or Country database (GeoLite2-City, GeoIP2-City, DB-IP City Lite, ...)',
+        logger,
       )
     : undefined;
   const asn = files.asnDb
@@ -79,6 +90,7 @@ export async function openGeoLocator(files: GeoIpFiles, logger: Logger): Promise
         files.asnDb,
         /asn/i,
         'an ASN database (GeoLite2-ASN, DB-IP ASN Lite, ...)',
+        logger,
       )
     : undefined;
   logger.info(

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import { HttpError } from './http-error.ts';
+import { jsonErrorOffset, lineColumn } from './json-error-offset.ts';
 
 /** How the body is framed: one JSON document, or one JSON document per line. */
 export type BodyKind = 'json' | 'ndjson';
@@ -121,9 +122,13 @@ const errorMessage = (err: unknown) => (err instanceof Error ? err.message : Str
  * position 1 (line 1 column 2)"), which reads wrong beside the body's line number: the column
  * is taken out and the rest kept.
  */
-function lineJsonError(message: string): { message: string; column?: number } {
+function lineJsonError(message: string, line: string): { message: string; column?: number } {
   const lc = /\s*\(line \d+ column (\d+)\)/.exec(message);
-  if (!lc) return { message };
+  if (!lc) {
+    // V8 gives no position for an unexpected token or an early end: find it.
+    const offset = jsonErrorOffset(line);
+    return offset >= 0 ? { message, column: offset + 1 } : { message };
+  }
   return {
     message: (message.slice(0, lc.index) + message.slice(lc.index + lc[0].length)).replace(
       / at position \d+$/,
@@ -145,8 +150,16 @@ function parseJsonBody(buf: Buffer): IngestDocument[] {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    const message = errorMessage(err);
-    const details = positionOf(message);
+    let message = errorMessage(err);
+    let details = positionOf(message);
+    if (details.position === undefined) {
+      // V8 gives no position for an unexpected token or an early end: find it.
+      const offset = jsonErrorOffset(text);
+      if (offset >= 0) {
+        details = { position: offset, ...lineColumn(text, offset) };
+        message += ` at position ${offset} (line ${details.line} column ${details.column})`;
+      }
+    }
     const ndjsonHint =
       /after JSON/.test(message) && (details.line ?? 1) > 1
         ? '; it looks like one JSON document per line: send Content-Type: application/x-ndjson'
@@ -197,7 +210,7 @@ function parseNdjsonBody(buf: Buffer): IngestDocument[] {
     } catch (err) {
       // Blank lines are skipped; checked only here, off the common path.
       if (text.trim() === '') continue;
-      const { message, column } = lineJsonError(errorMessage(err));
+      const { message, column } = lineJsonError(errorMessage(err), text);
       const error = `line ${line}${column === undefined ? '' : ` column ${column}`} is not valid JSON: ${message}`;
       firstError ??= error;
       firstPosition ??= column === undefined ? { line } : { line, column };

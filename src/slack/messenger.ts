@@ -128,6 +128,7 @@ export function createMessenger(opts: {
         return undefined;
       } catch (err) {
         const e = classify(err, state.channel);
+        opts.failures?.inc({ reason: e.code });
         if (e.retryable) throw e;
         logger.warn(
           { alertId: id, channel: state.channel, code: e.code },

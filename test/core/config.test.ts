@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 
@@ -124,14 +127,32 @@ describe('loadConfig', () => {
     expect(loadConfig({ INGEST_TOKEN: ' a , b ,' }).ingestTokens).toEqual(['a', 'b']);
   });
 
-  it('reads the GeoIP database paths; none by default', () => {
-    expect(loadConfig({}).geoip).toBeUndefined();
-    expect(loadConfig({ GEOIP_CITY_DB: ' ', GEOIP_ASN_DB: '' }).geoip).toBeUndefined();
-    expect(loadConfig({ GEOIP_CITY_DB: ' /geo/city.mmdb ' }).geoip).toEqual({ cityDb: '/geo/city.mmdb' });
-    expect(loadConfig({ GEOIP_CITY_DB: 'c.mmdb', GEOIP_ASN_DB: 'a.mmdb' }).geoip).toEqual({
-      cityDb: 'c.mmdb',
-      asnDb: 'a.mmdb',
-    });
+  it('reads the GeoIP database paths, which must name files; none by default', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'arc-config-'));
+    try {
+      const city = path.join(dir, 'city.mmdb');
+      const asn = path.join(dir, 'asn.mmdb');
+      writeFileSync(city, '');
+      writeFileSync(asn, '');
+      expect(loadConfig({}).geoip).toBeUndefined();
+      expect(loadConfig({ GEOIP_CITY_DB: ' ', GEOIP_ASN_DB: '' }).geoip).toBeUndefined();
+      expect(loadConfig({ GEOIP_CITY_DB: ` ${city} ` }).geoip).toEqual({ cityDb: city });
+      expect(loadConfig({ GEOIP_CITY_DB: city, GEOIP_ASN_DB: asn }).geoip).toEqual({
+        cityDb: city,
+        asnDb: asn,
+      });
+      let message = '';
+      try {
+        loadConfig({ PORT: 'x', GEOIP_CITY_DB: path.join(dir, 'none.mmdb'), GEOIP_ASN_DB: dir });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toContain('PORT');
+      expect(message).toMatch(/GEOIP_CITY_DB must be the path of a GeoIP database file .*none\.mmdb/);
+      expect(message).toContain('GEOIP_ASN_DB must be the path of a GeoIP database file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads SLACK_ALLOWLIST (channel by default) and refuses responders without SLACK_RESPONDERS', () => {

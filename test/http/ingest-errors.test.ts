@@ -61,7 +61,9 @@ describe('POST /ingest: refused bodies', () => {
       contentType: 'application/x-ndjson',
     });
     expect(xml.status).toBe(400);
-    expect(xml.body.error).toMatch(/not NDJSON: no line holds a JSON document \(line 1 is not valid JSON/);
+    expect(xml.body.error).toMatch(
+      /not NDJSON: no line holds a JSON document \(line 1 column 1 is not valid JSON/,
+    );
     // The position is the body's line and the column within it, also as fields.
     const garbled = await postIngest<ErrorBody & { line?: number; column?: number }>(t.url, '\n{x\n{y', {
       contentType: 'application/x-ndjson',
@@ -70,6 +72,24 @@ describe('POST /ingest: refused bodies', () => {
     expect(garbled.body).toMatchObject({ line: 2, column: 2 });
     expect(garbled.body.error).toContain('(line 2 column 2 is not valid JSON: ');
     expect(garbled.body.error).not.toMatch(/line 1 column/);
+  });
+
+  it('gives the position where V8 names none (an unexpected token, an early end)', async () => {
+    const res = await postIngest<ErrorBody & { position?: number; line?: number; column?: number }>(
+      t.url,
+      '{"a":\n tru}',
+    );
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ position: 10, line: 2, column: 5 });
+    expect(res.body.error).toContain('at position 10 (line 2 column 5)');
+    const ndjson = await postIngest<IngestSummary>(
+      t.url,
+      `${JSON.stringify(arcRecord({ appId: freshAppId() }))}\n[1,2,}`,
+      {
+        contentType: 'application/x-ndjson',
+      },
+    );
+    expect(ndjson.body.rejected[0]?.reason).toMatch(/^line 2 column 6 is not valid JSON: Unexpected token/);
   });
 
   it('names a bad NDJSON line by its line and column in the body', async () => {

@@ -85,7 +85,12 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     expect(res.body.events).toBe(3);
     expect(res.body.counts).toMatchObject({ alerted: 2, invalid: 1 });
     expect(res.body.rejected).toEqual([
-      { index: 1, line: 4, outcome: 'invalid', reason: expect.stringMatching(/^line 4 is not valid JSON/) },
+      {
+        index: 1,
+        line: 4,
+        outcome: 'invalid',
+        reason: expect.stringMatching(/^line 4 column 12 is not valid JSON: Unexpected end of JSON input/),
+      },
     ]);
   });
 
@@ -132,7 +137,7 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
       [3, 3, 'duplicate'],
       [4, 5, 'invalid'],
     ]);
-    expect(res.body.rejected[1]?.reason).toMatch(/^line 2 is not valid JSON/);
+    expect(res.body.rejected[1]?.reason).toMatch(/^line 2 column \d+ is not valid JSON/);
     expect(res.body.rejected[3]?.reason).toBe('line 5: nested deeper than 64 levels');
   });
 

@@ -156,13 +156,20 @@ describe('npm start (node src/main.ts)', () => {
     svc.child.kill('SIGTERM');
     expect(await svc.exited).toBe(0);
 
-    const bad = startService(
+    const missing = startService(
       { PORT: '0', STORE_URL: 'memory://', GEOIP_ASN_DB: path.join(dir, 'none.mmdb') },
       dir,
     );
-    children.push(bad);
-    expect(await bad.exited).toBe(1);
-    expect(JSON.stringify(bad.lines)).toMatch(/could not start: GEOIP_ASN_DB: cannot open .*none\.mmdb/);
+    children.push(missing);
+    expect(await missing.exited).toBe(1);
+    expect(missing.stderr()).toMatch(/GEOIP_ASN_DB must be the path of a GeoIP database file/);
+    // A file of the wrong kind is found out when it is opened.
+    const wrong = startService({ PORT: '0', STORE_URL: 'memory://', GEOIP_ASN_DB: cityDb }, dir);
+    children.push(wrong);
+    expect(await wrong.exited).toBe(1);
+    expect(JSON.stringify(wrong.lines)).toMatch(
+      /could not start: GEOIP_ASN_DB: .*is a GeoLite2-City database; expected an ASN database/,
+    );
   });
 
   it('exits 1 with a clear message when the port is taken', async () => {

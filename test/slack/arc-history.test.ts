@@ -109,6 +109,12 @@ describe('/arc-history', () => {
     // The same identity written without dashes gets the same answer.
     expect(ipsOf(await ask(ARC.appId.replaceAll('-', '')))).toEqual(ipsOf(reply));
     expect(ipsOf(await ask(`{${ARC.appId}}`))).toEqual(ipsOf(reply));
+    // The reply and its buttons name the identity as the history keeps it: dashed, lower case.
+    const undashed = await ask(ARC.appId.replaceAll('-', '').toUpperCase());
+    expect(undashed.text + JSON.stringify(undashed.blocks)).not.toContain(
+      ARC.appId.replaceAll('-', '').toUpperCase(),
+    );
+    expect(JSON.stringify(undashed.blocks)).toContain(ARC.appId);
     const rows = linesOf(reply);
     expect(rows).toHaveLength(3);
     expect(ipsOf(reply)).toEqual(['203.0.113.7', '2001:db8::5', '198.51.100.1']);
@@ -126,7 +132,7 @@ describe('/arc-history', () => {
     expect(rows[2]).toContain('office VPN');
     // A remove button for the allowlisted pair only, for responders, and for others in the alert
     // channel only.
-    expect(buttonsOf(reply).map((b) => b.value)).toEqual([`${ARC.appId.toUpperCase()}|198.51.100.1`]);
+    expect(buttonsOf(reply).map((b) => b.value)).toEqual([`${ARC.appId}|198.51.100.1`]);
     const outsider = (await h.command(ARC.appId, OUTSIDER, 'C0OTHER')).json() as Reply;
     expect(JSON.stringify(outsider.blocks)).not.toContain(ACTION_IDS.removeAllow);
     expect(ipsOf(outsider)).toHaveLength(3);

@@ -73,6 +73,7 @@ describe('posting alerts', () => {
       expect(ref).toBe(`${CHANNEL}:1700000000.000002`);
       expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
       expect(h.logs.join('')).toContain('add the channels:history and groups:history scopes');
+      expect(h.failures).toContainEqual({ reason: 'missing_scope' });
     });
 
     it('does not post blind when the history cannot be read for now: it fails, to be retried', async () => {

@@ -125,7 +125,10 @@ function removeButtons(view: HistoryView, start: number): { blocks: types.KnownB
         title: { type: 'plain_text', text: 'Remove the allowlist entry?' },
         text: {
           type: 'mrkdwn',
-          text: clip(`Detections of ${esc(view.appId)} from ${esc(pair.ip)} will alert again.`, 300),
+          text: clip(
+            `Detections of ${esc(view.appId)} from ${esc(pair.ip)} will no longer be allowlisted (within the history window they count as known).`,
+            300,
+          ),
         },
         confirm: { type: 'plain_text', text: 'Remove' },
         deny: { type: 'plain_text', text: 'Cancel' },

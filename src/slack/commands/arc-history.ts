@@ -1,4 +1,5 @@
 import type { App } from '@slack/bolt';
+import { dashGuid } from '../../core/azure-ids.ts';
 import { decide } from '../authorise.ts';
 import { buildHistoryPages, historyUsage } from '../blocks/history.ts';
 import { code } from '../blocks/text.ts';
@@ -21,7 +22,9 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
     const windowMs = ctx.history.windowMs;
     const [raw = '', startArg, ...extra] = (command.text ?? '').trim().split(/\s+/);
     // A GUID in braces (as some tools print it) is that GUID: the history reads any GUID form.
-    const arg = raw.length === 38 && raw.startsWith('{') && raw.endsWith('}') ? raw.slice(1, -1) : raw;
+    const unbraced = raw.length === 38 && raw.startsWith('{') && raw.endsWith('}') ? raw.slice(1, -1) : raw;
+    // Shown and carried by the buttons as the history keeps it: the dashed lower-case GUID.
+    const arg = dashGuid(unbraced) ?? unbraced;
     if (arg === '' || arg === 'help') {
       await ack(historyUsage(windowMs));
       return;
