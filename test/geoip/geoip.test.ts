@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
 import { openGeoLocator } from '../../src/geoip.ts';
@@ -65,6 +65,31 @@ describe('openGeoLocator', () => {
       /^GEOIP_ASN_DB: ".*city\.mmdb" is a GeoLite2-City database; expected an ASN database/,
     );
   });
+});
+
+describe('a database file replaced while running', () => {
+  it('is re-read; one of the wrong kind is logged as an error naming the variable', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => void lines.push(line) },
+    });
+    const file = writeMmdb(path.join(dir, 'replaced-city.mmdb'), 'GeoLite2-City', {
+      '81.2.69.0/24': { country: { iso_code: 'GB', names: { en: 'United Kingdom' } } },
+    });
+    const geo = await openGeoLocator({ cityDb: file }, logger);
+    expect(geo!.locate('81.2.69.1').geo?.countryName).toBe('United Kingdom');
+    // Node polls the file every 5 s: wait for the reload to be logged.
+    writeMmdb(file, 'GeoLite2-ASN', { '81.2.69.0/24': { autonomous_system_number: 1 } });
+    await vi.waitFor(
+      () => expect(lines.join('')).toContain('GEOIP_CITY_DB: the replaced file is a GeoLite2-ASN database'),
+      {
+        timeout: 15_000,
+        interval: 200,
+      },
+    );
+    expect(geo!.locate('81.2.69.1').geo).toBeUndefined();
+  }, 20_000);
 });
 
 describe('the engine with GeoIP databases', () => {
