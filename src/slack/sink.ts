@@ -50,6 +50,18 @@ const NOTHING_POSTED = new Set([
   'too_many_attachments',
 ]);
 
+/**
+ * Whether a failed chat.postMessage certainly posted nothing: Slack refused it (`NOTHING_POSTED`),
+ * or a gateway in front of Slack answered 502, 503 or 504. A timeout, a reset connection or a 500
+ * may have posted.
+ */
+function certainlyNotPosted(err: unknown): boolean {
+  if (!(err instanceof SlackDeliveryError)) return false;
+  if (NOTHING_POSTED.has(err.code)) return true;
+  const cause = err.cause as { code?: unknown; statusCode?: unknown } | undefined;
+  return cause?.code === 'slack_webapi_http_error' && [502, 503, 504].includes(Number(cause.statusCode));
+}
+
 /** How long the sink waits for lookups; tests shorten both. */
 export interface SinkTiming {
   lookupBudgetMs?: number;
@@ -197,6 +209,9 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         );
       }
       const markKey = postMarkKey(alert.id);
+      /** The call to chat.postMessage went out, and whether its answer came. */
+      let sent = false;
+      let answered = false;
       try {
         const prepared = known ? { state: known, lookups: undefined } : await prepare(alert);
         const { state } = prepared;
@@ -214,7 +229,9 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         } else {
           // Marked first: should the process stop during the call, the retry looks for the message.
           await store.set(markKey, Date.now(), POST_MARK_TTL_MS);
+          sent = true;
           where = await ctx.messenger.postAlert(state);
+          answered = true;
           logger.info({ alertId: alert.id, ...where }, 'alert posted to Slack');
         }
         state.channel = where.channel;
@@ -224,10 +241,18 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         if (prepared.lookups) followUp(alert.id, prepared.lookups, state);
         return { ref: refOf(where.channel, where.ts) };
       } catch (err) {
-        if (err instanceof SlackDeliveryError && NOTHING_POSTED.has(err.code)) {
-          await store.delete(markKey).catch(() => {});
+        const nothingPosted = certainlyNotPosted(err);
+        if (sent && nothingPosted) await store.delete(markKey).catch(() => {});
+        if (sent && !answered && !nothingPosted) {
+          // The post may still land (Slack answers late, a timeout): the claim is left to lapse, so
+          // that the retry searches the channel only once Slack has surely finished.
+          logger.warn(
+            { alertId: alert.id, err: (err as Error).message },
+            'the alert post got no clear answer; it is searched for in the channel before it is posted again',
+          );
+        } else {
+          await store.releaseClaim(claim);
         }
-        await store.releaseClaim(claim);
         throw err;
       }
     },

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { DELIVERY_IN_PROGRESS } from '../../src/core/ports.ts';
 import { alertStateKey, loadAlertState } from '../../src/slack/alert-state.ts';
 import { SlackDeliveryError } from '../../src/slack/index.ts';
 import { postMarkKey } from '../../src/slack/sink.ts';
@@ -88,7 +89,7 @@ describe('posting alerts', () => {
       expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
     });
 
-    it('keeps the mark when a post may have gone out (a 5xx), and drops it after a refusal', async () => {
+    it('after a post that may have gone out (a 500): keeps the mark and the claim, then finds it once the claim lapses', async () => {
       h = await startHarness();
       const alert = sampleAlert();
       h.fake.script('chat.postMessage', { status: 500 });
@@ -96,6 +97,21 @@ describe('posting alerts', () => {
       expect(await h.store.get(postMarkKey(alert.id))).toBeDefined();
       // Nothing of the attempt is kept but the mark: the retry prepares the alert afresh.
       expect(await loadAlertState(h.store, alert.id)).toBeUndefined();
+      // Until the claim lapses, a retry is told the alert is in progress: no search, no post.
+      await expect(h.chat.sink.post(alert)).rejects.toMatchObject({ code: DELIVERY_IN_PROGRESS });
+      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+      await h.store.releaseClaim(`slack-post:${alert.id}`);
+      await h.chat.sink.post(alert);
+      expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
+    });
+
+    it('after a 503 from the gateway or a refusal, nothing was posted: no mark, no claim, no search', async () => {
+      h = await startHarness();
+      const unavailable = sampleAlert({ id: 'unavailable-alert' });
+      h.fake.script('chat.postMessage', { status: 503 });
+      await expect(h.chat.sink.post(unavailable)).rejects.toBeInstanceOf(SlackDeliveryError);
+      expect(await h.store.get(postMarkKey(unavailable.id))).toBeUndefined();
+      await h.chat.sink.post(unavailable);
 
       const refused = sampleAlert({ id: 'refused-alert' });
       h.fake.script('chat.postMessage', { error: 'channel_not_found' });
