@@ -119,10 +119,16 @@ export async function createApp(options: AppOptions): Promise<App> {
   const metrics = createMetrics();
   // Before the store: a database that cannot be opened stops the start with nothing to close.
   const geo = config.geoip ? await openGeoLocator(config.geoip, logger) : undefined;
-  const store = await openStateStore(
-    config.storeUrl,
-    options.storeNamespace ? { namespace: options.storeNamespace } : {},
-  );
+  let store: StateStore;
+  try {
+    store = await openStateStore(
+      config.storeUrl,
+      options.storeNamespace ? { namespace: options.storeNamespace } : {},
+    );
+  } catch (err) {
+    geo?.close?.();
+    throw err;
+  }
   try {
     const history = createHistory({
       store,
@@ -232,11 +238,13 @@ export async function createApp(options: AppOptions): Promise<App> {
         await outbox.stop();
         await chat.stop?.();
         await store.close();
+        geo?.close?.();
       },
     };
     return app;
   } catch (err) {
     await store.close().catch(() => {});
+    geo?.close?.();
     throw err;
   }
 }

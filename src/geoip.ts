@@ -1,5 +1,8 @@
-import { type AsnResponse, type CityResponse, open, type Reader } from 'maxmind';
+import { type Stats, unwatchFile, watchFile } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { type AsnResponse, type CityResponse, Reader } from 'maxmind';
 import type { AutonomousSystem, Geo } from './core/detection.ts';
+import { BoundedCache } from './core/formats/bounded-cache.ts';
 import type { GeoLocator } from './core/ports.ts';
 import type { Logger } from './log.ts';
 
@@ -13,41 +16,92 @@ export interface GeoIpFiles {
 
 /** Lookups kept per database: the same few IPs recur event after event. */
 const CACHE_ENTRIES = 10_000;
+/** How often a database file is checked for a replacement (geoipupdate). */
+const WATCH_INTERVAL_MS = 5000;
 
 type CityOrCountry = Pick<CityResponse, 'city' | 'country'>;
 
-async function openDatabase<T extends CityOrCountry | AsnResponse>(
-  variable: string,
+interface DatabaseKind {
+  variable: 'GEOIP_CITY_DB' | 'GEOIP_ASN_DB';
+  type: RegExp;
+  expected: string;
+}
+
+const CITY: DatabaseKind = {
+  variable: 'GEOIP_CITY_DB',
+  type: /city|country/i,
+  expected: 'a City or Country database (GeoLite2-City, GeoIP2-City, DB-IP City Lite, ...)',
+};
+const ASN: DatabaseKind = {
+  variable: 'GEOIP_ASN_DB',
+  type: /asn/i,
+  expected: 'an ASN database (GeoLite2-ASN, DB-IP ASN Lite, ...)',
+};
+
+/** Reads and checks one database file; throws an error naming the variable. */
+async function load<T extends CityOrCountry | AsnResponse>(
+  kind: DatabaseKind,
   path: string,
-  kind: RegExp,
-  expected: string,
-  logger: Logger,
 ): Promise<Reader<T>> {
-  let reader: Reader<T> | undefined;
+  let reader: Reader<T>;
   try {
-    // The file is re-read when it is replaced (geoipupdate), without keeping the process alive.
-    reader = await open<T>(path, {
-      cache: { max: CACHE_ENTRIES },
-      watchForUpdates: true,
-      watchForUpdatesNonPersistent: true,
-      watchForUpdatesHook: () => {
-        const now = reader?.metadata.databaseType ?? '';
-        if (!kind.test(now)) {
-          logger.error(
-            { variable, file: path, type: now },
-            `${variable}: the replaced file is a ${now} database; expected ${expected}: lookups from it find nothing until it is put right`,
-          );
-        }
-      },
-    });
+    reader = new Reader<T>(await readFile(path), { cache: new BoundedCache(CACHE_ENTRIES) });
   } catch (err) {
-    throw new Error(`${variable}: cannot open "${path}" as a MaxMind DB file: ${(err as Error).message}`);
+    throw new Error(
+      `${kind.variable}: cannot open "${path}" as a MaxMind DB file: ${(err as Error).message}`,
+    );
   }
   const type = reader.metadata.databaseType;
-  if (!kind.test(type)) {
-    throw new Error(`${variable}: "${path}" is a ${type} database; expected ${expected}`);
+  if (!kind.type.test(type)) {
+    throw new Error(`${kind.variable}: "${path}" is a ${type} database; expected ${kind.expected}`);
   }
   return reader;
+}
+
+/**
+ * One database, re-read when its file is replaced. A replacement that cannot be read, or holds
+ * another kind of database (a copy caught half-written, a wrong file), is logged and the database
+ * in use is kept.
+ */
+async function openDatabase<T extends CityOrCountry | AsnResponse>(
+  kind: DatabaseKind,
+  path: string,
+  logger: Logger,
+): Promise<{ get(ip: string): T | null; type: string; close(): void }> {
+  let reader = await load<T>(kind, path);
+  let reloading = false;
+  const onChange = (current: Stats, previous: Stats) => {
+    const same = current.mtimeMs === previous.mtimeMs && current.size === previous.size;
+    // A file of no bytes is being written (or gone): the next look finds it complete.
+    if (reloading || same || current.size === 0) return;
+    reloading = true;
+    load<T>(kind, path)
+      .then((next) => {
+        reader = next;
+        logger.info(
+          { variable: kind.variable, file: path, type: next.metadata.databaseType },
+          'GeoIP database re-read',
+        );
+      })
+      .catch((err: Error) => {
+        logger.error(
+          { variable: kind.variable, file: path },
+          `${err.message}; the database read before stays in use`,
+        );
+      })
+      .finally(() => {
+        reloading = false;
+      });
+  };
+  // Housekeeping: the watch never keeps the process alive.
+  watchFile(path, { persistent: false, interval: WATCH_INTERVAL_MS }, onChange);
+  return {
+    get: (ip) => reader.get(ip),
+    get type() {
+      return reader.metadata.databaseType;
+    },
+    close: () => unwatchFile(path, onChange),
+  };
 }
 
 function geoOf(r: CityOrCountry | null): Geo | undefined {
@@ -69,45 +123,48 @@ function asOf(r: AsnResponse | null): AutonomousSystem | undefined {
   return Object.keys(as).length > 0 ? as : undefined;
 }
 
+/** A lookup that cannot answer (an address the database cannot hold, say) knows nothing. */
+function tryGet<T>(get: () => T | null): T | null {
+  try {
+    return get();
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Opens the configured databases; undefined when none is configured. Throws an error naming the
  * variable when a file cannot be opened or holds another kind of database.
  */
 export async function openGeoLocator(files: GeoIpFiles, logger: Logger): Promise<GeoLocator | undefined> {
   if (!files.cityDb && !files.asnDb) return undefined;
-  const city = files.cityDb
-    ? await openDatabase<CityOrCountry>(
-        'GEOIP_CITY_DB',
-        files.cityDb,
-        /city|country/i,
-        'a City or Country database (GeoLite2-City, GeoIP2-City, DB-IP City Lite, ...)',
-        logger,
-      )
-    : undefined;
-  const asn = files.asnDb
-    ? await openDatabase<AsnResponse>(
-        'GEOIP_ASN_DB',
-        files.asnDb,
-        /asn/i,
-        'an ASN database (GeoLite2-ASN, DB-IP ASN Lite, ...)',
-        logger,
-      )
-    : undefined;
+  const city = files.cityDb ? await openDatabase<CityOrCountry>(CITY, files.cityDb, logger) : undefined;
+  let asn: Awaited<ReturnType<typeof openDatabase<AsnResponse>>> | undefined;
+  try {
+    asn = files.asnDb ? await openDatabase<AsnResponse>(ASN, files.asnDb, logger) : undefined;
+  } catch (err) {
+    city?.close();
+    throw err;
+  }
   logger.info(
     {
-      city: city ? { file: files.cityDb, type: city.metadata.databaseType } : undefined,
-      asn: asn ? { file: files.asnDb, type: asn.metadata.databaseType } : undefined,
+      city: city ? { file: files.cityDb, type: city.type } : undefined,
+      asn: asn ? { file: files.asnDb, type: asn.type } : undefined,
     },
     'GeoIP databases open: events that carry no geo or AS get them from these',
   );
   return {
     locate(ip) {
       const out: { geo?: Geo; as?: AutonomousSystem } = {};
-      const geo = city ? geoOf(city.get(ip)) : undefined;
+      const geo = city ? geoOf(tryGet(() => city.get(ip))) : undefined;
       if (geo) out.geo = geo;
-      const as = asn ? asOf(asn.get(ip)) : undefined;
+      const as = asn ? asOf(tryGet(() => asn.get(ip))) : undefined;
       if (as) out.as = as;
       return out;
+    },
+    close() {
+      city?.close();
+      asn?.close();
     },
   };
 }

@@ -90,6 +90,8 @@ export interface StateStore {
  */
 export interface GeoLocator {
   locate(ip: string): { geo?: Geo; as?: AutonomousSystem };
+  /** Stops watching the database files. */
+  close?(): void;
 }
 
 /**

@@ -127,13 +127,16 @@ export function jsonErrorOffset(text: string): number {
   }
 }
 
-/** 1-based line and column of `offset` in `text`. */
+/** 1-based line and column of `offset` in `text`; lines end at `\n`, `\r\n` or `\r`, as V8 counts them. */
 export function lineColumn(text: string, offset: number): { line: number; column: number } {
   let line = 1;
   let start = 0;
-  for (let nl = text.indexOf('\n'); nl !== -1 && nl < offset; nl = text.indexOf('\n', nl + 1)) {
-    line++;
-    start = nl + 1;
+  for (let k = 0; k < offset && k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 0x0a || (c === 0x0d && text.charCodeAt(k + 1) !== 0x0a)) {
+      line++;
+      start = k + 1;
+    }
   }
   return { line, column: offset - start + 1 };
 }

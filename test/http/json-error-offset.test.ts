@@ -15,7 +15,7 @@ describe('jsonErrorOffset', () => {
     expect(jsonErrorOffset('{"a":{"b":[true,false,null,-1.5e3,"x\\u00e9"]}}')).toBe(-1);
   });
 
-  it('agrees with JSON.parse on 100,000 corrupted documents: valid or not, and the position where V8 names one', () => {
+  it('agrees with JSON.parse on 100,000 corrupted documents: valid or not, and the position, line and column where V8 names them', () => {
     const next = seededRandom(7);
     const docs = [
       JSON.stringify({ a: [1, 2.5, -3e2, true, null, 'x"y\\z\u00e9'], b: { c: {}, d: [] } }),
@@ -23,7 +23,7 @@ describe('jsonErrorOffset', () => {
       ' {"n": 0.5E-3 } ',
       '[-0, 0.0, 1e+5, 10, "\\n\\t"]',
     ];
-    const chars = '{}[]:,"\\ 0123456789.eE+-tfnrux\n';
+    const chars = '{}[]:,"\\ 0123456789.eE+-tfnrux\n\r';
     let positioned = 0;
     for (let k = 0; k < 100_000; k++) {
       let text = docs[k % docs.length]!;
@@ -39,12 +39,14 @@ describe('jsonErrorOffset', () => {
               : text.slice(0, at);
       }
       let v8: number | 'valid' | undefined;
+      let v8LineColumn: { line: number; column: number } | undefined;
       try {
         JSON.parse(text);
         v8 = 'valid';
       } catch (err) {
-        const m = /at position (\d+)/.exec((err as Error).message);
+        const m = /at position (\d+) \(line (\d+) column (\d+)\)/.exec((err as Error).message);
         v8 = m ? Number(m[1]) : undefined;
+        if (m) v8LineColumn = { line: Number(m[2]), column: Number(m[3]) };
       }
       const ours = jsonErrorOffset(text);
       if (v8 === 'valid') expect(ours, text).toBe(-1);
@@ -52,6 +54,7 @@ describe('jsonErrorOffset', () => {
       if (typeof v8 === 'number') {
         positioned++;
         expect(ours, text).toBe(v8);
+        expect(lineColumn(text, ours), text).toEqual(v8LineColumn);
       }
     }
     expect(positioned).toBeGreaterThan(10_000);

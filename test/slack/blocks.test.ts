@@ -115,6 +115,18 @@ describe('alert message', () => {
     expect(text).not.toContain('source.geo.country_name');
     expect(text).not.toContain('source.as.organization.name');
     expect(text).toContain('source.ip');
+    // A long carried place never cuts the mark of a looked-up AS.
+    const long = sampleAlert(
+      {},
+      {
+        geo: { cityName: 'C'.repeat(250), countryName: 'United Kingdom' },
+        as: { number: 20712, organizationName: 'Andrews & Arnold Ltd' },
+        located: { as: true },
+      },
+    );
+    const longText = allText(buildAlertMessage(view({ alert: long })));
+    expect(longText).toContain('AS20712 Andrews &amp; Arnold Ltd (GeoIP)');
+    expect(longText).not.toMatch(/C{200}[^…]*\(GeoIP\)/);
   });
 
   it('links the cluster to the Azure portal, the Kibana alert and both MITRE techniques', () => {

@@ -509,7 +509,8 @@ function render(view: AlertView, k: number): SlackMessage {
   const { alert, enrichment: e } = view;
   const d = alert.detection;
   const sev = severityOf(d);
-  const place = describePlace(d.geo, d.as, d.located);
+  // Each part escaped and clipped before its GeoIP mark, so that clipping never cuts a mark.
+  const place = describePlace(d.geo, d.as, d.located, (t) => s(t, 140));
   const cluster = d.cluster;
   const clusterText = cluster ? link(portalUrl(cluster.id), s(cluster.name ?? cluster.id, 200)) : DASH;
   const eventAt = parseTime(d.eventTime);
@@ -528,7 +529,7 @@ function render(view: AlertView, k: number): SlackMessage {
     : `Identity ${c(d.appId, 120)}`;
   blocks.push(
     section(
-      `${who} listed the user credentials of Arc cluster *${clusterText}* from ${c(d.sourceIp, 60)}${place ? ` (${s(place, 300)})` : ''}.`,
+      `${who} listed the user credentials of Arc cluster *${clusterText}* from ${c(d.sourceIp, 60)}${place ? ` (${place})` : ''}.`,
     ),
   );
 
@@ -550,7 +551,7 @@ function render(view: AlertView, k: number): SlackMessage {
   }
   const facts: Array<[string, string]> = [
     ['Identity (appid)', identity.join('\n')],
-    ['Source IP', `${c(d.sourceIp, 60)}${place ? `\n${s(place, 300)}` : ''}`],
+    ['Source IP', `${c(d.sourceIp, 60)}${place ? `\n${place}` : ''}`],
     ['Cluster', clusterText],
     [
       'Resource group / subscription',
