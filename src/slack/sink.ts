@@ -50,16 +50,26 @@ const NOTHING_POSTED = new Set([
   'too_many_attachments',
 ]);
 
+/** Network errors that happen before a request is sent: it never reached Slack. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
+
 /**
  * Whether a failed chat.postMessage certainly posted nothing: Slack refused it (`NOTHING_POSTED`),
- * or a gateway in front of Slack answered 502, 503 or 504. A timeout, a reset connection or a 500
- * may have posted.
+ * a gateway in front of Slack answered 502, 503 or 504, or the connection was never made. A
+ * timeout, a reset connection or a 500 may have posted.
  */
 function certainlyNotPosted(err: unknown): boolean {
   if (!(err instanceof SlackDeliveryError)) return false;
   if (NOTHING_POSTED.has(err.code)) return true;
-  const cause = err.cause as { code?: unknown; statusCode?: unknown } | undefined;
-  return cause?.code === 'slack_webapi_http_error' && [502, 503, 504].includes(Number(cause.statusCode));
+  const cause = err.cause as {
+    code?: unknown;
+    statusCode?: unknown;
+    original?: { cause?: { code?: unknown } };
+  };
+  if (cause?.code === 'slack_webapi_http_error') return [502, 503, 504].includes(Number(cause.statusCode));
+  // fetch's "fetch failed" carries the socket's error as its cause.
+  const socketCode = cause?.code === 'slack_webapi_request_error' ? cause.original?.cause?.code : undefined;
+  return typeof socketCode === 'string' && NEVER_SENT.has(socketCode);
 }
 
 /** How long the sink waits for lookups; tests shorten both. */

@@ -105,6 +105,16 @@ describe('posting alerts', () => {
       expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
     });
 
+    it('when Slack cannot be reached at all (connection refused), nothing was posted: no mark, no claim', async () => {
+      h = await startHarness();
+      const alert = sampleAlert({ id: 'unreachable-alert' });
+      await h.fake.stop();
+      await expect(h.chat.sink.post(alert)).rejects.toBeInstanceOf(SlackDeliveryError);
+      expect(await h.store.get(postMarkKey(alert.id))).toBeUndefined();
+      // The claim was given back: the next attempt may post at once.
+      expect(await h.store.claim(`slack-post:${alert.id}`, 1000)).toBe(true);
+    });
+
     it('after a 503 from the gateway or a refusal, nothing was posted: no mark, no claim, no search', async () => {
       h = await startHarness();
       const unavailable = sampleAlert({ id: 'unavailable-alert' });
