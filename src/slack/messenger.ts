@@ -129,7 +129,8 @@ export function createMessenger(opts: {
       } catch (err) {
         const e = classify(err, state.channel);
         opts.failures?.inc({ reason: e.code });
-        if (e.retryable) throw e;
+        // For now only (a timeout, a 429, a 5xx): the outbox asks again, for a while.
+        if (isTransient(err, e) && Date.now() - since < SEARCH_GIVE_UP_MS) throw e;
         logger.warn(
           { alertId: id, channel: state.channel, code: e.code },
           'cannot read the alert channel to see whether an interrupted post went out; posting the alert again (add the channels:history and groups:history scopes to avoid a possible second message)',
@@ -166,6 +167,29 @@ export function createMessenger(opts: {
       );
     },
   };
+}
+
+/** After this long, a channel that still cannot be searched is posted to anyway: once beats never. */
+const SEARCH_GIVE_UP_MS = 15 * 60 * 1000;
+
+/** Slack platform errors that pass by themselves. */
+const TRANSIENT_PLATFORM_ERRORS = new Set([
+  'internal_error',
+  'fatal_error',
+  'service_unavailable',
+  'request_timeout',
+]);
+
+/**
+ * Whether a failed Web API call may succeed if asked again: a 429, a 5xx, a network failure or a
+ * transient Slack error. Anything else (`missing_scope`, `unknown_method`, a 404, ...) will not.
+ */
+function isTransient(err: unknown, classified: SlackDeliveryError): boolean {
+  if (classified.code === 'rate_limited') return true;
+  const e = err as { code?: unknown; statusCode?: unknown; data?: { error?: unknown } } | undefined;
+  if (e?.code === 'slack_webapi_platform_error') return TRANSIENT_PLATFORM_ERRORS.has(String(e.data?.error));
+  if (e?.code === 'slack_webapi_http_error') return Number(e.statusCode) >= 500;
+  return e?.code === 'slack_webapi_request_error';
 }
 
 /** Whether a message's blocks hold a button whose value is the alert id (Mark benign, Revoke). */

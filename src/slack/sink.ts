@@ -54,9 +54,9 @@ const NOTHING_POSTED = new Set([
 const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
 
 /**
- * Whether a failed chat.postMessage certainly posted nothing: Slack refused it (`NOTHING_POSTED`),
- * a gateway in front of Slack answered 502, 503 or 504, or the connection was never made. A
- * timeout, a reset connection or a 500 may have posted.
+ * Whether a failed chat.postMessage certainly posted nothing: Slack refused it (`NOTHING_POSTED`,
+ * an HTTP 4xx), a gateway in front of Slack answered 502, 503 or 504, or the connection was never
+ * made. A timeout, a reset connection or a 500 may have posted.
  */
 function certainlyNotPosted(err: unknown): boolean {
   if (!(err instanceof SlackDeliveryError)) return false;
@@ -66,7 +66,11 @@ function certainlyNotPosted(err: unknown): boolean {
     statusCode?: unknown;
     original?: { cause?: { code?: unknown } };
   };
-  if (cause?.code === 'slack_webapi_http_error') return [502, 503, 504].includes(Number(cause.statusCode));
+  if (cause?.code === 'slack_webapi_http_error') {
+    const status = Number(cause.statusCode);
+    // Refused as a request (4xx), or by a gateway that never passed it on.
+    return (status >= 400 && status < 500) || status === 502 || status === 503 || status === 504;
+  }
   // fetch's "fetch failed" carries the socket's error as its cause.
   const socketCode = cause?.code === 'slack_webapi_request_error' ? cause.original?.cause?.code : undefined;
   return typeof socketCode === 'string' && NEVER_SENT.has(socketCode);

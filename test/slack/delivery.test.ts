@@ -77,6 +77,26 @@ describe('posting alerts', () => {
       expect(h.failures).toContainEqual({ reason: 'missing_scope' });
     });
 
+    it('posts again when the search can never work: an unknown method, a 404', async () => {
+      for (const answer of [{ error: 'unknown_method' }, { status: 404 }] as const) {
+        h = await startHarness();
+        const alert = await interruptedPost(h);
+        h.fake.script('conversations.history', answer);
+        await h.chat.sink.post(alert);
+        expect(h.fake.callsOf('chat.postMessage'), JSON.stringify(answer)).toHaveLength(2);
+        await h.close();
+      }
+    });
+
+    it('posts anyway when the search has failed for now for 15 minutes since the attempt (once beats never)', async () => {
+      h = await startHarness();
+      const alert = await interruptedPost(h);
+      await h.store.set(postMarkKey(alert.id), Date.now() - 16 * 60_000);
+      h.fake.script('conversations.history', { status: 503 });
+      await h.chat.sink.post(alert);
+      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
+    });
+
     it('does not post blind when the history cannot be read for now: it fails, to be retried', async () => {
       h = await startHarness();
       const alert = await interruptedPost(h);
