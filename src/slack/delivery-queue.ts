@@ -33,6 +33,12 @@ export class SlackDeliveryError extends Error {
   readonly code: string;
   readonly retryable: boolean;
   readonly fix?: string;
+  /** The HTTP status of an answer that was not 200 (not for a 429). */
+  httpStatus?: number;
+  /** The socket's error code when no answer came (`ECONNREFUSED`, `ETIMEDOUT`, ...). */
+  socketCode?: string;
+  /** The call got no answer at all (a network failure or a timeout). */
+  unanswered?: boolean;
   constructor(code: string, message: string, retryable: boolean, fix?: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'SlackDeliveryError';
@@ -40,6 +46,49 @@ export class SlackDeliveryError extends Error {
     this.retryable = retryable;
     if (fix !== undefined) this.fix = fix;
   }
+}
+
+/**
+ * Slack errors after which a call certainly did nothing (a person must fix something, or the
+ * request itself was refused). Anything else (`internal_error`, an answer without ts, ...) may
+ * have done it.
+ */
+const REFUSED = new Set([
+  ...Object.keys(UNFIXABLE_ERRORS),
+  'rate_limited',
+  'invalid_blocks',
+  'invalid_arguments',
+  'msg_too_long',
+  'no_text',
+  'too_many_attachments',
+]);
+
+/** Network errors that happen before a request is sent: it never reached Slack. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
+
+/** Slack errors that pass by themselves. */
+const TRANSIENT_ERRORS = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout']);
+
+/**
+ * Whether a failed call certainly did nothing on Slack's side: Slack refused it, it was refused as
+ * a request (HTTP 4xx) or by a gateway that never passed it on (502, 503, 504), or the connection
+ * was never made. A timeout, a reset connection or a 500 may have done it.
+ */
+export function certainlyNotDone(e: SlackDeliveryError): boolean {
+  if (REFUSED.has(e.code)) return true;
+  const status = e.httpStatus;
+  if (status !== undefined)
+    return (status >= 400 && status < 500) || status === 502 || status === 503 || status === 504;
+  return e.socketCode !== undefined && NEVER_SENT.has(e.socketCode);
+}
+
+/**
+ * Whether a failed call may succeed if asked again: a 429, a 5xx, no answer at all, or a Slack
+ * error that passes by itself. Anything else (`missing_scope`, `unknown_method`, a 404) will not.
+ */
+export function isTransient(e: SlackDeliveryError): boolean {
+  if (e.code === 'rate_limited' || TRANSIENT_ERRORS.has(e.code) || e.unanswered === true) return true;
+  return e.httpStatus !== undefined && e.httpStatus >= 500;
 }
 
 /** The Slack error code of a Web API failure (`channel_not_found`, ...), if it carries one. */
@@ -80,9 +129,26 @@ export function classify(err: unknown, channel: string): SlackDeliveryError {
     );
   }
   const message = err instanceof Error ? err.message : String(err);
-  return new SlackDeliveryError('request_failed', `Slack request failed: ${message}`, true, undefined, {
-    cause: err,
-  });
+  const failed = new SlackDeliveryError(
+    'request_failed',
+    `Slack request failed: ${message}`,
+    true,
+    undefined,
+    {
+      cause: err,
+    },
+  );
+  const e = err as
+    | { code?: unknown; statusCode?: unknown; original?: { cause?: { code?: unknown } } }
+    | undefined;
+  if (e?.code === 'slack_webapi_http_error') failed.httpStatus = Number(e.statusCode);
+  else if (e?.code === 'slack_webapi_request_error') {
+    failed.unanswered = true;
+    // fetch's "fetch failed" carries the socket's error as its cause.
+    const socket = e.original?.cause?.code;
+    if (typeof socket === 'string') failed.socketCode = socket;
+  }
+  return failed;
 }
 
 export interface DeliveryQueueOptions {

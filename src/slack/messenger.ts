@@ -3,7 +3,13 @@ import type { Logger } from 'pino';
 import type { SlackAlertState } from './alert-state.ts';
 import { type AlertView, buildAlertMessage } from './blocks/alert.ts';
 import { clip } from './blocks/text.ts';
-import { classify, type DeliveryProblems, type DeliveryQueue, SlackDeliveryError } from './delivery-queue.ts';
+import {
+  classify,
+  type DeliveryProblems,
+  type DeliveryQueue,
+  isTransient,
+  SlackDeliveryError,
+} from './delivery-queue.ts';
 
 /** Counts failed deliveries, labelled by Slack error code (a Prometheus counter fits). */
 export interface DeliveryFailureCounter {
@@ -130,7 +136,7 @@ export function createMessenger(opts: {
         const e = classify(err, state.channel);
         opts.failures?.inc({ reason: e.code });
         // For now only (a timeout, a 429, a 5xx): the outbox asks again, for a while.
-        if (isTransient(err, e) && Date.now() - since < SEARCH_GIVE_UP_MS) throw e;
+        if (isTransient(e) && Date.now() - since < SEARCH_GIVE_UP_MS) throw e;
         logger.warn(
           { alertId: id, channel: state.channel, code: e.code },
           'cannot read the alert channel to see whether an interrupted post went out; posting the alert again (add the channels:history and groups:history scopes to avoid a possible second message)',
@@ -171,26 +177,6 @@ export function createMessenger(opts: {
 
 /** After this long, a channel that still cannot be searched is posted to anyway: once beats never. */
 const SEARCH_GIVE_UP_MS = 15 * 60 * 1000;
-
-/** Slack platform errors that pass by themselves. */
-const TRANSIENT_PLATFORM_ERRORS = new Set([
-  'internal_error',
-  'fatal_error',
-  'service_unavailable',
-  'request_timeout',
-]);
-
-/**
- * Whether a failed Web API call may succeed if asked again: a 429, a 5xx, a network failure or a
- * transient Slack error. Anything else (`missing_scope`, `unknown_method`, a 404, ...) will not.
- */
-function isTransient(err: unknown, classified: SlackDeliveryError): boolean {
-  if (classified.code === 'rate_limited') return true;
-  const e = err as { code?: unknown; statusCode?: unknown; data?: { error?: unknown } } | undefined;
-  if (e?.code === 'slack_webapi_platform_error') return TRANSIENT_PLATFORM_ERRORS.has(String(e.data?.error));
-  if (e?.code === 'slack_webapi_http_error') return Number(e.statusCode) >= 500;
-  return e?.code === 'slack_webapi_request_error';
-}
 
 /** Whether a message's blocks hold a button whose value is the alert id (Mark benign, Revoke). */
 function carriesAlertId(blocks: unknown, alertId: string): boolean {

@@ -12,7 +12,7 @@ import {
 } from './alert-state.ts';
 import { confirmTextFor } from './blocks/alert.ts';
 import type { SlackContext } from './context.ts';
-import { SlackDeliveryError, UNFIXABLE_ERRORS } from './delivery-queue.ts';
+import { certainlyNotDone, SlackDeliveryError } from './delivery-queue.ts';
 
 /** Longest wait for enrichment and the remediation plan before the alert goes out without them. */
 export const LOOKUP_BUDGET_MS = 2000;
@@ -34,47 +34,6 @@ const POST_CLAIM_TTL_MS = 2 * 60 * 1000;
  */
 export const postMarkKey = (alertId: string) => `slack-posting:${alertId}`;
 const POST_MARK_TTL_MS = 7 * 24 * 3600 * 1000;
-
-/**
- * Slack errors after which chat.postMessage certainly posted nothing: the retry need not search
- * the channel. Anything else (a timeout, a 5xx, `internal_error`, an answer without ts) may have
- * posted.
- */
-const NOTHING_POSTED = new Set([
-  ...Object.keys(UNFIXABLE_ERRORS),
-  'rate_limited',
-  'invalid_blocks',
-  'invalid_arguments',
-  'msg_too_long',
-  'no_text',
-  'too_many_attachments',
-]);
-
-/** Network errors that happen before a request is sent: it never reached Slack. */
-const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
-
-/**
- * Whether a failed chat.postMessage certainly posted nothing: Slack refused it (`NOTHING_POSTED`,
- * an HTTP 4xx), a gateway in front of Slack answered 502, 503 or 504, or the connection was never
- * made. A timeout, a reset connection or a 500 may have posted.
- */
-function certainlyNotPosted(err: unknown): boolean {
-  if (!(err instanceof SlackDeliveryError)) return false;
-  if (NOTHING_POSTED.has(err.code)) return true;
-  const cause = err.cause as {
-    code?: unknown;
-    statusCode?: unknown;
-    original?: { cause?: { code?: unknown } };
-  };
-  if (cause?.code === 'slack_webapi_http_error') {
-    const status = Number(cause.statusCode);
-    // Refused as a request (4xx), or by a gateway that never passed it on.
-    return (status >= 400 && status < 500) || status === 502 || status === 503 || status === 504;
-  }
-  // fetch's "fetch failed" carries the socket's error as its cause.
-  const socketCode = cause?.code === 'slack_webapi_request_error' ? cause.original?.cause?.code : undefined;
-  return typeof socketCode === 'string' && NEVER_SENT.has(socketCode);
-}
 
 /** How long the sink waits for lookups; tests shorten both. */
 export interface SinkTiming {
@@ -255,7 +214,7 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         if (prepared.lookups) followUp(alert.id, prepared.lookups, state);
         return { ref: refOf(where.channel, where.ts) };
       } catch (err) {
-        const nothingPosted = certainlyNotPosted(err);
+        const nothingPosted = err instanceof SlackDeliveryError && certainlyNotDone(err);
         if (sent && nothingPosted) await store.delete(markKey).catch(() => {});
         if (sent && !answered && !nothingPosted) {
           // The post may still land (Slack answers late, a timeout): the claim is left to lapse, so
