@@ -478,17 +478,19 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
       if (wantsAlert.length > 0) {
         // Exactly one alert per new pair, also across processes sharing the store.
-        const claimed = await store.claimMany(
-          wantsAlert.map((c) => alertClaimKey(c.detection.appId, c.detection.sourceIp, c.at + windowMs <= t)),
-          windowMs,
+        const claimKeys = wantsAlert.map((c) =>
+          alertClaimKey(c.detection.appId, c.detection.sourceIp, c.at + windowMs <= t),
         );
+        const claimed = await store.claimMany(claimKeys, windowMs);
         const winners: Candidate[] = [];
         wantsAlert.forEach((c, i) => {
           // Elastic alerts skip the window check (Elastic judged them new) but not the claim: a
           // pair already alerted within the window, e.g. from the same event's Event Hub record,
           // updates that alert instead of posting a second one.
-          if (claimed[i]) winners.push(c);
-          else {
+          if (claimed[i]) {
+            winners.push(c);
+            alertClaims.push(claimKeys[i]!);
+          } else {
             results[c.index] = {
               outcome: 'known',
               reason: 'this pair was alerted already within the window',
@@ -509,7 +511,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             windowMs,
           };
           alerts.push(alert);
-          alertClaims.push(alertClaimKey(d.appId, d.sourceIp, c.at + windowMs <= t));
           pairs.get(c.pairKey)!.alertId = alert.id;
           results[c.index] = { outcome: 'alerted', detection: d, alert };
         }
