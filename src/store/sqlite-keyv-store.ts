@@ -111,20 +111,56 @@ function ensureDirectory(dir: string): void {
   }
 }
 
+/** The transaction statements of one connection, prepared once: `exec` compiles its SQL each call. */
+interface TransactionStatements {
+  begin: StatementSync;
+  beginImmediate: StatementSync;
+  commit: StatementSync;
+  rollback: StatementSync;
+}
+
+const transactionStatements = new WeakMap<DatabaseSync, TransactionStatements>();
+
+function statementsOf(db: DatabaseSync): TransactionStatements {
+  let statements = transactionStatements.get(db);
+  if (statements === undefined) {
+    statements = {
+      begin: db.prepare('BEGIN'),
+      beginImmediate: db.prepare('BEGIN IMMEDIATE'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+    };
+    transactionStatements.set(db, statements);
+  }
+  return statements;
+}
+
 /**
  * Runs `fn` inside `BEGIN IMMEDIATE … COMMIT`. IMMEDIATE takes the write lock up front, so a
  * transaction never has to upgrade a read lock (the case where SQLite gives up with SQLITE_BUSY
  * instead of waiting for the busy timeout).
  */
 export function immediateTransaction<T>(db: DatabaseSync, fn: () => T): T {
-  db.exec('BEGIN IMMEDIATE');
+  const { beginImmediate, commit, rollback } = statementsOf(db);
+  beginImmediate.run();
   try {
     const result = fn();
-    db.exec('COMMIT');
+    commit.run();
     return result;
   } catch (error) {
-    if (db.isTransaction) db.exec('ROLLBACK');
+    if (db.isTransaction) rollback.run();
     throw error;
+  }
+}
+
+/** Runs `fn` inside one read transaction (`BEGIN … COMMIT`): one consistent snapshot, one WAL lock. */
+export function readTransaction<T>(db: DatabaseSync, fn: () => T): T {
+  const { begin, commit } = statementsOf(db);
+  begin.run();
+  try {
+    return fn();
+  } finally {
+    commit.run();
   }
 }
 
@@ -383,15 +419,12 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     const now = Date.now();
     const out = new Array<StoredData<Value | undefined>>(keys.length);
     const stmt = this.#getStmt;
-    this.db.exec('BEGIN');
-    try {
+    readTransaction(this.db, () => {
       for (let i = 0; i < keys.length; i++) {
         const row = stmt.get(keys[i]!, now) as unknown as [string] | undefined;
         out[i] = row?.[0] as StoredData<Value | undefined>;
       }
-    } finally {
-      this.db.exec('COMMIT');
-    }
+    });
     return out;
   }
 
@@ -412,12 +445,9 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     const now = Date.now();
     const out = new Array<boolean>(keys.length);
     const stmt = this.#hasStmt;
-    this.db.exec('BEGIN');
-    try {
+    readTransaction(this.db, () => {
       for (let i = 0; i < keys.length; i++) out[i] = stmt.get(keys[i]!, now) !== undefined;
-    } finally {
-      this.db.exec('COMMIT');
-    }
+    });
     return out;
   }
 

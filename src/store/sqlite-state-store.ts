@@ -4,6 +4,7 @@ import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import {
   immediateTransaction,
+  readTransaction,
   type SqliteCheckpointMode,
   SqliteKeyvStore,
   sweepExpiredRows,
@@ -131,15 +132,12 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
     const prefix = this.#prefix;
     const out = new Array<string[]>(sets.length);
     const { db } = this.#adapter;
-    db.exec('BEGIN');
-    try {
+    readTransaction(db, () => {
       for (let i = 0; i < sets.length; i++) {
         const rows = stmt.all(prefix + sets[i]) as unknown as Array<[string]>;
         out[i] = rows.map((row) => row[0]);
       }
-    } finally {
-      db.exec('COMMIT');
-    }
+    });
     return out;
   }
 
