@@ -4,8 +4,8 @@
  *   node bench/ingest-server.ts bare          a node:http server that reads the body and answers 200
  *   node bench/ingest-server.ts app [WARM]    the real app on embedded SQLite (log-only chat, logs
  *                                             to /dev/null); WARM pairs are first imported silently
- *   node bench/ingest-server.ts floor [WARM]  the least work any server must do that stores each
- *                                             event durably before its 200 (see `startFloor`)
+ *   node bench/ingest-server.ts floor [WARM]  the least work a server must do that stores each
+ *                                             event's claim and pair before its 200 (`startFloor`)
  * Prints `PORT <n>` once listening; stops on SIGTERM. On SIGUSR2 it prints one line
  * `STATS {"cpuUserUs":…,"cpuSystemUs":…,"mainThreadUs":…,"loopDelayMs":{"p50":…,"p99":…,"max":…}}`:
  * the process's CPU time so far (all threads), the main thread's alone (the event loop), and the
@@ -102,9 +102,9 @@ if (mode === 'bare') {
 }
 
 /**
- * The floor of a durable ingest: what any server must do that answers `duplicate` for an event
- * delivered twice and stores each sighting before its 200, on embedded SQLite as the app
- * configures it (WAL, `synchronous=NORMAL`). It reads the body, parses it, and per turn of the
+ * The floor of the app's design: what a server must do that stores each event's claim and its
+ * pair's record before the 200, on embedded SQLite as the app configures it (WAL,
+ * `synchronous=NORMAL`). It reads the body, parses it, and per turn of the
  * event loop runs one write transaction: for each event, a claim of its id (a key led by its time,
  * as the app's) and a read and a rewrite of its pair's record. Then it answers a JSON count. No
  * format parsing, validation, metrics, logs, allowlist, alert or outbox: the app does all of those

@@ -3,7 +3,7 @@
  * 1. single-event POST /ingest throughput against a bare node:http server that only reads the body
  *    and answers 200: same autocannon settings (connections, no pipelining, duration) and the same
  *    bodies, same run; the ratio (target >= 0.5). Each event is a known pair (of 1,000), as in
- *    steady state. A third server, the floor of any durable ingest (`floor` in ingest-server.ts),
+ *    steady state. A third server, the floor of the app's durable design (`floor` in ingest-server.ts),
  *    runs under the same load as a reference.
  * 2. bulk NDJSON over HTTP on embedded SQLite: events evaluated and stored per second
  *    (target >= 50,000/s). Each ~1 MB body is one Event Hub batch: by default (mix `batch`) its
@@ -197,7 +197,7 @@ async function singleEventThroughput() {
     const floor = await measuredCannon(['floor', String(pairs)], bodies);
     floorRatios.push(floor.run.requests.average / bare.run.requests.average);
     console.log(
-      `   floor of a durable ingest (parse, then per event-loop turn one SQLite transaction: each event's claim and its pair's record; see bench/ingest-server.ts): ${fmt(floor.run.requests.average)} req/s (non-2xx ${floor.run.non2xx}), main thread ${fmt(floor.mainPerRequestUs, 1)} µs/request: ratio ${floorRatios.at(-1)!.toFixed(2)}`,
+      `   floor of the durable design (parse, then per event-loop turn one SQLite transaction: each event's claim and its pair's record; see bench/ingest-server.ts): ${fmt(floor.run.requests.average)} req/s (non-2xx ${floor.run.non2xx}), main thread ${fmt(floor.mainPerRequestUs, 1)} µs/request: ratio ${floorRatios.at(-1)!.toFixed(2)}`,
     );
   }
   const ratio = median(ratios);
