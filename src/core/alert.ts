@@ -26,6 +26,11 @@ export interface AlertRecord {
   /** How many other source IPs this identity used within the window. */
   otherIps: number;
   windowMs: number;
+  /**
+   * Set on an alert Elastic judged new (`elastic-alert`) whose pair this history saw within the
+   * window: the last sighting before the event, epoch ms.
+   */
+  seenHereAt?: number;
 }
 
 /** A later sighting of an alerted pair: the chat side updates the original message. */

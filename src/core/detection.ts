@@ -55,6 +55,12 @@ export interface ElasticAlertInfo {
   reason?: string;
   /** Kibana link to the alert, when the alert carries one. */
   url?: string;
+  /**
+   * The alert comes from a new-terms rule on (appid, source IP), Elastic's Arc rule or a copy of
+   * it, or says nothing of its rule: Elastic judged the pair new, so it alerts without the window
+   * check. An alert of another rule on the operation is judged by the history like any event.
+   */
+  judgedNew?: true;
 }
 
 /** Set when the detection arrived as an Azure Monitor action-group alert. */

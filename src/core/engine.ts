@@ -97,6 +97,8 @@ interface Candidate {
   seenBefore?: boolean;
   /** Another evaluation in this process holds the same event (its claim may have won). */
   heldElsewhere?: boolean;
+  /** An alert Elastic judged new whose pair was seen here within the window: its last sighting. */
+  seenHereAt?: number;
 }
 
 /** An event held by evaluations in this process (see `holding` in `createEngine`). */
@@ -429,11 +431,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const created: Candidate[] = [];
       const wantsAlert: Candidate[] = [];
       const learning = learningUntil !== undefined && t < learningUntil;
+      /** The sightings of each pair in this batch: an alert's pair seen again here updates it. */
+      const inBatchCount = new Map<string, number>();
+      // In time order (stable), so that of several events of a new pair in one batch, the first
+      // sighting is the one alerted and the others count as its repeats.
+      candidates.sort((a, b) => a.at - b.at);
 
       for (const c of candidates) {
         const d = c.detection;
         let next = pairs.get(c.pairKey);
         const isNew = !next || !hasSightingNear(next.spans, c.at, windowMs);
+        const lastBefore = next?.lastSeen;
         if (!next) {
           next = {
             appId: normaliseAppId(d.appId),
@@ -452,6 +460,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         next.lastSeen = Math.max(next.lastSeen, c.at);
         next.count++;
         next.spans = recordSighting(next.spans, c.at, windowMs, horizon);
+        inBatchCount.set(c.pairKey, (inBatchCount.get(c.pairKey) ?? 0) + 1);
 
         const allow = allows.get(c.pairKey);
         if (isAllowActive(allow, t)) {
@@ -462,13 +471,15 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           };
         } else if (evalOpts.silent) {
           results[c.index] = { outcome: 'known', reason: 'recorded without alerting (import)', detection: d };
-        } else if ((isNew || d.sourceFormat === 'elastic-alert') && learning) {
+        } else if ((isNew || d.elasticAlert?.judgedNew) && learning) {
           results[c.index] = {
             outcome: 'known',
             reason: `learning period until ${new Date(learningUntil!).toISOString()}: recorded without alerting`,
             detection: d,
           };
-        } else if (isNew || d.sourceFormat === 'elastic-alert') {
+        } else if (isNew || d.elasticAlert?.judgedNew) {
+          // An alert Elastic judged new on a pair this history holds says when it was seen here.
+          if (!isNew) c.seenHereAt = lastBefore;
           wantsAlert.push(c);
         } else {
           results[c.index] = { outcome: 'known', detection: d };
@@ -506,13 +517,18 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             id: alertIdFor(d.eventId),
             detection: d,
             detectedAt: t,
-            reason: d.sourceFormat === 'elastic-alert' ? 'elastic-alert' : 'new-pair',
+            reason: d.elasticAlert?.judgedNew ? 'elastic-alert' : 'new-pair',
             otherIps: others.get(normaliseAppId(d.appId)) ?? 0,
             windowMs,
           };
+          if (c.seenHereAt !== undefined) alert.seenHereAt = c.seenHereAt;
           alerts.push(alert);
-          pairs.get(c.pairKey)!.alertId = alert.id;
+          const pair = pairs.get(c.pairKey)!;
+          pair.alertId = alert.id;
           results[c.index] = { outcome: 'alerted', detection: d, alert };
+          // Later sightings in this batch were counted before the alert existed: the message
+          // shows them once it is posted.
+          if ((inBatchCount.get(c.pairKey) ?? 0) > 1) noteRepeat(pair);
         }
       }
 

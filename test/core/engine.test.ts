@@ -194,12 +194,13 @@ describe.each(Object.keys(backends))(
     });
 
     it('gives one alert for out-of-order deliveries of a pair within the window', async () => {
-      const results = await engine.evaluate([
-        record({ time: at(1 * DAY) }),
-        record({ time: at(6 * DAY) }),
-        record({ time: at(3 * DAY) }),
-      ]);
-      expect(results.map((r) => r.outcome)).toEqual(['alerted', 'known', 'known']);
+      const times = [at(1 * DAY), at(6 * DAY), at(3 * DAY)];
+      const results = await engine.evaluate(times.map((time) => record({ time })));
+      // The first sighting is the one alerted; the batch's other two are its repeats at once.
+      expect(results.map((r) => r.outcome)).toEqual(['known', 'alerted', 'known']);
+      const alert = results[1]!.alert!;
+      expect(Date.parse(alert.detection.eventTime)).toBe(times[1]!.getTime());
+      expect(sink.repeats).toEqual([{ alertId: alert.id, count: 3, lastSeen: times[0]!.getTime() }]);
       const later = await engine.evaluate([record({ time: at(4 * DAY) }), record({ time: at(2 * DAY) })]);
       expect(later.map((r) => r.outcome)).toEqual(['known', 'known']);
       expect(sink.alerts).toHaveLength(1);
@@ -286,7 +287,8 @@ describe.each(Object.keys(backends))(
     });
 
     it('alerts on an Elastic alert for a pair seen but never alerted (Elastic judged it new), once per alert', async () => {
-      await engine.evaluate([record({ time: at(DAY) })], { silent: true });
+      const seen = at(DAY);
+      await engine.evaluate([record({ time: seen })], { silent: true });
       const alert = arcEvent('elastic-alert', {
         time: at(1000),
         alertUuid: '11111111-2222-4333-8444-555555555555',
@@ -294,8 +296,47 @@ describe.each(Object.keys(backends))(
       const [first] = await engine.evaluate([alert]);
       expect(first?.outcome).toBe('alerted');
       expect(first?.alert?.reason).toBe('elastic-alert');
+      // The alert says that this history saw the pair, and when last.
+      expect(first?.alert?.seenHereAt).toBe(seen.getTime());
       const [again] = await engine.evaluate([alert]);
       expect(again?.outcome).toBe('duplicate');
+    });
+
+    it('says nothing of a sighting here on an Elastic alert for a pair new here too', async () => {
+      const [r] = await engine.evaluate([arcEvent('elastic-alert', { time: at(1000) })]);
+      expect(r?.alert?.reason).toBe('elastic-alert');
+      expect(r?.alert).not.toHaveProperty('seenHereAt');
+    });
+
+    it('judges an Elastic alert of another rule on the operation by the history, like any event', async () => {
+      /** The alert as another rule (an EQL sequence, no new terms) would raise it. */
+      const otherRule = (opts: Parameters<typeof arcEvent>[1]) => {
+        type Rule = {
+          rule_id?: string;
+          name?: string;
+          type?: string;
+          parameters?: { new_terms_fields?: unknown };
+        };
+        const alert = arcEvent('elastic-alert', opts) as {
+          kibana: { alert: { new_terms?: unknown; rule: Rule } };
+          signal: { rule: Rule };
+        };
+        for (const rule of [alert.kibana.alert.rule, alert.signal.rule]) {
+          rule.rule_id = '5e0b0a4c-9e2b-4b61-8d2a-000000000001';
+          rule.name = 'Azure Service Principal Sign-In Followed by Arc Cluster Credential Access';
+          rule.type = 'eql';
+          delete rule.parameters?.new_terms_fields;
+        }
+        delete alert.kibana.alert.new_terms;
+        return alert;
+      };
+      await engine.evaluate([record({ time: at(DAY) })], { silent: true });
+      const [known] = await engine.evaluate([otherRule({ time: at(1000) })]);
+      expect(known?.outcome).toBe('known');
+      const [fresh] = await engine.evaluate([otherRule({ time: at(2000), ip: '198.51.100.9' })]);
+      expect(fresh?.outcome).toBe('alerted');
+      expect(fresh?.alert?.reason).toBe('new-pair');
+      expect(sink.alerts.map((a) => a.detection.sourceIp)).toEqual(['198.51.100.9']);
     });
 
     it("counts an event once when Elastic's alert of it follows its record, in either order", async () => {

@@ -146,6 +146,26 @@ describe('alert message', () => {
     expect(one).toContain('in 36h; 1 other IP seen');
   });
 
+  it("says when an alert Elastic judged new is on a pair this history saw, and quotes Elastic's reason once", () => {
+    const seenHereAt = Date.parse('2026-03-12T08:00:00Z');
+    const text = allText(
+      buildAlertMessage(
+        view({
+          alert: sampleAlert(
+            { reason: 'elastic-alert', seenHereAt },
+            { elasticAlert: { reason: 'event with source 203.0.113.7 created medium alert X. ' } },
+          ),
+        }),
+      ),
+    );
+    expect(text).toContain(
+      `Elastic judged this IP new for this identity, but this service saw the pair within 7d (last <!date^${seenHereAt / 1000}^`,
+    );
+    expect(text).not.toContain('first use of this IP');
+    expect(text).toContain('Elastic: event with source 203.0.113.7 created medium alert X.');
+    expect(text).not.toContain('alert X..');
+  });
+
   it('says the source is Azure when the detection came from the activity log', () => {
     const m = buildAlertMessage(
       view({

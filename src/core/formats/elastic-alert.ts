@@ -125,8 +125,14 @@ export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseR
     outcome,
     time: r.first(doc, ALERT.originalTime),
     timeField: 'kibana.alert.original_time',
-    elasticAlert: alertInfo(doc, uuid, ruleId, r),
+    elasticAlert: alertInfo(doc, uuid, ruleId, r, judgedNew(doc, ruleId, fromArcRule, r)),
   });
+}
+
+/** Whether Elastic judged the pair new: see `ElasticAlertInfo.judgedNew`. */
+function judgedNew(doc: unknown, ruleId: string | undefined, fromArcRule: boolean, r: FieldReader): boolean {
+  if (hasArcNewTerms(doc, fromArcRule, r)) return true;
+  return ruleId === undefined && r.first(doc, ALERT.newTermsFields) === undefined;
 }
 
 function hasArcNewTerms(doc: unknown, fromArcRule: boolean, r: FieldReader): boolean {
@@ -144,8 +150,10 @@ function alertInfo(
   uuid: string | undefined,
   ruleId: string | undefined,
   r: FieldReader,
+  newPair: boolean,
 ): ElasticAlertInfo {
   const info: ElasticAlertInfo = {};
+  if (newPair) info.judgedNew = true;
   if (uuid !== undefined) info.alertUuid = uuid;
   if (ruleId !== undefined) info.ruleId = ruleId;
   const ruleUuid = str(r.first(doc, ALERT.ruleUuid), 256);

@@ -96,13 +96,26 @@ export function portalUrl(resourceId: string): string | undefined {
   return `https://portal.azure.com/#@/resource${resourceId}`;
 }
 
+/** `text` without the full stops and spaces it ends with (a loop: no regex backtracking). */
+function withoutFinalStops(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  let end = text.length;
+  while (end > 0 && (text[end - 1] === '.' || text[end - 1]!.trim() === '')) end--;
+  return text.slice(0, end);
+}
+
 /** "Why it fired", from the engine's view: first use of the IP by the identity in the window. */
 export function whyText(alert: AlertRecord, k = 1): string {
   const others = alert.otherIps;
   const window = formatDuration(alert.windowMs);
-  let why = `first use of this IP by this identity in ${window}; ${others} other IP${others === 1 ? '' : 's'} seen`;
+  const otherText = `${others} other IP${others === 1 ? '' : 's'} seen`;
+  let why =
+    alert.seenHereAt === undefined
+      ? `first use of this IP by this identity in ${window}; ${otherText}`
+      : `Elastic judged this IP new for this identity, but this service saw the pair within ${window} (last ${slackDate(alert.seenHereAt)}); ${otherText}`;
   if (alert.reason === 'elastic-alert') {
-    const reason = alert.detection.elasticAlert?.reason;
+    // Kibana's reasons end in a full stop; the sentence gets its own.
+    const reason = withoutFinalStops(alert.detection.elasticAlert?.reason);
     why += reason
       ? `. Elastic: ${clip(esc(reason), size(600, k))}`
       : '. Raised by the Elastic new-terms rule';
