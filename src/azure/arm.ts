@@ -6,7 +6,7 @@ import type { AssignmentInfo, AssignmentToRestore, RoleDefinitionInfo } from '..
 import { roleGuid } from '../core/remediation-plan.ts';
 import { callLogPolicy } from './call-log.ts';
 import { httpsBase, scopeForEndpoint } from './endpoints.ts';
-import type { RetrySettings } from './graph.ts';
+import { parseRetryAfter, type RetrySettings } from './graph.ts';
 
 /** API version used to read connected clusters by id. */
 export const CONNECTED_CLUSTER_API_VERSION = '2024-01-01';
@@ -78,6 +78,42 @@ function toAssignmentInfo(a: RoleAssignment): AssignmentInfo | undefined {
   return info;
 }
 
+/** The part of an SDK response's headers that `capRetryAfter` uses. */
+interface RetryHeaders {
+  get(name: string): string | undefined;
+  delete(name: string): void;
+}
+
+/** The headers in which ARM asks for a wait before a retry (the SDK's retry policy reads them). */
+const RETRY_AFTER_HEADERS = ['retry-after-ms', 'x-ms-retry-after-ms', 'retry-after'];
+
+/**
+ * Gives up on a throttled call that asks for a wait longer than `maxMs`, as the Graph client does:
+ * the SDK's retry policy honours any Retry-After, so an hour's wait would hold a remediation step
+ * (and the alert's run) for that hour. Without the header, the SDK does not retry the 429 and the
+ * step fails with it, so the next click tries again.
+ */
+function capRetryAfter(maxMs: number) {
+  return {
+    name: 'arcCapRetryAfter',
+    async sendRequest<Req, Res extends { headers: RetryHeaders }>(
+      request: Req,
+      next: (request: Req) => Promise<Res>,
+    ): Promise<Res> {
+      const response = await next(request);
+      const waits = RETRY_AFTER_HEADERS.map((name) => {
+        const value = response.headers.get(name);
+        if (value === undefined) return undefined;
+        return name === 'retry-after' ? parseRetryAfter(value) : Number(value);
+      });
+      if (waits.some((ms) => ms !== undefined && !(ms <= maxMs))) {
+        for (const name of RETRY_AFTER_HEADERS) response.headers.delete(name);
+      }
+      return response;
+    },
+  };
+}
+
 /** Creates the gateway; the ARM endpoint must be https and gives the token scope. */
 export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
   const endpoint = httpsBase(options.endpoint, 'AZURE_ARM_ENDPOINT');
@@ -90,7 +126,10 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
   const common = {
     endpoint,
     retryOptions,
-    additionalPolicies: [{ policy: callLogPolicy, position: 'perRetry' as const }],
+    additionalPolicies: [
+      { policy: callLogPolicy, position: 'perRetry' as const },
+      { policy: capRetryAfter(options.retry?.maxRetryAfterMs ?? 60_000), position: 'perRetry' as const },
+    ],
     ...(options.tlsCa ? { tlsOptions: { ca: options.tlsCa } } : {}),
   };
   // Every operation used here is addressed by scope or id; the subscription id is never sent.

@@ -90,6 +90,7 @@ export function createRemediatorWith(
   async function readRoles(
     assignments: readonly AssignmentInfo[],
     warnings: string[],
+    unchecked: string[],
   ): Promise<Map<string, RoleDefinitionInfo>> {
     const ids = new Map<string, string>();
     for (const a of assignments) {
@@ -113,12 +114,16 @@ export function createRemediatorWith(
         }
       }),
     );
-    if (failures.length > 0) warnings.push(`could not read role definitions: ${failures.join('; ')}`);
+    if (failures.length > 0) {
+      warnings.push(`could not read role definitions: ${failures.join('; ')}`);
+      unchecked.push(`reading the role definitions of ${failures.length} assignment role(s)`);
+    }
     return roles;
   }
 
   async function plan(detection: Detection): Promise<RemediationPlan> {
     const warnings: string[] = [];
+    const unchecked: string[] = [];
     const principalId = dashGuid(detection.principalId) ?? dashGuid(detection.evidence.principalId);
     const clusterId = detection.cluster?.id;
     let assignments: AssignmentInfo[] | undefined;
@@ -140,6 +145,7 @@ export function createRemediatorWith(
         warnings.push(
           `could not list the role assignments at the cluster (${failureText(f)}): the plan rests on the evidence alone${f.fix ? `; ${f.fix}` : ''}`,
         );
+        unchecked.push(`listing the role assignments at the cluster (${failureText(f)})`);
         logger.warn(
           { err: f.message, cluster: clusterId },
           'listing role assignments failed; planning from evidence',
@@ -148,10 +154,13 @@ export function createRemediatorWith(
     }
     // The assignment the evidence names, read by id: the plan trusts ARM's record, not the evidence.
     const evidenceAssignment = await readEvidenceAssignment(detection);
+    if (evidenceAssignment?.status === 'unreadable') {
+      unchecked.push(`reading the role assignment named in the evidence (${evidenceAssignment.error})`);
+    }
     const found = evidenceAssignment?.status === 'found' ? [evidenceAssignment.assignment] : [];
     const known = [...(assignments ?? []), ...found];
-    const roles = known.length > 0 ? await readRoles(known, warnings) : undefined;
-    return buildRemediationPlan({
+    const roles = known.length > 0 ? await readRoles(known, warnings, unchecked) : undefined;
+    const planned = buildRemediationPlan({
       detection,
       endpoints,
       ...(assignments ? { assignments } : {}),
@@ -159,6 +168,8 @@ export function createRemediatorWith(
       ...(roles ? { roles } : {}),
       warnings,
     });
+    if (unchecked.length > 0) planned.unchecked = unchecked;
+    return planned;
   }
 
   /** Reads the assignment named in the evidence by id; undefined when the evidence names none. */
@@ -409,7 +420,8 @@ export function createRemediatorWith(
       steps.push({ stepId: step.id, ...outcome });
       logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'remediation step');
     }
-    const ok = mode === 'dry-run' || steps.every(isFinished);
+    // A plan made while Azure could not be read may miss an assignment: not done until planned again.
+    const ok = mode === 'dry-run' || (steps.every(isFinished) && !plan.unchecked?.length);
     const result: RemediationResult = { mode, ok, steps };
     await audit(
       AUDIT_ACTIONS.revoke,
@@ -461,7 +473,8 @@ export function createRemediatorWith(
       steps.push({ stepId: step.id, ...outcome });
       logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'undo step');
     }
-    const ok = mode === 'dry-run' || steps.every(isFinished);
+    // A plan made while Azure could not be read may miss an assignment: not done until planned again.
+    const ok = mode === 'dry-run' || (steps.every(isFinished) && !plan.unchecked?.length);
     const undone: RemediationResult = { mode, ok, steps };
     await audit(AUDIT_ACTIONS.undo, context, plan, undone, calls, { undoOf: result.steps });
     return undone;

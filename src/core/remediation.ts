@@ -44,6 +44,12 @@ export interface RemediationPlan {
   stillHasAccessThrough: RemainingAccess[];
   /** Lookups that failed while planning (the plan may then be incomplete). */
   warnings: string[];
+  /**
+   * Reads of Azure that failed so that an assignment granting the access may be missing from
+   * `steps`: a live run of such a plan ends failed, whatever its steps did, and the next click
+   * plans again.
+   */
+  unchecked?: string[];
 }
 
 export type StepStatus = 'done' | 'already-done' | 'failed' | 'would-do' | 'skipped';

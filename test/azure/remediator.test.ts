@@ -180,6 +180,21 @@ describe('Azure remediator: plan', () => {
     expect(statuses).toEqual([429, 429, 200]);
   });
 
+  it('gives up at once on a throttled listing that asks for a longer wait than the cap', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    // An hour: the SDK's own policy would wait it out, holding the run for that hour.
+    fake.throttle('arm', 'GET', '/roleAssignments', 3600, 5);
+    const started = Date.now();
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(plan.warnings.join('\n')).toMatch(/could not list the role assignments at the cluster \(.*429/);
+    const statuses = fake
+      .calls('arm', 'GET')
+      .filter((r) => r.path.endsWith('/roleAssignments'))
+      .map((r) => r.status);
+    expect(statuses).toEqual([429]);
+  });
+
   it('with no working credential, removes nothing it could not check and says why', async () => {
     const fake = await fakeWithEvidenceAt(CLUSTER_ID);
     const store = await memoryStore();

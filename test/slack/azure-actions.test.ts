@@ -113,6 +113,61 @@ describe('Revoke, live', () => {
     expect(await auditOf('revoke')).toEqual(['failed', 'ok']);
   });
 
+  it('fails, not "Revoked", when Azure could not be read to find the assignments, and a later click finishes', async () => {
+    const { azure } = await posted('live');
+    // Every read of role assignments (the listing and the evidence's by id) is refused.
+    azure.deny('arm', 'GET', 'roleAssignments');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(azure.calls('arm', 'DELETE')).toHaveLength(0);
+    // What could run did: the principal is disabled.
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    expect(lastUpdateText()).toContain('Revoke failed');
+    expect(lastUpdateText()).toContain('could not be read to find every role assignment');
+    expect(String(threads()[0]!.args.text)).toMatch(/^:x: Audit: Revoke by .* failed/);
+    expect(button(ACTION_IDS.revoke)).toBeDefined();
+    expect(button(ACTION_IDS.undoRevoke)).toBeUndefined();
+    expect(await auditOf('revoke')).toEqual(['failed']);
+
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.revoke, 2);
+    expect(azure.calls('arm', 'DELETE').map((r) => r.path)).toEqual([EVIDENCE_ASSIGNMENT_ID]);
+    expect(azure.calls('graph', 'PATCH')).toHaveLength(1);
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(button(ACTION_IDS.undoRevoke)).toBeDefined();
+    expect(await auditOf('revoke')).toEqual(['failed', 'ok']);
+  });
+
+  it('keeps what a failed run removed in the result of its retry, so that Undo re-creates it', async () => {
+    const { azure } = await posted('live');
+    const clusterAssignment = 'aaaaaaaa-0000-4000-8000-000000000001';
+    azure.assign({
+      name: clusterAssignment,
+      scope: ARC.clusterId,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    });
+    // The first run removes the cluster's assignment, then fails on the evidence's and on Graph.
+    azure.deny('arm', 'DELETE', ARC.roleAssignmentId);
+    azure.deny('graph', 'PATCH', 'servicePrincipals');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Revoke failed');
+    expect(azure.assignmentsByName.has(clusterAssignment)).toBe(false);
+
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.revoke, 2);
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(lastUpdateText()).toContain(clusterAssignment);
+
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    const puts = azure.calls('arm', 'PUT').map((r) => r.path);
+    expect(puts).toHaveLength(2);
+    expect(
+      puts.some((p) => p.startsWith(`${ARC.clusterId}/providers/Microsoft.Authorization/roleAssignments/`)),
+    ).toBe(true);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+  });
+
   it('runs once for a double click; the second click is told privately', async () => {
     const { azure } = await posted('live');
     const [a, b] = await Promise.all([

@@ -53,6 +53,23 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
 }
 
 /**
+ * The new plan of a retry, with the steps the failed earlier run did that it no longer lists: an
+ * assignment that run removed is gone from Azure's listing, but the run's result (and its Undo)
+ * must still hold it.
+ */
+function withEarlierDone(
+  plan: RemediationPlan,
+  earlierPlan: RemediationPlan | undefined,
+  previous: RemediationResult | undefined,
+): RemediationPlan {
+  if (!earlierPlan || !previous) return plan;
+  const done = new Set(previous.steps.filter((s) => s.status === 'done').map((s) => s.stepId));
+  const planned = new Set(plan.steps.map((s) => s.id));
+  const carried = earlierPlan.steps.filter((s) => done.has(s.id) && !planned.has(s.id));
+  return carried.length === 0 ? plan : { ...plan, steps: [...carried, ...plan.steps] };
+}
+
+/**
  * Runs one remediation for an alert whose lock the caller holds: saves and shows progress, plans,
  * executes (re-running only the steps an earlier failed run of the same mode left), shows a result
  * per step, releases the lock when the run failed or was a dry-run (so that a later click runs it
@@ -82,10 +99,14 @@ export async function runRemediation(
   await trackRun(ctx, alertId);
   await save();
   try {
-    run.plan = await kind.plan(ctx, state);
+    run.plan = withEarlierDone(await kind.plan(ctx, state), earlier?.plan, previous);
     await save();
     run.result = await remediator.execute(run.plan, previous, { actor: user, alertId, ip: d.sourceIp });
     run.status = run.result.ok ? 'done' : 'failed';
+    const unchecked = run.plan.unchecked ?? [];
+    if (!run.result.ok && run.result.mode === 'live' && unchecked.length > 0) {
+      run.error = `Azure could not be read to find every role assignment to remove: ${unchecked.join('; ')}. The steps listed below ran; press ${kind.verb} again to plan anew once Azure answers`;
+    }
   } catch (err) {
     run.status = 'failed';
     run.error = (err as Error).message;
