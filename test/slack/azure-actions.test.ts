@@ -168,6 +168,24 @@ describe('Revoke, live', () => {
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
   });
 
+  it('does nothing for a button shown in dry-run and pressed after the switch to live, and shows the live one', async () => {
+    const { azure } = await posted('live');
+    const updates = slack().callsOf('chat.update').length;
+    const { responseId } = await h!.click(ACTION_IDS.revoke, alert.id, RESPONDER, {
+      text: 'Revoke (dry-run)',
+    });
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    expect(noteTo(responseId)).toContain('Nothing was done');
+    expect(azure.mutations()).toHaveLength(0);
+    await slack().waitFor('the alert shown again', () => slack().callsOf('chat.update').length > updates);
+    expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke');
+    expect(await auditOf('revoke')).toEqual(['refused']);
+
+    await h!.click(ACTION_IDS.revoke, alert.id, RESPONDER, { text: 'Revoke' });
+    await slack().waitFor('thread post 1', () => threads().length === 1, AZURE_WAIT);
+    expect(azure.calls('arm', 'DELETE')).toHaveLength(1);
+  });
+
   it('runs once for a double click; the second click is told privately', async () => {
     const { azure } = await posted('live');
     const [a, b] = await Promise.all([

@@ -296,6 +296,8 @@ export function buttonClick(opts: {
   responseUrl: string;
   triggerId?: string;
   ephemeral?: boolean;
+  /** The pressed button's text, as Slack sends it back. */
+  text?: string;
 }): Record<string, unknown> {
   const actionTs = `${1700000100 + triggerCounter}.${String(triggerCounter).padStart(6, '0')}`;
   return {
@@ -326,7 +328,7 @@ export function buttonClick(opts: {
         type: 'button',
         action_id: opts.actionId,
         block_id: 'arc_alert_actions',
-        text: { type: 'plain_text', text: 'button', emoji: true },
+        text: { type: 'plain_text', text: opts.text ?? 'button', emoji: true },
         value: opts.value,
         action_ts: actionTs,
       },

@@ -12,8 +12,11 @@ export interface AlertClick {
   user: string;
   state: SlackAlertState;
   subject: ActionSubject & { alertId: string; appId: string; ip: string };
-  /** Refuses a repeat of an action that already ran: audited, answered privately. */
-  refuse(detail: string, text: string): Promise<void>;
+  /**
+   * Refuses the click: audited (as `duplicate`, a repeat of an action that already ran, unless
+   * `result` says otherwise), answered privately.
+   */
+  refuse(detail: string, text: string, result?: 'duplicate' | 'refused'): Promise<void>;
 }
 
 /** What an action on an alert is about: the alert and its (identity, IP) pair. */
@@ -45,8 +48,8 @@ export async function openAlertClick(
     user,
     state,
     subject,
-    refuse: async (detail, text) => {
-      await recordAudit(ctx.store, { actor: user, ...subject, result: 'duplicate', detail });
+    refuse: async (detail, text, result = 'duplicate') => {
+      await recordAudit(ctx.store, { actor: user, ...subject, result, detail });
       await reply(ctx, click.respond, text);
     },
   };

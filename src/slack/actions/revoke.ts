@@ -41,6 +41,18 @@ export function registerRevoke(app: App, ctx: SlackContext): void {
       await refuse('already revoked', `Already revoked by <@${state.revoke!.by}>.`);
       return;
     }
+    // A button shown while remediation was a dry-run, pressed after a switch to live: its confirm
+    // dialog promised that nothing would change, so it changes nothing. The alert is shown again
+    // with the live button and its own dialog.
+    if (ctx.remediator.mode === 'live' && /\(dry-run\)/.test(action.text?.text ?? '')) {
+      await ctx.messenger.updateAlert(state).catch(() => undefined);
+      await refuse(
+        'button shown in dry-run, remediation now live',
+        'Nothing was done: this button was shown while remediation was a dry-run, and it is live now (AZURE_REMEDIATION=live). The alert now shows the live *Revoke*; press it to act.',
+        'refused',
+      );
+      return;
+    }
     if (!(await ctx.store.claim(revokeLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
       await refuse(
         'revoke already running',
