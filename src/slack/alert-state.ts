@@ -77,6 +77,8 @@ export interface SlackAlertState {
   undo?: UndoRun;
   /** Earlier Revoke-and-Undo rounds, oldest first (at most `PAST_REVOKES_KEPT`). */
   past?: PastRevoke[];
+  /** Audit lines for the thread that Slack has not taken yet, oldest first (see follow-ups.ts). */
+  pendingThread?: string[];
 }
 
 /**

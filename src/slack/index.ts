@@ -8,6 +8,7 @@ import { createBoltApp, createWebClient, registerHandlers } from './app.ts';
 import { BotAuth } from './bot-identity.ts';
 import type { SlackContext } from './context.ts';
 import { DeliveryProblems, DeliveryQueue } from './delivery-queue.ts';
+import { sweepFollowUps } from './follow-ups.ts';
 import { createMessenger, type DeliveryFailureCounter } from './messenger.ts';
 import { createResponderCheck } from './responders.ts';
 import { createSlackSink } from './sink.ts';
@@ -155,6 +156,11 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       await sweepStaleRuns(ctx);
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot look for interrupted remediation runs');
+    }
+    try {
+      await sweepFollowUps(ctx);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'cannot catch up alert messages and threads');
     }
   };
 

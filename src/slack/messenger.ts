@@ -17,7 +17,12 @@ export interface DeliveryFailureCounter {
 }
 
 /** Slack errors about one message that nothing can fix: the message is gone or too old. */
-const GONE = new Set(['message_not_found', 'cant_update_message', 'edit_window_closed', 'thread_not_found']);
+export const GONE = new Set([
+  'message_not_found',
+  'cant_update_message',
+  'edit_window_closed',
+  'thread_not_found',
+]);
 
 /** Posts and updates alert messages through the delivery queue, recording failures. */
 export interface Messenger {

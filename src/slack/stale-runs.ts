@@ -7,6 +7,7 @@ import {
   updateAlertState,
 } from './alert-state.ts';
 import type { SlackContext } from './context.ts';
+import { auditInThread, showAlert } from './follow-ups.ts';
 
 /**
  * The store set of alerts with a remediation run (Revoke, Remove broad roles, Undo) in progress.
@@ -87,14 +88,13 @@ export async function sweepStaleRuns(ctx: SlackContext): Promise<string[]> {
         result: 'failed',
         detail: { mode: run.mode, error: 'interrupted', startedAt: run.at },
       });
-      await ctx.messenger
-        .postThread(
-          state,
-          `:warning: Audit: ${words.name} started by <@${run.by}> did not finish within 15 minutes (arc-responder stopped mid-run). What it changed is unknown: press ${words.button} again to finish it.`,
-        )
-        .catch(() => undefined);
+      await auditInThread(
+        ctx,
+        state,
+        `:warning: Audit: ${words.name} started by <@${run.by}> did not finish within 15 minutes (arc-responder stopped mid-run). What it changed is unknown: press ${words.button} again to finish it.`,
+      );
     }
-    await ctx.messenger.updateAlert(state).catch(() => undefined);
+    await showAlert(ctx, state);
   }
   return changed;
 }

@@ -3,8 +3,10 @@
  * remediator (SDK clients, `DefaultAzureCredential`) against the local HTTPS fake of ARM, Graph
  * and the token endpoint, which records every call.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
+import { loadAlertState } from '../../src/slack/alert-state.ts';
+import { FOLLOW_UPS } from '../../src/slack/follow-ups.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { ROLE } from '../azure/helpers.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
@@ -204,6 +206,71 @@ describe('Revoke, live', () => {
     const note = [...slack().responsesTo(a.responseId), ...slack().responsesTo(b.responseId)][0]!;
     expect(String(note.text)).toContain('already running');
     expect((await auditOf('revoke')).sort()).toEqual(['duplicate', 'ok']);
+  });
+});
+
+describe('Slack failing during a run', () => {
+  it('shows the result and posts the audit line in the thread once Slack takes them again', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' }, tuning: { staleSweepIntervalMs: 50 } });
+    await h.chat.sink.post(alert);
+    const failing = Array.from({ length: 50 }, () => ({ status: 500 }));
+    slack()
+      .script('chat.update', ...failing)
+      .script('chat.postMessage', ...failing);
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    // Azure is changed; the alert and its thread are behind, and remembered.
+    await vi.waitFor(
+      async () => expect((await loadAlertState(h!.store, alert.id))?.pendingThread).toHaveLength(1),
+      { timeout: AZURE_WAIT },
+    );
+    expect(await h.store.members(FOLLOW_UPS)).toEqual([alert.id]);
+    expect(azure!.calls('arm', 'DELETE')).toHaveLength(1);
+
+    // Slack is back (the failed attempts are forgotten): the next sweep catches up, once.
+    slack().clearScripts();
+    slack().clear();
+    await h.chat.start!();
+    await slack().waitFor('the audit line', () => threads().length === 1, AZURE_WAIT);
+    await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
+      timeout: AZURE_WAIT,
+    });
+    expect(String(threads()[0]!.args.text)).toContain('revoked the access');
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(button(ACTION_IDS.undoRevoke)).toBeDefined();
+    expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
+    expect(threads()).toHaveLength(1);
+    await h.chat.stop!();
+  });
+
+  it('drops the lines kept for a thread whose message was deleted in Slack, and keeps their order otherwise', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'dry-run' }, tuning: { staleSweepIntervalMs: 50 } });
+    await h.chat.sink.post(alert);
+    const failing = Array.from({ length: 50 }, () => ({ status: 500 }));
+    slack().script('chat.postMessage', ...failing);
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await vi.waitFor(
+      async () => expect((await loadAlertState(h!.store, alert.id))?.pendingThread).toHaveLength(1),
+      { timeout: AZURE_WAIT },
+    );
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await vi.waitFor(
+      async () => expect((await loadAlertState(h!.store, alert.id))?.pendingThread).toHaveLength(2),
+      { timeout: AZURE_WAIT },
+    );
+    const kept = (await loadAlertState(h.store, alert.id))!.pendingThread!;
+    slack().clearScripts();
+    slack().clear();
+    // The first line goes out; then Slack says the message is gone: the rest is dropped.
+    slack().script('chat.postMessage', {}, { error: 'thread_not_found' });
+    await h.chat.start!();
+    await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
+      timeout: AZURE_WAIT,
+    });
+    expect(threads().map((c) => c.args.text)).toEqual(kept);
+    expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
+    await h.chat.stop!();
   });
 });
 

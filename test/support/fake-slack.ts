@@ -113,6 +113,11 @@ export class FakeSlack {
     return this;
   }
 
+  /** Drops the scripted answers not used yet: every method answers as Slack does again. */
+  clearScripts(): void {
+    this.#scripts.clear();
+  }
+
   /** The recorded calls of one method. */
   callsOf(method: string): FakeCall[] {
     return this.calls.filter((c) => c.method === method);

@@ -4,6 +4,7 @@ import { updateAlertState } from '../alert-state.ts';
 import { authorise, channelOfClick, reply } from '../authorise.ts';
 import { buildHistoryMessage, parseRemoveAllowValue } from '../blocks/history.ts';
 import type { SlackContext } from '../context.ts';
+import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
 
 /** The alert the entry was marked benign from says it is gone, in its message and its thread. */
@@ -13,13 +14,12 @@ async function showRemoval(ctx: SlackContext, alertId: string, user: string): Pr
     if (s.benign) s.benign.removed = { by: user, at };
   });
   if (!latest?.benign) return;
-  await ctx.messenger.updateAlert(latest).catch(() => undefined);
-  await ctx.messenger
-    .postThread(
-      latest,
-      `Audit: allowlist entry removed by <@${user}> (from /arc-history): detections of this pair are no longer allowlisted.`,
-    )
-    .catch(() => undefined);
+  await showAlert(ctx, latest);
+  await auditInThread(
+    ctx,
+    latest,
+    `Audit: allowlist entry removed by <@${user}> (from /arc-history): detections of this pair are no longer allowlisted.`,
+  );
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   updateAlertState,
 } from '../alert-state.ts';
 import type { SlackContext } from '../context.ts';
+import { showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { openAlertClick } from './alert-click.ts';
 import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
@@ -45,7 +46,7 @@ export function registerRevoke(app: App, ctx: SlackContext): void {
     // dialog promised that nothing would change, so it changes nothing. The alert is shown again
     // with the live button and its own dialog.
     if (ctx.remediator.mode === 'live' && /\(dry-run\)/.test(action.text?.text ?? '')) {
-      await ctx.messenger.updateAlert(state).catch(() => undefined);
+      await showAlert(ctx, state);
       await refuse(
         'button shown in dry-run, remediation now live',
         'Nothing was done: this button was shown while remediation was a dry-run, and it is live now (AZURE_REMEDIATION=live). The alert now shows the live *Revoke*; press it to act.',

@@ -10,6 +10,7 @@ import {
 import { STEP_EMOJI } from '../blocks/alert.ts';
 import { clip, code, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
+import { auditInThread, showAlert } from '../follow-ups.ts';
 import { trackRun, untrackRun } from '../stale-runs.ts';
 
 export { REMEDIATION_LOCK_TTL_MS };
@@ -93,7 +94,7 @@ export async function runRemediation(
     const latest = await updateAlertState(store, alertId, (s) => {
       s[kind.field] = run;
     });
-    if (latest) await ctx.messenger.updateAlert(latest).catch(() => undefined);
+    if (latest) await showAlert(ctx, latest);
     return latest ?? state;
   };
   await trackRun(ctx, alertId);
@@ -131,5 +132,5 @@ export async function runRemediation(
     result: run.status === 'failed' ? 'failed' : run.mode === 'dry-run' ? 'dry-run' : 'ok',
     detail: { mode: run.mode, steps: run.result?.steps ?? [], error: run.error },
   });
-  await ctx.messenger.postThread(latest, threadText(run, kind)).catch(() => undefined);
+  await auditInThread(ctx, latest, threadText(run, kind));
 }

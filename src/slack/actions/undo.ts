@@ -16,6 +16,7 @@ import { reply } from '../authorise.ts';
 import { STEP_EMOJI, undoLabel } from '../blocks/alert.ts';
 import { clip, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
+import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { trackRun, untrackRun } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
@@ -54,7 +55,7 @@ async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string):
     const latest = await updateAlertState(store, alertId, (s) => {
       s.undo = undo;
     });
-    if (latest) await ctx.messenger.updateAlert(latest).catch(() => undefined);
+    if (latest) await showAlert(ctx, latest);
     return latest ?? state;
   };
   await trackRun(ctx, alertId);
@@ -89,7 +90,7 @@ async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string):
     detail: { mode: undo.mode, steps: undo.result?.steps ?? [], error: undo.error },
   });
   const planSteps = new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)));
-  await ctx.messenger.postThread(latest, threadText(undo, planSteps)).catch(() => undefined);
+  await auditInThread(ctx, latest, threadText(undo, planSteps));
   if (undo.status === 'done' && undo.mode === 'live') await restoreOtherAlerts(ctx, state, undo);
 }
 
@@ -117,13 +118,12 @@ async function restoreOtherAlerts(ctx: SlackContext, state: SlackAlertState, und
       if (!other || !changed) continue;
       await store.releaseClaim(revokeLockKey(id));
       await store.releaseClaim(undoLockKey(id));
-      await ctx.messenger.updateAlert(other).catch(() => undefined);
-      await ctx.messenger
-        .postThread(
-          other,
-          `:leftwards_arrow_with_hook: Audit: <@${undo.by}> undid the revoke through alert \`${alertId}\` of the same identity: its access is back, and Revoke is offered again here.`,
-        )
-        .catch(() => undefined);
+      await showAlert(ctx, other);
+      await auditInThread(
+        ctx,
+        other,
+        `:leftwards_arrow_with_hook: Audit: <@${undo.by}> undid the revoke through alert \`${alertId}\` of the same identity: its access is back, and Revoke is offered again here.`,
+      );
     }
     await store.removeMembers(key, [alertId, ...others]);
   } catch (err) {

@@ -6,6 +6,7 @@ import { decide } from '../authorise.ts';
 import { benignText } from '../blocks/alert.ts';
 import { parseBenignMetadata, parseBenignSubmission } from '../blocks/benign-modal.ts';
 import type { SlackContext } from '../context.ts';
+import { auditInThread, showAlert } from '../follow-ups.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
 
 /**
@@ -70,9 +71,11 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         result: 'failed',
         detail: (err as Error).message,
       });
-      await ctx.messenger
-        .postThread(state, `:x: <@${user}> tried to mark this benign, but the allowlist could not be stored.`)
-        .catch(() => undefined);
+      await auditInThread(
+        ctx,
+        state,
+        `:x: <@${user}> tried to mark this benign, but the allowlist could not be stored.`,
+      );
       return;
     }
     const mark = { by: user, reason: answer.reason, at, ...(until === undefined ? {} : { until }) };
@@ -87,7 +90,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       detail: { reason: answer.reason, until: until ?? null, expiry: answer.expiry, as: decision.as },
     });
     ctx.logger.info({ user, ...subject, until, as: decision.as }, 'pair marked benign from Slack');
-    await ctx.messenger.updateAlert(latest).catch(() => undefined);
-    await ctx.messenger.postThread(latest, `Audit: ${benignText(mark)}`).catch(() => undefined);
+    await showAlert(ctx, latest);
+    await auditInThread(ctx, latest, `Audit: ${benignText(mark)}`);
   });
 }

@@ -1,0 +1,108 @@
+import { loadAlertState, type SlackAlertState, updateAlertState } from './alert-state.ts';
+import type { SlackContext } from './context.ts';
+import { SlackDeliveryError } from './delivery-queue.ts';
+import { GONE } from './messenger.ts';
+
+/**
+ * The store set of alerts whose message or thread is behind their state: a `chat.update` or an
+ * audit line in the thread that Slack refused or never answered. `sweepFollowUps` catches up.
+ */
+export const FOLLOW_UPS = 'slack-follow-ups';
+
+/** Lines kept for one alert's thread while Slack cannot take them; older ones go first. */
+const PENDING_LINES_KEPT = 50;
+
+type Ctx = Pick<SlackContext, 'store' | 'logger' | 'messenger'>;
+
+async function note(ctx: Ctx, alertId: string): Promise<void> {
+  try {
+    await ctx.store.addMembers(FOLLOW_UPS, [alertId]);
+  } catch (err) {
+    ctx.logger.error({ alertId, err: (err as Error).message }, 'cannot note the alert for Slack to catch up');
+  }
+}
+
+/**
+ * Shows the alert's current state in its message. When Slack fails, the alert is noted and
+ * `sweepFollowUps` updates the message later, from the state as it is then. Never throws.
+ */
+export async function showAlert(ctx: Ctx, state: SlackAlertState): Promise<void> {
+  try {
+    await ctx.messenger.updateAlert(state);
+  } catch {
+    // The messenger logged why.
+    await note(ctx, state.alert.id);
+  }
+}
+
+/**
+ * Posts an audit line in the alert's thread, after the lines still waiting for Slack (so that the
+ * thread keeps their order). When Slack fails, the line is kept in the alert's state and
+ * `sweepFollowUps` posts it later. Never throws.
+ */
+export async function auditInThread(ctx: Ctx, state: SlackAlertState, text: string): Promise<void> {
+  const alertId = state.alert.id;
+  if (!state.pendingThread?.length) {
+    try {
+      await ctx.messenger.postThread(state, text);
+      return;
+    } catch (err) {
+      if (err instanceof SlackDeliveryError && GONE.has(err.code)) return; // the message was deleted
+    }
+  }
+  try {
+    const saved = await updateAlertState(ctx.store, alertId, (s) => {
+      s.pendingThread = [...(s.pendingThread ?? []), text].slice(-PENDING_LINES_KEPT);
+    });
+    if (saved) await note(ctx, alertId);
+    else ctx.logger.error({ alertId }, 'the alert is no longer known: its thread line is dropped');
+  } catch (err) {
+    ctx.logger.error({ alertId, err: (err as Error).message }, 'cannot keep the thread line to send again');
+  }
+}
+
+/**
+ * Catches up every noted alert: updates its message from its current state, then posts the
+ * thread lines it keeps, in order, dropping each once posted. A message deleted in Slack drops
+ * them all. A failure Slack may get over (a timeout, a 5xx, rate limits) ends the pass, since
+ * Slack is likely down for every alert; one that needs a person (a missing scope, the bot out of
+ * the channel) moves on to the next alert. Returns the ids of the alerts caught up.
+ */
+export async function sweepFollowUps(ctx: Ctx): Promise<string[]> {
+  const done: string[] = [];
+  for (const alertId of await ctx.store.members(FOLLOW_UPS)) {
+    const state = await loadAlertState(ctx.store, alertId);
+    try {
+      if (state) await catchUp(ctx, state);
+    } catch (err) {
+      if (err instanceof SlackDeliveryError && !err.retryable) continue;
+      return done;
+    }
+    await ctx.store.removeMembers(FOLLOW_UPS, [alertId]);
+    // A line kept while this pass ran notes the alert again.
+    if ((await loadAlertState(ctx.store, alertId))?.pendingThread?.length) await note(ctx, alertId);
+    done.push(alertId);
+  }
+  return done;
+}
+
+async function catchUp(ctx: Ctx, state: SlackAlertState): Promise<void> {
+  const alertId = state.alert.id;
+  await ctx.messenger.updateAlert(state);
+  for (const line of state.pendingThread ?? []) {
+    let gone = false;
+    try {
+      await ctx.messenger.postThread(state, line);
+    } catch (err) {
+      if (!(err instanceof SlackDeliveryError && GONE.has(err.code))) throw err;
+      gone = true;
+    }
+    await updateAlertState(ctx.store, alertId, (s) => {
+      if (gone) delete s.pendingThread;
+      const at = s.pendingThread?.indexOf(line) ?? -1;
+      if (at >= 0) s.pendingThread!.splice(at, 1);
+      if (s.pendingThread?.length === 0) delete s.pendingThread;
+    });
+    if (gone) return;
+  }
+}
