@@ -36,7 +36,11 @@ export interface AzureRemediator extends Remediator {
 }
 
 /** Audit actions written by the remediator. */
-export const AUDIT_ACTIONS = { revoke: 'azure.revoke', undo: 'azure.undo' } as const;
+export const AUDIT_ACTIONS = {
+  revoke: 'azure.revoke',
+  removeBroadRoles: 'azure.remove-broad-roles',
+  undo: 'azure.undo',
+} as const;
 
 const SP_PERMISSIONS =
   'Application.ReadWrite.OwnedBy (arc-responder must be an owner of the service principal) or Application.ReadWrite.All';
@@ -424,7 +428,7 @@ export function createRemediatorWith(
     const ok = mode === 'dry-run' || (steps.every(isFinished) && !plan.unchecked?.length);
     const result: RemediationResult = { mode, ok, steps };
     await audit(
-      AUDIT_ACTIONS.revoke,
+      context?.action === 'remove-broad-roles' ? AUDIT_ACTIONS.removeBroadRoles : AUDIT_ACTIONS.revoke,
       context,
       plan,
       result,
@@ -489,8 +493,12 @@ export function createRemediatorWith(
   };
 }
 
-/** Every remediation attempt (revoke and undo, dry-run included), oldest first; of one alert or all. */
+/**
+ * Every remediation attempt (revoke, removal of broad roles and undo, dry-run included), oldest
+ * first; of one alert or all.
+ */
 export async function listRemediationAttempts(store: StateStore, alertId?: string): Promise<AuditEntry[]> {
   const entries = await listAudit(store, alertId);
-  return entries.filter((e) => e.action === AUDIT_ACTIONS.revoke || e.action === AUDIT_ACTIONS.undo);
+  const actions: ReadonlySet<string> = new Set(Object.values(AUDIT_ACTIONS));
+  return entries.filter((e) => actions.has(e.action));
 }

@@ -2,6 +2,9 @@ import { dashGuid } from './azure-ids.ts';
 import type { Detection } from './detection.ts';
 import type { PlannedStep, RemainingAccess, RemediationPlan } from './remediation.ts';
 
+/** How a plan's warning about evidence naming another principal's assignment begins. */
+export const TAMPERING = 'POSSIBLE TAMPERING';
+
 /**
  * The remediation plan, decided without calling anything: from a detection, the role assignments
  * listed for its principal and their role definitions, which assignments to remove and how to stop
@@ -424,7 +427,7 @@ function evidenceFromArm(
   }
   if (assignedTo !== principalId) {
     out.alarms.push(
-      `POSSIBLE TAMPERING: the detection's evidence names a role assignment of a different principal (${a.principalId}${a.principalType ? `, ${a.principalType}` : ''}), not of the detected principal ${principalId}: not removed; check the detection's source: ${id}`,
+      `${TAMPERING}: the detection's evidence names a role assignment of a different principal (${a.principalId}${a.principalType ? `, ${a.principalType}` : ''}), not of the detected principal ${principalId}: not removed; check the detection's source: ${id}`,
     );
     return out;
   }

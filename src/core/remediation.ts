@@ -75,6 +75,8 @@ export interface RemediationContext {
   actor?: string;
   alertId?: string;
   ip?: string;
+  /** What the run is, for the audit: Revoke (the default) or the removal of broad roles. */
+  action?: 'revoke' | 'remove-broad-roles';
 }
 
 /** The remediation port: plan, then execute (or report the plan in dry-run), and undo. */

@@ -216,7 +216,7 @@ it('POST /ingest of tampered evidence naming the security team’s Owner assignm
   expect(azure.calls('arm', 'DELETE').map((r) => r.path)).toEqual([evidenceId]);
   expect(azure.assignmentsByName.get(TEAM_OWNER)?.principalId).toBe(SECURITY_TEAM);
   const report = String(threads()[0]!.args.text);
-  expect(report).toContain('POSSIBLE TAMPERING');
+  expect(report).toContain(':rotating_light: POSSIBLE TAMPERING');
   expect(report).toContain('different principal');
   expect(report).not.toContain(`DELETE ${azure.armUrl}${teamOwnerId}`);
 });

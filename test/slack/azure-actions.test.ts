@@ -414,6 +414,9 @@ describe('Remove broad roles too', () => {
     expect(lastUpdateText()).not.toContain('Still has access through Owner');
     expect(button(ACTION_IDS.removeBroadRoles)).toBeUndefined();
     expect((await auditOf('remove-broad-roles')).sort()).toEqual(['duplicate', 'ok', 'refused']);
+    // The Azure side's record names the run for what it was.
+    expect(await auditOf('azure.remove-broad-roles')).toEqual(['ok']);
+    expect(await auditOf('azure.revoke')).toEqual(['ok']);
   });
 
   it('Undo afterwards re-creates the broad role as well', async () => {

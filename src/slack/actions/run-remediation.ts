@@ -7,7 +7,7 @@ import {
   type SlackAlertState,
   updateAlertState,
 } from '../alert-state.ts';
-import { STEP_EMOJI } from '../blocks/alert.ts';
+import { STEP_EMOJI, warningMark } from '../blocks/alert.ts';
 import { clip, code, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
@@ -43,7 +43,7 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
       `:warning: Still has access through ${clip(esc(rest.roleName), 100)} at ${code(rest.scope, 300)}`,
     );
   }
-  for (const w of run.plan?.warnings ?? []) lines.push(`:information_source: ${clip(esc(w), 300)}`);
+  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${clip(esc(w), 300)}`);
   let head: string;
   if (run.status === 'failed')
     head = `:x: Audit: ${kind.verb} by ${who} failed${run.error ? `: ${clip(esc(run.error), 300)}` : ''}.`;
@@ -102,7 +102,12 @@ export async function runRemediation(
   try {
     run.plan = withEarlierDone(await kind.plan(ctx, state), earlier?.plan, previous);
     await save();
-    run.result = await remediator.execute(run.plan, previous, { actor: user, alertId, ip: d.sourceIp });
+    run.result = await remediator.execute(run.plan, previous, {
+      actor: user,
+      alertId,
+      ip: d.sourceIp,
+      action: kind.action,
+    });
     run.status = run.result.ok ? 'done' : 'failed';
     const unchecked = run.plan.unchecked ?? [];
     if (!run.result.ok && run.result.mode === 'live' && unchecked.length > 0) {

@@ -3,6 +3,7 @@ import type { AlertRecord } from '../../core/alert.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
 import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
+import { TAMPERING } from '../../core/remediation-plan.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
 import {
   type BenignMark,
@@ -148,6 +149,10 @@ function principalTypeText(d: Detection, s: (text: string, n: number) => string)
   return d.principalType ? `${s(d.principalType, 60)} (from the token)` : DASH;
 }
 
+/** The mark of a plan's warning: an alarm (evidence naming someone else's access) stands out. */
+export const warningMark = (warning: string): string =>
+  warning.startsWith(TAMPERING) ? ':rotating_light:' : ':information_source:';
+
 /** The mark of each step outcome, in the alert and in thread reports. */
 export const STEP_EMOJI: Record<StepResult['status'], string> = {
   done: ':white_check_mark:',
@@ -234,7 +239,7 @@ function runText(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
   }
-  for (const w of run.plan?.warnings ?? []) lines.push(`:information_source: ${s(w, 300)}`);
+  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${s(w, 300)}`);
   return clip([head, ...lines].join('\n'), size(2500, k));
 }
 
