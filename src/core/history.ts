@@ -35,6 +35,11 @@ export interface History {
   unallow(appId: string, ip: string): Promise<boolean>;
   /** The pair's allowlist entry while it lasts. */
   getAllow(appId: string, ip: string): Promise<AllowlistEntry | undefined>;
+  /**
+   * The identity's allowlist entries that last, whose IP has no sighting in the window (they
+   * still hold detections back), most recently made first.
+   */
+  listDormantAllows(appId: string): Promise<AllowlistEntry[]>;
 }
 
 /** True while the entry suppresses alerts. */
@@ -130,6 +135,18 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       const removed = await store.delete(allowKey(appId, ip));
       await store.removeMembers(allowSet(appId), [ip]);
       return removed;
+    },
+
+    async listDormantAllows(appId) {
+      const allows = await allowedOf(appId);
+      if (allows.size === 0) return [];
+      const t = now();
+      const ips = [...allows.keys()];
+      const pairs = await store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip)));
+      return ips
+        .filter((ip, i) => isAllowActive(allows.get(ip), t) && !((pairs[i]?.lastSeen ?? -1) >= t - windowMs))
+        .map((ip) => allows.get(ip)!)
+        .sort((a, b) => b.at - a.at || a.ip.localeCompare(b.ip));
     },
 
     async getAllow(appId, ip) {

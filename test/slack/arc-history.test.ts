@@ -73,6 +73,11 @@ describe('/arc-history', () => {
     const reply = await ask('11111111-2222-3333-4444-555555555555');
     expect(reply).toMatchObject({ response_type: 'ephemeral' });
     expect(reply.text).toContain('no sightings in the last 7 days');
+    expect(reply.text).not.toContain('GUID');
+    // An id that is no GUID may be an identity, but more likely a typo: the answer says so.
+    expect((await ask('ci-deployer')).text).toContain(
+      'no sightings in the last 7 days. Azure writes application ids as GUIDs: check the id.',
+    );
   });
 
   it('formats another window the same way', async () => {
@@ -204,6 +209,35 @@ describe('/arc-history', () => {
     expect((await ask(`${ARC.appId} first`)).text).toContain('is not the number of an IP to start at');
     expect((await ask(`${ARC.appId} 0`)).text).toContain('is not the number of an IP to start at');
     expect((await ask(`${ARC.appId} 5`)).text).toContain('start at most at 1');
+  });
+
+  it('lists allowlisted IPs with no sighting in the window, which still hold detections back, with their Remove buttons', async () => {
+    h = await startHarness();
+    await sightings([{ ip: '203.0.113.7', minutesAgo: 10 }]);
+    await h.history.allow({ appId: ARC.appId, ip: '192.0.2.44', by: RESPONDER, reason: 'old office' });
+    const reply = await ask(ARC.appId);
+    const blocks = JSON.stringify(reply.blocks);
+    expect(blocks).toContain('Allowlisted, with no sighting in the last 7 days');
+    expect(blocks).toContain('`192.0.2.44` · :white_check_mark: Allowlisted with no expiry');
+    expect(buttonsOf(reply).map((b) => b.value)).toEqual([`${ARC.appId}|192.0.2.44`]);
+    expect(checkMessageLimits(reply as never)).toEqual([]);
+
+    // An identity with no sighting in the window shows them too, and its entry can be removed.
+    const other = '0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f21';
+    await h.history.allow({ appId: other, ip: '192.0.2.45', by: RESPONDER, reason: 'lab' });
+    const alone = await ask(other);
+    expect(alone.text).toContain('no sightings in the last 7 days');
+    expect(alone.text).toContain('192.0.2.45');
+    const [button] = buttonsOf(alone);
+    const { responseId } = await h.click(ACTION_IDS.removeAllow, button!.value, RESPONDER, {
+      ephemeral: true,
+      channel: 'C0OTHER',
+    });
+    await h.fake.waitFor('the refreshed reply', () => h.fake.responsesTo(responseId).length === 1);
+    const refreshed = h.fake.responsesTo(responseId)[0]!;
+    expect(String(refreshed.text)).toContain('no sightings in the last 7 days');
+    expect(JSON.stringify(refreshed)).not.toContain('192.0.2.45');
+    expect(await h.history.getAllow(other, '192.0.2.45')).toBeUndefined();
   });
 
   it('removes an allowlist entry from the reply (responders anywhere) and refreshes it', async () => {

@@ -43,12 +43,16 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
     await recordAudit(ctx.store, { actor: user, ...subject, result: removed ? 'ok' : 'not-found' });
     ctx.logger.info({ user, ...subject, removed }, 'allowlist entry removed from Slack');
     if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
-    const entries = await ctx.history.listIdentity(pair.appId);
+    const [entries, dormant] = await Promise.all([
+      ctx.history.listIdentity(pair.appId),
+      ctx.history.listDormantAllows(pair.appId),
+    ]);
     // Replaces the message holding the button: the first of the reply, from the same IP on.
     const message = buildHistoryMessage({
       appId: pair.appId,
       windowMs: ctx.history.windowMs,
       entries,
+      dormant,
       canRemove: true,
       start: pair.start,
     });

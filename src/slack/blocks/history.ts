@@ -1,5 +1,7 @@
 import type { types } from '@slack/bolt';
+import { dashGuid } from '../../core/azure-ids.ts';
 import type { IdentityHistoryEntry } from '../../core/history.ts';
+import type { AllowlistEntry } from '../../core/pair.ts';
 import { ACTION_IDS, COMMANDS } from '../ids.ts';
 import { blocksTextLength, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
 import { clip, code, describeDuration, describePlace, esc, mention } from './text.ts';
@@ -17,8 +19,8 @@ export const HISTORY_MAX_BUTTONS = 10;
 /** Room kept in each message for its head and its tail (both clipped to fit). */
 const HEAD_MAX = 450;
 const TAIL_MAX = 400;
-/** Blocks besides the sections of lines: head, divider, buttons, their note, tail. */
-const FIXED_BLOCKS = 5;
+/** Blocks besides the sections of lines: head, divider, allowlisted IPs not seen, buttons, their note, tail. */
+const FIXED_BLOCKS = 6;
 
 /** What `/arc-history` shows. */
 export interface HistoryView {
@@ -30,7 +32,12 @@ export interface HistoryView {
   canRemove: boolean;
   /** Index (0-based) of the first IP to list: `/arc-history <appid> <n>` starts at IP n. */
   start?: number;
+  /** Allowlist entries of IPs with no sighting in the window (`History.listDormantAllows`). */
+  dormant?: readonly AllowlistEntry[];
 }
+
+/** Lines for allowlisted IPs with no sighting in the window, in the first message. */
+const DORMANT_LINES_MAX = 20;
 
 /** A private (ephemeral) reply: text plus optional blocks. */
 export interface EphemeralMessage {
@@ -68,9 +75,12 @@ export function historyUsage(windowMs: number): EphemeralMessage {
 
 /** The reply for an identity with no sightings in the window. */
 export function historyEmpty(appId: string, windowMs: number): EphemeralMessage {
+  // An id that is no GUID may still be an identity (Elastic's rule takes any appid), but Azure
+  // writes GUIDs: a typo is the likelier cause.
+  const hint = dashGuid(appId) === undefined ? ' Azure writes application ids as GUIDs: check the id.' : '';
   return {
     response_type: 'ephemeral',
-    text: `${code(appId, 120)}: no sightings in the last ${describeDuration(windowMs)}.`,
+    text: `${code(appId, 120)}: no sightings in the last ${describeDuration(windowMs)}.${hint}`,
   };
 }
 
@@ -87,6 +97,29 @@ const plural = (n: number, one: string, many = `${one}s`) =>
  * One IP on one line: IP · count · first seen → last seen (UTC) · geo and AS · allowlisted or not.
  * At most about 300 characters, whatever the values.
  */
+function allowText(allow: AllowlistEntry): string {
+  const until = allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)}`;
+  return `:white_check_mark: Allowlisted ${until} by ${mention(allow.by)}: “${clip(esc(allow.reason), 60)}”`;
+}
+
+/** The section on allowlisted IPs with no sighting in the window: they still hold detections back. */
+function dormantBlocks(view: HistoryView): types.KnownBlock[] {
+  const dormant = view.dormant ?? [];
+  if (dormant.length === 0) return [];
+  const head = `*Allowlisted, with no sighting in the last ${describeDuration(view.windowMs)}* (their detections are still not alerted):`;
+  const lines = [head];
+  let length = head.length;
+  for (const entry of dormant.slice(0, DORMANT_LINES_MAX)) {
+    const line = `${code(entry.ip, 60)} · ${allowText(entry)}`;
+    if (length + line.length + 1 > LIMITS.sectionText - 80) break;
+    lines.push(line);
+    length += line.length + 1;
+  }
+  if (lines.length - 1 < dormant.length)
+    lines.push(`…and ${plural(dormant.length - (lines.length - 1), 'more')}.`);
+  return [{ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } }];
+}
+
 export function historyLine(entry: IdentityHistoryEntry): string {
   const { pair, allow } = entry;
   const place = describePlace(pair.last.geo, pair.last.as, pair.last.located, (t) => clip(esc(t), 48));
@@ -97,10 +130,7 @@ export function historyLine(entry: IdentityHistoryEntry): string {
   const parts = [`${code(pair.ip, 60)} ${pair.count}×`, `${first} → ${lastShown}`];
   if (place) parts.push(place);
   if (allow) {
-    const until = allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)}`;
-    parts.push(
-      `:white_check_mark: Allowlisted ${until} by ${mention(allow.by)}: “${clip(esc(allow.reason), 60)}”`,
-    );
+    parts.push(allowText(allow));
   } else {
     parts.push('Not allowlisted');
   }
@@ -109,24 +139,30 @@ export function historyLine(entry: IdentityHistoryEntry): string {
 
 function removeButtons(view: HistoryView, start: number): { blocks: types.KnownBlock[]; size: number } {
   if (!view.canRemove) return { blocks: [], size: 0 };
-  const allowed = view.entries.slice(start).filter((e) => e.allow);
+  const allowed = [
+    ...view.entries
+      .slice(start)
+      .filter((e) => e.allow)
+      .map((e) => e.pair.ip),
+    ...(view.dormant ?? []).map((a) => a.ip),
+  ];
   if (allowed.length === 0) return { blocks: [], size: 0 };
   const shown = allowed.slice(0, HISTORY_MAX_BUTTONS);
   const elements: types.Button[] = [];
-  for (const { pair } of shown) {
-    const value = removeAllowValue(view.appId, pair.ip, start);
+  for (const ip of shown) {
+    const value = removeAllowValue(view.appId, ip, start);
     if (value.length > LIMITS.buttonValue) continue;
     elements.push({
       type: 'button',
       action_id: ACTION_IDS.removeAllow,
-      text: { type: 'plain_text', text: clip(`Remove allowlist: ${pair.ip}`, LIMITS.buttonText) },
+      text: { type: 'plain_text', text: clip(`Remove allowlist: ${ip}`, LIMITS.buttonText) },
       value,
       confirm: {
         title: { type: 'plain_text', text: 'Remove the allowlist entry?' },
         text: {
           type: 'mrkdwn',
           text: clip(
-            `Detections of ${esc(view.appId)} from ${esc(pair.ip)} will no longer be allowlisted (within the history window they count as known).`,
+            `Detections of ${esc(view.appId)} from ${esc(ip)} will no longer be allowlisted (within the history window they count as known).`,
             300,
           ),
         },
@@ -193,7 +229,23 @@ function paginate(lines: readonly string[], firstPageExtra: number): string[][][
  */
 export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
   const { entries } = view;
-  if (entries.length === 0) return [historyEmpty(view.appId, view.windowMs)];
+  const dormant = dormantBlocks(view);
+  if (entries.length === 0) {
+    const empty = historyEmpty(view.appId, view.windowMs);
+    if (dormant.length === 0) return [empty];
+    const { blocks: buttons } = removeButtons(view, 0);
+    const ips = (view.dormant ?? []).map((a) => a.ip);
+    return [
+      {
+        response_type: 'ephemeral',
+        text: clip(
+          `${empty.text} Allowlisted: ${ips.slice(0, 10).join(', ')}${ips.length > 10 ? ', …' : ''}`,
+          LIMITS.text,
+        ),
+        blocks: [{ type: 'section', text: { type: 'mrkdwn', text: empty.text } }, ...dormant, ...buttons],
+      },
+    ];
+  }
   const window = describeDuration(view.windowMs);
   const start = Math.max(0, Math.floor(view.start ?? 0));
   const id = code(view.appId, 120);
@@ -207,7 +259,7 @@ export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
   }
   const lines = entries.slice(start).map(historyLine);
   const buttons = removeButtons(view, start);
-  const pages = paginate(lines, buttons.size);
+  const pages = paginate(lines, buttons.size + blocksTextLength(dormant));
   const listed = pages.reduce((n, p) => n + p.reduce((m, s) => m + s.length, 0), 0);
   const left = lines.length - listed;
   const allowed = entries.filter((e) => e.allow).length;
@@ -231,7 +283,7 @@ export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
         (s): types.SectionBlock => ({ type: 'section', text: { type: 'mrkdwn', text: s.join('\n') } }),
       ),
     ];
-    if (p === 0) blocks.push(...buttons.blocks);
+    if (p === 0) blocks.push(...dormant, ...buttons.blocks);
     const last = p === pages.length - 1;
     if (last && left > 0) {
       const next = start + listed + 1;

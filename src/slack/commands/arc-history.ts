@@ -45,10 +45,13 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
     }
     let pages: ReturnType<typeof buildHistoryPages>;
     try {
-      const entries = await ctx.history.listIdentity(arg);
+      const [entries, dormant] = await Promise.all([
+        ctx.history.listIdentity(arg),
+        ctx.history.listDormantAllows(arg),
+      ]);
       // Remove buttons for whoever may remove allowlist entries (see `decide`).
       const canRemove =
-        entries.some((e) => e.allow) &&
+        (dormant.length > 0 || entries.some((e) => e.allow)) &&
         (
           await decide(ctx, command.user_id, 'remove-allowlist', {
             where: command.channel_id,
@@ -59,6 +62,7 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
         appId: arg,
         windowMs,
         entries,
+        dormant,
         canRemove,
         start: startArg === undefined ? 0 : Number(startArg) - 1,
       });
