@@ -146,6 +146,14 @@ describe('alert message', () => {
     expect(one).toContain('in 36h; 1 other IP seen');
   });
 
+  it('says that an event time in the future was judged as at detection', () => {
+    const future = allText(
+      buildAlertMessage(view({ alert: sampleAlert({}, { eventTime: '2099-01-01T00:00:00Z' }) })),
+    );
+    expect(future).toContain('(in the future: judged as at detection)');
+    expect(allText(buildAlertMessage(view()))).not.toContain('in the future');
+  });
+
   it("says when an alert Elastic judged new is on a pair this history saw, and quotes Elastic's reason once", () => {
     const seenHereAt = Date.parse('2026-03-12T08:00:00Z');
     const text = allText(

@@ -2,6 +2,7 @@ import type { types } from '@slack/bolt';
 import type { AlertRecord } from '../../core/alert.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
+import { FUTURE_TOLERANCE_MS } from '../../core/engine.ts';
 import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
 import { TAMPERING } from '../../core/remediation-plan.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
@@ -579,7 +580,12 @@ function render(view: AlertView, k: number): SlackMessage {
     ],
     ['Role', d.evidence.role ? s(d.evidence.role, 200) : DASH],
     ['Principal type', `${principalTypeText(d, s)}${d.principalId ? `\n${c(d.principalId, 60)}` : ''}`],
-    ['Event time', eventAt === undefined ? s(d.eventTime, 60) : slackDate(eventAt)],
+    [
+      'Event time',
+      eventAt === undefined
+        ? s(d.eventTime, 60)
+        : `${slackDate(eventAt)}${eventAt > alert.detectedAt + FUTURE_TOLERANCE_MS ? '\n(in the future: judged as at detection)' : ''}`,
+    ],
     ['Detected', slackDate(alert.detectedAt)],
     ['Source', source],
     ['MITRE ATT&CK', MITRE.map((t) => link(t.url, `${t.id} ${t.name}`)).join('\n')],
