@@ -82,8 +82,10 @@ export interface Detection {
   operation: string;
   /** Outcome lower-cased: `success`, `succeeded`, `failure`, `start`, ... or undefined. */
   outcome?: string;
-  /** `claims.appid`: the identity the rule keys on. */
+  /** `claims.appid`: the identity the rule keys on (a GUID dashed and in lower case). */
   appId: string;
+  /** The appid as the event wrote it, when that differs from `appId` (undashed, upper case...). */
+  appIdAsSent?: string;
   /** Object id of the caller (claims objectidentifier, else evidence principal id), dashed. */
   principalId?: string;
   principalType?: string;

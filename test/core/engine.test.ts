@@ -170,10 +170,13 @@ describe.each(Object.keys(backends))(
       const [first] = await engine.evaluate([record({ appId: undashed.toUpperCase(), time: at(DAY) })]);
       expect(first?.outcome).toBe('alerted');
       expect(first?.detection?.appId).toBe(ARC.appId);
+      // The form the event wrote is kept beside it, for searches in Elastic.
+      expect(first?.detection?.appIdAsSent).toBe(undashed.toUpperCase());
       const [braces] = await engine.evaluate([record({ appId: `{${ARC.appId}}`, time: at(2000) })]);
       expect(braces?.outcome).toBe('known');
       const [dashed] = await engine.evaluate([record({ appId: ARC.appId, time: at(1000) })]);
       expect(dashed?.outcome).toBe('known');
+      expect(dashed?.detection).not.toHaveProperty('appIdAsSent');
       expect(sink.alerts).toHaveLength(1);
       const entries = await createHistory({ store, windowMs: WINDOW }).listIdentity(undashed);
       expect(entries.map((e) => [e.pair.appId, e.pair.count])).toEqual([[ARC.appId, 3]]);

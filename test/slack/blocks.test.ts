@@ -8,6 +8,7 @@ import {
   type AlertView,
   buildAlertMessage,
   confirmTextFor,
+  investigationFields,
   portalUrl,
 } from '../../src/slack/blocks/alert.ts';
 import { buildBenignModal, parseBenignSubmission } from '../../src/slack/blocks/benign-modal.ts';
@@ -23,7 +24,7 @@ import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
 import { clip, esc, link } from '../../src/slack/blocks/text.ts';
 import { ACTION_IDS, BENIGN_MODAL } from '../../src/slack/ids.ts';
 import { ARC } from '../support/samples.ts';
-import { DETECTED_AT, sampleAlert } from './sample-alert.ts';
+import { DETECTED_AT, sampleAlert, sampleDetection } from './sample-alert.ts';
 
 const CONFIRM = confirmTextFor('dry-run', [
   { description: 'Remove the role assignment "Azure Arc Enabled Kubernetes Cluster User Role"' },
@@ -144,6 +145,16 @@ describe('alert message', () => {
       buildAlertMessage(view({ alert: sampleAlert({ otherIps: 1, windowMs: 36 * 3600_000 }) })),
     );
     expect(one).toContain('in 36h; 1 other IP seen');
+  });
+
+  it('shows the appid investigation field as the event wrote it, to search for in Elastic', () => {
+    const sent = ARC.appId.replaceAll('-', '').toUpperCase();
+    const fields = investigationFields(sampleDetection({ appIdAsSent: sent }));
+    expect(fields).toContainEqual(['azure.activitylogs.identity.claims.appid', sent]);
+    expect(investigationFields(sampleDetection())).toContainEqual([
+      'azure.activitylogs.identity.claims.appid',
+      ARC.appId,
+    ]);
   });
 
   it('says that an event time in the future was judged as at detection', () => {

@@ -129,6 +129,7 @@ export function buildDetection(input: DetectionInput): ParseResult {
     sourceIp,
   };
   if (outcome !== undefined) detection.outcome = outcome;
+  if (rawAppId !== appId) detection.appIdAsSent = rawAppId;
   const principalId = claims.objectId ?? evidence.principalId;
   if (principalId !== undefined) detection.principalId = principalId;
   const principalType = evidence.principalType ?? principalTypeOf(claims.idtyp);

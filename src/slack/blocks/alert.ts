@@ -130,7 +130,8 @@ export function investigationFields(d: Detection): Array<[string, string]> {
   const out: Array<[string, string | undefined]> = [
     ['@timestamp', d.eventTime],
     ['azure.activitylogs.operation_name', d.operation],
-    ['azure.activitylogs.identity.claims.appid', d.appId],
+    // As the event wrote it: the value to search for in Elastic, where the field is a keyword.
+    ['azure.activitylogs.identity.claims.appid', d.appIdAsSent ?? d.appId],
     ['azure.activitylogs.identity.authorization.evidence.role', d.evidence.role],
     // Only what the event said: a type inferred from the token (idtyp) is no evidence field.
     ['azure.activitylogs.identity.authorization.evidence.principalType', d.evidence.principalType],
