@@ -493,6 +493,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           alertClaimKey(c.detection.appId, c.detection.sourceIp, c.at + windowMs <= t),
         );
         const claimed = await store.claimMany(claimKeys, windowMs);
+        const wonHere = new Set(claimKeys.filter((_, i) => claimed[i]));
         const winners: Candidate[] = [];
         wantsAlert.forEach((c, i) => {
           // Elastic alerts skip the window check (Elastic judged them new) but not the claim: a
@@ -501,6 +502,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           if (claimed[i]) {
             winners.push(c);
             alertClaims.push(claimKeys[i]!);
+          } else if (
+            c.seenBefore &&
+            !existed.has(c.pairKey) &&
+            c.at + windowMs > t &&
+            !wonHere.has(claimKeys[i]!)
+          ) {
+            // The sender's retry of an event whose first delivery took the pair's claim and
+            // stopped (a crash) before storing the pair: that claim has no stored alert behind it,
+            // or one under this event's own alert id. The retry alerts under that same id, which
+            // the outbox and the chat side post once.
+            winners.push(c);
           } else {
             results[c.index] = {
               outcome: 'known',

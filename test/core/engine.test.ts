@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
-import { createEngine, type Engine, eventClaim } from '../../src/core/engine.ts';
+import { alertIdFor, createEngine, type Engine, eventClaim } from '../../src/core/engine.ts';
+import { parseDetection } from '../../src/core/formats/index.ts';
 import { createHistory } from '../../src/core/history.ts';
 import { identitySet } from '../../src/core/pair.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
@@ -163,6 +164,29 @@ describe.each(Object.keys(backends))(
       await engine.evaluate([record({ appId: ARC.appId.toUpperCase(), time: at(DAY) })]);
       const [r] = await engine.evaluate([record({ appId: ARC.appId, time: at(1000) })]);
       expect(r?.outcome).toBe('known');
+    });
+
+    it("alerts on the sender's retry of an event whose first delivery took the pair's claim and stopped", async () => {
+      const event = record({ time: at(60_000), ip: '198.51.100.61' });
+      const parsed = parseDetection(structuredClone(event));
+      if (!parsed.ok) throw new Error(parsed.reason);
+      const d = parsed.detection;
+      // What a delivery killed between its claims and its writes leaves: the event's claim and
+      // the pair's alert claim, and nothing else.
+      const { group, key } = eventClaim({ detection: d });
+      expect(await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW)).toEqual([[true]]);
+      expect(await store.claim(`alerted:${d.appId}:${d.sourceIp}`, WINDOW)).toBe(true);
+
+      const [retry] = await engine.evaluate([event]);
+      expect(retry?.outcome).toBe('alerted');
+      // The id the stopped delivery would have used: had it stored the alert, it is posted once.
+      expect(retry?.alert?.id).toBe(alertIdFor(d.eventId));
+      expect(sink.alerts.map((a) => a.id)).toEqual([alertIdFor(d.eventId)]);
+      const [again] = await engine.evaluate([event]);
+      expect(again?.outcome).toBe('duplicate');
+      const [other] = await engine.evaluate([record({ time: at(30_000), ip: '198.51.100.61' })]);
+      expect(other?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(1);
     });
 
     it('takes an appid without dashes or in braces for the same identity, and names it dashed', async () => {
