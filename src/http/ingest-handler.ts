@@ -41,7 +41,7 @@ const ACCEPTED: ReadonlySet<Outcome> = new Set(['alerted', 'known', 'allowlisted
 
 export interface IngestDeps {
   engine: Pick<Engine, 'evaluate'>;
-  outbox: Pick<DurableOutbox, 'isFull' | 'depth' | 'maxPending'>;
+  outbox: Pick<DurableOutbox, 'isFull' | 'depth' | 'pendingAlerts' | 'maxPending'>;
   metrics: Metrics;
   ingestTokens: readonly string[];
   ingestMaxBytes: number;
@@ -186,8 +186,8 @@ export function createIngestHandler(deps: IngestDeps) {
       throw new HttpError(
         503,
         'outbox_full',
-        `${outbox.depth()} alerts are waiting for chat delivery (limit ${outbox.maxPending}); check the chat connection (/readyz) and retry later`,
-        { headers: { 'retry-after': '30' }, details: { pending: outbox.depth() } },
+        `${outbox.pendingAlerts()} alerts are waiting for chat delivery (limit ${outbox.maxPending}); check the chat connection (/readyz) and retry later`,
+        { headers: { 'retry-after': '30' }, details: { pending: outbox.pendingAlerts() } },
       );
     }
 

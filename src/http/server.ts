@@ -15,7 +15,7 @@ export interface ServerDeps {
   metrics: Metrics;
   store: StateStore;
   chat: ChatAdapter;
-  outbox: Pick<DurableOutbox, 'isFull' | 'depth' | 'maxPending'>;
+  outbox: Pick<DurableOutbox, 'isFull' | 'depth' | 'pendingAlerts' | 'maxPending'>;
   ingest: Handler;
   /** True once shutdown began: readiness fails and answers ask clients to reconnect. */
   isStopping: () => boolean;
@@ -87,10 +87,14 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     }
     if (outbox.isFull()) {
       problems.push(
-        `the outbox holds ${outbox.depth()} undelivered alerts (limit ${outbox.maxPending}): chat delivery is failing or behind (Slack takes about one post per second per channel); ingest answers 503 until it drains`,
+        `the outbox holds ${outbox.pendingAlerts()} undelivered alerts (limit ${outbox.maxPending}): chat delivery is failing or behind (Slack takes about one post per second per channel); ingest answers 503 until it drains`,
       );
     }
-    const state = { store: store.kind, chat: chat.name, outbox: { pending: outbox.depth() } };
+    const state = {
+      store: store.kind,
+      chat: chat.name,
+      outbox: { pending: outbox.depth(), alerts: outbox.pendingAlerts() },
+    };
     if (problems.length === 0) {
       sendJson(res, 200, { status: 'ready', ...state });
     } else {

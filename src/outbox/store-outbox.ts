@@ -6,7 +6,11 @@ import { withTimeout } from '../timeout.ts';
 
 /** Tuning of the outbox; every field has a production default. */
 export interface OutboxOptions {
-  /** Pending items above which `POST /ingest` answers 503. Default 10,000. */
+  /**
+   * Undelivered alerts at which `POST /ingest` answers 503. Pending updates of posted alerts
+   * (repeats, one per alert) are bounded apart, by the same number: over it, new repeats wait
+   * for the next sighting (each carries the full count). Default 10,000.
+   */
   maxPending?: number;
   /**
    * How long one delivery attempt holds its lease. Another replica (or this one after a crash)
@@ -32,9 +36,11 @@ export interface OutboxOptions {
 /** The durable outbox: the engine's `Outbox` port plus the delivery worker and its bound. */
 export interface DurableOutbox extends Outbox {
   readonly maxPending: number;
-  /** Pending items: exact after each worker pass, counted up by this process's adds in between. */
+  /** Pending items (alerts and repeats): exact after each worker pass, counted up by this process's adds in between. */
   depth(): number;
-  /** True when the outbox holds `maxPending` items or more: ingest must refuse new work. */
+  /** Pending alerts (posts), counted as `depth`. */
+  pendingAlerts(): number;
+  /** True when the outbox holds `maxPending` undelivered alerts or more: ingest must refuse new work. */
   isFull(): boolean;
   /** Reads the pending count and starts the worker (which first delivers what a previous run left). */
   start(): Promise<void>;
@@ -103,6 +109,14 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   // Depth bookkeeping: the ids seen at the last worker pass plus ids this process added since.
   let knownIds = new Set<string>();
   let addedIds = new Set<string>();
+  /** How many of the ids in `knownIds` and `addedIds` are posts; the rest are repeats. */
+  let posts = 0;
+  const isPost = (id: string) => id.startsWith('post:');
+  const recount = () => {
+    posts = 0;
+    for (const id of knownIds) if (isPost(id)) posts++;
+    for (const id of addedIds) if (isPost(id)) posts++;
+  };
   // Per-item retry state; pruned to the pending ids at every pass so it stays bounded.
   const itemBackoff = new Map<string, { attempts: number; until: number }>();
   // Whole-worker pause after a failed pass, so a chat outage is not hammered item by item.
@@ -131,11 +145,24 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       if (prev?.kind === 'repeat' && prev.repeat.count >= repeat.count) continue;
       items.set(id, { kind: 'repeat', repeat, queuedAt });
     }
+    // Repeats over their bound wait: the next sighting's repeat carries the full count.
+    const repeatsPending = depth() - posts;
+    let room = maxPending - repeatsPending;
+    for (const id of [...items.keys()]) {
+      if (isPost(id) || knownIds.has(id) || addedIds.has(id)) continue;
+      if (room > 0) room--;
+      else items.delete(id);
+    }
+    if (items.size === 0) return;
     const ids = [...items.keys()];
     // Value first, index second: the worker treats an indexed id without a value as gone.
     await store.setMany(ids.map((id) => ({ key: outboxItemKey(id), value: items.get(id) })));
     await store.addMembers(OUTBOX_PENDING_SET, ids);
-    for (const id of ids) if (!knownIds.has(id)) addedIds.add(id);
+    for (const id of ids) {
+      if (knownIds.has(id) || addedIds.has(id)) continue;
+      addedIds.add(id);
+      if (isPost(id)) posts++;
+    }
     // While paused after a failure the timer's passes suffice; kicking would only re-read the index.
     if (now() >= pauseUntil) kick();
   }
@@ -159,8 +186,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     await store.delete(outboxItemKey(itemId));
     await store.removeMembers(OUTBOX_PENDING_SET, [itemId]);
     itemBackoff.delete(itemId);
-    knownIds.delete(itemId);
-    addedIds.delete(itemId);
+    const was = knownIds.delete(itemId);
+    if ((addedIds.delete(itemId) || was) && isPost(itemId)) posts--;
   }
 
   type Attempt = 'delivered' | 'skipped' | 'failed' | 'waiting';
@@ -245,6 +272,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const ids = await store.members(OUTBOX_PENDING_SET);
     knownIds = new Set(ids);
     addedIds = new Set([...addedIds].filter((id) => !knownIds.has(id)));
+    recount();
     for (const id of itemBackoff.keys()) if (!knownIds.has(id)) itemBackoff.delete(id);
 
     const t = now();
@@ -332,10 +360,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     maxPending,
     add,
     depth,
-    isFull: () => depth() >= maxPending,
+    pendingAlerts: () => posts,
+    isFull: () => posts >= maxPending,
     kick,
     async start() {
       knownIds = new Set(await store.members(OUTBOX_PENDING_SET));
+      recount();
       if (knownIds.size > 0)
         log.info({ pending: knownIds.size }, 'outbox holds undelivered items; delivering');
       stopped = false;

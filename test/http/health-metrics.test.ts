@@ -29,7 +29,12 @@ describe('GET /healthz, /readyz, /metrics', () => {
   it('readyz answers ready with the store kind and the chat', async () => {
     const res = await answer(await fetch(`${t.url}/readyz`));
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: 'ready', store: 'sqlite', chat: 'log-only', outbox: { pending: 0 } });
+    expect(res.body).toEqual({
+      status: 'ready',
+      store: 'sqlite',
+      chat: 'log-only',
+      outbox: { pending: 0, alerts: 0 },
+    });
   });
 
   it('metrics counts events per format and outcome, times ingest, and shows outbox and chat failures', async () => {

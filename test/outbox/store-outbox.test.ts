@@ -275,4 +275,32 @@ describe('durable outbox over the store (SQLite)', () => {
     await o.drain();
     expect(o.isFull()).toBe(false);
   });
+
+  it('counts only alerts against maxPending; repeats over their own bound of the same size wait', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink, { maxPending: 2 });
+    const [a, b] = [alert(), alert()];
+    await o.add(
+      [],
+      [
+        { alertId: a.id, count: 2, lastSeen: 1 },
+        { alertId: b.id, count: 2, lastSeen: 1 },
+      ],
+    );
+    // Two pending updates do not refuse ingest.
+    expect(o.isFull()).toBe(false);
+    expect([o.depth(), o.pendingAlerts()]).toEqual([2, 0]);
+    // A third alert's repeat waits; an update of a pending one still replaces it.
+    const c = alert();
+    await o.add(
+      [],
+      [
+        { alertId: c.id, count: 2, lastSeen: 1 },
+        { alertId: a.id, count: 3, lastSeen: 2 },
+      ],
+    );
+    expect(o.depth()).toBe(2);
+    await o.add([alert()], []);
+    expect([o.depth(), o.pendingAlerts(), o.isFull()]).toEqual([3, 1, false]);
+  });
 });
