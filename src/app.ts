@@ -37,6 +37,12 @@ export interface AppOptions {
   ingestReaders?: number;
   ingestQueue?: number;
   bodyDeadlineMs?: number;
+  /**
+   * On stop, how long connections kept alive by clients stay open (default 1000 ms): a request
+   * sent on one meanwhile is answered `503` with `Connection: close` instead of meeting a closed
+   * socket. The service no longer accepts connections during that time.
+   */
+  stopDrainMs?: number;
   /** Store namespace (default `arc-responder`); lets tests share one Redis or PostgreSQL. */
   storeNamespace?: string;
 }
@@ -61,6 +67,8 @@ export interface App {
 
 /** How long `stop` waits for in-flight requests before closing their connections. */
 const STOP_GRACE_MS = 10_000;
+/** See `AppOptions.stopDrainMs`. */
+const STOP_DRAIN_MS = 1000;
 
 async function loadSlack(
   config: Readonly<Config>,
@@ -221,6 +229,15 @@ export async function createApp(options: AppOptions): Promise<App> {
         if (stopping) return;
         stopping = true;
         if (started) {
+          // Node's close() ends idle keep-alive connections at once, racing a client that is just
+          // sending on one (it would see a reset). While stopping, a request is answered 503 with
+          // Connection: close (ingest) or served and closed (the rest): open connections are
+          // given a moment for that before the close.
+          const drainMs = options.stopDrainMs ?? STOP_DRAIN_MS;
+          const open = await new Promise<number>((resolve) =>
+            server.getConnections((err, count) => resolve(err ? 0 : count)),
+          );
+          if (drainMs > 0 && open > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
           const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           // Keep-alive connections between requests are closed at once, busy ones after their answer.
           const sweep = setInterval(() => server.closeIdleConnections(), 50);

@@ -15,6 +15,7 @@ export type HttpErrorCode =
   | 'outbox_full'
   | 'store_unavailable'
   | 'not_ready'
+  | 'shutting_down'
   | 'internal';
 
 /**

@@ -174,6 +174,16 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
           },
         );
       }
+      if (path === '/ingest' && deps.isStopping()) {
+        // A request sent on a kept-alive connection while the service stops: refused, so that
+        // the sender retries it elsewhere or after the restart, rather than seeing a reset.
+        throw new HttpError(
+          503,
+          'shutting_down',
+          'the service is shutting down and takes no new detections; retry shortly',
+          { headers: { 'retry-after': '5' } },
+        );
+      }
       await handler(req, res, log);
     };
 

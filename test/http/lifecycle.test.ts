@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -47,6 +47,46 @@ describe('graceful stop', () => {
     await stopped;
     await expect(fetch(`${t.url}/healthz`)).rejects.toThrow();
     await expect(t.app.store.ping()).rejects.toThrow();
+    await t.close();
+  });
+});
+
+describe('stopping with kept-alive connections', () => {
+  it('answers a request sent on one while stopping with 503 and Connection: close, not a reset', async () => {
+    const t = await startTestApp({ stopDrainMs: 1000 });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const send = () =>
+      new Promise<{ status: number; connection: string | undefined; body: { code?: string } }>(
+        (resolve, reject) => {
+          const req = request(
+            `${t.url}/ingest`,
+            { method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+            (res) => {
+              let text = '';
+              res.on('data', (c: Buffer) => {
+                text += c.toString();
+              });
+              res.on('end', () =>
+                resolve({
+                  status: res.statusCode ?? 0,
+                  connection: res.headers.connection,
+                  body: JSON.parse(text) as { code?: string },
+                }),
+              );
+            },
+          );
+          req.on('error', reject);
+          req.end(JSON.stringify([arcRecord({ appId: freshAppId() })]));
+        },
+      );
+    expect((await send()).status).toBe(200);
+    // The connection is idle and kept alive; the stop begins, and a request goes out on it.
+    const stopped = t.app.stop();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const during = await send();
+    expect(during).toMatchObject({ status: 503, connection: 'close', body: { code: 'shutting_down' } });
+    await stopped;
+    agent.destroy();
     await t.close();
   });
 });

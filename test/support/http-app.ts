@@ -56,7 +56,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       },
     },
   });
-  const app = await createApp({ config, logger, ...appOptions });
+  // No drain on stop (its own test sets one): test clients keep connections alive, and each stop
+  // would wait for it.
+  const app = await createApp({ config, logger, stopDrainMs: 0, ...appOptions });
   const { port } = await app.start();
   return {
     app,
