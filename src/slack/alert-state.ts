@@ -184,13 +184,11 @@ export function undoableRuns(
 }
 
 /**
- * Whether the alert offers Undo: after a live Revoke that removed or disabled something, finished
- * or failed part-way (then beside Revoke, which finishes it), while nothing runs, and until an
- * undo has succeeded.
+ * Whether the alert offers Undo: after a live Revoke that finished and removed something, while
+ * nothing runs, and until an undo has succeeded.
  */
 export function canUndo(state: SlackAlertState): boolean {
-  const revoke = state.revoke;
-  if (revoke?.mode !== 'live' || (revoke.status !== 'done' && revoke.status !== 'failed')) return false;
+  if (state.revoke?.status !== 'done' || state.revoke.mode !== 'live') return false;
   if (state.broad?.status === 'running' || state.undo?.status === 'running') return false;
   if (state.undo?.status === 'done') return false;
   return undoableRuns(state).length > 0;
