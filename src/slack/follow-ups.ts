@@ -1,6 +1,6 @@
 import { loadAlertState, type SlackAlertState, updateAlertState } from './alert-state.ts';
 import type { SlackContext } from './context.ts';
-import { SlackDeliveryError } from './delivery-queue.ts';
+import { isTransient, SlackDeliveryError } from './delivery-queue.ts';
 import { GONE } from './messenger.ts';
 
 /**
@@ -61,22 +61,31 @@ export async function auditInThread(ctx: Ctx, state: SlackAlertState, text: stri
   }
 }
 
+/** How long one process holds an alert while it catches it up (other replicas leave it alone). */
+const CATCH_UP_LEASE_MS = 60_000;
+
 /**
  * Catches up every noted alert: updates its message from its current state, then posts the
  * thread lines it keeps, in order, dropping each once posted. A message deleted in Slack drops
- * them all. A failure Slack may get over (a timeout, a 5xx, rate limits) ends the pass, since
- * Slack is likely down for every alert; one that needs a person (a missing scope, the bot out of
- * the channel) moves on to the next alert. Returns the ids of the alerts caught up.
+ * them all. A failure that says Slack is down or overloaded (no answer, a 5xx, rate limits) ends
+ * the pass, as every alert would fail alike; any other failure (one message Slack refuses, a
+ * missing scope) moves on to the next alert, which keeps its place for the next pass. Each alert
+ * is caught up under a lease, so that two passes (here or on another replica) never post its
+ * lines twice. Returns the ids of the alerts caught up.
  */
 export async function sweepFollowUps(ctx: Ctx): Promise<string[]> {
   const done: string[] = [];
   for (const alertId of await ctx.store.members(FOLLOW_UPS)) {
-    const state = await loadAlertState(ctx.store, alertId);
+    const lease = `slack-follow-up-lease:${alertId}`;
+    if (!(await ctx.store.claim(lease, CATCH_UP_LEASE_MS))) continue;
     try {
+      const state = await loadAlertState(ctx.store, alertId);
       if (state) await catchUp(ctx, state);
     } catch (err) {
-      if (err instanceof SlackDeliveryError && !err.retryable) continue;
+      if (err instanceof SlackDeliveryError && !isTransient(err)) continue;
       return done;
+    } finally {
+      await ctx.store.releaseClaim(lease);
     }
     await ctx.store.removeMembers(FOLLOW_UPS, [alertId]);
     // A line kept while this pass ran notes the alert again.

@@ -151,7 +151,15 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
   }
 
   let sweepTimer: NodeJS.Timeout | undefined;
-  const sweep = async () => {
+  let sweeping: Promise<void> | undefined;
+  // One sweep at a time: a long one (a backlog under rate limits) is not joined by the next tick.
+  const sweep = () => {
+    sweeping ??= sweepOnce().finally(() => {
+      sweeping = undefined;
+    });
+    return sweeping;
+  };
+  const sweepOnce = async () => {
     try {
       await sweepStaleRuns(ctx);
     } catch (err) {

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import { loadAlertState } from '../../src/slack/alert-state.ts';
+import { loadAlertState, updateAlertState } from '../../src/slack/alert-state.ts';
 import { FOLLOW_UPS } from '../../src/slack/follow-ups.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { ROLE } from '../azure/helpers.ts';
@@ -276,6 +276,35 @@ describe('Slack failing during a run', () => {
     });
     expect(threads().map((c) => c.args.text)).toEqual(kept);
     expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
+    await h.chat.stop!();
+  });
+});
+
+describe('Catching up Slack', () => {
+  it('goes past an alert whose update Slack refuses for good, and catches the others up', async () => {
+    h = await startHarness({ tuning: { staleSweepIntervalMs: 50 } });
+    const [one, two] = [
+      sampleAlert({ id: 'a1a1a1a1a1a1a1a1a1a1a1a1' }),
+      sampleAlert({ id: 'b2b2b2b2b2b2b2b2b2b2b2b2' }),
+    ];
+    for (const a of [one, two]) {
+      await h.chat.sink.post(a);
+      await updateAlertState(h.store, a.id, (s) => {
+        s.pendingThread = [`line of ${a.id}`];
+      });
+    }
+    await h.store.addMembers(FOLLOW_UPS, [one.id, two.id]);
+    slack().clear();
+    // The first alert's update is refused (a message Slack will never take); the second goes.
+    slack().script('chat.update', { error: 'invalid_blocks' });
+    await h.chat.start!();
+    await slack().waitFor('the second alert caught up', () => threads().length >= 1, AZURE_WAIT);
+    expect(threads()[0]!.args.text).toBe(`line of ${two.id}`);
+    // The next pass catches the first up (Slack takes its update now).
+    await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
+      timeout: AZURE_WAIT,
+    });
+    expect(threads().map((c) => c.args.text)).toEqual([`line of ${two.id}`, `line of ${one.id}`]);
     await h.chat.stop!();
   });
 });
