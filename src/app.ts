@@ -40,7 +40,7 @@ export interface AppOptions {
   /**
    * On stop, how long connections kept alive by clients stay open (default 1000 ms): a request
    * sent on one meanwhile is answered `503` with `Connection: close` instead of meeting a closed
-   * socket. The service no longer accepts connections during that time.
+   * socket. Requests on new connections get the same answer until the listener closes after it.
    */
   stopDrainMs?: number;
   /** Store namespace (default `arc-responder`); lets tests share one Redis or PostgreSQL. */

@@ -478,8 +478,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       /** The sightings of each pair in this batch: an alert's pair seen again here updates it. */
       const inBatchCount = new Map<string, number>();
       // In time order (stable), so that of several events of a new pair in one batch, the first
-      // sighting is the one alerted and the others count as its repeats.
-      candidates.sort((a, b) => a.at - b.at);
+      // sighting is the one alerted and the others count as its repeats. Events from a window or
+      // more ago (never stored as sightings) come after the live ones, which they are judged by.
+      const replayed = (c: Candidate) => (c.at + windowMs <= t ? 1 : 0);
+      candidates.sort((a, b) => replayed(a) - replayed(b) || a.at - b.at);
 
       for (const c of candidates) {
         const d = c.detection;

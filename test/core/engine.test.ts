@@ -166,6 +166,16 @@ describe.each(Object.keys(backends))(
       expect(r?.outcome).toBe('known');
     });
 
+    it('judges an event from more than a window ago by a live event of its pair in the same batch', async () => {
+      const ip = '198.51.100.64';
+      const results = await engine.evaluate([
+        record({ time: at(WINDOW / 2), ip }),
+        record({ time: at(WINDOW * 1.2), ip }),
+      ]);
+      expect(results.map((r) => r.outcome)).toEqual(['alerted', 'known']);
+      expect(sink.alerts).toHaveLength(1);
+    });
+
     it("alerts on the sender's retry of an event whose first delivery took the pair's claim and stopped", async () => {
       const event = record({ time: at(60_000), ip: '198.51.100.61' });
       const parsed = parseDetection(structuredClone(event));
