@@ -87,9 +87,11 @@ const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
 
 /**
  * Taken with a pair's alert claim, in the same store call, by the event that claims it: held
- * when that event's earlier delivery won the pair's claim for this alert.
+ * when that event's earlier delivery won the pair's claim for this alert. Led by the event's own
+ * time, like an event's claim, so that a SQL store's index takes it near its end.
  */
-export const alertOwnerKey = (alertId: string): string => `alert-owner:${alertId}`;
+export const alertOwnerKey = (d: Detection, eventMs = Date.parse(d.eventTime)): string =>
+  `alert-owner:${eventMs.toString(36)}:${alertIdFor(d.eventId)}`;
 
 interface Candidate {
   index: number;
@@ -454,7 +456,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         // re-delivery. But should that event's first delivery have taken the pair's alert claim
         // and stopped before storing anything (another event of the pair stored it since), its
         // owner claim is held: then it is evaluated again, and alerts under its own id.
-        const keys = orphanChecks.map((c) => alertOwnerKey(alertIdFor(c.detection.eventId)));
+        const keys = orphanChecks.map((c) => alertOwnerKey(c.detection, c.eventMs));
         const free = await store.claimMany(keys, windowMs);
         const release: string[] = [];
         orphanChecks.forEach((c, i) => {
@@ -546,7 +548,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           if (!owners.has(key)) owners.set(key, i);
         });
         const ownerIndex = [...owners.values()];
-        const ownerKeys = ownerIndex.map((i) => alertOwnerKey(alertIdFor(wantsAlert[i]!.detection.eventId)));
+        const ownerKeys = ownerIndex.map((i) =>
+          alertOwnerKey(wantsAlert[i]!.detection, wantsAlert[i]!.eventMs),
+        );
         const taken = await store.claimMany([...claimKeys, ...ownerKeys], windowMs);
         const ownerTaken = new Map(ownerIndex.map((i, n) => [i, taken[claimKeys.length + n]!]));
         const notOwners: string[] = [];
