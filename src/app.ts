@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, Server as NetServer } from 'node:net';
 import type { Config } from './config.ts';
 import { createEngine, type Engine } from './core/engine.ts';
 import { evidencePlanRemediator } from './core/evidence-plan.ts';
@@ -40,7 +40,7 @@ export interface AppOptions {
   /**
    * On stop, how long connections kept alive by clients stay open (default 1000 ms): a request
    * sent on one meanwhile is answered `503` with `Connection: close` instead of meeting a closed
-   * socket. Requests on new connections get the same answer until the listener closes after it.
+   * socket. New connections are refused from the start.
    */
   stopDrainMs?: number;
   /** Store namespace (default `arc-responder`); lets tests share one Redis or PostgreSQL. */
@@ -229,16 +229,20 @@ export async function createApp(options: AppOptions): Promise<App> {
         if (stopping) return;
         stopping = true;
         if (started) {
-          // Node's close() ends idle keep-alive connections at once, racing a client that is just
-          // sending on one (it would see a reset). While stopping, a request is answered 503 with
-          // Connection: close (ingest) or served and closed (the rest): open connections are
-          // given a moment for that before the close.
+          // The listener stops at once: new connections are refused, which a sender can always
+          // retry. HTTP's own close() would also end idle keep-alive connections at once, racing
+          // a client that is just sending on one (it would see a reset): so the listener is closed
+          // as a plain socket server, and while stopping, a request on a connection still open is
+          // answered 503 with Connection: close (ingest) or served and closed (the rest). Open
+          // connections are given a moment for that before idle ones are closed.
+          const closed = new Promise<void>((resolve) =>
+            NetServer.prototype.close.call(server, () => resolve()),
+          );
           const drainMs = options.stopDrainMs ?? STOP_DRAIN_MS;
           const open = await new Promise<number>((resolve) =>
             server.getConnections((err, count) => resolve(err ? 0 : count)),
           );
           if (drainMs > 0 && open > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
-          const closed = new Promise<void>((resolve) => server.close(() => resolve()));
           // Keep-alive connections between requests are closed at once, busy ones after their answer.
           const sweep = setInterval(() => server.closeIdleConnections(), 50);
           const grace = new Promise<'timeout'>((resolve) =>
