@@ -166,6 +166,26 @@ describe('DERIVED format specifics', () => {
     });
   });
 
+  it('ECS: an over-long role, place or AS name is cut short with an ellipsis, not dropped', () => {
+    const d = detection(
+      parseDetection(
+        arcEvent('elastic-ecs', {
+          set: {
+            'azure.activitylogs.identity.authorization.evidence.role': `Role ${'r'.repeat(5000)}`,
+            'source.geo.city_name': `City ${'c'.repeat(3000)}`,
+            'source.as.organization.name': `Org ${'o'.repeat(3000)}`,
+          },
+        }),
+      ),
+    );
+    expect(d.evidence.role).toHaveLength(512);
+    expect(d.evidence.role).toMatch(/^Role r+…$/);
+    expect(d.geo?.cityName).toHaveLength(256);
+    expect(d.geo?.cityName).toMatch(/^City c+…$/);
+    expect(d.as?.organizationName).toHaveLength(512);
+    expect(d.as?.organizationName).toMatch(/^Org o+…$/);
+  });
+
   it('ECS: principalType fallback when a document has camelCase evidence', () => {
     const d = detection(
       parseDetection(

@@ -2,7 +2,7 @@ import type { ElasticAlertInfo, ParseResult } from '../detection.ts';
 import { ARC_NEW_TERMS_FIELDS, ARC_RULE_ID, LIST_CLUSTER_USER_CREDENTIAL, matchOperation } from '../rule.ts';
 import { buildDetection, ignored, text } from './build-detection.ts';
 import { ECS, readEcs } from './elastic-ecs.ts';
-import { FieldReader, field, isObject, type Json, num, own, str } from './fields.ts';
+import { clipped, FieldReader, field, isObject, type Json, num, own, str } from './fields.ts';
 
 /**
  * Field paths of an Elastic Security alert (FORMATS.md §2, §3). Kibana's webhook context nests
@@ -164,7 +164,7 @@ function alertInfo(
   if (severity !== undefined) info.severity = severity;
   const riskScore = num(r.first(doc, ALERT.riskScore));
   if (riskScore !== undefined) info.riskScore = riskScore;
-  const reason = str(r.first(doc, ALERT.reason));
+  const reason = clipped(r.first(doc, ALERT.reason), 4096);
   if (reason !== undefined) info.reason = reason;
   const url = str(r.get(doc, ALERT.url), 2048);
   if (url !== undefined && HTTP_URL.test(url)) info.url = url;

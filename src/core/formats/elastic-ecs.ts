@@ -1,7 +1,7 @@
 import type { AutonomousSystem, Geo, ParseResult } from '../detection.ts';
 import { matchOperation } from '../rule.ts';
 import { buildDetection, type DetectionInput, ignored, text } from './build-detection.ts';
-import { type FieldPath, FieldReader, field, isObject, num, str } from './fields.ts';
+import { clipped, type FieldPath, FieldReader, field, isObject, num, str } from './fields.ts';
 import { readClaims, readEvidence } from './identity.ts';
 
 /** Field paths of an Elastic `logs-azure.activitylogs-*` document (FORMATS.md §1). */
@@ -115,11 +115,11 @@ function objectAt(doc: unknown, path: FieldPath, r: FieldReader): unknown {
 
 function readGeo(doc: unknown, r: FieldReader): Geo | undefined {
   const geo: Geo = {};
-  const countryName = str(r.get(doc, ECS.geoCountry), 256);
+  const countryName = clipped(r.get(doc, ECS.geoCountry), 256);
   if (countryName !== undefined) geo.countryName = countryName;
   const countryIsoCode = str(r.get(doc, ECS.geoIso), 16);
   if (countryIsoCode !== undefined) geo.countryIsoCode = countryIsoCode;
-  const cityName = str(r.get(doc, ECS.geoCity), 256);
+  const cityName = clipped(r.get(doc, ECS.geoCity), 256);
   if (cityName !== undefined) geo.cityName = cityName;
   return Object.keys(geo).length > 0 ? geo : undefined;
 }
@@ -128,7 +128,7 @@ function readAs(doc: unknown, r: FieldReader): AutonomousSystem | undefined {
   const as: AutonomousSystem = {};
   const number = num(r.get(doc, ECS.asNumber));
   if (number !== undefined) as.number = number;
-  const organizationName = str(r.get(doc, ECS.asOrg), 512);
+  const organizationName = clipped(r.get(doc, ECS.asOrg), 512);
   if (organizationName !== undefined) as.organizationName = organizationName;
   return Object.keys(as).length > 0 ? as : undefined;
 }

@@ -197,6 +197,20 @@ export function str(v: unknown, max = MAX_FIELD): string | undefined {
 }
 
 /**
+ * Like `str`, for a value only shown to people (a role name, a place, a reason): an over-long
+ * string is cut to `max` characters, ending in `…`, instead of dropped, so the alert still says
+ * something. The cut never splits a surrogate pair.
+ */
+export function clipped(v: unknown, max: number): string | undefined {
+  if (typeof v !== 'string' || v.length <= max) return str(v, max);
+  let end = max - 1;
+  const last = v.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  const t = trimmed(v.slice(0, end));
+  return t === undefined ? undefined : `${t}…`;
+}
+
+/**
  * `s` trimmed, or undefined when that leaves nothing. Nearly every value arrives without surrounding
  * white space: two character checks spare the `trim` call. Every character that `trim` removes
  * (white space and line terminators) is at most U+0020 or at least U+00A0.

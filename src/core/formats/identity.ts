@@ -1,7 +1,7 @@
 import { dashGuid } from '../azure-ids.ts';
 import type { Evidence } from '../detection.ts';
 import { BoundedCache } from './bounded-cache.ts';
-import { isObject, type Json, own, ownValue, str } from './fields.ts';
+import { clipped, isObject, type Json, own, ownValue, str } from './fields.ts';
 
 /** The claims the bot uses, read from any channel's claims object. */
 export interface ClaimValues {
@@ -89,7 +89,7 @@ export function readEvidence(evidence: unknown): Evidence {
   const e = evidence;
   // Named reads, see `ownValue`.
   const text = (key: string, value: unknown, max = 1024) => str(ownValue(e, key, value), max);
-  const role = text('role', e.role, 512);
+  const role = clipped(ownValue(e, 'role', e.role), 512);
   if (role !== undefined) out.role = role;
   const roleDefinitionId = guid(
     text('role_definition_id', e.role_definition_id) ?? text('roleDefinitionId', e.roleDefinitionId),
