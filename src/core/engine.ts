@@ -87,11 +87,11 @@ const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
 
 /**
  * Taken with a pair's alert claim, in the same store call, by the event that claims it: held
- * when that event's earlier delivery won the pair's claim for this alert. Led by the event's own
- * time, like an event's claim, so that a SQL store's index takes it near its end.
+ * when that event's earlier delivery won the pair's claim for this alert. Keyed like the event's
+ * own claim (led by its time, so that a SQL store's index takes it near its end).
  */
-export const alertOwnerKey = (d: Detection, eventMs = Date.parse(d.eventTime)): string =>
-  `alert-owner:${eventMs.toString(36)}:${alertIdFor(d.eventId)}`;
+export const alertOwnerKey = (c: { detection: Detection; eventMs?: number }): string =>
+  `alert-owner:${eventClaim(c).key}`;
 
 interface Candidate {
   index: number;
@@ -235,7 +235,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           continue;
         }
         const d = r.detection;
-        if (opts.geo && (d.geo === undefined || d.as === undefined)) locate(opts.geo, d);
         const eventMs = Date.parse(d.eventTime);
         const at = eventMs > t0 + FUTURE_TOLERANCE_MS ? t0 : eventMs;
         const c: Candidate = { index, detection: d, eventMs, pairKey: pairKey(d.appId, d.sourceIp), at };
@@ -422,33 +421,31 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const candidates: Candidate[] = [];
       /** Stored pairs never alerted, whose re-delivered event may own the pair's alert claim. */
       const orphanChecks: Candidate[] = [];
+      const duplicate = (c: Candidate) => {
+        results[c.index] = {
+          outcome: 'duplicate',
+          reason: `event ${c.detection.eventId} was already received`,
+          format: c.detection.sourceFormat,
+        };
+      };
       for (const c of parsed) {
-        if (
-          c.seenBefore &&
-          (existed.has(c.pairKey) ||
-            inBatch.has(c.detection.eventId) ||
-            c.heldElsewhere ||
-            c.at + windowMs - FUTURE_TOLERANCE_MS <= t)
-        ) {
-          if (
-            existed.has(c.pairKey) &&
-            pairs.get(c.pairKey)!.alertId === undefined &&
-            !inBatch.has(c.detection.eventId) &&
-            !c.heldElsewhere &&
-            c.at + windowMs - FUTURE_TOLERANCE_MS > t
-          ) {
-            orphanChecks.push(c);
-            inBatch.add(c.detection.eventId);
-            continue;
-          }
-          results[c.index] = {
-            outcome: 'duplicate',
-            reason: `event ${c.detection.eventId} was already received`,
-            format: c.detection.sourceFormat,
-          };
-        } else {
+        if (!c.seenBefore) {
           candidates.push(c);
           inBatch.add(c.detection.eventId);
+        } else if (
+          inBatch.has(c.detection.eventId) ||
+          c.heldElsewhere ||
+          c.at + windowMs - FUTURE_TOLERANCE_MS <= t
+        ) {
+          duplicate(c);
+        } else if (!existed.has(c.pairKey)) {
+          candidates.push(c);
+          inBatch.add(c.detection.eventId);
+        } else if (pairs.get(c.pairKey)!.alertId === undefined) {
+          orphanChecks.push(c);
+          inBatch.add(c.detection.eventId);
+        } else {
+          duplicate(c);
         }
       }
       if (orphanChecks.length > 0) {
@@ -456,23 +453,25 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         // re-delivery. But should that event's first delivery have taken the pair's alert claim
         // and stopped before storing anything (another event of the pair stored it since), its
         // owner claim is held: then it is evaluated again, and alerts under its own id.
-        const keys = orphanChecks.map((c) => alertOwnerKey(c.detection, c.eventMs));
+        const keys = orphanChecks.map(alertOwnerKey);
         const free = await store.claimMany(keys, windowMs);
         const release: string[] = [];
         orphanChecks.forEach((c, i) => {
           if (free[i]) {
             release.push(keys[i]!);
-            results[c.index] = {
-              outcome: 'duplicate',
-              reason: `event ${c.detection.eventId} was already received`,
-              format: c.detection.sourceFormat,
-            };
+            duplicate(c);
           } else {
             c.ownsAlertClaim = true;
             candidates.push(c);
           }
         });
         if (release.length > 0) await Promise.all(release.map((key) => store.releaseClaim(key)));
+      }
+      // Geo and AS the events lack, looked up only for those judged (not for duplicates).
+      if (opts.geo) {
+        for (const { detection: d } of candidates) {
+          if (d.geo === undefined || d.as === undefined) locate(opts.geo, d);
+        }
       }
       const created: Candidate[] = [];
       const wantsAlert: Candidate[] = [];
@@ -543,35 +542,37 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         // The first event of each pair here also claims its own alert id, in the same call: it
         // names whose alert the pair's claim was taken for, should that delivery stop before
         // storing anything (see below).
-        const owners = new Map<string, number>();
+        const owners = new Map<number, { key: string; taken?: boolean }>();
+        const firstOfPair = new Set<string>();
         claimKeys.forEach((key, i) => {
-          if (!owners.has(key)) owners.set(key, i);
+          if (firstOfPair.has(key)) return;
+          firstOfPair.add(key);
+          owners.set(i, { key: alertOwnerKey(wantsAlert[i]!) });
         });
-        const ownerIndex = [...owners.values()];
-        const ownerKeys = ownerIndex.map((i) =>
-          alertOwnerKey(wantsAlert[i]!.detection, wantsAlert[i]!.eventMs),
-        );
-        const taken = await store.claimMany([...claimKeys, ...ownerKeys], windowMs);
-        const ownerTaken = new Map(ownerIndex.map((i, n) => [i, taken[claimKeys.length + n]!]));
+        const ownerList = [...owners.values()];
+        const taken = await store.claimMany([...claimKeys, ...ownerList.map((o) => o.key)], windowMs);
+        ownerList.forEach((o, n) => {
+          o.taken = taken[claimKeys.length + n];
+        });
         const notOwners: string[] = [];
         const winners: Candidate[] = [];
         wantsAlert.forEach((c, i) => {
-          const ownerKey = ownerTaken.has(i) ? ownerKeys[ownerIndex.indexOf(i)]! : undefined;
+          const owner = owners.get(i);
           // Elastic alerts skip the window check (Elastic judged them new) but not the claim: a
           // pair already alerted within the window, e.g. from the same event's Event Hub record,
           // updates that alert instead of posting a second one.
           if (taken[i]) {
             winners.push(c);
             alertClaims.push(claimKeys[i]!);
-            if (ownerKey) alertClaims.push(ownerKey);
-          } else if (c.seenBefore && ownerTaken.get(i) === false) {
+            if (owner) alertClaims.push(owner.key);
+          } else if (c.seenBefore && owner?.taken === false) {
             // The sender's retry of an event whose first delivery took the pair's claim for this
             // very alert and stopped (a crash) before storing the pair: the retry alerts under
             // the same id, which the outbox and the chat side post once.
             winners.push(c);
           } else {
             // Not this event's alert: its owner claim names nothing.
-            if (ownerKey && ownerTaken.get(i)) notOwners.push(ownerKey);
+            if (owner?.taken) notOwners.push(owner.key);
             results[c.index] = {
               outcome: 'known',
               reason: 'this pair was alerted already within the window',

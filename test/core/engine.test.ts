@@ -185,10 +185,9 @@ describe.each(Object.keys(backends))(
       // the pair's alert claim with its owner claim (one store call), and nothing else.
       const { group, key } = eventClaim({ detection: d });
       expect(await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW)).toEqual([[true]]);
-      expect(await store.claimMany([`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey(d)], WINDOW)).toEqual([
-        true,
-        true,
-      ]);
+      expect(
+        await store.claimMany([`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey({ detection: d })], WINDOW),
+      ).toEqual([true, true]);
 
       const [retry] = await engine.evaluate([event]);
       expect(retry?.outcome).toBe('alerted');
@@ -217,7 +216,7 @@ describe.each(Object.keys(backends))(
         const { group, key } = eventClaim({ detection: d });
         await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW);
       }
-      await store.claimMany([`alerted:${db.appId}:${ip}`, alertOwnerKey(db)], WINDOW);
+      await store.claimMany([`alerted:${db.appId}:${ip}`, alertOwnerKey({ detection: db })], WINDOW);
       const [retry] = await engine.evaluate([a]);
       expect(retry?.outcome).toBe('known');
       expect(sink.alerts).toHaveLength(0);
