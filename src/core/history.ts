@@ -22,6 +22,11 @@ export interface History {
   readonly windowMs: number;
   /** Every source IP of the identity seen within the window, most recent first. */
   listIdentity(appId: string): Promise<IdentityHistoryEntry[]>;
+  /**
+   * `listIdentity`, and in the same reads the identity's allowlist entries that last whose IP has
+   * no sighting in the window (they still hold detections back), most recently made first.
+   */
+  readIdentity(appId: string): Promise<{ entries: IdentityHistoryEntry[]; dormant: AllowlistEntry[] }>;
   allow(entry: {
     appId: string;
     ip: string;
@@ -35,11 +40,6 @@ export interface History {
   unallow(appId: string, ip: string): Promise<boolean>;
   /** The pair's allowlist entry while it lasts. */
   getAllow(appId: string, ip: string): Promise<AllowlistEntry | undefined>;
-  /**
-   * The identity's allowlist entries that last, whose IP has no sighting in the window (they
-   * still hold detections back), most recently made first.
-   */
-  listDormantAllows(appId: string): Promise<AllowlistEntry[]>;
 }
 
 /** True while the entry suppresses alerts. */
@@ -63,63 +63,74 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
     return new Map(ips.flatMap((ip, i) => (entries[i] ? [[ip, entries[i]] as const] : [])));
   }
 
+  async function readIdentity(appId: string): ReturnType<History['readIdentity']> {
+    const own = normaliseAppId(appId);
+    const set = identitySet(appId);
+    // Where the store reads key ranges (SQLite), the identity's pairs are one range; elsewhere
+    // its index names them.
+    const readPairs = async (): Promise<{ pairs: StoredPair[]; gone: string[] }> => {
+      const rows = await store.valuesByPrefix<StoredPair>(pairKey(appId, ''));
+      if (rows !== undefined) {
+        const pairs: StoredPair[] = [];
+        for (const [, pair] of rows) if (pair.appId === own) pairs.push(pair);
+        return { pairs, gone: [] };
+      }
+      const ips = await store.members(set);
+      if (ips.length === 0) return { pairs: [], gone: [] };
+      const found = await store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip)));
+      const pairs: StoredPair[] = [];
+      const gone: string[] = [];
+      ips.forEach((ip, i) => {
+        const pair = found[i];
+        if (pair) pairs.push(pair);
+        else gone.push(ip);
+      });
+      return { pairs, gone };
+    };
+    const [{ pairs, gone }, allows] = await Promise.all([readPairs(), allowedOf(appId)]);
+    // Records written by earlier releases keep their details apart.
+    const legacy = pairs.filter((pair) => pair.last === undefined);
+    const legacyDetails =
+      legacy.length > 0
+        ? await store.getMany<PairDetails>(legacy.map((pair) => pairInfoKey(pair.appId, pair.ip)))
+        : [];
+    const detailsOf = new Map(legacy.map((pair, i) => [pair.ip, legacyDetails[i]]));
+    const t = now();
+    const horizon = t - windowMs;
+    const entries: IdentityHistoryEntry[] = [];
+    for (const stored of pairs) {
+      if (stored.lastSeen < horizon) continue;
+      const pair: PairRecord = {
+        appId: stored.appId,
+        ip: stored.ip,
+        firstSeen: stored.firstSeen,
+        lastSeen: stored.lastSeen,
+        count: stored.count,
+        spans: stored.spans,
+        last: stored.last ?? detailsOf.get(stored.ip) ?? {},
+      };
+      if (stored.alertId !== undefined) pair.alertId = stored.alertId;
+      const allow = allows.get(stored.ip);
+      entries.push(isAllowActive(allow, t) ? { pair, allow } : { pair });
+    }
+    // Pairs expire by themselves; drop their index entries as they are found.
+    if (gone.length > 0) await store.removeMembers(set, gone);
+    entries.sort((a, b) => b.pair.lastSeen - a.pair.lastSeen || a.pair.ip.localeCompare(b.pair.ip));
+    const listed = new Set(entries.map((e) => e.pair.ip));
+    const dormant = [...allows.values()]
+      .filter((allow) => isAllowActive(allow, t) && !listed.has(allow.ip))
+      .sort((a, b) => b.at - a.at || a.ip.localeCompare(b.ip));
+    return { entries, dormant };
+  }
+
   return {
     windowMs,
 
     async listIdentity(appId) {
-      const own = normaliseAppId(appId);
-      const set = identitySet(appId);
-      // Where the store reads key ranges (SQLite), the identity's pairs are one range; elsewhere
-      // its index names them.
-      const readPairs = async (): Promise<{ pairs: StoredPair[]; gone: string[] }> => {
-        const rows = await store.valuesByPrefix<StoredPair>(pairKey(appId, ''));
-        if (rows !== undefined) {
-          const pairs: StoredPair[] = [];
-          for (const [, pair] of rows) if (pair.appId === own) pairs.push(pair);
-          return { pairs, gone: [] };
-        }
-        const ips = await store.members(set);
-        if (ips.length === 0) return { pairs: [], gone: [] };
-        const found = await store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip)));
-        const pairs: StoredPair[] = [];
-        const gone: string[] = [];
-        ips.forEach((ip, i) => {
-          const pair = found[i];
-          if (pair) pairs.push(pair);
-          else gone.push(ip);
-        });
-        return { pairs, gone };
-      };
-      const [{ pairs, gone }, allows] = await Promise.all([readPairs(), allowedOf(appId)]);
-      // Records written by earlier releases keep their details apart.
-      const legacy = pairs.filter((pair) => pair.last === undefined);
-      const legacyDetails =
-        legacy.length > 0
-          ? await store.getMany<PairDetails>(legacy.map((pair) => pairInfoKey(pair.appId, pair.ip)))
-          : [];
-      const detailsOf = new Map(legacy.map((pair, i) => [pair.ip, legacyDetails[i]]));
-      const t = now();
-      const horizon = t - windowMs;
-      const entries: IdentityHistoryEntry[] = [];
-      for (const stored of pairs) {
-        if (stored.lastSeen < horizon) continue;
-        const pair: PairRecord = {
-          appId: stored.appId,
-          ip: stored.ip,
-          firstSeen: stored.firstSeen,
-          lastSeen: stored.lastSeen,
-          count: stored.count,
-          spans: stored.spans,
-          last: stored.last ?? detailsOf.get(stored.ip) ?? {},
-        };
-        if (stored.alertId !== undefined) pair.alertId = stored.alertId;
-        const allow = allows.get(stored.ip);
-        entries.push(isAllowActive(allow, t) ? { pair, allow } : { pair });
-      }
-      // Pairs expire by themselves; drop their index entries as they are found.
-      if (gone.length > 0) await store.removeMembers(set, gone);
-      return entries.sort((a, b) => b.pair.lastSeen - a.pair.lastSeen || a.pair.ip.localeCompare(b.pair.ip));
+      return (await readIdentity(appId)).entries;
     },
+
+    readIdentity,
 
     async allow({ appId, ip, by, reason, until, alertId }) {
       const entry: AllowlistEntry = { appId: normaliseAppId(appId), ip, by, reason, at: now() };
@@ -135,18 +146,6 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       const removed = await store.delete(allowKey(appId, ip));
       await store.removeMembers(allowSet(appId), [ip]);
       return removed;
-    },
-
-    async listDormantAllows(appId) {
-      const allows = await allowedOf(appId);
-      if (allows.size === 0) return [];
-      const t = now();
-      const ips = [...allows.keys()];
-      const pairs = await store.getMany<StoredPair>(ips.map((ip) => pairKey(appId, ip)));
-      return ips
-        .filter((ip, i) => isAllowActive(allows.get(ip), t) && !((pairs[i]?.lastSeen ?? -1) >= t - windowMs))
-        .map((ip) => allows.get(ip)!)
-        .sort((a, b) => b.at - a.at || a.ip.localeCompare(b.ip));
     },
 
     async getAllow(appId, ip) {

@@ -43,10 +43,7 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
     await recordAudit(ctx.store, { actor: user, ...subject, result: removed ? 'ok' : 'not-found' });
     ctx.logger.info({ user, ...subject, removed }, 'allowlist entry removed from Slack');
     if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
-    const [entries, dormant] = await Promise.all([
-      ctx.history.listIdentity(pair.appId),
-      ctx.history.listDormantAllows(pair.appId),
-    ]);
+    const { entries, dormant } = await ctx.history.readIdentity(pair.appId);
     // Replaces the message holding the button: the first of the reply, from the same IP on.
     const message = buildHistoryMessage({
       appId: pair.appId,

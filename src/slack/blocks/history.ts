@@ -32,7 +32,7 @@ export interface HistoryView {
   canRemove: boolean;
   /** Index (0-based) of the first IP to list: `/arc-history <appid> <n>` starts at IP n. */
   start?: number;
-  /** Allowlist entries of IPs with no sighting in the window (`History.listDormantAllows`). */
+  /** Allowlist entries of IPs with no sighting in the window (`History.readIdentity`). */
   dormant?: readonly AllowlistEntry[];
 }
 

@@ -45,10 +45,7 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
     }
     let pages: ReturnType<typeof buildHistoryPages>;
     try {
-      const [entries, dormant] = await Promise.all([
-        ctx.history.listIdentity(arg),
-        ctx.history.listDormantAllows(arg),
-      ]);
+      const { entries, dormant } = await ctx.history.readIdentity(arg);
       // Remove buttons for whoever may remove allowlist entries (see `decide`).
       const canRemove =
         (dormant.length > 0 || entries.some((e) => e.allow)) &&
