@@ -6,7 +6,7 @@ import type { AssignmentInfo, AssignmentToRestore, RoleDefinitionInfo } from '..
 import { roleGuid } from '../core/remediation-plan.ts';
 import { callLogPolicy } from './call-log.ts';
 import { httpsBase, scopeForEndpoint } from './endpoints.ts';
-import { parseRetryAfter, type RetrySettings } from './graph.ts';
+import { MAX_RETRY_AFTER_MS, parseRetryAfter, type RetrySettings } from './graph.ts';
 
 /** API version used to read connected clusters by id. */
 export const CONNECTED_CLUSTER_API_VERSION = '2024-01-01';
@@ -128,7 +128,10 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
     retryOptions,
     additionalPolicies: [
       { policy: callLogPolicy, position: 'perRetry' as const },
-      { policy: capRetryAfter(options.retry?.maxRetryAfterMs ?? 60_000), position: 'perRetry' as const },
+      {
+        policy: capRetryAfter(options.retry?.maxRetryAfterMs ?? MAX_RETRY_AFTER_MS),
+        position: 'perRetry' as const,
+      },
     ],
     ...(options.tlsCa ? { tlsOptions: { ca: options.tlsCa } } : {}),
   };

@@ -12,9 +12,12 @@ export interface RetrySettings {
   retryDelayMs?: number;
   /** Largest backoff delay. Default 30 s. */
   maxRetryDelayMs?: number;
-  /** Largest Retry-After honoured; longer waits give up. Default 60 s. */
+  /** Largest Retry-After honoured; longer waits give up. Default `MAX_RETRY_AFTER_MS`. */
   maxRetryAfterMs?: number;
 }
+
+/** The longest wait an ARM or Graph `Retry-After` may ask for before the call gives up: 60 s. */
+export const MAX_RETRY_AFTER_MS = 60_000;
 
 /** A Graph answer: status and parsed JSON body (undefined for an empty body). */
 export interface GraphResponse {
@@ -161,7 +164,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
   const maxRetries = options.retry?.maxRetries ?? 3;
   const retryDelayMs = options.retry?.retryDelayMs ?? 800;
   const maxRetryDelayMs = options.retry?.maxRetryDelayMs ?? 30_000;
-  const maxRetryAfterMs = options.retry?.maxRetryAfterMs ?? 60_000;
+  const maxRetryAfterMs = options.retry?.maxRetryAfterMs ?? MAX_RETRY_AFTER_MS;
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
 
   const backoff = (attempt: number) => {

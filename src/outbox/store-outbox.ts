@@ -282,7 +282,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     // (about one a second per channel), so a backlog of new alerts does not keep a posted alert's
     // count stale, and a stream of updates does not hold back new alerts. Then the posts, then the
     // repeats of alerts posted in this pass (which find their reference) and the other updates.
-    const posts = ids.filter((id) => id.startsWith('post:') && ready(id));
+    const postIds = ids.filter((id) => isPost(id) && ready(id));
     const repeatIds = ids.filter((id) => id.startsWith('repeat:') && ready(id));
     const pendingPost = (id: string) => knownIds.has(postId(id.slice('repeat:'.length)));
     const ofPosted = repeatIds.filter((id) => !pendingPost(id));
@@ -298,7 +298,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       done++;
       await yieldToIngest();
     }
-    for (const id of posts) {
+    for (const id of postIds) {
       if (stopped || done >= batchSize) return !stopped;
       const result = await deliverPost(id);
       if (result === 'failed') return pauseAfterFailure();

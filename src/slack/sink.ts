@@ -13,6 +13,7 @@ import {
 import { confirmTextFor } from './blocks/alert.ts';
 import type { SlackContext } from './context.ts';
 import { certainlyNotDone, SlackDeliveryError } from './delivery-queue.ts';
+import { showAlert } from './follow-ups.ts';
 
 /** Longest wait for enrichment and the remediation plan before the alert goes out without them. */
 export const LOOKUP_BUDGET_MS = 2000;
@@ -137,7 +138,8 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
   async function applyLate(alertId: string, what: string, change: (s: SlackAlertState) => void) {
     try {
       const latest = await updateAlertState(store, alertId, change);
-      if (latest) await ctx.messenger.updateAlert(latest);
+      // A refused update is caught up later (follow-ups.ts), like every other one.
+      if (latest) await showAlert(ctx, latest);
       logger.info({ alertId }, `late ${what} added to the Slack alert`);
     } catch (err) {
       logger.warn({ alertId, err: (err as Error).message }, `cannot add the late ${what} to the Slack alert`);

@@ -21,10 +21,9 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
   app.command(COMMANDS.history, async ({ ack, command, respond }) => {
     const windowMs = ctx.history.windowMs;
     const [raw = '', startArg, ...extra] = (command.text ?? '').trim().split(/\s+/);
-    // A GUID in braces (as some tools print it) is that GUID: the history reads any GUID form.
-    const unbraced = raw.length === 38 && raw.startsWith('{') && raw.endsWith('}') ? raw.slice(1, -1) : raw;
-    // Shown and carried by the buttons as the history keeps it: the dashed lower-case GUID.
-    const arg = dashGuid(unbraced) ?? unbraced;
+    // Any GUID form (braces, no dashes, upper case) is shown and carried by the buttons as the
+    // history keeps it: the dashed lower-case GUID.
+    const arg = dashGuid(raw) ?? raw;
     if (arg === '' || arg === 'help') {
       await ack(historyUsage(windowMs));
       return;
