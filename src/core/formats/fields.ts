@@ -203,11 +203,14 @@ export function str(v: unknown, max = MAX_FIELD): string | undefined {
  */
 export function clipped(v: unknown, max: number): string | undefined {
   if (typeof v !== 'string' || v.length <= max) return str(v, max);
-  let end = max - 1;
-  const last = v.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--;
-  const t = trimmed(v.slice(0, end));
+  const t = trimmed(cutBefore(v, max - 1));
   return t === undefined ? undefined : `${t}…`;
+}
+
+/** The first `n` UTF-16 units of `text`, one fewer where the last would split a surrogate pair. */
+export function cutBefore(text: string, n: number): string {
+  const last = text.charCodeAt(n - 1);
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? n - 1 : n);
 }
 
 /**

@@ -2,6 +2,7 @@
  * Small pure helpers for Slack text: escaping, clipping to Slack's limits, links and dates.
  * Everything that comes from a detection is untrusted and goes through `esc` and `clip`.
  */
+import { cutBefore } from '../../core/formats/fields.ts';
 
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function esc(text: string): string {
@@ -15,11 +16,8 @@ export function esc(text: string): string {
 export function clip(text: string, max: number): string {
   if (text.length <= max) return text;
   if (max <= 1) return '…'.slice(0, max);
-  let cut = text.slice(0, max - 1);
-  const last = cut.charCodeAt(cut.length - 1);
-  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
-  cut = cut.replace(/&[a-z]{0,4}$/, '');
-  return `${cut}…`;
+  // Nor a `&amp;`-style entity.
+  return `${cutBefore(text, max - 1).replace(/&[a-z]{0,4}$/, '')}…`;
 }
 
 /** A user mention for a Slack user id; anything that is not one is shown as escaped text. */
