@@ -83,6 +83,15 @@ const repeatId = (alertId: string) => `repeat:${alertId}`;
  */
 const yieldToIngest = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** Pending posts whose order is read from the store per call: bounds the memory of a large backlog. */
+const ORDER_READ_CHUNK = 500;
+
+/** An alert's event time (epoch ms); an unreadable one sorts last. */
+function eventTimeOf(alert: AlertRecord): number {
+  const at = Date.parse(alert.detection?.eventTime ?? '');
+  return Number.isNaN(at) ? Number.POSITIVE_INFINITY : at;
+}
+
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -117,6 +126,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     for (const id of knownIds) if (isPost(id)) posts++;
     for (const id of addedIds) if (isPost(id)) posts++;
   };
+  /**
+   * When each pending post's event happened (epoch ms), so that a pass posts alerts in the order
+   * their events happened, whatever order the store lists them in. Known from `add` for this
+   * process's alerts and read once for the others; pruned to the pending ids at every pass.
+   */
+  const postOrder = new Map<string, number>();
   // Per-item retry state; pruned to the pending ids at every pass so it stays bounded.
   const itemBackoff = new Map<string, { attempts: number; until: number }>();
   // Whole-worker pause after a failed pass, so a chat outage is not hammered item by item.
@@ -138,7 +153,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     if (alerts.length === 0 && repeats.length === 0) return;
     const queuedAt = now();
     const items = new Map<string, OutboxItem>();
-    for (const alert of alerts) items.set(postId(alert.id), { kind: 'post', alert, queuedAt });
+    for (const alert of alerts) {
+      items.set(postId(alert.id), { kind: 'post', alert, queuedAt });
+      postOrder.set(postId(alert.id), eventTimeOf(alert));
+    }
     for (const repeat of repeats) {
       const id = repeatId(repeat.alertId);
       const prev = items.get(id);
@@ -274,6 +292,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     addedIds = new Set([...addedIds].filter((id) => !knownIds.has(id)));
     recount();
     for (const id of itemBackoff.keys()) if (!knownIds.has(id)) itemBackoff.delete(id);
+    for (const id of postOrder.keys()) if (!knownIds.has(id) && !addedIds.has(id)) postOrder.delete(id);
 
     const t = now();
     if (t < pauseUntil) return false;
@@ -282,7 +301,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     // (about one a second per channel), so a backlog of new alerts does not keep a posted alert's
     // count stale, and a stream of updates does not hold back new alerts. Then the posts, then the
     // repeats of alerts posted in this pass (which find their reference) and the other updates.
-    const postIds = ids.filter((id) => isPost(id) && ready(id));
+    const postIds = await inEventOrder(ids.filter((id) => isPost(id) && ready(id)));
     const repeatIds = ids.filter((id) => id.startsWith('repeat:') && ready(id));
     const pendingPost = (id: string) => knownIds.has(postId(id.slice('repeat:'.length)));
     const ofPosted = repeatIds.filter((id) => !pendingPost(id));
@@ -316,6 +335,22 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     }
     failedPasses = 0;
     return false;
+  }
+
+  /** Sorts post ids by their event's time (then by id), reading the items this process has not seen. */
+  async function inEventOrder(postIds: string[]): Promise<string[]> {
+    const unknown = postIds.filter((id) => !postOrder.has(id));
+    for (let i = 0; i < unknown.length; i += ORDER_READ_CHUNK) {
+      const chunk = unknown.slice(i, i + ORDER_READ_CHUNK);
+      const items = await store.getMany<OutboxItem>(chunk.map(outboxItemKey));
+      chunk.forEach((id, k) => {
+        const item = items[k];
+        // An item gone meanwhile, or unreadable, goes last: its delivery sorts it out.
+        postOrder.set(id, item?.kind === 'post' ? eventTimeOf(item.alert) : Number.POSITIVE_INFINITY);
+      });
+    }
+    const at = (id: string) => postOrder.get(id) ?? Number.POSITIVE_INFINITY;
+    return postIds.sort((a, b) => at(a) - at(b) || (a < b ? -1 : a > b ? 1 : 0));
   }
 
   function pauseAfterFailure(): false {

@@ -145,12 +145,32 @@ describe('durable outbox over the store (SQLite)', () => {
     await o.add(backlog, [repeat(posted.id, 2)]);
     await o.add([fresh], [repeat(fresh.id, 2)]);
     await o.drain();
-    // The posted alert's update comes before every new post (posts go in the store's order).
+    // The posted alert's update comes before every new post.
     expect(order.slice(0, 2)).toEqual([`post ${posted.id}`, `repeat ${posted.id}`]);
     expect(order.slice(2, 6).sort()).toEqual([...backlog, fresh].map((a) => `post ${a.id}`).sort());
     // A repeat of an alert posted in the same pass still finds its message, in that pass.
     expect(order.slice(6)).toEqual([`repeat ${fresh.id}`]);
     expect(rec.repeats.map((r) => r.alertId)).toEqual([posted.id, fresh.id]);
+  });
+
+  it('posts the alerts of a pass in the order their events happened, also those left by an earlier run', async () => {
+    const at = (minute: number) => new Date(Date.UTC(2026, 10, 27, 9, minute)).toISOString();
+    const timed = (id: string, minute: number) => {
+      const a = alert(id);
+      a.detection.eventTime = at(minute);
+      return a;
+    };
+    // Ids that sort against their event times, as alert ids (hashes) do at random.
+    const earlierRun = [timed('e-zz', 1), timed('e-yy', 3), timed('e-xx', 5)];
+    await outbox(recordingSink().sink).add(earlierRun, []);
+    // A restarted process knows nothing of those; it adds alerts of its own, one without a usable time.
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    const untimed = alert('e-aa');
+    untimed.detection.eventTime = 'not a time';
+    await o.add([timed('e-ww', 4), untimed, timed('e-vv', 2), timed('e-uu', 0)], []);
+    await o.drain();
+    expect(rec.posts.map((p) => p.id)).toEqual(['e-uu', 'e-zz', 'e-vv', 'e-yy', 'e-ww', 'e-xx', 'e-aa']);
   });
 
   it('an alert another attempt is delivering is no failure: no metric, no pause, delivered later', async () => {
