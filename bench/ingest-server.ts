@@ -2,8 +2,11 @@
  * The server side of the ingest benchmarks, run in its own process so that the load generator does
  * not share its event loop:
  *   node bench/ingest-server.ts bare          a node:http server that reads the body and answers 200
- *   node bench/ingest-server.ts app [WARM]    the real app on embedded SQLite (log-only chat, logs
- *                                             to /dev/null); WARM pairs are first imported silently
+ *   node bench/ingest-server.ts app [WARM] [memory]
+ *                                             the real app on embedded SQLite (log-only chat, logs
+ *                                             to /dev/null); WARM pairs are first imported silently;
+ *                                             `memory`: on the in-memory store instead (a reference
+ *                                             that leaves out what storing costs)
  *   node bench/ingest-server.ts floor [WARM]  the least work a server must do that stores each
  *                                             event's claim and pair before its 200 (`startFloor`)
  * Prints `PORT <n>` once listening; stops on SIGTERM. On SIGUSR2 it prints one line
@@ -65,11 +68,12 @@ if (mode === 'bare') {
   startFloor(Number(process.argv[3] ?? 0));
 } else if (mode === 'app') {
   const warm = Number(process.argv[3] ?? 0);
+  const inMemory = process.argv[4] === 'memory';
   const dir = mkdtempSync(path.join(process.env.BENCH_DIR ?? tmpdir(), 'arc-ingest-bench-'));
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
-    STORE_URL: `sqlite://${path.join(dir, 'arc.db')}`,
+    STORE_URL: inMemory ? 'memory://' : `sqlite://${path.join(dir, 'arc.db')}`,
     LOG_LEVEL: 'info',
   });
   // Real log lines, written where they cost what a file or pipe costs.
@@ -97,7 +101,7 @@ if (mode === 'bare') {
     });
   });
 } else {
-  console.error('usage: node bench/ingest-server.ts bare | app [WARM_PAIRS] | floor [WARM_PAIRS]');
+  console.error('usage: node bench/ingest-server.ts bare | app [WARM_PAIRS] [memory] | floor [WARM_PAIRS]');
   process.exit(2);
 }
 

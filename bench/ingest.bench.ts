@@ -3,8 +3,9 @@
  * 1. single-event POST /ingest throughput against a bare node:http server that only reads the body
  *    and answers 200: same autocannon settings (connections, no pipelining, duration) and the same
  *    bodies, same run; the ratio (target >= 0.5). Each event is a known pair (of 1,000), as in
- *    steady state. A third server, the floor of the app's durable design (`floor` in ingest-server.ts),
- *    runs under the same load as a reference.
+ *    steady state. Two references run under the same load: the floor of the app's durable design
+ *    (`floor` in ingest-server.ts), and the app itself on the in-memory store (what the request
+ *    path costs without storing).
  * 2. bulk NDJSON over HTTP on embedded SQLite: events evaluated and stored per second
  *    (target >= 50,000/s). Each ~1 MB body is one Event Hub batch: by default (mix `batch`) its
  *    known events come from 100 pairs of the 10,000-pair history, each seen about 6 times in the
@@ -179,6 +180,7 @@ async function singleEventThroughput() {
   const bodies = singleEventBodies(25_000 * (SECONDS + 1), pairs);
   const ratios: number[] = [];
   const floorRatios: number[] = [];
+  const memoryRatios: number[] = [];
   let failed = false;
   for (let r = 0; r < REPEAT; r++) {
     const bare = await measuredCannon(['bare'], bodies);
@@ -199,13 +201,19 @@ async function singleEventThroughput() {
     console.log(
       `   floor of the durable design (parse, then per event-loop turn one SQLite transaction: each event's claim and its pair's record; see bench/ingest-server.ts): ${fmt(floor.run.requests.average)} req/s (non-2xx ${floor.run.non2xx}), main thread ${fmt(floor.mainPerRequestUs, 1)} µs/request: ratio ${floorRatios.at(-1)!.toFixed(2)}`,
     );
+    // The other reference: everything the service does but storing (its in-memory store).
+    const memory = await measuredCannon(['app', String(pairs), 'memory'], bodies);
+    memoryRatios.push(memory.run.requests.average / bare.run.requests.average);
+    console.log(
+      `   the service on the in-memory store (no storage cost): ${fmt(memory.run.requests.average)} req/s (non-2xx ${memory.run.non2xx}), main thread ${fmt(memory.mainPerRequestUs, 1)} µs/request: ratio ${memoryRatios.at(-1)!.toFixed(2)}`,
+    );
   }
   const ratio = median(ratios);
   console.log(
     `   autocannon ${CONNECTIONS} connections, no pipelining, ${SECONDS} s each after 1 s warm-up, the same ${fmt(Buffer.byteLength(bodies[0]!))}-byte Arc records (known pairs of a ${fmt(pairs)}-pair history) to both servers`,
   );
   console.log(
-    `   ratio ${REPEAT > 1 ? `median of ${REPEAT} ` : ''}${ratio.toFixed(2)} (target >= 0.5): ${verdict(ratio >= 0.5 && !failed)}; the floor's ${median(floorRatios).toFixed(2)}`,
+    `   ratio ${REPEAT > 1 ? `median of ${REPEAT} ` : ''}${ratio.toFixed(2)} (target >= 0.5): ${verdict(ratio >= 0.5 && !failed)}; the floor's ${median(floorRatios).toFixed(2)}, the in-memory store's ${median(memoryRatios).toFixed(2)}`,
   );
 }
 
