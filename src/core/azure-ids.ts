@@ -96,3 +96,7 @@ function isConnectedClusterType(namespace: string, types: readonly string[]): bo
 export function isConnectedCluster(ref: ClusterRef | undefined): boolean {
   return ref?.resourceType?.toLowerCase() === CONNECTED_CLUSTERS;
 }
+
+/** An RBAC principal type that names a group, in any case (evidence, role assignments). */
+export const isGroup = (principalType: string | undefined): boolean =>
+  principalType?.length === 5 && principalType.toLowerCase() === 'group';

@@ -55,6 +55,10 @@ export interface ElasticAlertInfo {
   reason?: string;
   /** Kibana link to the alert, when the alert carries one. */
   url?: string;
+  /** Kibana link to the rule's alerts (the webhook's `results_link`), when the alert has no link of its own. */
+  resultsUrl?: string;
+  /** When Elastic raised the alert (`kibana.alert.start`, else the alert's `@timestamp`), ISO 8601 UTC. */
+  raisedAt?: string;
   /**
    * The alert comes from a new-terms rule on (appid, source IP), Elastic's Arc rule or a copy of
    * it, or says nothing of its rule: Elastic judged the pair new, so it alerts without the window

@@ -431,6 +431,14 @@ function evidenceFromArm(
     );
     return out;
   }
+  if (lower(a.principalType) === 'group') {
+    // The caller's id is a group's: whatever the detection says, a group's assignment stays.
+    out.still.push(remaining('group', { ...a, id }, roleName));
+    out.warnings.push(
+      `the evidence assignment ${id} (${roleName}) is made to group ${assignedTo}: not removed, since that would affect every member`,
+    );
+    return out;
+  }
   if (!role) {
     out.warnings.push(
       `could not read role definition ${guid ?? a.roleDefinitionId} of the evidence assignment: left in place (check Microsoft.Authorization/roleDefinitions/read): ${id}`,
@@ -551,7 +559,9 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
   const ev = d.evidence;
   const claimsPrincipal = dashGuid(d.principalId);
   const evidencePrincipal = dashGuid(ev.principalId);
-  const principalId = claimsPrincipal ?? evidencePrincipal;
+  // The evidence of a group assignment names the group: never the caller to act on.
+  const principalId =
+    claimsPrincipal ?? (lower(ev.principalType) === 'group' ? undefined : evidencePrincipal);
   const appId = dashGuid(d.appId);
   const clusterId = d.cluster?.id && isSafeScope(d.cluster.id) ? normaliseScope(d.cluster.id) : undefined;
   const assignments = input.assignments;

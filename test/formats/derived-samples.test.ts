@@ -192,12 +192,43 @@ describe('DERIVED format specifics', () => {
         arcEvent('elastic-ecs', {
           set: {
             'azure.activitylogs.identity.authorization.evidence.principal_type': undefined,
-            'azure.activitylogs.identity.authorization.evidence.principalType': 'Group',
+            'azure.activitylogs.identity.authorization.evidence.principalType': 'User',
           },
         }),
       ),
     );
-    expect(d.principalType).toBe('Group');
+    expect(d.evidence.principalType).toBe('User');
+    expect(d.principalType).toBe('User');
+  });
+
+  it('evidence of a group assignment names the group: the caller comes from the token, the group kept apart', () => {
+    const group = '99999999aaaa4bbbbccccddddeeeefff';
+    // The sample's token says idtyp app and carries the caller's object id.
+    const viaGroup = (format: 'elastic-ecs' | 'azure-activity-log-record') =>
+      detection(
+        parseDetection(
+          arcEvent(format, {
+            set:
+              format === 'elastic-ecs'
+                ? {
+                    'azure.activitylogs.identity.authorization.evidence.principal_type': 'Group',
+                    'azure.activitylogs.identity.authorization.evidence.principal_id': group,
+                  }
+                : {
+                    'identity.authorization.evidence.principalType': 'Group',
+                    'identity.authorization.evidence.principalId': group,
+                  },
+          }),
+        ),
+      );
+    for (const format of ['elastic-ecs', 'azure-activity-log-record'] as const) {
+      const d = viaGroup(format);
+      expect(d.evidence.principalType).toBe('Group');
+      expect(d.evidence.principalId).toBe('99999999-aaaa-4bbb-bccc-cddddeeeefff');
+      // The caller's type comes from its token, and its id is never the group's.
+      expect(d.principalType).toBe('ServicePrincipal');
+      expect(d.principalId).toBe(ARC.principalId);
+    }
   });
 
   it('ECS: geo and AS from source.geo / source.as', () => {
@@ -256,6 +287,13 @@ describe('DERIVED format specifics', () => {
       riskScore: 47,
       url: expect.stringMatching(/^https:\/\/kibana\.example\.com\/app\/security\/alerts\/redirect\//),
     });
+    // When Elastic raised it: kibana.alert.start, else the alert's own @timestamp.
+    const raised = new Date(Date.parse(ARC.timeIso) + 4 * 60_000).toISOString();
+    expect(d.elasticAlert?.raisedAt).toBe(raised);
+    const noStart = arcEvent('elastic-alert', {
+      set: { 'kibana.alert.start': undefined, '@timestamp': '2026-03-12T09:00:00Z' },
+    });
+    expect(detection(parseDetection(noStart)).elasticAlert?.raisedAt).toBe('2026-03-12T09:00:00.000Z');
     const noUuid = arcEvent('elastic-alert', { set: { 'kibana.alert.uuid': undefined } });
     expect(detection(parseDetection(noUuid)).elasticAlert?.alertUuid).toBe(ARC.alertUuid); // the `_id`
     expect(
@@ -264,6 +302,22 @@ describe('DERIVED format specifics', () => {
     expect(
       detection(parseDetection(arcEvent('elastic-alert', { alertUrl: 'javascript:alert(1)' }))).elasticAlert
         ?.url,
+    ).toBeUndefined();
+  });
+
+  it("Elastic alert: a webhook body's results_link stands in for an alert without a link of its own", () => {
+    const body = kibanaWebhookBody([
+      arcEvent('elastic-alert', { alertUrl: null }),
+      arcEvent('elastic-alert', { ip: '198.51.100.9' }),
+    ]);
+    const [bare, linked] = extractEvents(body).map((e) => detection(parseDetection(e)).elasticAlert);
+    expect(bare?.url).toBeUndefined();
+    expect(bare?.resultsUrl).toBe(body.results_link);
+    expect(linked?.url).toMatch(/^https:\/\/kibana\.example\.com\//);
+    expect(linked?.resultsUrl).toBeUndefined();
+    // Without the envelope (an alert posted on its own), there is none.
+    expect(
+      detection(parseDetection(arcEvent('elastic-alert', { alertUrl: null }))).elasticAlert?.resultsUrl,
     ).toBeUndefined();
   });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RESULTS_LINK } from '../../src/core/formats/elastic-alert.ts';
 import { extractEvents } from '../../src/core/formats/index.ts';
 import { loadFixture } from '../support/samples.ts';
 
@@ -18,7 +19,10 @@ describe('extractEvents', () => {
 
   it('expands a Kibana webhook body, whatever other keys it has', () => {
     const body = { rule_id: 'r', rule_name: 'n', results_link: 'https://k/x', alerts: [{ a: 1 }, { b: 2 }] };
-    expect(extractEvents(body)).toEqual([{ a: 1 }, { b: 2 }]);
+    const events = extractEvents(body) as Array<Record<string | symbol, unknown>>;
+    // Each alert carries the body's link to the rule's alerts, out of sight of its fields.
+    expect(events.map((e) => e[RESULTS_LINK])).toEqual(['https://k/x', 'https://k/x']);
+    expect(JSON.stringify(events)).toBe('[{"a":1},{"b":2}]');
   });
 
   it('keeps an action-group payload, or any other object, as one event', () => {

@@ -213,6 +213,121 @@ describe('alert message', () => {
     expect(confirm.text.text).toContain('Disable the service principal');
   });
 
+  it("heads an Azure Monitor alert with the rule's severity: activity-log alerts always say Sev4", () => {
+    const azure = (severity: string) =>
+      buildAlertMessage(
+        view({
+          alert: sampleAlert(
+            {},
+            {
+              sourceFormat: 'azure-monitor-common',
+              elasticAlert: undefined,
+              azureAlert: { alertRule: 'arc-credentials', severity },
+            },
+          ),
+        }),
+      ).text;
+    expect(azure('Sev4')).toMatch(/^Medium: /);
+    expect(azure('Sev0')).toMatch(/^Medium: /);
+    const elastic = (severity: string) =>
+      buildAlertMessage(view({ alert: sampleAlert({}, { elasticAlert: { severity } }) })).text;
+    expect(elastic('high')).toMatch(/^High: /);
+    expect(elastic('nonsense')).toMatch(/^Medium: /);
+  });
+
+  it('says when Elastic or Azure Monitor raised the alert, and when it was received here', () => {
+    const raised = '2026-03-12T08:00:00Z';
+    const detected = (over: Parameters<typeof sampleAlert>[1]) =>
+      allText(buildAlertMessage(view({ alert: sampleAlert({}, over) })));
+    const at = (iso: string) => `<!date^${Date.parse(iso) / 1000}^`;
+    const received = `received <!date^${Math.floor(DETECTED_AT / 1000)}^`;
+    expect(detected({ elasticAlert: { raisedAt: raised } })).toContain(`*Detected*\\n${at(raised)}`);
+    expect(detected({ elasticAlert: { raisedAt: raised } })).toMatch(/by Elastic\\nreceived <!date\^/);
+    expect(detected({ elasticAlert: { raisedAt: raised } })).toContain(received);
+    const monitor = detected({
+      sourceFormat: 'azure-monitor-common',
+      elasticAlert: undefined,
+      azureAlert: { firedAt: raised },
+    });
+    expect(monitor).toContain(`*Detected*\\n${at(raised)}`);
+    expect(monitor).toContain('by Azure Monitor');
+    // An event with no alert of its own was detected here, when it was received.
+    const record = detected({ sourceFormat: 'azure-activity-log-record', elasticAlert: undefined });
+    expect(record).toContain(`*Detected*\\n<!date^${Math.floor(DETECTED_AT / 1000)}^`);
+    expect(record).not.toContain('received');
+  });
+
+  it("links the rule's alerts in Kibana when the alert has no link of its own", () => {
+    const results = 'https://kibana.example/app/security/detections/rules/id/abc';
+    const text = allText(
+      buildAlertMessage(
+        view({ alert: sampleAlert({}, { elasticAlert: { url: undefined, resultsUrl: results } }) }),
+      ),
+    );
+    expect(text).toContain(`<${results}|the rule's alerts in Kibana>`);
+    const own = allText(buildAlertMessage(view()));
+    expect(own).not.toContain("the rule's alerts");
+  });
+
+  it('shows the caller apart from the group its access came through', () => {
+    const group = '99999999-aaaa-4bbb-bccc-cddddeeeefff';
+    const text = allText(
+      buildAlertMessage(
+        view({
+          alert: sampleAlert(
+            {},
+            {
+              principalType: 'ServicePrincipal',
+              principalId: ARC.principalId,
+              evidence: { role: 'Azure Arc Kubernetes Viewer', principalType: 'Group', principalId: group },
+            },
+          ),
+        }),
+      ),
+    );
+    expect(text).toContain(
+      `*Principal type*\\nServicePrincipal (from the token)\\n\`${ARC.principalId}\`\\naccess through a group assignment: group \`${group}\``,
+    );
+    // A user known from the token's UPN says so, as the Revoke plan treats it.
+    const user = allText(
+      buildAlertMessage(
+        view({
+          alert: sampleAlert(
+            {},
+            {
+              principalType: undefined,
+              user: { upn: 'eve@contoso.com' },
+              evidence: { role: 'Azure Arc Kubernetes Viewer' },
+            },
+          ),
+        }),
+      ),
+    );
+    expect(user).toContain('*Principal type*\\nUser (from the token)');
+  });
+
+  it("tells where Elastic stores the evidence's principal type", () => {
+    const text = allText(buildAlertMessage(view()));
+    expect(text).toContain(
+      '*azure.activitylogs.identity.authorization.evidence.principalType*\\n`ServicePrincipal`\\n_in Elastic:_ `azure.activitylogs.identity.authorization.evidence.principal_type`',
+    );
+  });
+
+  it('after a switch of AZURE_REMEDIATION, the Revoke dialog says what the current mode does', () => {
+    const steps = [{ description: `Disable the service principal of application ${ARC.appId}` }];
+    const dialog = (confirmText: string, mode: 'dry-run' | 'live') => {
+      const revoke = buttonsOf(buildAlertMessage(view({ confirmText, mode })))[1]!;
+      return (revoke.confirm as { text: { text: string } }).text.text;
+    };
+    // Planned in dry-run, shown in live: no promise that nothing will change.
+    const live = dialog(confirmTextFor('dry-run', steps), 'live');
+    expect(live).not.toContain('Dry-run');
+    expect(live).toBe(confirmTextFor('live', steps));
+    // And the other way round.
+    expect(dialog(confirmTextFor('live', steps), 'dry-run')).toBe(confirmTextFor('dry-run', steps));
+    expect(dialog(confirmTextFor('dry-run', steps), 'dry-run')).toBe(confirmTextFor('dry-run', steps));
+  });
+
   it('has a plain text fallback for notifications', () => {
     const m = buildAlertMessage(view());
     expect(m.text).toBe(

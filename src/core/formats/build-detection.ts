@@ -1,4 +1,4 @@
-import { dashGuid, parseResourceId } from '../azure-ids.ts';
+import { dashGuid, isGroup, parseResourceId } from '../azure-ids.ts';
 import type {
   AutonomousSystem,
   AzureAlertInfo,
@@ -130,9 +130,12 @@ export function buildDetection(input: DetectionInput): ParseResult {
   };
   if (outcome !== undefined) detection.outcome = outcome;
   if (rawAppId !== appId) detection.appIdAsSent = rawAppId;
-  const principalId = claims.objectId ?? evidence.principalId;
+  // Evidence of an assignment made to a group names the group, not the caller: the caller's id
+  // and type then come from the token alone.
+  const viaGroup = isGroup(evidence.principalType);
+  const principalId = claims.objectId ?? (viaGroup ? undefined : evidence.principalId);
   if (principalId !== undefined) detection.principalId = principalId;
-  const principalType = evidence.principalType ?? principalTypeOf(claims.idtyp);
+  const principalType = (viaGroup ? undefined : evidence.principalType) ?? principalTypeOf(claims.idtyp);
   if (principalType !== undefined) detection.principalType = principalType;
   const tenantId = str(input.tenantId, 256) ?? claims.tenantId;
   if (tenantId !== undefined) detection.tenantId = tenantId;

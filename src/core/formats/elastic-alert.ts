@@ -2,6 +2,7 @@ import type { ElasticAlertInfo, ParseResult } from '../detection.ts';
 import { ARC_NEW_TERMS_FIELDS, ARC_RULE_ID, LIST_CLUSTER_USER_CREDENTIAL, matchOperation } from '../rule.ts';
 import { buildDetection, ignored, text } from './build-detection.ts';
 import { ECS, readEcs } from './elastic-ecs.ts';
+import { parseEventTime } from './event-time.ts';
 import { clipped, FieldReader, field, isObject, type Json, num, own, str } from './fields.ts';
 
 /**
@@ -32,10 +33,18 @@ const ALERT = {
   ],
   reason: [field('kibana.alert.reason'), field('signal.reason')],
   url: field('kibana.alert.url'),
+  // When the alert was raised: its start, else its own @timestamp (the event's is original_time).
+  raisedAt: [field('kibana.alert.start'), field('@timestamp')],
   originalOutcome: field('kibana.alert.original_event.outcome'),
   signalRule: field('signal.rule'),
   kibanaAlert: field('kibana.alert'),
 } as const;
+
+/**
+ * Set by `extractEvents` on each alert of a Kibana webhook body that carries `results_link` (the
+ * README's template does): the link to the rule's alerts, for alerts without a link of their own.
+ */
+export const RESULTS_LINK: unique symbol = Symbol('kibana results_link');
 
 /** Only web links are passed on (the chat side renders them as links). */
 const HTTP_URL = /^https?:\/\//i;
@@ -125,7 +134,7 @@ export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseR
     outcome,
     time: r.first(doc, ALERT.originalTime),
     timeField: 'kibana.alert.original_time',
-    elasticAlert: alertInfo(doc, uuid, ruleId, r, judgedNew(doc, ruleId, fromArcRule, r)),
+    elasticAlert: alertInfo(doc, uuid, ruleId, r, judgedNew(doc, ruleId, fromArcRule, r), input),
   });
 }
 
@@ -151,6 +160,7 @@ function alertInfo(
   ruleId: string | undefined,
   r: FieldReader,
   newPair: boolean,
+  input: unknown,
 ): ElasticAlertInfo {
   const info: ElasticAlertInfo = {};
   if (newPair) info.judgedNew = true;
@@ -167,6 +177,13 @@ function alertInfo(
   const reason = clipped(r.first(doc, ALERT.reason), 4096);
   if (reason !== undefined) info.reason = reason;
   const url = str(r.get(doc, ALERT.url), 2048);
-  if (url !== undefined && HTTP_URL.test(url)) info.url = url;
+  if (url !== undefined && HTTP_URL.test(url)) {
+    info.url = url;
+  } else {
+    const results = str((input as { [RESULTS_LINK]?: unknown })[RESULTS_LINK], 2048);
+    if (results !== undefined && HTTP_URL.test(results)) info.resultsUrl = results;
+  }
+  const raisedAt = parseEventTime(r.first(doc, ALERT.raisedAt));
+  if (raisedAt !== undefined) info.raisedAt = raisedAt;
   return info;
 }

@@ -13,7 +13,7 @@ import {
   parseMonitorLegacy,
 } from './azure-monitor.ts';
 import { ignored, invalid } from './build-detection.ts';
-import { isElasticAlert, parseElasticAlert } from './elastic-alert.ts';
+import { isElasticAlert, parseElasticAlert, RESULTS_LINK } from './elastic-alert.ts';
 import { isElasticActivityLog, parseElasticEcs } from './elastic-ecs.ts';
 import { FieldReader, isObject, own } from './fields.ts';
 
@@ -35,7 +35,14 @@ export function extractEvents(body: unknown): unknown[] {
     const records = own(body, 'records');
     if (Array.isArray(records)) return records;
     const alerts = own(body, 'alerts');
-    if (Array.isArray(alerts)) return alerts;
+    if (Array.isArray(alerts)) {
+      const link = own(body, 'results_link');
+      if (typeof link === 'string') {
+        for (const alert of alerts)
+          if (isObject(alert)) (alert as { [RESULTS_LINK]?: string })[RESULTS_LINK] = link;
+      }
+      return alerts;
+    }
   }
   return [body];
 }

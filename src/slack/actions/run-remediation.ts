@@ -7,7 +7,7 @@ import {
   type SlackAlertState,
   updateAlertState,
 } from '../alert-state.ts';
-import { STEP_EMOJI, warningMark } from '../blocks/alert.ts';
+import { STEP_EMOJI, WARNING_CLIP, warningMark } from '../blocks/alert.ts';
 import { clip, code, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
@@ -36,14 +36,14 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
   const results = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
   const lines = steps.map((s) => {
     const r = results.get(s.id);
-    return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(r.detail), 200)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(r.fix), 200)}` : ''}`;
+    return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(r.detail), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(r.fix), 400)}` : ''}`;
   });
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     lines.push(
       `:warning: Still has access through ${clip(esc(rest.roleName), 100)} at ${code(rest.scope, 300)}`,
     );
   }
-  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${clip(esc(w), 300)}`);
+  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${clip(esc(w), WARNING_CLIP)}`);
   let head: string;
   if (run.status === 'failed')
     head = `:x: Audit: ${kind.verb} by ${who} failed${run.error ? `: ${clip(esc(run.error), 300)}` : ''}.`;

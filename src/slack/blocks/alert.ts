@@ -1,5 +1,6 @@
 import type { types } from '@slack/bolt';
 import type { AlertRecord } from '../../core/alert.ts';
+import { isGroup } from '../../core/azure-ids.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
 import { FUTURE_TOLERANCE_MS } from '../../core/engine.ts';
@@ -71,20 +72,14 @@ const SEVERITY_EMOJI: Record<string, string> = {
   medium: ':large_yellow_circle:',
   low: ':large_blue_circle:',
 };
-const AZURE_SEVERITY: Record<string, string> = {
-  sev0: 'critical',
-  sev1: 'high',
-  sev2: 'medium',
-  sev3: 'low',
-  sev4: 'low',
-};
-
-/** The alert's severity: Elastic's, else Azure Monitor's, else the rule's (`medium`). */
+/**
+ * The alert's severity: Elastic's, else the rule's (`medium`). Azure Monitor's is not used: an
+ * activity-log alert rule has no severity of its own, and its alerts always say `Sev4`.
+ */
 export function severityOf(d: Detection): string {
-  const raw = String(d.elasticAlert?.severity ?? d.azureAlert?.severity ?? 'medium')
+  const sev = String(d.elasticAlert?.severity ?? 'medium')
     .trim()
     .toLowerCase();
-  const sev = AZURE_SEVERITY[raw] ?? raw;
   return SEVERITY_EMOJI[sev] ? sev : 'medium';
 }
 
@@ -125,6 +120,16 @@ export function whyText(alert: AlertRecord, k = 1): string {
   return `*Why it fired:* ${why}.`;
 }
 
+/**
+ * Where an investigation field the rule names is not the field Elastic stores: its pipeline
+ * renames the evidence's principalType to principal_type (FORMATS.md §0.1), so a search on the
+ * rule's name finds nothing.
+ */
+const STORED_AS: Readonly<Record<string, string>> = {
+  'azure.activitylogs.identity.authorization.evidence.principalType':
+    'azure.activitylogs.identity.authorization.evidence.principal_type',
+};
+
 /** The rule's investigation fields, labelled by their ECS names, for those the detection carried. */
 export function investigationFields(d: Detection): Array<[string, string]> {
   const out: Array<[string, string | undefined]> = [
@@ -145,11 +150,41 @@ export function investigationFields(d: Detection): Array<[string, string]> {
   return out.filter((f): f is [string, string] => typeof f[1] === 'string' && f[1] !== '');
 }
 
-/** The principal type the event gave, else the one its token's `idtyp` claim implies, said so. */
-function principalTypeText(d: Detection, s: (text: string, n: number) => string): string {
-  if (d.evidence.principalType) return s(d.evidence.principalType, 60);
-  return d.principalType ? `${s(d.principalType, 60)} (from the token)` : DASH;
+/**
+ * When the detection was raised: by Elastic or Azure Monitor when it came as their alert (with
+ * when it was received here), else when it was received and judged here.
+ */
+function detectedText(d: Detection, receivedAt: number): string {
+  const raisedAt = parseTime(d.elasticAlert?.raisedAt ?? d.azureAlert?.firedAt);
+  if (raisedAt === undefined) return slackDate(receivedAt);
+  const by = d.elasticAlert ? 'Elastic' : 'Azure Monitor';
+  return `${slackDate(raisedAt)} by ${by}\nreceived ${slackDate(receivedAt)}`;
 }
+
+/**
+ * The caller's principal type and object id: the type the evidence gave, else the one the token
+ * implies (`idtyp`, or a user's UPN or name), said so. Evidence of an assignment made to a group
+ * names the group, not the caller: the group is shown apart.
+ */
+function principalText(
+  d: Detection,
+  s: (text: string, n: number) => string,
+  c: (text: string, n: number) => string,
+): string {
+  const ev = d.evidence.principalType;
+  const viaGroup = isGroup(ev);
+  const fromToken = d.principalType ?? (d.user?.upn || d.user?.name ? 'User' : undefined);
+  const lines = [ev && !viaGroup ? s(ev, 60) : fromToken ? `${s(fromToken, 60)} (from the token)` : DASH];
+  if (d.principalId) lines.push(c(d.principalId, 60));
+  if (viaGroup) {
+    const group = d.evidence.principalId ? ` ${c(d.evidence.principalId, 60)}` : '';
+    lines.push(`access through a group assignment: group${group}`);
+  }
+  return lines.join('\n');
+}
+
+/** Room for one plan warning: the longest name two ARM ids and say why (about 500 characters). */
+export const WARNING_CLIP = 800;
 
 /** The mark of a plan's warning: an alarm (evidence naming someone else's access) stands out. */
 export const warningMark = (warning: string): string =>
@@ -241,7 +276,7 @@ function runText(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
   }
-  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${s(w, 300)}`);
+  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${s(w, WARNING_CLIP)}`);
   return clip([head, ...lines].join('\n'), size(2500, k));
 }
 
@@ -379,13 +414,25 @@ export function undoConfirmText(state: SlackAlertState): string {
   return clip(esc(`${short}. The identity can list the cluster credentials again.`), LIMITS.confirmText);
 }
 
+/** How a confirm dialog in dry-run begins. */
+const DRY_RUN_CONFIRM = '*Dry-run:* nothing will change; it lists the calls it would make. ';
+
+/**
+ * A stored Revoke confirm text as the current mode says it: the text was written in the mode of
+ * its time (when the alert was posted or planned), and a switch of AZURE_REMEDIATION since must
+ * not leave a live dialog promising that nothing will change, nor the other way round.
+ */
+export function confirmTextInMode(text: string, mode: 'dry-run' | 'live'): string {
+  const bare = text.startsWith(DRY_RUN_CONFIRM) ? text.slice(DRY_RUN_CONFIRM.length) : text;
+  return clip(mode === 'dry-run' ? DRY_RUN_CONFIRM + bare : bare, LIMITS.confirmText);
+}
+
 /**
  * The "Remove broad roles too" confirm dialog's text (at most 300 characters): it names the
  * assignments it removes.
  */
 export function broadConfirmText(mode: 'dry-run' | 'live', plan: RemediationPlan | undefined): string {
-  const prefix =
-    mode === 'dry-run' ? '*Dry-run:* nothing will change; it lists the calls it would make. ' : '';
+  const prefix = mode === 'dry-run' ? DRY_RUN_CONFIRM : '';
   const broad = removableBroadAccess(plan);
   const tail = ' The principal loses everything these roles grant there, not only the Arc access.';
   const names = broad.map((r) => `${r.roleName} at ${r.scope}`);
@@ -415,8 +462,7 @@ export function confirmTextFor(
   steps: ReadonlyArray<{ description: string; kind?: string }> | undefined,
   stillHasAccess = 0,
 ): string {
-  const prefix =
-    mode === 'dry-run' ? '*Dry-run:* nothing will change; it lists the calls it would make. ' : '';
+  const prefix = mode === 'dry-run' ? DRY_RUN_CONFIRM : '';
   if (!steps || steps.length === 0) {
     return clip(
       `${prefix}Removes the Arc role assignment(s) that granted this access and disables the service principal.`,
@@ -479,7 +525,7 @@ function buttons(view: AlertView): types.ActionsBlock {
       value: id,
       confirm: {
         title: plain(dry ? 'Run Revoke in dry-run?' : "Revoke this identity's access?", LIMITS.confirmTitle),
-        text: { type: 'mrkdwn', text: clip(view.confirmText, LIMITS.confirmText) },
+        text: { type: 'mrkdwn', text: confirmTextInMode(view.confirmText, view.mode) },
         confirm: plain(dry ? 'Run dry-run' : 'Revoke', LIMITS.confirmButton),
         deny: plain('Cancel', LIMITS.confirmButton),
         style: 'danger',
@@ -559,7 +605,12 @@ function render(view: AlertView, k: number): SlackMessage {
   let source: string;
   if (d.elasticAlert) {
     const label = `Elastic alert${d.elasticAlert.ruleName ? `: ${s(d.elasticAlert.ruleName, 120)}` : ''}`;
-    source = d.elasticAlert.url ? link(d.elasticAlert.url, `${label} (Kibana)`, MAX_URL) : label;
+    const { url, resultsUrl } = d.elasticAlert;
+    source = url
+      ? link(url, `${label} (Kibana)`, MAX_URL)
+      : resultsUrl
+        ? `${label}\n${link(resultsUrl, "the rule's alerts in Kibana", MAX_URL)}`
+        : label;
   } else if (d.azureAlert) {
     source = `Azure Monitor alert${d.azureAlert.alertRule ? `: ${s(d.azureAlert.alertRule, 120)}` : ''}`;
   } else if (d.sourceFormat === 'azure-monitor-legacy') {
@@ -580,14 +631,14 @@ function render(view: AlertView, k: number): SlackMessage {
         : DASH,
     ],
     ['Role', d.evidence.role ? s(d.evidence.role, 200) : DASH],
-    ['Principal type', `${principalTypeText(d, s)}${d.principalId ? `\n${c(d.principalId, 60)}` : ''}`],
+    ['Principal type', principalText(d, s, c)],
     [
       'Event time',
       eventAt === undefined
         ? s(d.eventTime, 60)
         : `${slackDate(eventAt)}${eventAt > alert.detectedAt + FUTURE_TOLERANCE_MS ? '\n(in the future: judged as at detection)' : ''}`,
     ],
-    ['Detected', slackDate(alert.detectedAt)],
+    ['Detected', detectedText(d, alert.detectedAt)],
     ['Source', source],
     ['MITRE ATT&CK', MITRE.map((t) => link(t.url, `${t.id} ${t.name}`)).join('\n')],
   ];
@@ -642,7 +693,10 @@ function render(view: AlertView, k: number): SlackMessage {
       text: { type: 'mrkdwn', text: '*Investigation fields*' },
       fields: inv.slice(0, LIMITS.fields).map(([name, value]) => ({
         type: 'mrkdwn',
-        text: clip(`*${esc(name)}*\n${c(value, 240)}`, LIMITS.fieldText),
+        text: clip(
+          `*${esc(name)}*\n${c(value, 240)}${STORED_AS[name] ? `\n_in Elastic:_ ${code(STORED_AS[name], 100)}` : ''}`,
+          LIMITS.fieldText,
+        ),
       })),
     });
   }
