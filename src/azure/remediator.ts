@@ -17,13 +17,16 @@ import {
   assignmentId,
   buildBroadRemovalPlan,
   buildRemediationPlan,
+  callerPrincipal,
   type EvidenceAssignmentRead,
   isSafeScope,
   KNOWN_ROLES,
+  mayBeServicePrincipal,
   normaliseScope,
   type RoleDefinitionInfo,
   restoreInfo,
   roleGuid,
+  type ServicePrincipalRead,
   scopeOfAssignmentId,
 } from '../core/remediation-plan.ts';
 import { type CallRecord, withCallLog } from './call-log.ts';
@@ -44,6 +47,8 @@ export const AUDIT_ACTIONS = {
 
 const SP_PERMISSIONS =
   'Application.ReadWrite.OwnedBy (arc-responder must be an owner of the service principal) or Application.ReadWrite.All';
+/** Reading a service principal by appId: what the disable permissions also allow, or the read-only one. */
+const SP_READ_PERMISSIONS = `${SP_PERMISSIONS}, or Application.Read.All`;
 const USER_DISABLE_PERMISSIONS =
   'User.EnableDisableAccount.All with User.Read.All (an administrator account also needs an Entra role such as Privileged Authentication Administrator)';
 const USER_SESSIONS_PERMISSIONS = 'User.RevokeSessions.All';
@@ -128,7 +133,16 @@ export function createRemediatorWith(
   async function plan(detection: Detection): Promise<RemediationPlan> {
     const warnings: string[] = [];
     const unchecked: string[] = [];
-    const principalId = dashGuid(detection.principalId) ?? dashGuid(detection.evidence.principalId);
+    // The caller as Graph knows the application: the detection's object id alone is not trusted.
+    const servicePrincipal = mayBeServicePrincipal(detection)
+      ? await readServicePrincipal(dashGuid(detection.appId)!)
+      : undefined;
+    if (servicePrincipal?.status === 'unreadable') {
+      unchecked.push(
+        `reading the service principal of application ${detection.appId} (${servicePrincipal.error})`,
+      );
+    }
+    const principalId = callerPrincipal(detection, servicePrincipal).id;
     const clusterId = detection.cluster?.id;
     let assignments: AssignmentInfo[] | undefined;
     if (!principalId) {
@@ -170,10 +184,25 @@ export function createRemediatorWith(
       ...(assignments ? { assignments } : {}),
       ...(evidenceAssignment ? { evidenceAssignment } : {}),
       ...(roles ? { roles } : {}),
+      ...(servicePrincipal ? { servicePrincipal } : {}),
       warnings,
     });
     if (unchecked.length > 0) planned.unchecked = unchecked;
     return planned;
+  }
+
+  /** Reads the service principal of an application by its appId. */
+  async function readServicePrincipal(appId: string): Promise<ServicePrincipalRead> {
+    try {
+      const res = await graph.call('GET', `/v1.0/servicePrincipals(appId='${appId}')?$select=id,appId`);
+      if (res.status === 404) return { status: 'absent' };
+      const id = dashGuid((res.body as { id?: unknown } | undefined)?.id);
+      return id ? { status: 'found', id } : { status: 'unreadable', error: 'Graph answered without an id' };
+    } catch (error) {
+      const f = describeFailure(error, { service: 'graph', graphPermissions: SP_READ_PERMISSIONS });
+      logger.warn({ err: f.message, appId }, 'reading the service principal failed');
+      return { status: 'unreadable', error: failureText(f), ...(f.fix ? { fix: f.fix } : {}) };
+    }
   }
 
   /** Reads the assignment named in the evidence by id; undefined when the evidence names none. */
@@ -198,15 +227,26 @@ export function createRemediatorWith(
 
   async function disablePrincipal(
     step: PlannedStep,
+    plan: RemediationPlan,
     path: string,
     permissions: string,
   ): Promise<StepOutcome> {
+    const sp = step.kind === 'disable-service-principal';
     // Read first: an account that is already disabled needs no write (and undo must not enable it).
     try {
-      const current = await graph.call('GET', `${path}?$select=id,accountEnabled`);
+      const current = await graph.call('GET', `${path}?$select=id,${sp ? 'appId,' : ''}accountEnabled`);
       if (current.status === 404)
         return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
-      if ((current.body as { accountEnabled?: unknown } | undefined)?.accountEnabled === false) {
+      const body = current.body as { accountEnabled?: unknown; appId?: unknown } | undefined;
+      // A service principal of another application is never disabled for this detection.
+      const owner = sp ? dashGuid(body?.appId) : undefined;
+      if (owner !== undefined && owner !== dashGuid(plan.appId)) {
+        return {
+          status: 'failed',
+          detail: `not disabled: ${step.target} is the service principal of application ${owner}, not of the detected application ${plan.appId}`,
+        };
+      }
+      if (body?.accountEnabled === false) {
         return { status: 'already-done', detail: `${step.target} was already disabled` };
       }
     } catch {
@@ -288,7 +328,7 @@ export function createRemediatorWith(
         const path = graphPathFor(step);
         if (!path) return { status: 'failed', detail: `not a principal id: ${step.target}` };
         const perms = step.kind === 'disable-user' ? USER_DISABLE_PERMISSIONS : SP_PERMISSIONS;
-        return disablePrincipal(step, path, perms);
+        return disablePrincipal(step, plan, path, perms);
       }
       case 'revoke-user-sessions': {
         const path = graphPathFor(step);

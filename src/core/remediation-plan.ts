@@ -114,8 +114,58 @@ export interface PlanInput {
   evidenceAssignment?: EvidenceAssignmentRead;
   /** Role definitions read from ARM, by GUID (dashed, lower case). Built-in roles known here fill gaps. */
   roles?: ReadonlyMap<string, RoleDefinitionInfo>;
+  /**
+   * The service principal of the detection's application, read from Graph by appId. Undefined when
+   * it was not read (a user's detection, no Azure identity): the detection's object id is then used.
+   */
+  servicePrincipal?: ServicePrincipalRead;
   /** Problems met while reading, carried into the plan. */
   warnings?: readonly string[];
+}
+
+/** The service principal of an application, as Graph answered a read by appId. */
+export type ServicePrincipalRead =
+  | { status: 'found'; id: string }
+  | { status: 'absent' }
+  | { status: 'unreadable'; error: string; fix?: string };
+
+/** Whether a detection's caller may be a service principal, to be looked up by its appId. */
+export function mayBeServicePrincipal(d: Detection): boolean {
+  return dashGuid(d.appId) !== undefined && principalKind(d, undefined, undefined) !== 'user';
+}
+
+/**
+ * The principal the plan acts on. The detection's object id (the claims', else the evidence's
+ * unless that names a group) is taken only as far as Graph confirms it: the identity the rule
+ * watches is the appid, and an object id of another principal must not steer a Revoke to it.
+ */
+export function callerPrincipal(
+  d: Detection,
+  sp: ServicePrincipalRead | undefined,
+): { id?: string; alarm?: string; warning?: string } {
+  const claimed =
+    dashGuid(d.principalId) ??
+    (lower(d.evidence.principalType) === 'group' ? undefined : dashGuid(d.evidence.principalId));
+  const app = dashGuid(d.appId) ?? d.appId;
+  if (sp === undefined) return claimed ? { id: claimed } : {};
+  if (sp.status === 'found') {
+    if (claimed && claimed !== sp.id) {
+      return {
+        id: sp.id,
+        alarm: `${TAMPERING}: the detection's object id ${claimed} is not the service principal of application ${app} (Graph: ${sp.id}): the plan acts on ${sp.id}, and nothing of ${claimed}`,
+      };
+    }
+    return { id: sp.id };
+  }
+  if (sp.status === 'absent') {
+    return {
+      warning: `application ${app} has no service principal in this tenant${claimed ? `: the detection's object id ${claimed} is not acted on` : ''}`,
+    };
+  }
+  return {
+    ...(claimed ? { id: claimed } : {}),
+    warning: `could not read the service principal of application ${app} (${sp.error})${claimed ? `: the detection's object id ${claimed} is used unchecked` : ''}${sp.fix ? `; ${sp.fix}` : ''}`,
+  };
 }
 
 const ASSIGNMENTS_SEGMENT = '/providers/Microsoft.Authorization/roleAssignments/';
@@ -559,13 +609,14 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
   const ev = d.evidence;
   const claimsPrincipal = dashGuid(d.principalId);
   const evidencePrincipal = dashGuid(ev.principalId);
-  // The evidence of a group assignment names the group: never the caller to act on.
-  const principalId =
-    claimsPrincipal ?? (lower(ev.principalType) === 'group' ? undefined : evidencePrincipal);
+  const caller = callerPrincipal(d, input.servicePrincipal);
+  const principalId = caller.id;
   const appId = dashGuid(d.appId);
   const clusterId = d.cluster?.id && isSafeScope(d.cluster.id) ? normaliseScope(d.cluster.id) : undefined;
   const assignments = input.assignments;
   const alarms: string[] = [];
+  if (caller.alarm) alarms.push(caller.alarm);
+  if (caller.warning) warnings.push(caller.warning);
 
   if (
     claimsPrincipal &&
@@ -663,7 +714,9 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     }
   } else if (kind === 'serviceprincipal') {
     const target = principalId ?? appId;
-    if (target) {
+    if (input.servicePrincipal?.status === 'absent') {
+      // Said in the warnings: there is no service principal of the application to disable.
+    } else if (target) {
       const path = principalId ? `servicePrincipals/${principalId}` : `servicePrincipals(appId='${appId}')`;
       steps.push({
         id: `disable-service-principal:${target}`,

@@ -10,6 +10,7 @@ import type { StateStore } from '../../src/core/ports.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import {
   A,
+  APP_ID,
   CLUSTER_ID,
   configFor,
   FAST_RETRY,
@@ -271,6 +272,64 @@ describe('the claims and the evidence name different principals', () => {
     expect(plan.steps.map((s) => s.target)).toEqual([idAt(CLUSTER_ID, A.evidence), SP_ID]);
     await remediator.execute(plan);
     expect(fake.assignmentsByName.has(TEAM.arc)).toBe(true);
+  });
+});
+
+describe("the caller is the application's service principal, as Graph knows it", () => {
+  const OTHER_APP = 'eeeeeeee-1111-4222-8333-444444444444';
+  /** A detection whose object ids (claims and evidence) name another application's principal. */
+  const otherObjectId = () => {
+    const d = evidenceNaming(CLUSTER_ID, A.evidence, OTHER_SP);
+    d.principalId = OTHER_SP;
+    return d;
+  };
+
+  it("an object id of another application's principal steers nothing to it: the plan acts on the appid's", async () => {
+    const { fake, remediator } = await setup('live');
+    fake.servicePrincipal({ id: OTHER_SP, appId: OTHER_APP, displayName: 'payments-prod-sp' });
+    const plan = await remediator.plan(otherObjectId());
+    expect(plan.warnings[0]).toBe(
+      `POSSIBLE TAMPERING: the detection's object id ${OTHER_SP} is not the service principal of application ${APP_ID} (Graph: ${SP_ID}): the plan acts on ${SP_ID}, and nothing of ${OTHER_SP}`,
+    );
+    expect(plan.principalId).toBe(SP_ID);
+    const list = fake.calls('arm', 'GET').find((r) => r.path.endsWith('/roleAssignments'));
+    expect(list?.query.$filter).toBe(`principalId eq '${SP_ID}'`);
+    // The evidence assignment is the appid's principal's own (ARM says so): it goes.
+    expect(plan.steps.map((s) => s.target)).toEqual([idAt(CLUSTER_ID, A.evidence), SP_ID]);
+    await remediator.execute(plan);
+    expect(fake.calls('graph', 'PATCH').map((r) => r.path)).toEqual([`/v1.0/servicePrincipals/${SP_ID}`]);
+    expect(fake.servicePrincipals.get(OTHER_SP)?.accountEnabled).toBe(true);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+  });
+
+  it('an application without a service principal in the tenant: nothing is disabled, and the plan says why', async () => {
+    const { fake, remediator } = await setup('live');
+    fake.servicePrincipals.delete(SP_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.warnings).toContain(
+      `application ${APP_ID} has no service principal in this tenant: the detection's object id ${SP_ID} is not acted on`,
+    );
+    expect(plan.steps.some((s) => s.kind === 'disable-service-principal')).toBe(false);
+    // Nor is the evidence assignment removed on the word of an object id Graph does not know.
+    expect(plan.steps).toEqual([]);
+  });
+
+  it("when the application could not be looked up, the disable step still refuses another application's principal", async () => {
+    const { fake, remediator } = await setup('live');
+    fake.servicePrincipal({ id: OTHER_SP, appId: OTHER_APP, displayName: 'payments-prod-sp' });
+    fake.deny('graph', 'GET', /servicePrincipals\(appId=/);
+    const plan = await remediator.plan(otherObjectId());
+    expect(plan.unchecked?.join('\n')).toMatch(/reading the service principal of application/);
+    expect(plan.steps.find((s) => s.kind === 'disable-service-principal')?.target).toBe(OTHER_SP);
+    const result = await remediator.execute(plan);
+    const disable = result.steps.find((r) => r.stepId.startsWith('disable-service-principal'));
+    expect(disable).toMatchObject({
+      status: 'failed',
+      detail: `not disabled: ${OTHER_SP} is the service principal of application ${OTHER_APP}, not of the detected application ${APP_ID}`,
+    });
+    expect(fake.calls('graph', 'PATCH')).toEqual([]);
+    expect(fake.servicePrincipals.get(OTHER_SP)?.accountEnabled).toBe(true);
+    expect(result.ok).toBe(false);
   });
 });
 

@@ -220,6 +220,33 @@ describe('buildRemediationPlan', () => {
     expect(plan.warnings.join('\n')).toMatch(/group/);
   });
 
+  it("never removes a group's assignment, even when the detection gives the group's id as the caller's", () => {
+    // As a detection stored before group evidence was told apart: no object id claim, so the
+    // evidence's principal (the group) stood in for the caller.
+    const group = '99999999-8888-4777-8666-555544443333';
+    const d = spDetection(RG_SCOPE);
+    d.principalId = group;
+    d.evidence.principalType = 'Group';
+    d.evidence.principalId = group;
+    const id = assignment(A.evidence, RG_SCOPE, ROLE.clusterUser).id;
+    const plan = buildRemediationPlan({
+      detection: d,
+      endpoints,
+      evidenceAssignment: {
+        status: 'found',
+        assignment: assignment(A.evidence, RG_SCOPE, ROLE.clusterUser, {
+          id,
+          principalId: group,
+          principalType: 'Group',
+        }),
+      },
+      roles: new Map([[ROLE.clusterUser, KNOWN_ROLES.get(ROLE.clusterUser)!]]),
+    });
+    expect(plan.steps.some((s) => s.kind === 'remove-assignment')).toBe(false);
+    expect(plan.stillHasAccessThrough).toMatchObject([{ kind: 'group', assignmentId: id }]);
+    expect(plan.warnings.join('\n')).toMatch(/made to group 99999999-.*: not removed/);
+  });
+
   it('falls back to the evidence alone and carries the reader warnings', () => {
     const plan = buildRemediationPlan({
       detection: spDetection(CLUSTER_ID),

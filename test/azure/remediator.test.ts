@@ -213,11 +213,17 @@ describe('Azure remediator: plan', () => {
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     // The evidence assignment could not be read by id: it is not deleted on the evidence's word.
     expect(plan.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
-    expect(plan.warnings).toHaveLength(2);
-    expect(plan.warnings[0]).toMatch(/could not list the role assignments at the cluster/);
-    expect(plan.warnings[0]).toMatch(/AZURE_CLIENT_SECRET/);
-    expect(plan.warnings[1]).toMatch(/could not read the role assignment named in the evidence/);
-    expect(plan.warnings[1]).toMatch(/AZURE_CLIENT_SECRET/);
+    expect(plan.warnings).toHaveLength(3);
+    const warning = (re: RegExp) => plan.warnings.find((w) => re.test(w)) ?? '';
+    expect(warning(/could not list the role assignments at the cluster/)).toMatch(/AZURE_CLIENT_SECRET/);
+    expect(warning(/could not read the role assignment named in the evidence/)).toMatch(
+      /AZURE_CLIENT_SECRET/,
+    );
+    // Nor could the application's service principal be read: the detection's object id is used unchecked.
+    expect(warning(/could not read the service principal of application .*used unchecked/)).toMatch(
+      /AZURE_CLIENT_SECRET/,
+    );
+    expect(plan.unchecked?.join('\n')).toMatch(/reading the service principal of application/);
     expect(plan.warnings.join('\n')).not.toContain('wrong-secret');
     expect(fake.calls('arm')).toEqual([]);
   });

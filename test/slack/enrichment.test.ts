@@ -41,7 +41,8 @@ const revokeConfirm = (blocks: unknown) =>
 
 it('posts without enrichment that is slower than the budget, then updates the alert when it arrives', async () => {
   azure = await sampleAzure();
-  azure.delay('graph', 'servicePrincipals', SLOW_MS);
+  // Both reads of the service principal: the enricher's, and the Revoke plan's check of the caller.
+  azure.delay('graph', 'servicePrincipals', SLOW_MS, 2);
   h = await startHarness({
     azure: { fake: azure, mode: 'dry-run', enrich: true },
     tuning: { lookupBudgetMs: BUDGET_MS },
@@ -107,7 +108,7 @@ it('never holds an alert back for a failed lookup: it names the failure', async 
 
 it('gives up a lookup that never finishes and says so in the alert', async () => {
   azure = await sampleAzure();
-  azure.delay('graph', 'servicePrincipals', 60_000);
+  azure.delay('graph', 'servicePrincipals', 60_000, 2);
   h = await startHarness({
     azure: { fake: azure, mode: 'dry-run', enrich: true },
     tuning: { lookupBudgetMs: BUDGET_MS, lateLookupTimeoutMs: 400 },
