@@ -6,6 +6,7 @@ import type { AssignmentInfo, AssignmentToRestore, RoleDefinitionInfo } from '..
 import { roleGuid } from '../core/remediation-plan.ts';
 import { callLogPolicy } from './call-log.ts';
 import { httpsBase, scopeForEndpoint } from './endpoints.ts';
+import { UNHONOURED_RETRY_AFTER_HEADER } from './errors.ts';
 import { MAX_RETRY_AFTER_MS, parseRetryAfter, type RetrySettings } from './graph.ts';
 
 /** API version used to read connected clusters by id. */
@@ -82,6 +83,7 @@ function toAssignmentInfo(a: RoleAssignment): AssignmentInfo | undefined {
 interface RetryHeaders {
   get(name: string): string | undefined;
   delete(name: string): void;
+  set(name: string, value: string): void;
 }
 
 /** The headers in which ARM asks for a wait before a retry (the SDK's retry policy reads them). */
@@ -106,8 +108,11 @@ function capRetryAfter(maxMs: number) {
         if (value === undefined) return undefined;
         return name === 'retry-after' ? parseRetryAfter(value) : Number(value);
       });
+      const longest = Math.max(...waits.map((ms) => (ms === undefined || Number.isNaN(ms) ? 0 : ms)));
       if (waits.some((ms) => ms !== undefined && !(ms <= maxMs))) {
         for (const name of RETRY_AFTER_HEADERS) response.headers.delete(name);
+        // Out of the SDK's sight, but kept for the failure's advice (errors.ts).
+        if (longest > maxMs) response.headers.set(UNHONOURED_RETRY_AFTER_HEADER, String(longest));
       }
       return response;
     },

@@ -33,14 +33,53 @@ export class GraphRequestError extends Error {
   readonly code: string | undefined;
   readonly method: string;
   readonly path: string;
-  constructor(method: string, path: string, status: number, code: string | undefined, message: string) {
+  /** The wait a throttled answer asked for (Retry-After), when it was longer than the client waits. */
+  readonly retryAfterMs: number | undefined;
+  constructor(
+    method: string,
+    path: string,
+    status: number,
+    code: string | undefined,
+    message: string,
+    retryAfterMs?: number,
+  ) {
     super(message || `${method} ${path} answered ${status}`);
     this.name = 'GraphRequestError';
     this.status = status;
     this.code = code;
     this.method = method;
     this.path = path;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+/**
+ * Where the ARM client keeps a Retry-After it would not wait for (see `capRetryAfter` in arm.ts):
+ * the SDK must not see it, the failure's advice should.
+ */
+export const UNHONOURED_RETRY_AFTER_HEADER = 'x-arc-unhonoured-retry-after-ms';
+
+/** The Retry-After a failed call was given and not waited for, in ms, from either client. */
+function unhonouredRetryAfter(error: unknown): number | undefined {
+  const e = error as {
+    retryAfterMs?: unknown;
+    response?: { headers?: { get?: (name: string) => string | undefined } };
+  };
+  if (typeof e?.retryAfterMs === 'number') return e.retryAfterMs;
+  const header = e?.response?.headers?.get?.(UNHONOURED_RETRY_AFTER_HEADER);
+  const ms = header === undefined ? Number.NaN : Number(header);
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}
+
+/** The `/providers/Microsoft.Authorization/roleAssignments/<name>` end of a role assignment id. */
+const ASSIGNMENT_TAIL = /\/providers\/Microsoft\.Authorization\/roleAssignments\/[^/]+$/i;
+
+/** "30 seconds", "2 minutes", "3 hours": a wait as people say it, rounded up. */
+function waitText(ms: number): string {
+  const unit = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  if (ms < 60_000) return unit(Math.ceil(ms / 1000), 'second');
+  if (ms < 3_600_000) return unit(Math.ceil(ms / 60_000), 'minute');
+  return unit(Math.ceil(ms / 3_600_000), 'hour');
 }
 
 const CREDENTIAL_ERRORS = new Set([
@@ -123,7 +162,9 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
     }
     const parsed = /perform action '([^']+)' over scope '([^']+)'/i.exec(rawMessage);
     const action = parsed?.[1] ?? ctx.action ?? 'the needed permission';
-    const scope = parsed?.[2] ?? ctx.scope ?? 'this scope';
+    // ARM names the assignment itself as the scope of a refused delete or write of one: the role
+    // is granted at the scope it lives in (or above).
+    const scope = (parsed?.[2] ?? ctx.scope ?? 'this scope').replace(ASSIGNMENT_TAIL, '') || '/';
     const conditional = /condition/i.test(rawMessage)
       ? ' (an ABAC condition on its role assignment refused it: the condition allows the Arc Cluster User role only)'
       : '';
@@ -131,6 +172,15 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
       ...base,
       fix: `grant arc-responder's identity ${action} at ${scope}${conditional}; deploy/azure/arc-responder-role.json has the custom role`,
     };
+  }
+  if (status === 429 || status === 503) {
+    const wait = unhonouredRetryAfter(error);
+    if (wait !== undefined) {
+      return {
+        ...base,
+        fix: `Azure asked to wait ${waitText(wait)} before the next call: try again after that`,
+      };
+    }
   }
   if (status === 429)
     return { ...base, fix: 'Azure kept throttling the calls after the retries: try again in a minute' };

@@ -215,8 +215,8 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
       const body = parseBody(res.text);
       const throttled = res.status === 429 || res.status === 503;
       const serverError = res.status >= 500 && res.status !== 501 && res.status !== 505;
+      const retryAfter = throttled ? parseRetryAfter(res.retryAfter) : undefined;
       if ((throttled || serverError) && attempt < maxRetries) {
-        const retryAfter = throttled ? parseRetryAfter(res.retryAfter) : undefined;
         if (retryAfter === undefined || retryAfter <= maxRetryAfterMs) {
           await sleep(retryAfter ?? backoff(attempt), signal);
           continue;
@@ -224,7 +224,8 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
       }
       if ((res.status >= 200 && res.status < 300) || res.status === 404) return { status: res.status, body };
       const { code, message } = graphError(body);
-      throw new GraphRequestError(method, path, res.status, code, message);
+      const unhonoured = retryAfter !== undefined && retryAfter > maxRetryAfterMs ? retryAfter : undefined;
+      throw new GraphRequestError(method, path, res.status, code, message, unhonoured);
     }
   }
 

@@ -93,6 +93,16 @@ export async function decide(
       text: `:no_entry: Nobody may use ${verb} yet: SLACK_RESPONDERS is not set. Ask the operators of arc-responder to add responders.`,
     };
   }
+  const unread = ctx.responders.unreadableGroups();
+  if (unread.length > 0) {
+    // A member of a group that could not be read is refused (fail closed), but told why.
+    const groups = unread.map((g) => `<!subteam^${g}>`).join(', ');
+    return {
+      ok: false,
+      detail: `not in SLACK_RESPONDERS as far as could be checked: the members of ${unread.join(', ')} could not be read`,
+      text: `:no_entry: Only responders (SLACK_RESPONDERS) may use ${verb}. The members of ${groups} could not be read from Slack just now (the app may lack the usergroups:read scope), so membership through ${unread.length === 1 ? 'that group' : 'those groups'} could not be checked. Ask the operators of arc-responder. Your attempt was recorded.`,
+    };
+  }
   return {
     ok: false,
     detail: 'not in SLACK_RESPONDERS',

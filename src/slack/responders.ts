@@ -27,6 +27,11 @@ export interface ResponderCheck {
    * (fail closed); Mark benign and Remove allowlist are left to the members of the alert channel.
    */
   readonly empty: boolean;
+  /**
+   * The user groups whose members could not be read from Slack (and none were known before): a
+   * member of one of them is refused, and the refusal should say why.
+   */
+  unreadableGroups(): string[];
 }
 
 /**
@@ -41,6 +46,8 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
   const groups = opts.responders.filter((id) => id.startsWith('S'));
   const cache = new Map<string, { members: Set<string>; at: number }>();
   const inflight = new Map<string, Promise<Set<string> | undefined>>();
+  /** Groups whose last lookup failed with no member list to fall back on. */
+  const unreadable = new Set<string>();
 
   async function membersOf(group: string): Promise<Set<string> | undefined> {
     const cached = cache.get(group);
@@ -52,12 +59,14 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
           const res = await opts.client.usergroups.users.list({ usergroup: group });
           const members = new Set((res.users ?? []).filter((u) => typeof u === 'string'));
           cache.set(group, { members, at: now() });
+          unreadable.delete(group);
           return members;
         } catch (err) {
           opts.logger.warn(
             { group, err: (err as Error).message },
             'cannot list the members of a SLACK_RESPONDERS user group: check the usergroups:read scope and the group id',
           );
+          if (!cached) unreadable.add(group);
           return cached?.members;
         } finally {
           inflight.delete(group);
@@ -70,6 +79,7 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
 
   return {
     empty: users.size === 0 && groups.length === 0,
+    unreadableGroups: () => [...unreadable],
     async isResponder(userId) {
       if (typeof userId !== 'string' || userId === '') return false;
       if (users.has(userId)) return true;

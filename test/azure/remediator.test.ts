@@ -180,6 +180,17 @@ describe('Azure remediator: plan', () => {
     expect(statuses).toEqual([429, 429, 200]);
   });
 
+  it('a disable step throttled for longer than the cap fails at once and says how long Graph asked to wait', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID, 'live');
+    fake.throttle('graph', 'PATCH', SP_ID, 120, 5);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const result = await remediator.execute(plan);
+    const disable = result.steps.find((r) => r.stepId.startsWith('disable-service-principal'));
+    expect(disable?.status).toBe('failed');
+    expect(disable?.fix).toBe('Azure asked to wait 2 minutes before the next call: try again after that');
+    expect(fake.calls('graph', 'PATCH').map((r) => r.status)).toEqual([429]);
+  });
+
   it('gives up at once on a throttled listing that asks for a longer wait than the cap', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     // An hour: the SDK's own policy would wait it out, holding the run for that hour.
@@ -188,6 +199,10 @@ describe('Azure remediator: plan', () => {
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(plan.warnings.join('\n')).toMatch(/could not list the role assignments at the cluster \(.*429/);
+    // The advice gives the wait Azure asked for, not a guess.
+    expect(plan.warnings.join('\n')).toContain(
+      'Azure asked to wait 1 hour before the next call: try again after that',
+    );
     const statuses = fake
       .calls('arm', 'GET')
       .filter((r) => r.path.endsWith('/roleAssignments'))
@@ -379,9 +394,8 @@ describe('Azure remediator: execute', () => {
     expect(first.steps.map((s) => s.status)).toEqual(['done', 'failed', 'failed']);
     expect(first.steps[1]?.stepId).toBe(`remove-assignment:${idAt(RG_SCOPE, A.rg).toLowerCase()}`);
     expect(first.steps[1]?.detail).toMatch(/403 AuthorizationFailed/);
-    expect(first.steps[1]?.fix).toContain(
-      `Microsoft.Authorization/roleAssignments/delete at ${idAt(RG_SCOPE, A.rg)}`,
-    );
+    // At the scope the assignment lives in, where a role is granted (ARM's message names the assignment).
+    expect(first.steps[1]?.fix).toContain(`Microsoft.Authorization/roleAssignments/delete at ${RG_SCOPE};`);
     expect(first.steps[2]?.fix).toMatch(/Application\.ReadWrite\.OwnedBy .*Application\.ReadWrite\.All/);
 
     // The permission is granted; the retry runs only the two failed steps.

@@ -665,6 +665,16 @@ describe('alert message', () => {
       JSON.stringify(`Re-create "${ARC.role}" at ${ARC.roleAssignmentScope}`).slice(1, -1),
     );
     expect(undone.text).toContain('(revoke undone)');
+    // A failed Undo leaves the access partly back: the notification text says so, not "(revoked)".
+    const failedUndo = buildAlertMessage(
+      view({
+        mode: 'live',
+        revoke,
+        undo: { status: 'failed', mode: 'live', by: 'UBOB', at: DETECTED_AT + 120_000, error: '403' },
+      }),
+    );
+    expect(failedUndo.text).toMatch(/\(undo failed\)$/);
+    expect(failedUndo.text).not.toContain('(revoked)');
   });
 
   it('says the Azure lookups are still running when the alert went out without them', () => {
@@ -882,6 +892,8 @@ describe('Mark benign modal', () => {
   it('matches the snapshot and stays within modal limits', () => {
     const modal = buildBenignModal(sampleAlert());
     expect(modal).toMatchSnapshot();
+    // The entry is the pair's, whatever the cluster: the dialog must not suggest otherwise.
+    expect(JSON.stringify(modal)).toContain('*on every cluster* (this one was on arc-prod-01)');
     expect(checkMessageLimits({ blocks: modal.blocks as never }, { maxBlocks: 100 })).toEqual([]);
   });
 

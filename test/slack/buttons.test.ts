@@ -75,7 +75,12 @@ describe('who may press the buttons', () => {
     h.fake.script('usergroups.users.list', { error: 'missing_scope' });
     const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
     await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
-    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('Only responders');
+    const refusal = String(h.fake.responsesTo(responseId)[0]!.text);
+    expect(refusal).toContain('Only responders');
+    // It says why a member of the group is refused, not merely that they are no responder.
+    expect(refusal).toContain(
+      'The members of <!subteam^SRESPONDERS> could not be read from Slack just now (the app may lack the usergroups:read scope)',
+    );
   });
 });
 

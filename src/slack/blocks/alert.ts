@@ -487,6 +487,8 @@ export function alertFallbackText(view: AlertView): string {
   let text = `${capital(severityOf(d))}: Arc cluster credentials of ${clip(where, 200)} listed by ${clip(d.appId, 100)} from new IP ${clip(d.sourceIp, 60)}`;
   if (view.benign && !view.benign.removed) text += ' (marked benign)';
   if (view.undo?.status === 'done' && view.undo.mode === 'live') text += ' (revoke undone)';
+  else if (view.undo?.status === 'failed' && view.undo.mode === 'live') text += ' (undo failed)';
+  else if (view.undo?.status === 'running') text += ' (undo in progress)';
   else if (view.revoke?.status === 'done')
     text += view.revoke.mode === 'live' ? ' (revoked)' : ' (dry-run done)';
   return clip(esc(text.replace(/[\r\n]+/g, ' ')), 1000);

@@ -43,7 +43,7 @@ export function buildBenignModal(alert: AlertRecord, channel?: string): types.Mo
         text: {
           type: 'mrkdwn',
           text: clip(
-            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts. On cluster ${esc(d.cluster?.name ?? d.cluster?.id ?? 'unknown')}.`,
+            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${esc(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster')}).`,
             3000,
           ),
         },
