@@ -1,5 +1,5 @@
 import type { Config } from '../config.ts';
-import { dashGuid } from '../core/azure-ids.ts';
+import { dashGuid, isGroup } from '../core/azure-ids.ts';
 import type { Detection } from '../core/detection.ts';
 import type { Enricher, Enrichment } from '../core/remediation.ts';
 import { assignmentId, isSafeScope } from '../core/remediation-plan.ts';
@@ -48,8 +48,10 @@ export function createEnricherWith(services: AzureServices): AzureEnricher {
   const { arm, graph } = services;
 
   async function principal(d: Detection, out: Enrichment, signal: AbortSignal | undefined): Promise<void> {
-    const type = (d.principalType ?? d.evidence.principalType ?? '').toLowerCase();
-    const principalId = dashGuid(d.principalId) ?? dashGuid(d.evidence.principalId);
+    // Evidence that names a group says nothing of the caller (see buildDetection).
+    const group = isGroup(d.evidence.principalType);
+    const type = (d.principalType ?? (group ? undefined : d.evidence.principalType) ?? '').toLowerCase();
+    const principalId = dashGuid(d.principalId) ?? (group ? undefined : dashGuid(d.evidence.principalId));
     const options = signal ? { signal } : {};
     if (type === 'user' || (type === '' && (d.user?.upn || d.user?.name))) {
       if (!principalId) throw new Error('the user has no object id in the detection');

@@ -58,6 +58,24 @@ describe('Azure enricher', () => {
     expect(fake.mutations()).toEqual([]);
   });
 
+  it('never takes a group the evidence names for the caller', async () => {
+    const { fake, enricher } = await setup();
+    const group = '99999999-8888-4777-8666-555544443333';
+    // A user's detection (UPN, no object id claim) whose access came through a group.
+    const d = spDetection(CLUSTER_ID, {
+      principalId: undefined,
+      principalType: undefined,
+      user: { upn: 'mallory@contoso.example' },
+    });
+    d.evidence = { ...d.evidence, principalType: 'Group', principalId: group };
+    const e = await enricher.enrich(d);
+    // Neither the group looked up as the user, nor the client application's principal named as hers.
+    expect(e.principalDisplayName).toBeUndefined();
+    expect(e.errors?.join('\n')).toMatch(/the user has no object id in the detection/);
+    const paths = fake.calls('graph', 'GET').map((r) => r.path);
+    expect(paths.some((p) => p.includes(group) || p.includes('servicePrincipals'))).toBe(false);
+  });
+
   it('flags nothing for an old identity and an old assignment', async () => {
     const { fake, enricher } = await setup();
     fake.servicePrincipals.get(SP_ID)!.appCreatedDateTime = '2024-05-01T00:00:00Z';
