@@ -17,16 +17,17 @@ import {
   assignmentId,
   buildBroadRemovalPlan,
   buildRemediationPlan,
+  type CallerLookup,
+  type CallerRead,
+  callerLookup,
   callerPrincipal,
   type EvidenceAssignmentRead,
   isSafeScope,
   KNOWN_ROLES,
-  mayBeServicePrincipal,
   normaliseScope,
   type RoleDefinitionInfo,
   restoreInfo,
   roleGuid,
-  type ServicePrincipalRead,
   scopeOfAssignmentId,
 } from '../core/remediation-plan.ts';
 import { type CallRecord, withCallLog } from './call-log.ts';
@@ -133,22 +134,18 @@ export function createRemediatorWith(
   async function plan(detection: Detection): Promise<RemediationPlan> {
     const warnings: string[] = [];
     const unchecked: string[] = [];
-    // The caller as Graph knows the application: the detection's object id alone is not trusted.
-    const servicePrincipal = mayBeServicePrincipal(detection)
-      ? await readServicePrincipal(dashGuid(detection.appId)!)
-      : undefined;
-    if (servicePrincipal?.status === 'unreadable') {
-      unchecked.push(
-        `reading the service principal of application ${detection.appId} (${servicePrincipal.error})`,
-      );
+    // The caller as Graph knows it: the detection's object id alone is never acted on.
+    const lookup = callerLookup(detection);
+    const caller: CallerRead =
+      lookup.kind === 'none' ? { status: 'unverifiable', reason: lookup.reason } : await readCaller(lookup);
+    if (caller.status === 'unreadable') {
+      unchecked.push(`looking the caller up in Microsoft Graph (${caller.error})`);
     }
-    const principalId = callerPrincipal(detection, servicePrincipal).id;
+    const principalId = callerPrincipal(detection, caller).id;
     const clusterId = detection.cluster?.id;
     let assignments: AssignmentInfo[] | undefined;
     if (!principalId) {
-      warnings.push(
-        'the detection carries no principal object id: its other role assignments were not listed',
-      );
+      // Why no principal was confirmed is the plan's own warning (callerPrincipal).
     } else if (!clusterId || !isSafeScope(clusterId)) {
       warnings.push('the detection names no valid cluster id: other role assignments were not listed');
     } else {
@@ -184,23 +181,40 @@ export function createRemediatorWith(
       ...(assignments ? { assignments } : {}),
       ...(evidenceAssignment ? { evidenceAssignment } : {}),
       ...(roles ? { roles } : {}),
-      ...(servicePrincipal ? { servicePrincipal } : {}),
+      caller,
       warnings,
     });
     if (unchecked.length > 0) planned.unchecked = unchecked;
     return planned;
   }
 
-  /** Reads the service principal of an application by its appId. */
-  async function readServicePrincipal(appId: string): Promise<ServicePrincipalRead> {
+  /** Looks the caller up: the service principal of the appid, or the user of the object id (or UPN). */
+  async function readCaller(lookup: Exclude<CallerLookup, { kind: 'none' }>): Promise<CallerRead> {
+    const user = lookup.kind === 'user';
+    const path = user
+      ? `/v1.0/users/${encodeURIComponent(lookup.key)}?$select=id,userPrincipalName`
+      : `/v1.0/servicePrincipals(appId='${lookup.appId}')?$select=id,appId`;
     try {
-      const res = await graph.call('GET', `/v1.0/servicePrincipals(appId='${appId}')?$select=id,appId`);
-      if (res.status === 404) return { status: 'absent' };
-      const id = dashGuid((res.body as { id?: unknown } | undefined)?.id);
-      return id ? { status: 'found', id } : { status: 'unreadable', error: 'Graph answered without an id' };
+      const res = await graph.call('GET', path);
+      if (res.status === 404) {
+        return {
+          status: 'absent',
+          what: user
+            ? `Microsoft Graph has no user ${lookup.key} in this tenant`
+            : `application ${lookup.appId} has no service principal in this tenant`,
+        };
+      }
+      const body = (res.body ?? {}) as { id?: unknown; userPrincipalName?: unknown };
+      const id = dashGuid(body.id);
+      if (!id) return { status: 'unreadable', error: 'Graph answered without an id' };
+      const upn = typeof body.userPrincipalName === 'string' ? body.userPrincipalName : undefined;
+      return { status: 'found', kind: user ? 'user' : 'serviceprincipal', id, ...(upn ? { upn } : {}) };
     } catch (error) {
-      const f = describeFailure(error, { service: 'graph', graphPermissions: SP_READ_PERMISSIONS });
-      logger.warn({ err: f.message, appId }, 'reading the service principal failed');
+      const f = describeFailure(error, {
+        service: 'graph',
+        graphPermissions: user ? 'User.Read.All' : SP_READ_PERMISSIONS,
+      });
+      logger.warn({ err: f.message }, 'looking the caller up in Microsoft Graph failed');
       return { status: 'unreadable', error: failureText(f), ...(f.fix ? { fix: f.fix } : {}) };
     }
   }
@@ -284,6 +298,12 @@ export function createRemediatorWith(
     if (!current) return { status: 'already-done', detail: `${step.target} was already gone` };
     const expected = dashGuid(plan.principalId) ?? dashGuid(restoreInfo(step)?.principalId);
     const actual = dashGuid(current.principalId);
+    if (current.principalType?.toLowerCase() === 'group') {
+      return {
+        status: 'skipped',
+        detail: `not removed: ${step.target} is assigned to group ${current.principalId}, and removing it would affect every member`,
+      };
+    }
     if (!expected || actual !== expected) {
       return {
         status: 'skipped',

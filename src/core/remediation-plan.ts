@@ -115,57 +115,95 @@ export interface PlanInput {
   /** Role definitions read from ARM, by GUID (dashed, lower case). Built-in roles known here fill gaps. */
   roles?: ReadonlyMap<string, RoleDefinitionInfo>;
   /**
-   * The service principal of the detection's application, read from Graph by appId. Undefined when
-   * it was not read (a user's detection, no Azure identity): the detection's object id is then used.
+   * The caller as Microsoft Graph answered the remediator's lookup (`callerLookup`). Undefined
+   * when nothing was looked up (no Azure identity): the detection's object id is then used as is.
    */
-  servicePrincipal?: ServicePrincipalRead;
+  caller?: CallerRead;
   /** Problems met while reading, carried into the plan. */
   warnings?: readonly string[];
 }
 
-/** The service principal of an application, as Graph answered a read by appId. */
-export type ServicePrincipalRead =
-  | { status: 'found'; id: string }
-  | { status: 'absent' }
-  | { status: 'unreadable'; error: string; fix?: string };
+/** How the caller is looked up in Graph before a plan acts on it (see `callerLookup`). */
+export type CallerLookup =
+  | { kind: 'serviceprincipal'; appId: string }
+  | { kind: 'user'; key: string }
+  | { kind: 'none'; reason: string };
 
-/** Whether a detection's caller may be a service principal, to be looked up by its appId. */
-export function mayBeServicePrincipal(d: Detection): boolean {
-  return dashGuid(d.appId) !== undefined && principalKind(d, undefined, undefined) !== 'user';
+/** The caller as Graph answered the lookup. */
+export type CallerRead =
+  | { status: 'found'; kind: 'serviceprincipal' | 'user'; id: string; upn?: string }
+  | { status: 'absent'; what: string }
+  | { status: 'unreadable'; error: string; fix?: string }
+  | { status: 'unverifiable'; reason: string };
+
+/** The object id the detection gives the caller: the claims', else the evidence's unless it names a group. */
+function claimedObjectId(d: Detection): string | undefined {
+  return (
+    dashGuid(d.principalId) ??
+    (lower(d.evidence.principalType) === 'group' ? undefined : dashGuid(d.evidence.principalId))
+  );
+}
+
+/** A UPN fit for a Graph path (`users/{upn}`). */
+const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?#]+@[^\s/?#]+$/.test(s);
+
+/**
+ * How to find the caller in Graph: a user by its object id (else its UPN); anything else as the
+ * service principal of the appid, which is the identity the rule watches. A detection that allows
+ * neither (an appid that is no GUID) names nobody a plan may act on.
+ */
+export function callerLookup(d: Detection): CallerLookup {
+  if (principalKind(d, undefined, undefined) === 'user') {
+    const key = claimedObjectId(d) ?? (isUpn(d.user?.upn) ? d.user.upn : undefined);
+    return key
+      ? { kind: 'user', key }
+      : { kind: 'none', reason: 'the user has no object id or UPN in the detection' };
+  }
+  const appId = dashGuid(d.appId);
+  return appId
+    ? { kind: 'serviceprincipal', appId }
+    : { kind: 'none', reason: `the appid ${d.appId} is no GUID, so no service principal can be looked up` };
 }
 
 /**
- * The principal the plan acts on. The detection's object id (the claims', else the evidence's
- * unless that names a group) is taken only as far as Graph confirms it: the identity the rule
- * watches is the appid, and an object id of another principal must not steer a Revoke to it.
+ * The principal the plan acts on, and its kind. It is acted on only as Graph confirms it: the
+ * service principal of the appid, or the user of the object id (whose UPN must be the one the
+ * detection gives). When the detection's object id names someone else, or nobody can be
+ * confirmed, the plan acts on nobody and says why: an object id in a detection must never steer
+ * a Revoke to another principal.
  */
 export function callerPrincipal(
   d: Detection,
-  sp: ServicePrincipalRead | undefined,
-): { id?: string; alarm?: string; warning?: string } {
-  const claimed =
-    dashGuid(d.principalId) ??
-    (lower(d.evidence.principalType) === 'group' ? undefined : dashGuid(d.evidence.principalId));
+  read: CallerRead | undefined,
+): { id?: string; kind?: 'serviceprincipal' | 'user'; alarm?: string; warning?: string } {
+  const claimed = claimedObjectId(d);
   const app = dashGuid(d.appId) ?? d.appId;
-  if (sp === undefined) return claimed ? { id: claimed } : {};
-  if (sp.status === 'found') {
-    if (claimed && claimed !== sp.id) {
-      return {
-        id: sp.id,
-        alarm: `${TAMPERING}: the detection's object id ${claimed} is not the service principal of application ${app} (Graph: ${sp.id}): the plan acts on ${sp.id}, and nothing of ${claimed}`,
-      };
+  if (read === undefined) return claimed ? { id: claimed } : {};
+  const nothing = ': the plan acts on no principal';
+  switch (read.status) {
+    case 'found': {
+      if (read.kind === 'serviceprincipal' && claimed && claimed !== read.id) {
+        return {
+          alarm: `${TAMPERING}: the detection's object id ${claimed} is not the service principal of application ${app} (Graph: ${read.id}): neither is acted on; check who made the call`,
+        };
+      }
+      const upn = d.user?.upn;
+      if (read.kind === 'user' && upn && read.upn && upn.toLowerCase() !== read.upn.toLowerCase()) {
+        return {
+          alarm: `${TAMPERING}: the detection's object id ${read.id} is the user ${read.upn}, not ${upn} as the detection says: neither is acted on`,
+        };
+      }
+      return { id: read.id, kind: read.kind };
     }
-    return { id: sp.id };
+    case 'absent':
+      return { warning: `${read.what}${nothing}` };
+    case 'unreadable':
+      return {
+        warning: `could not look the caller up in Microsoft Graph (${read.error})${nothing} until it can be checked${read.fix ? `; ${read.fix}` : ''}`,
+      };
+    case 'unverifiable':
+      return { warning: `${read.reason}${nothing}` };
   }
-  if (sp.status === 'absent') {
-    return {
-      warning: `application ${app} has no service principal in this tenant${claimed ? `: the detection's object id ${claimed} is not acted on` : ''}`,
-    };
-  }
-  return {
-    ...(claimed ? { id: claimed } : {}),
-    warning: `could not read the service principal of application ${app} (${sp.error})${claimed ? `: the detection's object id ${claimed} is used unchecked` : ''}${sp.fix ? `; ${sp.fix}` : ''}`,
-  };
 }
 
 const ASSIGNMENTS_SEGMENT = '/providers/Microsoft.Authorization/roleAssignments/';
@@ -277,8 +315,29 @@ export function classifyRole(role: Pick<RoleDefinitionInfo, 'permissions'>): Arc
     if (g.viaWildcard) return 'broad';
     result = 'specific';
   }
+  // A role that names the Arc action but also grants other changes (writes elsewhere, a service's
+  // `*`) takes away more than the Arc access when removed: it waits for the explicit decision too.
+  if (
+    result === 'specific' &&
+    role.permissions.some((p) => (p.actions ?? []).some((a) => !isArcRoleAction(a)))
+  ) {
+    return 'broad';
+  }
   return result;
 }
+
+/**
+ * The actions the built-in Arc Kubernetes roles hold besides the credential: reads, the connected
+ * clusters' own actions, deployments, alert rules and support tickets.
+ */
+const ARC_ROLE_ACTIONS = [
+  /\/read$/i,
+  /^microsoft\.kubernetes\/connectedclusters\/[^*]+$/i,
+  /^microsoft\.resources\/deployments\/(\*|[^*]+)$/i,
+  /^microsoft\.insights\/alertrules\/(\*|[^*]+)$/i,
+  /^microsoft\.support\/(\*|[^*]+)$/i,
+];
+const isArcRoleAction = (action: string) => ARC_ROLE_ACTIONS.some((re) => re.test(action));
 
 /** `/a/b/` → `/a/b`, with exactly one leading slash. */
 export function normaliseScope(scope: string): string {
@@ -609,7 +668,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
   const ev = d.evidence;
   const claimsPrincipal = dashGuid(d.principalId);
   const evidencePrincipal = dashGuid(ev.principalId);
-  const caller = callerPrincipal(d, input.servicePrincipal);
+  const caller = callerPrincipal(d, input.caller);
   const principalId = caller.id;
   const appId = dashGuid(d.appId);
   const clusterId = d.cluster?.id && isSafeScope(d.cluster.id) ? normaliseScope(d.cluster.id) : undefined;
@@ -661,6 +720,8 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
       seen.add(key);
       if (!principalId || lower(a.principalId) !== principalId) continue;
       if (!isSafeScope(a.scope) || !isSafeScope(a.id) || !scopeCovers(a.scope, clusterId)) continue;
+      // A group's assignment is never the caller's own, whatever id the plan was given.
+      if (lower(a.principalType) === 'group') continue;
       const guid = roleGuid(a.roleDefinitionId);
       const role = lookupRole(input.roles, guid);
       if (!role) {
@@ -687,14 +748,17 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     }
   }
 
-  // 3. Stop the principal itself.
-  const kind = principalKind(d, principalId, assignments);
-  if (kind === 'user') {
+  // 3. Stop the principal itself: the one Graph confirmed, when it was looked up.
+  const checked = input.caller !== undefined;
+  const kind = checked ? caller.kind : principalKind(d, principalId, assignments);
+  if (checked && !principalId) {
+    // Nobody was confirmed: the warnings and alarms say why.
+  } else if (kind === 'user') {
     const upn = d.user?.upn;
-    const who = principalId ?? (upn && /^[^\s/?#]+@[^\s/?#]+$/.test(upn) ? upn : undefined);
+    const who = principalId ?? (isUpn(upn) ? upn : undefined);
     if (who) {
       const path = `${endpoints.graph}/v1.0/users/${encodeURIComponent(who)}`;
-      const label = upn ?? who;
+      const label = upn && upn !== who ? `${upn} (${who})` : who;
       steps.push({
         id: `disable-user:${who}`,
         kind: 'disable-user',
@@ -714,9 +778,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     }
   } else if (kind === 'serviceprincipal') {
     const target = principalId ?? appId;
-    if (input.servicePrincipal?.status === 'absent') {
-      // Said in the warnings: there is no service principal of the application to disable.
-    } else if (target) {
+    if (target) {
       const path = principalId ? `servicePrincipals/${principalId}` : `servicePrincipals(appId='${appId}')`;
       steps.push({
         id: `disable-service-principal:${target}`,

@@ -18,11 +18,38 @@ const EXPECTED =
 export function redactUrl(url: string): string {
   const start = url.indexOf('://');
   const at = url.lastIndexOf('@');
-  if (start === -1 || at < start) return url;
+  if (start === -1 || at < start) return redactQuery(url);
   const userInfo = url.slice(start + 3, at);
   const colon = userInfo.indexOf(':');
   const user = colon === -1 ? userInfo : userInfo.slice(0, colon);
-  return `${url.slice(0, start + 3)}${colon === -1 && user.length > 0 ? '***' : `${user}:***`}@${url.slice(at + 1)}`;
+  return redactQuery(
+    `${url.slice(0, start + 3)}${colon === -1 && user.length > 0 ? '***' : `${user}:***`}@${url.slice(at + 1)}`,
+  );
+}
+
+/** Query parameters that can carry a secret: drivers take `?password=` as the password, say. */
+const SECRET_PARAM = /pass|secret|token|key|credential/i;
+
+/** Masks the value of every query parameter whose name looks like it holds a secret. */
+function redactQuery(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return url;
+  const hash = url.indexOf('#', q);
+  const end = hash === -1 ? url.length : hash;
+  const params = url
+    .slice(q + 1, end)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq === -1) return pair;
+      return SECRET_PARAM.test(pair.slice(0, eq)) ? `${pair.slice(0, eq)}=***` : pair;
+    });
+  return `${url.slice(0, q + 1)}${params.join('&')}${url.slice(end)}`;
+}
+
+/** The password a URL gives, in its user info or as a `password` query parameter (both are used by drivers). */
+function passwordOf(parsed: URL): string {
+  return parsed.password || parsed.searchParams.get('password') || '';
 }
 
 /**
@@ -109,7 +136,7 @@ export function parseStoreUrl(raw: string): StoreLocation {
       throw new StoreError('STORE_URL_INVALID', `Store URL "${display}" names no host; ${EXPECTED}`);
     }
     const kind = scheme.startsWith('redis') ? 'redis' : 'postgres';
-    return { kind, url, display, password: parsed.password };
+    return { kind, url, display, password: passwordOf(parsed) };
   }
 
   throw new StoreError('STORE_URL_INVALID', `Store URL scheme "${scheme}:" is not supported; ${EXPECTED}`);

@@ -5,8 +5,10 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAzureRemediator } from '../../src/azure/index.ts';
+import type { Detection } from '../../src/core/detection.ts';
 import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import type { StateStore } from '../../src/core/ports.ts';
+import { buildRemediationPlan } from '../../src/core/remediation-plan.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import {
   A,
@@ -23,6 +25,7 @@ import {
   SUB_SCOPE,
   spDetection,
   stubAzureEnv,
+  USER_ID,
 } from './helpers.ts';
 
 /** The security team's own principal and assignments: what tampered evidence points at. */
@@ -275,52 +278,150 @@ describe('the claims and the evidence name different principals', () => {
   });
 });
 
-describe("the caller is the application's service principal, as Graph knows it", () => {
+describe('the caller is acted on only as Microsoft Graph confirms it', () => {
   const OTHER_APP = 'eeeeeeee-1111-4222-8333-444444444444';
-  /** A detection whose object ids (claims and evidence) name another application's principal. */
-  const otherObjectId = () => {
-    const d = evidenceNaming(CLUSTER_ID, A.evidence, OTHER_SP);
-    d.principalId = OTHER_SP;
-    return d;
+  const CEO = 'ce0ce0ce-0000-4000-8000-00000000ce00';
+  const GROUP = '99999999-8888-4777-8666-555544443333';
+  /** A detection whose object ids (claims and evidence) name another principal. */
+  const otherObjectId = (id = OTHER_SP, over: Partial<Detection> = {}) => {
+    const d = evidenceNaming(CLUSTER_ID, A.evidence, id);
+    d.principalId = id;
+    return Object.assign(d, over);
+  };
+  /** That other principal's own Arc access on the cluster, which no Revoke of this alert may touch. */
+  const arcAccessOf = (fake: FakeAzure, principalId: string, principalType: string) =>
+    fake.assign({
+      name: TEAM.arc,
+      scope: CLUSTER_ID,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId,
+      principalType,
+    });
+  const untouched = (fake: FakeAzure) => {
+    expect(fake.assignmentsByName.has(TEAM.arc)).toBe(true);
+    expect(deletes(fake)).toEqual([]);
+    expect(fake.calls('graph', 'PATCH')).toEqual([]);
+    expect(fake.calls('graph', 'POST')).toEqual([]);
   };
 
-  it("an object id of another application's principal steers nothing to it: the plan acts on the appid's", async () => {
+  it("an object id that is not the appid's service principal: neither is acted on, and the plan says so", async () => {
     const { fake, remediator } = await setup('live');
     fake.servicePrincipal({ id: OTHER_SP, appId: OTHER_APP, displayName: 'payments-prod-sp' });
+    arcAccessOf(fake, OTHER_SP, 'ServicePrincipal');
     const plan = await remediator.plan(otherObjectId());
     expect(plan.warnings[0]).toBe(
-      `POSSIBLE TAMPERING: the detection's object id ${OTHER_SP} is not the service principal of application ${APP_ID} (Graph: ${SP_ID}): the plan acts on ${SP_ID}, and nothing of ${OTHER_SP}`,
+      `POSSIBLE TAMPERING: the detection's object id ${OTHER_SP} is not the service principal of application ${APP_ID} (Graph: ${SP_ID}): neither is acted on; check who made the call`,
     );
-    expect(plan.principalId).toBe(SP_ID);
-    const list = fake.calls('arm', 'GET').find((r) => r.path.endsWith('/roleAssignments'));
-    expect(list?.query.$filter).toBe(`principalId eq '${SP_ID}'`);
-    // The evidence assignment is the appid's principal's own (ARM says so): it goes.
-    expect(plan.steps.map((s) => s.target)).toEqual([idAt(CLUSTER_ID, A.evidence), SP_ID]);
+    expect(plan.principalId).toBeUndefined();
+    expect(plan.steps).toEqual([]);
     await remediator.execute(plan);
-    expect(fake.calls('graph', 'PATCH').map((r) => r.path)).toEqual([`/v1.0/servicePrincipals/${SP_ID}`]);
+    untouched(fake);
     expect(fake.servicePrincipals.get(OTHER_SP)?.accountEnabled).toBe(true);
-    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
   });
 
-  it('an application without a service principal in the tenant: nothing is disabled, and the plan says why', async () => {
+  it('an appid that is no GUID names nobody: nothing is acted on', async () => {
+    const { fake, remediator } = await setup('live');
+    arcAccessOf(fake, OTHER_SP, 'ServicePrincipal');
+    const plan = await remediator.plan(otherObjectId(OTHER_SP, { appId: 'totally-not-a-guid' }));
+    expect(plan.warnings).toContain(
+      'the appid totally-not-a-guid is no GUID, so no service principal can be looked up: the plan acts on no principal',
+    );
+    expect(plan.steps).toEqual([]);
+    await remediator.execute(plan);
+    untouched(fake);
+  });
+
+  it("a caller called a user is looked up as one: another principal's or a group's id is no user", async () => {
+    const { fake, remediator } = await setup('live');
+    arcAccessOf(fake, OTHER_SP, 'ServicePrincipal');
+    const asUser = { principalType: 'User', user: { upn: 'eve@contoso.example' } } as const;
+    const plan = await remediator.plan(otherObjectId(OTHER_SP, asUser));
+    expect(plan.warnings).toContain(
+      `Microsoft Graph has no user ${OTHER_SP} in this tenant: the plan acts on no principal`,
+    );
+    expect(plan.steps).toEqual([]);
+    await remediator.execute(plan);
+    untouched(fake);
+    // Nor a group's id, whose Owner would otherwise be offered as a broad role.
+    fake.assignmentsByName.delete(TEAM.arc);
+    arcAccessOf(fake, GROUP, 'Group');
+    fake.assign({
+      name: TEAM.owner,
+      scope: RG_SCOPE,
+      roleDefinitionId: ROLE.owner,
+      principalId: GROUP,
+      principalType: 'Group',
+    });
+    const viaGroup = await remediator.plan(otherObjectId(GROUP, asUser));
+    expect(viaGroup.steps).toEqual([]);
+    expect(viaGroup.stillHasAccessThrough).toEqual([]);
+    expect(remediator.planBroadRemoval(viaGroup).steps).toEqual([]);
+  });
+
+  it("a user's object id whose UPN is not the detection's: neither account is touched", async () => {
+    const { fake, remediator } = await setup('live');
+    fake.user({ id: CEO, userPrincipalName: 'ceo@contoso.example', displayName: 'The CEO' });
+    fake.user({ id: USER_ID, userPrincipalName: 'intern@contoso.example', displayName: 'Intern' });
+    const plan = await remediator.plan(
+      otherObjectId(CEO, { principalType: 'User', user: { upn: 'intern@contoso.example' } }),
+    );
+    expect(plan.warnings[0]).toBe(
+      `POSSIBLE TAMPERING: the detection's object id ${CEO} is the user ceo@contoso.example, not intern@contoso.example as the detection says: neither is acted on`,
+    );
+    expect(plan.steps).toEqual([]);
+    await remediator.execute(plan);
+    expect(fake.users.get(CEO)).toMatchObject({ accountEnabled: true, revokedSessions: 0 });
+    expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: true, revokedSessions: 0 });
+  });
+
+  it('a user whose object id and UPN agree is disabled, and the dialog names both', async () => {
+    const { fake, remediator } = await setup('live');
+    fake.user({ id: USER_ID, userPrincipalName: 'intern@contoso.example', displayName: 'Intern' });
+    const plan = await remediator.plan(
+      otherObjectId(USER_ID, { principalType: 'User', user: { upn: 'Intern@Contoso.example' } }),
+    );
+    expect(plan.steps.map((st) => [st.kind, st.target])).toEqual([
+      ['disable-user', USER_ID],
+      ['revoke-user-sessions', USER_ID],
+    ]);
+    expect(plan.steps[0]?.description).toBe(
+      `Disable the user account Intern@Contoso.example (${USER_ID}) so that it cannot sign in`,
+    );
+  });
+
+  it('an application without a service principal in the tenant: nothing is acted on, and the plan says why', async () => {
     const { fake, remediator } = await setup('live');
     fake.servicePrincipals.delete(SP_ID);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     expect(plan.warnings).toContain(
-      `application ${APP_ID} has no service principal in this tenant: the detection's object id ${SP_ID} is not acted on`,
+      `application ${APP_ID} has no service principal in this tenant: the plan acts on no principal`,
     );
-    expect(plan.steps.some((s) => s.kind === 'disable-service-principal')).toBe(false);
-    // Nor is the evidence assignment removed on the word of an object id Graph does not know.
     expect(plan.steps).toEqual([]);
   });
 
-  it("when the application could not be looked up, the disable step still refuses another application's principal", async () => {
+  it('when the caller cannot be looked up, nothing is acted on until it can', async () => {
+    const { fake, remediator } = await setup('live');
+    fake.deny('graph', 'GET', /servicePrincipals\(appId=/);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.steps).toEqual([]);
+    expect(plan.unchecked?.join('\n')).toMatch(/looking the caller up in Microsoft Graph \(403/);
+    expect(plan.warnings.join('\n')).toMatch(
+      /could not look the caller up in Microsoft Graph \(403.*: the plan acts on no principal until it can be checked; grant .*Application\.Read\.All/,
+    );
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(false);
+    expect(deletes(fake)).toEqual([]);
+  });
+
+  it("the disable step itself refuses another application's principal, whatever plan it is given", async () => {
     const { fake, remediator } = await setup('live');
     fake.servicePrincipal({ id: OTHER_SP, appId: OTHER_APP, displayName: 'payments-prod-sp' });
-    fake.deny('graph', 'GET', /servicePrincipals\(appId=/);
-    const plan = await remediator.plan(otherObjectId());
-    expect(plan.unchecked?.join('\n')).toMatch(/reading the service principal of application/);
-    expect(plan.steps.find((s) => s.kind === 'disable-service-principal')?.target).toBe(OTHER_SP);
+    // A plan made from the detection alone (as without Azure lookups): it names the other principal.
+    const plan = buildRemediationPlan({
+      detection: otherObjectId(),
+      endpoints: { arm: fake.armUrl, graph: fake.graphUrl },
+    });
+    expect(plan.steps.find((st) => st.kind === 'disable-service-principal')?.target).toBe(OTHER_SP);
     const result = await remediator.execute(plan);
     const disable = result.steps.find((r) => r.stepId.startsWith('disable-service-principal'));
     expect(disable).toMatchObject({
@@ -329,7 +430,6 @@ describe("the caller is the application's service principal, as Graph knows it",
     });
     expect(fake.calls('graph', 'PATCH')).toEqual([]);
     expect(fake.servicePrincipals.get(OTHER_SP)?.accountEnabled).toBe(true);
-    expect(result.ok).toBe(false);
   });
 });
 
@@ -353,6 +453,19 @@ describe('live execution re-reads each assignment before deleting it', () => {
     expect(reads(fake, idAt(CLUSTER_ID, A.evidence))).toHaveLength(1);
     expect(fake.calls('arm', 'DELETE')).toEqual([]);
     expect(fake.assignmentsByName.has(A.evidence)).toBe(true);
+  });
+
+  it("skips an assignment that turns out to be a group's, whatever the plan says", async () => {
+    const { fake, remediator } = await setup('live');
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const now = fake.assignmentsByName.get(A.evidence)!;
+    now.principalType = 'Group';
+    const result = await remediator.execute(plan);
+    expect(result.steps[0]).toMatchObject({
+      status: 'skipped',
+      detail: `not removed: ${idAt(CLUSTER_ID, A.evidence)} is assigned to group ${SP_ID}, and removing it would affect every member`,
+    });
+    expect(fake.calls('arm', 'DELETE')).toEqual([]);
   });
 
   it('skips an assignment whose id now grants a different role', async () => {

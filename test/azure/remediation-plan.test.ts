@@ -98,6 +98,25 @@ describe('wildcard action semantics', () => {
     expect(classifyRole(roles.get(ROLE.customArc)!)).toBe('specific');
     expect(classifyRole(roles.get(ROLE.reader)!)).toBe('none');
     expect(classifyRole(roles.get(ROLE.customNotAction)!)).toBe('none');
+    // A role naming the Arc action among other changes takes more than the Arc access when removed.
+    const alsoElsewhere = (extra: string) =>
+      classifyRole({
+        permissions: [
+          {
+            actions: [
+              'Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action',
+              'Microsoft.Resources/subscriptions/read',
+              extra,
+            ],
+          },
+        ],
+      });
+    expect(alsoElsewhere('Microsoft.Authorization/roleAssignments/write')).toBe('broad');
+    expect(alsoElsewhere('Microsoft.KeyVault/*')).toBe('broad');
+    expect(alsoElsewhere('Microsoft.Compute/virtualMachines/start/action')).toBe('broad');
+    // Reads and the cluster's own actions stay with the Arc access.
+    expect(alsoElsewhere('Microsoft.Compute/*/read')).toBe('specific');
+    expect(alsoElsewhere('Microsoft.Kubernetes/connectedClusters/read')).toBe('specific');
     // The plural preview action alone still counts.
     expect(
       classifyRole({
@@ -245,6 +264,34 @@ describe('buildRemediationPlan', () => {
     expect(plan.steps.some((s) => s.kind === 'remove-assignment')).toBe(false);
     expect(plan.stillHasAccessThrough).toMatchObject([{ kind: 'group', assignmentId: id }]);
     expect(plan.warnings.join('\n')).toMatch(/made to group 99999999-.*: not removed/);
+  });
+
+  it("never lists a group's assignment as the caller's own, even under the group's id", () => {
+    const group = '99999999-8888-4777-8666-555544443333';
+    const d = spDetection(CLUSTER_ID, { principalId: group });
+    const plan = buildRemediationPlan({
+      detection: d,
+      endpoints,
+      assignments: [
+        assignment('0a0a0a0a-0000-4000-8000-000000000001', CLUSTER_ID, ROLE.clusterUser, {
+          principalId: group,
+          principalType: 'Group',
+        }),
+        assignment('0a0a0a0a-0000-4000-8000-000000000002', RG_SCOPE, ROLE.owner, {
+          principalId: group,
+          principalType: 'Group',
+        }),
+      ],
+      roles: new Map([
+        [ROLE.clusterUser, KNOWN_ROLES.get(ROLE.clusterUser)!],
+        [ROLE.owner, KNOWN_ROLES.get(ROLE.owner)!],
+      ]),
+    });
+    expect(plan.steps.filter((s) => s.kind === 'remove-assignment').map((s) => s.target)).not.toContain(
+      `${CLUSTER_ID}/providers/Microsoft.Authorization/roleAssignments/0a0a0a0a-0000-4000-8000-000000000001`,
+    );
+    expect(plan.stillHasAccessThrough.filter((r) => r.kind === 'broad-role')).toEqual([]);
+    expect(buildBroadRemovalPlan(plan, endpoints).steps).toEqual([]);
   });
 
   it('falls back to the evidence alone and carries the reader warnings', () => {

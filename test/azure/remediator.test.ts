@@ -226,19 +226,18 @@ describe('Azure remediator: plan', () => {
       }),
     });
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
-    // The evidence assignment could not be read by id: it is not deleted on the evidence's word.
-    expect(plan.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
-    expect(plan.warnings).toHaveLength(3);
+    // Neither the caller nor the evidence assignment could be read: nothing is done on the
+    // detection's word alone, and the plan says why, with the fix.
+    expect(plan.steps).toEqual([]);
+    expect(plan.warnings).toHaveLength(2);
     const warning = (re: RegExp) => plan.warnings.find((w) => re.test(w)) ?? '';
-    expect(warning(/could not list the role assignments at the cluster/)).toMatch(/AZURE_CLIENT_SECRET/);
+    expect(warning(/could not look the caller up in Microsoft Graph .*acts on no principal/)).toMatch(
+      /AZURE_CLIENT_SECRET/,
+    );
     expect(warning(/could not read the role assignment named in the evidence/)).toMatch(
       /AZURE_CLIENT_SECRET/,
     );
-    // Nor could the application's service principal be read: the detection's object id is used unchecked.
-    expect(warning(/could not read the service principal of application .*used unchecked/)).toMatch(
-      /AZURE_CLIENT_SECRET/,
-    );
-    expect(plan.unchecked?.join('\n')).toMatch(/reading the service principal of application/);
+    expect(plan.unchecked?.join('\n')).toMatch(/looking the caller up in Microsoft Graph/);
     expect(plan.warnings.join('\n')).not.toContain('wrong-secret');
     expect(fake.calls('arm')).toEqual([]);
   });

@@ -264,7 +264,8 @@ describe('alert message', () => {
         view({ alert: sampleAlert({}, { elasticAlert: { url: undefined, resultsUrl: results } }) }),
       ),
     );
-    expect(text).toContain(`<${results}|the rule's alerts in Kibana>`);
+    // The host is in sight: whoever can post a detection chooses the link.
+    expect(text).toContain(`<${results}|the rule's alerts in Kibana at kibana.example>`);
     const own = allText(buildAlertMessage(view()));
     expect(own).not.toContain("the rule's alerts");
   });

@@ -48,6 +48,15 @@ describe('parseStoreUrl', () => {
     expect(scrubSecret('failed for p%40ss and p@ss', 'p%40ss')).toBe('failed for *** and ***');
   });
 
+  it('masks a password given as a query parameter, which the PostgreSQL driver takes too', () => {
+    const raw = 'postgres://arc@db.internal/arc?password=S3cretPw&sslmode=require&sslpassword=k3y';
+    expect(redactUrl(raw)).toBe('postgres://***@db.internal/arc?password=***&sslmode=require&sslpassword=***');
+    const parsed = parseStoreUrl(raw);
+    expect(parsed.display).not.toContain('S3cretPw');
+    // The driver's messages are scrubbed of it, as of a password in the user info.
+    expect(parsed).toMatchObject({ kind: 'postgres', password: 'S3cretPw' });
+  });
+
   it('masks a password holding an unencoded / and says it must be percent-encoded', () => {
     const raw = 'rediss://default:Ab/cd+Ef==@cache.example:6380/0';
     expect(redactUrl(raw)).toBe('rediss://default:***@cache.example:6380/0');

@@ -150,6 +150,15 @@ export function investigationFields(d: Detection): Array<[string, string]> {
   return out.filter((f): f is [string, string] => typeof f[1] === 'string' && f[1] !== '');
 }
 
+/** The host of a web link, as a reader should see where it leads. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host || url;
+  } catch {
+    return url;
+  }
+}
+
 /**
  * When the detection was raised: by Elastic or Azure Monitor when it came as their alert (with
  * when it was received here), else when it was received and judged here.
@@ -608,10 +617,11 @@ function render(view: AlertView, k: number): SlackMessage {
   if (d.elasticAlert) {
     const label = `Elastic alert${d.elasticAlert.ruleName ? `: ${s(d.elasticAlert.ruleName, 120)}` : ''}`;
     const { url, resultsUrl } = d.elasticAlert;
+    // The link's host is shown: whoever can post a detection chooses these links.
     source = url
-      ? link(url, `${label} (Kibana)`, MAX_URL)
+      ? link(url, `${label} (Kibana at ${s(hostOf(url), 100)})`, MAX_URL)
       : resultsUrl
-        ? `${label}\n${link(resultsUrl, "the rule's alerts in Kibana", MAX_URL)}`
+        ? `${label}\n${link(resultsUrl, `the rule's alerts in Kibana at ${s(hostOf(resultsUrl), 100)}`, MAX_URL)}`
         : label;
   } else if (d.azureAlert) {
     source = `Azure Monitor alert${d.azureAlert.alertRule ? `: ${s(d.azureAlert.alertRule, 120)}` : ''}`;
