@@ -50,7 +50,9 @@ describe('parseStoreUrl', () => {
 
   it('masks a password given as a query parameter, which the PostgreSQL driver takes too', () => {
     const raw = 'postgres://arc@db.internal/arc?password=S3cretPw&sslmode=require&sslpassword=k3y';
-    expect(redactUrl(raw)).toBe('postgres://***@db.internal/arc?password=***&sslmode=require&sslpassword=***');
+    expect(redactUrl(raw)).toBe(
+      'postgres://***@db.internal/arc?password=***&sslmode=require&sslpassword=***',
+    );
     const parsed = parseStoreUrl(raw);
     expect(parsed.display).not.toContain('S3cretPw');
     // The driver's messages are scrubbed of it, as of a password in the user info.
