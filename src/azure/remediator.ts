@@ -263,8 +263,16 @@ export function createRemediatorWith(
       if (body?.accountEnabled === false) {
         return { status: 'already-done', detail: `${step.target} was already disabled` };
       }
-    } catch {
-      // Reading needs its own permission; without it, go ahead with the write.
+    } catch (error) {
+      // A service principal is disabled only once it is shown to be the application's. A user was
+      // confirmed when the plan was made; reading it again only spares a write.
+      if (sp) {
+        return failed(
+          error,
+          { service: 'graph', graphPermissions: SP_READ_PERMISSIONS },
+          `GET ${graph.base}${path} (the check that it is the service principal of application ${plan.appId})`,
+        );
+      }
     }
     try {
       const res = await graph.call('PATCH', path, { body: { accountEnabled: false } });
@@ -484,8 +492,9 @@ export function createRemediatorWith(
       steps.push({ stepId: step.id, ...outcome });
       logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'remediation step');
     }
-    // A plan made while Azure could not be read may miss an assignment: not done until planned again.
-    const ok = mode === 'dry-run' || (steps.every(isFinished) && !plan.unchecked?.length);
+    // A plan made while Azure could not be read may miss an assignment: not done until planned
+    // again. A plan with no step at all (no principal confirmed) revoked nothing.
+    const ok = mode === 'dry-run' || (steps.length > 0 && steps.every(isFinished) && !plan.unchecked?.length);
     const result: RemediationResult = { mode, ok, steps };
     await audit(
       context?.action === 'remove-broad-roles' ? AUDIT_ACTIONS.removeBroadRoles : AUDIT_ACTIONS.revoke,

@@ -397,6 +397,8 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
       `application ${APP_ID} has no service principal in this tenant: the plan acts on no principal`,
     );
     expect(plan.steps).toEqual([]);
+    // A live run of it revoked nothing, and does not say otherwise.
+    expect((await remediator.execute(plan)).ok).toBe(false);
   });
 
   it('when the caller cannot be looked up, nothing is acted on until it can', async () => {
@@ -411,6 +413,20 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
     const result = await remediator.execute(plan);
     expect(result.ok).toBe(false);
     expect(deletes(fake)).toEqual([]);
+  });
+
+  it('the disable step writes nothing when it cannot check the service principal first', async () => {
+    const { fake, remediator } = await setup('live');
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.deny('graph', 'GET', new RegExp(`servicePrincipals/${SP_ID}$`));
+    const result = await remediator.execute(plan);
+    const disable = result.steps.find((r) => r.stepId.startsWith('disable-service-principal'));
+    expect(disable?.status).toBe('failed');
+    expect(disable?.detail).toMatch(
+      /the check that it is the service principal of application .* failed: 403/,
+    );
+    expect(fake.calls('graph', 'PATCH')).toEqual([]);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
   });
 
   it("the disable step itself refuses another application's principal, whatever plan it is given", async () => {

@@ -194,6 +194,56 @@ describe('Revoke, live', () => {
     expect(azure.calls('arm', 'DELETE')).toHaveLength(1);
   });
 
+  it('a "Remove broad roles too (dry-run)" button pressed after the switch to live changes nothing and shows the alert as it is', async () => {
+    const { azure } = await posted('live');
+    // What a dry-run Revoke left before the switch: a finished dry-run naming a broad role.
+    await updateAlertState(h!.store, alert.id, (s) => {
+      s.revoke = {
+        status: 'done',
+        mode: 'dry-run',
+        by: RESPONDER,
+        at: Date.now(),
+        plan: {
+          appId: ARC.appId,
+          steps: [],
+          stillHasAccessThrough: [
+            {
+              kind: 'broad-role',
+              assignmentId: `/subscriptions/${ARC.subscriptionId}/providers/Microsoft.Authorization/roleAssignments/0a0a0a0a-0000-4000-8000-000000000001`,
+              roleName: 'Owner',
+              scope: `/subscriptions/${ARC.subscriptionId}`,
+            } as never,
+          ],
+          warnings: [],
+        },
+      };
+    });
+    const updates = slack().callsOf('chat.update').length;
+    const { responseId } = await h!.click(ACTION_IDS.removeBroadRoles, alert.id, RESPONDER, {
+      text: 'Remove broad roles too (dry-run)',
+    });
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    expect(noteTo(responseId)).toContain('Run Revoke first');
+    expect(azure.mutations()).toHaveLength(0);
+    // Shown again in live mode: the live Revoke, and no dry-run broad button.
+    await slack().waitFor('the alert shown again', () => slack().callsOf('chat.update').length > updates);
+    expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke');
+    expect(button(ACTION_IDS.removeBroadRoles)).toBeUndefined();
+  });
+
+  it('a live Revoke that could confirm no principal says that nothing was changed, never "Revoked"', async () => {
+    const { azure } = await posted('live');
+    azure.servicePrincipals.clear();
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Revoke failed');
+    expect(lastUpdateText()).toContain('nothing was changed: the plan has no step');
+    expect(lastUpdateText()).toContain('has no service principal in this tenant');
+    expect(lastUpdateText()).not.toContain('*Revoked*');
+    expect(azure.mutations()).toHaveLength(0);
+    // Revoke is offered again.
+    expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke');
+  });
+
   it('runs once for a double click; the second click is told privately', async () => {
     const { azure } = await posted('live');
     const [a, b] = await Promise.all([

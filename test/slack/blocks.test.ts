@@ -6,6 +6,7 @@ import type { PlannedStep, StepResult } from '../../src/core/remediation.ts';
 import type { RevokeRun, UndoRun } from '../../src/slack/alert-state.ts';
 import {
   type AlertView,
+  broadConfirmText,
   buildAlertMessage,
   confirmTextFor,
   investigationFields,
@@ -327,6 +328,23 @@ describe('alert message', () => {
     // And the other way round.
     expect(dialog(confirmTextFor('live', steps), 'dry-run')).toBe(confirmTextFor('dry-run', steps));
     expect(dialog(confirmTextFor('dry-run', steps), 'dry-run')).toBe(confirmTextFor('dry-run', steps));
+  });
+
+  it("keeps what removing broad roles means in their dialog, however long the roles' names", () => {
+    const long = (n: number) => ({
+      kind: 'broad-role' as const,
+      assignmentId: `/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/${n}`,
+      roleName: `Custom role ${n} ${'word '.repeat(40)}`,
+      scope: '/subscriptions/s',
+    });
+    const plan = { appId: ARC.appId, steps: [], stillHasAccessThrough: [long(1), long(2)], warnings: [] };
+    for (const mode of ['dry-run', 'live'] as const) {
+      const text = broadConfirmText(mode, plan);
+      expect(text.length).toBeLessThanOrEqual(300);
+      expect(text).toMatch(
+        /\(listed in the alert\)\. The principal loses everything these roles grant there, not only the Arc access\.$/,
+      );
+    }
   });
 
   it('has a plain text fallback for notifications', () => {
@@ -716,6 +734,10 @@ describe('text helpers', () => {
     expect(clip('abcdef', 4)).toBe('abc…');
     expect(clip(esc('ab&cd'), 4)).toBe('ab…');
     expect(clip('ab😀cd', 4)).toBe('ab…');
+    // On a whole word when one ends shortly before the cut; a word longer than that is cut.
+    expect(clip('remove the principal from the group', 30)).toBe('remove the principal from the…');
+    expect(clip('remove the principal from the group', 29)).toBe('remove the principal from…');
+    expect(clip(`see ${'x'.repeat(40)}`, 30)).toBe(`see ${'x'.repeat(25)}…`);
     expect(link('javascript:alert(1)', 'x')).toBe('x');
     expect(link('https://a.example/x|y>z', 'lab|el')).toBe('<https://a.example/x%7Cy%3Ez|label>');
   });

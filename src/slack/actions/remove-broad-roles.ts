@@ -2,6 +2,7 @@ import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { broadLockKey, removableBroadAccess } from '../alert-state.ts';
 import { reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
+import { showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { openAlertClick } from './alert-click.ts';
 import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
@@ -56,6 +57,8 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
       }
       const revoke = state.revoke;
       if (revoke?.status !== 'done' || revoke.mode !== ctx.remediator.mode) {
+        // A button left from a dry-run after the switch to live: show the alert as it is now.
+        if (revoke?.mode === 'dry-run' && ctx.remediator.mode === 'live') await showAlert(ctx, state);
         await reply(ctx, respond, 'Run Revoke first: this removes what Revoke leaves in place.');
         return;
       }

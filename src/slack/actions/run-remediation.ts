@@ -110,7 +110,9 @@ export async function runRemediation(
     });
     run.status = run.result.ok ? 'done' : 'failed';
     const unchecked = run.plan.unchecked ?? [];
-    if (!run.result.ok && run.result.mode === 'live' && unchecked.length > 0) {
+    if (!run.result.ok && run.result.mode === 'live' && run.plan.steps.length === 0) {
+      run.error = `nothing was changed: the plan has no step (the reasons are below). Press ${kind.verb} again once they are dealt with`;
+    } else if (!run.result.ok && run.result.mode === 'live' && unchecked.length > 0) {
       run.error = `Azure could not be read to find every role assignment to remove: ${unchecked.join('; ')}. The steps listed below ran; press ${kind.verb} again to plan anew once Azure answers`;
     }
   } catch (err) {

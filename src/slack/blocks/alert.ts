@@ -447,11 +447,14 @@ export function broadConfirmText(mode: 'dry-run' | 'live', plan: RemediationPlan
   const names = broad.map((r) => `${r.roleName} at ${r.scope}`);
   const full = `${prefix}Removes ${plural(broad.length, 'this assignment', 'assignments')}: ${esc(names.join('; '))}.${tail}`;
   if (full.length <= LIMITS.confirmText) return full;
-  const roles = esc([...new Set(broad.map((r) => r.roleName))].join(', '));
-  return clip(
-    `${prefix}Removes ${plural(broad.length, 'the assignment', 'assignments')} of ${roles} (listed in the alert).${tail}`,
-    LIMITS.confirmText,
+  // The role names give way first: what removing them means must stay in the dialog.
+  const head = `${prefix}Removes ${plural(broad.length, 'the assignment', 'assignments')} of `;
+  const rest = ` (listed in the alert).${tail}`;
+  const roles = clip(
+    esc([...new Set(broad.map((r) => r.roleName))].join(', ')),
+    Math.max(24, LIMITS.confirmText - head.length - rest.length),
   );
+  return clip(`${head}${roles}${rest}`, LIMITS.confirmText);
 }
 
 const STEP_SUMMARY: Record<string, (n: number) => string> = {

@@ -17,8 +17,16 @@ export function clip(text: string, max: number): string {
   if (text.length <= max) return text;
   if (max <= 1) return '…'.slice(0, max);
   // Nor a `&amp;`-style entity.
-  return `${cutBefore(text, max - 1).replace(/&[a-z]{0,4}$/, '')}…`;
+  const cut = cutBefore(text, max - 1).replace(/&[a-z]{0,4}$/, '');
+  // At the end of a word when one ends shortly before, so that the last word shown is whole.
+  const space = cut.lastIndexOf(' ');
+  const atWord =
+    space > 0 && cut.length - space <= WORD_BACKTRACK && text[cut.length] !== ' ' ? cut.slice(0, space) : cut;
+  return `${atWord}…`;
 }
+
+/** How far `clip` goes back to end on a whole word. */
+const WORD_BACKTRACK = 20;
 
 /** A user mention for a Slack user id; anything that is not one is shown as escaped text. */
 export function mention(userId: string): string {
