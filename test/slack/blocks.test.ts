@@ -711,7 +711,12 @@ describe('confirm dialog text', () => {
   it('states the plan in at most 300 characters, or says what Revoke does in general', () => {
     const live = confirmTextFor('live', [{ description: 'Remove X' }, { description: 'Disable Y' }]);
     expect(live).toBe('1) Remove X; 2) Disable Y.');
-    expect(confirmTextFor('live', [])).toContain('disables the service principal');
+    // Not planned yet (or planning failed): what Revoke does in general.
+    expect(confirmTextFor('live', undefined)).toContain('disables the service principal');
+    // Planned, and nothing found that it may change: no promise of a removal.
+    expect(confirmTextFor('live', [])).toBe(
+      'The plan found nothing it may change (its reasons show once it runs): pressing plans again and changes only what Azure then confirms.',
+    );
     expect(confirmTextFor('dry-run', [{ description: 'a'.repeat(1000) }]).length).toBeLessThanOrEqual(300);
     // Steps too long to list are summarised by kind.
     const long = confirmTextFor(

@@ -475,7 +475,14 @@ export function confirmTextFor(
   stillHasAccess = 0,
 ): string {
   const prefix = mode === 'dry-run' ? DRY_RUN_CONFIRM : '';
-  if (!steps || steps.length === 0) {
+  if (steps?.length === 0) {
+    // A plan that found nothing it may act on (no principal confirmed, say): no promise.
+    return clip(
+      `${prefix}The plan found nothing it may change (its reasons show once it runs): pressing plans again and changes only what Azure then confirms.`,
+      LIMITS.confirmText,
+    );
+  }
+  if (!steps) {
     return clip(
       `${prefix}Removes the Arc role assignment(s) that granted this access and disables the service principal.`,
       LIMITS.confirmText,
