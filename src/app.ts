@@ -37,6 +37,8 @@ export interface AppOptions {
   ingestReaders?: number;
   ingestQueue?: number;
   bodyDeadlineMs?: number;
+  /** How long an ingest evaluation may wait for the store before a 503 (default 20 s). */
+  storeDeadlineMs?: number;
   /**
    * On stop, how long connections kept alive by clients stay open (default 1000 ms): a request
    * sent on one meanwhile is answered `503` with `Connection: close` instead of meeting a closed
@@ -185,6 +187,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       limiter: createLimiter(options.ingestConcurrency ?? 16, options.ingestQueue ?? 256),
       readers: createLimiter(options.ingestReaders ?? 32, options.ingestQueue ?? 256),
       ...(options.bodyDeadlineMs !== undefined ? { bodyDeadlineMs: options.bodyDeadlineMs } : {}),
+      ...(options.storeDeadlineMs !== undefined ? { storeDeadlineMs: options.storeDeadlineMs } : {}),
     });
     const server = createServer(
       { requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },

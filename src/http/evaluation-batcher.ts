@@ -6,6 +6,8 @@ import { isStoreDown } from '../store/store-error.ts';
 export interface EvaluationBatcher {
   /** Resolves with one result per event, in order, once they are stored, like `Engine.evaluate`. */
   evaluate(events: readonly unknown[]): Promise<EventResult[]>;
+  /** How long the evaluation in progress has been waiting, in ms (0 when none is): a store that hangs shows here. */
+  stalledMs(): number;
 }
 
 interface Waiting {
@@ -31,6 +33,14 @@ export function createEvaluationBatcher(
   const maxBatchEvents = options.maxBatchEvents ?? 5000;
   const queue: Waiting[] = [];
   let flushing = false;
+  /** When the engine call in progress began (epoch ms), or 0. */
+  let evaluatingSince = 0;
+  const timed = <T>(work: () => Promise<T>): Promise<T> => {
+    evaluatingSince = Date.now();
+    return work().finally(() => {
+      evaluatingSince = 0;
+    });
+  };
 
   function schedule() {
     flushing = true;
@@ -59,12 +69,12 @@ export function createEvaluationBatcher(
       }
       if (batch.length === 1) {
         const only = batch[0]!;
-        await engine.evaluate(only.events).then(only.resolve, only.reject);
+        await timed(() => engine.evaluate(only.events)).then(only.resolve, only.reject);
         continue;
       }
       let results: EventResult[] | undefined;
       try {
-        results = await engine.evaluate(batch.flatMap((w) => w.events));
+        results = await timed(() => engine.evaluate(batch.flatMap((w) => w.events)));
       } catch (err) {
         // A store that is down fails every request alike: no point asking it again for each.
         if (isStoreDown(err)) {
@@ -80,12 +90,13 @@ export function createEvaluationBatcher(
           offset += w.events.length;
         }
       } else {
-        for (const w of batch) await engine.evaluate(w.events).then(w.resolve, w.reject);
+        for (const w of batch) await timed(() => engine.evaluate(w.events)).then(w.resolve, w.reject);
       }
     }
   }
 
   return {
+    stalledMs: () => (evaluatingSince === 0 ? 0 : Date.now() - evaluatingSince),
     evaluate(events) {
       return new Promise<EventResult[]>((resolve, reject) => {
         queue.push({ events, resolve, reject });

@@ -51,7 +51,14 @@ export interface IngestDeps {
   readers: Limiter;
   /** How long a body may take to arrive once its read began; default 15 s (more above 1 MiB). */
   bodyDeadlineMs?: number;
+  /**
+   * How long an evaluation may wait for the store before the request is answered 503; default
+   * 20 s. A store that hangs (rather than refusing connections) must not hold senders forever.
+   */
+  storeDeadlineMs?: number;
 }
+
+const STORE_DEADLINE_MS = 20_000;
 
 /**
  * How long a body may take: 15 s, or longer for an INGEST_MAX_BYTES above 1 MiB, so that the
@@ -125,6 +132,19 @@ function expand(docs: IngestDocument[]): Expanded {
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+/**
+ * The store has not answered within the deadline. What the evaluation stores once it does is
+ * recognised when the sender retries (its events are then `duplicate`), so nothing is lost.
+ */
+function storeTooSlow(ms: number): HttpError {
+  return new HttpError(
+    503,
+    'store_unavailable',
+    `the history store has not answered for ${Math.round(ms / 1000)} s; retry later (what it stores meanwhile is recognised on the retry)`,
+    { headers: { 'retry-after': '5' } },
+  );
+}
+
 function unavailable(err: unknown): HttpError {
   return new HttpError(
     503,
@@ -144,6 +164,7 @@ export function createIngestHandler(deps: IngestDeps) {
   const bodyDeadlineMs = deps.bodyDeadlineMs ?? bodyDeadlineFor(ingestMaxBytes);
   const authenticate = createIngestAuth(deps.ingestTokens);
   const batcher = createEvaluationBatcher(engine);
+  const storeDeadlineMs = deps.storeDeadlineMs ?? STORE_DEADLINE_MS;
 
   /**
    * Evaluates the batch. If it throws for a reason other than the store being down (a value the
@@ -152,8 +173,9 @@ export function createIngestHandler(deps: IngestDeps) {
    */
   async function evaluate(events: unknown[], log: Logger): Promise<EventResult[]> {
     try {
-      return await batcher.evaluate(events);
+      return await deadline(batcher.evaluate(events));
     } catch (err) {
+      if (err instanceof HttpError) throw err;
       if (isStoreDown(err)) throw unavailable(err);
       if (events.length === 1) {
         log.error({ err }, 'event could not be evaluated');
@@ -164,9 +186,10 @@ export function createIngestHandler(deps: IngestDeps) {
     const results: EventResult[] = [];
     for (const event of events) {
       try {
-        const [r] = await engine.evaluate([event]);
+        const [r] = await deadline(engine.evaluate([event]));
         results.push(r ?? { outcome: 'invalid', reason: 'no result' });
       } catch (err) {
+        if (err instanceof HttpError) throw err;
         if (isStoreDown(err)) throw unavailable(err);
         log.error({ err }, 'event could not be evaluated');
         results.push({
@@ -178,10 +201,26 @@ export function createIngestHandler(deps: IngestDeps) {
     return results;
   }
 
+  /** `work`, or a 503 once the store has kept it waiting past the deadline (the work goes on). */
+  function deadline<T>(work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(storeTooSlow(storeDeadlineMs)), storeDeadlineMs);
+      timer.unref();
+    });
+    // The work may fail after the answer went out: that must not count as unhandled.
+    work.catch(() => undefined);
+    return Promise.race([work, late]).finally(() => clearTimeout(timer));
+  }
+
   return async function handleIngest(req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
     authenticate(req);
     const kind = bodyKind(req);
     const encoding = bodyEncoding(req);
+    // A store that hangs holds the evaluation in progress: later requests are told at once rather
+    // than queued behind it (their bodies would pile up in memory).
+    const stalled = batcher.stalledMs();
+    if (stalled > storeDeadlineMs) throw storeTooSlow(stalled);
     if (outbox.isFull()) {
       throw new HttpError(
         503,

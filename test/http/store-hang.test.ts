@@ -1,0 +1,94 @@
+/**
+ * A store that hangs (a paused Redis, a network that drops packets) rather than refusing
+ * connections: ingest answers 503 at its deadline instead of holding the sender, turns later
+ * requests away at once, and works again as soon as the store answers. Redis is reached through
+ * a TCP proxy of the test's own, which stops passing bytes on while paused.
+ */
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { expect, it, vi } from 'vitest';
+import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
+import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
+
+/** A TCP proxy to `host:port` that holds every byte, both ways, while paused. */
+async function pausableProxy(host: string, port: number) {
+  let paused = false;
+  const held: Array<() => void> = [];
+  const sockets = new Set<Socket>();
+  const relay = (from: Socket, to: Socket) =>
+    from.on('data', (chunk) => {
+      if (paused) held.push(() => to.write(chunk));
+      else to.write(chunk);
+    });
+  const server: Server = createServer((client) => {
+    const upstream = createConnection({ host, port });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    relay(client, upstream);
+    relay(upstream, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    pause() {
+      paused = true;
+    },
+    resume() {
+      paused = false;
+      for (const send of held.splice(0)) send();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describeWithService('ingest while the store hangs (Redis)', 'TEST_REDIS_URL', (url) => {
+  it('answers 503 at the deadline, turns the next request away at once, and recovers without a restart', async () => {
+    const target = new URL(url);
+    const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
+    const through = new URL(url);
+    through.hostname = '127.0.0.1';
+    through.port = String(proxy.port);
+    const t = await startTestApp({
+      env: { STORE_URL: through.href },
+      storeNamespace: uniqueNamespace('hang'),
+      storeDeadlineMs: 400,
+    });
+    try {
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
+
+      proxy.pause();
+      const late = arcRecord({ appId: freshAppId() });
+      const first = await postIngest<{ code: string; error: string }>(t.url, late);
+      expect(first.status).toBe(503);
+      expect(first.body.code).toBe('store_unavailable');
+      expect(first.body.error).toMatch(/has not answered for 0 s; retry later/);
+      expect(first.headers.get('retry-after')).toBe('5');
+      // The evaluation still waits: a request after the deadline is told at once, unread.
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      const next = await postIngest<{ code: string }>(t.url, arcRecord({ appId: freshAppId() }));
+      expect(next.status).toBe(503);
+      expect(next.body.code).toBe('store_unavailable');
+
+      proxy.resume();
+      await vi.waitFor(
+        async () => expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200),
+        { timeout: 10_000, interval: 100 },
+      );
+      // The event answered 503 is not lost: its retry is evaluated, or recognised as stored meanwhile.
+      const retry = await postIngest<{ counts: { alerted: number; duplicate: number } }>(t.url, late);
+      expect(retry.status).toBe(200);
+      expect(retry.body.counts.alerted + retry.body.counts.duplicate).toBe(1);
+    } finally {
+      await t.close();
+      await proxy.close();
+    }
+  });
+});
