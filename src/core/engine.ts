@@ -33,6 +33,11 @@ export interface EngineOptions {
   /** Fills in geo and AS that an event does not carry (records, REST, Azure Monitor). */
   geo?: GeoLocator;
   now?: () => number;
+  /**
+   * How long a re-delivered event whose pair is not stored waits for another delivery to store
+   * it (default 1.5 s): see `pairsStored`.
+   */
+  settleMs?: number;
 }
 
 export interface EvaluateOptions {
@@ -57,6 +62,13 @@ const HISTORY_MARK = 'meta:has-history';
 
 /** A stable, short alert id derived from the event id. */
 export const alertIdFor = (eventId: string): string => hash('sha256', eventId).slice(0, 24);
+
+/**
+ * How long a re-delivered event whose pair is not stored waits for another delivery of it (in
+ * another process) to store the pair, and how often it looks.
+ */
+const SETTLE_MS = 1500;
+const SETTLE_POLL_MS = 25;
 
 /** Events per claim call while a batch is parsed, on a store across the network. */
 const CLAIM_CHUNK = 1000;
@@ -150,6 +162,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const now = opts.now ?? Date.now;
   const lock = new KeyedLock();
   const dedupTtl = Math.max(MIN_DEDUP_TTL_MS, 2 * windowMs);
+  const settleMs = opts.settleMs ?? SETTLE_MS;
   const remote = store.kind === 'redis' || store.kind === 'postgres';
   /**
    * On a store across the network, the events each evaluation in this process holds (event id →
@@ -376,7 +389,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const t = now();
       const horizon = t - windowMs;
       // The pairs and their allowlist entries in one read (one transaction in SQL), and the claims.
-      const [read, won] = await Promise.all([store.getMany<unknown>([...keys, ...allowKeys]), claimed$]);
+      let [read, won] = await Promise.all([store.getMany<unknown>([...keys, ...allowKeys]), claimed$]);
       // Events whose claim was taken before are checked against the pair here: a delivery that
       // stopped (a crash) after claiming the event but before storing anything must not turn the
       // sender's retry into a duplicate and lose the event.
@@ -385,6 +398,22 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         c.seenBefore = true;
         if (heldElsewhere?.(c)) c.heldElsewhere = true;
       });
+      // An event received before whose pair is not stored: its first delivery either stopped (a
+      // crash), or is at work right now in another process sharing the store. Give that one a
+      // moment to store the pair, so that this delivery is told `duplicate` rather than judged
+      // again; after a crash, nothing comes and the event is evaluated as below.
+      const wonHere = new Set(parsed.filter((_, i) => won[i]).map((c) => c.detection.eventId));
+      const unsettled = parsed.filter(
+        (c) =>
+          c.seenBefore &&
+          !c.heldElsewhere &&
+          !wonHere.has(c.detection.eventId) &&
+          c.at + windowMs - FUTURE_TOLERANCE_MS > t &&
+          read[keys.indexOf(c.pairKey)] === undefined,
+      );
+      if (unsettled.length > 0 && settleMs > 0 && (await pairsStored(unsettled.map((c) => c.pairKey)))) {
+        read = await store.getMany<unknown>([...keys, ...allowKeys]);
+      }
       const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
       const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
       // One working copy per pair and batch, updated in place by each of its events.
@@ -644,6 +673,24 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (index.length > 0) await store.addToSets(index);
       await store.setMany(writes);
     });
+  }
+
+  /**
+   * Waits up to `settleMs` for the pairs to be stored (by another delivery of their events);
+   * true when some were, and the pairs should be read again.
+   */
+  async function pairsStored(pairKeys: string[]): Promise<boolean> {
+    const wanted = [...new Set(pairKeys)];
+    // Real time, whatever clock the engine judges by.
+    const until = performance.now() + settleMs;
+    let seen = false;
+    while (performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+      const found = await store.getMany<unknown>(wanted);
+      seen = found.some((v) => v !== undefined);
+      if (found.every((v) => v !== undefined)) return true;
+    }
+    return seen;
   }
 
   /**

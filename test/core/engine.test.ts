@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
 import { alertIdFor, alertOwnerKey, createEngine, type Engine, eventClaim } from '../../src/core/engine.ts';
 import { parseDetection } from '../../src/core/formats/index.ts';
@@ -603,6 +603,39 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     const [again] = await engine.evaluate([event]);
     expect(again?.outcome).toBe('duplicate');
     expect(sink.alerts).toHaveLength(1);
+    await store.close();
+  });
+
+  it('calls an event a duplicate while another process is still storing its first delivery', async () => {
+    // Two replicas on one store: the first delivery takes its claims, then takes a while to write.
+    const store = await openStateStore('memory://');
+    let release!: () => void;
+    const writing = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slowSetMany = async (entries: Parameters<StateStore['setMany']>[0]) => {
+      await writing;
+      return store.setMany(entries);
+    };
+    const slow = new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'setMany') return slowSetMany;
+        const value = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const sinkA = collectingOutbox();
+    const sinkB = collectingOutbox();
+    const a = await createEngine({ store: slow, windowMs: WINDOW, outbox: sinkA.outbox });
+    const b = await createEngine({ store, windowMs: WINDOW, outbox: sinkB.outbox });
+    const event = record({ time: at(1000) });
+    const first = a.evaluate([structuredClone(event)]);
+    await vi.waitFor(() => expect(sinkA.alerts).toHaveLength(1));
+    const second = b.evaluate([structuredClone(event)]);
+    setTimeout(release, 100);
+    expect((await first)[0]?.outcome).toBe('alerted');
+    expect((await second)[0]?.outcome).toBe('duplicate');
+    expect(sinkB.alerts).toEqual([]);
     await store.close();
   });
 
