@@ -56,6 +56,8 @@ export class SlackDeliveryError extends Error {
 const REFUSED = new Set([
   ...Object.keys(UNFIXABLE_ERRORS),
   'rate_limited',
+  // Slack's own word for a rate-limited call answered `ok: false` (HTTP 200): nothing was done.
+  'ratelimited',
   'invalid_blocks',
   'invalid_arguments',
   'msg_too_long',
@@ -67,7 +69,13 @@ const REFUSED = new Set([
 const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
 
 /** Slack errors that pass by themselves. */
-const TRANSIENT_ERRORS = new Set(['internal_error', 'fatal_error', 'service_unavailable', 'request_timeout']);
+const TRANSIENT_ERRORS = new Set([
+  'internal_error',
+  'fatal_error',
+  'service_unavailable',
+  'request_timeout',
+  'ratelimited',
+]);
 
 /**
  * Whether a failed call certainly did nothing on Slack's side: Slack refused it, it was refused as

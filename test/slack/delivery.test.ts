@@ -148,6 +148,15 @@ describe('posting alerts', () => {
       await expect(h.chat.sink.post(refused)).rejects.toBeInstanceOf(SlackDeliveryError);
       expect(await h.store.get(postMarkKey(refused.id))).toBeUndefined();
       await h.chat.sink.post(refused);
+
+      // Slack's own rate-limit refusal in an ok:false answer: nothing was posted either.
+      const ratelimited = sampleAlert({ id: 'ratelimited-alert' });
+      h.fake.script('chat.postMessage', { error: 'ratelimited' });
+      const err = await h.chat.sink.post(ratelimited).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SlackDeliveryError);
+      expect((err as SlackDeliveryError).retryable).toBe(true);
+      expect(await h.store.get(postMarkKey(ratelimited.id))).toBeUndefined();
+      await h.chat.sink.post(ratelimited);
       expect(h.fake.callsOf('conversations.history')).toHaveLength(0);
     });
   });
