@@ -118,6 +118,13 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   // Depth bookkeeping: the ids seen at the last worker pass plus ids this process added since.
   let knownIds = new Set<string>();
   let addedIds = new Set<string>();
+  /**
+   * When each id in `addedIds` was stored, by a counter that each read of the pending set also
+   * moves on: an id stored before a read began and missing from it was delivered (by this
+   * process or another replica), while one stored after may simply have been too late for it.
+   */
+  const addedAt = new Map<string, number>();
+  let clock = 0;
   /** How many of the ids in `knownIds` and `addedIds` are posts; the rest are repeats. */
   let posts = 0;
   const isPost = (id: string) => id.startsWith('post:');
@@ -176,9 +183,11 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     // Value first, index second: the worker treats an indexed id without a value as gone.
     await store.setMany(ids.map((id) => ({ key: outboxItemKey(id), value: items.get(id) })));
     await store.addMembers(OUTBOX_PENDING_SET, ids);
+    const storedAt = ++clock;
     for (const id of ids) {
       if (knownIds.has(id) || addedIds.has(id)) continue;
       addedIds.add(id);
+      addedAt.set(id, storedAt);
       if (isPost(id)) posts++;
     }
     // While paused after a failure the timer's passes suffice; kicking would only re-read the index.
@@ -205,6 +214,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     await store.removeMembers(OUTBOX_PENDING_SET, [itemId]);
     itemBackoff.delete(itemId);
     const was = knownIds.delete(itemId);
+    addedAt.delete(itemId);
     if ((addedIds.delete(itemId) || was) && isPost(itemId)) posts--;
   }
 
@@ -287,9 +297,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
 
   /** One worker pass; returns true when it stopped early with work left. */
   async function pass(): Promise<boolean> {
+    const readAt = ++clock;
     const ids = await store.members(OUTBOX_PENDING_SET);
     knownIds = new Set(ids);
-    addedIds = new Set([...addedIds].filter((id) => !knownIds.has(id)));
+    // Added before this read and not in it: delivered meanwhile, here or by another replica.
+    addedIds = new Set([...addedIds].filter((id) => !knownIds.has(id) && (addedAt.get(id) ?? 0) > readAt));
+    for (const id of addedAt.keys()) if (!addedIds.has(id)) addedAt.delete(id);
     recount();
     for (const id of itemBackoff.keys()) if (!knownIds.has(id)) itemBackoff.delete(id);
     for (const id of postOrder.keys()) if (!knownIds.has(id) && !addedIds.has(id)) postOrder.delete(id);

@@ -285,6 +285,27 @@ describe('durable outbox over the store (SQLite)', () => {
     }
   });
 
+  it("forgets what it added once another replica has delivered it: its depth follows the store's", async () => {
+    const other = await openStateStore(`sqlite://${path.join(dir, 'arc.db')}`);
+    try {
+      const rec = recordingSink();
+      const a = outbox(rec.sink);
+      const b = outbox(rec.sink, {}, other);
+      await a.add([alert(), alert()], []);
+      expect(a.depth()).toBe(2);
+      expect(a.pendingAlerts()).toBe(2);
+      await b.drain();
+      expect(rec.posts).toHaveLength(2);
+      // A's next pass finds none of them pending any more.
+      await a.drain();
+      expect(a.depth()).toBe(0);
+      expect(a.pendingAlerts()).toBe(0);
+      expect(rec.posts).toHaveLength(2);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('reports itself full at maxPending', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink, { maxPending: 2 });
