@@ -192,7 +192,7 @@ export function createRemediatorWith(
   async function readCaller(lookup: Exclude<CallerLookup, { kind: 'none' }>): Promise<CallerRead> {
     const user = lookup.kind === 'user';
     const path = user
-      ? `/v1.0/users/${encodeURIComponent(lookup.key)}?$select=id,userPrincipalName`
+      ? `/v1.0/users/${encodeURIComponent(lookup.key)}?$select=id,userPrincipalName,mail,otherMails`
       : `/v1.0/servicePrincipals(appId='${lookup.appId}')?$select=id,appId`;
     try {
       const res = await graph.call('GET', path);
@@ -204,11 +204,25 @@ export function createRemediatorWith(
             : `application ${lookup.appId} has no service principal in this tenant`,
         };
       }
-      const body = (res.body ?? {}) as { id?: unknown; userPrincipalName?: unknown };
+      const body = (res.body ?? {}) as {
+        id?: unknown;
+        userPrincipalName?: unknown;
+        mail?: unknown;
+        otherMails?: unknown;
+      };
       const id = dashGuid(body.id);
       if (!id) return { status: 'unreadable', error: 'Graph answered without an id' };
       const upn = typeof body.userPrincipalName === 'string' ? body.userPrincipalName : undefined;
-      return { status: 'found', kind: user ? 'user' : 'serviceprincipal', id, ...(upn ? { upn } : {}) };
+      const mails = [body.mail, ...(Array.isArray(body.otherMails) ? body.otherMails : [])].filter(
+        (m): m is string => typeof m === 'string' && m !== '',
+      );
+      return {
+        status: 'found',
+        kind: user ? 'user' : 'serviceprincipal',
+        id,
+        ...(upn ? { upn } : {}),
+        ...(mails.length > 0 ? { mails } : {}),
+      };
     } catch (error) {
       const f = describeFailure(error, {
         service: 'graph',

@@ -402,16 +402,12 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // crash), or is at work right now in another process sharing the store. Give that one a
       // moment to store the pair, so that this delivery is told `duplicate` rather than judged
       // again; after a crash, nothing comes and the event is evaluated as below.
-      const wonHere = new Set(parsed.filter((_, i) => won[i]).map((c) => c.detection.eventId));
-      const unsettled = parsed.filter(
-        (c) =>
-          c.seenBefore &&
-          !c.heldElsewhere &&
-          !wonHere.has(c.detection.eventId) &&
-          c.at + windowMs - FUTURE_TOLERANCE_MS > t &&
-          read[keys.indexOf(c.pairKey)] === undefined,
-      );
-      if (unsettled.length > 0 && settleMs > 0 && (await pairsStored(unsettled.map((c) => c.pairKey)))) {
+      // (Not on the in-memory store, which no other process shares.)
+      const unsettled =
+        settleMs > 0 && store.kind !== 'memory' && parsed.some((c) => c.seenBefore)
+          ? unsettledRedeliveries(parsed, won, keys, read, t)
+          : [];
+      if (unsettled.length > 0 && (await pairsStored(unsettled.map((c) => c.pairKey)))) {
         read = await store.getMany<unknown>([...keys, ...allowKeys]);
       }
       const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
@@ -673,6 +669,26 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (index.length > 0) await store.addToSets(index);
       await store.setMany(writes);
     });
+  }
+
+  /** Re-delivered events (not repeated within this batch, not held here, not old) whose pair `read` lacks. */
+  function unsettledRedeliveries(
+    parsed: readonly Candidate[],
+    won: readonly boolean[],
+    keys: readonly string[],
+    read: readonly unknown[],
+    t: number,
+  ): Candidate[] {
+    const wonHere = new Set(parsed.filter((_, i) => won[i]).map((c) => c.detection.eventId));
+    const stored = new Set(keys.filter((_, i) => read[i] !== undefined));
+    return parsed.filter(
+      (c) =>
+        c.seenBefore &&
+        !c.heldElsewhere &&
+        !wonHere.has(c.detection.eventId) &&
+        c.at + windowMs - FUTURE_TOLERANCE_MS > t &&
+        !stored.has(c.pairKey),
+    );
   }
 
   /**

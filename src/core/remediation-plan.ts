@@ -131,17 +131,26 @@ export type CallerLookup =
 
 /** The caller as Graph answered the lookup. */
 export type CallerRead =
-  | { status: 'found'; kind: 'serviceprincipal' | 'user'; id: string; upn?: string }
+  | {
+      status: 'found';
+      kind: 'serviceprincipal' | 'user';
+      id: string;
+      /** A user's userPrincipalName, and the addresses it also goes by (a guest's, say). */
+      upn?: string;
+      mails?: string[];
+    }
   | { status: 'absent'; what: string }
   | { status: 'unreadable'; error: string; fix?: string }
   | { status: 'unverifiable'; reason: string };
 
 /** The object id the detection gives the caller: the claims', else the evidence's unless it names a group. */
 function claimedObjectId(d: Detection): string | undefined {
-  return (
-    dashGuid(d.principalId) ??
-    (lower(d.evidence.principalType) === 'group' ? undefined : dashGuid(d.evidence.principalId))
-  );
+  const group = lower(d.evidence.principalType) === 'group';
+  const evidenceId = dashGuid(d.evidence.principalId);
+  const own = dashGuid(d.principalId);
+  // Detections stored by earlier releases took a group's id from the evidence for the caller's.
+  if (own && group && (own === evidenceId || lower(d.principalType) === 'group')) return undefined;
+  return own ?? (group ? undefined : evidenceId);
 }
 
 /** A UPN fit for a Graph path (`users/{upn}`). */
@@ -188,7 +197,12 @@ export function callerPrincipal(
         };
       }
       const upn = d.user?.upn;
-      if (read.kind === 'user' && upn && read.upn && upn.toLowerCase() !== read.upn.toLowerCase()) {
+      // A guest's detection gives the address it signed in with (its caller), which Graph has
+      // as its mail, not as its userPrincipalName (`…#EXT#@…`).
+      const names = [read.upn, ...(read.mails ?? [])]
+        .filter((n) => n !== undefined)
+        .map((n) => n.toLowerCase());
+      if (read.kind === 'user' && upn && read.upn && !names.includes(upn.toLowerCase())) {
         return {
           alarm: `${TAMPERING}: the detection's object id ${read.id} is the user ${read.upn}, not ${upn} as the detection says: neither is acted on`,
         };
@@ -530,7 +544,7 @@ function evidenceFromArm(
   }
   if (!principalId) {
     out.warnings.push(
-      `the detection names no principal object id, so the evidence assignment cannot be checked as its own: not removed: ${id}`,
+      `no principal was confirmed (see above), so the evidence assignment cannot be checked as its own: not removed: ${id}`,
     );
     return out;
   }

@@ -4,8 +4,12 @@ import { isStoreDown } from '../store/store-error.ts';
 
 /** Evaluates the events of concurrent requests together (group commit). */
 export interface EvaluationBatcher {
-  /** Resolves with one result per event, in order, once they are stored, like `Engine.evaluate`. */
-  evaluate(events: readonly unknown[]): Promise<EventResult[]>;
+  /**
+   * Resolves with one result per event, in order, once they are stored, like `Engine.evaluate`.
+   * When `deadline` fires first, rejects with a `DeadlineError`: a request still in the queue is
+   * withdrawn from it (nothing of it will be stored), one already being evaluated goes on.
+   */
+  evaluate(events: readonly unknown[], deadline?: AbortSignal): Promise<EventResult[]>;
   /** How long the evaluation in progress has been waiting, in ms (0 when none is): a store that hangs shows here. */
   stalledMs(): number;
 }
@@ -14,6 +18,17 @@ interface Waiting {
   events: readonly unknown[];
   resolve: (results: EventResult[]) => void;
   reject: (err: unknown) => void;
+}
+
+/** A request's deadline passed before its evaluation ended. */
+export class DeadlineError extends Error {
+  /** Its evaluation had begun, and goes on: what it stores is recognised when the sender retries. */
+  readonly started: boolean;
+  constructor(started: boolean) {
+    super(started ? 'the evaluation did not finish in time' : 'the evaluation did not start in time');
+    this.name = 'DeadlineError';
+    this.started = started;
+  }
 }
 
 /**
@@ -97,9 +112,32 @@ export function createEvaluationBatcher(
 
   return {
     stalledMs: () => (evaluatingSince === 0 ? 0 : Date.now() - evaluatingSince),
-    evaluate(events) {
+    evaluate(events, deadline) {
       return new Promise<EventResult[]>((resolve, reject) => {
-        queue.push({ events, resolve, reject });
+        const waiting: Waiting = { events, resolve, reject };
+        if (deadline) {
+          const late = () => {
+            const at = queue.indexOf(waiting);
+            // Still queued: withdrawn, so that nothing of it is stored after its 503.
+            if (at !== -1) queue.splice(at, 1);
+            reject(new DeadlineError(at === -1));
+          };
+          if (deadline.aborted) {
+            reject(new DeadlineError(false));
+            return;
+          }
+          deadline.addEventListener('abort', late, { once: true });
+          const done = () => deadline.removeEventListener('abort', late);
+          waiting.resolve = (r) => {
+            done();
+            resolve(r);
+          };
+          waiting.reject = (e) => {
+            done();
+            reject(e);
+          };
+        }
+        queue.push(waiting);
         if (!flushing) schedule();
       });
     },

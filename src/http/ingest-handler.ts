@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
 import { isStoreDown } from '../store/store-error.ts';
-import { createEvaluationBatcher } from './evaluation-batcher.ts';
+import { createEvaluationBatcher, DeadlineError } from './evaluation-batcher.ts';
 import { HttpError, sendJson } from './http-error.ts';
 import { createIngestAuth } from './ingest-auth.ts';
 import { bodyKind, type IngestDocument, parseIngestBody } from './ingest-body.ts';
@@ -136,11 +136,11 @@ const messageOf = (err: unknown) => (err instanceof Error ? err.message : String
  * The store has not answered within the deadline. What the evaluation stores once it does is
  * recognised when the sender retries (its events are then `duplicate`), so nothing is lost.
  */
-function storeTooSlow(ms: number): HttpError {
+function storeTooSlow(ms: number, started = true): HttpError {
   return new HttpError(
     503,
     'store_unavailable',
-    `the history store has not answered for ${Math.round(ms / 1000)} s; retry later (what it stores meanwhile is recognised on the retry)`,
+    `the history store has not answered for ${Math.round(ms / 1000)} s; retry later (${started ? 'what it stores meanwhile is recognised on the retry' : 'nothing from this request was recorded'})`,
     { headers: { 'retry-after': '5' } },
   );
 }
@@ -172,16 +172,21 @@ export function createIngestHandler(deps: IngestDeps) {
    * rest; the one that fails is reported `invalid`.
    */
   async function evaluate(events: unknown[], log: Logger): Promise<EventResult[]> {
+    const late = new AbortController();
+    const timer = setTimeout(() => late.abort(), storeDeadlineMs);
+    timer.unref();
     try {
-      return await deadline(batcher.evaluate(events));
+      return await batcher.evaluate(events, late.signal);
     } catch (err) {
-      if (err instanceof HttpError) throw err;
+      if (err instanceof DeadlineError) throw storeTooSlow(storeDeadlineMs, err.started);
       if (isStoreDown(err)) throw unavailable(err);
       if (events.length === 1) {
         log.error({ err }, 'event could not be evaluated');
         return [{ outcome: 'invalid', reason: `could not be evaluated: ${messageOf(err).slice(0, 200)}` }];
       }
       log.warn({ err: messageOf(err) }, 'batch could not be evaluated; evaluating its events one by one');
+    } finally {
+      clearTimeout(timer);
     }
     const results: EventResult[] = [];
     for (const event of events) {

@@ -86,10 +86,14 @@ const yieldToIngest = () => new Promise<void>((resolve) => setImmediate(resolve)
 /** Pending posts whose order is read from the store per call: bounds the memory of a large backlog. */
 const ORDER_READ_CHUNK = 500;
 
-/** An alert's event time (epoch ms); an unreadable one sorts last. */
+/**
+ * When an alert's event happened (epoch ms), as the engine judged it: an event time ahead of the
+ * detection counts as the detection's, and one that cannot be read sorts last.
+ */
 function eventTimeOf(alert: AlertRecord): number {
   const at = Date.parse(alert.detection?.eventTime ?? '');
-  return Number.isNaN(at) ? Number.POSITIVE_INFINITY : at;
+  if (Number.isNaN(at)) return Number.POSITIVE_INFINITY;
+  return typeof alert.detectedAt === 'number' ? Math.min(at, alert.detectedAt) : at;
 }
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));

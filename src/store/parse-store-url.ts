@@ -16,36 +16,23 @@ const EXPECTED =
  * `#` (base64 keys often do) is masked too.
  */
 export function redactUrl(url: string): string {
-  const start = url.indexOf('://');
-  const at = url.lastIndexOf('@');
-  if (start === -1 || at < start) return redactQuery(url);
-  const userInfo = url.slice(start + 3, at);
+  // Secrets in the query first: their values may hold an `@`, which would pass for the end of
+  // the user info below.
+  const masked = url.replace(SECRET_PARAM, '$1***');
+  const start = masked.indexOf('://');
+  const at = masked.lastIndexOf('@');
+  if (start === -1 || at < start) return masked;
+  const userInfo = masked.slice(start + 3, at);
   const colon = userInfo.indexOf(':');
   const user = colon === -1 ? userInfo : userInfo.slice(0, colon);
-  return redactQuery(
-    `${url.slice(0, start + 3)}${colon === -1 && user.length > 0 ? '***' : `${user}:***`}@${url.slice(at + 1)}`,
-  );
+  return `${masked.slice(0, start + 3)}${colon === -1 && user.length > 0 ? '***' : `${user}:***`}@${masked.slice(at + 1)}`;
 }
 
-/** Query parameters that can carry a secret: drivers take `?password=` as the password, say. */
-const SECRET_PARAM = /pass|secret|token|key|credential/i;
-
-/** Masks the value of every query parameter whose name looks like it holds a secret. */
-function redactQuery(url: string): string {
-  const q = url.indexOf('?');
-  if (q === -1) return url;
-  const hash = url.indexOf('#', q);
-  const end = hash === -1 ? url.length : hash;
-  const params = url
-    .slice(q + 1, end)
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      if (eq === -1) return pair;
-      return SECRET_PARAM.test(pair.slice(0, eq)) ? `${pair.slice(0, eq)}=***` : pair;
-    });
-  return `${url.slice(0, q + 1)}${params.join('&')}${url.slice(end)}`;
-}
+/**
+ * A query parameter that can carry a secret (drivers take `?password=` as the password, say),
+ * with its value up to the next parameter or fragment.
+ */
+const SECRET_PARAM = /([?&][^=&#?]*(?:pass|secret|token|key|credential)[^=&#?]*=)[^&#]*/gi;
 
 /** The password a URL gives, in its user info or as a `password` query parameter (both are used by drivers). */
 function passwordOf(parsed: URL): string {

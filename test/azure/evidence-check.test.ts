@@ -389,6 +389,36 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
     );
   });
 
+  it('a guest, whose detection gives the address it signed in with, is found by its mail and disabled', async () => {
+    const { fake, remediator } = await setup('live');
+    fake.user({
+      id: USER_ID,
+      userPrincipalName: 'alice_fabrikam.com#EXT#@contoso.onmicrosoft.com',
+      mail: 'Alice@fabrikam.com',
+      displayName: 'Alice (guest)',
+    });
+    const plan = await remediator.plan(
+      otherObjectId(USER_ID, { principalType: 'User', user: { upn: 'alice@fabrikam.com' } }),
+    );
+    expect(plan.warnings.join('\n')).not.toMatch(/as the detection says/);
+    expect(plan.principalId).toBe(USER_ID);
+    expect(plan.steps.filter((st) => st.target === USER_ID).map((st) => st.kind)).toEqual([
+      'disable-user',
+      'revoke-user-sessions',
+    ]);
+  });
+
+  it('a detection stored by an earlier release, with a group taken for the caller, is not called tampered', async () => {
+    const { remediator } = await setup('live');
+    const group = '99999999-8888-4777-8666-555544443333';
+    const d = spDetection(CLUSTER_ID, { principalId: group, principalType: 'Group' });
+    d.evidence = { ...d.evidence, principalType: 'Group', principalId: group };
+    const plan = await remediator.plan(d);
+    expect(plan.warnings.join('\n')).not.toMatch(/TAMPERING/);
+    // The appid's service principal, as Graph has it.
+    expect(plan.principalId).toBe(SP_ID);
+  });
+
   it('an application without a service principal in the tenant: nothing is acted on, and the plan says why', async () => {
     const { fake, remediator } = await setup('live');
     fake.servicePrincipals.delete(SP_ID);

@@ -467,7 +467,7 @@ describe('buildRemediationPlan: the evidence assignment as read from ARM', () =>
       roles,
     });
     expect(nobody.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
-    expect(nobody.warnings[0]).toMatch(/names no principal object id/);
+    expect(nobody.warnings[0]).toMatch(/no principal was confirmed/);
   });
 
   it('labels a step planned from the evidence alone as unverified', () => {

@@ -607,8 +607,11 @@ describe('engine: a delivery that stopped after claiming the event', () => {
   });
 
   it('calls an event a duplicate while another process is still storing its first delivery', async () => {
-    // Two replicas on one store: the first delivery takes its claims, then takes a while to write.
-    const store = await openStateStore('memory://');
+    // Two processes on one SQLite file (two connections): the first delivery takes its claims,
+    // then takes a while to write.
+    const file = `sqlite://${path.join(dir, `replicas-${++dbs}.db`)}`;
+    const store = await openStateStore(file);
+    const other = await openStateStore(file);
     let release!: () => void;
     const writing = new Promise<void>((resolve) => {
       release = resolve;
@@ -627,7 +630,7 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     const sinkA = collectingOutbox();
     const sinkB = collectingOutbox();
     const a = await createEngine({ store: slow, windowMs: WINDOW, outbox: sinkA.outbox });
-    const b = await createEngine({ store, windowMs: WINDOW, outbox: sinkB.outbox });
+    const b = await createEngine({ store: other, windowMs: WINDOW, outbox: sinkB.outbox });
     const event = record({ time: at(1000) });
     const first = a.evaluate([structuredClone(event)]);
     await vi.waitFor(() => expect(sinkA.alerts).toHaveLength(1));
@@ -636,6 +639,7 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     expect((await first)[0]?.outcome).toBe('alerted');
     expect((await second)[0]?.outcome).toBe('duplicate');
     expect(sinkB.alerts).toEqual([]);
+    await other.close();
     await store.close();
   });
 

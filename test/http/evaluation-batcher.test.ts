@@ -17,6 +17,34 @@ function recordingEngine(failOn?: unknown) {
 }
 
 describe('evaluation batcher (group commit of concurrent requests)', () => {
+  it('withdraws a request whose deadline passes while it waits: none of it reaches the engine', async () => {
+    let release!: () => void;
+    const calls: unknown[][] = [];
+    const engine = {
+      async evaluate(events: readonly unknown[]): Promise<EventResult[]> {
+        calls.push([...events]);
+        // The first call hangs, as on a store that does not answer.
+        if (calls.length === 1) await new Promise<void>((resolve) => (release = resolve));
+        return events.map((e) => ({ outcome: 'known', reason: String(e) }));
+      },
+    };
+    const batcher = createEvaluationBatcher(engine);
+    const first = new AbortController();
+    const running = batcher.evaluate(['a1'], first.signal);
+    await new Promise((resolve) => setImmediate(resolve));
+    const waiting = new AbortController();
+    const withdrawn = batcher.evaluate(['b1'], waiting.signal);
+    const kept = batcher.evaluate(['c1']);
+    waiting.abort();
+    first.abort();
+    await expect(withdrawn).rejects.toMatchObject({ name: 'DeadlineError', started: false });
+    // The one already evaluated goes on; its sender is told so.
+    await expect(running).rejects.toMatchObject({ name: 'DeadlineError', started: true });
+    release();
+    expect((await kept).map((r) => r.reason)).toEqual(['c1']);
+    expect(calls).toEqual([['a1'], ['c1']]);
+  });
+
   it('evaluates the requests of one turn as one batch and hands each its own results', async () => {
     const engine = recordingEngine();
     const batcher = createEvaluationBatcher(engine);

@@ -168,9 +168,21 @@ describe('durable outbox over the store (SQLite)', () => {
     const o = outbox(rec.sink);
     const untimed = alert('e-aa');
     untimed.detection.eventTime = 'not a time';
-    await o.add([timed('e-ww', 4), untimed, timed('e-vv', 2), timed('e-uu', 0)], []);
+    // An event time ahead of its detection counts as the detection's, as the engine judged it.
+    const ahead = timed('e-tt', 90);
+    ahead.detectedAt = Date.parse(at(3)) + 30_000;
+    await o.add([timed('e-ww', 4), untimed, timed('e-vv', 2), ahead, timed('e-uu', 0)], []);
     await o.drain();
-    expect(rec.posts.map((p) => p.id)).toEqual(['e-uu', 'e-zz', 'e-vv', 'e-yy', 'e-ww', 'e-xx', 'e-aa']);
+    expect(rec.posts.map((p) => p.id)).toEqual([
+      'e-uu',
+      'e-zz',
+      'e-vv',
+      'e-yy',
+      'e-tt',
+      'e-ww',
+      'e-xx',
+      'e-aa',
+    ]);
   });
 
   it('an alert another attempt is delivering is no failure: no metric, no pause, delivered later', async () => {

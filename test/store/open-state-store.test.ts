@@ -53,6 +53,11 @@ describe('parseStoreUrl', () => {
     expect(redactUrl(raw)).toBe(
       'postgres://***@db.internal/arc?password=***&sslmode=require&sslpassword=***',
     );
+    // A password holding an `@` is masked whole, in the query and in the user info.
+    expect(redactUrl('postgres://host/db?password=p@ssw0rd')).toBe('postgres://host/db?password=***');
+    expect(redactUrl('postgres://u:pw@host/db?password=se@cret&x=1')).toBe(
+      'postgres://u:***@host/db?password=***&x=1',
+    );
     const parsed = parseStoreUrl(raw);
     expect(parsed.display).not.toContain('S3cretPw');
     // The driver's messages are scrubbed of it, as of a password in the user info.

@@ -89,6 +89,8 @@ export interface FakeUser {
   displayName: string;
   accountEnabled: boolean;
   createdDateTime?: string;
+  /** A guest's address (Graph's `mail`): its userPrincipalName is then `…#EXT#@…`. */
+  mail?: string;
   revokedSessions: number;
 }
 
@@ -669,6 +671,8 @@ export class FakeAzure {
           id: user.id,
           displayName: user.displayName,
           userPrincipalName: user.userPrincipalName,
+          mail: user.mail ?? null,
+          otherMails: [],
           accountEnabled: user.accountEnabled,
           createdDateTime: user.createdDateTime ?? null,
         });
