@@ -6,10 +6,10 @@ import { isStoreDown } from '../store/store-error.ts';
 export interface EvaluationBatcher {
   /**
    * Resolves with one result per event, in order, once they are stored, like `Engine.evaluate`.
-   * When `deadline` fires first, rejects with a `DeadlineError`: a request still in the queue is
+   * When `deadlineMs` passes first, rejects with a `DeadlineError`: a request still in the queue is
    * withdrawn from it (nothing of it will be stored), one already being evaluated goes on.
    */
-  evaluate(events: readonly unknown[], deadline?: AbortSignal): Promise<EventResult[]>;
+  evaluate(events: readonly unknown[], deadlineMs?: number): Promise<EventResult[]>;
   /** How long the evaluation in progress has been waiting, in ms (0 when none is): a store that hangs shows here. */
   stalledMs(): number;
 }
@@ -18,7 +18,12 @@ interface Waiting {
   events: readonly unknown[];
   resolve: (results: EventResult[]) => void;
   reject: (err: unknown) => void;
+  /** When the request gives up (epoch ms); infinite without a deadline. */
+  deadlineAt: number;
 }
+
+/** How often deadlines are checked while requests with one wait (one timer for all of them). */
+const DEADLINE_CHECK_MS = 100;
 
 /** A request's deadline passed before its evaluation ended. */
 export class DeadlineError extends Error {
@@ -47,7 +52,30 @@ export function createEvaluationBatcher(
 ): EvaluationBatcher {
   const maxBatchEvents = options.maxBatchEvents ?? 5000;
   const queue: Waiting[] = [];
+  /** The requests of the engine call in progress. */
+  let inFlight: Waiting[] = [];
   let flushing = false;
+  let deadlineTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Rejects the requests whose deadline passed: one still queued is withdrawn (nothing of it will
+   * be stored), one being evaluated is told so (its evaluation goes on; a later resolve is a no-op).
+   */
+  function checkDeadlines() {
+    const t = Date.now();
+    for (let i = queue.length - 1; i >= 0; i--) {
+      const w = queue[i]!;
+      if (w.deadlineAt <= t) {
+        queue.splice(i, 1);
+        w.reject(new DeadlineError(false));
+      }
+    }
+    for (const w of inFlight) if (w.deadlineAt <= t) w.reject(new DeadlineError(true));
+    if (queue.length === 0 && inFlight.length === 0) {
+      clearInterval(deadlineTimer);
+      deadlineTimer = undefined;
+    }
+  }
   /** When the engine call in progress began (epoch ms), or 0. */
   let evaluatingSince = 0;
   const timed = <T>(work: () => Promise<T>): Promise<T> => {
@@ -82,9 +110,11 @@ export function createEvaluationBatcher(
         batch.push(next);
         size += next.events.length;
       }
+      inFlight = batch;
       if (batch.length === 1) {
         const only = batch[0]!;
         await timed(() => engine.evaluate(only.events)).then(only.resolve, only.reject);
+        inFlight = [];
         continue;
       }
       let results: EventResult[] | undefined;
@@ -94,6 +124,7 @@ export function createEvaluationBatcher(
         // A store that is down fails every request alike: no point asking it again for each.
         if (isStoreDown(err)) {
           for (const w of batch) w.reject(err);
+          inFlight = [];
           continue;
         }
         results = undefined;
@@ -107,37 +138,20 @@ export function createEvaluationBatcher(
       } else {
         for (const w of batch) await timed(() => engine.evaluate(w.events)).then(w.resolve, w.reject);
       }
+      inFlight = [];
     }
   }
 
   return {
     stalledMs: () => (evaluatingSince === 0 ? 0 : Date.now() - evaluatingSince),
-    evaluate(events, deadline) {
+    evaluate(events, deadlineMs) {
       return new Promise<EventResult[]>((resolve, reject) => {
-        const waiting: Waiting = { events, resolve, reject };
-        if (deadline) {
-          const late = () => {
-            const at = queue.indexOf(waiting);
-            // Still queued: withdrawn, so that nothing of it is stored after its 503.
-            if (at !== -1) queue.splice(at, 1);
-            reject(new DeadlineError(at === -1));
-          };
-          if (deadline.aborted) {
-            reject(new DeadlineError(false));
-            return;
-          }
-          deadline.addEventListener('abort', late, { once: true });
-          const done = () => deadline.removeEventListener('abort', late);
-          waiting.resolve = (r) => {
-            done();
-            resolve(r);
-          };
-          waiting.reject = (e) => {
-            done();
-            reject(e);
-          };
+        const deadlineAt = deadlineMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs;
+        queue.push({ events, resolve, reject, deadlineAt });
+        if (deadlineMs !== undefined && deadlineTimer === undefined) {
+          deadlineTimer = setInterval(checkDeadlines, Math.min(DEADLINE_CHECK_MS, deadlineMs));
+          deadlineTimer.unref();
         }
-        queue.push(waiting);
         if (!flushing) schedule();
       });
     },

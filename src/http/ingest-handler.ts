@@ -172,11 +172,8 @@ export function createIngestHandler(deps: IngestDeps) {
    * rest; the one that fails is reported `invalid`.
    */
   async function evaluate(events: unknown[], log: Logger): Promise<EventResult[]> {
-    const late = new AbortController();
-    const timer = setTimeout(() => late.abort(), storeDeadlineMs);
-    timer.unref();
     try {
-      return await batcher.evaluate(events, late.signal);
+      return await batcher.evaluate(events, storeDeadlineMs);
     } catch (err) {
       if (err instanceof DeadlineError) throw storeTooSlow(storeDeadlineMs, err.started);
       if (isStoreDown(err)) throw unavailable(err);
@@ -185,8 +182,6 @@ export function createIngestHandler(deps: IngestDeps) {
         return [{ outcome: 'invalid', reason: `could not be evaluated: ${messageOf(err).slice(0, 200)}` }];
       }
       log.warn({ err: messageOf(err) }, 'batch could not be evaluated; evaluating its events one by one');
-    } finally {
-      clearTimeout(timer);
     }
     const results: EventResult[] = [];
     for (const event of events) {
