@@ -32,6 +32,13 @@ const isRecent = (createdAt: string, eventTime: string): boolean | undefined => 
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
+/** Whether the caller is a user, as the detection says (evidence that names a group says nothing of it). */
+function isUserCaller(d: Detection): boolean {
+  const group = isGroup(d.evidence.principalType);
+  const type = (d.principalType ?? (group ? undefined : d.evidence.principalType) ?? '').toLowerCase();
+  return type === 'user' || (type === '' && !!(d.user?.upn || d.user?.name));
+}
+
 /** Creates the enricher: Graph for the principal, ARM for the evidence assignment and the cluster. */
 export function createAzureEnricher(
   config: Config,
@@ -48,12 +55,10 @@ export function createEnricherWith(services: AzureServices): AzureEnricher {
   const { arm, graph } = services;
 
   async function principal(d: Detection, out: Enrichment, signal: AbortSignal | undefined): Promise<void> {
-    // Evidence that names a group says nothing of the caller (see buildDetection).
     const group = isGroup(d.evidence.principalType);
-    const type = (d.principalType ?? (group ? undefined : d.evidence.principalType) ?? '').toLowerCase();
     const principalId = dashGuid(d.principalId) ?? (group ? undefined : dashGuid(d.evidence.principalId));
     const options = signal ? { signal } : {};
-    if (type === 'user' || (type === '' && (d.user?.upn || d.user?.name))) {
+    if (isUserCaller(d)) {
       if (!principalId) throw new Error('the user has no object id in the detection');
       const res = await graph.call(
         'GET',
@@ -134,7 +139,7 @@ export function createEnricherWith(services: AzureServices): AzureEnricher {
         'principal',
         {
           service: 'graph',
-          graphPermissions: 'Application.Read.All (service principals) or User.Read.All (users)',
+          graphPermissions: isUserCaller(d) ? 'User.Read.All' : 'Application.Read.All',
         },
         (s) => principal(d, out, s),
       ],

@@ -73,7 +73,7 @@ function graphPathFor(step: PlannedStep): string | undefined {
       ? `/v1.0/servicePrincipals(appId='${guid}')`
       : `/v1.0/servicePrincipals/${guid}`;
   }
-  const who = dashGuid(step.target) ?? (/^[^\s/?#]+@[^\s/?#]+$/.test(step.target) ? step.target : undefined);
+  const who = dashGuid(step.target) ?? (/^[^\s/?]+@[^\s/?#]+$/.test(step.target) ? step.target : undefined);
   return who ? `/v1.0/users/${encodeURIComponent(who)}` : undefined;
 }
 

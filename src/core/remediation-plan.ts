@@ -154,7 +154,7 @@ function claimedObjectId(d: Detection): string | undefined {
 }
 
 /** A UPN fit for a Graph path (`users/{upn}`). */
-const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?#]+@[^\s/?#]+$/.test(s);
+const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?]+@[^\s/?#]+$/.test(s);
 
 /**
  * How to find the caller in Graph: a user by its object id (else its UPN); anything else as the
@@ -756,7 +756,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
           endpoints,
           normaliseScope(a.id),
           restoreFrom(a, roleName),
-          `Remove "${roleName}" at ${normaliseScope(a.scope)}: it also grants listClusterUserCredential on the cluster`,
+          `Remove "${roleName}" at ${normaliseScope(a.scope)}: it grants listClusterUserCredential on the cluster`,
         ),
       );
     }

@@ -408,6 +408,22 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
     ]);
   });
 
+  it('a guest known only by its UPN (…#EXT#@…) is looked up by it and disabled', async () => {
+    const { fake, remediator } = await setup('live');
+    const upn = 'alice_fabrikam.com#EXT#@contoso.onmicrosoft.com';
+    fake.user({ id: USER_ID, userPrincipalName: upn, displayName: 'Alice (guest)' });
+    const d = spDetection(CLUSTER_ID, { principalId: undefined, principalType: 'User', user: { upn } });
+    d.evidence = { ...d.evidence, principalId: undefined, principalType: undefined };
+    const plan = await remediator.plan(d);
+    expect(plan.principalId).toBe(USER_ID);
+    expect(plan.steps.filter((st) => st.target === USER_ID).map((st) => st.kind)).toEqual([
+      'disable-user',
+      'revoke-user-sessions',
+    ]);
+    await remediator.execute(plan);
+    expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: false, revokedSessions: 1 });
+  });
+
   it('a detection stored by an earlier release, with a group taken for the caller, is not called tampered', async () => {
     const { remediator } = await setup('live');
     const group = '99999999-8888-4777-8666-555544443333';

@@ -237,6 +237,7 @@ describe('Revoke, live', () => {
     await clickAndWait(ACTION_IDS.revoke, 1);
     expect(lastUpdateText()).toContain('Revoke failed');
     expect(lastUpdateText()).toContain('nothing was changed: the plan has no step');
+    expect(lastUpdateText()).not.toContain('retry the steps that did not finish');
     expect(lastUpdateText()).toContain('has no service principal in this tenant');
     expect(lastUpdateText()).not.toContain('*Revoked*');
     expect(azure.mutations()).toHaveLength(0);

@@ -39,8 +39,9 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
     return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(r.detail), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(r.fix), 400)}` : ''}`;
   });
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
+    const group = (rest as { kind?: string }).kind === 'group' ? ' (a group assignment)' : '';
     lines.push(
-      `:warning: Still has access through ${clip(esc(rest.roleName), 100)} at ${code(rest.scope, 300)}`,
+      `:warning: Still has access through ${clip(esc(rest.roleName), 100)} at ${code(rest.scope, 300)}${group}`,
     );
   }
   for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${clip(esc(w), WARNING_CLIP)}`);
@@ -48,7 +49,7 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
   if (run.status === 'failed')
     head = `:x: Audit: ${kind.verb} by ${who} failed${run.error ? `: ${clip(esc(run.error), 300)}` : ''}.`;
   else if (run.mode === 'dry-run')
-    head = `:test_tube: Audit: ${kind.verb} pressed by ${who} in dry-run: nothing was changed. It would call:`;
+    head = `:test_tube: Audit: ${kind.verb} pressed by ${who} in dry-run: nothing was changed. ${steps.length === 0 ? 'It would change nothing:' : 'It would call:'}`;
   else head = `:no_entry: Audit: ${who} ${kind.doneHead}:`;
   return [head, ...lines].join('\n');
 }

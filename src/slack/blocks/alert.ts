@@ -258,9 +258,12 @@ function runText(
   if (run.status === 'running') {
     head = `:hourglass_flowing_sand: *${name} in progress*, started by ${who} ${slackDate(run.at)}…`;
   } else if (run.status === 'failed') {
-    head = `:x: *${name} failed*, started by ${who} ${slackDate(run.at)}${run.error ? `: ${s(run.error, 400)}` : ''}. ${words.retry}`;
+    // With no step planned there is nothing to retry: the error says what to deal with first.
+    const retry = run.plan && run.plan.steps.length === 0 ? '' : ` ${words.retry}`;
+    head = `:x: *${name} failed*, started by ${who} ${slackDate(run.at)}${run.error ? `: ${s(run.error, 400)}` : ''}.${retry}`;
   } else if (dry) {
-    head = `:test_tube: *Dry-run* by ${who} ${slackDate(run.at)}: nothing was changed (AZURE_REMEDIATION=dry-run). ${words.name} would make these calls:`;
+    const would = run.plan?.steps.length === 0 ? 'would change nothing:' : 'would make these calls:';
+    head = `:test_tube: *Dry-run* by ${who} ${slackDate(run.at)}: nothing was changed (AZURE_REMEDIATION=dry-run). ${words.name} ${would}`;
   } else {
     head = `:no_entry: *${words.done}* by ${who} ${slackDate(run.at)}:`;
   }
@@ -280,7 +283,9 @@ function runText(
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
     const why =
-      rest.kind === 'group' ? ' (a group assignment: remove it by hand)' : ` (${words.name} leaves it)`;
+      rest.kind === 'group'
+        ? ' (a group assignment: remove the principal from the group)'
+        : ` (${words.name} leaves it)`;
     lines.push(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
