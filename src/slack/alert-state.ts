@@ -69,6 +69,11 @@ export interface SlackAlertState {
   enrichmentPending?: boolean;
   /** The Revoke confirm dialog's text: from the plan once it is known, general until then. */
   confirmText: string;
+  /**
+   * The plan's alarms (possible tampering), shown in the alert before anyone presses Revoke: the
+   * detection names someone else's access or object id.
+   */
+  planAlarms?: string[];
   repeat?: { count: number; lastSeen: number };
   benign?: BenignMark;
   revoke?: RevokeRun;

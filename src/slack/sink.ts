@@ -1,6 +1,7 @@
 import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
 import { type AlertSink, DELIVERY_IN_PROGRESS } from '../core/ports.ts';
 import type { Enrichment, RemediationPlan } from '../core/remediation.ts';
+import { TAMPERING } from '../core/remediation-plan.ts';
 import { waitAtMost, withTimeout } from '../timeout.ts';
 import {
   loadAlertState,
@@ -96,6 +97,13 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
 
   const confirmTextOf = (plan: RemediationPlan) =>
     confirmTextFor(ctx.remediator.mode, plan.steps, plan.stillHasAccessThrough.length);
+  /** The plan's dialog text and alarms, into the alert's state. */
+  const applyPlan = (s: SlackAlertState, plan: RemediationPlan) => {
+    s.confirmText = confirmTextOf(plan);
+    const alarms = plan.warnings.filter((w) => w.startsWith(TAMPERING));
+    if (alarms.length > 0) s.planAlarms = alarms;
+    else delete s.planAlarms;
+  };
 
   function logPlanFailure(alertId: string, error: Error): void {
     logger.warn(
@@ -124,7 +132,7 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
     };
     const planned = lookups.plan.result;
     if (!planned) lookups.planPending = true;
-    else if (planned.ok) state.confirmText = confirmTextOf(planned.value);
+    else if (planned.ok) applyPlan(state, planned.value);
     else logPlanFailure(alert.id, planned.error);
     if (lookups.enrichment) {
       const enriched = lookups.enrichment.result;
@@ -163,9 +171,7 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
           logPlanFailure(alertId, r.error);
           return;
         }
-        return applyLate(alertId, 'remediation plan', (s) => {
-          s.confirmText = confirmTextOf(r.value);
-        });
+        return applyLate(alertId, 'remediation plan', (s) => applyPlan(s, r.value));
       });
     }
   }

@@ -245,6 +245,20 @@ describe('Revoke, live', () => {
     expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke');
   });
 
+  it("shows the plan's tampering alarm in the alert before anyone presses Revoke", async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    // The detection's object id is not the appid's service principal.
+    const other = '9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a';
+    const tampered = sampleAlert({ id: 'tampered-alert' }, { principalId: other });
+    await h.chat.sink.post(tampered);
+    const posts = slack().callsOf('chat.postMessage');
+    const shown =
+      JSON.stringify(posts.at(-1)?.args.blocks ?? []) + JSON.stringify(slack().callsOf('chat.update'));
+    expect(shown).toContain(`:rotating_light: POSSIBLE TAMPERING: the detection's object id ${other}`);
+    expect(azure.mutations()).toHaveLength(0);
+  });
+
   it('runs once for a double click; the second click is told privately', async () => {
     const { azure } = await posted('live');
     const [a, b] = await Promise.all([

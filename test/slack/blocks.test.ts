@@ -347,6 +347,18 @@ describe('alert message', () => {
     }
   });
 
+  it("shows the plan's alarms until a Revoke runs, which then shows its own", () => {
+    const alarm = 'POSSIBLE TAMPERING: the detection names someone else';
+    expect(allText(buildAlertMessage(view({ planAlarms: [alarm] })))).toContain(`:rotating_light: ${alarm}`);
+    const ran = buildAlertMessage(
+      view({
+        planAlarms: [alarm],
+        revoke: { status: 'failed', mode: 'dry-run', by: 'UALICE', at: DETECTED_AT, error: 'x' },
+      }),
+    );
+    expect(allText(ran)).not.toContain(`:rotating_light: ${alarm}`);
+  });
+
   it('has a plain text fallback for notifications', () => {
     const m = buildAlertMessage(view());
     expect(m.text).toBe(

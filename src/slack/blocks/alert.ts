@@ -712,6 +712,14 @@ function render(view: AlertView, k: number): SlackMessage {
     );
   }
   if (notes.length > 0) blocks.push(section(clip(notes.map((l) => `• ${l}`).join('\n'), size(1200, k))));
+  // What the Revoke plan found amiss, in sight before anyone presses it (a run then shows its own).
+  if (view.planAlarms && view.planAlarms.length > 0 && !view.revoke) {
+    blocks.push(
+      section(
+        clip(view.planAlarms.map((a) => `:rotating_light: ${s(a, WARNING_CLIP)}`).join('\n'), size(1500, k)),
+      ),
+    );
+  }
 
   const inv = investigationFields(d);
   if (inv.length > 0) {
