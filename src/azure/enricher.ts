@@ -1,8 +1,8 @@
 import type { Config } from '../config.ts';
-import { dashGuid, isGroup } from '../core/azure-ids.ts';
+import { dashGuid } from '../core/azure-ids.ts';
 import type { Detection } from '../core/detection.ts';
 import type { Enricher, Enrichment } from '../core/remediation.ts';
-import { assignmentId, isSafeScope } from '../core/remediation-plan.ts';
+import { assignmentId, callerKind, claimedObjectId, isSafeScope } from '../core/remediation-plan.ts';
 import { CONNECTED_CLUSTER_API_VERSION } from './arm.ts';
 import { describeFailure, type FailureContext, type FailureInfo, failureText } from './errors.ts';
 import { type AzureDeps, type AzureServices, createAzureServices } from './services.ts';
@@ -32,13 +32,6 @@ const isRecent = (createdAt: string, eventTime: string): boolean | undefined => 
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
-/** Whether the caller is a user, as the detection says (evidence that names a group says nothing of it). */
-function isUserCaller(d: Detection): boolean {
-  const group = isGroup(d.evidence.principalType);
-  const type = (d.principalType ?? (group ? undefined : d.evidence.principalType) ?? '').toLowerCase();
-  return type === 'user' || (type === '' && !!(d.user?.upn || d.user?.name));
-}
-
 /** Creates the enricher: Graph for the principal, ARM for the evidence assignment and the cluster. */
 export function createAzureEnricher(
   config: Config,
@@ -55,10 +48,9 @@ export function createEnricherWith(services: AzureServices): AzureEnricher {
   const { arm, graph } = services;
 
   async function principal(d: Detection, out: Enrichment, signal: AbortSignal | undefined): Promise<void> {
-    const group = isGroup(d.evidence.principalType);
-    const principalId = dashGuid(d.principalId) ?? (group ? undefined : dashGuid(d.evidence.principalId));
+    const principalId = claimedObjectId(d);
     const options = signal ? { signal } : {};
-    if (isUserCaller(d)) {
+    if (callerKind(d) === 'user') {
       if (!principalId) throw new Error('the user has no object id in the detection');
       const res = await graph.call(
         'GET',
@@ -139,7 +131,7 @@ export function createEnricherWith(services: AzureServices): AzureEnricher {
         'principal',
         {
           service: 'graph',
-          graphPermissions: isUserCaller(d) ? 'User.Read.All' : 'Application.Read.All',
+          graphPermissions: callerKind(d) === 'user' ? 'User.Read.All' : 'Application.Read.All',
         },
         (s) => principal(d, out, s),
       ],

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { type AuditEntry, listAudit, recordAudit } from '../core/audit.ts';
-import { dashGuid } from '../core/azure-ids.ts';
+import { dashGuid, isGroup } from '../core/azure-ids.ts';
 import type { Detection } from '../core/detection.ts';
 import type { StateStore } from '../core/ports.ts';
 import type {
@@ -23,6 +23,7 @@ import {
   callerPrincipal,
   type EvidenceAssignmentRead,
   isSafeScope,
+  isUpn,
   KNOWN_ROLES,
   normaliseScope,
   type RoleDefinitionInfo,
@@ -73,7 +74,7 @@ function graphPathFor(step: PlannedStep): string | undefined {
       ? `/v1.0/servicePrincipals(appId='${guid}')`
       : `/v1.0/servicePrincipals/${guid}`;
   }
-  const who = dashGuid(step.target) ?? (/^[^\s/?]+@[^\s/?#]+$/.test(step.target) ? step.target : undefined);
+  const who = dashGuid(step.target) ?? (isUpn(step.target) ? step.target : undefined);
   return who ? `/v1.0/users/${encodeURIComponent(who)}` : undefined;
 }
 
@@ -320,7 +321,7 @@ export function createRemediatorWith(
     if (!current) return { status: 'already-done', detail: `${step.target} was already gone` };
     const expected = dashGuid(plan.principalId) ?? dashGuid(restoreInfo(step)?.principalId);
     const actual = dashGuid(current.principalId);
-    if (current.principalType?.toLowerCase() === 'group') {
+    if (isGroup(current.principalType)) {
       return {
         status: 'skipped',
         detail: `not removed: ${step.target} is assigned to group ${current.principalId}, and removing it would affect every member`,

@@ -457,11 +457,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         if (!c.seenBefore) {
           candidates.push(c);
           inBatch.add(c.detection.eventId);
-        } else if (
-          inBatch.has(c.detection.eventId) ||
-          c.heldElsewhere ||
-          c.at + windowMs - FUTURE_TOLERANCE_MS <= t
-        ) {
+        } else if (inBatch.has(c.detection.eventId) || c.heldElsewhere || pastTelling(c, t)) {
           duplicate(c);
         } else if (!existed.has(c.pairKey)) {
           candidates.push(c);
@@ -671,6 +667,13 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     });
   }
 
+  /**
+   * A re-delivered event from (about) a window or more ago: its sighting is never stored, so
+   * nothing tells a finished first delivery from one that stopped; it is taken as a duplicate.
+   * The margin keeps replicas whose clocks differ a little from judging it both ways.
+   */
+  const pastTelling = (c: Candidate, t: number) => c.at + windowMs - FUTURE_TOLERANCE_MS <= t;
+
   /** Re-delivered events (not repeated within this batch, not held here, not old) whose pair `read` lacks. */
   function unsettledRedeliveries(
     parsed: readonly Candidate[],
@@ -686,7 +689,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         c.seenBefore &&
         !c.heldElsewhere &&
         !wonHere.has(c.detection.eventId) &&
-        c.at + windowMs - FUTURE_TOLERANCE_MS > t &&
+        !pastTelling(c, t) &&
         !stored.has(c.pairKey),
     );
   }

@@ -1,8 +1,8 @@
-import { dashGuid } from './azure-ids.ts';
+import { dashGuid, isGroup } from './azure-ids.ts';
 import type { Detection } from './detection.ts';
 import type { PlannedStep, RemainingAccess, RemediationPlan } from './remediation.ts';
 
-/** How a plan's warning about evidence naming another principal's assignment begins. */
+/** How a plan's alarm begins: the detection names another principal's access or object id. */
 export const TAMPERING = 'POSSIBLE TAMPERING';
 
 /**
@@ -144,17 +144,17 @@ export type CallerRead =
   | { status: 'unverifiable'; reason: string };
 
 /** The object id the detection gives the caller: the claims', else the evidence's unless it names a group. */
-function claimedObjectId(d: Detection): string | undefined {
-  const group = lower(d.evidence.principalType) === 'group';
+export function claimedObjectId(d: Detection): string | undefined {
+  const group = isGroup(d.evidence.principalType);
   const evidenceId = dashGuid(d.evidence.principalId);
   const own = dashGuid(d.principalId);
   // Detections stored by earlier releases took a group's id from the evidence for the caller's.
-  if (own && group && (own === evidenceId || lower(d.principalType) === 'group')) return undefined;
+  if (own && group && (own === evidenceId || isGroup(d.principalType))) return undefined;
   return own ?? (group ? undefined : evidenceId);
 }
 
-/** A UPN fit for a Graph path (`users/{upn}`). */
-const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?]+@[^\s/?#]+$/.test(s);
+/** A UPN fit for a Graph path (`users/{upn}`, encoded). */
+export const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?]+@[^\s/?#]+$/.test(s);
 
 /**
  * How to find the caller in Graph: a user by its object id (else its UPN); anything else as the
@@ -162,7 +162,7 @@ const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?]+@[^\s/?#]
  * neither (an appid that is no GUID) names nobody a plan may act on.
  */
 export function callerLookup(d: Detection): CallerLookup {
-  if (principalKind(d, undefined, undefined) === 'user') {
+  if (callerKind(d) === 'user') {
     const key = claimedObjectId(d) ?? (isUpn(d.user?.upn) ? d.user.upn : undefined);
     return key
       ? { kind: 'user', key }
@@ -471,6 +471,10 @@ function remaining(
 
 const lower = (s: string | undefined) => s?.toLowerCase();
 
+/** The caller's kind as the detection alone says it: its token, else its evidence (unless a group's). */
+export const callerKind = (d: Detection): 'serviceprincipal' | 'user' | undefined =>
+  principalKind(d, undefined, undefined);
+
 /** ServicePrincipal, User, or undefined: the caller's kind, from every source that says it. */
 function principalKind(
   d: Detection,
@@ -532,7 +536,7 @@ function evidenceFromArm(
   // A group assignment through which the caller got the access: the evidence then names that
   // group as the assignment's principal (membership itself is not checked).
   const viaGroup =
-    lower(a.principalType) === 'group' &&
+    isGroup(a.principalType) &&
     assignedTo !== principalId &&
     assignedTo === dashGuid(input.detection.evidence.principalId);
   if (viaGroup) {
@@ -554,7 +558,7 @@ function evidenceFromArm(
     );
     return out;
   }
-  if (lower(a.principalType) === 'group') {
+  if (isGroup(a.principalType)) {
     // The caller's id is a group's: whatever the detection says, a group's assignment stays.
     out.still.push(remaining('group', { ...a, id }, roleName));
     out.warnings.push(
@@ -621,7 +625,7 @@ function evidenceUnverified(
     ...(listed?.condition ? { condition: listed.condition } : {}),
     ...(listed?.conditionVersion ? { conditionVersion: listed.conditionVersion } : {}),
   };
-  if (lower(assignedType) === 'group') {
+  if (isGroup(assignedType)) {
     out.still.push(remaining('group', facts, roleName));
     out.warnings.push(
       `the evidence assignment ${id} (${roleName}) is made to group ${assignedTo ?? '?'}: not removed, since that would affect every member; remove the principal from the group`,
@@ -695,7 +699,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     claimsPrincipal &&
     evidencePrincipal &&
     claimsPrincipal !== evidencePrincipal &&
-    lower(ev.principalType) !== 'group'
+    !isGroup(ev.principalType)
   ) {
     warnings.push(
       `the caller's object id in the claims (${claimsPrincipal}) differs from the principal in the evidence (${evidencePrincipal}): the plan acts on the caller`,
@@ -735,7 +739,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
       if (!principalId || lower(a.principalId) !== principalId) continue;
       if (!isSafeScope(a.scope) || !isSafeScope(a.id) || !scopeCovers(a.scope, clusterId)) continue;
       // A group's assignment is never the caller's own, whatever id the plan was given.
-      if (lower(a.principalType) === 'group') continue;
+      if (isGroup(a.principalType)) continue;
       const guid = roleGuid(a.roleDefinitionId);
       const role = lookupRole(input.roles, guid);
       if (!role) {

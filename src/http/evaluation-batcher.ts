@@ -111,34 +111,39 @@ export function createEvaluationBatcher(
         size += next.events.length;
       }
       inFlight = batch;
-      if (batch.length === 1) {
-        const only = batch[0]!;
-        await timed(() => engine.evaluate(only.events)).then(only.resolve, only.reject);
-        inFlight = [];
-        continue;
-      }
-      let results: EventResult[] | undefined;
       try {
-        results = await timed(() => engine.evaluate(batch.flatMap((w) => w.events)));
-      } catch (err) {
-        // A store that is down fails every request alike: no point asking it again for each.
-        if (isStoreDown(err)) {
-          for (const w of batch) w.reject(err);
-          inFlight = [];
-          continue;
-        }
-        results = undefined;
+        await evaluateBatch(batch);
+      } finally {
+        inFlight = [];
       }
-      if (results) {
-        let offset = 0;
-        for (const w of batch) {
-          w.resolve(results.slice(offset, offset + w.events.length));
-          offset += w.events.length;
-        }
-      } else {
-        for (const w of batch) await timed(() => engine.evaluate(w.events)).then(w.resolve, w.reject);
+    }
+  }
+
+  async function evaluateBatch(batch: Waiting[]) {
+    if (batch.length === 1) {
+      const only = batch[0]!;
+      await timed(() => engine.evaluate(only.events)).then(only.resolve, only.reject);
+      return;
+    }
+    let results: EventResult[] | undefined;
+    try {
+      results = await timed(() => engine.evaluate(batch.flatMap((w) => w.events)));
+    } catch (err) {
+      // A store that is down fails every request alike: no point asking it again for each.
+      if (isStoreDown(err)) {
+        for (const w of batch) w.reject(err);
+        return;
       }
-      inFlight = [];
+      results = undefined;
+    }
+    if (results) {
+      let offset = 0;
+      for (const w of batch) {
+        w.resolve(results.slice(offset, offset + w.events.length));
+        offset += w.events.length;
+      }
+    } else {
+      for (const w of batch) await timed(() => engine.evaluate(w.events)).then(w.resolve, w.reject);
     }
   }
 

@@ -172,11 +172,16 @@ export function createIngestHandler(deps: IngestDeps) {
    * rest; the one that fails is reported `invalid`.
    */
   async function evaluate(events: unknown[], log: Logger): Promise<EventResult[]> {
+    /** A store that hangs or is down answers the whole request: 503. */
+    const storeFailure = (err: unknown): HttpError | undefined => {
+      if (err instanceof DeadlineError) return storeTooSlow(storeDeadlineMs, err.started);
+      return isStoreDown(err) ? unavailable(err) : undefined;
+    };
     try {
       return await batcher.evaluate(events, storeDeadlineMs);
     } catch (err) {
-      if (err instanceof DeadlineError) throw storeTooSlow(storeDeadlineMs, err.started);
-      if (isStoreDown(err)) throw unavailable(err);
+      const failure = storeFailure(err);
+      if (failure) throw failure;
       if (events.length === 1) {
         log.error({ err }, 'event could not be evaluated');
         return [{ outcome: 'invalid', reason: `could not be evaluated: ${messageOf(err).slice(0, 200)}` }];
@@ -186,11 +191,11 @@ export function createIngestHandler(deps: IngestDeps) {
     const results: EventResult[] = [];
     for (const event of events) {
       try {
-        const [r] = await deadline(engine.evaluate([event]));
+        const [r] = await batcher.evaluate([event], storeDeadlineMs);
         results.push(r ?? { outcome: 'invalid', reason: 'no result' });
       } catch (err) {
-        if (err instanceof HttpError) throw err;
-        if (isStoreDown(err)) throw unavailable(err);
+        const failure = storeFailure(err);
+        if (failure) throw failure;
         log.error({ err }, 'event could not be evaluated');
         results.push({
           outcome: 'invalid',
@@ -199,18 +204,6 @@ export function createIngestHandler(deps: IngestDeps) {
       }
     }
     return results;
-  }
-
-  /** `work`, or a 503 once the store has kept it waiting past the deadline (the work goes on). */
-  function deadline<T>(work: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(storeTooSlow(storeDeadlineMs)), storeDeadlineMs);
-      timer.unref();
-    });
-    // The work may fail after the answer went out: that must not count as unhandled.
-    work.catch(() => undefined);
-    return Promise.race([work, late]).finally(() => clearTimeout(timer));
   }
 
   return async function handleIngest(req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {

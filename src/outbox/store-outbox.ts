@@ -121,21 +121,21 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
 
   // Depth bookkeeping: the ids seen at the last worker pass plus ids this process added since.
   let knownIds = new Set<string>();
-  let addedIds = new Set<string>();
   /**
-   * When each id in `addedIds` was stored, by a counter that each read of the pending set also
-   * moves on: an id stored before a read began and missing from it was delivered (by this
-   * process or another replica), while one stored after may simply have been too late for it.
+   * The ids this process added since, each with when it was stored, by a counter that each read
+   * of the pending set also moves on: an id stored before a read began and missing from it was
+   * delivered (by this process or another replica), while one stored after may simply have been
+   * too late for it.
    */
-  const addedAt = new Map<string, number>();
+  const added = new Map<string, number>();
   let clock = 0;
-  /** How many of the ids in `knownIds` and `addedIds` are posts; the rest are repeats. */
+  /** How many of the ids in `knownIds` and `added` are posts; the rest are repeats. */
   let posts = 0;
   const isPost = (id: string) => id.startsWith('post:');
   const recount = () => {
     posts = 0;
     for (const id of knownIds) if (isPost(id)) posts++;
-    for (const id of addedIds) if (isPost(id)) posts++;
+    for (const id of added.keys()) if (isPost(id)) posts++;
   };
   /**
    * When each pending post's event happened (epoch ms), so that a pass posts alerts in the order
@@ -178,7 +178,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const repeatsPending = depth() - posts;
     let room = maxPending - repeatsPending;
     for (const id of [...items.keys()]) {
-      if (isPost(id) || knownIds.has(id) || addedIds.has(id)) continue;
+      if (isPost(id) || knownIds.has(id) || added.has(id)) continue;
       if (room > 0) room--;
       else items.delete(id);
     }
@@ -189,9 +189,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     await store.addMembers(OUTBOX_PENDING_SET, ids);
     const storedAt = ++clock;
     for (const id of ids) {
-      if (knownIds.has(id) || addedIds.has(id)) continue;
-      addedIds.add(id);
-      addedAt.set(id, storedAt);
+      if (knownIds.has(id) || added.has(id)) continue;
+      added.set(id, storedAt);
       if (isPost(id)) posts++;
     }
     // While paused after a failure the timer's passes suffice; kicking would only re-read the index.
@@ -199,7 +198,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   }
 
   function depth() {
-    return knownIds.size + addedIds.size;
+    return knownIds.size + added.size;
   }
 
   function recordFailure(itemId: string, kind: 'post' | 'repeat', err: unknown) {
@@ -218,8 +217,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     await store.removeMembers(OUTBOX_PENDING_SET, [itemId]);
     itemBackoff.delete(itemId);
     const was = knownIds.delete(itemId);
-    addedAt.delete(itemId);
-    if ((addedIds.delete(itemId) || was) && isPost(itemId)) posts--;
+    if ((added.delete(itemId) || was) && isPost(itemId)) posts--;
   }
 
   type Attempt = 'delivered' | 'skipped' | 'failed' | 'waiting';
@@ -304,12 +302,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const readAt = ++clock;
     const ids = await store.members(OUTBOX_PENDING_SET);
     knownIds = new Set(ids);
-    // Added before this read and not in it: delivered meanwhile, here or by another replica.
-    addedIds = new Set([...addedIds].filter((id) => !knownIds.has(id) && (addedAt.get(id) ?? 0) > readAt));
-    for (const id of addedAt.keys()) if (!addedIds.has(id)) addedAt.delete(id);
+    // In the read, an id counts there; added before the read and missing from it, it was
+    // delivered meanwhile, here or by another replica.
+    for (const [id, storedAt] of added) if (knownIds.has(id) || storedAt < readAt) added.delete(id);
     recount();
     for (const id of itemBackoff.keys()) if (!knownIds.has(id)) itemBackoff.delete(id);
-    for (const id of postOrder.keys()) if (!knownIds.has(id) && !addedIds.has(id)) postOrder.delete(id);
+    for (const id of postOrder.keys()) if (!knownIds.has(id) && !added.has(id)) postOrder.delete(id);
 
     const t = now();
     if (t < pauseUntil) return false;
