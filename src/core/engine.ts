@@ -70,6 +70,17 @@ export const alertIdFor = (eventId: string): string => hash('sha256', eventId).s
 const SETTLE_MS = 1500;
 const SETTLE_POLL_MS = 25;
 
+/** Why an event from a window or more ago of a pair in the current history is not alerted. */
+const REPLAY_OF_KNOWN_PAIR =
+  'older than the history window, so not stored; the pair is in the current history (seen within the window)';
+
+/** The result of an event whose pair's allowlist entry holds. */
+const allowlisted = (allow: AllowlistEntry, d: Detection): EventResult => ({
+  outcome: 'allowlisted',
+  reason: `allowlisted by ${allow.by}${allow.until ? ` until ${new Date(allow.until).toISOString()}` : ''}: ${allow.reason}`,
+  detection: d,
+});
+
 /** Events per claim call while a batch is parsed, on a store across the network. */
 const CLAIM_CHUNK = 1000;
 
@@ -505,9 +516,23 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const replayed = (c: Candidate) => (c.at + windowMs <= t ? 1 : 0);
       candidates.sort((a, b) => replayed(a) - replayed(b) || a.at - b.at);
 
+      /** The pairs this batch changes: only those are written back. */
+      const changed = new Set<string>();
+
       for (const c of candidates) {
         const d = c.detection;
         let next = pairs.get(c.pairKey);
+        if (replayed(c) === 1 && next && (existed.has(c.pairKey) || next.lastSeen > horizon)) {
+          // An event from a window or more ago of a pair in the current history: the pair is
+          // known (alerted, allowlisted or imported since), and the event is not stored, so the
+          // history's first seen and count stay within the window.
+          const allow = allows.get(c.pairKey);
+          results[c.index] = isAllowActive(allow, t)
+            ? allowlisted(allow, d)
+            : { outcome: 'known', reason: REPLAY_OF_KNOWN_PAIR, detection: d };
+          continue;
+        }
+        changed.add(c.pairKey);
         const isNew = !next || !hasSightingNear(next.spans, c.at, windowMs);
         const lastBefore = next?.lastSeen;
         if (!next) {
@@ -532,11 +557,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
         const allow = allows.get(c.pairKey);
         if (isAllowActive(allow, t)) {
-          results[c.index] = {
-            outcome: 'allowlisted',
-            reason: `allowlisted by ${allow.by}${allow.until ? ` until ${new Date(allow.until).toISOString()}` : ''}: ${allow.reason}`,
-            detection: d,
-          };
+          results[c.index] = allowlisted(allow, d);
         } else if (evalOpts.silent) {
           results[c.index] = { outcome: 'known', reason: 'recorded without alerting (import)', detection: d };
         } else if ((isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) && learning) {
@@ -644,6 +665,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const index: Array<[string, string]> = [];
       const reindexBefore = t - windowMs / 2;
       for (const [key, pair] of pairs) {
+        // A pair read for a duplicate or an old event only: rewriting it unchanged could put back
+        // an older copy over another process's newer one.
+        if (!changed.has(key)) continue;
         const ttl = pair.lastSeen + windowMs - t;
         // A sighting older than the window expires at once: nothing to keep.
         if (ttl <= 0) continue;

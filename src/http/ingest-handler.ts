@@ -28,7 +28,7 @@ export interface RejectedEvent {
 export interface IngestSummary {
   /** Events found in the body. */
   events: number;
-  /** Events alerted, known or allowlisted: recorded in the history. */
+  /** Events alerted, known or allowlisted: recorded in the history (unless older than the window). */
   accepted: number;
   counts: Record<Outcome, number>;
   rejected: RejectedEvent[];

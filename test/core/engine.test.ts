@@ -332,6 +332,50 @@ describe.each(Object.keys(backends))(
       expect(sink.alerts).toHaveLength(2);
     });
 
+    it('neither stores nor alerts an event from longer ago than the window of a pair in the history', async () => {
+      const [live] = await engine.evaluate([record({ time: at(60_000) })]);
+      expect(live?.outcome).toBe('alerted');
+      // 6.9 days ago is within the window: stored. The others are older than the window; the first
+      // two lie within a window of a stored sighting, the last does not.
+      const within = await engine.evaluate([record({ time: at(6.9 * DAY) })]);
+      const older = await engine.evaluate([
+        record({ time: at(7.5 * DAY) }),
+        record({ time: at(9 * DAY) }),
+        record({ time: at(30 * DAY) }),
+      ]);
+      expect(within[0]?.outcome).toBe('known');
+      expect(older.map((r) => r.outcome)).toEqual(['known', 'known', 'known']);
+      expect(older[2]?.reason).toContain('older than the history window');
+      expect(sink.alerts).toHaveLength(1);
+      const [entry] = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(entry?.pair.count).toBe(2);
+      expect(Date.now() - entry!.pair.firstSeen).toBeLessThan(7 * DAY);
+    });
+
+    it('answers an old event of an allowlisted pair in the history allowlisted, without storing it', async () => {
+      await engine.evaluate([record({ time: at(60_000) })]);
+      await createHistory({ store, windowMs: WINDOW }).allow({
+        appId: ARC.appId,
+        ip: ARC.ip,
+        by: 'U1',
+        reason: 'build agent',
+      });
+      const [old] = await engine.evaluate([record({ time: at(20 * DAY) })]);
+      expect(old?.outcome).toBe('allowlisted');
+      const [entry] = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(entry?.pair.count).toBe(1);
+    });
+
+    it('does not write back a pair that only duplicates and old events read', async () => {
+      const event = record({ time: at(60_000) });
+      await engine.evaluate([event]);
+      const setMany = vi.spyOn(store, 'setMany');
+      await engine.evaluate([structuredClone(event), record({ time: at(30 * DAY) })]);
+      const written = setMany.mock.calls.flatMap(([entries]) => entries.map((e) => e.key));
+      expect(written).not.toContain(pairKey(ARC.appId, ARC.ip));
+      setMany.mockRestore();
+    });
+
     it('recognises the same event as an Event Hub record and as the ECS document Elastic made of it', async () => {
       const opts = {
         time: new Date(Date.now() - 60_000),
