@@ -148,6 +148,24 @@ describe('alert message', () => {
     expect(one).toContain('in 36h; 1 other IP seen');
   });
 
+  it('says that an event from longer ago than the window cannot be told new, and alerts once per pair', () => {
+    const old = new Date(DETECTED_AT - 30 * 86_400_000).toISOString();
+    const text = allText(buildAlertMessage(view({ alert: sampleAlert({}, { eventTime: old }) })));
+    expect(text).toContain('an event from longer ago than 7d (a late delivery or a replay)');
+    expect(text).toContain('2 other IPs seen in the last 7d');
+    expect(text).not.toContain('first use of this IP');
+  });
+
+  it('gives the correlation id and the tenant, to find the event in the activity log', () => {
+    const text = allText(buildAlertMessage(view()));
+    expect(text).toContain(`correlation id \`${sampleDetection().correlationId}\``);
+    expect(text).toContain(`tenant \`${sampleDetection().tenantId}\``);
+    const bare = allText(
+      buildAlertMessage(view({ alert: sampleAlert({}, { correlationId: undefined, tenantId: undefined }) })),
+    );
+    expect(bare).not.toContain('correlation id');
+  });
+
   it('shows the appid investigation field as the event wrote it, to search for in Elastic', () => {
     const sent = ARC.appId.replaceAll('-', '').toUpperCase();
     const fields = investigationFields(sampleDetection({ appIdAsSent: sent }));

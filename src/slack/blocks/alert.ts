@@ -106,10 +106,13 @@ export function whyText(alert: AlertRecord, k = 1): string {
   const others = alert.otherIps;
   const window = formatDuration(alert.windowMs);
   const otherText = `${others} other IP${others === 1 ? '' : 's'} seen`;
+  const eventAt = parseTime(alert.detection.eventTime);
   let why =
-    alert.seenHereAt === undefined
-      ? `first use of this IP by this identity in ${window}; ${otherText}`
-      : `Elastic judged this IP new for this identity, but this service saw the pair within ${window} (last ${slackDate(alert.seenHereAt)}); ${otherText}`;
+    alert.seenHereAt !== undefined
+      ? `Elastic judged this IP new for this identity, but this service saw the pair within ${window} (last ${slackDate(alert.seenHereAt)}); ${otherText}`
+      : eventAt !== undefined && eventAt + alert.windowMs <= alert.detectedAt
+        ? `an event from longer ago than ${window} (a late delivery or a replay). No history that old is kept, so whether the IP was new then cannot be told: such events alert once per pair, and are not stored; ${otherText} in the last ${window}`
+        : `first use of this IP by this identity in ${window}; ${otherText}`;
   if (alert.reason === 'elastic-alert') {
     // Kibana's reasons end in a full stop; the sentence gets its own.
     const reason = withoutFinalStops(alert.detection.elasticAlert?.reason);
@@ -762,6 +765,8 @@ function render(view: AlertView, k: number): SlackMessage {
         type: 'mrkdwn',
         text: `Alert ${c(alert.id, 64)} · ${esc(ARC_RULE_NAME)} · remediation: ${view.mode}${
           eventAt === undefined ? '' : ` · event ${isoTime(eventAt)}`
+        }${d.correlationId ? ` · correlation id ${c(d.correlationId, 80)}` : ''}${
+          d.tenantId ? ` · tenant ${c(d.tenantId, 80)}` : ''
         }`,
       },
     ],
