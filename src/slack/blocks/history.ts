@@ -17,7 +17,7 @@ export const HISTORY_MAX_MESSAGES = 5;
 export const HISTORY_MAX_BUTTONS = 10;
 
 /** Room kept in each message for its head and its tail (both clipped to fit). */
-const HEAD_MAX = 450;
+const HEAD_MAX = 550;
 const TAIL_MAX = 400;
 /** Blocks besides the sections of lines: head, divider, allowlisted IPs not seen, buttons, their note, tail. */
 const FIXED_BLOCKS = 6;
@@ -274,7 +274,7 @@ export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
         : '';
     const head =
       p === 0
-        ? `*Source IPs of ${id} in the last ${window}*: ${plural(entries.length, 'IP')}, ${allowed.toLocaleString('en-US')} allowlisted, most recent first. Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not.${part}`
+        ? `*Source IPs of ${id} in the last ${window}*: ${plural(entries.length, 'IP')}, ${allowed.toLocaleString('en-US')} allowlisted, most recent first. Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not. Count and first seen run from when the IP's use began with no gap of ${window} or more.${part}`
         : `*Source IPs of ${id} in the last ${window}*, continued.${part}`;
     const blocks: types.KnownBlock[] = [
       { type: 'section', text: { type: 'mrkdwn', text: clip(head, HEAD_MAX) } },
