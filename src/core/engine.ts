@@ -70,6 +70,9 @@ export const alertIdFor = (eventId: string): string => hash('sha256', eventId).s
 const SETTLE_MS = 1500;
 const SETTLE_POLL_MS = 25;
 
+/** Why an event from a window or more ago is not imported. */
+const OLDER_THAN_WINDOW = 'older than the history window of now: not stored';
+
 /** Why an event from a window or more ago of a pair in the current history is not alerted. */
 const REPLAY_OF_KNOWN_PAIR =
   'older than the history window, so not stored; the pair is in the current history (seen within the window)';
@@ -100,13 +103,18 @@ export function eventClaim(c: { detection: Detection; eventMs?: number }): { gro
   };
 }
 /**
- * The claim that makes one alert of a new pair, also across processes, held for a window. Events
- * from a window or more before now (a replayed export) claim apart from the others: their
+ * The claim that makes one alert of a new pair, also across processes. Events from a window or
+ * more before now (a replayed export) claim apart from the others, for a window: their
  * sightings are never stored, so this claim is all that keeps a replay to one alert per pair,
- * and it must not stop the pair from alerting when it comes back now.
+ * and it must not stop the pair from alerting when it comes back now. A new run of a pair whose
+ * earlier run is still stored (its events came a window or more after that run's last one) claims
+ * under that last sighting's time, which every process reading the same record agrees on.
  */
-const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
-  `${replay ? 'alerted-replay' : 'alerted'}:${normaliseAppId(appId)}:${ip}`;
+const alertClaimKey = (appId: string, ip: string, replay: boolean, episode?: number) =>
+  `${replay ? 'alerted-replay' : 'alerted'}:${normaliseAppId(appId)}:${ip}${episode === undefined ? '' : `:${episode.toString(36)}`}`;
+
+/** The shortest a live alert's claim is held, whatever its event's time. */
+const MIN_ALERT_CLAIM_MS = 60_000;
 
 /**
  * Taken with a pair's alert claim, in the same store call, by the event that claims it: held
@@ -505,7 +513,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           if (d.geo === undefined || d.as === undefined) locate(opts.geo, d);
         }
       }
-      const created: Candidate[] = [];
       const wantsAlert: Candidate[] = [];
       const learning = learningUntil !== undefined && t < learningUntil;
       /** The sightings of each pair in this batch: an alert's pair seen again here updates it. */
@@ -518,23 +525,40 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
       /** The pairs this batch changes: only those are written back. */
       const changed = new Set<string>();
+      /**
+       * Events that begin a new run of a pair whose earlier run is stored: the stored run's last
+       * sighting, which names the episode in the alert claim.
+       */
+      const episodeOf = new Map<Candidate, number>();
 
       for (const c of candidates) {
         const d = c.detection;
         let next = pairs.get(c.pairKey);
-        if (replayed(c) === 1 && next && (existed.has(c.pairKey) || next.lastSeen > horizon)) {
-          // An event from a window or more ago of a pair in the current history: the pair is
-          // known (alerted, allowlisted or imported since), and the event is not stored, so the
-          // history's first seen and count stay within the window.
+        // An event from a window or more ago is never stored and never counted (see `replayed`).
+        const replay = replayed(c) === 1;
+        if (replay && evalOpts.silent) {
+          results[c.index] = { outcome: 'ignored', reason: OLDER_THAN_WINDOW, detection: d };
+          continue;
+        }
+        if (replay && next && (existed.has(c.pairKey) || next.lastSeen > horizon)) {
+          // Of a pair in the current history: the pair is known (alerted, allowlisted or imported
+          // since).
           const allow = allows.get(c.pairKey);
           results[c.index] = isAllowActive(allow, t)
             ? allowlisted(allow, d)
             : { outcome: 'known', reason: REPLAY_OF_KNOWN_PAIR, detection: d };
           continue;
         }
-        changed.add(c.pairKey);
         const isNew = !next || !hasSightingNear(next.spans, c.at, windowMs);
         const lastBefore = next?.lastSeen;
+        // A sighting a window or more after every stored one begins a new run of the pair: its
+        // count and first seen start again (what /arc-history shows), and it alerts as a new
+        // episode (see `episodeOf`).
+        if (next && isNew && !replay && c.at > next.lastSeen) {
+          if (existed.has(c.pairKey)) episodeOf.set(c, prevLastSeen.get(c.pairKey)!);
+          next.firstSeen = c.at;
+          next.count = 0;
+        }
         if (!next) {
           next = {
             appId: normaliseAppId(d.appId),
@@ -545,19 +569,23 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             spans: [],
           };
           pairs.set(c.pairKey, next);
-          created.push(c);
         }
-        const before = latest.get(c.pairKey);
-        if (!before || c.at >= before.at) latest.set(c.pairKey, c);
-        next.firstSeen = Math.min(next.firstSeen, c.at);
-        next.lastSeen = Math.max(next.lastSeen, c.at);
-        next.count++;
-        next.spans = recordSighting(next.spans, c.at, windowMs, horizon);
-        inBatchCount.set(c.pairKey, (inBatchCount.get(c.pairKey) ?? 0) + 1);
+        if (!replay) {
+          changed.add(c.pairKey);
+          const before = latest.get(c.pairKey);
+          if (!before || c.at >= before.at) latest.set(c.pairKey, c);
+          next.firstSeen = Math.min(next.firstSeen, c.at);
+          next.lastSeen = Math.max(next.lastSeen, c.at);
+          next.count++;
+          next.spans = recordSighting(next.spans, c.at, windowMs, horizon);
+          inBatchCount.set(c.pairKey, (inBatchCount.get(c.pairKey) ?? 0) + 1);
+        }
 
         const allow = allows.get(c.pairKey);
         if (isAllowActive(allow, t)) {
           results[c.index] = allowlisted(allow, d);
+          // The alert the pair was marked benign from keeps showing its sightings.
+          if (!replay) noteRepeat(next);
         } else if (evalOpts.silent) {
           results[c.index] = { outcome: 'known', reason: 'recorded without alerting (import)', detection: d };
         } else if ((isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) && learning) {
@@ -579,7 +607,13 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (wantsAlert.length > 0) {
         // Exactly one alert per new pair, also across processes sharing the store.
         const claimKeys = wantsAlert.map((c) =>
-          alertClaimKey(c.detection.appId, c.detection.sourceIp, c.at + windowMs <= t),
+          alertClaimKey(c.detection.appId, c.detection.sourceIp, replayed(c) === 1, episodeOf.get(c)),
+        );
+        // A live alert's claim lasts while its event is within the window (at least a minute, so
+        // that it outlives a race with another process): once the event and the pair's record are
+        // gone, a new sighting alerts again, however late this event came.
+        const claimTtls = wantsAlert.map((c) =>
+          replayed(c) === 1 ? windowMs : Math.max(c.at + windowMs - t, MIN_ALERT_CLAIM_MS),
         );
         // The first event of each pair here also claims its own alert id, in the same call: it
         // names whose alert the pair's claim was taken for, should that delivery stop before
@@ -592,7 +626,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           owners.set(i, { key: alertOwnerKey(wantsAlert[i]!) });
         });
         const ownerList = [...owners.values()];
-        const taken = await store.claimMany([...claimKeys, ...ownerList.map((o) => o.key)], windowMs);
+        const taken = await store.claimMany(
+          [...claimKeys, ...ownerList.map((o) => o.key)],
+          [...claimTtls, ...ownerList.map(() => windowMs)],
+        );
         ownerList.forEach((o, n) => {
           o.taken = taken[claimKeys.length + n];
         });
@@ -682,7 +719,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         }
         writes.push({ key, value: pair, ttlMs: ttl });
       }
-      if (created.length > 0 && !historyMarked) {
+      // The history holds a sighting once a new pair is written (not by an event never stored).
+      if (!historyMarked && writes.some((w) => !existed.has(w.key))) {
         writes.push({ key: HISTORY_MARK, value: true });
         historyMarked = true;
       }

@@ -376,6 +376,70 @@ describe.each(Object.keys(backends))(
       setMany.mockRestore();
     });
 
+    it('alerts a new run of a pair whose earlier run is still stored, and counts the run from its start', async () => {
+      // Two sightings 7 days and 2 minutes apart: the later (4 minutes ahead, within the clock
+      // tolerance) has no sighting within the window of its time, though the earlier is stored.
+      const [first] = await engine.evaluate([record({ time: at(WINDOW - 2 * 60_000) })]);
+      const [again] = await engine.evaluate([record({ time: at(-4 * 60_000) })]);
+      expect(first?.outcome).toBe('alerted');
+      expect(again?.outcome).toBe('alerted');
+      expect(sink.alerts).toHaveLength(2);
+      const [entry] = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(entry?.pair.count).toBe(1);
+      expect(entry?.pair.firstSeen).toBe(entry?.pair.lastSeen);
+    });
+
+    it('alerts when the window shrank and the pair was last seen outside the new one', async () => {
+      const [old] = await engine.evaluate([record({ time: at(3 * DAY) })]);
+      expect(old?.outcome).toBe('alerted');
+      const shrunk = await createEngine({ store, windowMs: 36 * 3600_000, outbox: sink.outbox });
+      const [now] = await shrunk.evaluate([record({ time: at(1000) })]);
+      expect(now?.outcome).toBe('alerted');
+      expect(sink.alerts).toHaveLength(2);
+      const [entry] = await createHistory({ store, windowMs: 36 * 3600_000 }).listIdentity(ARC.appId);
+      expect(entry?.pair.count).toBe(1);
+    });
+
+    it('counts no replayed event: several of an unseen pair in one request give one alert and no repeats', async () => {
+      const results = await engine.evaluate([
+        record({ time: at(8 * DAY) }),
+        record({ time: at(10 * DAY) }),
+        record({ time: at(9 * DAY) }),
+      ]);
+      expect(results.map((r) => r.outcome)).toEqual(['known', 'alerted', 'known']);
+      expect(sink.alerts).toHaveLength(1);
+      expect(sink.repeats).toEqual([]);
+      expect(await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId)).toEqual([]);
+    });
+
+    it('imports no event from longer ago than the window, and says why', async () => {
+      const [old, recent] = await engine.evaluate(
+        [record({ time: at(8 * DAY) }), record({ time: at(DAY) })],
+        {
+          silent: true,
+        },
+      );
+      expect(old).toMatchObject({
+        outcome: 'ignored',
+        reason: expect.stringContaining('older than the history window'),
+      });
+      expect(recent?.outcome).toBe('known');
+    });
+
+    it('updates the alert of a pair marked benign with its later sightings', async () => {
+      const [first] = await engine.evaluate([record({ time: at(DAY) })]);
+      await createHistory({ store, windowMs: WINDOW }).allow({
+        appId: ARC.appId,
+        ip: ARC.ip,
+        by: 'U1',
+        reason: 'build agent',
+        alertId: first!.alert!.id,
+      });
+      const [later] = await engine.evaluate([record({ time: at(1000) })]);
+      expect(later?.outcome).toBe('allowlisted');
+      expect(sink.repeats.at(-1)).toMatchObject({ alertId: first?.alert?.id, count: 2 });
+    });
+
     it('recognises the same event as an Event Hub record and as the ECS document Elastic made of it', async () => {
       const opts = {
         time: new Date(Date.now() - 60_000),
@@ -551,6 +615,32 @@ describe.each(Object.keys(backends))(
   },
 );
 
+describe('engine: the alert claim lasts as long as its event is within the window', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it.each(['memory', 'sqlite'])(
+    'on %s, a pair alerted from a late event alerts again once that event and its record are gone',
+    async (backend) => {
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const start = Date.now();
+      const store = await openStateStore(backends[backend]!());
+      const sink = collectingOutbox();
+      const engine = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox });
+      // Delivered 6 days 23 hours late: within the window for one more hour.
+      const [late] = await engine.evaluate([record({ time: new Date(start - WINDOW + 3600_000) })]);
+      expect(late?.outcome).toBe('alerted');
+      vi.setSystemTime(start + 3600_000 + 5 * 60_000);
+      // No sighting of the pair lies within the window of this one: a new pair, alerted.
+      const [back] = await engine.evaluate([record({ time: new Date(Date.now() - 1000) })]);
+      expect(back?.outcome).toBe('alerted');
+      expect(sink.alerts).toHaveLength(2);
+      await store.close();
+    },
+  );
+});
+
 describe('engine: learning period', () => {
   it('records without alerting during the learning period after a first start on an empty history', async () => {
     const store = await openStateStore('memory://');
@@ -581,6 +671,22 @@ describe('engine: learning period', () => {
     clock += DAY + 1;
     const [after] = await restarted.evaluate([record({ ip: '198.51.100.10', time: new Date(clock - 1000) })]);
     expect(after?.outcome).toBe('alerted');
+    await store.close();
+  });
+
+  it('opens the learning period on a history that only ever saw events older than the window', async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    const plain = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox });
+    const [old] = await plain.evaluate([record({ time: at(30 * DAY) })]);
+    expect(old?.outcome).toBe('alerted');
+    const engine = await createEngine({
+      store,
+      windowMs: WINDOW,
+      outbox: sink.outbox,
+      learningPeriodMs: DAY,
+    });
+    expect(engine.learningUntil).toBeGreaterThan(Date.now());
     await store.close();
   });
 
