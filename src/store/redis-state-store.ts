@@ -6,6 +6,7 @@ import {
   type LiveMembersQuery,
   type StateStore,
 } from '../core/ports.ts';
+import { withTimeout } from '../timeout.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import { scrubSecret } from './parse-store-url.ts';
@@ -277,12 +278,23 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
   }
   // node-redis reports connection trouble as 'error' events too; the rejected calls carry it.
   client.on('error', () => {});
-  try {
+  const answerWithinMs = options.connectTimeoutMs ?? 5000;
+  // `connectTimeout` bounds the TCP connect only: a server that accepts and never answers (a
+  // paused Redis, a wrong port behind a proxy) would hold the start forever.
+  const handshake = (async () => {
     await client.connect();
     await client.ping();
+  })();
+  handshake.catch(() => undefined);
+  try {
+    await withTimeout(handshake, answerWithinMs, `it accepted the connection, but Redis`);
   } catch (error) {
     // A failed first connection usually leaves the client closed already; destroy() would throw.
-    if (client.isOpen) client.destroy();
+    try {
+      if (client.isOpen) client.destroy();
+    } catch {
+      // already closed
+    }
     throw new StoreError(
       'STORE_UNREACHABLE',
       scrubSecret(`Cannot connect to Redis at ${options.display}: ${describeError(error)}`, options.password),

@@ -1,6 +1,8 @@
+import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { parseStoreUrl, redactUrl, scrubSecret } from '../../src/store/parse-store-url.ts';
+import { openRedisStateStore } from '../../src/store/redis-state-store.ts';
 import { StoreError } from '../../src/store/store-error.ts';
 
 async function openError(url: string, namespace?: string): Promise<StoreError> {
@@ -134,6 +136,40 @@ describe('openStateStore with an unreachable backend', () => {
     expect(error.message).not.toContain('Unreach4ble-Pw');
     expect(JSON.stringify(error)).not.toContain('Unreach4ble-Pw');
     expect(String(error.stack)).not.toContain('Unreach4ble-Pw');
+  });
+
+  it('gives up on a Redis address that accepts connections and never answers, and says so', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.resume(); // reads what the client sends (its AUTH), answers nothing
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as { port: number };
+    try {
+      const started = Date.now();
+      const error = await openRedisStateStore({
+        url: `redis://:Qu1et-Pw@127.0.0.1:${port}`,
+        display: `redis://:***@127.0.0.1:${port}`,
+        password: 'Qu1et-Pw',
+        namespace: 'silent',
+        connectTimeoutMs: 300,
+      }).catch((e: unknown) => e as StoreError);
+      expect(error).toBeInstanceOf(StoreError);
+      expect((error as StoreError).code).toBe('STORE_UNREACHABLE');
+      expect((error as StoreError).message).toMatch(
+        /^Cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+: it accepted the connection, but Redis did not answer within 300 ms/,
+      );
+      expect(JSON.stringify(error)).not.toContain('Qu1et-Pw');
+      expect(Date.now() - started).toBeLessThan(5000);
+      // The connection it opened is closed again.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect([...sockets].filter((s) => !s.destroyed && !s.readableEnded)).toEqual([]);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('names PostgreSQL and its address, never the password', async () => {
