@@ -121,6 +121,20 @@ describe('npm start (node src/main.ts)', () => {
     expect(await svc.exited).toBe(0);
   });
 
+  it('stops gracefully when `npm start` is sent SIGTERM (as a container runtime does), leaving nothing running', async () => {
+    const svc = startService({ PORT: '0', STORE_URL: 'memory://' }, '', { npm: true });
+    children.push(svc);
+    const url = await svc.url();
+    svc.child.kill('SIGTERM');
+    await svc.waitForLine((l) => l.msg === 'stopped');
+    expect(await svc.exited).toBe(0);
+    const refused = await fetch(`${url}/healthz`).then(
+      () => false,
+      () => true,
+    );
+    expect(refused).toBe(true);
+  });
+
   it('names the token count, never the tokens, and hides the store password', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
     const svc = startService(

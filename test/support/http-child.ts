@@ -5,7 +5,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const MAIN = path.join(ROOT, 'src/main.ts');
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -24,10 +25,17 @@ export interface ServiceProcess {
   url(): Promise<string>;
 }
 
-/** Starts `node src/main.ts` with exactly `env` (plus PATH and HOME) in `cwd`. */
-export function startService(env: Record<string, string>, cwd: string): ServiceProcess {
-  const child = spawn(process.execPath, [MAIN], {
-    cwd,
+/**
+ * Starts `node src/main.ts` with exactly `env` (plus PATH and HOME) in `cwd`; with `npm`, runs
+ * `npm start` in the repository instead (then `cwd` is the repository's).
+ */
+export function startService(
+  env: Record<string, string>,
+  cwd: string,
+  opts: { npm?: boolean } = {},
+): ServiceProcess {
+  const child = spawn(opts.npm ? 'npm' : process.execPath, opts.npm ? ['start', '--silent'] : [MAIN], {
+    cwd: opts.npm ? ROOT : cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cwd, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
