@@ -69,7 +69,12 @@ export function createBoltApp(
   const log = boltLogger(logger);
   const socketMode = Boolean(settings.appToken);
   const receiver = settings.appToken
-    ? new SocketModeReceiver({ appToken: settings.appToken, logger: log })
+    ? new SocketModeReceiver({
+        appToken: settings.appToken,
+        logger: log,
+        // The client that opens the WebSocket (apps.connections.open) calls the same API base.
+        installerOptions: { clientOptions: { slackApiUrl: settings.apiUrl } },
+      })
     : new HTTPReceiver({
         signingSecret: settings.signingSecret,
         endpoints: ['/slack/events'],

@@ -151,6 +151,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
   }
 
   let sweepTimer: NodeJS.Timeout | undefined;
+  let socketStart: Promise<void> | undefined;
   let sweeping: Promise<void> | undefined;
   // One sweep at a time: a long one (a backlog under rate limits) is not joined by the next tick.
   const sweep = () => {
@@ -190,13 +191,27 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       clearInterval(sweepTimer);
       sweepTimer = setInterval(() => void sweep(), tuning.staleSweepIntervalMs ?? STALE_SWEEP_INTERVAL_MS);
       sweepTimer.unref();
-      if (socketMode) await app.start();
+      // The WebSocket connects in the background: until it does (Slack slow or unreachable), the
+      // service still takes detections and posts alerts; only clicks and commands wait.
+      if (socketMode) {
+        socketStart = app.start().then(
+          () => logger.info('Slack Socket Mode connected: receiving clicks and commands'),
+          (err: unknown) =>
+            logger.error(
+              { err: (err as Error)?.message ?? String(err) },
+              'Slack Socket Mode could not connect (SLACK_APP_TOKEN): clicks and commands are not received; check the app-level token and its connections:write scope, then restart',
+            ),
+        );
+      }
     },
     async stop() {
       auth.stop();
       clearInterval(sweepTimer);
       sweepTimer = undefined;
-      if (socketMode) await app.stop();
+      if (socketMode) {
+        await waitAtMost(socketStart ?? Promise.resolve(), tuning.startWaitMs ?? START_WAIT_MS);
+        await app.stop().catch(() => undefined);
+      }
     },
   };
   if (http) {

@@ -36,3 +36,33 @@ it('with SLACK_APP_TOKEN uses Socket Mode: no HTTP listener, alerts still posted
   expect(await chat.sink.post(sampleAlert())).toEqual({ ref: 'C123:1700000000.000001' });
   expect(fake.callsOf('chat.postMessage')[0]!.token).toBe('xoxb-socket');
 });
+
+it('opens the Socket Mode connection through SLACK_API_URL, in the background: a failing Slack never holds up the start', async () => {
+  fake = await startFakeSlack();
+  fake.script('apps.connections.open', { error: 'invalid_auth' });
+  store = await openStateStore('memory://');
+  const config = loadConfig({
+    SLACK_BOT_TOKEN: 'xoxb-socket',
+    SLACK_APP_TOKEN: 'xapp-1-socket',
+    SLACK_ALERT_CHANNEL: 'C123',
+    SLACK_API_URL: fake.apiUrl,
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const chat = await createSlackChat(config, {
+    store,
+    logger,
+    history: createHistory({ store, windowMs: 7 * 86_400_000 }),
+    remediator: evidencePlanRemediator(),
+    tuning: { webApiRetries: 0, startWaitMs: 1000 },
+  });
+  await chat.start?.();
+  await fake.waitFor('apps.connections.open', () => fake!.callsOf('apps.connections.open').length > 0);
+  expect(fake.callsOf('apps.connections.open')[0]!.token).toBe('xapp-1-socket');
+  await expect
+    .poll(() => lines.find((l) => String(l.msg).startsWith('Slack Socket Mode could not connect')))
+    .toBeDefined();
+  // Alerts still go out meanwhile.
+  expect(await chat.sink.post(sampleAlert())).toEqual({ ref: 'C123:1700000000.000001' });
+  await chat.stop?.();
+});
