@@ -10,6 +10,13 @@ import { type FakeSlack, startFakeSlack } from '../support/fake-slack.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let fake: FakeSlack | undefined;
+const socketConfig = (slack: FakeSlack) =>
+  loadConfig({
+    SLACK_BOT_TOKEN: 'xoxb-socket',
+    SLACK_APP_TOKEN: 'xapp-1-socket',
+    SLACK_ALERT_CHANNEL: 'C123',
+    SLACK_API_URL: slack.apiUrl,
+  });
 let store: StateStore | undefined;
 afterEach(async () => {
   await store?.close();
@@ -19,12 +26,7 @@ afterEach(async () => {
 it('with SLACK_APP_TOKEN uses Socket Mode: no HTTP listener, alerts still posted through the Web API', async () => {
   fake = await startFakeSlack();
   store = await openStateStore('memory://');
-  const config = loadConfig({
-    SLACK_BOT_TOKEN: 'xoxb-socket',
-    SLACK_APP_TOKEN: 'xapp-1-socket',
-    SLACK_ALERT_CHANNEL: 'C123',
-    SLACK_API_URL: fake.apiUrl,
-  });
+  const config = socketConfig(fake);
   const chat = await createSlackChat(config, {
     store,
     logger: pino({ level: 'silent' }),
@@ -41,12 +43,7 @@ it('opens the Socket Mode connection through SLACK_API_URL, in the background: a
   fake = await startFakeSlack();
   fake.script('apps.connections.open', { error: 'invalid_auth' });
   store = await openStateStore('memory://');
-  const config = loadConfig({
-    SLACK_BOT_TOKEN: 'xoxb-socket',
-    SLACK_APP_TOKEN: 'xapp-1-socket',
-    SLACK_ALERT_CHANNEL: 'C123',
-    SLACK_API_URL: fake.apiUrl,
-  });
+  const config = socketConfig(fake);
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
   const chat = await createSlackChat(config, {
