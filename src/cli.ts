@@ -42,8 +42,38 @@ async function firstChar(path: string): Promise<string> {
   }
 }
 
-async function* readEvents(path: string): AsyncGenerator<{ event: unknown } | { error: string }> {
-  const input = path === '-' ? process.stdin : createReadStream(path, { encoding: 'utf8' });
+type ReadItem = { event: unknown } | { error: string };
+
+/**
+ * Lines that did not parse as NDJSON from their first line on: one pretty-printed JSON document,
+ * or NDJSON whose first line is broken (then that line is reported, the others read). When no
+ * line reads either, the document's own parse error stands.
+ */
+function* documentOrLines(lines: string[]): Generator<ReadItem> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(lines.join('\n'));
+  } catch (error) {
+    const items: ReadItem[] = [];
+    let read = 0;
+    lines.forEach((line, i) => {
+      const trimmed = line.trim();
+      if (trimmed === '') return;
+      try {
+        for (const event of unwrapExport(JSON.parse(trimmed))) items.push({ event });
+        read++;
+      } catch {
+        items.push({ error: `line ${i + 1}: not valid JSON` });
+      }
+    });
+    if (read === 0) throw error;
+    yield* items;
+    return;
+  }
+  for (const event of unwrapExport(doc)) yield { event };
+}
+
+async function* readEvents(path: string): AsyncGenerator<ReadItem> {
   if (path !== '-') {
     // A single JSON document (array, envelope, search response) is read whole.
     if ((await firstChar(path)) === '[') {
@@ -52,6 +82,7 @@ async function* readEvents(path: string): AsyncGenerator<{ event: unknown } | { 
       return;
     }
   }
+  const input = path === '-' ? process.stdin : createReadStream(path, { encoding: 'utf8' });
   const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   let n = 0;
   let buffered: string[] | undefined;
@@ -74,13 +105,13 @@ async function* readEvents(path: string): AsyncGenerator<{ event: unknown } | { 
       yield { error: `line ${n}: not valid JSON` };
     }
   }
-  if (buffered) {
-    for (const event of unwrapExport(JSON.parse(buffered.join('\n')))) yield { event };
-  }
+  if (buffered) yield* documentOrLines(buffered);
 }
 
 async function importHistory(path: string): Promise<number> {
   const config = loadConfig(process.env);
+  // The input is checked before the store is opened: a wrong path changes nothing.
+  if (path !== '-') await firstChar(path);
   const store = await openStateStore(config.storeUrl);
   const engine = await createEngine({
     store,

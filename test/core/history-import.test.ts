@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -76,6 +76,51 @@ describe('history import [derived Arc events]', () => {
       env: { ...process.env, STORE_URL: `sqlite://${db}` },
     });
     expect(stdout).toMatch(/imported 3 sightings/);
+  });
+
+  it('reads NDJSON whose first line is broken: that line is reported, the others imported', async () => {
+    const db = path.join(dir, 'broken-first.db');
+    const file = path.join(dir, 'broken-first.ndjson');
+    const lines = [
+      '{"broken": ',
+      ...[1, 2, 3].map((n) => JSON.stringify(ecs(`192.0.2.${20 + n}`, 1, 20 + n))),
+    ];
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const { stdout } = await run(process.execPath, [CLI, 'history', 'import', file], {
+      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+    });
+    expect(stdout).toMatch(/imported 3 sightings/);
+    expect(stdout).toMatch(/line 1: not valid JSON/);
+  });
+
+  it('counts events older than the window as ignored, not as imported', async () => {
+    const db = path.join(dir, 'old.db');
+    const file = path.join(dir, 'old.ndjson');
+    writeFileSync(
+      file,
+      `${[ecs('192.0.2.31', 2, 31), ecs('192.0.2.32', 8, 32)].map((e) => JSON.stringify(e)).join('\n')}\n`,
+    );
+    const { stdout } = await run(process.execPath, [CLI, 'history', 'import', file], {
+      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+    });
+    expect(stdout).toMatch(/imported 1 sightings/);
+    expect(stdout).toMatch(/1 × ignored: older than the history window of now: not stored/);
+  });
+
+  it('says a file it cannot read is missing, without a stack trace and without touching the store', async () => {
+    const db = path.join(dir, 'never.db');
+    const missing = path.join(dir, 'no-such-export.ndjson');
+    await expect(
+      run(process.execPath, [CLI, 'history', 'import', missing], {
+        env: { ...process.env, STORE_URL: `sqlite://${db}` },
+      }),
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(
+        /^history import failed: ENOENT: no such file or directory.*no-such-export\.ndjson'\n$/,
+      ),
+    });
+    expect(existsSync(db)).toBe(false);
   });
 
   it('explains its usage and fails on a bad configuration without a stack trace', async () => {
