@@ -81,7 +81,11 @@ if (config.learningPeriodMs !== undefined) {
     learning = `, learning period ended ${new Date(learningUntil).toISOString()}`;
   }
 }
-logger.info(
+// The one line that says what runs is written whatever LOG_LEVEL filters out (at that level).
+const startLevel = logger.isLevelEnabled('info') ? 'info' : (logger.level as 'warn' | 'error');
+// An IPv6 address is bracketed in a URL.
+const urlHost = address.host.includes(':') ? `[${address.host}]` : address.host;
+logger[startLevel](
   {
     port: address.port,
     host: address.host,
@@ -96,5 +100,5 @@ logger.info(
     ingestAuth: config.ingestTokens.length > 0 ? 'token' : 'loopback-only',
     ingestMaxBytes: config.ingestMaxBytes,
   },
-  `arc-responder listening on http://${address.host}:${address.port}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
+  `arc-responder listening on http://${urlHost}:${address.port}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
 );
