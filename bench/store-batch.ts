@@ -17,7 +17,11 @@ const dir = mkdtempSync(join(tmpdir(), 'arc-store-bench-'));
 const url = process.argv[2] ?? `sqlite://${join(dir, 'bench.db')}`;
 const seconds = Number(process.argv[3] ?? 1);
 const namespace = `bench-${process.pid}`;
-const store = await openStateStore(url, { namespace });
+const store = await openStateStore(url, { namespace }).catch((err: unknown) => {
+  rmSync(dir, { recursive: true, force: true });
+  console.error(`store-batch: ${(err as Error).message}`);
+  process.exit(1);
+});
 
 // A pair record shaped like the engine's, so serialisation cost is realistic.
 const record = (i: number) => ({
