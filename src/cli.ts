@@ -47,7 +47,7 @@ type ReadItem = { event: unknown } | { error: string };
 /**
  * Lines that did not parse as NDJSON from their first line on: one pretty-printed JSON document,
  * or NDJSON whose first line is broken (then that line is reported, the others read). When no
- * line reads either, the document's own parse error stands.
+ * line reads as a JSON object or array either, the document's own parse error stands.
  */
 function* documentOrLines(lines: string[]): Generator<ReadItem> {
   let doc: unknown;
@@ -60,8 +60,11 @@ function* documentOrLines(lines: string[]): Generator<ReadItem> {
       const trimmed = line.trim();
       if (trimmed === '') return;
       try {
-        for (const event of unwrapExport(JSON.parse(trimmed))) items.push({ event });
-        read++;
+        const value: unknown = JSON.parse(trimmed);
+        for (const event of unwrapExport(value)) items.push({ event });
+        // A line of a broken pretty-printed document can be valid JSON alone (`"x"`, `1`): only an
+        // object or array makes it NDJSON.
+        if (value !== null && typeof value === 'object') read++;
       } catch {
         items.push({ error: `line ${i + 1}: not valid JSON` });
       }

@@ -103,18 +103,13 @@ export function eventClaim(c: { detection: Detection; eventMs?: number }): { gro
   };
 }
 /**
- * The claim that makes one alert of a new pair, also across processes. Events from a window or
- * more before now (a replayed export) claim apart from the others, for a window: their
- * sightings are never stored, so this claim is all that keeps a replay to one alert per pair,
- * and it must not stop the pair from alerting when it comes back now. A new run of a pair whose
- * earlier run is still stored (its events came a window or more after that run's last one) claims
- * under that last sighting's time, which every process reading the same record agrees on.
+ * The claim that makes one alert of a new pair, also across processes, held for a window from
+ * the alert. Events from a window or more before now (a replayed export) claim apart from the
+ * others: their sightings are never stored, so this claim is all that keeps a replay to one
+ * alert per pair, and it must not stop the pair from alerting when it comes back now.
  */
-const alertClaimKey = (appId: string, ip: string, replay: boolean, episode?: number) =>
-  `${replay ? 'alerted-replay' : 'alerted'}:${normaliseAppId(appId)}:${ip}${episode === undefined ? '' : `:${episode.toString(36)}`}`;
-
-/** The shortest a live alert's claim is held, whatever its event's time. */
-const MIN_ALERT_CLAIM_MS = 60_000;
+const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
+  `${replay ? 'alerted-replay' : 'alerted'}:${normaliseAppId(appId)}:${ip}`;
 
 /**
  * Taken with a pair's alert claim, in the same store call, by the event that claims it: held
@@ -450,6 +445,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         };
         if (prev.last !== undefined) copy.last = prev.last;
         if (prev.alertId !== undefined) copy.alertId = prev.alertId;
+        if (prev.alertedAt !== undefined) copy.alertedAt = prev.alertedAt;
         if (prev.indexedAt !== undefined) copy.indexedAt = prev.indexedAt;
         pairs.set(k, copy);
       });
@@ -525,11 +521,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
       /** The pairs this batch changes: only those are written back. */
       const changed = new Set<string>();
-      /**
-       * Events that begin a new run of a pair whose earlier run is stored: the stored run's last
-       * sighting, which names the episode in the alert claim.
-       */
-      const episodeOf = new Map<Candidate, number>();
 
       for (const c of candidates) {
         const d = c.detection;
@@ -551,14 +542,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         }
         const isNew = !next || !hasSightingNear(next.spans, c.at, windowMs);
         const lastBefore = next?.lastSeen;
-        // A sighting a window or more after every stored one begins a new run of the pair: its
-        // count and first seen start again (what /arc-history shows), and it alerts as a new
-        // episode (see `episodeOf`).
-        if (next && isNew && !replay && c.at > next.lastSeen) {
-          if (existed.has(c.pairKey)) episodeOf.set(c, prevLastSeen.get(c.pairKey)!);
-          next.firstSeen = c.at;
-          next.count = 0;
-        }
         if (!next) {
           next = {
             appId: normaliseAppId(d.appId),
@@ -607,13 +590,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (wantsAlert.length > 0) {
         // Exactly one alert per new pair, also across processes sharing the store.
         const claimKeys = wantsAlert.map((c) =>
-          alertClaimKey(c.detection.appId, c.detection.sourceIp, replayed(c) === 1, episodeOf.get(c)),
-        );
-        // A live alert's claim lasts while its event is within the window (at least a minute, so
-        // that it outlives a race with another process): once the event and the pair's record are
-        // gone, a new sighting alerts again, however late this event came.
-        const claimTtls = wantsAlert.map((c) =>
-          replayed(c) === 1 ? windowMs : Math.max(c.at + windowMs - t, MIN_ALERT_CLAIM_MS),
+          alertClaimKey(c.detection.appId, c.detection.sourceIp, replayed(c) === 1),
         );
         // The first event of each pair here also claims its own alert id, in the same call: it
         // names whose alert the pair's claim was taken for, should that delivery stop before
@@ -626,10 +603,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           owners.set(i, { key: alertOwnerKey(wantsAlert[i]!) });
         });
         const ownerList = [...owners.values()];
-        const taken = await store.claimMany(
-          [...claimKeys, ...ownerList.map((o) => o.key)],
-          [...claimTtls, ...ownerList.map(() => windowMs)],
-        );
+        const taken = await store.claimMany([...claimKeys, ...ownerList.map((o) => o.key)], windowMs);
         ownerList.forEach((o, n) => {
           o.taken = taken[claimKeys.length + n];
         });
@@ -676,6 +650,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           alerts.push(alert);
           const pair = pairs.get(c.pairKey)!;
           pair.alertId = alert.id;
+          pair.alertedAt = t;
           results[c.index] = { outcome: 'alerted', detection: d, alert };
           // Later sightings in this batch were counted before the alert existed: the message
           // shows them once it is posted.
@@ -705,7 +680,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         // A pair read for a duplicate or an old event only: rewriting it unchanged could put back
         // an older copy over another process's newer one.
         if (!changed.has(key)) continue;
-        const ttl = pair.lastSeen + windowMs - t;
+        // A record lasts a window after its last sighting, and a window after its alert: a pair
+        // alerted from an event that came late keeps its record as long as the alert's claim,
+        // so that a sighting meanwhile updates that alert rather than being lost to the claim.
+        const ttl = Math.max(pair.lastSeen, pair.alertedAt ?? 0) + windowMs - t;
         // A sighting older than the window expires at once: nothing to keep.
         if (ttl <= 0) continue;
         if (!existed.has(key) || (pair.indexedAt ?? 0) < reindexBefore) {

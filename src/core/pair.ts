@@ -43,6 +43,11 @@ export interface StoredPair extends Omit<PairRecord, 'last'> {
   last?: PairDetails;
   /** When the pair was last added to its identity's index (epoch ms); it is re-added every half window. */
   indexedAt?: number;
+  /**
+   * When its alert (`alertId`) was raised (epoch ms). The record lasts at least a window from
+   * then, as long as the alert's claim, so that a sighting meanwhile updates that alert.
+   */
+  alertedAt?: number;
 }
 
 /** An allowlist entry for one pair: suppresses alerts while it lasts. */

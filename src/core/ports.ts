@@ -13,13 +13,6 @@ export interface StateEntry {
   ttlMs?: number;
 }
 
-/** The TTL of `StateStore.claimMany`: one for all keys, or one per key; absent means no expiry. */
-export type ClaimTtl = number | readonly number[] | undefined;
-
-/** The TTL `ttl` gives the `i`-th key. */
-export const claimTtlAt = (ttl: ClaimTtl, i: number): number | undefined =>
-  typeof ttl === 'object' ? ttl[i] : ttl;
-
 /** Keys to claim in one group (`StateStore.claimInGroups`). */
 export interface ClaimGroup {
   group: string;
@@ -59,11 +52,8 @@ export interface StateStore {
    * processes sharing the backend (SET NX in Redis, INSERT ... ON CONFLICT in SQL).
    */
   claim(key: string, ttlMs?: number): Promise<boolean>;
-  /**
-   * `claim` for many keys at once; a key repeated in `keys` is won at most once. `ttlMs` is one
-   * TTL for all keys, or one per key (same order as `keys`).
-   */
-  claimMany(keys: readonly string[], ttlMs?: ClaimTtl): Promise<boolean[]>;
+  /** `claim` for many keys at once; a key repeated in `keys` is won at most once. */
+  claimMany(keys: readonly string[], ttlMs?: number): Promise<boolean[]>;
   /** Gives a claim back so that it can be taken again. */
   releaseClaim(key: string): Promise<void>;
   /**

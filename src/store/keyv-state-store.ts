@@ -1,5 +1,5 @@
 import type { Keyv } from 'keyv';
-import type { ClaimGroup, ClaimTtl, LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
+import type { ClaimGroup, LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
 import { deserializeKeyvData } from './keyv-json.ts';
 import { describeError, StoreError } from './store-error.ts';
 
@@ -10,7 +10,7 @@ import { describeError, StoreError } from './store-error.ts';
  */
 export interface ClaimsAndSets {
   claim(key: string, ttlMs: number | undefined): Promise<boolean>;
-  claimMany(keys: readonly string[], ttlMs: ClaimTtl): Promise<boolean[]>;
+  claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]>;
   releaseClaim(key: string): Promise<void>;
   /**
    * Grouped claims kept in one structure per group; without them, `<group>:<key>` claims. Should
@@ -233,18 +233,10 @@ export class KeyvStateStore implements StateStore {
     return this.#rest.claim(key, normaliseTtl(ttlMs));
   }
 
-  async claimMany(keys: readonly string[], ttlMs?: ClaimTtl): Promise<boolean[]> {
+  async claimMany(keys: readonly string[], ttlMs?: number): Promise<boolean[]> {
     this.#open();
     checkKeys(keys, 'keys');
-    let ttl: ClaimTtl;
-    if (typeof ttlMs === 'object') {
-      if (!Array.isArray(ttlMs) || ttlMs.length !== keys.length) {
-        throw new StoreError('STORE_BAD_INPUT', 'ttlMs must be one TTL, or one TTL per key');
-      }
-      ttl = ttlMs.map((t) => normaliseTtl(t) as number);
-    } else {
-      ttl = normaliseTtl(ttlMs);
-    }
+    const ttl = normaliseTtl(ttlMs);
     if (keys.length === 0) return [];
     return this.#rest.claimMany(keys, ttl);
   }

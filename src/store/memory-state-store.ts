@@ -1,4 +1,4 @@
-import { type ClaimTtl, claimTtlAt, type StateStore } from '../core/ports.ts';
+import type { StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 
@@ -33,13 +33,11 @@ class MemoryClaimsAndSets implements ClaimsAndSets {
     return this.#take(key, ttlMs === undefined ? Number.POSITIVE_INFINITY : now + ttlMs, now);
   }
 
-  async claimMany(keys: readonly string[], ttlMs: ClaimTtl): Promise<boolean[]> {
+  async claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]> {
     const now = Date.now();
     this.#sweepSometimes(now, keys.length);
-    return keys.map((key, i) => {
-      const ttl = claimTtlAt(ttlMs, i);
-      return this.#take(key, ttl === undefined ? Number.POSITIVE_INFINITY : now + ttl, now);
-    });
+    const expires = ttlMs === undefined ? Number.POSITIVE_INFINITY : now + ttlMs;
+    return keys.map((key) => this.#take(key, expires, now));
   }
 
   async releaseClaim(key: string): Promise<void> {

@@ -1,6 +1,6 @@
 import KeyvPostgres, { type KeyvPostgresOptions } from '@keyv/postgres';
 import pg from 'pg';
-import { type ClaimTtl, claimTtlAt, type StateStore } from '../core/ports.ts';
+import type { StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
 import { escapeLike } from './escape-like.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
@@ -49,8 +49,7 @@ const CLAIM_SQL = `
 // keys in the same order and cannot deadlock each other.
 const CLAIM_MANY_SQL = `
   INSERT INTO public.arc_claims AS c (key, expires)
-  SELECT DISTINCT ON (k) k, e FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS t(k, e, n)
-  ORDER BY k, n
+  SELECT DISTINCT k, $2::bigint FROM unnest($1::text[]) AS t(k) ORDER BY k
   ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE c.expires <= $3
   RETURNING key`;
 
@@ -109,17 +108,17 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
     return result.rowCount === 1;
   }
 
-  async claimMany(keys: readonly string[], ttlMs: ClaimTtl): Promise<boolean[]> {
+  async claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]> {
     const prefixed = keys.map((key) => this.#prefix + key);
     const won = new Set<string>();
     for (let attempt = 1; ; attempt++) {
       const now = Date.now();
-      const expires = keys.map((_, i) => {
-        const ttl = claimTtlAt(ttlMs, i);
-        return ttl === undefined ? null : now + ttl;
-      });
       try {
-        const result = await this.#pool.query<{ key: string }>(CLAIM_MANY_SQL, [prefixed, expires, now]);
+        const result = await this.#pool.query<{ key: string }>(CLAIM_MANY_SQL, [
+          prefixed,
+          ttlMs === undefined ? null : now + ttlMs,
+          now,
+        ]);
         for (const row of result.rows) won.add(row.key);
         break;
       } catch (error) {

@@ -1,11 +1,5 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
-import {
-  type ClaimGroup,
-  type ClaimTtl,
-  claimTtlAt,
-  type LiveMembersQuery,
-  type StateStore,
-} from '../core/ports.ts';
+import type { ClaimGroup, LiveMembersQuery, StateStore } from '../core/ports.ts';
 import { withTimeout } from '../timeout.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
@@ -96,16 +90,13 @@ class RedisClaimsAndSets implements ClaimsAndSets {
   }
 
   /** One pipelined round trip of SET NX; a repeated key meets its own SET and loses. */
-  async claimMany(keys: readonly string[], ttlMs: ClaimTtl): Promise<boolean[]> {
-    const optionsFor = (ttl: number | undefined) =>
-      ttl === undefined
+  async claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]> {
+    const options =
+      ttlMs === undefined
         ? ({ condition: 'NX' } as const)
-        : ({ condition: 'NX', expiration: { type: 'PX', value: ttl } } as const);
-    const shared = typeof ttlMs === 'object' ? undefined : optionsFor(ttlMs);
+        : ({ condition: 'NX', expiration: { type: 'PX', value: ttlMs } } as const);
     const pipeline = this.#client.multi();
-    keys.forEach((key, i) => {
-      pipeline.set(this.#claimPrefix + key, CLAIMED, shared ?? optionsFor(claimTtlAt(ttlMs, i)));
-    });
+    for (const key of keys) pipeline.set(this.#claimPrefix + key, CLAIMED, options);
     const replies = await pipeline.execAsPipeline();
     return replies.map((reply) => (reply as unknown) === 'OK');
   }

@@ -1,5 +1,5 @@
 import type { StatementSync } from 'node:sqlite';
-import { type ClaimTtl, claimTtlAt, type StateStore } from '../core/ports.ts';
+import type { StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import {
@@ -79,18 +79,15 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
   }
 
   /** All keys in one write transaction; a repeated key finds its own fresh row and loses. */
-  async claimMany(keys: readonly string[], ttlMs: ClaimTtl): Promise<boolean[]> {
+  async claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]> {
     const now = Date.now();
-    const expiresAt = (i: number) => {
-      const ttl = claimTtlAt(ttlMs, i);
-      return ttl === undefined ? null : now + ttl;
-    };
+    const expires = ttlMs === undefined ? null : now + ttlMs;
     const stmt = this.#claim;
     const prefix = this.#prefix;
     const won = new Array<boolean>(keys.length);
     immediateTransaction(this.#adapter.db, () => {
       for (let i = 0; i < keys.length; i++) {
-        won[i] = Number(stmt.run(prefix + keys[i], expiresAt(i), now).changes) === 1;
+        won[i] = Number(stmt.run(prefix + keys[i], expires, now).changes) === 1;
       }
     });
     return won;

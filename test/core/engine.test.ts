@@ -376,28 +376,28 @@ describe.each(Object.keys(backends))(
       setMany.mockRestore();
     });
 
-    it('alerts a new run of a pair whose earlier run is still stored, and counts the run from its start', async () => {
-      // Two sightings 7 days and 2 minutes apart: the later (4 minutes ahead, within the clock
-      // tolerance) has no sighting within the window of its time, though the earlier is stored.
+    it('does not alert a pair again within a window of its alert: a sighting a window after the alerted one updates it', async () => {
+      // Two sightings 7 days and 2 minutes apart (the later 4 minutes ahead, within the clock
+      // tolerance): the later is new by its own time, but the pair was alerted just now.
       const [first] = await engine.evaluate([record({ time: at(WINDOW - 2 * 60_000) })]);
       const [again] = await engine.evaluate([record({ time: at(-4 * 60_000) })]);
       expect(first?.outcome).toBe('alerted');
-      expect(again?.outcome).toBe('alerted');
-      expect(sink.alerts).toHaveLength(2);
-      const [entry] = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
-      expect(entry?.pair.count).toBe(1);
-      expect(entry?.pair.firstSeen).toBe(entry?.pair.lastSeen);
+      expect(again).toMatchObject({
+        outcome: 'known',
+        reason: 'this pair was alerted already within the window',
+      });
+      expect(sink.alerts).toHaveLength(1);
+      expect(sink.repeats.at(-1)).toMatchObject({ alertId: first?.alert?.id, count: 2 });
     });
 
-    it('alerts when the window shrank and the pair was last seen outside the new one', async () => {
+    it('after the window shrank, an alert still holds its pair back for the window it was raised under', async () => {
       const [old] = await engine.evaluate([record({ time: at(3 * DAY) })]);
       expect(old?.outcome).toBe('alerted');
       const shrunk = await createEngine({ store, windowMs: 36 * 3600_000, outbox: sink.outbox });
       const [now] = await shrunk.evaluate([record({ time: at(1000) })]);
-      expect(now?.outcome).toBe('alerted');
-      expect(sink.alerts).toHaveLength(2);
-      const [entry] = await createHistory({ store, windowMs: 36 * 3600_000 }).listIdentity(ARC.appId);
-      expect(entry?.pair.count).toBe(1);
+      expect(now?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(1);
+      expect(sink.repeats.at(-1)).toMatchObject({ alertId: old?.alert?.id, count: 2 });
     });
 
     it('counts no replayed event: several of an unseen pair in one request give one alert and no repeats', async () => {
@@ -615,13 +615,13 @@ describe.each(Object.keys(backends))(
   },
 );
 
-describe('engine: the alert claim lasts as long as its event is within the window', () => {
+describe('engine: an alert holds its pair back for a window', () => {
   afterEach(() => {
     vi.useRealTimers();
   });
 
   it.each(['memory', 'sqlite'])(
-    'on %s, a pair alerted from a late event alerts again once that event and its record are gone',
+    'on %s, a pair alerted from a late event keeps its record while the alert holds it back: a sighting then updates the alert',
     async (backend) => {
       vi.useFakeTimers({ toFake: ['Date'] });
       const start = Date.now();
@@ -631,10 +631,18 @@ describe('engine: the alert claim lasts as long as its event is within the windo
       // Delivered 6 days 23 hours late: within the window for one more hour.
       const [late] = await engine.evaluate([record({ time: new Date(start - WINDOW + 3600_000) })]);
       expect(late?.outcome).toBe('alerted');
-      vi.setSystemTime(start + 3600_000 + 5 * 60_000);
-      // No sighting of the pair lies within the window of this one: a new pair, alerted.
+      // Two hours on, the event is out of the window, but the alert holds the pair back for a
+      // window: the sighting updates it, and /arc-history lists it.
+      vi.setSystemTime(start + 2 * 3600_000);
       const [back] = await engine.evaluate([record({ time: new Date(Date.now() - 1000) })]);
-      expect(back?.outcome).toBe('alerted');
+      expect(back?.outcome).toBe('known');
+      expect(sink.repeats.at(-1)).toMatchObject({ alertId: late?.alert?.id, count: 2 });
+      const [entry] = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(entry?.pair.count).toBe(2);
+      // A window after both, the pair is new again.
+      vi.setSystemTime(start + 2 * 3600_000 + WINDOW + 60_000);
+      const [later] = await engine.evaluate([record({ time: new Date(Date.now() - 1000) })]);
+      expect(later?.outcome).toBe('alerted');
       expect(sink.alerts).toHaveLength(2);
       await store.close();
     },

@@ -93,6 +93,19 @@ describe('history import [derived Arc events]', () => {
     expect(stdout).toMatch(/line 1: not valid JSON/);
   });
 
+  it('reports a broken pretty-printed document by its parse error, even when a line of it is JSON alone', async () => {
+    const file = path.join(dir, 'broken-pretty.json');
+    writeFileSync(file, '{\n  "records": [\n    "x"\n  ,\n}\n');
+    await expect(
+      run(process.execPath, [CLI, 'history', 'import', file], {
+        env: { ...process.env, STORE_URL: `sqlite://${path.join(dir, 'broken-pretty.db')}` },
+      }),
+    ).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/^history import failed: Unexpected token/),
+    });
+  });
+
   it('counts events older than the window as ignored, not as imported', async () => {
     const db = path.join(dir, 'old.db');
     const file = path.join(dir, 'old.ndjson');
