@@ -896,7 +896,7 @@ describe('/arc-history reply', () => {
     expect(JSON.stringify(pages)).not.toContain('not shown');
     // The heading is whole, its legend and the part it is of included.
     const head = JSON.stringify(pages[0]!.blocks?.[0]);
-    expect(head).toContain('after its last gap of 7 days or more.');
+    expect(head).toContain('run until 7 days pass without a sighting.');
     expect(head).toMatch(new RegExp(`Part 1 of ${pages.length}: IPs 1–\\d+ of 300; the rest follow`));
     // Remove buttons: for allowlisted IPs only, at most HISTORY_MAX_BUTTONS, in the first message.
     const buttons = JSON.stringify(pages[0]!.blocks).match(new RegExp(ACTION_IDS.removeAllow, 'g')) ?? [];

@@ -274,7 +274,7 @@ export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
         : '';
     const head =
       p === 0
-        ? `*Source IPs of ${id} in the last ${window}*: ${plural(entries.length, 'IP')}, ${allowed.toLocaleString('en-US')} allowlisted, most recent first. Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not. Count and first seen run from the IP's first sighting after its last gap of ${window} or more.${part}`
+        ? `*Source IPs of ${id} in the last ${window}*: ${plural(entries.length, 'IP')}, ${allowed.toLocaleString('en-US')} allowlisted, most recent first. Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not. Count and first seen run until ${window} pass without a sighting.${part}`
         : `*Source IPs of ${id} in the last ${window}*, continued.${part}`;
     const blocks: types.KnownBlock[] = [
       { type: 'section', text: { type: 'mrkdwn', text: clip(head, HEAD_MAX) } },
