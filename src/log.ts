@@ -53,5 +53,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };
-  return options.destination ? pino(opts, options.destination) : pino(opts);
+  // Stdout written synchronously: each line is out before the next step, nothing is left in a
+  // buffer to flush at exit, and a reader that went away (EPIPE) silences the log instead of
+  // holding the exit (pino's buffered default flushes at exit in a loop that never ends then).
+  return pino(opts, options.destination ?? pino.destination({ dest: 1, sync: true }));
 }

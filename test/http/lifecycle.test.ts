@@ -135,6 +135,15 @@ describe('npm start (node src/main.ts)', () => {
     expect(refused).toBe(true);
   });
 
+  it('stops on SIGTERM when whoever read its log has gone away', async () => {
+    const svc = startService({ PORT: '0', STORE_URL: 'memory://' }, tmpdir());
+    children.push(svc);
+    await svc.url();
+    svc.child.stdout!.destroy();
+    svc.child.kill('SIGTERM');
+    expect(await svc.exited).toBe(0);
+  });
+
   it('names the token count, never the tokens, and hides the store password', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
     const svc = startService(
