@@ -214,6 +214,10 @@ const AZURE_IDENTITY_VARIABLES = [
  * Parses the environment once. Throws a `ConfigError` listing every problem at once.
  * Nothing else in the code base reads `process.env`.
  */
+/** The base URL of a listening address: an IPv6 address is bracketed. */
+export const listenUrl = (host: string, port: number): string =>
+  `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
 export function loadConfig(env: Record<string, string | undefined>): Readonly<Config> {
   const parsed = schema.safeParse(env);
   const problems: string[] = [];

@@ -3,7 +3,7 @@
  * and stops gracefully on SIGTERM/SIGINT.
  */
 import { createApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, listenUrl, loadConfig } from './config.ts';
 import { formatDuration } from './core/duration.ts';
 import { createLogger } from './log.ts';
 import { parseStoreUrl } from './store/parse-store-url.ts';
@@ -83,8 +83,6 @@ if (config.learningPeriodMs !== undefined) {
 }
 // The one line that says what runs is written whatever LOG_LEVEL filters out (at that level).
 const startLevel = logger.isLevelEnabled('info') ? 'info' : (logger.level as 'warn' | 'error');
-// An IPv6 address is bracketed in a URL.
-const urlHost = address.host.includes(':') ? `[${address.host}]` : address.host;
 logger[startLevel](
   {
     port: address.port,
@@ -100,5 +98,5 @@ logger[startLevel](
     ingestAuth: config.ingestTokens.length > 0 ? 'token' : 'loopback-only',
     ingestMaxBytes: config.ingestMaxBytes,
   },
-  `arc-responder listening on http://${urlHost}:${address.port}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
+  `arc-responder listening on ${listenUrl(address.host, address.port)}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
 );

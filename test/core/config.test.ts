@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, listenUrl, loadConfig } from '../../src/config.ts';
 
 describe('loadConfig', () => {
   it('starts on the embedded defaults with no configuration at all', () => {
@@ -167,5 +167,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...slack, SLACK_ALLOWLIST: 'responders' })).toThrow(
       /SLACK_ALLOWLIST=responders needs SLACK_RESPONDERS/,
     );
+  });
+});
+
+describe('listenUrl', () => {
+  it('brackets an IPv6 address, as a URL needs', () => {
+    expect(listenUrl('127.0.0.1', 3000)).toBe('http://127.0.0.1:3000');
+    expect(listenUrl('::1', 3000)).toBe('http://[::1]:3000');
+    expect(listenUrl('::', 8080)).toBe('http://[::]:8080');
+    expect(new URL(listenUrl('fe80::1', 1)).port).toBe('1');
   });
 });
