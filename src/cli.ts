@@ -76,10 +76,11 @@ function* documentOrLines(lines: string[]): Generator<ReadItem> {
   for (const event of unwrapExport(doc)) yield { event };
 }
 
-async function* readEvents(path: string): AsyncGenerator<ReadItem> {
+/** The events of `path` (`-`: standard input), whose first non-blank character is `first`. */
+async function* readEvents(path: string, first: string | undefined): AsyncGenerator<ReadItem> {
   if (path !== '-') {
     // A single JSON document (array, envelope, search response) is read whole.
-    if ((await firstChar(path)) === '[') {
+    if (first === '[') {
       const text = await readFile(path, 'utf8');
       for (const event of unwrapExport(JSON.parse(text))) yield { event };
       return;
@@ -113,8 +114,8 @@ async function* readEvents(path: string): AsyncGenerator<ReadItem> {
 
 async function importHistory(path: string): Promise<number> {
   const config = loadConfig(process.env);
-  // The input is checked before the store is opened: a wrong path changes nothing.
-  if (path !== '-') await firstChar(path);
+  // The input is read first, before the store is opened: a wrong path changes nothing.
+  const first = path === '-' ? undefined : await firstChar(path);
   const store = await openStateStore(config.storeUrl);
   const engine = await createEngine({
     store,
@@ -135,7 +136,7 @@ async function importHistory(path: string): Promise<number> {
     batch = [];
   };
   try {
-    for await (const item of readEvents(path)) {
+    for await (const item of readEvents(path, first)) {
       if ('error' in item) {
         counts.invalid++;
         problems.set(`invalid: ${item.error}`, 1);

@@ -210,14 +210,14 @@ const AZURE_IDENTITY_VARIABLES = [
   'AZURE_AUTHORITY_HOST',
 ] as const;
 
-/**
- * Parses the environment once. Throws a `ConfigError` listing every problem at once.
- * Nothing else in the code base reads `process.env`.
- */
 /** The base URL of a listening address: an IPv6 address is bracketed. */
 export const listenUrl = (host: string, port: number): string =>
   `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
+/**
+ * Parses the environment once. Throws a `ConfigError` listing every problem at once.
+ * Nothing else in the code base reads `process.env`.
+ */
 export function loadConfig(env: Record<string, string | undefined>): Readonly<Config> {
   const parsed = schema.safeParse(env);
   const problems: string[] = [];

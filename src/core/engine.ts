@@ -19,6 +19,13 @@ import type { GeoLocator, Outbox, StateEntry, StateStore } from './ports.ts';
 
 /** Event times further ahead than this count as now (clock skew, bad clocks). */
 export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
+
+/**
+ * An event at `atMs` lies a window or more before `nowMs`: a replay or a very late delivery, whose
+ * sighting is never stored (there is no history that old to judge it by).
+ */
+export const olderThanWindow = (atMs: number, windowMs: number, nowMs: number): boolean =>
+  atMs + windowMs <= nowMs;
 /** How long a delivered event id is remembered, at least: retries come within minutes to hours. */
 const MIN_DEDUP_TTL_MS = 24 * 3600 * 1000;
 /** Beyond this many IPs, "N other IPs" is the size of the identity's index, its pairs unchecked. */
@@ -516,8 +523,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // In time order (stable), so that of several events of a new pair in one batch, the first
       // sighting is the one alerted and the others count as its repeats. Events from a window or
       // more ago (never stored as sightings) come after the live ones, which they are judged by.
-      const replayed = (c: Candidate) => (c.at + windowMs <= t ? 1 : 0);
-      candidates.sort((a, b) => replayed(a) - replayed(b) || a.at - b.at);
+      const replayed = (c: Candidate) => olderThanWindow(c.at, windowMs, t);
+      candidates.sort((a, b) => Number(replayed(a)) - Number(replayed(b)) || a.at - b.at);
 
       /** The pairs this batch changes: only those are written back. */
       const changed = new Set<string>();
@@ -526,7 +533,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         const d = c.detection;
         let next = pairs.get(c.pairKey);
         // An event from a window or more ago is never stored and never counted (see `replayed`).
-        const replay = replayed(c) === 1;
+        const replay = replayed(c);
         if (replay && evalOpts.silent) {
           results[c.index] = { outcome: 'ignored', reason: OLDER_THAN_WINDOW, detection: d };
           continue;
@@ -590,7 +597,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (wantsAlert.length > 0) {
         // Exactly one alert per new pair, also across processes sharing the store.
         const claimKeys = wantsAlert.map((c) =>
-          alertClaimKey(c.detection.appId, c.detection.sourceIp, replayed(c) === 1),
+          alertClaimKey(c.detection.appId, c.detection.sourceIp, replayed(c)),
         );
         // The first event of each pair here also claims its own alert id, in the same call: it
         // names whose alert the pair's claim was taken for, should that delivery stop before

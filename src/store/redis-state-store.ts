@@ -243,6 +243,8 @@ class BatchingKeyvRedis extends KeyvRedis<string> {
  * answered; rejects with a `StoreError` (password masked) when it cannot connect.
  */
 export async function openRedisStateStore(options: RedisStateStoreOptions): Promise<StateStore> {
+  /** How long the first connection may take: the TCP connect, and then Redis's first answers. */
+  const answerWithinMs = options.connectTimeoutMs ?? 5000;
   let connectedOnce = false;
   let client: RedisClient;
   try {
@@ -252,7 +254,7 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
       // caller then answers with an error rather than hanging or losing an event silently.
       disableOfflineQueue: true,
       socket: {
-        connectTimeout: options.connectTimeoutMs ?? 5000,
+        connectTimeout: answerWithinMs,
         // No retries for the first connection (report the problem now); afterwards reconnect
         // with a capped backoff.
         reconnectStrategy: (retries: number) => (connectedOnce ? Math.min(100 * 2 ** retries, 2000) : false),
@@ -269,7 +271,6 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
   }
   // node-redis reports connection trouble as 'error' events too; the rejected calls carry it.
   client.on('error', () => {});
-  const answerWithinMs = options.connectTimeoutMs ?? 5000;
   // `connectTimeout` bounds the TCP connect only: a server that accepts and never answers (a
   // paused Redis, a wrong port behind a proxy) would hold the start forever.
   const handshake = (async () => {

@@ -67,6 +67,18 @@ const auditOf = async (action: string) =>
   (await listAudit(h!.store, alert.id)).filter((e) => e.action === action).map((e) => e.result);
 const noteTo = (responseId: string) => String(slack().responsesTo(responseId)[0]?.text);
 
+/**
+ * Presses a button as shown before the switch to live (its dry-run text), and waits for the
+ * clicker's note and for the alert to be shown again. Resolves with the note.
+ */
+async function pressStale(actionId: string, text: string): Promise<string> {
+  const updates = slack().callsOf('chat.update').length;
+  const { responseId } = await h!.click(actionId, alert.id, RESPONDER, { text });
+  await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+  await slack().waitFor('the alert shown again', () => slack().callsOf('chat.update').length > updates);
+  return noteTo(responseId);
+}
+
 async function clickAndWait(actionId: string, thread: number) {
   await h!.click(actionId, alert.id, RESPONDER);
   await slack().waitFor(`thread post ${thread}`, () => threads().length === thread, AZURE_WAIT);
@@ -178,14 +190,8 @@ describe('Revoke, live', () => {
 
   it('does nothing for a button shown in dry-run and pressed after the switch to live, and shows the live one', async () => {
     const { azure } = await posted('live');
-    const updates = slack().callsOf('chat.update').length;
-    const { responseId } = await h!.click(ACTION_IDS.revoke, alert.id, RESPONDER, {
-      text: 'Revoke (dry-run)',
-    });
-    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
-    expect(noteTo(responseId)).toContain('Nothing was done');
+    expect(await pressStale(ACTION_IDS.revoke, 'Revoke (dry-run)')).toContain('Nothing was done');
     expect(azure.mutations()).toHaveLength(0);
-    await slack().waitFor('the alert shown again', () => slack().callsOf('chat.update').length > updates);
     expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke');
     expect(await auditOf('revoke')).toEqual(['refused']);
 
@@ -218,15 +224,11 @@ describe('Revoke, live', () => {
         },
       };
     });
-    const updates = slack().callsOf('chat.update').length;
-    const { responseId } = await h!.click(ACTION_IDS.removeBroadRoles, alert.id, RESPONDER, {
-      text: 'Remove broad roles too (dry-run)',
-    });
-    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
-    expect(noteTo(responseId)).toContain('Run Revoke first');
+    expect(await pressStale(ACTION_IDS.removeBroadRoles, 'Remove broad roles too (dry-run)')).toContain(
+      'Run Revoke first',
+    );
     expect(azure.mutations()).toHaveLength(0);
     // Shown again in live mode: the live Revoke, and no dry-run broad button.
-    await slack().waitFor('the alert shown again', () => slack().callsOf('chat.update').length > updates);
     expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke');
     expect(button(ACTION_IDS.removeBroadRoles)).toBeUndefined();
   });

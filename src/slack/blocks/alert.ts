@@ -3,7 +3,7 @@ import type { AlertRecord } from '../../core/alert.ts';
 import { isGroup } from '../../core/azure-ids.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
-import { FUTURE_TOLERANCE_MS } from '../../core/engine.ts';
+import { FUTURE_TOLERANCE_MS, olderThanWindow } from '../../core/engine.ts';
 import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
 import { TAMPERING } from '../../core/remediation-plan.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
@@ -110,7 +110,7 @@ export function whyText(alert: AlertRecord, k = 1): string {
   let why =
     alert.seenHereAt !== undefined
       ? `Elastic judged this IP new for this identity, but this service saw the pair within ${window} (last ${slackDate(alert.seenHereAt)}); ${otherText}`
-      : eventAt !== undefined && eventAt + alert.windowMs <= alert.detectedAt
+      : eventAt !== undefined && olderThanWindow(eventAt, alert.windowMs, alert.detectedAt)
         ? `an event from longer ago than ${window} (a late delivery or a replay). No history that old is kept, so whether the IP was new then cannot be told: such events alert once per pair, and are not stored; ${otherText} in the last ${window}`
         : `first use of this IP by this identity in ${window}; ${otherText}`;
   if (alert.reason === 'elastic-alert') {
