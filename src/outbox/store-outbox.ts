@@ -225,6 +225,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   async function deliverPost(itemId: string): Promise<Attempt> {
     if (!(await store.claim(leaseKey(itemId), leaseMs))) return 'skipped';
     let delivered = false;
+    let failure: unknown;
     try {
       const alertId = itemId.slice('post:'.length);
       // A reference means an earlier run posted it and stopped before removing the item.
@@ -254,16 +255,19 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
         log.debug({ item: itemId }, 'the alert is being delivered by another attempt; will look again');
         return 'skipped';
       }
-      recordFailure(itemId, 'post', err);
-      return 'failed';
+      failure = err;
     } finally {
       // A delivered post never comes back under this id, so its lease can simply lapse.
       if (!delivered) await store.releaseClaim(leaseKey(itemId)).catch(() => {});
     }
+    // Said once the lease is given back: a process that stops after saying it holds nothing.
+    recordFailure(itemId, 'post', failure);
+    return 'failed';
   }
 
   async function deliverRepeat(itemId: string, postPending: boolean): Promise<Attempt> {
     if (!(await store.claim(leaseKey(itemId), leaseMs))) return 'skipped';
+    let failure: unknown;
     try {
       const item = await store.get<OutboxItem>(outboxItemKey(itemId));
       if (item?.kind === 'repeat') {
@@ -290,11 +294,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       await remove(itemId);
       return 'delivered';
     } catch (err) {
-      recordFailure(itemId, 'repeat', err);
-      return 'failed';
+      failure = err;
     } finally {
       await store.releaseClaim(leaseKey(itemId)).catch(() => {});
     }
+    recordFailure(itemId, 'repeat', failure);
+    return 'failed';
   }
 
   /** One worker pass; returns true when it stopped early with work left. */

@@ -263,6 +263,29 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(await metrics.registry.metrics()).toContain('arc_chat_deliveries_total{kind="post"} 3');
   });
 
+  it('says a delivery failed only once it has given the lease back: a process stopped after the line holds nothing', async () => {
+    const rec = recordingSink();
+    rec.state.failing = true;
+    const a = alert();
+    // At the moment the failure is logged, is the item's lease free for another process?
+    let leaseFree: Promise<boolean> | undefined;
+    const logger = createLogger({
+      level: 'warn',
+      destination: {
+        write(line: string) {
+          if (line.includes('chat delivery failed'))
+            leaseFree ??= store.claim(`outbox:lease:post:${a.id}`, 1);
+        },
+      },
+    });
+    const o = createStoreOutbox({ store, sink: rec.sink, logger, metrics: createMetrics() }, fast);
+    outboxes.push(o);
+    await o.add([a], []);
+    await o.drain();
+    expect(leaseFree).toBeDefined();
+    expect(await leaseFree).toBe(true);
+  });
+
   it('never posts an alert twice when a run stopped after posting but before removing the item', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);
