@@ -2,8 +2,10 @@ import { isIP } from 'node:net';
 
 /** Longest input looked at: anything longer is not an address, whatever it holds. */
 const MAX_INPUT = 100;
-const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/;
-const BRACKETED = /^\[([^\]]+)\](?::\d{1,5})?$/;
+const IPV4_WITH_PORT = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/;
+const BRACKETED = /^\[([^\]]+)\](?::(\d{1,5}))?$/;
+/** A port as sent after an address: 0 to 65535; anything else makes the text no address. */
+const isPort = (digits: string | undefined): boolean => digits === undefined || Number(digits) <= 65_535;
 
 /**
  * The canonical text form of an IP address, or undefined for anything that is not one.
@@ -18,10 +20,15 @@ export function canonicalIp(raw: string): string | undefined {
   if (isCanonicalIpv4(raw)) return raw; // what nearly every event carries: no trim, regex or copy
   let s = raw.trim();
   const bracketed = BRACKETED.exec(s);
-  if (bracketed) s = bracketed[1]!;
-  else {
+  if (bracketed) {
+    if (!isPort(bracketed[2])) return undefined;
+    s = bracketed[1]!;
+  } else {
     const withPort = IPV4_WITH_PORT.exec(s);
-    if (withPort) s = withPort[1]!;
+    if (withPort) {
+      if (!isPort(withPort[2])) return undefined;
+      s = withPort[1]!;
+    }
   }
   const zone = s.indexOf('%');
   if (zone > 0 && s.includes(':')) s = s.slice(0, zone);

@@ -6,6 +6,7 @@ describe('canonicalIp', () => {
     ['203.0.113.7', '203.0.113.7'],
     [' 81.2.69.144 ', '81.2.69.144'],
     ['1.2.3.4:443', '1.2.3.4'],
+    ['1.2.3.4:65535', '1.2.3.4'],
     ['[1.2.3.4]', '1.2.3.4'],
   ])('IPv4 %j → %j', (raw, want) => expect(canonicalIp(raw)).toBe(want));
 
@@ -47,6 +48,10 @@ describe('canonicalIp', () => {
     '1.2.3.4/24',
     `${'1'.repeat(200)}`,
     '1.2.3.4\n5.6.7.8',
+    // A port beyond 65535 makes the text no address.
+    '1.2.3.4:99999',
+    '1.2.3.4:65536',
+    '[2001:db8::1]:70000',
   ])('rejects %j', (raw) => expect(canonicalIp(raw)).toBeUndefined());
 
   it('rejects non-strings without throwing', () => {

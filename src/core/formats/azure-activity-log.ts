@@ -41,7 +41,8 @@ export function parseActivityLogRecord(event: unknown): ParseResult {
   const match = matchOperation(operation, outcome);
   if (!match.ok) return ignored(match.reason);
   const identity = recordIdentity(doc);
-  const claims = readClaims(identity.claims);
+  // A forwarder that serialised the claims as text (as Azure Monitor's payloads carry them) is read too.
+  const claims = readClaims(jsonObject(identity.claims));
   return buildDetection({
     sourceFormat: 'azure-activity-log-record',
     operation: operation!,

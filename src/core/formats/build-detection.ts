@@ -16,7 +16,7 @@ import { echo } from '../rule.ts';
 import { BoundedCache } from './bounded-cache.ts';
 import { hashEventId } from './event-id.ts';
 import { parseEventTime } from './event-time.ts';
-import { single, str, trimmed } from './fields.ts';
+import { isObject, single, str, trimmed } from './fields.ts';
 import type { ClaimValues } from './identity.ts';
 
 /** What a format parser found in an event that passed the rule, before validation. */
@@ -58,15 +58,38 @@ function clusterRef(resourceId: string): ClusterRef {
   return { ...ref }; // each detection owns its copy
 }
 
+/** `echo`, with every character outside printable ASCII escaped: nothing invisible reaches a reader. */
+const asciiEcho = (value: string): string =>
+  echo(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** Why `appId` cannot be an application id, or undefined: only printable ASCII without `:`. */
+function appIdProblem(appId: string): string | undefined {
+  for (let i = 0; i < appId.length; i++) {
+    const c = appId.charCodeAt(i);
+    if (c === 0x3a) return "it holds ':'";
+    if (c < 0x21 || c > 0x7e) {
+      return c < 0x80
+        ? `it holds the control or white-space character U+${c.toString(16).padStart(4, '0').toUpperCase()}`
+        : `it holds the non-ASCII character U+${c.toString(16).padStart(4, '0').toUpperCase()}`;
+    }
+  }
+  return undefined;
+}
+
 export const ignored = (reason: string): ParseFailure => ({ ok: false, kind: 'ignored', reason });
 export const invalid = (reason: string): ParseFailure => ({ ok: false, kind: 'invalid', reason });
 
 /** Validates identity, IP and time (in that order) and assembles the Detection. */
 export function buildDetection(input: DetectionInput): ParseResult {
   const what = () => `${input.sourceFormat} event for ${input.operation}`;
-  const rawAppId = str(single(input.appId), 256);
+  const given = single(input.appId);
+  if (typeof given === 'number' || typeof given === 'boolean' || isObject(given) || Array.isArray(given)) {
+    return invalid(
+      `${what()} has caller identity ${echo(given)} in ${input.appIdField}, which is not an application id (a ${Array.isArray(given) ? 'list' : typeof given}, not text)`,
+    );
+  }
+  const rawAppId = str(given, 256);
   if (rawAppId === undefined) {
-    const given = single(input.appId);
     if (typeof given === 'string' && given.trim().length > 256) {
       return invalid(
         `${what()} has a caller identity of ${given.length} characters in ${input.appIdField}, which is not an application id (at most 256)`,
@@ -74,10 +97,14 @@ export function buildDetection(input: DetectionInput): ParseResult {
     }
     return invalid(`${what()} has no caller identity in ${input.appIdField}`);
   }
-  // Application ids are GUIDs; a ':' would also blur the history's keys (`pair:<appid>:<ip>`).
-  if (rawAppId.includes(':')) {
+  // Application ids are GUIDs: printable ASCII. Anything else (control or invisible characters,
+  // a right-to-left override, lone surrogates, look-alike dashes) would make a second identity
+  // out of one, could disguise what the alert shows, and cannot be stored as a key faithfully.
+  // A ':' would also blur the history's keys (`pair:<appid>:<ip>`).
+  const bad = appIdProblem(rawAppId);
+  if (bad !== undefined) {
     return invalid(
-      `${what()} has caller identity ${echo(rawAppId)} in ${input.appIdField}, which is not an application id (it holds ':')`,
+      `${what()} has caller identity ${asciiEcho(rawAppId)} in ${input.appIdField}, which is not an application id (${bad})`,
     );
   }
   // One form per GUID (dashed, lower case): a channel that sends it undashed or in braces names
@@ -99,7 +126,12 @@ export function buildDetection(input: DetectionInput): ParseResult {
   const eventTime = parseEventTime(single(input.time));
   if (eventTime === undefined) {
     const seen = input.time === undefined ? 'nothing' : echo(input.time);
-    return invalid(`${what()} has no valid event time in ${input.timeField} (got ${seen})`);
+    const given = single(input.time);
+    const hint =
+      typeof given === 'number'
+        ? ': a number is read as epoch milliseconds, from 1973 on (epoch seconds are not accepted); ISO 8601 is what Azure and Elastic send'
+        : '';
+    return invalid(`${what()} has no valid event time in ${input.timeField} (got ${seen})${hint}`);
   }
 
   const claims = input.claims;

@@ -10,6 +10,11 @@ const ISO =
 const MIN_MS = Date.UTC(1970, 0, 1);
 const MAX_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const MIN_YEAR = 1970;
+/**
+ * Smallest number read as epoch milliseconds (1973-03-03). Anything smaller is far more likely
+ * epoch seconds (today's are about 1.8e9) than a time in 1970: it is refused, not read as 1970.
+ */
+const MIN_EPOCH_MS = 1e11;
 
 /**
  * The event time as ISO 8601 UTC with millisecond precision (further digits are cut, as Elastic
@@ -18,7 +23,7 @@ const MIN_YEAR = 1970;
 export function parseEventTime(v: unknown): string | undefined {
   let ms: number | undefined;
   if (typeof v === 'number') {
-    ms = Number.isInteger(v) ? v : undefined;
+    ms = Number.isInteger(v) && v >= MIN_EPOCH_MS ? v : undefined;
   } else if (typeof v === 'string' && v.length <= 64) {
     const s = trimmed(v) ?? '';
     const utc = utcIso(s);

@@ -5,7 +5,8 @@ import { clipped, isObject, type Json, own, ownValue, str } from './fields.ts';
 
 /** The claims the bot uses, read from any channel's claims object. */
 export interface ClaimValues {
-  appId?: string;
+  /** As sent: `buildDetection` judges it (a number or a boolean is no application id). */
+  appId?: unknown;
   /** Dashed object id of the caller, when the claim holds a GUID. */
   objectId?: string;
   tenantId?: string;
@@ -52,9 +53,9 @@ export function readClaims(claims: unknown, initiatedByUser?: unknown): ClaimVal
   if (isObject(claims)) {
     // Each claim under the first of its keys that holds one.
     const c = claims;
-    // Read long, so that buildDetection can say an overlong value is no application id.
-    const appId = claim(c, 'appid', c.appid, 4096);
-    if (appId !== undefined) out.appId = appId;
+    // As sent, so that buildDetection can say why a value (overlong, a number) is no application id.
+    const appId = ownValue(c, 'appid', c.appid);
+    if (appId !== undefined && appId !== null) out.appId = appId;
     const objectId = guid(
       claim(c, OBJECT_ID, c[OBJECT_ID]) ??
         claim(c, OBJECT_ID_ECS, c[OBJECT_ID_ECS]) ??
