@@ -59,7 +59,7 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
         throw new HttpError(
           401,
           'unauthorized',
-          'invalid token in the URL: it matches none of INGEST_TOKEN',
+          'invalid token in the URL: it matches none of INGEST_TOKEN (a token holding %, &, # or spaces must be percent-encoded in the URL)',
           {
             headers: challenge('invalid_token'),
           },
@@ -91,9 +91,22 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
   };
 }
 
-/** The `token` query parameter of `/ingest?token=…`, if present. */
+/**
+ * The `token` query parameter of `/ingest?token=…`, if present, percent-decoded. A `+` stays a `+`
+ * (not a space, as form decoding would read it): base64 tokens hold `+`, and a sender pastes them
+ * into the URL as they are.
+ */
 function tokenFromQuery(url: string | undefined): string | undefined {
   const q = url?.indexOf('?') ?? -1;
   if (q === -1 || url === undefined) return undefined;
-  return new URLSearchParams(url.slice(q + 1)).get('token') ?? undefined;
+  for (const param of url.slice(q + 1).split('&')) {
+    if (!param.startsWith('token=')) continue;
+    const raw = param.slice('token='.length);
+    try {
+      return decodeURIComponent(raw);
+    } catch {
+      return raw; // a stray '%': compared as sent
+    }
+  }
+  return undefined;
 }

@@ -326,6 +326,34 @@ describe('POST /ingest: authentication', () => {
     }
   });
 
+  it('a base64 token in the URL works pasted as it is or percent-encoded; a wrong one says to encode', async () => {
+    const token = 'k3y+with/slash==';
+    const t = await startTestApp({ env: { INGEST_TOKEN: token } });
+    try {
+      const post = async (query: string) =>
+        answer<IngestSummary & ErrorBody>(
+          await fetch(`${t.url}/ingest?${query}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(arcRecord({ appId: freshAppId() })),
+          }),
+        );
+      for (const query of [`token=${token}`, `token=${encodeURIComponent(token)}`, `x=1&token=${token}`]) {
+        const ok = await post(query);
+        expect(ok.status, query).toBe(200);
+        expect(ok.body.counts.alerted).toBe(1);
+      }
+      const wrong = await post('token=k3y with/slash==');
+      expect(wrong.status).toBe(401);
+      expect(wrong.body.error).toMatch(/percent-encoded/);
+      const stray = await post('token=k3y%');
+      expect(stray.status).toBe(401);
+      expect(t.rawLogs()).not.toContain(token);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('without INGEST_TOKEN accepts loopback clients and refuses others with 401 saying why', async () => {
     const external = Object.values(networkInterfaces())
       .flat()
