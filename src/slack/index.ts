@@ -152,6 +152,8 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
 
   let sweepTimer: NodeJS.Timeout | undefined;
   let socketStart: Promise<void> | undefined;
+  /** Why the Socket Mode connection is down for good (its start failed), for `/readyz`. */
+  let socketProblem: string | undefined;
   let sweeping: Promise<void> | undefined;
   // One sweep at a time: a long one (a backlog under rate limits) is not joined by the next tick.
   const sweep = () => {
@@ -181,7 +183,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
         ? {}
         : { lateLookupTimeoutMs: tuning.lateLookupTimeoutMs }),
     }),
-    problems: () => problems.list(),
+    problems: () => (socketProblem === undefined ? problems.list() : [...problems.list(), socketProblem]),
     async start() {
       // One auth.test, now; never per request: failures are retried in the background or
       // reported through problems(), never thrown. And the runs a stopped process left marked
@@ -194,13 +196,17 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       // The WebSocket connects in the background: until it does (Slack slow or unreachable), the
       // service still takes detections and posts alerts; only clicks and commands wait.
       if (socketMode) {
+        socketProblem = undefined;
         socketStart = app.start().then(
           () => logger.info('Slack Socket Mode connected: receiving clicks and commands'),
-          (err: unknown) =>
+          (err: unknown) => {
+            const reason = String((err as Error)?.message ?? err).slice(0, 300);
+            socketProblem = `Slack Socket Mode could not connect (${reason}): buttons and /arc-history are not received; check SLACK_APP_TOKEN (an xapp- token with the connections:write scope), then restart`;
             logger.error(
-              { err: (err as Error)?.message ?? String(err) },
+              { err: reason },
               'Slack Socket Mode could not connect (SLACK_APP_TOKEN): clicks and commands are not received; check the app-level token and its connections:write scope, then restart',
-            ),
+            );
+          },
         );
       }
     },

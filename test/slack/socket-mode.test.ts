@@ -36,6 +36,7 @@ it('with SLACK_APP_TOKEN uses Socket Mode: no HTTP listener, alerts still posted
   });
   expect(chat.requestListener).toBeUndefined();
   expect(await chat.sink.post(sampleAlert())).toEqual({ ref: 'C123:1700000000.000001' });
+  expect(chat.problems()).toEqual([]);
   expect(fake.callsOf('chat.postMessage')[0]!.token).toBe('xoxb-socket');
 });
 
@@ -59,6 +60,11 @@ it('opens the Socket Mode connection through SLACK_API_URL, in the background: a
   await expect
     .poll(() => lines.find((l) => String(l.msg).startsWith('Slack Socket Mode could not connect')))
     .toBeDefined();
+  // Readiness says so, without the token.
+  expect(chat.problems()).toEqual([
+    expect.stringMatching(/^Slack Socket Mode could not connect .*SLACK_APP_TOKEN/),
+  ]);
+  expect(chat.problems().join()).not.toContain('xapp-1-socket');
   // Alerts still go out meanwhile.
   expect(await chat.sink.post(sampleAlert())).toEqual({ ref: 'C123:1700000000.000001' });
   await chat.stop?.();
