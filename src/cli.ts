@@ -3,18 +3,27 @@ import { open, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { ConfigError, loadConfig } from './config.ts';
 import { OUTCOMES, type Outcome } from './core/alert.ts';
+import { dashGuid } from './core/azure-ids.ts';
+import { formatDuration } from './core/duration.ts';
 import { createEngine } from './core/engine.ts';
 import { extractEvents } from './core/formats/index.ts';
+import { createHistory, isAllowActive } from './core/history.ts';
+import type { AllowlistEntry } from './core/pair.ts';
 import { openStateStore } from './store/open-state-store.ts';
 import { redactUrl } from './store/parse-store-url.ts';
 
 const USAGE = `usage: npm run history -- import <file|->
+       npm run history -- list <appid>
 
-Loads sightings from an export into the history without alerting, so that a new install does not
+import: loads sightings from an export into the history without alerting, so that a new install does not
 flood the channel on its first day. The file is NDJSON (one event per line) or one JSON document,
 in any detection format arc-responder accepts; Elasticsearch exports are unwrapped: a _search
 response ({"hits":{"hits":[...]}}) or one {"_source": {...}} document per line.
-Uses STORE_URL and HISTORY_WINDOW like the service.`;
+
+list: prints every source IP of the identity in the history window (first seen, last seen, count,
+allowlist entry), as /arc-history does in Slack, and its allowlist entries for IPs not seen lately.
+
+Both use STORE_URL and HISTORY_WINDOW like the service (no other variable is read).`;
 
 const BATCH = 5000;
 
@@ -112,8 +121,15 @@ async function* readEvents(path: string, first: string | undefined): AsyncGenera
   if (buffered) yield* documentOrLines(buffered);
 }
 
+/** The service's configuration of the history alone: a Slack or Azure setting cannot stop the CLI. */
+const historyConfig = () =>
+  loadConfig({
+    ...(process.env.STORE_URL === undefined ? {} : { STORE_URL: process.env.STORE_URL }),
+    ...(process.env.HISTORY_WINDOW === undefined ? {} : { HISTORY_WINDOW: process.env.HISTORY_WINDOW }),
+  });
+
 async function importHistory(path: string): Promise<number> {
-  const config = loadConfig(process.env);
+  const config = historyConfig();
   // The input is read first, before the store is opened: a wrong path changes nothing.
   const first = path === '-' ? undefined : await firstChar(path);
   const store = await openStateStore(config.storeUrl);
@@ -158,17 +174,63 @@ async function importHistory(path: string): Promise<number> {
   return 0;
 }
 
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+/** `history list <appid>`: the identity's IPs in the window, as `/arc-history` lists them. */
+async function listIdentity(arg: string): Promise<number> {
+  const appId = dashGuid(arg) ?? arg;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(appId)) {
+    console.error(`${JSON.stringify(arg.slice(0, 80))} is not an application id\n\n${USAGE}`);
+    return 2;
+  }
+  const config = historyConfig();
+  const store = await openStateStore(config.storeUrl);
+  try {
+    const history = createHistory({ store, windowMs: config.historyWindowMs });
+    const { entries, dormant } = await history.readIdentity(appId);
+    const window = formatDuration(config.historyWindowMs);
+    const now = Date.now();
+    // A reason is typed in Slack: no control character of it reaches the terminal.
+    const printable = (text: string) =>
+      Array.from(text, (c) => {
+        const code = c.charCodeAt(0);
+        return code < 0x20 || (code >= 0x7f && code < 0xa0) ? ' ' : c;
+      }).join('');
+    const allowText = (a: AllowlistEntry) =>
+      printable(
+        `allowlisted by ${a.by}${a.until === undefined ? '' : ` until ${iso(a.until)}`}${a.reason ? `: ${a.reason}` : ''}`,
+      );
+    console.log(
+      `${entries.length} source IP${entries.length === 1 ? '' : 's'} of ${appId} in the last ${window} (${redactUrl(config.storeUrl)})`,
+    );
+    if (entries.length > 0) console.log(['ip', 'first seen', 'last seen', 'count', 'allowlist'].join('\t'));
+    for (const { pair, allow } of entries) {
+      const active = isAllowActive(allow, now) ? allowText(allow) : '-';
+      console.log([pair.ip, iso(pair.firstSeen), iso(pair.lastSeen), pair.count, active].join('\t'));
+    }
+    for (const a of dormant) console.log(`${a.ip}\tnot seen in the last ${window}\t${allowText(a)}`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [group, command, file] = argv;
-  if (group !== 'history' || command !== 'import' || !file) {
+  const [group, command, arg] = argv;
+  if (group === 'history' && (command === '--help' || command === '-h' || command === 'help')) {
+    console.log(USAGE);
+    return 0;
+  }
+  const run = command === 'import' ? importHistory : command === 'list' ? listIdentity : undefined;
+  if (group !== 'history' || run === undefined || !arg) {
     console.error(USAGE);
     return 2;
   }
   try {
-    return await importHistory(file);
+    return await run(arg);
   } catch (err) {
     if (err instanceof ConfigError) console.error(err.message);
-    else console.error(`history import failed: ${(err as Error).message}`);
+    else console.error(`history ${command} failed: ${(err as Error).message}`);
     return 1;
   }
 }

@@ -149,5 +149,86 @@ describe('history import [derived Arc events]', () => {
       code: 1,
       stderr: expect.stringMatching(/STORE_URL: Store URL scheme "mysql:" is not supported/),
     });
+    const help = await run(process.execPath, [CLI, 'history', '--help']);
+    expect(help.stdout).toMatch(/usage: npm run history -- import/);
+    expect(help.stdout).toMatch(/npm run history -- list <appid>/);
+  });
+
+  it('reads only STORE_URL and HISTORY_WINDOW: a Slack setting the service would refuse does not stop it', async () => {
+    const db = path.join(dir, 'only-history.db');
+    const file = path.join(dir, 'one.ndjson');
+    writeFileSync(file, `${JSON.stringify(ecs('198.51.100.7', 1, 7))}\n`);
+    const { stdout } = await run(process.execPath, [CLI, 'history', 'import', file], {
+      env: {
+        ...process.env,
+        STORE_URL: `sqlite://${db}`,
+        SLACK_BOT_TOKEN: 'xoxb-1',
+        AZURE_REMEDIATION: 'maybe',
+      },
+    });
+    expect(stdout).toMatch(/imported 1 sightings/);
+  });
+});
+
+describe('history list', () => {
+  it("prints an identity's IPs in the window with first seen, last seen, count and allowlist entry", async () => {
+    const db = path.join(dir, 'list.db');
+    const store = await openStateStore(`sqlite://${db}`);
+    const engine = await createEngine({ store, windowMs: 7 * DAY, outbox: { add: async () => {} } });
+    await engine.evaluate([ecs('198.51.100.1', 2, 1), ecs('198.51.100.1', 1, 2), ecs('198.51.100.2', 1, 3)], {
+      silent: true,
+    });
+    const history = createHistory({ store, windowMs: 7 * DAY });
+    await history.allow({
+      appId: ARC.appId,
+      ip: '198.51.100.2',
+      by: 'U0RESP',
+      reason: 'VPN\u001b[31m egress',
+    });
+    await history.allow({ appId: ARC.appId, ip: '203.0.113.9', by: 'U0RESP', reason: 'office' });
+    await store.close();
+
+    const env = { ...process.env, STORE_URL: `sqlite://${db}` };
+    // Any GUID form names the identity.
+    const { stdout } = await run(
+      process.execPath,
+      [CLI, 'history', 'list', ARC.appId.replaceAll('-', '').toUpperCase()],
+      {
+        env,
+      },
+    );
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toBe(`2 source IPs of ${ARC.appId} in the last 7d (sqlite://${db})`);
+    expect(lines[1]).toBe('ip\tfirst seen\tlast seen\tcount\tallowlist');
+    const rows = lines.slice(2).map((l) => l.split('\t'));
+    const one = rows.find((r) => r[0] === '198.51.100.1')!;
+    expect(one[3]).toBe('2');
+    expect(Date.parse(one[2]!) - Date.parse(one[1]!)).toBeGreaterThan(DAY - 60_000);
+    expect(rows.find((r) => r[0] === '198.51.100.2')).toEqual([
+      '198.51.100.2',
+      expect.any(String),
+      expect.any(String),
+      '1',
+      'allowlisted by U0RESP: VPN [31m egress',
+    ]);
+    expect(rows.find((r) => r[0] === '203.0.113.9')).toEqual([
+      '203.0.113.9',
+      'not seen in the last 7d',
+      'allowlisted by U0RESP: office',
+    ]);
+    expect(stdout).not.toContain('\u001b');
+
+    const none = await run(
+      process.execPath,
+      [CLI, 'history', 'list', '11111111-2222-3333-4444-555555555555'],
+      { env },
+    );
+    expect(none.stdout.trim()).toBe(
+      `0 source IPs of 11111111-2222-3333-4444-555555555555 in the last 7d (sqlite://${db})`,
+    );
+    await expect(run(process.execPath, [CLI, 'history', 'list', 'a b;c'], { env })).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/is not an application id/),
+    });
   });
 });
