@@ -68,8 +68,14 @@ const REFUSED = new Set([
 /** Network errors that happen before a request is sent: it never reached Slack. */
 const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
 
+/** What a Slack error code looks like (`channel_not_found`); anything else is not Slack's answer. */
+const SLACK_ERROR_CODE = /^[a-z0-9_.]{1,64}$/;
+/** The code of an answer that was not a Web API answer (an HTML page from a proxy, say). */
+export const INVALID_RESPONSE = 'invalid_response';
+
 /** Slack errors that pass by themselves. */
 const TRANSIENT_ERRORS = new Set([
+  INVALID_RESPONSE,
   'internal_error',
   'fatal_error',
   'service_unavailable',
@@ -79,16 +85,17 @@ const TRANSIENT_ERRORS = new Set([
 
 /**
  * Whether a failed call certainly did nothing on Slack's side: Slack refused it, it was refused as
- * a request (HTTP 4xx) or by a gateway that never passed it on (502, 503, 504), or the connection
- * was never made. A timeout, a reset connection or a 500 may have done it.
+ * a request (HTTP 4xx) or as unavailable (503), or the connection was never made. A timeout, a
+ * reset connection, a 500, and a gateway's 502 or 504 (it may have passed the call on, and given
+ * up waiting for the answer) may have done it.
  */
 export function certainlyNotDone(e: SlackDeliveryError): boolean {
   if (REFUSED.has(e.code)) return true;
   const status = e.httpStatus;
-  if (status !== undefined)
-    return (status >= 400 && status < 500) || status === 502 || status === 503 || status === 504;
+  if (status !== undefined) return (status >= 400 && status < 500) || status === 503;
   return e.socketCode !== undefined && NEVER_SENT.has(e.socketCode);
 }
+
 
 /**
  * Whether a failed call may succeed if asked again: a 429, a 5xx, no answer at all, or a Slack
@@ -119,6 +126,17 @@ export function retryAfterSeconds(err: unknown): number | undefined {
 export function classify(err: unknown, channel: string): SlackDeliveryError {
   if (err instanceof SlackDeliveryError) return err;
   const code = slackErrorCode(err);
+  if (code !== undefined && !SLACK_ERROR_CODE.test(code)) {
+    // Not Slack's word: a proxy's or gateway's page came back instead. It may have passed the
+    // call on, so it is not known to have done nothing; its text stays out of logs and labels.
+    return new SlackDeliveryError(
+      INVALID_RESPONSE,
+      'Slack\'s answer was not a Web API answer (an HTML page from a proxy or gateway?); check SLACK_API_URL and any proxy in between',
+      true,
+      undefined,
+      { cause: err },
+    );
+  }
   if (code) {
     const fix = UNFIXABLE_ERRORS[code]?.(channel);
     return new SlackDeliveryError(code, `Slack refused the call: ${code}`, fix === undefined, fix, {

@@ -109,21 +109,38 @@ describe('posting alerts', () => {
       expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
     });
 
-    it('after a post that may have gone out (a 500): keeps the mark and the claim, then finds it once the claim lapses', async () => {
-      h = await startHarness();
-      const alert = sampleAlert();
-      h.fake.script('chat.postMessage', { status: 500 });
-      await expect(h.chat.sink.post(alert)).rejects.toBeInstanceOf(SlackDeliveryError);
-      expect(await h.store.get(postMarkKey(alert.id))).toBeDefined();
-      // Nothing of the attempt is kept but the mark: the retry prepares the alert afresh.
-      expect(await loadAlertState(h.store, alert.id)).toBeUndefined();
-      // Until the claim lapses, a retry is told the alert is in progress: no search, no post.
-      await expect(h.chat.sink.post(alert)).rejects.toMatchObject({ code: DELIVERY_IN_PROGRESS });
-      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
-      await h.store.releaseClaim(`slack-post:${alert.id}`);
-      await h.chat.sink.post(alert);
-      expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
-    });
+    it.each([
+      ['a 500', { status: 500 }],
+      ["a gateway's 502", { status: 502 }],
+      [
+        "a gateway's 504 (it gave up waiting for Slack)",
+        { status: 504, body: '<html>Gateway Timeout</html>' },
+      ],
+      [
+        "a proxy's HTML page answered 200",
+        { status: 200, body: '<html><body>Bad gateway from proxy</body></html>' },
+      ],
+    ])(
+      'after a post that may have gone out (%s): keeps the mark and the claim, then finds it once the claim lapses',
+      async (_what, answer) => {
+        h = await startHarness();
+        const alert = sampleAlert();
+        h.fake.script('chat.postMessage', answer);
+        await expect(h.chat.sink.post(alert)).rejects.toBeInstanceOf(SlackDeliveryError);
+        expect(await h.store.get(postMarkKey(alert.id))).toBeDefined();
+        // A page that is not Slack's answer stays out of the log and of the metric's labels.
+        expect(h.logs.join('')).not.toContain('<html>');
+        for (const f of h.failures) expect(String(f.reason)).toMatch(/^[a-z0-9_.]+$/);
+        // Nothing of the attempt is kept but the mark: the retry prepares the alert afresh.
+        expect(await loadAlertState(h.store, alert.id)).toBeUndefined();
+        // Until the claim lapses, a retry is told the alert is in progress: no search, no post.
+        await expect(h.chat.sink.post(alert)).rejects.toMatchObject({ code: DELIVERY_IN_PROGRESS });
+        expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+        await h.store.releaseClaim(`slack-post:${alert.id}`);
+        await h.chat.sink.post(alert);
+        expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
+      },
+    );
 
     it('when Slack cannot be reached at all (connection refused), nothing was posted: no mark, no claim', async () => {
       h = await startHarness();
