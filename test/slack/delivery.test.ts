@@ -130,7 +130,7 @@ describe('posting alerts', () => {
         expect(await h.store.get(postMarkKey(alert.id))).toBeDefined();
         // A page that is not Slack's answer stays out of the log and of the metric's labels.
         expect(h.logs.join('')).not.toContain('<html>');
-        for (const f of h.failures) expect(String(f.reason)).toMatch(/^[a-z0-9_.]+$/);
+        for (const f of h.failures) expect(String(f?.reason)).toMatch(/^[a-z0-9_.]+$/);
         // Nothing of the attempt is kept but the mark: the retry prepares the alert afresh.
         expect(await loadAlertState(h.store, alert.id)).toBeUndefined();
         // Until the claim lapses, a retry is told the alert is in progress: no search, no post.
