@@ -220,7 +220,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     if ((added.delete(itemId) || was) && isPost(itemId)) posts--;
   }
 
-  type Attempt = 'delivered' | 'skipped' | 'failed' | 'waiting';
+  /** `failed-item`: only this item failed (the chat refuses its content); the pass goes on. */
+  type Attempt = 'delivered' | 'skipped' | 'failed' | 'failed-item' | 'waiting';
+
+  /** The chat says the failure is this item's alone (`itemOnly` on its error): others may go on. */
+  const failedAs = (err: unknown): Attempt =>
+    (err as { itemOnly?: unknown } | undefined)?.itemOnly === true ? 'failed-item' : 'failed';
 
   async function deliverPost(itemId: string): Promise<Attempt> {
     if (!(await store.claim(leaseKey(itemId), leaseMs))) return 'skipped';
@@ -262,7 +267,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     }
     // Said once the lease is given back: a process that stops after saying it holds nothing.
     recordFailure(itemId, 'post', failure);
-    return 'failed';
+    return failedAs(failure);
   }
 
   async function deliverRepeat(itemId: string, postPending: boolean): Promise<Attempt> {
@@ -299,7 +304,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       await store.releaseClaim(leaseKey(itemId)).catch(() => {});
     }
     recordFailure(itemId, 'repeat', failure);
-    return 'failed';
+    return failedAs(failure);
   }
 
   /** One worker pass; returns true when it stopped early with work left. */

@@ -39,6 +39,11 @@ export class SlackDeliveryError extends Error {
   socketCode?: string;
   /** The call got no answer at all (a network failure or a timeout). */
   unanswered?: boolean;
+  /**
+   * Only this message failed (Slack refuses its content): other deliveries may go on. Read by the
+   * outbox, which then retries this item alone instead of pausing every delivery.
+   */
+  itemOnly?: boolean;
   constructor(code: string, message: string, retryable: boolean, fix?: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'SlackDeliveryError';
@@ -47,6 +52,20 @@ export class SlackDeliveryError extends Error {
     if (fix !== undefined) this.fix = fix;
   }
 }
+
+/**
+ * Slack refused the message itself, its layout or its size: the same message is refused again,
+ * whatever the channel or the token. Nothing was posted.
+ */
+export const CONTENT_REFUSED: ReadonlySet<string> = new Set([
+  'invalid_blocks',
+  'invalid_blocks_format',
+  'invalid_attachments',
+  'invalid_arguments',
+  'msg_too_long',
+  'no_text',
+  'too_many_attachments',
+]);
 
 /**
  * Slack errors after which a call certainly did nothing (a person must fix something, or the
@@ -58,11 +77,7 @@ const REFUSED = new Set([
   'rate_limited',
   // Slack's own word for a rate-limited call answered `ok: false` (HTTP 200): nothing was done.
   'ratelimited',
-  'invalid_blocks',
-  'invalid_arguments',
-  'msg_too_long',
-  'no_text',
-  'too_many_attachments',
+  ...CONTENT_REFUSED,
 ]);
 
 /** Network errors that happen before a request is sent: it never reached Slack. */
@@ -95,7 +110,6 @@ export function certainlyNotDone(e: SlackDeliveryError): boolean {
   if (status !== undefined) return (status >= 400 && status < 500) || status === 503;
   return e.socketCode !== undefined && NEVER_SENT.has(e.socketCode);
 }
-
 
 /**
  * Whether a failed call may succeed if asked again: a 429, a 5xx, no answer at all, or a Slack
@@ -131,7 +145,7 @@ export function classify(err: unknown, channel: string): SlackDeliveryError {
     // call on, so it is not known to have done nothing; its text stays out of logs and labels.
     return new SlackDeliveryError(
       INVALID_RESPONSE,
-      'Slack\'s answer was not a Web API answer (an HTML page from a proxy or gateway?); check SLACK_API_URL and any proxy in between',
+      "Slack's answer was not a Web API answer (an HTML page from a proxy or gateway?); check SLACK_API_URL and any proxy in between",
       true,
       undefined,
       { cause: err },
@@ -264,6 +278,21 @@ export class DeliveryQueue {
 /** Unfixable delivery problems, by kind, for `/readyz`; cleared when a later call succeeds. */
 export class DeliveryProblems {
   readonly #problems = new Map<string, string>();
+  /** Alerts whose message Slack refuses even in plain form, with Slack's word for it. */
+  readonly #refused = new Map<string, string>();
+
+  /** Slack refuses the alert's message, full and plain: shown until it is posted or dropped. */
+  messageRefused(alertId: string, code: string): void {
+    this.#refused.delete(alertId);
+    this.#refused.set(alertId, code);
+    // Bounded: the oldest names go first; the count still says how many there were.
+    if (this.#refused.size > 100) this.#refused.delete(this.#refused.keys().next().value!);
+  }
+
+  /** The alert's message was posted (or is gone for good). */
+  messageSettled(alertId: string): void {
+    this.#refused.delete(alertId);
+  }
 
   /** Records a problem; the key groups problems that one fix clears. */
   record(err: SlackDeliveryError, channel: string): void {
@@ -284,7 +313,15 @@ export class DeliveryProblems {
   }
 
   list(): string[] {
-    return [...this.#problems.values()];
+    const out = [...this.#problems.values()];
+    if (this.#refused.size > 0) {
+      const codes = [...new Set(this.#refused.values())].join(', ');
+      const ids = [...this.#refused.keys()].slice(-3).join(', ');
+      out.push(
+        `Slack refuses ${this.#refused.size} alert message${this.#refused.size === 1 ? '' : 's'} (${codes}), even in plain form: ${this.#refused.size === 1 ? 'it stays' : 'they stay'} in the outbox and ${this.#refused.size === 1 ? 'is' : 'are'} retried while the other alerts are posted; the log names each (alert ${ids}), and /arc-history lists its pair`,
+      );
+    }
+    return out;
   }
 
   #keyOf(code: string, channel: string): string {

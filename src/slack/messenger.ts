@@ -1,9 +1,10 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import type { SlackAlertState } from './alert-state.ts';
-import { type AlertView, buildAlertMessage } from './blocks/alert.ts';
+import { type AlertView, buildAlertMessage, plainAlertMessage, type SlackMessage } from './blocks/alert.ts';
 import { clip } from './blocks/text.ts';
 import {
+  CONTENT_REFUSED,
   classify,
   type DeliveryProblems,
   type DeliveryQueue,
@@ -97,18 +98,59 @@ export function createMessenger(opts: {
     now: (opts.now ?? Date.now)(),
   });
 
+  /**
+   * Sends the alert's message; when Slack refuses it as it is (`invalid_blocks`, `msg_too_long`:
+   * nothing was posted), sends it once more in plain form (`plainAlertMessage`). When that is
+   * refused too, the error is marked as this message's alone, so other deliveries go on, and
+   * `/readyz` names the refusal until the message goes through.
+   */
+  async function inPlainFormIfRefused<T>(
+    state: SlackAlertState,
+    what: 'post' | 'update',
+    send: (message: SlackMessage) => Promise<T>,
+  ): Promise<T> {
+    const alertId = state.alert.id;
+    const full = buildAlertMessage(view(state));
+    let result: T;
+    try {
+      result = await send(full);
+    } catch (err) {
+      if (!(err instanceof SlackDeliveryError && CONTENT_REFUSED.has(err.code))) throw err;
+      logger.error(
+        { alertId, code: err.code },
+        `Slack refused the alert's message (${err.code}); sending it in plain form (please report this, with the alert id)`,
+      );
+      try {
+        result = await send(plainAlertMessage(full));
+      } catch (again) {
+        if (again instanceof SlackDeliveryError && CONTENT_REFUSED.has(again.code)) {
+          again.itemOnly = true;
+          problems.messageRefused(alertId, again.code);
+          logger.error(
+            { alertId, code: again.code, what },
+            `Slack refused the alert's message in plain form too (${again.code}); it is retried later, and the other alerts go on`,
+          );
+        }
+        throw again;
+      }
+    }
+    problems.messageSettled(alertId);
+    return result;
+  }
+
   return {
     async postAlert(state) {
-      const message = buildAlertMessage(view(state));
-      const res = await deliver('chat.postMessage', state.channel, true, () =>
-        postClient.chat.postMessage({
-          channel: state.channel,
-          text: message.text,
-          blocks: message.blocks,
-          unfurl_links: false,
-          unfurl_media: false,
-        }),
-      );
+      const post = (message: SlackMessage) =>
+        deliver('chat.postMessage', state.channel, true, () =>
+          postClient.chat.postMessage({
+            channel: state.channel,
+            text: message.text,
+            blocks: message.blocks,
+            unfurl_links: false,
+            unfurl_media: false,
+          }),
+        );
+      const res = await inPlainFormIfRefused(state, 'post', post);
       if (typeof res.ts !== 'string') {
         throw new SlackDeliveryError('bad_response', 'chat.postMessage answered without a message ts', true);
       }
@@ -153,13 +195,17 @@ export function createMessenger(opts: {
     async updateAlert(state) {
       if (!state.ts) return;
       const ts = state.ts;
-      const message = buildAlertMessage(view(state));
       try {
-        await deliver('chat.update', state.channel, false, () =>
-          client.chat.update({ channel: state.channel, ts, text: message.text, blocks: message.blocks }),
+        await inPlainFormIfRefused(state, 'update', (message) =>
+          deliver('chat.update', state.channel, false, () =>
+            client.chat.update({ channel: state.channel, ts, text: message.text, blocks: message.blocks }),
+          ),
         );
       } catch (err) {
-        if (err instanceof SlackDeliveryError && GONE.has(err.code)) return;
+        if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
+          problems.messageSettled(state.alert.id);
+          return;
+        }
         throw err;
       }
     },

@@ -218,6 +218,33 @@ describe('durable outbox over the store (SQLite)', () => {
     );
   });
 
+  it('an item whose content the chat refuses (itemOnly) is retried alone: the other alerts go out in the same pass', async () => {
+    const rec = recordingSink();
+    const refused = alert();
+    refused.detection.eventTime = new Date(Date.now() - 60_000).toISOString(); // sorts first
+    const others = [alert(), alert(), alert()];
+    let refusals = 0;
+    const sink: AlertSink = {
+      post: async (a) => {
+        if (a.id === refused.id) {
+          refusals++;
+          throw Object.assign(new Error('Slack refused the call: invalid_blocks'), { itemOnly: true });
+        }
+        return rec.sink.post(a);
+      },
+      repeat: rec.sink.repeat,
+    };
+    const metrics = createMetrics();
+    const o = outbox(sink, {}, store, metrics);
+    await o.add([refused, ...others], []);
+    await o.drain();
+    expect(refusals).toBe(1);
+    expect(rec.posts.map((a) => a.id).sort()).toEqual(others.map((a) => a.id).sort());
+    // Counted as a failure, and kept for a later attempt.
+    expect(await metrics.registry.metrics()).toMatch(/arc_chat_delivery_failures_total\{kind="post"\} 1/);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([`post:${refused.id}`]);
+  });
+
   it('holds a repeat until its alert has been posted, then updates that message', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);

@@ -362,8 +362,9 @@ describe('Catching up Slack', () => {
     }
     await h.store.addMembers(FOLLOW_UPS, [one.id, two.id]);
     slack().clear();
-    // The first alert's update is refused (a message Slack will never take); the second goes.
-    slack().script('chat.update', { error: 'invalid_blocks' });
+    // The first alert's update is refused, as it is and in plain form (a message Slack will never
+    // take); the second goes.
+    slack().script('chat.update', { error: 'invalid_blocks' }, { error: 'invalid_blocks' });
     await h.chat.start!();
     await slack().waitFor('the second alert caught up', () => threads().length >= 1, AZURE_WAIT);
     expect(threads()[0]!.args.text).toBe(`line of ${two.id}`);

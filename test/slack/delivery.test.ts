@@ -31,6 +31,49 @@ describe('posting alerts', () => {
     expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
   });
 
+  it.each(['invalid_blocks', 'msg_too_long'])(
+    'an alert Slack refuses as it is (%s) is posted once in plain form: every field, links as their labels, both buttons',
+    async (error) => {
+      h = await startHarness();
+      const alert = sampleAlert();
+      h.fake.script('chat.postMessage', { error });
+      const { ref } = await h.chat.sink.post(alert);
+      const posts = h.fake.callsOf('chat.postMessage');
+      expect(posts).toHaveLength(2);
+      expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
+      const [full, plain] = [blocksText(posts[0]!.args), blocksText(posts[1]!.args)];
+      for (const text of [alert.detection.appId, alert.detection.sourceIp, 'Mark benign', 'Revoke']) {
+        expect(plain).toContain(text);
+      }
+      expect(full).toContain('<https://');
+      expect(plain).not.toContain('<https://');
+      const types = (posts[1]!.args.blocks as Array<{ type: string }>).map((b) => b.type);
+      expect(new Set(types)).toEqual(new Set(['section', 'actions']));
+      expect(h.logs.join('')).toContain(
+        `Slack refused the alert's message (${error}); sending it in plain form`,
+      );
+      expect(h.chat.problems()).toEqual([]);
+    },
+  );
+
+  it('an alert Slack refuses in plain form too fails as its own (itemOnly), is named by /readyz, and clears once posted', async () => {
+    h = await startHarness();
+    const alert = sampleAlert();
+    h.fake.script('chat.postMessage', { error: 'invalid_blocks' }, { error: 'invalid_blocks' });
+    const err = await h.chat.sink.post(alert).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SlackDeliveryError);
+    expect(err).toMatchObject({ code: 'invalid_blocks', itemOnly: true });
+    // Nothing was posted: no mark, so the retry posts without a search.
+    expect(await h.store.get(postMarkKey(alert.id))).toBeUndefined();
+    expect(h.chat.problems()).toEqual([
+      expect.stringMatching(/^Slack refuses 1 alert message \(invalid_blocks\), even in plain form/),
+    ]);
+    expect(h.chat.problems()[0]).toContain(alert.id);
+    await h.chat.sink.post(alert);
+    expect(h.chat.problems()).toEqual([]);
+    expect(h.fake.callsOf('conversations.history')).toHaveLength(0);
+  });
+
   describe('a post cut short (Slack took it, its answer was never stored)', () => {
     /** What an attempt that stopped during chat.postMessage leaves behind: the mark, no state. */
     async function interruptedPost(h: Harness, alert = sampleAlert()) {

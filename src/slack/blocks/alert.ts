@@ -21,7 +21,7 @@ import {
   undoableRuns,
 } from '../alert-state.ts';
 import { ACTION_IDS } from '../ids.ts';
-import { checkMessageLimits, LIMITS } from './limits.ts';
+import { checkMessageLimits, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
 import { clip, code, describePlace, esc, isoTime, link, mention, parseTime, slackDate } from './text.ts';
 
 /** What the alert builder needs: the stored state plus the remediation mode. */
@@ -791,4 +791,54 @@ export function buildAlertMessage(input: AlertView): SlackMessage {
     message = render(view, k);
   }
   return message;
+}
+
+/**
+ * The alert in its plainest form, for when Slack refuses the full message (`invalid_blocks`,
+ * `msg_too_long`): its text in sections of plain lines, with links reduced to their labels and
+ * every field kept, and the same buttons. What Slack objected to in the layout is gone; the
+ * facts and the actions stay.
+ */
+export function plainAlertMessage(full: SlackMessage): SlackMessage {
+  const lines: string[] = [];
+  for (const block of full.blocks) {
+    if (block.type === 'header') lines.push(`*${block.text.text}*`);
+    else if (block.type === 'section') {
+      if (block.text) lines.push(block.text.text);
+      for (const field of block.fields ?? []) lines.push(field.text);
+    } else if (block.type === 'context') {
+      for (const element of block.elements) if ('text' in element) lines.push(element.text);
+    }
+  }
+  const text = unlinked(lines.join('\n'));
+  const sections: types.KnownBlock[] = [];
+  // Cut at line ends into sections of at most Slack's limit; the message keeps to its total.
+  let current = '';
+  for (const line of text.split('\n')) {
+    const next = current === '' ? line : `${current}\n${line}`;
+    if (next.length <= LIMITS.sectionText - 100) {
+      current = next;
+      continue;
+    }
+    if (current !== '') sections.push(section(current));
+    current = clip(line, LIMITS.sectionText - 100);
+  }
+  if (current !== '') sections.push(section(current));
+  const actions = full.blocks.filter((b) => b.type === 'actions');
+  let budget = TOTAL_TEXT_BUDGET - 2000;
+  const kept = sections.filter((b) => {
+    budget -= (b as types.SectionBlock).text?.text.length ?? 0;
+    return budget >= 0;
+  });
+  return {
+    text: clip(unlinked(full.text), LIMITS.text),
+    blocks: [...kept.slice(0, LIMITS.blocks - actions.length), ...actions],
+  };
+}
+
+/** Slack links (`<url|label>`) as their labels, and bare `<url>` as the URL; mentions stay. */
+function unlinked(text: string): string {
+  return text
+    .replace(/<([^<>|@#!][^<>|]*)\|([^<>]*)>/g, '$2')
+    .replace(/<((?:https?|mailto):[^<>|]*)>/g, '$1');
 }
