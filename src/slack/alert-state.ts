@@ -82,9 +82,28 @@ export interface SlackAlertState {
   undo?: UndoRun;
   /** Earlier Revoke-and-Undo rounds, oldest first (at most `PAST_REVOKES_KEPT`). */
   past?: PastRevoke[];
-  /** Audit lines for the thread that Slack has not taken yet, oldest first (see follow-ups.ts). */
-  pendingThread?: string[];
+  /**
+   * Audit lines for the thread that Slack has not taken yet, oldest first (see follow-ups.ts).
+   * Earlier releases kept the text alone.
+   */
+  pendingThread?: Array<ThreadLine | string>;
 }
+
+/** An audit line for the alert's thread. */
+export interface ThreadLine {
+  text: string;
+  /** Carried in the posted message's metadata, so that the thread can be searched for it. */
+  id: string;
+  /**
+   * When a post of it got no clear answer (epoch ms): Slack may have it already, so the thread is
+   * searched before it is posted again.
+   */
+  uncertainSince?: number;
+}
+
+/** A kept line as a `ThreadLine`; one kept by an earlier release has no id. */
+export const threadLine = (kept: ThreadLine | string): ThreadLine =>
+  typeof kept === 'string' ? { text: kept, id: '' } : kept;
 
 /**
  * Holds a running remediation (Revoke, Remove broad roles, Undo); long enough for ARM and Graph,

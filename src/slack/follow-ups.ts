@@ -1,6 +1,13 @@
-import { loadAlertState, type SlackAlertState, updateAlertState } from './alert-state.ts';
+import { randomUUID } from 'node:crypto';
+import {
+  loadAlertState,
+  type SlackAlertState,
+  type ThreadLine,
+  threadLine,
+  updateAlertState,
+} from './alert-state.ts';
 import type { SlackContext } from './context.ts';
-import { isTransient, SlackDeliveryError } from './delivery-queue.ts';
+import { certainlyNotDone, isTransient, SlackDeliveryError } from './delivery-queue.ts';
 import { GONE } from './messenger.ts';
 
 /**
@@ -42,17 +49,19 @@ export async function showAlert(ctx: Ctx, state: SlackAlertState): Promise<void>
  */
 export async function auditInThread(ctx: Ctx, state: SlackAlertState, text: string): Promise<void> {
   const alertId = state.alert.id;
+  const line: ThreadLine = { text, id: randomUUID() };
   if (!state.pendingThread?.length) {
     try {
-      await ctx.messenger.postThread(state, text);
+      await ctx.messenger.postThread(state, line);
       return;
     } catch (err) {
       if (err instanceof SlackDeliveryError && GONE.has(err.code)) return; // the message was deleted
+      if (mayHaveGone(err)) line.uncertainSince = Date.now();
     }
   }
   try {
     const saved = await updateAlertState(ctx.store, alertId, (s) => {
-      s.pendingThread = [...(s.pendingThread ?? []), text].slice(-PENDING_LINES_KEPT);
+      s.pendingThread = [...(s.pendingThread ?? []), line].slice(-PENDING_LINES_KEPT);
     });
     if (saved) await note(ctx, alertId);
     else ctx.logger.error({ alertId }, 'the alert is no longer known: its thread line is dropped');
@@ -95,20 +104,41 @@ export async function sweepFollowUps(ctx: Ctx): Promise<string[]> {
   return done;
 }
 
+/** A failed post that Slack may have taken all the same (no clear answer). */
+const mayHaveGone = (err: unknown): boolean => !(err instanceof SlackDeliveryError && certainlyNotDone(err));
+
+/** The kept entry that is `line` (by id; a line kept by an earlier release, by its text). */
+const sameLine = (kept: ThreadLine | string, line: ThreadLine): boolean => {
+  const k = threadLine(kept);
+  return line.id ? k.id === line.id : k.id === '' && k.text === line.text;
+};
+
 async function catchUp(ctx: Ctx, state: SlackAlertState): Promise<void> {
   const alertId = state.alert.id;
   await ctx.messenger.updateAlert(state);
-  for (const line of state.pendingThread ?? []) {
+  for (const kept of state.pendingThread ?? []) {
+    const line = threadLine(kept);
     let gone = false;
     try {
-      await ctx.messenger.postThread(state, line);
+      // A line whose earlier post got no clear answer is looked for first: Slack may have it.
+      const there = line.uncertainSince !== undefined && (await ctx.messenger.findThreadLine(state, line));
+      if (!there) await ctx.messenger.postThread(state, line);
     } catch (err) {
-      if (!(err instanceof SlackDeliveryError && GONE.has(err.code))) throw err;
+      if (!(err instanceof SlackDeliveryError && GONE.has(err.code))) {
+        if (line.uncertainSince === undefined && mayHaveGone(err)) {
+          // Searched for before its next post.
+          await updateAlertState(ctx.store, alertId, (s) => {
+            const at = s.pendingThread?.findIndex((k) => sameLine(k, line)) ?? -1;
+            if (at >= 0) s.pendingThread![at] = { ...line, uncertainSince: Date.now() };
+          });
+        }
+        throw err;
+      }
       gone = true;
     }
     await updateAlertState(ctx.store, alertId, (s) => {
       if (gone) delete s.pendingThread;
-      const at = s.pendingThread?.indexOf(line) ?? -1;
+      const at = s.pendingThread?.findIndex((k) => sameLine(k, line)) ?? -1;
       if (at >= 0) s.pendingThread!.splice(at, 1);
       if (s.pendingThread?.length === 0) delete s.pendingThread;
     });

@@ -1,6 +1,6 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
-import type { SlackAlertState } from './alert-state.ts';
+import type { SlackAlertState, ThreadLine } from './alert-state.ts';
 import { type AlertView, buildAlertMessage, plainAlertMessage, type SlackMessage } from './blocks/alert.ts';
 import { clip } from './blocks/text.ts';
 import {
@@ -44,9 +44,23 @@ export interface Messenger {
   ): Promise<{ channel: string; ts: string } | undefined>;
   /** Renders the stored state into the posted message (chat.update). */
   updateAlert(state: SlackAlertState): Promise<void>;
-  /** Posts an audit line in the alert's thread. */
-  postThread(state: SlackAlertState, text: string): Promise<void>;
+  /**
+   * Posts an audit line in the alert's thread, once: never re-sent by the client itself (a line
+   * that got no clear answer is kept, and `findThreadLine` looks for it before it goes again).
+   */
+  postThread(state: SlackAlertState, line: ThreadLine): Promise<void>;
+  /**
+   * Whether the alert's thread holds `line` already (a post that got no clear answer, which Slack
+   * took). Throws a retryable `SlackDeliveryError` when the thread cannot be read for now; false
+   * when it can never be read (a missing scope): then the line is posted, once beats never.
+   */
+  findThreadLine(state: SlackAlertState, line: ThreadLine): Promise<boolean>;
 }
+
+/** The metadata event type of audit lines (message metadata; nothing subscribes to it). */
+const AUDIT_LINE_EVENT = 'arc_responder_audit_line';
+/** Longest text of a thread line (Slack's `text` limit, with room). */
+const THREAD_TEXT_MAX = 3900;
 
 export function createMessenger(opts: {
   client: webApi.WebClient;
@@ -210,18 +224,66 @@ export function createMessenger(opts: {
       }
     },
 
-    async postThread(state, text) {
+    async postThread(state, line) {
       if (!state.ts) return;
       const ts = state.ts;
       await deliver('chat.postMessage (thread)', state.channel, true, () =>
-        client.chat.postMessage({
+        postClient.chat.postMessage({
           channel: state.channel,
           thread_ts: ts,
-          text: clip(text, 3900),
+          text: clip(line.text, THREAD_TEXT_MAX),
           unfurl_links: false,
           unfurl_media: false,
+          ...(line.id
+            ? {
+                metadata: {
+                  event_type: AUDIT_LINE_EVENT,
+                  event_payload: { alert_id: state.alert.id, line_id: line.id },
+                },
+              }
+            : {}),
         }),
       );
+    },
+
+    async findThreadLine(state, line) {
+      if (!state.ts) return false;
+      const text = clip(line.text, THREAD_TEXT_MAX);
+      // From a minute before the uncertain post (clocks) on.
+      const oldest = (Math.max(0, (line.uncertainSince ?? 0) - 60_000) / 1000).toFixed(6);
+      let cursor: string | undefined;
+      try {
+        for (let page = 0; page < 5; page++) {
+          const res = await client.conversations.replies({
+            channel: state.channel,
+            ts: state.ts,
+            oldest,
+            inclusive: true,
+            limit: 200,
+            include_all_metadata: true,
+            ...(cursor ? { cursor } : {}),
+          });
+          for (const m of res.messages ?? []) {
+            const payload = (m as { metadata?: { event_payload?: { line_id?: unknown } } }).metadata
+              ?.event_payload;
+            // The line's id where Slack returns metadata; its text where it returns none.
+            if (line.id && payload?.line_id === line.id) return true;
+            if (payload === undefined && m.ts !== state.ts && m.text === text) return true;
+          }
+          cursor = res.response_metadata?.next_cursor || undefined;
+          if (!res.has_more || !cursor) return false;
+        }
+        return false;
+      } catch (err) {
+        const e = classify(err, state.channel);
+        opts.failures?.inc({ reason: e.code });
+        if (isTransient(e)) throw e;
+        logger.warn(
+          { alertId: state.alert.id, channel: state.channel, code: e.code },
+          "cannot read the alert's thread to see whether an audit line whose post got no clear answer went out; posting it again (add the channels:history and groups:history scopes to avoid a possible second line)",
+        );
+        return false;
+      }
     },
   };
 }

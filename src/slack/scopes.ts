@@ -10,6 +10,7 @@ export const METHOD_SCOPES: Readonly<Record<string, string | readonly string[] |
   'chat.update': 'chat:write',
   // Public and private alert channels.
   'conversations.history': ['channels:history', 'groups:history'],
+  'conversations.replies': ['channels:history', 'groups:history'],
   'views.open': null,
   'usergroups.users.list': 'usergroups:read',
 };

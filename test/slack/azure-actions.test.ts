@@ -5,13 +5,14 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import { loadAlertState, updateAlertState } from '../../src/slack/alert-state.ts';
+import { loadAlertState, threadLine, updateAlertState } from '../../src/slack/alert-state.ts';
 import { FOLLOW_UPS } from '../../src/slack/follow-ups.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { ROLE } from '../azure/helpers.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import { ARC } from '../support/samples.ts';
 import {
+  CHANNEL,
   EVIDENCE_ASSIGNMENT_ID,
   type Harness,
   OUTSIDER,
@@ -316,6 +317,35 @@ describe('Slack failing during a run', () => {
     await h.chat.stop!();
   });
 
+  it.each([
+    ['Slack took it and answered 500: it is found in the thread, not posted again', true],
+    ['Slack did not take it (a 500): it is posted once the thread shows it is missing', false],
+  ])('an audit line whose post got no clear answer: %s', async (_what, created) => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'dry-run' }, tuning: { staleSweepIntervalMs: 50 } });
+    await h.chat.sink.post(alert);
+    const ts = (await loadAlertState(h.store, alert.id))!.ts!;
+    slack().script('chat.postMessage', { status: 500, created });
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await vi.waitFor(
+      async () => expect((await loadAlertState(h!.store, alert.id))?.pendingThread).toHaveLength(1),
+      { timeout: AZURE_WAIT },
+    );
+    const [kept] = (await loadAlertState(h.store, alert.id))!.pendingThread!;
+    expect(threadLine(kept!).uncertainSince).toBeGreaterThan(0);
+    // The client never re-sent it by itself.
+    expect(threads()).toHaveLength(1);
+    await h.chat.start!();
+    await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
+      timeout: AZURE_WAIT,
+    });
+    expect(slack().threadTexts(ts)).toEqual([threadLine(kept!).text]);
+    expect(slack().callsOf('conversations.replies')[0]?.args).toMatchObject({ channel: CHANNEL, ts });
+    expect(threads()).toHaveLength(created ? 1 : 2);
+    expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
+    await h.chat.stop!();
+  });
+
   it('drops the lines kept for a thread whose message was deleted in Slack, and keeps their order otherwise', async () => {
     azure = await sampleAzure();
     h = await startHarness({ azure: { fake: azure, mode: 'dry-run' }, tuning: { staleSweepIntervalMs: 50 } });
@@ -341,7 +371,7 @@ describe('Slack failing during a run', () => {
     await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
       timeout: AZURE_WAIT,
     });
-    expect(threads().map((c) => c.args.text)).toEqual(kept);
+    expect(threads().map((c) => c.args.text)).toEqual(kept.map((k) => threadLine(k).text));
     expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
     await h.chat.stop!();
   });

@@ -38,12 +38,12 @@ function sources(dir: string): string[] {
   });
 }
 
-/** Every `client.<group>.<method>(` call in src/slack. */
+/** Every `client.<group>.<method>(` call in src/slack (`postClient.…` too). */
 function calledMethods(): Set<string> {
   const found = new Set<string>();
   for (const file of sources(path.join(ROOT, 'src/slack'))) {
     for (const m of readFileSync(file, 'utf8').matchAll(
-      /\bclient\s*\.\s*((?:[a-z][A-Za-z]*\.)+[a-z][A-Za-z]*)\s*\(/g,
+      /\b(?:client|[a-z][A-Za-z]*Client)\s*\.\s*((?:[a-z][A-Za-z]*\.)+[a-z][A-Za-z]*)\s*\(/g,
     )) {
       found.add(m[1]!);
     }

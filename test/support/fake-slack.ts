@@ -25,13 +25,15 @@ export interface FakeResponse {
 
 /**
  * A scripted answer: a body (`ok` defaults to true), an error, a 429, an HTTP status, or the
- * default answer after `delayMs` (a slow Slack).
+ * default answer after `delayMs` (a slow Slack). An HTTP status with `created: true` does what the
+ * call asks first (a message is posted), then answers the status: a Slack that took the call and
+ * failed to say so.
  */
 export type FakeAnswer =
   | { delayMs: number }
   | { error: string; [key: string]: unknown }
   | { status: 429; retryAfter: number }
-  | { status: number; body?: string }
+  | { status: number; body?: string; created?: boolean }
   | { ok?: boolean; [key: string]: unknown };
 
 const JSON_FIELDS = new Set(['blocks', 'attachments', 'view', 'metadata']);
@@ -71,6 +73,14 @@ export class FakeSlack {
   #tsCounter = 0;
   /** Messages the default `chat.postMessage` answer created, oldest first (for `conversations.history`). */
   readonly #posted: Array<{ channel: unknown; ts: string; at: number; text: unknown; blocks: unknown }> = [];
+  /** Replies posted in threads (for `conversations.replies`), oldest first. */
+  readonly #replies: Array<{
+    channel: unknown;
+    threadTs: unknown;
+    ts: string;
+    text: unknown;
+    metadata: unknown;
+  }> = [];
   url = '';
 
   /** Starts listening on a free loopback port. */
@@ -126,6 +136,11 @@ export class FakeSlack {
   /** What was posted to one response_url. */
   responsesTo(id: string): Record<string, unknown>[] {
     return this.responses.filter((r) => r.id === id).map((r) => r.body);
+  }
+
+  /** The texts of the replies in one thread, as Slack holds them (not as they were asked for). */
+  threadTexts(threadTs: string): unknown[] {
+    return this.#replies.filter((r) => r.threadTs === threadTs).map((r) => r.text);
   }
 
   /** Forgets recorded calls and responses (scripts stay). */
@@ -190,6 +205,7 @@ export class FakeSlack {
             body: '{"ok":false,"error":"ratelimited"}',
           };
         }
+        if ((scripted as { created?: boolean }).created) this.#default(method, args);
         return { status: scripted.status, headers: {}, body: (scripted as { body?: string }).body ?? '' };
       }
       if ('error' in scripted)
@@ -214,6 +230,14 @@ export class FakeSlack {
           // `at`: when it was posted, in Slack's seconds (the fake's ts are not wall-clock times).
           const at = Date.now() / 1000;
           this.#posted.push({ channel: args.channel, ts, at, text: args.text, blocks: args.blocks });
+        } else {
+          this.#replies.push({
+            channel: args.channel,
+            threadTs: args.thread_ts,
+            ts,
+            text: args.text,
+            metadata: args.metadata,
+          });
         }
         return { channel: args.channel, ts, message: { ts, text: args.text } };
       }
@@ -224,6 +248,29 @@ export class FakeSlack {
           .filter((m) => m.channel === args.channel && m.at >= oldest)
           .reverse()
           .map((m) => ({ type: 'message', ts: m.ts, text: m.text, blocks: m.blocks, bot_id: 'BBOT' }));
+        return { messages, has_more: false };
+      }
+      case 'conversations.replies': {
+        // The parent first, then its replies, oldest first; metadata only when asked for.
+        const withMetadata = args.include_all_metadata === true || args.include_all_metadata === 'true';
+        const parent = this.#posted.find((m) => m.channel === args.channel && m.ts === args.ts);
+        const replies = this.#replies
+          .filter((r) => r.channel === args.channel && r.threadTs === args.ts)
+          .map((r) => ({
+            type: 'message',
+            ts: r.ts,
+            thread_ts: r.threadTs,
+            text: r.text,
+            bot_id: 'BBOT',
+            ...(withMetadata && r.metadata !== undefined ? { metadata: r.metadata } : {}),
+          }));
+        const messages = parent
+          ? [
+              { type: 'message', ts: parent.ts, thread_ts: parent.ts, text: parent.text, bot_id: 'BBOT' },
+              ...replies,
+            ]
+          : replies;
+        if (!parent && replies.length === 0) return { ok: false, error: 'thread_not_found' };
         return { messages, has_more: false };
       }
       case 'chat.update':
