@@ -53,6 +53,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** Largest INGEST_MAX_BYTES: 256 MiB. */
+const MAX_INGEST_BYTES = 268_435_456;
+
 const optional = z
   .string()
   .transform((v) => v.trim())
@@ -140,9 +143,14 @@ const schema = z.object({
       });
     }
   }),
-  INGEST_MAX_BYTES: optional.refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) >= 1024), {
-    message: 'INGEST_MAX_BYTES must be a whole number of bytes, at least 1024',
-  }),
+  // At most 256 MiB: a body is held in memory and parsed as one string, whose length V8 caps at
+  // about 512 Mi characters.
+  INGEST_MAX_BYTES: optional.refine(
+    (v) => v === undefined || (/^\d+$/.test(v) && Number(v) >= 1024 && Number(v) <= MAX_INGEST_BYTES),
+    {
+      message: `INGEST_MAX_BYTES must be a whole number of bytes, from 1024 to ${MAX_INGEST_BYTES} (256 MiB)`,
+    },
+  ),
   LEARNING_PERIOD: duration('LEARNING_PERIOD'),
   SLACK_BOT_TOKEN: optional,
   SLACK_SIGNING_SECRET: optional,

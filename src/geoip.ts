@@ -138,13 +138,20 @@ function tryGet<T>(get: () => T | null): T | null {
  */
 export async function openGeoLocator(files: GeoIpFiles, logger: Logger): Promise<GeoLocator | undefined> {
   if (!files.cityDb && !files.asnDb) return undefined;
-  const city = files.cityDb ? await openDatabase<CityOrCountry>(CITY, files.cityDb, logger) : undefined;
-  let asn: Awaited<ReturnType<typeof openDatabase<AsnResponse>>> | undefined;
-  try {
-    asn = files.asnDb ? await openDatabase<AsnResponse>(ASN, files.asnDb, logger) : undefined;
-  } catch (err) {
+  // Both are opened, so that one message names every file that cannot be used.
+  const [cityOpen, asnOpen] = await Promise.allSettled([
+    files.cityDb ? openDatabase<CityOrCountry>(CITY, files.cityDb, logger) : undefined,
+    files.asnDb ? openDatabase<AsnResponse>(ASN, files.asnDb, logger) : undefined,
+  ]);
+  const problems = [cityOpen, asnOpen].flatMap((r) =>
+    r.status === 'rejected' ? [(r.reason as Error).message] : [],
+  );
+  const city = cityOpen.status === 'fulfilled' ? cityOpen.value : undefined;
+  const asn = asnOpen.status === 'fulfilled' ? asnOpen.value : undefined;
+  if (problems.length > 0) {
     city?.close();
-    throw err;
+    asn?.close();
+    throw new Error(problems.join('; '));
   }
   logger.info(
     {

@@ -94,6 +94,15 @@ describe('loadConfig', () => {
     expect(message).not.toContain('xoxb-1');
   });
 
+  it('bounds INGEST_MAX_BYTES: from 1 KiB to 256 MiB (a body is one string in memory)', () => {
+    expect(loadConfig({ INGEST_MAX_BYTES: '268435456' }).ingestMaxBytes).toBe(268_435_456);
+    for (const bad of ['1023', '268435457', '1000000000000', '1e6', '-5']) {
+      expect(() => loadConfig({ INGEST_MAX_BYTES: bad }), bad).toThrow(
+        /INGEST_MAX_BYTES must be a whole number of bytes, from 1024 to 268435456 \(256 MiB\)/,
+      );
+    }
+  });
+
   it('checks HOST, INGEST_TOKEN and STORE_URL with the others, naming the variable', () => {
     const problems = (env: Record<string, string>) => {
       try {

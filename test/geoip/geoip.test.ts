@@ -64,6 +64,10 @@ describe('openGeoLocator', () => {
     await expect(openGeoLocator({ asnDb: cityDb }, silent)).rejects.toThrow(
       /^GEOIP_ASN_DB: ".*city\.mmdb" is a GeoLite2-City database; expected an ASN database/,
     );
+    // Both wrong: one message names both.
+    await expect(openGeoLocator({ cityDb: junk, asnDb: cityDb }, silent)).rejects.toThrow(
+      /^GEOIP_CITY_DB: cannot open .*; GEOIP_ASN_DB: ".*city\.mmdb" is a GeoLite2-City database/,
+    );
   });
 });
 
