@@ -13,7 +13,13 @@ try {
   config = loadConfig(process.env);
 } catch (err) {
   if (err instanceof ConfigError) {
+    // For a person at a terminal, and as a JSON line on stdout like every other failed start, for
+    // a pipeline that collects the log alone.
     process.stderr.write(`arc-responder: ${err.message}\n`);
+    createLogger({ level: 'info' }).fatal(
+      { code: 'config' },
+      `arc-responder could not start: ${err.message}`,
+    );
     process.exit(1);
   }
   throw err;

@@ -174,6 +174,13 @@ describe('npm start (node src/main.ts)', () => {
     expect(err).toMatch(/HISTORY_WINDOW must be a duration/);
     expect(err).toMatch(/SLACK_ALERT_CHANNEL is required/);
     expect(err).not.toMatch(/\n\s+at /);
+    // The same, as a JSON line on stdout, for a pipeline that collects the log alone.
+    const fatal = svc.lines.find((l) => l.level === 'fatal')!;
+    expect(fatal).toMatchObject({ code: 'config' });
+    expect(String(fatal.msg)).toMatch(
+      /^arc-responder could not start: .*PORT must be a port number.*HISTORY_WINDOW/s,
+    );
+    expect(JSON.stringify(svc.lines)).not.toContain('xoxb-1');
   });
 
   it('says on its line whether a learning period runs: on an empty history, not on a later start with history', async () => {
