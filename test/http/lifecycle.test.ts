@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,8 @@ import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 import { type ServiceProcess, startService } from '../support/http-child.ts';
 import { writeMmdb } from '../support/mmdb.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
 
 describe('graceful stop', () => {
   it('finishes a request in flight, then refuses new connections and closes the store', async () => {
@@ -119,6 +122,33 @@ describe('npm start (node src/main.ts)', () => {
     await svc.waitForLine((l) => l.event === 'alert');
     svc.child.kill('SIGTERM');
     expect(await svc.exited).toBe(0);
+  });
+
+  it('`npm start` and `npm run history` load a version check first: an older Node is told what it lacks, without a stack', async () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    for (const script of ['start', 'history'])
+      expect(pkg.scripts[script]).toContain('--import ./src/require-node.mjs');
+    const run = (version: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '${version}' } }); await import('./src/require-node.mjs');`,
+        ],
+        { cwd: ROOT, encoding: 'utf8' },
+      );
+    for (const old of ['20.20.2', '22.12.0']) {
+      const r = run(old);
+      expect(r.status, old).toBe(1);
+      expect(r.stderr).toContain(`arc-responder needs Node 22.18 or later`);
+      expect(r.stderr).toContain(`this is Node ${old}`);
+      expect(r.stderr).toContain('without --ignore-scripts');
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    for (const fine of ['22.18.0', '24.0.0']) expect(run(fine).status, fine).toBe(0);
   });
 
   it('stops gracefully when `npm start` is sent SIGTERM (as a container runtime does), leaving nothing running', async () => {
