@@ -129,6 +129,11 @@ export interface ChatAdapter {
   ) => void | Promise<void>;
   /** Problems that retrying cannot fix (e.g. `channel_not_found`), with the fix; shown by `/readyz`. */
   problems(): string[];
+  /**
+   * What an operator should know that does not stop delivery as a whole (an alert the chat
+   * refuses): shown by `/readyz` without failing it.
+   */
+  warnings?(): string[];
   start?(): Promise<void>;
   stop?(): Promise<void>;
 }

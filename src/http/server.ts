@@ -90,10 +90,17 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
         `the outbox holds ${outbox.pendingAlerts()} undelivered alerts (limit ${outbox.maxPending}): chat delivery is failing or behind (Slack takes about one post per second per channel); ingest answers 503 until it drains`,
       );
     }
+    let warnings: string[] = [];
+    try {
+      warnings = chat.warnings?.() ?? [];
+    } catch {
+      // Warnings are advice: a chat that cannot give them changes nothing.
+    }
     const state = {
       store: store.kind,
       chat: chat.name,
       outbox: { pending: outbox.depth(), alerts: outbox.pendingAlerts() },
+      ...(warnings.length > 0 ? { warnings } : {}),
     };
     if (problems.length === 0) {
       sendJson(res, 200, { status: 'ready', ...state });

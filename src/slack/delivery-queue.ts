@@ -313,15 +313,18 @@ export class DeliveryProblems {
   }
 
   list(): string[] {
-    const out = [...this.#problems.values()];
-    if (this.#refused.size > 0) {
-      const codes = [...new Set(this.#refused.values())].join(', ');
-      const ids = [...this.#refused.keys()].slice(-3).join(', ');
-      out.push(
-        `Slack refuses ${this.#refused.size} alert message${this.#refused.size === 1 ? '' : 's'} (${codes}), even in plain form: ${this.#refused.size === 1 ? 'it stays' : 'they stay'} in the outbox and ${this.#refused.size === 1 ? 'is' : 'are'} retried while the other alerts are posted; the log names each (alert ${ids}), and /arc-history lists its pair`,
-      );
-    }
-    return out;
+    return [...this.#problems.values()];
+  }
+
+  /** The alerts Slack refuses in every form: one alert's content, so readiness holds (a warning). */
+  warnings(): string[] {
+    const n = this.#refused.size;
+    if (n === 0) return [];
+    const codes = [...new Set(this.#refused.values())].join(', ');
+    const ids = [...this.#refused.keys()].slice(-3).join(', ');
+    return [
+      `Slack refuses ${n} alert message${n === 1 ? '' : 's'} in every form, text alone too (${codes}): ${n === 1 ? 'it is' : 'they are'} retried while the other alerts are posted; the log names each (alert ${ids}), and /arc-history lists ${n === 1 ? 'its pair' : 'their pairs'}`,
+    ];
   }
 
   #keyOf(code: string, channel: string): string {

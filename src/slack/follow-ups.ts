@@ -122,6 +122,8 @@ async function catchUp(ctx: Ctx, state: SlackAlertState): Promise<void> {
     try {
       // A line whose earlier post got no clear answer is looked for first: Slack may have it.
       const there = line.uncertainSince !== undefined && (await ctx.messenger.findThreadLine(state, line));
+      // Too early to tell: this line and those after it (their order) wait for a later pass.
+      if (there === 'later') return;
       if (!there) await ctx.messenger.postThread(state, line);
     } catch (err) {
       if (!(err instanceof SlackDeliveryError && GONE.has(err.code))) {

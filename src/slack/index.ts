@@ -46,6 +46,11 @@ export interface SlackTuning {
   staleSweepIntervalMs?: number;
   /** Longest time `start()` waits for the first `auth.test` and look for interrupted runs (5 s). */
   startWaitMs?: number;
+  /**
+   * How long after an audit line's post got no clear answer its thread is first searched for it
+   * (default 2 minutes: Slack has surely finished with the post by then).
+   */
+  threadSettleMs?: number;
 }
 
 /** Longest time `start()` waits for Slack before the service goes on starting. */
@@ -122,6 +127,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     broadRemoval: typeof deps.remediator.planBroadRemoval === 'function',
     now,
     ...(deps.metrics?.deliveryFailures ? { failures: deps.metrics.deliveryFailures } : {}),
+    ...(tuning.threadSettleMs === undefined ? {} : { threadSettleMs: tuning.threadSettleMs }),
   });
   const responders = createResponderCheck({
     responders: slack.responders,
@@ -184,6 +190,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
         : { lateLookupTimeoutMs: tuning.lateLookupTimeoutMs }),
     }),
     problems: () => (socketProblem === undefined ? problems.list() : [...problems.list(), socketProblem]),
+    warnings: () => problems.warnings(),
     async start() {
       // One auth.test, now; never per request: failures are retried in the background or
       // reported through problems(), never thrown. And the runs a stopped process left marked

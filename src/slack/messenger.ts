@@ -1,7 +1,13 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import type { SlackAlertState, ThreadLine } from './alert-state.ts';
-import { type AlertView, buildAlertMessage, plainAlertMessage, type SlackMessage } from './blocks/alert.ts';
+import {
+  type AlertView,
+  buildAlertMessage,
+  plainAlertMessage,
+  type SlackMessage,
+  textOnlyAlertMessage,
+} from './blocks/alert.ts';
 import { clip } from './blocks/text.ts';
 import {
   CONTENT_REFUSED,
@@ -51,10 +57,12 @@ export interface Messenger {
   postThread(state: SlackAlertState, line: ThreadLine): Promise<void>;
   /**
    * Whether the alert's thread holds `line` already (a post that got no clear answer, which Slack
-   * took). Throws a retryable `SlackDeliveryError` when the thread cannot be read for now; false
-   * when it can never be read (a missing scope): then the line is posted, once beats never.
+   * took); `'later'` until `threadSettleMs` has passed since that post (Slack may still be
+   * finishing it). Throws a retryable `SlackDeliveryError` when the thread cannot be read for now;
+   * false when it can never be read (a missing scope), or has not been readable for 15 minutes
+   * since the post: then the line is posted, once beats never.
    */
-  findThreadLine(state: SlackAlertState, line: ThreadLine): Promise<boolean>;
+  findThreadLine(state: SlackAlertState, line: ThreadLine): Promise<boolean | 'later'>;
 }
 
 /** The metadata event type of audit lines (message metadata; nothing subscribes to it). */
@@ -75,6 +83,8 @@ export function createMessenger(opts: {
   failures?: DeliveryFailureCounter;
   /** The clock for rendering: interrupted runs show as failed with their button again. */
   now?: () => number;
+  /** How long after an uncertain audit line's post its thread is first searched (default 2 min). */
+  threadSettleMs?: number;
 }): Messenger {
   const { client, queue, problems, logger } = opts;
   const postClient = opts.postClient ?? client;
@@ -114,9 +124,10 @@ export function createMessenger(opts: {
 
   /**
    * Sends the alert's message; when Slack refuses it as it is (`invalid_blocks`, `msg_too_long`:
-   * nothing was posted), sends it once more in plain form (`plainAlertMessage`). When that is
-   * refused too, the error is marked as this message's alone, so other deliveries go on, and
-   * `/readyz` names the refusal until the message goes through.
+   * nothing was posted), sends it in plain form (`plainAlertMessage`), and when that is refused
+   * too, as text alone (`textOnlyAlertMessage`): an alert without buttons beats none. When even
+   * that is refused, the error is marked as this message's alone, so other deliveries go on, and
+   * `/readyz` mentions the refusal (as a warning) until the message goes through.
    */
   async function inPlainFormIfRefused<T>(
     state: SlackAlertState,
@@ -125,31 +136,29 @@ export function createMessenger(opts: {
   ): Promise<T> {
     const alertId = state.alert.id;
     const full = buildAlertMessage(view(state));
-    let result: T;
-    try {
-      result = await send(full);
-    } catch (err) {
-      if (!(err instanceof SlackDeliveryError && CONTENT_REFUSED.has(err.code))) throw err;
-      logger.error(
-        { alertId, code: err.code },
-        `Slack refused the alert's message (${err.code}); sending it in plain form (please report this, with the alert id)`,
-      );
+    const forms = [() => full, () => plainAlertMessage(full), () => textOnlyAlertMessage(full, alertId)];
+    for (let i = 0; ; i++) {
       try {
-        result = await send(plainAlertMessage(full));
-      } catch (again) {
-        if (again instanceof SlackDeliveryError && CONTENT_REFUSED.has(again.code)) {
-          again.itemOnly = true;
-          problems.messageRefused(alertId, again.code);
+        const result = await send(forms[i]!());
+        problems.messageSettled(alertId);
+        return result;
+      } catch (err) {
+        if (!(err instanceof SlackDeliveryError && CONTENT_REFUSED.has(err.code))) throw err;
+        if (i === forms.length - 1) {
+          err.itemOnly = true;
+          problems.messageRefused(alertId, err.code);
           logger.error(
-            { alertId, code: again.code, what },
-            `Slack refused the alert's message in plain form too (${again.code}); it is retried later, and the other alerts go on`,
+            { alertId, code: err.code, what },
+            `Slack refused the alert's message in every form, text alone too (${err.code}); it is retried later, and the other alerts go on`,
           );
+          throw err;
         }
-        throw again;
+        logger.error(
+          { alertId, code: err.code, what },
+          `Slack refused the alert's message (${err.code}); sending it in ${i === 0 ? 'plain form' : 'text alone'} (please report this, with the alert id)`,
+        );
       }
     }
-    problems.messageSettled(alertId);
-    return result;
   }
 
   return {
@@ -159,7 +168,7 @@ export function createMessenger(opts: {
           postClient.chat.postMessage({
             channel: state.channel,
             text: message.text,
-            blocks: message.blocks,
+            ...(message.blocks.length > 0 ? { blocks: message.blocks } : {}),
             unfurl_links: false,
             unfurl_media: false,
           }),
@@ -248,9 +257,11 @@ export function createMessenger(opts: {
 
     async findThreadLine(state, line) {
       if (!state.ts) return false;
+      const since = line.uncertainSince ?? 0;
+      if (Date.now() - since < (opts.threadSettleMs ?? THREAD_SETTLE_MS)) return 'later';
       const text = clip(line.text, THREAD_TEXT_MAX);
       // From a minute before the uncertain post (clocks) on.
-      const oldest = (Math.max(0, (line.uncertainSince ?? 0) - 60_000) / 1000).toFixed(6);
+      const oldest = (Math.max(0, since - 60_000) / 1000).toFixed(6);
       let cursor: string | undefined;
       try {
         for (let page = 0; page < 5; page++) {
@@ -266,9 +277,14 @@ export function createMessenger(opts: {
           for (const m of res.messages ?? []) {
             const payload = (m as { metadata?: { event_payload?: { line_id?: unknown } } }).metadata
               ?.event_payload;
-            // The line's id where Slack returns metadata; its text where it returns none.
-            if (line.id && payload?.line_id === line.id) return true;
-            if (payload === undefined && m.ts !== state.ts && m.text === text) return true;
+            // By the line's id in the metadata Slack returns. A line kept by an earlier release
+            // was posted without one: by its text, in a message without metadata.
+            if (
+              line.id
+                ? payload?.line_id === line.id
+                : payload === undefined && m.ts !== state.ts && m.text === text
+            )
+              return true;
           }
           cursor = res.response_metadata?.next_cursor || undefined;
           if (!res.has_more || !cursor) return false;
@@ -277,7 +293,7 @@ export function createMessenger(opts: {
       } catch (err) {
         const e = classify(err, state.channel);
         opts.failures?.inc({ reason: e.code });
-        if (isTransient(e)) throw e;
+        if (isTransient(e) && Date.now() - since < SEARCH_GIVE_UP_MS) throw e;
         logger.warn(
           { alertId: state.alert.id, channel: state.channel, code: e.code },
           "cannot read the alert's thread to see whether an audit line whose post got no clear answer went out; posting it again (add the channels:history and groups:history scopes to avoid a possible second line)",
@@ -290,6 +306,11 @@ export function createMessenger(opts: {
 
 /** After this long, a channel that still cannot be searched is posted to anyway: once beats never. */
 const SEARCH_GIVE_UP_MS = 15 * 60 * 1000;
+/**
+ * How long after an uncertain audit line's post its thread is first searched: past the client's
+ * timeout, with room, so that Slack has finished with the post (as the alert's post claim lapses).
+ */
+const THREAD_SETTLE_MS = 2 * 60 * 1000;
 
 /** Whether a message's blocks hold a button whose value is the alert id (Mark benign, Revoke). */
 function carriesAlertId(blocks: unknown, alertId: string): boolean {

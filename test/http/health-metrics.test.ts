@@ -77,6 +77,22 @@ describe('GET /healthz, /readyz, /metrics', () => {
   });
 });
 
+describe('GET /readyz with chat warnings', () => {
+  it('stays ready (200) and lists what the chat warns of, such as an alert it refuses', async () => {
+    const logChat = createLogChat(createLogger({ level: 'silent' }));
+    const warning = 'Slack refuses 1 alert message in every form, text alone too (invalid_blocks): …';
+    const chat: ChatAdapter = { ...logChat, name: 'test-chat', warnings: () => [warning] };
+    const t = await startTestApp({ chat });
+    try {
+      const res = await answer<{ status: string; warnings: string[] }>(await fetch(`${t.url}/readyz`));
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ status: 'ready', warnings: [warning] });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('GET /readyz when not ready', () => {
   it('503 with every reason: chat problems and an unreachable store', async () => {
     const logChat = createLogChat(createLogger({ level: 'silent' }));

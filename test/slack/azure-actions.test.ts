@@ -333,8 +333,12 @@ describe('Slack failing during a run', () => {
     );
     const [kept] = (await loadAlertState(h.store, alert.id))!.pendingThread!;
     expect(threadLine(kept!).uncertainSince).toBeGreaterThan(0);
-    // The client never re-sent it by itself.
+    // The client never re-sent it by itself; the post carried the line's id.
     expect(threads()).toHaveLength(1);
+    expect(threads()[0]!.args.metadata).toEqual({
+      event_type: 'arc_responder_audit_line',
+      event_payload: { alert_id: alert.id, line_id: threadLine(kept!).id },
+    });
     await h.chat.start!();
     await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
       timeout: AZURE_WAIT,
@@ -343,6 +347,46 @@ describe('Slack failing during a run', () => {
     expect(slack().callsOf('conversations.replies')[0]?.args).toMatchObject({ channel: CHANNEL, ts });
     expect(threads()).toHaveLength(created ? 1 : 2);
     expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
+    await h.chat.stop!();
+  });
+
+  it('an uncertain audit line waits for Slack to settle, and only its id (not the same text from someone else) counts as posted', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({
+      azure: { fake: azure, mode: 'dry-run' },
+      tuning: { staleSweepIntervalMs: 50, threadSettleMs: 60_000 },
+    });
+    await h.chat.sink.post(alert);
+    const ts = (await loadAlertState(h.store, alert.id))!.ts!;
+    slack().script('chat.postMessage', { status: 500 });
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await vi.waitFor(
+      async () => expect((await loadAlertState(h!.store, alert.id))?.pendingThread).toHaveLength(1),
+      { timeout: AZURE_WAIT },
+    );
+    const line = threadLine((await loadAlertState(h.store, alert.id))!.pendingThread![0]!);
+    // Someone posts the same text in the thread, without the line's metadata.
+    await fetch(`${slack().apiUrl}chat.postMessage`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer xoxp-person' },
+      body: JSON.stringify({ channel: CHANNEL, thread_ts: ts, text: line.text }),
+    });
+    // Within the settle time: neither searched nor posted; the alert stays noted.
+    await h.chat.start!();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(slack().callsOf('conversations.replies')).toHaveLength(0);
+    expect(await h.store.members(FOLLOW_UPS)).toEqual([alert.id]);
+    await h.chat.stop!();
+    // Once settled: searched, not found by its id, posted once.
+    await updateAlertState(h.store, alert.id, (s) => {
+      s.pendingThread = [{ ...line, uncertainSince: Date.now() - 61_000 }];
+    });
+    await h.chat.start!();
+    await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
+      timeout: AZURE_WAIT,
+    });
+    expect(slack().callsOf('conversations.replies')).toHaveLength(1);
+    expect(slack().threadTexts(ts)).toEqual([line.text, line.text]);
     await h.chat.stop!();
   });
 
@@ -392,9 +436,9 @@ describe('Catching up Slack', () => {
     }
     await h.store.addMembers(FOLLOW_UPS, [one.id, two.id]);
     slack().clear();
-    // The first alert's update is refused, as it is and in plain form (a message Slack will never
-    // take); the second goes.
-    slack().script('chat.update', { error: 'invalid_blocks' }, { error: 'invalid_blocks' });
+    // The first alert's update is refused in every form, text alone too (a message Slack will
+    // never take); the second goes.
+    slack().script('chat.update', ...Array.from({ length: 3 }, () => ({ error: 'invalid_blocks' })));
     await h.chat.start!();
     await slack().waitFor('the second alert caught up', () => threads().length >= 1, AZURE_WAIT);
     expect(threads()[0]!.args.text).toBe(`line of ${two.id}`);

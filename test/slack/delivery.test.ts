@@ -56,21 +56,41 @@ describe('posting alerts', () => {
     },
   );
 
-  it('an alert Slack refuses in plain form too fails as its own (itemOnly), is named by /readyz, and clears once posted', async () => {
+  it('an alert Slack refuses in plain form too is posted as text alone, saying why it has no buttons', async () => {
     h = await startHarness();
     const alert = sampleAlert();
     h.fake.script('chat.postMessage', { error: 'invalid_blocks' }, { error: 'invalid_blocks' });
+    const { ref } = await h.chat.sink.post(alert);
+    const posts = h.fake.callsOf('chat.postMessage');
+    expect(posts).toHaveLength(3);
+    expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
+    expect(posts[2]!.args.blocks).toBeUndefined();
+    const text = String(posts[2]!.args.text);
+    for (const fact of [alert.detection.appId, alert.detection.sourceIp]) expect(text).toContain(fact);
+    expect(text).toContain(
+      `Slack refused this alert's layout, so it shows no buttons: the service log names alert ${alert.id}`,
+    );
+    expect(text.length).toBeLessThanOrEqual(4000);
+    expect(h.chat.problems()).toEqual([]);
+    expect(h.chat.warnings?.()).toEqual([]);
+  });
+
+  it('an alert Slack refuses in every form fails as its own (itemOnly), is a /readyz warning (not a failure), and clears once posted', async () => {
+    h = await startHarness();
+    const alert = sampleAlert();
+    h.fake.script('chat.postMessage', ...Array.from({ length: 3 }, () => ({ error: 'msg_too_long' })));
     const err = await h.chat.sink.post(alert).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SlackDeliveryError);
-    expect(err).toMatchObject({ code: 'invalid_blocks', itemOnly: true });
+    expect(err).toMatchObject({ code: 'msg_too_long', itemOnly: true });
     // Nothing was posted: no mark, so the retry posts without a search.
     expect(await h.store.get(postMarkKey(alert.id))).toBeUndefined();
-    expect(h.chat.problems()).toEqual([
-      expect.stringMatching(/^Slack refuses 1 alert message \(invalid_blocks\), even in plain form/),
-    ]);
-    expect(h.chat.problems()[0]).toContain(alert.id);
-    await h.chat.sink.post(alert);
     expect(h.chat.problems()).toEqual([]);
+    expect(h.chat.warnings?.()).toEqual([
+      expect.stringMatching(/^Slack refuses 1 alert message in every form, text alone too \(msg_too_long\)/),
+    ]);
+    expect(h.chat.warnings?.()[0]).toContain(alert.id);
+    await h.chat.sink.post(alert);
+    expect(h.chat.warnings?.()).toEqual([]);
     expect(h.fake.callsOf('conversations.history')).toHaveLength(0);
   });
 

@@ -143,6 +143,8 @@ export async function startHarness(
         clock += ms;
       },
       deliveryIntervalMs: 1000,
+      // An uncertain audit line's thread is searched at the next catch-up.
+      threadSettleMs: 0,
       ...opts.tuning,
     },
   });

@@ -78,6 +78,7 @@ export class FakeSlack {
     channel: unknown;
     threadTs: unknown;
     ts: string;
+    at: number;
     text: unknown;
     metadata: unknown;
   }> = [];
@@ -235,6 +236,7 @@ export class FakeSlack {
             channel: args.channel,
             threadTs: args.thread_ts,
             ts,
+            at: Date.now() / 1000,
             text: args.text,
             metadata: args.metadata,
           });
@@ -254,8 +256,9 @@ export class FakeSlack {
         // The parent first, then its replies, oldest first; metadata only when asked for.
         const withMetadata = args.include_all_metadata === true || args.include_all_metadata === 'true';
         const parent = this.#posted.find((m) => m.channel === args.channel && m.ts === args.ts);
+        const oldest = Number(args.oldest ?? 0);
         const replies = this.#replies
-          .filter((r) => r.channel === args.channel && r.threadTs === args.ts)
+          .filter((r) => r.channel === args.channel && r.threadTs === args.ts && r.at >= oldest)
           .map((r) => ({
             type: 'message',
             ts: r.ts,

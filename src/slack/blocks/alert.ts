@@ -800,17 +800,7 @@ export function buildAlertMessage(input: AlertView): SlackMessage {
  * facts and the actions stay.
  */
 export function plainAlertMessage(full: SlackMessage): SlackMessage {
-  const lines: string[] = [];
-  for (const block of full.blocks) {
-    if (block.type === 'header') lines.push(`*${block.text.text}*`);
-    else if (block.type === 'section') {
-      if (block.text) lines.push(block.text.text);
-      for (const field of block.fields ?? []) lines.push(field.text);
-    } else if (block.type === 'context') {
-      for (const element of block.elements) if ('text' in element) lines.push(element.text);
-    }
-  }
-  const text = unlinked(lines.join('\n'));
+  const text = flatText(full);
   const sections: types.KnownBlock[] = [];
   // Cut at line ends into sections of at most Slack's limit; the message keeps to its total.
   let current = '';
@@ -834,6 +824,30 @@ export function plainAlertMessage(full: SlackMessage): SlackMessage {
     text: clip(unlinked(full.text), LIMITS.text),
     blocks: [...kept.slice(0, LIMITS.blocks - actions.length), ...actions],
   };
+}
+
+/**
+ * The last resort, for when Slack refuses the plain form too (the buttons themselves, say): the
+ * alert's facts as the message's text alone, no blocks, saying why it has no buttons.
+ */
+export function textOnlyAlertMessage(full: SlackMessage, alertId: string): SlackMessage {
+  const note = `\n:warning: Slack refused this alert's layout, so it shows no buttons: the service log names alert ${alertId}; /arc-history lists the pair.`;
+  return { text: `${clip(flatText(full), LIMITS.text - note.length)}${note}`, blocks: [] };
+}
+
+/** The text of every header, section and context of a message, a line each, links unlinked. */
+function flatText(message: SlackMessage): string {
+  const lines: string[] = [];
+  for (const block of message.blocks) {
+    if (block.type === 'header') lines.push(`*${block.text.text}*`);
+    else if (block.type === 'section') {
+      if (block.text) lines.push(block.text.text);
+      for (const field of block.fields ?? []) lines.push(field.text);
+    } else if (block.type === 'context') {
+      for (const element of block.elements) if ('text' in element) lines.push(element.text);
+    }
+  }
+  return unlinked(lines.join('\n'));
 }
 
 /** Slack links (`<url|label>`) as their labels, and bare `<url>` as the URL; mentions stay. */
