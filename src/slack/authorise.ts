@@ -70,9 +70,11 @@ export async function decide(
 ): Promise<Decision> {
   const verb = VERB[action];
   if (!RESPONDERS_ONLY.has(action) && ctx.allowlistBy === 'channel') {
+    // The alert channel first: it needs no lookup, so a slow user-group lookup never delays
+    // the answer (a modal's trigger and a command's acknowledgement last 3 seconds).
+    if (place.where !== undefined && place.where === place.home) return { ok: true, as: 'alert-channel' };
     if (!ctx.responders.empty && (await ctx.responders.isResponder(user)))
       return { ok: true, as: 'responder' };
-    if (place.where !== undefined && place.where === place.home) return { ok: true, as: 'alert-channel' };
     return ctx.responders.empty
       ? {
           ok: false,

@@ -31,6 +31,8 @@ export interface SlackTuning {
   webApiRetries?: number;
   /** How long user-group members are cached (default 5 minutes). */
   responderCacheTtlMs?: number;
+  /** Longest wait for a user group's members before a check answers with what it knows (1.5 s). */
+  responderLookupBudgetMs?: number;
   /**
    * Longest wait for enrichment and the remediation plan before an alert is posted without them
    * (default 2 s); the message is updated when they arrive.
@@ -135,6 +137,9 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     logger,
     now,
     ...(tuning.responderCacheTtlMs === undefined ? {} : { ttlMs: tuning.responderCacheTtlMs }),
+    ...(tuning.responderLookupBudgetMs === undefined
+      ? {}
+      : { lookupBudgetMs: tuning.responderLookupBudgetMs }),
   });
   const ctx: SlackContext = {
     store: deps.store,

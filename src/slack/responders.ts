@@ -16,6 +16,12 @@ export interface ResponderCheckOptions {
   logger: Logger;
   /** How long a group's member list is trusted; 5 minutes unless set. */
   ttlMs?: number;
+  /**
+   * Longest wait for a group's member list before the check answers with what it knows (1.5 s
+   * unless set): a click's modal and a command's acknowledgement must come within 3 seconds. The
+   * lookup goes on, and fills the list for the next check.
+   */
+  lookupBudgetMs?: number;
   now?: () => number;
 }
 
@@ -49,9 +55,35 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
   /** Groups whose last lookup failed with no member list to fall back on. */
   const unreadable = new Set<string>();
 
+  const budget = opts.lookupBudgetMs ?? 1500;
+
+  /**
+   * The group's members, waiting at most `budget` for Slack: then the last known list, or none
+   * (the group then counts as unreadable, so the refusal says why).
+   */
   async function membersOf(group: string): Promise<Set<string> | undefined> {
     const cached = cache.get(group);
     if (cached && now() - cached.at < ttl) return cached.members;
+    const lookup = lookUp(group, cached);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), budget);
+    });
+    const first = await Promise.race([lookup, late]);
+    clearTimeout(timer);
+    if (first !== 'late') return first;
+    opts.logger.warn(
+      { group, waitedMs: budget },
+      'the members of a SLACK_RESPONDERS user group did not arrive in time; answering with what is known, the lookup goes on',
+    );
+    if (!cached) unreadable.add(group);
+    return cached?.members;
+  }
+
+  function lookUp(
+    group: string,
+    cached: { members: Set<string>; at: number } | undefined,
+  ): Promise<Set<string> | undefined> {
     let pending = inflight.get(group);
     if (!pending) {
       pending = (async () => {

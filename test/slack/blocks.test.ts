@@ -430,6 +430,22 @@ describe('alert message', () => {
     expect(text).toContain('PATCH https://graph.microsoft.com/v1.0/servicePrincipals/x');
   });
 
+  it('shows an allowlist entry that has expired as expired: no check mark, no "(marked benign)", the plain button', () => {
+    const benign = { by: 'UALICE', reason: 'CI runner', at: DETECTED_AT, until: DETECTED_AT + 86_400_000 };
+    const before = buildAlertMessage(view({ benign, now: DETECTED_AT + 3_600_000 }));
+    expect(allText(before)).toContain(':white_check_mark: *Marked benign*');
+    expect(before.text).toContain('(marked benign)');
+    expect((buttonsOf(before)[0]!.text as { text: string }).text).toBe('Mark benign (change)');
+
+    const after = buildAlertMessage(view({ benign, now: DETECTED_AT + 25 * 3_600_000 }));
+    const text = allText(after);
+    expect(text).not.toContain(':white_check_mark:');
+    expect(text).toContain('The allowlist entry expired');
+    expect(text).toContain('detections of this pair are no longer allowlisted');
+    expect(after.text).not.toContain('(marked benign)');
+    expect((buttonsOf(after)[0]!.text as { text: string }).text).toBe('Mark benign');
+  });
+
   it('drops the Revoke button once a live revoke is done, and while one runs', () => {
     const done = buildAlertMessage(
       view({ mode: 'live', revoke: { status: 'done', mode: 'live', by: 'UALICE', at: DETECTED_AT } }),
@@ -931,6 +947,25 @@ describe('/arc-history reply', () => {
       expect(JSON.stringify(next[0]!.blocks)).toContain(`IPs ${(shown.length + 1).toLocaleString('en-US')}–`);
     },
   );
+
+  it('a refreshed first message (after Remove allowlist) stands alone: it names the command for the rest, promising no replies', () => {
+    const entries = many(300);
+    const first = pagesFor(entries)[0]!;
+    const refreshed = buildHistoryMessage({
+      appId: ARC.appId,
+      windowMs: 7 * 86_400_000,
+      entries,
+      canRemove: true,
+    });
+    const head = JSON.stringify(refreshed.blocks?.[0]);
+    const shown = ipsIn(refreshed).length;
+    expect(shown).toBe(ipsIn(first).length);
+    expect(head).not.toContain('the rest follow');
+    expect(head).not.toContain('Part 1 of');
+    expect(head).toContain(`IPs 1–${shown} of 300; list the rest with`);
+    expect(head).toContain(`/arc-history ${ARC.appId} ${shown + 1}`);
+    expect(checkMessageLimits({ text: refreshed.text, blocks: refreshed.blocks ?? [] })).toEqual([]);
+  });
 
   it('round-trips the remove button value, IPv6 and a start included', () => {
     expect(parseRemoveAllowValue(`${ARC.appId}|2001:db8::1`)).toEqual({

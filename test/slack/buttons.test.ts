@@ -62,8 +62,9 @@ describe('who may press the buttons', () => {
 
   it('accepts members of a responder user group, looking the group up once (cached)', async () => {
     await posted();
-    await h.click(ACTION_IDS.markBenign, alert.id, GROUP_MEMBER);
-    await h.click(ACTION_IDS.markBenign, alert.id, GROUP_MEMBER);
+    // Outside the alert channel, where only responders may mark benign.
+    await h.click(ACTION_IDS.markBenign, alert.id, GROUP_MEMBER, { channel: 'C0ELSEWHERE' });
+    await h.click(ACTION_IDS.markBenign, alert.id, GROUP_MEMBER, { channel: 'C0ELSEWHERE' });
     await h.fake.waitFor('two modals', () => h.fake.callsOf('views.open').length === 2);
     const lookups = h.fake.callsOf('usergroups.users.list');
     expect(lookups).toHaveLength(1);
@@ -81,6 +82,36 @@ describe('who may press the buttons', () => {
     expect(refusal).toContain(
       'The members of <!subteam^SRESPONDERS> could not be read from Slack just now (the app may lack the usergroups:read scope)',
     );
+  });
+});
+
+describe('a slow user-group lookup', () => {
+  it('never delays Mark benign in the alert channel (no lookup), and refuses a group member Revoke within the budget, saying why', async () => {
+    await posted({ tuning: { responderLookupBudgetMs: 200 } });
+    h.fake.script('usergroups.users.list', { delayMs: 3000 });
+    const started = Date.now();
+    await h.click(ACTION_IDS.markBenign, alert.id, OUTSIDER, { channel: CHANNEL });
+    await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
+    expect(h.fake.callsOf('usergroups.users.list')).toHaveLength(0);
+
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    // Answered on the budget, well before the lookup's 3 s (a deadline, not a timing assertion).
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
+      'The members of <!subteam^SRESPONDERS> could not be read from Slack just now',
+    );
+    // The lookup went on: once it is in, the member is a responder.
+    await h.fake.waitFor('the lookup', () => h.fake.callsOf('usergroups.users.list').length === 1);
+    await new Promise((r) => setTimeout(r, 3200));
+    const again = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
+    await h.fake.waitFor('the run', () => h.fake.callsOf('chat.update').length > 0);
+    expect(
+      h.fake
+        .responsesTo(again.responseId)
+        .map((r) => String(r.text))
+        .join(),
+    ).not.toContain('Only responders');
   });
 });
 

@@ -219,11 +219,18 @@ function size(n: number, k: number): number {
 const untilText = (until: number | undefined) =>
   until === undefined ? 'with no expiry' : `until ${slackDate(until)}`;
 
-/** The status line of a Mark benign. */
-export function benignText(b: BenignMark, k = 1): string {
+/** True while the Mark benign's allowlist entry holds detections back (at `now`, when known). */
+const benignInForce = (b: BenignMark | undefined, now: number | undefined): b is BenignMark =>
+  b !== undefined && b.removed === undefined && (b.until === undefined || now === undefined || b.until > now);
+
+/** The status line of a Mark benign; with `now`, an entry that has expired says so. */
+export function benignText(b: BenignMark, k = 1, now?: number): string {
   const mark = `*Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(esc(b.reason), size(500, k))}”.`;
   if (b.removed) {
     return `:heavy_minus_sign: ~${mark}~ Allowlist entry removed by ${mention(b.removed.by)} ${slackDate(b.removed.at)}: detections of this pair are no longer allowlisted.`;
+  }
+  if (b.until !== undefined && now !== undefined && b.until <= now) {
+    return `:heavy_minus_sign: ~${mark}~ The allowlist entry expired ${slackDate(b.until)}: detections of this pair are no longer allowlisted.`;
   }
   return `:white_check_mark: ${mark} Allowlisted ${untilText(b.until)}.`;
 }
@@ -512,7 +519,7 @@ export function alertFallbackText(view: AlertView): string {
   const d = view.alert.detection;
   const where = d.cluster?.name ?? d.cluster?.id ?? 'an Arc cluster';
   let text = `${capital(severityOf(d))}: Arc cluster credentials of ${clip(where, 200)} listed by ${clip(d.appId, 100)} from new IP ${clip(d.sourceIp, 60)}`;
-  if (view.benign && !view.benign.removed) text += ' (marked benign)';
+  if (benignInForce(view.benign, view.now)) text += ' (marked benign)';
   if (view.undo?.status === 'done' && view.undo.mode === 'live') text += ' (revoke undone)';
   else if (view.undo?.status === 'failed' && view.undo.mode === 'live') text += ' (undo failed)';
   else if (view.undo?.status === 'running') text += ' (undo in progress)';
@@ -533,7 +540,7 @@ const section = (text: string): types.SectionBlock => ({
 
 function buttons(view: AlertView): types.ActionsBlock {
   const id = view.alert.id;
-  const benignNow = view.benign !== undefined && view.benign.removed === undefined;
+  const benignNow = benignInForce(view.benign, view.now);
   const dry = view.mode === 'dry-run';
   const elements: types.Button[] = [
     {
@@ -752,7 +759,7 @@ function render(view: AlertView, k: number): SlackMessage {
       ],
     });
   }
-  if (view.benign) blocks.push(section(benignText(view.benign, k)));
+  if (view.benign) blocks.push(section(benignText(view.benign, k, view.now)));
   if (view.past && view.past.length > 0) blocks.push(section(pastText(view.past, k)));
   if (view.revoke) blocks.push(section(revokeText(view.revoke, k, view.broad)));
   if (view.broad) blocks.push(section(broadText(view.broad, k)));

@@ -225,9 +225,10 @@ function paginate(lines: readonly string[], firstPageExtra: number): string[][][
  * accepts in one message's blocks). The first is the command's answer, the others follow through
  * the response_url. Only beyond what those carry is the list cut, with a count of what was left
  * out and the command that lists the rest. Remove buttons (at most `HISTORY_MAX_BUTTONS`, for
- * allowlisted IPs, when the caller may remove entries) are in the first message.
+ * allowlisted IPs, when the caller may remove entries) are in the first message. `alone`: only
+ * the first message will be sent (a refresh), so it names the command for the rest instead.
  */
-export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
+export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMessage[] {
   const { entries } = view;
   const dormant = dormantBlocks(view);
   if (entries.length === 0) {
@@ -268,9 +269,17 @@ export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
   return pages.map((sections, p) => {
     const count = sections.reduce((n, s) => n + s.length, 0);
     const range = `${(from + 1).toLocaleString('en-US')}–${(from + count).toLocaleString('en-US')}`;
+    const rest =
+      p === 0 && pages.length > 1
+        ? alone
+          ? `; list the rest with \`${COMMANDS.history} ${esc(view.appId)} ${from + count + 1}\``
+          : `; the rest follow as ${pages.length - 1} more private ${pages.length === 2 ? 'reply' : 'replies'}`
+        : '';
     const part =
       pages.length > 1 || start > 0
-        ? ` Part ${p + 1} of ${pages.length}: IPs ${range} of ${entries.length.toLocaleString('en-US')}${p === 0 && pages.length > 1 ? `; the rest follow as ${pages.length - 1} more private ${pages.length === 2 ? 'reply' : 'replies'}` : ''}.`
+        ? alone
+          ? ` IPs ${range} of ${entries.length.toLocaleString('en-US')}${rest}.`
+          : ` Part ${p + 1} of ${pages.length}: IPs ${range} of ${entries.length.toLocaleString('en-US')}${rest}.`
         : '';
     const head =
       p === 0
@@ -311,7 +320,10 @@ export function buildHistoryPages(view: HistoryView): EphemeralMessage[] {
   });
 }
 
-/** The first message of the `/arc-history` reply (what a "Remove allowlist" refresh replaces). */
+/**
+ * The first message of the `/arc-history` reply, standing alone (what a "Remove allowlist" refresh
+ * replaces): no further replies follow it, so it says how to list the IPs it leaves out.
+ */
 export function buildHistoryMessage(view: HistoryView): EphemeralMessage {
-  return buildHistoryPages(view)[0]!;
+  return buildHistoryPages(view, true)[0]!;
 }
