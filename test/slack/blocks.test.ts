@@ -994,6 +994,24 @@ describe('Mark benign modal', () => {
     expect(checkMessageLimits({ blocks: modal.blocks as never }, { maxBlocks: 100 })).toEqual([]);
   });
 
+  it('for a pair marked benign already, says so and starts from its reason; not for one removed or expired', () => {
+    const now = Date.now();
+    const mark = { by: 'UALICE', reason: 'CI runner pool', at: now - 60_000, until: now + 86_400_000 };
+    const reasonInput = (m: ReturnType<typeof buildBenignModal>) =>
+      JSON.stringify(m.blocks.find((b) => b.block_id === BENIGN_MODAL.reasonBlock));
+    const change = buildBenignModal(sampleAlert(), undefined, mark);
+    expect(JSON.stringify(change.blocks[0])).toContain('Currently marked benign by <@UALICE>, until ');
+    expect(reasonInput(change)).toContain('"initial_value":"CI runner pool"');
+    for (const gone of [
+      { ...mark, removed: { by: 'UBOB', at: now } },
+      { ...mark, until: now - 1000 },
+    ]) {
+      const fresh = buildBenignModal(sampleAlert(), undefined, gone);
+      expect(JSON.stringify(fresh)).not.toContain('Currently marked benign');
+      expect(reasonInput(fresh)).not.toContain('initial_value');
+    }
+  });
+
   it('requires a reason that is not blank and one of the four expiries', () => {
     const values = (reason: unknown, expiry: unknown) => ({
       [BENIGN_MODAL.reasonBlock]: { [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: reason } },

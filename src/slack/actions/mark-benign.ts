@@ -23,7 +23,7 @@ export function registerMarkBenign(app: App, ctx: SlackContext): void {
         // channel of the click, so that the submission is judged by the same rule.
         await client.views.open({
           trigger_id: body.trigger_id,
-          view: buildBenignModal(state.alert, where),
+          view: buildBenignModal(state.alert, where, state.benign),
         });
       } catch (err) {
         ctx.logger.warn(

@@ -1,7 +1,8 @@
 import type { types } from '@slack/bolt';
 import type { AlertRecord } from '../../core/alert.ts';
+import type { BenignMark } from '../alert-state.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
-import { clip, code, esc } from './text.ts';
+import { clip, code, esc, isoTime } from './text.ts';
 
 /** The expiry choices of Mark benign, by option value. `undefined`: never expires. */
 export const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: number | undefined }> = [
@@ -26,9 +27,24 @@ const option = (o: { value: string; label: string }): types.PlainTextOption => (
   value: o.value,
 });
 
-/** The Mark benign modal: a required reason and an expiry (24 hours, 7 days, 30 days, never). */
-export function buildBenignModal(alert: AlertRecord, channel?: string): types.ModalView {
+/**
+ * The Mark benign modal: a required reason and an expiry (24 hours, 7 days, 30 days, never). With
+ * the alert's Mark benign still in force (`current`), it says so and starts from its reason.
+ */
+export function buildBenignModal(
+  alert: AlertRecord,
+  channel?: string,
+  current?: BenignMark,
+): types.ModalView {
   const d = alert.detection;
+  const now = Date.now();
+  const inForce =
+    current !== undefined &&
+    current.removed === undefined &&
+    (current.until === undefined || current.until > now);
+  const currently = inForce
+    ? `\n\nCurrently marked benign by <@${current.by}>, ${current.until === undefined ? 'with no expiry' : `until ${isoTime(current.until)}`}. Submitting replaces the reason and the expiry.`
+    : '';
   const metadata: BenignModalMetadata = { alertId: alert.id, ...(channel ? { channel } : {}) };
   return {
     type: 'modal',
@@ -43,7 +59,7 @@ export function buildBenignModal(alert: AlertRecord, channel?: string): types.Mo
         text: {
           type: 'mrkdwn',
           text: clip(
-            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${esc(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster')}).`,
+            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${esc(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster')}).${currently}`,
             3000,
           ),
         },
@@ -58,6 +74,7 @@ export function buildBenignModal(alert: AlertRecord, channel?: string): types.Mo
           multiline: true,
           min_length: 1,
           max_length: REASON_MAX,
+          ...(inForce ? { initial_value: current.reason.slice(0, REASON_MAX) } : {}),
           placeholder: { type: 'plain_text', text: 'e.g. new CI runner pool in westeurope, ticket OPS-123' },
         },
       },
