@@ -129,7 +129,7 @@ describe('npm start (node src/main.ts)', () => {
       scripts: Record<string, string>;
     };
     for (const script of ['start', 'history'])
-      expect(pkg.scripts[script]).toContain('--import ./src/require-node.mjs');
+      expect(pkg.scripts[script]).toContain('--import=./src/require-node.mjs');
     const run = (version: string) =>
       spawnSync(
         process.execPath,
