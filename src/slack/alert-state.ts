@@ -162,10 +162,18 @@ export async function saveAlertState(store: StateStore, state: SlackAlertState):
 
 const updates = new KeyedLock();
 
+/** The store claim that serialises one alert's state updates across replicas. */
+export const alertStateLockKey = (alertId: string): string => `alert-state-lock:${alertId}`;
+/** How long an update holds the alert (a holder that died frees it after this). */
+const STATE_LOCK_TTL_MS = 5000;
+/** How long an update waits for another replica's; then it goes on (a stuck holder never blocks). */
+const STATE_LOCK_WAIT_MS = 3000;
+const STATE_LOCK_POLL_MS = 10;
+
 /**
  * Reads the latest state, applies `change` and stores it. Updates of one alert are serialised in
- * this process, so that concurrent changes (a repeat, late enrichment and a revoke at once) never
- * undo each other.
+ * this process, and across replicas by a short store claim, so that concurrent changes (a repeat,
+ * late enrichment, a revoke, a thread line kept and one caught up) never undo each other.
  */
 export function updateAlertState(
   store: StateStore,
@@ -173,11 +181,22 @@ export function updateAlertState(
   change: (state: SlackAlertState) => void,
 ): Promise<SlackAlertState | undefined> {
   return updates.run([alertId], async () => {
-    const state = await loadAlertState(store, alertId);
-    if (!state) return undefined;
-    change(state);
-    await saveAlertState(store, state);
-    return state;
+    const lock = alertStateLockKey(alertId);
+    let held = false;
+    for (const giveUp = Date.now() + STATE_LOCK_WAIT_MS; ; ) {
+      held = await store.claim(lock, STATE_LOCK_TTL_MS);
+      if (held || Date.now() >= giveUp) break;
+      await new Promise((resolve) => setTimeout(resolve, STATE_LOCK_POLL_MS));
+    }
+    try {
+      const state = await loadAlertState(store, alertId);
+      if (!state) return undefined;
+      change(state);
+      await saveAlertState(store, state);
+      return state;
+    } finally {
+      if (held) await store.releaseClaim(lock).catch(() => {});
+    }
   });
 }
 
