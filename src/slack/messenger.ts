@@ -67,6 +67,16 @@ export interface Messenger {
 
 /** The metadata event type of audit lines (message metadata; nothing subscribes to it). */
 const AUDIT_LINE_EVENT = 'arc_responder_audit_line';
+/** The metadata event type of alert messages: the search finds a text-only form by it too. */
+const ALERT_EVENT = 'arc_responder_alert';
+
+/** The alert id a message's metadata carries (`ALERT_EVENT`), if any. */
+function metadataAlertId(message: unknown): unknown {
+  const metadata = (
+    message as { metadata?: { event_type?: unknown; event_payload?: { alert_id?: unknown } } }
+  ).metadata;
+  return metadata?.event_type === ALERT_EVENT ? metadata.event_payload?.alert_id : undefined;
+}
 /** Longest text of a thread line (Slack's `text` limit, with room). */
 const THREAD_TEXT_MAX = 3900;
 
@@ -171,6 +181,8 @@ export function createMessenger(opts: {
             ...(message.blocks.length > 0 ? { blocks: message.blocks } : {}),
             unfurl_links: false,
             unfurl_media: false,
+            // Found again by this after a post that got no clear answer, whatever form it took.
+            metadata: { event_type: ALERT_EVENT, event_payload: { alert_id: state.alert.id } },
           }),
         );
       const res = await inPlainFormIfRefused(state, 'post', post);
@@ -190,13 +202,16 @@ export function createMessenger(opts: {
         for (let page = 0; page < 5; page++) {
           const res = await client.conversations.history({
             channel: state.channel,
+            include_all_metadata: true,
             oldest,
             latest,
             inclusive: true,
             limit: 200,
             ...(cursor ? { cursor } : {}),
           });
-          const found = res.messages?.find((m) => typeof m.ts === 'string' && carriesAlertId(m.blocks, id));
+          const found = res.messages?.find(
+            (m) => typeof m.ts === 'string' && (metadataAlertId(m) === id || carriesAlertId(m.blocks, id)),
+          );
           if (found?.ts) return { channel: state.channel, ts: found.ts };
           cursor = res.response_metadata?.next_cursor || undefined;
           if (!res.has_more || !cursor) return undefined;

@@ -75,6 +75,27 @@ describe('posting alerts', () => {
     expect(h.chat.warnings?.()).toEqual([]);
   });
 
+  it('an alert posted as text alone, whose post got a 500 after Slack took it, is found by its metadata and not posted again', async () => {
+    h = await startHarness();
+    const alert = sampleAlert();
+    h.fake.script(
+      'chat.postMessage',
+      { error: 'invalid_blocks' },
+      { error: 'invalid_blocks' },
+      { status: 500, created: true },
+    );
+    await expect(h.chat.sink.post(alert)).rejects.toBeInstanceOf(SlackDeliveryError);
+    expect(h.fake.callsOf('chat.postMessage')[2]!.args.metadata).toEqual({
+      event_type: 'arc_responder_alert',
+      event_payload: { alert_id: alert.id },
+    });
+    await h.store.releaseClaim(`slack-post:${alert.id}`);
+    const { ref } = await h.chat.sink.post(alert);
+    expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
+    expect(String(h.fake.callsOf('conversations.history')[0]!.args.include_all_metadata)).toBe('true');
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(3);
+  });
+
   it('an alert Slack refuses in every form fails as its own (itemOnly), is a /readyz warning (not a failure), and clears once posted', async () => {
     h = await startHarness();
     const alert = sampleAlert();

@@ -72,7 +72,14 @@ export class FakeSlack {
   #server: Server | undefined;
   #tsCounter = 0;
   /** Messages the default `chat.postMessage` answer created, oldest first (for `conversations.history`). */
-  readonly #posted: Array<{ channel: unknown; ts: string; at: number; text: unknown; blocks: unknown }> = [];
+  readonly #posted: Array<{
+    channel: unknown;
+    ts: string;
+    at: number;
+    text: unknown;
+    blocks: unknown;
+    metadata: unknown;
+  }> = [];
   /** Replies posted in threads (for `conversations.replies`), oldest first. */
   readonly #replies: Array<{
     channel: unknown;
@@ -230,7 +237,14 @@ export class FakeSlack {
         if (args.thread_ts === undefined) {
           // `at`: when it was posted, in Slack's seconds (the fake's ts are not wall-clock times).
           const at = Date.now() / 1000;
-          this.#posted.push({ channel: args.channel, ts, at, text: args.text, blocks: args.blocks });
+          this.#posted.push({
+            channel: args.channel,
+            ts,
+            at,
+            text: args.text,
+            blocks: args.blocks,
+            metadata: args.metadata,
+          });
         } else {
           this.#replies.push({
             channel: args.channel,
@@ -246,10 +260,19 @@ export class FakeSlack {
       case 'conversations.history': {
         // Newest first, as Slack answers; one page.
         const oldest = Number(args.oldest ?? 0);
+        const withMetadata = args.include_all_metadata === true || args.include_all_metadata === 'true';
         const messages = this.#posted
           .filter((m) => m.channel === args.channel && m.at >= oldest)
           .reverse()
-          .map((m) => ({ type: 'message', ts: m.ts, text: m.text, blocks: m.blocks, bot_id: 'BBOT' }));
+          .map((m) => ({
+            type: 'message',
+            ts: m.ts,
+            text: m.text,
+            // Slack answers a text-only message with a rich_text block of its own, never buttons.
+            blocks: m.blocks ?? [{ type: 'rich_text', elements: [] }],
+            bot_id: 'BBOT',
+            ...(withMetadata && m.metadata !== undefined ? { metadata: m.metadata } : {}),
+          }));
         return { messages, has_more: false };
       }
       case 'conversations.replies': {
