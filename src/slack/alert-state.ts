@@ -166,8 +166,11 @@ const updates = new KeyedLock();
 export const alertStateLockKey = (alertId: string): string => `alert-state-lock:${alertId}`;
 /** How long an update holds the alert (a holder that died frees it after this). */
 const STATE_LOCK_TTL_MS = 5000;
-/** How long an update waits for another replica's; then it goes on (a stuck holder never blocks). */
-const STATE_LOCK_WAIT_MS = 3000;
+/**
+ * How long an update waits for another replica's: past the claim's lifetime, so that a holder that
+ * died is outlasted; then it goes on all the same (a stuck store never blocks an alert for good).
+ */
+const STATE_LOCK_WAIT_MS = STATE_LOCK_TTL_MS + 1000;
 const STATE_LOCK_POLL_MS = 10;
 
 /**

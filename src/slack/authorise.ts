@@ -69,23 +69,44 @@ export async function decide(
   place: { where?: string | undefined; home: string },
 ): Promise<Decision> {
   const verb = VERB[action];
+  /** Why group membership could not be checked, when it could not (for refusals). */
+  const unchecked = (): { detail: string; text: string } | undefined => {
+    const unread = ctx.responders.unreadableGroups();
+    if (unread.length === 0) return undefined;
+    const slow = new Set(ctx.responders.slowGroups());
+    const groups = unread.map((g) => `<!subteam^${g}>`).join(', ');
+    const late = unread.every((g) => slow.has(g));
+    return {
+      detail: `not in SLACK_RESPONDERS as far as could be checked: the members of ${unread.join(', ')} ${late ? 'did not arrive from Slack in time' : 'could not be read'}`,
+      text: late
+        ? `The members of ${groups} did not arrive from Slack in time, so membership through ${unread.length === 1 ? 'that group' : 'those groups'} could not be checked: press again in a moment.`
+        : `The members of ${groups} could not be read from Slack just now (the app may lack the usergroups:read scope), so membership through ${unread.length === 1 ? 'that group' : 'those groups'} could not be checked. Ask the operators of arc-responder.`,
+    };
+  };
   if (!RESPONDERS_ONLY.has(action) && ctx.allowlistBy === 'channel') {
     // The alert channel first: it needs no lookup, so a slow user-group lookup never delays
-    // the answer (a modal's trigger and a command's acknowledgement last 3 seconds).
-    if (place.where !== undefined && place.where === place.home) return { ok: true, as: 'alert-channel' };
+    // the answer (a modal's trigger and a command's acknowledgement last 3 seconds). The grant
+    // still says "responder" for whoever is known to be one without asking Slack.
+    if (place.where !== undefined && place.where === place.home) {
+      return { ok: true, as: ctx.responders.knownResponder(user) ? 'responder' : 'alert-channel' };
+    }
     if (!ctx.responders.empty && (await ctx.responders.isResponder(user)))
       return { ok: true, as: 'responder' };
-    return ctx.responders.empty
-      ? {
-          ok: false,
-          detail: 'not from the alert channel (SLACK_RESPONDERS is not set)',
-          text: `:no_entry: ${verb} works only in the alert channel <#${place.home}>: SLACK_RESPONDERS is not set, so the members of that channel may use it there. Your attempt was recorded.`,
-        }
-      : {
-          ok: false,
-          detail: 'not from the alert channel, not in SLACK_RESPONDERS',
-          text: `:no_entry: ${verb} works in the alert channel <#${place.home}>, or anywhere for responders (SLACK_RESPONDERS). Your attempt was recorded.`,
-        };
+    if (ctx.responders.empty) {
+      return {
+        ok: false,
+        detail: 'not from the alert channel (SLACK_RESPONDERS is not set)',
+        text: `:no_entry: ${verb} works only in the alert channel <#${place.home}>: SLACK_RESPONDERS is not set, so the members of that channel may use it there. Your attempt was recorded.`,
+      };
+    }
+    const why = unchecked();
+    return {
+      ok: false,
+      detail: why
+        ? `not from the alert channel; ${why.detail}`
+        : 'not from the alert channel, not in SLACK_RESPONDERS',
+      text: `:no_entry: ${verb} works in the alert channel <#${place.home}>, or anywhere for responders (SLACK_RESPONDERS).${why ? ` ${why.text}` : ''} Your attempt was recorded.`,
+    };
   }
   if (await ctx.responders.isResponder(user)) return { ok: true, as: 'responder' };
   if (ctx.responders.empty) {
@@ -95,14 +116,13 @@ export async function decide(
       text: `:no_entry: Nobody may use ${verb} yet: SLACK_RESPONDERS is not set. Ask the operators of arc-responder to add responders.`,
     };
   }
-  const unread = ctx.responders.unreadableGroups();
-  if (unread.length > 0) {
+  const why = unchecked();
+  if (why) {
     // A member of a group that could not be read is refused (fail closed), but told why.
-    const groups = unread.map((g) => `<!subteam^${g}>`).join(', ');
     return {
       ok: false,
-      detail: `not in SLACK_RESPONDERS as far as could be checked: the members of ${unread.join(', ')} could not be read`,
-      text: `:no_entry: Only responders (SLACK_RESPONDERS) may use ${verb}. The members of ${groups} could not be read from Slack just now (the app may lack the usergroups:read scope), so membership through ${unread.length === 1 ? 'that group' : 'those groups'} could not be checked. Ask the operators of arc-responder. Your attempt was recorded.`,
+      detail: why.detail,
+      text: `:no_entry: Only responders (SLACK_RESPONDERS) may use ${verb}. ${why.text} Your attempt was recorded.`,
     };
   }
   return {

@@ -38,6 +38,13 @@ export interface ResponderCheck {
    * member of one of them is refused, and the refusal should say why.
    */
   unreadableGroups(): string[];
+  /** Of those, the ones whose lookup only took too long (it goes on): pressing again may work. */
+  slowGroups(): string[];
+  /**
+   * Whether the user is a responder as far as is known without asking Slack (listed by id, or in a
+   * group's member list still fresh): for labelling a grant that needs no lookup.
+   */
+  knownResponder(userId: string): boolean;
 }
 
 /**
@@ -52,31 +59,30 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
   const groups = opts.responders.filter((id) => id.startsWith('S'));
   const cache = new Map<string, { members: Set<string>; at: number }>();
   const inflight = new Map<string, Promise<Set<string> | undefined>>();
-  /** Groups whose last lookup failed with no member list to fall back on. */
+  /** Groups whose last lookup failed (or is late) with no member list to fall back on. */
   const unreadable = new Set<string>();
+  /** Of those, the groups whose lookup is only late. */
+  const slow = new Set<string>();
 
   const budget = opts.lookupBudgetMs ?? 1500;
 
   /**
-   * The group's members, waiting at most `budget` for Slack: then the last known list, or none
-   * (the group then counts as unreadable, so the refusal says why).
+   * The group's members, waiting for Slack until `late` settles: then the last known list, or none
+   * (the group then counts as unreadable, and slow, so the refusal says why).
    */
-  async function membersOf(group: string): Promise<Set<string> | undefined> {
+  async function membersOf(group: string, late: Promise<'late'>): Promise<Set<string> | undefined> {
     const cached = cache.get(group);
     if (cached && now() - cached.at < ttl) return cached.members;
-    const lookup = lookUp(group, cached);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), budget);
-    });
-    const first = await Promise.race([lookup, late]);
-    clearTimeout(timer);
+    const first = await Promise.race([lookUp(group, cached), late]);
     if (first !== 'late') return first;
     opts.logger.warn(
       { group, waitedMs: budget },
       'the members of a SLACK_RESPONDERS user group did not arrive in time; answering with what is known, the lookup goes on',
     );
-    if (!cached) unreadable.add(group);
+    if (!cached) {
+      unreadable.add(group);
+      slow.add(group);
+    }
     return cached?.members;
   }
 
@@ -92,6 +98,7 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
           const members = new Set((res.users ?? []).filter((u) => typeof u === 'string'));
           cache.set(group, { members, at: now() });
           unreadable.delete(group);
+          slow.delete(group);
           return members;
         } catch (err) {
           opts.logger.warn(
@@ -99,6 +106,7 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
             'cannot list the members of a SLACK_RESPONDERS user group: check the usergroups:read scope and the group id',
           );
           if (!cached) unreadable.add(group);
+          slow.delete(group);
           return cached?.members;
         } finally {
           inflight.delete(group);
@@ -112,13 +120,29 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
   return {
     empty: users.size === 0 && groups.length === 0,
     unreadableGroups: () => [...unreadable],
+    slowGroups: () => [...slow],
+    knownResponder(userId) {
+      if (users.has(userId)) return true;
+      return groups.some((group) => {
+        const cached = cache.get(group);
+        return cached !== undefined && now() - cached.at < ttl && cached.members.has(userId);
+      });
+    },
     async isResponder(userId) {
       if (typeof userId !== 'string' || userId === '') return false;
       if (users.has(userId)) return true;
-      for (const group of groups) {
-        if ((await membersOf(group))?.has(userId)) return true;
+      if (groups.length === 0) return false;
+      // Every group at once, against one deadline: the budget is the whole check's.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), budget);
+      });
+      try {
+        const lists = await Promise.all(groups.map((group) => membersOf(group, late)));
+        return lists.some((members) => members?.has(userId) === true);
+      } finally {
+        clearTimeout(timer);
       }
-      return false;
     },
   };
 }

@@ -962,9 +962,15 @@ describe('/arc-history reply', () => {
     expect(shown).toBe(ipsIn(first).length);
     expect(head).not.toContain('the rest follow');
     expect(head).not.toContain('Part 1 of');
-    expect(head).toContain(`IPs 1–${shown} of 300; list the rest with`);
-    expect(head).toContain(`/arc-history ${ARC.appId} ${shown + 1}`);
+    expect(head).toContain(`IPs 1–${shown} of 300.`);
+    const tail = JSON.stringify(refreshed.blocks?.at(-1));
+    expect(tail).toContain(`List the rest with \`/arc-history ${ARC.appId} ${shown + 1}\``);
     expect(checkMessageLimits({ text: refreshed.text, blocks: refreshed.blocks ?? [] })).toEqual([]);
+    // The longest appid the command takes (128 characters) keeps its command whole.
+    const longId = 'a'.repeat(128);
+    const long = buildHistoryMessage({ appId: longId, windowMs: 7 * 86_400_000, entries, canRemove: true });
+    expect(JSON.stringify(long.blocks?.at(-1))).toContain(`/arc-history ${longId} `);
+    expect(JSON.stringify(long.blocks?.at(-1))).not.toContain('…');
   });
 
   it('round-trips the remove button value, IPv6 and a start included', () => {

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { allowKey } from '../../src/core/pair.ts';
 import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
@@ -99,7 +99,15 @@ describe('a slow user-group lookup', () => {
     // Answered on the budget, well before the lookup's 3 s (a deadline, not a timing assertion).
     expect(Date.now() - started).toBeLessThan(2500);
     expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
-      'The members of <!subteam^SRESPONDERS> could not be read from Slack just now',
+      'The members of <!subteam^SRESPONDERS> did not arrive from Slack in time, so membership through that group could not be checked: press again in a moment.',
+    );
+    expect(await listAudit(h.store, alert.id)).toContainEqual(
+      expect.objectContaining({
+        action: 'revoke',
+        result: 'refused',
+        detail:
+          'not in SLACK_RESPONDERS as far as could be checked: the members of SRESPONDERS did not arrive from Slack in time',
+      }),
     );
     // The lookup went on: once it is in, the member is a responder.
     await h.fake.waitFor('the lookup', () => h.fake.callsOf('usergroups.users.list').length === 1);
@@ -112,6 +120,30 @@ describe('a slow user-group lookup', () => {
         .map((r) => String(r.text))
         .join(),
     ).not.toContain('Only responders');
+  });
+});
+
+describe('Mark benign by a responder in the alert channel', () => {
+  it('is audited as a responder, although no lookup was needed to allow it', async () => {
+    await posted();
+    await h.click(ACTION_IDS.markBenign, alert.id, RESPONDER, { channel: CHANNEL });
+    await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
+    const view = h.fake.callsOf('views.open')[0]!.args.view as { private_metadata: string };
+    const values = {
+      [BENIGN_MODAL.reasonBlock]: {
+        [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: 'office VPN' },
+      },
+      [BENIGN_MODAL.expiryBlock]: {
+        [BENIGN_MODAL.expiryInput]: { type: 'static_select', selected_option: { value: '7d' } },
+      },
+    };
+    await h.submit(CALLBACK_IDS.markBenign, RESPONDER, view.private_metadata, values);
+    await vi.waitFor(async () =>
+      expect(await listAudit(h.store, alert.id)).toMatchObject([
+        { actor: RESPONDER, action: 'mark-benign', result: 'ok', detail: { as: 'responder' } },
+      ]),
+    );
+    expect(h.fake.callsOf('usergroups.users.list')).toEqual([]);
   });
 });
 

@@ -270,10 +270,8 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
     const count = sections.reduce((n, s) => n + s.length, 0);
     const range = `${(from + 1).toLocaleString('en-US')}–${(from + count).toLocaleString('en-US')}`;
     const rest =
-      p === 0 && pages.length > 1
-        ? alone
-          ? `; list the rest with \`${COMMANDS.history} ${esc(view.appId)} ${from + count + 1}\``
-          : `; the rest follow as ${pages.length - 1} more private ${pages.length === 2 ? 'reply' : 'replies'}`
+      p === 0 && pages.length > 1 && !alone
+        ? `; the rest follow as ${pages.length - 1} more private ${pages.length === 2 ? 'reply' : 'replies'}`
         : '';
     const part =
       pages.length > 1 || start > 0
@@ -293,6 +291,22 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
       ),
     ];
     if (p === 0) blocks.push(...dormant, ...buttons.blocks);
+    if (p === 0 && alone && pages.length > 1) {
+      // Standing alone (a refresh): the command for the rest, in a block of its own, never clipped.
+      const next = from + count + 1;
+      blocks.push({
+        type: 'context',
+        elements: [
+          {
+            type: 'mrkdwn',
+            text: clip(
+              `List the rest with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}).`,
+              TAIL_MAX,
+            ),
+          },
+        ],
+      });
+    }
     const last = p === pages.length - 1;
     if (last && left > 0) {
       const next = start + listed + 1;

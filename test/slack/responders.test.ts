@@ -1,0 +1,42 @@
+/**
+ * The responder check against Slack's user groups: one deadline for the whole check, whatever the
+ * number of groups; what is known without asking Slack labels a grant that needs no lookup.
+ */
+import { pino } from 'pino';
+import { expect, it } from 'vitest';
+import { createResponderCheck } from '../../src/slack/responders.ts';
+
+const slowClient = (members: Record<string, string[]>, delayMs: number) => ({
+  usergroups: {
+    users: {
+      list(this: void, args: { usergroup: string }) {
+        return new Promise<{ users?: string[] }>((resolve) =>
+          setTimeout(() => resolve({ users: members[args.usergroup] ?? [] }), delayMs),
+        );
+      },
+    },
+  },
+});
+
+it('looks every group up at once against one budget, then answers with what is known and says which groups were late', async () => {
+  const client = slowClient({ S1: ['U1'], S2: ['U2'] }, 1000);
+  const check = createResponderCheck({
+    responders: ['S1', 'S2', 'U0DIRECT'],
+    client,
+    logger: pino({ level: 'silent' }),
+    lookupBudgetMs: 300,
+  });
+  const started = performance.now();
+  expect(await check.isResponder('U2')).toBe(false);
+  // One budget for both groups (a deadline, not a speed figure: two in turn would take 600 ms).
+  expect(performance.now() - started).toBeLessThan(550);
+  expect(check.slowGroups().sort()).toEqual(['S1', 'S2']);
+  expect(check.unreadableGroups().sort()).toEqual(['S1', 'S2']);
+  expect(check.knownResponder('U0DIRECT')).toBe(true);
+  expect(check.knownResponder('U2')).toBe(false);
+  // The lookups went on: once they are in, the members are known, and nothing is late.
+  await new Promise((r) => setTimeout(r, 900));
+  expect(check.slowGroups()).toEqual([]);
+  expect(check.knownResponder('U2')).toBe(true);
+  expect(await check.isResponder('U1')).toBe(true);
+});
