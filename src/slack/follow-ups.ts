@@ -119,16 +119,19 @@ async function catchUp(ctx: Ctx, state: SlackAlertState): Promise<void> {
   for (const kept of state.pendingThread ?? []) {
     const line = threadLine(kept);
     let gone = false;
+    let posting = false;
     try {
       // A line whose earlier post got no clear answer is looked for first: Slack may have it.
       const there = line.uncertainSince !== undefined && (await ctx.messenger.findThreadLine(state, line));
       // Too early to tell: this line and those after it (their order) wait for a later pass.
       if (there === 'later') return;
+      posting = true;
       if (!there) await ctx.messenger.postThread(state, line);
     } catch (err) {
       if (!(err instanceof SlackDeliveryError && GONE.has(err.code))) {
-        if (line.uncertainSince === undefined && mayHaveGone(err)) {
-          // Searched for before its next post.
+        if (posting && mayHaveGone(err)) {
+          // This post may have gone out too: searched for, once Slack is surely done with it,
+          // before the next.
           await updateAlertState(ctx.store, alertId, (s) => {
             const at = s.pendingThread?.findIndex((k) => sameLine(k, line)) ?? -1;
             if (at >= 0) s.pendingThread![at] = { ...line, uncertainSince: Date.now() };

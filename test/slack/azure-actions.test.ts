@@ -390,6 +390,32 @@ describe('Slack failing during a run', () => {
     await h.chat.stop!();
   });
 
+  it('a line posted again after a search, whose post again got no clear answer, waits to settle again before the next search', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({
+      azure: { fake: azure, mode: 'dry-run' },
+      tuning: { staleSweepIntervalMs: 50, threadSettleMs: 60_000 },
+    });
+    await h.chat.sink.post(alert);
+    const ts = (await loadAlertState(h.store, alert.id))!.ts!;
+    const line = { text: 'Audit: a line', id: 'line-1', uncertainSince: Date.now() - 61_000 };
+    await updateAlertState(h.store, alert.id, (s) => {
+      s.pendingThread = [line];
+    });
+    await h.store.addMembers(FOLLOW_UPS, [alert.id]);
+    const before = Date.now();
+    slack().script('chat.postMessage', { status: 500, created: true });
+    await h.chat.start!();
+    await slack().waitFor('the post', () => slack().threadTexts(ts).length === 1, AZURE_WAIT);
+    // Several sweeps later: searched once, posted once, the line marked anew.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(slack().callsOf('conversations.replies')).toHaveLength(1);
+    expect(slack().threadTexts(ts)).toEqual(['Audit: a line']);
+    const [kept] = (await loadAlertState(h.store, alert.id))!.pendingThread!;
+    expect(threadLine(kept!).uncertainSince).toBeGreaterThanOrEqual(before);
+    await h.chat.stop!();
+  });
+
   it('drops the lines kept for a thread whose message was deleted in Slack, and keeps their order otherwise', async () => {
     azure = await sampleAzure();
     h = await startHarness({ azure: { fake: azure, mode: 'dry-run' }, tuning: { staleSweepIntervalMs: 50 } });
