@@ -27,6 +27,11 @@ export async function withCallLog<T>(
   }
 }
 
+/** The calls logged so far by the surrounding `withCallLog` (none outside one). */
+export function loggedCalls(): readonly CallRecord[] {
+  return current.getStore() ?? [];
+}
+
 /** Adds a call to the log of the surrounding `withCallLog`, if any. */
 export function recordCall(call: Omit<CallRecord, 'at'>): void {
   current.getStore()?.push({ ...call, at: new Date().toISOString() });

@@ -31,7 +31,7 @@ import {
   roleGuid,
   scopeOfAssignmentId,
 } from '../core/remediation-plan.ts';
-import { type CallRecord, withCallLog } from './call-log.ts';
+import { type CallRecord, loggedCalls, withCallLog } from './call-log.ts';
 import { describeFailure, type FailureContext, failureText } from './errors.ts';
 import { type AzureDeps, type AzureServices, createAzureServices } from './services.ts';
 
@@ -63,6 +63,17 @@ function failed(error: unknown, ctx: FailureContext, what: string): StepOutcome 
   const f = describeFailure(error, ctx);
   const out: StepOutcome = { status: 'failed', detail: `${what} failed: ${failureText(f)}` };
   if (f.fix) out.fix = f.fix;
+  return out;
+}
+
+/**
+ * `failed`, for a write that was sent: a server error or no answer leaves it unknown whether Azure
+ * made the change, and the outcome says so (`maybeApplied`).
+ */
+function failedWrite(error: unknown, ctx: FailureContext, what: string): StepOutcome {
+  const out = failed(error, ctx, what);
+  const status = describeFailure(error, ctx).status;
+  if (status === undefined || status >= 500) out.maybeApplied = true;
   return out;
 }
 
@@ -259,6 +270,7 @@ export function createRemediatorWith(
     plan: RemediationPlan,
     path: string,
     permissions: string,
+    earlier: StepResult | undefined,
   ): Promise<StepOutcome> {
     const sp = step.kind === 'disable-service-principal';
     // Read first: an account that is already disabled needs no write (and undo must not enable it).
@@ -276,6 +288,13 @@ export function createRemediatorWith(
         };
       }
       if (body?.accountEnabled === false) {
+        // Disabled by this service's earlier attempt, whose answer was lost: Undo re-enables it.
+        if (earlier?.maybeApplied) {
+          return {
+            status: 'done',
+            detail: `disabled ${step.target} (by the earlier attempt, whose answer was lost)`,
+          };
+        }
         return { status: 'already-done', detail: `${step.target} was already disabled` };
       }
     } catch (error) {
@@ -295,7 +314,11 @@ export function createRemediatorWith(
         return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
       return { status: 'done', detail: `disabled ${step.target}` };
     } catch (error) {
-      return failed(error, { service: 'graph', graphPermissions: permissions }, `PATCH ${graph.base}${path}`);
+      return failedWrite(
+        error,
+        { service: 'graph', graphPermissions: permissions },
+        `PATCH ${graph.base}${path}`,
+      );
     }
   }
 
@@ -307,6 +330,7 @@ export function createRemediatorWith(
     step: PlannedStep,
     plan: RemediationPlan,
     scope: string,
+    earlier: StepResult | undefined,
   ): Promise<StepOutcome | undefined> {
     let current: AssignmentInfo | undefined;
     try {
@@ -318,7 +342,16 @@ export function createRemediatorWith(
         `GET ${step.target} (the check before deleting it)`,
       );
     }
-    if (!current) return { status: 'already-done', detail: `${step.target} was already gone` };
+    if (!current) {
+      // Removed by this service's earlier attempt, whose answer was lost: Undo re-creates it.
+      if (earlier?.maybeApplied) {
+        return {
+          status: 'done',
+          detail: `removed ${step.target} (by the earlier attempt, whose answer was lost)`,
+        };
+      }
+      return { status: 'already-done', detail: `${step.target} was already gone` };
+    }
     const expected = dashGuid(plan.principalId) ?? dashGuid(restoreInfo(step)?.principalId);
     const actual = dashGuid(current.principalId);
     if (isGroup(current.principalType)) {
@@ -344,22 +377,39 @@ export function createRemediatorWith(
     return undefined;
   }
 
-  async function runStep(step: PlannedStep, plan: RemediationPlan): Promise<StepOutcome> {
+  /**
+   * Runs one step. `earlier`: the step's failed outcome in the run this one retries, if any (a write
+   * whose answer was lost is then recognised as this service's).
+   */
+  async function runStep(
+    step: PlannedStep,
+    plan: RemediationPlan,
+    earlier?: StepResult,
+  ): Promise<StepOutcome> {
     switch (step.kind) {
       case 'remove-assignment': {
         const scope = scopeOfAssignmentId(step.target);
         if (!isSafeScope(step.target) || scope === undefined) {
           return { status: 'failed', detail: `not a role assignment id: ${step.target}` };
         }
-        const refused = await recheckAssignment(step, plan, scope);
+        const refused = await recheckAssignment(step, plan, scope, earlier);
         if (refused) return refused;
         try {
           const r = await arm.deleteAssignment(step.target);
-          return r === 'deleted'
-            ? { status: 'done', detail: `removed ${step.target}` }
+          if (r === 'deleted') return { status: 'done', detail: `removed ${step.target}` };
+          // It was there a moment ago (the re-check). When a try of this DELETE got a server error
+          // or no answer and the client sent it again, that try removed it: this service's doing.
+          const lost = loggedCalls().some(
+            (c) => c.method === 'DELETE' && (c.status === undefined || c.status >= 500),
+          );
+          return lost
+            ? {
+                status: 'done',
+                detail: `removed ${step.target} (a try whose answer was lost removed it; Azure then answered that it was gone)`,
+              }
             : { status: 'already-done', detail: `${step.target} was already gone` };
         } catch (error) {
-          return failed(
+          return failedWrite(
             error,
             { service: 'arm', action: 'Microsoft.Authorization/roleAssignments/delete', scope },
             `DELETE ${step.target}`,
@@ -371,7 +421,7 @@ export function createRemediatorWith(
         const path = graphPathFor(step);
         if (!path) return { status: 'failed', detail: `not a principal id: ${step.target}` };
         const perms = step.kind === 'disable-user' ? USER_DISABLE_PERMISSIONS : SP_PERMISSIONS;
-        return disablePrincipal(step, plan, path, perms);
+        return disablePrincipal(step, plan, path, perms, earlier);
       }
       case 'revoke-user-sessions': {
         const path = graphPathFor(step);
@@ -499,7 +549,7 @@ export function createRemediatorWith(
         steps.push({ stepId: step.id, status: 'would-do', detail: `dry-run: would ${step.call}` });
         continue;
       }
-      const run = await withCallLog(() => runStep(step, plan));
+      const run = await withCallLog(() => runStep(step, plan, earlier));
       calls.push(...run.calls);
       const outcome: StepOutcome = run.ok
         ? run.value

@@ -61,6 +61,12 @@ export interface StepResult {
   detail: string;
   /** For failures: what to fix (e.g. the missing permission). */
   fix?: string;
+  /**
+   * For failures: the change was sent and its answer was lost or a server error (a 5xx, no
+   * answer), so Azure may have made it. A retry that then finds it made counts it as this
+   * service's (Undo reverses it), not as found so.
+   */
+  maybeApplied?: boolean;
 }
 
 export interface RemediationResult {

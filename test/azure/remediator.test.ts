@@ -376,6 +376,55 @@ describe('Azure remediator: execute', () => {
     expect(fake.calls('graph', 'PATCH').map((r) => r.status)).toEqual([502, 204]);
   });
 
+  it('a DELETE that Azure carried out but answered 500, re-sent and answered "gone", is this run\'s removal: Undo re-creates it', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.fail({ service: 'arm', method: 'DELETE', status: 500, applied: true });
+    const result = await remediator.execute(plan);
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([500, 204]);
+    expect(result.steps[0]).toMatchObject({
+      status: 'done',
+      detail: expect.stringContaining('a try whose answer was lost removed it'),
+    });
+    fake.clearRequests();
+    const undone = await remediator.undo(plan, result);
+    expect(undone.ok).toBe(true);
+    expect(fake.calls('arm', 'PUT')).toHaveLength(1);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
+  });
+
+  it("a PATCH that Azure carried out but whose every answer was a 500 fails; the retry that finds the principal disabled counts it as this service's, so Undo re-enables it", async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.fail({ service: 'graph', method: 'PATCH', status: 500, applied: true, times: 10 });
+    const first = await remediator.execute(plan);
+    const disable = first.steps.find((s) => s.stepId !== first.steps[0]!.stepId)!;
+    expect(disable).toMatchObject({ status: 'failed', maybeApplied: true });
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+    fake.clearRules();
+    const retry = await remediator.execute(plan, first);
+    expect(retry.ok).toBe(true);
+    expect(retry.steps.find((s) => s.stepId === disable.stepId)).toMatchObject({
+      status: 'done',
+      detail: expect.stringContaining('by the earlier attempt, whose answer was lost'),
+    });
+    const undone = await remediator.undo(plan, retry);
+    expect(undone.ok).toBe(true);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
+  });
+
+  it('a principal found disabled without an earlier attempt of this service is still "already disabled" (Undo leaves it)', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.fail({ service: 'graph', method: 'PATCH', status: 403, times: 10 });
+    const first = await remediator.execute(plan);
+    expect(first.steps.some((s) => s.status === 'failed' && s.maybeApplied === undefined)).toBe(true);
+    fake.clearRules();
+    fake.servicePrincipals.get(SP_ID)!.accountEnabled = false;
+    const retry = await remediator.execute(plan, first);
+    expect(retry.steps.at(-1)).toMatchObject({ status: 'already-done' });
+  });
+
   it('partial failure names the failed step and the missing permission; a retry re-runs only that step', async () => {
     const { fake, store, remediator } = await setup(CLUSTER_ID);
     fake.assign({

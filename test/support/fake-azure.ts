@@ -49,6 +49,8 @@ export interface ScriptRule {
   times?: number;
   /** Answer normally after the delay instead of with `status`. */
   passThrough?: boolean;
+  /** Do what the request asks (ARM and Graph), then answer `status`: a change whose answer was lost. */
+  applied?: boolean;
 }
 
 /** A role definition in the fake. */
@@ -346,6 +348,12 @@ export class FakeAzure {
     return this;
   }
 
+  /** Drops the scripted answers not used yet: Azure answers normally again. */
+  clearRules(): this {
+    this.rules.length = 0;
+    return this;
+  }
+
   /** Forgets the recorded requests. */
   clearRequests(): this {
     this.requests.length = 0;
@@ -397,6 +405,10 @@ export class FakeAzure {
           this.timers.add(t);
         });
         if (res.destroyed) return;
+      }
+      if (rule.applied && (service === 'arm' || service === 'graph')) {
+        if (service === 'arm') this.arm(method, path, query, body);
+        else this.graph(method, path, body);
       }
       if (!rule.passThrough) {
         let payload = rule.body;
