@@ -230,11 +230,12 @@ export function undoableRuns(
 }
 
 /**
- * Whether the alert offers Undo: after a live Revoke that finished and removed something, while
- * nothing runs, and until an undo has succeeded.
+ * Whether the alert offers Undo: after a live Revoke that ended (done, or failed partway) and
+ * removed or disabled something, while nothing runs, and until an undo has succeeded. A failed
+ * run that changed something can be undone as well as retried.
  */
 export function canUndo(state: SlackAlertState): boolean {
-  if (state.revoke?.status !== 'done' || state.revoke.mode !== 'live') return false;
+  if (!state.revoke || state.revoke.status === 'running' || state.revoke.mode !== 'live') return false;
   if (state.broad?.status === 'running' || state.undo?.status === 'running') return false;
   if (state.undo?.status === 'done') return false;
   return undoableRuns(state).length > 0;

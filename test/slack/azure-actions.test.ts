@@ -115,7 +115,9 @@ describe('Revoke, live', () => {
     expect(lastUpdateText()).toContain('Revoke failed');
     expect(lastUpdateText()).toContain('Application.ReadWrite.OwnedBy');
     expect(button(ACTION_IDS.revoke)).toBeDefined();
-    expect(button(ACTION_IDS.undoRevoke)).toBeUndefined();
+    // What the failed run did (the assignment removed) can be undone as well as retried.
+    expect(button(ACTION_IDS.undoRevoke)!.confirm!.text.text).toContain('Re-creates the role assignment');
+    expect(button(ACTION_IDS.undoRevoke)!.confirm!.text.text).not.toContain('Re-enables');
     expect(await auditOf('revoke')).toEqual(['failed']);
 
     // The permission is granted; the retry removes nothing twice.
@@ -126,6 +128,29 @@ describe('Revoke, live', () => {
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
     expect(lastUpdateText()).toContain('Revoked');
     expect(await auditOf('revoke')).toEqual(['failed', 'ok']);
+  });
+
+  it('a Revoke that failed partway can be undone: what it changed is reversed, and Revoke starts a new round', async () => {
+    const { azure } = await posted('live');
+    azure.deny('arm', 'DELETE', 'roleAssignments');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Revoke failed');
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    expect(button(ACTION_IDS.undoRevoke)).toBeDefined();
+
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    // Nothing was removed, so nothing is re-created.
+    expect(azure.calls('arm', 'PUT')).toHaveLength(0);
+    expect(await auditOf('undo')).toEqual(['ok']);
+    expect(button(ACTION_IDS.undoRevoke)).toBeUndefined();
+
+    // A new round: both steps planned and run afresh.
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.revoke, 3);
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(azure.calls('arm', 'DELETE').filter((r) => r.status < 300)).toHaveLength(1);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
   });
 
   it('fails, not "Revoked", when Azure could not be read to find the assignments, and a later click finishes', async () => {
@@ -140,7 +165,7 @@ describe('Revoke, live', () => {
     expect(lastUpdateText()).toContain('could not be read to find every role assignment');
     expect(String(threads()[0]!.args.text)).toMatch(/^:x: Audit: Revoke by .* failed/);
     expect(button(ACTION_IDS.revoke)).toBeDefined();
-    expect(button(ACTION_IDS.undoRevoke)).toBeUndefined();
+    expect(button(ACTION_IDS.undoRevoke)!.confirm!.text.text).toContain('Re-enables the service principal');
     expect(await auditOf('revoke')).toEqual(['failed']);
 
     azure.clearScripts();
