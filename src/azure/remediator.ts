@@ -143,7 +143,15 @@ export function createRemediatorWith(
     return roles;
   }
 
+  /** Plans, keeping the calls the plan was made from (the audit record of a run lists them). */
   async function plan(detection: Detection): Promise<RemediationPlan> {
+    const made = await withCallLog(() => makePlan(detection));
+    if (!made.ok) throw made.error;
+    if (made.calls.length > 0) made.value.reads = made.calls;
+    return made.value;
+  }
+
+  async function makePlan(detection: Detection): Promise<RemediationPlan> {
     const warnings: string[] = [];
     const unchecked: string[] = [];
     // The caller as Graph knows it: the detection's object id alone is never acted on.
@@ -508,12 +516,20 @@ export function createRemediatorWith(
     calls: CallRecord[],
     extra: Record<string, unknown> = {},
   ): Promise<void> {
+    // The reads the plan was made from come first among the calls, as they were made first.
+    const { reads, ...planned } = plan;
     const entry: Omit<AuditEntry, 'id' | 'at'> = {
       actor: context?.actor ?? 'system',
       action,
       appId: plan.appId,
       result: result.mode === 'dry-run' ? 'dry-run' : result.ok ? 'ok' : 'failed',
-      detail: { mode: result.mode, plan, steps: result.steps, calls, ...extra },
+      detail: {
+        mode: result.mode,
+        plan: planned,
+        steps: result.steps,
+        calls: [...(reads ?? []), ...calls],
+        ...extra,
+      },
     };
     if (context?.alertId) entry.alertId = context.alertId;
     if (context?.ip) entry.ip = context.ip;

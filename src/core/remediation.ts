@@ -50,6 +50,8 @@ export interface RemediationPlan {
    * plans again.
    */
   unchecked?: string[];
+  /** The reads of Azure the plan was made from, as the audit record lists calls. */
+  reads?: Array<{ method: string; url: string; status?: number; error?: string; at: string }>;
 }
 
 export type StepStatus = 'done' | 'already-done' | 'failed' | 'would-do' | 'skipped';

@@ -306,7 +306,15 @@ describe('Azure remediator: execute', () => {
       plan: unknown;
       calls: Array<{ method: string; url: string; status: number }>;
     };
-    expect(detail.plan).toEqual(plan);
+    const { reads, ...planned } = plan;
+    expect(detail.plan).toEqual(planned);
+    // The reads the plan was made from (the caller's service principal, its assignments) come first.
+    expect(reads?.length).toBeGreaterThan(0);
+    expect(detail.calls.slice(0, reads!.length)).toEqual(reads);
+    expect(detail.calls[0]!.url).toContain("/v1.0/servicePrincipals(appId='");
+    expect(
+      detail.calls.some((c) => c.url.includes('roleAssignments?') && c.url.includes('principalId')),
+    ).toBe(true);
     expect(detail.calls.filter((c) => c.method !== 'GET').map((c) => [c.method, c.status])).toEqual([
       ['DELETE', 200],
       ['DELETE', 200],
