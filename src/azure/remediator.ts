@@ -66,16 +66,38 @@ function failed(error: unknown, ctx: FailureContext, what: string): StepOutcome 
   return out;
 }
 
+/** Connection failures after a request went out: the server may have acted on it. */
+const LOST_AFTER_SENDING =
+  /ECONNRESET|ETIMEDOUT|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|aborted|timed? ?out/i;
+
 /**
- * `failed`, for a write that was sent: a server error or no answer leaves it unknown whether Azure
- * made the change, and the outcome says so (`maybeApplied`).
+ * Whether a write that failed may have been made all the same: a server error (but 501, 503 and
+ * 505, which refuse before acting) or a connection lost after the request went out (a reset, a
+ * timeout). Not when it was never sent (no token, a name or address that does not answer, TLS).
  */
-function failedWrite(error: unknown, ctx: FailureContext, what: string): StepOutcome {
-  const out = failed(error, ctx, what);
-  const status = describeFailure(error, ctx).status;
-  if (status === undefined || status >= 500) out.maybeApplied = true;
-  return out;
+function mayHaveApplied(error: unknown): boolean {
+  const e = (error ?? {}) as {
+    name?: unknown;
+    code?: unknown;
+    statusCode?: unknown;
+    status?: unknown;
+    message?: unknown;
+  };
+  const status =
+    typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
+  if (status !== undefined) return serverMayHaveActed(status);
+  if (e.name === 'AbortError') return true;
+  const code = typeof e.code === 'string' ? e.code : '';
+  const message = typeof e.message === 'string' ? e.message : '';
+  return LOST_AFTER_SENDING.test(`${code} ${message}`);
 }
+
+const serverMayHaveActed = (status: number): boolean =>
+  status >= 500 && status !== 501 && status !== 503 && status !== 505;
+
+/** The same judgement for a logged call: its status, or the transport error it ended with. */
+const callMayHaveApplied = (c: CallRecord): boolean =>
+  c.status !== undefined ? serverMayHaveActed(c.status) : LOST_AFTER_SENDING.test(c.error ?? '');
 
 function graphPathFor(step: PlannedStep): string | undefined {
   if (step.kind === 'disable-service-principal') {
@@ -322,11 +344,27 @@ export function createRemediatorWith(
         return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
       return { status: 'done', detail: `disabled ${step.target}` };
     } catch (error) {
-      return failedWrite(
+      const out = failed(
         error,
         { service: 'graph', graphPermissions: permissions },
         `PATCH ${graph.base}${path}`,
       );
+      if (!mayHaveApplied(error)) return out;
+      // Its answer was lost: a read settles whether Azure made the change.
+      try {
+        const now = await graph.call('GET', `${path}?$select=id,accountEnabled`);
+        const enabled = (now.body as { accountEnabled?: unknown } | undefined)?.accountEnabled;
+        if (now.status !== 404 && enabled === false) {
+          return {
+            status: 'done',
+            detail: `disabled ${step.target} (the answer was lost; a read shows it disabled)`,
+          };
+        }
+        if (enabled === true) return out;
+      } catch {
+        // Unknown for now: the retry settles it.
+      }
+      return { ...out, maybeApplied: true };
     }
   }
 
@@ -406,10 +444,9 @@ export function createRemediatorWith(
           const r = await arm.deleteAssignment(step.target);
           if (r === 'deleted') return { status: 'done', detail: `removed ${step.target}` };
           // It was there a moment ago (the re-check). When a try of this DELETE got a server error
-          // or no answer and the client sent it again, that try removed it: this service's doing.
-          const lost = loggedCalls().some(
-            (c) => c.method === 'DELETE' && (c.status === undefined || c.status >= 500),
-          );
+          // or lost its connection and the client sent it again, that try removed it: this
+          // service's doing.
+          const lost = loggedCalls().some((c) => c.method === 'DELETE' && callMayHaveApplied(c));
           return lost
             ? {
                 status: 'done',
@@ -417,11 +454,25 @@ export function createRemediatorWith(
               }
             : { status: 'already-done', detail: `${step.target} was already gone` };
         } catch (error) {
-          return failedWrite(
+          const out = failed(
             error,
             { service: 'arm', action: 'Microsoft.Authorization/roleAssignments/delete', scope },
             `DELETE ${step.target}`,
           );
+          if (!mayHaveApplied(error)) return out;
+          // Its answer was lost: a read settles whether Azure made the change.
+          try {
+            if ((await arm.getAssignment(step.target)) === undefined) {
+              return {
+                status: 'done',
+                detail: `removed ${step.target} (the answer was lost; a read shows it gone)`,
+              };
+            }
+            return out;
+          } catch {
+            // Unknown for now: the retry settles it.
+          }
+          return { ...out, maybeApplied: true };
         }
       }
       case 'disable-service-principal':
@@ -570,6 +621,8 @@ export function createRemediatorWith(
       const outcome: StepOutcome = run.ok
         ? run.value
         : failed(run.error, { service: step.kind === 'remove-assignment' ? 'arm' : 'graph' }, step.call);
+      // Still unsettled: what an earlier attempt may have done is not forgotten by this one.
+      if (outcome.status === 'failed' && earlier?.maybeApplied) outcome.maybeApplied = true;
       steps.push({ stepId: step.id, ...outcome });
       logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'remediation step');
     }
@@ -629,7 +682,9 @@ export function createRemediatorWith(
     }
     const ok = mode === 'dry-run' || steps.every(isFinished);
     const undone: RemediationResult = { mode, ok, steps };
-    await audit(AUDIT_ACTIONS.undo, context, plan, undone, calls, { undoOf: result.steps });
+    // The Revoke's plan, without the reads it was made from: this record lists the undo's calls.
+    const { reads: _madeFrom, ...revokePlan } = plan;
+    await audit(AUDIT_ACTIONS.undo, context, revokePlan, undone, calls, { undoOf: result.steps });
     return undone;
   }
 

@@ -401,24 +401,90 @@ describe('Azure remediator: execute', () => {
     expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
   });
 
-  it("a PATCH that Azure carried out but whose every answer was a 500 fails; the retry that finds the principal disabled counts it as this service's, so Undo re-enables it", async () => {
+  it('a PATCH whose every answer was a 500 is settled by a read in the same run: done if Azure made it, failed if not', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     fake.fail({ service: 'graph', method: 'PATCH', status: 500, applied: true, times: 10 });
-    const first = await remediator.execute(plan);
-    const disable = first.steps.find((s) => s.stepId !== first.steps[0]!.stepId)!;
-    expect(disable).toMatchObject({ status: 'failed', maybeApplied: true });
-    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+    const made = await remediator.execute(plan);
+    expect(made.ok).toBe(true);
+    expect(made.steps.at(-1)).toMatchObject({
+      status: 'done',
+      detail: expect.stringContaining('the answer was lost; a read shows it disabled'),
+    });
     fake.clearRules();
+    const undone = await remediator.undo(plan, made);
+    expect(undone.ok).toBe(true);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
+
+    // Not made: failed, and nothing says it may have been.
+    fake.clearRules();
+    fake.assign({
+      name: A.evidence,
+      scope: CLUSTER_ID,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+    });
+    fake.fail({ service: 'graph', method: 'PATCH', status: 500, times: 10 });
+    const notMade = await remediator.execute(await remediator.plan(spDetection(CLUSTER_ID)));
+    expect(notMade.steps.at(-1)).toMatchObject({ status: 'failed' });
+    expect(notMade.steps.at(-1)!.maybeApplied).toBeUndefined();
+  });
+
+  it("a write left unsettled (maybeApplied) is counted as this service's by the retry that finds it made, so Undo reverses it", async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const disable = plan.steps.at(-1)!;
+    // What a run leaves when its PATCH lost its answer and the read that would settle it failed too.
+    const first = {
+      mode: 'live' as const,
+      ok: false,
+      steps: [
+        ...plan.steps
+          .slice(0, -1)
+          .map((s) => ({ stepId: s.id, status: 'done' as const, detail: 'removed it' })),
+        { stepId: disable.id, status: 'failed' as const, detail: 'PATCH failed: 500', maybeApplied: true },
+      ],
+    };
+    fake.servicePrincipals.get(SP_ID)!.accountEnabled = false;
     const retry = await remediator.execute(plan, first);
-    expect(retry.ok).toBe(true);
-    expect(retry.steps.find((s) => s.stepId === disable.stepId)).toMatchObject({
+    expect(retry.steps.at(-1)).toMatchObject({
       status: 'done',
       detail: expect.stringContaining('by the earlier attempt, whose answer was lost'),
     });
-    const undone = await remediator.undo(plan, retry);
+    fake.clearRequests();
+    const undone = await remediator.undo(plan, { ...retry, steps: [retry.steps.at(-1)!] });
     expect(undone.ok).toBe(true);
     expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
+  });
+
+  it("an Undo's audit record lists its own calls only, not the reads the Revoke's plan was made from", async () => {
+    const { store, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.reads?.length).toBeGreaterThan(0);
+    const result = await remediator.execute(plan, undefined, { actor: 'U1', alertId: 'alert-undo-reads' });
+    await remediator.undo(plan, result, { actor: 'U1', alertId: 'alert-undo-reads' });
+    const records = await listRemediationAttempts(store, 'alert-undo-reads');
+    const undo = records.find((r) => r.action === 'azure.undo')!;
+    const calls = (undo.detail as { calls: Array<{ method: string; at: string }> }).calls;
+    expect(calls.map((c) => c.method)).not.toContain('GET');
+    expect(JSON.stringify(undo.detail)).not.toContain('"reads"');
+  });
+
+  it('a retry that fails again keeps what an earlier attempt may have done (maybeApplied)', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const disable = plan.steps.at(-1)!;
+    const first = {
+      mode: 'live' as const,
+      ok: false,
+      steps: [
+        { stepId: disable.id, status: 'failed' as const, detail: 'PATCH failed: 500', maybeApplied: true },
+      ],
+    };
+    fake.fail({ service: 'graph', method: 'GET', status: 403, times: 10 });
+    const retry = await remediator.execute(plan, first);
+    expect(retry.steps.at(-1)).toMatchObject({ status: 'failed', maybeApplied: true });
   });
 
   it('a principal found disabled without an earlier attempt of this service is still "already disabled" (Undo leaves it)', async () => {

@@ -138,6 +138,18 @@ describe('Revoke, live', () => {
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
     expect(button(ACTION_IDS.undoRevoke)).toBeDefined();
 
+    // While an Undo runs, a retry of the Revoke would work against it: refused, and not offered.
+    await updateAlertState(h!.store, alert.id, (s) => {
+      s.undo = { status: 'running', mode: 'live', by: RESPONDER, at: Date.now() };
+    });
+    const during = await h!.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await slack().waitFor('the note', () => slack().responsesTo(during.responseId).length === 1);
+    expect(noteTo(during.responseId)).toContain('Undo is running for this alert');
+    expect(azure.calls('graph', 'PATCH')).toHaveLength(1);
+    await updateAlertState(h!.store, alert.id, (s) => {
+      delete s.undo;
+    });
+
     await clickAndWait(ACTION_IDS.undoRevoke, 2);
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
     // Nothing was removed, so nothing is re-created.

@@ -446,6 +446,17 @@ describe('alert message', () => {
     expect((buttonsOf(after)[0]!.text as { text: string }).text).toBe('Mark benign');
   });
 
+  it('does not offer Revoke while an Undo runs (after a failed run)', () => {
+    const m = buildAlertMessage(
+      view({
+        mode: 'live',
+        revoke: { status: 'failed', mode: 'live', by: 'UALICE', at: DETECTED_AT },
+        undo: { status: 'running', mode: 'live', by: 'UALICE', at: DETECTED_AT },
+      }),
+    );
+    expect(buttonsOf(m).map((b) => b.action_id)).not.toContain(ACTION_IDS.revoke);
+  });
+
   it('drops the Revoke button once a live revoke is done, and while one runs', () => {
     const done = buildAlertMessage(
       view({ mode: 'live', revoke: { status: 'done', mode: 'live', by: 'UALICE', at: DETECTED_AT } }),

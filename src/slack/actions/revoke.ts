@@ -42,6 +42,14 @@ export function registerRevoke(app: App, ctx: SlackContext): void {
       await refuse('already revoked', `Already revoked by <@${state.revoke!.by}>.`);
       return;
     }
+    // An Undo of a failed run is reversing what that run did: a retry now would work against it.
+    if (state.undo?.status === 'running') {
+      await refuse(
+        'undo running',
+        'Undo is running for this alert: press Revoke again once it has finished.',
+      );
+      return;
+    }
     // A button shown while remediation was a dry-run, pressed after a switch to live: its confirm
     // dialog promised that nothing would change, so it changes nothing. The alert is shown again
     // with the live button and its own dialog.

@@ -65,7 +65,10 @@ function withEarlierDone(
   previous: RemediationResult | undefined,
 ): RemediationPlan {
   if (!earlierPlan || !previous) return plan;
-  const done = new Set(previous.steps.filter((s) => s.status === 'done').map((s) => s.stepId));
+  // Also a step whose change may have been made (its answer was lost): the retry settles it.
+  const done = new Set(
+    previous.steps.filter((s) => s.status === 'done' || s.maybeApplied).map((s) => s.stepId),
+  );
   const planned = new Set(plan.steps.map((s) => s.id));
   const carried = earlierPlan.steps.filter((s) => done.has(s.id) && !planned.has(s.id));
   return carried.length === 0 ? plan : { ...plan, steps: [...carried, ...plan.steps] };
@@ -88,8 +91,12 @@ export async function runRemediation(
   const alertId = state.alert.id;
   const d = state.alert.detection;
   const earlier = state[kind.field];
+  // A retry of a failed run carries what that run did, unless an Undo has been at it since (it
+  // may have reversed some of it): then the run plans afresh.
   const previous: RemediationResult | undefined =
-    earlier?.mode === remediator.mode && earlier.status === 'failed' ? earlier.result : undefined;
+    earlier?.mode === remediator.mode && earlier.status === 'failed' && !state.undo
+      ? earlier.result
+      : undefined;
   const run: RevokeRun = { status: 'running', mode: remediator.mode, by: user, at: ctx.now() };
   const save = async () => {
     const latest = await updateAlertState(store, alertId, (s) => {

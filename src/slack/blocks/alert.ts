@@ -551,8 +551,9 @@ function buttons(view: AlertView): types.ActionsBlock {
       ...(benignNow ? {} : { style: 'primary' as const }),
     },
   ];
-  // Offered until a live Revoke is in force (again after an Undo), and not while one runs.
-  if (!revokeInForce(view) && view.revoke?.status !== 'running') {
+  // Offered until a live Revoke is in force (again after an Undo), and not while one, or an
+  // Undo, runs.
+  if (!revokeInForce(view) && view.revoke?.status !== 'running' && view.undo?.status !== 'running') {
     elements.push({
       type: 'button',
       action_id: ACTION_IDS.revoke,
