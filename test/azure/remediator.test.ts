@@ -2,6 +2,7 @@ import { ClientSecretCredential } from '@azure/identity';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
 import type { StateStore } from '../../src/core/ports.ts';
+import type { RemediationPlan, RemediationResult } from '../../src/core/remediation.ts';
 import { restoreInfo } from '../../src/core/remediation-plan.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import {
@@ -253,6 +254,26 @@ describe('Azure remediator: plan', () => {
   });
 });
 
+/**
+ * The result a live run leaves when its last step's PATCH lost its answer and the read that would
+ * settle it failed too; `othersDone`: the steps before it were done.
+ */
+function unsettledDisable(plan: RemediationPlan, othersDone: boolean): RemediationResult {
+  const disable = plan.steps.at(-1)!;
+  return {
+    mode: 'live',
+    ok: false,
+    steps: [
+      ...(othersDone
+        ? plan.steps
+            .slice(0, -1)
+            .map((s) => ({ stepId: s.id, status: 'done' as const, detail: 'removed it' }))
+        : []),
+      { stepId: disable.id, status: 'failed', detail: 'PATCH failed: 500', maybeApplied: true },
+    ],
+  };
+}
+
 describe('Azure remediator: execute', () => {
   it('dry-run reads to plan but makes no mutating call, and audits the attempt', async () => {
     const { fake, store, remediator } = await setup(CLUSTER_ID, 'dry-run');
@@ -434,18 +455,8 @@ describe('Azure remediator: execute', () => {
   it("a write left unsettled (maybeApplied) is counted as this service's by the retry that finds it made, so Undo reverses it", async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
-    const disable = plan.steps.at(-1)!;
     // What a run leaves when its PATCH lost its answer and the read that would settle it failed too.
-    const first = {
-      mode: 'live' as const,
-      ok: false,
-      steps: [
-        ...plan.steps
-          .slice(0, -1)
-          .map((s) => ({ stepId: s.id, status: 'done' as const, detail: 'removed it' })),
-        { stepId: disable.id, status: 'failed' as const, detail: 'PATCH failed: 500', maybeApplied: true },
-      ],
-    };
+    const first = unsettledDisable(plan, true);
     fake.servicePrincipals.get(SP_ID)!.accountEnabled = false;
     const retry = await remediator.execute(plan, first);
     expect(retry.steps.at(-1)).toMatchObject({
@@ -474,14 +485,7 @@ describe('Azure remediator: execute', () => {
   it('a retry that fails again keeps what an earlier attempt may have done (maybeApplied)', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
-    const disable = plan.steps.at(-1)!;
-    const first = {
-      mode: 'live' as const,
-      ok: false,
-      steps: [
-        { stepId: disable.id, status: 'failed' as const, detail: 'PATCH failed: 500', maybeApplied: true },
-      ],
-    };
+    const first = unsettledDisable(plan, false);
     fake.fail({ service: 'graph', method: 'GET', status: 403, times: 10 });
     const retry = await remediator.execute(plan, first);
     expect(retry.steps.at(-1)).toMatchObject({ status: 'failed', maybeApplied: true });
