@@ -751,6 +751,42 @@ describe('alert message', () => {
     );
     expect(failedUndo.text).toMatch(/\(undo failed\)$/);
     expect(failedUndo.text).not.toContain('(revoked)');
+
+    // Undo of a failed run whose disable could not be settled: the alert says Undo left it.
+    const unsettled = buildAlertMessage(
+      view({
+        mode: 'live',
+        revoke: {
+          ...revoke,
+          status: 'failed',
+          result: {
+            mode: 'live',
+            ok: false,
+            steps: [
+              { stepId: 'remove', status: 'done', detail: 'removed' },
+              { stepId: 'disable', status: 'failed', detail: 'PATCH failed: 500', maybeApplied: true },
+            ],
+          },
+        },
+        undo: {
+          status: 'done',
+          mode: 'live',
+          by: 'UBOB',
+          at: DETECTED_AT + 120_000,
+          result: {
+            mode: 'live',
+            ok: true,
+            steps: [{ stepId: 'remove', status: 'done', detail: 're-created' }],
+          },
+        },
+      }),
+    );
+    const said = allText(unsettled);
+    expect(said).toContain('what the revoke changed is reversed');
+    expect(said).not.toContain('re-enabled');
+    expect(said).toContain(
+      'Disable the service principal may have been made (its answer was lost, and Azure could not be read to tell): Undo left it; check it in Azure.',
+    );
   });
 
   it('says the Azure lookups are still running when the alert went out without them', () => {

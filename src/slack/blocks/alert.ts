@@ -380,7 +380,7 @@ export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefine
   } else if (undo.elsewhere) {
     head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)} through alert \`${s(undo.elsewhere, 80)}\` of the same identity: the access removed above is back, and the principal enabled.`;
   } else {
-    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)}: the access removed above was re-created and the principal re-enabled:`;
+    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)}: what the revoke changed is reversed:`;
   }
   const steps = stepsById(runs);
   const lines = (undo.result?.steps ?? []).map((r) => {
@@ -390,6 +390,16 @@ export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefine
     if (r.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
     return line;
   });
+  // A change whose answer was lost and that no read could settle: Undo does not touch it.
+  const unsettled = runs.flatMap((run) =>
+    (run?.result?.steps ?? []).filter((r) => r.status === 'failed' && r.maybeApplied),
+  );
+  for (const r of unsettled) {
+    const step = steps.get(r.stepId);
+    lines.push(
+      `:warning: ${s(step?.description ?? r.stepId, 300)} may have been made (its answer was lost, and Azure could not be read to tell): Undo left it; check it in Azure.`,
+    );
+  }
   return clip([head, ...lines].join('\n'), size(2500, k));
 }
 
