@@ -67,15 +67,25 @@ function failed(error: unknown, ctx: FailureContext, what: string): StepOutcome 
 }
 
 /** Connection failures after a request went out: the server may have acted on it. */
-const LOST_AFTER_SENDING =
-  /ECONNRESET|ETIMEDOUT|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|aborted|timed? ?out/i;
+const LOST_AFTER_SENDING = /ECONNRESET|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|ETIMEDOUT|aborted/i;
+/** Failures before a request went out: a name that does not resolve, a connection never opened. */
+const NEVER_SENT =
+  /\bconnect |getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEOUT|EHOSTUNREACH|ENETUNREACH|certificate|CERT_|self.signed/i;
+/** Credential failures: no token, so nothing was sent to ARM or Graph. */
+const CREDENTIAL_FAILURES = new Set([
+  'CredentialUnavailableError',
+  'AuthenticationError',
+  'AggregateAuthenticationError',
+  'AuthenticationRequiredError',
+]);
 
 /**
  * Whether a write that failed may have been made all the same: a server error (but 501, 503 and
  * 505, which refuse before acting) or a connection lost after the request went out (a reset, a
- * timeout). Not when it was never sent (no token, a name or address that does not answer, TLS).
+ * read timeout). Never when it was not sent: no token (a credential error, whatever its status), a
+ * name that does not resolve, a connection never opened, TLS.
  */
-function mayHaveApplied(error: unknown): boolean {
+export function mayHaveApplied(error: unknown): boolean {
   const e = (error ?? {}) as {
     name?: unknown;
     code?: unknown;
@@ -83,21 +93,30 @@ function mayHaveApplied(error: unknown): boolean {
     status?: unknown;
     message?: unknown;
   };
+  if (typeof e.name === 'string' && CREDENTIAL_FAILURES.has(e.name)) return false;
   const status =
     typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
   if (status !== undefined) return serverMayHaveActed(status);
-  if (e.name === 'AbortError') return true;
-  const code = typeof e.code === 'string' ? e.code : '';
-  const message = typeof e.message === 'string' ? e.message : '';
-  return LOST_AFTER_SENDING.test(`${code} ${message}`);
+  const text = `${typeof e.code === 'string' ? e.code : ''} ${typeof e.message === 'string' ? e.message : ''}`;
+  return transportMayHaveActed(text) || e.name === 'AbortError';
 }
 
 const serverMayHaveActed = (status: number): boolean =>
   status >= 500 && status !== 501 && status !== 503 && status !== 505;
 
+const transportMayHaveActed = (text: string): boolean =>
+  !NEVER_SENT.test(text) && LOST_AFTER_SENDING.test(text);
+
 /** The same judgement for a logged call: its status, or the transport error it ended with. */
 const callMayHaveApplied = (c: CallRecord): boolean =>
-  c.status !== undefined ? serverMayHaveActed(c.status) : LOST_AFTER_SENDING.test(c.error ?? '');
+  c.status !== undefined ? serverMayHaveActed(c.status) : transportMayHaveActed(c.error ?? '');
+
+/**
+ * Whether this step's write (`method`) may have been made: its last error, or any try of it the
+ * client sent before (a 500 that was applied, then a 429 on the re-send, say).
+ */
+const writeMayHaveApplied = (error: unknown, method: string): boolean =>
+  mayHaveApplied(error) || loggedCalls().some((c) => c.method === method && callMayHaveApplied(c));
 
 function graphPathFor(step: PlannedStep): string | undefined {
   if (step.kind === 'disable-service-principal') {
@@ -349,8 +368,10 @@ export function createRemediatorWith(
         { service: 'graph', graphPermissions: permissions },
         `PATCH ${graph.base}${path}`,
       );
-      if (!mayHaveApplied(error)) return out;
-      // Its answer was lost: a read settles whether Azure made the change.
+      if (!writeMayHaveApplied(error, 'PATCH')) return out;
+      // Its answer was lost: a read showing the change made settles it. One showing it not made
+      // may be a read behind the write (Graph is eventually consistent): still unsettled, and the
+      // retry writes again.
       try {
         const now = await graph.call('GET', `${path}?$select=id,accountEnabled`);
         const enabled = (now.body as { accountEnabled?: unknown } | undefined)?.accountEnabled;
@@ -360,7 +381,6 @@ export function createRemediatorWith(
             detail: `disabled ${step.target} (the answer was lost; a read shows it disabled)`,
           };
         }
-        if (enabled === true) return out;
       } catch {
         // Unknown for now: the retry settles it.
       }
@@ -459,8 +479,10 @@ export function createRemediatorWith(
             { service: 'arm', action: 'Microsoft.Authorization/roleAssignments/delete', scope },
             `DELETE ${step.target}`,
           );
-          if (!mayHaveApplied(error)) return out;
-          // Its answer was lost: a read settles whether Azure made the change.
+          if (!writeMayHaveApplied(error, 'DELETE')) return out;
+          // Its answer was lost: a read showing it gone settles it. One still showing it may be a
+          // read behind the delete (ARM is eventually consistent): still unsettled, and the retry
+          // deletes again.
           try {
             if ((await arm.getAssignment(step.target)) === undefined) {
               return {
@@ -468,7 +490,6 @@ export function createRemediatorWith(
                 detail: `removed ${step.target} (the answer was lost; a read shows it gone)`,
               };
             }
-            return out;
           } catch {
             // Unknown for now: the retry settles it.
           }

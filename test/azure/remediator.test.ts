@@ -1,6 +1,7 @@
 import { ClientSecretCredential } from '@azure/identity';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
+import { mayHaveApplied } from '../../src/azure/remediator.ts';
 import type { StateStore } from '../../src/core/ports.ts';
 import type { RemediationPlan, RemediationResult } from '../../src/core/remediation.ts';
 import { restoreInfo } from '../../src/core/remediation-plan.ts';
@@ -437,7 +438,8 @@ describe('Azure remediator: execute', () => {
     expect(undone.ok).toBe(true);
     expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
 
-    // Not made: failed, and nothing says it may have been.
+    // Not made by the read's account: failed, and still unsettled (a read can lag the write); the
+    // retry, finding it enabled, writes again.
     fake.clearRules();
     fake.assign({
       name: A.evidence,
@@ -447,9 +449,43 @@ describe('Azure remediator: execute', () => {
       principalType: 'ServicePrincipal',
     });
     fake.fail({ service: 'graph', method: 'PATCH', status: 500, times: 10 });
-    const notMade = await remediator.execute(await remediator.plan(spDetection(CLUSTER_ID)));
-    expect(notMade.steps.at(-1)).toMatchObject({ status: 'failed' });
-    expect(notMade.steps.at(-1)!.maybeApplied).toBeUndefined();
+    const again = await remediator.plan(spDetection(CLUSTER_ID));
+    const notMade = await remediator.execute(again);
+    expect(notMade.steps.at(-1)).toMatchObject({ status: 'failed', maybeApplied: true });
+    fake.clearRules();
+    fake.clearRequests();
+    const retried = await remediator.execute(again, notMade);
+    expect(fake.calls('graph', 'PATCH').map((r) => r.status)).toEqual([204]);
+    expect(retried.steps.at(-1)).toMatchObject({ status: 'done', detail: `disabled ${SP_ID}` });
+  });
+
+  it('a write that never went out (no token, a connection never opened) is a plain failure, never "may have been made"', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    // A PATCH refused before acting (503) and a token endpoint failing: nothing was made.
+    fake.fail({ service: 'graph', method: 'PATCH', status: 503, times: 10 });
+    const result = await remediator.execute(plan);
+    expect(result.steps.at(-1)).toMatchObject({ status: 'failed' });
+    expect(result.steps.at(-1)!.maybeApplied).toBeUndefined();
+  });
+
+  it('a write applied but answered 500, whose re-send then got a 429, is still settled as possibly made', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.fail({ service: 'graph', method: 'PATCH', status: 500, applied: true });
+    fake.fail({
+      service: 'graph',
+      method: 'PATCH',
+      status: 429,
+      headers: { 'retry-after': '600' },
+      times: 10,
+    });
+    const result = await remediator.execute(plan);
+    // The read after it shows the principal disabled: done, so Undo re-enables it.
+    expect(result.steps.at(-1)).toMatchObject({
+      status: 'done',
+      detail: expect.stringContaining('the answer was lost; a read shows it disabled'),
+    });
   });
 
   it("a write left unsettled (maybeApplied) is counted as this service's by the retry that finds it made, so Undo reverses it", async () => {
@@ -663,5 +699,41 @@ describe('Azure remediator: undo', () => {
     expect(undone.ok).toBe(false);
     const failedStep = undone.steps.find((s) => s.status === 'failed');
     expect(failedStep?.fix).toMatch(/Microsoft\.Authorization\/roleAssignments\/write/);
+  });
+});
+
+describe('whether a failed write may have been made', () => {
+  it.each([
+    ['a 500', { statusCode: 500 }, true],
+    ['a 504', { status: 504 }, true],
+    ['a reset after sending', { code: 'ECONNRESET', message: 'read ECONNRESET' }, true],
+    ['a socket hang up', { message: 'socket hang up' }, true],
+    ['a read timeout', { code: 'ETIMEDOUT', message: 'ETIMEDOUT' }, true],
+    ['an abort (our timeout)', { name: 'AbortError', message: 'The operation was aborted' }, true],
+    ['a 503 (refused before acting)', { statusCode: 503 }, false],
+    ['a 403', { statusCode: 403 }, false],
+    [
+      'no token (with a status)',
+      { name: 'AuthenticationError', statusCode: 500, message: 'Request timeout' },
+      false,
+    ],
+    ['no credential', { name: 'CredentialUnavailableError', message: 'timed out' }, false],
+    ['a connection never opened', { code: 'ETIMEDOUT', message: 'connect ETIMEDOUT 10.0.0.1:443' }, false],
+    [
+      'a name that does not resolve',
+      { code: 'ENOTFOUND', message: 'getaddrinfo ENOTFOUND graph.example' },
+      false,
+    ],
+    ['a DNS timeout', { code: 'ETIMEOUT', message: 'queryA ETIMEOUT graph.example' }, false],
+    ['connection refused', { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1' }, false],
+    [
+      'TLS',
+      { code: 'SELF_SIGNED_CERT_IN_CHAIN', message: 'self-signed certificate in certificate chain' },
+      false,
+    ],
+  ])('%s: %j → %s', (_what, error, expected) => {
+    expect(
+      mayHaveApplied(Object.assign(new Error(String((error as { message?: string }).message ?? '')), error)),
+    ).toBe(expected);
   });
 });

@@ -54,6 +54,15 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
   return [head, ...lines].join('\n');
 }
 
+/** A run's result without the steps a live Undo reversed (done, or found so). */
+function withoutUndone(result: RemediationResult, undo: SlackAlertState['undo']): RemediationResult {
+  if (!undo || undo.mode !== 'live' || !undo.result) return result;
+  const reversed = new Set(
+    undo.result.steps.filter((s) => s.status === 'done' || s.status === 'already-done').map((s) => s.stepId),
+  );
+  return { ...result, steps: result.steps.filter((s) => !reversed.has(s.stepId)) };
+}
+
 /**
  * The new plan of a retry, with the steps the failed earlier run did that it no longer lists: an
  * assignment that run removed is gone from Azure's listing, but the run's result (and its Undo)
@@ -91,11 +100,11 @@ export async function runRemediation(
   const alertId = state.alert.id;
   const d = state.alert.detection;
   const earlier = state[kind.field];
-  // A retry of a failed run carries what that run did, unless an Undo has been at it since (it
-  // may have reversed some of it): then the run plans afresh.
+  // A retry of a failed run carries what that run did, but what an Undo since reversed (a live
+  // Undo that failed partway: one that succeeded starts a new round, with no earlier run).
   const previous: RemediationResult | undefined =
-    earlier?.mode === remediator.mode && earlier.status === 'failed' && !state.undo
-      ? earlier.result
+    earlier?.mode === remediator.mode && earlier.status === 'failed' && earlier.result
+      ? withoutUndone(earlier.result, state.undo)
       : undefined;
   const run: RevokeRun = { status: 'running', mode: remediator.mode, by: user, at: ctx.now() };
   const save = async () => {

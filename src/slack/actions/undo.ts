@@ -45,7 +45,12 @@ function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): str
  * and reports it in the alert's thread. A live Undo that succeeded releases the Revoke lock, so
  * that Revoke, offered again, can run at once.
  */
-async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string): Promise<void> {
+async function runUndo(
+  ctx: SlackContext,
+  state: SlackAlertState,
+  user: string,
+  holdsRevokeLock = false,
+): Promise<void> {
   const { store, remediator } = ctx;
   const alertId = state.alert.id;
   const d = state.alert.detection;
@@ -78,8 +83,10 @@ async function runUndo(ctx: SlackContext, state: SlackAlertState, user: string):
   undo.finishedAt = ctx.now();
   const latest = await save();
   await untrackRun(ctx, alertId);
-  if (undo.status === 'failed') await store.releaseClaim(undoLockKey(alertId));
-  else if (undo.mode === 'live') await store.releaseClaim(revokeLockKey(alertId));
+  if (undo.status === 'failed') {
+    await store.releaseClaim(undoLockKey(alertId));
+    if (holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
+  } else if (undo.mode === 'live' || holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
   await recordAudit(store, {
     actor: user,
     action: 'undo',
@@ -172,6 +179,14 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       );
       return;
     }
-    await runUndo(ctx, state, user);
+    // Undo of a failed run: its Revoke lock was given back for a retry; Undo takes it, so that no
+    // retry runs against the Undo (a click on each at once, or on two replicas).
+    const failedRun = state.revoke?.status === 'failed';
+    if (failedRun && !(await ctx.store.claim(revokeLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
+      await ctx.store.releaseClaim(undoLockKey(state.alert.id));
+      await refuse('revoke running', 'Revoke is running for this alert: undo it once it has finished.');
+      return;
+    }
+    await runUndo(ctx, state, user, failedRun);
   });
 }
