@@ -199,7 +199,12 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
         res = await send(url, method, headers, payload, options.tlsCa, signal, timeoutMs);
       } catch (error) {
         const code = (error as { code?: unknown }).code;
-        recordCall({ method, url: url.href, error: String((error as Error).message ?? error).slice(0, 300) });
+        const text = String((error as Error).message ?? error);
+        recordCall({
+          method,
+          url: url.href,
+          error: `${typeof code === 'string' ? `${code}: ` : ''}${text}`.slice(0, 300),
+        });
         if (
           !signal?.aborted &&
           typeof code === 'string' &&

@@ -66,11 +66,16 @@ function failed(error: unknown, ctx: FailureContext, what: string): StepOutcome 
   return out;
 }
 
-/** Connection failures after a request went out: the server may have acted on it. */
-const LOST_AFTER_SENDING = /ECONNRESET|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|ETIMEDOUT|aborted/i;
+/**
+ * Connection failures after a request went out: the server may have acted on it. A bare ETIMEDOUT
+ * is not among them: it also ends connections that never opened, and crediting a change this
+ * service did not make would let Undo reverse what someone else did.
+ */
+const LOST_AFTER_SENDING =
+  /ECONNRESET|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|aborted|no answer from Graph within/i;
 /** Failures before a request went out: a name that does not resolve, a connection never opened. */
 const NEVER_SENT =
-  /\bconnect |getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEOUT|EHOSTUNREACH|ENETUNREACH|certificate|CERT_|self.signed/i;
+  /\bconnect |getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEOUT|EHOSTUNREACH|ENETUNREACH|certificate|CERT_|self.signed|before secure TLS connection/i;
 /** Credential failures: no token, so nothing was sent to ARM or Graph. */
 const CREDENTIAL_FAILURES = new Set([
   'CredentialUnavailableError',

@@ -708,7 +708,20 @@ describe('whether a failed write may have been made', () => {
     ['a 504', { status: 504 }, true],
     ['a reset after sending', { code: 'ECONNRESET', message: 'read ECONNRESET' }, true],
     ['a socket hang up', { message: 'socket hang up' }, true],
-    ['a read timeout', { code: 'ETIMEDOUT', message: 'ETIMEDOUT' }, true],
+    [
+      "the Graph client's own timeout",
+      { code: 'ETIMEDOUT', message: 'no answer from Graph within 30000 ms' },
+      true,
+    ],
+    ['a bare ETIMEDOUT (a connect race gives one too)', { code: 'ETIMEDOUT', message: '' }, false],
+    [
+      'a reset during the TLS handshake',
+      {
+        code: 'ECONNRESET',
+        message: 'Client network socket disconnected before secure TLS connection was established',
+      },
+      false,
+    ],
     ['an abort (our timeout)', { name: 'AbortError', message: 'The operation was aborted' }, true],
     ['a 503 (refused before acting)', { statusCode: 503 }, false],
     ['a 403', { statusCode: 403 }, false],

@@ -165,6 +165,25 @@ describe('Revoke, live', () => {
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
   });
 
+  it('a retry after an Undo that failed carries what the Undo did not reverse, so the next Undo still re-creates it', async () => {
+    const { azure } = await posted('live');
+    azure.deny('graph', 'PATCH', 'servicePrincipals');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(azure.calls('arm', 'DELETE').filter((r) => r.status < 300)).toHaveLength(1);
+    // The Undo cannot re-create the assignment (no write permission on role assignments).
+    azure.deny('arm', 'PUT', 'roleAssignments');
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    expect(lastUpdateText()).toContain('Undo failed');
+    // Permissions fixed: the retry disables the principal, and still holds the removal it did.
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.revoke, 3);
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    await clickAndWait(ACTION_IDS.undoRevoke, 4);
+    expect(azure.calls('arm', 'PUT').filter((r) => r.status < 300)).toHaveLength(1);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+  });
+
   it('fails, not "Revoked", when Azure could not be read to find the assignments, and a later click finishes', async () => {
     const { azure } = await posted('live');
     // Every read of role assignments (the listing and the evidence's by id) is refused.

@@ -54,9 +54,16 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
   return [head, ...lines].join('\n');
 }
 
-/** A run's result without the steps a live Undo reversed (done, or found so). */
-function withoutUndone(result: RemediationResult, undo: SlackAlertState['undo']): RemediationResult {
-  if (!undo || undo.mode !== 'live' || !undo.result) return result;
+/**
+ * A run's result without the steps a live Undo reversed (done, or found so), when that Undo came
+ * after the run (`ranAt`, when it ended): an older Undo reversed an older run's changes.
+ */
+function withoutUndone(
+  result: RemediationResult,
+  undo: SlackAlertState['undo'],
+  ranAt: number,
+): RemediationResult {
+  if (!undo || undo.mode !== 'live' || !undo.result || undo.at < ranAt) return result;
   const reversed = new Set(
     undo.result.steps.filter((s) => s.status === 'done' || s.status === 'already-done').map((s) => s.stepId),
   );
@@ -104,7 +111,7 @@ export async function runRemediation(
   // Undo that failed partway: one that succeeded starts a new round, with no earlier run).
   const previous: RemediationResult | undefined =
     earlier?.mode === remediator.mode && earlier.status === 'failed' && earlier.result
-      ? withoutUndone(earlier.result, state.undo)
+      ? withoutUndone(earlier.result, state.undo, earlier.finishedAt ?? earlier.at)
       : undefined;
   const run: RevokeRun = { status: 'running', mode: remediator.mode, by: user, at: ctx.now() };
   const save = async () => {
