@@ -2,6 +2,7 @@ import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
 import type { PlannedStep, StepResult } from '../../core/remediation.ts';
 import {
+  broadLockKey,
   canUndo,
   revokedAlertsKey,
   revokeInForce,
@@ -50,6 +51,7 @@ async function runUndo(
   state: SlackAlertState,
   user: string,
   holdsRevokeLock = false,
+  holdsBroadLock = false,
 ): Promise<void> {
   const { store, remediator } = ctx;
   const alertId = state.alert.id;
@@ -87,6 +89,7 @@ async function runUndo(
     await store.releaseClaim(undoLockKey(alertId));
     if (holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
   } else if (undo.mode === 'live' || holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
+  if (holdsBroadLock) await store.releaseClaim(broadLockKey(alertId));
   await recordAudit(store, {
     actor: user,
     action: 'undo',
@@ -187,6 +190,17 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       await refuse('revoke running', 'Revoke is running for this alert: undo it once it has finished.');
       return;
     }
-    await runUndo(ctx, state, user, failedRun);
+    // The same for a failed "Remove broad roles too", whose lock was given back for a retry.
+    const failedBroad = state.broad?.status === 'failed';
+    if (failedBroad && !(await ctx.store.claim(broadLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
+      await ctx.store.releaseClaim(undoLockKey(state.alert.id));
+      if (failedRun) await ctx.store.releaseClaim(revokeLockKey(state.alert.id));
+      await refuse(
+        'broad removal running',
+        'Remove broad roles is running for this alert: undo it once it has finished.',
+      );
+      return;
+    }
+    await runUndo(ctx, state, user, failedRun, failedBroad);
   });
 }
