@@ -104,7 +104,13 @@ function send(
       },
     );
     req.setTimeout(timeoutMs, () => {
-      const err = new Error(`no answer from Graph within ${timeoutMs} ms`) as Error & { code: string };
+      // Sent or not: the timer runs from the connection, so a TLS handshake that stalls ends here
+      // too, with nothing sent (a write that never went out can have changed nothing).
+      const err = new Error(
+        req.writableFinished
+          ? `no answer from Graph within ${timeoutMs} ms`
+          : `could not send the request to Graph within ${timeoutMs} ms (no connection or TLS handshake)`,
+      ) as Error & { code: string };
       err.code = 'ETIMEDOUT';
       req.destroy(err);
     });

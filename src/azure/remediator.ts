@@ -75,7 +75,7 @@ const LOST_AFTER_SENDING =
   /ECONNRESET|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|aborted|no answer from Graph within/i;
 /** Failures before a request went out: a name that does not resolve, a connection never opened. */
 const NEVER_SENT =
-  /\bconnect |getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEOUT|EHOSTUNREACH|ENETUNREACH|certificate|CERT_|self.signed|before secure TLS connection/i;
+  /\bconnect |getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEOUT|EHOSTUNREACH|ENETUNREACH|certificate|CERT_|self.signed|before secure TLS connection|could not send/i;
 /** Credential failures: no token, so nothing was sent to ARM or Graph. */
 const CREDENTIAL_FAILURES = new Set([
   'CredentialUnavailableError',

@@ -53,6 +53,8 @@ export interface UndoRun {
    * this alert's Revoke is then undone too, and Revoke is offered again.
    */
   elsewhere?: string;
+  /** The `at` of the Revoke run it reversed: a retry of that run leaves out what it undid. */
+  of?: number;
 }
 
 /**

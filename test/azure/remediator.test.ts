@@ -715,6 +715,14 @@ describe('whether a failed write may have been made', () => {
     ],
     ['a bare ETIMEDOUT (a connect race gives one too)', { code: 'ETIMEDOUT', message: '' }, false],
     [
+      "the Graph client's timeout before the request went out",
+      {
+        code: 'ETIMEDOUT',
+        message: 'could not send the request to Graph within 30000 ms (no connection or TLS handshake)',
+      },
+      false,
+    ],
+    [
       'a reset during the TLS handshake',
       {
         code: 'ECONNRESET',

@@ -55,15 +55,18 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
 }
 
 /**
- * A run's result without the steps a live Undo reversed (done, or found so), when that Undo came
- * after the run (`ranAt`, when it ended): an older Undo reversed an older run's changes.
+ * A run's result without the steps a live Undo reversed (done, or found so), when that Undo was of
+ * this run (`undo.of`, the run's start: never two clocks compared). An Undo stored by an earlier
+ * release, without `of`, counts when it began after the run ended.
  */
 function withoutUndone(
   result: RemediationResult,
   undo: SlackAlertState['undo'],
-  ranAt: number,
+  run: { at: number; finishedAt?: number },
 ): RemediationResult {
-  if (!undo || undo.mode !== 'live' || !undo.result || undo.at < ranAt) return result;
+  if (!undo || undo.mode !== 'live' || !undo.result) return result;
+  const ofThisRun = undo.of !== undefined ? undo.of === run.at : undo.at >= (run.finishedAt ?? run.at);
+  if (!ofThisRun) return result;
   const reversed = new Set(
     undo.result.steps.filter((s) => s.status === 'done' || s.status === 'already-done').map((s) => s.stepId),
   );
@@ -111,7 +114,7 @@ export async function runRemediation(
   // Undo that failed partway: one that succeeded starts a new round, with no earlier run).
   const previous: RemediationResult | undefined =
     earlier?.mode === remediator.mode && earlier.status === 'failed' && earlier.result
-      ? withoutUndone(earlier.result, state.undo, earlier.finishedAt ?? earlier.at)
+      ? withoutUndone(earlier.result, state.undo, earlier)
       : undefined;
   const run: RevokeRun = { status: 'running', mode: remediator.mode, by: user, at: ctx.now() };
   const save = async () => {

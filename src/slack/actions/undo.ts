@@ -57,7 +57,13 @@ async function runUndo(
   const alertId = state.alert.id;
   const d = state.alert.detection;
   const runs = undoableRuns(state);
-  const undo: UndoRun = { status: 'running', mode: remediator.mode, by: user, at: ctx.now() };
+  const undo: UndoRun = {
+    status: 'running',
+    mode: remediator.mode,
+    by: user,
+    at: ctx.now(),
+    ...(state.revoke ? { of: state.revoke.at } : {}),
+  };
   const save = async () => {
     const latest = await updateAlertState(store, alertId, (s) => {
       s.undo = undo;
