@@ -196,17 +196,28 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       await refuse('revoke running', 'Revoke is running for this alert: undo it once it has finished.');
       return;
     }
-    // The same for a failed "Remove broad roles too", whose lock was given back for a retry.
-    const failedBroad = state.broad?.status === 'failed';
-    if (failedBroad && !(await ctx.store.claim(broadLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
-      await ctx.store.releaseClaim(undoLockKey(state.alert.id));
-      if (failedRun) await ctx.store.releaseClaim(revokeLockKey(state.alert.id));
+    // The same for "Remove broad roles too" (failed, dry-run or not run yet: its lock is free), so
+    // that none starts or retries during the Undo. A live one that succeeded keeps its lock.
+    const id = state.alert.id;
+    const holdBroad = !(state.broad?.status === 'done' && state.broad.mode === 'live');
+    if (holdBroad && !(await ctx.store.claim(broadLockKey(id), REMEDIATION_LOCK_TTL_MS))) {
+      await ctx.store.releaseClaim(undoLockKey(id));
+      if (failedRun) await ctx.store.releaseClaim(revokeLockKey(id));
       await refuse(
         'broad removal running',
         'Remove broad roles is running for this alert: undo it once it has finished.',
       );
       return;
     }
-    await runUndo(ctx, state, user, failedRun, failedBroad);
+    try {
+      await runUndo(ctx, state, user, failedRun, holdBroad);
+    } catch (err) {
+      // Cut short (the store failed): the locks it took are given back, so that a later click can
+      // run; the run's state shows it did not finish.
+      ctx.logger.error({ alertId: id, err: (err as Error).message }, 'undo was cut short');
+      await ctx.store.releaseClaim(undoLockKey(id)).catch(() => {});
+      if (failedRun) await ctx.store.releaseClaim(revokeLockKey(id)).catch(() => {});
+      if (holdBroad) await ctx.store.releaseClaim(broadLockKey(id)).catch(() => {});
+    }
   });
 }
