@@ -52,6 +52,8 @@ async function runUndo(
   user: string,
   holdsRevokeLock = false,
   holdsBroadLock = false,
+  /** Set once the locks are given back: a failure after that must not release them again. */
+  released: { done: boolean } = { done: false },
 ): Promise<void> {
   const { store, remediator } = ctx;
   const alertId = state.alert.id;
@@ -96,6 +98,7 @@ async function runUndo(
     if (holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
   } else if (undo.mode === 'live' || holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
   if (holdsBroadLock) await store.releaseClaim(broadLockKey(alertId));
+  released.done = true;
   await recordAudit(store, {
     actor: user,
     action: 'undo',
@@ -209,12 +212,14 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       );
       return;
     }
+    const released = { done: false };
     try {
-      await runUndo(ctx, state, user, failedRun, holdBroad);
+      await runUndo(ctx, state, user, failedRun, holdBroad, released);
     } catch (err) {
-      // Cut short (the store failed): the locks it took are given back, so that a later click can
-      // run; the run's state shows it did not finish.
       ctx.logger.error({ alertId: id, err: (err as Error).message }, 'undo was cut short');
+      // Cut short (the store failed) before it gave its locks back: given back here, so that a
+      // later click can run. Once given back they may be another run's: left alone.
+      if (released.done) return;
       await ctx.store.releaseClaim(undoLockKey(id)).catch(() => {});
       if (failedRun) await ctx.store.releaseClaim(revokeLockKey(id)).catch(() => {});
       if (holdBroad) await ctx.store.releaseClaim(broadLockKey(id)).catch(() => {});
