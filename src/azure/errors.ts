@@ -82,7 +82,8 @@ function waitText(ms: number): string {
   return unit(Math.ceil(ms / 3_600_000), 'hour');
 }
 
-const CREDENTIAL_ERRORS = new Set([
+/** Errors of the credential (no token): the call they were for was never sent. */
+export const CREDENTIAL_ERRORS: ReadonlySet<string> = new Set([
   'CredentialUnavailableError',
   'AuthenticationError',
   'AggregateAuthenticationError',

@@ -32,7 +32,7 @@ import {
   scopeOfAssignmentId,
 } from '../core/remediation-plan.ts';
 import { type CallRecord, loggedCalls, withCallLog } from './call-log.ts';
-import { describeFailure, type FailureContext, failureText } from './errors.ts';
+import { CREDENTIAL_ERRORS, describeFailure, type FailureContext, failureText } from './errors.ts';
 import { type AzureDeps, type AzureServices, createAzureServices } from './services.ts';
 
 /** The Azure remediator: the core port, with the broad-role action always available. */
@@ -76,13 +76,6 @@ const LOST_AFTER_SENDING =
 /** Failures before a request went out: a name that does not resolve, a connection never opened. */
 const NEVER_SENT =
   /\bconnect |getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEOUT|EHOSTUNREACH|ENETUNREACH|certificate|CERT_|self.signed|before secure TLS connection|could not send/i;
-/** Credential failures: no token, so nothing was sent to ARM or Graph. */
-const CREDENTIAL_FAILURES = new Set([
-  'CredentialUnavailableError',
-  'AuthenticationError',
-  'AggregateAuthenticationError',
-  'AuthenticationRequiredError',
-]);
 
 /**
  * Whether a write that failed may have been made all the same: a server error (but 501, 503 and
@@ -98,7 +91,7 @@ export function mayHaveApplied(error: unknown): boolean {
     status?: unknown;
     message?: unknown;
   };
-  if (typeof e.name === 'string' && CREDENTIAL_FAILURES.has(e.name)) return false;
+  if (typeof e.name === 'string' && CREDENTIAL_ERRORS.has(e.name)) return false;
   const status =
     typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
   if (status !== undefined) return serverMayHaveActed(status);

@@ -97,19 +97,21 @@ export function buildDetection(input: DetectionInput): ParseResult {
     }
     return invalid(`${what()} has no caller identity in ${input.appIdField}`);
   }
-  // Application ids are GUIDs: printable ASCII. Anything else (control or invisible characters,
-  // a right-to-left override, lone surrogates, look-alike dashes) would make a second identity
-  // out of one, could disguise what the alert shows, and cannot be stored as a key faithfully.
-  // A ':' would also blur the history's keys (`pair:<appid>:<ip>`).
-  const bad = appIdProblem(rawAppId);
+  // One form per GUID (dashed, lower case): a channel that sends it undashed or in braces names
+  // the same identity, and Graph looks principals up by the dashed form.
+  const dashed = dashGuid(rawAppId);
+  // Anything else must still be printable ASCII, as application ids are. Other characters (control
+  // or invisible ones, a right-to-left override, lone surrogates, look-alike dashes) would make a
+  // second identity out of one, could disguise what the alert shows, and cannot be stored as a key
+  // faithfully; a ':' would blur the history's keys (`pair:<appid>:<ip>`). A GUID is all of that
+  // already, so nearly every event skips the check.
+  const bad = dashed === undefined ? appIdProblem(rawAppId) : undefined;
   if (bad !== undefined) {
     return invalid(
       `${what()} has caller identity ${asciiEcho(rawAppId)} in ${input.appIdField}, which is not an application id (${bad})`,
     );
   }
-  // One form per GUID (dashed, lower case): a channel that sends it undashed or in braces names
-  // the same identity, and Graph looks principals up by the dashed form.
-  const appId = dashGuid(rawAppId) ?? rawAppId;
+  const appId = dashed ?? rawAppId;
   const rawIp = single(input.ip);
   if (rawIp === undefined || rawIp === null || rawIp === '') {
     const hint = input.missingIpHint ? `: ${input.missingIpHint}` : '';
