@@ -339,6 +339,24 @@ describe('Revoke, live', () => {
   });
 });
 
+function started(harness: Harness | undefined): asserts harness is Harness {
+  if (!harness) throw new Error('no harness');
+}
+
+/**
+ * The alert posted in dry-run, with catch-ups every 50 ms and a minute's settling for uncertain
+ * audit lines; its message ts.
+ */
+async function postedSettling(): Promise<string> {
+  azure = await sampleAzure();
+  h = await startHarness({
+    azure: { fake: azure, mode: 'dry-run' },
+    tuning: { staleSweepIntervalMs: 50, threadSettleMs: 60_000 },
+  });
+  await h.chat.sink.post(alert);
+  return (await loadAlertState(h.store, alert.id))!.ts!;
+}
+
 describe('Slack failing during a run', () => {
   it('shows the result and posts the audit line in the thread once Slack takes them again', async () => {
     azure = await sampleAzure();
@@ -407,13 +425,8 @@ describe('Slack failing during a run', () => {
   });
 
   it('an uncertain audit line waits for Slack to settle, and only its id (not the same text from someone else) counts as posted', async () => {
-    azure = await sampleAzure();
-    h = await startHarness({
-      azure: { fake: azure, mode: 'dry-run' },
-      tuning: { staleSweepIntervalMs: 50, threadSettleMs: 60_000 },
-    });
-    await h.chat.sink.post(alert);
-    const ts = (await loadAlertState(h.store, alert.id))!.ts!;
+    const ts = await postedSettling();
+    started(h);
     slack().script('chat.postMessage', { status: 500 });
     await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
     await vi.waitFor(
@@ -447,13 +460,8 @@ describe('Slack failing during a run', () => {
   });
 
   it('a line posted again after a search, whose post again got no clear answer, waits to settle again before the next search', async () => {
-    azure = await sampleAzure();
-    h = await startHarness({
-      azure: { fake: azure, mode: 'dry-run' },
-      tuning: { staleSweepIntervalMs: 50, threadSettleMs: 60_000 },
-    });
-    await h.chat.sink.post(alert);
-    const ts = (await loadAlertState(h.store, alert.id))!.ts!;
+    const ts = await postedSettling();
+    started(h);
     const line = { text: 'Audit: a line', id: 'line-1', uncertainSince: Date.now() - 61_000 };
     await updateAlertState(h.store, alert.id, (s) => {
       s.pendingThread = [line];
