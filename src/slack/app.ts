@@ -5,6 +5,7 @@ import { boltLogger } from './bolt-logger.ts';
 import { register as registerCommands } from './commands/index.ts';
 import type { SlackContext } from './context.ts';
 import { registerDedupe } from './dedupe.ts';
+import { registerUnknownRequests } from './unknown-requests.ts';
 import { register as registerViews } from './views/index.ts';
 
 /** The Slack settings the app needs (`Config['slack']`). */
@@ -79,7 +80,8 @@ export function createBoltApp(
         signingSecret: settings.signingSecret,
         endpoints: ['/slack/events'],
         logger: log,
-        // Our handlers ack first; an unanswered request still gets Bolt's answer after 3 s.
+        // Our handlers ack first, and a request none of them serves is acked by
+        // `registerUnknownRequests`; Bolt's own answer after 3 s is the last resort.
         unhandledRequestTimeoutMillis: 3001,
       });
   const app = new App({
@@ -94,6 +96,7 @@ export function createBoltApp(
 /** Registers the middleware and every handler on the app. */
 export function registerHandlers(app: App, ctx: SlackContext): void {
   registerDedupe(app, ctx.store, ctx.logger);
+  registerUnknownRequests(app, ctx.logger);
   registerActions(app, ctx);
   registerViews(app, ctx);
   registerCommands(app, ctx);

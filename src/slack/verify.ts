@@ -47,6 +47,20 @@ export function verifySlackSignature(opts: {
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** Slack's certificate check of a slash command URL: a form with `ssl_check=1` (and its `token`). */
+function isSslCheck(req: IncomingMessage, body: Buffer): boolean {
+  const type = req.headers['content-type'];
+  if (
+    typeof type !== 'string' ||
+    type.split(';', 1)[0]!.trim().toLowerCase() !== 'application/x-www-form-urlencoded'
+  ) {
+    return false;
+  }
+  // The check is a short form; a click or command is never one, so a long body is not parsed here.
+  if (body.length > 1024) return false;
+  return new URLSearchParams(body.toString('utf8')).get('ssl_check') === '1';
+}
+
 const reply = (res: ServerResponse, status: number, text?: string) => {
   if (res.headersSent) return;
   res.writeHead(status, text ? { 'content-type': 'text/plain; charset=utf-8' } : {});
@@ -76,9 +90,9 @@ export function guardSlackRequests(opts: {
           return reply(res, err.status, err.status === 413 ? 'body too large' : err.message);
         throw err;
       }
-      const contentType = req.headers['content-type'];
-      if (contentType === 'application/x-www-form-urlencoded' && body.toString('utf8') === 'ssl_check=1') {
-        // Slack's SSL check carries nothing to act on: answer it here.
+      if (isSslCheck(req, body)) {
+        // Slack's SSL check (`ssl_check=1&token=…`, unsigned) carries nothing to act on: it is
+        // answered here and goes no further, whatever else its form holds.
         return reply(res, 200);
       }
       const verdict = verifySlackSignature({

@@ -2,7 +2,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { verifySlackSignature } from '../../src/slack/verify.ts';
-import { buttonClick, commandBody, payloadBody, signSlack, slashCommand } from '../support/fake-slack.ts';
+import {
+  buttonClick,
+  commandBody,
+  payloadBody,
+  signSlack,
+  slashCommand,
+  viewSubmission,
+} from '../support/fake-slack.ts';
 import { type Harness, RESPONDER, SECRET, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
@@ -126,15 +133,68 @@ describe('Slack request verification', () => {
     expect(h.fake.callsOf('views.open')).toHaveLength(1);
   });
 
-  it('answers Slack SSL checks without acting', async () => {
+  it('answers Slack SSL checks (unsigned, with their token) without acting', async () => {
     h = await startHarness();
-    const res = await fetch(h.url, {
+    for (const [type, body] of [
+      ['application/x-www-form-urlencoded', 'ssl_check=1'],
+      // What Slack sends: the legacy verification token along, and no signature headers.
+      ['application/x-www-form-urlencoded', 'ssl_check=1&token=legacy-verification-token'],
+      ['application/x-www-form-urlencoded; charset=utf-8', 'token=abc&ssl_check=1'],
+    ]) {
+      const res = await fetch(h.url, { method: 'POST', headers: { 'content-type': type! }, body });
+      expect(res.status, body).toBe(200);
+    }
+    // Anything else unsigned is still refused.
+    const other = await fetch(h.url, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'ssl_check=1',
+      body: 'ssl_check=0&token=abc',
     });
-    expect(res.status).toBe(200);
+    expect(other.status).toBe(401);
     expect(h.fake.calls).toEqual([]);
+  });
+
+  it('acknowledges at once, and does nothing for, a button, modal or command that no handler serves', async () => {
+    h = await startHarness();
+    await h.chat.sink.post(sampleAlert());
+    h.fake.clear();
+    const timed = async (raw: string) => {
+      const started = performance.now();
+      const res = await h.send(raw);
+      return { res, ms: performance.now() - started };
+    };
+    const click = await timed(
+      payloadBody(
+        buttonClick({
+          actionId: 'arc_some_retired_button',
+          value: sampleAlert().id,
+          user: RESPONDER,
+          responseUrl: h.fake.responseUrl(),
+        }),
+      ),
+    );
+    expect(click.res.status).toBe(200);
+    const view = await timed(
+      payloadBody(
+        viewSubmission({ callbackId: 'another_modal', user: RESPONDER, privateMetadata: '', values: {} }),
+      ),
+    );
+    expect(view.res.status).toBe(200);
+    const command = await timed(
+      commandBody(
+        slashCommand({ command: '/arc-foo', text: 'x', user: RESPONDER, responseUrl: h.fake.responseUrl() }),
+      ),
+    );
+    expect(command.res.status).toBe(200);
+    expect(command.res.json()).toEqual({
+      response_type: 'ephemeral',
+      text: 'arc-responder does not serve /arc-foo. It answers /arc-history <appid>.',
+    });
+    // Bolt's own answer to an unacknowledged request comes after 3 s, too late for Slack.
+    for (const { ms } of [click, view, command]) expect(ms).toBeLessThan(2000);
+    expect(h.fake.calls).toEqual([]);
+    expect(await listAudit(h.store)).toEqual([]);
+    expect(h.logs.join('')).toContain('"unserved":"action arc_some_retired_button"');
   });
 
   it('answers 413 to a body over 256 KiB, declared or streamed, without acting', async () => {
