@@ -17,6 +17,15 @@ export const ACTION_IDS = {
   removeAllow: 'arc_remove_allow',
 } as const;
 
+/**
+ * The `action_id` of the `n`th of several buttons of one kind in a message: Slack refuses a
+ * message whose blocks repeat an `action_id` (`invalid_blocks`).
+ */
+export const numberedAction = (base: string, n: number): string => `${base}:${n}`;
+
+/** Matches the `action_id` `base`, alone or numbered (`numberedAction`). */
+export const actionMatcher = (base: string): RegExp => new RegExp(`^${base}(?::\\d{1,3})?$`);
+
 /** `callback_id`s of modals. */
 export const CALLBACK_IDS = {
   markBenign: 'arc_mark_benign_modal',

@@ -1,7 +1,7 @@
 import type { AnyMiddlewareArgs, App } from '@slack/bolt';
-import { ACTION_IDS, CALLBACK_IDS, COMMANDS } from './ids.ts';
+import { ACTION_IDS, actionMatcher, CALLBACK_IDS, COMMANDS } from './ids.ts';
 
-const ACTIONS: ReadonlySet<string> = new Set(Object.values(ACTION_IDS));
+const ACTIONS: readonly RegExp[] = Object.values(ACTION_IDS).map(actionMatcher);
 const CALLBACKS: ReadonlySet<string> = new Set(Object.values(CALLBACK_IDS));
 const KNOWN_COMMANDS: ReadonlySet<string> = new Set(Object.values(COMMANDS));
 
@@ -19,7 +19,7 @@ export function unservedPart(body: unknown): string | undefined {
     case 'block_actions': {
       const actions = Array.isArray(b.actions) ? (b.actions as Array<{ action_id?: unknown }>) : [];
       const ids = actions.map((a) => a?.action_id);
-      return ids.some((id) => typeof id === 'string' && ACTIONS.has(id))
+      return ids.some((id) => typeof id === 'string' && ACTIONS.some((m) => m.test(id)))
         ? undefined
         : `action ${ids.map((id) => String(id).slice(0, 50)).join(', ') || '(none)'}`;
     }

@@ -28,7 +28,9 @@ const linesOf = (reply: Reply) =>
 /** The IP of each line. */
 const ipsOf = (reply: Reply) => linesOf(reply).map((l) => /^`([^`]+)`/.exec(l)![1]!);
 const buttonsOf = (reply: Reply) =>
-  (reply.blocks ?? []).flatMap((b) => b.elements ?? []).filter((e) => e.action_id === ACTION_IDS.removeAllow);
+  (reply.blocks ?? [])
+    .flatMap((b) => b.elements ?? [])
+    .filter((e) => e.action_id?.startsWith(ACTION_IDS.removeAllow));
 /** `n` distinct documentation IPs (198.18.0.0/15, RFC 2544). */
 const manyIps = (n: number) =>
   [...Array(n)].map((_, i) => ({ ip: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`, minutesAgo: i + 1 }));
@@ -238,6 +240,39 @@ describe('/arc-history', () => {
     expect(String(refreshed.text)).toContain('no sightings in the last 7 days');
     expect(JSON.stringify(refreshed)).not.toContain('192.0.2.45');
     expect(await h.history.getAllow(other, '192.0.2.45')).toBeUndefined();
+  });
+
+  it('gives each Remove button of a reply its own action_id (Slack refuses repeats), and each removes its pair', async () => {
+    h = await startHarness();
+    await sightings([
+      { ip: '198.51.100.1', minutesAgo: 5 },
+      { ip: '198.51.100.2', minutesAgo: 6 },
+    ]);
+    for (const ip of ['198.51.100.1', '198.51.100.2', '192.0.2.46']) {
+      await h.history.allow({ appId: ARC.appId, ip, by: RESPONDER, reason: 'VPN' });
+    }
+    const reply = await ask(ARC.appId);
+    const buttons = buttonsOf(reply);
+    expect(buttons.map((b) => b.action_id)).toEqual([
+      `${ACTION_IDS.removeAllow}:0`,
+      `${ACTION_IDS.removeAllow}:1`,
+      `${ACTION_IDS.removeAllow}:2`,
+    ]);
+    expect(checkMessageLimits(reply as never)).toEqual([]);
+    // The second button, pressed with its own id, removes its own pair only.
+    const { responseId } = await h.click(buttons[1]!.action_id!, buttons[1]!.value, RESPONDER, {
+      ephemeral: true,
+      channel: 'C0OTHER',
+    });
+    await h.fake.waitFor('the refreshed reply', () => h.fake.responsesTo(responseId).length === 1);
+    expect(await h.history.getAllow(ARC.appId, '198.51.100.2')).toBeUndefined();
+    expect(await h.history.getAllow(ARC.appId, '198.51.100.1')).toBeDefined();
+    expect(await h.history.getAllow(ARC.appId, '192.0.2.46')).toBeDefined();
+    const refreshed = h.fake.responsesTo(responseId)[0] as Reply;
+    expect(buttonsOf(refreshed).map((b) => b.action_id)).toEqual([
+      `${ACTION_IDS.removeAllow}:0`,
+      `${ACTION_IDS.removeAllow}:1`,
+    ]);
   });
 
   it('removes an allowlist entry from the reply (responders anywhere) and refreshes it', async () => {

@@ -5,7 +5,7 @@ import { authorise, channelOfClick, reply } from '../authorise.ts';
 import { buildHistoryMessage, parseRemoveAllowValue } from '../blocks/history.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
-import { ACTION_IDS } from '../ids.ts';
+import { ACTION_IDS, actionMatcher } from '../ids.ts';
 
 /** The alert the entry was marked benign from says it is gone, in its message and its thread. */
 async function showRemoval(ctx: SlackContext, alertId: string, user: string): Promise<void> {
@@ -27,36 +27,40 @@ async function showRemoval(ctx: SlackContext, alertId: string, user: string): Pr
  * channel, and responders anywhere); refreshes the private reply.
  */
 export function registerRemoveAllow(app: App, ctx: SlackContext): void {
-  app.action<BlockAction<ButtonAction>>(ACTION_IDS.removeAllow, async ({ ack, body, action, respond }) => {
-    await ack();
-    const user = body.user.id;
-    const pair = parseRemoveAllowValue(action.value);
-    if (!pair) {
-      await reply(ctx, respond, 'That button carries no identity and IP; run /arc-history again.');
-      return;
-    }
-    const subject = { action: 'remove-allowlist' as const, appId: pair.appId, ip: pair.ip };
-    const place = { where: channelOfClick(body), home: ctx.alertChannel };
-    if (!(await authorise(ctx, user, subject, respond, place))) return;
-    const entry = await ctx.history.getAllow(pair.appId, pair.ip);
-    const removed = await ctx.history.unallow(pair.appId, pair.ip);
-    await recordAudit(ctx.store, { actor: user, ...subject, result: removed ? 'ok' : 'not-found' });
-    ctx.logger.info({ user, ...subject, removed }, 'allowlist entry removed from Slack');
-    if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
-    const { entries, dormant } = await ctx.history.readIdentity(pair.appId);
-    // Replaces the message holding the button: the first of the reply, from the same IP on.
-    const message = buildHistoryMessage({
-      appId: pair.appId,
-      windowMs: ctx.history.windowMs,
-      entries,
-      dormant,
-      canRemove: true,
-      start: pair.start,
-    });
-    try {
-      await respond({ ...message, replace_original: true });
-    } catch (err) {
-      ctx.logger.warn({ err: (err as Error).message }, 'cannot refresh the /arc-history reply');
-    }
-  });
+  // Each button of a reply has its own numbered id; a reply of an earlier release has the bare one.
+  app.action<BlockAction<ButtonAction>>(
+    { action_id: actionMatcher(ACTION_IDS.removeAllow) },
+    async ({ ack, body, action, respond }) => {
+      await ack();
+      const user = body.user.id;
+      const pair = parseRemoveAllowValue(action.value);
+      if (!pair) {
+        await reply(ctx, respond, 'That button carries no identity and IP; run /arc-history again.');
+        return;
+      }
+      const subject = { action: 'remove-allowlist' as const, appId: pair.appId, ip: pair.ip };
+      const place = { where: channelOfClick(body), home: ctx.alertChannel };
+      if (!(await authorise(ctx, user, subject, respond, place))) return;
+      const entry = await ctx.history.getAllow(pair.appId, pair.ip);
+      const removed = await ctx.history.unallow(pair.appId, pair.ip);
+      await recordAudit(ctx.store, { actor: user, ...subject, result: removed ? 'ok' : 'not-found' });
+      ctx.logger.info({ user, ...subject, removed }, 'allowlist entry removed from Slack');
+      if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
+      const { entries, dormant } = await ctx.history.readIdentity(pair.appId);
+      // Replaces the message holding the button: the first of the reply, from the same IP on.
+      const message = buildHistoryMessage({
+        appId: pair.appId,
+        windowMs: ctx.history.windowMs,
+        entries,
+        dormant,
+        canRemove: true,
+        start: pair.start,
+      });
+      try {
+        await respond({ ...message, replace_original: true });
+      } catch (err) {
+        ctx.logger.warn({ err: (err as Error).message }, 'cannot refresh the /arc-history reply');
+      }
+    },
+  );
 }

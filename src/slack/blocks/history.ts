@@ -2,7 +2,7 @@ import type { types } from '@slack/bolt';
 import { dashGuid } from '../../core/azure-ids.ts';
 import type { IdentityHistoryEntry } from '../../core/history.ts';
 import type { AllowlistEntry } from '../../core/pair.ts';
-import { ACTION_IDS, COMMANDS } from '../ids.ts';
+import { ACTION_IDS, COMMANDS, numberedAction } from '../ids.ts';
 import { blocksTextLength, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
 import { clip, code, describeDuration, describePlace, esc, mention } from './text.ts';
 
@@ -154,7 +154,7 @@ function removeButtons(view: HistoryView, start: number): { blocks: types.KnownB
     if (value.length > LIMITS.buttonValue) continue;
     elements.push({
       type: 'button',
-      action_id: ACTION_IDS.removeAllow,
+      action_id: numberedAction(ACTION_IDS.removeAllow, elements.length),
       text: { type: 'plain_text', text: clip(`Remove allowlist: ${ip}`, LIMITS.buttonText) },
       value,
       confirm: {

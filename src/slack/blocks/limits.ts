@@ -50,8 +50,13 @@ function inspect(
     if (t.text.length > max) problems.push(`${where}: ${t.text.length} characters > ${max}`);
     if (t.text.length === 0) problems.push(`${where}: empty text`);
   };
-  const id = (where: string, value: string | undefined) => {
-    if (value !== undefined && value.length > ID_MAX) problems.push(`${where}: id longer than ${ID_MAX}`);
+  // Slack refuses a message that repeats a block_id, or an action_id (`invalid_blocks`).
+  const seen = { block: new Set<string>(), action: new Set<string>() };
+  const id = (where: string, value: string | undefined, kind: keyof typeof seen = 'action') => {
+    if (value === undefined) return;
+    if (value.length > ID_MAX) problems.push(`${where}: id longer than ${ID_MAX}`);
+    if (seen[kind].has(value)) problems.push(`${where}: ${kind}_id ${value} repeats`);
+    seen[kind].add(value);
   };
 
   if (message.text !== undefined && message.text.length > LIMITS.text) {
@@ -61,7 +66,7 @@ function inspect(
 
   message.blocks.forEach((block, i) => {
     const at = `block ${i} (${block.type})`;
-    id(at, block.block_id);
+    id(at, block.block_id, 'block');
     switch (block.type) {
       case 'header':
         measure(at, block.text, LIMITS.header);
