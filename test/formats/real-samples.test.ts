@@ -153,6 +153,22 @@ describe('Elastic ECS document (format A), real samples op→Arc', () => {
     expect(d.elasticAlert).toBeUndefined();
   });
 
+  it('sample_event with its values as one-element lists (as Elasticsearch `fields` give them): read as the values', () => {
+    const doc = withSet(loadFixture('elastic-activitylogs/sample_event.37c97e14.json'), {
+      'azure.activitylogs.operation_name': [ARC_UPPER],
+      'event.outcome': ['success'],
+      'source.ip': ['77.170.179.229'],
+      'azure.activitylogs.identity.authorization.evidence.role': ['Owner'],
+    });
+    const d = detection(parseDetection(doc));
+    expect(d).toMatchObject({
+      operation: ARC_UPPER,
+      outcome: 'success',
+      sourceIp: '77.170.179.229',
+      evidence: { role: 'Owner' },
+    });
+  });
+
   it('sample_event: claims_initiated_by_user.fullname is the user name', () => {
     const doc = withSet(loadFixture('elastic-activitylogs/sample_event.37c97e14.json'), {
       'azure.activitylogs.operation_name': ARC_UPPER,
@@ -513,6 +529,25 @@ describe('Elastic alert (format B), the real new_terms alert _source op→Arc', 
     withSet(loadFixture('elastic-alert/kibana-new_terms-alert-source.DERIVED.json'), {
       'azure.activitylogs.operation_name': ARC_UPPER,
     });
+
+  it('an alert of another rule without the event fields: the operation and outcome of kibana.alert.original_event', () => {
+    const doc = withSet(loadFixture('elastic-alert/kibana-new_terms-alert-source.DERIVED.json'), {
+      'kibana.alert.original_event.action': ARC_UPPER,
+      'azure.activitylogs.identity.claims.appid': '0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f20',
+      'source.ip': '8.42.77.171',
+    });
+    delete doc.event;
+    const d = detection(parseDetection(doc));
+    expect(d).toMatchObject({
+      sourceFormat: 'elastic-alert',
+      operation: ARC_UPPER,
+      outcome: 'success',
+      appId: '0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f20',
+    });
+    // Another operation there is still another operation.
+    doc['kibana.alert.original_event.action'] = 'user_login';
+    expect(failure(parseDetection(doc), 'ignored')).toMatch(/user_login/);
+  });
 
   it('another rule`s new_terms (host.name) are not taken for appid: invalid', () => {
     expect(failure(parseDetection(alertSource()), 'invalid')).toMatch(/no caller identity/);

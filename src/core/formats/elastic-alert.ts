@@ -36,6 +36,7 @@ const ALERT = {
   // When the alert was raised: its start, else its own @timestamp (the event's is original_time).
   raisedAt: [field('kibana.alert.start'), field('@timestamp')],
   originalOutcome: field('kibana.alert.original_event.outcome'),
+  originalAction: field('kibana.alert.original_event.action'),
   signalRule: field('signal.rule'),
   kibanaAlert: field('kibana.alert'),
 } as const;
@@ -105,6 +106,7 @@ export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseR
   // webhook template that left those fields out still describes a detection.
   const operation =
     text(r.first(doc, ECS.operation)) ??
+    text(r.get(doc, ALERT.originalAction)) ??
     (fromArcRule ? LIST_CLUSTER_USER_CREDENTIAL.toUpperCase() : undefined);
   const outcome =
     text(r.first(doc, ECS.outcome)) ??

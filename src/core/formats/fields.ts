@@ -185,7 +185,11 @@ function hasDottedKey(obj: Json): boolean {
   return false;
 }
 
-/** A trimmed non-empty string (numbers and booleans as text), or undefined. Over-long strings are dropped. */
+/**
+ * A trimmed non-empty string (numbers and booleans as text), or undefined. Over-long strings are
+ * dropped. A list gives its first element, as Elasticsearch's `fields` give every value (the
+ * caller identity, IP and time are read the same way).
+ */
 export function str(v: unknown, max = MAX_FIELD): string | undefined {
   if (typeof v === 'string') {
     if (v.length > max) return undefined;
@@ -193,6 +197,7 @@ export function str(v: unknown, max = MAX_FIELD): string | undefined {
   }
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
   if (typeof v === 'boolean') return String(v);
+  if (Array.isArray(v) && v.length > 0 && !Array.isArray(v[0])) return str(v[0], max);
   return undefined;
 }
 
@@ -202,6 +207,7 @@ export function str(v: unknown, max = MAX_FIELD): string | undefined {
  * something. The cut never splits a surrogate pair.
  */
 export function clipped(v: unknown, max: number): string | undefined {
+  if (Array.isArray(v)) return v.length > 0 && !Array.isArray(v[0]) ? clipped(v[0], max) : undefined;
   if (typeof v !== 'string' || v.length <= max) return str(v, max);
   const t = trimmed(cutBefore(v, max - 1));
   return t === undefined ? undefined : `${t}…`;
