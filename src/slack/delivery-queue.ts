@@ -63,6 +63,11 @@ export const CONTENT_REFUSED: ReadonlySet<string> = new Set([
   'invalid_attachments',
   'invalid_arguments',
   'msg_too_long',
+  // The blocks' undocumented total size (see TOTAL_TEXT_BUDGET).
+  'msg_blocks_too_long',
+  'invalid_metadata_format',
+  'invalid_metadata_schema',
+  'metadata_too_large',
   'no_text',
   'too_many_attachments',
 ]);

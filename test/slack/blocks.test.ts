@@ -567,6 +567,51 @@ describe('alert message', () => {
     expect(m.blocks.length).toBeLessThanOrEqual(LIMITS.blocks);
   });
 
+  it('shows a failed Revoke`s warnings (a possible tampering) however long its steps, leaving out whole steps only', () => {
+    const azure403 =
+      "Azure answered 403 AuthorizationFailed: The client '3f6a…' with object id '3f6a…' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/delete' over scope '/subscriptions/…' or the scope is invalid. If access was recently granted, please refresh your credentials. ".repeat(
+        2,
+      );
+    const steps = [...Array(6)].map((_, i) => ({
+      id: `s${i}`,
+      kind: 'remove-assignment' as const,
+      description: `Remove the role assignment ${i} of Azure Arc Enabled Kubernetes Cluster User Role`,
+      call: `DELETE https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc/providers/Microsoft.Kubernetes/connectedClusters/arc-prod-01/providers/Microsoft.Authorization/roleAssignments/${i}?api-version=2022-04-01`,
+      target: `a${i}`,
+    }));
+    const alarm = 'POSSIBLE TAMPERING: the role assignment was created 2 minutes before the detection';
+    const m = buildAlertMessage(
+      view({
+        revoke: {
+          status: 'failed',
+          mode: 'live',
+          by: 'UALICE',
+          at: DETECTED_AT,
+          plan: { appId: ARC.appId, steps, stillHasAccessThrough: [], warnings: [alarm] },
+          result: {
+            mode: 'live',
+            ok: false,
+            steps: steps.map((st) => ({
+              stepId: st.id,
+              status: 'failed' as const,
+              detail: azure403,
+              fix: 'Grant the bot`s identity Role Based Access Control Administrator on the cluster, then press Revoke again.',
+            })),
+          },
+        },
+      }),
+    );
+    expect(checkMessageLimits(m)).toEqual([]);
+    const section = m.blocks
+      .map((b) => (b.type === 'section' ? (b.text?.text ?? '') : ''))
+      .find((t) => t.includes('failed*, started by'))!;
+    expect(section).toContain(alarm);
+    expect(section).toMatch(/… \d more not shown here/);
+    // Whole steps only: every code span that opens also closes.
+    expect((section.match(/`/g) ?? []).length % 2).toBe(0);
+    expect(section).toContain(steps[0]!.call);
+  });
+
   it('keeps hostile Undo and "Remove broad roles too" states within every Slack limit', () => {
     const hostile = `<!channel> <https://evil.example|click> *bold* \`tick\` & ${'y'.repeat(20_000)}`;
     const steps = [...Array(40)].map((_, i) => ({
@@ -946,8 +991,8 @@ describe('/arc-history reply', () => {
   const ipsIn = (m: { blocks?: unknown[] }) =>
     [...JSON.stringify(m.blocks).matchAll(/(?:^|\\n|")`([^`]+)` \d+×/g)].map((x) => x[1]);
 
-  it('packs 300 IPs into a few messages, every one within Slack limits, nothing left out', () => {
-    const entries = many(300);
+  it('packs 250 IPs into a few messages, every one within Slack limits, nothing left out', () => {
+    const entries = many(250);
     const pages = pagesFor(entries);
     expect(pages.length).toBeGreaterThan(1);
     expect(pages.length).toBeLessThanOrEqual(HISTORY_MAX_MESSAGES);
@@ -960,12 +1005,12 @@ describe('/arc-history reply', () => {
     // The heading is whole, its legend and the part it is of included.
     const head = JSON.stringify(pages[0]!.blocks?.[0]);
     expect(head).toContain('run until 7 days pass without a sighting.');
-    expect(head).toMatch(new RegExp(`Part 1 of ${pages.length}: IPs 1–\\d+ of 300; the rest follow`));
+    expect(head).toMatch(new RegExp(`Part 1 of ${pages.length}: IPs 1–\\d+ of 250; the rest follow`));
     // Remove buttons: for allowlisted IPs only, at most HISTORY_MAX_BUTTONS, in the first message.
     const buttons = JSON.stringify(pages[0]!.blocks).match(new RegExp(ACTION_IDS.removeAllow, 'g')) ?? [];
     expect(buttons).toHaveLength(HISTORY_MAX_BUTTONS);
     expect(JSON.stringify(pages[0]!.blocks)).toContain(
-      `Buttons for the ${HISTORY_MAX_BUTTONS} most recent of 30 allowlisted IPs`,
+      `Buttons for the ${HISTORY_MAX_BUTTONS} most recent of 25 allowlisted IPs`,
     );
     for (const p of pages.slice(1)) expect(JSON.stringify(p.blocks)).not.toContain(ACTION_IDS.removeAllow);
   });

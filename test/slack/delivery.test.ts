@@ -31,7 +31,7 @@ describe('posting alerts', () => {
     expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
   });
 
-  it.each(['invalid_blocks', 'msg_too_long'])(
+  it.each(['invalid_blocks', 'msg_too_long', 'msg_blocks_too_long'])(
     'an alert Slack refuses as it is (%s) is posted once in plain form: every field, links as their labels, both buttons',
     async (error) => {
       h = await startHarness();

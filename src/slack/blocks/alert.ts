@@ -278,7 +278,7 @@ function runText(
     head = `:no_entry: *${words.done}* by ${who} ${slackDate(run.at)}:`;
   }
   const byId = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
-  const lines = (run.plan?.steps ?? []).map((step) => {
+  const steps = (run.plan?.steps ?? []).map((step) => {
     const r = byId.get(step.id);
     const mark = r
       ? STEP_EMOJI[r.status]
@@ -290,18 +290,51 @@ function runText(
     if (r?.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
     return line;
   });
+  // What the run leaves and the plan's warnings (a possible tampering) are shown whatever the steps take.
+  const notes: string[] = [];
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
     const why =
       rest.kind === 'group'
         ? ' (a group assignment: remove the principal from the group)'
         : ` (${words.name} leaves it)`;
-    lines.push(
+    notes.push(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
   }
-  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${s(w, WARNING_CLIP)}`);
-  return clip([head, ...lines].join('\n'), size(2500, k));
+  for (const w of run.plan?.warnings ?? []) notes.push(`${warningMark(w)} ${s(w, WARNING_CLIP)}`);
+  return fitLines(head, steps, notes, size(2500, k));
+}
+
+/**
+ * `head`, as many of `lines` as fit whole, then `notes`, in at most `max` characters. Whole lines
+ * are left out rather than one cut in the middle (which could leave a code span open), and the
+ * notes keep up to half of the room whatever the lines take.
+ */
+export function fitLines(
+  head: string,
+  lines: readonly string[],
+  notes: readonly string[],
+  max: number,
+): string {
+  const all = [head, ...lines, ...notes].join('\n');
+  if (all.length <= max) return all;
+  const tail = notes.length > 0 ? clip(notes.join('\n'), Math.floor(max / 2)) : '';
+  const room = max - (tail ? tail.length + 1 : 0);
+  const shown = [clip(head, room)];
+  let used = shown[0]!.length;
+  let n = 0;
+  for (; n < lines.length; n++) {
+    // Room is kept for the line that says how many were left out, unless this is the last.
+    const reserve = n < lines.length - 1 ? 32 : 0;
+    if (used + 1 + lines[n]!.length + reserve > room) break;
+    shown.push(lines[n]!);
+    used += 1 + lines[n]!.length;
+  }
+  const more = `… ${lines.length - n} more not shown here`;
+  if (n < lines.length && used + 1 + more.length <= room) shown.push(more);
+  if (tail) shown.push(tail);
+  return shown.join('\n');
 }
 
 /** Earlier Revoke rounds that were undone, one line each. */
