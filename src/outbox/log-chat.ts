@@ -1,4 +1,6 @@
 import type { AlertRecord } from '../core/alert.ts';
+import { formatDuration } from '../core/duration.ts';
+import { olderThanWindow } from '../core/engine.ts';
 import type { ChatAdapter } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 
@@ -9,10 +11,13 @@ function summary(alert: AlertRecord) {
     id: alert.id,
     reason: alert.reason,
     appId: d.appId,
+    ...(d.appIdAsSent === undefined ? {} : { appIdAsSent: d.appIdAsSent }),
     sourceIp: d.sourceIp,
     eventTime: d.eventTime,
     sourceFormat: d.sourceFormat,
     operation: d.operation,
+    correlationId: d.correlationId,
+    tenantId: d.tenantId,
     principalId: d.principalId,
     principalType: d.principalType ?? d.evidence.principalType,
     role: d.evidence.role,
@@ -20,7 +25,22 @@ function summary(alert: AlertRecord) {
     geo: d.geo,
     as: d.as,
     otherIps: alert.otherIps,
+    ...(alert.seenHereAt === undefined ? {} : { seenHereAt: new Date(alert.seenHereAt).toISOString() }),
   };
+}
+
+/** The line's message: why it fired, as the Slack alert says it. */
+function headline(alert: AlertRecord): string {
+  const { appId, sourceIp } = alert.detection;
+  const window = formatDuration(alert.windowMs);
+  if (alert.seenHereAt !== undefined) {
+    return `ALERT ${appId} from ${sourceIp}: Elastic judged the IP new for this identity, but this service saw the pair within ${window} (last ${new Date(alert.seenHereAt).toISOString()})`;
+  }
+  const at = Date.parse(alert.detection.eventTime);
+  if (Number.isFinite(at) && olderThanWindow(at, alert.windowMs, alert.detectedAt)) {
+    return `ALERT ${appId} from ${sourceIp}: an event from longer ago than ${window}, so whether the IP was new then cannot be told`;
+  }
+  return `ALERT ${appId} used ${sourceIp} for the first time in ${window}`;
 }
 
 /**
@@ -35,7 +55,7 @@ export function createLogChat(logger: Logger): ChatAdapter {
     sink: {
       async post(alert) {
         const a = summary(alert);
-        log.info({ event: 'alert', alert: a }, `ALERT ${a.appId} used ${a.sourceIp} for the first time`);
+        log.info({ event: 'alert', alert: a }, headline(alert));
         return { ref: `log:${alert.id}` };
       },
       async repeat(ref, alert, repeat) {
