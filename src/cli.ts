@@ -3,6 +3,7 @@ import { open, readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { ConfigError, loadConfig } from './config.ts';
 import { OUTCOMES, type Outcome } from './core/alert.ts';
+import { isAppIdText } from './core/app-id.ts';
 import { dashGuid } from './core/azure-ids.ts';
 import { formatDuration } from './core/duration.ts';
 import { createEngine } from './core/engine.ts';
@@ -179,7 +180,7 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 /** `history list <appid>`: the identity's IPs in the window, as `/arc-history` lists them. */
 async function listIdentity(arg: string): Promise<number> {
   const appId = dashGuid(arg) ?? arg;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(appId)) {
+  if (!isAppIdText(appId)) {
     console.error(`${JSON.stringify(arg.slice(0, 80))} is not an application id\n\n${USAGE}`);
     return 2;
   }

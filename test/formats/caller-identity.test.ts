@@ -54,6 +54,15 @@ describe.each(ALL_FORMATS)('%s', (format) => {
     expect(reason).toMatch(/^[\x20-\x7e]*$/);
   });
 
+  it('an identity of up to 128 characters is accepted, a longer one refused (every store key must fit)', () => {
+    const longest = `svc@${'x'.repeat(124)}`;
+    const r = parseDetection(arcEvent(format, { appId: longest }));
+    expect(r.ok && r.detection.appId).toBe(longest);
+    expect(invalidReason(arcEvent(format, { appId: `${longest}x` }))).toContain(
+      'caller identity of 129 characters',
+    );
+  });
+
   it('the forms of one GUID stay one identity', () => {
     for (const appId of [
       ARC.appId.toUpperCase(),

@@ -91,9 +91,20 @@ describe('/arc-history', () => {
 
   it('refuses something that is not an appid with usage help', async () => {
     h = await startHarness();
-    const reply = await ask('<script>');
-    expect(reply.text).toContain('is not an application id');
-    expect(reply.text).not.toContain('<script>');
+    for (const arg of ['urn:uuid:<script>', 'x'.repeat(129)]) {
+      const reply = await ask(arg);
+      expect(reply.text).toContain('is not an application id');
+      expect(reply.text).not.toContain('<script>');
+    }
+  });
+
+  it('lists any identity that ingest accepts, such as one that is not a GUID', async () => {
+    h = await startHarness();
+    await sightings([{ ip: '198.51.100.9', minutesAgo: 3 }], 'svc@contoso.com');
+    const reply = await ask('svc@contoso.com');
+    expect(ipsOf(reply)).toEqual(['198.51.100.9']);
+    // Markup typed as an id is shown as text.
+    expect((await ask('<script>')).text).not.toContain('<script>');
   });
 
   it('lists each source IP most recent first with first/last seen, count, geo, AS and allowlist state', async () => {

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_APP_ID_LENGTH } from '../../src/core/app-id.ts';
+import { allowKey, identitySet, pairInfoKey, pairKey } from '../../src/core/pair.ts';
 import type { StateStore } from '../../src/core/ports.ts';
 import { shuffled, sleep, sorted, uniqueNamespace } from './helpers.ts';
 
@@ -404,6 +406,17 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         await expect(store.addToSets([['', 'x']])).rejects.toThrow(
           /entries\[0\] set must be a non-empty string/,
         );
+      });
+
+      it('stores every key of the longest identity that ingest accepts, with the longest IP', async () => {
+        const store = await fresh();
+        const appId = `svc@${'x'.repeat(MAX_APP_ID_LENGTH - 4)}`;
+        const ip = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
+        const keys = [pairKey(appId, ip), pairInfoKey(appId, ip), allowKey(appId, ip)];
+        await store.setMany(keys.map((key) => ({ key, value: { ip } })));
+        expect(await store.getMany(keys)).toEqual(keys.map(() => ({ ip })));
+        await store.addToSets([[identitySet(appId), ip]]);
+        expect(await store.members(identitySet(appId))).toEqual([ip]);
       });
 
       it('handles a set of a thousand members', async () => {

@@ -1,3 +1,4 @@
+import { appIdProblem, MAX_APP_ID_LENGTH } from '../app-id.ts';
 import { dashGuid, isGroup, parseResourceId } from '../azure-ids.ts';
 import type {
   AutonomousSystem,
@@ -62,20 +63,6 @@ function clusterRef(resourceId: string): ClusterRef {
 const asciiEcho = (value: string): string =>
   echo(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
-/** Why `appId` cannot be an application id, or undefined: only printable ASCII without `:`. */
-function appIdProblem(appId: string): string | undefined {
-  for (let i = 0; i < appId.length; i++) {
-    const c = appId.charCodeAt(i);
-    if (c === 0x3a) return "it holds ':'";
-    if (c < 0x21 || c > 0x7e) {
-      return c < 0x80
-        ? `it holds the control or white-space character U+${c.toString(16).padStart(4, '0').toUpperCase()}`
-        : `it holds the non-ASCII character U+${c.toString(16).padStart(4, '0').toUpperCase()}`;
-    }
-  }
-  return undefined;
-}
-
 export const ignored = (reason: string): ParseFailure => ({ ok: false, kind: 'ignored', reason });
 export const invalid = (reason: string): ParseFailure => ({ ok: false, kind: 'invalid', reason });
 
@@ -88,11 +75,11 @@ export function buildDetection(input: DetectionInput): ParseResult {
       `${what()} has caller identity ${echo(given)} in ${input.appIdField}, which is not an application id (a ${Array.isArray(given) ? 'list' : typeof given}, not text)`,
     );
   }
-  const rawAppId = str(given, 256);
+  const rawAppId = str(given, MAX_APP_ID_LENGTH);
   if (rawAppId === undefined) {
-    if (typeof given === 'string' && given.trim().length > 256) {
+    if (typeof given === 'string' && given.trim().length > MAX_APP_ID_LENGTH) {
       return invalid(
-        `${what()} has a caller identity of ${given.length} characters in ${input.appIdField}, which is not an application id (at most 256)`,
+        `${what()} has a caller identity of ${given.length} characters in ${input.appIdField}, which is not an application id (at most ${MAX_APP_ID_LENGTH})`,
       );
     }
     return invalid(`${what()} has no caller identity in ${input.appIdField}`);

@@ -1,4 +1,5 @@
 import type { App } from '@slack/bolt';
+import { isAppIdText } from '../../core/app-id.ts';
 import { dashGuid } from '../../core/azure-ids.ts';
 import { decide } from '../authorise.ts';
 import { buildHistoryPages, historyUsage } from '../blocks/history.ts';
@@ -6,8 +7,6 @@ import { code } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { COMMANDS } from '../ids.ts';
 
-/** What an appid may look like here (GUIDs, in practice); anything else gets a clear refusal. */
-const APP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** The optional second argument: the number of the IP to start at (1 = the most recent). */
 const START = /^[1-9]\d{0,6}$/;
 
@@ -28,7 +27,8 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       await ack(historyUsage(windowMs));
       return;
     }
-    if (!APP_ID.test(arg)) {
+    // Any identity ingest accepts (GUIDs, in practice); anything else gets a clear refusal.
+    if (!isAppIdText(arg)) {
       await ack({
         response_type: 'ephemeral',
         text: `${code(arg, 80)} is not an application id. ${historyUsage(windowMs).text}`,
