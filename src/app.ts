@@ -15,6 +15,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createLogChat } from './outbox/log-chat.ts';
 import { createStoreOutbox, type DurableOutbox, type OutboxOptions } from './outbox/store-outbox.ts';
 import { openStateStore } from './store/open-state-store.ts';
+import { waitAtMost } from './timeout.ts';
 
 /** What `createApp` builds the service from. Only `config` is required. */
 export interface AppOptions {
@@ -45,6 +46,12 @@ export interface AppOptions {
    * socket. New connections are refused from the start.
    */
   stopDrainMs?: number;
+  /**
+   * On stop, how long the outbox, the chat and the store may take to finish and close once the
+   * requests are done (default 10 s): a store that hangs must not keep the process from exiting
+   * before an orchestrator's grace period ends (everything answered 200 is stored already).
+   */
+  stopCloseMs?: number;
   /** Store namespace (default `arc-responder`); lets tests share one Redis or PostgreSQL. */
   storeNamespace?: string;
 }
@@ -71,6 +78,8 @@ export interface App {
 const STOP_GRACE_MS = 10_000;
 /** See `AppOptions.stopDrainMs`. */
 const STOP_DRAIN_MS = 1000;
+/** See `AppOptions.stopCloseMs`. */
+const STOP_CLOSE_MS = 10_000;
 
 async function loadSlack(
   config: Readonly<Config>,
@@ -259,10 +268,27 @@ export async function createApp(options: AppOptions): Promise<App> {
           }
           clearInterval(sweep);
         }
-        await outbox.stop();
-        await chat.stop?.();
-        await store.close();
+        const closing = (async () => {
+          await outbox.stop();
+          await chat.stop?.();
+          await store.close();
+        })();
+        const closeMs = options.stopCloseMs ?? STOP_CLOSE_MS;
+        let finished = false;
+        await waitAtMost(
+          closing.finally(() => {
+            finished = true;
+          }),
+          closeMs,
+        );
         geo?.close?.();
+        if (!finished) {
+          logger.warn(
+            `the ${store.kind} store did not finish closing within ${closeMs / 1000} s (it does not answer); stopping anyway: every request answered 200 is stored, and undelivered alerts are delivered after the restart`,
+          );
+          return;
+        }
+        await closing;
       },
     };
     return app;

@@ -92,3 +92,32 @@ describeWithService('ingest while the store hangs (Redis)', 'TEST_REDIS_URL', (u
     }
   });
 });
+
+describeWithService('stopping while the store hangs (Redis)', 'TEST_REDIS_URL', (url) => {
+  it('stops within its bound instead of waiting for the store forever, and says so', async () => {
+    const target = new URL(url);
+    const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
+    const through = new URL(url);
+    through.hostname = '127.0.0.1';
+    through.port = String(proxy.port);
+    const t = await startTestApp({
+      env: { STORE_URL: through.href },
+      storeNamespace: uniqueNamespace('hang-stop'),
+      storeDeadlineMs: 400,
+      stopCloseMs: 500,
+    });
+    try {
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
+      proxy.pause();
+      // An evaluation now waits on the store, and so does closing it.
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(503);
+      const started = Date.now();
+      await t.close();
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(t.rawLogs()).toContain('store did not finish closing within 0.5 s');
+    } finally {
+      proxy.resume();
+      await proxy.close();
+    }
+  });
+});
