@@ -49,18 +49,25 @@ async function pausableProxy(host: string, port: number) {
   };
 }
 
+/** The app on the Redis at `url`, reached through a pausable proxy; a 400 ms store deadline. */
+async function appBehindProxy(url: string, tag: string, options: { stopCloseMs?: number } = {}) {
+  const target = new URL(url);
+  const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
+  const through = new URL(url);
+  through.hostname = '127.0.0.1';
+  through.port = String(proxy.port);
+  const t = await startTestApp({
+    env: { STORE_URL: through.href },
+    storeNamespace: uniqueNamespace(tag),
+    storeDeadlineMs: 400,
+    ...options,
+  });
+  return { proxy, t };
+}
+
 describeWithService('ingest while the store hangs (Redis)', 'TEST_REDIS_URL', (url) => {
   it('answers 503 at the deadline, turns the next request away at once, and recovers without a restart', async () => {
-    const target = new URL(url);
-    const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
-    const through = new URL(url);
-    through.hostname = '127.0.0.1';
-    through.port = String(proxy.port);
-    const t = await startTestApp({
-      env: { STORE_URL: through.href },
-      storeNamespace: uniqueNamespace('hang'),
-      storeDeadlineMs: 400,
-    });
+    const { proxy, t } = await appBehindProxy(url, 'hang');
     try {
       expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
 
@@ -95,17 +102,7 @@ describeWithService('ingest while the store hangs (Redis)', 'TEST_REDIS_URL', (u
 
 describeWithService('stopping while the store hangs (Redis)', 'TEST_REDIS_URL', (url) => {
   it('stops within its bound instead of waiting for the store forever, and says so', async () => {
-    const target = new URL(url);
-    const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
-    const through = new URL(url);
-    through.hostname = '127.0.0.1';
-    through.port = String(proxy.port);
-    const t = await startTestApp({
-      env: { STORE_URL: through.href },
-      storeNamespace: uniqueNamespace('hang-stop'),
-      storeDeadlineMs: 400,
-      stopCloseMs: 500,
-    });
+    const { proxy, t } = await appBehindProxy(url, 'hang-stop', { stopCloseMs: 500 });
     try {
       expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
       proxy.pause();
