@@ -62,12 +62,19 @@ const optional = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
+/** The longest history window or learning period: a year, which any real use stays under. */
+const MAX_DURATION_MS = 366 * 86_400_000;
+
 const duration = (name: string) =>
   optional.transform((v, ctx) => {
     if (v === undefined) return undefined;
     const ms = parseDuration(v);
     if (ms === undefined || ms <= 0) {
       ctx.addIssue({ code: 'custom', message: `${name} must be a duration like 7d, 36h, 90m (got "${v}")` });
+      return z.NEVER;
+    }
+    if (ms > MAX_DURATION_MS) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be at most 366d (got "${v}")` });
       return z.NEVER;
     }
     return ms;

@@ -224,7 +224,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       learningUntil = empty ? until : 0;
       await store.set(LEARNING_KEY, learningUntil);
     } else {
-      learningUntil = (await store.get<number>(LEARNING_KEY)) ?? 0;
+      const stored = await store.get<unknown>(LEARNING_KEY);
+      // An end that is no time (written by a release that took any LEARNING_PERIOD) ends learning.
+      learningUntil = typeof stored === 'number' && Number.isFinite(new Date(stored).getTime()) ? stored : 0;
     }
     if (learningUntil === 0) learningUntil = undefined;
   }

@@ -94,6 +94,18 @@ describe('loadConfig', () => {
     expect(message).not.toContain('xoxb-1');
   });
 
+  it('bounds HISTORY_WINDOW and LEARNING_PERIOD at 366 days', () => {
+    expect(loadConfig({ HISTORY_WINDOW: '366d', LEARNING_PERIOD: '52w' })).toMatchObject({
+      historyWindowMs: 366 * 86_400_000,
+      learningPeriodMs: 52 * 7 * 86_400_000,
+    });
+    for (const name of ['HISTORY_WINDOW', 'LEARNING_PERIOD']) {
+      for (const bad of ['367d', '100000000d', '9999999999999999999w']) {
+        expect(() => loadConfig({ [name]: bad }), bad).toThrow(`${name} must be at most 366d (got "${bad}")`);
+      }
+    }
+  });
+
   it('bounds INGEST_MAX_BYTES: from 1 KiB to 256 MiB (a body is one string in memory)', () => {
     expect(loadConfig({ INGEST_MAX_BYTES: '268435456' }).ingestMaxBytes).toBe(268_435_456);
     for (const bad of ['1023', '268435457', '1000000000000', '1e6', '-5']) {

@@ -698,6 +698,25 @@ describe('engine: learning period', () => {
     await store.close();
   });
 
+  it('ends learning when the stored end is no time (written by an earlier release from a huge period)', async () => {
+    for (const stored of [8.64e15 + 1, Number.MAX_VALUE, 'soon']) {
+      const store = await openStateStore('memory://');
+      const sink = collectingOutbox();
+      await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox, learningPeriodMs: DAY });
+      await store.set('meta:learning-until', stored);
+      const engine = await createEngine({
+        store,
+        windowMs: WINDOW,
+        outbox: sink.outbox,
+        learningPeriodMs: DAY,
+      });
+      expect(engine.learningUntil, String(stored)).toBeUndefined();
+      const [r] = await engine.evaluate([record({ time: at(60_000) })]);
+      expect(r?.outcome).toBe('alerted');
+      await store.close();
+    }
+  });
+
   it('does not open a learning period when the history already holds sightings', async () => {
     const store = await openStateStore('memory://');
     const sink = collectingOutbox();
