@@ -113,16 +113,29 @@ export function parseStoreUrl(raw: string): StoreLocation {
         `Store URL "${display}": the user name or password holds a character that must be percent-encoded (/ as %2F, ? as %3F, # as %23)`,
       );
     }
+    const kind = scheme.startsWith('redis') ? 'redis' : 'postgres';
+    // PostgreSQL over a Unix socket names no host but its directory: `postgres://user@/db?host=/run/postgresql`
+    // (a form the URL standard refuses, so it is checked with a placeholder host).
+    const socketForm = kind === 'postgres' && /^[a-z]+:\/\/[^/?#]*@\//i.test(url);
     let parsed: URL;
     try {
-      parsed = new URL(url);
+      parsed = new URL(socketForm ? url.replace('@/', '@localhost/') : url);
     } catch {
       throw new StoreError('STORE_URL_INVALID', `Store URL "${display}" is not a valid URL; ${EXPECTED}`);
     }
-    if (parsed.hostname === '') {
-      throw new StoreError('STORE_URL_INVALID', `Store URL "${display}" names no host; ${EXPECTED}`);
+    const socketDir = kind === 'postgres' && parsed.searchParams.get('host')?.startsWith('/') === true;
+    if ((socketForm || parsed.hostname === '') && !socketDir) {
+      throw new StoreError(
+        'STORE_URL_INVALID',
+        `Store URL "${display}" names no host; ${EXPECTED}${kind === 'postgres' ? ' (for a Unix socket: postgres://user@/db?host=/var/run/postgresql)' : ''}`,
+      );
     }
-    const kind = scheme.startsWith('redis') ? 'redis' : 'postgres';
+    if (kind === 'redis' && !/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
+      throw new StoreError(
+        'STORE_URL_INVALID',
+        `Store URL "${display}": the path of a Redis URL is a database number (redis://host:6379/2), not "${parsed.pathname.slice(0, 40)}"`,
+      );
+    }
     return { kind, url, display, password: passwordOf(parsed) };
   }
 

@@ -37,6 +37,22 @@ describe('parseStoreUrl', () => {
     expect(parseStoreUrl('rediss://cache.example:6380').kind).toBe('redis');
     expect(parseStoreUrl('postgres://u@db.example/arc').kind).toBe('postgres');
     expect(parseStoreUrl('postgresql://u@db.example/arc?sslmode=require').kind).toBe('postgres');
+    // PostgreSQL over a Unix socket.
+    expect(parseStoreUrl('postgres://u@/arc?host=/var/run/postgresql').kind).toBe('postgres');
+  });
+
+  it('refuses a Redis path that is no database number, and a PostgreSQL URL with neither host nor socket', () => {
+    expect(parseStoreUrl('redis://127.0.0.1:6379/15').kind).toBe('redis');
+    expect(parseStoreUrl('redis://127.0.0.1:6379/').kind).toBe('redis');
+    for (const bad of ['redis://127.0.0.1:6379/abc', 'rediss://cache.example/0/1']) {
+      expect(() => parseStoreUrl(bad), bad).toThrow(/the path of a Redis URL is a database number/);
+    }
+    for (const bad of ['postgres://u@/arc', 'postgres://u@/arc?host=relative']) {
+      expect(() => parseStoreUrl(bad), bad).toThrow(/names no host/);
+    }
+    expect(() => parseStoreUrl('postgres:///arc')).toThrow(
+      /names no host; .*for a Unix socket: postgres:\/\/user@\/db\?host=\/var\/run\/postgresql/,
+    );
   });
 
   it('masks the password in what it reports', () => {
