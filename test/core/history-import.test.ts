@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -230,5 +230,35 @@ describe('history list', () => {
       code: 2,
       stderr: expect.stringMatching(/is not an application id/),
     });
+  });
+});
+
+describe('history list into a reader that stops early', () => {
+  it('ends quietly when the pipe closes (`| head -1`), without a stack trace', async () => {
+    const db = path.join(dir, 'epipe.db');
+    const store = await openStateStore(`sqlite://${db}`);
+    const engine = await createEngine({ store, windowMs: 7 * DAY, outbox: { add: async () => {} } });
+    const events = [...Array(3000)].map((_, i) =>
+      arcEvent('elastic-ecs', {
+        ip: `198.18.${i >> 8}.${i & 255}`,
+        time: new Date(Date.now() - 3600_000),
+        correlationId: `cccccccc-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      }),
+    );
+    await engine.evaluate(events, { silent: true });
+    await store.close();
+    const child = spawn(process.execPath, [CLI, 'history', 'list', ARC.appId], {
+      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    // The reader takes the first chunk, then goes away.
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 });
