@@ -28,8 +28,11 @@ export const olderThanWindow = (atMs: number, windowMs: number, nowMs: number): 
   atMs + windowMs <= nowMs;
 /** How long a delivered event id is remembered, at least: retries come within minutes to hours. */
 const MIN_DEDUP_TTL_MS = 24 * 3600 * 1000;
-/** Beyond this many IPs, "N other IPs" is the size of the identity's index, its pairs unchecked. */
-const EXACT_OTHER_IPS_LIMIT = 500;
+/**
+ * Beyond this many IPs, "N other IPs" is estimated from a random sample of this many of the
+ * identity's indexed IPs (the store removes the expired ones it finds on the way).
+ */
+export const EXACT_OTHER_IPS_LIMIT = 500;
 
 export interface EngineOptions {
   store: StateStore;

@@ -75,8 +75,10 @@ export interface StateStore {
   members(set: string): Promise<string[]>;
   /**
    * For each query, how many members of `set` have a live value at `valuePrefix + member`; members
-   * whose value is gone (expired) are removed from the set on the way. A set of more than `limit`
-   * members is not checked: its size is answered instead.
+   * whose value is gone (expired) are removed from the set on the way. Of a set of more than
+   * `limit` members, a random sample of `limit` is checked (and its gone members removed), and the
+   * count of the rest is estimated from it: each call bounds its work, and the set shrinks to its
+   * live members over calls.
    */
   countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */

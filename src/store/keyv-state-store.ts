@@ -325,24 +325,24 @@ export class KeyvStateStore implements StateStore {
     // Generic: the members in one call, their values' presence in another, the gone ones removed.
     // The constructor made sure that a backend without its own count has this.
     const lists = await this.#rest.membersOfMany!(queries.map((q) => q.set));
+    // A large set is checked on a random sample of `limit` members.
+    const checked = lists.map((list) => randomSample(list, limit));
     const keys: string[] = [];
     queries.forEach((q, i) => {
-      if (lists[i]!.length <= limit) for (const m of lists[i]!) keys.push(q.valuePrefix + m);
+      for (const m of checked[i]!) keys.push(q.valuePrefix + m);
     });
     const found = keys.length > 0 ? await this.#hasMany(keys) : [];
     let k = 0;
     const removals: Array<Promise<void>> = [];
     const counts = queries.map((q, i) => {
-      const list = lists[i]!;
-      if (list.length > limit) return list.length;
       const gone: string[] = [];
       let live = 0;
-      for (const m of list) {
+      for (const m of checked[i]!) {
         if (found[k++]) live++;
         else gone.push(m);
       }
       if (gone.length > 0) removals.push(this.#rest.removeMembers(q.set, gone));
-      return live;
+      return estimateLive(lists[i]!.length, checked[i]!.length, live);
     });
     await Promise.all(removals);
     return counts;
@@ -372,4 +372,26 @@ export class KeyvStateStore implements StateStore {
     })();
     return this.#closing;
   }
+}
+
+/**
+ * The live members of a set of `size`, of which `checked` were checked and `live` found live: exact
+ * when every member was checked, else the sample's share of live members applied to the rest.
+ */
+export function estimateLive(size: number, checked: number, live: number): number {
+  if (checked >= size || checked === 0) return live;
+  return live + Math.round(((size - checked) * live) / checked);
+}
+
+/** `n` members of `list` drawn at random without repeats, or all of them when it has no more. */
+function randomSample<T>(list: readonly T[], n: number): readonly T[] {
+  if (list.length <= n) return list;
+  const copy = list.slice();
+  for (let i = 0; i < n; i++) {
+    const j = i + Math.floor(Math.random() * (copy.length - i));
+    const t = copy[i]!;
+    copy[i] = copy[j]!;
+    copy[j] = t;
+  }
+  return copy.slice(0, n);
 }

@@ -40,22 +40,26 @@ const COUNT_CHUNK = 200;
 
 /**
  * `countLiveMembers` in one round trip. KEYS: the sets. ARGV: the limit, then per set the prefix
- * of its members' value keys (already in the @keyv/redis layout). Per set: its size when above
- * the limit; otherwise the members whose value exists, the others removed from the set.
+ * of its members' value keys (already in the @keyv/redis layout). Per set: the members whose value
+ * exists, the others removed from the set; above the limit, a random sample of `limit` members is
+ * checked and the rest estimated from it (as `estimateLive` does).
  */
 const COUNT_LIVE_SCRIPT = `local limit = tonumber(ARGV[1])
 local counts = {}
 for i, set in ipairs(KEYS) do
   local size = redis.call('SCARD', set)
-  if size > limit then
-    counts[i] = size
-  else
-    local prefix = ARGV[i + 1]
-    local live = 0
-    for _, member in ipairs(redis.call('SMEMBERS', set)) do
-      if redis.call('EXISTS', prefix .. member) == 1 then live = live + 1 else redis.call('SREM', set, member) end
-    end
+  local members
+  if size > limit then members = redis.call('SRANDMEMBER', set, limit) else members = redis.call('SMEMBERS', set) end
+  local prefix = ARGV[i + 1]
+  local live = 0
+  for _, member in ipairs(members) do
+    if redis.call('EXISTS', prefix .. member) == 1 then live = live + 1 else redis.call('SREM', set, member) end
+  end
+  local checked = #members
+  if checked >= size or checked == 0 then
     counts[i] = live
+  else
+    counts[i] = live + math.floor((size - checked) * live / checked + 0.5)
   end
 end
 return counts`;

@@ -160,6 +160,22 @@ describe.each(Object.keys(backends))(
       expect(third?.detection?.sourceIp).toBe('2001:db8::1');
     });
 
+    it('counts other IPs of an identity with more than 500 of them from a sample, and forgets expired ones', async () => {
+      const short = await createEngine({ store, windowMs: 1500, outbox: sink.outbox });
+      const ips = (from: number, n: number) =>
+        [...Array(n)].map((_, i) =>
+          record({ ip: `198.18.${(from + i) >> 8}.${(from + i) & 255}`, time: at(0) }),
+        );
+      await short.evaluate(ips(0, 600), { silent: true });
+      const [live] = await short.evaluate(ips(600, 1));
+      expect(live?.alert?.otherIps).toBe(600);
+      // Every one of them expires; the index no longer counts them.
+      await new Promise((resolve) => setTimeout(resolve, 1700));
+      const [after] = await short.evaluate(ips(700, 1));
+      expect(after?.outcome).toBe('alerted');
+      expect(after?.alert?.otherIps).toBe(0);
+    });
+
     it('compares the identity case-insensitively', async () => {
       await engine.evaluate([record({ appId: ARC.appId.toUpperCase(), time: at(DAY) })]);
       const [r] = await engine.evaluate([record({ appId: ARC.appId, time: at(1000) })]);

@@ -352,7 +352,7 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.members('ident:app')).toEqual(['10.0.0.3']);
       });
 
-      it('counts the members whose value is live, drops the others, and only sizes a large set', async () => {
+      it('counts the members whose value is live, drops the others, and checks a large set on a sample', async () => {
         const store = await fresh();
         await store.setMany([
           { key: 'pair:a:1', value: 1 },
@@ -371,7 +371,9 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
           ['ident:big', 'x'],
           ['ident:big', 'y'],
           ['ident:big', 'z'],
+          ...['1', '2', '3', '4', '5'].map((m) => ['ident:live', m] as const),
         ]);
+        await store.setMany(['1', '2', '3', '4', '5'].map((m) => ({ key: `pair:live:${m}`, value: m })));
         // A claim or a set of the same name is not a value.
         await store.claim('pair:a:never-stored', 60_000);
         await sleep(PAST_EXPIRY);
@@ -380,10 +382,17 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
           { set: 'ident:none', valuePrefix: 'pair:none:' },
           { set: 'ident:b', valuePrefix: 'pair:b:' },
           { set: 'ident:big', valuePrefix: 'pair:big:' },
+          { set: 'ident:live', valuePrefix: 'pair:live:' },
         ];
-        expect(await store.countLiveMembers(queries, 4)).toEqual([2, 0, 1, 5]);
+        // Over the limit (4), a sample of 4 is checked: every member of `big` is gone (its sample
+        // says so, and the rest is estimated from it), every member of `live` is there.
+        expect(await store.countLiveMembers(queries, 4)).toEqual([2, 0, 1, 0, 5]);
         expect(await store.members('ident:a')).toEqual(['1', '2']);
-        expect(await store.members('ident:big')).toEqual(['v', 'w', 'x', 'y', 'z']);
+        // The gone members of the sample left the set; the next call checks what is left.
+        expect(await store.members('ident:big')).toHaveLength(1);
+        expect(await store.countLiveMembers(queries.slice(3), 4)).toEqual([0, 5]);
+        expect(await store.members('ident:big')).toEqual([]);
+        expect(await store.members('ident:live')).toHaveLength(5);
         expect(await store.countLiveMembers([], 4)).toEqual([]);
         await expect(store.countLiveMembers([{ set: '', valuePrefix: 'p' }], 2)).rejects.toThrow(
           /queries\[0\]\.set must be a non-empty string/,
