@@ -103,6 +103,18 @@ describe('/arc-history', () => {
     await sightings([{ ip: '198.51.100.9', minutesAgo: 3 }], 'svc@contoso.com');
     const reply = await ask('svc@contoso.com');
     expect(ipsOf(reply)).toEqual(['198.51.100.9']);
+    // Slack sends `&`, `<` and `>` of the typed text escaped; `|` is no separator to the reply's buttons.
+    await sightings([{ ip: '198.51.100.10', minutesAgo: 3 }], 'r&d|ops');
+    await h.history.allow({ appId: 'r&d|ops', ip: '198.51.100.10', by: RESPONDER, reason: 'lab' });
+    const escaped = await ask('r&amp;d|ops');
+    expect(ipsOf(escaped)).toEqual(['198.51.100.10']);
+    const [button] = buttonsOf(escaped);
+    const { responseId } = await h.click(button!.action_id!, button!.value, RESPONDER, {
+      ephemeral: true,
+      channel: 'C0OTHER',
+    });
+    await h.fake.waitFor('the refreshed reply', () => h.fake.responsesTo(responseId).length === 1);
+    expect(await h.history.getAllow('r&d|ops', '198.51.100.10')).toBeUndefined();
     // Markup typed as an id is shown as text.
     expect((await ask('<script>')).text).not.toContain('<script>');
   });

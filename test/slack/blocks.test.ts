@@ -20,6 +20,7 @@ import {
   HISTORY_MAX_MESSAGES,
   historyLine,
   parseRemoveAllowValue,
+  removeAllowValue,
 } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
 import { clip, esc, link } from '../../src/slack/blocks/text.ts';
@@ -594,7 +595,17 @@ describe('alert message', () => {
           mode: 'live',
           by: 'UALICE',
           at: DETECTED_AT,
-          plan: { appId: ARC.appId, steps, stillHasAccessThrough: [], warnings: [alarm] },
+          plan: {
+            appId: ARC.appId,
+            steps,
+            // Many assignments left: the warning still comes first, and notes are left out whole.
+            stillHasAccessThrough: [...Array(12)].map((_, i) => ({
+              assignmentId: `left-${i}`,
+              roleName: 'Azure Arc Kubernetes Cluster Admin',
+              scope: `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}/providers/Microsoft.Kubernetes/connectedClusters/arc-prod-${i}`,
+            })),
+            warnings: [alarm],
+          },
           result: {
             mode: 'live',
             ok: false,
@@ -602,7 +613,7 @@ describe('alert message', () => {
               stepId: st.id,
               status: 'failed' as const,
               detail: azure403,
-              fix: 'Grant the bot`s identity Role Based Access Control Administrator on the cluster, then press Revoke again.',
+              fix: 'Grant the bot’s identity Role Based Access Control Administrator on the cluster, then press Revoke again.',
             })),
           },
         },
@@ -614,6 +625,8 @@ describe('alert message', () => {
       .find((t) => t.includes('failed*, started by'))!;
     expect(section).toContain(alarm);
     expect(section).toMatch(/… \d more not shown here/);
+    expect(section.indexOf(alarm)).toBeLessThan(section.indexOf('Still has access through'));
+    expect(section).toMatch(/… \d+ more not shown here$/);
     // Whole steps only: every code span that opens also closes.
     expect((section.match(/`/g) ?? []).length % 2).toBe(0);
     expect(section).toContain(steps[0]!.call);
@@ -1083,6 +1096,14 @@ describe('/arc-history reply', () => {
       ip: '2001:db8::1',
       start: 430,
     });
+    // An identity may hold `|` (ingest takes any printable ASCII but `:`); an IP never does.
+    for (const start of [0, 3]) {
+      expect(parseRemoveAllowValue(removeAllowValue('svc|prod', '198.51.100.7', start))).toEqual({
+        appId: 'svc|prod',
+        ip: '198.51.100.7',
+        start,
+      });
+    }
     expect(parseRemoveAllowValue('nobar')).toBeUndefined();
     expect(parseRemoveAllowValue('a|b|x')).toBeUndefined();
     expect(parseRemoveAllowValue('a|b|1|2')).toBeUndefined();

@@ -290,8 +290,9 @@ function runText(
     if (r?.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
     return line;
   });
-  // What the run leaves and the plan's warnings (a possible tampering) are shown whatever the steps take.
-  const notes: string[] = [];
+  // The plan's warnings (a possible tampering) first, then what the run leaves: shown whatever
+  // the steps take.
+  const notes = (run.plan?.warnings ?? []).map((w) => `${warningMark(w)} ${s(w, WARNING_CLIP)}`);
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
     const why =
@@ -302,14 +303,14 @@ function runText(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
   }
-  for (const w of run.plan?.warnings ?? []) notes.push(`${warningMark(w)} ${s(w, WARNING_CLIP)}`);
   return fitLines(head, steps, notes, size(2500, k));
 }
 
 /**
- * `head`, as many of `lines` as fit whole, then `notes`, in at most `max` characters. Whole lines
- * are left out rather than one cut in the middle (which could leave a code span open), and the
- * notes keep up to half of the room whatever the lines take.
+ * `head`, as many of `lines` as fit whole, then as many of `notes` as fit whole, in at most `max`
+ * characters. Whole lines and notes are left out rather than one cut in the middle (which could
+ * leave a code span open), the first note excepted when it alone is too long. The notes keep up to
+ * half of the room whatever the lines take, in their order.
  */
 export function fitLines(
   head: string,
@@ -319,21 +320,32 @@ export function fitLines(
 ): string {
   const all = [head, ...lines, ...notes].join('\n');
   if (all.length <= max) return all;
-  const tail = notes.length > 0 ? clip(notes.join('\n'), Math.floor(max / 2)) : '';
+  const tail = wholeLines(notes, Math.floor(max / 2), true);
   const room = max - (tail ? tail.length + 1 : 0);
-  const shown = [clip(head, room)];
-  let used = shown[0]!.length;
+  const head1 = clip(head, room);
+  const body = wholeLines(lines, room - head1.length - 1, false);
+  return [head1, ...(body ? [body] : []), ...(tail ? [tail] : [])].join('\n');
+}
+
+/**
+ * As many of `lines` as fit whole in `max` characters, then a line saying how many were left out
+ * (room for it is kept). `clipFirst`: a first line too long alone is clipped rather than left out.
+ */
+function wholeLines(lines: readonly string[], max: number, clipFirst: boolean): string {
+  const shown: string[] = [];
+  let used = -1;
   let n = 0;
   for (; n < lines.length; n++) {
     // Room is kept for the line that says how many were left out, unless this is the last.
     const reserve = n < lines.length - 1 ? 32 : 0;
-    if (used + 1 + lines[n]!.length + reserve > room) break;
-    shown.push(lines[n]!);
-    used += 1 + lines[n]!.length;
+    let line = lines[n]!;
+    if (n === 0 && clipFirst && line.length + reserve > max) line = clip(line, Math.max(0, max - reserve));
+    if (used + 1 + line.length + reserve > max) break;
+    shown.push(line);
+    used += 1 + line.length;
   }
   const more = `… ${lines.length - n} more not shown here`;
-  if (n < lines.length && used + 1 + more.length <= room) shown.push(more);
-  if (tail) shown.push(tail);
+  if (n < lines.length && used + 1 + more.length <= max) shown.push(more);
   return shown.join('\n');
 }
 

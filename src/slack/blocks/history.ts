@@ -48,7 +48,8 @@ export interface EphemeralMessage {
 
 /**
  * The value of a remove-allowlist button: `<appid>|<ip>`, and `|<start>` when the reply started
- * further down the list (IPv6 addresses contain `:`, never `|`).
+ * further down the list. It is read from the right: an IP never holds `|` and is never all digits,
+ * while an identity may hold `|`.
  */
 export const removeAllowValue = (appId: string, ip: string, start = 0): string =>
   start > 0 ? `${appId}|${ip}|${start}` : `${appId}|${ip}`;
@@ -58,11 +59,12 @@ export function parseRemoveAllowValue(
   value: unknown,
 ): { appId: string; ip: string; start: number } | undefined {
   if (typeof value !== 'string' || value.length > LIMITS.buttonValue) return undefined;
-  const [appId, ip, start, ...rest] = value.split('|');
-  if (!appId || !ip || rest.length > 0) return undefined;
-  if (start === undefined) return { appId, ip, start: 0 };
-  if (!/^\d{1,7}$/.test(start)) return undefined;
-  return { appId, ip, start: Number(start) };
+  const parts = value.split('|');
+  const start = parts.length >= 3 && /^\d{1,7}$/.test(parts.at(-1)!) ? Number(parts.pop()) : 0;
+  const ip = parts.pop();
+  const appId = parts.join('|');
+  if (!appId || !ip || !/^[0-9a-f.:]*[.:][0-9a-f.:]*$/i.test(ip)) return undefined;
+  return { appId, ip, start };
 }
 
 /** Usage help for `/arc-history` without an argument. */

@@ -19,7 +19,11 @@ const START = /^[1-9]\d{0,6}$/;
 export function registerArcHistory(app: App, ctx: SlackContext): void {
   app.command(COMMANDS.history, async ({ ack, command, respond }) => {
     const windowMs = ctx.history.windowMs;
-    const [raw = '', startArg, ...extra] = (command.text ?? '').trim().split(/\s+/);
+    // Slack sends `&`, `<` and `>` of the typed text escaped.
+    const text = (command.text ?? '').replace(/&(amp|lt|gt);/g, (_, e: string) =>
+      e === 'amp' ? '&' : e === 'lt' ? '<' : '>',
+    );
+    const [raw = '', startArg, ...extra] = text.trim().split(/\s+/);
     // Any GUID form (braces, no dashes, upper case) is shown and carried by the buttons as the
     // history keeps it: the dashed lower-case GUID.
     const arg = dashGuid(raw) ?? raw;
