@@ -25,6 +25,8 @@ export interface AlertRecord {
   reason: AlertReason;
   /** How many other source IPs this identity used within the window. */
   otherIps: number;
+  /** `otherIps` is estimated from a sample (the identity has more than 500 IPs indexed). */
+  otherIpsEstimated?: boolean;
   windowMs: number;
   /**
    * Set on an alert Elastic judged new (`elastic-alert`) whose pair this history saw within the

@@ -32,7 +32,7 @@ const MIN_DEDUP_TTL_MS = 24 * 3600 * 1000;
  * Beyond this many IPs, "N other IPs" is estimated from a random sample of this many of the
  * identity's indexed IPs (the store removes the expired ones it finds on the way).
  */
-export const EXACT_OTHER_IPS_LIMIT = 500;
+const EXACT_OTHER_IPS_LIMIT = 500;
 
 export interface EngineOptions {
   store: StateStore;
@@ -655,9 +655,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             detection: d,
             detectedAt: t,
             reason: d.elasticAlert?.judgedNew ? 'elastic-alert' : 'new-pair',
-            otherIps: others.get(normaliseAppId(d.appId)) ?? 0,
+            otherIps: others.get(normaliseAppId(d.appId))?.count ?? 0,
             windowMs,
           };
+          if (others.get(normaliseAppId(d.appId))?.sampled) alert.otherIpsEstimated = true;
           if (c.seenHereAt !== undefined) alert.seenHereAt = c.seenHereAt;
           alerts.push(alert);
           const pair = pairs.get(c.pairKey)!;
@@ -780,15 +781,13 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       identities.map((appId) => ({ set: identitySet(appId), valuePrefix: pairKey(appId, '') })),
       EXACT_OTHER_IPS_LIMIT,
     );
-    const counts = new Map(identities.map((appId, i) => [appId, stored[i]!]));
+    const counts = new Map(identities.map((appId, i) => [appId, { ...stored[i]! }]));
     // The pairs this batch creates are neither stored nor indexed yet.
     for (const [key, pair] of pairs) {
       const count = counts.get(pair.appId);
-      if (count !== undefined && !existed.has(key) && pair.lastSeen >= t - windowMs) {
-        counts.set(pair.appId, count + 1);
-      }
+      if (count !== undefined && !existed.has(key) && pair.lastSeen >= t - windowMs) count.count++;
     }
-    for (const [appId, count] of counts) counts.set(appId, Math.max(0, count - 1));
+    for (const count of counts.values()) count.count = Math.max(0, count.count - 1);
     return counts;
   }
 

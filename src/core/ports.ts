@@ -19,6 +19,13 @@ export interface ClaimGroup {
   keys: readonly string[];
 }
 
+/** What `StateStore.countLiveMembers` answers for one set. */
+export interface LiveCount {
+  count: number;
+  /** The set was larger than the limit: `count` is estimated from a random sample. */
+  sampled: boolean;
+}
+
 /** One set for `StateStore.countLiveMembers`. */
 export interface LiveMembersQuery {
   set: string;
@@ -80,7 +87,7 @@ export interface StateStore {
    * count of the rest is estimated from it: each call bounds its work, and the set shrinks to its
    * live members over calls.
    */
-  countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]>;
+  countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<LiveCount[]>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

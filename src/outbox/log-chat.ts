@@ -25,6 +25,7 @@ function summary(alert: AlertRecord) {
     geo: d.geo,
     as: d.as,
     otherIps: alert.otherIps,
+    ...(alert.otherIpsEstimated ? { otherIpsEstimated: true } : {}),
     ...(alert.seenHereAt === undefined ? {} : { seenHereAt: new Date(alert.seenHereAt).toISOString() }),
   };
 }

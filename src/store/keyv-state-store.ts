@@ -1,5 +1,5 @@
 import type { Keyv } from 'keyv';
-import type { ClaimGroup, LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
+import type { ClaimGroup, LiveCount, LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
 import { deserializeKeyvData } from './keyv-json.ts';
 import { describeError, StoreError } from './store-error.ts';
 
@@ -27,7 +27,7 @@ export interface ClaimsAndSets {
    * `StateStore.countLiveMembers` done by the backend itself, where it can do it in one step.
    * `valuePrefix` arrives as the caller gave it; the backend places it among its value keys.
    */
-  countLiveMembers?(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]>;
+  countLiveMembers?(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<LiveCount[]>;
   /**
    * Members of each set, in any order within a set; same order as `sets`: what the generic
    * `countLiveMembers` reads. Required when the backend does not count by itself.
@@ -310,7 +310,7 @@ export class KeyvStateStore implements StateStore {
     return list.sort();
   }
 
-  async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]> {
+  async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<LiveCount[]> {
     this.#open();
     checkArray(queries, 'queries');
     queries.forEach((q, i) => {
@@ -342,7 +342,8 @@ export class KeyvStateStore implements StateStore {
         else gone.push(m);
       }
       if (gone.length > 0) removals.push(this.#rest.removeMembers(q.set, gone));
-      return estimateLive(lists[i]!.length, checked[i]!.length, live);
+      const size = lists[i]!.length;
+      return { count: estimateLive(size, checked[i]!.length, live), sampled: size > limit };
     });
     await Promise.all(removals);
     return counts;

@@ -1,5 +1,5 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
-import type { ClaimGroup, LiveMembersQuery, StateStore } from '../core/ports.ts';
+import type { ClaimGroup, LiveCount, LiveMembersQuery, StateStore } from '../core/ports.ts';
 import { withTimeout } from '../timeout.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
@@ -57,9 +57,11 @@ for i, set in ipairs(KEYS) do
   end
   local checked = #members
   if checked >= size or checked == 0 then
-    counts[i] = live
+    counts[2 * i - 1] = live
+    counts[2 * i] = 0
   else
-    counts[i] = live + math.floor((size - checked) * live / checked + 0.5)
+    counts[2 * i - 1] = live + math.floor((size - checked) * live / checked + 0.5)
+    counts[2 * i] = 1
   end
 end
 return counts`;
@@ -137,7 +139,7 @@ class RedisClaimsAndSets implements ClaimsAndSets {
    * reads value keys it builds from the members, which Redis Cluster would refuse; this store
    * talks to one Redis server (or a primary with replicas), never to a cluster.
    */
-  async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<number[]> {
+  async countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<LiveCount[]> {
     // At most COUNT_CHUNK sets per call, so that one call never holds Redis for long.
     const calls: Array<Promise<unknown>> = [];
     for (let start = 0; start < queries.length; start += COUNT_CHUNK) {
@@ -151,7 +153,13 @@ class RedisClaimsAndSets implements ClaimsAndSets {
         ]),
       );
     }
-    return (await Promise.all(calls)).flatMap((counts) => counts as number[]);
+    // Each set answers two numbers: its count, and 1 when the count is estimated from a sample.
+    return (await Promise.all(calls)).flatMap((reply) => {
+      const flat = reply as number[];
+      const counts: LiveCount[] = [];
+      for (let i = 0; i < flat.length; i += 2) counts.push({ count: flat[i]!, sampled: flat[i + 1] === 1 });
+      return counts;
+    });
   }
 
   /**

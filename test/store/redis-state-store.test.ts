@@ -84,10 +84,10 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
       await store.set('pair:a:1', 1);
       await store.addMembers('ident:a', ['1', '2']);
       const query = [{ set: 'ident:a', valuePrefix: 'pair:a:' }];
-      expect(await store.countLiveMembers(query, 10)).toEqual([1]);
+      expect(await store.countLiveMembers(query, 10)).toEqual([{ count: 1, sampled: false }]);
       await client.scriptFlush();
       await store.addMembers('ident:a', ['2']);
-      expect(await store.countLiveMembers(query, 10)).toEqual([1]);
+      expect(await store.countLiveMembers(query, 10)).toEqual([{ count: 1, sampled: false }]);
       expect(await store.members('ident:a')).toEqual(['1']);
     } finally {
       await client.close();

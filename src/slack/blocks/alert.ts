@@ -3,7 +3,7 @@ import type { AlertRecord } from '../../core/alert.ts';
 import { isGroup } from '../../core/azure-ids.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
-import { EXACT_OTHER_IPS_LIMIT, FUTURE_TOLERANCE_MS, olderThanWindow } from '../../core/engine.ts';
+import { FUTURE_TOLERANCE_MS, olderThanWindow } from '../../core/engine.ts';
 import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
 import { TAMPERING } from '../../core/remediation-plan.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
@@ -105,7 +105,7 @@ function withoutFinalStops(text: string | undefined): string | undefined {
 export function whyText(alert: AlertRecord, k = 1): string {
   const others = alert.otherIps;
   const window = formatDuration(alert.windowMs);
-  const otherText = `${others > EXACT_OTHER_IPS_LIMIT ? 'about ' : ''}${others} other IP${others === 1 ? '' : 's'} seen`;
+  const otherText = `${alert.otherIpsEstimated ? 'about ' : ''}${others} other IP${others === 1 ? '' : 's'} seen`;
   const eventAt = parseTime(alert.detection.eventTime);
   let why =
     alert.seenHereAt !== undefined
