@@ -5,6 +5,7 @@ import { boltLogger } from './bolt-logger.ts';
 import { register as registerCommands } from './commands/index.ts';
 import type { SlackContext } from './context.ts';
 import { registerDedupe } from './dedupe.ts';
+import type { SocketClient } from './socket-supervisor.ts';
 import { registerUnknownRequests } from './unknown-requests.ts';
 import { register as registerViews } from './views/index.ts';
 
@@ -22,6 +23,8 @@ export interface BoltApp {
   /** Set in HTTP mode. */
   http?: HTTPReceiver;
   socketMode: boolean;
+  /** Set in Socket Mode: the client that holds the WebSocket. */
+  socketClient?: SocketClient;
 }
 
 /** Web API client tuning shared by our client and the clients Bolt hands to listeners. */
@@ -90,7 +93,9 @@ export function createBoltApp(
     logger: log,
     clientOptions: clientOptions(settings, opts),
   });
-  return socketMode ? { app, socketMode } : { app, socketMode, http: receiver as HTTPReceiver };
+  return receiver instanceof SocketModeReceiver
+    ? { app, socketMode, socketClient: receiver.client }
+    : { app, socketMode, http: receiver };
 }
 
 /** Registers the middleware and every handler on the app. */

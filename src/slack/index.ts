@@ -12,6 +12,7 @@ import { sweepFollowUps } from './follow-ups.ts';
 import { createMessenger, type DeliveryFailureCounter } from './messenger.ts';
 import { createResponderCheck } from './responders.ts';
 import { createSlackSink } from './sink.ts';
+import { type SocketSupervisor, superviseSocket } from './socket-supervisor.ts';
 import { STALE_SWEEP_INTERVAL_MS, sweepStaleRuns } from './stale-runs.ts';
 import { guardSlackRequests } from './verify.ts';
 
@@ -48,6 +49,13 @@ export interface SlackTuning {
   staleSweepIntervalMs?: number;
   /** Longest time `start()` waits for the first `auth.test` and look for interrupted runs (5 s). */
   startWaitMs?: number;
+  /**
+   * Socket Mode: how often the connection is looked at, how long a drop is left to Bolt, and the
+   * step of the wait between reconnection attempts (10 s, 30 s, 10 s).
+   */
+  socketCheckMs?: number;
+  socketGraceMs?: number;
+  socketRetryStepMs?: number;
   /**
    * How long after an audit line's post got no clear answer its thread is first searched for it
    * (default 2 minutes: Slack has surely finished with the post by then).
@@ -105,7 +113,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     ...(tuning.authRetryBaseMs === undefined ? {} : { retryBaseMs: tuning.authRetryBaseMs }),
     ...(tuning.authRetryMaxMs === undefined ? {} : { retryMaxMs: tuning.authRetryMaxMs }),
   });
-  const { app, http, socketMode } = createBoltApp(settings, boltLog, {
+  const { app, http, socketMode, socketClient } = createBoltApp(settings, boltLog, {
     ...clientTuning,
     authorize: auth.authorize,
   });
@@ -163,8 +171,8 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
 
   let sweepTimer: NodeJS.Timeout | undefined;
   let socketStart: Promise<void> | undefined;
-  /** Why the Socket Mode connection is down for good (its start failed), for `/readyz`. */
-  let socketProblem: string | undefined;
+  /** Watches the Socket Mode connection once started: why it is down, for `/readyz`. */
+  let supervisor: SocketSupervisor | undefined;
   let sweeping: Promise<void> | undefined;
   // One sweep at a time: a long one (a backlog under rate limits) is not joined by the next tick.
   const sweep = () => {
@@ -194,7 +202,10 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
         ? {}
         : { lateLookupTimeoutMs: tuning.lateLookupTimeoutMs }),
     }),
-    problems: () => (socketProblem === undefined ? problems.list() : [...problems.list(), socketProblem]),
+    problems: () => {
+      const socketProblem = supervisor?.problem();
+      return socketProblem === undefined ? problems.list() : [...problems.list(), socketProblem];
+    },
     warnings: () => problems.warnings(),
     async start() {
       // One auth.test, now; never per request: failures are retried in the background or
@@ -207,16 +218,23 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       sweepTimer.unref();
       // The WebSocket connects in the background: until it does (Slack slow or unreachable), the
       // service still takes detections and posts alerts; only clicks and commands wait.
-      if (socketMode) {
-        socketProblem = undefined;
+      if (socketMode && socketClient) {
+        supervisor?.stop();
+        const watch = superviseSocket(socketClient, {
+          logger,
+          ...(tuning.socketCheckMs === undefined ? {} : { checkMs: tuning.socketCheckMs }),
+          ...(tuning.socketGraceMs === undefined ? {} : { graceMs: tuning.socketGraceMs }),
+          ...(tuning.socketRetryStepMs === undefined ? {} : { retryStepMs: tuning.socketRetryStepMs }),
+        });
+        supervisor = watch;
         socketStart = app.start().then(
           () => logger.info('Slack Socket Mode connected: receiving clicks and commands'),
           (err: unknown) => {
             const reason = String((err as Error)?.message ?? err).slice(0, 300);
-            socketProblem = `Slack Socket Mode could not connect (${reason}): buttons and /arc-history are not received; check SLACK_APP_TOKEN (an xapp- token with the connections:write scope), then restart`;
+            watch.startFailed(reason);
             logger.error(
               { err: reason },
-              'Slack Socket Mode could not connect (SLACK_APP_TOKEN): clicks and commands are not received; check the app-level token and its connections:write scope, then restart',
+              'Slack Socket Mode could not connect (SLACK_APP_TOKEN): clicks and commands are not received; check the app-level token and its connections:write scope; it keeps retrying',
             );
           },
         );
@@ -227,6 +245,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       clearInterval(sweepTimer);
       sweepTimer = undefined;
       if (socketMode) {
+        supervisor?.stop();
         await waitAtMost(socketStart ?? Promise.resolve(), tuning.startWaitMs ?? START_WAIT_MS);
         await app.stop().catch(() => undefined);
       }

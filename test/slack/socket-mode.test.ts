@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import { createHistory } from '../../src/core/history.ts';
@@ -7,6 +7,7 @@ import type { StateStore } from '../../src/core/ports.ts';
 import { createSlackChat } from '../../src/slack/index.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { type FakeSlack, startFakeSlack } from '../support/fake-slack.ts';
+import { type FakeSocketMode, startFakeSocketMode } from '../support/fake-socket-mode.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let fake: FakeSlack | undefined;
@@ -68,4 +69,60 @@ it('opens the Socket Mode connection through SLACK_API_URL, in the background: a
   // Alerts still go out meanwhile.
   expect(await chat.sink.post(sampleAlert())).toEqual({ ref: 'C123:1700000000.000001' });
   await chat.stop?.();
+});
+
+describe('Socket Mode connection kept up', () => {
+  let socket: FakeSocketMode | undefined;
+  afterEach(async () => {
+    await socket?.stop();
+  });
+
+  it('after a reconnection Slack refuses (the client gives up), says so in readiness and connects again once Slack takes it', async () => {
+    fake = await startFakeSlack();
+    socket = await startFakeSocketMode();
+    fake.socketUrl = socket.url;
+    store = await openStateStore('memory://');
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+    const chat = await createSlackChat(socketConfig(fake), {
+      store,
+      logger,
+      history: createHistory({ store, windowMs: 7 * 86_400_000 }),
+      remediator: evidencePlanRemediator(),
+      tuning: {
+        webApiRetries: 0,
+        startWaitMs: 1000,
+        socketCheckMs: 50,
+        socketGraceMs: 300,
+        socketRetryStepMs: 200,
+      },
+    });
+    try {
+      await chat.start?.();
+      await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 5000 });
+      expect(chat.problems()).toEqual([]);
+
+      // Slack asks for a reconnection, and refuses the next apps.connections.open.
+      fake.script('apps.connections.open', { error: 'invalid_auth' }, { error: 'invalid_auth' });
+      socket.disconnectAll();
+      await vi.waitFor(
+        () =>
+          expect(chat.problems()).toEqual([
+            expect.stringMatching(
+              /^Slack Socket Mode could not connect since .*invalid_auth.*SLACK_APP_TOKEN/,
+            ),
+          ]),
+        { timeout: 15_000, interval: 50 },
+      );
+      expect(chat.problems().join()).not.toContain('xapp-1-socket');
+      expect(lines.some((l) => String(l.msg).startsWith('Slack Socket Mode cannot reconnect'))).toBe(true);
+
+      // Once Slack takes the token again, the connection comes back, and readiness with it.
+      await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 30_000, interval: 50 });
+      await vi.waitFor(() => expect(chat.problems()).toEqual([]), { timeout: 5000 });
+      expect(lines.some((l) => String(l.msg).startsWith('Slack Socket Mode connected again'))).toBe(true);
+    } finally {
+      await chat.stop?.();
+    }
+  }, 60_000);
 });

@@ -125,6 +125,9 @@ export class FakeSlack {
     return `${this.url}/response/${id}`;
   }
 
+  /** The WebSocket URL `apps.connections.open` hands out (a `FakeSocketMode`'s). */
+  socketUrl: string | undefined;
+
   /** Queues answers for `method`, used in order before the defaults. */
   script(method: string, ...answers: FakeAnswer[]): this {
     this.#scripts.set(method, [...(this.#scripts.get(method) ?? []), ...answers]);
@@ -231,6 +234,8 @@ export class FakeSlack {
     switch (method) {
       case 'auth.test':
         return { user_id: 'UBOT', bot_id: 'BBOT', team_id: 'T1', user: 'arc-responder' };
+      case 'apps.connections.open':
+        return this.socketUrl === undefined ? {} : { url: this.socketUrl };
       case 'chat.postMessage': {
         this.#tsCounter += 1;
         const ts = `1700000000.${String(this.#tsCounter).padStart(6, '0')}`;
