@@ -268,9 +268,12 @@ export async function createApp(options: AppOptions): Promise<App> {
           }
           clearInterval(sweep);
         }
+        let closingPart = 'the outbox worker';
         const closing = (async () => {
           await outbox.stop();
+          closingPart = `the ${chat.name} chat`;
           await chat.stop?.();
+          closingPart = `the ${store.kind} store`;
           await store.close();
         })();
         const closeMs = options.stopCloseMs ?? STOP_CLOSE_MS;
@@ -284,7 +287,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         geo?.close?.();
         if (!finished) {
           logger.warn(
-            `the ${store.kind} store did not finish closing within ${closeMs / 1000} s (it does not answer); stopping anyway: every request answered 200 is stored, and undelivered alerts are delivered after the restart`,
+            `${closingPart} did not finish within ${closeMs / 1000} s (it waits for an answer); stopping anyway: every request answered 200 is stored, and undelivered alerts are delivered after the restart`,
           );
           return;
         }

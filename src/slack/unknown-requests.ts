@@ -1,7 +1,10 @@
 import type { AnyMiddlewareArgs, App } from '@slack/bolt';
 import { ACTION_IDS, actionMatcher, CALLBACK_IDS, COMMANDS } from './ids.ts';
 
-const ACTIONS: readonly RegExp[] = Object.values(ACTION_IDS).map(actionMatcher);
+/** Only Remove allowlist's buttons are numbered (several in one reply); the others are unique. */
+const ACTIONS: readonly RegExp[] = Object.values(ACTION_IDS).map((id) =>
+  id === ACTION_IDS.removeAllow ? actionMatcher(id) : new RegExp(`^${id}$`),
+);
 const CALLBACKS: ReadonlySet<string> = new Set(Object.values(CALLBACK_IDS));
 const KNOWN_COMMANDS: ReadonlySet<string> = new Set(Object.values(COMMANDS));
 

@@ -174,6 +174,18 @@ describe('Slack request verification', () => {
       ),
     );
     expect(click.res.status).toBe(200);
+    // Only Remove allowlist's buttons are numbered: a numbered Revoke is no Revoke.
+    const numbered = await timed(
+      payloadBody(
+        buttonClick({
+          actionId: `${ACTION_IDS.revoke}:3`,
+          value: sampleAlert().id,
+          user: RESPONDER,
+          responseUrl: h.fake.responseUrl(),
+        }),
+      ),
+    );
+    expect(numbered.res.status).toBe(200);
     const view = await timed(
       payloadBody(
         viewSubmission({ callbackId: 'another_modal', user: RESPONDER, privateMetadata: '', values: {} }),
@@ -191,7 +203,7 @@ describe('Slack request verification', () => {
       text: 'arc-responder does not serve /arc-foo. It answers /arc-history <appid>.',
     });
     // Bolt's own answer to an unacknowledged request comes after 3 s, too late for Slack.
-    for (const { ms } of [click, view, command]) expect(ms).toBeLessThan(2000);
+    for (const { ms } of [click, numbered, view, command]) expect(ms).toBeLessThan(2000);
     expect(h.fake.calls).toEqual([]);
     expect(await listAudit(h.store)).toEqual([]);
     expect(h.logs.join('')).toContain('"unserved":"action arc_some_retired_button"');
