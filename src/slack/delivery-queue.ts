@@ -65,11 +65,16 @@ export const CONTENT_REFUSED: ReadonlySet<string> = new Set([
   'msg_too_long',
   // The blocks' undocumented total size (see TOTAL_TEXT_BUDGET).
   'msg_blocks_too_long',
+  'no_text',
+  'too_many_attachments',
+]);
+
+/** Slack refused a message's metadata: nothing was posted; the message goes without it. */
+export const METADATA_REFUSED: ReadonlySet<string> = new Set([
   'invalid_metadata_format',
   'invalid_metadata_schema',
   'metadata_too_large',
-  'no_text',
-  'too_many_attachments',
+  'metadata_must_be_sent_from_app',
 ]);
 
 /**
@@ -83,6 +88,7 @@ const REFUSED = new Set([
   // Slack's own word for a rate-limited call answered `ok: false` (HTTP 200): nothing was done.
   'ratelimited',
   ...CONTENT_REFUSED,
+  ...METADATA_REFUSED,
 ]);
 
 /** Network errors that happen before a request is sent: it never reached Slack. */

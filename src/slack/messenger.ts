@@ -15,6 +15,7 @@ import {
   type DeliveryProblems,
   type DeliveryQueue,
   isTransient,
+  METADATA_REFUSED,
   SlackDeliveryError,
 } from './delivery-queue.ts';
 
@@ -173,7 +174,8 @@ export function createMessenger(opts: {
 
   return {
     async postAlert(state) {
-      const post = (message: SlackMessage) =>
+      let withMetadata = true;
+      const postOnce = (message: SlackMessage) =>
         deliver('chat.postMessage', state.channel, true, () =>
           postClient.chat.postMessage({
             channel: state.channel,
@@ -182,9 +184,27 @@ export function createMessenger(opts: {
             unfurl_links: false,
             unfurl_media: false,
             // Found again by this after a post that got no clear answer, whatever form it took.
-            metadata: { event_type: ALERT_EVENT, event_payload: { alert_id: state.alert.id } },
+            ...(withMetadata
+              ? { metadata: { event_type: ALERT_EVENT, event_payload: { alert_id: state.alert.id } } }
+              : {}),
           }),
         );
+      // A workspace that refuses the metadata still gets the alert, without it (after an unclear
+      // answer, such a post is then found by its buttons' value only).
+      const post = async (message: SlackMessage) => {
+        try {
+          return await postOnce(message);
+        } catch (err) {
+          if (!(withMetadata && err instanceof SlackDeliveryError && METADATA_REFUSED.has(err.code)))
+            throw err;
+          withMetadata = false;
+          logger.warn(
+            { alertId: state.alert.id, code: err.code },
+            `Slack refused the alert's message metadata (${err.code}); posting it without`,
+          );
+          return await postOnce(message);
+        }
+      };
       const res = await inPlainFormIfRefused(state, 'post', post);
       if (typeof res.ts !== 'string') {
         throw new SlackDeliveryError('bad_response', 'chat.postMessage answered without a message ts', true);

@@ -56,6 +56,21 @@ describe('posting alerts', () => {
     },
   );
 
+  it('an alert whose metadata Slack refuses is posted as it is, without the metadata', async () => {
+    h = await startHarness();
+    h.fake.script('chat.postMessage', { error: 'invalid_metadata_format' });
+    const { ref } = await h.chat.sink.post(sampleAlert());
+    expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
+    const posts = h.fake.callsOf('chat.postMessage');
+    expect(posts).toHaveLength(2);
+    expect(posts[0]!.args.metadata).toBeDefined();
+    expect(posts[1]!.args.metadata).toBeUndefined();
+    // The full message, not the plain form.
+    expect(blocksText(posts[1]!.args)).toBe(blocksText(posts[0]!.args));
+    expect(h.logs.join('')).toContain("Slack refused the alert's message metadata (invalid_metadata_format)");
+    expect(h.chat.problems()).toEqual([]);
+  });
+
   it('an alert Slack refuses in plain form too is posted as text alone, saying why it has no buttons', async () => {
     h = await startHarness();
     const alert = sampleAlert();
