@@ -67,11 +67,12 @@ export interface AssignmentToRestore {
 
 /**
  * Access the plan leaves in place, with what a separate, explicitly confirmed removal needs.
- * `kind` says why: a broad role (wildcard actions such as Owner or Contributor) or an assignment
- * to a group the principal belongs to (removing it would affect every member).
+ * `kind` says why: a broad role (wildcard actions such as Owner or Contributor), an assignment
+ * to a group the principal belongs to (removing it would affect every member), or one at the
+ * tenant's root scope (`/`: tenant-wide, made with elevated access, left to a person).
  */
 export interface RemainingAccessDetail extends RemainingAccess {
-  kind: 'broad-role' | 'group';
+  kind: 'broad-role' | 'group' | 'root';
   roleDefinitionId?: string;
   principalId?: string;
   principalType?: string;
@@ -737,7 +738,10 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
       if (seen.has(key)) continue;
       seen.add(key);
       if (!principalId || lower(a.principalId) !== principalId) continue;
-      if (!isSafeScope(a.scope) || !isSafeScope(a.id) || !scopeCovers(a.scope, clusterId)) continue;
+      // The root scope (`/`, the tenant's) covers the cluster too.
+      const atRoot = normaliseScope(a.scope) === '/';
+      if (!(atRoot || isSafeScope(a.scope)) || !isSafeScope(a.id) || !scopeCovers(a.scope, clusterId))
+        continue;
       // A group's assignment is never the caller's own, whatever id the plan was given.
       if (isGroup(a.principalType)) continue;
       const guid = roleGuid(a.roleDefinitionId);
@@ -751,6 +755,13 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
       const grant = classifyRole(role);
       const roleName = role.roleName ?? guid ?? a.roleDefinitionId;
       if (grant === 'none') continue;
+      if (atRoot) {
+        still.push(remaining('root', a, roleName));
+        warnings.push(
+          `${roleName} is assigned to the principal at the tenant's root scope (/): tenant-wide access that this service does not remove; remove ${normaliseScope(a.id)} in Azure if it should go`,
+        );
+        continue;
+      }
       if (grant === 'broad') {
         still.push(remaining('broad-role', a, roleName));
         continue;
@@ -838,7 +849,12 @@ export function buildBroadRemovalPlan(plan: RemediationPlan, endpoints: PlanEndp
   const warnings: string[] = [];
   for (const r of plan.stillHasAccessThrough as readonly Partial<RemainingAccessDetail>[]) {
     const id = r.assignmentId ?? '';
-    if (r.kind === 'group' || !isSafeScope(id) || scopeOfAssignmentId(id) === undefined) {
+    if (
+      r.kind === 'group' ||
+      r.kind === 'root' ||
+      !isSafeScope(id) ||
+      scopeOfAssignmentId(id) === undefined
+    ) {
       left.push({ assignmentId: id, roleName: r.roleName ?? '', scope: r.scope ?? '' });
       continue;
     }

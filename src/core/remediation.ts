@@ -26,8 +26,11 @@ export interface RemainingAccess {
   assignmentId: string;
   roleName: string;
   scope: string;
-  /** Why it stays: a broad role, or a group assignment that removing would take from every member. */
-  kind?: 'broad-role' | 'group';
+  /**
+   * Why it stays: a broad role, a group assignment that removing would take from every member, or
+   * an assignment at the tenant's root scope (`/`), left to a person.
+   */
+  kind?: 'broad-role' | 'group' | 'root';
   roleDefinitionId?: string;
   principalId?: string;
   principalType?: string;

@@ -205,9 +205,9 @@ export function updateAlertState(
   });
 }
 
-/** The broad-role assignments a separate action can remove (group assignments stay). */
+/** The broad-role assignments a separate action can remove (group and root-scope ones stay). */
 export function removableBroadAccess(plan: RemediationPlan | undefined): RemainingAccess[] {
-  return (plan?.stillHasAccessThrough ?? []).filter((r) => r.kind !== 'group');
+  return (plan?.stillHasAccessThrough ?? []).filter((r) => r.kind !== 'group' && r.kind !== 'root');
 }
 
 /** A live run that changed something: it has steps that Undo can reverse. */

@@ -91,7 +91,8 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
       'Slack Socket Mode cannot reconnect: clicks and commands are not received; retrying (check SLACK_APP_TOKEN if Slack refuses it)',
     );
   };
-  const start = client.start.bind(client);
+  const bolts = client.start;
+  const start = () => bolts.call(client);
   let first = true;
   client.start = () => {
     if (first) {

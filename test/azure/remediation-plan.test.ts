@@ -217,6 +217,39 @@ describe('buildRemediationPlan', () => {
     expect(plan.warnings).toEqual([]);
   });
 
+  it('lists assignments at the root scope (/) as remaining access, with a warning, and never removes them', () => {
+    const atRoot = (name: string, role: string) =>
+      assignment(name, '/', role, {
+        id: `/providers/Microsoft.Authorization/roleAssignments/${name}`,
+        roleDefinitionId: `/providers/Microsoft.Authorization/roleDefinitions/${role}`,
+      });
+    const arcAtRoot = 'a0a0a0a0-0000-4000-8000-00000000000a';
+    const ownerAtRoot = 'a0a0a0a0-0000-4000-8000-00000000000b';
+    const plan = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      assignments: [
+        assignment(A.evidence, CLUSTER_ID, ROLE.clusterUser),
+        atRoot(arcAtRoot, ROLE.clusterUser),
+        atRoot(ownerAtRoot, ROLE.owner),
+      ],
+      roles,
+    });
+    expect(plan.steps.map((s) => s.target)).toEqual([
+      `${CLUSTER_ID}/providers/Microsoft.Authorization/roleAssignments/${A.evidence}`,
+      SP_ID,
+    ]);
+    expect(plan.stillHasAccessThrough.map((r) => [r.roleName, r.scope, r.kind])).toEqual([
+      ['Azure Arc Enabled Kubernetes Cluster User Role', '/', 'root'],
+      ['Owner', '/', 'root'],
+    ]);
+    expect(plan.warnings.join('\n')).toContain(
+      `at the tenant's root scope (/): tenant-wide access that this service does not remove; remove /providers/Microsoft.Authorization/roleAssignments/${arcAtRoot} in Azure`,
+    );
+    // Nor does "Remove broad roles too".
+    expect(buildBroadRemovalPlan(plan, endpoints).steps).toEqual([]);
+  });
+
   it('leaves a broad evidence role in place and says so', () => {
     const d = spDetection(SUB_SCOPE, {});
     d.evidence.roleDefinitionId = ROLE.owner;

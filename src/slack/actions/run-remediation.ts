@@ -39,7 +39,8 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
     return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(r.detail), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(r.fix), 400)}` : ''}`;
   });
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
-    const group = rest.kind === 'group' ? ' (a group assignment)' : '';
+    const group =
+      rest.kind === 'group' ? ' (a group assignment)' : rest.kind === 'root' ? ' (at the root scope)' : '';
     lines.push(
       `:warning: Still has access through ${clip(esc(rest.roleName), 100)} at ${code(rest.scope, 300)}${group}`,
     );

@@ -298,7 +298,9 @@ function runText(
     const why =
       rest.kind === 'group'
         ? ' (a group assignment: remove the principal from the group)'
-        : ` (${words.name} leaves it)`;
+        : rest.kind === 'root'
+          ? ' (the tenant root: remove it in Azure)'
+          : ` (${words.name} leaves it)`;
     notes.push(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
