@@ -632,6 +632,46 @@ describe('alert message', () => {
     expect(section).toContain(steps[0]!.call);
   });
 
+  it('keeps the step that disables the principal in sight when the removals before it do not all fit (dry-run)', () => {
+    const removals = [...Array(9)].map((_, i) => ({
+      id: `r${i}`,
+      kind: 'remove-assignment' as const,
+      description: `Remove "Azure Arc Enabled Kubernetes Cluster User Role" at /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}`,
+      call: `DELETE https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}/providers/Microsoft.Authorization/roleAssignments/${i}?api-version=2022-04-01`,
+      target: `a${i}`,
+    }));
+    const disable = {
+      id: 'sp',
+      kind: 'disable-service-principal' as const,
+      description: 'Disable the service principal',
+      call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38 {"accountEnabled":false}',
+      target: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
+    };
+    const steps = [...removals, disable];
+    const m = buildAlertMessage(
+      view({
+        revoke: {
+          status: 'done',
+          mode: 'dry-run',
+          by: 'UALICE',
+          at: DETECTED_AT,
+          plan: { appId: ARC.appId, steps, stillHasAccessThrough: [], warnings: [] },
+          result: {
+            mode: 'dry-run',
+            ok: true,
+            steps: steps.map((st) => ({ stepId: st.id, status: 'would-do' as const, detail: 'would do' })),
+          },
+        },
+      }),
+    );
+    expect(checkMessageLimits(m)).toEqual([]);
+    const section = m.blocks
+      .map((b) => (b.type === 'section' ? (b.text?.text ?? '') : ''))
+      .find((t) => t.includes('*Dry-run*'))!;
+    expect(section).toMatch(/… \d more not shown here\n.*Disable the service principal/);
+    expect(section).toContain(disable.call);
+  });
+
   it('keeps hostile Undo and "Remove broad roles too" states within every Slack limit', () => {
     const hostile = `<!channel> <https://evil.example|click> *bold* \`tick\` & ${'y'.repeat(20_000)}`;
     const steps = [...Array(40)].map((_, i) => ({

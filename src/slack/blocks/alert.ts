@@ -278,7 +278,8 @@ function runText(
     head = `:no_entry: *${words.done}* by ${who} ${slackDate(run.at)}:`;
   }
   const byId = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
-  const steps = (run.plan?.steps ?? []).map((step) => {
+  const planned = run.plan?.steps ?? [];
+  const lineOf = (step: PlannedStep) => {
     const r = byId.get(step.id);
     const mark = r
       ? STEP_EMOJI[r.status]
@@ -289,7 +290,11 @@ function runText(
     if (r && r.status !== 'would-do') line += `\n      ${s(r.detail, 300)}`;
     if (r?.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
     return line;
-  });
+  };
+  // The steps that stop the principal itself come last in a plan; they stay in sight (with the
+  // notes) when the role assignment removals before them do not all fit.
+  const removals = planned.filter((step) => step.kind === 'remove-assignment').map(lineOf);
+  const principal = planned.filter((step) => step.kind !== 'remove-assignment').map(lineOf);
   // The plan's warnings (a possible tampering) first, then what the run leaves: shown whatever
   // the steps take.
   const notes = (run.plan?.warnings ?? []).map((w) => `${warningMark(w)} ${s(w, WARNING_CLIP)}`);
@@ -305,7 +310,7 @@ function runText(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
   }
-  return fitLines(head, steps, notes, size(2500, k));
+  return fitLines(head, removals, [...principal, ...notes], size(2500, k));
 }
 
 /**
