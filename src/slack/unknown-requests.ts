@@ -26,11 +26,13 @@ export function unservedPart(body: unknown): string | undefined {
         ? undefined
         : `action ${ids.map((id) => String(id).slice(0, 50)).join(', ') || '(none)'}`;
     }
-    case 'view_submission':
-    case 'view_closed': {
+    case 'view_submission': {
       const id = (b.view as { callback_id?: unknown } | undefined)?.callback_id;
       return typeof id === 'string' && CALLBACKS.has(id) ? undefined : `view ${String(id).slice(0, 50)}`;
     }
+    case 'view_closed':
+      // No modal of this app asks to be told when it is closed (`notify_on_close`).
+      return `view_closed ${String((b.view as { callback_id?: unknown } | undefined)?.callback_id).slice(0, 50)}`;
     case 'shortcut':
     case 'message_action':
     case 'block_suggestion':

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import { ACTION_IDS } from '../../src/slack/ids.ts';
+import { ACTION_IDS, CALLBACK_IDS } from '../../src/slack/ids.ts';
 import { verifySlackSignature } from '../../src/slack/verify.ts';
 import {
   buttonClick,
@@ -192,6 +192,20 @@ describe('Slack request verification', () => {
       ),
     );
     expect(view.res.status).toBe(200);
+    // A modal of this app closed: none asks to be told, so no handler serves it.
+    const closed = await timed(
+      payloadBody({
+        ...viewSubmission({
+          callbackId: CALLBACK_IDS.markBenign,
+          user: RESPONDER,
+          privateMetadata: '',
+          values: {},
+        }),
+        type: 'view_closed',
+        is_cleared: false,
+      }),
+    );
+    expect(closed.res.status).toBe(200);
     const command = await timed(
       commandBody(
         slashCommand({ command: '/arc-foo', text: 'x', user: RESPONDER, responseUrl: h.fake.responseUrl() }),
@@ -203,7 +217,7 @@ describe('Slack request verification', () => {
       text: 'arc-responder does not serve /arc-foo. It answers /arc-history <appid>.',
     });
     // Bolt's own answer to an unacknowledged request comes after 3 s, too late for Slack.
-    for (const { ms } of [click, numbered, view, command]) expect(ms).toBeLessThan(2000);
+    for (const { ms } of [click, numbered, view, closed, command]) expect(ms).toBeLessThan(2000);
     expect(h.fake.calls).toEqual([]);
     expect(await listAudit(h.store)).toEqual([]);
     expect(h.logs.join('')).toContain('"unserved":"action arc_some_retired_button"');
