@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { ConfigError, loadConfig } from './config.ts';
 import { OUTCOMES, type Outcome } from './core/alert.ts';
 import { isAppIdText } from './core/app-id.ts';
+import { listAudit } from './core/audit.ts';
 import { dashGuid } from './core/azure-ids.ts';
 import { formatDuration } from './core/duration.ts';
 import { createEngine } from './core/engine.ts';
@@ -15,6 +16,7 @@ import { redactUrl } from './store/parse-store-url.ts';
 
 const USAGE = `usage: npm run history -- import <file|->
        npm run history -- list <appid>
+       npm run history -- audit [<alert id>]
 
 import: loads sightings from an export into the history without alerting, so that a new install does not
 flood the channel on its first day. The file is NDJSON (one event per line) or one JSON document,
@@ -24,7 +26,11 @@ response ({"hits":{"hits":[...]}}) or one {"_source": {...}} document per line.
 list: prints every source IP of the identity in the history window (first seen, last seen, count,
 allowlist entry), as /arc-history does in Slack, and its allowlist entries for IPs not seen lately.
 
-Both use STORE_URL and HISTORY_WINDOW like the service (no other variable is read).`;
+audit: prints the audit records (every Mark benign, allowlist removal, Revoke, Undo and refused
+click, with who, when, the plan and each Azure call), oldest first, one JSON object per line, for
+a SIEM or a review: all of them, or those of one alert. Records are kept for 400 days.
+
+They use STORE_URL and HISTORY_WINDOW like the service (no other variable is read).`;
 
 const BATCH = 5000;
 
@@ -216,19 +222,45 @@ async function listIdentity(arg: string): Promise<number> {
   }
 }
 
+/** `history audit [<alert id>]`: the audit records as NDJSON, oldest first. */
+async function printAudit(alertId: string | undefined): Promise<number> {
+  if (alertId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(alertId)) {
+    console.error(`${JSON.stringify(alertId.slice(0, 80))} is not an alert id\n\n${USAGE}`);
+    return 2;
+  }
+  const config = historyConfig();
+  const store = await openStateStore(config.storeUrl);
+  try {
+    for (const entry of await listAudit(store, alertId)) {
+      console.log(JSON.stringify({ ...entry, time: new Date(entry.at).toISOString() }));
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [group, command, arg] = argv;
   if (group === 'history' && (command === '--help' || command === '-h' || command === 'help')) {
     console.log(USAGE);
     return 0;
   }
+  if (group === 'history' && command === 'audit') {
+    return await guarded(command, () => printAudit(arg));
+  }
   const run = command === 'import' ? importHistory : command === 'list' ? listIdentity : undefined;
   if (group !== 'history' || run === undefined || !arg) {
     console.error(USAGE);
     return 2;
   }
+  return await guarded(command, () => run(arg));
+}
+
+/** Runs a command, turning a failure into its message on stderr and exit code 1. */
+async function guarded(command: string | undefined, run: () => Promise<number>): Promise<number> {
   try {
-    return await run(arg);
+    return await run();
   } catch (err) {
     if (err instanceof ConfigError) console.error(err.message);
     else console.error(`history ${command} failed: ${(err as Error).message}`);

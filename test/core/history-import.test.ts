@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { recordAudit } from '../../src/core/audit.ts';
 import { createEngine } from '../../src/core/engine.ts';
 import { createHistory } from '../../src/core/history.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
@@ -260,5 +261,48 @@ describe('history list into a reader that stops early', () => {
     const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
     expect(stderr).toBe('');
     expect(code).toBe(0);
+  });
+});
+
+describe('history audit', () => {
+  it('prints the audit records oldest first as NDJSON, all of them or one alert`s', async () => {
+    const db = path.join(dir, 'audit.db');
+    const store = await openStateStore(`sqlite://${db}`);
+    await recordAudit(store, {
+      actor: 'U0RESP',
+      action: 'mark-benign',
+      alertId: 'a1',
+      result: 'ok',
+      at: 2000,
+    });
+    await recordAudit(store, {
+      actor: 'U0OUT',
+      action: 'revoke',
+      alertId: 'a2',
+      result: 'refused',
+      at: 1000,
+    });
+    await store.close();
+    const env = { ...process.env, STORE_URL: `sqlite://${db}` };
+    const all = await run(process.execPath, [CLI, 'history', 'audit'], { env });
+    const lines = all.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => [l.actor, l.action, l.result, l.time])).toEqual([
+      ['U0OUT', 'revoke', 'refused', '1970-01-01T00:00:01.000Z'],
+      ['U0RESP', 'mark-benign', 'ok', '1970-01-01T00:00:02.000Z'],
+    ]);
+    const one = await run(process.execPath, [CLI, 'history', 'audit', 'a1'], { env });
+    expect(
+      one.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { alertId: string }).alertId),
+    ).toEqual(['a1']);
+    await expect(run(process.execPath, [CLI, 'history', 'audit', 'a b'], { env })).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/is not an alert id/),
+    });
   });
 });
