@@ -50,10 +50,9 @@ export interface SlackTuning {
   /** Longest time `start()` waits for the first `auth.test` and look for interrupted runs (5 s). */
   startWaitMs?: number;
   /**
-   * Socket Mode: how often the connection is looked at, how long a drop is left to Bolt, and the
-   * step of the wait between reconnection attempts (10 s, 30 s, 10 s).
+   * Socket Mode: how long a drop may last before readiness says so, and the step of the wait
+   * between the supervisor's reconnection attempts (30 s, 10 s).
    */
-  socketCheckMs?: number;
   socketGraceMs?: number;
   socketRetryStepMs?: number;
   /**
@@ -218,11 +217,9 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       sweepTimer.unref();
       // The WebSocket connects in the background: until it does (Slack slow or unreachable), the
       // service still takes detections and posts alerts; only clicks and commands wait.
-      if (socketMode && socketClient) {
-        supervisor?.stop();
+      if (socketMode && socketClient && supervisor === undefined) {
         const watch = superviseSocket(socketClient, {
           logger,
-          ...(tuning.socketCheckMs === undefined ? {} : { checkMs: tuning.socketCheckMs }),
           ...(tuning.socketGraceMs === undefined ? {} : { graceMs: tuning.socketGraceMs }),
           ...(tuning.socketRetryStepMs === undefined ? {} : { retryStepMs: tuning.socketRetryStepMs }),
         });

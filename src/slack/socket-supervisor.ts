@@ -1,26 +1,15 @@
-/**
- * The part of Bolt's Socket Mode client (`@slack/socket-mode`) the supervisor watches. The two
- * fields are the client's own state: a reconnection it has scheduled, and a stop it was asked for.
- */
+/** The part of Bolt's Socket Mode client (`@slack/socket-mode`) the supervisor watches. */
 export interface SocketClient {
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   start(): Promise<unknown>;
 }
 
-interface ClientState {
-  reconnectionTimer?: unknown;
-  shuttingDown?: boolean;
-}
-
 export interface SocketSupervisorOptions {
   logger: {
     info(o: object, m: string): void;
-    warn(o: object, m: string): void;
     error(o: object, m: string): void;
   };
-  /** How often the connection is looked at (default 10 s). */
-  checkMs?: number;
-  /** How long Bolt's own reconnection is given before the supervisor steps in (default 30 s). */
+  /** How long a dropped connection may take to come back before readiness says so (default 30 s). */
   graceMs?: number;
   /** The wait after the n-th failure in a row is n times this (default 10 s), at most a minute. */
   retryStepMs?: number;
@@ -28,7 +17,7 @@ export interface SocketSupervisorOptions {
 }
 
 export interface SocketSupervisor {
-  /** The first start failed: why (readiness says so at once, and the supervisor retries). */
+  /** The first start failed: why. Readiness says so at once, and the start is tried again. */
   startFailed(reason: string): void;
   /** Why clicks and commands cannot arrive now, for `/readyz`; undefined while connected. */
   problem(): string | undefined;
@@ -39,41 +28,41 @@ export interface SocketSupervisor {
 const MAX_RETRY_MS = 60_000;
 
 /**
- * Keeps the Socket Mode connection up. Bolt's client reconnects by itself, but a reconnection
- * whose `apps.connections.open` fails (Slack unreachable for a moment, a 5xx, a revoked token)
- * rejects with nobody listening, and the client never tries again: clicks and commands would stop
- * arriving for good while readiness said nothing. The supervisor notices a connection down for
- * longer than `graceMs` with no reconnection scheduled, reports it, and starts the client again,
- * waiting longer after each failure (up to a minute).
+ * Keeps the Socket Mode connection up. Bolt's client reconnects by itself, as one chain of
+ * attempts: a socket that closes schedules a start, and a start whose socket fails closes it again.
+ * The chain ends only when a start fails outright: `apps.connections.open` refused (a revoked
+ * token) or unreachable past the client's retries. That failure is a rejection nobody listens to,
+ * and the client never tries again: clicks and commands would stop for good.
  *
- * The client's `start` is wrapped so that a reconnection Bolt starts and that fails is caught and
- * counted here instead of becoming an unhandled rejection. The first call (the app's start) is
- * left as it is: its failure is the caller's to report (`startFailed`).
+ * The client's `start` is wrapped so that such a failure is caught here. Only then, when no
+ * attempt of the client's is under way, does the supervisor start it again, after a wait that
+ * grows with each failure in a row (up to a minute): there is never a second chain, so never a
+ * second socket. The first call (the app's own start) is left as it is: its failure is the
+ * caller's to report, through `startFailed`, which starts the same retries.
+ *
+ * Readiness: down at once after a failed start; after a drop, once it has lasted `graceMs`.
  */
 export function superviseSocket(client: SocketClient, opts: SocketSupervisorOptions): SocketSupervisor {
   const { logger } = opts;
   const now = opts.now ?? Date.now;
   const graceMs = opts.graceMs ?? 30_000;
-  const backoff = () => Math.min(MAX_RETRY_MS, (opts.retryStepMs ?? 10_000) * failures);
-  const state = client as unknown as ClientState;
+  const stepMs = opts.retryStepMs ?? 10_000;
   let connected = false;
   /** Since when the connection is down (the start counts as down until it connects). */
   let downSince: number | undefined = now();
+  /** Why the last start failed, while no connection has come up since. */
   let lastError: string | undefined;
-  let failedAtStart = false;
   let failures = 0;
-  let nextTryAt = 0;
-  let restarting = false;
+  let retryTimer: NodeJS.Timeout | undefined;
   let stopped = false;
 
   client.on('connected', () => {
-    if (failedAtStart || (downSince !== undefined && now() - downSince >= graceMs)) {
+    if (lastError !== undefined || (downSince !== undefined && now() - downSince >= graceMs)) {
       logger.info({}, 'Slack Socket Mode connected again: receiving clicks and commands');
     }
     connected = true;
     downSince = undefined;
     lastError = undefined;
-    failedAtStart = false;
     failures = 0;
   });
   const down = () => {
@@ -82,67 +71,63 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
   };
   for (const event of ['reconnecting', 'disconnecting', 'disconnected', 'close']) client.on(event, down);
 
-  const failed = (err: unknown) => {
-    failures++;
-    lastError = String((err as Error)?.message ?? err).slice(0, 300);
-    nextTryAt = now() + backoff();
-    logger.error(
-      { err: lastError, failures },
-      'Slack Socket Mode cannot reconnect: clicks and commands are not received; retrying (check SLACK_APP_TOKEN if Slack refuses it)',
+  /** Starts the client again after a wait, unless a retry is already waiting. */
+  const schedule = () => {
+    if (stopped || retryTimer !== undefined) return;
+    retryTimer = setTimeout(
+      () => {
+        retryTimer = undefined;
+        if (stopped || connected) return;
+        // Through the wrapper: a failure of this start schedules the next one.
+        void client.start();
+      },
+      Math.min(MAX_RETRY_MS, stepMs * failures),
     );
+    retryTimer.unref();
   };
+  const failed = (reason: string) => {
+    failures++;
+    lastError = reason;
+    down();
+    schedule();
+  };
+
   const bolts = client.start;
-  const start = () => bolts.call(client);
   let first = true;
   client.start = () => {
+    const started = bolts.call(client);
     if (first) {
       first = false;
-      return start();
+      return started;
     }
-    return start().catch((err: unknown) => {
-      failed(err);
+    return started.catch((err: unknown) => {
+      const reason = String((err as Error)?.message ?? err).slice(0, 300);
+      if (!stopped) {
+        logger.error(
+          { err: reason, failures: failures + 1 },
+          'Slack Socket Mode cannot reconnect: clicks and commands are not received; trying again (check SLACK_APP_TOKEN if Slack refuses it)',
+        );
+      }
+      failed(reason);
       return undefined;
     });
   };
 
-  const retry = () => {
-    restarting = true;
-    start().then(
-      () => {
-        restarting = false;
-      },
-      (err: unknown) => {
-        restarting = false;
-        failed(err);
-      },
-    );
-  };
-
-  const timer = setInterval(() => {
-    if (stopped || connected || restarting || state.shuttingDown) return;
-    // Bolt's own reconnection gets its chance first, and is never run twice at once.
-    if (!failedAtStart && downSince !== undefined && now() - downSince < graceMs) return;
-    if (state.reconnectionTimer !== undefined || now() < nextTryAt) return;
-    retry();
-  }, opts.checkMs ?? 10_000);
-  timer.unref();
-
   return {
     startFailed(reason) {
-      failedAtStart = true;
-      lastError = reason;
-      failures++;
-      nextTryAt = now() + backoff();
+      failed(reason);
     },
     problem() {
       if (connected || stopped) return undefined;
-      if (!failedAtStart && (downSince === undefined || now() - downSince < graceMs)) return undefined;
+      if (lastError === undefined && (downSince === undefined || now() - downSince < graceMs))
+        return undefined;
       const since = downSince === undefined ? '' : ` since ${new Date(downSince).toISOString()}`;
-      return `Slack Socket Mode could not connect${since} (${lastError ?? 'the connection dropped and has not come back'}): buttons and /arc-history are not received; check SLACK_APP_TOKEN (an xapp- token with the connections:write scope); it keeps retrying`;
+      return `Slack Socket Mode could not connect${since} (${lastError ?? 'the connection dropped and is being re-established'}): buttons and /arc-history are not received; check SLACK_APP_TOKEN (an xapp- token with the connections:write scope); it keeps retrying`;
     },
     stop() {
       stopped = true;
-      clearInterval(timer);
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
     },
   };
 }

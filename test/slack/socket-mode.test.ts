@@ -76,35 +76,35 @@ describe('Socket Mode connection kept up', () => {
   afterEach(async () => {
     await socket?.stop();
   });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  it('after a reconnection Slack refuses (the client gives up), says so in readiness and connects again once Slack takes it', async () => {
+  /** The chat in Socket Mode against a fake Slack and a fake WebSocket endpoint, connected. */
+  async function connectedChat(lines: Array<Record<string, unknown>>) {
     fake = await startFakeSlack();
     socket = await startFakeSocketMode();
     fake.socketUrl = socket.url;
     store = await openStateStore('memory://');
-    const lines: Array<Record<string, unknown>> = [];
     const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
     const chat = await createSlackChat(socketConfig(fake), {
       store,
       logger,
       history: createHistory({ store, windowMs: 7 * 86_400_000 }),
       remediator: evidencePlanRemediator(),
-      tuning: {
-        webApiRetries: 0,
-        startWaitMs: 1000,
-        socketCheckMs: 50,
-        socketGraceMs: 300,
-        socketRetryStepMs: 200,
-      },
+      tuning: { webApiRetries: 0, startWaitMs: 1000, socketGraceMs: 300, socketRetryStepMs: 200 },
     });
-    try {
-      await chat.start?.();
-      await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 5000 });
-      expect(chat.problems()).toEqual([]);
+    await chat.start?.();
+    await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 5000 });
+    expect(chat.problems()).toEqual([]);
+    return chat;
+  }
 
+  it('after a reconnection Slack refuses (the client gives up), says so in readiness and connects again once Slack takes it', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const chat = await connectedChat(lines);
+    try {
       // Slack asks for a reconnection, and refuses the next apps.connections.open.
-      fake.script('apps.connections.open', { error: 'invalid_auth' }, { error: 'invalid_auth' });
-      socket.disconnectAll();
+      fake!.script('apps.connections.open', { error: 'invalid_auth' }, { error: 'invalid_auth' });
+      socket!.disconnectAll();
       await vi.waitFor(
         () =>
           expect(chat.problems()).toEqual([
@@ -124,5 +124,22 @@ describe('Socket Mode connection kept up', () => {
     } finally {
       await chat.stop?.();
     }
+  }, 60_000);
+
+  it('never opens a second socket while the client`s own reconnection is slow, and opens none after stop', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const chat = await connectedChat(lines);
+    // The reconnection waits on a slow apps.connections.open, longer than readiness' grace.
+    fake!.script('apps.connections.open', { delayMs: 1500 });
+    socket!.disconnectAll();
+    await vi.waitFor(() => expect(chat.problems()).toHaveLength(1), { timeout: 5000, interval: 50 });
+    await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 15_000, interval: 50 });
+    await sleep(2000);
+    expect(socket!.open).toBe(1);
+    expect(socket!.opened).toBe(2);
+    expect(chat.problems()).toEqual([]);
+    await chat.stop?.();
+    await sleep(1000);
+    expect(socket!.open).toBe(0);
   }, 60_000);
 });
