@@ -672,6 +672,60 @@ describe('alert message', () => {
     expect(section).toContain(disable.call);
   });
 
+  it('never lets long principal steps push a warning out of the Revoke section', () => {
+    const removals = [...Array(6)].map((_, i) => ({
+      id: `r${i}`,
+      kind: 'remove-assignment' as const,
+      description: `Remove "Azure Arc Enabled Kubernetes Cluster User Role" at rg-arc-${i}`,
+      call: `DELETE https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}/providers/Microsoft.Authorization/roleAssignments/${i}?api-version=2022-04-01`,
+      target: `a${i}`,
+    }));
+    const user = [
+      {
+        id: 'du',
+        kind: 'disable-user' as const,
+        description: 'Disable the user account',
+        call: 'PATCH https://graph.microsoft.com/v1.0/users/u1 {"accountEnabled":false}',
+        target: 'u1',
+      },
+      {
+        id: 'rs',
+        kind: 'revoke-user-sessions' as const,
+        description: 'Revoke the sign-in sessions',
+        call: 'POST https://graph.microsoft.com/v1.0/users/u1/revokeSignInSessions',
+        target: 'u1',
+      },
+    ];
+    const steps = [...removals, ...user];
+    const alarm = 'POSSIBLE TAMPERING: the detection names someone else';
+    const m = buildAlertMessage(
+      view({
+        revoke: {
+          status: 'failed',
+          mode: 'live',
+          by: 'UALICE',
+          at: DETECTED_AT,
+          plan: { appId: ARC.appId, steps, stillHasAccessThrough: [], warnings: [alarm] },
+          result: {
+            mode: 'live',
+            ok: false,
+            steps: steps.map((st) => ({
+              stepId: st.id,
+              status: 'failed' as const,
+              detail: 'd'.repeat(300),
+              fix: 'f'.repeat(300),
+            })),
+          },
+        },
+      }),
+    );
+    expect(checkMessageLimits(m)).toEqual([]);
+    const section = m.blocks
+      .map((b) => (b.type === 'section' ? (b.text?.text ?? '') : ''))
+      .find((t) => t.includes('failed*, started by'))!;
+    expect(section).toContain(alarm);
+  });
+
   it('keeps hostile Undo and "Remove broad roles too" states within every Slack limit', () => {
     const hostile = `<!channel> <https://evil.example|click> *bold* \`tick\` & ${'y'.repeat(20_000)}`;
     const steps = [...Array(40)].map((_, i) => ({

@@ -310,28 +310,33 @@ function runText(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, size(300, k))}${why}`,
     );
   }
-  return fitLines(head, removals, [...principal, ...notes], size(2500, k));
+  return fitLines(head, removals, principal, notes, size(2500, k));
 }
 
 /**
- * `head`, as many of `lines` as fit whole, then as many of `notes` as fit whole, in at most `max`
- * characters. Whole lines and notes are left out rather than one cut in the middle (which could
- * leave a code span open), the first note excepted when it alone is too long. The notes keep up to
- * half of the room whatever the lines take, in their order.
+ * `head`, as many of `lines` as fit whole, the `kept` lines, then as many of `notes` as fit whole,
+ * in at most `max` characters. Whole lines and notes are left out rather than one cut in the
+ * middle (which could leave a code span open), the first note excepted when it alone is too long.
+ * The notes are fitted first, into up to half of the room, then the kept lines into what is left,
+ * then `lines`: a warning is never pushed out by steps.
  */
 export function fitLines(
   head: string,
   lines: readonly string[],
+  kept: readonly string[],
   notes: readonly string[],
   max: number,
 ): string {
-  const all = [head, ...lines, ...notes].join('\n');
+  const all = [head, ...lines, ...kept, ...notes].join('\n');
   if (all.length <= max) return all;
   const tail = wholeLines(notes, Math.floor(max / 2), true);
-  const room = max - (tail ? tail.length + 1 : 0);
+  let room = max - (tail ? tail.length + 1 : 0);
   const head1 = clip(head, room);
-  const body = wholeLines(lines, room - head1.length - 1, false);
-  return [head1, ...(body ? [body] : []), ...(tail ? [tail] : [])].join('\n');
+  room -= head1.length;
+  const keep = wholeLines(kept, room - 1, false);
+  room -= keep ? keep.length + 1 : 0;
+  const body = wholeLines(lines, room - 1, false);
+  return [head1, body, keep, tail].filter((part) => part !== '').join('\n');
 }
 
 /**
