@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { SourceFormat } from '../../src/core/detection.ts';
 import type { IdentityHistoryEntry } from '../../src/core/history.ts';
 import type { PairRecord } from '../../src/core/pair.ts';
-import type { PlannedStep, StepResult } from '../../src/core/remediation.ts';
+import type { PlannedStep, RemediationPlan, StepResult } from '../../src/core/remediation.ts';
 import type { RevokeRun, UndoRun } from '../../src/slack/alert-state.ts';
 import {
   type AlertView,
@@ -575,54 +575,76 @@ describe('alert message', () => {
     expect(m.blocks.length).toBeLessThanOrEqual(LIMITS.blocks);
   });
 
+  /** `n` planned removals of Arc role assignments, each in a resource group of its own. */
+  const removalSteps = (n: number): PlannedStep[] =>
+    [...Array(n)].map((_, i) => ({
+      id: `r${i}`,
+      kind: 'remove-assignment' as const,
+      description: `Remove the role assignment ${i} of Azure Arc Enabled Kubernetes Cluster User Role at rg-arc-${i}`,
+      call: `DELETE https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}/providers/Microsoft.Authorization/roleAssignments/${i}?api-version=2022-04-01`,
+      target: `a${i}`,
+    }));
+
+  /** The alert after a Revoke run of `steps` (each step's result from `result`), and its Revoke section. */
+  function revokeSection(run: {
+    status: 'failed' | 'done';
+    mode: 'live' | 'dry-run';
+    steps: PlannedStep[];
+    result: (step: PlannedStep) => StepResult;
+    warnings?: string[];
+    still?: RemediationPlan['stillHasAccessThrough'];
+  }) {
+    const m = buildAlertMessage(
+      view({
+        revoke: {
+          status: run.status,
+          mode: run.mode,
+          by: 'UALICE',
+          at: DETECTED_AT,
+          plan: {
+            appId: ARC.appId,
+            steps: run.steps,
+            stillHasAccessThrough: run.still ?? [],
+            warnings: run.warnings ?? [],
+          },
+          result: { mode: run.mode, ok: run.status === 'done', steps: run.steps.map(run.result) },
+        },
+      }),
+    );
+    expect(checkMessageLimits(m)).toEqual([]);
+    const marker =
+      run.mode === 'dry-run' ? '*Dry-run*' : run.status === 'failed' ? 'failed*, started by' : '';
+    const section = m.blocks
+      .map((b) => (b.type === 'section' ? (b.text?.text ?? '') : ''))
+      .find((t) => t.includes(marker))!;
+    return section;
+  }
+
   it('shows a failed Revoke`s warnings (a possible tampering) however long its steps, leaving out whole steps only', () => {
     const azure403 =
       "Azure answered 403 AuthorizationFailed: The client '3f6a…' with object id '3f6a…' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/delete' over scope '/subscriptions/…' or the scope is invalid. If access was recently granted, please refresh your credentials. ".repeat(
         2,
       );
-    const steps = [...Array(6)].map((_, i) => ({
-      id: `s${i}`,
-      kind: 'remove-assignment' as const,
-      description: `Remove the role assignment ${i} of Azure Arc Enabled Kubernetes Cluster User Role`,
-      call: `DELETE https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc/providers/Microsoft.Kubernetes/connectedClusters/arc-prod-01/providers/Microsoft.Authorization/roleAssignments/${i}?api-version=2022-04-01`,
-      target: `a${i}`,
-    }));
+    const steps = removalSteps(6);
     const alarm = 'POSSIBLE TAMPERING: the role assignment was created 2 minutes before the detection';
-    const m = buildAlertMessage(
-      view({
-        revoke: {
-          status: 'failed',
-          mode: 'live',
-          by: 'UALICE',
-          at: DETECTED_AT,
-          plan: {
-            appId: ARC.appId,
-            steps,
-            // Many assignments left: the warning still comes first, and notes are left out whole.
-            stillHasAccessThrough: [...Array(12)].map((_, i) => ({
-              assignmentId: `left-${i}`,
-              roleName: 'Azure Arc Kubernetes Cluster Admin',
-              scope: `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}/providers/Microsoft.Kubernetes/connectedClusters/arc-prod-${i}`,
-            })),
-            warnings: [alarm],
-          },
-          result: {
-            mode: 'live',
-            ok: false,
-            steps: steps.map((st) => ({
-              stepId: st.id,
-              status: 'failed' as const,
-              detail: azure403,
-              fix: 'Grant the bot’s identity Role Based Access Control Administrator on the cluster, then press Revoke again.',
-            })),
-          },
-        },
+    const section = revokeSection({
+      status: 'failed',
+      mode: 'live',
+      steps,
+      warnings: [alarm],
+      // Many assignments left: the warning still comes first, and notes are left out whole.
+      still: [...Array(12)].map((_, i) => ({
+        assignmentId: `left-${i}`,
+        roleName: 'Azure Arc Kubernetes Cluster Admin',
+        scope: `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}/providers/Microsoft.Kubernetes/connectedClusters/arc-prod-${i}`,
+      })),
+      result: (st) => ({
+        stepId: st.id,
+        status: 'failed',
+        detail: azure403,
+        fix: 'Grant the bot’s identity Role Based Access Control Administrator on the cluster, then press Revoke again.',
       }),
-    );
-    expect(checkMessageLimits(m)).toEqual([]);
-    const section = m.blocks
-      .map((b) => (b.type === 'section' ? (b.text?.text ?? '') : ''))
-      .find((t) => t.includes('failed*, started by'))!;
+    });
     expect(section).toContain(alarm);
     expect(section).toMatch(/… \d more not shown here/);
     expect(section.indexOf(alarm)).toBeLessThan(section.indexOf('Still has access through'));
@@ -633,96 +655,48 @@ describe('alert message', () => {
   });
 
   it('keeps the step that disables the principal in sight when the removals before it do not all fit (dry-run)', () => {
-    const removals = [...Array(9)].map((_, i) => ({
-      id: `r${i}`,
-      kind: 'remove-assignment' as const,
-      description: `Remove "Azure Arc Enabled Kubernetes Cluster User Role" at /subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}`,
-      call: `DELETE https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}/providers/Microsoft.Authorization/roleAssignments/${i}?api-version=2022-04-01`,
-      target: `a${i}`,
-    }));
-    const disable = {
+    const disable: PlannedStep = {
       id: 'sp',
-      kind: 'disable-service-principal' as const,
+      kind: 'disable-service-principal',
       description: 'Disable the service principal',
       call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38 {"accountEnabled":false}',
       target: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
     };
-    const steps = [...removals, disable];
-    const m = buildAlertMessage(
-      view({
-        revoke: {
-          status: 'done',
-          mode: 'dry-run',
-          by: 'UALICE',
-          at: DETECTED_AT,
-          plan: { appId: ARC.appId, steps, stillHasAccessThrough: [], warnings: [] },
-          result: {
-            mode: 'dry-run',
-            ok: true,
-            steps: steps.map((st) => ({ stepId: st.id, status: 'would-do' as const, detail: 'would do' })),
-          },
-        },
-      }),
-    );
-    expect(checkMessageLimits(m)).toEqual([]);
-    const section = m.blocks
-      .map((b) => (b.type === 'section' ? (b.text?.text ?? '') : ''))
-      .find((t) => t.includes('*Dry-run*'))!;
+    const section = revokeSection({
+      status: 'done',
+      mode: 'dry-run',
+      steps: [...removalSteps(9), disable],
+      result: (st) => ({ stepId: st.id, status: 'would-do', detail: 'would do' }),
+    });
     expect(section).toMatch(/… \d more not shown here\n.*Disable the service principal/);
     expect(section).toContain(disable.call);
   });
 
   it('never lets long principal steps push a warning out of the Revoke section', () => {
-    const removals = [...Array(6)].map((_, i) => ({
-      id: `r${i}`,
-      kind: 'remove-assignment' as const,
-      description: `Remove "Azure Arc Enabled Kubernetes Cluster User Role" at rg-arc-${i}`,
-      call: `DELETE https://management.azure.com/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}/providers/Microsoft.Authorization/roleAssignments/${i}?api-version=2022-04-01`,
-      target: `a${i}`,
-    }));
-    const user = [
+    const user: PlannedStep[] = [
       {
         id: 'du',
-        kind: 'disable-user' as const,
+        kind: 'disable-user',
         description: 'Disable the user account',
         call: 'PATCH https://graph.microsoft.com/v1.0/users/u1 {"accountEnabled":false}',
         target: 'u1',
       },
       {
         id: 'rs',
-        kind: 'revoke-user-sessions' as const,
+        kind: 'revoke-user-sessions',
         description: 'Revoke the sign-in sessions',
         call: 'POST https://graph.microsoft.com/v1.0/users/u1/revokeSignInSessions',
         target: 'u1',
       },
     ];
-    const steps = [...removals, ...user];
     const alarm = 'POSSIBLE TAMPERING: the detection names someone else';
-    const m = buildAlertMessage(
-      view({
-        revoke: {
-          status: 'failed',
-          mode: 'live',
-          by: 'UALICE',
-          at: DETECTED_AT,
-          plan: { appId: ARC.appId, steps, stillHasAccessThrough: [], warnings: [alarm] },
-          result: {
-            mode: 'live',
-            ok: false,
-            steps: steps.map((st) => ({
-              stepId: st.id,
-              status: 'failed' as const,
-              detail: 'd'.repeat(300),
-              fix: 'f'.repeat(300),
-            })),
-          },
-        },
-      }),
-    );
-    expect(checkMessageLimits(m)).toEqual([]);
-    const section = m.blocks
-      .map((b) => (b.type === 'section' ? (b.text?.text ?? '') : ''))
-      .find((t) => t.includes('failed*, started by'))!;
+    const section = revokeSection({
+      status: 'failed',
+      mode: 'live',
+      steps: [...removalSteps(6), ...user],
+      warnings: [alarm],
+      result: (st) => ({ stepId: st.id, status: 'failed', detail: 'd'.repeat(300), fix: 'f'.repeat(300) }),
+    });
     expect(section).toContain(alarm);
   });
 
