@@ -208,6 +208,13 @@ export function callerPrincipal(
           alarm: `${TAMPERING}: the detection's object id ${read.id} is the user ${read.upn}, not ${upn} as the detection says: neither is acted on`,
         };
       }
+      // A user is disabled only when two names agree: an object id alone, which anyone who can
+      // send a detection could set to any account's, never picks whom Revoke disables.
+      if (read.kind === 'user' && !upn) {
+        return {
+          warning: `the detection names the user ${read.id}${read.upn ? ` (${read.upn} in Microsoft Graph)` : ''} by object id only, with no UPN to confirm it${nothing}; check the sign-in logs, and disable the account by hand if it made the call`,
+        };
+      }
       return { id: read.id, kind: read.kind };
     }
     case 'absent':

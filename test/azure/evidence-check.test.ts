@@ -374,6 +374,18 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
     expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: true, revokedSessions: 0 });
   });
 
+  it("a user named by object id only (no UPN to confirm it) is not touched: the warning names Graph's user", async () => {
+    const { fake, remediator } = await setup('live');
+    fake.user({ id: CEO, userPrincipalName: 'ceo@contoso.example', displayName: 'The CEO' });
+    const plan = await remediator.plan(otherObjectId(CEO, { principalType: 'User', user: {} }));
+    expect(plan.steps).toEqual([]);
+    expect(plan.warnings).toContain(
+      `the detection names the user ${CEO} (ceo@contoso.example in Microsoft Graph) by object id only, with no UPN to confirm it: the plan acts on no principal; check the sign-in logs, and disable the account by hand if it made the call`,
+    );
+    await remediator.execute(plan);
+    expect(fake.users.get(CEO)).toMatchObject({ accountEnabled: true, revokedSessions: 0 });
+  });
+
   it('a user whose object id and UPN agree is disabled, and the dialog names both', async () => {
     const { fake, remediator } = await setup('live');
     fake.user({ id: USER_ID, userPrincipalName: 'intern@contoso.example', displayName: 'Intern' });

@@ -616,7 +616,11 @@ describe('Azure remediator: execute', () => {
   it('names the user permissions when Graph refuses', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     fake.user({ id: USER_ID, userPrincipalName: 'mallory@contoso.example', displayName: 'Mallory' });
-    const d = spDetection(CLUSTER_ID, { principalId: USER_ID, principalType: 'User' });
+    const d = spDetection(CLUSTER_ID, {
+      principalId: USER_ID,
+      principalType: 'User',
+      user: { upn: 'mallory@contoso.example' },
+    });
     d.evidence = {};
     const plan = await remediator.plan(d);
     fake.deny('graph', 'PATCH', USER_ID).deny('graph', 'POST', 'revokeSignInSessions');
