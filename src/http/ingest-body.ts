@@ -183,7 +183,33 @@ function parseJsonBody(buf: Buffer): IngestDocument[] {
  * is, so one bad line does not spoil the others.
  */
 function parseNdjsonBody(buf: Buffer): IngestDocument[] {
+  // A bad line's error is cheap: no stack trace, and its column is looked for only in the first
+  // few (a body of a million bad lines must not hold the event loop for seconds).
+  const stackLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return ndjsonDocuments(buf);
+  } finally {
+    Error.stackTraceLimit = stackLimit;
+  }
+}
+
+/** Most events evaluated from one request; more is a degenerate body (e.g. `[0,0,0,…]`). */
+export const MAX_EVENTS_PER_REQUEST = 100_000;
+
+export const tooManyEvents = (): HttpError =>
+  new HttpError(
+    413,
+    'payload_too_large',
+    `the body holds more than ${MAX_EVENTS_PER_REQUEST} events: split it into smaller requests`,
+  );
+
+/** Bad lines whose column is looked for; later ones are reported by line only. */
+const LOCATED_ERRORS = 100;
+
+function ndjsonDocuments(buf: Buffer): IngestDocument[] {
   const docs: IngestDocument[] = [];
+  let bad = 0;
   let parsedAny = false;
   let firstError: string | undefined;
   let firstPosition: { line: number; column?: number } | undefined;
@@ -191,6 +217,8 @@ function parseNdjsonBody(buf: Buffer): IngestDocument[] {
   // A byte order mark before the first line.
   let start = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
   for (let line = 1; start <= buf.length; line++) {
+    // Each line is at least one event or one error: past the limit, the rest is not read.
+    if (docs.length > MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
     let end = buf.indexOf(0x0a, start);
     if (end === -1) end = buf.length;
     const from = start;
@@ -210,7 +238,8 @@ function parseNdjsonBody(buf: Buffer): IngestDocument[] {
     } catch (err) {
       // Blank lines are skipped; checked only here, off the common path.
       if (text.trim() === '') continue;
-      const { message, column } = lineJsonError(errorMessage(err), text);
+      const { message, column } =
+        ++bad <= LOCATED_ERRORS ? lineJsonError(errorMessage(err), text) : { message: errorMessage(err) };
       const error = `line ${line}${column === undefined ? '' : ` column ${column}`} is not valid JSON: ${message}`;
       firstError ??= error;
       firstPosition ??= column === undefined ? { line } : { line, column };

@@ -10,7 +10,16 @@ import { isStoreDown } from '../store/store-error.ts';
 import { createEvaluationBatcher, DeadlineError } from './evaluation-batcher.ts';
 import { HttpError, sendJson } from './http-error.ts';
 import { createIngestAuth } from './ingest-auth.ts';
-import { bodyKind, type IngestDocument, parseIngestBody } from './ingest-body.ts';
+import {
+  bodyKind,
+  type IngestDocument,
+  MAX_EVENTS_PER_REQUEST,
+  parseIngestBody,
+  tooManyEvents,
+} from './ingest-body.ts';
+
+export { MAX_EVENTS_PER_REQUEST };
+
 import type { Limiter } from './limiter.ts';
 import { bodyEncoding, readBody } from './read-body.ts';
 
@@ -34,8 +43,6 @@ export interface IngestSummary {
   rejected: RejectedEvent[];
 }
 
-/** Most events evaluated from one request; more is a degenerate body (e.g. `[0,0,0,…]`). */
-export const MAX_EVENTS_PER_REQUEST = 100_000;
 const MAX_REASON = 500;
 const ACCEPTED: ReadonlySet<Outcome> = new Set(['alerted', 'known', 'allowlisted']);
 
@@ -94,12 +101,6 @@ function expand(docs: IngestDocument[]): Expanded {
   const lines: number[] | undefined = ndjson ? [] : undefined;
   let slots: number[] | undefined;
   let size = 0;
-  const tooMany = () =>
-    new HttpError(
-      413,
-      'payload_too_large',
-      `the body holds more than ${MAX_EVENTS_PER_REQUEST} events: split it into smaller requests`,
-    );
   for (const doc of docs) {
     if (doc.error !== undefined) {
       // From the first error on, events and slots no longer line up.
@@ -119,7 +120,7 @@ function expand(docs: IngestDocument[]): Expanded {
         size++;
       }
     }
-    if (size > MAX_EVENTS_PER_REQUEST) throw tooMany();
+    if (size > MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
   }
   return {
     events,

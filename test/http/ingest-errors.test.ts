@@ -184,12 +184,31 @@ describe('POST /ingest: refused bodies', () => {
     expect(compress.body.error).toMatch(/Content-Encoding "compress"/);
   });
 
+  it('reports every bad NDJSON line, the first hundred with their column, the rest by line', async () => {
+    const body = `${'{\n'.repeat(150)}${JSON.stringify(arcRecord({ appId: freshAppId() }))}\n`;
+    const res = await postIngest<{
+      counts: { alerted: number; invalid: number };
+      rejected: Array<{ reason: string }>;
+    }>(t.url, body, { contentType: 'application/x-ndjson' });
+    expect(res.status).toBe(200);
+    expect(res.body.counts).toMatchObject({ alerted: 1, invalid: 150 });
+    expect(res.body.rejected[0]!.reason).toMatch(/^line 1 column 2 is not valid JSON: /);
+    expect(res.body.rejected[99]!.reason).toMatch(/^line 100 column 2 is not valid JSON: /);
+    expect(res.body.rejected[100]!.reason).toMatch(/^line 101 is not valid JSON: /);
+  });
+
   it('413 for a body that holds an absurd number of events', async () => {
     const app = await startTestApp({ env: { INGEST_MAX_BYTES: String(2 * 1024 * 1024) } });
     try {
       const res = await postIngest<ErrorBody>(app.url, `[${new Array(100_001).fill('0').join(',')}]`);
       expect(res.status).toBe(413);
       expect(res.body.error).toMatch(/more than 100000 events/);
+      // NDJSON of bad lines: refused as soon as the count is passed, not after every line is read.
+      const lines = await postIngest<ErrorBody>(app.url, '{\n'.repeat(150_000), {
+        contentType: 'application/x-ndjson',
+      });
+      expect(lines.status).toBe(413);
+      expect(lines.body.error).toMatch(/more than 100000 events/);
     } finally {
       await app.close();
     }
