@@ -76,8 +76,17 @@ export function createBoltApp(
     ? new SocketModeReceiver({
         appToken: settings.appToken,
         logger: log,
-        // The client that opens the WebSocket (apps.connections.open) calls the same API base.
-        installerOptions: { clientOptions: { slackApiUrl: settings.apiUrl } },
+        // The client that opens the WebSocket (apps.connections.open) calls the same API base,
+        // with a timeout and a few quick retries: its defaults (no timeout, 100 retries with
+        // waits that grow without bound) would leave the socket down for minutes after Slack is
+        // back. A start that fails is started again by the supervisor (`superviseSocket`).
+        installerOptions: {
+          clientOptions: {
+            slackApiUrl: settings.apiUrl,
+            timeout: 15_000,
+            retryConfig: { retries: 2, factor: 2, minTimeout: 1000, maxTimeout: 5000 },
+          },
+        },
       })
     : new HTTPReceiver({
         signingSecret: settings.signingSecret,

@@ -1,7 +1,17 @@
 /** The part of Bolt's Socket Mode client (`@slack/socket-mode`) the supervisor watches. */
 export interface SocketClient {
   on(event: string, listener: (...args: unknown[]) => void): unknown;
+  emit(event: string, ...args: unknown[]): unknown;
   start(): Promise<unknown>;
+}
+
+/** The client's own state its reconnection delay reads and writes. */
+interface ClientInternals {
+  delayReconnectAttempt?: (cb: () => Promise<unknown>) => Promise<unknown>;
+  numOfConsecutiveReconnectionFailures?: number;
+  clientPingTimeoutMS?: number;
+  reconnectionTimer?: NodeJS.Timeout | undefined;
+  shuttingDown?: boolean;
 }
 
 export interface SocketSupervisorOptions {
@@ -91,6 +101,31 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
     down();
     schedule();
   };
+
+  // The client's delay before a new attempt runs the attempt, but a failure of it is lost: the
+  // promise the caller awaits never settles. When the caller is the client's retry of
+  // apps.connections.open (after `ratelimited`, say), the start that waits on it then hangs for
+  // good, and nothing starts the client again. The same delay, capped at a minute, whose promise
+  // fails with the attempt: the start fails, and the wrapper below sees it.
+  const internals = client as unknown as ClientInternals;
+  if (typeof internals.delayReconnectAttempt === 'function') {
+    internals.delayReconnectAttempt = (cb) => {
+      const n = (internals.numOfConsecutiveReconnectionFailures ?? 0) + 1;
+      internals.numOfConsecutiveReconnectionFailures = n;
+      const ms = Math.min(MAX_RETRY_MS, (internals.clientPingTimeoutMS ?? 5000) * n);
+      return new Promise((resolve, reject) => {
+        internals.reconnectionTimer = setTimeout(() => {
+          internals.reconnectionTimer = undefined;
+          if (internals.shuttingDown) {
+            resolve(undefined);
+            return;
+          }
+          client.emit('reconnecting');
+          cb.call(client).then(resolve, reject);
+        }, ms);
+      });
+    };
+  }
 
   const bolts = client.start;
   let first = true;

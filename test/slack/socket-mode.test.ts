@@ -126,6 +126,30 @@ describe('Socket Mode connection kept up', () => {
     }
   }, 60_000);
 
+  it('connects again after Slack asks it to wait (ratelimited), then refuses once: the client`s own retry failing is seen too', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const chat = await connectedChat(lines);
+    try {
+      fake!.script('apps.connections.open', { error: 'ratelimited' }, { error: 'invalid_auth' });
+      socket!.disconnectAll();
+      await vi.waitFor(
+        () =>
+          expect(lines.some((l) => String(l.msg).startsWith('Slack Socket Mode cannot reconnect'))).toBe(
+            true,
+          ),
+        {
+          timeout: 30_000,
+          interval: 100,
+        },
+      );
+      await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 10_000, interval: 50 });
+      await vi.waitFor(() => expect(chat.problems()).toEqual([]), { timeout: 5000 });
+      expect(fake!.callsOf('apps.connections.open')).toHaveLength(4);
+    } finally {
+      await chat.stop?.();
+    }
+  }, 60_000);
+
   it('never opens a second socket while the client`s own reconnection is slow, and opens none after stop', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const chat = await connectedChat(lines);
