@@ -55,6 +55,8 @@ export interface SlackTuning {
    */
   socketGraceMs?: number;
   socketRetryStepMs?: number;
+  /** Socket Mode: how long an opened socket may wait for Slack's `hello` (30 s). */
+  socketHelloMs?: number;
   /**
    * How long after an audit line's post got no clear answer its thread is first searched for it
    * (default 2 minutes: Slack has surely finished with the post by then).
@@ -222,6 +224,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
           logger,
           ...(tuning.socketGraceMs === undefined ? {} : { graceMs: tuning.socketGraceMs }),
           ...(tuning.socketRetryStepMs === undefined ? {} : { retryStepMs: tuning.socketRetryStepMs }),
+          ...(tuning.socketHelloMs === undefined ? {} : { helloMs: tuning.socketHelloMs }),
         });
         supervisor = watch;
         socketStart = app.start().then(

@@ -23,6 +23,8 @@ export interface SocketSupervisorOptions {
   graceMs?: number;
   /** The wait after the n-th failure in a row is n times this (default 10 s), at most a minute. */
   retryStepMs?: number;
+  /** How long a socket being opened may wait for Slack's `hello` before it is closed (default 30 s). */
+  helloMs?: number;
   now?: () => number;
 }
 
@@ -65,11 +67,33 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+  const helloMs = opts.helloMs ?? 30_000;
+  let helloTimer: NodeJS.Timeout | undefined;
+  const clearHello = () => {
+    clearTimeout(helloTimer);
+    helloTimer = undefined;
+  };
+  // A socket that opens but never gets Slack's `hello` would wait for it for good: the client has
+  // no limit there. It is closed, and the client's reconnection takes over.
+  client.on('connecting', () => {
+    clearHello();
+    helloTimer = setTimeout(() => {
+      helloTimer = undefined;
+      if (connected || stopped) return;
+      logger.error(
+        { helloMs },
+        `Slack Socket Mode: no hello within ${helloMs / 1000} s of opening the connection; reconnecting`,
+      );
+      (client as unknown as { websocket?: { disconnect(): void } }).websocket?.disconnect();
+    }, helloMs);
+    helloTimer.unref();
+  });
 
   client.on('connected', () => {
     if (lastError !== undefined || (downSince !== undefined && now() - downSince >= graceMs)) {
       logger.info({}, 'Slack Socket Mode connected again: receiving clicks and commands');
     }
+    clearHello();
     connected = true;
     downSince = undefined;
     lastError = undefined;
@@ -161,6 +185,7 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
     },
     stop() {
       stopped = true;
+      clearHello();
       clearTimeout(retryTimer);
       retryTimer = undefined;
     },

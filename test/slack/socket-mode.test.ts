@@ -90,7 +90,13 @@ describe('Socket Mode connection kept up', () => {
       logger,
       history: createHistory({ store, windowMs: 7 * 86_400_000 }),
       remediator: evidencePlanRemediator(),
-      tuning: { webApiRetries: 0, startWaitMs: 1000, socketGraceMs: 300, socketRetryStepMs: 200 },
+      tuning: {
+        webApiRetries: 0,
+        startWaitMs: 1000,
+        socketGraceMs: 300,
+        socketRetryStepMs: 200,
+        socketHelloMs: 500,
+      },
     });
     await chat.start?.();
     await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 5000 });
@@ -145,6 +151,27 @@ describe('Socket Mode connection kept up', () => {
       await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 10_000, interval: 50 });
       await vi.waitFor(() => expect(chat.problems()).toEqual([]), { timeout: 5000 });
       expect(fake!.callsOf('apps.connections.open')).toHaveLength(4);
+    } finally {
+      await chat.stop?.();
+    }
+  }, 60_000);
+
+  it('closes a socket Slack opens but never greets (no hello), and connects again', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const chat = await connectedChat(lines);
+    try {
+      socket!.silent = true;
+      socket!.disconnectAll();
+      await vi.waitFor(
+        () => expect(lines.some((l) => String(l.msg).includes('no hello within 0.5 s'))).toBe(true),
+        {
+          timeout: 15_000,
+          interval: 50,
+        },
+      );
+      socket!.silent = false;
+      await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 20_000, interval: 50 });
+      await vi.waitFor(() => expect(chat.problems()).toEqual([]), { timeout: 5000 });
     } finally {
       await chat.stop?.();
     }

@@ -37,6 +37,8 @@ export class FakeSocketMode {
   readonly received: Array<Record<string, unknown>> = [];
   /** Connections opened so far. */
   opened = 0;
+  /** While set, a new connection is never greeted with `hello` (a Slack that hangs). */
+  silent = false;
 
   get url(): string {
     return `ws://127.0.0.1:${(this.#server.address() as AddressInfo).port}/link`;
@@ -106,6 +108,7 @@ export class FakeSocketMode {
         }
       }
     });
+    if (this.silent) return;
     socket.write(
       frame(
         1,
