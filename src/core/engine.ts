@@ -26,6 +26,19 @@ export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
  */
 export const olderThanWindow = (atMs: number, windowMs: number, nowMs: number): boolean =>
   atMs + windowMs <= nowMs;
+
+/**
+ * Why an alert fired, as every message of it says: Elastic judged the pair new though this
+ * history saw it within the window (`seen-here`), an event from longer ago than the window that
+ * cannot be told new (`older-than-window`), or the first use of the IP by the identity in the window.
+ */
+export function alertCause(alert: AlertRecord): 'seen-here' | 'older-than-window' | 'first-use' {
+  if (alert.seenHereAt !== undefined) return 'seen-here';
+  const at = Date.parse(alert.detection.eventTime);
+  return Number.isFinite(at) && olderThanWindow(at, alert.windowMs, alert.detectedAt)
+    ? 'older-than-window'
+    : 'first-use';
+}
 /** How long a delivered event id is remembered, at least: retries come within minutes to hours. */
 const MIN_DEDUP_TTL_MS = 24 * 3600 * 1000;
 /**

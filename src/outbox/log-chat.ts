@@ -1,6 +1,6 @@
 import type { AlertRecord } from '../core/alert.ts';
 import { formatDuration } from '../core/duration.ts';
-import { olderThanWindow } from '../core/engine.ts';
+import { alertCause } from '../core/engine.ts';
 import type { ChatAdapter } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 
@@ -34,11 +34,11 @@ function summary(alert: AlertRecord) {
 function headline(alert: AlertRecord): string {
   const { appId, sourceIp } = alert.detection;
   const window = formatDuration(alert.windowMs);
-  if (alert.seenHereAt !== undefined) {
-    return `ALERT ${appId} from ${sourceIp}: Elastic judged the IP new for this identity, but this service saw the pair within ${window} (last ${new Date(alert.seenHereAt).toISOString()})`;
+  const cause = alertCause(alert);
+  if (cause === 'seen-here') {
+    return `ALERT ${appId} from ${sourceIp}: Elastic judged the IP new for this identity, but this service saw the pair within ${window} (last ${new Date(alert.seenHereAt!).toISOString()})`;
   }
-  const at = Date.parse(alert.detection.eventTime);
-  if (Number.isFinite(at) && olderThanWindow(at, alert.windowMs, alert.detectedAt)) {
+  if (cause === 'older-than-window') {
     return `ALERT ${appId} from ${sourceIp}: an event from longer ago than ${window}, so whether the IP was new then cannot be told`;
   }
   return `ALERT ${appId} used ${sourceIp} for the first time in ${window}`;

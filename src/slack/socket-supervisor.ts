@@ -5,8 +5,9 @@ export interface SocketClient {
   start(): Promise<unknown>;
 }
 
-/** The client's own state its reconnection delay reads and writes. */
+/** The client's own state the supervisor reads and writes: its socket and its reconnection delay. */
 interface ClientInternals {
+  websocket?: { disconnect(): void };
   delayReconnectAttempt?: (cb: () => Promise<unknown>) => Promise<unknown>;
   numOfConsecutiveReconnectionFailures?: number;
   clientPingTimeoutMS?: number;
@@ -56,6 +57,7 @@ const MAX_RETRY_MS = 60_000;
  */
 export function superviseSocket(client: SocketClient, opts: SocketSupervisorOptions): SocketSupervisor {
   const { logger } = opts;
+  const internals = client as unknown as ClientInternals;
   const now = opts.now ?? Date.now;
   const graceMs = opts.graceMs ?? 30_000;
   const stepMs = opts.retryStepMs ?? 10_000;
@@ -84,7 +86,7 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
         { helloMs },
         `Slack Socket Mode: no hello within ${helloMs / 1000} s of opening the connection; reconnecting`,
       );
-      (client as unknown as { websocket?: { disconnect(): void } }).websocket?.disconnect();
+      internals.websocket?.disconnect();
     }, helloMs);
     helloTimer.unref();
   });
@@ -131,7 +133,6 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
   // apps.connections.open (after `ratelimited`, say), the start that waits on it then hangs for
   // good, and nothing starts the client again. The same delay, capped at a minute, whose promise
   // fails with the attempt: the start fails, and the wrapper below sees it.
-  const internals = client as unknown as ClientInternals;
   if (typeof internals.delayReconnectAttempt === 'function') {
     internals.delayReconnectAttempt = (cb) => {
       const n = (internals.numOfConsecutiveReconnectionFailures ?? 0) + 1;

@@ -163,28 +163,21 @@ describe('Slack request verification', () => {
       const res = await h.send(raw);
       return { res, ms: performance.now() - started };
     };
-    const click = await timed(
-      payloadBody(
-        buttonClick({
-          actionId: 'arc_some_retired_button',
-          value: sampleAlert().id,
-          user: RESPONDER,
-          responseUrl: h.fake.responseUrl(),
-        }),
-      ),
-    );
+    const press = (actionId: string) =>
+      timed(
+        payloadBody(
+          buttonClick({
+            actionId,
+            value: sampleAlert().id,
+            user: RESPONDER,
+            responseUrl: h.fake.responseUrl(),
+          }),
+        ),
+      );
+    const click = await press('arc_some_retired_button');
     expect(click.res.status).toBe(200);
     // Only Remove allowlist's buttons are numbered: a numbered Revoke is no Revoke.
-    const numbered = await timed(
-      payloadBody(
-        buttonClick({
-          actionId: `${ACTION_IDS.revoke}:3`,
-          value: sampleAlert().id,
-          user: RESPONDER,
-          responseUrl: h.fake.responseUrl(),
-        }),
-      ),
-    );
+    const numbered = await press(`${ACTION_IDS.revoke}:3`);
     expect(numbered.res.status).toBe(200);
     const view = await timed(
       payloadBody(

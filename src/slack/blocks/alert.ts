@@ -3,7 +3,7 @@ import type { AlertRecord } from '../../core/alert.ts';
 import { isGroup } from '../../core/azure-ids.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
-import { FUTURE_TOLERANCE_MS, olderThanWindow } from '../../core/engine.ts';
+import { alertCause, FUTURE_TOLERANCE_MS } from '../../core/engine.ts';
 import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
 import { TAMPERING } from '../../core/remediation-plan.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
@@ -106,11 +106,11 @@ export function whyText(alert: AlertRecord, k = 1): string {
   const others = alert.otherIps;
   const window = formatDuration(alert.windowMs);
   const otherText = `${alert.otherIpsEstimated ? 'about ' : ''}${others} other IP${others === 1 ? '' : 's'} seen`;
-  const eventAt = parseTime(alert.detection.eventTime);
+  const cause = alertCause(alert);
   let why =
-    alert.seenHereAt !== undefined
-      ? `Elastic judged this IP new for this identity, but this service saw the pair within ${window} (last ${slackDate(alert.seenHereAt)}); ${otherText}`
-      : eventAt !== undefined && olderThanWindow(eventAt, alert.windowMs, alert.detectedAt)
+    cause === 'seen-here'
+      ? `Elastic judged this IP new for this identity, but this service saw the pair within ${window} (last ${slackDate(alert.seenHereAt!)}); ${otherText}`
+      : cause === 'older-than-window'
         ? `an event from longer ago than ${window} (a late delivery or a replay). No history that old is kept, so whether the IP was new then cannot be told: such events alert once per pair, and are not stored; ${otherText} in the last ${window}`
         : `first use of this IP by this identity in ${window}; ${otherText}`;
   if (alert.reason === 'elastic-alert') {
