@@ -173,6 +173,7 @@ export async function createApp(options: AppOptions): Promise<App> {
             ...(options.now ? { now: options.now } : {}),
           })
         : createLogChat(logger));
+    metrics.setChatProblemsSource(() => chat.problems().length);
     const outbox = createStoreOutbox(
       { store, sink: chat.sink, logger, metrics, ...(options.now ? { now: options.now } : {}) },
       options.outbox,

@@ -20,6 +20,8 @@ export interface Metrics {
   readonly chatApiFailures: Counter<'reason'>;
   /** Sets where the outbox depth gauge reads from (called once by the outbox). */
   setOutboxDepthSource(read: () => number): void;
+  /** Sets where the chat problems gauge reads from (called once by the app). */
+  setChatProblemsSource(read: () => number): void;
 }
 
 /** Creates the metrics of one app instance, default process metrics included. */
@@ -34,6 +36,20 @@ export function createMetrics(): Metrics {
     registers: [registry],
     collect() {
       this.set(depthSource());
+    },
+  });
+
+  let chatProblemsSource: () => number = () => 0;
+  new Gauge({
+    name: 'arc_chat_problems',
+    help: 'Problems that stop chat delivery until a person acts (Slack refusing the bot, Socket Mode down); 0 when none',
+    registers: [registry],
+    collect() {
+      try {
+        this.set(chatProblemsSource());
+      } catch {
+        this.set(1);
+      }
     },
   });
 
@@ -78,6 +94,9 @@ export function createMetrics(): Metrics {
     }),
     setOutboxDepthSource(read) {
       depthSource = read;
+    },
+    setChatProblemsSource(read) {
+      chatProblemsSource = read;
     },
   };
 }

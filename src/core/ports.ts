@@ -136,11 +136,14 @@ export interface ChatAdapter {
     req: import('node:http').IncomingMessage,
     res: import('node:http').ServerResponse,
   ) => void | Promise<void>;
-  /** Problems that retrying cannot fix (e.g. `channel_not_found`), with the fix; shown by `/readyz`. */
+  /**
+   * Problems that stop chat delivery until a person acts (e.g. `channel_not_found`), with the fix:
+   * `/readyz` warnings (ingest goes on, the outbox keeps the alerts) and the `arc_chat_problems` gauge.
+   */
   problems(): string[];
   /**
    * What an operator should know that does not stop delivery as a whole (an alert the chat
-   * refuses): shown by `/readyz` without failing it.
+   * refuses): `/readyz` warnings too.
    */
   warnings?(): string[];
   start?(): Promise<void>;

@@ -70,6 +70,12 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     sendJson(res, 200, { status: 'ok', uptimeSeconds: Math.round(process.uptime()) });
   };
 
+  /**
+   * Ready means that ingest can take detections: the store answers and the service is not
+   * stopping. What only delays chat delivery (Slack refusing the bot, Socket Mode down, a full
+   * outbox: ingest then answers 503 itself) is listed under `warnings` and leaves it ready, so that
+   * a readiness probe never takes every replica out of rotation over a Slack problem.
+   */
   const readyz: Handler = async (_req, res) => {
     const problems: string[] = [];
     if (deps.isStopping()) problems.push('the service is shutting down');
@@ -80,19 +86,19 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
         `the ${store.kind} store is not reachable: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
+    const warnings: string[] = [];
     try {
-      problems.push(...chat.problems());
+      warnings.push(...chat.problems());
     } catch (err) {
-      problems.push(`the ${chat.name} chat could not report its state: ${String(err)}`);
+      warnings.push(`the ${chat.name} chat could not report its state: ${String(err)}`);
     }
     if (outbox.isFull()) {
-      problems.push(
+      warnings.push(
         `the outbox holds ${outbox.pendingAlerts()} undelivered alerts (limit ${outbox.maxPending}): chat delivery is failing or behind (Slack takes about one post per second per channel); ingest answers 503 until it drains`,
       );
     }
-    let warnings: string[] = [];
     try {
-      warnings = chat.warnings?.() ?? [];
+      warnings.push(...(chat.warnings?.() ?? []));
     } catch {
       // Warnings are advice: a chat that cannot give them changes nothing.
     }

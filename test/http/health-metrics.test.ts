@@ -54,6 +54,7 @@ describe('GET /healthz, /readyz, /metrics', () => {
     expect(text).toMatch(/arc_ingest_duration_seconds_count\{status="200"\} 1/);
     expect(text).toMatch(/arc_ingest_requests_total\{status="200"\} 1/);
     expect(text).toMatch(/^arc_outbox_depth \d+$/m);
+    expect(text).toMatch(/^arc_chat_problems 0$/m);
     expect(text).toContain('# TYPE arc_chat_delivery_failures_total counter');
     expect(text).toContain('arc_process_cpu_user_seconds_total');
   });
@@ -94,27 +95,27 @@ describe('GET /readyz with chat warnings', () => {
 });
 
 describe('GET /readyz when not ready', () => {
-  it('503 with every reason: chat problems and an unreachable store', async () => {
+  it('stays ready (200) while the chat has a problem, lists it and counts it; 503 once the store is gone', async () => {
     const logChat = createLogChat(createLogger({ level: 'silent' }));
-    const chat: ChatAdapter = {
-      ...logChat,
-      name: 'test-chat',
-      problems: () => ['channel_not_found: invite the bot to C0TEST (/invite @arc-responder)'],
-    };
+    const problem = 'channel_not_found: invite the bot to C0TEST (/invite @arc-responder)';
+    const chat: ChatAdapter = { ...logChat, name: 'test-chat', problems: () => [problem] };
     const t = await startTestApp({ chat });
     try {
-      const res = await answer<{ error: string; problems: string[] }>(await fetch(`${t.url}/readyz`));
-      expect(res.status).toBe(503);
-      expect(res.body.problems).toEqual([
-        'channel_not_found: invite the bot to C0TEST (/invite @arc-responder)',
-      ]);
-      expect(res.body.error).toMatch(/^not ready: channel_not_found/);
+      // Ingest still works and the outbox keeps the alerts: a Slack problem never takes it out of rotation.
+      const res = await answer<{ status: string; warnings: string[] }>(await fetch(`${t.url}/readyz`));
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ status: 'ready', warnings: [problem] });
+      expect(await (await fetch(`${t.url}/metrics`)).text()).toMatch(/^arc_chat_problems 1$/m);
 
       await t.app.store.close();
-      const down = await answer<{ problems: string[] }>(await fetch(`${t.url}/readyz`));
+      const down = await answer<{ error: string; problems: string[]; warnings: string[] }>(
+        await fetch(`${t.url}/readyz`),
+      );
       expect(down.status).toBe(503);
+      expect(down.body.problems).toHaveLength(1);
       expect(down.body.problems[0]).toMatch(/^the sqlite store is not reachable/);
-      expect(down.body.problems).toHaveLength(2);
+      expect(down.body.error).toMatch(/^not ready: the sqlite store is not reachable/);
+      expect(down.body.warnings).toEqual([problem]);
 
       // Ingest with the store gone is a 503 with Retry-After, not a crash.
       const ingest = await postIngest<{ code: string }>(t.url, arcRecord({ appId: freshAppId() }));
