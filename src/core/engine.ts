@@ -97,6 +97,7 @@ const SETTLE_POLL_MS = 25;
 const OLDER_THAN_WINDOW = 'older than the history window of now: not stored';
 
 /** Why an event from a window or more ago of a pair in the current history is not alerted. */
+const ALERTED_WITHIN_WINDOW = 'this pair was alerted already within the window';
 const REPLAY_OF_KNOWN_PAIR =
   'older than the history window, so not stored; the pair is in the current history (seen within the window)';
 
@@ -558,12 +559,24 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         }
         if (replay && next && (existed.has(c.pairKey) || next.lastSeen > horizon)) {
           // Of a pair in the current history: the pair is known (alerted, allowlisted or imported
-          // since).
+          // since). Except for an alert Elastic judged new: its rule judges by when the event
+          // reached Elastic, so an event that came late still fires there, and is alerted here
+          // unless the pair was alerted within the window.
           const allow = allows.get(c.pairKey);
-          results[c.index] = isAllowActive(allow, t)
-            ? allowlisted(allow, d)
-            : { outcome: 'known', reason: REPLAY_OF_KNOWN_PAIR, detection: d };
-          continue;
+          const alertedLately = next.alertedAt !== undefined && next.alertedAt > horizon;
+          if (isAllowActive(allow, t)) {
+            results[c.index] = allowlisted(allow, d);
+            continue;
+          }
+          if (!d.elasticAlert?.judgedNew || alertedLately) {
+            results[c.index] = {
+              outcome: 'known',
+              reason:
+                alertedLately && d.elasticAlert?.judgedNew ? ALERTED_WITHIN_WINDOW : REPLAY_OF_KNOWN_PAIR,
+              detection: d,
+            };
+            continue;
+          }
         }
         const isNew = !next || !hasSightingNear(next.spans, c.at, windowMs);
         const lastBefore = next?.lastSeen;
@@ -653,7 +666,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             if (owner?.taken) notOwners.push(owner.key);
             results[c.index] = {
               outcome: 'known',
-              reason: 'this pair was alerted already within the window',
+              reason: ALERTED_WITHIN_WINDOW,
               detection: c.detection,
             };
             noteRepeat(pairs.get(c.pairKey)!);

@@ -518,6 +518,43 @@ describe.each(Object.keys(backends))(
       expect(again?.outcome).toBe('duplicate');
     });
 
+    it('alerts on an Elastic alert of an event older than the window for a pair seen here but never alerted (Elastic judges by arrival)', async () => {
+      const seen = at(2 * DAY);
+      await engine.evaluate([record({ time: seen })], { silent: true });
+      const late = (n: number) =>
+        arcEvent('elastic-alert', {
+          time: at(8 * DAY + n * 1000),
+          correlationId: `eeeeeeee-0000-4000-8000-00000000010${n}`,
+        });
+      const [first] = await engine.evaluate([late(1)]);
+      expect(first?.outcome).toBe('alerted');
+      expect(first?.alert?.reason).toBe('elastic-alert');
+      expect(first?.alert?.seenHereAt).toBe(seen.getTime());
+      // Another late alert of the pair updates nothing and posts nothing.
+      const [second] = await engine.evaluate([late(2)]);
+      expect(second?.outcome).toBe('known');
+      expect(second?.reason).toMatch(/alerted already within the window/);
+      // A plain old event of the pair is known, as before.
+      const [plain] = await engine.evaluate([record({ time: at(9 * DAY) })]);
+      expect(plain?.outcome).toBe('known');
+      expect(plain?.reason).toMatch(/older than the history window/);
+      expect(sink.alerts).toHaveLength(1);
+    });
+
+    it('posts no alert for a late Elastic alert of a pair alerted within the window', async () => {
+      const [live] = await engine.evaluate([record({ time: at(1000) })]);
+      expect(live?.outcome).toBe('alerted');
+      const [late] = await engine.evaluate([
+        arcEvent('elastic-alert', {
+          time: at(8 * DAY),
+          correlationId: 'eeeeeeee-0000-4000-8000-000000000201',
+        }),
+      ]);
+      expect(late?.outcome).toBe('known');
+      expect(late?.reason).toMatch(/alerted already within the window/);
+      expect(sink.alerts).toHaveLength(1);
+    });
+
     it('says nothing of a sighting here on an Elastic alert for a pair new here too', async () => {
       const [r] = await engine.evaluate([arcEvent('elastic-alert', { time: at(1000) })]);
       expect(r?.alert?.reason).toBe('elastic-alert');
