@@ -176,7 +176,10 @@ const schema = z.object({
         .map((s) => s.trim())
         .filter(Boolean)
         .every((s) => /^[UWS][A-Z0-9]{2,}$/.test(s)),
-    { message: 'SLACK_RESPONDERS must be comma-separated Slack user ids (U...) or user-group ids (S...)' },
+    {
+      message:
+        'SLACK_RESPONDERS must be comma-separated Slack user ids (U..., or W... on Enterprise Grid) or user-group ids (S...)',
+    },
   ),
   SLACK_ALLOWLIST: optional.refine((v) => v === undefined || v === 'channel' || v === 'responders', {
     message:
