@@ -295,6 +295,10 @@ export function settleStaleRuns(state: SlackAlertState, now: number): Array<'rev
 export const revokeUndone = (state: SlackAlertState): boolean =>
   state.undo?.status === 'done' && state.undo.mode === 'live';
 
+/** How many steps an Undo restored (re-created or re-enabled): a failed one may have restored some. */
+export const undoneSteps = (undo: UndoRun): number =>
+  undo.result?.steps.filter((s) => s.status === 'done').length ?? 0;
+
 /** A live Revoke finished and has not been undone: Revoke is not offered again. */
 export const revokeInForce = (state: SlackAlertState): boolean =>
   state.revoke?.status === 'done' && state.revoke.mode === 'live' && !revokeUndone(state);

@@ -158,6 +158,30 @@ describe('Revoke after Undo', () => {
     expect(String(slack().responsesTo(responseId)[0]!.text)).toContain('Already revoked');
     expect(azure.mutations()).toHaveLength(mutations);
   });
+
+  it('after an Undo that ran partway, a Revoke says what is back and to finish the Undo, not "Already revoked"', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    await h.chat.sink.post(alert);
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    // The assignment is re-created; re-enabling the principal is refused.
+    azure.fail({ service: 'graph', method: 'PATCH', status: 403, times: 10 });
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    const mutations = azure.mutations().length;
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    const note = String(slack().responsesTo(responseId)[0]!.text);
+    expect(note).toContain(`Undo by <@${RESPONDER}> ran partway: it restored 1 of 2 steps`);
+    expect(note).toContain('Press *Undo* again to finish restoring');
+    expect(azure.mutations()).toHaveLength(mutations);
+
+    // Finishing the Undo offers Revoke again.
+    azure.clearRules();
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+  });
 });
 
 describe('a run left marked running by a stopped process', () => {

@@ -6,6 +6,7 @@ import {
   revokeUndone,
   startNewRevokeRound,
   undoLockKey,
+  undoneSteps,
   updateAlertState,
 } from '../alert-state.ts';
 import type { SlackContext } from '../context.ts';
@@ -39,6 +40,16 @@ export function registerRevoke(app: App, ctx: SlackContext): void {
     if (!click) return;
     const { user, state, refuse } = click;
     if (revokeInForce(state)) {
+      const undo = state.undo;
+      const restored = undo?.status === 'failed' ? undoneSteps(undo) : 0;
+      if (undo && restored > 0) {
+        // Part of the access is back: what is left is to finish the Undo, then revoke anew.
+        await refuse(
+          'undo partway',
+          `Undo by <@${undo.by}> ran partway: it restored ${restored} of ${undo.result?.steps.length ?? restored} steps, so part of the access is back. Press *Undo* again to finish restoring; then *Revoke* starts a new round.`,
+        );
+        return;
+      }
       await refuse('already revoked', `Already revoked by <@${state.revoke!.by}>.`);
       return;
     }
