@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { AuthorizationManagementClient, type RoleAssignment } from '@azure/arm-authorization';
 import { ResourceManagementClient } from '@azure/arm-resources';
+import { type PipelinePolicy, RestError } from '@azure/core-rest-pipeline';
 import type { TokenCredential } from '@azure/identity';
 import type { AssignmentInfo, AssignmentToRestore, RoleDefinitionInfo } from '../core/remediation-plan.ts';
 import { roleGuid } from '../core/remediation-plan.ts';
 import { callLogPolicy } from './call-log.ts';
 import { httpsBase, scopeForEndpoint } from './endpoints.ts';
-import { UNHONOURED_RETRY_AFTER_HEADER } from './errors.ts';
+import { UNHONOURED_RETRY_AFTER_HEADER, UnconfirmedWriteError } from './errors.ts';
 import { MAX_RETRY_AFTER_MS, parseRetryAfter, type RetrySettings } from './graph.ts';
 
 /** API version used to read connected clusters by id. */
@@ -48,6 +49,8 @@ export interface ArmGatewayOptions {
   credential: TokenCredential;
   tlsCa?: string;
   retry?: RetrySettings;
+  /** How long one attempt of a call may wait for ARM's answer. Default 30 s, as Graph's. */
+  requestTimeoutMs?: number;
 }
 
 /**
@@ -119,6 +122,45 @@ function capRetryAfter(maxMs: number) {
   };
 }
 
+/**
+ * Gives each attempt of a call `ms` to be answered. The SDK sets no timeout, so an ARM that takes
+ * a request and never answers would hold a Revoke (and its alert's lock) for good. A timed-out
+ * attempt fails as a lost connection (`ESOCKETTIMEDOUT`), which the SDK's retry policy retries
+ * and the remediator counts as a write that may have been made.
+ */
+function answerDeadline(ms: number): PipelinePolicy {
+  return {
+    name: 'arcAnswerDeadline',
+    async sendRequest(request, next) {
+      const caller = request.abortSignal;
+      const controller = new AbortController();
+      const forward = () => controller.abort();
+      if (caller?.aborted) controller.abort();
+      else caller?.addEventListener('abort', forward, { once: true });
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        controller.abort();
+      }, ms);
+      request.abortSignal = controller.signal;
+      try {
+        return await next(request);
+      } catch (error) {
+        if (!timedOut) throw error;
+        const within = ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+        throw new RestError(`no answer from ARM within ${within} (${request.method} ${request.url})`, {
+          code: 'ESOCKETTIMEDOUT',
+          request,
+        });
+      } finally {
+        clearTimeout(timer);
+        caller?.removeEventListener('abort', forward);
+        request.abortSignal = caller;
+      }
+    },
+  };
+}
+
 /** Creates the gateway; the ARM endpoint must be https and gives the token scope. */
 export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
   const endpoint = httpsBase(options.endpoint, 'AZURE_ARM_ENDPOINT');
@@ -132,6 +174,7 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
     endpoint,
     retryOptions,
     additionalPolicies: [
+      { policy: answerDeadline(options.requestTimeoutMs ?? 30_000), position: 'perRetry' as const },
       { policy: callLogPolicy, position: 'perRetry' as const },
       {
         policy: capRetryAfter(options.retry?.maxRetryAfterMs ?? MAX_RETRY_AFTER_MS),
@@ -201,17 +244,30 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
 
     async deleteAssignment(id) {
       let status: number | undefined;
+      let contentType: string | undefined;
+      let deleted: RoleAssignment | undefined;
       try {
-        await auth.roleAssignments.deleteById(sdkId(id), {
+        deleted = await auth.roleAssignments.deleteById(sdkId(id), {
           onResponse: (raw) => {
             status = raw.status;
+            contentType = raw.headers.get('content-type');
           },
         });
       } catch (error) {
         if (statusOf(error) === 404) return 'already-gone';
         throw error;
       }
-      return status === 204 ? 'already-gone' : 'deleted';
+      if (status === 204) return 'already-gone';
+      // ARM answers a delete with the assignment it deleted; any other 2xx (a proxy's page) leaves
+      // the assignment's fate unknown, and is never reported as a removal.
+      const tail = (text: string) => text.slice(text.lastIndexOf('/') + 1).toLowerCase();
+      if (typeof deleted?.id !== 'string' || tail(deleted.id) !== tail(id)) {
+        throw new UnconfirmedWriteError(
+          `ARM answered ${status ?? 'the DELETE'} (${contentType ?? 'no content type'}) with no deleted role assignment: something between arc-responder and ARM (a proxy?) answered, and whether it was removed is unknown`,
+          status,
+        );
+      }
+      return 'deleted';
     },
 
     async createAssignment(restore) {
@@ -225,7 +281,14 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
           ...(restore.conditionVersion ? { conditionVersion: restore.conditionVersion } : {}),
           ...(restore.description ? { description: restore.description } : {}),
         });
-        return { result: 'created', ...(created.id ? { id: created.id } : {}) };
+        // ARM answers with the assignment it made; anything else (a proxy's page) confirms nothing.
+        if (typeof created?.id !== 'string' || created.id === '') {
+          throw new UnconfirmedWriteError(
+            'ARM answered the PUT with no role assignment: something between arc-responder and ARM (a proxy?) answered, and whether it was re-created is unknown',
+            undefined,
+          );
+        }
+        return { result: 'created', id: created.id };
       } catch (error) {
         const code = (error as { code?: unknown }).code;
         if (statusOf(error) === 409 && code === 'RoleAssignmentExists') return { result: 'exists' };

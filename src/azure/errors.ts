@@ -54,6 +54,22 @@ export class GraphRequestError extends Error {
 }
 
 /**
+ * An answer to a write that does not confirm it: a 2xx that is not ARM's (a proxy's page), say.
+ * The write may have been made; a read settles it.
+ */
+export class UnconfirmedWriteError extends Error {
+  /** The status of the answer (a success, so not named `status`: it is no error status). */
+  readonly answerStatus: number | undefined;
+  /** Read by `mayHaveApplied`: the request reached something that answered. */
+  readonly mayHaveApplied = true;
+  constructor(message: string, answerStatus: number | undefined) {
+    super(message);
+    this.name = 'UnconfirmedWriteError';
+    this.answerStatus = answerStatus;
+  }
+}
+
+/**
  * Where the ARM client keeps a Retry-After it would not wait for (see `capRetryAfter` in arm.ts):
  * the SDK must not see it, the failure's advice should.
  */
@@ -89,13 +105,14 @@ export const CREDENTIAL_ERRORS: ReadonlySet<string> = new Set([
   'AggregateAuthenticationError',
   'AuthenticationRequiredError',
 ]);
+/** Connections lost after the request went out: Azure was reached. */
+const LOST_CODES = new Set(['ECONNRESET', 'ESOCKETTIMEDOUT', 'EPIPE', 'ECONNABORTED']);
+/** Connections never made: a name, a route, a firewall or TLS trust. */
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
-  'ECONNRESET',
   'ENOTFOUND',
   'EAI_AGAIN',
   'ETIMEDOUT',
-  'ESOCKETTIMEDOUT',
   'EHOSTUNREACH',
   'CERT_HAS_EXPIRED',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -106,6 +123,28 @@ const NETWORK_CODES = new Set([
 const CREDENTIAL_FIX =
   'arc-responder has no working Azure credential: give it a managed identity or workload identity, or set ' +
   'AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (and AZURE_AUTHORITY_HOST outside the public cloud)';
+
+/**
+ * Entra ID's answers to a token request that a person can fix, by their AADSTS code: the code is
+ * the one fact worth keeping of a long message, so it leads the text shown.
+ */
+const ENTRA_FIXES: ReadonlyArray<[RegExp, string]> = [
+  [
+    /AADSTS7000222|AADSTS7000215/,
+    'the client secret in AZURE_CLIENT_SECRET is expired or wrong: create a new secret for the app registration (AZURE_CLIENT_ID) and set it',
+  ],
+  [
+    /AADSTS700016/,
+    'AZURE_CLIENT_ID names no application in the tenant AZURE_TENANT_ID: check both, and that the app is consented there',
+  ],
+  [
+    /AADSTS90002|AADSTS900023|endpoints_resolution_error/,
+    'AZURE_TENANT_ID names no tenant that the authority (AZURE_AUTHORITY_HOST) knows: check the tenant id and the cloud',
+  ],
+];
+
+/** A message that is an HTML or XML page (a proxy's or a gateway's), not Azure's error text. */
+const PAGE = /^\s*<(!doctype|html|\?xml|head|body|title)\b/i;
 
 function clip(text: string, max = 400): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
@@ -126,7 +165,10 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
   };
   const name = typeof e.name === 'string' ? e.name : '';
   const rawMessage = typeof e.message === 'string' ? e.message : String(error);
-  const message = clip(rawMessage);
+  const entra = /AADSTS\d+/.exec(rawMessage)?.[0];
+  const message = PAGE.test(rawMessage)
+    ? 'an HTML page, not an answer of Azure (a proxy or gateway answered in its place)'
+    : clip(entra && !rawMessage.startsWith(entra) ? `${entra}: ${rawMessage}` : rawMessage);
   const status =
     typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
   const code = typeof e.code === 'string' ? e.code : undefined;
@@ -134,11 +176,20 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
   if (status !== undefined) base.status = status;
   if (code !== undefined) base.code = code;
 
-  if (CREDENTIAL_ERRORS.has(name)) return { ...base, fix: CREDENTIAL_FIX };
+  if (CREDENTIAL_ERRORS.has(name)) {
+    const known = ENTRA_FIXES.find(([pattern]) => pattern.test(rawMessage));
+    return { ...base, fix: known?.[1] ?? CREDENTIAL_FIX };
+  }
   if (name === 'AbortError' || code === 'ABORT_ERR') {
     return { ...base, message: 'the call was cancelled or timed out', fix: 'try again' };
   }
   if (status === undefined) {
+    if (code && LOST_CODES.has(code)) {
+      return {
+        ...base,
+        fix: 'the connection to Azure was lost after the request went out: try again (whether a change was made is checked first)',
+      };
+    }
     if (code && NETWORK_CODES.has(code)) {
       const which = ctx.service === 'arm' ? 'AZURE_ARM_ENDPOINT' : 'GRAPH_ENDPOINT';
       return { ...base, fix: `could not reach Azure: check ${which}, DNS, proxy, firewall and TLS trust` };

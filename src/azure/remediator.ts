@@ -32,7 +32,13 @@ import {
   scopeOfAssignmentId,
 } from '../core/remediation-plan.ts';
 import { type CallRecord, loggedCalls, withCallLog } from './call-log.ts';
-import { CREDENTIAL_ERRORS, describeFailure, type FailureContext, failureText } from './errors.ts';
+import {
+  CREDENTIAL_ERRORS,
+  describeFailure,
+  type FailureContext,
+  failureText,
+  UnconfirmedWriteError,
+} from './errors.ts';
 import { type AzureDeps, type AzureServices, createAzureServices } from './services.ts';
 
 /** The Azure remediator: the core port, with the broad-role action always available. */
@@ -72,7 +78,7 @@ function failed(error: unknown, ctx: FailureContext, what: string): StepOutcome 
  * service did not make would let Undo reverse what someone else did.
  */
 const LOST_AFTER_SENDING =
-  /ECONNRESET|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|aborted|no answer from Graph within/i;
+  /ECONNRESET|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|aborted|no answer from (Graph|ARM) within/i;
 /** Failures before a request went out: a name that does not resolve, a connection never opened. */
 const NEVER_SENT =
   /\bconnect |getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEOUT|EHOSTUNREACH|ENETUNREACH|certificate|CERT_|self.signed|before secure TLS connection|could not send/i;
@@ -92,6 +98,7 @@ export function mayHaveApplied(error: unknown): boolean {
     message?: unknown;
   };
   if (typeof e.name === 'string' && CREDENTIAL_ERRORS.has(e.name)) return false;
+  if ((error as { mayHaveApplied?: unknown })?.mayHaveApplied === true) return true;
   const status =
     typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
   if (status !== undefined) return serverMayHaveActed(status);
@@ -115,6 +122,13 @@ const callMayHaveApplied = (c: CallRecord): boolean =>
  */
 const writeMayHaveApplied = (error: unknown, method: string): boolean =>
   mayHaveApplied(error) || loggedCalls().some((c) => c.method === method && callMayHaveApplied(c));
+
+/** What an unexpected answer's body was, for a person: never the body itself (a page of HTML). */
+function describeBody(body: unknown): string {
+  if (body === undefined) return 'no body';
+  if (typeof body === 'string') return /^\s*</.test(body) ? 'an HTML or XML page' : 'a body that is not JSON';
+  return 'JSON without the expected fields';
+}
 
 function graphPathFor(step: PlannedStep): string | undefined {
   if (step.kind === 'disable-service-principal') {
@@ -323,11 +337,18 @@ export function createRemediatorWith(
     // Read first: an account that is already disabled needs no write (and undo must not enable it).
     try {
       const current = await graph.call('GET', `${path}?$select=id,${sp ? 'appId,' : ''}accountEnabled`);
-      if (current.status === 404)
-        return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
+      if (current.status === 404) return notFoundSincePlan(step);
       const body = current.body as { accountEnabled?: unknown; appId?: unknown } | undefined;
-      // A service principal of another application is never disabled for this detection.
+      // A service principal of another application is never disabled for this detection, and one
+      // whose application cannot be read (an answer that is not Graph's) is never disabled either.
       const owner = sp ? dashGuid(body?.appId) : undefined;
+      if (sp && owner === undefined) {
+        return {
+          status: 'failed',
+          detail: `not disabled: Microsoft Graph's answer for ${step.target} names no application (${describeBody(current.body)}), so it cannot be checked to be the service principal of ${plan.appId}`,
+          fix: 'check that nothing between arc-responder and Microsoft Graph (a proxy) answers in its place, then press Revoke again',
+        };
+      }
       if (owner !== undefined && owner !== dashGuid(plan.appId)) {
         return {
           status: 'failed',
@@ -357,8 +378,14 @@ export function createRemediatorWith(
     }
     try {
       const res = await graph.call('PATCH', path, { body: { accountEnabled: false } });
-      if (res.status === 404)
-        return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
+      if (res.status === 404) return notFoundSincePlan(step);
+      if (res.status !== 204) {
+        // Graph answers an update with 204 No Content; another success is not Graph's word.
+        throw new UnconfirmedWriteError(
+          `Microsoft Graph was expected to answer 204, and ${res.status} came (${describeBody(res.body)}): something between arc-responder and Graph (a proxy?) answered, and whether it was disabled is unknown`,
+          res.status,
+        );
+      }
       return { status: 'done', detail: `disabled ${step.target}` };
     } catch (error) {
       const out = failed(
@@ -384,6 +411,20 @@ export function createRemediatorWith(
       }
       return { ...out, maybeApplied: true };
     }
+  }
+
+  /**
+   * A principal that Graph does not find, seconds after the plan found it: most likely a Graph
+   * replica behind the one the plan read (Graph is eventually consistent), so never taken for
+   * "deleted, nothing to do". The retry's plan settles it: a principal Graph no longer has is
+   * then no step.
+   */
+  function notFoundSincePlan(step: PlannedStep): StepOutcome {
+    return {
+      status: 'failed',
+      detail: `not disabled: Microsoft Graph does not find ${step.target}, which it found when the plan was made`,
+      fix: 'press Revoke again in a minute: a Graph replica behind catches up within seconds; if it was deleted meanwhile, the new plan says so',
+    };
   }
 
   /**
@@ -508,6 +549,14 @@ export function createRemediatorWith(
           const res = await graph.call('POST', `${path}/revokeSignInSessions`);
           if (res.status === 404)
             return { status: 'already-done', detail: `${step.target} does not exist (deleted)` };
+          // Graph answers `{"value": true}`; another success is not its word.
+          if ((res.body as { value?: unknown } | undefined)?.value !== true) {
+            return {
+              status: 'failed',
+              detail: `revoking the sign-in sessions of ${step.target} is not confirmed: Microsoft Graph answered ${res.status} (${describeBody(res.body)}), not {"value": true}`,
+              fix: 'check that nothing between arc-responder and Microsoft Graph (a proxy) answers in its place, then press Revoke again',
+            };
+          }
           return { status: 'done', detail: `revoked the sign-in sessions of ${step.target}` };
         } catch (error) {
           return failed(
@@ -560,6 +609,13 @@ export function createRemediatorWith(
               status: 'failed',
               detail: `${step.target} no longer exists: it cannot be re-enabled`,
               fix: 'restore it from the deleted items in Entra ID, then enable it',
+            };
+          }
+          if (res.status !== 204) {
+            return {
+              status: 'failed',
+              detail: `re-enabling ${step.target} is not confirmed: Microsoft Graph was expected to answer 204, and ${res.status} came (${describeBody(res.body)})`,
+              fix: 'check that nothing between arc-responder and Microsoft Graph (a proxy) answers in its place, then press Undo again',
             };
           }
           return { status: 'done', detail: `re-enabled ${step.target}` };

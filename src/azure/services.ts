@@ -16,6 +16,8 @@ export interface AzureDeps {
   /** Extra CA certificate (PEM) trusted for ARM, Graph and the token endpoint. */
   tlsCa?: string;
   retry?: RetrySettings;
+  /** How long one attempt of an ARM or Graph call may wait for its answer. Default 30 s. */
+  requestTimeoutMs?: number;
 }
 
 /** The clients shared by the remediator and the enricher. */
@@ -39,6 +41,7 @@ export function createAzureServices(
     credential,
     ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
     ...(deps.retry ? { retry: deps.retry } : {}),
+    ...(deps.requestTimeoutMs !== undefined ? { requestTimeoutMs: deps.requestTimeoutMs } : {}),
   };
   return {
     arm: createArmGateway({ endpoint: endpoints.arm, ...shared }),

@@ -1,5 +1,6 @@
 import { ClientSecretCredential } from '@azure/identity';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createArmGateway } from '../../src/azure/arm.ts';
 import {
   createGraphClient,
   describeFailure,
@@ -117,5 +118,67 @@ describe('Graph client', () => {
     const res = await graph.call('GET', '/v1.0/servicePrincipals/00000000-0000-0000-0000-000000000001');
     expect(res.status).toBe(404);
     expect(res.body).toMatchObject({ error: { code: 'Request_ResourceNotFound' } });
+  });
+});
+
+describe('failure advice', () => {
+  it('names the expired or wrong client secret, with the AADSTS code first', async () => {
+    const fake = await startFakeAzure();
+    open.push(fake);
+    const credential = new ClientSecretCredential(fake.tenantId, fake.clientId, 'not-the-secret', {
+      authorityHost: fake.loginUrl,
+      disableInstanceDiscovery: true,
+      tlsOptions: { ca: fake.ca },
+    });
+    const graph = createGraphClient({ endpoint: fake.graphUrl, credential, tlsCa: fake.ca });
+    const error = await graph.call('GET', `/v1.0/servicePrincipals/${SP_ID}`).catch((e: unknown) => e);
+    const f = describeFailure(error, { service: 'graph' });
+    expect(f.message).toMatch(/^AADSTS7000215: /);
+    expect(f.fix).toMatch(/client secret in AZURE_CLIENT_SECRET is expired or wrong/);
+    expect(fake.calls('graph')).toEqual([]);
+  });
+
+  it('says that an HTML page answered, not Azure, and does not paste the page', async () => {
+    const fake = await startFakeAzure();
+    open.push(fake);
+    const credential = new ClientSecretCredential(fake.tenantId, fake.clientId, fake.clientSecret, {
+      authorityHost: fake.loginUrl,
+      disableInstanceDiscovery: true,
+      tlsOptions: { ca: fake.ca },
+    });
+    const arm = createArmGateway({
+      endpoint: fake.armUrl,
+      credential,
+      tlsCa: fake.ca,
+      retry: { maxRetries: 0 },
+    });
+    fake.fail({
+      service: 'arm',
+      method: 'GET',
+      status: 502,
+      rawBody: '<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>',
+      headers: { 'content-type': 'text/html' },
+    });
+    const error = await arm
+      .getAssignment(`/subscriptions/${SP_ID}/providers/Microsoft.Authorization/roleAssignments/${SP_ID}`)
+      .catch((e: unknown) => e);
+    const f = describeFailure(error, { service: 'arm' });
+    expect(f.status).toBe(502);
+    expect(f.message).toBe('an HTML page, not an answer of Azure (a proxy or gateway answered in its place)');
+    expect(f.fix).toMatch(/Azure answered 502/);
+  });
+
+  it('tells a connection lost after sending from one never made', () => {
+    const lost = describeFailure(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), {
+      service: 'arm',
+    });
+    expect(lost.fix).toMatch(/lost after the request went out: try again/);
+    const never = describeFailure(
+      Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+      {
+        service: 'arm',
+      },
+    );
+    expect(never.fix).toMatch(/could not reach Azure: check AZURE_ARM_ENDPOINT/);
   });
 });

@@ -2,6 +2,7 @@ import { ClientSecretCredential } from '@azure/identity';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
 import { mayHaveApplied } from '../../src/azure/remediator.ts';
+import type { AzureDeps } from '../../src/azure/services.ts';
 import type { StateStore } from '../../src/core/ports.ts';
 import type { RemediationPlan, RemediationResult } from '../../src/core/remediation.ts';
 import { restoreInfo } from '../../src/core/remediation-plan.ts';
@@ -32,7 +33,11 @@ afterEach(async () => {
   for (const x of open.splice(0)) await x.close();
 });
 
-async function setup(evidenceScope: string, mode: 'dry-run' | 'live' = 'live') {
+async function setup(
+  evidenceScope: string,
+  mode: 'dry-run' | 'live' = 'live',
+  extra: Pick<AzureDeps, 'requestTimeoutMs'> = {},
+) {
   const fake = await fakeWithEvidenceAt(evidenceScope);
   const store = await memoryStore();
   open.push(fake, store);
@@ -42,6 +47,7 @@ async function setup(evidenceScope: string, mode: 'dry-run' | 'live' = 'live') {
     logger: quietLogger(),
     tlsCa: fake.ca,
     retry: FAST_RETRY,
+    ...extra,
   });
   return { fake, store, remediator };
 }
@@ -345,20 +351,98 @@ describe('Azure remediator: execute', () => {
     expect(JSON.stringify(attempt)).not.toMatch(/fake-[0-9a-f-]{36}|Bearer/);
   });
 
-  it('treats assignments and principals that are already gone as done', async () => {
+  it('treats an assignment already gone as done; a principal Graph no longer finds, seconds after the plan did, is not taken for deleted', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     fake.assignmentsByName.delete(A.evidence);
-    fake.servicePrincipals.delete(SP_ID);
+    // What a Graph replica behind the plan's read answers: 404 for the principal it just found.
+    fake.fail({ service: 'graph', method: 'GET', path: SP_ID, status: 404, times: 5 });
     fake.clearRequests();
     const result = await remediator.execute(plan);
-    expect(result.ok).toBe(true);
-    expect(result.steps.map((s) => s.status)).toEqual(['already-done', 'already-done']);
-    // The check before the DELETE finds it gone: nothing is deleted.
+    expect(result.ok).toBe(false);
+    expect(result.steps.map((s) => s.status)).toEqual(['already-done', 'failed']);
+    expect(result.steps[1]?.detail).toMatch(/does not find .*which it found when the plan was made/);
+    expect(result.steps[1]?.fix).toMatch(/press Revoke again in a minute/);
+    // The check before the DELETE finds it gone: nothing is deleted; nothing is disabled.
     expect(fake.calls('arm', 'GET').map((r) => [r.path, r.status])).toEqual([
       [idAt(CLUSTER_ID, A.evidence), 404],
     ]);
     expect(fake.calls('arm', 'DELETE')).toEqual([]);
+    expect(fake.calls('graph', 'PATCH')).toEqual([]);
+    // Once Graph catches up, the retry disables it.
+    fake.clearRules();
+    const retried = await remediator.execute(plan, result);
+    expect(retried.ok).toBe(true);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+  });
+
+  it('a DELETE answered 2xx by something that is not ARM (a proxy page) is never a removal: a read settles it', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const proxyPage = {
+      service: 'arm' as const,
+      method: 'DELETE',
+      status: 200,
+      rawBody: '<html><body>Corporate proxy</body></html>',
+      headers: { 'content-type': 'text/html' },
+    };
+    fake.fail(proxyPage);
+    const kept = await remediator.execute(plan);
+    expect(kept.steps[0]).toMatchObject({ status: 'failed', maybeApplied: true });
+    expect(kept.steps[0]?.detail).toMatch(/\(text\/html\) with no deleted role assignment/);
+    expect(kept.steps[0]?.detail).not.toContain('<html>');
+    expect(fake.assignmentsByName.has(A.evidence)).toBe(true);
+
+    // The proxy passed the DELETE on, then answered with its page: the read shows it gone.
+    fake.fail({ ...proxyPage, applied: true });
+    const again = await remediator.execute(plan, kept);
+    expect(again.steps[0]).toMatchObject({
+      status: 'done',
+      detail: expect.stringContaining('a read shows it gone'),
+    });
+    expect(fake.assignmentsByName.has(A.evidence)).toBe(false);
+  });
+
+  it('an ARM that takes a DELETE and never answers fails the step after the per-attempt timeout and its retries', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID, 'live', { requestTimeoutMs: 150 });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.fail({ service: 'arm', method: 'DELETE', status: 200, delayMs: 60_000, times: 10 });
+    const started = Date.now();
+    const result = await remediator.execute(plan);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(result.steps[0]).toMatchObject({ status: 'failed', maybeApplied: true });
+    expect(result.steps[0]?.detail).toMatch(/no answer from ARM within 150 ms/);
+    // FAST_RETRY: the first attempt and two retries.
+    expect(fake.calls('arm', 'DELETE')).toHaveLength(3);
+    expect(fake.assignmentsByName.has(A.evidence)).toBe(true);
+    // The other step still ran.
+    expect(result.steps[1]).toMatchObject({ status: 'done' });
+  });
+
+  it('never disables a service principal whose answer names no application (a proxy page), and never takes a non-204 update as done', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const page = { rawBody: '<html>proxy</html>', headers: { 'content-type': 'text/html' } };
+    fake.fail({ service: 'graph', method: 'GET', path: SP_ID, status: 200, ...page });
+    const unchecked = await remediator.execute(plan);
+    expect(unchecked.steps.at(-1)).toMatchObject({ status: 'failed' });
+    expect(unchecked.steps.at(-1)?.detail).toMatch(/names no application \(an HTML or XML page\)/);
+    expect(fake.calls('graph', 'PATCH')).toEqual([]);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
+
+    // The PATCH answered 200 with a page and not made: failed, may have been made (the retry settles it).
+    fake.fail({ service: 'graph', method: 'PATCH', status: 200, ...page });
+    const unconfirmed = await remediator.execute(plan, unchecked);
+    expect(unconfirmed.steps.at(-1)).toMatchObject({ status: 'failed', maybeApplied: true });
+    expect(unconfirmed.steps.at(-1)?.detail).toMatch(/expected to answer 204, and 200 came/);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
+    // Made behind the page: the read-back shows it, and it counts as done.
+    fake.fail({ service: 'graph', method: 'PATCH', status: 200, applied: true, ...page });
+    const made = await remediator.execute(plan, unconfirmed);
+    expect(made.steps.at(-1)).toMatchObject({
+      status: 'done',
+      detail: expect.stringContaining('a read shows it disabled'),
+    });
   });
 
   it('a DELETE answered 404 is also already done', async () => {

@@ -51,6 +51,8 @@ export interface ScriptRule {
   passThrough?: boolean;
   /** Do what the request asks (ARM and Graph), then answer `status`: a change whose answer was lost. */
   applied?: boolean;
+  /** Sent as it is instead of `body` as JSON (a proxy's HTML page); give its content type in `headers`. */
+  rawBody?: string;
 }
 
 /** A role definition in the fake. */
@@ -423,6 +425,12 @@ export class FakeAzure {
           };
         }
         delete headers['x-fake-action'];
+        if (rule.rawBody !== undefined) {
+          record.status = rule.status;
+          res.writeHead(rule.status, headers);
+          res.end(rule.rawBody);
+          return;
+        }
         send(rule.status, payload, headers);
         return;
       }
