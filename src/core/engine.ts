@@ -656,10 +656,12 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             winners.push(c);
             alertClaims.push(claimKeys[i]!);
             if (owner) alertClaims.push(owner.key);
-          } else if (c.seenBefore && owner?.taken === false) {
+          } else if (owner?.taken === false) {
             // The sender's retry of an event whose first delivery took the pair's claim for this
-            // very alert and stopped (a crash) before storing the pair: the retry alerts under
-            // the same id, which the outbox and the chat side post once.
+            // very alert and stopped (a crash) before storing the pair, or failed and could not
+            // give the pair's claim back while its event's claim went back (a store that lost its
+            // connection between the two): the retry alerts under the same id, which the outbox
+            // and the chat side post once.
             winners.push(c);
           } else {
             // Not this event's alert: its owner claim names nothing.

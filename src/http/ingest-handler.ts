@@ -150,7 +150,7 @@ function unavailable(err: unknown): HttpError {
   return new HttpError(
     503,
     'store_unavailable',
-    `the history store did not answer (${messageOf(err).slice(0, 300)}); nothing from this request was recorded: retry`,
+    `the history store did not answer (${messageOf(err).slice(0, 300)}); retry: what was recorded of this request before the failure is recognised on the retry, and no alert is lost`,
     { headers: { 'retry-after': '5' } },
   );
 }
@@ -214,7 +214,7 @@ export function createIngestHandler(deps: IngestDeps) {
     // A store that hangs holds the evaluation in progress: later requests are told at once rather
     // than queued behind it (their bodies would pile up in memory).
     const stalled = batcher.stalledMs();
-    if (stalled > storeDeadlineMs) throw storeTooSlow(stalled);
+    if (stalled > storeDeadlineMs) throw storeTooSlow(stalled, false);
     if (outbox.isFull()) {
       throw new HttpError(
         503,

@@ -218,6 +218,26 @@ describe.each(Object.keys(backends))(
       expect(sink.alerts).toHaveLength(1);
     });
 
+    it("alerts on the retry of an event whose failed delivery gave its event claim back but not the pair's (the store failed between)", async () => {
+      const event = record({ time: at(60_000), ip: '198.51.100.63' });
+      const parsed = parseDetection(structuredClone(event));
+      if (!parsed.ok) throw new Error(parsed.reason);
+      const d = parsed.detection;
+      // A delivery whose outbox write failed (answered 503) gives its claims back; when giving the
+      // pair's claim back fails too (the store's connection was lost), that claim and its owner
+      // claim stay, while the event's own claim was given back.
+      expect(
+        await store.claimMany([`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey({ detection: d })], WINDOW),
+      ).toEqual([true, true]);
+
+      const [retry] = await engine.evaluate([event]);
+      expect(retry?.outcome).toBe('alerted');
+      expect(retry?.alert?.id).toBe(alertIdFor(d.eventId));
+      const [other] = await engine.evaluate([record({ time: at(30_000), ip: '198.51.100.63' })]);
+      expect(other?.outcome).toBe('known');
+      expect(sink.alerts.map((a) => a.id)).toEqual([alertIdFor(d.eventId)]);
+    });
+
     it("does not take over a pair's claim that another event's stopped delivery holds: one alert, never two", async () => {
       const ip = '198.51.100.62';
       const [b, a] = [record({ time: at(90_000), ip }), record({ time: at(60_000), ip })];
