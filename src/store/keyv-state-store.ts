@@ -122,6 +122,7 @@ export class KeyvStateStore implements StateStore {
   #closing: Promise<void> | undefined;
   #exactHas: boolean;
   #rows: ((prefix: string) => Array<[string, string]>) | undefined;
+  #lost: (() => string | undefined) | undefined;
 
   /**
    * @param valuePrefix put before every value key (`<namespace>:`), or `''` when the adapter
@@ -132,6 +133,8 @@ export class KeyvStateStore implements StateStore {
    *   which Keyv checks the expiry (@keyv/postgres keeps it inside the value).
    * @param rowsByPrefix the backend's range read of serialised rows by full key prefix, when it
    *   has one (SQLite); without it `valuesByPrefix` answers undefined.
+   * @param lost why the backend can no longer be used, when it knows (a SQLite file deleted while
+   *   open): every call then fails with it.
    */
   constructor(
     kind: StateStore['kind'],
@@ -141,6 +144,7 @@ export class KeyvStateStore implements StateStore {
     closeKeyv: () => Promise<void> = () => keyv.disconnect(),
     exactHas = true,
     rowsByPrefix?: (prefix: string) => Array<[string, string]>,
+    lost?: () => string | undefined,
   ) {
     this.kind = kind;
     // Whatever a driver throws once the store is open (a dropped connection, a locked or full
@@ -159,10 +163,13 @@ export class KeyvStateStore implements StateStore {
     this.#closeKeyv = closeKeyv;
     this.#exactHas = exactHas;
     this.#rows = rowsByPrefix && guarded(rowsByPrefix, fail);
+    this.#lost = lost;
   }
 
   #open(): void {
     if (this.#closing) throw new StoreError('STORE_CLOSED', `The ${this.kind} state store is closed`);
+    const lost = this.#lost?.();
+    if (lost !== undefined) throw new StoreError('STORE_UNREACHABLE', lost);
   }
 
   async get<T>(key: string): Promise<T | undefined> {

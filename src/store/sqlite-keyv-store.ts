@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
@@ -30,6 +30,8 @@ export interface SqliteKeyvStoreOptions {
   checkpointIntervalMs?: number;
   /** Size the -wal file is cut back to once a burst of writes is checkpointed. Default 64 MiB. */
   walSizeLimitBytes?: number;
+  /** How often the file is checked to be the one opened (not deleted or replaced), in ms. Default 2000. */
+  fileCheckMs?: number;
 }
 
 export type SqliteCheckpointMode = 'background' | 'inline';
@@ -49,6 +51,8 @@ const RESTART_LOG_PAGES = 16_384;
 const WAL_LIMIT_BYTES = 64 * 1024 * 1024;
 /** Longest the checkpointer's RESTART or TRUNCATE waits for a lock (writers may wait as long). */
 const CHECKPOINTER_BUSY_TIMEOUT_MS = 50;
+/** How often the database file is checked to be the one opened. */
+const FILE_CHECK_MS = 2000;
 
 /** Checks that `name` can be pasted into SQL as a table name. */
 export function assertSqlIdentifier(name: string, what: string): void {
@@ -364,6 +368,10 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   #sweepCursor = '';
   #checkpointer: BackgroundCheckpointer | undefined;
   #closing: Promise<void> | undefined;
+  /** The database file as opened (device and inode), watched for deletion or replacement. */
+  #file: { dev: number; ino: number } | undefined;
+  #fileTimer: NodeJS.Timeout | undefined;
+  #lost: string | undefined;
 
   constructor(options: SqliteKeyvStoreOptions = {}) {
     super();
@@ -407,6 +415,38 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
       // The sweep is housekeeping: it must never keep the process alive on its own.
       this.#sweepTimer.unref();
     }
+    if (path !== ':memory:') this.#watchFile(path, options.fileCheckMs ?? FILE_CHECK_MS);
+  }
+
+  /**
+   * Why this database can no longer be used, once its file was deleted or replaced (by a person
+   * or a cleanup job) while open: what it would write then goes to a file that no one can open
+   * again, lost at the next start. Undefined while the file is the one opened.
+   */
+  lost(): string | undefined {
+    return this.#lost;
+  }
+
+  #watchFile(path: string, everyMs: number): void {
+    try {
+      const { dev, ino } = statSync(path);
+      this.#file = { dev, ino };
+    } catch {
+      return;
+    }
+    this.#fileTimer = setInterval(() => {
+      let now: { dev: number; ino: number } | undefined;
+      try {
+        now = statSync(path);
+      } catch {
+        now = undefined;
+      }
+      if (now?.dev === this.#file?.dev && now?.ino === this.#file?.ino) return;
+      this.#lost = `the SQLite database file "${path}" was ${now ? 'replaced' : 'deleted'} while in use: nothing more is written, since it would be lost; restart the service (a new, empty database is made where there is none)`;
+      clearInterval(this.#fileTimer);
+      this.#fileTimer = undefined;
+    }, everyMs);
+    this.#fileTimer.unref();
   }
 
   async get<Value>(key: string): Promise<StoredData<Value> | undefined> {
@@ -532,6 +572,8 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     this.#closing ??= (async () => {
       clearInterval(this.#sweepTimer);
       this.#sweepTimer = undefined;
+      clearInterval(this.#fileTimer);
+      this.#fileTimer = undefined;
       await this.#checkpointer?.stop();
       if (this.db.isOpen) this.db.close();
     })();

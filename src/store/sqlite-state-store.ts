@@ -21,6 +21,8 @@ export interface SqliteStateStoreOptions {
   sweepIntervalMs?: number;
   /** WAL checkpoints on a worker thread (`background`, the default) or inside commits (`inline`). */
   checkpoint?: SqliteCheckpointMode;
+  /** How often the file is checked to be the one opened, in ms. Default 2000. */
+  fileCheckMs?: number;
 }
 
 /** Claims: one row per taken key; `expires` NULL means held until released. */
@@ -172,6 +174,7 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
       path: options.path,
       sweepIntervalMs,
       ...(options.checkpoint ? { checkpoint: options.checkpoint } : {}),
+      ...(options.fileCheckMs !== undefined ? { fileCheckMs: options.fileCheckMs } : {}),
     });
   } catch (error) {
     const reason = (error as Error).message;
@@ -201,5 +204,6 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
     () => keyv.disconnect(),
     true,
     (prefix) => adapter.rowsByPrefix(prefix),
+    () => adapter.lost(),
   );
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Keyv } from 'keyv';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { SqliteKeyvStore } from '../../src/store/sqlite-keyv-store.ts';
 import { openSqliteStateStore } from '../../src/store/sqlite-state-store.ts';
@@ -116,6 +116,36 @@ describe('sqlite:// state store', () => {
       );
     } finally {
       db.close();
+    }
+  });
+
+  it('stops writing, and says why, once its file is deleted or replaced while open', async () => {
+    for (const how of ['deleted', 'replaced'] as const) {
+      const path = join(dir, `${how}.db`);
+      const store = openSqliteStateStore({ path, namespace: 'prod', fileCheckMs: 20 });
+      try {
+        await store.set('pair:a:10.0.0.1', { count: 1 });
+        await store.ping();
+        rmSync(path);
+        if (how === 'replaced') await (await openStateStore(`sqlite://${path}`)).close();
+        await vi.waitFor(
+          async () => {
+            await expect(store.ping()).rejects.toMatchObject({
+              code: 'STORE_UNREACHABLE',
+              message: expect.stringContaining(`the SQLite database file "${path}" was ${how} while in use`),
+            });
+          },
+          { timeout: 2000, interval: 20 },
+        );
+        await expect(store.set('pair:a:10.0.0.2', { count: 1 })).rejects.toMatchObject({
+          code: 'STORE_UNREACHABLE',
+        });
+        await expect(store.claim('alert:a:10.0.0.2', 1000)).rejects.toMatchObject({
+          code: 'STORE_UNREACHABLE',
+        });
+      } finally {
+        await store.close();
+      }
     }
   });
 
