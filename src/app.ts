@@ -15,6 +15,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createLogChat } from './outbox/log-chat.ts';
 import { createStoreOutbox, type DurableOutbox, type OutboxOptions } from './outbox/store-outbox.ts';
 import { openStateStore } from './store/open-state-store.ts';
+import { probeWrite } from './store/write-probe.ts';
 import { waitAtMost } from './timeout.ts';
 
 /** What `createApp` builds the service from. Only `config` is required. */
@@ -146,6 +147,15 @@ export async function createApp(options: AppOptions): Promise<App> {
     );
   } catch (err) {
     geo?.close?.();
+    throw err;
+  }
+  // A store that answers but takes no write (a read-only file, a full disk) stops the start here,
+  // rather than failing every request once listening.
+  try {
+    await probeWrite(store);
+  } catch (err) {
+    geo?.close?.();
+    await store.close().catch(() => undefined);
     throw err;
   }
   try {

@@ -4,6 +4,7 @@ import type { ChatAdapter, StateStore } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
+import { probeWrite } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
 import { HttpError, sendError, sendJson } from './http-error.ts';
 import { ClientGoneError } from './read-body.ts';
@@ -81,6 +82,11 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     if (deps.isStopping()) problems.push('the service is shutting down');
     try {
       await withTimeout(store.ping(), READY_TIMEOUT_MS, `the ${store.kind} store`);
+      try {
+        await withTimeout(probeWrite(store), READY_TIMEOUT_MS, `a write to the ${store.kind} store`);
+      } catch (err) {
+        problems.push(err instanceof Error ? err.message : String(err));
+      }
     } catch (err) {
       problems.push(
         `the ${store.kind} store is not reachable: ${err instanceof Error ? err.message : String(err)}`,
@@ -146,6 +152,8 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     const method = req.method ?? 'GET';
     const log = lazyChild(logger, { reqId: requestId });
     let errorCode: string | undefined;
+    /** The answer's reason when the service could not serve (5xx): the log line says why. */
+    let failure: string | undefined;
 
     res.once('finish', () => {
       const seconds = (performance.now() - started) / 1000;
@@ -161,7 +169,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
         ms: Math.round(seconds * 10_000) / 10,
         code: errorCode,
       };
-      if (res.statusCode >= 500) log.warn(line, 'request failed');
+      if (res.statusCode >= 500) log.warn(failure ? { ...line, error: failure } : line, 'request failed');
       else if (res.statusCode >= 400) log.info(line, 'request refused');
       else log.debug(line, 'request');
     });
@@ -209,6 +217,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
       }
       if (err instanceof HttpError) {
         errorCode = err.code;
+        if (err.status >= 500) failure = err.message;
         sendError(res, err, requestId);
         return;
       }

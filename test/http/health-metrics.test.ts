@@ -122,6 +122,11 @@ describe('GET /readyz when not ready', () => {
       expect(ingest.status).toBe(503);
       expect(ingest.body.code).toBe('store_unavailable');
       expect(ingest.headers.get('retry-after')).toBe('5');
+      // The log line of the refused request says why, not only its code.
+      const failed = t.logs.find((l) => l.msg === 'request failed' && l.code === 'store_unavailable');
+      expect(String(failed?.error)).toMatch(
+        /the history store did not answer \(The sqlite state store is closed\)/,
+      );
     } finally {
       await t.close();
     }

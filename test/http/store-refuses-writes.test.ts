@@ -1,0 +1,86 @@
+/**
+ * A store that answers but refuses every write (here a PostgreSQL database made read-only, as a
+ * failover to a standby or an operator's `default_transaction_read_only` does): the start stops
+ * with the reason, and a running service answers `/readyz` 503 with it, until writes work again.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/log.ts';
+import { describeWithService } from '../store/helpers.ts';
+import { answer, arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
+
+describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL', (url) => {
+  const db = `arc_ro_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  const dbUrl = (() => {
+    const u = new URL(url);
+    u.pathname = `/${db}`;
+    return u.toString();
+  })();
+  let admin: pg.Pool;
+  /** Sets the database read-only or not; the service's open connections are ended, so its next ones follow. */
+  const readOnly = async (on: boolean) => {
+    await admin.query(`ALTER DATABASE ${db} SET default_transaction_read_only = ${on ? 'on' : 'off'}`);
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db]);
+  };
+
+  beforeAll(async () => {
+    admin = new pg.Pool({ connectionString: url, max: 1 });
+    await admin.query(`CREATE DATABASE ${db}`);
+  });
+  afterAll(async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    await admin.end();
+  });
+
+  it('readyz answers 503 naming the refused write while the database is read-only, and 200 once it is not', async () => {
+    const t = await startTestApp({ env: { STORE_URL: dbUrl } });
+    try {
+      expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+      await readOnly(true);
+      await vi.waitFor(
+        async () => {
+          const res = await answer<{ problems: string[] }>(await fetch(`${t.url}/readyz`));
+          expect(res.status).toBe(503);
+          expect(res.body.problems.join()).toMatch(
+            /the postgres store refuses writes: .*read-only transaction/,
+          );
+        },
+        { timeout: 10_000, interval: 200 },
+      );
+      const refused = await postIngest<{ code: string }>(t.url, arcRecord({ appId: freshAppId() }));
+      expect(refused.status).toBe(503);
+      expect(refused.body.code).toBe('store_unavailable');
+
+      await readOnly(false);
+      await vi.waitFor(async () => expect((await fetch(`${t.url}/readyz`)).status).toBe(200), {
+        timeout: 10_000,
+        interval: 200,
+      });
+      const taken = await postIngest<{ counts: { alerted: number } }>(
+        t.url,
+        arcRecord({ appId: freshAppId() }),
+      );
+      expect(taken.status).toBe(200);
+      expect(taken.body.counts.alerted).toBe(1);
+    } finally {
+      await readOnly(false);
+      await t.close();
+    }
+  });
+
+  it('the start stops with the reason when the store takes no write', async () => {
+    // (PostgreSQL refuses already when the tables are made; a SQLite file that is read-only is
+    // stopped by the write probe after opening.)
+    await readOnly(true);
+    try {
+      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STORE_URL: dbUrl });
+      await expect(createApp({ config, logger: createLogger({ level: 'silent' }) })).rejects.toThrow(
+        /read-only transaction/,
+      );
+    } finally {
+      await readOnly(false);
+    }
+  });
+});
