@@ -193,50 +193,43 @@ describe.each(Object.keys(backends))(
       expect(sink.alerts).toHaveLength(1);
     });
 
-    it("alerts on the sender's retry of an event whose first delivery took the pair's claim and stopped", async () => {
-      const event = record({ time: at(60_000), ip: '198.51.100.61' });
-      const parsed = parseDetection(structuredClone(event));
-      if (!parsed.ok) throw new Error(parsed.reason);
-      const d = parsed.detection;
-      // What a delivery killed between its claims and its writes leaves: the event's claim and
-      // the pair's alert claim with its owner claim (one store call), and nothing else.
-      const { group, key } = eventClaim({ detection: d });
-      expect(await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW)).toEqual([[true]]);
-      expect(
-        await store.claimMany([`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey({ detection: d })], WINDOW),
-      ).toEqual([true, true]);
+    for (const [n, left, eventClaimHeld] of [
+      [1, 'stopped (a crash) before storing anything', true],
+      // A delivery whose outbox write failed (answered 503) gives its claims back; when giving
+      // the pair's claim back fails too (the store lost its connection), that claim and its owner
+      // claim stay, while the event's own claim went back.
+      [3, "failed, and gave its event claim back but not the pair's", false],
+    ] as const) {
+      it(`alerts on the sender's retry of an event whose first delivery took the pair's claim and ${left}`, async () => {
+        const ip = `198.51.100.6${n}`;
+        const event = record({ time: at(60_000), ip });
+        const parsed = parseDetection(structuredClone(event));
+        if (!parsed.ok) throw new Error(parsed.reason);
+        const d = parsed.detection;
+        if (eventClaimHeld) {
+          const { group, key } = eventClaim({ detection: d });
+          expect(await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW)).toEqual([[true]]);
+        }
+        // The pair's alert claim with its owner claim (one store call), and nothing else.
+        expect(
+          await store.claimMany(
+            [`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey({ detection: d })],
+            WINDOW,
+          ),
+        ).toEqual([true, true]);
 
-      const [retry] = await engine.evaluate([event]);
-      expect(retry?.outcome).toBe('alerted');
-      // The id the stopped delivery would have used: had it stored the alert, it is posted once.
-      expect(retry?.alert?.id).toBe(alertIdFor(d.eventId));
-      expect(sink.alerts.map((a) => a.id)).toEqual([alertIdFor(d.eventId)]);
-      const [again] = await engine.evaluate([event]);
-      expect(again?.outcome).toBe('duplicate');
-      const [other] = await engine.evaluate([record({ time: at(30_000), ip: '198.51.100.61' })]);
-      expect(other?.outcome).toBe('known');
-      expect(sink.alerts).toHaveLength(1);
-    });
-
-    it("alerts on the retry of an event whose failed delivery gave its event claim back but not the pair's (the store failed between)", async () => {
-      const event = record({ time: at(60_000), ip: '198.51.100.63' });
-      const parsed = parseDetection(structuredClone(event));
-      if (!parsed.ok) throw new Error(parsed.reason);
-      const d = parsed.detection;
-      // A delivery whose outbox write failed (answered 503) gives its claims back; when giving the
-      // pair's claim back fails too (the store's connection was lost), that claim and its owner
-      // claim stay, while the event's own claim was given back.
-      expect(
-        await store.claimMany([`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey({ detection: d })], WINDOW),
-      ).toEqual([true, true]);
-
-      const [retry] = await engine.evaluate([event]);
-      expect(retry?.outcome).toBe('alerted');
-      expect(retry?.alert?.id).toBe(alertIdFor(d.eventId));
-      const [other] = await engine.evaluate([record({ time: at(30_000), ip: '198.51.100.63' })]);
-      expect(other?.outcome).toBe('known');
-      expect(sink.alerts.map((a) => a.id)).toEqual([alertIdFor(d.eventId)]);
-    });
+        const [retry] = await engine.evaluate([event]);
+        expect(retry?.outcome).toBe('alerted');
+        // The id the first delivery would have used: had it stored the alert, it is posted once.
+        expect(retry?.alert?.id).toBe(alertIdFor(d.eventId));
+        expect(sink.alerts.map((a) => a.id)).toEqual([alertIdFor(d.eventId)]);
+        const [again] = await engine.evaluate([event]);
+        expect(again?.outcome).toBe('duplicate');
+        const [other] = await engine.evaluate([record({ time: at(30_000), ip })]);
+        expect(other?.outcome).toBe('known');
+        expect(sink.alerts).toHaveLength(1);
+      });
+    }
 
     it("does not take over a pair's claim that another event's stopped delivery holds: one alert, never two", async () => {
       const ip = '198.51.100.62';
