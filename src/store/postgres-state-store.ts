@@ -57,9 +57,10 @@ const POOL = Symbol('arc-responder pg pool');
 const DEADLOCK = '40P01';
 
 /**
- * @keyv/postgres with two changes: it runs on the state store's own pool (the stock adapter keeps
- * one module-wide pool per URL that `disconnect()` ends for every instance sharing it), and
- * `delete` is one statement instead of a SELECT followed by a DELETE.
+ * @keyv/postgres with three changes: it runs on the state store's own pool (the stock adapter
+ * keeps one module-wide pool per URL that `disconnect()` ends for every instance sharing it),
+ * `delete` is one statement instead of a SELECT followed by a DELETE, and `setMany` writes its rows
+ * in key order (and runs again after a deadlock), as claims do.
  */
 class PooledKeyvPostgres extends KeyvPostgres {
   async connect(): Promise<(sql: string, values?: unknown) => Promise<unknown[]>> {
@@ -71,6 +72,32 @@ class PooledKeyvPostgres extends KeyvPostgres {
 
   async disconnect(): Promise<void> {
     // The pool belongs to the state store, which ends it on close.
+  }
+
+  /**
+   * Two replicas (or a replica and an import) upserting overlapping keys in different orders lock
+   * the rows in different orders and can deadlock: one statement is then rolled back (40P01). In
+   * key order they cannot; should one still happen, the statement is rolled back as a whole and
+   * runs again.
+   */
+  async setMany(entries: Array<{ key: string; value: unknown }>): Promise<void> {
+    const keys = new Array<string>(entries.length);
+    const values = new Array<unknown>(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      keys[i] = entries[i]!.key;
+      values[i] = entries[i]!.value;
+    }
+    const upsert = `INSERT INTO public.${this.opts.table} (key, value)
+      SELECT k, v FROM unnest($1::text[], $2::text[]) AS t(k, v) ORDER BY k
+      ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.query(upsert, [keys, values]);
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== DEADLOCK || attempt >= 3) throw error;
+      }
+    }
   }
 
   async delete(key: string): Promise<boolean> {

@@ -43,6 +43,26 @@ describeWithService('postgres:// state store', 'TEST_POSTGRES_URL', (url) => {
     return openStateStore(url, { namespace });
   });
 
+  it('upserts overlapping batches from two stores in opposite orders without a deadlock', async () => {
+    const namespace = ns('deadlock');
+    const [a, b] = [await openStateStore(url, { namespace }), await openStateStore(url, { namespace })];
+    try {
+      const entries = Array.from({ length: 2000 }, (_, i) => ({
+        key: `pair:app:10.0.${i >> 8}.${i & 255}`,
+        value: { count: i },
+        ttlMs: 60_000,
+      }));
+      const reversed = [...entries].reverse();
+      for (let round = 0; round < 8; round++) {
+        await Promise.all([a.setMany(entries), b.setMany(reversed)]);
+      }
+      expect(await a.get('pair:app:10.0.7.207')).toEqual({ count: 2000 - 1 });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('accepts the postgresql:// spelling too', async () => {
     const store = await openStateStore(url.replace(/^postgres:/, 'postgresql:'), { namespace: ns('scheme') });
     try {
