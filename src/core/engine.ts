@@ -290,6 +290,12 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         const d = r.detection;
         const eventMs = Date.parse(d.eventTime);
         const at = eventMs > t0 + FUTURE_TOLERANCE_MS ? t0 : eventMs;
+        if (evalOpts.silent && olderThanWindow(at, windowMs, t0)) {
+          // An import stores nothing of an event from longer ago than the window: it claims
+          // nothing either (an export of months would fill the store with claims of them).
+          results[index] = { outcome: 'ignored', reason: OLDER_THAN_WINDOW, detection: d };
+          continue;
+        }
         const c: Candidate = { index, detection: d, eventMs, pairKey: pairKey(d.appId, d.sourceIp), at };
         parsed.push(c);
         if (ev) {

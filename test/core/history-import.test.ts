@@ -119,6 +119,12 @@ describe('history import [derived Arc events]', () => {
     });
     expect(stdout).toMatch(/imported 1 sightings/);
     expect(stdout).toMatch(/1 × ignored: older than the history window of now: not stored/);
+    // Nothing of the old event was kept, not even its claim: run again, it is ignored again.
+    const again = await run(process.execPath, [CLI, 'history', 'import', file], {
+      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+    });
+    expect(again.stdout).toMatch(/1 × ignored: older than the history window of now: not stored/);
+    expect(again.stdout).toMatch(/imported 0 sightings/);
   });
 
   it('says a file it cannot read is missing, without a stack trace and without touching the store', async () => {
