@@ -491,6 +491,12 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // delivery never got as far as the store, and the event is evaluated again.
       const inBatch = new Set<string>();
       const candidates: Candidate[] = [];
+      /**
+       * A re-delivered event later than its stored pair's last sighting: its first delivery stopped
+       * (a crash, a failed write) after claiming it and before storing its sighting, which would
+       * have moved the last sighting to it. It is judged again (and counted) rather than lost.
+       */
+      const neverRecorded = (c: Candidate) => c.at > pairs.get(c.pairKey)!.lastSeen;
       /** Stored pairs never alerted, whose re-delivered event may own the pair's alert claim. */
       const orphanChecks: Candidate[] = [];
       const duplicate = (c: Candidate) => {
@@ -512,6 +518,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         } else if (pairs.get(c.pairKey)!.alertId === undefined) {
           orphanChecks.push(c);
           inBatch.add(c.detection.eventId);
+        } else if (neverRecorded(c)) {
+          candidates.push(c);
+          inBatch.add(c.detection.eventId);
         } else {
           duplicate(c);
         }
@@ -527,7 +536,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         orphanChecks.forEach((c, i) => {
           if (free[i]) {
             release.push(keys[i]!);
-            duplicate(c);
+            if (neverRecorded(c)) candidates.push(c);
+            else duplicate(c);
           } else {
             c.ownsAlertClaim = true;
             candidates.push(c);

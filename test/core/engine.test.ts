@@ -231,6 +231,31 @@ describe.each(Object.keys(backends))(
       });
     }
 
+    it('counts the events of a delivery that claimed them and stopped before storing them, when they come again', async () => {
+      const ip = '198.51.100.64';
+      await engine.evaluate([record({ time: at(3 * 3_600_000), ip })], { silent: true });
+      const last = at(3_600_000);
+      const later = [record({ time: at(2 * 3_600_000), ip }), record({ time: last, ip })];
+      // An import killed between its claims and its writes: the events are claimed, not stored.
+      for (const event of later) {
+        const parsed = parseDetection(structuredClone(event));
+        if (!parsed.ok) throw new Error(parsed.reason);
+        const { group, key } = eventClaim({ detection: parsed.detection });
+        await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW);
+      }
+      const rerun = await engine.evaluate(later, { silent: true });
+      expect(rerun.map((r) => r.outcome)).toEqual(['known', 'known']);
+      const entries = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      const entry = entries.find((e) => e.pair.ip === ip);
+      expect(entry?.pair.count).toBe(3);
+      expect(entry?.pair.lastSeen).toBe(last.getTime());
+      // Once stored, they are duplicates.
+      expect((await engine.evaluate(later, { silent: true })).map((r) => r.outcome)).toEqual([
+        'duplicate',
+        'duplicate',
+      ]);
+    });
+
     it("does not take over a pair's claim that another event's stopped delivery holds: one alert, never two", async () => {
       const ip = '198.51.100.62';
       const [b, a] = [record({ time: at(90_000), ip }), record({ time: at(60_000), ip })];
