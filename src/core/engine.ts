@@ -94,6 +94,8 @@ const SETTLE_MS = 1500;
 const SETTLE_POLL_MS = 25;
 
 /** Why an event from a window or more ago is not imported. */
+/** How long a start waits for the learning period's end that another replica's first start writes. */
+const FIRST_START_WAIT_MS = 5000;
 const OLDER_THAN_WINDOW = 'older than the history window of now: not stored';
 
 /** Why an event from a window or more ago of a pair in the current history is not alerted. */
@@ -241,7 +243,13 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       learningUntil = empty ? until : 0;
       await store.set(LEARNING_KEY, learningUntil);
     } else {
-      const stored = await store.get<unknown>(LEARNING_KEY);
+      // Another replica starting at the same moment may have taken the first start and not yet
+      // written the end: wait a little for it, rather than alert through its learning period.
+      let stored = await store.get<unknown>(LEARNING_KEY);
+      for (let waited = 0; stored === undefined && waited < FIRST_START_WAIT_MS; waited += 100) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        stored = await store.get<unknown>(LEARNING_KEY);
+      }
       // An end that is no time (written by a release that took any LEARNING_PERIOD) ends learning.
       learningUntil = typeof stored === 'number' && Number.isFinite(new Date(stored).getTime()) ? stored : 0;
     }

@@ -774,6 +774,16 @@ describe('engine: learning period', () => {
     await store.close();
   });
 
+  it('gives two replicas starting at once on an empty history the same learning period', async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    const start = () => createEngine({ store, windowMs: WINDOW, outbox: sink.outbox, learningPeriodMs: DAY });
+    const [a, b] = await Promise.all([start(), start()]);
+    expect(a.learningUntil).toBeGreaterThan(Date.now());
+    expect(b.learningUntil).toBe(a.learningUntil);
+    await store.close();
+  });
+
   it('opens the learning period on a history that only ever saw events older than the window', async () => {
     const store = await openStateStore('memory://');
     const sink = collectingOutbox();
