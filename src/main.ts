@@ -82,7 +82,9 @@ if (config.learningPeriodMs !== undefined) {
   if (learningUntil === undefined) {
     learning = ', learning period not applied (LEARNING_PERIOD only opens on an empty history)';
   } else if (learningUntil > Date.now()) {
-    learning = `, learning (sightings recorded, no alerts) until ${new Date(learningUntil).toISOString()}`;
+    // A restart keeps the end fixed at the first start, whatever LEARNING_PERIOD says now.
+    const fixed = running.engine.learningFixedEarlier ? ' (fixed at the first start)' : '';
+    learning = `, learning (sightings recorded, no alerts) until ${new Date(learningUntil).toISOString()}${fixed}`;
   } else {
     learning = `, learning period ended ${new Date(learningUntil).toISOString()}`;
   }

@@ -72,6 +72,8 @@ export interface Engine {
   readonly windowMs: number;
   /** End of the learning period (epoch ms), when one applies. */
   readonly learningUntil: number | undefined;
+  /** The learning period's end was fixed by an earlier start (this one's `learningPeriodMs` changed nothing). */
+  readonly learningFixedEarlier: boolean;
   /**
    * Parses and evaluates raw events, one result per input in the same order. Sightings, claims and
    * pending alerts are stored before it resolves.
@@ -235,6 +237,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   let historyMarked = false;
 
   let learningUntil: number | undefined;
+  let learningFixedEarlier = false;
   if (opts.learningPeriodMs !== undefined) {
     // The first start of an empty history opens the learning period; later starts keep its end.
     const until = now() + opts.learningPeriodMs;
@@ -243,6 +246,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       learningUntil = empty ? until : 0;
       await store.set(LEARNING_KEY, learningUntil);
     } else {
+      learningFixedEarlier = true;
       // Another replica starting at the same moment may have taken the first start and not yet
       // written the end: wait a little for it, rather than alert through its learning period.
       let stored = await store.get<unknown>(LEARNING_KEY);
@@ -845,6 +849,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
   return {
     windowMs,
+    get learningFixedEarlier() {
+      return learningFixedEarlier;
+    },
     get learningUntil() {
       return learningUntil;
     },

@@ -216,8 +216,8 @@ describe('npm start (node src/main.ts)', () => {
   it('says on its line whether a learning period runs: on an empty history, not on a later start with history', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
     const env = { PORT: '0', LEARNING_PERIOD: '24h', STORE_URL: `sqlite://${path.join(dir, 'a.db')}` };
-    const startLine = async () => {
-      const svc = startService(env, dir!);
+    const startLine = async (extra: Record<string, string> = {}) => {
+      const svc = startService({ ...env, ...extra }, dir!);
       children.push(svc);
       const url = await svc.url();
       const line = svc.lines.find((l) => String(l.msg).startsWith('arc-responder listening'))!;
@@ -226,8 +226,17 @@ describe('npm start (node src/main.ts)', () => {
     const first = await startLine();
     expect(first.line.msg).toMatch(/, learning \(sightings recorded, no alerts\) until \d{4}-\d\d-\d\dT/);
     expect(first.line.learningUntil).toEqual(expect.any(String));
+    expect(first.line.msg).not.toContain('fixed at the first start');
     first.svc.child.kill('SIGTERM');
     expect(await first.svc.exited).toBe(0);
+    // A restart with another LEARNING_PERIOD keeps the end, and says so.
+    const restart = await startLine({ LEARNING_PERIOD: '5d' });
+    expect(restart.line.learningUntil).toBe(first.line.learningUntil);
+    expect(restart.line.msg).toMatch(
+      /, learning \(sightings recorded, no alerts\) until \S+ \(fixed at the first start\)$/,
+    );
+    restart.svc.child.kill('SIGTERM');
+    expect(await restart.svc.exited).toBe(0);
     // A store that already has history at its first start never learns.
     for (const f of ['a.db', 'a.db-wal', 'a.db-shm']) rmSync(path.join(dir, f), { force: true });
     const plain = startService({ PORT: '0', STORE_URL: env.STORE_URL }, dir);
