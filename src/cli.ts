@@ -1,13 +1,15 @@
 import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { createGunzip } from 'node:zlib';
 import { ConfigError, loadConfig } from './config.ts';
 import { OUTCOMES, type Outcome } from './core/alert.ts';
 import { isAppIdText } from './core/app-id.ts';
 import { listAudit } from './core/audit.ts';
 import { dashGuid } from './core/azure-ids.ts';
 import { formatDuration } from './core/duration.ts';
-import { createEngine } from './core/engine.ts';
+import { createEngine, type Engine } from './core/engine.ts';
 import { extractEvents } from './core/formats/index.ts';
 import { createHistory, isAllowActive } from './core/history.ts';
 import type { AllowlistEntry } from './core/pair.ts';
@@ -47,15 +49,45 @@ export function unwrapExport(doc: unknown): unknown[] {
   );
 }
 
-/** The first non-blank character of a file, read without loading the file. */
-async function firstChar(path: string): Promise<string> {
+/**
+ * The largest JSON document (or line) read whole, in characters: V8's strings end a little past
+ * 512 Mi characters (parsing one this large takes about 2 GB of memory).
+ */
+export const MAX_DOCUMENT_CHARS = 500 * 1024 * 1024;
+
+const TOO_LARGE = `is larger than ${MAX_DOCUMENT_CHARS / 1024 / 1024} MiB: a document this large cannot be read whole; export NDJSON (one event per line) instead, or split the file`;
+
+/** What starts a file: gzip's magic, and its first non-blank character (read without loading it). */
+async function peek(path: string): Promise<{ gzip: boolean; first: string }> {
   const handle = await open(path, 'r');
   try {
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(256), 0, 256, 0);
-    return buffer.subarray(0, bytesRead).toString('utf8').trimStart().slice(0, 1);
+    const head = buffer.subarray(0, bytesRead);
+    const gzip = head[0] === 0x1f && head[1] === 0x8b;
+    return { gzip, first: gzip ? '' : head.toString('utf8').trimStart().slice(0, 1) };
   } finally {
     await handle.close();
   }
+}
+
+/** The lines of `input` as text, numbered from 1; a line past `MAX_DOCUMENT_CHARS` is an error. */
+async function* textLines(input: Readable): AsyncGenerator<string> {
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  let n = 0;
+  for await (const chunk of input) {
+    pending += typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer);
+    let nl = pending.indexOf('\n');
+    while (nl !== -1) {
+      n++;
+      yield pending.slice(0, nl).replace(/\r$/, '');
+      pending = pending.slice(nl + 1);
+      nl = pending.indexOf('\n');
+    }
+    if (pending.length > MAX_DOCUMENT_CHARS) throw new Error(`line ${n + 1} ${TOO_LARGE}`);
+  }
+  pending += decoder.end();
+  if (pending !== '') yield pending.replace(/\r$/, '');
 }
 
 type ReadItem = { event: unknown } | { error: string };
@@ -92,24 +124,17 @@ function* documentOrLines(lines: string[]): Generator<ReadItem> {
   for (const event of unwrapExport(doc)) yield { event };
 }
 
-/** The events of `path` (`-`: standard input), whose first non-blank character is `first`. */
-async function* readEvents(path: string, first: string | undefined): AsyncGenerator<ReadItem> {
-  if (path !== '-') {
-    // A single JSON document (array, envelope, search response) is read whole.
-    if (first === '[') {
-      const text = await readFile(path, 'utf8');
-      for (const event of unwrapExport(JSON.parse(text))) yield { event };
-      return;
-    }
-  }
-  const input = path === '-' ? process.stdin : createReadStream(path, { encoding: 'utf8' });
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+/** The events of `input`: NDJSON, or one JSON document (pretty-printed or not), gzip unpacked. */
+async function* readEvents(input: Readable): AsyncGenerator<ReadItem> {
   let n = 0;
   let buffered: string[] | undefined;
-  for await (const line of lines) {
+  let bufferedChars = 0;
+  for await (const line of textLines(input)) {
     n++;
     if (buffered) {
       buffered.push(line);
+      bufferedChars += line.length + 1;
+      if (bufferedChars > MAX_DOCUMENT_CHARS) throw new Error(`the JSON document ${TOO_LARGE}`);
       continue;
     }
     const trimmed = line.trim();
@@ -120,6 +145,7 @@ async function* readEvents(path: string, first: string | undefined): AsyncGenera
       if (n === 1) {
         // Not NDJSON: a pretty-printed JSON document. Read the rest and parse it whole.
         buffered = [line];
+        bufferedChars = line.length;
         continue;
       }
       yield { error: `line ${n}: not valid JSON` };
@@ -137,18 +163,30 @@ const historyConfig = () =>
 
 async function importHistory(path: string): Promise<number> {
   const config = historyConfig();
-  // The input is read first, before the store is opened: a wrong path changes nothing.
-  const first = path === '-' ? undefined : await firstChar(path);
-  const store = await openStateStore(config.storeUrl);
-  const engine = await createEngine({
-    store,
-    windowMs: config.historyWindowMs,
-    outbox: { add: async () => {} },
-  });
+  // A path that cannot be read changes nothing: it is checked before the store is opened, and the
+  // store is opened with the first batch, so a file that turns out unreadable (not JSON, too
+  // large) stops the import before that too.
+  const start = path === '-' ? undefined : await peek(path);
+  const file = path === '-' ? process.stdin : createReadStream(path);
+  const input = start?.gzip ? file.pipe(createGunzip()) : file;
+  file.on('error', (err: Error) => input.destroy(err));
+  let opened: { store: Awaited<ReturnType<typeof openStateStore>>; engine: Engine } | undefined;
+  const open = async () => {
+    if (opened) return opened;
+    const store = await openStateStore(config.storeUrl);
+    const engine = await createEngine({
+      store,
+      windowMs: config.historyWindowMs,
+      outbox: { add: async () => {} },
+    });
+    opened = { store, engine };
+    return opened;
+  };
   const counts = Object.fromEntries(OUTCOMES.map((o) => [o, 0])) as Record<Outcome, number>;
   const problems = new Map<string, number>();
   let batch: unknown[] = [];
   const flush = async () => {
+    const { engine } = await open();
     for (const r of await engine.evaluate(batch, { silent: true })) {
       counts[r.outcome]++;
       if (r.outcome === 'invalid' || r.outcome === 'ignored') {
@@ -159,7 +197,7 @@ async function importHistory(path: string): Promise<number> {
     batch = [];
   };
   try {
-    for await (const item of readEvents(path, first)) {
+    for await (const item of readEvents(input)) {
       if ('error' in item) {
         counts.invalid++;
         problems.set(`invalid: ${item.error}`, 1);
@@ -170,7 +208,8 @@ async function importHistory(path: string): Promise<number> {
     }
     if (batch.length > 0) await flush();
   } finally {
-    await store.close();
+    input.destroy();
+    await opened?.store.close();
   }
   const recorded = counts.known + counts.allowlisted;
   console.log(

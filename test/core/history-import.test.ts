@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { recordAudit } from '../../src/core/audit.ts';
 import { createEngine } from '../../src/core/engine.ts';
@@ -105,6 +106,19 @@ describe('history import [derived Arc events]', () => {
       code: 1,
       stderr: expect.stringMatching(/^history import failed: Unexpected token/),
     });
+    // The store is opened with the first batch: a file that turns out unreadable leaves none.
+    expect(existsSync(path.join(dir, 'broken-pretty.db'))).toBe(false);
+  });
+
+  it('reads a gzip-compressed export as it is', async () => {
+    const db = path.join(dir, 'gzip.db');
+    const file = path.join(dir, 'export.ndjson.gz');
+    const lines = [ecs('192.0.2.41', 1, 41), ecs('192.0.2.42', 2, 42)].map((e) => JSON.stringify(e));
+    writeFileSync(file, gzipSync(`${lines.join('\n')}\n`));
+    const { stdout } = await run(process.execPath, [CLI, 'history', 'import', file], {
+      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+    });
+    expect(stdout).toMatch(/^imported 2 sightings/);
   });
 
   it('counts events older than the window as ignored, not as imported', async () => {
