@@ -158,6 +158,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     await store.close().catch(() => undefined);
     throw err;
   }
+  for (const warning of store.warnings?.() ?? []) logger.warn({ store: store.kind }, warning);
   try {
     const history = createHistory({
       store,

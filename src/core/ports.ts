@@ -90,6 +90,8 @@ export interface StateStore {
   countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<LiveCount[]>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */
   ping(): Promise<void>;
+  /** What an operator should change in the backend's settings (a Redis that evicts keys, say). */
+  warnings?(): string[];
   close(): Promise<void>;
 }
 

@@ -92,7 +92,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
         `the ${store.kind} store is not reachable: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
-    const warnings: string[] = [];
+    const warnings: string[] = [...(store.warnings?.() ?? [])];
     try {
       warnings.push(...chat.problems());
     } catch (err) {

@@ -108,6 +108,32 @@ function describe(value: unknown): string {
   return Array.isArray(value) ? 'an array' : typeof value;
 }
 
+/** How a backend fits `KeyvStateStore`. */
+export interface KeyvStateStoreOptions {
+  /** Closes the Keyv side after the claims and sets; defaults to `keyv.disconnect()`. */
+  closeKeyv?: () => Promise<void>;
+  /**
+   * Whether the backend's `hasMany` honours expiry (SQLite's expiry column, Redis's own TTLs,
+   * Keyv's check on a Map); default true. Otherwise `hasMany` reads the values, through which Keyv
+   * checks the expiry (@keyv/postgres keeps it inside the value).
+   */
+  exactHas?: boolean;
+  /**
+   * The backend's range read of serialised rows by full key prefix, when it has one (SQLite);
+   * without it `valuesByPrefix` answers undefined.
+   */
+  rowsByPrefix?: (prefix: string) => Array<[string, string]>;
+  /** Why the backend can no longer be used, when it knows (a SQLite file deleted while open): every call then fails with it. */
+  lost?: () => string | undefined;
+  /**
+   * The last connection error the driver reported, secrets removed (Redis's `WRONGPASS`, say):
+   * added to a failure's message, whose own text ("The client is offline") does not say why.
+   */
+  lastConnectionError?: () => string | undefined;
+  /** What an operator should change in the backend's settings, found when it was opened. */
+  warnings?: string[];
+}
+
 /**
  * A `StateStore` whose values go through Keyv (so any Keyv 5 client on the same backend and
  * namespace reads them) and whose claims and sets go through `ClaimsAndSets`. It validates
@@ -123,36 +149,31 @@ export class KeyvStateStore implements StateStore {
   #exactHas: boolean;
   #rows: ((prefix: string) => Array<[string, string]>) | undefined;
   #lost: (() => string | undefined) | undefined;
+  #warnings: string[];
 
   /**
    * @param valuePrefix put before every value key (`<namespace>:`), or `''` when the adapter
    *   prefixes keys itself.
-   * @param closeKeyv closes the Keyv side after `rest`; defaults to `keyv.disconnect()`.
-   * @param exactHas whether the backend's `hasMany` honours expiry (SQLite's expiry column,
-   *   Redis's own TTLs, Keyv's check on a Map). Otherwise `hasMany` reads the values, through
-   *   which Keyv checks the expiry (@keyv/postgres keeps it inside the value).
-   * @param rowsByPrefix the backend's range read of serialised rows by full key prefix, when it
-   *   has one (SQLite); without it `valuesByPrefix` answers undefined.
-   * @param lost why the backend can no longer be used, when it knows (a SQLite file deleted while
-   *   open): every call then fails with it.
    */
   constructor(
     kind: StateStore['kind'],
     keyv: Keyv,
     rest: ClaimsAndSets,
     valuePrefix: string,
-    closeKeyv: () => Promise<void> = () => keyv.disconnect(),
-    exactHas = true,
-    rowsByPrefix?: (prefix: string) => Array<[string, string]>,
-    lost?: () => string | undefined,
+    options: KeyvStateStoreOptions = {},
   ) {
     this.kind = kind;
+    const { lastConnectionError } = options;
     // Whatever a driver throws once the store is open (a dropped connection, a locked or full
     // database) reaches the callers as STORE_UNREACHABLE, so that ingest answers 503 and the
     // sender retries, rather than taking the events for bad input.
     const fail = (error: unknown): never => {
       if (error instanceof StoreError) throw error;
-      throw new StoreError('STORE_UNREACHABLE', `The ${kind} store failed: ${describeError(error)}`);
+      const cause = lastConnectionError?.();
+      throw new StoreError(
+        'STORE_UNREACHABLE',
+        `The ${kind} store failed: ${describeError(error)}${cause ? ` (last connection error: ${cause})` : ''}`,
+      );
     };
     this.#keyv = guarded(keyv, fail);
     if (!rest.countLiveMembers && !rest.membersOfMany) {
@@ -160,10 +181,15 @@ export class KeyvStateStore implements StateStore {
     }
     this.#rest = guarded(rest, fail);
     this.#prefix = valuePrefix;
-    this.#closeKeyv = closeKeyv;
-    this.#exactHas = exactHas;
-    this.#rows = rowsByPrefix && guarded(rowsByPrefix, fail);
-    this.#lost = lost;
+    this.#closeKeyv = options.closeKeyv ?? (() => keyv.disconnect());
+    this.#exactHas = options.exactHas ?? true;
+    this.#rows = options.rowsByPrefix && guarded(options.rowsByPrefix, fail);
+    this.#lost = options.lost;
+    this.#warnings = options.warnings ?? [];
+  }
+
+  warnings(): string[] {
+    return this.#warnings;
   }
 
   #open(): void {

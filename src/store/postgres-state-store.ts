@@ -278,7 +278,6 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
     createKeyv(adapter, options.namespace),
     rest,
     `${options.namespace}:`,
-    () => pool.end(),
-    false,
+    { closeKeyv: () => pool.end(), exactHas: false },
   );
 }

@@ -281,8 +281,15 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
       ),
     );
   }
-  // node-redis reports connection trouble as 'error' events too; the rejected calls carry it.
-  client.on('error', () => {});
+  // node-redis reports connection trouble as 'error' events; a rejected call says only that the
+  // client is offline, so the last reason is kept (without the password) for its message.
+  let lastConnectionError: string | undefined;
+  client.on('error', (error: unknown) => {
+    lastConnectionError = scrubSecret(describeError(error), options.password).slice(0, 300);
+  });
+  client.on('ready', () => {
+    lastConnectionError = undefined;
+  });
   // `connectTimeout` bounds the TCP connect only: a server that accepts and never answers (a
   // paused Redis, a wrong port behind a proxy) would hold the start forever.
   const handshake = (async () => {
@@ -305,16 +312,13 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
     );
   }
   connectedOnce = true;
+  const warnings = await evictionWarnings(client);
 
   const adapter = new BatchingKeyvRedis(client, { namespace: options.namespace, throwOnErrors: true });
   // @keyv/redis prefixes keys itself (`<ns>::`): no prefix of our own.
   const keyv = createKeyv(adapter, options.namespace);
-  return new KeyvStateStore(
-    'redis',
-    keyv,
-    new RedisClaimsAndSets(client, options.namespace),
-    '',
-    async () => {
+  return new KeyvStateStore('redis', keyv, new RedisClaimsAndSets(client, options.namespace), '', {
+    closeKeyv: async () => {
       if (client.isOpen) {
         try {
           await client.close();
@@ -323,5 +327,26 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
         }
       }
     },
-  );
+    lastConnectionError: () => lastConnectionError,
+    warnings,
+  });
+}
+
+/**
+ * A Redis that evicts keys when its memory is full (any `maxmemory-policy` but `noeviction`; Azure
+ * Cache for Redis ships with `volatile-lru`) drops the history and the claims that keep alerts
+ * exactly-once without a word, since every one of them has a TTL. Read from `INFO memory`, which
+ * works where `CONFIG` is disabled; nothing is said when even that is refused.
+ */
+async function evictionWarnings(client: RedisClient): Promise<string[]> {
+  let policy: string | undefined;
+  try {
+    policy = /^maxmemory_policy:(\S+)/m.exec(await client.info('memory'))?.[1];
+  } catch {
+    return [];
+  }
+  if (policy === undefined || policy === 'noeviction') return [];
+  return [
+    `Redis evicts keys when its memory is full (maxmemory-policy ${policy}): sightings, allowlist entries and the claims that keep each alert to one would then be lost without a word; set maxmemory-policy to noeviction (then a full Redis refuses writes, and ingest answers 503)`,
+  ];
 }

@@ -196,14 +196,8 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
     );
   }
   const keyv = createKeyv(adapter, options.namespace);
-  return new KeyvStateStore(
-    'sqlite',
-    keyv,
-    rest,
-    `${options.namespace}:`,
-    () => keyv.disconnect(),
-    true,
-    (prefix) => adapter.rowsByPrefix(prefix),
-    () => adapter.lost(),
-  );
+  return new KeyvStateStore('sqlite', keyv, rest, `${options.namespace}:`, {
+    rowsByPrefix: (prefix) => adapter.rowsByPrefix(prefix),
+    lost: () => adapter.lost(),
+  });
 }

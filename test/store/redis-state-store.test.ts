@@ -1,6 +1,6 @@
 import { connect, createServer, type Socket } from 'node:net';
 import { createClient, createKeyv } from '@keyv/redis';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import type { Detection } from '../../src/core/detection.ts';
 import { createEngine, eventClaim } from '../../src/core/engine.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
@@ -40,6 +40,61 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
   describeStateStoreContract('redis', (namespace) => {
     namespaces.push(namespace);
     return openStateStore(url, { namespace });
+  });
+
+  it('warns when Redis evicts keys under memory pressure (any maxmemory-policy but noeviction)', async () => {
+    const admin = createClient({ url });
+    await admin.connect();
+    const before = (await admin.configGet('maxmemory-policy'))['maxmemory-policy'] ?? 'noeviction';
+    try {
+      await admin.configSet('maxmemory-policy', 'volatile-lru');
+      const evicting = await openStateStore(url, { namespace: ns('evict') });
+      await admin.configSet('maxmemory-policy', 'noeviction');
+      const keeping = await openStateStore(url, { namespace: ns('keep') });
+      try {
+        expect(evicting.warnings?.()).toEqual([
+          expect.stringMatching(
+            /^Redis evicts keys when its memory is full \(maxmemory-policy volatile-lru\).*set maxmemory-policy to noeviction/,
+          ),
+        ]);
+        expect(keeping.warnings?.()).toEqual([]);
+      } finally {
+        await evicting.close();
+        await keeping.close();
+      }
+    } finally {
+      await admin.configSet('maxmemory-policy', before);
+      await admin.close();
+    }
+  });
+
+  it("names Redis's refusal of the password when a reconnection fails, not only that the client is offline", async () => {
+    const admin = createClient({ url });
+    await admin.connect();
+    const user = `arc-test-${process.pid}`;
+    const withUser = new URL(url);
+    withUser.username = user;
+    withUser.password = 'first-secret';
+    await admin.sendCommand(['ACL', 'SETUSER', user, 'on', '>first-secret', '~*', '+@all']);
+    const store = await openStateStore(withUser.toString(), { namespace: ns('wrongpass') });
+    try {
+      await store.ping();
+      // The password is rotated and the connection dropped: the client's reconnections are refused.
+      await admin.sendCommand(['ACL', 'SETUSER', user, 'resetpass', '>second-secret']);
+      await admin.sendCommand(['CLIENT', 'KILL', 'USER', user]);
+      await vi.waitFor(
+        async () => {
+          const error = await store.claim('k', 1000).catch((e: unknown) => e as Error);
+          expect(String((error as Error)?.message)).toMatch(/last connection error: .*WRONGPASS/);
+          expect(String((error as Error)?.message)).not.toContain('first-secret');
+        },
+        { timeout: 5000, interval: 100 },
+      );
+    } finally {
+      await store.close();
+      await admin.sendCommand(['ACL', 'DELUSER', user]);
+      await admin.close();
+    }
   });
 
   it('writes values that @keyv/redis on its own reads, under <namespace>::<key>', async () => {
