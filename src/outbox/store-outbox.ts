@@ -2,6 +2,7 @@ import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
 import { type AlertSink, DELIVERY_IN_PROGRESS, type Outbox, type StateStore } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
+import { StoreError } from '../store/store-error.ts';
 import { withTimeout } from '../timeout.ts';
 
 /** Tuning of the outbox; every field has a production default. */
@@ -197,6 +198,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     if (now() >= pauseUntil) kick();
   }
 
+  /**
+   * Alerts posted whose reference the store did not take (it failed right after the post): the
+   * retry stores the reference rather than posting a second message.
+   */
+  const postedUnrecorded = new Map<string, string>();
+
   function depth() {
     return knownIds.size + added.size;
   }
@@ -205,10 +212,14 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const attempts = (itemBackoff.get(itemId)?.attempts ?? 0) + 1;
     const wait = backoffFor(attempts);
     itemBackoff.set(itemId, { attempts, until: now() + wait });
-    metrics?.chatDeliveryFailures.inc({ kind });
+    // A store that failed (reading the item, writing the reference) is no failure of the chat.
+    const storeFailed = err instanceof StoreError;
+    if (!storeFailed) metrics?.chatDeliveryFailures.inc({ kind });
     log.warn(
       { item: itemId, attempts, retryInMs: wait, err: errorText(err) },
-      `chat delivery failed (${kind}); will retry`,
+      storeFailed
+        ? `the store failed during chat delivery (${kind}); will retry`
+        : `chat delivery failed (${kind}); will retry`,
     );
   }
 
@@ -240,12 +251,17 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       ]);
       if (typeof item === 'object' && item.kind === 'post' && existing === undefined) {
         const alert = item.alert;
-        const { ref } = await withTimeout(sink.post(alert), deliveryTimeoutMs, 'chat post');
+        let ref = postedUnrecorded.get(alert.id);
+        if (ref === undefined) {
+          ({ ref } = await withTimeout(sink.post(alert), deliveryTimeoutMs, 'chat post'));
+          postedUnrecorded.set(alert.id, ref);
+          metrics?.chatDeliveries.inc({ kind: 'post' });
+        }
         await store.setMany([
           { key: alertRefKey(alert.id), value: ref, ttlMs: refTtlMs },
           { key: deliveredAlertKey(alert.id), value: alert, ttlMs: refTtlMs },
         ]);
-        metrics?.chatDeliveries.inc({ kind: 'post' });
+        postedUnrecorded.delete(alert.id);
         log.debug({ alertId: alert.id, ref, queuedMs: now() - item.queuedAt }, 'alert delivered');
       }
       await remove(itemId);

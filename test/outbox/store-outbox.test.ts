@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createClient } from '@keyv/redis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
 import { type AlertSink, DELIVERY_IN_PROGRESS, type StateStore } from '../../src/core/ports.ts';
@@ -14,6 +15,7 @@ import {
   type OutboxOptions,
 } from '../../src/outbox/store-outbox.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
+import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
 
 let serial = 0;
 function alert(id = `alert-${++serial}`): AlertRecord {
@@ -407,3 +409,65 @@ describe('durable outbox over the store (SQLite)', () => {
     expect([o.depth(), o.pendingAlerts(), o.isFull()]).toEqual([3, 1, false]);
   });
 });
+
+describeWithService(
+  'durable outbox when the store refuses a write right after the post (Redis)',
+  'TEST_REDIS_URL',
+  (url) => {
+    it('stores the reference on the retry rather than posting again, and counts no chat failure', async () => {
+      const admin = createClient({ url });
+      await admin.connect();
+      const user = `arc-outbox-${process.pid}`;
+      const namespace = uniqueNamespace('outbox-ref');
+      const asUser = new URL(url);
+      asUser.username = user;
+      asUser.password = 'outbox-secret';
+      // Values (`<ns>::…`) become read-only to the service's user; claims and sets stay writable.
+      const valuesReadOnly = ['resetkeys', '%R~*', `~${namespace}:claim::*`, `~${namespace}:set::*`];
+      await admin.sendCommand(['ACL', 'SETUSER', user, 'on', '>outbox-secret', '~*', '+@all']);
+      const store = await openStateStore(asUser.toString(), { namespace });
+      const rec = recordingSink();
+      const sink: AlertSink = {
+        async post(a) {
+          const posted = await rec.sink.post(a);
+          await admin.sendCommand(['ACL', 'SETUSER', user, ...valuesReadOnly]);
+          return posted;
+        },
+        repeat: rec.sink.repeat,
+      };
+      const metrics = createMetrics();
+      const o = createStoreOutbox(
+        { store, sink, logger: createLogger({ level: 'silent' }), metrics },
+        { pollMs: 20, baseBackoffMs: 20, maxBackoffMs: 100 },
+      );
+      try {
+        const a = alert();
+        await o.add([a], []);
+        await o.drain();
+        expect(rec.posts).toHaveLength(1);
+        expect(await store.get(alertRefKey(a.id))).toBeUndefined();
+        await admin.sendCommand(['ACL', 'SETUSER', user, 'resetkeys', '~*']);
+        await vi.waitFor(
+          async () => {
+            await o.drain();
+            expect(await store.get(alertRefKey(a.id))).toBe('C0TEST:1.000');
+          },
+          { timeout: 5000, interval: 50 },
+        );
+        expect(rec.posts).toHaveLength(1);
+        expect(o.depth()).toBe(0);
+        expect(await metrics.registry.metrics()).not.toMatch(
+          /arc_chat_delivery_failures_total\{kind="post"\} [1-9]/,
+        );
+      } finally {
+        await o.stop();
+        await store.close();
+        await admin.sendCommand(['ACL', 'DELUSER', user]);
+        for await (const keys of admin.scanIterator({ MATCH: `${namespace}:*`, COUNT: 1000 })) {
+          if (keys.length > 0) await admin.unlink(keys);
+        }
+        await admin.close();
+      }
+    });
+  },
+);
