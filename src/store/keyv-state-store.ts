@@ -83,14 +83,40 @@ function checkKeys(keys: readonly unknown[], what: string): void {
  * `target` (an object's methods, or a function) with every failure, thrown or rejected, passed
  * to `fail`.
  */
-function guarded<T extends object>(target: T, fail: (error: unknown) => never): T {
+function guarded<T extends object>(target: T, fail: (error: unknown) => never, retry?: BusyRetry): T {
   const call = (fn: (...args: unknown[]) => unknown, self: unknown, args: unknown[]) => {
     try {
       const out = fn.apply(self, args);
-      return out instanceof Promise ? out.catch(fail) : out;
+      return out instanceof Promise ? out.catch((error: unknown) => retried(error, fn, self, args)) : out;
     } catch (error) {
       return fail(error);
     }
+  };
+  /**
+   * A call refused because another process holds the lock it needs is made again after a pause,
+   * until `retry.forMs` has passed: the backend's own wait blocks the event loop, this one does not.
+   */
+  const retried = async (
+    error: unknown,
+    fn: (...args: unknown[]) => unknown,
+    self: unknown,
+    args: unknown[],
+  ) => {
+    if (!retry?.when(error)) return fail(error);
+    const deadline = Date.now() + retry.forMs;
+    let pause = 10;
+    let last = error;
+    while (Date.now() + pause < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, 250);
+      try {
+        return await fn.apply(self, args);
+      } catch (again) {
+        if (!retry.when(again)) return fail(again);
+        last = again;
+      }
+    }
+    return fail(last);
   };
   return new Proxy(target, {
     apply: (fn, self, args) => call(fn as (...a: unknown[]) => unknown, self, args),
@@ -100,6 +126,12 @@ function guarded<T extends object>(target: T, fail: (error: unknown) => never): 
       return (...args: unknown[]) => call(value as (...a: unknown[]) => unknown, obj, args);
     },
   });
+}
+
+/** Which failures `guarded` makes again, and for how long. */
+interface BusyRetry {
+  when: (error: unknown) => boolean;
+  forMs: number;
 }
 
 function describe(value: unknown): string {
@@ -132,6 +164,11 @@ export interface KeyvStateStoreOptions {
   lastConnectionError?: () => string | undefined;
   /** What an operator should change in the backend's settings, found when it was opened. */
   warnings?: string[];
+  /**
+   * A failure that says another process holds a lock (SQLite's `SQLITE_BUSY`): such a call is made
+   * again, with pauses, for `forMs` before it fails.
+   */
+  busyRetry?: BusyRetry;
 }
 
 /**
@@ -175,15 +212,15 @@ export class KeyvStateStore implements StateStore {
         `The ${kind} store failed: ${describeError(error)}${cause ? ` (last connection error: ${cause})` : ''}`,
       );
     };
-    this.#keyv = guarded(keyv, fail);
+    this.#keyv = guarded(keyv, fail, options.busyRetry);
     if (!rest.countLiveMembers && !rest.membersOfMany) {
       throw new TypeError('a ClaimsAndSets needs countLiveMembers or membersOfMany');
     }
-    this.#rest = guarded(rest, fail);
+    this.#rest = guarded(rest, fail, options.busyRetry);
     this.#prefix = valuePrefix;
     this.#closeKeyv = options.closeKeyv ?? (() => keyv.disconnect());
     this.#exactHas = options.exactHas ?? true;
-    this.#rows = options.rowsByPrefix && guarded(options.rowsByPrefix, fail);
+    this.#rows = options.rowsByPrefix && guarded(options.rowsByPrefix, fail, options.busyRetry);
     this.#lost = options.lost;
     this.#warnings = options.warnings ?? [];
   }

@@ -23,6 +23,19 @@ export interface SqliteStateStoreOptions {
   checkpoint?: SqliteCheckpointMode;
   /** How often the file is checked to be the one opened, in ms. Default 2000. */
   fileCheckMs?: number;
+  /** How long a call goes on trying while another process holds the write lock, in ms. Default 5000. */
+  busyWaitMs?: number;
+}
+
+/** How long one try waits in SQLite for another process's write lock (blocking the event loop). */
+const BUSY_TIMEOUT_MS = 50;
+/** How long a call goes on trying while another process holds the write lock. */
+const BUSY_WAIT_MS = 5000;
+
+/** `SQLITE_BUSY` (or one of its extended codes): another connection holds the lock. */
+function isSqliteBusy(error: unknown): boolean {
+  const code = (error as { errcode?: unknown } | undefined)?.errcode;
+  return typeof code === 'number' ? (code & 0xff) === 5 : /database is locked/i.test(String(error));
 }
 
 /** Claims: one row per taken key; `expires` NULL means held until released. */
@@ -172,6 +185,9 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
   try {
     adapter = new SqliteKeyvStore({
       path: options.path,
+      // SQLite's own wait for another process's write lock blocks the event loop: it is kept
+      // short, and the wait goes on between tries (`busyRetry` below), with the loop free.
+      busyTimeoutMs: BUSY_TIMEOUT_MS,
       sweepIntervalMs,
       ...(options.checkpoint ? { checkpoint: options.checkpoint } : {}),
       ...(options.fileCheckMs !== undefined ? { fileCheckMs: options.fileCheckMs } : {}),
@@ -199,5 +215,6 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
   return new KeyvStateStore('sqlite', keyv, rest, `${options.namespace}:`, {
     rowsByPrefix: (prefix) => adapter.rowsByPrefix(prefix),
     lost: () => adapter.lost(),
+    busyRetry: { when: isSqliteBusy, forMs: options.busyWaitMs ?? BUSY_WAIT_MS },
   });
 }

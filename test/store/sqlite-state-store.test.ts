@@ -149,6 +149,40 @@ describe('sqlite:// state store', () => {
     }
   });
 
+  it("waits for another process's write lock with the event loop free, and fails once the wait is over", async () => {
+    const path = join(dir, 'locked.db');
+    const store = openSqliteStateStore({ path, namespace: 'prod', busyWaitMs: 600 });
+    const other = new DatabaseSync(path);
+    try {
+      await store.set('pair:a:10.0.0.1', { count: 1 });
+      other.exec('BEGIN IMMEDIATE');
+      const write = store.set('pair:a:10.0.0.2', { count: 2 });
+      // While the write waits for the lock, timers still run: the loop is never held for long.
+      const lags: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const asked = performance.now();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        lags.push(performance.now() - asked - 10);
+      }
+      expect(Math.max(...lags)).toBeLessThan(150);
+      other.exec('COMMIT');
+      await write;
+      expect(await store.get('pair:a:10.0.0.2')).toEqual({ count: 2 });
+
+      other.exec('BEGIN IMMEDIATE');
+      await expect(store.claim('alert:a:10.0.0.3', 1000)).rejects.toMatchObject({
+        code: 'STORE_UNREACHABLE',
+        message: expect.stringContaining('database is locked'),
+      });
+      other.exec('ROLLBACK');
+      expect(await store.claim('alert:a:10.0.0.3', 1000)).toBe(true);
+    } finally {
+      if (other.isTransaction) other.exec('ROLLBACK');
+      other.close();
+      await store.close();
+    }
+  });
+
   it('reports a database it cannot open by its path', async () => {
     const blocker = join(dir, 'not-a-dir');
     await (await openStateStore(`sqlite://${blocker}`)).close();
