@@ -53,6 +53,12 @@ export interface AppOptions {
    * before an orchestrator's grace period ends (everything answered 200 is stored already).
    */
   stopCloseMs?: number;
+  /**
+   * On stop, how long requests in flight may take to finish (default 10 s). An ingest request
+   * still waiting for the store then is answered `503` (`shutting_down`, with `Retry-After`) before
+   * its connection is closed.
+   */
+  stopGraceMs?: number;
   /** Store namespace (default `arc-responder`); lets tests share one Redis or PostgreSQL. */
   storeNamespace?: string;
 }
@@ -77,6 +83,8 @@ export interface App {
 
 /** How long `stop` waits for in-flight requests before closing their connections. */
 const STOP_GRACE_MS = 10_000;
+/** How long the 503 answers of abandoned requests get to be written before their connections close. */
+const ABANDON_ANSWER_MS = 100;
 /** See `AppOptions.stopDrainMs`. */
 const STOP_DRAIN_MS = 1000;
 /** See `AppOptions.stopCloseMs`. */
@@ -270,11 +278,16 @@ export async function createApp(options: AppOptions): Promise<App> {
           // Keep-alive connections between requests are closed at once, busy ones after their answer.
           const sweep = setInterval(() => server.closeIdleConnections(), 50);
           const grace = new Promise<'timeout'>((resolve) =>
-            setTimeout(resolve, STOP_GRACE_MS, 'timeout').unref(),
+            setTimeout(resolve, options.stopGraceMs ?? STOP_GRACE_MS, 'timeout').unref(),
           );
           server.closeIdleConnections();
           if ((await Promise.race([closed, grace])) === 'timeout') {
-            logger.warn('requests still running after the grace period; closing their connections');
+            logger.warn(
+              'requests still running after the grace period: those waiting for the store are answered 503; closing their connections',
+            );
+            // The sender is told to retry rather than meeting a reset connection.
+            ingest.abandon();
+            await new Promise((resolve) => setTimeout(resolve, ABANDON_ANSWER_MS));
             server.closeAllConnections();
             await closed;
           }

@@ -12,6 +12,11 @@ export interface EvaluationBatcher {
   evaluate(events: readonly unknown[], deadlineMs?: number): Promise<EventResult[]>;
   /** How long the evaluation in progress has been waiting, in ms (0 when none is): a store that hangs shows here. */
   stalledMs(): number;
+  /**
+   * Rejects every request waiting, queued or being evaluated, with a `DeadlineError` marked
+   * `shutdown` (the service stops): as at a deadline, what is being evaluated goes on.
+   */
+  abandon(): void;
 }
 
 interface Waiting {
@@ -29,10 +34,13 @@ const DEADLINE_CHECK_MS = 100;
 export class DeadlineError extends Error {
   /** Its evaluation had begun, and goes on: what it stores is recognised when the sender retries. */
   readonly started: boolean;
-  constructor(started: boolean) {
+  /** Given up because the service stops, not at the request's own deadline. */
+  readonly shutdown: boolean;
+  constructor(started: boolean, shutdown = false) {
     super(started ? 'the evaluation did not finish in time' : 'the evaluation did not start in time');
     this.name = 'DeadlineError';
     this.started = started;
+    this.shutdown = shutdown;
   }
 }
 
@@ -149,6 +157,10 @@ export function createEvaluationBatcher(
 
   return {
     stalledMs: () => (evaluatingSince === 0 ? 0 : Date.now() - evaluatingSince),
+    abandon() {
+      for (const w of queue.splice(0)) w.reject(new DeadlineError(false, true));
+      for (const w of inFlight) w.reject(new DeadlineError(true, true));
+    },
     evaluate(events, deadlineMs) {
       return new Promise<EventResult[]>((resolve, reject) => {
         const deadlineAt = deadlineMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs;

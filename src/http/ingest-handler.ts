@@ -175,6 +175,14 @@ export function createIngestHandler(deps: IngestDeps) {
   async function evaluate(events: unknown[], log: Logger): Promise<EventResult[]> {
     /** A store that hangs or is down answers the whole request: 503. */
     const storeFailure = (err: unknown): HttpError | undefined => {
+      if (err instanceof DeadlineError && err.shutdown) {
+        return new HttpError(
+          503,
+          'shutting_down',
+          `the service is shutting down while the history store does not answer; retry shortly (${err.started ? 'what it stores meanwhile is recognised on the retry' : 'nothing from this request was recorded'})`,
+          { headers: { 'retry-after': '5' } },
+        );
+      }
       if (err instanceof DeadlineError) return storeTooSlow(storeDeadlineMs, err.started);
       return isStoreDown(err) ? unavailable(err) : undefined;
     };
@@ -207,7 +215,7 @@ export function createIngestHandler(deps: IngestDeps) {
     return results;
   }
 
-  return async function handleIngest(req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
+  async function handleIngest(req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
     authenticate(req);
     const kind = bodyKind(req);
     const encoding = bodyEncoding(req);
@@ -242,7 +250,7 @@ export function createIngestHandler(deps: IngestDeps) {
     } else {
       log.debug({ counts: summary.counts, events: summary.events }, 'ingested');
     }
-  };
+  }
 
   /**
    * The answer: a count per outcome and, in order, every event not accepted. Only those get an
@@ -297,6 +305,9 @@ export function createIngestHandler(deps: IngestDeps) {
       rejected,
     };
   }
+
+  /** The handler; `abandon()` answers the requests still waiting for the store 503 (the service stops). */
+  return Object.assign(handleIngest, { abandon: () => batcher.abandon() });
 }
 
 const NO_RESULT: EventResult = { outcome: 'invalid', reason: 'no result' };

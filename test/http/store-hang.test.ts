@@ -50,7 +50,11 @@ async function pausableProxy(host: string, port: number) {
 }
 
 /** The app on the Redis at `url`, reached through a pausable proxy; a 400 ms store deadline. */
-async function appBehindProxy(url: string, tag: string, options: { stopCloseMs?: number } = {}) {
+async function appBehindProxy(
+  url: string,
+  tag: string,
+  options: { stopCloseMs?: number; stopGraceMs?: number; storeDeadlineMs?: number } = {},
+) {
   const target = new URL(url);
   const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
   const through = new URL(url);
@@ -113,6 +117,31 @@ describeWithService('stopping while the store hangs (Redis)', 'TEST_REDIS_URL', 
       expect(Date.now() - started).toBeLessThan(5000);
       // The outbox worker waits on the store too: whichever part waits is named.
       expect(t.rawLogs()).toMatch(/(the outbox worker|the redis store) did not finish within 0\.5 s/);
+    } finally {
+      proxy.resume();
+      await proxy.close();
+    }
+  });
+
+  it('answers a request still waiting for the store 503 (shutting down, retry) before closing its connection', async () => {
+    const { proxy, t } = await appBehindProxy(url, 'hang-stop-waiting', {
+      stopCloseMs: 500,
+      stopGraceMs: 300,
+      storeDeadlineMs: 30_000,
+    });
+    try {
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
+      proxy.pause();
+      const waiting = postIngest<{ code: string; error: string }>(t.url, arcRecord({ appId: freshAppId() }));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await t.close();
+      const answer = await waiting;
+      expect(answer.status).toBe(503);
+      expect(answer.body.code).toBe('shutting_down');
+      expect(answer.body.error).toMatch(
+        /shutting down while the history store does not answer; retry shortly/,
+      );
+      expect(answer.headers.get('retry-after')).toBe('5');
     } finally {
       proxy.resume();
       await proxy.close();
