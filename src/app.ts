@@ -15,7 +15,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createLogChat } from './outbox/log-chat.ts';
 import { createStoreOutbox, type DurableOutbox, type OutboxOptions } from './outbox/store-outbox.ts';
 import { openStateStore } from './store/open-state-store.ts';
-import { probeWrite } from './store/write-probe.ts';
+import { type DataLossWatch, probeWrite, watchForDataLoss } from './store/write-probe.ts';
 import { waitAtMost } from './timeout.ts';
 
 /** What `createApp` builds the service from. Only `config` is required. */
@@ -159,8 +159,10 @@ export async function createApp(options: AppOptions): Promise<App> {
   }
   // A store that answers but takes no write (a read-only file, a full disk) stops the start here,
   // rather than failing every request once listening.
+  let dataLoss: DataLossWatch;
   try {
     await probeWrite(store);
+    dataLoss = await watchForDataLoss(store, (message) => logger.error({ store: store.kind }, message));
   } catch (err) {
     geo?.close?.();
     await store.close().catch(() => undefined);
@@ -220,7 +222,16 @@ export async function createApp(options: AppOptions): Promise<App> {
     });
     const server = createServer(
       { requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },
-      createRequestListener({ logger, metrics, store, chat, outbox, ingest, isStopping: () => stopping }),
+      createRequestListener({
+        logger,
+        metrics,
+        store,
+        chat,
+        outbox,
+        ingest,
+        isStopping: () => stopping,
+        dataLoss,
+      }),
     );
     server.on('clientError', (err: Error & { code?: string }, socket) => {
       // Malformed HTTP never reaches a handler; answer 400 and close, as Node would, but log it.

@@ -4,7 +4,7 @@ import type { ChatAdapter, StateStore } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
-import { probeWrite } from '../store/write-probe.ts';
+import { type DataLossWatch, probeWrite } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
 import { HttpError, sendError, sendJson } from './http-error.ts';
 import { ClientGoneError } from './read-body.ts';
@@ -20,6 +20,8 @@ export interface ServerDeps {
   ingest: Handler;
   /** True once shutdown began: readiness fails and answers ask clients to reconnect. */
   isStopping: () => boolean;
+  /** Notices a store that lost its data while the service ran (a `/readyz` warning). */
+  dataLoss?: DataLossWatch;
 }
 
 /** A valid incoming `x-request-id` is kept so a call can be followed across services. */
@@ -79,11 +81,13 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
    */
   const readyz: Handler = async (_req, res) => {
     const problems: string[] = [];
+    let storeWarnings: string[] = [];
     if (deps.isStopping()) problems.push('the service is shutting down');
     try {
       await withTimeout(store.ping(), READY_TIMEOUT_MS, `the ${store.kind} store`);
       try {
         await withTimeout(probeWrite(store), READY_TIMEOUT_MS, `a write to the ${store.kind} store`);
+        if (deps.dataLoss) storeWarnings = await deps.dataLoss.check();
       } catch (err) {
         problems.push(err instanceof Error ? err.message : String(err));
       }
@@ -92,7 +96,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
         `the ${store.kind} store is not reachable: ${err instanceof Error ? err.message : String(err)}`,
       );
     }
-    const warnings: string[] = [...(store.warnings?.() ?? [])];
+    const warnings: string[] = [...storeWarnings, ...(store.warnings?.() ?? [])];
     try {
       warnings.push(...chat.problems());
     } catch (err) {

@@ -1,3 +1,5 @@
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChatAdapter } from '../../src/core/ports.ts';
 import { createLogger } from '../../src/log.ts';
@@ -126,6 +128,33 @@ describe('GET /readyz when not ready', () => {
       const failed = t.logs.find((l) => l.msg === 'request failed' && l.code === 'store_unavailable');
       expect(String(failed?.error)).toMatch(
         /the history store did not answer \(The sqlite state store is closed\)/,
+      );
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('GET /readyz after the store lost its data', () => {
+  it('stays ready, and warns (and logs once) that the history from before is gone', async () => {
+    const t = await startTestApp();
+    try {
+      expect(
+        (await answer<{ warnings?: string[] }>(await fetch(`${t.url}/readyz`))).body.warnings,
+      ).toBeUndefined();
+      // What a Redis restarted without persistence, or an emptied database, leaves: nothing.
+      const db = new DatabaseSync(path.join(t.dir, 'arc.db'));
+      db.exec('DELETE FROM arc_claims; DELETE FROM keyv; DELETE FROM arc_members');
+      db.close();
+      for (let i = 0; i < 2; i++) {
+        const res = await answer<{ status: string; warnings: string[] }>(await fetch(`${t.url}/readyz`));
+        expect(res.status).toBe(200);
+        expect(res.body.warnings).toEqual([
+          expect.stringMatching(/^the sqlite store lost its data while the service ran \(noticed \d{4}-/),
+        ]);
+      }
+      expect(t.logs.filter((l) => /lost its data/.test(String(l.msg)) && l.level === 'error')).toHaveLength(
+        1,
       );
     } finally {
       await t.close();
