@@ -95,13 +95,15 @@ export const alertIdFor = (eventId: string): string => hash('sha256', eventId).s
 const SETTLE_MS = 1500;
 const SETTLE_POLL_MS = 25;
 
-/** Why an event from a window or more ago is not imported. */
 /** How long a start waits for the learning period's end that another replica's first start writes. */
 const FIRST_START_WAIT_MS = 5000;
+
+/** Why an event from a window or more ago is not imported. */
 const OLDER_THAN_WINDOW = 'older than the history window of now: not stored';
 
-/** Why an event from a window or more ago of a pair in the current history is not alerted. */
+/** Why a pair's event is not alerted once the pair was. */
 const ALERTED_WITHIN_WINDOW = 'this pair was alerted already within the window';
+/** Why an event from a window or more ago of a pair in the current history is not alerted. */
 const REPLAY_OF_KNOWN_PAIR =
   'older than the history window, so not stored; the pair is in the current history (seen within the window)';
 
@@ -163,6 +165,11 @@ interface Candidate {
   seenHereAt?: number;
   /** Its earlier delivery took its pair's alert claim for it and stopped before storing it. */
   ownsAlertClaim?: boolean;
+  /**
+   * An alert Elastic judged new of an event from a window or more ago, whose pair is in the current
+   * history: it claims the pair's live alert (one alert per pair and window, whichever comes first).
+   */
+  claimsLive?: boolean;
 }
 
 /** An event held by evaluations in this process (see `holding` in `createEngine`). */
@@ -368,13 +375,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     const heldElsewhere = tracked
       ? (c: Candidate) => holding.get(c.detection.eventId)?.shared === true
       : undefined;
+    /** Set by `judge` when an alert's claims could not be given back: the events' are kept too. */
+    const kept = { eventClaims: false };
     try {
       // `judge` reads the pairs while the last claims are still on their way.
-      await judge(parsed, results, evalOpts, claimed$, heldElsewhere);
+      await judge(parsed, results, evalOpts, claimed$, heldElsewhere, kept);
     } catch (err) {
       // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
       const won = await claimed$.catch(() => undefined);
-      if (won) await Promise.allSettled(parsed.filter((_, i) => won[i]).map(releaseEvent));
+      if (won && !kept.eventClaims) {
+        await Promise.allSettled(parsed.filter((_, i) => won[i]).map(releaseEvent));
+      }
       throw err;
     }
     return results;
@@ -421,6 +432,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     evalOpts: EvaluateOptions,
     claimed$: Promise<boolean[]>,
     heldElsewhere: ((c: Candidate) => boolean) | undefined,
+    kept: { eventClaims: boolean },
   ) {
     // Each pair once, in order of first appearance, with the allowlist key of that first event.
     const keys: string[] = [];
@@ -434,8 +446,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     }
 
     const alerts: AlertRecord[] = [];
-    /** The claims behind `alerts`, given back should the outbox refuse them. */
-    const alertClaims: string[] = [];
+    /** The claims behind `alerts` (each pair's, and its owner claim), given back should the outbox refuse them. */
+    const alertClaims: Array<{ claim: string; owner?: string }> = [];
     const repeats = new Map<string, AlertRepeat>();
     /** A sighting of a pair alerted before updates that alert (its latest state in this batch). */
     const noteRepeat = (pair: StoredPair) => {
@@ -508,7 +520,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
        * (a crash, a failed write) after claiming it and before storing its sighting, which would
        * have moved the last sighting to it. It is judged again (and counted) rather than lost.
        */
-      const neverRecorded = (c: Candidate) => c.at > pairs.get(c.pairKey)!.lastSeen;
+      // (An event time in the future counts as now: such an event says nothing by its time.)
+      const neverRecorded = (c: Candidate) => c.at === c.eventMs && c.at > pairs.get(c.pairKey)!.lastSeen;
       /** Stored pairs never alerted, whose re-delivered event may own the pair's alert claim. */
       const orphanChecks: Candidate[] = [];
       const duplicate = (c: Candidate) => {
@@ -564,6 +577,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         }
       }
       const wantsAlert: Candidate[] = [];
+      /** Pairs of this batch whose live event wants an alert: a late Elastic alert of one waits for it. */
+      const liveAlertWanted = new Set<string>();
       const learning = learningUntil !== undefined && t < learningUntil;
       /** The sightings of each pair in this batch: an alert's pair seen again here updates it. */
       const inBatchCount = new Map<string, number>();
@@ -591,7 +606,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           // reached Elastic, so an event that came late still fires there, and is alerted here
           // unless the pair was alerted within the window.
           const allow = allows.get(c.pairKey);
-          const alertedLately = next.alertedAt !== undefined && next.alertedAt > horizon;
+          const alertedLately =
+            (next.alertedAt !== undefined && next.alertedAt > horizon) || liveAlertWanted.has(c.pairKey);
           if (isAllowActive(allow, t)) {
             results[c.index] = allowlisted(allow, d);
             continue;
@@ -605,6 +621,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             };
             continue;
           }
+          c.claimsLive = true;
         }
         const isNew = !next || !hasSightingNear(next.spans, c.at, windowMs);
         const lastBefore = next?.lastSeen;
@@ -645,7 +662,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           };
         } else if (isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) {
           // An alert Elastic judged new on a pair this history holds says when it was seen here.
-          if (!isNew && d.elasticAlert?.judgedNew) c.seenHereAt = lastBefore;
+          if ((!isNew || c.claimsLive) && d.elasticAlert?.judgedNew) c.seenHereAt = lastBefore;
+          if (!replay) liveAlertWanted.add(c.pairKey);
           wantsAlert.push(c);
         } else {
           results[c.index] = { outcome: 'known', detection: d };
@@ -656,7 +674,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (wantsAlert.length > 0) {
         // Exactly one alert per new pair, also across processes sharing the store.
         const claimKeys = wantsAlert.map((c) =>
-          alertClaimKey(c.detection.appId, c.detection.sourceIp, replayed(c)),
+          alertClaimKey(c.detection.appId, c.detection.sourceIp, replayed(c) && !c.claimsLive),
         );
         // The first event of each pair here also claims its own alert id, in the same call: it
         // names whose alert the pair's claim was taken for, should that delivery stop before
@@ -682,14 +700,12 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           // updates that alert instead of posting a second one.
           if (taken[i]) {
             winners.push(c);
-            alertClaims.push(claimKeys[i]!);
-            if (owner) alertClaims.push(owner.key);
-          } else if (owner?.taken === false) {
+            alertClaims.push(owner ? { claim: claimKeys[i]!, owner: owner.key } : { claim: claimKeys[i]! });
+          } else if (c.seenBefore && owner?.taken === false) {
             // The sender's retry of an event whose first delivery took the pair's claim for this
             // very alert and stopped (a crash) before storing the pair, or failed and could not
-            // give the pair's claim back while its event's claim went back (a store that lost its
-            // connection between the two): the retry alerts under the same id, which the outbox
-            // and the chat side post once.
+            // give the claim back (its event's claim is then kept too, see `settle`): the retry
+            // alerts under the same id, which the outbox and the chat side post once.
             winners.push(c);
           } else {
             // Not this event's alert: its owner claim names nothing.
@@ -720,6 +736,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           const pair = pairs.get(c.pairKey)!;
           pair.alertId = alert.id;
           pair.alertedAt = t;
+          // A late alert's pair is stored with it, so that its later sightings update that alert.
+          if (c.claimsLive) changed.add(c.pairKey);
           results[c.index] = { outcome: 'alerted', detection: d, alert };
           // Later sightings in this batch were counted before the alert existed: the message
           // shows them once it is posted.
@@ -734,7 +752,16 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         try {
           await outbox.add(alerts, [...repeats.values()]);
         } catch (err) {
-          await Promise.allSettled(alertClaims.map((key) => store.releaseClaim(key)));
+          // The owner claim goes back only after the pair's: never the pair's claim held with
+          // nothing to say whose it is. Should one not go back (the store failing), the events'
+          // own claims are kept as well, so that the sender's retry finds its owner claim (see above).
+          const given = await Promise.allSettled(
+            alertClaims.map(async ({ claim, owner }) => {
+              await store.releaseClaim(claim);
+              if (owner) await store.releaseClaim(owner);
+            }),
+          );
+          if (given.some((g) => g.status === 'rejected')) kept.eventClaims = true;
           throw err;
         }
       }

@@ -5,7 +5,12 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
+import type { AlertRecord } from '../../src/core/alert.ts';
+import { createEngine } from '../../src/core/engine.ts';
+import type { Outbox } from '../../src/core/ports.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { describeWithService, redisTestUser, uniqueNamespace } from '../store/helpers.ts';
+import { arcEvent } from '../support/samples.ts';
 
 const CHILD = fileURLToPath(new URL('./engine-race-child.ts', import.meta.url));
 
@@ -80,6 +85,47 @@ describeWithService(
   (url) => {
     it('one alert in total', async () => {
       expectExactlyOneAlert(await race(url, uniqueNamespace('engine')));
+    });
+  },
+);
+
+describeWithService(
+  'engine: a failed delivery whose alert claim cannot be given back (Redis refusing the write)',
+  'TEST_REDIS_URL',
+  (url) => {
+    it("keeps the event's claim too, so that the sender's retry alerts", async () => {
+      const namespace = uniqueNamespace('engine-keep');
+      const redis = await redisTestUser(url, 'engine', namespace);
+      const store = await openStateStore(redis.url, { namespace });
+      const posted: AlertRecord[] = [];
+      let outboxDown = true;
+      const outbox: Outbox = {
+        async add(alerts) {
+          if (outboxDown) {
+            // The outbox fails, and so does giving the alert's claims back (`<ns>:claim::…`);
+            // the events' claims (`<ns>:claims::…`) can still go back.
+            await redis.setRules('resetkeys', '%R~*', `%W~${namespace}:claims::*`);
+            throw new Error('outbox write failed');
+          }
+          posted.push(...alerts);
+        },
+      };
+      try {
+        const engine = await createEngine({ store, windowMs: 7 * 86_400_000, outbox });
+        const event = arcEvent('azure-activity-log-record', {
+          time: new Date(Date.now() - 60_000),
+          ip: '198.51.100.68',
+        });
+        await expect(engine.evaluate([event])).rejects.toThrow(/outbox write failed/);
+        outboxDown = false;
+        await redis.allowAll();
+        const [retry] = await engine.evaluate([event]);
+        expect(retry?.outcome).toBe('alerted');
+        expect(posted).toHaveLength(1);
+      } finally {
+        await store.close();
+        await redis.dispose();
+      }
     });
   },
 );

@@ -193,43 +193,42 @@ describe.each(Object.keys(backends))(
       expect(sink.alerts).toHaveLength(1);
     });
 
-    for (const [n, left, eventClaimHeld] of [
-      [1, 'stopped (a crash) before storing anything', true],
-      // A delivery whose outbox write failed (answered 503) gives its claims back; when giving
-      // the pair's claim back fails too (the store lost its connection), that claim and its owner
-      // claim stay, while the event's own claim went back.
-      [3, "failed, and gave its event claim back but not the pair's", false],
-    ] as const) {
-      it(`alerts on the sender's retry of an event whose first delivery took the pair's claim and ${left}`, async () => {
-        const ip = `198.51.100.6${n}`;
-        const event = record({ time: at(60_000), ip });
-        const parsed = parseDetection(structuredClone(event));
-        if (!parsed.ok) throw new Error(parsed.reason);
-        const d = parsed.detection;
-        if (eventClaimHeld) {
-          const { group, key } = eventClaim({ detection: d });
-          expect(await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW)).toEqual([[true]]);
-        }
-        // The pair's alert claim with its owner claim (one store call), and nothing else.
-        expect(
-          await store.claimMany(
-            [`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey({ detection: d })],
-            WINDOW,
-          ),
-        ).toEqual([true, true]);
+    it("alerts on the sender's retry of an event whose first delivery took the pair's claim and stopped", async () => {
+      const ip = '198.51.100.61';
+      const event = record({ time: at(60_000), ip });
+      const parsed = parseDetection(structuredClone(event));
+      if (!parsed.ok) throw new Error(parsed.reason);
+      const d = parsed.detection;
+      // What a delivery killed between its claims and its writes leaves: the event's claim and
+      // the pair's alert claim with its owner claim (one store call), and nothing else.
+      const { group, key } = eventClaim({ detection: d });
+      expect(await store.claimInGroups([{ group, keys: [key] }], 2 * WINDOW)).toEqual([[true]]);
+      expect(
+        await store.claimMany([`alerted:${d.appId}:${d.sourceIp}`, alertOwnerKey({ detection: d })], WINDOW),
+      ).toEqual([true, true]);
 
-        const [retry] = await engine.evaluate([event]);
-        expect(retry?.outcome).toBe('alerted');
-        // The id the first delivery would have used: had it stored the alert, it is posted once.
-        expect(retry?.alert?.id).toBe(alertIdFor(d.eventId));
-        expect(sink.alerts.map((a) => a.id)).toEqual([alertIdFor(d.eventId)]);
-        const [again] = await engine.evaluate([event]);
-        expect(again?.outcome).toBe('duplicate');
-        const [other] = await engine.evaluate([record({ time: at(30_000), ip })]);
-        expect(other?.outcome).toBe('known');
-        expect(sink.alerts).toHaveLength(1);
-      });
-    }
+      const [retry] = await engine.evaluate([event]);
+      expect(retry?.outcome).toBe('alerted');
+      // The id the stopped delivery would have used: had it stored the alert, it is posted once.
+      expect(retry?.alert?.id).toBe(alertIdFor(d.eventId));
+      expect(sink.alerts.map((a) => a.id)).toEqual([alertIdFor(d.eventId)]);
+      const [again] = await engine.evaluate([event]);
+      expect(again?.outcome).toBe('duplicate');
+      const [other] = await engine.evaluate([record({ time: at(30_000), ip })]);
+      expect(other?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(1);
+    });
+
+    it('answers a resent event dated in the future duplicate, not counted again (its time counts as now)', async () => {
+      const ip = '198.51.100.65';
+      await engine.evaluate([record({ time: at(60_000), ip })]);
+      const ahead = record({ time: new Date(Date.now() + 3_600_000), ip });
+      expect((await engine.evaluate([ahead]))[0]?.outcome).toBe('known');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      expect((await engine.evaluate([ahead]))[0]?.outcome).toBe('duplicate');
+      const entries = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
+      expect(entries.find((e) => e.pair.ip === ip)?.pair.count).toBe(2);
+    });
 
     it('counts the events of a delivery that claimed them and stopped before storing them, when they come again', async () => {
       const ip = '198.51.100.64';
@@ -576,6 +575,47 @@ describe.each(Object.keys(backends))(
       const [plain] = await engine.evaluate([record({ time: at(9 * DAY) })]);
       expect(plain?.outcome).toBe('known');
       expect(plain?.reason).toMatch(/older than the history window/);
+      expect(sink.alerts).toHaveLength(1);
+    });
+
+    it('posts one alert for a live event of a new pair and a late Elastic alert of it in one batch', async () => {
+      const ip = '198.51.100.66';
+      const results = await engine.evaluate([
+        record({ time: at(1000), ip }),
+        arcEvent('elastic-alert', {
+          time: at(8 * DAY),
+          ip,
+          correlationId: 'eeeeeeee-0000-4000-8000-000000000301',
+        }),
+      ]);
+      expect(results.map((r) => r.outcome)).toEqual(['alerted', 'known']);
+      expect(results[1]?.reason).toMatch(/alerted already within the window/);
+      expect(sink.alerts).toHaveLength(1);
+    });
+
+    it("stores a late Elastic alert with its pair: the pair's next sightings update that alert", async () => {
+      const ip = '198.51.100.67';
+      await engine.evaluate([record({ time: at(2 * DAY), ip })], { silent: true });
+      const [late] = await engine.evaluate([
+        arcEvent('elastic-alert', {
+          time: at(8 * DAY),
+          ip,
+          correlationId: 'eeeeeeee-0000-4000-8000-000000000302',
+        }),
+      ]);
+      expect(late?.outcome).toBe('alerted');
+      const [next] = await engine.evaluate([record({ time: at(1000), ip })]);
+      expect(next?.outcome).toBe('known');
+      expect(sink.repeats.at(-1)?.alertId).toBe(late?.alert?.id);
+      // A live Elastic alert of the pair now finds it alerted within the window.
+      const [live] = await engine.evaluate([
+        arcEvent('elastic-alert', {
+          time: at(500),
+          ip,
+          correlationId: 'eeeeeeee-0000-4000-8000-000000000303',
+        }),
+      ]);
+      expect(live?.outcome).toBe('known');
       expect(sink.alerts).toHaveLength(1);
     });
 

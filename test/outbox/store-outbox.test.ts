@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createClient } from '@keyv/redis';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
 import { type AlertSink, DELIVERY_IN_PROGRESS, type StateStore } from '../../src/core/ports.ts';
@@ -15,7 +14,7 @@ import {
   type OutboxOptions,
 } from '../../src/outbox/store-outbox.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
-import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
+import { describeWithService, redisTestUser, uniqueNamespace } from '../store/helpers.ts';
 
 let serial = 0;
 function alert(id = `alert-${++serial}`): AlertRecord {
@@ -415,22 +414,15 @@ describeWithService(
   'TEST_REDIS_URL',
   (url) => {
     it('stores the reference on the retry rather than posting again, and counts no chat failure', async () => {
-      const admin = createClient({ url });
-      await admin.connect();
-      const user = `arc-outbox-${process.pid}`;
       const namespace = uniqueNamespace('outbox-ref');
-      const asUser = new URL(url);
-      asUser.username = user;
-      asUser.password = 'outbox-secret';
-      // Values (`<ns>::…`) become read-only to the service's user; claims and sets stay writable.
-      const valuesReadOnly = ['resetkeys', '%R~*', `~${namespace}:claim::*`, `~${namespace}:set::*`];
-      await admin.sendCommand(['ACL', 'SETUSER', user, 'on', '>outbox-secret', '~*', '+@all']);
-      const store = await openStateStore(asUser.toString(), { namespace });
+      const redis = await redisTestUser(url, 'outbox', namespace);
+      const store = await openStateStore(redis.url, { namespace });
       const rec = recordingSink();
       const sink: AlertSink = {
         async post(a) {
           const posted = await rec.sink.post(a);
-          await admin.sendCommand(['ACL', 'SETUSER', user, ...valuesReadOnly]);
+          // Values (`<ns>::…`) become read-only; claims and sets stay writable.
+          await redis.setRules('resetkeys', '%R~*', `~${namespace}:claim::*`, `~${namespace}:set::*`);
           return posted;
         },
         repeat: rec.sink.repeat,
@@ -446,7 +438,7 @@ describeWithService(
         await o.drain();
         expect(rec.posts).toHaveLength(1);
         expect(await store.get(alertRefKey(a.id))).toBeUndefined();
-        await admin.sendCommand(['ACL', 'SETUSER', user, 'resetkeys', '~*']);
+        await redis.allowAll();
         await vi.waitFor(
           async () => {
             await o.drain();
@@ -462,11 +454,7 @@ describeWithService(
       } finally {
         await o.stop();
         await store.close();
-        await admin.sendCommand(['ACL', 'DELUSER', user]);
-        for await (const keys of admin.scanIterator({ MATCH: `${namespace}:*`, COUNT: 1000 })) {
-          if (keys.length > 0) await admin.unlink(keys);
-        }
-        await admin.close();
+        await redis.dispose();
       }
     });
   },

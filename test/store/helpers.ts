@@ -122,3 +122,36 @@ export async function expectKeyvCompatible(
   await keyv.set('from-keyv', { ip: ':::weird' });
   expect(await store.get('from-keyv')).toEqual({ ip: ':::weird' });
 }
+
+/**
+ * A Redis user of the test's own (ACL), whose rights the test narrows to make Redis itself refuse
+ * writes, and an admin connection to do it with. `url` logs in as that user; `dispose` deletes the
+ * user and every key of `namespace`.
+ */
+export async function redisTestUser(url: string, tag: string, namespace: string) {
+  const { createClient } = await import('@keyv/redis');
+  const admin = createClient({ url });
+  await admin.connect();
+  const user = `arc-${tag}-${process.pid}`;
+  const password = `${tag}-secret`;
+  const asUser = new URL(url);
+  asUser.username = user;
+  asUser.password = password;
+  await admin.sendCommand(['ACL', 'SETUSER', user, 'on', `>${password}`, '~*', '+@all']);
+  return {
+    url: asUser.toString(),
+    user,
+    /** Runs `ACL SETUSER <user> ...rules`. */
+    setRules: (...rules: string[]) => admin.sendCommand(['ACL', 'SETUSER', user, ...rules]),
+    /** Every key readable and writable again. */
+    allowAll: () => admin.sendCommand(['ACL', 'SETUSER', user, 'resetkeys', '~*']),
+    admin,
+    async dispose() {
+      await admin.sendCommand(['ACL', 'DELUSER', user]);
+      for await (const keys of admin.scanIterator({ MATCH: `${namespace}:*`, COUNT: 1000 })) {
+        if (keys.length > 0) await admin.unlink(keys);
+      }
+      await admin.close();
+    },
+  };
+}
