@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { ConfigError, loadConfig } from './config.ts';
@@ -134,7 +134,11 @@ async function* readEvents(input: Readable): AsyncGenerator<ReadItem> {
     if (buffered) {
       buffered.push(line);
       bufferedChars += line.length + 1;
-      if (bufferedChars > MAX_DOCUMENT_CHARS) throw new Error(`the JSON document ${TOO_LARGE}`);
+      if (bufferedChars > MAX_DOCUMENT_CHARS) {
+        throw new Error(
+          `the file did not read as NDJSON from its first line on, so it is read as one JSON document, and it ${TOO_LARGE} (an NDJSON file whose first line is broken: mend or remove that line)`,
+        );
+      }
       continue;
     }
     const trimmed = line.trim();
@@ -168,10 +172,10 @@ async function importHistory(path: string): Promise<number> {
   // large) stops the import before that too.
   const start = path === '-' ? undefined : await peek(path);
   const file = path === '-' ? process.stdin : createReadStream(path);
-  const input = start?.gzip ? file.pipe(createGunzip()) : file;
-  file.on('error', (err: Error) => input.destroy(err));
+  // pipeline() ends both streams (and the file handle) when either fails.
+  const input: Readable = start?.gzip ? pipeline(file, createGunzip(), () => {}) : file;
   let opened: { store: Awaited<ReturnType<typeof openStateStore>>; engine: Engine } | undefined;
-  const open = async () => {
+  const openStore = async () => {
     if (opened) return opened;
     const store = await openStateStore(config.storeUrl);
     const engine = await createEngine({
@@ -186,7 +190,7 @@ async function importHistory(path: string): Promise<number> {
   const problems = new Map<string, number>();
   let batch: unknown[] = [];
   const flush = async () => {
-    const { engine } = await open();
+    const { engine } = await openStore();
     for (const r of await engine.evaluate(batch, { silent: true })) {
       counts[r.outcome]++;
       if (r.outcome === 'invalid' || r.outcome === 'ignored') {

@@ -72,7 +72,10 @@ export interface Engine {
   readonly windowMs: number;
   /** End of the learning period (epoch ms), when one applies. */
   readonly learningUntil: number | undefined;
-  /** The learning period's end was fixed by an earlier start (this one's `learningPeriodMs` changed nothing). */
+  /**
+   * The learning period's end was fixed by another start (an earlier one, or another replica's at
+   * the same moment): this one's `learningPeriodMs` changed nothing.
+   */
   readonly learningFixedEarlier: boolean;
   /**
    * Parses and evaluates raw events, one result per input in the same order. Sightings, claims and

@@ -87,9 +87,15 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
       await withTimeout(store.ping(), READY_TIMEOUT_MS, `the ${store.kind} store`);
       try {
         await withTimeout(probeWrite(store), READY_TIMEOUT_MS, `a write to the ${store.kind} store`);
-        if (deps.dataLoss) storeWarnings = await deps.dataLoss.check();
       } catch (err) {
         problems.push(err instanceof Error ? err.message : String(err));
+      }
+      try {
+        if (deps.dataLoss) {
+          storeWarnings = await withTimeout(deps.dataLoss.check(), READY_TIMEOUT_MS, 'the data-loss check');
+        }
+      } catch {
+        // Answered by the write probe above: a store that takes no write cannot be checked either.
       }
     } catch (err) {
       problems.push(

@@ -227,6 +227,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     await store.delete(outboxItemKey(itemId));
     await store.removeMembers(OUTBOX_PENDING_SET, [itemId]);
     itemBackoff.delete(itemId);
+    if (isPost(itemId)) postedUnrecorded.delete(itemId.slice('post:'.length));
     const was = knownIds.delete(itemId);
     if ((added.delete(itemId) || was) && isPost(itemId)) posts--;
   }

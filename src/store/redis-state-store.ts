@@ -312,7 +312,7 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
     );
   }
   connectedOnce = true;
-  const warnings = await evictionWarnings(client);
+  const warnings = await evictionWarnings(client, answerWithinMs);
 
   const adapter = new BatchingKeyvRedis(client, { namespace: options.namespace, throwOnErrors: true });
   // @keyv/redis prefixes keys itself (`<ns>::`): no prefix of our own.
@@ -338,10 +338,11 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
  * exactly-once without a word, since every one of them has a TTL. Read from `INFO memory`, which
  * works where `CONFIG` is disabled; nothing is said when even that is refused.
  */
-async function evictionWarnings(client: RedisClient): Promise<string[]> {
+async function evictionWarnings(client: RedisClient, withinMs: number): Promise<string[]> {
   let policy: string | undefined;
   try {
-    policy = /^maxmemory_policy:(\S+)/m.exec(await client.info('memory'))?.[1];
+    const info = await withTimeout(client.info('memory'), withinMs, 'Redis INFO');
+    policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
   } catch {
     return [];
   }

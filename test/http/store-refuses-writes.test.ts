@@ -70,6 +70,31 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
     }
   });
 
+  it('the start stops with the reason when the store opens but takes no write (a role that may only read)', async () => {
+    const role = `arc_reader_${process.pid}`;
+    // The tables exist (an earlier start made them); the role may create in the schema and read them.
+    const first = await startTestApp({ env: { STORE_URL: dbUrl } });
+    await first.close();
+    const owner = new pg.Pool({ connectionString: dbUrl, max: 1 });
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'reader-secret'`);
+    try {
+      await owner.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${role}`);
+      await owner.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+      const asReader = new URL(dbUrl);
+      asReader.username = role;
+      asReader.password = 'reader-secret';
+      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STORE_URL: asReader.toString() });
+      await expect(createApp({ config, logger: createLogger({ level: 'silent' }) })).rejects.toThrow(
+        /the postgres store refuses writes: .*permission denied/,
+      );
+    } finally {
+      await owner.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);
+      await owner.query(`REVOKE ALL ON SCHEMA public FROM ${role}`);
+      await owner.end();
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    }
+  });
+
   it('the start stops with the reason when the store takes no write', async () => {
     // (PostgreSQL refuses already when the tables are made; a SQLite file that is read-only is
     // stopped by the write probe after opening.)
