@@ -13,11 +13,8 @@ import { answer, arcRecord, freshAppId, postIngest, startTestApp } from '../supp
 
 describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL', (url) => {
   const db = `arc_ro_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  const dbUrl = (() => {
-    const u = new URL(url);
-    u.pathname = `/${db}`;
-    return u.toString();
-  })();
+  /** The test's own database on that server (read when the suite runs: `url` is empty when it is skipped). */
+  let dbUrl = '';
   let admin: pg.Pool;
   /** Sets the database read-only or not; the service's open connections are ended, so its next ones follow. */
   const readOnly = async (on: boolean) => {
@@ -26,6 +23,9 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
   };
 
   beforeAll(async () => {
+    const u = new URL(url);
+    u.pathname = `/${db}`;
+    dbUrl = u.toString();
     admin = new pg.Pool({ connectionString: url, max: 1 });
     await admin.query(`CREATE DATABASE ${db}`);
   });
