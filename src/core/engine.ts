@@ -451,6 +451,22 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     const alerts: AlertRecord[] = [];
     /** The claims behind `alerts` (each pair's, and its owner claim), given back should the outbox refuse them. */
     const alertClaims: Array<{ claim: string; owner?: string }> = [];
+    /**
+     * Gives the alerts' claims back when their delivery fails before the outbox holds them, so that
+     * the sender's retry alerts. The owner claim goes back only after the pair's: never the pair's
+     * claim held with nothing to say whose it is. Should one not go back (the store failing), the
+     * events' own claims are kept as well, so that the retry finds its owner claim (see the
+     * winners below).
+     */
+    const giveBackAlertClaims = async () => {
+      const given = await Promise.allSettled(
+        alertClaims.map(async ({ claim, owner }) => {
+          await store.releaseClaim(claim);
+          if (owner) await store.releaseClaim(owner);
+        }),
+      );
+      if (given.some((g) => g.status === 'rejected')) kept.eventClaims = true;
+    };
     const repeats = new Map<string, AlertRepeat>();
     /** A sighting of a pair alerted before updates that alert (its latest state in this batch). */
     const noteRepeat = (pair: StoredPair) => {
@@ -690,7 +706,15 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           owners.set(i, { key: alertOwnerKey(wantsAlert[i]!) });
         });
         const ownerList = [...owners.values()];
-        const taken = await store.claimMany([...claimKeys, ...ownerList.map((o) => o.key)], windowMs);
+        let taken: boolean[];
+        try {
+          taken = await store.claimMany([...claimKeys, ...ownerList.map((o) => o.key)], windowMs);
+        } catch (err) {
+          // Its answer may have been lost with the claims taken: the events keep theirs, so that
+          // the sender's retry finds its owner claim, or takes the pair's claim afresh.
+          kept.eventClaims = true;
+          throw err;
+        }
         ownerList.forEach((o, n) => {
           o.taken = taken[claimKeys.length + n];
         });
@@ -721,8 +745,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
             noteRepeat(pairs.get(c.pairKey)!);
           }
         });
-        if (notOwners.length > 0) await Promise.all(notOwners.map((key) => store.releaseClaim(key)));
-        const others = await otherIpCounts(winners, pairs, existed, t);
+        let others: Awaited<ReturnType<typeof otherIpCounts>>;
+        try {
+          if (notOwners.length > 0) await Promise.all(notOwners.map((key) => store.releaseClaim(key)));
+          others = await otherIpCounts(winners, pairs, existed, t);
+        } catch (err) {
+          await giveBackAlertClaims();
+          throw err;
+        }
         for (const c of winners) {
           const d = c.detection;
           const alert: AlertRecord = {
@@ -755,16 +785,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         try {
           await outbox.add(alerts, [...repeats.values()]);
         } catch (err) {
-          // The owner claim goes back only after the pair's: never the pair's claim held with
-          // nothing to say whose it is. Should one not go back (the store failing), the events'
-          // own claims are kept as well, so that the sender's retry finds its owner claim (see above).
-          const given = await Promise.allSettled(
-            alertClaims.map(async ({ claim, owner }) => {
-              await store.releaseClaim(claim);
-              if (owner) await store.releaseClaim(owner);
-            }),
-          );
-          if (given.some((g) => g.status === 'rejected')) kept.eventClaims = true;
+          await giveBackAlertClaims();
           throw err;
         }
       }

@@ -93,6 +93,40 @@ describeWithService(
   'engine: a failed delivery whose alert claim cannot be given back (Redis refusing the write)',
   'TEST_REDIS_URL',
   (url) => {
+    it('gives the alert claims back when the store fails after taking them, before the outbox, so that the retry alerts', async () => {
+      const namespace = uniqueNamespace('engine-giveback');
+      const redis = await redisTestUser(url, 'giveback', namespace);
+      // The identity index (`<ns>:set::…`), which counts the other IPs of an alert, is refused.
+      await redis.setRules(
+        'resetkeys',
+        `~${namespace}::*`,
+        `~${namespace}:claims::*`,
+        `~${namespace}:claim::*`,
+      );
+      const store = await openStateStore(redis.url, { namespace });
+      const posted: AlertRecord[] = [];
+      const outbox: Outbox = {
+        async add(alerts) {
+          posted.push(...alerts);
+        },
+      };
+      try {
+        const engine = await createEngine({ store, windowMs: 7 * 86_400_000, outbox });
+        const event = arcEvent('azure-activity-log-record', {
+          time: new Date(Date.now() - 60_000),
+          ip: '198.51.100.69',
+        });
+        await expect(engine.evaluate([event])).rejects.toThrow(/NOPERM|permission/i);
+        await redis.allowAll();
+        const [retry] = await engine.evaluate([event]);
+        expect(retry?.outcome).toBe('alerted');
+        expect(posted).toHaveLength(1);
+      } finally {
+        await store.close();
+        await redis.dispose();
+      }
+    });
+
     it("keeps the event's claim too, so that the sender's retry alerts", async () => {
       const namespace = uniqueNamespace('engine-keep');
       const redis = await redisTestUser(url, 'engine', namespace);
