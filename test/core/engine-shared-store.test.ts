@@ -90,55 +90,31 @@ describeWithService(
 );
 
 describeWithService(
-  'engine: a failed delivery whose alert claim cannot be given back (Redis refusing the write)',
+  'engine: a delivery that fails while Redis refuses some writes',
   'TEST_REDIS_URL',
   (url) => {
-    it('gives the alert claims back when the store fails after taking them, before the outbox, so that the retry alerts', async () => {
-      const namespace = uniqueNamespace('engine-giveback');
-      const redis = await redisTestUser(url, 'giveback', namespace);
-      // The identity index (`<ns>:set::…`), which counts the other IPs of an alert, is refused.
-      await redis.setRules(
-        'resetkeys',
-        `~${namespace}::*`,
-        `~${namespace}:claims::*`,
-        `~${namespace}:claim::*`,
-      );
+    /**
+     * One new pair's event evaluated on a store whose Redis user gets `rules` (`ACL SETUSER`) from
+     * the start (`rulesAt: 'start'`) or when the outbox is called, which then fails; the first
+     * delivery must fail with `failure`. Then every right is given back and the sender's retry
+     * must alert, once.
+     */
+    async function retryAlertsAfter(
+      tag: string,
+      rulesAt: 'start' | 'outbox',
+      failure: RegExp,
+      rules: (ns: string) => string[],
+    ) {
+      const namespace = uniqueNamespace(`engine-${tag}`);
+      const redis = await redisTestUser(url, tag, namespace);
+      if (rulesAt === 'start') await redis.setRules(...rules(namespace));
       const store = await openStateStore(redis.url, { namespace });
       const posted: AlertRecord[] = [];
-      const outbox: Outbox = {
-        async add(alerts) {
-          posted.push(...alerts);
-        },
-      };
-      try {
-        const engine = await createEngine({ store, windowMs: 7 * 86_400_000, outbox });
-        const event = arcEvent('azure-activity-log-record', {
-          time: new Date(Date.now() - 60_000),
-          ip: '198.51.100.69',
-        });
-        await expect(engine.evaluate([event])).rejects.toThrow(/NOPERM|permission/i);
-        await redis.allowAll();
-        const [retry] = await engine.evaluate([event]);
-        expect(retry?.outcome).toBe('alerted');
-        expect(posted).toHaveLength(1);
-      } finally {
-        await store.close();
-        await redis.dispose();
-      }
-    });
-
-    it("keeps the event's claim too, so that the sender's retry alerts", async () => {
-      const namespace = uniqueNamespace('engine-keep');
-      const redis = await redisTestUser(url, 'engine', namespace);
-      const store = await openStateStore(redis.url, { namespace });
-      const posted: AlertRecord[] = [];
-      let outboxDown = true;
+      let outboxDown = rulesAt === 'outbox';
       const outbox: Outbox = {
         async add(alerts) {
           if (outboxDown) {
-            // The outbox fails, and so does giving the alert's claims back (`<ns>:claim::…`);
-            // the events' claims (`<ns>:claims::…`) can still go back.
-            await redis.setRules('resetkeys', '%R~*', `%W~${namespace}:claims::*`);
+            await redis.setRules(...rules(namespace));
             throw new Error('outbox write failed');
           }
           posted.push(...alerts);
@@ -148,9 +124,9 @@ describeWithService(
         const engine = await createEngine({ store, windowMs: 7 * 86_400_000, outbox });
         const event = arcEvent('azure-activity-log-record', {
           time: new Date(Date.now() - 60_000),
-          ip: '198.51.100.68',
+          ip: `198.51.100.${tag.length + 60}`,
         });
-        await expect(engine.evaluate([event])).rejects.toThrow(/outbox write failed/);
+        await expect(engine.evaluate([event])).rejects.toThrow(failure);
         outboxDown = false;
         await redis.allowAll();
         const [retry] = await engine.evaluate([event]);
@@ -160,6 +136,26 @@ describeWithService(
         await store.close();
         await redis.dispose();
       }
+    }
+
+    it('gives the alert claims back when the store fails after taking them, before the outbox, so that the retry alerts', async () => {
+      // The identity index (`<ns>:set::…`), which counts the other IPs of an alert, is refused.
+      await retryAlertsAfter('giveback', 'start', /NOPERM|permission/i, (ns) => [
+        'resetkeys',
+        `~${ns}::*`,
+        `~${ns}:claims::*`,
+        `~${ns}:claim::*`,
+      ]);
+    });
+
+    it("keeps the event's claim when the alert's cannot be given back either, so that the sender's retry alerts", async () => {
+      // The outbox fails, and so does giving the alert's claims back (`<ns>:claim::…`); the events'
+      // claims (`<ns>:claims::…`) can still go back.
+      await retryAlertsAfter('keep', 'outbox', /outbox write failed/, (ns) => [
+        'resetkeys',
+        '%R~*',
+        `%W~${ns}:claims::*`,
+      ]);
     });
   },
 );
