@@ -150,7 +150,7 @@ function unavailable(err: unknown): HttpError {
   return new HttpError(
     503,
     'store_unavailable',
-    `the history store did not answer (${messageOf(err).slice(0, 300)}); retry: what was recorded of this request before the failure is recognised on the retry, and no alert is lost`,
+    `the history store failed (${messageOf(err).slice(0, 300)}); retry: what was recorded of this request before the failure is recognised on the retry, and no alert is lost`,
     { headers: { 'retry-after': '5' } },
   );
 }

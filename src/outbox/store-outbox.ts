@@ -152,6 +152,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
 
   let stopped = true;
   let running: Promise<void> | undefined;
+  /** Outbox passes failed in a row on the store (the first one is logged as an error). */
+  let storeFailedPasses = 0;
   let again = false;
   let timer: NodeJS.Timeout | undefined;
 
@@ -208,9 +210,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     return knownIds.size + added.size;
   }
 
-  function recordFailure(itemId: string, kind: 'post' | 'repeat', err: unknown) {
+  /** `leaseKept`: its lease could not be given back, so no pass takes the item before it lapses. */
+  function recordFailure(itemId: string, kind: 'post' | 'repeat', err: unknown, leaseKept = false) {
     const attempts = (itemBackoff.get(itemId)?.attempts ?? 0) + 1;
-    const wait = backoffFor(attempts);
+    const wait = leaseKept ? Math.max(backoffFor(attempts), leaseMs) : backoffFor(attempts);
     itemBackoff.set(itemId, { attempts, until: now() + wait });
     // A store that failed (reading the item, writing the reference) is no failure of the chat.
     const storeFailed = err instanceof StoreError;
@@ -242,6 +245,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   async function deliverPost(itemId: string): Promise<Attempt> {
     if (!(await store.claim(leaseKey(itemId), leaseMs))) return 'skipped';
     let delivered = false;
+    let leaseKept = false;
     let failure: unknown;
     try {
       const alertId = itemId.slice('post:'.length);
@@ -280,15 +284,20 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       failure = err;
     } finally {
       // A delivered post never comes back under this id, so its lease can simply lapse.
-      if (!delivered) await store.releaseClaim(leaseKey(itemId)).catch(() => {});
+      if (!delivered) {
+        await store.releaseClaim(leaseKey(itemId)).catch(() => {
+          leaseKept = true;
+        });
+      }
     }
     // Said once the lease is given back: a process that stops after saying it holds nothing.
-    recordFailure(itemId, 'post', failure);
+    recordFailure(itemId, 'post', failure, leaseKept);
     return failedAs(failure);
   }
 
   async function deliverRepeat(itemId: string, postPending: boolean): Promise<Attempt> {
     if (!(await store.claim(leaseKey(itemId), leaseMs))) return 'skipped';
+    let leaseKept = false;
     let failure: unknown;
     try {
       const item = await store.get<OutboxItem>(outboxItemKey(itemId));
@@ -318,9 +327,11 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     } catch (err) {
       failure = err;
     } finally {
-      await store.releaseClaim(leaseKey(itemId)).catch(() => {});
+      await store.releaseClaim(leaseKey(itemId)).catch(() => {
+        leaseKept = true;
+      });
     }
-    recordFailure(itemId, 'repeat', failure);
+    recordFailure(itemId, 'repeat', failure, leaseKept);
     return failedAs(failure);
   }
 
@@ -424,7 +435,15 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
           if (await pass()) again = true;
         } catch (err) {
           // The store itself failed (e.g. unreachable): readiness reports it; try again later.
-          log.error({ err: errorText(err) }, 'outbox pass failed; check the store');
+          // Said once per outage at error level (every pass retries it, about once a second).
+          if (storeFailedPasses++ === 0)
+            log.error({ err: errorText(err) }, 'outbox pass failed; check the store');
+          else log.debug({ err: errorText(err), failures: storeFailedPasses }, 'outbox pass failed again');
+          continue;
+        }
+        if (storeFailedPasses > 0) {
+          log.info({ failures: storeFailedPasses }, 'outbox passes work again');
+          storeFailedPasses = 0;
         }
       } while (again && !stopped);
       schedule();

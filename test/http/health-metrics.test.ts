@@ -126,10 +126,28 @@ describe('GET /readyz when not ready', () => {
       expect(ingest.headers.get('retry-after')).toBe('5');
       // The log line of the refused request says why, not only its code.
       const failed = t.logs.find((l) => l.msg === 'request failed' && l.code === 'store_unavailable');
-      expect(String(failed?.error)).toMatch(
-        /the history store did not answer \(The sqlite state store is closed\)/,
-      );
+      expect(String(failed?.error)).toMatch(/the history store failed \(The sqlite state store is closed\)/);
     } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('GET /readyz while another process holds the SQLite write lock', () => {
+  it('answers 503 within its one budget of 2 s for the store checks, naming the write', async () => {
+    const t = await startTestApp();
+    const other = new DatabaseSync(path.join(t.dir, 'arc.db'));
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const asked = performance.now();
+      const res = await answer<{ problems: string[] }>(await fetch(`${t.url}/readyz`));
+      const took = performance.now() - asked;
+      expect(res.status).toBe(503);
+      expect(res.body.problems.join()).toMatch(/a write to the sqlite store/);
+      expect(took).toBeLessThan(3500);
+    } finally {
+      if (other.isTransaction) other.exec('ROLLBACK');
+      other.close();
       await t.close();
     }
   });

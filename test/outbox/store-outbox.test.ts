@@ -457,5 +457,39 @@ describeWithService(
         await redis.dispose();
       }
     });
+
+    it('waits for the lease to lapse before trying again when the store refused to give it back, and says so', async () => {
+      const namespace = uniqueNamespace('outbox-lease');
+      const redis = await redisTestUser(url, 'lease', namespace);
+      const store = await openStateStore(redis.url, { namespace });
+      const lines: Array<{ msg?: string; retryInMs?: number }> = [];
+      const logger = createLogger({
+        level: 'debug',
+        destination: { write: (line: string) => void lines.push(JSON.parse(line)) },
+      });
+      const sink: AlertSink = {
+        async post() {
+          // The chat fails, and the store then takes no write: the lease cannot be given back.
+          await redis.setRules('resetkeys', '%R~*');
+          throw new Error('chat is down (HTTP 503)');
+        },
+        async repeat() {},
+      };
+      const o = createStoreOutbox(
+        { store, sink, logger, metrics: createMetrics() },
+        { pollMs: 20, baseBackoffMs: 20, maxBackoffMs: 100, leaseMs: 3000 },
+      );
+      try {
+        await o.add([alert()], []);
+        await o.drain();
+        const failed = lines.find((l) => l.msg === 'chat delivery failed (post); will retry');
+        expect(failed?.retryInMs).toBe(3000);
+      } finally {
+        await o.stop();
+        await redis.allowAll();
+        await store.close();
+        await redis.dispose();
+      }
+    });
   },
 );
