@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { ConfigError, loadConfig } from './config.ts';
@@ -57,17 +57,31 @@ export const MAX_DOCUMENT_CHARS = 500 * 1024 * 1024;
 
 const TOO_LARGE = `is larger than ${MAX_DOCUMENT_CHARS / 1024 / 1024} MiB: a document this large cannot be read whole; export NDJSON (one event per line) instead, or split the file`;
 
-/** What starts a file: gzip's magic, and its first non-blank character (read without loading it). */
-async function peek(path: string): Promise<{ gzip: boolean; first: string }> {
+/** Fails, with the system's reason, when `path` cannot be read (missing, a directory, no right). */
+async function checkReadable(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(256), 0, 256, 0);
-    const head = buffer.subarray(0, bytesRead);
-    const gzip = head[0] === 0x1f && head[1] === 0x8b;
-    return { gzip, first: gzip ? '' : head.toString('utf8').trimStart().slice(0, 1) };
+    await handle.read(Buffer.alloc(1), 0, 1, 0);
   } finally {
     await handle.close();
   }
+}
+
+/** `input` unpacked when it starts with gzip's magic bytes (a file or standard input alike). */
+async function unpacked(input: Readable): Promise<Readable> {
+  const chunks: AsyncIterator<Buffer> = input[Symbol.asyncIterator]();
+  const first = await chunks.next();
+  if (first.done) return Readable.from([]);
+  const head = first.value;
+  const whole = Readable.from(
+    (async function* () {
+      yield head;
+      for (let next = await chunks.next(); !next.done; next = await chunks.next()) yield next.value;
+    })(),
+    { objectMode: false },
+  );
+  // pipeline() ends both streams when either fails.
+  return head[0] === 0x1f && head[1] === 0x8b ? pipeline(whole, createGunzip(), () => {}) : whole;
 }
 
 /** The lines of `input` as text, numbered from 1; a line past `MAX_DOCUMENT_CHARS` is an error. */
@@ -170,10 +184,8 @@ async function importHistory(path: string): Promise<number> {
   // A path that cannot be read changes nothing: it is checked before the store is opened, and the
   // store is opened with the first batch, so a file that turns out unreadable (not JSON, too
   // large) stops the import before that too.
-  const start = path === '-' ? undefined : await peek(path);
+  if (path !== '-') await checkReadable(path);
   const file = path === '-' ? process.stdin : createReadStream(path);
-  // pipeline() ends both streams (and the file handle) when either fails.
-  const input: Readable = start?.gzip ? pipeline(file, createGunzip(), () => {}) : file;
   let opened: { store: Awaited<ReturnType<typeof openStateStore>>; engine: Engine } | undefined;
   const openStore = async () => {
     if (opened) return opened;
@@ -201,7 +213,7 @@ async function importHistory(path: string): Promise<number> {
     batch = [];
   };
   try {
-    for await (const item of readEvents(input)) {
+    for await (const item of readEvents(await unpacked(file))) {
       if ('error' in item) {
         counts.invalid++;
         problems.set(`invalid: ${item.error}`, 1);
@@ -212,7 +224,7 @@ async function importHistory(path: string): Promise<number> {
     }
     if (batch.length > 0) await flush();
   } finally {
-    input.destroy();
+    file.destroy();
     await opened?.store.close();
   }
   const recorded = counts.known + counts.allowlisted;

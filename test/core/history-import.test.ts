@@ -110,15 +110,24 @@ describe('history import [derived Arc events]', () => {
     expect(existsSync(path.join(dir, 'broken-pretty.db'))).toBe(false);
   });
 
-  it('reads a gzip-compressed export as it is', async () => {
-    const db = path.join(dir, 'gzip.db');
+  it('reads a gzip-compressed export as it is, from a file or from standard input', async () => {
     const file = path.join(dir, 'export.ndjson.gz');
     const lines = [ecs('192.0.2.41', 1, 41), ecs('192.0.2.42', 2, 42)].map((e) => JSON.stringify(e));
     writeFileSync(file, gzipSync(`${lines.join('\n')}\n`));
     const { stdout } = await run(process.execPath, [CLI, 'history', 'import', file], {
-      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+      env: { ...process.env, STORE_URL: `sqlite://${path.join(dir, 'gzip.db')}` },
     });
     expect(stdout).toMatch(/^imported 2 sightings/);
+    const child = spawn(process.execPath, [CLI, 'history', 'import', '-'], {
+      env: { ...process.env, STORE_URL: `sqlite://${path.join(dir, 'gzip-stdin.db')}` },
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stdin.end(gzipSync(`${lines.join('\n')}\n`));
+    expect(await new Promise((resolve) => child.on('close', resolve))).toBe(0);
+    expect(out).toMatch(/^imported 2 sightings/);
   });
 
   it('counts events older than the window as ignored, not as imported', async () => {
