@@ -39,8 +39,11 @@ export function alertCause(alert: AlertRecord): 'seen-here' | 'older-than-window
     ? 'older-than-window'
     : 'first-use';
 }
-/** How long a delivered event id is remembered, at least: retries come within minutes to hours. */
-const MIN_DEDUP_TTL_MS = 24 * 3600 * 1000;
+/**
+ * How long a delivered event id is remembered beyond the window: retries come within minutes to
+ * hours, and an event from a window or more ago is a duplicate by its time alone (`pastTelling`).
+ */
+const DEDUP_MARGIN_MS = 24 * 3600 * 1000;
 /**
  * Beyond this many IPs, "N other IPs" is estimated from a random sample of this many of the
  * identity's indexed IPs (the store removes the expired ones it finds on the way).
@@ -213,7 +216,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const { store, windowMs, outbox } = opts;
   const now = opts.now ?? Date.now;
   const lock = new KeyedLock();
-  const dedupTtl = Math.max(MIN_DEDUP_TTL_MS, 2 * windowMs);
+  // An event's claim is taken at or after its time (a future time counts as now), so a window and
+  // a margin from the claim outlast the time after which its redelivery is a duplicate by its time.
+  const dedupTtl = windowMs + DEDUP_MARGIN_MS;
   const settleMs = opts.settleMs ?? SETTLE_MS;
   const remote = store.kind === 'redis' || store.kind === 'postgres';
   /**

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
 import { alertIdFor, alertOwnerKey, createEngine, type Engine, eventClaim } from '../../src/core/engine.ts';
@@ -779,6 +780,28 @@ describe('engine: an alert holds its pair back for a window', () => {
       await store.close();
     },
   );
+});
+
+describe('engine: how long a delivered event is remembered', () => {
+  it('keeps its claim for a window and a day (a redelivery later than that is a duplicate by its time alone)', async () => {
+    const file = path.join(dir, 'dedup-ttl.db');
+    const store = await openStateStore(`sqlite://${file}`);
+    try {
+      const engine = await createEngine({ store, windowMs: WINDOW, outbox: collectingOutbox().outbox });
+      const before = Date.now();
+      await engine.evaluate([record({ time: at(60_000) })]);
+      const db = new DatabaseSync(file);
+      const rows = db.prepare("SELECT expires FROM arc_claims WHERE key LIKE '%:event-%'").all() as Array<{
+        expires: number;
+      }>;
+      db.close();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.expires - before).toBeGreaterThanOrEqual(WINDOW + DAY);
+      expect(rows[0]!.expires - before).toBeLessThan(WINDOW + DAY + 60_000);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('engine: learning period', () => {
