@@ -442,7 +442,9 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
         now = undefined;
       }
       if (now?.dev === this.#file?.dev && now?.ino === this.#file?.ino) return;
-      this.#lost = `the SQLite database file "${path}" was ${now ? 'replaced' : 'deleted'} while in use: nothing more is written, since it would be lost; restart the service (a new, empty database is made where there is none)`;
+      // (Deleted or replaced alike: a file deleted can be made again at once, empty, by this
+      // process's own checkpointer thread.)
+      this.#lost = `the SQLite database file "${path}" was deleted or replaced while in use: nothing more is written, since it would be lost; restart the service (a new, empty database is made where there is none)`;
       clearInterval(this.#fileTimer);
       this.#fileTimer = undefined;
     }, everyMs);

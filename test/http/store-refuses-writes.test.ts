@@ -16,10 +16,16 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
   /** The test's own database on that server (read when the suite runs: `url` is empty when it is skipped). */
   let dbUrl = '';
   let admin: pg.Pool;
-  /** Sets the database read-only or not; the service's open connections are ended, so its next ones follow. */
-  const readOnly = async (on: boolean) => {
+  /**
+   * Sets the database read-only or not, for the connections opened from then on. `endOpen`: the
+   * running service's open connections are ended too, so that its next ones follow (only while a
+   * service runs: ending a connection whose pool is closing would be an error of the test's own).
+   */
+  const readOnly = async (on: boolean, endOpen = false) => {
     await admin.query(`ALTER DATABASE ${db} SET default_transaction_read_only = ${on ? 'on' : 'off'}`);
-    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db]);
+    if (endOpen) {
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db]);
+    }
   };
 
   beforeAll(async () => {
@@ -38,7 +44,7 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
     const t = await startTestApp({ env: { STORE_URL: dbUrl } });
     try {
       expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
-      await readOnly(true);
+      await readOnly(true, true);
       await vi.waitFor(
         async () => {
           const res = await answer<{ problems: string[] }>(await fetch(`${t.url}/readyz`));
@@ -53,7 +59,7 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
       expect(refused.status).toBe(503);
       expect(refused.body.code).toBe('store_unavailable');
 
-      await readOnly(false);
+      await readOnly(false, true);
       await vi.waitFor(async () => expect((await fetch(`${t.url}/readyz`)).status).toBe(200), {
         timeout: 10_000,
         interval: 200,
@@ -65,7 +71,7 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
       expect(taken.status).toBe(200);
       expect(taken.body.counts.alerted).toBe(1);
     } finally {
-      await readOnly(false);
+      await readOnly(false, true);
       await t.close();
     }
   });

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -126,13 +126,20 @@ describe('sqlite:// state store', () => {
       try {
         await store.set('pair:a:10.0.0.1', { count: 1 });
         await store.ping();
-        rmSync(path);
-        if (how === 'replaced') await (await openStateStore(`sqlite://${path}`)).close();
+        if (how === 'deleted') rmSync(path);
+        else {
+          // Another database moved into its place at once (a restore from a backup, say).
+          const other = join(dir, 'replacement.db');
+          await (await openStateStore(`sqlite://${other}`)).close();
+          renameSync(other, path);
+        }
         await vi.waitFor(
           async () => {
             await expect(store.ping()).rejects.toMatchObject({
               code: 'STORE_UNREACHABLE',
-              message: expect.stringContaining(`the SQLite database file "${path}" was ${how} while in use`),
+              message: expect.stringContaining(
+                `the SQLite database file "${path}" was deleted or replaced while in use`,
+              ),
             });
           },
           { timeout: 2000, interval: 20 },
