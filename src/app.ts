@@ -15,7 +15,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createLogChat } from './outbox/log-chat.ts';
 import { createStoreOutbox, type DurableOutbox, type OutboxOptions } from './outbox/store-outbox.ts';
 import { openStateStore } from './store/open-state-store.ts';
-import { type DataLossWatch, probeWrite, watchForDataLoss } from './store/write-probe.ts';
+import { type StoreWatch, watchStore } from './store/write-probe.ts';
 import { waitAtMost } from './timeout.ts';
 
 /** What `createApp` builds the service from. Only `config` is required. */
@@ -159,10 +159,9 @@ export async function createApp(options: AppOptions): Promise<App> {
   }
   // A store that answers but takes no write (a read-only file, a full disk) stops the start here,
   // rather than failing every request once listening.
-  let dataLoss: DataLossWatch;
+  let storeWatch: StoreWatch;
   try {
-    await probeWrite(store);
-    dataLoss = await watchForDataLoss(store, (message) => logger.error({ store: store.kind }, message));
+    storeWatch = await watchStore(store, (message) => logger.error({ store: store.kind }, message));
   } catch (err) {
     geo?.close?.();
     await store.close().catch(() => undefined);
@@ -230,7 +229,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         outbox,
         ingest,
         isStopping: () => stopping,
-        dataLoss,
+        storeWatch,
       }),
     );
     server.on('clientError', (err: Error & { code?: string }, socket) => {

@@ -4,7 +4,7 @@ import type { ChatAdapter, StateStore } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
-import { type DataLossWatch, probeWrite } from '../store/write-probe.ts';
+import type { StoreWatch } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
 import { HttpError, sendError, sendJson } from './http-error.ts';
 import { ClientGoneError } from './read-body.ts';
@@ -20,8 +20,8 @@ export interface ServerDeps {
   ingest: Handler;
   /** True once shutdown began: readiness fails and answers ask clients to reconnect. */
   isStopping: () => boolean;
-  /** Notices a store that lost its data while the service ran (a `/readyz` warning). */
-  dataLoss?: DataLossWatch;
+  /** Checks that the store takes a write, and notices one that lost its data (a `/readyz` warning). */
+  storeWatch?: StoreWatch;
 }
 
 /** A valid incoming `x-request-id` is kept so a call can be followed across services. */
@@ -90,9 +90,13 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     try {
       await withTimeout(store.ping(), left(), `the ${store.kind} store`);
       try {
-        await withTimeout(probeWrite(store), left(), `a write to the ${store.kind} store`);
-        if (deps.dataLoss)
-          storeWarnings = await withTimeout(deps.dataLoss.check(), left(), 'the data-loss check');
+        if (deps.storeWatch) {
+          storeWarnings = await withTimeout(
+            deps.storeWatch.check(),
+            left(),
+            `a write to the ${store.kind} store`,
+          );
+        }
       } catch (err) {
         problems.push(err instanceof Error ? err.message : String(err));
       }
