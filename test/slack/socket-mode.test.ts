@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import { createHistory } from '../../src/core/history.ts';
-import type { StateStore } from '../../src/core/ports.ts';
+import type { ChatAdapter, StateStore } from '../../src/core/ports.ts';
 import { createSlackChat } from '../../src/slack/index.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { type FakeSlack, startFakeSlack } from '../support/fake-slack.ts';
@@ -104,6 +104,16 @@ describe('Socket Mode connection kept up', () => {
     return chat;
   }
 
+  /** Waits for a log line whose message `match`es. */
+  const logged = (lines: Array<Record<string, unknown>>, match: (msg: string) => boolean, timeout: number) =>
+    vi.waitFor(() => expect(lines.some((l) => match(String(l.msg)))).toBe(true), { timeout, interval: 50 });
+
+  /** Waits for one socket open again, and readiness with it. */
+  async function connectedAgain(chat: ChatAdapter, timeout: number) {
+    await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout, interval: 50 });
+    await vi.waitFor(() => expect(chat.problems()).toEqual([]), { timeout: 5000 });
+  }
+
   it('after a reconnection Slack refuses (the client gives up), says so in readiness and connects again once Slack takes it', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const chat = await connectedChat(lines);
@@ -124,8 +134,7 @@ describe('Socket Mode connection kept up', () => {
       expect(lines.some((l) => String(l.msg).startsWith('Slack Socket Mode cannot reconnect'))).toBe(true);
 
       // Once Slack takes the token again, the connection comes back, and readiness with it.
-      await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 30_000, interval: 50 });
-      await vi.waitFor(() => expect(chat.problems()).toEqual([]), { timeout: 5000 });
+      await connectedAgain(chat, 30_000);
       expect(lines.some((l) => String(l.msg).startsWith('Slack Socket Mode connected again'))).toBe(true);
     } finally {
       await chat.stop?.();
@@ -138,18 +147,8 @@ describe('Socket Mode connection kept up', () => {
     try {
       fake!.script('apps.connections.open', { error: 'ratelimited' }, { error: 'invalid_auth' });
       socket!.disconnectAll();
-      await vi.waitFor(
-        () =>
-          expect(lines.some((l) => String(l.msg).startsWith('Slack Socket Mode cannot reconnect'))).toBe(
-            true,
-          ),
-        {
-          timeout: 30_000,
-          interval: 100,
-        },
-      );
-      await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 10_000, interval: 50 });
-      await vi.waitFor(() => expect(chat.problems()).toEqual([]), { timeout: 5000 });
+      await logged(lines, (msg) => msg.startsWith('Slack Socket Mode cannot reconnect'), 30_000);
+      await connectedAgain(chat, 10_000);
       expect(fake!.callsOf('apps.connections.open')).toHaveLength(4);
     } finally {
       await chat.stop?.();
@@ -162,16 +161,9 @@ describe('Socket Mode connection kept up', () => {
     try {
       socket!.silent = true;
       socket!.disconnectAll();
-      await vi.waitFor(
-        () => expect(lines.some((l) => String(l.msg).includes('no hello within 0.5 s'))).toBe(true),
-        {
-          timeout: 15_000,
-          interval: 50,
-        },
-      );
+      await logged(lines, (msg) => msg.includes('no hello within 0.5 s'), 15_000);
       socket!.silent = false;
-      await vi.waitFor(() => expect(socket!.open).toBe(1), { timeout: 20_000, interval: 50 });
-      await vi.waitFor(() => expect(chat.problems()).toEqual([]), { timeout: 5000 });
+      await connectedAgain(chat, 20_000);
     } finally {
       await chat.stop?.();
     }
