@@ -162,8 +162,8 @@ export interface KeyvStateStoreOptions {
    * added to a failure's message, whose own text ("The client is offline") does not say why.
    */
   lastConnectionError?: () => string | undefined;
-  /** What an operator should change in the backend's settings, found when it was opened. */
-  warnings?: string[];
+  /** What an operator should change in the backend's settings (read when `/readyz` asks). */
+  warnings?: () => string[];
   /**
    * A failure that says another process holds a lock (SQLite's `SQLITE_BUSY`): such a call is made
    * again, with pauses, for `forMs` before it fails.
@@ -186,7 +186,7 @@ export class KeyvStateStore implements StateStore {
   #exactHas: boolean;
   #rows: ((prefix: string) => Array<[string, string]>) | undefined;
   #lost: (() => string | undefined) | undefined;
-  #warnings: string[];
+  #warnings: (() => string[]) | undefined;
 
   /**
    * @param valuePrefix put before every value key (`<namespace>:`), or `''` when the adapter
@@ -222,11 +222,11 @@ export class KeyvStateStore implements StateStore {
     this.#exactHas = options.exactHas ?? true;
     this.#rows = options.rowsByPrefix && guarded(options.rowsByPrefix, fail, options.busyRetry);
     this.#lost = options.lost;
-    this.#warnings = options.warnings ?? [];
+    this.#warnings = options.warnings;
   }
 
   warnings(): string[] {
-    return this.#warnings;
+    return this.#warnings?.() ?? [];
   }
 
   #open(): void {

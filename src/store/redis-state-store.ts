@@ -17,6 +17,8 @@ export interface RedisStateStoreOptions {
   namespace: string;
   /** How long the first connection may take, in ms. Default 5000. */
   connectTimeoutMs?: number;
+  /** How often `warnings()` reads the eviction policy again, in ms. Default 60000. */
+  evictionRecheckMs?: number;
 }
 
 type RedisClient = ReturnType<typeof createClient>;
@@ -312,7 +314,26 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
     );
   }
   connectedOnce = true;
-  const warnings = await evictionWarnings(client, answerWithinMs);
+  // The policy can be changed while the service runs (`CONFIG SET`, a portal setting): it is read
+  // again when `/readyz` asks for the warnings, at most once a minute, in the background.
+  const recheckMs = options.evictionRecheckMs ?? 60_000;
+  let warnings = (await evictionWarnings(client, answerWithinMs)) ?? [];
+  let checkedAt = Date.now();
+  let checking = false;
+  const currentWarnings = (): string[] => {
+    if (!checking && client.isReady && Date.now() - checkedAt >= recheckMs) {
+      checking = true;
+      checkedAt = Date.now();
+      void evictionWarnings(client, answerWithinMs)
+        .then((found) => {
+          if (found) warnings = found;
+        })
+        .finally(() => {
+          checking = false;
+        });
+    }
+    return warnings;
+  };
 
   const adapter = new BatchingKeyvRedis(client, { namespace: options.namespace, throwOnErrors: true });
   // @keyv/redis prefixes keys itself (`<ns>::`): no prefix of our own.
@@ -328,7 +349,7 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
       }
     },
     lastConnectionError: () => lastConnectionError,
-    warnings,
+    warnings: currentWarnings,
   });
 }
 
@@ -336,15 +357,15 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
  * A Redis that evicts keys when its memory is full (any `maxmemory-policy` but `noeviction`; Azure
  * Cache for Redis ships with `volatile-lru`) drops the history and the claims that keep alerts
  * exactly-once without a word, since every one of them has a TTL. Read from `INFO memory`, which
- * works where `CONFIG` is disabled; nothing is said when even that is refused.
+ * works where `CONFIG` is disabled; undefined when even that is refused or does not answer.
  */
-async function evictionWarnings(client: RedisClient, withinMs: number): Promise<string[]> {
+async function evictionWarnings(client: RedisClient, withinMs: number): Promise<string[] | undefined> {
   let policy: string | undefined;
   try {
     const info = await withTimeout(client.info('memory'), withinMs, 'Redis INFO');
     policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
   } catch {
-    return [];
+    return undefined;
   }
   if (policy === undefined || policy === 'noeviction') return [];
   return [

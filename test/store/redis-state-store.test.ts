@@ -4,6 +4,8 @@ import { afterAll, expect, it, vi } from 'vitest';
 import type { Detection } from '../../src/core/detection.ts';
 import { createEngine, eventClaim } from '../../src/core/engine.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
+import { parseStoreUrl } from '../../src/store/parse-store-url.ts';
+import { openRedisStateStore } from '../../src/store/redis-state-store.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 import {
   describeWithService,
@@ -62,6 +64,45 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
       } finally {
         await evicting.close();
         await keeping.close();
+      }
+    } finally {
+      await admin.configSet('maxmemory-policy', before);
+      await admin.close();
+    }
+  });
+
+  it('notices an eviction policy switched on or off while it runs, when asked for its warnings again', async () => {
+    const admin = createClient({ url });
+    await admin.connect();
+    const before = (await admin.configGet('maxmemory-policy'))['maxmemory-policy'] ?? 'noeviction';
+    const location = parseStoreUrl(url);
+    if (location.kind !== 'redis') throw new Error('TEST_REDIS_URL is no redis:// URL');
+    try {
+      await admin.configSet('maxmemory-policy', 'noeviction');
+      const store = await openRedisStateStore({
+        ...location,
+        namespace: ns('recheck'),
+        evictionRecheckMs: 50,
+      });
+      try {
+        expect(store.warnings?.()).toEqual([]);
+        await admin.configSet('maxmemory-policy', 'allkeys-lru');
+        // Each call after the interval starts one background read; a later call shows its answer.
+        await vi.waitFor(
+          () => {
+            expect(store.warnings?.()).toEqual([expect.stringContaining('(maxmemory-policy allkeys-lru)')]);
+          },
+          { timeout: 3000, interval: 60 },
+        );
+        await admin.configSet('maxmemory-policy', 'noeviction');
+        await vi.waitFor(
+          () => {
+            expect(store.warnings?.()).toEqual([]);
+          },
+          { timeout: 3000, interval: 60 },
+        );
+      } finally {
+        await store.close();
       }
     } finally {
       await admin.configSet('maxmemory-policy', before);

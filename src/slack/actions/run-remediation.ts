@@ -65,7 +65,7 @@ function withoutUndone(
   undo: SlackAlertState['undo'],
   run: { at: number; finishedAt?: number },
 ): RemediationResult {
-  if (!undo || undo.mode !== 'live' || !undo.result) return result;
+  if (undo?.mode !== 'live' || !undo.result) return result;
   const ofThisRun = undo.of !== undefined ? undo.of === run.at : undo.at >= (run.finishedAt ?? run.at);
   if (!ofThisRun) return result;
   const reversed = new Set(
