@@ -69,8 +69,12 @@ const duration = (name: string) =>
   optional.transform((v, ctx) => {
     if (v === undefined) return undefined;
     const ms = parseDuration(v);
-    if (ms === undefined || ms <= 0) {
+    if (ms === undefined) {
       ctx.addIssue({ code: 'custom', message: `${name} must be a duration like 7d, 36h, 90m (got "${v}")` });
+      return z.NEVER;
+    }
+    if (ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be longer than zero (got "${v}")` });
       return z.NEVER;
     }
     if (ms > MAX_DURATION_MS) {

@@ -77,9 +77,10 @@ export function isSuccessOutcome(outcome: unknown): boolean {
 /**
  * The rule's filter: the Arc credential-listing operation with a successful outcome. Anything else
  * (other operations, the `Start` record Azure logs before the `Success` one, failures, no outcome)
- * is not a detection; the reason names what was seen.
+ * is not a detection; the reason names what was seen. `outcomeField`: where the format keeps the
+ * outcome, named when there is none.
  */
-export function matchOperation(operation: unknown, outcome: unknown): RuleMatch {
+export function matchOperation(operation: unknown, outcome: unknown, outcomeField?: string): RuleMatch {
   if (operation === undefined || operation === null || operation === '') {
     return { ok: false, reason: 'no operation name: not an Arc cluster credential listing event' };
   }
@@ -92,7 +93,7 @@ export function matchOperation(operation: unknown, outcome: unknown): RuleMatch 
   if (outcome === undefined || outcome === null || outcome === '') {
     return {
       ok: false,
-      reason: `${echo(operation)} has no outcome: only successful calls (Success/Succeeded) are detections`,
+      reason: `${echo(operation)} has no outcome${outcomeField ? ` (no ${outcomeField})` : ''}: only successful calls (Success/Succeeded) are detections`,
     };
   }
   if (!isSuccessOutcome(outcome)) {

@@ -49,6 +49,14 @@ describe('matchOperation', () => {
     }
   });
 
+  it('names where the format keeps the outcome when there is none', () => {
+    const m = matchOperation(LIST_CLUSTER_USER_CREDENTIAL, undefined, 'status.value');
+    expect(m).toEqual({
+      ok: false,
+      reason: expect.stringMatching(/has no outcome \(no status\.value\): only successful calls/),
+    });
+  });
+
   it('rejects other operations, naming them', () => {
     const m = matchOperation(
       'Microsoft.Kubernetes/connectedClusters/listClusterAdminCredential/action',

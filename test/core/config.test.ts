@@ -106,6 +106,16 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses a zero HISTORY_WINDOW or LEARNING_PERIOD, saying it must be longer than zero', () => {
+    for (const name of ['HISTORY_WINDOW', 'LEARNING_PERIOD']) {
+      for (const zero of ['0h', '0d', '0m']) {
+        expect(() => loadConfig({ [name]: zero }), zero).toThrow(
+          `${name} must be longer than zero (got "${zero}")`,
+        );
+      }
+    }
+  });
+
   it('bounds INGEST_MAX_BYTES: from 1 KiB to 256 MiB (a body is one string in memory)', () => {
     expect(loadConfig({ INGEST_MAX_BYTES: '268435456' }).ingestMaxBytes).toBe(268_435_456);
     for (const bad of ['1023', '268435457', '1000000000000', '1e6', '-5']) {

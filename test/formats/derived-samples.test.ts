@@ -414,6 +414,17 @@ describe('DERIVED format specifics', () => {
     });
   });
 
+  it('a record whose operationName is an object is read as a REST event: no status names status.value', () => {
+    // resultType is a record's field; an operationName object makes the event a REST one.
+    const rec = arcEvent('azure-activity-log-record');
+    rec.operationName = { value: rec.operationName };
+    expect(parseDetection(rec)).toMatchObject({
+      ok: false,
+      kind: 'ignored',
+      reason: expect.stringContaining('has no outcome (no status.value, as in an activity-log REST event)'),
+    });
+  });
+
   it('ECS without source.ip: a source.address that is no IP is named in the reason', () => {
     const doc = arcEvent('elastic-ecs', { ip: null });
     setPath(doc, 'source', { address: 'internal-gateway' });

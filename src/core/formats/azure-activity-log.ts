@@ -38,7 +38,7 @@ export function parseActivityLogRecord(event: unknown): ParseResult {
   const operation = text(ownValue(doc, 'operationName', doc.operationName));
   // The outcome as Elastic's pipeline takes it: `resultType`, else `properties.result`.
   const outcome = text(ownValue(doc, 'resultType', doc.resultType)) ?? propertiesResult(doc);
-  const match = matchOperation(operation, outcome);
+  const match = matchOperation(operation, outcome, 'resultType');
   if (!match.ok) return ignored(match.reason);
   const identity = recordIdentity(doc);
   // A forwarder that serialised the claims as text (as Azure Monitor's payloads carry them) is read too.
@@ -103,7 +103,7 @@ export function parseActivityLogRest(event: unknown, r = new FieldReader()): Par
   const doc: Json = isObject(event) ? event : {};
   const operation = text(unwrapValue(ownValue(doc, 'operationName', doc.operationName)));
   const outcome = text(unwrapValue(ownValue(doc, 'status', doc.status)));
-  const match = matchOperation(operation, outcome);
+  const match = matchOperation(operation, outcome, 'status.value, as in an activity-log REST event');
   if (!match.ok) return ignored(match.reason);
   const claims = readClaims(jsonObject(ownValue(doc, 'claims', doc.claims)));
   return buildDetection({

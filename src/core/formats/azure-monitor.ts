@@ -114,7 +114,7 @@ export function parseMonitorCommon(payload: unknown, r = new FieldReader()): Par
   // The event's fields are read at fixed keys, as in records (see `ownValue`).
   const operation = text(unwrapValue(ownValue(ctx, 'operationName', ctx.operationName)));
   const outcome = text(unwrapValue(ownValue(ctx, 'status', ctx.status)));
-  const match = matchOperation(operation, outcome);
+  const match = matchOperation(operation, outcome, 'data.alertContext.status');
   if (!match.ok) return ignored(`Azure Monitor activity-log alert: ${match.reason}`);
   const claims = readClaims(jsonObject(ownValue(ctx, 'claims', ctx.claims)));
   const targets = own(essentials, 'alertTargetIDs');
@@ -148,7 +148,7 @@ export function parseMonitorLegacy(payload: unknown, r = new FieldReader()): Par
   // The event's fields are read at fixed keys, as in records (see `ownValue`).
   const operation = text(unwrapValue(ownValue(log, 'operationName', log.operationName)));
   const outcome = text(unwrapValue(ownValue(log, 'status', log.status)));
-  const match = matchOperation(operation, outcome);
+  const match = matchOperation(operation, outcome, 'data.context.activityLog.status');
   if (!match.ok) return ignored(`Azure Monitor activity-log alert: ${match.reason}`);
   const claims = readClaims(jsonObject(ownValue(log, 'claims', log.claims)));
   return buildDetection({

@@ -112,7 +112,11 @@ export function parseElasticAlert(input: unknown, r = new FieldReader()): ParseR
     text(r.first(doc, ECS.outcome)) ??
     text(r.get(doc, ALERT.originalOutcome)) ??
     (fromArcRule ? 'success' : undefined);
-  const match = matchOperation(operation, outcome);
+  const match = matchOperation(
+    operation,
+    outcome,
+    'event.outcome, azure.activitylogs.result_type or kibana.alert.original_event.outcome',
+  );
   if (!match.ok) return ignored(`Elastic alert${ruleId ? ` of rule ${ruleId}` : ''}: ${match.reason}`);
 
   const fields = readEcs(doc, r);

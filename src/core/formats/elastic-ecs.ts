@@ -137,7 +137,7 @@ function readAs(doc: unknown, r: FieldReader): AutonomousSystem | undefined {
 export function parseElasticEcs(doc: unknown, r = new FieldReader()): ParseResult {
   const operation = text(r.first(doc, ECS.operation));
   const outcome = text(r.first(doc, ECS.outcome));
-  const match = matchOperation(operation, outcome);
+  const match = matchOperation(operation, outcome, 'event.outcome or azure.activitylogs.result_type');
   if (!match.ok) return ignored(match.reason);
   // Most documents of an activity-log stream stop above; a detection is read through some 25 paths.
   r.listKeys();
