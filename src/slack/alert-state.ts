@@ -239,7 +239,8 @@ export function undoableRuns(
 export function canUndo(state: SlackAlertState): boolean {
   if (!state.revoke || state.revoke.status === 'running' || state.revoke.mode !== 'live') return false;
   if (state.broad?.status === 'running' || state.undo?.status === 'running') return false;
-  if (state.undo?.status === 'done') return false;
+  // A dry-run Undo (recorded by earlier versions) changed nothing: Undo is still to be done.
+  if (revokeUndone(state)) return false;
   return undoableRuns(state).length > 0;
 }
 

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import { loadAlertState, threadLine, updateAlertState } from '../../src/slack/alert-state.ts';
+import { canUndo, loadAlertState, threadLine, updateAlertState } from '../../src/slack/alert-state.ts';
 import { FOLLOW_UPS } from '../../src/slack/follow-ups.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { ROLE } from '../azure/helpers.ts';
@@ -255,6 +255,18 @@ describe('Revoke, live', () => {
     await h!.click(ACTION_IDS.revoke, alert.id, RESPONDER, { text: 'Revoke' });
     await slack().waitFor('thread post 1', () => threads().length === 1, AZURE_WAIT);
     expect(azure.calls('arm', 'DELETE')).toHaveLength(1);
+  });
+
+  it('does nothing for a live button pressed after the switch to dry-run, and shows the dry-run one', async () => {
+    const { azure } = await posted('dry-run');
+    const note = await pressStale(ACTION_IDS.revoke, 'Revoke');
+    expect(note).toContain('Nothing was done: this button was shown while remediation was live');
+    expect(note).toContain('AZURE_REMEDIATION=live');
+    expect(azure.mutations()).toHaveLength(0);
+    expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke (dry-run)');
+    expect((await loadAlertState(h!.store, alert.id, Date.now()))?.revoke).toBeUndefined();
+    expect(threads()).toHaveLength(0);
+    expect(await auditOf('revoke')).toEqual(['refused']);
   });
 
   it('a "Remove broad roles too (dry-run)" button pressed after the switch to live changes nothing and shows the alert as it is', async () => {
@@ -626,6 +638,36 @@ describe('Undo', () => {
         .filter((r) => r.body && (r.body as { accountEnabled?: boolean }).accountEnabled),
     ).toHaveLength(1);
     expect((await auditOf('undo')).sort()).toEqual(['duplicate', 'ok']);
+  });
+
+  it('pressed after the switch to dry-run, changes nothing and stays offered for when remediation is live again', async () => {
+    const { azure } = await posted('live');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    const revoked = (await loadAlertState(h!.store, alert.id, Date.now()))!.revoke!;
+    expect(revoked).toMatchObject({ status: 'done', mode: 'live' });
+    // The service restarts with AZURE_REMEDIATION=dry-run; the alert is as the live Revoke left it.
+    await h!.close();
+    h = await startHarness({ azure: { fake: azure, mode: 'dry-run' } });
+    await h.chat.sink.post(alert);
+    await updateAlertState(h.store, alert.id, (s) => {
+      s.revoke = revoked;
+    });
+    const mutations = azure.mutations().length;
+    const { responseId } = await h.click(ACTION_IDS.undoRevoke, alert.id, RESPONDER);
+    await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
+    expect(noteTo(responseId)).toContain('Nothing was done: remediation is a dry-run now');
+    expect(noteTo(responseId)).toContain('stays offered');
+    expect(azure.mutations()).toHaveLength(mutations);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    const after = (await loadAlertState(h.store, alert.id, Date.now()))!;
+    expect(after.undo).toBeUndefined();
+    expect(canUndo(after)).toBe(true);
+    expect(await auditOf('undo')).toEqual(['refused']);
+    // An Undo that earlier versions recorded in dry-run changed nothing: Undo is still offered.
+    await updateAlertState(h.store, alert.id, (s) => {
+      s.undo = { status: 'done', mode: 'dry-run', by: RESPONDER, at: Date.now() };
+    });
+    expect(canUndo((await loadAlertState(h.store, alert.id, Date.now()))!)).toBe(true);
   });
 
   it('is not offered after a dry-run, and a click then has nothing to undo', async () => {

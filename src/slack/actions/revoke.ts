@@ -9,6 +9,7 @@ import {
   undoneSteps,
   updateAlertState,
 } from '../alert-state.ts';
+import { REVOKE_BUTTON } from '../blocks/alert.ts';
 import type { SlackContext } from '../context.ts';
 import { showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
@@ -69,6 +70,17 @@ export function registerRevoke(app: App, ctx: SlackContext): void {
       await refuse(
         'button shown in dry-run, remediation now live',
         'Nothing was done: this button was shown while remediation was a dry-run, and it is live now (AZURE_REMEDIATION=live). The alert now shows the live *Revoke*; press it to act.',
+        'refused',
+      );
+      return;
+    }
+    // And the other way: a live button, whose dialog promised a removal, pressed after a switch to
+    // dry-run. A dry-run in its place would leave the responder believing the access removed.
+    if (ctx.remediator.mode === 'dry-run' && action.text?.text === REVOKE_BUTTON.live) {
+      await showAlert(ctx, state);
+      await refuse(
+        'button shown live, remediation now a dry-run',
+        'Nothing was done: this button was shown while remediation was live, and it is a dry-run now (AZURE_REMEDIATION=dry-run), so nothing would be removed. The alert now shows *Revoke (dry-run)*; to remove the access, set AZURE_REMEDIATION=live.',
         'refused',
       );
       return;

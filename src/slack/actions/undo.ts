@@ -7,6 +7,7 @@ import {
   revokedAlertsKey,
   revokeInForce,
   revokeLockKey,
+  revokeUndone,
   type SlackAlertState,
   type UndoRun,
   undoableRuns,
@@ -33,8 +34,6 @@ function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): str
   let head: string;
   if (undo.status === 'failed')
     head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(esc(undo.error), 300)}` : ''}.`;
-  else if (undo.mode === 'dry-run')
-    head = `:test_tube: Audit: Undo pressed by ${who} in dry-run: nothing was changed. It would:`;
   else head = `:leftwards_arrow_with_hook: Audit: ${who} undid the revoke:`;
   return [head, ...lines].join('\n');
 }
@@ -164,8 +163,8 @@ export function registerUndo(app: App, ctx: SlackContext): void {
     const click = await openAlertClick(ctx, { body, alertId: action.value, respond }, 'undo');
     if (!click) return;
     const { user, state, refuse } = click;
-    if (state.undo?.status === 'done') {
-      await refuse('already undone', `Already undone by <@${state.undo.by}>.`);
+    if (revokeUndone(state)) {
+      await refuse('already undone', `Already undone by <@${state.undo!.by}>.`);
       return;
     }
     if (state.revoke?.status === 'running' || state.broad?.status === 'running') {
@@ -181,6 +180,16 @@ export function registerUndo(app: App, ctx: SlackContext): void {
         ctx,
         respond,
         'Nothing to undo: only a live Revoke that removed or disabled something can be undone.',
+      );
+      return;
+    }
+    // Undo reverses a live Revoke: in dry-run it could only describe itself, and would use up the
+    // one Undo while the access stays removed. It waits, offered, until remediation is live again.
+    if (ctx.remediator.mode === 'dry-run') {
+      await refuse(
+        'remediation is a dry-run now',
+        "Nothing was done: remediation is a dry-run now (AZURE_REMEDIATION=dry-run), and Undo re-creates real access. The access this alert's Revoke removed is still removed; *Undo* stays offered and works once remediation is live again.",
+        'refused',
       );
       return;
     }

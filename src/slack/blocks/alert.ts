@@ -198,6 +198,9 @@ function principalText(
 /** Room for one plan warning: the longest name two ARM ids and say why (about 500 characters). */
 export const WARNING_CLIP = 800;
 
+/** The Revoke button's text in each mode: a click sends it back, so the handler knows what the dialog promised. */
+export const REVOKE_BUTTON = { live: 'Revoke', dryRun: 'Revoke (dry-run)' } as const;
+
 /** The mark of a plan's warning: an alarm (evidence naming someone else's access) stands out. */
 export const warningMark = (warning: string): string =>
   warning.startsWith(TAMPERING) ? ':rotating_light:' : ':information_source:';
@@ -624,7 +627,7 @@ function buttons(view: AlertView): types.ActionsBlock {
     elements.push({
       type: 'button',
       action_id: ACTION_IDS.revoke,
-      text: plain(dry ? 'Revoke (dry-run)' : 'Revoke', LIMITS.buttonText),
+      text: plain(dry ? REVOKE_BUTTON.dryRun : REVOKE_BUTTON.live, LIMITS.buttonText),
       style: 'danger',
       value: id,
       confirm: {
