@@ -5,6 +5,7 @@ import type { StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
 import type { Messenger } from './messenger.ts';
 import type { ResponderCheck } from './responders.ts';
+import type { ActiveRuns } from './stale-runs.ts';
 
 /** Everything the Slack handlers and the sink share. Built once by `createSlackChat`. */
 export interface SlackContext {
@@ -20,4 +21,6 @@ export interface SlackContext {
   client: webApi.WebClient;
   alertChannel: string;
   now: () => number;
+  /** The remediation runs of this process, which a stop waits for or settles. */
+  runs: ActiveRuns;
 }

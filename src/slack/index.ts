@@ -13,13 +13,15 @@ import { createMessenger, type DeliveryFailureCounter } from './messenger.ts';
 import { createResponderCheck } from './responders.ts';
 import { createSlackSink } from './sink.ts';
 import { type SocketSupervisor, superviseSocket } from './socket-supervisor.ts';
-import { STALE_SWEEP_INTERVAL_MS, sweepStaleRuns } from './stale-runs.ts';
+import { ActiveRuns, STALE_SWEEP_INTERVAL_MS, settleRunsAtStop, sweepStaleRuns } from './stale-runs.ts';
 import { guardSlackRequests } from './verify.ts';
 
 export { SlackDeliveryError } from './delivery-queue.ts';
 
 /** Knobs for tests and unusual deployments; production uses the defaults. */
 export interface SlackTuning {
+  /** How long a stop waits for remediation runs in progress (default 5000 ms). */
+  runStopWaitMs?: number;
   /** Least time between two posts to one channel (default 1000 ms). */
   deliveryIntervalMs?: number;
   /** How `DeliveryQueue` waits (pacing, 429 Retry-After); tests pass a fake clock's sleep. */
@@ -66,6 +68,8 @@ export interface SlackTuning {
 
 /** Longest time `start()` waits for Slack before the service goes on starting. */
 const START_WAIT_MS = 5000;
+/** How long a stop waits for the remediation runs in progress before it marks them cut short. */
+const RUN_STOP_WAIT_MS = 5000;
 
 /** What the Slack chat needs from the service. */
 export interface SlackDeps {
@@ -161,6 +165,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     client,
     alertChannel: slack.alertChannel,
     now,
+    runs: new ActiveRuns(),
     ...(deps.enricher ? { enricher: deps.enricher } : {}),
   };
   registerHandlers(app, ctx);
@@ -244,6 +249,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       auth.stop();
       clearInterval(sweepTimer);
       sweepTimer = undefined;
+      await settleRunsAtStop(ctx, tuning.runStopWaitMs ?? RUN_STOP_WAIT_MS);
       if (socketMode) {
         supervisor?.stop();
         await waitAtMost(socketStart ?? Promise.resolve(), tuning.startWaitMs ?? START_WAIT_MS);

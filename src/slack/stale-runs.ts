@@ -1,4 +1,5 @@
 import { recordAudit } from '../core/audit.ts';
+import { waitAtMost } from '../timeout.ts';
 import {
   isStale,
   loadAlertState,
@@ -97,4 +98,102 @@ export async function sweepStaleRuns(ctx: SlackContext): Promise<string[]> {
     await showAlert(ctx, state);
   }
   return changed;
+}
+
+/** A remediation run of this process, with the locks it holds (its own, and those it took to keep others off). */
+interface ActiveRun {
+  alertId: string;
+  field: keyof typeof WORDS;
+  by: string;
+  locks: readonly string[];
+  ended: Promise<void>;
+}
+
+/**
+ * The remediation runs in progress in this process. A stop waits a few seconds for them; one
+ * still running then is settled at once (see `settleRunsAtStop`) rather than left to the sweep,
+ * which would wait for its lock to lapse (15 minutes) before a responder could press again.
+ */
+export class ActiveRuns {
+  readonly #runs = new Set<ActiveRun>();
+
+  /** Runs `work` as one remediation run; resolves or rejects as it does. */
+  track<T>(run: Omit<ActiveRun, 'ended'>, work: () => Promise<T>): Promise<T> {
+    const result = work();
+    const entry: ActiveRun = {
+      ...run,
+      ended: result.then(
+        () => undefined,
+        () => undefined,
+      ),
+    };
+    this.#runs.add(entry);
+    void entry.ended.then(() => this.#runs.delete(entry));
+    return result;
+  }
+
+  list(): ActiveRun[] {
+    return [...this.#runs];
+  }
+}
+
+/** What a run cut short by a stop says in the alert. */
+export const INTERRUPTED_AT_STOP =
+  'arc-responder stopped while it ran (a restart or a deployment). What it changed is unknown; pressing the button again re-plans and finishes it';
+
+/**
+ * At a stop: waits up to `waitMs` for this process's remediation runs, then settles each one
+ * still running: marked failed as cut short, its locks given back (a responder can press again at
+ * once, on this replica after its restart or on another), audited, said in the alert's thread
+ * and shown. Failures are logged, never thrown: the stop goes on.
+ */
+export async function settleRunsAtStop(ctx: SlackContext, waitMs: number): Promise<void> {
+  const active = ctx.runs.list();
+  if (active.length === 0) return;
+  ctx.logger.info(
+    { runs: active.map((r) => ({ alertId: r.alertId, run: r.field })) },
+    `stopping: waiting up to ${waitMs / 1000} s for the remediation runs in progress`,
+  );
+  await waitAtMost(Promise.all(active.map((r) => r.ended)), waitMs);
+  for (const run of ctx.runs.list()) {
+    const words = WORDS[run.field];
+    try {
+      const now = ctx.now();
+      let settled = false;
+      const state = await updateAlertState(ctx.store, run.alertId, (s) => {
+        const current = s[run.field];
+        if (current?.status !== 'running') return;
+        s[run.field] = { ...current, status: 'failed', error: INTERRUPTED_AT_STOP, finishedAt: now };
+        settled = true;
+      });
+      for (const key of run.locks) await ctx.store.releaseClaim(key);
+      await untrackRun(ctx, run.alertId);
+      if (!state || !settled) continue;
+      const d = state.alert.detection;
+      ctx.logger.warn(
+        { alertId: run.alertId, run: run.field, startedBy: run.by },
+        `${words.name} was cut short by the stop: marked failed, and it can be pressed again at once`,
+      );
+      await recordAudit(ctx.store, {
+        actor: run.by,
+        action: words.action,
+        alertId: run.alertId,
+        appId: d.appId,
+        ip: d.sourceIp,
+        result: 'failed',
+        detail: { mode: state[run.field]?.mode, error: 'stopped', startedAt: state[run.field]?.at },
+      });
+      await auditInThread(
+        ctx,
+        state,
+        `:warning: Audit: ${words.name} started by <@${run.by}> was cut short: arc-responder stopped while it ran. What it changed is unknown: press ${words.button} again to finish it.`,
+      );
+      await showAlert(ctx, state);
+    } catch (err) {
+      ctx.logger.warn(
+        { alertId: run.alertId, run: run.field, err: (err as Error).message },
+        `${words.name} was cut short by the stop, and could not be marked so: it shows as running until the sweep after its lock lapses (15 minutes)`,
+      );
+    }
+  }
 }

@@ -5,9 +5,16 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import { canUndo, loadAlertState, threadLine, updateAlertState } from '../../src/slack/alert-state.ts';
+import {
+  canUndo,
+  loadAlertState,
+  revokeLockKey,
+  threadLine,
+  updateAlertState,
+} from '../../src/slack/alert-state.ts';
 import { FOLLOW_UPS } from '../../src/slack/follow-ups.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
+import { INTERRUPTED_AT_STOP, RUNS_IN_PROGRESS } from '../../src/slack/stale-runs.ts';
 import { ROLE } from '../azure/helpers.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import { ARC } from '../support/samples.ts';
@@ -85,7 +92,48 @@ async function clickAndWait(actionId: string, thread: number) {
   await slack().waitFor(`thread post ${thread}`, () => threads().length === thread, AZURE_WAIT);
 }
 
+/**
+ * A live Revoke whose DELETE ARM answers after `deleteMs`, and a stop of the Slack side once that
+ * DELETE is under way, which waits `runStopWaitMs` for the run.
+ */
+async function stopDuringRevoke(deleteMs: number, runStopWaitMs: number) {
+  azure = await sampleAzure();
+  azure.fail({ service: 'arm', method: 'DELETE', status: 200, delayMs: deleteMs, passThrough: true });
+  h = await startHarness({ azure: { fake: azure, mode: 'live' }, tuning: { runStopWaitMs } });
+  await h.chat.sink.post(alert);
+  await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+  await vi.waitFor(() => expect(azure!.calls('arm', 'DELETE')).toHaveLength(1), {
+    timeout: AZURE_WAIT,
+    interval: 20,
+  });
+  await h.chat.stop!();
+}
+
 describe('Revoke, live', () => {
+  it('a run still going when the service stops is marked cut short and its lock given back, so it can be pressed again at once', async () => {
+    await stopDuringRevoke(4000, 100);
+    const state = (await loadAlertState(h!.store, alert.id, Date.now()))!;
+    expect(state.revoke).toMatchObject({ status: 'failed', error: INTERRUPTED_AT_STOP, by: RESPONDER });
+    expect(await h!.store.members(RUNS_IN_PROGRESS)).toEqual([]);
+    expect(await auditOf('revoke')).toEqual(['failed']);
+    expect(String(threads()[0]!.args.text)).toContain(
+      `Revoke started by <@${RESPONDER}> was cut short: arc-responder stopped while it ran`,
+    );
+    // Offered again, and its lock is free: the next click (after the restart) runs at once.
+    expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke');
+    expect(await h!.store.claim(revokeLockKey(alert.id), 60_000)).toBe(true);
+  });
+
+  it('a stop waits for a run that ends within its wait, which then keeps its own result', async () => {
+    await stopDuringRevoke(300, AZURE_WAIT);
+    expect((await loadAlertState(h!.store, alert.id, Date.now()))!.revoke).toMatchObject({
+      status: 'done',
+      mode: 'live',
+    });
+    expect(azure!.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    expect(await auditOf('revoke')).toEqual(['ok']);
+  });
+
   it('removes the evidence assignment and disables the principal, offers Undo, and refuses a later click', async () => {
     const { azure } = await posted('live');
     await clickAndWait(ACTION_IDS.revoke, 1);

@@ -101,12 +101,19 @@ function withEarlierDone(
  * again), audits it and
  * reports it in the alert's thread.
  */
-export async function runRemediation(
+export function runRemediation(
   ctx: SlackContext,
   state: SlackAlertState,
   user: string,
   kind: RunKind,
 ): Promise<void> {
+  const alertId = state.alert.id;
+  return ctx.runs.track({ alertId, field: kind.field, by: user, locks: [kind.lockKey(alertId)] }, () =>
+    run(ctx, state, user, kind),
+  );
+}
+
+async function run(ctx: SlackContext, state: SlackAlertState, user: string, kind: RunKind): Promise<void> {
   const { store, remediator } = ctx;
   const alertId = state.alert.id;
   const d = state.alert.detection;

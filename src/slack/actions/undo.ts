@@ -222,8 +222,15 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       return;
     }
     const released = { done: false };
+    const locks = [
+      undoLockKey(id),
+      ...(failedRun ? [revokeLockKey(id)] : []),
+      ...(holdBroad ? [broadLockKey(id)] : []),
+    ];
     try {
-      await runUndo(ctx, state, user, failedRun, holdBroad, released);
+      await ctx.runs.track({ alertId: id, field: 'undo', by: user, locks }, () =>
+        runUndo(ctx, state, user, failedRun, holdBroad, released),
+      );
     } catch (err) {
       ctx.logger.error({ alertId: id, err: (err as Error).message }, 'undo was cut short');
       // Cut short (the store failed) before it gave its locks back: given back here, so that a
