@@ -140,6 +140,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     logger,
     mode: deps.remediator.mode,
     broadRemoval: typeof deps.remediator.planBroadRemoval === 'function',
+    alertChannel: slack.alertChannel,
     now,
     ...(deps.metrics?.deliveryFailures ? { failures: deps.metrics.deliveryFailures } : {}),
     ...(tuning.threadSettleMs === undefined ? {} : { threadSettleMs: tuning.threadSettleMs }),

@@ -32,6 +32,14 @@ export const GONE = new Set([
   'thread_not_found',
 ]);
 
+/** Slack refuses the bot the channel itself: another channel may still work. */
+const CHANNEL_REFUSED: ReadonlySet<string> = new Set([
+  'channel_not_found',
+  'not_in_channel',
+  'is_archived',
+  'restricted_action',
+]);
+
 /** Posts and updates alert messages through the delivery queue, recording failures. */
 export interface Messenger {
   /** Posts a new alert message; resolves with where it went. */
@@ -96,6 +104,8 @@ export function createMessenger(opts: {
   now?: () => number;
   /** How long after an uncertain audit line's post its thread is first searched (default 2 min). */
   threadSettleMs?: number;
+  /** `SLACK_ALERT_CHANNEL`: an alert posted elsewhere (before it moved) fails on its own. */
+  alertChannel?: string;
 }): Messenger {
   const { client, queue, problems, logger } = opts;
   const postClient = opts.postClient ?? client;
@@ -263,6 +273,16 @@ export function createMessenger(opts: {
         if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
           problems.messageSettled(state.alert.id);
           return;
+        }
+        // A message in a channel that is no longer the alert channel (SLACK_ALERT_CHANNEL moved),
+        // which Slack no longer lets the bot use: only that alert's updates wait, new alerts go on.
+        if (
+          err instanceof SlackDeliveryError &&
+          opts.alertChannel !== undefined &&
+          state.channel !== opts.alertChannel &&
+          CHANNEL_REFUSED.has(err.code)
+        ) {
+          err.itemOnly = true;
         }
         throw err;
       }

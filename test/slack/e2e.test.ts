@@ -3,6 +3,9 @@
  * engine) with Slack faked at the Web API: POST /ingest → one alert in the channel → each button
  * clicked through signed requests on POST /slack/events → a repeat and an allowlisted pair.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
@@ -156,4 +159,42 @@ it('alerts once from POST /ingest, and each button and /arc-history work through
   expect(audit).toEqual(expect.arrayContaining(['revoke:dry-run', 'mark-benign:ok']));
   expect(app.rawLogs()).not.toContain(SECRET);
   expect(app.rawLogs()).not.toContain(TOKEN);
+});
+
+it('after SLACK_ALERT_CHANNEL moves, an old message the bot may no longer update holds back only its own updates', async () => {
+  fake = await startFakeSlack();
+  const f = fake;
+  const dir = mkdtempSync(path.join(tmpdir(), 'arc-channel-move-'));
+  const slackEnv = (channel: string) => ({
+    SLACK_BOT_TOKEN: TOKEN,
+    SLACK_SIGNING_SECRET: SECRET,
+    SLACK_ALERT_CHANNEL: channel,
+    SLACK_API_URL: f.apiUrl,
+  });
+  try {
+    const old = freshAppId();
+    app = await startTestApp({ dir, env: slackEnv('C0OLD') });
+    await postIngest(app.url, arcRecord({ appId: old, ip: '198.51.100.1' }));
+    await app.app.outbox.drain();
+    await app.close();
+
+    // Restarted on the new channel; the bot has left the old one.
+    app = await startTestApp({ dir, env: slackEnv('C0NEW') });
+    f.script('chat.update', { error: 'not_in_channel' }, { error: 'not_in_channel' });
+    const repeat = await postIngest(app.url, arcRecord({ appId: old, ip: '198.51.100.1' }));
+    expect(repeat.body).toMatchObject({ counts: { known: 1 } });
+    const fresh = freshAppId();
+    await postIngest(app.url, arcRecord({ appId: fresh, ip: '198.51.100.2' }));
+    await app.app.outbox.drain();
+
+    const updates = f.callsOf('chat.update');
+    expect(updates.map((c) => c.args.channel)).toEqual(['C0OLD']);
+    const posts = f.callsOf('chat.postMessage').filter((c) => !c.args.thread_ts);
+    expect(posts.map((c) => c.args.channel)).toEqual(['C0OLD', 'C0NEW']);
+    expect(JSON.stringify(posts[1]!.args.blocks)).toContain(fresh);
+  } finally {
+    await app?.close();
+    app = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
