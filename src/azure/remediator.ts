@@ -699,7 +699,17 @@ export function createRemediatorWith(
       // Still unsettled: what an earlier attempt may have done is not forgotten by this one.
       if (outcome.status === 'failed' && earlier?.maybeApplied) outcome.maybeApplied = true;
       steps.push({ stepId: step.id, ...outcome });
-      logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'remediation step');
+      logger.info(
+        {
+          alertId: context?.alertId,
+          actor: context?.actor,
+          appId: plan.appId,
+          step: step.id,
+          status: outcome.status,
+          fix: outcome.fix,
+        },
+        'remediation step',
+      );
     }
     // A plan made while Azure could not be read may miss an assignment: not done until planned
     // again. A plan with no step at all (no principal confirmed) revoked nothing.
@@ -753,7 +763,17 @@ export function createRemediatorWith(
             `undo ${step.id}`,
           );
       steps.push({ stepId: step.id, ...outcome });
-      logger.info({ step: step.id, status: outcome.status, fix: outcome.fix }, 'undo step');
+      logger.info(
+        {
+          alertId: context?.alertId,
+          actor: context?.actor,
+          appId: plan.appId,
+          step: step.id,
+          status: outcome.status,
+          fix: outcome.fix,
+        },
+        'undo step',
+      );
     }
     const ok = mode === 'dry-run' || steps.every(isFinished);
     const undone: RemediationResult = { mode, ok, steps };

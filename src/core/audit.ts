@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
 import type { StateStore } from './ports.ts';
 
 /** One audited attempt: who did what to which alert, and how it went. */
@@ -20,9 +21,27 @@ const AUDIT_TTL_MS = 400 * 24 * 3600 * 1000;
 const ALL = 'audit:all';
 const forAlert = (alertId: string) => `audit:alert:${alertId}`;
 
-/** Stores an audit record; it can be listed for its alert and overall. */
-export async function recordAudit(store: StateStore, entry: Omit<AuditEntry, 'id' | 'at'> & { at?: number }) {
+/** Results that an on-call person should see first: a click refused, a run that failed. */
+const NOTABLE = new Set(['refused', 'failed']);
+
+/**
+ * Stores an audit record; it can be listed for its alert and overall. With `log`, it is also
+ * written as one log line (who, what, which alert and pair, the result, and the reason or error
+ * when the detail names one), so that the log alone says what responders did.
+ */
+export async function recordAudit(
+  store: StateStore,
+  entry: Omit<AuditEntry, 'id' | 'at'> & { at?: number },
+  log?: Pick<Logger, 'info' | 'warn'>,
+) {
   const full: AuditEntry = { ...entry, id: randomUUID(), at: entry.at ?? Date.now() };
+  if (log) {
+    const { actor, action, alertId, appId, ip, result } = full;
+    const line: Record<string, unknown> = { audit: full.id, actor, action, alertId, appId, ip, result };
+    const why = reasonOf(full.detail);
+    if (why !== undefined) line.why = why;
+    (NOTABLE.has(result) ? log.warn : log.info).call(log, line, `${action} by ${actor}: ${result}`);
+  }
   await store.set(`audit:${full.id}`, full, AUDIT_TTL_MS);
   await store.addMembers(ALL, [full.id]);
   if (full.alertId) await store.addMembers(forAlert(full.alertId), [full.id]);
@@ -38,4 +57,13 @@ export async function listAudit(store: StateStore, alertId?: string): Promise<Au
   const expired = ids.filter((_, i) => entries[i] === undefined);
   if (expired.length > 0) await store.removeMembers(set, expired);
   return entries.filter((e): e is AuditEntry => e !== undefined).sort((a, b) => a.at - b.at);
+}
+
+/** The reason an audit detail gives (a refusal's text, a run's error, its mode), clipped. */
+function reasonOf(detail: unknown): string | undefined {
+  if (typeof detail === 'string') return detail.slice(0, 300);
+  if (typeof detail !== 'object' || detail === null) return undefined;
+  const { error, mode } = detail as { error?: unknown; mode?: unknown };
+  if (typeof error === 'string') return error.slice(0, 300);
+  return typeof mode === 'string' ? mode : undefined;
 }

@@ -152,8 +152,11 @@ export async function authorise(
 ): Promise<Grant | undefined> {
   const decision = await decide(ctx, user, subject.action, place);
   if (decision.ok) return decision.as;
-  await recordAudit(ctx.store, { actor: user, ...subject, result: 'refused', detail: decision.detail });
-  ctx.logger.warn({ user, ...subject, why: decision.detail }, 'refused a Slack button press');
+  await recordAudit(
+    ctx.store,
+    { actor: user, ...subject, result: 'refused', detail: decision.detail },
+    ctx.logger,
+  );
   await reply(ctx, respond, decision.text);
   return undefined;
 }

@@ -80,15 +80,19 @@ export async function sweepStaleRuns(ctx: SlackContext): Promise<string[]> {
       const run = state[field]!;
       const words = WORDS[field];
       ctx.logger.warn({ alertId, run: field, startedBy: run.by }, `${words.name} was interrupted`);
-      await recordAudit(ctx.store, {
-        actor: run.by,
-        action: words.action,
-        alertId,
-        appId: d.appId,
-        ip: d.sourceIp,
-        result: 'failed',
-        detail: { mode: run.mode, error: 'interrupted', startedAt: run.at },
-      });
+      await recordAudit(
+        ctx.store,
+        {
+          actor: run.by,
+          action: words.action,
+          alertId,
+          appId: d.appId,
+          ip: d.sourceIp,
+          result: 'failed',
+          detail: { mode: run.mode, error: 'interrupted', startedAt: run.at },
+        },
+        ctx.logger,
+      );
       await auditInThread(
         ctx,
         state,
@@ -174,15 +178,19 @@ export async function settleRunsAtStop(ctx: SlackContext, waitMs: number): Promi
         { alertId: run.alertId, run: run.field, startedBy: run.by },
         `${words.name} was cut short by the stop: marked failed, and it can be pressed again at once`,
       );
-      await recordAudit(ctx.store, {
-        actor: run.by,
-        action: words.action,
-        alertId: run.alertId,
-        appId: d.appId,
-        ip: d.sourceIp,
-        result: 'failed',
-        detail: { mode: state[run.field]?.mode, error: 'stopped', startedAt: state[run.field]?.at },
-      });
+      await recordAudit(
+        ctx.store,
+        {
+          actor: run.by,
+          action: words.action,
+          alertId: run.alertId,
+          appId: d.appId,
+          ip: d.sourceIp,
+          result: 'failed',
+          detail: { mode: state[run.field]?.mode, error: 'stopped', startedAt: state[run.field]?.at },
+        },
+        ctx.logger,
+      );
       await auditInThread(
         ctx,
         state,

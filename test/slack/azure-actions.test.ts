@@ -644,6 +644,29 @@ describe('Undo', () => {
     expect(button(ACTION_IDS.undoRevoke)).toBeUndefined();
     expect(await auditOf('undo')).toEqual(['ok']);
     expect(await auditOf('azure.undo')).toEqual(['ok']);
+    // The log alone says who revoked and undid what, and each step's result.
+    const lines = h!.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const about = { alertId: alert.id, appId: alert.detection.appId, actor: RESPONDER };
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          ...about,
+          level: 30,
+          action: 'revoke',
+          result: 'ok',
+          msg: `revoke by ${RESPONDER}: ok`,
+        }),
+        expect.objectContaining({
+          ...about,
+          level: 30,
+          action: 'undo',
+          result: 'ok',
+          msg: `undo by ${RESPONDER}: ok`,
+        }),
+        expect.objectContaining({ ...about, status: 'done', msg: 'remediation step' }),
+        expect.objectContaining({ ...about, status: 'done', msg: 'undo step' }),
+      ]),
+    );
 
     // A second click changes nothing.
     const mutations = azure.mutations().length;
@@ -663,6 +686,16 @@ describe('Undo', () => {
     expect(noteTo(responseId)).toContain('Only responders (SLACK_RESPONDERS) may use Undo');
     expect(azure.mutations()).toHaveLength(mutations);
     expect(await auditOf('undo')).toEqual(['refused']);
+    const refusal = h!.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.action === 'undo');
+    expect(refusal).toMatchObject({
+      level: 40,
+      actor: OUTSIDER,
+      alertId: alert.id,
+      result: 'refused',
+      why: expect.stringContaining('SLACK_RESPONDERS'),
+    });
   });
 
   it('re-creates once for a double click', async () => {

@@ -49,7 +49,7 @@ export async function openAlertClick(
     state,
     subject,
     refuse: async (detail, text, result = 'duplicate') => {
-      await recordAudit(ctx.store, { actor: user, ...subject, result, detail });
+      await recordAudit(ctx.store, { actor: user, ...subject, result, detail }, ctx.logger);
       await reply(ctx, click.respond, text);
     },
   };

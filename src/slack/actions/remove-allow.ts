@@ -43,7 +43,11 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
       if (!(await authorise(ctx, user, subject, respond, place))) return;
       const entry = await ctx.history.getAllow(pair.appId, pair.ip);
       const removed = await ctx.history.unallow(pair.appId, pair.ip);
-      await recordAudit(ctx.store, { actor: user, ...subject, result: removed ? 'ok' : 'not-found' });
+      await recordAudit(
+        ctx.store,
+        { actor: user, ...subject, result: removed ? 'ok' : 'not-found' },
+        ctx.logger,
+      );
       ctx.logger.info({ user, ...subject, removed }, 'allowlist entry removed from Slack');
       if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
       const { entries, dormant } = await ctx.history.readIdentity(pair.appId);

@@ -165,14 +165,18 @@ async function run(ctx: SlackContext, state: SlackAlertState, user: string, kind
   // A failed run may be retried; a dry-run changed nothing, so it may run again at once (and a
   // switch to live mode must not wait for its lock).
   if (run.status === 'failed' || run.mode === 'dry-run') await store.releaseClaim(kind.lockKey(alertId));
-  await recordAudit(store, {
-    actor: user,
-    action: kind.action,
-    alertId,
-    appId: d.appId,
-    ip: d.sourceIp,
-    result: run.status === 'failed' ? 'failed' : run.mode === 'dry-run' ? 'dry-run' : 'ok',
-    detail: { mode: run.mode, steps: run.result?.steps ?? [], error: run.error },
-  });
+  await recordAudit(
+    store,
+    {
+      actor: user,
+      action: kind.action,
+      alertId,
+      appId: d.appId,
+      ip: d.sourceIp,
+      result: run.status === 'failed' ? 'failed' : run.mode === 'dry-run' ? 'dry-run' : 'ok',
+      detail: { mode: run.mode, steps: run.result?.steps ?? [], error: run.error },
+    },
+    ctx.logger,
+  );
   await auditInThread(ctx, latest, threadText(run, kind));
 }

@@ -98,15 +98,19 @@ async function runUndo(
   } else if (undo.mode === 'live' || holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
   if (holdsBroadLock) await store.releaseClaim(broadLockKey(alertId));
   released.done = true;
-  await recordAudit(store, {
-    actor: user,
-    action: 'undo',
-    alertId,
-    appId: d.appId,
-    ip: d.sourceIp,
-    result: undo.status === 'failed' ? 'failed' : undo.mode === 'dry-run' ? 'dry-run' : 'ok',
-    detail: { mode: undo.mode, steps: undo.result?.steps ?? [], error: undo.error },
-  });
+  await recordAudit(
+    store,
+    {
+      actor: user,
+      action: 'undo',
+      alertId,
+      appId: d.appId,
+      ip: d.sourceIp,
+      result: undo.status === 'failed' ? 'failed' : undo.mode === 'dry-run' ? 'dry-run' : 'ok',
+      detail: { mode: undo.mode, steps: undo.result?.steps ?? [], error: undo.error },
+    },
+    ctx.logger,
+  );
   const planSteps = new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)));
   await auditInThread(ctx, latest, threadText(undo, planSteps));
   if (undo.status === 'done' && undo.mode === 'live') await restoreOtherAlerts(ctx, state, undo);

@@ -29,7 +29,11 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
     const subject = alertSubject('mark-benign', state);
     const decision = await decide(ctx, user, 'mark-benign', { where: meta?.channel, home: state.channel });
     if (!decision.ok) {
-      await recordAudit(ctx.store, { actor: user, ...subject, result: 'refused', detail: decision.detail });
+      await recordAudit(
+        ctx.store,
+        { actor: user, ...subject, result: 'refused', detail: decision.detail },
+        ctx.logger,
+      );
       await ack({
         response_action: 'errors',
         errors: {
@@ -65,12 +69,16 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         { alertId: state.alert.id, err: (err as Error).message },
         'cannot store the allowlist entry',
       );
-      await recordAudit(ctx.store, {
-        actor: user,
-        ...subject,
-        result: 'failed',
-        detail: (err as Error).message,
-      });
+      await recordAudit(
+        ctx.store,
+        {
+          actor: user,
+          ...subject,
+          result: 'failed',
+          detail: (err as Error).message,
+        },
+        ctx.logger,
+      );
       await auditInThread(
         ctx,
         state,
@@ -83,12 +91,16 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       (await updateAlertState(ctx.store, state.alert.id, (s) => {
         s.benign = mark;
       })) ?? state;
-    await recordAudit(ctx.store, {
-      actor: user,
-      ...subject,
-      result: 'ok',
-      detail: { reason: answer.reason, until: until ?? null, expiry: answer.expiry, as: decision.as },
-    });
+    await recordAudit(
+      ctx.store,
+      {
+        actor: user,
+        ...subject,
+        result: 'ok',
+        detail: { reason: answer.reason, until: until ?? null, expiry: answer.expiry, as: decision.as },
+      },
+      ctx.logger,
+    );
     ctx.logger.info({ user, ...subject, until, as: decision.as }, 'pair marked benign from Slack');
     await showAlert(ctx, latest);
     await auditInThread(ctx, latest, `Audit: ${benignText(mark)}`);
