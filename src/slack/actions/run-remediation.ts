@@ -1,5 +1,5 @@
 import { recordAudit } from '../../core/audit.ts';
-import type { RemediationPlan, RemediationResult } from '../../core/remediation.ts';
+import type { RemediationPlan, RemediationResult, StepResult } from '../../core/remediation.ts';
 import {
   REMEDIATION_LOCK_TTL_MS,
   type RevokeRun,
@@ -165,12 +165,25 @@ async function run(ctx: SlackContext, state: SlackAlertState, user: string, kind
   // A failed run may be retried; a dry-run changed nothing, so it may run again at once (and a
   // switch to live mode must not wait for its lock).
   if (run.status === 'failed' || run.mode === 'dry-run') await store.releaseClaim(kind.lockKey(alertId));
+  await auditRun(ctx, state, user, kind.action, run);
+  await auditInThread(ctx, latest, threadText(run, kind));
+}
+
+/** Records the audit of a finished run (Revoke, broad removal, Undo), which is also logged. */
+export async function auditRun(
+  ctx: SlackContext,
+  state: SlackAlertState,
+  user: string,
+  action: string,
+  run: { status: string; mode: 'dry-run' | 'live'; result?: { steps: StepResult[] }; error?: string },
+): Promise<void> {
+  const d = state.alert.detection;
   await recordAudit(
-    store,
+    ctx.store,
     {
       actor: user,
-      action: kind.action,
-      alertId,
+      action,
+      alertId: state.alert.id,
       appId: d.appId,
       ip: d.sourceIp,
       result: run.status === 'failed' ? 'failed' : run.mode === 'dry-run' ? 'dry-run' : 'ok',
@@ -178,5 +191,4 @@ async function run(ctx: SlackContext, state: SlackAlertState, user: string, kind
     },
     ctx.logger,
   );
-  await auditInThread(ctx, latest, threadText(run, kind));
 }

@@ -1,5 +1,4 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import { recordAudit } from '../../core/audit.ts';
 import type { PlannedStep, StepResult } from '../../core/remediation.ts';
 import {
   broadLockKey,
@@ -22,7 +21,7 @@ import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { trackRun, untrackRun } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
-import { REMEDIATION_LOCK_TTL_MS } from './run-remediation.ts';
+import { auditRun, REMEDIATION_LOCK_TTL_MS } from './run-remediation.ts';
 
 function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): string {
   const who = `<@${undo.by}>`;
@@ -98,19 +97,7 @@ async function runUndo(
   } else if (undo.mode === 'live' || holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
   if (holdsBroadLock) await store.releaseClaim(broadLockKey(alertId));
   released.done = true;
-  await recordAudit(
-    store,
-    {
-      actor: user,
-      action: 'undo',
-      alertId,
-      appId: d.appId,
-      ip: d.sourceIp,
-      result: undo.status === 'failed' ? 'failed' : undo.mode === 'dry-run' ? 'dry-run' : 'ok',
-      detail: { mode: undo.mode, steps: undo.result?.steps ?? [], error: undo.error },
-    },
-    ctx.logger,
-  );
+  await auditRun(ctx, state, user, 'undo', undo);
   const planSteps = new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)));
   await auditInThread(ctx, latest, threadText(undo, planSteps));
   if (undo.status === 'done' && undo.mode === 'live') await restoreOtherAlerts(ctx, state, undo);
