@@ -27,6 +27,12 @@ export interface ServerDeps {
 /** A valid incoming `x-request-id` is kept so a call can be followed across services. */
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const READY_TIMEOUT_MS = 2000;
+/** Longest reason a request's log line repeats from its answer. */
+const MAX_LOGGED_REASON = 300;
+
+/** `text` cut to `max` characters, the cut marked with an ellipsis. */
+const clip = (text: string, max: number): string =>
+  text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 
 const LEVEL_METHODS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 const noop = () => {};
@@ -127,16 +133,12 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
       outbox: { pending: outbox.depth(), alerts: outbox.pendingAlerts() },
       ...(warnings.length > 0 ? { warnings } : {}),
     };
-    if (problems.length === 0) {
-      sendJson(res, 200, { status: 'ready', ...state });
-    } else {
-      sendJson(res, 503, {
-        error: `not ready: ${problems.join('; ')}`,
-        code: 'not_ready',
-        problems,
-        ...state,
+    if (problems.length > 0) {
+      throw new HttpError(503, 'not_ready', `not ready: ${problems.join('; ')}`, {
+        details: { problems, ...state },
       });
     }
+    sendJson(res, 200, { status: 'ready', ...state });
   };
 
   const metricsRoute: Handler = async (_req, res) => {
@@ -164,9 +166,10 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     const path = query === -1 ? url : url.slice(0, query);
     const method = req.method ?? 'GET';
     const log = lazyChild(logger, { reqId: requestId });
+    const client = req.socket.remoteAddress;
     let errorCode: string | undefined;
-    /** The answer's reason when the service could not serve (5xx): the log line says why. */
-    let failure: string | undefined;
+    /** What a refused or failed request was told (its answer's `error`): the log line says it too. */
+    let told: string | undefined;
 
     res.once('finish', () => {
       const seconds = (performance.now() - started) / 1000;
@@ -181,9 +184,10 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
         status: res.statusCode,
         ms: Math.round(seconds * 10_000) / 10,
         code: errorCode,
+        client,
       };
-      if (res.statusCode >= 500) log.warn(failure ? { ...line, error: failure } : line, 'request failed');
-      else if (res.statusCode >= 400) log.info(line, 'request refused');
+      if (res.statusCode >= 500) log.warn({ ...line, error: told }, 'request failed');
+      else if (res.statusCode >= 400) log.info({ ...line, error: told }, 'request refused');
       else log.debug(line, 'request');
     });
 
@@ -230,7 +234,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
       }
       if (err instanceof HttpError) {
         errorCode = err.code;
-        if (err.status >= 500) failure = err.message;
+        told = clip(err.message, MAX_LOGGED_REASON);
         sendError(res, err, requestId);
         return;
       }

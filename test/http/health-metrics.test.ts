@@ -118,6 +118,9 @@ describe('GET /readyz when not ready', () => {
       expect(down.body.problems[0]).toMatch(/^the sqlite store is not reachable/);
       expect(down.body.error).toMatch(/^not ready: the sqlite store is not reachable/);
       expect(down.body.warnings).toEqual([problem]);
+      // Its log line says what is wrong, as the answer does.
+      const notReady = t.logs.find((l) => l.msg === 'request failed' && l.path === '/readyz');
+      expect(notReady).toMatchObject({ status: 503, code: 'not_ready', error: down.body.error });
 
       // Ingest with the store gone is a 503 with Retry-After, not a crash.
       const ingest = await postIngest<{ code: string }>(t.url, arcRecord({ appId: freshAppId() }));

@@ -43,6 +43,43 @@ describe('structured logs', () => {
     }
   });
 
+  it('name what a refused request was told and where it came from, never the token it sent', async () => {
+    const token = 'right-ingest-token-0815';
+    const t = await startTestApp({ env: { INGEST_TOKEN: token } });
+    try {
+      const wrong = 'wrong-ingest-token-4711';
+      const inHeader = await postIngest(t.url, arcRecord(), {
+        headers: { authorization: `Bearer ${wrong}` },
+      });
+      expect(inHeader.status).toBe(401);
+      const inUrl = await fetch(`${t.url}/ingest?token=${wrong}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(inUrl.status).toBe(401);
+      const refused = t.logs.filter((l) => l.msg === 'request refused');
+      expect(refused).toEqual([
+        expect.objectContaining({
+          status: 401,
+          code: 'unauthorized',
+          error: inHeader.body.error,
+          client: '127.0.0.1',
+        }),
+        expect.objectContaining({
+          path: '/ingest',
+          status: 401,
+          error: expect.stringMatching(/^invalid token in the URL: it matches none of INGEST_TOKEN/),
+          client: '127.0.0.1',
+        }),
+      ]);
+      expect(t.rawLogs()).not.toContain(wrong);
+      expect(t.rawLogs()).not.toContain(token);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('redact authorization headers and secrets wherever a caller puts them', () => {
     const lines: string[] = [];
     const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
