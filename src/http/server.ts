@@ -29,6 +29,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
 const READY_TIMEOUT_MS = 2000;
 /** Longest reason a request's log line repeats from its answer. */
 const MAX_LOGGED_REASON = 300;
+/** Longest path a log line holds: a URL may be as long as Node's 16 KB of headers. */
+const MAX_LOGGED_PATH = 200;
 
 /** `text` cut to `max` characters, the cut marked with an ellipsis. */
 const clip = (text: string, max: number): string =>
@@ -165,6 +167,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     const method = req.method ?? 'GET';
+    const loggedPath = clip(path, MAX_LOGGED_PATH);
     const log = lazyChild(logger, { reqId: requestId });
     const client = req.socket.remoteAddress;
     let errorCode: string | undefined;
@@ -180,7 +183,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
       }
       const line = {
         method,
-        path,
+        path: loggedPath,
         status: res.statusCode,
         ms: Math.round(seconds * 10_000) / 10,
         code: errorCode,
@@ -228,7 +231,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     run().catch((err: unknown) => {
       if (err instanceof ClientGoneError) {
         errorCode = 'client_gone';
-        log.debug({ method, path }, err.message);
+        log.debug({ method, path: loggedPath }, err.message);
         res.destroy();
         return;
       }
@@ -239,7 +242,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
         return;
       }
       errorCode = 'internal';
-      log.error({ err, method, path }, 'unhandled error while answering a request');
+      log.error({ err, method, path: loggedPath }, 'unhandled error while answering a request');
       sendError(
         res,
         new HttpError(

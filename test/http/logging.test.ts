@@ -80,6 +80,19 @@ describe('structured logs', () => {
     }
   });
 
+  it('hold at most the first 200 characters of a long path', async () => {
+    const t = await startTestApp();
+    try {
+      const path = `/${'a'.repeat(15_000)}`;
+      expect((await fetch(`${t.url}${path}`)).status).toBe(404);
+      const line = t.logs.find((l) => l.msg === 'request refused' && l.status === 404);
+      expect(line?.path).toBe(`${path.slice(0, 199)}…`);
+      expect(t.rawLogs().length).toBeLessThan(2000);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('redact authorization headers and secrets wherever a caller puts them', () => {
     const lines: string[] = [];
     const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
