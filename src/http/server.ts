@@ -8,6 +8,7 @@ import type { StoreWatch } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
 import { HttpError, sendError, sendJson } from './http-error.ts';
 import { ClientGoneError } from './read-body.ts';
+import { createRefusalLog } from './refusal-log.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, log: Logger) => void | Promise<void>;
 
@@ -157,6 +158,8 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     ['/metrics', { GET: metricsRoute, HEAD: metricsRoute }],
   ]);
 
+  const refusals = createRefusalLog(logger);
+
   return (req, res) => {
     const started = performance.now();
     const incoming = req.headers['x-request-id'];
@@ -189,9 +192,14 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
         code: errorCode,
         client,
       };
+      if (res.statusCode < 400) {
+        log.debug(line, 'request');
+        return;
+      }
+      const route = routes.has(path) ? path : undefined;
+      if (!refusals.admit({ method, route, status: res.statusCode, code: errorCode })) return;
       if (res.statusCode >= 500) log.warn({ ...line, error: told }, 'request failed');
-      else if (res.statusCode >= 400) log.info({ ...line, error: told }, 'request refused');
-      else log.debug(line, 'request');
+      else log.info({ ...line, error: told }, 'request refused');
     });
 
     const run = async () => {

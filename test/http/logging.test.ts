@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/log.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 
@@ -88,6 +88,61 @@ describe('structured logs', () => {
       const line = t.logs.find((l) => l.msg === 'request refused' && l.status === 404);
       expect(line?.path).toBe(`${path.slice(0, 199)}…`);
       expect(t.rawLogs().length).toBeLessThan(2000);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('hold at most 10 refusals of a kind a minute, then one line that counts the rest', async () => {
+    const t = await startTestApp({ env: { INGEST_TOKEN: 'flood-test-token' } });
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const unauthorized = () =>
+        postIngest(t.url, arcRecord(), { headers: { authorization: 'Bearer not-the-token' } });
+      const answers = await Promise.all(Array.from({ length: 25 }, unauthorized));
+      expect(answers.map((a) => a.status)).toEqual(Array(25).fill(401));
+      // Another kind of refusal has a count of its own.
+      expect((await fetch(`${t.url}/nowhere`)).status).toBe(404);
+      const lines = (status: number) =>
+        t.logs.filter((l) => l.msg === 'request refused' && l.status === status);
+      expect(lines(401)).toHaveLength(10);
+      expect(lines(404)).toHaveLength(1);
+      expect(t.logs.some((l) => l.more !== undefined)).toBe(false);
+
+      vi.setSystemTime(Date.now() + 61_000);
+      expect((await unauthorized()).status).toBe(401);
+      expect(t.logs.filter((l) => l.more !== undefined)).toEqual([
+        expect.objectContaining({
+          level: 'info',
+          method: 'POST',
+          path: '/ingest',
+          status: 401,
+          code: 'unauthorized',
+          more: 15,
+          msg: '15 more POST /ingest requests refused with 401 (unauthorized) in the last minute (at most 10 per minute are logged one by one)',
+        }),
+      ]);
+      // A new minute: its refusals are logged again.
+      expect(lines(401)).toHaveLength(11);
+    } finally {
+      vi.useRealTimers();
+      await t.close();
+    }
+  });
+
+  it('hold at most 10 failures of a kind a minute too: a store that is down fails every request', async () => {
+    const t = await startTestApp();
+    try {
+      await t.app.store.close();
+      for (let i = 0; i < 12; i++) {
+        expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(503);
+      }
+      const failed = t.logs.filter((l) => l.msg === 'request failed' && l.code === 'store_unavailable');
+      expect(failed).toHaveLength(10);
+      expect(failed[0]).toMatchObject({
+        level: 'warn',
+        error: expect.stringMatching(/^the history store failed/),
+      });
     } finally {
       await t.close();
     }
