@@ -148,6 +148,23 @@ describe('structured logs', () => {
     }
   });
 
+  it('say "ingested" at info only for an alert or an invalid event, not for ignored or duplicate ones', async () => {
+    const t = await startTestApp();
+    try {
+      const record = arcRecord({ appId: freshAppId() });
+      const ingested = () => t.logs.filter((l) => l.msg === 'ingested').map((l) => l.level);
+      expect((await postIngest(t.url, record)).body).toMatchObject({ counts: { alerted: 1 } });
+      expect(ingested()).toEqual(['info']);
+      const normal = await postIngest(t.url, [record, { ...record, resultType: 'Start' }]);
+      expect(normal.body).toMatchObject({ counts: { duplicate: 1, ignored: 1 } });
+      expect(ingested()).toEqual(['info', 'debug']);
+      expect((await postIngest(t.url, [{ nope: 1 }])).body).toMatchObject({ counts: { invalid: 1 } });
+      expect(ingested()).toEqual(['info', 'debug', 'info']);
+    } finally {
+      await t.close();
+    }
+  });
+
   it('redact authorization headers and secrets wherever a caller puts them', () => {
     const lines: string[] = [];
     const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
