@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { apiFailureReason } from './slack/delivery-queue.ts';
 
 /**
  * The Prometheus metrics of one app instance. Each instance has its own registry (never the
@@ -16,8 +17,11 @@ export interface Metrics {
   readonly chatDeliveryFailures: Counter<'kind'>;
   /** Chat deliveries that succeeded, by kind. */
   readonly chatDeliveries: Counter<'kind'>;
-  /** Failed calls to the chat platform's API, by its error code (one delivery may make several). */
-  readonly chatApiFailures: Counter<'reason'>;
+  /**
+   * Failed calls to the chat platform's API, by its error code (one delivery may make several); a
+   * code outside a fixed set of known ones counts as `other`.
+   */
+  readonly chatApiFailures: { inc(labels: { reason: string }): void };
   /** Sets where the outbox depth gauge reads from (called once by the outbox). */
   setOutboxDepthSource(read: () => number): void;
   /** Sets where the chat problems gauge reads from (called once by the app). */
@@ -53,6 +57,13 @@ export function createMetrics(): Metrics {
     },
   });
 
+  const chatApiFailures = new Counter({
+    name: 'arc_chat_api_failures_total',
+    help: "Failed calls to the chat platform's API, by error code (`other` for a code it does not know)",
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+
   return {
     registry,
     ingestEvents: new Counter({
@@ -86,12 +97,9 @@ export function createMetrics(): Metrics {
       labelNames: ['kind'] as const,
       registers: [registry],
     }),
-    chatApiFailures: new Counter({
-      name: 'arc_chat_api_failures_total',
-      help: "Failed calls to the chat platform's API, by error code",
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    }),
+    chatApiFailures: {
+      inc: ({ reason }) => chatApiFailures.inc({ reason: apiFailureReason(reason) }),
+    },
     setOutboxDepthSource(read) {
       depthSource = read;
     },

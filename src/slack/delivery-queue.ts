@@ -110,6 +110,42 @@ const TRANSIENT_ERRORS = new Set([
 ]);
 
 /**
+ * The error codes that `arc_chat_api_failures_total` names; any other counts as `other` (the log
+ * line still names it). A fixed set, so that a proxy on SLACK_API_URL that answers codes of its
+ * own cannot make series without end: those the service handles or gives itself (a network
+ * failure or a timeout is `request_failed`), and Slack's common ones.
+ */
+const API_FAILURE_REASONS: ReadonlySet<string> = new Set([
+  ...REFUSED,
+  ...TRANSIENT_ERRORS,
+  'request_failed',
+  'bad_response',
+  // The alert's message is gone or too old to edit.
+  'message_not_found',
+  'cant_update_message',
+  'edit_window_closed',
+  'thread_not_found',
+  'unknown_method',
+  'method_deprecated',
+  'deprecated_endpoint',
+  'not_allowed_token_type',
+  'no_permission',
+  'team_access_not_granted',
+  'ekm_access_denied',
+  'accesslimited',
+  'two_factor_setup_required',
+  'invalid_arg_name',
+  'invalid_form_data',
+  'invalid_post_type',
+  'missing_post_type',
+  'invalid_charset',
+  'invalid_cursor',
+]);
+
+/** The `reason` label of a failed chat API call with Slack error `code`. */
+export const apiFailureReason = (code: string): string => (API_FAILURE_REASONS.has(code) ? code : 'other');
+
+/**
  * Whether a failed call certainly did nothing on Slack's side: Slack refused it, it was refused as
  * a request (HTTP 4xx) or as unavailable (503), or the connection was never made. A timeout, a
  * reset connection, a 500, and a gateway's 502 or 504 (it may have passed the call on, and given

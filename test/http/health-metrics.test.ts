@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ChatAdapter } from '../../src/core/ports.ts';
 import { createLogger } from '../../src/log.ts';
 import { createLogChat } from '../../src/outbox/log-chat.ts';
+import { startFakeSlack } from '../support/fake-slack.ts';
 import {
   answer,
   arcRecord,
@@ -179,6 +180,37 @@ describe('GET /readyz after the store lost its data', () => {
       );
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('GET /metrics with Slack failing', () => {
+  it("counts failed Slack calls by Slack's error code, and a code it does not know as other", async () => {
+    const fake = await startFakeSlack();
+    fake.script('chat.postMessage', { error: 'ratelimited' }, { error: 'made_up_by_a_proxy_4711' });
+    const t = await startTestApp({
+      env: {
+        SLACK_BOT_TOKEN: 'xoxb-metrics-test',
+        SLACK_SIGNING_SECRET: 'metrics-test-secret',
+        SLACK_ALERT_CHANNEL: 'C0ALERTS',
+        SLACK_API_URL: fake.apiUrl,
+      },
+      outbox: { pollMs: 20, baseBackoffMs: 20, maxBackoffMs: 50 },
+    });
+    try {
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
+      const metrics = async () => (await fetch(`${t.url}/metrics`)).text();
+      await vi.waitFor(async () =>
+        expect(await metrics()).toContain('arc_chat_api_failures_total{reason="other"} 1'),
+      );
+      const text = await metrics();
+      expect(text).toContain('arc_chat_api_failures_total{reason="ratelimited"} 1');
+      expect(text).not.toContain('made_up_by_a_proxy_4711');
+      // The log still names the code that came back.
+      expect(t.logs.some((l) => l.code === 'made_up_by_a_proxy_4711')).toBe(true);
+    } finally {
+      await t.close();
+      await fake.stop();
     }
   });
 });
