@@ -82,7 +82,8 @@ export function createMetrics(): Metrics {
       name: 'arc_ingest_duration_seconds',
       help: 'Time to answer POST /ingest (accepted alerts are stored in the outbox by then)',
       labelNames: ['status'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      // Up to 30 s: a body may take 15 s to arrive and the store 20 s to answer.
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 20, 30],
       registers: [registry],
     }),
     chatDeliveryFailures: new Counter({

@@ -55,6 +55,10 @@ describe('GET /healthz, /readyz, /metrics', () => {
       'arc_ingest_events_total{format="azure-activity-log-record",outcome="duplicate"} 1',
     );
     expect(text).toMatch(/arc_ingest_duration_seconds_count\{status="200"\} 1/);
+    // Buckets reach past the service's own deadlines (15 s for a body, 20 s for the store).
+    for (const le of ['10', '15', '20', '30']) {
+      expect(text).toContain(`arc_ingest_duration_seconds_bucket{le="${le}",status="200"} 1`);
+    }
     expect(text).toMatch(/arc_ingest_requests_total\{status="200"\} 1/);
     expect(text).toMatch(/^arc_outbox_depth \d+$/m);
     expect(text).toMatch(/^arc_chat_problems 0$/m);
