@@ -1,4 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { OUTCOMES } from './core/alert.ts';
+import type { SourceFormat } from './core/detection.ts';
 import { apiFailureReason } from './slack/delivery-queue.ts';
 
 /**
@@ -64,7 +66,7 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
-  return {
+  const metrics: Metrics = {
     registry,
     ingestEvents: new Counter({
       name: 'arc_ingest_events_total',
@@ -108,4 +110,36 @@ export function createMetrics(): Metrics {
       chatProblemsSource = read;
     },
   };
+  startAtZero(metrics);
+  return metrics;
+}
+
+/** Every source format; a record, so that a format added to `SourceFormat` is added here too. */
+const FORMATS: Readonly<Record<SourceFormat, true>> = {
+  'elastic-ecs': true,
+  'elastic-alert': true,
+  'azure-activity-log-rest': true,
+  'azure-activity-log-record': true,
+  'azure-monitor-common': true,
+  'azure-monitor-legacy': true,
+};
+
+/** The statuses of `POST /ingest` that every deployment sees sooner or later. */
+const INGEST_STATUSES = ['200', '400', '401', '413', '415', '503'];
+
+/**
+ * Gives the series of known label sets a 0 from the start: a labelled counter has no series until
+ * its first increment, and `increase()` over a series that appears with 1 misses that first one.
+ */
+function startAtZero(m: Metrics): void {
+  for (const format of Object.keys(FORMATS)) {
+    for (const outcome of OUTCOMES) m.ingestEvents.inc({ format, outcome }, 0);
+  }
+  // An event in no known format is invalid, or ignored (another Azure Monitor schema).
+  for (const outcome of ['ignored', 'invalid']) m.ingestEvents.inc({ format: 'unknown', outcome }, 0);
+  for (const status of INGEST_STATUSES) m.ingestRequests.inc({ status }, 0);
+  for (const kind of ['post', 'repeat']) {
+    m.chatDeliveries.inc({ kind }, 0);
+    m.chatDeliveryFailures.inc({ kind }, 0);
+  }
 }

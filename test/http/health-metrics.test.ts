@@ -66,6 +66,29 @@ describe('GET /healthz, /readyz, /metrics', () => {
     expect(text).toContain('arc_process_cpu_user_seconds_total');
   });
 
+  it('shows the series of known labels at 0 before anything happened, so that increase() sees the first', async () => {
+    const fresh = await startTestApp();
+    try {
+      const text = await (await fetch(`${fresh.url}/metrics`)).text();
+      for (const series of [
+        'arc_ingest_events_total{format="azure-activity-log-record",outcome="alerted"} 0',
+        'arc_ingest_events_total{format="elastic-alert",outcome="invalid"} 0',
+        'arc_ingest_events_total{format="unknown",outcome="invalid"} 0',
+        'arc_ingest_requests_total{status="200"} 0',
+        'arc_ingest_requests_total{status="401"} 0',
+        'arc_ingest_requests_total{status="503"} 0',
+        'arc_chat_delivery_failures_total{kind="post"} 0',
+        'arc_chat_delivery_failures_total{kind="repeat"} 0',
+        'arc_chat_deliveries_total{kind="post"} 0',
+      ]) {
+        expect(text).toContain(series);
+      }
+      expect(text.match(/^arc_ingest_events_total\{/gm)).toHaveLength(6 * 6 + 2);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('keeps metrics per app instance, not in a global registry', async () => {
     const other = await startTestApp();
     try {
