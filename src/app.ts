@@ -160,8 +160,18 @@ export async function createApp(options: AppOptions): Promise<App> {
   // A store that answers but takes no write (a read-only file, a full disk) stops the start here,
   // rather than failing every request once listening.
   let storeWatch: StoreWatch;
+  /** Set once created; a store found emptied before then needs no marks written again. */
+  let engine: Engine | undefined;
   try {
-    storeWatch = await watchStore(store, (message) => logger.error({ store: store.kind }, message));
+    storeWatch = await watchStore(store, (message) => {
+      logger.error({ store: store.kind }, message);
+      engine?.markInUse().catch((err: unknown) => {
+        logger.warn(
+          { store: store.kind, err: (err as Error).message },
+          'could not mark the emptied store as in use: a restart with LEARNING_PERIOD set would open a learning period on it',
+        );
+      });
+    });
   } catch (err) {
     geo?.close?.();
     await store.close().catch(() => undefined);
@@ -198,7 +208,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       { store, sink: chat.sink, logger, metrics, ...(options.now ? { now: options.now } : {}) },
       options.outbox,
     );
-    const engine = await createEngine({
+    engine = await createEngine({
       store,
       windowMs: config.historyWindowMs,
       outbox,

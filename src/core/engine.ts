@@ -85,9 +85,17 @@ export interface Engine {
    * pending alerts are stored before it resolves.
    */
   evaluate(events: readonly unknown[], opts?: EvaluateOptions): Promise<EventResult[]>;
+  /**
+   * Writes again the marks of a store in use (its first start taken, history held, the learning
+   * period's end or none), after the store lost them with its data: a later start then does not
+   * take the emptied store for a new one and open a learning period on it.
+   */
+  markInUse(): Promise<void>;
 }
 
 const LEARNING_KEY = 'meta:learning-until';
+/** Claimed for good by the first start of a store (with LEARNING_PERIOD set). */
+const FIRST_START = 'meta:first-start';
 /** Set once the store holds any sighting: a learning period opens only on an empty history. */
 const HISTORY_MARK = 'meta:has-history';
 
@@ -256,7 +264,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   if (opts.learningPeriodMs !== undefined) {
     // The first start of an empty history opens the learning period; later starts keep its end.
     const until = now() + opts.learningPeriodMs;
-    if (await store.claim('meta:first-start')) {
+    if (await store.claim(FIRST_START)) {
       const empty = (await store.get(HISTORY_MARK)) === undefined;
       learningUntil = empty ? until : 0;
       await store.set(LEARNING_KEY, learningUntil);
@@ -912,6 +920,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       return learningUntil;
     },
     evaluate,
+    async markInUse() {
+      await store.claim(FIRST_START);
+      await store.setMany([
+        { key: HISTORY_MARK, value: true },
+        { key: LEARNING_KEY, value: learningUntil ?? 0 },
+      ]);
+      historyMarked = true;
+    },
   };
 }
 

@@ -5,6 +5,8 @@ import { describeError, StoreError } from './store-error.ts';
 const SENTINEL = 'meta:store-sentinel';
 /** How long `/readyz` warns after the loss was seen. */
 const LOSS_WARNING_MS = 24 * 3_600_000;
+/** When the loss was seen (epoch ms), kept as long as the warning: a restart warns on. */
+const LOST_AT = 'meta:store-lost-at';
 
 /** The store's check for `/readyz` (see `watchStore`). */
 export interface StoreWatch {
@@ -23,7 +25,7 @@ export interface StoreWatch {
  * - Did the store lose its data under the running service (a Redis restarted without persistence,
  *   a database emptied)? Every pair is then new again, and the allowlist and undelivered alerts
  *   are gone, without a word. Finding the claim free again says so: in the log once (`onLoss`),
- *   and in `/readyz` warnings for a day.
+ *   and in `/readyz` warnings for a day, also after a restart (the time is kept in the store).
  * The start fails when the first claim is refused.
  */
 export async function watchStore(
@@ -42,12 +44,14 @@ export async function watchStore(
     }
   };
   await claimSentinel();
-  let lostAt: number | undefined;
+  const recorded = await store.get<unknown>(LOST_AT);
+  let lostAt: number | undefined = typeof recorded === 'number' ? recorded : undefined;
   return {
     async check() {
       if (await claimSentinel()) {
         lostAt = now();
         onLoss(lossText(store.kind, lostAt));
+        await store.set(LOST_AT, lostAt, LOSS_WARNING_MS).catch(() => undefined);
       }
       return lostAt !== undefined && now() - lostAt < LOSS_WARNING_MS ? [lossText(store.kind, lostAt)] : [];
     },

@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -207,6 +209,43 @@ describe('GET /readyz after the store lost its data', () => {
       );
     } finally {
       await t.close();
+    }
+  });
+});
+
+describe('a restart after the store lost its data', () => {
+  it('warns on, and takes the emptied store for one in use: LEARNING_PERIOD opens no learning period', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'arc-lost-'));
+    try {
+      const first = await startTestApp({ dir });
+      try {
+        await postIngest(first.url, arcRecord({ appId: freshAppId() }));
+        const db = new DatabaseSync(path.join(dir, 'arc.db'));
+        db.exec('DELETE FROM arc_claims; DELETE FROM keyv; DELETE FROM arc_members');
+        db.close();
+        expect(
+          (await answer<{ warnings: string[] }>(await fetch(`${first.url}/readyz`))).body.warnings,
+        ).toHaveLength(1);
+        // The marks of a store in use are written again in the background.
+        await vi.waitFor(async () => {
+          expect(await first.app.store.get('meta:learning-until')).toBe(0);
+        });
+      } finally {
+        await first.close();
+      }
+      const second = await startTestApp({ dir, env: { LEARNING_PERIOD: '24h' } });
+      try {
+        expect(second.app.engine.learningUntil).toBeUndefined();
+        expect(
+          (await answer<{ warnings: string[] }>(await fetch(`${second.url}/readyz`))).body.warnings,
+        ).toEqual([expect.stringMatching(/^the sqlite store lost its data while the service ran/)]);
+        const fresh = await postIngest(second.url, arcRecord({ appId: freshAppId() }));
+        expect(fresh.body).toMatchObject({ counts: { alerted: 1 } });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
