@@ -32,9 +32,12 @@ const POST_CLAIM_TTL_MS = 2 * 60 * 1000;
 /**
  * Set just before chat.postMessage, deleted once its answer is stored: found on a retry, it means
  * an earlier attempt may have reached Slack (the process stopped, or the call timed out), so the
- * channel is searched before posting again. Its value is when that attempt began (epoch ms).
+ * channel is searched before posting again. Its value: when that attempt began (epoch ms) and the
+ * channel it posted to (SLACK_ALERT_CHANNEL may have moved since); earlier versions wrote the time
+ * alone.
  */
 export const postMarkKey = (alertId: string) => `slack-posting:${alertId}`;
+type PostMark = number | { at: number; channel: string };
 const POST_MARK_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** How long the sink waits for lookups; tests shorten both. */
@@ -196,10 +199,14 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
       try {
         const prepared = known ? { state: known, lookups: undefined } : await prepare(alert);
         const { state } = prepared;
-        const markedAt = await store.get<number>(markKey);
+        const mark = await store.get<PostMark>(markKey);
         // Throws (retryable) when the channel cannot be searched now: posting blind could double it.
         const interrupted =
-          markedAt === undefined ? undefined : await ctx.messenger.findAlertMessage(state, markedAt);
+          mark === undefined
+            ? undefined
+            : typeof mark === 'number'
+              ? await ctx.messenger.findAlertMessage(state, mark)
+              : await ctx.messenger.findAlertMessage({ ...state, channel: mark.channel }, mark.at);
         let where: { channel: string; ts: string };
         if (interrupted) {
           where = interrupted;
@@ -209,7 +216,11 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
           );
         } else {
           // Marked first: should the process stop during the call, the retry looks for the message.
-          await store.set(markKey, Date.now(), POST_MARK_TTL_MS);
+          await store.set(
+            markKey,
+            { at: Date.now(), channel: state.channel } satisfies PostMark,
+            POST_MARK_TTL_MS,
+          );
           sent = true;
           where = await ctx.messenger.postAlert(state);
           answered = true;

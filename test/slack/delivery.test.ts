@@ -3,6 +3,7 @@ import { DELIVERY_IN_PROGRESS } from '../../src/core/ports.ts';
 import { alertStateKey, loadAlertState } from '../../src/slack/alert-state.ts';
 import { SlackDeliveryError } from '../../src/slack/index.ts';
 import { postMarkKey } from '../../src/slack/sink.ts';
+import { startFakeSlack } from '../support/fake-slack.ts';
 import { BOT_TOKEN, CHANNEL, type Harness, SECRET, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
@@ -153,6 +154,28 @@ describe('posting alerts', () => {
       // Recorded now: the next retry neither reads the history nor posts.
       await h.chat.sink.post(alert);
       expect(h.fake.callsOf('conversations.history')).toHaveLength(1);
+    });
+
+    it('searches the channel the cut-short attempt posted to, when SLACK_ALERT_CHANNEL has moved since', async () => {
+      const alert = sampleAlert();
+      const fake = await startFakeSlack();
+      try {
+        h = await startHarness({ channel: 'C0OLD', fake });
+        await h.chat.sink.post(alert);
+        await h.store.set(postMarkKey(alert.id), { at: Date.now() - 1000, channel: 'C0OLD' });
+        // Restarted on the new channel, with what the stopped attempt left in the store: its mark.
+        const mark = await h.store.get(postMarkKey(alert.id));
+        await h.close();
+        h = await startHarness({ channel: 'C0NEW', fake });
+        await h.store.set(postMarkKey(alert.id), mark);
+        const { ref } = await h.chat.sink.post(alert);
+        expect(ref).toBe('C0OLD:1700000000.000001');
+        expect(fake.callsOf('conversations.history').map((c) => c.args.channel)).toEqual(['C0OLD']);
+        expect(fake.callsOf('chat.postMessage')).toHaveLength(1);
+        expect(await loadAlertState(h.store, alert.id)).toMatchObject({ channel: 'C0OLD' });
+      } finally {
+        await fake.stop();
+      }
     });
 
     it('posts when the history does not have it (the attempt never reached Slack)', async () => {

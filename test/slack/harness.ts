@@ -78,6 +78,10 @@ let responseCounter = 0;
 export async function startHarness(
   opts: {
     responders?: string;
+    /** SLACK_ALERT_CHANNEL (default `CHANNEL`). */
+    channel?: string;
+    /** A fake Slack to use (a restart): it is left running by `close`. */
+    fake?: FakeSlack;
     /** SLACK_ALLOWLIST. */
     allowlist?: string;
     remediator?: Remediator;
@@ -89,7 +93,7 @@ export async function startHarness(
     windowMs?: number;
   } = {},
 ): Promise<Harness> {
-  const fake = await startFakeSlack();
+  const fake = opts.fake ?? (await startFakeSlack());
   fake.usergroups.set(GROUP, [GROUP_MEMBER]);
   const store = await openStateStore('memory://');
   // A fake clock: the delivery queue's waits advance it instead of sleeping.
@@ -110,7 +114,7 @@ export async function startHarness(
   const config = loadConfig({
     SLACK_BOT_TOKEN: BOT_TOKEN,
     SLACK_SIGNING_SECRET: SECRET,
-    SLACK_ALERT_CHANNEL: CHANNEL,
+    SLACK_ALERT_CHANNEL: opts.channel ?? CHANNEL,
     SLACK_API_URL: fake.apiUrl,
     SLACK_RESPONDERS: opts.responders ?? `${RESPONDER},${GROUP}`,
     SLACK_ALLOWLIST: opts.allowlist,
@@ -198,7 +202,7 @@ export async function startHarness(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await chat.stop?.();
       await store.close();
-      await fake.stop();
+      if (!opts.fake) await fake.stop();
       if (opts.azure) vi.unstubAllEnvs();
     },
   };
