@@ -14,6 +14,7 @@ import { createLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { createLogChat } from './outbox/log-chat.ts';
 import { createStoreOutbox, type DurableOutbox, type OutboxOptions } from './outbox/store-outbox.ts';
+import { type ReplicaWatch, sharedSettings, watchReplicas } from './replicas.ts';
 import { openStateStore } from './store/open-state-store.ts';
 import { type StoreWatch, watchStore } from './store/write-probe.ts';
 import { waitAtMost } from './timeout.ts';
@@ -47,6 +48,8 @@ export interface AppOptions {
    * socket. New connections are refused from the start.
    */
   stopDrainMs?: number;
+  /** How often this replica renews its settings in the store and compares them with the others' (default 60 s). */
+  replicaCheckMs?: number;
   /**
    * On stop, how long the outbox, the chat and the store may take to finish and close once the
    * requests are done (default 10 s): a store that hangs must not keep the process from exiting
@@ -162,6 +165,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   let storeWatch: StoreWatch;
   /** Set once created; a store found emptied before then needs no marks written again. */
   let engine: Engine | undefined;
+  let replicas: ReplicaWatch | undefined;
   try {
     storeWatch = await watchStore(store, (message) => {
       logger.error({ store: store.kind }, message);
@@ -217,6 +221,11 @@ export async function createApp(options: AppOptions): Promise<App> {
       ...(options.now ? { now: options.now } : {}),
     });
 
+    replicas = await watchReplicas(store, sharedSettings(config), logger, {
+      ...(options.replicaCheckMs !== undefined ? { everyMs: options.replicaCheckMs } : {}),
+    });
+    const replicaWatch = replicas;
+
     let stopping = false;
     const ingest = createIngestHandler({
       engine,
@@ -239,7 +248,8 @@ export async function createApp(options: AppOptions): Promise<App> {
         outbox,
         ingest,
         isStopping: () => stopping,
-        storeWatch,
+        // Replicas with other settings are a warning of the store they share.
+        storeWatch: { check: async () => [...(await storeWatch.check()), ...replicaWatch.warnings()] },
       }),
     );
     server.on('clientError', (err: Error & { code?: string }, socket) => {
@@ -319,6 +329,7 @@ export async function createApp(options: AppOptions): Promise<App> {
           closingPart = `the ${chat.name} chat`;
           await chat.stop?.();
           closingPart = `the ${store.kind} store`;
+          await replicaWatch.stop();
           await store.close();
         })();
         const closeMs = options.stopCloseMs ?? STOP_CLOSE_MS;
@@ -341,6 +352,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     };
     return app;
   } catch (err) {
+    await replicas?.stop();
     await store.close().catch(() => {});
     geo?.close?.();
     throw err;

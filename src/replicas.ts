@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Config } from './config.ts';
+import { formatDuration } from './core/duration.ts';
+import type { StateStore } from './core/ports.ts';
+import type { Logger } from './log.ts';
+
+/** The settings that replicas sharing a store must agree on, by the variable that sets each. */
+type Settings = Record<string, string>;
+
+/** What each replica keeps in the store about itself while it runs. */
+interface ReplicaRecord {
+  host: string;
+  pid: number;
+  settings: Settings;
+}
+
+const MEMBERS = 'meta:replicas';
+const recordKey = (id: string) => `meta:replica:${id}`;
+
+/**
+ * The settings that decide what the service does with a detection or a click. Replicas that
+ * differ in them judge the same pair differently, post to different channels, or revoke in one
+ * mode and not the other, depending on which replica takes a request.
+ */
+export function sharedSettings(config: Config): Settings {
+  const settings: Settings = {
+    HISTORY_WINDOW: formatDuration(config.historyWindowMs),
+    AZURE_REMEDIATION: config.azure.remediation,
+    SLACK_ALERT_CHANNEL: config.slack?.alertChannel ?? '(no Slack)',
+  };
+  if (config.slack) {
+    settings.SLACK_RESPONDERS = [...config.slack.responders].sort().join(',') || '(nobody)';
+    settings.SLACK_ALLOWLIST = config.slack.allowlistBy;
+  }
+  return settings;
+}
+
+export interface ReplicaWatch {
+  /** Said when another replica on the store runs with other settings; empty otherwise. */
+  warnings(): string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Each replica keeps a record of its settings in the store, renewed every `everyMs` and expiring
+ * a few periods after its replica stops. At each renewal it reads the others' and compares: a
+ * difference is logged once (when it appears) and stays in `warnings()` (for `/readyz`) while it
+ * lasts. A restart with new settings replaces its own record, so only replicas running together
+ * are compared. Failures of the store are left to the rest of the service to report.
+ */
+export async function watchReplicas(
+  store: StateStore,
+  settings: Settings,
+  logger: Logger,
+  opts: { everyMs?: number } = {},
+): Promise<ReplicaWatch> {
+  const everyMs = opts.everyMs ?? 60_000;
+  const id = randomUUID();
+  const self: ReplicaRecord = { host: hostname(), pid: process.pid, settings };
+  let current: string[] = [];
+  let said = '';
+
+  async function renew(): Promise<void> {
+    await store.set(recordKey(id), self, everyMs * 3);
+    await store.addMembers(MEMBERS, [id]);
+    const ids = (await store.members(MEMBERS)).filter((other) => other !== id);
+    const records = await store.getMany<ReplicaRecord>(ids.map(recordKey));
+    const gone = ids.filter((_, i) => records[i] === undefined);
+    if (gone.length > 0) await store.removeMembers(MEMBERS, gone);
+    const differences: string[] = [];
+    for (const other of records) {
+      if (other === undefined || typeof other.settings !== 'object' || other.settings === null) continue;
+      const differing = Object.keys(settings)
+        .filter((name) => other.settings[name] !== settings[name])
+        .map((name) => `${name} ${settings[name]} here, ${String(other.settings[name] ?? '(unset)')} there`);
+      if (differing.length > 0) {
+        differences.push(`${String(other.host)} (pid ${Number(other.pid)}): ${differing.join('; ')}`);
+      }
+    }
+    current =
+      differences.length === 0
+        ? []
+        : [
+            `replicas sharing this store run with other settings, so what happens to a detection or a click depends on which replica takes it; give every replica the same: ${differences.join(' | ')}`,
+          ];
+    const text = current.join('');
+    if (text !== '' && text !== said) logger.warn(current[0]!);
+    said = text;
+  }
+
+  const tick = () =>
+    renew().catch((err: unknown) => {
+      logger.debug({ err: (err as Error).message }, 'could not compare settings with the other replicas');
+    });
+  await tick();
+  const timer = setInterval(() => void tick(), everyMs);
+  timer.unref();
+  return {
+    warnings: () => current,
+    async stop() {
+      clearInterval(timer);
+      await store.delete(recordKey(id)).catch(() => undefined);
+      await store.removeMembers(MEMBERS, [id]).catch(() => undefined);
+    },
+  };
+}

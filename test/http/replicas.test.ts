@@ -1,0 +1,58 @@
+/**
+ * Replicas sharing one store compare the settings that decide what happens to a detection or a
+ * click: two real services on one SQLite file, each renewing its record every 100 ms.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, expect, it, vi } from 'vitest';
+import { answer, startTestApp, type TestApp } from '../support/http-app.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'arc-replicas-'));
+let apps: TestApp[] = [];
+afterEach(async () => {
+  for (const app of apps) await app.close();
+  apps = [];
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const start = async (env: Record<string, string>, name: string) => {
+  const app = await startTestApp({ dir: path.join(dir, name), env, replicaCheckMs: 100 });
+  apps.push(app);
+  return app;
+};
+const warningsOf = async (app: TestApp) =>
+  (await answer<{ warnings?: string[] }>(await fetch(`${app.url}/readyz`))).body.warnings ?? [];
+
+it('names the settings another running replica differs in, in /readyz and once in the log, until it stops', async () => {
+  const a = await start({ HISTORY_WINDOW: '7d' }, 'differ');
+  const b = await startTestApp({
+    dir: path.join(dir, 'differ'),
+    env: { HISTORY_WINDOW: '36h', AZURE_REMEDIATION: 'live' },
+    replicaCheckMs: 100,
+  });
+  try {
+    await vi.waitFor(async () => {
+      const [warning] = await warningsOf(a);
+      expect(warning).toMatch(/^replicas sharing this store run with other settings/);
+      expect(warning).toContain('HISTORY_WINDOW 7d here, 36h there');
+      expect(warning).toContain('AZURE_REMEDIATION dry-run here, live there');
+      expect(warning).not.toContain('SLACK_ALERT_CHANNEL');
+    });
+    expect((await warningsOf(b))[0]).toContain('HISTORY_WINDOW 36h here, 7d there');
+    // Logged once while the difference lasts, not at every renewal.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(a.logs.filter((l) => /^replicas sharing this store/.test(String(l.msg)))).toHaveLength(1);
+  } finally {
+    await b.close();
+  }
+  // The other replica stopped: its record is gone at the next renewal.
+  await vi.waitFor(async () => expect(await warningsOf(a)).toEqual([]));
+});
+
+it('says nothing when the replicas agree', async () => {
+  const a = await start({ HISTORY_WINDOW: '36h' }, 'agree');
+  await start({ HISTORY_WINDOW: '36h' }, 'agree');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(await warningsOf(a)).toEqual([]);
+});
