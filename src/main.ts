@@ -89,6 +89,12 @@ if (config.learningPeriodMs !== undefined) {
     learning = `, learning period ended ${new Date(learningUntil).toISOString()}`;
   }
 }
+// Slack's two ways of taking clicks and commands, which a deployer must have wired the app for.
+const chat = !config.slack
+  ? running.chat.name
+  : config.slack.appToken
+    ? `slack in ${config.slack.alertChannel} (Socket Mode)`
+    : `slack in ${config.slack.alertChannel} (HTTP mode: POST /slack/events)`;
 // The one line that says what runs is written whatever LOG_LEVEL filters out (at that level).
 const startLevel = logger.isLevelEnabled('info') ? 'info' : (logger.level as 'warn' | 'error');
 logger[startLevel](
@@ -106,5 +112,5 @@ logger[startLevel](
     ingestAuth: config.ingestTokens.length > 0 ? 'token' : 'loopback-only',
     ingestMaxBytes: config.ingestMaxBytes,
   },
-  `arc-responder listening on ${listenUrl(address.host, address.port)}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${running.chat.name}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
+  `arc-responder listening on ${listenUrl(address.host, address.port)}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${chat}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
 );

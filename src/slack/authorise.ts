@@ -76,11 +76,21 @@ export async function decide(
     const slow = new Set(ctx.responders.slowGroups());
     const groups = unread.map((g) => `<!subteam^${g}>`).join(', ');
     const late = unread.every((g) => slow.has(g));
+    const unknown = unread.filter((g) => ctx.responders.lookupError(g) === 'no_such_subteam');
+    if (unknown.length > 0) {
+      return {
+        detail: `not in SLACK_RESPONDERS as far as could be checked: Slack knows no user group ${unknown.join(', ')} (no_such_subteam)`,
+        text: `SLACK_RESPONDERS names ${unknown.length === 1 ? 'a user group' : 'user groups'} that Slack does not know (${unknown.join(', ')}: no_such_subteam), so membership through ${unknown.length === 1 ? 'it' : 'them'} could not be checked. Ask the operators of arc-responder to correct the group id.`,
+      };
+    }
+    const codes = [
+      ...new Set(unread.map((g) => ctx.responders.lookupError(g)).filter((c) => c !== undefined)),
+    ];
     return {
       detail: `not in SLACK_RESPONDERS as far as could be checked: the members of ${unread.join(', ')} ${late ? 'did not arrive from Slack in time' : 'could not be read'}`,
       text: late
         ? `The members of ${groups} did not arrive from Slack in time, so membership through ${unread.length === 1 ? 'that group' : 'those groups'} could not be checked: press again in a moment.`
-        : `The members of ${groups} could not be read from Slack just now (the app may lack the usergroups:read scope), so membership through ${unread.length === 1 ? 'that group' : 'those groups'} could not be checked. Ask the operators of arc-responder.`,
+        : `The members of ${groups} could not be read from Slack just now (${codes.includes('missing_scope') ? 'the app lacks the usergroups:read scope' : codes.length > 0 ? `Slack answered ${codes.join(', ')}` : 'the app may lack the usergroups:read scope'}), so membership through ${unread.length === 1 ? 'that group' : 'those groups'} could not be checked. Ask the operators of arc-responder.`,
     };
   };
   if (!RESPONDERS_ONLY.has(action) && ctx.allowlistBy === 'channel') {

@@ -40,6 +40,8 @@ export interface ResponderCheck {
   unreadableGroups(): string[];
   /** Of those, the ones whose lookup only took too long (it goes on): pressing again may work. */
   slowGroups(): string[];
+  /** Slack's error code from a group's last failed lookup (`no_such_subteam`, `missing_scope`, ...). */
+  lookupError(group: string): string | undefined;
   /**
    * Whether the user is a responder as far as is known without asking Slack (listed by id, or in a
    * group's member list still fresh): for labelling a grant that needs no lookup.
@@ -63,6 +65,8 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
   const unreadable = new Set<string>();
   /** Of those, the groups whose lookup is only late. */
   const slow = new Set<string>();
+  /** Slack's error code of each group's last failed lookup. */
+  const errors = new Map<string, string>();
 
   const budget = opts.lookupBudgetMs ?? 1500;
 
@@ -97,12 +101,16 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
           const res = await opts.client.usergroups.users.list({ usergroup: group });
           const members = new Set((res.users ?? []).filter((u) => typeof u === 'string'));
           cache.set(group, { members, at: now() });
+          errors.delete(group);
           unreadable.delete(group);
           slow.delete(group);
           return members;
         } catch (err) {
+          const code = (err as { data?: { error?: unknown } }).data?.error;
+          if (typeof code === 'string') errors.set(group, code.slice(0, 64));
+          else errors.delete(group);
           opts.logger.warn(
-            { group, err: (err as Error).message },
+            { group, code, err: (err as Error).message },
             'cannot list the members of a SLACK_RESPONDERS user group: check the usergroups:read scope and the group id',
           );
           if (!cached) unreadable.add(group);
@@ -121,6 +129,7 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
     empty: users.size === 0 && groups.length === 0,
     unreadableGroups: () => [...unreadable],
     slowGroups: () => [...slow],
+    lookupError: (group) => errors.get(group),
     knownResponder(userId) {
       if (users.has(userId)) return true;
       return groups.some((group) => {

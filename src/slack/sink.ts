@@ -224,7 +224,16 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
           sent = true;
           where = await ctx.messenger.postAlert(state);
           answered = true;
-          logger.info({ alertId: alert.id, ...where }, 'alert posted to Slack');
+          logger.info(
+            {
+              alertId: alert.id,
+              appId: alert.detection.appId,
+              ip: alert.detection.sourceIp,
+              ...where,
+              sinceEventMs: Date.now() - Date.parse(alert.detection.eventTime),
+            },
+            'alert posted to Slack',
+          );
         }
         state.channel = where.channel;
         state.ts = where.ts;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
+import { startFakeSlack } from '../support/fake-slack.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 import { type ServiceProcess, startService } from '../support/http-child.ts';
 import { writeMmdb } from '../support/mmdb.ts';
@@ -279,6 +280,28 @@ describe('npm start (node src/main.ts)', () => {
     expect(JSON.stringify(wrong.lines)).toMatch(
       /could not start: GEOIP_ASN_DB: .*is a GeoLite2-City database; expected an ASN database/,
     );
+  });
+
+  it('names the Slack channel and mode (HTTP or Socket Mode) on its line', async () => {
+    const fake = await startFakeSlack();
+    try {
+      const slack = {
+        PORT: '0',
+        STORE_URL: 'memory://',
+        SLACK_BOT_TOKEN: 'xoxb-start-line',
+        SLACK_SIGNING_SECRET: 'start-line-secret',
+        SLACK_ALERT_CHANNEL: 'C0ALERTS',
+        SLACK_API_URL: fake.apiUrl,
+      };
+      const svc = startService(slack, tmpdir());
+      children.push(svc);
+      const line = await svc.waitForLine((l) => String(l.msg).startsWith('arc-responder listening'));
+      expect(line.msg).toContain(', chat slack in C0ALERTS (HTTP mode: POST /slack/events), ');
+      svc.child.kill('SIGTERM');
+      expect(await svc.exited).toBe(0);
+    } finally {
+      await fake.stop();
+    }
   });
 
   it('writes its line at LOG_LEVEL=error too', async () => {

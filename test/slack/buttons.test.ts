@@ -80,7 +80,27 @@ describe('who may press the buttons', () => {
     expect(refusal).toContain('Only responders');
     // It says why a member of the group is refused, not merely that they are no responder.
     expect(refusal).toContain(
-      'The members of <!subteam^SRESPONDERS> could not be read from Slack just now (the app may lack the usergroups:read scope)',
+      'The members of <!subteam^SRESPONDERS> could not be read from Slack just now (the app lacks the usergroups:read scope)',
+    );
+  });
+
+  it('says so when SLACK_RESPONDERS names a user group Slack does not know', async () => {
+    await posted();
+    h.fake.script('usergroups.users.list', { error: 'no_such_subteam' });
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
+      'SLACK_RESPONDERS names a user group that Slack does not know (SRESPONDERS: no_such_subteam)',
+    );
+  });
+
+  it("names Slack's answer when a lookup fails otherwise", async () => {
+    await posted();
+    h.fake.script('usergroups.users.list', { error: 'fatal_error' });
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
+      'could not be read from Slack just now (Slack answered fatal_error)',
     );
   });
 });
@@ -285,7 +305,9 @@ describe('Revoke', () => {
     await posted();
     const { responseId } = await h.click(ACTION_IDS.revoke, 'no-such-alert', RESPONDER);
     await h.fake.waitFor('the note', () => h.fake.responsesTo(responseId).length === 1);
-    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain('no longer known');
+    const note = String(h.fake.responsesTo(responseId)[0]!.text);
+    expect(note).toContain('no longer known');
+    expect(note).toContain('restore it in Azure by hand');
   });
 });
 
