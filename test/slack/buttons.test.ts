@@ -71,12 +71,17 @@ describe('who may press the buttons', () => {
     expect(lookups[0]!.args.usergroup).toBe('SRESPONDERS');
   });
 
-  it('refuses when the user-group lookup fails (fails closed)', async () => {
+  /** A group member's Revoke while the group's lookup fails with `error`: the refusal's text. */
+  async function refusalWhenLookupFails(error: string): Promise<string> {
     await posted();
-    h.fake.script('usergroups.users.list', { error: 'missing_scope' });
+    h.fake.script('usergroups.users.list', { error });
     const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
     await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
-    const refusal = String(h.fake.responsesTo(responseId)[0]!.text);
+    return String(h.fake.responsesTo(responseId)[0]!.text);
+  }
+
+  it('refuses when the user-group lookup fails (fails closed)', async () => {
+    const refusal = await refusalWhenLookupFails('missing_scope');
     expect(refusal).toContain('Only responders');
     // It says why a member of the group is refused, not merely that they are no responder.
     expect(refusal).toContain(
@@ -84,24 +89,14 @@ describe('who may press the buttons', () => {
     );
   });
 
-  it('says so when SLACK_RESPONDERS names a user group Slack does not know', async () => {
-    await posted();
-    h.fake.script('usergroups.users.list', { error: 'no_such_subteam' });
-    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
-    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
-    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
+  it.each([
+    [
+      'no_such_subteam',
       'SLACK_RESPONDERS names a user group that Slack does not know (SRESPONDERS: no_such_subteam)',
-    );
-  });
-
-  it("names Slack's answer when a lookup fails otherwise", async () => {
-    await posted();
-    h.fake.script('usergroups.users.list', { error: 'fatal_error' });
-    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
-    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
-    expect(String(h.fake.responsesTo(responseId)[0]!.text)).toContain(
-      'could not be read from Slack just now (Slack answered fatal_error)',
-    );
+    ],
+    ['fatal_error', 'could not be read from Slack just now (Slack answered fatal_error)'],
+  ])("names Slack's answer %s in the refusal", async (error, text) => {
+    expect(await refusalWhenLookupFails(error)).toContain(text);
   });
 });
 
