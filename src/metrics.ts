@@ -26,6 +26,8 @@ export interface Metrics {
   readonly chatApiFailures: { inc(labels: { reason: string }): void };
   /** Sets where the outbox depth gauge reads from (called once by the outbox). */
   setOutboxDepthSource(read: () => number): void;
+  /** Sets where the gauge of the oldest waiting alert's age (seconds) reads from (called once by the outbox). */
+  setOutboxOldestSource(read: () => number): void;
   /** Sets where the chat problems gauge reads from (called once by the app). */
   setChatProblemsSource(read: () => number): void;
 }
@@ -34,6 +36,16 @@ export interface Metrics {
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'arc_' });
+
+  let oldestSource: () => number = () => 0;
+  new Gauge({
+    name: 'arc_outbox_oldest_alert_seconds',
+    help: 'How long ago the event of the oldest alert waiting for chat delivery happened, in seconds; 0 when none waits',
+    registers: [registry],
+    collect() {
+      this.set(oldestSource());
+    },
+  });
 
   let depthSource: () => number = () => 0;
   new Gauge({
@@ -105,6 +117,9 @@ export function createMetrics(): Metrics {
     },
     setOutboxDepthSource(read) {
       depthSource = read;
+    },
+    setOutboxOldestSource(read) {
+      oldestSource = read;
     },
     setChatProblemsSource(read) {
       chatProblemsSource = read;

@@ -30,6 +30,8 @@ export interface OutboxOptions {
   inProgressRetryMs?: number;
   /** Most deliveries per worker pass before it yields. Default 100. */
   batchSize?: number;
+  /** While delivery is paused after failures, how often one item is tried. Default 15 s. */
+  probeMs?: number;
   /** How long a posted alert's chat reference is kept for repeats. Default 30 days. */
   refTtlMs?: number;
 }
@@ -118,6 +120,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   const maxBackoffMs = options.maxBackoffMs ?? 300_000;
   const inProgressRetryMs = options.inProgressRetryMs ?? 5000;
   const batchSize = options.batchSize ?? 100;
+  const probeMs = Math.min(options.probeMs ?? 15_000, maxBackoffMs);
   const refTtlMs = options.refTtlMs ?? 30 * 24 * 3600 * 1000;
 
   // Depth bookkeeping: the ids seen at the last worker pass plus ids this process added since.
@@ -149,6 +152,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   // Whole-worker pause after a failed pass, so a chat outage is not hammered item by item.
   let pauseUntil = 0;
   let failedPasses = 0;
+  /** While paused: when one item is next tried, to see whether the chat answers again. */
+  let probeAt = 0;
 
   let stopped = true;
   let running: Promise<void> | undefined;
@@ -208,6 +213,15 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
 
   function depth() {
     return knownIds.size + added.size;
+  }
+
+  /** How long ago the event of the oldest pending alert happened (s), from the event times known. */
+  function oldestAlertSeconds(): number {
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const [id, at] of postOrder) {
+      if (at < oldest && (knownIds.has(id) || added.has(id))) oldest = at;
+    }
+    return Number.isFinite(oldest) ? Math.max(0, Math.round((now() - oldest) / 1000)) : 0;
   }
 
   /** `leaseKept`: its lease could not be given back, so no pass takes the item before it lapses. */
@@ -348,7 +362,18 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     for (const id of postOrder.keys()) if (!knownIds.has(id) && !added.has(id)) postOrder.delete(id);
 
     const t = now();
-    if (t < pauseUntil) return false;
+    if (t < pauseUntil) {
+      // Paused after failures: one item is tried every probeMs, so that delivery resumes within
+      // about that long once the chat answers again, not after the whole (growing) pause.
+      if (t < probeAt || ids.length === 0) return false;
+      probeAt = t + probeMs;
+      const [first] = await inEventOrder(ids.filter(isPost));
+      const probe = first ?? ids[0]!;
+      const result = isPost(probe) ? await deliverPost(probe) : await deliverRepeat(probe, false);
+      if (result !== 'delivered') return false;
+      recovered();
+      return !stopped;
+    }
     const ready = (id: string) => (itemBackoff.get(id)?.until ?? 0) <= t;
     // Updates of alerts already posted go first, up to half a batch: they are not paced like posts
     // (about one a second per channel), so a backlog of new alerts does not keep a posted alert's
@@ -361,12 +386,14 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const ofPending = repeatIds.filter(pendingPost);
     let done = 0;
     const delivered = new Set<string>();
+    let deliveredAny = false;
     const firstUpdates = ofPosted.slice(0, Math.ceil(batchSize / 2));
     const laterUpdates = ofPosted.slice(firstUpdates.length);
     for (const id of firstUpdates) {
       if (stopped || done >= batchSize) return !stopped;
       const result = await deliverRepeat(id, false);
       if (result === 'failed') return pauseAfterFailure();
+      if (result === 'delivered') deliveredAny = true;
       done++;
       await yieldToIngest();
     }
@@ -374,7 +401,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       if (stopped || done >= batchSize) return !stopped;
       const result = await deliverPost(id);
       if (result === 'failed') return pauseAfterFailure();
-      if (result === 'delivered') delivered.add(id);
+      if (result === 'delivered') {
+        delivered.add(id);
+        deliveredAny = true;
+      }
       done++;
       await yieldToIngest();
     }
@@ -383,11 +413,23 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       const alertPost = postId(id.slice('repeat:'.length));
       const result = await deliverRepeat(id, knownIds.has(alertPost) && !delivered.has(alertPost));
       if (result === 'failed') return pauseAfterFailure();
+      if (result === 'delivered') deliveredAny = true;
       done++;
       await yieldToIngest();
     }
-    failedPasses = 0;
+    if (failedPasses > 0 && deliveredAny) recovered();
     return false;
+  }
+
+  /** Chat delivery works again after failed passes: the items waiting out their backoff go now. */
+  function recovered() {
+    log.info(
+      { failedPasses, pending: depth() },
+      'chat delivery works again; the alerts and updates that waited are delivered now',
+    );
+    failedPasses = 0;
+    pauseUntil = 0;
+    itemBackoff.clear();
   }
 
   /** Sorts post ids by their event's time (then by id), reading the items this process has not seen. */
@@ -411,6 +453,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     // no attempt is in flight (no lease held) for most of the outage.
     failedPasses++;
     pauseUntil = now() + backoffFor(failedPasses);
+    probeAt = now() + probeMs;
     return false;
   }
 
@@ -466,6 +509,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
         log.info({ pending: knownIds.size }, 'outbox holds undelivered items; delivering');
       stopped = false;
       metrics?.setOutboxDepthSource(depth);
+      metrics?.setOutboxOldestSource(oldestAlertSeconds);
       kick();
     },
     async stop() {

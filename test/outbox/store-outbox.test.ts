@@ -291,6 +291,49 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(await metrics.registry.metrics()).toContain('arc_chat_deliveries_total{kind="post"} 3');
   });
 
+  it('while paused after failures, tries one item every probeMs: delivery resumes soon after the chat does, said once', async () => {
+    const rec = recordingSink();
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => void lines.push(line) },
+    });
+    // Failures pause the worker for a minute or more: only the probe can end the pause sooner.
+    const o = createStoreOutbox(
+      { store, sink: rec.sink, logger, metrics: createMetrics() },
+      { ...fast, baseBackoffMs: 60_000, maxBackoffMs: 120_000, probeMs: 100 },
+    );
+    outboxes.push(o);
+    rec.state.failing = true;
+    const alerts = [alert(), alert(), alert()];
+    await o.add(alerts, []);
+    await o.start();
+    await vi.waitFor(() => expect(lines.join('')).toContain('chat delivery failed (post)'));
+    rec.state.failing = false;
+    await vi.waitFor(() => expect(rec.posts).toHaveLength(3), { timeout: 5000 });
+    expect(new Set(rec.posts.map((p) => p.id))).toEqual(new Set(alerts.map((a) => a.id)));
+    expect(lines.filter((l) => l.includes('chat delivery works again'))).toHaveLength(1);
+  });
+
+  it('gauges how long ago the event of the oldest waiting alert happened', async () => {
+    const rec = recordingSink();
+    const metrics = createMetrics();
+    const o = outbox(rec.sink, {}, store, metrics);
+    const gauge = async () =>
+      /arc_outbox_oldest_alert_seconds (\d+)/.exec(await metrics.registry.metrics())?.[1];
+    await o.start();
+    expect(await gauge()).toBe('0');
+    const old = alert();
+    old.detection.eventTime = new Date(Date.now() - 600_000).toISOString();
+    rec.state.failing = true;
+    await o.add([alert(), old], []);
+    const seconds = Number(await gauge());
+    expect(seconds).toBeGreaterThanOrEqual(600);
+    expect(seconds).toBeLessThan(660);
+    rec.state.failing = false;
+    await vi.waitFor(async () => expect(await gauge()).toBe('0'), { timeout: 5000 });
+  });
+
   it('says a delivery failed only once it has given the lease back: a process stopped after the line holds nothing', async () => {
     const rec = recordingSink();
     rec.state.failing = true;
