@@ -341,10 +341,18 @@ export class DeliveryProblems {
     this.#refused.delete(alertId);
   }
 
-  /** Records a problem; the key groups problems that one fix clears. */
-  record(err: SlackDeliveryError, channel: string): void {
-    if (err.retryable || !err.fix) return;
-    this.#problems.set(this.#keyOf(err.code, channel), err.fix);
+  /**
+   * Records a problem; the key groups problems that one fix clears. True when it is new (not
+   * already recorded since the last success), so that it is logged at error once per cause.
+   */
+  record(err: SlackDeliveryError, channel: string): boolean {
+    if (err.retryable || !err.fix) return true;
+    const key = this.#keyOf(err.code, channel);
+    // Slack refusing a channel took the token: a token problem recorded earlier is gone.
+    if (key !== 'token') this.#problems.delete('token');
+    const known = this.#problems.get(key) === err.fix;
+    this.#problems.set(key, err.fix);
+    return !known;
   }
 
   /** A call to `channel` succeeded: its channel problems and any token problem are gone. */

@@ -123,11 +123,13 @@ export function createMessenger(opts: {
     } catch (err) {
       const e = classify(err, channel);
       opts.failures?.inc({ reason: e.code });
-      problems.record(e, channel);
+      const isNew = problems.record(e, channel);
       if (e.retryable) {
         logger.warn({ channel, code: e.code, err: e.message }, `Slack ${what} failed; it will be retried`);
       } else {
-        logger.error(
+        // At error once per cause (until a call succeeds again); its repeats at debug.
+        (isNew ? logger.error : logger.debug).call(
+          logger,
           { channel, code: e.code, fix: e.fix },
           `Slack ${what} failed and retrying cannot fix it: ${e.fix}`,
         );

@@ -382,6 +382,37 @@ describe('posting alerts', () => {
     expect(h.chat.problems()).toEqual([]);
   });
 
+  it('logs a refusal that retrying cannot fix at error once per cause, its repeats at debug, and again after a success', async () => {
+    h = await startHarness();
+    const errorLines = () =>
+      h.logs
+        .map((l) => JSON.parse(l) as { level: number; msg: string })
+        .filter((l) => l.level === 50 && l.msg.includes('retrying cannot fix it'));
+    h.fake.script(
+      'chat.postMessage',
+      { error: 'invalid_auth' },
+      { error: 'invalid_auth' },
+      { error: 'invalid_auth' },
+    );
+    for (let i = 0; i < 3; i++)
+      await h.chat.sink.post(sampleAlert({ id: `auth-${i}` })).catch(() => undefined);
+    expect(errorLines()).toHaveLength(1);
+    expect(h.failures).toHaveLength(3);
+    await h.chat.sink.post(sampleAlert({ id: 'auth-ok' }));
+    h.fake.script('chat.postMessage', { error: 'invalid_auth' });
+    await h.chat.sink.post(sampleAlert({ id: 'auth-again' })).catch(() => undefined);
+    expect(errorLines()).toHaveLength(2);
+  });
+
+  it("a channel's refusal shows that Slack took the token: the token problem recorded before is gone", async () => {
+    h = await startHarness();
+    h.fake.script('chat.postMessage', { error: 'invalid_auth' }, { error: 'channel_not_found' });
+    await h.chat.sink.post(sampleAlert({ id: 'first' })).catch(() => undefined);
+    expect(h.chat.problems()).toEqual([expect.stringContaining('SLACK_BOT_TOKEN')]);
+    await h.chat.sink.post(sampleAlert({ id: 'second' })).catch(() => undefined);
+    expect(h.chat.problems()).toEqual([expect.stringContaining('SLACK_ALERT_CHANNEL')]);
+  });
+
   it('never re-sends a new alert itself (a re-sent post could double it): one call, then the outbox retries', async () => {
     // Web API retries on, as in production: they apply to every call but the alert's post.
     h = await startHarness({ tuning: { webApiRetries: 2 } });
