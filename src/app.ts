@@ -116,6 +116,7 @@ async function loadSlack(
       deliveryFailures: {
         inc: (labels) => deps.metrics.chatApiFailures.inc({ reason: labels?.reason ?? 'unknown' }),
       },
+      responderActions: deps.metrics.responderActions,
     },
     ...(deps.enricher ? { enricher: deps.enricher } : {}),
     ...(deps.now ? { now: deps.now } : {}),

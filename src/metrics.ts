@@ -24,6 +24,8 @@ export interface Metrics {
    * code outside a fixed set of known ones counts as `other`.
    */
   readonly chatApiFailures: { inc(labels: { reason: string }): void };
+  /** Audited responder actions (Revoke, Undo, Mark benign, ...) by action and result. */
+  readonly responderActions: { inc(labels: { action: string; result: string }): void };
   /** Sets where the outbox depth gauge reads from (called once by the outbox). */
   setOutboxDepthSource(read: () => number): void;
   /** Sets where the gauge of the oldest waiting alert's age (seconds) reads from (called once by the outbox). */
@@ -78,6 +80,13 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
 
+  const responderActions = new Counter({
+    name: 'arc_responder_actions_total',
+    help: 'Audited responder actions (revoke, undo, remove-broad-roles, mark-benign, remove-allowlist), by action and result (ok, dry-run, failed, refused, duplicate, not-found)',
+    labelNames: ['action', 'result'] as const,
+    registers: [registry],
+  });
+
   const metrics: Metrics = {
     registry,
     ingestEvents: new Counter({
@@ -114,6 +123,14 @@ export function createMetrics(): Metrics {
     }),
     chatApiFailures: {
       inc: ({ reason }) => chatApiFailures.inc({ reason: apiFailureReason(reason) }),
+    },
+    responderActions: {
+      // Both labels come from the service's own audit records; bounded all the same.
+      inc: ({ action, result }) =>
+        responderActions.inc({
+          action: boundedLabel(action, ACTIONS),
+          result: boundedLabel(result, RESULTS),
+        }),
     },
     setOutboxDepthSource(read) {
       depthSource = read;
@@ -158,3 +175,8 @@ function startAtZero(m: Metrics): void {
     m.chatDeliveryFailures.inc({ kind }, 0);
   }
 }
+
+/** The audited actions and results that get a series of their own; any other counts as `other`. */
+const ACTIONS = new Set(['revoke', 'undo', 'remove-broad-roles', 'mark-benign', 'remove-allowlist']);
+const RESULTS = new Set(['ok', 'dry-run', 'failed', 'refused', 'duplicate', 'not-found']);
+const boundedLabel = (value: string, known: ReadonlySet<string>) => (known.has(value) ? value : 'other');

@@ -24,17 +24,25 @@ const forAlert = (alertId: string) => `audit:alert:${alertId}`;
 /** Results that an on-call person should see first: a click refused, a run that failed. */
 const NOTABLE = new Set(['refused', 'failed']);
 
+/** Who else hears of each audit record: the log, and a counter by action and result. */
+export interface AuditObserver {
+  logger: Pick<Logger, 'info' | 'warn'>;
+  counter?: { inc(labels: { action: string; result: string }): void };
+}
+
 /**
- * Stores an audit record; it can be listed for its alert and overall. With `log`, it is also
+ * Stores an audit record; it can be listed for its alert and overall. With `observer`, it is also
  * written as one log line (who, what, which alert and pair, the result, and the reason or error
- * when the detail names one), so that the log alone says what responders did.
+ * when the detail names one), so that the log alone says what responders did, and counted.
  */
 export async function recordAudit(
   store: StateStore,
   entry: Omit<AuditEntry, 'id' | 'at'> & { at?: number },
-  log?: Pick<Logger, 'info' | 'warn'>,
+  observer?: AuditObserver,
 ) {
   const full: AuditEntry = { ...entry, id: randomUUID(), at: entry.at ?? Date.now() };
+  observer?.counter?.inc({ action: full.action, result: full.result });
+  const log = observer?.logger;
   if (log) {
     const { actor, action, alertId, appId, ip, result } = full;
     const line: Record<string, unknown> = { audit: full.id, actor, action, alertId, appId, ip, result };

@@ -165,7 +165,7 @@ export async function authorise(
   await recordAudit(
     ctx.store,
     { actor: user, ...subject, result: 'refused', detail: decision.detail },
-    ctx.logger,
+    ctx.audit,
   );
   await reply(ctx, respond, decision.text);
   return undefined;

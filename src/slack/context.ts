@@ -1,5 +1,6 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
+import type { AuditObserver } from '../core/audit.ts';
 import type { History } from '../core/history.ts';
 import type { StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
@@ -23,4 +24,6 @@ export interface SlackContext {
   now: () => number;
   /** The remediation runs of this process, which a stop waits for or settles. */
   runs: ActiveRuns;
+  /** Where each audit record is also said: the log, and the responder actions counter. */
+  audit: AuditObserver;
 }

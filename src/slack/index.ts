@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
+import type { AuditObserver } from '../core/audit.ts';
 import type { History } from '../core/history.ts';
 import type { ChatAdapter, StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
@@ -78,7 +79,10 @@ export interface SlackDeps {
   history: History;
   remediator: Remediator;
   enricher?: Enricher;
-  metrics?: { deliveryFailures?: DeliveryFailureCounter };
+  metrics?: {
+    deliveryFailures?: DeliveryFailureCounter;
+    responderActions?: AuditObserver['counter'];
+  };
   now?: () => number;
   tuning?: SlackTuning;
 }
@@ -167,6 +171,10 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     alertChannel: slack.alertChannel,
     now,
     runs: new ActiveRuns(),
+    audit: {
+      logger,
+      ...(deps.metrics?.responderActions ? { counter: deps.metrics.responderActions } : {}),
+    },
     ...(deps.enricher ? { enricher: deps.enricher } : {}),
   };
   registerHandlers(app, ctx);

@@ -91,7 +91,7 @@ export async function sweepStaleRuns(ctx: SlackContext): Promise<string[]> {
           result: 'failed',
           detail: { mode: run.mode, error: 'interrupted', startedAt: run.at },
         },
-        ctx.logger,
+        ctx.audit,
       );
       await auditInThread(
         ctx,
@@ -189,7 +189,7 @@ export async function settleRunsAtStop(ctx: SlackContext, waitMs: number): Promi
           result: 'failed',
           detail: { mode: state[run.field]?.mode, error: 'stopped', startedAt: state[run.field]?.at },
         },
-        ctx.logger,
+        ctx.audit,
       );
       await auditInThread(
         ctx,

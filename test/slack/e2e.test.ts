@@ -157,6 +157,10 @@ it('alerts once from POST /ingest, and each button and /arc-history work through
 
   const audit = (await listAudit(app.app.store, alertId)).map((e) => `${e.action}:${e.result}`);
   expect(audit).toEqual(expect.arrayContaining(['revoke:dry-run', 'mark-benign:ok']));
+  // Counted too, for dashboards and alerts on refused or failed clicks.
+  const metrics = await (await fetch(`${app.url}/metrics`)).text();
+  expect(metrics).toContain('arc_responder_actions_total{action="revoke",result="dry-run"} 1');
+  expect(metrics).toContain('arc_responder_actions_total{action="mark-benign",result="ok"} 1');
   expect(app.rawLogs()).not.toContain(SECRET);
   expect(app.rawLogs()).not.toContain(TOKEN);
 });

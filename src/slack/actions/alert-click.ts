@@ -49,7 +49,7 @@ export async function openAlertClick(
     state,
     subject,
     refuse: async (detail, text, result = 'duplicate') => {
-      await recordAudit(ctx.store, { actor: user, ...subject, result, detail }, ctx.logger);
+      await recordAudit(ctx.store, { actor: user, ...subject, result, detail }, ctx.audit);
       await reply(ctx, click.respond, text);
     },
   };

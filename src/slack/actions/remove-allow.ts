@@ -46,7 +46,7 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
       await recordAudit(
         ctx.store,
         { actor: user, ...subject, result: removed ? 'ok' : 'not-found' },
-        ctx.logger,
+        ctx.audit,
       );
       ctx.logger.info({ user, ...subject, removed }, 'allowlist entry removed from Slack');
       if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);

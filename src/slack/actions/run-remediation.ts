@@ -189,6 +189,6 @@ export async function auditRun(
       result: run.status === 'failed' ? 'failed' : run.mode === 'dry-run' ? 'dry-run' : 'ok',
       detail: { mode: run.mode, steps: run.result?.steps ?? [], error: run.error },
     },
-    ctx.logger,
+    ctx.audit,
   );
 }

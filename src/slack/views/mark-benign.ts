@@ -32,7 +32,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       await recordAudit(
         ctx.store,
         { actor: user, ...subject, result: 'refused', detail: decision.detail },
-        ctx.logger,
+        ctx.audit,
       );
       await ack({
         response_action: 'errors',
@@ -77,7 +77,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
           result: 'failed',
           detail: (err as Error).message,
         },
-        ctx.logger,
+        ctx.audit,
       );
       await auditInThread(
         ctx,
@@ -99,7 +99,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         result: 'ok',
         detail: { reason: answer.reason, until: until ?? null, expiry: answer.expiry, as: decision.as },
       },
-      ctx.logger,
+      ctx.audit,
     );
     ctx.logger.info({ user, ...subject, until, as: decision.as }, 'pair marked benign from Slack');
     await showAlert(ctx, latest);
