@@ -143,6 +143,9 @@ function graphPathFor(step: PlannedStep): string | undefined {
 }
 
 /** Creates the Azure remediator (`config.azure.remediation` decides dry-run or live). */
+/** How long a failed read's cause stays said (see `warnPerCause`). */
+const WARN_AGAIN_MS = 10 * 60_000;
+
 export function createAzureRemediator(config: Config, deps: AzureDeps): AzureRemediator {
   const services = createAzureServices(config, deps);
   return createRemediatorWith(config.azure.remediation, services, deps.store, deps.logger);
@@ -157,6 +160,25 @@ export function createRemediatorWith(
 ): AzureRemediator {
   const { arm, graph, endpoints } = services;
   const logger = baseLogger.child({ component: 'azure-remediator' });
+  /** When each cause of a failed read was last logged at warn (see `warnPerCause`). */
+  const warnedAt = new Map<string, number>();
+
+  /**
+   * A read that fails fails again for every alert while its cause lasts (an expired secret, a
+   * missing permission): logged at warn once per cause every 10 minutes, at debug in between.
+   */
+  function warnPerCause(fields: Record<string, unknown>, cause: string, msg: string): void {
+    const key = `${msg}|${cause}`;
+    const t = Date.now();
+    const last = warnedAt.get(key);
+    if (last !== undefined && t - last < WARN_AGAIN_MS) {
+      logger.debug(fields, msg);
+      return;
+    }
+    if (warnedAt.size >= 100) warnedAt.clear();
+    warnedAt.set(key, t);
+    logger.warn(fields, `${msg} (said once per cause every 10 minutes)`);
+  }
 
   /**
    * The role definitions of the assignments ARM returned (never the role the evidence claims: the
@@ -301,7 +323,11 @@ export function createRemediatorWith(
         service: 'graph',
         graphPermissions: user ? 'User.Read.All' : SP_READ_PERMISSIONS,
       });
-      logger.warn({ err: f.message }, 'looking the caller up in Microsoft Graph failed');
+      warnPerCause(
+        { err: f.message, fix: f.fix, caller: user ? lookup.key : lookup.appId },
+        f.message,
+        'looking the caller up in Microsoft Graph failed',
+      );
       return { status: 'unreadable', error: failureText(f), ...(f.fix ? { fix: f.fix } : {}) };
     }
   }
@@ -321,7 +347,11 @@ export function createRemediatorWith(
         action: 'Microsoft.Authorization/roleAssignments/read',
         scope: id,
       });
-      logger.warn({ err: f.message, assignment: id }, 'reading the evidence role assignment failed');
+      warnPerCause(
+        { err: f.message, fix: f.fix, assignment: id },
+        f.message,
+        'reading the evidence role assignment failed',
+      );
       return { status: 'unreadable', error: failureText(f), ...(f.fix ? { fix: f.fix } : {}) };
     }
   }

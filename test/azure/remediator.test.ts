@@ -1,4 +1,5 @@
 import { ClientSecretCredential } from '@azure/identity';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
 import { mayHaveApplied } from '../../src/azure/remediator.ts';
@@ -222,9 +223,11 @@ describe('Azure remediator: plan', () => {
     const fake = await fakeWithEvidenceAt(CLUSTER_ID);
     const store = await memoryStore();
     open.push(fake, store);
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
     const remediator = createAzureRemediator(configFor(fake, 'dry-run'), {
       store,
-      logger: quietLogger(),
+      logger,
       tlsCa: fake.ca,
       retry: FAST_RETRY,
       credential: new ClientSecretCredential(fake.tenantId, fake.clientId, 'wrong-secret', {
@@ -248,6 +251,12 @@ describe('Azure remediator: plan', () => {
     expect(plan.unchecked?.join('\n')).toMatch(/looking the caller up in Microsoft Graph/);
     expect(plan.warnings.join('\n')).not.toContain('wrong-secret');
     expect(fake.calls('arm')).toEqual([]);
+    // The next alert fails alike: its cause is logged at warn once, then at debug.
+    await remediator.plan(spDetection(CLUSTER_ID));
+    const graphLines = lines.filter((l) =>
+      l.msg.startsWith('looking the caller up in Microsoft Graph failed'),
+    );
+    expect(graphLines.map((l) => l.level)).toEqual([40, 20]);
   });
 
   it('names the missing read permission when the listing is refused', async () => {
