@@ -13,6 +13,8 @@ export interface Metrics {
   readonly ingestEvents: Counter<'format' | 'outcome'>;
   /** `POST /ingest` answers by HTTP status. */
   readonly ingestRequests: Counter<'status'>;
+  /** `POST /ingest` requests let in by a token, by its place in INGEST_TOKEN (from 1). */
+  readonly ingestTokenUses: Counter<'token'>;
   /** Time from receiving `POST /ingest` to the answer (the alerts are in the outbox by then). */
   readonly ingestLatency: Histogram<'status'>;
   /** Chat deliveries that failed and will be retried, by kind (`post`, `repeat`). */
@@ -93,6 +95,12 @@ export function createMetrics(): Metrics {
       name: 'arc_ingest_events_total',
       help: 'Events evaluated by POST /ingest, by source format and outcome',
       labelNames: ['format', 'outcome'] as const,
+      registers: [registry],
+    }),
+    ingestTokenUses: new Counter({
+      name: 'arc_ingest_token_uses_total',
+      help: 'POST /ingest requests let in by a token, by its place in the INGEST_TOKEN list (1 = first); during a rotation, the old token is unused once its count stops growing',
+      labelNames: ['token'] as const,
       registers: [registry],
     }),
     ingestRequests: new Counter({

@@ -25,14 +25,15 @@ const challenge = (error?: string) => ({
  * URL, used only when no Authorization header is sent) must match one of them (compared as SHA-256 digests with `timingSafeEqual`, every token compared, so
  * neither the length nor which token matched shows in the timing). Without tokens: only loopback
  * clients. The peer address is the socket's; `X-Forwarded-For` is never trusted.
- * Throws a 401 `HttpError` that says what to fix.
+ * Throws a 401 `HttpError` that says what to fix. Returns which token matched (its place in
+ * INGEST_TOKEN, from 1; found after every comparison), or undefined for a loopback client.
  */
-export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessage) => void {
+export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessage) => number | undefined {
   const digests = tokens.map(digest);
 
   if (digests.length === 0) {
     return (req) => {
-      if (isLoopbackAddress(req.socket.remoteAddress)) return;
+      if (isLoopbackAddress(req.socket.remoteAddress)) return undefined;
       throw new HttpError(
         401,
         'unauthorized',
@@ -42,11 +43,14 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
     };
   }
 
+  /** The place of the token in INGEST_TOKEN (from 1), or 0: every token is compared. */
   const matches = (token: string) => {
     const presented = digest(token);
-    let ok = false;
-    for (const d of digests) ok = timingSafeEqual(presented, d) || ok;
-    return ok;
+    let place = 0;
+    digests.forEach((d, i) => {
+      if (timingSafeEqual(presented, d)) place = i + 1;
+    });
+    return place;
   };
 
   return (req) => {
@@ -55,7 +59,8 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
       // Azure Monitor action groups cannot send headers: they may carry the token in the URL.
       const queryToken = tokenFromQuery(req.url);
       if (queryToken !== undefined) {
-        if (matches(queryToken)) return;
+        const place = matches(queryToken);
+        if (place > 0) return place;
         throw new HttpError(
           401,
           'unauthorized',
@@ -83,11 +88,13 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
         { headers: challenge('invalid_request') },
       );
     }
-    if (!matches(match[1]!)) {
+    const place = matches(match[1]!);
+    if (place === 0) {
       throw new HttpError(401, 'unauthorized', 'invalid bearer token: it matches none of INGEST_TOKEN', {
         headers: challenge('invalid_token'),
       });
     }
+    return place;
   };
 }
 

@@ -216,7 +216,9 @@ export function createIngestHandler(deps: IngestDeps) {
   }
 
   async function handleIngest(req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
-    authenticate(req);
+    const token = authenticate(req);
+    // Which of INGEST_TOKEN the sender used: during a rotation, shows when the old one is unused.
+    if (token !== undefined) metrics.ingestTokenUses.inc({ token: String(token) });
     const kind = bodyKind(req);
     const encoding = bodyEncoding(req);
     // A store that hangs holds the evaluation in progress: later requests are told at once rather
