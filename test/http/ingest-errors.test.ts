@@ -264,6 +264,18 @@ describe('POST /ingest: hostile input never crashes, never pollutes, never 5xx',
     expect(Object.prototype).not.toHaveProperty('polluted');
   });
 
+  it('reads an event as if its __proto__, constructor and prototype keys had never been sent', async () => {
+    const res = await postIngest<IngestSummary>(
+      t.url,
+      '[{"__proto__":{"polluted":"yes"},"constructor":1,"hello":"world","prototype":{}},{"constructor":{"prototype":{}}}]',
+    );
+    expect(res.status).toBe(200);
+    expect(res.body.rejected.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/^not a recognised detection format \(keys: "hello"\);/),
+      expect.stringMatching(/^not a recognised detection format \(keys: none\);/),
+    ]);
+  });
+
   it('answers huge strings with a short reason', async () => {
     const res = await postIngest<IngestSummary>(t.url, [
       arcRecord({ appId: 'a'.repeat(500_000) }),
