@@ -25,6 +25,20 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     });
   });
 
+  it('counts an event of an allowlisted pair as accepted, not rejected', async () => {
+    const appId = freshAppId();
+    const ip = '198.51.100.20';
+    await t.app.history.allow({ appId, ip, by: 'U1', reason: 'build agent' });
+    const res = await postIngest<IngestSummary>(t.url, arcRecord({ appId, ip }));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      events: 1,
+      accepted: 1,
+      counts: { alerted: 0, known: 0, allowlisted: 1, duplicate: 0, ignored: 0, invalid: 0 },
+      rejected: [],
+    });
+  });
+
   it('takes a JSON array and reports the repeat of a pair as known and a resent event as duplicate', async () => {
     const appId = freshAppId();
     const first = arcRecord({ appId, ip: '198.51.100.10' });
