@@ -108,6 +108,17 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     ]);
   });
 
+  it('skips a byte order mark before the first NDJSON line', async () => {
+    const lines = [arcRecord({ appId: freshAppId() }), arcRecord({ appId: freshAppId() })].map((r) =>
+      JSON.stringify(r),
+    );
+    const res = await postIngest<IngestSummary>(t.url, `\uFEFF${lines.join('\n')}`, {
+      contentType: 'application/x-ndjson',
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ events: 2, accepted: 2, rejected: [] });
+  });
+
   it('expands NDJSON lines that are themselves envelopes, keeping each event’s line', async () => {
     const body = [
       JSON.stringify(recordsEnvelope([arcRecord({ appId: freshAppId() }), { nope: true }])),
