@@ -1,4 +1,4 @@
-import { deflateSync } from 'node:zlib';
+import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp, type TestApp } from '../support/http-app.ts';
@@ -199,7 +199,7 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     expect(legacy.body.counts.alerted).toBe(1);
   });
 
-  it('takes gzip- and deflate-compressed bodies', async () => {
+  it('takes gzip- (also labelled x-gzip) and deflate-compressed bodies', async () => {
     const gz = await postIngest<IngestSummary>(t.url, [arcRecord({ appId: freshAppId() })], { gzip: true });
     expect(gz.status).toBe(200);
     expect(gz.body.counts.alerted).toBe(1);
@@ -211,6 +211,16 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     });
     expect(res.status).toBe(200);
     expect(((await res.json()) as IngestSummary).counts.alerted).toBe(1);
+
+    const xgz = await postIngest<IngestSummary>(
+      t.url,
+      gzipSync(JSON.stringify(arcRecord({ appId: freshAppId() }))),
+      {
+        headers: { 'content-encoding': 'x-gzip' },
+      },
+    );
+    expect(xgz.status).toBe(200);
+    expect(xgz.body.counts.alerted).toBe(1);
   });
 
   it('treats a missing Content-Type as JSON and accepts a UTF-8 charset and a BOM', async () => {
