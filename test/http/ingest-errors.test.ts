@@ -385,32 +385,44 @@ describe('POST /ingest: authentication', () => {
     }
   });
 
-  it('without INGEST_TOKEN accepts loopback clients and refuses others with 401 saying why', async () => {
-    const external = Object.values(networkInterfaces())
-      .flat()
-      .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
-    expect(external, 'this test needs a non-loopback IPv4 interface').toBeDefined();
-    const t = await startTestApp({ env: { HOST: '0.0.0.0' } });
-    try {
-      const { port } = new URL(t.url);
-      const local = await postIngest<IngestSummary>(
-        `http://127.0.0.1:${port}`,
-        arcRecord({ appId: freshAppId() }),
-      );
-      expect(local.status).toBe(200);
-      const res = await fetch(`http://${external}:${port}/ingest`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(arcRecord()),
-      });
-      const remote = await answer<ErrorBody>(res);
-      expect(remote.status).toBe(401);
-      expect(remote.headers.get('www-authenticate')).toMatch(/^Bearer/);
-      expect(remote.body.error).toMatch(/INGEST_TOKEN is not set, so only loopback clients/);
-    } finally {
-      await t.close();
-    }
-  });
+  // On '::' an IPv4 client's address is IPv4-mapped (::ffff:127.0.0.1), and must be read as IPv4.
+  it.each([
+    ['0.0.0.0', ''],
+    ['::', '::ffff:'],
+  ])(
+    'without INGEST_TOKEN accepts loopback clients and refuses others with 401 saying why (HOST %s)',
+    async (host, mapped) => {
+      const external = Object.values(networkInterfaces())
+        .flat()
+        .find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+      expect(external, 'this test needs a non-loopback IPv4 interface').toBeDefined();
+      const t = await startTestApp({ env: { HOST: host } });
+      try {
+        const { port } = new URL(t.url);
+        const local = await postIngest<IngestSummary>(
+          `http://127.0.0.1:${port}`,
+          arcRecord({ appId: freshAppId() }),
+        );
+        expect(local.status).toBe(200);
+        const res = await fetch(`http://${external}:${port}/ingest`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(arcRecord()),
+        });
+        const remote = await answer<ErrorBody>(res);
+        expect(remote.status).toBe(401);
+        expect(remote.headers.get('www-authenticate')).toMatch(/^Bearer/);
+        expect(remote.body.error).toMatch(/INGEST_TOKEN is not set, so only loopback clients/);
+        const clients = t.logs.filter((l) => l.path === '/ingest').map((l) => [l.status, l.client]);
+        expect(clients).toEqual([
+          [200, `${mapped}127.0.0.1`],
+          [401, `${mapped}${external}`],
+        ]);
+      } finally {
+        await t.close();
+      }
+    },
+  );
 });
 
 describe('routing', () => {
