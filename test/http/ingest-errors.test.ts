@@ -29,6 +29,24 @@ async function gzipBomb(mib: number): Promise<Buffer> {
   return Buffer.concat(out);
 }
 
+/** Posts `body` to `/ingest` in two chunks with no Content-Length (chunked transfer encoding). */
+async function postStreamed<T>(url: string, body: Buffer, headers: Record<string, string> = {}) {
+  const half = Math.floor(body.length / 2);
+  const res = await fetch(`${url}/ingest`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: Readable.toWeb(Readable.from([body.subarray(0, half), body.subarray(half)])) as ReadableStream,
+    duplex: 'half',
+  } as RequestInit);
+  return answer<T>(res);
+}
+
+/** A JSON body of exactly `bytes` bytes holding one fresh event (padded with trailing spaces). */
+function bodyOf(bytes: number): Buffer {
+  const json = JSON.stringify(arcRecord({ appId: freshAppId() }));
+  return Buffer.from(json.padEnd(bytes, ' '));
+}
+
 describe('POST /ingest: refused bodies', () => {
   let t: TestApp;
   beforeAll(async () => {
@@ -132,15 +150,25 @@ describe('POST /ingest: refused bodies', () => {
     expect(declared.body.code).toBe('payload_too_large');
     expect(declared.body.error).toMatch(/INGEST_MAX_BYTES \(65536 bytes\)/);
 
-    const chunked = await fetch(`${t.url}/ingest`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: Readable.toWeb(
-        Readable.from([Buffer.from(big.slice(0, 40_000)), Buffer.from(big.slice(40_000))]),
-      ) as ReadableStream,
-      duplex: 'half',
-    } as RequestInit);
+    const chunked = await postStreamed<ErrorBody>(t.url, Buffer.from(big));
     expect(chunked.status).toBe(413);
+  });
+
+  it('takes a body of exactly INGEST_MAX_BYTES, declared, streamed or decompressed; one byte more is 413', async () => {
+    const max = 65536;
+    const gzip = { 'content-encoding': 'gzip' };
+    const send = {
+      declared: (body: Buffer) => postIngest<ErrorBody>(t.url, body),
+      streamed: (body: Buffer) => postStreamed<ErrorBody>(t.url, body),
+      decompressed: (body: Buffer) => postIngest<ErrorBody>(t.url, gzipSync(body), { headers: gzip }),
+    };
+    for (const [how, post] of Object.entries(send)) {
+      const exact = await post(bodyOf(max));
+      expect(exact.status, `${how}: ${exact.text}`).toBe(200);
+      const over = await post(bodyOf(max + 1));
+      expect(over.status, how).toBe(413);
+      expect(over.body.code).toBe('payload_too_large');
+    }
   });
 
   it('413 for a gzip bomb: the limit counts decompressed bytes and inflating stops there', async () => {
