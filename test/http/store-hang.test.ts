@@ -4,7 +4,7 @@
  * requests away at once, and works again as soon as the store answers. Redis is reached through
  * a TCP proxy of the test's own, which stops passing bytes on while paused.
  */
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { connect, createConnection, createServer, type Server, type Socket } from 'node:net';
 import { expect, it, vi } from 'vitest';
 import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
@@ -49,11 +49,47 @@ async function pausableProxy(host: string, port: number) {
   };
 }
 
+/**
+ * Sends the headers of a POST /ingest and the first bytes of its body, and keeps the connection
+ * open without sending the rest: resolves with the answer, as soon as a complete one has come.
+ */
+function unfinishedUpload(port: number) {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  const event = JSON.stringify(arcRecord({ appId: freshAppId() }));
+  socket.write(
+    `POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(event)}\r\n\r\n${event.slice(0, 10)}`,
+  );
+  const answer = new Promise<{ status: number; body: { code?: string; error?: string } }>((resolve) => {
+    let text = '';
+    const done = () => {
+      const end = text.indexOf('\r\n\r\n');
+      if (end === -1) return false;
+      const length = /^content-length: (\d+)$/im.exec(text.slice(0, end));
+      const body = text.slice(end + 4);
+      if (!length || Buffer.byteLength(body) < Number(length[1])) return false;
+      resolve({ status: Number(text.slice(9, 12)), body: JSON.parse(body) });
+      return true;
+    };
+    socket.on('data', (d) => {
+      text += d.toString();
+      done();
+    });
+    socket.on('close', () => done() || resolve({ status: 0, body: {} }));
+  });
+  return { answer, socket };
+}
+
 /** The app on the Redis at `url`, reached through a pausable proxy; a 400 ms store deadline. */
 async function appBehindProxy(
   url: string,
   tag: string,
-  options: { stopCloseMs?: number; stopGraceMs?: number; storeDeadlineMs?: number } = {},
+  options: {
+    stopCloseMs?: number;
+    stopGraceMs?: number;
+    storeDeadlineMs?: number;
+    bodyDeadlineMs?: number;
+  } = {},
 ) {
   const target = new URL(url);
   const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
@@ -70,8 +106,9 @@ async function appBehindProxy(
 }
 
 describeWithService('ingest while the store hangs (Redis)', 'TEST_REDIS_URL', (url) => {
-  it('answers 503 at the deadline, turns the next request away at once, and recovers without a restart', async () => {
-    const { proxy, t } = await appBehindProxy(url, 'hang');
+  it('answers 503 at the deadline, turns the next request away at once, unread, and recovers without a restart', async () => {
+    // A body that never completes would be answered 408 after 3 s, were it read.
+    const { proxy, t } = await appBehindProxy(url, 'hang', { bodyDeadlineMs: 3000 });
     try {
       expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
 
@@ -87,6 +124,17 @@ describeWithService('ingest while the store hangs (Redis)', 'TEST_REDIS_URL', (u
       const next = await postIngest<{ code: string }>(t.url, arcRecord({ appId: freshAppId() }));
       expect(next.status).toBe(503);
       expect(next.body.code).toBe('store_unavailable');
+      // Told before its body is read: one whose body never comes gets the same answer.
+      const unfinished = unfinishedUpload(Number(new URL(t.url).port));
+      try {
+        const told = await unfinished.answer;
+        expect(told.status).toBe(503);
+        expect(told.body.code).toBe('store_unavailable');
+        expect(told.body.error).toMatch(/retry later \(nothing from this request was recorded\)/);
+        expect(unfinished.socket.destroyed).toBe(false);
+      } finally {
+        unfinished.socket.destroy();
+      }
 
       proxy.resume();
       await vi.waitFor(
