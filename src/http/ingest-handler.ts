@@ -164,6 +164,8 @@ export function createIngestHandler(deps: IngestDeps) {
   const { engine, outbox, metrics, limiter, readers, ingestMaxBytes } = deps;
   const bodyDeadlineMs = deps.bodyDeadlineMs ?? bodyDeadlineFor(ingestMaxBytes);
   const authenticate = createIngestAuth(deps.ingestTokens);
+  /** A store that stopped answering was said at error; said again once it answers. */
+  let stallSaid = false;
   const batcher = createEvaluationBatcher(engine);
   const storeDeadlineMs = deps.storeDeadlineMs ?? STORE_DEADLINE_MS;
 
@@ -224,7 +226,21 @@ export function createIngestHandler(deps: IngestDeps) {
     // A store that hangs holds the evaluation in progress: later requests are told at once rather
     // than queued behind it (their bodies would pile up in memory).
     const stalled = batcher.stalledMs();
-    if (stalled > storeDeadlineMs) throw storeTooSlow(stalled, false);
+    if (stalled > storeDeadlineMs) {
+      // Said once per stall at error (the refused requests are logged apart, bounded).
+      if (!stallSaid) {
+        stallSaid = true;
+        log.error(
+          { stalledMs: stalled },
+          `the history store has not answered for ${Math.round(stalled / 1000)} s: ingest answers 503 until it does; check the store`,
+        );
+      }
+      throw storeTooSlow(stalled, false);
+    }
+    if (stallSaid && stalled === 0) {
+      stallSaid = false;
+      log.info('the history store answers again: ingest takes detections');
+    }
     if (outbox.isFull()) {
       throw new HttpError(
         503,

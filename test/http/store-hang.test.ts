@@ -145,6 +145,12 @@ describeWithService('ingest while the store hangs (Redis)', 'TEST_REDIS_URL', (u
       const retry = await postIngest<{ counts: { alerted: number; duplicate: number } }>(t.url, late);
       expect(retry.status).toBe(200);
       expect(retry.body.counts.alerted + retry.body.counts.duplicate).toBe(1);
+      // The stall is said at error once (the refused requests are logged apart), and its end too.
+      const said = (re: RegExp) => t.logs.filter((l) => re.test(String(l.msg)));
+      expect(
+        said(/^the history store has not answered for \d+ s: ingest answers 503/).map((l) => l.level),
+      ).toEqual(['error']);
+      expect(said(/^the history store answers again/)).toHaveLength(1);
     } finally {
       await t.close();
       await proxy.close();
