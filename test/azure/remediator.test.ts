@@ -678,7 +678,8 @@ describe('Azure remediator: execute', () => {
     expect(fake.mutations()).toEqual([]);
   });
 
-  it('disables a user and revokes its sessions', async () => {
+  /** The evidence's assignment held by a user instead, and that user's plan. */
+  async function userPlan() {
     const { fake, remediator } = await setup(CLUSTER_ID);
     fake.assignmentsByName.clear();
     fake.assign({
@@ -695,7 +696,11 @@ describe('Azure remediator: execute', () => {
       user: { upn: 'mallory@contoso.example' },
     });
     d.evidence = { ...d.evidence, principalId: USER_ID, principalType: 'User' };
-    const plan = await remediator.plan(d);
+    return { fake, remediator, plan: await remediator.plan(d) };
+  }
+
+  it('disables a user and revokes its sessions', async () => {
+    const { fake, remediator, plan } = await userPlan();
     const result = await remediator.execute(plan);
     expect(result.ok).toBe(true);
     expect(fake.mutations().map((r) => [r.method, r.path])).toEqual([
@@ -704,6 +709,26 @@ describe('Azure remediator: execute', () => {
       ['POST', `/v1.0/users/${USER_ID}/revokeSignInSessions`],
     ]);
     expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: false, revokedSessions: 1 });
+  });
+
+  it('never takes a success without {"value": true} (a proxy\'s 200 {}) for revoked sign-in sessions', async () => {
+    const { fake, remediator, plan } = await userPlan();
+    fake.fail({ service: 'graph', method: 'POST', path: 'revokeSignInSessions', status: 200, body: {} });
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(false);
+    expect(result.steps.at(-1)).toMatchObject({
+      stepId: `revoke-user-sessions:${USER_ID}`,
+      status: 'failed',
+      detail: expect.stringContaining('not confirmed: Microsoft Graph answered 200'),
+      fix: expect.stringContaining('a proxy'),
+    });
+    expect(fake.users.get(USER_ID)?.revokedSessions).toBe(0);
+
+    // Graph's own answer on the retry settles it.
+    const retry = await remediator.execute(plan, result);
+    expect(retry.ok).toBe(true);
+    expect(retry.steps.at(-1)).toMatchObject({ status: 'done' });
+    expect(fake.users.get(USER_ID)?.revokedSessions).toBe(1);
   });
 
   it('names the user permissions when Graph refuses', async () => {
@@ -785,6 +810,32 @@ describe('Azure remediator: undo', () => {
     expect(fake.calls('graph', 'PATCH')).toEqual([]);
     await remediator.undo(plan, result);
     expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+  });
+
+  it('in dry-run, undoing a live result makes no write and says what it would undo', async () => {
+    const { fake, store, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const result = await remediator.execute(plan);
+    expect(result).toMatchObject({ mode: 'live', ok: true });
+    fake.clearRequests();
+
+    const dryRun = createAzureRemediator(configFor(fake, 'dry-run'), {
+      store,
+      logger: quietLogger(),
+      tlsCa: fake.ca,
+      retry: FAST_RETRY,
+    });
+    const undone = await dryRun.undo(plan, result, { actor: 'U1', alertId: 'alert-dry-undo' });
+    expect(undone).toMatchObject({ mode: 'dry-run', ok: true });
+    expect(undone.steps.map((s) => [s.stepId, s.status])).toEqual(
+      [...plan.steps].reverse().map((s) => [s.id, 'would-do']),
+    );
+    expect(undone.steps[0]?.detail).toMatch(/^dry-run: would undo "/);
+    expect(fake.mutations()).toEqual([]);
+    expect(fake.assignmentsByName.size).toBe(0);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+    const attempts = await listRemediationAttempts(store, 'alert-dry-undo');
+    expect(attempts.map((a) => [a.action, a.result])).toEqual([['azure.undo', 'dry-run']]);
   });
 
   it('a failed re-create names roleAssignments/write', async () => {
