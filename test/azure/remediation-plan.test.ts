@@ -134,6 +134,9 @@ describe('wildcard action semantics', () => {
     expect(scopeCovers(MG_SCOPE, CLUSTER_ID)).toBe(true);
     expect(scopeCovers('/', CLUSTER_ID)).toBe(true);
     expect(scopeCovers(`${RG_SCOPE}-staging`, CLUSTER_ID)).toBe(false);
+    // A scope that is only a prefix of the resource group's name: `…/rg-arc` is not `…/rg-arc-prod`.
+    expect(scopeCovers(RG_SCOPE.slice(0, -'-prod'.length), CLUSTER_ID)).toBe(false);
+    expect(scopeCovers(CLUSTER_ID.slice(0, -1), CLUSTER_ID)).toBe(false);
     expect(scopeCovers(OTHER_CLUSTER_ID, CLUSTER_ID)).toBe(false);
     expect(
       scopeCovers(`${CLUSTER_ID}/providers/Microsoft.KubernetesConfiguration/extensions/flux`, CLUSTER_ID),
@@ -214,6 +217,26 @@ describe('buildRemediationPlan', () => {
       ['Owner', SUB_SCOPE],
       ['Arc operators', RG_SCOPE],
     ]);
+    expect(plan.warnings).toEqual([]);
+  });
+
+  it("plans nothing for another principal's assignments in the listing, whatever their role", () => {
+    const other = { principalId: USER_ID, principalType: 'User' };
+    const plan = buildRemediationPlan({
+      detection: spDetection(CLUSTER_ID),
+      endpoints,
+      assignments: [
+        assignment(A.evidence, CLUSTER_ID, ROLE.clusterUser),
+        assignment(A.rg, RG_SCOPE, ROLE.clusterUser, other),
+        assignment(A.owner, SUB_SCOPE, ROLE.owner, other),
+      ],
+      roles,
+    });
+    expect(plan.steps.map((s) => s.target)).toEqual([
+      `${CLUSTER_ID}/providers/Microsoft.Authorization/roleAssignments/${A.evidence}`,
+      SP_ID,
+    ]);
+    expect(plan.stillHasAccessThrough).toEqual([]);
     expect(plan.warnings).toEqual([]);
   });
 
