@@ -261,6 +261,84 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(rec.posts).toHaveLength(1);
   });
 
+  it('keeps a repeat whose alert another attempt is still posting, and updates that message once it is posted', async () => {
+    const rec = recordingSink();
+    let busy = true;
+    const a = alert();
+    const sink: AlertSink = {
+      post: async (posted) => {
+        if (busy)
+          throw Object.assign(new Error(`alert ${posted.id} is being posted by another worker`), {
+            code: DELIVERY_IN_PROGRESS,
+          });
+        return rec.sink.post(posted);
+      },
+      repeat: rec.sink.repeat,
+    };
+    const o = outbox(sink);
+    await o.add([a], [repeat(a.id, 2)]);
+    await o.drain();
+    // The post was skipped in the pass that then came to the repeat: it waits, it is not dropped.
+    expect(rec.posts).toEqual([]);
+    expect((await store.members(OUTBOX_PENDING_SET)).sort()).toEqual([`post:${a.id}`, `repeat:${a.id}`]);
+    busy = false;
+    await vi.waitFor(
+      async () => {
+        await o.drain();
+        expect(rec.repeats).toEqual([{ ref: 'C0TEST:1.000', alertId: a.id, count: 2 }]);
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
+  it('delivers a higher count added while the chat was updating the message, after that update', async () => {
+    const rec = recordingSink();
+    const a = alert();
+    // Another replica that stores a sighting while this one's update is under way.
+    const replica = outbox(rec.sink);
+    const sink: AlertSink = {
+      post: rec.sink.post,
+      async repeat(ref, posted, r) {
+        if (r.count === 2) await replica.add([], [repeat(posted.id, 5)]);
+        await rec.sink.repeat(ref, posted, r);
+      },
+    };
+    const o = outbox(sink);
+    await o.add([a], []);
+    await o.drain();
+    await o.add([], [repeat(a.id, 2)]);
+    await o.drain();
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([`repeat:${a.id}`]);
+    await o.drain();
+    expect(rec.repeats.map((r) => r.count)).toEqual([2, 5]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
+  it('two outboxes on one store never update the same message at once', async () => {
+    const rec = recordingSink();
+    let updating = 0;
+    let most = 0;
+    const sink: AlertSink = {
+      post: rec.sink.post,
+      async repeat(ref, posted, r) {
+        most = Math.max(most, ++updating);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        updating--;
+        await rec.sink.repeat(ref, posted, r);
+      },
+    };
+    const [first, second] = [outbox(sink), outbox(sink)];
+    const a = alert();
+    await first.add([a], []);
+    await first.drain();
+    await first.add([], [repeat(a.id, 2)]);
+    await Promise.all([first.drain(), second.drain()]);
+    expect(most).toBe(1);
+    expect(rec.repeats).toEqual([{ ref: 'C0TEST:1.000', alertId: a.id, count: 2 }]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
   it('drops a repeat whose alert was never posted by this outbox', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);
