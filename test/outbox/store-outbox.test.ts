@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
 import { type AlertSink, DELIVERY_IN_PROGRESS, type StateStore } from '../../src/core/ports.ts';
@@ -337,6 +338,41 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(most).toBe(1);
     expect(rec.repeats).toEqual([{ ref: 'C0TEST:1.000', alertId: a.id, count: 2 }]);
     expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
+  it('stores the reference on the retry rather than posting again when the store refused it right after the post', async () => {
+    // A trigger on the store's table refuses the reference's write until it is dropped.
+    const db = new DatabaseSync(path.join(dir, 'arc.db'));
+    try {
+      db.exec(`CREATE TRIGGER refuse_alert_ref BEFORE INSERT ON keyv WHEN NEW.key LIKE '%alert-ref:%'
+        BEGIN SELECT RAISE(ABORT, 'the disk is full'); END`);
+      const rec = recordingSink();
+      const metrics = createMetrics();
+      const o = outbox(rec.sink, {}, store, metrics);
+      const a = alert();
+      await o.add([a], []);
+      await o.drain();
+      expect(rec.posts).toHaveLength(1);
+      expect(await store.get(alertRefKey(a.id))).toBeUndefined();
+      expect(await store.members(OUTBOX_PENDING_SET)).toEqual([`post:${a.id}`]);
+
+      db.exec('DROP TRIGGER refuse_alert_ref');
+      await vi.waitFor(
+        async () => {
+          await o.drain();
+          expect(await store.get(alertRefKey(a.id))).toBeDefined();
+        },
+        { timeout: 5000, interval: 50 },
+      );
+      expect(await store.get(alertRefKey(a.id))).toBe('C0TEST:1.000');
+      expect(rec.posts).toHaveLength(1);
+      expect(o.depth()).toBe(0);
+      expect(await metrics.registry.metrics()).not.toMatch(
+        /arc_chat_delivery_failures_total\{kind="post"\} [1-9]/,
+      );
+    } finally {
+      db.close();
+    }
   });
 
   it('drops a repeat whose alert was never posted by this outbox', async () => {
