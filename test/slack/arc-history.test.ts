@@ -298,7 +298,7 @@ describe('/arc-history', () => {
     ]);
   });
 
-  it('removes an allowlist entry from the reply (responders anywhere) and refreshes it', async () => {
+  it('removes an allowlist entry from the reply (responders anywhere) and refreshes it; a second click finds none', async () => {
     h = await startHarness();
     await sightings([{ ip: '198.51.100.1', minutesAgo: 5 }]);
     await h.history.allow({ appId: ARC.appId, ip: '198.51.100.1', by: RESPONDER, reason: 'VPN' });
@@ -325,6 +325,19 @@ describe('/arc-history', () => {
     expect(audit).toEqual([
       [OUTSIDER, 'remove-allowlist', 'refused'],
       [RESPONDER, 'remove-allowlist', 'ok'],
+    ]);
+
+    // A double click: the entry is gone already, and the audit says so.
+    const again = await h.click(ACTION_IDS.removeAllow, button.value, RESPONDER, {
+      ephemeral: true,
+      channel: 'C0OTHER',
+    });
+    await h.fake.waitFor('the second refresh', () => h.fake.responsesTo(again.responseId).length === 1);
+    expect(JSON.stringify(h.fake.responsesTo(again.responseId)[0]!.blocks)).toContain('Not allowlisted');
+    expect((await listAudit(h.store)).map((e) => [e.actor, e.action, e.result]).at(-1)).toEqual([
+      RESPONDER,
+      'remove-allowlist',
+      'not-found',
     ]);
   });
 
