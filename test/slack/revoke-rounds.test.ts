@@ -15,6 +15,7 @@ import {
 import { buildAlertMessage } from '../../src/slack/blocks/alert.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { RUNS_IN_PROGRESS } from '../../src/slack/stale-runs.ts';
+import { ROLE } from '../azure/helpers.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import { ARC } from '../support/samples.ts';
 import { EVIDENCE_ASSIGNMENT_ID, type Harness, RESPONDER, sampleAzure, startHarness } from './harness.ts';
@@ -48,6 +49,15 @@ const buttonIds = () =>
 const auditOf = async (action: string) =>
   (await listAudit(h!.store, alert.id)).filter((e) => e.action === action).map((e) => e.result);
 
+/** The sample alert posted, remediated by the real Azure remediator in `mode` against the fake. */
+async function posted(mode: 'dry-run' | 'live') {
+  const fake = await sampleAzure();
+  const harness = await startHarness({ azure: { fake, mode } });
+  [azure, h] = [fake, harness];
+  await harness.chat.sink.post(alert);
+  return { azure: fake, h: harness };
+}
+
 async function clickAndWait(actionId: string, thread: number) {
   await h!.click(actionId, alert.id, RESPONDER);
   await slack().waitFor(`thread post ${thread}`, () => threads().length === thread, AZURE_WAIT);
@@ -55,9 +65,7 @@ async function clickAndWait(actionId: string, thread: number) {
 
 describe('Revoke after Undo', () => {
   it('offers Revoke again after a successful Undo, and the new round revokes and undoes again', async () => {
-    azure = await sampleAzure();
-    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
-    await h.chat.sink.post(alert);
+    const { azure } = await posted('live');
 
     await clickAndWait(ACTION_IDS.revoke, 1);
     expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.undoRevoke]);
@@ -148,9 +156,7 @@ describe('Revoke after Undo', () => {
   });
 
   it('still refuses Revoke while a live revoke is in force', async () => {
-    azure = await sampleAzure();
-    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
-    await h.chat.sink.post(alert);
+    const { azure, h } = await posted('live');
     await clickAndWait(ACTION_IDS.revoke, 1);
     const mutations = azure.mutations().length;
     const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
@@ -160,9 +166,7 @@ describe('Revoke after Undo', () => {
   });
 
   it('after an Undo that ran partway, a Revoke says what is back and to finish the Undo, not "Already revoked"', async () => {
-    azure = await sampleAzure();
-    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
-    await h.chat.sink.post(alert);
+    const { azure, h } = await posted('live');
     await clickAndWait(ACTION_IDS.revoke, 1);
     // The assignment is re-created; re-enabling the principal is refused.
     azure.fail({ service: 'graph', method: 'PATCH', status: 403, times: 10 });
@@ -181,6 +185,90 @@ describe('Revoke after Undo', () => {
     await clickAndWait(ACTION_IDS.undoRevoke, 3);
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
     expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+  });
+});
+
+describe('Revoke retried after a failed run', () => {
+  const CLUSTER_ASSIGNMENT = 'aaaaaaaa-0000-4000-8000-000000000001';
+
+  /** Live, with a second Arc Cluster User assignment of the principal, at the cluster. */
+  async function withClusterAssignment() {
+    const { azure } = await posted('live');
+    return azure.assign({
+      name: CLUSTER_ASSIGNMENT,
+      scope: ARC.clusterId,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    });
+  }
+  const atCluster = () =>
+    [...azure!.assignmentsByName.values()].filter(
+      (a) => a.principalId === ARC.principalId && a.scope === ARC.clusterId,
+    );
+
+  it('runs again what a failed Undo of the failed run restored: the principal is disabled again', async () => {
+    const azure = await withClusterAssignment();
+    // Removes the cluster's assignment and disables the principal; the evidence's is refused.
+    azure.deny('arm', 'DELETE', ARC.roleAssignmentId);
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Revoke failed');
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    // The Undo re-enables the principal, and cannot re-create the assignment.
+    azure.deny('arm', 'PUT', 'roleAssignments');
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    expect(lastUpdateText()).toContain('Undo failed');
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.revoke, 3);
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    expect(azure.calls('graph', 'PATCH').map((r) => r.body)).toEqual([
+      { accountEnabled: false },
+      { accountEnabled: true },
+      { accountEnabled: false },
+    ]);
+  });
+
+  it('keeps a removal whose answer was lost in the retry, so that Undo re-creates it', async () => {
+    const azure = await withClusterAssignment();
+    // The cluster's assignment: found by the check, removed by a DELETE answered 500 every time,
+    // and the read that would settle it refused.
+    azure.fail({
+      service: 'arm',
+      method: 'GET',
+      path: CLUSTER_ASSIGNMENT,
+      status: 200,
+      passThrough: true,
+    });
+    azure.deny('arm', 'GET', CLUSTER_ASSIGNMENT);
+    azure.fail({
+      service: 'arm',
+      method: 'DELETE',
+      path: CLUSTER_ASSIGNMENT,
+      status: 500,
+      applied: true,
+      times: Number.POSITIVE_INFINITY,
+    });
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Revoke failed');
+    expect(atCluster()).toEqual([]);
+    const first = (await loadAlertState(h!.store, alert.id))!.revoke!.result!.steps;
+    const removal = `${ARC.clusterId}/providers/Microsoft.Authorization/roleAssignments/${CLUSTER_ASSIGNMENT}`;
+    expect(first.filter((s) => s.maybeApplied).map((s) => s.stepId)).toEqual([
+      `remove-assignment:${removal.toLowerCase()}`,
+    ]);
+
+    // The retry finds it gone: this service's removal, kept in the run.
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.revoke, 2);
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(lastUpdateText()).toContain(CLUSTER_ASSIGNMENT);
+
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    expect(atCluster()).toHaveLength(1);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
   });
 });
 
