@@ -272,6 +272,15 @@ describe('Revoke retried after a failed run', () => {
   });
 });
 
+describe('Revoke in dry-run', () => {
+  it("does not list the alert among the identity's revoked alerts", async () => {
+    const { h } = await posted('dry-run');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Dry-run');
+    expect(await h.store.members(revokedAlertsKey(ARC.appId))).toEqual([]);
+  });
+});
+
 describe('a run left marked running by a stopped process', () => {
   /**
    * What a process that stopped mid-Revoke leaves behind: the alert marked running since
