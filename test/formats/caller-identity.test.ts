@@ -77,12 +77,14 @@ describe.each(ALL_FORMATS)('%s', (format) => {
 });
 
 describe('claims serialised as text', () => {
-  it('an Event Hub record whose identity.claims is a JSON string is read as its object', () => {
-    const record = arcEvent('azure-activity-log-record');
-    const identity = record.identity as Record<string, unknown>;
-    identity.claims = JSON.stringify(identity.claims);
-    const r = parseDetection(record);
-    expect(r.ok && r.detection.appId).toBe(ARC.appId);
+  it('an Event Hub record whose identity.claims is a JSON string (white space around it or not) is read as its object', () => {
+    for (const pad of ['', ' \n\t']) {
+      const record = arcEvent('azure-activity-log-record');
+      const identity = record.identity as Record<string, unknown>;
+      identity.claims = `${pad}${JSON.stringify(identity.claims)}${pad}`;
+      const r = parseDetection(record);
+      expect(r.ok && r.detection.appId, JSON.stringify(pad)).toBe(ARC.appId);
+    }
   });
 });
 
