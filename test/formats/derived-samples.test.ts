@@ -7,6 +7,7 @@ import {
   ALL_FORMATS,
   ARC,
   arcEvent,
+  getPath,
   kibanaWebhookBody,
   recordsEnvelope,
   setPath,
@@ -24,6 +25,31 @@ const ELASTIC_OR_RECORD: readonly SourceFormat[] = [
   'elastic-alert',
   'azure-activity-log-record',
 ];
+
+/** Where each format carries the token's claims (Azure Monitor payloads as a JSON string). */
+const CLAIMS_AT: Record<SourceFormat, string> = {
+  'elastic-ecs': 'azure.activitylogs.identity.claims',
+  'elastic-alert': 'azure.activitylogs.identity.claims',
+  'azure-activity-log-record': 'identity.claims',
+  'azure-activity-log-rest': 'claims',
+  'azure-monitor-common': 'data.alertContext.claims',
+  'azure-monitor-legacy': 'data.context.activityLog.claims',
+};
+
+/** `event` with its claims changed by `edit`, in the form the format carries them. */
+function editClaims(event: Json, format: SourceFormat, edit: (claims: Json) => void): Json {
+  const held = getPath(event, CLAIMS_AT[format]);
+  const claims = (typeof held === 'string' ? JSON.parse(held) : held) as Json;
+  edit(claims);
+  setPath(event, CLAIMS_AT[format], typeof held === 'string' ? JSON.stringify(claims) : claims);
+  return event;
+}
+
+/** Removes the caller's object id from claims, under both its key and Elastic's `_` form. */
+const dropObjectId = (claims: Json) => {
+  delete claims['http://schemas.microsoft.com/identity/claims/objectidentifier'];
+  delete claims['http://schemas_microsoft_com/identity/claims/objectidentifier'];
+};
 
 describe.each(ALL_FORMATS)('DERIVED Arc %s event', (format) => {
   it('is detected as its format and parsed with the common fields', () => {
@@ -56,6 +82,15 @@ describe.each(ALL_FORMATS)('DERIVED Arc %s event', (format) => {
     expect(d.principalType).toBe('User');
     expect(d.user?.upn).toBe(ARC.upn);
     expect(d.user?.name).toBe(ARC.userName);
+  });
+
+  it('a token with only the short oid claim: the principal id from it', () => {
+    const oid = '7d3e5f1a-2b4c-4d6e-8f0a-1b2c3d4e5f6a';
+    const event = editClaims(arcEvent(format), format, (claims) => {
+      dropObjectId(claims);
+      claims.oid = oid;
+    });
+    expect(detection(parseDetection(event)).principalId).toBe(oid);
   });
 
   it('the operation in any letter case, and the preview plural', () => {
@@ -186,6 +221,25 @@ describe('DERIVED format specifics', () => {
     expect(d.as?.organizationName).toMatch(/^Org o+…$/);
   });
 
+  it("a user's token without a upn claim: the upn is Azure's caller when that holds an @, else none", () => {
+    const callerAt = {
+      'azure-activity-log-rest': 'caller',
+      'azure-monitor-common': 'data.alertContext.caller',
+      'azure-monitor-legacy': 'data.context.activityLog.caller',
+    } as const;
+    for (const [format, at] of Object.entries(callerAt) as Array<[SourceFormat, string]>) {
+      const user = (caller: string) => {
+        const event = arcEvent(format, { principalType: 'User', set: { [at]: caller } });
+        editClaims(event, format, (claims) => {
+          delete claims['http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn'];
+        });
+        return detection(parseDetection(event)).user;
+      };
+      expect(user(ARC.upn), format).toEqual({ upn: ARC.upn, name: ARC.userName });
+      expect(user(ARC.principalId), format).toEqual({ name: ARC.userName });
+    }
+  });
+
   it('ECS: principalType fallback when a document has camelCase evidence', () => {
     const d = detection(
       parseDetection(
@@ -204,21 +258,25 @@ describe('DERIVED format specifics', () => {
   it('evidence of a group assignment names the group: the caller comes from the token, the group kept apart', () => {
     const group = '99999999aaaa4bbbbccccddddeeeefff';
     // The sample's token says idtyp app and carries the caller's object id.
-    const viaGroup = (format: 'elastic-ecs' | 'azure-activity-log-record') =>
+    const viaGroup = (format: 'elastic-ecs' | 'azure-activity-log-record', edit = (_: Json) => {}) =>
       detection(
         parseDetection(
-          arcEvent(format, {
-            set:
-              format === 'elastic-ecs'
-                ? {
-                    'azure.activitylogs.identity.authorization.evidence.principal_type': 'Group',
-                    'azure.activitylogs.identity.authorization.evidence.principal_id': group,
-                  }
-                : {
-                    'identity.authorization.evidence.principalType': 'Group',
-                    'identity.authorization.evidence.principalId': group,
-                  },
-          }),
+          editClaims(
+            arcEvent(format, {
+              set:
+                format === 'elastic-ecs'
+                  ? {
+                      'azure.activitylogs.identity.authorization.evidence.principal_type': 'Group',
+                      'azure.activitylogs.identity.authorization.evidence.principal_id': group,
+                    }
+                  : {
+                      'identity.authorization.evidence.principalType': 'Group',
+                      'identity.authorization.evidence.principalId': group,
+                    },
+            }),
+            format,
+            edit,
+          ),
         ),
       );
     for (const format of ['elastic-ecs', 'azure-activity-log-record'] as const) {
@@ -228,6 +286,21 @@ describe('DERIVED format specifics', () => {
       // The caller's type comes from its token, and its id is never the group's.
       expect(d.principalType).toBe('ServicePrincipal');
       expect(d.principalId).toBe(ARC.principalId);
+      // A token without the caller's object id leaves the caller without one.
+      const noId = viaGroup(format, dropObjectId);
+      expect(noId.evidence.principalId).toBe('99999999-aaaa-4bbb-bccc-cddddeeeefff');
+      expect(noId.principalType).toBe('ServicePrincipal');
+      expect(noId).not.toHaveProperty('principalId');
+    }
+  });
+
+  it("the token's idtyp in any letter case gives the caller's type when no evidence names it", () => {
+    for (const [idtyp, principalType] of [
+      ['App', 'ServicePrincipal'],
+      ['USER', 'User'],
+    ]) {
+      const rest = arcEvent('azure-activity-log-rest', { set: { 'claims.idtyp': idtyp } });
+      expect(detection(parseDetection(rest)).principalType, idtyp).toBe(principalType);
     }
   });
 
