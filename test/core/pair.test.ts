@@ -32,7 +32,16 @@ describe('pair sightings: bucketed spans answer the window question exactly', ()
     }
   });
 
-  it('keeps spans sorted and drops those that ended before the horizon', () => {
+  it('a sighting exactly a window before or after t lies within the window of t; a millisecond further, not', () => {
+    const w = 28_000;
+    const spans: Array<[number, number]> = [[100_000, 105_000]];
+    expect(hasSightingNear(spans, 100_000 - w, w)).toBe(true);
+    expect(hasSightingNear(spans, 105_000 + w, w)).toBe(true);
+    expect(hasSightingNear(spans, 100_000 - w - 1, w)).toBe(false);
+    expect(hasSightingNear(spans, 105_000 + w + 1, w)).toBe(false);
+  });
+
+  it('keeps spans sorted and drops those that ended before the horizon (one that ended at it stays)', () => {
     const w = 28_000;
     let spans = addSighting([], 5_000, w, 0);
     spans = addSighting(spans, 1_000, w, 0);
@@ -42,6 +51,12 @@ describe('pair sightings: bucketed spans answer the window question exactly', ()
       [5_000, 5_000],
     ]);
     expect(addSighting(spans, 9_000, w, 2_000)).toEqual([
+      [5_000, 5_000],
+      [9_000, 9_000],
+    ]);
+    // A span that ended exactly at the horizon is still within the window of now: it stays.
+    expect(addSighting(spans, 9_000, w, 1_500)).toEqual([
+      [1_000, 1_500],
       [5_000, 5_000],
       [9_000, 9_000],
     ]);
