@@ -74,7 +74,7 @@ describe.each(Object.keys(backends))(
       expect(sink.repeats.at(-1)).toMatchObject({ alertId: first?.alert?.id, count: 2 });
     });
 
-    it('keeps the details of the most recent event for /arc-history', async () => {
+    it('keeps the details of the most recent event for /arc-history; a late delivery of an older one leaves them', async () => {
       const ecs = (role: string, msAgo: number, n: number) =>
         arcEvent('elastic-ecs', {
           role,
@@ -83,12 +83,15 @@ describe.each(Object.keys(backends))(
         });
       await engine.evaluate([ecs('Role A', 2 * DAY, 1)]);
       await engine.evaluate([ecs('Role B', DAY, 2), ecs('Role C', 3 * DAY, 3)]);
-      const [entry] = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
-      expect(entry?.pair).toMatchObject({
-        count: 3,
-        last: { role: 'Role B', geo: ARC.geo, sourceFormat: 'elastic-ecs' },
-      });
+      const history = createHistory({ store, windowMs: WINDOW });
+      const [entry] = await history.listIdentity(ARC.appId);
+      const last = { role: 'Role B', geo: ARC.geo, sourceFormat: 'elastic-ecs' };
+      expect(entry?.pair).toMatchObject({ count: 3, last });
       expect(entry?.pair.lastSeen).toBeGreaterThan(Date.now() - DAY - 60_000);
+      // An older event delivered late, on its own: counted, its details not taken.
+      await engine.evaluate([record({ role: 'Role D', time: at(4 * DAY) })]);
+      const [after] = await history.listIdentity(ARC.appId);
+      expect(after?.pair).toMatchObject({ count: 4, last, lastSeen: entry?.pair.lastSeen });
     });
 
     it('re-indexes a pair under its identity every half window, so a lost index entry heals', async () => {
@@ -159,6 +162,17 @@ describe.each(Object.keys(backends))(
       expect(third?.outcome).toBe('alerted');
       expect(third?.alert?.otherIps).toBe(2);
       expect(third?.detection?.sourceIp).toBe('2001:db8::1');
+    });
+
+    it('counts an IP of the history once among the other IPs, also when the batch of a new IP sees it again', async () => {
+      await engine.evaluate([record({ ip: '198.51.100.1', time: at(DAY) })]);
+      const [known, fresh] = await engine.evaluate([
+        record({ ip: '198.51.100.1', time: at(2000) }),
+        record({ ip: '198.51.100.2', time: at(1000) }),
+      ]);
+      expect(known?.outcome).toBe('known');
+      expect(fresh?.outcome).toBe('alerted');
+      expect(fresh?.alert?.otherIps).toBe(1);
     });
 
     it('counts other IPs of an identity with more than 500 of them from a sample, and forgets expired ones', async () => {
