@@ -192,6 +192,27 @@ describe.each(Object.keys(backends))(
       expect(after?.alert?.otherIpsEstimated).toBe(true);
     });
 
+    it('looks up the AS of an event that carries its geo but no AS, and keeps the geo it carried', async () => {
+      const located = await createEngine({
+        store,
+        windowMs: WINDOW,
+        outbox: sink.outbox,
+        geo: {
+          locate: () => ({
+            geo: { countryName: 'Elsewhere', countryIsoCode: 'XX' },
+            as: { number: 64511, organizationName: 'Looked up' },
+          }),
+        },
+      });
+      const [r] = await located.evaluate([arcEvent('elastic-ecs', { time: at(1000) })]);
+      expect(r?.detection).toMatchObject({
+        geo: ARC.geo,
+        as: { number: 64511, organizationName: 'Looked up' },
+        located: { as: true },
+      });
+      expect(r?.detection?.located).toEqual({ as: true });
+    });
+
     it('compares the identity case-insensitively', async () => {
       await engine.evaluate([record({ appId: ARC.appId.toUpperCase(), time: at(DAY) })]);
       const [r] = await engine.evaluate([record({ appId: ARC.appId, time: at(1000) })]);
