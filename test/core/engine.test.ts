@@ -387,11 +387,22 @@ describe.each(Object.keys(backends))(
       expect(sink.alerts).toHaveLength(1);
     });
 
-    it('treats event times more than 5 minutes ahead as now', async () => {
-      const [r] = await engine.evaluate([record({ time: new Date(Date.now() + 30 * DAY) })]);
-      expect(r?.outcome).toBe('alerted');
-      const pairs = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
-      expect(pairs[0]?.pair.lastSeen).toBeLessThanOrEqual(Date.now());
+    it('treats event times more than 5 minutes ahead as now; up to 5 minutes ahead, they keep their time', async () => {
+      const clock = Date.now();
+      const timed = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox, now: () => clock });
+      const ahead = { '198.51.100.1': 30 * DAY, '198.51.100.2': 6 * 60_000, '198.51.100.3': 5 * 60_000 };
+      const results = await timed.evaluate(
+        Object.entries(ahead).map(([ip, ms]) => record({ ip, time: new Date(clock + ms) })),
+      );
+      expect(results.map((r) => r.outcome)).toEqual(['alerted', 'alerted', 'alerted']);
+      const pairs = await createHistory({ store, windowMs: WINDOW, now: () => clock }).listIdentity(
+        ARC.appId,
+      );
+      expect(Object.fromEntries(pairs.map((e) => [e.pair.ip, e.pair.lastSeen - clock]))).toEqual({
+        '198.51.100.1': 0,
+        '198.51.100.2': 0,
+        '198.51.100.3': 5 * 60_000,
+      });
     });
 
     it('reports a redelivered event as duplicate and alerts once, also when deliveries race', async () => {
