@@ -513,6 +513,23 @@ describe.each(Object.keys(backends))(
       expect(await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId)).toEqual([]);
     });
 
+    it('takes an event exactly a window old for one older than the window (its sighting would expire at once): not imported', async () => {
+      const clock = Date.now();
+      const timed = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox, now: () => clock });
+      const [edge, inside] = await timed.evaluate(
+        [
+          record({ ip: '198.51.100.1', time: new Date(clock - WINDOW) }),
+          record({ ip: '198.51.100.2', time: new Date(clock - WINDOW + 1) }),
+        ],
+        { silent: true },
+      );
+      expect(edge).toMatchObject({
+        outcome: 'ignored',
+        reason: expect.stringContaining('older than the history window'),
+      });
+      expect(inside?.outcome).toBe('known');
+    });
+
     it('imports no event from longer ago than the window, and says why', async () => {
       const [old, recent] = await engine.evaluate(
         [record({ time: at(8 * DAY) }), record({ time: at(DAY) })],
@@ -799,14 +816,20 @@ describe('engine: an alert holds its pair back for a window', () => {
     vi.useRealTimers();
   });
 
+  /** An engine on `backend` whose clock (Date, the store's too) stands still until set. */
+  async function frozenEngine(backend: string) {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const start = Date.now();
+    const store = await openStateStore(backends[backend]!());
+    const sink = collectingOutbox();
+    const engine = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox });
+    return { start, store, sink, engine };
+  }
+
   it.each(['memory', 'sqlite'])(
     'on %s, a pair alerted from a late event keeps its record while the alert holds it back: a sighting then updates the alert',
     async (backend) => {
-      vi.useFakeTimers({ toFake: ['Date'] });
-      const start = Date.now();
-      const store = await openStateStore(backends[backend]!());
-      const sink = collectingOutbox();
-      const engine = await createEngine({ store, windowMs: WINDOW, outbox: sink.outbox });
+      const { start, store, sink, engine } = await frozenEngine(backend);
       // Delivered 6 days 23 hours late: within the window for one more hour.
       const [late] = await engine.evaluate([record({ time: new Date(start - WINDOW + 3600_000) })]);
       expect(late?.outcome).toBe('alerted');
@@ -822,6 +845,35 @@ describe('engine: an alert holds its pair back for a window', () => {
       vi.setSystemTime(start + 2 * 3600_000 + WINDOW + 60_000);
       const [later] = await engine.evaluate([record({ time: new Date(Date.now() - 1000) })]);
       expect(later?.outcome).toBe('alerted');
+      expect(sink.alerts).toHaveLength(2);
+      await store.close();
+    },
+  );
+
+  it.each(['memory', 'sqlite'])(
+    'on %s, a late Elastic alert of the pair is held back to the millisecond before a window from the alert, and alerted from then',
+    async (backend) => {
+      const { start, store, sink, engine } = await frozenEngine(backend);
+      const [live] = await engine.evaluate([record({ time: new Date(start - 1000) })]);
+      expect(live?.outcome).toBe('alerted');
+      // A sighting an hour on keeps the pair in the history past a window from the alert.
+      vi.setSystemTime(start + 3600_000);
+      const [later] = await engine.evaluate([record({ time: new Date(start + 3600_000 - 1000) })]);
+      expect(later?.outcome).toBe('known');
+      const late = (n: number) =>
+        arcEvent('elastic-alert', {
+          time: new Date(start - 2 * 3600_000),
+          correlationId: `eeeeeeee-0000-4000-8000-00000000050${n}`,
+        });
+      vi.setSystemTime(start + WINDOW - 1);
+      const [held] = await engine.evaluate([late(1)]);
+      expect(held).toMatchObject({
+        outcome: 'known',
+        reason: 'this pair was alerted already within the window',
+      });
+      vi.setSystemTime(start + WINDOW);
+      const [again] = await engine.evaluate([late(2)]);
+      expect(again?.outcome).toBe('alerted');
       expect(sink.alerts).toHaveLength(2);
       await store.close();
     },
@@ -851,7 +903,7 @@ describe('engine: how long a delivered event is remembered', () => {
 });
 
 describe('engine: learning period', () => {
-  it('records without alerting during the learning period after a first start on an empty history', async () => {
+  it('records without alerting during the learning period after a first start on an empty history, up to the millisecond before its end', async () => {
     const store = await openStateStore('memory://');
     const sink = collectingOutbox();
     let clock = Date.now();
@@ -877,7 +929,11 @@ describe('engine: learning period', () => {
     });
     expect(restarted.learningUntil).toBe(engine.learningUntil);
 
-    clock += DAY + 1;
+    clock = engine.learningUntil! - 1;
+    const [last] = await restarted.evaluate([record({ ip: '198.51.100.11', time: new Date(clock - 1000) })]);
+    expect(last?.reason).toMatch(/learning period/);
+    // At its end, the period is over.
+    clock = engine.learningUntil!;
     const [after] = await restarted.evaluate([record({ ip: '198.51.100.10', time: new Date(clock - 1000) })]);
     expect(after?.outcome).toBe('alerted');
     await store.close();
