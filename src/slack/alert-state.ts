@@ -251,7 +251,8 @@ export function canUndo(state: SlackAlertState): boolean {
  */
 export function canRemoveBroad(state: SlackAlertState, mode: 'dry-run' | 'live'): boolean {
   if (state.revoke?.status !== 'done' || state.revoke.mode !== mode) return false;
-  if (state.undo) return false;
+  // An Undo recorded in dry-run by earlier versions changed nothing.
+  if (state.undo && state.undo.mode !== 'dry-run') return false;
   if (state.broad?.status === 'running') return false;
   if (state.broad?.status === 'done' && state.broad.mode === 'live') return false;
   return removableBroadAccess(state.revoke.plan).length > 0;

@@ -111,6 +111,13 @@ interface ActiveRun {
   by: string;
   locks: readonly string[];
   ended: Promise<void>;
+  /** Marked cut short by a stop: the run writes nothing more of its own. */
+  settled: boolean;
+}
+
+/** What a run asks of its entry: whether a stop has settled it meanwhile. */
+export interface RunHandle {
+  settled(): boolean;
 }
 
 /**
@@ -120,17 +127,20 @@ interface ActiveRun {
  */
 export class ActiveRuns {
   readonly #runs = new Set<ActiveRun>();
+  #closed = false;
 
-  /** Runs `work` as one remediation run; resolves or rejects as it does. */
-  track<T>(run: Omit<ActiveRun, 'ended'>, work: () => Promise<T>): Promise<T> {
-    const result = work();
-    const entry: ActiveRun = {
-      ...run,
-      ended: result.then(
-        () => undefined,
-        () => undefined,
-      ),
-    };
+  /**
+   * Runs `work` as one remediation run; resolves or rejects as it does. `work` checks its handle
+   * before each write of its own: once a stop has settled the run, the alert and the locks are
+   * the stop's (and a responder's who presses again), not the run's.
+   */
+  track<T>(run: Omit<ActiveRun, 'ended' | 'settled'>, work: (handle: RunHandle) => Promise<T>): Promise<T> {
+    const entry: ActiveRun = { ...run, settled: false, ended: Promise.resolve() };
+    const result = work({ settled: () => entry.settled });
+    entry.ended = result.then(
+      () => undefined,
+      () => undefined,
+    );
     this.#runs.add(entry);
     void entry.ended.then(() => this.#runs.delete(entry));
     return result;
@@ -139,7 +149,20 @@ export class ActiveRuns {
   list(): ActiveRun[] {
     return [...this.#runs];
   }
+
+  /** The service stops: no new run may start (a click is told to press again after the restart). */
+  close(): void {
+    this.#closed = true;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
 }
+
+/** The answer to a click that would start a run while the service stops. */
+export const STOPPING_NOTE =
+  'arc-responder is restarting: nothing was done. Press the button again in a minute.';
 
 /** What a run cut short by a stop says in the alert. */
 export const INTERRUPTED_AT_STOP =
@@ -152,6 +175,7 @@ export const INTERRUPTED_AT_STOP =
  * and shown. Failures are logged, never thrown: the stop goes on.
  */
 export async function settleRunsAtStop(ctx: SlackContext, waitMs: number): Promise<void> {
+  ctx.runs.close();
   const active = ctx.runs.list();
   if (active.length === 0) return;
   ctx.logger.info(
@@ -163,16 +187,16 @@ export async function settleRunsAtStop(ctx: SlackContext, waitMs: number): Promi
     const words = WORDS[run.field];
     try {
       const now = ctx.now();
-      let settled = false;
+      // Decided under the alert's write: a run that saved its end first keeps it, and its locks.
       const state = await updateAlertState(ctx.store, run.alertId, (s) => {
         const current = s[run.field];
         if (current?.status !== 'running') return;
         s[run.field] = { ...current, status: 'failed', error: INTERRUPTED_AT_STOP, finishedAt: now };
-        settled = true;
+        run.settled = true;
       });
+      if (!state || !run.settled) continue;
       for (const key of run.locks) await ctx.store.releaseClaim(key);
       await untrackRun(ctx, run.alertId);
-      if (!state || !settled) continue;
       const d = state.alert.detection;
       ctx.logger.warn(
         { alertId: run.alertId, run: run.field, startedBy: run.by },

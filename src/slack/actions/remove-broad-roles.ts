@@ -4,6 +4,7 @@ import { reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
 import { showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
+import { STOPPING_NOTE } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
 import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
 
@@ -47,7 +48,8 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
         );
         return;
       }
-      if (state.undo) {
+      // An Undo recorded in dry-run by earlier versions changed nothing: it does not count here.
+      if (state.undo && state.undo.mode !== 'dry-run') {
         await reply(
           ctx,
           respond,
@@ -64,6 +66,10 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
       }
       if (removableBroadAccess(revoke.plan).length === 0) {
         await reply(ctx, respond, 'Revoke left no broad roles to remove.');
+        return;
+      }
+      if (ctx.runs.closed) {
+        await refuse('service stopping', STOPPING_NOTE, 'refused');
         return;
       }
       if (!(await ctx.store.claim(broadLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {

@@ -13,6 +13,7 @@ import { REVOKE_BUTTON } from '../blocks/alert.ts';
 import type { SlackContext } from '../context.ts';
 import { showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
+import { STOPPING_NOTE } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
 import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
 
@@ -83,6 +84,10 @@ export function registerRevoke(app: App, ctx: SlackContext): void {
         'Nothing was done: this button was shown while remediation was live, and it is a dry-run now (AZURE_REMEDIATION=dry-run), so nothing would be removed. The alert now shows *Revoke (dry-run)*; to remove the access, set AZURE_REMEDIATION=live.',
         'refused',
       );
+      return;
+    }
+    if (ctx.runs.closed) {
+      await refuse('service stopping', STOPPING_NOTE, 'refused');
       return;
     }
     if (!(await ctx.store.claim(revokeLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {

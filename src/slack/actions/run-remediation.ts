@@ -11,7 +11,7 @@ import { STEP_EMOJI, WARNING_CLIP, warningMark } from '../blocks/alert.ts';
 import { clip, code, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
-import { trackRun, untrackRun } from '../stale-runs.ts';
+import { type RunHandle, trackRun, untrackRun } from '../stale-runs.ts';
 
 export { REMEDIATION_LOCK_TTL_MS };
 
@@ -108,12 +108,18 @@ export function runRemediation(
   kind: RunKind,
 ): Promise<void> {
   const alertId = state.alert.id;
-  return ctx.runs.track({ alertId, field: kind.field, by: user, locks: [kind.lockKey(alertId)] }, () =>
-    run(ctx, state, user, kind),
+  return ctx.runs.track({ alertId, field: kind.field, by: user, locks: [kind.lockKey(alertId)] }, (handle) =>
+    run(ctx, state, user, kind, handle),
   );
 }
 
-async function run(ctx: SlackContext, state: SlackAlertState, user: string, kind: RunKind): Promise<void> {
+async function run(
+  ctx: SlackContext,
+  state: SlackAlertState,
+  user: string,
+  kind: RunKind,
+  handle: RunHandle,
+): Promise<void> {
   const { store, remediator } = ctx;
   const alertId = state.alert.id;
   const d = state.alert.detection;
@@ -127,9 +133,10 @@ async function run(ctx: SlackContext, state: SlackAlertState, user: string, kind
   const run: RevokeRun = { status: 'running', mode: remediator.mode, by: user, at: ctx.now() };
   const save = async () => {
     const latest = await updateAlertState(store, alertId, (s) => {
-      s[kind.field] = run;
+      // Settled by a stop meanwhile: the alert says cut short, and stays so.
+      if (!handle.settled()) s[kind.field] = run;
     });
-    if (latest) await showAlert(ctx, latest);
+    if (latest && !handle.settled()) await showAlert(ctx, latest);
     return latest ?? state;
   };
   await trackRun(ctx, alertId);
@@ -157,6 +164,15 @@ async function run(ctx: SlackContext, state: SlackAlertState, user: string, kind
   }
   run.finishedAt = ctx.now();
   const latest = await save();
+  if (handle.settled()) {
+    // The stop marked it cut short and gave its locks back; Azure's own audit record (azure.*)
+    // keeps what it did, and the next click plans anew from what Azure holds.
+    ctx.logger.info(
+      { alertId, run: kind.field, status: run.status },
+      `${kind.verb} ended after the stop had marked it cut short; its result is in the azure audit record`,
+    );
+    return;
+  }
   if (kind.field === 'revoke' && run.status === 'done' && run.mode === 'live') {
     // Listed with the identity's other revoked alerts, so that an Undo on any of them restores all.
     await store.addMembers(revokedAlertsKey(d.appId), [alertId]).catch(() => undefined);

@@ -19,7 +19,7 @@ import { clip, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
-import { trackRun, untrackRun } from '../stale-runs.ts';
+import { type RunHandle, STOPPING_NOTE, trackRun, untrackRun } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
 import { auditRun, REMEDIATION_LOCK_TTL_MS } from './run-remediation.ts';
 
@@ -52,6 +52,7 @@ async function runUndo(
   holdsBroadLock = false,
   /** Set once the locks are given back: a failure after that must not release them again. */
   released: { done: boolean } = { done: false },
+  handle: RunHandle = { settled: () => false },
 ): Promise<void> {
   const { store, remediator } = ctx;
   const alertId = state.alert.id;
@@ -66,9 +67,10 @@ async function runUndo(
   };
   const save = async () => {
     const latest = await updateAlertState(store, alertId, (s) => {
-      s.undo = undo;
+      // Settled by a stop meanwhile: the alert says cut short, and stays so.
+      if (!handle.settled()) s.undo = undo;
     });
-    if (latest) await showAlert(ctx, latest);
+    if (latest && !handle.settled()) await showAlert(ctx, latest);
     return latest ?? state;
   };
   await trackRun(ctx, alertId);
@@ -90,6 +92,15 @@ async function runUndo(
   }
   undo.finishedAt = ctx.now();
   const latest = await save();
+  if (handle.settled()) {
+    // The stop marked it cut short and gave its locks back (see settleRunsAtStop).
+    released.done = true;
+    ctx.logger.info(
+      { alertId, run: 'undo', status: undo.status },
+      'Undo ended after the stop had marked it cut short; its result is in the azure audit record',
+    );
+    return;
+  }
   await untrackRun(ctx, alertId);
   if (undo.status === 'failed') {
     await store.releaseClaim(undoLockKey(alertId));
@@ -184,6 +195,10 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       );
       return;
     }
+    if (ctx.runs.closed) {
+      await refuse('service stopping', STOPPING_NOTE, 'refused');
+      return;
+    }
     if (!(await ctx.store.claim(undoLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
       await refuse(
         'undo already running',
@@ -219,8 +234,8 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       ...(holdBroad ? [broadLockKey(id)] : []),
     ];
     try {
-      await ctx.runs.track({ alertId: id, field: 'undo', by: user, locks }, () =>
-        runUndo(ctx, state, user, failedRun, holdBroad, released),
+      await ctx.runs.track({ alertId: id, field: 'undo', by: user, locks }, (handle) =>
+        runUndo(ctx, state, user, failedRun, holdBroad, released, handle),
       );
     } catch (err) {
       ctx.logger.error({ alertId: id, err: (err as Error).message }, 'undo was cut short');
