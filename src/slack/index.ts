@@ -223,6 +223,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     },
     warnings: () => problems.warnings(),
     async start() {
+      ctx.runs.open();
       // One auth.test, now; never per request: failures are retried in the background or
       // reported through problems(), never thrown. And the runs a stopped process left marked
       // running are shown as interrupted, their button offered again. Both are waited for at most

@@ -155,6 +155,11 @@ export class ActiveRuns {
     this.#closed = true;
   }
 
+  /** The Slack side starts (again): runs may start. */
+  open(): void {
+    this.#closed = false;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
