@@ -30,7 +30,7 @@ export interface Metrics {
   readonly responderActions: { inc(labels: { action: string; result: string }): void };
   /** Sets where the outbox depth gauge reads from (called once by the outbox). */
   setOutboxDepthSource(read: () => number): void;
-  /** Sets where the gauge of the oldest waiting alert's age (seconds) reads from (called once by the outbox). */
+  /** Sets where the gauge of the longest wait of an undelivered alert (seconds) reads from (called once by the outbox). */
   setOutboxOldestSource(read: () => number): void;
   /** Sets where the chat problems gauge reads from (called once by the app). */
   setChatProblemsSource(read: () => number): void;
@@ -43,8 +43,8 @@ export function createMetrics(): Metrics {
 
   let oldestSource: () => number = () => 0;
   new Gauge({
-    name: 'arc_outbox_oldest_alert_seconds',
-    help: 'How long ago the event of the oldest alert waiting for chat delivery happened, in seconds; 0 when none waits',
+    name: 'arc_outbox_oldest_wait_seconds',
+    help: 'How long the alert waiting longest for chat delivery has waited since it was stored, in seconds; 0 when none waits',
     registers: [registry],
     collect() {
       this.set(oldestSource());

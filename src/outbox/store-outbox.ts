@@ -86,6 +86,9 @@ const repeatId = (alertId: string) => `repeat:${alertId}`;
  */
 const yieldToIngest = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/** How many items one probe tries at most while delivery is paused. */
+const PROBE_TRIES = 3;
+
 /** Pending posts whose order is read from the store per call: bounds the memory of a large backlog. */
 const ORDER_READ_CHUNK = 500;
 
@@ -147,6 +150,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
    * process's alerts and read once for the others; pruned to the pending ids at every pass.
    */
   const postOrder = new Map<string, number>();
+  /** When each pending post was queued (epoch ms), known as `postOrder` is: for the wait gauge. */
+  const queuedAtOf = new Map<string, number>();
+  /** Items whose last attempt failed on their own (`failed-item`): a probe says nothing by them. */
+  const refusedItems = new Set<string>();
   // Per-item retry state; pruned to the pending ids at every pass so it stays bounded.
   const itemBackoff = new Map<string, { attempts: number; until: number }>();
   // Whole-worker pause after a failed pass, so a chat outage is not hammered item by item.
@@ -175,6 +182,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     for (const alert of alerts) {
       items.set(postId(alert.id), { kind: 'post', alert, queuedAt });
       postOrder.set(postId(alert.id), eventTimeOf(alert));
+      queuedAtOf.set(postId(alert.id), queuedAt);
     }
     for (const repeat of repeats) {
       const id = repeatId(repeat.alertId);
@@ -215,10 +223,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     return knownIds.size + added.size;
   }
 
-  /** How long ago the event of the oldest pending alert happened (s), from the event times known. */
-  function oldestAlertSeconds(): number {
+  /** How long the pending alert queued first has waited (s), from the queue times known. */
+  function oldestWaitSeconds(): number {
     let oldest = Number.POSITIVE_INFINITY;
-    for (const [id, at] of postOrder) {
+    for (const [id, at] of queuedAtOf) {
       if (at < oldest && (knownIds.has(id) || added.has(id))) oldest = at;
     }
     return Number.isFinite(oldest) ? Math.max(0, Math.round((now() - oldest) / 1000)) : 0;
@@ -255,6 +263,11 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   /** The chat says the failure is this item's alone (`itemOnly` on its error): others may go on. */
   const failedAs = (err: unknown): Attempt =>
     (err as { itemOnly?: unknown } | undefined)?.itemOnly === true ? 'failed-item' : 'failed';
+  /** A failed attempt's result, noting the items that fail on their own (see `refusedItems`). */
+  const noted = (itemId: string, attempt: Attempt): Attempt => {
+    if (attempt === 'failed-item') refusedItems.add(itemId);
+    return attempt;
+  };
 
   async function deliverPost(itemId: string): Promise<Attempt> {
     if (!(await store.claim(leaseKey(itemId), leaseMs))) return 'skipped';
@@ -306,7 +319,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     }
     // Said once the lease is given back: a process that stops after saying it holds nothing.
     recordFailure(itemId, 'post', failure, leaseKept);
-    return failedAs(failure);
+    return noted(itemId, failedAs(failure));
   }
 
   async function deliverRepeat(itemId: string, postPending: boolean): Promise<Attempt> {
@@ -346,7 +359,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       });
     }
     recordFailure(itemId, 'repeat', failure, leaseKept);
-    return failedAs(failure);
+    return noted(itemId, failedAs(failure));
   }
 
   /** One worker pass; returns true when it stopped early with work left. */
@@ -360,6 +373,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     recount();
     for (const id of itemBackoff.keys()) if (!knownIds.has(id)) itemBackoff.delete(id);
     for (const id of postOrder.keys()) if (!knownIds.has(id) && !added.has(id)) postOrder.delete(id);
+    for (const id of queuedAtOf.keys()) if (!knownIds.has(id) && !added.has(id)) queuedAtOf.delete(id);
+    for (const id of refusedItems) if (!knownIds.has(id)) refusedItems.delete(id);
 
     const t = now();
     if (t < pauseUntil) {
@@ -367,12 +382,19 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       // about that long once the chat answers again, not after the whole (growing) pause.
       if (t < probeAt || ids.length === 0) return false;
       probeAt = t + probeMs;
-      const [first] = await inEventOrder(ids.filter(isPost));
-      const probe = first ?? ids[0]!;
-      const result = isPost(probe) ? await deliverPost(probe) : await deliverRepeat(probe, false);
-      if (result !== 'delivered') return false;
-      recovered();
-      return !stopped;
+      // Items that failed on their own last time (a message Slack refuses, an old channel) say
+      // nothing of the chat: the first others are tried, oldest alerts first.
+      const open = ids.filter((id) => !refusedItems.has(id));
+      const candidates = [...(await inEventOrder(open.filter(isPost))), ...open.filter((id) => !isPost(id))];
+      for (const id of candidates.slice(0, PROBE_TRIES)) {
+        const result = isPost(id) ? await deliverPost(id) : await deliverRepeat(id, false);
+        if (result === 'delivered') {
+          recovered();
+          return !stopped;
+        }
+        if (result === 'failed') return false;
+      }
+      return false;
     }
     const ready = (id: string) => (itemBackoff.get(id)?.until ?? 0) <= t;
     // Updates of alerts already posted go first, up to half a batch: they are not paced like posts
@@ -442,6 +464,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
         const item = items[k];
         // An item gone meanwhile, or unreadable, goes last: its delivery sorts it out.
         postOrder.set(id, item?.kind === 'post' ? eventTimeOf(item.alert) : Number.POSITIVE_INFINITY);
+        if (item?.kind === 'post' && typeof item.queuedAt === 'number') queuedAtOf.set(id, item.queuedAt);
       });
     }
     const at = (id: string) => postOrder.get(id) ?? Number.POSITIVE_INFINITY;
@@ -509,7 +532,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
         log.info({ pending: knownIds.size }, 'outbox holds undelivered items; delivering');
       stopped = false;
       metrics?.setOutboxDepthSource(depth);
-      metrics?.setOutboxOldestSource(oldestAlertSeconds);
+      metrics?.setOutboxOldestSource(oldestWaitSeconds);
       kick();
     },
     async stop() {

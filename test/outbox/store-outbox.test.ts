@@ -77,6 +77,24 @@ describe('durable outbox over the store (SQLite)', () => {
     return o;
   }
 
+  /**
+   * An outbox whose failures pause it for a minute or more, so that only its probe (every 100 ms)
+   * can end a pause sooner; `lines` is its log.
+   */
+  function probingOutbox(sink: AlertSink) {
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => void lines.push(line) },
+    });
+    const o = createStoreOutbox(
+      { store, sink, logger, metrics: createMetrics() },
+      { ...fast, baseBackoffMs: 60_000, maxBackoffMs: 120_000, probeMs: 100 },
+    );
+    outboxes.push(o);
+    return { o, lines };
+  }
+
   beforeEach(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-outbox-'));
     store = await openStateStore(`sqlite://${path.join(dir, 'arc.db')}`);
@@ -407,17 +425,7 @@ describe('durable outbox over the store (SQLite)', () => {
 
   it('while paused after failures, tries one item every probeMs: delivery resumes soon after the chat does, said once', async () => {
     const rec = recordingSink();
-    const lines: string[] = [];
-    const logger = createLogger({
-      level: 'info',
-      destination: { write: (line: string) => void lines.push(line) },
-    });
-    // Failures pause the worker for a minute or more: only the probe can end the pause sooner.
-    const o = createStoreOutbox(
-      { store, sink: rec.sink, logger, metrics: createMetrics() },
-      { ...fast, baseBackoffMs: 60_000, maxBackoffMs: 120_000, probeMs: 100 },
-    );
-    outboxes.push(o);
+    const { o, lines } = probingOutbox(rec.sink);
     rec.state.failing = true;
     const alerts = [alert(), alert(), alert()];
     await o.add(alerts, []);
@@ -429,23 +437,60 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(lines.filter((l) => l.includes('chat delivery works again'))).toHaveLength(1);
   });
 
-  it('gauges how long ago the event of the oldest waiting alert happened', async () => {
+  it('gauges how long the alert waiting longest has waited since it was stored, whatever its event time', async () => {
     const rec = recordingSink();
     const metrics = createMetrics();
-    const o = outbox(rec.sink, {}, store, metrics);
+    let clock = Date.now();
+    const o = createStoreOutbox(
+      { store, sink: rec.sink, logger: silent, metrics, now: () => clock },
+      { ...fast, baseBackoffMs: 60_000, maxBackoffMs: 60_000 },
+    );
+    outboxes.push(o);
     const gauge = async () =>
-      /arc_outbox_oldest_alert_seconds (\d+)/.exec(await metrics.registry.metrics())?.[1];
+      /arc_outbox_oldest_wait_seconds (\d+)/.exec(await metrics.registry.metrics())?.[1];
     await o.start();
     expect(await gauge()).toBe('0');
-    const old = alert();
-    old.detection.eventTime = new Date(Date.now() - 600_000).toISOString();
+    // An event that reached the service late has not waited for the chat.
+    const late = alert();
+    late.detection.eventTime = new Date(clock - 600_000).toISOString();
     rec.state.failing = true;
-    await o.add([alert(), old], []);
-    const seconds = Number(await gauge());
-    expect(seconds).toBeGreaterThanOrEqual(600);
-    expect(seconds).toBeLessThan(660);
+    await o.add([late], []);
+    expect(await gauge()).toBe('0');
+    clock += 90_000;
+    await o.add([alert()], []);
+    expect(await gauge()).toBe('90');
     rec.state.failing = false;
+    clock += 120_000;
+    o.kick();
     await vi.waitFor(async () => expect(await gauge()).toBe('0'), { timeout: 5000 });
+  });
+
+  it('a probe passes over an item that fails on its own: the others end the pause', async () => {
+    const rec = recordingSink();
+    const refused = alert();
+    refused.detection.eventTime = new Date(Date.now() - 60_000).toISOString();
+    const sink: AlertSink = {
+      ...rec.sink,
+      async post(a) {
+        if (a.id === refused.id)
+          throw Object.assign(new Error('Slack refuses this message'), { itemOnly: true });
+        return rec.sink.post(a);
+      },
+    };
+    const { o, lines } = probingOutbox(sink);
+    rec.state.failing = true;
+    const others = [alert(), alert()];
+    await o.add([refused, ...others], []);
+    await o.start();
+    await vi.waitFor(() => expect(lines.join('')).toContain('chat delivery failed (post)'));
+    rec.state.failing = false;
+    await vi.waitFor(
+      () => expect(rec.posts.map((p) => p.id).sort()).toEqual(others.map((a) => a.id).sort()),
+      {
+        timeout: 5000,
+      },
+    );
+    expect(lines.filter((l) => l.includes('chat delivery works again'))).toHaveLength(1);
   });
 
   it('says a delivery failed only once it has given the lease back: a process stopped after the line holds nothing', async () => {
