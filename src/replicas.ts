@@ -46,8 +46,9 @@ export interface ReplicaWatch {
  * Each replica keeps a record of its settings in the store, renewed every `everyMs` and expiring
  * a few periods after its replica stops. At each renewal it reads the others' and compares: a
  * difference is logged once (when it appears) and stays in `warnings()` (for `/readyz`) while it
- * lasts. A restart with new settings replaces its own record, so only replicas running together
- * are compared. Failures of the store are left to the rest of the service to report.
+ * lasts. A stop removes its record, so only replicas running together are compared (a process
+ * that crashed leaves its record for up to three periods). Failures of the store are left to the
+ * rest of the service to report.
  */
 export async function watchReplicas(
   store: StateStore,
@@ -89,17 +90,25 @@ export async function watchReplicas(
     said = text;
   }
 
-  const tick = () =>
-    renew().catch((err: unknown) => {
+  let stopped = false;
+  let renewing: Promise<void> = Promise.resolve();
+  const tick = () => {
+    if (stopped) return renewing;
+    renewing = renew().catch((err: unknown) => {
       logger.debug({ err: (err as Error).message }, 'could not compare settings with the other replicas');
     });
+    return renewing;
+  };
   await tick();
   const timer = setInterval(() => void tick(), everyMs);
   timer.unref();
   return {
     warnings: () => current,
     async stop() {
+      stopped = true;
       clearInterval(timer);
+      // A renewal under way would write the record again after it is removed.
+      await renewing;
       await store.delete(recordKey(id)).catch(() => undefined);
       await store.removeMembers(MEMBERS, [id]).catch(() => undefined);
     },

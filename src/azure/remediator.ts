@@ -142,10 +142,10 @@ function graphPathFor(step: PlannedStep): string | undefined {
   return who ? `/v1.0/users/${encodeURIComponent(who)}` : undefined;
 }
 
-/** Creates the Azure remediator (`config.azure.remediation` decides dry-run or live). */
 /** How long a failed read's cause stays said (see `warnPerCause`). */
 const WARN_AGAIN_MS = 10 * 60_000;
 
+/** Creates the Azure remediator (`config.azure.remediation` decides dry-run or live). */
 export function createAzureRemediator(config: Config, deps: AzureDeps): AzureRemediator {
   const services = createAzureServices(config, deps);
   return createRemediatorWith(config.azure.remediation, services, deps.store, deps.logger);

@@ -41,18 +41,25 @@ export async function recordAudit(
   observer?: AuditObserver,
 ) {
   const full: AuditEntry = { ...entry, id: randomUUID(), at: entry.at ?? Date.now() };
-  observer?.counter?.inc({ action: full.action, result: full.result });
-  const log = observer?.logger;
-  if (log) {
-    const { actor, action, alertId, appId, ip, result } = full;
-    const line: Record<string, unknown> = { audit: full.id, actor, action, alertId, appId, ip, result };
-    const why = reasonOf(full.detail);
-    if (why !== undefined) line.why = why;
-    (NOTABLE.has(result) ? log.warn : log.info).call(log, line, `${action} by ${actor}: ${result}`);
+  const { actor, action, alertId, appId, ip, result } = full;
+  const line: Record<string, unknown> = { audit: full.id, actor, action, alertId, appId, ip, result };
+  const why = reasonOf(full.detail);
+  if (why !== undefined) line.why = why;
+  try {
+    await store.set(`audit:${full.id}`, full, AUDIT_TTL_MS);
+    await store.addMembers(ALL, [full.id]);
+    if (full.alertId) await store.addMembers(forAlert(full.alertId), [full.id]);
+  } catch (err) {
+    // What was done is said all the same: the log is then its only record.
+    observer?.logger.warn(
+      { ...line, err: err instanceof Error ? err.message : String(err) },
+      `${action} by ${actor}: ${result} (its audit record could not be stored)`,
+    );
+    throw err;
   }
-  await store.set(`audit:${full.id}`, full, AUDIT_TTL_MS);
-  await store.addMembers(ALL, [full.id]);
-  if (full.alertId) await store.addMembers(forAlert(full.alertId), [full.id]);
+  observer?.counter?.inc({ action, result });
+  const log = observer?.logger;
+  if (log) (NOTABLE.has(result) ? log.warn : log.info).call(log, line, `${action} by ${actor}: ${result}`);
   return full;
 }
 

@@ -237,7 +237,7 @@ export function createIngestHandler(deps: IngestDeps) {
       }
       throw storeTooSlow(stalled, false);
     }
-    if (stallSaid && stalled === 0) {
+    if (stallSaid && stalled <= storeDeadlineMs) {
       stallSaid = false;
       log.info('the history store answers again: ingest takes detections');
     }
