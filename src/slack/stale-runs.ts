@@ -1,8 +1,10 @@
 import { recordAudit } from '../core/audit.ts';
+import type { RemediationPlan, RemediationResult } from '../core/remediation.ts';
 import { waitAtMost } from '../timeout.ts';
 import {
   isStale,
   loadAlertState,
+  type RevokeRun,
   type SlackAlertState,
   settleStaleRuns,
   updateAlertState,
@@ -169,6 +171,20 @@ export class ActiveRuns {
 export const STOPPING_NOTE =
   'arc-responder is restarting: nothing was done. Press the button again in a minute.';
 
+/** The result of a live run cut short during its plan: every step failed, and may have been made. */
+function mayHaveBeenMade(plan: RemediationPlan): RemediationResult {
+  return {
+    mode: 'live',
+    ok: false,
+    steps: plan.steps.map((step) => ({
+      stepId: step.id,
+      status: 'failed',
+      detail: 'cut short by a stop: it may have been made',
+      maybeApplied: true,
+    })),
+  };
+}
+
 /** What a run cut short by a stop says in the alert. */
 export const INTERRUPTED_AT_STOP =
   'arc-responder stopped while it ran (a restart or a deployment). What it changed is unknown; pressing the button again re-plans and finishes it';
@@ -197,6 +213,12 @@ export async function settleRunsAtStop(ctx: SlackContext, waitMs: number): Promi
         const current = s[run.field];
         if (current?.status !== 'running') return;
         s[run.field] = { ...current, status: 'failed', error: INTERRUPTED_AT_STOP, finishedAt: now };
+        if (run.field !== 'undo') {
+          const cut = s[run.field] as RevokeRun;
+          // Each planned change may have been sent: the retry counts what it finds made as this
+          // alert's (Undo then re-creates it), as after an answer that was lost.
+          if (cut.mode === 'live' && cut.plan && !cut.result) cut.result = mayHaveBeenMade(cut.plan);
+        }
         run.settled = true;
       });
       if (!state || !run.settled) continue;

@@ -142,6 +142,16 @@ describe('Revoke, live', () => {
     const { responseId } = await h!.click(ACTION_IDS.revoke, alert.id, RESPONDER, { text: 'Revoke' });
     await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
     expect(noteTo(responseId)).toContain('arc-responder is restarting: nothing was done');
+
+    // After the restart, Revoke again finds the assignment the cut-short run deleted gone, and
+    // counts its removal as this alert's: Undo re-creates it.
+    await h!.chat.start?.();
+    await h!.click(ACTION_IDS.revoke, alert.id, RESPONDER, { text: 'Revoke' });
+    await slack().waitFor('the revoke', () => threads().length === 2, AZURE_WAIT);
+    expect((await loadAlertState(h!.store, alert.id, Date.now()))!.revoke).toMatchObject({ status: 'done' });
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    expect(azure!.calls('arm', 'PUT')).toHaveLength(1);
+    expect(azure!.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
   });
 
   it('a stop waits for a run that ends within its wait, which then keeps its own result', async () => {
