@@ -74,11 +74,14 @@ export async function listAudit(store: StateStore, alertId?: string): Promise<Au
   return entries.filter((e): e is AuditEntry => e !== undefined).sort((a, b) => a.at - b.at);
 }
 
-/** The reason an audit detail gives (a refusal's text, a run's error, its mode), clipped. */
+/**
+ * The reason an audit detail gives, clipped: a refusal's text, a run's error, a Mark benign's
+ * reason, or a run's mode.
+ */
 function reasonOf(detail: unknown): string | undefined {
   if (typeof detail === 'string') return detail.slice(0, 300);
   if (typeof detail !== 'object' || detail === null) return undefined;
-  const { error, mode } = detail as { error?: unknown; mode?: unknown };
-  if (typeof error === 'string') return error.slice(0, 300);
-  return typeof mode === 'string' ? mode : undefined;
+  const { error, reason, mode } = detail as { error?: unknown; reason?: unknown; mode?: unknown };
+  for (const text of [error, reason, mode]) if (typeof text === 'string') return text.slice(0, 300);
+  return undefined;
 }

@@ -48,7 +48,6 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
         { actor: user, ...subject, result: removed ? 'ok' : 'not-found' },
         ctx.audit,
       );
-      ctx.logger.info({ user, ...subject, removed }, 'allowlist entry removed from Slack');
       if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
       const { entries, dormant } = await ctx.history.readIdentity(pair.appId);
       // Replaces the message holding the button: the first of the reply, from the same IP on.

@@ -101,7 +101,6 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       },
       ctx.audit,
     );
-    ctx.logger.info({ user, ...subject, until, as: decision.as }, 'pair marked benign from Slack');
     await showAlert(ctx, latest);
     await auditInThread(ctx, latest, `Audit: ${benignText(mark)}`);
   });
