@@ -3,13 +3,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { HttpError } from '../http/http-error.ts';
 import { ClientGoneError, readBody } from '../http/read-body.ts';
+import { createRefusalLog } from '../http/refusal-log.ts';
 
 /** Slack signs with the current time; anything further than this from our clock is refused. */
 export const MAX_SKEW_SECONDS = 300;
 /** Slack's payloads are small; larger bodies are refused before any parsing. */
 export const MAX_BODY_BYTES = 256 * 1024;
 
-export type VerifyResult = { ok: true } | { ok: false; reason: string };
+/** Why a request was refused: `code` is one of a few, for counting; `reason` says it for people. */
+export type VerifyResult =
+  | { ok: true }
+  | {
+      ok: false;
+      code: 'bad_timestamp' | 'bad_signature_header' | 'stale' | 'signature_mismatch';
+      reason: string;
+    };
 
 /**
  * Verifies a Slack request: `v0=` HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing secret,
@@ -25,14 +33,18 @@ export function verifySlackSignature(opts: {
 }): VerifyResult {
   const { timestamp, signature } = opts;
   if (typeof timestamp !== 'string' || !/^\d{1,12}$/.test(timestamp)) {
-    return { ok: false, reason: 'missing or malformed X-Slack-Request-Timestamp' };
+    return { ok: false, code: 'bad_timestamp', reason: 'missing or malformed X-Slack-Request-Timestamp' };
   }
   if (typeof signature !== 'string' || !/^v0=[0-9a-f]{64}$/.test(signature)) {
-    return { ok: false, reason: 'missing or malformed X-Slack-Signature' };
+    return { ok: false, code: 'bad_signature_header', reason: 'missing or malformed X-Slack-Signature' };
   }
   const skew = Math.abs(Math.floor(opts.nowMs / 1000) - Number(timestamp));
   if (skew > MAX_SKEW_SECONDS) {
-    return { ok: false, reason: `timestamp is ${skew}s away from now (more than ${MAX_SKEW_SECONDS}s)` };
+    return {
+      ok: false,
+      code: 'stale',
+      reason: `timestamp is ${skew}s away from now (more than ${MAX_SKEW_SECONDS}s)`,
+    };
   }
   const mac = createHmac('sha256', opts.signingSecret);
   mac.update(`v0:${timestamp}:`);
@@ -40,7 +52,7 @@ export function verifySlackSignature(opts: {
   const expected = Buffer.from(`v0=${mac.digest('hex')}`, 'utf8');
   const given = Buffer.from(signature, 'utf8');
   if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
-    return { ok: false, reason: 'signature does not match' };
+    return { ok: false, code: 'signature_mismatch', reason: 'signature does not match' };
   }
   return { ok: true };
 }
@@ -78,6 +90,8 @@ export function guardSlackRequests(opts: {
   logger: Logger;
   now: () => number;
 }): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  // A flood of forged or misconfigured requests writes at most a few lines a minute per cause.
+  const refusals = createRefusalLog(opts.logger);
   return async (req, res) => {
     try {
       if (req.method !== 'POST') return reply(res, 405, 'POST only');
@@ -103,10 +117,17 @@ export function guardSlackRequests(opts: {
         nowMs: opts.now(),
       });
       if (!verdict.ok) {
-        opts.logger.warn(
-          { reason: verdict.reason, retry: req.headers['x-slack-retry-num'] },
-          'refused a Slack request (401): if Slack itself is refused, check SLACK_SIGNING_SECRET and the server clock',
-        );
+        if (refusals.admit({ method: 'POST', route: '/slack/events', status: 401, code: verdict.code })) {
+          opts.logger.warn(
+            {
+              code: verdict.code,
+              reason: verdict.reason,
+              client: req.socket.remoteAddress,
+              retry: req.headers['x-slack-retry-num'],
+            },
+            'refused a Slack request (401): if Slack itself is refused, check SLACK_SIGNING_SECRET and the server clock',
+          );
+        }
         return reply(res, 401);
       }
       (req as IncomingMessage & { rawBody?: Buffer }).rawBody = body;

@@ -54,6 +54,18 @@ describe('Slack request verification', () => {
     expect(await listAudit(h.store)).toEqual([]);
   });
 
+  it('logs at most 10 refusals a minute per cause, each with its cause and client, under a flood of forged requests', async () => {
+    h = await startHarness();
+    for (let i = 0; i < 25; i++) expect((await h.send(command(), { secret: 'forged' })).status).toBe(401);
+    expect((await h.send(command(), { timestamp: nowSec() - 301 })).status).toBe(401);
+    const refusals = h.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => String(l.msg).startsWith('refused a Slack request (401)'));
+    expect(refusals.filter((l) => l.code === 'signature_mismatch')).toHaveLength(10);
+    expect(refusals.filter((l) => l.code === 'stale')).toHaveLength(1);
+    expect(refusals[0]).toMatchObject({ reason: 'signature does not match', client: '127.0.0.1' });
+  });
+
   it('answers 401 to a stale timestamp and to one from the future (more than 5 minutes)', async () => {
     h = await startHarness();
     expect((await h.send(command(), { timestamp: nowSec() - 301 })).status).toBe(401);
