@@ -256,7 +256,7 @@ export function createMessenger(opts: {
         if (isTransient(e) && Date.now() - since < SEARCH_GIVE_UP_MS) throw e;
         logger.warn(
           { alertId: id, channel: state.channel, code: e.code },
-          'cannot read the alert channel to see whether an interrupted post went out; posting the alert again (add the channels:history and groups:history scopes to avoid a possible second message)',
+          `cannot read the alert channel to see whether an interrupted post went out (${e.code}); posting the alert again${e.code === 'missing_scope' ? ' (add the channels:history and groups:history scopes to avoid a possible second message)' : ''}`,
         );
         return undefined;
       }

@@ -199,6 +199,17 @@ describe('posting alerts', () => {
       expect(h.failures).toContainEqual({ reason: 'missing_scope' });
     });
 
+    it('names the cause when the history cannot be read for another reason, without scope advice', async () => {
+      h = await startHarness();
+      const alert = await interruptedPost(h);
+      h.fake.script('conversations.history', { error: 'not_in_channel' });
+      await h.chat.sink.post(alert);
+      expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
+      const logs = h.logs.join('');
+      expect(logs).toContain('went out (not_in_channel); posting the alert again');
+      expect(logs).not.toContain('add the channels:history');
+    });
+
     it('posts again when the search can never work: an unknown method, a 404', async () => {
       for (const answer of [{ error: 'unknown_method' }, { status: 404 }] as const) {
         h = await startHarness();
