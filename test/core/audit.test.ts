@@ -30,10 +30,12 @@ it('stores the record, then says it in one log line (refusals and failures at wa
   const store = await openStateStore('memory://');
   try {
     const { o, lines, counted } = observer();
-    await recordAudit(store, { ...entry, result: 'ok', detail: { mode: 'live', steps: [] } }, o);
+    // Listed by time: two records of one millisecond would come in either order.
+    const at = Date.now();
+    await recordAudit(store, { ...entry, at, result: 'ok', detail: { mode: 'live', steps: [] } }, o);
     await recordAudit(
       store,
-      { ...entry, actor: 'U0OTHER', result: 'refused', detail: 'not in SLACK_RESPONDERS' },
+      { ...entry, at: at + 1, actor: 'U0OTHER', result: 'refused', detail: 'not in SLACK_RESPONDERS' },
       o,
     );
     expect((await listAudit(store, 'a1')).map((e) => e.result)).toEqual(['ok', 'refused']);
