@@ -221,14 +221,18 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       const socketProblem = supervisor?.problem();
       return socketProblem === undefined ? problems.list() : [...problems.list(), socketProblem];
     },
-    warnings: () => problems.warnings(),
+    warnings: () => [...problems.warnings(), ...responders.warnings()],
     async start() {
       ctx.runs.open();
       // One auth.test, now; never per request: failures are retried in the background or
       // reported through problems(), never thrown. And the runs a stopped process left marked
       // running are shown as interrupted, their button offered again. Both are waited for at most
       // `startWaitMs`, so that a slow or unreachable Slack does not hold up the service's start.
-      await waitAtMost(Promise.all([auth.start(), sweep()]), tuning.startWaitMs ?? START_WAIT_MS);
+      // The user groups of SLACK_RESPONDERS are listed once too: one Slack refuses is said now.
+      await waitAtMost(
+        Promise.all([auth.start(), sweep(), responders.warm()]),
+        tuning.startWaitMs ?? START_WAIT_MS,
+      );
       clearInterval(sweepTimer);
       sweepTimer = setInterval(() => void sweep(), tuning.staleSweepIntervalMs ?? STALE_SWEEP_INTERVAL_MS);
       sweepTimer.unref();

@@ -42,6 +42,10 @@ export interface ResponderCheck {
   slowGroups(): string[];
   /** Slack's error code from a group's last failed lookup (`no_such_subteam`, `missing_scope`, ...). */
   lookupError(group: string): string | undefined;
+  /** Looks every group up once (at start), so that a group Slack refuses is known before a click. */
+  warm(): Promise<void>;
+  /** The groups Slack refuses to list, said for `/readyz` until a lookup succeeds. */
+  warnings(): string[];
   /**
    * Whether the user is a responder as far as is known without asking Slack (listed by id, or in a
    * group's member list still fresh): for labelling a grant that needs no lookup.
@@ -107,11 +111,16 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
           return members;
         } catch (err) {
           const code = (err as { data?: { error?: unknown } }).data?.error;
+          const known = errors.get(group);
           if (typeof code === 'string') errors.set(group, code.slice(0, 64));
           else errors.delete(group);
-          opts.logger.warn(
+          // At warn once per group and cause (until a lookup succeeds); its repeats at debug.
+          (known !== undefined && known === errors.get(group) ? opts.logger.debug : opts.logger.warn).call(
+            opts.logger,
             { group, code, err: (err as Error).message },
-            'cannot list the members of a SLACK_RESPONDERS user group: check the usergroups:read scope and the group id',
+            code === 'no_such_subteam'
+              ? 'SLACK_RESPONDERS names a user group Slack does not know: correct the group id'
+              : 'cannot list the members of a SLACK_RESPONDERS user group: check the usergroups:read scope and the group id',
           );
           if (!cached) unreadable.add(group);
           slow.delete(group);
@@ -130,6 +139,16 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
     unreadableGroups: () => [...unreadable],
     slowGroups: () => [...slow],
     lookupError: (group) => errors.get(group),
+    async warm() {
+      await Promise.all(groups.map((group) => lookUp(group, cache.get(group))));
+    },
+    warnings() {
+      return [...errors].map(([group, code]) =>
+        code === 'no_such_subteam'
+          ? `SLACK_RESPONDERS names user group ${group}, which Slack does not know (no_such_subteam): its members cannot revoke; correct the group id`
+          : `the members of SLACK_RESPONDERS user group ${group} cannot be read (${code}): its members cannot revoke; check the usergroups:read scope and the group id`,
+      );
+    },
     knownResponder(userId) {
       if (users.has(userId)) return true;
       return groups.some((group) => {

@@ -89,6 +89,26 @@ describe('who may press the buttons', () => {
     );
   });
 
+  it('names a user group Slack does not know at start, in the warnings, and logs it once however often it is looked up', async () => {
+    h = await startHarness();
+    h.fake.script('usergroups.users.list', { error: 'no_such_subteam' }, { error: 'no_such_subteam' });
+    await h.chat.start?.();
+    expect(h.fake.callsOf('usergroups.users.list')).toHaveLength(1);
+    expect(h.chat.warnings?.()).toEqual([
+      expect.stringMatching(
+        /^SLACK_RESPONDERS names user group SRESPONDERS, which Slack does not know \(no_such_subteam\)/,
+      ),
+    ]);
+    await h.chat.sink.post(alert);
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    const said = h.logs.filter((l) => l.includes('SLACK_RESPONDERS names a user group Slack does not know'));
+    expect(said.map((l) => (JSON.parse(l) as { level: number }).level)).toEqual([40, 20]);
+    // Once Slack lists the group (the id was corrected), the warning is gone.
+    await h.click(ACTION_IDS.revoke, alert.id, GROUP_MEMBER);
+    await vi.waitFor(() => expect(h.chat.warnings?.()).toEqual([]));
+  });
+
   it.each([
     [
       'no_such_subteam',
