@@ -160,6 +160,27 @@ export function createRemediatorWith(
 ): AzureRemediator {
   const { arm, graph, endpoints } = services;
   const logger = baseLogger.child({ component: 'azure-remediator' });
+  /** One line per step run against Azure, naming its alert, identity and clicker. */
+  function logStep(
+    msg: 'remediation step' | 'undo step',
+    plan: RemediationPlan,
+    stepId: string,
+    outcome: { status: string; fix?: string },
+    context: RemediationContext | undefined,
+  ): void {
+    logger.info(
+      {
+        alertId: context?.alertId,
+        actor: context?.actor,
+        appId: plan.appId,
+        step: stepId,
+        status: outcome.status,
+        fix: outcome.fix,
+      },
+      msg,
+    );
+  }
+
   /** When each cause of a failed read was last logged at warn (see `warnPerCause`). */
   const warnedAt = new Map<string, number>();
 
@@ -729,17 +750,7 @@ export function createRemediatorWith(
       // Still unsettled: what an earlier attempt may have done is not forgotten by this one.
       if (outcome.status === 'failed' && earlier?.maybeApplied) outcome.maybeApplied = true;
       steps.push({ stepId: step.id, ...outcome });
-      logger.info(
-        {
-          alertId: context?.alertId,
-          actor: context?.actor,
-          appId: plan.appId,
-          step: step.id,
-          status: outcome.status,
-          fix: outcome.fix,
-        },
-        'remediation step',
-      );
+      logStep('remediation step', plan, step.id, outcome, context);
     }
     // A plan made while Azure could not be read may miss an assignment: not done until planned
     // again. A plan with no step at all (no principal confirmed) revoked nothing.
@@ -793,17 +804,7 @@ export function createRemediatorWith(
             `undo ${step.id}`,
           );
       steps.push({ stepId: step.id, ...outcome });
-      logger.info(
-        {
-          alertId: context?.alertId,
-          actor: context?.actor,
-          appId: plan.appId,
-          step: step.id,
-          status: outcome.status,
-          fix: outcome.fix,
-        },
-        'undo step',
-      );
+      logStep('undo step', plan, step.id, outcome, context);
     }
     const ok = mode === 'dry-run' || steps.every(isFinished);
     const undone: RemediationResult = { mode, ok, steps };

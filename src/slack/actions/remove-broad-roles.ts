@@ -4,9 +4,8 @@ import { reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
 import { showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
-import { STOPPING_NOTE } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
-import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
+import { type RunKind, runRemediation, takeRunLock } from './run-remediation.ts';
 
 const BROAD: RunKind = {
   field: 'broad',
@@ -68,17 +67,11 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
         await reply(ctx, respond, 'Revoke left no broad roles to remove.');
         return;
       }
-      if (ctx.runs.closed) {
-        await refuse('service stopping', STOPPING_NOTE, 'refused');
-        return;
-      }
-      if (!(await ctx.store.claim(broadLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
-        await refuse(
-          'broad removal already running',
-          'Remove broad roles is already running (or just ran) for this alert: see its message.',
-        );
-        return;
-      }
+      const taken = await takeRunLock(ctx, refuse, broadLockKey(state.alert.id), {
+        detail: 'broad removal already running',
+        text: 'Remove broad roles is already running (or just ran) for this alert: see its message.',
+      });
+      if (!taken) return;
       await runRemediation(ctx, state, user, BROAD);
     },
   );

@@ -13,9 +13,8 @@ import { REVOKE_BUTTON } from '../blocks/alert.ts';
 import type { SlackContext } from '../context.ts';
 import { showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
-import { STOPPING_NOTE } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
-import { REMEDIATION_LOCK_TTL_MS, type RunKind, runRemediation } from './run-remediation.ts';
+import { type RunKind, runRemediation, takeRunLock } from './run-remediation.ts';
 
 const REVOKE: RunKind = {
   field: 'revoke',
@@ -86,17 +85,11 @@ export function registerRevoke(app: App, ctx: SlackContext): void {
       );
       return;
     }
-    if (ctx.runs.closed) {
-      await refuse('service stopping', STOPPING_NOTE, 'refused');
-      return;
-    }
-    if (!(await ctx.store.claim(revokeLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
-      await refuse(
-        'revoke already running',
-        'Revoke is already running (or just ran) for this alert: see its message.',
-      );
-      return;
-    }
+    const taken = await takeRunLock(ctx, refuse, revokeLockKey(state.alert.id), {
+      detail: 'revoke already running',
+      text: 'Revoke is already running (or just ran) for this alert: see its message.',
+    });
+    if (!taken) return;
     let current = state;
     if (revokeUndone(state)) {
       // Revoke again after an Undo: a new round, whose Undo and broad removal can run again.

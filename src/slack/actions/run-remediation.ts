@@ -11,7 +11,8 @@ import { STEP_EMOJI, WARNING_CLIP, warningMark } from '../blocks/alert.ts';
 import { clip, code, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
-import { type RunHandle, trackRun, untrackRun } from '../stale-runs.ts';
+import { type RunHandle, STOPPING_NOTE, trackRun, untrackRun } from '../stale-runs.ts';
+import type { AlertClick } from './alert-click.ts';
 
 export { REMEDIATION_LOCK_TTL_MS };
 
@@ -207,4 +208,23 @@ export async function auditRun(
     },
     ctx.audit,
   );
+}
+
+/**
+ * Takes a run's lock for a click, or refuses the click: while the service stops (no run may
+ * start), or while the lock is held (`held` says so: a run is going, or just ran). True when taken.
+ */
+export async function takeRunLock(
+  ctx: SlackContext,
+  refuse: AlertClick['refuse'],
+  key: string,
+  held: { detail: string; text: string },
+): Promise<boolean> {
+  if (ctx.runs.closed) {
+    await refuse('service stopping', STOPPING_NOTE, 'refused');
+    return false;
+  }
+  if (await ctx.store.claim(key, REMEDIATION_LOCK_TTL_MS)) return true;
+  await refuse(held.detail, held.text);
+  return false;
 }

@@ -19,9 +19,9 @@ import { clip, esc } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
-import { type RunHandle, STOPPING_NOTE, trackRun, untrackRun } from '../stale-runs.ts';
+import { type RunHandle, trackRun, untrackRun } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
-import { auditRun, REMEDIATION_LOCK_TTL_MS } from './run-remediation.ts';
+import { auditRun, REMEDIATION_LOCK_TTL_MS, takeRunLock } from './run-remediation.ts';
 
 function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): string {
   const who = `<@${undo.by}>`;
@@ -52,7 +52,7 @@ async function runUndo(
   holdsBroadLock = false,
   /** Set once the locks are given back: a failure after that must not release them again. */
   released: { done: boolean } = { done: false },
-  handle: RunHandle = { settled: () => false },
+  handle: RunHandle,
 ): Promise<void> {
   const { store, remediator } = ctx;
   const alertId = state.alert.id;
@@ -195,17 +195,11 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       );
       return;
     }
-    if (ctx.runs.closed) {
-      await refuse('service stopping', STOPPING_NOTE, 'refused');
-      return;
-    }
-    if (!(await ctx.store.claim(undoLockKey(state.alert.id), REMEDIATION_LOCK_TTL_MS))) {
-      await refuse(
-        'undo already running',
-        'Undo is already running (or just ran) for this alert: see its message.',
-      );
-      return;
-    }
+    const taken = await takeRunLock(ctx, refuse, undoLockKey(state.alert.id), {
+      detail: 'undo already running',
+      text: 'Undo is already running (or just ran) for this alert: see its message.',
+    });
+    if (!taken) return;
     // Undo of a failed run: its Revoke lock was given back for a retry; Undo takes it, so that no
     // retry runs against the Undo (a click on each at once, or on two replicas).
     const failedRun = state.revoke?.status === 'failed';
