@@ -145,13 +145,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     for (const id of added.keys()) if (isPost(id)) posts++;
   };
   /**
-   * When each pending post's event happened (epoch ms), so that a pass posts alerts in the order
-   * their events happened, whatever order the store lists them in. Known from `add` for this
-   * process's alerts and read once for the others; pruned to the pending ids at every pass.
+   * For each pending post, when its event happened (epoch ms), so that a pass posts alerts in the
+   * order their events happened, whatever order the store lists them in; and when it was queued,
+   * for the wait gauge. Known from `add` for this process's alerts and read once for the others;
+   * pruned to the pending ids at every pass.
    */
-  const postOrder = new Map<string, number>();
-  /** When each pending post was queued (epoch ms), known as `postOrder` is: for the wait gauge. */
-  const queuedAtOf = new Map<string, number>();
+  const postTimes = new Map<string, { event: number; queued?: number }>();
   /** Items whose last attempt failed on their own (`failed-item`): a probe says nothing by them. */
   const refusedItems = new Set<string>();
   // Per-item retry state; pruned to the pending ids at every pass so it stays bounded.
@@ -181,8 +180,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     const items = new Map<string, OutboxItem>();
     for (const alert of alerts) {
       items.set(postId(alert.id), { kind: 'post', alert, queuedAt });
-      postOrder.set(postId(alert.id), eventTimeOf(alert));
-      queuedAtOf.set(postId(alert.id), queuedAt);
+      postTimes.set(postId(alert.id), { event: eventTimeOf(alert), queued: queuedAt });
     }
     for (const repeat of repeats) {
       const id = repeatId(repeat.alertId);
@@ -226,8 +224,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   /** How long the pending alert queued first has waited (s), from the queue times known. */
   function oldestWaitSeconds(): number {
     let oldest = Number.POSITIVE_INFINITY;
-    for (const [id, at] of queuedAtOf) {
-      if (at < oldest && (knownIds.has(id) || added.has(id))) oldest = at;
+    for (const [id, { queued }] of postTimes) {
+      if (queued !== undefined && queued < oldest && (knownIds.has(id) || added.has(id))) oldest = queued;
     }
     return Number.isFinite(oldest) ? Math.max(0, Math.round((now() - oldest) / 1000)) : 0;
   }
@@ -372,8 +370,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     for (const [id, storedAt] of added) if (knownIds.has(id) || storedAt < readAt) added.delete(id);
     recount();
     for (const id of itemBackoff.keys()) if (!knownIds.has(id)) itemBackoff.delete(id);
-    for (const id of postOrder.keys()) if (!knownIds.has(id) && !added.has(id)) postOrder.delete(id);
-    for (const id of queuedAtOf.keys()) if (!knownIds.has(id) && !added.has(id)) queuedAtOf.delete(id);
+    for (const id of postTimes.keys()) if (!knownIds.has(id) && !added.has(id)) postTimes.delete(id);
     for (const id of refusedItems) if (!knownIds.has(id)) refusedItems.delete(id);
 
     const t = now();
@@ -456,18 +453,22 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
 
   /** Sorts post ids by their event's time (then by id), reading the items this process has not seen. */
   async function inEventOrder(postIds: string[]): Promise<string[]> {
-    const unknown = postIds.filter((id) => !postOrder.has(id));
+    const unknown = postIds.filter((id) => !postTimes.has(id));
     for (let i = 0; i < unknown.length; i += ORDER_READ_CHUNK) {
       const chunk = unknown.slice(i, i + ORDER_READ_CHUNK);
       const items = await store.getMany<OutboxItem>(chunk.map(outboxItemKey));
       chunk.forEach((id, k) => {
         const item = items[k];
         // An item gone meanwhile, or unreadable, goes last: its delivery sorts it out.
-        postOrder.set(id, item?.kind === 'post' ? eventTimeOf(item.alert) : Number.POSITIVE_INFINITY);
-        if (item?.kind === 'post' && typeof item.queuedAt === 'number') queuedAtOf.set(id, item.queuedAt);
+        postTimes.set(
+          id,
+          item?.kind === 'post'
+            ? { event: eventTimeOf(item.alert), queued: item.queuedAt }
+            : { event: Number.POSITIVE_INFINITY },
+        );
       });
     }
-    const at = (id: string) => postOrder.get(id) ?? Number.POSITIVE_INFINITY;
+    const at = (id: string) => postTimes.get(id)?.event ?? Number.POSITIVE_INFINITY;
     return postIds.sort((a, b) => at(a) - at(b) || (a < b ? -1 : a > b ? 1 : 0));
   }
 
