@@ -134,9 +134,10 @@ function graphPathFor(step: PlannedStep): string | undefined {
   if (step.kind === 'disable-service-principal') {
     const guid = dashGuid(step.target);
     if (!guid) return undefined;
-    return step.call.includes('servicePrincipals(appId=')
-      ? `/v1.0/servicePrincipals(appId='${guid}')`
-      : `/v1.0/servicePrincipals/${guid}`;
+    // A step stored without `targetIs` says it by the call it shows.
+    const byAppId =
+      (step.targetIs ?? (step.call.includes('servicePrincipals(appId=') ? 'appId' : 'objectId')) === 'appId';
+    return byAppId ? `/v1.0/servicePrincipals(appId='${guid}')` : `/v1.0/servicePrincipals/${guid}`;
   }
   const who = dashGuid(step.target) ?? (isUpn(step.target) ? step.target : undefined);
   return who ? `/v1.0/users/${encodeURIComponent(who)}` : undefined;

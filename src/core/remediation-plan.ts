@@ -822,6 +822,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
         description: `Disable the service principal${principalId ? ` ${principalId}` : ''} of application ${appId ?? d.appId} so that it cannot sign in`,
         call: `PATCH ${endpoints.graph}/v1.0/${path} {"accountEnabled":false}`,
         target,
+        targetIs: principalId ? 'objectId' : 'appId',
       });
     } else {
       warnings.push('the service principal has no valid object id or appId: it is not disabled');

@@ -11,6 +11,11 @@ export interface PlannedStep {
   call: string;
   /** Target of the step: the role assignment id (full ARM id) or the principal object id / appId. */
   target: string;
+  /**
+   * Service principal steps: whether `target` is the principal's object id or its application's
+   * appId (Graph addresses the two differently).
+   */
+  targetIs?: 'objectId' | 'appId';
   /** For assignments: what to re-create on undo. */
   assignment?: {
     scope: string;

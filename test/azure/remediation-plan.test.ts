@@ -403,6 +403,7 @@ describe('buildRemediationPlan', () => {
       {
         kind: 'disable-service-principal',
         call: `PATCH https://graph.microsoft.com/v1.0/servicePrincipals(appId='${d.appId}') {"accountEnabled":false}`,
+        targetIs: 'appId',
       },
     ]);
     expect(plan.warnings.join('\n')).toMatch(/names no role assignment/);

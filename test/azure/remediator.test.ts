@@ -360,6 +360,33 @@ describe('Azure remediator: execute', () => {
     expect(JSON.stringify(attempt)).not.toMatch(/fake-[0-9a-f-]{36}|Bearer/);
   });
 
+  it('addresses a service principal by its appId when the plan names it so, also in a step stored without `targetIs`', async () => {
+    for (const stored of [false, true]) {
+      const { fake, remediator } = await setup(RG_SCOPE);
+      const plan = await remediator.plan(spDetection(RG_SCOPE));
+      const byAppId = plan.steps.map((s) => {
+        if (s.kind !== 'disable-service-principal') return s;
+        const { targetIs: _, ...rest } = s;
+        return {
+          ...rest,
+          target: APP_ID,
+          call: `PATCH ${fake.graphUrl}/v1.0/servicePrincipals(appId='${APP_ID}') {"accountEnabled":false}`,
+          ...(stored ? {} : { targetIs: 'appId' as const }),
+        };
+      });
+      fake.clearRequests();
+      const result = await remediator.execute({ ...plan, steps: byAppId }, undefined, {
+        actor: 'U123',
+        alertId: `alert-appid-${stored}`,
+      });
+      expect(result.steps.map((s) => s.status)).toEqual(['done', 'done']);
+      expect(fake.calls('graph', 'PATCH').map((r) => r.path)).toEqual([
+        `/v1.0/servicePrincipals(appId='${APP_ID}')`,
+      ]);
+      expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+    }
+  });
+
   it('treats an assignment already gone as done; a principal Graph no longer finds, seconds after the plan did, is not taken for deleted', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
