@@ -1,5 +1,7 @@
 import { App, type Authorize, HTTPReceiver, SocketModeReceiver, webApi } from '@slack/bolt';
+import type { ExtendedErrorHandler } from '@slack/bolt/dist/App.js';
 import type { Logger } from 'pino';
+import { describeError, isStoreDown } from '../store/store-error.ts';
 import { register as registerActions } from './actions/index.ts';
 import { boltLogger } from './bolt-logger.ts';
 import { register as registerCommands } from './commands/index.ts';
@@ -101,6 +103,8 @@ export function createBoltApp(
     receiver,
     logger: log,
     clientOptions: clientOptions(settings, opts),
+    // The error handler is given the request's body, so that it can answer the clicker.
+    extendedErrorHandler: true,
   });
   return receiver instanceof SocketModeReceiver
     ? { app, socketMode, socketClient: receiver.client }
@@ -114,7 +118,43 @@ export function registerHandlers(app: App, ctx: SlackContext): void {
   registerActions(app, ctx);
   registerViews(app, ctx);
   registerCommands(app, ctx);
-  app.error(async (err) => {
-    ctx.logger.error({ err: err.message, code: (err as { code?: string }).code }, 'Slack handler failed');
+  app.error(async ({ error, body }: Parameters<ExtendedErrorHandler>[0]) => {
+    const cause = (error as { original?: unknown }).original ?? error;
+    const storeDown = isStoreDown(cause);
+    ctx.logger.error(
+      { err: describeError(cause), code: (cause as { code?: unknown }).code },
+      storeDown
+        ? 'Slack handler failed: the store did not answer; check the store (/readyz)'
+        : 'Slack handler failed',
+    );
+    await tellClicker(ctx, body, storeDown ? STORE_DOWN_NOTE : FAILED_NOTE);
   });
 }
+
+/** The private note to a click or command whose handler failed before it could answer. */
+export const STORE_DOWN_NOTE =
+  ':warning: arc-responder could not finish this: its store did not answer. Look at the alert before you try again in a minute; the service’s /readyz says when the store is back.';
+export const FAILED_NOTE =
+  ':warning: arc-responder could not finish this because of an unexpected error; its log has the details. Look at the alert before you try again.';
+
+/**
+ * Answers a failed click or slash command privately through its `response_url` (a view submission
+ * has none: its modal has closed), so that the person is not left waiting on silence.
+ */
+async function tellClicker(ctx: SlackContext, body: unknown, text: string): Promise<void> {
+  const url = (body as { response_url?: unknown } | undefined)?.response_url;
+  if (typeof url !== 'string' || !/^https?:\/\//.test(url)) return;
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ response_type: 'ephemeral', replace_original: false, text }),
+      signal: AbortSignal.timeout(REPLY_TIMEOUT_MS),
+    });
+    if (!res.ok) throw new Error(`Slack answered ${res.status}`);
+  } catch (err) {
+    ctx.logger.warn({ err: (err as Error).message }, 'cannot reply through the response_url');
+  }
+}
+
+const REPLY_TIMEOUT_MS = 5000;

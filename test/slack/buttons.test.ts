@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { allowKey } from '../../src/core/pair.ts';
+import { FAILED_NOTE, STORE_DOWN_NOTE } from '../../src/slack/app.ts';
 import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
+import { StoreError } from '../../src/store/store-error.ts';
 import { CHANNEL, GROUP_MEMBER, type Harness, OUTSIDER, RESPONDER, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
@@ -429,5 +431,37 @@ describe('Mark benign', () => {
     const res = await h.submit(CALLBACK_IDS.markBenign, RESPONDER, 'not json', values('x', '7d'));
     expect(res.status).toBe(200);
     expect(res.json()).toMatchObject({ response_action: 'errors' });
+  });
+});
+
+describe('a click whose handler fails', () => {
+  it.each([ACTION_IDS.revoke, ACTION_IDS.markBenign, ACTION_IDS.undoRevoke])(
+    '%s while the store does not answer: the clicker is told privately, and the log says to check the store',
+    async (actionId) => {
+      await posted();
+      const get = h.store.get.bind(h.store);
+      h.store.get = () =>
+        Promise.reject(new StoreError('STORE_UNREACHABLE', 'connect ECONNREFUSED 127.0.0.1:6379'));
+      const { status, responseId } = await h.click(actionId, alert.id, RESPONDER);
+      expect(status).toBe(200);
+      await h.fake.waitFor('the note', () => h.fake.responsesTo(responseId).length === 1);
+      expect(h.fake.responsesTo(responseId)[0]).toEqual({
+        response_type: 'ephemeral',
+        replace_original: false,
+        text: STORE_DOWN_NOTE,
+      });
+      expect(h.logs.join('')).toContain('the store did not answer; check the store');
+      expect(h.fake.callsOf('views.open')).toEqual([]);
+      h.store.get = get;
+    },
+  );
+
+  it('an unexpected failure is answered too, without its details', async () => {
+    await posted();
+    h.store.get = () => Promise.reject(new TypeError('cannot read properties of undefined (secret detail)'));
+    const { responseId } = await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await h.fake.waitFor('the note', () => h.fake.responsesTo(responseId).length === 1);
+    expect(h.fake.responsesTo(responseId)[0]!.text).toBe(FAILED_NOTE);
+    expect(h.logs.join('')).toContain('secret detail');
   });
 });
