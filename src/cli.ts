@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import { pipeline, Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadHistoryConfig } from './config.ts';
 import { OUTCOMES, type Outcome } from './core/alert.ts';
 import { isAppIdText } from './core/app-id.ts';
 import { listAudit } from './core/audit.ts';
@@ -172,12 +172,7 @@ async function* readEvents(input: Readable): AsyncGenerator<ReadItem> {
   if (buffered) yield* documentOrLines(buffered);
 }
 
-/** The service's configuration of the history alone: a Slack or Azure setting cannot stop the CLI. */
-const historyConfig = () =>
-  loadConfig({
-    ...(process.env.STORE_URL === undefined ? {} : { STORE_URL: process.env.STORE_URL }),
-    ...(process.env.HISTORY_WINDOW === undefined ? {} : { HISTORY_WINDOW: process.env.HISTORY_WINDOW }),
-  });
+const historyConfig = () => loadHistoryConfig(process.env);
 
 async function importHistory(path: string): Promise<number> {
   const config = historyConfig();

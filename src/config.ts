@@ -238,7 +238,8 @@ export const listenUrl = (host: string, port: number): string =>
 
 /**
  * Parses the environment once. Throws a `ConfigError` listing every problem at once.
- * Nothing else in the code base reads `process.env`.
+ * The entry points pass `process.env` here; nothing else in the code base reads it, except
+ * `DefaultAzureCredential`, which reads the `AZURE_*` credential variables itself.
  */
 export function loadConfig(env: Record<string, string | undefined>): Readonly<Config> {
   const parsed = schema.safeParse(env);
@@ -305,4 +306,16 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
     if (e.SLACK_APP_TOKEN) config.slack.appToken = e.SLACK_APP_TOKEN;
   }
   return Object.freeze(config);
+}
+
+/**
+ * The configuration of the history alone (`STORE_URL`, `HISTORY_WINDOW`), for the history CLI: a
+ * Slack or Azure setting in the same environment cannot stop it.
+ */
+export function loadHistoryConfig(env: Record<string, string | undefined>): Readonly<Config> {
+  const { STORE_URL, HISTORY_WINDOW } = env;
+  return loadConfig({
+    ...(STORE_URL === undefined ? {} : { STORE_URL }),
+    ...(HISTORY_WINDOW === undefined ? {} : { HISTORY_WINDOW }),
+  });
 }
