@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, Server as NetServer } from 'node:net';
+import type { ChatAdapter } from './chat-adapter.ts';
 import type { Config } from './config.ts';
 import { createEngine, type Engine } from './core/engine.ts';
 import { evidencePlanRemediator } from './core/evidence-plan.ts';
 import { createHistory, type History } from './core/history.ts';
-import type { ChatAdapter, StateStore } from './core/ports.ts';
+import type { StateStore } from './core/ports.ts';
 import type { Enricher, Remediator } from './core/remediation.ts';
 import { openGeoLocator } from './geoip.ts';
 import { createIngestHandler } from './http/ingest-handler.ts';

@@ -1,7 +1,7 @@
+import type { ChatAdapter } from '../chat-adapter.ts';
 import type { AlertRecord } from '../core/alert.ts';
 import { formatDuration } from '../core/duration.ts';
 import { alertCause } from '../core/engine.ts';
-import type { ChatAdapter } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 
 /** What the log-only chat writes for an alert: the fields a responder needs first. */

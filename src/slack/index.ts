@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
+import type { ChatAdapter } from '../chat-adapter.ts';
 import type { Config } from '../config.ts';
 import type { AuditObserver } from '../core/audit.ts';
 import type { History } from '../core/history.ts';
-import type { ChatAdapter, StateStore } from '../core/ports.ts';
+import type { StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
 import { waitAtMost } from '../timeout.ts';
 import { createBoltApp, createWebClient, registerHandlers } from './app.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { ChatAdapter } from '../../src/core/ports.ts';
+import type { ChatAdapter } from '../../src/chat-adapter.ts';
 import { createLogger } from '../../src/log.ts';
 import { createLogChat } from '../../src/outbox/log-chat.ts';
 import { startFakeSlack } from '../support/fake-slack.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { ChatAdapter } from '../../src/core/ports.ts';
+import type { ChatAdapter } from '../../src/chat-adapter.ts';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { answer, arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 

@@ -1,9 +1,10 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { ChatAdapter } from '../../src/chat-adapter.ts';
 import { loadConfig } from '../../src/config.ts';
 import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import { createHistory } from '../../src/core/history.ts';
-import type { ChatAdapter, StateStore } from '../../src/core/ports.ts';
+import type { StateStore } from '../../src/core/ports.ts';
 import { createSlackChat } from '../../src/slack/index.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { type FakeSlack, startFakeSlack } from '../support/fake-slack.ts';
