@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
 import type { StateStore } from './ports.ts';
 
 /** One audited attempt: who did what to which alert, and how it went. */
@@ -26,7 +25,8 @@ const NOTABLE = new Set(['refused', 'failed']);
 
 /** Who else hears of each audit record: the log, and a counter by action and result. */
 export interface AuditObserver {
-  logger: Pick<Logger, 'info' | 'warn'>;
+  /** A structured logger (pino's shape): fields first, then the message. */
+  logger: { info(fields: object, message: string): void; warn(fields: object, message: string): void };
   counter?: { inc(labels: { action: string; result: string }): void };
 }
 
