@@ -250,6 +250,10 @@ export interface DeliveryQueueOptions {
   maxWaitMs?: number;
   /** Waits; injectable so that tests do not wait for real. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * The clock the waits are measured on. Default: a monotonic one, so that a wall clock set back
+   * (an NTP step, a VM's clock corrected) does not hold every post back as rate limited for as long.
+   */
   now?: () => number;
 }
 
@@ -272,7 +276,7 @@ export class DeliveryQueue {
     this.#maxRetries = opts.maxRateLimitRetries ?? 5;
     this.#maxWait = opts.maxWaitMs ?? 15_000;
     this.#sleep = opts.sleep ?? realSleep;
-    this.#now = opts.now ?? Date.now;
+    this.#now = opts.now ?? (() => performance.now());
   }
 
   /**

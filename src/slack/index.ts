@@ -133,7 +133,8 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     ...(tuning.maxRateLimitRetries === undefined ? {} : { maxRateLimitRetries: tuning.maxRateLimitRetries }),
     ...(tuning.maxWaitMs === undefined ? {} : { maxWaitMs: tuning.maxWaitMs }),
     ...(tuning.sleep ? { sleep: tuning.sleep } : {}),
-    now,
+    // Its waits are durations: on the queue's monotonic clock, unless a test sets the time.
+    ...(deps.now ? { now: deps.now } : {}),
   });
   const messenger = createMessenger({
     client,

@@ -1,6 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DELIVERY_IN_PROGRESS } from '../../src/core/ports.ts';
 import { alertStateKey, loadAlertState } from '../../src/slack/alert-state.ts';
+import { DeliveryQueue } from '../../src/slack/delivery-queue.ts';
 import { SlackDeliveryError } from '../../src/slack/index.ts';
 import { postMarkKey } from '../../src/slack/sink.ts';
 import { startFakeSlack } from '../support/fake-slack.ts';
@@ -370,6 +371,19 @@ describe('posting alerts', () => {
     expect(err).toMatchObject({ code: 'rate_limited', retryable: true });
     expect(h.sleeps).toEqual([]);
     expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+  });
+
+  it('paces posts on a monotonic clock: a wall clock set back an hour does not hold the next post back as rate limited', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // As the service builds it (no clock injected), with real waits.
+      const queue = new DeliveryQueue({ intervalMs: 20 });
+      await queue.run(CHANNEL, true, async () => 'first');
+      vi.setSystemTime(Date.now() - 3_600_000);
+      await expect(queue.run(CHANNEL, true, async () => 'second')).resolves.toBe('second');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it.each([
