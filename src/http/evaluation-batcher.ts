@@ -23,12 +23,19 @@ interface Waiting {
   events: readonly unknown[];
   resolve: (results: EventResult[]) => void;
   reject: (err: unknown) => void;
-  /** When the request gives up (epoch ms); infinite without a deadline. */
+  /** When the request gives up (on `clock`); infinite without a deadline. */
   deadlineAt: number;
 }
 
 /** How often deadlines are checked while requests with one wait (one timer for all of them). */
 const DEADLINE_CHECK_MS = 100;
+
+/**
+ * Deadlines and stalls are durations: measured on a monotonic clock, so that a wall clock set
+ * ahead (an NTP step, a VM resumed) neither times out the requests in progress nor reports a
+ * store stall, and one set back does not hold them past their deadline.
+ */
+const clock = () => performance.now();
 
 /** A request's deadline passed before its evaluation ended. */
 export class DeadlineError extends Error {
@@ -70,7 +77,7 @@ export function createEvaluationBatcher(
    * be stored), one being evaluated is told so (its evaluation goes on; a later resolve is a no-op).
    */
   function checkDeadlines() {
-    const t = Date.now();
+    const t = clock();
     for (let i = queue.length - 1; i >= 0; i--) {
       const w = queue[i]!;
       if (w.deadlineAt <= t) {
@@ -84,12 +91,12 @@ export function createEvaluationBatcher(
       deadlineTimer = undefined;
     }
   }
-  /** When the engine call in progress began (epoch ms), or 0. */
-  let evaluatingSince = 0;
+  /** When the engine call in progress began (on `clock`), or undefined. */
+  let evaluatingSince: number | undefined;
   const timed = <T>(work: () => Promise<T>): Promise<T> => {
-    evaluatingSince = Date.now();
+    evaluatingSince = clock();
     return work().finally(() => {
-      evaluatingSince = 0;
+      evaluatingSince = undefined;
     });
   };
 
@@ -156,14 +163,14 @@ export function createEvaluationBatcher(
   }
 
   return {
-    stalledMs: () => (evaluatingSince === 0 ? 0 : Date.now() - evaluatingSince),
+    stalledMs: () => (evaluatingSince === undefined ? 0 : clock() - evaluatingSince),
     abandon() {
       for (const w of queue.splice(0)) w.reject(new DeadlineError(false, true));
       for (const w of inFlight) w.reject(new DeadlineError(true, true));
     },
     evaluate(events, deadlineMs) {
       return new Promise<EventResult[]>((resolve, reject) => {
-        const deadlineAt = deadlineMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + deadlineMs;
+        const deadlineAt = deadlineMs === undefined ? Number.POSITIVE_INFINITY : clock() + deadlineMs;
         queue.push({ events, resolve, reject, deadlineAt });
         if (deadlineMs !== undefined && deadlineTimer === undefined) {
           deadlineTimer = setInterval(checkDeadlines, Math.min(DEADLINE_CHECK_MS, deadlineMs));

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { EventResult } from '../../src/core/alert.ts';
 import { createEvaluationBatcher } from '../../src/http/evaluation-batcher.ts';
 import { StoreError } from '../../src/store/store-error.ts';
@@ -39,6 +39,31 @@ describe('evaluation batcher (group commit of concurrent requests)', () => {
     release();
     expect((await kept).map((r) => r.reason)).toEqual(['c1']);
     expect(calls).toEqual([['a1'], ['c1']]);
+  });
+
+  it('measures deadlines and stalls on a monotonic clock: a wall clock set an hour ahead mid-evaluation times nothing out', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      let release!: () => void;
+      const engine = {
+        async evaluate(events: readonly unknown[]): Promise<EventResult[]> {
+          await new Promise<void>((resolve) => (release = resolve));
+          return events.map((e) => ({ outcome: 'known', reason: String(e) }));
+        },
+      };
+      const batcher = createEvaluationBatcher(engine);
+      const running = batcher.evaluate(['a1'], 20_000);
+      await new Promise((resolve) => setImmediate(resolve));
+      vi.setSystemTime(Date.now() + 3_600_000);
+      // The deadline check runs every 100 ms: give it a few turns.
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      // Ingest refuses new requests (503, "the store has not answered") once this passes its deadline.
+      expect(batcher.stalledMs()).toBeLessThan(20_000);
+      release();
+      expect((await running).map((r) => r.reason)).toEqual(['a1']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('evaluates the requests of one turn as one batch and hands each its own results', async () => {
