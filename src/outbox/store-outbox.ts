@@ -114,7 +114,14 @@ const errorText = (err: unknown) => (err instanceof Error ? err.message : String
 export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {}): DurableOutbox {
   const { store, sink, metrics } = deps;
   const log = deps.logger.child({ component: 'outbox' });
+  /** Wall-clock time: when an item was queued (kept in the store, read by other processes). */
   const now = deps.now ?? Date.now;
+  /**
+   * The clock of the pauses, probes and back-offs, which are durations in this process: a
+   * monotonic one, so that a wall clock set back (an NTP step) does not stop delivery for as long.
+   * A test's clock, when it sets one, runs both.
+   */
+  const elapsed = deps.now ?? (() => performance.now());
   const maxPending = options.maxPending ?? 10_000;
   const leaseMs = options.leaseMs ?? 60_000;
   const deliveryTimeoutMs = Math.min(options.deliveryTimeoutMs ?? 20_000, leaseMs);
@@ -208,7 +215,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       if (isPost(id)) posts++;
     }
     // While paused after a failure the timer's passes suffice; kicking would only re-read the index.
-    if (now() >= pauseUntil) kick();
+    if (elapsed() >= pauseUntil) kick();
   }
 
   /**
@@ -234,7 +241,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   function recordFailure(itemId: string, kind: 'post' | 'repeat', err: unknown, leaseKept = false) {
     const attempts = (itemBackoff.get(itemId)?.attempts ?? 0) + 1;
     const wait = leaseKept ? Math.max(backoffFor(attempts), leaseMs) : backoffFor(attempts);
-    itemBackoff.set(itemId, { attempts, until: now() + wait });
+    itemBackoff.set(itemId, { attempts, until: elapsed() + wait });
     // A store that failed (reading the item, writing the reference) is no failure of the chat.
     const storeFailed = err instanceof StoreError;
     if (!storeFailed) metrics?.chatDeliveryFailures.inc({ kind });
@@ -302,7 +309,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
         // Another attempt holds this alert (or one cut short by a crash, until its claim lapses):
         // no chat failure, nothing to pause for. Look again in a few seconds.
         const attempts = itemBackoff.get(itemId)?.attempts ?? 0;
-        itemBackoff.set(itemId, { attempts, until: now() + inProgressRetryMs });
+        itemBackoff.set(itemId, { attempts, until: elapsed() + inProgressRetryMs });
         log.debug({ item: itemId }, 'the alert is being delivered by another attempt; will look again');
         return 'skipped';
       }
@@ -373,7 +380,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     for (const id of postTimes.keys()) if (!knownIds.has(id) && !added.has(id)) postTimes.delete(id);
     for (const id of refusedItems) if (!knownIds.has(id)) refusedItems.delete(id);
 
-    const t = now();
+    const t = elapsed();
     if (t < pauseUntil) {
       // Paused after failures: one item is tried every probeMs, so that delivery resumes within
       // about that long once the chat answers again, not after the whole (growing) pause.
@@ -476,8 +483,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     // Stop at the first failure: when chat is down every item would fail, and a pause also means
     // no attempt is in flight (no lease held) for most of the outage.
     failedPasses++;
-    pauseUntil = now() + backoffFor(failedPasses);
-    probeAt = now() + probeMs;
+    pauseUntil = elapsed() + backoffFor(failedPasses);
+    probeAt = elapsed() + probeMs;
     return false;
   }
 

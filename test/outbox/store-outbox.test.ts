@@ -437,6 +437,25 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(lines.filter((l) => l.includes('chat delivery works again'))).toHaveLength(1);
   });
 
+  it('times its pause and probes on a monotonic clock: a wall clock set back an hour during an outage does not stop delivery', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const rec = recordingSink();
+      // As the service builds it: no clock injected.
+      const { o, lines } = probingOutbox(rec.sink);
+      rec.state.failing = true;
+      const alerts = [alert(), alert()];
+      await o.add(alerts, []);
+      await o.start();
+      await vi.waitFor(() => expect(lines.join('')).toContain('chat delivery failed (post)'));
+      vi.setSystemTime(Date.now() - 3_600_000);
+      rec.state.failing = false;
+      await vi.waitFor(() => expect(rec.posts).toHaveLength(2), { timeout: 5000 });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('gauges how long the alert waiting longest has waited since it was stored, whatever its event time', async () => {
     const rec = recordingSink();
     const metrics = createMetrics();
