@@ -155,7 +155,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     responders: slack.responders,
     client,
     logger,
-    now,
+    ...(deps.now ? { now: deps.now } : {}),
     ...(tuning.responderCacheTtlMs === undefined ? {} : { ttlMs: tuning.responderCacheTtlMs }),
     ...(tuning.responderLookupBudgetMs === undefined
       ? {}

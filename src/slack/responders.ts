@@ -60,7 +60,9 @@ export interface ResponderCheck {
  */
 export function createResponderCheck(opts: ResponderCheckOptions): ResponderCheck {
   const ttl = opts.ttlMs ?? 5 * 60 * 1000;
-  const now = opts.now ?? Date.now;
+  // The cache's age is a duration: on a monotonic clock, so that a wall clock set back does not
+  // keep a member removed in Slack a responder for as much longer.
+  const now = opts.now ?? (() => performance.now());
   const users = new Set(opts.responders.filter((id) => /^[UW]/.test(id)));
   const groups = opts.responders.filter((id) => id.startsWith('S'));
   const cache = new Map<string, { members: Set<string>; at: number }>();

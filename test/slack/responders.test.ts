@@ -3,7 +3,7 @@
  * number of groups; what is known without asking Slack labels a grant that needs no lookup.
  */
 import { pino } from 'pino';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { createResponderCheck } from '../../src/slack/responders.ts';
 
 const slowClient = (members: Record<string, string[]>, delayMs: number) => ({
@@ -39,4 +39,26 @@ it('looks every group up at once against one budget, then answers with what is k
   expect(check.slowGroups()).toEqual([]);
   expect(check.knownResponder('U2')).toBe(true);
   expect(await check.isResponder('U1')).toBe(true);
+});
+
+it('keeps the members of a group for their TTL on a monotonic clock: with the wall clock set back an hour, a member removed in Slack loses the right when the TTL ends', async () => {
+  vi.useFakeTimers({ toFake: ['Date'] });
+  try {
+    const members: Record<string, string[]> = { S1: ['U1'] };
+    // As the service builds it: no clock injected.
+    const check = createResponderCheck({
+      responders: ['S1'],
+      client: slowClient(members, 0),
+      logger: pino({ level: 'silent' }),
+      ttlMs: 50,
+    });
+    expect(await check.isResponder('U1')).toBe(true);
+    vi.setSystemTime(Date.now() - 3_600_000);
+    members.S1 = [];
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await check.isResponder('U1')).toBe(false);
+    expect(check.knownResponder('U1')).toBe(false);
+  } finally {
+    vi.useRealTimers();
+  }
 });
