@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration } from './core/duration.ts';
+import { MONTH_UNIT, parseDuration } from './core/duration.ts';
 import { parseStoreUrl } from './store/parse-store-url.ts';
 
 /** The service's configuration, parsed once from the environment. */
@@ -70,7 +70,13 @@ const duration = (name: string) =>
     if (v === undefined) return undefined;
     const ms = parseDuration(v);
     if (ms === undefined) {
-      ctx.addIssue({ code: 'custom', message: `${name} must be a duration like 7d, 36h, 90m (got "${v}")` });
+      const month = MONTH_UNIT.test(v)
+        ? ': M is a month in Elastic date math but no unit here; write minutes as m, a month as 30d'
+        : '';
+      ctx.addIssue({
+        code: 'custom',
+        message: `${name} must be a duration like 7d, 36h, 90m (got "${v}")${month}`,
+      });
       return z.NEVER;
     }
     if (ms <= 0) {

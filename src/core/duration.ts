@@ -7,8 +7,15 @@ const UNITS: Record<string, number> = {
   w: 604_800_000,
 };
 
+/**
+ * `M` alone: a month in Elastic's date math (the rule's `now-7d`), where `m` is a minute. Read
+ * without letter case it would be a minute, so `1M` is refused rather than taken as 1 minute.
+ */
+export const MONTH_UNIT = /\dM(?![Ss])/;
+
 /** Parses `7d`, `36h`, `90m`, `1h30m`, `45s`, `500ms` into milliseconds; undefined when malformed. */
 export function parseDuration(text: string): number | undefined {
+  if (MONTH_UNIT.test(text)) return undefined;
   const s = text.trim().toLowerCase();
   if (!/^(\d+(ms|s|m|h|d|w))+$/.test(s)) return undefined;
   let total = 0;

@@ -106,6 +106,18 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses M in HISTORY_WINDOW and LEARNING_PERIOD (a month in Elastic date math) rather than reading it as minutes', () => {
+    for (const name of ['HISTORY_WINDOW', 'LEARNING_PERIOD']) {
+      expect(() => loadConfig({ [name]: '1M' })).toThrow(
+        `${name} must be a duration like 7d, 36h, 90m (got "1M"): M is a month in Elastic date math`,
+      );
+      expect(loadConfig({ HISTORY_WINDOW: '90m', LEARNING_PERIOD: '2H30m' })).toMatchObject({
+        historyWindowMs: 90 * 60_000,
+        learningPeriodMs: 150 * 60_000,
+      });
+    }
+  });
+
   it('refuses a zero HISTORY_WINDOW or LEARNING_PERIOD, saying it must be longer than zero', () => {
     for (const name of ['HISTORY_WINDOW', 'LEARNING_PERIOD']) {
       for (const zero of ['0h', '0d', '0m']) {
