@@ -41,7 +41,10 @@ export interface AppOptions {
   ingestReaders?: number;
   ingestQueue?: number;
   bodyDeadlineMs?: number;
-  /** How long an ingest evaluation may wait for the store before a 503 (default 20 s). */
+  /**
+   * How long an ingest evaluation may wait for the store before a 503, and the start for the
+   * store's first write and read (default 20 s).
+   */
   storeDeadlineMs?: number;
   /**
    * On stop, how long connections kept alive by clients stay open (default 1000 ms): a request
@@ -169,18 +172,24 @@ export async function createApp(options: AppOptions): Promise<App> {
   let engine: Engine | undefined;
   let replicas: ReplicaWatch | undefined;
   try {
-    storeWatch = await watchStore(store, (message) => {
-      logger.error({ store: store.kind }, message);
-      engine?.markInUse().catch((err: unknown) => {
-        logger.warn(
-          { store: store.kind, err: (err as Error).message },
-          'could not mark the emptied store as in use: a restart with LEARNING_PERIOD set would open a learning period on it',
-        );
-      });
-    });
+    storeWatch = await watchStore(
+      store,
+      (message) => {
+        logger.error({ store: store.kind }, message);
+        engine?.markInUse().catch((err: unknown) => {
+          logger.warn(
+            { store: store.kind, err: (err as Error).message },
+            'could not mark the emptied store as in use: a restart with LEARNING_PERIOD set would open a learning period on it',
+          );
+        });
+      },
+      Date.now,
+      options.storeDeadlineMs,
+    );
   } catch (err) {
     geo?.close?.();
-    await store.close().catch(() => undefined);
+    // Bounded: a store that did not answer may not close either (a pool waits for its queries).
+    await waitAtMost(store.close(), 2_000);
     throw err;
   }
   for (const warning of store.warnings?.() ?? []) logger.warn({ store: store.kind }, warning);

@@ -1,4 +1,5 @@
 import type { StateStore } from '../core/ports.ts';
+import { withTimeout } from '../timeout.ts';
 import { describeError, StoreError } from './store-error.ts';
 
 /** Held for good from the first start on: a store that no longer holds it lost its data. */
@@ -26,12 +27,15 @@ export interface StoreWatch {
  *   a database emptied)? Every pair is then new again, and the allowlist and undelivered alerts
  *   are gone, without a word. Finding the claim free again says so: in the log once (`onLoss`),
  *   and in `/readyz` warnings for a day, also after a restart (the time is kept in the store).
- * The start fails when the first claim is refused.
+ * The start fails when the first claim is refused, or when the first claim and read do not answer
+ * within `startWithinMs` (a PostgreSQL table locked by another session would otherwise hold the
+ * start, silently, for as long as the lock lasts).
  */
 export async function watchStore(
   store: StateStore,
   onLoss: (message: string) => void,
   now: () => number = Date.now,
+  startWithinMs = 20_000,
 ): Promise<StoreWatch> {
   const claimSentinel = async () => {
     try {
@@ -43,8 +47,21 @@ export async function watchStore(
       );
     }
   };
-  await claimSentinel();
-  const recorded = await store.get<unknown>(LOST_AT);
+  const first = (async () => {
+    await claimSentinel();
+    return store.get<unknown>(LOST_AT);
+  })();
+  first.catch(() => undefined);
+  let recorded: unknown;
+  try {
+    recorded = await withTimeout(first, startWithinMs, `the ${store.kind} store`);
+  } catch (err) {
+    if (err instanceof StoreError) throw err;
+    throw new StoreError(
+      'STORE_UNREACHABLE',
+      `${describeError(err)} at start (a lock held on its tables by another session, or a server that stalls)`,
+    );
+  }
   let lostAt: number | undefined = typeof recorded === 'number' ? recorded : undefined;
   return {
     async check() {

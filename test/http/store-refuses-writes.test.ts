@@ -101,6 +101,28 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
     }
   });
 
+  it('the start stops with the reason when a lock held by another session keeps the store from answering', async () => {
+    // The tables exist (an earlier start made them); another session (a migration, a VACUUM FULL,
+    // a transaction left open) holds a lock on the values table.
+    const first = await startTestApp({ env: { STORE_URL: dbUrl } });
+    await first.close();
+    const locker = new pg.Client({ connectionString: dbUrl });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE public.keyv IN ACCESS EXCLUSIVE MODE');
+      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STORE_URL: dbUrl });
+      const started = Date.now();
+      await expect(
+        createApp({ config, logger: createLogger({ level: 'silent' }), storeDeadlineMs: 1500 }),
+      ).rejects.toThrow(/the postgres store did not answer within 1500 ms at start \(a lock held/);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+    }
+  });
+
   it('the start stops with the reason when the store takes no write', async () => {
     // (PostgreSQL refuses already when the tables are made; a SQLite file that is read-only is
     // stopped by the write probe after opening.)
