@@ -308,9 +308,13 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
     } catch {
       // already closed
     }
+    const reason = describeError(error);
     throw new StoreError(
       'STORE_UNREACHABLE',
-      scrubSecret(`Cannot connect to Redis at ${options.display}: ${describeError(error)}`, options.password),
+      scrubSecret(
+        `Cannot connect to Redis at ${options.display}: ${reason}${tlsMismatchHint(options.url, reason)}`,
+        options.password,
+      ),
     );
   }
   connectedOnce = true;
@@ -351,6 +355,22 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
     lastConnectionError: () => lastConnectionError,
     warnings: currentWarnings,
   });
+}
+
+/**
+ * What a failed first connection says when TLS on one side only is the likely cause: a TLS client
+ * to a plain Redis waits for a handshake that never comes, and a TLS-only Redis (Azure Cache for
+ * Redis on 6380) drops a plain client.
+ */
+function tlsMismatchHint(url: string, reason: string): string {
+  const tls = /^rediss:/i.test(url);
+  if (tls && /did not answer within/.test(reason)) {
+    return ' (with rediss:// this is what a Redis without TLS does: check that this port takes TLS, or use redis://)';
+  }
+  if (!tls && /ECONNRESET|Socket closed unexpectedly/i.test(reason)) {
+    return ' (a Redis that takes TLS only, as Azure Cache for Redis does on port 6380, closes plain connections: use rediss://)';
+  }
+  return '';
 }
 
 /**

@@ -291,6 +291,18 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     expect(sorted(all)).toEqual(sorted(Array.from({ length: 200 }, (_, i) => `race-${i}`)));
   });
 
+  it('says that the server may not take TLS when a rediss:// URL names a Redis without it', async () => {
+    const location = parseStoreUrl(url.replace(/^redis:/i, 'rediss:'));
+    if (location.kind !== 'redis') throw new Error('not a Redis URL');
+    const error = await openRedisStateStore({
+      ...location,
+      namespace: ns('tls'),
+      connectTimeoutMs: 500,
+    }).catch((e: unknown) => e as Error);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toMatch(/did not answer within 500 ms \(with rediss:\/\/ .*without TLS/);
+  });
+
   it('keeps a password that Redis rejects out of the error', async () => {
     const withPassword = new URL(url);
     withPassword.username = '';
