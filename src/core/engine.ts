@@ -121,6 +121,15 @@ const ALERTED_WITHIN_WINDOW = 'this pair was alerted already within the window';
 const REPLAY_OF_KNOWN_PAIR =
   'older than the history window, so not stored; the pair is in the current history (seen within the window)';
 
+/**
+ * A pair alerted by a release that kept no `alertedAt`: those before it also claimed the alert
+ * under another key (one per calendar window), which this release does not see, so an Elastic
+ * alert of the pair would post a second alert after an upgrade. Its alert came at or after its
+ * first sighting, so a pair first seen within the window was alerted within it.
+ */
+const alertedBeforeUpgrade = (pair: StoredPair, horizon: number): boolean =>
+  pair.alertId !== undefined && pair.alertedAt === undefined && pair.firstSeen > horizon;
+
 /** The result of an event whose pair's allowlist entry holds. */
 const allowlisted = (allow: AllowlistEntry, d: Detection): EventResult => ({
   outcome: 'allowlisted',
@@ -639,7 +648,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           // unless the pair was alerted within the window.
           const allow = allows.get(c.pairKey);
           const alertedLately =
-            (next.alertedAt !== undefined && next.alertedAt > horizon) || liveAlertWanted.has(c.pairKey);
+            (next.alertedAt !== undefined && next.alertedAt > horizon) ||
+            alertedBeforeUpgrade(next, horizon) ||
+            liveAlertWanted.has(c.pairKey);
           if (isAllowActive(allow, t)) {
             results[c.index] = allowlisted(allow, d);
             continue;
@@ -686,6 +697,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           if (!replay) noteRepeat(next);
         } else if (evalOpts.silent) {
           results[c.index] = { outcome: 'known', reason: 'recorded without alerting (import)', detection: d };
+        } else if (
+          !isNew &&
+          !c.ownsAlertClaim &&
+          d.elasticAlert?.judgedNew &&
+          alertedBeforeUpgrade(next, horizon)
+        ) {
+          results[c.index] = { outcome: 'known', reason: ALERTED_WITHIN_WINDOW, detection: d };
+          noteRepeat(next);
         } else if ((isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) && learning) {
           results[c.index] = {
             outcome: 'known',

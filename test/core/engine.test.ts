@@ -153,6 +153,43 @@ describe.each(Object.keys(backends))(
       expect(stored).not.toHaveProperty('detailsFp');
     });
 
+    it('posts no second alert for an Elastic alert of a pair an earlier release alerted within the window', async () => {
+      const now = Date.now();
+      const ip = '198.51.100.78';
+      // As a release before alertedAt wrote it: its alert's claim was under another key.
+      await store.addMembers(identitySet(ARC.appId), [ip]);
+      await store.set(
+        `pair:${ARC.appId}:${ip}`,
+        {
+          appId: ARC.appId,
+          ip,
+          firstSeen: now - DAY,
+          lastSeen: now - DAY,
+          count: 1,
+          spans: [[now - DAY, now - DAY]],
+          alertId: 'a1b2c3d4e5f6a7b8c9d0e1f2',
+        },
+        6 * DAY,
+      );
+      const [live, late] = await engine.evaluate([
+        arcEvent('elastic-alert', {
+          time: at(1000),
+          ip,
+          correlationId: 'eeeeeeee-0000-4000-8000-000000000401',
+        }),
+        arcEvent('elastic-alert', {
+          time: at(8 * DAY),
+          ip,
+          correlationId: 'eeeeeeee-0000-4000-8000-000000000402',
+        }),
+      ]);
+      expect(live?.outcome).toBe('known');
+      expect(live?.reason).toMatch(/alerted already within the window/);
+      expect(late?.outcome).toBe('known');
+      expect(sink.alerts).toHaveLength(0);
+      expect(sink.repeats.at(-1)?.alertId).toBe('a1b2c3d4e5f6a7b8c9d0e1f2');
+    });
+
     it('counts the identity’s other IPs in the window', async () => {
       await engine.evaluate([
         record({ ip: '198.51.100.1', time: at(DAY) }),
