@@ -265,8 +265,12 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
 
   it('answers ingest with 503 (retry), not with every event invalid, when Redis goes away mid-run', async () => {
     const proxy = await tcpProxy(new URL(url));
+    // TEST_REDIS_URL's user, password and database, through the proxy.
+    const viaProxy = new URL(url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
     const t = await startTestApp({
-      env: { STORE_URL: `redis://127.0.0.1:${proxy.port}` },
+      env: { STORE_URL: viaProxy.toString() },
       storeNamespace: ns('outage'),
     });
     try {
