@@ -122,12 +122,12 @@ const REPLAY_OF_KNOWN_PAIR =
   'older than the history window, so not stored; the pair is in the current history (seen within the window)';
 
 /**
- * A pair alerted by a release that kept no `alertedAt`: those before it also claimed the alert
- * under another key (one per calendar window), which this release does not see, so an Elastic
- * alert of the pair would post a second alert after an upgrade. Its alert came at or after its
- * first sighting, so a pair first seen within the window was alerted within it.
+ * A pair stored with an alert but no `alertedAt`: its alert was claimed under a key per calendar
+ * window (`alerted:<appid>:<ip>:<window>`), which the claims here do not read, so an Elastic
+ * alert of the pair would post a second alert. Its alert came at or after its first sighting, so a
+ * pair first seen within the window was alerted within it.
  */
-const alertedBeforeUpgrade = (pair: StoredPair, horizon: number): boolean =>
+const alertedUnderWindowKey = (pair: StoredPair, horizon: number): boolean =>
   pair.alertId !== undefined && pair.alertedAt === undefined && pair.firstSeen > horizon;
 
 /** The result of an event whose pair's allowlist entry holds. */
@@ -649,7 +649,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           const allow = allows.get(c.pairKey);
           const alertedLately =
             (next.alertedAt !== undefined && next.alertedAt > horizon) ||
-            alertedBeforeUpgrade(next, horizon) ||
+            alertedUnderWindowKey(next, horizon) ||
             liveAlertWanted.has(c.pairKey);
           if (isAllowActive(allow, t)) {
             results[c.index] = allowlisted(allow, d);
@@ -701,7 +701,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           !isNew &&
           !c.ownsAlertClaim &&
           d.elasticAlert?.judgedNew &&
-          alertedBeforeUpgrade(next, horizon)
+          alertedUnderWindowKey(next, horizon)
         ) {
           results[c.index] = { outcome: 'known', reason: ALERTED_WITHIN_WINDOW, detection: d };
           noteRepeat(next);

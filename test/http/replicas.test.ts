@@ -1,12 +1,16 @@
 /**
  * Replicas sharing one store compare the settings that decide what happens to a detection or a
- * click: two real services on one SQLite file, each renewing its record every 100 ms.
+ * click: two real services on one SQLite file, each renewing its record every 250 ms (a record
+ * lasts three renewals, longer than the event loop stalls of a busy test machine).
  */
+
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, expect, it, vi } from 'vitest';
 import { answer, startTestApp, type TestApp } from '../support/http-app.ts';
+
+const RENEW_MS = 250;
 
 const dir = mkdtempSync(path.join(tmpdir(), 'arc-replicas-'));
 let apps: TestApp[] = [];
@@ -17,7 +21,7 @@ afterEach(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const start = async (env: Record<string, string>, name: string) => {
-  const app = await startTestApp({ dir: path.join(dir, name), env, replicaCheckMs: 100 });
+  const app = await startTestApp({ dir: path.join(dir, name), env, replicaCheckMs: RENEW_MS });
   apps.push(app);
   return app;
 };
@@ -29,7 +33,7 @@ it('names the settings another running replica differs in, in /readyz and once i
   const b = await startTestApp({
     dir: path.join(dir, 'differ'),
     env: { HISTORY_WINDOW: '36h', AZURE_REMEDIATION: 'live' },
-    replicaCheckMs: 100,
+    replicaCheckMs: RENEW_MS,
   });
   try {
     await vi.waitFor(async () => {
@@ -39,20 +43,22 @@ it('names the settings another running replica differs in, in /readyz and once i
       expect(warning).toContain('AZURE_REMEDIATION dry-run here, live there');
       expect(warning).not.toContain('SLACK_ALERT_CHANNEL');
     });
-    expect((await warningsOf(b))[0]).toContain('HISTORY_WINDOW 36h here, 7d there');
+    await vi.waitFor(async () =>
+      expect((await warningsOf(b))[0]).toContain('HISTORY_WINDOW 36h here, 7d there'),
+    );
     // Logged once while the difference lasts, not at every renewal.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 3 * RENEW_MS));
     expect(a.logs.filter((l) => /^replicas sharing this store/.test(String(l.msg)))).toHaveLength(1);
   } finally {
     await b.close();
   }
   // The other replica stopped: its record is gone at the next renewal.
-  await vi.waitFor(async () => expect(await warningsOf(a)).toEqual([]));
+  await vi.waitFor(async () => expect(await warningsOf(a)).toEqual([]), { timeout: 10 * RENEW_MS });
 });
 
 it('says nothing when the replicas agree', async () => {
   const a = await start({ HISTORY_WINDOW: '36h' }, 'agree');
   await start({ HISTORY_WINDOW: '36h' }, 'agree');
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await new Promise((resolve) => setTimeout(resolve, 3 * RENEW_MS));
   expect(await warningsOf(a)).toEqual([]);
 });
