@@ -23,7 +23,7 @@ import {
   removeAllowValue,
 } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
-import { clip, esc, link } from '../../src/slack/blocks/text.ts';
+import { clip, describeDuration, esc, link } from '../../src/slack/blocks/text.ts';
 import { ACTION_IDS, BENIGN_MODAL } from '../../src/slack/ids.ts';
 import { ARC } from '../support/samples.ts';
 import { DETECTED_AT, sampleAlert, sampleDetection } from './sample-alert.ts';
@@ -1230,5 +1230,18 @@ describe('Mark benign modal', () => {
     });
     expect(parseBenignSubmission(values('x', 'never'))).toMatchObject({ ok: true, expiryMs: undefined });
     expect(parseBenignSubmission(values('x'.repeat(501), '7d'))).toMatchObject({ ok: false });
+  });
+});
+
+describe('describeDuration', () => {
+  it('names whole units, in the singular for one, and says "about" when the window is no whole unit', () => {
+    expect(describeDuration(7 * 86_400_000)).toBe('7 days');
+    expect(describeDuration(86_400_000)).toBe('1 day');
+    expect(describeDuration(36 * 3_600_000)).toBe('36 hours');
+    expect(describeDuration(90 * 60_000)).toBe('90 minutes');
+    expect(describeDuration(1000)).toBe('1 second');
+    expect(describeDuration(3_700_500)).toBe('about 1 hour');
+    expect(describeDuration(1500)).toBe('about 2 seconds');
+    expect(describeDuration(500)).toBe('500 ms');
   });
 });

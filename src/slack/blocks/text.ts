@@ -82,8 +82,13 @@ export function describeDuration(ms: number): string {
       return `${n} ${unit}${n === 1 ? '' : 's'}`;
     }
   }
-  if (ms >= 3_600_000) return `${Math.round(ms / 3_600_000)} hours`;
-  return `${Math.round(ms / 1000)} seconds`;
+  // Not a whole number of any unit.
+  const about = (size: number, unit: string) => {
+    const n = Math.round(ms / size);
+    return `about ${n} ${unit}${n === 1 ? '' : 's'}`;
+  };
+  if (ms >= 3_600_000) return about(3_600_000, 'hour');
+  return ms >= 1000 ? about(1000, 'second') : `${ms} ms`;
 }
 
 /**
