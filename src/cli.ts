@@ -5,9 +5,8 @@ import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { ConfigError, loadHistoryConfig } from './config.ts';
 import { OUTCOMES, type Outcome } from './core/alert.ts';
-import { isAppIdText } from './core/app-id.ts';
+import { appIdFromTyped, isAppIdText } from './core/app-id.ts';
 import { listAudit } from './core/audit.ts';
-import { dashGuid } from './core/azure-ids.ts';
 import { formatDuration } from './core/duration.ts';
 import { createEngine, type Engine } from './core/engine.ts';
 import { extractEvents } from './core/formats/index.ts';
@@ -235,7 +234,7 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 /** `history list <appid>`: the identity's IPs in the window, as `/arc-history` lists them. */
 async function listIdentity(arg: string): Promise<number> {
-  const appId = dashGuid(arg) ?? arg;
+  const appId = appIdFromTyped(arg);
   if (!isAppIdText(appId)) {
     console.error(`${JSON.stringify(arg.slice(0, 80))} is not an application id\n\n${USAGE}`);
     return 2;

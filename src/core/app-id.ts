@@ -1,3 +1,5 @@
+import { dashGuid } from './azure-ids.ts';
+
 /**
  * What an identity (`appid`) may be. Application ids are GUIDs; any other id is accepted as long
  * as it is printable ASCII without `:`, at most `MAX_APP_ID_LENGTH` characters. Ingest, the
@@ -24,3 +26,43 @@ export function appIdProblem(appId: string): string | undefined {
 /** True for text that ingest accepts as an identity (after GUID normalisation). */
 export const isAppIdText = (s: string): boolean =>
   s.length > 0 && s.length <= MAX_APP_ID_LENGTH && appIdProblem(s) === undefined;
+
+/** Characters that show nothing: zero-width spaces and joiners, direction marks and overrides, BOM, soft hyphen. */
+const INVISIBLE = /[\u00AD\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+
+/** Pairs that wrap an id copied from a message, a log line or JSON. */
+const WRAPPERS: ReadonlyArray<readonly [string, string]> = [
+  ['"', '"'],
+  ["'", "'"],
+  ['`', '`'],
+  ['<', '>'],
+  ['(', ')'],
+  ['[', ']'],
+  ['“', '”'],
+  ['‘', '’'],
+];
+
+/**
+ * The identity a person typed or pasted (`/arc-history`, `history list`): invisible characters
+ * left out, and, when what remains is a GUID once the quotes, backticks or brackets around it and
+ * a comma or full stop after it are taken off, that GUID in the dashed lower-case form the history
+ * keeps. Anything else is returned as typed (less the invisible characters), for `isAppIdText`.
+ */
+export function appIdFromTyped(typed: string): string {
+  const text = typed.replace(INVISIBLE, '').trim();
+  // A GUID in its wrappings is at most some 45 characters.
+  if (text.length > 64) return text;
+  let rest = text;
+  for (let i = 0; i < 4; i++) {
+    const guid = dashGuid(rest);
+    if (guid) return guid;
+    const before = rest;
+    rest = rest.replace(/[,.;:]+$/, '');
+    const pair = WRAPPERS.find(
+      ([open, close]) => rest.length > 2 && rest.startsWith(open) && rest.endsWith(close),
+    );
+    if (pair) rest = rest.slice(pair[0].length, -pair[1].length).trim();
+    if (rest === before) break;
+  }
+  return text;
+}

@@ -98,6 +98,30 @@ describe('/arc-history', () => {
     }
   });
 
+  it('lists an appid pasted with the quotes, backticks or brackets around it, or an invisible character', async () => {
+    h = await startHarness();
+    await sightings([{ ip: '198.51.100.9', minutesAgo: 3 }]);
+    const g = ARC.appId;
+    for (const typed of [
+      `"${g}"`,
+      `'${g.toUpperCase()}'`,
+      `\`${g}\``,
+      // Slack sends the `<` and `>` typed escaped.
+      `&lt;${g}&gt;`,
+      `“${g}”`,
+      `${g},`,
+      `("${g.replaceAll('-', '')}").`,
+      `\u200b${g}\u200b`,
+    ]) {
+      const reply = await ask(typed);
+      expect(reply.text, typed).not.toContain('no sightings');
+      expect(ipsOf(reply), typed).toEqual(['198.51.100.9']);
+    }
+    for (const help of ['HELP', '--help', '-h']) {
+      expect((await ask(help)).text, help).toContain('Usage: `/arc-history <appid>`');
+    }
+  });
+
   it('lists any identity that ingest accepts, such as one that is not a GUID', async () => {
     h = await startHarness();
     await sightings([{ ip: '198.51.100.9', minutesAgo: 3 }], 'svc@contoso.com');

@@ -1,6 +1,5 @@
 import type { App } from '@slack/bolt';
-import { isAppIdText } from '../../core/app-id.ts';
-import { dashGuid } from '../../core/azure-ids.ts';
+import { appIdFromTyped, isAppIdText } from '../../core/app-id.ts';
 import { decide } from '../authorise.ts';
 import { buildHistoryPages, historyUsage } from '../blocks/history.ts';
 import { code } from '../blocks/text.ts';
@@ -9,6 +8,9 @@ import { COMMANDS } from '../ids.ts';
 
 /** The optional second argument: the number of the IP to start at (1 = the most recent). */
 const START = /^[1-9]\d{0,6}$/;
+
+/** What asks for the usage help, in any letter case. */
+const HELP = new Set(['help', '-h', '--help', '?']);
 
 /**
  * `/arc-history <appid> [n]`: a private reply listing every source IP of the identity in the
@@ -24,10 +26,10 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       e === 'amp' ? '&' : e === 'lt' ? '<' : '>',
     );
     const [raw = '', startArg, ...extra] = text.trim().split(/\s+/);
-    // Any GUID form (braces, no dashes, upper case) is shown and carried by the buttons as the
-    // history keeps it: the dashed lower-case GUID.
-    const arg = dashGuid(raw) ?? raw;
-    if (arg === '' || arg === 'help') {
+    // Any GUID form (braces, no dashes, upper case, in the quotes or backticks it was copied
+    // with) is shown and carried by the buttons as the history keeps it: the dashed lower-case GUID.
+    const arg = appIdFromTyped(raw);
+    if (arg === '' || HELP.has(arg.toLowerCase())) {
       await ack(historyUsage(windowMs));
       return;
     }
