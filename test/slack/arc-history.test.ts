@@ -82,6 +82,19 @@ describe('/arc-history', () => {
     );
   });
 
+  it("answers the principal's object id or a user's UPN with where to find the appid", async () => {
+    h = await startHarness();
+    // The alert shows the caller's object id and UPN next to the appid: either may be pasted.
+    await sightings([{ ip: '198.51.100.9', minutesAgo: 3 }]);
+    const byObjectId = await ask(ARC.principalId);
+    expect(byObjectId.text).toContain('no sightings');
+    expect(byObjectId.text).toContain(
+      "The history is kept by application id: the alert's *Identity (appid)*, not the object id",
+    );
+    const byUpn = await ask(ARC.upn);
+    expect(byUpn.text).toContain('The history is kept by application id, not by user');
+  });
+
   it('formats another window the same way', async () => {
     h = await startHarness({ windowMs: 36 * 3600 * 1000 });
     expect((await ask('11111111-2222-3333-4444-555555555555')).text).toContain(

@@ -78,8 +78,14 @@ export function historyUsage(windowMs: number): EphemeralMessage {
 /** The reply for an identity with no sightings in the window. */
 export function historyEmpty(appId: string, windowMs: number): EphemeralMessage {
   // An id that is no GUID may still be an identity (Elastic's rule takes any appid), but Azure
-  // writes GUIDs: a typo is the likelier cause.
-  const hint = dashGuid(appId) === undefined ? ' Azure writes application ids as GUIDs: check the id.' : '';
+  // writes GUIDs: a typo is the likelier cause. A GUID may be the principal's object id, which
+  // the alert shows too (under Principal type): the history is kept by application id.
+  const hint =
+    dashGuid(appId) !== undefined
+      ? " The history is kept by application id: the alert's *Identity (appid)*, not the object id of its principal."
+      : appId.includes('@')
+        ? " The history is kept by application id, not by user: for a user, the alert's *Identity (appid)* (the application it signed in with)."
+        : ' Azure writes application ids as GUIDs: check the id.';
   return {
     response_type: 'ephemeral',
     text: `${code(appId, 120)}: no sightings in the last ${describeDuration(windowMs)}.${hint}`,
