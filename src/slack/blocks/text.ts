@@ -10,6 +10,15 @@ export function esc(text: string): string {
 }
 
 /**
+ * `text` on one line: every line break (CR, LF, vertical tab, form feed, NEL, the Unicode line and
+ * paragraph separators) as a space. A value from a detection is shown inline, so that a line break
+ * in it cannot start a line of its own that reads as part of the message (a status, another IP).
+ */
+export function oneLine(text: string): string {
+  return text.replace(/[\r\n\v\f\u0085\u2028\u2029]+/g, ' ');
+}
+
+/**
  * Cuts `text` to at most `max` characters (UTF-16 units, as Slack counts), ending with `…` when
  * cut. Never splits a surrogate pair or an HTML entity produced by `esc`.
  */
@@ -35,7 +44,7 @@ export function mention(userId: string): string {
 
 /** Inline code for an untrusted value (backticks inside would end the code span). */
 export function code(text: string, max = 200): string {
-  return `\`${clip(esc(text.replace(/`/g, "'").replace(/[\r\n]+/g, ' ')), max)}\``;
+  return `\`${clip(esc(oneLine(text.replace(/`/g, "'"))), max)}\``;
 }
 
 /**

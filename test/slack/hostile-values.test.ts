@@ -1,0 +1,109 @@
+/**
+ * Hostile values in a detection, through the real service (`createApp`, SQLite, HTTP, outbox) with
+ * Slack faked at its Web API: what the alert and `/arc-history` show of them.
+ */
+import { afterEach, expect, it } from 'vitest';
+import {
+  commandBody,
+  type FakeSlack,
+  sendSigned,
+  slashCommand,
+  startFakeSlack,
+} from '../support/fake-slack.ts';
+import { freshAppId, postIngest, startTestApp, type TestApp } from '../support/http-app.ts';
+import { arcEvent } from '../support/samples.ts';
+
+const SECRET = 'hostile-signing-secret';
+
+let app: TestApp | undefined;
+let fake: FakeSlack | undefined;
+afterEach(async () => {
+  await app?.close();
+  await fake?.stop();
+});
+
+async function start() {
+  fake = await startFakeSlack();
+  app = await startTestApp({
+    env: {
+      SLACK_BOT_TOKEN: 'xoxb-hostile',
+      SLACK_SIGNING_SECRET: SECRET,
+      SLACK_ALERT_CHANNEL: 'C0ALERTS',
+      SLACK_API_URL: fake.apiUrl,
+      SLACK_RESPONDERS: 'UALICE',
+    },
+  });
+  return { app, fake };
+}
+
+/** Every mrkdwn and plain text of a message: its `text`, and each block's texts and fields. */
+function texts(message: { text?: unknown; blocks?: unknown }): string[] {
+  const out: string[] = typeof message.text === 'string' ? [message.text] : [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v !== null && typeof v === 'object') {
+      const o = v as Record<string, unknown>;
+      if ((o.type === 'mrkdwn' || o.type === 'plain_text') && typeof o.text === 'string') out.push(o.text);
+      for (const x of Object.values(o)) walk(x);
+    }
+  };
+  walk(message.blocks);
+  return out;
+}
+
+async function history(url: string, f: FakeSlack, appId: string) {
+  const res = await sendSigned(
+    `${url}/slack/events`,
+    SECRET,
+    commandBody(
+      slashCommand({
+        command: '/arc-history',
+        text: appId,
+        user: 'UALICE',
+        responseUrl: f.responseUrl('h1'),
+      }),
+    ),
+  );
+  expect(res.status).toBe(200);
+  return res.json() as { text: string; blocks: Array<{ type: string; text?: { text: string } }> };
+}
+
+it('a line break in a value never starts a line of its own in the alert or in /arc-history', async () => {
+  const { app, fake } = await start();
+  const appId = freshAppId();
+  // Each forged line reads as part of the message: a status, another IP of the history.
+  const forged = (line: string) => `Reader\r\n${line}\u2028${line}`;
+  const status = '*Marked benign* by someone: “known CI runner”. Allowlisted with no expiry.';
+  const ipLine = '`192.0.2.250` 9× · 2026-01-01 00:00 → 00:01 · Allowlisted';
+  const event = arcEvent('elastic-ecs', {
+    appId,
+    ip: '198.51.100.7',
+    time: new Date(),
+    role: forged(status),
+    upn: forged(status),
+    principalType: 'User',
+    geo: { cityName: forged(ipLine), countryName: 'Nowhere' },
+    as: { number: 64500, organizationName: forged(ipLine) },
+    clusterId: `/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg/providers/Microsoft.Kubernetes/connectedClusters/${forged(status)}`,
+  });
+  expect((await postIngest(app.url, event)).body).toMatchObject({ counts: { alerted: 1 } });
+  await app.app.outbox.drain();
+  const [post] = fake.callsOf('chat.postMessage');
+  const shown = texts(post!.args);
+  expect(shown.join('\n')).toContain('Marked benign');
+  for (const text of shown) {
+    for (const line of text.split('\n')) {
+      expect(line, text).not.toMatch(/^\s*(\*Marked benign\*|`192\.0\.2\.250`)/);
+      expect(line, text).not.toMatch(/[\r\u2028\u2029]/);
+    }
+  }
+
+  // One line per IP in /arc-history, whatever its place says.
+  const reply = await history(app.url, fake, appId);
+  const lines = reply.blocks
+    .filter((b) => b.type === 'section')
+    .slice(1)
+    .flatMap((b) => b.text!.text.split('\n'));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^`198\.51\.100\.7` 1× /);
+});
