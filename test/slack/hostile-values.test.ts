@@ -107,3 +107,31 @@ it('a line break in a value never starts a line of its own in the alert or in /a
   expect(lines).toHaveLength(1);
   expect(lines[0]).toMatch(/^`198\.51\.100\.7` 1× /);
 });
+
+it('an invisible or direction-turning character in a value is named in the alert and in /arc-history, never sent as is', async () => {
+  const { app, fake } = await start();
+  const appId = freshAppId();
+  // A right-to-left override shows `prod-cluster-gnp.exe` as `prod-cluster-exe.png`; a zero-width
+  // space makes `admin@contoso.example` look like the real account.
+  const event = arcEvent('elastic-ecs', {
+    appId,
+    ip: '198.51.100.8',
+    time: new Date(),
+    upn: 'ad\u200bmin@contoso.example',
+    principalType: 'User',
+    role: 'Reader\u2066\u2069',
+    geo: { cityName: 'Lon\u200edon', countryName: 'United Kingdom' },
+    as: { number: 64500, organizationName: 'Example\ufeff Transit' },
+    clusterId: `/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg/providers/Microsoft.Kubernetes/connectedClusters/prod-cluster-\u202egnp.exe`,
+  });
+  expect((await postIngest(app.url, event)).body).toMatchObject({ counts: { alerted: 1 } });
+  await app.app.outbox.drain();
+  const [post] = fake.callsOf('chat.postMessage');
+  const reply = await history(app.url, fake, appId);
+  const hidden = /[\u200b\u200e\u202a-\u202e\u2066-\u2069\ufeff]/;
+  for (const text of [...texts(post!.args), ...texts(reply)]) expect(text).not.toMatch(hidden);
+  const shown = texts(post!.args).join('\n');
+  expect(shown).toContain('prod-cluster-[U+202E]gnp.exe');
+  expect(shown).toContain('ad[U+200B]min@contoso.example');
+  expect(texts(reply).join('\n')).toContain('Lon[U+200E]don');
+});

@@ -27,10 +27,10 @@ import {
   code,
   describePlace,
   esc,
+  inline,
   isoTime,
   link,
   mention,
-  oneLine,
   parseTime,
   slackDate,
 } from './text.ts';
@@ -128,7 +128,7 @@ export function whyText(alert: AlertRecord, k = 1): string {
     // Kibana's reasons end in a full stop; the sentence gets its own.
     const reason = withoutFinalStops(alert.detection.elasticAlert?.reason);
     why += reason
-      ? `. Elastic: ${clip(esc(oneLine(reason)), size(600, k))}`
+      ? `. Elastic: ${clip(esc(inline(reason)), size(600, k))}`
       : '. Raised by the Elastic new-terms rule';
   }
   return `*Why it fired:* ${why}.`;
@@ -606,7 +606,7 @@ export function alertFallbackText(view: AlertView): string {
   else if (view.undo?.status === 'running') text += ' (undo in progress)';
   else if (view.revoke?.status === 'done')
     text += view.revoke.mode === 'live' ? ' (revoked)' : ' (dry-run done)';
-  return clip(esc(oneLine(text)), 1000);
+  return clip(esc(inline(text)), 1000);
 }
 
 const plain = (text: string, max: number): types.PlainTextElement => ({
@@ -689,7 +689,7 @@ function buttons(view: AlertView): types.ActionsBlock {
 
 function render(view: AlertView, k: number): SlackMessage {
   // Values from the detection and from Azure: escaped, on one line, clipped.
-  const s = (text: string, n: number) => clip(esc(oneLine(text)), size(n, k));
+  const s = (text: string, n: number) => clip(esc(inline(text)), size(n, k));
   const c = (text: string, n: number) => code(text, size(n, k));
   const { alert, enrichment: e } = view;
   const d = alert.detection;

@@ -2,7 +2,7 @@ import type { types } from '@slack/bolt';
 import type { AlertRecord } from '../../core/alert.ts';
 import type { BenignMark } from '../alert-state.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
-import { clip, code, esc, isoTime, oneLine } from './text.ts';
+import { clip, code, esc, inline, isoTime } from './text.ts';
 
 /** The expiry choices of Mark benign, by option value. `undefined`: never expires. */
 export const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: number | undefined }> = [
@@ -59,7 +59,7 @@ export function buildBenignModal(
         text: {
           type: 'mrkdwn',
           text: clip(
-            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${clip(esc(oneLine(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster')), 300)}).${currently}`,
+            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${clip(esc(inline(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster')), 300)}).${currently}`,
             3000,
           ),
         },

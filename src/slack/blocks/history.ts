@@ -4,7 +4,7 @@ import type { IdentityHistoryEntry } from '../../core/history.ts';
 import type { AllowlistEntry } from '../../core/pair.ts';
 import { ACTION_IDS, COMMANDS, numberedAction } from '../ids.ts';
 import { blocksTextLength, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
-import { clip, code, describeDuration, describePlace, esc, mention, oneLine } from './text.ts';
+import { clip, code, describeDuration, describePlace, esc, inline, mention } from './text.ts';
 
 /**
  * How many messages one `/arc-history` answer may use: the command's own answer plus 4 follow-ups
@@ -107,7 +107,7 @@ const plural = (n: number, one: string, many = `${one}s`) =>
  */
 function allowText(allow: AllowlistEntry): string {
   const until = allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)}`;
-  return `:white_check_mark: Allowlisted ${until} by ${mention(allow.by)}: “${clip(esc(oneLine(allow.reason)), 60)}”`;
+  return `:white_check_mark: Allowlisted ${until} by ${mention(allow.by)}: “${clip(esc(inline(allow.reason)), 60)}”`;
 }
 
 /** The section on allowlisted IPs with no sighting in the window: they still hold detections back. */
@@ -131,7 +131,7 @@ function dormantBlocks(view: HistoryView): types.KnownBlock[] {
 export function historyLine(entry: IdentityHistoryEntry): string {
   const { pair, allow } = entry;
   const place = describePlace(pair.last.geo, pair.last.as, pair.last.located, (t) =>
-    clip(esc(oneLine(t)), 48),
+    clip(esc(inline(t)), 48),
   );
   const first = shortUtc(pair.firstSeen);
   const last = shortUtc(pair.lastSeen);

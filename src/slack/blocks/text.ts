@@ -10,12 +10,25 @@ export function esc(text: string): string {
 }
 
 /**
- * `text` on one line: every line break (CR, LF, vertical tab, form feed, NEL, the Unicode line and
- * paragraph separators) as a space. A value from a detection is shown inline, so that a line break
- * in it cannot start a line of its own that reads as part of the message (a status, another IP).
+ * Characters that show nothing or turn the text's direction: zero-width spaces, direction marks,
+ * embeddings, overrides and isolates, word joiners, the BOM, the soft hyphen. Not the zero-width
+ * joiner, which emoji sequences hold.
  */
-export function oneLine(text: string): string {
-  return text.replace(/[\r\n\v\f\u0085\u2028\u2029]+/g, ' ');
+const INVISIBLE =
+  /[\u00AD\u061C\u180E\u200B\u200C\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+
+/**
+ * `text` to show inline: every line break (CR, LF, vertical tab, form feed, NEL, the Unicode line
+ * and paragraph separators) as a space, and every invisible or direction-turning character named
+ * (`[U+202E]`). A value from a detection is shown inline, so that a line break in it cannot start
+ * a line of its own that reads as part of the message (a status, another IP), and what it holds
+ * reads as it is stored: a right-to-left override would show the rest of its line reversed, and a
+ * zero-width space would make two different names look the same.
+ */
+export function inline(text: string): string {
+  return text
+    .replace(/[\r\n\v\f\u0085\u2028\u2029]+/g, ' ')
+    .replace(INVISIBLE, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
 }
 
 /**
@@ -44,16 +57,18 @@ export function mention(userId: string): string {
 
 /** Inline code for an untrusted value (backticks inside would end the code span). */
 export function code(text: string, max = 200): string {
-  return `\`${clip(esc(oneLine(text.replace(/`/g, "'"))), max)}\``;
+  return `\`${clip(esc(inline(text.replace(/`/g, "'"))), max)}\``;
 }
 
 /**
  * A mrkdwn link. The URL must be http(s); characters that would end Slack's `<url|text>` syntax
- * are percent-encoded. Returns the label alone when the URL is not usable.
+ * are percent-encoded, and so are invisible ones. Returns the label alone when the URL is not usable.
  */
 export function link(url: string | undefined, label: string, maxUrl = 1500): string {
   if (!url || !/^https?:\/\//i.test(url) || url.length > maxUrl) return label;
-  const safeUrl = url.replace(/[<>|\s"]/g, (c) => encodeURIComponent(c));
+  const safeUrl = url
+    .replace(/[<>|\s"]/g, (c) => encodeURIComponent(c))
+    .replace(INVISIBLE, (c) => encodeURIComponent(c));
   return `<${safeUrl}|${label.replace(/[|>]/g, '')}>`;
 }
 
