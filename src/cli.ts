@@ -259,7 +259,10 @@ async function listIdentity(arg: string): Promise<number> {
     console.log(
       `${entries.length} source IP${entries.length === 1 ? '' : 's'} of ${appId} in the last ${window} (${redactUrl(config.storeUrl)})`,
     );
-    if (entries.length > 0) console.log(['ip', 'first seen', 'last seen', 'count', 'allowlist'].join('\t'));
+    // The header comes before any row, also before allowlist entries alone: rows start on line 3.
+    if (entries.length > 0 || dormant.length > 0) {
+      console.log(['ip', 'first seen', 'last seen', 'count', 'allowlist'].join('\t'));
+    }
     for (const { pair, allow } of entries) {
       const active = isAllowActive(allow, now) ? allowText(allow) : '-';
       console.log([pair.ip, iso(pair.firstSeen), iso(pair.lastSeen), pair.count, active].join('\t'));

@@ -263,6 +263,24 @@ describe('history list', () => {
   });
 });
 
+describe('history list of allowlist entries alone', () => {
+  it('prints the header before them too, so that the rows start on the third line', async () => {
+    const db = path.join(dir, 'list-dormant.db');
+    const store = await openStateStore(`sqlite://${db}`);
+    const history = createHistory({ store, windowMs: 7 * DAY });
+    await history.allow({ appId: ARC.appId, ip: '203.0.113.9', by: 'U0RESP', reason: 'office' });
+    await store.close();
+    const { stdout } = await run(process.execPath, [CLI, 'history', 'list', ARC.appId], {
+      env: { ...process.env, STORE_URL: `sqlite://${db}` },
+    });
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toBe(`0 source IPs of ${ARC.appId} in the last 7d (sqlite://${db})`);
+    expect(lines[1]).toBe('ip\tfirst seen\tlast seen\tcount\tallowlist');
+    // What `tail -n +3` reads.
+    expect(lines.slice(2)).toEqual(['203.0.113.9\tnot seen in the last 7d\tallowlisted by U0RESP: office']);
+  });
+});
+
 describe('history list into a reader that stops early', () => {
   it('ends quietly when the pipe closes (`| head -1`), without a stack trace', async () => {
     const db = path.join(dir, 'epipe.db');
