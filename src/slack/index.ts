@@ -7,6 +7,7 @@ import type { StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
 import { waitAtMost } from '../timeout.ts';
 import { createBoltApp, createWebClient, registerHandlers } from './app.ts';
+import { portalForArm } from './blocks/alert.ts';
 import { BotAuth } from './bot-identity.ts';
 import type { SlackContext } from './context.ts';
 import { DeliveryProblems, DeliveryQueue } from './delivery-queue.ts';
@@ -146,6 +147,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     logger,
     mode: deps.remediator.mode,
     broadRemoval: typeof deps.remediator.planBroadRemoval === 'function',
+    portal: portalForArm(config.azure.armEndpoint),
     alertChannel: slack.alertChannel,
     now,
     ...(deps.metrics?.deliveryFailures ? { failures: deps.metrics.deliveryFailures } : {}),

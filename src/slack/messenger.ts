@@ -97,6 +97,8 @@ export function createMessenger(opts: {
   problems: DeliveryProblems;
   logger: Logger;
   mode: 'dry-run' | 'live';
+  /** The Azure portal that alerts link to (`portalForArm`). */
+  portal?: string;
   /** The remediator can remove the broad roles a plan leaves (`planBroadRemoval`). */
   broadRemoval?: boolean;
   failures?: DeliveryFailureCounter;
@@ -142,6 +144,7 @@ export function createMessenger(opts: {
     ...state,
     mode: opts.mode,
     broadRemoval: opts.broadRemoval ?? false,
+    ...(opts.portal ? { portal: opts.portal } : {}),
     now: (opts.now ?? Date.now)(),
   });
 

@@ -45,6 +45,8 @@ export interface AlertView extends SlackAlertState {
    * interrupted (failed), with their button offered again. Absent: shown as stored.
    */
   now?: number;
+  /** The Azure portal that the cluster links to (`portalForArm`); the public one when absent. */
+  portal?: string;
 }
 
 /** A message body: the notification fallback `text` and the blocks. */
@@ -98,10 +100,32 @@ const capital = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 const DASH = '—';
 const MAX_URL = 600;
 
+/** The public cloud's Azure portal. */
+export const PUBLIC_PORTAL = 'https://portal.azure.com';
+
+/** The portal of each sovereign cloud, by its Resource Manager host (README, Sovereign clouds). */
+const SOVEREIGN_PORTALS: Readonly<Record<string, string>> = {
+  'management.usgovcloudapi.net': 'https://portal.azure.us',
+  'management.chinacloudapi.cn': 'https://portal.azure.cn',
+};
+
+/**
+ * The Azure portal of the cloud whose Resource Manager is `armEndpoint` (AZURE_ARM_ENDPOINT): a
+ * sovereign cloud's resources are not found in the public portal. Any other endpoint (the public
+ * one, a private endpoint's, which keeps the public host name) gives the public portal.
+ */
+export function portalForArm(armEndpoint: string | undefined): string {
+  try {
+    return SOVEREIGN_PORTALS[new URL(armEndpoint ?? '').hostname.toLowerCase()] ?? PUBLIC_PORTAL;
+  } catch {
+    return PUBLIC_PORTAL;
+  }
+}
+
 /** Azure portal link of a resource id: `https://portal.azure.com/#@/resource<id>`. */
-export function portalUrl(resourceId: string): string | undefined {
+export function portalUrl(resourceId: string, portal: string = PUBLIC_PORTAL): string | undefined {
   if (!resourceId.startsWith('/') || resourceId.length > MAX_URL - 40) return undefined;
-  return `https://portal.azure.com/#@/resource${resourceId}`;
+  return `${portal}/#@/resource${resourceId}`;
 }
 
 /** `text` without the full stops and spaces it ends with (a loop: no regex backtracking). */
@@ -697,7 +721,9 @@ function render(view: AlertView, k: number): SlackMessage {
   // Each part escaped and clipped before its GeoIP mark, so that clipping never cuts a mark.
   const place = describePlace(d.geo, d.as, d.located, (t) => s(t, 140));
   const cluster = d.cluster;
-  const clusterText = cluster ? link(portalUrl(cluster.id), s(cluster.name ?? cluster.id, 200)) : DASH;
+  const clusterText = cluster
+    ? link(portalUrl(cluster.id, view.portal), s(cluster.name ?? cluster.id, 200))
+    : DASH;
   const eventAt = parseTime(d.eventTime);
   const blocks: types.KnownBlock[] = [];
 
