@@ -3,9 +3,12 @@
  * Slack faked at its Web API: what the alert and `/arc-history` show of them.
  */
 import { afterEach, expect, it } from 'vitest';
+import { ACTION_IDS } from '../../src/slack/ids.ts';
 import {
+  buttonClick,
   commandBody,
   type FakeSlack,
+  payloadBody,
   sendSigned,
   slashCommand,
   startFakeSlack,
@@ -134,4 +137,43 @@ it('an invisible or direction-turning character in a value is named in the alert
   expect(shown).toContain('prod-cluster-[U+202E]gnp.exe');
   expect(shown).toContain('ad[U+200B]min@contoso.example');
   expect(texts(reply).join('\n')).toContain('Lon[U+200E]don');
+});
+
+it("a user's UPN with an invisible character is named in Revoke's confirm dialog, its result and its thread line", async () => {
+  const { app, fake } = await start();
+  const appId = freshAppId();
+  const event = arcEvent('azure-activity-log-record', {
+    appId,
+    ip: '198.51.100.9',
+    time: new Date(),
+    upn: 'ad\u200bmin\u202e@contoso.example',
+    principalType: 'User',
+  });
+  expect((await postIngest(app.url, event)).body).toMatchObject({ counts: { alerted: 1 } });
+  await app.app.outbox.drain();
+  const [post] = fake.callsOf('chat.postMessage');
+  const revoke = (post!.args.blocks as Array<{ elements?: Array<{ action_id: string; value: string }> }>)
+    .flatMap((b) => b.elements ?? [])
+    .find((e) => e.action_id === ACTION_IDS.revoke)!;
+  const res = await sendSigned(
+    `${app.url}/slack/events`,
+    SECRET,
+    payloadBody(
+      buttonClick({
+        actionId: ACTION_IDS.revoke,
+        value: revoke.value,
+        user: 'UALICE',
+        channel: 'C0ALERTS',
+        messageTs: '1700000000.000001',
+        responseUrl: fake.responseUrl('rv'),
+      }),
+    ),
+  );
+  expect(res.status).toBe(200);
+  const thread = () => fake.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+  await fake.waitFor('the revoke audit in the thread', () => thread().length === 1);
+  const sent = [post!, ...fake.callsOf('chat.update'), ...thread()].flatMap((c) => texts(c.args));
+  const all = sent.join('\n');
+  expect(all).toContain('Disable the user account ad[U+200B]min[U+202E]@contoso.example');
+  expect(all).not.toMatch(/[\u200b\u202e]/);
 });

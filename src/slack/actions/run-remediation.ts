@@ -8,7 +8,7 @@ import {
   updateAlertState,
 } from '../alert-state.ts';
 import { STEP_EMOJI, WARNING_CLIP, warningMark } from '../blocks/alert.ts';
-import { clip, code, esc } from '../blocks/text.ts';
+import { clip, code, esc, inline } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { type RunHandle, STOPPING_NOTE, trackRun, untrackRun } from '../stale-runs.ts';
@@ -37,19 +37,20 @@ export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHea
   const results = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
   const lines = steps.map((s) => {
     const r = results.get(s.id);
-    return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(r.detail), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(r.fix), 400)}` : ''}`;
+    return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(inline(r.detail)), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(inline(r.fix)), 400)}` : ''}`;
   });
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     const group =
       rest.kind === 'group' ? ' (a group assignment)' : rest.kind === 'root' ? ' (at the root scope)' : '';
     lines.push(
-      `:warning: Still has access through ${clip(esc(rest.roleName), 100)} at ${code(rest.scope, 300)}${group}`,
+      `:warning: Still has access through ${clip(esc(inline(rest.roleName)), 100)} at ${code(rest.scope, 300)}${group}`,
     );
   }
-  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${clip(esc(w), WARNING_CLIP)}`);
+  for (const w of run.plan?.warnings ?? [])
+    lines.push(`${warningMark(w)} ${clip(esc(inline(w)), WARNING_CLIP)}`);
   let head: string;
   if (run.status === 'failed')
-    head = `:x: Audit: ${kind.verb} by ${who} failed${run.error ? `: ${clip(esc(run.error), 300)}` : ''}.`;
+    head = `:x: Audit: ${kind.verb} by ${who} failed${run.error ? `: ${clip(esc(inline(run.error)), 300)}` : ''}.`;
   else if (run.mode === 'dry-run')
     head = `:test_tube: Audit: ${kind.verb} pressed by ${who} in dry-run: nothing was changed. ${steps.length === 0 ? 'It would change nothing:' : 'It would call:'}`;
   else head = `:no_entry: Audit: ${who} ${kind.doneHead}:`;

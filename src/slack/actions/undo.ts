@@ -15,7 +15,7 @@ import {
 } from '../alert-state.ts';
 import { reply } from '../authorise.ts';
 import { STEP_EMOJI, undoLabel } from '../blocks/alert.ts';
-import { clip, esc } from '../blocks/text.ts';
+import { clip, esc, inline } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
@@ -27,12 +27,12 @@ function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): str
   const who = `<@${undo.by}>`;
   const lines = (undo.result?.steps ?? []).map((r: StepResult) => {
     const step = steps.get(r.stepId);
-    const what = clip(esc(step ? undoLabel(step) : r.stepId), 300);
-    return `${STEP_EMOJI[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(esc(r.detail), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(esc(r.fix), 200)}` : ''}`;
+    const what = clip(esc(inline(step ? undoLabel(step) : r.stepId)), 300);
+    return `${STEP_EMOJI[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(esc(inline(r.detail)), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(esc(inline(r.fix)), 200)}` : ''}`;
   });
   let head: string;
   if (undo.status === 'failed')
-    head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(esc(undo.error), 300)}` : ''}.`;
+    head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(esc(inline(undo.error)), 300)}` : ''}.`;
   else head = `:leftwards_arrow_with_hook: Audit: ${who} undid the revoke:`;
   return [head, ...lines].join('\n');
 }

@@ -298,7 +298,7 @@ function runText(
   k: number,
   opts: { removedLater?: ReadonlySet<string> } = {},
 ): string {
-  const s = (text: string, n: number) => clip(esc(text), size(n, k));
+  const s = (text: string, n: number) => clip(esc(inline(text)), size(n, k));
   const who = mention(run.by);
   const dry = run.mode === 'dry-run';
   const name = `${words.name}${dry ? ' (dry-run)' : ''}`;
@@ -462,7 +462,7 @@ function stepsById(runs: ReadonlyArray<RevokeRun | undefined>): Map<string, Plan
 
 /** The status text of Undo: progress, then a line per undone step with its result. */
 export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefined>, k = 1): string {
-  const s = (text: string, n: number) => clip(esc(text), size(n, k));
+  const s = (text: string, n: number) => clip(esc(inline(text)), size(n, k));
   const who = mention(undo.by);
   const dry = undo.mode === 'dry-run';
   let head: string;
@@ -527,7 +527,7 @@ export function undoConfirmText(state: SlackAlertState): string {
     );
   }
   parts.push('The identity can list the cluster credentials again.');
-  const full = esc(parts.join(' '));
+  const full = esc(inline(parts.join(' ')));
   if (full.length <= LIMITS.confirmText) return full;
   const roles = [...new Set(assignments.map((st) => st.assignment?.roleName ?? 'role'))].join(', ');
   const short = [
@@ -565,7 +565,7 @@ export function broadConfirmText(mode: 'dry-run' | 'live', plan: RemediationPlan
   const broad = removableBroadAccess(plan);
   const tail = ' The principal loses everything these roles grant there, not only the Arc access.';
   const names = broad.map((r) => `${r.roleName} at ${r.scope}`);
-  const full = `${prefix}Removes ${plural(broad.length, 'this assignment', 'assignments')}: ${esc(names.join('; '))}.${tail}`;
+  const full = `${prefix}Removes ${plural(broad.length, 'this assignment', 'assignments')}: ${esc(inline(names.join('; ')))}.${tail}`;
   if (full.length <= LIMITS.confirmText) return full;
   // The role names give way first: what removing them means must stay in the dialog.
   const head = `${prefix}Removes ${plural(broad.length, 'the assignment', 'assignments')} of `;
@@ -609,7 +609,7 @@ export function confirmTextFor(
     );
   }
   const rest = stillHasAccess > 0 ? ` Other access (${stillHasAccess}) stays.` : '';
-  const full = `${prefix}${steps.map((s, i) => `${i + 1}) ${esc(s.description)}`).join('; ')}.${rest}`;
+  const full = `${prefix}${steps.map((s, i) => `${i + 1}) ${esc(inline(s.description))}`).join('; ')}.${rest}`;
   if (full.length <= LIMITS.confirmText) return full;
   const counts = new Map<string, number>();
   for (const s of steps) counts.set(s.kind ?? 'other', (counts.get(s.kind ?? 'other') ?? 0) + 1);
