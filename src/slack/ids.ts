@@ -31,6 +31,14 @@ export const CALLBACK_IDS = {
   markBenign: 'arc_mark_benign_modal',
 } as const;
 
+/** `block_id`s of the messages' button rows. */
+export const BLOCK_IDS = {
+  /** The alert's buttons (Mark benign, Revoke, Undo, Remove broad roles too). */
+  alertActions: 'arc_alert_actions',
+  /** /arc-history's allowlist removal buttons. */
+  historyAllowlist: 'arc_history_allowlist',
+} as const;
+
 /** `block_id`s and input `action_id`s inside the Mark benign modal. */
 export const BENIGN_MODAL = {
   reasonBlock: 'benign_reason',

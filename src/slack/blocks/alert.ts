@@ -20,7 +20,7 @@ import {
   type UndoRun,
   undoableRuns,
 } from '../alert-state.ts';
-import { ACTION_IDS } from '../ids.ts';
+import { ACTION_IDS, BLOCK_IDS } from '../ids.ts';
 import { checkMessageLimits, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
 import {
   clip,
@@ -708,7 +708,7 @@ function buttons(view: AlertView): types.ActionsBlock {
       },
     });
   }
-  return { type: 'actions', block_id: 'arc_alert_actions', elements };
+  return { type: 'actions', block_id: BLOCK_IDS.alertActions, elements };
 }
 
 function render(view: AlertView, k: number): SlackMessage {

@@ -2,7 +2,7 @@ import type { types } from '@slack/bolt';
 import { dashGuid } from '../../core/azure-ids.ts';
 import type { IdentityHistoryEntry } from '../../core/history.ts';
 import type { AllowlistEntry } from '../../core/pair.ts';
-import { ACTION_IDS, COMMANDS, numberedAction } from '../ids.ts';
+import { ACTION_IDS, BLOCK_IDS, COMMANDS, numberedAction } from '../ids.ts';
 import { blocksTextLength, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
 import { clip, code, describeDuration, describePlace, esc, inline, mention } from './text.ts';
 
@@ -182,7 +182,7 @@ function removeButtons(view: HistoryView, start: number): { blocks: types.KnownB
     });
   }
   if (elements.length === 0) return { blocks: [], size: 0 };
-  const blocks: types.KnownBlock[] = [{ type: 'actions', block_id: 'arc_history_allowlist', elements }];
+  const blocks: types.KnownBlock[] = [{ type: 'actions', block_id: BLOCK_IDS.historyAllowlist, elements }];
   if (allowed.length > shown.length) {
     blocks.push({
       type: 'context',
