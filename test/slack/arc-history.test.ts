@@ -255,6 +255,7 @@ describe('/arc-history', () => {
     const tail = JSON.stringify(replies.at(-1)!.blocks);
     expect(tail).toContain(`and ${left.toLocaleString('en-US')} older IPs not shown`);
     expect(tail).toContain(`/arc-history ${ARC.appId} ${shown.length + 1}`);
+    expect(tail).toContain(`npm run history -- list ${ARC.appId}`);
     // Only the last message carries the cut.
     for (const r of replies.slice(0, -1)) expect(JSON.stringify(r.blocks)).not.toContain('not shown');
 

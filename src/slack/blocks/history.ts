@@ -310,7 +310,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
           {
             type: 'mrkdwn',
             text: clip(
-              `List the rest with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}).`,
+              `List the rest with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}), or all of them at once on the service's host with \`npm run history -- list ${esc(view.appId)}\`.`,
               TAIL_MAX,
             ),
           },
@@ -326,7 +326,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
           {
             type: 'mrkdwn',
             text: clip(
-              `…and ${plural(left, 'older IP')} not shown (one answer holds ${HISTORY_MAX_MESSAGES} messages at most). List them with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}).`,
+              `…and ${plural(left, 'older IP')} not shown (one answer holds ${HISTORY_MAX_MESSAGES} messages at most). List them with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}), or all of them at once on the service's host with \`npm run history -- list ${esc(view.appId)}\`.`,
               TAIL_MAX,
             ),
           },
