@@ -106,7 +106,7 @@ const plural = (n: number, one: string, many = `${one}s`) =>
  * At most about 300 characters, whatever the values.
  */
 function allowText(allow: AllowlistEntry): string {
-  const until = allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)}`;
+  const until = allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)} UTC`;
   return `:white_check_mark: Allowlisted ${until} by ${mention(allow.by)}: “${clip(esc(inline(allow.reason)), 60)}”`;
 }
 
