@@ -267,7 +267,10 @@ async function listIdentity(arg: string): Promise<number> {
       const active = isAllowActive(allow, now) ? allowText(allow) : '-';
       console.log([pair.ip, iso(pair.firstSeen), iso(pair.lastSeen), pair.count, active].join('\t'));
     }
-    for (const a of dormant) console.log(`${a.ip}\tnot seen in the last ${window}\t${allowText(a)}`);
+    // Five columns too, so that a script splits every row alike: no sighting, so no times.
+    for (const a of dormant) {
+      console.log([a.ip, '-', '-', 0, `${allowText(a)} (not seen in the last ${window})`].join('\t'));
+    }
     return 0;
   } finally {
     await store.close();

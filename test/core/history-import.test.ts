@@ -243,8 +243,10 @@ describe('history list', () => {
     ]);
     expect(rows.find((r) => r[0] === '203.0.113.9')).toEqual([
       '203.0.113.9',
-      'not seen in the last 7d',
-      'allowlisted by U0RESP: office',
+      '-',
+      '-',
+      '0',
+      'allowlisted by U0RESP: office (not seen in the last 7d)',
     ]);
     expect(stdout).not.toContain('\u001b');
 
@@ -277,7 +279,9 @@ describe('history list of allowlist entries alone', () => {
     expect(lines[0]).toBe(`0 source IPs of ${ARC.appId} in the last 7d (sqlite://${db})`);
     expect(lines[1]).toBe('ip\tfirst seen\tlast seen\tcount\tallowlist');
     // What `tail -n +3` reads.
-    expect(lines.slice(2)).toEqual(['203.0.113.9\tnot seen in the last 7d\tallowlisted by U0RESP: office']);
+    expect(lines.slice(2)).toEqual([
+      '203.0.113.9\t-\t-\t0\tallowlisted by U0RESP: office (not seen in the last 7d)',
+    ]);
   });
 });
 
