@@ -5,7 +5,14 @@ export type StoreLocation =
   | { kind: 'sqlite'; path: string; display: string }
   | { kind: 'memory'; display: string }
   | { kind: 'redis'; url: string; display: string; password: string }
-  | { kind: 'postgres'; url: string; display: string; password: string };
+  | {
+      kind: 'postgres';
+      url: string;
+      display: string;
+      password: string;
+      /** The schema of the tables (`?schema=`, taken out of `url`); default `public`. */
+      schema: string;
+    };
 
 const EXPECTED =
   'expected sqlite://<path>, memory://, redis://host:port, rediss://host:port or postgres://user@host/db';
@@ -136,8 +143,40 @@ export function parseStoreUrl(raw: string): StoreLocation {
         `Store URL "${display}": the path of a Redis URL is a database number (redis://host:6379/2), not "${parsed.pathname.slice(0, 40)}"`,
       );
     }
+    if (kind === 'postgres')
+      return { kind, ...postgresSchema(url, display), display, password: passwordOf(parsed) };
     return { kind, url, display, password: passwordOf(parsed) };
   }
 
   throw new StoreError('STORE_URL_INVALID', `Store URL scheme "${scheme}:" is not supported; ${EXPECTED}`);
+}
+
+/** A PostgreSQL schema name that needs no quoting (the @keyv/postgres adapter does not quote it). */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/**
+ * The `schema` parameter of a PostgreSQL URL, taken out of the URL (it is no connection
+ * parameter of PostgreSQL's): the schema of the state tables, `public` when absent.
+ */
+function postgresSchema(url: string, display: string): { url: string; schema: string } {
+  const query = url.indexOf('?');
+  if (query === -1) return { url, schema: 'public' };
+  const params = url
+    .slice(query + 1)
+    .split('&')
+    .filter((p) => p !== '');
+  const named = params.filter((p) => p.split('=', 1)[0] === 'schema');
+  if (named.length === 0) return { url, schema: 'public' };
+  const value = decodeURIComponent(named.at(-1)!.slice('schema='.length));
+  if (named.length > 1 || !SCHEMA_NAME.test(value)) {
+    throw new StoreError(
+      'STORE_URL_INVALID',
+      `Store URL "${display}": schema= takes one schema name in lower case (letters, digits and _, at most 63, not starting with a digit), e.g. ?schema=arc_responder`,
+    );
+  }
+  const rest = params.filter((p) => p.split('=', 1)[0] !== 'schema');
+  return {
+    url: rest.length > 0 ? `${url.slice(0, query)}?${rest.join('&')}` : url.slice(0, query),
+    schema: value,
+  };
 }

@@ -16,42 +16,61 @@ export interface PostgresStateStoreOptions {
   /** The URL's password, kept out of every message. */
   password: string;
   namespace: string;
+  /** The schema of the tables (it must exist unless it is `public`). Default `public`. */
+  schema?: string;
   /** Connections in the pool. Default 10. */
   poolSize?: number;
   /** How often expired values and claims are deleted, in ms; 0 turns it off. Default 600000. */
   sweepIntervalMs?: number;
 }
 
-/** The @keyv/postgres table (its default name and layout) and this project's two tables. */
-const SCHEMA_SQL = `
+/**
+ * The statements over the tables of one schema (a name that needs no quoting, see
+ * `parseStoreUrl`): the @keyv/postgres table (its default name and layout) and this project's two.
+ */
+function statementsIn(schema: string) {
+  return {
+    createTables: `
   BEGIN;
   -- Replicas starting together would otherwise race on CREATE TABLE IF NOT EXISTS, which can
   -- fail with a unique violation in the catalog.
   SELECT pg_advisory_xact_lock(hashtext('arc-responder:state-store-schema'));
-  CREATE TABLE IF NOT EXISTS public.keyv (key VARCHAR(255) PRIMARY KEY, value TEXT);
-  CREATE TABLE IF NOT EXISTS public.arc_claims (key TEXT PRIMARY KEY, expires BIGINT);
-  CREATE TABLE IF NOT EXISTS public.arc_members (
+  CREATE TABLE IF NOT EXISTS ${schema}.keyv (key VARCHAR(255) PRIMARY KEY, value TEXT);
+  CREATE TABLE IF NOT EXISTS ${schema}.arc_claims (key TEXT PRIMARY KEY, expires BIGINT);
+  CREATE TABLE IF NOT EXISTS ${schema}.arc_members (
     set_key TEXT NOT NULL,
     member TEXT NOT NULL,
     PRIMARY KEY (set_key, member)
   );
-  COMMIT;`;
-
-// The conflict branch only updates an expired claim, so a returned row means this caller won.
-// Concurrent inserts of one key serialise on its index entry; the loser re-checks the WHERE
-// against the winner's committed row and returns nothing.
-const CLAIM_SQL = `
-  INSERT INTO public.arc_claims AS c (key, expires) VALUES ($1, $2)
+  COMMIT;`,
+    // The conflict branch only updates an expired claim, so a returned row means this caller won.
+    // Concurrent inserts of one key serialise on its index entry; the loser re-checks the WHERE
+    // against the winner's committed row and returns nothing.
+    claim: `
+  INSERT INTO ${schema}.arc_claims AS c (key, expires) VALUES ($1, $2)
   ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE c.expires <= $3
-  RETURNING key`;
-
-// DISTINCT because one INSERT cannot touch a row twice; ORDER BY so that concurrent batches lock
-// keys in the same order and cannot deadlock each other.
-const CLAIM_MANY_SQL = `
-  INSERT INTO public.arc_claims AS c (key, expires)
+  RETURNING key`,
+    // DISTINCT because one INSERT cannot touch a row twice; ORDER BY so that concurrent batches
+    // lock keys in the same order and cannot deadlock each other.
+    claimMany: `
+  INSERT INTO ${schema}.arc_claims AS c (key, expires)
   SELECT DISTINCT k, $2::bigint FROM unnest($1::text[]) AS t(k) ORDER BY k
   ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE c.expires <= $3
-  RETURNING key`;
+  RETURNING key`,
+    releaseClaim: `DELETE FROM ${schema}.arc_claims WHERE key = $1`,
+    addMembers: `INSERT INTO ${schema}.arc_members (set_key, member) SELECT $1, unnest($2::text[])
+       ON CONFLICT DO NOTHING`,
+    addToSets: `INSERT INTO ${schema}.arc_members (set_key, member)
+       SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
+    removeMembers: `DELETE FROM ${schema}.arc_members WHERE set_key = $1 AND member = ANY($2::text[])`,
+    members: `SELECT member FROM ${schema}.arc_members WHERE set_key = $1`,
+    membersOfMany: `SELECT set_key, member FROM ${schema}.arc_members WHERE set_key = ANY($1::text[])`,
+    sweepClaims: `DELETE FROM ${schema}.arc_claims WHERE key LIKE $1 AND expires <= $2`,
+    sweepValues: `DELETE FROM ${schema}.keyv WHERE key LIKE $1
+       AND substring(value from '"expires":([0-9]{1,15})}$')::bigint <= $2`,
+  };
+}
+type Statements = ReturnType<typeof statementsIn>;
 
 const POOL = Symbol('arc-responder pg pool');
 const DEADLOCK = '40P01';
@@ -87,7 +106,7 @@ class PooledKeyvPostgres extends KeyvPostgres {
       keys[i] = entries[i]!.key;
       values[i] = entries[i]!.value;
     }
-    const upsert = `INSERT INTO public.${this.opts.table} (key, value)
+    const upsert = `INSERT INTO ${this.opts.schema}.${this.opts.table} (key, value)
       SELECT k, v FROM unnest($1::text[], $2::text[]) AS t(k, v) ORDER BY k
       ON CONFLICT (key) DO UPDATE SET value = excluded.value`;
     for (let attempt = 1; ; attempt++) {
@@ -101,9 +120,10 @@ class PooledKeyvPostgres extends KeyvPostgres {
   }
 
   async delete(key: string): Promise<boolean> {
-    const rows = await this.query(`DELETE FROM public.${this.opts.table} WHERE key = $1 RETURNING key`, [
-      key,
-    ]);
+    const rows = await this.query(
+      `DELETE FROM ${this.opts.schema}.${this.opts.table} WHERE key = $1 RETURNING key`,
+      [key],
+    );
     return rows.length > 0;
   }
 }
@@ -112,9 +132,11 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
   #pool: pg.Pool;
   #prefix: string;
   #timer: NodeJS.Timeout | undefined;
+  #sql: Statements;
 
-  constructor(pool: pg.Pool, namespace: string, sweepIntervalMs: number) {
+  constructor(pool: pg.Pool, namespace: string, sweepIntervalMs: number, sql: Statements) {
     this.#pool = pool;
+    this.#sql = sql;
     this.#prefix = `${namespace}:`;
     if (sweepIntervalMs > 0) {
       this.#timer = setInterval(() => {
@@ -127,7 +149,7 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
 
   async claim(key: string, ttlMs: number | undefined): Promise<boolean> {
     const now = Date.now();
-    const result = await this.#pool.query(CLAIM_SQL, [
+    const result = await this.#pool.query(this.#sql.claim, [
       this.#prefix + key,
       ttlMs === undefined ? null : now + ttlMs,
       now,
@@ -141,7 +163,7 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
     for (let attempt = 1; ; attempt++) {
       const now = Date.now();
       try {
-        const result = await this.#pool.query<{ key: string }>(CLAIM_MANY_SQL, [
+        const result = await this.#pool.query<{ key: string }>(this.#sql.claimMany, [
           prefixed,
           ttlMs === undefined ? null : now + ttlMs,
           now,
@@ -159,47 +181,35 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
   }
 
   async releaseClaim(key: string): Promise<void> {
-    await this.#pool.query('DELETE FROM public.arc_claims WHERE key = $1', [this.#prefix + key]);
+    await this.#pool.query(this.#sql.releaseClaim, [this.#prefix + key]);
   }
 
   async addMembers(set: string, members: readonly string[]): Promise<void> {
-    await this.#pool.query(
-      `INSERT INTO public.arc_members (set_key, member) SELECT $1, unnest($2::text[])
-       ON CONFLICT DO NOTHING`,
-      [this.#prefix + set, members],
-    );
+    await this.#pool.query(this.#sql.addMembers, [this.#prefix + set, members]);
   }
 
   async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
-    await this.#pool.query(
-      `INSERT INTO public.arc_members (set_key, member)
-       SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
-      [entries.map(([set]) => this.#prefix + set), entries.map(([, member]) => member)],
-    );
-  }
-
-  async removeMembers(set: string, members: readonly string[]): Promise<void> {
-    await this.#pool.query('DELETE FROM public.arc_members WHERE set_key = $1 AND member = ANY($2::text[])', [
-      this.#prefix + set,
-      members,
+    await this.#pool.query(this.#sql.addToSets, [
+      entries.map(([set]) => this.#prefix + set),
+      entries.map(([, member]) => member),
     ]);
   }
 
+  async removeMembers(set: string, members: readonly string[]): Promise<void> {
+    await this.#pool.query(this.#sql.removeMembers, [this.#prefix + set, members]);
+  }
+
   async members(set: string): Promise<string[]> {
-    const result = await this.#pool.query<{ member: string }>(
-      'SELECT member FROM public.arc_members WHERE set_key = $1',
-      [this.#prefix + set],
-    );
+    const result = await this.#pool.query<{ member: string }>(this.#sql.members, [this.#prefix + set]);
     return result.rows.map((row) => row.member);
   }
 
   /** One query over the sets' index range. */
   async membersOfMany(sets: readonly string[]): Promise<string[][]> {
     const keys = sets.map((set) => this.#prefix + set);
-    const result = await this.#pool.query<{ set_key: string; member: string }>(
-      'SELECT set_key, member FROM public.arc_members WHERE set_key = ANY($1::text[])',
-      [keys],
-    );
+    const result = await this.#pool.query<{ set_key: string; member: string }>(this.#sql.membersOfMany, [
+      keys,
+    ]);
     const bySet = new Map<string, string[]>(keys.map((key) => [key, []]));
     for (const row of result.rows) bySet.get(row.set_key)?.push(row.member);
     // A set named twice gets its own copy of the list each time.
@@ -217,15 +227,8 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
    */
   async sweepExpired(now = Date.now()): Promise<number> {
     const pattern = `${escapeLike(this.#prefix)}%`;
-    const claims = await this.#pool.query(
-      'DELETE FROM public.arc_claims WHERE key LIKE $1 AND expires <= $2',
-      [pattern, now],
-    );
-    const values = await this.#pool.query(
-      `DELETE FROM public.keyv WHERE key LIKE $1
-       AND substring(value from '"expires":([0-9]{1,15})}$')::bigint <= $2`,
-      [pattern, now],
-    );
+    const claims = await this.#pool.query(this.#sql.sweepClaims, [pattern, now]);
+    const values = await this.#pool.query(this.#sql.sweepValues, [pattern, now]);
     return (claims.rowCount ?? 0) + (values.rowCount ?? 0);
   }
 
@@ -237,8 +240,9 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
 
 /**
  * Opens a PostgreSQL-backed state store: one `pg` pool for values (through @keyv/postgres, table
- * `public.keyv`), claims (`public.arc_claims`) and member sets (`public.arc_members`), all created
- * if missing. Rejects with a `StoreError` (password masked) when the database cannot be used.
+ * `keyv`), claims (`arc_claims`) and member sets (`arc_members`), all in the schema `public` (or
+ * `options.schema`, which must exist) and created if missing. Rejects with a `StoreError`
+ * (password masked) when the database cannot be used.
  */
 export async function openPostgresStateStore(options: PostgresStateStoreOptions): Promise<StateStore> {
   const pool = new pg.Pool({
@@ -257,22 +261,25 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
       scrubSecret(`${what} PostgreSQL at ${options.display}: ${describeError(error)}`, options.password),
     );
   };
+  const schema = options.schema ?? 'public';
+  const sql = statementsIn(schema);
   try {
     await pool.query('SELECT 1');
   } catch (error) {
     return fail('Cannot connect to', error);
   }
   try {
-    await pool.query(SCHEMA_SQL);
+    await pool.query(sql.createTables);
   } catch (error) {
     return fail('Cannot create the state tables in', error);
   }
 
   const adapter = new PooledKeyvPostgres({
     uri: options.display,
+    schema,
     [POOL]: pool,
   } as unknown as KeyvPostgresOptions);
-  const rest = new PostgresClaimsAndSets(pool, options.namespace, options.sweepIntervalMs ?? 600_000);
+  const rest = new PostgresClaimsAndSets(pool, options.namespace, options.sweepIntervalMs ?? 600_000, sql);
   return new KeyvStateStore(
     'postgres',
     createKeyv(adapter, options.namespace),

@@ -55,6 +55,24 @@ describe('parseStoreUrl', () => {
     );
   });
 
+  it('takes the schema of the PostgreSQL tables out of the URL (?schema=), public by default', () => {
+    expect(parseStoreUrl('postgres://u@db.example/arc')).toMatchObject({ schema: 'public' });
+    expect(parseStoreUrl('postgres://u@db.example/arc?sslmode=require&schema=arc_responder')).toMatchObject({
+      url: 'postgres://u@db.example/arc?sslmode=require',
+      schema: 'arc_responder',
+    });
+    expect(parseStoreUrl('postgres://u@db.example/arc?schema=arc&sslmode=verify-full')).toMatchObject({
+      url: 'postgres://u@db.example/arc?sslmode=verify-full',
+      schema: 'arc',
+    });
+    for (const bad of ['Arc', 'arc-responder', '1arc', 'arc;drop', '', 'a'.repeat(64)]) {
+      expect(() => parseStoreUrl(`postgres://u@db.example/arc?schema=${encodeURIComponent(bad)}`)).toThrow(
+        /schema= takes one schema name in lower case/,
+      );
+    }
+    expect(() => parseStoreUrl('postgres://u@db.example/arc?schema=a&schema=b')).toThrow(/one schema name/);
+  });
+
   it('masks the password in what it reports', () => {
     const parsed = parseStoreUrl('postgres://arc:p%40ss-w0rd@db.example:5432/arc');
     expect(parsed).toMatchObject({

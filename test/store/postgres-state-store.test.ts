@@ -63,6 +63,42 @@ describeWithService('postgres:// state store', 'TEST_POSTGRES_URL', (url) => {
     }
   });
 
+  it('keeps its tables in the schema that ?schema= names, which the operator created', async () => {
+    const schema = `arc_${ns('schema')
+      .replace(/[^a-z0-9]/g, '_')
+      .slice(-40)}`;
+    const admin = new pg.Pool({ connectionString: url, max: 1 });
+    const withSchema = `${url}${url.includes('?') ? '&' : '?'}schema=${schema}`;
+    try {
+      // A schema that does not exist is named, not created.
+      await expect(openStateStore(withSchema, { namespace: ns('schema') })).rejects.toThrow(
+        new RegExp(`Cannot create the state tables in PostgreSQL .*schema "${schema}" does not exist`),
+      );
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      const store = await openStateStore(withSchema, { namespace: ns('schema') });
+      try {
+        await store.set('pair:x', { count: 3 });
+        expect(await store.claim('claim:x', 60_000)).toBe(true);
+        await store.addMembers('set:x', ['a', 'b']);
+        expect(await store.get('pair:x')).toEqual({ count: 3 });
+        expect(await store.claim('claim:x', 60_000)).toBe(false);
+        expect(sorted(await store.members('set:x'))).toEqual(['a', 'b']);
+      } finally {
+        await store.close();
+      }
+      const tables = await admin.query<{ table_name: string }>(
+        'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name',
+        [schema],
+      );
+      expect(tables.rows.map((r) => r.table_name)).toEqual(['arc_claims', 'arc_members', 'keyv']);
+      const rows = await admin.query(`SELECT key FROM ${schema}.keyv`);
+      expect(rows.rowCount).toBe(1);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      await admin.end();
+    }
+  });
+
   it('accepts the postgresql:// spelling too', async () => {
     const store = await openStateStore(url.replace(/^postgres:/, 'postgresql:'), { namespace: ns('scheme') });
     try {
