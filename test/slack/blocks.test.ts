@@ -26,7 +26,7 @@ import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
 import { clip, describeDuration, esc, link } from '../../src/slack/blocks/text.ts';
 import { ACTION_IDS, BENIGN_MODAL } from '../../src/slack/ids.ts';
 import { ARC } from '../support/samples.ts';
-import { DETECTED_AT, sampleAlert, sampleDetection } from './sample-alert.ts';
+import { DETECTED_AT, sampleAlert, sampleDetection, sampleRevokeSteps } from './sample-alert.ts';
 
 const CONFIRM = confirmTextFor('dry-run', [
   { description: 'Remove the role assignment "Azure Arc Enabled Kubernetes Cluster User Role"' },
@@ -772,7 +772,6 @@ describe('alert message', () => {
 
   it('after a live revoke that left a broad role: Undo and "Remove broad roles too", each confirmed (snapshot)', () => {
     const scope = `/subscriptions/${ARC.subscriptionId}`;
-    const evidence = `${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/${ARC.roleAssignmentId}`;
     const revoke: RevokeRun = {
       status: 'done',
       mode: 'live',
@@ -780,28 +779,7 @@ describe('alert message', () => {
       at: DETECTED_AT + 60_000,
       plan: {
         appId: ARC.appId,
-        steps: [
-          {
-            id: 'remove',
-            kind: 'remove-assignment',
-            description: `Remove "${ARC.role}" at ${ARC.roleAssignmentScope}`,
-            call: `DELETE https://management.azure.com${evidence}?api-version=2022-04-01`,
-            target: evidence,
-            assignment: {
-              scope: ARC.roleAssignmentScope,
-              roleDefinitionId: ARC.roleDefinitionId,
-              principalId: ARC.principalId,
-              roleName: ARC.role,
-            },
-          },
-          {
-            id: 'disable',
-            kind: 'disable-service-principal',
-            description: 'Disable the service principal',
-            call: `PATCH https://graph.microsoft.com/v1.0/servicePrincipals/${ARC.principalId} {"accountEnabled":false}`,
-            target: ARC.principalId,
-          },
-        ],
+        steps: sampleRevokeSteps(),
         stillHasAccessThrough: [
           {
             assignmentId: `${scope}/providers/Microsoft.Authorization/roleAssignments/owner-1`,

@@ -4,6 +4,7 @@
  */
 import type { AlertRecord } from '../../src/core/alert.ts';
 import type { Detection } from '../../src/core/detection.ts';
+import type { PlannedStep } from '../../src/core/remediation.ts';
 import { ARC } from '../support/samples.ts';
 
 export const DETECTED_AT = Date.parse('2026-03-12T09:16:00Z');
@@ -64,4 +65,32 @@ export function sampleAlert(
     windowMs: 7 * 24 * 3600 * 1000,
     ...over,
   };
+}
+
+const EVIDENCE_ASSIGNMENT = `${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/${ARC.roleAssignmentId}`;
+
+/** The steps a live Revoke of the sample detection plans: remove its evidence's assignment, disable its principal. */
+export function sampleRevokeSteps(): [PlannedStep, PlannedStep] {
+  return [
+    {
+      id: 'remove',
+      kind: 'remove-assignment',
+      description: `Remove "${ARC.role}" at ${ARC.roleAssignmentScope}`,
+      call: `DELETE https://management.azure.com${EVIDENCE_ASSIGNMENT}?api-version=2022-04-01`,
+      target: EVIDENCE_ASSIGNMENT,
+      assignment: {
+        scope: ARC.roleAssignmentScope,
+        roleDefinitionId: ARC.roleDefinitionId,
+        principalId: ARC.principalId,
+        roleName: ARC.role,
+      },
+    },
+    {
+      id: 'disable',
+      kind: 'disable-service-principal',
+      description: 'Disable the service principal',
+      call: `PATCH https://graph.microsoft.com/v1.0/servicePrincipals/${ARC.principalId} {"accountEnabled":false}`,
+      target: ARC.principalId,
+    },
+  ];
 }

@@ -7,8 +7,7 @@ import {
   type SlackAlertState,
   updateAlertState,
 } from '../alert-state.ts';
-import { STEP_EMOJI, WARNING_CLIP, warningMark } from '../blocks/alert.ts';
-import { clip, code, esc, inline } from '../blocks/text.ts';
+import { type RunWords, runThreadText } from '../blocks/thread.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { type RunHandle, STOPPING_NOTE, trackRun, untrackRun } from '../stale-runs.ts';
@@ -16,45 +15,18 @@ import type { AlertClick } from './alert-click.ts';
 
 export { REMEDIATION_LOCK_TTL_MS };
 
-/** One kind of remediation run the alert offers: Revoke, or "Remove broad roles too". */
-export interface RunKind {
+/**
+ * One kind of remediation run the alert offers: Revoke, or "Remove broad roles too"; its words are
+ * what the thread calls it.
+ */
+export interface RunKind extends RunWords {
   /** Where the run is kept in the alert's state. */
   field: 'revoke' | 'broad';
-  /** The audit action and what the thread calls it. */
+  /** The audit action. */
   action: 'revoke' | 'remove-broad-roles';
-  verb: string;
-  /** The thread's head for a finished live run, after the clicker's mention. */
-  doneHead: string;
   lockKey: (alertId: string) => string;
   /** Decides what to run; throwing fails the run with that message. */
   plan: (ctx: SlackContext, state: SlackAlertState) => Promise<RemediationPlan>;
-}
-
-/** The audit line posted in the alert's thread when a run ends. */
-export function threadText(run: RevokeRun, kind: Pick<RunKind, 'verb' | 'doneHead'>): string {
-  const who = `<@${run.by}>`;
-  const steps = run.plan?.steps ?? [];
-  const results = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
-  const lines = steps.map((s) => {
-    const r = results.get(s.id);
-    return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(inline(r.detail)), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(inline(r.fix)), 400)}` : ''}`;
-  });
-  for (const rest of run.plan?.stillHasAccessThrough ?? []) {
-    const group =
-      rest.kind === 'group' ? ' (a group assignment)' : rest.kind === 'root' ? ' (at the root scope)' : '';
-    lines.push(
-      `:warning: Still has access through ${clip(esc(inline(rest.roleName)), 100)} at ${code(rest.scope, 300)}${group}`,
-    );
-  }
-  for (const w of run.plan?.warnings ?? [])
-    lines.push(`${warningMark(w)} ${clip(esc(inline(w)), WARNING_CLIP)}`);
-  let head: string;
-  if (run.status === 'failed')
-    head = `:x: Audit: ${kind.verb} by ${who} failed${run.error ? `: ${clip(esc(inline(run.error)), 300)}` : ''}.`;
-  else if (run.mode === 'dry-run')
-    head = `:test_tube: Audit: ${kind.verb} pressed by ${who} in dry-run: nothing was changed. ${steps.length === 0 ? 'It would change nothing:' : 'It would call:'}`;
-  else head = `:no_entry: Audit: ${who} ${kind.doneHead}:`;
-  return [head, ...lines].join('\n');
 }
 
 /**
@@ -184,7 +156,7 @@ async function run(
   // switch to live mode must not wait for its lock).
   if (run.status === 'failed' || run.mode === 'dry-run') await store.releaseClaim(kind.lockKey(alertId));
   await auditRun(ctx, state, user, kind.action, run);
-  await auditInThread(ctx, latest, threadText(run, kind));
+  await auditInThread(ctx, latest, runThreadText(run, kind));
 }
 
 /** Records the audit of a finished run (Revoke, broad removal, Undo), which is also logged. */

@@ -1,5 +1,5 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import type { PlannedStep, StepResult } from '../../core/remediation.ts';
+import type { StepResult } from '../../core/remediation.ts';
 import {
   broadLockKey,
   canUndo,
@@ -14,28 +14,13 @@ import {
   updateAlertState,
 } from '../alert-state.ts';
 import { reply } from '../authorise.ts';
-import { STEP_EMOJI, undoLabel } from '../blocks/alert.ts';
-import { clip, esc, inline } from '../blocks/text.ts';
+import { undoThreadText } from '../blocks/thread.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { type RunHandle, trackRun, untrackRun } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
 import { auditRun, REMEDIATION_LOCK_TTL_MS, takeRunLock } from './run-remediation.ts';
-
-function threadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): string {
-  const who = `<@${undo.by}>`;
-  const lines = (undo.result?.steps ?? []).map((r: StepResult) => {
-    const step = steps.get(r.stepId);
-    const what = clip(esc(inline(step ? undoLabel(step) : r.stepId)), 300);
-    return `${STEP_EMOJI[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(esc(inline(r.detail)), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(esc(inline(r.fix)), 200)}` : ''}`;
-  });
-  let head: string;
-  if (undo.status === 'failed')
-    head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(esc(inline(undo.error)), 300)}` : ''}.`;
-  else head = `:leftwards_arrow_with_hook: Audit: ${who} undid the revoke:`;
-  return [head, ...lines].join('\n');
-}
 
 /**
  * Reverses the live runs (the broad removal first, then the Revoke) for an alert whose undo lock
@@ -110,7 +95,7 @@ async function runUndo(
   released.done = true;
   await auditRun(ctx, state, user, 'undo', undo);
   const planSteps = new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)));
-  await auditInThread(ctx, latest, threadText(undo, planSteps));
+  await auditInThread(ctx, latest, undoThreadText(undo, planSteps));
   if (undo.status === 'done' && undo.mode === 'live') await restoreOtherAlerts(ctx, state, undo);
 }
 
