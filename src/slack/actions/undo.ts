@@ -18,28 +18,25 @@ import { undoThreadText } from '../blocks/thread.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
-import { type RunHandle, trackRun, untrackRun } from '../stale-runs.ts';
 import { openAlertClick } from './alert-click.ts';
-import { auditRun, REMEDIATION_LOCK_TTL_MS, takeRunLock } from './run-remediation.ts';
+import { REMEDIATION_LOCK_TTL_MS, takeRunLock } from './run-remediation.ts';
+import { runTracked } from './run-tracked.ts';
 
 /**
  * Reverses the live runs (the broad removal first, then the Revoke) for an alert whose undo lock
- * the caller holds: re-creates the removed assignments and re-enables the principal, shows a
- * result per step, releases the lock when it failed (so that Undo can be pressed again), audits it
- * and reports it in the alert's thread. A live Undo that succeeded releases the Revoke lock, so
- * that Revoke, offered again, can run at once.
+ * the caller holds, with the Revoke and broad-removal locks `holds` says it took too: re-creates
+ * the removed assignments and re-enables the principal, shows a result per step, releases the lock
+ * when it failed (so that Undo can be pressed again), audits it and reports it in the alert's
+ * thread. A live Undo that succeeded releases the Revoke lock, so that Revoke, offered again, can
+ * run at once. Cut short by the store before it gave the locks back, it gives them back.
  */
-async function runUndo(
+function runUndo(
   ctx: SlackContext,
   state: SlackAlertState,
   user: string,
-  holdsRevokeLock = false,
-  holdsBroadLock = false,
-  /** Set once the locks are given back: a failure after that must not release them again. */
-  released: { done: boolean } = { done: false },
-  handle: RunHandle,
+  holds: { revokeLock: boolean; broadLock: boolean },
 ): Promise<void> {
-  const { store, remediator } = ctx;
+  const { remediator } = ctx;
   const alertId = state.alert.id;
   const d = state.alert.detection;
   const runs = undoableRuns(state);
@@ -50,53 +47,41 @@ async function runUndo(
     at: ctx.now(),
     ...(state.revoke ? { of: state.revoke.at } : {}),
   };
-  const save = async () => {
-    const latest = await updateAlertState(store, alertId, (s) => {
-      // Settled by a stop meanwhile: the alert says cut short, and stays so.
-      if (!handle.settled()) s.undo = undo;
-    });
-    if (latest && !handle.settled()) await showAlert(ctx, latest);
-    return latest ?? state;
-  };
-  await trackRun(ctx, alertId);
-  await save();
-  try {
-    const steps: StepResult[] = [];
-    let ok = true;
-    for (const run of runs) {
-      const r = await remediator.undo(run.plan, run.result, { actor: user, alertId, ip: d.sourceIp });
-      steps.push(...r.steps);
-      ok &&= r.ok;
-    }
-    undo.result = { mode: remediator.mode, ok, steps };
-    undo.status = ok ? 'done' : 'failed';
-  } catch (err) {
-    undo.status = 'failed';
-    undo.error = (err as Error).message;
-    ctx.logger.error({ alertId, err: undo.error }, 'undo failed');
-  }
-  undo.finishedAt = ctx.now();
-  const latest = await save();
-  if (handle.settled()) {
-    // The stop marked it cut short and gave its locks back (see settleRunsAtStop).
-    released.done = true;
-    ctx.logger.info(
-      { alertId, run: 'undo', status: undo.status },
-      'Undo ended after the stop had marked it cut short; its result is in the azure audit record',
-    );
-    return;
-  }
-  await untrackRun(ctx, alertId);
-  if (undo.status === 'failed') {
-    await store.releaseClaim(undoLockKey(alertId));
-    if (holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
-  } else if (undo.mode === 'live' || holdsRevokeLock) await store.releaseClaim(revokeLockKey(alertId));
-  if (holdsBroadLock) await store.releaseClaim(broadLockKey(alertId));
-  released.done = true;
-  await auditRun(ctx, state, user, 'undo', undo);
-  const planSteps = new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)));
-  await auditInThread(ctx, latest, undoThreadText(undo, planSteps));
-  if (undo.status === 'done' && undo.mode === 'live') await restoreOtherAlerts(ctx, state, undo);
+  const revokeLock = holds.revokeLock ? [revokeLockKey(alertId)] : [];
+  const broadLock = holds.broadLock ? [broadLockKey(alertId)] : [];
+  return runTracked(ctx, state, {
+    field: 'undo',
+    run: undo,
+    name: 'Undo',
+    action: 'undo',
+    locks: [undoLockKey(alertId), ...revokeLock, ...broadLock],
+    work: async () => {
+      const steps: StepResult[] = [];
+      let ok = true;
+      for (const run of runs) {
+        const r = await remediator.undo(run.plan, run.result, { actor: user, alertId, ip: d.sourceIp });
+        steps.push(...r.steps);
+        ok &&= r.ok;
+      }
+      undo.result = { mode: remediator.mode, ok, steps };
+      undo.status = ok ? 'done' : 'failed';
+    },
+    logFailure: (err) => ctx.logger.error({ alertId, err }, 'undo failed'),
+    release: (ended) => [
+      ...(ended.status === 'failed'
+        ? [undoLockKey(alertId), ...revokeLock]
+        : ended.mode === 'live' || holds.revokeLock
+          ? [revokeLockKey(alertId)]
+          : []),
+      ...broadLock,
+    ],
+    threadText: (ended) =>
+      undoThreadText(ended, new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)))),
+    reported: async (ended) => {
+      if (ended.status === 'done' && ended.mode === 'live') await restoreOtherAlerts(ctx, state, ended);
+    },
+    cutShort: (err) => ctx.logger.error({ alertId, err }, 'undo was cut short'),
+  });
 }
 
 /**
@@ -206,24 +191,6 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       );
       return;
     }
-    const released = { done: false };
-    const locks = [
-      undoLockKey(id),
-      ...(failedRun ? [revokeLockKey(id)] : []),
-      ...(holdBroad ? [broadLockKey(id)] : []),
-    ];
-    try {
-      await ctx.runs.track({ alertId: id, field: 'undo', by: user, locks }, (handle) =>
-        runUndo(ctx, state, user, failedRun, holdBroad, released, handle),
-      );
-    } catch (err) {
-      ctx.logger.error({ alertId: id, err: (err as Error).message }, 'undo was cut short');
-      // Cut short (the store failed) before it gave its locks back: given back here, so that a
-      // later click can run. Once given back they may be another run's: left alone.
-      if (released.done) return;
-      await ctx.store.releaseClaim(undoLockKey(id)).catch(() => {});
-      if (failedRun) await ctx.store.releaseClaim(revokeLockKey(id)).catch(() => {});
-      if (holdBroad) await ctx.store.releaseClaim(broadLockKey(id)).catch(() => {});
-    }
+    await runUndo(ctx, state, user, { revokeLock: failedRun, broadLock: holdBroad });
   });
 }
