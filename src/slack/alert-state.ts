@@ -40,6 +40,10 @@ export interface PastRevoke {
 /** The state of Undo: re-creating what the live runs removed and re-enabling the principal. */
 export interface UndoRun {
   status: 'running' | 'done' | 'failed';
+  /**
+   * Undo refuses to run in dry-run, but a state may hold an Undo in dry-run: it only said what it
+   * would do, changed nothing, and counts as no Undo (see `liveUndo`).
+   */
   mode: 'dry-run' | 'live';
   by: string;
   at: number;
@@ -53,7 +57,10 @@ export interface UndoRun {
    * this alert's Revoke is then undone too, and Revoke is offered again.
    */
   elsewhere?: string;
-  /** The `at` of the Revoke run it reversed: a retry of that run leaves out what it undid. */
+  /**
+   * The `at` of the Revoke run it reversed: a retry of that run leaves out what it undid. Absent:
+   * no Revoke run is known to be the one it reversed.
+   */
   of?: number;
 }
 
@@ -84,17 +91,17 @@ export interface SlackAlertState {
   undo?: UndoRun;
   /** Earlier Revoke-and-Undo rounds, oldest first (at most `PAST_REVOKES_KEPT`). */
   past?: PastRevoke[];
-  /**
-   * Audit lines for the thread that Slack has not taken yet, oldest first (see follow-ups.ts).
-   * Earlier releases kept the text alone.
-   */
-  pendingThread?: Array<ThreadLine | string>;
+  /** Audit lines for the thread that Slack has not taken yet, oldest first (see follow-ups.ts). */
+  pendingThread?: ThreadLine[];
 }
 
 /** An audit line for the alert's thread. */
 export interface ThreadLine {
   text: string;
-  /** Carried in the posted message's metadata, so that the thread can be searched for it. */
+  /**
+   * Carried in the posted message's metadata, so that the thread can be searched for it. Empty for
+   * a line stored as its text alone: it is posted without metadata, and searched for by its text.
+   */
   id: string;
   /**
    * When a post of it got no clear answer (epoch ms): Slack may have it already, so the thread is
@@ -102,10 +109,6 @@ export interface ThreadLine {
    */
   uncertainSince?: number;
 }
-
-/** A kept line as a `ThreadLine`; one kept by an earlier release has no id. */
-export const threadLine = (kept: ThreadLine | string): ThreadLine =>
-  typeof kept === 'string' ? { text: kept, id: '' } : kept;
 
 /**
  * Holds a running remediation (Revoke, Remove broad roles, Undo); long enough for ARM and Graph,
@@ -144,8 +147,36 @@ export const isAlertId = (value: unknown): value is string =>
   typeof value === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(value);
 
 /**
- * Loads an alert's state. With `now`, runs interrupted long ago are read as failed (see
- * `settleStaleRuns`; the stored state is not changed).
+ * An alert's state as the store may hold it: the current shape, or one whose thread lines are
+ * their text alone, or whose Undo does not name the Revoke run it reversed (no `of`).
+ */
+type StoredAlertState = Omit<SlackAlertState, 'pendingThread'> & {
+  pendingThread?: Array<ThreadLine | string>;
+};
+
+/**
+ * A stored alert state in the current shape: a thread line stored as its text alone becomes a
+ * line without an id; a live Undo without `of` reversed the Revoke run that had ended when the
+ * Undo began, if any, and gets that run's `at`. Never changes the objects passed in.
+ */
+function upgradeAlertState(stored: StoredAlertState): SlackAlertState {
+  const { pendingThread, ...rest } = stored;
+  const state: SlackAlertState = { ...rest };
+  if (pendingThread) {
+    state.pendingThread = pendingThread.map((line) =>
+      typeof line === 'string' ? { text: line, id: '' } : line,
+    );
+  }
+  const { undo, revoke } = state;
+  if (undo?.mode === 'live' && undo.of === undefined && revoke && revoke.status !== 'running') {
+    if (undo.at >= (revoke.finishedAt ?? revoke.at)) state.undo = { ...undo, of: revoke.at };
+  }
+  return state;
+}
+
+/**
+ * Loads an alert's state, in the current shape (see `upgradeAlertState`). With `now`, runs
+ * interrupted long ago are read as failed (see `settleStaleRuns`; the stored state is not changed).
  */
 export async function loadAlertState(
   store: StateStore,
@@ -153,8 +184,10 @@ export async function loadAlertState(
   now?: number,
 ): Promise<SlackAlertState | undefined> {
   if (!isAlertId(alertId)) return undefined;
-  const state = await store.get<SlackAlertState>(alertStateKey(alertId));
-  if (state && now !== undefined) settleStaleRuns(state, now);
+  const stored = await store.get<StoredAlertState>(alertStateKey(alertId));
+  if (!stored) return undefined;
+  const state = upgradeAlertState(stored);
+  if (now !== undefined) settleStaleRuns(state, now);
   return state;
 }
 
@@ -239,7 +272,7 @@ export function undoableRuns(
 export function canUndo(state: SlackAlertState): boolean {
   if (!state.revoke || state.revoke.status === 'running' || state.revoke.mode !== 'live') return false;
   if (state.broad?.status === 'running' || state.undo?.status === 'running') return false;
-  // A dry-run Undo (recorded by earlier versions) changed nothing: Undo is still to be done.
+  // Once a live Undo has succeeded (one in dry-run changed nothing: Undo is still to be done).
   if (revokeUndone(state)) return false;
   return undoableRuns(state).length > 0;
 }
@@ -251,8 +284,7 @@ export function canUndo(state: SlackAlertState): boolean {
  */
 export function canRemoveBroad(state: SlackAlertState, mode: 'dry-run' | 'live'): boolean {
   if (state.revoke?.status !== 'done' || state.revoke.mode !== mode) return false;
-  // An Undo recorded in dry-run by earlier versions changed nothing.
-  if (state.undo && state.undo.mode !== 'dry-run') return false;
+  if (liveUndo(state)) return false;
   if (state.broad?.status === 'running') return false;
   if (state.broad?.status === 'done' && state.broad.mode === 'live') return false;
   return removableBroadAccess(state.revoke.plan).length > 0;
@@ -292,6 +324,13 @@ export function settleStaleRuns(state: SlackAlertState, now: number): Array<'rev
   }
   return settled;
 }
+
+/**
+ * The alert's Undo unless it was in dry-run (see `UndoRun.mode`): running, done or failed, it is
+ * undoing or undid the revoke.
+ */
+export const liveUndo = (state: SlackAlertState): UndoRun | undefined =>
+  state.undo?.mode === 'dry-run' ? undefined : state.undo;
 
 /** An Undo that re-created and re-enabled what the live runs had removed. */
 export const revokeUndone = (state: SlackAlertState): boolean =>

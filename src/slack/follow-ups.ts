@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import {
-  loadAlertState,
-  type SlackAlertState,
-  type ThreadLine,
-  threadLine,
-  updateAlertState,
-} from './alert-state.ts';
+import { loadAlertState, type SlackAlertState, type ThreadLine, updateAlertState } from './alert-state.ts';
 import type { SlackContext } from './context.ts';
 import { certainlyNotDone, isTransient, SlackDeliveryError } from './delivery-queue.ts';
 import { GONE } from './messenger.ts';
@@ -107,17 +101,14 @@ export async function sweepFollowUps(ctx: Ctx): Promise<string[]> {
 /** A failed post that Slack may have taken all the same (no clear answer). */
 const mayHaveGone = (err: unknown): boolean => !(err instanceof SlackDeliveryError && certainlyNotDone(err));
 
-/** The kept entry that is `line` (by id; a line kept by an earlier release, by its text). */
-const sameLine = (kept: ThreadLine | string, line: ThreadLine): boolean => {
-  const k = threadLine(kept);
-  return line.id ? k.id === line.id : k.id === '' && k.text === line.text;
-};
+/** The kept line that is `line`: by its id, or by its text when it has none. */
+const sameLine = (kept: ThreadLine, line: ThreadLine): boolean =>
+  line.id ? kept.id === line.id : kept.id === '' && kept.text === line.text;
 
 async function catchUp(ctx: Ctx, state: SlackAlertState): Promise<void> {
   const alertId = state.alert.id;
   await ctx.messenger.updateAlert(state);
-  for (const kept of state.pendingThread ?? []) {
-    const line = threadLine(kept);
+  for (const line of state.pendingThread ?? []) {
     let gone = false;
     let posting = false;
     try {

@@ -337,8 +337,8 @@ export function createMessenger(opts: {
           for (const m of res.messages ?? []) {
             const payload = (m as { metadata?: { event_payload?: { line_id?: unknown } } }).metadata
               ?.event_payload;
-            // By the line's id in the metadata Slack returns. A line kept by an earlier release
-            // was posted without one: by its text, in a message without metadata.
+            // By the line's id in the metadata Slack returns. A line without an id was posted
+            // without metadata: by its text, in a message without metadata.
             if (
               line.id
                 ? payload?.line_id === line.id

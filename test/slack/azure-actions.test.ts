@@ -5,13 +5,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import {
-  canUndo,
-  loadAlertState,
-  revokeLockKey,
-  threadLine,
-  updateAlertState,
-} from '../../src/slack/alert-state.ts';
+import { canUndo, loadAlertState, revokeLockKey, updateAlertState } from '../../src/slack/alert-state.ts';
 import { FOLLOW_UPS } from '../../src/slack/follow-ups.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { INTERRUPTED_AT_STOP, RUNS_IN_PROGRESS } from '../../src/slack/stale-runs.ts';
@@ -496,18 +490,18 @@ describe('Slack failing during a run', () => {
       { timeout: AZURE_WAIT },
     );
     const [kept] = (await loadAlertState(h.store, alert.id))!.pendingThread!;
-    expect(threadLine(kept!).uncertainSince).toBeGreaterThan(0);
+    expect(kept!.uncertainSince).toBeGreaterThan(0);
     // The client never re-sent it by itself; the post carried the line's id.
     expect(threads()).toHaveLength(1);
     expect(threads()[0]!.args.metadata).toEqual({
       event_type: 'arc_responder_audit_line',
-      event_payload: { alert_id: alert.id, line_id: threadLine(kept!).id },
+      event_payload: { alert_id: alert.id, line_id: kept!.id },
     });
     await h.chat.start!();
     await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
       timeout: AZURE_WAIT,
     });
-    expect(slack().threadTexts(ts)).toEqual([threadLine(kept!).text]);
+    expect(slack().threadTexts(ts)).toEqual([kept!.text]);
     expect(slack().callsOf('conversations.replies')[0]?.args).toMatchObject({ channel: CHANNEL, ts });
     expect(threads()).toHaveLength(created ? 1 : 2);
     expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
@@ -523,7 +517,7 @@ describe('Slack failing during a run', () => {
       async () => expect((await loadAlertState(h!.store, alert.id))?.pendingThread).toHaveLength(1),
       { timeout: AZURE_WAIT },
     );
-    const line = threadLine((await loadAlertState(h.store, alert.id))!.pendingThread![0]!);
+    const line = (await loadAlertState(h.store, alert.id))!.pendingThread![0]!;
     // Someone posts the same text in the thread, without the line's metadata.
     await fetch(`${slack().apiUrl}chat.postMessage`, {
       method: 'POST',
@@ -566,7 +560,7 @@ describe('Slack failing during a run', () => {
     expect(slack().callsOf('conversations.replies')).toHaveLength(1);
     expect(slack().threadTexts(ts)).toEqual(['Audit: a line']);
     const [kept] = (await loadAlertState(h.store, alert.id))!.pendingThread!;
-    expect(threadLine(kept!).uncertainSince).toBeGreaterThanOrEqual(before);
+    expect(kept!.uncertainSince).toBeGreaterThanOrEqual(before);
     await h.chat.stop!();
   });
 
@@ -595,7 +589,7 @@ describe('Slack failing during a run', () => {
     await vi.waitFor(async () => expect(await h!.store.members(FOLLOW_UPS)).toEqual([]), {
       timeout: AZURE_WAIT,
     });
-    expect(threads().map((c) => c.args.text)).toEqual(kept.map((k) => threadLine(k).text));
+    expect(threads().map((c) => c.args.text)).toEqual(kept.map((k) => k.text));
     expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
     await h.chat.stop!();
   });
@@ -611,7 +605,7 @@ describe('Catching up Slack', () => {
     for (const a of [one, two]) {
       await h.chat.sink.post(a);
       await updateAlertState(h.store, a.id, (s) => {
-        s.pendingThread = [`line of ${a.id}`];
+        s.pendingThread = [{ text: `line of ${a.id}`, id: `line-${a.id}` }];
       });
     }
     await h.store.addMembers(FOLLOW_UPS, [one.id, two.id]);
@@ -774,7 +768,7 @@ describe('Undo', () => {
     expect(after.undo).toBeUndefined();
     expect(canUndo(after)).toBe(true);
     expect(await auditOf('undo')).toEqual(['refused']);
-    // An Undo that earlier versions recorded in dry-run changed nothing: Undo is still offered.
+    // A state may hold an Undo in dry-run: it changed nothing, and Undo is still offered.
     await updateAlertState(h.store, alert.id, (s) => {
       s.undo = { status: 'done', mode: 'dry-run', by: RESPONDER, at: Date.now() };
     });

@@ -26,7 +26,13 @@ import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
 import { clip, describeDuration, esc, link } from '../../src/slack/blocks/text.ts';
 import { ACTION_IDS, BENIGN_MODAL } from '../../src/slack/ids.ts';
 import { ARC } from '../support/samples.ts';
-import { DETECTED_AT, sampleAlert, sampleDetection, sampleRevokeSteps } from './sample-alert.ts';
+import {
+  DETECTED_AT,
+  sampleAlert,
+  sampleDetection,
+  sampleRevokeResult,
+  sampleRevokeSteps,
+} from './sample-alert.ts';
 
 const CONFIRM = confirmTextFor('dry-run', [
   { description: 'Remove the role assignment "Azure Arc Enabled Kubernetes Cluster User Role"' },
@@ -790,14 +796,7 @@ describe('alert message', () => {
         ],
         warnings: ['could not read role definition x: left in place'],
       },
-      result: {
-        mode: 'live',
-        ok: true,
-        steps: [
-          { stepId: 'remove', status: 'done', detail: 'removed' },
-          { stepId: 'disable', status: 'done', detail: 'disabled' },
-        ],
-      },
+      result: sampleRevokeResult(),
     };
     const m = buildAlertMessage(view({ mode: 'live', broadRemoval: true, revoke }));
     expect(m).toMatchSnapshot();

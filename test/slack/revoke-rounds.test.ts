@@ -6,10 +6,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import {
+  ALERT_STATE_TTL_MS,
+  alertStateKey,
   loadAlertState,
   REMEDIATION_LOCK_TTL_MS,
   revokedAlertsKey,
   revokeLockKey,
+  type SlackAlertState,
   updateAlertState,
 } from '../../src/slack/alert-state.ts';
 import { buildAlertMessage } from '../../src/slack/blocks/alert.ts';
@@ -207,29 +210,41 @@ describe('Revoke retried after a failed run', () => {
       (a) => a.principalId === ARC.principalId && a.scope === ARC.clusterId,
     );
 
-  it('runs again what a failed Undo of the failed run restored: the principal is disabled again', async () => {
-    const azure = await withClusterAssignment();
-    // Removes the cluster's assignment and disables the principal; the evidence's is refused.
-    azure.deny('arm', 'DELETE', ARC.roleAssignmentId);
-    await clickAndWait(ACTION_IDS.revoke, 1);
-    expect(lastUpdateText()).toContain('Revoke failed');
-    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
-    // The Undo re-enables the principal, and cannot re-create the assignment.
-    azure.deny('arm', 'PUT', 'roleAssignments');
-    await clickAndWait(ACTION_IDS.undoRevoke, 2);
-    expect(lastUpdateText()).toContain('Undo failed');
-    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+  it.each([
+    ['', false],
+    [', also when the store holds that Undo without `of` (the run it reversed)', true],
+  ])(
+    'runs again what a failed Undo of the failed run restored: the principal is disabled again%s',
+    async (_, noOf) => {
+      const azure = await withClusterAssignment();
+      // Removes the cluster's assignment and disables the principal; the evidence's is refused.
+      azure.deny('arm', 'DELETE', ARC.roleAssignmentId);
+      await clickAndWait(ACTION_IDS.revoke, 1);
+      expect(lastUpdateText()).toContain('Revoke failed');
+      expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+      // The Undo re-enables the principal, and cannot re-create the assignment.
+      azure.deny('arm', 'PUT', 'roleAssignments');
+      await clickAndWait(ACTION_IDS.undoRevoke, 2);
+      expect(lastUpdateText()).toContain('Undo failed');
+      expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+      if (noOf) {
+        const stored = (await h!.store.get<SlackAlertState>(alertStateKey(alert.id)))!;
+        expect(stored.undo?.of).toBe(stored.revoke?.at);
+        delete stored.undo!.of;
+        await h!.store.set(alertStateKey(alert.id), stored, ALERT_STATE_TTL_MS);
+      }
 
-    azure.clearScripts();
-    await clickAndWait(ACTION_IDS.revoke, 3);
-    expect(lastUpdateText()).toContain('Revoked');
-    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
-    expect(azure.calls('graph', 'PATCH').map((r) => r.body)).toEqual([
-      { accountEnabled: false },
-      { accountEnabled: true },
-      { accountEnabled: false },
-    ]);
-  });
+      azure.clearScripts();
+      await clickAndWait(ACTION_IDS.revoke, 3);
+      expect(lastUpdateText()).toContain('Revoked');
+      expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+      expect(azure.calls('graph', 'PATCH').map((r) => r.body)).toEqual([
+        { accountEnabled: false },
+        { accountEnabled: true },
+        { accountEnabled: false },
+      ]);
+    },
+  );
 
   it('keeps a removal whose answer was lost in the retry, so that Undo re-creates it', async () => {
     const azure = await withClusterAssignment();

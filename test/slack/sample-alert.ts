@@ -4,7 +4,7 @@
  */
 import type { AlertRecord } from '../../src/core/alert.ts';
 import type { Detection } from '../../src/core/detection.ts';
-import type { PlannedStep } from '../../src/core/remediation.ts';
+import type { PlannedStep, RemediationResult } from '../../src/core/remediation.ts';
 import { ARC } from '../support/samples.ts';
 
 export const DETECTED_AT = Date.parse('2026-03-12T09:16:00Z');
@@ -93,4 +93,16 @@ export function sampleRevokeSteps(): [PlannedStep, PlannedStep] {
       target: ARC.principalId,
     },
   ];
+}
+
+/** What a live run of `sampleRevokeSteps` did: both steps done. */
+export function sampleRevokeResult(): RemediationResult {
+  return {
+    mode: 'live',
+    ok: true,
+    steps: [
+      { stepId: 'remove', status: 'done', detail: 'removed' },
+      { stepId: 'disable', status: 'done', detail: 'disabled' },
+    ],
+  };
 }

@@ -1,5 +1,5 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import { broadLockKey, removableBroadAccess } from '../alert-state.ts';
+import { broadLockKey, liveUndo, removableBroadAccess } from '../alert-state.ts';
 import { reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
 import { showAlert } from '../follow-ups.ts';
@@ -47,13 +47,9 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
         );
         return;
       }
-      // An Undo recorded in dry-run by earlier versions changed nothing: it does not count here.
-      if (state.undo && state.undo.mode !== 'dry-run') {
-        await reply(
-          ctx,
-          respond,
-          `The revoke was undone by <@${state.undo.by}>: there is nothing to remove.`,
-        );
+      const undo = liveUndo(state);
+      if (undo) {
+        await reply(ctx, respond, `The revoke was undone by <@${undo.by}>: there is nothing to remove.`);
         return;
       }
       const revoke = state.revoke;

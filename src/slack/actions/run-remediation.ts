@@ -29,17 +29,14 @@ export interface RunKind extends RunWords {
 
 /**
  * A run's result without the steps a live Undo reversed (done, or found so), when that Undo was of
- * this run (`undo.of`, the run's start: never two clocks compared). An Undo stored by an earlier
- * release, without `of`, counts when it began after the run ended.
+ * this run (`undo.of`, the run's start: never two clocks compared).
  */
 function withoutUndone(
   result: RemediationResult,
   undo: SlackAlertState['undo'],
-  run: { at: number; finishedAt?: number },
+  run: { at: number },
 ): RemediationResult {
-  if (undo?.mode !== 'live' || !undo.result) return result;
-  const ofThisRun = undo.of !== undefined ? undo.of === run.at : undo.at >= (run.finishedAt ?? run.at);
-  if (!ofThisRun) return result;
+  if (undo?.mode !== 'live' || !undo.result || undo.of !== run.at) return result;
   const reversed = new Set(
     undo.result.steps.filter((s) => s.status === 'done' || s.status === 'already-done').map((s) => s.stepId),
   );
