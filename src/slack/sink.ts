@@ -32,13 +32,24 @@ const POST_CLAIM_TTL_MS = 2 * 60 * 1000;
 /**
  * Set just before chat.postMessage, deleted once its answer is stored: found on a retry, it means
  * an earlier attempt may have reached Slack (the process stopped, or the call timed out), so the
- * channel is searched before posting again. Its value: when that attempt began (epoch ms) and the
- * channel it posted to (SLACK_ALERT_CHANNEL may have moved since); earlier versions wrote the time
- * alone.
+ * channel is searched before posting again.
  */
 export const postMarkKey = (alertId: string) => `slack-posting:${alertId}`;
-type PostMark = number | { at: number; channel: string };
+/** When the attempt began (epoch ms), and the channel it posted to (SLACK_ALERT_CHANNEL may move). */
+export interface PostMark {
+  at: number;
+  channel: string;
+}
 const POST_MARK_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * A stored post mark as a `PostMark`; undefined when there is none. A mark stored as a bare number
+ * is the attempt's time alone: its channel is `channel`, the alert's.
+ */
+export function readPostMark(stored: unknown, channel: string): PostMark | undefined {
+  if (stored === undefined) return undefined;
+  return typeof stored === 'number' ? { at: stored, channel } : (stored as PostMark);
+}
 
 /** How long the sink waits for lookups; tests shorten both. */
 export interface SinkTiming {
@@ -199,14 +210,11 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
       try {
         const prepared = known ? { state: known, lookups: undefined } : await prepare(alert);
         const { state } = prepared;
-        const mark = await store.get<PostMark>(markKey);
+        const mark = readPostMark(await store.get<unknown>(markKey), state.channel);
         // Throws (retryable) when the channel cannot be searched now: posting blind could double it.
-        const interrupted =
-          mark === undefined
-            ? undefined
-            : typeof mark === 'number'
-              ? await ctx.messenger.findAlertMessage(state, mark)
-              : await ctx.messenger.findAlertMessage({ ...state, channel: mark.channel }, mark.at);
+        const interrupted = mark
+          ? await ctx.messenger.findAlertMessage({ ...state, channel: mark.channel }, mark.at)
+          : undefined;
         let where: { channel: string; ts: string };
         if (interrupted) {
           where = interrupted;

@@ -1,7 +1,8 @@
 /**
  * Records the store may hold in other shapes than the ones written now, written raw as they were
  * stored, and read as before: an alert's thread lines kept as their text alone, an Undo that does
- * not name the Revoke run it reversed, an Undo in dry-run.
+ * not name the Revoke run it reversed, an Undo in dry-run, a post mark that is a bare number (whose
+ * whole flow, a search of the channel before posting again, is in delivery.test.ts).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { StateStore } from '../../src/core/ports.ts';
@@ -18,6 +19,7 @@ import {
 } from '../../src/slack/alert-state.ts';
 import { buildAlertMessage } from '../../src/slack/blocks/alert.ts';
 import { FOLLOW_UPS } from '../../src/slack/follow-ups.ts';
+import { postMarkKey, readPostMark } from '../../src/slack/sink.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { type Harness, startHarness } from './harness.ts';
 import { DETECTED_AT, sampleAlert, sampleRevokeResult, sampleRevokeSteps } from './sample-alert.ts';
@@ -193,5 +195,20 @@ describe('an Undo in dry-run', () => {
       expect(canRemoveBroad(state, 'live')).toBe(false);
       await store.close();
     }
+  });
+});
+
+describe('a post mark', () => {
+  it('stored as a bare number is the time of the attempt, in the alert’s channel', async () => {
+    store = await openStateStore('memory://');
+    await store.set(postMarkKey(alert.id), T, 60_000);
+    expect(readPostMark(await store.get(postMarkKey(alert.id)), 'C123')).toEqual({ at: T, channel: 'C123' });
+  });
+
+  it('stored with its channel keeps that channel; none is none', async () => {
+    store = await openStateStore('memory://');
+    await store.set(postMarkKey(alert.id), { at: T, channel: 'C0OLD' }, 60_000);
+    expect(readPostMark(await store.get(postMarkKey(alert.id)), 'C123')).toEqual({ at: T, channel: 'C0OLD' });
+    expect(readPostMark(await store.get(postMarkKey('other')), 'C123')).toBeUndefined();
   });
 });
