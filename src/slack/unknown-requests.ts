@@ -9,9 +9,9 @@ const CALLBACKS: ReadonlySet<string> = new Set(Object.values(CALLBACK_IDS));
 const KNOWN_COMMANDS: ReadonlySet<string> = new Set(Object.values(COMMANDS));
 
 /**
- * What in a request no handler of this app serves, or undefined when one does: a button of an
- * older release or of another app, a modal or shortcut this app never opened, a command the
- * manifest does not declare.
+ * What in a request no handler of this app serves, or undefined when one does: a button whose
+ * `action_id` is none of `ACTION_IDS` (another app's, or one this app does not post), a modal or
+ * shortcut this app never opened, a command the manifest does not declare.
  */
 export function unservedPart(body: unknown): string | undefined {
   const b = (body ?? {}) as Record<string, unknown>;

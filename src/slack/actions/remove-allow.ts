@@ -27,7 +27,7 @@ async function showRemoval(ctx: SlackContext, alertId: string, user: string): Pr
  * channel, and responders anywhere); refreshes the private reply.
  */
 export function registerRemoveAllow(app: App, ctx: SlackContext): void {
-  // Each button of a reply has its own numbered id; a reply of an earlier release has the bare one.
+  // Each button of a reply has its own numbered id; a button with the bare id is served alike.
   app.action<BlockAction<ButtonAction>>(
     { action_id: actionMatcher(ACTION_IDS.removeAllow) },
     async ({ ack, body, action, respond }) => {
