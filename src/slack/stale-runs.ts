@@ -50,13 +50,17 @@ export async function untrackRun(
 
 /**
  * Finds runs left marked running for longer than the lock lasts (the process running them
- * stopped), marks them failed as interrupted, shows that in the alert (whose buttons are offered
+ * stopped; never one this process is running), marks them failed as interrupted, shows that in the alert (whose buttons are offered
  * again), audits it and says so in the thread. Runs still within their lock (possibly running in
  * another replica) are left alone. Returns the ids of the alerts it changed.
  */
 export async function sweepStaleRuns(ctx: SlackContext): Promise<string[]> {
   const changed: string[] = [];
+  // A run of this process is at work, whatever the clock says (a wall clock set ahead would make
+  // it look older than its lock): it ends, or a stop settles it.
+  const ours = new Set(ctx.runs.list().map((r) => r.alertId));
   for (const alertId of await ctx.store.members(RUNS_IN_PROGRESS)) {
+    if (ours.has(alertId)) continue;
     const now = ctx.now();
     const known = await loadAlertState(ctx.store, alertId);
     if (!known) {

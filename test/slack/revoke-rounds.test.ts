@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
+import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import {
   ALERT_STATE_TTL_MS,
   alertStateKey,
@@ -336,6 +337,46 @@ describe('a run left marked running by a stopped process', () => {
     expect(lastUpdateText()).toContain('Dry-run');
     expect(lastUpdateText()).not.toContain('interrupted');
     expect(await auditOf('revoke')).toEqual(['failed', 'dry-run']);
+  });
+
+  it("is never one of this process's own runs, even when the wall clock jumps past its lock", async () => {
+    let offset = 0;
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const base = evidencePlanRemediator();
+    let executing: () => void = () => {};
+    const started = new Promise<void>((resolve) => {
+      executing = resolve;
+    });
+    h = await startHarness({
+      now: () => Date.now() + offset,
+      remediator: {
+        ...base,
+        execute: async (plan, previous, context) => {
+          executing();
+          await gate;
+          return base.execute(plan, previous, context);
+        },
+      },
+    });
+    await h.chat.sink.post(alert);
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await started;
+    expect(await h.store.members(RUNS_IN_PROGRESS)).toEqual([alert.id]);
+
+    // The wall clock is set 16 minutes ahead while the run waits for Azure; the sweep runs.
+    offset = 16 * 60_000;
+    await h.chat.start?.();
+    expect(threads()).toEqual([]);
+    expect(await auditOf('revoke')).toEqual([]);
+    expect((await loadAlertState(h.store, alert.id))?.revoke?.status).toBe('running');
+
+    release();
+    await slack().waitFor('the run ends', () => threads().length === 1);
+    expect(String(threads()[0]!.args.text)).toContain('in dry-run');
+    expect(await auditOf('revoke')).toEqual(['dry-run']);
   });
 
   it('is left alone while its lock lasts (another replica may be running it)', async () => {
