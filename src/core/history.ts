@@ -88,7 +88,7 @@ export function createHistory(opts: { store: StateStore; windowMs: number; now?:
       return { pairs, gone };
     };
     const [{ pairs, gone }, allows] = await Promise.all([readPairs(), allowedOf(appId)]);
-    // Records written by earlier releases keep their details apart.
+    // Records without `last` keep their details apart (at `pairInfoKey`).
     const legacy = pairs.filter((pair) => pair.last === undefined);
     const legacyDetails =
       legacy.length > 0

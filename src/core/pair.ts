@@ -36,8 +36,8 @@ export interface PairRecord {
 
 /**
  * A pair as stored: one record with its counters and its details, so that listing an identity
- * reads one key range. Records written by earlier releases kept the details apart (at
- * `pairInfoKey`) and have no `last`; they gain it with their next sighting.
+ * reads one key range. A record without `last` keeps its details apart (at `pairInfoKey`); it
+ * gains `last` with its next sighting.
  */
 export interface StoredPair extends Omit<PairRecord, 'last'> {
   last?: PairDetails;
@@ -72,7 +72,7 @@ export const BUCKETS_PER_WINDOW = 28;
 export const normaliseAppId = (appId: string): string => dashGuid(appId) ?? appId.trim().toLowerCase();
 
 export const pairKey = (appId: string, ip: string): string => `pair:${normaliseAppId(appId)}:${ip}`;
-/** Where earlier releases kept a pair's details, beside its counters at `pairKey` (read only). */
+/** A pair's details kept apart from its counters at `pairKey`, for records without `last` (read only). */
 export const pairInfoKey = (appId: string, ip: string): string => `pairinfo:${normaliseAppId(appId)}:${ip}`;
 export const allowKey = (appId: string, ip: string): string => `allow:${normaliseAppId(appId)}:${ip}`;
 export const identitySet = (appId: string): string => `ident:${normaliseAppId(appId)}`;

@@ -149,7 +149,7 @@ export function claimedObjectId(d: Detection): string | undefined {
   const group = isGroup(d.evidence.principalType);
   const evidenceId = dashGuid(d.evidence.principalId);
   const own = dashGuid(d.principalId);
-  // Detections stored by earlier releases took a group's id from the evidence for the caller's.
+  // A stored detection may carry a group's id from the evidence as the caller's own: not the caller.
   if (own && group && (own === evidenceId || isGroup(d.principalType))) return undefined;
   return own ?? (group ? undefined : evidenceId);
 }
