@@ -237,7 +237,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   // a margin from the claim outlast the time after which its redelivery is a duplicate by its time.
   const dedupTtl = windowMs + DEDUP_MARGIN_MS;
   const settleMs = opts.settleMs ?? SETTLE_MS;
-  const remote = store.kind === 'redis' || store.kind === 'postgres';
+  const remote = store.acrossNetwork;
   /**
    * On a store across the network, the events each evaluation in this process holds (event id →
    * how many hold it, and whether two ever held it at once). The claim answers of two evaluations
@@ -513,9 +513,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // crash), or is at work right now in another process sharing the store. Give that one a
       // moment to store the pair, so that this delivery is told `duplicate` rather than judged
       // again; after a crash, nothing comes and the event is evaluated as below.
-      // (Not on the in-memory store, which no other process shares.)
+      // (Not on a store that no other process shares, such as the in-memory one.)
       const unsettled =
-        settleMs > 0 && store.kind !== 'memory' && parsed.some((c) => c.seenBefore)
+        settleMs > 0 && store.sharedAcrossProcesses && parsed.some((c) => c.seenBefore)
           ? unsettledRedeliveries(parsed, won, keys, read, t)
           : [];
       if (unsettled.length > 0 && (await pairsStored(unsettled.map((c) => c.pairKey)))) {

@@ -40,7 +40,18 @@ export interface LiveMembersQuery {
  * Three key spaces are separate: values (`get`/`set`), claims and sets.
  */
 export interface StateStore {
+  /** The backend, for messages and `/readyz`: the core decides nothing by it. */
   readonly kind: 'sqlite' | 'memory' | 'redis' | 'postgres';
+  /**
+   * Other processes may read and write the same data (a SQLite file, Redis, PostgreSQL): another
+   * delivery of an event may be at work elsewhere at the same moment.
+   */
+  readonly sharedAcrossProcesses: boolean;
+  /**
+   * Calls cross a network (Redis, PostgreSQL): each costs a round trip, and the answers of calls in
+   * flight together may come back in any order (a connection pool).
+   */
+  readonly acrossNetwork: boolean;
   get<T>(key: string): Promise<T | undefined>;
   /** Same order as `keys`; missing or expired entries are `undefined`. */
   getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>>;

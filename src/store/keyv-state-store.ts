@@ -142,6 +142,10 @@ function describe(value: unknown): string {
 
 /** How a backend fits `KeyvStateStore`. */
 export interface KeyvStateStoreOptions {
+  /** `StateStore.sharedAcrossProcesses`; default false. */
+  sharedAcrossProcesses?: boolean;
+  /** `StateStore.acrossNetwork`; default false. */
+  acrossNetwork?: boolean;
   /** Closes the Keyv side after the claims and sets; defaults to `keyv.disconnect()`. */
   closeKeyv?: () => Promise<void>;
   /**
@@ -178,6 +182,8 @@ export interface KeyvStateStoreOptions {
  */
 export class KeyvStateStore implements StateStore {
   readonly kind: StateStore['kind'];
+  readonly sharedAcrossProcesses: boolean;
+  readonly acrossNetwork: boolean;
   #keyv: Keyv;
   #rest: ClaimsAndSets;
   #prefix: string;
@@ -200,6 +206,8 @@ export class KeyvStateStore implements StateStore {
     options: KeyvStateStoreOptions = {},
   ) {
     this.kind = kind;
+    this.sharedAcrossProcesses = options.sharedAcrossProcesses ?? false;
+    this.acrossNetwork = options.acrossNetwork ?? false;
     const { lastConnectionError } = options;
     // Whatever a driver throws once the store is open (a dropped connection, a locked or full
     // database) reaches the callers as STORE_UNREACHABLE, so that ingest answers 503 and the

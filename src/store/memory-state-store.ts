@@ -90,5 +90,6 @@ export function openMemoryStateStore(namespace: string): StateStore {
     createKeyv(new Map(), namespace),
     new MemoryClaimsAndSets(),
     `${namespace}:`,
+    { sharedAcrossProcesses: false, acrossNetwork: false },
   );
 }

@@ -285,6 +285,6 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
     createKeyv(adapter, options.namespace),
     rest,
     `${options.namespace}:`,
-    { closeKeyv: () => pool.end(), exactHas: false },
+    { sharedAcrossProcesses: true, acrossNetwork: true, closeKeyv: () => pool.end(), exactHas: false },
   );
 }

@@ -343,6 +343,8 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
   // @keyv/redis prefixes keys itself (`<ns>::`): no prefix of our own.
   const keyv = createKeyv(adapter, options.namespace);
   return new KeyvStateStore('redis', keyv, new RedisClaimsAndSets(client, options.namespace), '', {
+    sharedAcrossProcesses: true,
+    acrossNetwork: true,
     closeKeyv: async () => {
       if (client.isOpen) {
         try {

@@ -213,6 +213,9 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
   }
   const keyv = createKeyv(adapter, options.namespace);
   return new KeyvStateStore('sqlite', keyv, rest, `${options.namespace}:`, {
+    // Replicas on one host may open the same file; their calls stay in this process.
+    sharedAcrossProcesses: true,
+    acrossNetwork: false,
     rowsByPrefix: (prefix) => adapter.rowsByPrefix(prefix),
     lost: () => adapter.lost(),
     busyRetry: { when: isSqliteBusy, forMs: options.busyWaitMs ?? BUSY_WAIT_MS },
