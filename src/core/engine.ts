@@ -4,6 +4,7 @@ import type { Detection } from './detection.ts';
 import { parseDetection } from './formats/index.ts';
 import { isAllowActive } from './history.ts';
 import { KeyedLock } from './keyed-lock.ts';
+import { startLearningPeriod } from './learning-period.ts';
 import {
   type AllowlistEntry,
   allowKey,
@@ -93,12 +94,6 @@ export interface Engine {
   markInUse(): Promise<void>;
 }
 
-const LEARNING_KEY = 'meta:learning-until';
-/** Claimed for good by the first start of a store (with LEARNING_PERIOD set). */
-const FIRST_START = 'meta:first-start';
-/** Set once the store holds any sighting: a learning period opens only on an empty history. */
-const HISTORY_MARK = 'meta:has-history';
-
 /** A stable, short alert id derived from the event id. */
 export const alertIdFor = (eventId: string): string => hash('sha256', eventId).slice(0, 24);
 
@@ -108,9 +103,6 @@ export const alertIdFor = (eventId: string): string => hash('sha256', eventId).s
  */
 const SETTLE_MS = 1500;
 const SETTLE_POLL_MS = 25;
-
-/** How long a start waits for the learning period's end that another replica's first start writes. */
-const FIRST_START_WAIT_MS = 5000;
 
 /** Why an event from a window or more ago is not imported. */
 const OLDER_THAN_WINDOW = 'older than the history window of now: not stored';
@@ -266,31 +258,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       ev.held.push(entry);
     }
   };
-  let historyMarked = false;
-
-  let learningUntil: number | undefined;
-  let learningFixedEarlier = false;
-  if (opts.learningPeriodMs !== undefined) {
-    // The first start of an empty history opens the learning period; later starts keep its end.
-    const until = now() + opts.learningPeriodMs;
-    if (await store.claim(FIRST_START)) {
-      const empty = (await store.get(HISTORY_MARK)) === undefined;
-      learningUntil = empty ? until : 0;
-      await store.set(LEARNING_KEY, learningUntil);
-    } else {
-      learningFixedEarlier = true;
-      // Another replica starting at the same moment may have taken the first start and not yet
-      // written the end: wait a little for it, rather than alert through its learning period.
-      let stored = await store.get<unknown>(LEARNING_KEY);
-      for (let waited = 0; stored === undefined && waited < FIRST_START_WAIT_MS; waited += 100) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        stored = await store.get<unknown>(LEARNING_KEY);
-      }
-      // An end that is no time (written by a release that took any LEARNING_PERIOD) ends learning.
-      learningUntil = typeof stored === 'number' && Number.isFinite(new Date(stored).getTime()) ? stored : 0;
-    }
-    if (learningUntil === 0) learningUntil = undefined;
-  }
+  const learning = await startLearningPeriod(store, opts.learningPeriodMs, now);
 
   async function evaluate(
     events: readonly unknown[],
@@ -620,7 +588,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const wantsAlert: Candidate[] = [];
       /** Pairs of this batch whose live event wants an alert: a late Elastic alert of one waits for it. */
       const liveAlertWanted = new Set<string>();
-      const learning = learningUntil !== undefined && t < learningUntil;
+      const learningNow = learning.isLearning(t);
       /** The sightings of each pair in this batch: an alert's pair seen again here updates it. */
       const inBatchCount = new Map<string, number>();
       // In time order (stable), so that of several events of a new pair in one batch, the first
@@ -705,10 +673,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         ) {
           results[c.index] = { outcome: 'known', reason: ALERTED_WITHIN_WINDOW, detection: d };
           noteRepeat(next);
-        } else if ((isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) && learning) {
+        } else if ((isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) && learningNow) {
           results[c.index] = {
             outcome: 'known',
-            reason: `learning period until ${new Date(learningUntil!).toISOString()}: recorded without alerting`,
+            reason: `learning period until ${new Date(learning.until!).toISOString()}: recorded without alerting`,
             detection: d,
           };
         } else if (isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) {
@@ -850,9 +818,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         writes.push({ key, value: pair, ttlMs: ttl });
       }
       // The history holds a sighting once a new pair is written (not by an event never stored).
-      if (!historyMarked && writes.some((w) => !existed.has(w.key))) {
-        writes.push({ key: HISTORY_MARK, value: true });
-        historyMarked = true;
+      if (writes.some((w) => !existed.has(w.key))) {
+        const mark = learning.takeHistoryMark();
+        if (mark) writes.push(mark);
       }
       if (index.length > 0) await store.addToSets(index);
       await store.setMany(writes);
@@ -932,21 +900,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
   return {
     windowMs,
-    get learningFixedEarlier() {
-      return learningFixedEarlier;
-    },
-    get learningUntil() {
-      return learningUntil;
-    },
+    learningFixedEarlier: learning.fixedEarlier,
+    learningUntil: learning.until,
     evaluate,
-    async markInUse() {
-      await store.claim(FIRST_START);
-      await store.setMany([
-        { key: HISTORY_MARK, value: true },
-        { key: LEARNING_KEY, value: learningUntil ?? 0 },
-      ]);
-      historyMarked = true;
-    },
+    markInUse: () => learning.markInUse(),
   };
 }
 

@@ -1,0 +1,84 @@
+import type { StateEntry, StateStore } from './ports.ts';
+
+const LEARNING_KEY = 'meta:learning-until';
+/** Claimed for good by the first start of a store (with LEARNING_PERIOD set). */
+const FIRST_START = 'meta:first-start';
+/** Set once the store holds any sighting: a learning period opens only on an empty history. */
+const HISTORY_MARK = 'meta:has-history';
+
+/** How long a start waits for the learning period's end that another replica's first start writes. */
+const FIRST_START_WAIT_MS = 5000;
+
+/** The learning period of a store's history, and the marks that say the store is in use. */
+export interface LearningPeriod {
+  /** End of the learning period (epoch ms), when one applies. */
+  readonly until: number | undefined;
+  /**
+   * The learning period's end was fixed by another start (an earlier one, or another replica's at
+   * the same moment): this one's `learningPeriodMs` changed nothing.
+   */
+  readonly fixedEarlier: boolean;
+  /** Whether `t` (epoch ms) lies within the learning period. */
+  isLearning(t: number): boolean;
+  /**
+   * The entry that marks the store as holding history, for the first write that stores a new
+   * pair; undefined once this process wrote it (or `markInUse` did).
+   */
+  takeHistoryMark(): StateEntry | undefined;
+  /** See `Engine.markInUse`. */
+  markInUse(): Promise<void>;
+}
+
+/**
+ * Reads or fixes the learning period at a start: the first start of an empty history opens it
+ * for `learningPeriodMs` (none when undefined); later starts keep its end.
+ */
+export async function startLearningPeriod(
+  store: StateStore,
+  learningPeriodMs: number | undefined,
+  now: () => number,
+): Promise<LearningPeriod> {
+  let historyMarked = false;
+  let learningUntil: number | undefined;
+  let learningFixedEarlier = false;
+  if (learningPeriodMs !== undefined) {
+    // The first start of an empty history opens the learning period; later starts keep its end.
+    const until = now() + learningPeriodMs;
+    if (await store.claim(FIRST_START)) {
+      const empty = (await store.get(HISTORY_MARK)) === undefined;
+      learningUntil = empty ? until : 0;
+      await store.set(LEARNING_KEY, learningUntil);
+    } else {
+      learningFixedEarlier = true;
+      // Another replica starting at the same moment may have taken the first start and not yet
+      // written the end: wait a little for it, rather than alert through its learning period.
+      let stored = await store.get<unknown>(LEARNING_KEY);
+      for (let waited = 0; stored === undefined && waited < FIRST_START_WAIT_MS; waited += 100) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        stored = await store.get<unknown>(LEARNING_KEY);
+      }
+      // An end that is no time (written by a release that took any LEARNING_PERIOD) ends learning.
+      learningUntil = typeof stored === 'number' && Number.isFinite(new Date(stored).getTime()) ? stored : 0;
+    }
+    if (learningUntil === 0) learningUntil = undefined;
+  }
+
+  return {
+    until: learningUntil,
+    fixedEarlier: learningFixedEarlier,
+    isLearning: (t) => learningUntil !== undefined && t < learningUntil,
+    takeHistoryMark() {
+      if (historyMarked) return undefined;
+      historyMarked = true;
+      return { key: HISTORY_MARK, value: true };
+    },
+    async markInUse() {
+      await store.claim(FIRST_START);
+      await store.setMany([
+        { key: HISTORY_MARK, value: true },
+        { key: LEARNING_KEY, value: learningUntil ?? 0 },
+      ]);
+      historyMarked = true;
+    },
+  };
+}
