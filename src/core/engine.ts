@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import type { AlertRecord, AlertRepeat, EventResult } from './alert.ts';
 import type { Detection } from './detection.ts';
+import { type ClaimedEvent, type ClaimOutcome, createEventClaims, eventClaim } from './event-claims.ts';
 import { parseDetection } from './formats/index.ts';
 import { isAllowActive } from './history.ts';
 import { KeyedLock } from './keyed-lock.ts';
@@ -40,11 +41,6 @@ export function alertCause(alert: AlertRecord): 'seen-here' | 'older-than-window
     ? 'older-than-window'
     : 'first-use';
 }
-/**
- * How long a delivered event id is remembered beyond the window: retries come within minutes to
- * hours, and an event from a window or more ago is a duplicate by its time alone (`pastTelling`).
- */
-const DEDUP_MARGIN_MS = 24 * 3600 * 1000;
 /**
  * Beyond this many IPs, "N other IPs" is estimated from a random sample of this many of the
  * identity's indexed IPs (the store removes the expired ones it finds on the way).
@@ -129,24 +125,6 @@ const allowlisted = (allow: AllowlistEntry, d: Detection): EventResult => ({
   detection: d,
 });
 
-/** Events per claim call while a batch is parsed, on a store across the network. */
-const CLAIM_CHUNK = 1000;
-
-/** Delivered events are remembered in groups by the hour of their event time. */
-const EVENT_GROUP_MS = 3600 * 1000;
-
-/**
- * Where the claim of a delivered event lives: a group per hour of event time (one Redis hash),
- * and in it a key led by the event's time, so that live events, which arrive roughly in time
- * order, land at the end of a SQL store's key index instead of at random places in it.
- */
-export function eventClaim(c: { detection: Detection; eventMs?: number }): { group: string; key: string } {
-  const at = c.eventMs ?? Date.parse(c.detection.eventTime);
-  return {
-    group: `event-${Math.floor(at / EVENT_GROUP_MS).toString(36)}`,
-    key: `${at.toString(36)}:${c.detection.eventId}`,
-  };
-}
 /**
  * The claim that makes one alert of a new pair, also across processes, held for a window from
  * the alert. Events from a window or more before now (a replayed export) claim apart from the
@@ -161,8 +139,7 @@ const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
  * when that event's earlier delivery won the pair's claim for this alert. Keyed like the event's
  * own claim (led by its time, so that a SQL store's index takes it near its end).
  */
-export const alertOwnerKey = (c: { detection: Detection; eventMs?: number }): string =>
-  `alert-owner:${eventClaim(c).key}`;
+export const alertOwnerKey = (c: ClaimedEvent): string => `alert-owner:${eventClaim(c).key}`;
 
 interface Candidate {
   index: number;
@@ -187,78 +164,14 @@ interface Candidate {
   claimsLive?: boolean;
 }
 
-/** An event held by evaluations in this process (see `holding` in `createEngine`). */
-interface Holding {
-  id: string;
-  count: number;
-  /** Two evaluations held it at once. */
-  shared: boolean;
-  /** The evaluation that counted itself last. */
-  last: InFlight;
-}
-
-/** An evaluation in flight, on a store across the network. */
-interface InFlight {
-  parsed: readonly Candidate[];
-  /** Its entries in `holding`, given up when it ends. */
-  held: Holding[];
-  /** Whether it registers its events in `holding` (only while another one is in flight). */
-  registering: boolean;
-}
-
-/** Where a later occurrence of an event in `parsed` won its claim, gives the win to the first one. */
-function firstOccurrenceWins(parsed: readonly Candidate[], won: boolean[]): void {
-  const first = new Map<string, number>();
-  parsed.forEach((c, i) => {
-    const id = c.detection.eventId;
-    const f = first.get(id);
-    if (f === undefined) first.set(id, i);
-    else if (won[i]) {
-      won[i] = false;
-      won[f] = true;
-    }
-  });
-}
-
 /** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
 export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const { store, windowMs, outbox } = opts;
   const now = opts.now ?? Date.now;
   const lock = new KeyedLock();
-  // An event's claim is taken at or after its time (a future time counts as now), so a window and
-  // a margin from the claim outlast the time after which its redelivery is a duplicate by its time.
-  const dedupTtl = windowMs + DEDUP_MARGIN_MS;
   const settleMs = opts.settleMs ?? SETTLE_MS;
-  const remote = store.acrossNetwork;
-  /**
-   * On a store across the network, the events each evaluation in this process holds (event id →
-   * how many hold it, and whether two ever held it at once). The claim answers of two evaluations
-   * may come back in either order (chunks, a connection pool), so an evaluation that lost an
-   * event's claim cannot tell by the lock order whether the winner is at work in this process.
-   */
-  const holding = new Map<string, Holding>();
-  /**
-   * The evaluations in flight (on a store across the network). One alone registers nothing: the
-   * ingest runs one evaluation at a time. The second to start registers what the first parsed so
-   * far, and from then on both register as they parse.
-   */
-  const inFlight = new Set<InFlight>();
-  const hold = (ev: InFlight, id: string) => {
-    const entry = holding.get(id);
-    if (entry === undefined) {
-      const mine: Holding = { id, count: 1, shared: false, last: ev };
-      holding.set(id, mine);
-      ev.held.push(mine);
-    } else if (entry.last !== ev) {
-      // (Should an evaluation meet the event again after another one, it counts twice and gives
-      // up twice: the balance holds.)
-      entry.count++;
-      entry.shared = true;
-      entry.last = ev;
-      ev.held.push(entry);
-    }
-  };
   const learning = await startLearningPeriod(store, opts.learningPeriodMs, now);
+  const eventClaims = createEventClaims(store, windowMs);
 
   async function evaluate(
     events: readonly unknown[],
@@ -268,27 +181,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     const parsed: Candidate[] = [];
     const t0 = now();
     // The same event delivered twice (webhook and Event Hub retries) counts once, also in a race.
-    // A store across the network claims the events a chunk at a time while the next chunk is
-    // parsed, so that its work overlaps with ours; an embedded one claims them in one transaction.
-    const claims: Array<{ start: number; won: Promise<boolean[]> }> = [];
-    let claimed = 0;
-    const claimUpTo = (end: number) => {
-      const won = claimEvents(parsed.slice(claimed, end));
-      // Awaited below; until then a failure must not count as unhandled.
-      won.catch(() => undefined);
-      claims.push({ start: claimed, won });
-      claimed = end;
-    };
-    const ev: InFlight | undefined = remote ? { parsed, held: [], registering: false } : undefined;
-    if (ev) {
-      for (const other of inFlight) {
-        if (other.registering) continue;
-        other.registering = true;
-        for (const c of other.parsed) hold(other, c.detection.eventId);
-      }
-      ev.registering = inFlight.size > 0;
-      inFlight.add(ev);
-    }
+    const claims = eventClaims.begin(parsed);
     try {
       for (let index = 0; index < events.length; index++) {
         const r = parseDetection(events[index]);
@@ -310,122 +203,22 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         }
         const c: Candidate = { index, detection: d, eventMs, pairKey: pairKey(d.appId, d.sourceIp), at };
         parsed.push(c);
-        if (ev) {
-          if (ev.registering) hold(ev, d.eventId);
-          if (parsed.length - claimed >= CLAIM_CHUNK && index < events.length - 1) {
-            claimUpTo(parsed.length);
-            // One turn of the event loop, in which the client sends the chunk (its writes wait for one).
-            await new Promise((resolve) => setImmediate(resolve));
-          }
-        }
+        const sending = claims.added(index < events.length - 1);
+        if (sending) await sending;
       }
       if (parsed.length === 0) return results;
-      if (claimed < parsed.length) claimUpTo(parsed.length);
-      return await settle(parsed, claims, results, evalOpts, ev !== undefined);
+      await claims.settle((outcome) => judge(parsed, results, evalOpts, outcome));
+      return results;
     } finally {
-      if (ev) {
-        inFlight.delete(ev);
-        for (const entry of ev.held) if (--entry.count === 0) holding.delete(entry.id);
-      }
+      claims.end();
     }
   }
-
-  /** Waits for the claims of `evaluate`, then judges the events; gives the claims back on failure. */
-  async function settle(
-    parsed: Candidate[],
-    claims: ReadonlyArray<{ start: number; won: Promise<boolean[]> }>,
-    results: EventResult[],
-    evalOpts: EvaluateOptions,
-    tracked: boolean,
-  ): Promise<EventResult[]> {
-    /** Resolves with the claims' outcome; rejects, holding none of them, when one call failed. */
-    const claimed$ = (async () => {
-      const settled = await Promise.allSettled(claims.map((c) => c.won));
-      const failed = settled.find((r) => r.status === 'rejected');
-      if (failed) {
-        // All or nothing: give back what the other chunks took, so that the sender's retry is evaluated.
-        const release: Array<Promise<void>> = [];
-        settled.forEach((r, n) => {
-          if (r.status !== 'fulfilled') return;
-          r.value.forEach((took, k) => {
-            if (took) release.push(releaseEvent(parsed[claims[n]!.start + k]!));
-          });
-        });
-        await Promise.allSettled(release);
-        throw failed.reason;
-      }
-      const won = settled.flatMap((r) => (r as PromiseFulfilledResult<boolean[]>).value);
-      // Chunks may be claimed out of order (PostgreSQL runs them on several connections): an event
-      // repeated in the batch counts as its first occurrence, as one claim call would have it.
-      if (claims.length > 1 && won.includes(false)) firstOccurrenceWins(parsed, won);
-      return won;
-    })();
-    // Awaited in `judge`; until then a failure must not count as unhandled.
-    claimed$.catch(() => undefined);
-
-    // An event this evaluation lost while another one here held it too: that one won it, or
-    // answers it as a duplicate as well (a third party won it).
-    const heldElsewhere = tracked
-      ? (c: Candidate) => holding.get(c.detection.eventId)?.shared === true
-      : undefined;
-    /** Set by `judge` when an alert's claims could not be given back: the events' are kept too. */
-    const kept = { eventClaims: false };
-    try {
-      // `judge` reads the pairs while the last claims are still on their way.
-      await judge(parsed, results, evalOpts, claimed$, heldElsewhere, kept);
-    } catch (err) {
-      // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
-      const won = await claimed$.catch(() => undefined);
-      if (won && !kept.eventClaims) {
-        await Promise.allSettled(parsed.filter((_, i) => won[i]).map(releaseEvent));
-      }
-      throw err;
-    }
-    return results;
-  }
-
-  /**
-   * Claims each event's id in its hour's group, all in one call; true where this call took it.
-   * A failed call holds none of them, so the sender's retry is evaluated, not called a duplicate.
-   */
-  async function claimEvents(parsed: Candidate[]): Promise<boolean[]> {
-    const groups = new Map<string, { keys: string[]; at: number[] }>();
-    parsed.forEach((c, i) => {
-      const { group, key } = eventClaim(c);
-      let g = groups.get(group);
-      if (g === undefined) {
-        g = { keys: [], at: [] };
-        groups.set(group, g);
-      }
-      g.keys.push(key);
-      g.at.push(i);
-    });
-    const list = [...groups];
-    const taken = await store.claimInGroups(
-      list.map(([group, g]) => ({ group, keys: g.keys })),
-      dedupTtl,
-    );
-    const won = new Array<boolean>(parsed.length);
-    list.forEach(([, g], n) => {
-      g.at.forEach((i, k) => {
-        won[i] = taken[n]![k]!;
-      });
-    });
-    return won;
-  }
-
-  const releaseEvent = (c: Candidate) => {
-    const { group, key } = eventClaim(c);
-    return store.releaseInGroup(group, key);
-  };
 
   async function judge(
     parsed: Candidate[],
     results: EventResult[],
     evalOpts: EvaluateOptions,
-    claimed$: Promise<boolean[]>,
-    heldElsewhere: ((c: Candidate) => boolean) | undefined,
-    kept: { eventClaims: boolean },
+    { won: claimed$, heldElsewhere, kept }: ClaimOutcome<Candidate>,
   ) {
     // Each pair once, in order of first appearance, with the allowlist key of that first event.
     const keys: string[] = [];
