@@ -1,5 +1,12 @@
 import { hash } from 'node:crypto';
 import type { AlertRecord, AlertRepeat, EventResult } from './alert.ts';
+import { type Candidate, FUTURE_TOLERANCE_MS, isReplay, olderThanWindow } from './candidate.ts';
+import {
+  classifyRedeliveries,
+  duplicateResult,
+  settleOrphanChecks,
+  unsettledRedeliveries,
+} from './classify-redeliveries.ts';
 import type { Detection } from './detection.ts';
 import { type ClaimedEvent, type ClaimOutcome, createEventClaims, eventClaim } from './event-claims.ts';
 import { parseDetection } from './formats/index.ts';
@@ -19,15 +26,7 @@ import {
 } from './pair.ts';
 import type { GeoLocator, Outbox, StateEntry, StateStore } from './ports.ts';
 
-/** Event times further ahead than this count as now (clock skew, bad clocks). */
-export const FUTURE_TOLERANCE_MS = 5 * 60 * 1000;
-
-/**
- * An event at `atMs` lies a window or more before `nowMs`: a replay or a very late delivery, whose
- * sighting is never stored (there is no history that old to judge it by).
- */
-export const olderThanWindow = (atMs: number, windowMs: number, nowMs: number): boolean =>
-  atMs + windowMs <= nowMs;
+export { FUTURE_TOLERANCE_MS, olderThanWindow } from './candidate.ts';
 
 /**
  * Why an alert fired, as every message of it says: Elastic judged the pair new though this
@@ -140,29 +139,6 @@ const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
  * own claim (led by its time, so that a SQL store's index takes it near its end).
  */
 export const alertOwnerKey = (c: ClaimedEvent): string => `alert-owner:${eventClaim(c).key}`;
-
-interface Candidate {
-  index: number;
-  detection: Detection;
-  /** The event time as given, epoch ms. */
-  eventMs: number;
-  pairKey: string;
-  /** Event time clamped to now when it is too far ahead. */
-  at: number;
-  /** Its event id was claimed before: a duplicate, unless that delivery never got as far as storing. */
-  seenBefore?: boolean;
-  /** Another evaluation in this process holds the same event (its claim may have won). */
-  heldElsewhere?: boolean;
-  /** An alert Elastic judged new whose pair was seen here within the window: its last sighting. */
-  seenHereAt?: number;
-  /** Its earlier delivery took its pair's alert claim for it and stopped before storing it. */
-  ownsAlertClaim?: boolean;
-  /**
-   * An alert Elastic judged new of an event from a window or more ago, whose pair is in the current
-   * history: it claims the pair's live alert (one alert per pair and window, whichever comes first).
-   */
-  claimsLive?: boolean;
-}
 
 /** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
 export async function createEngine(opts: EngineOptions): Promise<Engine> {
@@ -277,12 +253,23 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // (Not on a store that no other process shares, such as the in-memory one.)
       const unsettled =
         settleMs > 0 && store.sharedAcrossProcesses && parsed.some((c) => c.seenBefore)
-          ? unsettledRedeliveries(parsed, won, keys, read, t)
+          ? unsettledRedeliveries(
+              parsed,
+              won,
+              new Set(keys.filter((_, i) => read[i] !== undefined)),
+              t,
+              windowMs,
+            )
           : [];
       if (unsettled.length > 0 && (await pairsStored(unsettled.map((c) => c.pairKey)))) {
         read = await store.getMany<unknown>([...keys, ...allowKeys]);
       }
       const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
+      /** The pairs stored, by key, as read. */
+      const stored = new Map<string, StoredPair>();
+      keys.forEach((k, i) => {
+        if (prevList[i]) stored.set(k, prevList[i]);
+      });
       const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
       // One working copy per pair and batch, updated in place by each of its events.
       const pairs = new Map<string, StoredPair>();
@@ -308,50 +295,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         pairs.set(k, copy);
       });
       const latest = new Map<string, Candidate>();
-      // A re-delivered event is a duplicate when its pair is stored, when the same event came
-      // earlier in this batch, when another evaluation in this process holds it, or when its time
-      // lies (about) a window or more in the past: such a sighting is never stored, so nothing
-      // tells a finished first delivery from one that stopped (a crash between the claim and the
-      // outbox would lose such an event's alert; these are history). The margin keeps replicas
-      // whose clocks differ a little from judging one such event both ways. Otherwise the first
-      // delivery never got as far as the store, and the event is evaluated again.
-      const inBatch = new Set<string>();
-      const candidates: Candidate[] = [];
-      /**
-       * A re-delivered event later than its stored pair's last sighting: its first delivery stopped
-       * (a crash, a failed write) after claiming it and before storing its sighting, which would
-       * have moved the last sighting to it. It is judged again (and counted) rather than lost.
-       */
-      // (An event time in the future counts as now: such an event says nothing by its time.)
-      const neverRecorded = (c: Candidate) => c.at === c.eventMs && c.at > pairs.get(c.pairKey)!.lastSeen;
-      /** Stored pairs never alerted, whose re-delivered event may own the pair's alert claim. */
-      const orphanChecks: Candidate[] = [];
-      const duplicate = (c: Candidate) => {
-        results[c.index] = {
-          outcome: 'duplicate',
-          reason: `event ${c.detection.eventId} was already received`,
-          format: c.detection.sourceFormat,
-        };
-      };
-      for (const c of parsed) {
-        if (!c.seenBefore) {
-          candidates.push(c);
-          inBatch.add(c.detection.eventId);
-        } else if (inBatch.has(c.detection.eventId) || c.heldElsewhere || pastTelling(c, t)) {
-          duplicate(c);
-        } else if (!existed.has(c.pairKey)) {
-          candidates.push(c);
-          inBatch.add(c.detection.eventId);
-        } else if (pairs.get(c.pairKey)!.alertId === undefined) {
-          orphanChecks.push(c);
-          inBatch.add(c.detection.eventId);
-        } else if (neverRecorded(c)) {
-          candidates.push(c);
-          inBatch.add(c.detection.eventId);
-        } else {
-          duplicate(c);
-        }
-      }
+      const { candidates, duplicates, orphanChecks } = classifyRedeliveries(parsed, stored, t, windowMs);
       if (orphanChecks.length > 0) {
         // A stored pair without an alert, and an event received before: usually a plain
         // re-delivery. But should that event's first delivery have taken the pair's alert claim
@@ -359,19 +303,13 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         // owner claim is held: then it is evaluated again, and alerts under its own id.
         const keys = orphanChecks.map(alertOwnerKey);
         const free = await store.claimMany(keys, windowMs);
-        const release: string[] = [];
-        orphanChecks.forEach((c, i) => {
-          if (free[i]) {
-            release.push(keys[i]!);
-            if (neverRecorded(c)) candidates.push(c);
-            else duplicate(c);
-          } else {
-            c.ownsAlertClaim = true;
-            candidates.push(c);
-          }
-        });
+        const settled = settleOrphanChecks(orphanChecks, free, stored);
+        candidates.push(...settled.candidates);
+        duplicates.push(...settled.duplicates);
+        const release = keys.filter((_, i) => free[i]);
         if (release.length > 0) await Promise.all(release.map((key) => store.releaseClaim(key)));
       }
+      for (const c of duplicates) results[c.index] = duplicateResult(c);
       // Geo and AS the events lack, looked up only for those judged (not for duplicates).
       if (opts.geo) {
         for (const { detection: d } of candidates) {
@@ -387,7 +325,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // In time order (stable), so that of several events of a new pair in one batch, the first
       // sighting is the one alerted and the others count as its repeats. Events from a window or
       // more ago (never stored as sightings) come after the live ones, which they are judged by.
-      const replayed = (c: Candidate) => olderThanWindow(c.at, windowMs, t);
+      const replayed = (c: Candidate) => isReplay(c, t, windowMs);
       candidates.sort((a, b) => Number(replayed(a)) - Number(replayed(b)) || a.at - b.at);
 
       /** The pairs this batch changes: only those are written back. */
@@ -618,33 +556,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (index.length > 0) await store.addToSets(index);
       await store.setMany(writes);
     });
-  }
-
-  /**
-   * A re-delivered event from (about) a window or more ago: its sighting is never stored, so
-   * nothing tells a finished first delivery from one that stopped; it is taken as a duplicate.
-   * The margin keeps replicas whose clocks differ a little from judging it both ways.
-   */
-  const pastTelling = (c: Candidate, t: number) => c.at + windowMs - FUTURE_TOLERANCE_MS <= t;
-
-  /** Re-delivered events (not repeated within this batch, not held here, not old) whose pair `read` lacks. */
-  function unsettledRedeliveries(
-    parsed: readonly Candidate[],
-    won: readonly boolean[],
-    keys: readonly string[],
-    read: readonly unknown[],
-    t: number,
-  ): Candidate[] {
-    const wonHere = new Set(parsed.filter((_, i) => won[i]).map((c) => c.detection.eventId));
-    const stored = new Set(keys.filter((_, i) => read[i] !== undefined));
-    return parsed.filter(
-      (c) =>
-        c.seenBefore &&
-        !c.heldElsewhere &&
-        !wonHere.has(c.detection.eventId) &&
-        !pastTelling(c, t) &&
-        !stored.has(c.pairKey),
-    );
   }
 
   /**
