@@ -16,7 +16,6 @@ import { startLearningPeriod } from './learning-period.ts';
 import {
   type AllowlistEntry,
   allowKey,
-  detailsOf,
   hasSightingNear,
   identitySet,
   normaliseAppId,
@@ -24,7 +23,8 @@ import {
   recordSighting,
   type StoredPair,
 } from './pair.ts';
-import type { GeoLocator, Outbox, StateEntry, StateStore } from './ports.ts';
+import { pairWrites } from './pair-writes.ts';
+import type { GeoLocator, Outbox, StateStore } from './ports.ts';
 
 export { FUTURE_TOLERANCE_MS, olderThanWindow } from './candidate.ts';
 
@@ -274,12 +274,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // One working copy per pair and batch, updated in place by each of its events.
       const pairs = new Map<string, StoredPair>();
       const existed = new Set<string>();
-      const prevLastSeen = new Map<string, number>();
       keys.forEach((k, i) => {
         const prev = prevList[i];
         if (!prev) return;
         existed.add(k);
-        prevLastSeen.set(k, prev.lastSeen);
         const copy: StoredPair = {
           appId: prev.appId,
           ip: prev.ip,
@@ -521,35 +519,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         }
       }
 
-      const writes: StateEntry[] = [];
-      // New pairs are indexed under their identity before they are written, and existing ones again
-      // every half window: the index never misses a stored pair for long, even after a crash
-      // between the two writes or a pruning reader.
-      const index: Array<[string, string]> = [];
-      const reindexBefore = t - windowMs / 2;
-      for (const [key, pair] of pairs) {
-        // A pair read for a duplicate or an old event only: rewriting it unchanged could put back
-        // an older copy over another process's newer one.
-        if (!changed.has(key)) continue;
-        // A record lasts a window after its last sighting, and a window after its alert: a pair
-        // alerted from an event that came late keeps its record as long as the alert's claim,
-        // so that a sighting meanwhile updates that alert rather than being lost to the claim.
-        const ttl = Math.max(pair.lastSeen, pair.alertedAt ?? 0) + windowMs - t;
-        // A sighting older than the window expires at once: nothing to keep.
-        if (ttl <= 0) continue;
-        if (!existed.has(key) || (pair.indexedAt ?? 0) < reindexBefore) {
-          index.push([identitySet(pair.appId), pair.ip]);
-          pair.indexedAt = t;
-        }
-        // The details follow the most recent event (a late delivery leaves them as they are).
-        const c = latest.get(key);
-        if (c && (!existed.has(key) || c.at >= (prevLastSeen.get(key) ?? 0) || pair.last === undefined)) {
-          pair.last = detailsOf(c.detection);
-        }
-        writes.push({ key, value: pair, ttlMs: ttl });
-      }
+      const { writes, index, storesNewPair } = pairWrites({ pairs, changed, stored, latest, t, windowMs });
       // The history holds a sighting once a new pair is written (not by an event never stored).
-      if (writes.some((w) => !existed.has(w.key))) {
+      if (storesNewPair) {
         const mark = learning.takeHistoryMark();
         if (mark) writes.push(mark);
       }
