@@ -36,7 +36,7 @@ They use STORE_URL and HISTORY_WINDOW like the service (no other variable is rea
 const BATCH = 5000;
 
 /** Unwraps Elasticsearch hits and `_source` documents; leaves other inputs as they are. */
-export function unwrapExport(doc: unknown): unknown[] {
+function unwrapExport(doc: unknown): unknown[] {
   if (doc !== null && typeof doc === 'object' && !Array.isArray(doc)) {
     const hits = (doc as { hits?: { hits?: unknown } }).hits?.hits;
     if (Array.isArray(hits)) return hits.flatMap(unwrapExport);
@@ -52,7 +52,7 @@ export function unwrapExport(doc: unknown): unknown[] {
  * The largest JSON document (or line) read whole, in characters: V8's strings end a little past
  * 512 Mi characters (parsing one this large takes about 2 GB of memory).
  */
-export const MAX_DOCUMENT_CHARS = 500 * 1024 * 1024;
+const MAX_DOCUMENT_CHARS = 500 * 1024 * 1024;
 
 const TOO_LARGE = `is larger than ${MAX_DOCUMENT_CHARS / 1024 / 1024} MiB: a document this large cannot be read whole; export NDJSON (one event per line) instead, or split the file`;
 

@@ -8,7 +8,7 @@ export type Logger = pino.Logger;
  * that carries configuration or tokens. Pino's wildcards match one level, so the common nestings
  * are listed explicitly.
  */
-export const REDACTED_PATHS: readonly string[] = [
+const REDACTED_PATHS: readonly string[] = [
   'authorization',
   'headers.authorization',
   'headers.cookie',

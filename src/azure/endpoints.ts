@@ -6,7 +6,7 @@ import {
 import type { Config } from '../config.ts';
 
 /** The authority host of the public cloud; any other host turns instance discovery off. */
-export const PUBLIC_AUTHORITY_HOST = 'https://login.microsoftonline.com';
+const PUBLIC_AUTHORITY_HOST = 'https://login.microsoftonline.com';
 
 /**
  * The token scope for a service endpoint: its origin plus `/.default`. For the public cloud that

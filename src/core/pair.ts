@@ -63,7 +63,7 @@ export interface AllowlistEntry {
   alertId?: string;
 }
 
-export const BUCKETS_PER_WINDOW = 28;
+const BUCKETS_PER_WINDOW = 28;
 
 /**
  * Identities are GUIDs: one identity whatever form it came in (upper case, without dashes, in

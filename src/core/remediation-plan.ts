@@ -12,7 +12,7 @@ export const TAMPERING = 'POSSIBLE TAMPERING';
  */
 
 /** The action the rule detects, and the preview (plural) action that the same role grants. */
-export const ARC_CREDENTIAL_ACTIONS: readonly string[] = [
+const ARC_CREDENTIAL_ACTIONS: readonly string[] = [
   'Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action',
   'Microsoft.Kubernetes/connectedClusters/listClusterUserCredentials/action',
 ];
@@ -21,7 +21,7 @@ export const ARC_CREDENTIAL_ACTIONS: readonly string[] = [
 export const ARC_CLUSTER_USER_ROLE_ID = '00493d72-78f6-4148-b6c5-d3ce8e4799dd';
 
 /** The role-assignments API version the plan's calls use. */
-export const ROLE_ASSIGNMENTS_API_VERSION = '2022-04-01';
+const ROLE_ASSIGNMENTS_API_VERSION = '2022-04-01';
 
 /** One `permissions` entry of a role definition. */
 export interface RolePermission {
@@ -308,7 +308,7 @@ export function actionMatches(pattern: string, action: string): boolean {
  * Whether a role grants `action`: some permission entry has a matching Action and no matching
  * NotAction. `viaWildcard` says that a matching Action contains `*`.
  */
-export function roleGrants(
+function roleGrants(
   role: Pick<RoleDefinitionInfo, 'permissions'>,
   action: string,
 ): { granted: boolean; viaWildcard: boolean } {
@@ -394,7 +394,7 @@ export function roleGuid(roleDefinitionId: string | undefined): string | undefin
 }
 
 /** The full role definition id for a GUID, at the subscription of `scope` when it has one. */
-export function fullRoleDefinitionId(guid: string, scope: string): string {
+function fullRoleDefinitionId(guid: string, scope: string): string {
   if (guid.startsWith('/')) return guid;
   const sub = /^\/subscriptions\/([^/]+)/i.exec(normaliseScope(scope))?.[1];
   const prefix = sub ? `/subscriptions/${sub}` : '';

@@ -30,7 +30,7 @@ export const ARC_OPERATIONS: readonly string[] = [
  * Outcomes that count as success, lower-cased: Event Hub records and Elastic say `Success`
  * (`event.outcome: success`), the REST API and Azure Monitor alerts say `Succeeded`.
  */
-export const SUCCESS_OUTCOMES: readonly string[] = ['success', 'succeeded'];
+const SUCCESS_OUTCOMES: readonly string[] = ['success', 'succeeded'];
 
 export type RuleMatch = { ok: true } | { ok: false; reason: string };
 
@@ -68,7 +68,7 @@ export function isArcOperation(operation: unknown): boolean {
 }
 
 /** True for `Success`/`Succeeded` in any letter case. */
-export function isSuccessOutcome(outcome: unknown): boolean {
+function isSuccessOutcome(outcome: unknown): boolean {
   return (
     typeof outcome === 'string' && outcome.length <= 40 && SUCCESS_LOWER.has(outcome.trim().toLowerCase())
   );

@@ -5,7 +5,7 @@ import { HttpError } from './http-error.ts';
 const digest = (text: string) => createHash('sha256').update(text, 'utf8').digest();
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped 127.x addresses. */
-export function isLoopbackAddress(address: string | undefined): boolean {
+function isLoopbackAddress(address: string | undefined): boolean {
   if (!address) return false;
   const a = address.toLowerCase();
   if (a === '::1' || a === '0:0:0:0:0:0:0:1') return true;

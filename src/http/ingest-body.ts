@@ -64,7 +64,7 @@ export interface IngestDocument {
  * keys everywhere, and refuses nesting deeper than `MAX_DEPTH` (which would overflow the stack of
  * any recursive code downstream, `JSON.stringify` included). Returns the reason, or undefined.
  */
-export function guardDocument(value: unknown): string | undefined {
+function guardDocument(value: unknown): string | undefined {
   if (value === null || typeof value !== 'object') return undefined;
   // Two parallel stacks rather than one of [node, depth] pairs: no allocation per node.
   const nodes: object[] = [value];

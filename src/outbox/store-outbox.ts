@@ -70,11 +70,11 @@ type OutboxItem = PostItem | RepeatItem;
 /** Set of pending item ids: the index that lets the worker list items without scanning the store. */
 export const OUTBOX_PENDING_SET = 'outbox:pending';
 /** Key of a pending item's value. */
-export const outboxItemKey = (itemId: string) => `outbox:item:${itemId}`;
+const outboxItemKey = (itemId: string) => `outbox:item:${itemId}`;
 /** Chat reference (e.g. Slack channel and ts) of a delivered alert, so repeats update that message. */
 export const alertRefKey = (alertId: string) => `alert-ref:${alertId}`;
 /** The delivered alert itself, which `AlertSink.repeat` needs alongside the repeat. */
-export const deliveredAlertKey = (alertId: string) => `outbox:alert:${alertId}`;
+const deliveredAlertKey = (alertId: string) => `outbox:alert:${alertId}`;
 const leaseKey = (itemId: string) => `outbox:lease:${itemId}`;
 const postId = (alertId: string) => `post:${alertId}`;
 /** One item per alert: a later repeat overwrites an undelivered one, so repeats coalesce. */

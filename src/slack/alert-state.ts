@@ -126,7 +126,7 @@ export const undoLockKey = (alertId: string): string => `undo-lock:${alertId}`;
 export const revokedAlertsKey = (appId: string): string => `revoked-alerts:${normaliseAppId(appId)}`;
 
 /** How many undone Revoke rounds an alert keeps. */
-export const PAST_REVOKES_KEPT = 5;
+const PAST_REVOKES_KEPT = 5;
 
 /** Alert states are kept this long: buttons on older messages answer "no longer known". */
 export const ALERT_STATE_TTL_MS = 90 * 24 * 3600 * 1000;
@@ -143,7 +143,7 @@ export function parseRef(ref: string): { channel: string; ts: string } | undefin
 }
 
 /** Alert ids are short hex strings; anything else in a button value is refused. */
-export const isAlertId = (value: unknown): value is string =>
+const isAlertId = (value: unknown): value is string =>
   typeof value === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(value);
 
 /**
@@ -291,7 +291,7 @@ export function canRemoveBroad(state: SlackAlertState, mode: 'dry-run' | 'live')
 }
 
 /** The error of a run that did not finish within `REMEDIATION_LOCK_TTL_MS`. */
-export const INTERRUPTED =
+const INTERRUPTED =
   'it did not finish within 15 minutes: it was interrupted (arc-responder stopped or lost Azure mid-run). What it changed is unknown; pressing the button again re-plans and finishes it';
 
 /** A run marked running for longer than the lock lasts: nothing is running it any more. */

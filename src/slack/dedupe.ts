@@ -3,10 +3,10 @@ import type { AnyMiddlewareArgs, App } from '@slack/bolt';
 import type { StateStore } from '../core/ports.ts';
 
 /** How long a handled Slack request is remembered; Slack retries within minutes. */
-export const REQUEST_MEMORY_MS = 60 * 60 * 1000;
+const REQUEST_MEMORY_MS = 60 * 60 * 1000;
 
 /** The identity of one Slack request, the same across Slack's retries of it. */
-export function requestKey(body: unknown): string {
+function requestKey(body: unknown): string {
   const b = (body ?? {}) as Record<string, unknown>;
   for (const field of ['trigger_id', 'event_id'] as const) {
     const v = b[field];

@@ -5,7 +5,7 @@
  */
 
 /** Slack errors that retrying cannot fix, with what to do about them. */
-export const UNFIXABLE_ERRORS: Readonly<Record<string, (channel: string) => string>> = {
+const UNFIXABLE_ERRORS: Readonly<Record<string, (channel: string) => string>> = {
   channel_not_found: (ch) =>
     `Slack says channel ${ch} does not exist or the bot cannot see it (channel_not_found): set SLACK_ALERT_CHANNEL to the channel's id (channel details > About, at the bottom), and for a private channel invite the app with /invite @arc-responder.`,
   not_in_channel: (ch) =>
@@ -97,7 +97,7 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREA
 /** What a Slack error code looks like (`channel_not_found`); anything else is not Slack's answer. */
 const SLACK_ERROR_CODE = /^[a-z0-9_.]{1,64}$/;
 /** The code of an answer that was not a Web API answer (an HTML page from a proxy, say). */
-export const INVALID_RESPONSE = 'invalid_response';
+const INVALID_RESPONSE = 'invalid_response';
 
 /** Slack errors that pass by themselves. */
 const TRANSIENT_ERRORS = new Set([
@@ -168,7 +168,7 @@ export function isTransient(e: SlackDeliveryError): boolean {
 }
 
 /** The Slack error code of a Web API failure (`channel_not_found`, ...), if it carries one. */
-export function slackErrorCode(err: unknown): string | undefined {
+function slackErrorCode(err: unknown): string | undefined {
   const e = err as { code?: unknown; data?: { error?: unknown } } | undefined;
   if (e?.code === 'slack_webapi_platform_error' && typeof e.data?.error === 'string') return e.data.error;
   return undefined;

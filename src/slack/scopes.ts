@@ -16,7 +16,7 @@ export const METHOD_SCOPES: Readonly<Record<string, string | readonly string[] |
 };
 
 /** Scopes the app needs that no Web API method implies (the slash command). */
-export const EXTRA_SCOPES: readonly string[] = ['commands'];
+const EXTRA_SCOPES: readonly string[] = ['commands'];
 
 /** The bot scopes the app needs, sorted and without duplicates. */
 export function requiredBotScopes(): string[] {

@@ -17,9 +17,9 @@ import { certainlyNotDone, SlackDeliveryError } from './delivery-queue.ts';
 import { showAlert } from './follow-ups.ts';
 
 /** Longest wait for enrichment and the remediation plan before the alert goes out without them. */
-export const LOOKUP_BUDGET_MS = 2000;
+const LOOKUP_BUDGET_MS = 2000;
 /** Longest time a late lookup may take before it is given up (and named in the alert). */
-export const LATE_LOOKUP_TIMEOUT_MS = 60_000;
+const LATE_LOOKUP_TIMEOUT_MS = 60_000;
 
 /**
  * While one process posts an alert, others wait this long before trying the same alert: longer

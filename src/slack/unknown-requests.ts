@@ -13,7 +13,7 @@ const KNOWN_COMMANDS: ReadonlySet<string> = new Set(Object.values(COMMANDS));
  * `action_id` is none of `ACTION_IDS` (another app's, or one this app does not post), a modal or
  * shortcut this app never opened, a command the manifest does not declare.
  */
-export function unservedPart(body: unknown): string | undefined {
+function unservedPart(body: unknown): string | undefined {
   const b = (body ?? {}) as Record<string, unknown>;
   if (typeof b.command === 'string') {
     return KNOWN_COMMANDS.has(b.command) ? undefined : `command ${b.command.slice(0, 50)}`;

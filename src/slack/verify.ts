@@ -6,9 +6,9 @@ import { ClientGoneError, readBody } from '../http/read-body.ts';
 import { createRefusalLog } from '../http/refusal-log.ts';
 
 /** Slack signs with the current time; anything further than this from our clock is refused. */
-export const MAX_SKEW_SECONDS = 300;
+const MAX_SKEW_SECONDS = 300;
 /** Slack's payloads are small; larger bodies are refused before any parsing. */
-export const MAX_BODY_BYTES = 256 * 1024;
+const MAX_BODY_BYTES = 256 * 1024;
 
 /** Why a request was refused: `code` is one of a few, for counting; `reason` says it for people. */
 export type VerifyResult =

@@ -39,7 +39,7 @@ export interface ClaimsAndSets {
 }
 
 /** Checks a relative TTL and rounds it up to whole milliseconds (Redis PX and SQL want integers). */
-export function normaliseTtl(ttlMs: number | undefined): number | undefined {
+function normaliseTtl(ttlMs: number | undefined): number | undefined {
   if (ttlMs === undefined) return undefined;
   if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
     throw new StoreError(

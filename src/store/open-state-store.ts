@@ -18,7 +18,7 @@ export interface OpenStateStoreOptions {
 }
 
 /** The namespace used when none is given. */
-export const DEFAULT_NAMESPACE = 'arc-responder';
+const DEFAULT_NAMESPACE = 'arc-responder';
 
 // No ':' so that a namespace can never reach into another key space ("ns:claim::…" in Redis).
 const NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

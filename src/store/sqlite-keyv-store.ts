@@ -7,7 +7,7 @@ import type { KeyvStoreAdapter, StoredData } from 'keyv';
 import { escapeLike } from './escape-like.ts';
 
 /** Where the embedded history lives when nothing else is configured. */
-export const DEFAULT_SQLITE_PATH = './data/arc-responder.db';
+const DEFAULT_SQLITE_PATH = './data/arc-responder.db';
 
 /** Options of `SqliteKeyvStore`. */
 export interface SqliteKeyvStoreOptions {
@@ -55,7 +55,7 @@ const CHECKPOINTER_BUSY_TIMEOUT_MS = 50;
 const FILE_CHECK_MS = 2000;
 
 /** Checks that `name` can be pasted into SQL as a table name. */
-export function assertSqlIdentifier(name: string, what: string): void {
+function assertSqlIdentifier(name: string, what: string): void {
   if (!IDENTIFIER.test(name)) {
     throw new Error(`${what} "${name}" is not a valid SQL identifier (letters, digits and _ only)`);
   }
@@ -67,7 +67,7 @@ export function assertSqlIdentifier(name: string, what: string): void {
  * process crash, may lose the last commits on power loss) and a busy timeout so that a second
  * process waits for the write lock instead of failing.
  */
-export function openSqliteDatabase(
+function openSqliteDatabase(
   path: string,
   busyTimeoutMs = 5000,
   walSizeLimitBytes = WAL_LIMIT_BYTES,
@@ -634,7 +634,7 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
  * bytes): `prefix` with its last character replaced by the next one. A prefix must end in a
  * character below U+D7FF (ours end in `:`), so that the next one is a single UTF-16 unit too.
  */
-export function prefixEnd(prefix: string): string {
+function prefixEnd(prefix: string): string {
   const last = prefix.charCodeAt(prefix.length - 1);
   if (prefix === '' || last >= 0xd7ff) {
     throw new Error(`a key prefix must end in a character below U+D7FF, got ${JSON.stringify(prefix)}`);

@@ -16,8 +16,8 @@ import {
 } from './fields.ts';
 import { readClaims, readEvidence } from './identity.ts';
 
-export const COMMON_SCHEMA_ID = 'azureMonitorCommonAlertSchema';
-export const LEGACY_ACTIVITY_LOG_SCHEMA_ID = 'Microsoft.Insights/activityLogs';
+const COMMON_SCHEMA_ID = 'azureMonitorCommonAlertSchema';
+const LEGACY_ACTIVITY_LOG_SCHEMA_ID = 'Microsoft.Insights/activityLogs';
 
 const COMMON = {
   essentials: field('data.essentials'),

@@ -10,7 +10,7 @@ export type Json = Record<string, unknown>;
 export const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** Longest string value accepted by `str` (claims, ids, names are far shorter). */
-export const MAX_FIELD = 4096;
+const MAX_FIELD = 4096;
 
 /** A dotted field path compiled once at module load. */
 export interface FieldPath {

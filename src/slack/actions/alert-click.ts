@@ -4,7 +4,7 @@ import { type ActionSubject, authorise, channelOfClick, type Respond, reply } fr
 import type { SlackContext } from '../context.ts';
 
 /** Text of the note for an alert id that no state is kept for. */
-export const UNKNOWN_ALERT =
+const UNKNOWN_ALERT =
   "This alert is no longer known to arc-responder (too old, from another installation, or its store was emptied), so its buttons do nothing. If its Revoke removed access that should come back, restore it in Azure by hand: the alert's thread lists what was removed.";
 
 /** A button click on an alert, once the alert is found and the clicker allowed. */

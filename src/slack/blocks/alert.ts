@@ -89,7 +89,7 @@ const SEVERITY_EMOJI: Record<string, string> = {
  * The alert's severity: Elastic's, else the rule's (`medium`). Azure Monitor's is not used: an
  * activity-log alert rule has no severity of its own, and its alerts always say `Sev4`.
  */
-export function severityOf(d: Detection): string {
+function severityOf(d: Detection): string {
   const sev = String(d.elasticAlert?.severity ?? 'medium')
     .trim()
     .toLowerCase();
@@ -101,7 +101,7 @@ const DASH = '—';
 const MAX_URL = 600;
 
 /** The public cloud's Azure portal. */
-export const PUBLIC_PORTAL = 'https://portal.azure.com';
+const PUBLIC_PORTAL = 'https://portal.azure.com';
 
 /** The portal of each sovereign cloud, by its Resource Manager host (README, Sovereign clouds). */
 const SOVEREIGN_PORTALS: Readonly<Record<string, string>> = {
@@ -137,7 +137,7 @@ function withoutFinalStops(text: string | undefined): string | undefined {
 }
 
 /** "Why it fired", from the engine's view: first use of the IP by the identity in the window. */
-export function whyText(alert: AlertRecord, k = 1): string {
+function whyText(alert: AlertRecord, k = 1): string {
   const others = alert.otherIps;
   const window = formatDuration(alert.windowMs);
   const otherText = `${alert.otherIpsEstimated ? 'about ' : ''}${others} other IP${others === 1 ? '' : 's'} seen`;
@@ -358,7 +358,7 @@ function runText(
  * The notes are fitted first, into up to half of the room, then the kept lines into what is left,
  * then `lines`: a warning is never pushed out by steps.
  */
-export function fitLines(
+function fitLines(
   head: string,
   lines: readonly string[],
   kept: readonly string[],
@@ -400,7 +400,7 @@ function wholeLines(lines: readonly string[], max: number, clipFirst: boolean): 
 }
 
 /** Earlier Revoke rounds that were undone, one line each. */
-export function pastText(past: readonly PastRevoke[], k = 1): string {
+function pastText(past: readonly PastRevoke[], k = 1): string {
   const lines = past.map(
     (p) =>
       `:leftwards_arrow_with_hook: Revoked${p.mode === 'dry-run' ? ' (dry-run)' : ''} by ${mention(p.by)} ${slackDate(p.at)}, undone by ${mention(p.undoneBy)} ${slackDate(p.undoneAt)}`,
@@ -424,12 +424,12 @@ function removedByBroad(broad: RevokeRun | undefined): Set<string> {
 }
 
 /** The status text of a Revoke run: progress, then a line per step with its result. */
-export function revokeText(run: RevokeRun, k = 1, broad?: RevokeRun): string {
+function revokeText(run: RevokeRun, k = 1, broad?: RevokeRun): string {
   return runText(run, REVOKE_WORDS, k, { removedLater: removedByBroad(broad) });
 }
 
 /** The status text of "Remove broad roles too": progress, then a line per step with its result. */
-export function broadText(run: RevokeRun, k = 1): string {
+function broadText(run: RevokeRun, k = 1): string {
   return runText(run, BROAD_WORDS, k);
 }
 
@@ -461,7 +461,7 @@ function stepsById(runs: ReadonlyArray<RevokeRun | undefined>): Map<string, Plan
 }
 
 /** The status text of Undo: progress, then a line per undone step with its result. */
-export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefined>, k = 1): string {
+function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefined>, k = 1): string {
   const s = (text: string, n: number) => clip(esc(inline(text)), size(n, k));
   const who = mention(undo.by);
   const dry = undo.mode === 'dry-run';
@@ -504,7 +504,7 @@ const plural = (n: number, one: string, many: string) => (n === 1 ? one : `${n} 
  * The Undo confirm dialog's text (at most 300 characters): the assignments it re-creates and the
  * principal it re-enables, from the steps the live runs completed.
  */
-export function undoConfirmText(state: SlackAlertState): string {
+function undoConfirmText(state: SlackAlertState): string {
   const done = new Set<string>();
   for (const run of undoableRuns(state)) {
     for (const r of run.result.steps) if (r.status === 'done') done.add(r.stepId);
@@ -551,7 +551,7 @@ const DRY_RUN_CONFIRM = '*Dry-run:* nothing will change; it lists the calls it w
  * its time (when the alert was posted or planned), and a switch of AZURE_REMEDIATION since must
  * not leave a live dialog promising that nothing will change, nor the other way round.
  */
-export function confirmTextInMode(text: string, mode: 'dry-run' | 'live'): string {
+function confirmTextInMode(text: string, mode: 'dry-run' | 'live'): string {
   const bare = text.startsWith(DRY_RUN_CONFIRM) ? text.slice(DRY_RUN_CONFIRM.length) : text;
   return clip(mode === 'dry-run' ? DRY_RUN_CONFIRM + bare : bare, LIMITS.confirmText);
 }
@@ -620,7 +620,7 @@ export function confirmTextFor(
 }
 
 /** The notification fallback: one line that says what happened. */
-export function alertFallbackText(view: AlertView): string {
+function alertFallbackText(view: AlertView): string {
   const d = view.alert.detection;
   const where = d.cluster?.name ?? d.cluster?.id ?? 'an Arc cluster';
   let text = `${capital(severityOf(d))}: Arc cluster credentials of ${clip(where, 200)} listed by ${clip(d.appId, 100)} from new IP ${clip(d.sourceIp, 60)}`;

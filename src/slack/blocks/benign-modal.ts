@@ -5,7 +5,7 @@ import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
 import { clip, code, esc, inline, isoTime } from './text.ts';
 
 /** The expiry choices of Mark benign, by option value. `undefined`: never expires. */
-export const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: number | undefined }> = [
+const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: number | undefined }> = [
   { value: '24h', label: '24 hours', ms: 24 * 3600 * 1000 },
   { value: '7d', label: '7 days', ms: 7 * 24 * 3600 * 1000 },
   { value: '30d', label: '30 days', ms: 30 * 24 * 3600 * 1000 },
@@ -13,7 +13,7 @@ export const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: n
 ];
 
 /** Longest accepted reason. */
-export const REASON_MAX = 500;
+const REASON_MAX = 500;
 
 /** The modal's `private_metadata`: which alert it is about, and where the button was pressed. */
 export interface BenignModalMetadata {

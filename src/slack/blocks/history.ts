@@ -76,7 +76,7 @@ export function historyUsage(windowMs: number): EphemeralMessage {
 }
 
 /** The reply for an identity with no sightings in the window. */
-export function historyEmpty(appId: string, windowMs: number): EphemeralMessage {
+function historyEmpty(appId: string, windowMs: number): EphemeralMessage {
   // An id that is no GUID may still be an identity (Elastic's rule takes any appid), but Azure
   // writes GUIDs: a typo is the likelier cause. A GUID may be the principal's object id, which
   // the alert shows too (under Principal type): the history is kept by application id.
@@ -93,7 +93,7 @@ export function historyEmpty(appId: string, windowMs: number): EphemeralMessage 
 }
 
 /** `2026-03-12 09:16`, in UTC: short, so that hundreds of lines fit. */
-export function shortUtc(epochMs: number): string {
+function shortUtc(epochMs: number): string {
   if (!Number.isFinite(epochMs)) return 'unknown';
   return new Date(epochMs).toISOString().slice(0, 16).replace('T', ' ');
 }
