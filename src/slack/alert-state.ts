@@ -221,9 +221,10 @@ export function updateAlertState(
   return updates.run([alertId], async () => {
     const lock = alertStateLockKey(alertId);
     let held = false;
-    for (const giveUp = Date.now() + STATE_LOCK_WAIT_MS; ; ) {
+    // A wait measured on the monotonic clock: a wall clock set back does not make it longer.
+    for (const giveUp = performance.now() + STATE_LOCK_WAIT_MS; ; ) {
       held = await store.claim(lock, STATE_LOCK_TTL_MS);
-      if (held || Date.now() >= giveUp) break;
+      if (held || performance.now() >= giveUp) break;
       await new Promise((resolve) => setTimeout(resolve, STATE_LOCK_POLL_MS));
     }
     try {

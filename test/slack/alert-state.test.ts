@@ -3,7 +3,7 @@
  * two replicas sharing the store never overwrite each other's change (a thread line kept on one
  * while the other catches the alert up).
  */
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import type { StateStore } from '../../src/core/ports.ts';
 import {
   alertStateLockKey,
@@ -49,8 +49,17 @@ it('goes on after a while when the holder never lets go (a replica that died), s
   const alert = sampleAlert();
   await saveAlertState(store, { alert, channel: 'C123', ts: '1.000001', confirmText: 'x' });
   expect(await store.claim(alertStateLockKey(alert.id), 60_000)).toBe(true);
-  const updated = await updateAlertState(store, alert.id, (s) => {
-    s.pendingThread = [{ text: 'line', id: 'c' }];
-  });
-  expect(updated?.pendingThread).toEqual([{ text: 'line', id: 'c' }]);
+  // The wait's clock and timers are faked: the 6 s pass at once.
+  vi.useFakeTimers({ toFake: ['setTimeout', 'performance'] });
+  try {
+    const update = updateAlertState(store, alert.id, (s) => {
+      s.pendingThread = [{ text: 'line', id: 'c' }];
+    });
+    await vi.advanceTimersByTimeAsync(5_900);
+    expect(await loadAlertState(store, alert.id)).not.toHaveProperty('pendingThread');
+    await vi.advanceTimersByTimeAsync(200);
+    expect((await update)?.pendingThread).toEqual([{ text: 'line', id: 'c' }]);
+  } finally {
+    vi.useRealTimers();
+  }
 });
