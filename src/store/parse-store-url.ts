@@ -167,8 +167,13 @@ function postgresSchema(url: string, display: string): { url: string; schema: st
     .filter((p) => p !== '');
   const named = params.filter((p) => p.split('=', 1)[0] === 'schema');
   if (named.length === 0) return { url, schema: 'public' };
-  const value = decodeURIComponent(named.at(-1)!.slice('schema='.length));
-  if (named.length > 1 || !SCHEMA_NAME.test(value)) {
+  let value: string | undefined;
+  try {
+    value = decodeURIComponent(named.at(-1)!.slice('schema='.length));
+  } catch {
+    value = undefined;
+  }
+  if (named.length > 1 || value === undefined || !SCHEMA_NAME.test(value)) {
     throw new StoreError(
       'STORE_URL_INVALID',
       `Store URL "${display}": schema= takes one schema name in lower case (letters, digits and _, at most 63, not starting with a digit), e.g. ?schema=arc_responder`,

@@ -76,8 +76,9 @@ const POOL = Symbol('arc-responder pg pool');
 const DEADLOCK = '40P01';
 
 /**
- * @keyv/postgres with three changes: it runs on the state store's own pool (the stock adapter
- * keeps one module-wide pool per URL that `disconnect()` ends for every instance sharing it),
+ * @keyv/postgres with four changes: it runs on the state store's own pool (the stock adapter
+ * keeps one module-wide pool per URL that `disconnect()` ends for every instance sharing it), it
+ * creates nothing (the store does),
  * `delete` is one statement instead of a SELECT followed by a DELETE, and `setMany` writes its rows
  * in key order (and runs again after a deadlock), as claims do.
  */
@@ -86,7 +87,11 @@ class PooledKeyvPostgres extends KeyvPostgres {
     // Called from the base constructor, before any field of this class exists: the pool
     // therefore travels in the options object.
     const pool = (this.opts as unknown as Record<symbol, pg.Pool>)[POOL]!;
-    return async (sql, values) => (await pool.query(sql, values as unknown[])).rows;
+    // The adapter's own DDL (its constructor's CREATE SCHEMA and CREATE TABLE) is not run: the
+    // tables exist by then (`createTables`), and CREATE SCHEMA IF NOT EXISTS needs a right on the
+    // database that a role with a schema of its own lacks, even when the schema exists.
+    return async (sql, values) =>
+      /^\s*CREATE\s/i.test(sql) ? [] : (await pool.query(sql, values as unknown[])).rows;
   }
 
   async disconnect(): Promise<void> {

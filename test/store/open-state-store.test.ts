@@ -65,6 +65,7 @@ describe('parseStoreUrl', () => {
       url: 'postgres://u@db.example/arc?sslmode=verify-full',
       schema: 'arc',
     });
+    expect(() => parseStoreUrl('postgres://u@db.example/arc?schema=%zz')).toThrow(/one schema name/);
     for (const bad of ['Arc', 'arc-responder', '1arc', 'arc;drop', '', 'a'.repeat(64)]) {
       expect(() => parseStoreUrl(`postgres://u@db.example/arc?schema=${encodeURIComponent(bad)}`)).toThrow(
         /schema= takes one schema name in lower case/,

@@ -99,6 +99,40 @@ describeWithService('postgres:// state store', 'TEST_POSTGRES_URL', (url) => {
     }
   });
 
+  it('runs as a role that owns its schema and may create nothing else in the database', async () => {
+    const suffix = ns('role')
+      .replace(/[^a-z0-9]/g, '_')
+      .slice(-30);
+    const [role, schema] = [`arc_role_${suffix}`, `arc_own_${suffix}`];
+    const admin = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'arc-test-pw'`);
+      await admin.query(`CREATE SCHEMA ${schema} AUTHORIZATION ${role}`);
+      const target = new URL(url);
+      target.username = role;
+      target.password = 'arc-test-pw';
+      target.searchParams.set('schema', schema);
+      const store = await openStateStore(target.toString(), { namespace: ns('role') });
+      try {
+        await store.setMany([{ key: 'pair:y', value: { count: 1 } }]);
+        expect(await store.get('pair:y')).toEqual({ count: 1 });
+        expect(await store.claimMany(['c:1', 'c:1'], 60_000)).toEqual([true, false]);
+      } finally {
+        await store.close();
+      }
+      // The role could not have made the tables anywhere else.
+      const { rows } = await admin.query<{ ok: boolean }>(
+        "SELECT has_database_privilege($1, current_database(), 'CREATE') AS ok",
+        [role],
+      );
+      expect(rows[0]!.ok).toBe(false);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      await admin.end();
+    }
+  });
+
   it('accepts the postgresql:// spelling too', async () => {
     const store = await openStateStore(url.replace(/^postgres:/, 'postgresql:'), { namespace: ns('scheme') });
     try {
