@@ -137,6 +137,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     // Its waits are durations: on the queue's monotonic clock, unless a test sets the time.
     ...(deps.now ? { now: deps.now } : {}),
   });
+  const runs = new ActiveRuns();
   const messenger = createMessenger({
     client,
     // A new alert's chat.postMessage is never re-sent by the client itself: a retry after a timeout
@@ -150,6 +151,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     portal: portalForArm(config.azure.armEndpoint),
     alertChannel: slack.alertChannel,
     now,
+    runsHere: (alertId) => runs.has(alertId),
     ...(deps.metrics?.deliveryFailures ? { failures: deps.metrics.deliveryFailures } : {}),
     ...(tuning.threadSettleMs === undefined ? {} : { threadSettleMs: tuning.threadSettleMs }),
   });
@@ -174,7 +176,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     client,
     alertChannel: slack.alertChannel,
     now,
-    runs: new ActiveRuns(),
+    runs,
     audit: {
       logger,
       ...(deps.metrics?.responderActions ? { counter: deps.metrics.responderActions } : {}),

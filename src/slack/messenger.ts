@@ -104,6 +104,8 @@ export function createMessenger(opts: {
   failures?: DeliveryFailureCounter;
   /** The clock for rendering: interrupted runs show as failed with their button again. */
   now?: () => number;
+  /** Whether a run of this process is at work on the alert: it never shows as interrupted. */
+  runsHere?: (alertId: string) => boolean;
   /** How long after an uncertain audit line's post its thread is first searched (default 2 min). */
   threadSettleMs?: number;
   /** `SLACK_ALERT_CHANNEL`: an alert posted elsewhere (before it moved) fails on its own. */
@@ -145,7 +147,7 @@ export function createMessenger(opts: {
     mode: opts.mode,
     broadRemoval: opts.broadRemoval ?? false,
     ...(opts.portal ? { portal: opts.portal } : {}),
-    now: (opts.now ?? Date.now)(),
+    ...(opts.runsHere?.(state.alert.id) ? {} : { now: (opts.now ?? Date.now)() }),
   });
 
   /**

@@ -56,11 +56,9 @@ export async function untrackRun(
  */
 export async function sweepStaleRuns(ctx: SlackContext): Promise<string[]> {
   const changed: string[] = [];
-  // A run of this process is at work, whatever the clock says (a wall clock set ahead would make
-  // it look older than its lock): it ends, or a stop settles it.
-  const ours = new Set(ctx.runs.list().map((r) => r.alertId));
   for (const alertId of await ctx.store.members(RUNS_IN_PROGRESS)) {
-    if (ours.has(alertId)) continue;
+    // A run of this process ends, or a stop settles it.
+    if (ctx.runs.has(alertId)) continue;
     const now = ctx.now();
     const known = await loadAlertState(ctx.store, alertId);
     if (!known) {
@@ -154,6 +152,15 @@ export class ActiveRuns {
 
   list(): ActiveRun[] {
     return [...this.#runs];
+  }
+
+  /**
+   * Whether a run of this process is at work on the alert. Such a run is never taken for one
+   * interrupted, whatever the clock says (a wall clock set ahead makes it look older than its lock).
+   */
+  has(alertId: string): boolean {
+    for (const run of this.#runs) if (run.alertId === alertId) return true;
+    return false;
   }
 
   /** The service stops: no new run may start (a click is told to press again after the restart). */

@@ -21,6 +21,7 @@ import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { RUNS_IN_PROGRESS } from '../../src/slack/stale-runs.ts';
 import { ROLE } from '../azure/helpers.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
+import { buttonClick, payloadBody } from '../support/fake-slack.ts';
 import { ARC } from '../support/samples.ts';
 import { EVIDENCE_ASSIGNMENT_ID, type Harness, RESPONDER, sampleAzure, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
@@ -361,7 +362,7 @@ describe('a run left marked running by a stopped process', () => {
         },
       },
     });
-    await h.chat.sink.post(alert);
+    const { ref } = await h.chat.sink.post(alert);
     await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
     await started;
     expect(await h.store.members(RUNS_IN_PROGRESS)).toEqual([alert.id]);
@@ -372,11 +373,26 @@ describe('a run left marked running by a stopped process', () => {
     expect(threads()).toEqual([]);
     expect(await auditOf('revoke')).toEqual([]);
     expect((await loadAlertState(h.store, alert.id))?.revoke?.status).toBe('running');
+    // A repeat shows it in progress; a second click is told it runs (signed at the service's clock).
+    await h.chat.sink.repeat(ref, alert, { alertId: alert.id, count: 2, lastSeen: Date.now() });
+    expect(lastUpdateText()).toContain('in progress');
+    expect(lastUpdateText()).not.toContain('interrupted');
+    const click = payloadBody(
+      buttonClick({
+        actionId: ACTION_IDS.revoke,
+        value: alert.id,
+        user: RESPONDER,
+        responseUrl: slack().responseUrl('second-click'),
+      }),
+    );
+    expect((await h.send(click, { timestamp: Math.floor((Date.now() + offset) / 1000) })).status).toBe(200);
+    await slack().waitFor('the note', () => slack().responsesTo('second-click').length === 1);
+    expect(String(slack().responsesTo('second-click')[0]!.text)).toContain('already running');
 
     release();
     await slack().waitFor('the run ends', () => threads().length === 1);
     expect(String(threads()[0]!.args.text)).toContain('in dry-run');
-    expect(await auditOf('revoke')).toEqual(['dry-run']);
+    expect(await auditOf('revoke')).toEqual(['duplicate', 'dry-run']);
   });
 
   it('is left alone while its lock lasts (another replica may be running it)', async () => {

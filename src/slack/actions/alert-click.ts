@@ -36,7 +36,9 @@ export async function openAlertClick(
   action: ActionSubject['action'],
 ): Promise<AlertClick | undefined> {
   const user = click.body.user.id;
-  const state = await loadAlertState(ctx.store, click.alertId ?? '', ctx.now());
+  const alertId = click.alertId ?? '';
+  // A run of this process is never read as interrupted (see `ActiveRuns.has`).
+  const state = await loadAlertState(ctx.store, alertId, ctx.runs.has(alertId) ? undefined : ctx.now());
   if (!state) {
     await reply(ctx, click.respond, UNKNOWN_ALERT);
     return undefined;

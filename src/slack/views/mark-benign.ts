@@ -18,7 +18,9 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
   app.view(CALLBACK_IDS.markBenign, async ({ ack, body, view }) => {
     const user = body.user.id;
     const meta = parseBenignMetadata(view.private_metadata);
-    const state = meta ? await loadAlertState(ctx.store, meta.alertId, ctx.now()) : undefined;
+    const state = meta
+      ? await loadAlertState(ctx.store, meta.alertId, ctx.runs.has(meta.alertId) ? undefined : ctx.now())
+      : undefined;
     if (!state) {
       await ack({
         response_action: 'errors',
