@@ -28,7 +28,7 @@ export const isAppIdText = (s: string): boolean =>
   s.length > 0 && s.length <= MAX_APP_ID_LENGTH && appIdProblem(s) === undefined;
 
 /** Characters that show nothing: zero-width spaces and joiners, direction marks and overrides, BOM, soft hyphen. */
-const INVISIBLE = /[\u00AD\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+const INVISIBLE = /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
 
 /** Pairs that wrap an id copied from a message, a log line or JSON. */
 const WRAPPERS: ReadonlyArray<readonly [string, string]> = [

@@ -57,7 +57,7 @@ export async function startLearningPeriod(
         await new Promise((resolve) => setTimeout(resolve, 100));
         stored = await store.get<unknown>(LEARNING_KEY);
       }
-      // An end that is no time (written by a release that took any LEARNING_PERIOD) ends learning.
+      // An end that is no finite time (a value no start writes now) ends learning.
       learningUntil = typeof stored === 'number' && Number.isFinite(new Date(stored).getTime()) ? stored : 0;
     }
     if (learningUntil === 0) learningUntil = undefined;

@@ -95,8 +95,8 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     if (deps.isStopping()) problems.push('the service is shutting down');
     // One budget for the checks of the store together, so that a slow store answers the probe in
     // about READY_TIMEOUT_MS, not in one such wait per check.
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    const left = () => Math.max(1, deadline - Date.now());
+    const deadline = performance.now() + READY_TIMEOUT_MS;
+    const left = () => Math.max(1, deadline - performance.now());
     try {
       await withTimeout(store.ping(), left(), `the ${store.kind} store`);
       try {

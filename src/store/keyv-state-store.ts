@@ -103,10 +103,10 @@ function guarded<T extends object>(target: T, fail: (error: unknown) => never, r
     args: unknown[],
   ) => {
     if (!retry?.when(error)) return fail(error);
-    const deadline = Date.now() + retry.forMs;
+    const deadline = performance.now() + retry.forMs;
     let pause = 10;
     let last = error;
-    while (Date.now() + pause < deadline) {
+    while (performance.now() + pause < deadline) {
       await new Promise((resolve) => setTimeout(resolve, pause));
       pause = Math.min(pause * 2, 250);
       try {

@@ -367,7 +367,7 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
 function tlsMismatchHint(url: string, reason: string): string {
   const tls = /^rediss:/i.test(url);
   if (tls && /did not answer within/.test(reason)) {
-    return ' (with rediss:// this is what a Redis without TLS does: check that this port takes TLS, or use redis://)';
+    return ' (with rediss:// this may be a Redis without TLS: check that this port takes TLS, or use redis://)';
   }
   if (!tls && /ECONNRESET|Socket closed unexpectedly/i.test(reason)) {
     return ' (a Redis that takes TLS only, as Azure Cache for Redis does on port 6380, closes plain connections: use rediss://)';

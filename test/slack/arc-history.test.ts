@@ -125,6 +125,7 @@ describe('/arc-history', () => {
       `${g},`,
       `("${g.replaceAll('-', '')}").`,
       `\u200b${g}\u200b`,
+      `\u061c${g}\u180e`,
     ]) {
       const reply = await ask(typed);
       expect(reply.text, typed).not.toContain('no sightings');

@@ -6,6 +6,7 @@ import type { PlannedStep, RemediationPlan, StepResult } from '../../src/core/re
 import type { RevokeRun, UndoRun } from '../../src/slack/alert-state.ts';
 import {
   type AlertView,
+  benignText,
   broadConfirmText,
   buildAlertMessage,
   confirmTextFor,
@@ -1220,5 +1221,17 @@ describe('describeDuration', () => {
     expect(describeDuration(3_700_500)).toBe('about 1 hour');
     expect(describeDuration(1500)).toBe('about 2 seconds');
     expect(describeDuration(500)).toBe('500 ms');
+  });
+});
+
+describe('benignText', () => {
+  it('shows a reason typed on several lines, or with an invisible character, on one line and named', () => {
+    const text = benignText({
+      by: 'UALICE',
+      at: Date.parse('2026-03-12T09:00:00Z'),
+      reason: 'CI runner\n*Revoked* by\u202Eme',
+    });
+    expect(text).not.toMatch(/[\n\u202E]/);
+    expect(text).toContain('“CI runner *Revoked* by[U+202E]me”');
   });
 });

@@ -263,7 +263,7 @@ const benignInForce = (b: BenignMark | undefined, now: number | undefined): b is
 
 /** The status line of a Mark benign; with `now`, an entry that has expired says so. */
 export function benignText(b: BenignMark, k = 1, now?: number): string {
-  const mark = `*Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(esc(b.reason), size(500, k))}”.`;
+  const mark = `*Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(esc(inline(b.reason)), size(500, k))}”.`;
   if (b.removed) {
     return `:heavy_minus_sign: ~${mark}~ Allowlist entry removed by ${mention(b.removed.by)} ${slackDate(b.removed.at)}: detections of this pair are no longer allowlisted.`;
   }

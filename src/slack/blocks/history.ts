@@ -92,6 +92,16 @@ function historyEmpty(appId: string, windowMs: number): EphemeralMessage {
   };
 }
 
+/**
+ * The history CLI's command that lists an identity, for a person to paste into a shell: with the
+ * appid when it is a GUID; another id may hold what a shell reads as syntax, so it is left to them.
+ */
+function listCommand(appId: string): string {
+  return dashGuid(appId) === appId
+    ? `\`npm run history -- list ${appId}\``
+    : '`npm run history -- list` and the appid in single quotes';
+}
+
 /** `2026-03-12 09:16`, in UTC: short, so that hundreds of lines fit. */
 function shortUtc(epochMs: number): string {
   if (!Number.isFinite(epochMs)) return 'unknown';
@@ -310,7 +320,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
           {
             type: 'mrkdwn',
             text: clip(
-              `List the rest with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}), or all of them at once on the service's host with \`npm run history -- list ${esc(view.appId)}\`.`,
+              `List the rest with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}), or all of them at once on the service's host with ${listCommand(view.appId)}.`,
               TAIL_MAX,
             ),
           },
@@ -326,7 +336,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
           {
             type: 'mrkdwn',
             text: clip(
-              `…and ${plural(left, 'older IP')} not shown (one answer holds ${HISTORY_MAX_MESSAGES} messages at most). List them with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}), or all of them at once on the service's host with \`npm run history -- list ${esc(view.appId)}\`.`,
+              `…and ${plural(left, 'older IP')} not shown (one answer holds ${HISTORY_MAX_MESSAGES} messages at most). List them with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}), or all of them at once on the service's host with ${listCommand(view.appId)}.`,
               TAIL_MAX,
             ),
           },
