@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import type { AlertRecord, AlertRepeat, EventResult } from './alert.ts';
+import type { AlertRecord, EventResult } from './alert.ts';
 import { type Candidate, FUTURE_TOLERANCE_MS, isReplay, olderThanWindow } from './candidate.ts';
 import {
   classifyRedeliveries,
@@ -7,20 +7,18 @@ import {
   settleOrphanChecks,
   unsettledRedeliveries,
 } from './classify-redeliveries.ts';
+import { ALERTED_WITHIN_WINDOW, decideNewTerms, noteRepeat, OLDER_THAN_WINDOW } from './decide-new-terms.ts';
 import type { Detection } from './detection.ts';
 import { type ClaimedEvent, type ClaimOutcome, createEventClaims, eventClaim } from './event-claims.ts';
 import { parseDetection } from './formats/index.ts';
-import { isAllowActive } from './history.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import { startLearningPeriod } from './learning-period.ts';
 import {
   type AllowlistEntry,
   allowKey,
-  hasSightingNear,
   identitySet,
   normaliseAppId,
   pairKey,
-  recordSighting,
   type StoredPair,
 } from './pair.ts';
 import { pairWrites } from './pair-writes.ts';
@@ -98,31 +96,6 @@ export const alertIdFor = (eventId: string): string => hash('sha256', eventId).s
  */
 const SETTLE_MS = 1500;
 const SETTLE_POLL_MS = 25;
-
-/** Why an event from a window or more ago is not imported. */
-const OLDER_THAN_WINDOW = 'older than the history window of now: not stored';
-
-/** Why a pair's event is not alerted once the pair was. */
-const ALERTED_WITHIN_WINDOW = 'this pair was alerted already within the window';
-/** Why an event from a window or more ago of a pair in the current history is not alerted. */
-const REPLAY_OF_KNOWN_PAIR =
-  'older than the history window, so not stored; the pair is in the current history (seen within the window)';
-
-/**
- * A pair stored with an alert but no `alertedAt`: its alert was claimed under a key per calendar
- * window (`alerted:<appid>:<ip>:<window>`), which the claims here do not read, so an Elastic
- * alert of the pair would post a second alert. Its alert came at or after its first sighting, so a
- * pair first seen within the window was alerted within it.
- */
-const alertedUnderWindowKey = (pair: StoredPair, horizon: number): boolean =>
-  pair.alertId !== undefined && pair.alertedAt === undefined && pair.firstSeen > horizon;
-
-/** The result of an event whose pair's allowlist entry holds. */
-const allowlisted = (allow: AllowlistEntry, d: Detection): EventResult => ({
-  outcome: 'allowlisted',
-  reason: `allowlisted by ${allow.by}${allow.until ? ` until ${new Date(allow.until).toISOString()}` : ''}: ${allow.reason}`,
-  detection: d,
-});
 
 /**
  * The claim that makes one alert of a new pair, also across processes, held for a window from
@@ -226,16 +199,8 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       );
       if (given.some((g) => g.status === 'rejected')) kept.eventClaims = true;
     };
-    const repeats = new Map<string, AlertRepeat>();
-    /** A sighting of a pair alerted before updates that alert (its latest state in this batch). */
-    const noteRepeat = (pair: StoredPair) => {
-      if (pair.alertId)
-        repeats.set(pair.alertId, { alertId: pair.alertId, count: pair.count, lastSeen: pair.lastSeen });
-    };
-
     await lock.run(keys, async () => {
       const t = now();
-      const horizon = t - windowMs;
       // The pairs and their allowlist entries in one read (one transaction in SQL), and the claims.
       let [read, won] = await Promise.all([store.getMany<unknown>([...keys, ...allowKeys]), claimed$]);
       // Events whose claim was taken before are checked against the pair here: a delivery that
@@ -271,28 +236,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         if (prevList[i]) stored.set(k, prevList[i]);
       });
       const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
-      // One working copy per pair and batch, updated in place by each of its events.
-      const pairs = new Map<string, StoredPair>();
-      const existed = new Set<string>();
-      keys.forEach((k, i) => {
-        const prev = prevList[i];
-        if (!prev) return;
-        existed.add(k);
-        const copy: StoredPair = {
-          appId: prev.appId,
-          ip: prev.ip,
-          firstSeen: prev.firstSeen,
-          lastSeen: prev.lastSeen,
-          count: prev.count,
-          spans: prev.spans.map(([lo, hi]) => [lo, hi]),
-        };
-        if (prev.last !== undefined) copy.last = prev.last;
-        if (prev.alertId !== undefined) copy.alertId = prev.alertId;
-        if (prev.alertedAt !== undefined) copy.alertedAt = prev.alertedAt;
-        if (prev.indexedAt !== undefined) copy.indexedAt = prev.indexedAt;
-        pairs.set(k, copy);
-      });
-      const latest = new Map<string, Candidate>();
       const { candidates, duplicates, orphanChecks } = classifyRedeliveries(parsed, stored, t, windowMs);
       if (orphanChecks.length > 0) {
         // A stored pair without an alert, and an event received before: usually a plain
@@ -314,110 +257,18 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           if (d.geo === undefined || d.as === undefined) locate(opts.geo, d);
         }
       }
-      const wantsAlert: Candidate[] = [];
-      /** Pairs of this batch whose live event wants an alert: a late Elastic alert of one waits for it. */
-      const liveAlertWanted = new Set<string>();
-      const learningNow = learning.isLearning(t);
-      /** The sightings of each pair in this batch: an alert's pair seen again here updates it. */
-      const inBatchCount = new Map<string, number>();
-      // In time order (stable), so that of several events of a new pair in one batch, the first
-      // sighting is the one alerted and the others count as its repeats. Events from a window or
-      // more ago (never stored as sightings) come after the live ones, which they are judged by.
+      const decision = decideNewTerms({
+        candidates,
+        stored,
+        allows,
+        t,
+        windowMs,
+        silent: evalOpts.silent === true,
+        learningUntil: learning.until,
+      });
+      const { wantsAlert, pairs, changed, latest, inBatchCount, repeats } = decision;
+      for (const [index, result] of decision.results) results[index] = result;
       const replayed = (c: Candidate) => isReplay(c, t, windowMs);
-      candidates.sort((a, b) => Number(replayed(a)) - Number(replayed(b)) || a.at - b.at);
-
-      /** The pairs this batch changes: only those are written back. */
-      const changed = new Set<string>();
-
-      for (const c of candidates) {
-        const d = c.detection;
-        let next = pairs.get(c.pairKey);
-        // An event from a window or more ago is never stored and never counted (see `replayed`).
-        const replay = replayed(c);
-        if (replay && evalOpts.silent) {
-          results[c.index] = { outcome: 'ignored', reason: OLDER_THAN_WINDOW, detection: d };
-          continue;
-        }
-        if (replay && next && (existed.has(c.pairKey) || next.lastSeen > horizon)) {
-          // Of a pair in the current history: the pair is known (alerted, allowlisted or imported
-          // since). Except for an alert Elastic judged new: its rule judges by when the event
-          // reached Elastic, so an event that came late still fires there, and is alerted here
-          // unless the pair was alerted within the window.
-          const allow = allows.get(c.pairKey);
-          const alertedLately =
-            (next.alertedAt !== undefined && next.alertedAt > horizon) ||
-            alertedUnderWindowKey(next, horizon) ||
-            liveAlertWanted.has(c.pairKey);
-          if (isAllowActive(allow, t)) {
-            results[c.index] = allowlisted(allow, d);
-            continue;
-          }
-          if (!d.elasticAlert?.judgedNew || alertedLately) {
-            results[c.index] = {
-              outcome: 'known',
-              reason:
-                alertedLately && d.elasticAlert?.judgedNew ? ALERTED_WITHIN_WINDOW : REPLAY_OF_KNOWN_PAIR,
-              detection: d,
-            };
-            continue;
-          }
-          c.claimsLive = true;
-        }
-        const isNew = !next || !hasSightingNear(next.spans, c.at, windowMs);
-        const lastBefore = next?.lastSeen;
-        if (!next) {
-          next = {
-            appId: normaliseAppId(d.appId),
-            ip: d.sourceIp,
-            firstSeen: c.at,
-            lastSeen: c.at,
-            count: 0,
-            spans: [],
-          };
-          pairs.set(c.pairKey, next);
-        }
-        if (!replay) {
-          changed.add(c.pairKey);
-          const before = latest.get(c.pairKey);
-          if (!before || c.at >= before.at) latest.set(c.pairKey, c);
-          next.firstSeen = Math.min(next.firstSeen, c.at);
-          next.lastSeen = Math.max(next.lastSeen, c.at);
-          next.count++;
-          next.spans = recordSighting(next.spans, c.at, windowMs, horizon);
-          inBatchCount.set(c.pairKey, (inBatchCount.get(c.pairKey) ?? 0) + 1);
-        }
-
-        const allow = allows.get(c.pairKey);
-        if (isAllowActive(allow, t)) {
-          results[c.index] = allowlisted(allow, d);
-          // The alert the pair was marked benign from keeps showing its sightings.
-          if (!replay) noteRepeat(next);
-        } else if (evalOpts.silent) {
-          results[c.index] = { outcome: 'known', reason: 'recorded without alerting (import)', detection: d };
-        } else if (
-          !isNew &&
-          !c.ownsAlertClaim &&
-          d.elasticAlert?.judgedNew &&
-          alertedUnderWindowKey(next, horizon)
-        ) {
-          results[c.index] = { outcome: 'known', reason: ALERTED_WITHIN_WINDOW, detection: d };
-          noteRepeat(next);
-        } else if ((isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) && learningNow) {
-          results[c.index] = {
-            outcome: 'known',
-            reason: `learning period until ${new Date(learning.until!).toISOString()}: recorded without alerting`,
-            detection: d,
-          };
-        } else if (isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) {
-          // An alert Elastic judged new on a pair this history holds says when it was seen here.
-          if ((!isNew || c.claimsLive) && d.elasticAlert?.judgedNew) c.seenHereAt = lastBefore;
-          if (!replay) liveAlertWanted.add(c.pairKey);
-          wantsAlert.push(c);
-        } else {
-          results[c.index] = { outcome: 'known', detection: d };
-          noteRepeat(next);
-        }
-      }
 
       if (wantsAlert.length > 0) {
         // Exactly one alert per new pair, also across processes sharing the store.
@@ -471,13 +322,13 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
               reason: ALERTED_WITHIN_WINDOW,
               detection: c.detection,
             };
-            noteRepeat(pairs.get(c.pairKey)!);
+            noteRepeat(repeats, pairs.get(c.pairKey)!);
           }
         });
         let others: Awaited<ReturnType<typeof otherIpCounts>>;
         try {
           if (notOwners.length > 0) await Promise.all(notOwners.map((key) => store.releaseClaim(key)));
-          others = await otherIpCounts(winners, pairs, existed, t);
+          others = await otherIpCounts(winners, pairs, stored, t);
         } catch (err) {
           await giveBackAlertClaims();
           throw err;
@@ -503,7 +354,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
           results[c.index] = { outcome: 'alerted', detection: d, alert };
           // Later sightings in this batch were counted before the alert existed: the message
           // shows them once it is posted.
-          if ((inBatchCount.get(c.pairKey) ?? 0) > 1) noteRepeat(pair);
+          if ((inBatchCount.get(c.pairKey) ?? 0) > 1) noteRepeat(repeats, pair);
         }
       }
 
@@ -556,19 +407,19 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   async function otherIpCounts(
     winners: Candidate[],
     pairs: Map<string, StoredPair>,
-    existed: ReadonlySet<string>,
+    stored: ReadonlyMap<string, StoredPair>,
     t: number,
   ) {
     const identities = [...new Set(winners.map((c) => normaliseAppId(c.detection.appId)))];
-    const stored = await store.countLiveMembers(
+    const indexed = await store.countLiveMembers(
       identities.map((appId) => ({ set: identitySet(appId), valuePrefix: pairKey(appId, '') })),
       EXACT_OTHER_IPS_LIMIT,
     );
-    const counts = new Map(identities.map((appId, i) => [appId, { ...stored[i]! }]));
+    const counts = new Map(identities.map((appId, i) => [appId, { ...indexed[i]! }]));
     // The pairs this batch creates are neither stored nor indexed yet.
     for (const [key, pair] of pairs) {
       const count = counts.get(pair.appId);
-      if (count !== undefined && !existed.has(key) && pair.lastSeen >= t - windowMs) count.count++;
+      if (count !== undefined && !stored.has(key) && pair.lastSeen >= t - windowMs) count.count++;
     }
     for (const count of counts.values()) count.count = Math.max(0, count.count - 1);
     return counts;
