@@ -1,6 +1,7 @@
 import { hash } from 'node:crypto';
 import type { AlertRecord, EventResult } from './alert.ts';
-import { type Candidate, FUTURE_TOLERANCE_MS, isReplay, olderThanWindow } from './candidate.ts';
+import { alertOwnerKey, claimAlerts } from './alert-claims.ts';
+import { type Candidate, FUTURE_TOLERANCE_MS, olderThanWindow } from './candidate.ts';
 import {
   classifyRedeliveries,
   duplicateResult,
@@ -9,7 +10,7 @@ import {
 } from './classify-redeliveries.ts';
 import { ALERTED_WITHIN_WINDOW, decideNewTerms, noteRepeat, OLDER_THAN_WINDOW } from './decide-new-terms.ts';
 import type { Detection } from './detection.ts';
-import { type ClaimedEvent, type ClaimOutcome, createEventClaims, eventClaim } from './event-claims.ts';
+import { type ClaimOutcome, createEventClaims } from './event-claims.ts';
 import { parseDetection } from './formats/index.ts';
 import { KeyedLock } from './keyed-lock.ts';
 import { startLearningPeriod } from './learning-period.ts';
@@ -24,6 +25,7 @@ import {
 import { pairWrites } from './pair-writes.ts';
 import type { GeoLocator, Outbox, StateStore } from './ports.ts';
 
+export { alertOwnerKey } from './alert-claims.ts';
 export { FUTURE_TOLERANCE_MS, olderThanWindow } from './candidate.ts';
 
 /**
@@ -97,22 +99,6 @@ export const alertIdFor = (eventId: string): string => hash('sha256', eventId).s
 const SETTLE_MS = 1500;
 const SETTLE_POLL_MS = 25;
 
-/**
- * The claim that makes one alert of a new pair, also across processes, held for a window from
- * the alert. Events from a window or more before now (a replayed export) claim apart from the
- * others: their sightings are never stored, so this claim is all that keeps a replay to one
- * alert per pair, and it must not stop the pair from alerting when it comes back now.
- */
-const alertClaimKey = (appId: string, ip: string, replay: boolean) =>
-  `${replay ? 'alerted-replay' : 'alerted'}:${normaliseAppId(appId)}:${ip}`;
-
-/**
- * Taken with a pair's alert claim, in the same store call, by the event that claims it: held
- * when that event's earlier delivery won the pair's claim for this alert. Keyed like the event's
- * own claim (led by its time, so that a SQL store's index takes it near its end).
- */
-export const alertOwnerKey = (c: ClaimedEvent): string => `alert-owner:${eventClaim(c).key}`;
-
 /** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
 export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const { store, windowMs, outbox } = opts;
@@ -181,24 +167,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     }
 
     const alerts: AlertRecord[] = [];
-    /** The claims behind `alerts` (each pair's, and its owner claim), given back should the outbox refuse them. */
-    const alertClaims: Array<{ claim: string; owner?: string }> = [];
-    /**
-     * Gives the alerts' claims back when their delivery fails before the outbox holds them, so that
-     * the sender's retry alerts. The owner claim goes back only after the pair's: never the pair's
-     * claim held with nothing to say whose it is. Should one not go back (the store failing), the
-     * events' own claims are kept as well, so that the retry finds its owner claim (see the
-     * winners below).
-     */
-    const giveBackAlertClaims = async () => {
-      const given = await Promise.allSettled(
-        alertClaims.map(async ({ claim, owner }) => {
-          await store.releaseClaim(claim);
-          if (owner) await store.releaseClaim(owner);
-        }),
-      );
-      if (given.some((g) => g.status === 'rejected')) kept.eventClaims = true;
-    };
     await lock.run(keys, async () => {
       const t = now();
       // The pairs and their allowlist entries in one read (one transaction in SQL), and the claims.
@@ -268,72 +236,22 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       });
       const { wantsAlert, pairs, changed, latest, inBatchCount, repeats } = decision;
       for (const [index, result] of decision.results) results[index] = result;
-      const replayed = (c: Candidate) => isReplay(c, t, windowMs);
 
+      // Exactly one alert per new pair, also across processes sharing the store.
+      const claimed = await claimAlerts(store, wantsAlert, t, windowMs, kept);
+      for (const c of claimed.alertedElsewhere) {
+        results[c.index] = { outcome: 'known', reason: ALERTED_WITHIN_WINDOW, detection: c.detection };
+        noteRepeat(repeats, pairs.get(c.pairKey)!);
+      }
       if (wantsAlert.length > 0) {
-        // Exactly one alert per new pair, also across processes sharing the store.
-        const claimKeys = wantsAlert.map((c) =>
-          alertClaimKey(c.detection.appId, c.detection.sourceIp, replayed(c) && !c.claimsLive),
-        );
-        // The first event of each pair here also claims its own alert id, in the same call: it
-        // names whose alert the pair's claim was taken for, should that delivery stop before
-        // storing anything (see below).
-        const owners = new Map<number, { key: string; taken?: boolean }>();
-        const firstOfPair = new Set<string>();
-        claimKeys.forEach((key, i) => {
-          if (firstOfPair.has(key)) return;
-          firstOfPair.add(key);
-          owners.set(i, { key: alertOwnerKey(wantsAlert[i]!) });
-        });
-        const ownerList = [...owners.values()];
-        let taken: boolean[];
-        try {
-          taken = await store.claimMany([...claimKeys, ...ownerList.map((o) => o.key)], windowMs);
-        } catch (err) {
-          // Its answer may have been lost with the claims taken: the events keep theirs, so that
-          // the sender's retry finds its owner claim, or takes the pair's claim afresh.
-          kept.eventClaims = true;
-          throw err;
-        }
-        ownerList.forEach((o, n) => {
-          o.taken = taken[claimKeys.length + n];
-        });
-        const notOwners: string[] = [];
-        const winners: Candidate[] = [];
-        wantsAlert.forEach((c, i) => {
-          const owner = owners.get(i);
-          // Elastic alerts skip the window check (Elastic judged them new) but not the claim: a
-          // pair already alerted within the window, e.g. from the same event's Event Hub record,
-          // updates that alert instead of posting a second one.
-          if (taken[i]) {
-            winners.push(c);
-            alertClaims.push(owner ? { claim: claimKeys[i]!, owner: owner.key } : { claim: claimKeys[i]! });
-          } else if (c.seenBefore && owner?.taken === false) {
-            // The sender's retry of an event whose first delivery took the pair's claim for this
-            // very alert and stopped (a crash) before storing the pair, or failed and could not
-            // give the claim back (its event's claim is then kept too, see `settle`): the retry
-            // alerts under the same id, which the outbox and the chat side post once.
-            winners.push(c);
-          } else {
-            // Not this event's alert: its owner claim names nothing.
-            if (owner?.taken) notOwners.push(owner.key);
-            results[c.index] = {
-              outcome: 'known',
-              reason: ALERTED_WITHIN_WINDOW,
-              detection: c.detection,
-            };
-            noteRepeat(repeats, pairs.get(c.pairKey)!);
-          }
-        });
         let others: Awaited<ReturnType<typeof otherIpCounts>>;
         try {
-          if (notOwners.length > 0) await Promise.all(notOwners.map((key) => store.releaseClaim(key)));
-          others = await otherIpCounts(winners, pairs, stored, t);
+          others = await otherIpCounts(claimed.winners, pairs, stored, t);
         } catch (err) {
-          await giveBackAlertClaims();
+          await claimed.giveBack();
           throw err;
         }
-        for (const c of winners) {
+        for (const c of claimed.winners) {
           const d = c.detection;
           const alert: AlertRecord = {
             id: alertIdFor(d.eventId),
@@ -365,7 +283,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         try {
           await outbox.add(alerts, [...repeats.values()]);
         } catch (err) {
-          await giveBackAlertClaims();
+          await claimed.giveBack();
           throw err;
         }
       }
