@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto';
 import type { AlertRecord, EventResult } from './alert.ts';
-import { alertOwnerKey, claimAlerts } from './alert-claims.ts';
+import { alertOwnerKey, type ClaimedAlerts, claimAlerts } from './alert-claims.ts';
 import { type Candidate, FUTURE_TOLERANCE_MS, olderThanWindow } from './candidate.ts';
 import {
   classifyRedeliveries,
@@ -8,7 +8,13 @@ import {
   settleOrphanChecks,
   unsettledRedeliveries,
 } from './classify-redeliveries.ts';
-import { ALERTED_WITHIN_WINDOW, decideNewTerms, noteRepeat, OLDER_THAN_WINDOW } from './decide-new-terms.ts';
+import {
+  ALERTED_WITHIN_WINDOW,
+  decideNewTerms,
+  type NewTermsDecision,
+  noteRepeat,
+  OLDER_THAN_WINDOW,
+} from './decide-new-terms.ts';
 import type { Detection } from './detection.ts';
 import { type ClaimOutcome, createEventClaims } from './event-claims.ts';
 import { parseDetection } from './formats/index.ts';
@@ -153,78 +159,13 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     parsed: Candidate[],
     results: EventResult[],
     evalOpts: EvaluateOptions,
-    { won: claimed$, heldElsewhere, kept }: ClaimOutcome<Candidate>,
+    outcome: ClaimOutcome<Candidate>,
   ) {
-    // Each pair once, in order of first appearance, with the allowlist key of that first event.
-    const keys: string[] = [];
-    const allowKeys: string[] = [];
-    const seen = new Set<string>();
-    for (const c of parsed) {
-      if (seen.has(c.pairKey)) continue;
-      seen.add(c.pairKey);
-      keys.push(c.pairKey);
-      allowKeys.push(allowKey(c.detection.appId, c.detection.sourceIp));
-    }
-
-    const alerts: AlertRecord[] = [];
+    const { keys, allowKeys } = pairsOf(parsed);
     await lock.run(keys, async () => {
       const t = now();
-      // The pairs and their allowlist entries in one read (one transaction in SQL), and the claims.
-      let [read, won] = await Promise.all([store.getMany<unknown>([...keys, ...allowKeys]), claimed$]);
-      // Events whose claim was taken before are checked against the pair here: a delivery that
-      // stopped (a crash) after claiming the event but before storing anything must not turn the
-      // sender's retry into a duplicate and lose the event.
-      parsed.forEach((c, i) => {
-        if (won[i]) return;
-        c.seenBefore = true;
-        if (heldElsewhere?.(c)) c.heldElsewhere = true;
-      });
-      // An event received before whose pair is not stored: its first delivery either stopped (a
-      // crash), or is at work right now in another process sharing the store. Give that one a
-      // moment to store the pair, so that this delivery is told `duplicate` rather than judged
-      // again; after a crash, nothing comes and the event is evaluated as below.
-      // (Not on a store that no other process shares, such as the in-memory one.)
-      const unsettled =
-        settleMs > 0 && store.sharedAcrossProcesses && parsed.some((c) => c.seenBefore)
-          ? unsettledRedeliveries(
-              parsed,
-              won,
-              new Set(keys.filter((_, i) => read[i] !== undefined)),
-              t,
-              windowMs,
-            )
-          : [];
-      if (unsettled.length > 0 && (await pairsStored(unsettled.map((c) => c.pairKey)))) {
-        read = await store.getMany<unknown>([...keys, ...allowKeys]);
-      }
-      const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
-      /** The pairs stored, by key, as read. */
-      const stored = new Map<string, StoredPair>();
-      keys.forEach((k, i) => {
-        if (prevList[i]) stored.set(k, prevList[i]);
-      });
-      const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
-      const { candidates, duplicates, orphanChecks } = classifyRedeliveries(parsed, stored, t, windowMs);
-      if (orphanChecks.length > 0) {
-        // A stored pair without an alert, and an event received before: usually a plain
-        // re-delivery. But should that event's first delivery have taken the pair's alert claim
-        // and stopped before storing anything (another event of the pair stored it since), its
-        // owner claim is held: then it is evaluated again, and alerts under its own id.
-        const keys = orphanChecks.map(alertOwnerKey);
-        const free = await store.claimMany(keys, windowMs);
-        const settled = settleOrphanChecks(orphanChecks, free, stored);
-        candidates.push(...settled.candidates);
-        duplicates.push(...settled.duplicates);
-        const release = keys.filter((_, i) => free[i]);
-        if (release.length > 0) await Promise.all(release.map((key) => store.releaseClaim(key)));
-      }
-      for (const c of duplicates) results[c.index] = duplicateResult(c);
-      // Geo and AS the events lack, looked up only for those judged (not for duplicates).
-      if (opts.geo) {
-        for (const { detection: d } of candidates) {
-          if (d.geo === undefined || d.as === undefined) locate(opts.geo, d);
-        }
-      }
+      const { stored, allows } = await readPairs(parsed, keys, allowKeys, outcome, t);
+      const candidates = await eventsToJudge(parsed, stored, t, results);
       const decision = decideNewTerms({
         candidates,
         stored,
@@ -234,69 +175,189 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         silent: evalOpts.silent === true,
         learningUntil: learning.until,
       });
-      const { wantsAlert, pairs, changed, latest, inBatchCount, repeats } = decision;
       for (const [index, result] of decision.results) results[index] = result;
-
       // Exactly one alert per new pair, also across processes sharing the store.
-      const claimed = await claimAlerts(store, wantsAlert, t, windowMs, kept);
+      const claimed = await claimAlerts(store, decision.wantsAlert, t, windowMs, outcome.kept);
       for (const c of claimed.alertedElsewhere) {
         results[c.index] = { outcome: 'known', reason: ALERTED_WITHIN_WINDOW, detection: c.detection };
-        noteRepeat(repeats, pairs.get(c.pairKey)!);
+        noteRepeat(decision.repeats, decision.pairs.get(c.pairKey)!);
       }
-      if (wantsAlert.length > 0) {
-        let others: Awaited<ReturnType<typeof otherIpCounts>>;
-        try {
-          others = await otherIpCounts(claimed.winners, pairs, stored, t);
-        } catch (err) {
-          await claimed.giveBack();
-          throw err;
-        }
-        for (const c of claimed.winners) {
-          const d = c.detection;
-          const alert: AlertRecord = {
-            id: alertIdFor(d.eventId),
-            detection: d,
-            detectedAt: t,
-            reason: d.elasticAlert?.judgedNew ? 'elastic-alert' : 'new-pair',
-            otherIps: others.get(normaliseAppId(d.appId))?.count ?? 0,
-            windowMs,
-          };
-          if (others.get(normaliseAppId(d.appId))?.sampled) alert.otherIpsEstimated = true;
-          if (c.seenHereAt !== undefined) alert.seenHereAt = c.seenHereAt;
-          alerts.push(alert);
-          const pair = pairs.get(c.pairKey)!;
-          pair.alertId = alert.id;
-          pair.alertedAt = t;
-          // A late alert's pair is stored with it, so that its later sightings update that alert.
-          if (c.claimsLive) changed.add(c.pairKey);
-          results[c.index] = { outcome: 'alerted', detection: d, alert };
-          // Later sightings in this batch were counted before the alert existed: the message
-          // shows them once it is posted.
-          if ((inBatchCount.get(c.pairKey) ?? 0) > 1) noteRepeat(repeats, pair);
-        }
-      }
-
-      // The pending alerts are stored before the sightings: were the sightings stored first and
-      // the process stopped in between, the sender's retry would find a known pair and the alert
-      // would be lost. A failed hand-off gives the pair claims back so that the retry alerts.
-      if (alerts.length > 0 || repeats.size > 0) {
-        try {
-          await outbox.add(alerts, [...repeats.values()]);
-        } catch (err) {
-          await claimed.giveBack();
-          throw err;
-        }
-      }
-
-      const { writes, index, storesNewPair } = pairWrites({ pairs, changed, stored, latest, t, windowMs });
-      // The history holds a sighting once a new pair is written (not by an event never stored).
-      if (storesNewPair) {
-        const mark = learning.takeHistoryMark();
-        if (mark) writes.push(mark);
-      }
-      if (index.length > 0) await store.addToSets(index);
-      await store.setMany(writes);
+      const alerts =
+        decision.wantsAlert.length > 0 ? await raiseAlerts(claimed, decision, stored, t, results) : [];
+      await writeBatch(alerts, claimed, decision, stored, t);
     });
+  }
+
+  /** Each pair of a batch once, in order of first appearance, with the allowlist key of that first event. */
+  function pairsOf(parsed: readonly Candidate[]): { keys: string[]; allowKeys: string[] } {
+    const keys: string[] = [];
+    const allowKeys: string[] = [];
+    const seen = new Set<string>();
+    for (const c of parsed) {
+      if (seen.has(c.pairKey)) continue;
+      seen.add(c.pairKey);
+      keys.push(c.pairKey);
+      allowKeys.push(allowKey(c.detection.appId, c.detection.sourceIp));
+    }
+    return { keys, allowKeys };
+  }
+
+  /**
+   * Reads a batch's pairs (`keys`) and their allowlist entries (`allowKeys`) as its events' claims
+   * come in, and marks the events received before (`seenBefore`, `heldElsewhere`).
+   */
+  async function readPairs(
+    parsed: Candidate[],
+    keys: string[],
+    allowKeys: string[],
+    { won: claimed$, heldElsewhere }: ClaimOutcome<Candidate>,
+    t: number,
+  ): Promise<{ stored: Map<string, StoredPair>; allows: Map<string, AllowlistEntry | undefined> }> {
+    // The pairs and their allowlist entries in one read (one transaction in SQL), and the claims.
+    let [read, won] = await Promise.all([store.getMany<unknown>([...keys, ...allowKeys]), claimed$]);
+    // Events whose claim was taken before are checked against the pair here: a delivery that
+    // stopped (a crash) after claiming the event but before storing anything must not turn the
+    // sender's retry into a duplicate and lose the event.
+    parsed.forEach((c, i) => {
+      if (won[i]) return;
+      c.seenBefore = true;
+      if (heldElsewhere?.(c)) c.heldElsewhere = true;
+    });
+    // An event received before whose pair is not stored: its first delivery either stopped (a
+    // crash), or is at work right now in another process sharing the store. Give that one a
+    // moment to store the pair, so that this delivery is told `duplicate` rather than judged
+    // again; after a crash, nothing comes and the event is evaluated as below.
+    // (Not on a store that no other process shares, such as the in-memory one.)
+    const unsettled =
+      settleMs > 0 && store.sharedAcrossProcesses && parsed.some((c) => c.seenBefore)
+        ? unsettledRedeliveries(
+            parsed,
+            won,
+            new Set(keys.filter((_, i) => read[i] !== undefined)),
+            t,
+            windowMs,
+          )
+        : [];
+    if (unsettled.length > 0 && (await pairsStored(unsettled.map((c) => c.pairKey)))) {
+      read = await store.getMany<unknown>([...keys, ...allowKeys]);
+    }
+    const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
+    /** The pairs stored, by key, as read. */
+    const stored = new Map<string, StoredPair>();
+    keys.forEach((k, i) => {
+      if (prevList[i]) stored.set(k, prevList[i]);
+    });
+    const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
+    return { stored, allows };
+  }
+
+  /**
+   * The events of a batch to judge; the others are answered `duplicate` in `results`. Adds the
+   * geo and AS that the events judged lack.
+   */
+  async function eventsToJudge(
+    parsed: readonly Candidate[],
+    stored: ReadonlyMap<string, StoredPair>,
+    t: number,
+    results: EventResult[],
+  ): Promise<Candidate[]> {
+    const { candidates, duplicates, orphanChecks } = classifyRedeliveries(parsed, stored, t, windowMs);
+    if (orphanChecks.length > 0) {
+      // A stored pair without an alert, and an event received before: usually a plain
+      // re-delivery. But should that event's first delivery have taken the pair's alert claim
+      // and stopped before storing anything (another event of the pair stored it since), its
+      // owner claim is held: then it is evaluated again, and alerts under its own id.
+      const keys = orphanChecks.map(alertOwnerKey);
+      const free = await store.claimMany(keys, windowMs);
+      const settled = settleOrphanChecks(orphanChecks, free, stored);
+      candidates.push(...settled.candidates);
+      duplicates.push(...settled.duplicates);
+      const release = keys.filter((_, i) => free[i]);
+      if (release.length > 0) await Promise.all(release.map((key) => store.releaseClaim(key)));
+    }
+    for (const c of duplicates) results[c.index] = duplicateResult(c);
+    // Geo and AS the events lack, looked up only for those judged (not for duplicates).
+    if (opts.geo) {
+      for (const { detection: d } of candidates) {
+        if (d.geo === undefined || d.as === undefined) locate(opts.geo, d);
+      }
+    }
+    return candidates;
+  }
+
+  /**
+   * The alerts of the events that won their pair's alert claim, each with the identity's other
+   * IPs; their pairs (in `decision`) are marked alerted and their results set.
+   */
+  async function raiseAlerts(
+    claimed: ClaimedAlerts,
+    { pairs, changed, inBatchCount, repeats }: NewTermsDecision,
+    stored: ReadonlyMap<string, StoredPair>,
+    t: number,
+    results: EventResult[],
+  ): Promise<AlertRecord[]> {
+    let others: Awaited<ReturnType<typeof otherIpCounts>>;
+    try {
+      others = await otherIpCounts(claimed.winners, pairs, stored, t);
+    } catch (err) {
+      await claimed.giveBack();
+      throw err;
+    }
+    const alerts: AlertRecord[] = [];
+    for (const c of claimed.winners) {
+      const d = c.detection;
+      const alert: AlertRecord = {
+        id: alertIdFor(d.eventId),
+        detection: d,
+        detectedAt: t,
+        reason: d.elasticAlert?.judgedNew ? 'elastic-alert' : 'new-pair',
+        otherIps: others.get(normaliseAppId(d.appId))?.count ?? 0,
+        windowMs,
+      };
+      if (others.get(normaliseAppId(d.appId))?.sampled) alert.otherIpsEstimated = true;
+      if (c.seenHereAt !== undefined) alert.seenHereAt = c.seenHereAt;
+      alerts.push(alert);
+      const pair = pairs.get(c.pairKey)!;
+      pair.alertId = alert.id;
+      pair.alertedAt = t;
+      // A late alert's pair is stored with it, so that its later sightings update that alert.
+      if (c.claimsLive) changed.add(c.pairKey);
+      results[c.index] = { outcome: 'alerted', detection: d, alert };
+      // Later sightings in this batch were counted before the alert existed: the message
+      // shows them once it is posted.
+      if ((inBatchCount.get(c.pairKey) ?? 0) > 1) noteRepeat(repeats, pair);
+    }
+    return alerts;
+  }
+
+  /** Hands a batch's alerts and repeats to the outbox, then stores its pairs. */
+  async function writeBatch(
+    alerts: AlertRecord[],
+    claimed: ClaimedAlerts,
+    { pairs, changed, latest, repeats }: NewTermsDecision,
+    stored: ReadonlyMap<string, StoredPair>,
+    t: number,
+  ): Promise<void> {
+    // The pending alerts are stored before the sightings: were the sightings stored first and
+    // the process stopped in between, the sender's retry would find a known pair and the alert
+    // would be lost. A failed hand-off gives the pair claims back so that the retry alerts.
+    if (alerts.length > 0 || repeats.size > 0) {
+      try {
+        await outbox.add(alerts, [...repeats.values()]);
+      } catch (err) {
+        await claimed.giveBack();
+        throw err;
+      }
+    }
+
+    const { writes, index, storesNewPair } = pairWrites({ pairs, changed, stored, latest, t, windowMs });
+    // The history holds a sighting once a new pair is written (not by an event never stored).
+    if (storesNewPair) {
+      const mark = learning.takeHistoryMark();
+      if (mark) writes.push(mark);
+    }
+    if (index.length > 0) await store.addToSets(index);
+    await store.setMany(writes);
   }
 
   /**
