@@ -16,8 +16,7 @@ export const pastTelling = (c: Candidate, t: number, windowMs: number): boolean 
  * have moved the last sighting to it. It is judged again (and counted) rather than lost.
  */
 // (An event time in the future counts as now: such an event says nothing by its time.)
-export const neverRecorded = (c: Candidate, pair: StoredPair): boolean =>
-  c.at === c.eventMs && c.at > pair.lastSeen;
+const neverRecorded = (c: Candidate, pair: StoredPair): boolean => c.at === c.eventMs && c.at > pair.lastSeen;
 
 /** The result of a re-delivered event that is not judged again. */
 export const duplicateResult = (c: Candidate): EventResult => ({

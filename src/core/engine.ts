@@ -31,8 +31,7 @@ import {
 import { pairWrites } from './pair-writes.ts';
 import type { GeoLocator, Outbox, StateStore } from './ports.ts';
 
-export { alertOwnerKey } from './alert-claims.ts';
-export { FUTURE_TOLERANCE_MS, olderThanWindow } from './candidate.ts';
+export { FUTURE_TOLERANCE_MS } from './candidate.ts';
 
 /**
  * Why an alert fired, as every message of it says: Elastic judged the pair new though this
