@@ -155,7 +155,8 @@ function answerDeadline(ms: number): PipelinePolicy {
       } finally {
         clearTimeout(timer);
         caller?.removeEventListener('abort', forward);
-        request.abortSignal = caller;
+        if (caller === undefined) delete request.abortSignal;
+        else request.abortSignal = caller;
       }
     },
   };

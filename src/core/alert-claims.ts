@@ -85,7 +85,7 @@ export async function claimAlerts(
     throw err;
   }
   ownerList.forEach((o, n) => {
-    o.taken = taken[claimKeys.length + n];
+    o.taken = taken[claimKeys.length + n] === true;
   });
   const notOwners: string[] = [];
   wantsAlert.forEach((c, i) => {

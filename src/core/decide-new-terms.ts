@@ -211,7 +211,9 @@ export function decideNewTerms({
       });
     } else if (isNew || d.elasticAlert?.judgedNew || c.ownsAlertClaim) {
       // An alert Elastic judged new on a pair this history holds says when it was seen here.
-      if ((!isNew || c.claimsLive) && d.elasticAlert?.judgedNew) c.seenHereAt = lastBefore;
+      if ((!isNew || c.claimsLive) && d.elasticAlert?.judgedNew && lastBefore !== undefined) {
+        c.seenHereAt = lastBefore;
+      }
       if (!replay) liveAlertWanted.add(c.pairKey);
       wantsAlert.push(c);
     } else {

@@ -45,7 +45,7 @@ export interface AssignmentInfo {
   /** Full role definition id (`.../roleDefinitions/{guid}`) or the bare GUID. */
   roleDefinitionId: string;
   principalId: string;
-  principalType?: string;
+  principalType?: string | undefined;
   condition?: string;
   conditionVersion?: string;
   description?: string;

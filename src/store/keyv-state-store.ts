@@ -290,11 +290,13 @@ export class KeyvStateStore implements StateStore {
     this.#open();
     checkArray(entries, 'entries');
     if (entries.length === 0) return;
-    const batch = new Array<{ key: string; value: unknown; ttl: number | undefined }>(entries.length);
+    const batch = new Array<{ key: string; value: unknown; ttl?: number }>(entries.length);
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!;
       checkKey(entry?.key, `entries[${i}].key`);
-      batch[i] = { key: this.#prefix + entry.key, value: entry.value, ttl: normaliseTtl(entry.ttlMs) };
+      const ttl = normaliseTtl(entry.ttlMs);
+      const key = this.#prefix + entry.key;
+      batch[i] = ttl === undefined ? { key, value: entry.value } : { key, value: entry.value, ttl };
     }
     await this.#keyv.setMany(batch);
   }

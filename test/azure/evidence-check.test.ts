@@ -3,6 +3,7 @@
  * it, and re-read before each DELETE: whoever can post a detection must not be able to make a
  * Revoke delete someone else's role assignment. Real SDK clients against the HTTPS fakes.
  */
+
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createAzureRemediator } from '../../src/azure/index.ts';
 import type { Detection } from '../../src/core/detection.ts';
@@ -10,6 +11,7 @@ import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import type { StateStore } from '../../src/core/ports.ts';
 import { buildRemediationPlan } from '../../src/core/remediation-plan.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
+import { type Overrides, overridden } from '../support/overrides.ts';
 import {
   A,
   APP_ID,
@@ -283,10 +285,10 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
   const CEO = 'ce0ce0ce-0000-4000-8000-00000000ce00';
   const GROUP = '99999999-8888-4777-8666-555544443333';
   /** A detection whose object ids (claims and evidence) name another principal. */
-  const otherObjectId = (id = OTHER_SP, over: Partial<Detection> = {}) => {
+  const otherObjectId = (id = OTHER_SP, over: Overrides<Detection> = {}) => {
     const d = evidenceNaming(CLUSTER_ID, A.evidence, id);
     d.principalId = id;
-    return Object.assign(d, over);
+    return overridden(d, over);
   };
   /** That other principal's own Arc access on the cluster, which no Revoke of this alert may touch. */
   const arcAccessOf = (fake: FakeAzure, principalId: string, principalType: string) =>
@@ -425,7 +427,8 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
     const upn = 'alice_fabrikam.com#EXT#@contoso.onmicrosoft.com';
     fake.user({ id: USER_ID, userPrincipalName: upn, displayName: 'Alice (guest)' });
     const d = spDetection(CLUSTER_ID, { principalId: undefined, principalType: 'User', user: { upn } });
-    d.evidence = { ...d.evidence, principalId: undefined, principalType: undefined };
+    delete d.evidence.principalId;
+    delete d.evidence.principalType;
     const plan = await remediator.plan(d);
     expect(plan.principalId).toBe(USER_ID);
     expect(plan.steps.filter((st) => st.target === USER_ID).map((st) => st.kind)).toEqual([

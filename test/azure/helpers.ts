@@ -7,6 +7,7 @@ import type { StateStore } from '../../src/core/ports.ts';
 import { ARC_CLUSTER_USER_ROLE_ID } from '../../src/core/remediation-plan.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { type FakeAzure, startFakeAzure } from '../support/fake-azure.ts';
+import { type Overrides, overridden } from '../support/overrides.ts';
 
 export const SUB = '6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 export const RG = 'rg-arc-prod';
@@ -91,28 +92,30 @@ export function addRoles(fake: FakeAzure): FakeAzure {
 }
 
 /** A service-principal detection whose evidence names assignment `A.evidence` at `scope`. */
-export function spDetection(scope = CLUSTER_ID, overrides: Partial<Detection> = {}): Detection {
-  return {
-    eventId: `evt-${Math.random().toString(36).slice(2)}`,
-    sourceFormat: 'azure-activity-log-record',
-    eventTime: EVENT_TIME,
-    operation: 'MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/LISTCLUSTERUSERCREDENTIAL/ACTION',
-    outcome: 'success',
-    appId: APP_ID,
-    principalId: SP_ID,
-    principalType: 'ServicePrincipal',
-    evidence: {
-      role: 'Azure Arc Enabled Kubernetes Cluster User Role',
-      roleDefinitionId: ROLE.clusterUser,
-      roleAssignmentId: A.evidence,
-      roleAssignmentScope: scope,
+export function spDetection(scope = CLUSTER_ID, overrides: Overrides<Detection> = {}): Detection {
+  return overridden<Detection>(
+    {
+      eventId: `evt-${Math.random().toString(36).slice(2)}`,
+      sourceFormat: 'azure-activity-log-record',
+      eventTime: EVENT_TIME,
+      operation: 'MICROSOFT.KUBERNETES/CONNECTEDCLUSTERS/LISTCLUSTERUSERCREDENTIAL/ACTION',
+      outcome: 'success',
+      appId: APP_ID,
       principalId: SP_ID,
       principalType: 'ServicePrincipal',
+      evidence: {
+        role: 'Azure Arc Enabled Kubernetes Cluster User Role',
+        roleDefinitionId: ROLE.clusterUser,
+        roleAssignmentId: A.evidence,
+        roleAssignmentScope: scope,
+        principalId: SP_ID,
+        principalType: 'ServicePrincipal',
+      },
+      sourceIp: '203.0.113.7',
+      cluster: parseResourceId(CLUSTER_ID),
     },
-    sourceIp: '203.0.113.7',
-    cluster: parseResourceId(CLUSTER_ID),
-    ...overrides,
-  };
+    overrides,
+  );
 }
 
 /** The fake with the SP, its evidence assignment at `scope`, the roles and the cluster resource. */

@@ -411,7 +411,7 @@ describe('buildRemediationPlan', () => {
 
   it('does not guess a principal kind, and ignores malformed ids instead of building calls from them', () => {
     const d = spDetection(`${RG_SCOPE}?x=1`, { principalType: undefined });
-    d.evidence.principalType = undefined;
+    delete d.evidence.principalType;
     d.evidence.roleAssignmentId = 'not-a-guid';
     const plan = buildRemediationPlan({ detection: d, endpoints });
     expect(plan.steps).toEqual([]);
@@ -513,7 +513,7 @@ describe('buildRemediationPlan: the evidence assignment as read from ARM', () =>
     expect(noRole.warnings[0]).toMatch(/could not read role definition 12121212-.*roleDefinitions\/read/);
 
     const d = spDetection(CLUSTER_ID, { principalId: undefined });
-    d.evidence.principalId = undefined;
+    delete d.evidence.principalId;
     const nobody = buildRemediationPlan({
       detection: d,
       endpoints,

@@ -294,9 +294,7 @@ describe('alert message', () => {
   it("links the rule's alerts in Kibana when the alert has no link of its own", () => {
     const results = 'https://kibana.example/app/security/detections/rules/id/abc';
     const text = allText(
-      buildAlertMessage(
-        view({ alert: sampleAlert({}, { elasticAlert: { url: undefined, resultsUrl: results } }) }),
-      ),
+      buildAlertMessage(view({ alert: sampleAlert({}, { elasticAlert: { resultsUrl: results } }) })),
     );
     // The host is in sight: whoever can post a detection chooses the link.
     expect(text).toContain(`<${results}|the rule's alerts in Kibana at kibana.example>`);

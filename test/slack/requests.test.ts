@@ -154,7 +154,7 @@ describe('Slack request verification', () => {
       ['application/x-www-form-urlencoded', 'ssl_check=1&token=legacy-verification-token'],
       ['application/x-www-form-urlencoded; charset=utf-8', 'token=abc&ssl_check=1'],
     ]) {
-      const res = await fetch(h.url, { method: 'POST', headers: { 'content-type': type! }, body });
+      const res = await fetch(h.url, { method: 'POST', headers: { 'content-type': type! }, body: body! });
       expect(res.status, body).toBe(200);
     }
     // Anything else unsigned is still refused.

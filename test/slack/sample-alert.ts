@@ -2,59 +2,63 @@
  * A fixed detection and alert for the Slack tests (values follow test/support/samples.ts `ARC`:
  * Arc-shaped and DERIVED, since no public Arc listClusterUserCredential record exists).
  */
+
 import type { AlertRecord } from '../../src/core/alert.ts';
 import type { Detection } from '../../src/core/detection.ts';
 import type { PlannedStep, RemediationResult } from '../../src/core/remediation.ts';
+import { type Overrides, overridden } from '../support/overrides.ts';
 import { ARC } from '../support/samples.ts';
 
 export const DETECTED_AT = Date.parse('2026-03-12T09:16:00Z');
 
-export function sampleDetection(over: Partial<Detection> = {}): Detection {
-  return {
-    eventId: 'evt-1',
-    sourceFormat: 'elastic-alert',
-    eventTime: ARC.timeIso,
-    operation: ARC.operationUpper,
-    outcome: 'success',
-    appId: ARC.appId,
-    principalId: ARC.principalId,
-    principalType: 'ServicePrincipal',
-    tenantId: ARC.tenantId,
-    evidence: {
-      role: ARC.role,
-      roleDefinitionId: ARC.roleDefinitionId,
-      roleAssignmentId: ARC.roleAssignmentId,
-      roleAssignmentScope: ARC.roleAssignmentScope,
+export function sampleDetection(over: Overrides<Detection> = {}): Detection {
+  return overridden<Detection>(
+    {
+      eventId: 'evt-1',
+      sourceFormat: 'elastic-alert',
+      eventTime: ARC.timeIso,
+      operation: ARC.operationUpper,
+      outcome: 'success',
+      appId: ARC.appId,
       principalId: ARC.principalId,
       principalType: 'ServicePrincipal',
+      tenantId: ARC.tenantId,
+      evidence: {
+        role: ARC.role,
+        roleDefinitionId: ARC.roleDefinitionId,
+        roleAssignmentId: ARC.roleAssignmentId,
+        roleAssignmentScope: ARC.roleAssignmentScope,
+        principalId: ARC.principalId,
+        principalType: 'ServicePrincipal',
+      },
+      sourceIp: ARC.ip,
+      geo: { ...ARC.geo },
+      as: { ...ARC.as },
+      cluster: {
+        id: ARC.clusterId,
+        key: ARC.clusterKey,
+        subscriptionId: ARC.subscriptionId,
+        resourceGroup: ARC.resourceGroup,
+        name: ARC.clusterName,
+        resourceType: 'Microsoft.Kubernetes/connectedClusters',
+      },
+      correlationId: ARC.correlationId,
+      elasticAlert: {
+        alertUuid: ARC.alertUuid,
+        ruleId: '022c37cd-5a4f-422b-8227-b136b7a23180',
+        ruleName: 'Azure Arc Cluster Credential Access by Identity from Unusual Source',
+        severity: 'medium',
+        riskScore: 47,
+        url: `${ARC.kibanaUrl}/app/security/alerts/redirect/${ARC.alertUuid}`,
+      },
     },
-    sourceIp: ARC.ip,
-    geo: { ...ARC.geo },
-    as: { ...ARC.as },
-    cluster: {
-      id: ARC.clusterId,
-      key: ARC.clusterKey,
-      subscriptionId: ARC.subscriptionId,
-      resourceGroup: ARC.resourceGroup,
-      name: ARC.clusterName,
-      resourceType: 'Microsoft.Kubernetes/connectedClusters',
-    },
-    correlationId: ARC.correlationId,
-    elasticAlert: {
-      alertUuid: ARC.alertUuid,
-      ruleId: '022c37cd-5a4f-422b-8227-b136b7a23180',
-      ruleName: 'Azure Arc Cluster Credential Access by Identity from Unusual Source',
-      severity: 'medium',
-      riskScore: 47,
-      url: `${ARC.kibanaUrl}/app/security/alerts/redirect/${ARC.alertUuid}`,
-    },
-    ...over,
-  };
+    over,
+  );
 }
 
 export function sampleAlert(
   over: Partial<AlertRecord> = {},
-  detection: Partial<Detection> = {},
+  detection: Overrides<Detection> = {},
 ): AlertRecord {
   return {
     id: 'a1b2c3d4e5f6a7b8c9d0e1f2',

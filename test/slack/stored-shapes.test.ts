@@ -4,6 +4,7 @@
  * not name the Revoke run it reversed, an Undo in dry-run, a post mark that is a bare number (whose
  * whole flow, a search of the channel before posting again, is in delivery.test.ts).
  */
+
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { StateStore } from '../../src/core/ports.ts';
 import {
@@ -21,6 +22,7 @@ import { buildAlertMessage } from '../../src/slack/blocks/alert.ts';
 import { FOLLOW_UPS } from '../../src/slack/follow-ups.ts';
 import { postMarkKey, readPostMark } from '../../src/slack/sink.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
+import { type Overrides, overridden } from '../support/overrides.ts';
 import { type Harness, startHarness } from './harness.ts';
 import { DETECTED_AT, sampleAlert, sampleRevokeResult, sampleRevokeSteps } from './sample-alert.ts';
 
@@ -36,23 +38,26 @@ const alert = sampleAlert();
 const T = DETECTED_AT + 60_000;
 
 /** A live Revoke that removed the assignment and disabled the principal, and left an Owner role. */
-const revoke = (over: Partial<RevokeRun> = {}): RevokeRun => ({
-  status: 'done',
-  mode: 'live',
-  by: 'UALICE',
-  at: T,
-  finishedAt: T + 5000,
-  plan: {
-    appId: alert.detection.appId,
-    steps: sampleRevokeSteps(),
-    stillHasAccessThrough: [
-      { assignmentId: 'owner-1', roleName: 'Owner', scope: '/subscriptions/s', kind: 'broad-role' },
-    ],
-    warnings: [],
-  },
-  result: sampleRevokeResult(),
-  ...over,
-});
+const revoke = (over: Overrides<RevokeRun> = {}): RevokeRun =>
+  overridden<RevokeRun>(
+    {
+      status: 'done',
+      mode: 'live',
+      by: 'UALICE',
+      at: T,
+      finishedAt: T + 5000,
+      plan: {
+        appId: alert.detection.appId,
+        steps: sampleRevokeSteps(),
+        stillHasAccessThrough: [
+          { assignmentId: 'owner-1', roleName: 'Owner', scope: '/subscriptions/s', kind: 'broad-role' },
+        ],
+        warnings: [],
+      },
+      result: sampleRevokeResult(),
+    },
+    over,
+  );
 
 /** Stores `fields` with the alert as they stand, without going through the state's own writer. */
 async function storedRaw(fields: Record<string, unknown>) {

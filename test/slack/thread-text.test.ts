@@ -2,11 +2,13 @@
  * The audit lines a finished run posts in the alert's thread: pure builders from the stored run
  * to mrkdwn, snapshot-tested like the alert's blocks.
  */
+
 import { describe, expect, it } from 'vitest';
 import type { RemediationPlan } from '../../src/core/remediation.ts';
 import { TAMPERING } from '../../src/core/remediation-plan.ts';
 import type { RevokeRun, UndoRun } from '../../src/slack/alert-state.ts';
 import { runThreadText, undoThreadText } from '../../src/slack/blocks/thread.ts';
+import { type Overrides, overridden } from '../support/overrides.ts';
 import { ARC } from '../support/samples.ts';
 import { DETECTED_AT, sampleRevokeSteps } from './sample-alert.ts';
 
@@ -44,14 +46,17 @@ const PLAN: RemediationPlan = {
   ],
 };
 
-const run = (over: Partial<RevokeRun>): RevokeRun => ({
-  status: 'done',
-  mode: 'live',
-  by: 'UALICE',
-  at: DETECTED_AT,
-  plan: PLAN,
-  ...over,
-});
+const run = (over: Overrides<RevokeRun>): RevokeRun =>
+  overridden<RevokeRun>(
+    {
+      status: 'done',
+      mode: 'live',
+      by: 'UALICE',
+      at: DETECTED_AT,
+      plan: PLAN,
+    },
+    over,
+  );
 
 describe('the thread line of a Revoke or a broad removal', () => {
   it('a live run that ended: each call with its result and fix, the access it left, the warnings (snapshot)', () => {

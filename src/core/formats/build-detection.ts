@@ -43,8 +43,8 @@ export interface DetectionInput {
   caller?: unknown;
   geo?: Geo | undefined;
   as?: AutonomousSystem | undefined;
-  elasticAlert?: ElasticAlertInfo;
-  azureAlert?: AzureAlertInfo;
+  elasticAlert?: ElasticAlertInfo | undefined;
+  azureAlert?: AzureAlertInfo | undefined;
 }
 
 /** Parsed resource ids: clusters repeat from event to event, and parsing one costs more than a lookup. */

@@ -102,7 +102,8 @@ async function restoreOtherAlerts(ctx: SlackContext, state: SlackAlertState, und
         // Only alerts whose Revoke found the access already gone: one that removed access of its
         // own keeps its own Undo, and a running Undo is left alone.
         if (!revokeInForce(s) || undoableRuns(s).length > 0 || s.undo?.status === 'running') return;
-        s.undo = { ...undo, result: undefined, elsewhere: alertId };
+        const { result: _, ...without } = undo;
+        s.undo = { ...without, elsewhere: alertId };
         changed = true;
       });
       if (!other || !changed) continue;
