@@ -11,7 +11,7 @@ import {
   saveAlertState,
   updateAlertState,
 } from './alert-state.ts';
-import { confirmTextFor } from './blocks/alert.ts';
+import { confirmTextFor } from './blocks/run-text.ts';
 import type { SlackContext } from './context.ts';
 import { certainlyNotDone, SlackDeliveryError } from './delivery-queue.ts';
 import { showAlert } from './follow-ups.ts';

@@ -7,9 +7,7 @@ import type { RevokeRun, UndoRun } from '../../src/slack/alert-state.ts';
 import {
   type AlertView,
   benignText,
-  broadConfirmText,
   buildAlertMessage,
-  confirmTextFor,
   investigationFields,
   portalUrl,
 } from '../../src/slack/blocks/alert.ts';
@@ -24,6 +22,7 @@ import {
   removeAllowValue,
 } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
+import { broadConfirmText, confirmTextFor } from '../../src/slack/blocks/run-text.ts';
 import { clip, describeDuration, esc, link } from '../../src/slack/blocks/text.ts';
 import { ACTION_IDS, BENIGN_MODAL } from '../../src/slack/ids.ts';
 import { ARC } from '../support/samples.ts';

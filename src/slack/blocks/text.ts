@@ -50,6 +50,11 @@ export function clip(text: string, max: number): string {
 /** How far `clip` goes back to end on a whole word. */
 const WORD_BACKTRACK = 20;
 
+/** A clip size scaled down when a message must shrink to fit Slack's total budget. */
+export function clipSize(n: number, k: number): number {
+  return Math.max(24, Math.floor(n * k));
+}
+
 /** A user mention for a Slack user id; anything that is not one is shown as escaped text. */
 export function mention(userId: string): string {
   return /^[UW][A-Z0-9]{1,20}$/.test(userId) ? `<@${userId}>` : code(userId, 40);

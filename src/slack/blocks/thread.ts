@@ -1,6 +1,6 @@
 import type { PlannedStep, StepResult } from '../../core/remediation.ts';
 import type { RevokeRun, UndoRun } from '../alert-state.ts';
-import { STEP_EMOJI, undoLabel, WARNING_CLIP, warningMark } from './alert.ts';
+import { STEP_EMOJI, undoLabel, WARNING_CLIP, warningMark } from './run-text.ts';
 import { clip, code, esc, inline } from './text.ts';
 
 /** What the thread calls a remediation run: its verb, and the head of a finished live run. */

@@ -1,0 +1,378 @@
+/**
+ * The texts of remediation runs shown in the alert: the status and step lines of Revoke, Remove
+ * broad roles too and Undo, and the texts of their confirm dialogs. Pure, and sized to fit.
+ */
+import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
+import { TAMPERING } from '../../core/remediation-plan.ts';
+import {
+  type PastRevoke,
+  type RevokeRun,
+  removableBroadAccess,
+  type SlackAlertState,
+  type UndoRun,
+  undoableRuns,
+} from '../alert-state.ts';
+import { LIMITS } from './limits.ts';
+import { clip, clipSize, code, esc, inline, mention, slackDate } from './text.ts';
+
+/** Room for one plan warning: the longest name two ARM ids and say why (about 500 characters). */
+export const WARNING_CLIP = 800;
+
+/** The mark of a plan's warning: an alarm (evidence naming someone else's access) stands out. */
+export const warningMark = (warning: string): string =>
+  warning.startsWith(TAMPERING) ? ':rotating_light:' : ':information_source:';
+
+/** The mark of each step outcome, in the alert and in thread reports. */
+export const STEP_EMOJI: Record<StepResult['status'], string> = {
+  done: ':white_check_mark:',
+  'already-done': ':ballot_box_with_check:',
+  failed: ':x:',
+  'would-do': ':small_orange_diamond:',
+  skipped: ':fast_forward:',
+};
+
+/** Heads of a run's status text, by kind of run. */
+interface RunWords {
+  /** `Revoke`, `Remove broad roles`. */
+  name: string;
+  done: string;
+  retry: string;
+}
+
+const REVOKE_WORDS: RunWords = {
+  name: 'Revoke',
+  done: 'Revoked',
+  retry: 'Press Revoke again to retry the steps that did not finish.',
+};
+const BROAD_WORDS: RunWords = {
+  name: 'Remove broad roles too',
+  done: 'Broad roles removed',
+  retry: 'Press "Remove broad roles too" again to retry the steps that did not finish.',
+};
+
+function runText(
+  run: RevokeRun,
+  words: RunWords,
+  k: number,
+  opts: { removedLater?: ReadonlySet<string> } = {},
+): string {
+  const s = (text: string, n: number) => clip(esc(inline(text)), clipSize(n, k));
+  const who = mention(run.by);
+  const dry = run.mode === 'dry-run';
+  const name = `${words.name}${dry ? ' (dry-run)' : ''}`;
+  let head: string;
+  if (run.status === 'running') {
+    head = `:hourglass_flowing_sand: *${name} in progress*, started by ${who} ${slackDate(run.at)}…`;
+  } else if (run.status === 'failed') {
+    // With no step planned there is nothing to retry: the error says what to deal with first.
+    const retry = run.plan && run.plan.steps.length === 0 ? '' : ` ${words.retry}`;
+    head = `:x: *${name} failed*, started by ${who} ${slackDate(run.at)}${run.error ? `: ${s(run.error, 400)}` : ''}.${retry}`;
+  } else if (dry) {
+    const would = run.plan?.steps.length === 0 ? 'would change nothing:' : 'would make these calls:';
+    head = `:test_tube: *Dry-run* by ${who} ${slackDate(run.at)}: nothing was changed (AZURE_REMEDIATION=dry-run). ${words.name} ${would}`;
+  } else {
+    head = `:no_entry: *${words.done}* by ${who} ${slackDate(run.at)}:`;
+  }
+  const byId = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
+  const planned = run.plan?.steps ?? [];
+  const lineOf = (step: PlannedStep) => {
+    const r = byId.get(step.id);
+    const mark = r
+      ? STEP_EMOJI[r.status]
+      : run.status === 'running'
+        ? ':hourglass_flowing_sand:'
+        : ':grey_question:';
+    let line = `${mark} ${s(step.description, 300)}\n      ${code(step.call, clipSize(400, k))}`;
+    if (r && r.status !== 'would-do') line += `\n      ${s(r.detail, 300)}`;
+    if (r?.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
+    return line;
+  };
+  // The steps that stop the principal itself come last in a plan; they stay in sight (with the
+  // notes) when the role assignment removals before them do not all fit.
+  const removals = planned.filter((step) => step.kind === 'remove-assignment').map(lineOf);
+  const principal = planned.filter((step) => step.kind !== 'remove-assignment').map(lineOf);
+  // The plan's warnings (a possible tampering) first, then what the run leaves: shown whatever
+  // the steps take.
+  const notes = (run.plan?.warnings ?? []).map((w) => `${warningMark(w)} ${s(w, WARNING_CLIP)}`);
+  for (const rest of run.plan?.stillHasAccessThrough ?? []) {
+    if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
+    const why =
+      rest.kind === 'group'
+        ? ' (a group assignment: remove the principal from the group)'
+        : rest.kind === 'root'
+          ? ' (the tenant root: remove it in Azure)'
+          : ` (${words.name} leaves it)`;
+    notes.push(
+      `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, clipSize(300, k))}${why}`,
+    );
+  }
+  return fitLines(head, removals, principal, notes, clipSize(2500, k));
+}
+
+/**
+ * `head`, as many of `lines` as fit whole, the `kept` lines, then as many of `notes` as fit whole,
+ * in at most `max` characters. Whole lines and notes are left out rather than one cut in the
+ * middle (which could leave a code span open), the first note excepted when it alone is too long.
+ * The notes are fitted first, into up to half of the room, then the kept lines into what is left,
+ * then `lines`: a warning is never pushed out by steps.
+ */
+function fitLines(
+  head: string,
+  lines: readonly string[],
+  kept: readonly string[],
+  notes: readonly string[],
+  max: number,
+): string {
+  const all = [head, ...lines, ...kept, ...notes].join('\n');
+  if (all.length <= max) return all;
+  const tail = wholeLines(notes, Math.floor(max / 2), true);
+  let room = max - (tail ? tail.length + 1 : 0);
+  const head1 = clip(head, room);
+  room -= head1.length;
+  const keep = wholeLines(kept, room - 1, false);
+  room -= keep ? keep.length + 1 : 0;
+  const body = wholeLines(lines, room - 1, false);
+  return [head1, body, keep, tail].filter((part) => part !== '').join('\n');
+}
+
+/**
+ * As many of `lines` as fit whole in `max` characters, then a line saying how many were left out
+ * (room for it is kept). `clipFirst`: a first line too long alone is clipped rather than left out.
+ */
+function wholeLines(lines: readonly string[], max: number, clipFirst: boolean): string {
+  const shown: string[] = [];
+  let used = -1;
+  let n = 0;
+  for (; n < lines.length; n++) {
+    // Room is kept for the line that says how many were left out, unless this is the last.
+    const reserve = n < lines.length - 1 ? 32 : 0;
+    let line = lines[n]!;
+    if (n === 0 && clipFirst && line.length + reserve > max) line = clip(line, Math.max(0, max - reserve));
+    if (used + 1 + line.length + reserve > max) break;
+    shown.push(line);
+    used += 1 + line.length;
+  }
+  const more = `… ${lines.length - n} more not shown here`;
+  if (n < lines.length && used + 1 + more.length <= max) shown.push(more);
+  return shown.join('\n');
+}
+
+/** Earlier Revoke rounds that were undone, one line each. */
+export function pastText(past: readonly PastRevoke[], k = 1): string {
+  const lines = past.map(
+    (p) =>
+      `:leftwards_arrow_with_hook: Revoked${p.mode === 'dry-run' ? ' (dry-run)' : ''} by ${mention(p.by)} ${slackDate(p.at)}, undone by ${mention(p.undoneBy)} ${slackDate(p.undoneAt)}`,
+  );
+  return clip(`*Earlier rounds*\n${lines.join('\n')}`, clipSize(1500, k));
+}
+
+/** Assignment ids (lower case) that a live "Remove broad roles too" removed. */
+function removedByBroad(broad: RevokeRun | undefined): Set<string> {
+  const out = new Set<string>();
+  if (broad?.mode !== 'live') return out;
+  const finished = new Set(
+    (broad.result?.steps ?? [])
+      .filter((r) => r.status === 'done' || r.status === 'already-done')
+      .map((r) => r.stepId),
+  );
+  for (const step of broad.plan?.steps ?? []) {
+    if (finished.has(step.id)) out.add(step.target.toLowerCase());
+  }
+  return out;
+}
+
+/** The status text of a Revoke run: progress, then a line per step with its result. */
+export function revokeText(run: RevokeRun, k = 1, broad?: RevokeRun): string {
+  return runText(run, REVOKE_WORDS, k, { removedLater: removedByBroad(broad) });
+}
+
+/** The status text of "Remove broad roles too": progress, then a line per step with its result. */
+export function broadText(run: RevokeRun, k = 1): string {
+  return runText(run, BROAD_WORDS, k);
+}
+
+/** What undoing a step does, for people. */
+export function undoLabel(step: PlannedStep): string {
+  switch (step.kind) {
+    case 'remove-assignment': {
+      const a = step.assignment;
+      return a
+        ? `Re-create "${a.roleName ?? a.roleDefinitionId}" at ${a.scope}`
+        : `Re-create the role assignment ${step.target}`;
+    }
+    case 'disable-service-principal':
+      return `Re-enable the service principal ${step.target}`;
+    case 'disable-user':
+      return `Re-enable the user account ${step.target}`;
+    case 'revoke-user-sessions':
+      return `Sign-in sessions of ${step.target} (revoked sessions cannot be restored)`;
+    default:
+      return step.description;
+  }
+}
+
+/** The steps of the runs Undo reverses, by step id. */
+function stepsById(runs: ReadonlyArray<RevokeRun | undefined>): Map<string, PlannedStep> {
+  const out = new Map<string, PlannedStep>();
+  for (const run of runs) for (const step of run?.plan?.steps ?? []) out.set(step.id, step);
+  return out;
+}
+
+/** The status text of Undo: progress, then a line per undone step with its result. */
+export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefined>, k = 1): string {
+  const s = (text: string, n: number) => clip(esc(inline(text)), clipSize(n, k));
+  const who = mention(undo.by);
+  const dry = undo.mode === 'dry-run';
+  let head: string;
+  if (undo.status === 'running') {
+    head = `:hourglass_flowing_sand: *Undo in progress*, started by ${who} ${slackDate(undo.at)}…`;
+  } else if (undo.status === 'failed') {
+    head = `:x: *Undo failed*, started by ${who} ${slackDate(undo.at)}${undo.error ? `: ${s(undo.error, 400)}` : ''}. Press Undo again to retry.`;
+  } else if (dry) {
+    head = `:test_tube: *Undo (dry-run)* by ${who} ${slackDate(undo.at)}: nothing was changed. It would:`;
+  } else if (undo.elsewhere) {
+    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)} through alert \`${s(undo.elsewhere, 80)}\` of the same identity: the access removed above is back, and the principal enabled.`;
+  } else {
+    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)}: what the revoke changed is reversed:`;
+  }
+  const steps = stepsById(runs);
+  const lines = (undo.result?.steps ?? []).map((r) => {
+    const step = steps.get(r.stepId);
+    let line = `${STEP_EMOJI[r.status]} ${s(step ? undoLabel(step) : r.stepId, 300)}`;
+    if (r.status !== 'would-do') line += `\n      ${s(r.detail, 300)}`;
+    if (r.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
+    return line;
+  });
+  // A change whose answer was lost and that no read could settle: Undo does not touch it.
+  const unsettled = runs.flatMap((run) =>
+    (run?.result?.steps ?? []).filter((r) => r.status === 'failed' && r.maybeApplied),
+  );
+  for (const r of unsettled) {
+    const step = steps.get(r.stepId);
+    lines.push(
+      `:warning: ${s(step?.description ?? r.stepId, 300)} may have been made (its answer was lost, and Azure could not be read to tell): Undo left it; check it in Azure.`,
+    );
+  }
+  return clip([head, ...lines].join('\n'), clipSize(2500, k));
+}
+
+const plural = (n: number, one: string, many: string) => (n === 1 ? one : `${n} ${many}`);
+
+/**
+ * The Undo confirm dialog's text (at most 300 characters): the assignments it re-creates and the
+ * principal it re-enables, from the steps the live runs completed.
+ */
+export function undoConfirmText(state: SlackAlertState): string {
+  const done = new Set<string>();
+  for (const run of undoableRuns(state)) {
+    for (const r of run.result.steps) if (r.status === 'done') done.add(r.stepId);
+  }
+  const steps = [...stepsById([state.broad, state.revoke]).values()].filter((st) => done.has(st.id));
+  const assignments = steps.filter((st) => st.kind === 'remove-assignment');
+  const enables = steps.filter((st) => st.kind === 'disable-service-principal' || st.kind === 'disable-user');
+  const parts: string[] = [];
+  if (assignments.length > 0) {
+    const list = assignments.map((st) =>
+      st.assignment ? `"${st.assignment.roleName ?? 'role'}" at ${st.assignment.scope}` : st.target,
+    );
+    parts.push(
+      `Re-creates ${plural(assignments.length, 'the role assignment', 'role assignments')}: ${list.join('; ')}.`,
+    );
+  }
+  for (const st of enables) {
+    parts.push(
+      `Re-enables the ${st.kind === 'disable-user' ? 'user account' : 'service principal'} ${st.target}.`,
+    );
+  }
+  parts.push('The identity can list the cluster credentials again.');
+  const full = esc(inline(parts.join(' ')));
+  if (full.length <= LIMITS.confirmText) return full;
+  const roles = [...new Set(assignments.map((st) => st.assignment?.roleName ?? 'role'))].join(', ');
+  const short = [
+    assignments.length > 0
+      ? `Re-creates ${plural(assignments.length, 'the role assignment', 'role assignments')} (${roles})`
+      : '',
+    enables.length > 0
+      ? `re-enables the ${enables.some((st) => st.kind === 'disable-user') ? 'user account' : 'service principal'}`
+      : '',
+  ]
+    .filter(Boolean)
+    .join(' and ');
+  return clip(esc(`${short}. The identity can list the cluster credentials again.`), LIMITS.confirmText);
+}
+
+/** How a confirm dialog in dry-run begins. */
+const DRY_RUN_CONFIRM = '*Dry-run:* nothing will change; it lists the calls it would make. ';
+
+/**
+ * A stored Revoke confirm text as the current mode says it: the text was written in the mode of
+ * its time (when the alert was posted or planned), and a switch of AZURE_REMEDIATION since must
+ * not leave a live dialog promising that nothing will change, nor the other way round.
+ */
+export function confirmTextInMode(text: string, mode: 'dry-run' | 'live'): string {
+  const bare = text.startsWith(DRY_RUN_CONFIRM) ? text.slice(DRY_RUN_CONFIRM.length) : text;
+  return clip(mode === 'dry-run' ? DRY_RUN_CONFIRM + bare : bare, LIMITS.confirmText);
+}
+
+/**
+ * The "Remove broad roles too" confirm dialog's text (at most 300 characters): it names the
+ * assignments it removes.
+ */
+export function broadConfirmText(mode: 'dry-run' | 'live', plan: RemediationPlan | undefined): string {
+  const prefix = mode === 'dry-run' ? DRY_RUN_CONFIRM : '';
+  const broad = removableBroadAccess(plan);
+  const tail = ' The principal loses everything these roles grant there, not only the Arc access.';
+  const names = broad.map((r) => `${r.roleName} at ${r.scope}`);
+  const full = `${prefix}Removes ${plural(broad.length, 'this assignment', 'assignments')}: ${esc(inline(names.join('; ')))}.${tail}`;
+  if (full.length <= LIMITS.confirmText) return full;
+  // The role names give way first: what removing them means must stay in the dialog.
+  const head = `${prefix}Removes ${plural(broad.length, 'the assignment', 'assignments')} of `;
+  const rest = ` (listed in the alert).${tail}`;
+  const roles = clip(
+    esc([...new Set(broad.map((r) => r.roleName))].join(', ')),
+    Math.max(24, LIMITS.confirmText - head.length - rest.length),
+  );
+  return clip(`${head}${roles}${rest}`, LIMITS.confirmText);
+}
+
+const STEP_SUMMARY: Record<string, (n: number) => string> = {
+  'remove-assignment': (n) =>
+    `remove ${n === 1 ? 'the role assignment' : `${n} role assignments`} that granted the access`,
+  'disable-service-principal': () => 'disable the service principal',
+  'disable-user': () => 'disable the user account',
+  'revoke-user-sessions': () => "revoke the user's sign-in sessions",
+};
+
+/**
+ * The Revoke confirm dialog's text, from the plan's steps (at most 300 characters): each step's
+ * description when they fit, else a summary by kind of step.
+ */
+export function confirmTextFor(
+  mode: 'dry-run' | 'live',
+  steps: ReadonlyArray<{ description: string; kind?: string }> | undefined,
+  stillHasAccess = 0,
+): string {
+  const prefix = mode === 'dry-run' ? DRY_RUN_CONFIRM : '';
+  if (steps?.length === 0) {
+    // A plan that found nothing it may act on (no principal confirmed, say): no promise.
+    return clip(
+      `${prefix}The plan found nothing it may change (its reasons show once it runs): pressing plans again and changes only what Azure then confirms.`,
+      LIMITS.confirmText,
+    );
+  }
+  if (!steps) {
+    return clip(
+      `${prefix}Removes the Arc role assignment(s) that granted this access and disables the service principal.`,
+      LIMITS.confirmText,
+    );
+  }
+  const rest = stillHasAccess > 0 ? ` Other access (${stillHasAccess}) stays.` : '';
+  const full = `${prefix}${steps.map((s, i) => `${i + 1}) ${esc(inline(s.description))}`).join('; ')}.${rest}`;
+  if (full.length <= LIMITS.confirmText) return full;
+  const counts = new Map<string, number>();
+  for (const s of steps) counts.set(s.kind ?? 'other', (counts.get(s.kind ?? 'other') ?? 0) + 1);
+  const parts = [...counts].map(
+    ([kind, n]) => STEP_SUMMARY[kind]?.(n) ?? `${n} other change${n === 1 ? '' : 's'}`,
+  );
+  return clip(`${prefix}Will ${parts.join(', then ')}.${rest}`, LIMITS.confirmText);
+}
