@@ -1,13 +1,8 @@
 import type { webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import type { SlackAlertState, ThreadLine } from './alert-state.ts';
-import {
-  type AlertView,
-  buildAlertMessage,
-  plainAlertMessage,
-  type SlackMessage,
-  textOnlyAlertMessage,
-} from './blocks/alert.ts';
+import { type AlertView, buildAlertMessage, type SlackMessage } from './blocks/alert.ts';
+import { plainAlertMessage, textOnlyAlertMessage } from './blocks/alert-fallback.ts';
 import { clip } from './blocks/text.ts';
 import {
   CONTENT_REFUSED,
