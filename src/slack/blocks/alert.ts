@@ -349,61 +349,89 @@ function buttons(view: AlertView): types.ActionsBlock {
   return { type: 'actions', block_id: BLOCK_IDS.alertActions, elements };
 }
 
-function render(view: AlertView, k: number): SlackMessage {
+/**
+ * What the sections of one rendering share: the view, the scale `k` of its clip sizes, and the
+ * parts that more than one section shows.
+ */
+interface Rendering {
+  view: AlertView;
+  k: number;
+  /** A value from the detection or from Azure as text: escaped, on one line, clipped. */
+  s: (text: string, n: number) => string;
+  /** A value from the detection or from Azure as a code span, clipped. */
+  c: (text: string, n: number) => string;
+  /** Where the source IP is (city, country, AS); '' when nothing is known. */
+  place: string;
+  /** The cluster's name, linked to its page in the portal. */
+  clusterText: string;
+  /** The event's time, when it reads as one. */
+  eventAt: number | undefined;
+}
+
+function renderingOf(view: AlertView, k: number): Rendering {
   // Values from the detection and from Azure: escaped, on one line, clipped.
   const s = (text: string, n: number) => clip(esc(inline(text)), clipSize(n, k));
   const c = (text: string, n: number) => code(text, clipSize(n, k));
-  const { alert, enrichment: e } = view;
-  const d = alert.detection;
-  const sev = severityOf(d);
+  const d = view.alert.detection;
   // Each part escaped and clipped before its GeoIP mark, so that clipping never cuts a mark.
   const place = describePlace(d.geo, d.as, d.located, (t) => s(t, 140));
   const cluster = d.cluster;
   const clusterText = cluster
     ? link(portalUrl(cluster.id, view.portal), s(cluster.name ?? cluster.id, 200))
     : DASH;
-  const eventAt = parseTime(d.eventTime);
-  const blocks: types.KnownBlock[] = [];
+  return { view, k, s, c, place, clusterText, eventAt: parseTime(d.eventTime) };
+}
 
-  blocks.push({
+/** The alert's header: its severity and what happened. */
+function headerBlock(d: Detection): types.HeaderBlock {
+  const sev = severityOf(d);
+  return {
     type: 'header',
     text: plain(
       `${SEVERITY_EMOJI[sev]} ${capital(sev)}: Arc cluster credentials accessed from an unusual source`,
       LIMITS.header,
     ),
-  });
+  };
+}
 
+/** The alert's first sentence: who listed the credentials of which cluster, from where. */
+function summaryText({ view, s, c, place, clusterText }: Rendering): string {
+  const e = view.enrichment;
+  const d = view.alert.detection;
   const who = e?.principalDisplayName
     ? `*${s(e.principalDisplayName, 200)}* (${c(d.appId, 120)})`
     : `Identity ${c(d.appId, 120)}`;
-  blocks.push(
-    section(
-      `${who} listed the user credentials of Arc cluster *${clusterText}* from ${c(d.sourceIp, 60)}${place ? ` (${place})` : ''}.`,
-    ),
-  );
+  return `${who} listed the user credentials of Arc cluster *${clusterText}* from ${c(d.sourceIp, 60)}${place ? ` (${place})` : ''}.`;
+}
 
-  const identity = [c(d.appId, 120)];
-  if (e?.principalDisplayName) identity.push(s(e.principalDisplayName, 200));
-  if (d.user?.upn ?? d.user?.name) identity.push(s((d.user?.upn ?? d.user?.name)!, 200));
-  let source: string;
+/** Where the detection came from: the alert that raised it (linked to Kibana), else its format. */
+function sourceText(d: Detection, s: (text: string, n: number) => string): string {
   if (d.elasticAlert) {
     const label = `Elastic alert${d.elasticAlert.ruleName ? `: ${s(d.elasticAlert.ruleName, 120)}` : ''}`;
     const { url, resultsUrl } = d.elasticAlert;
     // The link's host is shown: whoever can post a detection chooses these links.
-    source = url
+    return url
       ? link(url, `${label} (Kibana at ${s(hostOf(url), 100)})`, MAX_URL)
       : resultsUrl
         ? `${label}\n${link(resultsUrl, `the rule's alerts in Kibana at ${s(hostOf(resultsUrl), 100)}`, MAX_URL)}`
         : label;
-  } else if (d.azureAlert) {
-    source = `Azure Monitor alert${d.azureAlert.alertRule ? `: ${s(d.azureAlert.alertRule, 120)}` : ''}`;
-  } else if (d.sourceFormat === 'azure-monitor-legacy') {
-    source = 'Azure Monitor alert (legacy activity-log schema)';
-  } else if (d.sourceFormat === 'elastic-ecs') {
-    source = 'Elastic (activity log document)';
-  } else {
-    source = `Azure activity log (${d.sourceFormat === 'azure-activity-log-rest' ? 'REST API' : 'Event Hub record'})`;
   }
+  if (d.azureAlert) {
+    return `Azure Monitor alert${d.azureAlert.alertRule ? `: ${s(d.azureAlert.alertRule, 120)}` : ''}`;
+  }
+  if (d.sourceFormat === 'azure-monitor-legacy') return 'Azure Monitor alert (legacy activity-log schema)';
+  if (d.sourceFormat === 'elastic-ecs') return 'Elastic (activity log document)';
+  return `Azure activity log (${d.sourceFormat === 'azure-activity-log-rest' ? 'REST API' : 'Event Hub record'})`;
+}
+
+/** The facts of the detection, two columns of labelled fields. */
+function factsBlock({ view, s, c, place, clusterText, eventAt }: Rendering): types.SectionBlock {
+  const { alert, enrichment: e } = view;
+  const d = alert.detection;
+  const cluster = d.cluster;
+  const identity = [c(d.appId, 120)];
+  if (e?.principalDisplayName) identity.push(s(e.principalDisplayName, 200));
+  if (d.user?.upn ?? d.user?.name) identity.push(s((d.user?.upn ?? d.user?.name)!, 200));
   const facts: Array<[string, string]> = [
     ['Identity (appid)', identity.join('\n')],
     ['Source IP', `${c(d.sourceIp, 60)}${place ? `\n${place}` : ''}`],
@@ -423,19 +451,24 @@ function render(view: AlertView, k: number): SlackMessage {
         : `${slackDate(eventAt)}${eventAt > alert.detectedAt + FUTURE_TOLERANCE_MS ? '\n(in the future: judged as at detection)' : ''}`,
     ],
     ['Detected', detectedText(d, alert.detectedAt)],
-    ['Source', source],
+    ['Source', sourceText(d, s)],
     ['MITRE ATT&CK', MITRE.map((t) => link(t.url, `${t.id} ${t.name}`)).join('\n')],
   ];
-  blocks.push({
+  return {
     type: 'section',
     fields: facts.map(([label, value]) => ({
       type: 'mrkdwn',
       text: clip(`*${label}*\n${value}`, LIMITS.fieldText),
     })),
-  });
+  };
+}
 
-  blocks.push(section(whyText(alert, k)));
-
+/**
+ * The notes from the Azure lookups: when the principal was created and its role assigned (marked
+ * when recent), the cluster's location, distribution and tags, lookups still running or failed.
+ */
+function enrichmentNotes({ view, s }: Rendering): string[] {
+  const e = view.enrichment;
   const notes: string[] = [];
   if (e?.principalCreatedAt) {
     notes.push(
@@ -468,36 +501,37 @@ function render(view: AlertView, k: number): SlackMessage {
         .join('; ')}`,
     );
   }
-  if (notes.length > 0) blocks.push(section(clip(notes.map((l) => `• ${l}`).join('\n'), clipSize(1200, k))));
-  // What the Revoke plan found amiss, in sight before anyone presses it (a run then shows its own).
-  if (view.planAlarms && view.planAlarms.length > 0 && !view.revoke) {
-    blocks.push(
-      section(
-        clip(
-          view.planAlarms.map((a) => `:rotating_light: ${s(a, WARNING_CLIP)}`).join('\n'),
-          clipSize(1500, k),
-        ),
-      ),
-    );
-  }
+  return notes;
+}
 
+/** The rule's investigation fields that the detection carried, with where Elastic stores them. */
+function investigationBlock(
+  d: Detection,
+  c: (text: string, n: number) => string,
+): types.SectionBlock | undefined {
   const inv = investigationFields(d);
-  if (inv.length > 0) {
-    blocks.push({
-      type: 'section',
-      text: { type: 'mrkdwn', text: '*Investigation fields*' },
-      fields: inv.slice(0, LIMITS.fields).map(([name, value]) => ({
-        type: 'mrkdwn',
-        text: clip(
-          `*${esc(name)}*\n${c(value, 240)}${STORED_AS[name] ? `\n_in Elastic:_ ${code(STORED_AS[name], 100)}` : ''}`,
-          LIMITS.fieldText,
-        ),
-      })),
-    });
-  }
+  if (inv.length === 0) return undefined;
+  return {
+    type: 'section',
+    text: { type: 'mrkdwn', text: '*Investigation fields*' },
+    fields: inv.slice(0, LIMITS.fields).map(([name, value]) => ({
+      type: 'mrkdwn',
+      text: clip(
+        `*${esc(name)}*\n${c(value, 240)}${STORED_AS[name] ? `\n_in Elastic:_ ${code(STORED_AS[name], 100)}` : ''}`,
+        LIMITS.fieldText,
+      ),
+    })),
+  };
+}
 
-  blocks.push(section(`*Triage*\n${TRIAGE.map((t, i) => `${i + 1}. ${t}`).join('\n')}\n${RESPONSE}`));
+/** The alarms of the Revoke plan, a line each. */
+function planAlarmsText(alarms: readonly string[], { s, k }: Rendering): string {
+  return clip(alarms.map((a) => `:rotating_light: ${s(a, WARNING_CLIP)}`).join('\n'), clipSize(1500, k));
+}
 
+/** What has been seen and done since: repeats, Mark benign, the remediation runs and their rounds. */
+function statusBlocks(view: AlertView, k: number): types.KnownBlock[] {
+  const blocks: types.KnownBlock[] = [];
   if (view.repeat && view.repeat.count > 1) {
     blocks.push({
       type: 'context',
@@ -514,21 +548,46 @@ function render(view: AlertView, k: number): SlackMessage {
   if (view.revoke) blocks.push(section(revokeText(view.revoke, k, view.broad)));
   if (view.broad) blocks.push(section(broadText(view.broad, k)));
   if (view.undo) blocks.push(section(undoText(view.undo, [view.broad, view.revoke], k)));
-  blocks.push(buttons(view));
-  blocks.push({
+  return blocks;
+}
+
+/** The alert's last line: its id, the rule, the remediation mode and the event's ids. */
+function footerBlock({ view, c, eventAt }: Rendering): types.ContextBlock {
+  const d = view.alert.detection;
+  return {
     type: 'context',
     elements: [
       {
         type: 'mrkdwn',
-        text: `Alert ${c(alert.id, 64)} · ${esc(ARC_RULE_NAME)} · remediation: ${view.mode}${
+        text: `Alert ${c(view.alert.id, 64)} · ${esc(ARC_RULE_NAME)} · remediation: ${view.mode}${
           eventAt === undefined ? '' : ` · event ${isoTime(eventAt)}`
         }${d.correlationId ? ` · correlation id ${c(d.correlationId, 80)}` : ''}${
           d.tenantId ? ` · tenant ${c(d.tenantId, 80)}` : ''
         }`,
       },
     ],
-  });
+  };
+}
 
+function render(view: AlertView, k: number): SlackMessage {
+  const r = renderingOf(view, k);
+  const d = view.alert.detection;
+  const blocks: types.KnownBlock[] = [
+    headerBlock(d),
+    section(summaryText(r)),
+    factsBlock(r),
+    section(whyText(view.alert, k)),
+  ];
+  const notes = enrichmentNotes(r);
+  if (notes.length > 0) blocks.push(section(clip(notes.map((l) => `• ${l}`).join('\n'), clipSize(1200, k))));
+  // What the Revoke plan found amiss, in sight before anyone presses it (a run then shows its own).
+  if (view.planAlarms && view.planAlarms.length > 0 && !view.revoke) {
+    blocks.push(section(planAlarmsText(view.planAlarms, r)));
+  }
+  const investigation = investigationBlock(d, r.c);
+  if (investigation) blocks.push(investigation);
+  blocks.push(section(`*Triage*\n${TRIAGE.map((t, i) => `${i + 1}. ${t}`).join('\n')}\n${RESPONSE}`));
+  blocks.push(...statusBlocks(view, k), buttons(view), footerBlock(r));
   return { text: alertFallbackText(view), blocks };
 }
 
