@@ -1,3 +1,5 @@
+import { type CallRecord, loggedCalls } from './call-log.ts';
+
 /** What went wrong with an Azure call, for people: what happened and what to fix. */
 export interface FailureInfo {
   status?: number;
@@ -239,3 +241,54 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
   if (status >= 500) return { ...base, fix: `Azure answered ${status} after the retries: try again later` };
   return base;
 }
+
+/**
+ * Connection failures after a request went out: the server may have acted on it. A bare ETIMEDOUT
+ * is not among them: it also ends connections that never opened, and crediting a change this
+ * service did not make would let Undo reverse what someone else did.
+ */
+const LOST_AFTER_SENDING =
+  /ECONNRESET|ESOCKETTIMEDOUT|EPIPE|ECONNABORTED|socket hang up|aborted|no answer from (Graph|ARM) within/i;
+/** Failures before a request went out: a name that does not resolve, a connection never opened. */
+const NEVER_SENT =
+  /\bconnect |getaddrinfo|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEOUT|EHOSTUNREACH|ENETUNREACH|certificate|CERT_|self.signed|before secure TLS connection|could not send/i;
+
+/**
+ * Whether a write that failed may have been made all the same: a server error (but 501, 503 and
+ * 505, which refuse before acting) or a connection lost after the request went out (a reset, a
+ * read timeout). Never when it was not sent: no token (a credential error, whatever its status), a
+ * name that does not resolve, a connection never opened, TLS.
+ */
+export function mayHaveApplied(error: unknown): boolean {
+  const e = (error ?? {}) as {
+    name?: unknown;
+    code?: unknown;
+    statusCode?: unknown;
+    status?: unknown;
+    message?: unknown;
+  };
+  if (typeof e.name === 'string' && CREDENTIAL_ERRORS.has(e.name)) return false;
+  if ((error as { mayHaveApplied?: unknown })?.mayHaveApplied === true) return true;
+  const status =
+    typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
+  if (status !== undefined) return serverMayHaveActed(status);
+  const text = `${typeof e.code === 'string' ? e.code : ''} ${typeof e.message === 'string' ? e.message : ''}`;
+  return transportMayHaveActed(text) || e.name === 'AbortError';
+}
+
+const serverMayHaveActed = (status: number): boolean =>
+  status >= 500 && status !== 501 && status !== 503 && status !== 505;
+
+const transportMayHaveActed = (text: string): boolean =>
+  !NEVER_SENT.test(text) && LOST_AFTER_SENDING.test(text);
+
+/** The same judgement for a logged call: its status, or the transport error it ended with. */
+export const callMayHaveApplied = (c: CallRecord): boolean =>
+  c.status !== undefined ? serverMayHaveActed(c.status) : transportMayHaveActed(c.error ?? '');
+
+/**
+ * Whether this step's write (`method`) may have been made: its last error, or any try of it the
+ * client sent before (a 500 that was applied, then a 429 on the re-send, say).
+ */
+export const writeMayHaveApplied = (error: unknown, method: string): boolean =>
+  mayHaveApplied(error) || loggedCalls().some((c) => c.method === method && callMayHaveApplied(c));

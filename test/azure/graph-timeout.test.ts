@@ -5,8 +5,8 @@
 import { createServer, type Server } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { withCallLog } from '../../src/azure/call-log.ts';
+import { mayHaveApplied } from '../../src/azure/errors.ts';
 import { createGraphClient } from '../../src/azure/graph.ts';
-import { mayHaveApplied } from '../../src/azure/remediator.ts';
 
 let server: Server | undefined;
 afterEach(() => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve())));

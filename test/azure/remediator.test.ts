@@ -1,8 +1,8 @@
 import { ClientSecretCredential } from '@azure/identity';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { mayHaveApplied } from '../../src/azure/errors.ts';
 import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
-import { mayHaveApplied } from '../../src/azure/remediator.ts';
 import type { AzureDeps } from '../../src/azure/services.ts';
 import type { StateStore } from '../../src/core/ports.ts';
 import type { RemediationPlan, RemediationResult } from '../../src/core/remediation.ts';
