@@ -29,6 +29,17 @@ export interface FailureContext {
   graphPermissions?: string;
 }
 
+/** The Graph application permissions that allow disabling and re-enabling a service principal. */
+export const SP_PERMISSIONS =
+  'Application.ReadWrite.OwnedBy (arc-responder must be an owner of the service principal) or Application.ReadWrite.All';
+/** Reading a service principal by appId: what the disable permissions also allow, or the read-only one. */
+export const SP_READ_PERMISSIONS = `${SP_PERMISSIONS}, or Application.Read.All`;
+/** The Graph application permissions that allow disabling and re-enabling a user. */
+export const USER_DISABLE_PERMISSIONS =
+  'User.EnableDisableAccount.All with User.Read.All (an administrator account also needs an Entra role such as Privileged Authentication Administrator)';
+/** The Graph application permission that allows revoking a user's sign-in sessions. */
+export const USER_SESSIONS_PERMISSIONS = 'User.RevokeSessions.All';
+
 /** An error answer from Microsoft Graph. */
 export class GraphRequestError extends Error {
   readonly status: number;

@@ -2,7 +2,6 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { type AuditEntry, listAudit, recordAudit } from '../core/audit.ts';
 import { dashGuid, isGroup } from '../core/azure-ids.ts';
-import type { Detection } from '../core/detection.ts';
 import type { StateStore } from '../core/ports.ts';
 import type {
   PlannedStep,
@@ -14,19 +13,9 @@ import type {
 } from '../core/remediation.ts';
 import {
   type AssignmentInfo,
-  assignmentId,
   buildBroadRemovalPlan,
-  buildRemediationPlan,
-  type CallerLookup,
-  type CallerRead,
-  callerLookup,
-  callerPrincipal,
-  type EvidenceAssignmentRead,
   isSafeScope,
   isUpn,
-  KNOWN_ROLES,
-  normaliseScope,
-  type RoleDefinitionInfo,
   restoreInfo,
   roleGuid,
   scopeOfAssignmentId,
@@ -37,9 +26,14 @@ import {
   describeFailure,
   type FailureContext,
   failureText,
+  SP_PERMISSIONS,
+  SP_READ_PERMISSIONS,
   UnconfirmedWriteError,
+  USER_DISABLE_PERMISSIONS,
+  USER_SESSIONS_PERMISSIONS,
   writeMayHaveApplied,
 } from './errors.ts';
+import { createPlanReader } from './plan-reader.ts';
 import { type AzureDeps, type AzureServices, createAzureServices } from './services.ts';
 
 /** The Azure remediator: the core port, with the broad-role action always available. */
@@ -53,14 +47,6 @@ export const AUDIT_ACTIONS = {
   removeBroadRoles: 'azure.remove-broad-roles',
   undo: 'azure.undo',
 } as const;
-
-const SP_PERMISSIONS =
-  'Application.ReadWrite.OwnedBy (arc-responder must be an owner of the service principal) or Application.ReadWrite.All';
-/** Reading a service principal by appId: what the disable permissions also allow, or the read-only one. */
-const SP_READ_PERMISSIONS = `${SP_PERMISSIONS}, or Application.Read.All`;
-const USER_DISABLE_PERMISSIONS =
-  'User.EnableDisableAccount.All with User.Read.All (an administrator account also needs an Entra role such as Privileged Authentication Administrator)';
-const USER_SESSIONS_PERMISSIONS = 'User.RevokeSessions.All';
 
 const isFinished = (s: StepResult | undefined) => s?.status === 'done' || s?.status === 'already-done';
 
@@ -93,9 +79,6 @@ function graphPathFor(step: PlannedStep): string | undefined {
   return who ? `/v1.0/users/${encodeURIComponent(who)}` : undefined;
 }
 
-/** How long a failed read's cause stays said (see `warnPerCause`). */
-const WARN_AGAIN_MS = 10 * 60_000;
-
 /** Creates the Azure remediator (`config.azure.remediation` decides dry-run or live). */
 export function createAzureRemediator(config: Config, deps: AzureDeps): AzureRemediator {
   const services = createAzureServices(config, deps);
@@ -111,6 +94,7 @@ export function createRemediatorWith(
 ): AzureRemediator {
   const { arm, graph, endpoints } = services;
   const logger = baseLogger.child({ component: 'azure-remediator' });
+  const plan = createPlanReader({ arm, graph, endpoints, logger });
   /** One line per step run against Azure, naming its alert, identity and clicker. */
   function logStep(
     msg: 'remediation step' | 'undo step',
@@ -130,202 +114,6 @@ export function createRemediatorWith(
       },
       msg,
     );
-  }
-
-  /** When each cause of a failed read was last logged at warn (see `warnPerCause`). */
-  const warnedAt = new Map<string, number>();
-
-  /**
-   * A read that fails fails again for every alert while its cause lasts (an expired secret, a
-   * missing permission): logged at warn once per cause every 10 minutes, at debug in between.
-   */
-  function warnPerCause(fields: Record<string, unknown>, cause: string, msg: string): void {
-    const key = `${msg}|${cause}`;
-    const t = Date.now();
-    const last = warnedAt.get(key);
-    if (last !== undefined && t - last < WARN_AGAIN_MS) {
-      logger.debug(fields, msg);
-      return;
-    }
-    if (warnedAt.size >= 100) warnedAt.clear();
-    warnedAt.set(key, t);
-    logger.warn(fields, `${msg} (said once per cause every 10 minutes)`);
-  }
-
-  /**
-   * The role definitions of the assignments ARM returned (never the role the evidence claims: the
-   * plan classifies each assignment by its real definition).
-   */
-  async function readRoles(
-    assignments: readonly AssignmentInfo[],
-    warnings: string[],
-    unchecked: string[],
-  ): Promise<Map<string, RoleDefinitionInfo>> {
-    const ids = new Map<string, string>();
-    for (const a of assignments) {
-      const guid = roleGuid(a.roleDefinitionId);
-      if (guid && !ids.has(guid) && isSafeScope(a.roleDefinitionId)) ids.set(guid, a.roleDefinitionId);
-    }
-    const roles = new Map<string, RoleDefinitionInfo>();
-    const failures: string[] = [];
-    await Promise.all(
-      [...ids].map(async ([guid, id]) => {
-        try {
-          roles.set(guid, await arm.getRoleDefinition(id));
-        } catch (error) {
-          if (KNOWN_ROLES.has(guid)) return;
-          const f = describeFailure(error, {
-            service: 'arm',
-            action: 'Microsoft.Authorization/roleDefinitions/read',
-            scope: id,
-          });
-          failures.push(`${guid}: ${failureText(f)}${f.fix ? ` (${f.fix})` : ''}`);
-        }
-      }),
-    );
-    if (failures.length > 0) {
-      warnings.push(`could not read role definitions: ${failures.join('; ')}`);
-      unchecked.push(`reading the role definitions of ${failures.length} assignment role(s)`);
-    }
-    return roles;
-  }
-
-  /** Plans, keeping the calls the plan was made from (the audit record of a run lists them). */
-  async function plan(detection: Detection): Promise<RemediationPlan> {
-    const made = await withCallLog(() => makePlan(detection));
-    if (!made.ok) throw made.error;
-    if (made.calls.length > 0) made.value.reads = made.calls;
-    return made.value;
-  }
-
-  async function makePlan(detection: Detection): Promise<RemediationPlan> {
-    const warnings: string[] = [];
-    const unchecked: string[] = [];
-    // The caller as Graph knows it: the detection's object id alone is never acted on.
-    const lookup = callerLookup(detection);
-    const caller: CallerRead =
-      lookup.kind === 'none' ? { status: 'unverifiable', reason: lookup.reason } : await readCaller(lookup);
-    if (caller.status === 'unreadable') {
-      unchecked.push(`looking the caller up in Microsoft Graph (${caller.error})`);
-    }
-    const principalId = callerPrincipal(detection, caller).id;
-    const clusterId = detection.cluster?.id;
-    let assignments: AssignmentInfo[] | undefined;
-    if (!principalId) {
-      // Why no principal was confirmed is the plan's own warning (callerPrincipal).
-    } else if (!clusterId || !isSafeScope(clusterId)) {
-      warnings.push('the detection names no valid cluster id: other role assignments were not listed');
-    } else {
-      try {
-        assignments = await arm.listAssignmentsForPrincipal(clusterId, principalId);
-      } catch (error) {
-        const f = describeFailure(error, {
-          service: 'arm',
-          action: 'Microsoft.Authorization/roleAssignments/read',
-          scope: clusterId,
-        });
-        warnings.push(
-          `could not list the role assignments at the cluster (${failureText(f)}): the plan rests on the evidence alone${f.fix ? `; ${f.fix}` : ''}`,
-        );
-        unchecked.push(`listing the role assignments at the cluster (${failureText(f)})`);
-        logger.warn(
-          { err: f.message, cluster: clusterId },
-          'listing role assignments failed; planning from evidence',
-        );
-      }
-    }
-    // The assignment the evidence names, read by id: the plan trusts ARM's record, not the evidence.
-    const evidenceAssignment = await readEvidenceAssignment(detection);
-    if (evidenceAssignment?.status === 'unreadable') {
-      unchecked.push(`reading the role assignment named in the evidence (${evidenceAssignment.error})`);
-    }
-    const found = evidenceAssignment?.status === 'found' ? [evidenceAssignment.assignment] : [];
-    const known = [...(assignments ?? []), ...found];
-    const roles = known.length > 0 ? await readRoles(known, warnings, unchecked) : undefined;
-    const planned = buildRemediationPlan({
-      detection,
-      endpoints,
-      ...(assignments ? { assignments } : {}),
-      ...(evidenceAssignment ? { evidenceAssignment } : {}),
-      ...(roles ? { roles } : {}),
-      caller,
-      warnings,
-    });
-    if (unchecked.length > 0) planned.unchecked = unchecked;
-    return planned;
-  }
-
-  /** Looks the caller up: the service principal of the appid, or the user of the object id (or UPN). */
-  async function readCaller(lookup: Exclude<CallerLookup, { kind: 'none' }>): Promise<CallerRead> {
-    const user = lookup.kind === 'user';
-    const path = user
-      ? `/v1.0/users/${encodeURIComponent(lookup.key)}?$select=id,userPrincipalName,mail,otherMails`
-      : `/v1.0/servicePrincipals(appId='${lookup.appId}')?$select=id,appId`;
-    try {
-      const res = await graph.call('GET', path);
-      if (res.status === 404) {
-        return {
-          status: 'absent',
-          what: user
-            ? `Microsoft Graph has no user ${lookup.key} in this tenant`
-            : `application ${lookup.appId} has no service principal in this tenant`,
-        };
-      }
-      const body = (res.body ?? {}) as {
-        id?: unknown;
-        userPrincipalName?: unknown;
-        mail?: unknown;
-        otherMails?: unknown;
-      };
-      const id = dashGuid(body.id);
-      if (!id) return { status: 'unreadable', error: 'Graph answered without an id' };
-      const upn = typeof body.userPrincipalName === 'string' ? body.userPrincipalName : undefined;
-      const mails = [body.mail, ...(Array.isArray(body.otherMails) ? body.otherMails : [])].filter(
-        (m): m is string => typeof m === 'string' && m !== '',
-      );
-      return {
-        status: 'found',
-        kind: user ? 'user' : 'serviceprincipal',
-        id,
-        ...(upn ? { upn } : {}),
-        ...(mails.length > 0 ? { mails } : {}),
-      };
-    } catch (error) {
-      const f = describeFailure(error, {
-        service: 'graph',
-        graphPermissions: user ? 'User.Read.All' : SP_READ_PERMISSIONS,
-      });
-      warnPerCause(
-        { err: f.message, fix: f.fix, caller: user ? lookup.key : lookup.appId },
-        f.message,
-        'looking the caller up in Microsoft Graph failed',
-      );
-      return { status: 'unreadable', error: failureText(f), ...(f.fix ? { fix: f.fix } : {}) };
-    }
-  }
-
-  /** Reads the assignment named in the evidence by id; undefined when the evidence names none. */
-  async function readEvidenceAssignment(detection: Detection): Promise<EvidenceAssignmentRead | undefined> {
-    const ev = detection.evidence;
-    const name = dashGuid(ev.roleAssignmentId);
-    if (!name || !ev.roleAssignmentScope || !isSafeScope(ev.roleAssignmentScope)) return undefined;
-    const id = assignmentId(normaliseScope(ev.roleAssignmentScope), name);
-    try {
-      const assignment = await arm.getAssignment(id);
-      return assignment ? { status: 'found', assignment } : { status: 'absent' };
-    } catch (error) {
-      const f = describeFailure(error, {
-        service: 'arm',
-        action: 'Microsoft.Authorization/roleAssignments/read',
-        scope: id,
-      });
-      warnPerCause(
-        { err: f.message, fix: f.fix, assignment: id },
-        f.message,
-        'reading the evidence role assignment failed',
-      );
-      return { status: 'unreadable', error: failureText(f), ...(f.fix ? { fix: f.fix } : {}) };
-    }
   }
 
   async function disablePrincipal(
