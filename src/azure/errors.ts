@@ -112,7 +112,7 @@ function waitText(ms: number): string {
 }
 
 /** Errors of the credential (no token): the call they were for was never sent. */
-export const CREDENTIAL_ERRORS: ReadonlySet<string> = new Set([
+const CREDENTIAL_ERRORS: ReadonlySet<string> = new Set([
   'CredentialUnavailableError',
   'AuthenticationError',
   'AggregateAuthenticationError',

@@ -31,8 +31,6 @@ import {
 import { pairWrites } from './pair-writes.ts';
 import type { GeoLocator, Outbox, StateStore } from './ports.ts';
 
-export { FUTURE_TOLERANCE_MS } from './candidate.ts';
-
 /**
  * Why an alert fired, as every message of it says: Elastic judged the pair new though this
  * history saw it within the window (`seen-here`), an event from longer ago than the window that

@@ -1,9 +1,10 @@
 import type { types } from '@slack/bolt';
 import type { AlertRecord } from '../../core/alert.ts';
 import { isGroup } from '../../core/azure-ids.ts';
+import { FUTURE_TOLERANCE_MS } from '../../core/candidate.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
-import { alertCause, FUTURE_TOLERANCE_MS } from '../../core/engine.ts';
+import { alertCause } from '../../core/engine.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
 import {
   type BenignMark,
