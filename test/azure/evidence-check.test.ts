@@ -439,7 +439,7 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
     expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: false, revokedSessions: 1 });
   });
 
-  it('a detection stored by an earlier release, with a group taken for the caller, is not called tampered', async () => {
+  it('a stored detection with a group taken for the caller is not called tampered', async () => {
     const { remediator } = await setup('live');
     const group = '99999999-8888-4777-8666-555544443333';
     const d = spDetection(CLUSTER_ID, { principalId: group, principalType: 'Group' });

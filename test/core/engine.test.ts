@@ -994,7 +994,7 @@ describe('engine: learning period', () => {
     await store.close();
   });
 
-  it('ends learning when the stored end is no time (written by an earlier release from a huge period)', async () => {
+  it('ends learning when the stored end is no finite time (as a huge period once gave)', async () => {
     for (const stored of [8.64e15 + 1, Number.MAX_VALUE, 'soon']) {
       const store = await openStateStore('memory://');
       const sink = collectingOutbox();
