@@ -641,8 +641,9 @@ function evidenceUnverified(
     return out;
   }
   if (principalId && assignedTo && lower(assignedTo) !== principalId) {
-    out.warnings.push(
-      `the evidence assignment is attributed to another principal (${assignedTo}) than the caller: not removed: ${id}`,
+    // As when Azure's record of it says so (see `evidenceFromArm`): the detection is at odds with itself.
+    out.alarms.push(
+      `${TAMPERING}: the evidence assignment is attributed to another principal (${assignedTo}) than the caller ${principalId}: not removed; check the detection's source: ${id}`,
     );
     return out;
   }

@@ -9,7 +9,7 @@ import { createAzureRemediator } from '../../src/azure/index.ts';
 import type { Detection } from '../../src/core/detection.ts';
 import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import type { StateStore } from '../../src/core/ports.ts';
-import { buildRemediationPlan } from '../../src/core/remediation-plan.ts';
+import { buildRemediationPlan, TAMPERING } from '../../src/core/remediation-plan.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import { type Overrides, overridden } from '../support/overrides.ts';
 import {
@@ -606,6 +606,9 @@ describe('evidence-only remediator (no Azure identity)', () => {
     const plan = await evidencePlanRemediator().plan(evidenceNaming(SUB_SCOPE, TEAM.arc, SEC_ID));
     expect(plan.steps.map((s) => s.kind)).toEqual(['disable-service-principal']);
     expect(plan.warnings.join('\n')).toMatch(/differs from the principal in the evidence/);
-    expect(plan.warnings.join('\n')).toMatch(/attributed to another principal .* not removed/);
+    // Flagged as the Azure-checked plan flags it, so that the alert shows it before anyone presses Revoke.
+    expect(plan.warnings.filter((w) => w.startsWith(TAMPERING)).join('\n')).toMatch(
+      /attributed to another principal .* not removed/,
+    );
   });
 });
