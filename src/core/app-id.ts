@@ -27,8 +27,13 @@ export function appIdProblem(appId: string): string | undefined {
 export const isAppIdText = (s: string): boolean =>
   s.length > 0 && s.length <= MAX_APP_ID_LENGTH && appIdProblem(s) === undefined;
 
-/** Characters that show nothing: zero-width spaces and joiners, direction marks and overrides, BOM, soft hyphen. */
-const INVISIBLE = /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
+/**
+ * Characters that show nothing or turn the text's direction: zero-width spaces, direction marks,
+ * embeddings, overrides and isolates, word joiners, the BOM, the soft hyphen. Not the zero-width
+ * joiner (U+200D), which emoji sequences hold: text shown to people keeps it.
+ */
+export const INVISIBLE =
+  /[\u00AD\u061C\u180E\u200B\u200C\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
 
 /** Pairs that wrap an id copied from a message, a log line or JSON. */
 const WRAPPERS: ReadonlyArray<readonly [string, string]> = [
@@ -49,7 +54,8 @@ const WRAPPERS: ReadonlyArray<readonly [string, string]> = [
  * keeps. Anything else is returned as typed (less the invisible characters), for `isAppIdText`.
  */
 export function appIdFromTyped(typed: string): string {
-  const text = typed.replace(INVISIBLE, '').trim();
+  // An id holds no joiner either.
+  const text = typed.replace(INVISIBLE, '').replaceAll('\u200D', '').trim();
   // A GUID in its wrappings is at most some 45 characters.
   if (text.length > 64) return text;
   let rest = text;

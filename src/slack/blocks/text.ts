@@ -2,20 +2,13 @@
  * Small pure helpers for Slack text: escaping, clipping to Slack's limits, links and dates.
  * Everything that comes from a detection is untrusted and goes through `esc` and `clip`.
  */
+import { INVISIBLE } from '../../core/app-id.ts';
 import { cutBefore } from '../../core/formats/fields.ts';
 
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
-
-/**
- * Characters that show nothing or turn the text's direction: zero-width spaces, direction marks,
- * embeddings, overrides and isolates, word joiners, the BOM, the soft hyphen. Not the zero-width
- * joiner, which emoji sequences hold.
- */
-const INVISIBLE =
-  /[\u00AD\u061C\u180E\u200B\u200C\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]/g;
 
 /**
  * `text` to show inline: every line break (CR, LF, vertical tab, form feed, NEL, the Unicode line
