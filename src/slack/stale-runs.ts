@@ -119,6 +119,17 @@ interface ActiveRun {
   settled: boolean;
 }
 
+/**
+ * An alert's state as a click sees it: a run whose lock has lapsed reads as interrupted, except a
+ * run of this process, which is at work whatever the clock says (see `ActiveRuns.has`).
+ */
+export function loadClickedAlert(
+  ctx: Pick<SlackContext, 'store' | 'runs' | 'now'>,
+  alertId: string,
+): Promise<SlackAlertState | undefined> {
+  return loadAlertState(ctx.store, alertId, ctx.runs.has(alertId) ? undefined : ctx.now());
+}
+
 /** What a run asks of its entry: whether a stop has settled it meanwhile. */
 export interface RunHandle {
   settled(): boolean;

@@ -1,7 +1,8 @@
 import { recordAudit } from '../../core/audit.ts';
-import { loadAlertState, type SlackAlertState } from '../alert-state.ts';
+import type { SlackAlertState } from '../alert-state.ts';
 import { type ActionSubject, authorise, channelOfClick, type Respond, reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
+import { loadClickedAlert } from '../stale-runs.ts';
 
 /** Text of the note for an alert id that no state is kept for. */
 const UNKNOWN_ALERT =
@@ -36,9 +37,7 @@ export async function openAlertClick(
   action: ActionSubject['action'],
 ): Promise<AlertClick | undefined> {
   const user = click.body.user.id;
-  const alertId = click.alertId ?? '';
-  // A run of this process is never read as interrupted (see `ActiveRuns.has`).
-  const state = await loadAlertState(ctx.store, alertId, ctx.runs.has(alertId) ? undefined : ctx.now());
+  const state = await loadClickedAlert(ctx, click.alertId ?? '');
   if (!state) {
     await reply(ctx, click.respond, UNKNOWN_ALERT);
     return undefined;

@@ -1,13 +1,14 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
 import { alertSubject } from '../actions/alert-click.ts';
-import { loadAlertState, updateAlertState } from '../alert-state.ts';
+import { updateAlertState } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
 import { benignText } from '../blocks/alert.ts';
 import { parseBenignMetadata, parseBenignSubmission } from '../blocks/benign-modal.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
+import { loadClickedAlert } from '../stale-runs.ts';
 
 /**
  * The Mark benign modal's submission: checks who submits it by the same rule as the button
@@ -18,9 +19,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
   app.view(CALLBACK_IDS.markBenign, async ({ ack, body, view }) => {
     const user = body.user.id;
     const meta = parseBenignMetadata(view.private_metadata);
-    const state = meta
-      ? await loadAlertState(ctx.store, meta.alertId, ctx.runs.has(meta.alertId) ? undefined : ctx.now())
-      : undefined;
+    const state = meta ? await loadClickedAlert(ctx, meta.alertId) : undefined;
     if (!state) {
       await ack({
         response_action: 'errors',
