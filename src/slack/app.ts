@@ -3,6 +3,7 @@ import type { ExtendedErrorHandler } from '@slack/bolt/dist/App.js';
 import type { Logger } from 'pino';
 import { describeError, isStoreDown } from '../store/store-error.ts';
 import { register as registerActions } from './actions/index.ts';
+import { type Respond, reply } from './authorise.ts';
 import { boltLogger } from './bolt-logger.ts';
 import { register as registerCommands } from './commands/index.ts';
 import type { SlackContext } from './context.ts';
@@ -139,22 +140,22 @@ export const FAILED_NOTE =
 
 /**
  * Answers a failed click or slash command privately through its `response_url` (a view submission
- * has none: its modal has closed), so that the person is not left waiting on silence.
+ * has none: its modal has closed), so that the person is not left waiting on silence. Bolt hands
+ * the error handler no `respond`, so it is made here; `reply` says in the log when it fails.
  */
 async function tellClicker(ctx: SlackContext, body: unknown, text: string): Promise<void> {
   const url = (body as { response_url?: unknown } | undefined)?.response_url;
   if (typeof url !== 'string' || !/^https?:\/\//.test(url)) return;
-  try {
+  const respond: Respond = async (message) => {
     const res = await fetch(url, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ response_type: 'ephemeral', replace_original: false, text }),
+      body: JSON.stringify(message),
       signal: AbortSignal.timeout(REPLY_TIMEOUT_MS),
     });
     if (!res.ok) throw new Error(`Slack answered ${res.status}`);
-  } catch (err) {
-    ctx.logger.warn({ err: (err as Error).message }, 'cannot reply through the response_url');
-  }
+  };
+  await reply(ctx, respond, text);
 }
 
 const REPLY_TIMEOUT_MS = 5000;
