@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import type { TokenCredential } from '@azure/identity';
-import { recordCall } from './call-log.ts';
+import { callIds, recordCall } from './call-log.ts';
 import { httpsBase, scopeForEndpoint } from './endpoints.ts';
 import { GraphRequestError } from './errors.ts';
 
@@ -65,6 +66,8 @@ const TRANSIENT_NETWORK = new Set([
 interface RawResponse {
   status: number;
   retryAfter: string | undefined;
+  /** Graph's `request-id` header. */
+  requestId: string | undefined;
   text: string;
 }
 
@@ -94,9 +97,11 @@ function send(
         });
         res.on('end', () => {
           const retryAfter = res.headers['retry-after'];
+          const requestId = res.headers['request-id'];
           resolve({
             status: res.statusCode ?? 0,
             retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+            requestId: Array.isArray(requestId) ? requestId[0] : requestId,
             text: Buffer.concat(chunks).toString('utf8'),
           });
         });
@@ -190,9 +195,12 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
       const token = await options.credential.getToken(scope, signal ? { abortSignal: signal } : {});
       if (!token)
         throw new GraphRequestError(method, path, 401, 'NoToken', 'the credential returned no token');
+      // A new id for each attempt, as Graph asks: the audit keeps it with the call.
+      const clientRequestId = randomUUID();
       const headers: Record<string, string> = {
         authorization: `Bearer ${token.token}`,
         accept: 'application/json',
+        'client-request-id': clientRequestId,
       };
       if (payload !== undefined) {
         headers['content-type'] = 'application/json';
@@ -210,6 +218,7 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
           method,
           url: url.href,
           error: `${typeof code === 'string' ? `${code}: ` : ''}${text}`.slice(0, 300),
+          ...callIds({ sent: clientRequestId }),
         });
         if (
           !signal?.aborted &&
@@ -222,7 +231,12 @@ export function createGraphClient(options: GraphClientOptions): GraphClient {
         }
         throw error;
       }
-      recordCall({ method, url: url.href, status: res.status });
+      recordCall({
+        method,
+        url: url.href,
+        status: res.status,
+        ...callIds({ sent: clientRequestId, requestId: res.requestId }),
+      });
       const body = parseBody(res.text);
       const throttled = res.status === 429 || res.status === 503;
       const serverError = res.status >= 500 && res.status !== 501 && res.status !== 505;

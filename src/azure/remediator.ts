@@ -46,13 +46,17 @@ export function createRemediatorWith(
   const logger = baseLogger.child({ component: 'azure-remediator' });
   const plan = createPlanReader({ arm, graph, endpoints, logger });
   const { runStep, undoStep } = createStepRunners({ arm, graph });
-  /** One line per step run against Azure, naming its alert, identity and clicker. */
+  /**
+   * One line per step run against Azure, naming its alert, identity and clicker, and its writes
+   * with their ids (to find them in the activity log and Entra's audit log).
+   */
   function logStep(
     msg: 'remediation step' | 'undo step',
     plan: RemediationPlan,
     stepId: string,
     outcome: { status: string; fix?: string },
     context: RemediationContext | undefined,
+    calls: readonly CallRecord[],
   ): void {
     logger.info(
       {
@@ -62,6 +66,7 @@ export function createRemediatorWith(
         step: stepId,
         status: outcome.status,
         fix: outcome.fix,
+        writes: calls.filter((c) => c.method !== 'GET'),
       },
       msg,
     );
@@ -132,7 +137,7 @@ export function createRemediatorWith(
       // Still unsettled: what an earlier attempt may have done is not forgotten by this one.
       if (outcome.status === 'failed' && earlier?.maybeApplied) outcome.maybeApplied = true;
       steps.push({ stepId: step.id, ...outcome });
-      logStep('remediation step', plan, step.id, outcome, context);
+      logStep('remediation step', plan, step.id, outcome, context, run.calls);
     }
     // A plan made while Azure could not be read may miss an assignment: not done until planned
     // again. A plan with no step at all (no principal confirmed) revoked nothing.
@@ -186,7 +191,7 @@ export function createRemediatorWith(
             `undo ${step.id}`,
           );
       steps.push({ stepId: step.id, ...outcome });
-      logStep('undo step', plan, step.id, outcome, context);
+      logStep('undo step', plan, step.id, outcome, context, run.calls);
     }
     const ok = mode === 'dry-run' || steps.every(isFinished);
     const undone: RemediationResult = { mode, ok, steps };

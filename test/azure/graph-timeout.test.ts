@@ -33,4 +33,7 @@ it('a TLS handshake that never ends times out as "could not send", which no retr
   expect(error.message).toContain('could not send the request to Graph within 200 ms');
   expect(mayHaveApplied(error)).toBe(false);
   expect(run.calls[0]?.error).toMatch(/^ETIMEDOUT: could not send/);
+  // The id it was to be sent with is kept: Graph never saw it, and the audit says which attempt.
+  expect(run.calls[0]?.clientRequestId).toMatch(/^[0-9a-f-]{36}$/);
+  expect(run.calls[0]).not.toHaveProperty('requestId');
 });

@@ -360,6 +360,36 @@ describe('Azure remediator: execute', () => {
     expect(JSON.stringify(attempt)).not.toMatch(/fake-[0-9a-f-]{36}|Bearer/);
   });
 
+  it("keeps each call's ids, as Azure answered them, in the audit record: to find the change in the activity log and Entra's audit log", async () => {
+    const { fake, store, remediator } = await setup(RG_SCOPE);
+    const plan = await remediator.plan(spDetection(RG_SCOPE));
+    fake.clearRequests();
+    await remediator.execute(plan, undefined, { actor: 'U123', alertId: 'alert-ids' });
+    const [attempt] = await listRemediationAttempts(store, 'alert-ids');
+    const calls = (attempt!.detail as { calls: Array<Record<string, unknown>> }).calls.filter(
+      (c) => c.method !== 'GET',
+    );
+    const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+    const [deleted] = fake.calls('arm', 'DELETE');
+    expect(calls[0]).toMatchObject({
+      method: 'DELETE',
+      requestId: deleted!.ids!['x-ms-request-id'],
+      correlationId: deleted!.ids!['x-ms-correlation-request-id'],
+      clientRequestId: expect.stringMatching(GUID),
+    });
+    // The id sent is the one ARM was given (the activity log's `httpRequest.clientRequestId`).
+    expect(deleted!.ids!['x-ms-client-request-id']).toBe(calls[0]!.clientRequestId);
+    const [patched] = fake.calls('graph', 'PATCH');
+    expect(calls.at(-1)).toMatchObject({
+      method: 'PATCH',
+      requestId: patched!.ids!['request-id'],
+      clientRequestId: patched!.ids!['client-request-id'],
+    });
+    expect(calls.at(-1)!.clientRequestId).toMatch(GUID);
+    // Each attempt has an id of its own.
+    expect(new Set(calls.map((c) => c.clientRequestId)).size).toBe(calls.length);
+  });
+
   it('addresses a service principal by its appId when the plan names it so, also in a step stored without `targetIs`', async () => {
     for (const stored of [false, true]) {
       const { fake, remediator } = await setup(RG_SCOPE);

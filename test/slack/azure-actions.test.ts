@@ -691,6 +691,17 @@ describe('Undo', () => {
         expect.objectContaining({ ...about, status: 'done', msg: 'undo step' }),
       ]),
     );
+    // Each step's line names its writes with the ids Azure answered, as the audit record does.
+    const steps = lines.filter((l) => l.msg === 'remediation step' || l.msg === 'undo step');
+    expect(steps.length).toBeGreaterThan(1);
+    for (const step of steps) {
+      const writes = step.writes as Array<Record<string, unknown>>;
+      expect(writes.length).toBeGreaterThan(0);
+      for (const w of writes) {
+        expect(w.method).not.toBe('GET');
+        expect(w).toMatchObject({ clientRequestId: expect.any(String), requestId: expect.any(String) });
+      }
+    }
 
     // A second click changes nothing.
     const mutations = azure.mutations().length;

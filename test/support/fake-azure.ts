@@ -32,6 +32,35 @@ export interface RecordedRequest {
   scope?: string;
   /** The scope of the bearer token presented, for ARM and Graph. */
   tokenScope?: string;
+  /** The id headers the client sent and those answered, as the real services send them. */
+  ids?: Record<string, string>;
+}
+
+/**
+ * The ids ARM and Graph put on every answer: ARM its own request id and the correlation id (the
+ * client's when it sent one), Graph its request id and the client's `client-request-id` echoed.
+ */
+function answerIds(service: FakeService, req: IncomingMessage): Record<string, string> {
+  const header = (name: string) => {
+    const v = req.headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  if (service === 'arm') {
+    return {
+      'x-ms-request-id': randomUUID(),
+      'x-ms-correlation-request-id': header('x-ms-correlation-request-id') ?? randomUUID(),
+      ...(header('x-ms-client-request-id')
+        ? { 'x-ms-client-request-id': header('x-ms-client-request-id')! }
+        : {}),
+    };
+  }
+  if (service === 'graph') {
+    return {
+      'request-id': randomUUID(),
+      'client-request-id': header('client-request-id') ?? randomUUID(),
+    };
+  }
+  return {};
 }
 
 /** A scripted answer, used instead of the normal one while `times` lasts. */
@@ -379,11 +408,12 @@ export class FakeAzure {
       }
     }
     const method = req.method ?? 'GET';
-    const record: RecordedRequest = { service, method, rawPath, path, query, body, status: 0 };
+    const ids = answerIds(service, req);
+    const record: RecordedRequest = { service, method, rawPath, path, query, body, status: 0, ids };
     this.requests.push(record);
     const send = (status: number, payload?: unknown, headers?: Record<string, string>) => {
       record.status = status;
-      json(res, status, payload, headers);
+      json(res, status, payload, { ...ids, ...headers });
     };
 
     const rule = this.rules.find(
@@ -427,7 +457,7 @@ export class FakeAzure {
         delete headers['x-fake-action'];
         if (rule.rawBody !== undefined) {
           record.status = rule.status;
-          res.writeHead(rule.status, headers);
+          res.writeHead(rule.status, { ...ids, ...headers });
           res.end(rule.rawBody);
           return;
         }
