@@ -171,7 +171,7 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
     const user = lookup.kind === 'user';
     const path = user
       ? `/v1.0/users/${encodeURIComponent(lookup.key)}?$select=id,userPrincipalName,mail,otherMails`
-      : `/v1.0/servicePrincipals(appId='${lookup.appId}')?$select=id,appId`;
+      : `/v1.0/servicePrincipals(appId='${lookup.appId}')?$select=id,appId,servicePrincipalType`;
     try {
       const res = await graph.call('GET', path);
       if (res.status === 404) {
@@ -187,6 +187,7 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
         userPrincipalName?: unknown;
         mail?: unknown;
         otherMails?: unknown;
+        servicePrincipalType?: unknown;
       };
       const id = dashGuid(body.id);
       if (!id) return { status: 'unreadable', error: 'Graph answered without an id' };
@@ -200,6 +201,9 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
         id,
         ...(upn ? { upn } : {}),
         ...(mails.length > 0 ? { mails } : {}),
+        ...(!user && typeof body.servicePrincipalType === 'string'
+          ? { servicePrincipalType: body.servicePrincipalType }
+          : {}),
       };
     } catch (error) {
       const f = describeFailure(error, {

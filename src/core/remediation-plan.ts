@@ -139,6 +139,8 @@ export type CallerRead =
       /** A user's userPrincipalName, and the addresses it also goes by (a guest's, say). */
       upn?: string;
       mails?: string[];
+      /** A service principal's `servicePrincipalType` (`Application`, `ManagedIdentity`, …). */
+      servicePrincipalType?: string;
     }
   | { status: 'absent'; what: string }
   | { status: 'unreadable'; error: string; fix?: string }
@@ -153,6 +155,10 @@ export function claimedObjectId(d: Detection): string | undefined {
   if (own && group && (own === evidenceId || isGroup(d.principalType))) return undefined;
   return own ?? (group ? undefined : evidenceId);
 }
+
+/** Whether Graph says the caller's service principal is a managed identity's. */
+const isManagedIdentity = (read: CallerRead | undefined): boolean =>
+  read?.status === 'found' && read.servicePrincipalType?.toLowerCase() === 'managedidentity';
 
 /** A UPN fit for a Graph path (`users/{upn}`, encoded). */
 export const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?]+@[^\s/?#]+$/.test(s);
@@ -813,6 +819,12 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     } else {
       warnings.push('the user has no object id or UPN in the detection: the account is not disabled');
     }
+  } else if (kind === 'serviceprincipal' && isManagedIdentity(input.caller)) {
+    // Graph refuses to disable a managed identity's service principal, whatever the permission:
+    // a step that cannot succeed would fail every Revoke and ask for more Graph permissions.
+    warnings.push(
+      `the service principal ${principalId} of application ${appId ?? d.appId} is a managed identity, which cannot be disabled through Microsoft Graph: only its Arc role assignments are removed here; to stop the identity itself, remove it from the resource that holds it (a system-assigned one), or delete the user-assigned identity or its federated credentials; tokens it already holds stay valid until they expire`,
+    );
   } else if (kind === 'serviceprincipal') {
     const target = principalId ?? appId;
     if (target) {

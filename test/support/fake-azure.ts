@@ -113,6 +113,8 @@ export interface FakeServicePrincipal {
   accountEnabled: boolean;
   /** Creation time of the application registration (Graph v1.0 has none on the SP). */
   appCreatedDateTime?: string;
+  /** Graph's `servicePrincipalType`: `Application` unless given (`ManagedIdentity`, `Legacy`, …). */
+  servicePrincipalType?: string;
 }
 
 /** A user in the fake Graph. */
@@ -684,7 +686,7 @@ export class FakeAzure {
           appId: sp.appId,
           displayName: sp.displayName,
           accountEnabled: sp.accountEnabled,
-          servicePrincipalType: 'Application',
+          servicePrincipalType: sp.servicePrincipalType ?? 'Application',
         });
       }
       if (method === 'PATCH') {
