@@ -43,9 +43,17 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
       if (!(await authorise(ctx, user, subject, respond, place))) return;
       const entry = await ctx.history.getAllow(pair.appId, pair.ip);
       const removed = await ctx.history.unallow(pair.appId, pair.ip);
+      // What was removed (who made it, why, until when), under the alert it was marked benign
+      // from: that alert's audit then shows the removal too.
       await recordAudit(
         ctx.store,
-        { actor: user, ...subject, result: removed ? 'ok' : 'not-found' },
+        {
+          actor: user,
+          ...subject,
+          ...(entry?.alertId ? { alertId: entry.alertId } : {}),
+          result: removed ? 'ok' : 'not-found',
+          ...(entry ? { detail: { removed: entry } } : {}),
+        },
         ctx.audit,
       );
       if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
