@@ -5,7 +5,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import { ACTION_IDS } from '../../src/slack/ids.ts';
+import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
 import { type Harness, RESPONDER, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
@@ -46,4 +46,39 @@ it('a removal of an allowlist entry is audited with the entry it removed, under 
       detail: { removed: { by: RESPONDER, reason: 'office VPN', at: made.at, until, alertId: alert.id } },
     },
   ]);
+});
+
+const benign = (reason: string, expiry: string) => ({
+  [BENIGN_MODAL.reasonBlock]: { [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: reason } },
+  [BENIGN_MODAL.expiryBlock]: {
+    [BENIGN_MODAL.expiryInput]: { type: 'static_select', selected_option: { value: expiry } },
+  },
+});
+
+/** Presses Mark benign on the alert and submits its modal; waits for the audit line in the thread. */
+async function markBenign(reason: string, expiry: string, n: number) {
+  await h!.click(ACTION_IDS.markBenign, alert.id, RESPONDER);
+  await h!.fake.waitFor('the modal', () => h!.fake.callsOf('views.open').length === n);
+  const view = h!.fake.callsOf('views.open')[n - 1]!.args.view as { private_metadata: string };
+  await h!.submit(CALLBACK_IDS.markBenign, RESPONDER, view.private_metadata, benign(reason, expiry));
+  await h!.fake.waitFor('the audit line', () =>
+    h!.fake.callsOf('chat.postMessage').some((c) => c.args.thread_ts && String(c.args.text).includes(reason)),
+  );
+}
+
+it('a change of a Mark benign is audited with the entry it replaced', async () => {
+  h = await startHarness();
+  await h.chat.sink.post(alert);
+  await markBenign('office VPN', '7d', 1);
+  const first = await h.history.getAllow(appId, ip);
+  await markBenign('build agent, for good', 'never', 2);
+
+  const marks = (await listAudit(h.store, alert.id)).filter((e) => e.action === 'mark-benign');
+  expect(marks).toHaveLength(2);
+  expect(marks[0]!.detail).not.toHaveProperty('previous');
+  expect(marks[1]!.detail).toMatchObject({
+    reason: 'build agent, for good',
+    until: null,
+    previous: { by: RESPONDER, reason: 'office VPN', at: first!.at, until: first!.until },
+  });
 });

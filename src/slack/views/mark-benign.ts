@@ -1,5 +1,6 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
+import type { AllowlistEntry } from '../../core/pair.ts';
 import { alertSubject } from '../actions/alert-click.ts';
 import { updateAlertState } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
@@ -56,7 +57,10 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
 
     const at = ctx.now();
     const until = answer.expiryMs === undefined ? undefined : at + answer.expiryMs;
+    /** The entry this one replaces (a change of Mark benign): the audit says what it was. */
+    let previous: AllowlistEntry | undefined;
     try {
+      previous = await ctx.history.getAllow(subject.appId, subject.ip);
       await ctx.history.allow({
         appId: subject.appId,
         ip: subject.ip,
@@ -98,7 +102,13 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         actor: user,
         ...subject,
         result: 'ok',
-        detail: { reason: answer.reason, until: until ?? null, expiry: answer.expiry, as: decision.as },
+        detail: {
+          reason: answer.reason,
+          until: until ?? null,
+          expiry: answer.expiry,
+          as: decision.as,
+          ...(previous ? { previous } : {}),
+        },
       },
       ctx.audit,
     );
