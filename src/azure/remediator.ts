@@ -98,7 +98,9 @@ export function createRemediatorWith(
     if (context?.alertId) entry.alertId = context.alertId;
     if (context?.ip) entry.ip = context.ip;
     try {
-      await recordAudit(store, entry);
+      // Said in the log too, as every audit record is: a log pipeline keeps a copy (and the only
+      // one when the store refuses it).
+      await recordAudit(store, entry, { logger });
     } catch (error) {
       // The change has been made; losing its record must not hide the result from the clicker.
       logger.error(
