@@ -14,6 +14,26 @@ export interface AuditEntry {
   /** `ok`, `refused`, `failed`, `dry-run`, ... */
   result: string;
   detail?: unknown;
+  /** The alert's message and detection, for a record of an alert (see `AuditRef`). */
+  ref?: AuditRef;
+}
+
+/**
+ * What an alert is, kept with each of its records: its Slack message (`channel`, `ts`) and the
+ * detection it came from (the event's id and time, the activity log's correlation id, the tenant,
+ * the cluster, the Elastic or Azure Monitor alert). The alert's own state is kept for 90 days,
+ * its audit records for 400: these let a record be tied to Slack and to Azure's logs after that.
+ */
+export interface AuditRef {
+  channel?: string;
+  ts?: string;
+  eventId?: string;
+  eventTime?: string;
+  correlationId?: string;
+  tenantId?: string;
+  clusterId?: string;
+  elasticAlertUuid?: string;
+  azureAlertId?: string;
 }
 
 const AUDIT_TTL_MS = 400 * 24 * 3600 * 1000;
@@ -41,8 +61,9 @@ export async function recordAudit(
   observer?: AuditObserver,
 ) {
   const full: AuditEntry = { ...entry, id: randomUUID(), at: entry.at ?? Date.now() };
-  const { actor, action, alertId, appId, ip, result } = full;
+  const { actor, action, alertId, appId, ip, result, ref } = full;
   const line: Record<string, unknown> = { audit: full.id, actor, action, alertId, appId, ip, result };
+  if (ref !== undefined) line.ref = ref;
   const why = reasonOf(full.detail);
   if (why !== undefined) line.why = why;
   try {

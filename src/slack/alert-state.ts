@@ -1,4 +1,5 @@
 import type { AlertRecord } from '../core/alert.ts';
+import type { AuditRef } from '../core/audit.ts';
 import { KeyedLock } from '../core/keyed-lock.ts';
 import { normaliseAppId } from '../core/pair.ts';
 import type { StateStore } from '../core/ports.ts';
@@ -130,6 +131,25 @@ const PAST_REVOKES_KEPT = 5;
 
 /** Alert states are kept this long: buttons on older messages answer "no longer known". */
 export const ALERT_STATE_TTL_MS = 90 * 24 * 3600 * 1000;
+
+/** The alert's message and detection, as its audit records keep them (they outlive the state). */
+export function alertRef(state: SlackAlertState): AuditRef {
+  const d = state.alert.detection;
+  const all: Record<keyof AuditRef, string | undefined> = {
+    channel: state.channel,
+    ts: state.ts,
+    eventId: d.eventId,
+    eventTime: d.eventTime,
+    correlationId: d.correlationId,
+    tenantId: d.tenantId,
+    clusterId: d.cluster?.id,
+    elasticAlertUuid: d.elasticAlert?.alertUuid,
+    azureAlertId: d.azureAlert?.alertId,
+  };
+  const ref: AuditRef = {};
+  for (const [key, value] of Object.entries(all)) if (value !== undefined) ref[key as keyof AuditRef] = value;
+  return ref;
+}
 
 export const alertStateKey = (alertId: string): string => `slack-alert:${alertId}`;
 

@@ -1,4 +1,4 @@
-import { recordAudit } from '../core/audit.ts';
+import { type AuditRef, recordAudit } from '../core/audit.ts';
 import type { SlackContext } from './context.ts';
 
 /** A private reply to the clicking user: `respond()` posts to the payload's response_url. */
@@ -15,6 +15,8 @@ export interface ActionSubject {
   alertId?: string;
   appId?: string;
   ip?: string;
+  /** The alert's message and detection, for a press on an alert. */
+  ref?: AuditRef;
 }
 
 const VERB: Record<ActionSubject['action'], string> = {

@@ -2,6 +2,7 @@ import { recordAudit } from '../core/audit.ts';
 import type { RemediationPlan, RemediationResult } from '../core/remediation.ts';
 import { waitAtMost } from '../timeout.ts';
 import {
+  alertRef,
   isStale,
   loadAlertState,
   type RevokeRun,
@@ -94,6 +95,7 @@ export async function sweepStaleRuns(ctx: SlackContext): Promise<string[]> {
           ip: d.sourceIp,
           result: 'failed',
           detail: { mode: run.mode, error: 'interrupted', startedAt: run.at },
+          ref: alertRef(state),
         },
         ctx.audit,
       );
@@ -261,6 +263,7 @@ export async function settleRunsAtStop(ctx: SlackContext, waitMs: number): Promi
           ip: d.sourceIp,
           result: 'failed',
           detail: { mode: state[run.field]?.mode, error: 'stopped', startedAt: state[run.field]?.at },
+          ref: alertRef(state),
         },
         ctx.audit,
       );

@@ -82,3 +82,34 @@ it('a change of a Mark benign is audited with the entry it replaced', async () =
     previous: { by: RESPONDER, reason: 'office VPN', at: first!.at, until: first!.until },
   });
 });
+
+it('every audit record of an alert keeps where the alert is in Slack and what detection it came from: they outlive the alert', async () => {
+  h = await startHarness();
+  await h.chat.sink.post(alert);
+  const posted = h.fake.callsOf('chat.postMessage')[0]!;
+  const ts = String((await h.store.get<{ ts?: string }>(`slack-alert:${alert.id}`))?.ts);
+  await markBenign('office VPN', '7d', 1);
+  await h.click(ACTION_IDS.revoke, alert.id, 'UMALLORY');
+  await h.click(ACTION_IDS.revoke, alert.id, RESPONDER, { text: 'Revoke (dry-run)' });
+  await h.fake.waitFor('the revoke', () =>
+    h!.fake.callsOf('chat.postMessage').some((c) => c.args.thread_ts && /dry-run/i.test(String(c.args.text))),
+  );
+  const d = alert.detection;
+  const ref = {
+    channel: posted.args.channel,
+    ts,
+    eventId: d.eventId,
+    eventTime: d.eventTime,
+    correlationId: d.correlationId,
+    tenantId: d.tenantId,
+    clusterId: d.cluster!.id,
+    elasticAlertUuid: d.elasticAlert!.alertUuid,
+  };
+  const records = await listAudit(h.store, alert.id);
+  expect(records.map((r) => `${r.action} ${r.result}`)).toEqual([
+    'mark-benign ok',
+    'revoke refused',
+    'revoke dry-run',
+  ]);
+  for (const r of records) expect(r.ref).toEqual(ref);
+});

@@ -1,5 +1,5 @@
 import { recordAudit } from '../../core/audit.ts';
-import type { SlackAlertState } from '../alert-state.ts';
+import { alertRef, type SlackAlertState } from '../alert-state.ts';
 import { type ActionSubject, authorise, channelOfClick, type Respond, reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
 import { loadClickedAlert } from '../stale-runs.ts';
@@ -23,7 +23,7 @@ export interface AlertClick {
 /** What an action on an alert is about: the alert and its (identity, IP) pair. */
 export function alertSubject(action: ActionSubject['action'], state: SlackAlertState): AlertClick['subject'] {
   const d = state.alert.detection;
-  return { action, alertId: state.alert.id, appId: d.appId, ip: d.sourceIp };
+  return { action, alertId: state.alert.id, appId: d.appId, ip: d.sourceIp, ref: alertRef(state) };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { recordAudit } from '../../core/audit.ts';
-import { type SlackAlertState, updateAlertState } from '../alert-state.ts';
+import { alertRef, type SlackAlertState, updateAlertState } from '../alert-state.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { trackRun, untrackRun } from '../stale-runs.ts';
@@ -124,6 +124,7 @@ async function auditRun(
       ip: d.sourceIp,
       result: run.status === 'failed' ? 'failed' : run.mode === 'dry-run' ? 'dry-run' : 'ok',
       detail: { mode: run.mode, steps: run.result?.steps ?? [], error: run.error },
+      ref: alertRef(state),
     },
     ctx.audit,
   );
