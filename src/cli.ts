@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { pipeline, Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -13,7 +13,7 @@ import { extractEvents } from './core/formats/index.ts';
 import { createHistory, isAllowActive } from './core/history.ts';
 import type { AllowlistEntry } from './core/pair.ts';
 import { openStateStore } from './store/open-state-store.ts';
-import { redactUrl } from './store/parse-store-url.ts';
+import { parseStoreUrl, redactUrl } from './store/parse-store-url.ts';
 
 const USAGE = `usage: npm run history -- import <file|->
        npm run history -- list <appid>
@@ -173,6 +173,21 @@ async function* readEvents(input: Readable): AsyncGenerator<ReadItem> {
 
 const historyConfig = () => loadHistoryConfig(process.env);
 
+/**
+ * Opens the store for a command that only reads it (`list`, `audit`): a SQLite file that is not
+ * there is an error, not a new empty store, so that a mistyped STORE_URL never answers "nothing"
+ * (an audit export that finds no records, say) and leaves no file behind.
+ */
+async function openExistingStore(storeUrl: string) {
+  const location = parseStoreUrl(storeUrl);
+  if (location.kind === 'sqlite' && location.path !== ':memory:' && !existsSync(location.path)) {
+    throw new Error(
+      `no store at ${location.path}: STORE_URL names a SQLite file that does not exist (nothing was created; check STORE_URL and the working directory)`,
+    );
+  }
+  return await openStateStore(storeUrl);
+}
+
 async function importHistory(path: string): Promise<number> {
   const config = historyConfig();
   // A path that cannot be read changes nothing: it is checked before the store is opened, and the
@@ -240,7 +255,7 @@ async function listIdentity(arg: string): Promise<number> {
     return 2;
   }
   const config = historyConfig();
-  const store = await openStateStore(config.storeUrl);
+  const store = await openExistingStore(config.storeUrl);
   try {
     const history = createHistory({ store, windowMs: config.historyWindowMs });
     const { entries, dormant } = await history.readIdentity(appId);
@@ -284,7 +299,7 @@ async function printAudit(alertId: string | undefined): Promise<number> {
     return 2;
   }
   const config = historyConfig();
-  const store = await openStateStore(config.storeUrl);
+  const store = await openExistingStore(config.storeUrl);
   try {
     for (const entry of await listAudit(store, alertId)) {
       console.log(JSON.stringify({ ...entry, time: new Date(entry.at).toISOString() }));
