@@ -113,3 +113,15 @@ it('every audit record of an alert keeps where the alert is in Slack and what de
   ]);
   for (const r of records) expect(r.ref).toEqual(ref);
 });
+
+it('the record of a run says when it started (the click) as well as when it ended (its time)', async () => {
+  h = await startHarness();
+  await h.chat.sink.post(alert);
+  await h.click(ACTION_IDS.revoke, alert.id, RESPONDER, { text: 'Revoke (dry-run)' });
+  await h.fake.waitFor('the revoke', () =>
+    h!.fake.callsOf('chat.postMessage').some((c) => c.args.thread_ts && /dry-run/i.test(String(c.args.text))),
+  );
+  const state = await h.store.get<{ revoke: { at: number; finishedAt: number } }>(`slack-alert:${alert.id}`);
+  const [record] = (await listAudit(h.store, alert.id)).filter((e) => e.action === 'revoke');
+  expect(record!.detail).toMatchObject({ startedAt: state!.revoke.at, finishedAt: state!.revoke.finishedAt });
+});

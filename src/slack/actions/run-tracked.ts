@@ -123,7 +123,14 @@ async function auditRun(
       appId: d.appId,
       ip: d.sourceIp,
       result: run.status === 'failed' ? 'failed' : run.mode === 'dry-run' ? 'dry-run' : 'ok',
-      detail: { mode: run.mode, steps: run.result?.steps ?? [], error: run.error },
+      detail: {
+        mode: run.mode,
+        // The record's own time is when it was stored, after the run: these say when it ran.
+        startedAt: run.at,
+        finishedAt: run.finishedAt,
+        steps: run.result?.steps ?? [],
+        error: run.error,
+      },
       ref: alertRef(state),
     },
     ctx.audit,
