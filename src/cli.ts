@@ -6,8 +6,8 @@ import { createGunzip } from 'node:zlib';
 import { ConfigError, loadHistoryConfig } from './config.ts';
 import { OUTCOMES, type Outcome } from './core/alert.ts';
 import { appIdFromTyped, isAppIdText } from './core/app-id.ts';
-import { listAudit } from './core/audit.ts';
-import { formatDuration } from './core/duration.ts';
+import { type AuditEntry, exportAudit } from './core/audit.ts';
+import { formatDuration, parseDuration } from './core/duration.ts';
 import { createEngine, type Engine } from './core/engine.ts';
 import { extractEvents } from './core/formats/index.ts';
 import { createHistory, isAllowActive } from './core/history.ts';
@@ -17,7 +17,7 @@ import { parseStoreUrl, redactUrl } from './store/parse-store-url.ts';
 
 const USAGE = `usage: npm run history -- import <file|->
        npm run history -- list <appid>
-       npm run history -- audit [<alert id>]
+       npm run history -- audit [<alert id>] [--since <time or duration>]
 
 import: loads sightings from an export into the history without alerting, so that a new install does not
 flood the channel on its first day. The file is NDJSON (one event per line) or one JSON document,
@@ -29,7 +29,9 @@ allowlist entry), as /arc-history does in Slack, and its allowlist entries for I
 
 audit: prints the audit records (every Mark benign, allowlist removal, Revoke, Undo and refused
 click, with who, when, the plan and each Azure call), oldest first, one JSON object per line, for
-a SIEM or a review: all of them, or those of one alert. Records are kept for 400 days.
+a SIEM or a review: all of them, or those of one alert; --since keeps those from a time on (ISO
+8601, such as 2026-11-01T00:00:00Z) or from a duration ago (24h, 7d). Records are kept for 400
+days. Use npm run -s (or npm's --silent) so that npm's own header lines stay out of the output.
 
 They use STORE_URL and HISTORY_WINDOW like the service (no other variable is read).`;
 
@@ -292,18 +294,65 @@ async function listIdentity(arg: string): Promise<number> {
   }
 }
 
-/** `history audit [<alert id>]`: the audit records as NDJSON, oldest first. */
-async function printAudit(alertId: string | undefined): Promise<number> {
-  if (alertId !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(alertId)) {
-    console.error(`${JSON.stringify(alertId.slice(0, 80))} is not an alert id\n\n${USAGE}`);
-    return 2;
+/** `--since`'s value: an ISO 8601 time with its zone, or a duration before now; undefined when neither. */
+function parseSince(text: string, now: number): number | undefined {
+  const ago = parseDuration(text);
+  if (ago !== undefined) return now - ago;
+  if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/i.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : at;
+}
+
+/**
+ * One audit record as the export writes it: its time in ISO 8601 too, and `detail` always an
+ * object (a refusal's text is `{"reason": …}`), so that a SIEM maps the field one way.
+ */
+function exported(entry: AuditEntry): string {
+  const { detail, ...rest } = entry;
+  const shaped = typeof detail === 'string' ? { reason: detail } : detail;
+  return JSON.stringify({
+    ...rest,
+    time: new Date(entry.at).toISOString(),
+    ...(shaped === undefined ? {} : { detail: shaped }),
+  });
+}
+
+/** Writes a line to stdout, waiting while the reader is behind (a pipe to a slow SIEM shipper). */
+function writeLine(line: string): Promise<void> | undefined {
+  if (process.stdout.write(`${line}\n`)) return undefined;
+  return new Promise((resolve) => process.stdout.once('drain', () => resolve()));
+}
+
+/** `history audit [<alert id>] [--since …]`: the audit records as NDJSON, oldest first. */
+async function printAudit(args: readonly string[]): Promise<number> {
+  let alertId: string | undefined;
+  let since: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--since') {
+      const value = args[++i];
+      since = value === undefined ? undefined : parseSince(value, Date.now());
+      if (since === undefined) {
+        console.error(
+          `--since needs an ISO 8601 time with its zone (2026-11-01T00:00:00Z) or a duration (24h, 7d), got ${JSON.stringify((value ?? '').slice(0, 80))}\n\n${USAGE}`,
+        );
+        return 2;
+      }
+    } else if (alertId === undefined && /^[A-Za-z0-9_-]{1,64}$/.test(arg)) {
+      alertId = arg;
+    } else {
+      console.error(`${JSON.stringify(arg.slice(0, 80))} is not an alert id\n\n${USAGE}`);
+      return 2;
+    }
   }
   const config = historyConfig();
   const store = await openExistingStore(config.storeUrl);
   try {
-    for (const entry of await listAudit(store, alertId)) {
-      console.log(JSON.stringify({ ...entry, time: new Date(entry.at).toISOString() }));
-    }
+    await exportAudit(
+      store,
+      { ...(alertId ? { alertId } : {}), ...(since !== undefined ? { since } : {}) },
+      (e) => writeLine(exported(e)),
+    );
     return 0;
   } finally {
     await store.close();
@@ -317,7 +366,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (group === 'history' && command === 'audit') {
-    return await guarded(command, () => printAudit(arg));
+    return await guarded(command, () => printAudit(argv.slice(2)));
   }
   const run = command === 'import' ? importHistory : command === 'list' ? listIdentity : undefined;
   if (group !== 'history' || run === undefined || !arg) {

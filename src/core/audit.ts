@@ -95,6 +95,44 @@ export async function listAudit(store: StateStore, alertId?: string): Promise<Au
   return entries.filter((e): e is AuditEntry => e !== undefined).sort((a, b) => a.at - b.at);
 }
 
+/** How many records an export reads at a time. */
+const EXPORT_CHUNK = 500;
+
+/**
+ * Writes audit records oldest first, without holding them all: a first pass reads them a chunk at
+ * a time and keeps only each one's time and id, a second reads them again in that order. Only
+ * records from `since` on (ms since the epoch) are written. It only reads the store: a record
+ * that expired between the passes is left out.
+ */
+export async function exportAudit(
+  store: StateStore,
+  options: { alertId?: string; since?: number },
+  write: (entry: AuditEntry) => void | Promise<void>,
+): Promise<number> {
+  const ids = await store.members(options.alertId ? forAlert(options.alertId) : ALL);
+  const since = options.since ?? Number.NEGATIVE_INFINITY;
+  const order: Array<[at: number, id: string]> = [];
+  for (let i = 0; i < ids.length; i += EXPORT_CHUNK) {
+    const chunk = ids.slice(i, i + EXPORT_CHUNK);
+    const entries = await store.getMany<AuditEntry>(chunk.map((id) => `audit:${id}`));
+    entries.forEach((e, k) => {
+      if (e !== undefined && e.at >= since) order.push([e.at, chunk[k]!]);
+    });
+  }
+  order.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  let written = 0;
+  for (let i = 0; i < order.length; i += EXPORT_CHUNK) {
+    const chunk = order.slice(i, i + EXPORT_CHUNK);
+    const entries = await store.getMany<AuditEntry>(chunk.map(([, id]) => `audit:${id}`));
+    for (const e of entries) {
+      if (e === undefined) continue;
+      await write(e);
+      written++;
+    }
+  }
+  return written;
+}
+
 /**
  * The reason an audit detail gives, clipped: a refusal's text, a run's error, a Mark benign's
  * reason, or a run's mode.

@@ -356,4 +356,77 @@ describe('history audit', () => {
       stderr: expect.stringMatching(/is not an alert id/),
     });
   });
+
+  it('--since keeps the records from a time or a duration ago on; `detail` is always an object; the export changes nothing', async () => {
+    const db = path.join(dir, 'audit-since.db');
+    const store = await openStateStore(`sqlite://${db}`);
+    const now = Date.now();
+    const old = await recordAudit(store, {
+      actor: 'U0OLD',
+      action: 'revoke',
+      alertId: 'b1',
+      result: 'refused',
+      detail: 'not in SLACK_RESPONDERS',
+      at: now - 3 * 86_400_000,
+    });
+    await recordAudit(store, {
+      actor: 'U0NEW',
+      action: 'revoke',
+      alertId: 'b1',
+      result: 'refused',
+      detail: 'not in SLACK_RESPONDERS',
+      at: now - 3_600_000,
+    });
+    await recordAudit(store, {
+      actor: 'U0NEW',
+      action: 'mark-benign',
+      alertId: 'b2',
+      result: 'ok',
+      detail: { reason: 'office VPN', until: null },
+      at: now - 60_000,
+    });
+    // A record whose value went (expired) while its index entry stays: left out, and left alone.
+    const gone = await recordAudit(store, { actor: 'U0GONE', action: 'revoke', result: 'ok', at: now });
+    await store.delete(`audit:${gone.id}`);
+    await store.close();
+    const env = { ...process.env, STORE_URL: `sqlite://${db}` };
+    const lines = async (...args: string[]) =>
+      (await run(process.execPath, [CLI, 'history', 'audit', ...args], { env })).stdout
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { actor: string; action: string; alertId?: string; detail?: unknown });
+
+    const all = await lines();
+    expect(all.map((l) => l.actor)).toEqual(['U0OLD', 'U0NEW', 'U0NEW']);
+    // A refusal's text is shaped as an object, as every other detail is.
+    expect(all[0]!.detail).toEqual({ reason: 'not in SLACK_RESPONDERS' });
+    expect(all[2]!.detail).toEqual({ reason: 'office VPN', until: null });
+
+    expect((await lines('--since', '1d')).map((l) => l.action)).toEqual(['revoke', 'mark-benign']);
+    const day = new Date(now - 86_400_000).toISOString();
+    expect((await lines('--since', day)).map((l) => l.action)).toEqual(['revoke', 'mark-benign']);
+    expect((await lines('b1', '--since', '1d')).map((l) => l.alertId)).toEqual(['b1']);
+    expect((await lines('--since', '2h', 'b2')).map((l) => l.alertId)).toEqual(['b2']);
+    expect((await lines('--since', new Date(now + 60_000).toISOString())).length).toBe(0);
+    for (const bad of [
+      ['--since'],
+      ['--since', 'yesterday'],
+      ['--since', '2026-11-01 10:00'],
+      ['--since', '1M'],
+    ]) {
+      await expect(run(process.execPath, [CLI, 'history', 'audit', ...bad], { env })).rejects.toMatchObject({
+        code: 2,
+        stderr: expect.stringContaining('--since needs an ISO 8601 time with its zone'),
+      });
+    }
+
+    // Nothing was written: the index still lists the record that went, and the old one is there.
+    const after = await openStateStore(`sqlite://${db}`);
+    try {
+      expect(await after.members('audit:all')).toEqual(expect.arrayContaining([gone.id, old.id]));
+    } finally {
+      await after.close();
+    }
+  });
 });
