@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from './config.ts';
 import { formatDuration } from './core/duration.ts';
-import type { StateStore } from './core/ports.ts';
+import type { MemberSets, Values } from './core/ports.ts';
 import type { Logger } from './log.ts';
 
 /** The settings that replicas sharing a store must agree on, by the variable that sets each. */
@@ -51,7 +51,7 @@ export interface ReplicaWatch {
  * rest of the service to report.
  */
 export async function watchReplicas(
-  store: StateStore,
+  store: Values & MemberSets,
   settings: Settings,
   logger: Logger,
   opts: { everyMs?: number } = {},

@@ -1,7 +1,7 @@
 import { type Candidate, isReplay } from './candidate.ts';
 import { type ClaimedEvent, eventClaim } from './event-claims.ts';
 import { normaliseAppId } from './pair.ts';
-import type { StateStore } from './ports.ts';
+import type { Claims } from './ports.ts';
 
 /**
  * The claim that makes one alert of a new pair, also across processes, held for a window from
@@ -40,7 +40,7 @@ export interface ClaimedAlerts {
  * processes sharing the store; sets `kept.eventClaims` when the events' own claims must be kept.
  */
 export async function claimAlerts(
-  store: StateStore,
+  store: Claims,
   wantsAlert: readonly Candidate[],
   t: number,
   windowMs: number,

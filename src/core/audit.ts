@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { StateStore } from './ports.ts';
+import type { MemberSets, Values } from './ports.ts';
+
+/** What the audit needs of the store. */
+type AuditStore = Values & MemberSets;
 
 /** One audited attempt: who did what to which alert, and how it went. */
 export interface AuditEntry {
@@ -56,7 +59,7 @@ export interface AuditObserver {
  * when the detail names one), so that the log alone says what responders did, and counted.
  */
 export async function recordAudit(
-  store: StateStore,
+  store: AuditStore,
   entry: Omit<AuditEntry, 'id' | 'at'> & { at?: number },
   observer?: AuditObserver,
 ) {
@@ -85,7 +88,7 @@ export async function recordAudit(
 }
 
 /** Audit records, oldest first: those of one alert, or all of them. */
-export async function listAudit(store: StateStore, alertId?: string): Promise<AuditEntry[]> {
+export async function listAudit(store: AuditStore, alertId?: string): Promise<AuditEntry[]> {
   const set = alertId ? forAlert(alertId) : ALL;
   const ids = await store.members(set);
   const entries = await store.getMany<AuditEntry>(ids.map((id) => `audit:${id}`));
@@ -105,7 +108,7 @@ const EXPORT_CHUNK = 500;
  * that expired between the passes is left out.
  */
 export async function exportAudit(
-  store: StateStore,
+  store: AuditStore,
   options: { alertId?: string; since?: number },
   write: (entry: AuditEntry) => void | Promise<void>,
 ): Promise<number> {

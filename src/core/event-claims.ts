@@ -1,5 +1,5 @@
 import type { Detection } from './detection.ts';
-import type { StateStore } from './ports.ts';
+import type { GroupedClaims, StoreLifecycle } from './ports.ts';
 
 /**
  * How long a delivered event id is remembered beyond the window: retries come within minutes to
@@ -105,7 +105,10 @@ function firstOccurrenceWins(parsed: readonly ClaimedEvent[], won: boolean[]): v
 }
 
 /** The event claims of an engine judging by a history window of `windowMs`, in `store`. */
-export function createEventClaims(store: StateStore, windowMs: number): EventClaims {
+export function createEventClaims(
+  store: GroupedClaims & Pick<StoreLifecycle, 'acrossNetwork'>,
+  windowMs: number,
+): EventClaims {
   // An event's claim is taken at or after its time (a future time counts as now), so a window and
   // a margin from the claim outlast the time after which its redelivery is a duplicate by its time.
   const dedupTtl = windowMs + DEDUP_MARGIN_MS;

@@ -9,7 +9,7 @@ import {
   pairKey,
   type StoredPair,
 } from './pair.ts';
-import type { StateStore } from './ports.ts';
+import type { MemberSets, Values } from './ports.ts';
 
 /** One source IP of an identity, with its allowlist entry when there is one. */
 export interface IdentityHistoryEntry {
@@ -49,7 +49,11 @@ export const isAllowActive = (entry: AllowlistEntry | undefined, now: number): e
 /** The IPs of an identity that have (or had) an allowlist entry: listing reads only those entries. */
 const allowSet = (appId: string) => `allowed:${normaliseAppId(appId)}`;
 
-export function createHistory(opts: { store: StateStore; windowMs: number; now?: () => number }): History {
+export function createHistory(opts: {
+  store: Values & MemberSets;
+  windowMs: number;
+  now?: () => number;
+}): History {
   const { store, windowMs } = opts;
   const now = opts.now ?? Date.now;
 

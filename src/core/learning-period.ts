@@ -1,4 +1,4 @@
-import type { StateEntry, StateStore } from './ports.ts';
+import type { Claims, StateEntry, Values } from './ports.ts';
 
 const LEARNING_KEY = 'meta:learning-until';
 /** Claimed for good by the first start of a store (with LEARNING_PERIOD set). */
@@ -34,7 +34,7 @@ export interface LearningPeriod {
  * for `learningPeriodMs` (none when undefined); later starts keep its end.
  */
 export async function startLearningPeriod(
-  store: StateStore,
+  store: Values & Claims,
   learningPeriodMs: number | undefined,
   now: () => number,
 ): Promise<LearningPeriod> {

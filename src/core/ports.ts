@@ -33,13 +33,82 @@ export interface LiveMembersQuery {
   valuePrefix: string;
 }
 
-/**
- * Key-value state with the two primitives Keyv lacks: an atomic claim (set-if-absent) and
- * member sets (so one identity's pairs can be listed without scanning the store).
- * Keys are plain strings; each backend namespaces them. Values are JSON-serialisable.
- * Three key spaces are separate: values (`get`/`set`), claims and sets.
- */
-export interface StateStore {
+/** Reading values by key (Keyv's part of the store). */
+export interface ValueReads {
+  get<T>(key: string): Promise<T | undefined>;
+  /** Same order as `keys`; missing or expired entries are `undefined`. */
+  getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>>;
+  /**
+   * Every live value whose key starts with `prefix`, as `[key, value]` in key order, read as one
+   * range of the backend's key index (never a scan of the store). `undefined` when the backend
+   * has no ordered key index (Redis) or none this store can range over reliably: the caller then
+   * goes through a member set.
+   */
+  valuesByPrefix<T>(prefix: string): Promise<Array<[key: string, value: T]> | undefined>;
+}
+
+/** Writing values by key. */
+export interface ValueWrites {
+  set(key: string, value: unknown, ttlMs?: number): Promise<void>;
+  setMany(entries: readonly StateEntry[]): Promise<void>;
+  delete(key: string): Promise<boolean>;
+}
+
+/** Values by key, read and written. */
+export type Values = ValueReads & ValueWrites;
+
+/** Atomic claims (set-if-absent), the first primitive Keyv lacks. */
+export interface Claims {
+  /**
+   * Atomically takes `key` if it is absent or expired: true for exactly one caller, across
+   * processes sharing the backend (SET NX in Redis, INSERT ... ON CONFLICT in SQL).
+   */
+  claim(key: string, ttlMs?: number): Promise<boolean>;
+  /** `claim` for many keys at once; a key repeated in `keys` is won at most once. */
+  claimMany(keys: readonly string[], ttlMs?: number): Promise<boolean[]>;
+  /** Gives a claim back so that it can be taken again. */
+  releaseClaim(key: string): Promise<void>;
+}
+
+/** Claims kept in groups, as the backend stores many short-lived claims best. */
+export interface GroupedClaims {
+  /**
+   * `claimMany` for keys in groups, stored as the backend stores a group best (Redis: one hash
+   * per group rather than one key per claim, in less than half the time). A grouped claim is held at
+   * least `ttlMs` and lives as long as its group: a group expires `ttlMs` after the last call that
+   * claimed in it. Elsewhere it is the claim of `<group>:<key>`, in the key space of `claim`.
+   * Group names are letters, digits, `_`, `.` and `-`. Should the call fail, none of the claims it
+   * took stays held. Answers per group, in order, one boolean per key.
+   */
+  claimInGroups(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]>;
+  /** Gives a grouped claim back. */
+  releaseInGroup(group: string, key: string): Promise<void>;
+}
+
+/** Member sets, the second primitive Keyv lacks: what lets one identity's pairs be listed. */
+export interface MemberSets {
+  addMembers(set: string, members: readonly string[]): Promise<void>;
+  /** Adds `[set, member]` pairs to many sets in one round trip (one transaction in SQL). */
+  addToSets(entries: ReadonlyArray<readonly [set: string, member: string]>): Promise<void>;
+  removeMembers(set: string, members: readonly string[]): Promise<void>;
+  /** Members of one set, read through an index: never a scan of the whole store. */
+  members(set: string): Promise<string[]>;
+}
+
+/** Counting the members of sets that still have a value. */
+export interface LiveMembers {
+  /**
+   * For each query, how many members of `set` have a live value at `valuePrefix + member`; members
+   * whose value is gone (expired) are removed from the set on the way. Of a set of more than
+   * `limit` members, a random sample of `limit` is checked (and its gone members removed), and the
+   * count of the rest is estimated from it: each call bounds its work, and the set shrinks to its
+   * live members over calls.
+   */
+  countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<LiveCount[]>;
+}
+
+/** What the backend is, whether it answers, and its end. */
+export interface StoreLifecycle {
   /** The backend, for messages and `/readyz`: the core decides nothing by it. */
   readonly kind: 'sqlite' | 'memory' | 'redis' | 'postgres';
   /**
@@ -52,59 +121,28 @@ export interface StateStore {
    * flight together may come back in any order (a connection pool).
    */
   readonly acrossNetwork: boolean;
-  get<T>(key: string): Promise<T | undefined>;
-  /** Same order as `keys`; missing or expired entries are `undefined`. */
-  getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>>;
-  /**
-   * Every live value whose key starts with `prefix`, as `[key, value]` in key order, read as one
-   * range of the backend's key index (never a scan of the store). `undefined` when the backend
-   * has no ordered key index (Redis) or none this store can range over reliably: the caller then
-   * goes through a member set.
-   */
-  valuesByPrefix<T>(prefix: string): Promise<Array<[key: string, value: T]> | undefined>;
-  set(key: string, value: unknown, ttlMs?: number): Promise<void>;
-  setMany(entries: readonly StateEntry[]): Promise<void>;
-  delete(key: string): Promise<boolean>;
-  /**
-   * Atomically takes `key` if it is absent or expired: true for exactly one caller, across
-   * processes sharing the backend (SET NX in Redis, INSERT ... ON CONFLICT in SQL).
-   */
-  claim(key: string, ttlMs?: number): Promise<boolean>;
-  /** `claim` for many keys at once; a key repeated in `keys` is won at most once. */
-  claimMany(keys: readonly string[], ttlMs?: number): Promise<boolean[]>;
-  /** Gives a claim back so that it can be taken again. */
-  releaseClaim(key: string): Promise<void>;
-  /**
-   * `claimMany` for keys in groups, stored as the backend stores a group best (Redis: one hash
-   * per group rather than one key per claim, in less than half the time). A grouped claim is held at
-   * least `ttlMs` and lives as long as its group: a group expires `ttlMs` after the last call that
-   * claimed in it. Elsewhere it is the claim of `<group>:<key>`, in the key space of `claim`.
-   * Group names are letters, digits, `_`, `.` and `-`. Should the call fail, none of the claims it
-   * took stays held. Answers per group, in order, one boolean per key.
-   */
-  claimInGroups(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]>;
-  /** Gives a grouped claim back. */
-  releaseInGroup(group: string, key: string): Promise<void>;
-  addMembers(set: string, members: readonly string[]): Promise<void>;
-  /** Adds `[set, member]` pairs to many sets in one round trip (one transaction in SQL). */
-  addToSets(entries: ReadonlyArray<readonly [set: string, member: string]>): Promise<void>;
-  removeMembers(set: string, members: readonly string[]): Promise<void>;
-  /** Members of one set, read through an index: never a scan of the whole store. */
-  members(set: string): Promise<string[]>;
-  /**
-   * For each query, how many members of `set` have a live value at `valuePrefix + member`; members
-   * whose value is gone (expired) are removed from the set on the way. Of a set of more than
-   * `limit` members, a random sample of `limit` is checked (and its gone members removed), and the
-   * count of the rest is estimated from it: each call bounds its work, and the set shrinks to its
-   * live members over calls.
-   */
-  countLiveMembers(queries: ReadonlyArray<LiveMembersQuery>, limit: number): Promise<LiveCount[]>;
   /** Resolves when the backend answers; rejects with the reason otherwise. */
   ping(): Promise<void>;
   /** What an operator should change in the backend's settings (a Redis that evicts keys, say). */
   warnings?(): string[];
   close(): Promise<void>;
 }
+
+/**
+ * Key-value state with the two primitives Keyv lacks: an atomic claim (set-if-absent) and
+ * member sets (so one identity's pairs can be listed without scanning the store).
+ * Keys are plain strings; each backend namespaces them. Values are JSON-serialisable.
+ * Three key spaces are separate: values (`get`/`set`), claims and sets. Every store implements
+ * every role; each part of the code asks only for the roles it uses.
+ */
+export interface StateStore
+  extends ValueReads,
+    ValueWrites,
+    Claims,
+    GroupedClaims,
+    MemberSets,
+    LiveMembers,
+    StoreLifecycle {}
 
 /**
  * Where an IP address is, from local GeoIP databases (never a remote service: the addresses are

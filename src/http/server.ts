@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ChatAdapter } from '../chat-adapter.ts';
-import type { StateStore } from '../core/ports.ts';
+import type { StoreLifecycle } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
@@ -16,7 +16,7 @@ type Handler = (req: IncomingMessage, res: ServerResponse, log: Logger) => void 
 export interface ServerDeps {
   logger: Logger;
   metrics: Metrics;
-  store: StateStore;
+  store: Pick<StoreLifecycle, 'kind' | 'ping' | 'warnings'>;
   chat: ChatAdapter;
   outbox: Pick<DurableOutbox, 'isFull' | 'depth' | 'pendingAlerts' | 'maxPending'>;
   ingest: Handler;

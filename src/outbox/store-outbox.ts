@@ -1,5 +1,12 @@
 import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
-import { type AlertSink, DELIVERY_IN_PROGRESS, type Outbox, type StateStore } from '../core/ports.ts';
+import {
+  type AlertSink,
+  type Claims,
+  DELIVERY_IN_PROGRESS,
+  type MemberSets,
+  type Outbox,
+  type Values,
+} from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { StoreError } from '../store/store-error.ts';
@@ -56,7 +63,7 @@ export interface DurableOutbox extends Outbox {
 }
 
 export interface OutboxDeps {
-  store: StateStore;
+  store: Values & Claims & MemberSets;
   sink: AlertSink;
   logger: Logger;
   metrics?: Metrics;
@@ -105,7 +112,7 @@ function eventTimeOf(alert: AlertRecord): number {
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
- * An outbox over the `StateStore`: `add` writes each alert and repeat as a value plus a member of
+ * An outbox over the store: `add` writes each alert and repeat as a value plus a member of
  * `outbox:pending`, and resolves once both are stored. A worker delivers them to the chat sink one
  * at a time under a lease (`claim`), so replicas sharing the store never deliver the same item
  * twice, records each alert's chat reference, and only then removes the item. A crash before the

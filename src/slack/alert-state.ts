@@ -2,7 +2,7 @@ import type { AlertRecord } from '../core/alert.ts';
 import type { AuditRef } from '../core/audit.ts';
 import { KeyedLock } from '../core/keyed-lock.ts';
 import { normaliseAppId } from '../core/pair.ts';
-import type { StateStore } from '../core/ports.ts';
+import type { Claims, Values } from '../core/ports.ts';
 import type { Enrichment, RemainingAccess, RemediationPlan, RemediationResult } from '../core/remediation.ts';
 
 /** Who marked the alert's pair benign, why and until when. */
@@ -199,7 +199,7 @@ function upgradeAlertState(stored: StoredAlertState): SlackAlertState {
  * interrupted long ago are read as failed (see `settleStaleRuns`; the stored state is not changed).
  */
 export async function loadAlertState(
-  store: StateStore,
+  store: Values & Claims,
   alertId: string,
   now?: number,
 ): Promise<SlackAlertState | undefined> {
@@ -211,7 +211,7 @@ export async function loadAlertState(
   return state;
 }
 
-export async function saveAlertState(store: StateStore, state: SlackAlertState): Promise<void> {
+export async function saveAlertState(store: Values & Claims, state: SlackAlertState): Promise<void> {
   await store.set(alertStateKey(state.alert.id), state, ALERT_STATE_TTL_MS);
 }
 
@@ -234,7 +234,7 @@ const STATE_LOCK_POLL_MS = 10;
  * late enrichment, a revoke, a thread line kept and one caught up) never undo each other.
  */
 export function updateAlertState(
-  store: StateStore,
+  store: Values & Claims,
   alertId: string,
   change: (state: SlackAlertState) => void,
 ): Promise<SlackAlertState | undefined> {

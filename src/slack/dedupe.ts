@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AnyMiddlewareArgs, App } from '@slack/bolt';
-import type { StateStore } from '../core/ports.ts';
+import type { Claims } from '../core/ports.ts';
 
 /** How long a handled Slack request is remembered; Slack retries within minutes. */
 const REQUEST_MEMORY_MS = 60 * 60 * 1000;
@@ -25,7 +25,7 @@ function requestKey(body: unknown): string {
  */
 export function registerDedupe(
   app: App,
-  store: StateStore,
+  store: Claims,
   logger: { info(o: object, m: string): void; warn(o: object, m: string): void },
 ): void {
   app.use(async (args) => {
