@@ -54,13 +54,14 @@ export function createEnricherWith(services: AzureServices): AzureEnricher {
       if (!principalId) throw new Error('the user has no object id in the detection');
       const res = await graph.call(
         'GET',
-        `/v1.0/users/${principalId}?$select=id,displayName,userPrincipalName,createdDateTime`,
+        `/v1.0/users/${principalId}?$select=id,displayName,userPrincipalName,createdDateTime,accountEnabled`,
         options,
       );
       if (res.status === 404) throw new Error(`user ${principalId} not found`);
       const body = res.body as Record<string, unknown>;
       const name = str(body.displayName) ?? str(body.userPrincipalName);
       if (name) out.principalDisplayName = name;
+      if (body.accountEnabled === false) out.principalDisabled = true;
       const created = str(body.createdDateTime);
       if (created) out.principalCreatedAt = created;
       return;
@@ -76,6 +77,7 @@ export function createEnricherWith(services: AzureServices): AzureEnricher {
     const sp = res.body as Record<string, unknown>;
     const name = str(sp.displayName);
     if (name) out.principalDisplayName = name;
+    if (sp.accountEnabled === false) out.principalDisabled = true;
     // v1.0 servicePrincipal has no creation time; the application registration has one when it
     // lives in this tenant.
     let created = str(sp.createdDateTime);

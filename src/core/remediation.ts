@@ -124,6 +124,11 @@ export interface Enrichment {
   principalCreatedAt?: string;
   /** Created less than 7 days before the event. */
   principalRecentlyCreated?: boolean;
+  /**
+   * Entra ID had the caller's account disabled (`accountEnabled: false`) at the lookup: a Revoke
+   * on another alert of the identity, say. Absent when enabled or not known.
+   */
+  principalDisabled?: boolean;
   assignmentCreatedAt?: string;
   /** Assigned less than 7 days before the event. */
   assignmentRecent?: boolean;

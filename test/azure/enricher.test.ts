@@ -101,6 +101,23 @@ describe('Azure enricher', () => {
     });
   });
 
+  it('says when the caller is disabled in Entra ID (a Revoke on another alert, say), and not when enabled', async () => {
+    const { fake, enricher } = await setup();
+    expect((await enricher.enrich(spDetection())).principalDisabled).toBeUndefined();
+    fake.servicePrincipals.get(SP_ID)!.accountEnabled = false;
+    expect(await enricher.enrich(spDetection())).toMatchObject({ principalDisabled: true });
+    fake.user({
+      id: USER_ID,
+      userPrincipalName: 'mallory@contoso.example',
+      displayName: 'Mallory',
+      accountEnabled: false,
+    });
+    const user = await enricher.enrich(
+      spDetection(CLUSTER_ID, { principalId: USER_ID, principalType: 'User' }),
+    );
+    expect(user).toMatchObject({ principalDisplayName: 'Mallory', principalDisabled: true });
+  });
+
   it('reports each failed lookup in errors and never throws', async () => {
     const { fake, enricher } = await setup();
     fake.deny('graph', 'GET', 'servicePrincipals');

@@ -55,6 +55,15 @@ const buttonsOf = (m: ReturnType<typeof buildAlertMessage>) =>
     Record<string, unknown>
   >;
 
+describe('alert message: the caller as Entra ID has it', () => {
+  it('says when the caller is disabled already, and what a call after that means', () => {
+    const text = allText(buildAlertMessage(view({ enrichment: { principalDisabled: true } })));
+    expect(text).toMatch(/service principal is disabled in Entra ID/);
+    expect(text).toMatch(/token issued before/);
+    expect(allText(buildAlertMessage(view({ enrichment: {} })))).not.toMatch(/disabled in Entra ID/);
+  });
+});
+
 describe('alert message', () => {
   it('matches the snapshot for a new alert', () => {
     expect(buildAlertMessage(view())).toMatchSnapshot();
@@ -519,6 +528,7 @@ describe('alert message', () => {
           principalDisplayName: hostile,
           principalCreatedAt: hostile,
           principalRecentlyCreated: true,
+          principalDisabled: true,
           assignmentCreatedAt: hostile,
           assignmentRecent: true,
           cluster: {

@@ -5,6 +5,7 @@ import { FUTURE_TOLERANCE_MS } from '../../core/candidate.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
 import { alertCause } from '../../core/engine.ts';
+import { callerKind } from '../../core/remediation-plan.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
 import {
   type BenignMark,
@@ -471,6 +472,13 @@ function factsBlock({ view, s, c, place, clusterText, eventAt }: Rendering): typ
 function enrichmentNotes({ view, s }: Rendering): string[] {
   const e = view.enrichment;
   const notes: string[] = [];
+  const user = callerKind(view.alert.detection) === 'user';
+  if (e?.principalDisabled) {
+    // A call after a Revoke: the principal cannot sign in anew, but a token it got before still works.
+    notes.push(
+      `:no_entry: The ${user ? 'user account' : 'service principal'} is disabled in Entra ID (as this alert was posted): it cannot sign in again, but a token issued before it was disabled stays valid until it expires. A call after a Revoke means such a token is in use: check the Kubernetes audit log`,
+    );
+  }
   if (e?.principalCreatedAt) {
     notes.push(
       `${e.principalRecentlyCreated ? ':warning: ' : ''}Service principal created ${s(e.principalCreatedAt, 40)}${e.principalRecentlyCreated ? ' (less than 7 days before the event)' : ''}`,
