@@ -56,6 +56,22 @@ const buttonsOf = (m: ReturnType<typeof buildAlertMessage>) =>
   >;
 
 describe('alert message: the caller as Entra ID has it', () => {
+  it("names a user's creation time as the account's, not a service principal's", () => {
+    const text = allText(
+      buildAlertMessage(
+        view({
+          alert: sampleAlert({}, { principalType: 'User' }),
+          enrichment: { principalCreatedAt: '2024-01-01T00:00:00Z' },
+        }),
+      ),
+    );
+    expect(text).toContain('User account created 2024-01-01T00:00:00Z');
+    expect(text).not.toContain('Service principal created');
+    expect(
+      allText(buildAlertMessage(view({ enrichment: { principalCreatedAt: '2024-01-01T00:00:00Z' } }))),
+    ).toContain('Service principal created 2024-01-01T00:00:00Z');
+  });
+
   it('says when the caller is disabled already, and what a call after that means', () => {
     const text = allText(buildAlertMessage(view({ enrichment: { principalDisabled: true } })));
     expect(text).toMatch(/service principal is disabled in Entra ID/);

@@ -481,7 +481,7 @@ function enrichmentNotes({ view, s }: Rendering): string[] {
   }
   if (e?.principalCreatedAt) {
     notes.push(
-      `${e.principalRecentlyCreated ? ':warning: ' : ''}Service principal created ${s(e.principalCreatedAt, 40)}${e.principalRecentlyCreated ? ' (less than 7 days before the event)' : ''}`,
+      `${e.principalRecentlyCreated ? ':warning: ' : ''}${user ? 'User account' : 'Service principal'} created ${s(e.principalCreatedAt, 40)}${e.principalRecentlyCreated ? ' (less than 7 days before the event)' : ''}`,
     );
   }
   if (e?.assignmentCreatedAt) {
