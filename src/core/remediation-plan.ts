@@ -805,14 +805,14 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
       steps.push({
         id: `disable-user:${who}`,
         kind: 'disable-user',
-        description: `Disable the user account ${label} so that it cannot sign in`,
+        description: `Disable the user account ${label} so that it cannot sign in (to anything in the tenant, not only Azure)`,
         call: `PATCH ${path} {"accountEnabled":false}`,
         target: who,
       });
       steps.push({
         id: `revoke-user-sessions:${who}`,
         kind: 'revoke-user-sessions',
-        description: `Revoke the sign-in sessions of ${label}`,
+        description: `Revoke the sign-in sessions of ${label} (Undo cannot restore them)`,
         call: `POST ${path}/revokeSignInSessions`,
         target: who,
       });

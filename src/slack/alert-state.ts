@@ -264,16 +264,18 @@ export function removableBroadAccess(plan: RemediationPlan | undefined): Remaini
   return (plan?.stillHasAccessThrough ?? []).filter((r) => r.kind !== 'group' && r.kind !== 'root');
 }
 
-/** A live run that changed something: it has steps that Undo can reverse. */
+/**
+ * A live run that changed something Undo can reverse: it removed an assignment or disabled a
+ * principal. Revoked sign-in sessions alone are not such a change: nothing restores them.
+ */
 const changedSomething = (
   run: RevokeRun | undefined,
-): run is RevokeRun & Required<Pick<RevokeRun, 'plan' | 'result'>> =>
-  run !== undefined &&
-  run.mode === 'live' &&
-  run.status !== 'running' &&
-  run.plan !== undefined &&
-  run.result?.mode === 'live' &&
-  run.result.steps.some((s) => s.status === 'done');
+): run is RevokeRun & Required<Pick<RevokeRun, 'plan' | 'result'>> => {
+  if (run === undefined || run.mode !== 'live' || run.status === 'running') return false;
+  if (run.plan === undefined || run.result?.mode !== 'live') return false;
+  const kinds = new Map(run.plan.steps.map((s) => [s.id, s.kind]));
+  return run.result.steps.some((s) => s.status === 'done' && kinds.get(s.stepId) !== 'revoke-user-sessions');
+};
 
 /**
  * The runs Undo reverses, latest first (the broad removal, then the Revoke): live runs that

@@ -399,7 +399,7 @@ describe('the caller is acted on only as Microsoft Graph confirms it', () => {
       ['revoke-user-sessions', USER_ID],
     ]);
     expect(plan.steps[0]?.description).toBe(
-      `Disable the user account Intern@Contoso.example (${USER_ID}) so that it cannot sign in`,
+      `Disable the user account Intern@Contoso.example (${USER_ID}) so that it cannot sign in (to anything in the tenant, not only Azure)`,
     );
   });
 

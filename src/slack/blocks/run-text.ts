@@ -285,6 +285,8 @@ export function undoConfirmText(state: SlackAlertState): string {
     );
   }
   parts.push('The identity can list the cluster credentials again.');
+  if (steps.some((st) => st.kind === 'revoke-user-sessions'))
+    parts.push('Revoked sign-in sessions stay revoked.');
   const full = esc(inline(parts.join(' ')));
   if (full.length <= LIMITS.confirmText) return full;
   const roles = [...new Set(assignments.map((st) => st.assignment?.roleName ?? 'role'))].join(', ');
@@ -339,8 +341,8 @@ const STEP_SUMMARY: Record<string, (n: number) => string> = {
   'remove-assignment': (n) =>
     `remove ${n === 1 ? 'the role assignment' : `${n} role assignments`} that granted the access`,
   'disable-service-principal': () => 'disable the service principal',
-  'disable-user': () => 'disable the user account',
-  'revoke-user-sessions': () => "revoke the user's sign-in sessions",
+  'disable-user': () => 'disable the user account (every sign-in, not only Azure)',
+  'revoke-user-sessions': () => "revoke the user's sign-in sessions (not restorable)",
 };
 
 /**

@@ -1,0 +1,66 @@
+/**
+ * Undo is offered for what it can reverse: a removed assignment, a disabled principal. A Revoke
+ * whose only change was to revoke a user's sign-in sessions (the account was disabled already, by
+ * another alert's Revoke say) offers no Undo: nothing restores sessions, and its dialog would
+ * promise access given back while nothing is.
+ */
+import { expect, it } from 'vitest';
+import type { RemediationResult } from '../../src/core/remediation.ts';
+import { canUndo, type RevokeRun, type SlackAlertState } from '../../src/slack/alert-state.ts';
+import { undoConfirmText } from '../../src/slack/blocks/run-text.ts';
+import { DETECTED_AT, sampleAlert } from './sample-alert.ts';
+
+const alert = sampleAlert();
+const USER = 'alice@contoso.example';
+
+function userRevoke(statuses: { disable: string; sessions: string }): SlackAlertState {
+  const result: RemediationResult = {
+    mode: 'live',
+    ok: true,
+    steps: [
+      { stepId: `disable-user:${USER}`, status: statuses.disable as 'done', detail: statuses.disable },
+      {
+        stepId: `revoke-user-sessions:${USER}`,
+        status: statuses.sessions as 'done',
+        detail: statuses.sessions,
+      },
+    ],
+  };
+  const revoke: RevokeRun = {
+    status: 'done',
+    mode: 'live',
+    by: 'UALICE',
+    at: DETECTED_AT + 1000,
+    plan: {
+      appId: alert.detection.appId,
+      steps: [
+        { id: `disable-user:${USER}`, kind: 'disable-user', description: 'd', call: 'PATCH', target: USER },
+        {
+          id: `revoke-user-sessions:${USER}`,
+          kind: 'revoke-user-sessions',
+          description: 's',
+          call: 'POST',
+          target: USER,
+        },
+      ],
+      stillHasAccessThrough: [],
+      warnings: [],
+    },
+    result,
+  };
+  return { alert, channel: 'C123', ts: '1700000000.000001', confirmText: 'x', revoke } as SlackAlertState;
+}
+
+it('offers no Undo when the only change was revoking sign-in sessions', () => {
+  expect(canUndo(userRevoke({ disable: 'already-done', sessions: 'done' }))).toBe(false);
+});
+
+it('offers Undo when the account was disabled by this run', () => {
+  expect(canUndo(userRevoke({ disable: 'done', sessions: 'done' }))).toBe(true);
+});
+
+it("Undo's dialog says that revoked sign-in sessions stay revoked", () => {
+  const text = undoConfirmText(userRevoke({ disable: 'done', sessions: 'done' }));
+  expect(text).toContain(`Re-enables the user account ${USER}.`);
+  expect(text).toContain('Revoked sign-in sessions stay revoked.');
+});
