@@ -1189,6 +1189,24 @@ describe('Mark benign modal', () => {
     expect(checkMessageLimits({ blocks: modal.blocks as never }, { maxBlocks: 100 })).toEqual([]);
   });
 
+  it("for a user caller, says that the appid is the client's, shared by its users, so the entry covers them too", () => {
+    const user = buildBenignModal(
+      sampleAlert(
+        {},
+        {
+          principalType: 'User',
+          evidence: { principalType: 'User' },
+          user: { upn: 'alice@contoso.example' },
+        },
+      ),
+    );
+    const text = JSON.stringify(user.blocks[0]);
+    expect(text).toContain('The caller is a user (alice@contoso.example)');
+    expect(text).toContain("also holds back other users' detections from this IP");
+    // A service principal's appid is its own: no such warning.
+    expect(JSON.stringify(buildBenignModal(sampleAlert()).blocks[0])).not.toContain('The caller is a user');
+  });
+
   it('for a pair marked benign already, says so and starts from its reason; not for one removed or expired', () => {
     const now = Date.now();
     const mark = { by: 'UALICE', reason: 'CI runner pool', at: now - 60_000, until: now + 86_400_000 };

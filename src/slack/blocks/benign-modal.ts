@@ -1,5 +1,6 @@
 import type { types } from '@slack/bolt';
 import type { AlertRecord } from '../../core/alert.ts';
+import { callerKind } from '../../core/remediation-plan.ts';
 import type { BenignMark } from '../alert-state.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
 import { clip, code, esc, inline, isoTime } from './text.ts';
@@ -45,6 +46,12 @@ export function buildBenignModal(
   const currently = inForce
     ? `\n\nCurrently marked benign by <@${current.by}>, ${current.until === undefined ? 'with no expiry' : `until ${isoTime(current.until)}`}. Submitting replaces the reason and the expiry.`
     : '';
+  // A user signs in through a client application (the Azure CLI, say): the appid is that client's,
+  // which every user of it shares, so the entry holds back their detections from this IP too.
+  const shared =
+    callerKind(d) === 'user'
+      ? `\n\n:warning: The caller is a user (${clip(esc(inline(d.user?.upn ?? d.principalId ?? 'unnamed')), 200)}), and ${code(d.appId, 120)} is the client application it signed in through: every user of that client shares it, so this entry also holds back other users' detections from this IP.`
+      : '';
   const metadata: BenignModalMetadata = { alertId: alert.id, ...(channel ? { channel } : {}) };
   return {
     type: 'modal',
@@ -59,7 +66,7 @@ export function buildBenignModal(
         text: {
           type: 'mrkdwn',
           text: clip(
-            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${clip(esc(inline(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster')), 300)}).${currently}`,
+            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${clip(esc(inline(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster')), 300)}).${shared}${currently}`,
             3000,
           ),
         },
