@@ -1180,6 +1180,20 @@ describe('/arc-history reply', () => {
   });
 });
 
+describe('triage steps', () => {
+  const triage = (alert: ReturnType<typeof sampleAlert>) => allText(buildAlertMessage(view({ alert })));
+
+  it("for a user caller, ask about the person's account and sign-ins, not a service principal's", () => {
+    const user = triage(sampleAlert({}, { principalType: 'User', evidence: { principalType: 'User' } }));
+    expect(user).toContain("the user's sign-in logs");
+    expect(user).toContain('the client application they signed in through');
+    expect(user).not.toContain('service principal sign-in');
+    const sp = triage(sampleAlert());
+    expect(sp).toContain('service principal sign-in');
+    expect(sp).not.toContain("the user's sign-in logs");
+  });
+});
+
 describe('Mark benign modal', () => {
   it('matches the snapshot and stays within modal limits', () => {
     const modal = buildBenignModal(sampleAlert());

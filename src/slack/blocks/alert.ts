@@ -82,6 +82,17 @@ const TRIAGE = [
   'Was the Arc cluster role assigned recently? `Azure Arc Enabled Kubernetes Cluster User Role` is needed for this call.',
   'Check the Kubernetes audit log for Arc-proxied operations (secrets, configmaps) after the access.',
 ];
+/**
+ * The same steps for a user caller: its appid is the client application it signed in through (the
+ * Azure CLI's, say), so the questions are about the person's account and sign-ins.
+ */
+const TRIAGE_USER = [
+  'Is this person expected to reach this Arc cluster? The appid is the client application they signed in through (shared by its users), not theirs.',
+  TRIAGE[1]!,
+  "Correlate with the user's sign-in logs around the event time: risk level, MFA, device and location, then the credential listing.",
+  TRIAGE[3]!,
+  TRIAGE[4]!,
+];
 const RESPONSE =
   'If it is not expected: *Revoke* (removes the Arc role assignment and disables the principal), review the Kubernetes audit log and rotate the secrets the identity could read.';
 
@@ -595,7 +606,8 @@ function render(view: AlertView, k: number): SlackMessage {
   }
   const investigation = investigationBlock(d, r.c);
   if (investigation) blocks.push(investigation);
-  blocks.push(section(`*Triage*\n${TRIAGE.map((t, i) => `${i + 1}. ${t}`).join('\n')}\n${RESPONSE}`));
+  const triage = callerKind(d) === 'user' ? TRIAGE_USER : TRIAGE;
+  blocks.push(section(`*Triage*\n${triage.map((t, i) => `${i + 1}. ${t}`).join('\n')}\n${RESPONSE}`));
   blocks.push(...statusBlocks(view, k), buttons(view), footerBlock(r));
   return { text: alertFallbackText(view), blocks };
 }
