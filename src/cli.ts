@@ -299,6 +299,10 @@ function parseSince(text: string, now: number): number | undefined {
   const ago = parseDuration(text);
   if (ago !== undefined) return now - ago;
   if (!/^\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:?\d{2}))?$/i.test(text)) return undefined;
+  // Date.parse rolls a day the month does not have over (2026-02-30 is 2 March): refused instead.
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  if (date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return undefined;
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : at;
 }
@@ -338,6 +342,13 @@ async function printAudit(args: readonly string[]): Promise<number> {
         );
         return 2;
       }
+    } else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      return 0;
+    } else if (arg.startsWith('-')) {
+      // Alert ids are hex: an option mistyped must not read as an alert with no records.
+      console.error(`unknown option ${JSON.stringify(arg.slice(0, 80))}\n\n${USAGE}`);
+      return 2;
     } else if (alertId === undefined && /^[A-Za-z0-9_-]{1,64}$/.test(arg)) {
       alertId = arg;
     } else {

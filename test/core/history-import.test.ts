@@ -357,6 +357,25 @@ describe('history audit', () => {
     });
   });
 
+  it('refuses an option it does not know and a day the calendar does not have; --help prints the usage', async () => {
+    const db = path.join(dir, 'audit-options.db');
+    await (await openStateStore(`sqlite://${db}`)).close();
+    const env = { ...process.env, STORE_URL: `sqlite://${db}` };
+    const audit = (...args: string[]) => run(process.execPath, [CLI, 'history', 'audit', ...args], { env });
+    // A typo is an error, not an alert id that finds nothing (alert ids are hex).
+    await expect(audit('--snice', '24h')).rejects.toMatchObject({
+      code: 2,
+      stdout: '',
+      stderr: expect.stringContaining('unknown option "--snice"'),
+    });
+    // Date.parse would roll it over to 2 March and export from there.
+    await expect(audit('--since', '2026-02-30T00:00:00Z')).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--since needs an ISO 8601 time'),
+    });
+    expect((await audit('--help')).stdout).toContain('--since <time or duration>');
+  }, 30_000);
+
   it('--since keeps the records from a time or a duration ago on; `detail` is always an object; the export changes nothing', async () => {
     const db = path.join(dir, 'audit-since.db');
     const store = await openStateStore(`sqlite://${db}`);
