@@ -44,6 +44,11 @@ it('a removal of an allowlist entry is audited with the entry it removed, under 
       ip,
       result: 'ok',
       detail: { removed: { by: RESPONDER, reason: 'office VPN', at: made.at, until, alertId: alert.id } },
+      // Filed under the alert, it keeps the alert's message and detection as its other records do.
+      ref: expect.objectContaining({
+        channel: h.fake.callsOf('chat.postMessage')[0]!.args.channel,
+        eventId: alert.detection.eventId,
+      }),
     },
   ]);
 });

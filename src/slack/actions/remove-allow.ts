@@ -1,6 +1,6 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
-import { updateAlertState } from '../alert-state.ts';
+import { alertRef, loadAlertState, updateAlertState } from '../alert-state.ts';
 import { authorise, channelOfClick, reply } from '../authorise.ts';
 import { buildHistoryMessage, parseRemoveAllowValue } from '../blocks/history.ts';
 import type { SlackContext } from '../context.ts';
@@ -44,7 +44,11 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
       const entry = await ctx.history.getAllow(pair.appId, pair.ip);
       const removed = await ctx.history.unallow(pair.appId, pair.ip);
       // What was removed (who made it, why, until when), under the alert it was marked benign
-      // from: that alert's audit then shows the removal too.
+      // from: that alert's audit then shows the removal too, with the alert's `ref` while known.
+      // A state that cannot be read only leaves `ref` out: the removal is audited all the same.
+      const from = entry?.alertId
+        ? await loadAlertState(ctx.store, entry.alertId).catch(() => undefined)
+        : undefined;
       await recordAudit(
         ctx.store,
         {
@@ -53,6 +57,7 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
           ...(entry?.alertId ? { alertId: entry.alertId } : {}),
           result: removed ? 'ok' : 'not-found',
           ...(entry ? { detail: { removed: entry } } : {}),
+          ...(from ? { ref: alertRef(from) } : {}),
         },
         ctx.audit,
       );
