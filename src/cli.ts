@@ -182,7 +182,13 @@ const historyConfig = () => loadHistoryConfig(process.env);
  */
 async function openExistingStore(storeUrl: string) {
   const location = parseStoreUrl(storeUrl);
-  if (location.kind === 'sqlite' && location.path !== ':memory:' && !existsSync(location.path)) {
+  if (location.kind === 'memory' || (location.kind === 'sqlite' && location.path === ':memory:')) {
+    // A store in memory is the service process's own: this process would only see an empty one.
+    throw new Error(
+      `${location.display} is private to the process that opens it: this command cannot read the service's; set STORE_URL to the service's SQLite file, Redis or PostgreSQL`,
+    );
+  }
+  if (location.kind === 'sqlite' && !existsSync(location.path)) {
     throw new Error(
       `no store at ${location.path}: STORE_URL names a SQLite file that does not exist (nothing was created; check STORE_URL and the working directory)`,
     );

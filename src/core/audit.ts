@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { MemberSets, Values } from './ports.ts';
+import type { LiveMembers, MemberSets, Values } from './ports.ts';
 
 /** What the audit needs of the store. */
-type AuditStore = Values & MemberSets;
+type AuditStore = Values & MemberSets & LiveMembers;
 
 /** One audited attempt: who did what to which alert, and how it went. */
 export interface AuditEntry {
@@ -73,6 +73,7 @@ export async function recordAudit(
     await store.set(`audit:${full.id}`, full, AUDIT_TTL_MS);
     await store.addMembers(ALL, [full.id]);
     if (full.alertId) await store.addMembers(forAlert(full.alertId), [full.id]);
+    await pruneIndex(store, full.alertId);
   } catch (err) {
     // What was done is said all the same: the log is then its only record.
     observer?.logger.warn(
@@ -85,6 +86,20 @@ export async function recordAudit(
   const log = observer?.logger;
   if (log) (NOTABLE.has(result) ? log.warn : log.info).call(log, line, `${action} by ${actor}: ${result}`);
   return full;
+}
+
+/** How many index entries each new record checks (a random sample of the index beyond that). */
+const PRUNE_SAMPLE = 20;
+
+/**
+ * Drops index entries whose record has expired, a sample at a time: each new record checks a few,
+ * so that the index stays about the size of the records kept, whether or not anyone exports them.
+ * A failure only leaves the index as it was.
+ */
+async function pruneIndex(store: AuditStore, alertId: string | undefined): Promise<void> {
+  const sets = [{ set: ALL, valuePrefix: 'audit:' }];
+  if (alertId) sets.push({ set: forAlert(alertId), valuePrefix: 'audit:' });
+  await store.countLiveMembers(sets, PRUNE_SAMPLE).catch(() => undefined);
 }
 
 /** Audit records, oldest first: those of one alert, or all of them. */

@@ -31,3 +31,19 @@ it.each([
     expect(existsSync(path.join(dir, 'missing'))).toBe(false);
   },
 );
+
+it.each([
+  ['audit', [], 'memory://'],
+  ['list', [ARC.appId], 'memory://'],
+  ['audit', [], 'sqlite://:memory:'],
+])(
+  'history %s refuses a store in memory (%s): it could only read an empty one',
+  async (command, args, url) => {
+    const env = { ...process.env, STORE_URL: url };
+    await expect(run(process.execPath, [CLI, 'history', command, ...args], { env })).rejects.toMatchObject({
+      code: 1,
+      stdout: '',
+      stderr: expect.stringContaining('is private to the process that opens it'),
+    });
+  },
+);

@@ -1,6 +1,5 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
-import type { AllowlistEntry } from '../../core/pair.ts';
 import { alertSubject } from '../actions/alert-click.ts';
 import { updateAlertState } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
@@ -57,10 +56,10 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
 
     const at = ctx.now();
     const until = answer.expiryMs === undefined ? undefined : at + answer.expiryMs;
-    /** The entry this one replaces (a change of Mark benign): the audit says what it was. */
-    let previous: AllowlistEntry | undefined;
+    // The entry this one replaces (a change of Mark benign), for the audit: a failed read of it
+    // leaves the audit without it, never the pair without its entry.
+    const previous = await ctx.history.getAllow(subject.appId, subject.ip).catch(() => undefined);
     try {
-      previous = await ctx.history.getAllow(subject.appId, subject.ip);
       await ctx.history.allow({
         appId: subject.appId,
         ip: subject.ip,
