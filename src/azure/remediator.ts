@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import { type AuditEntry, listAudit, recordAudit } from '../core/audit.ts';
-import type { StateStore } from '../core/ports.ts';
+import { type AuditEntry, type AuditStore, listAudit, recordAudit } from '../core/audit.ts';
+
 import type {
   RemediationContext,
   RemediationPlan,
@@ -39,7 +39,7 @@ export function createAzureRemediator(config: Config, deps: AzureDeps): AzureRem
 export function createRemediatorWith(
   mode: 'dry-run' | 'live',
   services: AzureServices,
-  store: StateStore,
+  store: AuditStore,
   baseLogger: Logger,
 ): AzureRemediator {
   const { arm, graph, endpoints } = services;
@@ -216,7 +216,7 @@ export function createRemediatorWith(
  * Every remediation attempt (revoke, removal of broad roles and undo, dry-run included), oldest
  * first; of one alert or all.
  */
-export async function listRemediationAttempts(store: StateStore, alertId?: string): Promise<AuditEntry[]> {
+export async function listRemediationAttempts(store: AuditStore, alertId?: string): Promise<AuditEntry[]> {
   const entries = await listAudit(store, alertId);
   const actions: ReadonlySet<string> = new Set(Object.values(AUDIT_ACTIONS));
   return entries.filter((e) => actions.has(e.action));

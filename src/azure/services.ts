@@ -1,7 +1,8 @@
 import type { TokenCredential } from '@azure/identity';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
-import type { StateStore } from '../core/ports.ts';
+import type { AuditStore } from '../core/audit.ts';
+
 import type { PlanEndpoints } from '../core/remediation-plan.ts';
 import { type ArmGateway, createArmGateway } from './arm.ts';
 import { createDefaultCredential, httpsBase } from './endpoints.ts';
@@ -9,7 +10,7 @@ import { createGraphClient, type GraphClient, type RetrySettings } from './graph
 
 /** What the Azure adapter needs from its host. */
 export interface AzureDeps {
-  store: StateStore;
+  store: AuditStore;
   logger: Logger;
   /** Defaults to `DefaultAzureCredential` configured from `config.azure`. */
   credential?: TokenCredential;

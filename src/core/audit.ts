@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { LiveMembers, MemberSets, Values } from './ports.ts';
 
-/** What the audit needs of the store. */
-type AuditStore = Values & MemberSets & LiveMembers;
+/** What the audit needs of the store: its records are values, listed through member sets. */
+export type AuditStore = Values & MemberSets & LiveMembers;
 
 /** One audited attempt: who did what to which alert, and how it went. */
 export interface AuditEntry {
