@@ -26,6 +26,8 @@ function summary(alert: AlertRecord) {
     as: d.as,
     otherIps: alert.otherIps,
     ...(alert.otherIpsEstimated ? { otherIpsEstimated: true } : {}),
+    ...(alert.otherIdentities === undefined ? {} : { otherIdentities: alert.otherIdentities }),
+    ...(alert.otherIdentitiesEstimated ? { otherIdentitiesEstimated: true } : {}),
     ...(alert.seenHereAt === undefined ? {} : { seenHereAt: new Date(alert.seenHereAt).toISOString() }),
   };
 }
