@@ -1,5 +1,6 @@
 import { dashGuid, isGroup } from './azure-ids.ts';
 import type { Detection } from './detection.ts';
+import { normaliseAppId } from './pair.ts';
 import type { PlannedStep, RemainingAccess, RemediationPlan } from './remediation.ts';
 
 /** How a plan's alarm begins: the detection names another principal's access or object id. */
@@ -488,6 +489,25 @@ const lower = (s: string | undefined) => s?.toLowerCase();
 /** The caller's kind as the detection alone says it: its token, else its evidence (unless a group's). */
 export const callerKind = (d: Detection): 'serviceprincipal' | 'user' | undefined =>
   principalKind(d, undefined, undefined);
+
+/** An object id as detections spell it, in one form: a GUID dashed and lower-case, else trimmed and lower-case. */
+const sameIdForm = (id: string | undefined): string | undefined =>
+  id === undefined ? undefined : (dashGuid(id) ?? (id.trim().toLowerCase() || undefined));
+
+/**
+ * Whether two detections name the same principal, the one a Revoke of either acts on: the same
+ * appid, and for a user caller the same object id too, since many users sign in through one client
+ * appid (the Azure CLI's). A user without an object id in its detection is nobody else's match.
+ */
+export function samePrincipal(a: Detection, b: Detection): boolean {
+  if (normaliseAppId(a.appId) !== normaliseAppId(b.appId)) return false;
+  const users = [callerKind(a), callerKind(b)].filter((kind) => kind === 'user').length;
+  // Anyone else is the service principal of the appid, which a Revoke of either acts on.
+  if (users === 0) return true;
+  if (users === 1) return false;
+  const id = sameIdForm(a.principalId);
+  return id !== undefined && id === sameIdForm(b.principalId);
+}
 
 /** ServicePrincipal, User, or undefined: the caller's kind, from every source that says it. */
 function principalKind(

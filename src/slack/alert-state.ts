@@ -66,6 +66,20 @@ export interface UndoRun {
 }
 
 /**
+ * A live Revoke on another alert of the same principal (see `samePrincipal`): this alert's
+ * identity is revoked through it. Kept until an Undo there clears it.
+ */
+export interface RevokedElsewhere {
+  /** The alert whose Revoke it was, and its message. */
+  alertId: string;
+  channel: string;
+  ts?: string;
+  /** Who ran that Revoke, and when it ended. */
+  by: string;
+  at: number;
+}
+
+/**
  * What the Slack side keeps for each posted alert (`slack-alert:<alertId>`), so that buttons,
  * which carry only the alert id, can find the alert, its message and what happened to it.
  */
@@ -90,6 +104,8 @@ export interface SlackAlertState {
   /** "Remove broad roles too": the separately confirmed removal of `stillHasAccessThrough`. */
   broad?: RevokeRun;
   undo?: UndoRun;
+  /** The identity was revoked through another alert's live Revoke (shown while this alert has none of its own). */
+  revokedElsewhere?: RevokedElsewhere;
   /** Earlier Revoke-and-Undo rounds, oldest first (at most `PAST_REVOKES_KEPT`). */
   past?: PastRevoke[];
   /** Audit lines for the thread that Slack has not taken yet, oldest first (see follow-ups.ts). */
@@ -125,6 +141,12 @@ export const undoLockKey = (alertId: string): string => `undo-lock:${alertId}`;
 
 /** The alerts of one identity with a live Revoke in force: an Undo on one restores them all. */
 export const revokedAlertsKey = (appId: string): string => `revoked-alerts:${normaliseAppId(appId)}`;
+
+/**
+ * The alerts that one alert's live Revoke marked revoked elsewhere (a value, a list of alert ids,
+ * kept as long as alert states): its Undo clears their marks.
+ */
+export const markedElsewhereKey = (alertId: string): string => `revoked-elsewhere:${alertId}`;
 
 /** How many undone Revoke rounds an alert keeps. */
 const PAST_REVOKES_KEPT = 5;
@@ -382,3 +404,13 @@ export function startNewRevokeRound(state: SlackAlertState): void {
   delete state.broad;
   delete state.undo;
 }
+
+/**
+ * Whether the alert says its identity was revoked through another alert: marked so, while it has
+ * no live Revoke of its own standing (running, done or failed, and not undone), whose own text
+ * then says what is so.
+ */
+export const showsRevokedElsewhere = (
+  state: SlackAlertState,
+): state is SlackAlertState & { revokedElsewhere: RevokedElsewhere } =>
+  state.revokedElsewhere !== undefined && !(state.revoke?.mode === 'live' && !revokeUndone(state));

@@ -9,6 +9,7 @@ import {
   KNOWN_ROLES,
   type RoleDefinitionInfo,
   restoreInfo,
+  samePrincipal,
   scopeCovers,
 } from '../../src/core/remediation-plan.ts';
 import {
@@ -532,5 +533,34 @@ describe('buildRemediationPlan: the evidence assignment as read from ARM', () =>
     expect(plan.steps[0]?.description).toMatch(
       /\(unverified: taken from the detection, not checked in Azure\)$/,
     );
+  });
+});
+
+describe('samePrincipal', () => {
+  const user = (principalId: string | undefined, appId = '04b07795-8ddb-461a-bbee-02f9e1bf7b46') =>
+    spDetection(CLUSTER_ID, {
+      appId,
+      principalId,
+      principalType: 'User',
+      evidence: { principalType: 'User' },
+    });
+
+  it('matches a service principal by its appid, in any spelling', () => {
+    const a = spDetection(CLUSTER_ID, { sourceIp: '192.0.2.1' });
+    expect(
+      samePrincipal(a, spDetection(CLUSTER_ID, { appId: a.appId.toUpperCase().replaceAll('-', '') })),
+    ).toBe(true);
+    expect(samePrincipal(a, spDetection(CLUSTER_ID, { appId: '11111111-2222-4333-8444-555555555555' }))).toBe(
+      false,
+    );
+  });
+
+  it('matches a user only by the same object id, never a service principal or another user of the appid', () => {
+    const alice = user('1a1a1a1a-0000-4000-8000-0000000000a1');
+    expect(samePrincipal(alice, user('1A1A1A1A0000400080000000000000A1'))).toBe(true);
+    expect(samePrincipal(alice, user('2b2b2b2b-0000-4000-8000-0000000000b2'))).toBe(false);
+    expect(samePrincipal(alice, user(undefined))).toBe(false);
+    expect(samePrincipal(user(undefined), user(undefined))).toBe(false);
+    expect(samePrincipal(alice, spDetection(CLUSTER_ID, { appId: alice.appId }))).toBe(false);
   });
 });

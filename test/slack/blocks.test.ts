@@ -80,6 +80,56 @@ describe('alert message: the caller as Entra ID has it', () => {
   });
 });
 
+describe('alert message: the identity revoked through another alert', () => {
+  const revokedElsewhere = {
+    alertId: 'f0f0f0f0f0f0f0f0f0f0f0f0',
+    channel: 'C123',
+    ts: '1700000000.000009',
+    by: 'UALICE',
+    at: DETECTED_AT + 3_600_000,
+  };
+
+  it('says so near the top, links the alert, and keeps both buttons', () => {
+    const m = buildAlertMessage(view({ mode: 'live', revokedElsewhere }));
+    expect(m).toMatchSnapshot();
+    expect(checkMessageLimits(m)).toEqual([]);
+    const line = (m.blocks[2] as { text: { text: string } }).text.text;
+    expect(line).toContain(
+      '*Identity revoked* through <https://slack.com/archives/C123/p1700000000000009|alert f0f0f0f0f0f0f0f0f0f0f0f0> by <@UALICE>',
+    );
+    expect(line).toContain(
+      'a Revoke here plans again from what Azure holds and repeats nothing already done',
+    );
+    expect(buttonsOf(m).map((b) => b.action_id)).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+    expect(m.text).toContain('(revoked through another alert)');
+  });
+
+  it('names the alert without a link when its message is not known', () => {
+    const { ts: _, ...noTs } = revokedElsewhere;
+    expect(allText(buildAlertMessage(view({ mode: 'live', revokedElsewhere: noTs })))).toContain(
+      '*Identity revoked* through alert f0f0f0f0f0f0f0f0f0f0f0f0 by',
+    );
+  });
+
+  it("gives way to the alert's own live Revoke, and is back once that was undone", () => {
+    const revoke: RevokeRun = {
+      status: 'done',
+      mode: 'live',
+      by: 'UBOB',
+      at: DETECTED_AT + 7_200_000,
+      plan: { appId: ARC.appId, steps: sampleRevokeSteps(), stillHasAccessThrough: [], warnings: [] },
+      result: sampleRevokeResult(),
+    };
+    const own = allText(buildAlertMessage(view({ mode: 'live', revokedElsewhere, revoke })));
+    expect(own).not.toContain('Identity revoked');
+    expect(own).toContain('Revoked* by <@UBOB>');
+    const undo: UndoRun = { status: 'done', mode: 'live', by: 'UBOB', at: DETECTED_AT + 9_000_000 };
+    expect(allText(buildAlertMessage(view({ mode: 'live', revokedElsewhere, revoke, undo })))).toContain(
+      '*Identity revoked* through',
+    );
+  });
+});
+
 describe('alert message', () => {
   it('matches the snapshot for a new alert', () => {
     expect(buildAlertMessage(view())).toMatchSnapshot();

@@ -14,6 +14,7 @@ import {
   revokeInForce,
   type SlackAlertState,
   settleStaleRuns,
+  showsRevokedElsewhere,
 } from '../alert-state.ts';
 import { ACTION_IDS, BLOCK_IDS } from '../ids.ts';
 import { checkMessageLimits, LIMITS } from './limits.ts';
@@ -22,6 +23,7 @@ import {
   broadText,
   confirmTextInMode,
   pastText,
+  revokedElsewhereText,
   revokeText,
   undoConfirmText,
   undoText,
@@ -282,8 +284,9 @@ function alertFallbackText(view: AlertView): string {
   if (view.undo?.status === 'done' && view.undo.mode === 'live') text += ' (revoke undone)';
   else if (view.undo?.status === 'failed' && view.undo.mode === 'live') text += ' (undo failed)';
   else if (view.undo?.status === 'running') text += ' (undo in progress)';
-  else if (view.revoke?.status === 'done')
-    text += view.revoke.mode === 'live' ? ' (revoked)' : ' (dry-run done)';
+  else if (view.revoke?.status === 'done' && view.revoke.mode === 'live') text += ' (revoked)';
+  else if (showsRevokedElsewhere(view)) text += ' (revoked through another alert)';
+  else if (view.revoke?.status === 'done') text += ' (dry-run done)';
   return clip(esc(inline(text)), 1000);
 }
 
@@ -599,6 +602,8 @@ function render(view: AlertView, k: number): SlackMessage {
   const blocks: types.KnownBlock[] = [
     headerBlock(d),
     section(summaryText(r)),
+    // In sight first: the incident is handled through another alert of the same principal.
+    ...(showsRevokedElsewhere(view) ? [section(revokedElsewhereText(view.revokedElsewhere))] : []),
     factsBlock(r),
     section(whyText(view.alert, k)),
   ];

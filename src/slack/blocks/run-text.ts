@@ -6,6 +6,7 @@ import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remedi
 import { TAMPERING } from '../../core/remediation-plan.ts';
 import {
   type PastRevoke,
+  type RevokedElsewhere,
   type RevokeRun,
   removableBroadAccess,
   type SlackAlertState,
@@ -13,7 +14,7 @@ import {
   undoableRuns,
 } from '../alert-state.ts';
 import { LIMITS } from './limits.ts';
-import { clip, clipSize, code, esc, inline, mention, slackDate } from './text.ts';
+import { clip, clipSize, code, esc, inline, mention, messageLink, slackDate } from './text.ts';
 
 /** Room for one plan warning: the longest name two ARM ids and say why (about 500 characters). */
 export const WARNING_CLIP = 800;
@@ -30,6 +31,18 @@ export const STEP_EMOJI: Record<StepResult['status'], string> = {
   'would-do': ':small_orange_diamond:',
   skipped: ':fast_forward:',
 };
+
+/** The link to the alert whose live Revoke marked this one, for its status line and thread lines. */
+export const elsewhereLink = (mark: Pick<RevokedElsewhere, 'alertId' | 'channel' | 'ts'>): string =>
+  messageLink(mark.channel, mark.ts, `alert ${esc(inline(mark.alertId))}`);
+
+/**
+ * The status line of an alert whose identity was revoked through another alert: where, by whom,
+ * when, and that Revoke here stays safe to press.
+ */
+export function revokedElsewhereText(mark: RevokedElsewhere): string {
+  return `:no_entry: *Identity revoked* through ${elsewhereLink(mark)} by ${mention(mark.by)} ${slackDate(mark.at)}: a Revoke here plans again from what Azure holds and repeats nothing already done.`;
+}
 
 /** Heads of a run's status text, by kind of run. */
 interface RunWords {

@@ -70,6 +70,15 @@ export function link(url: string | undefined, label: string, maxUrl = 1500): str
   return `<${safeUrl}|${label.replace(/[|>]/g, '')}>`;
 }
 
+/**
+ * A link to a message of the workspace from its channel and ts (Slack opens `slack.com/archives`
+ * links in the reader's workspace), with no Web API call; the label alone when either is unusable.
+ */
+export function messageLink(channel: string, ts: string | undefined, label: string): string {
+  if (!ts || !/^[A-Z0-9]{1,40}$/.test(channel) || !/^\d{1,12}\.\d{1,8}$/.test(ts)) return label;
+  return link(`https://slack.com/archives/${channel}/p${ts.replace('.', '')}`, label);
+}
+
 /** A Slack date token: shown in the reader's time zone, with the ISO time as fallback. */
 export function slackDate(epochMs: number): string {
   if (!Number.isFinite(epochMs)) return 'unknown time';

@@ -1,0 +1,110 @@
+import { samePrincipal } from '../../core/remediation-plan.ts';
+import {
+  ALERT_STATE_TTL_MS,
+  loadAlertState,
+  markedElsewhereKey,
+  type RevokedElsewhere,
+  type RevokeRun,
+  revokeInForce,
+  type SlackAlertState,
+  updateAlertState,
+} from '../alert-state.ts';
+import { elsewhereLink } from '../blocks/run-text.ts';
+import type { SlackContext } from '../context.ts';
+import { auditInThread, showAlert } from '../follow-ups.ts';
+
+/** The most alerts one Revoke marks (each is a store update, a message update and a thread line). */
+export const MARK_ELSEWHERE_AT_MOST = 200;
+
+/** The alerts of the identity's pairs in the history window, but `except`, each once. */
+async function identityAlerts(ctx: SlackContext, appId: string, except: string): Promise<string[]> {
+  const { entries } = await ctx.history.readIdentity(appId);
+  const ids = new Set<string>();
+  for (const { pair } of entries) if (pair.alertId && pair.alertId !== except) ids.add(pair.alertId);
+  return [...ids];
+}
+
+/**
+ * After a live Revoke on alert A ended done: A's own Revoke now stands (a mark from another
+ * alert gives way), and the other alerts of the same principal (`samePrincipal`: for a user, the
+ * same object id too) that the history names are marked revoked through A, each under its lock,
+ * shown again and told in its thread. Alerts whose own Revoke is in force, and those A marked
+ * already, are left. The ids go into A's list (`markedElsewhereKey`) before their marks, so that
+ * A's Undo finds each. At most `MARK_ELSEWHERE_AT_MOST` alerts; never throws (failures are logged).
+ */
+export async function markRevokedElsewhere(
+  ctx: SlackContext,
+  state: SlackAlertState,
+  run: RevokeRun,
+): Promise<void> {
+  const { store, logger } = ctx;
+  const alertId = state.alert.id;
+  const d = state.alert.detection;
+  const where = 'check the store (STORE_URL) and Slack; the other alerts may still look open';
+  try {
+    if ((await loadAlertState(store, alertId))?.revokedElsewhere) {
+      await updateAlertState(store, alertId, (s) => {
+        delete s.revokedElsewhere;
+      });
+    }
+    const key = markedElsewhereKey(alertId);
+    const listed = new Set((await store.get<string[]>(key)) ?? []);
+    const mark: RevokedElsewhere = {
+      alertId,
+      channel: state.channel,
+      ...(state.ts ? { ts: state.ts } : {}),
+      by: run.by,
+      at: run.finishedAt ?? ctx.now(),
+    };
+    const candidates = await identityAlerts(ctx, d.appId, alertId);
+    let marked = 0;
+    let left = 0;
+    for (const id of candidates) {
+      // Read first without the lock: another principal's alerts (users of a shared appid) are
+      // neither locked nor written.
+      const seen = await loadAlertState(store, id);
+      if (!seen || !samePrincipal(seen.alert.detection, d) || revokeInForce(seen)) continue;
+      if (seen.revokedElsewhere?.alertId === alertId) continue;
+      if (marked >= MARK_ELSEWHERE_AT_MOST) {
+        left++;
+        continue;
+      }
+      marked++;
+      try {
+        if (!listed.has(id)) {
+          listed.add(id);
+          await store.set(key, [...listed], ALERT_STATE_TTL_MS);
+        }
+        let changed = false;
+        const other = await updateAlertState(store, id, (s) => {
+          if (revokeInForce(s) || s.revokedElsewhere?.alertId === alertId) return;
+          s.revokedElsewhere = mark;
+          changed = true;
+        });
+        if (!other || !changed) continue;
+        await showAlert(ctx, other);
+        await auditInThread(
+          ctx,
+          other,
+          `:no_entry: Audit: <@${run.by}> revoked this identity through ${elsewhereLink(mark)} (the same principal). A Revoke here plans again from what Azure holds and repeats nothing already done.`,
+        );
+      } catch (err) {
+        logger.warn(
+          { alertId, other: id, err: (err as Error).message },
+          `revoke: could not mark an alert of the same identity revoked through this one; ${where}`,
+        );
+      }
+    }
+    if (left > 0) {
+      logger.warn(
+        { alertId, marked, left },
+        `revoke: marked the first ${MARK_ELSEWHERE_AT_MOST} alerts of the same identity revoked through this one; ${left} more still look open (their messages name the identity, which is revoked)`,
+      );
+    }
+  } catch (err) {
+    logger.warn(
+      { alertId, err: (err as Error).message },
+      `revoke: could not mark the other alerts of this identity revoked through this one; ${where}`,
+    );
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * One principal, many alerts: a live Revoke on one alert marks the same principal's other alerts
+ * revoked through it. Detections go through the real engine (so the
+ * history's pair records name their alerts) and the Slack sink; Revoke and Undo through signed
+ * Slack requests, run by the real Azure remediator against the HTTPS fake of ARM and Graph.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEngine } from '../../src/core/engine.ts';
+import { loadAlertState, markedElsewhereKey } from '../../src/slack/alert-state.ts';
+import { ACTION_IDS } from '../../src/slack/ids.ts';
+import { ROLE } from '../azure/helpers.ts';
+import type { FakeAzure } from '../support/fake-azure.ts';
+import { ARC, arcEvent } from '../support/samples.ts';
+import { CHANNEL, type Harness, RESPONDER, sampleAzure, startHarness } from './harness.ts';
+
+let h: Harness | undefined;
+let azure: FakeAzure | undefined;
+afterEach(async () => {
+  await h?.close();
+  await azure?.close();
+  h = undefined;
+  azure = undefined;
+});
+
+const AZURE_WAIT = 15_000;
+/** The Azure CLI's client appid: every user who signs in with `az` calls with it. */
+const AZURE_CLI = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
+const ALICE = '1a1a1a1a-0000-4000-8000-0000000000a1';
+const BOB = '2b2b2b2b-0000-4000-8000-0000000000b2';
+
+type Block = { type: string; text?: { text: string }; elements?: Array<{ action_id: string }> };
+const slack = () => h!.fake;
+const threads = () =>
+  slack()
+    .callsOf('chat.postMessage')
+    .filter((c) => c.args.thread_ts);
+const threadOf = (ts: string) => threads().filter((c) => c.args.thread_ts === ts);
+const updatesOf = (ts: string) =>
+  slack()
+    .callsOf('chat.update')
+    .filter((c) => c.args.ts === ts);
+const blocksOf = (ts: string) => (updatesOf(ts).at(-1)?.args.blocks ?? []) as Block[];
+const buttonsOf = (ts: string) =>
+  blocksOf(ts)
+    .filter((b) => b.type === 'actions')
+    .flatMap((b) => b.elements ?? [])
+    .map((b) => b.action_id);
+
+/**
+ * Each detection through the real engine, its alert posted by the harness's sink. Resolves with
+ * the alerts' ids and message ts, in order.
+ */
+async function detect(
+  events: Array<{ ip: string; user?: { id: string; upn: string }; appId?: string }>,
+): Promise<Array<{ id: string; ts: string }>> {
+  const engine = await createEngine({
+    store: h!.store,
+    windowMs: 7 * 24 * 3600 * 1000,
+    outbox: {
+      add: async (alerts) => {
+        for (const alert of alerts) await h!.chat.sink.post(alert);
+      },
+    },
+  });
+  const out: Array<{ id: string; ts: string }> = [];
+  for (const [i, e] of events.entries()) {
+    const event = arcEvent('azure-activity-log-record', {
+      ip: e.ip,
+      time: new Date(Date.now() - (events.length - i) * 60_000),
+      correlationId: `c0ffee00-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      ...(e.appId ? { appId: e.appId } : {}),
+      ...(e.user ? { principalType: 'User' as const, principalId: e.user.id, upn: e.user.upn } : {}),
+    });
+    const [result] = await engine.evaluate([event]);
+    expect(result?.outcome).toBe('alerted');
+    const id = (result as { alert: { id: string } }).alert.id;
+    out.push({ id, ts: (await loadAlertState(h!.store, id))!.ts! });
+  }
+  return out;
+}
+
+describe('Revoked elsewhere', () => {
+  it("a live Revoke marks the same service principal's other alert, keeping both buttons, and tells its thread", async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const [first, second] = await detect([{ ip: '192.0.2.10' }, { ip: '192.0.2.11' }]);
+
+    await h.click(ACTION_IDS.revoke, first!.id, RESPONDER);
+    await slack().waitFor('the second alert told', () => threadOf(second!.ts).length === 1, AZURE_WAIT);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    const text = JSON.stringify(blocksOf(second!.ts));
+    expect(text).toContain('*Identity revoked* through');
+    expect(text).toContain(`https://slack.com/archives/${CHANNEL}/p${first!.ts.replace('.', '')}`);
+    expect(text).toContain(`by <@${RESPONDER}>`);
+    expect(buttonsOf(second!.ts)).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+    expect(String(threadOf(second!.ts)[0]!.args.text)).toContain(
+      `Audit: <@${RESPONDER}> revoked this identity through <https://slack.com/archives/${CHANNEL}/p`,
+    );
+    expect(updatesOf(second!.ts).at(-1)?.args.text).toContain('(revoked through another alert)');
+    expect(await h.store.get(markedElsewhereKey(first!.id))).toEqual([second!.id]);
+  });
+
+  it("a Revoke pressed on a marked alert runs as its own: the alert then shows its own run's text", async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const [first, second] = await detect([{ ip: '192.0.2.10' }, { ip: '192.0.2.11' }]);
+    await h.click(ACTION_IDS.revoke, first!.id, RESPONDER);
+    await slack().waitFor('the second alert told', () => threadOf(second!.ts).length === 1, AZURE_WAIT);
+
+    await h.click(ACTION_IDS.revoke, second!.id, RESPONDER);
+    await slack().waitFor('its own revoke', () => threadOf(second!.ts).length === 2, AZURE_WAIT);
+    expect(String(threadOf(second!.ts)[1]!.args.text)).toContain('revoked the access');
+    const text = JSON.stringify(blocksOf(second!.ts));
+    expect(text).toContain('Revoked* by');
+    expect(text).not.toContain('Identity revoked');
+  });
+
+  it("revoking one user of the shared Azure CLI appid leaves another user's alert untouched", async () => {
+    azure = await sampleAzure();
+    azure.assignmentsByName.clear();
+    azure
+      .assign({
+        name: ARC.roleAssignmentId,
+        scope: ARC.roleAssignmentScope,
+        roleDefinitionId: ROLE.clusterUser,
+        principalId: ALICE,
+        principalType: 'User',
+      })
+      .user({ id: ALICE, userPrincipalName: 'alice@contoso.example', displayName: 'Alice' })
+      .user({ id: BOB, userPrincipalName: 'bob@contoso.example', displayName: 'Bob' });
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const alice = { id: ALICE, upn: 'alice@contoso.example' };
+    // Bob's object id as another token may spell it: upper case, without dashes.
+    const bob = { id: BOB.replaceAll('-', '').toUpperCase(), upn: 'bob@contoso.example' };
+    const [aliceFirst, bobs, aliceAgain] = await detect([
+      { ip: '192.0.2.20', user: alice, appId: AZURE_CLI },
+      { ip: '192.0.2.21', user: bob, appId: AZURE_CLI },
+      { ip: '192.0.2.22', user: { ...alice, id: ALICE.toUpperCase() }, appId: AZURE_CLI },
+    ]);
+    const bobUpdates = updatesOf(bobs!.ts).length;
+
+    await h.click(ACTION_IDS.revoke, aliceFirst!.id, RESPONDER);
+    await slack().waitFor('the revoke', () => threadOf(aliceFirst!.ts).length === 1, AZURE_WAIT);
+    // A stop waits for the run, and so for its marking of the other alerts.
+    await h.chat.stop!();
+    expect(azure.users.get(ALICE)?.accountEnabled).toBe(false);
+    expect(azure.users.get(BOB)?.accountEnabled).toBe(true);
+    expect((await loadAlertState(h.store, aliceAgain!.id))?.revokedElsewhere).toMatchObject({
+      alertId: aliceFirst!.id,
+    });
+    expect(threadOf(aliceAgain!.ts)).toHaveLength(1);
+    expect((await loadAlertState(h.store, bobs!.id))?.revokedElsewhere).toBeUndefined();
+    expect(updatesOf(bobs!.ts)).toHaveLength(bobUpdates);
+    expect(threadOf(bobs!.ts)).toEqual([]);
+  });
+
+  it('a dry-run Revoke marks nothing', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'dry-run' } });
+    const [first, second] = await detect([{ ip: '192.0.2.10' }, { ip: '192.0.2.11' }]);
+    const secondUpdates = updatesOf(second!.ts).length;
+
+    await h.click(ACTION_IDS.revoke, first!.id, RESPONDER);
+    await slack().waitFor('the dry-run', () => threadOf(first!.ts).length === 1, AZURE_WAIT);
+    await h.chat.stop!();
+    expect(JSON.stringify(blocksOf(first!.ts))).toContain('Dry-run');
+    expect((await loadAlertState(h.store, second!.id))?.revokedElsewhere).toBeUndefined();
+    expect(updatesOf(second!.ts)).toHaveLength(secondUpdates);
+    expect(threadOf(second!.ts)).toEqual([]);
+    expect(await h.store.get(markedElsewhereKey(first!.id))).toBeUndefined();
+  });
+});
