@@ -1,10 +1,10 @@
 /**
  * One principal, many alerts: a live Revoke on one alert marks the same principal's other alerts
- * revoked through it. Detections go through the real engine (so the
+ * revoked through it, and its Undo clears the marks. Detections go through the real engine (so the
  * history's pair records name their alerts) and the Slack sink; Revoke and Undo through signed
  * Slack requests, run by the real Azure remediator against the HTTPS fake of ARM and Graph.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
 import { loadAlertState, markedElsewhereKey } from '../../src/slack/alert-state.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
@@ -80,7 +80,7 @@ async function detect(
 }
 
 describe('Revoked elsewhere', () => {
-  it("a live Revoke marks the same service principal's other alert, keeping both buttons, and tells its thread", async () => {
+  it("a live Revoke marks the same service principal's other alert, keeping both buttons; its Undo clears the mark", async () => {
     azure = await sampleAzure();
     h = await startHarness({ azure: { fake: azure, mode: 'live' } });
     const [first, second] = await detect([{ ip: '192.0.2.10' }, { ip: '192.0.2.11' }]);
@@ -98,6 +98,42 @@ describe('Revoked elsewhere', () => {
     );
     expect(updatesOf(second!.ts).at(-1)?.args.text).toContain('(revoked through another alert)');
     expect(await h.store.get(markedElsewhereKey(first!.id))).toEqual([second!.id]);
+
+    await h.click(ACTION_IDS.undoRevoke, first!.id, RESPONDER);
+    await slack().waitFor('the second alert told again', () => threadOf(second!.ts).length === 2, AZURE_WAIT);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    expect(JSON.stringify(blocksOf(second!.ts))).not.toContain('Identity revoked');
+    expect(buttonsOf(second!.ts)).toEqual([ACTION_IDS.markBenign, ACTION_IDS.revoke]);
+    expect(String(threadOf(second!.ts)[1]!.args.text)).toContain(
+      `<@${RESPONDER}> undid the revoke of this identity through <https://slack.com/archives/${CHANNEL}/p`,
+    );
+    expect((await loadAlertState(h.store, second!.id))?.revokedElsewhere).toBeUndefined();
+    // The list goes once every alert on it is told.
+    await vi.waitFor(async () => expect(await h!.store.get(markedElsewhereKey(first!.id))).toBeUndefined());
+  });
+
+  it('an Undo also clears the marks of the alerts whose Revoke it undid through them', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const [first, second, third] = await detect([
+      { ip: '192.0.2.10' },
+      { ip: '192.0.2.11' },
+      { ip: '192.0.2.12' },
+    ]);
+    await h.click(ACTION_IDS.revoke, first!.id, RESPONDER);
+    await slack().waitFor('the third told', () => threadOf(third!.ts).length === 1, AZURE_WAIT);
+    await slack().waitFor('the second told', () => threadOf(second!.ts).length === 1, AZURE_WAIT);
+    // The third alert's own Revoke finds the access gone; the second is marked through it now.
+    await h.click(ACTION_IDS.revoke, third!.id, RESPONDER);
+    await slack().waitFor('marked again', () => threadOf(second!.ts).length === 2, AZURE_WAIT);
+    expect((await loadAlertState(h.store, second!.id))?.revokedElsewhere?.alertId).toBe(third!.id);
+
+    // The Undo on the first undoes the third's Revoke too (it removed nothing of its own).
+    await h.click(ACTION_IDS.undoRevoke, first!.id, RESPONDER);
+    await slack().waitFor('the second told', () => threadOf(second!.ts).length === 3, AZURE_WAIT);
+    expect(String(threadOf(second!.ts)[2]!.args.text)).toContain('undid the revoke of this identity through');
+    expect((await loadAlertState(h.store, second!.id))?.revokedElsewhere).toBeUndefined();
+    expect(JSON.stringify(blocksOf(second!.ts))).not.toContain('Identity revoked');
   });
 
   it("a Revoke pressed on a marked alert runs as its own: the alert then shows its own run's text", async () => {

@@ -7,6 +7,7 @@ import {
   type RevokeRun,
   revokeInForce,
   type SlackAlertState,
+  type UndoRun,
   updateAlertState,
 } from '../alert-state.ts';
 import { elsewhereLink } from '../blocks/run-text.ts';
@@ -106,5 +107,48 @@ export async function markRevokedElsewhere(
       { alertId, err: (err as Error).message },
       `revoke: could not mark the other alerts of this identity revoked through this one; ${where}`,
     );
+  }
+}
+
+/**
+ * After a live Undo on alert A: the alerts that A's Revoke marked, and those that the Revoke of
+ * each alert in `restored` marked (their Revoke was undone through A too), no longer tell the
+ * truth. Each mark that still names its alert is cleared, the alert shown again and told in its
+ * thread; the lists go. Never throws (failures are logged).
+ */
+export async function clearRevokedElsewhere(
+  ctx: SlackContext,
+  state: SlackAlertState,
+  undo: UndoRun,
+  restored: readonly string[],
+): Promise<void> {
+  const { store, logger } = ctx;
+  const alertId = state.alert.id;
+  const through = elsewhereLink({ alertId, channel: state.channel, ...(state.ts ? { ts: state.ts } : {}) });
+  for (const source of [alertId, ...restored]) {
+    try {
+      const key = markedElsewhereKey(source);
+      for (const id of (await store.get<string[]>(key)) ?? []) {
+        let changed = false;
+        const other = await updateAlertState(store, id, (s) => {
+          if (s.revokedElsewhere?.alertId !== source) return;
+          delete s.revokedElsewhere;
+          changed = true;
+        });
+        if (!other || !changed) continue;
+        await showAlert(ctx, other);
+        await auditInThread(
+          ctx,
+          other,
+          `:leftwards_arrow_with_hook: Audit: <@${undo.by}> undid the revoke of this identity through ${through}: its access is back, and this alert no longer says revoked.`,
+        );
+      }
+      await store.delete(key);
+    } catch (err) {
+      logger.warn(
+        { alertId, marksOf: source, err: (err as Error).message },
+        'undo: could not clear the revoked-elsewhere marks of the other alerts of this identity; check the store (STORE_URL) and Slack: their messages may still say revoked',
+      );
+    }
   }
 }

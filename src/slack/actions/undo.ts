@@ -19,6 +19,7 @@ import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { openAlertClick } from './alert-click.ts';
+import { clearRevokedElsewhere } from './revoked-elsewhere.ts';
 import { REMEDIATION_LOCK_TTL_MS, takeRunLock } from './run-remediation.ts';
 import { runTracked } from './run-tracked.ts';
 
@@ -78,7 +79,10 @@ function runUndo(
     threadText: (ended) =>
       undoThreadText(ended, new Map(runs.flatMap((r) => r.plan.steps.map((s) => [s.id, s] as const)))),
     reported: async (ended) => {
-      if (ended.status === 'done' && ended.mode === 'live') await restoreOtherAlerts(ctx, state, ended);
+      if (ended.status === 'done' && ended.mode === 'live') {
+        const restored = await restoreOtherAlerts(ctx, state, ended);
+        await clearRevokedElsewhere(ctx, state, ended, restored);
+      }
     },
     cutShort: (err) => ctx.logger.error({ alertId, err }, 'undo was cut short'),
   });
@@ -89,11 +93,17 @@ function runUndo(
  * itself (it found the access already removed by this alert's run) no longer tell the truth: each
  * is marked undone through this alert, its message updated and its thread told, and its Revoke
  * offered again. Alerts whose Revoke removed access of its own keep it, with their own Undo.
+ * Returns the ids of the alerts it marked undone.
  */
-async function restoreOtherAlerts(ctx: SlackContext, state: SlackAlertState, undo: UndoRun): Promise<void> {
+async function restoreOtherAlerts(
+  ctx: SlackContext,
+  state: SlackAlertState,
+  undo: UndoRun,
+): Promise<string[]> {
   const { store } = ctx;
   const alertId = state.alert.id;
   const key = revokedAlertsKey(state.alert.detection.appId);
+  const restored: string[] = [];
   try {
     const others = (await store.members(key)).filter((id) => id !== alertId);
     for (const id of others) {
@@ -107,6 +117,7 @@ async function restoreOtherAlerts(ctx: SlackContext, state: SlackAlertState, und
         changed = true;
       });
       if (!other || !changed) continue;
+      restored.push(id);
       await store.releaseClaim(revokeLockKey(id));
       await store.releaseClaim(undoLockKey(id));
       await showAlert(ctx, other);
@@ -123,6 +134,7 @@ async function restoreOtherAlerts(ctx: SlackContext, state: SlackAlertState, und
       'undo: could not update the other alerts of this identity; their messages may still say revoked',
     );
   }
+  return restored;
 }
 
 /**
