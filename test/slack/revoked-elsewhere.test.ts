@@ -190,6 +190,42 @@ describe('Revoked elsewhere', () => {
     expect(threadOf(bobs!.ts)).toEqual([]);
   });
 
+  it("an Undo for one user of the shared Azure CLI appid does not mark another user's Revoke undone", async () => {
+    azure = await sampleAzure();
+    azure.assignmentsByName.clear();
+    azure
+      .assign({
+        name: ARC.roleAssignmentId,
+        scope: ARC.roleAssignmentScope,
+        roleDefinitionId: ROLE.clusterUser,
+        principalId: ALICE,
+        principalType: 'User',
+      })
+      .user({ id: ALICE, userPrincipalName: 'alice@contoso.example', displayName: 'Alice' })
+      // Bob was disabled already (by a Revoke elsewhere, say): his alert's Revoke removes nothing of its own.
+      .user({ id: BOB, userPrincipalName: 'bob@contoso.example', displayName: 'Bob', accountEnabled: false });
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const [aliceAlert, bobAlert] = await detect([
+      { ip: '192.0.2.30', user: { id: ALICE, upn: 'alice@contoso.example' }, appId: AZURE_CLI },
+      { ip: '192.0.2.31', user: { id: BOB, upn: 'bob@contoso.example' }, appId: AZURE_CLI },
+    ]);
+    await h.click(ACTION_IDS.revoke, bobAlert!.id, RESPONDER);
+    await slack().waitFor("Bob's revoke", () => threadOf(bobAlert!.ts).length === 1, AZURE_WAIT);
+    expect((await loadAlertState(h.store, bobAlert!.id))?.revoke?.status).toBe('done');
+    await h.click(ACTION_IDS.revoke, aliceAlert!.id, RESPONDER);
+    await slack().waitFor("Alice's revoke", () => threadOf(aliceAlert!.ts).length === 1, AZURE_WAIT);
+    expect(azure.users.get(ALICE)?.accountEnabled).toBe(false);
+
+    await h.click(ACTION_IDS.undoRevoke, aliceAlert!.id, RESPONDER);
+    await slack().waitFor("Alice's undo", () => threadOf(aliceAlert!.ts).length === 2, AZURE_WAIT);
+    await h.chat.stop!();
+    expect(azure.users.get(ALICE)?.accountEnabled).toBe(true);
+    expect(azure.users.get(BOB)?.accountEnabled).toBe(false);
+    // Bob's alert still says revoked, and tells nothing of Alice's Undo.
+    expect((await loadAlertState(h.store, bobAlert!.id))?.undo).toBeUndefined();
+    expect(threadOf(bobAlert!.ts)).toHaveLength(1);
+  });
+
   it('a dry-run Revoke marks nothing', async () => {
     azure = await sampleAzure();
     h = await startHarness({ azure: { fake: azure, mode: 'dry-run' } });

@@ -1,8 +1,10 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import type { StepResult } from '../../core/remediation.ts';
+import { samePrincipal } from '../../core/remediation-plan.ts';
 import {
   broadLockKey,
   canUndo,
+  loadAlertState,
   revokedAlertsKey,
   revokeInForce,
   revokeLockKey,
@@ -106,7 +108,15 @@ async function restoreOtherAlerts(
   const restored: string[] = [];
   try {
     const others = (await store.members(key)).filter((id) => id !== alertId);
+    // Alerts of another principal of the appid (another user of a shared client appid, as the
+    // Azure CLI's) stay listed and untouched: this Undo gave nothing of theirs back.
+    const kept: string[] = [];
     for (const id of others) {
+      const seen = await loadAlertState(store, id);
+      if (seen && !samePrincipal(seen.alert.detection, state.alert.detection)) {
+        kept.push(id);
+        continue;
+      }
       let changed = false;
       const other = await updateAlertState(store, id, (s) => {
         // Only alerts whose Revoke found the access already gone: one that removed access of its
@@ -127,7 +137,7 @@ async function restoreOtherAlerts(
         `:leftwards_arrow_with_hook: Audit: <@${undo.by}> undid the revoke through alert \`${alertId}\` of the same identity: its access is back, and Revoke is offered again here.`,
       );
     }
-    await store.removeMembers(key, [alertId, ...others]);
+    await store.removeMembers(key, [alertId, ...others.filter((id) => !kept.includes(id))]);
   } catch (err) {
     ctx.logger.warn(
       { alertId, err: (err as Error).message },
