@@ -79,6 +79,27 @@ async function detect(
   return out;
 }
 
+/** Azure with two users of the Azure CLI: Alice holds the Arc role the evidence names; Bob enabled or not. */
+async function aliceAndBob(bobEnabled: boolean): Promise<FakeAzure> {
+  const fake = await sampleAzure();
+  fake.assignmentsByName.clear();
+  return fake
+    .assign({
+      name: ARC.roleAssignmentId,
+      scope: ARC.roleAssignmentScope,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: ALICE,
+      principalType: 'User',
+    })
+    .user({ id: ALICE, userPrincipalName: 'alice@contoso.example', displayName: 'Alice' })
+    .user({
+      id: BOB,
+      userPrincipalName: 'bob@contoso.example',
+      displayName: 'Bob',
+      accountEnabled: bobEnabled,
+    });
+}
+
 describe('Revoked elsewhere', () => {
   it("a live Revoke marks the same service principal's other alert, keeping both buttons; its Undo clears the mark", async () => {
     azure = await sampleAzure();
@@ -152,18 +173,7 @@ describe('Revoked elsewhere', () => {
   });
 
   it("revoking one user of the shared Azure CLI appid leaves another user's alert untouched", async () => {
-    azure = await sampleAzure();
-    azure.assignmentsByName.clear();
-    azure
-      .assign({
-        name: ARC.roleAssignmentId,
-        scope: ARC.roleAssignmentScope,
-        roleDefinitionId: ROLE.clusterUser,
-        principalId: ALICE,
-        principalType: 'User',
-      })
-      .user({ id: ALICE, userPrincipalName: 'alice@contoso.example', displayName: 'Alice' })
-      .user({ id: BOB, userPrincipalName: 'bob@contoso.example', displayName: 'Bob' });
+    azure = await aliceAndBob(true);
     h = await startHarness({ azure: { fake: azure, mode: 'live' } });
     const alice = { id: ALICE, upn: 'alice@contoso.example' };
     // Bob's object id as another token may spell it: upper case, without dashes.
@@ -191,19 +201,8 @@ describe('Revoked elsewhere', () => {
   });
 
   it("an Undo for one user of the shared Azure CLI appid does not mark another user's Revoke undone", async () => {
-    azure = await sampleAzure();
-    azure.assignmentsByName.clear();
-    azure
-      .assign({
-        name: ARC.roleAssignmentId,
-        scope: ARC.roleAssignmentScope,
-        roleDefinitionId: ROLE.clusterUser,
-        principalId: ALICE,
-        principalType: 'User',
-      })
-      .user({ id: ALICE, userPrincipalName: 'alice@contoso.example', displayName: 'Alice' })
-      // Bob was disabled already (by a Revoke elsewhere, say): his alert's Revoke removes nothing of its own.
-      .user({ id: BOB, userPrincipalName: 'bob@contoso.example', displayName: 'Bob', accountEnabled: false });
+    // Bob was disabled already (by a Revoke elsewhere, say): his alert's Revoke removes nothing of its own.
+    azure = await aliceAndBob(false);
     h = await startHarness({ azure: { fake: azure, mode: 'live' } });
     const [aliceAlert, bobAlert] = await detect([
       { ip: '192.0.2.30', user: { id: ALICE, upn: 'alice@contoso.example' }, appId: AZURE_CLI },
