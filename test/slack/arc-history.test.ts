@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { createEngine } from '../../src/core/engine.ts';
-import { loadAlertState, updateAlertState } from '../../src/slack/alert-state.ts';
+import { loadAlertState, revokedAlertsKey, updateAlertState } from '../../src/slack/alert-state.ts';
 import { HISTORY_MAX_MESSAGES } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits } from '../../src/slack/blocks/limits.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
@@ -378,6 +378,53 @@ describe('/arc-history', () => {
       'remove-allowlist',
       'not-found',
     ]);
+  });
+
+  it("names the identity's Revokes in force first (whom, through which alert, by whom): a hand-over sees them", async () => {
+    h = await startHarness();
+    const revoked = async (ip: string, over: Parameters<typeof sampleAlert>[1], undone = false) => {
+      const alert = sampleAlert(
+        { id: `al${ip.replaceAll('.', '')}` },
+        { appId: ARC.appId, sourceIp: ip, ...over },
+      );
+      await h.chat.sink.post(alert);
+      const at = Date.now() - 60_000;
+      await updateAlertState(h.store, alert.id, (s) => {
+        s.revoke = { status: 'done', mode: 'live', by: RESPONDER, at, finishedAt: at + 5000 };
+        if (undone) s.undo = { status: 'done', mode: 'live', by: OUTSIDER, at: at + 9000 };
+      });
+      await h.store.addMembers(revokedAlertsKey(ARC.appId), [alert.id]);
+      return (await loadAlertState(h.store, alert.id))!;
+    };
+    await sightings([{ ip: '198.51.100.1', minutesAgo: 5 }]);
+    const sp = await revoked('198.51.100.1', {});
+    const undone = await revoked('198.51.100.2', {}, true);
+    const user = await revoked('198.51.100.3', {
+      principalType: 'User',
+      evidence: { principalType: 'User' },
+      user: { upn: 'alice@contoso.example' },
+    });
+    const reply = await ask(ARC.appId);
+    const note = (reply.blocks ?? []).find((b) => b.type === 'context') as unknown as {
+      elements: Array<{ text: string }>;
+    };
+    const lines = note.elements[0]!.text.split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines.join('\n')).toContain(`/p${sp.ts!.replace('.', '')}|`);
+    expect(lines.join('\n')).toContain(`by <@${RESPONDER}>`);
+    const forAlice = lines.find((l) => l.includes('*Revoked* for alice@contoso.example through'));
+    expect(forAlice).toContain(`/p${user.ts!.replace('.', '')}|`);
+    // The undone one is not named.
+    expect(lines.join('\n')).not.toContain(`/p${undone.ts!.replace('.', '')}|`);
+    // With no sighting in the window, the reply still says so.
+    const other = '0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f99';
+    const empty = sampleAlert({ id: 'alempty' }, { appId: other, sourceIp: '198.51.100.9' });
+    await h.chat.sink.post(empty);
+    await updateAlertState(h.store, empty.id, (s) => {
+      s.revoke = { status: 'done', mode: 'live', by: RESPONDER, at: Date.now(), finishedAt: Date.now() };
+    });
+    await h.store.addMembers(revokedAlertsKey(other), [empty.id]);
+    expect(JSON.stringify(await ask(other))).toContain('*Revoked* through');
   });
 
   it('tells the alert the entry was marked benign from, in its message and its thread', async () => {

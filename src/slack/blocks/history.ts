@@ -4,7 +4,8 @@ import type { IdentityHistoryEntry } from '../../core/history.ts';
 import type { AllowlistEntry } from '../../core/pair.ts';
 import { ACTION_IDS, BLOCK_IDS, COMMANDS, numberedAction } from '../ids.ts';
 import { blocksTextLength, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
-import { clip, code, describeDuration, describePlace, esc, inline, mention } from './text.ts';
+import { elsewhereLink } from './run-text.ts';
+import { clip, code, describeDuration, describePlace, esc, inline, mention, slackDate } from './text.ts';
 
 /**
  * How many messages one `/arc-history` answer may use: the command's own answer plus 4 follow-ups
@@ -34,6 +35,33 @@ export interface HistoryView {
   start?: number;
   /** Allowlist entries of IPs with no sighting in the window (`History.readIdentity`). */
   dormant?: readonly AllowlistEntry[];
+  /** The identity's Revokes in force, from its alerts: said first, so a hand-over sees them. */
+  revoked?: readonly RevokedNote[];
+}
+
+/** A live Revoke in force on one of the identity's alerts. */
+export interface RevokedNote {
+  alertId: string;
+  channel: string;
+  ts?: string;
+  by: string;
+  at: number;
+  /** For a user caller, whom it revoked (the appid is then a client application's, shared). */
+  user?: string;
+}
+
+/** At most this many Revokes are named in a reply. */
+export const REVOKED_NOTES_MAX = 5;
+
+/** The first reply's line that names the identity's Revokes in force; none when there are none. */
+function revokedBlocks(view: HistoryView): types.KnownBlock[] {
+  const notes = (view.revoked ?? []).slice(0, REVOKED_NOTES_MAX);
+  if (notes.length === 0) return [];
+  const lines = notes.map(
+    (n) =>
+      `:no_entry: *Revoked*${n.user ? ` for ${clip(esc(inline(n.user)), 200)}` : ''} through ${elsewhereLink(n)} by <@${n.by}> ${slackDate(n.at)}`,
+  );
+  return [{ type: 'context', elements: [{ type: 'mrkdwn', text: clip(lines.join('\n'), 2000) }] }];
 }
 
 /** Lines for allowlisted IPs with no sighting in the window, in the first message. */
@@ -253,17 +281,24 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
   const dormant = dormantBlocks(view);
   if (entries.length === 0) {
     const empty = historyEmpty(view.appId, view.windowMs);
-    if (dormant.length === 0) return [empty];
+    if (dormant.length === 0 && (view.revoked ?? []).length === 0) return [empty];
     const { blocks: buttons } = removeButtons(view, 0);
     const ips = (view.dormant ?? []).map((a) => a.ip);
     return [
       {
         response_type: 'ephemeral',
         text: clip(
-          `${empty.text} Allowlisted: ${ips.slice(0, 10).join(', ')}${ips.length > 10 ? ', …' : ''}`,
+          ips.length === 0
+            ? `${empty.text} Revoked through one of its alerts.`
+            : `${empty.text} Allowlisted: ${ips.slice(0, 10).join(', ')}${ips.length > 10 ? ', …' : ''}`,
           LIMITS.text,
         ),
-        blocks: [{ type: 'section', text: { type: 'mrkdwn', text: empty.text } }, ...dormant, ...buttons],
+        blocks: [
+          { type: 'section', text: { type: 'mrkdwn', text: empty.text } },
+          ...revokedBlocks(view),
+          ...dormant,
+          ...buttons,
+        ],
       },
     ];
   }
@@ -280,7 +315,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
   }
   const lines = entries.slice(start).map(historyLine);
   const buttons = removeButtons(view, start);
-  const pages = paginate(lines, buttons.size + blocksTextLength(dormant));
+  const pages = paginate(lines, buttons.size + blocksTextLength([...dormant, ...revokedBlocks(view)]));
   const listed = pages.reduce((n, p) => n + p.reduce((m, s) => m + s.length, 0), 0);
   const left = lines.length - listed;
   const allowed = entries.filter((e) => e.allow).length;
@@ -305,6 +340,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
         : `*Source IPs of ${id} in the last ${window}*, continued.${part}`;
     const blocks: types.KnownBlock[] = [
       { type: 'section', text: { type: 'mrkdwn', text: clip(head, HEAD_MAX) } },
+      ...(p === 0 ? revokedBlocks(view) : []),
       { type: 'divider' },
       ...sections.map(
         (s): types.SectionBlock => ({ type: 'section', text: { type: 'mrkdwn', text: s.join('\n') } }),

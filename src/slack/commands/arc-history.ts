@@ -1,7 +1,9 @@
 import type { App } from '@slack/bolt';
 import { appIdFromTyped, isAppIdText } from '../../core/app-id.ts';
+import { callerKind } from '../../core/remediation-plan.ts';
+import { loadAlertState, revokedAlertsKey, revokeInForce } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
-import { buildHistoryPages, historyUsage } from '../blocks/history.ts';
+import { buildHistoryPages, historyUsage, REVOKED_NOTES_MAX, type RevokedNote } from '../blocks/history.ts';
 import { code } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
 import { COMMANDS } from '../ids.ts';
@@ -18,6 +20,41 @@ const HELP = new Set(['help', '-h', '--help', '?']);
  * private and immediate; when the list needs more, the next messages follow through the command's
  * response_url, also private, in order (see `buildHistoryPages`).
  */
+/** How many of the identity's revoked alerts are read for the reply's Revoke line. */
+const REVOKED_READ_MAX = 50;
+
+/**
+ * The identity's live Revokes in force, latest first, from the alerts they ran on (the list that
+ * Undo goes through). Unread, they are left out: the history is answered all the same.
+ */
+async function revokedNotes(ctx: SlackContext, appId: string): Promise<RevokedNote[]> {
+  try {
+    const ids = (await ctx.store.members(revokedAlertsKey(appId))).slice(0, REVOKED_READ_MAX);
+    const notes: RevokedNote[] = [];
+    for (const id of ids) {
+      const state = await loadAlertState(ctx.store, id);
+      if (!state?.revoke || !revokeInForce(state)) continue;
+      const d = state.alert.detection;
+      notes.push({
+        alertId: id,
+        channel: state.channel,
+        ...(state.ts ? { ts: state.ts } : {}),
+        by: state.revoke.by,
+        at: state.revoke.finishedAt ?? state.revoke.at,
+        // The appid of a user is a client application's: say whom the Revoke was for.
+        ...(callerKind(d) === 'user' ? { user: d.user?.upn ?? d.principalId ?? 'a user' } : {}),
+      });
+    }
+    return notes.sort((a, b) => b.at - a.at).slice(0, REVOKED_NOTES_MAX);
+  } catch (err) {
+    ctx.logger.warn(
+      { appId, err: (err as Error).message },
+      "/arc-history could not read the identity's revoked alerts; the reply leaves them out (check the store)",
+    );
+    return [];
+  }
+}
+
 export function registerArcHistory(app: App, ctx: SlackContext): void {
   app.command(COMMANDS.history, async ({ ack, command, respond }) => {
     const windowMs = ctx.history.windowMs;
@@ -50,7 +87,10 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
     }
     let pages: ReturnType<typeof buildHistoryPages>;
     try {
-      const { entries, dormant } = await ctx.history.readIdentity(arg);
+      const [{ entries, dormant }, revoked] = await Promise.all([
+        ctx.history.readIdentity(arg),
+        revokedNotes(ctx, arg),
+      ]);
       // Remove buttons for whoever may remove allowlist entries (see `decide`).
       const canRemove =
         (dormant.length > 0 || entries.some((e) => e.allow)) &&
@@ -65,6 +105,7 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
         windowMs,
         entries,
         dormant,
+        revoked,
         canRemove,
         start: startArg === undefined ? 0 : Number(startArg) - 1,
       });
