@@ -49,7 +49,6 @@ export async function markRevokedElsewhere(
       });
     }
     const key = markedElsewhereKey(alertId);
-    const listed = new Set((await store.get<string[]>(key)) ?? []);
     const mark: RevokedElsewhere = {
       alertId,
       channel: state.channel,
@@ -58,6 +57,14 @@ export async function markRevokedElsewhere(
       at: run.finishedAt ?? ctx.now(),
     };
     const candidates = await identityAlerts(ctx, d.appId, alertId);
+    // A's Undo may run while this loop does (its button shows once the Revoke has ended): each mark
+    // is made while this Revoke stands, and taken back here once an Undo is found. Either that
+    // Undo's clearing, which reads A's list after it marked A undone, finds the mark, or this
+    // loop's check after the mark finds the Undo.
+    const stands = async (): Promise<boolean> => {
+      const now = await loadAlertState(store, alertId);
+      return now !== undefined && revokeInForce(now) && now.revoke?.at === run.at;
+    };
     let marked = 0;
     let left = 0;
     for (const id of candidates) {
@@ -70,12 +77,13 @@ export async function markRevokedElsewhere(
         left++;
         continue;
       }
+      if (!(await stands())) break;
       marked++;
       try {
-        if (!listed.has(id)) {
-          listed.add(id);
-          await store.set(key, [...listed], ALERT_STATE_TTL_MS);
-        }
+        // Read again before each write: another write of the list (a repeat of this Revoke on
+        // another replica) is kept.
+        const listed = (await store.get<string[]>(key)) ?? [];
+        if (!listed.includes(id)) await store.set(key, [...listed, id], ALERT_STATE_TTL_MS);
         let changed = false;
         const other = await updateAlertState(store, id, (s) => {
           if (revokeInForce(s) || s.revokedElsewhere?.alertId === alertId) return;
@@ -83,6 +91,15 @@ export async function markRevokedElsewhere(
           changed = true;
         });
         if (!other || !changed) continue;
+        if (!(await stands())) {
+          // Undone meanwhile: this mark is taken back (the Undo's own clearing may have missed it).
+          await updateAlertState(store, id, (s) => {
+            if (s.revokedElsewhere?.alertId === alertId && s.revokedElsewhere.at === mark.at) {
+              delete s.revokedElsewhere;
+            }
+          });
+          break;
+        }
         await showAlert(ctx, other);
         await auditInThread(
           ctx,
