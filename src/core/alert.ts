@@ -27,14 +27,6 @@ export interface AlertRecord {
   otherIps: number;
   /** `otherIps` is estimated from a sample (the identity has more than 500 IPs indexed). */
   otherIpsEstimated?: boolean;
-  /**
-   * How many other identities used this source IP within the window (absent in alerts raised
-   * before it was counted). Many: a shared egress (a VPN, a CI pool); a few new ones together: one
-   * source using several identities' credentials.
-   */
-  otherIdentities?: number;
-  /** `otherIdentities` is estimated from a sample (more than 500 identities indexed for the IP). */
-  otherIdentitiesEstimated?: boolean;
   windowMs: number;
   /**
    * Set on an alert Elastic judged new (`elastic-alert`) whose pair this history saw within the

@@ -23,9 +23,7 @@ import { startLearningPeriod } from './learning-period.ts';
 import {
   type AllowlistEntry,
   allowKey,
-  IP_SET_VALUE_PREFIX,
   identitySet,
-  ipSet,
   normaliseAppId,
   pairKey,
   type StoredPair,
@@ -295,9 +293,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     t: number,
     results: EventResult[],
   ): Promise<AlertRecord[]> {
-    let others: Awaited<ReturnType<typeof otherCounts>>;
+    let others: Awaited<ReturnType<typeof otherIpCounts>>;
     try {
-      others = await otherCounts(claimed.winners, pairs, stored, t);
+      others = await otherIpCounts(claimed.winners, pairs, stored, t);
     } catch (err) {
       await claimed.giveBack();
       throw err;
@@ -310,12 +308,10 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         detection: d,
         detectedAt: t,
         reason: d.elasticAlert?.judgedNew ? 'elastic-alert' : 'new-pair',
-        otherIps: others.ips.get(normaliseAppId(d.appId))?.count ?? 0,
-        otherIdentities: others.identities.get(d.sourceIp)?.count ?? 0,
+        otherIps: others.get(normaliseAppId(d.appId))?.count ?? 0,
         windowMs,
       };
-      if (others.ips.get(normaliseAppId(d.appId))?.sampled) alert.otherIpsEstimated = true;
-      if (others.identities.get(d.sourceIp)?.sampled) alert.otherIdentitiesEstimated = true;
+      if (others.get(normaliseAppId(d.appId))?.sampled) alert.otherIpsEstimated = true;
       if (c.seenHereAt !== undefined) alert.seenHereAt = c.seenHereAt;
       alerts.push(alert);
       const pair = pairs.get(c.pairKey)!;
@@ -380,40 +376,29 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   }
 
   /**
-   * How many other IPs each alerting identity used within the window, and how many other
-   * identities used each alerting IP: their stored pairs (a pair's value expires a window after
-   * its last sighting, so one still stored was seen within it), counted by the store from the
-   * identity's and the IP's indexes in one call, plus this batch's new pairs.
+   * How many other IPs each alerting identity used within the window: its stored pairs (a pair's
+   * value expires a window after its last sighting, so one still stored was seen within it),
+   * counted by the store from the identity's index in one call, plus this batch's new pairs.
    */
-  async function otherCounts(
+  async function otherIpCounts(
     winners: Candidate[],
     pairs: Map<string, StoredPair>,
     stored: ReadonlyMap<string, StoredPair>,
     t: number,
   ) {
     const identities = [...new Set(winners.map((c) => normaliseAppId(c.detection.appId)))];
-    const ips = [...new Set(winners.map((c) => c.detection.sourceIp))];
     const indexed = await store.countLiveMembers(
-      [
-        ...identities.map((appId) => ({ set: identitySet(appId), valuePrefix: pairKey(appId, '') })),
-        ...ips.map((ip) => ({ set: ipSet(ip), valuePrefix: IP_SET_VALUE_PREFIX })),
-      ],
+      identities.map((appId) => ({ set: identitySet(appId), valuePrefix: pairKey(appId, '') })),
       EXACT_OTHER_IPS_LIMIT,
     );
-    const byIdentity = new Map(identities.map((appId, i) => [appId, { ...indexed[i]! }]));
-    const byIp = new Map(ips.map((ip, i) => [ip, { ...indexed[identities.length + i]! }]));
+    const counts = new Map(identities.map((appId, i) => [appId, { ...indexed[i]! }]));
     // The pairs this batch creates are neither stored nor indexed yet.
     for (const [key, pair] of pairs) {
-      if (stored.has(key) || pair.lastSeen < t - windowMs) continue;
-      const ofIdentity = byIdentity.get(pair.appId);
-      if (ofIdentity) ofIdentity.count++;
-      const ofIp = byIp.get(pair.ip);
-      if (ofIp) ofIp.count++;
+      const count = counts.get(pair.appId);
+      if (count !== undefined && !stored.has(key) && pair.lastSeen >= t - windowMs) count.count++;
     }
-    // Each count holds the alert's own pair.
-    for (const count of [...byIdentity.values(), ...byIp.values()])
-      count.count = Math.max(0, count.count - 1);
-    return { ips: byIdentity, identities: byIp };
+    for (const count of counts.values()) count.count = Math.max(0, count.count - 1);
+    return counts;
   }
 
   return {

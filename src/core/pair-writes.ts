@@ -1,5 +1,5 @@
 import type { Candidate } from './candidate.ts';
-import { detailsOf, identitySet, ipSet, ipSetMember, type StoredPair } from './pair.ts';
+import { detailsOf, identitySet, type StoredPair } from './pair.ts';
 import type { StateEntry } from './ports.ts';
 
 /** What a batch's judgement hands to `pairWrites`. */
@@ -21,7 +21,7 @@ export interface PairWritesInput {
 export interface PairWrites {
   /** The pairs to store, each for as long as it lasts. */
   writes: StateEntry[];
-  /** `[identity set, IP]` and `[IP set, appid:IP]` members to add before the writes. */
+  /** `[identity set, IP]` members to add before the writes. */
   index: Array<[set: string, member: string]>;
   /** Whether a pair the store did not hold is among `writes`. */
   storesNewPair: boolean;
@@ -30,7 +30,7 @@ export interface PairWrites {
 /** The writes that store the pairs a batch changed (the inputs are left as they are). */
 export function pairWrites({ pairs, changed, stored, latest, t, windowMs }: PairWritesInput): PairWrites {
   const writes: StateEntry[] = [];
-  // New pairs are indexed under their identity and their IP before they are written, and existing ones again
+  // New pairs are indexed under their identity before they are written, and existing ones again
   // every half window: the index never misses a stored pair for long, even after a crash
   // between the two writes or a pruning reader.
   const index: Array<[string, string]> = [];
@@ -48,7 +48,7 @@ export function pairWrites({ pairs, changed, stored, latest, t, windowMs }: Pair
     const pair = { ...working };
     const before = stored.get(key);
     if (!before || (pair.indexedAt ?? 0) < reindexBefore) {
-      index.push([identitySet(pair.appId), pair.ip], [ipSet(pair.ip), ipSetMember(pair.appId, pair.ip)]);
+      index.push([identitySet(pair.appId), pair.ip]);
       pair.indexedAt = t;
     }
     // The details follow the most recent event (a late delivery leaves them as they are).

@@ -76,14 +76,6 @@ export const pairKey = (appId: string, ip: string): string => `pair:${normaliseA
 export const pairInfoKey = (appId: string, ip: string): string => `pairinfo:${normaliseAppId(appId)}:${ip}`;
 export const allowKey = (appId: string, ip: string): string => `allow:${normaliseAppId(appId)}:${ip}`;
 export const identitySet = (appId: string): string => `ident:${normaliseAppId(appId)}`;
-/**
- * The identities seen from one IP: members are `<appid>:<ip>`, so that `pair:` + member is the
- * pair's key (`countLiveMembers` counts those whose record is still stored).
- */
-export const ipSet = (ip: string): string => `ipident:${ip}`;
-export const ipSetMember = (appId: string, ip: string): string => `${normaliseAppId(appId)}:${ip}`;
-/** The value prefix that makes an `ipSet` member a pair's key. */
-export const IP_SET_VALUE_PREFIX = 'pair:';
 
 /** True when some sighting of the pair lies within `windowMs` of `t` (either side). */
 export function hasSightingNear(

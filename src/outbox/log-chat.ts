@@ -26,8 +26,6 @@ function summary(alert: AlertRecord) {
     as: d.as,
     otherIps: alert.otherIps,
     ...(alert.otherIpsEstimated ? { otherIpsEstimated: true } : {}),
-    ...(alert.otherIdentities === undefined ? {} : { otherIdentities: alert.otherIdentities }),
-    ...(alert.otherIdentitiesEstimated ? { otherIdentitiesEstimated: true } : {}),
     ...(alert.seenHereAt === undefined ? {} : { seenHereAt: new Date(alert.seenHereAt).toISOString() }),
   };
 }

@@ -193,27 +193,6 @@ describe.each(Object.keys(backends))(
       expect(third?.detection?.sourceIp).toBe('2001:db8::1');
     });
 
-    it('counts the other identities that used the source IP in the window, stored and in the same batch', async () => {
-      const other = (n: number) => `0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f${String(n).padStart(2, '0')}`;
-      const shared = '198.51.100.77';
-      await engine.evaluate([
-        record({ appId: other(1), ip: shared, time: at(DAY) }),
-        record({ appId: other(2), ip: shared, time: at(DAY) }),
-        // Another IP of another identity: not counted.
-        record({ appId: other(3), ip: '198.51.100.78', time: at(DAY) }),
-      ]);
-      const [alone] = await engine.evaluate([record({ ip: '198.51.100.79', time: at(2000) })]);
-      expect(alone?.alert?.otherIdentities).toBe(0);
-      const [mine, newcomer] = await engine.evaluate([
-        record({ ip: shared, time: at(1000) }),
-        record({ appId: other(4), ip: shared, time: at(1000) }),
-      ]);
-      expect(mine?.outcome).toBe('alerted');
-      // Identities 1 and 2 (stored) and 4 (new in this batch); not itself.
-      expect(mine?.alert?.otherIdentities).toBe(3);
-      expect(newcomer?.alert?.otherIdentities).toBe(3);
-    });
-
     it('counts an IP of the history once among the other IPs, also when the batch of a new IP sees it again', async () => {
       await engine.evaluate([record({ ip: '198.51.100.1', time: at(DAY) })]);
       const [known, fresh] = await engine.evaluate([

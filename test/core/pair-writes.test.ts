@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { detailsOf, identitySet, ipSet, type StoredPair } from '../../src/core/pair.ts';
+import { detailsOf, identitySet, type StoredPair } from '../../src/core/pair.ts';
 import { pairWrites } from '../../src/core/pair-writes.ts';
 import { candidate, DAY, NOW, WINDOW } from '../support/candidates.ts';
 
@@ -31,10 +31,7 @@ describe('pairWrites: what a batch stores of its pairs', () => {
     });
     expect(writes.map((w) => [w.key, w.ttlMs])).toEqual([['new', WINDOW]]);
     expect(writes[0]?.value).toMatchObject({ indexedAt: NOW, last: expect.any(Object) });
-    expect(index).toEqual([
-      [identitySet('app'), '203.0.113.7'],
-      [ipSet('203.0.113.7'), 'app:203.0.113.7'],
-    ]);
+    expect(index).toEqual([[identitySet('app'), '203.0.113.7']]);
     expect(storesNewPair).toBe(true);
     expect(fresh.indexedAt).toBeUndefined();
   });
@@ -60,8 +57,7 @@ describe('pairWrites: what a batch stores of its pairs', () => {
     });
     expect(writes.map((w) => w.key)).toEqual(['p']);
     expect(writes[0]?.value).toMatchObject({ count: 2, indexedAt: NOW, last: kept });
-    // Under its identity and under its IP.
-    expect(index).toHaveLength(2);
+    expect(index).toHaveLength(1);
     expect(storesNewPair).toBe(false);
   });
 });

@@ -1230,20 +1230,6 @@ describe('/arc-history reply', () => {
   });
 });
 
-describe('why it fired: the source IP shared with other identities', () => {
-  it('says how many other identities used the IP in the window, and nothing when none did', () => {
-    const why = (over: Parameters<typeof sampleAlert>[0]) =>
-      allText(buildAlertMessage(view({ alert: sampleAlert(over) })));
-    expect(why({ otherIdentities: 2 })).toContain('; this IP was used by 2 other identities in 7d');
-    expect(why({ otherIdentities: 1, otherIdentitiesEstimated: true })).toContain(
-      '; this IP was used by about 1 other identity in 7d',
-    );
-    expect(why({ otherIdentities: 0 })).not.toContain('this IP was used by');
-    // An alert raised before the count existed says nothing of it.
-    expect(why({})).not.toContain('this IP was used by');
-  });
-});
-
 describe('triage steps', () => {
   const triage = (alert: ReturnType<typeof sampleAlert>) => allText(buildAlertMessage(view({ alert })));
 

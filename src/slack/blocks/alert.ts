@@ -167,10 +167,6 @@ function whyText(alert: AlertRecord, k = 1): string {
       : cause === 'older-than-window'
         ? `an event from longer ago than ${window} (a late delivery or a replay). No history that old is kept, so whether the IP was new then cannot be told: such events alert once per pair, and are not stored; ${otherText} in the last ${window}`
         : `first use of this IP by this identity in ${window}; ${otherText}`;
-  const identities = alert.otherIdentities ?? 0;
-  if (identities > 0) {
-    why += `; this IP was used by ${alert.otherIdentitiesEstimated ? 'about ' : ''}${identities} other identit${identities === 1 ? 'y' : 'ies'} in ${window}`;
-  }
   if (alert.reason === 'elastic-alert') {
     // Kibana's reasons end in a full stop; the sentence gets its own.
     const reason = withoutFinalStops(alert.detection.elasticAlert?.reason);
