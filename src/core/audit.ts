@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { LiveMembers, MemberSets, Values } from './ports.ts';
+import type { MemberSets, Values } from './ports.ts';
 
 /** What the audit needs of the store: its records are values, listed through member sets. */
-export type AuditStore = Values & MemberSets & LiveMembers;
+export type AuditStore = Values & MemberSets;
 
 /** One audited attempt: who did what to which alert, and how it went. */
 export interface AuditEntry {
@@ -73,7 +73,6 @@ export async function recordAudit(
     await store.set(`audit:${full.id}`, full, AUDIT_TTL_MS);
     await store.addMembers(ALL, [full.id]);
     if (full.alertId) await store.addMembers(forAlert(full.alertId), [full.id]);
-    await pruneIndex(store, full.alertId);
   } catch (err) {
     // What was done is said all the same: the log is then its only record.
     observer?.logger.warn(
@@ -86,20 +85,6 @@ export async function recordAudit(
   const log = observer?.logger;
   if (log) (NOTABLE.has(result) ? log.warn : log.info).call(log, line, `${action} by ${actor}: ${result}`);
   return full;
-}
-
-/** How many index entries each new record checks (a random sample of the index beyond that). */
-const PRUNE_SAMPLE = 20;
-
-/**
- * Drops index entries whose record has expired, a sample at a time: each new record checks a few,
- * so that the index stays about the size of the records kept, whether or not anyone exports them.
- * A failure only leaves the index as it was.
- */
-async function pruneIndex(store: AuditStore, alertId: string | undefined): Promise<void> {
-  const sets = [{ set: ALL, valuePrefix: 'audit:' }];
-  if (alertId) sets.push({ set: forAlert(alertId), valuePrefix: 'audit:' });
-  await store.countLiveMembers(sets, PRUNE_SAMPLE).catch(() => undefined);
 }
 
 /** Audit records, oldest first: those of one alert, or all of them. */
@@ -119,8 +104,9 @@ const EXPORT_CHUNK = 500;
 /**
  * Writes audit records oldest first, without holding them all: a first pass reads them a chunk at
  * a time and keeps only each one's time and id, a second reads them again in that order. Only
- * records from `since` on (ms since the epoch) are written. It only reads the store: a record
- * that expired between the passes is left out.
+ * records from `since` on (ms since the epoch) are written. Records expire by themselves: the
+ * index entries of those the first pass finds gone are dropped (index sets have no expiry), and
+ * one that expires between the passes is left out.
  */
 export async function exportAudit(
   store: AuditStore,
@@ -130,13 +116,16 @@ export async function exportAudit(
   const ids = await store.members(options.alertId ? forAlert(options.alertId) : ALL);
   const since = options.since ?? Number.NEGATIVE_INFINITY;
   const order: Array<[at: number, id: string]> = [];
+  const gone: string[] = [];
   for (let i = 0; i < ids.length; i += EXPORT_CHUNK) {
     const chunk = ids.slice(i, i + EXPORT_CHUNK);
     const entries = await store.getMany<AuditEntry>(chunk.map((id) => `audit:${id}`));
     entries.forEach((e, k) => {
-      if (e !== undefined && e.at >= since) order.push([e.at, chunk[k]!]);
+      if (e === undefined) gone.push(chunk[k]!);
+      else if (e.at >= since) order.push([e.at, chunk[k]!]);
     });
   }
+  if (gone.length > 0) await store.removeMembers(options.alertId ? forAlert(options.alertId) : ALL, gone);
   order.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   let written = 0;
   for (let i = 0; i < order.length; i += EXPORT_CHUNK) {
