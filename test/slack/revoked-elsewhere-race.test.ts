@@ -64,4 +64,44 @@ describe('Revoked elsewhere: an Undo during the marking', () => {
     expect((await loadAlertState(store, C))?.revokedElsewhere).toBeUndefined();
     expect(await store.get(markedElsewhereKey(A))).toBeUndefined();
   });
+
+  it("shows the marked alerts one at a time, at most about 46 a minute (under Slack's chat.update limit), and says how many once, in the thread of the revoking alert", async () => {
+    const store = openMemoryStateStore('t');
+    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
+    const a = { ...state(A, '192.0.2.1'), revoke: run };
+    await saveAlertState(store, a);
+    for (const [id, ip] of [
+      [B, '192.0.2.2'],
+      [C, '192.0.2.3'],
+    ] as const) {
+      await saveAlertState(store, state(id, ip));
+    }
+    const shownAt: number[] = [];
+    const threads: Array<{ alert: string; text: string }> = [];
+    const ctx = {
+      store,
+      logger: { warn: () => {}, error: () => {}, info: () => {}, debug: () => {} },
+      now: () => 3,
+      history: {
+        readIdentity: async () => ({
+          entries: [B, C].map((alertId) => ({ pair: { alertId } })),
+          dormant: [],
+        }),
+      },
+      messenger: {
+        updateAlert: async () => void shownAt.push(performance.now()),
+        postThread: async (s: SlackAlertState, line: { text: string }) =>
+          void threads.push({ alert: s.alert.id, text: line.text }),
+      },
+    } as unknown as SlackContext;
+    await markRevokedElsewhere(ctx, a, run);
+    expect(shownAt).toHaveLength(2);
+    expect(shownAt[1]! - shownAt[0]!).toBeGreaterThanOrEqual(1250);
+    expect(threads).toEqual([
+      {
+        alert: A,
+        text: expect.stringContaining('2 other alerts of the same principal now say "Identity revoked"'),
+      },
+    ]);
+  });
 });

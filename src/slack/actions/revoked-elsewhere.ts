@@ -10,12 +10,27 @@ import {
   type UndoRun,
   updateAlertState,
 } from '../alert-state.ts';
-import { elsewhereLink } from '../blocks/run-text.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 
-/** The most alerts one Revoke marks (each is a store update, a message update and a thread line). */
+/** The most alerts one Revoke marks (each is a store update and a message update). */
 export const MARK_ELSEWHERE_AT_MOST = 200;
+
+/**
+ * The least time between two of these message updates: under Slack's about 50 `chat.update` a
+ * minute (Tier 3), so that 200 of them never hold back the channel's new alerts with a 429.
+ */
+const UPDATE_GAP_MS = 1300;
+
+/** Waits until `UPDATE_GAP_MS` have passed since the last update it let through (monotonic). */
+function pacer(): () => Promise<void> {
+  let last = Number.NEGATIVE_INFINITY;
+  return async () => {
+    const wait = last + UPDATE_GAP_MS - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    last = performance.now();
+  };
+}
 
 /** The alerts of the identity's pairs in the history window, but `except`, each once. */
 async function identityAlerts(ctx: SlackContext, appId: string, except: string): Promise<string[]> {
@@ -29,8 +44,8 @@ async function identityAlerts(ctx: SlackContext, appId: string, except: string):
  * After a live Revoke on alert A ended done: A's own Revoke now stands (a mark from another
  * alert gives way), and the other alerts of the same principal (`samePrincipal`: for a user, the
  * same object id too) that the history names are marked revoked through A, each under its lock,
- * shown again and told in its thread. Alerts whose own Revoke is in force, and those A marked
- * already, are left. The ids go into A's list (`markedElsewhereKey`) before their marks, so that
+ * and shown again, one at a time (`UPDATE_GAP_MS`); A's thread says how many. Alerts whose own
+ * Revoke is in force, and those A marked already, are left. The ids go into A's list (`markedElsewhereKey`) before their marks, so that
  * A's Undo finds each. At most `MARK_ELSEWHERE_AT_MOST` alerts; never throws (failures are logged).
  */
 export async function markRevokedElsewhere(
@@ -66,7 +81,9 @@ export async function markRevokedElsewhere(
       return now !== undefined && revokeInForce(now) && now.revoke?.at === run.at;
     };
     let marked = 0;
+    let shown = 0;
     let left = 0;
+    const paced = pacer();
     for (const id of candidates) {
       // Read first without the lock: another principal's alerts (users of a shared appid) are
       // neither locked nor written.
@@ -100,18 +117,24 @@ export async function markRevokedElsewhere(
           });
           break;
         }
+        await paced();
         await showAlert(ctx, other);
-        await auditInThread(
-          ctx,
-          other,
-          `:no_entry: Audit: <@${run.by}> revoked this identity through ${elsewhereLink(mark)} (the same principal). A Revoke here plans again from what Azure holds and repeats nothing already done.`,
-        );
+        shown++;
       } catch (err) {
         logger.warn(
           { alertId, other: id, err: (err as Error).message },
           `revoke: could not mark an alert of the same identity revoked through this one; ${where}`,
         );
       }
+    }
+    // One line in A's thread rather than one in each: 200 thread posts would queue ahead of the
+    // channel's new alerts.
+    if (shown > 0) {
+      await auditInThread(
+        ctx,
+        state,
+        `:no_entry: Audit: ${shown} other alert${shown === 1 ? '' : 's'} of the same principal now say${shown === 1 ? 's' : ''} "Identity revoked" through this one.`,
+      );
     }
     if (left > 0) {
       logger.warn(
@@ -130,8 +153,8 @@ export async function markRevokedElsewhere(
 /**
  * After a live Undo on alert A: the alerts that A's Revoke marked, and those that the Revoke of
  * each alert in `restored` marked (their Revoke was undone through A too), no longer tell the
- * truth. Each mark that still names its alert is cleared, the alert shown again and told in its
- * thread; the lists go. Never throws (failures are logged).
+ * truth. Each mark that still names its alert is cleared and the alert shown again, one at a
+ * time (`UPDATE_GAP_MS`); A's thread says how many. The lists go. Never throws (failures are logged).
  */
 export async function clearRevokedElsewhere(
   ctx: SlackContext,
@@ -141,7 +164,8 @@ export async function clearRevokedElsewhere(
 ): Promise<void> {
   const { store, logger } = ctx;
   const alertId = state.alert.id;
-  const through = elsewhereLink({ alertId, channel: state.channel, ...(state.ts ? { ts: state.ts } : {}) });
+  const paced = pacer();
+  let shown = 0;
   for (const source of [alertId, ...restored]) {
     try {
       const key = markedElsewhereKey(source);
@@ -153,12 +177,9 @@ export async function clearRevokedElsewhere(
           changed = true;
         });
         if (!other || !changed) continue;
+        await paced();
         await showAlert(ctx, other);
-        await auditInThread(
-          ctx,
-          other,
-          `:leftwards_arrow_with_hook: Audit: <@${undo.by}> undid the revoke of this identity through ${through}: its access is back, and this alert no longer says revoked.`,
-        );
+        shown++;
       }
       await store.delete(key);
     } catch (err) {
@@ -167,5 +188,17 @@ export async function clearRevokedElsewhere(
         'undo: could not clear the revoked-elsewhere marks of the other alerts of this identity; check the store (STORE_URL) and Slack: their messages may still say revoked',
       );
     }
+  }
+  if (shown > 0) {
+    await auditInThread(
+      ctx,
+      state,
+      `:leftwards_arrow_with_hook: Audit: <@${undo.by}>'s Undo took "Identity revoked" off ${shown} other alert${shown === 1 ? '' : 's'} of the same principal.`,
+    ).catch((err: unknown) =>
+      logger.warn(
+        { alertId, err: (err as Error).message },
+        'undo: could not say in the thread which alerts no longer say revoked',
+      ),
+    );
   }
 }
