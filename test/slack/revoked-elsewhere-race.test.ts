@@ -26,6 +26,18 @@ const state = (id: string, ip: string): SlackAlertState => ({
   confirmText: 'x',
 });
 
+/** The context the marking uses: the store, a quiet log, A's identity's alerts B and C, and `messenger`. */
+const contextOf = (store: unknown, messenger: Record<string, unknown>): SlackContext =>
+  ({
+    store,
+    logger: { warn: () => {}, error: () => {}, info: () => {}, debug: () => {} },
+    now: () => 3,
+    history: {
+      readIdentity: async () => ({ entries: [B, C].map((alertId) => ({ pair: { alertId } })), dormant: [] }),
+    },
+    messenger,
+  }) as unknown as SlackContext;
+
 describe('Revoked elsewhere: an Undo during the marking', () => {
   it('leaves no alert marked revoked through an alert whose Revoke was undone meanwhile', async () => {
     const store = openMemoryStateStore('t');
@@ -35,30 +47,19 @@ describe('Revoked elsewhere: an Undo during the marking', () => {
     await saveAlertState(store, state(B, '192.0.2.2'));
     await saveAlertState(store, state(C, '192.0.2.3'));
     let undone = false;
-    const ctx = {
-      store,
-      logger: { warn: () => {}, error: () => {}, info: () => {}, debug: () => {} },
-      now: () => 3,
-      history: {
-        readIdentity: async () => ({
-          entries: [B, C].map((alertId) => ({ pair: { alertId } })),
-          dormant: [],
-        }),
+    const ctx: SlackContext = contextOf(store, {
+      updateAlert: async (s: SlackAlertState) => {
+        // The Undo on A lands while the loop shows B (Slack is slow: 200 alerts, 429s).
+        if (s.alert.id === B && !undone) {
+          undone = true;
+          await updateAlertState(store, A, (x) => {
+            x.undo = { status: 'done', mode: 'live', by: 'U2', at: 4, of: 1 };
+          });
+          await clearRevokedElsewhere(ctx, a, { status: 'done', mode: 'live', by: 'U2', at: 4 }, []);
+        }
       },
-      messenger: {
-        updateAlert: async (s: SlackAlertState) => {
-          // The Undo on A lands while the loop shows B (Slack is slow: 200 alerts, 429s).
-          if (s.alert.id === B && !undone) {
-            undone = true;
-            await updateAlertState(store, A, (x) => {
-              x.undo = { status: 'done', mode: 'live', by: 'U2', at: 4, of: 1 };
-            });
-            await clearRevokedElsewhere(ctx, a, { status: 'done', mode: 'live', by: 'U2', at: 4 }, []);
-          }
-        },
-        postThread: async () => {},
-      },
-    } as unknown as SlackContext;
+      postThread: async () => {},
+    });
     await markRevokedElsewhere(ctx, a, run);
     expect((await loadAlertState(store, B))?.revokedElsewhere).toBeUndefined();
     expect((await loadAlertState(store, C))?.revokedElsewhere).toBeUndefined();
@@ -78,22 +79,11 @@ describe('Revoked elsewhere: an Undo during the marking', () => {
     }
     const shownAt: number[] = [];
     const threads: Array<{ alert: string; text: string }> = [];
-    const ctx = {
-      store,
-      logger: { warn: () => {}, error: () => {}, info: () => {}, debug: () => {} },
-      now: () => 3,
-      history: {
-        readIdentity: async () => ({
-          entries: [B, C].map((alertId) => ({ pair: { alertId } })),
-          dormant: [],
-        }),
-      },
-      messenger: {
-        updateAlert: async () => void shownAt.push(performance.now()),
-        postThread: async (s: SlackAlertState, line: { text: string }) =>
-          void threads.push({ alert: s.alert.id, text: line.text }),
-      },
-    } as unknown as SlackContext;
+    const ctx = contextOf(store, {
+      updateAlert: async () => void shownAt.push(performance.now()),
+      postThread: async (s: SlackAlertState, line: { text: string }) =>
+        void threads.push({ alert: s.alert.id, text: line.text }),
+    });
     await markRevokedElsewhere(ctx, a, run);
     expect(shownAt).toHaveLength(2);
     expect(shownAt[1]! - shownAt[0]!).toBeGreaterThanOrEqual(1250);
