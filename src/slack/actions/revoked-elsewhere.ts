@@ -32,7 +32,13 @@ function pacer(): () => Promise<void> {
   };
 }
 
-/** The alerts of the identity's pairs in the history window, but `except`, each once. */
+/**
+ * The most alerts read to find those of the principal: a client appid that many users share (the
+ * Azure CLI's) may name thousands, most of them other users'.
+ */
+const READ_AT_MOST = 1000;
+
+/** The alerts of the identity's pairs in the history window, most recent first, but `except`, each once. */
 async function identityAlerts(ctx: SlackContext, appId: string, except: string): Promise<string[]> {
   const { entries } = await ctx.history.readIdentity(appId);
   const ids = new Set<string>();
@@ -71,7 +77,14 @@ export async function markRevokedElsewhere(
       by: run.by,
       at: run.finishedAt ?? ctx.now(),
     };
-    const candidates = await identityAlerts(ctx, d.appId, alertId);
+    const all = await identityAlerts(ctx, d.appId, alertId);
+    const candidates = all.slice(0, READ_AT_MOST);
+    if (all.length > candidates.length) {
+      logger.warn(
+        { alertId, alerts: all.length, read: candidates.length },
+        `revoke: the identity has ${all.length} other alerts in the window; only the ${READ_AT_MOST} most recent are looked at to mark those of the same principal`,
+      );
+    }
     // A's Undo may run while this loop does (its button shows once the Revoke has ended): each mark
     // is made while this Revoke stands, and taken back here once an Undo is found. Either that
     // Undo's clearing, which reads A's list after it marked A undone, finds the mark, or this
