@@ -107,6 +107,12 @@ function runText(
   // The plan's warnings (a possible tampering) first, then what the run leaves: shown whatever
   // the steps take.
   const notes = (run.plan?.warnings ?? []).map((w) => `${warningMark(w)} ${s(w, WARNING_CLIP)}`);
+  if (words === REVOKE_WORDS && run.status === 'done' && !dry) {
+    // What no Revoke takes back, said where the responder reads that it is done.
+    notes.push(
+      `:hourglass: Tokens issued before the Revoke stay valid until they expire: look for use after ${slackDate(run.finishedAt ?? run.at)} in the cluster's Kubernetes audit log.`,
+    );
+  }
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
     const why =
