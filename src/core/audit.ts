@@ -89,13 +89,9 @@ export async function recordAudit(
 
 /** Audit records, oldest first: those of one alert, or all of them. */
 export async function listAudit(store: AuditStore, alertId?: string): Promise<AuditEntry[]> {
-  const set = alertId ? forAlert(alertId) : ALL;
-  const ids = await store.members(set);
-  const entries = await store.getMany<AuditEntry>(ids.map((id) => `audit:${id}`));
-  // Records expire by themselves; their index entries go as they are found.
-  const expired = ids.filter((_, i) => entries[i] === undefined);
-  if (expired.length > 0) await store.removeMembers(set, expired);
-  return entries.filter((e): e is AuditEntry => e !== undefined).sort((a, b) => a.at - b.at);
+  const entries: AuditEntry[] = [];
+  await exportAudit(store, alertId ? { alertId } : {}, (e) => void entries.push(e));
+  return entries;
 }
 
 /** How many records an export reads at a time. */
@@ -126,7 +122,8 @@ export async function exportAudit(
     });
   }
   if (gone.length > 0) await store.removeMembers(options.alertId ? forAlert(options.alertId) : ALL, gone);
-  order.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  // A stable sort: records of the same millisecond stay in the index's order.
+  order.sort((a, b) => a[0] - b[0]);
   let written = 0;
   for (let i = 0; i < order.length; i += EXPORT_CHUNK) {
     const chunk = order.slice(i, i + EXPORT_CHUNK);

@@ -51,8 +51,8 @@ async function identityAlerts(ctx: SlackContext, appId: string, except: string):
  * alert gives way), and the other alerts of the same principal (`samePrincipal`: for a user, the
  * same object id too) that the history names are marked revoked through A, each under its lock,
  * and shown again, one at a time (`UPDATE_GAP_MS`); A's thread says how many. Alerts whose own
- * Revoke is in force, and those A marked already, are left. The ids go into A's list (`markedElsewhereKey`) before their marks, so that
- * A's Undo finds each. At most `MARK_ELSEWHERE_AT_MOST` alerts; never throws (failures are logged).
+ * Revoke is in force, and those A marked already, are left. The ids go into A's list
+ * (`markedElsewhereKey`) before their marks, so that A's Undo finds each. At most `MARK_ELSEWHERE_AT_MOST` alerts; never throws (failures are logged).
  */
 export async function markRevokedElsewhere(
   ctx: SlackContext,
