@@ -4,32 +4,14 @@
  */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterEach, expect, it, vi } from 'vitest';
-import { createAzureRemediator } from '../../src/azure/index.ts';
+import { afterEach, expect, it } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import type { StateStore } from '../../src/core/ports.ts';
-import type { FakeAzure } from '../support/fake-azure.ts';
-import {
-  CLUSTER_ID,
-  configFor,
-  FAST_RETRY,
-  fakeWithEvidenceAt,
-  memoryStore,
-  spDetection,
-  stubAzureEnv,
-} from './helpers.ts';
+import { CLUSTER_ID, closeOpened, fakeWithEvidenceAt, remediatorOn, spDetection } from './helpers.ts';
 
-const open: Array<FakeAzure | StateStore> = [];
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  for (const x of open.splice(0)) await x.close();
-});
+afterEach(closeOpened);
 
 it('logs each azure.* audit record as it is stored, with its id, who, what and the result', async () => {
   const fake = await fakeWithEvidenceAt(CLUSTER_ID);
-  const store = await memoryStore();
-  open.push(fake, store);
-  stubAzureEnv(fake);
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino(
     { level: 'info' },
@@ -40,12 +22,7 @@ it('logs each azure.* audit record as it is stored, with its id, who, what and t
       },
     }),
   );
-  const remediator = createAzureRemediator(configFor(fake, 'dry-run'), {
-    store,
-    logger,
-    tlsCa: fake.ca,
-    retry: FAST_RETRY,
-  });
+  const { store, remediator } = await remediatorOn(fake, 'dry-run', { logger });
   const detection = spDetection(CLUSTER_ID);
   const plan = await remediator.plan(detection);
   await remediator.execute(plan, undefined, { actor: 'UALICE', alertId: 'a1', ip: detection.sourceIp });

@@ -4,11 +4,9 @@
  * Revoke delete someone else's role assignment. Real SDK clients against the HTTPS fakes.
  */
 
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createAzureRemediator } from '../../src/azure/index.ts';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Detection } from '../../src/core/detection.ts';
 import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
-import type { StateStore } from '../../src/core/ports.ts';
 import { buildRemediationPlan, TAMPERING } from '../../src/core/remediation-plan.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import { type Overrides, overridden } from '../support/overrides.ts';
@@ -16,17 +14,14 @@ import {
   A,
   APP_ID,
   CLUSTER_ID,
-  configFor,
-  FAST_RETRY,
+  closeOpened,
   fakeWithEvidenceAt,
-  memoryStore,
-  quietLogger,
   RG_SCOPE,
   ROLE,
+  remediatorOn,
   SP_ID,
   SUB_SCOPE,
   spDetection,
-  stubAzureEnv,
   USER_ID,
 } from './helpers.ts';
 
@@ -39,23 +34,11 @@ const TEAM = {
 const OTHER_SP = '9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a';
 const GROUP_ID = '99999999-8888-4777-8666-555544443333';
 
-const open: Array<FakeAzure | StateStore> = [];
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  for (const x of open.splice(0)) await x.close();
-});
+afterEach(closeOpened);
 
 async function setup(mode: 'dry-run' | 'live') {
   const fake = await fakeWithEvidenceAt(CLUSTER_ID);
-  const store = await memoryStore();
-  open.push(fake, store);
-  stubAzureEnv(fake);
-  const remediator = createAzureRemediator(configFor(fake, mode), {
-    store,
-    logger: quietLogger(),
-    tlsCa: fake.ca,
-    retry: FAST_RETRY,
-  });
+  const { remediator } = await remediatorOn(fake, mode);
   return { fake, remediator };
 }
 

@@ -1,5 +1,7 @@
 import { pino } from 'pino';
 import { vi } from 'vitest';
+import { createAzureRemediator } from '../../src/azure/index.ts';
+import type { AzureDeps } from '../../src/azure/services.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { parseResourceId } from '../../src/core/azure-ids.ts';
 import type { Detection } from '../../src/core/detection.ts';
@@ -176,3 +178,34 @@ export const quietLogger = () => pino({ level: 'silent' });
 
 /** A fresh in-memory store. */
 export const memoryStore = (): Promise<StateStore> => openStateStore('memory://');
+
+/** The fakes and stores `remediatorOn` opened, closed by `closeOpened`. */
+const opened: Array<{ close(): Promise<void> }> = [];
+
+/** Closes what `remediatorOn` opened and drops the stubbed Azure variables: call it in `afterEach`. */
+export async function closeOpened(): Promise<void> {
+  vi.unstubAllEnvs();
+  for (const x of opened.splice(0)) await x.close();
+}
+
+/**
+ * The real remediator on `fake`, in `mode`, over a fresh in-memory store, with a silent logger and
+ * fast retries unless `deps` says otherwise; the fake and the store are closed by `closeOpened`.
+ */
+export async function remediatorOn(
+  fake: FakeAzure,
+  mode: 'dry-run' | 'live',
+  deps: Partial<Omit<AzureDeps, 'store'>> = {},
+) {
+  const store = await memoryStore();
+  opened.push(fake, store);
+  stubAzureEnv(fake);
+  const remediator = createAzureRemediator(configFor(fake, mode), {
+    store,
+    logger: quietLogger(),
+    tlsCa: fake.ca,
+    retry: FAST_RETRY,
+    ...deps,
+  });
+  return { store, remediator };
+}

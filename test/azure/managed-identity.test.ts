@@ -1,26 +1,16 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createAzureRemediator } from '../../src/azure/index.ts';
-import type { StateStore } from '../../src/core/ports.ts';
-import type { FakeAzure } from '../support/fake-azure.ts';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   A,
   APP_ID,
   CLUSTER_ID,
-  configFor,
-  FAST_RETRY,
+  closeOpened,
   fakeWithEvidenceAt,
-  memoryStore,
-  quietLogger,
+  remediatorOn,
   SP_ID,
   spDetection,
-  stubAzureEnv,
 } from './helpers.ts';
 
-const open: Array<FakeAzure | StateStore> = [];
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  for (const x of open.splice(0)) await x.close();
-});
+afterEach(closeOpened);
 
 /** The caller is a managed identity: Graph has its service principal, of type ManagedIdentity. */
 async function setup(mode: 'dry-run' | 'live' = 'live') {
@@ -35,15 +25,7 @@ async function setup(mode: 'dry-run' | 'live' = 'live') {
   // Graph application permissions"); the fake refuses the PATCH as Graph refuses an update it
   // does not allow.
   fake.deny('graph', 'PATCH', `/servicePrincipals/${SP_ID}`);
-  const store = await memoryStore();
-  open.push(fake, store);
-  stubAzureEnv(fake);
-  const remediator = createAzureRemediator(configFor(fake, mode), {
-    store,
-    logger: quietLogger(),
-    tlsCa: fake.ca,
-    retry: FAST_RETRY,
-  });
+  const { remediator } = await remediatorOn(fake, mode);
   return { fake, remediator };
 }
 

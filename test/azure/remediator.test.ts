@@ -1,10 +1,9 @@
 import { ClientSecretCredential } from '@azure/identity';
 import { pino } from 'pino';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { mayHaveApplied } from '../../src/azure/errors.ts';
 import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
 import type { AzureDeps } from '../../src/azure/services.ts';
-import type { StateStore } from '../../src/core/ports.ts';
 import type { RemediationPlan, RemediationResult } from '../../src/core/remediation.ts';
 import { restoreInfo } from '../../src/core/remediation-plan.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
@@ -12,27 +11,23 @@ import {
   A,
   APP_ID,
   CLUSTER_ID,
+  closeOpened,
   configFor,
   FAST_RETRY,
   fakeWithEvidenceAt,
   MG_SCOPE,
-  memoryStore,
   OTHER_CLUSTER_ID,
   quietLogger,
   RG_SCOPE,
   ROLE,
+  remediatorOn,
   SP_ID,
   SUB_SCOPE,
   spDetection,
-  stubAzureEnv,
   USER_ID,
 } from './helpers.ts';
 
-const open: Array<FakeAzure | StateStore> = [];
-afterEach(async () => {
-  vi.unstubAllEnvs();
-  for (const x of open.splice(0)) await x.close();
-});
+afterEach(closeOpened);
 
 async function setup(
   evidenceScope: string,
@@ -40,16 +35,7 @@ async function setup(
   extra: Pick<AzureDeps, 'requestTimeoutMs'> = {},
 ) {
   const fake = await fakeWithEvidenceAt(evidenceScope);
-  const store = await memoryStore();
-  open.push(fake, store);
-  stubAzureEnv(fake);
-  const remediator = createAzureRemediator(configFor(fake, mode), {
-    store,
-    logger: quietLogger(),
-    tlsCa: fake.ca,
-    retry: FAST_RETRY,
-    ...extra,
-  });
+  const { store, remediator } = await remediatorOn(fake, mode, extra);
   return { fake, store, remediator };
 }
 
@@ -221,15 +207,10 @@ describe('Azure remediator: plan', () => {
 
   it('with no working credential, removes nothing it could not check and says why', async () => {
     const fake = await fakeWithEvidenceAt(CLUSTER_ID);
-    const store = await memoryStore();
-    open.push(fake, store);
     const lines: Array<{ level: number; msg: string }> = [];
     const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    const remediator = createAzureRemediator(configFor(fake, 'dry-run'), {
-      store,
+    const { remediator } = await remediatorOn(fake, 'dry-run', {
       logger,
-      tlsCa: fake.ca,
-      retry: FAST_RETRY,
       credential: new ClientSecretCredential(fake.tenantId, fake.clientId, 'wrong-secret', {
         authorityHost: fake.loginUrl,
         disableInstanceDiscovery: true,
