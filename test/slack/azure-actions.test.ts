@@ -369,6 +369,9 @@ describe('Revoke, live', () => {
       'Run Revoke first',
     );
     expect(azure.mutations()).toHaveLength(0);
+    expect(await listAudit(h!.store, alert.id)).toContainEqual(
+      expect.objectContaining({ action: 'remove-broad-roles', result: 'refused', detail: 'no revoke done' }),
+    );
     // Shown again in live mode: the live Revoke, and no dry-run broad button.
     expect(button(ACTION_IDS.revoke)?.text.text).toBe('Revoke');
     expect(button(ACTION_IDS.removeBroadRoles)).toBeUndefined();
@@ -794,6 +797,15 @@ describe('Undo', () => {
     await slack().waitFor('the note', () => slack().responsesTo(responseId).length === 1);
     expect(noteTo(responseId)).toContain('Nothing to undo');
     expect(azure.mutations()).toEqual([]);
+    // The press is audited, with why it did nothing.
+    expect(await listAudit(h!.store, alert.id)).toContainEqual(
+      expect.objectContaining({
+        action: 'undo',
+        actor: RESPONDER,
+        result: 'refused',
+        detail: 'nothing to undo',
+      }),
+    );
   });
 });
 

@@ -325,6 +325,18 @@ describe('Revoke', () => {
     const note = String(h.fake.responsesTo(responseId)[0]!.text);
     expect(note).toContain('no longer known');
     expect(note).toContain('restore it in Azure by hand');
+    // Audited all the same: the press, by whom, on what (a value that is no alert id is not kept).
+    expect(await listAudit(h.store)).toMatchObject([
+      { actor: RESPONDER, action: 'revoke', result: 'refused', detail: 'the button carries no alert id' },
+    ]);
+    expect((await listAudit(h.store))[0]).not.toHaveProperty('alertId');
+    const gone = 'a'.repeat(24);
+    await h.click(ACTION_IDS.undoRevoke, gone, RESPONDER);
+    await vi.waitFor(async () =>
+      expect(await listAudit(h.store, gone)).toMatchObject([
+        { actor: RESPONDER, action: 'undo', alertId: gone, result: 'refused', detail: 'unknown alert' },
+      ]),
+    );
   });
 });
 

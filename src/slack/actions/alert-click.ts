@@ -8,6 +8,9 @@ import { loadClickedAlert } from '../stale-runs.ts';
 const UNKNOWN_ALERT =
   "This alert is no longer known to arc-responder (too old, from another installation, or its store was emptied), so its buttons do nothing. If its Revoke removed access that should come back, restore it in Azure by hand: the alert's thread lists what was removed.";
 
+/** What an alert id looks like (`alertIdFor`): anything else in a button's value is not kept. */
+const ALERT_ID = /^[0-9a-f]{24}$/;
+
 /** A button click on an alert, once the alert is found and the clicker allowed. */
 export interface AlertClick {
   user: string;
@@ -39,6 +42,19 @@ export async function openAlertClick(
   const user = click.body.user.id;
   const state = await loadClickedAlert(ctx, click.alertId ?? '');
   if (!state) {
+    // Audited too: a press on a button that does nothing is still someone acting on an alert.
+    const alertId = click.alertId && ALERT_ID.test(click.alertId) ? click.alertId : undefined;
+    await recordAudit(
+      ctx.store,
+      {
+        actor: user,
+        action,
+        ...(alertId ? { alertId } : {}),
+        result: 'refused',
+        detail: alertId ? 'unknown alert' : 'the button carries no alert id',
+      },
+      ctx.audit,
+    );
     await reply(ctx, click.respond, UNKNOWN_ALERT);
     return undefined;
   }

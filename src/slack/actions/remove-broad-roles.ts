@@ -1,6 +1,5 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { broadLockKey, liveUndo, removableBroadAccess } from '../alert-state.ts';
-import { reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
 import { showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
@@ -40,27 +39,35 @@ export function registerRemoveBroadRoles(app: App, ctx: SlackContext): void {
         return;
       }
       if (!ctx.remediator.planBroadRemoval) {
-        await reply(
-          ctx,
-          respond,
+        await refuse(
+          'this installation cannot remove broad roles',
           'This installation cannot remove broad roles: remove them in Azure by hand.',
+          'refused',
         );
         return;
       }
       const undo = liveUndo(state);
       if (undo) {
-        await reply(ctx, respond, `The revoke was undone by <@${undo.by}>: there is nothing to remove.`);
+        await refuse(
+          'the revoke was undone',
+          `The revoke was undone by <@${undo.by}>: there is nothing to remove.`,
+          'refused',
+        );
         return;
       }
       const revoke = state.revoke;
       if (revoke?.status !== 'done' || revoke.mode !== ctx.remediator.mode) {
         // A button left from a dry-run after the switch to live: show the alert as it is now.
         if (revoke?.mode === 'dry-run' && ctx.remediator.mode === 'live') await showAlert(ctx, state);
-        await reply(ctx, respond, 'Run Revoke first: this removes what Revoke leaves in place.');
+        await refuse(
+          'no revoke done',
+          'Run Revoke first: this removes what Revoke leaves in place.',
+          'refused',
+        );
         return;
       }
       if (removableBroadAccess(revoke.plan).length === 0) {
-        await reply(ctx, respond, 'Revoke left no broad roles to remove.');
+        await refuse('no broad roles left', 'Revoke left no broad roles to remove.', 'refused');
         return;
       }
       const taken = await takeRunLock(ctx, refuse, broadLockKey(state.alert.id), {

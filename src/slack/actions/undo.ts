@@ -15,7 +15,6 @@ import {
   undoLockKey,
   updateAlertState,
 } from '../alert-state.ts';
-import { reply } from '../authorise.ts';
 import { undoThreadText } from '../blocks/thread.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
@@ -163,18 +162,18 @@ export function registerUndo(app: App, ctx: SlackContext): void {
       return;
     }
     if (state.revoke?.status === 'running' || state.broad?.status === 'running') {
-      await reply(
-        ctx,
-        respond,
+      await refuse(
+        'a remediation is running',
         'A remediation is still running for this alert: undo it once it has finished.',
+        'refused',
       );
       return;
     }
     if (state.undo?.status !== 'running' && !canUndo(state)) {
-      await reply(
-        ctx,
-        respond,
+      await refuse(
+        'nothing to undo',
         'Nothing to undo: only a live Revoke that removed or disabled something can be undone.',
+        'refused',
       );
       return;
     }
