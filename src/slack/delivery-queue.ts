@@ -44,6 +44,8 @@ export class SlackDeliveryError extends Error {
    * outbox, which then retries this item alone instead of pausing every delivery.
    */
   itemOnly?: boolean;
+  /** The call was not sent at all: the queue refused it while Slack's 429 back-off lasted. */
+  unsent?: boolean;
   constructor(code: string, message: string, retryable: boolean, fix?: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'SlackDeliveryError';
@@ -263,7 +265,7 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
 export class DeliveryQueue {
   readonly #tails = new Map<string, Promise<unknown>>();
   readonly #lastPost = new Map<string, number>();
-  /** Channel → time before which nothing may be sent there (after a 429). */
+  /** Lane (posts or updates, of one channel) → time before which nothing may be sent there (after a 429). */
   readonly #blockedUntil = new Map<string, number>();
   readonly #interval: number;
   readonly #maxRetries: number;
@@ -280,28 +282,52 @@ export class DeliveryQueue {
   }
 
   /**
-   * Queues `call` on `channel`. `paced` calls (new messages) keep the per-channel interval;
-   * others (updates) only wait their turn and any 429 back-off. Failures reject with a
-   * classified `SlackDeliveryError`.
+   * Queues `call` on `channel`. `paced` calls (new messages, thread lines) keep the per-channel
+   * interval; others (updates) only wait their turn and any 429 back-off. Posts and updates wait in
+   * separate lines, each with its own 429 back-off: Slack limits `chat.update` apart from
+   * `chat.postMessage`, so a burst of updates that Slack slows down never holds back a new alert.
+   * With `failWhenLimited`, a call that would wait for a 429 back-off fails at once instead
+   * (retryable, `rate_limited`; `unsent` when it was not sent at all), for a caller that retries
+   * later by itself. Failures reject with a classified `SlackDeliveryError`.
    */
-  run<T>(channel: string, paced: boolean, call: () => Promise<T>): Promise<T> {
-    const prev = this.#tails.get(channel) ?? Promise.resolve();
-    const next = prev.then(
-      () => this.#attempt(channel, paced, call),
-      () => this.#attempt(channel, paced, call),
-    );
+  run<T>(
+    channel: string,
+    paced: boolean,
+    call: () => Promise<T>,
+    opts: { failWhenLimited?: boolean } = {},
+  ): Promise<T> {
+    const lane = `${paced ? 'post' : 'update'}\u0000${channel}`;
+    const failWhenLimited = opts.failWhenLimited === true;
+    // Not queued behind calls that wait out the back-off either.
+    const held = failWhenLimited ? this.#heldBack(lane) : undefined;
+    if (held) return Promise.reject(held);
+    const attempt = () => this.#attempt(lane, channel, paced, call, failWhenLimited);
+    const prev = this.#tails.get(lane) ?? Promise.resolve();
+    const next = prev.then(attempt, attempt);
     const tail = next.catch(() => undefined);
-    this.#tails.set(channel, tail);
+    this.#tails.set(lane, tail);
     void tail.then(() => {
-      if (this.#tails.get(channel) === tail) this.#tails.delete(channel);
+      if (this.#tails.get(lane) === tail) this.#tails.delete(lane);
     });
     return next;
   }
 
-  async #attempt<T>(channel: string, paced: boolean, call: () => Promise<T>): Promise<T> {
+  async #attempt<T>(
+    lane: string,
+    channel: string,
+    paced: boolean,
+    call: () => Promise<T>,
+    failWhenLimited: boolean,
+  ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
+      const held = failWhenLimited ? this.#heldBack(lane) : undefined;
+      if (held) {
+        // After a 429 answer to this very call, it was sent.
+        if (attempt > 0) delete held.unsent;
+        throw held;
+      }
       const notBefore = Math.max(
-        this.#blockedUntil.get(channel) ?? 0,
+        this.#blockedUntil.get(lane) ?? 0,
         paced ? (this.#lastPost.get(channel) ?? Number.NEGATIVE_INFINITY) + this.#interval : 0,
       );
       const wait = notBefore - this.#now();
@@ -320,9 +346,22 @@ export class DeliveryQueue {
       } catch (err) {
         const seconds = retryAfterSeconds(err);
         if (seconds === undefined || attempt >= this.#maxRetries) throw classify(err, channel);
-        this.#blockedUntil.set(channel, this.#now() + seconds * 1000);
+        this.#blockedUntil.set(lane, this.#now() + seconds * 1000);
       }
     }
+  }
+
+  /** The error of a call that may not wait, while `lane`'s 429 back-off lasts; else undefined. */
+  #heldBack(lane: string): SlackDeliveryError | undefined {
+    const blocked = (this.#blockedUntil.get(lane) ?? 0) - this.#now();
+    if (blocked <= 0) return undefined;
+    const e = new SlackDeliveryError(
+      'rate_limited',
+      `Slack asked to wait ${Math.ceil(blocked / 1000)}s (rate limited); not sent, to be retried later`,
+      true,
+    );
+    e.unsent = true;
+    return e;
   }
 }
 

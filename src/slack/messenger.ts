@@ -52,8 +52,12 @@ export interface Messenger {
     state: SlackAlertState,
     since: number,
   ): Promise<{ channel: string; ts: string } | undefined>;
-  /** Renders the stored state into the posted message (chat.update). */
-  updateAlert(state: SlackAlertState): Promise<void>;
+  /**
+   * Renders the stored state into the posted message (chat.update). `refresh`: only a newer count
+   * to show, which the caller retries later by itself. While Slack slows the channel's updates down
+   * (429), it fails at once, as this message's alone (`itemOnly`), rather than waiting.
+   */
+  updateAlert(state: SlackAlertState, opts?: { refresh?: boolean }): Promise<void>;
   /**
    * Posts an audit line in the alert's thread, once: never re-sent by the client itself (a line
    * that got no clear answer is kept, and `findThreadLine` looks for it before it goes again).
@@ -114,13 +118,19 @@ export function createMessenger(opts: {
     channel: string,
     paced: boolean,
     call: () => Promise<T>,
+    runOpts: { failWhenLimited?: boolean } = {},
   ): Promise<T> {
     try {
-      const result = await queue.run(channel, paced, call);
+      const result = await queue.run(channel, paced, call, runOpts);
       problems.succeeded(channel);
       return result;
     } catch (err) {
       const e = classify(err, channel);
+      if (e.unsent) {
+        // Held back by the queue (Slack's 429 back-off still runs): nothing reached Slack.
+        logger.debug({ channel, code: e.code }, `Slack ${what} held back: ${e.message}`);
+        throw e;
+      }
       opts.failures?.inc({ reason: e.code });
       const isNew = problems.record(e, channel);
       if (e.retryable) {
@@ -262,13 +272,19 @@ export function createMessenger(opts: {
       }
     },
 
-    async updateAlert(state) {
+    async updateAlert(state, updateOpts = {}) {
       if (!state.ts) return;
       const ts = state.ts;
+      const refresh = updateOpts.refresh === true;
       try {
         await inPlainFormIfRefused(state, 'update', (message) =>
-          deliver('chat.update', state.channel, false, () =>
-            client.chat.update({ channel: state.channel, ts, text: message.text, blocks: message.blocks }),
+          deliver(
+            'chat.update',
+            state.channel,
+            false,
+            () =>
+              client.chat.update({ channel: state.channel, ts, text: message.text, blocks: message.blocks }),
+            { failWhenLimited: refresh },
           ),
         );
       } catch (err) {
@@ -276,6 +292,8 @@ export function createMessenger(opts: {
           problems.messageSettled(state.alert.id);
           return;
         }
+        // Slack limits updates apart from posts: a count that waits holds back nothing else.
+        if (refresh && err instanceof SlackDeliveryError && err.code === 'rate_limited') err.itemOnly = true;
         // A message in a channel that is no longer the alert channel (SLACK_ALERT_CHANNEL moved),
         // which Slack no longer lets the bot use: only that alert's updates wait, new alerts go on.
         if (

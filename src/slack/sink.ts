@@ -291,7 +291,7 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         created = true;
       }
       if (created) await saveAlertState(store, state);
-      await ctx.messenger.updateAlert(state);
+      await ctx.messenger.updateAlert(state, { refresh: true });
     },
   };
 }

@@ -265,6 +265,31 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(await store.members(OUTBOX_PENDING_SET)).toEqual([`post:${refused.id}`]);
   });
 
+  it("a posted alert's update that the chat slows down (itemOnly) holds back no new alert: they go out in the same pass, the update later", async () => {
+    const rec = recordingSink();
+    const posted = alert();
+    let limited = 0;
+    const sink: AlertSink = {
+      post: rec.sink.post,
+      repeat: async (ref, a, r) => {
+        if (limited++ === 0) {
+          throw Object.assign(new Error('Slack asked to wait 30s (rate limited)'), { itemOnly: true });
+        }
+        return rec.sink.repeat(ref, a, r);
+      },
+    };
+    const o = outbox(sink);
+    await o.add([posted], []);
+    await o.drain();
+    const others = [alert(), alert()];
+    // The update goes first in a pass (see the outbox's order): its failure must not end the pass.
+    await o.add(others, [repeat(posted.id, 2)]);
+    await o.drain();
+    expect(rec.posts.map((a) => a.id).sort()).toEqual([posted, ...others].map((a) => a.id).sort());
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([`repeat:${posted.id}`]);
+    expect(rec.repeats).toEqual([]);
+  });
+
   it('holds a repeat until its alert has been posted, then updates that message', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);

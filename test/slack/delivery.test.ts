@@ -334,6 +334,71 @@ describe('posting alerts', () => {
     expect(blocksText(updates[1]!.args)).toContain('Seen 3 times');
   });
 
+  it("Slack slowing down the channel's updates (429) holds back no post: the count's update fails at once as its own, and waits its turn", async () => {
+    h = await startHarness();
+    const alert = sampleAlert();
+    const { ref } = await h.chat.sink.post(alert);
+    h.fake.script('chat.update', { status: 429, retryAfter: 10 });
+    const repeat = { alertId: alert.id, count: 2, lastSeen: alert.detectedAt + 60_000 };
+    const err = await h.chat.sink.repeat(ref, alert, repeat).catch((e) => e);
+    // Retried by the outbox later, alone: the other deliveries go on (itemOnly).
+    expect(err).toMatchObject({ code: 'rate_limited', retryable: true, itemOnly: true });
+    expect(h.fake.callsOf('chat.update')).toHaveLength(1);
+    // While the back-off lasts, a count's update is not even sent.
+    const again = await h.chat.sink.repeat(ref, alert, { ...repeat, count: 3 }).catch((e) => e);
+    expect(again).toMatchObject({ code: 'rate_limited', itemOnly: true, unsent: true });
+    expect(h.fake.callsOf('chat.update')).toHaveLength(1);
+    // A new alert goes out after the one-second pace of posts, not after the updates' 10 s.
+    await h.chat.sink.post(sampleAlert({ id: 'alert2' }));
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
+    expect(h.sleeps).toEqual([1000]);
+  });
+
+  it('keeps posts and updates in separate lines: a 429 on one holds back the other in no way, and a call that may wait waits it out', async () => {
+    let clock = 0;
+    const sleeps: Array<{ ms: number; end: () => void }> = [];
+    const queue = new DeliveryQueue({
+      now: () => clock,
+      // Waits until the test ends them: what is behind a wait stays behind it.
+      sleep: (ms) =>
+        new Promise<void>((resolve) =>
+          sleeps.push({
+            ms,
+            end: () => {
+              clock += ms;
+              resolve();
+            },
+          }),
+        ),
+    });
+    const limited = () =>
+      Object.assign(new Error('429'), { code: 'slack_webapi_rate_limited_error', retryAfter: 5 });
+    let limitNext = true;
+    const call = (answer: string) => () => {
+      if (!limitNext) return Promise.resolve(answer);
+      limitNext = false;
+      return Promise.reject(limited());
+    };
+    // A click's update meets a 429 and waits its 5 s ...
+    const click = queue.run(CHANNEL, false, call('updated'));
+    await vi.waitFor(() => expect(sleeps.map((s) => s.ms)).toEqual([5000]));
+    // ... while a post goes at once, and a count's update fails at once, unsent.
+    await expect(queue.run(CHANNEL, true, call('posted'))).resolves.toBe('posted');
+    await expect(queue.run(CHANNEL, false, call('count'), { failWhenLimited: true })).rejects.toMatchObject({
+      code: 'rate_limited',
+      unsent: true,
+    });
+    sleeps[0]!.end();
+    await expect(click).resolves.toBe('updated');
+    // A 429 on the posts' line holds back no update either.
+    limitNext = true;
+    const post = queue.run(CHANNEL, true, call('posted'));
+    await vi.waitFor(() => expect(sleeps).toHaveLength(2));
+    await expect(queue.run(CHANNEL, false, call('now'), { failWhenLimited: true })).resolves.toBe('now');
+    sleeps[1]!.end();
+    await expect(post).resolves.toBe('posted');
+  });
+
   it('waits at least a second between posts to one channel', async () => {
     h = await startHarness();
     await Promise.all([0, 1, 2].map((i) => h.chat.sink.post(sampleAlert({ id: `alert${i}` }))));
