@@ -125,7 +125,12 @@ async function restoreOtherAlerts(
         s.undo = { ...without, elsewhere: alertId };
         changed = true;
       });
-      if (!other || !changed) continue;
+      if (!other || !changed) {
+        // Its own Revoke stands (it removed access of its own, or its Undo runs): it stays listed,
+        // so that /arc-history names it and its own Undo restores the alerts revoked through it.
+        if (other && revokeInForce(other)) kept.push(id);
+        continue;
+      }
       restored.push(id);
       await store.releaseClaim(revokeLockKey(id));
       await store.releaseClaim(undoLockKey(id));
