@@ -277,11 +277,12 @@ function alertFallbackText(view: AlertView): string {
   const where = d.cluster?.name ?? d.cluster?.id ?? 'an Arc cluster';
   let text = `${capital(severityOf(d))}: Arc cluster credentials of ${clip(where, 200)} listed by ${clip(d.appId, 100)} from new IP ${clip(d.sourceIp, 60)}`;
   if (benignInForce(view.benign, view.now)) text += ' (marked benign)';
-  if (view.undo?.status === 'done' && view.undo.mode === 'live') text += ' (revoke undone)';
+  // Marked after its own Revoke was undone: the identity is revoked again, through another alert.
+  if (showsRevokedElsewhere(view)) text += ' (revoked through another alert)';
+  else if (view.undo?.status === 'done' && view.undo.mode === 'live') text += ' (revoke undone)';
   else if (view.undo?.status === 'failed' && view.undo.mode === 'live') text += ' (undo failed)';
   else if (view.undo?.status === 'running') text += ' (undo in progress)';
   else if (view.revoke?.status === 'done' && view.revoke.mode === 'live') text += ' (revoked)';
-  else if (showsRevokedElsewhere(view)) text += ' (revoked through another alert)';
   else if (view.revoke?.status === 'done') text += ' (dry-run done)';
   return clip(esc(inline(text)), 1000);
 }
