@@ -3,6 +3,7 @@ import { recordAudit } from '../../core/audit.ts';
 import { alertRef, loadAlertState, updateAlertState } from '../alert-state.ts';
 import { authorise, channelOfClick, reply } from '../authorise.ts';
 import { buildHistoryMessage, parseRemoveAllowValue } from '../blocks/history.ts';
+import { revokedNotes } from '../commands/arc-history.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS, actionMatcher } from '../ids.ts';
@@ -62,13 +63,18 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
         ctx.audit,
       );
       if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
-      const { entries, dormant } = await ctx.history.readIdentity(pair.appId);
+      const [{ entries, dormant }, revoked] = await Promise.all([
+        ctx.history.readIdentity(pair.appId),
+        revokedNotes(ctx, pair.appId),
+      ]);
       // Replaces the message holding the button: the first of the reply, from the same IP on.
       const message = buildHistoryMessage({
         appId: pair.appId,
         windowMs: ctx.history.windowMs,
         entries,
         dormant,
+        // As the reply it replaces, it begins with the identity's Revokes in force.
+        revoked,
         canRemove: true,
         start: pair.start,
       });

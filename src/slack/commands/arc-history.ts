@@ -27,7 +27,7 @@ const REVOKED_READ_MAX = 50;
  * The identity's live Revokes in force, latest first, from the alerts they ran on (the list that
  * Undo goes through). Unread, they are left out: the history is answered all the same.
  */
-async function revokedNotes(ctx: SlackContext, appId: string): Promise<RevokedNote[]> {
+export async function revokedNotes(ctx: SlackContext, appId: string): Promise<RevokedNote[]> {
   try {
     const ids = (await ctx.store.members(revokedAlertsKey(appId))).slice(0, REVOKED_READ_MAX);
     const notes: RevokedNote[] = [];
