@@ -9,7 +9,7 @@ import { markRevokedElsewhere } from '../../src/slack/actions/revoked-elsewhere.
 import { type RevokeRun, type SlackAlertState, saveAlertState } from '../../src/slack/alert-state.ts';
 import type { SlackContext } from '../../src/slack/context.ts';
 import { openMemoryStateStore } from '../../src/store/memory-state-store.ts';
-import { sampleAlert } from '../slack/sample-alert.ts';
+import { sampleAlert } from './sample-alert.ts';
 
 const APP1 = '0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f21';
 const APP2 = '0b7e3c52-9d41-4f8a-b6e2-5a1c7d9e3f22';

@@ -7,9 +7,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
 import { canUndo, loadAlertState, revokedAlertsKey, revokeInForce } from '../../src/slack/alert-state.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
-import { type Harness, RESPONDER, sampleAzure, startHarness } from '../slack/harness.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import { ARC, arcEvent } from '../support/samples.ts';
+import { type Harness, RESPONDER, sampleAzure, startHarness } from './harness.ts';
 
 let h: Harness | undefined;
 let azure: FakeAzure | undefined;

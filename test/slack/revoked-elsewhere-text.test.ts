@@ -5,7 +5,7 @@
  */
 import { expect, it } from 'vitest';
 import { type AlertView, buildAlertMessage } from '../../src/slack/blocks/alert.ts';
-import { DETECTED_AT, sampleAlert } from '../slack/sample-alert.ts';
+import { DETECTED_AT, sampleAlert } from './sample-alert.ts';
 
 it('the text of an undone alert marked revoked elsewhere says it is revoked, as its blocks do', () => {
   const v: AlertView = {

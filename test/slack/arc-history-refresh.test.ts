@@ -6,9 +6,9 @@ import { afterEach, expect, it } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
 import { revokedAlertsKey, updateAlertState } from '../../src/slack/alert-state.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
-import { type Harness, RESPONDER, startHarness } from '../slack/harness.ts';
-import { sampleAlert } from '../slack/sample-alert.ts';
 import { ARC, arcEvent } from '../support/samples.ts';
+import { type Harness, RESPONDER, startHarness } from './harness.ts';
+import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness;
 afterEach(async () => h?.close());
