@@ -1,6 +1,6 @@
 /**
- * Review: /arc-history begins with the identity's live Revokes in force; a Remove allowlist click
- * replaces that answer with one built without them.
+ * /arc-history begins with the identity's live Revokes in force; the answer that a Remove
+ * allowlist click puts in its place begins with them too.
  */
 import { afterEach, expect, it } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';

@@ -1,8 +1,8 @@
 /**
- * Review: the marking paces its chat.update calls at one per 1.3 s "so that 200 of them never hold
- * back the channel's new alerts with a 429" (Slack's chat.update is about 50 a minute for the
- * workspace). The pace is per marking: two Revokes of two identities at once (an incident with
- * several compromised identities) update twice as fast.
+ * The marking after a Revoke paces its chat.update calls at one per 1.3 s, under Slack's about 50
+ * a minute for the workspace. The pace is the process's, shared by every marking and clearing at
+ * once: two Revokes of two identities at once (an incident with several compromised identities)
+ * do not update twice as fast.
  */
 import { describe, expect, it } from 'vitest';
 import { markRevokedElsewhere } from '../../src/slack/actions/revoked-elsewhere.ts';

@@ -1,7 +1,7 @@
 /**
- * Review: an alert whose own Revoke was undone, marked afterwards through another alert's live
- * Revoke (the marking leaves out only alerts whose Revoke is in force): its blocks say "Identity
- * revoked"; its message text (notifications, search, the plain and text-only forms) says "(revoke undone)".
+ * An alert whose own Revoke was undone, marked afterwards through another alert's live Revoke (the
+ * marking leaves out only alerts whose Revoke is in force): its message text (notifications,
+ * search, the plain and text-only forms) says "Identity revoked", as its blocks do.
  */
 import { expect, it } from 'vitest';
 import { type AlertView, buildAlertMessage } from '../../src/slack/blocks/alert.ts';

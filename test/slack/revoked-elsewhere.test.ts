@@ -6,7 +6,13 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
-import { loadAlertState, markedElsewhereKey } from '../../src/slack/alert-state.ts';
+import {
+  canUndo,
+  loadAlertState,
+  markedElsewhereKey,
+  revokedAlertsKey,
+  revokeInForce,
+} from '../../src/slack/alert-state.ts';
 import { ACTION_IDS } from '../../src/slack/ids.ts';
 import { ROLE } from '../azure/helpers.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
@@ -252,4 +258,36 @@ describe('Revoked elsewhere', () => {
     expect(threadOf(second!.ts)).toEqual([]);
     expect(await h.store.get(markedElsewhereKey(first!.id))).toBeUndefined();
   });
+});
+
+describe('Undo on one alert and the Revokes in force on the others', () => {
+  it("keeps another alert's own Revoke in force on the identity's list, and /arc-history names it", async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const [first, second] = await detect([{ ip: '192.0.2.10' }, { ip: '192.0.2.11' }]);
+    await h.click(ACTION_IDS.revoke, first!.id, RESPONDER);
+    await h.fake.waitFor('first revoked', () => threadOf(first!.ts).length >= 1, AZURE_WAIT);
+    // Someone re-enabled the principal in Entra ID; a second responder revokes through the second alert.
+    azure.servicePrincipals.get(ARC.principalId)!.accountEnabled = true;
+    await vi.waitFor(
+      async () => expect((await loadAlertState(h!.store, second!.id))?.revokedElsewhere).toBeDefined(),
+      {
+        timeout: AZURE_WAIT,
+      },
+    );
+    await h.click(ACTION_IDS.revoke, second!.id, RESPONDER);
+    await h.fake.waitFor('second revoked', () => threadOf(second!.ts).length >= 1, AZURE_WAIT);
+    const s2 = (await loadAlertState(h.store, second!.id))!;
+    expect(revokeInForce(s2)).toBe(true);
+    expect(canUndo(s2)).toBe(true); // it disabled the principal itself
+
+    await h.click(ACTION_IDS.undoRevoke, first!.id, RESPONDER);
+    await h.fake.waitFor('first undone', () => threadOf(first!.ts).length >= 3, AZURE_WAIT);
+    await new Promise((r) => setTimeout(r, 500));
+    const after = (await loadAlertState(h.store, second!.id))!;
+    expect(revokeInForce(after)).toBe(true); // the second's Revoke stands, with its own Undo
+    expect(await h.store.members(revokedAlertsKey(ARC.appId))).toContain(second!.id);
+    const res = await h.command(ARC.appId, RESPONDER);
+    expect(res.text).toContain('*Revoked* through');
+  }, 60_000);
 });
