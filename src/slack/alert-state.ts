@@ -77,6 +77,8 @@ export interface RevokedElsewhere {
   /** Who ran that Revoke, and when it ended. */
   by: string;
   at: number;
+  /** That Revoke's round: when it started (`RevokeRun.at`); a Revoke again after an Undo marks anew. */
+  of?: number;
 }
 
 /**
@@ -106,6 +108,11 @@ export interface SlackAlertState {
   undo?: UndoRun;
   /** The identity was revoked through another alert's live Revoke (shown while this alert has none of its own). */
   revokedElsewhere?: RevokedElsewhere;
+  /**
+   * The last marking or clearing of the other alerts' marks that this alert's thread was told of
+   * (`mark:<round>`, `clear:<undo time>`): told once, however often it is brought in line.
+   */
+  marksTold?: string;
   /** Earlier Revoke-and-Undo rounds, oldest first (at most `PAST_REVOKES_KEPT`). */
   past?: PastRevoke[];
   /** Audit lines for the thread that Slack has not taken yet, oldest first (see follow-ups.ts). */

@@ -4,6 +4,7 @@ import type { AuditObserver } from '../core/audit.ts';
 import type { History } from '../core/history.ts';
 import type { StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
+import type { MarksWork } from './actions/revoked-elsewhere.ts';
 import type { Messenger } from './messenger.ts';
 import type { ResponderCheck } from './responders.ts';
 import type { ActiveRuns } from './stale-runs.ts';
@@ -26,4 +27,6 @@ export interface SlackContext {
   runs: ActiveRuns;
   /** Where each audit record is also said: the log, and the responder actions counter. */
   audit: AuditObserver;
+  /** The revoked-elsewhere marks being brought in line by this process (`requestMarks`). */
+  marks?: MarksWork;
 }

@@ -6,6 +6,7 @@ import type { History } from '../core/history.ts';
 import type { StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
 import { waitAtMost } from '../timeout.ts';
+import { MarksWork, resumeMarks } from './actions/revoked-elsewhere.ts';
 import { createBoltApp, createWebClient, registerHandlers } from './app.ts';
 import { portalForArm } from './blocks/alert.ts';
 import { BotAuth } from './bot-identity.ts';
@@ -73,6 +74,8 @@ export interface SlackTuning {
 const START_WAIT_MS = 5000;
 /** How long a stop waits for the remediation runs in progress before it marks them cut short. */
 const RUN_STOP_WAIT_MS = 5000;
+/** How long a stop waits for the marks being brought in line to end their current step. */
+const MARKS_STOP_WAIT_MS = 3000;
 
 /** What the Slack chat needs from the service. */
 export interface SlackDeps {
@@ -165,6 +168,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       ? {}
       : { lookupBudgetMs: tuning.responderLookupBudgetMs }),
   });
+  const marks = new MarksWork();
   const ctx: SlackContext = {
     store: deps.store,
     logger,
@@ -177,6 +181,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     alertChannel: slack.alertChannel,
     now,
     runs,
+    marks,
     audit: {
       logger,
       ...(deps.metrics?.responderActions ? { counter: deps.metrics.responderActions } : {}),
@@ -209,6 +214,14 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       logger.warn({ err: (err as Error).message }, 'cannot look for interrupted remediation runs');
     }
     try {
+      await resumeMarks(ctx);
+    } catch (err) {
+      logger.warn(
+        { err: (err as Error).message },
+        'cannot take up the marks of revoked identities left pending',
+      );
+    }
+    try {
       await sweepFollowUps(ctx);
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'cannot catch up alert messages and threads');
@@ -230,6 +243,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     warnings: () => [...problems.warnings(), ...responders.warnings()],
     async start() {
       ctx.runs.open();
+      marks.open();
       // One auth.test, now; never per request: failures are retried in the background or
       // reported through problems(), never thrown. And the runs a stopped process left marked
       // running are shown as interrupted, their button offered again. Both are waited for at most
@@ -269,7 +283,11 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       auth.stop();
       clearInterval(sweepTimer);
       sweepTimer = undefined;
-      await settleRunsAtStop(ctx, tuning.runStopWaitMs ?? RUN_STOP_WAIT_MS);
+      await Promise.all([
+        settleRunsAtStop(ctx, tuning.runStopWaitMs ?? RUN_STOP_WAIT_MS),
+        // Its passes end after their current step; what is left is taken up at the next start.
+        marks.close(MARKS_STOP_WAIT_MS),
+      ]);
       if (socketMode) {
         supervisor?.stop();
         await waitAtMost(socketStart ?? Promise.resolve(), tuning.startWaitMs ?? START_WAIT_MS);

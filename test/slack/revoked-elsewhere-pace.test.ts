@@ -5,7 +5,7 @@
  * do not update twice as fast.
  */
 import { describe, expect, it } from 'vitest';
-import { markRevokedElsewhere } from '../../src/slack/actions/revoked-elsewhere.ts';
+import { syncMarks } from '../../src/slack/actions/revoked-elsewhere.ts';
 import { type RevokeRun, type SlackAlertState, saveAlertState } from '../../src/slack/alert-state.ts';
 import type { SlackContext } from '../../src/slack/context.ts';
 import { openMemoryStateStore } from '../../src/store/memory-state-store.ts';
@@ -51,7 +51,7 @@ describe('Revoked elsewhere: pacing across markings', () => {
     const b = { ...state('b1', APP2, '192.0.2.1'), revoke: run };
     await saveAlertState(store, a);
     await saveAlertState(store, b);
-    await Promise.all([markRevokedElsewhere(ctx, a, run), markRevokedElsewhere(ctx, b, run)]);
+    await Promise.all([syncMarks(ctx, 'a1'), syncMarks(ctx, 'b1')]);
     expect(shownAt).toHaveLength(6);
     shownAt.sort((x, y) => x - y);
     const gaps = shownAt.slice(1).map((t, i) => t - shownAt[i]!);

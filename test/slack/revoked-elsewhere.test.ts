@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
+import { MARKS_PENDING } from '../../src/slack/actions/revoked-elsewhere.ts';
 import {
   canUndo,
   loadAlertState,
@@ -146,6 +147,30 @@ describe('Revoked elsewhere', () => {
     await vi.waitFor(async () => expect(await h!.store.get(markedElsewhereKey(first!.id))).toBeUndefined());
   });
 
+  it('a restart during the marking: the stop leaves the rest pending, and the start marks it', async () => {
+    azure = await sampleAzure();
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const [first, second, third] = await detect([
+      { ip: '192.0.2.40' },
+      { ip: '192.0.2.41' },
+      { ip: '192.0.2.42' },
+    ]);
+    await h.click(ACTION_IDS.revoke, first!.id, RESPONDER);
+    // The first mark is shown; the next waits its turn (1.3 s) when the service stops.
+    await slack().waitFor('one marked', () => saysRevoked(second!.ts) || saysRevoked(third!.ts), AZURE_WAIT);
+    await h.chat.stop!();
+    const one = saysRevoked(second!.ts) ? third! : second!;
+    expect(saysRevoked(one.ts)).toBe(false);
+    expect(await h.store.members(MARKS_PENDING)).toEqual([first!.id]);
+    await h.chat.start!();
+    await slack().waitFor('both marked', () => saysRevoked(one.ts), AZURE_WAIT);
+    await slack().waitFor('the summary', () => threadOf(first!.ts).length === 2, AZURE_WAIT);
+    expect(String(threadOf(first!.ts)[1]!.args.text)).toContain(
+      'Audit: 2 other alerts of the same principal',
+    );
+    await vi.waitFor(async () => expect(await h!.store.members(MARKS_PENDING)).toEqual([]));
+  });
+
   it('an Undo also clears the marks of the alerts whose Revoke it undid through them', async () => {
     azure = await sampleAzure();
     h = await startHarness({ azure: { fake: azure, mode: 'live' } });
@@ -205,8 +230,8 @@ describe('Revoked elsewhere', () => {
 
     await h.click(ACTION_IDS.revoke, aliceFirst!.id, RESPONDER);
     await slack().waitFor('the revoke', () => threadOf(aliceFirst!.ts).length === 1, AZURE_WAIT);
-    // A stop waits for the run, and so for its marking of the other alerts.
-    await h.chat.stop!();
+    // The marking of the other alerts ends with its line in the revoking alert's thread.
+    await slack().waitFor('the marking', () => threadOf(aliceFirst!.ts).length === 2, AZURE_WAIT);
     expect(azure.users.get(ALICE)?.accountEnabled).toBe(false);
     expect(azure.users.get(BOB)?.accountEnabled).toBe(true);
     expect((await loadAlertState(h.store, aliceAgain!.id))?.revokedElsewhere).toMatchObject({
@@ -282,8 +307,14 @@ describe('Undo on one alert and the Revokes in force on the others', () => {
     expect(canUndo(s2)).toBe(true); // it disabled the principal itself
 
     await h.click(ACTION_IDS.undoRevoke, first!.id, RESPONDER);
-    await h.fake.waitFor('first undone', () => threadOf(first!.ts).length >= 3, AZURE_WAIT);
-    await new Promise((r) => setTimeout(r, 500));
+    // The Undo ended, and the marks of both alerts are in line (nothing left pending).
+    await vi.waitFor(
+      async () => {
+        expect((await loadAlertState(h!.store, first!.id))?.undo?.status).toBe('done');
+        expect(await h!.store.members(MARKS_PENDING)).toEqual([]);
+      },
+      { timeout: AZURE_WAIT },
+    );
     const after = (await loadAlertState(h.store, second!.id))!;
     expect(revokeInForce(after)).toBe(true); // the second's Revoke stands, with its own Undo
     expect(await h.store.members(revokedAlertsKey(ARC.appId))).toContain(second!.id);

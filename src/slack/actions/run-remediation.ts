@@ -9,7 +9,7 @@ import { type RunWords, runThreadText } from '../blocks/thread.ts';
 import type { SlackContext } from '../context.ts';
 import { STOPPING_NOTE } from '../stale-runs.ts';
 import type { AlertClick } from './alert-click.ts';
-import { markRevokedElsewhere } from './revoked-elsewhere.ts';
+import { requestMarks } from './revoked-elsewhere.ts';
 import { runTracked } from './run-tracked.ts';
 
 export { REMEDIATION_LOCK_TTL_MS };
@@ -125,7 +125,7 @@ export function runRemediation(
     // Once this alert says so: the same principal's other alerts say it is revoked through this one.
     reported: async (ended) => {
       if (kind.field === 'revoke' && ended.status === 'done' && ended.mode === 'live') {
-        await markRevokedElsewhere(ctx, state, ended);
+        await requestMarks(ctx, [alertId]);
       }
     },
   });

@@ -20,7 +20,7 @@ import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { ACTION_IDS } from '../ids.ts';
 import { openAlertClick } from './alert-click.ts';
-import { clearRevokedElsewhere } from './revoked-elsewhere.ts';
+import { requestMarks } from './revoked-elsewhere.ts';
 import { REMEDIATION_LOCK_TTL_MS, takeRunLock } from './run-remediation.ts';
 import { runTracked } from './run-tracked.ts';
 
@@ -82,7 +82,7 @@ function runUndo(
     reported: async (ended) => {
       if (ended.status === 'done' && ended.mode === 'live') {
         const restored = await restoreOtherAlerts(ctx, state, ended);
-        await clearRevokedElsewhere(ctx, state, ended, restored);
+        await requestMarks(ctx, [alertId, ...restored]);
       }
     },
     cutShort: (err) => ctx.logger.error({ alertId, err }, 'undo was cut short'),
