@@ -240,6 +240,20 @@ export async function loadAlertState(
   return state;
 }
 
+/** The states of many alerts in one read of the store, in order (undefined for those not kept). */
+export async function loadAlertStates(
+  store: Values,
+  alertIds: readonly string[],
+): Promise<Array<SlackAlertState | undefined>> {
+  const valid = alertIds.filter(isAlertId);
+  const stored = await store.getMany<StoredAlertState>(valid.map(alertStateKey));
+  const byId = new Map(valid.map((id, i) => [id, stored[i]]));
+  return alertIds.map((id) => {
+    const raw = byId.get(id);
+    return raw === undefined ? undefined : upgradeAlertState(raw);
+  });
+}
+
 export async function saveAlertState(store: Values & Claims, state: SlackAlertState): Promise<void> {
   await store.set(alertStateKey(state.alert.id), state, ALERT_STATE_TTL_MS);
 }

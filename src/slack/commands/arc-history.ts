@@ -1,7 +1,7 @@
 import type { App } from '@slack/bolt';
 import { appIdFromTyped, isAppIdText } from '../../core/app-id.ts';
 import { callerKind } from '../../core/remediation-plan.ts';
-import { loadAlertState, revokedAlertsKey, revokeInForce } from '../alert-state.ts';
+import { loadAlertStates, revokedAlertsKey, revokeInForce } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
 import { buildHistoryPages, historyUsage, REVOKED_NOTES_MAX, type RevokedNote } from '../blocks/history.ts';
 import { code } from '../blocks/text.ts';
@@ -20,8 +20,12 @@ const HELP = new Set(['help', '-h', '--help', '?']);
  * private and immediate; when the list needs more, the next messages follow through the command's
  * response_url, also private, in order (see `buildHistoryPages`).
  */
-/** How many of the identity's revoked alerts are read for the reply's Revoke line. */
-const REVOKED_READ_MAX = 50;
+/**
+ * How many of the identity's revoked alerts are read for the reply's Revoke line, in one read of
+ * the store (the list holds the alerts whose live Revoke is in force, and is kept short: an Undo
+ * takes its alerts off it, and this reading drops those whose state has expired).
+ */
+const REVOKED_READ_MAX = 1000;
 
 /**
  * The identity's live Revokes in force, latest first, from the alerts they ran on (the list that
@@ -29,10 +33,22 @@ const REVOKED_READ_MAX = 50;
  */
 export async function revokedNotes(ctx: SlackContext, appId: string): Promise<RevokedNote[]> {
   try {
-    const ids = (await ctx.store.members(revokedAlertsKey(appId))).slice(0, REVOKED_READ_MAX);
+    const key = revokedAlertsKey(appId);
+    const all = await ctx.store.members(key);
+    const ids = all.slice(0, REVOKED_READ_MAX);
+    if (all.length > ids.length) {
+      ctx.logger.warn(
+        { appId, listed: all.length, read: ids.length },
+        `/arc-history read ${ids.length} of the identity's ${all.length} revoked alerts`,
+      );
+    }
+    const states = await loadAlertStates(ctx.store, ids);
+    // Alerts whose state has expired (90 days) are gone for good: off the list.
+    const gone = ids.filter((_, i) => states[i] === undefined);
+    if (gone.length > 0) await ctx.store.removeMembers(key, gone).catch(() => undefined);
     const notes: RevokedNote[] = [];
-    for (const id of ids) {
-      const state = await loadAlertState(ctx.store, id);
+    for (const [i, id] of ids.entries()) {
+      const state = states[i];
       if (!state?.revoke || !revokeInForce(state)) continue;
       const d = state.alert.detection;
       notes.push({

@@ -1,6 +1,7 @@
 /**
- * /arc-history begins with the identity's live Revokes in force; the answer that a Remove
- * allowlist click puts in its place begins with them too.
+ * /arc-history begins with the identity's live Revokes in force: also once the identity's list
+ * holds alerts whose state has expired (they go off it), and in the answer that a Remove
+ * allowlist click puts in its place.
  */
 import { afterEach, expect, it } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
@@ -53,4 +54,23 @@ it('the reply refreshed by Remove allowlist still names the Revokes in force', a
   });
   await h.fake.waitFor('the refreshed reply', () => h.fake.responsesTo(responseId).length === 1);
   expect(JSON.stringify(h.fake.responsesTo(responseId)[0])).toContain('*Revoked* through');
+});
+
+it('names the Revoke in force of a list that holds many alerts whose state has expired, and drops those from the list', async () => {
+  h = await startHarness();
+  // Alerts revoked months ago: their states expired (90 days), their ids stayed listed.
+  const expired = [...Array(60)].map((_, i) => `0${String(i).padStart(23, '0')}`);
+  await h.store.addMembers(revokedAlertsKey(ARC.appId), expired);
+  const alert = sampleAlert(
+    { id: 'ffffffffffffffffffffffff' },
+    { appId: ARC.appId, sourceIp: '198.51.100.2' },
+  );
+  await h.chat.sink.post(alert);
+  await updateAlertState(h.store, alert.id, (s) => {
+    s.revoke = { status: 'done', mode: 'live', by: RESPONDER, at: Date.now(), finishedAt: Date.now() };
+  });
+  await h.store.addMembers(revokedAlertsKey(ARC.appId), [alert.id]);
+  const res = await h.command(ARC.appId, RESPONDER);
+  expect(res.text).toContain('*Revoked* through');
+  expect(await h.store.members(revokedAlertsKey(ARC.appId))).toEqual([alert.id]);
 });
