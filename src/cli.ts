@@ -30,7 +30,9 @@ allowlist entry), as /arc-history does in Slack, and its allowlist entries for I
 audit: prints the audit records (every Mark benign, allowlist removal, Revoke, Undo and refused
 click, with who, when, the plan and each Azure call), oldest first, one JSON object per line, for
 a SIEM or a review: all of them, or those of one alert; --since keeps those from a time on (ISO
-8601, such as 2026-11-01T00:00:00Z) or from a duration ago (24h, 7d). Records are kept for 400
+8601, such as 2026-11-01T00:00:00Z) or from a duration ago (24h, 7d). For a scheduled export,
+start 15 minutes before the last exported time and drop the records whose id was exported
+already: a record stored late can be older than one exported before it. Records are kept for 400
 days. Use npm run -s (or npm's --silent) so that npm's own header lines stay out of the output.
 
 They use STORE_URL and HISTORY_WINDOW like the service (no other variable is read).`;
