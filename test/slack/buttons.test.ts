@@ -184,6 +184,48 @@ describe('Mark benign by a responder in the alert channel', () => {
   });
 });
 
+describe('an audit record the store cannot take', () => {
+  /** From now on the store refuses audit records (and only them). */
+  function auditStoreFails() {
+    const set = h.store.set.bind(h.store);
+    h.store.set = (async (key: string, ...rest: unknown[]) => {
+      if (key.startsWith('audit:')) throw new Error('the store is read-only');
+      return (set as (...a: unknown[]) => Promise<unknown>)(key, ...rest);
+    }) as typeof h.store.set;
+  }
+
+  it('leaves a finished Revoke reported in its alert and thread, and the record in the log', async () => {
+    await posted();
+    auditStoreFails();
+    await h.click(ACTION_IDS.revoke, alert.id, RESPONDER);
+    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
+    expect(String(threadPosts()[0]!.args.text)).toContain('dry-run: nothing was changed');
+    expect(lastUpdateText()).toContain('Dry-run');
+    expect(h.logs.join('')).toContain('revoke by UALICE: dry-run (its audit record could not be stored)');
+  });
+
+  it('leaves a Mark benign shown in its alert and thread', async () => {
+    await posted();
+    await h.click(ACTION_IDS.markBenign, alert.id, RESPONDER, { channel: CHANNEL });
+    await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
+    const view = h.fake.callsOf('views.open')[0]!.args.view as { private_metadata: string };
+    auditStoreFails();
+    await h.submit(CALLBACK_IDS.markBenign, RESPONDER, view.private_metadata, {
+      [BENIGN_MODAL.reasonBlock]: {
+        [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: 'office VPN' },
+      },
+      [BENIGN_MODAL.expiryBlock]: {
+        [BENIGN_MODAL.expiryInput]: { type: 'static_select', selected_option: { value: '7d' } },
+      },
+    });
+    await h.fake.waitFor('the thread audit', () => threadPosts().length === 1);
+    expect(lastUpdateText()).toContain('office VPN');
+    expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toMatchObject({
+      reason: 'office VPN',
+    });
+  });
+});
+
 describe('Mark benign with SLACK_RESPONDERS not set', () => {
   const values = {
     [BENIGN_MODAL.reasonBlock]: {

@@ -40,6 +40,15 @@ async function paced(): Promise<void> {
 }
 
 /**
+ * Shows the alert once its turn comes (`paced`), as it is then: a repeat's count or a click
+ * meanwhile is not overwritten by the state read before the wait.
+ */
+async function showAfterPace(ctx: SlackContext, state: SlackAlertState): Promise<void> {
+  await paced();
+  await showAlert(ctx, (await loadAlertState(ctx.store, state.alert.id)) ?? state);
+}
+
+/**
  * The most alerts read to find those of the principal: a client appid that many users share (the
  * Azure CLI's) may name thousands, most of them other users'.
  */
@@ -261,8 +270,7 @@ async function markPass(ctx: SlackContext, state: SlackAlertState, run: RevokeRu
       });
       if (!other || !changed) continue;
       marked++;
-      await paced();
-      await showAlert(ctx, other);
+      await showAfterPace(ctx, other);
       shown++;
     } catch (err) {
       logger.warn(
@@ -322,8 +330,7 @@ async function clearPass(ctx: SlackContext, state: SlackAlertState): Promise<Pas
       changed = true;
     });
     if (!other || !changed) continue;
-    await paced();
-    await showAlert(ctx, other);
+    await showAfterPace(ctx, other);
     shown++;
   }
   if (!(await stillDown())) return 'changed';

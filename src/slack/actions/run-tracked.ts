@@ -93,7 +93,9 @@ export function runTracked<F extends RunField>(
     await untrackRun(ctx, alertId);
     for (const key of opts.release(run)) await ctx.store.releaseClaim(key);
     released = true;
-    await auditRun(ctx, state, opts.action, run);
+    // Not stored (the store failed): the log has the record, and the thread and the alert say
+    // what was done all the same.
+    await auditRun(ctx, state, opts.action, run).catch(() => undefined);
     await auditInThread(ctx, latest, opts.threadText(run));
     await opts.reported?.(run);
   });

@@ -82,7 +82,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
           detail: (err as Error).message,
         },
         ctx.audit,
-      );
+      ).catch(() => undefined);
       await auditInThread(
         ctx,
         state,
@@ -110,7 +110,8 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         },
       },
       ctx.audit,
-    );
+      // Not stored (the store failed): the log has the record; the entry is made, and shown.
+    ).catch(() => undefined);
     await showAlert(ctx, latest);
     await auditInThread(ctx, latest, `Audit: ${benignText(mark)}`);
   });
