@@ -18,7 +18,8 @@
  * machine had runnable tasks waiting for a CPU (Linux PSI), so a noisy neighbour shows.
  * Environment: BENCH_SECONDS (default 5) for runs 1 and 3, BENCH_BULK_EVENTS (default 300000),
  * BENCH_CONNECTIONS (default 10) for run 1, BENCH_BULK_MIX (`batch` or `uniform`), BENCH_REPEAT
- * (default 1: each run that many times, the verdict on the median), BENCH_ONLY (e.g. `13`).
+ * (default 1: each run that many times, the verdict on the median), BENCH_ONLY (e.g. `13`),
+ * BENCH_CPU_PROF (a directory for the servers' CPU profiles).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -53,7 +54,11 @@ interface Server {
 }
 
 async function startServer(args: string[]): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, [...startFlags(), SERVER, ...args], {
+  // BENCH_CPU_PROF=<dir>: each server writes a V8 CPU profile there when it stops.
+  const prof = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const child: ChildProcess = spawn(process.execPath, [...startFlags(), ...prof, SERVER, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
