@@ -64,6 +64,26 @@ function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
  * `GET /healthz`, `GET /readyz`, `GET /metrics`; an unknown path is a 404, a known path with
  * another method a 405 with `Allow`.
  */
+/** How long an answer that closes the connection waits for the refused body to be read out. */
+const READ_OUT_WAIT_MS = 5000;
+
+/** Resolves once `req`'s body is read out, for an answer that closes the connection; else at once. */
+function bodyReadOut(req: IncomingMessage, err: HttpError): Promise<void> {
+  const closes = (err.headers.connection ?? '').toLowerCase() === 'close';
+  if (!closes || req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      req.off('end', done);
+      req.off('close', done);
+      resolve();
+    };
+    const timer = setTimeout(done, READ_OUT_WAIT_MS);
+    req.once('end', done);
+    req.once('close', done);
+  });
+}
+
 export function createRequestListener(deps: ServerDeps): RequestListener {
   const { logger, metrics, store, chat, outbox } = deps;
 
@@ -247,7 +267,11 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
       if (err instanceof HttpError) {
         errorCode = err.code;
         told = clip(err.message, MAX_LOGGED_REASON);
-        sendError(res, err, requestId);
+        // A refused body still coming (413): the answer closes the connection, which under a
+        // sender still sending gives it a broken pipe instead of the answer. It goes once the
+        // body has been read out (`readBody` throws it away, and cuts off a sender that keeps
+        // sending far past the limit), or after a few seconds.
+        void bodyReadOut(req, err).then(() => sendError(res, err, requestId));
         return;
       }
       errorCode = 'internal';

@@ -175,6 +175,24 @@ describe('npm start (node src/main.ts)', () => {
     expect(await svc.exited).toBe(0);
   });
 
+  it('a sender still sending a body several times over the limit reads the 413, not a broken pipe', async () => {
+    const svc = startService({ PORT: '0', STORE_URL: 'memory://' }, tmpdir());
+    children.push(svc);
+    const url = await svc.url();
+    // 5 MiB over the default 1 MiB: more than the sockets hold, still being sent when the answer
+    // comes. A string body: fetch sends it in pieces.
+    const big = JSON.stringify([{ pad: 'x'.repeat(5 * 1024 * 1024) }]);
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${url}/ingest`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: big,
+      });
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as { code: string }).code).toBe('payload_too_large');
+    }
+  });
+
   it('names the token count, never the tokens, and hides the store password', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
     const svc = startService(
