@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { MONTH_UNIT, parseDuration } from './core/duration.ts';
@@ -116,8 +116,33 @@ const databaseFile = (name: string) => (v: string | undefined, ctx: z.Refinement
       code: 'custom',
       message: `${name} must be the path of a GeoIP database file (MaxMind DB format); there is no file at ${JSON.stringify(path.slice(0, 200))}`,
     });
+  } else if (!hasMaxMindMetadata(path)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${name} must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(path.slice(0, 200))} is another kind of file`,
+    });
   }
 };
+
+/** The marker before a MaxMind DB file's metadata, which lies within its last 128 KiB. */
+const MAXMIND_MARKER = Buffer.from('\xab\xcd\xefMaxMind.com', 'latin1');
+
+/** Whether the file holds MaxMind DB metadata (the database itself is checked when it opens). */
+function hasMaxMindMetadata(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, 128 * 1024);
+    const tail = Buffer.alloc(length);
+    readSync(fd, tail, 0, length, size - length);
+    return tail.lastIndexOf(MAXMIND_MARKER) !== -1;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
 
 const schema = z.object({
   PORT: optional.refine((v) => v === undefined || (/^\d+$/.test(v) && Number(v) <= 65535), {

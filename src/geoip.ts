@@ -1,6 +1,7 @@
 import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { type AsnResponse, type CityResponse, Reader } from 'maxmind';
+import { ConfigError } from './config.ts';
 import type { AutonomousSystem, Geo } from './core/detection.ts';
 import { BoundedCache } from './core/formats/bounded-cache.ts';
 import type { GeoLocator } from './core/ports.ts';
@@ -151,7 +152,7 @@ export async function openGeoLocator(files: GeoIpFiles, logger: Logger): Promise
   if (problems.length > 0) {
     city?.close();
     asn?.close();
-    throw new Error(problems.join('; '));
+    throw new ConfigError(problems);
   }
   logger.info(
     {

@@ -8,20 +8,21 @@ import { formatDuration } from './core/duration.ts';
 import { createLogger } from './log.ts';
 import { parseStoreUrl } from './store/parse-store-url.ts';
 
+/**
+ * An invalid configuration stops the start: said for a person at a terminal, and as a JSON line on
+ * stdout like every other failed start, for a pipeline that collects the log alone.
+ */
+function stopOnConfigError(err: ConfigError): never {
+  process.stderr.write(`arc-responder: ${err.message}\n`);
+  createLogger({ level: 'info' }).fatal({ code: 'config' }, `arc-responder could not start: ${err.message}`);
+  process.exit(1);
+}
+
 let config: ReturnType<typeof loadConfig>;
 try {
   config = loadConfig(process.env);
 } catch (err) {
-  if (err instanceof ConfigError) {
-    // For a person at a terminal, and as a JSON line on stdout like every other failed start, for
-    // a pipeline that collects the log alone.
-    process.stderr.write(`arc-responder: ${err.message}\n`);
-    createLogger({ level: 'info' }).fatal(
-      { code: 'config' },
-      `arc-responder could not start: ${err.message}`,
-    );
-    process.exit(1);
-  }
+  if (err instanceof ConfigError) stopOnConfigError(err);
   throw err;
 }
 
@@ -59,6 +60,8 @@ try {
   app = await createApp({ config, logger });
   address = await app.start();
 } catch (err) {
+  // A file named by a variable that turns out unusable once opened (a GeoIP database).
+  if (err instanceof ConfigError) stopOnConfigError(err);
   const message = err instanceof Error ? err.message : String(err);
   logger.fatal({ code: (err as { code?: unknown }).code }, `arc-responder could not start: ${message}`);
   process.exit(1);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, listenUrl, loadConfig } from '../../src/config.ts';
+import { writeMmdb } from '../support/mmdb.ts';
 
 describe('loadConfig', () => {
   it('starts on the embedded defaults with no configuration at all', () => {
@@ -173,10 +174,10 @@ describe('loadConfig', () => {
   it('reads the GeoIP database paths, which must name files; none by default', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'arc-config-'));
     try {
-      const city = path.join(dir, 'city.mmdb');
-      const asn = path.join(dir, 'asn.mmdb');
-      writeFileSync(city, '');
-      writeFileSync(asn, '');
+      const city = writeMmdb(path.join(dir, 'city.mmdb'), 'GeoLite2-City', {});
+      const asn = writeMmdb(path.join(dir, 'asn.mmdb'), 'GeoLite2-ASN', {});
+      const passwd = path.join(dir, 'passwd');
+      writeFileSync(passwd, 'root:x:0:0:root:/root:/bin/bash\n');
       expect(loadConfig({}).geoip).toBeUndefined();
       expect(loadConfig({ GEOIP_CITY_DB: ' ', GEOIP_ASN_DB: '' }).geoip).toBeUndefined();
       expect(loadConfig({ GEOIP_CITY_DB: ` ${city} ` }).geoip).toEqual({ cityDb: city });
@@ -193,6 +194,16 @@ describe('loadConfig', () => {
       expect(message).toContain('PORT');
       expect(message).toMatch(/GEOIP_CITY_DB must be the path of a GeoIP database file .*none\.mmdb/);
       expect(message).toContain('GEOIP_ASN_DB must be the path of a GeoIP database file');
+      // A file that is no MaxMind DB at all is named with the other bad variables.
+      try {
+        loadConfig({ LOG_LEVEL: 'verbose', GEOIP_ASN_DB: passwd });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toContain('LOG_LEVEL');
+      expect(message).toMatch(
+        /GEOIP_ASN_DB must be the path of a GeoIP database file .*passwd" is another kind of file/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

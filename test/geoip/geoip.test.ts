@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config.ts';
 import { createEngine } from '../../src/core/engine.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
 import { openGeoLocator } from '../../src/geoip.ts';
@@ -56,18 +57,21 @@ describe('openGeoLocator', () => {
 
   it('refuses a file that is missing, not a database, or another kind of database, naming the variable', async () => {
     await expect(openGeoLocator({ cityDb: path.join(dir, 'nope.mmdb') }, silent)).rejects.toThrow(
-      /^GEOIP_CITY_DB: cannot open ".*nope\.mmdb" as a MaxMind DB file/,
+      /- GEOIP_CITY_DB: cannot open ".*nope\.mmdb" as a MaxMind DB file/,
     );
     const junk = path.join(dir, 'junk.mmdb');
     writeFileSync(junk, 'not a database');
-    await expect(openGeoLocator({ asnDb: junk }, silent)).rejects.toThrow(/^GEOIP_ASN_DB: cannot open/);
+    await expect(openGeoLocator({ asnDb: junk }, silent)).rejects.toThrow(/- GEOIP_ASN_DB: cannot open/);
     await expect(openGeoLocator({ asnDb: cityDb }, silent)).rejects.toThrow(
-      /^GEOIP_ASN_DB: ".*city\.mmdb" is a GeoLite2-City database; expected an ASN database/,
+      /- GEOIP_ASN_DB: ".*city\.mmdb" is a GeoLite2-City database; expected an ASN database/,
     );
-    // Both wrong: one message names both.
-    await expect(openGeoLocator({ cityDb: junk, asnDb: cityDb }, silent)).rejects.toThrow(
-      /^GEOIP_CITY_DB: cannot open .*; GEOIP_ASN_DB: ".*city\.mmdb" is a GeoLite2-City database/,
-    );
+    // Both wrong: one configuration error names both.
+    const both = await openGeoLocator({ cityDb: junk, asnDb: cityDb }, silent).catch((e: unknown) => e);
+    expect(both).toBeInstanceOf(ConfigError);
+    expect((both as ConfigError).problems).toEqual([
+      expect.stringMatching(/^GEOIP_CITY_DB: cannot open /),
+      expect.stringMatching(/^GEOIP_ASN_DB: ".*city\.mmdb" is a GeoLite2-City database/),
+    ]);
   });
 });
 

@@ -296,8 +296,11 @@ describe('npm start (node src/main.ts)', () => {
     children.push(wrong);
     expect(await wrong.exited).toBe(1);
     expect(JSON.stringify(wrong.lines)).toMatch(
-      /could not start: GEOIP_ASN_DB: .*is a GeoLite2-City database; expected an ASN database/,
+      /could not start: .*GEOIP_ASN_DB: .*is a GeoLite2-City database; expected an ASN database/,
     );
+    // Said as a configuration error, like the others: on stderr too, with its code.
+    expect(wrong.stderr()).toMatch(/GEOIP_ASN_DB: .*is a GeoLite2-City database/);
+    expect(wrong.lines.find((l) => l.level === 'fatal')).toMatchObject({ code: 'config' });
   });
 
   it('names the Slack channel and mode (HTTP or Socket Mode) on its line', async () => {
