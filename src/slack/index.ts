@@ -6,7 +6,7 @@ import type { History } from '../core/history.ts';
 import type { StateStore } from '../core/ports.ts';
 import type { Enricher, Remediator } from '../core/remediation.ts';
 import { waitAtMost } from '../timeout.ts';
-import { MarksWork, resumeMarks } from './actions/revoked-elsewhere.ts';
+import { MarksWork, marksLockKey, resumeMarks } from './actions/revoked-elsewhere.ts';
 import { createBoltApp, createWebClient, registerHandlers } from './app.ts';
 import { portalForArm } from './blocks/alert.ts';
 import { BotAuth } from './bot-identity.ts';
@@ -168,7 +168,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
       ? {}
       : { lookupBudgetMs: tuning.responderLookupBudgetMs }),
   });
-  const marks = new MarksWork();
+  const marks = new MarksWork((alertId) => deps.store.releaseClaim(marksLockKey(alertId)));
   const ctx: SlackContext = {
     store: deps.store,
     logger,

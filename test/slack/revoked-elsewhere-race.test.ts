@@ -1,7 +1,11 @@
 /**
  * A live Revoke marks its identity's other alerts one by one while Slack paces the updates; its
- * Undo can run meanwhile. No mark may outlive the Undo.
+ * Undo can run meanwhile, a stop or a crash can cut it short. No mark may outlive the Undo, and
+ * none is left undone or unshown once the work is taken up again.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import {
   MARKS_PENDING,
@@ -20,7 +24,9 @@ import {
   updateAlertState,
 } from '../../src/slack/alert-state.ts';
 import type { SlackContext } from '../../src/slack/context.ts';
+import { FOLLOW_UPS, sweepFollowUps } from '../../src/slack/follow-ups.ts';
 import { openMemoryStateStore } from '../../src/store/memory-state-store.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 const A = 'aaaaaaaaaaaaaaaaaaaaaaaa';
@@ -220,5 +226,197 @@ describe('Revoked elsewhere: a stop, a crash, a Revoke again', () => {
     expect(await markOf(store, B)).toBeUndefined();
     expect(await markOf(store, C)).toBeUndefined();
     expect(await store.get(markedElsewhereKey(A))).toBeUndefined();
+  }, 20_000);
+});
+
+describe('Revoked elsewhere: an Undo cut short by a stop', () => {
+  it('the clearing finished by the next start says in the thread how many alerts it cleared in all', async () => {
+    const store = openMemoryStateStore('t');
+    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
+    await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
+    await saveAlertState(store, state(B, '192.0.2.2'));
+    await saveAlertState(store, state(C, '192.0.2.3'));
+    const quiet = contextOf(store, { updateAlert: async () => {}, postThread: async () => {} });
+    expect(await syncMarks(quiet, A)).toBe('done');
+    expect((await loadAlertState(store, B))?.revokedElsewhere?.alertId).toBe(A);
+    expect((await loadAlertState(store, C))?.revokedElsewhere?.alertId).toBe(A);
+
+    await updateAlertState(store, A, (x) => {
+      x.undo = { status: 'done', mode: 'live', by: 'U2', at: 4, of: 1 };
+    });
+    const lines: string[] = [];
+    const before = new MarksWork();
+    let stopping: Promise<void> | undefined;
+    const first = contextOf(
+      store,
+      {
+        // The service stops while Slack takes B's update.
+        updateAlert: async () => {
+          stopping ??= before.close(3000);
+        },
+        postThread: async (_s: SlackAlertState, line: { text: string }) => void lines.push(line.text),
+      },
+      before,
+    );
+    await requestMarks(first, [A]);
+    await vi.waitFor(() => expect(stopping).toBeDefined(), { timeout: 5000 });
+    await stopping;
+    expect((await loadAlertState(store, B))?.revokedElsewhere).toBeUndefined();
+    expect((await loadAlertState(store, C))?.revokedElsewhere?.alertId).toBe(A);
+
+    const after = contextOf(
+      store,
+      {
+        updateAlert: async () => {},
+        postThread: async (_s: SlackAlertState, line: { text: string }) => void lines.push(line.text),
+      },
+      new MarksWork(),
+    );
+    await resumeMarks(after);
+    await vi.waitFor(async () => expect(await store.members(MARKS_PENDING)).toEqual([]), { timeout: 5000 });
+    expect((await loadAlertState(store, C))?.revokedElsewhere).toBeUndefined();
+    // B and C were both cleared by this Undo.
+    expect(lines).toEqual([expect.stringContaining('took "Identity revoked" off 2 other alerts')]);
+  }, 20_000);
+});
+
+describe('Revoked elsewhere: a stop while Slack holds an update back', () => {
+  it('gives the marks back before the store closes, so that the next start takes them up at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'marks-stop-'));
+    const url = `sqlite://${join(dir, 'store.db')}`;
+    try {
+      const store = await openStateStore(url);
+      const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
+      await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
+      await saveAlertState(store, state(B, '192.0.2.2'));
+      await saveAlertState(store, state(C, '192.0.2.3'));
+      // As the Slack adapter builds it: a stop gives back the claims of the calls still running.
+      const before = new MarksWork((id) => store.releaseClaim(marksLockKey(id)));
+      let updating: (() => void) | undefined;
+      const first = contextOf(
+        store,
+        {
+          // Slack answered the channel's updates 429 Retry-After: 5 (the queue waits it out).
+          updateAlert: () => new Promise<void>((resolve) => (updating = resolve)),
+          postThread: async () => {},
+        },
+        before,
+      );
+      await requestMarks(first, [A]);
+      await vi.waitFor(() => expect(updating).toBeDefined(), { timeout: 5000 });
+      // The Slack adapter's stop (MARKS_STOP_WAIT_MS), then the app closes the store.
+      await before.close(3000);
+      await store.close();
+      // Slack takes the update after all; the pass ends at its next step.
+      updating!();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+
+      const again = await openStateStore(url);
+      try {
+        expect(await again.members(MARKS_PENDING)).toEqual([A]);
+        const after = contextOf(
+          again,
+          { updateAlert: async () => {}, postThread: async () => {} },
+          new MarksWork(),
+        );
+        expect(await syncMarks(after, A)).toBe('done');
+        expect((await loadAlertState(again, C))?.revokedElsewhere?.alertId).toBe(A);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
+});
+
+/** `store`, until `dies(method, args)` says the process died there: then nothing answers any more. */
+function dyingStore<T extends object>(store: T, dies: (method: string | symbol, args: unknown[]) => boolean) {
+  let dead = false;
+  const proxy = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        if (dead) return new Promise(() => {});
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (dies(prop, args)) dead = true;
+        return result;
+      };
+    },
+  });
+  return { proxy, dead: () => dead };
+}
+
+describe('Revoked elsewhere: a crash between a mark and its message update', () => {
+  it('the pass taken up after the crash shows the alert whose mark was stored but never shown', async () => {
+    const store = openMemoryStateStore('t');
+    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
+    await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
+    await saveAlertState(store, state(B, '192.0.2.2'));
+    await saveAlertState(store, state(C, '192.0.2.3'));
+    // The process dies right after B's mark is stored (its update ends): nothing it asks for
+    // answers any more.
+    const dying = dyingStore(
+      store,
+      (method, args) => method === 'releaseClaim' && args[0] === `alert-state-lock:${B}`,
+    );
+    const shownBefore: string[] = [];
+    const first = contextOf(dying.proxy, {
+      updateAlert: async (s: SlackAlertState) => void shownBefore.push(s.alert.id),
+      postThread: async () => {},
+    });
+    void syncMarks(first, A);
+    await vi.waitFor(() => expect(dying.dead()).toBe(true), { timeout: 5000 });
+    expect((await loadAlertState(store, B))?.revokedElsewhere?.alertId).toBe(A);
+    expect(shownBefore).toEqual([]);
+    // Its lock lapses (8 minutes); the sweep takes the marks up.
+    await store.releaseClaim(marksLockKey(A));
+    const shown: string[] = [];
+    const after = contextOf(store, {
+      updateAlert: async (s: SlackAlertState) => void shown.push(s.alert.id),
+      postThread: async () => {},
+    });
+    expect(await syncMarks(after, A)).toBe('done');
+    expect(shown).toEqual([C]);
+    // B was noted for Slack's catch-up before its mark was stored: the sweep shows it.
+    expect(await store.members(FOLLOW_UPS)).toEqual([B]);
+    await sweepFollowUps(after);
+    expect(shown.sort()).toEqual([B, C]);
+    expect(await store.members(FOLLOW_UPS)).toEqual([]);
+  }, 20_000);
+
+  it('the clearing taken up after the crash shows the alert whose mark was taken off but never shown', async () => {
+    const store = openMemoryStateStore('t');
+    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
+    await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
+    await saveAlertState(store, state(B, '192.0.2.2'));
+    await saveAlertState(store, state(C, '192.0.2.3'));
+    const quiet = contextOf(store, { updateAlert: async () => {}, postThread: async () => {} });
+    expect(await syncMarks(quiet, A)).toBe('done');
+    await updateAlertState(store, A, (x) => {
+      x.undo = { status: 'done', mode: 'live', by: 'U2', at: 4, of: 1 };
+    });
+    // The process dies right after B's mark is taken off in the store (its update ends).
+    const dying = dyingStore(
+      store,
+      (method, args) => method === 'releaseClaim' && args[0] === `alert-state-lock:${B}`,
+    );
+    const first = contextOf(dying.proxy, { updateAlert: async () => {}, postThread: async () => {} });
+    void syncMarks(first, A);
+    await vi.waitFor(() => expect(dying.dead()).toBe(true), { timeout: 5000 });
+    expect((await loadAlertState(store, B))?.revokedElsewhere).toBeUndefined();
+    await store.releaseClaim(marksLockKey(A));
+    const shown: string[] = [];
+    const after = contextOf(store, {
+      updateAlert: async (s: SlackAlertState) => void shown.push(s.alert.id),
+      postThread: async () => {},
+    });
+    expect(await syncMarks(after, A)).toBe('done');
+    expect(shown).toEqual([C]);
+    // B was noted for Slack's catch-up before its mark was taken off: the sweep shows it.
+    await sweepFollowUps(after);
+    expect(shown.sort()).toEqual([B, C]);
+    expect(await store.members(FOLLOW_UPS)).toEqual([]);
   }, 20_000);
 });

@@ -54,7 +54,8 @@ export async function openAlertClick(
         detail: alertId ? 'unknown alert' : 'the button carries no alert id',
       },
       ctx.audit,
-    );
+      // Not stored (the store failed): the log has the record, and the clicker the answer.
+    ).catch(() => undefined);
     await reply(ctx, click.respond, UNKNOWN_ALERT);
     return undefined;
   }

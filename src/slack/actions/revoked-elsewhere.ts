@@ -11,7 +11,7 @@ import {
   updateAlertState,
 } from '../alert-state.ts';
 import type { SlackContext } from '../context.ts';
-import { auditInThread, showAlert } from '../follow-ups.ts';
+import { auditInThread, FOLLOW_UPS } from '../follow-ups.ts';
 
 /** The most alerts one Revoke marks (each is a store update and a message update). */
 export const MARK_ELSEWHERE_AT_MOST = 200;
@@ -40,12 +40,22 @@ async function paced(): Promise<void> {
 }
 
 /**
- * Shows the alert once its turn comes (`paced`), as it is then: a repeat's count or a click
- * meanwhile is not overwritten by the state read before the wait.
+ * Shows a marked or cleared alert as it is now. Its write was preceded by a note for the Slack
+ * catch-up (`FOLLOW_UPS`), so that a crash or a stop between the two leaves the message to the
+ * sweep rather than wrong for good; the note goes once the message is shown. While Slack slows
+ * the updates down (429), it does not wait: the sweep shows it later.
  */
-async function showAfterPace(ctx: SlackContext, state: SlackAlertState): Promise<void> {
-  await paced();
-  await showAlert(ctx, (await loadAlertState(ctx.store, state.alert.id)) ?? state);
+async function showMarked(ctx: SlackContext, alertId: string): Promise<boolean> {
+  const state = await loadAlertState(ctx.store, alertId);
+  if (!state) return false;
+  try {
+    await ctx.messenger.updateAlert(state, { refresh: true });
+  } catch {
+    // The messenger logged why; the note stays, for the sweep.
+    return false;
+  }
+  await ctx.store.removeMembers(FOLLOW_UPS, [alertId]).catch(() => undefined);
+  return true;
 }
 
 /**
@@ -69,24 +79,37 @@ export const marksLockKey = (alertId: string): string => `revoked-elsewhere-lock
 /** The latest request for one alert's marks: a pass that began before it runs again. */
 const marksRequestKey = (alertId: string): string => `revoked-elsewhere-request:${alertId}`;
 /**
- * How long a process holds an alert's marks: longer than a pass lasts (200 updates at 1.3 s). A
- * stop gives it back at once; after a crash, the sweep takes the work up once it has lapsed.
+ * How long a process holds an alert's marks. A call works on them for at most `WORK_BUDGET_MS`
+ * (then gives them back and takes them again, or another process does), so that the claim never
+ * lapses under work in progress. A stop gives it back; after a crash, the sweep takes the work up
+ * once it has lapsed.
  */
 const MARKS_LOCK_MS = 8 * 60_000;
+const WORK_BUDGET_MS = 4 * 60_000;
 /** The most passes of one call: the Revoke and its Undo changing back and forth meanwhile. */
 const MAX_PASSES = 5;
 
+/** How a call on an alert's marks ended (see `syncMarks`). */
+export type MarksEnd = 'done' | 'stopped' | 'changed' | 'busy' | 'later';
+
 /**
- * The marks work of this process: one sync at a time per alert (a request meanwhile runs it again
- * once it ends), none after a stop, which waits a little for those running.
+ * The marks work of this process: one call at a time per alert (a request meanwhile runs it again
+ * once it ends, as does a call that used up its time), none after a stop. A stop waits a little
+ * for the calls running, then gives back the claims of those still running, so that the next
+ * start need not wait for them to lapse.
  */
 export class MarksWork {
   readonly #running = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
+  readonly #release: ((alertId: string) => Promise<void>) | undefined;
   #closed = false;
 
+  constructor(release?: (alertId: string) => Promise<void>) {
+    this.#release = release;
+  }
+
   /** Runs `work` for `alertId` in the background, or once more after the one running. */
-  start(alertId: string, work: () => Promise<unknown>): void {
+  start(alertId: string, work: () => Promise<MarksEnd>): void {
     if (this.#closed) return;
     if (this.#running.has(alertId)) {
       this.#again.add(alertId);
@@ -94,7 +117,9 @@ export class MarksWork {
     }
     const run: Promise<void> = work()
       .then(
-        () => undefined,
+        (end) => {
+          if (end === 'later') this.#again.add(alertId);
+        },
         () => undefined,
       )
       .finally(() => {
@@ -104,11 +129,16 @@ export class MarksWork {
     this.#running.set(alertId, run);
   }
 
+  /** `start`, unless a call on `alertId` runs already (the sweep's: that call sees every request). */
+  resume(alertId: string, work: () => Promise<MarksEnd>): void {
+    if (!this.#running.has(alertId)) this.start(alertId, work);
+  }
+
   get closed(): boolean {
     return this.#closed;
   }
 
-  /** The service stops: passes end after their current step; what is left stays pending. */
+  /** The service stops: calls end after their current step; what is left stays pending. */
   async close(waitMs: number): Promise<void> {
     this.#closed = true;
     this.#again.clear();
@@ -116,6 +146,8 @@ export class MarksWork {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
     clearTimeout(timer);
+    // Still at a step (Slack slow to answer): their claims go now, before the store closes.
+    for (const alertId of this.#running.keys()) await this.#release?.(alertId).catch(() => undefined);
   }
 
   /** The Slack side starts (again). */
@@ -145,20 +177,24 @@ export async function requestMarks(ctx: SlackContext, alertIds: readonly string[
 
 /** Takes up the marks that a stopped or crashed process left pending (at start, then each sweep). */
 export async function resumeMarks(ctx: SlackContext): Promise<void> {
-  for (const id of await ctx.store.members(MARKS_PENDING)) ctx.marks?.start(id, () => syncMarks(ctx, id));
+  for (const id of await ctx.store.members(MARKS_PENDING)) ctx.marks?.resume(id, () => syncMarks(ctx, id));
 }
 
-/** How one pass ended: in line, stopped by a stop, or the alert's Revoke changed meanwhile. */
-type PassEnd = 'done' | 'stopped' | 'changed';
+/** How one pass ended: in line, stopped by a stop, its time used up, or the alert's Revoke changed meanwhile. */
+type PassEnd = 'done' | 'stopped' | 'later' | 'changed';
+
+/** What a pass checks between two alerts: `'stopped'` or `'later'` when it should end there. */
+type Between = () => 'stopped' | 'later' | undefined;
 
 /**
  * Brings alert A's marks on its principal's other alerts in line with A's Revoke: while a live
  * Revoke of A stands, they say "Identity revoked" through A (`markPass`); otherwise no alert says
  * so through A (`clearPass`). A pass that finds A changed meanwhile (an Undo, a new Revoke) runs
  * again, as does one that a newer request overtook. `'busy'` when another process holds A's marks
- * (it runs again for a request it missed, or the sweep does, once the lock lapses). Never throws.
+ * (it runs again for a request it missed, or the sweep does, once the lock lapses); `'later'` when
+ * it used up its time (`WORK_BUDGET_MS`), the work left pending. Never throws.
  */
-export async function syncMarks(ctx: SlackContext, alertId: string): Promise<PassEnd | 'busy'> {
+export async function syncMarks(ctx: SlackContext, alertId: string): Promise<MarksEnd> {
   const { store, logger } = ctx;
   try {
     if (!(await store.claim(marksLockKey(alertId), MARKS_LOCK_MS))) return 'busy';
@@ -169,6 +205,9 @@ export async function syncMarks(ctx: SlackContext, alertId: string): Promise<Pas
     );
     return 'busy';
   }
+  const until = performance.now() + WORK_BUDGET_MS;
+  const between: Between = () =>
+    ctx.marks?.closed ? 'stopped' : performance.now() > until ? 'later' : undefined;
   try {
     for (let pass = 0; pass < MAX_PASSES; pass++) {
       const request = await store.get<string>(marksRequestKey(alertId));
@@ -176,9 +215,9 @@ export async function syncMarks(ctx: SlackContext, alertId: string): Promise<Pas
       const end: PassEnd = !state
         ? 'done'
         : state.revoke && revokeInForce(state)
-          ? await markPass(ctx, state, state.revoke)
-          : await clearPass(ctx, state);
-      if (end === 'stopped') return end;
+          ? await markPass(ctx, state, state.revoke, between)
+          : await clearPass(ctx, state, between);
+      if (end === 'stopped' || end === 'later') return end;
       if (end === 'changed') continue;
       // In line for every request up to now: no longer pending, unless one came meanwhile.
       await store.removeMembers(MARKS_PENDING, [alertId]);
@@ -209,7 +248,12 @@ const sameRound = (mark: RevokedElsewhere | undefined, alertId: string, round: n
  * round already, are left. The ids go into A's list (`markedElsewhereKey`) before their marks, so
  * that a clearing finds each. At most `MARK_ELSEWHERE_AT_MOST` alerts.
  */
-async function markPass(ctx: SlackContext, state: SlackAlertState, run: RevokeRun): Promise<PassEnd> {
+async function markPass(
+  ctx: SlackContext,
+  state: SlackAlertState,
+  run: RevokeRun,
+  between: Between,
+): Promise<PassEnd> {
   const { store, logger } = ctx;
   const alertId = state.alert.id;
   const d = state.alert.detection;
@@ -244,7 +288,8 @@ async function markPass(ctx: SlackContext, state: SlackAlertState, run: RevokeRu
   let shown = 0;
   let left = 0;
   for (const id of candidates) {
-    if (ctx.marks?.closed) return 'stopped';
+    const halt = between();
+    if (halt) return halt;
     // Read first without the lock: another principal's alerts (users of a shared appid) are
     // neither locked nor written.
     const seen = await loadAlertState(store, id);
@@ -257,11 +302,16 @@ async function markPass(ctx: SlackContext, state: SlackAlertState, run: RevokeRu
       left++;
       continue;
     }
+    // Its turn first (`paced`), so that the mark is shown as soon as it is made.
+    await paced();
+    const then = between();
+    if (then) return then;
     if (!(await stands())) return 'changed';
     try {
       // Read again before each write: another write of the list is kept.
       const listed = (await store.get<string[]>(key)) ?? [];
       if (!listed.includes(id)) await store.set(key, [...listed, id], ALERT_STATE_TTL_MS);
+      await store.addMembers(FOLLOW_UPS, [id]);
       let changed = false;
       const other = await updateAlertState(store, id, (s) => {
         if (revokeInForce(s) || sameRound(s.revokedElsewhere, alertId, run.at)) return;
@@ -270,8 +320,7 @@ async function markPass(ctx: SlackContext, state: SlackAlertState, run: RevokeRu
       });
       if (!other || !changed) continue;
       marked++;
-      await showAfterPace(ctx, other);
-      shown++;
+      if (await showMarked(ctx, id)) shown++;
     } catch (err) {
       logger.warn(
         { alertId, other: id, err: (err as Error).message },
@@ -310,7 +359,7 @@ async function markPass(ctx: SlackContext, state: SlackAlertState, run: RevokeRu
  * alert of A's list whose mark still names A is cleared and shown again, one at a time
  * (`UPDATE_GAP_MS`); A's thread says how many, once per Undo. The list goes once all are cleared.
  */
-async function clearPass(ctx: SlackContext, state: SlackAlertState): Promise<PassEnd> {
+async function clearPass(ctx: SlackContext, state: SlackAlertState, between: Between): Promise<PassEnd> {
   const { store } = ctx;
   const alertId = state.alert.id;
   const key = markedElsewhereKey(alertId);
@@ -319,10 +368,23 @@ async function clearPass(ctx: SlackContext, state: SlackAlertState): Promise<Pas
     const now = await loadAlertState(store, alertId);
     return !now || !revokeInForce(now);
   };
-  let shown = 0;
+  // Those cleared now, and those a pass cut short by a stop cleared before (the list goes only
+  // once all are cleared): the thread's count is of them all.
+  let cleared = 0;
   for (const id of listed) {
-    if (ctx.marks?.closed) return 'stopped';
+    const halt = between();
+    if (halt) return halt;
+    const seen = await loadAlertState(store, id);
+    if (!seen) continue;
+    if (seen.revokedElsewhere?.alertId !== alertId) {
+      cleared++;
+      continue;
+    }
+    await paced();
+    const then = between();
+    if (then) return then;
     if (!(await stillDown())) return 'changed';
+    await store.addMembers(FOLLOW_UPS, [id]);
     let changed = false;
     const other = await updateAlertState(store, id, (s) => {
       if (s.revokedElsewhere?.alertId !== alertId) return;
@@ -330,19 +392,19 @@ async function clearPass(ctx: SlackContext, state: SlackAlertState): Promise<Pas
       changed = true;
     });
     if (!other || !changed) continue;
-    await showAfterPace(ctx, other);
-    shown++;
+    cleared++;
+    await showMarked(ctx, id);
   }
   if (!(await stillDown())) return 'changed';
   if (listed.length > 0) await store.delete(key);
   const undo = state.undo;
-  if (shown > 0 && undo) {
+  if (cleared > 0 && undo) {
     const through = undo.elsewhere ? ` (through alert \`${undo.elsewhere}\`)` : '';
     await toldOnce(ctx, alertId, `clear:${undo.at}`, (s) =>
       auditInThread(
         ctx,
         s,
-        `:leftwards_arrow_with_hook: Audit: <@${undo.by}>'s Undo${through} took "Identity revoked" off ${shown} other alert${shown === 1 ? '' : 's'} of the same principal.`,
+        `:leftwards_arrow_with_hook: Audit: <@${undo.by}>'s Undo${through} took "Identity revoked" off ${cleared} other alert${cleared === 1 ? '' : 's'} of the same principal.`,
       ),
     );
   }
