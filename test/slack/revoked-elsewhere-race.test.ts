@@ -120,28 +120,35 @@ async function threeAlerts(store: ReturnType<typeof openMemoryStateStore>, run: 
 const markOf = async (store: ReturnType<typeof openMemoryStateStore>, id: string) =>
   (await loadAlertState(store, id))?.revokedElsewhere;
 
+/**
+ * Requests A's marks in a process whose stop (SIGTERM) comes while Slack takes its first update;
+ * resolves once stopped. `lines` gets the thread lines it posts.
+ */
+async function requestedThenStopped(store: ReturnType<typeof openMemoryStateStore>, lines: string[]) {
+  const marks = new MarksWork();
+  let stopping: Promise<void> | undefined;
+  const ctx = contextOf(
+    store,
+    {
+      updateAlert: async () => {
+        stopping ??= marks.close(3000);
+      },
+      postThread: async (_s: SlackAlertState, line: { text: string }) => void lines.push(line.text),
+    },
+    marks,
+  );
+  await requestMarks(ctx, [A]);
+  await vi.waitFor(() => expect(stopping).toBeDefined(), { timeout: 5000 });
+  await stopping;
+}
+
 describe('Revoked elsewhere: a stop, a crash, a Revoke again', () => {
   it('a stop during the marking leaves it pending, and the next start finishes it, saying so once in the thread', async () => {
     const store = openMemoryStateStore('t');
     const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
     await threeAlerts(store, run);
-    const before = new MarksWork();
     const lines: string[] = [];
-    let stopping: Promise<void> | undefined;
-    const first = contextOf(
-      store,
-      {
-        // The service stops (SIGTERM) while Slack takes B's update.
-        updateAlert: async () => {
-          stopping ??= before.close(3000);
-        },
-        postThread: async (_s: SlackAlertState, line: { text: string }) => void lines.push(line.text),
-      },
-      before,
-    );
-    await requestMarks(first, [A]);
-    await vi.waitFor(() => expect(stopping).toBeDefined(), { timeout: 5000 });
-    await stopping;
+    await requestedThenStopped(store, lines);
     expect((await markOf(store, B))?.alertId).toBe(A);
     expect(await markOf(store, C)).toBeUndefined();
     expect(await store.members(MARKS_PENDING)).toEqual([A]);
@@ -245,22 +252,7 @@ describe('Revoked elsewhere: an Undo cut short by a stop', () => {
       x.undo = { status: 'done', mode: 'live', by: 'U2', at: 4, of: 1 };
     });
     const lines: string[] = [];
-    const before = new MarksWork();
-    let stopping: Promise<void> | undefined;
-    const first = contextOf(
-      store,
-      {
-        // The service stops while Slack takes B's update.
-        updateAlert: async () => {
-          stopping ??= before.close(3000);
-        },
-        postThread: async (_s: SlackAlertState, line: { text: string }) => void lines.push(line.text),
-      },
-      before,
-    );
-    await requestMarks(first, [A]);
-    await vi.waitFor(() => expect(stopping).toBeDefined(), { timeout: 5000 });
-    await stopping;
+    await requestedThenStopped(store, lines);
     expect((await loadAlertState(store, B))?.revokedElsewhere).toBeUndefined();
     expect((await loadAlertState(store, C))?.revokedElsewhere?.alertId).toBe(A);
 
