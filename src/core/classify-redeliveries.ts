@@ -16,7 +16,8 @@ export const pastTelling = (c: Candidate, t: number, windowMs: number): boolean 
  * have moved the last sighting to it. It is judged again (and counted) rather than lost.
  */
 // (An event time in the future counts as now: such an event says nothing by its time.)
-const neverRecorded = (c: Candidate, pair: StoredPair): boolean => c.at === c.eventMs && c.at > pair.lastSeen;
+export const neverRecorded = (c: Candidate, pair: StoredPair): boolean =>
+  c.at === c.eventMs && c.at > pair.lastSeen;
 
 /** The result of a re-delivered event that is not judged again. */
 export const duplicateResult = (c: Candidate): EventResult => ({
@@ -26,25 +27,25 @@ export const duplicateResult = (c: Candidate): EventResult => ({
 });
 
 /**
- * Re-delivered events (not repeated within this batch, not held here, not old) whose pair is not
- * among `storedPairKeys`; `won` says, per event of `parsed`, whether this evaluation took its claim.
+ * Re-delivered events (not repeated within this batch, not held here, not old) whose sighting the
+ * store does not show: their pair is not in `stored`, or is last seen before them (another event
+ * of the pair stored it, while their own first delivery may still be at work). `won` says, per
+ * event of `parsed`, whether this evaluation took its claim.
  */
 export function unsettledRedeliveries(
   parsed: readonly Candidate[],
   won: readonly boolean[],
-  storedPairKeys: ReadonlySet<string>,
+  stored: ReadonlyMap<string, StoredPair>,
   t: number,
   windowMs: number,
 ): Candidate[] {
   const wonHere = new Set(parsed.filter((_, i) => won[i]).map((c) => c.detection.eventId));
-  return parsed.filter(
-    (c) =>
-      c.seenBefore &&
-      !c.heldElsewhere &&
-      !wonHere.has(c.detection.eventId) &&
-      !pastTelling(c, t, windowMs) &&
-      !storedPairKeys.has(c.pairKey),
-  );
+  return parsed.filter((c) => {
+    if (!c.seenBefore || c.heldElsewhere || wonHere.has(c.detection.eventId)) return false;
+    if (pastTelling(c, t, windowMs)) return false;
+    const pair = stored.get(c.pairKey);
+    return pair === undefined || neverRecorded(c, pair);
+  });
 }
 
 /** A batch's events sorted by what their delivery history makes of them. */

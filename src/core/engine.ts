@@ -5,6 +5,7 @@ import { type Candidate, FUTURE_TOLERANCE_MS, olderThanWindow } from './candidat
 import {
   classifyRedeliveries,
   duplicateResult,
+  neverRecorded,
   settleOrphanChecks,
   unsettledRedeliveries,
 } from './classify-redeliveries.ts';
@@ -100,6 +101,16 @@ export const alertIdFor = (eventId: string): string => hash('sha256', eventId).s
  * another process) to store the pair, and how often it looks.
  */
 const SETTLE_MS = 1500;
+
+/** The pairs of `keys` that `read` (values in the same order, others after) holds, by key. */
+function storedOf(keys: readonly string[], read: readonly unknown[]): Map<string, StoredPair> {
+  const stored = new Map<string, StoredPair>();
+  keys.forEach((k, i) => {
+    const pair = read[i] as StoredPair | undefined;
+    if (pair) stored.set(k, pair);
+  });
+  return stored;
+}
 const SETTLE_POLL_MS = 25;
 
 /** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
@@ -225,25 +236,16 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     // moment to store the pair, so that this delivery is told `duplicate` rather than judged
     // again; after a crash, nothing comes and the event is evaluated as below.
     // (Not on a store that no other process shares, such as the in-memory one.)
+    // Also one whose pair another event stored meanwhile, last seen before it: its own first
+    // delivery may still be writing, and would be judged twice.
     const unsettled =
       settleMs > 0 && store.sharedAcrossProcesses && parsed.some((c) => c.seenBefore)
-        ? unsettledRedeliveries(
-            parsed,
-            won,
-            new Set(keys.filter((_, i) => read[i] !== undefined)),
-            t,
-            windowMs,
-          )
+        ? unsettledRedeliveries(parsed, won, storedOf(keys, read), t, windowMs)
         : [];
-    if (unsettled.length > 0 && (await pairsStored(unsettled.map((c) => c.pairKey)))) {
+    if (unsettled.length > 0 && (await sightingsStored(unsettled))) {
       read = await store.getMany<unknown>([...keys, ...allowKeys]);
     }
-    const prevList = read.slice(0, keys.length) as Array<StoredPair | undefined>;
-    /** The pairs stored, by key, as read. */
-    const stored = new Map<string, StoredPair>();
-    keys.forEach((k, i) => {
-      if (prevList[i]) stored.set(k, prevList[i]);
-    });
+    const stored = storedOf(keys, read);
     const allows = new Map(keys.map((k, i) => [k, read[keys.length + i] as AllowlistEntry | undefined]));
     return { stored, allows };
   }
@@ -358,19 +360,20 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   }
 
   /**
-   * Waits up to `settleMs` for the pairs to be stored (by another delivery of their events);
-   * true when some were, and the pairs should be read again.
+   * Waits up to `settleMs` for the sightings of `events` to be stored (by another delivery of
+   * theirs): each one's pair stored and last seen at its time or later. True when some changed,
+   * and the pairs should be read again.
    */
-  async function pairsStored(pairKeys: string[]): Promise<boolean> {
-    const wanted = [...new Set(pairKeys)];
+  async function sightingsStored(events: readonly Candidate[]): Promise<boolean> {
+    const wanted = [...new Set(events.map((c) => c.pairKey))];
     // Real time, whatever clock the engine judges by.
     const until = performance.now() + settleMs;
     let seen = false;
     while (performance.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
-      const found = await store.getMany<unknown>(wanted);
-      seen = found.some((v) => v !== undefined);
-      if (found.every((v) => v !== undefined)) return true;
+      const found = storedOf(wanted, await store.getMany<unknown>(wanted));
+      seen = found.size > 0;
+      if (events.every((c) => found.has(c.pairKey) && !neverRecorded(c, found.get(c.pairKey)!))) return true;
     }
     return seen;
   }

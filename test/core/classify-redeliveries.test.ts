@@ -91,7 +91,7 @@ describe('settleOrphanChecks', () => {
 });
 
 describe('unsettledRedeliveries', () => {
-  it('lists the redeliveries whose pair is not stored, that no delivery in this batch or process holds', () => {
+  it('lists the redeliveries whose sighting is not stored (no pair, or one last seen before them), that no delivery in this batch or process holds', () => {
     const won = candidate({ index: 0, correlationId: 'c0ffee00-0000-4000-8000-00000000bbbb' });
     const sameAsWon = {
       ...candidate({ index: 1, correlationId: 'c0ffee00-0000-4000-8000-00000000bbbb' }),
@@ -100,14 +100,19 @@ describe('unsettledRedeliveries', () => {
     const lone = { ...candidate({ index: 2, ip: '198.51.100.4' }), seenBefore: true };
     const storedOne = { ...candidate({ index: 3, ip: '198.51.100.5' }), seenBefore: true };
     const held = { ...candidate({ index: 4, ip: '198.51.100.6' }), seenBefore: true, heldElsewhere: true };
-    const parsed = [won, sameAsWon, lone, storedOne, held];
+    // Its pair stored by an event an hour older: its own sighting is not (yet) stored.
+    const behind = { ...candidate({ index: 5, ip: '198.51.100.7' }), seenBefore: true };
+    const parsed = [won, sameAsWon, lone, storedOne, held, behind];
     const unsettled = unsettledRedeliveries(
       parsed,
-      [true, false, false, false, false],
-      new Set([storedOne.pairKey]),
+      [true, false, false, false, false, false],
+      new Map([
+        [storedOne.pairKey, { ...storedPair(0), lastSeen: storedOne.at }],
+        [behind.pairKey, { ...storedPair(0), lastSeen: behind.at - 3_600_000 }],
+      ]),
       NOW,
       WINDOW,
     );
-    expect(indexes(unsettled)).toEqual([2]);
+    expect(indexes(unsettled)).toEqual([2, 5]);
   });
 });

@@ -1116,6 +1116,45 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     await store.close();
   });
 
+  it('calls an event a duplicate while another process stores its first delivery, also when an earlier event of the pair was stored meanwhile', async () => {
+    const file = `sqlite://${path.join(dir, `replicas-${++dbs}.db`)}`;
+    const store = await openStateStore(file);
+    const other = await openStateStore(file);
+    let release!: () => void;
+    const writing = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'setMany') {
+          return async (entries: Parameters<StateStore['setMany']>[0]) => {
+            await writing;
+            return store.setMany(entries);
+          };
+        }
+        const value = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const sinkA = collectingOutbox();
+    const sinkB = collectingOutbox();
+    const a = await createEngine({ store: slow, windowMs: WINDOW, outbox: sinkA.outbox });
+    const b = await createEngine({ store: other, windowMs: WINDOW, outbox: sinkB.outbox });
+    const event = record({ time: at(1000) });
+    const first = a.evaluate([structuredClone(event)]);
+    await vi.waitFor(() => expect(sinkA.alerts).toHaveLength(1));
+    // Another event of the pair, a minute older, stored by the second process: the pair is
+    // stored, last seen before the event whose first delivery is still being written.
+    expect((await b.evaluate([record({ time: at(60_000) })]))[0]?.outcome).toBe('known');
+    const second = b.evaluate([structuredClone(event)]);
+    setTimeout(release, 100);
+    expect((await first)[0]?.outcome).toBe('alerted');
+    expect((await second)[0]?.outcome).toBe('duplicate');
+    expect(sinkB.alerts).toEqual([]);
+    await other.close();
+    await store.close();
+  });
+
   it('calls an event claimed elsewhere a duplicate once it is within minutes of the window’s end (replicas’ clocks differ)', async () => {
     // Another replica claimed it and, by its clock, judged it a replay: it stores no sighting.
     const event = record({ time: at(WINDOW - 60_000) });
