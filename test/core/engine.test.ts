@@ -1079,44 +1079,11 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     await store.close();
   });
 
-  it('calls an event a duplicate while another process is still storing its first delivery', async () => {
-    // Two processes on one SQLite file (two connections): the first delivery takes its claims,
-    // then takes a while to write.
-    const file = `sqlite://${path.join(dir, `replicas-${++dbs}.db`)}`;
-    const store = await openStateStore(file);
-    const other = await openStateStore(file);
-    let release!: () => void;
-    const writing = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const slowSetMany = async (entries: Parameters<StateStore['setMany']>[0]) => {
-      await writing;
-      return store.setMany(entries);
-    };
-    const slow = new Proxy(store, {
-      get: (target, name) => {
-        if (name === 'setMany') return slowSetMany;
-        const value = Reflect.get(target, name, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const sinkA = collectingOutbox();
-    const sinkB = collectingOutbox();
-    const a = await createEngine({ store: slow, windowMs: WINDOW, outbox: sinkA.outbox });
-    const b = await createEngine({ store: other, windowMs: WINDOW, outbox: sinkB.outbox });
-    const event = record({ time: at(1000) });
-    const first = a.evaluate([structuredClone(event)]);
-    await vi.waitFor(() => expect(sinkA.alerts).toHaveLength(1));
-    const second = b.evaluate([structuredClone(event)]);
-    setTimeout(release, 100);
-    expect((await first)[0]?.outcome).toBe('alerted');
-    expect((await second)[0]?.outcome).toBe('duplicate');
-    expect(sinkB.alerts).toEqual([]);
-    await other.close();
-    await store.close();
-  });
-
-  it('calls an event a duplicate while another process stores its first delivery, also when an earlier event of the pair was stored meanwhile', async () => {
+  /**
+   * Two processes on one SQLite file (two connections): `a`'s writes of pairs wait for `release`,
+   * as a first delivery that took its claims and takes a while to write.
+   */
+  async function replicasWithSlowWriter() {
     const file = `sqlite://${path.join(dir, `replicas-${++dbs}.db`)}`;
     const store = await openStateStore(file);
     const other = await openStateStore(file);
@@ -1138,8 +1105,34 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     });
     const sinkA = collectingOutbox();
     const sinkB = collectingOutbox();
-    const a = await createEngine({ store: slow, windowMs: WINDOW, outbox: sinkA.outbox });
-    const b = await createEngine({ store: other, windowMs: WINDOW, outbox: sinkB.outbox });
+    return {
+      a: await createEngine({ store: slow, windowMs: WINDOW, outbox: sinkA.outbox }),
+      b: await createEngine({ store: other, windowMs: WINDOW, outbox: sinkB.outbox }),
+      sinkA,
+      sinkB,
+      release,
+      close: async () => {
+        await other.close();
+        await store.close();
+      },
+    };
+  }
+
+  it('calls an event a duplicate while another process is still storing its first delivery', async () => {
+    const { a, b, sinkA, sinkB, release, close } = await replicasWithSlowWriter();
+    const event = record({ time: at(1000) });
+    const first = a.evaluate([structuredClone(event)]);
+    await vi.waitFor(() => expect(sinkA.alerts).toHaveLength(1));
+    const second = b.evaluate([structuredClone(event)]);
+    setTimeout(release, 100);
+    expect((await first)[0]?.outcome).toBe('alerted');
+    expect((await second)[0]?.outcome).toBe('duplicate');
+    expect(sinkB.alerts).toEqual([]);
+    await close();
+  });
+
+  it('calls an event a duplicate while another process stores its first delivery, also when an earlier event of the pair was stored meanwhile', async () => {
+    const { a, b, sinkA, sinkB, release, close } = await replicasWithSlowWriter();
     const event = record({ time: at(1000) });
     const first = a.evaluate([structuredClone(event)]);
     await vi.waitFor(() => expect(sinkA.alerts).toHaveLength(1));
@@ -1151,8 +1144,7 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     expect((await first)[0]?.outcome).toBe('alerted');
     expect((await second)[0]?.outcome).toBe('duplicate');
     expect(sinkB.alerts).toEqual([]);
-    await other.close();
-    await store.close();
+    await close();
   });
 
   it('calls an event claimed elsewhere a duplicate once it is within minutes of the window’s end (replicas’ clocks differ)', async () => {
