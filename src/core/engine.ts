@@ -269,8 +269,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const keys = orphanChecks.map(alertOwnerKey);
       const free = await store.claimMany(keys, windowMs);
       const settled = settleOrphanChecks(orphanChecks, free, stored);
-      candidates.push(...settled.candidates);
-      duplicates.push(...settled.duplicates);
+      // An owner whose alert the outbox holds already: its first delivery got past its judging
+      // (it is still writing on another replica, or the pair's write was overtaken by another
+      // replica's): a duplicate, not an alert again.
+      const owners = settled.candidates.filter((c) => c.ownsAlertClaim);
+      const handedOver =
+        owners.length > 0 && outbox.holds
+          ? await outbox.holds(owners.map((c) => alertIdFor(c.detection.eventId)))
+          : [];
+      const done = new Set(owners.filter((_, i) => handedOver[i]));
+      candidates.push(...settled.candidates.filter((c) => !done.has(c)));
+      duplicates.push(...settled.duplicates, ...done);
       const release = keys.filter((_, i) => free[i]);
       if (release.length > 0) await Promise.all(release.map((key) => store.releaseClaim(key)));
     }

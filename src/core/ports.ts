@@ -175,4 +175,9 @@ export interface AlertSink {
 export interface Outbox {
   /** Stores pending alerts and repeats durably; resolves only once they are stored. */
   add(alerts: readonly AlertRecord[], repeats: readonly AlertRepeat[]): Promise<void>;
+  /**
+   * Whether each alert (by id, in order) was handed over already: pending, or delivered within the
+   * chat reference's life. An outbox that cannot tell leaves it out.
+   */
+  holds?(alertIds: readonly string[]): Promise<boolean[]>;
 }

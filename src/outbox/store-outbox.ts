@@ -45,6 +45,7 @@ export interface OutboxOptions {
 
 /** The durable outbox: the engine's `Outbox` port plus the delivery worker and its bound. */
 export interface DurableOutbox extends Outbox {
+  holds(alertIds: readonly string[]): Promise<boolean[]>;
   readonly maxPending: number;
   /** Pending items (alerts and repeats): exact after each worker pass, counted up by this process's adds in between. */
   depth(): number;
@@ -536,6 +537,15 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   return {
     maxPending,
     add,
+    async holds(alertIds) {
+      const n = alertIds.length;
+      if (n === 0) return [];
+      const found = await store.getMany<unknown>([
+        ...alertIds.map((id) => outboxItemKey(postId(id))),
+        ...alertIds.map(alertRefKey),
+      ]);
+      return alertIds.map((_, i) => found[i] !== undefined || found[n + i] !== undefined);
+    },
     depth,
     pendingAlerts: () => posts,
     isFull: () => posts >= maxPending,

@@ -1147,6 +1147,27 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     await close();
   });
 
+  it("calls an event a duplicate when its alert is in the outbox, although another replica's write of its pair overtook the alert's", async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    const outbox: Outbox = {
+      add: sink.outbox.add,
+      holds: async (ids) => ids.map((id) => sink.alerts.some((a) => a.id === id)),
+    };
+    const engine = await createEngine({ store, windowMs: WINDOW, outbox });
+    const event = record({ time: at(1000) });
+    const [first] = await engine.evaluate([structuredClone(event)]);
+    expect(first?.outcome).toBe('alerted');
+    // Another replica read the pair before that alert and wrote it back after: without it.
+    const key = pairKey(ARC.appId, ARC.ip);
+    const { alertId: _, alertedAt: __, ...overtaken } = (await store.get<Record<string, unknown>>(key))!;
+    await store.set(key, overtaken);
+    const [again] = await engine.evaluate([structuredClone(event)]);
+    expect(again?.outcome).toBe('duplicate');
+    expect(sink.alerts).toHaveLength(1);
+    await store.close();
+  });
+
   it('calls an event claimed elsewhere a duplicate once it is within minutes of the window’s end (replicas’ clocks differ)', async () => {
     // Another replica claimed it and, by its clock, judged it a replay: it stores no sighting.
     const event = record({ time: at(WINDOW - 60_000) });

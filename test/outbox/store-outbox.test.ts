@@ -290,6 +290,20 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(rec.repeats).toEqual([]);
   });
 
+  it('says which alerts it was handed already: pending, then delivered', async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    const a = alert();
+    const other = alert();
+    rec.state.failing = true;
+    await o.add([a], []);
+    expect(await o.holds([a.id, other.id])).toEqual([true, false]);
+    rec.state.failing = false;
+    await o.drain();
+    expect(rec.posts).toHaveLength(1);
+    expect(await o.holds([a.id, other.id])).toEqual([true, false]);
+  });
+
   it('holds a repeat until its alert has been posted, then updates that message', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);
