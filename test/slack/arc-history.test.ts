@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { createEngine } from '../../src/core/engine.ts';
 import { loadAlertState, revokedAlertsKey, updateAlertState } from '../../src/slack/alert-state.ts';
@@ -302,6 +302,24 @@ describe('/arc-history', () => {
     expect(String(refreshed.text)).toContain('no sightings in the last 7 days');
     expect(JSON.stringify(refreshed)).not.toContain('192.0.2.45');
     expect(await h.history.getAllow(other, '192.0.2.45')).toBeUndefined();
+  });
+
+  it('audits a removal that another click made first as not-found, without an entry it did not remove', async () => {
+    h = await startHarness();
+    await h.history.allow({ appId: ARC.appId, ip: '192.0.2.46', by: RESPONDER, reason: 'lab' });
+    const [button] = buttonsOf(await ask(ARC.appId));
+    // The other click (a double click, two responders) removes it between this one's read and removal.
+    const getAllow = h.history.getAllow.bind(h.history);
+    h.history.getAllow = async (appId, ip) => {
+      const entry = await getAllow(appId, ip);
+      await h.history.unallow(appId, ip);
+      return entry;
+    };
+    await h.click(ACTION_IDS.removeAllow, button!.value, RESPONDER, { ephemeral: true, channel: 'C0OTHER' });
+    await vi.waitFor(async () => expect(await listAudit(h.store)).toHaveLength(1));
+    const [record] = await listAudit(h.store);
+    expect(record).toMatchObject({ action: 'remove-allowlist', result: 'not-found' });
+    expect(record).not.toHaveProperty('detail');
   });
 
   it('gives each Remove button of a reply its own action_id (Slack refuses repeats), and each removes its pair', async () => {

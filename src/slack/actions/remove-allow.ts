@@ -57,7 +57,8 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
           ...subject,
           ...(entry?.alertId ? { alertId: entry.alertId } : {}),
           result: removed ? 'ok' : 'not-found',
-          ...(entry ? { detail: { removed: entry } } : {}),
+          // The entry this click removed: none when another click removed it first.
+          ...(entry && removed ? { detail: { removed: entry } } : {}),
           ...(from ? { ref: alertRef(from) } : {}),
         },
         ctx.audit,
