@@ -252,6 +252,15 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     itemBackoff.set(itemId, { attempts, until: elapsed() + wait });
     // A store that failed (reading the item, writing the reference) is no failure of the chat.
     const storeFailed = err instanceof StoreError;
+    // Nor is an update the chat side held back, unsent, while the chat slows updates down (a 429).
+    const heldBack = (err as { unsent?: unknown } | undefined)?.unsent === true;
+    if (heldBack) {
+      log.debug(
+        { item: itemId, attempts, retryInMs: wait },
+        `chat ${kind} held back (rate limited); will retry`,
+      );
+      return;
+    }
     if (!storeFailed) metrics?.chatDeliveryFailures.inc({ kind });
     log.warn(
       { item: itemId, attempts, retryInMs: wait, err: errorText(err) },

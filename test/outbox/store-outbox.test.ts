@@ -278,7 +278,8 @@ describe('durable outbox over the store (SQLite)', () => {
         return rec.sink.repeat(ref, a, r);
       },
     };
-    const o = outbox(sink);
+    const metrics = createMetrics();
+    const o = outbox(sink, {}, store, metrics);
     await o.add([posted], []);
     await o.drain();
     const others = [alert(), alert()];
@@ -288,6 +289,23 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(rec.posts.map((a) => a.id).sort()).toEqual([posted, ...others].map((a) => a.id).sort());
     expect(await store.members(OUTBOX_PENDING_SET)).toEqual([`repeat:${posted.id}`]);
     expect(rec.repeats).toEqual([]);
+    // Sent and refused (the 429 itself): a chat delivery failure.
+    expect(await metrics.registry.metrics()).toMatch(/arc_chat_delivery_failures_total\{kind="repeat"\} 1/);
+    // Held back unsent while the back-off lasts: none.
+    let heldBack = 0;
+    sink.repeat = async () => {
+      heldBack++;
+      throw Object.assign(new Error('held back'), { itemOnly: true, unsent: true });
+    };
+    await o.add([], [repeat(posted.id, 3)]);
+    await vi.waitFor(
+      async () => {
+        await o.drain();
+        expect(heldBack).toBeGreaterThan(0);
+      },
+      { timeout: 10_000 },
+    );
+    expect(await metrics.registry.metrics()).toMatch(/arc_chat_delivery_failures_total\{kind="repeat"\} 1/);
   });
 
   it('says which alerts it was handed already: pending, then delivered', async () => {
