@@ -64,3 +64,26 @@ it("Undo's dialog says that revoked sign-in sessions stay revoked", () => {
   expect(text).toContain(`Re-enables the user account ${USER}.`);
   expect(text).toContain('Revoked sign-in sessions stay revoked.');
 });
+
+it("Undo's dialog says so also when it is too long for Slack in full (a real assignment's scope): the role list gives way", () => {
+  const state = userRevoke({ disable: 'done', sessions: 'done' });
+  const scope = `/subscriptions/${'6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b'}/resourceGroups/rg-arc-production-westeurope/providers/Microsoft.Kubernetes/connectedClusters/arc-prod-cluster-01`;
+  state.revoke!.plan!.steps.unshift({
+    id: 'remove-assignment:1',
+    kind: 'remove-assignment',
+    description: 'r',
+    call: 'DELETE',
+    target: `${scope}/providers/Microsoft.Authorization/roleAssignments/5d1f3a7b-9c2e-4b48-a6d0-e8f1a2b3c4d5`,
+    assignment: {
+      id: `${scope}/providers/Microsoft.Authorization/roleAssignments/5d1f3a7b-9c2e-4b48-a6d0-e8f1a2b3c4d5`,
+      roleName: 'Azure Arc Enabled Kubernetes Cluster User Role',
+      scope,
+    },
+  } as never);
+  state.revoke!.result!.steps.unshift({ stepId: 'remove-assignment:1', status: 'done', detail: 'removed' });
+  const text = undoConfirmText(state);
+  expect(text.length).toBeLessThanOrEqual(300);
+  expect(text).toContain('Azure Arc Enabled Kubernetes Cluster User Role');
+  expect(text).toContain('re-enables the user account');
+  expect(text).toMatch(/Revoked sign-in sessions stay revoked\.$/);
+});

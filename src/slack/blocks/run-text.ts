@@ -304,9 +304,10 @@ export function undoConfirmText(state: SlackAlertState): string {
     );
   }
   parts.push('The identity can list the cluster credentials again.');
-  if (steps.some((st) => st.kind === 'revoke-user-sessions'))
-    parts.push('Revoked sign-in sessions stay revoked.');
-  const full = esc(inline(parts.join(' ')));
+  const sessions = steps.some((st) => st.kind === 'revoke-user-sessions')
+    ? ' Revoked sign-in sessions stay revoked.'
+    : '';
+  const full = esc(inline(`${parts.join(' ')}${sessions}`));
   if (full.length <= LIMITS.confirmText) return full;
   const roles = [...new Set(assignments.map((st) => st.assignment?.roleName ?? 'role'))].join(', ');
   const short = [
@@ -319,7 +320,9 @@ export function undoConfirmText(state: SlackAlertState): string {
   ]
     .filter(Boolean)
     .join(' and ');
-  return clip(esc(`${short}. The identity can list the cluster credentials again.`), LIMITS.confirmText);
+  // What cannot be undone is said whatever the length: the role list gives way first.
+  const tail = esc(`. The identity can list the cluster credentials again.${sessions}`);
+  return `${clip(esc(short), LIMITS.confirmText - tail.length)}${tail}`;
 }
 
 /** How a confirm dialog in dry-run begins. */
