@@ -34,13 +34,20 @@ process.on('unhandledRejection', (reason) => {
 });
 
 let app: Awaited<ReturnType<typeof createApp>> | undefined;
-let stopping = false;
+/** When the stop began (monotonic), and on which signal. */
+let stopping: { signal: string; at: number } | undefined;
+/**
+ * The same signal again within this time is the same stop: a Ctrl-C, or a service manager's
+ * signal to the process group, reaches the service both directly and forwarded by `npm start`.
+ */
+const SAME_STOP_MS = 1000;
 async function shutdown(signal: string) {
   if (stopping) {
+    if (signal === stopping.signal && performance.now() - stopping.at < SAME_STOP_MS) return;
     logger.warn(`${signal} again: exiting now`);
     process.exit(1);
   }
-  stopping = true;
+  stopping = { signal, at: performance.now() };
   logger.info(`${signal}: no longer accepting requests; finishing those in flight`);
   try {
     // A signal during start-up finds no app yet: nothing to finish.

@@ -175,6 +175,22 @@ describe('npm start (node src/main.ts)', () => {
     expect(await svc.exited).toBe(0);
   });
 
+  it('one Ctrl-C to npm start (the signal reaches its process group) stops it gracefully, once', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    // On SQLite, whose closing takes long enough for npm's forwarded signal to arrive meanwhile.
+    const svc = startService({ PORT: '0', STORE_URL: `sqlite://${path.join(dir, 'arc.db')}` }, '', {
+      npm: true,
+      group: true,
+    });
+    children.push(svc);
+    await svc.url();
+    // npm gets it and forwards it; Node gets it from the terminal as well.
+    process.kill(-svc.child.pid!, 'SIGINT');
+    await svc.waitForLine((l) => l.msg === 'stopped');
+    expect(await svc.exited).toBe(0);
+    expect(svc.lines.some((l) => String(l.msg).includes('again: exiting now'))).toBe(false);
+  });
+
   it('a sender still sending a body several times over the limit reads the 413, not a broken pipe', async () => {
     const svc = startService({ PORT: '0', STORE_URL: 'memory://' }, tmpdir());
     children.push(svc);

@@ -27,15 +27,18 @@ export interface ServiceProcess {
 
 /**
  * Starts `node src/main.ts` with exactly `env` (plus PATH and HOME) in `cwd`; with `npm`, runs
- * `npm start` in the repository instead (then `cwd` is the repository's).
+ * `npm start` in the repository instead (then `cwd` is the repository's); with `group`, in a
+ * process group of its own.
  */
 export function startService(
   env: Record<string, string>,
   cwd: string,
-  opts: { npm?: boolean } = {},
+  opts: { npm?: boolean; group?: boolean } = {},
 ): ServiceProcess {
   const child = spawn(opts.npm ? 'npm' : process.execPath, opts.npm ? ['start', '--silent'] : [MAIN], {
     cwd: opts.npm ? ROOT : cwd,
+    // Its own process group, as a terminal or a service manager starts it (signalled as a group).
+    ...(opts.group ? { detached: true } : {}),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cwd, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
