@@ -29,6 +29,13 @@ export interface Candidate {
   /** Its earlier delivery took its pair's alert claim for it and stopped before storing it. */
   ownsAlertClaim?: boolean;
   /**
+   * An owner (`ownsAlertClaim`) whose alert the outbox holds already: its first delivery got past
+   * its judging (another replica still writing, or its pair's write overtaken by another
+   * replica's). It is judged again, so that its pair is tied to the alert and its sighting kept,
+   * and answered `duplicate`; the outbox takes its alert once.
+   */
+  alertHandedOver?: boolean;
+  /**
    * An alert Elastic judged new of an event from a window or more ago, whose pair is in the current
    * history: it claims the pair's live alert (one alert per pair and window, whichever comes first).
    */

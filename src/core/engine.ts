@@ -192,7 +192,20 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       }
       const alerts =
         decision.wantsAlert.length > 0 ? await raiseAlerts(claimed, decision, stored, t, results) : [];
-      await writeBatch(alerts, claimed, decision, stored, t);
+      // An alert its first delivery handed over already goes to the outbox once; its pair is
+      // tied to it all the same, and, for the sender, this delivery is a duplicate.
+      const handedOver = candidates.filter((c) => c.alertHandedOver);
+      const held = new Set(handedOver.map((c) => alertIdFor(c.detection.eventId)));
+      await writeBatch(
+        held.size > 0 ? alerts.filter((a) => !held.has(a.id)) : alerts,
+        claimed,
+        decision,
+        stored,
+        t,
+      );
+      for (const c of handedOver) {
+        if (results[c.index]?.outcome === 'alerted') results[c.index] = duplicateResult(c);
+      }
     });
   }
 
@@ -269,17 +282,17 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const keys = orphanChecks.map(alertOwnerKey);
       const free = await store.claimMany(keys, windowMs);
       const settled = settleOrphanChecks(orphanChecks, free, stored);
-      // An owner whose alert the outbox holds already: its first delivery got past its judging
-      // (it is still writing on another replica, or the pair's write was overtaken by another
-      // replica's): a duplicate, not an alert again.
+      // An owner whose alert the outbox holds already (see `alertHandedOver`).
       const owners = settled.candidates.filter((c) => c.ownsAlertClaim);
       const handedOver =
         owners.length > 0 && outbox.holds
           ? await outbox.holds(owners.map((c) => alertIdFor(c.detection.eventId)))
           : [];
-      const done = new Set(owners.filter((_, i) => handedOver[i]));
-      candidates.push(...settled.candidates.filter((c) => !done.has(c)));
-      duplicates.push(...settled.duplicates, ...done);
+      owners.forEach((c, i) => {
+        if (handedOver[i]) c.alertHandedOver = true;
+      });
+      candidates.push(...settled.candidates);
+      duplicates.push(...settled.duplicates);
       const release = keys.filter((_, i) => free[i]);
       if (release.length > 0) await Promise.all(release.map((key) => store.releaseClaim(key)));
     }

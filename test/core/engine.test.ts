@@ -9,7 +9,7 @@ import { alertIdFor, createEngine, type Engine } from '../../src/core/engine.ts'
 import { eventClaim } from '../../src/core/event-claims.ts';
 import { parseDetection } from '../../src/core/formats/index.ts';
 import { createHistory } from '../../src/core/history.ts';
-import { identitySet, pairKey } from '../../src/core/pair.ts';
+import { identitySet, pairKey, type StoredPair } from '../../src/core/pair.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { ARC, arcEvent } from '../support/samples.ts';
@@ -1165,6 +1165,11 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     const [again] = await engine.evaluate([structuredClone(event)]);
     expect(again?.outcome).toBe('duplicate');
     expect(sink.alerts).toHaveLength(1);
+    // The pair is tied to its alert again: a later sighting updates the alert's message.
+    expect((await store.get<StoredPair>(key))?.alertId).toBe(first?.alert?.id);
+    const [later] = await engine.evaluate([record({ time: at(500) })]);
+    expect(later?.outcome).toBe('known');
+    expect(sink.repeats.at(-1)).toMatchObject({ alertId: first?.alert?.id });
     await store.close();
   });
 
