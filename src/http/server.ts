@@ -67,10 +67,13 @@ function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
 /** How long an answer that closes the connection waits for the refused body to be read out. */
 const READ_OUT_WAIT_MS = 5000;
 
-/** Resolves once `req`'s body is read out, for an answer that closes the connection; else at once. */
+/**
+ * Resolves once `req`'s body is read out, for a refusal of a body still coming (413) that closes
+ * the connection; else at once. A body that stalled (408) is not waited for: it is not coming.
+ */
 function bodyReadOut(req: IncomingMessage, err: HttpError): Promise<void> {
   const closes = (err.headers.connection ?? '').toLowerCase() === 'close';
-  if (!closes || req.complete || req.destroyed) return Promise.resolve();
+  if (err.status !== 413 || !closes || req.complete || req.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);

@@ -145,4 +145,18 @@ describe('POST /ingest with stalled uploads', () => {
       await t.close();
     }
   });
+
+  it('answers 408 at the deadline: a body that stalled is not waited for a while longer', async () => {
+    const t = await startTestApp({ ingestConcurrency: 1, ingestReaders: 1, bodyDeadlineMs: 200 });
+    const stalled = stalledUpload(Number(new URL(t.url).port));
+    const started = performance.now();
+    try {
+      const text = await stalled.answer;
+      expect(text).toMatch(/^HTTP\/1\.1 408/);
+      expect(performance.now() - started).toBeLessThan(2000);
+    } finally {
+      stalled.socket.destroy();
+      await t.close();
+    }
+  });
 });
