@@ -247,13 +247,16 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
 
   /** `leaseKept`: its lease could not be given back, so no pass takes the item before it lapses. */
   function recordFailure(itemId: string, kind: 'post' | 'repeat', err: unknown, leaseKept = false) {
-    const attempts = (itemBackoff.get(itemId)?.attempts ?? 0) + 1;
+    // An update the chat side held back, unsent, while the chat slows updates down (a 429): no
+    // further failed try, so that its back-off does not outgrow the chat's own.
+    const heldBack = (err as { unsent?: unknown } | undefined)?.unsent === true;
+    const previous = itemBackoff.get(itemId)?.attempts ?? 0;
+    const attempts = heldBack ? Math.max(1, previous) : previous + 1;
     const wait = leaseKept ? Math.max(backoffFor(attempts), leaseMs) : backoffFor(attempts);
     itemBackoff.set(itemId, { attempts, until: elapsed() + wait });
-    // A store that failed (reading the item, writing the reference) is no failure of the chat.
+    // A store that failed (reading the item, writing the reference) is no failure of the chat;
+    // nor is a held-back update.
     const storeFailed = err instanceof StoreError;
-    // Nor is an update the chat side held back, unsent, while the chat slows updates down (a 429).
-    const heldBack = (err as { unsent?: unknown } | undefined)?.unsent === true;
     if (heldBack) {
       log.debug(
         { item: itemId, attempts, retryInMs: wait },

@@ -308,6 +308,41 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(await metrics.registry.metrics()).toMatch(/arc_chat_delivery_failures_total\{kind="repeat"\} 1/);
   });
 
+  it('retries an update held back unsent at its first back-off: each hold is no further failed try (the back-off does not grow)', async () => {
+    const rec = recordingSink();
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'debug',
+      destination: { write: (line: string) => void lines.push(line) },
+    });
+    let held = 0;
+    const sink: AlertSink = {
+      post: rec.sink.post,
+      repeat: async () => {
+        held++;
+        throw Object.assign(new Error('held back'), { itemOnly: true, unsent: true });
+      },
+    };
+    const o = createStoreOutbox({ store, sink, logger, metrics: createMetrics() }, fast);
+    outboxes.push(o);
+    const a = alert();
+    await o.add([a], []);
+    await o.drain();
+    await o.add([], [repeat(a.id, 2)]);
+    await vi.waitFor(
+      async () => {
+        await o.drain();
+        expect(held).toBeGreaterThanOrEqual(4);
+      },
+      { timeout: 5000, interval: 30 },
+    );
+    const attempts = lines
+      .filter((l) => l.includes('held back (rate limited)'))
+      .map((l) => (JSON.parse(l) as { attempts: number }).attempts);
+    expect(attempts.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(attempts)).toEqual(new Set([1]));
+  });
+
   it('says which alerts it was handed already: pending, then delivered', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);
