@@ -52,14 +52,20 @@ const contextOf = (store: unknown, messenger: Record<string, unknown>, marks?: M
     messenger,
   }) as unknown as SlackContext;
 
+/** A live Revoke of A, done. */
+const RUN: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
+
+/** A, B and C of one principal, A revoked live (`run`): saved. */
+async function threeAlerts(store: Parameters<typeof saveAlertState>[0], run: RevokeRun = RUN) {
+  await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
+  await saveAlertState(store, state(B, '192.0.2.2'));
+  await saveAlertState(store, state(C, '192.0.2.3'));
+}
+
 describe('Revoked elsewhere: an Undo during the marking', () => {
   it('leaves no alert marked revoked through an alert whose Revoke was undone meanwhile', async () => {
     const store = openMemoryStateStore('t');
-    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
-    const a = { ...state(A, '192.0.2.1'), revoke: run };
-    await saveAlertState(store, a);
-    await saveAlertState(store, state(B, '192.0.2.2'));
-    await saveAlertState(store, state(C, '192.0.2.3'));
+    await threeAlerts(store);
     let undone = false;
     const ctx: SlackContext = contextOf(store, {
       updateAlert: async (s: SlackAlertState) => {
@@ -83,15 +89,7 @@ describe('Revoked elsewhere: an Undo during the marking', () => {
 
   it("shows the marked alerts one at a time, at most about 46 a minute (under Slack's chat.update limit), and says how many once, in the thread of the revoking alert", async () => {
     const store = openMemoryStateStore('t');
-    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
-    const a = { ...state(A, '192.0.2.1'), revoke: run };
-    await saveAlertState(store, a);
-    for (const [id, ip] of [
-      [B, '192.0.2.2'],
-      [C, '192.0.2.3'],
-    ] as const) {
-      await saveAlertState(store, state(id, ip));
-    }
+    await threeAlerts(store);
     const shownAt: number[] = [];
     const threads: Array<{ alert: string; text: string }> = [];
     const ctx = contextOf(store, {
@@ -111,12 +109,6 @@ describe('Revoked elsewhere: an Undo during the marking', () => {
   });
 });
 
-/** A, B and C of one principal, A revoked live (`run`): saved. */
-async function threeAlerts(store: ReturnType<typeof openMemoryStateStore>, run: RevokeRun) {
-  await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
-  await saveAlertState(store, state(B, '192.0.2.2'));
-  await saveAlertState(store, state(C, '192.0.2.3'));
-}
 const markOf = async (store: ReturnType<typeof openMemoryStateStore>, id: string) =>
   (await loadAlertState(store, id))?.revokedElsewhere;
 
@@ -145,8 +137,7 @@ async function requestedThenStopped(store: ReturnType<typeof openMemoryStateStor
 describe('Revoked elsewhere: a stop, a crash, a Revoke again', () => {
   it('a stop during the marking leaves it pending, and the next start finishes it, saying so once in the thread', async () => {
     const store = openMemoryStateStore('t');
-    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
-    await threeAlerts(store, run);
+    await threeAlerts(store);
     const lines: string[] = [];
     await requestedThenStopped(store, lines);
     expect((await markOf(store, B))?.alertId).toBe(A);
@@ -179,8 +170,7 @@ describe('Revoked elsewhere: a stop, a crash, a Revoke again', () => {
 
   it('marks held by a process that died stay pending until its lock lapses', async () => {
     const store = openMemoryStateStore('t');
-    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
-    await threeAlerts(store, run);
+    await threeAlerts(store);
     await store.addMembers(MARKS_PENDING, [A]);
     await store.claim(marksLockKey(A), 60_000);
     const ctx = contextOf(store, { updateAlert: async () => {}, postThread: async () => {} });
@@ -239,10 +229,7 @@ describe('Revoked elsewhere: a stop, a crash, a Revoke again', () => {
 describe('Revoked elsewhere: an Undo cut short by a stop', () => {
   it('the clearing finished by the next start says in the thread how many alerts it cleared in all', async () => {
     const store = openMemoryStateStore('t');
-    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
-    await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
-    await saveAlertState(store, state(B, '192.0.2.2'));
-    await saveAlertState(store, state(C, '192.0.2.3'));
+    await threeAlerts(store);
     const quiet = contextOf(store, { updateAlert: async () => {}, postThread: async () => {} });
     expect(await syncMarks(quiet, A)).toBe('done');
     expect((await loadAlertState(store, B))?.revokedElsewhere?.alertId).toBe(A);
@@ -278,10 +265,7 @@ describe('Revoked elsewhere: a stop while Slack holds an update back', () => {
     const url = `sqlite://${join(dir, 'store.db')}`;
     try {
       const store = await openStateStore(url);
-      const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
-      await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
-      await saveAlertState(store, state(B, '192.0.2.2'));
-      await saveAlertState(store, state(C, '192.0.2.3'));
+      await threeAlerts(store);
       // As the Slack adapter builds it: a stop gives back the claims of the calls still running.
       const before = new MarksWork((id) => store.releaseClaim(marksLockKey(id)));
       let updating: (() => void) | undefined;
@@ -343,10 +327,7 @@ function dyingStore<T extends object>(store: T, dies: (method: string | symbol, 
 describe('Revoked elsewhere: a crash between a mark and its message update', () => {
   it('the pass taken up after the crash shows the alert whose mark was stored but never shown', async () => {
     const store = openMemoryStateStore('t');
-    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
-    await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
-    await saveAlertState(store, state(B, '192.0.2.2'));
-    await saveAlertState(store, state(C, '192.0.2.3'));
+    await threeAlerts(store);
     // The process dies right after B's mark is stored (its update ends): nothing it asks for
     // answers any more.
     const dying = dyingStore(
@@ -380,10 +361,7 @@ describe('Revoked elsewhere: a crash between a mark and its message update', () 
 
   it('the clearing taken up after the crash shows the alert whose mark was taken off but never shown', async () => {
     const store = openMemoryStateStore('t');
-    const run: RevokeRun = { status: 'done', mode: 'live', by: 'U1', at: 1, finishedAt: 2 };
-    await saveAlertState(store, { ...state(A, '192.0.2.1'), revoke: run });
-    await saveAlertState(store, state(B, '192.0.2.2'));
-    await saveAlertState(store, state(C, '192.0.2.3'));
+    await threeAlerts(store);
     const quiet = contextOf(store, { updateAlert: async () => {}, postThread: async () => {} });
     expect(await syncMarks(quiet, A)).toBe('done');
     await updateAlertState(store, A, (x) => {
