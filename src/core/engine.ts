@@ -101,6 +101,7 @@ export const alertIdFor = (eventId: string): string => hash('sha256', eventId).s
  * another process) to store the pair, and how often it looks.
  */
 const SETTLE_MS = 1500;
+const SETTLE_POLL_MS = 25;
 
 /** The pairs of `keys` that `read` (values in the same order, others after) holds, by key. */
 function storedOf(keys: readonly string[], read: readonly unknown[]): Map<string, StoredPair> {
@@ -111,7 +112,6 @@ function storedOf(keys: readonly string[], read: readonly unknown[]): Map<string
   });
   return stored;
 }
-const SETTLE_POLL_MS = 25;
 
 /** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
 export async function createEngine(opts: EngineOptions): Promise<Engine> {

@@ -58,22 +58,15 @@ function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
   });
 }
 
-/**
- * The one request listener of the service: routing, request ids, JSON errors at one place,
- * request logging and the ingest metrics. Routes: `POST /ingest`, `POST /slack/events`,
- * `GET /healthz`, `GET /readyz`, `GET /metrics`; an unknown path is a 404, a known path with
- * another method a 405 with `Allow`.
- */
-/** How long an answer that closes the connection waits for the refused body to be read out. */
+/** How long the answer to a refused body still coming waits for it to be read out. */
 const READ_OUT_WAIT_MS = 5000;
 
 /**
- * Resolves once `req`'s body is read out, for a refusal of a body still coming (413) that closes
- * the connection; else at once. A body that stalled (408) is not waited for: it is not coming.
+ * Resolves once `req`'s body is read out, for the refusal of a body still coming (413, which
+ * closes the connection); else at once. A body that stalled (408) is not waited for: it is not coming.
  */
 function bodyReadOut(req: IncomingMessage, err: HttpError): Promise<void> {
-  const closes = (err.headers.connection ?? '').toLowerCase() === 'close';
-  if (err.status !== 413 || !closes || req.complete || req.destroyed) return Promise.resolve();
+  if (err.status !== 413 || req.complete || req.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
@@ -87,6 +80,12 @@ function bodyReadOut(req: IncomingMessage, err: HttpError): Promise<void> {
   });
 }
 
+/**
+ * The one request listener of the service: routing, request ids, JSON errors at one place,
+ * request logging and the ingest metrics. Routes: `POST /ingest`, `POST /slack/events`,
+ * `GET /healthz`, `GET /readyz`, `GET /metrics`; an unknown path is a 404, a known path with
+ * another method a 405 with `Allow`.
+ */
 export function createRequestListener(deps: ServerDeps): RequestListener {
   const { logger, metrics, store, chat, outbox } = deps;
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { samePrincipal } from '../../core/remediation-plan.ts';
+import { waitAtMost } from '../../timeout.ts';
 import {
   ALERT_STATE_TTL_MS,
   loadAlertState,
@@ -142,10 +143,7 @@ export class MarksWork {
   async close(waitMs: number): Promise<void> {
     this.#closed = true;
     this.#again.clear();
-    const all = Promise.all(this.#running.values());
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+    await waitAtMost(Promise.all(this.#running.values()), waitMs);
     // Still at a step (Slack slow to answer): their claims go now, before the store closes.
     for (const alertId of this.#running.keys()) await this.#release?.(alertId).catch(() => undefined);
   }
@@ -263,6 +261,8 @@ async function markPass(
     });
   }
   const key = markedElsewhereKey(alertId);
+  // Read once: this call alone writes it while it holds A's lock.
+  const listed = (await store.get<string[]>(key)) ?? [];
   const mark: RevokedElsewhere = {
     alertId,
     channel: state.channel,
@@ -308,9 +308,10 @@ async function markPass(
     if (then) return then;
     if (!(await stands())) return 'changed';
     try {
-      // Read again before each write: another write of the list is kept.
-      const listed = (await store.get<string[]>(key)) ?? [];
-      if (!listed.includes(id)) await store.set(key, [...listed, id], ALERT_STATE_TTL_MS);
+      if (!listed.includes(id)) {
+        listed.push(id);
+        await store.set(key, listed, ALERT_STATE_TTL_MS);
+      }
       await store.addMembers(FOLLOW_UPS, [id]);
       let changed = false;
       const other = await updateAlertState(store, id, (s) => {
