@@ -192,7 +192,7 @@ export function parseRef(ref: string): { channel: string; ts: string } | undefin
 }
 
 /** Alert ids are short hex strings; anything else in a button value is refused. */
-const isAlertId = (value: unknown): value is string =>
+export const isAlertId = (value: unknown): value is string =>
   typeof value === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(value);
 
 /**

@@ -362,7 +362,7 @@ describe('Revoke', () => {
 
   it('answers an unknown alert id privately', async () => {
     await posted();
-    const { responseId } = await h.click(ACTION_IDS.revoke, 'no-such-alert', RESPONDER);
+    const { responseId } = await h.click(ACTION_IDS.revoke, 'no such alert!', RESPONDER);
     await h.fake.waitFor('the note', () => h.fake.responsesTo(responseId).length === 1);
     const note = String(h.fake.responsesTo(responseId)[0]!.text);
     expect(note).toContain('no longer known');

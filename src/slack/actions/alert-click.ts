@@ -1,5 +1,5 @@
 import { recordAudit } from '../../core/audit.ts';
-import { alertRef, type SlackAlertState } from '../alert-state.ts';
+import { alertRef, isAlertId, type SlackAlertState } from '../alert-state.ts';
 import { type ActionSubject, authorise, channelOfClick, type Respond, reply } from '../authorise.ts';
 import type { SlackContext } from '../context.ts';
 import { loadClickedAlert } from '../stale-runs.ts';
@@ -7,9 +7,6 @@ import { loadClickedAlert } from '../stale-runs.ts';
 /** Text of the note for an alert id that no state is kept for. */
 const UNKNOWN_ALERT =
   "This alert is no longer known to arc-responder (too old, from another installation, or its store was emptied), so its buttons do nothing. If its Revoke removed access that should come back, restore it in Azure by hand: the alert's thread lists what was removed.";
-
-/** What an alert id looks like (`alertIdFor`): anything else in a button's value is not kept. */
-const ALERT_ID = /^[0-9a-f]{24}$/;
 
 /** A button click on an alert, once the alert is found and the clicker allowed. */
 export interface AlertClick {
@@ -43,7 +40,7 @@ export async function openAlertClick(
   const state = await loadClickedAlert(ctx, click.alertId ?? '');
   if (!state) {
     // Audited too: a press on a button that does nothing is still someone acting on an alert.
-    const alertId = click.alertId && ALERT_ID.test(click.alertId) ? click.alertId : undefined;
+    const alertId = isAlertId(click.alertId) ? click.alertId : undefined;
     await recordAudit(
       ctx.store,
       {
