@@ -8,7 +8,7 @@ import { createHistory, type History } from './core/history.ts';
 import type { StateStore } from './core/ports.ts';
 import type { Enricher, Remediator } from './core/remediation.ts';
 import { openGeoLocator } from './geoip.ts';
-import { createIngestHandler } from './http/ingest-handler.ts';
+import { bodyDeadlineFor, createIngestHandler } from './http/ingest-handler.ts';
 import { createLimiter } from './http/limiter.ts';
 import { createRequestListener } from './http/server.ts';
 import { createLogger, type Logger } from './log.ts';
@@ -238,6 +238,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     const replicaWatch = replicas;
 
     let stopping = false;
+    const bodyDeadlineMs = options.bodyDeadlineMs ?? bodyDeadlineFor(config.ingestMaxBytes);
     const ingest = createIngestHandler({
       engine,
       outbox,
@@ -246,11 +247,13 @@ export async function createApp(options: AppOptions): Promise<App> {
       ingestMaxBytes: config.ingestMaxBytes,
       limiter: createLimiter(options.ingestConcurrency ?? 16, options.ingestQueue ?? 256),
       readers: createLimiter(options.ingestReaders ?? 32, options.ingestQueue ?? 256),
-      ...(options.bodyDeadlineMs !== undefined ? { bodyDeadlineMs: options.bodyDeadlineMs } : {}),
+      bodyDeadlineMs,
       ...(options.storeDeadlineMs !== undefined ? { storeDeadlineMs: options.storeDeadlineMs } : {}),
     });
+    // Node cuts a request still arriving after `requestTimeout` with a bare 400: it covers the
+    // largest body's own deadline, and 45 s of waiting for a read slot besides.
     const server = createServer(
-      { requestTimeout: 60_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },
+      { requestTimeout: bodyDeadlineMs + 45_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },
       createRequestListener({
         logger,
         metrics,

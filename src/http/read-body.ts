@@ -160,7 +160,8 @@ export function readBody(
       if (decoder) decoder.end();
       else onEnd();
     };
-    const onError = (err: Error) => fail(err);
+    // A request's only errors are its connection's ('aborted', ECONNRESET): the sender is gone.
+    const onError = () => fail(new ClientGoneError());
     const onClose = () => {
       // Also a complete request destroyed before its buffered body was read out: it never ends.
       if (!req.complete || !req.readableEnded) fail(new ClientGoneError());

@@ -160,3 +160,35 @@ describe('POST /ingest with stalled uploads', () => {
     }
   });
 });
+
+describe('POST /ingest uploads that end without their body', () => {
+  it('takes a client that leaves mid-body for a client gone, not for an error of the service', async () => {
+    const t = await startTestApp();
+    const stalled = stalledUpload(Number(new URL(t.url).port));
+    try {
+      // The request is read (its first bytes are in), then the sender goes away.
+      await new Promise((r) => setTimeout(r, 100));
+      stalled.socket.destroy();
+      await stalled.answer;
+      for (let i = 0; i < 200 && !t.logs.some((l) => l.code === 'client_gone' || l.level === 'error'); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(t.logs.filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
+      expect(t.logs.some((l) => /client closed the connection/.test(String(l.msg)))).toBe(true);
+      expect((await postIngest(t.url, arcRecord())).status).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('lets the largest body INGEST_MAX_BYTES allows take its whole deadline, and waiting for a read slot besides', async () => {
+    const t = await startTestApp({ env: { INGEST_MAX_BYTES: String(16 * 1_048_576) } });
+    try {
+      // Node cuts a request still arriving after `requestTimeout`, with a bare 400 and no JSON.
+      expect(t.app.server.requestTimeout).toBeGreaterThanOrEqual(bodyDeadlineFor(16 * 1_048_576) + 30_000);
+      expect(t.app.server.requestTimeout).toBeGreaterThanOrEqual(60_000);
+    } finally {
+      await t.close();
+    }
+  });
+});
