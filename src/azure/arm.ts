@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AuthorizationManagementClient, type RoleAssignment } from '@azure/arm-authorization';
 import { ResourceManagementClient } from '@azure/arm-resources';
-import { type PipelinePolicy, RestError } from '@azure/core-rest-pipeline';
+import { type PipelinePolicy, type PipelineRequest, RestError } from '@azure/core-rest-pipeline';
 import type { TokenCredential } from '@azure/identity';
 import type { AssignmentInfo, AssignmentToRestore, RoleDefinitionInfo } from '../core/remediation-plan.ts';
 import { roleGuid } from '../core/remediation-plan.ts';
@@ -82,26 +82,35 @@ function toAssignmentInfo(a: RoleAssignment): AssignmentInfo | undefined {
   return info;
 }
 
-/** The part of an SDK response's headers that `capRetryAfter` uses. */
-interface RetryHeaders {
-  get(name: string): string | undefined;
-  delete(name: string): void;
-  set(name: string, value: string): void;
+/** The part of an SDK response that `capRetryAfter` uses. */
+interface RetryResponse {
+  status: number;
+  bodyAsText?: string | null;
+  headers: {
+    get(name: string): string | undefined;
+    delete(name: string): void;
+    set(name: string, value: string): void;
+  };
 }
 
 /** The headers in which ARM asks for a wait before a retry (the SDK's retry policy reads them). */
 const RETRY_AFTER_HEADERS = ['retry-after-ms', 'x-ms-retry-after-ms', 'retry-after'];
 
+/** The statuses the SDK's retry policy retries without a Retry-After, with its own short backoff. */
+const retriedAnyway = (status: number) =>
+  status === 408 || (status >= 500 && status !== 501 && status !== 505);
+
 /**
  * Gives up on a throttled call that asks for a wait longer than `maxMs`, as the Graph client does:
  * the SDK's retry policy honours any Retry-After, so an hour's wait would hold a remediation step
- * (and the alert's run) for that hour. Without the header, the SDK does not retry the 429 and the
- * step fails with it, so the next click tries again.
+ * (and the alert's run) for that hour. Without the header, the SDK does not retry a 429 and the
+ * step fails with it, so the next click tries again. A 503 (or another 5xx) it would retry at
+ * once, against the wait asked for: that answer fails here, as an error the retry policy passes on.
  */
 function capRetryAfter(maxMs: number) {
   return {
     name: 'arcCapRetryAfter',
-    async sendRequest<Req, Res extends { headers: RetryHeaders }>(
+    async sendRequest<Req, Res extends RetryResponse>(
       request: Req,
       next: (request: Req) => Promise<Res>,
     ): Promise<Res> {
@@ -114,12 +123,38 @@ function capRetryAfter(maxMs: number) {
       const longest = Math.max(...waits.map((ms) => (ms === undefined || Number.isNaN(ms) ? 0 : ms)));
       if (waits.some((ms) => ms !== undefined && !(ms <= maxMs))) {
         for (const name of RETRY_AFTER_HEADERS) response.headers.delete(name);
+        if (longest > maxMs && retriedAnyway(response.status)) {
+          throw unhonouredWait(request, response, longest);
+        }
         // Out of the SDK's sight, but kept for the failure's advice (errors.ts).
         if (longest > maxMs) response.headers.set(UNHONOURED_RETRY_AFTER_HEADER, String(longest));
       }
       return response;
     },
   };
+}
+
+/**
+ * The failure of an answer whose wait is not honoured, as the SDK would raise it (ARM's error code
+ * and message), with the wait for the advice. It carries no response: with one, the retry policy
+ * would retry it.
+ */
+function unhonouredWait(request: unknown, response: RetryResponse, waitMs: number): RestError {
+  let code: string | undefined;
+  let message = `Azure answered ${response.status}`;
+  try {
+    const body = JSON.parse(response.bodyAsText ?? '') as { error?: { code?: unknown; message?: unknown } };
+    if (typeof body.error?.code === 'string') code = body.error.code;
+    if (typeof body.error?.message === 'string') message = body.error.message;
+  } catch {
+    // no JSON body: the status says it
+  }
+  const error = new RestError(message, {
+    statusCode: response.status,
+    ...(code ? { code } : {}),
+    request: request as PipelineRequest,
+  });
+  return Object.assign(error, { retryAfterMs: waitMs });
 }
 
 /**
@@ -176,11 +211,12 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
     retryOptions,
     additionalPolicies: [
       { policy: answerDeadline(options.requestTimeoutMs ?? 30_000), position: 'perRetry' as const },
-      { policy: callLogPolicy, position: 'perRetry' as const },
+      // Outside the call log, which so records each answer as it came (ids included).
       {
         policy: capRetryAfter(options.retry?.maxRetryAfterMs ?? MAX_RETRY_AFTER_MS),
         position: 'perRetry' as const,
       },
+      { policy: callLogPolicy, position: 'perRetry' as const },
     ],
     ...(options.tlsCa ? { tlsOptions: { ca: options.tlsCa } } : {}),
   };

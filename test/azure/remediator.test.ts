@@ -516,6 +516,41 @@ describe('Azure remediator: execute', () => {
     expect(fake.calls('graph', 'PATCH').map((r) => r.status)).toEqual([429, 429, 204]);
   });
 
+  /** ARM answers the next `times` deletes 503 with `Retry-After: retryAfter` (seconds). */
+  const unavailableDeletes = (fake: FakeAzure, retryAfter: number, times: number) =>
+    fake.fail({
+      service: 'arm',
+      method: 'DELETE',
+      status: 503,
+      headers: { 'retry-after': String(retryAfter) },
+      body: { error: { code: 'ServiceUnavailable', message: 'The service is unavailable.' } },
+      times,
+    });
+
+  it('fails a delete at once when ARM answers 503 and asks for a longer wait than the cap, rather than retrying it at once', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    unavailableDeletes(fake, 120, 5);
+    const result = await remediator.execute(plan);
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([503]);
+    const removal = result.steps[0]!;
+    expect(removal.status).toBe('failed');
+    expect(removal.fix).toBe('Azure asked to wait 2 minutes before the next call: try again after that');
+    expect(removal.detail).toContain('503');
+    expect(removal.maybeApplied).toBeUndefined();
+  });
+
+  it('waits out a 503 whose Retry-After is within the cap, then succeeds', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    unavailableDeletes(fake, 1, 1);
+    const started = Date.now();
+    const result = await remediator.execute(plan);
+    expect(result.steps[0]!.status).toBe('done');
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([503, 200]);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
   it('retries 5xx answers with backoff', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
