@@ -135,6 +135,32 @@ describe('alert message', () => {
     expect(buildAlertMessage(view())).toMatchSnapshot();
   });
 
+  it('shows a name that holds mrkdwn as text: it cannot read as a status of the message', () => {
+    const spoof = 'ci-runner :white_check_mark: *Marked benign* by _U0EVIL_ ~ok~ `x`';
+    const m = buildAlertMessage(
+      view({
+        alert: sampleAlert(
+          {},
+          {
+            evidence: { ...sampleDetection().evidence, role: 'Arc role *Revoked* `x`' },
+            cluster: { ...sampleDetection().cluster!, resourceGroup: 'rg_prod_east' },
+          },
+        ),
+        enrichment: { principalDisplayName: spoof },
+      }),
+    );
+    const text = allText(m);
+    for (const formatting of [':white_check_mark: *Marked', '*Marked benign*', '_U0EVIL_', '~ok~', '`x`']) {
+      expect(text).not.toContain(formatting);
+    }
+    // Still readable, and an underscore inside a name is its own.
+    expect(text).toContain('\u2236white_check_mark: \u2217Marked benign\u2217 by \uff3fU0EVIL\uff3f');
+    expect(text).toContain('*Role*\\nArc role \u2217Revoked\u2217 \u02cbx\u02cb');
+    // In code, where nothing formats, a value keeps its characters (a backtick would end the code).
+    expect(text).toContain("`Arc role *Revoked* 'x'`");
+    expect(text).toContain('rg_prod_east');
+  });
+
   it('names the identity, source IP, cluster and every investigation field the detection carried', () => {
     const m = buildAlertMessage(view({ enrichment: { principalDisplayName: 'ci-deployer' } }));
     const text = allText(m);
@@ -1337,6 +1363,7 @@ describe('benignText', () => {
       reason: 'CI runner\n*Revoked* by\u202Eme',
     });
     expect(text).not.toMatch(/[\n\u202E]/);
-    expect(text).toContain('“CI runner *Revoked* by[U+202E]me”');
+    // Nor can it format: its asterisks are look-alikes.
+    expect(text).toContain('“CI runner \u2217Revoked\u2217 by[U+202E]me”');
   });
 });

@@ -35,9 +35,9 @@ import {
   code,
   describePlace,
   esc,
-  inline,
   isoTime,
   link,
+  literal,
   mention,
   parseTime,
   slackDate,
@@ -171,7 +171,7 @@ function whyText(alert: AlertRecord, k = 1): string {
     // Kibana's reasons end in a full stop; the sentence gets its own.
     const reason = withoutFinalStops(alert.detection.elasticAlert?.reason);
     why += reason
-      ? `. Elastic: ${clip(esc(inline(reason)), clipSize(600, k))}`
+      ? `. Elastic: ${clip(literal(reason), clipSize(600, k))}`
       : '. Raised by the Elastic new-terms rule';
   }
   return `*Why it fired:* ${why}.`;
@@ -261,7 +261,7 @@ const benignInForce = (b: BenignMark | undefined, now: number | undefined): b is
 
 /** The status line of a Mark benign; with `now`, an entry that has expired says so. */
 export function benignText(b: BenignMark, k = 1, now?: number): string {
-  const mark = `*Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(esc(inline(b.reason)), clipSize(500, k))}”.`;
+  const mark = `*Marked benign* by ${mention(b.by)} ${slackDate(b.at)}: “${clip(literal(b.reason), clipSize(500, k))}”.`;
   if (b.removed) {
     return `:heavy_minus_sign: ~${mark}~ Allowlist entry removed by ${mention(b.removed.by)} ${slackDate(b.removed.at)}: detections of this pair are no longer allowlisted.`;
   }
@@ -284,7 +284,7 @@ function alertFallbackText(view: AlertView): string {
   else if (view.undo?.status === 'running') text += ' (undo in progress)';
   else if (view.revoke?.status === 'done' && view.revoke.mode === 'live') text += ' (revoked)';
   else if (view.revoke?.status === 'done') text += ' (dry-run done)';
-  return clip(esc(inline(text)), 1000);
+  return clip(literal(text), 1000);
 }
 
 const plain = (text: string, max: number): types.PlainTextElement => ({
@@ -387,7 +387,7 @@ interface Rendering {
 
 function renderingOf(view: AlertView, k: number): Rendering {
   // Values from the detection and from Azure: escaped, on one line, clipped.
-  const s = (text: string, n: number) => clip(esc(inline(text)), clipSize(n, k));
+  const s = (text: string, n: number) => clip(literal(text), clipSize(n, k));
   const c = (text: string, n: number) => code(text, clipSize(n, k));
   const d = view.alert.detection;
   // Each part escaped and clipped before its GeoIP mark, so that clipping never cuts a mark.

@@ -3,7 +3,7 @@ import type { AlertRecord } from '../../core/alert.ts';
 import { callerKind } from '../../core/remediation-plan.ts';
 import type { BenignMark } from '../alert-state.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
-import { clip, code, esc, inline, isoTime } from './text.ts';
+import { clip, code, isoTime, literal } from './text.ts';
 
 /** The expiry choices of Mark benign, by option value. `undefined`: never expires. */
 const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: number | undefined }> = [
@@ -50,7 +50,7 @@ export function buildBenignModal(
   // which every user of it shares, so the entry holds back their detections from this IP too.
   const shared =
     callerKind(d) === 'user'
-      ? `\n\n:warning: The caller is a user (${clip(esc(inline(d.user?.upn ?? d.principalId ?? 'unnamed')), 200)}), and ${code(d.appId, 120)} is the client application it signed in through: every user of that client shares it, so this entry also holds back other users' detections from this IP.`
+      ? `\n\n:warning: The caller is a user (${clip(literal(d.user?.upn ?? d.principalId ?? 'unnamed'), 200)}), and ${code(d.appId, 120)} is the client application it signed in through: every user of that client shares it, so this entry also holds back other users' detections from this IP.`
       : '';
   const metadata: BenignModalMetadata = { alertId: alert.id, ...(channel ? { channel } : {}) };
   return {
@@ -66,7 +66,7 @@ export function buildBenignModal(
         text: {
           type: 'mrkdwn',
           text: clip(
-            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${clip(esc(inline(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster')), 300)}).${shared}${currently}`,
+            `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${clip(literal(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster'), 300)}).${shared}${currently}`,
             3000,
           ),
         },

@@ -5,7 +5,7 @@ import type { AllowlistEntry } from '../../core/pair.ts';
 import { ACTION_IDS, BLOCK_IDS, COMMANDS, numberedAction } from '../ids.ts';
 import { blocksTextLength, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
 import { elsewhereLink } from './run-text.ts';
-import { clip, code, describeDuration, describePlace, esc, inline, mention, slackDate } from './text.ts';
+import { clip, code, describeDuration, describePlace, esc, literal, mention, slackDate } from './text.ts';
 
 /**
  * How many messages one `/arc-history` answer may use: the command's own answer plus 4 follow-ups
@@ -59,7 +59,7 @@ function revokedBlocks(view: HistoryView): types.KnownBlock[] {
   if (notes.length === 0) return [];
   const lines = notes.map(
     (n) =>
-      `:no_entry: *Revoked*${n.user ? ` for ${clip(esc(inline(n.user)), 200)}` : ''} through ${elsewhereLink(n)} by <@${n.by}> ${slackDate(n.at)}`,
+      `:no_entry: *Revoked*${n.user ? ` for ${clip(literal(n.user), 200)}` : ''} through ${elsewhereLink(n)} by <@${n.by}> ${slackDate(n.at)}`,
   );
   return [{ type: 'context', elements: [{ type: 'mrkdwn', text: clip(lines.join('\n'), 2000) }] }];
 }
@@ -145,7 +145,7 @@ const plural = (n: number, one: string, many = `${one}s`) =>
  */
 function allowText(allow: AllowlistEntry): string {
   const until = allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)} UTC`;
-  return `:white_check_mark: Allowlisted ${until} by ${mention(allow.by)}: “${clip(esc(inline(allow.reason)), 60)}”`;
+  return `:white_check_mark: Allowlisted ${until} by ${mention(allow.by)}: “${clip(literal(allow.reason), 60)}”`;
 }
 
 /** The section on allowlisted IPs with no sighting in the window: they still hold detections back. */
@@ -168,9 +168,7 @@ function dormantBlocks(view: HistoryView): types.KnownBlock[] {
 
 export function historyLine(entry: IdentityHistoryEntry): string {
   const { pair, allow } = entry;
-  const place = describePlace(pair.last.geo, pair.last.as, pair.last.located, (t) =>
-    clip(esc(inline(t)), 48),
-  );
+  const place = describePlace(pair.last.geo, pair.last.as, pair.last.located, (t) => clip(literal(t), 48));
   const first = shortUtc(pair.firstSeen);
   const last = shortUtc(pair.lastSeen);
   // Same day: the last sighting's time only (`2026-03-12 08:16 → 09:16`).
@@ -210,7 +208,7 @@ function removeButtons(view: HistoryView, start: number): { blocks: types.KnownB
         text: {
           type: 'mrkdwn',
           text: clip(
-            `Detections of ${esc(view.appId)} from ${esc(ip)} will no longer be allowlisted (within the history window they count as known).`,
+            `Detections of ${literal(view.appId)} from ${literal(ip)} will no longer be allowlisted (within the history window they count as known).`,
             300,
           ),
         },
@@ -384,7 +382,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
       .slice(from, from + Math.min(ips, 10))
       .map((e) => e.pair.ip)
       .join(', ');
-    const text = `${plural(entries.length, 'source IP')} of ${clip(esc(view.appId), 120)} in the last ${window}${pages.length > 1 || start > 0 ? ` (IPs ${range})` : ''}${last && left > 0 ? ` (${left.toLocaleString('en-US')} not shown)` : ''}: ${firstIps}${ips > 10 ? ', …' : ''}`;
+    const text = `${plural(entries.length, 'source IP')} of ${clip(literal(view.appId), 120)} in the last ${window}${pages.length > 1 || start > 0 ? ` (IPs ${range})` : ''}${last && left > 0 ? ` (${left.toLocaleString('en-US')} not shown)` : ''}: ${firstIps}${ips > 10 ? ', …' : ''}`;
     from += count;
     return { response_type: 'ephemeral', text: clip(text, LIMITS.text), blocks };
   });

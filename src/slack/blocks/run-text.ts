@@ -14,7 +14,7 @@ import {
   undoableRuns,
 } from '../alert-state.ts';
 import { LIMITS } from './limits.ts';
-import { clip, clipSize, code, esc, inline, mention, messageLink, slackDate } from './text.ts';
+import { clip, clipSize, code, esc, literal, mention, messageLink, slackDate } from './text.ts';
 
 /** Room for one plan warning: the longest name two ARM ids and say why (about 500 characters). */
 export const WARNING_CLIP = 800;
@@ -34,7 +34,7 @@ export const STEP_EMOJI: Record<StepResult['status'], string> = {
 
 /** The link to the alert whose live Revoke marked this one, for its status line and thread lines. */
 export const elsewhereLink = (mark: Pick<RevokedElsewhere, 'alertId' | 'channel' | 'ts'>): string =>
-  messageLink(mark.channel, mark.ts, `alert ${esc(inline(mark.alertId))}`);
+  messageLink(mark.channel, mark.ts, `alert ${literal(mark.alertId)}`);
 
 /**
  * The status line of an alert whose identity was revoked through another alert: where, by whom,
@@ -69,7 +69,7 @@ function runText(
   k: number,
   opts: { removedLater?: ReadonlySet<string> } = {},
 ): string {
-  const s = (text: string, n: number) => clip(esc(inline(text)), clipSize(n, k));
+  const s = (text: string, n: number) => clip(literal(text), clipSize(n, k));
   const who = mention(run.by);
   const dry = run.mode === 'dry-run';
   const name = `${words.name}${dry ? ' (dry-run)' : ''}`;
@@ -239,7 +239,7 @@ function stepsById(runs: ReadonlyArray<RevokeRun | undefined>): Map<string, Plan
 
 /** The status text of Undo: progress, then a line per undone step with its result. */
 export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefined>, k = 1): string {
-  const s = (text: string, n: number) => clip(esc(inline(text)), clipSize(n, k));
+  const s = (text: string, n: number) => clip(literal(text), clipSize(n, k));
   const who = mention(undo.by);
   const dry = undo.mode === 'dry-run';
   let head: string;
@@ -307,7 +307,7 @@ export function undoConfirmText(state: SlackAlertState): string {
   const sessions = steps.some((st) => st.kind === 'revoke-user-sessions')
     ? ' Revoked sign-in sessions stay revoked.'
     : '';
-  const full = esc(inline(`${parts.join(' ')}${sessions}`));
+  const full = literal(`${parts.join(' ')}${sessions}`);
   if (full.length <= LIMITS.confirmText) return full;
   const roles = [...new Set(assignments.map((st) => st.assignment?.roleName ?? 'role'))].join(', ');
   const short = [
@@ -322,7 +322,7 @@ export function undoConfirmText(state: SlackAlertState): string {
     .join(' and ');
   // What cannot be undone is said whatever the length: the role list gives way first.
   const tail = esc(`. The identity can list the cluster credentials again.${sessions}`);
-  return `${clip(esc(short), LIMITS.confirmText - tail.length)}${tail}`;
+  return `${clip(literal(short), LIMITS.confirmText - tail.length)}${tail}`;
 }
 
 /** How a confirm dialog in dry-run begins. */
@@ -347,13 +347,13 @@ export function broadConfirmText(mode: 'dry-run' | 'live', plan: RemediationPlan
   const broad = removableBroadAccess(plan);
   const tail = ' The principal loses everything these roles grant there, not only the Arc access.';
   const names = broad.map((r) => `${r.roleName} at ${r.scope}`);
-  const full = `${prefix}Removes ${plural(broad.length, 'this assignment', 'assignments')}: ${esc(inline(names.join('; ')))}.${tail}`;
+  const full = `${prefix}Removes ${plural(broad.length, 'this assignment', 'assignments')}: ${literal(names.join('; '))}.${tail}`;
   if (full.length <= LIMITS.confirmText) return full;
   // The role names give way first: what removing them means must stay in the dialog.
   const head = `${prefix}Removes ${plural(broad.length, 'the assignment', 'assignments')} of `;
   const rest = ` (listed in the alert).${tail}`;
   const roles = clip(
-    esc([...new Set(broad.map((r) => r.roleName))].join(', ')),
+    literal([...new Set(broad.map((r) => r.roleName))].join(', ')),
     Math.max(24, LIMITS.confirmText - head.length - rest.length),
   );
   return clip(`${head}${roles}${rest}`, LIMITS.confirmText);
@@ -391,7 +391,7 @@ export function confirmTextFor(
     );
   }
   const rest = stillHasAccess > 0 ? ` Other access (${stillHasAccess}) stays.` : '';
-  const full = `${prefix}${steps.map((s, i) => `${i + 1}) ${esc(inline(s.description))}`).join('; ')}.${rest}`;
+  const full = `${prefix}${steps.map((s, i) => `${i + 1}) ${literal(s.description)}`).join('; ')}.${rest}`;
   if (full.length <= LIMITS.confirmText) return full;
   const counts = new Map<string, number>();
   for (const s of steps) counts.set(s.kind ?? 'other', (counts.get(s.kind ?? 'other') ?? 0) + 1);

@@ -25,6 +25,27 @@ export function inline(text: string): string {
 }
 
 /**
+ * An untrusted value to show in mrkdwn outside code: on one line (`inline`), escaped (`esc`), and
+ * unable to format. mrkdwn has no escape, so the characters that would open bold (`*`),
+ * strike-through (`~`) or code, an underscore that could open italics (one beside a space,
+ * punctuation or an end: `rg_prod` keeps its own), and the colon that would open an emoji code
+ * become look-alikes that format nothing. A name that reads `*Revoked* :white_check_mark:` then
+ * shows as text, not as a status of the message.
+ */
+export function literal(text: string): string {
+  return esc(inline(unformatted(text)));
+}
+
+const LOOK_ALIKES: Record<string, string> = { '*': '\u2217', '~': '\u223c', '`': '\u02cb' };
+
+function unformatted(text: string): string {
+  return text
+    .replace(/[*~`]/g, (c) => LOOK_ALIKES[c]!)
+    .replace(/(?<![\p{L}\p{N}])_|_(?![\p{L}\p{N}])/gu, '\uff3f')
+    .replace(/:(?=[\w+'-]*[a-z][\w+'-]*:)/gi, '\u2236');
+}
+
+/**
  * Cuts `text` to at most `max` characters (UTF-16 units, as Slack counts), ending with `…` when
  * cut. Never splits a surrogate pair or an HTML entity produced by `esc`.
  */

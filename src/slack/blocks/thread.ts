@@ -1,7 +1,7 @@
 import type { PlannedStep, StepResult } from '../../core/remediation.ts';
 import type { RevokeRun, UndoRun } from '../alert-state.ts';
 import { STEP_EMOJI, undoLabel, WARNING_CLIP, warningMark } from './run-text.ts';
-import { clip, code, esc, inline } from './text.ts';
+import { clip, code, literal } from './text.ts';
 
 /** What the thread calls a remediation run: its verb, and the head of a finished live run. */
 export interface RunWords {
@@ -21,20 +21,19 @@ export function runThreadText(run: RevokeRun, words: RunWords): string {
   const results = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
   const lines = steps.map((s) => {
     const r = results.get(s.id);
-    return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(esc(inline(r.detail)), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(esc(inline(r.fix)), 400)}` : ''}`;
+    return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(literal(r.detail), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(literal(r.fix), 400)}` : ''}`;
   });
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     const group =
       rest.kind === 'group' ? ' (a group assignment)' : rest.kind === 'root' ? ' (at the root scope)' : '';
     lines.push(
-      `:warning: Still has access through ${clip(esc(inline(rest.roleName)), 100)} at ${code(rest.scope, 300)}${group}`,
+      `:warning: Still has access through ${clip(literal(rest.roleName), 100)} at ${code(rest.scope, 300)}${group}`,
     );
   }
-  for (const w of run.plan?.warnings ?? [])
-    lines.push(`${warningMark(w)} ${clip(esc(inline(w)), WARNING_CLIP)}`);
+  for (const w of run.plan?.warnings ?? []) lines.push(`${warningMark(w)} ${clip(literal(w), WARNING_CLIP)}`);
   let head: string;
   if (run.status === 'failed')
-    head = `:x: Audit: ${words.verb} by ${who} failed${run.error ? `: ${clip(esc(inline(run.error)), 300)}` : ''}.`;
+    head = `:x: Audit: ${words.verb} by ${who} failed${run.error ? `: ${clip(literal(run.error), 300)}` : ''}.`;
   else if (run.mode === 'dry-run')
     head = `:test_tube: Audit: ${words.verb} pressed by ${who} in dry-run: nothing was changed. ${steps.length === 0 ? 'It would change nothing:' : 'It would call:'}`;
   else head = `:no_entry: Audit: ${who} ${words.doneHead}:`;
@@ -49,12 +48,12 @@ export function undoThreadText(undo: UndoRun, steps: ReadonlyMap<string, Planned
   const who = `<@${undo.by}>`;
   const lines = (undo.result?.steps ?? []).map((r: StepResult) => {
     const step = steps.get(r.stepId);
-    const what = clip(esc(inline(step ? undoLabel(step) : r.stepId)), 300);
-    return `${STEP_EMOJI[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(esc(inline(r.detail)), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(esc(inline(r.fix)), 200)}` : ''}`;
+    const what = clip(literal(step ? undoLabel(step) : r.stepId), 300);
+    return `${STEP_EMOJI[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(literal(r.detail), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(literal(r.fix), 200)}` : ''}`;
   });
   let head: string;
   if (undo.status === 'failed')
-    head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(esc(inline(undo.error)), 300)}` : ''}.`;
+    head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(literal(undo.error), 300)}` : ''}.`;
   else head = `:leftwards_arrow_with_hook: Audit: ${who} undid the revoke:`;
   return [head, ...lines].join('\n');
 }
