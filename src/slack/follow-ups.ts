@@ -49,7 +49,10 @@ export async function auditInThread(ctx: Ctx, state: SlackAlertState, text: stri
       await ctx.messenger.postThread(state, line);
       return;
     } catch (err) {
-      if (err instanceof SlackDeliveryError && GONE.has(err.code)) return; // the message was deleted
+      if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
+        threadGone(ctx, alertId, err.code);
+        return;
+      }
       if (mayHaveGone(err)) line.uncertainSince = Date.now();
     }
   }
@@ -98,6 +101,14 @@ export async function sweepFollowUps(ctx: Ctx): Promise<string[]> {
   return done;
 }
 
+/** Says that an alert's thread lines are dropped: its message was deleted in Slack. */
+function threadGone(ctx: Ctx, alertId: string, code: string): void {
+  ctx.logger.warn(
+    { alertId, code },
+    "the alert's Slack message is gone (deleted): its thread lines are dropped; its audit records are kept",
+  );
+}
+
 /** A failed post that Slack may have taken all the same (no clear answer). */
 const mayHaveGone = (err: unknown): boolean => !(err instanceof SlackDeliveryError && certainlyNotDone(err));
 
@@ -131,6 +142,7 @@ async function catchUp(ctx: Ctx, state: SlackAlertState): Promise<void> {
         throw err;
       }
       gone = true;
+      threadGone(ctx, alertId, err.code);
     }
     await updateAlertState(ctx.store, alertId, (s) => {
       if (gone) delete s.pendingThread;

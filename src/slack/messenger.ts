@@ -133,7 +133,10 @@ export function createMessenger(opts: {
       }
       opts.failures?.inc({ reason: e.code });
       const isNew = problems.record(e, channel);
-      if (e.retryable) {
+      if (GONE.has(e.code)) {
+        // Nothing to retry: the caller drops what was for that message, and says so.
+        logger.debug({ channel, code: e.code }, `Slack ${what} failed: the message is gone`);
+      } else if (e.retryable) {
         logger.warn({ channel, code: e.code, err: e.message }, `Slack ${what} failed; it will be retried`);
       } else {
         // At error once per cause (until a call succeeds again); its repeats at debug.
@@ -290,6 +293,10 @@ export function createMessenger(opts: {
       } catch (err) {
         if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
           problems.messageSettled(state.alert.id);
+          logger.warn(
+            { alertId: state.alert.id, channel: state.channel, code: err.code },
+            "the alert's Slack message is gone (deleted, or too old to edit): it is no longer updated",
+          );
           return;
         }
         // Slack limits updates apart from posts: a count that waits holds back nothing else.

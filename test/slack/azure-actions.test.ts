@@ -594,6 +594,9 @@ describe('Slack failing during a run', () => {
     });
     expect(threads().map((c) => c.args.text)).toEqual(kept.map((k) => k.text));
     expect((await loadAlertState(h.store, alert.id))?.pendingThread).toBeUndefined();
+    expect(h.logs.join('')).toContain(
+      "the alert's Slack message is gone (deleted): its thread lines are dropped",
+    );
     await h.chat.stop!();
   });
 });

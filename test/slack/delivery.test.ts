@@ -334,6 +334,32 @@ describe('posting alerts', () => {
     expect(blocksText(updates[1]!.args)).toContain('Seen 3 times');
   });
 
+  it.each(['message_not_found', 'cant_update_message'])(
+    'a count for an alert whose message is gone from Slack (%s) is dropped, and the log says so, not that it will be retried',
+    async (error) => {
+      h = await startHarness();
+      const alert = sampleAlert();
+      const { ref } = await h.chat.sink.post(alert);
+      h.fake.script('chat.update', { error });
+      await h.chat.sink.repeat(ref, alert, {
+        alertId: alert.id,
+        count: 2,
+        lastSeen: alert.detectedAt + 60_000,
+      });
+      expect(h.fake.callsOf('chat.update')).toHaveLength(1);
+      const lines = h.logs
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { level: number; msg: string; alertId?: string });
+      expect(lines.some((l) => /will be retried/.test(l.msg))).toBe(false);
+      const told = lines.filter((l) => l.level >= 40 && l.alertId === alert.id);
+      expect(told.map((l) => l.msg)).toEqual([
+        "the alert's Slack message is gone (deleted, or too old to edit): it is no longer updated",
+      ]);
+    },
+  );
+
   it("Slack slowing down the channel's updates (429) holds back no post: the count's update fails at once as its own, and waits its turn", async () => {
     h = await startHarness();
     const alert = sampleAlert();
