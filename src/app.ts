@@ -264,6 +264,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         isStopping: () => stopping,
         // Replicas with other settings are a warning of the store they share.
         storeWatch: { check: async () => [...(await storeWatch.check()), ...replicaWatch.warnings()] },
+        ingestStall: ingest.storeStall,
       }),
     );
     server.on('clientError', (err: Error & { code?: string }, socket) => {

@@ -326,8 +326,18 @@ export function createIngestHandler(deps: IngestDeps) {
     };
   }
 
-  /** The handler; `abandon()` answers the requests still waiting for the store 503 (the service stops). */
-  return Object.assign(handleIngest, { abandon: () => batcher.abandon() });
+  /**
+   * The handler; `abandon()` answers the requests still waiting for the store 503 (the service
+   * stops); `storeStall()` is how long the evaluation in progress has waited for the store once past
+   * the deadline (ingest then turns requests away), else 0.
+   */
+  return Object.assign(handleIngest, {
+    abandon: () => batcher.abandon(),
+    storeStall: () => {
+      const stalled = batcher.stalledMs();
+      return stalled > storeDeadlineMs ? stalled : 0;
+    },
+  });
 }
 
 const NO_RESULT: EventResult = { outcome: 'invalid', reason: 'no result' };

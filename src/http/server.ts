@@ -24,6 +24,8 @@ export interface ServerDeps {
   isStopping: () => boolean;
   /** Checks that the store takes a write, and notices one that lost its data (a `/readyz` warning). */
   storeWatch?: StoreWatch;
+  /** How long ingest has waited for the store past its deadline (it turns requests away), else 0. */
+  ingestStall?: () => number;
 }
 
 /** A valid incoming `x-request-id` is kept so a call can be followed across services. */
@@ -115,6 +117,14 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     const problems: string[] = [];
     let storeWarnings: string[] = [];
     if (deps.isStopping()) problems.push('the service is shutting down');
+    // The store may answer the checks below (a ping, a claim) while the evaluation waits on it: a
+    // table locked by another session, a connection that stopped answering.
+    const stall = deps.ingestStall?.() ?? 0;
+    if (stall > 0) {
+      problems.push(
+        `the ${store.kind} store has not answered an evaluation for ${Math.round(stall / 1000)} s: ingest answers 503 until it does`,
+      );
+    }
     // One budget for the checks of the store together, so that a slow store answers the probe in
     // about READY_TIMEOUT_MS, not in one such wait per check.
     const deadline = performance.now() + READY_TIMEOUT_MS;

@@ -2,12 +2,15 @@
  * A store that hangs (a paused Redis, a network that drops packets) rather than refusing
  * connections: ingest answers 503 at its deadline instead of holding the sender, turns later
  * requests away at once, and works again as soon as the store answers. Redis is reached through
- * a TCP proxy of the test's own, which stops passing bytes on while paused.
+ * a TCP proxy of the test's own, which stops passing bytes on while paused. `/readyz` says not
+ * ready for as long as ingest turns detections away, also when the store still answers its own
+ * probe (a PostgreSQL table locked by another session holds the evaluation, not `SELECT 1`).
  */
 import { connect, createConnection, createServer, type Server, type Socket } from 'node:net';
-import { expect, it, vi } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
-import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
+import { answer, arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 
 /** A TCP proxy to `host:port` that holds every byte, both ways, while paused. */
 async function pausableProxy(host: string, port: number) {
@@ -199,6 +202,57 @@ describeWithService('stopping while the store hangs (Redis)', 'TEST_REDIS_URL', 
     } finally {
       proxy.resume();
       await proxy.close();
+    }
+  });
+});
+
+describeWithService('readiness while a lock holds ingest (PostgreSQL)', 'TEST_POSTGRES_URL', (url) => {
+  // A database of the test's own: the lock would hold every other test sharing the server's.
+  const db = `arc_lock_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  let dbUrl = '';
+  let admin: pg.Pool;
+  beforeAll(async () => {
+    const u = new URL(url);
+    u.pathname = `/${db}`;
+    dbUrl = u.toString();
+    admin = new pg.Pool({ connectionString: url, max: 1 });
+    await admin.query(`CREATE DATABASE ${db}`);
+  });
+  afterAll(async () => {
+    await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+    await admin.end();
+  });
+
+  it('readyz answers 503 while ingest waits past its deadline for a locked table, though SELECT 1 and the claims answer, and 200 once the lock goes', async () => {
+    const t = await startTestApp({ env: { STORE_URL: dbUrl }, storeDeadlineMs: 400 });
+    const locker = new pg.Client({ connectionString: dbUrl });
+    await locker.connect();
+    try {
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
+      // A migration, a VACUUM FULL or a transaction left open holds the values table.
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE public.keyv IN ACCESS EXCLUSIVE MODE');
+      const held = await postIngest<{ code: string }>(t.url, arcRecord({ appId: freshAppId() }));
+      expect(held.status).toBe(503);
+      expect(held.body.code).toBe('store_unavailable');
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(503);
+      const ready = await answer<{ code: string; problems: string[] }>(await fetch(`${t.url}/readyz`));
+      expect(ready.status).toBe(503);
+      expect(ready.body.problems.join()).toMatch(
+        /the postgres store has not answered an evaluation for \d+ s: ingest answers 503 until it does/,
+      );
+
+      await locker.query('ROLLBACK');
+      await vi.waitFor(
+        async () => expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200),
+        { timeout: 10_000, interval: 100 },
+      );
+      expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+      await t.close();
     }
   });
 });
