@@ -128,7 +128,8 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     // One budget for the checks of the store together, so that a slow store answers the probe in
     // about READY_TIMEOUT_MS, not in one such wait per check.
     const deadline = performance.now() + READY_TIMEOUT_MS;
-    const left = () => Math.max(1, deadline - performance.now());
+    // Whole milliseconds: the wait is said in the problem when it runs out.
+    const left = () => Math.max(1, Math.round(deadline - performance.now()));
     try {
       await withTimeout(store.ping(), left(), `the ${store.kind} store`);
       try {
