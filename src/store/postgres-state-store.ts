@@ -22,6 +22,10 @@ export interface PostgresStateStoreOptions {
   poolSize?: number;
   /** How often expired values and claims are deleted, in ms; 0 turns it off. Default 600000. */
   sweepIntervalMs?: number;
+  /** How long a query may go without an answer before its connection is given up, in ms. Default 30000. */
+  queryTimeoutMs?: number;
+  /** How long a statement may wait for a lock another session holds, in ms. Default 20000. */
+  lockTimeoutMs?: number;
 }
 
 /**
@@ -255,6 +259,13 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
     max: options.poolSize ?? 10,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
+    // A connection that stops answering (the network lost it, a server gone without closing it)
+    // would hold its query, and the ingest waiting on it, until TCP gives up (about 15 minutes):
+    // past query_timeout the query fails and the pool drops that connection for a new one. The
+    // server ends a wait for a lock earlier (lock_timeout), so that a query given up on never waits
+    // on there, holding a connection, for as long as another session holds a table.
+    query_timeout: options.queryTimeoutMs ?? 30_000,
+    lock_timeout: options.lockTimeoutMs ?? 20_000,
   });
   // An idle connection dropped by the server is reported here; without a listener it would
   // crash the process. The next query simply opens a new connection.

@@ -1,7 +1,8 @@
+import { createConnection, createServer, type Socket } from 'node:net';
 import KeyvPostgres from '@keyv/postgres';
 import { Keyv } from 'keyv';
 import pg from 'pg';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { openPostgresStateStore } from '../../src/store/postgres-state-store.ts';
@@ -246,3 +247,79 @@ describeWithService('postgres:// state store', 'TEST_POSTGRES_URL', (url) => {
     expect(sorted(all)).toEqual(sorted(Array.from({ length: 200 }, (_, i) => `race-${i}`)));
   });
 });
+
+describeWithService(
+  'postgres:// state store over a connection that stops answering',
+  'TEST_POSTGRES_URL',
+  (url) => {
+    // A connection the network lost (a server gone without closing it, a failover, a firewall that
+    // drops a flow) answers nothing, and TCP gives up on it only after about 15 minutes. The store
+    // gives up on a query after its query timeout, drops that connection and goes on over new ones,
+    // rather than holding the caller (and every ingest behind it) until then.
+    it('fails a query that gets no answer within the query timeout, as unreachable, and answers the next one over a new connection', async () => {
+      const proxy = await freezableProxy(new URL(url));
+      const through = new URL(url);
+      through.hostname = '127.0.0.1';
+      through.port = String(proxy.port);
+      const namespace = uniqueNamespace('frozen');
+      const store = await openPostgresStateStore({
+        url: through.toString(),
+        display: through.toString(),
+        password: '',
+        namespace,
+        queryTimeoutMs: 800,
+        lockTimeoutMs: 500,
+      });
+      try {
+        await store.set('before', 1);
+        proxy.freeze();
+        const started = performance.now();
+        await expect(store.get('before')).rejects.toMatchObject({
+          code: 'STORE_UNREACHABLE',
+          message: expect.stringMatching(/^The postgres store failed: Query read timeout/),
+        });
+        expect(performance.now() - started).toBeLessThan(5000);
+        await vi.waitFor(async () => expect(await store.get('before')).toBe(1), {
+          timeout: 5000,
+          interval: 100,
+        });
+      } finally {
+        await store.close();
+        proxy.close();
+        const pool = new pg.Pool({ connectionString: url, max: 1 });
+        await pool.query('DELETE FROM public.keyv WHERE key LIKE $1', [`${namespace}:%`]);
+        await pool.end();
+      }
+    });
+  },
+);
+
+/**
+ * A TCP proxy to the server of `target`. `freeze()`: the connections open then pass no byte any
+ * more, either way, and stay open (the network lost them); connections made later pass as before.
+ */
+async function freezableProxy(target: URL) {
+  const sockets = new Set<Socket>();
+  const frozen = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection(Number(target.port || 5432), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (chunk) => frozen.has(client) || upstream.write(chunk));
+    upstream.on('data', (chunk) => frozen.has(client) || client.write(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    freeze() {
+      for (const s of sockets) frozen.add(s);
+    },
+    close() {
+      server.close();
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
