@@ -1,6 +1,6 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
 import type { ClaimGroup, LiveCount, LiveMembersQuery, StateStore } from '../core/ports.ts';
-import { withTimeout } from '../timeout.ts';
+import { waitAtMost, withTimeout } from '../timeout.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import { scrubSecret } from './parse-store-url.ts';
@@ -19,6 +19,11 @@ export interface RedisStateStoreOptions {
   connectTimeoutMs?: number;
   /** How often `warnings()` reads the eviction policy again, in ms. Default 60000. */
   evictionRecheckMs?: number;
+  /**
+   * How long Redis may leave a PING unanswered before the connection is dropped for a new one, in
+   * ms. Default 15000.
+   */
+  stallMs?: number;
 }
 
 type RedisClient = ReturnType<typeof createClient>;
@@ -318,6 +323,32 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
     );
   }
   connectedOnce = true;
+  // A connection that stops answering (the network lost it, a server gone without closing it)
+  // would hold every command sent on it until TCP gives up, about 15 minutes. Redis is asked a PING
+  // a few times per `stallMs`: one left unanswered that long drops the connection for a new one,
+  // which fails the commands waiting on it (the store is then unreachable: ingest answers 503).
+  const stallMs = options.stallMs ?? 15_000;
+  let closed = false;
+  let probing = false;
+  const watchdog = setInterval(
+    () => {
+      if (probing || closed || !client.isReady) return;
+      probing = true;
+      let answered = false;
+      const ping = client.ping().finally(() => {
+        answered = true;
+      });
+      void waitAtMost(ping, stallMs).then(() => {
+        probing = false;
+        if (answered || closed || !client.isOpen) return;
+        lastConnectionError = `Redis did not answer a PING within ${stallMs} ms: the connection was dropped for a new one`;
+        client.destroy();
+        client.connect().catch(() => undefined);
+      });
+    },
+    Math.max(50, Math.round(stallMs / 3)),
+  );
+  watchdog.unref();
   // The policy can be changed while the service runs (`CONFIG SET`, a portal setting): it is read
   // again when `/readyz` asks for the warnings, at most once a minute, in the background.
   const recheckMs = options.evictionRecheckMs ?? 60_000;
@@ -346,6 +377,8 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
     sharedAcrossProcesses: true,
     acrossNetwork: true,
     closeKeyv: async () => {
+      closed = true;
+      clearInterval(watchdog);
       if (client.isOpen) {
         try {
           await client.close();

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -152,6 +153,37 @@ export async function redisTestUser(url: string, tag: string, namespace: string)
         if (keys.length > 0) await admin.unlink(keys);
       }
       await admin.close();
+    },
+  };
+}
+
+/**
+ * A TCP proxy to the server of `target`. `freeze()`: the connections open then pass no byte any
+ * more, either way, and stay open (the network lost them); connections made later pass as before.
+ */
+export async function freezableProxy(target: URL) {
+  const sockets = new Set<Socket>();
+  const frozen = new Set<Socket>();
+  const server = createServer((client) => {
+    const port = target.port || (target.protocol.startsWith('redis') ? '6379' : '5432');
+    const upstream = createConnection(Number(port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (chunk) => frozen.has(client) || upstream.write(chunk));
+    upstream.on('data', (chunk) => frozen.has(client) || client.write(chunk));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    freeze() {
+      for (const s of sockets) frozen.add(s);
+    },
+    close() {
+      server.close();
+      for (const s of sockets) s.destroy();
     },
   };
 }

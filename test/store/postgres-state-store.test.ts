@@ -1,4 +1,3 @@
-import { createConnection, createServer, type Socket } from 'node:net';
 import KeyvPostgres from '@keyv/postgres';
 import { Keyv } from 'keyv';
 import pg from 'pg';
@@ -10,6 +9,7 @@ import { arcRecord, freshAppId } from '../support/http-app.ts';
 import {
   describeWithService,
   expectKeyvCompatible,
+  freezableProxy,
   raceClaimsAcrossProcesses,
   sleep,
   sorted,
@@ -293,33 +293,3 @@ describeWithService(
     });
   },
 );
-
-/**
- * A TCP proxy to the server of `target`. `freeze()`: the connections open then pass no byte any
- * more, either way, and stay open (the network lost them); connections made later pass as before.
- */
-async function freezableProxy(target: URL) {
-  const sockets = new Set<Socket>();
-  const frozen = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = createConnection(Number(target.port || 5432), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => sockets.delete(s));
-    }
-    client.on('data', (chunk) => frozen.has(client) || upstream.write(chunk));
-    upstream.on('data', (chunk) => frozen.has(client) || client.write(chunk));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    freeze() {
-      for (const s of sockets) frozen.add(s);
-    },
-    close() {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
-}

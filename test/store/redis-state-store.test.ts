@@ -11,6 +11,7 @@ import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http
 import {
   describeWithService,
   expectKeyvCompatible,
+  freezableProxy,
   raceClaimsAcrossProcesses,
   redisTestUser,
   sorted,
@@ -286,6 +287,33 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
       await expect(t.app.store.get('any')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE' });
     } finally {
       await t.close();
+    }
+  });
+
+  it('drops a connection that stopped answering (the network lost it) for a new one, rather than waiting for TCP to give up', async () => {
+    const proxy = await freezableProxy(new URL(url));
+    const through = new URL(url);
+    through.hostname = '127.0.0.1';
+    through.port = String(proxy.port);
+    const store = await openRedisStateStore({
+      ...(parseStoreUrl(through.toString()) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 'redis' }>),
+      namespace: ns('frozen'),
+      stallMs: 600,
+    });
+    try {
+      await store.set('before', 1);
+      proxy.freeze();
+      const started = performance.now();
+      // Sent on the lost connection: it fails once that is dropped, as unreachable, instead of hanging.
+      await expect(store.get('before')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE' });
+      expect(performance.now() - started).toBeLessThan(5000);
+      await vi.waitFor(async () => expect(await store.get('before')).toBe(1), {
+        timeout: 5000,
+        interval: 100,
+      });
+    } finally {
+      await store.close();
+      proxy.close();
     }
   });
 
