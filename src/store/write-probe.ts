@@ -8,6 +8,9 @@ const SENTINEL = 'meta:store-sentinel';
 const LOSS_WARNING_MS = 24 * 3_600_000;
 /** When the loss was seen (epoch ms), kept as long as the warning: a restart warns on. */
 const LOST_AT = 'meta:store-lost-at';
+/** Rewritten at each check (epoch ms of the check): a write that always changes a row. */
+const PROBE = 'meta:write-probe';
+const PROBE_TTL_MS = 24 * 3_600_000;
 
 /** The store's check for `/readyz` (see `watchStore`). */
 export interface StoreWatch {
@@ -22,7 +25,8 @@ export interface StoreWatch {
  * One claim without expiry, taken at start and again at each check, answers two questions.
  * - Does the store take writes, not only reads? A read-only database, a full disk, Redis out of
  *   memory under `noeviction` or a read-only PostgreSQL transaction all answer a ping and refuse
- *   every write, this claim's too (taking a claim is a write even when it is held already).
+ *   every write. A claim held already changes no row, which a full disk lets pass (SQLite's upsert
+ *   then writes nothing): a value rewritten at each check (`PROBE`) is refused like ingest's writes.
  * - Did the store lose its data under the running service (a Redis restarted without persistence,
  *   a database emptied)? Every pair is then new again, and the allowlist and undelivered alerts
  *   are gone, without a word. Finding the claim free again says so: in the log once (`onLoss`),
@@ -37,8 +41,13 @@ export async function watchStore(
   now: () => number = Date.now,
   startWithinMs = 20_000,
 ): Promise<StoreWatch> {
+  /**
+   * Rewrites the probe, then claims the sentinel: true when it was free (the store lost its data).
+   * A refused write leaves the sentinel as it was, for the next check to find.
+   */
   const claimSentinel = async () => {
     try {
+      await store.set(PROBE, now(), PROBE_TTL_MS);
       return await store.claim(SENTINEL);
     } catch (err) {
       throw new StoreError(

@@ -2,9 +2,14 @@
  * A store that answers but refuses every write (here a PostgreSQL database made read-only, as a
  * failover to a standby or an operator's `default_transaction_read_only` does): the start stops
  * with the reason, and a running service answers `/readyz` 503 with it, until writes work again.
+ * Also when the store still takes the one write the check used to make, a claim it holds already,
+ * which changes no row: a full disk fails every write that changes one (SQLite's no-op upsert
+ * passes), as ingest's do.
  */
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
@@ -141,6 +146,36 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
       );
     } finally {
       await readOnly(false);
+    }
+  });
+});
+
+describe('a SQLite store that takes no write that changes a row (a full disk)', () => {
+  it('readyz answers 503 naming the refused write while ingest is refused, and 200 once writes work again', async () => {
+    const t = await startTestApp();
+    const db = new DatabaseSync(path.join(t.dir, 'arc.db'));
+    try {
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
+      expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+      // Every write that changes a value fails as a full disk fails it; a claim held already,
+      // which changes nothing, still passes (as it does on a full disk).
+      db.exec(`CREATE TRIGGER full_insert BEFORE INSERT ON keyv BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;
+        CREATE TRIGGER full_update BEFORE UPDATE ON keyv BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;`);
+      const refused = await postIngest<{ code: string }>(t.url, arcRecord({ appId: freshAppId() }));
+      expect(refused.status).toBe(503);
+      expect(refused.body.code).toBe('store_unavailable');
+      const ready = await answer<{ problems: string[] }>(await fetch(`${t.url}/readyz`));
+      expect(ready.status).toBe(503);
+      expect(ready.body.problems.join()).toMatch(
+        /the sqlite store refuses writes: .*database or disk is full/,
+      );
+
+      db.exec('DROP TRIGGER full_insert; DROP TRIGGER full_update;');
+      expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+      expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);
+    } finally {
+      db.close();
+      await t.close();
     }
   });
 });
