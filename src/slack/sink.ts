@@ -190,12 +190,27 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
     }
   }
 
+  /**
+   * Alerts Slack answered whose state the store then refused (it failed right after the post): the
+   * retry records that message, rather than waiting for the attempt's hold to lapse and searching
+   * the channel for it (or posting it again, without the history scope).
+   */
+  const postedUnsaved = new Map<string, SlackAlertState>();
+
   return {
     async post(alert) {
       const known = await loadAlertState(store, alert.id);
       // Posted before (an outbox retry after a crash): never post twice.
       if (known?.ts) return { ref: refOf(known.channel, known.ts) };
       const claim = `slack-post:${alert.id}`;
+      const unsaved = postedUnsaved.get(alert.id);
+      if (unsaved?.ts) {
+        await saveAlertState(store, unsaved);
+        postedUnsaved.delete(alert.id);
+        await store.delete(postMarkKey(alert.id));
+        await store.releaseClaim(claim);
+        return { ref: refOf(unsaved.channel, unsaved.ts) };
+      }
       if (!(await store.claim(claim, POST_CLAIM_TTL_MS))) {
         throw new SlackDeliveryError(
           DELIVERY_IN_PROGRESS,
@@ -245,7 +260,10 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         }
         state.channel = where.channel;
         state.ts = where.ts;
+        // Kept until the store has it: should it refuse the state, the retry records this message.
+        postedUnsaved.set(alert.id, state);
         await saveAlertState(store, state);
+        postedUnsaved.delete(alert.id);
         await store.delete(markKey);
         if (prepared.lookups) followUp(alert.id, prepared.lookups, state);
         return { ref: refOf(where.channel, where.ts) };

@@ -4,6 +4,8 @@ import { alertStateKey, loadAlertState } from '../../src/slack/alert-state.ts';
 import { DeliveryQueue } from '../../src/slack/delivery-queue.ts';
 import { SlackDeliveryError } from '../../src/slack/index.ts';
 import { postMarkKey } from '../../src/slack/sink.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { describeWithService, redisTestUser, uniqueNamespace } from '../store/helpers.ts';
 import { startFakeSlack } from '../support/fake-slack.ts';
 import { BOT_TOKEN, CHANNEL, type Harness, SECRET, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
@@ -562,3 +564,41 @@ describe('posting alerts', () => {
     expect(logs).not.toContain(SECRET);
   });
 });
+
+describeWithService(
+  'a post Slack answered whose state the store refused (Redis)',
+  'TEST_REDIS_URL',
+  (url) => {
+    // Slack took the alert and answered, and the store then refused to record it (a Redis that went
+    // read-only, out of memory or away for a moment): the outbox's retry records that message. It
+    // neither posts it again nor waits for its hold to lapse to search the channel for it.
+    it('records the answered message on the retry, without a second post or a search of the channel', async () => {
+      const namespace = uniqueNamespace('sink-unsaved');
+      const redis = await redisTestUser(url, 'sink', namespace);
+      h = await startHarness({ store: await openStateStore(redis.url, { namespace }) });
+      try {
+        const alert = sampleAlert();
+        // The answer comes a moment late; the store takes no write from then on.
+        h.fake.script('chat.postMessage', { delayMs: 300 });
+        const first = h.chat.sink.post(alert).catch((e: unknown) => e);
+        await vi.waitFor(() => expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1), {
+          timeout: 5000,
+          interval: 10,
+        });
+        await redis.setRules('resetkeys', '%R~*');
+        expect(await first).toMatchObject({ code: 'STORE_UNREACHABLE' });
+        await redis.allowAll();
+
+        const { ref } = await h.chat.sink.post(alert);
+        expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
+        expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+        expect(h.fake.callsOf('conversations.history')).toHaveLength(0);
+        expect(await loadAlertState(h.store, alert.id)).toMatchObject({ ts: '1700000000.000001' });
+        expect(await h.store.get(postMarkKey(alert.id))).toBeUndefined();
+      } finally {
+        await h.close();
+        await redis.dispose();
+      }
+    });
+  },
+);

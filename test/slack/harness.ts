@@ -92,11 +92,13 @@ export async function startHarness(
     tuning?: SlackTuning;
     now?: () => number;
     windowMs?: number;
+    /** The store (default: a memory store of its own); closed by `close` either way. */
+    store?: StateStore;
   } = {},
 ): Promise<Harness> {
   const fake = opts.fake ?? (await startFakeSlack());
   fake.usergroups.set(GROUP, [GROUP_MEMBER]);
-  const store = await openStateStore('memory://');
+  const store = opts.store ?? (await openStateStore('memory://'));
   // A fake clock: the delivery queue's waits advance it instead of sleeping.
   let clock = 0;
   const base = Date.now();
