@@ -238,7 +238,8 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
       fix: `grant arc-responder's identity ${action} at ${scope}${conditional}; deploy/azure/arc-responder-role.json has the custom role`,
     };
   }
-  if (status === 429 || status === 503) {
+  // A 429, or an answer the SDK would retry at once (a 503, a gateway's 502 or 504, a 500, a 408).
+  if (status === 429 || status === 408 || status >= 500) {
     const wait = unhonouredRetryAfter(error);
     if (wait !== undefined) {
       return {

@@ -540,6 +540,26 @@ describe('Azure remediator: execute', () => {
     expect(removal.maybeApplied).toBeUndefined();
   });
 
+  // Every 5xx the SDK retries (a gateway's 502 or 504, a 500) fails at once on a wait longer than
+  // the cap, as a 503 does: its advice names the wait, not "after the retries", which never came.
+  it('fails a delete answered 502 with a longer wait than the cap, with the wait in its advice', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    fake.fail({
+      service: 'arm',
+      method: 'DELETE',
+      status: 502,
+      headers: { 'retry-after': '120' },
+      body: { error: { code: 'BadGateway', message: 'The gateway did not receive a response.' } },
+      times: 5,
+    });
+    const result = await remediator.execute(plan);
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([502]);
+    const removal = result.steps[0]!;
+    expect(removal.status).toBe('failed');
+    expect(removal.fix).toBe('Azure asked to wait 2 minutes before the next call: try again after that');
+  });
+
   it('waits out a 503 whose Retry-After is within the cap, then succeeds', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
