@@ -193,9 +193,10 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
   /**
    * Alerts Slack answered whose state the store then refused (it failed right after the post): the
    * retry records that message, rather than waiting for the attempt's hold to lapse and searching
-   * the channel for it (or posting it again, without the history scope).
+   * the channel for it (or posting it again, without the history scope). Its lookups still running
+   * are kept too: they update the message once the retry has recorded it.
    */
-  const postedUnsaved = new Map<string, SlackAlertState>();
+  const postedUnsaved = new Map<string, { state: SlackAlertState; lookups: Lookups | undefined }>();
 
   return {
     async post(alert) {
@@ -204,12 +205,15 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
       if (known?.ts) return { ref: refOf(known.channel, known.ts) };
       const claim = `slack-post:${alert.id}`;
       const unsaved = postedUnsaved.get(alert.id);
-      if (unsaved?.ts) {
-        await saveAlertState(store, unsaved);
+      if (unsaved?.state.ts) {
+        const { state, lookups } = unsaved;
+        const ts = unsaved.state.ts;
+        await saveAlertState(store, state);
         postedUnsaved.delete(alert.id);
+        if (lookups) followUp(alert.id, lookups, state);
         await store.delete(postMarkKey(alert.id));
         await store.releaseClaim(claim);
-        return { ref: refOf(unsaved.channel, unsaved.ts) };
+        return { ref: refOf(state.channel, ts) };
       }
       if (!(await store.claim(claim, POST_CLAIM_TTL_MS))) {
         throw new SlackDeliveryError(
@@ -261,7 +265,7 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         state.channel = where.channel;
         state.ts = where.ts;
         // Kept until the store has it: should it refuse the state, the retry records this message.
-        postedUnsaved.set(alert.id, state);
+        postedUnsaved.set(alert.id, { state, lookups: prepared.lookups });
         await saveAlertState(store, state);
         postedUnsaved.delete(alert.id);
         await store.delete(markKey);

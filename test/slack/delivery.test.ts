@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DELIVERY_IN_PROGRESS } from '../../src/core/ports.ts';
+import type { Enricher, Enrichment } from '../../src/core/remediation.ts';
 import { alertStateKey, loadAlertState } from '../../src/slack/alert-state.ts';
 import { DeliveryQueue } from '../../src/slack/delivery-queue.ts';
 import { SlackDeliveryError } from '../../src/slack/index.ts';
@@ -595,6 +596,58 @@ describeWithService(
         expect(h.fake.callsOf('conversations.history')).toHaveLength(0);
         expect(await loadAlertState(h.store, alert.id)).toMatchObject({ ts: '1700000000.000001' });
         expect(await h.store.get(postMarkKey(alert.id))).toBeUndefined();
+      } finally {
+        await h.close();
+        await redis.dispose();
+      }
+    });
+
+    // The lookups still running when the message went out (here the enrichment) update it once
+    // they arrive, also when its state was recorded only on the retry.
+    it('updates the message with a lookup that arrives after the retry recorded it', async () => {
+      const namespace = uniqueNamespace('sink-unsaved-late');
+      const redis = await redisTestUser(url, 'sink', namespace);
+      let arrive: (e: Enrichment) => void = () => {};
+      const enricher: Enricher = {
+        enrich: () =>
+          new Promise<Enrichment>((resolve) => {
+            arrive = resolve;
+          }),
+      };
+      h = await startHarness({
+        store: await openStateStore(redis.url, { namespace }),
+        enricher,
+        tuning: { lookupBudgetMs: 50 },
+      });
+      try {
+        const alert = sampleAlert();
+        h.fake.script('chat.postMessage', { delayMs: 300 });
+        const first = h.chat.sink.post(alert).catch((e: unknown) => e);
+        await vi.waitFor(() => expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1), {
+          timeout: 5000,
+          interval: 10,
+        });
+        await redis.setRules('resetkeys', '%R~*');
+        expect(await first).toMatchObject({ code: 'STORE_UNREACHABLE' });
+        await redis.allowAll();
+        await h.chat.sink.post(alert);
+        expect((await loadAlertState(h.store, alert.id))?.enrichmentPending).toBe(true);
+
+        arrive({ principalDisplayName: 'late-principal-name' });
+        await vi.waitFor(
+          async () =>
+            expect(await loadAlertState(h.store, alert.id)).toMatchObject({
+              enrichment: { principalDisplayName: 'late-principal-name' },
+            }),
+          { timeout: 5000, interval: 20 },
+        );
+        expect((await loadAlertState(h.store, alert.id))?.enrichmentPending).toBeUndefined();
+        expect(
+          h.fake
+            .callsOf('chat.update')
+            .map((c) => blocksText(c.args))
+            .join(),
+        ).toContain('late-principal-name');
       } finally {
         await h.close();
         await redis.dispose();
