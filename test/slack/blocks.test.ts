@@ -1099,6 +1099,26 @@ describe('/arc-history reply', () => {
     { pair: pair('2001:db8::1', DETECTED_AT - 3600_000, { count: 1 }) },
   ];
 
+  // An IP is no free text (its colons open no emoji in code): the dialog names the address as it
+  // is, so that what is read or copied from it is that address, not look-alike colons.
+  it('names an IPv6 address in the Remove allowlist dialog with its own characters', () => {
+    const ip = '2001:db8:a:b::1';
+    const m = buildHistoryMessage({
+      appId: ARC.appId,
+      windowMs: 7 * 86_400_000,
+      entries: [
+        {
+          pair: pair(ip, DETECTED_AT),
+          allow: { appId: ARC.appId, ip, by: 'UALICE', at: DETECTED_AT, reason: 'CI' },
+        },
+      ],
+      canRemove: true,
+    });
+    const dialog = JSON.stringify(m.blocks).match(/"text":"(Detections of [^"]*)"/)?.[1];
+    expect(dialog).toContain(`\`${ip}\``);
+    expect(dialog).not.toContain('\u2236');
+  });
+
   it('matches the snapshot, with a remove button only for allowlisted pairs and responders', () => {
     const m = buildHistoryMessage({ appId: ARC.appId, windowMs: 7 * 86_400_000, entries, canRemove: true });
     expect(m).toMatchSnapshot();

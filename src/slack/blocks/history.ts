@@ -208,7 +208,7 @@ function removeButtons(view: HistoryView, start: number): { blocks: types.KnownB
         text: {
           type: 'mrkdwn',
           text: clip(
-            `Detections of ${literal(view.appId)} from ${literal(ip)} will no longer be allowlisted (within the history window they count as known).`,
+            `Detections of ${literal(view.appId)} from ${code(ip, 60)} will no longer be allowlisted (within the history window they count as known).`,
             300,
           ),
         },
