@@ -202,7 +202,10 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
     async post(alert) {
       const known = await loadAlertState(store, alert.id);
       // Posted before (an outbox retry after a crash): never post twice.
-      if (known?.ts) return { ref: refOf(known.channel, known.ts) };
+      if (known?.ts) {
+        postedUnsaved.delete(alert.id);
+        return { ref: refOf(known.channel, known.ts) };
+      }
       const claim = `slack-post:${alert.id}`;
       const unsaved = postedUnsaved.get(alert.id);
       if (unsaved?.state.ts) {

@@ -161,6 +161,40 @@ describe('alert message', () => {
     expect(text).toContain('rg_prod_east');
   });
 
+  it('names an IPv6 source in the notification text with its own characters, and a name that holds mrkdwn as text', () => {
+    const m = buildAlertMessage(
+      view({
+        alert: sampleAlert(
+          {},
+          { sourceIp: '2001:db8:a:b::1', cluster: { ...sampleDetection().cluster!, name: '*prod* :fire:' } },
+        ),
+      }),
+    );
+    expect(m.text).toContain('from new IP 2001:db8:a:b::1');
+    expect(m.text).toContain('\u2217prod\u2217 \u2236fire:');
+  });
+
+  it('marks every mrkdwn text verbatim, so that Slack makes no link or mention of its own from a value', () => {
+    const m = buildAlertMessage(
+      view({
+        enrichment: { principalDisplayName: 'see https://evil.example and #general @channel' },
+        benign: { by: 'UALICE', reason: 'https://evil.example', at: DETECTED_AT },
+      }),
+    );
+    const modal = buildBenignModal(sampleAlert());
+    const texts: Array<{ type: string; verbatim?: boolean }> = [];
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(walk);
+      else if (node && typeof node === 'object') {
+        if ((node as { type?: unknown }).type === 'mrkdwn') texts.push(node as { type: string });
+        Object.values(node).forEach(walk);
+      }
+    };
+    walk([m.blocks, modal.blocks]);
+    expect(texts.length).toBeGreaterThan(10);
+    expect(texts.filter((t) => t.verbatim !== true)).toEqual([]);
+  });
+
   it('names the identity, source IP, cluster and every investigation field the detection carried', () => {
     const m = buildAlertMessage(view({ enrichment: { principalDisplayName: 'ci-deployer' } }));
     const text = allText(m);

@@ -39,6 +39,7 @@ import {
   link,
   literal,
   mention,
+  mrkdwn,
   parseTime,
   slackDate,
 } from './text.ts';
@@ -275,7 +276,8 @@ export function benignText(b: BenignMark, k = 1, now?: number): string {
 function alertFallbackText(view: AlertView): string {
   const d = view.alert.detection;
   const where = d.cluster?.name ?? d.cluster?.id ?? 'an Arc cluster';
-  let text = `${capital(severityOf(d))}: Arc cluster credentials of ${clip(where, 200)} listed by ${clip(d.appId, 100)} from new IP ${clip(d.sourceIp, 60)}`;
+  // The IP as it is (an address, whose colons open no emoji); the names can format nothing.
+  let text = `${capital(severityOf(d))}: Arc cluster credentials of ${clip(literal(where), 200)} listed by ${clip(literal(d.appId), 100)} from new IP ${esc(clip(d.sourceIp, 60))}`;
   if (benignInForce(view.benign, view.now)) text += ' (marked benign)';
   // Marked after its own Revoke was undone: the identity is revoked again, through another alert.
   if (showsRevokedElsewhere(view)) text += ' (revoked through another alert)';
@@ -284,7 +286,7 @@ function alertFallbackText(view: AlertView): string {
   else if (view.undo?.status === 'running') text += ' (undo in progress)';
   else if (view.revoke?.status === 'done' && view.revoke.mode === 'live') text += ' (revoked)';
   else if (view.revoke?.status === 'done') text += ' (dry-run done)';
-  return clip(literal(text), 1000);
+  return clip(text, 1000);
 }
 
 const plain = (text: string, max: number): types.PlainTextElement => ({
@@ -295,7 +297,7 @@ const plain = (text: string, max: number): types.PlainTextElement => ({
 /** A section of mrkdwn text, clipped to Slack's limit for one. */
 export const section = (text: string): types.SectionBlock => ({
   type: 'section',
-  text: { type: 'mrkdwn', text: clip(text, LIMITS.sectionText) },
+  text: mrkdwn(clip(text, LIMITS.sectionText)),
 });
 
 function buttons(view: AlertView): types.ActionsBlock {
@@ -322,7 +324,7 @@ function buttons(view: AlertView): types.ActionsBlock {
       value: id,
       confirm: {
         title: plain(dry ? 'Run Revoke in dry-run?' : "Revoke this identity's access?", LIMITS.confirmTitle),
-        text: { type: 'mrkdwn', text: confirmTextInMode(view.confirmText, view.mode) },
+        text: mrkdwn(confirmTextInMode(view.confirmText, view.mode)),
         confirm: plain(dry ? 'Run dry-run' : 'Revoke', LIMITS.confirmButton),
         deny: plain('Cancel', LIMITS.confirmButton),
         style: 'danger',
@@ -337,7 +339,7 @@ function buttons(view: AlertView): types.ActionsBlock {
       value: id,
       confirm: {
         title: plain('Undo the revoke?', LIMITS.confirmTitle),
-        text: { type: 'mrkdwn', text: undoConfirmText(view) },
+        text: mrkdwn(undoConfirmText(view)),
         confirm: plain('Undo', LIMITS.confirmButton),
         deny: plain('Cancel', LIMITS.confirmButton),
         style: 'danger',
@@ -356,7 +358,7 @@ function buttons(view: AlertView): types.ActionsBlock {
           dry ? 'Dry-run: remove broad roles?' : 'Remove the broad roles too?',
           LIMITS.confirmTitle,
         ),
-        text: { type: 'mrkdwn', text: broadConfirmText(view.mode, view.revoke?.plan) },
+        text: mrkdwn(broadConfirmText(view.mode, view.revoke?.plan)),
         confirm: plain(dry ? 'Run dry-run' : 'Remove them', LIMITS.confirmButton),
         deny: plain('Cancel', LIMITS.confirmButton),
         style: 'danger',
@@ -473,10 +475,7 @@ function factsBlock({ view, s, c, place, clusterText, eventAt }: Rendering): typ
   ];
   return {
     type: 'section',
-    fields: facts.map(([label, value]) => ({
-      type: 'mrkdwn',
-      text: clip(`*${label}*\n${value}`, LIMITS.fieldText),
-    })),
+    fields: facts.map(([label, value]) => mrkdwn(clip(`*${label}*\n${value}`, LIMITS.fieldText))),
   };
 }
 
@@ -537,14 +536,17 @@ function investigationBlock(
   if (inv.length === 0) return undefined;
   return {
     type: 'section',
-    text: { type: 'mrkdwn', text: '*Investigation fields*' },
-    fields: inv.slice(0, LIMITS.fields).map(([name, value]) => ({
-      type: 'mrkdwn',
-      text: clip(
-        `*${esc(name)}*\n${c(value, 240)}${STORED_AS[name] ? `\n_in Elastic:_ ${code(STORED_AS[name], 100)}` : ''}`,
-        LIMITS.fieldText,
+    text: mrkdwn('*Investigation fields*'),
+    fields: inv
+      .slice(0, LIMITS.fields)
+      .map(([name, value]) =>
+        mrkdwn(
+          clip(
+            `*${esc(name)}*\n${c(value, 240)}${STORED_AS[name] ? `\n_in Elastic:_ ${code(STORED_AS[name], 100)}` : ''}`,
+            LIMITS.fieldText,
+          ),
+        ),
       ),
-    })),
   };
 }
 
@@ -560,10 +562,9 @@ function statusBlocks(view: AlertView, k: number): types.KnownBlock[] {
     blocks.push({
       type: 'context',
       elements: [
-        {
-          type: 'mrkdwn',
-          text: `:repeat: Seen ${view.repeat.count} times from this IP · last ${slackDate(view.repeat.lastSeen)}`,
-        },
+        mrkdwn(
+          `:repeat: Seen ${view.repeat.count} times from this IP · last ${slackDate(view.repeat.lastSeen)}`,
+        ),
       ],
     });
   }
@@ -581,14 +582,13 @@ function footerBlock({ view, c, eventAt }: Rendering): types.ContextBlock {
   return {
     type: 'context',
     elements: [
-      {
-        type: 'mrkdwn',
-        text: `Alert ${c(view.alert.id, 64)} · ${esc(ARC_RULE_NAME)} · remediation: ${view.mode}${
+      mrkdwn(
+        `Alert ${c(view.alert.id, 64)} · ${esc(ARC_RULE_NAME)} · remediation: ${view.mode}${
           eventAt === undefined ? '' : ` · event ${isoTime(eventAt)}`
         }${d.correlationId ? ` · correlation id ${c(d.correlationId, 80)}` : ''}${
           d.tenantId ? ` · tenant ${c(d.tenantId, 80)}` : ''
         }`,
-      },
+      ),
     ],
   };
 }

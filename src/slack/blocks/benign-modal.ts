@@ -3,7 +3,7 @@ import type { AlertRecord } from '../../core/alert.ts';
 import { callerKind } from '../../core/remediation-plan.ts';
 import type { BenignMark } from '../alert-state.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
-import { clip, code, isoTime, literal } from './text.ts';
+import { clip, code, isoTime, literal, mrkdwn } from './text.ts';
 
 /** The expiry choices of Mark benign, by option value. `undefined`: never expires. */
 const EXPIRY_OPTIONS: ReadonlyArray<{ value: string; label: string; ms: number | undefined }> = [
@@ -63,13 +63,12 @@ export function buildBenignModal(
     blocks: [
       {
         type: 'section',
-        text: {
-          type: 'mrkdwn',
-          text: clip(
+        text: mrkdwn(
+          clip(
             `Allowlist ${code(d.appId, 120)} from ${code(d.sourceIp, 60)}: later detections of this pair do not alert while the entry lasts, *on every cluster* (this one was on ${clip(literal(d.cluster?.name ?? d.cluster?.id ?? 'an unknown cluster'), 300)}).${shared}${currently}`,
             3000,
           ),
-        },
+        ),
       },
       {
         type: 'input',

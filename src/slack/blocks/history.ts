@@ -5,7 +5,17 @@ import type { AllowlistEntry } from '../../core/pair.ts';
 import { ACTION_IDS, BLOCK_IDS, COMMANDS, numberedAction } from '../ids.ts';
 import { blocksTextLength, LIMITS, TOTAL_TEXT_BUDGET } from './limits.ts';
 import { elsewhereLink } from './run-text.ts';
-import { clip, code, describeDuration, describePlace, esc, literal, mention, slackDate } from './text.ts';
+import {
+  clip,
+  code,
+  describeDuration,
+  describePlace,
+  esc,
+  literal,
+  mention,
+  mrkdwn,
+  slackDate,
+} from './text.ts';
 
 /**
  * How many messages one `/arc-history` answer may use: the command's own answer plus 4 follow-ups
@@ -61,7 +71,7 @@ function revokedBlocks(view: HistoryView): types.KnownBlock[] {
     (n) =>
       `:no_entry: *Revoked*${n.user ? ` for ${clip(literal(n.user), 200)}` : ''} through ${elsewhereLink(n)} by <@${n.by}> ${slackDate(n.at)}`,
   );
-  return [{ type: 'context', elements: [{ type: 'mrkdwn', text: clip(lines.join('\n'), 2000) }] }];
+  return [{ type: 'context', elements: [mrkdwn(clip(lines.join('\n'), 2000))] }];
 }
 
 /** Lines for allowlisted IPs with no sighting in the window, in the first message. */
@@ -163,7 +173,7 @@ function dormantBlocks(view: HistoryView): types.KnownBlock[] {
   }
   if (lines.length - 1 < dormant.length)
     lines.push(`…and ${plural(dormant.length - (lines.length - 1), 'more')}.`);
-  return [{ type: 'section', text: { type: 'mrkdwn', text: lines.join('\n') } }];
+  return [{ type: 'section', text: mrkdwn(lines.join('\n')) }];
 }
 
 export function historyLine(entry: IdentityHistoryEntry): string {
@@ -205,13 +215,12 @@ function removeButtons(view: HistoryView, start: number): { blocks: types.KnownB
       value,
       confirm: {
         title: { type: 'plain_text', text: 'Remove the allowlist entry?' },
-        text: {
-          type: 'mrkdwn',
-          text: clip(
+        text: mrkdwn(
+          clip(
             `Detections of ${literal(view.appId)} from ${code(ip, 60)} will no longer be allowlisted (within the history window they count as known).`,
             300,
           ),
-        },
+        ),
         confirm: { type: 'plain_text', text: 'Remove' },
         deny: { type: 'plain_text', text: 'Cancel' },
       },
@@ -223,10 +232,9 @@ function removeButtons(view: HistoryView, start: number): { blocks: types.KnownB
     blocks.push({
       type: 'context',
       elements: [
-        {
-          type: 'mrkdwn',
-          text: `Buttons for the ${shown.length} most recent of ${allowed.length} allowlisted IPs: after a removal, the refreshed reply offers the next.`,
-        },
+        mrkdwn(
+          `Buttons for the ${shown.length} most recent of ${allowed.length} allowlisted IPs: after a removal, the refreshed reply offers the next.`,
+        ),
       ],
     });
   }
@@ -292,7 +300,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
           LIMITS.text,
         ),
         blocks: [
-          { type: 'section', text: { type: 'mrkdwn', text: empty.text } },
+          { type: 'section', text: mrkdwn(empty.text) },
           ...revokedBlocks(view),
           ...dormant,
           ...buttons,
@@ -337,12 +345,10 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
         ? `*Source IPs of ${id} in the last ${window}*: ${plural(entries.length, 'IP')}, ${allowed.toLocaleString('en-US')} allowlisted, most recent first. Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not. Count and first seen run until ${window} pass without a sighting.${part}`
         : `*Source IPs of ${id} in the last ${window}*, continued.${part}`;
     const blocks: types.KnownBlock[] = [
-      { type: 'section', text: { type: 'mrkdwn', text: clip(head, HEAD_MAX) } },
+      { type: 'section', text: mrkdwn(clip(head, HEAD_MAX)) },
       ...(p === 0 ? revokedBlocks(view) : []),
       { type: 'divider' },
-      ...sections.map(
-        (s): types.SectionBlock => ({ type: 'section', text: { type: 'mrkdwn', text: s.join('\n') } }),
-      ),
+      ...sections.map((s): types.SectionBlock => ({ type: 'section', text: mrkdwn(s.join('\n')) })),
     ];
     if (p === 0) blocks.push(...dormant, ...buttons.blocks);
     if (p === 0 && alone && pages.length > 1) {
@@ -351,13 +357,12 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
       blocks.push({
         type: 'context',
         elements: [
-          {
-            type: 'mrkdwn',
-            text: clip(
+          mrkdwn(
+            clip(
               `List the rest with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}), or all of them at once on the service's host with ${listCommand(view.appId)}.`,
               TAIL_MAX,
             ),
-          },
+          ),
         ],
       });
     }
@@ -367,13 +372,12 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
       blocks.push({
         type: 'context',
         elements: [
-          {
-            type: 'mrkdwn',
-            text: clip(
+          mrkdwn(
+            clip(
               `…and ${plural(left, 'older IP')} not shown (one answer holds ${HISTORY_MAX_MESSAGES} messages at most). List them with \`${COMMANDS.history} ${esc(view.appId)} ${next}\` (starting at IP ${next.toLocaleString('en-US')}), or all of them at once on the service's host with ${listCommand(view.appId)}.`,
               TAIL_MAX,
             ),
-          },
+          ),
         ],
       });
     }

@@ -2,8 +2,18 @@
  * Small pure helpers for Slack text: escaping, clipping to Slack's limits, links and dates.
  * Everything that comes from a detection is untrusted and goes through `esc` and `clip`.
  */
+import type { types } from '@slack/bolt';
 import { INVISIBLE } from '../../core/app-id.ts';
 import { cutBefore } from '../../core/formats/fields.ts';
+
+/**
+ * A mrkdwn text object. `verbatim`: Slack changes nothing of the plain text in it (no web address
+ * or channel name made a link, no mention parsed from a value); formatting and the links,
+ * mentions and dates written out here (`<url|label>`, `<@U…>`, `<!date^…>`) still render.
+ */
+export function mrkdwn(text: string): types.MrkdwnElement {
+  return { type: 'mrkdwn', text, verbatim: true };
+}
 
 /** Escapes the three characters Slack's mrkdwn treats as control characters. */
 export function esc(text: string): string {
