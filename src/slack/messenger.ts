@@ -27,6 +27,9 @@ export const GONE = new Set([
   'thread_not_found',
 ]);
 
+/** How many gone messages a process remembers (a restart tries each once more). */
+const GONE_KEPT = 10_000;
+
 /** Slack refuses the bot the channel itself: another channel may still work. */
 const CHANNEL_REFUSED: ReadonlySet<string> = new Set([
   'channel_not_found',
@@ -112,6 +115,12 @@ export function createMessenger(opts: {
 }): Messenger {
   const { client, queue, problems, logger } = opts;
   const postClient = opts.postClient ?? client;
+  /** Messages Slack said are gone (`channel:ts`), most recent last: nothing more is sent to them. */
+  const goneMessages = new Set<string>();
+  const noteGone = (channel: string, ts: string) => {
+    goneMessages.add(`${channel}:${ts}`);
+    if (goneMessages.size > GONE_KEPT) goneMessages.delete(goneMessages.values().next().value!);
+  };
 
   async function deliver<T>(
     what: string,
@@ -278,6 +287,8 @@ export function createMessenger(opts: {
     async updateAlert(state, updateOpts = {}) {
       if (!state.ts) return;
       const ts = state.ts;
+      // Said once: later counts and clicks of a message Slack no longer has are dropped quietly.
+      if (goneMessages.has(`${state.channel}:${ts}`)) return;
       const refresh = updateOpts.refresh === true;
       try {
         await inPlainFormIfRefused(state, 'update', (message) =>
@@ -293,6 +304,7 @@ export function createMessenger(opts: {
       } catch (err) {
         if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
           problems.messageSettled(state.alert.id);
+          noteGone(state.channel, ts);
           logger.warn(
             { alertId: state.alert.id, channel: state.channel, code: err.code },
             "the alert's Slack message is gone (deleted, or too old to edit): it is no longer updated",
@@ -318,23 +330,31 @@ export function createMessenger(opts: {
     async postThread(state, line) {
       if (!state.ts) return;
       const ts = state.ts;
-      await deliver('chat.postMessage (thread)', state.channel, true, () =>
-        postClient.chat.postMessage({
-          channel: state.channel,
-          thread_ts: ts,
-          text: clip(line.text, THREAD_TEXT_MAX),
-          unfurl_links: false,
-          unfurl_media: false,
-          ...(line.id
-            ? {
-                metadata: {
-                  event_type: AUDIT_LINE_EVENT,
-                  event_payload: { alert_id: state.alert.id, line_id: line.id },
-                },
-              }
-            : {}),
-        }),
-      );
+      if (goneMessages.has(`${state.channel}:${ts}`)) {
+        throw new SlackDeliveryError('message_not_found', "the alert's message is gone from Slack", true);
+      }
+      try {
+        await deliver('chat.postMessage (thread)', state.channel, true, () =>
+          postClient.chat.postMessage({
+            channel: state.channel,
+            thread_ts: ts,
+            text: clip(line.text, THREAD_TEXT_MAX),
+            unfurl_links: false,
+            unfurl_media: false,
+            ...(line.id
+              ? {
+                  metadata: {
+                    event_type: AUDIT_LINE_EVENT,
+                    event_payload: { alert_id: state.alert.id, line_id: line.id },
+                  },
+                }
+              : {}),
+          }),
+        );
+      } catch (err) {
+        if (err instanceof SlackDeliveryError && GONE.has(err.code)) noteGone(state.channel, ts);
+        throw err;
+      }
     },
 
     async findThreadLine(state, line) {

@@ -360,6 +360,15 @@ describe('posting alerts', () => {
       expect(told.map((l) => l.msg)).toEqual([
         "the alert's Slack message is gone (deleted, or too old to edit): it is no longer updated",
       ]);
+      // Said once: the next count sends nothing, and says nothing more.
+      const logged = h.logs.length;
+      await h.chat.sink.repeat(ref, alert, {
+        alertId: alert.id,
+        count: 3,
+        lastSeen: alert.detectedAt + 120_000,
+      });
+      expect(h.fake.callsOf('chat.update')).toHaveLength(1);
+      expect(h.logs.slice(logged).join('')).not.toContain('"level":40');
     },
   );
 
