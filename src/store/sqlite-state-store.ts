@@ -1,3 +1,5 @@
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { StatementSync } from 'node:sqlite';
 import type { StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
@@ -25,6 +27,30 @@ export interface SqliteStateStoreOptions {
   fileCheckMs?: number;
   /** How long a call goes on trying while another process holds the write lock, in ms. Default 5000. */
   busyWaitMs?: number;
+  /** Free space on the file's disk under which `/readyz` warns, in bytes. Default 64 MiB. */
+  lowDiskBytes?: number;
+}
+
+const LOW_DISK_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A warning when the disk that holds `path` has less than `below` bytes free: a full disk refuses
+ * every ingest write, while the store may still pass a small write into space it holds already.
+ */
+function diskWarnings(path: string, below: number): string[] {
+  if (path === ':memory:') return [];
+  let free: number;
+  try {
+    const fs = statfsSync(dirname(path));
+    free = fs.bavail * fs.bsize;
+  } catch {
+    return []; // the store's own checks say what is wrong with the directory
+  }
+  if (free >= below) return [];
+  const mb = (free / 1024 / 1024).toFixed(1);
+  return [
+    `the disk that holds the SQLite store has ${mb} MB free: once it is full, ingest answers 503 (free space, or move STORE_URL to a larger disk)`,
+  ];
 }
 
 /** How long one try waits in SQLite for another process's write lock (blocking the event loop). */
@@ -219,5 +245,6 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
     rowsByPrefix: (prefix) => adapter.rowsByPrefix(prefix),
     lost: () => adapter.lost(),
     busyRetry: { when: isSqliteBusy, forMs: options.busyWaitMs ?? BUSY_WAIT_MS },
+    warnings: () => diskWarnings(options.path, options.lowDiskBytes ?? LOW_DISK_BYTES),
   });
 }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -211,6 +211,26 @@ describe('sqlite:// state store', () => {
 });
 
 describe('SQLite store housekeeping', () => {
+  it('warns when the disk that holds the file runs low, and not before', async () => {
+    const path = join(dir, 'disk.db');
+    const { bavail, bsize } = statfsSync(dir);
+    const free = bavail * bsize;
+    // Thresholds either side of what this disk has free.
+    const low = openSqliteStateStore({ path, namespace: 'low', lowDiskBytes: free * 2 });
+    const roomy = openSqliteStateStore({ path, namespace: 'roomy', lowDiskBytes: 1024 });
+    try {
+      expect(low.warnings?.()).toEqual([
+        expect.stringMatching(
+          /^the disk that holds the SQLite store has [\d.]+ MB free: once it is full, ingest answers 503/,
+        ),
+      ]);
+      expect(roomy.warnings?.()).toEqual([]);
+    } finally {
+      await low.close();
+      await roomy.close();
+    }
+  });
+
   it('never keeps the process alive on its own (a script that forgets to close still exits)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'arc-alive-'));
     const module = join(import.meta.dirname, '../../src/store/open-state-store.ts');
