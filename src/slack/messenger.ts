@@ -30,6 +30,12 @@ export const GONE = new Set([
 /** How many gone messages a process remembers (a restart tries each once more). */
 const GONE_KEPT = 10_000;
 
+/**
+ * Of the `GONE` codes, those of a message Slack still has but will not let the bot edit (too old,
+ * not the bot's): its thread still takes replies.
+ */
+const UNEDITABLE: ReadonlySet<string> = new Set(['cant_update_message', 'edit_window_closed']);
+
 /** Slack refuses the bot the channel itself: another channel may still work. */
 const CHANNEL_REFUSED: ReadonlySet<string> = new Set([
   'channel_not_found',
@@ -115,11 +121,18 @@ export function createMessenger(opts: {
 }): Messenger {
   const { client, queue, problems, logger } = opts;
   const postClient = opts.postClient ?? client;
-  /** Messages Slack said are gone (`channel:ts`), most recent last: nothing more is sent to them. */
-  const goneMessages = new Set<string>();
-  const noteGone = (channel: string, ts: string) => {
-    goneMessages.add(`${channel}:${ts}`);
-    if (goneMessages.size > GONE_KEPT) goneMessages.delete(goneMessages.values().next().value!);
+  /**
+   * Messages Slack said are gone (`channel:ts`), most recent last: nothing more is sent to them.
+   * `true`: only its edits are refused (`UNEDITABLE`), and its thread still takes lines.
+   */
+  const goneMessages = new Map<string, boolean>();
+  const noteGone = (channel: string, ts: string, code: string) => {
+    const key = `${channel}:${ts}`;
+    // A message once gone stays so: a refused edit after that reopens no thread.
+    const threadOk = UNEDITABLE.has(code) && goneMessages.get(key) !== false;
+    goneMessages.delete(key);
+    goneMessages.set(key, threadOk);
+    if (goneMessages.size > GONE_KEPT) goneMessages.delete(goneMessages.keys().next().value!);
   };
 
   async function deliver<T>(
@@ -304,7 +317,7 @@ export function createMessenger(opts: {
       } catch (err) {
         if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
           problems.messageSettled(state.alert.id);
-          noteGone(state.channel, ts);
+          noteGone(state.channel, ts, err.code);
           logger.warn(
             { alertId: state.alert.id, channel: state.channel, code: err.code },
             "the alert's Slack message is gone (deleted, or too old to edit): it is no longer updated",
@@ -330,7 +343,7 @@ export function createMessenger(opts: {
     async postThread(state, line) {
       if (!state.ts) return;
       const ts = state.ts;
-      if (goneMessages.has(`${state.channel}:${ts}`)) {
+      if (goneMessages.get(`${state.channel}:${ts}`) === false) {
         throw new SlackDeliveryError('message_not_found', "the alert's message is gone from Slack", true);
       }
       try {
@@ -352,7 +365,7 @@ export function createMessenger(opts: {
           }),
         );
       } catch (err) {
-        if (err instanceof SlackDeliveryError && GONE.has(err.code)) noteGone(state.channel, ts);
+        if (err instanceof SlackDeliveryError && GONE.has(err.code)) noteGone(state.channel, ts, err.code);
         throw err;
       }
     },

@@ -130,3 +130,24 @@ it('the record of a run says when it started (the click) as well as when it ende
   const [record] = (await listAudit(h.store, alert.id)).filter((e) => e.action === 'revoke');
   expect(record!.detail).toMatchObject({ startedAt: state!.revoke.at, finishedAt: state!.revoke.finishedAt });
 });
+
+/**
+ * A message Slack will not let the bot edit (too old, or no longer the bot's to edit) is still
+ * there: its thread goes on taking the audit lines of what responders do on it.
+ */
+it.each(['edit_window_closed', 'cant_update_message'])(
+  'an alert whose message Slack refuses to update (%s) still gets its audit lines in the thread',
+  async (error) => {
+    h = await startHarness();
+    const { ref } = await h.chat.sink.post(alert);
+    h.fake.script('chat.update', { error });
+    await h.chat.sink.repeat(ref, alert, {
+      alertId: alert.id,
+      count: 2,
+      lastSeen: alert.detectedAt + 60_000,
+    });
+    expect(h.fake.callsOf('chat.update')).toHaveLength(1);
+    await markBenign('office VPN', '7d', 1);
+    expect(h.logs.join('')).not.toContain('its thread lines are dropped');
+  },
+);
