@@ -203,7 +203,10 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
       const known = await loadAlertState(store, alert.id);
       // Posted before (an outbox retry after a crash): never post twice.
       if (known?.ts) {
+        // Kept from a post whose state the store took after all: its lookups still update it.
+        const kept = postedUnsaved.get(alert.id);
         postedUnsaved.delete(alert.id);
+        if (kept?.lookups) followUp(alert.id, kept.lookups, known);
         return { ref: refOf(known.channel, known.ts) };
       }
       const claim = `slack-post:${alert.id}`;

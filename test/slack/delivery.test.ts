@@ -664,3 +664,49 @@ describeWithService(
     });
   },
 );
+
+describe('a post whose state the store took while reporting a failure', () => {
+  // The store wrote the alert's state but answered with an error (a reply lost after the write):
+  // the retry finds the message recorded, and the lookups still running then update it all the same.
+  it('updates the message with a lookup that arrives after the retry found the state recorded', async () => {
+    const store = await openStateStore('memory://');
+    let failOnce = true;
+    const flaky = new Proxy(store, {
+      get(target, key) {
+        const value = Reflect.get(target, key) as unknown;
+        if (typeof value !== 'function') return value;
+        if (key !== 'set') return value.bind(target);
+        return async (k: string, v: unknown, ttl?: number) => {
+          await target.set(k, v, ttl);
+          if (failOnce && k === alertStateKey(alert.id) && (v as { ts?: string }).ts) {
+            failOnce = false;
+            throw new Error('the store did not answer');
+          }
+        };
+      },
+    });
+    let arrive: (e: Enrichment) => void = () => {};
+    const enricher: Enricher = {
+      enrich: () =>
+        new Promise<Enrichment>((resolve) => {
+          arrive = resolve;
+        }),
+    };
+    const alert = sampleAlert();
+    h = await startHarness({ store: flaky, enricher, tuning: { lookupBudgetMs: 50 } });
+    await expect(h.chat.sink.post(alert)).rejects.toThrow('the store did not answer');
+    await h.chat.sink.post(alert);
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
+    expect((await loadAlertState(h.store, alert.id))?.enrichmentPending).toBe(true);
+
+    arrive({ principalDisplayName: 'late-principal-name' });
+    await vi.waitFor(
+      async () =>
+        expect(await loadAlertState(h.store, alert.id)).toMatchObject({
+          enrichment: { principalDisplayName: 'late-principal-name' },
+        }),
+      { timeout: 5000, interval: 20 },
+    );
+    expect((await loadAlertState(h.store, alert.id))?.enrichmentPending).toBeUndefined();
+  });
+});
