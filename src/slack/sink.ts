@@ -98,6 +98,12 @@ interface Lookups {
   planPending?: boolean;
 }
 
+/** A posted alert's state, and its lookups still running (none for an alert prepared before). */
+interface Posted {
+  state: SlackAlertState;
+  lookups: Lookups | undefined;
+}
+
 /**
  * The alert sink: posts each new alert once to the alert channel, and updates it for repeats.
  * Enrichment and the remediation plan (for the Revoke confirm dialog) are looked up first, but for
@@ -196,7 +202,17 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
    * the channel for it (or posting it again, without the history scope). Its lookups still running
    * are kept too: they update the message once the retry has recorded it.
    */
-  const postedUnsaved = new Map<string, { state: SlackAlertState; lookups: Lookups | undefined }>();
+  const postedUnsaved = new Map<string, Posted>();
+
+  /** Stores a posted alert's state, then lets go of what the post kept for it; its lookups follow. */
+  const record = async ({ state, lookups }: Posted, ts: string): Promise<{ ref: string }> => {
+    const alertId = state.alert.id;
+    await saveAlertState(store, state);
+    postedUnsaved.delete(alertId);
+    await store.delete(postMarkKey(alertId));
+    if (lookups) followUp(alertId, lookups, state);
+    return { ref: refOf(state.channel, ts) };
+  };
 
   return {
     async post(alert) {
@@ -209,18 +225,10 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         if (kept?.lookups) followUp(alert.id, kept.lookups, known);
         return { ref: refOf(known.channel, known.ts) };
       }
-      const claim = `slack-post:${alert.id}`;
+      // The attempt that posted it released its claim when the store failed.
       const unsaved = postedUnsaved.get(alert.id);
-      if (unsaved?.state.ts) {
-        const { state, lookups } = unsaved;
-        const ts = unsaved.state.ts;
-        await saveAlertState(store, state);
-        postedUnsaved.delete(alert.id);
-        if (lookups) followUp(alert.id, lookups, state);
-        await store.delete(postMarkKey(alert.id));
-        await store.releaseClaim(claim);
-        return { ref: refOf(state.channel, ts) };
-      }
+      if (unsaved?.state.ts) return record(unsaved, unsaved.state.ts);
+      const claim = `slack-post:${alert.id}`;
       if (!(await store.claim(claim, POST_CLAIM_TTL_MS))) {
         throw new SlackDeliveryError(
           DELIVERY_IN_PROGRESS,
@@ -271,12 +279,9 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         state.channel = where.channel;
         state.ts = where.ts;
         // Kept until the store has it: should it refuse the state, the retry records this message.
-        postedUnsaved.set(alert.id, { state, lookups: prepared.lookups });
-        await saveAlertState(store, state);
-        postedUnsaved.delete(alert.id);
-        await store.delete(markKey);
-        if (prepared.lookups) followUp(alert.id, prepared.lookups, state);
-        return { ref: refOf(where.channel, where.ts) };
+        const posted = { state, lookups: prepared.lookups };
+        postedUnsaved.set(alert.id, posted);
+        return await record(posted, where.ts);
       } catch (err) {
         const nothingPosted = err instanceof SlackDeliveryError && certainlyNotDone(err);
         if (sent && nothingPosted) await store.delete(markKey).catch(() => {});
