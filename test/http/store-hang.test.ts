@@ -8,8 +8,8 @@
  */
 import { connect, createConnection, createServer, type Server, type Socket } from 'node:net';
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
+import { expect, it, vi } from 'vitest';
+import { describeWithService, ownPostgresDatabase, throughPort, uniqueNamespace } from '../store/helpers.ts';
 import { answer, arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 
 /** A TCP proxy to `host:port` that holds every byte, both ways, while paused. */
@@ -96,11 +96,8 @@ async function appBehindProxy(
 ) {
   const target = new URL(url);
   const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
-  const through = new URL(url);
-  through.hostname = '127.0.0.1';
-  through.port = String(proxy.port);
   const t = await startTestApp({
-    env: { STORE_URL: through.href },
+    env: { STORE_URL: throughPort(url, proxy.port) },
     storeNamespace: uniqueNamespace(tag),
     storeDeadlineMs: 400,
     ...options,
@@ -208,24 +205,11 @@ describeWithService('stopping while the store hangs (Redis)', 'TEST_REDIS_URL', 
 
 describeWithService('readiness while a lock holds ingest (PostgreSQL)', 'TEST_POSTGRES_URL', (url) => {
   // A database of the test's own: the lock would hold every other test sharing the server's.
-  const db = `arc_lock_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  let dbUrl = '';
-  let admin: pg.Pool;
-  beforeAll(async () => {
-    const u = new URL(url);
-    u.pathname = `/${db}`;
-    dbUrl = u.toString();
-    admin = new pg.Pool({ connectionString: url, max: 1 });
-    await admin.query(`CREATE DATABASE ${db}`);
-  });
-  afterAll(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-    await admin.end();
-  });
+  const own = ownPostgresDatabase(url, 'lock');
 
   it('readyz answers 503 while ingest waits past its deadline for a locked table, though SELECT 1 and the claims answer, and 200 once the lock goes', async () => {
-    const t = await startTestApp({ env: { STORE_URL: dbUrl }, storeDeadlineMs: 400 });
-    const locker = new pg.Client({ connectionString: dbUrl });
+    const t = await startTestApp({ env: { STORE_URL: own.url }, storeDeadlineMs: 400 });
+    const locker = new pg.Client({ connectionString: own.url });
     await locker.connect();
     try {
       expect((await postIngest(t.url, arcRecord({ appId: freshAppId() }))).status).toBe(200);

@@ -9,44 +9,33 @@
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { describeWithService } from '../store/helpers.ts';
+import { describeWithService, ownPostgresDatabase } from '../store/helpers.ts';
 import { answer, arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 
 describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL', (url) => {
-  const db = `arc_ro_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  /** The test's own database on that server (read when the suite runs: `url` is empty when it is skipped). */
-  let dbUrl = '';
-  let admin: pg.Pool;
+  const own = ownPostgresDatabase(url, 'ro');
   /**
    * Sets the database read-only or not, for the connections opened from then on. `endOpen`: the
    * running service's open connections are ended too, so that its next ones follow (only while a
    * service runs: ending a connection whose pool is closing would be an error of the test's own).
    */
   const readOnly = async (on: boolean, endOpen = false) => {
-    await admin.query(`ALTER DATABASE ${db} SET default_transaction_read_only = ${on ? 'on' : 'off'}`);
+    await own.admin.query(
+      `ALTER DATABASE ${own.name} SET default_transaction_read_only = ${on ? 'on' : 'off'}`,
+    );
     if (endOpen) {
-      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [db]);
+      await own.admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
+        own.name,
+      ]);
     }
   };
 
-  beforeAll(async () => {
-    const u = new URL(url);
-    u.pathname = `/${db}`;
-    dbUrl = u.toString();
-    admin = new pg.Pool({ connectionString: url, max: 1 });
-    await admin.query(`CREATE DATABASE ${db}`);
-  });
-  afterAll(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-    await admin.end();
-  });
-
   it('readyz answers 503 naming the refused write while the database is read-only, and 200 once it is not', async () => {
-    const t = await startTestApp({ env: { STORE_URL: dbUrl } });
+    const t = await startTestApp({ env: { STORE_URL: own.url } });
     try {
       expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
       await readOnly(true, true);
@@ -91,14 +80,14 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
   it('the start stops with the reason when the store opens but takes no write (a role that may only read)', async () => {
     const role = `arc_reader_${process.pid}`;
     // The tables exist (an earlier start made them); the role may create in the schema and read them.
-    const first = await startTestApp({ env: { STORE_URL: dbUrl } });
+    const first = await startTestApp({ env: { STORE_URL: own.url } });
     await first.close();
-    const owner = new pg.Pool({ connectionString: dbUrl, max: 1 });
-    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'reader-secret'`);
+    const owner = new pg.Pool({ connectionString: own.url, max: 1 });
+    await own.admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'reader-secret'`);
     try {
       await owner.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${role}`);
       await owner.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
-      const asReader = new URL(dbUrl);
+      const asReader = new URL(own.url);
       asReader.username = role;
       asReader.password = 'reader-secret';
       const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STORE_URL: asReader.toString() });
@@ -109,21 +98,21 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
       await owner.query(`REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ${role}`);
       await owner.query(`REVOKE ALL ON SCHEMA public FROM ${role}`);
       await owner.end();
-      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await own.admin.query(`DROP ROLE IF EXISTS ${role}`);
     }
   });
 
   it('the start stops with the reason when a lock held by another session keeps the store from answering', async () => {
     // The tables exist (an earlier start made them); another session (a migration, a VACUUM FULL,
     // a transaction left open) holds a lock on the values table.
-    const first = await startTestApp({ env: { STORE_URL: dbUrl } });
+    const first = await startTestApp({ env: { STORE_URL: own.url } });
     await first.close();
-    const locker = new pg.Client({ connectionString: dbUrl });
+    const locker = new pg.Client({ connectionString: own.url });
     await locker.connect();
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE public.keyv IN ACCESS EXCLUSIVE MODE');
-      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STORE_URL: dbUrl });
+      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STORE_URL: own.url });
       const started = Date.now();
       await expect(
         createApp({ config, logger: createLogger({ level: 'silent' }), storeDeadlineMs: 1500 }),
@@ -140,7 +129,7 @@ describeWithService('a PostgreSQL store that refuses writes', 'TEST_POSTGRES_URL
     // stopped by the write probe after opening.)
     await readOnly(true);
     try {
-      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STORE_URL: dbUrl });
+      const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', STORE_URL: own.url });
       await expect(createApp({ config, logger: createLogger({ level: 'silent' }) })).rejects.toThrow(
         /read-only transaction/,
       );

@@ -575,10 +575,53 @@ describe('posting alerts', () => {
   });
 });
 
+/** An enricher whose answer comes when the test calls `arrive`. */
+function heldEnricher(): { enricher: Enricher; arrive: (e: Enrichment) => void } {
+  const held = { enricher: {} as Enricher, arrive: (_e: Enrichment) => {} };
+  held.enricher = {
+    enrich: () =>
+      new Promise<Enrichment>((resolve) => {
+        held.arrive = resolve;
+      }),
+  };
+  return held;
+}
+
+/** Waits until the late enrichment is in the alert's state, and the state no longer waits for it. */
+async function expectLateEnrichment(alertId: string): Promise<void> {
+  await vi.waitFor(
+    async () =>
+      expect(await loadAlertState(h.store, alertId)).toMatchObject({
+        enrichment: { principalDisplayName: 'late-principal-name' },
+      }),
+    { timeout: 5000, interval: 20 },
+  );
+  expect((await loadAlertState(h.store, alertId))?.enrichmentPending).toBeUndefined();
+}
+
 describeWithService(
   'a post Slack answered whose state the store refused (Redis)',
   'TEST_REDIS_URL',
   (url) => {
+    /**
+     * Posts `alert` while the store stops taking writes: Slack's answer comes a moment late, and the
+     * store refuses from then on (the post fails as unreachable); then the store takes writes again.
+     */
+    const postWhileStoreRefuses = async (
+      redis: Awaited<ReturnType<typeof redisTestUser>>,
+      alert: ReturnType<typeof sampleAlert>,
+    ) => {
+      h.fake.script('chat.postMessage', { delayMs: 300 });
+      const first = h.chat.sink.post(alert).catch((e: unknown) => e);
+      await vi.waitFor(() => expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1), {
+        timeout: 5000,
+        interval: 10,
+      });
+      await redis.setRules('resetkeys', '%R~*');
+      expect(await first).toMatchObject({ code: 'STORE_UNREACHABLE' });
+      await redis.allowAll();
+    };
+
     // Slack took the alert and answered, and the store then refused to record it (a Redis that went
     // read-only, out of memory or away for a moment): the outbox's retry records that message. It
     // neither posts it again nor waits for its hold to lapse to search the channel for it.
@@ -588,16 +631,7 @@ describeWithService(
       h = await startHarness({ store: await openStateStore(redis.url, { namespace }) });
       try {
         const alert = sampleAlert();
-        // The answer comes a moment late; the store takes no write from then on.
-        h.fake.script('chat.postMessage', { delayMs: 300 });
-        const first = h.chat.sink.post(alert).catch((e: unknown) => e);
-        await vi.waitFor(() => expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1), {
-          timeout: 5000,
-          interval: 10,
-        });
-        await redis.setRules('resetkeys', '%R~*');
-        expect(await first).toMatchObject({ code: 'STORE_UNREACHABLE' });
-        await redis.allowAll();
+        await postWhileStoreRefuses(redis, alert);
 
         const { ref } = await h.chat.sink.post(alert);
         expect(ref).toBe(`${CHANNEL}:1700000000.000001`);
@@ -616,41 +650,20 @@ describeWithService(
     it('updates the message with a lookup that arrives after the retry recorded it', async () => {
       const namespace = uniqueNamespace('sink-unsaved-late');
       const redis = await redisTestUser(url, 'sink', namespace);
-      let arrive: (e: Enrichment) => void = () => {};
-      const enricher: Enricher = {
-        enrich: () =>
-          new Promise<Enrichment>((resolve) => {
-            arrive = resolve;
-          }),
-      };
+      const held = heldEnricher();
       h = await startHarness({
         store: await openStateStore(redis.url, { namespace }),
-        enricher,
+        enricher: held.enricher,
         tuning: { lookupBudgetMs: 50 },
       });
       try {
         const alert = sampleAlert();
-        h.fake.script('chat.postMessage', { delayMs: 300 });
-        const first = h.chat.sink.post(alert).catch((e: unknown) => e);
-        await vi.waitFor(() => expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1), {
-          timeout: 5000,
-          interval: 10,
-        });
-        await redis.setRules('resetkeys', '%R~*');
-        expect(await first).toMatchObject({ code: 'STORE_UNREACHABLE' });
-        await redis.allowAll();
+        await postWhileStoreRefuses(redis, alert);
         await h.chat.sink.post(alert);
         expect((await loadAlertState(h.store, alert.id))?.enrichmentPending).toBe(true);
 
-        arrive({ principalDisplayName: 'late-principal-name' });
-        await vi.waitFor(
-          async () =>
-            expect(await loadAlertState(h.store, alert.id)).toMatchObject({
-              enrichment: { principalDisplayName: 'late-principal-name' },
-            }),
-          { timeout: 5000, interval: 20 },
-        );
-        expect((await loadAlertState(h.store, alert.id))?.enrichmentPending).toBeUndefined();
+        held.arrive({ principalDisplayName: 'late-principal-name' });
+        await expectLateEnrichment(alert.id);
         expect(
           h.fake
             .callsOf('chat.update')
@@ -685,28 +698,15 @@ describe('a post whose state the store took while reporting a failure', () => {
         };
       },
     });
-    let arrive: (e: Enrichment) => void = () => {};
-    const enricher: Enricher = {
-      enrich: () =>
-        new Promise<Enrichment>((resolve) => {
-          arrive = resolve;
-        }),
-    };
+    const held = heldEnricher();
     const alert = sampleAlert();
-    h = await startHarness({ store: flaky, enricher, tuning: { lookupBudgetMs: 50 } });
+    h = await startHarness({ store: flaky, enricher: held.enricher, tuning: { lookupBudgetMs: 50 } });
     await expect(h.chat.sink.post(alert)).rejects.toThrow('the store did not answer');
     await h.chat.sink.post(alert);
     expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
     expect((await loadAlertState(h.store, alert.id))?.enrichmentPending).toBe(true);
 
-    arrive({ principalDisplayName: 'late-principal-name' });
-    await vi.waitFor(
-      async () =>
-        expect(await loadAlertState(h.store, alert.id)).toMatchObject({
-          enrichment: { principalDisplayName: 'late-principal-name' },
-        }),
-      { timeout: 5000, interval: 20 },
-    );
-    expect((await loadAlertState(h.store, alert.id))?.enrichmentPending).toBeUndefined();
+    held.arrive({ principalDisplayName: 'late-principal-name' });
+    await expectLateEnrichment(alert.id);
   });
 });

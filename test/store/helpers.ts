@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { StateStore } from '../../src/core/ports.ts';
 
 /**
@@ -158,6 +159,57 @@ export async function redisTestUser(url: string, tag: string, namespace: string)
 }
 
 /**
+ * A database of the suite's own on the PostgreSQL server of `url` (a lock or a read-only setting
+ * there holds no other suite), created before its tests and dropped after them. `url`: the
+ * database's; `admin`: a pool on the server's own database. Both are set once the suite runs.
+ */
+export function ownPostgresDatabase(url: string, tag: string) {
+  const own = {
+    name: `arc_${tag}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`,
+    url: '',
+    admin: undefined as unknown as pg.Pool,
+  };
+  beforeAll(async () => {
+    const u = new URL(url);
+    u.pathname = `/${own.name}`;
+    own.url = u.toString();
+    own.admin = new pg.Pool({ connectionString: url, max: 1 });
+    await own.admin.query(`CREATE DATABASE ${own.name}`);
+  });
+  afterAll(async () => {
+    await own.admin.query(`DROP DATABASE IF EXISTS ${own.name} WITH (FORCE)`);
+    await own.admin.end();
+  });
+  return own;
+}
+
+/** `url` with its host and port replaced by a local proxy's: its user, password and database kept. */
+export function throughPort(url: URL | string, port: number): string {
+  const through = new URL(url);
+  through.hostname = '127.0.0.1';
+  through.port = String(port);
+  return through.toString();
+}
+
+/**
+ * Freezes the connections `store` has open (through `proxy`), then expects its next call to fail
+ * as unreachable (`failure` says more of it) within 5 s rather than hang, and a later call to be
+ * answered over a new connection.
+ */
+export async function expectRecoversFromFrozenConnection(
+  store: StateStore,
+  proxy: { freeze(): void },
+  failure: Record<string, unknown> = {},
+): Promise<void> {
+  await store.set('before', 1);
+  proxy.freeze();
+  const started = performance.now();
+  await expect(store.get('before')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE', ...failure });
+  expect(performance.now() - started).toBeLessThan(5000);
+  await vi.waitFor(async () => expect(await store.get('before')).toBe(1), { timeout: 5000, interval: 100 });
+}
+
+/**
  * A TCP proxy to the server of `target`. `freeze()`: the connections open then pass no byte any
  * more, either way, and stay open (the network lost them); connections made later pass as before.
  */
@@ -176,8 +228,11 @@ export async function freezableProxy(target: URL) {
     upstream.on('data', (chunk) => frozen.has(client) || client.write(chunk));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
   return {
-    port: (server.address() as { port: number }).port,
+    port,
+    /** `target` (its user, password and database) through the proxy. */
+    url: throughPort(target, port),
     freeze() {
       for (const s of sockets) frozen.add(s);
     },

@@ -1,7 +1,7 @@
 import KeyvPostgres from '@keyv/postgres';
 import { Keyv } from 'keyv';
 import pg from 'pg';
-import { afterAll, expect, it, vi } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { openPostgresStateStore } from '../../src/store/postgres-state-store.ts';
@@ -9,6 +9,7 @@ import { arcRecord, freshAppId } from '../support/http-app.ts';
 import {
   describeWithService,
   expectKeyvCompatible,
+  expectRecoversFromFrozenConnection,
   freezableProxy,
   raceClaimsAcrossProcesses,
   sleep,
@@ -258,30 +259,18 @@ describeWithService(
     // rather than holding the caller (and every ingest behind it) until then.
     it('fails a query that gets no answer within the query timeout, as unreachable, and answers the next one over a new connection', async () => {
       const proxy = await freezableProxy(new URL(url));
-      const through = new URL(url);
-      through.hostname = '127.0.0.1';
-      through.port = String(proxy.port);
       const namespace = uniqueNamespace('frozen');
       const store = await openPostgresStateStore({
-        url: through.toString(),
-        display: through.toString(),
+        url: proxy.url,
+        display: proxy.url,
         password: '',
         namespace,
         queryTimeoutMs: 800,
         lockTimeoutMs: 500,
       });
       try {
-        await store.set('before', 1);
-        proxy.freeze();
-        const started = performance.now();
-        await expect(store.get('before')).rejects.toMatchObject({
-          code: 'STORE_UNREACHABLE',
+        await expectRecoversFromFrozenConnection(store, proxy, {
           message: expect.stringMatching(/^The postgres store failed: Query read timeout/),
-        });
-        expect(performance.now() - started).toBeLessThan(5000);
-        await vi.waitFor(async () => expect(await store.get('before')).toBe(1), {
-          timeout: 5000,
-          interval: 100,
         });
       } finally {
         await store.close();
