@@ -46,6 +46,8 @@ export class SlackDeliveryError extends Error {
   itemOnly?: boolean;
   /** The call was not sent at all: the queue refused it while Slack's 429 back-off lasted. */
   unsent?: boolean;
+  /** A message Slack said earlier is gone: the call was not sent, and the log has said so. */
+  goneBefore?: boolean;
   constructor(code: string, message: string, retryable: boolean, fix?: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'SlackDeliveryError';

@@ -50,7 +50,7 @@ export async function auditInThread(ctx: Ctx, state: SlackAlertState, text: stri
       return;
     } catch (err) {
       if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
-        threadGone(ctx, alertId, err.code);
+        threadGone(ctx, alertId, err);
         return;
       }
       if (mayHaveGone(err)) line.uncertainSince = Date.now();
@@ -101,10 +101,14 @@ export async function sweepFollowUps(ctx: Ctx): Promise<string[]> {
   return done;
 }
 
-/** Says that an alert's thread lines are dropped: its message was deleted in Slack. */
-function threadGone(ctx: Ctx, alertId: string, code: string): void {
-  ctx.logger.warn(
-    { alertId, code },
+/**
+ * Says that an alert's thread lines are dropped: its message was deleted in Slack. Once per
+ * message: a line for a message the log already called gone is dropped at debug.
+ */
+function threadGone(ctx: Ctx, alertId: string, err: SlackDeliveryError): void {
+  (err.goneBefore ? ctx.logger.debug : ctx.logger.warn).call(
+    ctx.logger,
+    { alertId, code: err.code },
     "the alert's Slack message is gone (deleted): its thread lines are dropped; its audit records are kept",
   );
 }
@@ -142,7 +146,7 @@ async function catchUp(ctx: Ctx, state: SlackAlertState): Promise<void> {
         throw err;
       }
       gone = true;
-      threadGone(ctx, alertId, err.code);
+      threadGone(ctx, alertId, err);
     }
     await updateAlertState(ctx.store, alertId, (s) => {
       if (gone) delete s.pendingThread;

@@ -320,7 +320,9 @@ export function createMessenger(opts: {
           noteGone(state.channel, ts, err.code);
           logger.warn(
             { alertId: state.alert.id, channel: state.channel, code: err.code },
-            "the alert's Slack message is gone (deleted, or too old to edit): it is no longer updated",
+            UNEDITABLE.has(err.code)
+              ? "the alert's Slack message can no longer be edited (too old): its counts and states are no longer shown there; its thread still gets audit lines"
+              : "the alert's Slack message is gone (deleted): it is no longer updated, and its thread lines are dropped; its audit records are kept",
           );
           return;
         }
@@ -344,7 +346,13 @@ export function createMessenger(opts: {
       if (!state.ts) return;
       const ts = state.ts;
       if (goneMessages.get(`${state.channel}:${ts}`) === false) {
-        throw new SlackDeliveryError('message_not_found', "the alert's message is gone from Slack", true);
+        const gone = new SlackDeliveryError(
+          'message_not_found',
+          "the alert's message is gone from Slack",
+          true,
+        );
+        gone.goneBefore = true;
+        throw gone;
       }
       try {
         await deliver('chat.postMessage (thread)', state.channel, true, () =>

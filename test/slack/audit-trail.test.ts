@@ -3,7 +3,7 @@
  * changed (before and after) and belongs to its alert, so that `history audit <alert id>` tells
  * the whole story of that alert.
  */
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
 import { type Harness, RESPONDER, startHarness } from './harness.ts';
@@ -151,3 +151,31 @@ it.each(['edit_window_closed', 'cant_update_message'])(
     expect(h.logs.join('')).not.toContain('its thread lines are dropped');
   },
 );
+
+it('an alert whose message was deleted in Slack drops its audit lines with one warning however many come, and keeps its audit records', async () => {
+  h = await startHarness();
+  const { ref } = await h.chat.sink.post(alert);
+  h.fake.script('chat.update', { error: 'message_not_found' });
+  await h.chat.sink.repeat(ref, alert, { alertId: alert.id, count: 2, lastSeen: alert.detectedAt + 60_000 });
+  for (const [n, reason] of [
+    [1, 'office VPN'],
+    [2, 'build agent'],
+  ] as const) {
+    await h.click(ACTION_IDS.markBenign, alert.id, RESPONDER);
+    await h.fake.waitFor('the modal', () => h!.fake.callsOf('views.open').length === n);
+    const view = h.fake.callsOf('views.open')[n - 1]!.args.view as { private_metadata: string };
+    await h.submit(CALLBACK_IDS.markBenign, RESPONDER, view.private_metadata, benign(reason, '7d'));
+    await vi.waitFor(async () => expect(await listAudit(h!.store, alert.id)).toHaveLength(n));
+  }
+  expect(h.fake.callsOf('chat.postMessage').filter((c) => c.args.thread_ts)).toEqual([]);
+  const warnings = h.logs
+    .join('')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { level: number; msg: string; alertId?: string })
+    .filter((l) => l.level >= 40 && l.alertId === alert.id);
+  expect(warnings.map((l) => l.msg)).toEqual([
+    "the alert's Slack message is gone (deleted): it is no longer updated, and its thread lines are dropped; its audit records are kept",
+  ]);
+  expect((await listAudit(h.store, alert.id)).map((r) => r.action)).toEqual(['mark-benign', 'mark-benign']);
+});

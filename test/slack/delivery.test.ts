@@ -358,7 +358,9 @@ describe('posting alerts', () => {
       expect(lines.some((l) => /will be retried/.test(l.msg))).toBe(false);
       const told = lines.filter((l) => l.level >= 40 && l.alertId === alert.id);
       expect(told.map((l) => l.msg)).toEqual([
-        "the alert's Slack message is gone (deleted, or too old to edit): it is no longer updated",
+        error === 'message_not_found'
+          ? "the alert's Slack message is gone (deleted): it is no longer updated, and its thread lines are dropped; its audit records are kept"
+          : "the alert's Slack message can no longer be edited (too old): its counts and states are no longer shown there; its thread still gets audit lines",
       ]);
       // Said once: the next count sends nothing, and says nothing more.
       const logged = h.logs.length;
