@@ -1,4 +1,4 @@
-import { statfsSync } from 'node:fs';
+import { realpathSync, statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { StatementSync } from 'node:sqlite';
 import type { StateStore } from '../core/ports.ts';
@@ -33,6 +33,15 @@ export interface SqliteStateStoreOptions {
 
 const LOW_DISK_BYTES = 64 * 1024 * 1024;
 
+/** `path` with its symbolic links resolved, or as it is when it does not exist (yet). */
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 /**
  * A warning when the disk that holds `path` has less than `below` bytes free: a full disk refuses
  * every ingest write, while the store may still pass a small write into space it holds already.
@@ -41,7 +50,8 @@ function diskWarnings(path: string, below: number): string[] {
   if (path === ':memory:') return [];
   let free: number;
   try {
-    const fs = statfsSync(dirname(path));
+    // The disk of the file itself, also when `path` is a symbolic link to another disk.
+    const fs = statfsSync(dirname(realpathOr(path)));
     free = fs.bavail * fs.bsize;
   } catch {
     return []; // the store's own checks say what is wrong with the directory

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync, statfsSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -228,6 +228,34 @@ describe('SQLite store housekeeping', () => {
     } finally {
       await low.close();
       await roomy.close();
+    }
+  });
+
+  it('reads the free space of the disk that holds the file itself when its path is a symbolic link to another disk', async () => {
+    // /dev/shm is a memory disk beside the temporary directory's: a different amount free.
+    const target = mkdtempSync('/dev/shm/arc-disk-');
+    const link = join(dir, 'linked.db');
+    try {
+      symlinkSync(join(target, 'store.db'), link);
+      writeFileSync(join(target, 'store.db'), '');
+      const [linkDisk, fileDisk] = [dir, target].map((d) => {
+        const { bavail, bsize } = statfsSync(d);
+        return bavail * bsize;
+      });
+      expect(Math.abs(linkDisk! - fileDisk!)).toBeGreaterThan(1024 * 1024);
+      // Between the two: only the file's own disk says whether to warn.
+      const store = openSqliteStateStore({
+        path: link,
+        namespace: 'linked',
+        lowDiskBytes: (linkDisk! + fileDisk!) / 2,
+      });
+      try {
+        expect(store.warnings?.()).toHaveLength(fileDisk! < linkDisk! ? 1 : 0);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      rmSync(target, { recursive: true, force: true });
     }
   });
 
