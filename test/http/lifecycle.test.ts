@@ -95,6 +95,35 @@ describe('stopping with kept-alive connections', () => {
   });
 });
 
+describe('stopping under a large body', () => {
+  it('a sender still sending a large body on a kept-alive connection while the service stops reads the 503, not a broken pipe', async () => {
+    const t = await startTestApp({ stopDrainMs: 1000 });
+    const small = JSON.stringify([arcRecord({ appId: freshAppId() })]);
+    const first = await fetch(`${t.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: small,
+    });
+    expect(first.status).toBe(200);
+    await first.arrayBuffer();
+    const stopped = t.app.stop();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // 5 MiB: more than the sockets hold, still being sent when the answer comes. A string body:
+    // fetch sends it in pieces, on the connection kept alive from the first request.
+    const big = JSON.stringify([{ pad: 'x'.repeat(5 * 1024 * 1024) }]);
+    const during = await fetch(`${t.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: big,
+    });
+    expect(during.status).toBe(503);
+    expect(during.headers.get('retry-after')).toBe('5');
+    expect(((await during.json()) as { code: string }).code).toBe('shutting_down');
+    await stopped;
+    await t.close();
+  });
+});
+
 describe('npm start (node src/main.ts)', () => {
   let dir: string;
   const children: ServiceProcess[] = [];
