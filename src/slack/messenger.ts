@@ -1,9 +1,9 @@
-import type { webApi } from '@slack/bolt';
+import type { types, webApi } from '@slack/bolt';
 import type { Logger } from 'pino';
 import type { SlackAlertState, ThreadLine } from './alert-state.ts';
 import { type AlertView, buildAlertMessage, type SlackMessage } from './blocks/alert.ts';
 import { plainAlertMessage, textOnlyAlertMessage } from './blocks/alert-fallback.ts';
-import { clip } from './blocks/text.ts';
+import { clip, mrkdwn } from './blocks/text.ts';
 import {
   CONTENT_REFUSED,
   classify,
@@ -96,6 +96,19 @@ function metadataAlertId(message: unknown): unknown {
 }
 /** Longest text of a thread line (Slack's `text` limit, with room). */
 const THREAD_TEXT_MAX = 3900;
+/** Longest text of a section block: a longer thread line goes as message text alone. */
+const SECTION_TEXT_MAX = 3000;
+
+/**
+ * A thread line's message: its text in a section sent `verbatim` (Slack makes no link of a bare
+ * web address or channel name a value brings), and as the message text for notifications.
+ */
+export function threadMessage(line: ThreadLine): { text: string; blocks?: types.KnownBlock[] } {
+  const text = clip(line.text, THREAD_TEXT_MAX);
+  return text.length <= SECTION_TEXT_MAX
+    ? { text, blocks: [{ type: 'section', text: mrkdwn(text) }] }
+    : { text };
+}
 
 export function createMessenger(opts: {
   client: webApi.WebClient;
@@ -359,7 +372,7 @@ export function createMessenger(opts: {
           postClient.chat.postMessage({
             channel: state.channel,
             thread_ts: ts,
-            text: clip(line.text, THREAD_TEXT_MAX),
+            ...threadMessage(line),
             unfurl_links: false,
             unfurl_media: false,
             ...(line.id

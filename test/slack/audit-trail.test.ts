@@ -179,3 +179,13 @@ it('an alert whose message was deleted in Slack drops its audit lines with one w
   ]);
   expect((await listAudit(h.store, alert.id)).map((r) => r.action)).toEqual(['mark-benign', 'mark-benign']);
 });
+
+it('an audit line goes in a section sent verbatim, so Slack makes no link of a web address a clicker typed, and its text is the notification text', async () => {
+  h = await startHarness();
+  await h.chat.sink.post(alert);
+  await markBenign('runbook at wiki.example.com/arc and #ops-room', '7d', 1);
+  const [line] = h.fake.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+  const text = String(line!.args.text);
+  expect(text).toContain('runbook at wiki.example.com/arc and #ops-room');
+  expect(line!.args.blocks).toEqual([{ type: 'section', text: { type: 'mrkdwn', text, verbatim: true } }]);
+});

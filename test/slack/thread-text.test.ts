@@ -8,6 +8,7 @@ import type { RemediationPlan } from '../../src/core/remediation.ts';
 import { TAMPERING } from '../../src/core/remediation-plan.ts';
 import type { RevokeRun, UndoRun } from '../../src/slack/alert-state.ts';
 import { runThreadText, undoThreadText } from '../../src/slack/blocks/thread.ts';
+import { threadMessage } from '../../src/slack/messenger.ts';
 import { type Overrides, overridden } from '../support/overrides.ts';
 import { ARC } from '../support/samples.ts';
 import { DETECTED_AT, sampleRevokeSteps } from './sample-alert.ts';
@@ -277,5 +278,22 @@ describe('the thread line of an Undo', () => {
     expect(text).not.toContain('<!here>');
     expect(text).toContain('&lt;!here&gt;');
     expect(text.length).toBeLessThan(1500);
+  });
+});
+
+describe('a thread line as Slack gets it', () => {
+  it('is a verbatim section with the same text, or message text alone past a section block’s 3,000 characters', () => {
+    expect(threadMessage({ text: 'Audit: *Marked benign* by <@UALICE>', id: 'x' })).toEqual({
+      text: 'Audit: *Marked benign* by <@UALICE>',
+      blocks: [
+        {
+          type: 'section',
+          text: { type: 'mrkdwn', text: 'Audit: *Marked benign* by <@UALICE>', verbatim: true },
+        },
+      ],
+    });
+    const long = 'x'.repeat(3001);
+    expect(threadMessage({ text: long, id: 'y' })).toEqual({ text: long });
+    expect(threadMessage({ text: 'y'.repeat(3000), id: 'z' }).blocks).toHaveLength(1);
   });
 });
