@@ -6,51 +6,12 @@
  * ready for as long as ingest turns detections away, also when the store still answers its own
  * probe (a PostgreSQL table locked by another session holds the evaluation, not `SELECT 1`).
  */
-import { connect, createConnection, createServer, type Server, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import pg from 'pg';
 import { expect, it, vi } from 'vitest';
-import { describeWithService, ownPostgresDatabase, throughPort, uniqueNamespace } from '../store/helpers.ts';
+import { describeWithService, ownPostgresDatabase, uniqueNamespace } from '../store/helpers.ts';
 import { answer, arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
-
-/** A TCP proxy to `host:port` that holds every byte, both ways, while paused. */
-async function pausableProxy(host: string, port: number) {
-  let paused = false;
-  const held: Array<() => void> = [];
-  const sockets = new Set<Socket>();
-  const relay = (from: Socket, to: Socket) =>
-    from.on('data', (chunk) => {
-      if (paused) held.push(() => to.write(chunk));
-      else to.write(chunk);
-    });
-  const server: Server = createServer((client) => {
-    const upstream = createConnection({ host, port });
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    relay(client, upstream);
-    relay(upstream, client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    pause() {
-      paused = true;
-    },
-    resume() {
-      paused = false;
-      for (const send of held.splice(0)) send();
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { tcpProxy } from '../support/tcp-proxy.ts';
 
 /**
  * Sends the headers of a POST /ingest and the first bytes of its body, and keeps the connection
@@ -94,10 +55,9 @@ async function appBehindProxy(
     bodyDeadlineMs?: number;
   } = {},
 ) {
-  const target = new URL(url);
-  const proxy = await pausableProxy(target.hostname, Number(target.port || 6379));
+  const proxy = await tcpProxy(new URL(url));
   const t = await startTestApp({
-    env: { STORE_URL: throughPort(url, proxy.port) },
+    env: { STORE_URL: proxy.url },
     storeNamespace: uniqueNamespace(tag),
     storeDeadlineMs: 400,
     ...options,

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createConnection, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -183,14 +182,6 @@ export function ownPostgresDatabase(url: string, tag: string) {
   return own;
 }
 
-/** `url` with its host and port replaced by a local proxy's: its user, password and database kept. */
-export function throughPort(url: URL | string, port: number): string {
-  const through = new URL(url);
-  through.hostname = '127.0.0.1';
-  through.port = String(port);
-  return through.toString();
-}
-
 /**
  * Freezes the connections `store` has open (through `proxy`), then expects its next call to fail
  * as unreachable (`failure` says more of it) within 5 s rather than hang, and a later call to be
@@ -207,38 +198,4 @@ export async function expectRecoversFromFrozenConnection(
   await expect(store.get('before')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE', ...failure });
   expect(performance.now() - started).toBeLessThan(5000);
   await vi.waitFor(async () => expect(await store.get('before')).toBe(1), { timeout: 5000, interval: 100 });
-}
-
-/**
- * A TCP proxy to the server of `target`. `freeze()`: the connections open then pass no byte any
- * more, either way, and stay open (the network lost them); connections made later pass as before.
- */
-export async function freezableProxy(target: URL) {
-  const sockets = new Set<Socket>();
-  const frozen = new Set<Socket>();
-  const server = createServer((client) => {
-    const port = target.port || (target.protocol.startsWith('redis') ? '6379' : '5432');
-    const upstream = createConnection(Number(port), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => sockets.delete(s));
-    }
-    client.on('data', (chunk) => frozen.has(client) || upstream.write(chunk));
-    upstream.on('data', (chunk) => frozen.has(client) || client.write(chunk));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  return {
-    port,
-    /** `target` (its user, password and database) through the proxy. */
-    url: throughPort(target, port),
-    freeze() {
-      for (const s of sockets) frozen.add(s);
-    },
-    close() {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
 }

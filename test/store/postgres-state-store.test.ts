@@ -6,11 +6,11 @@ import { createEngine } from '../../src/core/engine.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { openPostgresStateStore } from '../../src/store/postgres-state-store.ts';
 import { arcRecord, freshAppId } from '../support/http-app.ts';
+import { tcpProxy } from '../support/tcp-proxy.ts';
 import {
   describeWithService,
   expectKeyvCompatible,
   expectRecoversFromFrozenConnection,
-  freezableProxy,
   raceClaimsAcrossProcesses,
   sleep,
   sorted,
@@ -258,7 +258,7 @@ describeWithService(
     // gives up on a query after its query timeout, drops that connection and goes on over new ones,
     // rather than holding the caller (and every ingest behind it) until then.
     it('fails a query that gets no answer within the query timeout, as unreachable, and answers the next one over a new connection', async () => {
-      const proxy = await freezableProxy(new URL(url));
+      const proxy = await tcpProxy(new URL(url));
       const namespace = uniqueNamespace('frozen');
       const store = await openPostgresStateStore({
         url: proxy.url,

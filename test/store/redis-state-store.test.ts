@@ -1,4 +1,3 @@
-import { connect, createServer, type Socket } from 'node:net';
 import { createClient, createKeyv } from '@keyv/redis';
 import { afterAll, expect, it, vi } from 'vitest';
 import type { Detection } from '../../src/core/detection.ts';
@@ -8,15 +7,14 @@ import { openStateStore } from '../../src/store/open-state-store.ts';
 import { parseStoreUrl } from '../../src/store/parse-store-url.ts';
 import { openRedisStateStore } from '../../src/store/redis-state-store.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
+import { tcpProxy } from '../support/tcp-proxy.ts';
 import {
   describeWithService,
   expectKeyvCompatible,
   expectRecoversFromFrozenConnection,
-  freezableProxy,
   raceClaimsAcrossProcesses,
   redisTestUser,
   sorted,
-  throughPort,
   uniqueNamespace,
 } from './helpers.ts';
 import { describeStateStoreContract } from './state-store-contract.ts';
@@ -270,7 +268,7 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
   it('answers ingest with 503 (retry), not with every event invalid, when Redis goes away mid-run', async () => {
     const proxy = await tcpProxy(new URL(url));
     const t = await startTestApp({
-      env: { STORE_URL: throughPort(url, proxy.port) },
+      env: { STORE_URL: proxy.url },
       storeNamespace: ns('outage'),
     });
     try {
@@ -289,7 +287,7 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
   });
 
   it('drops a connection that stopped answering (the network lost it) for a new one, rather than waiting for TCP to give up', async () => {
-    const proxy = await freezableProxy(new URL(url));
+    const proxy = await tcpProxy(new URL(url));
     const store = await openRedisStateStore({
       ...(parseStoreUrl(proxy.url) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 'redis' }>),
       namespace: ns('frozen'),
@@ -334,26 +332,3 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     expect(JSON.stringify(error)).not.toContain('Sup3r-Secret-Pw');
   });
 });
-
-/** A TCP relay to `target` whose `cut()` drops every connection and refuses new ones. */
-async function tcpProxy(target: URL): Promise<{ port: number; cut(): void }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port || 6379), target.hostname);
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', () => {});
-      s.on('close', () => sockets.delete(s));
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    port,
-    cut() {
-      server.close();
-      for (const s of sockets) s.destroy();
-    },
-  };
-}
