@@ -94,6 +94,16 @@ function metadataAlertId(message: unknown): unknown {
   ).metadata;
   return metadata?.event_type === ALERT_EVENT ? metadata.event_payload?.alert_id : undefined;
 }
+/** A message's update under way, and the one to send once it is done. */
+interface UpdateLane {
+  waiting?: {
+    state: SlackAlertState;
+    refresh: boolean;
+    /** The callers of every update it replaced, and its own: told how it went. */
+    settle: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+  };
+}
+
 /** Longest text of a thread line (Slack's `text` limit, with room). */
 const THREAD_TEXT_MAX = 3900;
 /** Longest text of a section block: a longer thread line goes as message text alone. */
@@ -139,6 +149,8 @@ export function createMessenger(opts: {
    * `true`: only its edits are refused (`UNEDITABLE`), and its thread still takes lines.
    */
   const goneMessages = new Map<string, boolean>();
+  /** The message updates under way (`channel:ts`), each with the newest update waiting for it. */
+  const updateLanes = new Map<string, UpdateLane>();
   const noteGone = (channel: string, ts: string, code: string) => {
     const key = `${channel}:${ts}`;
     // A message once gone stays so: a refused edit after that reopens no thread.
@@ -232,6 +244,50 @@ export function createMessenger(opts: {
     }
   }
 
+  /** Sends one update of the alert's message now (see `updateAlert`). */
+  async function updateNow(state: SlackAlertState, refresh: boolean): Promise<void> {
+    const ts = state.ts!;
+    // Said once: later counts and clicks of a message Slack no longer has are dropped quietly.
+    if (goneMessages.has(`${state.channel}:${ts}`)) return;
+    try {
+      await inPlainFormIfRefused(state, 'update', (message) =>
+        deliver(
+          'chat.update',
+          state.channel,
+          false,
+          () =>
+            client.chat.update({ channel: state.channel, ts, text: message.text, blocks: message.blocks }),
+          { failWhenLimited: refresh },
+        ),
+      );
+    } catch (err) {
+      if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
+        problems.messageSettled(state.alert.id);
+        noteGone(state.channel, ts, err.code);
+        logger.warn(
+          { alertId: state.alert.id, channel: state.channel, code: err.code },
+          UNEDITABLE.has(err.code)
+            ? "the alert's Slack message can no longer be edited (too old): its counts and states are no longer shown there; its thread still gets audit lines"
+            : "the alert's Slack message is gone (deleted): it is no longer updated, and its thread lines are dropped; its audit records are kept",
+        );
+        return;
+      }
+      // Slack limits updates apart from posts: a count that waits holds back nothing else.
+      if (refresh && err instanceof SlackDeliveryError && err.code === 'rate_limited') err.itemOnly = true;
+      // A message in a channel that is no longer the alert channel (SLACK_ALERT_CHANNEL moved),
+      // which Slack no longer lets the bot use: only that alert's updates wait, new alerts go on.
+      if (
+        err instanceof SlackDeliveryError &&
+        opts.alertChannel !== undefined &&
+        state.channel !== opts.alertChannel &&
+        CHANNEL_REFUSED.has(err.code)
+      ) {
+        err.itemOnly = true;
+      }
+      throw err;
+    }
+  }
+
   return {
     async postAlert(state) {
       let withMetadata = true;
@@ -312,47 +368,39 @@ export function createMessenger(opts: {
 
     async updateAlert(state, updateOpts = {}) {
       if (!state.ts) return;
-      const ts = state.ts;
-      // Said once: later counts and clicks of a message Slack no longer has are dropped quietly.
-      if (goneMessages.has(`${state.channel}:${ts}`)) return;
+      const key = `${state.channel}:${state.ts}`;
       const refresh = updateOpts.refresh === true;
-      try {
-        await inPlainFormIfRefused(state, 'update', (message) =>
-          deliver(
-            'chat.update',
-            state.channel,
-            false,
-            () =>
-              client.chat.update({ channel: state.channel, ts, text: message.text, blocks: message.blocks }),
-            { failWhenLimited: refresh },
-          ),
-        );
-      } catch (err) {
-        if (err instanceof SlackDeliveryError && GONE.has(err.code)) {
-          problems.messageSettled(state.alert.id);
-          noteGone(state.channel, ts, err.code);
-          logger.warn(
-            { alertId: state.alert.id, channel: state.channel, code: err.code },
-            UNEDITABLE.has(err.code)
-              ? "the alert's Slack message can no longer be edited (too old): its counts and states are no longer shown there; its thread still gets audit lines"
-              : "the alert's Slack message is gone (deleted): it is no longer updated, and its thread lines are dropped; its audit records are kept",
-          );
-          return;
-        }
-        // Slack limits updates apart from posts: a count that waits holds back nothing else.
-        if (refresh && err instanceof SlackDeliveryError && err.code === 'rate_limited') err.itemOnly = true;
-        // A message in a channel that is no longer the alert channel (SLACK_ALERT_CHANNEL moved),
-        // which Slack no longer lets the bot use: only that alert's updates wait, new alerts go on.
-        if (
-          err instanceof SlackDeliveryError &&
-          opts.alertChannel !== undefined &&
-          state.channel !== opts.alertChannel &&
-          CHANNEL_REFUSED.has(err.code)
-        ) {
-          err.itemOnly = true;
-        }
-        throw err;
+      const lane = updateLanes.get(key);
+      if (lane) {
+        // An update of this message is under way (Slack's answer, or the client's retry of it, is
+        // still to come): this one goes after it, in place of any other still waiting, so that the
+        // last to land is the newest state.
+        return new Promise<void>((resolve, reject) => {
+          const waiting = lane.waiting;
+          lane.waiting = {
+            state,
+            refresh: refresh && (waiting?.refresh ?? true),
+            settle: [...(waiting?.settle ?? []), { resolve, reject }],
+          };
+        });
       }
+      const mine: UpdateLane = {};
+      updateLanes.set(key, mine);
+      const first = updateNow(state, refresh);
+      void (async () => {
+        await first.catch(() => {});
+        for (let next = mine.waiting; next; next = mine.waiting) {
+          delete mine.waiting;
+          try {
+            await updateNow(next.state, next.refresh);
+            for (const s of next.settle) s.resolve();
+          } catch (err) {
+            for (const s of next.settle) s.reject(err);
+          }
+        }
+        updateLanes.delete(key);
+      })();
+      return first;
     },
 
     async postThread(state, line) {

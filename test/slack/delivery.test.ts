@@ -551,6 +551,49 @@ describe('posting alerts', () => {
     expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
   });
 
+  it("an update the client re-sends after Slack's 500 still lands before a newer one of the same message", async () => {
+    // Web API retries on, as in production: the first update's retry comes 0.5-1 s later.
+    h = await startHarness({ tuning: { webApiRetries: 2 } });
+    const alert = sampleAlert();
+    const { ref } = await h.chat.sink.post(alert);
+    h.fake.script('chat.update', { status: 500 });
+    const older = h.chat.sink.repeat(ref, alert, {
+      alertId: alert.id,
+      count: 2,
+      lastSeen: alert.detectedAt + 60_000,
+    });
+    await h.fake.waitFor('the first update', () => h!.fake.callsOf('chat.update').length === 1);
+    const newer = h.chat.sink.repeat(ref, alert, {
+      alertId: alert.id,
+      count: 3,
+      lastSeen: alert.detectedAt + 120_000,
+    });
+    await Promise.all([older, newer]);
+    const updates = h.fake
+      .callsOf('chat.update')
+      .map((c) => /Seen (\d+) times/.exec(blocksText(c.args))?.[1]);
+    expect(updates).toEqual(['2', '2', '3']);
+  });
+
+  it('sends only the newest of the updates that waited for one under way, and tells each caller', async () => {
+    h = await startHarness();
+    const alert = sampleAlert();
+    const { ref } = await h.chat.sink.post(alert);
+    h.fake.script('chat.update', { delayMs: 300 });
+    const calls = [2, 3, 4].map((count) =>
+      h!.chat.sink.repeat(ref, alert, {
+        alertId: alert.id,
+        count,
+        lastSeen: alert.detectedAt + count * 60_000,
+      }),
+    );
+    await Promise.all(calls);
+    const updates = h.fake
+      .callsOf('chat.update')
+      .map((c) => /Seen (\d+) times/.exec(blocksText(c.args))?.[1]);
+    expect(updates).toEqual(['2', '4']);
+  });
+
   it('treats server errors as retryable and not as a problem to fix', async () => {
     h = await startHarness();
     h.fake.script('chat.postMessage', { status: 500 });
