@@ -101,25 +101,15 @@ const httpsUrl = (name: string) =>
     message: `${name} must be an https URL`,
   });
 
-/** A GeoIP database path must name a file (what it holds is checked when it is opened). */
+/** A GeoIP database path must name a readable MaxMind DB file (the database is checked when it opens). */
 const databaseFile = (name: string) => (v: string | undefined, ctx: z.RefinementCtx) => {
   const path = v?.trim();
   if (!path) return;
-  let isFile = false;
-  try {
-    isFile = statSync(path).isFile();
-  } catch {
-    // no such file, or not readable: said below
-  }
-  if (!isFile) {
+  const problem = databaseFileProblem(path);
+  if (problem) {
     ctx.addIssue({
       code: 'custom',
-      message: `${name} must be the path of a GeoIP database file (MaxMind DB format); there is no file at ${JSON.stringify(path.slice(0, 200))}`,
-    });
-  } else if (!hasMaxMindMetadata(path)) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `${name} must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(path.slice(0, 200))} is another kind of file`,
+      message: `${name} must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(path.slice(0, 200))} ${problem}`,
     });
   }
 };
@@ -127,18 +117,26 @@ const databaseFile = (name: string) => (v: string | undefined, ctx: z.Refinement
 /** The marker before a MaxMind DB file's metadata, which lies within its last 128 KiB. */
 const MAXMIND_MARKER = Buffer.from('\xab\xcd\xefMaxMind.com', 'latin1');
 
-/** Whether the file holds MaxMind DB metadata (the database itself is checked when it opens). */
-function hasMaxMindMetadata(path: string): boolean {
+/** What keeps `path` from being read as a MaxMind DB file, or undefined: its metadata is there. */
+function databaseFileProblem(path: string): string | undefined {
   let fd: number | undefined;
   try {
+    const stat = statSync(path);
+    if (stat.isDirectory()) return 'is a directory';
+    if (!stat.isFile()) return 'is not a regular file';
     fd = openSync(path, 'r');
     const size = fstatSync(fd).size;
     const length = Math.min(size, 128 * 1024);
     const tail = Buffer.alloc(length);
     readSync(fd, tail, 0, length, size - length);
-    return tail.lastIndexOf(MAXMIND_MARKER) !== -1;
-  } catch {
-    return false;
+    return tail.lastIndexOf(MAXMIND_MARKER) === -1 ? 'is another kind of file' : undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'does not exist';
+    if (code === 'EACCES' || code === 'EPERM') {
+      return "cannot be read by the service's user (permission denied): give it read access";
+    }
+    return `cannot be read (${code ?? (err as Error).message})`;
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

@@ -1,9 +1,12 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, listenUrl, loadConfig } from '../../src/config.ts';
 import { writeMmdb } from '../support/mmdb.ts';
+
+const CONFIG_MODULE = path.resolve(import.meta.dirname, '../../src/config.ts');
 
 describe('loadConfig', () => {
   it('starts on the embedded defaults with no configuration at all', () => {
@@ -203,6 +206,44 @@ describe('loadConfig', () => {
       expect(message).toContain('LOG_LEVEL');
       expect(message).toMatch(
         /GEOIP_ASN_DB must be the path of a GeoIP database file .*passwd" is another kind of file/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names a GeoIP file that the service cannot read, and a directory, for what they are', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'arc-config-'));
+    try {
+      const city = writeMmdb(path.join(dir, 'city.mmdb'), 'GeoLite2-City', {});
+      chmodSync(city, 0o600);
+      chmodSync(dir, 0o755);
+      const env = { GEOIP_CITY_DB: city, GEOIP_ASN_DB: dir };
+      // Read by a user other than the file's owner (as root, whom no permission stops, a child
+      // process as `nobody`).
+      const code = `import { loadConfig } from ${JSON.stringify(CONFIG_MODULE)};
+        try { loadConfig(${JSON.stringify(env)}); } catch (err) { console.log(err.message); }`;
+      const message =
+        process.getuid?.() === 0
+          ? spawnSync(process.execPath, ['--input-type=module', '-e', code], {
+              uid: 65534,
+              gid: 65534,
+              encoding: 'utf8',
+            }).stdout
+          : (() => {
+              chmodSync(city, 0);
+              try {
+                loadConfig(env);
+                return '';
+              } catch (err) {
+                return (err as Error).message;
+              }
+            })();
+      expect(message).toContain(
+        `GEOIP_CITY_DB must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(city)} cannot be read by the service's user (permission denied): give it read access`,
+      );
+      expect(message).toContain(
+        `GEOIP_ASN_DB must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(dir)} is a directory`,
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
