@@ -1,12 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, listenUrl, loadConfig } from '../../src/config.ts';
 import { writeMmdb } from '../support/mmdb.ts';
-
-const CONFIG_MODULE = path.resolve(import.meta.dirname, '../../src/config.ts');
 
 describe('loadConfig', () => {
   it('starts on the embedded defaults with no configuration at all', () => {
@@ -219,26 +216,19 @@ describe('loadConfig', () => {
       chmodSync(city, 0o600);
       chmodSync(dir, 0o755);
       const env = { GEOIP_CITY_DB: city, GEOIP_ASN_DB: dir };
-      // Read by a user other than the file's owner (as root, whom no permission stops, a child
-      // process as `nobody`).
-      const code = `import { loadConfig } from ${JSON.stringify(CONFIG_MODULE)};
-        try { loadConfig(${JSON.stringify(env)}); } catch (err) { console.log(err.message); }`;
-      const message =
-        process.getuid?.() === 0
-          ? spawnSync(process.execPath, ['--input-type=module', '-e', code], {
-              uid: 65534,
-              gid: 65534,
-              encoding: 'utf8',
-            }).stdout
-          : (() => {
-              chmodSync(city, 0);
-              try {
-                loadConfig(env);
-                return '';
-              } catch (err) {
-                return (err as Error).message;
-              }
-            })();
+      // Read as a user other than the file's owner: as root, whom no permission stops, with the
+      // effective user `nobody` for the call.
+      const asRoot = process.getuid?.() === 0;
+      if (asRoot) process.seteuid!(65534);
+      else chmodSync(city, 0);
+      let message = '';
+      try {
+        loadConfig(env);
+      } catch (err) {
+        message = (err as Error).message;
+      } finally {
+        if (asRoot) process.seteuid!(0);
+      }
       expect(message).toContain(
         `GEOIP_CITY_DB must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(city)} cannot be read by the service's user (permission denied): give it read access`,
       );
