@@ -90,16 +90,30 @@ const duration = (name: string) =>
     return ms;
   });
 
+/**
+ * Whether a URL's authority carries user info (`user:password@`). fetch refuses such a URL on every
+ * call, with an error that repeats it (password included) into the log; the Azure call log would
+ * keep it too. Checked on the text, so that the value is never echoed back.
+ */
+const hasUserInfo = (v: string): boolean => /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]*@/i.test(v);
+
+const userInfoMessage = (name: string) =>
+  `${name} must not carry a user name or password (user:password@host): Slack and Azure are called with their own tokens, and a proxy's credentials cannot be given in this URL`;
+
 const httpUrl = (name: string) =>
-  optional.refine((v) => v === undefined || /^https?:\/\/[^/\s]+/i.test(v), {
-    message: `${name} must be an http(s) URL`,
-  });
+  optional
+    .refine((v) => v === undefined || /^https?:\/\/[^/\s]+/i.test(v), {
+      message: `${name} must be an http(s) URL`,
+    })
+    .refine((v) => v === undefined || !hasUserInfo(v), { message: userInfoMessage(name) });
 
 // The Azure SDK sends bearer tokens only over TLS, so these must be https.
 const httpsUrl = (name: string) =>
-  optional.refine((v) => v === undefined || /^https:\/\/[^/\s]+/i.test(v), {
-    message: `${name} must be an https URL`,
-  });
+  optional
+    .refine((v) => v === undefined || /^https:\/\/[^/\s]+/i.test(v), {
+      message: `${name} must be an https URL`,
+    })
+    .refine((v) => v === undefined || !hasUserInfo(v), { message: userInfoMessage(name) });
 
 /** A GeoIP database path must name a readable MaxMind DB file (the database is checked when it opens). */
 const databaseFile = (name: string) => (v: string | undefined, ctx: z.RefinementCtx) => {

@@ -64,6 +64,34 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a Slack or Azure URL that carries a user name or password, without repeating it', () => {
+    // fetch refuses such a URL on every call, and its error (with the password) would reach the log.
+    for (const [name, url] of [
+      ['SLACK_API_URL', 'http://proxy-user:pr0xy-pa55@proxy.example.com/api/'],
+      ['AZURE_ARM_ENDPOINT', 'https://u:pr0xy-pa55@management.azure.com'],
+      ['GRAPH_ENDPOINT', 'https://pr0xy-pa55@graph.microsoft.com'],
+      ['AZURE_AUTHORITY_HOST', 'https://u:pr0xy-pa55@login.microsoftonline.com/'],
+    ] as const) {
+      let error: unknown;
+      try {
+        loadConfig({
+          SLACK_BOT_TOKEN: 'xoxb-1',
+          SLACK_SIGNING_SECRET: 's',
+          SLACK_ALERT_CHANNEL: 'C0123456789',
+          [name]: url,
+        });
+      } catch (err) {
+        error = err;
+      }
+      expect(error, name).toBeInstanceOf(ConfigError);
+      const message = (error as ConfigError).message;
+      expect(message).toContain(`${name} must not carry a user name or password`);
+      expect(message).not.toContain('pr0xy-pa55');
+    }
+    // An @ in the path is no user info.
+    expect(loadConfig({ SLACK_API_URL: 'https://proxy.example.com/slack@corp/api/' }).slack).toBeUndefined();
+  });
+
   it('names every bad variable at once, with the expected form', () => {
     let error: unknown;
     try {
