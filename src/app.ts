@@ -221,7 +221,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     metrics.setChatProblemsSource(() => chat.problems().length);
     const outbox = createStoreOutbox(
       { store, sink: chat.sink, logger, metrics, ...(options.now ? { now: options.now } : {}) },
-      options.outbox,
+      { windowMs: config.historyWindowMs, ...options.outbox },
     );
     engine = await createEngine({
       store,

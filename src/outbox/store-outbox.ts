@@ -39,9 +39,17 @@ export interface OutboxOptions {
   batchSize?: number;
   /** While delivery is paused after failures, how often one item is tried. Default 15 s. */
   probeMs?: number;
-  /** How long a posted alert's chat reference is kept for repeats. Default 30 days. */
+  /**
+   * How long a posted alert's chat reference is kept after its post or its last update, for the
+   * repeats to come. Default 30 days, and at least a history window and a day (`windowMs`): a
+   * pair's next sighting may come up to a window after its last one.
+   */
   refTtlMs?: number;
+  /** The history window, epoch ms (see `refTtlMs`). */
+  windowMs?: number;
 }
+
+const DAY_MS = 24 * 3600 * 1000;
 
 /** The durable outbox: the engine's `Outbox` port plus the delivery worker and its bound. */
 export interface DurableOutbox extends Outbox {
@@ -139,7 +147,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   const inProgressRetryMs = options.inProgressRetryMs ?? 5000;
   const batchSize = options.batchSize ?? 100;
   const probeMs = Math.min(options.probeMs ?? 15_000, maxBackoffMs);
-  const refTtlMs = options.refTtlMs ?? 30 * 24 * 3600 * 1000;
+  const refTtlMs = options.refTtlMs ?? Math.max(30 * DAY_MS, (options.windowMs ?? 0) + DAY_MS);
 
   // Depth bookkeeping: the ids seen at the last worker pass plus ids this process added since.
   let knownIds = new Set<string>();
@@ -366,6 +374,11 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
         } else {
           await withTimeout(sink.repeat(ref, alert, item.repeat), deliveryTimeoutMs, 'chat update');
           metrics?.chatDeliveries.inc({ kind: 'repeat' });
+          // Kept as long again from this update: a pair in use for months keeps its message.
+          await store.setMany([
+            { key: alertRefKey(alertId), value: ref, ttlMs: refTtlMs },
+            { key: deliveredAlertKey(alertId), value: alert, ttlMs: refTtlMs },
+          ]);
           // A repeat that arrived during the call overwrote the item: leave it for the next pass.
           const after = await store.get<OutboxItem>(outboxItemKey(itemId));
           if (after?.kind === 'repeat' && after.repeat.count !== item.repeat.count) {
