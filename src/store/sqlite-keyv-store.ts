@@ -39,7 +39,7 @@ export type SqliteCheckpointMode = 'background' | 'inline';
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** Rows examined per sweep step: small enough that one step never stalls the event loop. */
-const SWEEP_STEP_ROWS = 5_000;
+export const SWEEP_STEP_ROWS = 5_000;
 /** Sweep steps per timer tick; a full pass over a large table spreads over several ticks. */
 const SWEEP_STEPS_PER_TICK = 10;
 
@@ -359,6 +359,10 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   readonly db: DatabaseSync;
 
   #table: string;
+  /** The table of the values. */
+  get table(): string {
+    return this.#table;
+  }
   #getStmt: StatementSync;
   #hasStmt: StatementSync;
   #setStmt: StatementSync;

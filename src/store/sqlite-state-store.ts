@@ -9,6 +9,7 @@ import {
   readTransaction,
   type SqliteCheckpointMode,
   SqliteKeyvStore,
+  SWEEP_STEP_ROWS,
   sweepExpiredRows,
 } from './sqlite-keyv-store.ts';
 import { StoreError } from './store-error.ts';
@@ -90,6 +91,7 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
   #ping: StatementSync;
   #timer: NodeJS.Timeout | undefined;
   #sweepCursor = '';
+  #indexCursor: IndexCursor | undefined;
 
   constructor(adapter: SqliteKeyvStore, namespace: string, sweepIntervalMs: number) {
     const { db } = adapter;
@@ -204,11 +206,67 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
   #sweepTick(): void {
     try {
       this.#sweepCursor = sweepExpiredRows(this.#adapter.db, CLAIMS_TABLE, this.#sweepCursor, 10).next;
+      this.#indexCursor = pruneIdentityIndex(this.#adapter, this.#prefix, this.#indexCursor, 10).next;
     } catch {
       // Another process holding the write lock past the busy timeout only delays the sweep;
       // the next tick carries on from the same place.
     }
   }
+}
+
+/** Where `pruneIdentityIndex` goes on from: the last row it looked at. */
+type IndexCursor = readonly [setKey: string, member: string];
+
+/**
+ * Deletes the identity index's rows (`ident:<appid>` → IP) whose pair (`pair:<appid>:<ip>`) no
+ * longer lives, in key order, a bounded step at a time (each step its own short write), so that
+ * the index of identities never listed again does not outlive their pairs. Reads find an
+ * identity's pairs by key range here, so nothing else prunes it. Pass undefined to start; returns
+ * where to go on from (undefined once it reached the end) and how many rows went.
+ */
+export function pruneIdentityIndex(
+  adapter: SqliteKeyvStore,
+  prefix: string,
+  from: IndexCursor | undefined,
+  steps: number,
+  now = Date.now(),
+): { next: IndexCursor | undefined; deleted: number } {
+  const { db } = adapter;
+  const first = `${prefix}ident:`;
+  // ';' sorts right after ':': every set key of this namespace's identities lies before it.
+  const end = `${prefix}ident;`;
+  const boundary = db.prepare(
+    `SELECT set_key, member FROM ${MEMBERS_TABLE} WHERE (set_key, member) > (?, ?) AND set_key < ?
+     ORDER BY set_key, member LIMIT 1 OFFSET ?`,
+  );
+  boundary.setReturnArrays(true);
+  const gone = `NOT EXISTS (SELECT 1 FROM ${adapter.table} v
+     WHERE v.key = ? || substr(${MEMBERS_TABLE}.set_key, ?) || ':' || ${MEMBERS_TABLE}.member
+       AND (v.expires IS NULL OR v.expires > ?))`;
+  const removeRange = db.prepare(
+    `DELETE FROM ${MEMBERS_TABLE} WHERE (set_key, member) > (?, ?) AND (set_key, member) <= (?, ?) AND ${gone}`,
+  );
+  const removeTail = db.prepare(
+    `DELETE FROM ${MEMBERS_TABLE} WHERE (set_key, member) > (?, ?) AND set_key < ? AND ${gone}`,
+  );
+  const pairPrefix = `${prefix}pair:`;
+  const appIdAt = first.length + 1;
+  let cursor: IndexCursor = from ?? [first, ''];
+  let deleted = 0;
+  for (let i = 0; i < steps; i++) {
+    const last = boundary.get(cursor[0], cursor[1], end, SWEEP_STEP_ROWS - 1) as unknown as
+      | [string, string]
+      | undefined;
+    if (last === undefined) {
+      deleted += Number(removeTail.run(cursor[0], cursor[1], end, pairPrefix, appIdAt, now).changes);
+      return { next: undefined, deleted };
+    }
+    deleted += Number(
+      removeRange.run(cursor[0], cursor[1], last[0], last[1], pairPrefix, appIdAt, now).changes,
+    );
+    cursor = last;
+  }
+  return { next: cursor, deleted };
 }
 
 /**

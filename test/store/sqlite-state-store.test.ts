@@ -6,8 +6,8 @@ import { DatabaseSync } from 'node:sqlite';
 import { Keyv } from 'keyv';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openStateStore } from '../../src/store/open-state-store.ts';
-import { SqliteKeyvStore } from '../../src/store/sqlite-keyv-store.ts';
-import { openSqliteStateStore } from '../../src/store/sqlite-state-store.ts';
+import { SqliteKeyvStore, SWEEP_STEP_ROWS } from '../../src/store/sqlite-keyv-store.ts';
+import { openSqliteStateStore, pruneIdentityIndex } from '../../src/store/sqlite-state-store.ts';
 import {
   expectKeyvCompatible,
   raceClaimsAcrossProcesses,
@@ -256,6 +256,67 @@ describe('SQLite store housekeeping', () => {
       }
     } finally {
       rmSync(target, { recursive: true, force: true });
+    }
+  });
+
+  it("drops an identity's index entries once their pairs are gone, and leaves the others and other sets alone", async () => {
+    const path = join(dir, 'index.db');
+    const store = openSqliteStateStore({ path, namespace: 'index', sweepIntervalMs: 50 });
+    const other = openSqliteStateStore({ path, namespace: 'other', sweepIntervalMs: 0 });
+    try {
+      await store.setMany([
+        { key: 'pair:a:192.0.2.1', value: { n: 1 }, ttlMs: 30 },
+        { key: 'pair:a:192.0.2.2', value: { n: 2 }, ttlMs: 60_000 },
+        { key: 'pair:b:2001:db8::1', value: { n: 3 }, ttlMs: 60_000 },
+      ]);
+      await store.addToSets([
+        ['ident:a', '192.0.2.1'],
+        ['ident:a', '192.0.2.2'],
+        ['ident:a', '192.0.2.9'], // never stored
+        ['ident:b', '2001:db8::1'],
+        ['allow:a', '192.0.2.9'],
+      ]);
+      // Another namespace's index in the same file is its own store's to prune.
+      await other.addToSets([['ident:a', '192.0.2.9']]);
+      await vi.waitFor(async () => expect(await store.members('ident:a')).toEqual(['192.0.2.2']), {
+        timeout: 5000,
+        interval: 50,
+      });
+      expect(await store.members('ident:b')).toEqual(['2001:db8::1']);
+      expect(await store.members('allow:a')).toEqual(['192.0.2.9']);
+      expect(await other.members('ident:a')).toEqual(['192.0.2.9']);
+    } finally {
+      await store.close();
+      await other.close();
+    }
+  });
+
+  it('prunes a large identity index a bounded step at a time, going on from where the last step ended', async () => {
+    const path = join(dir, 'steps.db');
+    // The tables, made by the store; the sweep is driven by hand here.
+    const store = openSqliteStateStore({ path, namespace: 'steps', sweepIntervalMs: 0 });
+    const adapter = new SqliteKeyvStore({ path, sweepIntervalMs: 0 });
+    try {
+      const ips = Array.from({ length: 2 * SWEEP_STEP_ROWS + 10 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+      const kept = ips.filter((_, i) => i % 1000 === 0);
+      await store.setMany(kept.map((ip) => ({ key: `pair:c:${ip}`, value: 1, ttlMs: 60_000 })));
+      await store.addToSets(ips.map((ip) => ['ident:c', ip] as const));
+      const one = pruneIdentityIndex(adapter, 'steps:', undefined, 1);
+      expect(one.next).toBeDefined();
+      expect(one.deleted).toBeGreaterThan(SWEEP_STEP_ROWS - 10);
+      let next = one.next;
+      let deleted = one.deleted;
+      for (let i = 0; next !== undefined && i < 5; i++) {
+        const step = pruneIdentityIndex(adapter, 'steps:', next, 1);
+        next = step.next;
+        deleted += step.deleted;
+      }
+      expect(next).toBeUndefined();
+      expect(deleted).toBe(ips.length - kept.length);
+      expect((await store.members('ident:c')).sort()).toEqual([...kept].sort());
+    } finally {
+      await adapter.disconnect();
+      await store.close();
     }
   });
 
