@@ -5,6 +5,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
 import { escapeLike } from './escape-like.ts';
+import { type Sweeper, startSweeper } from './sweeper.ts';
 
 /** Where the embedded history lives when nothing else is configured. */
 const DEFAULT_SQLITE_PATH = './data/arc-responder.db';
@@ -19,6 +20,8 @@ export interface SqliteKeyvStoreOptions {
   busyTimeoutMs?: number;
   /** How often expired rows are swept, in ms; 0 turns the timer off. Default 60000. */
   sweepIntervalMs?: number;
+  /** How soon a sweep follows one that found many expired rows, in ms. Default 5000. */
+  sweepCatchUpMs?: number;
   /**
    * Who copies the write-ahead log back into the database file. `background` (the default for a
    * file): a worker thread with its own connection, so that no write on the event loop ever waits
@@ -38,10 +41,15 @@ export type SqliteCheckpointMode = 'background' | 'inline';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-/** Rows examined per sweep step: small enough that one step never stalls the event loop. */
-export const SWEEP_STEP_ROWS = 5_000;
-/** Sweep steps per timer tick; a full pass over a large table spreads over several ticks. */
-const SWEEP_STEPS_PER_TICK = 10;
+/**
+ * Rows examined per sweep step: small enough that a step holds the event loop for tens of
+ * milliseconds at most (deleting is the costly part).
+ */
+export const SWEEP_STEP_ROWS = 2_000;
+/** Sweep steps per timer tick, each in its own turn of the event loop. */
+export const SWEEP_STEPS_PER_TICK = 25;
+/** How soon a sweep tick follows one that found many expired rows. */
+export const SWEEP_CATCH_UP_MS = 5000;
 
 /** SQLite's own default of `wal_autocheckpoint`, restored when the background checkpointer fails. */
 const INLINE_CHECKPOINT_PAGES = 1000;
@@ -368,7 +376,7 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   #setStmt: StatementSync;
   #deleteStmt: StatementSync;
   #rangeStmt: StatementSync;
-  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweeper: Sweeper | undefined;
   #sweepCursor = '';
   #checkpointer: BackgroundCheckpointer | undefined;
   #closing: Promise<void> | undefined;
@@ -415,9 +423,17 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     }
     const interval = options.sweepIntervalMs ?? 60_000;
     if (interval > 0) {
-      this.#sweepTimer = setInterval(() => this.#sweepTick(), interval);
-      // The sweep is housekeeping: it must never keep the process alive on its own.
-      this.#sweepTimer.unref();
+      this.#sweeper = startSweeper(() => this.#sweepStep(), {
+        intervalMs: interval,
+        stepsPerTick: SWEEP_STEPS_PER_TICK,
+        stepRows: SWEEP_STEP_ROWS,
+        catchUpMs: options.sweepCatchUpMs ?? SWEEP_CATCH_UP_MS,
+        // A busy database only delays the sweep to the next tick. Reported through Keyv's error
+        // event, never by throwing from a timer (an 'error' event without listener would throw).
+        onError: (error) => {
+          if (this.listenerCount('error') > 0) this.emit('error', error);
+        },
+      });
     }
     if (path !== ':memory:') this.#watchFile(path, options.fileCheckMs ?? FILE_CHECK_MS);
   }
@@ -576,8 +592,8 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
    */
   disconnect(): Promise<void> {
     this.#closing ??= (async () => {
-      clearInterval(this.#sweepTimer);
-      this.#sweepTimer = undefined;
+      this.#sweeper?.stop();
+      this.#sweeper = undefined;
       clearInterval(this.#fileTimer);
       this.#fileTimer = undefined;
       await this.#checkpointer?.stop();
@@ -621,15 +637,10 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     }
   }
 
-  #sweepTick(): void {
-    try {
-      const step = sweepExpiredRows(this.db, this.#table, this.#sweepCursor, SWEEP_STEPS_PER_TICK);
-      this.#sweepCursor = step.next;
-    } catch (error) {
-      // A busy database only delays the sweep to the next tick. Report it through Keyv's error
-      // event, never by throwing from a timer (an 'error' event without listener would throw).
-      if (this.listenerCount('error') > 0) this.emit('error', error);
-    }
+  #sweepStep(): { done: boolean; deleted: number } {
+    const step = sweepExpiredRows(this.db, this.#table, this.#sweepCursor, 1);
+    this.#sweepCursor = step.next;
+    return { done: step.next === '', deleted: step.deleted };
   }
 }
 

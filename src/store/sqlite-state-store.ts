@@ -9,10 +9,13 @@ import {
   readTransaction,
   type SqliteCheckpointMode,
   SqliteKeyvStore,
+  SWEEP_CATCH_UP_MS,
   SWEEP_STEP_ROWS,
+  SWEEP_STEPS_PER_TICK,
   sweepExpiredRows,
 } from './sqlite-keyv-store.ts';
 import { StoreError } from './store-error.ts';
+import { type Sweeper, startSweeper } from './sweeper.ts';
 
 /** Options of `openSqliteStateStore`. */
 export interface SqliteStateStoreOptions {
@@ -22,6 +25,8 @@ export interface SqliteStateStoreOptions {
   namespace: string;
   /** How often expired values and claims are swept, in ms; 0 turns it off. Default 60000. */
   sweepIntervalMs?: number;
+  /** How soon a sweep follows one that found many expired rows, in ms. Default 5000. */
+  sweepCatchUpMs?: number;
   /** WAL checkpoints on a worker thread (`background`, the default) or inside commits (`inline`). */
   checkpoint?: SqliteCheckpointMode;
   /** How often the file is checked to be the one opened, in ms. Default 2000. */
@@ -89,11 +94,11 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
   #remove: StatementSync;
   #list: StatementSync;
   #ping: StatementSync;
-  #timer: NodeJS.Timeout | undefined;
+  #sweepers: Sweeper[] = [];
   #sweepCursor = '';
   #indexCursor: IndexCursor | undefined;
 
-  constructor(adapter: SqliteKeyvStore, namespace: string, sweepIntervalMs: number) {
+  constructor(adapter: SqliteKeyvStore, namespace: string, sweepIntervalMs: number, sweepCatchUpMs: number) {
     const { db } = adapter;
     this.#adapter = adapter;
     this.#prefix = `${namespace}:`;
@@ -120,8 +125,27 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
     this.#list.setReturnArrays(true);
     this.#ping = db.prepare('SELECT 1');
     if (sweepIntervalMs > 0) {
-      this.#timer = setInterval(() => this.#sweepTick(), sweepIntervalMs);
-      this.#timer.unref();
+      const options = {
+        intervalMs: sweepIntervalMs,
+        stepsPerTick: SWEEP_STEPS_PER_TICK,
+        stepRows: SWEEP_STEP_ROWS,
+        catchUpMs: sweepCatchUpMs,
+        // Another process holding the write lock past the busy timeout only delays the sweep; the
+        // next tick carries on from the same place.
+        onError: () => {},
+      };
+      this.#sweepers = [
+        startSweeper(() => {
+          const step = sweepExpiredRows(db, CLAIMS_TABLE, this.#sweepCursor, 1);
+          this.#sweepCursor = step.next;
+          return { done: step.next === '', deleted: step.deleted };
+        }, options),
+        startSweeper(() => {
+          const step = pruneIdentityIndex(adapter, this.#prefix, this.#indexCursor, 1);
+          this.#indexCursor = step.next;
+          return { done: step.next === undefined, deleted: step.deleted };
+        }, options),
+      ];
     }
   }
 
@@ -199,18 +223,7 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
-  }
-
-  #sweepTick(): void {
-    try {
-      this.#sweepCursor = sweepExpiredRows(this.#adapter.db, CLAIMS_TABLE, this.#sweepCursor, 10).next;
-      this.#indexCursor = pruneIdentityIndex(this.#adapter, this.#prefix, this.#indexCursor, 10).next;
-    } catch {
-      // Another process holding the write lock past the busy timeout only delays the sweep;
-      // the next tick carries on from the same place.
-    }
+    for (const sweeper of this.#sweepers.splice(0)) sweeper.stop();
   }
 }
 
@@ -283,6 +296,7 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
       // short, and the wait goes on between tries (`busyRetry` below), with the loop free.
       busyTimeoutMs: BUSY_TIMEOUT_MS,
       sweepIntervalMs,
+      ...(options.sweepCatchUpMs !== undefined ? { sweepCatchUpMs: options.sweepCatchUpMs } : {}),
       ...(options.checkpoint ? { checkpoint: options.checkpoint } : {}),
       ...(options.fileCheckMs !== undefined ? { fileCheckMs: options.fileCheckMs } : {}),
     });
@@ -297,7 +311,12 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
   }
   let rest: SqliteClaimsAndSets;
   try {
-    rest = new SqliteClaimsAndSets(adapter, options.namespace, sweepIntervalMs);
+    rest = new SqliteClaimsAndSets(
+      adapter,
+      options.namespace,
+      sweepIntervalMs,
+      options.sweepCatchUpMs ?? SWEEP_CATCH_UP_MS,
+    );
   } catch (error) {
     void adapter.disconnect();
     throw new StoreError(
