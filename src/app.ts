@@ -157,10 +157,10 @@ export async function createApp(options: AppOptions): Promise<App> {
   const geo = config.geoip ? await openGeoLocator(config.geoip, logger) : undefined;
   let store: StateStore;
   try {
-    store = await openStateStore(
-      config.storeUrl,
-      options.storeNamespace ? { namespace: options.storeNamespace } : {},
-    );
+    store = await openStateStore(config.storeUrl, {
+      maintain: true,
+      ...(options.storeNamespace ? { namespace: options.storeNamespace } : {}),
+    });
   } catch (err) {
     geo?.close?.();
     throw err;

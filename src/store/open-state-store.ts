@@ -15,6 +15,11 @@ export interface OpenStateStoreOptions {
    * one backend. Letters, digits, `_`, `.` and `-` (no `:`). Default `arc-responder`.
    */
   namespace?: string;
+  /**
+   * The service's own store, which keeps itself in shape: on PostgreSQL, the index that the sweep
+   * of expired claims reads is built in the background when missing. Off for one-off commands.
+   */
+  maintain?: boolean;
 }
 
 /** The namespace used when none is given. */
@@ -52,7 +57,7 @@ export async function openStateStore(url: string, opts: OpenStateStoreOptions = 
     case 'redis':
       return openRedisStateStore({ ...location, namespace });
     case 'postgres':
-      return openPostgresStateStore({ ...location, namespace });
+      return openPostgresStateStore({ ...location, namespace, ...(opts.maintain ? { maintain: true } : {}) });
   }
 }
 

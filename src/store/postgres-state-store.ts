@@ -26,6 +26,8 @@ export interface PostgresStateStoreOptions {
   queryTimeoutMs?: number;
   /** How long a statement may wait for a lock another session holds, in ms. Default 20000. */
   lockTimeoutMs?: number;
+  /** Builds, in the background, the index that the sweep of expired claims reads (the service's store). */
+  maintain?: boolean;
 }
 
 /**
@@ -69,12 +71,69 @@ function statementsIn(schema: string) {
     removeMembers: `DELETE FROM ${schema}.arc_members WHERE set_key = $1 AND member = ANY($2::text[])`,
     members: `SELECT member FROM ${schema}.arc_members WHERE set_key = $1`,
     membersOfMany: `SELECT set_key, member FROM ${schema}.arc_members WHERE set_key = ANY($1::text[])`,
-    sweepClaims: `DELETE FROM ${schema}.arc_claims WHERE key LIKE $1 AND expires <= $2`,
+    // A batch at a time: found through `arc_claims_expires` (see `ensureExpiryIndex`), so that a
+    // table of hundreds of millions of claims is swept without reading it whole.
+    sweepClaims: `DELETE FROM ${schema}.arc_claims WHERE key IN (
+       SELECT key FROM ${schema}.arc_claims WHERE expires <= $2 AND key LIKE $1 LIMIT $3)`,
+    // One build at a time across replicas (a session lock, given back when its connection ends).
+    expiryIndexLock: `SELECT pg_try_advisory_lock(hashtext('arc-responder:arc_claims_expires:${schema}')) AS held`,
+    expiryIndexValid: `SELECT i.indisvalid AS valid FROM pg_index i
+       WHERE i.indexrelid = to_regclass('${schema}.arc_claims_expires')`,
+    dropExpiryIndex: `DROP INDEX CONCURRENTLY IF EXISTS ${schema}.arc_claims_expires`,
+    createExpiryIndex: `CREATE INDEX CONCURRENTLY IF NOT EXISTS arc_claims_expires ON ${schema}.arc_claims (expires)`,
     sweepValues: `DELETE FROM ${schema}.keyv WHERE key LIKE $1
        AND substring(value from '"expires":([0-9]{1,15})}$')::bigint <= $2`,
   };
 }
 type Statements = ReturnType<typeof statementsIn>;
+
+/** Expired claims deleted per statement, and statements per sweep (the next sweep goes on). */
+const SWEEP_BATCH = 10_000;
+const SWEEP_MAX_BATCHES = 100;
+
+/**
+ * Makes sure `arc_claims` has its index on `expires`, which the sweep finds expired claims by.
+ * Built CONCURRENTLY, on a connection of its own without the pool's query timeout, after the
+ * start and without holding it up: on a table that an earlier release filled, the build may take
+ * minutes, and it blocks no write meanwhile. A build cut short (`stop`, at the store's close)
+ * leaves an invalid index, which a later start drops and builds again. `done` resolves either
+ * way (a role that may not create indexes leaves the sweep reading the table, as before), and
+ * `onError` is told why it did not build.
+ */
+export function ensureExpiryIndex(
+  connectionString: string,
+  sql: Pick<Statements, 'expiryIndexLock' | 'expiryIndexValid' | 'dropExpiryIndex' | 'createExpiryIndex'>,
+  onError: (error: unknown) => void = () => {},
+): { done: Promise<void>; stop(): Promise<void> } {
+  const client = new pg.Client({ connectionString });
+  client.on('error', () => {});
+  let stopped = false;
+  const done = (async () => {
+    try {
+      await client.connect();
+      const lock = await client.query<{ held: boolean }>(sql.expiryIndexLock);
+      if (lock.rows[0]?.held !== true) return; // another process is building it
+      const { rows } = await client.query<{ valid: boolean }>(sql.expiryIndexValid);
+      if (rows[0]?.valid === true) return;
+      if (rows[0]?.valid === false) await client.query(sql.dropExpiryIndex);
+      await client.query(sql.createExpiryIndex);
+    } catch (error) {
+      if (!stopped) onError(error);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  })();
+  return {
+    done,
+    async stop() {
+      stopped = true;
+      // At once, whatever the server is doing (a build may be waiting for other transactions):
+      // the connection is cut, and the build with it.
+      client.connection.stream.destroy();
+      await done;
+    },
+  };
+}
 
 const POOL = Symbol('arc-responder pg pool');
 const DEADLOCK = '40P01';
@@ -236,9 +295,14 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
    */
   async sweepExpired(now = Date.now()): Promise<number> {
     const pattern = `${escapeLike(this.#prefix)}%`;
-    const claims = await this.#pool.query(this.#sql.sweepClaims, [pattern, now]);
+    let deleted = 0;
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+      const claims = await this.#pool.query(this.#sql.sweepClaims, [pattern, now, SWEEP_BATCH]);
+      deleted += claims.rowCount ?? 0;
+      if ((claims.rowCount ?? 0) < SWEEP_BATCH) break;
+    }
     const values = await this.#pool.query(this.#sql.sweepValues, [pattern, now]);
-    return (claims.rowCount ?? 0) + (values.rowCount ?? 0);
+    return deleted + (values.rowCount ?? 0);
   }
 
   async close(): Promise<void> {
@@ -296,11 +360,20 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
     [POOL]: pool,
   } as unknown as KeyvPostgresOptions);
   const rest = new PostgresClaimsAndSets(pool, options.namespace, options.sweepIntervalMs ?? 600_000, sql);
+  const expiryIndex = options.maintain ? ensureExpiryIndex(options.url, sql) : undefined;
   return new KeyvStateStore(
     'postgres',
     createKeyv(adapter, options.namespace),
     rest,
     `${options.namespace}:`,
-    { sharedAcrossProcesses: true, acrossNetwork: true, closeKeyv: () => pool.end(), exactHas: false },
+    {
+      sharedAcrossProcesses: true,
+      acrossNetwork: true,
+      closeKeyv: async () => {
+        await expiryIndex?.stop();
+        await pool.end();
+      },
+      exactHas: false,
+    },
   );
 }

@@ -1,7 +1,7 @@
 import KeyvPostgres from '@keyv/postgres';
 import { Keyv } from 'keyv';
 import pg from 'pg';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { openPostgresStateStore } from '../../src/store/postgres-state-store.ts';
@@ -11,6 +11,7 @@ import {
   describeWithService,
   expectKeyvCompatible,
   expectRecoversFromFrozenConnection,
+  ownPostgresDatabase,
   raceClaimsAcrossProcesses,
   sleep,
   sorted,
@@ -282,3 +283,116 @@ describeWithService(
     });
   },
 );
+
+describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', (url) => {
+  const db = ownPostgresDatabase(url, 'expiry');
+  const indexState = async (pool: pg.Pool) => {
+    const { rows } = await pool.query<{ valid: boolean }>(
+      "SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass('public.arc_claims_expires')",
+    );
+    return rows[0] === undefined ? 'missing' : rows[0].valid ? 'valid' : 'invalid';
+  };
+  const open = (maintain: boolean, sweepIntervalMs = 0) =>
+    openPostgresStateStore({
+      url: db.url,
+      display: db.url,
+      password: '',
+      namespace: 'scale',
+      sweepIntervalMs,
+      maintain,
+    });
+
+  it("the service's store builds the index its sweep reads in the background, and builds again one left invalid", async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      // A one-off command's store leaves the tables as they are.
+      await (await open(false)).close();
+      expect(await indexState(pool)).toBe('missing');
+      const store = await open(true);
+      await vi.waitFor(async () => expect(await indexState(pool)).toBe('valid'), {
+        timeout: 10_000,
+        interval: 50,
+      });
+      await store.close();
+      // A build cut short leaves an invalid index, which the planner never reads.
+      await pool.query(
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'public.arc_claims_expires'::regclass",
+      );
+      const again = await open(true);
+      await vi.waitFor(async () => expect(await indexState(pool)).toBe('valid'), {
+        timeout: 10_000,
+        interval: 50,
+      });
+      await again.close();
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('closes at once while its index build waits for a transaction another session keeps open', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const holder = await pool.connect();
+    try {
+      await pool.query('DROP INDEX IF EXISTS public.arc_claims_expires');
+      await holder.query('BEGIN');
+      // A write in progress on the table: a concurrent build waits for it to end.
+      await holder.query("INSERT INTO public.arc_claims (key, expires) VALUES ('scale:held', NULL)");
+      const store = await open(true);
+      await vi.waitFor(
+        async () => {
+          const { rows } = await pool.query<{ n: string }>(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'",
+          );
+          expect(Number(rows[0]!.n)).toBe(1);
+        },
+        { timeout: 10_000, interval: 50 },
+      );
+      const started = performance.now();
+      await store.close();
+      expect(performance.now() - started).toBeLessThan(2000);
+    } finally {
+      await holder.query('ROLLBACK');
+      holder.release();
+      await pool.end();
+    }
+  });
+
+  it('sweeps expired claims a batch at a time and keeps the live ones', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    const store = await open(true);
+    try {
+      await vi.waitFor(async () => expect(await indexState(pool)).toBe('valid'), {
+        timeout: 10_000,
+        interval: 50,
+      });
+      const past = Date.now() - 1000;
+      const future = Date.now() + 3_600_000;
+      await pool.query(
+        `INSERT INTO public.arc_claims (key, expires)
+         SELECT 'scale:old-' || n, $1::bigint FROM generate_series(1, 25000) AS n
+         UNION ALL SELECT 'scale:live-' || n, $2::bigint FROM generate_series(1, 500) AS n
+         UNION ALL SELECT 'elsewhere:old-' || n, $1::bigint FROM generate_series(1, 10) AS n`,
+        [past, future],
+      );
+      const swept = await open(false, 50);
+      const count = async (pattern: string) =>
+        Number(
+          (
+            await pool.query<{ n: string }>('SELECT count(*) AS n FROM public.arc_claims WHERE key LIKE $1', [
+              pattern,
+            ])
+          ).rows[0]!.n,
+        );
+      await vi.waitFor(async () => expect(await count('scale:old-%')).toBe(0), {
+        timeout: 10_000,
+        interval: 100,
+      });
+      expect(await count('scale:live-%')).toBe(500);
+      expect(await count('elsewhere:%')).toBe(10);
+      await swept.close();
+    } finally {
+      await store.close();
+      await pool.end();
+    }
+  });
+});
