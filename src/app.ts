@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, Server as NetServer } from 'node:net';
 import type { ChatAdapter } from './chat-adapter.ts';
@@ -8,6 +9,7 @@ import { createHistory, type History } from './core/history.ts';
 import type { StateStore } from './core/ports.ts';
 import type { Enricher, Remediator } from './core/remediation.ts';
 import { openGeoLocator } from './geoip.ts';
+import { clientErrorResponse } from './http/http-error.ts';
 import { bodyDeadlineFor, createIngestHandler } from './http/ingest-handler.ts';
 import { createLimiter } from './http/limiter.ts';
 import { createRequestListener } from './http/server.ts';
@@ -268,9 +270,13 @@ export async function createApp(options: AppOptions): Promise<App> {
       }),
     );
     server.on('clientError', (err: Error & { code?: string }, socket) => {
-      // Malformed HTTP never reaches a handler; answer 400 and close, as Node would, but log it.
+      // Malformed HTTP (or a request Node timed out) never reaches a handler: answer as Node would
+      // (400, 431 or 408), with the JSON error every other answer has, and close; log it. As Node
+      // does, nothing is written into an answer to an earlier request that has begun on this
+      // connection.
       logger.debug({ code: err.code }, 'malformed HTTP request');
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+      if (socket.writable && !inFlight?.headersSent) socket.end(clientErrorResponse(err.code, randomUUID()));
       else socket.destroy();
     });
 

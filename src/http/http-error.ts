@@ -11,6 +11,7 @@ export type HttpErrorCode =
   | 'payload_too_large'
   | 'body_timeout'
   | 'unsupported_media_type'
+  | 'headers_too_large'
   | 'overloaded'
   | 'outbox_full'
   | 'store_unavailable'
@@ -69,4 +70,34 @@ export function sendError(res: ServerResponse, err: HttpError, requestId?: strin
   const body: Record<string, unknown> = { error: err.message, code: err.code, ...err.details };
   if (requestId) body.requestId = requestId;
   sendJson(res, err.status, body, err.headers);
+}
+
+/**
+ * The raw answer to a request that Node's HTTP parser refused, which never reaches a handler: the
+ * status Node itself would send (431 for headers too large, 408 for a request that timed out,
+ * else 400), with the JSON error body of every other answer, and the connection closed.
+ */
+export function clientErrorResponse(errorCode: string | undefined, requestId: string): string {
+  let status = 400;
+  let reason = 'Bad Request';
+  let code: HttpErrorCode = 'bad_request';
+  let message = `the HTTP request could not be read (${String(errorCode ?? 'malformed').slice(0, 60)})`;
+  if (errorCode === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    reason = 'Request Header Fields Too Large';
+    code = 'headers_too_large';
+    message = 'the request headers are larger than the service accepts (16 KiB in all)';
+  } else if (errorCode === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    reason = 'Request Timeout';
+    code = 'body_timeout';
+    message =
+      'the request was not received in time (a stalled upload, or one that waited while the service was busy); retry it';
+  }
+  const body = JSON.stringify({ error: message, code, requestId });
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-request-id: ${requestId}\r\n` +
+    `connection: close\r\n\r\n${body}`
+  );
 }
