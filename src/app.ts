@@ -267,6 +267,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         // Replicas with other settings are a warning of the store they share.
         storeWatch: { check: async () => [...(await storeWatch.check()), ...replicaWatch.warnings()] },
         ingestStall: ingest.storeStall,
+        secrets: config.ingestTokens,
       }),
     );
     server.on('clientError', (err: Error & { code?: string }, socket) => {

@@ -26,6 +26,11 @@ export interface ServerDeps {
   storeWatch?: StoreWatch;
   /** How long ingest has waited for the store past its deadline (it turns requests away), else 0. */
   ingestStall?: () => number;
+  /**
+   * Secrets a sender may put into a mistyped URL (the ingest tokens: `/ingest&token=…`): masked,
+   * as sent and percent-encoded, wherever a request's path goes into the log.
+   */
+  secrets?: readonly string[];
 }
 
 /** A valid incoming `x-request-id` is kept so a call can be followed across services. */
@@ -193,6 +198,13 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
   ]);
 
   const refusals = createRefusalLog(logger);
+  const secretForms = [
+    ...new Set((deps.secrets ?? []).filter((x) => x !== '').flatMap((x) => [x, encodeURIComponent(x)])),
+  ].sort((a, b) => b.length - a.length);
+  const redact = (text: string): string => {
+    for (const secret of secretForms) if (text.includes(secret)) text = text.split(secret).join('[redacted]');
+    return text;
+  };
 
   return (req, res) => {
     const started = performance.now();
@@ -204,7 +216,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     const method = req.method ?? 'GET';
-    const loggedPath = clip(path, MAX_LOGGED_PATH);
+    const loggedPath = clip(redact(path), MAX_LOGGED_PATH);
     const log = lazyChild(logger, { reqId: requestId });
     const client = req.socket.remoteAddress;
     let errorCode: string | undefined;
@@ -279,7 +291,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
       }
       if (err instanceof HttpError) {
         errorCode = err.code;
-        told = clip(err.message, MAX_LOGGED_REASON);
+        told = clip(redact(err.message), MAX_LOGGED_REASON);
         // A refused body still coming (413): the answer closes the connection, which under a
         // sender still sending gives it a broken pipe instead of the answer. It goes once the
         // body has been read out (`readBody` throws it away, and cuts off a sender that keeps
