@@ -31,8 +31,10 @@ export function bodyKind(req: IncomingMessage): BodyKind {
   if (header === undefined || header.trim() === '') return 'json';
   const [type = '', ...params] = header.split(';').map((p) => p.trim().toLowerCase());
   for (const param of params) {
-    const [name, value = ''] = param.split('=').map((p) => p.trim());
-    if (name === 'charset' && !['utf-8', 'utf8', '"utf-8"'].includes(value)) {
+    const [name, raw = ''] = param.split('=').map((p) => p.trim());
+    // A parameter value may be a quoted string (RFC 9110): `charset="utf-8"` is `charset=utf-8`.
+    const value = raw.length >= 2 && raw.startsWith('"') && raw.endsWith('"') ? raw.slice(1, -1).trim() : raw;
+    if (name === 'charset' && !['utf-8', 'utf8'].includes(value)) {
       throw new HttpError(
         415,
         'unsupported_media_type',

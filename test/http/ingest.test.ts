@@ -240,6 +240,16 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     expect(bom.body.counts.alerted).toBe(1);
   });
 
+  it('accepts the UTF-8 charset in every spelling HTTP allows: quoted, any case, utf8', async () => {
+    for (const charset of ['"utf8"', '"UTF8"', '"Utf-8"', 'utf8', 'UTF-8']) {
+      const res = await postIngest<IngestSummary>(t.url, arcRecord({ appId: freshAppId() }), {
+        contentType: `application/json; charset=${charset}`,
+      });
+      expect(res.status, charset).toBe(200);
+      expect(res.body.counts.alerted).toBe(1);
+    }
+  });
+
   it('answers an empty array with zero events', async () => {
     const res = await postIngest<IngestSummary>(t.url, []);
     expect(res.status).toBe(200);
