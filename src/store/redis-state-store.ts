@@ -330,9 +330,25 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
   const stallMs = options.stallMs ?? 15_000;
   let closed = false;
   let probing = false;
+  /** Since when the client has been reconnecting (undefined while ready). */
+  let notReadySince: number | undefined;
   const watchdog = setInterval(
     () => {
-      if (probing || closed || !client.isReady) return;
+      if (closed) return;
+      if (!client.isReady) {
+        // A new connection whose handshake gets no answer (a path that accepts connections and
+        // loses their bytes) would hang for good: nothing else bounds it. It is made again.
+        notReadySince ??= Date.now();
+        if (!probing && client.isOpen && Date.now() - notReadySince >= stallMs) {
+          notReadySince = Date.now();
+          lastConnectionError = `Redis did not answer a new connection within ${stallMs} ms: connecting again`;
+          client.destroy();
+          client.connect().catch(() => undefined);
+        }
+        return;
+      }
+      notReadySince = undefined;
+      if (probing) return;
       probing = true;
       let answered = false;
       const ping = client.ping().finally(() => {

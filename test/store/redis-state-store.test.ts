@@ -14,6 +14,7 @@ import {
   expectRecoversFromFrozenConnection,
   raceClaimsAcrossProcesses,
   redisTestUser,
+  sleep,
   sorted,
   uniqueNamespace,
 } from './helpers.ts';
@@ -299,6 +300,30 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     } finally {
       await store.close();
       proxy.close();
+    }
+  });
+
+  it('recovers by itself when the new connections made meanwhile were lost too (a path that accepts connections and drops their bytes)', async () => {
+    const proxy = await tcpProxy(new URL(url));
+    const store = await openRedisStateStore({
+      ...(parseStoreUrl(proxy.url) as Extract<ReturnType<typeof parseStoreUrl>, { kind: 'redis' }>),
+      namespace: ns('lost-path'),
+      stallMs: 600,
+    });
+    try {
+      await store.set('before', 1);
+      proxy.freezeAll();
+      await expect(store.get('before')).rejects.toMatchObject({ code: 'STORE_UNREACHABLE' });
+      // The dropped connection's replacement is made while the path still loses every byte.
+      await sleep(1500);
+      proxy.thaw();
+      await vi.waitFor(async () => expect(await store.get('before')).toBe(1), {
+        timeout: 5000,
+        interval: 100,
+      });
+    } finally {
+      await store.close();
+      await proxy.close();
     }
   });
 

@@ -2,7 +2,8 @@
  * A TCP proxy to a store's server, with the network faults store tests need:
  * - `pause()` / `resume()`: every byte, both ways, is held while paused, then sent in order;
  * - `freeze()`: the connections open then pass no byte any more, either way, and stay open (the
- *   network lost them); connections made later pass as before;
+ *   network lost them); connections made later pass as before; `freezeAll()`: so are those made
+ *   until `thaw()` (a path that accepts connections and loses their bytes);
  * - `cut()`: every connection is dropped, and new ones are refused.
  */
 import { createConnection, createServer, type Socket } from 'node:net';
@@ -14,6 +15,8 @@ export interface TcpProxy {
   pause(): void;
   resume(): void;
   freeze(): void;
+  freezeAll(): void;
+  thaw(): void;
   cut(): void;
   /** Drops every connection and stops listening. */
   close(): Promise<void>;
@@ -32,6 +35,7 @@ export async function tcpProxy(target: URL): Promise<TcpProxy> {
   const frozen = new Set<Socket>();
   const held: Array<() => void> = [];
   let paused = false;
+  let freezingNew = false;
   const relay = (client: Socket, from: Socket, to: Socket) =>
     from.on('data', (chunk: Buffer) => {
       if (frozen.has(client)) return;
@@ -41,6 +45,7 @@ export async function tcpProxy(target: URL): Promise<TcpProxy> {
   const server = createServer((client) => {
     const port = target.port || (target.protocol.startsWith('redis') ? '6379' : '5432');
     const upstream = createConnection(Number(port), target.hostname);
+    if (freezingNew) frozen.add(client);
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('error', () => {});
@@ -70,6 +75,13 @@ export async function tcpProxy(target: URL): Promise<TcpProxy> {
     },
     freeze() {
       for (const s of sockets) frozen.add(s);
+    },
+    freezeAll() {
+      freezingNew = true;
+      for (const s of sockets) frozen.add(s);
+    },
+    thaw() {
+      freezingNew = false;
     },
     cut() {
       server.close();
