@@ -43,6 +43,8 @@ export interface AppOptions {
   ingestReaders?: number;
   ingestQueue?: number;
   bodyDeadlineMs?: number;
+  /** How long a client may take to read its ingest answer before its connection is cut (default 30 s). */
+  answerReadMs?: number;
   /**
    * How long an ingest evaluation may wait for the store before a 503, and the start for the
    * store's first write and read (default 20 s).
@@ -250,6 +252,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       limiter: createLimiter(options.ingestConcurrency ?? 16, options.ingestQueue ?? 256),
       readers: createLimiter(options.ingestReaders ?? 32, options.ingestQueue ?? 256),
       bodyDeadlineMs,
+      ...(options.answerReadMs !== undefined ? { answerReadMs: options.answerReadMs } : {}),
       ...(options.storeDeadlineMs !== undefined ? { storeDeadlineMs: options.storeDeadlineMs } : {}),
     });
     // Node cuts a request still arriving after `requestTimeout` with a bare 400: it covers the

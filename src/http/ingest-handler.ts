@@ -54,8 +54,14 @@ export interface IngestDeps {
   ingestMaxBytes: number;
   /** Evaluations at once (parse and engine). */
   limiter: Limiter;
-  /** Bodies read at once; a read slot is held until the request's evaluation ends. */
+  /** Bodies read at once; a read slot is held until the request's answer is written out. */
   readers: Limiter;
+  /**
+   * How long a client may take to read its answer before its connection is cut (default 30 s):
+   * an answer listing many refused events can be megabytes, and one never read must not hold
+   * its memory (and its read slot) for long.
+   */
+  answerReadMs?: number;
   /** How long a body may take to arrive once its read began; default 15 s (more above 1 MiB). */
   bodyDeadlineMs?: number;
   /**
@@ -66,6 +72,8 @@ export interface IngestDeps {
 }
 
 const STORE_DEADLINE_MS = 20_000;
+/** How long a client may take to read its answer (see `IngestDeps.answerReadMs`). */
+const ANSWER_READ_MS = 30_000;
 
 /**
  * How long a body may take: 15 s, or longer for an INGEST_MAX_BYTES above 1 MiB, so that the
@@ -163,6 +171,7 @@ function unavailable(err: unknown): HttpError {
 export function createIngestHandler(deps: IngestDeps) {
   const { engine, outbox, metrics, limiter, readers, ingestMaxBytes } = deps;
   const bodyDeadlineMs = deps.bodyDeadlineMs ?? bodyDeadlineFor(ingestMaxBytes);
+  const answerReadMs = deps.answerReadMs ?? ANSWER_READ_MS;
   const authenticate = createIngestAuth(deps.ingestTokens);
   /** A store that stopped answering was said at error; said again once it answers. */
   let stallSaid = false;
@@ -251,18 +260,19 @@ export function createIngestHandler(deps: IngestDeps) {
     }
 
     // The body is read under a slot of its own, with a deadline: uploads that stall hold read
-    // slots for a while, never the evaluation slots. The read slot is held until the evaluation
-    // ends, so at most that many bodies are in memory.
+    // slots for a while, never the evaluation slots. The read slot is held until the answer is
+    // written out, so at most that many bodies, or answers, are in memory.
     const summary = await readers.run(async () => {
       const body = await readBody(req, ingestMaxBytes, encoding, bodyDeadlineMs);
-      return limiter.run(async () => {
+      const summary = await limiter.run(async () => {
         const batch = expand(parseIngestBody(body, kind));
         const evaluated = batch.events.length > 0 ? await evaluate(batch.events, log) : [];
         return summarise(batch, evaluated);
       });
+      await answer(res, summary);
+      return summary;
     });
 
-    sendJson(res, 200, summary);
     // Ignored and duplicate events are normal traffic (an Event Hub stream is mostly other
     // operations); an alert, or an event the sender got wrong, is worth a line at info.
     if (summary.counts.alerted > 0 || summary.counts.invalid > 0) {
@@ -270,6 +280,26 @@ export function createIngestHandler(deps: IngestDeps) {
     } else {
       log.debug({ counts: summary.counts, events: summary.events }, 'ingested');
     }
+  }
+
+  /**
+   * Sends the answer and waits until it is written out, or the connection is gone; a client that
+   * has not read it within `answerReadMs` is cut off.
+   */
+  function answer(res: ServerResponse, summary: IngestSummary): Promise<void> {
+    sendJson(res, 200, summary);
+    if (res.writableFinished || res.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => res.destroy(), answerReadMs);
+      const done = () => {
+        clearTimeout(timer);
+        res.off('finish', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.once('finish', done);
+      res.once('close', done);
+    });
   }
 
   /**

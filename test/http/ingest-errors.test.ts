@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
 import { createGzip, gzipSync } from 'node:zlib';
@@ -484,5 +485,36 @@ describe('routing', () => {
   it('ignores the query string when routing', async () => {
     const res = await fetch(`${t.url}/healthz?probe=1`);
     expect(res.status).toBe(200);
+  });
+});
+
+describe('POST /ingest: an answer the client never reads', () => {
+  it('is cut off after its read deadline, and holds its read slot until then, never for good', async () => {
+    const t = await startTestApp({ ingestReaders: 1, answerReadMs: 300 });
+    try {
+      const { port } = new URL(t.url);
+      // 100,000 refused events in 200 KB: an answer of over 20 MB, which this client never reads.
+      const body = `[${Array(100_000).fill('0').join(',')}]`;
+      const reader = connect(Number(port), '127.0.0.1');
+      reader.on('error', () => {});
+      reader.write(
+        `POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      reader.pause();
+      // Another sender waits for the one read slot until the unread answer lets it go.
+      const other = await postIngest<IngestSummary>(t.url, arcRecord({ appId: freshAppId() }));
+      expect(other.status).toBe(200);
+      expect(other.body.accepted).toBe(1);
+      // Reading now finds the connection cut, the answer unfinished.
+      const closed = new Promise<boolean>((resolve) => {
+        reader.once('close', () => resolve(true));
+        setTimeout(() => resolve(false), 5000);
+      });
+      reader.resume();
+      expect(await closed).toBe(true);
+      expect(reader.bytesRead).toBeLessThan(20_000_000);
+    } finally {
+      await t.close();
+    }
   });
 });
