@@ -87,6 +87,18 @@ function bodyReadOut(req: IncomingMessage, err: HttpError): Promise<void> {
   });
 }
 
+const ABSOLUTE_FORM = /^https?:\/\//i;
+
+/** The path and query of an absolute URL (`/` when it has no path), or the URL as it is when it is none. */
+function originForm(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.pathname}${u.search}`;
+  } catch {
+    return url;
+  }
+}
+
 /**
  * The one request listener of the service: routing, request ids, JSON errors at one place,
  * request logging and the ingest metrics. Routes: `POST /ingest`, `POST /slack/events`,
@@ -212,6 +224,9 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     res.setHeader('x-request-id', requestId);
     if (deps.isStopping()) res.setHeader('connection', 'close');
+    // An absolute-form request line (`POST http://host/ingest HTTP/1.1`, as a proxy may send it),
+    // which HTTP/1.1 servers must accept, is routed (and handed on) by its path and query.
+    if (req.url !== undefined && ABSOLUTE_FORM.test(req.url)) req.url = originForm(req.url);
     const url = req.url ?? '/';
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
@@ -480,6 +481,33 @@ describe('routing', () => {
     const res = await answer<ErrorBody>(await fetch(`${t.url}/slack/events`, { method: 'POST', body: 'x' }));
     expect(res.status).toBe(404);
     expect(res.body.error).toMatch(/Slack is not configured: set SLACK_BOT_TOKEN/);
+  });
+
+  it('routes a request line in absolute form (as a proxy sends it) by its path and query', async () => {
+    const { port } = new URL(t.url);
+    const send = (target: string, method: string, body?: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port, method, path: target, headers: { 'content-type': 'application/json' } },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => {
+              text += c.toString();
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect((await send(`http://127.0.0.1:${port}/healthz`, 'GET')).status).toBe(200);
+    const ingested = await send(
+      `HTTP://arc-responder.internal:${port}/ingest?probe=1`,
+      'POST',
+      JSON.stringify(arcRecord({ appId: freshAppId() })),
+    );
+    expect(ingested.status).toBe(200);
+    expect((JSON.parse(ingested.text) as IngestSummary).accepted).toBe(1);
   });
 
   it('ignores the query string when routing', async () => {
