@@ -8,11 +8,12 @@ export interface Limiter {
 }
 
 /**
- * A counting semaphore with a bounded queue. A task beyond the queue is refused with a 503
- * `overloaded` `HttpError` (with `Retry-After`), so bursts cost sockets waiting, never unbounded
- * memory.
+ * A counting semaphore with a bounded queue. A task beyond the queue, or one that waited
+ * `maxWaitMs` in it, is refused with a 503 `overloaded` `HttpError` (with `Retry-After`), so
+ * bursts cost sockets waiting, never unbounded memory, and a sender is told to retry rather than
+ * left to Node's request timeout.
  */
-export function createLimiter(concurrency: number, maxQueued: number): Limiter {
+export function createLimiter(concurrency: number, maxQueued: number, maxWaitMs = 30_000): Limiter {
   let active = 0;
   const waiting: Array<() => void> = [];
 
@@ -21,6 +22,10 @@ export function createLimiter(concurrency: number, maxQueued: number): Limiter {
     if (next) next();
     else active--;
   };
+  const overloaded = (what: string) =>
+    new HttpError(503, 'overloaded', `too many ingest requests in progress (${what}): retry shortly`, {
+      headers: { 'retry-after': '1' },
+    });
 
   return {
     get active() {
@@ -32,15 +37,22 @@ export function createLimiter(concurrency: number, maxQueued: number): Limiter {
     async run<T>(task: () => Promise<T>): Promise<T> {
       if (active >= concurrency) {
         if (waiting.length >= maxQueued) {
-          throw new HttpError(
-            503,
-            'overloaded',
-            `too many ingest requests in progress (${active} running, ${waiting.length} waiting): retry shortly`,
-            { headers: { 'retry-after': '1' } },
-          );
+          throw overloaded(`${active} running, ${waiting.length} waiting`);
         }
         // The slot is handed over by `release` without decrementing `active`.
-        await new Promise<void>((resolve) => waiting.push(resolve));
+        await new Promise<void>((resolve, reject) => {
+          const take = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          const timer = setTimeout(() => {
+            const at = waiting.indexOf(take);
+            if (at !== -1) waiting.splice(at, 1);
+            const waited = maxWaitMs >= 1000 ? `${Math.round(maxWaitMs / 1000)} s` : `${maxWaitMs} ms`;
+            reject(overloaded(`waited ${waited} for a turn`));
+          }, maxWaitMs);
+          waiting.push(take);
+        });
       } else {
         active++;
       }
