@@ -70,6 +70,8 @@ try {
   // A file named by a variable that turns out unusable once opened (a GeoIP database).
   if (err instanceof ConfigError) stopOnConfigError(err);
   const message = err instanceof Error ? err.message : String(err);
+  // Said on stderr too, like a configuration error, for a person at a terminal.
+  process.stderr.write(`arc-responder could not start: ${message}\n`);
   logger.fatal({ code: (err as { code?: unknown }).code }, `arc-responder could not start: ${message}`);
   process.exit(1);
 }

@@ -394,5 +394,20 @@ describe('npm start (node src/main.ts)', () => {
     expect(JSON.stringify(second.lines)).toMatch(
       new RegExp(`could not start: PORT ${port} is already in use on HOST 127\\.0\\.0\\.1.*\\(EADDRINUSE\\)`),
     );
+    // Said on stderr too, as a configuration error is.
+    expect(second.stderr()).toMatch(
+      new RegExp(`^arc-responder could not start: PORT ${port} is already in use`),
+    );
+  });
+
+  it('says on stderr, without its password, why a store it cannot reach stops the start', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const svc = startService({ PORT: '0', STORE_URL: 'redis://:Sekr1t-pw@127.0.0.1:1/0' }, dir);
+    children.push(svc);
+    expect(await svc.exited).toBe(1);
+    expect(svc.stderr()).toMatch(
+      /^arc-responder could not start: Cannot connect to Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/,
+    );
+    expect(svc.stderr() + JSON.stringify(svc.lines)).not.toContain('Sekr1t-pw');
   });
 });
