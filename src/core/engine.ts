@@ -377,7 +377,9 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       const mark = learning.takeHistoryMark();
       if (mark) writes.push(mark);
     }
-    if (index.length > 0) await store.addToSets(index);
+    // An identity's index outlives every pair in it: a pair lasts at most a window past its last
+    // write, and a pair still written is indexed again every half window.
+    if (index.length > 0) await store.addToSets(index, 2 * windowMs);
     await store.setMany(writes);
   }
 

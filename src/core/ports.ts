@@ -88,8 +88,12 @@ export interface GroupedClaims {
 /** Member sets, the second primitive Keyv lacks: what lets one identity's pairs be listed. */
 export interface MemberSets {
   addMembers(set: string, members: readonly string[]): Promise<void>;
-  /** Adds `[set, member]` pairs to many sets in one round trip (one transaction in SQL). */
-  addToSets(entries: ReadonlyArray<readonly [set: string, member: string]>): Promise<void>;
+  /**
+   * Adds `[set, member]` pairs to many sets in one round trip (one transaction in SQL). With
+   * `ttlMs`, each set lasts at least that long from now, then goes whole where the backend
+   * expires keys (Redis); elsewhere its dead members are pruned as they are found.
+   */
+  addToSets(entries: ReadonlyArray<readonly [set: string, member: string]>, ttlMs?: number): Promise<void>;
   removeMembers(set: string, members: readonly string[]): Promise<void>;
   /** Members of one set, read through an index: never a scan of the whole store. */
   members(set: string): Promise<string[]>;

@@ -19,7 +19,7 @@ export interface ClaimsAndSets {
   claimInGroups?(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]>;
   releaseInGroup?(group: string, key: string): Promise<void>;
   addMembers(set: string, members: readonly string[]): Promise<void>;
-  addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void>;
+  addToSets(entries: ReadonlyArray<readonly [string, string]>, ttlMs?: number): Promise<void>;
   removeMembers(set: string, members: readonly string[]): Promise<void>;
   /** Members of one set in any order. */
   members(set: string): Promise<string[]>;
@@ -362,7 +362,7 @@ export class KeyvStateStore implements StateStore {
     if (members.length > 0) await this.#rest.addMembers(set, members);
   }
 
-  async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+  async addToSets(entries: ReadonlyArray<readonly [string, string]>, ttlMs?: number): Promise<void> {
     this.#open();
     checkArray(entries, 'entries');
     entries.forEach((entry, i) => {
@@ -372,7 +372,8 @@ export class KeyvStateStore implements StateStore {
       checkKey(entry[0], `entries[${i}] set`);
       checkKey(entry[1], `entries[${i}] member`);
     });
-    if (entries.length > 0) await this.#rest.addToSets(entries);
+    const ttl = normaliseTtl(ttlMs);
+    if (entries.length > 0) await this.#rest.addToSets(entries, ttl);
   }
 
   async removeMembers(set: string, members: readonly string[]): Promise<void> {

@@ -41,6 +41,16 @@ for i = 2, #ARGV do won[i - 1] = redis.call('HSETNX', KEYS[1], ARGV[i], '1') end
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return won`;
 
+/**
+ * `addToSets` with a TTL, for one set. KEYS[1]: the set. ARGV[1]: the TTL in ms, then the members.
+ * The set then expires a TTL from now unless it already lives longer (a set without expiry, from
+ * an earlier release, gets one).
+ */
+const ADD_WITH_TTL_SCRIPT = `local ttl = tonumber(ARGV[1])
+redis.call('SADD', KEYS[1], unpack(ARGV, 2))
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1`;
+
 const GROUP_CHUNK = 5_000;
 /** Sets per `COUNT_LIVE_SCRIPT` call. */
 const COUNT_CHUNK = 200;
@@ -122,7 +132,7 @@ class RedisClaimsAndSets implements ClaimsAndSets {
     await this.#client.sAdd(this.#setPrefix + set, members as string[]);
   }
 
-  async addToSets(entries: ReadonlyArray<readonly [string, string]>): Promise<void> {
+  async addToSets(entries: ReadonlyArray<readonly [string, string]>, ttlMs?: number): Promise<void> {
     const bySet = new Map<string, string[]>();
     for (const [set, member] of entries) {
       const list = bySet.get(set);
@@ -130,7 +140,18 @@ class RedisClaimsAndSets implements ClaimsAndSets {
       else bySet.set(set, [member]);
     }
     // Commands issued together go out pipelined on the one connection.
-    await Promise.all([...bySet].map(([set, members]) => this.#client.sAdd(this.#setPrefix + set, members)));
+    await Promise.all(
+      [...bySet].map(([set, members]) =>
+        ttlMs === undefined
+          ? this.#client.sAdd(this.#setPrefix + set, members)
+          : this.#evalScript(ADD_WITH_TTL_SCRIPT, [
+              '1',
+              this.#setPrefix + set,
+              String(Math.ceil(ttlMs)),
+              ...members,
+            ]),
+      ),
+    );
   }
 
   async removeMembers(set: string, members: readonly string[]): Promise<void> {

@@ -246,6 +246,37 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     }
   });
 
+  it("gives an identity's index an expiry two windows long, renewed as its pairs are written, and leaves sets added without one as they are", async () => {
+    const namespace = ns('index-ttl');
+    const store = await openStateStore(url, { namespace });
+    const client = createClient({ url });
+    await client.connect();
+    const day = 86_400_000;
+    try {
+      const engine = await createEngine({ store, windowMs: day, outbox: { add: async () => {} } });
+      const appId = freshAppId();
+      expect((await engine.evaluate([arcRecord({ appId, ip: '192.0.2.10' })]))[0]?.outcome).toBe('alerted');
+      const key = `${namespace}:set::ident:${appId.toLowerCase()}`;
+      expect(await client.sMembers(key)).toEqual(['192.0.2.10']);
+      const ttl = await client.pTTL(key);
+      expect(ttl).toBeGreaterThan(2 * day - 60_000);
+      expect(ttl).toBeLessThanOrEqual(2 * day);
+      // A set from before (no expiry) gets one; a shorter one never cuts a longer one.
+      await client.sAdd(`${namespace}:set::old`, 'x');
+      await store.addToSets([['old', 'y']], 60_000);
+      expect(await client.pTTL(`${namespace}:set::old`)).toBeGreaterThan(50_000);
+      await store.addToSets([['old', 'z']], 1_000);
+      expect(await client.pTTL(`${namespace}:set::old`)).toBeGreaterThan(50_000);
+      expect(await store.members('old')).toEqual(expect.arrayContaining(['x', 'y', 'z']));
+      // Without a TTL (the allowlist's index): no expiry.
+      await store.addToSets([['allow:a', '192.0.2.1']]);
+      expect(await client.pTTL(`${namespace}:set::allow:a`)).toBe(-1);
+    } finally {
+      await client.close();
+      await store.close();
+    }
+  });
+
   it('answers a delivery racing a large batch that holds the same event as duplicate (the batch alerts)', async () => {
     const store = await openStateStore(url, { namespace: ns('race') });
     try {
