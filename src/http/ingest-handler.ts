@@ -288,7 +288,8 @@ export function createIngestHandler(deps: IngestDeps) {
    */
   function answer(res: ServerResponse, summary: IngestSummary): Promise<void> {
     sendJson(res, 200, summary);
-    if (res.writableFinished || res.destroyed) return Promise.resolve();
+    // Handed whole to the connection already (any answer but a large one): nothing to wait for.
+    if (res.writableFinished || res.destroyed || res.writableLength === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(() => res.destroy(), answerReadMs);
       const done = () => {
