@@ -52,6 +52,8 @@ if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) en
 return 1`;
 
 const GROUP_CHUNK = 5_000;
+/** Members per `ADD_WITH_TTL_SCRIPT` call (its `unpack` gives at most 7,999 values). */
+const ADD_CHUNK = 5_000;
 /** Sets per `COUNT_LIVE_SCRIPT` call. */
 const COUNT_CHUNK = 200;
 
@@ -140,18 +142,26 @@ class RedisClaimsAndSets implements ClaimsAndSets {
       else bySet.set(set, [member]);
     }
     // Commands issued together go out pipelined on the one connection.
-    await Promise.all(
-      [...bySet].map(([set, members]) =>
-        ttlMs === undefined
-          ? this.#client.sAdd(this.#setPrefix + set, members)
-          : this.#evalScript(ADD_WITH_TTL_SCRIPT, [
-              '1',
-              this.#setPrefix + set,
-              String(Math.ceil(ttlMs)),
-              ...members,
-            ]),
-      ),
-    );
+    // The script takes its members in chunks: Lua's `unpack` gives at most 7,999 values, and one
+    // batch may bring more new IPs of one identity than that.
+    const calls: Array<Promise<unknown>> = [];
+    for (const [set, members] of bySet) {
+      if (ttlMs === undefined) {
+        calls.push(this.#client.sAdd(this.#setPrefix + set, members));
+        continue;
+      }
+      for (let i = 0; i < members.length; i += ADD_CHUNK) {
+        calls.push(
+          this.#evalScript(ADD_WITH_TTL_SCRIPT, [
+            '1',
+            this.#setPrefix + set,
+            String(Math.ceil(ttlMs)),
+            ...members.slice(i, i + ADD_CHUNK),
+          ]),
+        );
+      }
+    }
+    await Promise.all(calls);
   }
 
   async removeMembers(set: string, members: readonly string[]): Promise<void> {

@@ -277,6 +277,25 @@ describeWithService('redis:// state store', 'TEST_REDIS_URL', (url) => {
     }
   });
 
+  it("indexes a batch of more than 8,000 new IPs of one identity with a TTL (Lua's unpack takes at most 7,999)", async () => {
+    const namespace = ns('index-many');
+    const store = await openStateStore(url, { namespace });
+    const client = createClient({ url });
+    await client.connect();
+    try {
+      const ips = Array.from({ length: 12_000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
+      await store.addToSets(
+        ips.map((ip) => ['ident:many', ip] as const),
+        60_000,
+      );
+      expect(await client.sCard(`${namespace}:set::ident:many`)).toBe(12_000);
+      expect(await client.pTTL(`${namespace}:set::ident:many`)).toBeGreaterThan(50_000);
+    } finally {
+      await client.close();
+      await store.close();
+    }
+  });
+
   it('answers a delivery racing a large batch that holds the same event as duplicate (the batch alerts)', async () => {
     const store = await openStateStore(url, { namespace: ns('race') });
     try {
