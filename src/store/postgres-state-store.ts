@@ -95,8 +95,8 @@ const SWEEP_MAX_BATCHES = 100;
  * Makes sure `arc_claims` has its index on `expires`, which the sweep finds expired claims by.
  * Built CONCURRENTLY, on a connection of its own without the pool's query timeout, after the
  * start and without holding it up: on a table that an earlier release filled, the build may take
- * minutes, and it blocks no write meanwhile. A build cut short (`stop`, at the store's close)
- * leaves an invalid index, which a later start drops and builds again. `done` resolves either
+ * minutes, and it blocks no write meanwhile. A build cut short (`stop`, at the store's close,
+ * cancels it on the server) leaves an invalid index, which a later start drops and builds again. `done` resolves either
  * way (a role that may not create indexes leaves the sweep reading the table, as before), and
  * `onError` is told why it did not build.
  */
@@ -104,31 +104,41 @@ export function ensureExpiryIndex(
   connectionString: string,
   sql: Pick<Statements, 'expiryIndexLock' | 'expiryIndexValid' | 'dropExpiryIndex' | 'createExpiryIndex'>,
   onError: (error: unknown) => void = () => {},
-): { done: Promise<void>; stop(): Promise<void> } {
+): { done: Promise<void>; stop(cancelWith: Pick<pg.Pool, 'query'>): Promise<void> } {
   const client = new pg.Client({ connectionString });
   client.on('error', () => {});
   let stopped = false;
+  /** The server process of the build's session, once connected. */
+  let backend: number | undefined;
+  /** A statement of the build is running (its session's process is not another's yet). */
+  let building = false;
   const done = (async () => {
     try {
       await client.connect();
+      backend = (client as unknown as { processID?: number }).processID;
       const lock = await client.query<{ held: boolean }>(sql.expiryIndexLock);
       if (lock.rows[0]?.held !== true) return; // another process is building it
       const { rows } = await client.query<{ valid: boolean }>(sql.expiryIndexValid);
       if (rows[0]?.valid === true) return;
+      building = true;
       if (rows[0]?.valid === false) await client.query(sql.dropExpiryIndex);
       await client.query(sql.createExpiryIndex);
     } catch (error) {
       if (!stopped) onError(error);
     } finally {
+      building = false;
       await client.end().catch(() => {});
     }
   })();
   return {
     done,
-    async stop() {
+    async stop(cancelWith) {
       stopped = true;
-      // At once, whatever the server is doing (a build may be waiting for other transactions):
-      // the connection is cut, and the build with it.
+      // A build waiting for other transactions notices no dropped client: it is cancelled on the
+      // server (over another connection), and the connection is cut at once, whatever it does.
+      if (building && backend !== undefined) {
+        await cancelWith.query('SELECT pg_cancel_backend($1)', [backend]).catch(() => {});
+      }
       client.connection.stream.destroy();
       await done;
     },
@@ -370,7 +380,7 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
       sharedAcrossProcesses: true,
       acrossNetwork: true,
       closeKeyv: async () => {
-        await expiryIndex?.stop();
+        await expiryIndex?.stop(pool);
         await pool.end();
       },
       exactHas: false,

@@ -350,6 +350,16 @@ describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', 
       const started = performance.now();
       await store.close();
       expect(performance.now() - started).toBeLessThan(2000);
+      // Cancelled on the server too, not left waiting there with its lock.
+      await vi.waitFor(
+        async () => {
+          const { rows } = await pool.query<{ n: string }>(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'",
+          );
+          expect(Number(rows[0]!.n)).toBe(0);
+        },
+        { timeout: 2000, interval: 50 },
+      );
     } finally {
       await holder.query('ROLLBACK');
       holder.release();
