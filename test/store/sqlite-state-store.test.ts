@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -232,17 +241,24 @@ describe('SQLite store housekeeping', () => {
   });
 
   it('reads the free space of the disk that holds the file itself when its path is a symbolic link to another disk', async () => {
-    // /dev/shm is a memory disk beside the temporary directory's: a different amount free.
-    const target = mkdtempSync('/dev/shm/arc-disk-');
+    // A directory on another disk than the temporary directory's, with a different amount free:
+    // /dev/shm (a memory disk) where the temporary directory is on a real one, else the working
+    // directory's disk.
+    const free = (d: string) => {
+      const { bavail, bsize } = statfsSync(d);
+      return bavail * bsize;
+    };
+    const other = ['/dev/shm', process.cwd()].find(
+      (d) =>
+        existsSync(d) && statSync(d).dev !== statSync(dir).dev && Math.abs(free(d) - free(dir)) > 1024 * 1024,
+    );
+    expect(other, 'a disk other than the temporary directory’s').toBeDefined();
+    const target = mkdtempSync(join(other!, 'arc-disk-'));
     const link = join(dir, 'linked.db');
     try {
       symlinkSync(join(target, 'store.db'), link);
       writeFileSync(join(target, 'store.db'), '');
-      const [linkDisk, fileDisk] = [dir, target].map((d) => {
-        const { bavail, bsize } = statfsSync(d);
-        return bavail * bsize;
-      });
-      expect(Math.abs(linkDisk! - fileDisk!)).toBeGreaterThan(1024 * 1024);
+      const [linkDisk, fileDisk] = [dir, target].map(free);
       // Between the two: only the file's own disk says whether to warn.
       const store = openSqliteStateStore({
         path: link,

@@ -47,15 +47,15 @@ it('lets other work run between its steps: no step follows another in the same t
 it('follows a tick that found the table behind with the next one soon, until it has caught up', async () => {
   // 2,000 expired rows: four ticks of five 100-row steps, all deleting.
   const t = table(3000, 2000);
-  sweepers.push(startSweeper(t.step, { ...options, intervalMs: 300 }));
-  // The first tick comes at the interval; the three after it follow 20 ms apart, not 300 ms.
-  await vi.waitFor(() => expect(t.left()).toBe(0), { timeout: 900, interval: 5 });
+  sweepers.push(startSweeper(t.step, { ...options, intervalMs: 1000 }));
+  // The first tick comes at the interval; the three after it follow 20 ms apart, not a second.
+  await vi.waitFor(() => expect(t.left()).toBe(0), { timeout: 2500, interval: 5 });
 });
 
 it('waits the interval after a tick that found little to delete, and after a failed step', async () => {
   const t = table(100_000, 10);
-  sweepers.push(startSweeper(t.step, { ...options, intervalMs: 300 }));
-  await vi.waitFor(() => expect(t.steps.length).toBe(5), { interval: 5 });
+  sweepers.push(startSweeper(t.step, { ...options, intervalMs: 1500 }));
+  await vi.waitFor(() => expect(t.steps.length).toBe(5), { interval: 5, timeout: 5000 });
   await new Promise((resolve) => setTimeout(resolve, 100));
   // One tick walked 500 rows and found 10 expired: not behind, so nothing more before the interval.
   expect(t.steps.length).toBe(5);
@@ -66,12 +66,12 @@ it('waits the interval after a tick that found little to delete, and after a fai
     calls++;
     throw new Error('database is locked');
   };
-  sweepers.push(startSweeper(failing, { ...options, intervalMs: 300, onError: (e) => errors.push(e) }));
-  await vi.waitFor(() => expect(calls).toBe(1), { interval: 5 });
+  sweepers.push(startSweeper(failing, { ...options, intervalMs: 1500, onError: (e) => errors.push(e) }));
+  await vi.waitFor(() => expect(calls).toBe(1), { interval: 5, timeout: 5000 });
   await new Promise((resolve) => setTimeout(resolve, 100));
   expect(calls).toBe(1);
   expect(errors).toEqual([new Error('database is locked')]);
-  await vi.waitFor(() => expect(calls).toBe(2), { interval: 5 });
+  await vi.waitFor(() => expect(calls).toBe(2), { interval: 5, timeout: 5000 });
 });
 
 it('runs no step once stopped', async () => {
