@@ -5,7 +5,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
 import { escapeLike } from './escape-like.ts';
-import { type Sweeper, startSweeper } from './sweeper.ts';
+import { type Sweeper, type SweepResult, type SweepStep, startSweeper } from './sweeper.ts';
 
 /** Where the embedded history lives when nothing else is configured. */
 const DEFAULT_SQLITE_PATH = './data/arc-responder.db';
@@ -47,7 +47,7 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
  */
 export const SWEEP_STEP_ROWS = 2_000;
 /** Sweep steps per timer tick, each in its own turn of the event loop. */
-export const SWEEP_STEPS_PER_TICK = 25;
+const SWEEP_STEPS_PER_TICK = 25;
 /** How soon a sweep tick follows one that found many expired rows. */
 export const SWEEP_CATCH_UP_MS = 5000;
 
@@ -323,33 +323,43 @@ class BackgroundCheckpointer {
 }
 
 /**
- * Deletes rows of `table` whose `expires` (epoch ms) has passed, walking the table in key order
- * a bounded step at a time (each step its own short write transaction), so a large table is
- * never locked or scanned in one go. Pass `''` to start; returns the key to continue from
- * (`''` once it reached the end) and how many rows went.
+ * The sweep of `table`'s expired rows (`expires`, epoch ms), a bounded step at a time: each call
+ * walks the next `SWEEP_STEP_ROWS` rows in key order (its own short write transaction) and deletes
+ * those that have expired, so a large table is never locked or scanned in one go. `done` once a
+ * step passed the table's end; the next call starts over. Its statements are prepared once.
  */
-export function sweepExpiredRows(
-  db: DatabaseSync,
-  table: string,
-  fromKey: string,
-  steps: number,
-  now = Date.now(),
-): { next: string; deleted: number } {
+export function expiredRowsStep(db: DatabaseSync, table: string): (now?: number) => SweepResult {
   const boundary = db.prepare(`SELECT key FROM ${table} WHERE key > ? ORDER BY key LIMIT 1 OFFSET ?`);
   const removeRange = db.prepare(`DELETE FROM ${table} WHERE key > ? AND key <= ? AND expires <= ?`);
   const removeTail = db.prepare(`DELETE FROM ${table} WHERE key > ? AND expires <= ?`);
-  let cursor = fromKey;
-  let deleted = 0;
-  for (let i = 0; i < steps; i++) {
+  let cursor = '';
+  return (now = Date.now()) => {
     const end = boundary.get(cursor, SWEEP_STEP_ROWS - 1) as { key: string } | undefined;
     if (end === undefined) {
-      deleted += Number(removeTail.run(cursor, now).changes);
-      return { next: '', deleted };
+      const deleted = Number(removeTail.run(cursor, now).changes);
+      cursor = '';
+      return { done: true, deleted };
     }
-    deleted += Number(removeRange.run(cursor, end.key, now).changes);
+    const deleted = Number(removeRange.run(cursor, end.key, now).changes);
     cursor = end.key;
-  }
-  return { next: cursor, deleted };
+    return { done: false, deleted };
+  };
+}
+
+/** Starts the paced sweep (`startSweeper`) of one table's `step`, at this store's step size. */
+export function startTableSweep(
+  step: SweepStep,
+  intervalMs: number,
+  catchUpMs: number,
+  onError: (error: unknown) => void,
+): Sweeper {
+  return startSweeper(step, {
+    intervalMs,
+    stepsPerTick: SWEEP_STEPS_PER_TICK,
+    stepRows: SWEEP_STEP_ROWS,
+    catchUpMs,
+    onError,
+  });
 }
 
 /**
@@ -377,7 +387,6 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   #deleteStmt: StatementSync;
   #rangeStmt: StatementSync;
   #sweeper: Sweeper | undefined;
-  #sweepCursor = '';
   #checkpointer: BackgroundCheckpointer | undefined;
   #closing: Promise<void> | undefined;
   /** The database file as opened (device and inode), watched for deletion or replacement. */
@@ -423,17 +432,17 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     }
     const interval = options.sweepIntervalMs ?? 60_000;
     if (interval > 0) {
-      this.#sweeper = startSweeper(() => this.#sweepStep(), {
-        intervalMs: interval,
-        stepsPerTick: SWEEP_STEPS_PER_TICK,
-        stepRows: SWEEP_STEP_ROWS,
-        catchUpMs: options.sweepCatchUpMs ?? SWEEP_CATCH_UP_MS,
-        // A busy database only delays the sweep to the next tick. Reported through Keyv's error
-        // event, never by throwing from a timer (an 'error' event without listener would throw).
-        onError: (error) => {
+      const step = expiredRowsStep(this.db, table);
+      // A busy database only delays the sweep to the next tick. Reported through Keyv's error
+      // event, never by throwing from a timer (an 'error' event without listener would throw).
+      this.#sweeper = startTableSweep(
+        () => step(),
+        interval,
+        options.sweepCatchUpMs ?? SWEEP_CATCH_UP_MS,
+        (error) => {
           if (this.listenerCount('error') > 0) this.emit('error', error);
         },
-      });
+      );
     }
     if (path !== ':memory:') this.#watchFile(path, options.fileCheckMs ?? FILE_CHECK_MS);
   }
@@ -575,13 +584,13 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
    * Returns how many rows went.
    */
   sweepExpired(now = Date.now()): number {
+    const step = expiredRowsStep(this.db, this.#table);
     let total = 0;
-    let cursor = '';
-    do {
-      const step = sweepExpiredRows(this.db, this.#table, cursor, SWEEP_STEPS_PER_TICK, now);
-      total += step.deleted;
-      cursor = step.next;
-    } while (cursor !== '');
+    for (let done = false; !done; ) {
+      const result = step(now);
+      total += result.deleted;
+      done = result.done;
+    }
     return total;
   }
 
@@ -635,12 +644,6 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     } catch (error) {
       fallBack(error);
     }
-  }
-
-  #sweepStep(): { done: boolean; deleted: number } {
-    const step = sweepExpiredRows(this.db, this.#table, this.#sweepCursor, 1);
-    this.#sweepCursor = step.next;
-    return { done: step.next === '', deleted: step.deleted };
   }
 }
 

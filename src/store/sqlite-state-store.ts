@@ -5,17 +5,17 @@ import type { StateStore } from '../core/ports.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import {
+  expiredRowsStep,
   immediateTransaction,
   readTransaction,
   type SqliteCheckpointMode,
   SqliteKeyvStore,
   SWEEP_CATCH_UP_MS,
   SWEEP_STEP_ROWS,
-  SWEEP_STEPS_PER_TICK,
-  sweepExpiredRows,
+  startTableSweep,
 } from './sqlite-keyv-store.ts';
 import { StoreError } from './store-error.ts';
-import { type Sweeper, startSweeper } from './sweeper.ts';
+import type { Sweeper, SweepResult } from './sweeper.ts';
 
 /** Options of `openSqliteStateStore`. */
 export interface SqliteStateStoreOptions {
@@ -95,8 +95,6 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
   #list: StatementSync;
   #ping: StatementSync;
   #sweepers: Sweeper[] = [];
-  #sweepCursor = '';
-  #indexCursor: IndexCursor | undefined;
 
   constructor(adapter: SqliteKeyvStore, namespace: string, sweepIntervalMs: number, sweepCatchUpMs: number) {
     const { db } = adapter;
@@ -125,27 +123,12 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
     this.#list.setReturnArrays(true);
     this.#ping = db.prepare('SELECT 1');
     if (sweepIntervalMs > 0) {
-      const options = {
-        intervalMs: sweepIntervalMs,
-        stepsPerTick: SWEEP_STEPS_PER_TICK,
-        stepRows: SWEEP_STEP_ROWS,
-        catchUpMs: sweepCatchUpMs,
-        // Another process holding the write lock past the busy timeout only delays the sweep; the
-        // next tick carries on from the same place.
-        onError: () => {},
-      };
-      this.#sweepers = [
-        startSweeper(() => {
-          const step = sweepExpiredRows(db, CLAIMS_TABLE, this.#sweepCursor, 1);
-          this.#sweepCursor = step.next;
-          return { done: step.next === '', deleted: step.deleted };
-        }, options),
-        startSweeper(() => {
-          const step = pruneIdentityIndex(adapter, this.#prefix, this.#indexCursor, 1);
-          this.#indexCursor = step.next;
-          return { done: step.next === undefined, deleted: step.deleted };
-        }, options),
-      ];
+      const claims = expiredRowsStep(db, CLAIMS_TABLE);
+      // Another process holding the write lock past the busy timeout only delays the sweep; the
+      // next tick carries on from the same place.
+      this.#sweepers = [() => claims(), identityIndexStep(adapter, this.#prefix)].map((step) =>
+        startTableSweep(step, sweepIntervalMs, sweepCatchUpMs, () => {}),
+      );
     }
   }
 
@@ -227,23 +210,14 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
   }
 }
 
-/** Where `pruneIdentityIndex` goes on from: the last row it looked at. */
-type IndexCursor = readonly [setKey: string, member: string];
-
 /**
- * Deletes the identity index's rows (`ident:<appid>` → IP) whose pair (`pair:<appid>:<ip>`) no
- * longer lives, in key order, a bounded step at a time (each step its own short write), so that
- * the index of identities never listed again does not outlive their pairs. Reads find an
- * identity's pairs by key range here, so nothing else prunes it. Pass undefined to start; returns
- * where to go on from (undefined once it reached the end) and how many rows went.
+ * The sweep of the identity index's rows (`ident:<appid>` → IP) whose pair (`pair:<appid>:<ip>`)
+ * no longer lives, so that the index of identities never listed again does not outlive their
+ * pairs (reads find an identity's pairs by key range here, so nothing else prunes it). Each call
+ * walks the next `SWEEP_STEP_ROWS` rows in key order (its own short write); `done` once a step
+ * passed the index's end, and the next call starts over. Its statements are prepared once.
  */
-export function pruneIdentityIndex(
-  adapter: SqliteKeyvStore,
-  prefix: string,
-  from: IndexCursor | undefined,
-  steps: number,
-  now = Date.now(),
-): { next: IndexCursor | undefined; deleted: number } {
+export function identityIndexStep(adapter: SqliteKeyvStore, prefix: string): (now?: number) => SweepResult {
   const { db } = adapter;
   const first = `${prefix}ident:`;
   // ';' sorts right after ':': every set key of this namespace's identities lies before it.
@@ -264,22 +238,22 @@ export function pruneIdentityIndex(
   );
   const pairPrefix = `${prefix}pair:`;
   const appIdAt = first.length + 1;
-  let cursor: IndexCursor = from ?? [first, ''];
-  let deleted = 0;
-  for (let i = 0; i < steps; i++) {
+  let cursor: readonly [setKey: string, member: string] = [first, ''];
+  return (now = Date.now()) => {
     const last = boundary.get(cursor[0], cursor[1], end, SWEEP_STEP_ROWS - 1) as unknown as
       | [string, string]
       | undefined;
     if (last === undefined) {
-      deleted += Number(removeTail.run(cursor[0], cursor[1], end, pairPrefix, appIdAt, now).changes);
-      return { next: undefined, deleted };
+      const deleted = Number(removeTail.run(cursor[0], cursor[1], end, pairPrefix, appIdAt, now).changes);
+      cursor = [first, ''];
+      return { done: true, deleted };
     }
-    deleted += Number(
+    const deleted = Number(
       removeRange.run(cursor[0], cursor[1], last[0], last[1], pairPrefix, appIdAt, now).changes,
     );
     cursor = last;
-  }
-  return { next: cursor, deleted };
+    return { done: false, deleted };
+  };
 }
 
 /**

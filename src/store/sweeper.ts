@@ -5,10 +5,14 @@
  * is followed by the next one after `catchUpMs` rather than after the interval, so that a store
  * taking many events a second sheds its expired rows as fast as they come.
  */
-export interface SweepStep {
-  /** Walks one step from where the last one ended; `done` once it passed the table's end. */
-  (): { done: boolean; deleted: number };
+/** What one step did: the rows it deleted, and whether it passed the table's end. */
+export interface SweepResult {
+  done: boolean;
+  deleted: number;
 }
+
+/** Walks one step from where the last one ended. */
+export type SweepStep = () => SweepResult;
 
 export interface SweeperOptions {
   intervalMs: number;
@@ -43,7 +47,7 @@ export function startSweeper(step: SweepStep, options: SweeperOptions): Sweeper 
     let deleted = 0;
     const next = () => {
       if (stopped) return;
-      let result: ReturnType<SweepStep>;
+      let result: SweepResult;
       try {
         result = step();
       } catch (error) {

@@ -16,7 +16,7 @@ import { Keyv } from 'keyv';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { SqliteKeyvStore, SWEEP_STEP_ROWS } from '../../src/store/sqlite-keyv-store.ts';
-import { openSqliteStateStore, pruneIdentityIndex } from '../../src/store/sqlite-state-store.ts';
+import { identityIndexStep, openSqliteStateStore } from '../../src/store/sqlite-state-store.ts';
 import {
   expectKeyvCompatible,
   raceClaimsAcrossProcesses,
@@ -317,17 +317,18 @@ describe('SQLite store housekeeping', () => {
       const kept = ips.filter((_, i) => i % 1000 === 0);
       await store.setMany(kept.map((ip) => ({ key: `pair:c:${ip}`, value: 1, ttlMs: 60_000 })));
       await store.addToSets(ips.map((ip) => ['ident:c', ip] as const));
-      const one = pruneIdentityIndex(adapter, 'steps:', undefined, 1);
-      expect(one.next).toBeDefined();
+      const step = identityIndexStep(adapter, 'steps:');
+      const one = step();
+      expect(one.done).toBe(false);
       expect(one.deleted).toBeGreaterThan(SWEEP_STEP_ROWS - 10);
-      let next = one.next;
+      let done = one.done;
       let deleted = one.deleted;
-      for (let i = 0; next !== undefined && i < 5; i++) {
-        const step = pruneIdentityIndex(adapter, 'steps:', next, 1);
-        next = step.next;
-        deleted += step.deleted;
+      for (let i = 0; !done && i < 5; i++) {
+        const next = step();
+        done = next.done;
+        deleted += next.deleted;
       }
-      expect(next).toBeUndefined();
+      expect(done).toBe(true);
       expect(deleted).toBe(ips.length - kept.length);
       expect((await store.members('ident:c')).sort()).toEqual([...kept].sort());
     } finally {
