@@ -6,7 +6,7 @@
 import { afterEach, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
 import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
-import { type Harness, RESPONDER, startHarness } from './harness.ts';
+import { type Harness, postWithRefusedUpdate, RESPONDER, startHarness, warningsAbout } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness | undefined;
@@ -139,13 +139,7 @@ it.each(['edit_window_closed', 'cant_update_message'])(
   'an alert whose message Slack refuses to update (%s) still gets its audit lines in the thread',
   async (error) => {
     h = await startHarness();
-    const { ref } = await h.chat.sink.post(alert);
-    h.fake.script('chat.update', { error });
-    await h.chat.sink.repeat(ref, alert, {
-      alertId: alert.id,
-      count: 2,
-      lastSeen: alert.detectedAt + 60_000,
-    });
+    await postWithRefusedUpdate(h, alert, error);
     expect(h.fake.callsOf('chat.update')).toHaveLength(1);
     await markBenign('office VPN', '7d', 1);
     expect(h.logs.join('')).not.toContain('its thread lines are dropped');
@@ -154,9 +148,7 @@ it.each(['edit_window_closed', 'cant_update_message'])(
 
 it('an alert whose message was deleted in Slack drops its audit lines with one warning however many come, and keeps its audit records', async () => {
   h = await startHarness();
-  const { ref } = await h.chat.sink.post(alert);
-  h.fake.script('chat.update', { error: 'message_not_found' });
-  await h.chat.sink.repeat(ref, alert, { alertId: alert.id, count: 2, lastSeen: alert.detectedAt + 60_000 });
+  await postWithRefusedUpdate(h, alert, 'message_not_found');
   for (const [n, reason] of [
     [1, 'office VPN'],
     [2, 'build agent'],
@@ -168,13 +160,7 @@ it('an alert whose message was deleted in Slack drops its audit lines with one w
     await vi.waitFor(async () => expect(await listAudit(h!.store, alert.id)).toHaveLength(n));
   }
   expect(h.fake.callsOf('chat.postMessage').filter((c) => c.args.thread_ts)).toEqual([]);
-  const warnings = h.logs
-    .join('')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { level: number; msg: string; alertId?: string })
-    .filter((l) => l.level >= 40 && l.alertId === alert.id);
-  expect(warnings.map((l) => l.msg)).toEqual([
+  expect(warningsAbout(h, alert.id)).toEqual([
     "the alert's Slack message is gone (deleted): it is no longer updated, and its thread lines are dropped; its audit records are kept",
   ]);
   expect((await listAudit(h.store, alert.id)).map((r) => r.action)).toEqual(['mark-benign', 'mark-benign']);

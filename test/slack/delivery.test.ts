@@ -8,7 +8,15 @@ import { postMarkKey } from '../../src/slack/sink.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { describeWithService, redisTestUser, uniqueNamespace } from '../store/helpers.ts';
 import { startFakeSlack } from '../support/fake-slack.ts';
-import { BOT_TOKEN, CHANNEL, type Harness, SECRET, startHarness } from './harness.ts';
+import {
+  BOT_TOKEN,
+  CHANNEL,
+  type Harness,
+  postWithRefusedUpdate,
+  SECRET,
+  startHarness,
+  warningsAbout,
+} from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness;
@@ -342,22 +350,10 @@ describe('posting alerts', () => {
     async (error) => {
       h = await startHarness();
       const alert = sampleAlert();
-      const { ref } = await h.chat.sink.post(alert);
-      h.fake.script('chat.update', { error });
-      await h.chat.sink.repeat(ref, alert, {
-        alertId: alert.id,
-        count: 2,
-        lastSeen: alert.detectedAt + 60_000,
-      });
+      const ref = await postWithRefusedUpdate(h, alert, error);
       expect(h.fake.callsOf('chat.update')).toHaveLength(1);
-      const lines = h.logs
-        .join('')
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as { level: number; msg: string; alertId?: string });
-      expect(lines.some((l) => /will be retried/.test(l.msg))).toBe(false);
-      const told = lines.filter((l) => l.level >= 40 && l.alertId === alert.id);
-      expect(told.map((l) => l.msg)).toEqual([
+      expect(h.logs.join('')).not.toMatch(/will be retried/);
+      expect(warningsAbout(h, alert.id)).toEqual([
         error === 'message_not_found'
           ? "the alert's Slack message is gone (deleted): it is no longer updated, and its thread lines are dropped; its audit records are kept"
           : "the alert's Slack message can no longer be edited (too old): its counts and states are no longer shown there; its thread still gets audit lines",

@@ -12,6 +12,7 @@ import { vi } from 'vitest';
 import { createAzureEnricher, createAzureRemediator } from '../../src/azure/index.ts';
 import type { ChatAdapter } from '../../src/chat-adapter.ts';
 import { loadConfig } from '../../src/config.ts';
+import type { AlertRecord } from '../../src/core/alert.ts';
 import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import { createHistory, type History } from '../../src/core/history.ts';
 import type { StateStore } from '../../src/core/ports.ts';
@@ -72,6 +73,28 @@ export interface Harness {
     channel?: string,
   ): Promise<{ status: number; text: string; json: () => unknown; responseId: string }>;
   close(): Promise<void>;
+}
+
+/** What the harness logged at warn or above about `alertId`: each line's message, in order. */
+export function warningsAbout(h: Harness, alertId: string): string[] {
+  return h.logs
+    .join('')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { level: number; msg: string; alertId?: string })
+    .filter((l) => l.level >= 40 && l.alertId === alertId)
+    .map((l) => l.msg);
+}
+
+/**
+ * Posts `alert`, then a count for it whose `chat.update` Slack answers with `error` (a message
+ * deleted, or one too old to edit). Returns the post's reference.
+ */
+export async function postWithRefusedUpdate(h: Harness, alert: AlertRecord, error: string): Promise<string> {
+  const { ref } = await h.chat.sink.post(alert);
+  h.fake.script('chat.update', { error });
+  await h.chat.sink.repeat(ref, alert, { alertId: alert.id, count: 2, lastSeen: alert.detectedAt + 60_000 });
+  return ref;
 }
 
 let responseCounter = 0;
