@@ -100,20 +100,15 @@ const hasUserInfo = (v: string): boolean => /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]*@/i
 const userInfoMessage = (name: string) =>
   `${name} must not carry a user name or password (user:password@host): Slack and Azure are called with their own tokens, and a proxy's credentials cannot be given in this URL`;
 
-const httpUrl = (name: string) =>
+/** A web address that `shape` accepts (its scheme and a host), without user info. */
+const webUrl = (name: string, shape: RegExp, what: string) =>
   optional
-    .refine((v) => v === undefined || /^https?:\/\/[^/\s]+/i.test(v), {
-      message: `${name} must be an http(s) URL`,
-    })
+    .refine((v) => v === undefined || shape.test(v), { message: `${name} must be an ${what} URL` })
     .refine((v) => v === undefined || !hasUserInfo(v), { message: userInfoMessage(name) });
 
+const httpUrl = (name: string) => webUrl(name, /^https?:\/\/[^/\s]+/i, 'http(s)');
 // The Azure SDK sends bearer tokens only over TLS, so these must be https.
-const httpsUrl = (name: string) =>
-  optional
-    .refine((v) => v === undefined || /^https:\/\/[^/\s]+/i.test(v), {
-      message: `${name} must be an https URL`,
-    })
-    .refine((v) => v === undefined || !hasUserInfo(v), { message: userInfoMessage(name) });
+const httpsUrl = (name: string) => webUrl(name, /^https:\/\/[^/\s]+/i, 'https');
 
 /** A GeoIP database path must name a readable MaxMind DB file (the database is checked when it opens). */
 const databaseFile = (name: string) => (v: string | undefined, ctx: z.RefinementCtx) => {

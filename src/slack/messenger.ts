@@ -443,7 +443,7 @@ export function createMessenger(opts: {
       if (!state.ts) return false;
       const since = line.uncertainSince ?? 0;
       if (Date.now() - since < (opts.threadSettleMs ?? THREAD_SETTLE_MS)) return 'later';
-      const text = clip(line.text, THREAD_TEXT_MAX);
+      const { text } = threadMessage(line);
       // From a minute before the uncertain post (clocks) on.
       const oldest = (Math.max(0, since - 60_000) / 1000).toFixed(6);
       let cursor: string | undefined;
