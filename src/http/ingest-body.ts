@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import { HttpError } from './http-error.ts';
 import { jsonErrorOffset, lineColumn } from './json-error-offset.ts';
 
@@ -177,25 +178,6 @@ function parseJsonBody(buf: Buffer): IngestDocument[] {
   });
 }
 
-/**
- * One document per line. Each line is decoded on its own from the bytes (`\n` never occurs
- * inside a multi-byte UTF-8 sequence, so splitting the bytes is safe): a string per line parses
- * faster than slices of one big string, and the body is never held twice. When the body as a
- * whole is valid UTF-8 (the usual case, checked once) no line is checked again; otherwise each
- * is, so one bad line does not spoil the others.
- */
-function parseNdjsonBody(buf: Buffer): IngestDocument[] {
-  // A bad line's error is cheap: no stack trace, and its column is looked for only in the first
-  // few (a body of a million bad lines must not hold the event loop for seconds).
-  const stackLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return ndjsonDocuments(buf);
-  } finally {
-    Error.stackTraceLimit = stackLimit;
-  }
-}
-
 /** Most events evaluated from one request; more is a degenerate body (e.g. `[0,0,0,…]`). */
 export const MAX_EVENTS_PER_REQUEST = 100_000;
 
@@ -209,7 +191,18 @@ export const tooManyEvents = (): HttpError =>
 /** Bad lines whose column is looked for; later ones are reported by line only. */
 const LOCATED_ERRORS = 100;
 
-function ndjsonDocuments(buf: Buffer): IngestDocument[] {
+/** Lines parsed between two turns of the event loop given to other work. */
+export const LINES_PER_TURN = 2000;
+
+/**
+ * One document per line. Each line is decoded on its own from the bytes (`\n` never occurs
+ * inside a multi-byte UTF-8 sequence, so splitting the bytes is safe): a string per line parses
+ * faster than slices of one big string, and the body is never held twice. When the body as a
+ * whole is valid UTF-8 (the usual case, checked once) no line is checked again; otherwise each
+ * is, so one bad line does not spoil the others. `LINES_PER_TURN` lines at a time, so that a
+ * body of many lines does not hold the event loop while it is parsed.
+ */
+async function parseNdjsonBody(buf: Buffer): Promise<IngestDocument[]> {
   const docs: IngestDocument[] = [];
   let bad = 0;
   let parsedAny = false;
@@ -218,39 +211,62 @@ function ndjsonDocuments(buf: Buffer): IngestDocument[] {
   const valid = isUtf8(buf);
   // A byte order mark before the first line.
   let start = buf.length >= 3 && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? 3 : 0;
-  for (let line = 1; start <= buf.length; line++) {
-    // Each line is at least one event or one error: past the limit, the rest is not read.
-    if (docs.length > MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
-    let end = buf.indexOf(0x0a, start);
-    if (end === -1) end = buf.length;
-    const from = start;
-    start = end + 1;
-    if (!valid && !isUtf8(buf.subarray(from, end))) {
-      const error = `line ${line} is not valid UTF-8`;
-      firstError ??= error;
-      firstPosition ??= { line };
-      docs.push({ line, error });
-      continue;
+  let line = 1;
+
+  /** Parses up to `LINES_PER_TURN` lines; true once the body is read. */
+  const parseLines = (): boolean => {
+    for (const last = line + LINES_PER_TURN; line < last; line++) {
+      if (start > buf.length) return true;
+      // Each line is at least one event or one error: past the limit, the rest is not read.
+      if (docs.length > MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
+      let end = buf.indexOf(0x0a, start);
+      if (end === -1) end = buf.length;
+      const from = start;
+      start = end + 1;
+      if (!valid && !isUtf8(buf.subarray(from, end))) {
+        const error = `line ${line} is not valid UTF-8`;
+        firstError ??= error;
+        firstPosition ??= { line };
+        docs.push({ line, error });
+        continue;
+      }
+      if (end === from) continue;
+      const text = buf.toString('utf8', from, end);
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        // Blank lines are skipped; checked only here, off the common path.
+        if (text.trim() === '') continue;
+        const { message, column } =
+          ++bad <= LOCATED_ERRORS ? lineJsonError(errorMessage(err), text) : { message: errorMessage(err) };
+        const error = `line ${line}${column === undefined ? '' : ` column ${column}`} is not valid JSON: ${message}`;
+        firstError ??= error;
+        firstPosition ??= column === undefined ? { line } : { line, column };
+        docs.push({ line, error });
+        continue;
+      }
+      parsedAny = true;
+      const error = guardDocument(value);
+      docs.push(error ? { line, error: `line ${line}: ${error}` } : { line, value });
     }
-    if (end === from) continue;
-    const text = buf.toString('utf8', from, end);
-    let value: unknown;
+    return start > buf.length;
+  };
+
+  for (;;) {
+    // A bad line's error is cheap: no stack trace, and its column is looked for only in the first
+    // few (a body of a million bad lines must not hold the event loop for seconds). Set only while
+    // this code runs: other work between two turns keeps its stack traces.
+    const stackLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    let done: boolean;
     try {
-      value = JSON.parse(text);
-    } catch (err) {
-      // Blank lines are skipped; checked only here, off the common path.
-      if (text.trim() === '') continue;
-      const { message, column } =
-        ++bad <= LOCATED_ERRORS ? lineJsonError(errorMessage(err), text) : { message: errorMessage(err) };
-      const error = `line ${line}${column === undefined ? '' : ` column ${column}`} is not valid JSON: ${message}`;
-      firstError ??= error;
-      firstPosition ??= column === undefined ? { line } : { line, column };
-      docs.push({ line, error });
-      continue;
+      done = parseLines();
+    } finally {
+      Error.stackTraceLimit = stackLimit;
     }
-    parsedAny = true;
-    const error = guardDocument(value);
-    docs.push(error ? { line, error: `line ${line}: ${error}` } : { line, value });
+    if (done) break;
+    await setImmediatePromise();
   }
   if (docs.length === 0) {
     throw new HttpError(400, 'invalid_json', 'the body is empty: expected one JSON document per line');
@@ -272,6 +288,6 @@ function ndjsonDocuments(buf: Buffer): IngestDocument[] {
  * body as a whole is not JSON/NDJSON; a bad NDJSON line or an over-deep document is returned as a
  * document with an `error` instead, so the rest of the batch is still evaluated.
  */
-export function parseIngestBody(buf: Buffer, kind: BodyKind): IngestDocument[] {
+export async function parseIngestBody(buf: Buffer, kind: BodyKind): Promise<IngestDocument[]> {
   return kind === 'json' ? parseJsonBody(buf) : parseNdjsonBody(buf);
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { EventResult, Outcome } from '../core/alert.ts';
 import { OUTCOMES } from '../core/alert.ts';
 import type { Engine } from '../core/engine.ts';
@@ -13,6 +14,7 @@ import { createIngestAuth } from './ingest-auth.ts';
 import {
   bodyKind,
   type IngestDocument,
+  LINES_PER_TURN,
   MAX_EVENTS_PER_REQUEST,
   parseIngestBody,
   tooManyEvents,
@@ -72,6 +74,10 @@ export interface IngestDeps {
 }
 
 const STORE_DEADLINE_MS = 20_000;
+/** Events of one request evaluated at once (a request with more is evaluated in chunks). */
+const EVALUATION_CHUNK = 2000;
+/** Refused events per piece of a long answer (see `answer`). */
+const ANSWER_PIECE = 1000;
 /** How long a client may take to read its answer (see `IngestDeps.answerReadMs`). */
 const ANSWER_READ_MS = 30_000;
 
@@ -101,15 +107,20 @@ interface Expanded {
   size: number;
 }
 
-/** Expands each document into its events (envelopes, Kibana `alerts`), keeping the line. */
-function expand(docs: IngestDocument[]): Expanded {
+/**
+ * Expands each document into its events (envelopes, Kibana `alerts`), keeping the line;
+ * `LINES_PER_TURN` documents per turn of the event loop.
+ */
+async function expand(docs: IngestDocument[]): Promise<Expanded> {
   const events: unknown[] = [];
   const errors: Expanded['errors'] = [];
   const ndjson = docs.length > 0 && docs[0]!.line !== undefined;
   const lines: number[] | undefined = ndjson ? [] : undefined;
   let slots: number[] | undefined;
   let size = 0;
-  for (const doc of docs) {
+  for (let d = 0; d < docs.length; d++) {
+    if (d > 0 && d % LINES_PER_TURN === 0) await setImmediatePromise();
+    const doc = docs[d]!;
     if (doc.error !== undefined) {
       // From the first error on, events and slots no longer line up.
       slots ??= Array.from({ length: events.length }, (_, i) => i);
@@ -183,18 +194,20 @@ export function createIngestHandler(deps: IngestDeps) {
    * store refuses, a bug), the events are evaluated one by one so one bad event cannot fail the
    * rest; the one that fails is reported `invalid`.
    */
-  async function evaluate(events: unknown[], log: Logger): Promise<EventResult[]> {
+  async function evaluate(events: unknown[], log: Logger, afterChunks = false): Promise<EventResult[]> {
     /** A store that hangs or is down answers the whole request: 503. */
     const storeFailure = (err: unknown): HttpError | undefined => {
+      // Earlier chunks of the request were stored: the retry recognises them.
+      const started = err instanceof DeadlineError && (err.started || afterChunks);
       if (err instanceof DeadlineError && err.shutdown) {
         return new HttpError(
           503,
           'shutting_down',
-          `the service is shutting down while the history store does not answer; retry shortly (${err.started ? 'what it stores meanwhile is recognised on the retry' : 'nothing from this request was recorded'})`,
+          `the service is shutting down while the history store does not answer; retry shortly (${started ? 'what it stores meanwhile is recognised on the retry' : 'nothing from this request was recorded'})`,
           { headers: { 'retry-after': '5' } },
         );
       }
-      if (err instanceof DeadlineError) return storeTooSlow(storeDeadlineMs, err.started);
+      if (err instanceof DeadlineError) return storeTooSlow(storeDeadlineMs, started);
       return isStoreDown(err) ? unavailable(err) : undefined;
     };
     try {
@@ -222,6 +235,24 @@ export function createIngestHandler(deps: IngestDeps) {
           reason: `could not be evaluated: ${messageOf(err).slice(0, 200)}`,
         });
       }
+    }
+    return results;
+  }
+
+  /**
+   * Evaluates a request's events `EVALUATION_CHUNK` at a time, one after the other: each chunk is
+   * a turn of its own, so one body of many events does not hold the event loop (health checks,
+   * other senders) for the whole of its evaluation.
+   */
+  async function evaluateInChunks(events: unknown[], log: Logger): Promise<EventResult[]> {
+    if (events.length <= EVALUATION_CHUNK) return events.length > 0 ? evaluate(events, log) : [];
+    const results: EventResult[] = [];
+    for (let from = 0; from < events.length; from += EVALUATION_CHUNK) {
+      // A turn of the event loop between two chunks: other work runs (the batcher would take the
+      // next chunk at once, in the same turn).
+      if (from > 0) await setImmediatePromise();
+      const chunk = await evaluate(events.slice(from, from + EVALUATION_CHUNK), log, from > 0);
+      for (const r of chunk) results.push(r);
     }
     return results;
   }
@@ -265,8 +296,8 @@ export function createIngestHandler(deps: IngestDeps) {
     const summary = await readers.run(async () => {
       const body = await readBody(req, ingestMaxBytes, encoding, bodyDeadlineMs);
       const summary = await limiter.run(async () => {
-        const batch = expand(parseIngestBody(body, kind));
-        const evaluated = batch.events.length > 0 ? await evaluate(batch.events, log) : [];
+        const batch = await expand(await parseIngestBody(body, kind));
+        const evaluated = await evaluateInChunks(batch.events, log);
         return summarise(batch, evaluated);
       });
       await answer(res, summary);
@@ -284,23 +315,24 @@ export function createIngestHandler(deps: IngestDeps) {
 
   /**
    * Sends the answer and waits until it is written out, or the connection is gone; a client that
-   * has not read it within `answerReadMs` is cut off.
+   * has not read it within `answerReadMs` is cut off. A long list of refused events is written in
+   * pieces, each once the connection has taken the one before: neither its serialisation nor its
+   * memory comes all at once (100,000 refused events make about 25 MB of JSON).
    */
-  function answer(res: ServerResponse, summary: IngestSummary): Promise<void> {
-    sendJson(res, 200, summary);
-    // Handed whole to the connection already (any answer but a large one): nothing to wait for.
-    if (res.writableFinished || res.destroyed || res.writableLength === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => res.destroy(), answerReadMs);
-      const done = () => {
-        clearTimeout(timer);
-        res.off('finish', done);
-        res.off('close', done);
-        resolve();
-      };
-      res.once('finish', done);
-      res.once('close', done);
-    });
+  async function answer(res: ServerResponse, summary: IngestSummary): Promise<void> {
+    const { rejected } = summary;
+    if (rejected.length <= ANSWER_PIECE) {
+      sendJson(res, 200, summary);
+      // Handed whole to the connection already (any answer but a large one): nothing to wait for.
+      if (res.writableFinished || res.destroyed || res.writableLength === 0) return;
+    }
+    const timer = setTimeout(() => res.destroy(), answerReadMs);
+    try {
+      if (rejected.length > ANSWER_PIECE) await writeInPieces(res, summary);
+      if (!res.writableFinished && !res.destroyed) await until(res, 'finish');
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -368,6 +400,37 @@ export function createIngestHandler(deps: IngestDeps) {
       const stalled = batcher.stalledMs();
       return stalled > storeDeadlineMs ? stalled : 0;
     },
+  });
+}
+
+/** Writes the `200` answer with its refused events `ANSWER_PIECE` at a time. */
+async function writeInPieces(res: ServerResponse, summary: IngestSummary): Promise<void> {
+  const { rejected, ...head } = summary;
+  res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  // The same text as `JSON.stringify(summary)`: its keys in the same order, `rejected` last.
+  let text = `${JSON.stringify(head).slice(0, -1)},"rejected":[`;
+  for (let from = 0; from < rejected.length; from += ANSWER_PIECE) {
+    text += `${from > 0 ? ',' : ''}${JSON.stringify(rejected.slice(from, from + ANSWER_PIECE)).slice(1, -1)}`;
+    if (res.destroyed) return;
+    if (!res.write(text)) await until(res, 'drain');
+    // 'drain' can come in the same turn (a socket write that completes at once): a turn of the
+    // event loop between two pieces all the same.
+    await setImmediatePromise();
+    text = '';
+  }
+  if (!res.destroyed) res.end(']}');
+}
+
+/** Resolves on `event`, or once the connection is gone. */
+function until(res: ServerResponse, event: 'drain' | 'finish'): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off(event, done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once(event, done);
+    res.once('close', done);
   });
 }
 

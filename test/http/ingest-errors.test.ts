@@ -546,3 +546,67 @@ describe('POST /ingest: an answer the client never reads', () => {
     }
   });
 });
+
+describe('POST /ingest: a body of many events', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it('lists every refused event, in order, in an answer that reads as one JSON document', async () => {
+    // 2,500 refused events: more than one piece of the answer is written.
+    const lines = Array.from({ length: 2500 }, (_, i) => (i % 2 === 0 ? '{}' : `not json ${i}`));
+    const res = await fetch(`${t.url}/ingest`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: lines.join('\n'),
+    });
+    expect(res.status).toBe(200);
+    const summary = JSON.parse(await res.text()) as IngestSummary;
+    expect(summary.events).toBe(2500);
+    expect(summary.accepted).toBe(0);
+    expect(summary.counts.ignored + summary.counts.invalid).toBe(2500);
+    expect(summary.rejected.map((r) => r.index)).toEqual(lines.map((_, i) => i));
+    expect(summary.rejected.map((r) => r.line)).toEqual(lines.map((_, i) => i + 1));
+    expect(summary.rejected[1]!.reason).toMatch(/^line 2 column \d+ is not valid JSON/);
+    expect(summary.rejected[2]!.outcome).toMatch(/ignored|invalid/);
+  });
+
+  it('leaves the service answering other requests while it is parsed, evaluated and answered', async () => {
+    const body = Array.from({ length: 100_000 }, () => '{}').join('\n');
+    const { port } = new URL(t.url);
+    const order: string[] = [];
+    const big = new Promise<void>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          port,
+          host: '127.0.0.1',
+          path: '/ingest',
+          method: 'POST',
+          headers: { 'content-type': 'application/x-ndjson' },
+        },
+        (res) => {
+          order.push(`big ${res.statusCode}`);
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
+      req.on('error', reject);
+      // Once the whole body is sent, the service spends a while on its 100,000 events: a health
+      // check and a detection sent then are answered in the meantime, not after them.
+      req.end(body, () => {
+        void fetch(`${t.url}/healthz`).then((r) => order.push(`healthz ${r.status}`));
+        void postIngest<IngestSummary>(t.url, arcRecord({ appId: freshAppId() })).then((r) =>
+          order.push(`small ${r.status} ${r.body.accepted}`),
+        );
+      });
+    });
+    await big;
+    await expect.poll(() => order.length).toBe(3);
+    expect(order.slice(0, 2).sort()).toEqual(['healthz 200', 'small 200 1']);
+    expect(order[2]).toBe('big 200');
+  });
+});
