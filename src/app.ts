@@ -163,6 +163,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   try {
     store = await openStateStore(config.storeUrl, {
       maintain: true,
+      warn: (message) => logger.warn(message),
       ...(options.storeNamespace ? { namespace: options.storeNamespace } : {}),
     });
   } catch (err) {

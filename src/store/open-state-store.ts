@@ -20,6 +20,8 @@ export interface OpenStateStoreOptions {
    * of expired claims reads is built in the background when missing. Off for one-off commands.
    */
   maintain?: boolean;
+  /** Told what upkeep could not be done (on PostgreSQL, the index not built); no secret in it. */
+  warn?: (message: string) => void;
 }
 
 /** The namespace used when none is given. */
@@ -57,7 +59,12 @@ export async function openStateStore(url: string, opts: OpenStateStoreOptions = 
     case 'redis':
       return openRedisStateStore({ ...location, namespace });
     case 'postgres':
-      return openPostgresStateStore({ ...location, namespace, ...(opts.maintain ? { maintain: true } : {}) });
+      return openPostgresStateStore({
+        ...location,
+        namespace,
+        ...(opts.maintain ? { maintain: true } : {}),
+        ...(opts.warn ? { warn: opts.warn } : {}),
+      });
   }
 }
 

@@ -28,6 +28,8 @@ export interface PostgresStateStoreOptions {
   lockTimeoutMs?: number;
   /** Builds, in the background, the index that the sweep of expired claims reads (the service's store). */
   maintain?: boolean;
+  /** Told what upkeep could not be done (the index not built), password masked. */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -370,7 +372,16 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
     [POOL]: pool,
   } as unknown as KeyvPostgresOptions);
   const rest = new PostgresClaimsAndSets(pool, options.namespace, options.sweepIntervalMs ?? 600_000, sql);
-  const expiryIndex = options.maintain ? ensureExpiryIndex(options.url, sql) : undefined;
+  const expiryIndex = options.maintain
+    ? ensureExpiryIndex(options.url, sql, (error) =>
+        options.warn?.(
+          scrubSecret(
+            `the index arc_claims_expires on ${schema}.arc_claims could not be built (${describeError(error)}): the sweep of expired claims reads the whole table instead. Build it as the table's owner: CREATE INDEX CONCURRENTLY arc_claims_expires ON ${schema}.arc_claims (expires)`,
+            options.password,
+          ),
+        ),
+      )
+    : undefined;
   return new KeyvStateStore(
     'postgres',
     createKeyv(adapter, options.namespace),

@@ -329,6 +329,49 @@ describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', 
     }
   });
 
+  it('says why when its role may not build the index (tables made by another role)', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    const role = `arc_noidx_${process.pid}`;
+    try {
+      await pool.query('DROP INDEX IF EXISTS public.arc_claims_expires');
+      // The tables exist, made by their owner; the service's role may use them and create in the
+      // schema, but only a table's owner may index it.
+      await (await open(false)).close();
+      await pool.query(`CREATE ROLE ${role} LOGIN PASSWORD 'arc-noidx-pw'`);
+      await pool.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${role}`);
+      await pool.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+      const target = new URL(db.url);
+      target.username = role;
+      target.password = 'arc-noidx-pw';
+      const warnings: string[] = [];
+      const store = await openPostgresStateStore({
+        url: target.toString(),
+        display: target.toString(),
+        password: 'arc-noidx-pw',
+        namespace: 'scale',
+        sweepIntervalMs: 0,
+        maintain: true,
+        warn: (message) => warnings.push(message),
+      });
+      try {
+        await vi.waitFor(() => expect(warnings).toHaveLength(1), { timeout: 10_000, interval: 50 });
+        expect(warnings[0]).toMatch(
+          /^the index arc_claims_expires on public\.arc_claims could not be built \(.*must be owner of table arc_claims.*\): the sweep of expired claims reads the whole table instead\. Build it as the table's owner: CREATE INDEX CONCURRENTLY arc_claims_expires ON public\.arc_claims \(expires\)$/,
+        );
+        expect(warnings[0]).not.toContain('arc-noidx-pw');
+        // The store works all the same.
+        expect(await store.claimMany(['noidx:1'], 60_000)).toEqual([true]);
+        expect(await indexState(pool)).toBe('missing');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await pool.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+      await pool.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      await pool.end();
+    }
+  });
+
   it('closes at once while its index build waits for a transaction another session keeps open', async () => {
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
     const holder = await pool.connect();
