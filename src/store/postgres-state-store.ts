@@ -85,6 +85,18 @@ function statementsIn(schema: string) {
     createExpiryIndex: `CREATE INDEX CONCURRENTLY IF NOT EXISTS arc_claims_expires ON ${schema}.arc_claims (expires)`,
     sweepValues: `DELETE FROM ${schema}.keyv WHERE key LIKE $1
        AND substring(value from '"expires":([0-9]{1,15})}$')::bigint <= $2`,
+    // The identity index, walked in its key order a batch at a time (see `pruneIdentityIndex`):
+    // the last entry of the next batch, then the batch's entries whose pair is gone. $5 and $6:
+    // the pairs' key prefix and where the appid starts in a set key.
+    identityBatchEnd: `SELECT set_key, member FROM ${schema}.arc_members
+       WHERE (set_key, member) > ($1, $2) AND set_key LIKE $3
+       ORDER BY set_key, member OFFSET $4 LIMIT 1`,
+    pruneIdentityBatch: `DELETE FROM ${schema}.arc_members m
+       WHERE (m.set_key, m.member) > ($1, $2) AND (m.set_key, m.member) <= ($3, $4) AND m.set_key LIKE $7
+         AND NOT EXISTS (SELECT 1 FROM ${schema}.keyv v WHERE v.key = $5 || substr(m.set_key, $6) || ':' || m.member)`,
+    pruneIdentityTail: `DELETE FROM ${schema}.arc_members m
+       WHERE (m.set_key, m.member) > ($1, $2) AND m.set_key LIKE $3
+         AND NOT EXISTS (SELECT 1 FROM ${schema}.keyv v WHERE v.key = $4 || substr(m.set_key, $5) || ':' || m.member)`,
   };
 }
 type Statements = ReturnType<typeof statementsIn>;
@@ -301,9 +313,10 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
   }
 
   /**
-   * Deletes this namespace's expired claims and values. @keyv/postgres only drops an expired
-   * value when it is read, so without this a pair never seen again would stay forever. The
-   * expiry sits at the end of Keyv's serialised text: `…,"expires":1764000000000}`.
+   * Deletes this namespace's expired claims and values, then the identity index entries of the
+   * pairs gone. @keyv/postgres only drops an expired value when it is read, so without this a pair
+   * never seen again would stay forever. The expiry sits at the end of Keyv's serialised text:
+   * `…,"expires":1764000000000}`.
    */
   async sweepExpired(now = Date.now()): Promise<number> {
     const pattern = `${escapeLike(this.#prefix)}%`;
@@ -314,7 +327,58 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
       if ((claims.rowCount ?? 0) < SWEEP_BATCH) break;
     }
     const values = await this.#pool.query(this.#sql.sweepValues, [pattern, now]);
-    return deleted + (values.rowCount ?? 0);
+    deleted += values.rowCount ?? 0;
+    return deleted + (await this.pruneIdentityIndex());
+  }
+
+  /** Where the walk of the identity index goes on: the last entry it passed. */
+  #identityCursor: readonly [setKey: string, member: string] = ['', ''];
+
+  /**
+   * Deletes the identity index entries whose pair is gone (run after the expired values are), so
+   * that the index of an identity never listed or alerted again does not outlive its pairs: a
+   * listing and an alert's count prune only the identity they read. `SWEEP_BATCH` entries at a
+   * time in key order, at most `SWEEP_MAX_BATCHES` per sweep; the next sweep goes on from there,
+   * and after the end starts over.
+   */
+  async pruneIdentityIndex(): Promise<number> {
+    const sets = `${escapeLike(`${this.#prefix}ident:`)}%`;
+    const pairs = `${this.#prefix}pair:`;
+    const appIdAt = `${this.#prefix}ident:`.length + 1;
+    let deleted = 0;
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+      const [setKey, member] = this.#identityCursor;
+      const end = await this.#pool.query<{ set_key: string; member: string }>(this.#sql.identityBatchEnd, [
+        setKey,
+        member,
+        sets,
+        SWEEP_BATCH - 1,
+      ]);
+      const last = end.rows[0];
+      if (last === undefined) {
+        const tail = await this.#pool.query(this.#sql.pruneIdentityTail, [
+          setKey,
+          member,
+          sets,
+          pairs,
+          appIdAt,
+        ]);
+        this.#identityCursor = ['', ''];
+        return deleted + (tail.rowCount ?? 0);
+      }
+      const pruned = await this.#pool.query(this.#sql.pruneIdentityBatch, [
+        setKey,
+        member,
+        last.set_key,
+        last.member,
+        pairs,
+        appIdAt,
+        sets,
+      ]);
+      deleted += pruned.rowCount ?? 0;
+      this.#identityCursor = [last.set_key, last.member];
+    }
+    return deleted;
   }
 
   async close(): Promise<void> {

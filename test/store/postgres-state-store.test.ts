@@ -410,6 +410,51 @@ describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', 
     }
   });
 
+  it('prunes the identity index of pairs gone, a batch at a time, and keeps the live ones', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 1 });
+    const store = await open(false);
+    try {
+      // 30 identities of 1,000 IPs each; the pairs of the first 500 IPs of the first identity
+      // and of one IP of the last live on, the rest expired (their values already swept).
+      await pool.query(
+        `INSERT INTO public.arc_members (set_key, member)
+         SELECT 'scale:ident:app-' || i, '10.0.' || (n / 256) || '.' || (n % 256)
+         FROM generate_series(1, 30) AS i, generate_series(0, 999) AS n
+         UNION ALL SELECT 'elsewhere:ident:app-1', '10.9.9.9'`,
+      );
+      const live = [
+        ...Array.from({ length: 500 }, (_, n) => ['app-1', `10.0.${Math.floor(n / 256)}.${n % 256}`]),
+        ['app-30', '10.0.3.231'],
+      ];
+      await store.setMany(
+        live.map(([app, ip]) => ({ key: `pair:${app}:${ip}`, value: { n: 1 }, ttlMs: 3_600_000 })),
+      );
+      const swept = await open(false, 50);
+      const count = async (pattern: string) =>
+        Number(
+          (
+            await pool.query<{ n: string }>(
+              'SELECT count(*) AS n FROM public.arc_members WHERE set_key LIKE $1',
+              [pattern],
+            )
+          ).rows[0]!.n,
+        );
+      await vi.waitFor(async () => expect(await count('scale:ident:%')).toBe(501), {
+        timeout: 20_000,
+        interval: 100,
+      });
+      expect((await store.members('ident:app-1')).length).toBe(500);
+      expect(await store.members('ident:app-30')).toEqual(['10.0.3.231']);
+      expect(await store.members('ident:app-2')).toEqual([]);
+      // Another namespace's index is its own.
+      expect(await count('elsewhere:%')).toBe(1);
+      await swept.close();
+    } finally {
+      await store.close();
+      await pool.end();
+    }
+  });
+
   it('sweeps expired claims a batch at a time and keeps the live ones', async () => {
     const pool = new pg.Pool({ connectionString: db.url, max: 1 });
     const store = await open(true);
