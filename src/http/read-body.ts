@@ -11,41 +11,59 @@ export class ClientGoneError extends Error {
   }
 }
 
-export type BodyEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
+export type BodyCoding = 'gzip' | 'deflate' | 'br';
+/** The codings of a body, in the order the sender applied them; empty for a body sent as is. */
+export type BodyEncoding = readonly BodyCoding[];
 
-/** Reads `Content-Encoding`; throws 415 for an encoding the service does not decode. */
+/** Most codings one body may have been compressed with (a sender stacks at most two). */
+const MAX_CODINGS = 3;
+
+const CODINGS: Readonly<Record<string, BodyCoding | 'identity'>> = {
+  identity: 'identity',
+  gzip: 'gzip',
+  'x-gzip': 'gzip',
+  deflate: 'deflate',
+  br: 'br',
+};
+
+/**
+ * Reads `Content-Encoding`: a list of the codings applied, in order (RFC 9110: `gzip, br` was
+ * gzipped, then compressed with Brotli). Throws 415 for a coding the service does not decode, or
+ * more than `MAX_CODINGS` of them.
+ */
 export function bodyEncoding(req: IncomingMessage): BodyEncoding {
   const raw = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
-  switch (raw) {
-    case '':
-    case 'identity':
-      return 'identity';
-    case 'gzip':
-    case 'x-gzip':
-      return 'gzip';
-    case 'deflate':
-      return 'deflate';
-    case 'br':
-      return 'br';
-    default:
+  if (raw === '' || raw === 'identity') return [];
+  const codings: BodyCoding[] = [];
+  for (const name of raw.split(',')) {
+    const coding = CODINGS[name.trim()];
+    if (coding === undefined) {
       throw new HttpError(
         415,
         'unsupported_media_type',
         `Content-Encoding ${JSON.stringify(raw.slice(0, 60))} is not supported: send gzip, deflate, br or an uncompressed body`,
       );
+    }
+    if (coding !== 'identity') codings.push(coding);
   }
+  if (codings.length > MAX_CODINGS) {
+    throw new HttpError(
+      415,
+      'unsupported_media_type',
+      `Content-Encoding lists ${codings.length} codings; at most ${MAX_CODINGS} are decoded: compress the body once`,
+    );
+  }
+  return codings;
 }
 
-function decoderFor(encoding: BodyEncoding): Transform | undefined {
-  switch (encoding) {
+function decoderFor(coding: BodyCoding): Transform {
+  switch (coding) {
     case 'gzip':
       return createGunzip();
     case 'deflate':
       return createInflate();
     case 'br':
       return createBrotliDecompress();
-    case 'identity':
-      return undefined;
   }
 }
 
@@ -81,7 +99,11 @@ export function readBody(
   // destroyed the request, its body can no longer be read and no event will come. Waiting would
   // hold the caller (and its limiter slot) forever.
   if (req.destroyed) return Promise.reject(new ClientGoneError());
-  const decoder = decoderFor(encoding);
+  // The last coding applied is undone first; each decoder feeds the next, with backpressure.
+  const decoders = encoding.toReversed().map(decoderFor);
+  for (let i = 1; i < decoders.length; i++) decoders[i - 1]!.pipe(decoders[i]!);
+  const decoder = decoders[0];
+  const decoded = decoders.at(-1);
 
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -110,11 +132,9 @@ export function readBody(
       req.off('end', onRawEnd);
       req.off('error', onError);
       req.off('close', onClose);
-      if (decoder) {
-        decoder.off('data', onData);
-        decoder.off('end', onEnd);
-        decoder.destroy();
-      }
+      decoded?.off('data', onData);
+      decoded?.off('end', onEnd);
+      for (const d of decoders) d.destroy();
     };
     const fail = (err: Error) => {
       if (settled) return;
@@ -128,7 +148,7 @@ export function readBody(
       size += chunk.length;
       if (size > maxBytes) {
         fail(
-          tooLarge(maxBytes, encoding === 'identity' ? 'the request body' : 'the decompressed request body'),
+          tooLarge(maxBytes, decoder === undefined ? 'the request body' : 'the decompressed request body'),
         );
         return;
       }
@@ -167,19 +187,21 @@ export function readBody(
       if (!req.complete || !req.readableEnded) fail(new ClientGoneError());
     };
 
-    if (decoder) {
-      decoder.on('data', onData);
-      decoder.on('end', onEnd);
-      decoder.on('error', (err: Error & { code?: string }) =>
+    if (decoded) {
+      decoded.on('data', onData);
+      decoded.on('end', onEnd);
+    }
+    decoders.forEach((d, i) => {
+      d.on('error', (err: Error & { code?: string }) =>
         fail(
           new HttpError(
             400,
             'bad_request',
-            `the body is not valid ${encoding} data (${err.code ?? err.message}), although Content-Encoding says so`,
+            `the body is not valid ${encoding.at(-1 - i)} data (${err.code ?? err.message}), although Content-Encoding says so`,
           ),
         ),
       );
-    }
+    });
     req.on('data', onRawData);
     req.on('end', onRawEnd);
     req.on('error', onError);

@@ -97,7 +97,7 @@ export function guardSlackRequests(opts: {
       if (req.method !== 'POST') return reply(res, 405, 'POST only');
       let body: Buffer;
       try {
-        body = await readBody(req, MAX_BODY_BYTES, 'identity');
+        body = await readBody(req, MAX_BODY_BYTES, []);
       } catch (err) {
         if (err instanceof ClientGoneError) return;
         if (err instanceof HttpError)

@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
-import { createGzip, gzipSync } from 'node:zlib';
+import { brotliCompressSync, createGzip, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import {
@@ -193,6 +193,36 @@ describe('POST /ingest: refused bodies', () => {
     const truncated = gzipSync(JSON.stringify(arcRecord())).subarray(0, 40);
     const res2 = await postIngest<ErrorBody>(t.url, truncated, { headers: { 'content-encoding': 'gzip' } });
     expect(res2.status).toBe(400);
+  });
+
+  it('decodes stacked codings in the reverse order of Content-Encoding, and counts the limit after the last', async () => {
+    const record = JSON.stringify(arcRecord({ appId: freshAppId() }));
+    const twice = brotliCompressSync(gzipSync(record));
+    const ok = await postIngest<IngestSummary>(t.url, twice, { headers: { 'content-encoding': 'gzip, br' } });
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.body.accepted).toBe(1);
+    // identity in the list is no coding.
+    const same = await postIngest<IngestSummary>(t.url, gzipSync(record), {
+      headers: { 'content-encoding': 'identity, gzip' },
+    });
+    expect(same.status).toBe(200);
+    expect(same.body.counts.duplicate).toBe(1);
+    // Listed in the wrong order: the outer layer is not what the header's last coding says.
+    const swapped = await postIngest<ErrorBody>(t.url, twice, {
+      headers: { 'content-encoding': 'br, gzip' },
+    });
+    expect(swapped.status).toBe(400);
+    expect(swapped.body.error).toMatch(/^the body is not valid gzip data/);
+    // A bomb inside another coding is stopped at the limit all the same.
+    const bomb = gzipSync(await gzipBomb(64));
+    const big = await postIngest<ErrorBody>(t.url, bomb, { headers: { 'content-encoding': 'gzip, gzip' } });
+    expect(big.status).toBe(413);
+    expect(big.body.error).toMatch(/^the decompressed request body is larger than INGEST_MAX_BYTES/);
+    const many = await postIngest<ErrorBody>(t.url, '{}', {
+      headers: { 'content-encoding': 'gzip, gzip, gzip, gzip' },
+    });
+    expect(many.status).toBe(415);
+    expect(many.body.error).toMatch(/lists 4 codings; at most 3 are decoded/);
   });
 
   it('415 for another content type, another charset or an unknown Content-Encoding', async () => {

@@ -39,7 +39,7 @@ describe('readBody', () => {
       void serve((req) => {
         // The body is read only after the connection is gone, as for a request that waited for
         // a slot of the ingest limiter.
-        req.once('close', () => readBody(req, 1_000_000, 'identity').then(resolve, resolve));
+        req.once('close', () => readBody(req, 1_000_000, []).then(resolve, resolve));
       }).then((s) => {
         server = s.server;
         void postAndHangUp(s.port, '{"a":1}');
