@@ -154,6 +154,12 @@ const ENTRA_FIXES: ReadonlyArray<[RegExp, string]> = [
     /AADSTS90002|AADSTS900023|endpoints_resolution_error/,
     'AZURE_TENANT_ID names no tenant that the authority (AZURE_AUTHORITY_HOST) knows: check the tenant id and the cloud',
   ],
+  // A failure on Entra ID's side (a 5xx): the credential is fine. After one, MSAL answers every
+  // token request for that scope from its throttling cache, with the same error, for about 60 s.
+  [
+    /\b(?:server_error|temporarily_unavailable)\b|AADSTS50000|AADSTS90033|AADSTS90024|AADSTS90006/,
+    'Entra ID failed to issue a token (an error on its side, not a wrong credential; after one, the identity library waits about a minute before it asks again): press again in a minute or two',
+  ],
 ];
 
 /** A message that is an HTML or XML page (a proxy's or a gateway's), not Azure's error text. */
