@@ -412,6 +412,35 @@ describe('Mark benign', () => {
     expect(h.fake.callsOf('views.open')[0]!.args.trigger_id).toBeTruthy();
   });
 
+  it('audits a submission for an alert that is no longer known, as a press on one is', async () => {
+    await posted();
+    const gone = 'b'.repeat(24);
+    const res = await h.submit(
+      CALLBACK_IDS.markBenign,
+      OUTSIDER,
+      JSON.stringify({ alertId: gone, channel: CHANNEL }),
+      values('office VPN', '7d'),
+    );
+    expect(res.json()).toMatchObject({
+      response_action: 'errors',
+      errors: { [BENIGN_MODAL.reasonBlock]: 'This alert is no longer known to arc-responder.' },
+    });
+    expect(await listAudit(h.store, gone)).toMatchObject([
+      { actor: OUTSIDER, action: 'mark-benign', alertId: gone, result: 'refused', detail: 'unknown alert' },
+    ]);
+    // A dialog whose metadata names no alert is audited too, without an alert id.
+    await h.submit(CALLBACK_IDS.markBenign, OUTSIDER, 'not json', values('office VPN', '7d'));
+    const all = await listAudit(h.store);
+    expect(all.at(-1)).toMatchObject({
+      actor: OUTSIDER,
+      action: 'mark-benign',
+      result: 'refused',
+      detail: 'the dialog carries no alert id',
+    });
+    expect(all.at(-1)).not.toHaveProperty('alertId');
+    expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toBeUndefined();
+  });
+
   it('keeps the modal open with an error when the reason is blank or the expiry missing', async () => {
     await posted();
     const view = await openModal();

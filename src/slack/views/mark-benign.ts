@@ -1,7 +1,7 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
 import { alertSubject } from '../actions/alert-click.ts';
-import { updateAlertState } from '../alert-state.ts';
+import { isAlertId, updateAlertState } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
 import { benignText } from '../blocks/alert.ts';
 import { parseBenignMetadata, parseBenignSubmission } from '../blocks/benign-modal.ts';
@@ -21,6 +21,20 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
     const meta = parseBenignMetadata(view.private_metadata);
     const state = meta ? await loadClickedAlert(ctx, meta.alertId) : undefined;
     if (!state) {
+      // Audited as a press on a button of such an alert is: someone acted on an alert.
+      const alertId = isAlertId(meta?.alertId) ? meta.alertId : undefined;
+      await recordAudit(
+        ctx.store,
+        {
+          actor: user,
+          action: 'mark-benign',
+          ...(alertId ? { alertId } : {}),
+          result: 'refused',
+          detail: alertId ? 'unknown alert' : 'the dialog carries no alert id',
+        },
+        ctx.audit,
+        // Not stored (the store failed): the log has the record, and the submitter the answer.
+      ).catch(() => undefined);
       await ack({
         response_action: 'errors',
         errors: { [BENIGN_MODAL.reasonBlock]: 'This alert is no longer known to arc-responder.' },
