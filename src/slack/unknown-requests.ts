@@ -63,7 +63,7 @@ export function registerUnknownRequests(app: App, logger: { info(o: object, m: s
     if (unserved.startsWith('command ')) {
       await ack({
         response_type: 'ephemeral',
-        text: `arc-responder does not serve ${unserved.slice('command '.length)}. It answers ${COMMANDS.history} <appid>.`,
+        text: `arc-responder does not serve ${unserved.slice('command '.length)}. It answers ${COMMANDS.history} &lt;appid&gt;.`,
       });
     } else {
       await ack();

@@ -66,7 +66,7 @@ describe('/arc-history', () => {
     h = await startHarness();
     const reply = await ask('  ');
     expect(reply.response_type).toBe('ephemeral');
-    expect(reply.text).toContain('Usage: `/arc-history <appid>`');
+    expect(reply.text).toContain('Usage: `/arc-history &lt;appid&gt;`');
     expect(reply.text).toContain('last 7 days');
   });
 
@@ -132,7 +132,7 @@ describe('/arc-history', () => {
       expect(ipsOf(reply), typed).toEqual(['198.51.100.9']);
     }
     for (const help of ['HELP', '--help', '-h']) {
-      expect((await ask(help)).text, help).toContain('Usage: `/arc-history <appid>`');
+      expect((await ask(help)).text, help).toContain('Usage: `/arc-history &lt;appid&gt;`');
     }
   });
 

@@ -220,7 +220,7 @@ describe('Slack request verification', () => {
     expect(command.res.status).toBe(200);
     expect(command.res.json()).toEqual({
       response_type: 'ephemeral',
-      text: 'arc-responder does not serve /arc-foo. It answers /arc-history <appid>.',
+      text: 'arc-responder does not serve /arc-foo. It answers /arc-history &lt;appid&gt;.',
     });
     // Bolt's own answer to an unacknowledged request comes after 3 s, too late for Slack.
     for (const { ms } of [click, numbered, view, closed, command]) expect(ms).toBeLessThan(2000);

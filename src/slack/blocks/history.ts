@@ -105,11 +105,14 @@ export function parseRemoveAllowValue(
   return { appId, ip, start };
 }
 
-/** Usage help for `/arc-history` without an argument. */
+/**
+ * Usage help for `/arc-history` without an argument. Its placeholders are written escaped: Slack
+ * reads any `<…>` of a text as a link, mention or date of its own, in code too.
+ */
 export function historyUsage(windowMs: number): EphemeralMessage {
   return {
     response_type: 'ephemeral',
-    text: `Usage: \`${COMMANDS.history} <appid>\`: lists every source IP that identity (the application id in the alert) used to list Arc cluster credentials in the last ${describeDuration(windowMs)}, most recent first, with first and last seen, count, geo, AS and allowlist state. Only you see the answer. \`${COMMANDS.history} <appid> <n>\` starts the list at the n-th IP.`,
+    text: `Usage: \`${COMMANDS.history} &lt;appid&gt;\`: lists every source IP that identity (the application id in the alert) used to list Arc cluster credentials in the last ${describeDuration(windowMs)}, most recent first, with first and last seen, count, geo, AS and allowlist state. Only you see the answer. \`${COMMANDS.history} &lt;appid&gt; &lt;n&gt;\` starts the list at the n-th IP.`,
   };
 }
 
