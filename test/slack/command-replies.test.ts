@@ -57,3 +57,12 @@ it('writes the placeholders of its usage help escaped, so that Slack shows them 
   const unserved = await command('/arc-foo', 'x');
   expect(unserved.text).toBe('arc-responder does not serve /arc-foo. It answers /arc-history &lt;appid&gt;.');
 });
+
+it('names the argument it cannot use: one too many, not the valid number before it', async () => {
+  await start();
+  const extra = await command('/arc-history', `${ARC.appId} 3 now`);
+  expect(extra.text).toMatch(/^`now` /);
+  expect(extra.text).not.toContain('`3`');
+  const badStart = await command('/arc-history', `${ARC.appId} 0`);
+  expect(badStart.text).toMatch(/^`0` is not the number of an IP to start at\./);
+});

@@ -94,10 +94,17 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       });
       return;
     }
-    if ((startArg !== undefined && !START.test(startArg)) || extra.length > 0) {
+    if (startArg !== undefined && !START.test(startArg)) {
       await ack({
         response_type: 'ephemeral',
-        text: `${code(startArg ?? extra.join(' '), 40)} is not the number of an IP to start at. ${historyUsage(windowMs).text}`,
+        text: `${code(startArg, 40)} is not the number of an IP to start at. ${historyUsage(windowMs).text}`,
+      });
+      return;
+    }
+    if (extra.length > 0) {
+      await ack({
+        response_type: 'ephemeral',
+        text: `${code(extra.join(' '), 40)} is more than the command takes: an appid and the number of an IP to start at. ${historyUsage(windowMs).text}`,
       });
       return;
     }
