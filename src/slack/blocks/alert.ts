@@ -471,7 +471,8 @@ function factsBlock({ view, s, c, place, clusterText, eventAt }: Rendering): typ
     ],
     ['Detected', detectedText(d, alert.detectedAt)],
     ['Source', sourceText(d, s)],
-    ['MITRE ATT&CK', MITRE.map((t) => link(t.url, `${t.id} ${t.name}`)).join('\n')],
+    // Written escaped: mrkdwn reads a bare & as the start of an entity.
+    ['MITRE ATT&amp;CK', MITRE.map((t) => link(t.url, `${t.id} ${t.name}`)).join('\n')],
   ];
   return {
     type: 'section',
