@@ -6,6 +6,7 @@
 import { afterEach, expect, it } from 'vitest';
 import { type FakeSlack, startFakeSlack } from '../support/fake-slack.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp, type TestApp } from '../support/http-app.ts';
+import { arcEvent } from '../support/samples.ts';
 
 let app: TestApp | undefined;
 let fake: FakeSlack | undefined;
@@ -52,4 +53,21 @@ it('writes every & of its own texts as &amp;, as Slack asks of a character it re
   expect(texts.some((t) => t.includes('*MITRE ATT&amp;CK*'))).toBe(true);
   // Outside the links (whose URLs Slack takes as they are), no & that opens no entity.
   for (const text of texts) expect(text.replace(/<[^>]*>/g, ''), text).not.toMatch(/&(?!amp;|lt;|gt;)/);
+});
+
+it('says that a common-schema payload without its essentials came from Azure Monitor, not from an Event Hub record', async () => {
+  const { app, fake } = await start();
+  // An action group's payload as some relays pass it on: the alert context alone under data.
+  const payload = arcEvent('azure-monitor-common', {
+    appId: freshAppId(),
+    ip: '198.51.100.42',
+    time: new Date(),
+  }) as { data: Record<string, unknown> };
+  delete payload.data.essentials;
+  const ingest = await postIngest(app.url, payload);
+  expect(ingest.body).toMatchObject({ counts: { alerted: 1 } });
+  await app.app.outbox.drain();
+  const [post] = fake.callsOf('chat.postMessage');
+  const source = mrkdwnTexts(post!.args.blocks).find((t) => t.startsWith('*Source*'));
+  expect(source).toBe('*Source*\nAzure Monitor alert (common alert schema)');
 });

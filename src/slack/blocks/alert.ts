@@ -438,6 +438,8 @@ function sourceText(d: Detection, s: (text: string, n: number) => string): strin
   if (d.azureAlert) {
     return `Azure Monitor alert${d.azureAlert.alertRule ? `: ${s(d.azureAlert.alertRule, 120)}` : ''}`;
   }
+  // A common-schema payload without its essentials names no alert rule.
+  if (d.sourceFormat === 'azure-monitor-common') return 'Azure Monitor alert (common alert schema)';
   if (d.sourceFormat === 'azure-monitor-legacy') return 'Azure Monitor alert (legacy activity-log schema)';
   if (d.sourceFormat === 'elastic-ecs') return 'Elastic (activity log document)';
   return `Azure activity log (${d.sourceFormat === 'azure-activity-log-rest' ? 'REST API' : 'Event Hub record'})`;
