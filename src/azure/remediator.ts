@@ -162,11 +162,26 @@ export function createRemediatorWith(
     context?: RemediationContext,
   ): Promise<RemediationResult> {
     const byId = new Map(plan.steps.map((s) => [s.id, s]));
-    const doneSteps = result.mode === 'live' ? result.steps.filter((s) => s.status === 'done').reverse() : [];
+    // The removed assignments first, in the reverse order of their removal, and the principal's
+    // account last: an Undo that cannot re-create an assignment (its role may not be assigned any
+    // more, ARM refuses) leaves the principal disabled, its access still cut, not enabled with
+    // part of it back and Revoke held until the Undo is finished.
+    const done = result.mode === 'live' ? result.steps.filter((s) => s.status === 'done').reverse() : [];
+    const isAssignment = (s: StepResult) => byId.get(s.stepId)?.kind === 'remove-assignment';
+    const doneSteps = [...done.filter(isAssignment), ...done.filter((s) => !isAssignment(s))];
     const steps: StepResult[] = [];
     const calls: CallRecord[] = [];
     for (const done of doneSteps) {
       const step = byId.get(done.stepId);
+      if (step && step.kind !== 'remove-assignment' && mode === 'live' && !steps.every(isFinished)) {
+        const missing = steps.filter((s) => !isFinished(s)).length;
+        steps.push({
+          stepId: step.id,
+          status: 'failed',
+          detail: `not enabled again: ${missing} removed assignment${missing === 1 ? ' is' : 's are'} not back, and the account stays disabled until ${missing === 1 ? 'it is' : 'they are'}; press Undo again once ${missing === 1 ? 'it' : 'they'} can be re-created`,
+        });
+        continue;
+      }
       if (!step) {
         steps.push({
           stepId: done.stepId,

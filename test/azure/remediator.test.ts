@@ -920,8 +920,12 @@ describe('Azure remediator: undo', () => {
     });
     const undone = await dryRun.undo(plan, result, { actor: 'U1', alertId: 'alert-dry-undo' });
     expect(undone).toMatchObject({ mode: 'dry-run', ok: true });
+    // The assignments in the reverse order of their removal, the principal's account last.
+    const assignments = plan.steps.filter((s) => s.kind === 'remove-assignment').reverse();
+    const accounts = plan.steps.filter((s) => s.kind !== 'remove-assignment');
+    expect(accounts.length).toBeGreaterThan(0);
     expect(undone.steps.map((s) => [s.stepId, s.status])).toEqual(
-      [...plan.steps].reverse().map((s) => [s.id, 'would-do']),
+      [...assignments, ...accounts].map((s) => [s.id, 'would-do']),
     );
     expect(undone.steps[0]?.detail).toMatch(/^dry-run: would undo "/);
     expect(fake.mutations()).toEqual([]);
