@@ -275,10 +275,45 @@ describe('alert message', () => {
 
   it('links the cluster to the Azure portal, the Kibana alert and both MITRE techniques', () => {
     const text = allText(buildAlertMessage(view()));
-    expect(text).toContain(`<https://portal.azure.com/#@/resource${ARC.clusterId}|${ARC.clusterName}>`);
+    expect(text).toContain(
+      `<https://portal.azure.com/#@${ARC.tenantId}/resource${ARC.clusterId}|${ARC.clusterName}>`,
+    );
     expect(text).toContain(`<${ARC.kibanaUrl}/app/security/alerts/redirect/${ARC.alertUuid}|`);
     expect(text).toContain('<https://attack.mitre.org/techniques/T1078/004/|T1078.004');
     expect(text).toContain('<https://attack.mitre.org/techniques/T1552/007/|T1552.007');
+  });
+
+  it("links the cluster's activity log and the caller in Entra ID, in the detection's tenant", () => {
+    const entra = 'https://portal.azure.com';
+    const text = allText(buildAlertMessage(view()));
+    expect(text).toContain(
+      `<${entra}/#@${ARC.tenantId}/resource${ARC.clusterId}/eventlogs|the cluster's activity log>`,
+    );
+    expect(text).toContain(
+      `<${entra}/${ARC.tenantId}/#view/Microsoft_AAD_IAM/ManagedAppMenuBlade/~/Overview/objectId/${ARC.principalId}/appId/${ARC.appId}|the service principal in Entra ID>`,
+    );
+    // A user: the profile page. Without a tenant (or with one that is no GUID): the reader's own directory.
+    const user = allText(
+      buildAlertMessage(view({ alert: sampleAlert({}, { principalType: 'User', tenantId: 'x/../evil' }) })),
+    );
+    expect(user).toContain(
+      `<${entra}/#view/Microsoft_AAD_UsersAndTenants/UserProfileMenuBlade/~/overview/userId/${ARC.principalId}|the user in Entra ID>`,
+    );
+    expect(user).toContain(`<${entra}/#@/resource${ARC.clusterId}|${ARC.clusterName}>`);
+    expect(user).not.toMatch(/portal\.azure\.com\/(#@)?x\//);
+    // Evidence that names a group gives no caller's object id: no Entra ID link, the log's still.
+    const group = allText(
+      buildAlertMessage(
+        view({
+          alert: sampleAlert(
+            {},
+            { principalId: undefined, evidence: { principalType: 'Group', principalId: ARC.principalId } },
+          ),
+        }),
+      ),
+    );
+    expect(group).not.toContain('in Entra ID>');
+    expect(group).toContain("|the cluster's activity log>");
   });
 
   it('says why it fired with the window and the number of other IPs', () => {

@@ -15,7 +15,7 @@ afterEach(async () => {
   await fake?.stop();
 });
 
-it("links the cluster to the portal of the cloud AZURE_ARM_ENDPOINT names (a sovereign cloud's resources are not in the public portal)", async () => {
+it("links the cluster, its activity log and the caller to the portal of the cloud AZURE_ARM_ENDPOINT names (a sovereign cloud's resources are not in the public portal)", async () => {
   fake = await startFakeSlack();
   app = await startTestApp({
     env: {
@@ -31,7 +31,13 @@ it("links the cluster to the portal of the cloud AZURE_ARM_ENDPOINT names (a sov
   await app.app.outbox.drain();
   const [post] = fake.callsOf('chat.postMessage');
   const blocks = JSON.stringify(post!.args.blocks);
-  expect(blocks).toContain(`<https://portal.azure.us/#@/resource${ARC.clusterIdUpper}|`);
+  expect(blocks).toContain(`<https://portal.azure.us/#@${ARC.tenantId}/resource${ARC.clusterIdUpper}|`);
+  expect(blocks).toContain(
+    `<https://portal.azure.us/#@${ARC.tenantId}/resource${ARC.clusterIdUpper}/eventlogs|`,
+  );
+  expect(blocks).toContain(
+    `<https://portal.azure.us/${ARC.tenantId}/#view/Microsoft_AAD_IAM/ManagedAppMenuBlade/`,
+  );
   expect(blocks).not.toContain('portal.azure.com');
 
   expect(portalForArm('https://management.chinacloudapi.cn')).toBe('https://portal.azure.cn');

@@ -1,11 +1,11 @@
 import type { types } from '@slack/bolt';
 import type { AlertRecord } from '../../core/alert.ts';
-import { isGroup } from '../../core/azure-ids.ts';
+import { dashGuid, isGroup } from '../../core/azure-ids.ts';
 import { FUTURE_TOLERANCE_MS } from '../../core/candidate.ts';
 import type { Detection } from '../../core/detection.ts';
 import { formatDuration } from '../../core/duration.ts';
 import { alertCause } from '../../core/engine.ts';
-import { callerKind } from '../../core/remediation-plan.ts';
+import { callerKind, claimedObjectId } from '../../core/remediation-plan.ts';
 import { ARC_RULE_NAME } from '../../core/rule.ts';
 import {
   type BenignMark,
@@ -142,10 +142,37 @@ export function portalForArm(armEndpoint: string | undefined): string {
   }
 }
 
-/** Azure portal link of a resource id: `https://portal.azure.com/#@/resource<id>`. */
-export function portalUrl(resourceId: string, portal: string = PUBLIC_PORTAL): string | undefined {
-  if (!resourceId.startsWith('/') || resourceId.length > MAX_URL - 40) return undefined;
-  return `${portal}/#@/resource${resourceId}`;
+/**
+ * Azure portal link of a resource id: `https://portal.azure.com/#@<tenant>/resource<id>`. With the
+ * detection's tenant, the portal opens in that directory (a responder who is a guest there, or
+ * whose default directory is another, lands on the resource rather than on "not found").
+ */
+export function portalUrl(
+  resourceId: string,
+  portal: string = PUBLIC_PORTAL,
+  tenantId = '',
+): string | undefined {
+  if (!resourceId.startsWith('/') || resourceId.length > MAX_URL - 80) return undefined;
+  return `${portal}/#@${tenantId}/resource${resourceId}`;
+}
+
+/** The detection's tenant as a portal link names it (a GUID), else '' (the reader's own directory). */
+const tenantOf = (d: Detection): string => dashGuid(d.tenantId) ?? '';
+
+/**
+ * The caller's page in Entra ID, from its object id: the user's profile, or the service
+ * principal's enterprise application. Undefined without an object id (an appid alone does not
+ * name the service principal of this tenant).
+ */
+export function entraUrl(d: Detection, portal: string = PUBLIC_PORTAL): string | undefined {
+  const objectId = claimedObjectId(d);
+  if (objectId === undefined) return undefined;
+  const tenant = tenantOf(d);
+  const base = `${portal}/${tenant ? `${tenant}/` : ''}#view`;
+  if (callerKind(d) === 'user')
+    return `${base}/Microsoft_AAD_UsersAndTenants/UserProfileMenuBlade/~/overview/userId/${objectId}`;
+  const appId = dashGuid(d.appId);
+  return `${base}/Microsoft_AAD_IAM/ManagedAppMenuBlade/~/Overview/objectId/${objectId}${appId ? `/appId/${appId}` : ''}`;
 }
 
 /** `text` without the full stops and spaces it ends with (a loop: no regex backtracking). */
@@ -396,7 +423,7 @@ function renderingOf(view: AlertView, k: number): Rendering {
   const place = describePlace(d.geo, d.as, d.located, (t) => s(t, 140));
   const cluster = d.cluster;
   const clusterText = cluster
-    ? link(portalUrl(cluster.id, view.portal), s(cluster.name ?? cluster.id, 200))
+    ? link(portalUrl(cluster.id, view.portal, tenantOf(d)), s(cluster.name ?? cluster.id, 200))
     : DASH;
   return { view, k, s, c, place, clusterText, eventAt: parseTime(d.eventTime) };
 }
@@ -579,6 +606,24 @@ function statusBlocks(view: AlertView, k: number): types.KnownBlock[] {
   return blocks;
 }
 
+/**
+ * Where to look next in the Azure portal: the cluster's activity log (the call itself, and what
+ * else the identity did there) and the caller in Entra ID (its sign-ins, credentials, owners).
+ */
+function portalLinksBlock({ view }: Rendering): types.ContextBlock | undefined {
+  const d = view.alert.detection;
+  const links: string[] = [];
+  const log = d.cluster ? portalUrl(`${d.cluster.id}/eventlogs`, view.portal, tenantOf(d)) : undefined;
+  if (log) links.push(link(log, "the cluster's activity log", MAX_URL));
+  const entra = entraUrl(d, view.portal);
+  if (entra) {
+    const label = callerKind(d) === 'user' ? 'the user in Entra ID' : 'the service principal in Entra ID';
+    links.push(link(entra, label, MAX_URL));
+  }
+  if (links.length === 0) return undefined;
+  return { type: 'context', elements: [mrkdwn(`:mag: Azure portal: ${links.join(' · ')}`)] };
+}
+
 /** The alert's last line: its id, the rule, the remediation mode and the event's ids. */
 function footerBlock({ view, c, eventAt }: Rendering): types.ContextBlock {
   const d = view.alert.detection;
@@ -617,6 +662,8 @@ function render(view: AlertView, k: number): SlackMessage {
   if (investigation) blocks.push(investigation);
   const triage = callerKind(d) === 'user' ? TRIAGE_USER : TRIAGE;
   blocks.push(section(`*Triage*\n${triage.map((t, i) => `${i + 1}. ${t}`).join('\n')}\n${RESPONSE}`));
+  const portalLinks = portalLinksBlock(r);
+  if (portalLinks) blocks.push(portalLinks);
   blocks.push(...statusBlocks(view, k), buttons(view), footerBlock(r));
   return { text: alertFallbackText(view), blocks };
 }
