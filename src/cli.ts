@@ -392,6 +392,13 @@ async function main(argv: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
+  // A second file (a shell glob, say) would otherwise be left out without a word.
+  const given = argv.length - 2;
+  if (given > 1) {
+    const [what, each] = command === 'import' ? ['one file', 'file'] : ['one appid', 'identity'];
+    console.error(`${command} takes ${what}, not ${given}: run it once per ${each}\n\n${USAGE}`);
+    return 2;
+  }
   return await guarded(command, () => run(arg));
 }
 

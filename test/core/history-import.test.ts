@@ -184,6 +184,29 @@ describe('history import [derived Arc events]', () => {
     expect(help.stdout).toMatch(/npm run history -- list <appid>/);
   });
 
+  it('refuses a second file or appid rather than leaving it out unsaid, and touches no store', async () => {
+    const db = path.join(dir, 'two-files.db');
+    const [first, second] = ['first.ndjson', 'second.ndjson'].map((name, n) => {
+      const file = path.join(dir, name);
+      writeFileSync(file, `${JSON.stringify(ecs(`198.51.100.${30 + n}`, 1, 30 + n))}\n`);
+      return file;
+    });
+    const env = { ...process.env, STORE_URL: `sqlite://${db}` };
+    await expect(
+      run(process.execPath, [CLI, 'history', 'import', first!, second!], { env }),
+    ).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^import takes one file, not 2: run it once per file\n\nusage:/),
+    });
+    await expect(
+      run(process.execPath, [CLI, 'history', 'list', ARC.appId, '198.51.100.30'], { env }),
+    ).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/^list takes one appid, not 2: run it once per identity\n\nusage:/),
+    });
+    expect(existsSync(db)).toBe(false);
+  });
+
   it('reads only STORE_URL and HISTORY_WINDOW: a Slack setting the service would refuse does not stop it', async () => {
     const db = path.join(dir, 'only-history.db');
     const file = path.join(dir, 'one.ndjson');
