@@ -210,19 +210,27 @@ const schema = z.object({
     message: 'SLACK_ALERT_CHANNEL must be a channel id such as C0123456789 (not a #name)',
   }),
   SLACK_API_URL: httpUrl('SLACK_API_URL'),
-  SLACK_RESPONDERS: optional.refine(
-    (v) =>
-      v === undefined ||
-      v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-        .every((s) => /^[UWS][A-Z0-9]{2,}$/.test(s)),
-    {
-      message:
-        'SLACK_RESPONDERS must be comma-separated Slack user ids (U..., or W... on Enterprise Grid) or user-group ids (S...)',
-    },
-  ),
+  SLACK_RESPONDERS: optional.superRefine((v, ctx) => {
+    if (v === undefined) return;
+    const ids = v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (ids.length === 0) {
+      // Commas alone would pass for a list and leave nobody a responder without a word.
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'SLACK_RESPONDERS is set but holds no id: unset it (nobody may revoke) or give comma-separated Slack user ids (U..., or W... on Enterprise Grid) or user-group ids (S...)',
+      });
+    } else if (!ids.every((s) => /^[UWS][A-Z0-9]{2,}$/.test(s))) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'SLACK_RESPONDERS must be comma-separated Slack user ids (U..., or W... on Enterprise Grid) or user-group ids (S...)',
+      });
+    }
+  }),
   SLACK_ALLOWLIST: optional.refine((v) => v === undefined || v === 'channel' || v === 'responders', {
     message:
       'SLACK_ALLOWLIST must be channel (anyone in the alert channel may mark benign) or responders (SLACK_RESPONDERS only)',

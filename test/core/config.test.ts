@@ -281,6 +281,23 @@ describe('loadConfig', () => {
       /SLACK_ALLOWLIST=responders needs SLACK_RESPONDERS/,
     );
   });
+
+  it('refuses a SLACK_RESPONDERS that holds no id (commas alone), as it refuses such an INGEST_TOKEN', () => {
+    const slack = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_ALERT_CHANNEL: 'C0123' };
+    for (const responders of [',', ' , ', ',,']) {
+      expect(() => loadConfig({ ...slack, SLACK_RESPONDERS: responders })).toThrow(
+        /SLACK_RESPONDERS is set but holds no id/,
+      );
+      expect(() =>
+        loadConfig({ ...slack, SLACK_RESPONDERS: responders, SLACK_ALLOWLIST: 'responders' }),
+      ).toThrow(/SLACK_RESPONDERS is set but holds no id/);
+    }
+    expect(loadConfig({ ...slack, SLACK_RESPONDERS: '' }).slack?.responders).toEqual([]);
+    expect(loadConfig({ ...slack, SLACK_RESPONDERS: ' U0AAA , S0BBB ,' }).slack?.responders).toEqual([
+      'U0AAA',
+      'S0BBB',
+    ]);
+  });
 });
 
 describe('listenUrl', () => {
