@@ -427,7 +427,12 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
   try {
     await pool.query(sql.createTables);
   } catch (error) {
-    return fail('Cannot create the state tables in', error);
+    // PostgreSQL 15 gives no role but the database owner CREATE on `public`.
+    const hint =
+      (error as { code?: string }).code === '42501'
+        ? ` (the role may not create tables in the schema ${schema}: give it a schema of its own, CREATE SCHEMA arc_responder AUTHORIZATION <role>, and add ?schema=arc_responder to STORE_URL; or create the tables as an owner first)`
+        : '';
+    return fail(`Cannot create the state tables${hint} in`, error);
   }
 
   const adapter = new PooledKeyvPostgres({

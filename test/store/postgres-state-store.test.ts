@@ -136,6 +136,32 @@ describeWithService('postgres:// state store', 'TEST_POSTGRES_URL', (url) => {
     }
   });
 
+  it('names the way out when the role may not create tables in its schema (public, from PostgreSQL 15 on)', async () => {
+    const [role, schema] = [`arc_nocreate_${process.pid}`, `arc_notmine_${process.pid}`];
+    const admin = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'arc-nocreate-pw'`);
+      // A schema the role may use but not create in, as public is for a role that does not own the database.
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      await admin.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+      const target = new URL(url);
+      target.username = role;
+      target.password = 'arc-nocreate-pw';
+      target.searchParams.set('schema', schema);
+      const opening = openStateStore(target.toString(), { namespace: ns('nocreate') });
+      await expect(opening).rejects.toThrow(
+        new RegExp(
+          `^Cannot create the state tables \\(the role may not create tables in the schema ${schema}: give it a schema of its own, CREATE SCHEMA arc_responder AUTHORIZATION <role>, and add \\?schema=arc_responder to STORE_URL; or create the tables as an owner first\\) in PostgreSQL .*permission denied for schema ${schema}`,
+        ),
+      );
+      await expect(opening).rejects.not.toThrow(/arc-nocreate-pw/);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => undefined);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+      await admin.end();
+    }
+  });
+
   it('accepts the postgresql:// spelling too', async () => {
     const store = await openStateStore(url.replace(/^postgres:/, 'postgresql:'), { namespace: ns('scheme') });
     try {
