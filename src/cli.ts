@@ -134,7 +134,11 @@ function* documentOrLines(lines: string[]): Generator<ReadItem> {
         items.push({ error: `line ${i + 1}: not valid JSON` });
       }
     });
-    if (read === 0) throw error;
+    if (read === 0) {
+      throw new Error(
+        `the input is neither NDJSON (no line holds a JSON object or array) nor one JSON document: ${(error as Error).message}`,
+      );
+    }
     yield* items;
     return;
   }

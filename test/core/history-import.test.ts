@@ -104,7 +104,9 @@ describe('history import [derived Arc events]', () => {
       }),
     ).rejects.toMatchObject({
       code: 1,
-      stderr: expect.stringMatching(/^history import failed: Unexpected token/),
+      stderr: expect.stringMatching(
+        /^history import failed: the input is neither NDJSON \(no line holds a JSON object or array\) nor one JSON document: Unexpected token/,
+      ),
     });
     // The store is opened with the first batch: a file that turns out unreadable leaves none.
     expect(existsSync(path.join(dir, 'broken-pretty.db'))).toBe(false);
