@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import type { Transform } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 import { HttpError } from './http-error.ts';
 
 /** The request went away before its body was complete: nobody is left to answer. */
@@ -61,9 +61,62 @@ function decoderFor(coding: BodyCoding): Transform {
     case 'gzip':
       return createGunzip();
     case 'deflate':
-      return createInflate();
+      return new DeflateDecoder();
     case 'br':
       return createBrotliDecompress();
+  }
+}
+
+/**
+ * Whether a body labelled `deflate` starts with the zlib header that RFC 9110's deflate coding
+ * has (a compression method of 8, a window of at most 32 KiB, and a check that makes the first two
+ * bytes a multiple of 31), rather than bare deflate data.
+ */
+const isZlibHeader = (a: number, b: number): boolean =>
+  (a & 0x0f) === 8 && a >> 4 <= 7 && ((a << 8) | b) % 31 === 0;
+
+/**
+ * `deflate` as senders write it: the zlib stream the coding is defined as, or the bare deflate
+ * data that some libraries send under the same name (.NET's DeflateStream, among others). The
+ * first two bytes tell which; the decoder is then one of Node's, behind this one.
+ */
+class DeflateDecoder extends Transform {
+  #inner: Transform | undefined;
+  #head: Buffer | undefined;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    if (this.#inner === undefined) {
+      const head = this.#head ? Buffer.concat([this.#head, chunk]) : chunk;
+      if (head.length < 2) {
+        this.#head = head;
+        done();
+        return;
+      }
+      this.#head = undefined;
+      this.#start(isZlibHeader(head[0]!, head[1]!) ? createInflate() : createInflateRaw());
+      chunk = head;
+    }
+    if (this.#inner!.write(chunk)) done();
+    else this.#inner!.once('drain', () => done());
+  }
+
+  override _flush(done: (error?: Error | null) => void): void {
+    // A body of one byte: too short for either form, which the zlib decoder says.
+    if (this.#inner === undefined) this.#start(createInflate(), this.#head);
+    this.#inner!.once('end', () => done());
+    this.#inner!.end();
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    this.#inner?.destroy();
+    done(error);
+  }
+
+  #start(inner: Transform, first?: Buffer): void {
+    this.#inner = inner;
+    inner.on('data', (data: Buffer) => this.push(data));
+    inner.on('error', (error) => this.destroy(error));
+    if (first) inner.write(first);
   }
 }
 

@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
-import { brotliCompressSync, createGzip, gzipSync } from 'node:zlib';
+import { brotliCompressSync, createDeflateRaw, createGzip, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import {
@@ -16,10 +16,10 @@ import {
 
 type ErrorBody = { error: string; code: string; position?: number; line?: number; column?: number };
 
-/** A gzip stream of `mib` MiB of zeros: a few kB compressed. */
-async function gzipBomb(mib: number): Promise<Buffer> {
+/** A gzip stream (or bare deflate data) of `mib` MiB of zeros: a few kB compressed. */
+async function gzipBomb(mib: number, raw = false): Promise<Buffer> {
   const zero = Buffer.alloc(1024 * 1024);
-  const gz = createGzip({ level: 9 });
+  const gz = raw ? createDeflateRaw({ level: 9 }) : createGzip({ level: 9 });
   const out: Buffer[] = [];
   gz.on('data', (c: Buffer) => out.push(c));
   const done = new Promise((resolve) => gz.on('end', resolve));
@@ -179,6 +179,11 @@ describe('POST /ingest: refused bodies', () => {
     const res = await postIngest<ErrorBody>(t.url, bomb, { headers: { 'content-encoding': 'gzip' } });
     expect(res.status).toBe(413);
     expect(res.body.error).toMatch(/^the decompressed request body is larger than INGEST_MAX_BYTES/);
+    // The same in bare deflate data, labelled deflate.
+    const raw = await postIngest<ErrorBody>(t.url, await gzipBomb(64, true), {
+      headers: { 'content-encoding': 'deflate' },
+    });
+    expect(raw.status).toBe(413);
     // The service is still answering.
     const ok = await postIngest<IngestSummary>(t.url, [arcRecord({ appId: freshAppId() })], { gzip: true });
     expect(ok.status).toBe(200);

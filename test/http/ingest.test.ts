@@ -1,4 +1,4 @@
-import { deflateSync, gzipSync } from 'node:zlib';
+import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp, type TestApp } from '../support/http-app.ts';
@@ -199,7 +199,7 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     expect(legacy.body.counts.alerted).toBe(1);
   });
 
-  it('takes gzip- (also labelled x-gzip) and deflate-compressed bodies', async () => {
+  it('takes gzip- (also labelled x-gzip) and deflate-compressed bodies, deflate with or without its zlib header', async () => {
     const gz = await postIngest<IngestSummary>(t.url, [arcRecord({ appId: freshAppId() })], { gzip: true });
     expect(gz.status).toBe(200);
     expect(gz.body.counts.alerted).toBe(1);
@@ -211,6 +211,25 @@ describe('POST /ingest: accepted bodies [derived Arc events]', () => {
     });
     expect(res.status).toBe(200);
     expect(((await res.json()) as IngestSummary).counts.alerted).toBe(1);
+
+    // Labelled deflate but bare deflate data, without the zlib header (.NET's DeflateStream).
+    for (const body of [
+      deflateRawSync(JSON.stringify(arcRecord({ appId: freshAppId() }))),
+      deflateRawSync(JSON.stringify(arcRecord({ appId: freshAppId() })), { level: 0 }),
+    ]) {
+      const raw = await postIngest<IngestSummary>(t.url, body, {
+        headers: { 'content-encoding': 'deflate' },
+      });
+      expect(raw.status, raw.text).toBe(200);
+      expect(raw.body.counts.alerted).toBe(1);
+    }
+    for (const junk of [Buffer.from([0x78]), Buffer.from('{"not":"deflate"}')]) {
+      const bad = await postIngest<{ error: string }>(t.url, junk, {
+        headers: { 'content-encoding': 'deflate' },
+      });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error).toMatch(/^the body is not valid deflate data/);
+    }
 
     const xgz = await postIngest<IngestSummary>(
       t.url,
