@@ -173,7 +173,8 @@ export function createRemediatorWith(
     const calls: CallRecord[] = [];
     for (const done of doneSteps) {
       const step = byId.get(done.stepId);
-      if (step && step.kind !== 'remove-assignment' && mode === 'live' && !steps.every(isFinished)) {
+      const enables = step?.kind === 'disable-service-principal' || step?.kind === 'disable-user';
+      if (step && enables && mode === 'live' && !steps.every(isFinished)) {
         const missing = steps.filter((s) => !isFinished(s)).length;
         steps.push({
           stepId: step.id,

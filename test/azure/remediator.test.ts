@@ -804,6 +804,22 @@ describe('Azure remediator: execute', () => {
     expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: false, revokedSessions: 1 });
   });
 
+  it("an Undo that cannot re-create the user's assignment leaves the account disabled", async () => {
+    const { fake, remediator, plan } = await userPlan();
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(true);
+    fake.deny('arm', 'PUT', '/roleAssignments/', 'Microsoft.Authorization/roleAssignments/write');
+    const undone = await remediator.undo(plan, result);
+    expect(undone.ok).toBe(false);
+    expect(undone.steps.map((st) => [st.stepId.split(':')[0], st.status])).toEqual([
+      ['remove-assignment', 'failed'],
+      ['revoke-user-sessions', 'already-done'],
+      ['disable-user', 'failed'],
+    ]);
+    expect(undone.steps.at(-1)?.detail).toMatch(/^not enabled again: 1 removed assignment is not back/);
+    expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: false });
+  });
+
   it('never takes a success without {"value": true} (a proxy\'s 200 {}) for revoked sign-in sessions', async () => {
     const { fake, remediator, plan } = await userPlan();
     fake.fail({ service: 'graph', method: 'POST', path: 'revokeSignInSessions', status: 200, body: {} });
@@ -944,6 +960,13 @@ describe('Azure remediator: undo', () => {
     expect(undone.ok).toBe(false);
     const failedStep = undone.steps.find((s) => s.status === 'failed');
     expect(failedStep?.fix).toMatch(/Microsoft\.Authorization\/roleAssignments\/write/);
+    // The principal is enabled last, and not while an assignment is not back: its access stays cut.
+    expect(undone.steps.at(-1)).toMatchObject({
+      status: 'failed',
+      detail: expect.stringMatching(/^not enabled again: \d+ removed assignments? (is|are) not back/),
+    });
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(false);
+    expect(fake.calls('graph', 'PATCH')).toHaveLength(1);
   });
 });
 
