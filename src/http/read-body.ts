@@ -179,8 +179,21 @@ export function readBody(
             deadlineMs,
           );
 
+    // What each decoder but the last hands on is counted too: a coding inside another can inflate
+    // to data that the next one turns into nothing (empty deflate blocks, gzip headers), which the
+    // limit on the decoded body alone would leave inflating far past it.
+    const layerCounters = decoders.slice(0, -1).map((d) => {
+      let layer = 0;
+      const count = (chunk: Buffer) => {
+        layer += chunk.length;
+        if (layer > maxBytes && !settled) fail(tooLarge(maxBytes, 'the decompressed request body'));
+      };
+      d.on('data', count);
+      return [d, count] as const;
+    });
     const cleanup = () => {
       clearTimeout(timer);
+      for (const [d, count] of layerCounters) d.off('data', count);
       req.off('data', onRawData);
       req.off('end', onRawEnd);
       req.off('error', onError);

@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
-import { brotliCompressSync, createDeflateRaw, createGzip, gzipSync } from 'node:zlib';
+import { brotliCompressSync, createDeflateRaw, createGzip, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import {
@@ -228,6 +228,22 @@ describe('POST /ingest: refused bodies', () => {
     });
     expect(many.status).toBe(415);
     expect(many.body.error).toMatch(/lists 4 codings; at most 3 are decoded/);
+  });
+
+  it('413 for a coding inside another that inflates past the limit, though the body it decodes to is empty', async () => {
+    // A zlib stream of 8 MB of empty stored blocks: it inflates to nothing, and compresses well.
+    const empty = Buffer.alloc(5 * 1_600_000);
+    for (let i = 0; i < empty.length; i += 5) empty.set([0x00, 0x00, 0x00, 0xff, 0xff], i);
+    const inner = Buffer.concat([
+      Buffer.from([0x78, 0x01]),
+      empty,
+      Buffer.from([0x01, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01]),
+    ]);
+    const res = await postIngest<ErrorBody>(t.url, deflateSync(inner, { level: 9 }), {
+      headers: { 'content-encoding': 'deflate, deflate' },
+    });
+    expect(res.status, res.text).toBe(413);
+    expect(res.body.error).toMatch(/^the decompressed request body is larger than INGEST_MAX_BYTES/);
   });
 
   it('415 for another content type, another charset or an unknown Content-Encoding', async () => {
