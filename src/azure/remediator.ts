@@ -160,6 +160,7 @@ export function createRemediatorWith(
     plan: RemediationPlan,
     result: RemediationResult,
     context?: RemediationContext,
+    options: { assignmentsNotBack?: number } = {},
   ): Promise<RemediationResult> {
     const byId = new Map(plan.steps.map((s) => [s.id, s]));
     // The removed assignments first, in the reverse order of their removal, and the principal's
@@ -171,11 +172,14 @@ export function createRemediatorWith(
     const doneSteps = [...done.filter(isAssignment), ...done.filter((s) => !isAssignment(s))];
     const steps: StepResult[] = [];
     const calls: CallRecord[] = [];
+    // The assignments not back: this plan's, and those of the runs undone before (a broad removal's).
+    const notBack = () =>
+      (options.assignmentsNotBack ?? 0) + steps.filter((s) => isAssignment(s) && !isFinished(s)).length;
     for (const done of doneSteps) {
       const step = byId.get(done.stepId);
       const enables = step?.kind === 'disable-service-principal' || step?.kind === 'disable-user';
-      if (step && enables && mode === 'live' && !steps.every(isFinished)) {
-        const missing = steps.filter((s) => !isFinished(s)).length;
+      const missing = enables && mode === 'live' ? notBack() : 0;
+      if (step && missing > 0) {
         steps.push({
           stepId: step.id,
           status: 'failed',

@@ -105,11 +105,15 @@ export interface Remediator {
     previous?: RemediationResult,
     context?: RemediationContext,
   ): Promise<RemediationResult>;
-  /** Re-creates removed assignments and re-enables the principal. */
+  /**
+   * Re-creates removed assignments and re-enables the principal, only once they are all back:
+   * `assignmentsNotBack` counts those of other runs undone before this one that are not.
+   */
   undo(
     plan: RemediationPlan,
     result: RemediationResult,
     context?: RemediationContext,
+    options?: { assignmentsNotBack?: number },
   ): Promise<RemediationResult>;
   /**
    * The separate, explicitly confirmed action: a plan removing the broad-role assignments that

@@ -873,6 +873,23 @@ describe('Remove broad roles too', () => {
     expect(await auditOf('undo')).toEqual(['ok']);
   });
 
+  it('Undo that cannot re-create the broad role leaves the principal disabled, though the Arc assignment is back', async () => {
+    const { azure } = await posted('live', { owner: true });
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    await clickAndWait(ACTION_IDS.removeBroadRoles, 2);
+    // ARM refuses the broad role's assignment only, at the subscription.
+    azure.deny(
+      'arm',
+      'PUT',
+      new RegExp(`^${SUB_SCOPE}/providers/Microsoft\\.Authorization/roleAssignments/`, 'i'),
+    );
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    expect(lastUpdateText()).toContain('Undo failed');
+    expect(lastUpdateText()).toContain('not enabled again: 1 removed assignment is not back');
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(false);
+    expect(azure.calls('graph', 'PATCH').map((r) => r.body)).toEqual([{ accountEnabled: false }]);
+  });
+
   it('in dry-run lists the call it would make and changes nothing', async () => {
     const { azure } = await posted('dry-run', { owner: true });
     await clickAndWait(ACTION_IDS.revoke, 1);

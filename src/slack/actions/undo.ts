@@ -60,10 +60,23 @@ function runUndo(
     work: async () => {
       const steps: StepResult[] = [];
       let ok = true;
+      // The principal is enabled only once every run's assignments are back (the broad removal's,
+      // undone first, as well as the Revoke's).
+      let assignmentsNotBack = 0;
       for (const run of runs) {
-        const r = await remediator.undo(run.plan, run.result, { actor: user, alertId, ip: d.sourceIp });
+        const r = await remediator.undo(
+          run.plan,
+          run.result,
+          { actor: user, alertId, ip: d.sourceIp },
+          { assignmentsNotBack },
+        );
         steps.push(...r.steps);
         ok &&= r.ok;
+        const kinds = new Map(run.plan.steps.map((s) => [s.id, s.kind]));
+        assignmentsNotBack += r.steps.filter(
+          (s) =>
+            kinds.get(s.stepId) === 'remove-assignment' && s.status !== 'done' && s.status !== 'already-done',
+        ).length;
       }
       undo.result = { mode: remediator.mode, ok, steps };
       undo.status = ok ? 'done' : 'failed';
