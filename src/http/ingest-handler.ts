@@ -194,7 +194,12 @@ export function createIngestHandler(deps: IngestDeps) {
    * store refuses, a bug), the events are evaluated one by one so one bad event cannot fail the
    * rest; the one that fails is reported `invalid`.
    */
-  async function evaluate(events: unknown[], log: Logger, afterChunks = false): Promise<EventResult[]> {
+  async function evaluate(
+    events: unknown[],
+    log: Logger,
+    afterChunks = false,
+    deadlineMs = storeDeadlineMs,
+  ): Promise<EventResult[]> {
     /** A store that hangs or is down answers the whole request: 503. */
     const storeFailure = (err: unknown): HttpError | undefined => {
       // Earlier chunks of the request were stored: the retry recognises them.
@@ -211,7 +216,7 @@ export function createIngestHandler(deps: IngestDeps) {
       return isStoreDown(err) ? unavailable(err) : undefined;
     };
     try {
-      return await batcher.evaluate(events, storeDeadlineMs);
+      return await batcher.evaluate(events, deadlineMs);
     } catch (err) {
       const failure = storeFailure(err);
       if (failure) throw failure;
@@ -242,16 +247,20 @@ export function createIngestHandler(deps: IngestDeps) {
   /**
    * Evaluates a request's events `EVALUATION_CHUNK` at a time, one after the other: each chunk is
    * a turn of its own, so one body of many events does not hold the event loop (health checks,
-   * other senders) for the whole of its evaluation.
+   * other senders) for the whole of its evaluation. The store's deadline is the request's: each
+   * chunk has what the ones before it left.
    */
   async function evaluateInChunks(events: unknown[], log: Logger): Promise<EventResult[]> {
     if (events.length <= EVALUATION_CHUNK) return events.length > 0 ? evaluate(events, log) : [];
+    const deadlineAt = performance.now() + storeDeadlineMs;
     const results: EventResult[] = [];
     for (let from = 0; from < events.length; from += EVALUATION_CHUNK) {
       // A turn of the event loop between two chunks: other work runs (the batcher would take the
       // next chunk at once, in the same turn).
       if (from > 0) await setImmediatePromise();
-      const chunk = await evaluate(events.slice(from, from + EVALUATION_CHUNK), log, from > 0);
+      const left = deadlineAt - performance.now();
+      if (left <= 0) throw storeTooSlow(storeDeadlineMs, from > 0);
+      const chunk = await evaluate(events.slice(from, from + EVALUATION_CHUNK), log, from > 0, left);
       for (const r of chunk) results.push(r);
     }
     return results;

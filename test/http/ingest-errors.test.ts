@@ -626,6 +626,24 @@ describe('POST /ingest: a body of many events', () => {
     expect(summary.rejected[2]!.outcome).toMatch(/ignored|invalid/);
   });
 
+  it('gives the store the deadline of the request, not of each chunk of its events', async () => {
+    // Each chunk of 2,000 events is stored well within the deadline; all of them take longer.
+    const slow = await startTestApp({ storeDeadlineMs: 1000, env: { INGEST_MAX_BYTES: '134217728' } });
+    try {
+      const body = Array.from({ length: 30_000 }, () => JSON.stringify(arcRecord({ appId: freshAppId() })));
+      const res = await postIngest<ErrorBody>(slow.url, body.join('\n'), {
+        contentType: 'application/x-ndjson',
+      });
+      expect(res.status, res.text.slice(0, 300)).toBe(503);
+      expect(res.body.code).toBe('store_unavailable');
+      expect(res.body.error).toMatch(
+        /has not answered for 1 s; retry later \(what it stores meanwhile is recognised/,
+      );
+    } finally {
+      await slow.close();
+    }
+  }, 60_000);
+
   it('leaves the service answering other requests while it is parsed, evaluated and answered', async () => {
     const body = Array.from({ length: 100_000 }, () => '{}').join('\n');
     const { port } = new URL(t.url);
