@@ -195,6 +195,28 @@ const LOCATED_ERRORS = 100;
 export const LINES_PER_TURN = 2000;
 
 /**
+ * Runs `slice(from, to)` over `0..count`, `perTurn` at a time with a turn of the event loop
+ * between two slices, so that other work runs meanwhile. When one slice covers it all, it runs at
+ * once and returns nothing: the caller has no promise to wait for.
+ */
+export function inTurns(
+  count: number,
+  perTurn: number,
+  slice: (from: number, to: number) => void,
+): Promise<void> | undefined {
+  if (count <= perTurn) {
+    slice(0, count);
+    return undefined;
+  }
+  return (async () => {
+    for (let from = 0; from < count; from += perTurn) {
+      if (from > 0) await setImmediatePromise();
+      slice(from, Math.min(count, from + perTurn));
+    }
+  })();
+}
+
+/**
  * One document per line. Each line is decoded on its own from the bytes (`\n` never occurs
  * inside a multi-byte UTF-8 sequence, so splitting the bytes is safe): a string per line parses
  * faster than slices of one big string, and the body is never held twice. When the body as a
@@ -288,6 +310,7 @@ async function parseNdjsonBody(buf: Buffer): Promise<IngestDocument[]> {
  * body as a whole is not JSON/NDJSON; a bad NDJSON line or an over-deep document is returned as a
  * document with an `error` instead, so the rest of the batch is still evaluated.
  */
-export async function parseIngestBody(buf: Buffer, kind: BodyKind): Promise<IngestDocument[]> {
+export function parseIngestBody(buf: Buffer, kind: BodyKind): IngestDocument[] | Promise<IngestDocument[]> {
+  // A JSON body is one `JSON.parse`: at once, no promise.
   return kind === 'json' ? parseJsonBody(buf) : parseNdjsonBody(buf);
 }

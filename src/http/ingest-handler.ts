@@ -14,6 +14,7 @@ import { createIngestAuth } from './ingest-auth.ts';
 import {
   bodyKind,
   type IngestDocument,
+  inTurns,
   LINES_PER_TURN,
   MAX_EVENTS_PER_REQUEST,
   parseIngestBody,
@@ -109,45 +110,49 @@ interface Expanded {
 
 /**
  * Expands each document into its events (envelopes, Kibana `alerts`), keeping the line;
- * `LINES_PER_TURN` documents per turn of the event loop.
+ * `LINES_PER_TURN` documents per turn of the event loop, and at once (no promise) for a body of
+ * fewer documents, as nearly every request is.
  */
-async function expand(docs: IngestDocument[]): Promise<Expanded> {
+function expand(docs: IngestDocument[]): Expanded | Promise<Expanded> {
   const events: unknown[] = [];
   const errors: Expanded['errors'] = [];
   const ndjson = docs.length > 0 && docs[0]!.line !== undefined;
   const lines: number[] | undefined = ndjson ? [] : undefined;
   let slots: number[] | undefined;
   let size = 0;
-  for (let d = 0; d < docs.length; d++) {
-    if (d > 0 && d % LINES_PER_TURN === 0) await setImmediatePromise();
-    const doc = docs[d]!;
-    if (doc.error !== undefined) {
-      // From the first error on, events and slots no longer line up.
-      slots ??= Array.from({ length: events.length }, (_, i) => i);
-      errors.push(
-        doc.line === undefined
-          ? { slot: size, error: doc.error }
-          : { slot: size, line: doc.line, error: doc.error },
-      );
-      size++;
-    } else {
-      const found = extractEvents(doc.value);
-      for (let i = 0; i < found.length; i++) {
-        events.push(found[i]);
-        if (lines) lines.push(doc.line!);
-        if (slots) slots.push(size);
+  const expandSlice = (from: number, to: number) => {
+    for (let d = from; d < to; d++) {
+      const doc = docs[d]!;
+      if (doc.error !== undefined) {
+        // From the first error on, events and slots no longer line up.
+        slots ??= Array.from({ length: events.length }, (_, i) => i);
+        errors.push(
+          doc.line === undefined
+            ? { slot: size, error: doc.error }
+            : { slot: size, line: doc.line, error: doc.error },
+        );
         size++;
+      } else {
+        const found = extractEvents(doc.value);
+        for (let i = 0; i < found.length; i++) {
+          events.push(found[i]);
+          if (lines) lines.push(doc.line!);
+          if (slots) slots.push(size);
+          size++;
+        }
       }
+      if (size > MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
     }
-    if (size > MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
-  }
-  return {
+  };
+  const expanded = (): Expanded => ({
     events,
     errors,
     size,
     ...(slots ? { slots } : {}),
     ...(lines ? { lines } : {}),
-  };
+  });
+  const turns = inTurns(docs.length, LINES_PER_TURN, expandSlice);
+  return turns ? turns.then(expanded) : expanded();
 }
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -251,7 +256,6 @@ export function createIngestHandler(deps: IngestDeps) {
    * chunk has what the ones before it left.
    */
   async function evaluateInChunks(events: unknown[], log: Logger): Promise<EventResult[]> {
-    if (events.length <= EVALUATION_CHUNK) return events.length > 0 ? evaluate(events, log) : [];
     const deadlineAt = performance.now() + storeDeadlineMs;
     const results: EventResult[] = [];
     for (let from = 0; from < events.length; from += EVALUATION_CHUNK) {
@@ -305,8 +309,18 @@ export function createIngestHandler(deps: IngestDeps) {
     const summary = await readers.run(async () => {
       const body = await readBody(req, ingestMaxBytes, encoding, bodyDeadlineMs);
       const summary = await limiter.run(async () => {
-        const batch = await expand(await parseIngestBody(body, kind));
-        const evaluated = await evaluateInChunks(batch.events, log);
+        // Awaited only when there is something to wait for: a small body is parsed and expanded
+        // at once, and its events evaluated in one go.
+        const parsed = parseIngestBody(body, kind);
+        const expanded = expand(Array.isArray(parsed) ? parsed : await parsed);
+        const batch = expanded instanceof Promise ? await expanded : expanded;
+        const { events } = batch;
+        const evaluated =
+          events.length === 0
+            ? []
+            : events.length <= EVALUATION_CHUNK
+              ? await evaluate(events, log)
+              : await evaluateInChunks(events, log);
         return summarise(batch, evaluated);
       });
       await answer(res, summary);

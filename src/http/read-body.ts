@@ -15,6 +15,8 @@ export type BodyCoding = 'gzip' | 'deflate' | 'br';
 /** The codings of a body, in the order the sender applied them; empty for a body sent as is. */
 export type BodyEncoding = readonly BodyCoding[];
 
+const NO_CODING: BodyEncoding = Object.freeze([]);
+
 /** Most codings one body may have been compressed with (a sender stacks at most two). */
 const MAX_CODINGS = 3;
 
@@ -33,7 +35,7 @@ const CODINGS: Readonly<Record<string, BodyCoding | 'identity'>> = {
  */
 export function bodyEncoding(req: IncomingMessage): BodyEncoding {
   const raw = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
-  if (raw === '' || raw === 'identity') return [];
+  if (raw === '' || raw === 'identity') return NO_CODING;
   const codings: BodyCoding[] = [];
   for (const name of raw.split(',')) {
     const coding = CODINGS[name.trim()];
@@ -153,7 +155,7 @@ export function readBody(
   // hold the caller (and its limiter slot) forever.
   if (req.destroyed) return Promise.reject(new ClientGoneError());
   // The last coding applied is undone first; each decoder feeds the next, with backpressure.
-  const decoders = encoding.toReversed().map(decoderFor);
+  const decoders = encoding.length === 0 ? [] : encoding.toReversed().map(decoderFor);
   for (let i = 1; i < decoders.length; i++) decoders[i - 1]!.pipe(decoders[i]!);
   const decoder = decoders[0];
   const decoded = decoders.at(-1);
