@@ -2,12 +2,14 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { type AuditEntry, type AuditStore, listAudit, recordAudit } from '../core/audit.ts';
 
-import type {
-  RemediationContext,
-  RemediationPlan,
-  RemediationResult,
-  Remediator,
-  StepResult,
+import {
+  assignmentsNotBack,
+  isFinished,
+  type RemediationContext,
+  type RemediationPlan,
+  type RemediationResult,
+  type Remediator,
+  type StepResult,
 } from '../core/remediation.ts';
 import { buildBroadRemovalPlan } from '../core/remediation-plan.ts';
 import { type CallRecord, withCallLog } from './call-log.ts';
@@ -26,8 +28,6 @@ export const AUDIT_ACTIONS = {
   removeBroadRoles: 'azure.remove-broad-roles',
   undo: 'azure.undo',
 } as const;
-
-const isFinished = (s: StepResult | undefined) => s?.status === 'done' || s?.status === 'already-done';
 
 /** Creates the Azure remediator (`config.azure.remediation` decides dry-run or live). */
 export function createAzureRemediator(config: Config, deps: AzureDeps): AzureRemediator {
@@ -173,8 +173,7 @@ export function createRemediatorWith(
     const steps: StepResult[] = [];
     const calls: CallRecord[] = [];
     // The assignments not back: this plan's, and those of the runs undone before (a broad removal's).
-    const notBack = () =>
-      (options.assignmentsNotBack ?? 0) + steps.filter((s) => isAssignment(s) && !isFinished(s)).length;
+    const notBack = () => (options.assignmentsNotBack ?? 0) + assignmentsNotBack(plan, steps);
     for (const done of doneSteps) {
       const step = byId.get(done.stepId);
       const enables = step?.kind === 'disable-service-principal' || step?.kind === 'disable-user';

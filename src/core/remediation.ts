@@ -79,6 +79,19 @@ export interface StepResult {
   maybeApplied?: boolean;
 }
 
+/** A step whose change is made, by this run or found made already. */
+export const isFinished = (s: StepResult | undefined): boolean =>
+  s?.status === 'done' || s?.status === 'already-done';
+
+/**
+ * How many of `steps`, results of an Undo of `plan`, are removed assignments not back: their
+ * re-creation did not finish. The principal is enabled again only once there are none.
+ */
+export function assignmentsNotBack(plan: RemediationPlan, steps: readonly StepResult[]): number {
+  const assignments = new Set(plan.steps.filter((s) => s.kind === 'remove-assignment').map((s) => s.id));
+  return steps.filter((s) => assignments.has(s.stepId) && !isFinished(s)).length;
+}
+
 export interface RemediationResult {
   mode: 'dry-run' | 'live';
   ok: boolean;

@@ -1,5 +1,5 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import type { StepResult } from '../../core/remediation.ts';
+import { assignmentsNotBack, type StepResult } from '../../core/remediation.ts';
 import { samePrincipal } from '../../core/remediation-plan.ts';
 import {
   broadLockKey,
@@ -62,21 +62,17 @@ function runUndo(
       let ok = true;
       // The principal is enabled only once every run's assignments are back (the broad removal's,
       // undone first, as well as the Revoke's).
-      let assignmentsNotBack = 0;
+      let notBack = 0;
       for (const run of runs) {
         const r = await remediator.undo(
           run.plan,
           run.result,
           { actor: user, alertId, ip: d.sourceIp },
-          { assignmentsNotBack },
+          { assignmentsNotBack: notBack },
         );
         steps.push(...r.steps);
         ok &&= r.ok;
-        const kinds = new Map(run.plan.steps.map((s) => [s.id, s.kind]));
-        assignmentsNotBack += r.steps.filter(
-          (s) =>
-            kinds.get(s.stepId) === 'remove-assignment' && s.status !== 'done' && s.status !== 'already-done',
-        ).length;
+        notBack += assignmentsNotBack(run.plan, r.steps);
       }
       undo.result = { mode: remediator.mode, ok, steps };
       undo.status = ok ? 'done' : 'failed';
