@@ -56,6 +56,13 @@ export class ConfigError extends Error {
 /** Largest INGEST_MAX_BYTES: 256 MiB. */
 const MAX_INGEST_BYTES = 268_435_456;
 
+/** The entries of a comma-separated list, trimmed, empty ones left out. */
+const commaList = (v: string | undefined): string[] =>
+  (v ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
 const optional = z
   .string()
   .transform((v) => v.trim())
@@ -174,10 +181,7 @@ const schema = z.object({
   HISTORY_WINDOW: duration('HISTORY_WINDOW'),
   INGEST_TOKEN: optional.superRefine((v, ctx) => {
     if (v === undefined) return;
-    const tokens = v
-      .split(',')
-      .map((t) => t.trim())
-      .filter(Boolean);
+    const tokens = commaList(v);
     if (tokens.length === 0) {
       ctx.addIssue({
         code: 'custom',
@@ -212,10 +216,7 @@ const schema = z.object({
   SLACK_API_URL: httpUrl('SLACK_API_URL'),
   SLACK_RESPONDERS: optional.superRefine((v, ctx) => {
     if (v === undefined) return;
-    const ids = v
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean);
+    const ids = commaList(v);
     if (ids.length === 0) {
       // Commas alone would pass for a list and leave nobody a responder without a word.
       ctx.addIssue({
@@ -310,10 +311,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
   }
   if (problems.length > 0 || !e) throw new ConfigError(problems);
 
-  const ingestTokens = (e.INGEST_TOKEN ?? '')
-    .split(',')
-    .map((t) => t.trim())
-    .filter(Boolean);
+  const ingestTokens = commaList(e.INGEST_TOKEN);
 
   const config: Config = {
     port: e.PORT === undefined ? 3000 : Number(e.PORT),
@@ -343,10 +341,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       signingSecret: e.SLACK_SIGNING_SECRET ?? '',
       alertChannel: e.SLACK_ALERT_CHANNEL,
       apiUrl: e.SLACK_API_URL ?? 'https://slack.com/api/',
-      responders: (e.SLACK_RESPONDERS ?? '')
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
+      responders: commaList(e.SLACK_RESPONDERS),
       allowlistBy: e.SLACK_ALLOWLIST === 'responders' ? 'responders' : 'channel',
     };
     if (e.SLACK_APP_TOKEN) config.slack.appToken = e.SLACK_APP_TOKEN;
