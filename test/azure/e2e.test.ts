@@ -3,7 +3,8 @@
  * faked at the Web API and Azure faked at ARM, Graph and the token endpoint. POST /ingest raises
  * an alert; a signed Revoke click runs the live Azure remediator through the real SDK clients and
  * `DefaultAzureCredential`; ARM sees exactly the planned DELETEs and Graph the PATCH; a second
- * click changes nothing.
+ * click changes nothing. A token endpoint failing on Entra ID's side is said so in the thread,
+ * not blamed on the credential.
  */
 import { afterEach, expect, it, vi } from 'vitest';
 import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
@@ -74,6 +75,35 @@ async function startLiveService(fake: FakeAzure) {
   return { appId, f: slack, app, auditStore };
 }
 
+/** The id of the alert the service posted first, as its Revoke button carries it. */
+function postedAlertId(f: FakeSlack): string {
+  const blocks = f.callsOf('chat.postMessage')[0]!.args.blocks as Array<{
+    elements?: Array<{ action_id: string; value: string }>;
+  }>;
+  return blocks.flatMap((b) => b.elements ?? []).find((b) => b.action_id === ACTION_IDS.revoke)!.value;
+}
+
+/** A responder's signed press of Revoke on `alertId`, its answer going to `responseId`. */
+function pressRevoke(url: string, f: FakeSlack, alertId: string, responseId: string, messageTs?: string) {
+  return sendSigned(
+    `${url}/slack/events`,
+    SECRET,
+    payloadBody(
+      buttonClick({
+        actionId: ACTION_IDS.revoke,
+        value: alertId,
+        user: RESPONDER,
+        channel: CHANNEL,
+        ...(messageTs ? { messageTs } : {}),
+        responseUrl: f.responseUrl(responseId),
+      }),
+    ),
+  );
+}
+
+/** The lines the service posted in alerts' threads. */
+const threadLines = (f: FakeSlack) => f.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+
 it('POST /ingest, then a signed Revoke click: exactly the planned DELETEs and the PATCH; a second click changes nothing', async () => {
   azure = addRoles(await startFakeAzure());
   const evidenceId = `${ARC.roleAssignmentScope}/providers/Microsoft.Authorization/roleAssignments/${ARC.roleAssignmentId}`;
@@ -101,34 +131,15 @@ it('POST /ingest, then a signed Revoke click: exactly the planned DELETEs and th
       principalType: 'ServicePrincipal',
     });
   const { appId, f, app, auditStore } = await startLiveService(azure);
-  const events = `${app.url}/slack/events`;
 
   const ingested = await postIngest(app.url, arcRecord({ appId, ip: '198.51.100.9' }));
   expect(ingested.body).toMatchObject({ counts: { alerted: 1 } });
   await app.app.outbox.drain();
-  const alertPost = f.callsOf('chat.postMessage')[0]!;
-  const buttons = (alertPost.args.blocks as Array<{ elements?: Array<{ action_id: string; value: string }> }>)
-    .flatMap((b) => b.elements ?? [])
-    .filter((e) => e.action_id);
-  const alertId = buttons.find((b) => b.action_id === ACTION_IDS.revoke)!.value;
+  const alertId = postedAlertId(f);
   expect(azure.mutations()).toEqual([]);
 
-  const click = (responseId: string) =>
-    sendSigned(
-      events,
-      SECRET,
-      payloadBody(
-        buttonClick({
-          actionId: ACTION_IDS.revoke,
-          value: alertId,
-          user: RESPONDER,
-          channel: CHANNEL,
-          messageTs: '1700000000.000001',
-          responseUrl: f.responseUrl(responseId),
-        }),
-      ),
-    );
-  const threads = () => f.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+  const click = (responseId: string) => pressRevoke(app.url, f, alertId, responseId, '1700000000.000001');
+  const threads = () => threadLines(f);
 
   expect((await click('first')).status).toBe(200);
   await f.waitFor('the revoke audit in the thread', () => threads().length === 1, 15_000);
@@ -187,29 +198,9 @@ it('POST /ingest of tampered evidence naming the security team’s Owner assignm
   evidence.roleAssignmentId = TEAM_OWNER.replaceAll('-', '');
   expect((await postIngest(app.url, record)).body).toMatchObject({ counts: { alerted: 1 } });
   await app.app.outbox.drain();
-  const buttons = (
-    f.callsOf('chat.postMessage')[0]!.args.blocks as Array<{
-      elements?: Array<{ action_id: string; value: string }>;
-    }>
-  ).flatMap((b) => b.elements ?? []);
-  const alertId = buttons.find((b) => b.action_id === ACTION_IDS.revoke)!.value;
-
-  const res = await sendSigned(
-    `${app.url}/slack/events`,
-    SECRET,
-    payloadBody(
-      buttonClick({
-        actionId: ACTION_IDS.revoke,
-        value: alertId,
-        user: RESPONDER,
-        channel: CHANNEL,
-        messageTs: '1700000000.000002',
-        responseUrl: f.responseUrl('tampered'),
-      }),
-    ),
-  );
+  const res = await pressRevoke(app.url, f, postedAlertId(f), 'tampered', '1700000000.000002');
   expect(res.status).toBe(200);
-  const threads = () => f.callsOf('chat.postMessage').filter((c) => c.args.thread_ts);
+  const threads = () => threadLines(f);
   await f.waitFor('the revoke audit in the thread', () => threads().length === 1, 15_000);
 
   // Only the caller's own Arc assignment (from ARM's listing) is deleted; the team's Owner stays.
@@ -220,3 +211,50 @@ it('POST /ingest of tampered evidence naming the security team’s Owner assignm
   expect(report).toContain('different principal');
   expect(report).not.toContain(`DELETE ${azure.armUrl}${teamOwnerId}`);
 });
+
+it.each([
+  ['server_error', 500, 'AADSTS50000: There was an error issuing a token.'],
+  ['temporarily_unavailable', 503, 'AADSTS90033: A transient error has occurred. Please try again.'],
+])(
+  'a token endpoint failing with %s: the thread says Entra ID failed, to press again, and blames no credential',
+  { timeout: 60_000 },
+  async (error, status, description) => {
+    azure = addRoles(await startFakeAzure());
+    azure.assign({
+      name: ARC.roleAssignmentId,
+      scope: ARC.roleAssignmentScope,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: ARC.principalId,
+      principalType: 'ServicePrincipal',
+    });
+    // Entra ID fails on its side. The identity library then waits about a minute before it asks
+    // again, so every click meanwhile fails without a call.
+    azure.fail({
+      service: 'login',
+      method: 'POST',
+      path: /oauth2\/v2\.0\/token$/,
+      status,
+      body: { error, error_description: description },
+      times: Number.POSITIVE_INFINITY,
+    });
+    const { appId, f, app } = await startLiveService(azure);
+
+    expect((await postIngest(app.url, arcRecord({ appId, ip: '198.51.100.70' }))).body).toMatchObject({
+      counts: { alerted: 1 },
+    });
+    await app.app.outbox.drain();
+    const alertId = postedAlertId(f);
+
+    // The first click meets the failing endpoint; the second, the library's wait after it.
+    for (const n of [1, 2]) {
+      expect((await pressRevoke(app.url, f, alertId, `click-${n}`)).status).toBe(200);
+      await f.waitFor(`the thread line of click ${n}`, () => threadLines(f).length === n, 15_000);
+      const line = String(threadLines(f)[n - 1]!.args.text);
+      expect(line).toContain('failed');
+      expect(line).not.toContain('no working Azure credential');
+      expect(line).toMatch(/Entra ID failed to issue a token/);
+      expect(line).toMatch(/press again in a minute or two/);
+    }
+    expect(azure.mutations()).toEqual([]);
+  },
+);

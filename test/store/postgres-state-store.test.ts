@@ -312,6 +312,14 @@ describeWithService(
 
 describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', (url) => {
   const db = ownPostgresDatabase(url, 'expiry');
+  /** The rows of a table of `public` whose `column` is LIKE `pattern`. */
+  const rowsLike = async (pool: pg.Pool, table: string, column: string, pattern: string) => {
+    const { rows } = await pool.query<{ n: string }>(
+      `SELECT count(*) AS n FROM public.${table} WHERE ${column} LIKE $1`,
+      [pattern],
+    );
+    return Number(rows[0]!.n);
+  };
   const indexState = async (pool: pg.Pool) => {
     const { rows } = await pool.query<{ valid: boolean }>(
       "SELECT indisvalid AS valid FROM pg_index WHERE indexrelid = to_regclass('public.arc_claims_expires')",
@@ -456,15 +464,7 @@ describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', 
         live.map(([app, ip]) => ({ key: `pair:${app}:${ip}`, value: { n: 1 }, ttlMs: 3_600_000 })),
       );
       const swept = await open(false, 50);
-      const count = async (pattern: string) =>
-        Number(
-          (
-            await pool.query<{ n: string }>(
-              'SELECT count(*) AS n FROM public.arc_members WHERE set_key LIKE $1',
-              [pattern],
-            )
-          ).rows[0]!.n,
-        );
+      const count = (pattern: string) => rowsLike(pool, 'arc_members', 'set_key', pattern);
       await vi.waitFor(async () => expect(await count('scale:ident:%')).toBe(501), {
         timeout: 20_000,
         interval: 100,
@@ -499,14 +499,7 @@ describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', 
         [past, future],
       );
       const swept = await open(false, 50);
-      const count = async (pattern: string) =>
-        Number(
-          (
-            await pool.query<{ n: string }>('SELECT count(*) AS n FROM public.arc_claims WHERE key LIKE $1', [
-              pattern,
-            ])
-          ).rows[0]!.n,
-        );
+      const count = (pattern: string) => rowsLike(pool, 'arc_claims', 'key', pattern);
       await vi.waitFor(async () => expect(await count('scale:old-%')).toBe(0), {
         timeout: 10_000,
         interval: 100,
