@@ -164,7 +164,7 @@ const tenantOf = (d: Detection): string => dashGuid(d.tenantId) ?? '';
  * principal's enterprise application. Undefined without an object id (an appid alone does not
  * name the service principal of this tenant).
  */
-export function entraUrl(d: Detection, portal: string = PUBLIC_PORTAL): string | undefined {
+function entraUrl(d: Detection, portal: string = PUBLIC_PORTAL): string | undefined {
   const objectId = claimedObjectId(d);
   if (objectId === undefined) return undefined;
   const tenant = tenantOf(d);
