@@ -239,6 +239,16 @@ const schema = z.object({
   AZURE_REMEDIATION: optional.refine((v) => v === undefined || v === 'dry-run' || v === 'live', {
     message: 'AZURE_REMEDIATION must be dry-run or live',
   }),
+  // DefaultAzureCredential reads AZURE_TENANT_ID itself, as it is (untrimmed), and takes a value
+  // of other characters for no tenant: it falls through to managed identity, whose failure never
+  // names the tenant. Checked here as the credential checks it, so that the start says so.
+  AZURE_TENANT_ID: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v === '' || /^[0-9A-Za-z.-]+$/.test(v), {
+      message:
+        "AZURE_TENANT_ID must be a tenant id (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47) or the tenant's domain (contoso.onmicrosoft.com): letters, digits, - and . only, with no spaces",
+    }),
   AZURE_ARM_ENDPOINT: httpsUrl('AZURE_ARM_ENDPOINT'),
   GRAPH_ENDPOINT: httpsUrl('GRAPH_ENDPOINT'),
   AZURE_AUTHORITY_HOST: httpsUrl('AZURE_AUTHORITY_HOST'),

@@ -64,6 +64,26 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses an AZURE_TENANT_ID that DefaultAzureCredential would take for no tenant, naming it', () => {
+    // The credential reads the variable as it is; a value it refuses makes it fall through to
+    // managed identity, whose failure never names the tenant.
+    for (const tenant of [
+      'not a tenant!',
+      ' 72f988bf-86f1-41af-91ab-2d7cd011db47',
+      'contoso.onmicrosoft.com/',
+    ]) {
+      expect(() => loadConfig({ AZURE_TENANT_ID: tenant })).toThrow(/AZURE_TENANT_ID must be a tenant id/);
+    }
+    for (const tenant of [
+      '72f988bf-86f1-41af-91ab-2d7cd011db47',
+      'contoso.onmicrosoft.com',
+      'organizations',
+    ]) {
+      expect(loadConfig({ AZURE_TENANT_ID: tenant }).azure.enabled).toBe(true);
+    }
+    expect(loadConfig({ AZURE_TENANT_ID: '' }).azure.enabled).toBe(false);
+  });
+
   it('refuses a Slack or Azure URL that carries a user name or password, without repeating it', () => {
     // fetch refuses such a URL on every call, and its error (with the password) would reach the log.
     for (const [name, url] of [
