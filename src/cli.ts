@@ -17,6 +17,7 @@ import { parseStoreUrl, redactUrl } from './store/parse-store-url.ts';
 
 const USAGE = `usage: npm run history -- import <file|->
        npm run history -- list <appid>
+       npm run history -- allowlist
        npm run history -- audit [<alert id>] [--since <time or duration>]
 
 import: loads sightings from an export into the history without alerting, so that a new install does not
@@ -26,6 +27,9 @@ response ({"hits":{"hits":[...]}}) or one {"_source": {...}} document per line.
 
 list: prints every source IP of the identity in the history window (first seen, last seen, count,
 allowlist entry), as /arc-history does in Slack, and its allowlist entries for IPs not seen lately.
+
+allowlist: prints every allowlist entry that lasts, of every identity (appid, IP, who made it and
+when, until when, from which alert, and why), for a periodic review of the exceptions.
 
 audit: prints the audit records (every Mark benign, allowlist removal, Revoke, Undo and refused
 click, with who, when, the plan and each Azure call), oldest first, one JSON object per line, for
@@ -261,6 +265,13 @@ async function importHistory(path: string): Promise<number> {
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
+/** A reason is typed in Slack: no control character of it reaches the terminal. */
+const printable = (text: string) =>
+  Array.from(text, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x20 || (code >= 0x7f && code < 0xa0) ? ' ' : c;
+  }).join('');
+
 /** `history list <appid>`: the identity's IPs in the window, as `/arc-history` lists them. */
 async function listIdentity(arg: string): Promise<number> {
   const appId = appIdFromTyped(arg);
@@ -275,12 +286,6 @@ async function listIdentity(arg: string): Promise<number> {
     const { entries, dormant } = await history.readIdentity(appId);
     const window = formatDuration(config.historyWindowMs);
     const now = Date.now();
-    // A reason is typed in Slack: no control character of it reaches the terminal.
-    const printable = (text: string) =>
-      Array.from(text, (c) => {
-        const code = c.charCodeAt(0);
-        return code < 0x20 || (code >= 0x7f && code < 0xa0) ? ' ' : c;
-      }).join('');
     const allowText = (a: AllowlistEntry) =>
       printable(
         `allowlisted by ${a.by}${a.until === undefined ? '' : ` until ${iso(a.until)}`}${a.reason ? `: ${a.reason}` : ''}`,
@@ -299,6 +304,41 @@ async function listIdentity(arg: string): Promise<number> {
     // Five columns too, so that a script splits every row alike: no sighting, so no times.
     for (const a of dormant) {
       console.log([a.ip, '-', '-', 0, `${allowText(a)} (not seen in the last ${window})`].join('\t'));
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * `history allowlist`: every allowlist entry that lasts, one row each. Identities are found through
+ * the index the entries are made with, and through the audit records of Mark benign, which also
+ * name those marked before that index existed.
+ */
+async function printAllowlist(): Promise<number> {
+  const config = historyConfig();
+  const store = await openExistingStore(config.storeUrl);
+  try {
+    const marked = new Set<string>();
+    await exportAudit(store, {}, (e) => {
+      if (e.action === 'mark-benign' && e.appId !== undefined) marked.add(e.appId);
+    });
+    const history = createHistory({ store, windowMs: config.historyWindowMs });
+    const entries = await history.listAllowlist(marked);
+    console.log(
+      `${entries.length} allowlist entr${entries.length === 1 ? 'y' : 'ies'} (${redactUrl(config.storeUrl)})`,
+    );
+    if (entries.length > 0) {
+      console.log(['appid', 'ip', 'by', 'made', 'until', 'alert', 'reason'].join('\t'));
+    }
+    for (const a of entries) {
+      const until = a.until === undefined ? 'never' : iso(a.until);
+      console.log(
+        [a.appId, a.ip, printable(a.by), iso(a.at), until, a.alertId ?? '-', printable(a.reason || '-')].join(
+          '\t',
+        ),
+      );
     }
     return 0;
   } finally {
@@ -390,6 +430,13 @@ async function main(argv: string[]): Promise<number> {
   }
   if (group === 'history' && command === 'audit') {
     return await guarded(command, () => printAudit(argv.slice(2)));
+  }
+  if (group === 'history' && command === 'allowlist') {
+    if (argv.length > 2) {
+      console.error(`allowlist takes no argument, got ${JSON.stringify(argv[2]!.slice(0, 80))}\n\n${USAGE}`);
+      return 2;
+    }
+    return await guarded(command, printAllowlist);
   }
   const run = command === 'import' ? importHistory : command === 'list' ? listIdentity : undefined;
   if (group !== 'history' || run === undefined || !arg) {

@@ -40,6 +40,12 @@ export interface History {
   unallow(appId: string, ip: string): Promise<boolean>;
   /** The pair's allowlist entry while it lasts. */
   getAllow(appId: string, ip: string): Promise<AllowlistEntry | undefined>;
+  /**
+   * Every allowlist entry that lasts, of every identity, ordered by identity then IP: those of
+   * the identities indexed when an entry was made, and of `alsoIdentities` (entries made before
+   * that index existed are found through them).
+   */
+  listAllowlist(alsoIdentities?: Iterable<string>): Promise<AllowlistEntry[]>;
 }
 
 /** True while the entry suppresses alerts. */
@@ -48,6 +54,9 @@ export const isAllowActive = (entry: AllowlistEntry | undefined, now: number): e
 
 /** The IPs of an identity that have (or had) an allowlist entry: listing reads only those entries. */
 const allowSet = (appId: string) => `allowed:${normaliseAppId(appId)}`;
+
+/** The identities that have (or had) an allowlist entry: the review of every entry reads those. */
+const ALLOWED_IDENTITIES = 'allowed-identities';
 
 export function createHistory(opts: {
   store: Values & MemberSets;
@@ -141,6 +150,7 @@ export function createHistory(opts: {
       if (until !== undefined) entry.until = until;
       if (alertId !== undefined) entry.alertId = alertId;
       const ttl = until === undefined ? undefined : Math.max(1, until - now());
+      await store.addMembers(ALLOWED_IDENTITIES, [entry.appId]);
       await store.addMembers(allowSet(appId), [ip]);
       await store.set(allowKey(appId, ip), entry, ttl);
       return entry;
@@ -155,6 +165,20 @@ export function createHistory(opts: {
     async getAllow(appId, ip) {
       const entry = await store.get<AllowlistEntry>(allowKey(appId, ip));
       return isAllowActive(entry, now()) ? entry : undefined;
+    },
+
+    async listAllowlist(alsoIdentities = []) {
+      const indexed = await store.members(ALLOWED_IDENTITIES);
+      const identities = [...new Set([...indexed, ...[...alsoIdentities].map(normaliseAppId)])].sort();
+      const t = now();
+      const listed: AllowlistEntry[] = [];
+      // The index keeps identities whose entries are gone (few: one per identity ever marked), so
+      // that it never loses one marked again meanwhile.
+      for (const appId of identities) {
+        const allows = [...(await allowedOf(appId)).values()].filter((a) => isAllowActive(a, t));
+        listed.push(...allows.sort((a, b) => a.ip.localeCompare(b.ip)));
+      }
+      return listed;
     },
   };
 }

@@ -290,6 +290,97 @@ describe('history list', () => {
   });
 });
 
+describe('history allowlist', () => {
+  it('prints every lasting allowlist entry of every identity, also one made before the identities were indexed', async () => {
+    const db = path.join(dir, 'allowlist.db');
+    const store = await openStateStore(`sqlite://${db}`);
+    const history = createHistory({ store, windowMs: 7 * DAY });
+    const other = '11111111-2222-3333-4444-555555555555';
+    await history.allow({
+      appId: ARC.appId,
+      ip: '203.0.113.9',
+      by: 'U0RESP',
+      reason: 'office\u001b[31m egress',
+      until: Date.now() + DAY,
+      alertId: 'a1',
+    });
+    await history.allow({ appId: ARC.appId, ip: '198.51.100.2', by: 'U0RESP', reason: 'VPN' });
+    await history.allow({ appId: other, ip: '192.0.2.7', by: 'U0TWO', reason: 'removed later' });
+    await history.unallow(other, '192.0.2.7');
+    await history.allow({
+      appId: other,
+      ip: '192.0.2.8',
+      by: 'U0TWO',
+      reason: 'lapsed',
+      until: Date.now() + 50,
+    });
+    // An entry stored as it was before identities were indexed: only the audit names its identity.
+    const legacy = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
+    await store.addMembers(`allowed:${legacy}`, ['2001:db8::1']);
+    await store.set(`allow:${legacy}:2001:db8::1`, {
+      appId: legacy,
+      ip: '2001:db8::1',
+      by: 'U0OLD',
+      reason: 'build agents',
+      at: Date.now() - DAY,
+    });
+    await recordAudit(store, {
+      actor: 'U0OLD',
+      action: 'mark-benign',
+      appId: legacy,
+      ip: '2001:db8::1',
+      result: 'ok',
+    });
+    await store.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const env = { ...process.env, STORE_URL: `sqlite://${db}` };
+    const { stdout } = await run(process.execPath, [CLI, 'history', 'allowlist'], { env });
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toBe(`3 allowlist entries (sqlite://${db})`);
+    expect(lines[1]).toBe('appid\tip\tby\tmade\tuntil\talert\treason');
+    const rows = lines.slice(2).map((l) => l.split('\t'));
+    expect(rows.map((r) => [r[0], r[1]])).toEqual([
+      [ARC.appId, '198.51.100.2'],
+      [ARC.appId, '203.0.113.9'],
+      [legacy, '2001:db8::1'],
+    ]);
+    expect(rows[0]).toEqual([
+      ARC.appId,
+      '198.51.100.2',
+      'U0RESP',
+      expect.stringMatching(/Z$/),
+      'never',
+      '-',
+      'VPN',
+    ]);
+    expect(rows[1]).toEqual([
+      ARC.appId,
+      '203.0.113.9',
+      'U0RESP',
+      expect.stringMatching(/Z$/),
+      expect.stringMatching(/Z$/),
+      'a1',
+      'office [31m egress',
+    ]);
+    expect(rows[2]!.slice(2, 3)).toEqual(['U0OLD']);
+    expect(stdout).not.toContain('\u001b');
+
+    await expect(
+      run(process.execPath, [CLI, 'history', 'allowlist', ARC.appId], { env }),
+    ).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/allowlist takes no argument/),
+    });
+    const empty = path.join(dir, 'allowlist-empty.db');
+    await (await openStateStore(`sqlite://${empty}`)).close();
+    const none = await run(process.execPath, [CLI, 'history', 'allowlist'], {
+      env: { ...process.env, STORE_URL: `sqlite://${empty}` },
+    });
+    expect(none.stdout.trim()).toBe(`0 allowlist entries (sqlite://${empty})`);
+  });
+});
+
 describe('history list of allowlist entries alone', () => {
   it('prints the header before them too, so that the rows start on the third line', async () => {
     const db = path.join(dir, 'list-dormant.db');
