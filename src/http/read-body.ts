@@ -1,6 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
+import {
+  constants,
+  createBrotliDecompress,
+  createGunzip,
+  createInflate,
+  createInflateRaw,
+  createZstdDecompress,
+} from 'node:zlib';
 import { HttpError } from './http-error.ts';
 
 /** The request went away before its body was complete: nobody is left to answer. */
@@ -11,7 +18,7 @@ export class ClientGoneError extends Error {
   }
 }
 
-export type BodyCoding = 'gzip' | 'deflate' | 'br';
+export type BodyCoding = 'gzip' | 'deflate' | 'br' | 'zstd';
 /** The codings of a body, in the order the sender applied them; empty for a body sent as is. */
 export type BodyEncoding = readonly BodyCoding[];
 
@@ -26,6 +33,7 @@ const CODINGS: Readonly<Record<string, BodyCoding | 'identity'>> = {
   'x-gzip': 'gzip',
   deflate: 'deflate',
   br: 'br',
+  zstd: 'zstd',
 };
 
 /**
@@ -43,7 +51,7 @@ export function bodyEncoding(req: IncomingMessage): BodyEncoding {
       throw new HttpError(
         415,
         'unsupported_media_type',
-        `Content-Encoding ${JSON.stringify(raw.slice(0, 60))} is not supported: send gzip, deflate, br or an uncompressed body`,
+        `Content-Encoding ${JSON.stringify(raw.slice(0, 60))} is not supported: send gzip, deflate, br, zstd or an uncompressed body`,
       );
     }
     if (coding !== 'identity') codings.push(coding);
@@ -58,6 +66,13 @@ export function bodyEncoding(req: IncomingMessage): BodyEncoding {
   return codings;
 }
 
+/**
+ * Largest zstd window a body may ask for (2^24 bytes, 16 MiB, as Brotli's largest): the window
+ * is what a decoder allocates, whatever the body's size, and a sender compressing a stream of
+ * unknown length at the usual levels uses 2^21 to 2^23. A frame asking for more is refused (400).
+ */
+const ZSTD_WINDOW_LOG_MAX = 24;
+
 function decoderFor(coding: BodyCoding): Transform {
   switch (coding) {
     case 'gzip':
@@ -66,6 +81,8 @@ function decoderFor(coding: BodyCoding): Transform {
       return new DeflateDecoder();
     case 'br':
       return createBrotliDecompress();
+    case 'zstd':
+      return createZstdDecompress({ params: { [constants.ZSTD_d_windowLogMax]: ZSTD_WINDOW_LOG_MAX } });
   }
 }
 

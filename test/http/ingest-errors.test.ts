@@ -2,7 +2,16 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
-import { brotliCompressSync, createDeflateRaw, createGzip, deflateSync, gzipSync } from 'node:zlib';
+import {
+  brotliCompressSync,
+  constants,
+  createDeflateRaw,
+  createGzip,
+  createZstdCompress,
+  deflateSync,
+  gzipSync,
+  zstdCompressSync,
+} from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import {
@@ -228,6 +237,41 @@ describe('POST /ingest: refused bodies', () => {
     });
     expect(many.status).toBe(415);
     expect(many.body.error).toMatch(/lists 4 codings; at most 3 are decoded/);
+  });
+
+  it('takes zstd, as Vector sends it (compression = "zstd"), held to the limit as gzip is', async () => {
+    const zstd = { 'content-encoding': 'zstd' };
+    const ok = await postIngest<IngestSummary>(
+      t.url,
+      zstdCompressSync(JSON.stringify([arcRecord({ appId: freshAppId() })])),
+      { headers: zstd },
+    );
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.body.counts.alerted).toBe(1);
+    // A bomb: 64 MiB of zeros in about 2 kB.
+    const bomb = zstdCompressSync(Buffer.alloc(64 * 1024 * 1024));
+    expect(bomb.length).toBeLessThan(65536);
+    const big = await postIngest<ErrorBody>(t.url, bomb, { headers: zstd });
+    expect(big.status).toBe(413);
+    expect(big.body.error).toMatch(/^the decompressed request body is larger than INGEST_MAX_BYTES/);
+    // Inside another coding, each layer is counted.
+    const inner = await postIngest<ErrorBody>(t.url, gzipSync(bomb), {
+      headers: { 'content-encoding': 'zstd, gzip' },
+    });
+    expect(inner.status).toBe(413);
+    // Not zstd at all, and a frame that asks for a 128 MiB window whatever its size: 400.
+    const notZstd = await postIngest<ErrorBody>(t.url, '{"not":"zstd"}', { headers: zstd });
+    expect(notZstd.status).toBe(400);
+    expect(notZstd.body.error).toMatch(/^the body is not valid zstd data/);
+    const wide = createZstdCompress({ params: { [constants.ZSTD_c_windowLog]: 27 } });
+    const chunks: Buffer[] = [];
+    wide.on('data', (c: Buffer) => chunks.push(c));
+    const ended = new Promise((resolve) => wide.on('end', resolve));
+    wide.end(JSON.stringify(arcRecord()));
+    await ended;
+    const res = await postIngest<ErrorBody>(t.url, Buffer.concat(chunks), { headers: zstd });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/windowTooLarge/);
   });
 
   it('413 for a coding inside another that inflates past the limit, though the body it decodes to is empty', async () => {
