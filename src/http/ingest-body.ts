@@ -24,8 +24,9 @@ const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 /**
  * Reads `Content-Type`. JSON: `application/json`; NDJSON: `application/x-ndjson` (also
  * `application/ndjson`, `application/jsonl`, `application/x-jsonlines`). A missing header means
- * JSON. Any other type, `text/plain` included, or a charset other than UTF-8 is a 415: the service
- * does not guess how a body is framed.
+ * JSON (and a "JSON" body of documents one per line is read as NDJSON). Any other type,
+ * `text/plain` included, or a charset other than UTF-8 is a 415: the service does not guess how a
+ * body is framed.
  */
 export function bodyKind(req: IncomingMessage): BodyKind {
   const header = req.headers['content-type'];
@@ -141,7 +142,18 @@ function lineJsonError(message: string, line: string): { message: string; column
   };
 }
 
-function parseJsonBody(buf: Buffer): IngestDocument[] {
+/**
+ * Whether a body that failed to parse as one document at `position` (the first character after a
+ * complete one) is documents one per line: the first ends on the first line, and the next starts
+ * on a line of its own.
+ */
+function isOneDocumentPerLine(text: string, position: number): boolean {
+  let i = position - 1;
+  while (i >= 0 && (text[i] === ' ' || text[i] === '\t' || text[i] === '\r')) i--;
+  return text[i] === '\n' && !text.slice(0, i).trim().includes('\n');
+}
+
+function parseJsonBody(buf: Buffer): IngestDocument[] | Promise<IngestDocument[]> {
   if (!isUtf8(buf)) {
     throw new HttpError(400, 'invalid_utf8', 'the body is not valid UTF-8');
   }
@@ -155,6 +167,15 @@ function parseJsonBody(buf: Buffer): IngestDocument[] {
   } catch (err) {
     let message = errorMessage(err);
     let details = positionOf(message);
+    // NDJSON labelled as JSON (or sent without a type), as Fluent Bit's json_lines before 3.0.3:
+    // read as what it is.
+    if (
+      /after JSON/.test(message) &&
+      details.position !== undefined &&
+      isOneDocumentPerLine(text, details.position)
+    ) {
+      return parseNdjsonBody(buf);
+    }
     if (details.position === undefined) {
       // V8 gives no position for an unexpected token or an early end: find it.
       const offset = jsonErrorOffset(text);
@@ -311,6 +332,6 @@ async function parseNdjsonBody(buf: Buffer): Promise<IngestDocument[]> {
  * document with an `error` instead, so the rest of the batch is still evaluated.
  */
 export function parseIngestBody(buf: Buffer, kind: BodyKind): IngestDocument[] | Promise<IngestDocument[]> {
-  // A JSON body is one `JSON.parse`: at once, no promise.
+  // A JSON body is one `JSON.parse`: at once, no promise (unless it is documents one per line).
   return kind === 'json' ? parseJsonBody(buf) : parseNdjsonBody(buf);
 }

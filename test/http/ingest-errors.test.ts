@@ -75,8 +75,9 @@ describe('POST /ingest: refused bodies', () => {
     expect(res.body).toMatchObject({ position: 22, line: 1, column: 23 });
   });
 
-  it('400 hints at NDJSON when JSON documents are posted one per line as application/json', async () => {
-    const body = `${JSON.stringify(arcRecord())}\n${JSON.stringify(arcRecord())}`;
+  it('400 hints at NDJSON when several documents that are not one per line are posted as application/json', async () => {
+    // Documents one per line are read as NDJSON (senders.test.ts); printed over several lines, they are not.
+    const body = `${JSON.stringify(arcRecord(), null, 2)}\n${JSON.stringify(arcRecord(), null, 2)}`;
     const res = await postIngest<ErrorBody>(t.url, body);
     expect(res.status).toBe(400);
     expect(res.body.error).toMatch(/application\/x-ndjson/);
