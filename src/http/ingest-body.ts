@@ -24,7 +24,8 @@ const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 /**
  * Reads `Content-Type`. JSON: `application/json`; NDJSON: `application/x-ndjson` (also
  * `application/ndjson`, `application/jsonl`, `application/x-jsonlines`). A missing header means
- * JSON (and a "JSON" body of documents one per line is read as NDJSON). Any other type,
+ * JSON (and a "JSON" body of several documents, one per line or one after another, as those
+ * documents). Any other type,
  * `text/plain` included, or a charset other than UTF-8 is a 415: the service does not guess how a
  * body is framed.
  */
@@ -153,6 +154,52 @@ function isOneDocumentPerLine(text: string, position: number): boolean {
   return text[i] === '\n' && !text.slice(0, i).trim().includes('\n');
 }
 
+const isJsonSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/**
+ * The documents of a body of JSON objects or arrays one after another, with nothing or white
+ * space between them (`{…}{…}`, Fluent Bit's json_stream), found by their brackets outside
+ * strings in one pass; undefined when the body is not that (a value at the top that is no object
+ * or array, or a document that does not parse).
+ */
+function splitConcatenated(text: string): unknown[] | undefined {
+  const docs: unknown[] = [];
+  let depth = 0;
+  let start = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // a backslash: the character it escapes is no quote
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      if (depth === 0) return undefined;
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (depth++ === 0) start = i;
+    } else if (c === 0x7d || c === 0x5d) {
+      if (--depth < 0) return undefined;
+      if (depth > 0) continue;
+      if (docs.length === MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
+      try {
+        docs.push(JSON.parse(text.slice(start, i + 1)));
+      } catch {
+        return undefined;
+      }
+    } else if (depth === 0 && !isJsonSpace(c)) {
+      return undefined;
+    }
+  }
+  return depth === 0 ? docs : undefined;
+}
+
+const guarded = (docs: unknown[]): IngestDocument[] =>
+  docs.map((doc) => {
+    const error = guardDocument(doc);
+    return error ? { error } : { value: doc };
+  });
+
 function parseJsonBody(buf: Buffer): IngestDocument[] | Promise<IngestDocument[]> {
   if (!isUtf8(buf)) {
     throw new HttpError(400, 'invalid_utf8', 'the body is not valid UTF-8');
@@ -176,6 +223,9 @@ function parseJsonBody(buf: Buffer): IngestDocument[] | Promise<IngestDocument[]
     ) {
       return parseNdjsonBody(buf);
     }
+    // Documents with nothing between them, as Fluent Bit's json_stream sends them.
+    const concatenated = /after JSON/.test(message) ? splitConcatenated(text) : undefined;
+    if (concatenated !== undefined) return guarded(concatenated);
     if (details.position === undefined) {
       // V8 gives no position for an unexpected token or an early end: find it.
       const offset = jsonErrorOffset(text);
@@ -192,11 +242,7 @@ function parseJsonBody(buf: Buffer): IngestDocument[] | Promise<IngestDocument[]
       details,
     });
   }
-  const docs = Array.isArray(value) ? value : [value];
-  return docs.map((doc) => {
-    const error = guardDocument(doc);
-    return error ? { error } : { value: doc };
-  });
+  return guarded(Array.isArray(value) ? value : [value]);
 }
 
 /** Most events evaluated from one request; more is a degenerate body (e.g. `[0,0,0,…]`). */
@@ -332,6 +378,6 @@ async function parseNdjsonBody(buf: Buffer): Promise<IngestDocument[]> {
  * document with an `error` instead, so the rest of the batch is still evaluated.
  */
 export function parseIngestBody(buf: Buffer, kind: BodyKind): IngestDocument[] | Promise<IngestDocument[]> {
-  // A JSON body is one `JSON.parse`: at once, no promise (unless it is documents one per line).
+  // A JSON body is parsed at once, no promise (unless it is documents one per line).
   return kind === 'json' ? parseJsonBody(buf) : parseNdjsonBody(buf);
 }

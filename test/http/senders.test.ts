@@ -81,6 +81,32 @@ describe('POST /ingest as forwarders send it', () => {
     expect(summary.rejected).toEqual([expect.objectContaining({ index: 2, line: 2, outcome: 'ignored' })]);
   });
 
+  it('Fluent Bit json_stream: records with nothing between them, labelled application/json', async () => {
+    const tricky = arcRecord({ appId: freshAppId() });
+    // Brackets and escaped quotes inside strings do not end a record.
+    tricky.description = 'a "}{" and a \\ and ]]';
+    const stream = [
+      fluentRecord(recordsEnvelope([tricky])),
+      fluentRecord(recordsEnvelope([arcRecord({ appId: freshAppId() })])),
+      fluentRecord({ log: 'not a detection' }),
+    ]
+      .map((r) => JSON.stringify(r))
+      .join('');
+    const res = await rawPost(
+      t.url,
+      [
+        ['Content-Type', 'application/json'],
+        ['User-Agent', 'Fluent-Bit'],
+        ['Authorization', `Bearer ${TOKEN}`],
+      ],
+      Buffer.from(stream),
+    );
+    expect(res.status).toBe(200);
+    const summary = res.json as IngestSummary;
+    expect(summary).toMatchObject({ events: 3, accepted: 2, counts: { alerted: 2, invalid: 1 } });
+    expect(summary.rejected).toEqual([expect.objectContaining({ index: 2, outcome: 'invalid' })]);
+  });
+
   it('documents one per line without a Content-Type: read as NDJSON too, a bad line reported by its line', async () => {
     const body = `\uFEFF${JSON.stringify(arcRecord({ appId: freshAppId() }))}\r\n{"broken":\r\n${JSON.stringify(arcRecord({ appId: freshAppId() }))}`;
     const res = await rawPost(t.url, [['Authorization', `Bearer ${TOKEN}`]], Buffer.from(body));
