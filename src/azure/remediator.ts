@@ -160,7 +160,7 @@ export function createRemediatorWith(
     plan: RemediationPlan,
     result: RemediationResult,
     context?: RemediationContext,
-    options: { assignmentsNotBack?: number } = {},
+    options: { assignmentsNotBack?: number; finishedBefore?: ReadonlySet<string> } = {},
   ): Promise<RemediationResult> {
     const byId = new Map(plan.steps.map((s) => [s.id, s]));
     // The removed assignments first, in the reverse order of their removal, and the principal's
@@ -179,11 +179,23 @@ export function createRemediatorWith(
       const enables = step?.kind === 'disable-service-principal' || step?.kind === 'disable-user';
       const missing = enables && mode === 'live' ? notBack() : 0;
       if (step && missing > 0) {
-        steps.push({
-          stepId: step.id,
-          status: 'failed',
-          detail: `not enabled again: ${missing} removed assignment${missing === 1 ? ' is' : 's are'} not back, and the account stays disabled until ${missing === 1 ? 'it is' : 'they are'}; press Undo again once ${missing === 1 ? 'it' : 'they'} can be re-created`,
-        });
+        const notBackText = `${missing} removed assignment${missing === 1 ? ' is' : 's are'} not back`;
+        const pressAgain = `press Undo again once ${missing === 1 ? 'it' : 'they'} can be re-created`;
+        // An earlier Undo enabled it already: one of an earlier release enabled the principal
+        // before it re-created the assignments, so the account may be enabled with some not back.
+        steps.push(
+          options.finishedBefore?.has(step.id)
+            ? {
+                stepId: step.id,
+                status: 'already-done',
+                detail: `enabled again by an earlier Undo, though ${notBackText}; ${pressAgain}`,
+              }
+            : {
+                stepId: step.id,
+                status: 'failed',
+                detail: `not enabled again: ${notBackText}, and the account stays disabled until ${missing === 1 ? 'it is' : 'they are'}; ${pressAgain}`,
+              },
+        );
         continue;
       }
       if (!step) {

@@ -285,6 +285,42 @@ describe('Revoke retried after a failed run', () => {
     expect(atCluster()).toHaveLength(1);
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
   });
+
+  it('an Undo retried after one of an earlier release that enabled the principal before an assignment it could not re-create does not say the account stays disabled', async () => {
+    const { azure } = await posted('live');
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    // Earlier releases undid the steps in reverse: the principal enabled first, then the
+    // assignment, refused here. Stored as they wrote it, with the principal enabled in Azure.
+    const stored = (await h!.store.get<SlackAlertState>(alertStateKey(alert.id)))!;
+    const [removal, disable] = stored.revoke!.result!.steps.map((s) => s.stepId);
+    const at = Date.now();
+    stored.undo = {
+      status: 'failed',
+      mode: 'live',
+      by: RESPONDER,
+      at,
+      of: stored.revoke!.at,
+      finishedAt: at,
+      result: {
+        mode: 'live',
+        ok: false,
+        steps: [
+          { stepId: disable!, status: 'done', detail: `re-enabled ${ARC.principalId}` },
+          { stepId: removal!, status: 'failed', detail: 'ARM refused the request (403 AuthorizationFailed)' },
+        ],
+      },
+    };
+    await h!.store.set(alertStateKey(alert.id), stored, ALERT_STATE_TTL_MS);
+    azure.servicePrincipals.get(ARC.principalId)!.accountEnabled = true;
+
+    azure.deny('arm', 'PUT', 'roleAssignments');
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    expect(lastUpdateText()).toContain('Undo failed');
+    expect(lastUpdateText()).not.toContain('stays disabled');
+    expect(lastUpdateText()).toContain('enabled again by an earlier Undo');
+    expect(azure.calls('graph', 'PATCH').map((r) => r.body)).toEqual([{ accountEnabled: false }]);
+    expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.undoRevoke]);
+  });
 });
 
 describe('Revoke in dry-run', () => {

@@ -1,5 +1,5 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import { assignmentsNotBack, type StepResult } from '../../core/remediation.ts';
+import { assignmentsNotBack, isFinished, type StepResult } from '../../core/remediation.ts';
 import { samePrincipal } from '../../core/remediation-plan.ts';
 import {
   broadLockKey,
@@ -42,6 +42,10 @@ function runUndo(
   const alertId = state.alert.id;
   const d = state.alert.detection;
   const runs = undoableRuns(state);
+  // What an earlier Undo of this Revoke finished, when this one retries it.
+  const earlier =
+    state.undo?.mode === 'live' && state.undo.of === state.revoke?.at ? state.undo.result : undefined;
+  const finishedBefore = new Set(earlier?.steps.filter(isFinished).map((s) => s.stepId));
   const undo: UndoRun = {
     status: 'running',
     mode: remediator.mode,
@@ -68,7 +72,7 @@ function runUndo(
           run.plan,
           run.result,
           { actor: user, alertId, ip: d.sourceIp },
-          { assignmentsNotBack: notBack },
+          { assignmentsNotBack: notBack, finishedBefore },
         );
         steps.push(...r.steps);
         ok &&= r.ok;
