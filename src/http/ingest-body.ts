@@ -156,17 +156,28 @@ function isOneDocumentPerLine(text: string, position: number): boolean {
 
 const isJsonSpace = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
+/** Where a body of documents one after another stops being JSON, and why. */
+interface SplitError {
+  message: string;
+  position: number;
+}
+
 /**
  * The documents of a body of JSON objects or arrays one after another, with nothing or white
  * space between them (`{…}{…}`, Fluent Bit's json_stream), found by their brackets outside
- * strings in one pass; undefined when the body is not that (a value at the top that is no object
- * or array, or a document that does not parse).
+ * strings in one pass. Called once the first document parsed and more follows it: a body that is
+ * not that (a value at the top that is no object or array, a document that does not parse, an
+ * end too early) gives where it stops being JSON, as `JSON.parse` would say it of a single one.
  */
-function splitConcatenated(text: string): unknown[] | undefined {
+function splitConcatenated(text: string): unknown[] | SplitError {
   const docs: unknown[] = [];
   let depth = 0;
   let start = 0;
   let inString = false;
+  const unexpected = (position: number): SplitError => ({
+    message: 'Unexpected non-whitespace character after JSON',
+    position,
+  });
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
@@ -174,25 +185,54 @@ function splitConcatenated(text: string): unknown[] | undefined {
         i++; // a backslash: the character it escapes is no quote
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) {
-      if (depth === 0) return undefined;
+      if (depth === 0) return unexpected(i);
       inString = true;
     } else if (c === 0x7b || c === 0x5b) {
       if (depth++ === 0) start = i;
     } else if (c === 0x7d || c === 0x5d) {
-      if (--depth < 0) return undefined;
+      if (--depth < 0) return unexpected(i);
       if (depth > 0) continue;
       if (docs.length === MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
+      const doc = text.slice(start, i + 1);
       try {
-        docs.push(JSON.parse(text.slice(start, i + 1)));
-      } catch {
-        return undefined;
+        docs.push(JSON.parse(doc));
+      } catch (err) {
+        // The document's own error, placed in the body.
+        const message = errorMessage(err);
+        const at = /at position (\d+)/.exec(message);
+        const offset = at ? Number(at[1]) : jsonErrorOffset(doc);
+        return {
+          message: message.replace(/ at position \d+(?: \(line \d+ column \d+\))?$/, ''),
+          position: start + Math.max(0, offset),
+        };
       }
     } else if (depth === 0 && !isJsonSpace(c)) {
-      return undefined;
+      return unexpected(i);
     }
   }
-  return depth === 0 ? docs : undefined;
+  return depth === 0 ? docs : { message: 'Unexpected end of JSON input', position: text.length };
 }
+
+/** Whether the body's first document is an object or an array (what `splitConcatenated` reads). */
+const startsWithBracket = (text: string): boolean => {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (!isJsonSpace(c)) return c === 0x7b || c === 0x5b;
+  }
+  return false;
+};
+
+/** A top-level array's elements are the body's documents, as in a body of one array. */
+const flattened = (docs: unknown[]): unknown[] => {
+  if (!docs.some(Array.isArray)) return docs;
+  const out: unknown[] = [];
+  for (const doc of docs) {
+    if (!Array.isArray(doc)) out.push(doc);
+    else for (const element of doc) out.push(element);
+    if (out.length > MAX_EVENTS_PER_REQUEST) throw tooManyEvents();
+  }
+  return out;
+};
 
 const guarded = (docs: unknown[]): IngestDocument[] =>
   docs.map((doc) => {
@@ -214,18 +254,29 @@ function parseJsonBody(buf: Buffer): IngestDocument[] | Promise<IngestDocument[]
   } catch (err) {
     let message = errorMessage(err);
     let details = positionOf(message);
+    const afterFirst = /after JSON/.test(message) && details.position !== undefined;
     // NDJSON labelled as JSON (or sent without a type), as Fluent Bit's json_lines before 3.0.3:
     // read as what it is.
-    if (
-      /after JSON/.test(message) &&
-      details.position !== undefined &&
-      isOneDocumentPerLine(text, details.position)
-    ) {
-      return parseNdjsonBody(buf);
+    if (afterFirst && isOneDocumentPerLine(text, details.position!)) {
+      return parseNdjsonLines(buf).then(({ docs, bad }) => {
+        if (bad === 0) return docs;
+        // Lines that are no JSON may be documents written over several lines, one after another
+        // (the text is made again: not held while the lines are parsed).
+        const again = stripBom(buf.toString('utf8'));
+        const split = startsWithBracket(again) ? splitConcatenated(again) : undefined;
+        return Array.isArray(split) ? guarded(flattened(split)) : docs;
+      });
     }
     // Documents with nothing between them, as Fluent Bit's json_stream sends them.
-    const concatenated = /after JSON/.test(message) ? splitConcatenated(text) : undefined;
-    if (concatenated !== undefined) return guarded(concatenated);
+    let laterDocument = false;
+    if (afterFirst && startsWithBracket(text)) {
+      const split = splitConcatenated(text);
+      if (Array.isArray(split)) return guarded(flattened(split));
+      // Where the documents after the first stop being JSON, rather than where the first ends.
+      laterDocument = split.position > details.position!;
+      details = { position: split.position, ...lineColumn(text, split.position) };
+      message = `${split.message} at position ${split.position} (line ${details.line} column ${details.column})`;
+    }
     if (details.position === undefined) {
       // V8 gives no position for an unexpected token or an early end: find it.
       const offset = jsonErrorOffset(text);
@@ -235,7 +286,7 @@ function parseJsonBody(buf: Buffer): IngestDocument[] | Promise<IngestDocument[]
       }
     }
     const ndjsonHint =
-      /after JSON/.test(message) && (details.line ?? 1) > 1
+      (laterDocument || /after JSON/.test(message)) && (details.line ?? 1) > 1
         ? '; it looks like one JSON document per line: send Content-Type: application/x-ndjson'
         : '';
     throw new HttpError(400, 'invalid_json', `the body is not valid JSON: ${message}${ndjsonHint}`, {
@@ -292,6 +343,11 @@ export function inTurns(
  * body of many lines does not hold the event loop while it is parsed.
  */
 async function parseNdjsonBody(buf: Buffer): Promise<IngestDocument[]> {
+  return (await parseNdjsonLines(buf)).docs;
+}
+
+/** `parseNdjsonBody`'s documents, and how many lines were not JSON. */
+async function parseNdjsonLines(buf: Buffer): Promise<{ docs: IngestDocument[]; bad: number }> {
   const docs: IngestDocument[] = [];
   let bad = 0;
   let parsedAny = false;
@@ -369,7 +425,7 @@ async function parseNdjsonBody(buf: Buffer): Promise<IngestDocument[]> {
       { details: firstPosition ?? {} },
     );
   }
-  return docs;
+  return { docs, bad };
 }
 
 /**

@@ -83,6 +83,35 @@ describe('POST /ingest: refused bodies', () => {
     expect(res.body.error).toMatch(/application\/x-ndjson/);
   });
 
+  it('400 for documents one after another names where a later one stops being JSON, not where the first ends', async () => {
+    const rec = JSON.stringify(arcRecord());
+    const trailing = await postIngest<ErrorBody>(t.url, `${rec}${rec}${rec} trailing`);
+    expect(trailing.status).toBe(400);
+    const at = 3 * rec.length + 1;
+    expect(trailing.body.error).toMatch(
+      new RegExp(
+        `^the body is not valid JSON: Unexpected non-whitespace character after JSON at position ${at} `,
+      ),
+    );
+    expect(trailing.body).toMatchObject({ position: at, line: 1, column: at + 1 });
+    // A later document that does not parse: its own error, placed in the body.
+    const pretty = JSON.stringify(arcRecord(), null, 2);
+    const bad = await postIngest<ErrorBody>(t.url, `${pretty}\n{"b":}`);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/Unexpected token '}'/);
+    expect(bad.body).toMatchObject({
+      position: pretty.length + 6,
+      line: pretty.split('\n').length + 1,
+      column: 6,
+    });
+    // A body cut in a later document: it ends too early.
+    const cut = `${rec}${rec.slice(0, 40)}`;
+    const early = await postIngest<ErrorBody>(t.url, cut);
+    expect(early.status).toBe(400);
+    expect(early.body.error).toMatch(/Unexpected end of JSON input/);
+    expect(early.body).toMatchObject({ position: cut.length, line: 1, column: cut.length + 1 });
+  });
+
   it('400 for an empty body and for NDJSON in which no line is JSON', async () => {
     const empty = await postIngest<ErrorBody>(t.url, '   ');
     expect(empty.status).toBe(400);

@@ -107,6 +107,50 @@ describe('POST /ingest as forwarders send it', () => {
     expect(summary.rejected).toEqual([expect.objectContaining({ index: 2, outcome: 'invalid' })]);
   });
 
+  it('documents one after another read whole when one after the first is written over several lines', async () => {
+    // The first is on a line of its own, so the body looks like NDJSON until a later document
+    // spans lines: that one is read whole, not as lines that are no JSON.
+    const body = [
+      JSON.stringify(fluentRecord(recordsEnvelope([arcRecord({ appId: freshAppId() })]))),
+      JSON.stringify(fluentRecord(recordsEnvelope([arcRecord({ appId: freshAppId() })])), null, 2),
+    ].join('\n');
+    const res = await rawPost(
+      t.url,
+      [
+        ['Content-Type', 'application/json'],
+        ['Authorization', `Bearer ${TOKEN}`],
+      ],
+      Buffer.from(body),
+    );
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ events: 2, accepted: 2, counts: { alerted: 2, invalid: 0 } });
+  });
+
+  it('arrays one after another: each element is a document, as in a body of one array', async () => {
+    // 64 levels: the deepest a document may be on its own, not one more inside its array.
+    let deep: unknown = 'x';
+    for (let i = 0; i < 64; i++) deep = { nested: deep };
+    const body = `[${JSON.stringify(arcRecord({ appId: freshAppId() }))},${JSON.stringify(deep)}][${JSON.stringify(arcRecord({ appId: freshAppId() }))}]`;
+    const res = await rawPost(
+      t.url,
+      [
+        ['Content-Type', 'application/json'],
+        ['Authorization', `Bearer ${TOKEN}`],
+      ],
+      Buffer.from(body),
+    );
+    expect(res.status).toBe(200);
+    const summary = res.json as IngestSummary;
+    expect(summary).toMatchObject({ events: 3, accepted: 2, counts: { alerted: 2, invalid: 1 } });
+    expect(summary.rejected).toEqual([
+      expect.objectContaining({
+        index: 1,
+        outcome: 'invalid',
+        reason: expect.stringMatching(/not a recognised/),
+      }),
+    ]);
+  });
+
   it('documents one per line without a Content-Type: read as NDJSON too, a bad line reported by its line', async () => {
     const body = `\uFEFF${JSON.stringify(arcRecord({ appId: freshAppId() }))}\r\n{"broken":\r\n${JSON.stringify(arcRecord({ appId: freshAppId() }))}`;
     const res = await rawPost(t.url, [['Authorization', `Bearer ${TOKEN}`]], Buffer.from(body));
