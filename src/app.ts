@@ -258,21 +258,22 @@ export async function createApp(options: AppOptions): Promise<App> {
     });
     // Node cuts a request still arriving after `requestTimeout` with a bare 400: it covers the
     // largest body's own deadline, and 45 s of waiting for a read slot besides.
+    const listener = createRequestListener({
+      logger,
+      metrics,
+      store,
+      chat,
+      outbox,
+      ingest,
+      isStopping: () => stopping,
+      // Replicas with other settings are a warning of the store they share.
+      storeWatch: { check: async () => [...(await storeWatch.check()), ...replicaWatch.warnings()] },
+      ingestStall: ingest.storeStall,
+      secrets: config.ingestTokens,
+    });
     const server = createServer(
       { requestTimeout: bodyDeadlineMs + 45_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },
-      createRequestListener({
-        logger,
-        metrics,
-        store,
-        chat,
-        outbox,
-        ingest,
-        isStopping: () => stopping,
-        // Replicas with other settings are a warning of the store they share.
-        storeWatch: { check: async () => [...(await storeWatch.check()), ...replicaWatch.warnings()] },
-        ingestStall: ingest.storeStall,
-        secrets: config.ingestTokens,
-      }),
+      listener,
     );
     server.on('clientError', (err: Error & { code?: string }, socket) => {
       // Malformed HTTP (or a request Node timed out) never reaches a handler: answer as Node would
@@ -349,6 +350,8 @@ export async function createApp(options: AppOptions): Promise<App> {
           }
           clearInterval(sweep);
         }
+        // The refusals counted in a minute that the stop cuts short are written now.
+        listener.flushRefusals();
         let closingPart = 'the outbox worker';
         const closing = (async () => {
           await outbox.stop();

@@ -18,6 +18,7 @@ export interface RefusalLogOptions {
 }
 
 interface Window {
+  kind: RefusalKind;
   ends: number;
   logged: number;
   /** Refusals past `linesPerWindow`, not logged one by one. */
@@ -65,7 +66,7 @@ export function createRefusalLog(logger: Logger, options: RefusalLogOptions = {}
         w = undefined;
       }
       if (w === undefined) {
-        w = { ends: now + windowMs, logged: 0, more: 0 };
+        w = { kind, ends: now + windowMs, logged: 0, more: 0 };
         windows.set(key, w);
       }
       if (w.logged < linesPerWindow) {
@@ -81,6 +82,11 @@ export function createRefusalLog(logger: Logger, options: RefusalLogOptions = {}
         ended.timer.unref();
       }
       return false;
+    },
+    /** Writes the counts of the windows still open (the service is stopping: they would not end). */
+    flush(): void {
+      for (const w of windows.values()) summarise(w.kind, w);
+      windows.clear();
     },
   };
 }

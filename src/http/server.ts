@@ -105,7 +105,9 @@ function originForm(url: string): string {
  * `GET /healthz`, `GET /readyz`, `GET /metrics`; an unknown path is a 404, a known path with
  * another method a 405 with `Allow`.
  */
-export function createRequestListener(deps: ServerDeps): RequestListener {
+export function createRequestListener(
+  deps: ServerDeps,
+): RequestListener & { /** Logs the refusal counts not written yet; for the stop. */ flushRefusals(): void } {
   const { logger, metrics, store, chat, outbox } = deps;
 
   const slackEvents: Handler = chat.requestListener
@@ -218,7 +220,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
     return text;
   };
 
-  return (req, res) => {
+  const listener: RequestListener = (req, res) => {
     const started = performance.now();
     const incoming = req.headers['x-request-id'];
     const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
@@ -327,4 +329,5 @@ export function createRequestListener(deps: ServerDeps): RequestListener {
       );
     });
   };
+  return Object.assign(listener, { flushRefusals: () => refusals.flush() });
 }

@@ -130,6 +130,31 @@ describe('structured logs', () => {
     }
   });
 
+  it('count the refusals of a minute that a stop cuts short in one line as the service stops', async () => {
+    const t = await startTestApp({ env: { INGEST_TOKEN: 'flood-test-token' } });
+    let stopped = false;
+    try {
+      const unauthorized = () =>
+        postIngest(t.url, arcRecord(), { headers: { authorization: 'Bearer not-the-token' } });
+      const answers = await Promise.all(Array.from({ length: 14 }, unauthorized));
+      expect(answers.map((a) => a.status)).toEqual(Array(14).fill(401));
+      expect(t.logs.some((l) => l.more !== undefined)).toBe(false);
+      await t.close();
+      stopped = true;
+      expect(t.logs.filter((l) => l.more !== undefined)).toEqual([
+        expect.objectContaining({
+          level: 'info',
+          path: '/ingest',
+          status: 401,
+          code: 'unauthorized',
+          more: 4,
+        }),
+      ]);
+    } finally {
+      if (!stopped) await t.close();
+    }
+  });
+
   it('hold at most 10 failures of a kind a minute too: a store that is down fails every request', async () => {
     const t = await startTestApp();
     try {
