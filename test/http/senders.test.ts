@@ -12,6 +12,17 @@ import { recordsEnvelope } from '../support/samples.ts';
 
 const TOKEN = 'sender-token-0123456789';
 
+/** A body labelled `application/json`, with the token, sent as it is. */
+const postJson = (url: string, body: string) =>
+  rawPost(
+    url,
+    [
+      ['Content-Type', 'application/json'],
+      ['Authorization', `Bearer ${TOKEN}`],
+    ],
+    Buffer.from(body),
+  );
+
 /** Sends one raw HTTP/1.1 request and reads the answer until the service closes the connection. */
 function rawPost(
   url: string,
@@ -114,14 +125,7 @@ describe('POST /ingest as forwarders send it', () => {
       JSON.stringify(fluentRecord(recordsEnvelope([arcRecord({ appId: freshAppId() })]))),
       JSON.stringify(fluentRecord(recordsEnvelope([arcRecord({ appId: freshAppId() })])), null, 2),
     ].join('\n');
-    const res = await rawPost(
-      t.url,
-      [
-        ['Content-Type', 'application/json'],
-        ['Authorization', `Bearer ${TOKEN}`],
-      ],
-      Buffer.from(body),
-    );
+    const res = await postJson(t.url, body);
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ events: 2, accepted: 2, counts: { alerted: 2, invalid: 0 } });
   });
@@ -131,14 +135,7 @@ describe('POST /ingest as forwarders send it', () => {
     let deep: unknown = 'x';
     for (let i = 0; i < 64; i++) deep = { nested: deep };
     const body = `[${JSON.stringify(arcRecord({ appId: freshAppId() }))},${JSON.stringify(deep)}][${JSON.stringify(arcRecord({ appId: freshAppId() }))}]`;
-    const res = await rawPost(
-      t.url,
-      [
-        ['Content-Type', 'application/json'],
-        ['Authorization', `Bearer ${TOKEN}`],
-      ],
-      Buffer.from(body),
-    );
+    const res = await postJson(t.url, body);
     expect(res.status).toBe(200);
     const summary = res.json as IngestSummary;
     expect(summary).toMatchObject({ events: 3, accepted: 2, counts: { alerted: 2, invalid: 1 } });
