@@ -6,7 +6,7 @@ import { createGunzip } from 'node:zlib';
 import { ConfigError, loadHistoryConfig } from './config.ts';
 import { OUTCOMES, type Outcome } from './core/alert.ts';
 import { appIdFromTyped, isAppIdText } from './core/app-id.ts';
-import { type AuditEntry, exportAudit } from './core/audit.ts';
+import { type AuditEntry, exportAudit, scanAudit } from './core/audit.ts';
 import { formatDuration, parseDuration } from './core/duration.ts';
 import { createEngine, type Engine } from './core/engine.ts';
 import { extractEvents } from './core/formats/index.ts';
@@ -321,7 +321,7 @@ async function printAllowlist(): Promise<number> {
   const store = await openExistingStore(config.storeUrl);
   try {
     const marked = new Set<string>();
-    await exportAudit(store, {}, (e) => {
+    await scanAudit(store, (e) => {
       if (e.action === 'mark-benign' && e.appId !== undefined) marked.add(e.appId);
     });
     const history = createHistory({ store, windowMs: config.historyWindowMs });

@@ -98,30 +98,48 @@ export async function listAudit(store: AuditStore, alertId?: string): Promise<Au
 const EXPORT_CHUNK = 500;
 
 /**
- * Writes audit records oldest first, without holding them all: a first pass reads them a chunk at
- * a time and keeps only each one's time and id, a second reads them again in that order. Only
- * records from `since` on (ms since the epoch) are written. Records expire by themselves: the
- * index entries of those the first pass finds gone are dropped (index sets have no expiry), and
- * one that expires between the passes is left out.
+ * Reads every audit record (or one alert's) once, a chunk at a time, in no particular order.
+ * Records expire by themselves: the index entries of those found gone are dropped (index sets
+ * have no expiry).
  */
-export async function exportAudit(
+export async function scanAudit(
   store: AuditStore,
-  options: { alertId?: string; since?: number },
-  write: (entry: AuditEntry) => void | Promise<void>,
-): Promise<number> {
-  const ids = await store.members(options.alertId ? forAlert(options.alertId) : ALL);
-  const since = options.since ?? Number.NEGATIVE_INFINITY;
-  const order: Array<[at: number, id: string]> = [];
+  visit: (entry: AuditEntry, id: string) => void,
+  alertId?: string,
+): Promise<void> {
+  const set = alertId ? forAlert(alertId) : ALL;
+  const ids = await store.members(set);
   const gone: string[] = [];
   for (let i = 0; i < ids.length; i += EXPORT_CHUNK) {
     const chunk = ids.slice(i, i + EXPORT_CHUNK);
     const entries = await store.getMany<AuditEntry>(chunk.map((id) => `audit:${id}`));
     entries.forEach((e, k) => {
       if (e === undefined) gone.push(chunk[k]!);
-      else if (e.at >= since) order.push([e.at, chunk[k]!]);
+      else visit(e, chunk[k]!);
     });
   }
-  if (gone.length > 0) await store.removeMembers(options.alertId ? forAlert(options.alertId) : ALL, gone);
+  if (gone.length > 0) await store.removeMembers(set, gone);
+}
+
+/**
+ * Writes audit records oldest first, without holding them all: a first pass (`scanAudit`) keeps
+ * only each one's time and id, a second reads them again in that order. Only records from `since`
+ * on (ms since the epoch) are written; one that expires between the passes is left out.
+ */
+export async function exportAudit(
+  store: AuditStore,
+  options: { alertId?: string; since?: number },
+  write: (entry: AuditEntry) => void | Promise<void>,
+): Promise<number> {
+  const since = options.since ?? Number.NEGATIVE_INFINITY;
+  const order: Array<[at: number, id: string]> = [];
+  await scanAudit(
+    store,
+    (e, id) => {
+      if (e.at >= since) order.push([e.at, id]);
+    },
+    options.alertId,
+  );
   // A stable sort: records of the same millisecond stay in the index's order.
   order.sort((a, b) => a[0] - b[0]);
   let written = 0;
