@@ -69,6 +69,18 @@ const optional = z
   .optional()
   .transform((v) => (v === '' ? undefined : v));
 
+/**
+ * A comma-separated list variable: once set, it holds at least one entry (commas alone would pass
+ * for a list and leave it empty without a word), and each entry is `valid`.
+ */
+const commaListOf = (none: string, valid: (entry: string) => boolean, invalid: string) =>
+  optional.superRefine((v, ctx) => {
+    if (v === undefined) return;
+    const entries = commaList(v);
+    const message = entries.length === 0 ? none : entries.every(valid) ? undefined : invalid;
+    if (message !== undefined) ctx.addIssue({ code: 'custom', message });
+  });
+
 /** The longest history window or learning period: a year, which any real use stays under. */
 const MAX_DURATION_MS = 366 * 86_400_000;
 
@@ -179,23 +191,11 @@ const schema = z.object({
     }
   }),
   HISTORY_WINDOW: duration('HISTORY_WINDOW'),
-  INGEST_TOKEN: optional.superRefine((v, ctx) => {
-    if (v === undefined) return;
-    const tokens = commaList(v);
-    if (tokens.length === 0) {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          'INGEST_TOKEN is set but holds no token: unset it (loopback clients only) or give one or more comma-separated tokens',
-      });
-    } else if (tokens.some((t) => /\s/.test(t))) {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          'INGEST_TOKEN tokens must not contain spaces (a bearer token is one word); separate tokens with commas',
-      });
-    }
-  }),
+  INGEST_TOKEN: commaListOf(
+    'INGEST_TOKEN is set but holds no token: unset it (loopback clients only) or give one or more comma-separated tokens',
+    (token) => !/\s/.test(token),
+    'INGEST_TOKEN tokens must not contain spaces (a bearer token is one word); separate tokens with commas',
+  ),
   // At most 256 MiB: a body is held in memory and parsed as one string, whose length V8 caps at
   // about 512 Mi characters.
   INGEST_MAX_BYTES: optional.refine(
@@ -214,24 +214,11 @@ const schema = z.object({
     message: 'SLACK_ALERT_CHANNEL must be a channel id such as C0123456789 (not a #name)',
   }),
   SLACK_API_URL: httpUrl('SLACK_API_URL'),
-  SLACK_RESPONDERS: optional.superRefine((v, ctx) => {
-    if (v === undefined) return;
-    const ids = commaList(v);
-    if (ids.length === 0) {
-      // Commas alone would pass for a list and leave nobody a responder without a word.
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          'SLACK_RESPONDERS is set but holds no id: unset it (nobody may revoke) or give comma-separated Slack user ids (U..., or W... on Enterprise Grid) or user-group ids (S...)',
-      });
-    } else if (!ids.every((s) => /^[UWS][A-Z0-9]{2,}$/.test(s))) {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          'SLACK_RESPONDERS must be comma-separated Slack user ids (U..., or W... on Enterprise Grid) or user-group ids (S...)',
-      });
-    }
-  }),
+  SLACK_RESPONDERS: commaListOf(
+    'SLACK_RESPONDERS is set but holds no id: unset it (nobody may revoke) or give comma-separated Slack user ids (U..., or W... on Enterprise Grid) or user-group ids (S...)',
+    (id) => /^[UWS][A-Z0-9]{2,}$/.test(id),
+    'SLACK_RESPONDERS must be comma-separated Slack user ids (U..., or W... on Enterprise Grid) or user-group ids (S...)',
+  ),
   SLACK_ALLOWLIST: optional.refine((v) => v === undefined || v === 'channel' || v === 'responders', {
     message:
       'SLACK_ALLOWLIST must be channel (anyone in the alert channel may mark benign) or responders (SLACK_RESPONDERS only)',
