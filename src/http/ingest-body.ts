@@ -25,9 +25,8 @@ const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
  * Reads `Content-Type`. JSON: `application/json`; NDJSON: `application/x-ndjson` (also
  * `application/ndjson`, `application/jsonl`, `application/x-jsonlines`). A missing header means
  * JSON (and a "JSON" body of several documents, one per line or one after another, as those
- * documents). Any other type,
- * `text/plain` included, or a charset other than UTF-8 is a 415: the service does not guess how a
- * body is framed.
+ * documents). Any other type, `text/plain` included, or a charset other than UTF-8 is a 415: the
+ * service does not guess how a body is framed.
  */
 export function bodyKind(req: IncomingMessage): BodyKind {
   const header = req.headers['content-type'];
