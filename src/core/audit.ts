@@ -118,7 +118,7 @@ export async function scanAudit(
       else visit(e, chunk[k]!);
     });
   }
-  if (gone.length > 0) await store.removeMembers(set, gone);
+  if (gone.length > 0) await store.removeGoneMembers(set, 'audit:', gone);
 }
 
 /**

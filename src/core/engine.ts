@@ -378,9 +378,12 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       if (mark) writes.push(mark);
     }
     // An identity's index outlives every pair in it: a pair lasts at most a window past its last
-    // write, and a pair still written is indexed again every half window.
+    // write, and a pair still written is indexed again every half window. The index is written
+    // before the pairs (a crash in between leaves no pair unindexed) and again after them: a
+    // reader that found an entry before its pair was written may have removed it meanwhile.
     if (index.length > 0) await store.addToSets(index, 2 * windowMs);
     await store.setMany(writes);
+    if (index.length > 0) await store.addToSets(index, 2 * windowMs);
   }
 
   /**

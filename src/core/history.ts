@@ -72,7 +72,7 @@ export function createHistory(opts: {
     if (ips.length === 0) return new Map();
     const entries = await store.getMany<AllowlistEntry>(ips.map((ip) => allowKey(appId, ip)));
     const gone = ips.filter((_, i) => entries[i] === undefined);
-    if (gone.length > 0) await store.removeMembers(allowSet(appId), gone);
+    if (gone.length > 0) await store.removeGoneMembers(allowSet(appId), allowKey(appId, ''), gone);
     return new Map(ips.flatMap((ip, i) => (entries[i] ? [[ip, entries[i]] as const] : [])));
   }
 
@@ -127,7 +127,7 @@ export function createHistory(opts: {
       entries.push(isAllowActive(allow, t) ? { pair, allow } : { pair });
     }
     // Pairs expire by themselves; drop their index entries as they are found.
-    if (gone.length > 0) await store.removeMembers(set, gone);
+    if (gone.length > 0) await store.removeGoneMembers(set, pairKey(appId, ''), gone);
     entries.sort((a, b) => b.pair.lastSeen - a.pair.lastSeen || a.pair.ip.localeCompare(b.pair.ip));
     const listed = new Set(entries.map((e) => e.pair.ip));
     const dormant = [...allows.values()]
@@ -153,6 +153,9 @@ export function createHistory(opts: {
       await store.addMembers(ALLOWED_IDENTITIES, [entry.appId]);
       await store.addMembers(allowSet(appId), [ip]);
       await store.set(allowKey(appId, ip), entry, ttl);
+      // Again after the entry: a reader that found the member before the entry was written may
+      // have removed it (see `removeGoneMembers`).
+      await store.addMembers(allowSet(appId), [ip]);
       return entry;
     },
 

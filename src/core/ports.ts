@@ -95,6 +95,13 @@ export interface MemberSets {
    */
   addToSets(entries: ReadonlyArray<readonly [set: string, member: string]>, ttlMs?: number): Promise<void>;
   removeMembers(set: string, members: readonly string[]): Promise<void>;
+  /**
+   * Removes those of `members` whose value at `valuePrefix + member` is gone, checked as they are
+   * removed (in one step where the backend allows it): what a reader that found them without a
+   * value calls. A member is added before its value is written and added again after it, so a
+   * member whose value was written meanwhile stays, or comes back at once.
+   */
+  removeGoneMembers(set: string, valuePrefix: string, members: readonly string[]): Promise<void>;
   /** Members of one set, read through an index: never a scan of the whole store. */
   members(set: string): Promise<string[]>;
 }

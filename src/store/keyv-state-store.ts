@@ -21,6 +21,11 @@ export interface ClaimsAndSets {
   addMembers(set: string, members: readonly string[]): Promise<void>;
   addToSets(entries: ReadonlyArray<readonly [string, string]>, ttlMs?: number): Promise<void>;
   removeMembers(set: string, members: readonly string[]): Promise<void>;
+  /**
+   * `StateStore.removeGoneMembers` in one step, where the backend can check the values as it
+   * removes (`valuePrefix` as the caller gave it); without it, the values are read first.
+   */
+  removeGoneMembers?(set: string, valuePrefix: string, members: readonly string[]): Promise<void>;
   /** Members of one set in any order. */
   members(set: string): Promise<string[]>;
   /**
@@ -383,6 +388,23 @@ export class KeyvStateStore implements StateStore {
     if (members.length > 0) await this.#rest.removeMembers(set, members);
   }
 
+  async removeGoneMembers(set: string, valuePrefix: string, members: readonly string[]): Promise<void> {
+    this.#open();
+    checkKey(set, 'set');
+    checkKey(valuePrefix, 'valuePrefix');
+    checkKeys(members, 'members');
+    await this.#removeGone(set, valuePrefix, members);
+  }
+
+  /** `removeGoneMembers` on checked input. */
+  async #removeGone(set: string, valuePrefix: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) return;
+    if (this.#rest.removeGoneMembers) return this.#rest.removeGoneMembers(set, valuePrefix, members);
+    const found = await this.#hasMany(members.map((m) => valuePrefix + m));
+    const gone = members.filter((_, i) => !found[i]);
+    if (gone.length > 0) await this.#rest.removeMembers(set, gone);
+  }
+
   /** Members of `set`, sorted, so every backend answers alike. */
   async members(set: string): Promise<string[]> {
     this.#open();
@@ -422,7 +444,7 @@ export class KeyvStateStore implements StateStore {
         if (found[k++]) live++;
         else gone.push(m);
       }
-      if (gone.length > 0) removals.push(this.#rest.removeMembers(q.set, gone));
+      if (gone.length > 0) removals.push(this.#removeGone(q.set, q.valuePrefix, gone));
       const size = lists[i]!.length;
       return { count: estimateLive(size, checked[i]!.length, live), sampled: size > limit };
     });

@@ -71,6 +71,10 @@ function statementsIn(schema: string) {
     addToSets: `INSERT INTO ${schema}.arc_members (set_key, member)
        SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING`,
     removeMembers: `DELETE FROM ${schema}.arc_members WHERE set_key = $1 AND member = ANY($2::text[])`,
+    // A value that has expired but not been swept yet still counts as there: the member stays
+    // until the sweep has taken it.
+    removeGoneMembers: `DELETE FROM ${schema}.arc_members m WHERE m.set_key = $1 AND m.member = ANY($2::text[])
+       AND NOT EXISTS (SELECT 1 FROM ${schema}.keyv v WHERE v.key = $3 || m.member)`,
     members: `SELECT member FROM ${schema}.arc_members WHERE set_key = $1`,
     membersOfMany: `SELECT set_key, member FROM ${schema}.arc_members WHERE set_key = ANY($1::text[])`,
     // A batch at a time: found through `arc_claims_expires` (see `ensureExpiryIndex`), so that a
@@ -289,6 +293,15 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
 
   async removeMembers(set: string, members: readonly string[]): Promise<void> {
     await this.#pool.query(this.#sql.removeMembers, [this.#prefix + set, members]);
+  }
+
+  /** One statement: a value committed before it runs keeps its member. */
+  async removeGoneMembers(set: string, valuePrefix: string, members: readonly string[]): Promise<void> {
+    await this.#pool.query(this.#sql.removeGoneMembers, [
+      this.#prefix + set,
+      members,
+      this.#prefix + valuePrefix,
+    ]);
   }
 
   async members(set: string): Promise<string[]> {

@@ -51,6 +51,17 @@ redis.call('SADD', KEYS[1], unpack(ARGV, 2))
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1`;
 
+/**
+ * `removeGoneMembers` for one set, in one step. KEYS[1]: the set. ARGV[1]: the prefix of its
+ * members' value keys (in the @keyv/redis layout), then the members: each is removed unless its
+ * value exists.
+ */
+const REMOVE_GONE_SCRIPT = `local prefix = ARGV[1]
+for i = 2, #ARGV do
+  if redis.call('EXISTS', prefix .. ARGV[i]) == 0 then redis.call('SREM', KEYS[1], ARGV[i]) end
+end
+return 1`;
+
 const GROUP_CHUNK = 5_000;
 /** Members per `ADD_WITH_TTL_SCRIPT` call (its `unpack` gives at most 7,999 values). */
 const ADD_CHUNK = 5_000;
@@ -166,6 +177,22 @@ class RedisClaimsAndSets implements ClaimsAndSets {
 
   async removeMembers(set: string, members: readonly string[]): Promise<void> {
     await this.#client.sRem(this.#setPrefix + set, members as string[]);
+  }
+
+  /** One script call per `ADD_CHUNK` members; like `COUNT_LIVE_SCRIPT`, not for Redis Cluster. */
+  async removeGoneMembers(set: string, valuePrefix: string, members: readonly string[]): Promise<void> {
+    const calls: Array<Promise<unknown>> = [];
+    for (let i = 0; i < members.length; i += ADD_CHUNK) {
+      calls.push(
+        this.#evalScript(REMOVE_GONE_SCRIPT, [
+          '1',
+          this.#setPrefix + set,
+          this.#valuePrefix + valuePrefix,
+          ...members.slice(i, i + ADD_CHUNK),
+        ]),
+      );
+    }
+    await Promise.all(calls);
   }
 
   async members(set: string): Promise<string[]> {

@@ -92,6 +92,7 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
   #release: StatementSync;
   #add: StatementSync;
   #remove: StatementSync;
+  #removeGone: StatementSync;
   #list: StatementSync;
   #ping: StatementSync;
   #sweepers: Sweeper[] = [];
@@ -119,6 +120,10 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
       `INSERT INTO ${MEMBERS_TABLE} (set_key, member) VALUES (?, ?) ON CONFLICT DO NOTHING`,
     );
     this.#remove = db.prepare(`DELETE FROM ${MEMBERS_TABLE} WHERE set_key = ? AND member = ?`);
+    this.#removeGone = db.prepare(
+      `DELETE FROM ${MEMBERS_TABLE} WHERE set_key = ? AND member = ? AND NOT EXISTS (
+         SELECT 1 FROM ${adapter.table} WHERE key = ? AND (expires IS NULL OR expires > ?))`,
+    );
     this.#list = db.prepare(`SELECT member FROM ${MEMBERS_TABLE} WHERE set_key = ?`);
     this.#list.setReturnArrays(true);
     this.#ping = db.prepare('SELECT 1');
@@ -178,6 +183,17 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
     const stmt = this.#remove;
     immediateTransaction(this.#adapter.db, () => {
       for (const member of members) stmt.run(setKey, member);
+    });
+  }
+
+  /** One write transaction, so no value can be written between its check and its removal. */
+  async removeGoneMembers(set: string, valuePrefix: string, members: readonly string[]): Promise<void> {
+    const setKey = this.#prefix + set;
+    const values = this.#prefix + valuePrefix;
+    const stmt = this.#removeGone;
+    const now = Date.now();
+    immediateTransaction(this.#adapter.db, () => {
+      for (const member of members) stmt.run(setKey, member, values + member, now);
     });
   }
 

@@ -118,6 +118,48 @@ describe.each(Object.keys(backends))(
       expect((await history.listIdentity(ARC.appId)).map((e) => e.pair.count)).toEqual([3]);
     });
 
+    it("keeps a new pair indexed when a reader prunes its identity between the index and the pair's write", async () => {
+      // A listing or another replica's count finds the new entry before its pair is written, and
+      // removes it as gone: the engine indexes the pair again once it is written.
+      const write = store.setMany.bind(store);
+      let pruned = 0;
+      store.setMany = async (entries) => {
+        const set = identitySet(ARC.appId);
+        const found = await store.members(set);
+        if (found.length > 0) {
+          await store.removeGoneMembers(set, pairKey(ARC.appId, ''), found);
+          pruned += found.length - (await store.members(set)).length;
+        }
+        return write(entries);
+      };
+      const [first] = await engine.evaluate([record({ time: at(DAY) })]);
+      expect(first?.outcome).toBe('alerted');
+      expect(pruned).toBe(1);
+      expect(await store.members(identitySet(ARC.appId))).toEqual([ARC.ip]);
+      const history = createHistory({ store, windowMs: WINDOW });
+      expect((await history.listIdentity(ARC.appId)).map((e) => e.pair.ip)).toEqual([ARC.ip]);
+    });
+
+    it('keeps a Mark benign entry listed when a listing of its identity runs between its index and its write', async () => {
+      await engine.evaluate([record({ time: at(DAY) })]);
+      const history = createHistory({ store, windowMs: WINDOW });
+      const write = store.set.bind(store);
+      let listings = 0;
+      store.set = async (key, value, ttlMs) => {
+        // `/arc-history` of the identity, answered while the entry is being made.
+        if (key.startsWith('allow:')) {
+          listings++;
+          await history.readIdentity(ARC.appId);
+        }
+        return write(key, value, ttlMs);
+      };
+      await history.allow({ appId: ARC.appId, ip: ARC.ip, by: 'U0RESP', reason: 'office egress' });
+      expect(listings).toBe(1);
+      const [entry] = (await history.readIdentity(ARC.appId)).entries;
+      expect(entry?.allow).toMatchObject({ by: 'U0RESP', reason: 'office egress' });
+      expect((await history.listAllowlist()).map((a) => a.ip)).toEqual([ARC.ip]);
+    });
+
     /** Stores a pair seen once a day ago, written raw with `fields` (shapes the engine no longer writes). */
     async function storeRawPair(ip: string, fields: Record<string, unknown>) {
       const now = Date.now();

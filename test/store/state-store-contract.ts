@@ -405,6 +405,32 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         );
       });
 
+      it('removes only the members whose value is gone, as it removes them', async () => {
+        const store = await fresh();
+        await store.addMembers('ident:g', ['live', 'never', 'expired', 'forever']);
+        await store.set('pair:g:live', 1, 60_000);
+        await store.set('pair:g:expired', 1, 50);
+        await store.set('pair:g:forever', 1);
+        // A value of another prefix, a claim and a set of the member's name are not its value.
+        await store.set('pair:other:never', 1);
+        await store.claim('pair:g:never', 60_000);
+        await sleep(PAST_EXPIRY);
+        // A reader found all four without a value; by now two have one.
+        await store.removeGoneMembers('ident:g', 'pair:g:', ['live', 'never', 'expired', 'forever']);
+        const left = await store.members('ident:g');
+        // An expired value may still be held until it is swept (PostgreSQL): its member may stay.
+        expect(left.filter((m) => m !== 'expired')).toEqual(['forever', 'live']);
+        if (store.kind !== 'postgres') expect(left).toEqual(['forever', 'live']);
+        // Members not named are left alone, gone or not; naming none is nothing to do.
+        await store.addMembers('ident:g', ['unnamed']);
+        await store.removeGoneMembers('ident:g', 'pair:g:', []);
+        await store.removeGoneMembers('ident:g', 'pair:g:', ['live']);
+        expect(await store.members('ident:g')).toContain('unnamed');
+        await expect(store.removeGoneMembers('ident:g', '', ['live'])).rejects.toThrow(
+          /valuePrefix must be a non-empty string/,
+        );
+      });
+
       it('adds to many sets at once', async () => {
         const store = await fresh();
         await store.addMembers('ident:a', ['10.0.0.9']);
