@@ -22,7 +22,7 @@ const challenge = (error?: string) => ({
 /**
  * Checks a `POST /ingest` caller. With tokens configured: `Authorization: Bearer <token>` (or,
  * for senders that cannot set headers such as Azure Monitor action groups, `?token=<token>` in the
- * URL, used only when no Authorization header is sent) must match one of them (compared as SHA-256 digests with `timingSafeEqual`, every token compared, so
+ * URL, read when the header carries no valid token) must match one of them (compared as SHA-256 digests with `timingSafeEqual`, every token compared, so
  * neither the length nor which token matched shows in the timing). Without tokens: only loopback
  * clients. The peer address is the socket's; `X-Forwarded-For` is never trusted.
  * Throws a 401 `HttpError` that says what to fix. Returns which token matched (its place in
@@ -53,35 +53,19 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
     return place;
   };
 
-  return (req) => {
-    const header = req.headers.authorization;
+  /** The 401 for a header that carries no valid token, or undefined for a valid one. */
+  const headerRefusal = (header: string | undefined): HttpError | number => {
     if (!header) {
-      // Azure Monitor action groups cannot send headers: they may carry the token in the URL.
-      const queryToken = tokenFromQuery(req.url);
-      if (queryToken !== undefined) {
-        const place = matches(queryToken);
-        if (place > 0) return place;
-        throw new HttpError(
-          401,
-          'unauthorized',
-          'invalid token in the URL: it matches none of INGEST_TOKEN (a token holding %, &, # or spaces must be percent-encoded in the URL)',
-          {
-            headers: challenge('invalid_token'),
-          },
-        );
-      }
-      throw new HttpError(
+      return new HttpError(
         401,
         'unauthorized',
         'missing Authorization header: send Authorization: Bearer <INGEST_TOKEN>',
-        {
-          headers: challenge(),
-        },
+        { headers: challenge() },
       );
     }
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
     if (!match) {
-      throw new HttpError(
+      return new HttpError(
         401,
         'unauthorized',
         'Authorization header must use the Bearer scheme: Authorization: Bearer <INGEST_TOKEN>',
@@ -89,12 +73,27 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
       );
     }
     const place = matches(match[1]!);
-    if (place === 0) {
-      throw new HttpError(401, 'unauthorized', 'invalid bearer token: it matches none of INGEST_TOKEN', {
-        headers: challenge('invalid_token'),
-      });
-    }
-    return place;
+    if (place > 0) return place;
+    return new HttpError(401, 'unauthorized', 'invalid bearer token: it matches none of INGEST_TOKEN', {
+      headers: challenge('invalid_token'),
+    });
+  };
+
+  return (req) => {
+    const fromHeader = headerRefusal(req.headers.authorization);
+    if (typeof fromHeader === 'number') return fromHeader;
+    // Azure Monitor action groups cannot set headers: they carry the token in the URL. A secure
+    // webhook sends its own Entra ID token in Authorization as well, which is not ours to check.
+    const queryToken = tokenFromQuery(req.url);
+    if (queryToken === undefined) throw fromHeader;
+    const place = matches(queryToken);
+    if (place > 0) return place;
+    throw new HttpError(
+      401,
+      'unauthorized',
+      'invalid token in the URL: it matches none of INGEST_TOKEN (a token holding %, &, # or spaces must be percent-encoded in the URL)',
+      { headers: challenge('invalid_token') },
+    );
   };
 }
 

@@ -95,6 +95,27 @@ describe('docs/ingest.md recipes, posted as documented [derived Arc events]', ()
     expect(t.rawLogs()).not.toContain(TOKEN);
   });
 
+  it('Azure Monitor secure webhook: its own Entra ID token in Authorization leaves the token in the URL to decide', async () => {
+    // What a secure webhook adds: an Entra ID access token for its application (not ours to check).
+    const entra = `Bearer ${['eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9', 'eyJhdWQiOiJhcGk6Ly9hcmMifQ', 'c2ln'].join('.')}`;
+    const post = (query: string) =>
+      fetch(`${t.url}/ingest?${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: entra },
+        body: JSON.stringify(arcEvent('azure-monitor-common', { appId: freshAppId(), time: new Date() })),
+      });
+    const ok = await post(`token=${TOKEN}`);
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as IngestSummary).counts.alerted).toBe(1);
+    const wrong = await post(`token=not-${TOKEN}`);
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as { error: string }).error).toMatch(/invalid token in the URL/);
+    // Without a token in the URL, the header is what is judged.
+    const none = await post('x=1');
+    expect(none.status).toBe(401);
+    expect(((await none.json()) as { error: string }).error).toMatch(/invalid bearer token/);
+  });
+
   it('Azure Monitor action group: a payload without the caller IP is invalid and says to use the diagnostic setting', async () => {
     const payload = arcEvent('azure-monitor-common', { appId: freshAppId(), ip: null, time: new Date() });
     const res = await fetch(`${t.url}/ingest?token=${TOKEN}`, {
