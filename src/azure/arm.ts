@@ -197,6 +197,30 @@ function answerDeadline(ms: number): PipelinePolicy {
   };
 }
 
+/**
+ * Signs each retry of a call with a token asked for again. The SDK signs a call once, before its
+ * retries: after a wait that ARM asked for (up to a minute, three times), the token it signed
+ * with may have expired, and ARM would refuse the retry (401 ExpiredAuthenticationToken). The
+ * credential answers from its cache while its token lasts.
+ */
+function signEachRetry(credential: TokenCredential, scope: string): PipelinePolicy {
+  const sent = new WeakSet<PipelineRequest>();
+  return {
+    name: 'arcSignEachRetry',
+    async sendRequest(request, next) {
+      if (!sent.has(request)) sent.add(request);
+      else {
+        const token = await credential.getToken(
+          scope,
+          request.abortSignal ? { abortSignal: request.abortSignal } : {},
+        );
+        if (token) request.headers.set('authorization', `Bearer ${token.token}`);
+      }
+      return next(request);
+    },
+  };
+}
+
 /** Creates the gateway; the ARM endpoint must be https and gives the token scope. */
 export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
   const endpoint = httpsBase(options.endpoint, 'AZURE_ARM_ENDPOINT');
@@ -210,6 +234,7 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
     endpoint,
     retryOptions,
     additionalPolicies: [
+      { policy: signEachRetry(options.credential, scope), position: 'perRetry' as const },
       { policy: answerDeadline(options.requestTimeoutMs ?? 30_000), position: 'perRetry' as const },
       // Outside the call log, which so records each answer as it came (ids included).
       {

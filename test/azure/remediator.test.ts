@@ -175,6 +175,21 @@ describe('Azure remediator: plan', () => {
     expect(statuses).toEqual([429, 429, 200]);
   });
 
+  it('signs the retry of a throttled delete with a fresh token when the first one expired during the wait', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID, 'live');
+    fake.tokenLifetimeSeconds = 1;
+    fake.throttle('arm', 'DELETE', A.evidence, 2, 1);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const result = await remediator.execute(plan);
+    const removal = plan.steps.find((step) => step.target === idAt(CLUSTER_ID, A.evidence));
+    expect(result.steps.find((r) => r.stepId === removal?.id)?.status).toBe('done');
+    const deletes = fake.calls('arm', 'DELETE');
+    expect(deletes.map((r) => r.status)).toEqual([429, 200]);
+    // The retry went out with another token than the first attempt's, which had expired.
+    expect(deletes[0]?.bearer).toBeDefined();
+    expect(deletes[1]?.bearer).not.toBe(deletes[0]?.bearer);
+  });
+
   it('a disable step throttled for longer than the cap fails at once and says how long Graph asked to wait', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID, 'live');
     fake.throttle('graph', 'PATCH', SP_ID, 120, 5);

@@ -32,6 +32,8 @@ export interface RecordedRequest {
   scope?: string;
   /** The scope of the bearer token presented, for ARM and Graph. */
   tokenScope?: string;
+  /** The bearer token presented, for ARM and Graph. */
+  bearer?: string;
   /** The id headers the client sent and those answered, as the real services send them. */
   ids?: Record<string, string>;
 }
@@ -222,6 +224,8 @@ export class FakeAzure {
   readonly requests: RecordedRequest[] = [];
   /** Page size of assignment listings; nextLink pages follow. */
   pageSize = 100;
+  /** What the token endpoint gives as `expires_in`; ARM and Graph refuse a token past it. */
+  tokenLifetimeSeconds = 3599;
   readonly roleDefinitions = new Map<string, FakeRoleDefinition>();
   readonly assignmentsByName = new Map<string, FakeAssignment>();
   readonly servicePrincipals = new Map<string, FakeServicePrincipal>();
@@ -229,6 +233,8 @@ export class FakeAzure {
   readonly resources = new Map<string, FakeResource>();
   private readonly rules: ScriptRule[] = [];
   private readonly tokens = new Map<string, string>();
+  /** Each token's expiry, epoch ms. */
+  private readonly tokenExpiry = new Map<string, number>();
   private readonly servers: Server[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -418,6 +424,8 @@ export class FakeAzure {
       json(res, status, payload, { ...ids, ...headers });
     };
 
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (bearer !== undefined && service !== 'login') record.bearer = bearer;
     const rule = this.rules.find(
       (r) =>
         (r.times ?? 1) > 0 &&
@@ -480,6 +488,16 @@ export class FakeAzure {
       });
       return;
     }
+    const expiry = this.tokenExpiry.get(auth.replace(/^Bearer /, '')) ?? 0;
+    if (Date.now() >= expiry) {
+      send(401, {
+        error: {
+          code: 'ExpiredAuthenticationToken',
+          message: `The access token expiry UTC time '${new Date(expiry).toUTCString()}' is earlier than current UTC time '${new Date().toUTCString()}'.`,
+        },
+      });
+      return;
+    }
     answer(service === 'arm' ? this.arm(method, path, query, body) : this.graph(method, path, body));
   }
 
@@ -513,10 +531,11 @@ export class FakeAzure {
       }
       const token = `fake-${randomUUID()}`;
       this.tokens.set(token, form.scope ?? '');
+      this.tokenExpiry.set(token, Date.now() + this.tokenLifetimeSeconds * 1000);
       return reply(200, {
         token_type: 'Bearer',
-        expires_in: 3599,
-        ext_expires_in: 3599,
+        expires_in: this.tokenLifetimeSeconds,
+        ext_expires_in: this.tokenLifetimeSeconds,
         access_token: token,
       });
     }
