@@ -157,10 +157,13 @@ const ENTRA_FIXES: ReadonlyArray<[RegExp, string]> = [
   // A failure on Entra ID's side (a 5xx): the credential is fine. After one, MSAL answers every
   // token request for that scope from its throttling cache, with the same error, for about 60 s.
   [
-    /\b(?:server_error|temporarily_unavailable)\b|AADSTS50000|AADSTS90033|AADSTS90024|AADSTS90006/,
+    /\b(?:server_error|temporarily_unavailable)\b|AADSTS50000|AADSTS90033|AADSTS90024|AADSTS90006|Http status code: 5\d\d|A server error occurr?ed/i,
     'Entra ID failed to issue a token (an error on its side, not a wrong credential; after one, the identity library waits about a minute before it asks again): press again in a minute or two',
   ],
 ];
+
+/** ARM's codes for a token that was valid when the call was signed and expired before an attempt. */
+const EXPIRED_TOKEN = /^(?:ExpiredAuthenticationToken|InvalidAuthenticationTokenExpired)$/i;
 
 /** A message that is an HTML or XML page (a proxy's or a gateway's), not Azure's error text. */
 const PAGE = /^\s*<(!doctype|html|\?xml|head|body|title)\b/i;
@@ -216,6 +219,9 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
     return base;
   }
   if (status === 404) return { ...base, gone: true };
+  if (status === 401 && code !== undefined && EXPIRED_TOKEN.test(code)) {
+    return { ...base, fix: 'the token expired while the call waited to be retried: press again' };
+  }
   if (status === 401) {
     return {
       ...base,

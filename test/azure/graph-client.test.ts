@@ -1,6 +1,7 @@
 import { ClientSecretCredential } from '@azure/identity';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createArmGateway } from '../../src/azure/arm.ts';
+import { createDefaultCredential } from '../../src/azure/endpoints.ts';
 import {
   createGraphClient,
   describeFailure,
@@ -11,10 +12,11 @@ import {
   withCallLog,
 } from '../../src/azure/index.ts';
 import { type FakeAzure, startFakeAzure } from '../support/fake-azure.ts';
-import { SP_ID } from './helpers.ts';
+import { configFor, SP_ID, stubAzureEnv } from './helpers.ts';
 
 const open: FakeAzure[] = [];
 afterEach(async () => {
+  vi.unstubAllEnvs();
   for (const f of open.splice(0)) await f.close();
 });
 
@@ -136,6 +138,68 @@ describe('failure advice', () => {
     expect(f.message).toMatch(/^AADSTS7000215: /);
     expect(f.fix).toMatch(/client secret in AZURE_CLIENT_SECRET is expired or wrong/);
     expect(fake.calls('graph')).toEqual([]);
+  });
+
+  it('tells a token endpoint failing with a bare 503 from a wrong credential, on every call it fails', async () => {
+    const fake = await startFakeAzure();
+    open.push(fake);
+    fake.fail({
+      service: 'login',
+      method: 'POST',
+      path: /oauth2\/v2\.0\/token$/,
+      status: 503,
+      rawBody: 'Service Unavailable',
+      headers: { 'content-type': 'text/plain' },
+      times: Number.POSITIVE_INFINITY,
+    });
+    // The credential the service makes: DefaultAzureCredential, with the client secret in the
+    // environment.
+    stubAzureEnv(fake);
+    const credential = createDefaultCredential(configFor(fake, 'live').azure, fake.ca);
+    const graph = createGraphClient({ endpoint: fake.graphUrl, credential, tlsCa: fake.ca });
+    const arm = createArmGateway({
+      endpoint: fake.armUrl,
+      credential,
+      tlsCa: fake.ca,
+      retry: { maxRetries: 0 },
+    });
+    const errors: unknown[] = await Promise.all([
+      graph.call('GET', `/v1.0/servicePrincipals/${SP_ID}`).catch((e: unknown) => e),
+      arm
+        .getAssignment(`/subscriptions/${SP_ID}/providers/Microsoft.Authorization/roleAssignments/${SP_ID}`)
+        .catch((e: unknown) => e),
+    ]);
+    // A later call is answered from the identity library's memory of the failure, whose text no
+    // longer names server_error.
+    errors.push(
+      await arm
+        .getAssignment(`/subscriptions/${SP_ID}/providers/Microsoft.Authorization/roleAssignments/${SP_ID}`)
+        .catch((e: unknown) => e),
+    );
+    expect(String((errors[2] as Error).message)).not.toMatch(/server_error/);
+    for (const error of errors) {
+      const f = describeFailure(error, { service: 'arm' });
+      expect(f.fix).toMatch(/Entra ID failed to issue a token/);
+      expect(f.fix).not.toMatch(/AZURE_CLIENT_SECRET/);
+    }
+  });
+
+  it('says to press again when ARM finds the token expired, not to check the tenant', () => {
+    const expired = Object.assign(
+      new Error("The access token expiry UTC time '…' is earlier than current UTC time '…'."),
+      {
+        statusCode: 401,
+        code: 'ExpiredAuthenticationToken',
+      },
+    );
+    expect(describeFailure(expired, { service: 'arm' }).fix).toBe(
+      'the token expired while the call waited to be retried: press again',
+    );
+    const wrongTenant = Object.assign(new Error('The access token is from the wrong issuer.'), {
+      statusCode: 401,
+      code: 'InvalidAuthenticationTokenTenant',
+    });
+    expect(describeFailure(wrongTenant, { service: 'arm' }).fix).toMatch(/check that AZURE_TENANT_ID/);
   });
 
   it('says that an HTML page answered, not Azure, and does not paste the page', async () => {
