@@ -1,9 +1,16 @@
 import { createHash } from 'node:crypto';
 import type { AnyMiddlewareArgs, App } from '@slack/bolt';
 import type { Claims } from '../core/ports.ts';
+import { withTimeout } from '../timeout.ts';
 
 /** How long a handled Slack request is remembered; Slack retries within minutes. */
 const REQUEST_MEMORY_MS = 60 * 60 * 1000;
+
+/**
+ * How long a retry or an event waits to learn whether it came before; past it, it is handled
+ * (every action is safe to repeat), so that a slow store never costs the 3 s acknowledgement.
+ */
+const RETRY_CHECK_MS = 1000;
 
 /** The identity of one Slack request, the same across Slack's retries of it. */
 function requestKey(body: unknown): string {
@@ -33,13 +40,24 @@ export function registerDedupe(
     const ack = (args as AnyMiddlewareArgs & { ack?: () => Promise<void> }).ack;
     const key = requestKey(body);
     const retry = (args.context as { retryNum?: number }).retryNum;
+    const claiming = store.claim(key, REQUEST_MEMORY_MS);
+    const cannotRecord = (err: unknown) =>
+      logger.warn({ err: (err as Error).message }, 'cannot record the Slack request id; handling it anyway');
+    // A first delivery of a click or a command is handled whatever the claim answers: the claim
+    // only records it for Slack's retries, and the acknowledgement (due within 3 s) waits for no
+    // store.
+    if (retry === undefined && !key.startsWith('slack-req:event_id:')) {
+      claiming.catch(cannotRecord);
+      await next();
+      return;
+    }
     let first = true;
     try {
-      first = await store.claim(key, REQUEST_MEMORY_MS);
+      first = await withTimeout(claiming, RETRY_CHECK_MS, 'the store');
     } catch (err) {
-      logger.warn({ err: (err as Error).message }, 'cannot record the Slack request id; handling it anyway');
+      cannotRecord(err);
     }
-    if (!first && (retry !== undefined || key.startsWith('slack-req:event_id:'))) {
+    if (!first) {
       logger.info({ retry }, 'ignored a Slack request that was already handled (a retry)');
       if (ack) await ack();
       return;

@@ -28,6 +28,16 @@ const option = (o: { value: string; label: string }): types.PlainTextOption => (
   value: o.value,
 });
 
+/** A Mark benign modal that only says `text`: where a submission's outcome is shown when it came late. */
+export function benignNotice(text: string): types.ModalView {
+  return {
+    type: 'modal',
+    title: { type: 'plain_text', text: 'Mark benign' },
+    close: { type: 'plain_text', text: 'Close' },
+    blocks: [{ type: 'section', text: mrkdwn(clip(text, 3000)) }],
+  };
+}
+
 /**
  * The Mark benign modal: a required reason and an expiry (24 hours, 7 days, 30 days, never). With
  * the alert's Mark benign still in force (`current`), it says so and starts from its reason.

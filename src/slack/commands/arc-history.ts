@@ -11,6 +11,13 @@ import { COMMANDS } from '../ids.ts';
 /** The optional second argument: the number of the IP to start at (1 = the most recent). */
 const START = /^[1-9]\d{0,6}$/;
 
+/** How long the reply may take to read before the command is answered and the list follows. */
+const READ_BEFORE_ANSWER_MS = 2000;
+
+/** The answer when the store fails. */
+const STORE_SILENT =
+  ':warning: Could not read the history right now (the store did not answer). Try again shortly.';
+
 /** What asks for the usage help, in any letter case. */
 const HELP = new Set(['help', '-h', '--help', '?']);
 
@@ -108,8 +115,7 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       });
       return;
     }
-    let pages: ReturnType<typeof buildHistoryPages>;
-    try {
+    const reading = (async () => {
       const [{ entries, dormant }, revoked] = await Promise.all([
         ctx.history.readIdentity(arg),
         revokedNotes(ctx, arg),
@@ -123,7 +129,7 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
             home: ctx.alertChannel,
           })
         ).ok;
-      pages = buildHistoryPages({
+      return buildHistoryPages({
         appId: arg,
         windowMs,
         entries,
@@ -132,21 +138,42 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
         canRemove,
         start: startArg === undefined ? 0 : Number(startArg) - 1,
       });
-    } catch (err) {
-      ctx.logger.error({ err: (err as Error).message }, '/arc-history could not read the history');
+    })().then(
+      (pages) => ({ pages }),
+      (err: unknown) => {
+        ctx.logger.error({ err: (err as Error).message }, '/arc-history could not read the history');
+        return { failed: STORE_SILENT };
+      },
+    );
+    // Slack wants its answer within 3 s: a store slower than that gets the list through the
+    // response_url instead (its 5 uses hold every page).
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), READ_BEFORE_ANSWER_MS);
+    });
+    const early = await Promise.race([reading, late]);
+    clearTimeout(timer);
+    if (early === undefined) {
       await ack({
         response_type: 'ephemeral',
-        text: ':warning: Could not read the history right now (the store did not answer). Try again shortly.',
+        text: `Reading the history of ${code(arg, 80)}: the store is slow to answer, so the list follows here.`,
       });
+    }
+    const read = early ?? (await reading);
+    if ('failed' in read) {
+      if (early) await ack({ response_type: 'ephemeral', text: read.failed });
+      else await respond({ response_type: 'ephemeral', text: read.failed }).catch(() => undefined);
       return;
     }
-    await ack(pages[0]);
-    for (const [i, page] of pages.slice(1).entries()) {
+    const { pages } = read;
+    // In the acknowledgement, the first page is always private and immediate.
+    if (early) await ack(pages[0]);
+    for (const [i, page] of pages.slice(early ? 1 : 0).entries()) {
       try {
         await respond(page);
       } catch (err) {
         ctx.logger.warn(
-          { err: (err as Error).message, part: i + 2, parts: pages.length },
+          { err: (err as Error).message, part: i + (early ? 2 : 1), parts: pages.length },
           'cannot send the rest of the /arc-history reply through the response_url',
         );
         return;

@@ -1,14 +1,17 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
 import { alertSubject } from '../actions/alert-click.ts';
-import { isAlertId, updateAlertState } from '../alert-state.ts';
+import { isAlertId, type SlackAlertState, updateAlertState } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
 import { benignText } from '../blocks/alert.ts';
-import { parseBenignMetadata, parseBenignSubmission } from '../blocks/benign-modal.ts';
+import { benignNotice, parseBenignMetadata, parseBenignSubmission } from '../blocks/benign-modal.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
 import { BENIGN_MODAL, CALLBACK_IDS } from '../ids.ts';
 import { loadClickedAlert } from '../stale-runs.ts';
+
+/** How long a submission's checks may take before it is answered and its outcome shown later. */
+const READ_BEFORE_ANSWER_MS = 2000;
 
 /**
  * The Mark benign modal's submission: checks who submits it by the same rule as the button
@@ -16,57 +19,58 @@ import { loadClickedAlert } from '../stale-runs.ts';
  * (who, why, until), audits it and posts the audit line in the thread.
  */
 export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
-  app.view(CALLBACK_IDS.markBenign, async ({ ack, body, view }) => {
+  app.view(CALLBACK_IDS.markBenign, async ({ ack, body, view, client }) => {
     const user = body.user.id;
     const meta = parseBenignMetadata(view.private_metadata);
-    const state = meta ? await loadClickedAlert(ctx, meta.alertId) : undefined;
-    if (!state) {
-      // Audited as a press on a button of such an alert is: someone acted on an alert.
-      const alertId = isAlertId(meta?.alertId) ? meta.alertId : undefined;
-      await recordAudit(
-        ctx.store,
-        {
-          actor: user,
-          action: 'mark-benign',
-          ...(alertId ? { alertId } : {}),
-          result: 'refused',
-          detail: alertId ? 'unknown alert' : 'the dialog carries no alert id',
-        },
-        ctx.audit,
-        // Not stored (the store failed): the log has the record, and the submitter the answer.
-      ).catch(() => undefined);
-      await ack({
-        response_action: 'errors',
-        errors: { [BENIGN_MODAL.reasonBlock]: 'This alert is no longer known to arc-responder.' },
-      });
-      return;
-    }
-    const subject = alertSubject('mark-benign', state);
-    const decision = await decide(ctx, user, 'mark-benign', { where: meta?.channel, home: state.channel });
-    if (!decision.ok) {
-      await recordAudit(
-        ctx.store,
-        { actor: user, ...subject, result: 'refused', detail: decision.detail },
-        ctx.audit,
-      );
-      await ack({
-        response_action: 'errors',
-        errors: {
-          [BENIGN_MODAL.reasonBlock]: ctx.responders.empty
-            ? 'SLACK_RESPONDERS is not set: only members of the alert channel may mark alerts benign, from the alert there.'
-            : ctx.allowlistBy === 'responders'
-              ? 'Only responders (SLACK_RESPONDERS) may mark alerts benign.'
-              : 'Only members of the alert channel, from the alert there, and responders (SLACK_RESPONDERS) may mark alerts benign.',
-        },
-      });
-      return;
-    }
+    // The form first: its errors need no store, and are shown in the modal at once.
     const answer = parseBenignSubmission(view.state.values);
     if (!answer.ok) {
       await ack({ response_action: 'errors', errors: answer.errors });
       return;
     }
-    await ack();
+    // Slack wants its answer within 3 s. Past READ_BEFORE_ANSWER_MS of a slow store, the modal
+    // turns into a notice that says it is being saved, and then what came of it.
+    const checking = checkSubmitter(ctx, user, meta).catch((err: unknown) => {
+      ctx.logger.error({ err: (err as Error).message }, 'Mark benign could not read its alert');
+      return { refused: 'Could not read the alert right now (the store did not answer). Try again shortly.' };
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), READ_BEFORE_ANSWER_MS);
+    });
+    const early = await Promise.race([checking, late]);
+    clearTimeout(timer);
+    /** Shows how the submission ended: in the modal's errors if still open, else in the notice. */
+    let tell: (text: string) => Promise<void>;
+    if (early === undefined) {
+      await ack({
+        response_action: 'update',
+        view: benignNotice(
+          'Saving the allowlist entry: the store is slow to answer. This dialog says when it is done.',
+        ),
+      });
+      tell = async (text) => {
+        await client.views
+          .update({ view_id: view.id, view: benignNotice(text) })
+          .catch((err: unknown) =>
+            ctx.logger.warn(
+              { err: (err as Error).message },
+              'cannot show the outcome of Mark benign in its dialog',
+            ),
+          );
+      };
+    } else {
+      tell = async () => {};
+    }
+    const checked = early ?? (await checking);
+    if ('refused' in checked) {
+      if (early)
+        await ack({ response_action: 'errors', errors: { [BENIGN_MODAL.reasonBlock]: checked.refused } });
+      else await tell(checked.refused);
+      return;
+    }
+    if (early) await ack();
+    const { state, subject, decision } = checked;
 
     const at = ctx.now();
     const until = answer.expiryMs === undefined ? undefined : at + answer.expiryMs;
@@ -102,6 +106,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
         state,
         `:x: <@${user}> tried to mark this benign, but the allowlist could not be stored.`,
       );
+      await tell(':x: The allowlist entry could not be stored (the store failed). Try again shortly.');
       return;
     }
     const mark = { by: user, reason: answer.reason, at, ...(until === undefined ? {} : { until }) };
@@ -126,7 +131,61 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       ctx.audit,
       // Not stored (the store failed): the log has the record; the entry is made, and shown.
     ).catch(() => undefined);
+    await tell(`:white_check_mark: ${benignText(mark)}`);
     await showAlert(ctx, latest);
     await auditInThread(ctx, latest, `Audit: ${benignText(mark)}`);
   });
+}
+
+/**
+ * Finds the alert a submission is about and checks its submitter by the same rule as the button
+ * (refusals are audited): what a submission needs the store for before it is answered.
+ */
+async function checkSubmitter(
+  ctx: SlackContext,
+  user: string,
+  meta: ReturnType<typeof parseBenignMetadata>,
+): Promise<
+  | { refused: string }
+  | {
+      state: SlackAlertState;
+      subject: ReturnType<typeof alertSubject>;
+      decision: Extract<Awaited<ReturnType<typeof decide>>, { ok: true }>;
+    }
+> {
+  const state = meta ? await loadClickedAlert(ctx, meta.alertId) : undefined;
+  if (!state) {
+    // Audited as a press on a button of such an alert is: someone acted on an alert.
+    const alertId = isAlertId(meta?.alertId) ? meta.alertId : undefined;
+    await recordAudit(
+      ctx.store,
+      {
+        actor: user,
+        action: 'mark-benign',
+        ...(alertId ? { alertId } : {}),
+        result: 'refused',
+        detail: alertId ? 'unknown alert' : 'the dialog carries no alert id',
+      },
+      ctx.audit,
+      // Not stored (the store failed): the log has the record, and the submitter the answer.
+    ).catch(() => undefined);
+    return { refused: 'This alert is no longer known to arc-responder.' };
+  }
+  const subject = alertSubject('mark-benign', state);
+  const decision = await decide(ctx, user, 'mark-benign', { where: meta?.channel, home: state.channel });
+  if (!decision.ok) {
+    await recordAudit(
+      ctx.store,
+      { actor: user, ...subject, result: 'refused', detail: decision.detail },
+      ctx.audit,
+    );
+    return {
+      refused: ctx.responders.empty
+        ? 'SLACK_RESPONDERS is not set: only members of the alert channel may mark alerts benign, from the alert there.'
+        : ctx.allowlistBy === 'responders'
+          ? 'Only responders (SLACK_RESPONDERS) may mark alerts benign.'
+          : 'Only members of the alert channel, from the alert there, and responders (SLACK_RESPONDERS) may mark alerts benign.',
+    };
+  }
+  return { state, subject, decision };
 }
