@@ -90,7 +90,8 @@ const geoip = config.geoip
   : '';
 const learningUntil = running.engine.learningUntil;
 let learning = '';
-if (config.learningPeriodMs !== undefined) {
+// A period still running is named also when this start does not set LEARNING_PERIOD.
+if (config.learningPeriodMs !== undefined || (learningUntil !== undefined && learningUntil > Date.now())) {
   if (learningUntil === undefined) {
     learning = ', learning period not applied (LEARNING_PERIOD only opens on an empty history)';
   } else if (learningUntil > Date.now()) {

@@ -29,9 +29,15 @@ export interface LearningPeriod {
   markInUse(): Promise<void>;
 }
 
+/** A stored end of the learning period; an end that is no finite time (a value no start writes now) ends learning (0). */
+function readEnd(stored: unknown): number {
+  return typeof stored === 'number' && Number.isFinite(new Date(stored).getTime()) ? stored : 0;
+}
+
 /**
  * Reads or fixes the learning period at a start: the first start of an empty history opens it
- * for `learningPeriodMs` (none when undefined); later starts keep its end.
+ * for `learningPeriodMs` (none when undefined); later starts keep its end, whether or not they
+ * set `learningPeriodMs`.
  */
 export async function startLearningPeriod(
   store: Values & Claims,
@@ -57,10 +63,17 @@ export async function startLearningPeriod(
         await new Promise((resolve) => setTimeout(resolve, 100));
         stored = await store.get<unknown>(LEARNING_KEY);
       }
-      // An end that is no finite time (a value no start writes now) ends learning.
-      learningUntil = typeof stored === 'number' && Number.isFinite(new Date(stored).getTime()) ? stored : 0;
+      learningUntil = readEnd(stored);
     }
     if (learningUntil === 0) learningUntil = undefined;
+  } else {
+    // Unset for this start: a period that a start with LEARNING_PERIOD opened still runs to its
+    // end, so that a restart or a replica without the variable does not alert through it.
+    const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
+    if (stored > now()) {
+      learningUntil = stored;
+      learningFixedEarlier = true;
+    }
   }
 
   return {

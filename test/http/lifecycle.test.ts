@@ -302,6 +302,23 @@ describe('npm start (node src/main.ts)', () => {
     );
     restart.svc.child.kill('SIGTERM');
     expect(await restart.svc.exited).toBe(0);
+    // A restart without LEARNING_PERIOD (a deploy that dropped it, a replica from another
+    // template) keeps the period too: a new pair is recorded, not alerted.
+    const unset = startService({ PORT: '0', STORE_URL: env.STORE_URL }, dir);
+    children.push(unset);
+    const unsetUrl = await unset.url();
+    const unsetLine = unset.lines.find((l) => String(l.msg).startsWith('arc-responder listening'))!;
+    expect(unsetLine.learningUntil).toBe(first.line.learningUntil);
+    expect(unsetLine.msg).toMatch(
+      /, learning \(sightings recorded, no alerts\) until \S+ \(fixed at the first start\)$/,
+    );
+    const during = await postIngest<{ counts: Record<string, number> }>(
+      unsetUrl,
+      arcRecord({ appId: freshAppId() }),
+    );
+    expect(during.body.counts).toMatchObject({ alerted: 0, known: 1 });
+    unset.child.kill('SIGTERM');
+    expect(await unset.exited).toBe(0);
     // A store that already has history at its first start never learns.
     for (const f of ['a.db', 'a.db-wal', 'a.db-shm']) rmSync(path.join(dir, f), { force: true });
     const plain = startService({ PORT: '0', STORE_URL: env.STORE_URL }, dir);
