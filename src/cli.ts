@@ -11,6 +11,7 @@ import { formatDuration, parseDuration } from './core/duration.ts';
 import { createEngine, type Engine } from './core/engine.ts';
 import { extractEvents } from './core/formats/index.ts';
 import { createHistory, isAllowActive } from './core/history.ts';
+import { holdsHistory } from './core/learning-period.ts';
 import type { AllowlistEntry } from './core/pair.ts';
 import { openStateStore } from './store/open-state-store.ts';
 import { parseStoreUrl, redactUrl } from './store/parse-store-url.ts';
@@ -203,7 +204,17 @@ async function openExistingStore(storeUrl: string) {
       `no store at ${location.path}: STORE_URL names a SQLite file that does not exist (nothing was created; check STORE_URL and the working directory)`,
     );
   }
-  return await openStateStore(storeUrl);
+  // Nothing is created: on PostgreSQL, tables that are missing are an error.
+  const store = await openStateStore(storeUrl, { existing: true });
+  // A Redis database or PostgreSQL schema that a service never used (a mistyped number or name)
+  // would read as empty: a service marks its store once it stores a sighting.
+  if (location.kind !== 'sqlite' && !(await holdsHistory(store))) {
+    await store.close();
+    throw new Error(
+      `no arc-responder history at ${location.display}: no service has stored a sighting there (nothing was changed; check STORE_URL: the database number or ?schema=)`,
+    );
+  }
+  return store;
 }
 
 async function importHistory(path: string): Promise<number> {

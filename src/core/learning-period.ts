@@ -29,6 +29,11 @@ export interface LearningPeriod {
   markInUse(): Promise<void>;
 }
 
+/** Whether a service ever stored a sighting in `store` (a store never used holds no mark). */
+export async function holdsHistory(store: Values): Promise<boolean> {
+  return (await store.get(HISTORY_MARK)) !== undefined;
+}
+
 /** A stored end of the learning period; an end that is no finite time (a value no start writes now) ends learning (0). */
 function readEnd(stored: unknown): number {
   return typeof stored === 'number' && Number.isFinite(new Date(stored).getTime()) ? stored : 0;

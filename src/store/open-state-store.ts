@@ -22,6 +22,11 @@ export interface OpenStateStoreOptions {
   maintain?: boolean;
   /** Told what upkeep could not be done (on PostgreSQL, the index not built); no secret in it. */
   warn?: (message: string) => void;
+  /**
+   * Opens a PostgreSQL store only if its tables exist, creating none (`STORE_NOT_FOUND`
+   * otherwise): for commands that read the service's store.
+   */
+  existing?: boolean;
 }
 
 /** The namespace used when none is given. */
@@ -64,6 +69,7 @@ export async function openStateStore(url: string, opts: OpenStateStoreOptions = 
         namespace,
         ...(opts.maintain ? { maintain: true } : {}),
         ...(opts.warn ? { warn: opts.warn } : {}),
+        ...(opts.existing ? { existing: true } : {}),
       });
   }
 }

@@ -30,6 +30,8 @@ export interface PostgresStateStoreOptions {
   maintain?: boolean;
   /** Told what upkeep could not be done (the index not built), password masked. */
   warn?: (message: string) => void;
+  /** Opens only tables that exist, creating none (a command that reads the service's store). */
+  existing?: boolean;
 }
 
 /**
@@ -66,6 +68,9 @@ function statementsIn(schema: string) {
   ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE c.expires <= $3
   RETURNING key`,
     releaseClaim: `DELETE FROM ${schema}.arc_claims WHERE key = $1`,
+    // The first of the state tables that does not exist, or NULL.
+    missingTable: `SELECT t AS missing FROM unnest(ARRAY['keyv', 'arc_claims', 'arc_members']) AS t
+       WHERE to_regclass('${schema}.' || t) IS NULL LIMIT 1`,
     addMembers: `INSERT INTO ${schema}.arc_members (set_key, member) SELECT $1, unnest($2::text[])
        ON CONFLICT DO NOTHING`,
     addToSets: `INSERT INTO ${schema}.arc_members (set_key, member)
@@ -437,15 +442,32 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
   } catch (error) {
     return fail('Cannot connect to', error);
   }
-  try {
-    await pool.query(sql.createTables);
-  } catch (error) {
-    // PostgreSQL 15 gives no role but the database owner CREATE on `public`.
-    const hint =
-      (error as { code?: string }).code === '42501'
-        ? ` (the role may not create tables in the schema ${schema}: give it a schema of its own, CREATE SCHEMA arc_responder AUTHORIZATION <role>, and add ?schema=arc_responder to STORE_URL; or create the tables as an owner first)`
-        : '';
-    return fail(`Cannot create the state tables${hint} in`, error);
+  if (options.existing) {
+    const found = await pool
+      .query<{ missing: string | null }>(sql.missingTable)
+      .catch((error: unknown) => fail('Cannot read the state tables in', error));
+    const missing = found.rows[0]?.missing;
+    if (missing) {
+      await pool.end().catch(() => {});
+      throw new StoreError(
+        'STORE_NOT_FOUND',
+        scrubSecret(
+          `no arc-responder tables in the schema ${schema} of PostgreSQL at ${options.display} (${missing} is missing; nothing was created): check the database and ?schema= of STORE_URL`,
+          options.password,
+        ),
+      );
+    }
+  } else {
+    try {
+      await pool.query(sql.createTables);
+    } catch (error) {
+      // PostgreSQL 15 gives no role but the database owner CREATE on `public`.
+      const hint =
+        (error as { code?: string }).code === '42501'
+          ? ` (the role may not create tables in the schema ${schema}: give it a schema of its own, CREATE SCHEMA arc_responder AUTHORIZATION <role>, and add ?schema=arc_responder to STORE_URL; or create the tables as an owner first)`
+          : '';
+      return fail(`Cannot create the state tables${hint} in`, error);
+    }
   }
 
   const adapter = new PooledKeyvPostgres({

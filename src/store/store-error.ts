@@ -7,7 +7,9 @@ export type StoreErrorCode =
   /** A method was called with an argument it cannot store (bad key, TTL, member). */
   | 'STORE_BAD_INPUT'
   /** The store was used after `close()`. */
-  | 'STORE_CLOSED';
+  | 'STORE_CLOSED'
+  /** A store that was to be read only, as it is, does not exist there (nothing was created). */
+  | 'STORE_NOT_FOUND';
 
 /** An error from `src/store`. Its message never contains a password from the store URL. */
 export class StoreError extends Error {
