@@ -178,6 +178,12 @@ describe('npm start (node src/main.ts)', () => {
       expect(r.stderr).toContain(`this is Node ${old}`);
       expect(r.stderr).toContain('without --ignore-scripts');
       expect(r.stderr).not.toMatch(/\n\s+at /);
+      // The same as a JSON line on stdout, for a pipeline that collects the log alone.
+      expect(JSON.parse(r.stdout)).toMatchObject({
+        level: 'fatal',
+        code: 'node_version',
+        msg: expect.stringContaining(`this is Node ${old}`),
+      });
     }
     for (const fine of ['22.18.0', '24.0.0']) expect(run(fine).status, fine).toBe(0);
   });
