@@ -237,7 +237,15 @@ const schema = z.object({
         "AZURE_TENANT_ID must be a tenant id (a GUID such as 72f988bf-86f1-41af-91ab-2d7cd011db47) or the tenant's domain (contoso.onmicrosoft.com): letters, digits, - and . only, with no spaces",
     }),
   AZURE_ARM_ENDPOINT: httpsUrl('AZURE_ARM_ENDPOINT'),
-  GRAPH_ENDPOINT: httpsUrl('GRAPH_ENDPOINT'),
+  // Each call names its version (`/v1.0/servicePrincipals/…`): a base that names one too would
+  // send every call to `/v1.0/v1.0/…`.
+  GRAPH_ENDPOINT: httpsUrl('GRAPH_ENDPOINT').refine(
+    (v) => v === undefined || !/\/(?:v1\.0|beta)\/*$/i.test(v),
+    {
+      message:
+        'GRAPH_ENDPOINT must be the Microsoft Graph base without a version (https://graph.microsoft.com, not https://graph.microsoft.com/v1.0): each call adds its own',
+    },
+  ),
   AZURE_AUTHORITY_HOST: httpsUrl('AZURE_AUTHORITY_HOST'),
   GEOIP_CITY_DB: optional.superRefine(databaseFile('GEOIP_CITY_DB')),
   GEOIP_ASN_DB: optional.superRefine(databaseFile('GEOIP_ASN_DB')),

@@ -64,6 +64,25 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a GRAPH_ENDPOINT that names a Graph version, which every call adds itself', () => {
+    for (const versioned of [
+      'https://graph.microsoft.com/v1.0',
+      'https://graph.microsoft.us/beta/',
+      'https://proxy.example/graph/V1.0',
+    ]) {
+      expect(() => loadConfig({ GRAPH_ENDPOINT: versioned }), versioned).toThrow(
+        /GRAPH_ENDPOINT must be the Microsoft Graph base without a version/,
+      );
+    }
+    for (const base of [
+      'https://graph.microsoft.com',
+      'https://graph.microsoft.us/',
+      'https://proxy.example/graph',
+    ]) {
+      expect(loadConfig({ GRAPH_ENDPOINT: base }).azure.graphEndpoint, base).toBe(base.replace(/\/+$/, ''));
+    }
+  });
+
   it('refuses an AZURE_TENANT_ID that DefaultAzureCredential would take for no tenant, naming it', () => {
     // The credential reads the variable as it is; a value it refuses makes it fall through to
     // managed identity, whose failure never names the tenant.
