@@ -1,5 +1,5 @@
 import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
-import { type AlertSink, DELIVERY_IN_PROGRESS } from '../core/ports.ts';
+import { type AlertSink, DELIVERY_IN_PROGRESS, type Values } from '../core/ports.ts';
 import type { Enrichment, RemediationPlan } from '../core/remediation.ts';
 import { TAMPERING } from '../core/remediation-plan.ts';
 import { waitAtMost, withTimeout } from '../timeout.ts';
@@ -49,6 +49,14 @@ const POST_MARK_TTL_MS = 7 * 24 * 3600 * 1000;
 export function readPostMark(stored: unknown, channel: string): PostMark | undefined {
   if (stored === undefined) return undefined;
   return typeof stored === 'number' ? { at: stored, channel } : (stored as PostMark);
+}
+
+/**
+ * True while an alert's post waits for a clear answer from Slack: the message may be in the channel
+ * already, but its state is stored only once the answer is (or the outbox's retry finds it there).
+ */
+export async function postPending(store: Pick<Values, 'get'>, alertId: string): Promise<boolean> {
+  return (await store.get<unknown>(postMarkKey(alertId))) !== undefined;
 }
 
 /** How long the sink waits for lookups; tests shorten both. */

@@ -380,6 +380,35 @@ describe('Revoke', () => {
       ]),
     );
   });
+  it('answers a press on an alert whose post Slack has not clearly answered yet: being confirmed, not unknown', async () => {
+    h = await startHarness();
+    // Slack took the post but answered 500: the message is live, its state not yet stored.
+    h.fake.script('chat.postMessage', { status: 500, created: true });
+    await expect(h.chat.sink.post(alert)).rejects.toThrow();
+    for (const actionId of [ACTION_IDS.revoke, ACTION_IDS.markBenign]) {
+      const { responseId } = await h.click(actionId, alert.id, RESPONDER);
+      await h.fake.waitFor('the note', () => h.fake.responsesTo(responseId).length === 1);
+      const note = String(h.fake.responsesTo(responseId)[0]!.text);
+      expect(note).toContain('still being confirmed with Slack');
+      expect(note).not.toContain('no longer known');
+    }
+    expect(h.fake.callsOf('views.open')).toEqual([]);
+    const pending = {
+      actor: RESPONDER,
+      alertId: alert.id,
+      result: 'refused',
+      detail: expect.stringContaining('pending'),
+    };
+    expect(await listAudit(h.store, alert.id)).toMatchObject([
+      { ...pending, action: 'revoke' },
+      { ...pending, action: 'mark-benign' },
+    ]);
+    // Once the retry has found the message, its buttons work.
+    await h.store.releaseClaim(`slack-post:${alert.id}`);
+    await h.chat.sink.post(alert);
+    await h.click(ACTION_IDS.markBenign, alert.id, RESPONDER);
+    await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
+  });
 });
 
 describe('Mark benign', () => {
@@ -427,6 +456,25 @@ describe('Mark benign', () => {
     });
     expect(await listAudit(h.store, gone)).toMatchObject([
       { actor: OUTSIDER, action: 'mark-benign', alertId: gone, result: 'refused', detail: 'unknown alert' },
+    ]);
+    // One whose alert's post Slack has not clearly answered yet is told to wait, not that it is unknown.
+    const pending = sampleAlert({ id: 'c'.repeat(24) });
+    h.fake.script('chat.postMessage', { status: 500, created: true });
+    await expect(h.chat.sink.post(pending)).rejects.toThrow();
+    const wait = await h.submit(
+      CALLBACK_IDS.markBenign,
+      RESPONDER,
+      JSON.stringify({ alertId: pending.id, channel: CHANNEL }),
+      values('office VPN', '7d'),
+    );
+    expect(JSON.stringify(wait.json())).toContain('still being confirmed with Slack');
+    expect(await listAudit(h.store, pending.id)).toMatchObject([
+      {
+        actor: RESPONDER,
+        action: 'mark-benign',
+        result: 'refused',
+        detail: expect.stringContaining('pending'),
+      },
     ]);
     // A dialog whose metadata names no alert is audited too, without an alert id.
     await h.submit(CALLBACK_IDS.markBenign, OUTSIDER, 'not json', values('office VPN', '7d'));

@@ -1,7 +1,7 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
-import { alertSubject } from '../actions/alert-click.ts';
-import { isAlertId, type SlackAlertState, updateAlertState } from '../alert-state.ts';
+import { alertSubject, refuseUnknownAlert } from '../actions/alert-click.ts';
+import { type SlackAlertState, updateAlertState } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
 import { benignText } from '../blocks/alert.ts';
 import { benignNotice, parseBenignMetadata, parseBenignSubmission } from '../blocks/benign-modal.ts';
@@ -155,21 +155,13 @@ async function checkSubmitter(
 > {
   const state = meta ? await loadClickedAlert(ctx, meta.alertId) : undefined;
   if (!state) {
-    // Audited as a press on a button of such an alert is: someone acted on an alert.
-    const alertId = isAlertId(meta?.alertId) ? meta.alertId : undefined;
-    await recordAudit(
-      ctx.store,
-      {
-        actor: user,
-        action: 'mark-benign',
-        ...(alertId ? { alertId } : {}),
-        result: 'refused',
-        detail: alertId ? 'unknown alert' : 'the dialog carries no alert id',
-      },
-      ctx.audit,
-      // Not stored (the store failed): the log has the record, and the submitter the answer.
-    ).catch(() => undefined);
-    return { refused: 'This alert is no longer known to arc-responder.' };
+    const why = await refuseUnknownAlert(ctx, user, 'mark-benign', meta?.alertId, 'dialog');
+    return {
+      refused:
+        why === 'pending'
+          ? 'This alert is still being confirmed with Slack (its post got no clear answer); submit again in a minute or two.'
+          : 'This alert is no longer known to arc-responder.',
+    };
   }
   const subject = alertSubject('mark-benign', state);
   const decision = await decide(ctx, user, 'mark-benign', { where: meta?.channel, home: state.channel });
