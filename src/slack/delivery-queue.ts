@@ -4,8 +4,11 @@
  * those worth retrying and those that only a person can fix (shown by `problems()`).
  */
 
-/** Slack errors that retrying cannot fix, with what to do about them. */
-const UNFIXABLE_ERRORS: Readonly<Record<string, (channel: string) => string>> = {
+/**
+ * Slack errors that retrying cannot fix, with what to do about them; `needed` is the scope Slack
+ * names in a `missing_scope` answer (see `neededScopes`).
+ */
+const UNFIXABLE_ERRORS: Readonly<Record<string, (channel: string, needed?: string) => string>> = {
   channel_not_found: (ch) =>
     `Slack says channel ${ch} does not exist or the bot cannot see it (channel_not_found): set SLACK_ALERT_CHANNEL to the channel's id (channel details > About, at the bottom), and for a private channel invite the app with /invite @arc-responder.`,
   not_in_channel: (ch) =>
@@ -22,8 +25,14 @@ const UNFIXABLE_ERRORS: Readonly<Record<string, (channel: string) => string>> = 
     'SLACK_BOT_TOKEN was revoked (token_revoked): reinstall the app to the workspace and update SLACK_BOT_TOKEN.',
   token_expired: () =>
     'SLACK_BOT_TOKEN expired (token_expired): turn token rotation off in the app settings (manifest.yml does) and reinstall.',
-  missing_scope: () =>
-    'The bot token lacks a scope the app needs (missing_scope): update the app from manifest.yml and reinstall it to the workspace.',
+  missing_scope: (_ch, needed) => {
+    const what = !needed
+      ? 'a scope the app needs'
+      : needed.includes(',')
+        ? `the ${needed} scopes Slack says are needed`
+        : `the ${needed} scope Slack says is needed`;
+    return `The bot token lacks ${what} (missing_scope): update the app from manifest.yml and reinstall it to the workspace.`;
+  },
   restricted_action: (ch) =>
     `The workspace does not let the bot post in ${ch} (restricted_action): ask a Slack admin to allow apps to post there.`,
 };
@@ -178,6 +187,24 @@ function slackErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** What a Slack scope name looks like (`chat:write`, `chat:write.public`, `bot`). */
+const SCOPE_NAME = /^[a-z][a-z0-9_.:-]{0,63}$/;
+
+/**
+ * The scopes a `missing_scope` answer names as `needed` (comma-separated), those that look like
+ * scope names only and at most four, so that a proxy's odd answer stays out of the log and
+ * `/readyz`; undefined when it names none.
+ */
+function neededScopes(err: unknown): string | undefined {
+  const needed = (err as { data?: { needed?: unknown } } | undefined)?.data?.needed;
+  if (typeof needed !== 'string' || needed.length > 300) return undefined;
+  const scopes = needed
+    .split(',')
+    .map((scope) => scope.trim())
+    .filter((scope) => SCOPE_NAME.test(scope));
+  return scopes.length > 0 ? scopes.slice(0, 4).join(', ') : undefined;
+}
+
 /** Seconds to wait for a 429, when `err` is one. */
 export function retryAfterSeconds(err: unknown): number | undefined {
   const e = err as { code?: unknown; retryAfter?: unknown } | undefined;
@@ -203,7 +230,7 @@ export function classify(err: unknown, channel: string): SlackDeliveryError {
     );
   }
   if (code) {
-    const fix = UNFIXABLE_ERRORS[code]?.(channel);
+    const fix = UNFIXABLE_ERRORS[code]?.(channel, neededScopes(err));
     return new SlackDeliveryError(code, `Slack refused the call: ${code}`, fix === undefined, fix, {
       cause: err,
     });

@@ -508,6 +508,25 @@ describe('posting alerts', () => {
     expect(h.chat.problems()).toEqual([]);
   });
 
+  it('names the scope a missing_scope answer says is needed, in /readyz and the log, and nothing that is no scope name', async () => {
+    h = await startHarness();
+    h.fake.script(
+      'chat.postMessage',
+      { error: 'missing_scope', needed: 'chat:write', provided: 'channels:history,users:read' },
+      { error: 'missing_scope', needed: '<html>proxy page</html>' },
+    );
+    const err = await h.chat.sink.post(sampleAlert({ id: 'scope-1' })).catch((e) => e);
+    expect(err).toMatchObject({ code: 'missing_scope', retryable: false });
+    const fix = 'lacks the chat:write scope Slack says is needed (missing_scope)';
+    expect(h.chat.problems()).toEqual([expect.stringContaining(fix)]);
+    expect(h.logs.join('')).toContain(fix);
+    await h.chat.sink.post(sampleAlert({ id: 'scope-2' })).catch(() => undefined);
+    expect(h.chat.problems()).toEqual([
+      expect.stringContaining('lacks a scope the app needs (missing_scope)'),
+    ]);
+    expect(h.logs.join('')).not.toContain('proxy page');
+  });
+
   it('logs a refusal that retrying cannot fix at error once per cause, its repeats at debug, and again after a success', async () => {
     h = await startHarness();
     const errorLines = () =>
