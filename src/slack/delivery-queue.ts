@@ -214,6 +214,15 @@ export function retryAfterSeconds(err: unknown): number | undefined {
     : 1;
 }
 
+/**
+ * The `reason` a failed answer counts under in `arc_chat_api_failures_total` (`apiFailureReason`
+ * then bounds it), given its classified error `e`: Slack's error code, and for a 429 Slack's own
+ * `ratelimited` (the code in the 429's body), the same as a rate-limit refusal answered `ok: false`.
+ */
+export function failureReason(err: unknown, e: SlackDeliveryError): string {
+  return retryAfterSeconds(err) !== undefined ? 'ratelimited' : e.code;
+}
+
 /** Classifies a Web API failure for `channel`. */
 export function classify(err: unknown, channel: string): SlackDeliveryError {
   if (err instanceof SlackDeliveryError) return err;

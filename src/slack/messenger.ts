@@ -9,6 +9,7 @@ import {
   classify,
   type DeliveryProblems,
   type DeliveryQueue,
+  failureReason,
   isTransient,
   METADATA_REFUSED,
   SlackDeliveryError,
@@ -160,6 +161,9 @@ export function createMessenger(opts: {
     if (goneMessages.size > GONE_KEPT) goneMessages.delete(goneMessages.keys().next().value!);
   };
 
+  const countFailure = (err: unknown, e: SlackDeliveryError) =>
+    opts.failures?.inc({ reason: failureReason(err, e) });
+
   async function deliver<T>(
     what: string,
     channel: string,
@@ -167,8 +171,15 @@ export function createMessenger(opts: {
     call: () => Promise<T>,
     runOpts: { failWhenLimited?: boolean } = {},
   ): Promise<T> {
+    // Every failed answer counts, a 429 that the queue waits out and sends again too; a call the
+    // queue does not send (Slack's back-off lasts longer than it may wait) does not.
+    const counted = () =>
+      call().catch((err: unknown) => {
+        countFailure(err, classify(err, channel));
+        throw err;
+      });
     try {
-      const result = await queue.run(channel, paced, call, runOpts);
+      const result = await queue.run(channel, paced, counted, runOpts);
       problems.succeeded(channel);
       return result;
     } catch (err) {
@@ -178,7 +189,6 @@ export function createMessenger(opts: {
         logger.debug({ channel, code: e.code }, `Slack ${what} held back: ${e.message}`);
         throw e;
       }
-      opts.failures?.inc({ reason: e.code });
       const isNew = problems.record(e, channel);
       if (GONE.has(e.code)) {
         // Nothing to retry: the caller drops what was for that message, and says so.
@@ -355,7 +365,7 @@ export function createMessenger(opts: {
         return undefined;
       } catch (err) {
         const e = classify(err, state.channel);
-        opts.failures?.inc({ reason: e.code });
+        countFailure(err, e);
         // For now only (a timeout, a 429, a 5xx): the outbox asks again, for a while.
         if (isTransient(e) && Date.now() - since < SEARCH_GIVE_UP_MS) throw e;
         logger.warn(
@@ -476,7 +486,7 @@ export function createMessenger(opts: {
         return false;
       } catch (err) {
         const e = classify(err, state.channel);
-        opts.failures?.inc({ reason: e.code });
+        countFailure(err, e);
         if (isTransient(e) && Date.now() - since < SEARCH_GIVE_UP_MS) throw e;
         logger.warn(
           { alertId: state.alert.id, channel: state.channel, code: e.code },

@@ -453,6 +453,21 @@ describe('posting alerts', () => {
     expect(h.chat.problems()).toEqual([]);
   });
 
+  it("counts every 429 Slack answers as Slack's ratelimited: one waited out on a post, one on a count's update", async () => {
+    h = await startHarness();
+    const alert = sampleAlert();
+    h.fake.script('chat.postMessage', { status: 429, retryAfter: 1 });
+    const { ref } = await h.chat.sink.post(alert);
+    expect(h.fake.callsOf('chat.postMessage')).toHaveLength(2);
+    h.fake.script('chat.update', { status: 429, retryAfter: 1 });
+    const repeat = { alertId: alert.id, count: 2, lastSeen: alert.detectedAt + 60_000 };
+    await expect(h.chat.sink.repeat(ref, alert, repeat)).rejects.toMatchObject({ retryable: true });
+    expect(h.failures).toEqual([{ reason: 'ratelimited' }, { reason: 'ratelimited' }]);
+    // A call the queue does not send while the back-off lasts is no failed call to Slack.
+    await h.chat.sink.repeat(ref, alert, { ...repeat, count: 3 }).catch(() => undefined);
+    expect(h.failures).toHaveLength(2);
+  });
+
   it('gives up after repeated 429s with a retryable error', async () => {
     h = await startHarness({ tuning: { maxRateLimitRetries: 2 } });
     h.fake.script('chat.postMessage', ...[1, 2, 3].map(() => ({ status: 429 as const, retryAfter: 1 })));
@@ -470,6 +485,8 @@ describe('posting alerts', () => {
     h.fake.script('chat.postMessage', { status: 429, retryAfter: 120 });
     const err = await h.chat.sink.post(sampleAlert()).catch((e) => e);
     expect(err).toMatchObject({ code: 'rate_limited', retryable: true });
+    // The 429 counts once; the wait the queue then refuses is no second call.
+    expect(h.failures).toEqual([{ reason: 'ratelimited' }]);
     expect(h.sleeps).toEqual([]);
     expect(h.fake.callsOf('chat.postMessage')).toHaveLength(1);
   });
