@@ -171,7 +171,7 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
     const user = lookup.kind === 'user';
     const path = user
       ? `/v1.0/users/${encodeURIComponent(lookup.key)}?$select=id,userPrincipalName,mail,otherMails`
-      : `/v1.0/servicePrincipals(appId='${lookup.appId}')?$select=id,appId,servicePrincipalType`;
+      : `/v1.0/servicePrincipals(appId='${lookup.appId}')?$select=id,appId,servicePrincipalType,appOwnerOrganizationId`;
     try {
       const res = await graph.call('GET', path);
       if (res.status === 404) {
@@ -188,6 +188,7 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
         mail?: unknown;
         otherMails?: unknown;
         servicePrincipalType?: unknown;
+        appOwnerOrganizationId?: unknown;
       };
       const id = dashGuid(body.id);
       if (!id) return { status: 'unreadable', error: 'Graph answered without an id' };
@@ -203,6 +204,9 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
         ...(mails.length > 0 ? { mails } : {}),
         ...(!user && typeof body.servicePrincipalType === 'string'
           ? { servicePrincipalType: body.servicePrincipalType }
+          : {}),
+        ...(!user && typeof body.appOwnerOrganizationId === 'string'
+          ? { appOwnerOrganizationId: body.appOwnerOrganizationId }
           : {}),
       };
     } catch (error) {

@@ -142,6 +142,8 @@ export type CallerRead =
       mails?: string[];
       /** A service principal's `servicePrincipalType` (`Application`, `ManagedIdentity`, …). */
       servicePrincipalType?: string;
+      /** A service principal's `appOwnerOrganizationId`: the tenant its application is registered in. */
+      appOwnerOrganizationId?: string;
     }
   | { status: 'absent'; what: string }
   | { status: 'unreadable'; error: string; fix?: string }
@@ -160,6 +162,21 @@ export function claimedObjectId(d: Detection): string | undefined {
 /** Whether Graph says the caller's service principal is a managed identity's. */
 const isManagedIdentity = (read: CallerRead | undefined): boolean =>
   read?.status === 'found' && read.servicePrincipalType?.toLowerCase() === 'managedidentity';
+
+/**
+ * The tenants Microsoft registers its own applications in (Microsoft Services, and Microsoft's
+ * corporate tenant), as a service principal's `appOwnerOrganizationId` names them.
+ */
+const MICROSOFT_TENANTS: ReadonlySet<string> = new Set([
+  'f8cdef31-a31e-4b4a-93e4-5f571e91255a',
+  '72f988bf-86f1-41af-91ab-2d7cd011db47',
+]);
+
+/** Whether Graph says the caller's service principal is of an application Microsoft owns. */
+const isMicrosoftApp = (read: CallerRead | undefined): boolean =>
+  read?.status === 'found' &&
+  read.kind === 'serviceprincipal' &&
+  MICROSOFT_TENANTS.has(dashGuid(read.appOwnerOrganizationId) ?? '');
 
 /** A UPN fit for a Graph path (`users/{upn}`, encoded). */
 export const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?]+@[^\s/?#]+$/.test(s);
@@ -844,6 +861,13 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     // a step that cannot succeed would fail every Revoke and ask for more Graph permissions.
     warnings.push(
       `the service principal ${principalId} of application ${appId ?? d.appId} is a managed identity, which cannot be disabled through Microsoft Graph: only its Arc role assignments are removed here; to stop the identity itself, remove it from the resource that holds it (a system-assigned one), or delete the user-assigned identity or its federated credentials; tokens it already holds stay valid until they expire`,
+    );
+  } else if (kind === 'serviceprincipal' && isMicrosoftApp(input.caller)) {
+    // Microsoft holds a first-party application's credentials, not this tenant: they cannot have
+    // been taken from it, and disabling the service principal breaks that Microsoft feature (the
+    // Custom Locations resource provider on Arc clusters, say) for the whole tenant.
+    warnings.push(
+      `the service principal ${principalId} of application ${appId ?? d.appId} is a Microsoft application (its appOwnerOrganizationId is Microsoft's tenant): Microsoft holds its credentials, not this tenant, and disabling it would break the Microsoft feature it serves for the whole tenant, so it is not disabled; only its Arc role assignments are removed here; check in the cluster's activity log which Microsoft service made the call`,
     );
   } else if (kind === 'serviceprincipal') {
     const target = principalId ?? appId;

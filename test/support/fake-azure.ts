@@ -117,6 +117,8 @@ export interface FakeServicePrincipal {
   appCreatedDateTime?: string;
   /** Graph's `servicePrincipalType`: `Application` unless given (`ManagedIdentity`, `Legacy`, …). */
   servicePrincipalType?: string;
+  /** The tenant its application is registered in: the fake's own unless given (Microsoft's, say). */
+  appOwnerOrganizationId?: string;
 }
 
 /** A user in the fake Graph. */
@@ -215,7 +217,8 @@ async function readBody(req: IncomingMessage): Promise<string> {
 /** The fake; build its state fluently, then point the code under test at `loginUrl`, `armUrl`, `graphUrl`. */
 export class FakeAzure {
   readonly ca: string;
-  readonly tenantId = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+  /** A customer's tenant (not one of Microsoft's, which own Microsoft's first-party applications). */
+  readonly tenantId = '3c8f5a1e-7b24-4d90-9e61-0a5b2c7d4f18';
   readonly clientId = '11111111-2222-3333-4444-555555555555';
   readonly clientSecret = `secret-${randomUUID()}`;
   loginUrl = '';
@@ -450,7 +453,7 @@ export class FakeAzure {
       }
       if (rule.applied && (service === 'arm' || service === 'graph')) {
         if (service === 'arm') this.arm(method, path, query, body);
-        else this.graph(method, path, body);
+        else this.graph(method, path, query, body);
       }
       if (!rule.passThrough) {
         let payload = rule.body;
@@ -498,7 +501,7 @@ export class FakeAzure {
       });
       return;
     }
-    answer(service === 'arm' ? this.arm(method, path, query, body) : this.graph(method, path, body));
+    answer(service === 'arm' ? this.arm(method, path, query, body) : this.graph(method, path, query, body));
   }
 
   private login(method: string, path: string, body: unknown, record: RecordedRequest): Reply {
@@ -684,7 +687,13 @@ export class FakeAzure {
     return reply(200, out);
   }
 
-  private graph(method: string, path: string, body: unknown): Reply {
+  private graph(method: string, path: string, query: Record<string, string>, body: unknown): Reply {
+    // As Graph does, `$select` narrows an object to the properties it names.
+    const selected = (o: Record<string, unknown>) => {
+      if (!query.$select) return o;
+      const names = new Set(query.$select.split(',').map((n) => n.trim().toLowerCase()));
+      return Object.fromEntries(Object.entries(o).filter(([k]) => names.has(k.toLowerCase())));
+    };
     const notFound = (id: string) =>
       reply(404, {
         error: {
@@ -700,13 +709,17 @@ export class FakeAzure {
         : [...this.servicePrincipals.values()].find((s) => s.appId.toLowerCase() === key);
       if (!sp) return notFound(key);
       if (method === 'GET') {
-        return reply(200, {
-          id: sp.id,
-          appId: sp.appId,
-          displayName: sp.displayName,
-          accountEnabled: sp.accountEnabled,
-          servicePrincipalType: sp.servicePrincipalType ?? 'Application',
-        });
+        return reply(
+          200,
+          selected({
+            id: sp.id,
+            appId: sp.appId,
+            displayName: sp.displayName,
+            accountEnabled: sp.accountEnabled,
+            servicePrincipalType: sp.servicePrincipalType ?? 'Application',
+            appOwnerOrganizationId: sp.appOwnerOrganizationId ?? this.tenantId,
+          }),
+        );
       }
       if (method === 'PATCH') {
         const enabled = (body as { accountEnabled?: unknown } | undefined)?.accountEnabled;
@@ -738,15 +751,18 @@ export class FakeAzure {
       }
       if (m[2]) return reply(405);
       if (method === 'GET') {
-        return reply(200, {
-          id: user.id,
-          displayName: user.displayName,
-          userPrincipalName: user.userPrincipalName,
-          mail: user.mail ?? null,
-          otherMails: [],
-          accountEnabled: user.accountEnabled,
-          createdDateTime: user.createdDateTime ?? null,
-        });
+        return reply(
+          200,
+          selected({
+            id: user.id,
+            displayName: user.displayName,
+            userPrincipalName: user.userPrincipalName,
+            mail: user.mail ?? null,
+            otherMails: [],
+            accountEnabled: user.accountEnabled,
+            createdDateTime: user.createdDateTime ?? null,
+          }),
+        );
       }
       if (method === 'PATCH') {
         const enabled = (body as { accountEnabled?: unknown } | undefined)?.accountEnabled;
