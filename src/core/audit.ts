@@ -67,7 +67,7 @@ export async function recordAudit(
   const { actor, action, alertId, appId, ip, result, ref } = full;
   const line: Record<string, unknown> = { audit: full.id, actor, action, alertId, appId, ip, result };
   if (ref !== undefined) line.ref = ref;
-  const why = reasonOf(full.detail);
+  const why = reasonOf(full.detail, result);
   if (why !== undefined) line.why = why;
   try {
     await store.set(`audit:${full.id}`, full, AUDIT_TTL_MS);
@@ -155,14 +155,56 @@ export async function exportAudit(
   return written;
 }
 
+/** How much of a reason the log line keeps. */
+const WHY_CLIP = 300;
+
+/** A step result as a run's record holds it (see `StepResult`). */
+type RecordedStep = { stepId?: unknown; status?: unknown; detail?: unknown; fix?: unknown };
+
+/** `text` cut to `max` characters, marked where it was cut. */
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+
 /**
- * The reason an audit detail gives, clipped: a refusal's text, a run's error, a Mark benign's
- * reason, or a run's mode.
+ * The reason an audit detail gives, clipped: a refusal's text, a Mark benign's reason, a run's
+ * error, or, for a run whose steps failed, the first failed step (its error and fix) and how many
+ * more failed. A failed run with no failed step says why from its plan: Azure not read, or no step.
  */
-function reasonOf(detail: unknown): string | undefined {
-  if (typeof detail === 'string') return detail.slice(0, 300);
+function reasonOf(detail: unknown, result: string): string | undefined {
+  if (typeof detail === 'string') return detail.slice(0, WHY_CLIP);
   if (typeof detail !== 'object' || detail === null) return undefined;
-  const { error, reason, mode } = detail as { error?: unknown; reason?: unknown; mode?: unknown };
-  for (const text of [error, reason, mode]) if (typeof text === 'string') return text.slice(0, 300);
+  const { error, reason, steps, plan } = detail as {
+    error?: unknown;
+    reason?: unknown;
+    steps?: unknown;
+    plan?: { steps?: unknown; unchecked?: unknown; warnings?: unknown };
+  };
+  for (const text of [error, reason]) if (typeof text === 'string') return text.slice(0, WHY_CLIP);
+  const failed = (Array.isArray(steps) ? (steps as RecordedStep[]) : []).filter(
+    (s): s is RecordedStep & { detail: string } => s?.status === 'failed' && typeof s.detail === 'string',
+  );
+  const [first] = failed;
+  if (first) {
+    // A step's id is `kind:target` and its detail `<call> failed: <error>`: the kind and the
+    // error say it in a few words, where the call's full ARM path would fill the line.
+    const kind = typeof first.stepId === 'string' ? first.stepId.split(':')[0] : undefined;
+    const at = first.detail.indexOf(' failed: ');
+    const error = at >= 0 ? first.detail.slice(at + ' failed: '.length) : first.detail;
+    const more = failed.length - 1;
+    const parts = [
+      `${kind ? `${kind}: ` : ''}${clip(error, 110)}`,
+      typeof first.fix === 'string' ? `fix: ${clip(first.fix, 120)}` : undefined,
+      more > 0 ? `${more} more step${more === 1 ? '' : 's'} failed` : undefined,
+    ]
+      .filter((part) => part !== undefined)
+      .join('; ');
+    return clip(parts, WHY_CLIP);
+  }
+  if (result !== 'failed' || typeof plan !== 'object' || plan === null) return undefined;
+  const [unread] = Array.isArray(plan.unchecked) ? plan.unchecked : [];
+  if (typeof unread === 'string') return clip(`Azure could not be read for the plan: ${unread}`, WHY_CLIP);
+  if (Array.isArray(plan.steps) && plan.steps.length === 0) {
+    const [warning] = Array.isArray(plan.warnings) ? plan.warnings : [];
+    return clip(`the plan has no step${typeof warning === 'string' ? `: ${warning}` : ''}`, WHY_CLIP);
+  }
   return undefined;
 }

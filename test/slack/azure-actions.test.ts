@@ -191,6 +191,21 @@ describe('Revoke, live', () => {
     expect(button(ACTION_IDS.undoRevoke)!.confirm!.text.text).toContain('Re-creates the role assignment');
     expect(button(ACTION_IDS.undoRevoke)!.confirm!.text.text).not.toContain('Re-enables');
     expect(await auditOf('revoke')).toEqual(['failed']);
+    // The log's audit lines, the remediator's and the Slack side's, say which step failed and why.
+    const failedLines = h!.logs
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.audit !== undefined && l.result === 'failed');
+    expect(failedLines.map((l) => [l.action, l.why])).toEqual(
+      ['azure.revoke', 'revoke'].map((action) => [
+        action,
+        expect.stringMatching(
+          /^disable-service-principal: 403 Authorization_RequestDenied: .*; fix: grant .*Application\.ReadWrite\.OwnedBy/,
+        ),
+      ]),
+    );
 
     // The permission is granted; the retry removes nothing twice.
     azure.clearScripts();
