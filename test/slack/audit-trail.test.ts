@@ -5,8 +5,15 @@
  */
 import { afterEach, expect, it, vi } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
-import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
-import { type Harness, postWithRefusedUpdate, RESPONDER, startHarness, warningsAbout } from './harness.ts';
+import { ACTION_IDS, CALLBACK_IDS } from '../../src/slack/ids.ts';
+import {
+  benignValues,
+  type Harness,
+  postWithRefusedUpdate,
+  RESPONDER,
+  startHarness,
+  warningsAbout,
+} from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness | undefined;
@@ -53,12 +60,7 @@ it('a removal of an allowlist entry is audited with the entry it removed, under 
   ]);
 });
 
-const benign = (reason: string, expiry: string) => ({
-  [BENIGN_MODAL.reasonBlock]: { [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: reason } },
-  [BENIGN_MODAL.expiryBlock]: {
-    [BENIGN_MODAL.expiryInput]: { type: 'static_select', selected_option: { value: expiry } },
-  },
-});
+const benign = benignValues;
 
 /** Presses Mark benign on the alert and submits its modal; waits for the audit line in the thread. */
 async function markBenign(reason: string, expiry: string, n: number) {

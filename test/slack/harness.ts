@@ -4,6 +4,7 @@
  * against the local HTTPS fake of ARM, Graph and the token endpoint), and the adapter's request
  * listener on a local HTTP server that the tests reach with requests signed as Slack signs them.
  */
+
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -17,6 +18,7 @@ import { evidencePlanRemediator } from '../../src/core/evidence-plan.ts';
 import { createHistory, type History } from '../../src/core/history.ts';
 import type { StateStore } from '../../src/core/ports.ts';
 import type { Enricher, Remediator } from '../../src/core/remediation.ts';
+import { BENIGN_MODAL } from '../../src/slack/ids.ts';
 import { createSlackChat, type SlackTuning } from '../../src/slack/index.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { addRoles, configFor, FAST_RETRY, ROLE, stubAzureEnv } from '../azure/helpers.ts';
@@ -280,3 +282,11 @@ export async function sampleAzure(opts: { owner?: boolean } = {}): Promise<FakeA
   }
   return fake;
 }
+
+/** The state values of a Mark benign modal submitted with `reason` and `expiry` (e.g. `7d`). */
+export const benignValues = (reason: string, expiry: string) => ({
+  [BENIGN_MODAL.reasonBlock]: { [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: reason } },
+  [BENIGN_MODAL.expiryBlock]: {
+    [BENIGN_MODAL.expiryInput]: { type: 'static_select', selected_option: { value: expiry } },
+  },
+});

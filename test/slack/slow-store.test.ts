@@ -7,12 +7,12 @@
  * turns its dialog into a notice of the outcome.
  */
 import { afterEach, expect, it } from 'vitest';
-import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
+import { ACTION_IDS, CALLBACK_IDS } from '../../src/slack/ids.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
 import { ARC } from '../support/samples.ts';
 import { type TcpProxy, tcpProxy } from '../support/tcp-proxy.ts';
-import { CHANNEL, type Harness, RESPONDER, startHarness } from './harness.ts';
+import { benignValues, CHANNEL, type Harness, RESPONDER, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness | undefined;
@@ -65,14 +65,7 @@ describeWithService('Slack while the store is slow to answer (Redis)', 'TEST_RED
     await h.click(ACTION_IDS.markBenign, sampleAlert().id, RESPONDER, { channel: CHANNEL });
     await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
     const view = h.fake.callsOf('views.open')[0]!.args.view as { private_metadata: string };
-    const values = {
-      [BENIGN_MODAL.reasonBlock]: {
-        [BENIGN_MODAL.reasonInput]: { type: 'plain_text_input', value: 'office VPN' },
-      },
-      [BENIGN_MODAL.expiryBlock]: {
-        [BENIGN_MODAL.expiryInput]: { type: 'static_select', selected_option: { value: '7d' } },
-      },
-    };
+    const values = benignValues('office VPN', '7d');
     proxy.pause();
     const submitted = await h.submit(CALLBACK_IDS.markBenign, RESPONDER, view.private_metadata, values);
     expect(submitted.status).toBe(200);
