@@ -129,24 +129,69 @@ const httpUrl = (name: string) => webUrl(name, /^https?:\/\/[^/\s]+/i, 'http(s)'
 // The Azure SDK sends bearer tokens only over TLS, so these must be https.
 const httpsUrl = (name: string) => webUrl(name, /^https:\/\/[^/\s]+/i, 'https');
 
-/** A GeoIP database path must name a readable MaxMind DB file (the database is checked when it opens). */
-const databaseFile = (name: string) => (v: string | undefined, ctx: z.RefinementCtx) => {
+/** A kind of GeoIP database: the variable that names it and the database types it takes. */
+export interface GeoIpKind {
+  variable: 'GEOIP_CITY_DB' | 'GEOIP_ASN_DB';
+  type: RegExp;
+  expected: string;
+}
+
+export const GEOIP_CITY: GeoIpKind = {
+  variable: 'GEOIP_CITY_DB',
+  type: /city|country/i,
+  expected: 'a City or Country database (GeoLite2-City, GeoIP2-City, DB-IP City Lite, ...)',
+};
+export const GEOIP_ASN: GeoIpKind = {
+  variable: 'GEOIP_ASN_DB',
+  type: /asn/i,
+  expected: 'an ASN database (GeoLite2-ASN, DB-IP ASN Lite, ...)',
+};
+
+/**
+ * A GeoIP database path must name a readable MaxMind DB file of its kind (the database is
+ * checked again when it opens).
+ */
+const databaseFile = (kind: GeoIpKind) => (v: string | undefined, ctx: z.RefinementCtx) => {
   const path = v?.trim();
   if (!path) return;
-  const problem = databaseFileProblem(path);
-  if (problem) {
+  const found = readDatabaseFile(path);
+  if (typeof found === 'string') {
     ctx.addIssue({
       code: 'custom',
-      message: `${name} must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(path.slice(0, 200))} ${problem}`,
+      message: `${kind.variable} must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(path.slice(0, 200))} ${found}`,
+    });
+  } else if (found.type !== undefined && !kind.type.test(found.type)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${kind.variable}: ${JSON.stringify(path.slice(0, 200))} is a ${found.type.slice(0, 80)} database; expected ${kind.expected}`,
     });
   }
 };
 
 /** The marker before a MaxMind DB file's metadata, which lies within its last 128 KiB. */
 const MAXMIND_MARKER = Buffer.from('\xab\xcd\xefMaxMind.com', 'latin1');
+/** The metadata key `database_type`, as the format encodes it (a UTF-8 string of 13 bytes). */
+const DATABASE_TYPE_KEY = Buffer.from('\x4ddatabase_type', 'latin1');
 
-/** What keeps `path` from being read as a MaxMind DB file, or undefined: its metadata is there. */
-function databaseFileProblem(path: string): string | undefined {
+/**
+ * The database type in a MaxMind DB file's metadata (`tail` holds it, from `from` on), or
+ * undefined where it is not written plainly (the file is then judged when it opens).
+ */
+function databaseTypeIn(tail: Buffer, from: number): string | undefined {
+  const at = tail.indexOf(DATABASE_TYPE_KEY, from);
+  if (at === -1) return undefined;
+  let i = at + DATABASE_TYPE_KEY.length;
+  const control = tail[i++];
+  // A UTF-8 string (type 2, in the top three bits) whose size fits the control byte or one more.
+  if (control === undefined || control >> 5 !== 2) return undefined;
+  let size = control & 0x1f;
+  if (size === 29) size = 29 + (tail[i++] ?? 0);
+  else if (size > 29) return undefined;
+  return i + size <= tail.length ? tail.subarray(i, i + size).toString('utf8') : undefined;
+}
+
+/** What keeps `path` from being read as a MaxMind DB file, or its database type: its metadata is there. */
+function readDatabaseFile(path: string): string | { type: string | undefined } {
   let fd: number | undefined;
   try {
     const stat = statSync(path);
@@ -157,7 +202,9 @@ function databaseFileProblem(path: string): string | undefined {
     const length = Math.min(size, 128 * 1024);
     const tail = Buffer.alloc(length);
     readSync(fd, tail, 0, length, size - length);
-    return tail.lastIndexOf(MAXMIND_MARKER) === -1 ? 'is another kind of file' : undefined;
+    const marker = tail.lastIndexOf(MAXMIND_MARKER);
+    if (marker === -1) return 'is another kind of file';
+    return { type: databaseTypeIn(tail, marker + MAXMIND_MARKER.length) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return 'does not exist';
@@ -247,8 +294,8 @@ const schema = z.object({
     },
   ),
   AZURE_AUTHORITY_HOST: httpsUrl('AZURE_AUTHORITY_HOST'),
-  GEOIP_CITY_DB: optional.superRefine(databaseFile('GEOIP_CITY_DB')),
-  GEOIP_ASN_DB: optional.superRefine(databaseFile('GEOIP_ASN_DB')),
+  GEOIP_CITY_DB: optional.superRefine(databaseFile(GEOIP_CITY)),
+  GEOIP_ASN_DB: optional.superRefine(databaseFile(GEOIP_ASN)),
   LOG_LEVEL: optional.refine((v) => v === undefined || ['debug', 'info', 'warn', 'error'].includes(v), {
     message: 'LOG_LEVEL must be one of debug, info, warn, error',
   }),

@@ -1,7 +1,12 @@
 import { type Stats, unwatchFile, watchFile } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { type AsnResponse, type CityResponse, Reader } from 'maxmind';
-import { ConfigError } from './config.ts';
+import {
+  GEOIP_ASN as ASN,
+  GEOIP_CITY as CITY,
+  ConfigError,
+  type GeoIpKind as DatabaseKind,
+} from './config.ts';
 import type { AutonomousSystem, Geo } from './core/detection.ts';
 import { BoundedCache } from './core/formats/bounded-cache.ts';
 import type { GeoLocator } from './core/ports.ts';
@@ -21,23 +26,6 @@ const CACHE_ENTRIES = 10_000;
 const WATCH_INTERVAL_MS = 5000;
 
 type CityOrCountry = Pick<CityResponse, 'city' | 'country'>;
-
-interface DatabaseKind {
-  variable: 'GEOIP_CITY_DB' | 'GEOIP_ASN_DB';
-  type: RegExp;
-  expected: string;
-}
-
-const CITY: DatabaseKind = {
-  variable: 'GEOIP_CITY_DB',
-  type: /city|country/i,
-  expected: 'a City or Country database (GeoLite2-City, GeoIP2-City, DB-IP City Lite, ...)',
-};
-const ASN: DatabaseKind = {
-  variable: 'GEOIP_ASN_DB',
-  type: /asn/i,
-  expected: 'an ASN database (GeoLite2-ASN, DB-IP ASN Lite, ...)',
-};
 
 /** Reads and checks one database file; throws an error naming the variable. */
 async function load<T extends CityOrCountry | AsnResponse>(

@@ -271,6 +271,19 @@ describe('loadConfig', () => {
       expect(message).toMatch(
         /GEOIP_ASN_DB must be the path of a GeoIP database file .*passwd" is another kind of file/,
       );
+      // So is a database of the other kind, each named with what it is.
+      try {
+        loadConfig({ LOG_LEVEL: 'verbose', GEOIP_CITY_DB: asn, GEOIP_ASN_DB: city });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toContain('LOG_LEVEL');
+      expect(message).toContain(
+        `GEOIP_CITY_DB: ${JSON.stringify(asn)} is a GeoLite2-ASN database; expected a City or Country database`,
+      );
+      expect(message).toContain(
+        `GEOIP_ASN_DB: ${JSON.stringify(city)} is a GeoLite2-City database; expected an ASN database`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
