@@ -172,11 +172,15 @@ const MICROSOFT_TENANTS: ReadonlySet<string> = new Set([
   '72f988bf-86f1-41af-91ab-2d7cd011db47',
 ]);
 
-/** Whether Graph says the caller's service principal is of an application Microsoft owns. */
-const isMicrosoftApp = (read: CallerRead | undefined): boolean =>
-  read?.status === 'found' &&
-  read.kind === 'serviceprincipal' &&
-  MICROSOFT_TENANTS.has(dashGuid(read.appOwnerOrganizationId) ?? '');
+/**
+ * Whether Graph says the caller's service principal is of an application Microsoft owns. In a
+ * Microsoft tenant itself (the event's tenant), the tenant's own applications are its to disable.
+ */
+const isMicrosoftApp = (read: CallerRead | undefined, d: Detection): boolean => {
+  if (read?.status !== 'found' || read.kind !== 'serviceprincipal') return false;
+  const owner = dashGuid(read.appOwnerOrganizationId) ?? '';
+  return MICROSOFT_TENANTS.has(owner) && owner !== dashGuid(d.tenantId ?? '');
+};
 
 /** A UPN fit for a Graph path (`users/{upn}`, encoded). */
 export const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?]+@[^\s/?#]+$/.test(s);
@@ -862,7 +866,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     warnings.push(
       `the service principal ${principalId} of application ${appId ?? d.appId} is a managed identity, which cannot be disabled through Microsoft Graph: only its Arc role assignments are removed here; to stop the identity itself, remove it from the resource that holds it (a system-assigned one), or delete the user-assigned identity or its federated credentials; tokens it already holds stay valid until they expire`,
     );
-  } else if (kind === 'serviceprincipal' && isMicrosoftApp(input.caller)) {
+  } else if (kind === 'serviceprincipal' && isMicrosoftApp(input.caller, d)) {
     // Microsoft holds a first-party application's credentials, not this tenant: they cannot have
     // been taken from it, and disabling the service principal breaks that Microsoft feature (the
     // Custom Locations resource provider on Arc clusters, say) for the whole tenant.

@@ -58,6 +58,14 @@ describe('Revoke of a Microsoft application', () => {
     expect(plan.warnings.join('\n')).toMatch(/is a Microsoft application/);
   });
 
+  it("in Microsoft's own tenant, disables the tenant's own applications as any other", async () => {
+    const corporate = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+    const { remediator } = await setup('dry-run', corporate);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID, { tenantId: corporate.toUpperCase() }));
+    expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
+    expect(plan.warnings.join('\n')).not.toMatch(/is a Microsoft application/);
+  });
+
   it('a live Revoke removes its Arc assignment, sends no PATCH to Graph, and Undo puts it back', async () => {
     const { fake, remediator } = await setup();
     const plan = await remediator.plan(spDetection());
