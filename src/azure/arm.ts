@@ -210,10 +210,11 @@ function signEachRetry(credential: TokenCredential, scope: string): PipelinePoli
     async sendRequest(request, next) {
       if (!sent.has(request)) sent.add(request);
       else {
-        const token = await credential.getToken(
-          scope,
-          request.abortSignal ? { abortSignal: request.abortSignal } : {},
-        );
+        // As the SDK's own signing asks (CAE), so that the credential answers from the same cache.
+        const token = await credential.getToken(scope, {
+          enableCae: true,
+          ...(request.abortSignal ? { abortSignal: request.abortSignal } : {}),
+        });
         if (token) request.headers.set('authorization', `Bearer ${token.token}`);
       }
       return next(request);

@@ -190,6 +190,20 @@ describe('Azure remediator: plan', () => {
     expect(deletes[1]?.bearer).not.toBe(deletes[0]?.bearer);
   });
 
+  it('signs the retry of a throttled delete from the token it already holds', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID, 'live');
+    fake.throttle('arm', 'DELETE', A.evidence, 0, 1);
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const armTokens = () => fake.calls('login', 'POST').filter((r) => r.scope?.includes(fake.armUrl)).length;
+    const before = armTokens();
+    expect(before).toBe(1);
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(true);
+    expect(fake.calls('arm', 'DELETE').map((r) => r.status)).toEqual([429, 200]);
+    // The retry asks the credential as the SDK does, so no second token request goes out.
+    expect(armTokens()).toBe(before);
+  });
+
   it('a disable step throttled for longer than the cap fails at once and says how long Graph asked to wait', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID, 'live');
     fake.throttle('graph', 'PATCH', SP_ID, 120, 5);
