@@ -4,7 +4,15 @@ import { allowKey } from '../../src/core/pair.ts';
 import { FAILED_NOTE, STORE_DOWN_NOTE } from '../../src/slack/app.ts';
 import { ACTION_IDS, BENIGN_MODAL, CALLBACK_IDS } from '../../src/slack/ids.ts';
 import { StoreError } from '../../src/store/store-error.ts';
-import { CHANNEL, GROUP_MEMBER, type Harness, OUTSIDER, RESPONDER, startHarness } from './harness.ts';
+import {
+  benignValues,
+  CHANNEL,
+  GROUP_MEMBER,
+  type Harness,
+  OUTSIDER,
+  RESPONDER,
+  startHarness,
+} from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness;
@@ -181,6 +189,38 @@ describe('Mark benign by a responder in the alert channel', () => {
       ]),
     );
     expect(h.fake.callsOf('usergroups.users.list')).toEqual([]);
+  });
+});
+
+describe('Mark benign whose alert record cannot take the mark', () => {
+  it('audits the entry it made and says so in the thread', async () => {
+    await posted();
+    await h.click(ACTION_IDS.markBenign, alert.id, RESPONDER, { channel: CHANNEL });
+    await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1);
+    const view = h.fake.callsOf('views.open')[0]!.args.view as { private_metadata: string };
+    // From now on the store refuses the alert record's lock (a connection lost mid-submission).
+    const claim = h.store.claim.bind(h.store);
+    h.store.claim = async (key, ttl) => {
+      if (key.startsWith('alert-state-lock:')) throw new StoreError('STORE_UNREACHABLE', 'connection lost');
+      return claim(key, ttl);
+    };
+    await h.submit(
+      CALLBACK_IDS.markBenign,
+      RESPONDER,
+      view.private_metadata,
+      benignValues('office VPN', '7d'),
+    );
+    await vi.waitFor(async () =>
+      expect(await listAudit(h.store, alert.id)).toMatchObject([
+        { actor: RESPONDER, action: 'mark-benign', result: 'ok' },
+      ]),
+    );
+    expect(await h.history.getAllow(alert.detection.appId, alert.detection.sourceIp)).toMatchObject({
+      reason: 'office VPN',
+    });
+    await h.fake.waitFor('the audit line', () =>
+      threadPosts().some((c) => String(c.args.text).includes('office VPN')),
+    );
   });
 });
 

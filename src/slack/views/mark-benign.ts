@@ -110,9 +110,17 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       return;
     }
     const mark = { by: user, reason: answer.reason, at, ...(until === undefined ? {} : { until }) };
+    // The entry is made: its audit record, the dialog and the thread say so even when the alert's
+    // own record cannot take the mark.
     const latest =
       (await updateAlertState(ctx.store, state.alert.id, (s) => {
         s.benign = mark;
+      }).catch((err: unknown) => {
+        ctx.logger.error(
+          { alertId: state.alert.id, err: (err as Error).message },
+          'cannot record the Mark benign on its alert; the allowlist entry is made',
+        );
+        return undefined;
       })) ?? state;
     await recordAudit(
       ctx.store,
