@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { dashGuid } from './core/azure-ids.ts';
 import { MONTH_UNIT, parseDuration } from './core/duration.ts';
 import { parseStoreUrl } from './store/parse-store-url.ts';
 
@@ -39,6 +40,8 @@ export interface Config {
     armEndpoint: string;
     graphEndpoint: string;
     authorityHost?: string;
+    /** `AZURE_TENANT_ID` when it is a GUID (dashed, lower case): the tenant the service acts in. */
+    tenantId?: string;
   };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -387,6 +390,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
   const asnDb = e.GEOIP_ASN_DB?.trim();
   if (cityDb || asnDb) config.geoip = { ...(cityDb ? { cityDb } : {}), ...(asnDb ? { asnDb } : {}) };
   if (e.AZURE_AUTHORITY_HOST) config.azure.authorityHost = e.AZURE_AUTHORITY_HOST.replace(/\/+$/, '');
+  const tenantId = dashGuid(e.AZURE_TENANT_ID ?? '');
+  if (tenantId) config.azure.tenantId = tenantId;
   if (wantsSlack && e.SLACK_BOT_TOKEN && e.SLACK_ALERT_CHANNEL) {
     config.slack = {
       botToken: e.SLACK_BOT_TOKEN,

@@ -33,6 +33,8 @@ export interface PlanReaderContext {
   /** The base URLs each planned step's call is written with. */
   endpoints: PlanEndpoints;
   logger: Logger;
+  /** The tenant the service acts in, when known (see `PlanInput.homeTenantId`). */
+  homeTenantId?: string;
 }
 
 /**
@@ -161,6 +163,7 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
       ...(roles ? { roles } : {}),
       caller,
       warnings,
+      ...(ctx.homeTenantId ? { homeTenantId: ctx.homeTenantId } : {}),
     });
     if (unchecked.length > 0) planned.unchecked = unchecked;
     return planned;

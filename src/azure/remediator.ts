@@ -42,9 +42,9 @@ export function createRemediatorWith(
   store: AuditStore,
   baseLogger: Logger,
 ): AzureRemediator {
-  const { arm, graph, endpoints } = services;
+  const { arm, graph, endpoints, homeTenantId } = services;
   const logger = baseLogger.child({ component: 'azure-remediator' });
-  const plan = createPlanReader({ arm, graph, endpoints, logger });
+  const plan = createPlanReader({ arm, graph, endpoints, logger, ...(homeTenantId ? { homeTenantId } : {}) });
   const { runStep, undoStep } = createStepRunners({ arm, graph });
   /**
    * One line per step run against Azure, naming its alert, identity and clicker, and its writes

@@ -26,6 +26,8 @@ export interface AzureServices {
   arm: ArmGateway;
   graph: GraphClient;
   endpoints: PlanEndpoints;
+  /** The tenant the service acts in, when `AZURE_TENANT_ID` names it by id. */
+  homeTenantId?: string;
 }
 
 /** Builds the ARM gateway and the Graph client from the configuration (no call is made yet). */
@@ -48,5 +50,6 @@ export function createAzureServices(
     arm: createArmGateway({ endpoint: endpoints.arm, ...shared }),
     graph: createGraphClient({ endpoint: endpoints.graph, ...shared }),
     endpoints,
+    ...(config.azure.tenantId ? { homeTenantId: config.azure.tenantId } : {}),
   };
 }

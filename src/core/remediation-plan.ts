@@ -123,6 +123,11 @@ export interface PlanInput {
   caller?: CallerRead;
   /** Problems met while reading, carried into the plan. */
   warnings?: readonly string[];
+  /**
+   * The tenant the service acts in (`AZURE_TENANT_ID`, when a GUID): its own applications are
+   * never taken for Microsoft's, also where it is one of Microsoft's tenants.
+   */
+  homeTenantId?: string;
 }
 
 /** How the caller is looked up in Graph before a plan acts on it (see `callerLookup`). */
@@ -174,12 +179,15 @@ const MICROSOFT_TENANTS: ReadonlySet<string> = new Set([
 
 /**
  * Whether Graph says the caller's service principal is of an application Microsoft owns. In a
- * Microsoft tenant itself (the event's tenant), the tenant's own applications are its to disable.
+ * Microsoft tenant itself (the event's tenant, or the one the service acts in), the tenant's own
+ * applications are its to disable.
  */
-const isMicrosoftApp = (read: CallerRead | undefined, d: Detection): boolean => {
+const isMicrosoftApp = (input: PlanInput): boolean => {
+  const read = input.caller;
   if (read?.status !== 'found' || read.kind !== 'serviceprincipal') return false;
   const owner = dashGuid(read.appOwnerOrganizationId) ?? '';
-  return MICROSOFT_TENANTS.has(owner) && owner !== dashGuid(d.tenantId ?? '');
+  const own = [dashGuid(input.detection.tenantId ?? ''), dashGuid(input.homeTenantId ?? '')];
+  return MICROSOFT_TENANTS.has(owner) && !own.includes(owner);
 };
 
 /** A UPN fit for a Graph path (`users/{upn}`, encoded). */
@@ -866,7 +874,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     warnings.push(
       `the service principal ${principalId} of application ${appId ?? d.appId} is a managed identity, which cannot be disabled through Microsoft Graph: only its Arc role assignments are removed here; to stop the identity itself, remove it from the resource that holds it (a system-assigned one), or delete the user-assigned identity or its federated credentials; tokens it already holds stay valid until they expire`,
     );
-  } else if (kind === 'serviceprincipal' && isMicrosoftApp(input.caller, d)) {
+  } else if (kind === 'serviceprincipal' && isMicrosoftApp(input)) {
     // Microsoft holds a first-party application's credentials, not this tenant: they cannot have
     // been taken from it, and disabling the service principal breaks that Microsoft feature (the
     // Custom Locations resource provider on Arc clusters, say) for the whole tenant.

@@ -1,14 +1,21 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { createAzureRemediator } from '../../src/azure/index.ts';
+import { loadConfig } from '../../src/config.ts';
 import {
   A,
   APP_ID,
   CLUSTER_ID,
   closeOpened,
+  configFor,
+  FAST_RETRY,
   fakeWithEvidenceAt,
+  memoryStore,
+  quietLogger,
   ROLE,
   remediatorOn,
   SP_ID,
   spDetection,
+  stubAzureEnv,
   USER_ID,
 } from './helpers.ts';
 
@@ -64,6 +71,35 @@ describe('Revoke of a Microsoft application', () => {
     const plan = await remediator.plan(spDetection(CLUSTER_ID, { tenantId: corporate.toUpperCase() }));
     expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
     expect(plan.warnings.join('\n')).not.toMatch(/is a Microsoft application/);
+  });
+
+  it('in the tenant the service acts in (AZURE_TENANT_ID), disables its applications though the event names no tenant', async () => {
+    const corporate = '72f988bf-86f1-41af-91ab-2d7cd011db47';
+    const fake = await fakeWithEvidenceAt(CLUSTER_ID);
+    fake.servicePrincipal({
+      id: SP_ID,
+      appId: APP_ID,
+      displayName: 'build agent',
+      appOwnerOrganizationId: corporate,
+    });
+    stubAzureEnv(fake);
+    const config = configFor(fake, 'dry-run');
+    const remediator = createAzureRemediator(
+      {
+        ...config,
+        azure: {
+          ...config.azure,
+          tenantId: loadConfig({ AZURE_TENANT_ID: corporate.toUpperCase() }).azure.tenantId!,
+        },
+      },
+      { store: await memoryStore(), logger: quietLogger(), tlsCa: fake.ca, retry: FAST_RETRY },
+    );
+    try {
+      const plan = await remediator.plan(spDetection());
+      expect(plan.steps.map((s) => s.kind)).toEqual(['remove-assignment', 'disable-service-principal']);
+    } finally {
+      await fake.close();
+    }
   });
 
   it('a live Revoke removes its Arc assignment, sends no PATCH to Graph, and Undo puts it back', async () => {
