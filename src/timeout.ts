@@ -26,3 +26,20 @@ export async function waitAtMost(work: Promise<unknown>, ms: number): Promise<vo
   ]);
   clearTimeout(timer);
 }
+
+/**
+ * `work`'s value when it settles within `ms`, else undefined: the caller answers without it and
+ * awaits `work` afterwards. `work` must not reject (catch first).
+ */
+export async function valueWithin<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, ms));
+    timer.unref();
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,6 +1,7 @@
 import type { App } from '@slack/bolt';
 import { appIdFromTyped, isAppIdText } from '../../core/app-id.ts';
 import { callerKind } from '../../core/remediation-plan.ts';
+import { valueWithin } from '../../timeout.ts';
 import { loadAlertStates, revokedAlertsKey, revokeInForce } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
 import { buildHistoryPages, historyUsage, REVOKED_NOTES_MAX, type RevokedNote } from '../blocks/history.ts';
@@ -147,12 +148,7 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
     );
     // Slack wants its answer within 3 s: a store slower than that gets the list through the
     // response_url instead (its 5 uses hold every page).
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), READ_BEFORE_ANSWER_MS);
-    });
-    const early = await Promise.race([reading, late]);
-    clearTimeout(timer);
+    const early = await valueWithin(reading, READ_BEFORE_ANSWER_MS);
     if (early === undefined) {
       await ack({
         response_type: 'ephemeral',

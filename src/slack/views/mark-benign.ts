@@ -1,5 +1,6 @@
 import type { App } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
+import { valueWithin } from '../../timeout.ts';
 import { alertSubject, refuseUnknownAlert } from '../actions/alert-click.ts';
 import { type SlackAlertState, updateAlertState } from '../alert-state.ts';
 import { decide } from '../authorise.ts';
@@ -34,14 +35,7 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
       ctx.logger.error({ err: (err as Error).message }, 'Mark benign could not read its alert');
       return { refused: 'Could not read the alert right now (the store did not answer). Try again shortly.' };
     });
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), READ_BEFORE_ANSWER_MS);
-    });
-    const early = await Promise.race([checking, late]);
-    clearTimeout(timer);
-    /** Shows how the submission ended: in the modal's errors if still open, else in the notice. */
-    let tell: (text: string) => Promise<void>;
+    const early = await valueWithin(checking, READ_BEFORE_ANSWER_MS);
     if (early === undefined) {
       await ack({
         response_action: 'update',
@@ -49,19 +43,19 @@ export function registerMarkBenignSubmit(app: App, ctx: SlackContext): void {
           'Saving the allowlist entry: the store is slow to answer. This dialog says when it is done.',
         ),
       });
-      tell = async (text) => {
-        await client.views
-          .update({ view_id: view.id, view: benignNotice(text) })
-          .catch((err: unknown) =>
-            ctx.logger.warn(
-              { err: (err as Error).message },
-              'cannot show the outcome of Mark benign in its dialog',
-            ),
-          );
-      };
-    } else {
-      tell = async () => {};
     }
+    /** Shows how a submission answered late ended, in the notice it was answered with. */
+    const tell = async (text: string) => {
+      if (early !== undefined) return;
+      await client.views
+        .update({ view_id: view.id, view: benignNotice(text) })
+        .catch((err: unknown) =>
+          ctx.logger.warn(
+            { err: (err as Error).message },
+            'cannot show the outcome of Mark benign in its dialog',
+          ),
+        );
+    };
     const checked = early ?? (await checking);
     if ('refused' in checked) {
       if (early)
