@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { clipped } from './formats/fields.ts';
 import type { MemberSets, Values } from './ports.ts';
 
 /** What the audit needs of the store: its records are values, listed through member sets. */
@@ -161,8 +162,8 @@ const WHY_CLIP = 300;
 /** A step result as a run's record holds it (see `StepResult`). */
 type RecordedStep = { stepId?: unknown; status?: unknown; detail?: unknown; fix?: unknown };
 
-/** `text` cut to `max` characters, marked where it was cut. */
-const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text);
+/** `text` cut to `max` characters, marked where it was cut (see `clipped`). */
+const clip = (text: string, max: number) => clipped(text, max) ?? '';
 
 /**
  * The reason an audit detail gives, clipped: a refusal's text, a Mark benign's reason, a run's
