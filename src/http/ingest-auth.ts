@@ -53,8 +53,8 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
     return place;
   };
 
-  /** The 401 for a header that carries no valid token, or undefined for a valid one. */
-  const headerRefusal = (header: string | undefined): HttpError | number => {
+  /** The place of the header's token in INGEST_TOKEN (see `matches`), or the 401 for a header that carries no valid token. */
+  const byHeader = (header: string | undefined): HttpError | number => {
     if (!header) {
       return new HttpError(
         401,
@@ -80,7 +80,7 @@ export function createIngestAuth(tokens: readonly string[]): (req: IncomingMessa
   };
 
   return (req) => {
-    const fromHeader = headerRefusal(req.headers.authorization);
+    const fromHeader = byHeader(req.headers.authorization);
     if (typeof fromHeader === 'number') return fromHeader;
     // Azure Monitor action groups cannot set headers: they carry the token in the URL. A secure
     // webhook sends its own Entra ID token in Authorization as well, which is not ours to check.
