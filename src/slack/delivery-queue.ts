@@ -299,9 +299,26 @@ export interface DeliveryQueueOptions {
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** A call waiting for its turn in a lane. */
+interface Waiting {
+  /** A new alert: it goes before the thread lines waiting in its lane. */
+  first: boolean;
+  /** When it joined the lane (the queue's clock). */
+  since: number;
+  /** Makes the call; settles the caller's promise, never rejects. */
+  start: () => Promise<void>;
+}
+
+/**
+ * How long a thread line lets new alerts go first: past that it takes its turn, so that a flood of
+ * alerts delays the audit lines of a channel but never holds them back for good.
+ */
+const LINE_PATIENCE_MS = 15_000;
+
 /** Runs Slack calls one at a time per channel, paced and with 429 handling. */
 export class DeliveryQueue {
-  readonly #tails = new Map<string, Promise<unknown>>();
+  /** The calls waiting in each lane that has one under way. */
+  readonly #lanes = new Map<string, Waiting[]>();
   readonly #lastPost = new Map<string, number>();
   /** Lane (posts or updates, of one channel) → time before which nothing may be sent there (after a 429). */
   readonly #blockedUntil = new Map<string, number>();
@@ -324,30 +341,46 @@ export class DeliveryQueue {
    * interval; others (updates) only wait their turn and any 429 back-off. Posts and updates wait in
    * separate lines, each with its own 429 back-off: Slack limits `chat.update` apart from
    * `chat.postMessage`, so a burst of updates that Slack slows down never holds back a new alert.
-   * With `failWhenLimited`, a call that would wait for a 429 back-off fails at once instead
-   * (retryable, `rate_limited`; `unsent` when it was not sent at all), for a caller that retries
-   * later by itself. Failures reject with a classified `SlackDeliveryError`.
+   * A `first` call (a new alert) goes before the thread lines waiting in its line, unless they have
+   * waited `LINE_PATIENCE_MS`: twenty audit lines of a burst of clicks do not make the next alert
+   * twenty seconds late. With `failWhenLimited`, a call that would wait for a 429 back-off fails at
+   * once instead (retryable, `rate_limited`; `unsent` when it was not sent at all), for a caller
+   * that retries later by itself. Failures reject with a classified `SlackDeliveryError`.
    */
   run<T>(
     channel: string,
     paced: boolean,
     call: () => Promise<T>,
-    opts: { failWhenLimited?: boolean } = {},
+    opts: { failWhenLimited?: boolean; first?: boolean } = {},
   ): Promise<T> {
     const lane = `${paced ? 'post' : 'update'}\u0000${channel}`;
     const failWhenLimited = opts.failWhenLimited === true;
     // Not queued behind calls that wait out the back-off either.
     const held = failWhenLimited ? this.#heldBack(lane) : undefined;
     if (held) return Promise.reject(held);
-    const attempt = () => this.#attempt(lane, channel, paced, call, failWhenLimited);
-    const prev = this.#tails.get(lane) ?? Promise.resolve();
-    const next = prev.then(attempt, attempt);
-    const tail = next.catch(() => undefined);
-    this.#tails.set(lane, tail);
-    void tail.then(() => {
-      if (this.#tails.get(lane) === tail) this.#tails.delete(lane);
+    return new Promise<T>((resolve, reject) => {
+      const start = () => this.#attempt(lane, channel, paced, call, failWhenLimited).then(resolve, reject);
+      const waiting = this.#lanes.get(lane);
+      const job = { first: opts.first === true, since: this.#now(), start };
+      if (waiting) waiting.push(job);
+      else {
+        this.#lanes.set(lane, [job]);
+        // From the next turn: calls queued with it meanwhile take their places first.
+        queueMicrotask(() => void this.#drain(lane));
+      }
     });
-    return next;
+  }
+
+  /** Makes the calls of `lane` one after another, new alerts first (see `run`), then forgets it. */
+  async #drain(lane: string): Promise<void> {
+    const waiting = this.#lanes.get(lane)!;
+    while (waiting.length > 0) {
+      const now = this.#now();
+      const next = waiting.findIndex((w) => w.first || now - w.since >= LINE_PATIENCE_MS);
+      const [job] = waiting.splice(Math.max(next, 0), 1);
+      await job!.start();
+    }
+    this.#lanes.delete(lane);
   }
 
   async #attempt<T>(

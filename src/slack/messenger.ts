@@ -169,7 +169,7 @@ export function createMessenger(opts: {
     channel: string,
     paced: boolean,
     call: () => Promise<T>,
-    runOpts: { failWhenLimited?: boolean } = {},
+    runOpts: { failWhenLimited?: boolean; first?: boolean } = {},
   ): Promise<T> {
     // Every failed answer counts, a 429 that the queue waits out and sends again too; a call the
     // queue does not send (Slack's back-off lasts longer than it may wait) does not.
@@ -302,18 +302,24 @@ export function createMessenger(opts: {
     async postAlert(state) {
       let withMetadata = true;
       const postOnce = (message: SlackMessage) =>
-        deliver('chat.postMessage', state.channel, true, () =>
-          postClient.chat.postMessage({
-            channel: state.channel,
-            text: message.text,
-            ...(message.blocks.length > 0 ? { blocks: message.blocks } : {}),
-            unfurl_links: false,
-            unfurl_media: false,
-            // Found again by this after a post that got no clear answer, whatever form it took.
-            ...(withMetadata
-              ? { metadata: { event_type: ALERT_EVENT, event_payload: { alert_id: state.alert.id } } }
-              : {}),
-          }),
+        deliver(
+          'chat.postMessage',
+          state.channel,
+          true,
+          () =>
+            postClient.chat.postMessage({
+              channel: state.channel,
+              text: message.text,
+              ...(message.blocks.length > 0 ? { blocks: message.blocks } : {}),
+              unfurl_links: false,
+              unfurl_media: false,
+              // Found again by this after a post that got no clear answer, whatever form it took.
+              ...(withMetadata
+                ? { metadata: { event_type: ALERT_EVENT, event_payload: { alert_id: state.alert.id } } }
+                : {}),
+            }),
+          // Before the thread lines waiting in the channel.
+          { first: true },
         );
       // A workspace that refuses the metadata still gets the alert, without it (after an unclear
       // answer, such a post is then found by its buttons' value only).

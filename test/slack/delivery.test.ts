@@ -435,6 +435,54 @@ describe('posting alerts', () => {
     await expect(post).resolves.toBe('posted');
   });
 
+  it("posts a new alert before the channel's waiting thread lines, unless they have waited 15 s", async () => {
+    let clock = 0;
+    const sleeps: Array<() => void> = [];
+    // Each wait lasts until the test ends it, and moves the clock by its length.
+    const queue = new DeliveryQueue({
+      now: () => clock,
+      sleep: (ms) =>
+        new Promise<void>((resolve) =>
+          sleeps.push(() => {
+            clock += ms;
+            resolve();
+          }),
+        ),
+    });
+    const sent: string[] = [];
+    const post = (what: string, first = false) =>
+      queue.run(CHANNEL, true, async () => void sent.push(what), { first });
+    const endWaits = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        await vi.waitFor(() => expect(sleeps.length).toBeGreaterThan(0));
+        sleeps.shift()!();
+      }
+    };
+    await post('alert1', true);
+    // A burst of clicks: their audit lines wait their turn, one a second.
+    const lines = [1, 2, 3, 4, 5].map((i) => post(`line${i}`));
+    await vi.waitFor(() => expect(sleeps).toHaveLength(1));
+    const alert2 = post('alert2', true);
+    const alert3 = post('alert3', true);
+    await endWaits(3);
+    await Promise.all([alert2, alert3]);
+    // The line under way when the alerts came goes first; the alerts then pass the other lines.
+    expect(sent).toEqual(['alert1', 'line1', 'alert2', 'alert3']);
+    await endWaits(4);
+    await Promise.all(lines);
+    expect(sent.slice(4)).toEqual(['line2', 'line3', 'line4', 'line5']);
+
+    // Lines that have waited 15 s take their turn before a newer alert.
+    sent.length = 0;
+    const late = [6, 7].map((i) => post(`line${i}`));
+    await vi.waitFor(() => expect(sleeps).toHaveLength(1));
+    clock += 15_000;
+    const alert4 = post('alert4', true);
+    await endWaits(3);
+    await Promise.all([...late, alert4]);
+    expect(sent).toEqual(['line6', 'line7', 'alert4']);
+  });
+
   it('waits at least a second between posts to one channel', async () => {
     h = await startHarness();
     await Promise.all([0, 1, 2].map((i) => h.chat.sink.post(sampleAlert({ id: `alert${i}` }))));
