@@ -59,6 +59,11 @@ export interface AppOptions {
   /** How often this replica renews its settings in the store and compares them with the others' (default 60 s). */
   replicaCheckMs?: number;
   /**
+   * While a learning period runs, how often its end is read again (default 30 s): a replica
+   * started with `LEARNING_PERIOD=0` ends it for every replica.
+   */
+  learningCheckMs?: number;
+  /**
    * On stop, how long the outbox, the chat and the store may take to finish and close once the
    * requests are done (default 10 s): a store that hangs must not keep the process from exiting
    * before an orchestrator's grace period ends (everything answered 200 is stored already).
@@ -237,6 +242,8 @@ export async function createApp(options: AppOptions): Promise<App> {
       ...(options.now ? { now: options.now } : {}),
     });
 
+    const learningWatch = watchLearning(engine, logger, options.now ?? Date.now, options.learningCheckMs);
+
     replicas = await watchReplicas(store, sharedSettings(config), logger, {
       ...(options.replicaCheckMs !== undefined ? { everyMs: options.replicaCheckMs } : {}),
     });
@@ -358,6 +365,7 @@ export async function createApp(options: AppOptions): Promise<App> {
           closingPart = `the ${chat.name} chat`;
           await chat.stop?.();
           closingPart = `the ${store.kind} store`;
+          clearInterval(learningWatch);
           await replicaWatch.stop();
           await store.close();
         })();
@@ -386,6 +394,39 @@ export async function createApp(options: AppOptions): Promise<App> {
     geo?.close?.();
     throw err;
   }
+}
+
+/**
+ * Reads the end of a learning period that runs again every `everyMs` (30 s), until it is over, and
+ * says so when another replica's start (`LEARNING_PERIOD=0`) ended it. A failed read waits for the
+ * next round (the store's own checks report the store).
+ */
+function watchLearning(
+  engine: Engine,
+  logger: Logger,
+  now: () => number,
+  everyMs = 30_000,
+): ReturnType<typeof setInterval> | undefined {
+  if (!((engine.learningUntil ?? 0) > now())) return undefined;
+  const timer = setInterval(() => {
+    if (!((engine.learningUntil ?? 0) > now())) {
+      clearInterval(timer);
+      return;
+    }
+    engine.refreshLearning().then(
+      (ended) => {
+        if (!ended) return;
+        clearInterval(timer);
+        logger.info(
+          { learningUntil: new Date(engine.learningUntil ?? now()).toISOString() },
+          'the learning period was ended early by another start (LEARNING_PERIOD=0): new pairs alert from now on',
+        );
+      },
+      () => {},
+    );
+  }, everyMs);
+  timer.unref();
+  return timer;
 }
 
 /** A listen failure, said in terms of the variables that cause it (HOST, PORT). */

@@ -87,10 +87,11 @@ const commaListOf = (none: string, valid: (entry: string) => boolean, invalid: s
 /** The longest history window or learning period: a year, which any real use stays under. */
 const MAX_DURATION_MS = 366 * 86_400_000;
 
-const duration = (name: string) =>
+/** A duration variable; with `zero`, also zero (`0`, with a unit or without), which means something of its own. */
+const duration = (name: string, zero = false) =>
   optional.transform((v, ctx) => {
     if (v === undefined) return undefined;
-    const ms = parseDuration(v);
+    const ms = zero && v.trim() === '0' ? 0 : parseDuration(v);
     if (ms === undefined) {
       const month = MONTH_UNIT.test(v)
         ? ': M is a month in Elastic date math but no unit here; write minutes as m, a month as 30d'
@@ -101,7 +102,7 @@ const duration = (name: string) =>
       });
       return z.NEVER;
     }
-    if (ms <= 0) {
+    if (ms <= 0 && !(zero && ms === 0)) {
       ctx.addIssue({ code: 'custom', message: `${name} must be longer than zero (got "${v}")` });
       return z.NEVER;
     }
@@ -254,7 +255,8 @@ const schema = z.object({
       message: `INGEST_MAX_BYTES must be a whole number of bytes, from 1024 to ${MAX_INGEST_BYTES} (256 MiB)`,
     },
   ),
-  LEARNING_PERIOD: duration('LEARNING_PERIOD'),
+  // 0 ends a learning period still running.
+  LEARNING_PERIOD: duration('LEARNING_PERIOD', true),
   SLACK_BOT_TOKEN: optional,
   SLACK_SIGNING_SECRET: optional,
   SLACK_APP_TOKEN: optional.refine((v) => v === undefined || v.startsWith('xapp-'), {

@@ -92,7 +92,11 @@ const learningUntil = running.engine.learningUntil;
 let learning = '';
 // A period still running is named also when this start does not set LEARNING_PERIOD.
 if (config.learningPeriodMs !== undefined || (learningUntil !== undefined && learningUntil > Date.now())) {
-  if (learningUntil === undefined) {
+  if (running.engine.learningEndedHere) {
+    learning = `, learning period ended ${new Date(learningUntil!).toISOString()} by LEARNING_PERIOD=0 (for every replica: unset it now)`;
+  } else if (config.learningPeriodMs === 0 && learningUntil === undefined) {
+    learning = ', no learning period running (LEARNING_PERIOD=0 ends one)';
+  } else if (learningUntil === undefined) {
     learning = ', learning period not applied (LEARNING_PERIOD only opens on an empty history)';
   } else if (learningUntil > Date.now()) {
     // A restart keeps the end fixed at the first start, whatever LEARNING_PERIOD says now.
@@ -118,7 +122,11 @@ logger[startLevel](
     storeUrl: store.display,
     historyWindow: formatDuration(config.historyWindowMs),
     learningPeriod:
-      config.learningPeriodMs === undefined ? undefined : formatDuration(config.learningPeriodMs),
+      config.learningPeriodMs === undefined
+        ? undefined
+        : config.learningPeriodMs === 0
+          ? '0'
+          : formatDuration(config.learningPeriodMs),
     learningUntil: learningUntil === undefined ? undefined : new Date(learningUntil).toISOString(),
     chat: running.chat.name,
     remediation: running.remediator.mode,

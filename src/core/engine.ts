@@ -54,7 +54,10 @@ export interface EngineOptions {
   store: StateStore;
   windowMs: number;
   outbox: Outbox;
-  /** After the first start on an empty history, record without alerting for this long. */
+  /**
+   * After the first start on an empty history, record without alerting for this long; 0 ends a
+   * learning period still running, for every replica (see `refreshLearning`).
+   */
   learningPeriodMs?: number;
   /** Fills in geo and AS that an event does not carry (records, REST, Azure Monitor). */
   geo?: GeoLocator;
@@ -73,13 +76,20 @@ export interface EvaluateOptions {
 
 export interface Engine {
   readonly windowMs: number;
-  /** End of the learning period (epoch ms), when one applies. */
+  /** End of the learning period (epoch ms), when one applies; brought forward by `refreshLearning`. */
   readonly learningUntil: number | undefined;
   /**
    * The learning period's end was fixed by another start (an earlier one, or another replica's at
    * the same moment): this one's `learningPeriodMs` changed nothing.
    */
   readonly learningFixedEarlier: boolean;
+  /** This start ended a running learning period (`learningPeriodMs` 0). */
+  readonly learningEndedHere: boolean;
+  /**
+   * Reads the learning period's end again (see `LearningPeriod.refresh`): true when another start
+   * ended it early.
+   */
+  refreshLearning(): Promise<boolean>;
   /**
    * Parses and evaluates raw events, one result per input in the same order. Sightings, claims and
    * pending alerts are stored before it resolves.
@@ -434,7 +444,11 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   return {
     windowMs,
     learningFixedEarlier: learning.fixedEarlier,
-    learningUntil: learning.until,
+    learningEndedHere: learning.endedHere,
+    get learningUntil() {
+      return learning.until;
+    },
+    refreshLearning: () => learning.refresh(),
     evaluate,
     markInUse: () => learning.markInUse(),
   };

@@ -18,6 +18,13 @@ export interface LearningPeriod {
    * the same moment): this one's `learningPeriodMs` changed nothing.
    */
   readonly fixedEarlier: boolean;
+  /** This start ended a running learning period (`learningPeriodMs` 0). */
+  readonly endedHere: boolean;
+  /**
+   * Reads the period's end again while it runs, which another start may have brought forward (a
+   * replica started with `learningPeriodMs` 0). True when the period ended early by it.
+   */
+  refresh(): Promise<boolean>;
   /** Whether `t` (epoch ms) lies within the learning period. */
   isLearning(t: number): boolean;
   /**
@@ -42,7 +49,8 @@ function readEnd(stored: unknown): number {
 /**
  * Reads or fixes the learning period at a start: the first start of an empty history opens it
  * for `learningPeriodMs` (none when undefined); later starts keep its end, whether or not they
- * set `learningPeriodMs`.
+ * set `learningPeriodMs`, except that 0 ends a period still running (for every replica: each
+ * reads the end again with `refresh`) and opens none.
  */
 export async function startLearningPeriod(
   store: Values & Claims,
@@ -52,7 +60,8 @@ export async function startLearningPeriod(
   let historyMarked = false;
   let learningUntil: number | undefined;
   let learningFixedEarlier = false;
-  if (learningPeriodMs !== undefined) {
+  let endedHere = false;
+  if (learningPeriodMs !== undefined && learningPeriodMs > 0) {
     // The first start of an empty history opens the learning period; later starts keep its end.
     const until = now() + learningPeriodMs;
     if (await store.claim(FIRST_START)) {
@@ -73,17 +82,35 @@ export async function startLearningPeriod(
     if (learningUntil === 0) learningUntil = undefined;
   } else {
     // Unset for this start: a period that a start with LEARNING_PERIOD opened still runs to its
-    // end, so that a restart or a replica without the variable does not alert through it.
+    // end, so that a restart or a replica without the variable does not alert through it. Set to
+    // 0, the start ends it now.
     const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
     if (stored > now()) {
       learningUntil = stored;
       learningFixedEarlier = true;
+      if (learningPeriodMs === 0) {
+        learningUntil = now();
+        learningFixedEarlier = false;
+        endedHere = true;
+        await store.set(LEARNING_KEY, learningUntil);
+      }
     }
   }
 
   return {
-    until: learningUntil,
+    get until() {
+      return learningUntil;
+    },
     fixedEarlier: learningFixedEarlier,
+    endedHere,
+    async refresh() {
+      if (learningUntil === undefined || learningUntil <= now()) return false;
+      const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
+      if (stored >= learningUntil) return false;
+      // Brought forward by another start, or 0: the period is over.
+      learningUntil = Math.min(stored || now(), now());
+      return true;
+    },
     isLearning: (t) => learningUntil !== undefined && t < learningUntil,
     takeHistoryMark() {
       if (historyMarked) return undefined;

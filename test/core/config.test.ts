@@ -186,14 +186,16 @@ describe('loadConfig', () => {
     }
   });
 
-  it('refuses a zero HISTORY_WINDOW or LEARNING_PERIOD, saying it must be longer than zero', () => {
-    for (const name of ['HISTORY_WINDOW', 'LEARNING_PERIOD']) {
-      for (const zero of ['0h', '0d', '0m']) {
-        expect(() => loadConfig({ [name]: zero }), zero).toThrow(
-          `${name} must be longer than zero (got "${zero}")`,
-        );
-      }
+  it('refuses a zero HISTORY_WINDOW, saying it must be longer than zero; takes LEARNING_PERIOD=0 (which ends a running period)', () => {
+    for (const zero of ['0', '0h', '0d', '0m']) {
+      expect(() => loadConfig({ HISTORY_WINDOW: zero }), zero).toThrow(
+        zero === '0'
+          ? 'HISTORY_WINDOW must be a duration like 7d, 36h, 90m (got "0")'
+          : `HISTORY_WINDOW must be longer than zero (got "${zero}")`,
+      );
+      expect(loadConfig({ LEARNING_PERIOD: zero }).learningPeriodMs, zero).toBe(0);
     }
+    expect(() => loadConfig({ LEARNING_PERIOD: '00x' })).toThrow('LEARNING_PERIOD must be a duration like');
   });
 
   it('bounds INGEST_MAX_BYTES: from 1 KiB to 256 MiB (a body is one string in memory)', () => {

@@ -1010,6 +1010,42 @@ describe('engine: learning period', () => {
     await store.close();
   });
 
+  it('ends a running learning period at a start with learningPeriodMs 0, for the engines that read its end again', async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    let clock = Date.now();
+    const start = (learningPeriodMs: number | undefined) =>
+      createEngine({
+        store,
+        windowMs: WINDOW,
+        outbox: sink.outbox,
+        now: () => clock,
+        ...(learningPeriodMs === undefined ? {} : { learningPeriodMs }),
+      });
+    const running = await start(DAY);
+    expect(await running.refreshLearning()).toBe(false);
+    clock += 60_000;
+    const ending = await start(0);
+    expect(ending.learningEndedHere).toBe(true);
+    expect(ending.learningUntil).toBe(clock);
+    const [fresh] = await ending.evaluate([record({ ip: '198.51.100.20', time: new Date(clock - 1000) })]);
+    expect(fresh?.outcome).toBe('alerted');
+    // The running engine learns until it reads the end again.
+    const [before] = await running.evaluate([record({ ip: '198.51.100.21', time: new Date(clock - 1000) })]);
+    expect(before?.reason).toMatch(/learning period/);
+    expect(await running.refreshLearning()).toBe(true);
+    expect(running.learningUntil).toBe(clock);
+    const [after] = await running.evaluate([record({ ip: '198.51.100.22', time: new Date(clock - 1000) })]);
+    expect(after?.outcome).toBe('alerted');
+    // Later starts, with or without a period, find it ended; 0 again ends nothing.
+    for (const period of [DAY, undefined, 0]) {
+      const later = await start(period);
+      expect(later.learningEndedHere).toBe(false);
+      expect(later.learningUntil ?? clock).toBeLessThanOrEqual(clock);
+    }
+    await store.close();
+  });
+
   it('gives two replicas starting at once on an empty history the same learning period', async () => {
     const store = await openStateStore('memory://');
     const sink = collectingOutbox();

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { startFakeSlack } from '../support/fake-slack.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
@@ -122,6 +122,32 @@ describe('stopping under a large body', () => {
     expect(((await during.json()) as { code: string }).code).toBe('shutting_down');
     await stopped;
     await t.close();
+  });
+});
+
+describe('a learning period ended by another replica', () => {
+  it('ends on a running replica too once another starts with LEARNING_PERIOD=0, which it logs', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'arc-learning-'));
+    const a = await startTestApp({ dir, env: { LEARNING_PERIOD: '24h' }, learningCheckMs: 50 });
+    try {
+      const during = await postIngest<IngestSummary>(a.url, arcRecord({ appId: freshAppId() }));
+      expect(during.body.counts).toMatchObject({ alerted: 0, known: 1 });
+      const b = await startTestApp({ dir, env: { LEARNING_PERIOD: '0' } });
+      try {
+        expect(b.app.engine.learningEndedHere).toBe(true);
+        await vi.waitFor(() => expect(a.app.engine.learningUntil).toBe(b.app.engine.learningUntil));
+        expect(a.logs.map((l) => l.msg)).toContain(
+          'the learning period was ended early by another start (LEARNING_PERIOD=0): new pairs alert from now on',
+        );
+        const after = await postIngest<IngestSummary>(a.url, arcRecord({ appId: freshAppId() }));
+        expect(after.body.counts).toMatchObject({ alerted: 1 });
+      } finally {
+        await b.close();
+      }
+    } finally {
+      await a.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -325,6 +351,30 @@ describe('npm start (node src/main.ts)', () => {
     expect(during.body.counts).toMatchObject({ alerted: 0, known: 1 });
     unset.child.kill('SIGTERM');
     expect(await unset.exited).toBe(0);
+    // LEARNING_PERIOD=0 ends it now, and says so; later starts keep it ended.
+    const ended = await startLine({ LEARNING_PERIOD: '0' });
+    expect(ended.line.msg).toMatch(
+      /, learning period ended \S+ by LEARNING_PERIOD=0 \(for every replica: unset it now\)$/,
+    );
+    expect(Date.parse(ended.line.learningUntil as string)).toBeLessThan(
+      Date.parse(first.line.learningUntil as string),
+    );
+    const afterEnd = await postIngest<{ counts: Record<string, number> }>(
+      ended.url,
+      arcRecord({ appId: freshAppId() }),
+    );
+    expect(afterEnd.body.counts).toMatchObject({ alerted: 1 });
+    ended.svc.child.kill('SIGTERM');
+    expect(await ended.svc.exited).toBe(0);
+    const later = await startLine();
+    expect(later.line.msg).toMatch(/, learning period ended \S+$/);
+    expect(later.line.learningUntil).toBe(ended.line.learningUntil);
+    later.svc.child.kill('SIGTERM');
+    expect(await later.svc.exited).toBe(0);
+    const zeroAgain = await startLine({ LEARNING_PERIOD: '0' });
+    expect(zeroAgain.line.msg).toMatch(/, no learning period running \(LEARNING_PERIOD=0 ends one\)$/);
+    zeroAgain.svc.child.kill('SIGTERM');
+    expect(await zeroAgain.svc.exited).toBe(0);
     // A store that already has history at its first start never learns.
     for (const f of ['a.db', 'a.db-wal', 'a.db-shm']) rmSync(path.join(dir, f), { force: true });
     const plain = startService({ PORT: '0', STORE_URL: env.STORE_URL }, dir);
