@@ -471,6 +471,30 @@ describe('alert message', () => {
     expect(own).not.toContain("the rule's alerts");
   });
 
+  it("shows the end of a Kibana link's long host, the domain it leads to, also when the message must shrink", () => {
+    const padded = `kibana.corp.example.com.${'a'.repeat(60)}.${'b'.repeat(60)}.attacker.example`;
+    for (const ruleName of ['Arc rule', 'R'.repeat(5000)]) {
+      const text = allText(
+        buildAlertMessage(
+          view({
+            alert: sampleAlert(
+              {},
+              {
+                elasticAlert: {
+                  ruleName,
+                  url: `https://${padded}/app/security/alerts`,
+                  resultsUrl: `https://${padded}/app/security/rules`,
+                },
+              },
+            ),
+          }),
+        ),
+      );
+      expect(text).toMatch(/\(Kibana at …a*\.b{60}\.attacker\.example\)>/);
+      expect(text).not.toContain('Kibana at kibana.corp');
+    }
+  });
+
   it('shows the caller apart from the group its access came through', () => {
     const group = '99999999-aaaa-4bbb-bccc-cddddeeeefff';
     const text = allText(

@@ -244,6 +244,19 @@ function hostOf(url: string): string {
   }
 }
 
+/** The most of a link's host shown: a real host name is at most 253 characters, most far fewer. */
+const HOST_SHOWN = 100;
+
+/**
+ * A link's host as text, escaped: a longer one loses its start, never its end, which names the
+ * domain the link leads to (`kibana.example.com.<padding>.attacker.example` must not read as
+ * `kibana.example.com…`).
+ */
+function hostText(url: string): string {
+  const host = hostOf(url);
+  return literal(host.length <= HOST_SHOWN ? host : `…${host.slice(-(HOST_SHOWN - 1))}`);
+}
+
 /**
  * When the detection was raised: by Elastic or Azure Monitor when it came as their alert (with
  * when it was received here), else when it was received and judged here.
@@ -457,9 +470,9 @@ function sourceText(d: Detection, s: (text: string, n: number) => string): strin
     const { url, resultsUrl } = d.elasticAlert;
     // The link's host is shown: whoever can post a detection chooses these links.
     return url
-      ? link(url, `${label} (Kibana at ${s(hostOf(url), 100)})`, MAX_URL)
+      ? link(url, `${label} (Kibana at ${hostText(url)})`, MAX_URL)
       : resultsUrl
-        ? `${label}\n${link(resultsUrl, `the rule's alerts in Kibana at ${s(hostOf(resultsUrl), 100)}`, MAX_URL)}`
+        ? `${label}\n${link(resultsUrl, `the rule's alerts in Kibana at ${hostText(resultsUrl)}`, MAX_URL)}`
         : label;
   }
   if (d.azureAlert) {
