@@ -23,7 +23,7 @@ import {
 } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
 import { broadConfirmText, confirmTextFor } from '../../src/slack/blocks/run-text.ts';
-import { clip, describeDuration, esc, link } from '../../src/slack/blocks/text.ts';
+import { clip, describeDuration, esc, link, literal } from '../../src/slack/blocks/text.ts';
 import { ACTION_IDS, BENIGN_MODAL } from '../../src/slack/ids.ts';
 import { ARC } from '../support/samples.ts';
 import {
@@ -1141,6 +1141,29 @@ describe('text helpers', () => {
     expect(clip(`see ${'x'.repeat(40)}`, 30)).toBe(`see ${'x'.repeat(25)}…`);
     expect(link('javascript:alert(1)', 'x')).toBe('x');
     expect(link('https://a.example/x|y>z', 'lab|el')).toBe('<https://a.example/x%7Cy%3Ez|label>');
+  });
+
+  it('name every character that shows nothing, so that two names that look alike read apart; emoji keep theirs', () => {
+    const named: Array<[string, string]> = [
+      ['ARC-PROD-01\u3164', 'ARC-PROD-01[U+3164]'],
+      ['ARC\u115FPROD\u1160', 'ARC[U+115F]PROD[U+1160]'],
+      ['ARC\uFFA0', 'ARC[U+FFA0]'],
+      ['ARC-PROD-01\uFE0F', 'ARC-PROD-01[U+FE0F]'],
+      ['ARC\u180B', 'ARC[U+180B]'],
+      ['AR\u034FC', 'AR[U+034F]C'],
+      ['ARC\u{E0041}', 'ARC[U+E0041]'],
+      ['ARC\u2800', 'ARC[U+2800]'],
+      ['ARC\u17B4', 'ARC[U+17B4]'],
+      ['ad\u200Bmin', 'ad[U+200B]min'],
+    ];
+    for (const [text, shown] of named) expect(literal(text), shown).toBe(shown);
+    // An emoji's variation selector, and a flag's tag sequence, are shown as they are.
+    for (const emoji of [
+      'Team \u2764\uFE0F',
+      '\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}',
+    ]) {
+      expect(literal(emoji)).toBe(emoji);
+    }
   });
 });
 

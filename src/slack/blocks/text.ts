@@ -31,7 +31,7 @@ export function esc(text: string): string {
 export function inline(text: string): string {
   return text
     .replace(/[\r\n\v\f\u0085\u2028\u2029]+/g, ' ')
-    .replace(INVISIBLE, (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
+    .replace(INVISIBLE, (c) => `[U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`);
 }
 
 /**
