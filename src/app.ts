@@ -18,6 +18,7 @@ import { createMetrics, type Metrics } from './metrics.ts';
 import { createLogChat } from './outbox/log-chat.ts';
 import { createStoreOutbox, type DurableOutbox, type OutboxOptions } from './outbox/store-outbox.ts';
 import { type ReplicaWatch, sharedSettings, watchReplicas } from './replicas.ts';
+import { keepSecretsOut } from './secrets.ts';
 import { openStateStore } from './store/open-state-store.ts';
 import { type StoreWatch, watchStore } from './store/write-probe.ts';
 import { waitAtMost } from './timeout.ts';
@@ -160,6 +161,8 @@ async function loadAzure(
  */
 export async function createApp(options: AppOptions): Promise<App> {
   const { config } = options;
+  // Whatever text quotes them (an Azure error, a library's log line) is written without them.
+  keepSecretsOut(config.secrets);
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const metrics = createMetrics();
   // Before the store: a database that cannot be opened stops the start with nothing to close.

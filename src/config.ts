@@ -44,6 +44,26 @@ export interface Config {
     tenantId?: string;
   };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * The secret values the environment holds (ingest tokens, Slack's tokens and signing secret, the
+   * store's password, Azure's client secret and passwords), which no log line or message may carry.
+   */
+  secrets: string[];
+}
+
+/** The Azure credential variables that hold a secret (read by `DefaultAzureCredential`). */
+const AZURE_SECRET_VARIABLES = ['AZURE_CLIENT_SECRET', 'AZURE_CLIENT_CERTIFICATE_PASSWORD', 'AZURE_PASSWORD'];
+
+/** The password a valid `STORE_URL` carries, as written and percent-decoded (as a driver reads it). */
+function storePasswords(url: string | undefined): string[] {
+  const location = url === undefined ? undefined : parseStoreUrl(url);
+  if (!location || !('password' in location) || !location.password) return [];
+  try {
+    return [location.password, decodeURIComponent(location.password)];
+  } catch {
+    // A stray % is no escape: the password is only ever read as written.
+    return [location.password];
+  }
 }
 
 /** Raised when the environment is invalid; `problems` names every bad variable. */
@@ -386,6 +406,12 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       graphEndpoint: (e.GRAPH_ENDPOINT ?? 'https://graph.microsoft.com').replace(/\/+$/, ''),
     },
     logLevel: (e.LOG_LEVEL as Config['logLevel'] | undefined) ?? 'info',
+    secrets: [
+      ...ingestTokens,
+      ...[env.SLACK_BOT_TOKEN, env.SLACK_SIGNING_SECRET, env.SLACK_APP_TOKEN].map((v) => v?.trim() ?? ''),
+      ...storePasswords(e.STORE_URL),
+      ...AZURE_SECRET_VARIABLES.map((name) => env[name]?.trim() ?? ''),
+    ].filter((v) => v !== ''),
   };
   if (e.LEARNING_PERIOD !== undefined) config.learningPeriodMs = e.LEARNING_PERIOD;
   const cityDb = e.GEOIP_CITY_DB?.trim();

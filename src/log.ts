@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { scrubSecrets } from './secrets.ts';
 
 /** The structured logger every module receives (pino). */
 export type Logger = pino.Logger;
@@ -56,5 +57,17 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   // Stdout written synchronously: each line is out before the next step, nothing is left in a
   // buffer to flush at exit, and a reader that went away (EPIPE) silences the log instead of
   // holding the exit (pino's buffered default flushes at exit in a loop that never ends then).
-  return pino(opts, options.destination ?? pino.destination({ dest: 1, sync: true }));
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: true });
+  return pino(opts, scrubbing(destination));
+}
+
+/**
+ * Writes each line to `destination` without the secrets it may quote (see `scrubSecrets`): the
+ * paths above keep the service's own fields out, this the credentials that another's text (an
+ * error message, a library's log line) carries.
+ */
+function scrubbing(destination: pino.DestinationStream): pino.DestinationStream {
+  return {
+    write: (line: string) => destination.write(scrubSecrets(line)),
+  };
 }

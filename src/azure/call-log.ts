@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { scrubSecrets } from '../secrets.ts';
 
 /** One HTTP call made to ARM or Graph, as recorded for the audit. Never holds headers or tokens. */
 export interface CallRecord {
@@ -71,7 +72,8 @@ export function loggedCalls(): readonly CallRecord[] {
 
 /** Adds a call to the log of the surrounding `withCallLog`, if any. */
 export function recordCall(call: Omit<CallRecord, 'at'>): void {
-  current.getStore()?.push({ ...call, at: new Date().toISOString() });
+  const kept = call.error === undefined ? call : { ...call, error: scrubSecrets(call.error) };
+  current.getStore()?.push({ ...kept, at: new Date().toISOString() });
 }
 
 interface Headers {

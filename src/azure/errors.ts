@@ -1,3 +1,4 @@
+import { scrubSecrets } from '../secrets.ts';
 import { type CallRecord, loggedCalls } from './call-log.ts';
 
 /** What went wrong with an Azure call, for people: what happened and what to fix. */
@@ -188,9 +189,10 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
   const name = typeof e.name === 'string' ? e.name : '';
   const rawMessage = typeof e.message === 'string' ? e.message : String(error);
   const entra = /AADSTS\d+/.exec(rawMessage)?.[0];
+  // Shown in Slack and kept in the store: without a secret that an echoing endpoint quoted back.
   const message = PAGE.test(rawMessage)
     ? 'an HTML page, not an answer of Azure (a proxy or gateway answered in its place)'
-    : clip(entra && !rawMessage.startsWith(entra) ? `${entra}: ${rawMessage}` : rawMessage);
+    : clip(scrubSecrets(entra && !rawMessage.startsWith(entra) ? `${entra}: ${rawMessage}` : rawMessage));
   const status =
     typeof e.statusCode === 'number' ? e.statusCode : typeof e.status === 'number' ? e.status : undefined;
   const code = typeof e.code === 'string' ? e.code : undefined;

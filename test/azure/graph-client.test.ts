@@ -11,6 +11,8 @@ import {
   scopeForEndpoint,
   withCallLog,
 } from '../../src/azure/index.ts';
+import { loadConfig } from '../../src/config.ts';
+import { keepSecretsOut } from '../../src/secrets.ts';
 import { type FakeAzure, startFakeAzure } from '../support/fake-azure.ts';
 import { configFor, SP_ID, stubAzureEnv } from './helpers.ts';
 
@@ -182,6 +184,38 @@ describe('failure advice', () => {
       expect(f.fix).toMatch(/Entra ID failed to issue a token/);
       expect(f.fix).not.toMatch(/AZURE_CLIENT_SECRET/);
     }
+  });
+
+  it('never shows a client secret or a token that an endpoint quotes back in its error', async () => {
+    const fake = await startFakeAzure();
+    open.push(fake);
+    const jwt = 'eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhcHBpZCI6IjEyMyIsIm9pZCI6IjQ1NiJ9.c2lnbmF0dXJl';
+    // A proxy in front of the token endpoint that echoes the form it refuses.
+    fake.fail({
+      service: 'login',
+      method: 'POST',
+      path: /oauth2\/v2\.0\/token$/,
+      status: 400,
+      body: {
+        error: 'invalid_request',
+        error_description: `AADSTS7000215: Invalid client secret provided: ${fake.clientSecret}. Form: client_secret=${fake.clientSecret}&grant_type=client_credentials; last token: Bearer ${jwt}`,
+      },
+      times: Number.POSITIVE_INFINITY,
+    });
+    stubAzureEnv(fake);
+    // As the service does with its configuration at start.
+    keepSecretsOut(loadConfig(process.env).secrets);
+    const credential = createDefaultCredential(configFor(fake, 'live').azure, fake.ca);
+    const graph = createGraphClient({ endpoint: fake.graphUrl, credential, tlsCa: fake.ca });
+    const error = await graph.call('GET', `/v1.0/servicePrincipals/${SP_ID}`).catch((e: unknown) => e);
+    expect(String((error as Error).message)).toContain(fake.clientSecret);
+    const f = describeFailure(error, { service: 'graph' });
+    expect(f.message).toMatch(/^AADSTS7000215: /);
+    expect(f.message).toContain('Invalid client secret provided: ***.');
+    expect(f.message).toContain('client_secret=***');
+    expect(f.message).toContain('Bearer ***');
+    expect(f.message).not.toContain(fake.clientSecret);
+    expect(f.message).not.toContain(jwt.slice(0, 20));
   });
 
   it('says to press again when ARM finds the token expired, not to check the tenant', () => {

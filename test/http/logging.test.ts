@@ -1,5 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
+import { keepSecretsOut } from '../../src/secrets.ts';
 import { arcRecord, freshAppId, postIngest, startTestApp } from '../support/http-app.ts';
 
 describe('structured logs', () => {
@@ -185,6 +187,40 @@ describe('structured logs', () => {
       expect(ingested()).toEqual(['info', 'debug']);
       expect((await postIngest(t.url, [{ nope: 1 }])).body).toMatchObject({ counts: { invalid: 1 } });
       expect(ingested()).toEqual(['info', 'debug', 'info']);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("never carry a configured secret, or a credential, that another's text quotes (an error, a library's line)", async () => {
+    const token = 'ingest-token-quoted-9931';
+    const password = 'store-pass-quoted-5521';
+    const t = await startTestApp({ env: { INGEST_TOKEN: `old-token-1234,${token}` } });
+    try {
+      // Configured secrets are kept out by value, whatever field or message holds them.
+      keepSecretsOut(loadConfig({ STORE_URL: `redis://arc:${password}@127.0.0.1:6390/0` }).secrets);
+      t.app.logger.warn(
+        { err: `upstream said: bad token ${token} (also "${password}")` },
+        `refused ${token}`,
+      );
+      // Credentials by their shape, whoever's they are.
+      t.app.logger.error(
+        'bad token Bearer xoxb-1111-2222-abcdefABCDEF; app token xapp-1-A0-123456-abcdef; form client_secret=Zx9~q.8&x=1; jwt eyJhbGciOiJSUzI1NiJ9.eyJvaWQiOiIxMjM0NTY3OCJ9.sig',
+      );
+      const text = t.rawLogs();
+      for (const secret of [
+        token,
+        password,
+        '1111-2222-abcdefABCDEF',
+        'A0-123456-abcdef',
+        'Zx9~q.8',
+        'eyJvaWQ',
+      ]) {
+        expect(text).not.toContain(secret);
+      }
+      expect(text).toContain('bad token *** (also \\"***\\")');
+      expect(text).toContain('Bearer ***');
+      expect(text).toContain('client_secret=***&x=1');
     } finally {
       await t.close();
     }

@@ -1,4 +1,5 @@
 import { recordAudit } from '../../core/audit.ts';
+import { scrubSecrets } from '../../secrets.ts';
 import { alertRef, type SlackAlertState, updateAlertState } from '../alert-state.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
@@ -74,7 +75,8 @@ export function runTracked<F extends RunField>(
       await opts.work(save);
     } catch (err) {
       run.status = 'failed';
-      run.error = (err as Error).message;
+      // Shown in Slack and kept in the store.
+      run.error = scrubSecrets((err as Error).message);
       opts.logFailure(run.error);
     }
     run.finishedAt = ctx.now();
