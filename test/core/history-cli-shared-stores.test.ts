@@ -20,6 +20,9 @@ const CLI = path.resolve(import.meta.dirname, '../../src/cli.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'arc-cli-shared-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/** Each test starts the CLI five times or more, a second or more each on a busy machine. */
+const CLI_TEST_TIMEOUT_MS = 60_000;
+
 /** Runs `npm run history -- <args>` on `storeUrl`: its exit code and output. */
 async function history(storeUrl: string, ...args: string[]) {
   try {
@@ -46,31 +49,35 @@ function exportFile(): string {
 describeWithService('history commands on a PostgreSQL schema no service used', 'TEST_POSTGRES_URL', (url) => {
   const own = ownPostgresDatabase(url, 'cli');
 
-  it('refuse it and create no table; once a service stored a sighting there, they read it', async () => {
-    for (const args of [['audit'], ['allowlist'], ['list', ARC.appId]]) {
-      const read = await history(own.url, ...args);
-      expect(read.code, args.join(' ')).toBe(1);
-      expect(read.stderr).toMatch(/no arc-responder tables in the schema public .*nothing was created/);
-    }
-    const db = new pg.Pool({ connectionString: own.url, max: 1 });
-    try {
-      const tables = await db.query("SELECT to_regclass('public.keyv') AS t");
-      expect(tables.rows[0].t).toBeNull();
-      // Tables without history (a service that never stored a sighting) read as no history either.
-      await (await openStateStore(own.url)).close();
-      const empty = await history(own.url, 'list', ARC.appId);
-      expect(empty.code).toBe(1);
-      expect(empty.stderr).toMatch(
-        /no arc-responder history at postgres:.*no service has stored a sighting there/,
-      );
-    } finally {
-      await db.end();
-    }
-    expect((await history(own.url, 'import', exportFile())).code).toBe(0);
-    const listed = await history(own.url, 'list', ARC.appId);
-    expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(/^1 source IP of /);
-  });
+  it(
+    'refuse it and create no table; once a service stored a sighting there, they read it',
+    async () => {
+      for (const args of [['audit'], ['allowlist'], ['list', ARC.appId]]) {
+        const read = await history(own.url, ...args);
+        expect(read.code, args.join(' ')).toBe(1);
+        expect(read.stderr).toMatch(/no arc-responder tables in the schema public .*nothing was created/);
+      }
+      const db = new pg.Pool({ connectionString: own.url, max: 1 });
+      try {
+        const tables = await db.query("SELECT to_regclass('public.keyv') AS t");
+        expect(tables.rows[0].t).toBeNull();
+        // Tables without history (a service that never stored a sighting) read as no history either.
+        await (await openStateStore(own.url)).close();
+        const empty = await history(own.url, 'list', ARC.appId);
+        expect(empty.code).toBe(1);
+        expect(empty.stderr).toMatch(
+          /no arc-responder history at postgres:.*no service has stored a sighting there/,
+        );
+      } finally {
+        await db.end();
+      }
+      expect((await history(own.url, 'import', exportFile())).code).toBe(0);
+      const listed = await history(own.url, 'list', ARC.appId);
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toMatch(/^1 source IP of /);
+    },
+    CLI_TEST_TIMEOUT_MS,
+  );
 });
 
 describeWithService('history commands on a Redis database no service used', 'TEST_REDIS_URL', (url) => {
@@ -93,23 +100,27 @@ describeWithService('history commands on a Redis database no service used', 'TES
     }
   }
 
-  it('refuse it; once a service stored a sighting there, they read it', async () => {
-    const storeUrl = database8();
-    await clearDefaultNamespace();
-    try {
-      for (const args of [['audit'], ['allowlist'], ['list', ARC.appId]]) {
-        const read = await history(storeUrl, ...args);
-        expect(read.code, args.join(' ')).toBe(1);
-        expect(read.stderr).toMatch(
-          /no arc-responder history at redis:.*no service has stored a sighting there/,
-        );
-      }
-      expect((await history(storeUrl, 'import', exportFile())).code).toBe(0);
-      const listed = await history(storeUrl, 'list', ARC.appId);
-      expect(listed.code).toBe(0);
-      expect(listed.stdout).toMatch(/^1 source IP of /);
-    } finally {
+  it(
+    'refuse it; once a service stored a sighting there, they read it',
+    async () => {
+      const storeUrl = database8();
       await clearDefaultNamespace();
-    }
-  });
+      try {
+        for (const args of [['audit'], ['allowlist'], ['list', ARC.appId]]) {
+          const read = await history(storeUrl, ...args);
+          expect(read.code, args.join(' ')).toBe(1);
+          expect(read.stderr).toMatch(
+            /no arc-responder history at redis:.*no service has stored a sighting there/,
+          );
+        }
+        expect((await history(storeUrl, 'import', exportFile())).code).toBe(0);
+        const listed = await history(storeUrl, 'list', ARC.appId);
+        expect(listed.code).toBe(0);
+        expect(listed.stdout).toMatch(/^1 source IP of /);
+      } finally {
+        await clearDefaultNamespace();
+      }
+    },
+    CLI_TEST_TIMEOUT_MS,
+  );
 });
