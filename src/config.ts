@@ -42,6 +42,11 @@ export interface Config {
     authorityHost?: string;
     /** `AZURE_TENANT_ID` when it is a GUID (dashed, lower case): the tenant the service acts in. */
     tenantId?: string;
+    /**
+     * `AZURE_CLIENT_ID` when it is a GUID (dashed, lower case): the application the service runs as
+     * (an app registration's, or a user-assigned managed identity's), which no Revoke acts on.
+     */
+    clientId?: string;
   };
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
@@ -420,6 +425,8 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
   if (e.AZURE_AUTHORITY_HOST) config.azure.authorityHost = e.AZURE_AUTHORITY_HOST.replace(/\/+$/, '');
   const tenantId = dashGuid(e.AZURE_TENANT_ID ?? '');
   if (tenantId) config.azure.tenantId = tenantId;
+  const clientId = dashGuid(env.AZURE_CLIENT_ID ?? '');
+  if (clientId) config.azure.clientId = clientId;
   if (wantsSlack && e.SLACK_BOT_TOKEN && e.SLACK_ALERT_CHANNEL) {
     config.slack = {
       botToken: e.SLACK_BOT_TOKEN,

@@ -14,6 +14,7 @@ import {
   isSafeScope,
   KNOWN_ROLES,
   normaliseScope,
+  type OwnIdentity,
   type PlanEndpoints,
   type RoleDefinitionInfo,
   roleGuid,
@@ -35,6 +36,8 @@ export interface PlanReaderContext {
   logger: Logger;
   /** The tenant the service acts in, when known (see `PlanInput.homeTenantId`). */
   homeTenantId?: string;
+  /** The identity the service runs as, as far as it is known: no plan acts on it. */
+  own: () => readonly OwnIdentity[];
 }
 
 /**
@@ -164,6 +167,8 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
       caller,
       warnings,
       ...(ctx.homeTenantId ? { homeTenantId: ctx.homeTenantId } : {}),
+      // Asked after the reads: their tokens have said who the service is.
+      own: ctx.own(),
     });
     if (unchecked.length > 0) planned.unchecked = unchecked;
     return planned;

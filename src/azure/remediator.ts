@@ -42,9 +42,16 @@ export function createRemediatorWith(
   store: AuditStore,
   baseLogger: Logger,
 ): AzureRemediator {
-  const { arm, graph, endpoints, homeTenantId } = services;
+  const { arm, graph, endpoints, homeTenantId, own } = services;
   const logger = baseLogger.child({ component: 'azure-remediator' });
-  const plan = createPlanReader({ arm, graph, endpoints, logger, ...(homeTenantId ? { homeTenantId } : {}) });
+  const plan = createPlanReader({
+    arm,
+    graph,
+    endpoints,
+    logger,
+    own,
+    ...(homeTenantId ? { homeTenantId } : {}),
+  });
   const { runStep, undoStep } = createStepRunners({ arm, graph });
   /**
    * One line per step run against Azure, naming its alert, identity and clicker, and its writes

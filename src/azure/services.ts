@@ -3,10 +3,11 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { AuditStore } from '../core/audit.ts';
 
-import type { PlanEndpoints } from '../core/remediation-plan.ts';
+import type { OwnIdentity, PlanEndpoints } from '../core/remediation-plan.ts';
 import { type ArmGateway, createArmGateway } from './arm.ts';
 import { createDefaultCredential, httpsBase } from './endpoints.ts';
 import { createGraphClient, type GraphClient, type RetrySettings } from './graph.ts';
+import { watchOwnIdentity } from './own-identity.ts';
 
 /** What the Azure adapter needs from its host. */
 export interface AzureDeps {
@@ -28,6 +29,8 @@ export interface AzureServices {
   endpoints: PlanEndpoints;
   /** The tenant the service acts in, when `AZURE_TENANT_ID` names it by id. */
   homeTenantId?: string;
+  /** The identity the service runs as, as far as it is known yet (see `watchOwnIdentity`). */
+  own: () => readonly OwnIdentity[];
 }
 
 /** Builds the ARM gateway and the Graph client from the configuration (no call is made yet). */
@@ -35,7 +38,11 @@ export function createAzureServices(
   config: Config,
   deps: Omit<AzureDeps, 'store' | 'logger'>,
 ): AzureServices {
-  const credential = deps.credential ?? createDefaultCredential(config.azure, deps.tlsCa);
+  // Every token it obtains says whom it was issued to: plans never act on that identity.
+  const { credential, own } = watchOwnIdentity(
+    deps.credential ?? createDefaultCredential(config.azure, deps.tlsCa),
+    config.azure.clientId,
+  );
   const endpoints: PlanEndpoints = {
     arm: httpsBase(config.azure.armEndpoint, 'AZURE_ARM_ENDPOINT'),
     graph: httpsBase(config.azure.graphEndpoint, 'GRAPH_ENDPOINT'),
@@ -50,6 +57,7 @@ export function createAzureServices(
     arm: createArmGateway({ endpoint: endpoints.arm, ...shared }),
     graph: createGraphClient({ endpoint: endpoints.graph, ...shared }),
     endpoints,
+    own,
     ...(config.azure.tenantId ? { homeTenantId: config.azure.tenantId } : {}),
   };
 }

@@ -128,6 +128,21 @@ export interface PlanInput {
    * never taken for Microsoft's, also where it is one of Microsoft's tenants.
    */
   homeTenantId?: string;
+  /**
+   * The identity the service itself runs as, as far as it is known: a plan never acts on it, since
+   * disabling it or removing its roles would cut the service off from Azure (see `ownIdentityIn`).
+   */
+  own?: readonly OwnIdentity[];
+}
+
+/** The identity the service runs as, and where that was learnt. */
+export interface OwnIdentity {
+  /** Its application (client) id, dashed and lower case. */
+  appId?: string;
+  /** The object id of its service principal, dashed and lower case. */
+  objectId?: string;
+  /** Where it was learnt, as the plan's alarm names it: `AZURE_CLIENT_ID`, a token's claims. */
+  source: string;
 }
 
 /** How the caller is looked up in Graph before a plan acts on it (see `callerLookup`). */
@@ -189,6 +204,24 @@ const isMicrosoftApp = (input: PlanInput): boolean => {
   const own = [dashGuid(input.detection.tenantId ?? ''), dashGuid(input.homeTenantId ?? '')];
   return MICROSOFT_TENANTS.has(owner) && !own.includes(owner);
 };
+
+const OWN_IDENTITY = "arc-responder's own identity";
+
+/**
+ * What names the service's own identity as the caller, when something does: the detection's appid,
+ * or the object id of the caller (as Graph confirmed it, or as the detection claims it).
+ */
+function ownIdentityIn(input: PlanInput, principalId: string | undefined): string | undefined {
+  const appId = dashGuid(input.detection.appId);
+  const objectIds = [principalId, claimedObjectId(input.detection)];
+  for (const own of input.own ?? []) {
+    if (own.appId && own.appId === appId) return `application ${appId} is ${OWN_IDENTITY} (${own.source})`;
+    if (own.objectId && objectIds.includes(own.objectId)) {
+      return `the principal ${own.objectId} is ${OWN_IDENTITY} (${own.source})`;
+    }
+  }
+  return undefined;
+}
 
 /** A UPN fit for a Graph path (`users/{upn}`, encoded). */
 export const isUpn = (s: string | undefined): s is string => !!s && /^[^\s/?]+@[^\s/?#]+$/.test(s);
@@ -739,6 +772,7 @@ function evidenceUnverified(
  *    `stillHasAccessThrough` instead;
  * 3. disable the service principal, or for a user disable the account and revoke its sessions.
  * The principal is the caller (claims object id); evidence that names another one is reported.
+ * The service's own identity (`PlanInput.own`) gets no step at all, only an alarm.
  * Ids that are not GUIDs and scopes that are not ARM scopes never reach a step's call.
  */
 export function buildRemediationPlan(input: PlanInput): RemediationPlan {
@@ -756,8 +790,20 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
   const clusterId = d.cluster?.id && isSafeScope(d.cluster.id) ? normaliseScope(d.cluster.id) : undefined;
   const assignments = input.assignments;
   const alarms: string[] = [];
+  const checked = input.caller !== undefined;
+  const kind = checked ? caller.kind : principalKind(d, principalId, assignments);
   if (caller.alarm) alarms.push(caller.alarm);
   if (caller.warning) warnings.push(caller.warning);
+
+  // The service's own identity: a Revoke that disabled it (or took its roles) would lock the
+  // service out of Azure, Undo included, until a tenant admin restored it.
+  const own = ownIdentityIn(input, principalId);
+  if (own) {
+    alarms.unshift(
+      `${TAMPERING}: ${own}: Revoke leaves it alone, removing none of its role assignments and not disabling it, since that would cut this service off from Azure (every later Revoke, Undo and lookup) until a tenant admin restored it. Either someone sent a detection naming it, or it really is compromised: a person must check which; if it is compromised, rotate its credential and remove its access by hand`,
+    );
+    return finishedPlan(d, { steps, still, warnings: [...alarms, ...warnings], principalId, kind });
+  }
 
   if (
     claimsPrincipal &&
@@ -841,8 +887,6 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
   }
 
   // 3. Stop the principal itself: the one Graph confirmed, when it was looked up.
-  const checked = input.caller !== undefined;
-  const kind = checked ? caller.kind : principalKind(d, principalId, assignments);
   if (checked && !principalId) {
     // Nobody was confirmed: the warnings and alarms say why.
   } else if (kind === 'user') {
@@ -902,11 +946,26 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
     );
   }
 
+  return finishedPlan(d, { steps, still, warnings: [...alarms, ...warnings], principalId, kind });
+}
+
+/** The plan from what was decided, with the principal's id and kind and the cluster. */
+function finishedPlan(
+  d: Detection,
+  decided: {
+    steps: PlannedStep[];
+    still: RemainingAccessDetail[];
+    warnings: string[];
+    principalId: string | undefined;
+    kind: 'serviceprincipal' | 'user' | undefined;
+  },
+): RemediationPlan {
+  const { principalId, kind } = decided;
   const plan: RemediationPlan = {
     appId: d.appId,
-    steps,
-    stillHasAccessThrough: still,
-    warnings: [...alarms, ...warnings],
+    steps: decided.steps,
+    stillHasAccessThrough: decided.still,
+    warnings: decided.warnings,
   };
   if (principalId) plan.principalId = principalId;
   const typeName =

@@ -146,13 +146,18 @@ export async function fakeWithEvidenceAt(scope: string): Promise<FakeAzure> {
   return fake;
 }
 
-/** The configuration pointing at the fake, as `loadConfig` builds it from the environment. */
-export function configFor(fake: FakeAzure, remediation: 'dry-run' | 'live'): Config {
+/** The configuration pointing at the fake, as `loadConfig` builds it from the environment (plus `env`). */
+export function configFor(
+  fake: FakeAzure,
+  remediation: 'dry-run' | 'live',
+  env: Record<string, string> = {},
+): Config {
   return loadConfig({
     AZURE_REMEDIATION: remediation,
     AZURE_ARM_ENDPOINT: fake.armUrl,
     GRAPH_ENDPOINT: fake.graphUrl,
     AZURE_AUTHORITY_HOST: fake.loginUrl,
+    ...env,
   });
 }
 
@@ -190,17 +195,19 @@ export async function closeOpened(): Promise<void> {
 
 /**
  * The real remediator on `fake`, in `mode`, over a fresh in-memory store, with a silent logger and
- * fast retries unless `deps` says otherwise; the fake and the store are closed by `closeOpened`.
+ * fast retries unless `deps` says otherwise, configured from `env` too; the fake and the store are
+ * closed by `closeOpened`.
  */
 export async function remediatorOn(
   fake: FakeAzure,
   mode: 'dry-run' | 'live',
   deps: Partial<Omit<AzureDeps, 'store'>> = {},
+  env: Record<string, string> = {},
 ) {
   const store = await memoryStore();
   opened.push(fake, store);
   stubAzureEnv(fake);
-  const remediator = createAzureRemediator(configFor(fake, mode), {
+  const remediator = createAzureRemediator(configFor(fake, mode, env), {
     store,
     logger: quietLogger(),
     tlsCa: fake.ca,

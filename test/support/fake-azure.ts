@@ -221,6 +221,8 @@ export class FakeAzure {
   readonly tenantId = '3c8f5a1e-7b24-4d90-9e61-0a5b2c7d4f18';
   readonly clientId = '11111111-2222-3333-4444-555555555555';
   readonly clientSecret = `secret-${randomUUID()}`;
+  /** The object id of the service principal of `clientId`: the `oid` of the tokens it issues. */
+  readonly clientObjectId = '6e1d4b7a-2c90-4f35-8a1e-b3c5d7f90a12';
   loginUrl = '';
   armUrl = '';
   graphUrl = '';
@@ -532,7 +534,7 @@ export class FakeAzure {
           error_description: 'AADSTS7000215: Invalid client secret provided.',
         });
       }
-      const token = `fake-${randomUUID()}`;
+      const token = this.accessToken(form.scope ?? '');
       this.tokens.set(token, form.scope ?? '');
       this.tokenExpiry.set(token, Date.now() + this.tokenLifetimeSeconds * 1000);
       return reply(200, {
@@ -543,6 +545,26 @@ export class FakeAzure {
       });
     }
     return reply(404, { error: 'not_found' });
+  }
+
+  /**
+   * An access token shaped as Entra ID's (a JWT whose payload names the audience, the tenant, the
+   * client's `appid` and its service principal's `oid`), signed with nothing.
+   */
+  private accessToken(scope: string): string {
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      aud: scope.replace(/\/\.default$/, ''),
+      iss: `${this.loginUrl}/${this.tenantId}/`,
+      iat: now,
+      exp: now + this.tokenLifetimeSeconds,
+      tid: this.tenantId,
+      appid: this.clientId,
+      oid: this.clientObjectId,
+      uti: randomUUID(),
+    };
+    return `${part({ typ: 'JWT', alg: 'none' })}.${part(claims)}.fake`;
   }
 
   private assignmentBody(a: FakeAssignment) {
