@@ -28,6 +28,12 @@ export interface Config {
      * channel and responders anywhere; `responders`, responders only.
      */
     allowlistBy: 'channel' | 'responders';
+    /**
+     * Who may use `/arc-history <appid>`: `anyone` (the default), any member of the workspace;
+     * `channel`, members of the alert channel from there and responders anywhere; `responders`,
+     * responders only.
+     */
+    historyBy: 'anyone' | 'channel' | 'responders';
   };
   azure: {
     /**
@@ -300,6 +306,13 @@ const schema = z.object({
     message:
       'SLACK_ALLOWLIST must be channel (anyone in the alert channel may mark benign) or responders (SLACK_RESPONDERS only)',
   }),
+  SLACK_HISTORY: optional.refine(
+    (v) => v === undefined || v === 'anyone' || v === 'channel' || v === 'responders',
+    {
+      message:
+        'SLACK_HISTORY must be anyone (anyone in the workspace may use /arc-history), channel (anyone in the alert channel, from there, and responders anywhere) or responders (SLACK_RESPONDERS only)',
+    },
+  ),
   AZURE_REMEDIATION: optional.refine((v) => v === undefined || v === 'dry-run' || v === 'live', {
     message: 'AZURE_REMEDIATION must be dry-run or live',
   }),
@@ -388,8 +401,13 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       );
     if (!env.SLACK_ALERT_CHANNEL?.trim())
       problems.push('SLACK_ALERT_CHANNEL is required with Slack: the id of the channel alerts go to (C...)');
-    if (env.SLACK_ALLOWLIST?.trim() === 'responders' && !env.SLACK_RESPONDERS?.trim())
-      problems.push('SLACK_ALLOWLIST=responders needs SLACK_RESPONDERS: otherwise nobody could mark benign');
+    for (const [name, what] of [
+      ['SLACK_ALLOWLIST', 'mark benign'],
+      ['SLACK_HISTORY', 'use /arc-history'],
+    ] as const) {
+      if (env[name]?.trim() === 'responders' && !env.SLACK_RESPONDERS?.trim())
+        problems.push(`${name}=responders needs SLACK_RESPONDERS: otherwise nobody could ${what}`);
+    }
   }
   if (problems.length > 0 || !e) throw new ConfigError(problems);
 
@@ -435,6 +453,7 @@ export function loadConfig(env: Record<string, string | undefined>): Readonly<Co
       apiUrl: e.SLACK_API_URL ?? 'https://slack.com/api/',
       responders: commaList(e.SLACK_RESPONDERS),
       allowlistBy: e.SLACK_ALLOWLIST === 'responders' ? 'responders' : 'channel',
+      historyBy: (e.SLACK_HISTORY as 'anyone' | 'channel' | 'responders' | undefined) ?? 'anyone',
     };
     if (e.SLACK_APP_TOKEN) config.slack.appToken = e.SLACK_APP_TOKEN;
   }

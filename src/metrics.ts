@@ -84,7 +84,7 @@ export function createMetrics(): Metrics {
 
   const responderActions = new Counter({
     name: 'arc_responder_actions_total',
-    help: 'Audited responder actions (revoke, undo, remove-broad-roles, mark-benign, remove-allowlist), by action and result (ok, dry-run, failed, refused, duplicate, not-found)',
+    help: 'Audited responder actions (revoke, undo, remove-broad-roles, mark-benign, remove-allowlist, and history: a refused /arc-history), by action and result (ok, dry-run, failed, refused, duplicate, not-found)',
     labelNames: ['action', 'result'] as const,
     registers: [registry],
   });
@@ -185,6 +185,13 @@ function startAtZero(m: Metrics): void {
 }
 
 /** The audited actions and results that get a series of their own; any other counts as `other`. */
-const ACTIONS = new Set(['revoke', 'undo', 'remove-broad-roles', 'mark-benign', 'remove-allowlist']);
+const ACTIONS = new Set([
+  'revoke',
+  'undo',
+  'remove-broad-roles',
+  'mark-benign',
+  'remove-allowlist',
+  'history',
+]);
 const RESULTS = new Set(['ok', 'dry-run', 'failed', 'refused', 'duplicate', 'not-found']);
 const boundedLabel = (value: string, known: ReadonlySet<string>) => (known.has(value) ? value : 'other');

@@ -32,6 +32,7 @@ export function sharedSettings(config: Config): Settings {
   if (config.slack) {
     settings.SLACK_RESPONDERS = [...config.slack.responders].sort().join(',') || '(nobody)';
     settings.SLACK_ALLOWLIST = config.slack.allowlistBy;
+    settings.SLACK_HISTORY = config.slack.historyBy;
   }
   return settings;
 }

@@ -9,9 +9,9 @@ export type Respond = (message: {
   blocks?: unknown[];
 }) => Promise<unknown>;
 
-/** What an audited button press is about. */
+/** What an audited button press (or `/arc-history <appid>`) is about. */
 export interface ActionSubject {
-  action: 'revoke' | 'undo' | 'remove-broad-roles' | 'mark-benign' | 'remove-allowlist';
+  action: 'revoke' | 'undo' | 'remove-broad-roles' | 'mark-benign' | 'remove-allowlist' | 'history';
   alertId?: string;
   appId?: string;
   ip?: string;
@@ -25,6 +25,7 @@ const VERB: Record<ActionSubject['action'], string> = {
   'remove-broad-roles': 'Remove broad roles',
   'mark-benign': 'Mark benign',
   'remove-allowlist': 'Remove allowlist',
+  history: '/arc-history',
 };
 
 /**
@@ -37,8 +38,17 @@ const RESPONDERS_ONLY: ReadonlySet<ActionSubject['action']> = new Set([
   'remove-broad-roles',
 ]);
 
-/** Why someone may act: as a responder, or as a member of the alert channel. */
-export type Grant = 'responder' | 'alert-channel';
+/**
+ * Who may use an action: anyone in the workspace, anyone in the alert channel (from there) and
+ * responders anywhere, or responders only.
+ */
+function whoMay(ctx: SlackContext, action: ActionSubject['action']): 'anyone' | 'channel' | 'responders' {
+  if (RESPONDERS_ONLY.has(action)) return 'responders';
+  return action === 'history' ? ctx.historyBy : ctx.allowlistBy;
+}
+
+/** Why someone may act: as a responder, as a member of the alert channel, or as anyone may. */
+export type Grant = 'responder' | 'alert-channel' | 'anyone';
 
 export type Decision =
   | { ok: true; as: Grant }
@@ -61,6 +71,9 @@ export type Decision =
  *   SLACK_RESPONDERS; who may allowlist is decided by who is in the alert channel. A press from
  *   anywhere else by someone who is not a responder is refused, saying where it works.
  *   `SLACK_ALLOWLIST=responders` makes them responders only, like Revoke.
+ * - **`/arc-history <appid>`**: anyone in the workspace. `SLACK_HISTORY=channel` keeps it, as Mark
+ *   benign, to whoever types it in the alert channel and responders anywhere;
+ *   `SLACK_HISTORY=responders` keeps it to responders.
  *
  * Everything stays audited: who, what, and (for Mark benign) why and until when.
  */
@@ -95,7 +108,9 @@ export async function decide(
         : `The members of ${groups} could not be read from Slack just now (${codes.includes('missing_scope') ? 'the app lacks the usergroups:read scope' : codes.length > 0 ? `Slack answered ${codes.join(', ')}` : 'the app may lack the usergroups:read scope'}), so membership through ${unread.length === 1 ? 'that group' : 'those groups'} could not be checked. Ask the operators of arc-responder.`,
     };
   };
-  if (!RESPONDERS_ONLY.has(action) && ctx.allowlistBy === 'channel') {
+  const who = whoMay(ctx, action);
+  if (who === 'anyone') return { ok: true, as: 'anyone' };
+  if (who === 'channel') {
     // The alert channel first: it needs no lookup, so a slow user-group lookup never delays
     // the answer (a modal's trigger and a command's acknowledgement last 3 seconds). The grant
     // still says "responder" for whoever is known to be one without asking Slack.

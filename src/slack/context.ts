@@ -19,6 +19,8 @@ export interface SlackContext {
   responders: ResponderCheck;
   /** Who may use Mark benign and Remove allowlist (`SLACK_ALLOWLIST`). */
   allowlistBy: 'channel' | 'responders';
+  /** Who may use `/arc-history <appid>` (`SLACK_HISTORY`). */
+  historyBy: 'anyone' | 'channel' | 'responders';
   messenger: Messenger;
   client: webApi.WebClient;
   alertChannel: string;

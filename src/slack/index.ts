@@ -176,6 +176,7 @@ export async function createSlackChat(config: Config, deps: SlackDeps): Promise<
     remediator: deps.remediator,
     responders,
     allowlistBy: slack.allowlistBy,
+    historyBy: slack.historyBy,
     messenger,
     client,
     alertChannel: slack.alertChannel,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, listenUrl, loadConfig } from '../../src/config.ts';
+import { sharedSettings } from '../../src/replicas.ts';
 import { writeMmdb } from '../support/mmdb.ts';
 
 describe('loadConfig', () => {
@@ -334,6 +335,37 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ...slack, SLACK_ALLOWLIST: 'responders' })).toThrow(
       /SLACK_ALLOWLIST=responders needs SLACK_RESPONDERS/,
     );
+  });
+
+  it('reads SLACK_HISTORY (anyone by default), refuses another value and responders without SLACK_RESPONDERS, and has replicas compare it', () => {
+    const slack = { SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_ALERT_CHANNEL: 'C0123' };
+    expect(loadConfig(slack).slack?.historyBy).toBe('anyone');
+    expect(sharedSettings(loadConfig(slack)).SLACK_HISTORY).toBe('anyone');
+    for (const value of ['anyone', 'channel', ' channel ']) {
+      expect(loadConfig({ ...slack, SLACK_HISTORY: value }).slack?.historyBy).toBe(value.trim());
+    }
+    const responders = loadConfig({ ...slack, SLACK_RESPONDERS: 'U0AAA', SLACK_HISTORY: 'responders' });
+    expect(responders.slack?.historyBy).toBe('responders');
+    expect(sharedSettings(responders).SLACK_HISTORY).toBe('responders');
+    for (const value of ['everyone', 'Responders', 'members']) {
+      expect(() => loadConfig({ ...slack, SLACK_HISTORY: value })).toThrow(
+        /SLACK_HISTORY must be anyone .*, channel .* or responders \(SLACK_RESPONDERS only\)/,
+      );
+    }
+    expect(() => loadConfig({ ...slack, SLACK_HISTORY: 'responders' })).toThrow(
+      /SLACK_HISTORY=responders needs SLACK_RESPONDERS: otherwise nobody could use \/arc-history/,
+    );
+    // Both at once are both named.
+    let problems: string[] = [];
+    try {
+      loadConfig({ ...slack, SLACK_HISTORY: 'responders', SLACK_ALLOWLIST: 'responders' });
+    } catch (err) {
+      problems = (err as ConfigError).problems;
+    }
+    expect(problems).toEqual([
+      'SLACK_ALLOWLIST=responders needs SLACK_RESPONDERS: otherwise nobody could mark benign',
+      'SLACK_HISTORY=responders needs SLACK_RESPONDERS: otherwise nobody could use /arc-history',
+    ]);
   });
 
   it('refuses a SLACK_RESPONDERS that holds no id (commas alone), as it refuses such an INGEST_TOKEN', () => {

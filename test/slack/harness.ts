@@ -110,6 +110,8 @@ export async function startHarness(
     fake?: FakeSlack;
     /** SLACK_ALLOWLIST. */
     allowlist?: string;
+    /** SLACK_HISTORY. */
+    historyAccess?: string;
     remediator?: Remediator;
     /** Runs the real Azure remediator (and enricher, with `enrich`) against this fake. */
     azure?: { fake: FakeAzure; mode: 'dry-run' | 'live'; enrich?: boolean };
@@ -146,6 +148,7 @@ export async function startHarness(
     SLACK_API_URL: fake.apiUrl,
     SLACK_RESPONDERS: opts.responders ?? `${RESPONDER},${GROUP}`,
     SLACK_ALLOWLIST: opts.allowlist,
+    SLACK_HISTORY: opts.historyAccess,
   });
   const failures: Array<Record<string, string> | undefined> = [];
   const sleeps: number[] = [];

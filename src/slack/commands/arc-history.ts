@@ -3,7 +3,7 @@ import { appIdFromTyped, isAppIdText } from '../../core/app-id.ts';
 import { callerKind } from '../../core/remediation-plan.ts';
 import { valueWithin } from '../../timeout.ts';
 import { loadAlertStates, revokedAlertsKey, revokeInForce } from '../alert-state.ts';
-import { decide } from '../authorise.ts';
+import { authorise, decide, type Respond } from '../authorise.ts';
 import { buildHistoryPages, historyUsage, REVOKED_NOTES_MAX, type RevokedNote } from '../blocks/history.ts';
 import { code } from '../blocks/text.ts';
 import type { SlackContext } from '../context.ts';
@@ -94,6 +94,14 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       await ack(historyUsage(windowMs));
       return;
     }
+    // Who may read an identity's history (`SLACK_HISTORY`, see `decide`): anyone unless it is kept
+    // to the alert channel or to responders. A refusal is private and audited, as a refused click
+    // is; it shows nothing of the history.
+    const asked = performance.now();
+    const subject = { action: 'history' as const, ...(isAppIdText(arg) ? { appId: arg } : {}) };
+    const refuse: Respond = ({ text }) => ack({ response_type: 'ephemeral', text });
+    const place = { where: command.channel_id, home: ctx.alertChannel };
+    if (!(await authorise(ctx, command.user_id, subject, refuse, place))) return;
     // Any identity ingest accepts (GUIDs, in practice); anything else gets a clear refusal.
     if (!isAppIdText(arg)) {
       await ack({
@@ -124,12 +132,7 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       // Remove buttons for whoever may remove allowlist entries (see `decide`).
       const canRemove =
         (dormant.length > 0 || entries.some((e) => e.allow)) &&
-        (
-          await decide(ctx, command.user_id, 'remove-allowlist', {
-            where: command.channel_id,
-            home: ctx.alertChannel,
-          })
-        ).ok;
+        (await decide(ctx, command.user_id, 'remove-allowlist', place)).ok;
       return buildHistoryPages({
         appId: arg,
         windowMs,
@@ -147,8 +150,9 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       },
     );
     // Slack wants its answer within 3 s: a store slower than that gets the list through the
-    // response_url instead (its 5 uses hold every page).
-    const early = await valueWithin(reading, READ_BEFORE_ANSWER_MS);
+    // response_url instead (its 5 uses hold every page). A responder group's lookup for the
+    // caller's right spends the same seconds.
+    const early = await valueWithin(reading, READ_BEFORE_ANSWER_MS - (performance.now() - asked));
     if (early === undefined) {
       await ack({
         response_type: 'ephemeral',
