@@ -196,7 +196,7 @@ export async function createApp(options: AppOptions): Promise<App> {
           );
         });
       },
-      Date.now,
+      options.now ?? Date.now,
       options.storeDeadlineMs,
     );
   } catch (err) {

@@ -72,17 +72,31 @@ export async function watchStore(
     );
   }
   let lostAt: number | undefined = typeof recorded === 'number' ? recorded : undefined;
+  let readAt = now();
   return {
     async check() {
       if (await claimSentinel()) {
         lostAt = now();
+        readAt = lostAt;
         onLoss(lossText(store.kind, lostAt));
         await store.set(LOST_AT, lostAt, LOSS_WARNING_MS).catch(() => undefined);
+      } else if (now() - readAt >= LOST_AT_READ_MS) {
+        // Another replica may have found the loss (and taken the sentinel again) first: each
+        // replica warns of it, and says it once in its own log.
+        readAt = now();
+        const stored = await store.get<unknown>(LOST_AT).catch(() => undefined);
+        if (typeof stored === 'number' && stored > (lostAt ?? Number.NEGATIVE_INFINITY)) {
+          lostAt = stored;
+          onLoss(lossText(store.kind, lostAt));
+        }
       }
       return lostAt !== undefined && now() - lostAt < LOSS_WARNING_MS ? [lossText(store.kind, lostAt)] : [];
     },
   };
 }
+
+/** How often a check reads again when the loss was last seen (by another replica, say). */
+const LOST_AT_READ_MS = 30_000;
 
 const lossText = (kind: string, at: number) =>
   `the ${kind} store lost its data while the service ran (noticed ${new Date(at).toISOString()}: restarted without persistence, or emptied): the history, allowlist entries and undelivered alerts from before are gone, so known pairs alert again`;

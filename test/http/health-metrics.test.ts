@@ -214,6 +214,38 @@ describe('GET /readyz after the store lost its data', () => {
   });
 });
 
+describe('GET /readyz on replicas after the store lost its data', () => {
+  it('warns on every replica, not only on the one that found the loss, each logging it once', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'arc-lost-replicas-'));
+    let ahead = 0;
+    const first = await startTestApp({ dir });
+    const second = await startTestApp({ dir, now: () => Date.now() + ahead });
+    try {
+      const db = new DatabaseSync(path.join(dir, 'arc.db'));
+      db.exec('DELETE FROM arc_claims; DELETE FROM keyv; DELETE FROM arc_members');
+      db.close();
+      const warnings = async (url: string) =>
+        (await answer<{ warnings?: string[] }>(await fetch(`${url}/readyz`))).body.warnings;
+      const lost = [expect.stringMatching(/^the sqlite store lost its data while the service ran/)];
+      expect(await warnings(first.url)).toEqual(lost);
+      // The other replica finds the store in use again (the first took its marks back): it reads
+      // when the loss was seen at its next read of it.
+      ahead = 31_000;
+      expect(await warnings(second.url)).toEqual(lost);
+      expect(await warnings(second.url)).toEqual(lost);
+      for (const t of [first, second]) {
+        expect(t.logs.filter((l) => /lost its data/.test(String(l.msg)) && l.level === 'error')).toHaveLength(
+          1,
+        );
+      }
+    } finally {
+      await second.close();
+      await first.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a restart after the store lost its data', () => {
   it('warns on, and takes the emptied store for one in use: LEARNING_PERIOD opens no learning period', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'arc-lost-'));
