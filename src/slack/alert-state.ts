@@ -117,6 +117,11 @@ export interface SlackAlertState {
   past?: PastRevoke[];
   /** Audit lines for the thread that Slack has not taken yet, oldest first (see follow-ups.ts). */
   pendingThread?: ThreadLine[];
+  /**
+   * What the last catch-up showed in the message (`shownState`): a catch-up that waits for a
+   * thread line to settle does not send the same update again at each pass.
+   */
+  caughtUp?: string;
 }
 
 /** An audit line for the alert's thread. */

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { loadAlertState, type SlackAlertState, type ThreadLine, updateAlertState } from './alert-state.ts';
 import type { SlackContext } from './context.ts';
 import { certainlyNotDone, isTransient, SlackDeliveryError } from './delivery-queue.ts';
@@ -120,9 +120,23 @@ const mayHaveGone = (err: unknown): boolean => !(err instanceof SlackDeliveryErr
 const sameLine = (kept: ThreadLine, line: ThreadLine): boolean =>
   line.id ? kept.id === line.id : kept.id === '' && kept.text === line.text;
 
+/** The alert's state as its message shows it: without its thread's waiting lines and this mark. */
+function shownState(state: SlackAlertState): string {
+  const { pendingThread: _lines, caughtUp: _shown, ...shown } = state;
+  return hash('sha256', JSON.stringify(shown), 'base64url');
+}
+
 async function catchUp(ctx: Ctx, state: SlackAlertState): Promise<void> {
   const alertId = state.alert.id;
-  await ctx.messenger.updateAlert(state);
+  // Once per state: a line still settling keeps the alert noted, and each pass (of every replica)
+  // would send the same update again.
+  const shown = shownState(state);
+  if (state.caughtUp !== shown) {
+    await ctx.messenger.updateAlert(state);
+    await updateAlertState(ctx.store, alertId, (s) => {
+      s.caughtUp = shown;
+    });
+  }
   for (const line of state.pendingThread ?? []) {
     let gone = false;
     let posting = false;

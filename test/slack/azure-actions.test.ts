@@ -542,11 +542,14 @@ describe('Slack failing during a run', () => {
       headers: { 'content-type': 'application/json', authorization: 'Bearer xoxp-person' },
       body: JSON.stringify({ channel: CHANNEL, thread_ts: ts, text: line.text }),
     });
-    // Within the settle time: neither searched nor posted; the alert stays noted.
+    // Within the settle time: neither searched nor posted; the alert stays noted. Its message is
+    // brought in line once, not at each of the passes meanwhile.
+    const updates = slack().callsOf('chat.update').length;
     await h.chat.start!();
     await new Promise((r) => setTimeout(r, 300));
     expect(slack().callsOf('conversations.replies')).toHaveLength(0);
     expect(await h.store.members(FOLLOW_UPS)).toEqual([alert.id]);
+    expect(slack().callsOf('chat.update').length - updates).toBe(1);
     await h.chat.stop!();
     // Once settled: searched, not found by its id, posted once.
     await updateAlertState(h.store, alert.id, (s) => {
