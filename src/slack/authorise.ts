@@ -167,24 +167,34 @@ export function channelOfClick(body: unknown): string | undefined {
 }
 
 /**
- * Applies `decide` to a button press. A refused press gets a private refusal and an audit entry;
- * returns the grant, or undefined when refused.
+ * Applies `decide` to a button press (or `/arc-history`). A refused press gets a private refusal
+ * and an audit entry; returns the grant, or undefined when refused.
  */
 export async function authorise(
   ctx: SlackContext,
   user: string,
   subject: ActionSubject,
   respond: Respond | undefined,
-  place: { where?: string | undefined; home: string },
+  place: { where?: string | undefined; home: string; answerFirst?: boolean },
 ): Promise<Grant | undefined> {
   const decision = await decide(ctx, user, subject.action, place);
   if (decision.ok) return decision.as;
-  await recordAudit(
-    ctx.store,
-    { actor: user, ...subject, result: 'refused', detail: decision.detail },
-    ctx.audit,
-  );
-  await reply(ctx, respond, decision.text);
+  // A record the store does not take is logged (recordAudit says so); the refusal stands.
+  const audited = () =>
+    recordAudit(
+      ctx.store,
+      { actor: user, ...subject, result: 'refused', detail: decision.detail },
+      ctx.audit,
+    ).catch(() => undefined);
+  // A command's refusal is its acknowledgement, due within Slack's 3 seconds whatever the store
+  // does: told first. A press was acknowledged already: audited, then told.
+  if (place.answerFirst) {
+    await reply(ctx, respond, decision.text);
+    await audited();
+  } else {
+    await audited();
+    await reply(ctx, respond, decision.text);
+  }
   return undefined;
 }
 

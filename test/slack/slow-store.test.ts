@@ -6,13 +6,14 @@
  * `/arc-history` sends its list through the response_url once read, and a Mark benign submission
  * turns its dialog into a notice of the outcome.
  */
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
+import { listAudit } from '../../src/core/audit.ts';
 import { ACTION_IDS, CALLBACK_IDS } from '../../src/slack/ids.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
 import { ARC } from '../support/samples.ts';
 import { type TcpProxy, tcpProxy } from '../support/tcp-proxy.ts';
-import { benignValues, CHANNEL, type Harness, RESPONDER, startHarness } from './harness.ts';
+import { benignValues, CHANNEL, type Harness, OUTSIDER, RESPONDER, startHarness } from './harness.ts';
 import { sampleAlert } from './sample-alert.ts';
 
 let h: Harness | undefined;
@@ -26,10 +27,10 @@ afterEach(async () => {
 });
 
 describeWithService('Slack while the store is slow to answer (Redis)', 'TEST_REDIS_URL', (url) => {
-  async function slowStoreHarness() {
+  async function slowStoreHarness(options: { historyAccess?: 'responders' } = {}) {
     proxy = await tcpProxy(new URL(url));
     const store = await openStateStore(proxy.url, { namespace: uniqueNamespace('slack-slow') });
-    h = await startHarness({ store });
+    h = await startHarness({ store, ...options });
     await h.chat.sink.post(sampleAlert());
     return { h, proxy };
   }
@@ -45,6 +46,24 @@ describeWithService('Slack while the store is slow to answer (Redis)', 'TEST_RED
     // Once the store answers, the click goes on: its modal opens.
     proxy.resume();
     await h.fake.waitFor('the modal', () => h.fake.callsOf('views.open').length === 1, 10_000);
+  });
+
+  it('refuses /arc-history to a caller SLACK_HISTORY leaves out before the store takes the record of it', async () => {
+    const { h, proxy } = await slowStoreHarness({ historyAccess: 'responders' });
+    proxy.pause();
+    const cmd = await h.command(ARC.appId, OUTSIDER, CHANNEL);
+    expect(cmd.status).toBe(200);
+    expect((cmd.json() as { text: string }).text).toMatch(/Only responders/);
+    expect(JSON.stringify(cmd.json())).not.toContain('198.51.100');
+    // The record is stored once the store answers.
+    proxy.resume();
+    await vi.waitFor(async () =>
+      expect((await listAudit(h.store)).map((e) => [e.action, e.result, e.actor])).toContainEqual([
+        'history',
+        'refused',
+        OUTSIDER,
+      ]),
+    );
   });
 
   it('answers /arc-history before the store does, then sends the list through the response_url', async () => {

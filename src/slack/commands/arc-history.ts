@@ -101,7 +101,7 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
     const subject = { action: 'history' as const, ...(isAppIdText(arg) ? { appId: arg } : {}) };
     const refuse: Respond = ({ text }) => ack({ response_type: 'ephemeral', text });
     const place = { where: command.channel_id, home: ctx.alertChannel };
-    if (!(await authorise(ctx, command.user_id, subject, refuse, place))) return;
+    if (!(await authorise(ctx, command.user_id, subject, refuse, { ...place, answerFirst: true }))) return;
     // Any identity ingest accepts (GUIDs, in practice); anything else gets a clear refusal.
     if (!isAppIdText(arg)) {
       await ack({
