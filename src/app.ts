@@ -184,6 +184,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   /** Set once created; a store found emptied before then needs no marks written again. */
   let engine: Engine | undefined;
   let replicas: ReplicaWatch | undefined;
+  /** Reads a running learning period's end again (see `watchLearning`); stopped first on stop. */
+  let learningWatch: ReturnType<typeof setInterval> | undefined;
   try {
     storeWatch = await watchStore(
       store,
@@ -245,7 +247,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       ...(options.now ? { now: options.now } : {}),
     });
 
-    const learningWatch = watchLearning(engine, logger, options.now ?? Date.now, options.learningCheckMs);
+    learningWatch = watchLearning(engine, logger, options.now ?? Date.now, options.learningCheckMs);
 
     replicas = await watchReplicas(store, sharedSettings(config), logger, {
       ...(options.replicaCheckMs !== undefined ? { everyMs: options.replicaCheckMs } : {}),
@@ -327,6 +329,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       async stop() {
         if (stopping) return;
         stopping = true;
+        clearInterval(learningWatch);
         if (started) {
           // The listener stops at once: new connections are refused, which a sender can always
           // retry. HTTP's own close() would also end idle keep-alive connections at once, racing
@@ -368,7 +371,6 @@ export async function createApp(options: AppOptions): Promise<App> {
           closingPart = `the ${chat.name} chat`;
           await chat.stop?.();
           closingPart = `the ${store.kind} store`;
-          clearInterval(learningWatch);
           await replicaWatch.stop();
           await store.close();
         })();
@@ -392,6 +394,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     };
     return app;
   } catch (err) {
+    clearInterval(learningWatch);
     await replicas?.stop();
     await store.close().catch(() => {});
     geo?.close?.();

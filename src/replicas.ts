@@ -37,6 +37,12 @@ export function sharedSettings(config: Config): Settings {
   return settings;
 }
 
+/**
+ * Settings that an older replica does not record, as it runs with them: its behaviour is the
+ * default, so a rolling upgrade names no difference.
+ */
+const UNRECORDED: Readonly<Record<string, string>> = { SLACK_HISTORY: 'anyone' };
+
 export interface ReplicaWatch {
   /** Said when another replica on the store runs with other settings; empty otherwise. */
   warnings(): string[];
@@ -73,9 +79,10 @@ export async function watchReplicas(
     const differences: string[] = [];
     for (const other of records) {
       if (other === undefined || typeof other.settings !== 'object' || other.settings === null) continue;
+      const theirs = (name: string) => other.settings[name] ?? UNRECORDED[name];
       const differing = Object.keys(settings)
-        .filter((name) => other.settings[name] !== settings[name])
-        .map((name) => `${name} ${settings[name]} here, ${String(other.settings[name] ?? '(unset)')} there`);
+        .filter((name) => theirs(name) !== settings[name])
+        .map((name) => `${name} ${settings[name]} here, ${String(theirs(name) ?? '(unset)')} there`);
       if (differing.length > 0) {
         differences.push(`${String(other.host)} (pid ${Number(other.pid)}): ${differing.join('; ')}`);
       }

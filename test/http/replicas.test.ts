@@ -8,6 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, expect, it, vi } from 'vitest';
+import { createLogger } from '../../src/log.ts';
+import { watchReplicas } from '../../src/replicas.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
 import { answer, startTestApp, type TestApp } from '../support/http-app.ts';
 
 const RENEW_MS = 250;
@@ -61,4 +64,22 @@ it('says nothing when the replicas agree', async () => {
   await start({ HISTORY_WINDOW: '36h' }, 'agree');
   await new Promise((resolve) => setTimeout(resolve, 3 * RENEW_MS));
   expect(await warningsOf(a)).toEqual([]);
+});
+
+it('takes a replica that records no SLACK_HISTORY (an older release, during a rolling upgrade) for one that lets anyone', async () => {
+  const store = await openStateStore('memory://');
+  const logger = createLogger({ level: 'silent' });
+  const settings = { HISTORY_WINDOW: '7d', SLACK_HISTORY: 'anyone' };
+  // An older replica's record: the same settings, without the variable it does not know.
+  await store.set('meta:replica:older', { host: 'old', pid: 1, settings: { HISTORY_WINDOW: '7d' } }, 60_000);
+  await store.addMembers('meta:replicas', ['older']);
+  const agreeing = await watchReplicas(store, settings, logger, { everyMs: RENEW_MS });
+  expect(agreeing.warnings()).toEqual([]);
+  await agreeing.stop();
+  const keeping = await watchReplicas(store, { ...settings, SLACK_HISTORY: 'responders' }, logger, {
+    everyMs: RENEW_MS,
+  });
+  expect(keeping.warnings()[0]).toContain('SLACK_HISTORY responders here, anyone there');
+  await keeping.stop();
+  await store.close();
 });
