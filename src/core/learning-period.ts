@@ -106,10 +106,11 @@ export async function startLearningPeriod(
     async refresh() {
       if (learningUntil === undefined || learningUntil <= now()) return false;
       const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
-      if (stored >= learningUntil) return false;
-      // Brought forward by another start, or 0: the period is over.
-      learningUntil = Math.min(stored || now(), now());
-      return true;
+      // None stored (a store that lost its data, whose marks are written again) is no news.
+      if (stored <= 0 || stored >= learningUntil) return false;
+      // Brought forward by another start (LEARNING_PERIOD=0 writes the time it ended it).
+      learningUntil = stored;
+      return learningUntil <= now();
     },
     isLearning: (t) => learningUntil !== undefined && t < learningUntil,
     takeHistoryMark() {
@@ -119,9 +120,16 @@ export async function startLearningPeriod(
     },
     async markInUse() {
       await store.claim(FIRST_START);
+      // The earlier of this process's end and one stored meanwhile (another replica's start may
+      // have ended the period since this one last read it).
+      const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
+      const end =
+        stored > 0 && learningUntil !== undefined
+          ? Math.min(stored, learningUntil)
+          : (learningUntil ?? stored);
       await store.setMany([
         { key: HISTORY_MARK, value: true },
-        { key: LEARNING_KEY, value: learningUntil ?? 0 },
+        { key: LEARNING_KEY, value: end },
       ]);
       historyMarked = true;
     },

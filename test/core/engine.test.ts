@@ -1046,6 +1046,30 @@ describe('engine: learning period', () => {
     await store.close();
   });
 
+  it('keeps learning when the store lost its data (no end stored is no news), and its marks written again keep an early end', async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    let clock = Date.now();
+    const start = (learningPeriodMs: number) =>
+      createEngine({ store, windowMs: WINDOW, outbox: sink.outbox, now: () => clock, learningPeriodMs });
+    const running = await start(DAY);
+    const until = running.learningUntil!;
+    // The store loses its data (a Redis restarted without persistence).
+    await store.delete('meta:learning-until');
+    expect(await running.refreshLearning()).toBe(false);
+    expect(running.learningUntil).toBe(until);
+    // Its marks are written again: the period runs on for every replica.
+    await running.markInUse();
+    expect(await store.get('meta:learning-until')).toBe(until);
+    // Another start ends it; marks written again by a replica that has not read the end since keep it ended.
+    clock += 60_000;
+    await start(0);
+    await running.markInUse();
+    expect(await store.get('meta:learning-until')).toBe(clock);
+    expect(await running.refreshLearning()).toBe(true);
+    await store.close();
+  });
+
   it('gives two replicas starting at once on an empty history the same learning period', async () => {
     const store = await openStateStore('memory://');
     const sink = collectingOutbox();
