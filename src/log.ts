@@ -68,6 +68,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
  */
 function scrubbing(destination: pino.DestinationStream): pino.DestinationStream {
   return {
-    write: (line: string) => destination.write(scrubSecrets(line)),
+    write: (line: string) => destination.write(scrubSecrets(line, true)),
   };
 }

@@ -9,20 +9,31 @@
 /** Shown in a secret's place. */
 export const HIDDEN = '***';
 
-/** The secret values this process holds (see `keepSecretsOut`), longest first. */
-let values: string[] = [];
+/** A secret value as plain text holds it, and as a JSON string does (a log line is JSON). */
+interface Secret {
+  plain: string;
+  json: string;
+}
 
-/** Shorter values are no secrets worth the name, and would hide ordinary words. */
-const MIN_SECRET_LENGTH = 8;
+/** The secret values this process holds (see `keepSecretsOut`), longest first. */
+let secrets: Secret[] = [];
 
 /**
- * Credentials by their shape, whoever's they are: a bearer or basic authorization, a secret in a
- * form or query parameter, Slack tokens, and JSON web tokens (Entra ID's access tokens).
+ * Shorter values are no secrets worth the name, and would hide ordinary words (`postgres` as a
+ * password would blank every mention of the store).
+ */
+const MIN_SECRET_LENGTH = 12;
+
+/**
+ * Credentials by their shape, whoever's they are: a bearer or basic authorization (a token of 16
+ * characters or more that holds a digit or a sign, so that "Basic Information" stays), a secret in
+ * a form or query parameter, Slack tokens, and JSON web tokens (Entra ID's access tokens). None
+ * takes a backslash or a quote: in a JSON line, a match never ends inside an escape.
  */
 const SHAPES: ReadonlyArray<readonly [RegExp, string]> = [
-  [/\b(Bearer|Basic)(\s+)[A-Za-z0-9._~+/=-]{8,}/gi, `$1$2${HIDDEN}`],
+  [/\b(Bearer|Basic)(\s+)(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{16,}/gi, `$1$2${HIDDEN}`],
   [
-    /\b(client_secret|client_assertion|access_token|refresh_token|id_token|password)=[^&\s"'<>]+/gi,
+    /\b(client_secret|client_assertion|access_token|refresh_token|id_token|password)=[^&\s"'<>\\]+/gi,
     `$1=${HIDDEN}`,
   ],
   [/\b(xox[abposer]|xapp)-[A-Za-z0-9-]{6,}/g, `$1-${HIDDEN}`],
@@ -33,19 +44,54 @@ const SHAPES: ReadonlyArray<readonly [RegExp, string]> = [
  * Adds the values that no text may carry: the tokens, secrets and passwords the configuration
  * gives. Kept for the life of the process.
  */
-export function keepSecretsOut(secrets: ReadonlyArray<string | undefined>): void {
-  const added = secrets
-    .filter((s): s is string => typeof s === 'string' && s.length >= MIN_SECRET_LENGTH)
-    // As written, and as a JSON string holds it (a log line is JSON).
-    .flatMap((s) => [s, JSON.stringify(s).slice(1, -1)]);
-  if (added.every((s) => values.includes(s))) return;
-  values = [...new Set([...values, ...added])].sort((a, b) => b.length - a.length);
+export function keepSecretsOut(values: ReadonlyArray<string | undefined>): void {
+  const added = values.filter(
+    (v): v is string =>
+      typeof v === 'string' && v.length >= MIN_SECRET_LENGTH && !secrets.some((s) => s.plain === v),
+  );
+  if (added.length === 0) return;
+  secrets = [...secrets, ...added.map((plain) => ({ plain, json: JSON.stringify(plain).slice(1, -1) }))].sort(
+    (a, b) => b.plain.length - a.plain.length,
+  );
 }
 
-/** `text` with every secret value and every credential-shaped string replaced by `***`. */
-export function scrubSecrets(text: string): string {
+/**
+ * `text` with every secret value and every credential-shaped string replaced by `***`. With
+ * `json`, `text` is a JSON document (a log line): values are matched as its strings hold them,
+ * so that a replacement never breaks an escape.
+ */
+export function scrubSecrets(text: string, json = false): string {
+  const out = scrubbed(text, json);
+  if (!json || out === text) return out;
+  try {
+    JSON.parse(out);
+    return out;
+  } catch {
+    // A value matched from within an escape (`\n` before it): each string on its own, then.
+  }
+  try {
+    return `${JSON.stringify(scrubbedStrings(JSON.parse(text)))}${text.endsWith('\n') ? '\n' : ''}`;
+  } catch {
+    return out;
+  }
+}
+
+function scrubbed(text: string, json: boolean): string {
   let out = text;
-  for (const value of values) if (out.includes(value)) out = out.split(value).join(HIDDEN);
+  for (const secret of secrets) {
+    const value = json ? secret.json : secret.plain;
+    if (out.includes(value)) out = out.split(value).join(HIDDEN);
+  }
   for (const [shape, by] of SHAPES) out = out.replace(shape, by);
   return out;
+}
+
+/** A parsed JSON value with each string (keys too) scrubbed as plain text. */
+function scrubbedStrings(value: unknown): unknown {
+  if (typeof value === 'string') return scrubbed(value, false);
+  if (Array.isArray(value)) return value.map(scrubbedStrings);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, v]) => [scrubbed(key, false), scrubbedStrings(v)]),
+  );
 }

@@ -226,6 +226,28 @@ describe('structured logs', () => {
     }
   });
 
+  it('stay JSON lines when a quoted secret is taken out, and keep ordinary words and short values', () => {
+    const lines: string[] = [];
+    const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
+    // A value of its own, right after an escaped line break.
+    keepSecretsOut(['nWithinAnEscape-5531']);
+    log.warn({ err: 'answered 400 for body "grant_type=client_credentials&client_secret=abc123xyz"' }, 'x');
+    log.warn({ err: 'first line\nWithinAnEscape-5531 second line' }, 'y');
+    keepSecretsOut(['postgres']);
+    log.info(
+      { store: 'postgres' },
+      'SLACK_SIGNING_SECRET is required (Basic Information > Signing Secret); the Basic SKU; bearer tokens expire',
+    );
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed[0]!.err).toBe('answered 400 for body "grant_type=client_credentials&client_secret=***"');
+    // The line's escaped break read as a secret's first letter: the text holds no secret.
+    expect(parsed[1]!.err).toBe('first line\nWithinAnEscape-5531 second line');
+    expect(parsed[2]).toMatchObject({
+      store: 'postgres',
+      msg: 'SLACK_SIGNING_SECRET is required (Basic Information > Signing Secret); the Basic SKU; bearer tokens expire',
+    });
+  });
+
   it('redact authorization headers and secrets wherever a caller puts them', () => {
     const lines: string[] = [];
     const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
