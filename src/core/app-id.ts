@@ -31,12 +31,12 @@ export const isAppIdText = (s: string): boolean =>
  * Characters that show nothing or turn the text's direction: zero-width spaces, direction marks,
  * embeddings, overrides and isolates, word joiners, the BOM, the soft hyphen, the combining
  * grapheme joiner, the blank fillers (Hangul, Khmer, Mongolian, the blank Braille pattern). Also
- * variation selectors after a character that is not one of emoji's (plain ASCII, or nothing), and
- * tag characters outside a flag's tag sequence. Not the zero-width joiner (U+200D), which emoji
+ * variation selectors after a character that is not one of emoji's (plain ASCII, or nothing; not
+ * a keycap's `1️⃣`), and tag characters outside a flag's tag sequence (every one of a run). Not the zero-width joiner (U+200D), which emoji
  * sequences hold: text shown to people keeps it. Matches whole code points (`u`).
  */
 export const INVISIBLE =
-  /\u034F|\u17B4|\u17B5|[\u180B-\u180F]|[\u00AD\u061C\u115F\u1160\u200B\u200C\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\u2800\u3164\uFEFF\uFFA0]|(?<![\u0080-\u{10FFFF}])[\uFE00-\uFE0F]|(?<![\u{1F3F4}\u{E0020}-\u{E007E}])[\u{E0000}-\u{E007F}]/gu;
+  /\u034F|\u17B4|\u17B5|[\u180B-\u180F]|[\u00AD\u061C\u115F\u1160\u200B\u200C\u200E\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\u2800\u3164\uFEFF\uFFA0]|(?<![\u0080-\u{10FFFF}])[\uFE00-\uFE0F](?!\u20E3)|(?<!\u{1F3F4}[\u{E0020}-\u{E007E}]*)[\u{E0000}-\u{E007F}]/gu;
 
 /** Pairs that wrap an id copied from a message, a log line or JSON. */
 const WRAPPERS: ReadonlyArray<readonly [string, string]> = [

@@ -1152,6 +1152,7 @@ describe('text helpers', () => {
       ['ARC\u180B', 'ARC[U+180B]'],
       ['AR\u034FC', 'AR[U+034F]C'],
       ['ARC\u{E0041}', 'ARC[U+E0041]'],
+      ['pay\u{E0069}\u{E0067}', 'pay[U+E0069][U+E0067]'],
       ['ARC\u2800', 'ARC[U+2800]'],
       ['ARC\u17B4', 'ARC[U+17B4]'],
       ['ad\u200Bmin', 'ad[U+200B]min'],
@@ -1161,6 +1162,7 @@ describe('text helpers', () => {
     for (const emoji of [
       'Team \u2764\uFE0F',
       '\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}',
+      'Team 1\uFE0F\u20E3',
     ]) {
       expect(literal(emoji)).toBe(emoji);
     }
