@@ -137,9 +137,12 @@ export interface PlanInput {
 
 /** The identity the service runs as, and where that was learnt. */
 export interface OwnIdentity {
-  /** Its application (client) id, dashed and lower case. */
+  /**
+   * Its application (client) id, dashed and lower case. Never the client application a user signed
+   * in through (a developer login): every other user of that client carries the same appid.
+   */
   appId?: string;
-  /** The object id of its service principal, dashed and lower case. */
+  /** The object id of its service principal, or of the signed-in user, dashed and lower case. */
   objectId?: string;
   /** Where it was learnt, as the plan's alarm names it: `AZURE_CLIENT_ID`, a token's claims. */
   source: string;

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { listRemediationAttempts } from '../../src/azure/index.ts';
+import { tokenIdentity } from '../../src/azure/own-identity.ts';
 import { TAMPERING } from '../../src/core/remediation-plan.ts';
 import {
   A,
@@ -12,6 +13,7 @@ import {
   remediatorOn,
   SP_ID,
   spDetection,
+  USER_ID,
 } from './helpers.ts';
 
 afterEach(closeOpened);
@@ -113,5 +115,126 @@ describe("Revoke of arc-responder's own identity", () => {
     );
     await remediator.execute(plan);
     expect(fake.mutations()).toEqual([]);
+  });
+});
+
+/** The Azure CLI, the client application a developer login and most `az connectedk8s proxy` callers use. */
+const AZURE_CLI = '04b07795-8ddb-461a-bbee-02f9e1bf7b46';
+/** The operator whose developer login arc-responder runs as. */
+const OPERATOR_ID = '7a4c2e90-1b3d-4f56-8e7a-9c0b1d2e3f40';
+
+/** A user's detection: signed in through the Azure CLI, holding the evidence's Arc role assignment. */
+function userDetection(id: string, upn: string) {
+  const d = spDetection(CLUSTER_ID, {
+    appId: AZURE_CLI,
+    principalId: id,
+    principalType: 'User',
+    user: { upn },
+  });
+  d.evidence = { ...d.evidence, principalId: id, principalType: 'User' };
+  return d;
+}
+
+/**
+ * arc-responder runs as the operator's developer login: its tokens are the operator's, issued
+ * through the Azure CLI. Mallory, another user, holds the evidence's Arc role; so does the operator.
+ */
+async function developerLogin(mode: 'dry-run' | 'live') {
+  const fake = await fakeWithEvidenceAt(CLUSTER_ID);
+  fake.assignmentsByName.clear();
+  fake
+    .signedInAs({ id: OPERATOR_ID, upn: 'operator@contoso.example' })
+    .user({ id: USER_ID, userPrincipalName: 'mallory@contoso.example', displayName: 'Mallory' })
+    .user({ id: OPERATOR_ID, userPrincipalName: 'operator@contoso.example', displayName: 'Operator' });
+  for (const [name, principalId] of [
+    [A.evidence, USER_ID],
+    [A.rg, OPERATOR_ID],
+  ] as const) {
+    fake.assign({
+      name,
+      scope: CLUSTER_ID,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId,
+      principalType: 'User',
+    });
+  }
+  const { remediator } = await remediatorOn(fake, mode);
+  return { fake, remediator };
+}
+
+describe('arc-responder on a developer login (user tokens)', () => {
+  it('revokes another user who signed in through the same client application', async () => {
+    const { fake, remediator } = await developerLogin('live');
+    const plan = await remediator.plan(userDetection(USER_ID, 'mallory@contoso.example'));
+    expect(plan.steps.map((s) => [s.kind, s.target])).toEqual([
+      ['remove-assignment', expect.stringContaining(A.evidence)],
+      ['disable-user', USER_ID],
+      ['revoke-user-sessions', USER_ID],
+    ]);
+    expect(plan.warnings.filter((w) => w.startsWith(TAMPERING))).toEqual([]);
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(true);
+    expect(fake.users.get(USER_ID)).toMatchObject({ accountEnabled: false, revokedSessions: 1 });
+  });
+
+  it('leaves the signed-in user alone, named by the object id of its tokens, and raises the alarm', async () => {
+    const { fake, remediator } = await developerLogin('live');
+    const d = userDetection(OPERATOR_ID, 'operator@contoso.example');
+    d.evidence = { ...d.evidence, roleAssignmentId: A.rg };
+    const plan = await remediator.plan(d);
+    expect(plan.steps).toEqual([]);
+    const alarm = plan.warnings[0] ?? '';
+    expect(alarm.startsWith(TAMPERING)).toBe(true);
+    expect(alarm).toContain(
+      `the principal ${OPERATOR_ID} is arc-responder's own identity (named by its own access tokens)`,
+    );
+    await remediator.execute(plan);
+    expect(fake.mutations()).toEqual([]);
+    expect(fake.users.get(OPERATOR_ID)?.accountEnabled).toBe(true);
+  });
+
+  it('still knows the application its earlier app-only tokens named, once its tokens are a user’s', async () => {
+    const fake = await fakeWithEvidenceAt(CLUSTER_ID);
+    // Each call gets a fresh token, so the second plan's tokens are the user's.
+    fake.tokenLifetimeSeconds = 1;
+    const { remediator } = await remediatorOn(fake, 'live');
+    await remediator.plan(userDetection(USER_ID, 'mallory@contoso.example'));
+    fake.signedInAs({ id: OPERATOR_ID, upn: 'operator@contoso.example' });
+    await remediator.plan(userDetection(USER_ID, 'mallory@contoso.example'));
+    const plan = await remediator.plan(spDetection(CLUSTER_ID, { appId: fake.clientId }));
+    expect(plan.steps).toEqual([]);
+    expect(plan.warnings[0]).toContain(
+      `application ${fake.clientId} is arc-responder's own identity (named by its own access tokens)`,
+    );
+  });
+});
+
+describe('tokenIdentity', () => {
+  const jwt = (claims: object) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+  const issued = { appid: AZURE_CLI, oid: OPERATOR_ID };
+
+  it('names a user token by its object id only, never by the client application it came through', () => {
+    for (const marker of [
+      { idtyp: 'user' },
+      { scp: 'user_impersonation' },
+      { upn: 'a@b.c' },
+      { unique_name: 'a@b.c' },
+    ]) {
+      expect(tokenIdentity(jwt({ ...issued, ...marker }))).toEqual({ objectId: OPERATOR_ID });
+    }
+    expect(tokenIdentity(jwt({ azp: AZURE_CLI, oid: OPERATOR_ID, scp: 'x' }))).toEqual({
+      objectId: OPERATOR_ID,
+    });
+  });
+
+  it('names an app-only token by its appid or azp and its object id', () => {
+    expect(tokenIdentity(jwt({ ...issued, idtyp: 'app' }))).toEqual({
+      appId: AZURE_CLI,
+      objectId: OPERATOR_ID,
+    });
+    expect(tokenIdentity(jwt({ azp: APP_ID, oid: SP_ID, roles: ['x'] }))).toEqual({
+      appId: APP_ID,
+      objectId: SP_ID,
+    });
   });
 });

@@ -231,6 +231,8 @@ export class FakeAzure {
   pageSize = 100;
   /** What the token endpoint gives as `expires_in`; ARM and Graph refuse a token past it. */
   tokenLifetimeSeconds = 3599;
+  /** The user the tokens are issued to (see `signedInAs`); unset: app-only tokens of `clientId`. */
+  private tokenUser: { id: string; upn: string; appId: string } | undefined;
   readonly roleDefinitions = new Map<string, FakeRoleDefinition>();
   readonly assignmentsByName = new Map<string, FakeAssignment>();
   readonly servicePrincipals = new Map<string, FakeServicePrincipal>();
@@ -312,6 +314,16 @@ export class FakeAzure {
   /** Adds a user. */
   user(u: Omit<FakeUser, 'accountEnabled' | 'revokedSessions'> & { accountEnabled?: boolean }): this {
     this.users.set(u.id.toLowerCase(), { accountEnabled: true, revokedSessions: 0, ...u });
+    return this;
+  }
+
+  /**
+   * Makes the token endpoint mint user tokens from now on, as a developer login gets: delegated
+   * (`scp`, `idtyp: user`), issued to the user `id` through the client application `appId` (the
+   * Azure CLI's unless said otherwise).
+   */
+  signedInAs(user: { id: string; upn: string; appId?: string }): this {
+    this.tokenUser = { appId: '04b07795-8ddb-461a-bbee-02f9e1bf7b46', ...user };
     return this;
   }
 
@@ -549,19 +561,23 @@ export class FakeAzure {
 
   /**
    * An access token shaped as Entra ID's (a JWT whose payload names the audience, the tenant, the
-   * client's `appid` and its service principal's `oid`), signed with nothing.
+   * client's `appid` and its service principal's `oid`, or after `signedInAs` the user's client
+   * application, `oid`, `upn` and delegated `scp`), signed with nothing.
    */
   private accessToken(scope: string): string {
     const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
     const now = Math.floor(Date.now() / 1000);
+    const user = this.tokenUser;
+    const issuedTo = user
+      ? { appid: user.appId, oid: user.id, upn: user.upn, idtyp: 'user', scp: 'user_impersonation' }
+      : { appid: this.clientId, oid: this.clientObjectId };
     const claims = {
       aud: scope.replace(/\/\.default$/, ''),
       iss: `${this.loginUrl}/${this.tenantId}/`,
       iat: now,
       exp: now + this.tokenLifetimeSeconds,
       tid: this.tenantId,
-      appid: this.clientId,
-      oid: this.clientObjectId,
+      ...issuedTo,
       uti: randomUUID(),
     };
     return `${part({ typ: 'JWT', alg: 'none' })}.${part(claims)}.fake`;
