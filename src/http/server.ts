@@ -8,6 +8,7 @@ import type { DurableOutbox } from '../outbox/store-outbox.ts';
 import type { StoreWatch } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
 import { HttpError, sendError, sendJson } from './http-error.ts';
+import { lingeringClose } from './lingering-close.ts';
 import { ClientGoneError } from './read-body.ts';
 import { createRefusalLog } from './refusal-log.ts';
 
@@ -65,27 +66,11 @@ function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
   });
 }
 
-/** How long the answer to a refused body still coming waits for it to be read out. */
-const READ_OUT_WAIT_MS = 5000;
-
 /**
- * Resolves once `req`'s body is read out, for the refusal of a body still coming (413, which
- * closes the connection); else at once. A body that stalled (408) is not waited for: it is not coming.
+ * How long the connection of a refused body still coming (413) stays open once the answer is out,
+ * its body thrown away, so that a client still sending reads the answer rather than a reset.
  */
-function bodyReadOut(req: IncomingMessage, err: HttpError): Promise<void> {
-  if (err.status !== 413 || req.complete || req.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      req.off('end', done);
-      req.off('close', done);
-      resolve();
-    };
-    const timer = setTimeout(done, READ_OUT_WAIT_MS);
-    req.once('end', done);
-    req.once('close', done);
-  });
-}
+const LINGER_MS = 5000;
 
 const ABSOLUTE_FORM = /^https?:\/\//i;
 
@@ -309,11 +294,10 @@ export function createRequestListener(
       if (err instanceof HttpError) {
         errorCode = err.code;
         told = clip(redact(err.message), MAX_LOGGED_REASON);
-        // A refused body still coming (413): the answer closes the connection, which under a
-        // sender still sending gives it a broken pipe instead of the answer. It goes once the
-        // body has been read out (`readBody` throws it away, and cuts off a sender that keeps
-        // sending far past the limit), or after a few seconds.
-        void bodyReadOut(req, err).then(() => sendError(res, err, requestId));
+        // A refused body still coming (413): answered at once, and the connection closed in
+        // stages, so that a sender still sending reads the answer rather than a reset.
+        if (err.status === 413 && !req.complete && !req.destroyed) lingeringClose(req, LINGER_MS);
+        sendError(res, err, requestId);
         return;
       }
       errorCode = 'internal';

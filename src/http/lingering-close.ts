@@ -1,0 +1,35 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Closes the connection of an answer sent while the request's body is still coming (a 413) in
+ * stages, as RFC 9112 §9.6 advises: the answer goes out with the end of the service's side, then
+ * what the client still sends is thrown away until it closes its side, the body ends or `waitMs`
+ * pass (the reader of the body, `readBody`, also cuts off a client that keeps sending far past the
+ * limit). Call it before the answer, which must say `Connection: close`.
+ *
+ * Node destroys the socket of a `Connection: close` answer once the answer is written out; with
+ * body still arriving, the kernel then resets the connection, and the reset can reach the client
+ * before it has read the answer (curl: "Connection reset by peer").
+ */
+export function lingeringClose(req: IncomingMessage, waitMs: number): void {
+  const socket = req.socket;
+  const destroySoon = socket.destroySoon;
+  // Node calls this once the `Connection: close` answer is written out.
+  socket.destroySoon = () => {
+    if (req.complete || req.destroyed) {
+      destroySoon.call(socket);
+      return;
+    }
+    const close = () => {
+      clearTimeout(timer);
+      req.off('end', close);
+      socket.destroy();
+    };
+    const timer = setTimeout(close, waitMs);
+    req.once('end', close);
+    socket.once('close', () => clearTimeout(timer));
+    socket.end();
+    // Read on: Node's parser hands the rest to the request, which `readBody` drains.
+    req.resume();
+  };
+}
