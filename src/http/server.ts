@@ -29,7 +29,8 @@ export interface ServerDeps {
   ingestStall?: () => number;
   /**
    * Secrets a sender may put into a mistyped URL (the ingest tokens: `/ingest&token=…`): masked,
-   * as sent and percent-encoded, wherever a request's path goes into the log.
+   * as sent and percent-encoded (wholly or in part), wherever a request's path goes into the log
+   * or a 404. Any `token=` value there is masked too, whatever it holds.
    */
   secrets?: readonly string[];
 }
@@ -73,6 +74,19 @@ function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
 const LINGER_MS = 5000;
 
 const ABSOLUTE_FORM = /^https?:\/\//i;
+
+/** The value of a `token=` parameter in a mistyped URL (`/ingest&token=…`), whatever it holds. */
+const TOKEN_VALUE = /(token=)[^&]*/gi;
+
+/** `path` percent-decoded; a sequence that is not UTF-8 (`%FF`) decodes to its byte, a stray `%` stays. */
+function percentDecoded(path: string): string {
+  if (!path.includes('%')) return path;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path.replace(/%[0-9a-f]{2}/gi, (hex) => String.fromCharCode(Number.parseInt(hex.slice(1), 16)));
+  }
+}
 
 /** The path and query of an absolute URL (`/` when it has no path), or the URL as it is when it is none. */
 function originForm(url: string): string {
@@ -204,6 +218,21 @@ export function createRequestListener(
     for (const secret of secretForms) if (text.includes(secret)) text = text.split(secret).join('[redacted]');
     return text;
   };
+  const redactPath = (path: string): string => redact(path).replace(TOKEN_VALUE, '$1[redacted]');
+  /**
+   * An unknown path as the log and its 404 may show it: the secrets masked, as sent or encoded in
+   * any way (a token partly percent-encoded, `%2B` for its `+`, is found in the decoded path,
+   * which is then shown), and any `token=` value masked whatever it holds. A known path holds none.
+   */
+  const shownPath = (path: string): string => {
+    if (routes.has(path)) return path;
+    const decoded = percentDecoded(path);
+    if (decoded !== path) {
+      const masked = redactPath(decoded);
+      if (masked !== decoded) return masked;
+    }
+    return redactPath(path);
+  };
 
   const listener: RequestListener = (req, res) => {
     const started = performance.now();
@@ -218,7 +247,8 @@ export function createRequestListener(
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
     const method = req.method ?? 'GET';
-    const loggedPath = clip(redact(path), MAX_LOGGED_PATH);
+    const pathShown = shownPath(path);
+    const loggedPath = clip(pathShown, MAX_LOGGED_PATH);
     const log = lazyChild(logger, { reqId: requestId });
     const client = req.socket.remoteAddress;
     let errorCode: string | undefined;
@@ -256,7 +286,7 @@ export function createRequestListener(
         throw new HttpError(
           404,
           'not_found',
-          `no such endpoint: ${path.slice(0, 100)} (endpoints: POST /ingest, POST /slack/events, GET /healthz, GET /readyz, GET /metrics)`,
+          `no such endpoint: ${clip(pathShown, 100)} (endpoints: POST /ingest, POST /slack/events, GET /healthz, GET /readyz, GET /metrics)`,
         );
       }
       const handler = route[method];
