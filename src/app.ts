@@ -289,13 +289,18 @@ export async function createApp(options: AppOptions): Promise<App> {
     );
     server.on('clientError', (err: Error & { code?: string }, socket) => {
       // Malformed HTTP (or a request Node timed out) never reaches a handler: answer as Node would
-      // (400, 431 or 408), with the JSON error every other answer has, and close; log it. As Node
-      // does, nothing is written into an answer to an earlier request that has begun on this
-      // connection.
-      logger.debug({ code: err.code }, 'malformed HTTP request');
+      // (400, 431 or 408), with the JSON error every other answer has, and close; log it with the
+      // other refused requests. As Node does, nothing is written into an answer to an earlier
+      // request that has begun on this connection (nor to a connection already closing).
       const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
-      if (socket.writable && !inFlight?.headersSent) socket.end(clientErrorResponse(err.code, randomUUID()));
-      else socket.destroy();
+      if (!socket.writable || inFlight?.headersSent) {
+        logger.debug({ code: err.code }, 'malformed HTTP request');
+        socket.destroy();
+        return;
+      }
+      const requestId = randomUUID();
+      socket.end(clientErrorResponse(err.code, requestId));
+      listener.parserRefused(err.code, requestId, (socket as { remoteAddress?: string }).remoteAddress);
     });
 
     let started = false;

@@ -72,28 +72,45 @@ export function sendError(res: ServerResponse, err: HttpError, requestId?: strin
   sendJson(res, err.status, body, err.headers);
 }
 
+/** What the answer to a request that Node's HTTP parser refused says (see `clientErrorResponse`). */
+export function clientErrorAnswer(errorCode: string | undefined): {
+  status: number;
+  reason: string;
+  code: HttpErrorCode;
+  message: string;
+} {
+  if (errorCode === 'HPE_HEADER_OVERFLOW') {
+    return {
+      status: 431,
+      reason: 'Request Header Fields Too Large',
+      code: 'headers_too_large',
+      message: 'the request headers are larger than the service accepts (16 KiB in all)',
+    };
+  }
+  if (errorCode === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return {
+      status: 408,
+      reason: 'Request Timeout',
+      code: 'body_timeout',
+      message:
+        'the request was not received in time (a stalled upload, or one that waited while the service was busy); retry it',
+    };
+  }
+  return {
+    status: 400,
+    reason: 'Bad Request',
+    code: 'bad_request',
+    message: `the HTTP request could not be read (${String(errorCode ?? 'malformed').slice(0, 60)})`,
+  };
+}
+
 /**
  * The raw answer to a request that Node's HTTP parser refused, which never reaches a handler: the
  * status Node itself would send (431 for headers too large, 408 for a request that timed out,
  * else 400), with the JSON error body of every other answer, and the connection closed.
  */
 export function clientErrorResponse(errorCode: string | undefined, requestId: string): string {
-  let status = 400;
-  let reason = 'Bad Request';
-  let code: HttpErrorCode = 'bad_request';
-  let message = `the HTTP request could not be read (${String(errorCode ?? 'malformed').slice(0, 60)})`;
-  if (errorCode === 'HPE_HEADER_OVERFLOW') {
-    status = 431;
-    reason = 'Request Header Fields Too Large';
-    code = 'headers_too_large';
-    message = 'the request headers are larger than the service accepts (16 KiB in all)';
-  } else if (errorCode === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    status = 408;
-    reason = 'Request Timeout';
-    code = 'body_timeout';
-    message =
-      'the request was not received in time (a stalled upload, or one that waited while the service was busy); retry it';
-  }
+  const { status, reason, code, message } = clientErrorAnswer(errorCode);
   const body = JSON.stringify({ error: message, code, requestId });
   return (
     `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\n` +

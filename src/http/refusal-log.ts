@@ -2,6 +2,7 @@ import type { Logger } from '../log.ts';
 
 /** One kind of request the service refused (4xx) or could not serve (5xx). */
 export interface RefusalKind {
+  /** Empty for a request that Node's HTTP parser refused: its method is not known. */
   method: string;
   /** The endpoint's path; undefined for a path the service does not serve (those share one count). */
   route: string | undefined;
@@ -44,8 +45,18 @@ export function createRefusalLog(logger: Logger, options: RefusalLogOptions = {}
     if (w.more === 0) return;
     const { method, route, status, code } = kind;
     const requests =
-      route === undefined ? `${method} requests to unknown paths` : `${method} ${route} requests`;
-    const line = { method, ...(route === undefined ? {} : { path: route }), status, code, more: w.more };
+      method === ''
+        ? 'requests that could not be read'
+        : route === undefined
+          ? `${method} requests to unknown paths`
+          : `${method} ${route} requests`;
+    const line = {
+      ...(method === '' ? {} : { method }),
+      ...(route === undefined ? {} : { path: route }),
+      status,
+      code,
+      more: w.more,
+    };
     const text = `${w.more} more ${requests} ${status >= 500 ? 'failed' : 'refused'} with ${status}${code ? ` (${code})` : ''} in the last ${span} (at most ${linesPerWindow} per ${span} are logged one by one)`;
     w.more = 0;
     if (status >= 500) logger.warn(line, text);

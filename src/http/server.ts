@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
 import type { StoreWatch } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
-import { HttpError, sendError, sendJson } from './http-error.ts';
+import { clientErrorAnswer, HttpError, sendError, sendJson } from './http-error.ts';
 import { lingeringClose } from './lingering-close.ts';
 import { ClientGoneError } from './read-body.ts';
 import { createRefusalLog } from './refusal-log.ts';
@@ -104,9 +104,15 @@ function originForm(url: string): string {
  * `GET /healthz`, `GET /readyz`, `GET /metrics`; an unknown path is a 404, a known path with
  * another method a 405 with `Allow`.
  */
-export function createRequestListener(
-  deps: ServerDeps,
-): RequestListener & { /** Logs the refusal counts not written yet; for the stop. */ flushRefusals(): void } {
+export function createRequestListener(deps: ServerDeps): RequestListener & {
+  /** Logs the refusal counts not written yet; for the stop. */
+  flushRefusals(): void;
+  /**
+   * Logs a request that Node's HTTP parser refused (`clientError`), answered with
+   * `clientErrorResponse` under `requestId`, with the other refusals.
+   */
+  parserRefused(errorCode: string | undefined, requestId: string, client: string | undefined): void;
+} {
   const { logger, metrics, store, chat, outbox } = deps;
 
   const slackEvents: Handler = chat.requestListener
@@ -343,5 +349,11 @@ export function createRequestListener(
       );
     });
   };
-  return Object.assign(listener, { flushRefusals: () => refusals.flush() });
+  const parserRefused = (errorCode: string | undefined, requestId: string, client: string | undefined) => {
+    const { status, code, message } = clientErrorAnswer(errorCode);
+    // Neither its method nor its path is known: such requests share one count.
+    if (!refusals.admit({ method: '', route: undefined, status, code })) return;
+    logger.info({ reqId: requestId, status, code, error: message, client }, 'request refused');
+  };
+  return Object.assign(listener, { flushRefusals: () => refusals.flush(), parserRefused });
 }

@@ -54,6 +54,27 @@ describe('HTTP the parser refuses: answered like any other error, as JSON', () =
     expect(res.body.error).toMatch(/HTTP/);
   });
 
+  it('logs each at info as a refused request, with its status, code, request id and client', async () => {
+    const sent = [
+      `POST /ingest HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\nContent-Length: 2\r\n\r\n[]`,
+      'POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n[]',
+    ];
+    for (const text of sent) {
+      const res = parse(await exchange(t.url, text));
+      const requestId = /^x-request-id: (.+)$/im.exec(res.head)?.[1];
+      expect(requestId).toBeDefined();
+      const line = t.logs.find((l) => l.reqId === requestId);
+      expect(line).toMatchObject({
+        level: 'info',
+        msg: 'request refused',
+        status: res.status,
+        code: res.body.code,
+        error: res.body.error,
+        client: expect.stringMatching(/127\.0\.0\.1$/),
+      });
+    }
+  });
+
   it('408, not 400, when Node times a request out (a body still unread after requestTimeout)', async () => {
     // Node's requestTimeout is at least 45 s here: its clientError is raised directly.
     const serverSide = new Promise<Socket>((resolve) => t.app.server.once('connection', resolve));
@@ -72,5 +93,25 @@ describe('HTTP the parser refuses: answered like any other error, as JSON', () =
     const res = parse(await raw);
     expect(res.status).toBe(408);
     expect(res.body.code).toBe('body_timeout');
+  });
+});
+
+it('logs at most 10 a minute of the requests the parser refuses, and counts the rest', async () => {
+  const t = await startTestApp();
+  try {
+    const text = `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(20_000)}\r\n\r\n`;
+    for (let i = 0; i < 12; i++) expect(parse(await exchange(t.url, text)).status).toBe(431);
+  } finally {
+    await t.close();
+  }
+  const refused = t.logs.filter((l) => l.status === 431);
+  expect(refused.filter((l) => l.msg === 'request refused')).toHaveLength(10);
+  expect(refused.at(-1)).toMatchObject({
+    level: 'info',
+    code: 'headers_too_large',
+    more: 2,
+    msg: expect.stringMatching(
+      /^2 more requests that could not be read refused with 431 \(headers_too_large\)/,
+    ),
   });
 });
