@@ -54,9 +54,21 @@ async function expectRefused(user: string, channel: string, text: string) {
 }
 
 describe('/arc-history, by SLACK_HISTORY', () => {
-  it('answers anyone anywhere by default, unaudited', async () => {
+  it('answers anyone anywhere by default, unaudited; the log says who read whose history', async () => {
     await withHistory({});
     await expectShown([OUTSIDER, ELSEWHERE]);
+    const reads = h.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => String(l.msg).startsWith('/arc-history of'));
+    expect(reads).toMatchObject([
+      {
+        level: 30,
+        actor: OUTSIDER,
+        appId: ARC.appId,
+        channel: ELSEWHERE,
+        msg: `/arc-history of ${ARC.appId} read by ${OUTSIDER}`,
+      },
+    ]);
   });
 
   it('with channel: answers anyone in the alert channel and responders (a user group too) anywhere; refuses others elsewhere, saying where it works', async () => {

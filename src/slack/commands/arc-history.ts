@@ -124,6 +124,12 @@ export function registerArcHistory(app: App, ctx: SlackContext): void {
       });
       return;
     }
+    // Who read whose history, for the security team's own review (a log line, not an audit record:
+    // a read changes nothing, and the answer must not wait for a store write).
+    ctx.logger.info(
+      { actor: command.user_id, appId: arg, channel: command.channel_id },
+      `/arc-history of ${arg} read by ${command.user_id}`,
+    );
     const reading = (async () => {
       const [{ entries, dormant }, revoked] = await Promise.all([
         ctx.history.readIdentity(arg),
