@@ -85,15 +85,13 @@ export async function startLearningPeriod(
     // end, so that a restart or a replica without the variable does not alert through it. Set to
     // 0, the start ends it now.
     const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
-    if (stored > now()) {
+    if (stored > now() && learningPeriodMs === 0) {
+      learningUntil = now();
+      endedHere = true;
+      await store.set(LEARNING_KEY, learningUntil);
+    } else if (stored > now()) {
       learningUntil = stored;
       learningFixedEarlier = true;
-      if (learningPeriodMs === 0) {
-        learningUntil = now();
-        learningFixedEarlier = false;
-        endedHere = true;
-        await store.set(LEARNING_KEY, learningUntil);
-      }
     }
   }
 
