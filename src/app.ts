@@ -287,6 +287,10 @@ export async function createApp(options: AppOptions): Promise<App> {
       { requestTimeout: bodyDeadlineMs + 45_000, headersTimeout: 20_000, keepAliveTimeout: 5_000 },
       listener,
     );
+    // `Expect: 100-continue`: the request reaches the listener without Node's automatic `100`; the
+    // handlers send it once they will read the body, so a refused request is answered before its
+    // client uploads anything.
+    server.on('checkContinue', listener);
     server.on('clientError', (err: Error & { code?: string }, socket) => {
       // Malformed HTTP (or a request Node timed out) never reaches a handler: answer as Node would
       // (400, 431 or 408), with the JSON error every other answer has, and close; log it with the

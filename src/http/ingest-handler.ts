@@ -24,7 +24,7 @@ import {
 export { MAX_EVENTS_PER_REQUEST };
 
 import type { Limiter } from './limiter.ts';
-import { bodyEncoding, readBody } from './read-body.ts';
+import { awaitsContinue, bodyEncoding, declaredTooLarge, readBody } from './read-body.ts';
 
 /** An event that was not accepted (not alerted, known or allowlisted), and why. */
 export interface RejectedEvent {
@@ -303,10 +303,17 @@ export function createIngestHandler(deps: IngestDeps) {
       );
     }
 
+    // A body declared too large is refused at once, without waiting for a read slot.
+    const oversized = declaredTooLarge(req, ingestMaxBytes);
+    if (oversized) throw oversized;
+
     // The body is read under a slot of its own, with a deadline: uploads that stall hold read
     // slots for a while, never the evaluation slots. The read slot is held until the answer is
     // written out, so at most that many bodies, or answers, are in memory.
     const summary = await readers.run(async () => {
+      // A client that waits for `100 Continue` is told to send its body only now, once every
+      // check that needs no body has passed: a refused one never uploads it.
+      if (awaitsContinue(req)) res.writeContinue();
       const body = await readBody(req, ingestMaxBytes, encoding, bodyDeadlineMs);
       const summary = await limiter.run(async () => {
         // Awaited only when there is something to wait for: a small body is parsed and expanded

@@ -148,6 +148,29 @@ const tooLarge = (maxBytes: number, what: string) =>
   );
 
 /**
+ * The 413 of a body whose declared `Content-Length` is over the limit, known before any of it is
+ * read (the compressed size can never legitimately exceed the decompressed limit either).
+ */
+export function declaredTooLarge(req: IncomingMessage, maxBytes: number): HttpError | undefined {
+  const declared = Number(req.headers['content-length']);
+  return Number.isFinite(declared) && declared > maxBytes
+    ? tooLarge(maxBytes, `the request body (Content-Length ${declared})`)
+    : undefined;
+}
+
+/** Node's test of an `Expect: 100-continue` request (HTTP/1.1 only), which then waits for a `100`. */
+const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
+
+/**
+ * True when the client waits for `100 Continue` before it sends its body. The server lets the
+ * handlers send it (`checkContinue`), so that a request refused on its headers alone is answered
+ * before the client uploads anything.
+ */
+export function awaitsContinue(req: IncomingMessage): boolean {
+  return req.httpVersion === '1.1' && CONTINUE.test(req.headers.expect ?? '');
+}
+
+/**
  * Reads the request body, decompressing as it streams. The limit is counted on the decompressed
  * bytes, and decompression stops as soon as it is passed, so a small compressed body that would
  * inflate to gigabytes (a "zip bomb") costs at most `maxBytes` of memory and that much inflating.
@@ -161,11 +184,10 @@ export function readBody(
   encoding: BodyEncoding,
   deadlineMs?: number,
 ): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  // The compressed size can never legitimately exceed the decompressed limit either.
-  if (Number.isFinite(declared) && declared > maxBytes) {
+  const oversized = declaredTooLarge(req, maxBytes);
+  if (oversized) {
     drain(req, maxBytes);
-    return Promise.reject(tooLarge(maxBytes, `the request body (Content-Length ${declared})`));
+    return Promise.reject(oversized);
   }
   // The client left while the request waited (for a slot of the ingest limiter, say): Node
   // destroyed the request, its body can no longer be read and no event will come. Waiting would

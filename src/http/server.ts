@@ -9,7 +9,7 @@ import type { StoreWatch } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
 import { clientErrorAnswer, HttpError, sendError, sendJson } from './http-error.ts';
 import { lingeringClose } from './lingering-close.ts';
-import { ClientGoneError } from './read-body.ts';
+import { awaitsContinue, ClientGoneError } from './read-body.ts';
 import { createRefusalLog } from './refusal-log.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, log: Logger) => void | Promise<void>;
@@ -317,6 +317,8 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
           { headers: { 'retry-after': '5' } },
         );
       }
+      // The ingest sends `100 Continue` itself, after its checks; the others read their body now.
+      if (path !== '/ingest' && awaitsContinue(req)) res.writeContinue();
       await handler(req, res, log);
     };
 
@@ -333,6 +335,9 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
         // A refused body still coming (413): answered at once, and the connection closed in
         // stages, so that a sender still sending reads the answer rather than a reset.
         if (err.status === 413 && !req.complete && !req.destroyed) lingeringClose(req, LINGER_MS);
+        // A client still waiting for `100 Continue` may never send its body: the connection
+        // cannot carry another request.
+        else if (awaitsContinue(req) && !req.complete) res.setHeader('connection', 'close');
         sendError(res, err, requestId);
         return;
       }
