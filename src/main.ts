@@ -93,7 +93,7 @@ let learning = '';
 // A period still running is named also when this start does not set LEARNING_PERIOD.
 if (config.learningPeriodMs !== undefined || (learningUntil !== undefined && learningUntil > Date.now())) {
   if (running.engine.learningEndedHere) {
-    learning = `, learning period ended ${new Date(learningUntil!).toISOString()} by LEARNING_PERIOD=0 (for every replica: unset it now)`;
+    learning = `, learning period ended ${new Date(learningUntil!).toISOString()} by LEARNING_PERIOD=0 (for every replica of this release: unset it now)`;
   } else if (config.learningPeriodMs === 0 && learningUntil === undefined) {
     learning = ', no learning period running (LEARNING_PERIOD=0 ends one)';
   } else if (learningUntil === undefined) {

@@ -13,7 +13,15 @@ interface ReplicaRecord {
   host: string;
   pid: number;
   settings: Settings;
+  /**
+   * What it reads from the store while it runs that older releases read only at their start:
+   * `learning-end`, a learning period's end brought forward by another start.
+   */
+  reads?: string[];
 }
+
+/** See `ReplicaRecord.reads`. */
+const READS = ['learning-end'];
 
 const MEMBERS = 'meta:replicas';
 const recordKey = (id: string) => `meta:replica:${id}`;
@@ -44,7 +52,10 @@ export function sharedSettings(config: Config): Settings {
 const UNRECORDED: Readonly<Record<string, string>> = { SLACK_HISTORY: 'anyone' };
 
 export interface ReplicaWatch {
-  /** Said when another replica on the store runs with other settings; empty otherwise. */
+  /**
+   * Said when another replica on the store runs with other settings, or cannot follow what this
+   * one changed; empty otherwise.
+   */
   warnings(): string[];
   stop(): Promise<void>;
 }
@@ -61,11 +72,20 @@ export async function watchReplicas(
   store: Values & MemberSets,
   settings: Settings,
   logger: Logger,
-  opts: { everyMs?: number } = {},
+  opts: {
+    everyMs?: number;
+    /**
+     * This start ended a running learning period (`LEARNING_PERIOD=0`) that had this end: a
+     * replica of an older release, which reads the end only at its start, keeps learning until it.
+     */
+    learningReplacedEnd?: number;
+    now?: () => number;
+  } = {},
 ): Promise<ReplicaWatch> {
   const everyMs = opts.everyMs ?? 60_000;
+  const now = opts.now ?? Date.now;
   const id = randomUUID();
-  const self: ReplicaRecord = { host: hostname(), pid: process.pid, settings };
+  const self: ReplicaRecord = { host: hostname(), pid: process.pid, settings, reads: READS };
   let current: string[] = [];
   let said = '';
 
@@ -77,24 +97,41 @@ export async function watchReplicas(
     const gone = ids.filter((_, i) => records[i] === undefined);
     if (gone.length > 0) await store.removeMembers(MEMBERS, gone);
     const differences: string[] = [];
+    const stillLearning: string[] = [];
+    const learningEnd = opts.learningReplacedEnd;
     for (const other of records) {
       if (other === undefined || typeof other.settings !== 'object' || other.settings === null) continue;
+      const who = `${String(other.host)} (pid ${Number(other.pid)})`;
+      if (learningEnd !== undefined && learningEnd > now() && !other.reads?.includes('learning-end')) {
+        stillLearning.push(who);
+      }
       const theirs = (name: string) => other.settings[name] ?? UNRECORDED[name];
       const differing = Object.keys(settings)
         .filter((name) => theirs(name) !== settings[name])
         .map((name) => `${name} ${settings[name]} here, ${String(theirs(name) ?? '(unset)')} there`);
       if (differing.length > 0) {
-        differences.push(`${String(other.host)} (pid ${Number(other.pid)}): ${differing.join('; ')}`);
+        differences.push(`${who}: ${differing.join('; ')}`);
       }
     }
-    current =
+    const learning =
+      stillLearning.length === 0
+        ? []
+        : [
+            `replicas of an older release share this store and do not read that LEARNING_PERIOD=0 ended the learning period: they record new pairs without alerting until ${new Date(learningEnd!).toISOString()}; restart them on this release: ${stillLearning.join(', ')}`,
+          ];
+    const settingsDiffer =
       differences.length === 0
         ? []
         : [
             `replicas sharing this store run with other settings, so what happens to a detection or a click depends on which replica takes it; give every replica the same: ${differences.join(' | ')}`,
           ];
-    const text = current.join('');
-    if (text !== '' && text !== said) logger.warn(current[0]!);
+    current = [...learning, ...settingsDiffer];
+    const text = current.join('\n');
+    // Each said once, when it appears or changes; detections that go unalerted are an error.
+    if (text !== said) {
+      if (learning.length > 0 && !said.includes(learning[0]!)) logger.error(learning[0]!);
+      if (settingsDiffer.length > 0 && !said.includes(settingsDiffer[0]!)) logger.warn(settingsDiffer[0]!);
+    }
     said = text;
   }
 

@@ -20,6 +20,8 @@ export interface LearningPeriod {
   readonly fixedEarlier: boolean;
   /** This start ended a running learning period (`learningPeriodMs` 0). */
   readonly endedHere: boolean;
+  /** When this start ended a running period: the end it had (which an older replica still keeps). */
+  readonly replacedEnd: number | undefined;
   /**
    * Reads the period's end again while it runs, which another start may have brought forward (a
    * replica started with `learningPeriodMs` 0). True when the period ended early by it.
@@ -61,6 +63,7 @@ export async function startLearningPeriod(
   let learningUntil: number | undefined;
   let learningFixedEarlier = false;
   let endedHere = false;
+  let replacedEnd: number | undefined;
   if (learningPeriodMs !== undefined && learningPeriodMs > 0) {
     // The first start of an empty history opens the learning period; later starts keep its end.
     const until = now() + learningPeriodMs;
@@ -88,6 +91,7 @@ export async function startLearningPeriod(
     if (stored > now() && learningPeriodMs === 0) {
       learningUntil = now();
       endedHere = true;
+      replacedEnd = stored;
       await store.set(LEARNING_KEY, learningUntil);
     } else if (stored > now()) {
       learningUntil = stored;
@@ -101,6 +105,7 @@ export async function startLearningPeriod(
     },
     fixedEarlier: learningFixedEarlier,
     endedHere,
+    replacedEnd,
     async refresh() {
       if (learningUntil === undefined || learningUntil <= now()) return false;
       const stored = readEnd(await store.get<unknown>(LEARNING_KEY));

@@ -354,7 +354,7 @@ describe('npm start (node src/main.ts)', () => {
     // LEARNING_PERIOD=0 ends it now, and says so; later starts keep it ended.
     const ended = await startLine({ LEARNING_PERIOD: '0' });
     expect(ended.line.msg).toMatch(
-      /, learning period ended \S+ by LEARNING_PERIOD=0 \(for every replica: unset it now\)$/,
+      /, learning period ended \S+ by LEARNING_PERIOD=0 \(for every replica of this release: unset it now\)$/,
     );
     expect(Date.parse(ended.line.learningUntil as string)).toBeLessThan(
       Date.parse(first.line.learningUntil as string),

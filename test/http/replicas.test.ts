@@ -83,3 +83,35 @@ it('takes a replica that records no SLACK_HISTORY (an older release, during a ro
   await keeping.stop();
   await store.close();
 });
+
+it('names the replicas of an older release that keep learning after LEARNING_PERIOD=0 ended the period, until they stop', async () => {
+  const a = await start({ LEARNING_PERIOD: '24h' }, 'learning');
+  const until = a.app.engine.learningUntil!;
+  // An older replica's record: the same settings, without what it reads while it runs.
+  const older = {
+    host: 'old-host',
+    pid: 41,
+    settings: { HISTORY_WINDOW: '7d', AZURE_REMEDIATION: 'dry-run', SLACK_ALERT_CHANNEL: '(no Slack)' },
+  };
+  await a.app.store.set('meta:replica:older', older, 60_000);
+  await a.app.store.addMembers('meta:replicas', ['older']);
+
+  const b = await start({ LEARNING_PERIOD: '0' }, 'learning');
+  expect(b.app.engine.learningEndedHere).toBe(true);
+  const [warning, ...rest] = await warningsOf(b);
+  expect(warning).toMatch(/^replicas of an older release share this store/);
+  expect(warning).toContain(`until ${new Date(until).toISOString()}`);
+  expect(warning).toContain('old-host (pid 41)');
+  // A replica of this release reads the new end: not named.
+  expect(warning).not.toContain(`pid ${process.pid}`);
+  expect(rest).toEqual([]);
+  expect(
+    b.logs.filter((l) => l.level === 'error' && /^replicas of an older release/.test(String(l.msg))),
+  ).toHaveLength(1);
+  // The replica that did not end the period says nothing of it.
+  expect(await warningsOf(a)).toEqual([]);
+
+  // The older replica stopped: its record is gone, and so is the warning.
+  await b.app.store.delete('meta:replica:older');
+  await vi.waitFor(async () => expect(await warningsOf(b)).toEqual([]), { timeout: 10 * RENEW_MS });
+});
