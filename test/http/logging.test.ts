@@ -238,6 +238,8 @@ describe('structured logs', () => {
       { store: 'postgres' },
       'SLACK_SIGNING_SECRET is required (Basic Information > Signing Secret); the Basic SKU; bearer tokens expire',
     );
+    // Each stays a line of its own, the one taken apart string by string too.
+    expect(lines.every((l) => l.endsWith('\n'))).toBe(true);
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(parsed[0]!.err).toBe('answered 400 for body "grant_type=client_credentials&client_secret=***"');
     // The line's escaped break read as a secret's first letter: the text holds no secret.
@@ -245,6 +247,38 @@ describe('structured logs', () => {
     expect(parsed[2]).toMatchObject({
       store: 'postgres',
       msg: 'SLACK_SIGNING_SECRET is required (Basic Information > Signing Secret); the Basic SKU; bearer tokens expire',
+    });
+  });
+
+  it('hide a configured secret of 12 characters, one that holds a quote or a backslash, and the whole of one that holds another', () => {
+    const lines: string[] = [];
+    const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
+    const shortest = 'pw-123456789';
+    const quoted = 'pa"ss\\word-9931';
+    const shorter = 'shared-token-4471';
+    const longer = `${shorter}-and-its-tail`;
+    keepSecretsOut([shortest, quoted, shorter, longer]);
+    log.warn({ err: `refused ${shortest}; refused ${quoted}` }, `refused ${longer}`);
+    const text = lines.join('');
+    expect(text).not.toContain(shortest);
+    expect(text).not.toContain('word-9931');
+    expect(text).not.toContain('and-its-tail');
+    const [line] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(line).toMatchObject({ err: 'refused ***; refused ***', msg: 'refused ***' });
+  });
+
+  it('hide credentials by their shape: a short Basic authorization, a password parameter, Slack user and refresh tokens', () => {
+    const lines: string[] = [];
+    const log = createLogger({ destination: { write: (s: string) => void lines.push(s) } });
+    log.error(
+      'proxy refused Authorization: Basic YXJjOnB3LTEyMzQ1; dsn host=db password=pg-Secret-77 user=arc; user token xoxp-1234-5678-abcdefabcdef; refresh xoxe-1-abcdef123456',
+    );
+    const text = lines.join('');
+    for (const secret of ['YXJjOnB3LTEyMzQ1', 'pg-Secret-77', '1234-5678-abcdefabcdef', '1-abcdef123456']) {
+      expect(text).not.toContain(secret);
+    }
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      msg: 'proxy refused Authorization: Basic ***; dsn host=db password=*** user=arc; user token xoxp-***; refresh xoxe-***',
     });
   });
 
