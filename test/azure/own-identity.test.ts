@@ -21,6 +21,9 @@ afterEach(closeOpened);
 /** `APP_ID` as an operator may write it in AZURE_CLIENT_ID: upper case, without dashes. */
 const APP_ID_AS_CONFIGURED = APP_ID.replaceAll('-', '').toUpperCase();
 
+/** An application arc-responder runs as, other than the caller's. */
+const OWN_APP_ID = '3e9a1c04-6b2d-4f7e-9a58-1c0d2e3f4a5b';
+
 /**
  * The caller is the application arc-responder runs as, named by AZURE_CLIENT_ID (the fake's tokens
  * name another client, so only the configuration tells). Besides its Arc role it holds Owner on the
@@ -105,6 +108,20 @@ describe("Revoke of arc-responder's own identity", () => {
     expect(fake.assignmentsByName.has(A.rg)).toBe(true);
   });
 
+  it('named by AZURE_CLIENT_ID: another application whose detection names no object id is still revoked', async () => {
+    const fake = await fakeWithEvidenceAt(CLUSTER_ID);
+    const { remediator } = await remediatorOn(fake, 'live', {}, { AZURE_CLIENT_ID: OWN_APP_ID });
+    const d = spDetection(CLUSTER_ID);
+    delete d.principalId;
+    delete d.evidence.principalId;
+    const plan = await remediator.plan(d);
+    expect(plan.warnings.filter((w) => w.startsWith(TAMPERING))).toEqual([]);
+    expect(plan.steps.map((s) => [s.kind, s.target])).toEqual([
+      ['remove-assignment', expect.stringContaining(A.evidence)],
+      ['disable-service-principal', SP_ID],
+    ]);
+  });
+
   it("a detection claiming the service's own object id for another application acts on nobody", async () => {
     const fake = await fakeWithEvidenceAt(CLUSTER_ID);
     const { remediator } = await remediatorOn(fake, 'live');
@@ -186,6 +203,33 @@ describe('arc-responder on a developer login (user tokens)', () => {
     const alarm = plan.warnings[0] ?? '';
     expect(alarm.startsWith(TAMPERING)).toBe(true);
     expect(alarm).toContain(
+      `the principal ${OPERATOR_ID} is arc-responder's own identity (named by its own access tokens)`,
+    );
+    await remediator.execute(plan);
+    expect(fake.mutations()).toEqual([]);
+    expect(fake.users.get(OPERATOR_ID)?.accountEnabled).toBe(true);
+  });
+
+  it('revokes another user whose detection carries an appid that is no GUID', async () => {
+    const { fake, remediator } = await developerLogin('live');
+    const d = userDetection(USER_ID, 'mallory@contoso.example');
+    d.appId = 'kubectl-oidc-login';
+    const plan = await remediator.plan(d);
+    expect(plan.warnings.filter((w) => w.startsWith(TAMPERING))).toEqual([]);
+    expect(plan.steps.map((s) => s.kind)).toContain('disable-user');
+    await remediator.execute(plan);
+    expect(fake.users.get(USER_ID)?.accountEnabled).toBe(false);
+  });
+
+  it('leaves the signed-in user alone when the detection names it by UPN only, as Graph finds it', async () => {
+    const { fake, remediator } = await developerLogin('live');
+    const d = userDetection(OPERATOR_ID, 'operator@contoso.example');
+    delete d.principalId;
+    delete d.evidence.principalId;
+    d.evidence.roleAssignmentId = A.rg;
+    const plan = await remediator.plan(d);
+    expect(plan.steps).toEqual([]);
+    expect(plan.warnings[0]).toContain(
       `the principal ${OPERATOR_ID} is arc-responder's own identity (named by its own access tokens)`,
     );
     await remediator.execute(plan);
