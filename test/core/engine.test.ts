@@ -1070,6 +1070,27 @@ describe('engine: learning period', () => {
     await store.close();
   });
 
+  it('never lengthens a running learning period: a later end stored meanwhile (a store emptied and opened again) is no news', async () => {
+    const store = await openStateStore('memory://');
+    const sink = collectingOutbox();
+    let clock = Date.now();
+    const running = await createEngine({
+      store,
+      windowMs: WINDOW,
+      outbox: sink.outbox,
+      now: () => clock,
+      learningPeriodMs: DAY,
+    });
+    const until = running.learningUntil!;
+    await store.set('meta:learning-until', until + DAY);
+    expect(await running.refreshLearning()).toBe(false);
+    expect(running.learningUntil).toBe(until);
+    clock = until;
+    const [after] = await running.evaluate([record({ ip: '198.51.100.30', time: new Date(clock - 1000) })]);
+    expect(after?.outcome).toBe('alerted');
+    await store.close();
+  });
+
   it('gives two replicas starting at once on an empty history the same learning period', async () => {
     const store = await openStateStore('memory://');
     const sink = collectingOutbox();
