@@ -436,7 +436,8 @@ describe('posting alerts', () => {
   });
 
   it("posts a new alert before the channel's waiting thread lines, unless they have waited 15 s", async () => {
-    let clock = 0;
+    // The queue's clock of a service that has run for an hour.
+    let clock = 3_600_000;
     const sleeps: Array<() => void> = [];
     // Each wait lasts until the test ends it, and moves the clock by its length.
     const queue = new DeliveryQueue({
@@ -481,6 +482,15 @@ describe('posting alerts', () => {
     await endWaits(3);
     await Promise.all([...late, alert4]);
     expect(sent).toEqual(['line6', 'line7', 'alert4']);
+  });
+
+  it('posts a new alert before a thread line queued in the same turn on an idle channel', async () => {
+    const queue = new DeliveryQueue({ sleep: async () => undefined });
+    const sent: string[] = [];
+    const line = queue.run(CHANNEL, true, async () => void sent.push('line'));
+    const alert = queue.run(CHANNEL, true, async () => void sent.push('alert'), { first: true });
+    await Promise.all([line, alert]);
+    expect(sent).toEqual(['alert', 'line']);
   });
 
   it('waits at least a second between posts to one channel', async () => {
