@@ -55,8 +55,11 @@ describe('an ingest token in a long or partly percent-encoded mistyped URL never
       // Python's quote(), which keeps '/'.
       '/ingest&token=Zx9/Qw%2BLm3Rt7Yp%3D%3D',
       '/ingest/Zx9/Qw%2bLm3Rt7Yp%3d%3d',
-      // A token the service does not know is masked too.
+      // A token the service does not know is masked too, whatever the case of the parameter.
       '/ingest&token=Old-Token-No-Longer-Configured',
+      '/ingest&TOKEN=Old-Token-No-Longer-Configured',
+      // Partly encoded, with a stray '%' that no decoder takes.
+      '/ingest/Zx9/Qw%2BLm3Rt7Yp%3D%3D/100%',
     ];
     await postEach(t.url, paths);
     const refused = t.logs.filter((l) => l.msg === 'request refused' && l.status === 404);
