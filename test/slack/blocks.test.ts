@@ -495,6 +495,13 @@ describe('alert message', () => {
     }
   });
 
+  it("shows a Kibana link's host escaped, also when it is no host a URL parser takes", () => {
+    const url = 'https://kibana.example:99999/<!channel>&amp;';
+    const text = allText(buildAlertMessage(view({ alert: sampleAlert({}, { elasticAlert: { url } }) })));
+    expect(text).toContain('Kibana at https://kibana.example:99999/&lt;!channel&gt;&amp;amp;');
+    expect(text).not.toContain('<!channel');
+  });
+
   it('shows the caller apart from the group its access came through', () => {
     const group = '99999999-aaaa-4bbb-bccc-cddddeeeefff';
     const text = allText(
