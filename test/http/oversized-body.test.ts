@@ -106,6 +106,13 @@ describe('a body far over INGEST_MAX_BYTES is answered 413, logged and counted',
     expect(await refused413()).toBe(counted + 1);
   });
 
+  it('a sender that reads only once it stopped sending, its body unfinished, still gets the 413', async () => {
+    const res = await upload(t.url, head('Content-Length: 40000000'), 8_000_000, { reads: false });
+    const answer = parse(res.raw);
+    expect(answer.status, res.raw.slice(0, 200)).toBe(413);
+    expect(answer.body?.code).toBe('payload_too_large');
+  });
+
   it('a sender that never reads is cut off after a while, and its refusal is still logged and counted', async () => {
     const counted = await refused413();
     const lines = refusedLines();
