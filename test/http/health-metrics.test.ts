@@ -233,6 +233,12 @@ describe('GET /readyz on replicas after the store lost its data', () => {
       ahead = 31_000;
       expect(await warnings(second.url)).toEqual(lost);
       expect(await warnings(second.url)).toEqual(lost);
+      // Its later reads find the same loss: no news, nothing logged again.
+      ahead = 62_000;
+      expect(await warnings(second.url)).toEqual(lost);
+      // A day after the loss was seen, the warning is gone.
+      ahead = 24 * 3_600_000 + 62_000;
+      expect((await warnings(second.url)) ?? []).toEqual([]);
       for (const t of [first, second]) {
         expect(t.logs.filter((l) => /lost its data/.test(String(l.msg)) && l.level === 'error')).toHaveLength(
           1,
