@@ -27,8 +27,6 @@ export interface LearningPeriod {
    * replica started with `learningPeriodMs` 0). True when the period ended early by it.
    */
   refresh(): Promise<boolean>;
-  /** Whether `t` (epoch ms) lies within the learning period. */
-  isLearning(t: number): boolean;
   /**
    * The entry that marks the store as holding history, for the first write that stores a new
    * pair; undefined once this process wrote it (or `markInUse` did).
@@ -115,7 +113,6 @@ export async function startLearningPeriod(
       learningUntil = stored;
       return learningUntil <= now();
     },
-    isLearning: (t) => learningUntil !== undefined && t < learningUntil,
     takeHistoryMark() {
       if (historyMarked) return undefined;
       historyMarked = true;

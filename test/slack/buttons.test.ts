@@ -234,6 +234,17 @@ describe('an audit record the store cannot take', () => {
     }) as typeof h.store.set;
   }
 
+  it('still tells a refused press why, privately', async () => {
+    await posted();
+    auditStoreFails();
+    const { status, responseId } = await h.click(ACTION_IDS.revoke, alert.id, OUTSIDER);
+    expect(status).toBe(200);
+    await h.fake.waitFor('the refusal', () => h.fake.responsesTo(responseId).length === 1);
+    const [refusal] = h.fake.responsesTo(responseId);
+    expect(refusal).toMatchObject({ response_type: 'ephemeral', replace_original: false });
+    expect(String(refusal!.text)).toContain('Only responders (SLACK_RESPONDERS) may use Revoke');
+  });
+
   it('leaves a finished Revoke reported in its alert and thread, and the record in the log', async () => {
     await posted();
     auditStoreFails();
