@@ -5,8 +5,13 @@
  * audited as a refused click is; the usage help answers everyone.
  */
 
-import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { listAudit } from '../../src/core/audit.ts';
+import { ACTION_IDS } from '../../src/slack/ids.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
 import { ARC } from '../support/samples.ts';
 import { CHANNEL, GROUP_MEMBER, type Harness, OUTSIDER, RESPONDER, startHarness } from './harness.ts';
 
@@ -120,5 +125,38 @@ describe('/arc-history, by SLACK_HISTORY', () => {
     const [record] = await listAudit(h.store);
     expect(record).toMatchObject({ actor: OUTSIDER, action: 'history', result: 'refused' });
     expect(record).not.toHaveProperty('appId');
+  });
+});
+
+describe('a Remove allowlist button of a reply given before SLACK_HISTORY was tightened', () => {
+  it('removes the entry for who may still remove it, without showing the history again to who may no longer read it', async () => {
+    // The reply was given when anyone could read the history; the service was then restarted
+    // on the same store with SLACK_HISTORY=responders.
+    const dir = mkdtempSync(path.join(tmpdir(), 'arc-history-access-'));
+    const file = `sqlite://${path.join(dir, 'arc.db')}`;
+    await withHistory({ store: await openStateStore(file) });
+    await h.history.allow({ appId: ARC.appId, ip: '198.51.100.78', by: RESPONDER, reason: 'branch office' });
+    const reply = await ask(OUTSIDER, CHANNEL);
+    const button = (reply.blocks as Array<{ elements?: Array<{ action_id?: string; value?: string }> }>)
+      .flatMap((b) => b.elements ?? [])
+      .find((e) => e.action_id?.startsWith(ACTION_IDS.removeAllow) && e.value?.includes(IP))!;
+    await h.close();
+    h = await startHarness({ historyAccess: 'responders', store: await openStateStore(file) });
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+
+    // In the alert channel, Mark benign's rule lets the outsider remove the entry.
+    const { responseId } = await h.click(ACTION_IDS.removeAllow, button.value!, OUTSIDER, {
+      ephemeral: true,
+      channel: CHANNEL,
+    });
+    await h.fake.waitFor('the answer', () => h.fake.responsesTo(responseId).length === 1);
+    const [answer] = h.fake.responsesTo(responseId);
+    expect(answer).toMatchObject({ replace_original: true });
+    expect(String(answer!.text)).toContain('Removed: the allowlist entry');
+    expect(String(answer!.text)).toContain('SLACK_HISTORY no longer lets you read it');
+    // Nothing of the identity's other IPs or entries.
+    expect(JSON.stringify(answer)).not.toContain('198.51.100.78');
+    expect(JSON.stringify(answer)).not.toContain('branch office');
+    expect(await h.history.getAllow(ARC.appId, IP)).toBeUndefined();
   });
 });

@@ -1,8 +1,9 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
 import { recordAudit } from '../../core/audit.ts';
 import { alertRef, loadAlertState, updateAlertState } from '../alert-state.ts';
-import { authorise, channelOfClick, reply } from '../authorise.ts';
+import { authorise, channelOfClick, decide, reply } from '../authorise.ts';
 import { buildHistoryMessage, parseRemoveAllowValue } from '../blocks/history.ts';
+import { code } from '../blocks/text.ts';
 import { revokedNotes } from '../commands/arc-history.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
@@ -25,7 +26,7 @@ async function showRemoval(ctx: SlackContext, alertId: string, user: string): Pr
 
 /**
  * Remove allowlist (from /arc-history): who may is decided as for Mark benign (anyone in the alert
- * channel, and responders anywhere); refreshes the private reply.
+ * channel, and responders anywhere); refreshes the private reply for who may read the history.
  */
 export function registerRemoveAllow(app: App, ctx: SlackContext): void {
   // Each button of a reply has its own numbered id; a button with the bare id is served alike.
@@ -64,6 +65,18 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
         ctx.audit,
       );
       if (removed && entry?.alertId) await showRemoval(ctx, entry.alertId, user);
+      // The reply is read again only for who may still read the history: SLACK_HISTORY may have
+      // been tightened since it was given.
+      const reading = await decide(ctx, user, 'history', place);
+      if (!reading.ok) {
+        await respond({
+          replace_original: true,
+          text: `${removed ? 'Removed' : 'Already removed'}: the allowlist entry of ${code(pair.appId, 80)} from ${code(pair.ip, 60)}. The history is not shown again: SLACK_HISTORY no longer lets you read it here.`,
+        }).catch((err: unknown) =>
+          ctx.logger.warn({ err: (err as Error).message }, 'cannot refresh the /arc-history reply'),
+        );
+        return;
+      }
       const [{ entries, dormant }, revoked] = await Promise.all([
         ctx.history.readIdentity(pair.appId),
         revokedNotes(ctx, pair.appId),
