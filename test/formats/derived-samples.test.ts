@@ -394,6 +394,17 @@ describe('DERIVED format specifics', () => {
     ).toBeUndefined();
   });
 
+  it('Elastic alert: a webhook body whose `alerts` is one alert object, not an array, is that alert', () => {
+    const body = kibanaWebhookBody([]) as Record<string, unknown>;
+    body.alerts = arcEvent('elastic-alert', { alertUrl: null });
+    const events = extractEvents(body);
+    expect(events).toHaveLength(1);
+    const d = detection(parseDetection(events[0]));
+    expect(d.sourceFormat).toBe('elastic-alert');
+    expect(d.sourceIp).toBe(ARC.ip);
+    expect(d.elasticAlert?.resultsUrl).toBe(body.results_link);
+  });
+
   it('Elastic alert: event time is original_time, not the alert @timestamp; legacy signal.original_time', () => {
     const alert = arcEvent('elastic-alert');
     expect(alert['@timestamp']).not.toBe(ARC.timeIso);

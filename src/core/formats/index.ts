@@ -26,7 +26,8 @@ export { parseEventTime } from './event-time.ts';
 
 /**
  * The events in one ingested JSON value: the elements of an array, of the Azure diagnostic-settings
- * envelope `{"records": [...]}`, or of a Kibana webhook body `{"alerts": [...], …}`; anything else
+ * envelope `{"records": [...]}`, or of a Kibana webhook body `{"alerts": [...], …}` (or its one
+ * alert as `{"alerts": {...}, …}`); anything else
  * (an action-group payload, a single document) is one event.
  */
 export function extractEvents(body: unknown): unknown[] {
@@ -34,7 +35,10 @@ export function extractEvents(body: unknown): unknown[] {
   if (isObject(body)) {
     const records = own(body, 'records');
     if (Array.isArray(records)) return records;
-    const alerts = own(body, 'alerts');
+    // A Kibana body made with `"alerts":{{#context.alerts}}{{{.}}}{{/context.alerts}}` holds one
+    // alert as an object, not in an array.
+    const found = own(body, 'alerts');
+    const alerts = isObject(found) ? [found] : found;
     if (Array.isArray(alerts)) {
       const link = own(body, 'results_link');
       if (typeof link === 'string') {
