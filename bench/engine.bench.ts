@@ -36,15 +36,8 @@ function prng(seed: number) {
  * Evaluates `total` events in batches of `batch`, timing only `evaluate`: each batch's events are
  * built just before it (so the heap holds one batch, as a server would) and that is not counted.
  */
-async function timeBatches(
-  store: StateStore,
-  total: number,
-  batch: number,
-  make: (i: number) => unknown,
-  pairLocks: boolean,
-) {
-  // As the service runs it: a store that replicas share holds each batch's pairs while it updates them.
-  const engine = await createEngine({ store, windowMs: WINDOW, outbox: noOutbox, pairLocks });
+async function timeBatches(store: StateStore, total: number, batch: number, make: (i: number) => unknown) {
+  const engine = await createEngine({ store, windowMs: WINDOW, outbox: noOutbox });
   let spent = 0;
   for (let i = 0; i < total; i += batch) {
     const events = Array.from({ length: Math.min(batch, total - i) }, (_, j) => make(i + j));
@@ -59,7 +52,6 @@ const rate = (n: number) => `${Math.round(n).toLocaleString('en')} events/s`;
 
 async function throughput(label: string, open: () => Promise<StateStore>) {
   const now = Date.now();
-  const pairLocks = label === 'redis';
   const random = prng(7);
   // Events come as a stream does (an Event Hub partition, a bulk export): in time order, each 1 ms
   // after the previous one, ending a second ago. Their event ids lead with that time, so the
@@ -71,57 +63,35 @@ async function throughput(label: string, open: () => Promise<StateStore>) {
   let store = await open();
   const warm = Array.from({ length: pairs }, (_, i) => event(appIdOf(i % 100), ipOf(i), now - DAY));
   await (await createEngine({ store, windowMs: WINDOW, outbox: noOutbox })).evaluate(warm, { silent: true });
-  const knownRate = await timeBatches(
-    store,
-    200_000,
-    5_000,
-    (i) => {
-      const p = Math.floor(random() * pairs);
-      return event(appIdOf(p % 100), ipOf(p), at(i, 200_000));
-    },
-    pairLocks,
-  );
+  const knownRate = await timeBatches(store, 200_000, 5_000, (i) => {
+    const p = Math.floor(random() * pairs);
+    return event(appIdOf(p % 100), ipOf(p), at(i, 200_000));
+  });
   await store.close();
   // The worst case for the dedup index: 100,000 events that all carry the same millisecond, so
   // their ids land at random places in it (a real stream never crowds like that).
   store = await open();
   await (await createEngine({ store, windowMs: WINDOW, outbox: noOutbox })).evaluate(warm, { silent: true });
-  const crowdedRate = await timeBatches(
-    store,
-    100_000,
-    5_000,
-    () => {
-      const p = Math.floor(random() * pairs);
-      return event(appIdOf(p % 100), ipOf(p), now - 1000);
-    },
-    pairLocks,
-  );
+  const crowdedRate = await timeBatches(store, 100_000, 5_000, () => {
+    const p = Math.floor(random() * pairs);
+    return event(appIdOf(p % 100), ipOf(p), now - 1000);
+  });
   await store.close();
   // Harder: 10,000 known pairs in batches of 1,000, so that nearly every event is its pair's only
   // one in the batch (one read and one write of the pair per event).
   store = await open();
   const wide = Array.from({ length: 10_000 }, (_, i) => event(appIdOf(i % 1000), ipOf(i), now - DAY));
   await (await createEngine({ store, windowMs: WINDOW, outbox: noOutbox })).evaluate(wide, { silent: true });
-  const spreadRate = await timeBatches(
-    store,
-    100_000,
-    1_000,
-    (i) => {
-      const p = Math.floor(random() * 10_000);
-      return event(appIdOf(p % 1000), ipOf(p), at(i, 100_000));
-    },
-    pairLocks,
-  );
+  const spreadRate = await timeBatches(store, 100_000, 1_000, (i) => {
+    const p = Math.floor(random() * 10_000);
+    return event(appIdOf(p % 1000), ipOf(p), at(i, 100_000));
+  });
   await store.close();
   // New pairs: 100,000 events, each a pair never seen (10,000 identities × 10 IPs), batches of 1,000;
   // every one is alerted (the outbox here only counts).
   store = await open();
-  const newRate = await timeBatches(
-    store,
-    100_000,
-    1_000,
-    (i) => event(appIdOf(50_000 + (i % 10_000)), ipOf(i + 1), at(i, 100_000)),
-    pairLocks,
+  const newRate = await timeBatches(store, 100_000, 1_000, (i) =>
+    event(appIdOf(50_000 + (i % 10_000)), ipOf(i + 1), at(i, 100_000)),
   );
   await store.close();
   console.log(

@@ -20,7 +20,6 @@ import { createStoreOutbox, type DurableOutbox, type OutboxOptions } from './out
 import { type ReplicaWatch, sharedSettings, watchReplicas } from './replicas.ts';
 import { keepSecretsOut } from './secrets.ts';
 import { openStateStore } from './store/open-state-store.ts';
-import { storeIsShared } from './store/parse-store-url.ts';
 import { type StoreWatch, watchStore } from './store/write-probe.ts';
 import { waitAtMost } from './timeout.ts';
 
@@ -245,8 +244,6 @@ export async function createApp(options: AppOptions): Promise<App> {
       outbox,
       ...(geo ? { geo } : {}),
       ...(config.learningPeriodMs !== undefined ? { learningPeriodMs: config.learningPeriodMs } : {}),
-      // Replicas share Redis and PostgreSQL; SQLite and memory are one process's own.
-      pairLocks: storeIsShared(config.storeUrl),
       ...(options.now ? { now: options.now } : {}),
     });
 

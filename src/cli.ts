@@ -14,7 +14,7 @@ import { createHistory, isAllowActive } from './core/history.ts';
 import { holdsHistory } from './core/learning-period.ts';
 import type { AllowlistEntry } from './core/pair.ts';
 import { openStateStore } from './store/open-state-store.ts';
-import { parseStoreUrl, redactUrl, storeIsShared } from './store/parse-store-url.ts';
+import { parseStoreUrl, redactUrl } from './store/parse-store-url.ts';
 
 const USAGE = `usage: npm run history -- import <file|->
        npm run history -- list <appid>
@@ -232,8 +232,6 @@ async function importHistory(path: string): Promise<number> {
       store,
       windowMs: config.historyWindowMs,
       outbox: { add: async () => {} },
-      // Replicas of the service may be updating the same pairs meanwhile.
-      pairLocks: storeIsShared(config.storeUrl),
     });
     opened = { store, engine };
     return opened;

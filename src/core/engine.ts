@@ -29,7 +29,6 @@ import {
   pairKey,
   type StoredPair,
 } from './pair.ts';
-import { type PairLockOptions, withPairsHeld } from './pair-locks.ts';
 import { pairWrites } from './pair-writes.ts';
 import type { GeoLocator, Outbox, StateStore } from './ports.ts';
 
@@ -68,12 +67,6 @@ export interface EngineOptions {
    * it (default 1.5 s): see `pairsStored`.
    */
   settleMs?: number;
-  /**
-   * Hold each batch's pairs in the store while it updates them (`withPairsHeld`): for a store that
-   * replicas share (Redis, PostgreSQL). Off, a pair is updated by one batch at a time within
-   * this process only.
-   */
-  pairLocks?: boolean | PairLockOptions;
 }
 
 export interface EvaluateOptions {
@@ -138,8 +131,6 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const now = opts.now ?? Date.now;
   const lock = new KeyedLock();
   const settleMs = opts.settleMs ?? SETTLE_MS;
-  const pairLocks = opts.pairLocks !== undefined && opts.pairLocks !== false;
-  const pairLockOptions = typeof opts.pairLocks === 'object' ? opts.pairLocks : {};
   const learning = await startLearningPeriod(store, opts.learningPeriodMs, now);
   const eventClaims = createEventClaims(store, windowMs);
 
@@ -191,8 +182,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     outcome: ClaimOutcome<Candidate>,
   ) {
     const { keys, allowKeys } = pairsOf(parsed);
-    await lock.run(keys, () => (pairLocks ? withPairsHeld(store, keys, work, pairLockOptions) : work()));
-    async function work() {
+    await lock.run(keys, async () => {
       const t = now();
       const { stored, allows } = await readPairs(parsed, keys, allowKeys, outcome, t);
       const candidates = await eventsToJudge(parsed, stored, t, results);
@@ -228,7 +218,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       for (const c of handedOver) {
         if (results[c.index]?.outcome === 'alerted') results[c.index] = duplicateResult(c);
       }
-    }
+    });
   }
 
   /** Each pair of a batch once, in order of first appearance, with the allowlist key of that first event. */

@@ -68,8 +68,6 @@ export interface Claims {
   claimMany(keys: readonly string[], ttlMs?: number): Promise<boolean[]>;
   /** Gives a claim back so that it can be taken again. */
   releaseClaim(key: string): Promise<void>;
-  /** `releaseClaim` for many keys at once (one round trip). */
-  releaseClaims(keys: readonly string[]): Promise<void>;
 }
 
 /** Claims kept in groups, as the backend stores many short-lived claims best. */

@@ -12,7 +12,6 @@ export interface ClaimsAndSets {
   claim(key: string, ttlMs: number | undefined): Promise<boolean>;
   claimMany(keys: readonly string[], ttlMs: number | undefined): Promise<boolean[]>;
   releaseClaim(key: string): Promise<void>;
-  releaseClaims(keys: readonly string[]): Promise<void>;
   /**
    * Grouped claims kept in one structure per group; without them, `<group>:<key>` claims. Should
    * the call fail, it gives back what it took.
@@ -331,12 +330,6 @@ export class KeyvStateStore implements StateStore {
     this.#open();
     checkKey(key);
     await this.#rest.releaseClaim(key);
-  }
-
-  async releaseClaims(keys: readonly string[]): Promise<void> {
-    this.#open();
-    checkKeys(keys, 'keys');
-    if (keys.length > 0) await this.#rest.releaseClaims(keys);
   }
 
   async claimInGroups(groups: ReadonlyArray<ClaimGroup>, ttlMs: number): Promise<boolean[][]> {

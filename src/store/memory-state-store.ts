@@ -44,10 +44,6 @@ class MemoryClaimsAndSets implements ClaimsAndSets {
     this.#claims.delete(key);
   }
 
-  async releaseClaims(keys: readonly string[]): Promise<void> {
-    for (const key of keys) this.#claims.delete(key);
-  }
-
   async addMembers(set: string, members: readonly string[]): Promise<void> {
     let entry = this.#sets.get(set);
     if (!entry) {

@@ -185,9 +185,3 @@ function postgresSchema(url: string, display: string): { url: string; schema: st
     schema: value,
   };
 }
-
-/** Whether replicas can share the store of `STORE_URL` (Redis, PostgreSQL); SQLite and memory are one process's. */
-export function storeIsShared(storeUrl: string): boolean {
-  const { kind } = parseStoreUrl(storeUrl);
-  return kind === 'redis' || kind === 'postgres';
-}

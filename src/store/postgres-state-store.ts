@@ -68,7 +68,6 @@ function statementsIn(schema: string) {
   ON CONFLICT (key) DO UPDATE SET expires = EXCLUDED.expires WHERE c.expires <= $3
   RETURNING key`,
     releaseClaim: `DELETE FROM ${schema}.arc_claims WHERE key = $1`,
-    releaseClaims: `DELETE FROM ${schema}.arc_claims WHERE key = ANY($1::text[])`,
     // The first of the state tables that does not exist, or NULL.
     missingTable: `SELECT t AS missing FROM unnest(ARRAY['keyv', 'arc_claims', 'arc_members']) AS t
        WHERE to_regclass('${schema}.' || t) IS NULL LIMIT 1`,
@@ -284,10 +283,6 @@ class PostgresClaimsAndSets implements ClaimsAndSets {
 
   async releaseClaim(key: string): Promise<void> {
     await this.#pool.query(this.#sql.releaseClaim, [this.#prefix + key]);
-  }
-
-  async releaseClaims(keys: readonly string[]): Promise<void> {
-    await this.#pool.query(this.#sql.releaseClaims, [keys.map((key) => this.#prefix + key)]);
   }
 
   async addMembers(set: string, members: readonly string[]): Promise<void> {

@@ -141,10 +141,6 @@ class RedisClaimsAndSets implements ClaimsAndSets {
     await this.#client.unlink(this.#claimPrefix + key);
   }
 
-  async releaseClaims(keys: readonly string[]): Promise<void> {
-    await this.#client.unlink(keys.map((key) => this.#claimPrefix + key));
-  }
-
   async addMembers(set: string, members: readonly string[]): Promise<void> {
     await this.#client.sAdd(this.#setPrefix + set, members as string[]);
   }

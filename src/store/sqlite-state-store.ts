@@ -162,14 +162,6 @@ class SqliteClaimsAndSets implements ClaimsAndSets {
     this.#release.run(this.#prefix + key);
   }
 
-  async releaseClaims(keys: readonly string[]): Promise<void> {
-    const stmt = this.#release;
-    const prefix = this.#prefix;
-    immediateTransaction(this.#adapter.db, () => {
-      for (const key of keys) stmt.run(prefix + key);
-    });
-  }
-
   async addMembers(set: string, members: readonly string[]): Promise<void> {
     const setKey = this.#prefix + set;
     const stmt = this.#add;

@@ -3,7 +3,6 @@
  *   node test/core/engine-race-child.ts <STORE_URL> <namespace> <tag>
  * Opens the shared store, prints `ready`, waits for a line on stdin, then evaluates 25 distinct
  * detections of the same new (identity, IP) pair concurrently and prints `{"alerted":n,"known":m}`.
- * On Redis and PostgreSQL it holds its pairs across processes, as the service does there.
  */
 import { once } from 'node:events';
 import { createEngine } from '../../src/core/engine.ts';
@@ -20,7 +19,6 @@ let alerts = 0;
 const engine = await createEngine({
   store,
   windowMs: 7 * 86_400_000,
-  pairLocks: !url.startsWith('sqlite:'),
   outbox: {
     add: async (a) => {
       alerts += a.length;

@@ -13,7 +13,6 @@ const unreachable = (): ClaimsAndSets => ({
     throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
   },
   releaseClaim: async () => {},
-  releaseClaims: async () => {},
   addMembers: async () => {},
   addToSets: async () => {},
   removeMembers: async () => {},

@@ -240,19 +240,6 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.claim('b', 60_000)).toBe(true);
       });
 
-      it('releaseClaims gives many claims back at once, leaving the others held', async () => {
-        const store = await fresh();
-        expect(await store.claimMany(['r1', 'r2', 'r3'], 60_000)).toEqual([true, true, true]);
-        await store.releaseClaims(['r1', 'r3', 'never-claimed']);
-        await store.releaseClaims([]);
-        expect(await store.claimMany(['r1', 'r2', 'r3', 'never-claimed'], 60_000)).toEqual([
-          true,
-          false,
-          true,
-          true,
-        ]);
-      });
-
       it('lets exactly one of 50 concurrent claims of one key win', async () => {
         const store = await fresh();
         const results = await Promise.all(Array.from({ length: 50 }, () => store.claim('contended', 60_000)));
