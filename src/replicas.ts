@@ -23,6 +23,14 @@ interface ReplicaRecord {
 /** See `ReplicaRecord.reads`. */
 const READS = ['learning-end'];
 
+/**
+ * Whether a replica reads a learning period's end brought forward while it runs: it says so, or it
+ * records `SLACK_HISTORY`, which the same release began to record. A replica without Slack of that
+ * release records neither, and is named as one that may not.
+ */
+const readsLearningEnd = (other: ReplicaRecord): boolean =>
+  other.reads?.includes('learning-end') === true || other.settings.SLACK_HISTORY !== undefined;
+
 const MEMBERS = 'meta:replicas';
 const recordKey = (id: string) => `meta:replica:${id}`;
 
@@ -102,7 +110,7 @@ export async function watchReplicas(
     for (const other of records) {
       if (other === undefined || typeof other.settings !== 'object' || other.settings === null) continue;
       const who = `${String(other.host)} (pid ${Number(other.pid)})`;
-      if (learningEnd !== undefined && learningEnd > now() && !other.reads?.includes('learning-end')) {
+      if (learningEnd !== undefined && learningEnd > now() && !readsLearningEnd(other)) {
         stillLearning.push(who);
       }
       const theirs = (name: string) => other.settings[name] ?? UNRECORDED[name];
@@ -117,7 +125,7 @@ export async function watchReplicas(
       stillLearning.length === 0
         ? []
         : [
-            `replicas of an older release share this store and do not read that LEARNING_PERIOD=0 ended the learning period: they record new pairs without alerting until ${new Date(learningEnd!).toISOString()}; restart them on this release: ${stillLearning.join(', ')}`,
+            `replicas of an earlier release share this store, which may not read that LEARNING_PERIOD=0 ended the learning period (those before it was added record new pairs without alerting until ${new Date(learningEnd!).toISOString()}); restart them on this release: ${stillLearning.join(', ')}`,
           ];
     const settingsDiffer =
       differences.length === 0

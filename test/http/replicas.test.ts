@@ -94,19 +94,28 @@ it('names the replicas of an older release that keep learning after LEARNING_PER
     settings: { HISTORY_WINDOW: '7d', AZURE_REMEDIATION: 'dry-run', SLACK_ALERT_CHANNEL: '(no Slack)' },
   };
   await a.app.store.set('meta:replica:older', older, 60_000);
-  await a.app.store.addMembers('meta:replicas', ['older']);
+  // One of the release that added LEARNING_PERIOD=0, which reads the end as it runs: it records
+  // SLACK_HISTORY, not what it reads.
+  const previous = {
+    host: 'previous-host',
+    pid: 42,
+    settings: { ...older.settings, SLACK_HISTORY: 'anyone' },
+  };
+  await a.app.store.set('meta:replica:previous', previous, 60_000);
+  await a.app.store.addMembers('meta:replicas', ['older', 'previous']);
 
   const b = await start({ LEARNING_PERIOD: '0' }, 'learning');
   expect(b.app.engine.learningEndedHere).toBe(true);
   const [warning, ...rest] = await warningsOf(b);
-  expect(warning).toMatch(/^replicas of an older release share this store/);
+  expect(warning).toMatch(/^replicas of an earlier release share this store/);
   expect(warning).toContain(`until ${new Date(until).toISOString()}`);
   expect(warning).toContain('old-host (pid 41)');
+  expect(warning).not.toContain('previous-host');
   // A replica of this release reads the new end: not named.
   expect(warning).not.toContain(`pid ${process.pid}`);
   expect(rest).toEqual([]);
   expect(
-    b.logs.filter((l) => l.level === 'error' && /^replicas of an older release/.test(String(l.msg))),
+    b.logs.filter((l) => l.level === 'error' && /^replicas of an earlier release/.test(String(l.msg))),
   ).toHaveLength(1);
   // The replica that did not end the period says nothing of it.
   expect(await warningsOf(a)).toEqual([]);

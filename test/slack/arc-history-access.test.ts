@@ -153,7 +153,10 @@ describe('a Remove allowlist button of a reply given before SLACK_HISTORY was ti
     const [answer] = h.fake.responsesTo(responseId);
     expect(answer).toMatchObject({ replace_original: true });
     expect(String(answer!.text)).toContain('Removed: the allowlist entry');
-    expect(String(answer!.text)).toContain('SLACK_HISTORY no longer lets you read it');
+    expect(String(answer!.text)).toContain(
+      'The history is not shown again: :no_entry: Only responders (SLACK_RESPONDERS) may use /arc-history.',
+    );
+    expect(String(answer!.text)).not.toContain('recorded');
     // Nothing of the identity's other IPs or entries.
     expect(JSON.stringify(answer)).not.toContain('198.51.100.78');
     expect(JSON.stringify(answer)).not.toContain('branch office');
