@@ -343,6 +343,7 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
       }
       errorCode = 'internal';
       log.error({ err, method, path: loggedPath }, 'unhandled error while answering a request');
+      if (awaitsContinue(req) && !req.complete) res.setHeader('connection', 'close');
       sendError(
         res,
         new HttpError(

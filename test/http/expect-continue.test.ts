@@ -53,8 +53,9 @@ function exchange(port: number, head: string, body: string): Promise<Exchange> {
         body: JSON.parse(final.slice(end + 4, end + 4 + length)) as Record<string, unknown>,
         sentBody,
       };
-      // A connection kept open is told apart from a closed one by a short wait.
-      setTimeout(() => finish(false), 300);
+      // A connection kept open is told apart from a closed one by a wait (the server closes at
+      // once after a refusal).
+      setTimeout(() => finish(false), 1000);
     });
     s.on('close', () => finish(true));
     s.on('error', (err) => {

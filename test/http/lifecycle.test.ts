@@ -388,7 +388,7 @@ describe('npm start (node src/main.ts)', () => {
     );
     second.svc.child.kill('SIGTERM');
     expect(await second.svc.exited).toBe(0);
-  });
+  }, 60_000);
 
   it('names GeoIP databases on its line, and stops on one it cannot open, naming the variable', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
