@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 
 /**
- * Closes the connection of an answer sent while the request's body is still coming (a 413) in
+ * Closes the connection of an answer sent while the request's body is still coming (a 413, or a
+ * refusal of a request that asked for `100 Continue` and sends its body all the same) in
  * stages, as RFC 9112 §9.6 advises: the answer goes out with the end of the service's side, then
  * what the client still sends is thrown away until it closes its side, the body ends or `waitMs`
  * pass (the reader of the body, `readBody`, also cuts off a client that keeps sending far past the

@@ -322,6 +322,17 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
       await handler(req, res, log);
     };
 
+    /**
+     * A request refused before `100 Continue` was sent: its client may never send the body, so
+     * the connection cannot carry another request; one that sends it anyway (as it may) gets the
+     * answer before the connection closes, not a reset.
+     */
+    const closeUnsentBody = () => {
+      if (!awaitsContinue(req) || req.complete || req.destroyed) return;
+      res.setHeader('connection', 'close');
+      lingeringClose(req, LINGER_MS);
+    };
+
     run().catch((err: unknown) => {
       if (err instanceof ClientGoneError) {
         errorCode = 'client_gone';
@@ -335,15 +346,13 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
         // A refused body still coming (413): answered at once, and the connection closed in
         // stages, so that a sender still sending reads the answer rather than a reset.
         if (err.status === 413 && !req.complete && !req.destroyed) lingeringClose(req, LINGER_MS);
-        // A client still waiting for `100 Continue` may never send its body: the connection
-        // cannot carry another request.
-        else if (awaitsContinue(req) && !req.complete) res.setHeader('connection', 'close');
+        else closeUnsentBody();
         sendError(res, err, requestId);
         return;
       }
       errorCode = 'internal';
       log.error({ err, method, path: loggedPath }, 'unhandled error while answering a request');
-      if (awaitsContinue(req) && !req.complete) res.setHeader('connection', 'close');
+      closeUnsentBody();
       sendError(
         res,
         new HttpError(

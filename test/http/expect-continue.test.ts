@@ -125,6 +125,56 @@ describe('POST /ingest with Expect: 100-continue', () => {
   );
 });
 
+/**
+ * Sends `head` and, without waiting for `100 Continue` (as RFC 9110 allows), a body of `bytes`
+ * spaces in the same write; resolves with all the server sent that it read once the connection
+ * closes.
+ */
+function sendAtOnce(port: number, head: string, bytes: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    const got: Buffer[] = [];
+    // As many clients do, it reads only once it has sent everything (or its sending failed).
+    s.pause();
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('error', () => {});
+    s.on('close', () => resolve(Buffer.concat(got).toString('utf8')));
+    s.on('connect', () =>
+      s.end(Buffer.concat([Buffer.from(head), Buffer.alloc(bytes, 0x20)]), () => s.resume()),
+    );
+  });
+}
+
+describe('a refused request whose client sends its body without waiting for 100 Continue', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ env: { INGEST_TOKEN: TOKEN } });
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it.each([
+    ['of another content type', { 'content-type': 'text/plain' }, 415],
+    ['without a valid token', { authorization: 'Bearer wrong-token-0000' }, 401],
+  ])('reads the answer to one %s, not a reset connection', async (_what, extra, status) => {
+    const bytes = 4 * 1024 * 1024;
+    const raw = await sendAtOnce(
+      Number(new URL(t.url).port),
+      headOf('/ingest', {
+        authorization: `Bearer ${TOKEN}`,
+        'content-type': 'application/json',
+        'content-length': bytes,
+        expect: '100-continue',
+        ...extra,
+      }),
+      bytes,
+    );
+    expect(raw).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(raw).not.toContain('100 Continue');
+  });
+});
+
 describe('a body declared over INGEST_MAX_BYTES', () => {
   let t: TestApp;
   beforeAll(async () => {
