@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Config } from './config.ts';
 import { formatDuration } from './core/duration.ts';
+import { LEARNING_REPLACED_KEY } from './core/learning-period.ts';
 import type { MemberSets, Values } from './core/ports.ts';
 import type { Logger } from './log.ts';
 
@@ -80,15 +81,7 @@ export async function watchReplicas(
   store: Values & MemberSets,
   settings: Settings,
   logger: Logger,
-  opts: {
-    everyMs?: number;
-    /**
-     * This start ended a running learning period (`LEARNING_PERIOD=0`) that had this end: a
-     * replica of an older release, which reads the end only at its start, keeps learning until it.
-     */
-    learningReplacedEnd?: number;
-    now?: () => number;
-  } = {},
+  opts: { everyMs?: number; now?: () => number } = {},
 ): Promise<ReplicaWatch> {
   const everyMs = opts.everyMs ?? 60_000;
   const now = opts.now ?? Date.now;
@@ -106,7 +99,10 @@ export async function watchReplicas(
     if (gone.length > 0) await store.removeMembers(MEMBERS, gone);
     const differences: string[] = [];
     const stillLearning: string[] = [];
-    const learningEnd = opts.learningReplacedEnd;
+    // A learning period that a start ended early (LEARNING_PERIOD=0): a replica of a release that
+    // reads its end only at its start keeps learning until the end it had.
+    const replaced = await store.get<unknown>(LEARNING_REPLACED_KEY);
+    const learningEnd = typeof replaced === 'number' ? replaced : undefined;
     for (const other of records) {
       if (other === undefined || typeof other.settings !== 'object' || other.settings === null) continue;
       const who = `${String(other.host)} (pid ${Number(other.pid)})`;

@@ -1,6 +1,11 @@
 import type { Claims, StateEntry, Values } from './ports.ts';
 
 const LEARNING_KEY = 'meta:learning-until';
+/**
+ * The end a learning period had before a start ended it early (`LEARNING_PERIOD=0`), kept until
+ * that end: replicas of a release that reads the end only at its start keep learning until it.
+ */
+export const LEARNING_REPLACED_KEY = 'meta:learning-replaced-end';
 /** Claimed for good by the first start of a store (with LEARNING_PERIOD set). */
 const FIRST_START = 'meta:first-start';
 /** Set once the store holds any sighting: a learning period opens only on an empty history. */
@@ -20,8 +25,6 @@ export interface LearningPeriod {
   readonly fixedEarlier: boolean;
   /** This start ended a running learning period (`learningPeriodMs` 0). */
   readonly endedHere: boolean;
-  /** When this start ended a running period: the end it had (which an older replica still keeps). */
-  readonly replacedEnd: number | undefined;
   /**
    * Reads the period's end again while it runs, which another start may have brought forward (a
    * replica started with `learningPeriodMs` 0). True when the period ended early by it.
@@ -61,7 +64,6 @@ export async function startLearningPeriod(
   let learningUntil: number | undefined;
   let learningFixedEarlier = false;
   let endedHere = false;
-  let replacedEnd: number | undefined;
   if (learningPeriodMs !== undefined && learningPeriodMs > 0) {
     // The first start of an empty history opens the learning period; later starts keep its end.
     const until = now() + learningPeriodMs;
@@ -89,8 +91,8 @@ export async function startLearningPeriod(
     if (stored > now() && learningPeriodMs === 0) {
       learningUntil = now();
       endedHere = true;
-      replacedEnd = stored;
       await store.set(LEARNING_KEY, learningUntil);
+      await store.set(LEARNING_REPLACED_KEY, stored, stored - learningUntil);
     } else if (stored > now()) {
       learningUntil = stored;
       learningFixedEarlier = true;
@@ -103,7 +105,6 @@ export async function startLearningPeriod(
     },
     fixedEarlier: learningFixedEarlier,
     endedHere,
-    replacedEnd,
     async refresh() {
       if (learningUntil === undefined || learningUntil <= now()) return false;
       const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
