@@ -72,6 +72,8 @@ function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
  * its body thrown away, so that a client still sending reads the answer rather than a reset.
  */
 const LINGER_MS = 5000;
+/** How long a refused request's connection waits, idle, for a body its client was never asked to send. */
+const UNSENT_BODY_IDLE_MS = 1000;
 
 const ABSOLUTE_FORM = /^https?:\/\//i;
 
@@ -330,7 +332,8 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
     const closeUnsentBody = () => {
       if (!awaitsContinue(req) || req.complete || req.destroyed) return;
       res.setHeader('connection', 'close');
-      lingeringClose(req, LINGER_MS);
+      // Most such clients never send it: a second without any of it ends the wait.
+      lingeringClose(req, LINGER_MS, UNSENT_BODY_IDLE_MS);
     };
 
     run().catch((err: unknown) => {

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from '../support/http-app.ts';
 import { arcEvent } from '../support/samples.ts';
 
@@ -145,7 +145,7 @@ function sendAtOnce(port: number, head: string, bytes: number): Promise<string> 
   });
 }
 
-describe('a refused request whose client sends its body without waiting for 100 Continue', () => {
+describe('a refused request whose client does not wait for 100 Continue', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp({ env: { INGEST_TOKEN: TOKEN } });
@@ -172,6 +172,32 @@ describe('a refused request whose client sends its body without waiting for 100 
     );
     expect(raw).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
     expect(raw).not.toContain('100 Continue');
+  });
+
+  it('has its connection let go once it sent no body for a second, with its side kept open, not held for the 5 s of a body still coming', async () => {
+    const s = connect({ port: Number(new URL(t.url).port), host: '127.0.0.1', allowHalfOpen: true });
+    let raw = '';
+    s.on('data', (d: Buffer) => {
+      raw += d.toString('utf8');
+    });
+    s.on('error', () => {});
+    await new Promise<void>((resolve) => s.on('connect', resolve));
+    s.write(
+      headOf('/ingest', {
+        authorization: 'Bearer wrong-token-0000',
+        'content-type': 'application/json',
+        'content-length': 100_000,
+        expect: '100-continue',
+      }),
+    );
+    await vi.waitFor(() => expect(raw).toMatch(/^HTTP\/1\.1 401 /));
+    // The service lets go of the connection (the client, keeping its side open, is not told).
+    const open = () =>
+      new Promise<number>((resolve, reject) =>
+        t.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+      );
+    await vi.waitFor(async () => expect(await open()).toBe(0), { timeout: 3000, interval: 50 });
+    s.destroy();
   });
 });
 
