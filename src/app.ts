@@ -251,6 +251,9 @@ export async function createApp(options: AppOptions): Promise<App> {
 
     replicas = await watchReplicas(store, sharedSettings(config), logger, {
       ...(options.replicaCheckMs !== undefined ? { everyMs: options.replicaCheckMs } : {}),
+      ...(engine.learningReplacedEnd !== undefined
+        ? { learningReplacedEnd: engine.learningReplacedEnd }
+        : {}),
       ...(options.now ? { now: options.now } : {}),
     });
     const replicaWatch = replicas;

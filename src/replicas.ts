@@ -81,7 +81,12 @@ export async function watchReplicas(
   store: Values & MemberSets,
   settings: Settings,
   logger: Logger,
-  opts: { everyMs?: number; now?: () => number } = {},
+  opts: {
+    everyMs?: number;
+    now?: () => number;
+    /** The end of a learning period this start ended early: kept here too, should the store lose it. */
+    learningReplacedEnd?: number;
+  } = {},
 ): Promise<ReplicaWatch> {
   const everyMs = opts.everyMs ?? 60_000;
   const now = opts.now ?? Date.now;
@@ -102,7 +107,7 @@ export async function watchReplicas(
     // A learning period that a start ended early (LEARNING_PERIOD=0): a replica of a release that
     // reads its end only at its start keeps learning until the end it had.
     const replaced = await store.get<unknown>(LEARNING_REPLACED_KEY);
-    const learningEnd = typeof replaced === 'number' ? replaced : undefined;
+    const learningEnd = typeof replaced === 'number' ? replaced : opts.learningReplacedEnd;
     for (const other of records) {
       if (other === undefined || typeof other.settings !== 'object' || other.settings === null) continue;
       const who = `${String(other.host)} (pid ${Number(other.pid)})`;
@@ -121,7 +126,7 @@ export async function watchReplicas(
       stillLearning.length === 0
         ? []
         : [
-            `replicas of an earlier release share this store, which may not read that LEARNING_PERIOD=0 ended the learning period (those before it was added record new pairs without alerting until ${new Date(learningEnd!).toISOString()}); restart them on this release: ${stillLearning.join(', ')}`,
+            `replicas of an earlier release share this store and may not read that LEARNING_PERIOD=0 ended the learning period (those of releases before it record new pairs without alerting until ${new Date(learningEnd!).toISOString()}); restart them on this release: ${stillLearning.join(', ')}`,
           ];
     const settingsDiffer =
       differences.length === 0

@@ -85,6 +85,8 @@ export interface Engine {
   readonly learningFixedEarlier: boolean;
   /** This start ended a running learning period (`learningPeriodMs` 0). */
   readonly learningEndedHere: boolean;
+  /** When this start ended a running period: the end that period had. */
+  readonly learningReplacedEnd: number | undefined;
   /**
    * Reads the learning period's end again (see `LearningPeriod.refresh`): true when another start
    * ended it early.
@@ -445,6 +447,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     windowMs,
     learningFixedEarlier: learning.fixedEarlier,
     learningEndedHere: learning.endedHere,
+    learningReplacedEnd: learning.replacedEnd,
     get learningUntil() {
       return learning.until;
     },

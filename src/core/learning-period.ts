@@ -25,6 +25,8 @@ export interface LearningPeriod {
   readonly fixedEarlier: boolean;
   /** This start ended a running learning period (`learningPeriodMs` 0). */
   readonly endedHere: boolean;
+  /** When this start ended a running period: the end that period had. */
+  readonly replacedEnd: number | undefined;
   /**
    * Reads the period's end again while it runs, which another start may have brought forward (a
    * replica started with `learningPeriodMs` 0). True when the period ended early by it.
@@ -64,6 +66,7 @@ export async function startLearningPeriod(
   let learningUntil: number | undefined;
   let learningFixedEarlier = false;
   let endedHere = false;
+  let replacedEnd: number | undefined;
   if (learningPeriodMs !== undefined && learningPeriodMs > 0) {
     // The first start of an empty history opens the learning period; later starts keep its end.
     const until = now() + learningPeriodMs;
@@ -88,12 +91,17 @@ export async function startLearningPeriod(
     // end, so that a restart or a replica without the variable does not alert through it. Set to
     // 0, the start ends it now.
     const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
-    if (stored > now() && learningPeriodMs === 0) {
-      learningUntil = now();
+    const t = now();
+    if (stored > t && learningPeriodMs === 0) {
+      learningUntil = t;
       endedHere = true;
-      await store.set(LEARNING_KEY, learningUntil);
-      await store.set(LEARNING_REPLACED_KEY, stored, stored - learningUntil);
-    } else if (stored > now()) {
+      replacedEnd = stored;
+      // In one write: the end replaced is never lost to a failure between the two.
+      await store.setMany([
+        { key: LEARNING_REPLACED_KEY, value: stored, ttlMs: stored - t },
+        { key: LEARNING_KEY, value: learningUntil },
+      ]);
+    } else if (stored > t) {
       learningUntil = stored;
       learningFixedEarlier = true;
     }
@@ -105,6 +113,7 @@ export async function startLearningPeriod(
     },
     fixedEarlier: learningFixedEarlier,
     endedHere,
+    replacedEnd,
     async refresh() {
       if (learningUntil === undefined || learningUntil <= now()) return false;
       const stored = readEnd(await store.get<unknown>(LEARNING_KEY));

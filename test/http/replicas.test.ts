@@ -117,6 +117,12 @@ it('names the replicas of an older release that keep learning after LEARNING_PER
   expect(
     b.logs.filter((l) => l.level === 'error' && /^replicas of an earlier release/.test(String(l.msg))),
   ).toHaveLength(1);
+  // The replica that ended it keeps the end it replaced, should the store lose it.
+  await b.app.store.delete('meta:learning-replaced-end');
+  await new Promise((resolve) => setTimeout(resolve, 3 * RENEW_MS));
+  expect((await warningsOf(b))[0]).toContain('old-host (pid 41)');
+  await b.app.store.set('meta:learning-replaced-end', until, until - Date.now());
+
   // The other replicas of this release name it too, from the end kept in the store.
   await vi.waitFor(async () => expect((await warningsOf(a))[0]).toContain('old-host (pid 41)'), {
     timeout: 10 * RENEW_MS,

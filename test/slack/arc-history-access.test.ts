@@ -154,7 +154,7 @@ describe('a Remove allowlist button of a reply given before SLACK_HISTORY was ti
     expect(answer).toMatchObject({ replace_original: true });
     expect(String(answer!.text)).toContain('Removed: the allowlist entry');
     expect(String(answer!.text)).toContain(
-      'The history is not shown again: :no_entry: Only responders (SLACK_RESPONDERS) may use /arc-history.',
+      'The history is not shown again: Only responders (SLACK_RESPONDERS) may use /arc-history.',
     );
     expect(String(answer!.text)).not.toContain('recorded');
     // Nothing of the identity's other IPs or entries.
