@@ -56,7 +56,9 @@ export type Decision =
       ok: false;
       /** For the audit entry. */
       detail: string;
-      /** The private refusal. */
+      /** Why, in a sentence or two, for a message of another's making. */
+      reason: string;
+      /** The private refusal: the reason, and that the attempt was recorded. */
       text: string;
     };
 
@@ -84,6 +86,12 @@ export async function decide(
   place: { where?: string | undefined; home: string },
 ): Promise<Decision> {
   const verb = VERB[action];
+  const refused = (detail: string, reason: string, recorded = true): Decision => ({
+    ok: false,
+    detail,
+    reason,
+    text: `:no_entry: ${reason}${recorded ? ' Your attempt was recorded.' : ''}`,
+  });
   /** Why group membership could not be checked, when it could not (for refusals). */
   const unchecked = (): { detail: string; text: string } | undefined => {
     const unread = ctx.responders.unreadableGroups();
@@ -120,43 +128,33 @@ export async function decide(
     if (!ctx.responders.empty && (await ctx.responders.isResponder(user)))
       return { ok: true, as: 'responder' };
     if (ctx.responders.empty) {
-      return {
-        ok: false,
-        detail: 'not from the alert channel (SLACK_RESPONDERS is not set)',
-        text: `:no_entry: ${verb} works only in the alert channel <#${place.home}>: SLACK_RESPONDERS is not set, so the members of that channel may use it there. Your attempt was recorded.`,
-      };
+      return refused(
+        'not from the alert channel (SLACK_RESPONDERS is not set)',
+        `${verb} works only in the alert channel <#${place.home}>: SLACK_RESPONDERS is not set, so the members of that channel may use it there.`,
+      );
     }
     const why = unchecked();
-    return {
-      ok: false,
-      detail: why
+    return refused(
+      why
         ? `not from the alert channel; ${why.detail}`
         : 'not from the alert channel, not in SLACK_RESPONDERS',
-      text: `:no_entry: ${verb} works in the alert channel <#${place.home}>, or anywhere for responders (SLACK_RESPONDERS).${why ? ` ${why.text}` : ''} Your attempt was recorded.`,
-    };
+      `${verb} works in the alert channel <#${place.home}>, or anywhere for responders (SLACK_RESPONDERS).${why ? ` ${why.text}` : ''}`,
+    );
   }
   if (await ctx.responders.isResponder(user)) return { ok: true, as: 'responder' };
   if (ctx.responders.empty) {
-    return {
-      ok: false,
-      detail: 'SLACK_RESPONDERS is not set',
-      text: `:no_entry: Nobody may use ${verb} yet: SLACK_RESPONDERS is not set. Ask the operators of arc-responder to add responders.`,
-    };
+    return refused(
+      'SLACK_RESPONDERS is not set',
+      `Nobody may use ${verb} yet: SLACK_RESPONDERS is not set. Ask the operators of arc-responder to add responders.`,
+      false,
+    );
   }
+  // A member of a group that could not be read is refused (fail closed), but told why.
   const why = unchecked();
-  if (why) {
-    // A member of a group that could not be read is refused (fail closed), but told why.
-    return {
-      ok: false,
-      detail: why.detail,
-      text: `:no_entry: Only responders (SLACK_RESPONDERS) may use ${verb}. ${why.text} Your attempt was recorded.`,
-    };
-  }
-  return {
-    ok: false,
-    detail: 'not in SLACK_RESPONDERS',
-    text: `:no_entry: Only responders (SLACK_RESPONDERS) may use ${verb}. Your attempt was recorded.`,
-  };
+  return refused(
+    why?.detail ?? 'not in SLACK_RESPONDERS',
+    `Only responders (SLACK_RESPONDERS) may use ${verb}.${why ? ` ${why.text}` : ''}`,
+  );
 }
 
 /** The channel a button was pressed in (block_actions: `channel.id`, else `container.channel_id`). */

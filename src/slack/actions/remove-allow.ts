@@ -71,7 +71,7 @@ export function registerRemoveAllow(app: App, ctx: SlackContext): void {
       if (!reading.ok) {
         await respond({
           replace_original: true,
-          text: `${removed ? 'Removed' : 'Already removed'}: the allowlist entry of ${code(pair.appId, 80)} from ${code(pair.ip, 60)}. The history is not shown again: ${reading.text.replace(/^:no_entry: /, '').replace(/ Your attempt was recorded\.$/, '')}`,
+          text: `${removed ? 'Removed' : 'Already removed'}: the allowlist entry of ${code(pair.appId, 80)} from ${code(pair.ip, 60)}. The history is not shown again: ${reading.reason}`,
         }).catch((err: unknown) =>
           ctx.logger.warn({ err: (err as Error).message }, 'cannot refresh the /arc-history reply'),
         );
