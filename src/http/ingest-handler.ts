@@ -24,7 +24,7 @@ import {
 export { MAX_EVENTS_PER_REQUEST };
 
 import type { Limiter } from './limiter.ts';
-import { awaitsContinue, bodyEncoding, declaredTooLarge, readBody } from './read-body.ts';
+import { askForBody, bodyEncoding, declaredTooLarge, readBody } from './read-body.ts';
 
 /** An event that was not accepted (not alerted, known or allowlisted), and why. */
 export interface RejectedEvent {
@@ -313,7 +313,7 @@ export function createIngestHandler(deps: IngestDeps) {
     const summary = await readers.run(async () => {
       // A client that waits for `100 Continue` is told to send its body only now, once every
       // check that needs no body has passed: a refused one never uploads it.
-      if (awaitsContinue(req)) res.writeContinue();
+      askForBody(req, res);
       const body = await readBody(req, ingestMaxBytes, encoding, bodyDeadlineMs);
       const summary = await limiter.run(async () => {
         // Awaited only when there is something to wait for: a small body is parsed and expanded

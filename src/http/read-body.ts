@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import {
   constants,
@@ -161,13 +161,23 @@ export function declaredTooLarge(req: IncomingMessage, maxBytes: number): HttpEr
 /** Node's test of an `Expect: 100-continue` request (HTTP/1.1 only), which then waits for a `100`. */
 const CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
+/** The answers whose `100 Continue` was sent. */
+const continued = new WeakSet<ServerResponse>();
+
 /**
- * True when the client waits for `100 Continue` before it sends its body. The server lets the
- * handlers send it (`checkContinue`), so that a request refused on its headers alone is answered
+ * Tells a client that waits for `100 Continue` to send its body (once). The server lets the
+ * handlers do it (`checkContinue`), so that a request refused on its headers alone is answered
  * before the client uploads anything.
  */
-export function awaitsContinue(req: IncomingMessage): boolean {
-  return req.httpVersion === '1.1' && CONTINUE.test(req.headers.expect ?? '');
+export function askForBody(req: IncomingMessage, res: ServerResponse): void {
+  if (!bodyUnasked(req, res)) return;
+  continued.add(res);
+  res.writeContinue();
+}
+
+/** True when the client waits for a `100 Continue` that was not sent: it may never send its body. */
+export function bodyUnasked(req: IncomingMessage, res: ServerResponse): boolean {
+  return req.httpVersion === '1.1' && CONTINUE.test(req.headers.expect ?? '') && !continued.has(res);
 }
 
 /**

@@ -9,7 +9,7 @@ import type { StoreWatch } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
 import { clientErrorAnswer, HttpError, sendError, sendJson } from './http-error.ts';
 import { lingeringClose } from './lingering-close.ts';
-import { awaitsContinue, ClientGoneError } from './read-body.ts';
+import { askForBody, bodyUnasked, ClientGoneError } from './read-body.ts';
 import { createRefusalLog } from './refusal-log.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, log: Logger) => void | Promise<void>;
@@ -320,20 +320,23 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
         );
       }
       // The ingest sends `100 Continue` itself, after its checks; the others read their body now.
-      if (path !== '/ingest' && awaitsContinue(req)) res.writeContinue();
+      if (path !== '/ingest') askForBody(req, res);
       await handler(req, res, log);
     };
 
     /**
-     * A request refused before `100 Continue` was sent: its client may never send the body, so
-     * the connection cannot carry another request; one that sends it anyway (as it may) gets the
-     * answer before the connection closes, not a reset.
+     * A refusal while the request's body is unfinished: a body still coming (413), or one never
+     * asked for (`100 Continue` not sent: the client may never send it). The connection cannot
+     * carry another request; it closes in stages, so that a client still sending gets the answer
+     * rather than a reset. Most clients never send a body they were not asked for: a second
+     * without any of it ends that wait.
      */
-    const closeUnsentBody = () => {
-      if (!awaitsContinue(req) || req.complete || req.destroyed) return;
+    const closeUnfinished = (status: number) => {
+      if (req.complete || req.destroyed) return;
+      const unasked = bodyUnasked(req, res);
+      if (status !== 413 && !unasked) return;
       res.setHeader('connection', 'close');
-      // Most such clients never send it: a second without any of it ends the wait.
-      lingeringClose(req, LINGER_MS, UNSENT_BODY_IDLE_MS);
+      lingeringClose(req, LINGER_MS, unasked ? UNSENT_BODY_IDLE_MS : undefined);
     };
 
     run().catch((err: unknown) => {
@@ -346,16 +349,13 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
       if (err instanceof HttpError) {
         errorCode = err.code;
         told = clip(redact(err.message), MAX_LOGGED_REASON);
-        // A refused body still coming (413): answered at once, and the connection closed in
-        // stages, so that a sender still sending reads the answer rather than a reset.
-        if (err.status === 413 && !req.complete && !req.destroyed) lingeringClose(req, LINGER_MS);
-        else closeUnsentBody();
+        closeUnfinished(err.status);
         sendError(res, err, requestId);
         return;
       }
       errorCode = 'internal';
       log.error({ err, method, path: loggedPath }, 'unhandled error while answering a request');
-      closeUnsentBody();
+      closeUnfinished(500);
       sendError(
         res,
         new HttpError(

@@ -174,31 +174,38 @@ describe('a refused request whose client does not wait for 100 Continue', () => 
     expect(raw).not.toContain('100 Continue');
   });
 
-  it('has its connection let go once it sent no body for a second, with its side kept open, not held for the 5 s of a body still coming', async () => {
-    const s = connect({ port: Number(new URL(t.url).port), host: '127.0.0.1', allowHalfOpen: true });
-    let raw = '';
-    s.on('data', (d: Buffer) => {
-      raw += d.toString('utf8');
-    });
-    s.on('error', () => {});
-    await new Promise<void>((resolve) => s.on('connect', resolve));
-    s.write(
-      headOf('/ingest', {
-        authorization: 'Bearer wrong-token-0000',
-        'content-type': 'application/json',
-        'content-length': 100_000,
-        expect: '100-continue',
-      }),
-    );
-    await vi.waitFor(() => expect(raw).toMatch(/^HTTP\/1\.1 401 /));
-    // The service lets go of the connection (the client, keeping its side open, is not told).
-    const open = () =>
-      new Promise<number>((resolve, reject) =>
-        t.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+  it.each([
+    ['without a valid token', { authorization: 'Bearer wrong-token-0000' }, 401],
+    ['declaring a body over INGEST_MAX_BYTES', { 'content-length': 5 * 1024 * 1024 }, 413],
+  ])(
+    'has its connection let go once it sent no body for a second, with its side kept open, not held for the 5 s of a body still coming: a request %s',
+    async (_what, extra, status) => {
+      const s = connect({ port: Number(new URL(t.url).port), host: '127.0.0.1', allowHalfOpen: true });
+      let raw = '';
+      s.on('data', (d: Buffer) => {
+        raw += d.toString('utf8');
+      });
+      s.on('error', () => {});
+      await new Promise<void>((resolve) => s.on('connect', resolve));
+      s.write(
+        headOf('/ingest', {
+          authorization: `Bearer ${TOKEN}`,
+          'content-type': 'application/json',
+          'content-length': 100_000,
+          expect: '100-continue',
+          ...extra,
+        }),
       );
-    await vi.waitFor(async () => expect(await open()).toBe(0), { timeout: 3000, interval: 50 });
-    s.destroy();
-  });
+      await vi.waitFor(() => expect(raw).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `)));
+      // The service lets go of the connection (the client, keeping its side open, is not told).
+      const open = () =>
+        new Promise<number>((resolve, reject) =>
+          t.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+        );
+      await vi.waitFor(async () => expect(await open()).toBe(0), { timeout: 3000, interval: 50 });
+      s.destroy();
+    },
+  );
 });
 
 describe('a body declared over INGEST_MAX_BYTES', () => {
