@@ -93,22 +93,26 @@ export async function watchReplicas(
   const id = randomUUID();
   const self: ReplicaRecord = { host: hostname(), pid: process.pid, settings, reads: READS };
   let current: string[] = [];
-  let said = '';
+  /** What was last said of each kind: each is logged once, when it appears or changes. */
+  let saidLearning = '';
+  let saidSettings = '';
 
   async function renew(): Promise<void> {
     await store.set(recordKey(id), self, everyMs * 3);
     await store.addMembers(MEMBERS, [id]);
     const ids = (await store.members(MEMBERS)).filter((other) => other !== id);
-    const records = await store.getMany<ReplicaRecord>(ids.map(recordKey));
+    // The records, and the end of a learning period that a start ended early (LEARNING_PERIOD=0):
+    // a replica of a release that reads its end only at its start keeps learning until it.
+    const [replaced, ...records] = await store.getMany<unknown>([
+      LEARNING_REPLACED_KEY,
+      ...ids.map(recordKey),
+    ]);
     const gone = ids.filter((_, i) => records[i] === undefined);
     if (gone.length > 0) await store.removeMembers(MEMBERS, gone);
+    const learningEnd = typeof replaced === 'number' ? replaced : opts.learningReplacedEnd;
     const differences: string[] = [];
     const stillLearning: string[] = [];
-    // A learning period that a start ended early (LEARNING_PERIOD=0): a replica of a release that
-    // reads its end only at its start keeps learning until the end it had.
-    const replaced = await store.get<unknown>(LEARNING_REPLACED_KEY);
-    const learningEnd = typeof replaced === 'number' ? replaced : opts.learningReplacedEnd;
-    for (const other of records) {
+    for (const other of records as Array<ReplicaRecord | undefined>) {
       if (other === undefined || typeof other.settings !== 'object' || other.settings === null) continue;
       const who = `${String(other.host)} (pid ${Number(other.pid)})`;
       if (learningEnd !== undefined && learningEnd > now() && !readsLearningEnd(other)) {
@@ -124,24 +128,18 @@ export async function watchReplicas(
     }
     const learning =
       stillLearning.length === 0
-        ? []
-        : [
-            `replicas of an earlier release share this store and may not read that LEARNING_PERIOD=0 ended the learning period (those of releases before it record new pairs without alerting until ${new Date(learningEnd!).toISOString()}); restart them on this release: ${stillLearning.join(', ')}`,
-          ];
+        ? ''
+        : `replicas of an earlier release share this store and may not read that LEARNING_PERIOD=0 ended the learning period (those of releases before it record new pairs without alerting until ${new Date(learningEnd!).toISOString()}); restart them on this release: ${stillLearning.join(', ')}`;
     const settingsDiffer =
       differences.length === 0
-        ? []
-        : [
-            `replicas sharing this store run with other settings, so what happens to a detection or a click depends on which replica takes it; give every replica the same: ${differences.join(' | ')}`,
-          ];
-    current = [...learning, ...settingsDiffer];
-    const text = current.join('\n');
-    // Each said once, when it appears or changes; detections that go unalerted are an error.
-    if (text !== said) {
-      if (learning.length > 0 && !said.includes(learning[0]!)) logger.error(learning[0]!);
-      if (settingsDiffer.length > 0 && !said.includes(settingsDiffer[0]!)) logger.warn(settingsDiffer[0]!);
-    }
-    said = text;
+        ? ''
+        : `replicas sharing this store run with other settings, so what happens to a detection or a click depends on which replica takes it; give every replica the same: ${differences.join(' | ')}`;
+    // Detections that go unalerted are an error.
+    if (learning !== '' && learning !== saidLearning) logger.error(learning);
+    if (settingsDiffer !== '' && settingsDiffer !== saidSettings) logger.warn(settingsDiffer);
+    saidLearning = learning;
+    saidSettings = settingsDiffer;
+    current = [learning, settingsDiffer].filter((text) => text !== '');
   }
 
   let stopped = false;
