@@ -31,6 +31,7 @@ import {
 } from './pair.ts';
 import { pairWrites } from './pair-writes.ts';
 import type { GeoLocator, Outbox, StateStore } from './ports.ts';
+import { storePairs } from './store-pairs.ts';
 
 /**
  * Why an alert fired, as every message of it says: Elastic judged the pair new though this
@@ -385,16 +386,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
 
     const { writes, index, storesNewPair } = pairWrites({ pairs, changed, stored, latest, t, windowMs });
     // The history holds a sighting once a new pair is written (not by an event never stored).
-    if (storesNewPair) {
-      const mark = learning.takeHistoryMark();
-      if (mark) writes.push(mark);
-    }
+    const mark = storesNewPair ? learning.takeHistoryMark() : undefined;
     // An identity's index outlives every pair in it: a pair lasts at most a window past its last
     // write, and a pair still written is indexed again every half window. The index is written
     // before the pairs (a crash in between leaves no pair unindexed) and again after them: a
     // reader that found an entry before its pair was written may have removed it meanwhile.
     if (index.length > 0) await store.addToSets(index, 2 * windowMs);
-    await store.setMany(writes);
+    // Another process's sightings of a pair written since this batch read it are merged, not lost.
+    await storePairs(store, writes, mark ? [mark] : [], stored, t, windowMs);
     if (index.length > 0) await store.addToSets(index, 2 * windowMs);
   }
 

@@ -1,6 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import type { Candidate } from './candidate.ts';
 import { detailsOf, identitySet, type StoredPair } from './pair.ts';
-import type { StateEntry } from './ports.ts';
+import type { ConditionalEntry, Expected } from './ports.ts';
+
+/** This process's part of every `rev` it writes; a counter makes each one unique. */
+const REV_PREFIX = randomUUID().slice(0, 13);
+let revCounter = 0;
+
+/** A `rev` no other write has (see `StoredPair.rev`). */
+export const newRev = (): string => `${REV_PREFIX}.${(revCounter++).toString(36)}`;
+
+/** What a write over `base` (the record read, or none) expects to find. */
+export const expectedOver = (base: StoredPair | undefined): Expected =>
+  base === undefined ? 'absent' : { rev: base.rev ?? null };
+
+/** How long a pair's record lasts from `t`: a window after its last sighting or its alert, whichever is later. */
+export const pairTtl = (pair: StoredPair, t: number, windowMs: number): number =>
+  Math.max(pair.lastSeen, pair.alertedAt ?? 0) + windowMs - t;
 
 /** What a batch's judgement hands to `pairWrites`. */
 export interface PairWritesInput {
@@ -19,8 +35,8 @@ export interface PairWritesInput {
 
 /** The store writes of a batch's pairs. */
 export interface PairWrites {
-  /** The pairs to store, each for as long as it lasts. */
-  writes: StateEntry[];
+  /** The pairs to store, each for as long as it lasts, each over the record read. */
+  writes: Array<ConditionalEntry & { value: StoredPair; ttlMs: number }>;
   /** `[identity set, IP]` members to add before the writes. */
   index: Array<[set: string, member: string]>;
   /** Whether a pair the store did not hold is among `writes`. */
@@ -29,7 +45,7 @@ export interface PairWrites {
 
 /** The writes that store the pairs a batch changed (the inputs are left as they are). */
 export function pairWrites({ pairs, changed, stored, latest, t, windowMs }: PairWritesInput): PairWrites {
-  const writes: StateEntry[] = [];
+  const writes: PairWrites['writes'] = [];
   // New pairs are indexed under their identity before they are written, and existing ones again
   // every half window: the index never misses a stored pair for long, even after a crash
   // between the two writes or a pruning reader.
@@ -42,7 +58,7 @@ export function pairWrites({ pairs, changed, stored, latest, t, windowMs }: Pair
     // A record lasts a window after its last sighting, and a window after its alert: a pair
     // alerted from an event that came late keeps its record as long as the alert's claim,
     // so that a sighting meanwhile updates that alert rather than being lost to the claim.
-    const ttl = Math.max(working.lastSeen, working.alertedAt ?? 0) + windowMs - t;
+    const ttl = pairTtl(working, t, windowMs);
     // A sighting older than the window expires at once: nothing to keep.
     if (ttl <= 0) continue;
     const pair = { ...working };
@@ -56,7 +72,8 @@ export function pairWrites({ pairs, changed, stored, latest, t, windowMs }: Pair
     if (c && (!before || c.at >= before.lastSeen || pair.last === undefined)) {
       pair.last = detailsOf(c.detection);
     }
-    writes.push({ key, value: pair, ttlMs: ttl });
+    pair.rev = newRev();
+    writes.push({ key, value: pair, ttlMs: ttl, expect: expectedOver(before) });
   }
   return { writes, index, storesNewPair: writes.some((w) => !stored.has(w.key)) };
 }

@@ -48,6 +48,11 @@ export interface StoredPair extends Omit<PairRecord, 'last'> {
    * then, as long as the alert's claim, so that a sighting meanwhile updates that alert.
    */
   alertedAt?: number;
+  /**
+   * Which write this is (unique to it): a process writes a pair only over the record it read
+   * (`ConditionalWrites`), and merges with what another process wrote meanwhile otherwise.
+   */
+  rev?: string;
 }
 
 /** An allowlist entry for one pair: suppresses alerts while it lasts. */
@@ -136,6 +141,68 @@ export function recordSighting(
     return spans;
   }
   return addSighting(spans, t, windowMs, horizon);
+}
+
+/**
+ * The spans of two records of one pair as one list (the sightings of both): spans of one bucket
+ * become one, and those that ended before `horizon` are dropped.
+ */
+export function mergeSpans(
+  a: ReadonlyArray<readonly [number, number]>,
+  b: ReadonlyArray<readonly [number, number]>,
+  windowMs: number,
+  horizon: number,
+): Array<[number, number]> {
+  const width = Math.max(1, Math.floor(windowMs / BUCKETS_PER_WINDOW));
+  const all = [...a, ...b].filter(([, hi]) => hi >= horizon).sort((x, y) => x[0] - y[0]);
+  const out: Array<[number, number]> = [];
+  for (const [lo, hi] of all) {
+    const last = out[out.length - 1];
+    if (last && Math.floor(last[0] / width) === Math.floor(lo / width)) {
+      if (hi > last[1]) last[1] = hi;
+    } else {
+      out.push([lo, hi]);
+    }
+  }
+  return out;
+}
+
+/**
+ * A pair's record once this process's write (`written`, made over `base`, what it read) and
+ * another process's meanwhile (`current`, what the store holds now) are both in it: the counts
+ * added up, the earlier first sighting, the later last one with its details, every span, the
+ * later alert. `rev` is left for the caller to set.
+ */
+export function mergeStoredPairs(
+  current: StoredPair,
+  written: StoredPair,
+  base: StoredPair | undefined,
+  windowMs: number,
+  horizon: number,
+): StoredPair {
+  // What this write added to what it read; the rest of its count is in `current` already (or
+  // expired with `base`).
+  const added = written.count - (base?.count ?? 0);
+  const merged: StoredPair = {
+    appId: current.appId,
+    ip: current.ip,
+    firstSeen: Math.min(current.firstSeen, written.firstSeen),
+    lastSeen: Math.max(current.lastSeen, written.lastSeen),
+    count: current.count + Math.max(0, added),
+    spans: mergeSpans(current.spans, written.spans, windowMs, horizon),
+  };
+  const newer = written.lastSeen >= current.lastSeen ? written : current;
+  const last = newer.last ?? (newer === written ? current.last : written.last);
+  if (last !== undefined) merged.last = last;
+  const alerted =
+    (written.alertedAt ?? (written.alertId ? 0 : -1)) >= (current.alertedAt ?? (current.alertId ? 0 : -1))
+      ? written
+      : current;
+  if (alerted.alertId !== undefined) merged.alertId = alerted.alertId;
+  if (alerted.alertedAt !== undefined) merged.alertedAt = alerted.alertedAt;
+  const indexedAt = Math.max(current.indexedAt ?? 0, written.indexedAt ?? 0);
+  if (indexedAt > 0) merged.indexedAt = indexedAt;
+  return merged;
 }
 
 /** The pair's details as the last detection carried them. */

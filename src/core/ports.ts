@@ -57,6 +57,36 @@ export interface ValueWrites {
 /** Values by key, read and written. */
 export type Values = ValueReads & ValueWrites;
 
+/**
+ * What a conditional write finds at its key before it writes: no live value (`'absent'`), or a
+ * live value whose `rev` field is `rev` (`null`: a value without one). A `rev` is 1-64 letters,
+ * digits, `_`, `.` or `-`, and a value holds it as its own top-level string field.
+ */
+export type Expected = 'absent' | { rev: string | null };
+
+/** One entry for `ConditionalWrites.setManyIfUnchanged`: written only if its key holds `expect`. */
+export interface ConditionalEntry extends StateEntry {
+  /** Without it, the entry is written whatever the key holds. */
+  expect?: Expected;
+}
+
+/** What a conditional write found at a key it did not write (`value` undefined: no live value). */
+export interface Found {
+  value: unknown;
+}
+
+/** Writing values only over what the writer read: how processes sharing a store merge rather than overwrite. */
+export interface ConditionalWrites {
+  /**
+   * Writes every entry whose key holds what it expects, all in one atomic step (one script in
+   * Redis, one statement or transaction in SQL): a value another process wrote since it was read
+   * is never overwritten. Answers per entry `true` when it was written, or what the key held
+   * instead: read in the same step where the backend can (Redis, SQLite), just after otherwise.
+   * Keys must differ.
+   */
+  setManyIfUnchanged(entries: readonly ConditionalEntry[]): Promise<Array<true | Found>>;
+}
+
 /** Atomic claims (set-if-absent), the first primitive Keyv lacks. */
 export interface Claims {
   /**
@@ -149,6 +179,7 @@ export interface StoreLifecycle {
 export interface StateStore
   extends ValueReads,
     ValueWrites,
+    ConditionalWrites,
     Claims,
     GroupedClaims,
     MemberSets,

@@ -1,6 +1,16 @@
 import type { Keyv } from 'keyv';
-import type { ClaimGroup, LiveCount, LiveMembersQuery, StateEntry, StateStore } from '../core/ports.ts';
-import { deserializeKeyvData } from './keyv-json.ts';
+import type {
+  ClaimGroup,
+  ConditionalEntry,
+  Expected,
+  Found,
+  LiveCount,
+  LiveMembersQuery,
+  StateEntry,
+  StateStore,
+} from '../core/ports.ts';
+import { type RawConditionalEntry, type RawConditionalResult, REV } from './conditional-write.ts';
+import { deserializeKeyvData, serializeKeyvData } from './keyv-json.ts';
 import { describeError, StoreError } from './store-error.ts';
 
 /**
@@ -71,6 +81,30 @@ function checkGroup(group: unknown, what: string): asserts group is string {
       `${what} must be 1-128 letters, digits, "_", "." or "-", got ${typeof group === 'string' ? JSON.stringify(group.slice(0, 40)) : describe(group)}`,
     );
   }
+}
+
+function checkExpected(expect: unknown, what: string): asserts expect is Expected | undefined {
+  if (expect === undefined || expect === 'absent') return;
+  const rev = (expect as { rev?: unknown } | null)?.rev;
+  if (
+    typeof expect === 'object' &&
+    expect !== null &&
+    (rev === null || (typeof rev === 'string' && REV.test(rev)))
+  ) {
+    return;
+  }
+  throw new StoreError(
+    'STORE_BAD_INPUT',
+    `${what} must be 'absent' or { rev } with rev null or 1-64 letters, digits, "_", "." or "-", got ${describe(expect)}`,
+  );
+}
+
+/** The value of a live serialised envelope, as Keyv reads it (undefined once its own expiry passed). */
+function liveValue(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  const data = deserializeKeyvData<{ value?: unknown; expires?: number | null } | null>(text);
+  if (data === null || (typeof data.expires === 'number' && data.expires < Date.now())) return undefined;
+  return data.value;
 }
 
 function checkArray(value: unknown, what: string): void {
@@ -164,6 +198,8 @@ export interface KeyvStateStoreOptions {
    * without it `valuesByPrefix` answers undefined.
    */
   rowsByPrefix?: (prefix: string) => Array<[string, string]>;
+  /** `StateStore.setManyIfUnchanged` in one atomic step of the backend, on its own keys and values. */
+  writeIfUnchanged: (entries: RawConditionalEntry[]) => Promise<RawConditionalResult[]>;
   /** Why the backend can no longer be used, when it knows (a SQLite file deleted while open): every call then fails with it. */
   lost?: () => string | undefined;
   /**
@@ -198,6 +234,7 @@ export class KeyvStateStore implements StateStore {
   #rows: ((prefix: string) => Array<[string, string]>) | undefined;
   #lost: (() => string | undefined) | undefined;
   #warnings: (() => string[]) | undefined;
+  #writeIfUnchanged: (entries: RawConditionalEntry[]) => Promise<RawConditionalResult[]>;
 
   /**
    * @param valuePrefix put before every value key (`<namespace>:`), or `''` when the adapter
@@ -208,7 +245,7 @@ export class KeyvStateStore implements StateStore {
     keyv: Keyv,
     rest: ClaimsAndSets,
     valuePrefix: string,
-    options: KeyvStateStoreOptions = {},
+    options: KeyvStateStoreOptions,
   ) {
     this.kind = kind;
     this.sharedAcrossProcesses = options.sharedAcrossProcesses ?? false;
@@ -236,6 +273,7 @@ export class KeyvStateStore implements StateStore {
     this.#rows = options.rowsByPrefix && guarded(options.rowsByPrefix, fail, options.busyRetry);
     this.#lost = options.lost;
     this.#warnings = options.warnings;
+    this.#writeIfUnchanged = guarded(options.writeIfUnchanged, fail, options.busyRetry);
   }
 
   warnings(): string[] {
@@ -304,6 +342,41 @@ export class KeyvStateStore implements StateStore {
       batch[i] = ttl === undefined ? { key, value: entry.value } : { key, value: entry.value, ttl };
     }
     await this.#keyv.setMany(batch);
+  }
+
+  async setManyIfUnchanged(entries: readonly ConditionalEntry[]): Promise<Array<true | Found>> {
+    this.#open();
+    checkArray(entries, 'entries');
+    if (entries.length === 0) return [];
+    const keys = new Set<string>();
+    const now = Date.now();
+    const raw = entries.map((entry, i): RawConditionalEntry => {
+      checkKey(entry?.key, `entries[${i}].key`);
+      if (keys.has(entry.key)) {
+        throw new StoreError('STORE_BAD_INPUT', `entries[${i}].key repeats an earlier entry's key`);
+      }
+      keys.add(entry.key);
+      checkExpected(entry.expect, `entries[${i}].expect`);
+      const ttl = normaliseTtl(entry.ttlMs);
+      const expires = ttl === undefined ? undefined : now + ttl;
+      const text = serializeKeyvData(
+        expires === undefined ? { value: entry.value } : { value: entry.value, expires },
+      );
+      return { key: this.#prefix + entry.key, text, ttl, expires, expect: entry.expect };
+    });
+    const results = await this.#writeIfUnchanged(raw);
+    const out = results.map((r): true | Found =>
+      r === true ? true : { value: r ? liveValue(r.text) : undefined },
+    );
+    // What the backend could not read in the same step, read just after.
+    const unread = results.flatMap((r, i) => (r === false ? [i] : []));
+    if (unread.length > 0) {
+      const values = await this.#keyv.getMany<unknown>(unread.map((i) => raw[i]!.key));
+      unread.forEach((i, k) => {
+        out[i] = { value: values[k] };
+      });
+    }
+    return out;
   }
 
   async delete(key: string): Promise<boolean> {

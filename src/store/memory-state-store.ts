@@ -1,5 +1,7 @@
 import type { StateStore } from '../core/ports.ts';
+import { holdsExpected, type RawConditionalResult } from './conditional-write.ts';
 import { createKeyv } from './create-keyv.ts';
+import { deserializeKeyvData } from './keyv-json.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 
 /** Claims taken between two sweeps of expired ones; keeps the map from growing without bound. */
@@ -85,11 +87,35 @@ class MemoryClaimsAndSets implements ClaimsAndSets {
  * (expired values go when read), claims and sets in maps. Every call opens a fresh, empty store.
  */
 export function openMemoryStateStore(namespace: string): StateStore {
+  /** Keyv's serialised envelopes by key. */
+  const values = new Map<string, string>();
   return new KeyvStateStore(
     'memory',
-    createKeyv(new Map(), namespace),
+    createKeyv(values, namespace),
     new MemoryClaimsAndSets(),
     `${namespace}:`,
-    { sharedAcrossProcesses: false, acrossNetwork: false },
+    {
+      sharedAcrossProcesses: false,
+      acrossNetwork: false,
+      // Checked and written in one synchronous step: nothing else in the process comes between.
+      writeIfUnchanged: async (entries) => {
+        const now = Date.now();
+        const answers = entries.map(({ key, expect }): RawConditionalResult => {
+          const text = values.get(key);
+          const live = text !== undefined && !expiredBy(text, now) ? text : undefined;
+          return holdsExpected(live, expect) ? true : { text: live };
+        });
+        entries.forEach(({ key, text }, i) => {
+          if (answers[i] === true) values.set(key, text);
+        });
+        return answers;
+      },
+    },
   );
+}
+
+/** Whether the serialised envelope `text` carries an expiry that has passed. */
+function expiredBy(text: string, now: number): boolean {
+  const { expires } = deserializeKeyvData<{ expires?: number | null }>(text);
+  return typeof expires === 'number' && expires < now;
 }

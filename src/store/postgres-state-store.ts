@@ -1,6 +1,12 @@
 import KeyvPostgres, { type KeyvPostgresOptions } from '@keyv/postgres';
 import pg from 'pg';
 import type { StateStore } from '../core/ports.ts';
+import {
+  type RawConditionalEntry,
+  type RawConditionalResult,
+  REV_FIELD,
+  revNeedle,
+} from './conditional-write.ts';
 import { createKeyv } from './create-keyv.ts';
 import { escapeLike } from './escape-like.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
@@ -214,6 +220,61 @@ class PooledKeyvPostgres extends KeyvPostgres {
       try {
         await this.query(upsert, [keys, values]);
         return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== DEADLOCK || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  /**
+   * `StateStore.setManyIfUnchanged` in one statement: a row is replaced only while it holds the
+   * `rev` expected (checked again on the row a concurrent writer left), inserted only where none
+   * is live. Runs again after a deadlock, as `setMany` does: the statement is rolled back whole.
+   * What a row held instead is not read here: the statement's snapshot may predate the write
+   * that made its check fail.
+   */
+  async writeIfUnchanged(entries: readonly RawConditionalEntry[]): Promise<RawConditionalResult[]> {
+    const keys = new Array<string>(entries.length);
+    const texts = new Array<string>(entries.length);
+    const expects = new Array<string>(entries.length);
+    entries.forEach(({ key, text, expect }, i) => {
+      keys[i] = key;
+      texts[i] = text;
+      expects[i] =
+        expect === undefined
+          ? ''
+          : expect === 'absent'
+            ? 'A'
+            : expect.rev === null
+              ? 'N'
+              : revNeedle(expect.rev);
+    });
+    const table = `${this.opts.schema}.${this.opts.table}`;
+    const expiry = `substring(t.value from '"expires":([0-9]{1,15})}$')::bigint`;
+    const statement = `WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS i(k, v, expect)),
+      replaced AS (
+        UPDATE ${table} AS t SET value = i.v FROM input AS i
+        WHERE t.key = i.k AND i.expect NOT IN ('', 'A') AND coalesce(${expiry} > $4, true)
+          AND CASE WHEN i.expect = 'N' THEN strpos(t.value, '${REV_FIELD}') = 0
+                   ELSE strpos(t.value, i.expect) > 0 END
+        RETURNING t.key),
+      inserted AS (
+        INSERT INTO ${table} AS t (key, value) SELECT k, v FROM input WHERE expect = 'A' ORDER BY k
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE ${expiry} <= $4
+        RETURNING t.key),
+      upserted AS (
+        INSERT INTO ${table} AS t (key, value) SELECT k, v FROM input WHERE expect = '' ORDER BY k
+        ON CONFLICT (key) DO UPDATE SET value = excluded.value
+        RETURNING t.key)
+      SELECT key FROM replaced UNION ALL SELECT key FROM inserted UNION ALL SELECT key FROM upserted`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const rows = (await this.query(statement, [keys, texts, expects, Date.now()])) as Array<{
+          key: string;
+        }>;
+        const written = new Set(rows.map((row) => row.key));
+        return keys.map((key) => written.has(key));
       } catch (error) {
         if ((error as { code?: string }).code !== DEADLOCK || attempt >= 3) throw error;
       }
@@ -499,6 +560,7 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
         await pool.end();
       },
       exactHas: false,
+      writeIfUnchanged: (entries) => adapter.writeIfUnchanged(entries),
     },
   );
 }

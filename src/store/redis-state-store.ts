@@ -1,6 +1,12 @@
 import KeyvRedis, { createClient } from '@keyv/redis';
 import type { ClaimGroup, LiveCount, LiveMembersQuery, StateStore } from '../core/ports.ts';
 import { waitAtMost, withTimeout } from '../timeout.ts';
+import {
+  type RawConditionalEntry,
+  type RawConditionalResult,
+  REV_FIELD,
+  revNeedle,
+} from './conditional-write.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
 import { scrubSecret } from './parse-store-url.ts';
@@ -95,6 +101,35 @@ for i, set in ipairs(KEYS) do
   end
 end
 return counts`;
+
+/**
+ * `setManyIfUnchanged` in one step. KEYS: the value keys (in the @keyv/redis layout). ARGV: per
+ * key, three: what it expects ('' nothing, `A` no value, `N` a value without a `rev`, else the
+ * text a value with that `rev` contains), the serialised value, its TTL in ms ('' none). Every
+ * key is checked before any is written; answers 1 or 0 per key.
+ */
+const WRITE_IF_UNCHANGED_SCRIPT = `local written = {}
+for i, key in ipairs(KEYS) do
+  local expect = ARGV[3 * i - 2]
+  local pass = true
+  local current = false
+  if expect ~= '' then
+    current = redis.call('GET', key)
+    if expect == 'A' then pass = current == false
+    elseif current == false then pass = false
+    elseif expect == 'N' then pass = string.find(current, '${REV_FIELD}', 1, true) == nil
+    else pass = string.find(current, expect, 1, true) ~= nil end
+  end
+  if pass then written[i] = 1 elseif current then written[i] = current else written[i] = 0 end
+end
+for i, key in ipairs(KEYS) do
+  if written[i] == 1 then
+    local ttl = ARGV[3 * i]
+    if ttl == '' then redis.call('SET', key, ARGV[3 * i - 1])
+    else redis.call('SET', key, ARGV[3 * i - 1], 'PX', ttl) end
+  end
+end
+return written`;
 
 class RedisClaimsAndSets implements ClaimsAndSets {
   #client: RedisClient;
@@ -287,6 +322,32 @@ class RedisClaimsAndSets implements ClaimsAndSets {
     }
   }
 
+  /** One script call for the whole batch, so that it lands whole or not at all. */
+  async writeIfUnchanged(entries: readonly RawConditionalEntry[]): Promise<RawConditionalResult[]> {
+    const keys = new Array<string>(entries.length);
+    const args: string[] = [];
+    entries.forEach(({ key, text, ttl, expect }, i) => {
+      keys[i] = this.#valuePrefix + key;
+      const expects =
+        expect === undefined
+          ? ''
+          : expect === 'absent'
+            ? 'A'
+            : expect.rev === null
+              ? 'N'
+              : revNeedle(expect.rev);
+      args.push(expects, text, ttl === undefined ? '' : String(ttl));
+    });
+    const reply = (await this.#evalScript(WRITE_IF_UNCHANGED_SCRIPT, [
+      String(keys.length),
+      ...keys,
+      ...args,
+    ])) as Array<number | string>;
+    return reply.map(
+      (w): RawConditionalResult => (w === 1 ? true : { text: w === 0 ? undefined : String(w) }),
+    );
+  }
+
   async ping(): Promise<void> {
     await this.#client.ping();
   }
@@ -447,7 +508,9 @@ export async function openRedisStateStore(options: RedisStateStoreOptions): Prom
   const adapter = new BatchingKeyvRedis(client, { namespace: options.namespace, throwOnErrors: true });
   // @keyv/redis prefixes keys itself (`<ns>::`): no prefix of our own.
   const keyv = createKeyv(adapter, options.namespace);
-  return new KeyvStateStore('redis', keyv, new RedisClaimsAndSets(client, options.namespace), '', {
+  const rest = new RedisClaimsAndSets(client, options.namespace);
+  return new KeyvStateStore('redis', keyv, rest, '', {
+    writeIfUnchanged: (entries) => rest.writeIfUnchanged(entries),
     sharedAcrossProcesses: true,
     acrossNetwork: true,
     closeKeyv: async () => {

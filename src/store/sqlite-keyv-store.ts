@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
+import { holdsExpected, type RawConditionalEntry, type RawConditionalResult } from './conditional-write.ts';
 import { escapeLike } from './escape-like.ts';
 import { type Sweeper, type SweepResult, type SweepStep, startSweeper } from './sweeper.ts';
 
@@ -535,6 +536,26 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
     immediateTransaction(this.db, () => {
       for (const { key, value, ttl } of entries) stmt.run(key, value as string, ttl ? now + ttl : null);
     });
+  }
+
+  /**
+   * `StateStore.setManyIfUnchanged`: one write transaction reads each conditional entry's row and
+   * writes the entries that find what they expect. Rows are Keyv's (`RawConditionalEntry`).
+   */
+  writeIfUnchanged(entries: readonly RawConditionalEntry[]): RawConditionalResult[] {
+    const now = Date.now();
+    const get = this.#getStmt;
+    const set = this.#setStmt;
+    return immediateTransaction(this.db, () =>
+      entries.map(({ key, text, expires, expect }): RawConditionalResult => {
+        if (expect !== undefined) {
+          const current = (get.get(key, now) as unknown as [string] | undefined)?.[0];
+          if (!holdsExpected(current, expect)) return { text: current };
+        }
+        set.run(key, text, expires ?? null);
+        return true;
+      }),
+    );
   }
 
   async delete(key: string): Promise<boolean> {

@@ -320,6 +320,7 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
     sharedAcrossProcesses: true,
     acrossNetwork: false,
     rowsByPrefix: (prefix) => adapter.rowsByPrefix(prefix),
+    writeIfUnchanged: async (entries) => adapter.writeIfUnchanged(entries),
     lost: () => adapter.lost(),
     busyRetry: { when: isSqliteBusy, forMs: options.busyWaitMs ?? BUSY_WAIT_MS },
     warnings: () => diskWarnings(options.path, options.lowDiskBytes ?? LOW_DISK_BYTES),

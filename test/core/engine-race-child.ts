@@ -2,10 +2,12 @@
  * One replica in the cross-process alert race (see engine-shared-store.test.ts).
  *   node test/core/engine-race-child.ts <STORE_URL> <namespace> <tag>
  * Opens the shared store, prints `ready`, waits for a line on stdin, then evaluates 25 distinct
- * detections of the same new (identity, IP) pair concurrently and prints `{"alerted":n,"known":m}`.
+ * detections of the same new (identity, IP) pair concurrently and prints
+ * `{"alerted":n,"known":m,"outboxAlerts":k,"pair":"<its pair key>"}`.
  */
 import { once } from 'node:events';
 import { createEngine } from '../../src/core/engine.ts';
+import { pairKey } from '../../src/core/pair.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { arcEvent } from '../support/samples.ts';
 
@@ -35,11 +37,14 @@ process.stdout.write('ready\n');
 await once(process.stdin, 'data');
 const results = await Promise.all(events.map((e) => engine.evaluate([e])));
 const outcomes = results.map((r) => r[0]?.outcome);
+const first = results[0]?.[0];
+const d = first && 'detection' in first ? first.detection : undefined;
 process.stdout.write(
   `${JSON.stringify({
     alerted: outcomes.filter((o) => o === 'alerted').length,
     known: outcomes.filter((o) => o === 'known').length,
     outboxAlerts: alerts,
+    pair: d && pairKey(d.appId, d.sourceIp),
   })}\n`,
 );
 await store.close();

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AlertRecord } from '../../src/core/alert.ts';
 import { createEngine } from '../../src/core/engine.ts';
+import type { StoredPair } from '../../src/core/pair.ts';
 import type { Outbox } from '../../src/core/ports.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { describeWithService, redisTestUser, uniqueNamespace } from '../store/helpers.ts';
@@ -18,6 +19,7 @@ interface ChildResult {
   alerted: number;
   known: number;
   outboxAlerts: number;
+  pair: string;
 }
 
 /** Two replicas sharing one store race 25 detections each of the same new pair. */
@@ -55,17 +57,36 @@ async function race(url: string, namespace: string): Promise<ChildResult[]> {
   return Promise.all(runs.map((r) => r.result));
 }
 
-function expectExactlyOneAlert(results: ChildResult[]) {
+/**
+ * One alert in all, and a pair record that holds every sighting of both replicas (each merges
+ * what the other wrote since it read the pair, rather than writing over it) with that alert.
+ */
+async function expectExactlyOneAlert(url: string, namespace: string, results: ChildResult[]) {
   expect(results.reduce((n, r) => n + r.alerted, 0)).toBe(1);
   expect(results.reduce((n, r) => n + r.outboxAlerts, 0)).toBe(1);
   expect(results.reduce((n, r) => n + r.known, 0)).toBe(49);
+  const store = await openStateStore(url, { namespace });
+  try {
+    const pair = await store.get<StoredPair>(results[0]!.pair);
+    expect(pair?.count).toBe(50);
+    expect(pair?.alertId).toMatch(/^[0-9a-f]{24}$/);
+    expect(pair?.lastSeen).toBeGreaterThan(pair!.firstSeen);
+  } finally {
+    await store.close();
+  }
+}
+
+/** `race`, then its checks. */
+async function raceAndCheck(url: string): Promise<void> {
+  const namespace = uniqueNamespace('engine');
+  await expectExactlyOneAlert(url, namespace, await race(url, namespace));
 }
 
 describe('engine: exactly one alert per new pair across two processes sharing SQLite', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'arc-engine-race-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   it('one alert in total', async () => {
-    expectExactlyOneAlert(await race(`sqlite://${path.join(dir, 'shared.db')}`, uniqueNamespace('engine')));
+    await raceAndCheck(`sqlite://${path.join(dir, 'shared.db')}`);
   });
 });
 
@@ -74,7 +95,7 @@ describeWithService(
   'TEST_REDIS_URL',
   (url) => {
     it('one alert in total', async () => {
-      expectExactlyOneAlert(await race(url, uniqueNamespace('engine')));
+      await raceAndCheck(url);
     });
   },
 );
@@ -84,7 +105,7 @@ describeWithService(
   'TEST_POSTGRES_URL',
   (url) => {
     it('one alert in total', async () => {
-      expectExactlyOneAlert(await race(url, uniqueNamespace('engine')));
+      await raceAndCheck(url);
     });
   },
 );

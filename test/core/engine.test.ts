@@ -121,9 +121,9 @@ describe.each(Object.keys(backends))(
     it("keeps a new pair indexed when a reader prunes its identity between the index and the pair's write", async () => {
       // A listing or another replica's count finds the new entry before its pair is written, and
       // removes it as gone: the engine indexes the pair again once it is written.
-      const write = store.setMany.bind(store);
+      const write = store.setManyIfUnchanged.bind(store);
       let pruned = 0;
-      store.setMany = async (entries) => {
+      store.setManyIfUnchanged = async (entries) => {
         const set = identitySet(ARC.appId);
         const found = await store.members(set);
         if (found.length > 0) {
@@ -542,10 +542,19 @@ describe.each(Object.keys(backends))(
       const event = record({ time: at(60_000) });
       await engine.evaluate([event]);
       const setMany = vi.spyOn(store, 'setMany');
+      const setIfUnchanged = vi.spyOn(store, 'setManyIfUnchanged');
       await engine.evaluate([structuredClone(event), record({ time: at(30 * DAY) })]);
-      const written = setMany.mock.calls.flatMap(([entries]) => entries.map((e) => e.key));
+      const written = [...setMany.mock.calls, ...setIfUnchanged.mock.calls].flatMap(([entries]) =>
+        entries.map((e) => e.key),
+      );
       expect(written).not.toContain(pairKey(ARC.appId, ARC.ip));
+      // The same spies do see a pair written.
+      await engine.evaluate([record({ time: at(50_000) })]);
+      expect(setIfUnchanged.mock.calls.flatMap(([entries]) => entries.map((e) => e.key))).toContain(
+        pairKey(ARC.appId, ARC.ip),
+      );
       setMany.mockRestore();
+      setIfUnchanged.mockRestore();
     });
 
     it('does not alert a pair again within a window of its alert: a sighting a window after the alerted one updates it', async () => {
@@ -1214,12 +1223,17 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     const writing = new Promise<void>((resolve) => {
       release = resolve;
     });
+    let reached!: () => void;
+    const writeReached = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
     const slow = new Proxy(store, {
       get: (target, name) => {
-        if (name === 'setMany') {
-          return async (entries: Parameters<StateStore['setMany']>[0]) => {
+        if (name === 'setManyIfUnchanged') {
+          return async (entries: Parameters<StateStore['setManyIfUnchanged']>[0]) => {
+            reached();
             await writing;
-            return store.setMany(entries);
+            return store.setManyIfUnchanged(entries);
           };
         }
         const value = Reflect.get(target, name, target);
@@ -1234,6 +1248,9 @@ describe('engine: a delivery that stopped after claiming the event', () => {
       sinkA,
       sinkB,
       release,
+      /** Resolves once `a` has come to write its pairs. */
+      writeReached,
+      file,
       close: async () => {
         await other.close();
         await store.close();
@@ -1264,6 +1281,32 @@ describe('engine: a delivery that stopped after claiming the event', () => {
       await close();
     },
   );
+
+  it('merges a pair another process wrote while this one was writing it: every sighting counted, the later last seen kept', async () => {
+    const { a, b, sinkB, release, writeReached, file, close } = await replicasWithSlowWriter();
+    const [first, middle, last] = [at(3 * DAY), at(2 * DAY), at(1000)];
+    expect((await b.evaluate([record({ time: first })]))[0]?.outcome).toBe('alerted');
+    // `a` reads the pair (one sighting) and comes to write its own of two days ago...
+    const slow = a.evaluate([record({ time: middle })]);
+    await writeReached;
+    // ...while `b` stores one of a second ago over the same record.
+    expect((await b.evaluate([record({ time: last })]))[0]?.outcome).toBe('known');
+    release();
+    expect((await slow)[0]?.outcome).toBe('known');
+    const reader = await openStateStore(file);
+    const pair = await reader.get<StoredPair>(pairKey(ARC.appId, ARC.ip));
+    expect(pair).toMatchObject({
+      count: 3,
+      firstSeen: first.getTime(),
+      lastSeen: last.getTime(),
+      alertId: sinkB.alerts[0]?.id,
+    });
+    expect(pair?.spans.flat()).toEqual(
+      expect.arrayContaining([first.getTime(), middle.getTime(), last.getTime()]),
+    );
+    await reader.close();
+    await close();
+  });
 
   it("calls an event a duplicate when its alert is in the outbox, although another replica's write of its pair overtook the alert's", async () => {
     const store = await openStateStore('memory://');

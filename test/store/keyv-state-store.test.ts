@@ -24,9 +24,16 @@ const unreachable = (): ClaimsAndSets => ({
   close: async () => {},
 });
 
+/** The conditional writes of a backend that has gone away. */
+const writesUnreachable = {
+  writeIfUnchanged: async (): Promise<never> => {
+    throw Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+  },
+};
+
 describe('KeyvStateStore: driver failures', () => {
   it('reports what a driver throws or rejects with once open as STORE_UNREACHABLE, naming the cause', async () => {
-    const store = new KeyvStateStore('redis', new Keyv(), unreachable(), '');
+    const store = new KeyvStateStore('redis', new Keyv(), unreachable(), '', writesUnreachable);
     const thrown = await store.claim('k', 1000).catch((e: unknown) => e);
     expect(thrown).toBeInstanceOf(StoreError);
     expect(thrown).toMatchObject({ code: 'STORE_UNREACHABLE' });
@@ -34,6 +41,10 @@ describe('KeyvStateStore: driver failures', () => {
     const rejected = await store.claimMany(['a'], 1000).catch((e: unknown) => e);
     expect(isStoreDown(rejected)).toBe(true);
     expect((rejected as Error).message).toContain('Connection terminated unexpectedly (ECONNRESET)');
+    await expect(store.setManyIfUnchanged([{ key: 'k', value: 1, expect: 'absent' }])).rejects.toMatchObject({
+      code: 'STORE_UNREACHABLE',
+      message: expect.stringMatching(/^The redis store failed: read ECONNRESET/),
+    });
     // The store's own errors pass as they are.
     await expect(store.members('s')).rejects.toMatchObject({ code: 'STORE_BAD_INPUT' });
     // Values go through Keyv: its store failing is a store failure too.
@@ -49,7 +60,7 @@ describe('KeyvStateStore: driver failures', () => {
       throwOnErrors: true,
     });
     keyv.on('error', () => {});
-    const values = new KeyvStateStore('postgres', keyv, unreachable(), 'ns:');
+    const values = new KeyvStateStore('postgres', keyv, unreachable(), 'ns:', writesUnreachable);
     await expect(values.get('x')).rejects.toMatchObject({
       code: 'STORE_UNREACHABLE',
       message: 'The postgres store failed: ETIMEDOUT',
@@ -60,7 +71,7 @@ describe('KeyvStateStore: driver failures', () => {
 describe('KeyvStateStore: construction', () => {
   it('refuses claims and sets that can neither count live members nor list many sets', () => {
     const { membersOfMany: _unused, ...neither } = unreachable();
-    expect(() => new KeyvStateStore('redis', new Keyv(), neither, '')).toThrow(
+    expect(() => new KeyvStateStore('redis', new Keyv(), neither, '', writesUnreachable)).toThrow(
       /needs countLiveMembers or membersOfMany/,
     );
   });

@@ -139,6 +139,125 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
       });
     });
 
+    describe('conditional writes', () => {
+      it('writes each entry only over what it expects, and says what it found instead', async () => {
+        const store = await fresh();
+        await store.setMany([
+          { key: 'a', value: { n: 1, rev: 'r1' } },
+          { key: 'b', value: { n: 1 } },
+          { key: 'd', value: { n: 1, rev: 'r2' } },
+          { key: 'e', value: { n: 1, rev: 'r3' } },
+          { key: 'h', value: { n: 1, rev: 'r4' } },
+          { key: 'i', value: { n: 1, rev: 'r10' } },
+          // The text of the expected rev inside a string is not the value's rev.
+          { key: 'j', value: { note: '"rev":"r1"', rev: 'r5' } },
+          { key: 'u', value: 'old' },
+        ]);
+        const answers = await store.setManyIfUnchanged([
+          { key: 'a', value: { n: 2, rev: 'w1' }, expect: { rev: 'r1' } },
+          { key: 'b', value: { n: 2, rev: 'w2' }, expect: { rev: null } },
+          { key: 'c', value: { n: 2, rev: 'w3' }, expect: 'absent', ttlMs: 60_000 },
+          { key: 'd', value: { n: 2 }, expect: { rev: 'other' } },
+          { key: 'e', value: { n: 2 }, expect: 'absent' },
+          { key: 'f', value: { n: 2 }, expect: { rev: 'r1' } },
+          { key: 'g', value: { n: 2 }, expect: { rev: null } },
+          { key: 'h', value: { n: 2 }, expect: { rev: null } },
+          { key: 'i', value: { n: 2 }, expect: { rev: 'r1' } },
+          { key: 'j', value: { n: 2 }, expect: { rev: 'r1' } },
+          { key: 'u', value: 'new' },
+        ]);
+        expect(answers).toEqual([
+          true,
+          true,
+          true,
+          { value: { n: 1, rev: 'r2' } },
+          { value: { n: 1, rev: 'r3' } },
+          { value: undefined },
+          { value: undefined },
+          { value: { n: 1, rev: 'r4' } },
+          { value: { n: 1, rev: 'r10' } },
+          { value: { note: '"rev":"r1"', rev: 'r5' } },
+          true,
+        ]);
+        expect(await store.getMany(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'u'])).toEqual([
+          { n: 2, rev: 'w1' },
+          { n: 2, rev: 'w2' },
+          { n: 2, rev: 'w3' },
+          { n: 1, rev: 'r2' },
+          { n: 1, rev: 'r3' },
+          undefined,
+          undefined,
+          { n: 1, rev: 'r4' },
+          { n: 1, rev: 'r10' },
+          'new',
+        ]);
+        expect(await store.setManyIfUnchanged([])).toEqual([]);
+      });
+
+      it('takes an expired value for none, and gives what it writes its TTL', async () => {
+        const store = await fresh();
+        await store.set('x', { rev: 'r1' }, SHORT_TTL);
+        await sleep(PAST_EXPIRY);
+        expect(
+          await store.setManyIfUnchanged([{ key: 'x', value: { rev: 'r1' }, expect: { rev: 'r1' } }]),
+        ).toEqual([{ value: undefined }]);
+        expect(
+          await store.setManyIfUnchanged([
+            { key: 'x', value: { rev: 'w1' }, expect: 'absent', ttlMs: SHORT_TTL },
+          ]),
+        ).toEqual([true]);
+        expect(await store.get('x')).toEqual({ rev: 'w1' });
+        await sleep(PAST_EXPIRY);
+        expect(await store.get('x')).toBeUndefined();
+      });
+
+      it('counts every increment of writers on two connections that each write only over what they read', async () => {
+        const namespace = uniqueNamespace(tag);
+        const first = await fresh(namespace);
+        // A store no other process shares is one store: two of them would be two maps.
+        const second = first.sharedAcrossProcesses ? await fresh(namespace) : first;
+        let revs = 0;
+        let lost = 0;
+        const increment = async (store: StateStore) => {
+          let seen = await store.get<{ n: number; rev: string }>('counter');
+          for (;;) {
+            const rev = `w${revs++}`;
+            const [answer] = await store.setManyIfUnchanged([
+              {
+                key: 'counter',
+                value: { n: (seen?.n ?? 0) + 1, rev },
+                expect: seen ? { rev: seen.rev } : 'absent',
+              },
+            ]);
+            if (answer === true) return;
+            lost++;
+            seen = answer!.value as typeof seen;
+          }
+        };
+        await Promise.all(Array.from({ length: 40 }, (_, i) => increment(i % 2 === 0 ? first : second)));
+        expect(await first.get('counter')).toMatchObject({ n: 40 });
+        // The writers did meet: some lost a round and merged what they found.
+        expect(lost).toBeGreaterThan(0);
+      });
+
+      it('refuses repeated keys and unusable expectations, naming them, and writes nothing then', async () => {
+        const store = await fresh();
+        await expect(
+          store.setManyIfUnchanged([
+            { key: 'k', value: 1 },
+            { key: 'k', value: 2 },
+          ]),
+        ).rejects.toThrow(/entries\[1\]\.key repeats an earlier entry's key/);
+        await expect(
+          store.setManyIfUnchanged([{ key: 'k', value: 1, expect: { rev: 'a"b' } }]),
+        ).rejects.toThrow(/entries\[0\]\.expect must be 'absent' or \{ rev \}/);
+        await expect(
+          store.setManyIfUnchanged([{ key: 'k', value: 1, expect: 'gone' as unknown as 'absent' }]),
+        ).rejects.toThrow(/entries\[0\]\.expect must be/);
+        expect(await store.get('k')).toBeUndefined();
+      });
+    });
+
     describe('expiry', () => {
       // One wait for every expiry check keeps the suite quick on every backend.
       it('expires values and claims after their TTL and keeps those without one', async () => {

@@ -1,0 +1,55 @@
+import { mergeStoredPairs, type StoredPair } from './pair.ts';
+import { expectedOver, newRev, type PairWrites, pairTtl } from './pair-writes.ts';
+import type { ConditionalWrites, StateEntry, ValueWrites } from './ports.ts';
+
+/**
+ * Rounds after which a write that still finds another record is written over it. Each round lost
+ * is one another process won, so all of them go on; only a pair that other processes write
+ * without pause gets this far (two processes writing one pair back to back lose 5 rounds in a row
+ * about once in 50 batches on PostgreSQL, which reads what it found in a second step).
+ */
+export const MAX_MERGES = 20;
+
+/**
+ * Stores a batch's pairs (`writes`, each made over the record in `stored`) and `others` alike,
+ * in one conditional write. A pair another process wrote since this batch read it is merged
+ * with this batch's sightings (`mergeStoredPairs`) as the write found it, then written over that
+ * record, until it lands: processes sharing the store add up their sightings instead of overwriting them.
+ */
+export async function storePairs(
+  store: ConditionalWrites & ValueWrites,
+  writes: PairWrites['writes'],
+  others: readonly StateEntry[],
+  stored: ReadonlyMap<string, StoredPair>,
+  t: number,
+  windowMs: number,
+): Promise<void> {
+  if (writes.length === 0 && others.length === 0) return;
+  let pending: PairWrites['writes'] = writes;
+  const bases = new Map(stored);
+  let answers = await store.setManyIfUnchanged(others.length > 0 ? [...others, ...writes] : writes);
+  if (others.length > 0) answers = answers.slice(others.length);
+  for (let round = 1; ; round++) {
+    const lost = pending.flatMap((w, i) => {
+      const answer = answers[i]!;
+      return answer === true ? [] : [{ w, now: answer.value as StoredPair | undefined }];
+    });
+    if (lost.length === 0) return;
+    pending = [];
+    for (const { w, now } of lost) {
+      const value = now ? mergeStoredPairs(now, w.value, bases.get(w.key), windowMs, t - windowMs) : w.value;
+      const ttlMs = pairTtl(value, t, windowMs);
+      if (ttlMs <= 0) continue;
+      value.rev = newRev();
+      if (now) bases.set(w.key, now);
+      else bases.delete(w.key);
+      pending.push({ key: w.key, value, ttlMs, expect: expectedOver(now) });
+    }
+    if (pending.length === 0) return;
+    if (round >= MAX_MERGES) {
+      await store.setMany(pending.map(({ key, value, ttlMs }) => ({ key, value, ttlMs })));
+      return;
+    }
+    answers = await store.setManyIfUnchanged(pending);
+  }
+}
