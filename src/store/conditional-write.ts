@@ -39,3 +39,13 @@ export function holdsExpected(text: string | undefined, expect: Expected | undef
   if (text === undefined) return false;
   return expect.rev === null ? !text.includes(REV_FIELD) : text.includes(revNeedle(expect.rev));
 }
+
+/**
+ * `expect` as one string, for a script or a statement to check: `''` nothing, `A` no value, `N` a
+ * value without a `rev`, else the text a value with that `rev` contains (`revNeedle`).
+ */
+export function expectCode(expect: Expected | undefined): string {
+  if (expect === undefined) return '';
+  if (expect === 'absent') return 'A';
+  return expect.rev === null ? 'N' : revNeedle(expect.rev);
+}

@@ -2,10 +2,10 @@ import KeyvPostgres, { type KeyvPostgresOptions } from '@keyv/postgres';
 import pg from 'pg';
 import type { StateStore } from '../core/ports.ts';
 import {
+  expectCode,
   type RawConditionalEntry,
   type RawConditionalResult,
   REV_FIELD,
-  revNeedle,
 } from './conditional-write.ts';
 import { createKeyv } from './create-keyv.ts';
 import { escapeLike } from './escape-like.ts';
@@ -240,14 +240,7 @@ class PooledKeyvPostgres extends KeyvPostgres {
     entries.forEach(({ key, text, expect }, i) => {
       keys[i] = key;
       texts[i] = text;
-      expects[i] =
-        expect === undefined
-          ? ''
-          : expect === 'absent'
-            ? 'A'
-            : expect.rev === null
-              ? 'N'
-              : revNeedle(expect.rev);
+      expects[i] = expectCode(expect);
     });
     const table = `${this.opts.schema}.${this.opts.table}`;
     const expiry = `substring(t.value from '"expires":([0-9]{1,15})}$')::bigint`;

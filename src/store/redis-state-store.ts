@@ -2,10 +2,10 @@ import KeyvRedis, { createClient } from '@keyv/redis';
 import type { ClaimGroup, LiveCount, LiveMembersQuery, StateStore } from '../core/ports.ts';
 import { waitAtMost, withTimeout } from '../timeout.ts';
 import {
+  expectCode,
   type RawConditionalEntry,
   type RawConditionalResult,
   REV_FIELD,
-  revNeedle,
 } from './conditional-write.ts';
 import { createKeyv } from './create-keyv.ts';
 import { type ClaimsAndSets, KeyvStateStore } from './keyv-state-store.ts';
@@ -328,15 +328,7 @@ class RedisClaimsAndSets implements ClaimsAndSets {
     const args: string[] = [];
     entries.forEach(({ key, text, ttl, expect }, i) => {
       keys[i] = this.#valuePrefix + key;
-      const expects =
-        expect === undefined
-          ? ''
-          : expect === 'absent'
-            ? 'A'
-            : expect.rev === null
-              ? 'N'
-              : revNeedle(expect.rev);
-      args.push(expects, text, ttl === undefined ? '' : String(ttl));
+      args.push(expectCode(expect), text, ttl === undefined ? '' : String(ttl));
     });
     const reply = (await this.#evalScript(WRITE_IF_UNCHANGED_SCRIPT, [
       String(keys.length),
