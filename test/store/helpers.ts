@@ -176,6 +176,19 @@ export function ownPostgresDatabase(url: string, tag: string) {
     await own.admin.query(`CREATE DATABASE ${own.name}`);
   });
   afterAll(async () => {
+    // A pool's `end()` resolves before its connections have closed: dropping the database with
+    // FORCE at once could end one of them mid-close, which its pool, without an error listener,
+    // throws as an uncaught error. Wait for them to go first, and force only those left after 5 s.
+    for (let tries = 0; tries < 50; tries++) {
+      try {
+        await own.admin.query(`DROP DATABASE IF EXISTS ${own.name}`);
+        break;
+      } catch (error) {
+        // 55006: the database is being accessed by other users.
+        if ((error as { code?: string }).code !== '55006') throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
     await own.admin.query(`DROP DATABASE IF EXISTS ${own.name} WITH (FORCE)`);
     await own.admin.end();
   });
