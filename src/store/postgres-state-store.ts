@@ -229,7 +229,9 @@ class PooledKeyvPostgres extends KeyvPostgres {
   /**
    * `StateStore.setManyIfUnchanged` in one statement: a row is replaced only while it holds the
    * `rev` expected (checked again on the row a concurrent writer left), inserted only where none
-   * is live. Runs again after a deadlock, as `setMany` does: the statement is rolled back whole.
+   * is live. The rows are locked in key order first, so that two replicas' overlapping batches
+   * wait for each other rather than deadlock; should one happen all the same (a key one inserts
+   * and the other replaces), the statement is rolled back whole and runs again, as in `setMany`.
    * What a row held instead is not read here: the statement's snapshot may predate the write
    * that made its check fail.
    */
@@ -246,9 +248,12 @@ class PooledKeyvPostgres extends KeyvPostgres {
     const expiry = `substring(t.value from '"expires":([0-9]{1,15})}$')::bigint`;
     const statement = `WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS i(k, v, expect)),
+      locked AS (
+        SELECT t.key FROM ${table} AS t JOIN input AS i ON t.key = i.k
+        WHERE i.expect NOT IN ('', 'A') ORDER BY t.key FOR UPDATE OF t),
       replaced AS (
-        UPDATE ${table} AS t SET value = i.v FROM input AS i
-        WHERE t.key = i.k AND i.expect NOT IN ('', 'A') AND coalesce(${expiry} > $4, true)
+        UPDATE ${table} AS t SET value = i.v FROM input AS i, locked AS l
+        WHERE t.key = i.k AND l.key = t.key AND coalesce(${expiry} > $4, true)
           AND CASE WHEN i.expect = 'N' THEN strpos(t.value, '${REV_FIELD}') = 0
                    ELSE strpos(t.value, i.expect) > 0 END
         RETURNING t.key),

@@ -310,6 +310,45 @@ describeWithService(
   },
 );
 
+describeWithService('postgres:// conditional writes of two replicas', 'TEST_POSTGRES_URL', (url) => {
+  const db = ownPostgresDatabase(url, 'deadlock');
+
+  it('writes overlapping batches of two connections in any order without a deadlock', async () => {
+    const open = () =>
+      openPostgresStateStore({
+        url: db.url,
+        display: db.url,
+        password: '',
+        namespace: 'dl',
+        sweepIntervalMs: 0,
+      });
+    const [a, b] = [await open(), await open()];
+    const keys = Array.from({ length: 300 }, (_, i) => `pair:app:10.0.${Math.floor(i / 256)}.${i % 256}`);
+    await a.setMany(keys.map((key) => ({ key, value: { n: 0 } })));
+    for (let round = 1; round <= 20; round++) {
+      const batch = keys.map((key) => ({ key, value: { n: round }, expect: { rev: null } }));
+      // The same rows, one connection in key order and the other in reverse.
+      const answers = await Promise.all([
+        a.setManyIfUnchanged(batch),
+        b.setManyIfUnchanged(batch.toReversed()),
+      ]);
+      expect(answers.flat().every((answer) => answer === true)).toBe(true);
+    }
+    expect(await a.getMany(keys.slice(0, 2))).toEqual([{ n: 20 }, { n: 20 }]);
+    // A session's statistics reach pg_stat_database by the time it has ended.
+    await Promise.all([a.close(), b.close()]);
+    const admin = new pg.Pool({ connectionString: db.url, max: 1 });
+    try {
+      const { rows } = await admin.query<{ deadlocks: string }>(
+        'SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()',
+      );
+      expect(Number(rows[0]!.deadlocks)).toBe(0);
+    } finally {
+      await admin.end();
+    }
+  });
+});
+
 describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', (url) => {
   const db = ownPostgresDatabase(url, 'expiry');
   /** The rows of a table of `public` whose `column` is LIKE `pattern`. */
