@@ -393,7 +393,16 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     // reader that found an entry before its pair was written may have removed it meanwhile.
     if (index.length > 0) await store.addToSets(index, 2 * windowMs);
     // Another process's sightings of a pair written since this batch read it are merged, not lost.
-    await storePairs(store, writes, mark ? [mark] : [], stored, t, windowMs);
+    const merged = await storePairs(store, writes, mark ? [mark] : [], stored, t, windowMs);
+    // The message of an alert such a pair belongs to is told the count they make together (the
+    // update handed over above counted this batch's sightings only). It shows only what the next
+    // sighting would: should the hand-off fail, the request does not fail with it.
+    const together = merged.flatMap((pair) =>
+      pair.alertId !== undefined && pair.count > (repeats.get(pair.alertId)?.count ?? 0)
+        ? [{ alertId: pair.alertId, count: pair.count, lastSeen: pair.lastSeen }]
+        : [],
+    );
+    if (together.length > 0) await outbox.add([], together).catch(() => {});
     if (index.length > 0) await store.addToSets(index, 2 * windowMs);
   }
 

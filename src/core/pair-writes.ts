@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Candidate } from './candidate.ts';
 import { detailsOf, identitySet, type StoredPair } from './pair.ts';
-import type { ConditionalEntry, Expected } from './ports.ts';
+import { type ConditionalEntry, type Expected, REV } from './ports.ts';
 
 /** This process's part of every `rev` it writes; a counter makes each one unique. */
 const REV_PREFIX = randomUUID().slice(0, 13);
@@ -10,9 +10,16 @@ let revCounter = 0;
 /** A `rev` no other write has (see `StoredPair.rev`). */
 export const newRev = (): string => `${REV_PREFIX}.${(revCounter++).toString(36)}`;
 
-/** What a write over `base` (the record read, or none) expects to find. */
-export const expectedOver = (base: StoredPair | undefined): Expected =>
-  base === undefined ? 'absent' : { rev: base.rev ?? null };
+/**
+ * What a write over `base` (the record read, or none) expects to find. A `rev` of a form this
+ * release does not write (a later release's, after a rollback) cannot be checked: such a record is
+ * written over as it is.
+ */
+export function expectedOver(base: StoredPair | undefined): Expected | undefined {
+  if (base === undefined) return 'absent';
+  if (base.rev === undefined) return { rev: null };
+  return typeof base.rev === 'string' && REV.test(base.rev) ? { rev: base.rev } : undefined;
+}
 
 /** How long a pair's record lasts from `t`: a window after its last sighting or its alert, whichever is later. */
 export const pairTtl = (pair: StoredPair, t: number, windowMs: number): number =>

@@ -64,10 +64,13 @@ export type Values = ValueReads & ValueWrites;
  */
 export type Expected = 'absent' | { rev: string | null };
 
+/** What a `rev` is: nothing JSON escapes, so it reads the same in a value's serialised text. */
+export const REV = /^[A-Za-z0-9._-]{1,64}$/;
+
 /** One entry for `ConditionalWrites.setManyIfUnchanged`: written only if its key holds `expect`. */
 export interface ConditionalEntry extends StateEntry {
-  /** Without it, the entry is written whatever the key holds. */
-  expect?: Expected;
+  /** Without it (or undefined), the entry is written whatever the key holds. */
+  expect?: Expected | undefined;
 }
 
 /** What a conditional write found at a key it did not write (`value` undefined: no live value). */

@@ -14,7 +14,8 @@ export const MAX_MERGES = 20;
  * Stores a batch's pairs (`writes`, each made over the record in `stored`) and `others` alike,
  * in one conditional write. A pair another process wrote since this batch read it is merged
  * with this batch's sightings (`mergeStoredPairs`) as the write found it, then written over that
- * record, until it lands: processes sharing the store add up their sightings instead of overwriting them.
+ * record, until it lands: processes sharing the store add up their sightings instead of
+ * overwriting them. Answers the records that landed so merged.
  */
 export async function storePairs(
   store: ConditionalWrites & ValueWrites,
@@ -23,18 +24,21 @@ export async function storePairs(
   stored: ReadonlyMap<string, StoredPair>,
   t: number,
   windowMs: number,
-): Promise<void> {
-  if (writes.length === 0 && others.length === 0) return;
+): Promise<StoredPair[]> {
+  const merged: StoredPair[] = [];
+  if (writes.length === 0 && others.length === 0) return merged;
   let pending: PairWrites['writes'] = writes;
   const bases = new Map(stored);
   let answers = await store.setManyIfUnchanged(others.length > 0 ? [...others, ...writes] : writes);
   if (others.length > 0) answers = answers.slice(others.length);
   for (let round = 1; ; round++) {
-    const lost = pending.flatMap((w, i) => {
+    const lost: Array<{ w: PairWrites['writes'][number]; now: StoredPair | undefined }> = [];
+    pending.forEach((w, i) => {
       const answer = answers[i]!;
-      return answer === true ? [] : [{ w, now: answer.value as StoredPair | undefined }];
+      if (answer !== true) lost.push({ w, now: answer.value as StoredPair | undefined });
+      else if (round > 1 && w.expect !== 'absent') merged.push(w.value);
     });
-    if (lost.length === 0) return;
+    if (lost.length === 0) return merged;
     pending = [];
     for (const { w, now } of lost) {
       const value = now ? mergeStoredPairs(now, w.value, bases.get(w.key), windowMs, t - windowMs) : w.value;
@@ -45,10 +49,11 @@ export async function storePairs(
       else bases.delete(w.key);
       pending.push({ key: w.key, value, ttlMs, expect: expectedOver(now) });
     }
-    if (pending.length === 0) return;
+    if (pending.length === 0) return merged;
     if (round >= MAX_MERGES) {
       await store.setMany(pending.map(({ key, value, ttlMs }) => ({ key, value, ttlMs })));
-      return;
+      for (const w of pending) if (w.expect !== 'absent') merged.push(w.value);
+      return merged;
     }
     answers = await store.setManyIfUnchanged(pending);
   }

@@ -20,9 +20,6 @@ export interface RawConditionalEntry {
  */
 export type RawConditionalResult = true | false | { text: string | undefined };
 
-/** What a `rev` is (see `Expected`): nothing JSON escapes, so it reads the same in the serialised text. */
-export const REV = /^[A-Za-z0-9._-]{1,64}$/;
-
 /** How a field `rev` reads in serialised JSON (no space: Keyv's serialiser writes none). */
 export const REV_FIELD = '"rev":"';
 

@@ -9,7 +9,8 @@ import type {
   StateEntry,
   StateStore,
 } from '../core/ports.ts';
-import { type RawConditionalEntry, type RawConditionalResult, REV } from './conditional-write.ts';
+import { REV } from '../core/ports.ts';
+import type { RawConditionalEntry, RawConditionalResult } from './conditional-write.ts';
 import { deserializeKeyvData, serializeKeyvData } from './keyv-json.ts';
 import { describeError, StoreError } from './store-error.ts';
 

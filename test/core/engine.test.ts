@@ -1282,8 +1282,8 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     },
   );
 
-  it('merges a pair another process wrote while this one was writing it: every sighting counted, the later last seen kept', async () => {
-    const { a, b, sinkB, release, writeReached, file, close } = await replicasWithSlowWriter();
+  it("merges a pair another process wrote while this one was writing it: every sighting counted, the later last seen kept, the alert's message told", async () => {
+    const { a, b, sinkA, sinkB, release, writeReached, file, close } = await replicasWithSlowWriter();
     const [first, middle, last] = [at(3 * DAY), at(2 * DAY), at(1000)];
     expect((await b.evaluate([record({ time: first })]))[0]?.outcome).toBe('alerted');
     // `a` reads the pair (one sighting) and comes to write its own of two days ago...
@@ -1304,6 +1304,12 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     expect(pair?.spans.flat()).toEqual(
       expect.arrayContaining([first.getTime(), middle.getTime(), last.getTime()]),
     );
+    // The alert's message is told the three sightings, not the two `a` saw.
+    expect(sinkA.repeats.at(-1)).toEqual({
+      alertId: sinkB.alerts[0]?.id,
+      count: 3,
+      lastSeen: last.getTime(),
+    });
     await reader.close();
     await close();
   });

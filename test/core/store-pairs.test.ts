@@ -48,6 +48,26 @@ describe('storePairs: a batch writes its pairs over what it read, merging what o
     await store.close();
   });
 
+  it('writes over a record whose rev is of a form this release cannot check, rather than refuse the batch', async () => {
+    const store = openMemoryStateStore('sp');
+    const base = pair({ rev: 'a later release\'s "rev"' });
+    await store.set('p', base);
+    expect(expectedOver(base)).toBeUndefined();
+    await storePairs(
+      store,
+      [writeOf('p', pair({ count: 2 }), base)],
+      [],
+      new Map([['p', base]]),
+      NOW,
+      WINDOW,
+    );
+    expect(await store.get<StoredPair>('p')).toMatchObject({
+      count: 2,
+      rev: expect.stringMatching(/^[\w.-]+$/),
+    });
+    await store.close();
+  });
+
   it(`writes over the record it finds after ${MAX_MERGES} rounds lost to writers that never pause, and keeps nothing a window old`, async () => {
     const store = openMemoryStateStore('sp');
     let rounds = 0;
