@@ -4,7 +4,12 @@ import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
-import { holdsExpected, type RawConditionalEntry, type RawConditionalResult } from './conditional-write.ts';
+import {
+  type RawConditionalEntry,
+  type RawConditionalResult,
+  REV_FIELD,
+  revNeedle,
+} from './conditional-write.ts';
 import { escapeLike } from './escape-like.ts';
 import { type Sweeper, type SweepResult, type SweepStep, startSweeper } from './sweeper.ts';
 
@@ -386,6 +391,8 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   #hasStmt: StatementSync;
   #setStmt: StatementSync;
   #deleteStmt: StatementSync;
+  /** The statements of `writeIfUnchanged`, one per kind of expectation. */
+  #conditional: { replaceRev: StatementSync; replaceNoRev: StatementSync; insertAbsent: StatementSync };
   #rangeStmt: StatementSync;
   #sweeper: Sweeper | undefined;
   #checkpointer: BackgroundCheckpointer | undefined;
@@ -419,6 +426,21 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
          ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires`,
       );
       this.#deleteStmt = this.db.prepare(`DELETE FROM ${table} WHERE key = ?`);
+      // A live row is one without an expiry or with one still ahead (as `#getStmt` reads).
+      const live = '(expires IS NULL OR expires > ?)';
+      this.#conditional = {
+        replaceRev: this.db.prepare(
+          `UPDATE ${table} SET value = ?, expires = ? WHERE key = ? AND ${live} AND instr(value, ?) > 0`,
+        ),
+        replaceNoRev: this.db.prepare(
+          `UPDATE ${table} SET value = ?, expires = ? WHERE key = ? AND ${live} AND instr(value, '${REV_FIELD}') = 0`,
+        ),
+        insertAbsent: this.db.prepare(
+          `INSERT INTO ${table} AS t (key, value, expires) VALUES (?, ?, ?)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires
+           WHERE t.expires IS NOT NULL AND t.expires <= ?`,
+        ),
+      };
       this.#rangeStmt = this.db.prepare(
         `SELECT key, value FROM ${table} WHERE key >= ? AND key < ? AND (expires IS NULL OR expires > ?)
          ORDER BY key`,
@@ -539,21 +561,23 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
   }
 
   /**
-   * `StateStore.setManyIfUnchanged`: one write transaction reads each conditional entry's row and
-   * writes the entries that find what they expect. Rows are Keyv's (`RawConditionalEntry`).
+   * `StateStore.setManyIfUnchanged`: in one write transaction, each conditional entry is one
+   * statement that writes only over what it expects; the row is read only where it did not.
+   * Rows are Keyv's (`RawConditionalEntry`).
    */
   writeIfUnchanged(entries: readonly RawConditionalEntry[]): RawConditionalResult[] {
     const now = Date.now();
-    const get = this.#getStmt;
-    const set = this.#setStmt;
+    const { replaceRev, replaceNoRev, insertAbsent } = this.#conditional;
     return immediateTransaction(this.db, () =>
       entries.map(({ key, text, expires, expect }): RawConditionalResult => {
-        if (expect !== undefined) {
-          const current = (get.get(key, now) as unknown as [string] | undefined)?.[0];
-          if (!holdsExpected(current, expect)) return { text: current };
-        }
-        set.run(key, text, expires ?? null);
-        return true;
+        const until = expires ?? null;
+        let changes: number | bigint;
+        if (expect === undefined) changes = this.#setStmt.run(key, text, until).changes;
+        else if (expect === 'absent') changes = insertAbsent.run(key, text, until, now).changes;
+        else if (expect.rev === null) changes = replaceNoRev.run(text, until, key, now).changes;
+        else changes = replaceRev.run(text, until, key, now, revNeedle(expect.rev)).changes;
+        if (Number(changes) > 0) return true;
+        return { text: (this.#getStmt.get(key, now) as unknown as [string] | undefined)?.[0] };
       }),
     );
   }
