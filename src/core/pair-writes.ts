@@ -1,14 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { Candidate } from './candidate.ts';
 import { detailsOf, identitySet, type StoredPair } from './pair.ts';
 import { type ConditionalEntry, type Expected, REV } from './ports.ts';
-
-/** This process's part of every `rev` it writes; a counter makes each one unique. */
-const REV_PREFIX = randomUUID().slice(0, 13);
-let revCounter = 0;
-
-/** A `rev` no other write has (see `StoredPair.rev`). */
-export const newRev = (): string => `${REV_PREFIX}.${(revCounter++).toString(36)}`;
+import { newRev } from './rev.ts';
 
 /**
  * What a write over `base` (the record read, or none) expects to find. A `rev` of a form this

@@ -1,6 +1,7 @@
 import { mergeStoredPairs, type StoredPair } from './pair.ts';
-import { expectedOver, newRev, type PairWrites, pairTtl } from './pair-writes.ts';
+import { expectedOver, type PairWrites, pairTtl } from './pair-writes.ts';
 import type { ConditionalWrites, StateEntry, ValueWrites } from './ports.ts';
+import { newRev } from './rev.ts';
 
 /**
  * Rounds after which a write that still finds another record is written over it. Each round lost

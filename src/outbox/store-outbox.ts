@@ -2,11 +2,13 @@ import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
 import {
   type AlertSink,
   type Claims,
+  type ConditionalWrites,
   DELIVERY_IN_PROGRESS,
   type MemberSets,
   type Outbox,
   type Values,
 } from '../core/ports.ts';
+import { newRev } from '../core/rev.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { StoreError } from '../store/store-error.ts';
@@ -72,7 +74,7 @@ export interface DurableOutbox extends Outbox {
 }
 
 export interface OutboxDeps {
-  store: Values & Claims & MemberSets;
+  store: Values & ConditionalWrites & Claims & MemberSets;
   sink: AlertSink;
   logger: Logger;
   metrics?: Metrics;
@@ -80,7 +82,8 @@ export interface OutboxDeps {
 }
 
 type PostItem = { kind: 'post'; alert: AlertRecord; queuedAt: number };
-type RepeatItem = { kind: 'repeat'; repeat: AlertRepeat; queuedAt: number };
+/** `rev`: which write this is (see `ConditionalWrites`); absent in an item of an earlier release. */
+type RepeatItem = { kind: 'repeat'; repeat: AlertRepeat; queuedAt: number; rev?: string };
 type OutboxItem = PostItem | RepeatItem;
 
 /** Set of pending item ids: the index that lets the worker list items without scanning the store. */
@@ -209,7 +212,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       const id = repeatId(repeat.alertId);
       const prev = items.get(id);
       if (prev?.kind === 'repeat' && prev.repeat.count >= repeat.count) continue;
-      items.set(id, { kind: 'repeat', repeat, queuedAt });
+      items.set(id, { kind: 'repeat', repeat, queuedAt, rev: newRev() });
     }
     // Repeats over their bound wait: the next sighting's repeat carries the full count.
     const repeatsPending = depth() - posts;
@@ -281,8 +284,9 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     );
   }
 
-  async function remove(itemId: string) {
-    await store.delete(outboxItemKey(itemId));
+  /** Takes an item off the outbox: its value (unless `valueGone`), then its index entry. */
+  async function remove(itemId: string, valueGone = false) {
+    if (!valueGone) await store.delete(outboxItemKey(itemId));
     await store.removeMembers(OUTBOX_PENDING_SET, [itemId]);
     itemBackoff.delete(itemId);
     if (isPost(itemId)) postedUnrecorded.delete(itemId.slice('post:'.length));
@@ -379,12 +383,9 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
             { key: alertRefKey(alertId), value: ref, ttlMs: refTtlMs },
             { key: deliveredAlertKey(alertId), value: alert, ttlMs: refTtlMs },
           ]);
-          // A repeat that arrived during the call overwrote the item: leave it for the next pass.
-          const after = await store.get<OutboxItem>(outboxItemKey(itemId));
-          if (after?.kind === 'repeat' && after.repeat.count !== item.repeat.count) {
-            itemBackoff.delete(itemId);
-            return 'delivered';
-          }
+          // A repeat that arrived during the call replaced the item: leave it for the next pass.
+          if (!(await removeDelivered(itemId, item))) itemBackoff.delete(itemId);
+          return 'delivered';
         }
       }
       await remove(itemId);
@@ -398,6 +399,31 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     }
     recordFailure(itemId, 'repeat', failure, leaseKept);
     return noted(itemId, failedAs(failure));
+  }
+
+  /**
+   * Takes a delivered repeat off the outbox unless another replaced it meanwhile (false then). A
+   * check followed by a delete would lose a repeat written between the two: the item is replaced
+   * by a value that expires at once, only while it is the one delivered.
+   */
+  async function removeDelivered(itemId: string, item: RepeatItem): Promise<boolean> {
+    const key = outboxItemKey(itemId);
+    if (item.rev === undefined) {
+      // An item of an earlier release: checked, then deleted.
+      const after = await store.get<OutboxItem>(key);
+      if (after?.kind === 'repeat' && after.repeat.count !== item.repeat.count) return false;
+      await remove(itemId);
+      return true;
+    }
+    const [taken] = await store.setManyIfUnchanged([
+      { key, value: { kind: 'delivered' }, ttlMs: 1, expect: { rev: item.rev } },
+    ]);
+    if (taken !== true) return false;
+    await remove(itemId, true);
+    // A repeat added between the two steps may have lost its index entry with this one's.
+    if ((await store.get<OutboxItem>(key))?.kind === 'repeat')
+      await store.addMembers(OUTBOX_PENDING_SET, [itemId]);
+    return true;
   }
 
   /** One worker pass; returns true when it stopped early with work left. */

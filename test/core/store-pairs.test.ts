@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredPair } from '../../src/core/pair.ts';
-import { expectedOver, newRev } from '../../src/core/pair-writes.ts';
+import { expectedOver } from '../../src/core/pair-writes.ts';
 import type { ConditionalEntry, StateStore } from '../../src/core/ports.ts';
+import { newRev } from '../../src/core/rev.ts';
 import { MAX_MERGES, storePairs } from '../../src/core/store-pairs.ts';
 import { openMemoryStateStore } from '../../src/store/memory-state-store.ts';
 import { DAY, NOW, WINDOW } from '../support/candidates.ts';

@@ -146,6 +146,46 @@ describe('durable outbox over the store (SQLite)', () => {
     await vi.waitFor(() => expect(rec.posts.map((p) => p.id)).toEqual([a.id]));
   });
 
+  it('keeps a repeat written just as the one before it is taken off the outbox, and delivers it next', async () => {
+    const rec = recordingSink();
+    let o!: DurableOutbox;
+    let injected = false;
+    /** Another batch's repeat of the alert, written at the moment the delivered one is taken off. */
+    const interleave = async (key: string) => {
+      if (injected || !key.startsWith('outbox:item:repeat:')) return;
+      injected = true;
+      await o.add([], [repeat(a.id, 3)]);
+    };
+    const racing = new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'setManyIfUnchanged') {
+          return async (entries: Parameters<StateStore['setManyIfUnchanged']>[0]) => {
+            await interleave(entries[0]!.key);
+            return target.setManyIfUnchanged(entries);
+          };
+        }
+        if (name === 'delete') {
+          return async (key: string) => {
+            await interleave(key);
+            return target.delete(key);
+          };
+        }
+        const value = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    o = outbox(rec.sink, {}, racing);
+    const a = alert();
+    await o.add([a], []);
+    await o.drain();
+    await o.add([], [repeat(a.id, 2)]);
+    await o.drain();
+    expect(injected).toBe(true);
+    await o.drain();
+    expect(rec.repeats.map((r) => r.count)).toEqual([2, 3]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
   it('coalesces repeats of one alert to the latest count and updates the posted message', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);
