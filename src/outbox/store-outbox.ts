@@ -375,6 +375,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
           // The original message is not posted yet: update it once it is.
           if (postPending) return 'waiting';
           log.warn({ alertId }, 'repeat dropped: its alert has no chat message (never posted, or expired)');
+          await removeDelivered(itemId, item);
+          return 'delivered';
         } else {
           await withTimeout(sink.repeat(ref, alert, item.repeat), deliveryTimeoutMs, 'chat update');
           metrics?.chatDeliveries.inc({ kind: 'repeat' });
@@ -388,7 +390,9 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
           return 'delivered';
         }
       }
-      await remove(itemId);
+      // Taken off meanwhile (by another replica), or never stored: only its index entry goes, as
+      // the value may be a repeat written since.
+      await removeIndexEntry(itemId);
       return 'delivered';
     } catch (err) {
       failure = err;
@@ -419,11 +423,19 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       { key, value: { kind: 'delivered' }, ttlMs: 1, expect: { rev: item.rev } },
     ]);
     if (taken !== true) return false;
-    await remove(itemId, true);
-    // A repeat added between the two steps may have lost its index entry with this one's.
-    if ((await store.get<OutboxItem>(key))?.kind === 'repeat')
-      await store.addMembers(OUTBOX_PENDING_SET, [itemId]);
+    await removeIndexEntry(itemId);
     return true;
+  }
+
+  /**
+   * Takes a repeat's id off the index, leaving its value: a repeat written meanwhile, whose own
+   * entry this may have taken, is indexed again.
+   */
+  async function removeIndexEntry(itemId: string): Promise<void> {
+    await remove(itemId, true);
+    if ((await store.get<OutboxItem>(outboxItemKey(itemId)))?.kind === 'repeat') {
+      await store.addMembers(OUTBOX_PENDING_SET, [itemId]);
+    }
   }
 
   /** One worker pass; returns true when it stopped early with work left. */

@@ -186,6 +186,40 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
   });
 
+  it('keeps a repeat written just after another replica took the one before it off, which this one still listed', async () => {
+    const rec = recordingSink();
+    let o!: DurableOutbox;
+    let injected = false;
+    const racing = new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'get') {
+          return async (key: string) => {
+            const value = await target.get(key);
+            // This replica reads the item as gone, and another batch's repeat is written just then.
+            if (value === undefined && !injected && key.startsWith('outbox:item:repeat:')) {
+              injected = true;
+              await o.add([], [repeat(a.id, 3)]);
+            }
+            return value;
+          };
+        }
+        const value = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    o = outbox(rec.sink, {}, racing);
+    const a = alert();
+    await o.add([a], []);
+    await o.drain();
+    // Listed still, its value taken off by the other replica's delivery of it.
+    await store.addMembers(OUTBOX_PENDING_SET, [`repeat:${a.id}`]);
+    await o.drain();
+    expect(injected).toBe(true);
+    await o.drain();
+    expect(rec.repeats.map((r) => r.count)).toEqual([3]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
   it('coalesces repeats of one alert to the latest count and updates the posted message', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);
