@@ -407,8 +407,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
 
   /**
    * Takes a delivered repeat off the outbox unless another replaced it meanwhile (false then). A
-   * check followed by a delete would lose a repeat written between the two: the item is replaced
-   * by a value that expires at once, only while it is the one delivered.
+   * check followed by a delete would lose a repeat written between the two: the item is replaced,
+   * only while it is the one delivered, by a marker that lasts as long as its alert's reference.
+   * (Not one that expires at once: Keyv deletes an expired value where a read finds it, which
+   * would take a repeat written meanwhile with it.)
    */
   async function removeDelivered(itemId: string, item: RepeatItem): Promise<boolean> {
     const key = outboxItemKey(itemId);
@@ -420,7 +422,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       return true;
     }
     const [taken] = await store.setManyIfUnchanged([
-      { key, value: { kind: 'delivered' }, ttlMs: 1, expect: { rev: item.rev } },
+      { key, value: { kind: 'delivered' }, ttlMs: refTtlMs, expect: { rev: item.rev } },
     ]);
     if (taken !== true) return false;
     await removeIndexEntry(itemId);
