@@ -4,8 +4,10 @@ import {
   type Claims,
   type ConditionalWrites,
   DELIVERY_IN_PROGRESS,
+  type Expected,
   type MemberSets,
   type Outbox,
+  REV,
   type Values,
 } from '../core/ports.ts';
 import { newRev } from '../core/rev.ts';
@@ -414,15 +416,24 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
    */
   async function removeDelivered(itemId: string, item: RepeatItem): Promise<boolean> {
     const key = outboxItemKey(itemId);
+    let expect: Expected;
     if (item.rev === undefined) {
-      // An item of an earlier release: checked, then deleted.
+      // An item of an earlier release: unchanged while it holds the same count and no rev (every
+      // repeat of this release carries one).
+      const after = await store.get<OutboxItem>(key);
+      if (after?.kind === 'repeat' && after.repeat.count !== item.repeat.count) return false;
+      expect = { rev: null };
+    } else if (REV.test(item.rev)) {
+      expect = { rev: item.rev };
+    } else {
+      // A rev of a form this release does not write (a later release's): checked, then deleted.
       const after = await store.get<OutboxItem>(key);
       if (after?.kind === 'repeat' && after.repeat.count !== item.repeat.count) return false;
       await remove(itemId);
       return true;
     }
     const [taken] = await store.setManyIfUnchanged([
-      { key, value: { kind: 'delivered' }, ttlMs: refTtlMs, expect: { rev: item.rev } },
+      { key, value: { kind: 'delivered' }, ttlMs: refTtlMs, expect },
     ]);
     if (taken !== true) return false;
     await removeIndexEntry(itemId);
@@ -431,12 +442,13 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
 
   /**
    * Takes a repeat's id off the index, leaving its value: a repeat written meanwhile, whose own
-   * entry this may have taken, is indexed again.
+   * entry this may have taken, is indexed again (and counted as pending here).
    */
   async function removeIndexEntry(itemId: string): Promise<void> {
     await remove(itemId, true);
     if ((await store.get<OutboxItem>(outboxItemKey(itemId)))?.kind === 'repeat') {
       await store.addMembers(OUTBOX_PENDING_SET, [itemId]);
+      knownIds.add(itemId);
     }
   }
 

@@ -28,7 +28,8 @@ export const revNeedle = (rev: string): string => `${REV_FIELD}${rev}"`;
 
 /**
  * Whether the live serialised value `text` (undefined: none) is what `expect` wants. The `rev`
- * is found in the text itself: of our values only a pair's record has a field of that name.
+ * is found in the text itself: of our values only a pair's record and an outbox update have a
+ * field of that name, at their top level.
  */
 export function holdsExpected(text: string | undefined, expect: Expected | undefined): boolean {
   if (expect === undefined) return true;

@@ -224,6 +224,83 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
   });
 
+  /** `store` with `before(name, args)` awaited before each call of the methods named. */
+  const hooked = (names: string[], before: (name: string, args: unknown[]) => Promise<void>) =>
+    new Proxy(store, {
+      get: (target, name) => {
+        const value = Reflect.get(target, name, target);
+        if (typeof value !== 'function') return value;
+        if (typeof name !== 'string' || !names.includes(name)) return value.bind(target);
+        return async (...args: unknown[]) => {
+          await before(name, args);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+
+  it('indexes again a repeat written between an update taken off and its index entry removed', async () => {
+    const rec = recordingSink();
+    let injected = false;
+    const o: DurableOutbox = outbox(
+      rec.sink,
+      {},
+      hooked(['removeMembers'], async (_, [set, ids]) => {
+        if (injected || set !== OUTBOX_PENDING_SET || !(ids as string[])[0]?.startsWith('repeat:')) return;
+        injected = true;
+        await o.add([], [repeat(a.id, 3)]);
+      }),
+    );
+    const a = alert();
+    await o.add([a], []);
+    await o.drain();
+    await o.add([], [repeat(a.id, 2)]);
+    await o.drain();
+    expect(injected).toBe(true);
+    await o.drain();
+    expect(rec.repeats.map((r) => r.count)).toEqual([2, 3]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
+  it("takes an earlier release's update (no rev) off only while it is unchanged, and one with a rev it cannot check after a check", async () => {
+    const rec = recordingSink();
+    let injected = false;
+    const o: DurableOutbox = outbox(
+      rec.sink,
+      {},
+      hooked(['setManyIfUnchanged'], async (_, [entries]) => {
+        const key = (entries as Array<{ key: string }>)[0]?.key;
+        if (injected || key !== `outbox:item:repeat:${a.id}`) return;
+        injected = true;
+        await o.add([], [repeat(a.id, 3)]);
+      }),
+    );
+    const a = alert();
+    const b = alert();
+    await o.add([a, b], []);
+    await o.drain();
+    // As an earlier release wrote them: no rev; and one with a rev of another form.
+    await store.setMany([
+      { key: `outbox:item:repeat:${a.id}`, value: { kind: 'repeat', repeat: repeat(a.id, 2), queuedAt: 1 } },
+      {
+        key: `outbox:item:repeat:${b.id}`,
+        value: { kind: 'repeat', repeat: repeat(b.id, 2), queuedAt: 1, rev: 'a later "form"' },
+      },
+    ]);
+    await store.addMembers(OUTBOX_PENDING_SET, [`repeat:${a.id}`, `repeat:${b.id}`]);
+    await o.drain();
+    expect(injected).toBe(true);
+    await o.drain();
+    expect(rec.repeats.map((r) => [r.alertId, r.count])).toEqual(
+      expect.arrayContaining([
+        [a.id, 2],
+        [a.id, 3],
+        [b.id, 2],
+      ]),
+    );
+    expect(rec.repeats).toHaveLength(3);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  });
+
   it('coalesces repeats of one alert to the latest count and updates the posted message', async () => {
     const rec = recordingSink();
     const o = outbox(rec.sink);
