@@ -146,44 +146,56 @@ describe('durable outbox over the store (SQLite)', () => {
     await vi.waitFor(() => expect(rec.posts.map((p) => p.id)).toEqual([a.id]));
   });
 
-  it('keeps a repeat written just as the one before it is taken off the outbox, and delivers it next', async () => {
-    const rec = recordingSink();
-    let o!: DurableOutbox;
-    let injected = false;
-    /** Another batch's repeat of the alert, written at the moment the delivered one is taken off. */
-    const interleave = async (key: string) => {
-      if (injected || !key.startsWith('outbox:item:repeat:')) return;
-      injected = true;
-      await o.add([], [repeat(a.id, 3)]);
-    };
-    const racing = new Proxy(store, {
+  /** `store` with `before(name, args)` awaited before each call of the methods named. */
+  const hooked = (names: string[], before: (name: string, args: unknown[]) => Promise<void>) =>
+    new Proxy(store, {
       get: (target, name) => {
-        if (name === 'setManyIfUnchanged') {
-          return async (entries: Parameters<StateStore['setManyIfUnchanged']>[0]) => {
-            await interleave(entries[0]!.key);
-            return target.setManyIfUnchanged(entries);
-          };
-        }
-        if (name === 'delete') {
-          return async (key: string) => {
-            await interleave(key);
-            return target.delete(key);
-          };
-        }
         const value = Reflect.get(target, name, target);
-        return typeof value === 'function' ? value.bind(target) : value;
+        if (typeof value !== 'function') return value;
+        if (typeof name !== 'string' || !names.includes(name)) return value.bind(target);
+        return async (...args: unknown[]) => {
+          await before(name, args);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
       },
     });
-    o = outbox(rec.sink, {}, racing);
-    const a = alert();
+
+  /**
+   * Posts `a`, then delivers its update of count 2 while the outbox's store (see `hooked`) has
+   * another batch write one of count 3 (`injected` says it did): both must reach the message.
+   */
+  async function bothUpdatesReach(
+    o: DurableOutbox,
+    a: AlertRecord,
+    rec: ReturnType<typeof recordingSink>,
+    injected: () => boolean,
+  ) {
     await o.add([a], []);
     await o.drain();
     await o.add([], [repeat(a.id, 2)]);
     await o.drain();
-    expect(injected).toBe(true);
+    expect(injected()).toBe(true);
     await o.drain();
     expect(rec.repeats.map((r) => r.count)).toEqual([2, 3]);
     expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+  }
+
+  it('keeps a repeat written just as the one before it is taken off the outbox, and delivers it next', async () => {
+    const rec = recordingSink();
+    let injected = false;
+    const a = alert();
+    const o: DurableOutbox = outbox(
+      rec.sink,
+      {},
+      // Another batch's repeat of the alert, written at the moment the delivered one is taken off.
+      hooked(['setManyIfUnchanged', 'delete'], async (name, [arg]) => {
+        const key = name === 'delete' ? (arg as string) : (arg as Array<{ key: string }>)[0]?.key;
+        if (injected || !key?.startsWith('outbox:item:repeat:')) return;
+        injected = true;
+        await o.add([], [repeat(a.id, 3)]);
+      }),
+    );
+    await bothUpdatesReach(o, a, rec, () => injected);
     // What is left is a marker that lives on: a value that had expired would be deleted by the
     // next read (Keyv does so), and with it a repeat written at that moment.
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -224,23 +236,10 @@ describe('durable outbox over the store (SQLite)', () => {
     expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
   });
 
-  /** `store` with `before(name, args)` awaited before each call of the methods named. */
-  const hooked = (names: string[], before: (name: string, args: unknown[]) => Promise<void>) =>
-    new Proxy(store, {
-      get: (target, name) => {
-        const value = Reflect.get(target, name, target);
-        if (typeof value !== 'function') return value;
-        if (typeof name !== 'string' || !names.includes(name)) return value.bind(target);
-        return async (...args: unknown[]) => {
-          await before(name, args);
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
-
   it('indexes again a repeat written between an update taken off and its index entry removed', async () => {
     const rec = recordingSink();
     let injected = false;
+    const a = alert();
     const o: DurableOutbox = outbox(
       rec.sink,
       {},
@@ -250,15 +249,7 @@ describe('durable outbox over the store (SQLite)', () => {
         await o.add([], [repeat(a.id, 3)]);
       }),
     );
-    const a = alert();
-    await o.add([a], []);
-    await o.drain();
-    await o.add([], [repeat(a.id, 2)]);
-    await o.drain();
-    expect(injected).toBe(true);
-    await o.drain();
-    expect(rec.repeats.map((r) => r.count)).toEqual([2, 3]);
-    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+    await bothUpdatesReach(o, a, rec, () => injected);
   });
 
   it("takes an earlier release's update (no rev) off only while it is unchanged, and one with a rev it cannot check after a check", async () => {
