@@ -167,6 +167,17 @@ describe('merging two records of one pair (two processes wrote it)', () => {
       alertId: 'y',
       alertedAt: 9,
     });
+    // This write's late sighting is the pair's first; its index time the later one.
+    const early = mergeStoredPairs(
+      record({ firstSeen: 5000, lastSeen: 6000, spans: [[5000, 6000]], indexedAt: 10 }),
+      record({ indexedAt: 20 }),
+      undefined,
+      w,
+      0,
+    );
+    expect(early).toMatchObject({ count: 2, firstSeen: 1000, lastSeen: 6000, indexedAt: 20 });
+    // Both in one bucket (a 28th of the window): one span.
+    expect(early.spans).toEqual([[1000, 6000]]);
     // A record without details takes the other's.
     expect(
       mergeStoredPairs(record({ last: { role: 'old' } }), record({ lastSeen: 2000 }), undefined, w, 0).last,
