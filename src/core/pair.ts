@@ -167,6 +167,9 @@ export function mergeSpans(
   return out;
 }
 
+/** When a record's alert was raised, for choosing the later: -1 without one, 0 for one of unknown time. */
+const alertOrder = (pair: StoredPair): number => pair.alertedAt ?? (pair.alertId ? 0 : -1);
+
 /**
  * A pair's record once this process's write (`written`, made over `base`, what it read) and
  * another process's meanwhile (`current`, what the store holds now) are both in it: the counts
@@ -194,10 +197,7 @@ export function mergeStoredPairs(
   const newer = written.lastSeen >= current.lastSeen ? written : current;
   const last = newer.last ?? (newer === written ? current.last : written.last);
   if (last !== undefined) merged.last = last;
-  const alerted =
-    (written.alertedAt ?? (written.alertId ? 0 : -1)) >= (current.alertedAt ?? (current.alertId ? 0 : -1))
-      ? written
-      : current;
+  const alerted = alertOrder(written) >= alertOrder(current) ? written : current;
   if (alerted.alertId !== undefined) merged.alertId = alerted.alertId;
   if (alerted.alertedAt !== undefined) merged.alertedAt = alerted.alertedAt;
   const indexedAt = Math.max(current.indexedAt ?? 0, written.indexedAt ?? 0);

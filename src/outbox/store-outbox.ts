@@ -416,22 +416,20 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
    */
   async function removeDelivered(itemId: string, item: RepeatItem): Promise<boolean> {
     const key = outboxItemKey(itemId);
-    let expect: Expected;
-    if (item.rev === undefined) {
-      // An item of an earlier release: unchanged while it holds the same count and no rev (every
-      // repeat of this release carries one).
+    if (item.rev === undefined || !REV.test(item.rev)) {
+      // An item of an earlier release (no rev), or with a rev of a form this release does not
+      // write (a later release's): unchanged while it holds the same count.
       const after = await store.get<OutboxItem>(key);
       if (after?.kind === 'repeat' && after.repeat.count !== item.repeat.count) return false;
-      expect = { rev: null };
-    } else if (REV.test(item.rev)) {
-      expect = { rev: item.rev };
-    } else {
-      // A rev of a form this release does not write (a later release's): checked, then deleted.
-      const after = await store.get<OutboxItem>(key);
-      if (after?.kind === 'repeat' && after.repeat.count !== item.repeat.count) return false;
-      await remove(itemId);
-      return true;
+      // A rev that cannot be checked: deleted after that check alone.
+      if (item.rev !== undefined) {
+        await remove(itemId);
+        return true;
+      }
     }
+    // An item without a rev is still the one delivered while the key holds none: every repeat of
+    // this release carries one.
+    const expect: Expected = { rev: item.rev ?? null };
     const [taken] = await store.setManyIfUnchanged([
       { key, value: { kind: 'delivered' }, ttlMs: refTtlMs, expect },
     ]);
