@@ -229,9 +229,12 @@ class PooledKeyvPostgres extends KeyvPostgres {
   /**
    * `StateStore.setManyIfUnchanged` in one statement: a row is replaced only while it holds the
    * `rev` expected (checked again on the row a concurrent writer left), inserted only where none
-   * is live. The rows are locked in key order first, so that two replicas' overlapping batches
-   * wait for each other rather than deadlock; should one happen all the same (a key one inserts
-   * and the other replaces), the statement is rolled back whole and runs again, as in `setMany`.
+   * is live. Every row of the batch that exists is locked first, in key order, also those it
+   * expects absent: two replicas' overlapping batches then wait for each other rather than
+   * deadlock, also when each read at another moment (one expects absent a record that the other
+   * replaces, and the other way round for a second record). Should one happen all the same (rows
+   * made after the statement began, which its locking cannot see), the statement is rolled back
+   * whole and runs again, as in `setMany`.
    * What a row held instead is not read here: the statement's snapshot may predate the write
    * that made its check fail.
    */
@@ -249,11 +252,10 @@ class PooledKeyvPostgres extends KeyvPostgres {
     const statement = `WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS i(k, v, expect)),
       locked AS (
-        SELECT t.key FROM ${table} AS t JOIN input AS i ON t.key = i.k
-        WHERE i.expect NOT IN ('', 'A') ORDER BY t.key FOR UPDATE OF t),
+        SELECT t.key FROM ${table} AS t JOIN input AS i ON t.key = i.k ORDER BY t.key FOR UPDATE OF t),
       replaced AS (
         UPDATE ${table} AS t SET value = i.v FROM input AS i, locked AS l
-        WHERE t.key = i.k AND l.key = t.key AND coalesce(${expiry} > $4, true)
+        WHERE t.key = i.k AND l.key = t.key AND i.expect NOT IN ('', 'A') AND coalesce(${expiry} > $4, true)
           AND CASE WHEN i.expect = 'N' THEN strpos(t.value, '${REV_FIELD}') = 0
                    ELSE strpos(t.value, i.expect) > 0 END
         RETURNING t.key),

@@ -337,17 +337,68 @@ describeWithService('postgres:// conditional writes of two replicas', 'TEST_POST
     expect(await a.getMany(keys.slice(0, 2))).toEqual([{ n: 20 }, { n: 20 }]);
     // A session's statistics reach pg_stat_database by the time it has ended.
     await Promise.all([a.close(), b.close()]);
-    const admin = new pg.Pool({ connectionString: db.url, max: 1 });
-    try {
-      const { rows } = await admin.query<{ deadlocks: string }>(
-        'SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()',
-      );
-      expect(Number(rows[0]!.deadlocks)).toBe(0);
-    } finally {
-      await admin.end();
-    }
+    expect(await deadlocksIn(db.url)).toBe(0);
   });
 });
+
+describeWithService(
+  'postgres:// conditional writes of two replicas that read at different moments',
+  'TEST_POSTGRES_URL',
+  (url) => {
+    // Deadlocks are counted per database: this test has one of its own.
+    const db = ownPostgresDatabase(url, 'crossing');
+
+    it('writes crossing batches, each creating the records the other replaces, without a deadlock', async () => {
+      const open = () =>
+        openPostgresStateStore({
+          url: db.url,
+          display: db.url,
+          password: '',
+          namespace: 'dl',
+          sweepIntervalMs: 0,
+        });
+      const [a, b] = [await open(), await open()];
+      try {
+        const keys = Array.from({ length: 300 }, (_, i) => `pair:app:10.1.${Math.floor(i / 256)}.${i % 256}`);
+        await a.setMany(keys.map((key) => ({ key, value: { n: 0 } })));
+        // Each read half of the records at a moment they were not there yet (expects them absent)
+        // and the other half as they are: A the even ones absent, B the odd ones.
+        const batchOf = (absent: 0 | 1, round: number) =>
+          keys.map((key, i) => ({
+            key,
+            value: { n: round },
+            expect: i % 2 === absent ? ('absent' as const) : { rev: null },
+          }));
+        for (let round = 1; round <= 10; round++) {
+          const [ofA, ofB] = await Promise.all([
+            a.setManyIfUnchanged(batchOf(0, round)),
+            b.setManyIfUnchanged(batchOf(1, round)),
+          ]);
+          // Each replaces what it read as it is, and is told that what it took for absent is there.
+          expect(ofA.map((answer) => answer === true)).toEqual(keys.map((_, i) => i % 2 === 1));
+          expect(ofB.map((answer) => answer === true)).toEqual(keys.map((_, i) => i % 2 === 0));
+        }
+        expect(await a.getMany(keys.slice(0, 2))).toEqual([{ n: 10 }, { n: 10 }]);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+      expect(await deadlocksIn(db.url)).toBe(0);
+    });
+  },
+);
+
+/** Deadlocks PostgreSQL has counted in a database (a session's count is in once it has ended). */
+async function deadlocksIn(url: string): Promise<number> {
+  const admin = new pg.Pool({ connectionString: url, max: 1 });
+  try {
+    const { rows } = await admin.query<{ deadlocks: string }>(
+      'SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()',
+    );
+    return Number(rows[0]!.deadlocks);
+  } finally {
+    await admin.end();
+  }
+}
 
 describeWithService('postgres:// expired claims at scale', 'TEST_POSTGRES_URL', (url) => {
   const db = ownPostgresDatabase(url, 'expiry');
