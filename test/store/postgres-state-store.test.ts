@@ -3,6 +3,7 @@ import { Keyv } from 'keyv';
 import pg from 'pg';
 import { afterAll, expect, it, vi } from 'vitest';
 import { createEngine } from '../../src/core/engine.ts';
+import type { StateStore } from '../../src/core/ports.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
 import { openPostgresStateStore } from '../../src/store/postgres-state-store.ts';
 import { arcRecord, freshAppId } from '../support/http-app.ts';
@@ -314,17 +315,8 @@ describeWithService('postgres:// conditional writes of two replicas', 'TEST_POST
   const db = ownPostgresDatabase(url, 'deadlock');
 
   it('writes overlapping batches of two connections in any order without a deadlock', async () => {
-    const open = () =>
-      openPostgresStateStore({
-        url: db.url,
-        display: db.url,
-        password: '',
-        namespace: 'dl',
-        sweepIntervalMs: 0,
-      });
-    const [a, b] = [await open(), await open()];
-    const keys = Array.from({ length: 300 }, (_, i) => `pair:app:10.0.${Math.floor(i / 256)}.${i % 256}`);
-    await a.setMany(keys.map((key) => ({ key, value: { n: 0 } })));
+    const [a, b] = await twoReplicasOn(db.url);
+    const keys = await storedPairKeys(a, '10.0');
     for (let round = 1; round <= 20; round++) {
       const batch = keys.map((key) => ({ key, value: { n: round }, expect: { rev: null } }));
       // The same rows, one connection in key order and the other in reverse.
@@ -349,18 +341,9 @@ describeWithService(
     const db = ownPostgresDatabase(url, 'crossing');
 
     it('writes crossing batches, each creating the records the other replaces, without a deadlock', async () => {
-      const open = () =>
-        openPostgresStateStore({
-          url: db.url,
-          display: db.url,
-          password: '',
-          namespace: 'dl',
-          sweepIntervalMs: 0,
-        });
-      const [a, b] = [await open(), await open()];
+      const [a, b] = await twoReplicasOn(db.url);
       try {
-        const keys = Array.from({ length: 300 }, (_, i) => `pair:app:10.1.${Math.floor(i / 256)}.${i % 256}`);
-        await a.setMany(keys.map((key) => ({ key, value: { n: 0 } })));
+        const keys = await storedPairKeys(a, '10.1');
         // Each read half of the records at a moment they were not there yet (expects them absent)
         // and the other half as they are: A the even ones absent, B the odd ones.
         const batchOf = (absent: 0 | 1, round: number) =>
@@ -386,6 +369,20 @@ describeWithService(
     });
   },
 );
+
+/** Two stores on one database, as two replicas have. */
+async function twoReplicasOn(url: string) {
+  const open = () =>
+    openPostgresStateStore({ url, display: url, password: '', namespace: 'dl', sweepIntervalMs: 0 });
+  return [await open(), await open()] as const;
+}
+
+/** The keys of 300 pair records stored without a `rev`, their IPs under `net` (`10.0`, say). */
+async function storedPairKeys(store: StateStore, net: string): Promise<string[]> {
+  const keys = Array.from({ length: 300 }, (_, i) => `pair:app:${net}.${Math.floor(i / 256)}.${i % 256}`);
+  await store.setMany(keys.map((key) => ({ key, value: { n: 0 } })));
+  return keys;
+}
 
 /** Deadlocks PostgreSQL has counted in a database (a session's count is in once it has ended). */
 async function deadlocksIn(url: string): Promise<number> {
