@@ -227,6 +227,8 @@ export class KeyvStateStore implements StateStore {
   readonly sharedAcrossProcesses: boolean;
   readonly acrossNetwork: boolean;
   #keyv: Keyv;
+  /** The backend reads many values in one call (every backend but a plain Map). */
+  #readsMany: boolean;
   #rest: ClaimsAndSets;
   #prefix: string;
   #closeKeyv: () => Promise<void>;
@@ -264,6 +266,7 @@ export class KeyvStateStore implements StateStore {
       );
     };
     this.#keyv = guarded(keyv, fail, options.busyRetry);
+    this.#readsMany = typeof (keyv.store as { getMany?: unknown }).getMany === 'function';
     if (!rest.countLiveMembers && !rest.membersOfMany) {
       throw new TypeError('a ClaimsAndSets needs countLiveMembers or membersOfMany');
     }
@@ -290,7 +293,11 @@ export class KeyvStateStore implements StateStore {
   async get<T>(key: string): Promise<T | undefined> {
     this.#open();
     checkKey(key);
-    return this.#keyv.get<T>(this.#prefix + key);
+    if (!this.#readsMany) return this.#keyv.get<T>(this.#prefix + key);
+    // Through `getMany`, whose delete of a value found expired is the backend's `deleteMany`
+    // (PostgreSQL's deletes only a value still expired), never its plain `delete`.
+    const [value] = await this.#keyv.getMany<T>([this.#prefix + key]);
+    return value;
   }
 
   async getMany<T>(keys: readonly string[]): Promise<Array<T | undefined>> {

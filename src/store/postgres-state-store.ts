@@ -288,6 +288,21 @@ class PooledKeyvPostgres extends KeyvPostgres {
     );
     return rows.length > 0;
   }
+
+  /**
+   * Only Keyv calls it, on the values a read found expired (`KeyvStateStore` reads through
+   * `getMany`): it deletes those still expired. Another replica may have written the key again
+   * since the read (a pair seen again as its record ends), and that value stays.
+   */
+  async deleteMany(keys: string[]): Promise<boolean> {
+    const table = `${this.opts.schema}.${this.opts.table}`;
+    const rows = await this.query(
+      `DELETE FROM ${table} AS t WHERE t.key = ANY($1::text[])
+        AND substring(t.value from '"expires":([0-9]{1,15})}$')::bigint <= $2 RETURNING t.key`,
+      [keys, Date.now()],
+    );
+    return rows.length > 0;
+  }
 }
 
 class PostgresClaimsAndSets implements ClaimsAndSets {

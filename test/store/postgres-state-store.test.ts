@@ -311,6 +311,48 @@ describeWithService(
   },
 );
 
+describeWithService('postgres:// a read that finds a value expired', 'TEST_POSTGRES_URL', (url) => {
+  // The expiry of a value is inside it: a read that finds it expired deletes it. Another replica
+  // may make that key again in between (a pair seen again as its record ends, on two replicas):
+  // the delete takes only a value still expired by then.
+  it.each(['getMany', 'get'] as const)(
+    'deletes it through %s only while it is expired: not the value another replica wrote in its place meanwhile',
+    async (read) => {
+      const proxy = await tcpProxy(new URL(url));
+      const namespace = uniqueNamespace('expired-read');
+      const open = (through: string) =>
+        openPostgresStateStore({
+          url: through,
+          display: through,
+          password: '',
+          namespace,
+          sweepIntervalMs: 0,
+        });
+      const [a, b] = [await open(proxy.url), await open(url)];
+      const key = 'pair:app:10.0.0.1';
+      try {
+        await b.set(key, { n: 1 }, 1);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        // A reads the value once it has expired; its delete is held while B writes the key again.
+        const held = proxy.holdNext('DELETE FROM');
+        const found = read === 'get' ? a.get(key) : a.getMany([key]).then(([value]) => value);
+        const release = await held;
+        await b.set(key, { n: 2 }, 60_000);
+        release();
+        expect(await found).toBeUndefined();
+        expect(await b.get(key)).toEqual({ n: 2 });
+        expect(await a.get(key)).toEqual({ n: 2 });
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+        await proxy.close();
+        const pool = new pg.Pool({ connectionString: url, max: 1 });
+        await pool.query('DELETE FROM public.keyv WHERE key LIKE $1', [`${namespace}:%`]);
+        await pool.end();
+      }
+    },
+  );
+});
+
 describeWithService('postgres:// conditional writes of two replicas', 'TEST_POSTGRES_URL', (url) => {
   const db = ownPostgresDatabase(url, 'deadlock');
 

@@ -4,7 +4,9 @@
  * - `freeze()`: the connections open then pass no byte any more, either way, and stay open (the
  *   network lost them); connections made later pass as before; `freezeAll()`: so are those made
  *   until `thaw()` (a path that accepts connections and loses their bytes);
- * - `cut()`: every connection is dropped, and new ones are refused.
+ * - `cut()`: every connection is dropped, and new ones are refused;
+ * - `holdNext(text)`: the next chunk a client sends that holds `text` (a statement's SQL, say) is
+ *   held, with whatever that connection sends after it, until the release it answers is called.
  */
 import { createConnection, createServer, type Socket } from 'node:net';
 
@@ -18,6 +20,8 @@ export interface TcpProxy {
   freezeAll(): void;
   thaw(): void;
   cut(): void;
+  /** Resolves, once such a chunk is held, to the function that sends it on. */
+  holdNext(text: string): Promise<() => void>;
   /** Drops every connection and stops listening. */
   close(): Promise<void>;
 }
@@ -36,9 +40,27 @@ export async function tcpProxy(target: URL): Promise<TcpProxy> {
   const held: Array<() => void> = [];
   let paused = false;
   let freezingNew = false;
+  let holdFor: { text: string; held: (release: () => void) => void } | undefined;
+  /** Per client connection, its chunks held by `holdNext` (in order), while any are. */
+  const heldFrom = new Map<Socket, Buffer[]>();
   const relay = (client: Socket, from: Socket, to: Socket) =>
     from.on('data', (chunk: Buffer) => {
       if (frozen.has(client)) return;
+      const queue = from === client ? heldFrom.get(client) : undefined;
+      if (queue !== undefined) {
+        queue.push(chunk);
+        return;
+      }
+      if (from === client && holdFor !== undefined && chunk.includes(holdFor.text)) {
+        const { held: onHeld } = holdFor;
+        holdFor = undefined;
+        heldFrom.set(client, [chunk]);
+        onHeld(() => {
+          for (const c of heldFrom.get(client) ?? []) to.write(c);
+          heldFrom.delete(client);
+        });
+        return;
+      }
       if (paused) held.push(() => to.write(chunk));
       else to.write(chunk);
     });
@@ -82,6 +104,11 @@ export async function tcpProxy(target: URL): Promise<TcpProxy> {
     },
     thaw() {
       freezingNew = false;
+    },
+    holdNext(text) {
+      return new Promise((resolve) => {
+        holdFor = { text, held: resolve };
+      });
     },
     cut() {
       server.close();
