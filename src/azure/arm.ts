@@ -28,6 +28,12 @@ export interface ArmGateway {
     principalId: string,
     signal?: AbortSignal,
   ): Promise<AssignmentInfo[]>;
+  /**
+   * The active assignments of `principalId` at, above or below `scope` that end at a set time: made
+   * or activated through Privileged Identity Management (its role assignment schedule instances;
+   * one without an end time is left out). All pages.
+   */
+  listTimeBoundForPrincipal(scope: string, principalId: string, signal?: AbortSignal): Promise<TimeBound[]>;
   /** A role definition by its full id; cached per gateway. */
   getRoleDefinition(roleDefinitionId: string, signal?: AbortSignal): Promise<RoleDefinitionInfo>;
   /**
@@ -41,6 +47,16 @@ export interface ArmGateway {
   createAssignment(restore: AssignmentToRestore): Promise<{ result: 'created' | 'exists'; id?: string }>;
   /** Any resource by id (used for the connected cluster). */
   getResource(id: string, apiVersion: string, signal?: AbortSignal): Promise<ResourceFacts>;
+}
+
+/** An active role assignment that ends at a set time (see `ArmGateway.listTimeBoundForPrincipal`). */
+export interface TimeBound {
+  /** The role assignment's full ARM id, as the schedule instance names it. */
+  assignmentId: string;
+  /** ISO 8601. */
+  endsAt: string;
+  /** A PIM activation of an eligible role, rather than an active assignment with an end time. */
+  activated: boolean;
 }
 
 /** What the gateway is built from. */
@@ -268,6 +284,26 @@ export function createArmGateway(options: ArmGatewayOptions): ArmGateway {
       for await (const a of pages) {
         const info = toAssignmentInfo(a);
         if (info) out.push(info);
+      }
+      return out;
+    },
+
+    async listTimeBoundForPrincipal(atScope, principalId, signal) {
+      const out: TimeBound[] = [];
+      const pages = auth.roleAssignmentScheduleInstances.listForScope(sdkId(atScope), {
+        filter: `principalId eq '${principalId}'`,
+        ...(signal ? { abortSignal: signal } : {}),
+      });
+      for await (const instance of pages) {
+        const end = instance.endDateTime;
+        const id = instance.originRoleAssignmentId;
+        if (!(end instanceof Date) || Number.isNaN(end.getTime()) || typeof id !== 'string' || id === '')
+          continue;
+        out.push({
+          assignmentId: id,
+          endsAt: end.toISOString(),
+          activated: instance.assignmentType?.toLowerCase() === 'activated',
+        });
       }
       return out;
     },

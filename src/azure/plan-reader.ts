@@ -157,7 +157,12 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
     }
     const found = evidenceAssignment?.status === 'found' ? [evidenceAssignment.assignment] : [];
     const known = [...(assignments ?? []), ...found];
-    const roles = known.length > 0 ? await readRoles(known, warnings, unchecked) : undefined;
+    const [roles, timeBoundUnread] = await Promise.all([
+      known.length > 0 ? readRoles(known, warnings, unchecked) : undefined,
+      known.length > 0 && principalId && clusterId && isSafeScope(clusterId)
+        ? markTimeBound(known, clusterId, principalId)
+        : undefined,
+    ]);
     const planned = buildRemediationPlan({
       detection,
       endpoints,
@@ -171,7 +176,49 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
       own: ctx.own(),
     });
     if (unchecked.length > 0) planned.unchecked = unchecked;
+    // Said only where it matters: the plan removes an assignment that Undo would re-create.
+    if (timeBoundUnread && planned.steps.some((step) => step.kind === 'remove-assignment')) {
+      planned.warnings.push(timeBoundUnread);
+    }
     return planned;
+  }
+
+  /**
+   * Marks the assignments that end at a set time (made or activated through PIM) with their end,
+   * so that Undo never re-creates one as permanent. Answers why they could not be read, if so: a
+   * 404 (an ARM without PIM's API, such as a test double or an older private cloud) is taken for
+   * no schedule, as the README says.
+   */
+  async function markTimeBound(
+    assignments: readonly AssignmentInfo[],
+    clusterId: string,
+    principalId: string,
+  ): Promise<string | undefined> {
+    let ends: Map<string, { endsAt: string; activated: boolean }>;
+    try {
+      const listed = await arm.listTimeBoundForPrincipal(clusterId, principalId);
+      ends = new Map(listed.map((t) => [normaliseScope(t.assignmentId).toLowerCase(), t]));
+    } catch (error) {
+      const f = describeFailure(error, {
+        service: 'arm',
+        action: 'Microsoft.Authorization/roleAssignmentScheduleInstances/read',
+        scope: clusterId,
+      });
+      if (f.gone) {
+        logger.debug({ err: f.message, cluster: clusterId }, 'no PIM schedules to read (404)');
+        return undefined;
+      }
+      warnPerCause({ err: f.message, cluster: clusterId }, failureText(f), 'reading PIM schedules failed');
+      return `could not read which role assignments end at a set time through PIM (${failureText(f)}): Undo would re-create a removed one without its end time${f.fix ? `; ${f.fix}` : ''}`;
+    }
+    for (const a of assignments) {
+      const bound = ends.get(normaliseScope(a.id).toLowerCase());
+      if (bound) {
+        a.endsAt = bound.endsAt;
+        a.activated = bound.activated;
+      }
+    }
+    return undefined;
   }
 
   /** Looks the caller up: the service principal of the appid, or the user of the object id (or UPN). */

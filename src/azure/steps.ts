@@ -2,6 +2,7 @@ import { dashGuid, isGroup } from '../core/azure-ids.ts';
 import type { PlannedStep, RemediationPlan, StepResult } from '../core/remediation.ts';
 import {
   type AssignmentInfo,
+  type AssignmentToRestore,
   isSafeScope,
   isUpn,
   restoreInfo,
@@ -328,6 +329,7 @@ export function createStepRunners(ctx: StepRunnerContext) {
             fix: 're-create the role assignment by hand (az role assignment create)',
           };
         }
+        if (restore.endsAt) return timeBoundNotRestored(restore);
         try {
           const r = await arm.createAssignment(restore);
           return r.result === 'created'
@@ -381,4 +383,29 @@ export function createStepRunners(ctx: StepRunnerContext) {
   }
 
   return { runStep, undoStep };
+}
+
+/**
+ * The Undo of a removed assignment that ended at a set time through PIM: a role assignment made
+ * here would be permanent, more than the principal had, so none is made. The principal gets it
+ * back through PIM (an activation: its eligibility was not removed), and the Undo goes on (the
+ * account is enabled again).
+ */
+function timeBoundNotRestored(restore: AssignmentToRestore): StepOutcome {
+  const what = `"${restore.roleName ?? restore.roleDefinitionId}" at ${restore.scope}`;
+  const kind = restore.activated ? 'PIM activation' : 'PIM assignment';
+  const ended = Date.parse(restore.endsAt ?? '') <= Date.now();
+  if (ended) {
+    return {
+      status: 'already-done',
+      detail: `not re-created: ${what} was a ${kind} that ended at ${restore.endsAt} anyway`,
+    };
+  }
+  const how = restore.activated
+    ? 'the principal can activate the role again in PIM (its eligibility was not removed)'
+    : `assign it again in PIM, ending at ${restore.endsAt}`;
+  return {
+    status: 'already-done',
+    detail: `not re-created: ${what} was a ${kind} until ${restore.endsAt}, and one made here would be permanent; ${how}`,
+  };
 }

@@ -52,6 +52,10 @@ export interface AssignmentInfo {
   description?: string;
   /** ISO 8601. */
   createdOn?: string;
+  /** When it ends, for one made or activated through PIM for a set time (ISO 8601). */
+  endsAt?: string;
+  /** With `endsAt`: a PIM activation of an eligible role (rather than an assignment with an end). */
+  activated?: boolean;
 }
 
 /** What undo re-creates for a removed assignment (PlannedStep.assignment plus its condition). */
@@ -64,6 +68,9 @@ export interface AssignmentToRestore {
   condition?: string;
   conditionVersion?: string;
   description?: string;
+  /** It ended at this time (PIM): Undo does not make it again as a permanent one. */
+  endsAt?: string;
+  activated?: boolean;
 }
 
 /**
@@ -79,6 +86,9 @@ export interface RemainingAccessDetail extends RemainingAccess {
   principalType?: string;
   condition?: string;
   conditionVersion?: string;
+  /** See `AssignmentInfo.endsAt`. */
+  endsAt?: string;
+  activated?: boolean;
 }
 
 /**
@@ -527,14 +537,31 @@ function restoreFrom(a: AssignmentInfo, roleName: string | undefined): Assignmen
   if (a.condition) r.condition = a.condition;
   if (a.conditionVersion) r.conditionVersion = a.conditionVersion;
   if (a.description) r.description = a.description;
+  if (a.endsAt) {
+    r.endsAt = a.endsAt;
+    r.activated = a.activated === true;
+  }
   return r;
+}
+
+/** What a removal step adds of an assignment that ends at a set time through PIM. */
+export function timeBoundNote(a: Pick<AssignmentToRestore, 'endsAt' | 'activated'>): string {
+  if (!a.endsAt) return '';
+  return ` (${a.activated ? 'a PIM activation' : 'assigned through PIM'} until ${a.endsAt}: Undo does not re-create it)`;
 }
 
 function remaining(
   kind: RemainingAccessDetail['kind'],
   a: Pick<
     AssignmentInfo,
-    'id' | 'scope' | 'principalId' | 'principalType' | 'condition' | 'conditionVersion'
+    | 'id'
+    | 'scope'
+    | 'principalId'
+    | 'principalType'
+    | 'condition'
+    | 'conditionVersion'
+    | 'endsAt'
+    | 'activated'
   > & {
     roleDefinitionId?: string;
   },
@@ -546,6 +573,10 @@ function remaining(
   if (a.principalType) r.principalType = a.principalType;
   if (a.condition) r.condition = a.condition;
   if (a.conditionVersion) r.conditionVersion = a.conditionVersion;
+  if (a.endsAt) {
+    r.endsAt = a.endsAt;
+    r.activated = a.activated === true;
+  }
   return r;
 }
 
@@ -690,7 +721,7 @@ function evidenceFromArm(
       input.endpoints,
       id,
       restoreFrom({ ...a, scope }, roleName),
-      `Remove "${roleName}" at ${scope}: the assignment named in the evidence`,
+      `Remove "${roleName}" at ${scope}: the assignment named in the evidence${timeBoundNote(a)}`,
     ),
   );
   return out;
@@ -723,6 +754,7 @@ function evidenceUnverified(
     ...(guid ? { roleDefinitionId: guid } : {}),
     ...(listed?.condition ? { condition: listed.condition } : {}),
     ...(listed?.conditionVersion ? { conditionVersion: listed.conditionVersion } : {}),
+    ...(listed?.endsAt ? { endsAt: listed.endsAt, activated: listed.activated === true } : {}),
   };
   if (isGroup(assignedType)) {
     out.still.push(remaining('group', facts, roleName));
@@ -760,7 +792,7 @@ function evidenceUnverified(
       input.endpoints,
       id,
       restore,
-      `Remove "${roleName}" at ${scope}: the assignment named in the evidence (unverified: taken from the detection, not checked in Azure)`,
+      `Remove "${roleName}" at ${scope}: the assignment named in the evidence (unverified: taken from the detection, not checked in Azure)${restore ? timeBoundNote(restore) : ''}`,
     ),
   );
   return out;
@@ -883,7 +915,7 @@ export function buildRemediationPlan(input: PlanInput): RemediationPlan {
           endpoints,
           normaliseScope(a.id),
           restoreFrom(a, roleName),
-          `Remove "${roleName}" at ${normaliseScope(a.scope)}: it grants listClusterUserCredential on the cluster`,
+          `Remove "${roleName}" at ${normaliseScope(a.scope)}: it grants listClusterUserCredential on the cluster${timeBoundNote(a)}`,
         ),
       );
     }
@@ -1008,6 +1040,7 @@ export function buildBroadRemovalPlan(plan: RemediationPlan, endpoints: PlanEndp
             ...(r.roleName ? { roleName: r.roleName } : {}),
             ...(r.condition ? { condition: r.condition } : {}),
             ...(r.conditionVersion ? { conditionVersion: r.conditionVersion } : {}),
+            ...(r.endsAt ? { endsAt: r.endsAt, activated: r.activated === true } : {}),
           }
         : undefined;
     if (!restore) warnings.push(`undo cannot re-create ${id}: its role or principal is unknown`);
@@ -1016,7 +1049,7 @@ export function buildBroadRemovalPlan(plan: RemediationPlan, endpoints: PlanEndp
         endpoints,
         normaliseScope(id),
         restore,
-        `Remove the broad role "${r.roleName ?? 'unknown'}" at ${scope}: the principal loses everything it grants there, not only the Arc access`,
+        `Remove the broad role "${r.roleName ?? 'unknown'}" at ${scope}: the principal loses everything it grants there, not only the Arc access${timeBoundNote(r)}`,
       ),
     );
   }

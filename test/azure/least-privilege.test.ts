@@ -20,6 +20,7 @@ const USED = [
   'Microsoft.Authorization/roleAssignments/delete',
   'Microsoft.Authorization/roleAssignments/write',
   'Microsoft.Authorization/roleDefinitions/read',
+  'Microsoft.Authorization/roleAssignmentScheduleInstances/read',
   'Microsoft.Kubernetes/connectedClusters/read',
 ];
 

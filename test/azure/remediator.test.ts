@@ -999,6 +999,142 @@ describe('Azure remediator: undo', () => {
   });
 });
 
+describe('Azure remediator: assignments that end at a set time through PIM', () => {
+  const hours = (n: number) => new Date(Date.now() + n * 3_600_000).toISOString();
+
+  it('removes a PIM activation like any assignment; Undo makes none permanent in its place, says how it comes back, and enables the principal', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const until = hours(4);
+    fake.assign({
+      name: A.rg,
+      scope: RG_SCOPE,
+      roleDefinitionId: ROLE.customArc,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+      pim: { assignmentType: 'Activated', endDateTime: until },
+    });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const step = plan.steps.find((st) => st.target.endsWith(A.rg))!;
+    expect(step.description).toContain(`(a PIM activation until ${until}: Undo does not re-create it)`);
+    expect(restoreInfo(step)).toMatchObject({ endsAt: until, activated: true });
+    // The evidence assignment, made without an end, is not marked.
+    expect(restoreInfo(plan.steps.find((st) => st.target.endsWith(A.evidence))!)?.endsAt).toBeUndefined();
+    expect(plan.warnings.join(' ')).not.toMatch(/PIM/);
+    const result = await remediator.execute(plan);
+    expect(result.ok).toBe(true);
+    expect(fake.assignmentsByName.size).toBe(0);
+
+    const undone = await remediator.undo(plan, result);
+    expect(undone.ok).toBe(true);
+    expect(undone.steps.find((st) => st.stepId === step.id)).toMatchObject({
+      status: 'already-done',
+      detail: `not re-created: "Arc proxy users (custom)" at ${RG_SCOPE} was a PIM activation until ${until}, and one made here would be permanent; the principal can activate the role again in PIM (its eligibility was not removed)`,
+    });
+    // Only the assignment made without an end is back, and the principal is enabled again.
+    expect([...fake.assignmentsByName.values()].map((a) => a.scope)).toEqual([CLUSTER_ID]);
+    expect(fake.servicePrincipals.get(SP_ID)?.accountEnabled).toBe(true);
+  });
+
+  it('says when a removed PIM assignment would have ended anyway, and how to assign one that has not ended yet', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const ended = new Date(Date.now() + 1500).toISOString();
+    fake.assign({
+      name: A.rg,
+      scope: RG_SCOPE,
+      roleDefinitionId: ROLE.customArc,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+      pim: { assignmentType: 'Assigned', endDateTime: ended },
+    });
+    const until = hours(24 * 30);
+    fake.assign({
+      name: A.sub,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.clusterUser,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+      pim: { assignmentType: 'Assigned', endDateTime: until },
+    });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.steps.find((st) => st.target.endsWith(A.sub))?.description).toContain(
+      `(assigned through PIM until ${until}: Undo does not re-create it)`,
+    );
+    const result = await remediator.execute(plan);
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(ended) - Date.now() + 50));
+    const undone = await remediator.undo(plan, result);
+    const detail = (name: string) =>
+      undone.steps.find((st) => st.stepId.endsWith(name.toLowerCase()))?.detail;
+    expect(detail(A.rg)).toBe(
+      `not re-created: "Arc proxy users (custom)" at ${RG_SCOPE} was a PIM assignment that ended at ${ended} anyway`,
+    );
+    expect(detail(A.sub)).toBe(
+      `not re-created: "Azure Arc Enabled Kubernetes Cluster User Role" at ${SUB_SCOPE} was a PIM assignment until ${until}, and one made here would be permanent; assign it again in PIM, ending at ${until}`,
+    );
+    expect(undone.ok).toBe(true);
+    expect([...fake.assignmentsByName.values()].map((a) => a.scope)).toEqual([CLUSTER_ID]);
+  });
+
+  it('Remove broad roles too: an Owner activated through PIM is not made permanent by its Undo', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const until = hours(8);
+    fake.assign({
+      name: A.owner,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.owner,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+      pim: { assignmentType: 'Activated', endDateTime: until },
+    });
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    const broad = remediator.planBroadRemoval(plan);
+    expect(broad.steps.map((st) => st.description)).toEqual([
+      `Remove the broad role "Owner" at ${SUB_SCOPE}: the principal loses everything it grants there, not only the Arc access (a PIM activation until ${until}: Undo does not re-create it)`,
+    ]);
+    const removed = await remediator.execute(broad, undefined, { action: 'remove-broad-roles' });
+    expect(removed.ok).toBe(true);
+    expect(fake.assignmentsByName.has(A.owner)).toBe(false);
+    const undone = await remediator.undo(broad, removed);
+    expect(undone.steps).toEqual([
+      expect.objectContaining({
+        status: 'already-done',
+        detail: expect.stringMatching(/^not re-created: "Owner"/),
+      }),
+    ]);
+    expect(fake.assignmentsByName.has(A.owner)).toBe(false);
+    expect(fake.calls('arm', 'PUT')).toEqual([]);
+  });
+
+  it('without the right to read PIM schedules, the plan says Undo would re-create a removed assignment without its end; a 404 is no schedule', async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    fake.deny(
+      'arm',
+      'GET',
+      '/roleAssignmentScheduleInstances',
+      'Microsoft.Authorization/roleAssignmentScheduleInstances/read',
+    );
+    const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    expect(plan.warnings).toContainEqual(
+      expect.stringMatching(
+        /^could not read which role assignments end at a set time through PIM \(403 AuthorizationFailed: .*\): Undo would re-create a removed one without its end time; .*roleAssignmentScheduleInstances\/read/,
+      ),
+    );
+    // Still a plan that removes and revokes: only Undo's fidelity depends on the read.
+    expect(plan.unchecked ?? []).toEqual([]);
+
+    const { fake: older, remediator: onOlder } = await setup(CLUSTER_ID);
+    older.fail({
+      service: 'arm',
+      method: 'GET',
+      path: '/roleAssignmentScheduleInstances',
+      status: 404,
+      times: 1,
+    });
+    const plain = await onOlder.plan(spDetection(CLUSTER_ID));
+    expect(plain.warnings.join(' ')).not.toMatch(/PIM/);
+    expect(plain.steps.length).toBeGreaterThan(0);
+  });
+});
+
 describe('whether a failed write may have been made', () => {
   it.each([
     ['a 500', { statusCode: 500 }, true],

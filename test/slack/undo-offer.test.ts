@@ -87,3 +87,40 @@ it("Undo's dialog says so also when it is too long for Slack in full (a real ass
   expect(text).toContain('re-enables the user account');
   expect(text).toMatch(/Revoked sign-in sessions stay revoked\.$/);
 });
+
+it("Undo's dialog names the PIM assignments it leaves to PIM apart from those it re-creates, in full and when too long", () => {
+  const state = userRevoke({ disable: 'done', sessions: 'done' });
+  const scope = '/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc';
+  const removal = (n: number, roleName: string, endsAt?: string) => {
+    const target = `${scope}/providers/Microsoft.Authorization/roleAssignments/5d1f3a7b-9c2e-4b48-a6d0-e8f1a2b3c4d${n}`;
+    state.revoke!.plan!.steps.unshift({
+      id: `remove-assignment:${n}`,
+      kind: 'remove-assignment',
+      description: 'r',
+      call: 'DELETE',
+      target,
+      assignment: {
+        scope,
+        roleDefinitionId: 'x',
+        principalId: 'p',
+        roleName,
+        ...(endsAt ? { endsAt, activated: true } : {}),
+      },
+    } as never);
+    state.revoke!.result!.steps.unshift({
+      stepId: `remove-assignment:${n}`,
+      status: 'done',
+      detail: 'removed',
+    });
+  };
+  removal(1, 'Owner', '2026-11-29T17:00:00.000Z');
+  expect(undoConfirmText(state)).toBe(
+    `Leaves the PIM assignment to PIM (made here it would be permanent): "Owner" at ${scope}. Re-enables the user account ${USER}. The identity gets its Arc access back through PIM. Revoked sign-in sessions stay revoked.`,
+  );
+  removal(2, 'Azure Arc Enabled Kubernetes Cluster User Role');
+  const long = undoConfirmText(state);
+  expect(long.length).toBeLessThanOrEqual(300);
+  expect(long).toMatch(
+    /^Re-creates the role assignment \(Azure Arc Enabled Kubernetes Cluster User Role\) and leaves a PIM assignment to PIM and re-enables the user account\. The identity can list the cluster credentials again\. Revoked sign-in sessions stay revoked\.$/,
+  );
+});

@@ -105,6 +105,12 @@ export interface FakeAssignment {
   createdOn: string;
   condition?: string;
   conditionVersion?: string;
+  /**
+   * Made or activated through PIM for a set time: its role assignment schedule instance then
+   * ends at `endDateTime` (one without `pim` is listed with no end, as ARM lists an assignment
+   * made through the role assignments API).
+   */
+  pim?: { assignmentType: 'Activated' | 'Assigned'; endDateTime: string };
 }
 
 /** A service principal in the fake Graph. */
@@ -143,6 +149,7 @@ export interface FakeResource {
 
 const ASSIGNMENTS = /^(.*?)\/providers\/microsoft\.authorization\/roleassignments(?:\/([^/]+))?$/i;
 const ROLE_DEFINITION = /^(.*?)\/providers\/microsoft\.authorization\/roledefinitions\/([^/]+)$/i;
+const SCHEDULE_INSTANCES = /^(.*?)\/providers\/microsoft\.authorization\/roleassignmentscheduleinstances$/i;
 
 let certPromise: { cert: string; key: string } | undefined;
 
@@ -658,6 +665,8 @@ export class FakeAzure {
       }
       return reply(405);
     }
+    const instances = SCHEDULE_INSTANCES.exec(path);
+    if (instances && method === 'GET') return this.listScheduleInstances(collapse(instances[1] ?? ''), query);
     const roleDef = ROLE_DEFINITION.exec(path);
     if (roleDef && method === 'GET') {
       const def = this.roleDefinitions.get((roleDef[2] ?? '').toLowerCase());
@@ -694,7 +703,8 @@ export class FakeAzure {
     });
   }
 
-  private listAssignments(scope: string, query: Record<string, string>): Reply {
+  /** The assignments of `principalId eq '…'` (every one without a filter) at, above or below `scope`. */
+  private assignmentsAround(scope: string, query: Record<string, string>): FakeAssignment[] {
     const filter = /principalId eq '([^']+)'/i.exec(query.$filter ?? '')?.[1]?.toLowerCase();
     const s = scope.toLowerCase();
     const related = (a: FakeAssignment) => {
@@ -707,9 +717,39 @@ export class FakeAzure {
       const below = as.startsWith(`${s}/`);
       return above || below;
     };
-    const all = [...this.assignmentsByName.values()].filter(
+    return [...this.assignmentsByName.values()].filter(
       (a) => related(a) && (!filter || a.principalId.toLowerCase() === filter),
     );
+  }
+
+  /** Role assignment schedule instances (API 2020-10-01): one per active assignment, as ARM lists them. */
+  private listScheduleInstances(scope: string, query: Record<string, string>): Reply {
+    const value = this.assignmentsAround(scope, query).map((a) => {
+      const { id, properties } = this.assignmentBody(a);
+      return {
+        id: `${a.scope === '/' ? '' : a.scope}/providers/Microsoft.Authorization/roleAssignmentScheduleInstances/${a.name}`,
+        name: a.name,
+        type: 'Microsoft.Authorization/roleAssignmentScheduleInstances',
+        properties: {
+          scope: a.scope,
+          roleDefinitionId: properties.roleDefinitionId,
+          principalId: a.principalId,
+          principalType: a.principalType,
+          originRoleAssignmentId: id,
+          status: 'Provisioned',
+          startDateTime: a.createdOn,
+          endDateTime: a.pim?.endDateTime ?? null,
+          assignmentType: a.pim?.assignmentType ?? 'Assigned',
+          memberType: 'Direct',
+          createdOn: a.createdOn,
+        },
+      };
+    });
+    return reply(200, { value });
+  }
+
+  private listAssignments(scope: string, query: Record<string, string>): Reply {
+    const all = this.assignmentsAround(scope, query);
     const skip = Number(query.$skipToken ?? '0') || 0;
     const page = all.slice(skip, skip + this.pageSize);
     const out: { value: unknown[]; nextLink?: string } = { value: page.map((a) => this.assignmentBody(a)) };

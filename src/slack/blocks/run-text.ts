@@ -3,7 +3,7 @@
  * broad roles too and Undo, and the texts of their confirm dialogs. Pure, and sized to fit.
  */
 import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
-import { TAMPERING } from '../../core/remediation-plan.ts';
+import { restoreInfo, TAMPERING } from '../../core/remediation-plan.ts';
 import {
   type PastRevoke,
   type RevokedElsewhere,
@@ -287,15 +287,24 @@ export function undoConfirmText(state: SlackAlertState): string {
     for (const r of run.result.steps) if (r.status === 'done') done.add(r.stepId);
   }
   const steps = [...stepsById([state.broad, state.revoke]).values()].filter((st) => done.has(st.id));
-  const assignments = steps.filter((st) => st.kind === 'remove-assignment');
+  const removals = steps.filter((st) => st.kind === 'remove-assignment');
+  // Those PIM made for a set time are not re-created (see the remediator's Undo).
+  const timeBound = removals.filter((st) => restoreInfo(st)?.endsAt);
+  const assignments = removals.filter((st) => !restoreInfo(st)?.endsAt);
   const enables = steps.filter((st) => st.kind === 'disable-service-principal' || st.kind === 'disable-user');
-  const parts: string[] = [];
-  if (assignments.length > 0) {
-    const list = assignments.map((st) =>
+  const named = (list: readonly PlannedStep[]) =>
+    list.map((st) =>
       st.assignment ? `"${st.assignment.roleName ?? 'role'}" at ${st.assignment.scope}` : st.target,
     );
+  const parts: string[] = [];
+  if (assignments.length > 0) {
     parts.push(
-      `Re-creates ${plural(assignments.length, 'the role assignment', 'role assignments')}: ${list.join('; ')}.`,
+      `Re-creates ${plural(assignments.length, 'the role assignment', 'role assignments')}: ${named(assignments).join('; ')}.`,
+    );
+  }
+  if (timeBound.length > 0) {
+    parts.push(
+      `Leaves ${plural(timeBound.length, 'the PIM assignment', 'PIM assignments')} to PIM (made here it would be permanent): ${named(timeBound).join('; ')}.`,
     );
   }
   for (const st of enables) {
@@ -303,7 +312,11 @@ export function undoConfirmText(state: SlackAlertState): string {
       `Re-enables the ${st.kind === 'disable-user' ? 'user account' : 'service principal'} ${st.target}.`,
     );
   }
-  parts.push('The identity can list the cluster credentials again.');
+  const after =
+    assignments.length === 0 && timeBound.length > 0
+      ? 'The identity gets its Arc access back through PIM.'
+      : 'The identity can list the cluster credentials again.';
+  parts.push(after);
   const sessions = steps.some((st) => st.kind === 'revoke-user-sessions')
     ? ' Revoked sign-in sessions stay revoked.'
     : '';
@@ -314,6 +327,9 @@ export function undoConfirmText(state: SlackAlertState): string {
     assignments.length > 0
       ? `Re-creates ${plural(assignments.length, 'the role assignment', 'role assignments')} (${roles})`
       : '',
+    timeBound.length > 0
+      ? `leaves ${plural(timeBound.length, 'a PIM assignment', 'PIM assignments')} to PIM`
+      : '',
     enables.length > 0
       ? `re-enables the ${enables.some((st) => st.kind === 'disable-user') ? 'user account' : 'service principal'}`
       : '',
@@ -321,8 +337,9 @@ export function undoConfirmText(state: SlackAlertState): string {
     .filter(Boolean)
     .join(' and ');
   // What cannot be undone is said whatever the length: the role list gives way first.
-  const tail = esc(`. The identity can list the cluster credentials again.${sessions}`);
-  return `${clip(literal(short), LIMITS.confirmText - tail.length)}${tail}`;
+  const tail = esc(`. ${after}${sessions}`);
+  const head = short.charAt(0).toUpperCase() + short.slice(1);
+  return `${clip(literal(head), LIMITS.confirmText - tail.length)}${tail}`;
 }
 
 /** How a confirm dialog in dry-run begins. */
