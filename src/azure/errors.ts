@@ -175,6 +175,23 @@ function clip(text: string, max = 400): string {
 }
 
 /**
+ * A credential failure as Entra ID told it: its own description (`AADSTS50000: There was an error
+ * issuing a token.`) when the identity library's text carries one, without the library's wrapping
+ * (the 400 it says of every failure, its troubleshooting link, the empty correlation fields).
+ */
+function credentialMessage(message: string): string {
+  // The library's own text leads with the code too (`AADSTS50000: EnvironmentCredential …`).
+  const told = /AADSTS\d+: (?!EnvironmentCredential).*?(?= - (?:Correlation|Trace) ID:|,\)|,$|$)/.exec(
+    message,
+  )?.[0];
+  if (told) return told.trim();
+  return message
+    .replace(/ ?To troubleshoot, visit \S+\.?/g, '')
+    .replace(/ ?Status code: 400\b/g, '')
+    .trim();
+}
+
+/**
  * Turns an error from the Azure SDK, `@azure/identity` or the Graph client into a message and a
  * fix. A 403 names the permission (and scope) the identity lacks.
  */
@@ -202,7 +219,10 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
 
   if (CREDENTIAL_ERRORS.has(name)) {
     const known = ENTRA_FIXES.find(([pattern]) => pattern.test(rawMessage));
-    return { ...base, fix: known?.[1] ?? CREDENTIAL_FIX };
+    // Its status is not the token endpoint's: EnvironmentCredential wraps every failure of the
+    // credential under it as a 400, whatever Entra ID answered (a 500, a 401, or nothing at all).
+    const { status: _wrapped, ...told } = base;
+    return { ...told, message: credentialMessage(message), fix: known?.[1] ?? CREDENTIAL_FIX };
   }
   if (name === 'AbortError' || code === 'ABORT_ERR') {
     return { ...base, message: 'the call was cancelled or timed out', fix: 'try again' };

@@ -254,6 +254,11 @@ it.each([
       expect(line).not.toContain('no working Azure credential');
       expect(line).toMatch(/Entra ID failed to issue a token/);
       expect(line).toMatch(/press again in a minute or two/);
+      // Not the 400 the credential library wraps every failure in: Entra ID answered otherwise.
+      expect(line).not.toMatch(/\b400\b/);
+      // Entra ID's own words, without the library's wrapping around them.
+      expect(line).toContain(`(${description})`);
+      expect(line).not.toContain('To troubleshoot');
     }
     expect(azure.mutations()).toEqual([]);
   },
