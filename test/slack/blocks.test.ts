@@ -350,6 +350,16 @@ describe('alert message', () => {
     expect(bare).not.toContain('correlation id');
   });
 
+  it("shows a cluster id of Azure's longest names whole among the investigation fields, to paste into Kibana or az", () => {
+    // A resource group name may have 90 characters and a connected cluster's 63: 270 in all.
+    const id = `/subscriptions/${ARC.subscriptionId}/resourceGroups/${'r'.repeat(90)}/providers/Microsoft.Kubernetes/connectedClusters/${'c'.repeat(63)}`;
+    const alert = sampleAlert({}, { cluster: { ...sampleDetection().cluster!, id } });
+    const m = buildAlertMessage(view({ alert }));
+    const fields = m.blocks!.flatMap((b) => ('fields' in b && b.fields ? b.fields : []));
+    expect(fields.map((f) => f.text)).toContainEqual(`*azure.resource.id*\n\`${id}\``);
+    expect(checkMessageLimits(m)).toEqual([]);
+  });
+
   it('shows the appid investigation field as the event wrote it, to search for in Elastic', () => {
     const sent = ARC.appId.replaceAll('-', '').toUpperCase();
     const fields = investigationFields(sampleDetection({ appIdAsSent: sent }));

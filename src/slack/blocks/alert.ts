@@ -585,7 +585,7 @@ function investigationBlock(
       .map(([name, value]) =>
         mrkdwn(
           clip(
-            `*${esc(name)}*\n${c(value, 240)}${STORED_AS[name] ? `\n_in Elastic:_ ${code(STORED_AS[name], 100)}` : ''}`,
+            `*${esc(name)}*\n${c(value, 600)}${STORED_AS[name] ? `\n_in Elastic:_ ${code(STORED_AS[name], 100)}` : ''}`,
             LIMITS.fieldText,
           ),
         ),
