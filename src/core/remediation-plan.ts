@@ -635,6 +635,10 @@ interface EvidenceOutcome {
 
 const ARC_ACTION_SHORT = 'listClusterUserCredential';
 
+/** The plan's warning when the assignment the evidence names is no longer there. */
+export const evidenceGoneWarning = (id: string): string =>
+  `the role assignment named in the evidence is already gone (ARM has no ${id})`;
+
 /**
  * Step 1 from ARM's own record of the assignment the evidence names (read by id). It is removed
  * only when it exists, is assigned to the detected principal itself and its real role names an
@@ -648,7 +652,7 @@ function evidenceFromArm(
 ): EvidenceOutcome {
   const out: EvidenceOutcome = { steps: [], still: [], warnings: [], alarms: [] };
   if (read.status === 'absent') {
-    out.warnings.push(`the role assignment named in the evidence is already gone (ARM has no ${id})`);
+    out.warnings.push(evidenceGoneWarning(id));
     return out;
   }
   if (read.status === 'unreadable') {

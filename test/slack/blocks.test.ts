@@ -870,6 +870,61 @@ describe('alert message', () => {
     expect(section).toContain(steps[0]!.call);
   });
 
+  it('keeps a failed removal in sight, with its fix and the access it leaves, when the removals that went through do not all fit', () => {
+    const steps = removalSteps(8).map((st, i) => ({
+      ...st,
+      assignment: {
+        scope: `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-${i}`,
+        roleDefinitionId: 'x',
+        principalId: 'p',
+        roleName: 'Azure Arc Enabled Kubernetes Cluster User Role',
+      },
+    }));
+    const long = 'removed, as ARM answered: 200 with the assignment it deleted. '.repeat(4);
+    const section = revokeSection({
+      status: 'failed',
+      mode: 'live',
+      steps,
+      result: (st) =>
+        st.id === 'r5'
+          ? {
+              stepId: st.id,
+              status: 'failed',
+              detail: 'DELETE failed: 403 AuthorizationFailed',
+              fix: 'grant Microsoft.Authorization/roleAssignments/delete at rg-arc-5',
+            }
+          : { stepId: st.id, status: 'done', detail: long },
+    });
+    expect(section).toMatch(/… \d more not shown here/);
+    expect(section).toContain(steps[5]!.call);
+    expect(section).toContain('403 AuthorizationFailed');
+    expect(section).toContain('*Fix:* grant Microsoft.Authorization/roleAssignments/delete at rg-arc-5');
+    expect(section).toContain(
+      ':warning: Still has access through Azure Arc Enabled Kubernetes Cluster User Role at `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-5` (its removal failed: see the step above)',
+    );
+    expect((section.match(/`/g) ?? []).length % 2).toBe(0);
+  });
+
+  it('says once to press Revoke again when the failure already says when', () => {
+    const m = buildAlertMessage(
+      view({
+        revoke: {
+          status: 'failed',
+          mode: 'live',
+          by: 'U1',
+          at: DETECTED_AT + 1000,
+          error:
+            'Azure could not be read to find every role assignment to remove: listing the role assignments at the cluster (503). The steps listed below ran; press Revoke again to plan anew once Azure answers',
+          plan: { appId: ARC.appId, steps: removalSteps(1), stillHasAccessThrough: [], warnings: [] },
+          result: { mode: 'live', ok: false, steps: [{ stepId: 'r0', status: 'done', detail: 'removed' }] },
+        },
+      }),
+    );
+    const text = allText(m);
+    expect(text).toContain('press Revoke again to plan anew once Azure answers');
+    expect(text).not.toContain('Press Revoke again to retry the steps that did not finish.');
+  });
+
   it('keeps the step that disables the principal in sight when the removals before it do not all fit (dry-run)', () => {
     const disable: PlannedStep = {
       id: 'sp',

@@ -246,6 +246,21 @@ describe('Revoke retried after a failed run', () => {
     },
   );
 
+  it("a retry after a failed removal shows the evidence's assignment as the earlier attempt's removal, not also as found gone", async () => {
+    const azure = await withClusterAssignment();
+    azure.deny('arm', 'DELETE', CLUSTER_ASSIGNMENT);
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Revoke failed');
+    expect(lastUpdateText()).toContain('(its removal failed: see the step above)');
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.revoke, 2);
+    expect(lastUpdateText()).toContain('Revoked');
+    expect(lastUpdateText()).toContain(`earlier attempt: removed`);
+    expect(lastUpdateText()).not.toContain('is already gone (ARM has no');
+    expect(lastUpdateText()).not.toContain('its removal failed');
+    expect(atCluster()).toEqual([]);
+  });
+
   it('keeps a removal whose answer was lost in the retry, so that Undo re-creates it', async () => {
     const azure = await withClusterAssignment();
     // The cluster's assignment: found by the check, removed by a DELETE answered 500 every time,

@@ -1,4 +1,5 @@
 import type { RemediationPlan, RemediationResult } from '../../core/remediation.ts';
+import { evidenceGoneWarning } from '../../core/remediation-plan.ts';
 import {
   REMEDIATION_LOCK_TTL_MS,
   type RevokeRun,
@@ -61,7 +62,15 @@ function withEarlierDone(
   );
   const planned = new Set(plan.steps.map((s) => s.id));
   const carried = earlierPlan.steps.filter((s) => done.has(s.id) && !planned.has(s.id));
-  return carried.length === 0 ? plan : { ...plan, steps: [...carried, ...plan.steps] };
+  if (carried.length === 0) return plan;
+  // The evidence's assignment is gone because the earlier run removed it: its step says so.
+  const gone = new Set(
+    carried
+      .filter((s) => s.kind === 'remove-assignment')
+      .map((s) => evidenceGoneWarning(s.target).toLowerCase()),
+  );
+  const warnings = plan.warnings.filter((w) => !gone.has(w.toLowerCase()));
+  return { ...plan, steps: [...carried, ...plan.steps], warnings };
 }
 
 /**

@@ -78,7 +78,11 @@ function runText(
     head = `:hourglass_flowing_sand: *${name} in progress*, started by ${who} ${slackDate(run.at)}…`;
   } else if (run.status === 'failed') {
     // With no step planned there is nothing to retry: the error says what to deal with first.
-    const retry = run.plan && run.plan.steps.length === 0 ? '' : ` ${words.retry}`;
+    // Nor when the error already says when to press again (Azure could not be read, say).
+    const retry =
+      (run.plan && run.plan.steps.length === 0) || /\bpress \S+ again\b/i.test(run.error ?? '')
+        ? ''
+        : ` ${words.retry}`;
     head = `:x: *${name} failed*, started by ${who} ${slackDate(run.at)}${run.error ? `: ${s(run.error, 400)}` : ''}.${retry}`;
   } else if (dry) {
     const would = run.plan?.steps.length === 0 ? 'would change nothing:' : 'would make these calls:';
@@ -101,9 +105,15 @@ function runText(
     return line;
   };
   // The steps that stop the principal itself come last in a plan; they stay in sight (with the
-  // notes) when the role assignment removals before them do not all fit.
-  const removals = planned.filter((step) => step.kind === 'remove-assignment').map(lineOf);
-  const principal = planned.filter((step) => step.kind !== 'remove-assignment').map(lineOf);
+  // notes) when the role assignment removals before them do not all fit, and so do the removals
+  // that failed (with what to fix), ahead of them: the ones that went through give way first.
+  const failed = (step: PlannedStep) => byId.get(step.id)?.status === 'failed';
+  const removalSteps = planned.filter((step) => step.kind === 'remove-assignment');
+  const removals = removalSteps.filter((step) => !failed(step)).map(lineOf);
+  const kept = [
+    ...removalSteps.filter(failed).map(lineOf),
+    ...planned.filter((step) => step.kind !== 'remove-assignment').map(lineOf),
+  ];
   // The plan's warnings (a possible tampering) first, then what the run leaves: shown whatever
   // the steps take.
   const notes = (run.plan?.warnings ?? []).map((w) => `${warningMark(w)} ${s(w, WARNING_CLIP)}`);
@@ -112,6 +122,19 @@ function runText(
     notes.push(
       `:hourglass: Tokens issued before the Revoke stay valid until they expire: look for use after ${slackDate(run.finishedAt ?? run.at)} in the cluster's Kubernetes audit log.`,
     );
+  }
+  // An assignment whose removal failed is still there (unless it may have gone: its answer was
+  // lost, and the step says so).
+  if (!dry && run.status !== 'running') {
+    for (const step of removalSteps) {
+      const r = byId.get(step.id);
+      if (r?.status !== 'failed' || r.maybeApplied) continue;
+      const a = step.assignment;
+      const what = a
+        ? `${s(a.roleName ?? a.roleDefinitionId, 100)} at ${code(a.scope, clipSize(300, k))}`
+        : code(step.target, clipSize(300, k));
+      notes.push(`:warning: Still has access through ${what} (its removal failed: see the step above)`);
+    }
   }
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
@@ -125,7 +148,7 @@ function runText(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, clipSize(300, k))}${why}`,
     );
   }
-  return fitLines(head, removals, principal, notes, clipSize(2500, k));
+  return fitLines(head, removals, kept, notes, clipSize(2500, k));
 }
 
 /**
