@@ -79,8 +79,9 @@ export function createEnricherWith(services: AzureServices): AzureEnricher {
     if (name) out.principalDisplayName = name;
     if (sp.accountEnabled === false) out.principalDisabled = true;
     // v1.0 servicePrincipal has no creation time; the application registration has one when it
-    // lives in this tenant.
+    // lives in this tenant. A managed identity has none anywhere: nothing to look up or miss.
     let created = str(sp.createdDateTime);
+    if (!created && str(sp.servicePrincipalType)?.toLowerCase() === 'managedidentity') return;
     if (!created) {
       const app = await graph.call(
         'GET',

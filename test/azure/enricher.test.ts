@@ -145,6 +145,18 @@ describe('Azure enricher', () => {
     ]);
   });
 
+  it('looks up no application registration for a managed identity, which has none: no failed lookup', async () => {
+    const { fake, enricher } = await setup();
+    const sp = fake.servicePrincipals.get(SP_ID)!;
+    delete sp.appCreatedDateTime;
+    sp.servicePrincipalType = 'ManagedIdentity';
+    const e = await enricher.enrich(spDetection());
+    expect(e.principalDisplayName).toBe('ci-deployer');
+    expect(e.principalCreatedAt).toBeUndefined();
+    expect(e.errors ?? []).toEqual([]);
+    expect(fake.calls('graph').filter((r) => r.path.includes('applications'))).toEqual([]);
+  });
+
   it('returns what finished when a slow lookup outlasts the timeout', async () => {
     const { fake, enricher } = await setup();
     fake.delay('arm', CLUSTER_PATH, 5_000);
