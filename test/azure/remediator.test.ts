@@ -1001,18 +1001,28 @@ describe('Azure remediator: undo', () => {
 
 describe('Azure remediator: assignments that end at a set time through PIM', () => {
   const hours = (n: number) => new Date(Date.now() + n * 3_600_000).toISOString();
+  /** An assignment of the service principal that PIM made or activated until `endDateTime`. */
+  const timeBound = (
+    fake: FakeAzure,
+    name: string,
+    scope: string,
+    roleDefinitionId: string,
+    assignmentType: 'Activated' | 'Assigned',
+    endDateTime: string,
+  ) =>
+    fake.assign({
+      name,
+      scope,
+      roleDefinitionId,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+      pim: { assignmentType, endDateTime },
+    });
 
   it('removes a PIM activation like any assignment; Undo makes none permanent in its place, says how it comes back, and enables the principal', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const until = hours(4);
-    fake.assign({
-      name: A.rg,
-      scope: RG_SCOPE,
-      roleDefinitionId: ROLE.customArc,
-      principalId: SP_ID,
-      principalType: 'ServicePrincipal',
-      pim: { assignmentType: 'Activated', endDateTime: until },
-    });
+    timeBound(fake, A.rg, RG_SCOPE, ROLE.customArc, 'Activated', until);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     const step = plan.steps.find((st) => st.target.endsWith(A.rg))!;
     expect(step.description).toContain(`(a PIM activation until ${until}: Undo does not re-create it)`);
@@ -1038,23 +1048,9 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
   it('says when a removed PIM assignment would have ended anyway, and how to assign one that has not ended yet', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const ended = new Date(Date.now() + 1500).toISOString();
-    fake.assign({
-      name: A.rg,
-      scope: RG_SCOPE,
-      roleDefinitionId: ROLE.customArc,
-      principalId: SP_ID,
-      principalType: 'ServicePrincipal',
-      pim: { assignmentType: 'Assigned', endDateTime: ended },
-    });
+    timeBound(fake, A.rg, RG_SCOPE, ROLE.customArc, 'Assigned', ended);
     const until = hours(24 * 30);
-    fake.assign({
-      name: A.sub,
-      scope: SUB_SCOPE,
-      roleDefinitionId: ROLE.clusterUser,
-      principalId: SP_ID,
-      principalType: 'ServicePrincipal',
-      pim: { assignmentType: 'Assigned', endDateTime: until },
-    });
+    timeBound(fake, A.sub, SUB_SCOPE, ROLE.clusterUser, 'Assigned', until);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     expect(plan.steps.find((st) => st.target.endsWith(A.sub))?.description).toContain(
       `(assigned through PIM until ${until}: Undo does not re-create it)`,
@@ -1077,14 +1073,7 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
   it('Remove broad roles too: an Owner activated through PIM is not made permanent by its Undo', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     const until = hours(8);
-    fake.assign({
-      name: A.owner,
-      scope: SUB_SCOPE,
-      roleDefinitionId: ROLE.owner,
-      principalId: SP_ID,
-      principalType: 'ServicePrincipal',
-      pim: { assignmentType: 'Activated', endDateTime: until },
-    });
+    timeBound(fake, A.owner, SUB_SCOPE, ROLE.owner, 'Activated', until);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     const broad = remediator.planBroadRemoval(plan);
     expect(broad.steps.map((st) => st.description)).toEqual([
