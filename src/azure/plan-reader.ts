@@ -21,8 +21,13 @@ import {
 } from '../core/remediation-plan.ts';
 import type { ArmGateway } from './arm.ts';
 import { withCallLog } from './call-log.ts';
-import { describeFailure, failureText, SP_READ_PERMISSIONS } from './errors.ts';
+import { describeFailure, type FailureInfo, failureText, SP_READ_PERMISSIONS } from './errors.ts';
 import type { GraphClient } from './graph.ts';
+
+/** ARM's answer for a tenant without PIM: one without Entra ID P2, or not onboarded to PIM. */
+const noPim = (f: FailureInfo): boolean =>
+  f.status === 400 &&
+  /AadPremiumLicenseRequired|Premium 2 license|not onboarded to PIM/i.test(`${f.code ?? ''} ${f.message}`);
 
 /** How long a failed read's cause stays said (see `warnPerCause`). */
 const WARN_AGAIN_MS = 10 * 60_000;
@@ -185,9 +190,10 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
 
   /**
    * Marks the assignments that end at a set time (made or activated through PIM) with their end,
-   * so that Undo never re-creates one as permanent. Answers why they could not be read, if so: a
-   * 404 (an ARM without PIM's API, such as a test double or an older private cloud) is taken for
-   * no schedule, as the README says.
+   * so that Undo never re-creates one as permanent. Answers why they could not be read, if so. A
+   * tenant without PIM (ARM answers 400 AadPremiumLicenseRequired: no Entra ID P2, so no PIM
+   * assignment either) and an ARM without its API (a 404: an older private cloud, a test double)
+   * have no schedule, as the README says.
    */
   async function markTimeBound(
     assignments: readonly AssignmentInfo[],
@@ -204,8 +210,8 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
         action: 'Microsoft.Authorization/roleAssignmentScheduleInstances/read',
         scope: clusterId,
       });
-      if (f.gone) {
-        logger.debug({ err: f.message, cluster: clusterId }, 'no PIM schedules to read (404)');
+      if (f.gone || noPim(f)) {
+        logger.debug({ err: f.message, cluster: clusterId }, 'no PIM schedules to read');
         return undefined;
       }
       warnPerCause({ err: f.message, cluster: clusterId }, failureText(f), 'reading PIM schedules failed');

@@ -1093,7 +1093,7 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     expect(fake.calls('arm', 'PUT')).toEqual([]);
   });
 
-  it('without the right to read PIM schedules, the plan says Undo would re-create a removed assignment without its end; a 404 is no schedule', async () => {
+  it('without the right to read PIM schedules, the plan says Undo would re-create a removed assignment without its end; a tenant without PIM has no schedule', async () => {
     const { fake, remediator } = await setup(CLUSTER_ID);
     fake.deny(
       'arm',
@@ -1110,17 +1110,27 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     // Still a plan that removes and revokes: only Undo's fidelity depends on the read.
     expect(plan.unchecked ?? []).toEqual([]);
 
-    const { fake: older, remediator: onOlder } = await setup(CLUSTER_ID);
-    older.fail({
-      service: 'arm',
-      method: 'GET',
-      path: '/roleAssignmentScheduleInstances',
-      status: 404,
-      times: 1,
-    });
-    const plain = await onOlder.plan(spDetection(CLUSTER_ID));
-    expect(plain.warnings.join(' ')).not.toMatch(/PIM/);
-    expect(plain.steps.length).toBeGreaterThan(0);
+    // A tenant without PIM (no Entra ID P2), and an ARM without its API: no schedule, no warning.
+    const noPim = {
+      code: 'AadPremiumLicenseRequired',
+      message: 'The tenant needs an AAD Premium 2 license.',
+    };
+    for (const [status, error] of [
+      [400, noPim],
+      [404, { code: 'NotFound', message: 'not found' }],
+    ] as const) {
+      const { fake: other, remediator: onOther } = await setup(CLUSTER_ID);
+      other.fail({
+        service: 'arm',
+        method: 'GET',
+        path: '/roleAssignmentScheduleInstances',
+        status,
+        body: { error },
+      });
+      const plain = await onOther.plan(spDetection(CLUSTER_ID));
+      expect(plain.warnings.join(' ')).not.toMatch(/PIM/);
+      expect(plain.steps.length).toBeGreaterThan(0);
+    }
   });
 });
 
