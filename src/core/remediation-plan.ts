@@ -401,15 +401,25 @@ function roleGrants(
     if (matching.length === 0) continue;
     if ((p.notActions ?? []).some((n) => actionMatches(n, action))) continue;
     granted = true;
-    if (matching.some((a) => a.includes('*'))) viaWildcard = true;
+    if (matching.some((a) => a.includes('*') && !credentialOnly(a))) viaWildcard = true;
   }
   return { granted, viaWildcard };
 }
 
 /**
- * `specific` when the role grants an Arc credential action by naming it, `broad` when a wildcard
- * grants it (Owner, Contributor, `Microsoft.Kubernetes/*`, custom `*`): removing such a role takes
- * away much more than the Arc access, so the plan leaves it for an explicit decision.
+ * A wildcard that can match the Arc credential actions only: what comes before its first `*`
+ * already names `Microsoft.Kubernetes/connectedClusters/listClusterUser` (as in
+ * `…/listClusterUser*` or `…/listClusterUserCredential*`, written to cover both spellings).
+ */
+const CREDENTIAL_PREFIX = 'microsoft.kubernetes/connectedclusters/listclusteruser';
+const credentialOnly = (pattern: string): boolean =>
+  pattern.split('*', 1)[0]!.toLowerCase().startsWith(CREDENTIAL_PREFIX);
+
+/**
+ * `specific` when the role grants an Arc credential action by naming it (or through a wildcard
+ * that matches nothing else), `broad` when another wildcard grants it (Owner, Contributor,
+ * `Microsoft.Kubernetes/*`, custom `*`): removing such a role takes away much more than the Arc
+ * access, so the plan leaves it for an explicit decision.
  */
 export function classifyRole(role: Pick<RoleDefinitionInfo, 'permissions'>): ArcGrant {
   let result: ArcGrant = 'none';
@@ -441,7 +451,8 @@ const ARC_ROLE_ACTIONS = [
   /^microsoft\.insights\/alertrules\/(\*|[^*]+)$/i,
   /^microsoft\.support\/(\*|[^*]+)$/i,
 ];
-const isArcRoleAction = (action: string) => ARC_ROLE_ACTIONS.some((re) => re.test(action));
+const isArcRoleAction = (action: string) =>
+  credentialOnly(action) || ARC_ROLE_ACTIONS.some((re) => re.test(action));
 
 /** `/a/b/` → `/a/b`, with exactly one leading slash. */
 export function normaliseScope(scope: string): string {

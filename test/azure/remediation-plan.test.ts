@@ -118,6 +118,21 @@ describe('wildcard action semantics', () => {
     // Reads and the cluster's own actions stay with the Arc access.
     expect(alsoElsewhere('Microsoft.Compute/*/read')).toBe('specific');
     expect(alsoElsewhere('Microsoft.Kubernetes/connectedClusters/read')).toBe('specific');
+    // A wildcard that matches the credential actions only is as specific as naming them.
+    const only = (...actions: string[]) => classifyRole({ permissions: [{ actions }] });
+    expect(only('Microsoft.Kubernetes/connectedClusters/listClusterUser*/action')).toBe('specific');
+    expect(only('microsoft.kubernetes/connectedclusters/LISTCLUSTERUSERCREDENTIAL*')).toBe('specific');
+    expect(
+      only(
+        'Microsoft.Kubernetes/connectedClusters/listClusterUser*/action',
+        'Microsoft.Resources/subscriptions/read',
+      ),
+    ).toBe('specific');
+    // Any wider one is not: it matches other actions of the cluster, or of anything.
+    expect(only('Microsoft.Kubernetes/connectedClusters/list*/action')).toBe('broad');
+    expect(only('Microsoft.Kubernetes/connectedClusters/*/action')).toBe('broad');
+    expect(only('Microsoft.Kubernetes/*')).toBe('broad');
+    expect(only('*/listClusterUserCredential/action')).toBe('broad');
     // The plural preview action alone still counts.
     expect(
       classifyRole({
