@@ -230,11 +230,13 @@ class PooledKeyvPostgres extends KeyvPostgres {
    * `StateStore.setManyIfUnchanged` in one statement: a row is replaced only while it holds the
    * `rev` expected (checked again on the row a concurrent writer left), inserted only where none
    * is live. Every row of the batch that exists is locked first, in key order, also those it
-   * expects absent: two replicas' overlapping batches then wait for each other rather than
-   * deadlock, also when each read at another moment (one expects absent a record that the other
-   * replaces, and the other way round for a second record). Should one happen all the same (rows
-   * made after the statement began, which its locking cannot see), the statement is rolled back
-   * whole and runs again, as in `setMany`.
+   * expects absent or writes over unchecked: each writing step waits for `held`, which counts them
+   * all (a CTE is otherwise read only as far as its reader needs, so a step could lock rows of its
+   * own first, in its own order). Two replicas' overlapping batches then wait for each other rather
+   * than deadlock, also when each read at another moment (one expects absent a record that the
+   * other replaces, and the other way round for a second record). Should one happen all the same
+   * (rows made after the statement began, which its locking cannot see), the statement is rolled
+   * back whole and runs again, as in `setMany`.
    * What a row held instead is not read here: the statement's snapshot may predate the write
    * that made its check fail.
    */
@@ -253,18 +255,22 @@ class PooledKeyvPostgres extends KeyvPostgres {
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS i(k, v, expect)),
       locked AS (
         SELECT t.key FROM ${table} AS t JOIN input AS i ON t.key = i.k ORDER BY t.key FOR UPDATE OF t),
+      held AS (SELECT count(*) AS n FROM locked),
       replaced AS (
         UPDATE ${table} AS t SET value = i.v FROM input AS i, locked AS l
-        WHERE t.key = i.k AND l.key = t.key AND i.expect NOT IN ('', 'A') AND coalesce(${expiry} > $4, true)
+        WHERE (SELECT n FROM held) >= 0
+          AND t.key = i.k AND l.key = t.key AND i.expect NOT IN ('', 'A') AND coalesce(${expiry} > $4, true)
           AND CASE WHEN i.expect = 'N' THEN strpos(t.value, '${REV_FIELD}') = 0
                    ELSE strpos(t.value, i.expect) > 0 END
         RETURNING t.key),
       inserted AS (
-        INSERT INTO ${table} AS t (key, value) SELECT k, v FROM input WHERE expect = 'A' ORDER BY k
+        INSERT INTO ${table} AS t (key, value)
+        SELECT k, v FROM input WHERE (SELECT n FROM held) >= 0 AND expect = 'A' ORDER BY k
         ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE ${expiry} <= $4
         RETURNING t.key),
       upserted AS (
-        INSERT INTO ${table} AS t (key, value) SELECT k, v FROM input WHERE expect = '' ORDER BY k
+        INSERT INTO ${table} AS t (key, value)
+        SELECT k, v FROM input WHERE (SELECT n FROM held) >= 0 AND expect = '' ORDER BY k
         ON CONFLICT (key) DO UPDATE SET value = excluded.value
         RETURNING t.key)
       SELECT key FROM replaced UNION ALL SELECT key FROM inserted UNION ALL SELECT key FROM upserted`;

@@ -412,6 +412,71 @@ describeWithService(
   },
 );
 
+describeWithService('postgres:// the locks of a conditional batch', 'TEST_POSTGRES_URL', (url) => {
+  // A batch takes its records' locks in key order before it writes any of them, whatever it
+  // expects of each: one that expects a record absent, and one it writes over whatever is there,
+  // are locked in one pass, not by the two steps that write them (each in its own key order).
+  it.each([
+    ['overwritten', 'expected absent'],
+    ['expected absent', 'overwritten'],
+  ] as const)(
+    'waiting for the lock of its first record (%s), it holds none of the next (%s)',
+    async (first, second) => {
+      const namespace = uniqueNamespace('lock-order');
+      const store = await openPostgresStateStore({
+        url,
+        display: url,
+        password: '',
+        namespace,
+        sweepIntervalMs: 0,
+      });
+      const other = new pg.Pool({ connectionString: url, max: 2 });
+      const keys = ['pair:app:10.3.0.1', 'pair:app:10.3.0.2', 'pair:app:10.3.0.3', 'pair:app:10.3.0.4'];
+      const holder = await other.connect();
+      let writing: Promise<unknown> = Promise.resolve();
+      try {
+        await store.setMany(keys.map((key) => ({ key, value: { n: 0 } })));
+        await holder.query('BEGIN');
+        await holder.query('SELECT key FROM public.keyv WHERE key = $1 FOR UPDATE', [
+          `${namespace}:${keys[0]}`,
+        ]);
+        const kinds = [first, second, first, second];
+        writing = store.setManyIfUnchanged(
+          keys.map((key, i) => ({
+            key,
+            value: { n: 1 },
+            ...(kinds[i] === 'expected absent' ? { expect: 'absent' as const } : {}),
+          })),
+        );
+        // Blocked on the first record; the second is free for anyone else.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const probe = await other.connect();
+        try {
+          await probe.query('BEGIN');
+          await expect(
+            probe.query('SELECT key FROM public.keyv WHERE key = $1 FOR UPDATE NOWAIT', [
+              `${namespace}:${keys[1]}`,
+            ]),
+          ).resolves.toMatchObject({ rowCount: 1 });
+          await probe.query('ROLLBACK');
+        } finally {
+          probe.release();
+        }
+        await holder.query('COMMIT');
+        const answers = (await writing) as Array<true | object>;
+        expect(answers.map((answer) => answer === true)).toEqual(kinds.map((kind) => kind === 'overwritten'));
+      } finally {
+        await holder.query('ROLLBACK').catch(() => undefined);
+        await writing.catch(() => undefined);
+        holder.release();
+        await store.close();
+        await other.query('DELETE FROM public.keyv WHERE key LIKE $1', [`${namespace}:%`]);
+        await other.end();
+      }
+    },
+  );
+});
+
 /** Two stores on one database, as two replicas have. */
 async function twoReplicasOn(url: string) {
   const open = () =>
