@@ -900,9 +900,43 @@ describe('alert message', () => {
     expect(section).toContain('403 AuthorizationFailed');
     expect(section).toContain('*Fix:* grant Microsoft.Authorization/roleAssignments/delete at rg-arc-5');
     expect(section).toContain(
-      ':warning: Still has access through Azure Arc Enabled Kubernetes Cluster User Role at `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-5` (its removal failed: see the step above)',
+      ':warning: Still has access through Azure Arc Enabled Kubernetes Cluster User Role at `/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-arc-5` (its removal failed)',
     );
     expect((section.match(/`/g) ?? []).length % 2).toBe(0);
+    // The steps are shown in the order they ran.
+    const shownSteps = [...section.matchAll(/rg-arc-(\d)\/providers/g)].map((m) => Number(m[1]));
+    expect(shownSteps).toEqual([...shownSteps].sort());
+  });
+
+  it('when every removal failed, still shows the disable step and the access the plan leaves; the failures are one note', () => {
+    const azure403 =
+      "DELETE failed: 403 AuthorizationFailed: The client '3f6a…' with object id '3f6a…' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/delete' over scope '/subscriptions/…' or the scope is invalid.";
+    const disable: PlannedStep = {
+      id: 'sp',
+      kind: 'disable-service-principal',
+      description: 'Disable the service principal',
+      call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38 {"accountEnabled":false}',
+      target: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
+    };
+    const section = revokeSection({
+      status: 'failed',
+      mode: 'live',
+      steps: [...removalSteps(6), disable],
+      still: [{ assignmentId: '/x', roleName: 'Owner', scope: '/', kind: 'root' }],
+      result: (st) =>
+        st.id === 'sp'
+          ? { stepId: st.id, status: 'done', detail: 'disabled 4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38' }
+          : {
+              stepId: st.id,
+              status: 'failed',
+              detail: azure403,
+              fix: 'grant Role Based Access Control Administrator on the cluster to arc-responder, then press Revoke again',
+            },
+    });
+    expect(section).toContain(disable.call);
+    expect(section).toContain('Still has access through Owner at `/` (the tenant root: remove it in Azure)');
+    expect(section).toContain('Still has access through the 6 role assignments whose removal failed');
+    expect(section).toMatch(/… \d more not shown here/);
   });
 
   it('says once to press Revoke again when the failure already says when', () => {
@@ -913,15 +947,14 @@ describe('alert message', () => {
           mode: 'live',
           by: 'U1',
           at: DETECTED_AT + 1000,
-          error:
-            'Azure could not be read to find every role assignment to remove: listing the role assignments at the cluster (503). The steps listed below ran; press Revoke again to plan anew once Azure answers',
+          error: `Azure could not be read to find every role assignment to remove, so press Revoke again to plan anew once it answers (the steps listed below ran). Not read: listing the role assignments at the cluster (403 AuthorizationFailed: ${'The client does not have authorization to perform action Microsoft.Authorization/roleAssignments/read. '.repeat(5)})`,
           plan: { appId: ARC.appId, steps: removalSteps(1), stillHasAccessThrough: [], warnings: [] },
           result: { mode: 'live', ok: false, steps: [{ stepId: 'r0', status: 'done', detail: 'removed' }] },
         },
       }),
     );
     const text = allText(m);
-    expect(text).toContain('press Revoke again to plan anew once Azure answers');
+    expect(text).toContain('press Revoke again to plan anew once it answers');
     expect(text).not.toContain('Press Revoke again to retry the steps that did not finish.');
   });
 

@@ -117,7 +117,8 @@ export function runRemediation(
       if (!run.result.ok && run.result.mode === 'live' && run.plan.steps.length === 0) {
         run.error = `nothing was changed: the plan has no step (the reasons are below). Press ${kind.verb} again once they are dealt with`;
       } else if (!run.result.ok && run.result.mode === 'live' && unchecked.length > 0) {
-        run.error = `Azure could not be read to find every role assignment to remove: ${unchecked.join('; ')}. The steps listed below ran; press ${kind.verb} again to plan anew once Azure answers`;
+        // What to do first: the failures read (an ARM message) can be long, and are clipped.
+        run.error = `Azure could not be read to find every role assignment to remove, so press ${kind.verb} again to plan anew once it answers (the steps listed below ran). Not read: ${unchecked.join('; ')}`;
       }
     },
     logFailure: (err) => ctx.logger.error({ alertId, err, action: kind.action }, `${kind.verb} failed`),

@@ -79,11 +79,12 @@ function runText(
   } else if (run.status === 'failed') {
     // With no step planned there is nothing to retry: the error says what to deal with first.
     // Nor when the error already says when to press again (Azure could not be read, say).
+    const error = run.error ? s(run.error, 400) : '';
     const retry =
-      (run.plan && run.plan.steps.length === 0) || /\bpress \S+ again\b/i.test(run.error ?? '')
+      (run.plan && run.plan.steps.length === 0) || /\bpress \S+ again\b/i.test(error)
         ? ''
         : ` ${words.retry}`;
-    head = `:x: *${name} failed*, started by ${who} ${slackDate(run.at)}${run.error ? `: ${s(run.error, 400)}` : ''}.${retry}`;
+    head = `:x: *${name} failed*, started by ${who} ${slackDate(run.at)}${error ? `: ${error}` : ''}.${retry}`;
   } else if (dry) {
     const would = run.plan?.steps.length === 0 ? 'would change nothing:' : 'would make these calls:';
     head = `:test_tube: *Dry-run* by ${who} ${slackDate(run.at)}: nothing was changed (AZURE_REMEDIATION=dry-run). ${words.name} ${would}`;
@@ -105,15 +106,12 @@ function runText(
     return line;
   };
   // The steps that stop the principal itself come last in a plan; they stay in sight (with the
-  // notes) when the role assignment removals before them do not all fit, and so do the removals
-  // that failed (with what to fix), ahead of them: the ones that went through give way first.
+  // notes) when the role assignment removals before them do not all fit, and of those the ones
+  // that failed (with what to fix) stay before the ones that went through.
   const failed = (step: PlannedStep) => byId.get(step.id)?.status === 'failed';
   const removalSteps = planned.filter((step) => step.kind === 'remove-assignment');
-  const removals = removalSteps.filter((step) => !failed(step)).map(lineOf);
-  const kept = [
-    ...removalSteps.filter(failed).map(lineOf),
-    ...planned.filter((step) => step.kind !== 'remove-assignment').map(lineOf),
-  ];
+  const removals = removalSteps.map((step) => ({ line: lineOf(step), first: failed(step) }));
+  const principal = planned.filter((step) => step.kind !== 'remove-assignment').map(lineOf);
   // The plan's warnings (a possible tampering) first, then what the run leaves: shown whatever
   // the steps take.
   const notes = (run.plan?.warnings ?? []).map((w) => `${warningMark(w)} ${s(w, WARNING_CLIP)}`);
@@ -122,19 +120,6 @@ function runText(
     notes.push(
       `:hourglass: Tokens issued before the Revoke stay valid until they expire: look for use after ${slackDate(run.finishedAt ?? run.at)} in the cluster's Kubernetes audit log.`,
     );
-  }
-  // An assignment whose removal failed is still there (unless it may have gone: its answer was
-  // lost, and the step says so).
-  if (!dry && run.status !== 'running') {
-    for (const step of removalSteps) {
-      const r = byId.get(step.id);
-      if (r?.status !== 'failed' || r.maybeApplied) continue;
-      const a = step.assignment;
-      const what = a
-        ? `${s(a.roleName ?? a.roleDefinitionId, 100)} at ${code(a.scope, clipSize(300, k))}`
-        : code(step.target, clipSize(300, k));
-      notes.push(`:warning: Still has access through ${what} (its removal failed: see the step above)`);
-    }
   }
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
@@ -148,24 +133,45 @@ function runText(
       `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, clipSize(300, k))}${why}`,
     );
   }
-  return fitLines(head, removals, kept, notes, clipSize(2500, k));
+  // The assignments whose removal failed are still there (but one that may have gone: its answer
+  // was lost, and its step says so), in one note after the access the plan leaves.
+  const notRemoved =
+    !dry && run.status !== 'running'
+      ? removalSteps.filter((step) => {
+          const r = byId.get(step.id);
+          return r?.status === 'failed' && !r.maybeApplied;
+        })
+      : [];
+  if (notRemoved.length === 1) {
+    const a = notRemoved[0]!.assignment;
+    const what = a
+      ? `${s(a.roleName ?? a.roleDefinitionId, 100)} at ${code(a.scope, clipSize(300, k))}`
+      : code(notRemoved[0]!.target, clipSize(300, k));
+    notes.push(`:warning: Still has access through ${what} (its removal failed)`);
+  } else if (notRemoved.length > 1) {
+    notes.push(
+      `:warning: Still has access through the ${notRemoved.length} role assignments whose removal failed`,
+    );
+  }
+  return fitRun(head, removals, principal, notes, clipSize(2500, k));
 }
 
 /**
- * `head`, as many of `lines` as fit whole, the `kept` lines, then as many of `notes` as fit whole,
- * in at most `max` characters. Whole lines and notes are left out rather than one cut in the
- * middle (which could leave a code span open), the first note excepted when it alone is too long.
- * The notes are fitted first, into up to half of the room, then the kept lines into what is left,
- * then `lines`: a warning is never pushed out by steps.
+ * `head`, as many of `removals` as fit whole (those marked `first` before the others, shown in
+ * their own order), the `kept` lines, then as many of `notes` as fit whole, in at most `max`
+ * characters. Whole lines and notes are left out rather than one cut in the middle (which could
+ * leave a code span open), the first note excepted when it alone is too long. The notes are
+ * fitted first, into up to half of the room, then the kept lines into what is left, then the
+ * removals: a warning is never pushed out by steps.
  */
-function fitLines(
+function fitRun(
   head: string,
-  lines: readonly string[],
+  removals: ReadonlyArray<{ line: string; first: boolean }>,
   kept: readonly string[],
   notes: readonly string[],
   max: number,
 ): string {
-  const all = [head, ...lines, ...kept, ...notes].join('\n');
+  const all = [head, ...removals.map((r) => r.line), ...kept, ...notes].join('\n');
   if (all.length <= max) return all;
   const tail = wholeLines(notes, Math.floor(max / 2), true);
   let room = max - (tail ? tail.length + 1 : 0);
@@ -173,9 +179,26 @@ function fitLines(
   room -= head1.length;
   const keep = wholeLines(kept, room - 1, false);
   room -= keep ? keep.length + 1 : 0;
-  const body = wholeLines(lines, room - 1, false);
-  return [head1, body, keep, tail].filter((part) => part !== '').join('\n');
+  const order = [...removals.keys()].sort((a, b) => Number(removals[b]!.first) - Number(removals[a]!.first));
+  const shown = new Set<number>();
+  let used = -1;
+  for (const i of order) {
+    // Room is kept for the line that says how many were left out, unless this is the last.
+    const reserve = shown.size + 1 < removals.length ? MORE_ROOM : 0;
+    const line = removals[i]!.line;
+    if (used + 1 + line.length + reserve > room - 1) continue;
+    shown.add(i);
+    used += 1 + line.length;
+  }
+  const body = removals.flatMap((r, i) => (shown.has(i) ? [r.line] : []));
+  const left = removals.length - shown.size;
+  if (left > 0 && used + 1 + moreLine(left).length <= room - 1) body.push(moreLine(left));
+  return [head1, body.join('\n'), keep, tail].filter((part) => part !== '').join('\n');
 }
+
+/** Room kept for the line that says how many were left out. */
+const MORE_ROOM = 32;
+const moreLine = (left: number) => `… ${left} more not shown here`;
 
 /**
  * As many of `lines` as fit whole in `max` characters, then a line saying how many were left out
@@ -187,14 +210,14 @@ function wholeLines(lines: readonly string[], max: number, clipFirst: boolean): 
   let n = 0;
   for (; n < lines.length; n++) {
     // Room is kept for the line that says how many were left out, unless this is the last.
-    const reserve = n < lines.length - 1 ? 32 : 0;
+    const reserve = n < lines.length - 1 ? MORE_ROOM : 0;
     let line = lines[n]!;
     if (n === 0 && clipFirst && line.length + reserve > max) line = clip(line, Math.max(0, max - reserve));
     if (used + 1 + line.length + reserve > max) break;
     shown.push(line);
     used += 1 + line.length;
   }
-  const more = `… ${lines.length - n} more not shown here`;
+  const more = moreLine(lines.length - n);
   if (n < lines.length && used + 1 + more.length <= max) shown.push(more);
   return shown.join('\n');
 }
