@@ -182,8 +182,10 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
     });
     if (unchecked.length > 0) planned.unchecked = unchecked;
     // Said only where it matters: the plan removes an assignment that Undo would re-create.
-    if (timeBoundUnread && planned.steps.some((step) => step.kind === 'remove-assignment')) {
-      planned.warnings.push(timeBoundUnread);
+    if (timeBoundUnread) {
+      planned.timeBoundUnread = timeBoundUnread;
+      if (planned.steps.some((step) => step.kind === 'remove-assignment'))
+        planned.warnings.push(timeBoundUnread);
     }
     return planned;
   }

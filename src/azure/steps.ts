@@ -392,20 +392,21 @@ export function createStepRunners(ctx: StepRunnerContext) {
  * account is enabled again).
  */
 function timeBoundNotRestored(restore: AssignmentToRestore): StepOutcome {
-  const what = `"${restore.roleName ?? restore.roleDefinitionId}" at ${restore.scope}`;
-  const kind = restore.activated ? 'PIM activation' : 'PIM assignment';
-  const ended = Date.parse(restore.endsAt ?? '') <= Date.now();
-  if (ended) {
+  // The step's label names the role and scope: the detail leads with what to do.
+  const kind = restore.activated ? 'activation' : 'assignment';
+  if (Date.parse(restore.endsAt ?? '') <= Date.now()) {
     return {
       status: 'already-done',
-      detail: `not re-created: ${what} was a ${kind} that ended at ${restore.endsAt} anyway`,
+      detail: `not re-created: its PIM ${kind} ended at ${restore.endsAt} anyway`,
+      leftToPim: true,
     };
   }
   const how = restore.activated
-    ? 'the principal can activate the role again in PIM (its eligibility was not removed)'
+    ? `the principal can activate the role again in PIM (its eligibility was not removed); the activation ran until ${restore.endsAt}`
     : `assign it again in PIM, ending at ${restore.endsAt}`;
   return {
     status: 'already-done',
-    detail: `not re-created: ${what} was a ${kind} until ${restore.endsAt}, and one made here would be permanent; ${how}`,
+    detail: `left to PIM (made here it would be permanent): ${how}`,
+    leftToPim: true,
   };
 }

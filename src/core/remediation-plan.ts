@@ -1068,6 +1068,7 @@ export function buildBroadRemovalPlan(plan: RemediationPlan, endpoints: PlanEndp
       ),
     );
   }
+  if (plan.timeBoundUnread && steps.length > 0) warnings.push(plan.timeBoundUnread);
   const broad: RemediationPlan = { appId: plan.appId, steps, stillHasAccessThrough: left, warnings };
   if (plan.principalId) broad.principalId = plan.principalId;
   if (plan.principalType) broad.principalType = plan.principalType;

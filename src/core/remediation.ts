@@ -58,6 +58,12 @@ export interface RemediationPlan {
    * plans again.
    */
   unchecked?: string[];
+  /**
+   * Why the PIM schedules of the principal's assignments could not be read, when so: Undo would
+   * re-create a removed one that PIM made for a set time without its end. Said by the plans that
+   * remove assignments (this one, when it does, and its broad removal).
+   */
+  timeBoundUnread?: string;
   /** The reads of Azure the plan was made from, as the audit record lists calls. */
   reads?: Array<{ method: string; url: string; status?: number; error?: string; at: string }>;
 }
@@ -77,7 +83,16 @@ export interface StepResult {
    * service's (Undo reverses it), not as found so.
    */
   maybeApplied?: boolean;
+  /**
+   * Undo of a removed assignment that PIM made for a set time: not re-created (it would be
+   * permanent), left for PIM to give back. Counts as finished.
+   */
+  leftToPim?: boolean;
 }
+
+/** How many steps of an Undo's result left an assignment to PIM (see `StepResult.leftToPim`). */
+export const leftToPim = (steps: readonly StepResult[] | undefined): number =>
+  steps?.filter((s) => s.leftToPim).length ?? 0;
 
 /** A step whose change is made, by this run or found made already. */
 export const isFinished = (s: StepResult | undefined): boolean =>

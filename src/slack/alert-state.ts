@@ -58,6 +58,8 @@ export interface UndoRun {
    * this alert's Revoke is then undone too, and Revoke is offered again.
    */
   elsewhere?: string;
+  /** With `elsewhere`: how many assignments that Undo left to PIM (see `StepResult.leftToPim`). */
+  leftToPim?: number;
   /**
    * The `at` of the Revoke run it reversed: a retry of that run leaves out what it undid. Absent:
    * no Revoke run is known to be the one it reversed.

@@ -1038,7 +1038,8 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     expect(undone.ok).toBe(true);
     expect(undone.steps.find((st) => st.stepId === step.id)).toMatchObject({
       status: 'already-done',
-      detail: `not re-created: "Arc proxy users (custom)" at ${RG_SCOPE} was a PIM activation until ${until}, and one made here would be permanent; the principal can activate the role again in PIM (its eligibility was not removed)`,
+      detail: `left to PIM (made here it would be permanent): the principal can activate the role again in PIM (its eligibility was not removed); the activation ran until ${until}`,
+      leftToPim: true,
     });
     // Only the assignment made without an end is back, and the principal is enabled again.
     expect([...fake.assignmentsByName.values()].map((a) => a.scope)).toEqual([CLUSTER_ID]);
@@ -1060,11 +1061,9 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     const undone = await remediator.undo(plan, result);
     const detail = (name: string) =>
       undone.steps.find((st) => st.stepId.endsWith(name.toLowerCase()))?.detail;
-    expect(detail(A.rg)).toBe(
-      `not re-created: "Arc proxy users (custom)" at ${RG_SCOPE} was a PIM assignment that ended at ${ended} anyway`,
-    );
+    expect(detail(A.rg)).toBe(`not re-created: its PIM assignment ended at ${ended} anyway`);
     expect(detail(A.sub)).toBe(
-      `not re-created: "Azure Arc Enabled Kubernetes Cluster User Role" at ${SUB_SCOPE} was a PIM assignment until ${until}, and one made here would be permanent; assign it again in PIM, ending at ${until}`,
+      `left to PIM (made here it would be permanent): assign it again in PIM, ending at ${until}`,
     );
     expect(undone.ok).toBe(true);
     expect([...fake.assignmentsByName.values()].map((a) => a.scope)).toEqual([CLUSTER_ID]);
@@ -1086,7 +1085,10 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     expect(undone.steps).toEqual([
       expect.objectContaining({
         status: 'already-done',
-        detail: expect.stringMatching(/^not re-created: "Owner"/),
+        detail: expect.stringMatching(
+          /^left to PIM \(made here it would be permanent\): the principal can activate/,
+        ),
+        leftToPim: true,
       }),
     ]);
     expect(fake.assignmentsByName.has(A.owner)).toBe(false);
@@ -1109,6 +1111,19 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     );
     // Still a plan that removes and revokes: only Undo's fidelity depends on the read.
     expect(plan.unchecked ?? []).toEqual([]);
+    // Its broad removal says it too (an Owner PIM activated would come back permanent).
+    fake.assign({
+      name: A.owner,
+      scope: SUB_SCOPE,
+      roleDefinitionId: ROLE.owner,
+      principalId: SP_ID,
+      principalType: 'ServicePrincipal',
+    });
+    const broad = remediator.planBroadRemoval(await remediator.plan(spDetection(CLUSTER_ID)));
+    expect(broad.steps).toHaveLength(1);
+    expect(broad.warnings).toEqual([
+      expect.stringMatching(/^could not read which role assignments end at a set time through PIM/),
+    ]);
 
     // A tenant without PIM (no Entra ID P2), and an ARM without its API: no schedule, no warning.
     const noPim = {

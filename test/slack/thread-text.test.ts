@@ -245,6 +245,31 @@ describe('the thread line of an Undo', () => {
     ]);
   });
 
+  it('a live Undo that left a PIM activation to PIM: the step says so, and what to do, whole', () => {
+    const timed = {
+      ...REMOVE,
+      assignment: { ...REMOVE.assignment!, endsAt: '2026-03-12T17:15:27.355Z', activated: true },
+    };
+    const detail =
+      'left to PIM (made here it would be permanent): the principal can activate the role again in PIM (its eligibility was not removed); the activation ran until 2026-03-12T17:15:27.355Z';
+    const text = undoThreadText(
+      undo({
+        result: {
+          mode: 'live',
+          ok: true,
+          steps: [
+            { stepId: 'remove', status: 'already-done', detail, leftToPim: true },
+            { stepId: 'disable', status: 'done', detail: 're-enabled' },
+          ],
+        },
+      }),
+      new Map([timed, DISABLE].map((st) => [st.id, st])),
+    );
+    expect(text.split('\n')[1]).toBe(
+      `:ballot_box_with_check: Leave "${ARC.role}" at ${ARC.roleAssignmentScope} to PIM ${detail}`,
+    );
+  });
+
   it('leaves out the detail of a step it would do', () => {
     const text = undoThreadText(
       undo({

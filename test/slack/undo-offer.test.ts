@@ -7,7 +7,7 @@
 import { expect, it } from 'vitest';
 import type { RemediationResult } from '../../src/core/remediation.ts';
 import { canUndo, type RevokeRun, type SlackAlertState } from '../../src/slack/alert-state.ts';
-import { undoConfirmText } from '../../src/slack/blocks/run-text.ts';
+import { undoConfirmText, undoText } from '../../src/slack/blocks/run-text.ts';
 import { DETECTED_AT, sampleAlert } from './sample-alert.ts';
 
 const alert = sampleAlert();
@@ -115,12 +115,37 @@ it("Undo's dialog names the PIM assignments it leaves to PIM apart from those it
   };
   removal(1, 'Owner', '2026-11-29T17:00:00.000Z');
   expect(undoConfirmText(state)).toBe(
-    `Leaves the PIM assignment to PIM (made here it would be permanent): "Owner" at ${scope}. Re-enables the user account ${USER}. The identity gets its Arc access back through PIM. Revoked sign-in sessions stay revoked.`,
+    `Leaves the PIM assignment to PIM (made here it would be permanent): "Owner" at ${scope}. Re-enables the user account ${USER}. The identity can activate its role again in PIM. Revoked sign-in sessions stay revoked.`,
   );
   removal(2, 'Azure Arc Enabled Kubernetes Cluster User Role');
   const long = undoConfirmText(state);
   expect(long.length).toBeLessThanOrEqual(300);
   expect(long).toMatch(
     /^Re-creates the role assignment \(Azure Arc Enabled Kubernetes Cluster User Role\) and leaves a PIM assignment to PIM and re-enables the user account\. The identity can list the cluster credentials again\. Revoked sign-in sessions stay revoked\.$/,
+  );
+});
+
+it("Undo's status says what it left to PIM: here, and on the identity's other alerts it restored", () => {
+  const base = { status: 'done' as const, mode: 'live' as const, by: 'UBOB', at: DETECTED_AT };
+  const here = undoText(
+    {
+      ...base,
+      result: {
+        mode: 'live',
+        ok: true,
+        steps: [{ stepId: 'x', status: 'already-done', detail: 'left to PIM', leftToPim: true }],
+      },
+    },
+    [],
+  );
+  expect(here).toContain(
+    'what the revoke changed is reversed, but for a role assignment that PIM made for a set time, left to PIM:',
+  );
+  const elsewhere = undoText({ ...base, elsewhere: 'alert-1', leftToPim: 2 }, []);
+  expect(elsewhere).toContain(
+    'the access removed above is back, but for 2 role assignments that PIM made for a set time, left to PIM, and the principal enabled.',
+  );
+  expect(undoText({ ...base, elsewhere: 'alert-1' }, [])).toContain(
+    'the access removed above is back, and the principal enabled.',
   );
 });

@@ -1,5 +1,5 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import { assignmentsNotBack, isFinished, type StepResult } from '../../core/remediation.ts';
+import { assignmentsNotBack, isFinished, leftToPim, type StepResult } from '../../core/remediation.ts';
 import { samePrincipal } from '../../core/remediation-plan.ts';
 import {
   broadLockKey,
@@ -15,6 +15,7 @@ import {
   undoLockKey,
   updateAlertState,
 } from '../alert-state.ts';
+import { leftToPimText } from '../blocks/run-text.ts';
 import { undoThreadText } from '../blocks/thread.ts';
 import type { SlackContext } from '../context.ts';
 import { auditInThread, showAlert } from '../follow-ups.ts';
@@ -135,7 +136,8 @@ async function restoreOtherAlerts(
         // own keeps its own Undo, and a running Undo is left alone.
         if (!revokeInForce(s) || undoableRuns(s).length > 0 || s.undo?.status === 'running') return;
         const { result: _, ...without } = undo;
-        s.undo = { ...without, elsewhere: alertId };
+        const pim = leftToPim(undo.result?.steps);
+        s.undo = { ...without, elsewhere: alertId, ...(pim > 0 ? { leftToPim: pim } : {}) };
         changed = true;
       });
       if (!other || !changed) {
@@ -151,7 +153,7 @@ async function restoreOtherAlerts(
       await auditInThread(
         ctx,
         other,
-        `:leftwards_arrow_with_hook: Audit: <@${undo.by}> undid the revoke through alert \`${alertId}\` of the same identity: its access is back, and Revoke is offered again here.`,
+        `:leftwards_arrow_with_hook: Audit: <@${undo.by}> undid the revoke through alert \`${alertId}\` of the same identity: its access is back${leftToPimText(undo)}, and Revoke is offered again here.`,
       );
     }
     await store.removeMembers(key, [alertId, ...others.filter((id) => !kept.includes(id))]);

@@ -2,7 +2,12 @@
  * The texts of remediation runs shown in the alert: the status and step lines of Revoke, Remove
  * broad roles too and Undo, and the texts of their confirm dialogs. Pure, and sized to fit.
  */
-import type { PlannedStep, RemediationPlan, StepResult } from '../../core/remediation.ts';
+import {
+  leftToPim,
+  type PlannedStep,
+  type RemediationPlan,
+  type StepResult,
+} from '../../core/remediation.ts';
 import { restoreInfo, TAMPERING } from '../../core/remediation-plan.ts';
 import {
   type PastRevoke,
@@ -256,14 +261,22 @@ export function broadText(run: RevokeRun, k = 1): string {
   return runText(run, BROAD_WORDS, k);
 }
 
+/** What an Undo says of the assignments it left to PIM, if any (after "reversed", "is back"). */
+export function leftToPimText(undo: Pick<UndoRun, 'leftToPim' | 'result'>): string {
+  const n = undo.leftToPim ?? leftToPim(undo.result?.steps);
+  if (n === 0) return '';
+  return `, but for ${n === 1 ? 'a role assignment' : `${n} role assignments`} that PIM made for a set time, left to PIM`;
+}
+
 /** What undoing a step does, for people. */
 export function undoLabel(step: PlannedStep): string {
   switch (step.kind) {
     case 'remove-assignment': {
       const a = step.assignment;
-      return a
-        ? `Re-create "${a.roleName ?? a.roleDefinitionId}" at ${a.scope}`
-        : `Re-create the role assignment ${step.target}`;
+      if (!a) return `Re-create the role assignment ${step.target}`;
+      // One that PIM made for a set time is not re-created (see the remediator's Undo).
+      const verb = restoreInfo(step)?.endsAt ? 'Leave' : 'Re-create';
+      return `${verb} "${a.roleName ?? a.roleDefinitionId}" at ${a.scope}${verb === 'Leave' ? ' to PIM' : ''}`;
     }
     case 'disable-service-principal':
       return `Re-enable the service principal ${step.target}`;
@@ -296,9 +309,9 @@ export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefine
   } else if (dry) {
     head = `:test_tube: *Undo (dry-run)* by ${who} ${slackDate(undo.at)}: nothing was changed. It would:`;
   } else if (undo.elsewhere) {
-    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)} through alert \`${s(undo.elsewhere, 80)}\` of the same identity: the access removed above is back, and the principal enabled.`;
+    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)} through alert \`${s(undo.elsewhere, 80)}\` of the same identity: the access removed above is back${leftToPimText(undo)}, and the principal enabled.`;
   } else {
-    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)}: what the revoke changed is reversed:`;
+    head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)}: what the revoke changed is reversed${leftToPimText(undo)}:`;
   }
   const steps = stepsById(runs);
   const lines = (undo.result?.steps ?? []).map((r) => {
@@ -360,7 +373,9 @@ export function undoConfirmText(state: SlackAlertState): string {
   }
   const after =
     assignments.length === 0 && timeBound.length > 0
-      ? 'The identity gets its Arc access back through PIM.'
+      ? timeBound.every((st) => restoreInfo(st)?.activated)
+        ? 'The identity can activate its role again in PIM.'
+        : 'Its access comes back once assigned again in PIM.'
       : 'The identity can list the cluster credentials again.';
   parts.push(after);
   const sessions = steps.some((st) => st.kind === 'revoke-user-sessions')
