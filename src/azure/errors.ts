@@ -181,9 +181,10 @@ function clip(text: string, max = 400): string {
  */
 function credentialMessage(message: string): string {
   // The library's own text leads with the code too (`AADSTS50000: EnvironmentCredential …`).
-  const told = /AADSTS\d+: (?!EnvironmentCredential).*?(?= - (?:Correlation|Trace) ID:|,\)|,$|$)/.exec(
-    message,
-  )?.[0];
+  const told =
+    /AADSTS\d+: (?!\w+Credential\b).*?(?= - (?:Correlation|Trace) ID:| Trace ID:| Correlation ID:|,\)|,$|$)/.exec(
+      message,
+    )?.[0];
   if (told) return told.trim();
   return message
     .replace(/ ?To troubleshoot, visit \S+\.?/g, '')
@@ -222,7 +223,9 @@ export function describeFailure(error: unknown, ctx: FailureContext): FailureInf
     // Its status is not the token endpoint's: EnvironmentCredential wraps every failure of the
     // credential under it as a 400, whatever Entra ID answered (a 500, a 401, or nothing at all).
     const { status: _wrapped, ...told } = base;
-    return { ...told, message: credentialMessage(message), fix: known?.[1] ?? CREDENTIAL_FIX };
+    // Taken from the whole text: the library's wrapping comes first, and would be all a clip kept.
+    const own = PAGE.test(rawMessage) ? message : clip(scrubSecrets(credentialMessage(rawMessage)));
+    return { ...told, message: own, fix: known?.[1] ?? CREDENTIAL_FIX };
   }
   if (name === 'AbortError' || code === 'ABORT_ERR') {
     return { ...base, message: 'the call was cancelled or timed out', fix: 'try again' };

@@ -1133,6 +1133,14 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     for (const [status, error] of [
       [400, noPim],
       [404, { code: 'NotFound', message: 'not found' }],
+      [
+        400,
+        {
+          code: 'NoRegisteredProviderFound',
+          message:
+            "No registered resource provider found for location 'global' and API version '2020-10-01' for type 'roleAssignmentScheduleInstances'.",
+        },
+      ],
     ] as const) {
       const { fake: other, remediator: onOther } = await setup(CLUSTER_ID);
       other.fail({
