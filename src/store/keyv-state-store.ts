@@ -195,6 +195,13 @@ export interface KeyvStateStoreOptions {
    */
   exactHas?: boolean;
   /**
+   * Whether a single read goes through the backend's `getMany`, whose delete of a value found
+   * expired is the backend's `deleteMany` (PostgreSQL's deletes only a value still expired), never
+   * its plain `delete`. Default false: SQLite never hands Keyv an expired row, and Redis expires
+   * its keys itself.
+   */
+  readOneThroughMany?: boolean;
+  /**
    * The backend's range read of serialised rows by full key prefix, when it has one (SQLite);
    * without it `valuesByPrefix` answers undefined.
    */
@@ -227,8 +234,8 @@ export class KeyvStateStore implements StateStore {
   readonly sharedAcrossProcesses: boolean;
   readonly acrossNetwork: boolean;
   #keyv: Keyv;
-  /** The backend reads many values in one call (every backend but a plain Map). */
-  #readsMany: boolean;
+  /** See `KeyvStateStoreOptions.readOneThroughMany`. */
+  #readOneThroughMany: boolean;
   #rest: ClaimsAndSets;
   #prefix: string;
   #closeKeyv: () => Promise<void>;
@@ -266,7 +273,9 @@ export class KeyvStateStore implements StateStore {
       );
     };
     this.#keyv = guarded(keyv, fail, options.busyRetry);
-    this.#readsMany = typeof (keyv.store as { getMany?: unknown }).getMany === 'function';
+    this.#readOneThroughMany =
+      options.readOneThroughMany === true &&
+      typeof (keyv.store as { getMany?: unknown }).getMany === 'function';
     if (!rest.countLiveMembers && !rest.membersOfMany) {
       throw new TypeError('a ClaimsAndSets needs countLiveMembers or membersOfMany');
     }
@@ -293,9 +302,7 @@ export class KeyvStateStore implements StateStore {
   async get<T>(key: string): Promise<T | undefined> {
     this.#open();
     checkKey(key);
-    if (!this.#readsMany) return this.#keyv.get<T>(this.#prefix + key);
-    // Through `getMany`, whose delete of a value found expired is the backend's `deleteMany`
-    // (PostgreSQL's deletes only a value still expired), never its plain `delete`.
+    if (!this.#readOneThroughMany) return this.#keyv.get<T>(this.#prefix + key);
     const [value] = await this.#keyv.getMany<T>([this.#prefix + key]);
     return value;
   }

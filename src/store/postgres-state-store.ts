@@ -581,6 +581,7 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
         await pool.end();
       },
       exactHas: false,
+      readOneThroughMany: true,
       writeIfUnchanged: (entries) => adapter.writeIfUnchanged(entries),
     },
   );
