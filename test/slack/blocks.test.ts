@@ -939,6 +939,41 @@ describe('alert message', () => {
     expect(section).toMatch(/… \d more not shown here/);
   });
 
+  it('shows the failed removals before any that went through, and names the first three of them in its note', () => {
+    const steps = removalSteps(8).map((st, i) => ({
+      ...st,
+      assignment: {
+        scope: `/subscriptions/s/resourceGroups/rg-arc-${i}`,
+        roleDefinitionId: 'x',
+        principalId: 'p',
+        roleName: `Role ${i}`,
+      },
+    }));
+    const failedIds = new Set(['r1', 'r3', 'r5', 'r7']);
+    const section = revokeSection({
+      status: 'failed',
+      mode: 'live',
+      steps,
+      result: (st) =>
+        failedIds.has(st.id)
+          ? {
+              stepId: st.id,
+              status: 'failed',
+              detail: `DELETE failed: 403 AuthorizationFailed: ${'the client has no authorization over the scope. '.repeat(6)}`,
+              fix: `grant Microsoft.Authorization/roleAssignments/delete: ${'assign the role at the resource group. '.repeat(7)}`,
+            }
+          : { stepId: st.id, status: 'done', detail: 'removed' },
+    });
+    const shownCalls = steps.filter((st) => section.includes(st.call)).map((st) => st.id);
+    // Not every failed one fits: then none that went through is shown in its place.
+    expect(shownCalls.length).toBeGreaterThan(0);
+    expect(shownCalls.every((id) => failedIds.has(id))).toBe(true);
+    expect(section).toMatch(/… \d more not shown here/);
+    expect(section).toContain(
+      'Still has access through the 4 role assignments whose removal failed: Role 1 at `/subscriptions/s/resourceGroups/rg-arc-1`; Role 3 at `/subscriptions/s/resourceGroups/rg-arc-3`; Role 5 at `/subscriptions/s/resourceGroups/rg-arc-5`; and 1 more',
+    );
+  });
+
   it('says once to press Revoke again when the failure already says when', () => {
     const m = buildAlertMessage(
       view({

@@ -185,6 +185,44 @@ describe('the thread line of a Revoke or a broad removal', () => {
   });
 });
 
+describe('the thread line of a long Revoke', () => {
+  it('puts the failed steps and the principal first, so that the cut end of the line loses neither', () => {
+    const many = [...Array(20)].map((_, i) => ({
+      ...REMOVE,
+      id: `remove-${i}`,
+      call: `${REMOVE.call}-${i}`,
+    }));
+    const text = runThreadText(
+      run({
+        status: 'failed',
+        plan: { ...PLAN, steps: [...many, DISABLE] },
+        result: {
+          mode: 'live',
+          ok: false,
+          steps: [
+            ...many.map((st, i) =>
+              i === 13
+                ? {
+                    stepId: st.id,
+                    status: 'failed' as const,
+                    detail: 'Forbidden',
+                    fix: 'grant roleAssignments/delete',
+                  }
+                : { stepId: st.id, status: 'done' as const, detail: `removed ${'x'.repeat(150)}` },
+            ),
+            { stepId: 'disable', status: 'done', detail: 'disabled' },
+          ],
+        },
+      }),
+      REVOKE,
+    );
+    const [, first, second] = text.split('\n');
+    expect(first).toContain(`${REMOVE.call}-13`);
+    expect(first).toContain('*Fix:* grant roleAssignments/delete');
+    expect(second).toContain(DISABLE.call);
+  });
+});
+
 describe('the thread line of an Undo', () => {
   const steps = new Map([REMOVE, DISABLE].map((s) => [s.id, s]));
   const undo = (over: Partial<UndoRun>): UndoRun => ({
@@ -267,6 +305,34 @@ describe('the thread line of an Undo', () => {
     );
     expect(text.split('\n')[1]).toBe(
       `:ballot_box_with_check: Leave "${ARC.role}" at ${ARC.roleAssignmentScope} to PIM ${detail}`,
+    );
+  });
+
+  it('a long Undo line puts the principal and the failed steps first, so that the cut end of it loses neither', () => {
+    const many = [...Array(20)].map((_, i) => ({
+      ...REMOVE,
+      id: `remove-${i}`,
+      assignment: { ...REMOVE.assignment!, scope: `${ARC.roleAssignmentScope}/${i}` },
+    }));
+    const text = undoThreadText(
+      undo({
+        result: {
+          mode: 'live',
+          ok: true,
+          steps: [
+            ...many.map((st) => ({
+              stepId: st.id,
+              status: 'done' as const,
+              detail: `re-created it as ${'x'.repeat(150)}`,
+            })),
+            { stepId: 'disable', status: 'done', detail: 're-enabled' },
+          ],
+        },
+      }),
+      new Map([...many, DISABLE].map((st) => [st.id, st])),
+    );
+    expect(text.split('\n')[1]).toBe(
+      `:white_check_mark: Re-enable the service principal ${ARC.principalId} re-enabled`,
     );
   });
 

@@ -149,3 +149,39 @@ it("Undo's status says what it left to PIM: here, and on the identity's other al
     'the access removed above is back, and the principal enabled.',
   );
 });
+
+it("Undo's status keeps the principal's re-enable in sight when the re-created assignments do not all fit, and says how many it left out", () => {
+  const state = userRevoke({ disable: 'done', sessions: 'done' });
+  const plan = state.revoke!.plan!;
+  for (let i = 0; i < 12; i++) {
+    const scope = `/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc-production-${i}`;
+    plan.steps.unshift({
+      id: `remove-assignment:${i}`,
+      kind: 'remove-assignment',
+      description: 'r',
+      call: 'DELETE',
+      target: `${scope}/providers/Microsoft.Authorization/roleAssignments/${i}`,
+      assignment: {
+        scope,
+        roleDefinitionId: 'x',
+        principalId: 'p',
+        roleName: 'Azure Arc Enabled Kubernetes Cluster User Role',
+      },
+    });
+  }
+  const steps = plan.steps.map((st) => ({
+    stepId: st.id,
+    status: 'done' as const,
+    detail:
+      st.kind === 'remove-assignment'
+        ? `re-created it at ${st.assignment!.scope} as ${st.target}`
+        : 're-enabled',
+  }));
+  const text = undoText(
+    { status: 'done', mode: 'live', by: 'UBOB', at: DETECTED_AT, result: { mode: 'live', ok: true, steps } },
+    [state.revoke],
+  );
+  expect(text.length).toBeLessThanOrEqual(2500);
+  expect(text).toContain(`Re-enable the user account ${USER}`);
+  expect(text).toMatch(/… \d+ more not shown here/);
+});

@@ -147,15 +147,19 @@ function runText(
           return r?.status === 'failed' && !r.maybeApplied;
         })
       : [];
-  if (notRemoved.length === 1) {
-    const a = notRemoved[0]!.assignment;
-    const what = a
+  const named = (step: PlannedStep) => {
+    const a = step.assignment;
+    return a
       ? `${s(a.roleName ?? a.roleDefinitionId, 100)} at ${code(a.scope, clipSize(300, k))}`
-      : code(notRemoved[0]!.target, clipSize(300, k));
-    notes.push(`:warning: Still has access through ${what} (its removal failed)`);
+      : code(step.target, clipSize(300, k));
+  };
+  if (notRemoved.length === 1) {
+    notes.push(`:warning: Still has access through ${named(notRemoved[0]!)} (its removal failed)`);
   } else if (notRemoved.length > 1) {
+    const listed = notRemoved.slice(0, NAMED_FAILURES).map(named).join('; ');
+    const more = notRemoved.length - NAMED_FAILURES;
     notes.push(
-      `:warning: Still has access through the ${notRemoved.length} role assignments whose removal failed`,
+      `:warning: Still has access through the ${notRemoved.length} role assignments whose removal failed: ${listed}${more > 0 ? `; and ${more} more` : ''}`,
     );
   }
   return fitRun(head, removals, principal, notes, clipSize(2500, k));
@@ -184,22 +188,28 @@ function fitRun(
   room -= head1.length;
   const keep = wholeLines(kept, room - 1, false);
   room -= keep ? keep.length + 1 : 0;
-  const order = [...removals.keys()].sort((a, b) => Number(removals[b]!.first) - Number(removals[a]!.first));
   const shown = new Set<number>();
   let used = -1;
-  for (const i of order) {
-    // Room is kept for the line that says how many were left out, unless this is the last.
-    const reserve = shown.size + 1 < removals.length ? MORE_ROOM : 0;
-    const line = removals[i]!.line;
-    if (used + 1 + line.length + reserve > room - 1) continue;
-    shown.add(i);
-    used += 1 + line.length;
+  // Those marked first, then (only once every one of them is shown) the others.
+  for (const first of [true, false]) {
+    if (!first && shown.size < removals.filter((r) => r.first).length) break;
+    for (const [i, r] of removals.entries()) {
+      if (r.first !== first) continue;
+      // Room is kept for the line that says how many were left out, unless this is the last.
+      const reserve = shown.size + 1 < removals.length ? MORE_ROOM : 0;
+      if (used + 1 + r.line.length + reserve > room - 1) continue;
+      shown.add(i);
+      used += 1 + r.line.length;
+    }
   }
   const body = removals.flatMap((r, i) => (shown.has(i) ? [r.line] : []));
   const left = removals.length - shown.size;
   if (left > 0 && used + 1 + moreLine(left).length <= room - 1) body.push(moreLine(left));
   return [head1, body.join('\n'), keep, tail].filter((part) => part !== '').join('\n');
 }
+
+/** The assignments whose removal failed that the note after a run names (the others counted). */
+const NAMED_FAILURES = 3;
 
 /** Room kept for the line that says how many were left out. */
 const MORE_ROOM = 32;
@@ -314,24 +324,30 @@ export function undoText(undo: UndoRun, runs: ReadonlyArray<RevokeRun | undefine
     head = `:leftwards_arrow_with_hook: *Undone* by ${who} ${slackDate(undo.at)}: what the revoke changed is reversed${leftToPimText(undo)}:`;
   }
   const steps = stepsById(runs);
-  const lines = (undo.result?.steps ?? []).map((r) => {
+  const lineOf = (r: StepResult) => {
     const step = steps.get(r.stepId);
     let line = `${STEP_EMOJI[r.status]} ${s(step ? undoLabel(step) : r.stepId, 300)}`;
     if (r.status !== 'would-do') line += `\n      ${s(r.detail, 300)}`;
     if (r.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
     return line;
-  });
+  };
+  // As a Revoke's: the re-created assignments give way (those that failed last), never the
+  // principal's account, nor the notes.
+  const results = undo.result?.steps ?? [];
+  const isAssignment = (r: StepResult) => steps.get(r.stepId)?.kind === 'remove-assignment';
+  const assignments = results
+    .filter(isAssignment)
+    .map((r) => ({ line: lineOf(r), first: r.status === 'failed' }));
+  const others = results.filter((r) => !isAssignment(r)).map(lineOf);
   // A change whose answer was lost and that no read could settle: Undo does not touch it.
   const unsettled = runs.flatMap((run) =>
     (run?.result?.steps ?? []).filter((r) => r.status === 'failed' && r.maybeApplied),
   );
-  for (const r of unsettled) {
+  const notes = unsettled.map((r) => {
     const step = steps.get(r.stepId);
-    lines.push(
-      `:warning: ${s(step?.description ?? r.stepId, 300)} may have been made (its answer was lost, and Azure could not be read to tell): Undo left it; check it in Azure.`,
-    );
-  }
-  return clip([head, ...lines].join('\n'), clipSize(2500, k));
+    return `:warning: ${s(step?.description ?? r.stepId, 300)} may have been made (its answer was lost, and Azure could not be read to tell): Undo left it; check it in Azure.`;
+  });
+  return fitRun(head, assignments, others, notes, clipSize(2500, k));
 }
 
 const plural = (n: number, one: string, many: string) => (n === 1 ? one : `${n} ${many}`);

@@ -10,6 +10,9 @@ export interface RunWords {
   doneHead: string;
 }
 
+/** What a thread line's steps may take before the line is cut (a thread line holds 3,900). */
+const THREAD_ROOM = 3000;
+
 /**
  * The audit line posted in the alert's thread when a remediation run (Revoke, Remove broad roles
  * too) ends: its outcome, then one line per planned step with its result, the access it left and
@@ -19,10 +22,18 @@ export function runThreadText(run: RevokeRun, words: RunWords): string {
   const who = `<@${run.by}>`;
   const steps = run.plan?.steps ?? [];
   const results = new Map((run.result?.steps ?? []).map((r) => [r.stepId, r]));
-  const lines = steps.map((s) => {
+  const lineOf = (s: PlannedStep) => {
     const r = results.get(s.id);
     return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(literal(r.detail), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(literal(r.fix), 400)}` : ''}`;
-  });
+  };
+  // Past what a thread line holds, its end is cut: the failed steps and the principal's go first.
+  const inOrder = steps.map(lineOf);
+  const failed = (s: PlannedStep) => results.get(s.id)?.status === 'failed';
+  const first = (s: PlannedStep) => failed(s) || s.kind !== 'remove-assignment';
+  const lines =
+    inOrder.join('\n').length <= THREAD_ROOM
+      ? inOrder
+      : [...steps.filter(first), ...steps.filter((s) => !first(s))].map(lineOf);
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     const group =
       rest.kind === 'group' ? ' (a group assignment)' : rest.kind === 'root' ? ' (at the root scope)' : '';
@@ -46,11 +57,19 @@ export function runThreadText(run: RevokeRun, words: RunWords): string {
  */
 export function undoThreadText(undo: UndoRun, steps: ReadonlyMap<string, PlannedStep>): string {
   const who = `<@${undo.by}>`;
-  const lines = (undo.result?.steps ?? []).map((r: StepResult) => {
+  const lineOf = (r: StepResult) => {
     const step = steps.get(r.stepId);
     const what = clip(literal(step ? undoLabel(step) : r.stepId), 300);
     return `${STEP_EMOJI[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(literal(r.detail), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(literal(r.fix), 200)}` : ''}`;
-  });
+  };
+  const results = undo.result?.steps ?? [];
+  const inOrder = results.map(lineOf);
+  // Past what a thread line holds, its end is cut: the failed steps and the principal's go first.
+  const first = (r: StepResult) => r.status === 'failed' || steps.get(r.stepId)?.kind !== 'remove-assignment';
+  const lines =
+    inOrder.join('\n').length <= THREAD_ROOM
+      ? inOrder
+      : [...results.filter(first), ...results.filter((r) => !first(r))].map(lineOf);
   let head: string;
   if (undo.status === 'failed')
     head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(literal(undo.error), 300)}` : ''}.`;
