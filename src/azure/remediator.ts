@@ -167,7 +167,7 @@ export function createRemediatorWith(
     plan: RemediationPlan,
     result: RemediationResult,
     context?: RemediationContext,
-    options: { assignmentsNotBack?: number; finishedBefore?: ReadonlySet<string> } = {},
+    options: { assignmentsNotBack?: number; earlier?: readonly StepResult[] } = {},
   ): Promise<RemediationResult> {
     const byId = new Map(plan.steps.map((s) => [s.id, s]));
     // The removed assignments first, in the reverse order of their removal, and the principal's
@@ -181,6 +181,9 @@ export function createRemediatorWith(
     const calls: CallRecord[] = [];
     // The assignments not back: this plan's, and those of the runs undone before (a broad removal's).
     const notBack = () => (options.assignmentsNotBack ?? 0) + assignmentsNotBack(plan, steps);
+    // What the Undo this one retries finished: not made again (a re-created assignment would come
+    // back under another name, and be taken for one found made by someone else).
+    const before = new Map((options.earlier ?? []).filter(isFinished).map((s) => [s.stepId, s]));
     for (const done of doneSteps) {
       const step = byId.get(done.stepId);
       const enables = step?.kind === 'disable-service-principal' || step?.kind === 'disable-user';
@@ -191,7 +194,7 @@ export function createRemediatorWith(
         // An earlier Undo enabled it already: one of an earlier release enabled the principal
         // before it re-created the assignments, so the account may be enabled with some not back.
         steps.push(
-          options.finishedBefore?.has(step.id)
+          before.has(step.id)
             ? {
                 stepId: step.id,
                 status: 'already-done',
@@ -219,6 +222,15 @@ export function createRemediatorWith(
           status: 'would-do',
           detail: `dry-run: would undo "${step.description}"`,
         });
+        continue;
+      }
+      const finished = before.get(step.id);
+      if (finished) {
+        const { stepId: _, ...outcome } = finished;
+        const detail = outcome.detail.startsWith('earlier attempt: ')
+          ? outcome.detail
+          : `earlier attempt: ${outcome.detail}`;
+        steps.push({ ...outcome, stepId: step.id, detail });
         continue;
       }
       const run = await withCallLog(() => undoStep(step));

@@ -136,14 +136,15 @@ export interface Remediator {
   /**
    * Re-creates removed assignments and re-enables the principal, only once they are all back:
    * `assignmentsNotBack` counts those of other runs undone before this one that are not.
-   * `finishedBefore`: the steps an earlier Undo of the same run finished (the principal it enabled
-   * is not said to stay disabled).
+   * `earlier`: the step results of an earlier Undo of the same run, which this one retries: a step
+   * it finished is not made again (its result is carried, as an earlier attempt's), and the
+   * principal it enabled is not said to stay disabled.
    */
   undo(
     plan: RemediationPlan,
     result: RemediationResult,
     context?: RemediationContext,
-    options?: { assignmentsNotBack?: number; finishedBefore?: ReadonlySet<string> },
+    options?: { assignmentsNotBack?: number; earlier?: readonly StepResult[] },
   ): Promise<RemediationResult>;
   /**
    * The separate, explicitly confirmed action: a plan removing the broad-role assignments that

@@ -261,6 +261,34 @@ describe('Revoke retried after a failed run', () => {
     expect(atCluster()).toEqual([]);
   });
 
+  it('an Undo pressed again after one that failed partway makes again only what the first left undone', async () => {
+    const azure = await withClusterAssignment();
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    expect(lastUpdateText()).toContain('Revoked');
+    // The cluster's assignment cannot be re-created the first time: the other one is.
+    azure.deny('arm', 'PUT', ARC.clusterId);
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    expect(lastUpdateText()).toContain('Undo failed');
+    const firstPuts = azure
+      .calls('arm', 'PUT')
+      .filter((r) => r.status === 201)
+      .map((r) => r.path);
+    expect(firstPuts).toHaveLength(1);
+    azure.clearScripts();
+    azure.clearRequests();
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    // Only the cluster's: the one re-created before is not made again under another name.
+    expect(azure.calls('arm', 'PUT').map((r) => r.path)).toEqual([
+      expect.stringMatching(
+        new RegExp(`^${ARC.clusterId}/providers/Microsoft.Authorization/roleAssignments/`, 'i'),
+      ),
+    ]);
+    expect(lastUpdateText()).toContain('earlier attempt: re-created');
+    expect(lastUpdateText()).not.toContain('exists again already');
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+    expect(atCluster()).toHaveLength(1);
+  });
+
   it('keeps a removal whose answer was lost in the retry, so that Undo re-creates it', async () => {
     const azure = await withClusterAssignment();
     // The cluster's assignment: found by the check, removed by a DELETE answered 500 every time,

@@ -1,5 +1,5 @@
 import type { App, BlockAction, ButtonAction } from '@slack/bolt';
-import { assignmentsNotBack, isFinished, leftToPim, type StepResult } from '../../core/remediation.ts';
+import { assignmentsNotBack, leftToPim, type StepResult } from '../../core/remediation.ts';
 import { samePrincipal } from '../../core/remediation-plan.ts';
 import {
   broadLockKey,
@@ -46,7 +46,6 @@ function runUndo(
   // What an earlier Undo of this Revoke finished, when this one retries it.
   const earlier =
     state.undo?.mode === 'live' && state.undo.of === state.revoke?.at ? state.undo.result : undefined;
-  const finishedBefore = new Set(earlier?.steps.filter(isFinished).map((s) => s.stepId));
   const undo: UndoRun = {
     status: 'running',
     mode: remediator.mode,
@@ -73,7 +72,7 @@ function runUndo(
           run.plan,
           run.result,
           { actor: user, alertId, ip: d.sourceIp },
-          { assignmentsNotBack: notBack, finishedBefore },
+          { assignmentsNotBack: notBack, ...(earlier ? { earlier: earlier.steps } : {}) },
         );
         steps.push(...r.steps);
         ok &&= r.ok;
