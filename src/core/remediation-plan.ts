@@ -558,7 +558,7 @@ function restoreFrom(a: AssignmentInfo, roleName: string | undefined): Assignmen
 /** What a removal step adds of an assignment that ends at a set time through PIM. */
 export function timeBoundNote(a: Pick<AssignmentToRestore, 'endsAt' | 'activated'>): string {
   if (!a.endsAt) return '';
-  return ` (${a.activated ? 'a PIM activation' : 'assigned through PIM'} until ${a.endsAt}: Undo does not re-create it)`;
+  return ` (${a.activated ? 'a PIM activation' : 'assigned through PIM'} until ${a.endsAt}: Undo leaves it to PIM)`;
 }
 
 function remaining(

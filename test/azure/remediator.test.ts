@@ -1025,7 +1025,7 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     timeBound(fake, A.rg, RG_SCOPE, ROLE.customArc, 'Activated', until);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     const step = plan.steps.find((st) => st.target.endsWith(A.rg))!;
-    expect(step.description).toContain(`(a PIM activation until ${until}: Undo does not re-create it)`);
+    expect(step.description).toContain(`(a PIM activation until ${until}: Undo leaves it to PIM)`);
     expect(restoreInfo(step)).toMatchObject({ endsAt: until, activated: true });
     // The evidence assignment, made without an end, is not marked.
     expect(restoreInfo(plan.steps.find((st) => st.target.endsWith(A.evidence))!)?.endsAt).toBeUndefined();
@@ -1054,7 +1054,7 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     timeBound(fake, A.sub, SUB_SCOPE, ROLE.clusterUser, 'Assigned', until);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     expect(plan.steps.find((st) => st.target.endsWith(A.sub))?.description).toContain(
-      `(assigned through PIM until ${until}: Undo does not re-create it)`,
+      `(assigned through PIM until ${until}: Undo leaves it to PIM)`,
     );
     const result = await remediator.execute(plan);
     await new Promise((resolve) => setTimeout(resolve, Date.parse(ended) - Date.now() + 50));
@@ -1076,7 +1076,7 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
     const broad = remediator.planBroadRemoval(plan);
     expect(broad.steps.map((st) => st.description)).toEqual([
-      `Remove the broad role "Owner" at ${SUB_SCOPE}: the principal loses everything it grants there, not only the Arc access (a PIM activation until ${until}: Undo does not re-create it)`,
+      `Remove the broad role "Owner" at ${SUB_SCOPE}: the principal loses everything it grants there, not only the Arc access (a PIM activation until ${until}: Undo leaves it to PIM)`,
     ]);
     const removed = await remediator.execute(broad, undefined, { action: 'remove-broad-roles' });
     expect(removed.ok).toBe(true);

@@ -974,6 +974,17 @@ describe('alert message', () => {
     );
   });
 
+  it("shows a removal's PIM note whole, after a long role name and scope", () => {
+    const description = `Remove "Azure Arc Enabled Kubernetes Cluster User Role" at /subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/${'r'.repeat(90)}: it grants listClusterUserCredential on the cluster (a PIM activation until 2026-11-29T17:00:00.000Z: Undo leaves it to PIM)`;
+    const section = revokeSection({
+      status: 'failed',
+      mode: 'live',
+      steps: [{ ...removalSteps(1)[0]!, description }],
+      result: (st) => ({ stepId: st.id, status: 'done', detail: 'removed' }),
+    });
+    expect(section).toContain(description);
+  });
+
   it('says once to press Revoke again when the failure already says when', () => {
     const m = buildAlertMessage(
       view({

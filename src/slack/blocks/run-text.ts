@@ -105,7 +105,7 @@ function runText(
       : run.status === 'running'
         ? ':hourglass_flowing_sand:'
         : ':grey_question:';
-    let line = `${mark} ${s(step.description, 300)}\n      ${code(step.call, clipSize(400, k))}`;
+    let line = `${mark} ${s(step.description, 400)}\n      ${code(step.call, clipSize(400, k))}`;
     if (r && r.status !== 'would-do') line += `\n      ${s(r.detail, 300)}`;
     if (r?.fix) line += `\n      *Fix:* ${s(r.fix, 300)}`;
     return line;
