@@ -22,7 +22,7 @@ import {
   removeAllowValue,
 } from '../../src/slack/blocks/history.ts';
 import { checkMessageLimits, LIMITS } from '../../src/slack/blocks/limits.ts';
-import { broadConfirmText, confirmTextFor } from '../../src/slack/blocks/run-text.ts';
+import { broadConfirmText, confirmTextFor, revokeText } from '../../src/slack/blocks/run-text.ts';
 import { clip, describeDuration, esc, link, literal } from '../../src/slack/blocks/text.ts';
 import { ACTION_IDS, BENIGN_MODAL } from '../../src/slack/ids.ts';
 import { ARC } from '../support/samples.ts';
@@ -862,9 +862,9 @@ describe('alert message', () => {
       }),
     });
     expect(section).toContain(alarm);
-    expect(section).toMatch(/… \d more not shown here/);
+    expect(section).toMatch(/… \d more steps? not shown here/);
     expect(section.indexOf(alarm)).toBeLessThan(section.indexOf('Still has access through'));
-    expect(section).toMatch(/… \d+ more not shown here$/);
+    expect(section).toMatch(/… \d+ more notes? not shown here$/);
     // Whole steps only: every code span that opens also closes.
     expect((section.match(/`/g) ?? []).length % 2).toBe(0);
     expect(section).toContain(steps[0]!.call);
@@ -895,7 +895,7 @@ describe('alert message', () => {
             }
           : { stepId: st.id, status: 'done', detail: long },
     });
-    expect(section).toMatch(/… \d more not shown here/);
+    expect(section).toMatch(/… \d more steps? not shown here/);
     expect(section).toContain(steps[5]!.call);
     expect(section).toContain('403 AuthorizationFailed');
     expect(section).toContain('*Fix:* grant Microsoft.Authorization/roleAssignments/delete at rg-arc-5');
@@ -936,7 +936,7 @@ describe('alert message', () => {
     expect(section).toContain(disable.call);
     expect(section).toContain('Still has access through Owner at `/` (the tenant root: remove it in Azure)');
     expect(section).toContain('Still has access through the 6 role assignments whose removal failed');
-    expect(section).toMatch(/… \d more not shown here/);
+    expect(section).toMatch(/… \d more steps? not shown here/);
   });
 
   it('shows the failed removals before any that went through, and names the first three of them in its note', () => {
@@ -968,7 +968,7 @@ describe('alert message', () => {
     // Not every failed one fits: then none that went through is shown in its place.
     expect(shownCalls.length).toBeGreaterThan(0);
     expect(shownCalls.every((id) => failedIds.has(id))).toBe(true);
-    expect(section).toMatch(/… \d more not shown here/);
+    expect(section).toMatch(/… \d more steps? not shown here/);
     expect(section).toContain(
       'Still has access through the 4 role assignments whose removal failed: Role 1 at `/subscriptions/s/resourceGroups/rg-arc-1`; Role 3 at `/subscriptions/s/resourceGroups/rg-arc-3`; Role 5 at `/subscriptions/s/resourceGroups/rg-arc-5`; and 1 more',
     );
@@ -984,6 +984,56 @@ describe('alert message', () => {
     });
     expect(section).toContain(description);
   });
+
+  it.each([0.5, 0.3, 0.25])(
+    'shrunk to %s of its room, a failed Revoke keeps its principal step, counts the removals it leaves out, and never cuts inside a code span',
+    (k) => {
+      const scope = (i: number) =>
+        `/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc-production-${i}/providers/Microsoft.Kubernetes/connectedClusters/arc-prod-cluster-${i}`;
+      const steps: PlannedStep[] = [
+        ...removalSteps(6).map((st, i) => ({
+          ...st,
+          assignment: {
+            scope: scope(i),
+            roleDefinitionId: 'x',
+            principalId: 'p',
+            roleName: 'Azure Arc Enabled Kubernetes Cluster User Role',
+          },
+        })),
+        {
+          id: 'sp',
+          kind: 'disable-service-principal',
+          description: 'Disable the service principal',
+          call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38 {"accountEnabled":false}',
+          target: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
+        },
+      ];
+      const text = revokeText(
+        {
+          status: 'failed',
+          mode: 'live',
+          by: 'U1',
+          at: DETECTED_AT,
+          plan: { appId: ARC.appId, steps, stillHasAccessThrough: [], warnings: [] },
+          result: {
+            mode: 'live',
+            ok: false,
+            steps: steps.map((st) => ({
+              stepId: st.id,
+              status: 'failed' as const,
+              detail: `403 Authorization_RequestDenied: ${'Insufficient privileges to complete the operation. '.repeat(4)}`,
+              fix: `grant ${'Application.ReadWrite.OwnedBy or Application.ReadWrite.All '.repeat(3)}`,
+            })),
+          },
+        },
+        k,
+      );
+      expect(text.length).toBeLessThanOrEqual(Math.ceil(2500 * k) + 1);
+      expect((text.match(/`/g) ?? []).length % 2).toBe(0);
+      expect(text).toContain('Disable the service principal');
+      expect(text).toMatch(/… \d more steps? not shown here/);
+    },
+  );
 
   it('says once to press Revoke again when the failure already says when', () => {
     const m = buildAlertMessage(
@@ -1018,7 +1068,7 @@ describe('alert message', () => {
       steps: [...removalSteps(9), disable],
       result: (st) => ({ stepId: st.id, status: 'would-do', detail: 'would do' }),
     });
-    expect(section).toMatch(/… \d more not shown here\n.*Disable the service principal/);
+    expect(section).toMatch(/… \d more steps? not shown here\n.*Disable the service principal/);
     expect(section).toContain(disable.call);
   });
 

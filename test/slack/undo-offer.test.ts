@@ -183,5 +183,5 @@ it("Undo's status keeps the principal's re-enable in sight when the re-created a
   );
   expect(text.length).toBeLessThanOrEqual(2500);
   expect(text).toContain(`Re-enable the user account ${USER}`);
-  expect(text).toMatch(/… \d+ more not shown here/);
+  expect(text).toMatch(/… \d+ more steps not shown here/);
 });

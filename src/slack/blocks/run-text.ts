@@ -126,20 +126,8 @@ function runText(
       `:hourglass: Tokens issued before the Revoke stay valid until they expire: look for use after ${slackDate(run.finishedAt ?? run.at)} in the cluster's Kubernetes audit log.`,
     );
   }
-  for (const rest of run.plan?.stillHasAccessThrough ?? []) {
-    if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
-    const why =
-      rest.kind === 'group'
-        ? ' (a group assignment: remove the principal from the group)'
-        : rest.kind === 'root'
-          ? ' (the tenant root: remove it in Azure)'
-          : ` (${words.name} leaves it)`;
-    notes.push(
-      `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, clipSize(300, k))}${why}`,
-    );
-  }
   // The assignments whose removal failed are still there (but one that may have gone: its answer
-  // was lost, and its step says so), in one note after the access the plan leaves.
+  // was lost, and its step says so), in one note before the access the plan leaves (it asks for action now).
   const notRemoved =
     !dry && run.status !== 'running'
       ? removalSteps.filter((step) => {
@@ -162,6 +150,18 @@ function runText(
       `:warning: Still has access through the ${notRemoved.length} role assignments whose removal failed: ${listed}${more > 0 ? `; and ${more} more` : ''}`,
     );
   }
+  for (const rest of run.plan?.stillHasAccessThrough ?? []) {
+    if (opts.removedLater?.has(rest.assignmentId.toLowerCase())) continue;
+    const why =
+      rest.kind === 'group'
+        ? ' (a group assignment: remove the principal from the group)'
+        : rest.kind === 'root'
+          ? ' (the tenant root: remove it in Azure)'
+          : ` (${words.name} leaves it)`;
+    notes.push(
+      `:warning: Still has access through ${s(rest.roleName, 100)} at ${code(rest.scope, clipSize(300, k))}${why}`,
+    );
+  }
   return fitRun(head, removals, principal, notes, clipSize(2500, k));
 }
 
@@ -182,11 +182,13 @@ function fitRun(
 ): string {
   const all = [head, ...removals.map((r) => r.line), ...kept, ...notes].join('\n');
   if (all.length <= max) return all;
-  const tail = wholeLines(notes, Math.floor(max / 2), true);
+  const tail = wholeLines(notes, Math.floor(max / 2), true, 'notes');
   let room = max - (tail ? tail.length + 1 : 0);
   const head1 = clip(head, room);
   room -= head1.length;
-  const keep = wholeLines(kept, room - 1, false);
+  // The principal's steps stay (the first clipped rather than left out), with room kept for the
+  // line that counts the removals left out.
+  const keep = wholeLines(kept, room - 1 - (removals.length > 0 ? MORE_ROOM + 1 : 0), true, 'steps');
   room -= keep ? keep.length + 1 : 0;
   const shown = new Set<number>();
   let used = -1;
@@ -204,7 +206,7 @@ function fitRun(
   }
   const body = removals.flatMap((r, i) => (shown.has(i) ? [r.line] : []));
   const left = removals.length - shown.size;
-  if (left > 0 && used + 1 + moreLine(left).length <= room - 1) body.push(moreLine(left));
+  if (left > 0 && used + 1 + moreLine(left, 'steps').length <= room - 1) body.push(moreLine(left, 'steps'));
   return [head1, body.join('\n'), keep, tail].filter((part) => part !== '').join('\n');
 }
 
@@ -213,13 +215,19 @@ const NAMED_FAILURES = 3;
 
 /** Room kept for the line that says how many were left out. */
 const MORE_ROOM = 32;
-const moreLine = (left: number) => `… ${left} more not shown here`;
+const moreLine = (left: number, what: 'steps' | 'notes') =>
+  `… ${left} more ${left === 1 ? what.slice(0, -1) : what} not shown here`;
 
 /**
  * As many of `lines` as fit whole in `max` characters, then a line saying how many were left out
  * (room for it is kept). `clipFirst`: a first line too long alone is clipped rather than left out.
  */
-function wholeLines(lines: readonly string[], max: number, clipFirst: boolean): string {
+function wholeLines(
+  lines: readonly string[],
+  max: number,
+  clipFirst: boolean,
+  what: 'steps' | 'notes',
+): string {
   const shown: string[] = [];
   let used = -1;
   let n = 0;
@@ -227,14 +235,26 @@ function wholeLines(lines: readonly string[], max: number, clipFirst: boolean): 
     // Room is kept for the line that says how many were left out, unless this is the last.
     const reserve = n < lines.length - 1 ? MORE_ROOM : 0;
     let line = lines[n]!;
-    if (n === 0 && clipFirst && line.length + reserve > max) line = clip(line, Math.max(0, max - reserve));
+    if (n === 0 && clipFirst && line.length + reserve > max)
+      line = clipOutsideCode(line, Math.max(0, max - reserve));
     if (used + 1 + line.length + reserve > max) break;
     shown.push(line);
     used += 1 + line.length;
   }
-  const more = moreLine(lines.length - n);
+  const more = moreLine(lines.length - n, what);
   if (n < lines.length && used + 1 + more.length <= max) shown.push(more);
   return shown.join('\n');
+}
+
+/**
+ * `clip`, but never inside a code span: a cut that leaves one open ends before its opening
+ * backtick instead (Slack would show the rest of the section as code).
+ */
+function clipOutsideCode(text: string, max: number): string {
+  const cut = clip(text, max);
+  const body = cut.endsWith('…') ? cut.slice(0, -1) : cut;
+  if ((body.match(/`/g) ?? []).length % 2 === 0) return cut;
+  return `${body.slice(0, body.lastIndexOf('`')).trimEnd()}…`;
 }
 
 /** Earlier Revoke rounds that were undone, one line each. */
