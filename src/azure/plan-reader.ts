@@ -25,14 +25,13 @@ import { describeFailure, type FailureInfo, failureText, SP_READ_PERMISSIONS } f
 import type { GraphClient } from './graph.ts';
 
 /**
- * ARM's answer where there is no PIM: a tenant without Entra ID P2 or not onboarded to PIM, or an
- * ARM (a private cloud) that does not know the API.
+ * ARM's answer where there is no PIM: a tenant without Entra ID P2, or not onboarded to PIM. (An
+ * API version or resource type ARM does not serve is not taken for it: PIM may be there all the
+ * same, and the plan says the schedules could not be read.)
  */
 const noPim = (f: FailureInfo): boolean =>
   f.status === 400 &&
-  /AadPremiumLicenseRequired|Premium 2 license|not onboarded to PIM|NoRegisteredProviderFound|InvalidResourceType|InvalidApiVersionParameter/i.test(
-    `${f.code ?? ''} ${f.message}`,
-  );
+  /AadPremiumLicenseRequired|Premium 2 license|not onboarded to PIM/i.test(`${f.code ?? ''} ${f.message}`);
 
 /** How long a failed read's cause stays said (see `warnPerCause`). */
 const WARN_AGAIN_MS = 10 * 60_000;

@@ -227,10 +227,12 @@ export function createRemediatorWith(
       const finished = before.get(step.id);
       if (finished) {
         const { stepId: _, ...outcome } = finished;
-        const detail = outcome.detail.startsWith('earlier attempt: ')
-          ? outcome.detail
-          : `earlier attempt: ${outcome.detail}`;
-        steps.push({ ...outcome, stepId: step.id, detail });
+        // Not what it said then of assignments not back: they are, by now.
+        const said =
+          enables && /^(earlier attempt: )?enabled again by an earlier Undo/.test(outcome.detail)
+            ? 'enabled again by an earlier Undo'
+            : outcome.detail.replace(/^earlier attempt: /, '');
+        steps.push({ ...outcome, stepId: step.id, detail: `earlier attempt: ${said}` });
         continue;
       }
       const run = await withCallLog(() => undoStep(step));
@@ -249,7 +251,10 @@ export function createRemediatorWith(
     const undone: RemediationResult = { mode, ok, steps };
     // The Revoke's plan, without the reads it was made from: this record lists the undo's calls.
     const { reads: _madeFrom, ...revokePlan } = plan;
-    await audit(AUDIT_ACTIONS.undo, context, revokePlan, undone, calls, { undoOf: result.steps });
+    await audit(AUDIT_ACTIONS.undo, context, revokePlan, undone, calls, {
+      undoOf: result.steps,
+      ...(options.earlier ? { retryOf: options.earlier } : {}),
+    });
     return undone;
   }
 

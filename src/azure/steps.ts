@@ -398,7 +398,6 @@ function timeBoundNotRestored(restore: AssignmentToRestore): StepOutcome {
     return {
       status: 'already-done',
       detail: `not re-created: its PIM ${kind} ended at ${restore.endsAt} anyway`,
-      leftToPim: true,
     };
   }
   const how = restore.activated

@@ -197,8 +197,8 @@ export interface KeyvStateStoreOptions {
   /**
    * Whether a single read goes through the backend's `getMany`, whose delete of a value found
    * expired is the backend's `deleteMany` (PostgreSQL's deletes only a value still expired), never
-   * its plain `delete`. Default false: SQLite never hands Keyv an expired row, and Redis expires
-   * its keys itself.
+   * its plain `delete`. Default false: SQLite hands Keyv an expired row only in the millisecond
+   * between its own clock reading and Keyv's, and Redis expires its keys itself.
    */
   readOneThroughMany?: boolean;
   /**

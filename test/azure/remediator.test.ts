@@ -1062,6 +1062,10 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     const detail = (name: string) =>
       undone.steps.find((st) => st.stepId.endsWith(name.toLowerCase()))?.detail;
     expect(detail(A.rg)).toBe(`not re-created: its PIM assignment ended at ${ended} anyway`);
+    // Ended, it is not counted among those left to PIM to give back.
+    expect(undone.steps.filter((st) => st.leftToPim).map((st) => st.stepId)).toEqual([
+      expect.stringMatching(new RegExp(`${A.sub}$`, 'i')),
+    ]);
     expect(detail(A.sub)).toBe(
       `left to PIM (made here it would be permanent): assign it again in PIM, ending at ${until}`,
     );
@@ -1111,6 +1115,26 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     );
     // Still a plan that removes and revokes: only Undo's fidelity depends on the read.
     expect(plan.unchecked ?? []).toEqual([]);
+    // An API version ARM does not serve there is no proof that there is no PIM: warned of too.
+    const { fake: elsewhere, remediator: onElsewhere } = await setup(CLUSTER_ID);
+    elsewhere.fail({
+      service: 'arm',
+      method: 'GET',
+      path: '/roleAssignmentScheduleInstances',
+      status: 400,
+      body: {
+        error: {
+          code: 'NoRegisteredProviderFound',
+          message:
+            "No registered resource provider found for location 'global' and API version '2020-10-01'.",
+        },
+      },
+    });
+    expect((await onElsewhere.plan(spDetection(CLUSTER_ID))).warnings).toContainEqual(
+      expect.stringMatching(
+        /^could not read which role assignments end at a set time through PIM \(400 NoRegisteredProviderFound/,
+      ),
+    );
     // Its broad removal says it too (an Owner PIM activated would come back permanent).
     fake.assign({
       name: A.owner,
@@ -1133,14 +1157,6 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     for (const [status, error] of [
       [400, noPim],
       [404, { code: 'NotFound', message: 'not found' }],
-      [
-        400,
-        {
-          code: 'NoRegisteredProviderFound',
-          message:
-            "No registered resource provider found for location 'global' and API version '2020-10-01' for type 'roleAssignmentScheduleInstances'.",
-        },
-      ],
     ] as const) {
       const { fake: other, remediator: onOther } = await setup(CLUSTER_ID);
       other.fail({

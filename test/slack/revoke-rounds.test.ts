@@ -285,6 +285,11 @@ describe('Revoke retried after a failed run', () => {
     ]);
     expect(lastUpdateText()).toContain('earlier attempt: re-created');
     expect(lastUpdateText()).not.toContain('exists again already');
+    // Its audit record says which Undo it retried.
+    const undos = (await listAudit(h!.store, alert.id)).filter((e) => e.action === 'azure.undo');
+    expect(undos.map((e) => e.result)).toEqual(['failed', 'ok']);
+    const detail = (i: number) => undos[i]!.detail as { steps: unknown[]; retryOf?: unknown[] };
+    expect(detail(1).retryOf).toEqual(detail(0).steps);
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
     expect(atCluster()).toHaveLength(1);
   });
@@ -363,6 +368,14 @@ describe('Revoke retried after a failed run', () => {
     expect(lastUpdateText()).toContain('enabled again by an earlier Undo');
     expect(azure.calls('graph', 'PATCH').map((r) => r.body)).toEqual([{ accountEnabled: false }]);
     expect(buttonIds()).toEqual([ACTION_IDS.markBenign, ACTION_IDS.undoRevoke]);
+
+    // Pressed once more with the assignment re-created: what it said then of the assignment not
+    // back is not carried into an Undo that is done.
+    azure.clearScripts();
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    expect(lastUpdateText()).toContain('Undone');
+    expect(lastUpdateText()).toContain('earlier attempt: enabled again by an earlier Undo');
+    expect(lastUpdateText()).not.toContain('not back');
   });
 });
 
