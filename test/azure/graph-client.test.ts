@@ -126,6 +126,32 @@ describe('Graph client', () => {
 });
 
 describe('failure advice', () => {
+  it("quotes Entra ID's description of a credential failure whole, without the library's wrapping or status, whichever credential wrapped it", () => {
+    const description =
+      `AADSTS50000: There was an error issuing a token or an issue with our sign-in service. ${'The service is temporarily unavailable. '.repeat(5)}`.trim();
+    const wrapped = (name: string, message: string) =>
+      Object.assign(new Error(message), { name: 'AuthenticationError', statusCode: 400, credential: name });
+    const environment = describeFailure(
+      wrapped(
+        'EnvironmentCredential',
+        `EnvironmentCredential authentication failed. To troubleshoot, visit https://aka.ms/azsdk/js/identity/environmentcredential/troubleshoot. Status code: 400 More details: server_error: Error(s): Not Available - Timestamp: Not Available - Description: ${description} - Correlation ID: Not Available - Trace ID: Not Available`,
+      ),
+      { service: 'arm' },
+    );
+    expect(environment.message).toBe(description);
+    expect(environment.status).toBeUndefined();
+    const managed = describeFailure(
+      wrapped(
+        'ManagedIdentityCredential',
+        'ManagedIdentityCredential authentication failed. Message AADSTS500011: The resource principal named https://management.azure.com was not found in the tenant. Trace ID: 0b7e3c52 Correlation ID: 5d3b0f82 Timestamp: 2026-03-12 09:15:27Z',
+      ),
+      { service: 'arm' },
+    );
+    expect(managed.message).toBe(
+      'AADSTS500011: The resource principal named https://management.azure.com was not found in the tenant.',
+    );
+  });
+
   it('names the expired or wrong client secret, with the AADSTS code first', async () => {
     const fake = await startFakeAzure();
     open.push(fake);
