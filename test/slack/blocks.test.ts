@@ -791,6 +791,15 @@ describe('alert message', () => {
     expect(m.blocks.length).toBeLessThanOrEqual(LIMITS.blocks);
   });
 
+  /** The plan's step that disables the service principal. */
+  const DISABLE_SP: PlannedStep = {
+    id: 'sp',
+    kind: 'disable-service-principal',
+    description: 'Disable the service principal',
+    call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38 {"accountEnabled":false}',
+    target: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
+  };
+
   /** `n` planned removals of Arc role assignments, each in a resource group of its own. */
   const removalSteps = (n: number): PlannedStep[] =>
     [...Array(n)].map((_, i) => ({
@@ -911,13 +920,7 @@ describe('alert message', () => {
   it('when every removal failed, still shows the disable step and the access the plan leaves; the failures are one note', () => {
     const azure403 =
       "DELETE failed: 403 AuthorizationFailed: The client '3f6a…' with object id '3f6a…' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/delete' over scope '/subscriptions/…' or the scope is invalid.";
-    const disable: PlannedStep = {
-      id: 'sp',
-      kind: 'disable-service-principal',
-      description: 'Disable the service principal',
-      call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38 {"accountEnabled":false}',
-      target: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
-    };
+    const disable = DISABLE_SP;
     const section = revokeSection({
       status: 'failed',
       mode: 'live',
@@ -1000,13 +1003,7 @@ describe('alert message', () => {
             roleName: 'Azure Arc Enabled Kubernetes Cluster User Role',
           },
         })),
-        {
-          id: 'sp',
-          kind: 'disable-service-principal',
-          description: 'Disable the service principal',
-          call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38 {"accountEnabled":false}',
-          target: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
-        },
+        DISABLE_SP,
       ];
       const text = revokeText(
         {
@@ -1055,13 +1052,7 @@ describe('alert message', () => {
   });
 
   it('keeps the step that disables the principal in sight when the removals before it do not all fit (dry-run)', () => {
-    const disable: PlannedStep = {
-      id: 'sp',
-      kind: 'disable-service-principal',
-      description: 'Disable the service principal',
-      call: 'PATCH https://graph.microsoft.com/v1.0/servicePrincipals/4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38 {"accountEnabled":false}',
-      target: '4c2a9e71-8b3d-4f05-a6c1-2d7e9b0f5a38',
-    };
+    const disable = DISABLE_SP;
     const section = revokeSection({
       status: 'done',
       mode: 'dry-run',
