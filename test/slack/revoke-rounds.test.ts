@@ -107,6 +107,39 @@ describe('Revoke after Undo', () => {
     expect(await auditOf('undo')).toEqual(['ok', 'ok']);
   });
 
+  it("an Undo that left a PIM activation to PIM says so on the identity's other alerts it restores", async () => {
+    azure = await sampleAzure();
+    azure.assignmentsByName.get(ARC.roleAssignmentId.toLowerCase())!.pim = {
+      assignmentType: 'Activated',
+      endDateTime: new Date(Date.now() + 4 * 3_600_000).toISOString(),
+    };
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    const other = sampleAlert({ id: 'other-alert-of-the-identity' }, { sourceIp: '192.0.2.77' });
+    await h.chat.sink.post(alert);
+    await h.chat.sink.post(other);
+    const otherTs = '1700000000.000002';
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    await h.click(ACTION_IDS.revoke, other.id, RESPONDER);
+    await slack().waitFor('the other thread', () => threads().length === 2, AZURE_WAIT);
+    await clickAndWait(ACTION_IDS.undoRevoke, 3);
+    await slack().waitFor('the other alert told', () => threads().length === 4, AZURE_WAIT);
+    const leftToPim = 'but for a role assignment that PIM made for a set time, left to PIM';
+    expect(String(threads()[2]!.args.text)).toContain('Leave "');
+    expect(String(threads()[3]!.args.text)).toContain(
+      `its access is back, ${leftToPim}, and Revoke is offered again here`,
+    );
+    const otherBlocks = slack()
+      .callsOf('chat.update')
+      .filter((c) => c.args.ts === otherTs)
+      .at(-1)?.args.blocks;
+    expect(JSON.stringify(otherBlocks)).toContain(
+      `the access removed above is back, ${leftToPim}, and the principal enabled`,
+    );
+    // Not made permanent, and the principal enabled again.
+    expect(azure.assignmentsByName.size).toBe(0);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+  });
+
   it("an Undo on one alert restores the identity's other revoked alerts: they say so and offer Revoke again", async () => {
     azure = await sampleAzure();
     h = await startHarness({ azure: { fake: azure, mode: 'live' } });
