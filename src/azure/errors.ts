@@ -180,11 +180,10 @@ function clip(text: string, max = 400): string {
  * (the 400 it says of every failure, its troubleshooting link, the empty correlation fields).
  */
 function credentialMessage(message: string): string {
-  // The library's own text leads with the code too (`AADSTS50000: EnvironmentCredential …`).
-  const told =
-    /AADSTS\d+: (?!\w+Credential\b).*?(?= - (?:Correlation|Trace) ID:| Trace ID:| Correlation ID:|,\)|,$|$)/.exec(
-      message,
-    )?.[0];
+  // Up to the trailers Entra ID and MSAL put after it (its trace and correlation ids).
+  const told = /AADSTS\d+: .*?(?= - (?:Correlation|Trace) ID:| Trace ID:| Correlation ID:|,\)|,$|$)/.exec(
+    message,
+  )?.[0];
   if (told) return told.trim();
   return message
     .replace(/ ?To troubleshoot, visit \S+\.?/g, '')

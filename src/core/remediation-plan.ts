@@ -548,12 +548,12 @@ function restoreFrom(a: AssignmentInfo, roleName: string | undefined): Assignmen
   if (a.condition) r.condition = a.condition;
   if (a.conditionVersion) r.conditionVersion = a.conditionVersion;
   if (a.description) r.description = a.description;
-  if (a.endsAt) {
-    r.endsAt = a.endsAt;
-    r.activated = a.activated === true;
-  }
-  return r;
+  return { ...r, ...timeBoundOf(a) };
 }
+
+/** Its PIM end (and kind) when it has one, to spread into what is kept of an assignment. */
+const timeBoundOf = (a: Pick<AssignmentInfo, 'endsAt' | 'activated'>) =>
+  a.endsAt ? { endsAt: a.endsAt, activated: a.activated === true } : {};
 
 /** What a removal step adds of an assignment that ends at a set time through PIM. */
 export function timeBoundNote(a: Pick<AssignmentToRestore, 'endsAt' | 'activated'>): string {
@@ -584,11 +584,7 @@ function remaining(
   if (a.principalType) r.principalType = a.principalType;
   if (a.condition) r.condition = a.condition;
   if (a.conditionVersion) r.conditionVersion = a.conditionVersion;
-  if (a.endsAt) {
-    r.endsAt = a.endsAt;
-    r.activated = a.activated === true;
-  }
-  return r;
+  return { ...r, ...timeBoundOf(a) };
 }
 
 const lower = (s: string | undefined) => s?.toLowerCase();
@@ -769,7 +765,7 @@ function evidenceUnverified(
     ...(guid ? { roleDefinitionId: guid } : {}),
     ...(listed?.condition ? { condition: listed.condition } : {}),
     ...(listed?.conditionVersion ? { conditionVersion: listed.conditionVersion } : {}),
-    ...(listed?.endsAt ? { endsAt: listed.endsAt, activated: listed.activated === true } : {}),
+    ...(listed ? timeBoundOf(listed) : {}),
   };
   if (isGroup(assignedType)) {
     out.still.push(remaining('group', facts, roleName));
@@ -1055,7 +1051,7 @@ export function buildBroadRemovalPlan(plan: RemediationPlan, endpoints: PlanEndp
             ...(r.roleName ? { roleName: r.roleName } : {}),
             ...(r.condition ? { condition: r.condition } : {}),
             ...(r.conditionVersion ? { conditionVersion: r.conditionVersion } : {}),
-            ...(r.endsAt ? { endsAt: r.endsAt, activated: r.activated === true } : {}),
+            ...timeBoundOf(r),
           }
         : undefined;
     if (!restore) warnings.push(`undo cannot re-create ${id}: its role or principal is unknown`);

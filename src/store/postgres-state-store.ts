@@ -41,6 +41,12 @@ export interface PostgresStateStoreOptions {
 }
 
 /**
+ * The expiry (epoch ms) of a value as @keyv/postgres keeps it, inside the value: the serialised
+ * envelope ends with `"expires":<ms>}`. NULL for a value without one.
+ */
+const expiryOf = (value: string) => `substring(${value} from '"expires":([0-9]{1,15})}$')::bigint`;
+
+/**
  * The statements over the tables of one schema (a name that needs no quoting, see
  * `parseStoreUrl`): the @keyv/postgres table (its default name and layout) and this project's two.
  */
@@ -99,7 +105,7 @@ function statementsIn(schema: string) {
     dropExpiryIndex: `DROP INDEX CONCURRENTLY IF EXISTS ${schema}.arc_claims_expires`,
     createExpiryIndex: `CREATE INDEX CONCURRENTLY IF NOT EXISTS arc_claims_expires ON ${schema}.arc_claims (expires)`,
     sweepValues: `DELETE FROM ${schema}.keyv WHERE key LIKE $1
-       AND substring(value from '"expires":([0-9]{1,15})}$')::bigint <= $2`,
+       AND ${expiryOf('value')} <= $2`,
     // The identity index, walked in its key order a batch at a time (see `pruneIdentityIndex`):
     // the last entry of the next batch, then the batch's entries whose pair is gone. $5 and $6:
     // the pairs' key prefix and where the appid starts in a set key.
@@ -250,7 +256,7 @@ class PooledKeyvPostgres extends KeyvPostgres {
       expects[i] = expectCode(expect);
     });
     const table = `${this.opts.schema}.${this.opts.table}`;
-    const expiry = `substring(t.value from '"expires":([0-9]{1,15})}$')::bigint`;
+    const expiry = expiryOf('t.value');
     const statement = `WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS i(k, v, expect)),
       locked AS (
@@ -304,7 +310,7 @@ class PooledKeyvPostgres extends KeyvPostgres {
     const table = `${this.opts.schema}.${this.opts.table}`;
     const rows = await this.query(
       `DELETE FROM ${table} AS t WHERE t.key = ANY($1::text[])
-        AND substring(t.value from '"expires":([0-9]{1,15})}$')::bigint <= $2 RETURNING t.key`,
+        AND ${expiryOf('t.value')} <= $2 RETURNING t.key`,
       [keys, Date.now()],
     );
     return rows.length > 0;

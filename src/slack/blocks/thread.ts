@@ -14,6 +14,16 @@ export interface RunWords {
 const THREAD_ROOM = 3000;
 
 /**
+ * The lines of `items`, in their order, or, when together they would not fit a thread line (its
+ * end is cut), those `first` says first: the failed steps and the principal's.
+ */
+function firstWhenLong<T>(items: readonly T[], lineOf: (item: T) => string, first: (item: T) => boolean) {
+  const inOrder = items.map(lineOf);
+  if (inOrder.join('\n').length <= THREAD_ROOM) return inOrder;
+  return [...items.filter(first), ...items.filter((item) => !first(item))].map(lineOf);
+}
+
+/**
  * The audit line posted in the alert's thread when a remediation run (Revoke, Remove broad roles
  * too) ends: its outcome, then one line per planned step with its result, the access it left and
  * the plan's warnings.
@@ -26,14 +36,11 @@ export function runThreadText(run: RevokeRun, words: RunWords): string {
     const r = results.get(s.id);
     return `${r ? STEP_EMOJI[r.status] : ':grey_question:'} ${code(s.call, 300)}${r && r.status !== 'would-do' ? ` ${clip(literal(r.detail), 400)}` : ''}${r?.fix ? ` *Fix:* ${clip(literal(r.fix), 400)}` : ''}`;
   };
-  // Past what a thread line holds, its end is cut: the failed steps and the principal's go first.
-  const inOrder = steps.map(lineOf);
-  const failed = (s: PlannedStep) => results.get(s.id)?.status === 'failed';
-  const first = (s: PlannedStep) => failed(s) || s.kind !== 'remove-assignment';
-  const lines =
-    inOrder.join('\n').length <= THREAD_ROOM
-      ? inOrder
-      : [...steps.filter(first), ...steps.filter((s) => !first(s))].map(lineOf);
+  const lines = firstWhenLong(
+    steps,
+    lineOf,
+    (s) => results.get(s.id)?.status === 'failed' || s.kind !== 'remove-assignment',
+  );
   for (const rest of run.plan?.stillHasAccessThrough ?? []) {
     const group =
       rest.kind === 'group' ? ' (a group assignment)' : rest.kind === 'root' ? ' (at the root scope)' : '';
@@ -62,14 +69,11 @@ export function undoThreadText(undo: UndoRun, steps: ReadonlyMap<string, Planned
     const what = clip(literal(step ? undoLabel(step) : r.stepId), 300);
     return `${STEP_EMOJI[r.status] ?? ':grey_question:'} ${what}${r.status !== 'would-do' ? ` ${clip(literal(r.detail), 200)}` : ''}${r.fix ? ` *Fix:* ${clip(literal(r.fix), 200)}` : ''}`;
   };
-  const results = undo.result?.steps ?? [];
-  const inOrder = results.map(lineOf);
-  // Past what a thread line holds, its end is cut: the failed steps and the principal's go first.
-  const first = (r: StepResult) => r.status === 'failed' || steps.get(r.stepId)?.kind !== 'remove-assignment';
-  const lines =
-    inOrder.join('\n').length <= THREAD_ROOM
-      ? inOrder
-      : [...results.filter(first), ...results.filter((r) => !first(r))].map(lineOf);
+  const lines = firstWhenLong(
+    undo.result?.steps ?? [],
+    lineOf,
+    (r) => r.status === 'failed' || steps.get(r.stepId)?.kind !== 'remove-assignment',
+  );
   let head: string;
   if (undo.status === 'failed')
     head = `:x: Audit: Undo by ${who} failed${undo.error ? `: ${clip(literal(undo.error), 300)}` : ''}.`;
