@@ -123,11 +123,11 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
   const budgetMs = timing.lookupBudgetMs ?? LOOKUP_BUDGET_MS;
   const lateMs = timing.lateLookupTimeoutMs ?? LATE_LOOKUP_TIMEOUT_MS;
 
-  const confirmTextOf = (plan: RemediationPlan) =>
-    confirmTextFor(ctx.remediator.mode, plan.steps, plan.stillHasAccessThrough.length);
-  /** The plan's dialog text and alarms, into the alert's state. */
+  /** The plan's dialog text and alarms, into the alert's state (after its enrichment, when there is one). */
   const applyPlan = (s: SlackAlertState, plan: RemediationPlan) => {
-    s.confirmText = confirmTextOf(plan);
+    s.confirmText = confirmTextFor(ctx.remediator.mode, plan.steps, plan.stillHasAccessThrough.length, {
+      principalDisabled: s.enrichment?.principalDisabled === true,
+    });
     const alarms = plan.warnings.filter((w) => w.startsWith(TAMPERING));
     if (alarms.length > 0) s.planAlarms = alarms;
     else delete s.planAlarms;
@@ -158,15 +158,15 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
       channel: ctx.alertChannel,
       confirmText: confirmTextFor(ctx.remediator.mode, undefined),
     };
-    const planned = lookups.plan.result;
-    if (!planned) lookups.planPending = true;
-    else if (planned.ok) applyPlan(state, planned.value);
-    else logPlanFailure(alert.id, planned.error);
     if (lookups.enrichment) {
       const enriched = lookups.enrichment.result;
       if (!enriched) state.enrichmentPending = true;
       else state.enrichment = enriched.ok ? enriched.value : failedEnrichment(enriched.error);
     }
+    const planned = lookups.plan.result;
+    if (!planned) lookups.planPending = true;
+    else if (planned.ok) applyPlan(state, planned.value);
+    else logPlanFailure(alert.id, planned.error);
     return { state, lookups };
   }
 
@@ -190,6 +190,8 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
         applyLate(alertId, 'enrichment', (s) => {
           s.enrichment = r.ok ? r.value : failedEnrichment(r.error);
           delete s.enrichmentPending;
+          // The plan's dialog says what the enrichment found of the principal.
+          if (plan.result?.ok) applyPlan(s, plan.result.value);
         }),
       );
     }

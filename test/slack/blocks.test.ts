@@ -34,10 +34,11 @@ import {
   sampleRevokeSteps,
 } from './sample-alert.ts';
 
-const CONFIRM = confirmTextFor('dry-run', [
+const CONFIRM_STEPS = [
   { description: 'Remove the role assignment "Azure Arc Enabled Kubernetes Cluster User Role"' },
   { description: `Disable the service principal of application ${ARC.appId}` },
-]);
+];
+const CONFIRM = confirmTextFor('dry-run', CONFIRM_STEPS);
 
 const view = (over: Partial<AlertView> = {}): AlertView => ({
   alert: sampleAlert(),
@@ -569,6 +570,66 @@ describe('alert message', () => {
     // And the other way round.
     expect(dialog(confirmTextFor('live', steps), 'dry-run')).toBe(confirmTextFor('dry-run', steps));
     expect(dialog(confirmTextFor('dry-run', steps), 'dry-run')).toBe(confirmTextFor('dry-run', steps));
+  });
+
+  it('the Revoke dialog of a live Revoke that failed partway names only the steps left', () => {
+    const [remove, disable] = sampleRevokeSteps();
+    const failed = (undo?: AlertView['undo']): AlertView =>
+      view({
+        mode: 'live',
+        revoke: {
+          status: 'failed',
+          mode: 'live',
+          by: 'UALICE',
+          at: DETECTED_AT + 1000,
+          plan: { appId: ARC.appId, steps: [remove, disable], stillHasAccessThrough: [], warnings: [] },
+          result: {
+            mode: 'live',
+            ok: false,
+            steps: [
+              { stepId: 'remove', status: 'done', detail: 'removed' },
+              { stepId: 'disable', status: 'failed', detail: 'Graph answered 403' },
+            ],
+          },
+        },
+        ...(undo ? { undo } : {}),
+      });
+    const dialog = (v: AlertView) => {
+      const revoke = buttonsOf(buildAlertMessage(v)).find((b) => b.action_id === ACTION_IDS.revoke)!;
+      return (revoke.confirm as { text: { text: string } }).text.text;
+    };
+    expect(dialog(failed())).toBe(
+      'Finishes the Revoke that failed partway (the change it made stays): 1) Disable the service principal.',
+    );
+    // What an Undo of that run put back is to be done again: the whole plan.
+    const undo: AlertView['undo'] = {
+      status: 'failed',
+      mode: 'live',
+      by: 'UBOB',
+      at: DETECTED_AT + 2000,
+      of: DETECTED_AT + 1000,
+      result: { mode: 'live', ok: false, steps: [{ stepId: 'remove', status: 'done', detail: 'back' }] },
+    };
+    expect(dialog(failed(undo))).toBe(confirmTextFor('live', CONFIRM_STEPS));
+    // In dry-run nothing is carried: the plan's dialog.
+    expect(dialog({ ...failed(), mode: 'dry-run' })).toBe(CONFIRM);
+  });
+
+  it('the Revoke dialog of a principal disabled already says that its step only checks, in full and when summed up', () => {
+    const steps = [
+      { description: 'Remove the role assignment', kind: 'remove-assignment' },
+      { description: 'Disable the service principal', kind: 'disable-service-principal' },
+    ];
+    expect(confirmTextFor('live', steps, 0, { principalDisabled: true })).toBe(
+      '1) Remove the role assignment; 2) Disable the service principal (disabled already as the alert was posted: the run checks).',
+    );
+    expect(confirmTextFor('live', steps)).toBe(
+      '1) Remove the role assignment; 2) Disable the service principal.',
+    );
+    const long = [{ ...steps[0]!, description: 'x'.repeat(300) }, steps[1]!];
+    expect(confirmTextFor('live', long, 0, { principalDisabled: true })).toBe(
+      'Will remove the role assignment that granted the access, then disable the service principal (disabled already as the alert was posted: the run checks).',
+    );
   });
 
   it("keeps what removing broad roles means in their dialog, however long the roles' names", () => {

@@ -124,3 +124,39 @@ it('gives up a lookup that never finishes and says so in the alert', async () =>
   expect(updated).toContain('principal: not finished in time');
   expect(updated).not.toContain('still running');
 });
+
+it('says in the Revoke dialog that a principal disabled already is only checked, also when the enrichment is late', async () => {
+  const disabled = (fake: FakeAzure) =>
+    fake.servicePrincipal({
+      id: ARC.principalId,
+      appId: ARC.appId,
+      displayName: 'ci-deployer',
+      appCreatedDateTime: '2026-03-10T08:00:00Z',
+      accountEnabled: false,
+    });
+  const ALREADY = '(disabled already as the alert was posted: the run checks)';
+  azure = disabled(await sampleAzure());
+  h = await startHarness({ azure: { fake: azure, mode: 'live', enrich: true } });
+  await h.chat.sink.post(alert);
+  expect(revokeConfirm(h.fake.callsOf('chat.postMessage')[0]!.args.blocks)).toContain(ALREADY);
+  await h.close();
+  await azure.close();
+
+  // The enrichment (its cluster read) late, after the plan: the dialog is told once it arrives.
+  azure = disabled(await sampleAzure());
+  azure.delay('arm', /connectedClusters\/[^/]+$/i, SLOW_MS);
+  h = await startHarness({
+    azure: { fake: azure, mode: 'live', enrich: true },
+    tuning: { lookupBudgetMs: BUDGET_MS },
+  });
+  const later = sampleAlert({ id: 'b2c3d4e5f6a7b8c9d0e1f2a3' });
+  await h.chat.sink.post(later);
+  expect(revokeConfirm(h.fake.callsOf('chat.postMessage')[0]!.args.blocks)).not.toContain(ALREADY);
+  await h.fake.waitFor(
+    'the late enrichment in the dialog',
+    () => h!.fake.callsOf('chat.update').some((c) => revokeConfirm(c.args.blocks)?.includes(ALREADY)),
+    AZURE_WAIT,
+  );
+  expect((await loadAlertState(h.store, later.id))?.confirmText).toContain(ALREADY);
+  expect(azure.mutations()).toEqual([]);
+});

@@ -185,3 +185,39 @@ it("Undo's status keeps the principal's re-enable in sight when the re-created a
   expect(text).toContain(`Re-enable the user account ${USER}`);
   expect(text).toMatch(/… \d+ more steps not shown here/);
 });
+
+it("Undo's dialog, pressed again after one that failed partway, names only what that one left undone", () => {
+  const state = userRevoke({ disable: 'done', sessions: 'done' });
+  const scope = '/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc';
+  state.revoke!.plan!.steps.unshift({
+    id: 'remove-assignment:1',
+    kind: 'remove-assignment',
+    description: 'r',
+    call: 'DELETE',
+    target: `${scope}/providers/Microsoft.Authorization/roleAssignments/1`,
+    assignment: { scope, roleDefinitionId: 'x', principalId: 'p', roleName: 'Reader' },
+  } as never);
+  state.revoke!.result!.steps.unshift({ stepId: 'remove-assignment:1', status: 'done', detail: 'removed' });
+  expect(undoConfirmText(state)).toContain(`Re-creates the role assignment: "Reader" at ${scope}.`);
+  state.undo = {
+    status: 'failed',
+    mode: 'live',
+    by: 'UBOB',
+    at: DETECTED_AT + 5000,
+    of: state.revoke!.at,
+    result: {
+      mode: 'live',
+      ok: false,
+      steps: [
+        { stepId: 'remove-assignment:1', status: 'done', detail: 're-created' },
+        { stepId: `disable-user:${USER}`, status: 'failed', detail: 'Graph answered 503' },
+      ],
+    },
+  };
+  expect(undoConfirmText(state)).toBe(
+    `Finishes the Undo that failed partway (what it put back stays). Re-enables the user account ${USER}. The identity can list the cluster credentials again. Revoked sign-in sessions stay revoked.`,
+  );
+  // An Undo of an earlier round (another Revoke) is no part of this one.
+  state.undo.of = state.revoke!.at - 1;
+  expect(undoConfirmText(state)).toContain('Re-creates the role assignment');
+});

@@ -21,8 +21,8 @@ import { checkMessageLimits, LIMITS } from './limits.ts';
 import {
   broadConfirmText,
   broadText,
-  confirmTextInMode,
   pastText,
+  revokeConfirmText,
   revokedElsewhereText,
   revokeText,
   undoConfirmText,
@@ -364,7 +364,7 @@ function buttons(view: AlertView): types.ActionsBlock {
       value: id,
       confirm: {
         title: plain(dry ? 'Run Revoke in dry-run?' : "Revoke this identity's access?", LIMITS.confirmTitle),
-        text: mrkdwn(confirmTextInMode(view.confirmText, view.mode)),
+        text: mrkdwn(revokeConfirmText(view, view.mode)),
         confirm: plain(dry ? 'Run dry-run' : 'Revoke', LIMITS.confirmButton),
         deny: plain('Cancel', LIMITS.confirmButton),
         style: 'danger',

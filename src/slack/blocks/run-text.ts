@@ -3,6 +3,7 @@
  * broad roles too and Undo, and the texts of their confirm dialogs. Pure, and sized to fit.
  */
 import {
+  isFinished,
   leftToPim,
   type PlannedStep,
   type RemediationPlan,
@@ -381,7 +382,15 @@ export function undoConfirmText(state: SlackAlertState): string {
   for (const run of undoableRuns(state)) {
     for (const r of run.result.steps) if (r.status === 'done') done.add(r.stepId);
   }
-  const steps = [...stepsById([state.broad, state.revoke]).values()].filter((st) => done.has(st.id));
+  // An Undo pressed again after one that failed partway makes only what that one left undone.
+  const retried =
+    state.undo?.mode === 'live' && state.undo.status === 'failed' && state.undo.of === state.revoke?.at
+      ? state.undo.result
+      : undefined;
+  const back = new Set(retried?.steps.filter(isFinished).map((r) => r.stepId));
+  const steps = [...stepsById([state.broad, state.revoke]).values()].filter(
+    (st) => done.has(st.id) && !back.has(st.id),
+  );
   const removals = steps.filter((st) => st.kind === 'remove-assignment');
   // Those PIM made for a set time are not re-created (see the remediator's Undo).
   const timeBound = removals.filter((st) => restoreInfo(st)?.endsAt);
@@ -417,7 +426,8 @@ export function undoConfirmText(state: SlackAlertState): string {
   const sessions = steps.some((st) => st.kind === 'revoke-user-sessions')
     ? ' Revoked sign-in sessions stay revoked.'
     : '';
-  const full = literal(`${parts.join(' ')}${sessions}`);
+  const lead = back.size > 0 ? `Finishes the Undo that failed partway (what it put back stays). ` : '';
+  const full = literal(`${lead}${parts.join(' ')}${sessions}`);
   if (full.length <= LIMITS.confirmText) return full;
   const roles = [...new Set(assignments.map((st) => st.assignment?.roleName ?? 'role'))].join(', ');
   const short = [
@@ -435,7 +445,7 @@ export function undoConfirmText(state: SlackAlertState): string {
     .join(' and ');
   // What cannot be undone is said whatever the length: the role list gives way first.
   const tail = esc(`. ${after}${sessions}`);
-  const head = short.charAt(0).toUpperCase() + short.slice(1);
+  const head = lead + short.charAt(0).toUpperCase() + short.slice(1);
   return `${clip(literal(head), LIMITS.confirmText - tail.length)}${tail}`;
 }
 
@@ -473,6 +483,10 @@ export function broadConfirmText(mode: 'dry-run' | 'live', plan: RemediationPlan
   return clip(`${head}${roles}${rest}`, LIMITS.confirmText);
 }
 
+/** The steps that disable the principal, and what they say of one disabled already. */
+const DISABLES = new Set(['disable-service-principal', 'disable-user']);
+const DISABLED_ALREADY = '(disabled already as the alert was posted: the run checks)';
+
 const STEP_SUMMARY: Record<string, (n: number) => string> = {
   'remove-assignment': (n) =>
     `remove ${n === 1 ? 'the role assignment' : `${n} role assignments`} that granted the access`,
@@ -487,10 +501,17 @@ const STEP_SUMMARY: Record<string, (n: number) => string> = {
  */
 export function confirmTextFor(
   mode: 'dry-run' | 'live',
-  steps: ReadonlyArray<{ description: string; kind?: string }> | undefined,
+  planned: ReadonlyArray<{ description: string; kind?: string }> | undefined,
   stillHasAccess = 0,
+  options: { lead?: string; principalDisabled?: boolean } = {},
 ): string {
-  const prefix = mode === 'dry-run' ? DRY_RUN_CONFIRM : '';
+  const prefix = (mode === 'dry-run' ? DRY_RUN_CONFIRM : '') + (options.lead ?? '');
+  // A principal disabled already (a Revoke on another alert, say): its step only checks that.
+  const steps = options.principalDisabled
+    ? planned?.map((s) =>
+        DISABLES.has(s.kind ?? '') ? { ...s, description: `${s.description} ${DISABLED_ALREADY}` } : s,
+      )
+    : planned;
   if (steps?.length === 0) {
     // A plan that found nothing it may act on (no principal confirmed, say): no promise.
     return clip(
@@ -509,8 +530,35 @@ export function confirmTextFor(
   if (full.length <= LIMITS.confirmText) return full;
   const counts = new Map<string, number>();
   for (const s of steps) counts.set(s.kind ?? 'other', (counts.get(s.kind ?? 'other') ?? 0) + 1);
-  const parts = [...counts].map(
-    ([kind, n]) => STEP_SUMMARY[kind]?.(n) ?? `${n} other change${n === 1 ? '' : 's'}`,
-  );
+  const parts = [...counts].map(([kind, n]) => {
+    const part = STEP_SUMMARY[kind]?.(n) ?? `${n} other change${n === 1 ? '' : 's'}`;
+    return options.principalDisabled && DISABLES.has(kind) ? `${part} ${DISABLED_ALREADY}` : part;
+  });
   return clip(`${prefix}Will ${parts.join(', then ')}.${rest}`, LIMITS.confirmText);
+}
+
+/**
+ * The Revoke confirm dialog's text as the alert stands. A live Revoke that failed partway is
+ * pressed again to finish it, and keeps what it changed: its dialog names the steps left (the
+ * retry plans again first, and also acts on what Azure shows then). Otherwise the plan's text
+ * (`state.confirmText`) in the current mode.
+ */
+export function revokeConfirmText(state: SlackAlertState, mode: 'dry-run' | 'live'): string {
+  const run = state.revoke;
+  if (run?.status === 'failed' && run.mode === 'live' && mode === 'live' && run.plan && run.result) {
+    // What a live Undo of this run put back is to be done again.
+    const undone =
+      state.undo?.mode === 'live' && state.undo.of === run.at ? (state.undo.result?.steps ?? []) : [];
+    const reversed = new Set(undone.filter(isFinished).map((r) => r.stepId));
+    const finished = new Set(
+      run.result.steps.filter((r) => isFinished(r) && !reversed.has(r.stepId)).map((r) => r.stepId),
+    );
+    const left = run.plan.steps.filter((st) => !finished.has(st.id));
+    if (finished.size > 0 && left.length > 0) {
+      return confirmTextFor(mode, left, run.plan.stillHasAccessThrough.length, {
+        lead: `Finishes the Revoke that failed partway (${plural(finished.size, 'the change it made stays', 'changes it made stay')}): `,
+      });
+    }
+  }
+  return confirmTextInMode(state.confirmText, mode);
 }
