@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { dashGuid } from '../core/azure-ids.ts';
 import type { Detection } from '../core/detection.ts';
-import type { RemediationPlan } from '../core/remediation.ts';
+import type { PlanOptions, RemediationPlan, TimeBoundSeen } from '../core/remediation.ts';
 import {
   type AssignmentInfo,
   assignmentId,
@@ -116,14 +116,14 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
   }
 
   /** Plans, keeping the calls the plan was made from (the audit record of a run lists them). */
-  async function plan(detection: Detection): Promise<RemediationPlan> {
-    const made = await withCallLog(() => makePlan(detection));
+  async function plan(detection: Detection, options: PlanOptions = {}): Promise<RemediationPlan> {
+    const made = await withCallLog(() => makePlan(detection, options));
     if (!made.ok) throw made.error;
     if (made.calls.length > 0) made.value.reads = made.calls;
     return made.value;
   }
 
-  async function makePlan(detection: Detection): Promise<RemediationPlan> {
+  async function makePlan(detection: Detection, options: PlanOptions): Promise<RemediationPlan> {
     const warnings: string[] = [];
     const unchecked: string[] = [];
     // The caller as Graph knows it: the detection's object id alone is never acted on.
@@ -169,7 +169,7 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
     const [roles, timeBoundUnread] = await Promise.all([
       known.length > 0 ? readRoles(known, warnings, unchecked) : undefined,
       known.length > 0 && principalId && clusterId && isSafeScope(clusterId)
-        ? markTimeBound(known, clusterId, principalId)
+        ? markTimeBound(known, clusterId, principalId, options.timeBoundSeen)
         : undefined,
     ]);
     const planned = buildRemediationPlan({
@@ -199,12 +199,14 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
    * so that Undo never re-creates one as permanent. Answers why they could not be read, if so. A
    * tenant without PIM (ARM answers 400 AadPremiumLicenseRequired: no Entra ID P2, so no PIM
    * assignment either) and an ARM without its API (a 404: an older private cloud, a test double)
-   * have no schedule, as the README says.
+   * have no schedule, as the README says. Should they not be readable, the end times an earlier
+   * plan read (`seen`, the alert's) are kept for those that have not ended.
    */
   async function markTimeBound(
     assignments: readonly AssignmentInfo[],
     clusterId: string,
     principalId: string,
+    seen: readonly TimeBoundSeen[] | undefined,
   ): Promise<string | undefined> {
     let ends: Map<string, { endsAt: string; activated: boolean }>;
     try {
@@ -221,8 +223,30 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
         return undefined;
       }
       warnPerCause({ err: f.message, cluster: clusterId }, failureText(f), 'reading PIM schedules failed');
-      return `could not read which role assignments end at a set time through PIM (${failureText(f)}): Undo would re-create a removed one without its end time${f.fix ? `; ${f.fix}` : ''}`;
+      const unread = `could not read which role assignments end at a set time through PIM (${failureText(f)})`;
+      const fix = f.fix ? `; ${f.fix}` : '';
+      if (!seen) return `${unread}: Undo would re-create a removed one without its end time${fix}`;
+      const now = Date.now();
+      ends = new Map(
+        seen
+          .filter((t) => Date.parse(t.endsAt) > now)
+          .map((t) => [normaliseScope(t.assignmentId).toLowerCase(), t]),
+      );
+      // The listed assignment and the evidence's read of it by id are one.
+      const kept = new Set(
+        assignments.map((a) => normaliseScope(a.id).toLowerCase()).filter((id) => ends.has(id)),
+      ).size;
+      markEnds(assignments, ends);
+      return `${unread}: ${kept > 0 ? `the end times read as the alert was posted are kept (${kept}), but ` : 'none of these ended at a set time as the alert was posted, but '}Undo would re-create without its end one made through PIM since${fix}`;
     }
+    markEnds(assignments, ends);
+    return undefined;
+  }
+
+  function markEnds(
+    assignments: readonly AssignmentInfo[],
+    ends: ReadonlyMap<string, { endsAt: string; activated: boolean }>,
+  ): void {
     for (const a of assignments) {
       const bound = ends.get(normaliseScope(a.id).toLowerCase());
       if (bound) {
@@ -230,7 +254,6 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
         a.activated = bound.activated;
       }
     }
-    return undefined;
   }
 
   /** Looks the caller up: the service principal of the appid, or the user of the object id (or UPN). */

@@ -1,7 +1,7 @@
 import { dashGuid, isGroup } from './azure-ids.ts';
 import type { Detection } from './detection.ts';
 import { normaliseAppId } from './pair.ts';
-import type { PlannedStep, RemainingAccess, RemediationPlan } from './remediation.ts';
+import type { PlannedStep, RemainingAccess, RemediationPlan, TimeBoundSeen } from './remediation.ts';
 
 /** How a plan's alarm begins: the detection names another principal's access or object id. */
 export const TAMPERING = 'POSSIBLE TAMPERING';
@@ -510,6 +510,25 @@ export function scopeOfAssignmentId(id: string): string | undefined {
 /** Reads the restore data of a remove-assignment step (the core type plus the condition fields). */
 export function restoreInfo(step: PlannedStep): AssignmentToRestore | undefined {
   return step.assignment as AssignmentToRestore | undefined;
+}
+
+/**
+ * The assignments a plan found made through PIM for a set time (those it removes and those it
+ * leaves), or undefined when it could not read PIM's schedules.
+ */
+export function timeBoundSeenIn(plan: RemediationPlan): TimeBoundSeen[] | undefined {
+  if (plan.timeBoundUnread) return undefined;
+  const seen: TimeBoundSeen[] = [];
+  for (const step of plan.steps) {
+    const a = step.kind === 'remove-assignment' ? restoreInfo(step) : undefined;
+    if (a?.endsAt)
+      seen.push({ assignmentId: step.target, endsAt: a.endsAt, activated: a.activated === true });
+  }
+  for (const r of plan.stillHasAccessThrough as readonly RemainingAccessDetail[]) {
+    if (r.endsAt)
+      seen.push({ assignmentId: r.assignmentId, endsAt: r.endsAt, activated: r.activated === true });
+  }
+  return seen;
 }
 
 function lookupRole(

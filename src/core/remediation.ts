@@ -68,6 +68,24 @@ export interface RemediationPlan {
   reads?: Array<{ method: string; url: string; status?: number; error?: string; at: string }>;
 }
 
+/**
+ * A role assignment that PIM made or activated for a set time, as an earlier plan read it (the
+ * alert's, made as it was posted).
+ */
+export interface TimeBoundSeen {
+  assignmentId: string;
+  endsAt: string;
+  activated: boolean;
+}
+
+export interface PlanOptions {
+  /**
+   * What the alert's plan read of PIM: should the schedules not be readable now, the end times
+   * read then are kept, so that Undo does not re-create as permanent what it knew to end.
+   */
+  timeBoundSeen?: readonly TimeBoundSeen[];
+}
+
 export type StepStatus = 'done' | 'already-done' | 'failed' | 'would-do' | 'skipped';
 
 export interface StepResult {
@@ -126,7 +144,7 @@ export interface RemediationContext {
 /** The remediation port: plan, then execute (or report the plan in dry-run), and undo. */
 export interface Remediator {
   readonly mode: 'dry-run' | 'live';
-  plan(detection: Detection): Promise<RemediationPlan>;
+  plan(detection: Detection, options?: PlanOptions): Promise<RemediationPlan>;
   /** Runs the plan's steps; steps already `done` in `previous` are not run again. */
   execute(
     plan: RemediationPlan,

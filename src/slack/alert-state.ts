@@ -3,7 +3,13 @@ import type { AuditRef } from '../core/audit.ts';
 import { KeyedLock } from '../core/keyed-lock.ts';
 import { normaliseAppId } from '../core/pair.ts';
 import type { Claims, Values } from '../core/ports.ts';
-import type { Enrichment, RemainingAccess, RemediationPlan, RemediationResult } from '../core/remediation.ts';
+import type {
+  Enrichment,
+  RemainingAccess,
+  RemediationPlan,
+  RemediationResult,
+  TimeBoundSeen,
+} from '../core/remediation.ts';
 
 /** Who marked the alert's pair benign, why and until when. */
 export interface BenignMark {
@@ -97,6 +103,11 @@ export interface SlackAlertState {
   enrichmentPending?: boolean;
   /** The Revoke confirm dialog's text: from the plan once it is known, general until then. */
   confirmText: string;
+  /**
+   * What the alert's plan read of PIM (see `PlanOptions.timeBoundSeen`): absent when it could not
+   * read the schedules, or before a plan arrived.
+   */
+  timeBoundSeen?: TimeBoundSeen[];
   /**
    * The plan's alarms (possible tampering), shown in the alert before anyone presses Revoke: the
    * detection names someone else's access or object id.

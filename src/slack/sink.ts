@@ -1,7 +1,7 @@
 import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
 import { type AlertSink, DELIVERY_IN_PROGRESS, type Values } from '../core/ports.ts';
 import type { Enrichment, RemediationPlan } from '../core/remediation.ts';
-import { TAMPERING } from '../core/remediation-plan.ts';
+import { TAMPERING, timeBoundSeenIn } from '../core/remediation-plan.ts';
 import { waitAtMost, withTimeout } from '../timeout.ts';
 import {
   loadAlertState,
@@ -128,6 +128,8 @@ export function createSlackSink(ctx: SlackContext, timing: SinkTiming = {}): Ale
     s.confirmText = confirmTextFor(ctx.remediator.mode, plan.steps, plan.stillHasAccessThrough.length, {
       principalDisabled: s.enrichment?.principalDisabled === true,
     });
+    const seen = timeBoundSeenIn(plan);
+    if (seen) s.timeBoundSeen = seen;
     const alarms = plan.warnings.filter((w) => w.startsWith(TAMPERING));
     if (alarms.length > 0) s.planAlarms = alarms;
     else delete s.planAlarms;

@@ -5,7 +5,7 @@ import { mayHaveApplied } from '../../src/azure/errors.ts';
 import { createAzureRemediator, listRemediationAttempts } from '../../src/azure/index.ts';
 import type { AzureDeps } from '../../src/azure/services.ts';
 import type { RemediationPlan, RemediationResult } from '../../src/core/remediation.ts';
-import { restoreInfo } from '../../src/core/remediation-plan.ts';
+import { restoreInfo, timeBoundSeenIn } from '../../src/core/remediation-plan.ts';
 import type { FakeAzure } from '../support/fake-azure.ts';
 import {
   A,
@@ -1170,6 +1170,38 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
       expect(plain.warnings.join(' ')).not.toMatch(/PIM/);
       expect(plain.steps.length).toBeGreaterThan(0);
     }
+  });
+  it("unreadable at the click, the schedules keep the end times the alert's plan read, but for those that ended", async () => {
+    const { fake, remediator } = await setup(CLUSTER_ID);
+    const until = hours(4);
+    timeBound(fake, A.rg, RG_SCOPE, ROLE.customArc, 'Activated', until);
+    const atAlert = timeBoundSeenIn(await remediator.plan(spDetection(CLUSTER_ID)))!;
+    expect(atAlert).toEqual([{ assignmentId: fake.assignmentId(A.rg), endsAt: until, activated: true }]);
+    fake.deny(
+      'arm',
+      'GET',
+      '/roleAssignmentScheduleInstances',
+      'Microsoft.Authorization/roleAssignmentScheduleInstances/read',
+    );
+    // The plan's own read failed: it says so, and has nothing to keep.
+    expect(timeBoundSeenIn(await remediator.plan(spDetection(CLUSTER_ID)))).toBeUndefined();
+    const plan = await remediator.plan(spDetection(CLUSTER_ID), { timeBoundSeen: atAlert });
+    const step = plan.steps.find((st) => st.target.endsWith(A.rg))!;
+    expect(restoreInfo(step)).toMatchObject({ endsAt: until, activated: true });
+    expect(plan.warnings).toContainEqual(
+      expect.stringMatching(
+        /: the end times read as the alert was posted are kept \(1\), but Undo would re-create/,
+      ),
+    );
+    // An end that has passed since is not kept (PIM took that assignment away, or will).
+    const ended = [{ ...atAlert[0]!, endsAt: new Date(Date.now() - 60_000).toISOString() }];
+    const later = await remediator.plan(spDetection(CLUSTER_ID), { timeBoundSeen: ended });
+    expect(restoreInfo(later.steps.find((st) => st.target.endsWith(A.rg))!)?.endsAt).toBeUndefined();
+    expect(later.warnings).toContainEqual(
+      expect.stringMatching(
+        /: none of these ended at a set time as the alert was posted, but Undo would re-create/,
+      ),
+    );
   });
 });
 

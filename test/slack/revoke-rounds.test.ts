@@ -140,6 +140,38 @@ describe('Revoke after Undo', () => {
     expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
   });
 
+  it('keeps the PIM end the alert read when the schedules cannot be read at the click: Undo leaves it to PIM', async () => {
+    azure = await sampleAzure();
+    azure.assignmentsByName.get(ARC.roleAssignmentId.toLowerCase())!.pim = {
+      assignmentType: 'Activated',
+      endDateTime: new Date(Date.now() + 4 * 3_600_000).toISOString(),
+    };
+    h = await startHarness({ azure: { fake: azure, mode: 'live' } });
+    await h.chat.sink.post(alert);
+    expect((await loadAlertState(h.store, alert.id))?.timeBoundSeen).toEqual([
+      expect.objectContaining({ assignmentId: EVIDENCE_ASSIGNMENT_ID, activated: true }),
+    ]);
+    // The read permission taken away between the alert and the click.
+    azure.deny(
+      'arm',
+      'GET',
+      /roleAssignmentScheduleInstances/i,
+      'Microsoft.Authorization/roleAssignmentScheduleInstances/read',
+    );
+    await clickAndWait(ACTION_IDS.revoke, 1);
+    const run = (await loadAlertState(h.store, alert.id))!.revoke!;
+    expect(run.plan!.warnings.join('\n')).toContain(
+      'the end times read as the alert was posted are kept (1), but Undo would re-create without its end one made through PIM since',
+    );
+    expect(run.plan!.steps[0]!.description).toContain('a PIM activation until');
+    expect(azure.assignmentsByName.size).toBe(0);
+    await clickAndWait(ACTION_IDS.undoRevoke, 2);
+    expect(String(threads()[1]!.args.text)).toContain('Leave "');
+    // Not made permanent, and the principal enabled again.
+    expect(azure.assignmentsByName.size).toBe(0);
+    expect(azure.servicePrincipals.get(ARC.principalId)?.accountEnabled).toBe(true);
+  });
+
   it("an Undo on one alert restores the identity's other revoked alerts: they say so and offer Revoke again", async () => {
     azure = await sampleAzure();
     h = await startHarness({ azure: { fake: azure, mode: 'live' } });

@@ -22,7 +22,12 @@ const REVOKE: RunKind = {
   verb: 'Revoke',
   doneHead: 'revoked the access',
   lockKey: revokeLockKey,
-  plan: (ctx, state) => ctx.remediator.plan(state.alert.detection),
+  // With what the alert's plan read of PIM, kept should PIM's schedules be unreadable now.
+  plan: (ctx, state) =>
+    ctx.remediator.plan(
+      state.alert.detection,
+      state.timeBoundSeen ? { timeBoundSeen: state.timeBoundSeen } : {},
+    ),
 };
 
 /**
