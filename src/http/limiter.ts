@@ -13,7 +13,12 @@ export interface Limiter {
  * bursts cost sockets waiting, never unbounded memory, and a sender is told to retry rather than
  * left to Node's request timeout.
  */
-export function createLimiter(concurrency: number, maxQueued: number, maxWaitMs = 30_000): Limiter {
+export function createLimiter(
+  concurrency: number,
+  maxQueued: number,
+  maxWaitMs = 30_000,
+  what = 'ingest requests',
+): Limiter {
   let active = 0;
   const waiting: Array<() => void> = [];
 
@@ -22,8 +27,8 @@ export function createLimiter(concurrency: number, maxQueued: number, maxWaitMs 
     if (next) next();
     else active--;
   };
-  const overloaded = (what: string) =>
-    new HttpError(503, 'overloaded', `too many ingest requests in progress (${what}): retry shortly`, {
+  const overloaded = (state: string) =>
+    new HttpError(503, 'overloaded', `too many ${what} in progress (${state}): retry shortly`, {
       headers: { 'retry-after': '1' },
     });
 

@@ -17,6 +17,12 @@ export interface ResponderCheckOptions {
   /** How long a group's member list is trusted; 5 minutes unless set. */
   ttlMs?: number;
   /**
+   * How much longer a list past `ttlMs` still answers while Slack cannot be asked (a failed or late
+   * lookup); 1 hour unless set. Past that, the group's members are refused until a lookup succeeds:
+   * someone taken out of the group must not keep the power to revoke through an outage of the API.
+   */
+  staleGraceMs?: number;
+  /**
    * Longest wait for a group's member list before the check answers with what it knows (1.5 s
    * unless set): a click's modal and a command's acknowledgement must come within 3 seconds. The
    * lookup goes on, and fills the list for the next check.
@@ -56,10 +62,11 @@ export interface ResponderCheck {
 /**
  * Builds the responder check. User ids match directly; user groups are expanded through
  * `usergroups.users.list` and cached for `ttlMs`. A failed lookup refuses (fails closed) and keeps
- * serving the last known member list if there is one.
+ * serving the last known member list if there is one, for `staleGraceMs` past its time.
  */
 export function createResponderCheck(opts: ResponderCheckOptions): ResponderCheck {
   const ttl = opts.ttlMs ?? 5 * 60 * 1000;
+  const grace = opts.staleGraceMs ?? 60 * 60 * 1000;
   // The cache's age is a duration: on a monotonic clock, so that a wall clock set back does not
   // keep a member removed in Slack a responder for as much longer.
   const now = opts.now ?? (() => performance.now());
@@ -81,8 +88,10 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
    * (the group then counts as unreadable, and slow, so the refusal says why).
    */
   async function membersOf(group: string, late: Promise<'late'>): Promise<Set<string> | undefined> {
-    const cached = cache.get(group);
-    if (cached && now() - cached.at < ttl) return cached.members;
+    const known = cache.get(group);
+    if (known && now() - known.at < ttl) return known.members;
+    // What answers should Slack not: a list past its grace answers nothing.
+    const cached = known && now() - known.at < ttl + grace ? known : undefined;
     const first = await Promise.race([lookUp(group, cached), late]);
     if (first !== 'late') return first;
     opts.logger.warn(

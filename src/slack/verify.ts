@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { HttpError } from '../http/http-error.ts';
+import { createLimiter } from '../http/limiter.ts';
 import { ClientGoneError, readBody } from '../http/read-body.ts';
 import { createRefusalLog } from '../http/refusal-log.ts';
 
@@ -9,6 +10,21 @@ import { createRefusalLog } from '../http/refusal-log.ts';
 const MAX_SKEW_SECONDS = 300;
 /** Slack's payloads are small; larger bodies are refused before any parsing. */
 const MAX_BODY_BYTES = 256 * 1024;
+/**
+ * A request without well-formed signature headers can only be Slack's SSL check (a short form):
+ * its body is read up to this much, so that unsigned requests cost next to no memory.
+ */
+const UNSIGNED_MAX_BYTES = 4 * 1024;
+/**
+ * Bodies of signed-looking requests read at once (the signature is checked once one is in), those
+ * waiting for a turn, and how long one may wait: a flood of forged requests that hold their
+ * bodies back costs a bounded amount of memory, never the process. Slack's requests are few.
+ */
+const READ_SLOTS = 16;
+const READ_QUEUE = 64;
+const READ_WAIT_MS = 5_000;
+/** How long a body may take to arrive once its read began: Slack sends it at once. */
+const BODY_DEADLINE_MS = 10_000;
 
 /** Why a request was refused: `code` is one of a few, for counting; `reason` says it for people. */
 export type VerifyResult =
@@ -31,6 +47,29 @@ export function verifySlackSignature(opts: {
   signature: string | string[] | undefined;
   nowMs: number;
 }): VerifyResult {
+  const headers = checkSignatureHeaders(opts);
+  if (!headers.ok) return headers;
+  const { timestamp, signature } = opts as { timestamp: string; signature: string };
+  const mac = createHmac('sha256', opts.signingSecret);
+  mac.update(`v0:${timestamp}:`);
+  mac.update(opts.body);
+  const expected = Buffer.from(`v0=${mac.digest('hex')}`, 'utf8');
+  const given = Buffer.from(signature, 'utf8');
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
+    return { ok: false, code: 'signature_mismatch', reason: 'signature does not match' };
+  }
+  return { ok: true };
+}
+
+/**
+ * What can be checked of a Slack request's signature before its body is read: both headers well
+ * formed, and the timestamp within 5 minutes either way.
+ */
+function checkSignatureHeaders(opts: {
+  timestamp: string | string[] | undefined;
+  signature: string | string[] | undefined;
+  nowMs: number;
+}): VerifyResult {
   const { timestamp, signature } = opts;
   if (typeof timestamp !== 'string' || !/^\d{1,12}$/.test(timestamp)) {
     return { ok: false, code: 'bad_timestamp', reason: 'missing or malformed X-Slack-Request-Timestamp' };
@@ -45,14 +84,6 @@ export function verifySlackSignature(opts: {
       code: 'stale',
       reason: `timestamp is ${skew}s away from now (more than ${MAX_SKEW_SECONDS}s)`,
     };
-  }
-  const mac = createHmac('sha256', opts.signingSecret);
-  mac.update(`v0:${timestamp}:`);
-  mac.update(opts.body);
-  const expected = Buffer.from(`v0=${mac.digest('hex')}`, 'utf8');
-  const given = Buffer.from(signature, 'utf8');
-  if (expected.length !== given.length || !timingSafeEqual(expected, given)) {
-    return { ok: false, code: 'signature_mismatch', reason: 'signature does not match' };
   }
   return { ok: true };
 }
@@ -73,11 +104,61 @@ function isSslCheck(req: IncomingMessage, body: Buffer): boolean {
   return new URLSearchParams(body.toString('utf8')).get('ssl_check') === '1';
 }
 
-const reply = (res: ServerResponse, status: number, text?: string) => {
+const reply = (res: ServerResponse, status: number, text?: string, headers: Record<string, string> = {}) => {
   if (res.headersSent) return;
-  res.writeHead(status, text ? { 'content-type': 'text/plain; charset=utf-8' } : {});
+  res.writeHead(status, text ? { 'content-type': 'text/plain; charset=utf-8', ...headers } : headers);
   res.end(text);
 };
+
+/**
+ * The shapes Bolt relies on without checking, in a body whose signature is good: a `payload`
+ * form field holding a JSON object with a `type` (and, in a click or a modal's submission, a
+ * `user` object with an `id`), a slash command's `command` and `user_id`, an Events API body that
+ * is a JSON object. Only Slack can sign a body, so this guards against its own mistakes (and a
+ * leaked signing secret): such a body would make Bolt fail without answering. Undefined when
+ * the body is fine, else why not.
+ */
+function malformedPayload(req: IncomingMessage, body: Buffer): string | undefined {
+  const type = String(req.headers['content-type'] ?? '')
+    .split(';', 1)[0]!
+    .trim()
+    .toLowerCase();
+  const object = (value: unknown): value is Record<string, unknown> =>
+    typeof value === 'object' && value !== null && !Array.isArray(value);
+  const parse = (text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  };
+  if (type === 'application/json') {
+    return object(parse(body.toString('utf8'))) ? undefined : 'the body is not a JSON object';
+  }
+  if (type !== 'application/x-www-form-urlencoded') return undefined;
+  const form = new URLSearchParams(body.toString('utf8'));
+  const payload = form.get('payload');
+  if (payload !== null) {
+    const p = parse(payload);
+    if (!object(p) || typeof p.type !== 'string') return 'its payload is not a JSON object with a type';
+    if (USER_ACTIONS.has(p.type) && !(object(p.user) && typeof p.user.id === 'string')) {
+      return `its ${p.type} payload names no user`;
+    }
+    return undefined;
+  }
+  if (form.has('command') && typeof form.get('user_id') !== 'string') return 'its command names no user';
+  return undefined;
+}
+
+/** Interaction payloads that always come from a user. */
+const USER_ACTIONS = new Set([
+  'block_actions',
+  'view_submission',
+  'view_closed',
+  'shortcut',
+  'message_action',
+  'block_suggestion',
+]);
 
 /**
  * Wraps Bolt's request listener: reads the body once, refuses unsigned, badly signed, stale or
@@ -89,19 +170,38 @@ export function guardSlackRequests(opts: {
   inner: Listener;
   logger: Logger;
   now: () => number;
+  /** The reads' bounds (see `READ_SLOTS`), for tests. */
+  limits?: { slots: number; queue: number; waitMs: number; deadlineMs: number };
 }): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  const limits = opts.limits ?? {
+    slots: READ_SLOTS,
+    queue: READ_QUEUE,
+    waitMs: READ_WAIT_MS,
+    deadlineMs: BODY_DEADLINE_MS,
+  };
   // A flood of forged or misconfigured requests writes at most a few lines a minute per cause.
   const refusals = createRefusalLog(opts.logger);
+  const readers = createLimiter(limits.slots, limits.queue, limits.waitMs, 'Slack requests');
   return async (req, res) => {
     try {
       if (req.method !== 'POST') return reply(res, 405, 'POST only');
+      const timestamp = req.headers['x-slack-request-timestamp'];
+      const signature = req.headers['x-slack-signature'];
+      // Checked before the body is read: a request that cannot be Slack's costs no read slot.
+      const headers = checkSignatureHeaders({ timestamp, signature, nowMs: opts.now() });
       let body: Buffer;
       try {
-        body = await readBody(req, MAX_BODY_BYTES, []);
+        body = headers.ok
+          ? await readers.run(() => readBody(req, MAX_BODY_BYTES, [], limits.deadlineMs))
+          : await readBody(req, UNSIGNED_MAX_BYTES, [], limits.deadlineMs);
       } catch (err) {
         if (err instanceof ClientGoneError) return;
-        if (err instanceof HttpError)
-          return reply(res, err.status, err.status === 413 ? 'body too large' : err.message);
+        if (err instanceof HttpError) {
+          if (err.status === 503) {
+            opts.logger.warn({ err: err.message }, 'refused a Slack request (503): too many at once');
+          }
+          return reply(res, err.status, err.status === 413 ? 'body too large' : err.message, err.headers);
+        }
         throw err;
       }
       if (isSslCheck(req, body)) {
@@ -109,13 +209,15 @@ export function guardSlackRequests(opts: {
         // answered here and goes no further, whatever else its form holds.
         return reply(res, 200);
       }
-      const verdict = verifySlackSignature({
-        signingSecret: opts.signingSecret,
-        body,
-        timestamp: req.headers['x-slack-request-timestamp'],
-        signature: req.headers['x-slack-signature'],
-        nowMs: opts.now(),
-      });
+      const verdict = headers.ok
+        ? verifySlackSignature({
+            signingSecret: opts.signingSecret,
+            body,
+            timestamp,
+            signature,
+            nowMs: opts.now(),
+          })
+        : headers;
       if (!verdict.ok) {
         if (refusals.admit({ method: 'POST', route: '/slack/events', status: 401, code: verdict.code })) {
           opts.logger.warn(
@@ -129,6 +231,11 @@ export function guardSlackRequests(opts: {
           );
         }
         return reply(res, 401);
+      }
+      const malformed = malformedPayload(req, body);
+      if (malformed) {
+        opts.logger.warn({ reason: malformed }, 'refused a signed Slack request (400): malformed');
+        return reply(res, 400, `malformed Slack request: ${malformed}`);
       }
       (req as IncomingMessage & { rawBody?: Buffer }).rawBody = body;
       opts.inner(req, res);

@@ -62,3 +62,49 @@ it('keeps the members of a group for their TTL on a monotonic clock: with the wa
     vi.useRealTimers();
   }
 });
+
+it('answers from a list past its TTL while Slack cannot be asked, but only for the grace: then the group is refused until Slack answers', async () => {
+  let clock = 0;
+  let failing = false;
+  const members: Record<string, string[]> = { S1: ['U1'] };
+  const client = {
+    usergroups: {
+      users: {
+        async list(this: void, args: { usergroup: string }) {
+          if (failing)
+            throw Object.assign(new Error('An API error occurred: ratelimited'), {
+              data: { error: 'ratelimited' },
+            });
+          return { users: members[args.usergroup] ?? [] };
+        },
+      },
+    },
+  };
+  const check = createResponderCheck({
+    responders: ['S1', 'U0DIRECT'],
+    client,
+    logger: pino({ level: 'silent' }),
+    ttlMs: 5 * 60_000,
+    staleGraceMs: 60 * 60_000,
+    now: () => clock,
+  });
+  expect(await check.isResponder('U1')).toBe(true);
+  // Taken out of the group in Slack, while Slack's API refuses to list it.
+  members.S1 = [];
+  failing = true;
+  clock = 30 * 60_000;
+  expect(await check.isResponder('U1')).toBe(true);
+  expect(check.unreadableGroups()).toEqual([]);
+  clock = 66 * 60_000;
+  expect(await check.isResponder('U1')).toBe(false);
+  expect(check.unreadableGroups()).toEqual(['S1']);
+  expect(check.lookupError('S1')).toBe('ratelimited');
+  // Those named by id are not concerned.
+  expect(await check.isResponder('U0DIRECT')).toBe(true);
+  // Once Slack answers, its list counts.
+  failing = false;
+  members.S1 = ['U2'];
+  expect(await check.isResponder('U1')).toBe(false);
+  expect(await check.isResponder('U2')).toBe(true);
+  expect(check.unreadableGroups()).toEqual([]);
+});
