@@ -225,6 +225,41 @@ function databaseTypeIn(tail: Buffer, from: number): string | undefined {
   return i + size <= tail.length ? tail.subarray(i, i + size).toString('utf8') : undefined;
 }
 
+/**
+ * An unsigned integer of the metadata map (a uint16 or uint32 of up to 4 bytes) after its key, or
+ * undefined where it is not written so.
+ */
+function uintIn(tail: Buffer, from: number, key: string): number | undefined {
+  const at = tail.indexOf(Buffer.concat([Buffer.of(0x40 | key.length), Buffer.from(key, 'latin1')]), from);
+  if (at === -1) return undefined;
+  let i = at + 1 + key.length;
+  const control = tail[i++];
+  if (control === undefined || (control >> 5 !== 5 && control >> 5 !== 6)) return undefined;
+  const size = control & 0x1f;
+  if (size > 4 || i + size > tail.length) return undefined;
+  let value = 0;
+  for (let n = 0; n < size; n++) value = value * 256 + tail[i + n]!;
+  return value;
+}
+
+/**
+ * What keeps a MaxMind DB file from being read, from its metadata: the reader wants a record size
+ * of 24, 28 or 32 bits and a search tree within the file (a copy caught half-written has neither).
+ */
+function unusableMetadata(tail: Buffer, from: number, metadataAt: number): string | undefined {
+  const recordSize = uintIn(tail, from, 'record_size');
+  if (recordSize === undefined) return 'is no usable MaxMind DB file (its metadata gives no record size)';
+  if (![24, 28, 32].includes(recordSize)) {
+    return `is no usable MaxMind DB file (its record size, ${recordSize} bits, is none of 24, 28, 32)`;
+  }
+  const nodes = uintIn(tail, from, 'node_count');
+  // The search tree and the 16 bytes after it come before the data and the metadata.
+  if (nodes !== undefined && (nodes * recordSize) / 4 + 16 > metadataAt) {
+    return 'is cut short (its search tree runs into its metadata): a copy caught half-written?';
+  }
+  return undefined;
+}
+
 /** What keeps `path` from being read as a MaxMind DB file, or its database type: its metadata is there. */
 function readDatabaseFile(path: string): string | { type: string | undefined } {
   let fd: number | undefined;
@@ -239,7 +274,8 @@ function readDatabaseFile(path: string): string | { type: string | undefined } {
     readSync(fd, tail, 0, length, size - length);
     const marker = tail.lastIndexOf(MAXMIND_MARKER);
     if (marker === -1) return 'is another kind of file';
-    return { type: databaseTypeIn(tail, marker + MAXMIND_MARKER.length) };
+    const from = marker + MAXMIND_MARKER.length;
+    return unusableMetadata(tail, from, size - length + marker) ?? { type: databaseTypeIn(tail, from) };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return 'does not exist';

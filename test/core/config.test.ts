@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -287,6 +287,48 @@ describe('loadConfig', () => {
       expect(message).toContain(
         `GEOIP_ASN_DB: ${JSON.stringify(city)} is a GeoLite2-City database; expected an ASN database`,
       );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names a MaxMind DB file that cannot be read as one (no usable metadata, or cut short) with the other bad variables', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'arc-config-'));
+    try {
+      const city = writeMmdb(path.join(dir, 'city.mmdb'), 'GeoLite2-City', {});
+      const marker = path.join(dir, 'marker.mmdb');
+      writeFileSync(
+        marker,
+        Buffer.concat([Buffer.from('garbagegarbage'), Buffer.from('\xab\xcd\xefMaxMind.comXXXX', 'latin1')]),
+      );
+      // The start of a database, its metadata copied after it: its tree runs into the metadata.
+      const whole = readFileSync(city);
+      const half = path.join(dir, 'half.mmdb');
+      writeFileSync(
+        half,
+        Buffer.concat([
+          whole.subarray(0, 10),
+          whole.subarray(whole.lastIndexOf(Buffer.from('\xab\xcd\xefMaxMind.com', 'latin1'))),
+        ]),
+      );
+      const problems = (env: Record<string, string>) => {
+        try {
+          loadConfig(env);
+        } catch (err) {
+          return (err as Error).message;
+        }
+        return '';
+      };
+      const message = problems({ LOG_LEVEL: 'loud', GEOIP_CITY_DB: marker });
+      expect(message).toContain('LOG_LEVEL');
+      expect(message).toContain(
+        `GEOIP_CITY_DB must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(marker)} is no usable MaxMind DB file (its metadata gives no record size)`,
+      );
+      expect(problems({ LOG_LEVEL: 'loud', GEOIP_CITY_DB: half })).toContain(
+        `${JSON.stringify(half)} is cut short (its search tree runs into its metadata): a copy caught half-written?`,
+      );
+      // The whole file is fine.
+      expect(loadConfig({ GEOIP_CITY_DB: city }).geoip).toEqual({ cityDb: city });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
