@@ -143,6 +143,14 @@ export function parseStoreUrl(raw: string): StoreLocation {
         `Store URL "${display}": the path of a Redis URL is a database number (redis://host:6379/2), not "${parsed.pathname.slice(0, 40)}"`,
       );
     }
+    // The Redis client reads no query: `?db=2` or `?password=` would be dropped without a word,
+    // and the service would write to database 0, or connect without the password.
+    if (kind === 'redis' && (parsed.search !== '' || url.includes('?'))) {
+      throw new StoreError(
+        'STORE_URL_INVALID',
+        `Store URL "${display}": a Redis URL takes no query (?db=, ?password= and the like are not read); put the database number in the path (redis://host:6379/2) and the password in the user info (redis://:password@host:6379)`,
+      );
+    }
     if (kind === 'postgres')
       return { kind, ...postgresSchema(url, display), display, password: passwordOf(parsed) };
     return { kind, url, display, password: passwordOf(parsed) };

@@ -47,6 +47,17 @@ describe('parseStoreUrl', () => {
     for (const bad of ['redis://127.0.0.1:6379/abc', 'rediss://cache.example/0/1']) {
       expect(() => parseStoreUrl(bad), bad).toThrow(/the path of a Redis URL is a database number/);
     }
+    // The Redis client reads no query: a database or password given there would be dropped.
+    for (const bad of [
+      'redis://127.0.0.1:6379?db=2',
+      'rediss://cache.example/1?password=s3cret',
+      'redis://h:1/?',
+    ]) {
+      expect(() => parseStoreUrl(bad), bad).toThrow(
+        /a Redis URL takes no query \(\?db=, \?password= and the like are not read\); put the database number in the path/,
+      );
+      expect(() => parseStoreUrl(bad)).not.toThrow(/s3cret/);
+    }
     for (const bad of ['postgres://u@/arc', 'postgres://u@/arc?host=relative']) {
       expect(() => parseStoreUrl(bad), bad).toThrow(/names no host/);
     }
