@@ -19,6 +19,19 @@ export type HttpErrorCode =
   | 'shutting_down'
   | 'internal';
 
+/** Why a handler that answers by itself (Slack's guard) refused a request, for the request log. */
+const refusals = new WeakMap<ServerResponse, { code: string; reason: string }>();
+
+/** Notes why `res` is refused, so that the request log line says it (see `refusalOf`). */
+export function noteRefusal(res: ServerResponse, code: string, reason: string): void {
+  refusals.set(res, { code, reason });
+}
+
+/** What `noteRefusal` noted for `res`, if anything. */
+export function refusalOf(res: ServerResponse): { code: string; reason: string } | undefined {
+  return refusals.get(res);
+}
+
 /**
  * An error that becomes one JSON answer `{ "error": message, "code": code, ...details }`. Every
  * handler throws these; the server turns them into responses at one place.

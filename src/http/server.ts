@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import type { DurableOutbox } from '../outbox/store-outbox.ts';
 import type { StoreWatch } from '../store/write-probe.ts';
 import { withTimeout } from '../timeout.ts';
-import { clientErrorAnswer, HttpError, sendError, sendJson } from './http-error.ts';
+import { clientErrorAnswer, HttpError, refusalOf, sendError, sendJson } from './http-error.ts';
 import { lingeringClose } from './lingering-close.ts';
 import { askForBody, bodyUnasked, ClientGoneError } from './read-body.ts';
 import { createRefusalLog } from './refusal-log.ts';
@@ -270,12 +270,16 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
         metrics.ingestRequests.inc({ status });
         metrics.ingestLatency.observe({ status }, seconds);
       }
+      // A handler that answered by itself may have noted why it refused.
+      const noted = errorCode === undefined ? refusalOf(res) : undefined;
+      const code = errorCode ?? noted?.code;
+      const error = told ?? noted?.reason;
       const line = {
         method,
         path: loggedPath,
         status: res.statusCode,
         ms: Math.round(seconds * 10_000) / 10,
-        code: errorCode,
+        code,
         client,
       };
       if (res.statusCode < 400) {
@@ -283,9 +287,9 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
         return;
       }
       const route = routes.has(path) ? path : undefined;
-      if (!refusals.admit({ method, route, status: res.statusCode, code: errorCode })) return;
-      if (res.statusCode >= 500) log.warn({ ...line, error: told }, 'request failed');
-      else log.info({ ...line, error: told }, 'request refused');
+      if (!refusals.admit({ method, route, status: res.statusCode, code })) return;
+      if (res.statusCode >= 500) log.warn({ ...line, error }, 'request failed');
+      else log.info({ ...line, error }, 'request refused');
     });
 
     const run = async () => {

@@ -278,7 +278,11 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       return;
     }
     if (!storeFailed) metrics?.chatDeliveryFailures.inc({ kind });
-    log.warn(
+    // A refusal that retrying cannot fix (a revoked token, a channel the bot is not in): the chat
+    // side has logged it at error with its fix, once per cause; each retry's line is only detail.
+    const needsPerson = !storeFailed && (err as { retryable?: unknown } | undefined)?.retryable === false;
+    (needsPerson ? log.debug : log.warn).call(
+      log,
       { item: itemId, attempts, retryInMs: wait, err: errorText(err) },
       storeFailed
         ? `the store failed during chat delivery (${kind}); will retry`

@@ -1,7 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { HttpError } from '../http/http-error.ts';
+import { HttpError, noteRefusal } from '../http/http-error.ts';
 import { createLimiter } from '../http/limiter.ts';
 import { ClientGoneError, readBody } from '../http/read-body.ts';
 import { createRefusalLog } from '../http/refusal-log.ts';
@@ -184,7 +184,10 @@ export function guardSlackRequests(opts: {
   const readers = createLimiter(limits.slots, limits.queue, limits.waitMs, 'Slack requests');
   return async (req, res) => {
     try {
-      if (req.method !== 'POST') return reply(res, 405, 'POST only');
+      if (req.method !== 'POST') {
+        noteRefusal(res, 'method_not_allowed', 'Slack requests are POSTs');
+        return reply(res, 405, 'POST only');
+      }
       const timestamp = req.headers['x-slack-request-timestamp'];
       const signature = req.headers['x-slack-signature'];
       // Checked before the body is read: a request that cannot be Slack's costs no read slot.
@@ -197,6 +200,7 @@ export function guardSlackRequests(opts: {
       } catch (err) {
         if (err instanceof ClientGoneError) return;
         if (err instanceof HttpError) {
+          noteRefusal(res, err.code, err.message);
           if (err.status === 503) {
             opts.logger.warn({ err: err.message }, 'refused a Slack request (503): too many at once');
           }
@@ -219,6 +223,7 @@ export function guardSlackRequests(opts: {
           })
         : headers;
       if (!verdict.ok) {
+        noteRefusal(res, verdict.code, verdict.reason);
         if (refusals.admit({ method: 'POST', route: '/slack/events', status: 401, code: verdict.code })) {
           opts.logger.warn(
             {
@@ -234,6 +239,7 @@ export function guardSlackRequests(opts: {
       }
       const malformed = malformedPayload(req, body);
       if (malformed) {
+        noteRefusal(res, 'malformed', malformed);
         opts.logger.warn({ reason: malformed }, 'refused a signed Slack request (400): malformed');
         return reply(res, 400, `malformed Slack request: ${malformed}`);
       }

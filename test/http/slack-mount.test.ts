@@ -33,6 +33,13 @@ describe('POST /slack/events with Slack configured', () => {
       body,
     });
     expect(unsigned.status).toBe(401);
+    // The request log line says why, as it does for the other endpoints.
+    const refused = t
+      .rawLogs()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"request refused"') && l.includes('/slack/events'));
+    expect(refused.at(-1)).toContain('"code":"bad_timestamp","client"');
+    expect(refused.at(-1)).toContain('"error":"missing or malformed X-Slack-Request-Timestamp"');
 
     const ts = String(Math.floor(Date.now() / 1000));
     const signature = `v0=${createHmac('sha256', SECRET).update(`v0:${ts}:${body}`).digest('hex')}`;

@@ -400,6 +400,35 @@ describe('durable outbox over the store (SQLite)', () => {
     );
   });
 
+  it('logs each retry of a refusal that retrying cannot fix at debug (the chat side logs it at error), of any other failure at warn', async () => {
+    const lines: Array<{ level: string; msg?: string; err?: string }> = [];
+    const logger = createLogger({
+      level: 'debug',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line)) },
+    });
+    let failure: Error = Object.assign(new Error('Slack refused the call: not_in_channel'), {
+      retryable: false,
+    });
+    const sink: AlertSink = {
+      post: async () => {
+        throw failure;
+      },
+      repeat: async () => {},
+    };
+    const o = createStoreOutbox({ store, sink, logger, metrics: createMetrics() }, fast);
+    outboxes.push(o);
+    await o.add([alert()], []);
+    await o.drain();
+    const retryLines = () => lines.filter((l) => l.msg === 'chat delivery failed (post); will retry');
+    expect(retryLines().map((l) => [l.level, l.err])).toEqual([
+      ['debug', 'Slack refused the call: not_in_channel'],
+    ]);
+    failure = new Error('chat is down (HTTP 503)');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await o.drain();
+    expect(retryLines().at(-1)).toMatchObject({ level: 'warn', err: 'chat is down (HTTP 503)' });
+  });
+
   it('an item whose content the chat refuses (itemOnly) is retried alone: the other alerts go out in the same pass', async () => {
     const rec = recordingSink();
     const refused = alert();
