@@ -66,6 +66,8 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
   let downSince: number | undefined = now();
   /** Why the last start failed, while no connection has come up since. */
   let lastError: string | undefined;
+  /** Slack accepted the app token since the connection went down: the WebSocket is what fails. */
+  let tokenAccepted = false;
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -91,6 +93,12 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
     helloTimer.unref();
   });
 
+  // apps.connections.open answered with a URL: the token is good, whatever failed before.
+  client.on('authenticated', () => {
+    lastError = undefined;
+    tokenAccepted = true;
+  });
+
   client.on('connected', () => {
     if (lastError !== undefined || (downSince !== undefined && now() - downSince >= graceMs)) {
       logger.info({}, 'Slack Socket Mode connected again: receiving clicks and commands');
@@ -99,6 +107,7 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
     connected = true;
     downSince = undefined;
     lastError = undefined;
+    tokenAccepted = false;
     failures = 0;
   });
   const down = () => {
@@ -124,6 +133,7 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
   const failed = (reason: string) => {
     failures++;
     lastError = reason;
+    tokenAccepted = false;
     down();
     schedule();
   };
@@ -182,6 +192,9 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
       if (lastError === undefined && (downSince === undefined || now() - downSince < graceMs))
         return undefined;
       const since = downSince === undefined ? '' : ` since ${new Date(downSince).toISOString()}`;
+      if (lastError === undefined && tokenAccepted) {
+        return `Slack Socket Mode could not connect${since} (Slack accepts the app token, but the WebSocket connection does not come up or drops): buttons and /arc-history are not received; check that the service can reach Slack's WebSocket host (wss-primary.slack.com) through proxies and firewalls; it keeps retrying`;
+      }
       return `Slack Socket Mode could not connect${since} (${lastError ?? 'the connection dropped and is being re-established'}): buttons and /arc-history are not received; check SLACK_APP_TOKEN (an xapp- token with the connections:write scope); it keeps retrying`;
     },
     stop() {

@@ -1,4 +1,4 @@
-import { realpathSync, statfsSync } from 'node:fs';
+import { realpathSync, statfsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { StatementSync } from 'node:sqlite';
 import type { StateStore } from '../core/ports.ts';
@@ -293,7 +293,11 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
   } catch (error) {
     const reason = (error as Error).message;
     // SQLite's own wording does not say where to look.
-    const hint = /unable to open database file/i.test(reason) ? ' (is its directory writable?)' : '';
+    const hint = /unable to open database file/i.test(reason)
+      ? isDirectory(options.path)
+        ? ' (it is a directory: give the path of a file in it, such as sqlite://./data/arc-responder.db)'
+        : ' (is its directory writable?)'
+      : '';
     throw new StoreError(
       'STORE_UNREACHABLE',
       `Cannot open the SQLite database "${options.path}": ${reason}${hint}`,
@@ -325,4 +329,13 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
     busyRetry: { when: isSqliteBusy, forMs: options.busyWaitMs ?? BUSY_WAIT_MS },
     warnings: () => diskWarnings(options.path, options.lowDiskBytes ?? LOW_DISK_BYTES),
   });
+}
+
+/** Whether `path` names an existing directory. */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }

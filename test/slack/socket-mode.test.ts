@@ -143,7 +143,20 @@ describe('Socket Mode connection kept up', () => {
       expect(chat.problems().join()).not.toContain('xapp-1-socket');
       expect(lines.some((l) => String(l.msg).startsWith('Slack Socket Mode cannot reconnect'))).toBe(true);
 
-      // Once Slack takes the token again, the connection comes back, and readiness with it.
+      // Slack takes the token again, but its WebSocket never greets: the token is no longer blamed.
+      socket!.silent = true;
+      await vi.waitFor(
+        () =>
+          expect(chat.problems()).toEqual([
+            expect.stringMatching(
+              /^Slack Socket Mode could not connect since .*\(Slack accepts the app token, but the WebSocket connection does not come up or drops\).*wss-primary\.slack\.com/,
+            ),
+          ]),
+        { timeout: 15_000, interval: 50 },
+      );
+      socket!.silent = false;
+
+      // Once the socket greets again, the connection comes back, and readiness with it.
       await connectedAgain(chat, 30_000);
       expect(lines.some((l) => String(l.msg).startsWith('Slack Socket Mode connected again'))).toBe(true);
     } finally {

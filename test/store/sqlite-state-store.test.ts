@@ -206,6 +206,13 @@ describe('sqlite:// state store', () => {
       code: 'STORE_UNREACHABLE',
       message: expect.stringContaining(`Cannot open the SQLite database "${blocker}/inside.db"`),
     });
+    // A path that is a directory is named as one.
+    await expect(openStateStore(`sqlite://${dir}`)).rejects.toMatchObject({
+      code: 'STORE_UNREACHABLE',
+      message: expect.stringMatching(
+        /: unable to open database file \(it is a directory: give the path of a file in it/,
+      ),
+    });
   });
 
   it('lets two processes racing on one file win each of 200 keys exactly once', async () => {
