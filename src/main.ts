@@ -41,6 +41,8 @@ let stopping: { signal: string; at: number } | undefined;
  * signal to the process group, reaches the service both directly and forwarded by `npm start`.
  */
 const SAME_STOP_MS = 1000;
+/** A history window shorter than this is said at start (see below). */
+const SHORT_WINDOW_MS = 3600 * 1000;
 async function shutdown(signal: string) {
   if (stopping) {
     if (signal === stopping.signal && performance.now() - stopping.at < SAME_STOP_MS) return;
@@ -135,3 +137,11 @@ logger[startLevel](
   },
   `arc-responder listening on ${listenUrl(address.host, address.port)}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${chat}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
 );
+// Allowed (a test of expiry, say), but a unit typed wrong (`7s`, `7m` for `7d`) alerts on nearly
+// every sighting.
+if (config.historyWindowMs < SHORT_WINDOW_MS) {
+  logger.warn(
+    { historyWindow: formatDuration(config.historyWindowMs) },
+    `HISTORY_WINDOW is ${formatDuration(config.historyWindowMs)}: a pair not seen within it is new again, so nearly every sighting alerts (Elastic's rule looks back 7d); was d meant?`,
+  );
+}

@@ -35,6 +35,11 @@ const readsLearningEnd = (other: ReplicaRecord): boolean =>
 const MEMBERS = 'meta:replicas';
 const recordKey = (id: string) => `meta:replica:${id}`;
 
+/** SLACK_ALERT_CHANNEL of a replica without Slack. */
+const NO_SLACK = '(no Slack)';
+/** The settings a replica records only when it runs Slack. */
+const SLACK_ONLY = new Set(['SLACK_RESPONDERS', 'SLACK_ALLOWLIST', 'SLACK_HISTORY']);
+
 /**
  * The settings that decide what the service does with a detection or a click. Replicas that
  * differ in them judge the same pair differently, post to different channels, or revoke in one
@@ -44,7 +49,7 @@ export function sharedSettings(config: Config): Settings {
   const settings: Settings = {
     HISTORY_WINDOW: formatDuration(config.historyWindowMs),
     AZURE_REMEDIATION: config.azure.remediation,
-    SLACK_ALERT_CHANNEL: config.slack?.alertChannel ?? '(no Slack)',
+    SLACK_ALERT_CHANNEL: config.slack?.alertChannel ?? NO_SLACK,
   };
   if (config.slack) {
     settings.SLACK_RESPONDERS = [...config.slack.responders].sort().join(',') || '(nobody)';
@@ -119,7 +124,12 @@ export async function watchReplicas(
         stillLearning.push(who);
       }
       const theirs = (name: string) => other.settings[name] ?? UNRECORDED[name];
+      // Slack's settings matter between replicas that both run Slack: that one of them does not
+      // is said once, by SLACK_ALERT_CHANNEL.
+      const bothSlack =
+        settings.SLACK_ALERT_CHANNEL !== NO_SLACK && theirs('SLACK_ALERT_CHANNEL') !== NO_SLACK;
       const differing = Object.keys(settings)
+        .filter((name) => bothSlack || !SLACK_ONLY.has(name))
         .filter((name) => theirs(name) !== settings[name])
         .map((name) => `${name} ${settings[name]} here, ${String(theirs(name) ?? '(unset)')} there`);
       if (differing.length > 0) {

@@ -177,6 +177,22 @@ describe('npm start (node src/main.ts)', () => {
     const res = await postIngest<IngestSummary>(url, arcRecord({ appId: freshAppId() }));
     expect(res.body.counts.alerted).toBe(1);
     await svc.waitForLine((l) => l.event === 'alert');
+    expect(svc.lines.some((l) => String(l.msg).startsWith('HISTORY_WINDOW is'))).toBe(false);
+    svc.child.kill('SIGTERM');
+    expect(await svc.exited).toBe(0);
+  });
+
+  it('says at start when HISTORY_WINDOW is shorter than an hour (a unit typed wrong alerts on nearly every sighting)', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const svc = startService({ PORT: '0', STORE_URL: 'memory://', HISTORY_WINDOW: '7s' }, dir);
+    children.push(svc);
+    await svc.url();
+    const line = await svc.waitForLine((l) => String(l.msg).startsWith('HISTORY_WINDOW is'));
+    expect(line).toMatchObject({
+      level: 'warn',
+      historyWindow: '7s',
+      msg: "HISTORY_WINDOW is 7s: a pair not seen within it is new again, so nearly every sighting alerts (Elastic's rule looks back 7d); was d meant?",
+    });
     svc.child.kill('SIGTERM');
     expect(await svc.exited).toBe(0);
   });

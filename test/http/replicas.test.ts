@@ -138,3 +138,41 @@ it('names the replicas of an older release that keep learning after LEARNING_PER
   await vi.waitFor(async () => expect(await warningsOf(restarted)).toEqual([]), { timeout: 10 * RENEW_MS });
   await vi.waitFor(async () => expect(await warningsOf(a)).toEqual([]), { timeout: 10 * RENEW_MS });
 });
+
+it("compares Slack's settings only between replicas that both run Slack: one without Slack is named by its channel alone, from either side", async () => {
+  const store = await openStateStore('memory://');
+  const logger = createLogger({ level: 'silent' });
+  const withSlack = {
+    HISTORY_WINDOW: '7d',
+    AZURE_REMEDIATION: 'dry-run',
+    SLACK_ALERT_CHANNEL: 'C0ALERTS',
+    SLACK_RESPONDERS: '(nobody)',
+    SLACK_ALLOWLIST: 'channel',
+    SLACK_HISTORY: 'anyone',
+  };
+  const withoutSlack = {
+    HISTORY_WINDOW: '7d',
+    AZURE_REMEDIATION: 'dry-run',
+    SLACK_ALERT_CHANNEL: '(no Slack)',
+  };
+  const first = await watchReplicas(store, withoutSlack, logger, { everyMs: 60_000 });
+  const second = await watchReplicas(store, withSlack, logger, { everyMs: 60_000 });
+  const differences = (w: typeof first) =>
+    w
+      .warnings()[0]
+      ?.replace(/^.*?: /, '')
+      .split(': ')
+      .slice(1)
+      .join(': ');
+  expect(differences(second)).toBe('SLACK_ALERT_CHANNEL C0ALERTS here, (no Slack) there');
+  await first.stop();
+  const third = await watchReplicas(store, withoutSlack, logger, { everyMs: 60_000 });
+  expect(differences(third)).toBe('SLACK_ALERT_CHANNEL (no Slack) here, C0ALERTS there');
+  // Between two replicas with Slack, its settings are compared.
+  const fourth = await watchReplicas(store, { ...withSlack, SLACK_RESPONDERS: 'U1' }, logger, {
+    everyMs: 60_000,
+  });
+  expect(fourth.warnings()[0]).toContain('SLACK_RESPONDERS U1 here, (nobody) there');
+  for (const w of [second, third, fourth]) await w.stop();
+  await store.close();
+});
