@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { type Metadata, parseMetadata } from 'mmdb-lib/lib/metadata.js';
 import { z } from 'zod';
 import { dashGuid } from './core/azure-ids.ts';
 import { MONTH_UNIT, parseDuration } from './core/duration.ts';
@@ -205,61 +206,6 @@ const databaseFile = (kind: GeoIpKind) => (v: string | undefined, ctx: z.Refinem
 
 /** The marker before a MaxMind DB file's metadata, which lies within its last 128 KiB. */
 const MAXMIND_MARKER = Buffer.from('\xab\xcd\xefMaxMind.com', 'latin1');
-/** The metadata key `database_type`, as the format encodes it (a UTF-8 string of 13 bytes). */
-const DATABASE_TYPE_KEY = Buffer.from('\x4ddatabase_type', 'latin1');
-
-/**
- * The database type in a MaxMind DB file's metadata (`tail` holds it, from `from` on), or
- * undefined where it is not written plainly (the file is then judged when it opens).
- */
-function databaseTypeIn(tail: Buffer, from: number): string | undefined {
-  const at = tail.indexOf(DATABASE_TYPE_KEY, from);
-  if (at === -1) return undefined;
-  let i = at + DATABASE_TYPE_KEY.length;
-  const control = tail[i++];
-  // A UTF-8 string (type 2, in the top three bits) whose size fits the control byte or one more.
-  if (control === undefined || control >> 5 !== 2) return undefined;
-  let size = control & 0x1f;
-  if (size === 29) size = 29 + (tail[i++] ?? 0);
-  else if (size > 29) return undefined;
-  return i + size <= tail.length ? tail.subarray(i, i + size).toString('utf8') : undefined;
-}
-
-/**
- * An unsigned integer of the metadata map (a uint16 or uint32 of up to 4 bytes) after its key, or
- * undefined where it is not written so.
- */
-function uintIn(tail: Buffer, from: number, key: string): number | undefined {
-  const at = tail.indexOf(Buffer.concat([Buffer.of(0x40 | key.length), Buffer.from(key, 'latin1')]), from);
-  if (at === -1) return undefined;
-  let i = at + 1 + key.length;
-  const control = tail[i++];
-  if (control === undefined || (control >> 5 !== 5 && control >> 5 !== 6)) return undefined;
-  const size = control & 0x1f;
-  if (size > 4 || i + size > tail.length) return undefined;
-  let value = 0;
-  for (let n = 0; n < size; n++) value = value * 256 + tail[i + n]!;
-  return value;
-}
-
-/**
- * What keeps a MaxMind DB file from being read, from its metadata: the reader wants a record size
- * of 24, 28 or 32 bits and a search tree within the file (a copy caught half-written has neither).
- */
-function unusableMetadata(tail: Buffer, from: number, metadataAt: number): string | undefined {
-  const recordSize = uintIn(tail, from, 'record_size');
-  if (recordSize === undefined) return 'is no usable MaxMind DB file (its metadata gives no record size)';
-  if (![24, 28, 32].includes(recordSize)) {
-    return `is no usable MaxMind DB file (its record size, ${recordSize} bits, is none of 24, 28, 32)`;
-  }
-  const nodes = uintIn(tail, from, 'node_count');
-  // The search tree and the 16 bytes after it come before the data and the metadata.
-  if (nodes !== undefined && (nodes * recordSize) / 4 + 16 > metadataAt) {
-    return 'is cut short (its search tree runs into its metadata): a copy caught half-written?';
-  }
-  return undefined;
-}
-
 /** What keeps `path` from being read as a MaxMind DB file, or its database type: its metadata is there. */
 function readDatabaseFile(path: string): string | { type: string | undefined } {
   let fd: number | undefined;
@@ -274,8 +220,18 @@ function readDatabaseFile(path: string): string | { type: string | undefined } {
     readSync(fd, tail, 0, length, size - length);
     const marker = tail.lastIndexOf(MAXMIND_MARKER);
     if (marker === -1) return 'is another kind of file';
-    const from = marker + MAXMIND_MARKER.length;
-    return unusableMetadata(tail, from, size - length + marker) ?? { type: databaseTypeIn(tail, from) };
+    // Read as the reader reads it (which the service opens with later).
+    let metadata: Metadata;
+    try {
+      metadata = parseMetadata(tail);
+    } catch (err) {
+      return `is no usable MaxMind DB file (${String((err as Error).message).slice(0, 100)})`;
+    }
+    // The search tree and the 16 bytes after it come before the data and the metadata.
+    if (metadata.searchTreeSize + 16 > size - length + marker) {
+      return 'is cut short (its search tree runs into its metadata): a copy caught half-written?';
+    }
+    return { type: typeof metadata.databaseType === 'string' ? metadata.databaseType : undefined };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return 'does not exist';

@@ -200,7 +200,7 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
    * tenant without PIM (ARM answers 400 AadPremiumLicenseRequired: no Entra ID P2, so no PIM
    * assignment either) and an ARM without its API (a 404: an older private cloud, a test double)
    * have no schedule, as the README says. Should they not be readable, the end times an earlier
-   * plan read (`seen`, the alert's) are kept for those that have not ended.
+   * plan read (`seen`, the alert's) are kept.
    */
   async function markTimeBound(
     assignments: readonly AssignmentInfo[],
@@ -226,12 +226,9 @@ export function createPlanReader(ctx: PlanReaderContext): (detection: Detection)
       const unread = `could not read which role assignments end at a set time through PIM (${failureText(f)})`;
       const fix = f.fix ? `; ${f.fix}` : '';
       if (!seen) return `${unread}: Undo would re-create a removed one without its end time${fix}`;
-      const now = Date.now();
-      ends = new Map(
-        seen
-          .filter((t) => Date.parse(t.endsAt) > now)
-          .map((t) => [normaliseScope(t.assignmentId).toLowerCase(), t]),
-      );
+      // Also those whose end has passed: one ARM still lists is no permanent assignment either
+      // (PIM takes it away), and Undo says it ended rather than making it again.
+      ends = new Map(seen.map((t) => [normaliseScope(t.assignmentId).toLowerCase(), t]));
       // The listed assignment and the evidence's read of it by id are one.
       const kept = new Set(
         assignments.map((a) => normaliseScope(a.id).toLowerCase()).filter((id) => ends.has(id)),

@@ -323,8 +323,9 @@ export function createRequestListener(deps: ServerDeps): RequestListener & {
           { headers: { 'retry-after': '5' } },
         );
       }
-      // The ingest sends `100 Continue` itself, after its checks; the others read their body now.
-      if (path !== '/ingest') askForBody(req, res);
+      // The ingest and Slack's endpoint send `100 Continue` themselves, after their checks; the
+      // others read their body now.
+      if (path !== '/ingest' && path !== '/slack/events') askForBody(req, res);
       await handler(req, res, log);
     };
 

@@ -91,9 +91,11 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
     const known = cache.get(group);
     if (known && now() - known.at < ttl) return known.members;
     // What answers should Slack not: a list past its grace answers nothing.
-    const cached = known && now() - known.at < ttl + grace ? known : undefined;
-    const first = await Promise.race([lookUp(group, cached), late]);
-    if (first !== 'late') return first;
+    const cached = usable(group);
+    const first = await Promise.race([lookUp(group), late]);
+    // A failed lookup answers with this check's own fallback: one that another check started,
+    // earlier, may have had a list still within its grace.
+    if (first !== 'late') return first ?? cached?.members;
     opts.logger.warn(
       { group, waitedMs: budget },
       'the members of a SLACK_RESPONDERS user group did not arrive in time; answering with what is known, the lookup goes on',
@@ -105,10 +107,14 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
     return cached?.members;
   }
 
-  function lookUp(
-    group: string,
-    cached: { members: Set<string>; at: number } | undefined,
-  ): Promise<Set<string> | undefined> {
+  /** A list still within its grace past the TTL: what answers while Slack cannot be asked. */
+  const usable = (group: string) => {
+    const known = cache.get(group);
+    return known && now() - known.at < ttl + grace ? known : undefined;
+  };
+
+  /** The group's members from Slack, or undefined when the lookup failed (shared while it runs). */
+  function lookUp(group: string): Promise<Set<string> | undefined> {
     let pending = inflight.get(group);
     if (!pending) {
       pending = (async () => {
@@ -133,9 +139,9 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
               ? 'SLACK_RESPONDERS names a user group Slack does not know: correct the group id'
               : 'cannot list the members of a SLACK_RESPONDERS user group: check the usergroups:read scope and the group id',
           );
-          if (!cached) unreadable.add(group);
+          if (!usable(group)) unreadable.add(group);
           slow.delete(group);
-          return cached?.members;
+          return undefined;
         } finally {
           inflight.delete(group);
         }
@@ -151,7 +157,7 @@ export function createResponderCheck(opts: ResponderCheckOptions): ResponderChec
     slowGroups: () => [...slow],
     lookupError: (group) => errors.get(group),
     async warm() {
-      await Promise.all(groups.map((group) => lookUp(group, cache.get(group))));
+      await Promise.all(groups.map((group) => lookUp(group)));
     },
     warnings() {
       return [...errors].map(([group, code]) =>

@@ -68,6 +68,8 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
   let lastError: string | undefined;
   /** Slack accepted the app token since the connection went down: the WebSocket is what fails. */
   let tokenAccepted = false;
+  /** An error was logged since the connection went down: its coming back is logged too. */
+  let errorLogged = false;
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -84,6 +86,7 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
     helloTimer = setTimeout(() => {
       helloTimer = undefined;
       if (connected || stopped) return;
+      errorLogged = true;
       logger.error(
         { helloMs },
         `Slack Socket Mode: no hello within ${helloMs / 1000} s of opening the connection; reconnecting`,
@@ -100,7 +103,7 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
   });
 
   client.on('connected', () => {
-    if (lastError !== undefined || (downSince !== undefined && now() - downSince >= graceMs)) {
+    if (errorLogged || (downSince !== undefined && now() - downSince >= graceMs)) {
       logger.info({}, 'Slack Socket Mode connected again: receiving clicks and commands');
     }
     clearHello();
@@ -108,6 +111,7 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
     downSince = undefined;
     lastError = undefined;
     tokenAccepted = false;
+    errorLogged = false;
     failures = 0;
   });
   const down = () => {
@@ -173,6 +177,7 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
     return started.catch((err: unknown) => {
       const reason = String((err as Error)?.message ?? err).slice(0, 300);
       if (!stopped) {
+        errorLogged = true;
         logger.error(
           { err: reason, failures: failures + 1 },
           'Slack Socket Mode cannot reconnect: clicks and commands are not received; trying again (check SLACK_APP_TOKEN if Slack refuses it)',
@@ -185,6 +190,8 @@ export function superviseSocket(client: SocketClient, opts: SocketSupervisorOpti
 
   return {
     startFailed(reason) {
+      // The caller logs it at error.
+      errorLogged = true;
       failed(reason);
     },
     problem() {

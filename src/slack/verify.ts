@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { HttpError, noteRefusal } from '../http/http-error.ts';
 import { createLimiter } from '../http/limiter.ts';
-import { ClientGoneError, readBody } from '../http/read-body.ts';
+import { askForBody, bodyUnasked, ClientGoneError, readBody } from '../http/read-body.ts';
 import { createRefusalLog } from '../http/refusal-log.ts';
 
 /** Slack signs with the current time; anything further than this from our clock is refused. */
@@ -16,15 +16,18 @@ const MAX_BODY_BYTES = 256 * 1024;
  */
 const UNSIGNED_MAX_BYTES = 4 * 1024;
 /**
- * Bodies of signed-looking requests read at once (the signature is checked once one is in), those
- * waiting for a turn, and how long one may wait: a flood of forged requests that hold their
- * bodies back costs a bounded amount of memory, never the process. Slack's requests are few.
+ * The bodies of signed-looking requests (the signature is checked once one is in): read so many
+ * at once, so many more waiting for a turn (for so long), and so many at once from one address.
+ * Slack sends a whole body at once and gives up on an answer after 3 seconds, so a body still
+ * coming after that is no request of Slack's: forged requests that hold their bodies back cost a
+ * bounded amount of memory, hold a slot for 3 seconds at most, and from one address take only a
+ * few of the slots.
  */
-const READ_SLOTS = 16;
+const READ_SLOTS = 64;
 const READ_QUEUE = 64;
-const READ_WAIT_MS = 5_000;
-/** How long a body may take to arrive once its read began: Slack sends it at once. */
-const BODY_DEADLINE_MS = 10_000;
+const READ_WAIT_MS = 1_000;
+const READS_PER_CLIENT = 8;
+const BODY_DEADLINE_MS = 3_000;
 
 /** Why a request was refused: `code` is one of a few, for counting; `reason` says it for people. */
 export type VerifyResult =
@@ -111,10 +114,10 @@ const reply = (res: ServerResponse, status: number, text?: string, headers: Reco
 };
 
 /**
- * The shapes Bolt relies on without checking, in a body whose signature is good: a `payload`
- * form field holding a JSON object with a `type` (and, in a click or a modal's submission, a
- * `user` object with an `id`), a slash command's `command` and `user_id`, an Events API body that
- * is a JSON object. Only Slack can sign a body, so this guards against its own mistakes (and a
+ * The shapes Bolt relies on without checking, in a body whose signature is good: a form holding
+ * either a `payload` field with a JSON object with a `type` (and, in a click or a modal's
+ * submission, a `user` object with an `id`) or a slash command's `command` and `user_id`; an
+ * Events API body that is a JSON object. Only Slack can sign a body, so this guards against its own mistakes (and a
  * leaked signing secret): such a body would make Bolt fail without answering. Undefined when
  * the body is fine, else why not.
  */
@@ -146,8 +149,10 @@ function malformedPayload(req: IncomingMessage, body: Buffer): string | undefine
     }
     return undefined;
   }
-  if (form.has('command') && typeof form.get('user_id') !== 'string') return 'its command names no user';
-  return undefined;
+  if (form.has('command')) return form.get('user_id') === null ? 'its command names no user' : undefined;
+  // Neither an interaction nor a command (nor the SSL check, answered before): Bolt would wait
+  // for a listener that never comes, and answer 404 three seconds later.
+  return 'it is neither an interaction (a payload) nor a slash command';
 }
 
 /** Interaction payloads that always come from a user. */
@@ -171,40 +176,123 @@ export function guardSlackRequests(opts: {
   logger: Logger;
   now: () => number;
   /** The reads' bounds (see `READ_SLOTS`), for tests. */
-  limits?: { slots: number; queue: number; waitMs: number; deadlineMs: number };
+  limits?: { slots: number; queue: number; waitMs: number; perClient: number; deadlineMs: number };
 }): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const limits = opts.limits ?? {
     slots: READ_SLOTS,
     queue: READ_QUEUE,
     waitMs: READ_WAIT_MS,
+    perClient: READS_PER_CLIENT,
     deadlineMs: BODY_DEADLINE_MS,
   };
+  /** Reads under way or waiting, per client address. */
+  const perClient = new Map<string, number>();
   // A flood of forged or misconfigured requests writes at most a few lines a minute per cause.
   const refusals = createRefusalLog(opts.logger);
   const readers = createLimiter(limits.slots, limits.queue, limits.waitMs, 'Slack requests');
+  /** Answers a refusal, and notes why for the request log. */
+  const refuse = (
+    res: ServerResponse,
+    status: number,
+    code: string,
+    reason: string,
+    text?: string,
+    headers?: Record<string, string>,
+  ) => {
+    noteRefusal(res, code, reason);
+    reply(res, status, text, headers);
+  };
+  /** Logs a refusal that says what to check, at most a few lines a minute per cause. */
+  const logRefusal = (req: IncomingMessage, status: number, code: string, reason: string, msg: string) => {
+    if (!refusals.admit({ method: 'POST', route: '/slack/events', status, code })) return;
+    opts.logger.warn(
+      { code, reason, client: req.socket.remoteAddress, retry: req.headers['x-slack-retry-num'] },
+      msg,
+    );
+  };
+  const SIGNATURE_HINT =
+    'refused a Slack request (401): if Slack itself is refused, check SLACK_SIGNING_SECRET and the server clock';
+
+  /** Reads a signed-looking request's body within the bounds above; undefined once answered. */
+  async function readSigned(req: IncomingMessage, res: ServerResponse): Promise<Buffer | undefined> {
+    const client = req.socket.remoteAddress ?? '';
+    const mine = perClient.get(client) ?? 0;
+    if (mine >= limits.perClient) {
+      const reason = `${mine} Slack requests from this address are being read already`;
+      logRefusal(
+        req,
+        503,
+        'overloaded',
+        reason,
+        'refused a Slack request (503): too many at once from one address',
+      );
+      refuse(
+        res,
+        503,
+        'overloaded',
+        reason,
+        `too many Slack requests in progress (${reason}): retry shortly`,
+        {
+          'retry-after': '1',
+        },
+      );
+      return undefined;
+    }
+    perClient.set(client, mine + 1);
+    try {
+      // A client that waits for `100 Continue` is told to send its body only now.
+      askForBody(req, res);
+      return await readers.run(() => readBody(req, MAX_BODY_BYTES, [], limits.deadlineMs));
+    } finally {
+      const left = (perClient.get(client) ?? 1) - 1;
+      if (left > 0) perClient.set(client, left);
+      else perClient.delete(client);
+    }
+  }
+
   return async (req, res) => {
     try {
-      if (req.method !== 'POST') {
-        noteRefusal(res, 'method_not_allowed', 'Slack requests are POSTs');
-        return reply(res, 405, 'POST only');
-      }
+      if (req.method !== 'POST')
+        return refuse(res, 405, 'method_not_allowed', 'Slack requests are POSTs', 'POST only');
       const timestamp = req.headers['x-slack-request-timestamp'];
       const signature = req.headers['x-slack-signature'];
-      // Checked before the body is read: a request that cannot be Slack's costs no read slot.
+      // Checked before the body is read: a request that cannot be Slack's takes no read slot.
       const headers = checkSignatureHeaders({ timestamp, signature, nowMs: opts.now() });
-      let body: Buffer;
+      // Dated outside the 5 minutes: refused on its headers (only an SSL check, which is
+      // unsigned, needs its body read).
+      if (!headers.ok && (headers.code === 'stale' || bodyUnasked(req, res))) {
+        logRefusal(req, 401, headers.code, headers.reason, SIGNATURE_HINT);
+        res.setHeader('connection', 'close');
+        return refuse(res, 401, headers.code, headers.reason);
+      }
+      let body: Buffer | undefined;
       try {
         body = headers.ok
-          ? await readers.run(() => readBody(req, MAX_BODY_BYTES, [], limits.deadlineMs))
+          ? await readSigned(req, res)
           : await readBody(req, UNSIGNED_MAX_BYTES, [], limits.deadlineMs);
+        if (body === undefined) return;
       } catch (err) {
         if (err instanceof ClientGoneError) return;
         if (err instanceof HttpError) {
-          noteRefusal(res, err.code, err.message);
-          if (err.status === 503) {
-            opts.logger.warn({ err: err.message }, 'refused a Slack request (503): too many at once');
-          }
-          return reply(res, err.status, err.status === 413 ? 'body too large' : err.message, err.headers);
+          // Said as the Slack endpoint's, not as the ingest's (whose limit the reader names).
+          const reason =
+            err.status === 413
+              ? headers.ok
+                ? `the body is over ${MAX_BODY_BYTES / 1024} KiB, more than Slack sends`
+                : `a request without a valid Slack signature is read up to ${UNSIGNED_MAX_BYTES} bytes only (for Slack's SSL check)`
+              : err.status === 408
+                ? `the body did not arrive within ${limits.deadlineMs / 1000} s of its read starting (Slack sends it at once)`
+                : err.message;
+          if (err.status === 503)
+            logRefusal(req, 503, err.code, reason, 'refused a Slack request (503): too many at once');
+          return refuse(
+            res,
+            err.status,
+            err.code,
+            reason,
+            err.status === 413 ? 'body too large' : reason,
+            err.headers,
+          );
         }
         throw err;
       }
@@ -223,25 +311,13 @@ export function guardSlackRequests(opts: {
           })
         : headers;
       if (!verdict.ok) {
-        noteRefusal(res, verdict.code, verdict.reason);
-        if (refusals.admit({ method: 'POST', route: '/slack/events', status: 401, code: verdict.code })) {
-          opts.logger.warn(
-            {
-              code: verdict.code,
-              reason: verdict.reason,
-              client: req.socket.remoteAddress,
-              retry: req.headers['x-slack-retry-num'],
-            },
-            'refused a Slack request (401): if Slack itself is refused, check SLACK_SIGNING_SECRET and the server clock',
-          );
-        }
-        return reply(res, 401);
+        logRefusal(req, 401, verdict.code, verdict.reason, SIGNATURE_HINT);
+        return refuse(res, 401, verdict.code, verdict.reason);
       }
       const malformed = malformedPayload(req, body);
       if (malformed) {
-        noteRefusal(res, 'malformed', malformed);
-        opts.logger.warn({ reason: malformed }, 'refused a signed Slack request (400): malformed');
-        return reply(res, 400, `malformed Slack request: ${malformed}`);
+        logRefusal(req, 400, 'malformed', malformed, 'refused a signed Slack request (400): malformed');
+        return refuse(res, 400, 'malformed', malformed, `malformed Slack request: ${malformed}`);
       }
       (req as IncomingMessage & { rawBody?: Buffer }).rawBody = body;
       opts.inner(req, res);

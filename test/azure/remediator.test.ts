@@ -1078,6 +1078,12 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
     const until = hours(8);
     timeBound(fake, A.owner, SUB_SCOPE, ROLE.owner, 'Activated', until);
     const plan = await remediator.plan(spDetection(CLUSTER_ID));
+    // What the alert keeps of PIM names the broad role it leaves, for a click that cannot read PIM.
+    expect(timeBoundSeenIn(plan)).toContainEqual({
+      assignmentId: fake.assignmentId(A.owner),
+      endsAt: until,
+      activated: true,
+    });
     const broad = remediator.planBroadRemoval(plan);
     expect(broad.steps.map((st) => st.description)).toEqual([
       `Remove the broad role "Owner" at ${SUB_SCOPE}: the principal loses everything it grants there, not only the Arc access (a PIM activation until ${until}: Undo leaves it to PIM)`,
@@ -1193,11 +1199,19 @@ describe('Azure remediator: assignments that end at a set time through PIM', () 
         /: the end times read as the alert was posted are kept \(1\), but Undo would re-create/,
       ),
     );
-    // An end that has passed since is not kept (PIM took that assignment away, or will).
+    // An end that has passed since is kept too: ARM may still list the assignment (PIM takes it
+    // away), and Undo then says it ended rather than making it permanent.
     const ended = [{ ...atAlert[0]!, endsAt: new Date(Date.now() - 60_000).toISOString() }];
     const later = await remediator.plan(spDetection(CLUSTER_ID), { timeBoundSeen: ended });
-    expect(restoreInfo(later.steps.find((st) => st.target.endsWith(A.rg))!)?.endsAt).toBeUndefined();
-    expect(later.warnings).toContainEqual(
+    const endedStep = later.steps.find((st) => st.target.endsWith(A.rg))!;
+    expect(restoreInfo(endedStep)?.endsAt).toBe(ended[0]!.endsAt);
+    const result = await remediator.execute(later);
+    const undone = await remediator.undo(later, result);
+    expect(undone.steps.find((st) => st.stepId === endedStep.id)?.detail).toMatch(/ended at .* anyway/);
+    expect(fake.assignmentsByName.has(A.rg.toLowerCase())).toBe(false);
+    // Nothing read as the alert was posted ended at a set time: said so.
+    const none = await remediator.plan(spDetection(CLUSTER_ID), { timeBoundSeen: [] });
+    expect(none.warnings).toContainEqual(
       expect.stringMatching(
         /: none of these ended at a set time as the alert was posted, but Undo would re-create/,
       ),

@@ -1,6 +1,7 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Reader } from 'maxmind';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, listenUrl, loadConfig } from '../../src/config.ts';
 import { sharedSettings } from '../../src/replicas.ts';
@@ -322,13 +323,32 @@ describe('loadConfig', () => {
       const message = problems({ LOG_LEVEL: 'loud', GEOIP_CITY_DB: marker });
       expect(message).toContain('LOG_LEVEL');
       expect(message).toContain(
-        `GEOIP_CITY_DB must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(marker)} is no usable MaxMind DB file (its metadata gives no record size)`,
+        `GEOIP_CITY_DB must be the path of a GeoIP database file (MaxMind DB format: an .mmdb file); ${JSON.stringify(marker)} is no usable MaxMind DB file (Unsupported record size)`,
       );
       expect(problems({ LOG_LEVEL: 'loud', GEOIP_CITY_DB: half })).toContain(
         `${JSON.stringify(half)} is cut short (its search tree runs into its metadata): a copy caught half-written?`,
       );
-      // The whole file is fine.
+      // The whole file is fine, and so is one larger than the 128 KiB read at its end (its data
+      // section padded), which the reader opens too.
       expect(loadConfig({ GEOIP_CITY_DB: city }).geoip).toEqual({ cityDb: city });
+      const at = whole.lastIndexOf(Buffer.from('\xab\xcd\xefMaxMind.com', 'latin1'));
+      const large = path.join(dir, 'large.mmdb');
+      writeFileSync(
+        large,
+        Buffer.concat([whole.subarray(0, at), Buffer.alloc(300 * 1024), whole.subarray(at)]),
+      );
+      expect(new Reader(readFileSync(large)).metadata.databaseType).toBe('GeoLite2-City');
+      expect(loadConfig({ GEOIP_CITY_DB: large }).geoip).toEqual({ cityDb: large });
+      // A search tree itself larger than that end (real databases' are megabytes).
+      const networks: Record<string, { country: { iso_code: string } }> = {};
+      for (let i = 0; i < 2500; i++) {
+        networks[`${(i % 200) + 11}.${(i * 101) % 256}.${(i * 211) % 256}.${(i * 7) % 256}/32`] = {
+          country: { iso_code: 'DE' },
+        };
+      }
+      const wide = writeMmdb(path.join(dir, 'wide.mmdb'), 'GeoLite2-Country', networks);
+      expect(new Reader(readFileSync(wide)).metadata.searchTreeSize).toBeGreaterThan(128 * 1024);
+      expect(loadConfig({ GEOIP_CITY_DB: wide }).geoip).toEqual({ cityDb: wide });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -40,6 +40,21 @@ describe('POST /slack/events with Slack configured', () => {
       .filter((l) => l.includes('"msg":"request refused"') && l.includes('/slack/events'));
     expect(refused.at(-1)).toContain('"code":"bad_timestamp","client"');
     expect(refused.at(-1)).toContain('"error":"missing or malformed X-Slack-Request-Timestamp"');
+    // A body refused for its size is said as the Slack endpoint's limit, not the ingest's.
+    const large = await fetch(`${t.url}/slack/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `payload=${'x'.repeat(8000)}`,
+    });
+    expect(large.status).toBe(413);
+    const tooLarge = t
+      .rawLogs()
+      .split('\n')
+      .filter((l) => l.includes('"msg":"request refused"') && l.includes('"status":413'));
+    expect(tooLarge.at(-1)).toContain(`"code":"payload_too_large"`);
+    expect(tooLarge.at(-1)).toContain(
+      `"error":"a request without a valid Slack signature is read up to 4096 bytes only (for Slack's SSL check)"`,
+    );
 
     const ts = String(Math.floor(Date.now() / 1000));
     const signature = `v0=${createHmac('sha256', SECRET).update(`v0:${ts}:${body}`).digest('hex')}`;

@@ -20,7 +20,7 @@ afterEach(async () => {
 });
 
 /** A guard with small bounds, before a stand-in for Bolt that answers 200 and counts its calls. */
-async function start(limits = { slots: 2, queue: 1, waitMs: 400, deadlineMs: 1500 }) {
+async function start(limits = { slots: 2, queue: 1, waitMs: 400, perClient: 10, deadlineMs: 1500 }) {
   const handled: string[] = [];
   const guard = guardSlackRequests({
     signingSecret: SECRET,
@@ -108,8 +108,60 @@ it('reads a few signed-looking bodies at once, queues a few more, and answers 50
   expect(handled).toEqual([raw]);
 });
 
+it('reads only a few bodies at once from one address: the next one from there is refused at once, others go on', async () => {
+  const { port, handled } = await start({
+    slots: 10,
+    queue: 10,
+    waitMs: 400,
+    perClient: 2,
+    deadlineMs: 1500,
+  });
+  const stalled = [0, 1].map(() => held(port, signedLooking(), 200 * 1024, 'payload='));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const refused = await held(port, signedLooking(), 200 * 1024, 'payload=');
+  expect(refused?.status).toBe(503);
+  expect(refused?.headers['retry-after']).toBe('1');
+  expect(refused?.text).toBe(
+    'too many Slack requests in progress (2 Slack requests from this address are being read already): retry shortly',
+  );
+  for (const answer of await Promise.all(stalled)) expect(answer?.status).toBe(408);
+  // Their reads over, the address may send again.
+  const raw = payloadBody(
+    buttonClick({ actionId: 'arc_x', value: 'a', user: 'U1', responseUrl: 'http://127.0.0.1:1/r' }),
+  );
+  expect(
+    (
+      await post(port, raw, {
+        'content-type': 'application/x-www-form-urlencoded',
+        ...signSlack(SECRET, raw),
+      })
+    ).status,
+  ).toBe(200);
+  expect(handled).toEqual([raw]);
+});
+
+it('refuses a request dated outside the 5 minutes on its headers, whatever its body (a large click from a skewed clock too)', async () => {
+  const { port, handled } = await start();
+  const raw = `payload=${encodeURIComponent(JSON.stringify({ type: 'block_actions', user: { id: 'U1' }, pad: 'x'.repeat(8000) }))}`;
+  const stale = Math.floor(Date.now() / 1000) - 360;
+  const answer = await post(port, raw, {
+    'content-type': 'application/x-www-form-urlencoded',
+    ...signSlack(SECRET, raw, stale),
+  });
+  expect(answer.status).toBe(401);
+  // Not even read: a body that never comes is refused as soon.
+  const hanging = await held(
+    port,
+    { ...signedLooking(), 'x-slack-request-timestamp': String(stale) },
+    200 * 1024,
+    '',
+  );
+  expect(hanging?.status).toBe(401);
+  expect(handled).toEqual([]);
+});
+
 it('reads an unsigned request only as far as an SSL check, and never holds a read slot for it', async () => {
-  const { port, handled } = await start({ slots: 1, queue: 0, waitMs: 400, deadlineMs: 1500 });
+  const { port, handled } = await start({ slots: 1, queue: 0, waitMs: 400, perClient: 10, deadlineMs: 1500 });
   const unsigned = { 'content-type': 'application/x-www-form-urlencoded' };
   // Many unsigned uploads held open: none takes the one read slot, each is cut off at 4 KiB.
   const uploads = Array.from({ length: 5 }, () => held(port, unsigned, 200 * 1024, `x=${'a'.repeat(8000)}`));
@@ -141,6 +193,7 @@ it('refuses with 400, before Bolt, a signed body of a shape Bolt would fail on',
     [payloadBody({ ...click, user: null }), 'its block_actions payload names no user'],
     [payloadBody({ ...click, user: { id: 7 } }), 'its block_actions payload names no user'],
     ['command=%2Farc-history&text=x', 'its command names no user'],
+    ['foo=bar', 'it is neither an interaction (a payload) nor a slash command'],
   ] as const) {
     const res = await send(raw);
     expect(res, raw).toEqual({ status: 400, text: `malformed Slack request: ${reason}` });

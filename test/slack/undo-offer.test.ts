@@ -217,7 +217,23 @@ it("Undo's dialog, pressed again after one that failed partway, names only what 
   expect(undoConfirmText(state)).toBe(
     `Finishes the Undo that failed partway (what it put back stays). Re-enables the user account ${USER}. The identity can list the cluster credentials again. Revoked sign-in sessions stay revoked.`,
   );
+  // Too long for Slack in full (a real scope), it still says that it finishes the Undo.
+  const long = `${scope}/providers/Microsoft.Kubernetes/connectedClusters/${'c'.repeat(200)}`;
+  state.revoke!.plan!.steps.unshift({
+    id: 'remove-assignment:2',
+    kind: 'remove-assignment',
+    description: 'r',
+    call: 'DELETE',
+    target: `${long}/providers/Microsoft.Authorization/roleAssignments/2`,
+    assignment: { scope: long, roleDefinitionId: 'x', principalId: 'p', roleName: 'Reader' },
+  } as never);
+  state.revoke!.result!.steps.unshift({ stepId: 'remove-assignment:2', status: 'done', detail: 'removed' });
+  const short = undoConfirmText(state);
+  expect(short.length).toBeLessThanOrEqual(300);
+  expect(short).toMatch(
+    /^Finishes the Undo that failed partway \(what it put back stays\)\. Re-creates the role assignment \(Reader\) and re-enables the user account\./,
+  );
   // An Undo of an earlier round (another Revoke) is no part of this one.
   state.undo.of = state.revoke!.at - 1;
-  expect(undoConfirmText(state)).toContain('Re-creates the role assignment');
+  expect(undoConfirmText(state)).toMatch(/^Re-creates 2 role assignments \(Reader\)/);
 });
