@@ -109,46 +109,12 @@ it('answers from a list past its TTL while Slack cannot be asked, but only for t
   expect(check.unreadableGroups()).toEqual([]);
 });
 
-it('past the grace, a late lookup answers nothing either', async () => {
-  let clock = 0;
-  let release: ((value: { users?: string[] }) => void) | undefined;
-  let hang = false;
-  const client = {
-    usergroups: {
-      users: {
-        list(this: void) {
-          if (!hang) return Promise.resolve({ users: ['U1'] });
-          return new Promise<{ users?: string[] }>((res) => {
-            release = res;
-          });
-        },
-      },
-    },
-  };
-  const check = createResponderCheck({
-    responders: ['S1'],
-    client,
-    logger: pino({ level: 'silent' }),
-    ttlMs: 5 * 60_000,
-    staleGraceMs: 60 * 60_000,
-    lookupBudgetMs: 50,
-    now: () => clock,
-  });
-  expect(await check.isResponder('U1')).toBe(true);
-  hang = true;
-  // Late, within the grace: the list still answers.
-  clock = 60 * 60_000;
-  expect(await check.isResponder('U1')).toBe(true);
-  // Late, past the grace: nothing answers; the group is named as late.
-  clock = 66 * 60_000;
-  expect(await check.isResponder('U1')).toBe(false);
-  expect(check.slowGroups()).toEqual(['S1']);
-  release?.({ users: [] });
-});
-
-it('a check past the grace that joins a lookup started within it gets nothing from the list when that lookup fails', async () => {
-  let clock = 0;
-  let fail: ((err: Error) => void) | undefined;
+/**
+ * A check of group S1 (TTL 5 minutes, grace an hour) on a clock the test sets, whose first lookup
+ * lists U1 and whose later ones hang until the test settles them.
+ */
+function checkWithHangingLookups(lookupBudgetMs: number) {
+  const t = { clock: 0, settle: undefined as ((err?: Error) => void) | undefined };
   let first = true;
   const client = {
     usergroups: {
@@ -158,8 +124,8 @@ it('a check past the grace that joins a lookup started within it gets nothing fr
             first = false;
             return Promise.resolve({ users: ['U1'] });
           }
-          return new Promise<{ users?: string[] }>((_, rej) => {
-            fail = rej;
+          return new Promise<{ users?: string[] }>((resolve, reject) => {
+            t.settle = (err) => (err ? reject(err) : resolve({ users: [] }));
           });
         },
       },
@@ -171,15 +137,35 @@ it('a check past the grace that joins a lookup started within it gets nothing fr
     logger: pino({ level: 'silent' }),
     ttlMs: 5 * 60_000,
     staleGraceMs: 60 * 60_000,
-    lookupBudgetMs: 5000,
-    now: () => clock,
+    lookupBudgetMs,
+    now: () => t.clock,
   });
+  return { check, t };
+}
+
+it('past the grace, a late lookup answers nothing either', async () => {
+  const { check, t } = checkWithHangingLookups(50);
   expect(await check.isResponder('U1')).toBe(true);
-  clock = 65 * 60_000 - 1;
+  // Late, within the grace: the list still answers.
+  t.clock = 60 * 60_000;
+  expect(await check.isResponder('U1')).toBe(true);
+  // Late, past the grace: nothing answers; the group is named as late.
+  t.clock = 66 * 60_000;
+  expect(await check.isResponder('U1')).toBe(false);
+  expect(check.slowGroups()).toEqual(['S1']);
+  t.settle?.();
+});
+
+it('a check past the grace that joins a lookup started within it gets nothing from the list when that lookup fails', async () => {
+  const { check, t } = checkWithHangingLookups(5000);
+  expect(await check.isResponder('U1')).toBe(true);
+  t.clock = 65 * 60_000 - 1;
   const withinGrace = check.isResponder('U1');
-  clock = 66 * 60_000;
+  t.clock = 66 * 60_000;
   const pastGrace = check.isResponder('U1');
-  fail!(Object.assign(new Error('An API error occurred: ratelimited'), { data: { error: 'ratelimited' } }));
+  t.settle!(
+    Object.assign(new Error('An API error occurred: ratelimited'), { data: { error: 'ratelimited' } }),
+  );
   expect(await withinGrace).toBe(true);
   expect(await pastGrace).toBe(false);
   expect(check.unreadableGroups()).toEqual(['S1']);
