@@ -2,6 +2,7 @@ import type { AlertRecord, AlertRepeat } from '../core/alert.ts';
 import {
   type AlertSink,
   type Claims,
+  type ConditionalEntry,
   type ConditionalWrites,
   DELIVERY_IN_PROGRESS,
   type Expected,
@@ -87,6 +88,25 @@ type PostItem = { kind: 'post'; alert: AlertRecord; queuedAt: number };
 /** `rev`: which write this is (see `ConditionalWrites`); absent in an item of an earlier release. */
 type RepeatItem = { kind: 'repeat'; repeat: AlertRepeat; queuedAt: number; rev?: string };
 type OutboxItem = PostItem | RepeatItem;
+
+/** Rounds a repeat's write is tried over what others write before it is written over them. */
+const WRITE_ROUNDS = 20;
+
+/**
+ * The count a repeat's key holds: a pending repeat's, or a delivered one's (its marker keeps it;
+ * an earlier release's marker has none). 0 when none.
+ */
+function countHeld(value: unknown): number {
+  const v = value as { kind?: unknown; count?: unknown; repeat?: { count?: unknown } } | undefined;
+  const count = v?.kind === 'repeat' ? v.repeat?.count : v?.kind === 'delivered' ? v.count : undefined;
+  return typeof count === 'number' ? count : 0;
+}
+
+/** The `rev` a value holds, as a conditional write expects it (`null`: none). */
+function revOf(value: unknown): string | null {
+  const rev = (value as { rev?: unknown } | undefined)?.rev;
+  return typeof rev === 'string' && REV.test(rev) ? rev : null;
+}
 
 /** Set of pending item ids: the index that lets the worker list items without scanning the store. */
 export const OUTBOX_PENDING_SET = 'outbox:pending';
@@ -227,7 +247,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     if (items.size === 0) return;
     const ids = [...items.keys()];
     // Value first, index second: the worker treats an indexed id without a value as gone.
-    await store.setMany(ids.map((id) => ({ key: outboxItemKey(id), value: items.get(id) })));
+    const posted = ids.filter(isPost);
+    if (posted.length > 0) {
+      await store.setMany(posted.map((id) => ({ key: outboxItemKey(id), value: items.get(id) })));
+    }
+    const updates = ids.filter((id) => !isPost(id));
+    if (updates.length > 0) await writeRepeats(updates.map((id) => [id, items.get(id) as RepeatItem]));
     await store.addMembers(OUTBOX_PENDING_SET, ids);
     const storedAt = ++clock;
     for (const id of ids) {
@@ -237,6 +262,34 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     }
     // While paused after a failure the timer's passes suffice; kicking would only re-read the index.
     if (elapsed() >= pauseUntil) kick();
+  }
+
+  /**
+   * Writes repeats, never over a higher count: one pending (another replica's, written after this
+   * batch counted), or one delivered already (its marker keeps the count). A count another
+   * process writes meanwhile is read again; after `WRITE_ROUNDS` lost rounds, written over.
+   */
+  async function writeRepeats(entries: ReadonlyArray<readonly [string, RepeatItem]>): Promise<void> {
+    let left = entries;
+    let found = await store.getMany<unknown>(left.map(([id]) => outboxItemKey(id)));
+    for (let round = 0; left.length > 0; round++) {
+      const write: ConditionalEntry[] = [];
+      const writing: Array<readonly [string, RepeatItem]> = [];
+      left.forEach(([id, item], i) => {
+        const held = found[i];
+        if (countHeld(held) >= item.repeat.count) return;
+        writing.push([id, item]);
+        write.push({
+          key: outboxItemKey(id),
+          value: item,
+          expect: round >= WRITE_ROUNDS ? undefined : held === undefined ? 'absent' : { rev: revOf(held) },
+        });
+      });
+      if (write.length === 0) return;
+      const answers = await store.setManyIfUnchanged(write);
+      left = writing.filter((_, i) => answers[i] !== true);
+      found = answers.flatMap((a) => (a === true ? [] : [a.value]));
+    }
   }
 
   /**
@@ -435,7 +488,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
     // this release carries one.
     const expect: Expected = { rev: item.rev ?? null };
     const [taken] = await store.setManyIfUnchanged([
-      { key, value: { kind: 'delivered' }, ttlMs: refTtlMs, expect },
+      { key, value: { kind: 'delivered', count: item.repeat.count }, ttlMs: refTtlMs, expect },
     ]);
     if (taken !== true) return false;
     await removeIndexEntry(itemId);
@@ -623,6 +676,13 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
         ...alertIds.map((id) => outboxItemKey(postId(id))),
         ...alertIds.map(alertRefKey),
       ]);
+      // A post is stored before its index entry (see `add`): one whose adding stopped in between
+      // (a crash) would be held and never delivered. Indexed again here, it goes out.
+      const pending = alertIds.filter((_, i) => found[i] !== undefined).map(postId);
+      if (pending.length > 0) {
+        await store.addMembers(OUTBOX_PENDING_SET, pending);
+        kick();
+      }
       return alertIds.map((_, i) => found[i] !== undefined || found[n + i] !== undefined);
     },
     depth,

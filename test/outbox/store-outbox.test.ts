@@ -189,7 +189,11 @@ describe('durable outbox over the store (SQLite)', () => {
       {},
       // Another batch's repeat of the alert, written at the moment the delivered one is taken off.
       hooked(['setManyIfUnchanged', 'delete'], async (name, [arg]) => {
-        const key = name === 'delete' ? (arg as string) : (arg as Array<{ key: string }>)[0]?.key;
+        // The take-off's write (a marker), not an update's own.
+        const entry =
+          name === 'delete' ? undefined : (arg as Array<{ key: string; value: { kind?: string } }>)[0];
+        if (entry && entry.value?.kind !== 'delivered') return;
+        const key = name === 'delete' ? (arg as string) : entry?.key;
         if (injected || !key?.startsWith('outbox:item:repeat:')) return;
         injected = true;
         await o.add([], [repeat(a.id, 3)]);
@@ -199,7 +203,7 @@ describe('durable outbox over the store (SQLite)', () => {
     // What is left is a marker that lives on: a value that had expired would be deleted by the
     // next read (Keyv does so), and with it a repeat written at that moment.
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(await store.get(`outbox:item:repeat:${a.id}`)).toEqual({ kind: 'delivered' });
+    expect(await store.get(`outbox:item:repeat:${a.id}`)).toEqual({ kind: 'delivered', count: 3 });
   });
 
   it('keeps a repeat written just after another replica took the one before it off, which this one still listed', async () => {
@@ -259,8 +263,9 @@ describe('durable outbox over the store (SQLite)', () => {
       rec.sink,
       {},
       hooked(['setManyIfUnchanged'], async (_, [entries]) => {
-        const key = (entries as Array<{ key: string }>)[0]?.key;
-        if (injected || key !== `outbox:item:repeat:${a.id}`) return;
+        const entry = (entries as Array<{ key: string; value: { kind?: string } }>)[0];
+        if (injected || entry?.key !== `outbox:item:repeat:${a.id}` || entry.value?.kind !== 'delivered')
+          return;
         injected = true;
         await o.add([], [repeat(a.id, 3)]);
       }),
@@ -546,6 +551,50 @@ describe('durable outbox over the store (SQLite)', () => {
     await o.drain();
     expect(rec.posts).toHaveLength(1);
     expect(await o.holds([a.id, other.id])).toEqual([true, false]);
+  });
+
+  it('indexes again, when asked whether it holds it, an alert whose adding stopped between its value and its index entry', async () => {
+    // The first replica stops (a crash) once the alert's value is written, before its index entry.
+    const crashing = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'addMembers') return async () => Promise.reject(new Error('the process stopped here'));
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const first = outbox(recordingSink().sink, {}, crashing);
+    const a = alert();
+    await expect(first.add([a], [])).rejects.toThrow('the process stopped here');
+    await first.stop();
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+    // Another replica, asked by the sender's retry whether the alert was handed over: it was, and
+    // it is delivered.
+    const rec = recordingSink();
+    const other = outbox(rec.sink);
+    expect(await other.holds([a.id])).toEqual([true]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([`post:${a.id}`]);
+    await other.drain();
+    expect(rec.posts.map((p) => p.id)).toEqual([a.id]);
+  });
+
+  it("never lowers an alert's count: a lower update written after a higher one, pending or delivered, is dropped", async () => {
+    const rec = recordingSink();
+    const o = outbox(rec.sink);
+    const a = alert();
+    await o.add([a], []);
+    await o.drain();
+    // Two replicas' updates, the higher one written first (the lower counted before a merge).
+    await o.add([], [repeat(a.id, 3)]);
+    await o.add([], [repeat(a.id, 2)]);
+    await o.drain();
+    expect(rec.repeats.map((r) => r.count)).toEqual([3]);
+    // And after it was delivered: the marker keeps its count.
+    await o.add([], [repeat(a.id, 2)]);
+    await o.drain();
+    expect(rec.repeats.map((r) => r.count)).toEqual([3]);
+    await o.add([], [repeat(a.id, 4)]);
+    await o.drain();
+    expect(rec.repeats.map((r) => r.count)).toEqual([3, 4]);
   });
 
   it('holds a repeat until its alert has been posted, then updates that message', async () => {
