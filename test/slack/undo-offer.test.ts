@@ -189,15 +189,23 @@ it("Undo's status keeps the principal's re-enable in sight when the re-created a
 it("Undo's dialog, pressed again after one that failed partway, names only what that one left undone", () => {
   const state = userRevoke({ disable: 'done', sessions: 'done' });
   const scope = '/subscriptions/6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b/resourceGroups/rg-arc';
-  state.revoke!.plan!.steps.unshift({
-    id: 'remove-assignment:1',
-    kind: 'remove-assignment',
-    description: 'r',
-    call: 'DELETE',
-    target: `${scope}/providers/Microsoft.Authorization/roleAssignments/1`,
-    assignment: { scope, roleDefinitionId: 'x', principalId: 'p', roleName: 'Reader' },
-  } as never);
-  state.revoke!.result!.steps.unshift({ stepId: 'remove-assignment:1', status: 'done', detail: 'removed' });
+  /** A Reader assignment at `at` that the Revoke removed. */
+  const removed = (n: number, at: string) => {
+    state.revoke!.plan!.steps.unshift({
+      id: `remove-assignment:${n}`,
+      kind: 'remove-assignment',
+      description: 'r',
+      call: 'DELETE',
+      target: `${at}/providers/Microsoft.Authorization/roleAssignments/${n}`,
+      assignment: { scope: at, roleDefinitionId: 'x', principalId: 'p', roleName: 'Reader' },
+    } as never);
+    state.revoke!.result!.steps.unshift({
+      stepId: `remove-assignment:${n}`,
+      status: 'done',
+      detail: 'removed',
+    });
+  };
+  removed(1, scope);
   expect(undoConfirmText(state)).toContain(`Re-creates the role assignment: "Reader" at ${scope}.`);
   state.undo = {
     status: 'failed',
@@ -218,16 +226,7 @@ it("Undo's dialog, pressed again after one that failed partway, names only what 
     `Finishes the Undo that failed partway (what it put back stays). Re-enables the user account ${USER}. The identity can list the cluster credentials again. Revoked sign-in sessions stay revoked.`,
   );
   // Too long for Slack in full (a real scope), it still says that it finishes the Undo.
-  const long = `${scope}/providers/Microsoft.Kubernetes/connectedClusters/${'c'.repeat(200)}`;
-  state.revoke!.plan!.steps.unshift({
-    id: 'remove-assignment:2',
-    kind: 'remove-assignment',
-    description: 'r',
-    call: 'DELETE',
-    target: `${long}/providers/Microsoft.Authorization/roleAssignments/2`,
-    assignment: { scope: long, roleDefinitionId: 'x', principalId: 'p', roleName: 'Reader' },
-  } as never);
-  state.revoke!.result!.steps.unshift({ stepId: 'remove-assignment:2', status: 'done', detail: 'removed' });
+  removed(2, `${scope}/providers/Microsoft.Kubernetes/connectedClusters/${'c'.repeat(200)}`);
   const short = undoConfirmText(state);
   expect(short.length).toBeLessThanOrEqual(300);
   expect(short).toMatch(
