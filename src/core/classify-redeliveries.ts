@@ -11,20 +11,13 @@ export const pastTelling = (c: Candidate, t: number, windowMs: number): boolean 
   c.at + windowMs - FUTURE_TOLERANCE_MS <= t;
 
 /**
- * A re-delivered event whose sighting its stored pair does not hold: later than the pair's last
- * sighting, or outside every span of its sightings (each span runs from the earliest to the
- * latest sighting of its bucket, so a stored sighting lies within one). Its first delivery
- * stopped (a crash, a failed write) after claiming it and before storing its sighting, while
- * other events of the pair were stored. It is judged again (and counted) rather than lost.
+ * A re-delivered event later than its stored pair's last sighting: its first delivery stopped
+ * (a crash, a failed write) after claiming it and before storing its sighting, which would
+ * have moved the last sighting to it. It is judged again (and counted) rather than lost.
  */
-// (An event time in the future counts as now: such an event says nothing by its time. A record
-// without spans, of an earlier release, tells nothing either.)
+// (An event time in the future counts as now: such an event says nothing by its time.)
 export const neverRecorded = (c: Candidate, pair: StoredPair): boolean =>
-  c.at === c.eventMs &&
-  (c.at > pair.lastSeen ||
-    (Array.isArray(pair.spans) &&
-      pair.spans.length > 0 &&
-      !pair.spans.some(([lo, hi]) => lo <= c.at && c.at <= hi)));
+  c.at === c.eventMs && c.at > pair.lastSeen;
 
 /** The result of a re-delivered event that is not judged again. */
 export const duplicateResult = (c: Candidate): EventResult => ({
@@ -35,8 +28,8 @@ export const duplicateResult = (c: Candidate): EventResult => ({
 
 /**
  * Re-delivered events (not repeated within this batch, not held here, not old) whose sighting the
- * store does not show: their pair is not in `stored`, or does not hold their sighting (another
- * event of the pair stored it, while their own first delivery may still be at work). `won` says, per
+ * store does not show: their pair is not in `stored`, or is last seen before them (another event
+ * of the pair stored it, while their own first delivery may still be at work). `won` says, per
  * event of `parsed`, whether this evaluation took its claim.
  */
 export function unsettledRedeliveries(

@@ -1211,21 +1211,6 @@ describe('engine: a delivery that stopped after claiming the event', () => {
     await store.close();
   });
 
-  it('counts the retry of an event whose first delivery stopped after claiming it, also when a later event of the pair was stored meanwhile', async () => {
-    const late = record({ time: at(30 * 60_000) });
-    const { store, sink, engine } = await claimedElsewhere(late);
-    // A later event of the pair, stored by another delivery: the pair is last seen after `late`.
-    expect((await engine.evaluate([record({ time: at(60_000) })]))[0]?.outcome).toBe('alerted');
-    const [retry] = await engine.evaluate([late]);
-    expect(retry?.outcome).toBe('known');
-    const listed = await createHistory({ store, windowMs: WINDOW }).listIdentity(ARC.appId);
-    expect(listed.map((e) => e.pair.count)).toEqual([2]);
-    // Now stored: its next delivery is a duplicate, and counted once.
-    expect((await engine.evaluate([late]))[0]?.outcome).toBe('duplicate');
-    expect(sink.alerts).toHaveLength(1);
-    await store.close();
-  });
-
   /**
    * Two processes on one SQLite file (two connections): `a`'s writes of pairs wait for `release`,
    * as a first delivery that took its claims and takes a while to write.
