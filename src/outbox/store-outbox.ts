@@ -245,14 +245,19 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       else items.delete(id);
     }
     if (items.size === 0) return;
-    const ids = [...items.keys()];
     // Value first, index second: the worker treats an indexed id without a value as gone.
-    const posted = ids.filter(isPost);
+    const posted = [...items.keys()].filter(isPost);
     if (posted.length > 0) {
       await store.setMany(posted.map((id) => ({ key: outboxItemKey(id), value: items.get(id) })));
     }
-    const updates = ids.filter((id) => !isPost(id));
-    if (updates.length > 0) await writeRepeats(updates.map((id) => [id, items.get(id) as RepeatItem]));
+    const updates = [...items.keys()].filter((id) => !isPost(id));
+    // An update a higher count delivered already outdid has nothing left to deliver.
+    const outdone =
+      updates.length > 0
+        ? await writeRepeats(updates.map((id) => [id, items.get(id) as RepeatItem]))
+        : new Set<string>();
+    const ids = [...items.keys()].filter((id) => !outdone.has(id));
+    if (ids.length === 0) return;
     await store.addMembers(OUTBOX_PENDING_SET, ids);
     const storedAt = ++clock;
     for (const id of ids) {
@@ -268,8 +273,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
    * Writes repeats, never over a higher count: one pending (another replica's, written after this
    * batch counted), or one delivered already (its marker keeps the count). A count another
    * process writes meanwhile is read again; after `WRITE_ROUNDS` lost rounds, written over.
+   * Answers the ids of those a delivered higher count outdid (they need no index entry).
    */
-  async function writeRepeats(entries: ReadonlyArray<readonly [string, RepeatItem]>): Promise<void> {
+  async function writeRepeats(entries: ReadonlyArray<readonly [string, RepeatItem]>): Promise<Set<string>> {
+    const outdone = new Set<string>();
     let left = entries;
     let found = await store.getMany<unknown>(left.map(([id]) => outboxItemKey(id)));
     for (let round = 0; left.length > 0; round++) {
@@ -277,7 +284,10 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       const writing: Array<readonly [string, RepeatItem]> = [];
       left.forEach(([id, item], i) => {
         const held = found[i];
-        if (countHeld(held) >= item.repeat.count) return;
+        if (countHeld(held) >= item.repeat.count) {
+          if ((held as { kind?: unknown }).kind === 'delivered') outdone.add(id);
+          return;
+        }
         writing.push([id, item]);
         write.push({
           key: outboxItemKey(id),
@@ -285,11 +295,12 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
           expect: round >= WRITE_ROUNDS ? undefined : held === undefined ? 'absent' : { rev: revOf(held) },
         });
       });
-      if (write.length === 0) return;
+      if (write.length === 0) break;
       const answers = await store.setManyIfUnchanged(write);
       left = writing.filter((_, i) => answers[i] !== true);
       found = answers.flatMap((a) => (a === true ? [] : [a.value]));
     }
+    return outdone;
   }
 
   /**

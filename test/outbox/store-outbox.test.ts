@@ -588,8 +588,10 @@ describe('durable outbox over the store (SQLite)', () => {
     await o.add([], [repeat(a.id, 2)]);
     await o.drain();
     expect(rec.repeats.map((r) => r.count)).toEqual([3]);
-    // And after it was delivered: the marker keeps its count.
+    // And after it was delivered: the marker keeps its count, and the lower one is not pending.
     await o.add([], [repeat(a.id, 2)]);
+    expect(await store.members(OUTBOX_PENDING_SET)).toEqual([]);
+    expect(o.depth()).toBe(0);
     await o.drain();
     expect(rec.repeats.map((r) => r.count)).toEqual([3]);
     await o.add([], [repeat(a.id, 4)]);
