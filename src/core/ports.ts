@@ -84,10 +84,22 @@ export interface ConditionalWrites {
    * Writes every entry whose key holds what it expects, all in one atomic step (one script in
    * Redis, one statement or transaction in SQL): a value another process wrote since it was read
    * is never overwritten. Answers per entry `true` when it was written, or what the key held
-   * instead: read in the same step where the backend can (Redis, SQLite), just after otherwise.
+   * instead: read in the same step where the backend can (Redis, SQLite; PostgreSQL for a row that
+   * existed as the statement began), just after otherwise.
    * Keys must differ.
    */
   setManyIfUnchanged(entries: readonly ConditionalEntry[]): Promise<Array<true | Found>>;
+  /**
+   * Where the backend can hold keys while the caller works out what to write (PostgreSQL: one
+   * transaction that locks their rows): reads each key's live value (undefined: none), writes what
+   * `update` makes of it (undefined: nothing), and lets go, with no other write in between. For a
+   * writer that lost several conditional rounds in a row to one that writes the same keys without
+   * pause. Keys must differ.
+   */
+  updateManyHeld?(
+    keys: readonly string[],
+    update: (key: string, current: unknown) => Omit<StateEntry, 'key'> | undefined,
+  ): Promise<void>;
 }
 
 /** Atomic claims (set-if-absent), the first primitive Keyv lacks. */

@@ -208,6 +208,14 @@ export interface KeyvStateStoreOptions {
   rowsByPrefix?: (prefix: string) => Array<[string, string]>;
   /** `StateStore.setManyIfUnchanged` in one atomic step of the backend, on its own keys and values. */
   writeIfUnchanged: (entries: RawConditionalEntry[]) => Promise<RawConditionalResult[]>;
+  /**
+   * `StateStore.updateManyHeld`, where the backend can hold rows (PostgreSQL), on its own keys:
+   * `make` gets a key's serialised envelope (undefined: no row) and answers the one to write.
+   */
+  writeHeld?: (
+    keys: string[],
+    make: (key: string, text: string | undefined) => string | undefined,
+  ) => Promise<void>;
   /** Why the backend can no longer be used, when it knows (a SQLite file deleted while open): every call then fails with it. */
   lost?: () => string | undefined;
   /**
@@ -245,6 +253,7 @@ export class KeyvStateStore implements StateStore {
   #lost: (() => string | undefined) | undefined;
   #warnings: (() => string[]) | undefined;
   #writeIfUnchanged: (entries: RawConditionalEntry[]) => Promise<RawConditionalResult[]>;
+  declare readonly updateManyHeld?: NonNullable<StateStore['updateManyHeld']>;
 
   /**
    * @param valuePrefix put before every value key (`<namespace>:`), or `''` when the adapter
@@ -287,6 +296,39 @@ export class KeyvStateStore implements StateStore {
     this.#lost = options.lost;
     this.#warnings = options.warnings;
     this.#writeIfUnchanged = guarded(options.writeIfUnchanged, fail, options.busyRetry);
+    const { writeHeld } = options;
+    if (writeHeld) {
+      const write = guarded(writeHeld, fail, options.busyRetry);
+      this.updateManyHeld = (keys, update) => this.#updateManyHeld(write, keys, update);
+    }
+  }
+
+  async #updateManyHeld(
+    writeHeld: NonNullable<KeyvStateStoreOptions['writeHeld']>,
+    keys: readonly string[],
+    update: Parameters<NonNullable<StateStore['updateManyHeld']>>[1],
+  ): Promise<void> {
+    this.#open();
+    checkArray(keys, 'keys');
+    const seen = new Set<string>();
+    keys.forEach((key, i) => {
+      checkKey(key, `keys[${i}]`);
+      if (seen.has(key)) throw new StoreError('STORE_BAD_INPUT', `keys[${i}] repeats an earlier key`);
+      seen.add(key);
+    });
+    if (keys.length === 0) return;
+    const prefix = this.#prefix;
+    await writeHeld(
+      keys.map((key) => prefix + key),
+      (rawKey, text) => {
+        const entry = update(rawKey.slice(prefix.length), liveValue(text));
+        if (entry === undefined) return undefined;
+        const ttl = normaliseTtl(entry.ttlMs);
+        return serializeKeyvData(
+          ttl === undefined ? { value: entry.value } : { value: entry.value, expires: Date.now() + ttl },
+        );
+      },
+    );
   }
 
   warnings(): string[] {

@@ -243,8 +243,12 @@ class PooledKeyvPostgres extends KeyvPostgres {
    * other replaces, and the other way round for a second record). Should one happen all the same
    * (rows made after the statement began, which its locking cannot see), the statement is rolled
    * back whole and runs again, as in `setMany`.
-   * What a row held instead is not read here: the statement's snapshot may predate the write
-   * that made its check fail.
+   * A row not written answers what it holds as locked: a locking read waits for a concurrent
+   * writer and answers the row it left, which nobody changes until the statement commits. So the
+   * writer that lost learns the record it has to merge with in the same round trip (a second read
+   * made it one round trip slower than the winner's next batch: two replicas writing one pair
+   * back to back then lost 20 rounds in a row now and then). A row made after the statement began
+   * is not among the locked ones: its key answers `false`, and it is read just after.
    */
   async writeIfUnchanged(entries: readonly RawConditionalEntry[]): Promise<RawConditionalResult[]> {
     const keys = new Array<string>(entries.length);
@@ -260,7 +264,7 @@ class PooledKeyvPostgres extends KeyvPostgres {
     const statement = `WITH input AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS i(k, v, expect)),
       locked AS (
-        SELECT t.key FROM ${table} AS t JOIN input AS i ON t.key = i.k ORDER BY t.key FOR UPDATE OF t),
+        SELECT t.key, t.value FROM ${table} AS t JOIN input AS i ON t.key = i.k ORDER BY t.key FOR UPDATE OF t),
       held AS (SELECT count(*) AS n FROM locked),
       replaced AS (
         UPDATE ${table} AS t SET value = i.v FROM input AS i, locked AS l
@@ -278,17 +282,94 @@ class PooledKeyvPostgres extends KeyvPostgres {
         INSERT INTO ${table} AS t (key, value)
         SELECT k, v FROM input WHERE (SELECT n FROM held) >= 0 AND expect = '' ORDER BY k
         ON CONFLICT (key) DO UPDATE SET value = excluded.value
-        RETURNING t.key)
-      SELECT key FROM replaced UNION ALL SELECT key FROM inserted UNION ALL SELECT key FROM upserted`;
+        RETURNING t.key),
+      written AS (
+        SELECT key FROM replaced UNION ALL SELECT key FROM inserted UNION ALL SELECT key FROM upserted)
+      SELECT key, true AS written, NULL AS held FROM written
+      UNION ALL SELECT l.key, false, l.value FROM locked AS l WHERE l.key NOT IN (SELECT key FROM written)`;
     for (let attempt = 1; ; attempt++) {
       try {
         const rows = (await this.query(statement, [keys, texts, expects, Date.now()])) as Array<{
           key: string;
+          written: boolean;
+          held: string | null;
         }>;
-        const written = new Set(rows.map((row) => row.key));
-        return keys.map((key) => written.has(key));
+        const answers = new Map(rows.map((row) => [row.key, row]));
+        return keys.map((key): RawConditionalResult => {
+          const row = answers.get(key);
+          if (row === undefined) return false;
+          return row.written ? true : { text: row.held ?? undefined };
+        });
       } catch (error) {
         if ((error as { code?: string }).code !== DEADLOCK || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  /**
+   * `StateStore.updateManyHeld` in one transaction on one connection: locks the keys' rows (in key
+   * order, as every other write here), writes what `make` answers for each, and commits. A key
+   * with no row cannot be locked: it is inserted only while still absent, and should another
+   * writer have inserted it meanwhile, its row is locked and `make` asked again. The transaction
+   * runs again after a deadlock, as `setMany` does.
+   */
+  async writeHeld(
+    keys: string[],
+    make: (key: string, text: string | undefined) => string | undefined,
+  ): Promise<void> {
+    const pool = (this.opts as unknown as Record<symbol, pg.Pool>)[POOL]!;
+    const table = `${this.opts.schema}.${this.opts.table}`;
+    const lock = `SELECT key, value FROM ${table} WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`;
+    const write = `WITH input AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::boolean[]) AS i(k, v, present)),
+      replaced AS (
+        UPDATE ${table} AS t SET value = i.v FROM input AS i WHERE t.key = i.k AND i.present
+        RETURNING t.key),
+      inserted AS (
+        INSERT INTO ${table} (key, value) SELECT k, v FROM input WHERE NOT present ORDER BY k
+        ON CONFLICT (key) DO NOTHING
+        RETURNING key)
+      SELECT key FROM replaced UNION ALL SELECT key FROM inserted`;
+    for (let attempt = 1; ; attempt++) {
+      const client = await pool.connect();
+      // A connection whose transaction could not be rolled back is not given back to the pool.
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        let left = [...keys].sort();
+        // Each pass locks what exists of `left`; a key another writer inserts meanwhile fails its
+        // insert and is locked in the next pass. A key can be inserted and deleted again by
+        // others only so often: the passes are bounded all the same.
+        for (let pass = 1; left.length > 0; pass++) {
+          if (pass > 5) throw new Error('the rows kept changing between their locking and their writing');
+          const held = (await client.query<{ key: string; value: string }>(lock, [left])).rows;
+          const texts = new Map(held.map((row) => [row.key, row.value]));
+          const rows: { keys: string[]; texts: string[]; present: boolean[] } = {
+            keys: [],
+            texts: [],
+            present: [],
+          };
+          for (const key of left) {
+            const text = make(key, texts.get(key));
+            if (text === undefined) continue;
+            rows.keys.push(key);
+            rows.texts.push(text);
+            rows.present.push(texts.has(key));
+          }
+          if (rows.keys.length === 0) break;
+          const answer = await client.query<{ key: string }>(write, [rows.keys, rows.texts, rows.present]);
+          const written = new Set(answer.rows.map((row) => row.key));
+          left = rows.keys.filter((key) => !written.has(key));
+        }
+        await client.query('COMMIT');
+        return;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        if ((error as { code?: string }).code !== DEADLOCK || attempt >= 3) throw error;
+      } finally {
+        client.release(broken);
       }
     }
   }
@@ -589,6 +670,7 @@ export async function openPostgresStateStore(options: PostgresStateStoreOptions)
       exactHas: false,
       readOneThroughMany: true,
       writeIfUnchanged: (entries) => adapter.writeIfUnchanged(entries),
+      writeHeld: (keys, make) => adapter.writeHeld(keys, make),
     },
   );
 }

@@ -3,8 +3,10 @@ import type { StoredPair } from '../../src/core/pair.ts';
 import { expectedOver } from '../../src/core/pair-writes.ts';
 import type { ConditionalEntry, StateStore } from '../../src/core/ports.ts';
 import { newRev } from '../../src/core/rev.ts';
-import { MAX_MERGES, storePairs } from '../../src/core/store-pairs.ts';
+import { HOLD_AFTER, MAX_MERGES, storePairs } from '../../src/core/store-pairs.ts';
 import { openMemoryStateStore } from '../../src/store/memory-state-store.ts';
+import { openStateStore } from '../../src/store/open-state-store.ts';
+import { describeWithService, uniqueNamespace } from '../store/helpers.ts';
 import { DAY, NOW, WINDOW } from '../support/candidates.ts';
 
 const pair = (over: Partial<StoredPair> = {}): StoredPair => ({
@@ -69,7 +71,7 @@ describe('storePairs: a batch writes its pairs over what it read, merging what o
     await store.close();
   });
 
-  it(`writes over the record it finds after ${MAX_MERGES} rounds lost to writers that never pause, and keeps nothing a window old`, async () => {
+  it(`on a store that cannot hold its keys, writes over the record it finds after ${MAX_MERGES} rounds lost to writers that never pause, and keeps nothing a window old`, async () => {
     const store = openMemoryStateStore('sp');
     let rounds = 0;
     const written: ConditionalEntry[][] = [];
@@ -120,3 +122,52 @@ describe('storePairs: a batch writes its pairs over what it read, merging what o
     await store.close();
   });
 });
+
+describeWithService(
+  'storePairs on PostgreSQL: a batch that keeps losing to a writer that never pauses',
+  'TEST_POSTGRES_URL',
+  (url) => {
+    it(`merges with the pair held after ${HOLD_AFTER} rounds lost, and loses none of either writer's sightings`, async () => {
+      const namespace = uniqueNamespace('sp-held');
+      const store = await openStateStore(url, { namespace });
+      const other = await openStateStore(url, { namespace });
+      try {
+        const base = pair({ rev: 'r0' });
+        await store.set('p', base);
+        let rounds = 0;
+        let overwrites = 0;
+        // Another replica adds a sighting of the pair just before each conditional write.
+        const busy = new Proxy(store, {
+          get: (target, name) => {
+            if (name === 'setManyIfUnchanged') {
+              return async (entries: readonly ConditionalEntry[]) => {
+                rounds++;
+                await other.set('p', pair({ count: 1 + rounds, rev: `other-${rounds}` }));
+                return target.setManyIfUnchanged(entries);
+              };
+            }
+            if (name === 'setMany') overwrites++;
+            const value = Reflect.get(target, name, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        }) as StateStore;
+        const landed = await storePairs(
+          busy,
+          [writeOf('p', pair({ count: 2, lastSeen: NOW - 1000 }), base)],
+          [],
+          new Map([['p', base]]),
+          NOW,
+          WINDOW,
+        );
+        expect(rounds).toBe(HOLD_AFTER);
+        expect(overwrites).toBe(0);
+        // The other's sightings (one per round) and this batch's one.
+        const stored = await store.get<StoredPair>('p');
+        expect(stored).toMatchObject({ count: 1 + HOLD_AFTER + 1, lastSeen: NOW - 1000 });
+        expect(landed).toEqual([stored]);
+      } finally {
+        await Promise.all([store.close(), other.close()]);
+      }
+    });
+  },
+);

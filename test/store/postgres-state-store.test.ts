@@ -477,6 +477,75 @@ describeWithService('postgres:// the locks of a conditional batch', 'TEST_POSTGR
   );
 });
 
+describeWithService('postgres:// updates with the keys held', 'TEST_POSTGRES_URL', (url) => {
+  const db = ownPostgresDatabase(url, 'held');
+
+  it('lets no other write in between: two replicas adding to the same counters 40 times each reach 80, also where none existed', async () => {
+    const [a, b] = await twoReplicasOn(db.url);
+    try {
+      // `c1` exists; `c2` does not, so both replicas' first updates insert it and one of them
+      // finds it made meanwhile.
+      await a.set('c1', { n: 0 });
+      let revs = 0;
+      const add = (store: StateStore) => async () => {
+        for (let i = 0; i < 40; i++) {
+          await store.updateManyHeld!(['c2', 'c1'], (_, current) => ({
+            value: { n: ((current as { n: number } | undefined)?.n ?? 0) + 1, rev: `h${revs++}` },
+            ttlMs: 60_000,
+          }));
+        }
+      };
+      // A third writer, conditional, races them without pause: it loses rounds, never a count.
+      const conditional = async () => {
+        let landed = 0;
+        while (landed < 20) {
+          const [current] = await b.getMany<{ n: number; rev?: string }>(['c1']);
+          const [answer] = await b.setManyIfUnchanged([
+            {
+              key: 'c1',
+              value: { n: (current?.n ?? 0) + 1, rev: `w${revs++}` },
+              expect: { rev: current?.rev ?? null },
+            },
+          ]);
+          if (answer === true) landed++;
+        }
+      };
+      await Promise.all([add(a)(), add(b)(), conditional()]);
+      const [c1, c2] = await a.getMany<{ n: number }>(['c1', 'c2']);
+      expect([c1?.n, c2?.n]).toEqual([100, 80]);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  it('reads an expired value as none, writes nothing where the update says so, and gives what it writes its TTL', async () => {
+    const [a, b] = await twoReplicasOn(db.url);
+    try {
+      await a.set('old', { n: 7 }, 1);
+      await a.set('kept', { n: 1 });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      const seen: Array<[string, unknown]> = [];
+      await a.updateManyHeld!(['old', 'kept', 'none'], (key, current) => {
+        seen.push([key, current]);
+        return key === 'kept' ? undefined : { value: { n: 2 }, ttlMs: 200 };
+      });
+      expect(seen.toSorted()).toEqual([
+        ['kept', { n: 1 }],
+        ['none', undefined],
+        ['old', undefined],
+      ]);
+      expect(await b.getMany(['old', 'kept', 'none'])).toEqual([{ n: 2 }, { n: 1 }, { n: 2 }]);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      expect(await b.getMany(['old', 'none'])).toEqual([undefined, undefined]);
+      await expect(a.updateManyHeld!(['x', 'x'], () => undefined)).rejects.toMatchObject({
+        code: 'STORE_BAD_INPUT',
+      });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+});
+
 /** Two stores on one database, as two replicas have. */
 async function twoReplicasOn(url: string) {
   const open = () =>
