@@ -12,6 +12,7 @@ import {
   type Values,
 } from '../core/ports.ts';
 import { newRev } from '../core/rev.ts';
+import { HOLD_AFTER } from '../core/store-pairs.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { StoreError } from '../store/store-error.ts';
@@ -272,7 +273,8 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
   /**
    * Writes repeats, never over a higher count: one pending (another replica's, written after this
    * batch counted), or one delivered already (its marker keeps the count). A count another
-   * process writes meanwhile is read again; after `WRITE_ROUNDS` lost rounds, written over.
+   * process writes meanwhile is read again; after `HOLD_AFTER` lost rounds, written with the key
+   * held where the store can hold it, else after `WRITE_ROUNDS`, written over.
    * Answers the ids of those a delivered higher count outdid (they need no index entry).
    */
   async function writeRepeats(entries: ReadonlyArray<readonly [string, RepeatItem]>): Promise<Set<string>> {
@@ -296,6 +298,18 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
         });
       });
       if (write.length === 0) break;
+      if (round >= HOLD_AFTER && store.updateManyHeld) {
+        // Where the store can hold the keys (PostgreSQL), the rest is written with them held.
+        const byKey = new Map(writing.map(([id, item]) => [outboxItemKey(id), [id, item] as const]));
+        await store.updateManyHeld([...byKey.keys()], (key, held) => {
+          const [id, item] = byKey.get(key)!;
+          outdone.delete(id);
+          if (countHeld(held) < item.repeat.count) return { value: item };
+          if ((held as { kind?: unknown }).kind === 'delivered') outdone.add(id);
+          return undefined;
+        });
+        break;
+      }
       const answers = await store.setManyIfUnchanged(write);
       left = writing.filter((_, i) => answers[i] !== true);
       found = answers.flatMap((a) => (a === true ? [] : [a.value]));

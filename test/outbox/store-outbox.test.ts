@@ -5,6 +5,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
 import { type AlertSink, DELIVERY_IN_PROGRESS, type StateStore } from '../../src/core/ports.ts';
+import { HOLD_AFTER } from '../../src/core/store-pairs.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import {
@@ -1046,5 +1047,65 @@ describeWithService(
         await redis.dispose();
       }
     });
+  },
+);
+
+describeWithService(
+  "durable outbox on PostgreSQL: an update that keeps losing to another replica's",
+  'TEST_POSTGRES_URL',
+  (url) => {
+    it.each([
+      ['lower', 9, 10],
+      ['higher', 50, 50],
+    ])(
+      `is written with its key held after ${HOLD_AFTER} rounds lost, never over a %s count the other wrote just before`,
+      async (_, lastOther, stored) => {
+        const namespace = uniqueNamespace('outbox-held');
+        const store = await openStateStore(url, { namespace });
+        const other = await openStateStore(url, { namespace });
+        const a = alert();
+        const key = `outbox:item:repeat:${a.id}`;
+        let rounds = 0;
+        const otherWrites = (count: number) =>
+          other.set(key, { kind: 'repeat', repeat: repeat(a.id, count), queuedAt: 1, rev: `o${count}` });
+        // Another replica writes the update again (a lower count, a new rev) just before each
+        // conditional write, and `lastOther` just before the write with the key held.
+        const busy = new Proxy(store, {
+          get: (target, name) => {
+            if (name === 'setManyIfUnchanged') {
+              return async (entries: Parameters<StateStore['setManyIfUnchanged']>[0]) => {
+                if (entries.some((e) => e.key === key)) await otherWrites(1 + ++rounds);
+                return target.setManyIfUnchanged(entries);
+              };
+            }
+            if (name === 'updateManyHeld') {
+              return async (...args: Parameters<NonNullable<StateStore['updateManyHeld']>>) => {
+                await otherWrites(lastOther);
+                return target.updateManyHeld!(...args);
+              };
+            }
+            const value = Reflect.get(target, name, target);
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        }) as StateStore;
+        const o = createStoreOutbox(
+          {
+            store: busy,
+            sink: recordingSink().sink,
+            logger: createLogger({ level: 'silent' }),
+            metrics: createMetrics(),
+          },
+          { pollMs: 60_000 },
+        );
+        try {
+          await o.add([], [repeat(a.id, 10)]);
+          expect(rounds).toBe(HOLD_AFTER);
+          expect(await store.get(key)).toMatchObject({ kind: 'repeat', repeat: { count: stored } });
+        } finally {
+          await o.stop();
+          await Promise.all([store.close(), other.close()]);
+        }
+      },
+    );
   },
 );
