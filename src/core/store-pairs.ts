@@ -4,18 +4,18 @@ import type { ConditionalWrites, StateEntry, ValueWrites } from './ports.ts';
 import { newRev } from './rev.ts';
 
 /**
- * Rounds after which a write that still finds another record is written over it. Each round lost
- * is one another process won, so all of them go on; only a pair that other processes write
- * without pause gets this far (on Redis and SQLite, two processes writing one pair back to back
- * lose at most about 5 rounds in a row).
+ * Rounds after which a write that still finds another record is written over it, on a store that
+ * cannot hold keys (Redis). Each round lost is one another process won, so all of them go on;
+ * only a pair that other processes write without pause gets this far (two processes writing one
+ * pair back to back lose at most about 5 rounds in a row on Redis).
  */
 export const MAX_MERGES = 20;
 
 /**
- * Rounds lost after which a store that can hold its keys (`updateManyHeld`, PostgreSQL) merges
- * the rest with them held. On PostgreSQL, whose writers wait for each other's row locks, the
- * loser of one round is then behind by one statement, and two processes writing one pair back to
- * back kept one of them losing for 15 to 20 rounds now and then.
+ * Rounds lost after which a store that can hold its keys (`updateManyHeld`: PostgreSQL, SQLite)
+ * merges the rest with them held. On PostgreSQL, whose writers wait for each other's row locks,
+ * the loser of one round is then behind by one statement, and two processes writing one pair back
+ * to back kept one of them losing for 15 to 20 rounds now and then.
  */
 export const HOLD_AFTER = 3;
 

@@ -299,7 +299,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       });
       if (write.length === 0) break;
       if (round >= HOLD_AFTER && store.updateManyHeld) {
-        // Where the store can hold the keys (PostgreSQL), the rest is written with them held.
+        // Where the store can hold the keys (PostgreSQL, SQLite), the rest is written with them held.
         const byKey = new Map(writing.map(([id, item]) => [outboxItemKey(id), [id, item] as const]));
         await store.updateManyHeld([...byKey.keys()], (key, held) => {
           const [id, item] = byKey.get(key)!;

@@ -20,6 +20,15 @@ export interface RawConditionalEntry {
  */
 export type RawConditionalResult = true | false | { text: string | undefined };
 
+/**
+ * What a backend's `writeHeld` asks of each key it holds: given its serialised value (undefined:
+ * no row), the one to write and its expiry (`RawConditionalEntry`'s), or undefined for nothing.
+ */
+export type HeldWrite = (
+  key: string,
+  text: string | undefined,
+) => { text: string; expires: number | undefined } | undefined;
+
 /** How a field `rev` reads in serialised JSON (no space: Keyv's serialiser writes none). */
 export const REV_FIELD = '"rev":"';
 

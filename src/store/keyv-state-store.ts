@@ -10,7 +10,7 @@ import type {
   StateStore,
 } from '../core/ports.ts';
 import { REV } from '../core/ports.ts';
-import type { RawConditionalEntry, RawConditionalResult } from './conditional-write.ts';
+import type { HeldWrite, RawConditionalEntry, RawConditionalResult } from './conditional-write.ts';
 import { deserializeKeyvData, serializeKeyvData } from './keyv-json.ts';
 import { describeError, StoreError } from './store-error.ts';
 
@@ -210,12 +210,10 @@ export interface KeyvStateStoreOptions {
   writeIfUnchanged: (entries: RawConditionalEntry[]) => Promise<RawConditionalResult[]>;
   /**
    * `StateStore.updateManyHeld`, where the backend can hold rows (PostgreSQL), on its own keys:
-   * `make` gets a key's serialised envelope (undefined: no row) and answers the one to write.
+   * `make` gets a key's serialised envelope (undefined: no row) and answers the one to write,
+   * with its expiry (as in `RawConditionalEntry`).
    */
-  writeHeld?: (
-    keys: string[],
-    make: (key: string, text: string | undefined) => string | undefined,
-  ) => Promise<void>;
+  writeHeld?: (keys: string[], make: HeldWrite) => Promise<void>;
   /** Why the backend can no longer be used, when it knows (a SQLite file deleted while open): every call then fails with it. */
   lost?: () => string | undefined;
   /**
@@ -324,9 +322,13 @@ export class KeyvStateStore implements StateStore {
         const entry = update(rawKey.slice(prefix.length), liveValue(text));
         if (entry === undefined) return undefined;
         const ttl = normaliseTtl(entry.ttlMs);
-        return serializeKeyvData(
-          ttl === undefined ? { value: entry.value } : { value: entry.value, expires: Date.now() + ttl },
-        );
+        const expires = ttl === undefined ? undefined : Date.now() + ttl;
+        return {
+          text: serializeKeyvData(
+            expires === undefined ? { value: entry.value } : { value: entry.value, expires },
+          ),
+          expires,
+        };
       },
     );
   }

@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { StateStore } from '../core/ports.ts';
 import {
   expectCode,
+  type HeldWrite,
   type RawConditionalEntry,
   type RawConditionalResult,
   REV_FIELD,
@@ -313,10 +314,7 @@ class PooledKeyvPostgres extends KeyvPostgres {
    * writer have inserted it meanwhile, its row is locked and `make` asked again. The transaction
    * runs again after a deadlock, as `setMany` does.
    */
-  async writeHeld(
-    keys: string[],
-    make: (key: string, text: string | undefined) => string | undefined,
-  ): Promise<void> {
+  async writeHeld(keys: string[], make: HeldWrite): Promise<void> {
     const pool = (this.opts as unknown as Record<symbol, pg.Pool>)[POOL]!;
     const table = `${this.opts.schema}.${this.opts.table}`;
     const lock = `SELECT key, value FROM ${table} WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE`;
@@ -350,10 +348,10 @@ class PooledKeyvPostgres extends KeyvPostgres {
             present: [],
           };
           for (const key of left) {
-            const text = make(key, texts.get(key));
-            if (text === undefined) continue;
+            const row = make(key, texts.get(key));
+            if (row === undefined) continue;
             rows.keys.push(key);
-            rows.texts.push(text);
+            rows.texts.push(row.text);
             rows.present.push(texts.has(key));
           }
           if (rows.keys.length === 0) break;

@@ -5,6 +5,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import type { KeyvStoreAdapter, StoredData } from 'keyv';
 import {
+  type HeldWrite,
   type RawConditionalEntry,
   type RawConditionalResult,
   REV_FIELD,
@@ -580,6 +581,21 @@ export class SqliteKeyvStore extends EventEmitter implements KeyvStoreAdapter {
         return { text: (this.#getStmt.get(key, now) as unknown as [string] | undefined)?.[0] };
       }),
     );
+  }
+
+  /**
+   * `StateStore.updateManyHeld`: one write transaction reads each key's live row and writes what
+   * `make` answers; no other process writes the database until it ends.
+   */
+  writeHeld(keys: readonly string[], make: HeldWrite): void {
+    const now = Date.now();
+    immediateTransaction(this.db, () => {
+      for (const key of keys) {
+        const held = (this.#getStmt.get(key, now) as unknown as [string] | undefined)?.[0];
+        const row = make(key, held);
+        if (row !== undefined) this.#setStmt.run(key, row.text, row.expires ?? null);
+      }
+    });
   }
 
   async delete(key: string): Promise<boolean> {

@@ -325,6 +325,7 @@ export function openSqliteStateStore(options: SqliteStateStoreOptions): StateSto
     acrossNetwork: false,
     rowsByPrefix: (prefix) => adapter.rowsByPrefix(prefix),
     writeIfUnchanged: async (entries) => adapter.writeIfUnchanged(entries),
+    writeHeld: async (keys, make) => adapter.writeHeld(keys, make),
     lost: () => adapter.lost(),
     busyRetry: { when: isSqliteBusy, forMs: options.busyWaitMs ?? BUSY_WAIT_MS },
     warnings: () => diskWarnings(options.path, options.lowDiskBytes ?? LOW_DISK_BYTES),

@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { StoredPair } from '../../src/core/pair.ts';
 import { expectedOver } from '../../src/core/pair-writes.ts';
 import type { ConditionalEntry, StateStore } from '../../src/core/ports.ts';
@@ -123,51 +126,63 @@ describe('storePairs: a batch writes its pairs over what it read, merging what o
   });
 });
 
+/**
+ * A batch that keeps losing to another replica that writes its pair just before each of its
+ * conditional writes, on a store that can hold keys (`url()` names it).
+ */
+function heldAfterLosses(url: () => string) {
+  it(`merges with the pair held after ${HOLD_AFTER} rounds lost, and loses none of either writer's sightings`, async () => {
+    const namespace = uniqueNamespace('sp-held');
+    const store = await openStateStore(url(), { namespace });
+    const other = await openStateStore(url(), { namespace });
+    try {
+      const base = pair({ rev: 'r0' });
+      await store.set('p', base);
+      let rounds = 0;
+      let overwrites = 0;
+      // Another replica adds a sighting of the pair just before each conditional write.
+      const busy = new Proxy(store, {
+        get: (target, name) => {
+          if (name === 'setManyIfUnchanged') {
+            return async (entries: readonly ConditionalEntry[]) => {
+              rounds++;
+              await other.set('p', pair({ count: 1 + rounds, rev: `other-${rounds}` }));
+              return target.setManyIfUnchanged(entries);
+            };
+          }
+          if (name === 'setMany') overwrites++;
+          const value = Reflect.get(target, name, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }) as StateStore;
+      const landed = await storePairs(
+        busy,
+        [writeOf('p', pair({ count: 2, lastSeen: NOW - 1000 }), base)],
+        [],
+        new Map([['p', base]]),
+        NOW,
+        WINDOW,
+      );
+      expect(rounds).toBe(HOLD_AFTER);
+      expect(overwrites).toBe(0);
+      // The other's sightings (one per round) and this batch's one.
+      const stored = await store.get<StoredPair>('p');
+      expect(stored).toMatchObject({ count: 1 + HOLD_AFTER + 1, lastSeen: NOW - 1000 });
+      expect(landed).toEqual([stored]);
+    } finally {
+      await Promise.all([store.close(), other.close()]);
+    }
+  });
+}
+
+describe('storePairs on a SQLite file two stores share: a batch that keeps losing to a writer that never pauses', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'arc-store-pairs-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  heldAfterLosses(() => `sqlite://${path.join(dir, 'shared.db')}`);
+});
+
 describeWithService(
   'storePairs on PostgreSQL: a batch that keeps losing to a writer that never pauses',
   'TEST_POSTGRES_URL',
-  (url) => {
-    it(`merges with the pair held after ${HOLD_AFTER} rounds lost, and loses none of either writer's sightings`, async () => {
-      const namespace = uniqueNamespace('sp-held');
-      const store = await openStateStore(url, { namespace });
-      const other = await openStateStore(url, { namespace });
-      try {
-        const base = pair({ rev: 'r0' });
-        await store.set('p', base);
-        let rounds = 0;
-        let overwrites = 0;
-        // Another replica adds a sighting of the pair just before each conditional write.
-        const busy = new Proxy(store, {
-          get: (target, name) => {
-            if (name === 'setManyIfUnchanged') {
-              return async (entries: readonly ConditionalEntry[]) => {
-                rounds++;
-                await other.set('p', pair({ count: 1 + rounds, rev: `other-${rounds}` }));
-                return target.setManyIfUnchanged(entries);
-              };
-            }
-            if (name === 'setMany') overwrites++;
-            const value = Reflect.get(target, name, target);
-            return typeof value === 'function' ? value.bind(target) : value;
-          },
-        }) as StateStore;
-        const landed = await storePairs(
-          busy,
-          [writeOf('p', pair({ count: 2, lastSeen: NOW - 1000 }), base)],
-          [],
-          new Map([['p', base]]),
-          NOW,
-          WINDOW,
-        );
-        expect(rounds).toBe(HOLD_AFTER);
-        expect(overwrites).toBe(0);
-        // The other's sightings (one per round) and this batch's one.
-        const stored = await store.get<StoredPair>('p');
-        expect(stored).toMatchObject({ count: 1 + HOLD_AFTER + 1, lastSeen: NOW - 1000 });
-        expect(landed).toEqual([stored]);
-      } finally {
-        await Promise.all([store.close(), other.close()]);
-      }
-    });
-  },
+  (url) => heldAfterLosses(() => url),
 );

@@ -517,33 +517,6 @@ describeWithService('postgres:// updates with the keys held', 'TEST_POSTGRES_URL
       await Promise.all([a.close(), b.close()]);
     }
   });
-
-  it('reads an expired value as none, writes nothing where the update says so, and gives what it writes its TTL', async () => {
-    const [a, b] = await twoReplicasOn(db.url);
-    try {
-      await a.set('old', { n: 7 }, 1);
-      await a.set('kept', { n: 1 });
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      const seen: Array<[string, unknown]> = [];
-      await a.updateManyHeld!(['old', 'kept', 'none'], (key, current) => {
-        seen.push([key, current]);
-        return key === 'kept' ? undefined : { value: { n: 2 }, ttlMs: 200 };
-      });
-      expect(seen.toSorted()).toEqual([
-        ['kept', { n: 1 }],
-        ['none', undefined],
-        ['old', undefined],
-      ]);
-      expect(await b.getMany(['old', 'kept', 'none'])).toEqual([{ n: 2 }, { n: 1 }, { n: 2 }]);
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      expect(await b.getMany(['old', 'none'])).toEqual([undefined, undefined]);
-      await expect(a.updateManyHeld!(['x', 'x'], () => undefined)).rejects.toMatchObject({
-        code: 'STORE_BAD_INPUT',
-      });
-    } finally {
-      await Promise.all([a.close(), b.close()]);
-    }
-  });
 });
 
 /** Two stores on one database, as two replicas have. */

@@ -211,6 +211,35 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         expect(await store.get('x')).toBeUndefined();
       });
 
+      it('updates keys held, where the backend can: each live value read (an expired one as none), what the update answers written with its TTL, nothing where it answers none', async () => {
+        const store = await fresh();
+        const updateManyHeld = store.updateManyHeld?.bind(store);
+        if (!updateManyHeld) {
+          // Redis runs no caller's code inside its step; one process's map needs no holding.
+          expect(['redis', 'memory']).toContain(store.kind);
+          return;
+        }
+        await store.set('old', { n: 7 }, 1);
+        await store.set('kept', { n: 1 });
+        await sleep(10);
+        const seen: Array<[string, unknown]> = [];
+        await updateManyHeld(['old', 'kept', 'none'], (key, current) => {
+          seen.push([key, current]);
+          return key === 'kept' ? undefined : { value: { n: 2 }, ttlMs: SHORT_TTL };
+        });
+        expect(seen.toSorted()).toEqual([
+          ['kept', { n: 1 }],
+          ['none', undefined],
+          ['old', undefined],
+        ]);
+        expect(await store.getMany(['old', 'kept', 'none'])).toEqual([{ n: 2 }, { n: 1 }, { n: 2 }]);
+        await sleep(PAST_EXPIRY);
+        expect(await store.getMany(['old', 'kept', 'none'])).toEqual([undefined, { n: 1 }, undefined]);
+        await expect(updateManyHeld(['x', 'x'], () => undefined)).rejects.toMatchObject({
+          code: 'STORE_BAD_INPUT',
+        });
+      });
+
       it('counts every increment of writers on two connections that each write only over what they read', async () => {
         const namespace = uniqueNamespace(tag);
         const first = await fresh(namespace);
