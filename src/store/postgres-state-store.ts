@@ -332,6 +332,14 @@ class PooledKeyvPostgres extends KeyvPostgres {
       const client = await pool.connect();
       // A connection whose transaction could not be rolled back is not given back to the pool.
       let broken = false;
+      // A connection the server ends while the transaction waits between two statements (a
+      // failover, a terminated session) says so on the client, which the pool listens to only
+      // while it is idle: unheard, that error would end the process. The next statement fails
+      // instead, and so does this call.
+      const dropped = () => {
+        broken = true;
+      };
+      client.on('error', dropped);
       try {
         await client.query('BEGIN');
         let left = [...keys].sort();
@@ -367,6 +375,7 @@ class PooledKeyvPostgres extends KeyvPostgres {
         });
         if ((error as { code?: string }).code !== DEADLOCK || attempt >= 3) throw error;
       } finally {
+        client.off('error', dropped);
         client.release(broken);
       }
     }

@@ -519,6 +519,46 @@ describeWithService('postgres:// updates with the keys held', 'TEST_POSTGRES_URL
   });
 });
 
+describeWithService(
+  'postgres:// a held update whose connection the server ends',
+  'TEST_POSTGRES_URL',
+  (url) => {
+    const db = ownPostgresDatabase(url, 'heldend');
+
+    it('fails the call as unreachable, the process carries on, and a later call is answered', async () => {
+      // Every session of this database is ended when it waits idle in a transaction for 1 ms: the
+      // server ends the held update's while it works out what to write (20 ms here).
+      await db.admin.query(`ALTER DATABASE ${db.name} SET idle_in_transaction_session_timeout = '1ms'`);
+      const [a, b] = await twoReplicasOn(db.url);
+      try {
+        await expect(
+          a.updateManyHeld!(['k'], () => {
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+            return { value: { n: 1 } };
+          }),
+        ).rejects.toMatchObject({ code: 'STORE_UNREACHABLE' });
+        // The client's error after the session ended is heard: nothing is thrown as uncaught.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        expect(await b.get('k')).toBeUndefined();
+        await db.admin.query(`ALTER DATABASE ${db.name} RESET idle_in_transaction_session_timeout`);
+        // A store opened now has sessions without the timeout.
+        const c = await openPostgresStateStore({
+          url: db.url,
+          display: db.url,
+          password: '',
+          namespace: 'dl',
+          sweepIntervalMs: 0,
+        });
+        await c.updateManyHeld!(['k'], () => ({ value: { n: 2 } }));
+        await c.close();
+        expect(await b.get('k')).toEqual({ n: 2 });
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+  },
+);
+
 /** Two stores on one database, as two replicas have. */
 async function twoReplicasOn(url: string) {
   const open = () =>
