@@ -126,6 +126,14 @@ function storedOf(keys: readonly string[], read: readonly unknown[]): Map<string
   return stored;
 }
 
+/** How far a batch's writes got: read should a later one fail. */
+interface BatchProgress {
+  /** The outbox holds the batch's alerts. */
+  alertsHandedOver: boolean;
+  /** The keys of the pairs stored. */
+  landed: Set<string>;
+}
+
 /** Creates the detection engine: the new-terms rule on (appid, source IP) over the store. */
 export async function createEngine(opts: EngineOptions): Promise<Engine> {
   const { store, windowMs, outbox } = opts;
@@ -209,13 +217,27 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
       // tied to it all the same, and, for the sender, this delivery is a duplicate.
       const handedOver = candidates.filter((c) => c.alertHandedOver);
       const held = new Set(handedOver.map((c) => alertIdFor(c.detection.eventId)));
-      await writeBatch(
-        held.size > 0 ? alerts.filter((a) => !held.has(a.id)) : alerts,
-        claimed,
-        decision,
-        stored,
-        t,
-      );
+      // Should the batch fail after its alerts were handed over or some of its pairs stored, the
+      // events of those keep their claims: the sender's retry counts only the others, and an
+      // alert's event is known for the owner of its pair's alert claim (see `claimAlerts`).
+      const progress: BatchProgress = { alertsHandedOver: false, landed: new Set() };
+      try {
+        await writeBatch(
+          held.size > 0 ? alerts.filter((a) => !held.has(a.id)) : alerts,
+          claimed,
+          decision,
+          stored,
+          t,
+          progress,
+        );
+      } catch (err) {
+        const { landed, alertsHandedOver } = progress;
+        const alerting = new Set(alertsHandedOver ? claimed.winners.map((c) => c.detection.eventId) : []);
+        if (landed.size > 0 || alerting.size > 0) {
+          outcome.kept.recorded = (c) => landed.has(c.pairKey) || alerting.has(c.detection.eventId);
+        }
+        throw err;
+      }
       for (const c of handedOver) {
         if (results[c.index]?.outcome === 'alerted') results[c.index] = duplicateResult(c);
       }
@@ -364,13 +386,14 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     return alerts;
   }
 
-  /** Hands a batch's alerts and repeats to the outbox, then stores its pairs. */
+  /** Hands a batch's alerts and repeats to the outbox, then stores its pairs, noting each step in `progress`. */
   async function writeBatch(
     alerts: AlertRecord[],
     claimed: ClaimedAlerts,
     { pairs, changed, latest, repeats }: NewTermsDecision,
     stored: ReadonlyMap<string, StoredPair>,
     t: number,
+    progress: BatchProgress,
   ): Promise<void> {
     // The pending alerts are stored before the sightings: were the sightings stored first and
     // the process stopped in between, the sender's retry would find a known pair and the alert
@@ -382,6 +405,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
         await claimed.giveBack();
         throw err;
       }
+      progress.alertsHandedOver = true;
     }
 
     const { writes, index, storesNewPair } = pairWrites({ pairs, changed, stored, latest, t, windowMs });
@@ -393,7 +417,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     // reader that found an entry before its pair was written may have removed it meanwhile.
     if (index.length > 0) await store.addToSets(index, 2 * windowMs);
     // Another process's sightings of a pair written since this batch read it are merged, not lost.
-    const merged = await storePairs(store, writes, mark ? [mark] : [], stored, t, windowMs);
+    const merged = await storePairs(store, writes, mark ? [mark] : [], stored, t, windowMs, progress.landed);
     // The message of an alert such a pair belongs to is told the count they make together (the
     // update handed over above counted this batch's sightings only). It shows only what the next
     // sighting would: should the hand-off fail, the request does not fail with it.

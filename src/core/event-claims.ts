@@ -10,6 +10,9 @@ const DEDUP_MARGIN_MS = 24 * 3600 * 1000;
 /** Events per claim call while a batch is parsed, on a store across the network. */
 const CLAIM_CHUNK = 1000;
 
+/** How long a failed evaluation tries to give its events' claims back (see `giveBack`). */
+const RELEASE_WAIT_MS = 2000;
+
 /** Delivered events are remembered in groups by the hour of their event time. */
 const EVENT_GROUP_MS = 3600 * 1000;
 
@@ -44,8 +47,13 @@ export interface ClaimOutcome<T extends ClaimedEvent> {
    * too (read once the claims are in); undefined elsewhere.
    */
   heldElsewhere: ((c: T) => boolean) | undefined;
-  /** Set by the judgement when an alert's claims could not be given back: the events' are kept too. */
-  kept: { eventClaims: boolean };
+  /**
+   * Set by the judgement when an alert's claims could not be given back: the events' are kept too
+   * (`eventClaims`); and when it failed after the sightings of some events were stored: those
+   * events' claims are kept (`recorded`), so that the sender's retry counts them once, as
+   * duplicates, and only the others again.
+   */
+  kept: { eventClaims: boolean; recorded?: (c: T) => boolean };
 }
 
 /** The claims of one evaluation's events, taken as it parses them. */
@@ -177,6 +185,23 @@ export function createEventClaims(
     return store.releaseInGroup(group, key);
   };
 
+  /**
+   * Gives the claims of `events` back, trying those that fail again, with pauses, for up to
+   * `RELEASE_WAIT_MS`: a store call fails most often as its connection drops, and the client
+   * connects again within moments. The failed request is answered after this, so that the
+   * sender's retry finds the claims free rather than taking its events for counted.
+   */
+  async function giveBack(events: readonly ClaimedEvent[]): Promise<void> {
+    const until = performance.now() + RELEASE_WAIT_MS;
+    let left = events;
+    for (let pause = 50; left.length > 0; pause *= 2) {
+      const results = await Promise.allSettled(left.map(releaseEvent));
+      left = left.filter((_, i) => results[i]!.status === 'rejected');
+      if (left.length === 0 || performance.now() + pause > until) return;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+
   function begin<T extends ClaimedEvent>(parsed: T[]): EventClaimBatch<T> {
     // A store across the network claims the events a chunk at a time while the next chunk is
     // parsed, so that its work overlaps with ours; an embedded one claims them in one transaction.
@@ -205,15 +230,26 @@ export function createEventClaims(
       const settled = await Promise.allSettled(claims.map((c) => c.won));
       const failed = settled.find((r) => r.status === 'rejected');
       if (failed) {
-        // All or nothing: give back what the other chunks took, so that the sender's retry is evaluated.
-        const release: Array<Promise<void>> = [];
+        // All or nothing: give back what the other chunks took, so that the sender's retry is
+        // evaluated. A failed call to a store across the network may have taken its claims all
+        // the same (the connection dropped after the store ran it): those are given back too, but
+        // for events another evaluation here holds as well, which may be theirs.
+        const release: ClaimedEvent[] = [];
         settled.forEach((r, n) => {
-          if (r.status !== 'fulfilled') return;
-          r.value.forEach((took, k) => {
-            if (took) release.push(releaseEvent(parsed[claims[n]!.start + k]!));
-          });
+          const { start } = claims[n]!;
+          const end = claims[n + 1]?.start ?? claimed;
+          for (let i = start; i < end; i++) {
+            const c = parsed[i]!;
+            if (
+              r.status === 'fulfilled'
+                ? r.value[i - start]
+                : remote && holding.get(c.detection.eventId)?.shared !== true
+            ) {
+              release.push(c);
+            }
+          }
         });
-        await Promise.allSettled(release);
+        await giveBack(release);
         throw failed.reason;
       }
       const won = settled.flatMap((r) => (r as PromiseFulfilledResult<boolean[]>).value);
@@ -240,7 +276,7 @@ export function createEventClaims(
         // An event this evaluation lost while another one here held it too: that one won it, or
         // answers it as a duplicate as well (a third party won it).
         const heldElsewhere = ev ? (c: T) => holding.get(c.detection.eventId)?.shared === true : undefined;
-        const kept = { eventClaims: false };
+        const kept: ClaimOutcome<T>['kept'] = { eventClaims: false };
         try {
           // `judge` reads the pairs while the last claims are still on their way.
           await judge({ won, heldElsewhere, kept });
@@ -248,7 +284,8 @@ export function createEventClaims(
           // Give the events back so that the sender's retry is evaluated, not reported as a duplicate.
           const taken = await won.catch(() => undefined);
           if (taken && !kept.eventClaims) {
-            await Promise.allSettled(parsed.filter((_, i) => taken[i]).map(releaseEvent));
+            const { recorded } = kept;
+            await giveBack(parsed.filter((c, i) => taken[i] && !recorded?.(c)));
           }
           throw err;
         }

@@ -24,7 +24,8 @@ export const HOLD_AFTER = 3;
  * in one conditional write. A pair another process wrote since this batch read it is merged
  * with this batch's sightings (`mergeStoredPairs`) as the write found it, then written over that
  * record, until it lands: processes sharing the store add up their sightings instead of
- * overwriting them. Answers the records that landed so merged.
+ * overwriting them. Answers the records that landed so merged; adds the key of each pair as it
+ * lands to `landed` (read when a later round fails).
  */
 export async function storePairs(
   store: ConditionalWrites & ValueWrites,
@@ -33,6 +34,7 @@ export async function storePairs(
   stored: ReadonlyMap<string, StoredPair>,
   t: number,
   windowMs: number,
+  landed: Set<string> = new Set(),
 ): Promise<StoredPair[]> {
   const merged: StoredPair[] = [];
   if (writes.length === 0 && others.length === 0) return merged;
@@ -45,7 +47,10 @@ export async function storePairs(
     pending.forEach((w, i) => {
       const answer = answers[i]!;
       if (answer !== true) lost.push({ w, now: answer.value as StoredPair | undefined });
-      else if (round > 1 && w.expect !== 'absent') merged.push(w.value);
+      else {
+        landed.add(w.key);
+        if (round > 1 && w.expect !== 'absent') merged.push(w.value);
+      }
     });
     if (lost.length === 0) return merged;
     pending = [];
@@ -61,11 +66,15 @@ export async function storePairs(
     if (pending.length === 0) return merged;
     if (round >= HOLD_AFTER && store.updateManyHeld) {
       await writeHeld(store.updateManyHeld.bind(store), pending, bases, t, windowMs, merged);
+      for (const w of pending) landed.add(w.key);
       return merged;
     }
     if (round >= MAX_MERGES) {
       await store.setMany(pending.map(({ key, value, ttlMs }) => ({ key, value, ttlMs })));
-      for (const w of pending) if (w.expect !== 'absent') merged.push(w.value);
+      for (const w of pending) {
+        landed.add(w.key);
+        if (w.expect !== 'absent') merged.push(w.value);
+      }
       return merged;
     }
     answers = await store.setManyIfUnchanged(pending);

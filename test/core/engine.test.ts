@@ -12,6 +12,7 @@ import { createHistory } from '../../src/core/history.ts';
 import { identitySet, pairKey, type StoredPair } from '../../src/core/pair.ts';
 import type { Outbox, StateStore } from '../../src/core/ports.ts';
 import { openStateStore } from '../../src/store/open-state-store.ts';
+import { StoreError } from '../../src/store/store-error.ts';
 import { ARC, arcEvent } from '../support/samples.ts';
 
 const DAY = 86_400_000;
@@ -1281,6 +1282,144 @@ describe('engine: a delivery that stopped after claiming the event', () => {
       await close();
     },
   );
+
+  /**
+   * An engine over the memory store, taken for one across the network, whose `hooks` wrap calls
+   * (by name) to the store.
+   */
+  async function engineOverFlakyStore(
+    hooks: Record<string, (call: () => Promise<unknown>) => Promise<unknown>>,
+  ) {
+    const store = await openStateStore('memory://');
+    const flaky = new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'acrossNetwork') return true;
+        const value = Reflect.get(target, name, target);
+        const hook = typeof name === 'string' ? hooks[name] : undefined;
+        if (typeof value !== 'function') return value;
+        if (!hook) return value.bind(target);
+        return (...args: unknown[]) => hook(() => value.apply(target, args));
+      },
+    });
+    const sink = collectingOutbox();
+    return {
+      store,
+      sink,
+      engine: await createEngine({ store: flaky, windowMs: WINDOW, outbox: sink.outbox }),
+    };
+  }
+
+  it("gives the events' claims back once the store answers again when the first tries fail (a dropped connection): the retry is counted, not a duplicate", async () => {
+    let armed = false;
+    let writes = 0;
+    let releases = 0;
+    const { store, sink, engine } = await engineOverFlakyStore({
+      // The pairs' write fails once; so do the first two tries to give each claim back.
+      setManyIfUnchanged: (call) =>
+        armed && ++writes === 1 ? Promise.reject(new Error('connection dropped')) : call(),
+      releaseInGroup: (call) => (++releases <= 2 ? Promise.reject(new Error('client is offline')) : call()),
+    });
+    expect((await engine.evaluate([record({ time: at(60_000) })]))[0]?.outcome).toBe('alerted');
+    armed = true;
+    const event = record({ time: at(1000) });
+    await expect(engine.evaluate([structuredClone(event)])).rejects.toThrow(/connection dropped/);
+    expect(releases).toBe(3);
+    expect((await engine.evaluate([structuredClone(event)]))[0]?.outcome).toBe('known');
+    expect(sink.alerts).toHaveLength(1);
+    expect(await store.get<StoredPair>(pairKey(ARC.appId, ARC.ip))).toMatchObject({ count: 2 });
+    await store.close();
+  });
+
+  it("keeps the claim of an event whose alert the outbox holds when the batch fails after: the retry is that alert's, and its pair is tied to it", async () => {
+    let armed = true;
+    const { store, sink, engine } = await engineOverFlakyStore({
+      setManyIfUnchanged: (call) => {
+        if (!armed) return call();
+        armed = false;
+        return Promise.reject(new Error('connection dropped'));
+      },
+    });
+    const event = record({ time: at(1000) });
+    await expect(engine.evaluate([structuredClone(event)])).rejects.toThrow(/connection dropped/);
+    expect(sink.alerts).toHaveLength(1);
+    // The owner's retry: the same alert again (an outbox that holds it already posts it once).
+    expect((await engine.evaluate([structuredClone(event)]))[0]?.outcome).toBe('alerted');
+    expect(sink.alerts.map((a) => a.id)).toEqual([sink.alerts[0]!.id, sink.alerts[0]!.id]);
+    expect(await store.get<StoredPair>(pairKey(ARC.appId, ARC.ip))).toMatchObject({
+      count: 1,
+      alertId: sink.alerts[0]!.id,
+    });
+    await store.close();
+  });
+
+  it('gives back the claims a failed claim call took all the same (its answer lost with the connection): the retry is counted, also when a later sighting of its pair is stored', async () => {
+    let armed = false;
+    const { store, sink, engine } = await engineOverFlakyStore({
+      // The store takes the claims, and the connection drops before its answer.
+      claimInGroups: async (call) => {
+        if (!armed) return call();
+        armed = false;
+        await call();
+        throw new Error('connection dropped');
+      },
+    });
+    expect((await engine.evaluate([record({ time: at(1000) })]))[0]?.outcome).toBe('alerted');
+    armed = true;
+    // A minute older than the pair's last sighting: its retry cannot tell by its time that it was never counted.
+    const event = record({ time: at(60_000) });
+    await expect(engine.evaluate([structuredClone(event)])).rejects.toThrow(/connection dropped/);
+    expect((await engine.evaluate([structuredClone(event)]))[0]?.outcome).toBe('known');
+    expect(sink.alerts).toHaveLength(1);
+    expect(await store.get<StoredPair>(pairKey(ARC.appId, ARC.ip))).toMatchObject({ count: 2 });
+    await store.close();
+  });
+
+  it("keeps the claims of the events whose pairs were stored when the batch fails after them: the sender's retry counts only the others", async () => {
+    const file = `sqlite://${path.join(dir, `partial-${++dbs}.db`)}`;
+    const store = await openStateStore(file);
+    const other = await openStateStore(file);
+    const [ipA, ipB] = ['198.51.100.1', '198.51.100.2'];
+    let rounds = 0;
+    let armed = false;
+    // The batch's first write lands for pair A and loses B to another process, which writes B
+    // just before; its second round fails (the store went away).
+    const failing = new Proxy(store, {
+      get: (target, name) => {
+        if (name === 'setManyIfUnchanged') {
+          return async (entries: Parameters<StateStore['setManyIfUnchanged']>[0]) => {
+            if (!armed || !entries.some((e) => e.key === pairKey(ARC.appId, ipB))) {
+              return store.setManyIfUnchanged(entries);
+            }
+            if (++rounds === 2) throw new StoreError('STORE_UNREACHABLE', 'The sqlite store failed: gone');
+            if (rounds === 1) {
+              const b = await other.get<StoredPair>(pairKey(ARC.appId, ipB));
+              await other.set(pairKey(ARC.appId, ipB), { ...b!, count: b!.count + 1, rev: 'other-1' });
+            }
+            return store.setManyIfUnchanged(entries);
+          };
+        }
+        const value = Reflect.get(target, name, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const sink = collectingOutbox();
+    const engine = await createEngine({ store: failing, windowMs: WINDOW, outbox: sink.outbox });
+    try {
+      // Both pairs known (one sighting each), then a batch with one more sighting of each.
+      await engine.evaluate([record({ ip: ipA, time: at(DAY) }), record({ ip: ipB, time: at(DAY) })]);
+      const batch = [record({ ip: ipA, time: at(1000) }), record({ ip: ipB, time: at(1000) })];
+      armed = true;
+      await expect(engine.evaluate(structuredClone(batch))).rejects.toThrow(/gone/);
+      const retry = await engine.evaluate(structuredClone(batch));
+      expect(retry.map((r) => r.outcome)).toEqual(['duplicate', 'known']);
+      const [a, b] = await other.getMany<StoredPair>([pairKey(ARC.appId, ipA), pairKey(ARC.appId, ipB)]);
+      // A: its first sighting and the batch's, once; B: its first, the other process's and the batch's.
+      expect([a?.count, b?.count]).toEqual([2, 3]);
+    } finally {
+      await other.close();
+      await store.close();
+    }
+  });
 
   it("merges a pair another process wrote while this one was writing it: every sighting counted, the later last seen kept, the alert's message told", async () => {
     const { a, b, sinkA, sinkB, release, writeReached, file, close } = await replicasWithSlowWriter();
