@@ -91,9 +91,12 @@ const geoip = config.geoip
   ? `, GeoIP ${[config.geoip.cityDb ? 'city' : undefined, config.geoip.asnDb ? 'ASN' : undefined].filter(Boolean).join(' and ')} database`
   : '';
 const learningUntil = running.engine.learningUntil;
+const elsewhereUntil = running.engine.learningRunsElsewhereUntil;
 let learning = '';
-// A period still running is named also when this start does not set LEARNING_PERIOD.
-if (config.learningPeriodMs !== undefined || (learningUntil !== undefined && learningUntil > Date.now())) {
+if (elsewhereUntil !== undefined) {
+  // A period an earlier start opened runs on for replicas that set LEARNING_PERIOD; not here.
+  learning = `, alerting at once (LEARNING_PERIOD unset), though replicas started with LEARNING_PERIOD learn until ${new Date(elsewhereUntil).toISOString()} (the period an earlier start opened; LEARNING_PERIOD=0 ends it for all)`;
+} else if (config.learningPeriodMs !== undefined) {
   if (running.engine.learningEndedHere) {
     learning = `, learning period ended ${new Date(learningUntil!).toISOString()} by LEARNING_PERIOD=0 (for every replica of this release: unset it now)`;
   } else if (config.learningPeriodMs === 0 && learningUntil === undefined) {

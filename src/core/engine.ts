@@ -88,6 +88,8 @@ export interface Engine {
   readonly learningEndedHere: boolean;
   /** When this start ended a running period: the end that period had. */
   readonly learningReplacedEnd: number | undefined;
+  /** See `LearningPeriod.runsElsewhereUntil`. */
+  readonly learningRunsElsewhereUntil: number | undefined;
   /**
    * Reads the learning period's end again (see `LearningPeriod.refresh`): true when another start
    * ended it early.
@@ -480,6 +482,7 @@ export async function createEngine(opts: EngineOptions): Promise<Engine> {
     learningFixedEarlier: learning.fixedEarlier,
     learningEndedHere: learning.endedHere,
     learningReplacedEnd: learning.replacedEnd,
+    learningRunsElsewhereUntil: learning.runsElsewhereUntil,
     get learningUntil() {
       return learning.until;
     },

@@ -28,6 +28,11 @@ export interface LearningPeriod {
   /** When this start ended a running period: the end that period had. */
   readonly replacedEnd: number | undefined;
   /**
+   * The end of a period an earlier start opened, still running, when this start does not set
+   * `learningPeriodMs` (it alerts at once; replicas started with it set learn until then).
+   */
+  readonly runsElsewhereUntil: number | undefined;
+  /**
    * Reads the period's end again while it runs, which another start may have brought forward (a
    * replica started with `learningPeriodMs` 0). True when the period ended early by it.
    */
@@ -53,9 +58,9 @@ function readEnd(stored: unknown): number {
 
 /**
  * Reads or fixes the learning period at a start: the first start of an empty history opens it
- * for `learningPeriodMs` (none when undefined); later starts keep its end, whether or not they
- * set `learningPeriodMs`, except that 0 ends a period still running (for every replica: each
- * reads the end again with `refresh`) and opens none.
+ * for `learningPeriodMs` (none when undefined); later starts that set it keep its end, one
+ * without it alerts at once, and 0 ends a period still running (for every replica: each reads
+ * the end again with `refresh`) and opens none.
  */
 export async function startLearningPeriod(
   store: Values & Claims,
@@ -67,6 +72,7 @@ export async function startLearningPeriod(
   let learningFixedEarlier = false;
   let endedHere = false;
   let replacedEnd: number | undefined;
+  let runsElsewhereUntil: number | undefined;
   if (learningPeriodMs !== undefined && learningPeriodMs > 0) {
     // The first start of an empty history opens the learning period; later starts keep its end.
     const until = now() + learningPeriodMs;
@@ -87,9 +93,9 @@ export async function startLearningPeriod(
     }
     if (learningUntil === 0) learningUntil = undefined;
   } else {
-    // Unset for this start: a period that a start with LEARNING_PERIOD opened still runs to its
-    // end, so that a restart or a replica without the variable does not alert through it. Set to
-    // 0, the start ends it now.
+    // Unset for this start: it alerts at once (the contract's default), even while a period that
+    // a start with LEARNING_PERIOD opened runs on for the replicas that set it. Set to 0, the
+    // start ends that period now, for every replica.
     const stored = readEnd(await store.get<unknown>(LEARNING_KEY));
     const t = now();
     if (stored > t && learningPeriodMs === 0) {
@@ -102,8 +108,7 @@ export async function startLearningPeriod(
         { key: LEARNING_KEY, value: learningUntil },
       ]);
     } else if (stored > t) {
-      learningUntil = stored;
-      learningFixedEarlier = true;
+      runsElsewhereUntil = stored;
     }
   }
 
@@ -114,6 +119,7 @@ export async function startLearningPeriod(
     fixedEarlier: learningFixedEarlier,
     endedHere,
     replacedEnd,
+    runsElsewhereUntil,
     async refresh() {
       if (learningUntil === undefined || learningUntil <= now()) return false;
       const stored = readEnd(await store.get<unknown>(LEARNING_KEY));

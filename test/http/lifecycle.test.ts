@@ -326,7 +326,7 @@ describe('npm start (node src/main.ts)', () => {
     expect(JSON.stringify(svc.lines)).not.toContain('xoxb-1');
   });
 
-  it('says on its line whether a learning period runs: on an empty history, not on a later start with history', async () => {
+  it('says on its line whether a learning period runs: on an empty history, not on a later start with history, nor on one without LEARNING_PERIOD', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
     const env = { PORT: '0', LEARNING_PERIOD: '24h', STORE_URL: `sqlite://${path.join(dir, 'a.db')}` };
     const startLine = async (extra: Record<string, string> = {}) => {
@@ -350,23 +350,28 @@ describe('npm start (node src/main.ts)', () => {
     );
     restart.svc.child.kill('SIGTERM');
     expect(await restart.svc.exited).toBe(0);
-    // A restart without LEARNING_PERIOD (a deploy that dropped it, a replica from another
-    // template) keeps the period too: a new pair is recorded, not alerted.
+    // A restart without LEARNING_PERIOD alerts at once (unset: alert at once), and says that
+    // replicas that set it learn on until the period's end.
     const unset = startService({ PORT: '0', STORE_URL: env.STORE_URL }, dir);
     children.push(unset);
     const unsetUrl = await unset.url();
     const unsetLine = unset.lines.find((l) => String(l.msg).startsWith('arc-responder listening'))!;
-    expect(unsetLine.learningUntil).toBe(first.line.learningUntil);
-    expect(unsetLine.msg).toMatch(
-      /, learning \(sightings recorded, no alerts\) until \S+ \(fixed at the first start\)$/,
+    expect(unsetLine.learningUntil).toBeUndefined();
+    expect(unsetLine.msg).toContain(
+      `, alerting at once (LEARNING_PERIOD unset), though replicas started with LEARNING_PERIOD learn until ${first.line.learningUntil}`,
     );
     const during = await postIngest<{ counts: Record<string, number> }>(
       unsetUrl,
       arcRecord({ appId: freshAppId() }),
     );
-    expect(during.body.counts).toMatchObject({ alerted: 0, known: 1 });
+    expect(during.body.counts).toMatchObject({ alerted: 1, known: 0 });
     unset.child.kill('SIGTERM');
     expect(await unset.exited).toBe(0);
+    // The period runs on for a start that sets it.
+    const again = await startLine();
+    expect(again.line.learningUntil).toBe(first.line.learningUntil);
+    again.svc.child.kill('SIGTERM');
+    expect(await again.svc.exited).toBe(0);
     // LEARNING_PERIOD=0 ends it now, and says so; later starts keep it ended.
     const ended = await startLine({ LEARNING_PERIOD: '0' });
     expect(ended.line.msg).toMatch(
