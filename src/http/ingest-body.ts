@@ -342,7 +342,31 @@ export function inTurns(
  * body of many lines does not hold the event loop while it is parsed.
  */
 async function parseNdjsonBody(buf: Buffer): Promise<IngestDocument[]> {
-  return (await parseNdjsonLines(buf)).docs;
+  let lines: { docs: IngestDocument[]; bad: number };
+  try {
+    lines = await parseNdjsonLines(buf);
+  } catch (err) {
+    // Not one line is JSON: JSON written over several lines (pretty-printed), labelled NDJSON.
+    if (!(err instanceof HttpError) || err.code !== 'invalid_json') throw err;
+    const whole = await wholeJson(buf);
+    if (whole) return whole;
+    throw err;
+  }
+  // A first line (not blank) that is no JSON may open a document written over several lines (a
+  // bracket alone): read as JSON, the body may be that document, or several one after another.
+  if (lines.bad > 0 && 'error' in lines.docs[0]!) {
+    return (await wholeJson(buf)) ?? lines.docs;
+  }
+  return lines.docs;
+}
+
+/** The body's documents read as JSON (`parseJsonBody`), or undefined when it is not. */
+async function wholeJson(buf: Buffer): Promise<IngestDocument[] | undefined> {
+  try {
+    return await parseJsonBody(buf);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `parseNdjsonBody`'s documents, and how many lines were not JSON. */

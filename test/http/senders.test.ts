@@ -130,6 +130,34 @@ describe('POST /ingest as forwarders send it', () => {
     expect(res.json).toMatchObject({ events: 2, accepted: 2, counts: { alerted: 2, invalid: 0 } });
   });
 
+  it('JSON written over several lines but labelled NDJSON: read as the JSON it is, one document or several', async () => {
+    const ndjson = (body: string) =>
+      rawPost(
+        t.url,
+        [
+          ['Content-Type', 'application/x-ndjson'],
+          ['Authorization', `Bearer ${TOKEN}`],
+        ],
+        Buffer.from(body),
+      );
+    // Pretty-printed: no line is JSON of its own...
+    const pretty = JSON.stringify(recordsEnvelope([arcRecord({ appId: freshAppId() })]), null, 2);
+    const one = await ndjson(`${pretty}\n`);
+    expect(one.status).toBe(200);
+    expect(one.json).toMatchObject({ events: 1, accepted: 1, counts: { alerted: 1, invalid: 0 } });
+    // ...or one is: the last of a list of strings (`"prod"` alone).
+    const listed = { ...recordsEnvelope([arcRecord({ appId: freshAppId() })]), tags: ['arc', 'prod'] };
+    const withList = await ndjson(JSON.stringify(listed, null, 2));
+    expect(withList.json).toMatchObject({ events: 1, accepted: 1, counts: { alerted: 1, invalid: 0 } });
+    const two = await ndjson(
+      `${JSON.stringify(recordsEnvelope([arcRecord({ appId: freshAppId() })]), null, 2)}\n${JSON.stringify(arcRecord({ appId: freshAppId() }), null, 2)}`,
+    );
+    expect(two.json).toMatchObject({ events: 2, counts: { alerted: 2, invalid: 0 } });
+    // NDJSON with a bad first line stays NDJSON: the others are evaluated, the bad one reported.
+    const lines = await ndjson(`{"broken":\n${JSON.stringify(arcRecord({ appId: freshAppId() }))}`);
+    expect(lines.json).toMatchObject({ events: 2, counts: { alerted: 1, invalid: 1 } });
+  });
+
   it('arrays one after another: each element is a document, as in a body of one array', async () => {
     // 64 levels: the deepest a document may be on its own, not one more inside its array.
     let deep: unknown = 'x';
