@@ -108,16 +108,16 @@ describe('durable outbox over the store (SQLite)', () => {
 
   it("keeps an alert's reference as long again from each update: a pair in use past the first period still updates its message", async () => {
     const rec = recordingSink();
-    const o = outbox(rec.sink, { refTtlMs: 1000 });
+    const o = outbox(rec.sink, { refTtlMs: 2000 });
     const a = alert();
     await o.add([a], []);
     await o.drain();
     for (let count = 2; count <= 4; count++) {
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
       await o.add([], [repeat(a.id, count)]);
       await o.drain();
     }
-    // 1.8 s after the post, well past its first second: every repeat reached the message.
+    // 3 s after the post, well past its first 2 s: every repeat reached the message.
     expect(rec.repeats.map((r) => r.count)).toEqual([2, 3, 4]);
     expect(await store.get(alertRefKey(a.id))).toBe('C0TEST:1.000');
   });

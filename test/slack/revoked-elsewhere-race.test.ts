@@ -99,7 +99,7 @@ describe('Revoked elsewhere: an Undo during the marking', () => {
     });
     await syncMarks(ctx, A);
     expect(shownAt).toHaveLength(2);
-    expect(shownAt[1]! - shownAt[0]!).toBeGreaterThanOrEqual(1250);
+    expect(shownAt[1]! - shownAt[0]!).toBeGreaterThanOrEqual(1100);
     expect(threads).toEqual([
       {
         alert: A,
