@@ -231,23 +231,15 @@ export function createEventClaims(
       const failed = settled.find((r) => r.status === 'rejected');
       if (failed) {
         // All or nothing: give back what the other chunks took, so that the sender's retry is
-        // evaluated. A failed call to a store across the network may have taken its claims all
-        // the same (the connection dropped after the store ran it): those are given back too, but
-        // for events another evaluation here holds as well, which may be theirs.
+        // evaluated. A failed call's own claims stay as they are: it may have taken them before
+        // its connection dropped, but a claim it found held is an earlier delivery's, and giving
+        // that back would count the event again.
         const release: ClaimedEvent[] = [];
         settled.forEach((r, n) => {
-          const { start } = claims[n]!;
-          const end = claims[n + 1]?.start ?? claimed;
-          for (let i = start; i < end; i++) {
-            const c = parsed[i]!;
-            if (
-              r.status === 'fulfilled'
-                ? r.value[i - start]
-                : remote && holding.get(c.detection.eventId)?.shared !== true
-            ) {
-              release.push(c);
-            }
-          }
+          if (r.status !== 'fulfilled') return;
+          r.value.forEach((took, k) => {
+            if (took) release.push(parsed[claims[n]!.start + k]!);
+          });
         });
         await giveBack(release);
         throw failed.reason;
