@@ -91,10 +91,12 @@ export interface ConditionalWrites {
   setManyIfUnchanged(entries: readonly ConditionalEntry[]): Promise<Array<true | Found>>;
   /**
    * Where the backend can hold keys while the caller works out what to write (PostgreSQL: one
-   * transaction that locks their rows; SQLite: one write transaction): reads each key's live value (undefined: none), writes what
-   * `update` makes of it (undefined: nothing), and lets go, with no other write in between. For a
-   * writer that lost several conditional rounds in a row to one that writes the same keys without
-   * pause. Keys must differ.
+   * transaction that locks their rows; SQLite: one write transaction): reads each key's live
+   * value (undefined: none), writes what `update` makes of it (undefined: nothing), and lets go,
+   * with no other write in between. For a writer that lost several conditional rounds in a row to
+   * one that writes the same keys without pause. Keys must differ. `update` may be asked more
+   * than once for a key (the backend tries again after a deadlock, a busy database, or a row made
+   * meanwhile): its last answer is written.
    */
   updateManyHeld?(
     keys: readonly string[],

@@ -65,8 +65,7 @@ export async function storePairs(
     }
     if (pending.length === 0) return merged;
     if (round >= HOLD_AFTER && store.updateManyHeld) {
-      await writeHeld(store.updateManyHeld.bind(store), pending, bases, t, windowMs, merged);
-      for (const w of pending) landed.add(w.key);
+      await writeHeld(store.updateManyHeld.bind(store), pending, bases, t, windowMs, merged, landed);
       return merged;
     }
     if (round >= MAX_MERGES) {
@@ -84,7 +83,7 @@ export async function storePairs(
 /**
  * Writes `pending` (each made over the record in `bases`) with the keys held: each is merged with
  * what its key holds by then, which nobody changes before it is written. Adds the records so merged
- * over another one to `merged`.
+ * over another one to `merged`, and the key of each pair written to `landed`.
  */
 async function writeHeld(
   updateManyHeld: NonNullable<ConditionalWrites['updateManyHeld']>,
@@ -93,22 +92,27 @@ async function writeHeld(
   t: number,
   windowMs: number,
   merged: StoredPair[],
+  landed: Set<string>,
 ): Promise<void> {
   const byKey = new Map(pending.map((w) => [w.key, w]));
-  const landed = new Map<string, StoredPair>();
+  // Per key, what was written (the update may be asked again for a key: its last answer counts),
+  // and whether it was merged over another record.
+  const written = new Map<string, { value: StoredPair; over: boolean }>();
   await updateManyHeld([...byKey.keys()], (key, current) => {
     const w = byKey.get(key)!;
     const now = current as StoredPair | undefined;
     const value = now ? mergeStoredPairs(now, w.value, bases.get(key), windowMs, t - windowMs) : w.value;
     const ttlMs = pairTtl(value, t, windowMs);
     if (ttlMs <= 0) {
-      landed.delete(key);
+      written.delete(key);
       return undefined;
     }
     value.rev = newRev();
-    if (now) landed.set(key, value);
-    else landed.delete(key);
+    written.set(key, { value, over: now !== undefined });
     return { value, ttlMs };
   });
-  merged.push(...landed.values());
+  for (const [key, { value, over }] of written) {
+    landed.add(key);
+    if (over) merged.push(value);
+  }
 }

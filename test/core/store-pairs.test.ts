@@ -155,20 +155,23 @@ function heldAfterLosses(url: () => string) {
           return typeof value === 'function' ? value.bind(target) : value;
         },
       }) as StateStore;
-      const landed = await storePairs(
+      const keys = new Set<string>();
+      const merged = await storePairs(
         busy,
         [writeOf('p', pair({ count: 2, lastSeen: NOW - 1000 }), base)],
         [],
         new Map([['p', base]]),
         NOW,
         WINDOW,
+        keys,
       );
       expect(rounds).toBe(HOLD_AFTER);
       expect(overwrites).toBe(0);
       // The other's sightings (one per round) and this batch's one.
       const stored = await store.get<StoredPair>('p');
       expect(stored).toMatchObject({ count: 1 + HOLD_AFTER + 1, lastSeen: NOW - 1000 });
-      expect(landed).toEqual([stored]);
+      expect(merged).toEqual([stored]);
+      expect([...keys]).toEqual(['p']);
     } finally {
       await Promise.all([store.close(), other.close()]);
     }

@@ -234,7 +234,11 @@ export function describeStateStoreContract(tag: string, open: OpenInNamespace): 
         ]);
         expect(await store.getMany(['old', 'kept', 'none'])).toEqual([{ n: 2 }, { n: 1 }, { n: 2 }]);
         await sleep(PAST_EXPIRY);
-        expect(await store.getMany(['old', 'kept', 'none'])).toEqual([undefined, { n: 1 }, undefined]);
+        // Expired for the store's own checks too (before a read could delete it), not only for reads.
+        expect(await store.setManyIfUnchanged([{ key: 'none', value: { n: 3 }, expect: 'absent' }])).toEqual([
+          true,
+        ]);
+        expect(await store.getMany(['old', 'kept'])).toEqual([undefined, { n: 1 }]);
         await expect(updateManyHeld(['x', 'x'], () => undefined)).rejects.toMatchObject({
           code: 'STORE_BAD_INPUT',
         });
