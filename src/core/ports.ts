@@ -78,6 +78,15 @@ export interface Found {
   value: unknown;
 }
 
+/**
+ * Conditional rounds lost in a row after which a writer on a store that can hold its keys
+ * (`updateManyHeld`: PostgreSQL, SQLite) writes the rest with them held. On PostgreSQL, whose
+ * writers wait for each other's row locks, the loser of one round is then behind by one
+ * statement, and two processes writing one pair back to back kept one of them losing for 15 to
+ * 20 rounds now and then.
+ */
+export const HOLD_AFTER = 3;
+
 /** Writing values only over what the writer read: how processes sharing a store merge rather than overwrite. */
 export interface ConditionalWrites {
   /**

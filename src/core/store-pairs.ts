@@ -1,6 +1,6 @@
 import { mergeStoredPairs, type StoredPair } from './pair.ts';
 import { expectedOver, type PairWrites, pairTtl } from './pair-writes.ts';
-import type { ConditionalWrites, StateEntry, ValueWrites } from './ports.ts';
+import { type ConditionalWrites, HOLD_AFTER, type StateEntry, type ValueWrites } from './ports.ts';
 import { newRev } from './rev.ts';
 
 /**
@@ -10,14 +10,6 @@ import { newRev } from './rev.ts';
  * pair back to back lose at most about 5 rounds in a row on Redis).
  */
 export const MAX_MERGES = 20;
-
-/**
- * Rounds lost after which a store that can hold its keys (`updateManyHeld`: PostgreSQL, SQLite)
- * merges the rest with them held. On PostgreSQL, whose writers wait for each other's row locks,
- * the loser of one round is then behind by one statement, and two processes writing one pair back
- * to back kept one of them losing for 15 to 20 rounds now and then.
- */
-export const HOLD_AFTER = 3;
 
 /**
  * Stores a batch's pairs (`writes`, each made over the record in `stored`) and `others` alike,

@@ -6,13 +6,13 @@ import {
   type ConditionalWrites,
   DELIVERY_IN_PROGRESS,
   type Expected,
+  HOLD_AFTER,
   type MemberSets,
   type Outbox,
   REV,
   type Values,
 } from '../core/ports.ts';
 import { newRev } from '../core/rev.ts';
-import { HOLD_AFTER } from '../core/store-pairs.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { StoreError } from '../store/store-error.ts';
@@ -102,6 +102,10 @@ function countHeld(value: unknown): number {
   const count = v?.kind === 'repeat' ? v.repeat?.count : v?.kind === 'delivered' ? v.count : undefined;
   return typeof count === 'number' ? count : 0;
 }
+
+/** Whether a repeat's key holds the marker of a delivered update. */
+const isDelivered = (value: unknown): boolean =>
+  (value as { kind?: unknown } | undefined)?.kind === 'delivered';
 
 /** The `rev` a value holds, as a conditional write expects it (`null`: none). */
 function revOf(value: unknown): string | null {
@@ -287,7 +291,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
       left.forEach(([id, item], i) => {
         const held = found[i];
         if (countHeld(held) >= item.repeat.count) {
-          if ((held as { kind?: unknown }).kind === 'delivered') outdone.add(id);
+          if (isDelivered(held)) outdone.add(id);
           return;
         }
         writing.push([id, item]);
@@ -305,7 +309,7 @@ export function createStoreOutbox(deps: OutboxDeps, options: OutboxOptions = {})
           const [id, item] = byKey.get(key)!;
           outdone.delete(id);
           if (countHeld(held) < item.repeat.count) return { value: item };
-          if ((held as { kind?: unknown }).kind === 'delivered') outdone.add(id);
+          if (isDelivered(held)) outdone.add(id);
           return undefined;
         });
         break;

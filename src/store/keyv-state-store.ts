@@ -100,6 +100,19 @@ function checkExpected(expect: unknown, what: string): asserts expect is Expecte
   );
 }
 
+/** Keyv's serialised envelope of an entry's value written at `now`, with its TTL and expiry. */
+function envelope(
+  entry: Omit<StateEntry, 'key'>,
+  now: number,
+): { text: string; ttl: number | undefined; expires: number | undefined } {
+  const ttl = normaliseTtl(entry.ttlMs);
+  const expires = ttl === undefined ? undefined : now + ttl;
+  const text = serializeKeyvData(
+    expires === undefined ? { value: entry.value } : { value: entry.value, expires },
+  );
+  return { text, ttl, expires };
+}
+
 /** The value of a live serialised envelope, as Keyv reads it (undefined once its own expiry passed). */
 function liveValue(text: string | undefined): unknown {
   if (text === undefined) return undefined;
@@ -209,7 +222,7 @@ export interface KeyvStateStoreOptions {
   /** `StateStore.setManyIfUnchanged` in one atomic step of the backend, on its own keys and values. */
   writeIfUnchanged: (entries: RawConditionalEntry[]) => Promise<RawConditionalResult[]>;
   /**
-   * `StateStore.updateManyHeld`, where the backend can hold rows (PostgreSQL), on its own keys:
+   * `StateStore.updateManyHeld`, where the backend can hold rows (PostgreSQL, SQLite), on its own keys:
    * `make` gets a key's serialised envelope (undefined: no row) and answers the one to write,
    * with its expiry (as in `RawConditionalEntry`).
    */
@@ -320,15 +333,7 @@ export class KeyvStateStore implements StateStore {
       keys.map((key) => prefix + key),
       (rawKey, text) => {
         const entry = update(rawKey.slice(prefix.length), liveValue(text));
-        if (entry === undefined) return undefined;
-        const ttl = normaliseTtl(entry.ttlMs);
-        const expires = ttl === undefined ? undefined : Date.now() + ttl;
-        return {
-          text: serializeKeyvData(
-            expires === undefined ? { value: entry.value } : { value: entry.value, expires },
-          ),
-          expires,
-        };
+        return entry === undefined ? undefined : envelope(entry, Date.now());
       },
     );
   }
@@ -416,12 +421,7 @@ export class KeyvStateStore implements StateStore {
       }
       keys.add(entry.key);
       checkExpected(entry.expect, `entries[${i}].expect`);
-      const ttl = normaliseTtl(entry.ttlMs);
-      const expires = ttl === undefined ? undefined : now + ttl;
-      const text = serializeKeyvData(
-        expires === undefined ? { value: entry.value } : { value: entry.value, expires },
-      );
-      return { key: this.#prefix + entry.key, text, ttl, expires, expect: entry.expect };
+      return { key: this.#prefix + entry.key, ...envelope(entry, now), expect: entry.expect };
     });
     const results = await this.#writeIfUnchanged(raw);
     const out = results.map((r): true | Found =>

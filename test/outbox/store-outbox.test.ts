@@ -4,8 +4,7 @@ import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AlertRecord, AlertRepeat } from '../../src/core/alert.ts';
-import { type AlertSink, DELIVERY_IN_PROGRESS, type StateStore } from '../../src/core/ports.ts';
-import { HOLD_AFTER } from '../../src/core/store-pairs.ts';
+import { type AlertSink, DELIVERY_IN_PROGRESS, HOLD_AFTER, type StateStore } from '../../src/core/ports.ts';
 import { createLogger } from '../../src/log.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import {
