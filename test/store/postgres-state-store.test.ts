@@ -542,13 +542,7 @@ describeWithService(
         expect(await b.get('k')).toBeUndefined();
         await db.admin.query(`ALTER DATABASE ${db.name} RESET idle_in_transaction_session_timeout`);
         // A store opened now has sessions without the timeout.
-        const c = await openPostgresStateStore({
-          url: db.url,
-          display: db.url,
-          password: '',
-          namespace: 'dl',
-          sweepIntervalMs: 0,
-        });
+        const c = await replicaOn(db.url);
         await c.updateManyHeld!(['k'], () => ({ value: { n: 2 } }));
         await c.close();
         expect(await b.get('k')).toEqual({ n: 2 });
@@ -559,11 +553,13 @@ describeWithService(
   },
 );
 
+/** A store on `url`, as a replica has (in the namespace of `twoReplicasOn`). */
+const replicaOn = (url: string) =>
+  openPostgresStateStore({ url, display: url, password: '', namespace: 'dl', sweepIntervalMs: 0 });
+
 /** Two stores on one database, as two replicas have. */
 async function twoReplicasOn(url: string) {
-  const open = () =>
-    openPostgresStateStore({ url, display: url, password: '', namespace: 'dl', sweepIntervalMs: 0 });
-  return [await open(), await open()] as const;
+  return [await replicaOn(url), await replicaOn(url)] as const;
 }
 
 /** The keys of 300 pair records stored without a `rev`, their IPs under `net` (`10.0`, say). */
