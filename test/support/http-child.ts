@@ -26,16 +26,17 @@ export interface ServiceProcess {
 }
 
 /**
- * Starts `node src/main.ts` with exactly `env` (plus PATH and HOME) in `cwd`; with `npm`, runs
- * `npm start` in the repository instead (then `cwd` is the repository's); with `group`, in a
- * process group of its own.
+ * Starts `node src/main.ts` with exactly `env` (plus PATH and HOME) in `cwd`; with `args`, Node
+ * with those arguments instead (in `cwd`); with `npm`, runs `npm start` in the repository instead
+ * (then `cwd` is the repository's); with `group`, in a process group of its own.
  */
 export function startService(
   env: Record<string, string>,
   cwd: string,
-  opts: { npm?: boolean; group?: boolean } = {},
+  opts: { npm?: boolean; group?: boolean; args?: readonly string[] } = {},
 ): ServiceProcess {
-  const child = spawn(opts.npm ? 'npm' : process.execPath, opts.npm ? ['start', '--silent'] : [MAIN], {
+  const args = opts.npm ? ['start', '--silent'] : (opts.args ?? [MAIN]);
+  const child = spawn(opts.npm ? 'npm' : process.execPath, args, {
     cwd: opts.npm ? ROOT : cwd,
     // Its own process group, as a terminal or a service manager starts it (signalled as a group).
     ...(opts.group ? { detached: true } : {}),
