@@ -332,6 +332,14 @@ export async function createApp(options: AppOptions): Promise<App> {
           server.once('error', failed);
           server.listen(config.port, config.host, () => {
             server.off('error', failed);
+            // Once listening, an error of the listening socket (a failed accept the runtime does
+            // not absorb) must not become an uncaught exception that takes ingest down.
+            server.on('error', (error: Error & { code?: string }) => {
+              logger.error(
+                { code: error.code, error: error.message },
+                'the HTTP server reported an error; it keeps listening (check the open-file limit, ulimit -n, when this repeats)',
+              );
+            });
             resolve();
           });
         });

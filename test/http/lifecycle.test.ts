@@ -56,6 +56,23 @@ describe('graceful stop', () => {
   });
 });
 
+describe('an error of the listening socket', () => {
+  it('is logged with what to check, and the service keeps answering', async () => {
+    const t = await startTestApp();
+    try {
+      // What Node emits when an accept fails in a way the runtime does not absorb.
+      const failure = Object.assign(new Error('accept ENFILE'), { code: 'ENFILE', syscall: 'accept' });
+      expect(t.app.server.emit('error', failure)).toBe(true);
+      const line = t.logs.find((l) => l.msg?.startsWith('the HTTP server reported an error'));
+      expect(line).toMatchObject({ level: 'error', code: 'ENFILE', error: 'accept ENFILE' });
+      expect(line?.msg).toContain('ulimit -n');
+      expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('stopping with kept-alive connections', () => {
   it('answers a request sent on one while stopping with 503 and Connection: close, not a reset', async () => {
     const t = await startTestApp({ stopDrainMs: 1000 });
