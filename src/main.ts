@@ -43,6 +43,8 @@ let stopping: { signal: string; at: number } | undefined;
 const SAME_STOP_MS = 1000;
 /** A history window shorter than this is said at start (see below). */
 const SHORT_WINDOW_MS = 3600 * 1000;
+/** Ingest tokens shorter than this are warned of at start. */
+const SHORT_TOKEN_CHARS = 16;
 async function shutdown(signal: string) {
   if (stopping) {
     if (signal === stopping.signal && performance.now() - stopping.at < SAME_STOP_MS) return;
@@ -140,6 +142,17 @@ logger[startLevel](
   },
   `arc-responder listening on ${listenUrl(address.host, address.port)}: store ${store.display}, history window ${formatDuration(config.historyWindowMs)}, chat ${chat}, remediation ${remediation}, ingest auth: ${auth}${learning}${geoip}`,
 );
+// Allowed (a token is whatever the senders were given), but a short one can be guessed, and one
+// under the length that log scrubbing masks could show in a log line that quotes it.
+const shortTokens = config.ingestTokens.flatMap((token, i) =>
+  token.length < SHORT_TOKEN_CHARS ? [i + 1] : [],
+);
+if (shortTokens.length > 0) {
+  logger.warn(
+    { tokens: shortTokens },
+    `INGEST_TOKEN: token${shortTokens.length > 1 ? 's' : ''} ${shortTokens.join(', ')} (by place in the list) ${shortTokens.length > 1 ? 'are' : 'is'} shorter than ${SHORT_TOKEN_CHARS} characters and can be guessed; give senders a random one, e.g. openssl rand -hex 32`,
+  );
+}
 // Allowed (a test of expiry, say), but a unit typed wrong (`7s`, `7m` for `7d`) alerts on nearly
 // every sighting.
 if (config.historyWindowMs < SHORT_WINDOW_MS) {

@@ -199,6 +199,26 @@ describe('npm start (node src/main.ts)', () => {
     expect(await svc.exited).toBe(0);
   });
 
+  it('warns at start of an INGEST_TOKEN shorter than 16 characters, naming its place in the list, never the token', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
+    const short = 'hunter2';
+    const svc = startService(
+      { PORT: '0', STORE_URL: 'memory://', INGEST_TOKEN: `${'a1'.repeat(16)},${short}`, HOST: '127.0.0.1' },
+      dir,
+    );
+    children.push(svc);
+    await svc.url();
+    const line = await svc.waitForLine((l) => String(l.msg).startsWith('INGEST_TOKEN: token'));
+    expect(line).toMatchObject({
+      level: 'warn',
+      tokens: [2],
+      msg: 'INGEST_TOKEN: token 2 (by place in the list) is shorter than 16 characters and can be guessed; give senders a random one, e.g. openssl rand -hex 32',
+    });
+    svc.child.kill('SIGTERM');
+    expect(await svc.exited).toBe(0);
+    expect(JSON.stringify(svc.lines)).not.toContain(short);
+  });
+
   it('says at start when HISTORY_WINDOW is shorter than an hour (a unit typed wrong alerts on nearly every sighting)', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-start-'));
     const svc = startService({ PORT: '0', STORE_URL: 'memory://', HISTORY_WINDOW: '7s' }, dir);
