@@ -109,7 +109,7 @@ export interface Detection {
   azureAlert?: AzureAlertInfo;
 }
 
-/** Why an input could not become a Detection. */
 /** Why an event is no detection; `format` when it was recognised as one of the formats. */
 export type ParseFailure = { ok: false; kind: 'invalid' | 'ignored'; reason: string; format?: SourceFormat };
+/** A Detection, or why an input could not become one. */
 export type ParseResult = { ok: true; detection: Detection } | ParseFailure;

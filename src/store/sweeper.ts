@@ -1,10 +1,3 @@
-/**
- * The housekeeping sweep of a SQLite table, a bounded step at a time: each timer tick runs up to
- * `stepsPerTick` steps, each in its own turn of the event loop, so that no request ever waits
- * for more than one step. A tick that found the table behind (many expired rows where it walked)
- * is followed by the next one after `catchUpMs` rather than after the interval, so that a store
- * taking many events a second sheds its expired rows as fast as they come.
- */
 /** What one step did: the rows it deleted, and whether it passed the table's end. */
 export interface SweepResult {
   done: boolean;
@@ -29,6 +22,13 @@ export interface Sweeper {
   stop(): void;
 }
 
+/**
+ * The housekeeping sweep of a SQLite table, a bounded step at a time: each timer tick runs up to
+ * `stepsPerTick` steps, each in its own turn of the event loop, so that no request ever waits
+ * for more than one step. A tick that found the table behind (many expired rows where it walked)
+ * is followed by the next one after `catchUpMs` rather than after the interval, so that a store
+ * taking many events a second sheds its expired rows as fast as they come.
+ */
 export function startSweeper(step: SweepStep, options: SweeperOptions): Sweeper {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;

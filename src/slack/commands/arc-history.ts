@@ -23,12 +23,6 @@ const STORE_SILENT =
 const HELP = new Set(['help', '-h', '--help', '?']);
 
 /**
- * `/arc-history <appid> [n]`: a private reply listing every source IP of the identity in the
- * window (from the n-th on). The first message goes in the acknowledgement itself, so it is always
- * private and immediate; when the list needs more, the next messages follow through the command's
- * response_url, also private, in order (see `buildHistoryPages`).
- */
-/**
  * How many of the identity's revoked alerts are read for the reply's Revoke line, in one read of
  * the store (the list holds the alerts whose live Revoke is in force, and is kept short: an Undo
  * takes its alerts off it, and this reading drops those whose state has expired).
@@ -79,6 +73,12 @@ export async function revokedNotes(ctx: SlackContext, appId: string): Promise<Re
   }
 }
 
+/**
+ * `/arc-history <appid> [n]`: a private reply listing every source IP of the identity in the
+ * window (from the n-th on). The first message goes in the acknowledgement itself, so it is always
+ * private and immediate; when the list needs more, the next messages follow through the command's
+ * response_url, also private, in order (see `buildHistoryPages`).
+ */
 export function registerArcHistory(app: App, ctx: SlackContext): void {
   app.command(COMMANDS.history, async ({ ack, command, respond }) => {
     const windowMs = ctx.history.windowMs;
