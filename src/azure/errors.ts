@@ -1,3 +1,4 @@
+import { cutBefore } from '../core/formats/fields.ts';
 import { scrubSecrets } from '../secrets.ts';
 import { type CallRecord, loggedCalls } from './call-log.ts';
 
@@ -171,7 +172,7 @@ const PAGE = /^\s*<(!doctype|html|\?xml|head|body|title)\b/i;
 
 function clip(text: string, max = 400): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
-  return oneLine.length > max ? `${oneLine.slice(0, max - 1)}…` : oneLine;
+  return oneLine.length > max ? `${cutBefore(oneLine, max - 1)}…` : oneLine;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { clipped } from './formats/fields.ts';
+import { clipped, cutBefore } from './formats/fields.ts';
 import type { MemberSets, Values } from './ports.ts';
 
 /** What the audit needs of the store: its records are values, listed through member sets. */
@@ -179,7 +179,7 @@ function reasonOf(detail: unknown, result: string): string | undefined {
     steps?: unknown;
     plan?: { steps?: unknown; unchecked?: unknown; warnings?: unknown };
   };
-  for (const text of [error, reason]) if (typeof text === 'string') return text.slice(0, WHY_CLIP);
+  for (const text of [error, reason]) if (typeof text === 'string') return cutBefore(text, WHY_CLIP);
   const failed = (Array.isArray(steps) ? (steps as RecordedStep[]) : []).filter(
     (s): s is RecordedStep & { detail: string } => s?.status === 'failed' && typeof s.detail === 'string',
   );

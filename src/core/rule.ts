@@ -5,6 +5,8 @@
  * applied to every input format.
  */
 
+import { cutBefore } from './formats/fields.ts';
+
 export const ARC_RULE_ID = '022c37cd-5a4f-422b-8227-b136b7a23180';
 export const ARC_RULE_NAME = 'Azure Arc Cluster Credential Access by Identity from Unusual Source';
 /** The rule's `new_terms_fields`, in order: `kibana.alert.new_terms` holds their values in this order. */
@@ -48,7 +50,7 @@ const ECHO_MAX = 120;
  */
 export function echo(value: unknown): string {
   if (typeof value === 'string') {
-    return JSON.stringify(value.length > ECHO_MAX ? `${value.slice(0, ECHO_MAX)}…` : value);
+    return JSON.stringify(value.length > ECHO_MAX ? `${cutBefore(value, ECHO_MAX)}…` : value);
   }
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { ChatAdapter } from '../chat-adapter.ts';
+import { cutBefore } from '../core/formats/fields.ts';
 import type { StoreLifecycle } from '../core/ports.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -45,7 +46,7 @@ const MAX_LOGGED_PATH = 200;
 
 /** `text` cut to `max` characters, the cut marked with an ellipsis. */
 const clip = (text: string, max: number): string =>
-  text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  text.length <= max ? text : `${cutBefore(text, max - 1)}…`;
 
 const LEVEL_METHODS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 const noop = () => {};

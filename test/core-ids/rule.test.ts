@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { parseDetection } from '../../src/core/formats/index.ts';
 import {
   ARC_OPERATIONS,
   ARC_RULE_ID,
+  echo,
   isArcOperation,
   LIST_CLUSTER_USER_CREDENTIAL,
   LIST_CLUSTER_USER_CREDENTIALS_PREVIEW,
@@ -96,5 +98,26 @@ describe('matchOperation', () => {
     ]) {
       expect(isArcOperation(other), JSON.stringify(other)).toBe(false);
     }
+  });
+});
+
+describe('reasons quoting what arrived', () => {
+  /** A high surrogate not followed by its low half: a character cut in two. */
+  const loneHigh = /[\ud800-\udbff](?![\udc00-\udfff])/;
+
+  it('cut a long value short without splitting a character in two', () => {
+    const value = `${'a'.repeat(119)}😀tail`;
+    const quoted = echo(value);
+    expect(quoted).toBe(JSON.stringify(`${'a'.repeat(119)}…`));
+    expect(loneHigh.test(JSON.parse(quoted) as string)).toBe(false);
+    expect(echo(`${'a'.repeat(118)}😀tail`)).toBe(JSON.stringify(`${'a'.repeat(118)}😀…`));
+  });
+
+  it('name long keys of an unrecognised event without splitting a character in two', () => {
+    const result = parseDetection({ [`${'k'.repeat(39)}😀rest`]: 1 });
+    expect(result).toMatchObject({ ok: false, kind: 'invalid' });
+    const reason = (result as { reason: string }).reason;
+    expect(reason).toContain(JSON.stringify(`${'k'.repeat(39)}…`));
+    expect(loneHigh.test(reason)).toBe(false);
   });
 });

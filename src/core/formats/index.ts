@@ -15,7 +15,7 @@ import {
 import { ignored, invalid } from './build-detection.ts';
 import { isElasticAlert, parseElasticAlert, RESULTS_LINK } from './elastic-alert.ts';
 import { isElasticActivityLog, parseElasticEcs } from './elastic-ecs.ts';
-import { FieldReader, isObject, own } from './fields.ts';
+import { cutBefore, FieldReader, isObject, own } from './fields.ts';
 
 export { parseActivityLogRecord, parseActivityLogRest } from './azure-activity-log.ts';
 export { parseMonitorCommon, parseMonitorLegacy } from './azure-monitor.ts';
@@ -126,7 +126,7 @@ function unrecognised(event: unknown): string {
       keys.push('…');
       break;
     }
-    keys.push(JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}…` : key));
+    keys.push(JSON.stringify(key.length > 40 ? `${cutBefore(key, 40)}…` : key));
   }
   return `not a recognised detection format (keys: ${keys.length > 0 ? keys.join(', ') : 'none'}); ${expected}`;
 }
