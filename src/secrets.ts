@@ -7,7 +7,7 @@
  */
 
 /** Shown in a secret's place. */
-export const HIDDEN = '***';
+const HIDDEN = '***';
 
 /** A secret value as plain text holds it, and as a JSON string does (a log line is JSON). */
 interface Secret {

@@ -17,7 +17,7 @@ const NDJSON_TYPES = new Set([
 ]);
 
 /** Deepest nesting accepted in one document; the detection formats need about a dozen levels. */
-export const MAX_DEPTH = 64;
+const MAX_DEPTH = 64;
 /** Keys removed from every received object: they only matter to code that merges into prototypes. */
 const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 

@@ -614,7 +614,7 @@ export class KeyvStateStore implements StateStore {
  * The live members of a set of `size`, of which `checked` were checked and `live` found live: exact
  * when every member was checked, else the sample's share of live members applied to the rest.
  */
-export function estimateLive(size: number, checked: number, live: number): number {
+function estimateLive(size: number, checked: number, live: number): number {
   if (checked >= size || checked === 0) return live;
   return live + Math.round(((size - checked) * live) / checked);
 }

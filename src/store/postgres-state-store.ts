@@ -136,7 +136,7 @@ const SWEEP_MAX_BATCHES = 100;
  * way (a role that may not create indexes leaves the sweep reading the table, as before), and
  * `onError` is told why it did not build.
  */
-export function ensureExpiryIndex(
+function ensureExpiryIndex(
   connectionString: string,
   sql: Pick<Statements, 'expiryIndexLock' | 'expiryIndexValid' | 'dropExpiryIndex' | 'createExpiryIndex'>,
   onError: (error: unknown) => void = () => {},

@@ -17,10 +17,6 @@ import { isElasticAlert, parseElasticAlert, RESULTS_LINK } from './elastic-alert
 import { isElasticActivityLog, parseElasticEcs } from './elastic-ecs.ts';
 import { cutBefore, FieldReader, isObject, own } from './fields.ts';
 
-export { parseActivityLogRecord, parseActivityLogRest } from './azure-activity-log.ts';
-export { parseMonitorCommon, parseMonitorLegacy } from './azure-monitor.ts';
-export { parseElasticAlert } from './elastic-alert.ts';
-export { parseElasticEcs } from './elastic-ecs.ts';
 export { hashEventId } from './event-id.ts';
 export { parseEventTime } from './event-time.ts';
 

@@ -15,7 +15,7 @@ import type { SlackContext } from '../context.ts';
 import { auditInThread, FOLLOW_UPS } from '../follow-ups.ts';
 
 /** The most alerts one Revoke marks (each is a store update and a message update). */
-export const MARK_ELSEWHERE_AT_MOST = 200;
+const MARK_ELSEWHERE_AT_MOST = 200;
 
 /**
  * The least time between two of these message updates: under Slack's about 50 `chat.update` a

@@ -457,7 +457,7 @@ const DRY_RUN_CONFIRM = '*Dry-run:* nothing will change; it lists the calls it w
  * its time (when the alert was posted or planned), and a switch of AZURE_REMEDIATION since must
  * not leave a live dialog promising that nothing will change, nor the other way round.
  */
-export function confirmTextInMode(text: string, mode: 'dry-run' | 'live'): string {
+function confirmTextInMode(text: string, mode: 'dry-run' | 'live'): string {
   const bare = text.startsWith(DRY_RUN_CONFIRM) ? text.slice(DRY_RUN_CONFIRM.length) : text;
   return clip(mode === 'dry-run' ? DRY_RUN_CONFIRM + bare : bare, LIMITS.confirmText);
 }
