@@ -93,6 +93,11 @@ describe('decideNewTerms: the new-terms rule on a batch', () => {
 
     const expired = decide([c], { allows: new Map([[c.pairKey, allowEntry(c, NOW - 1)]]) });
     expect(indexes(expired.wantsAlert)).toEqual([0]);
+    // An entry lasts until its end, not at it.
+    const endsNow = decide([c], { allows: new Map([[c.pairKey, allowEntry(c, NOW)]]) });
+    expect(indexes(endsNow.wantsAlert)).toEqual([0]);
+    const endsNext = decide([c], { allows: new Map([[c.pairKey, allowEntry(c, NOW + 1)]]) });
+    expect(endsNext.results.get(0)?.outcome).toBe('allowlisted');
   });
 
   it('records an import without alerting, and ignores an imported event older than the window', () => {

@@ -210,8 +210,7 @@ describe('hostile input', () => {
     parseAll({ records: [deep] });
   });
 
-  it('huge strings in the identifying fields keep reasons short and are fast', () => {
-    const start = performance.now();
+  it('huge strings in the identifying fields keep reasons short', () => {
     for (const format of ALL_FORMATS) {
       for (const opts of [
         { operation: HUGE },
@@ -224,7 +223,6 @@ describe('hostile input', () => {
         assertWellFormed(parseDetection(arcEvent(format, opts)));
       }
     }
-    expect(performance.now() - start).toBeLessThan(5000);
   });
 
   it('cyclic objects (never from JSON, but from a caller) do not hang or throw', () => {

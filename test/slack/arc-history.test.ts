@@ -445,6 +445,35 @@ describe('/arc-history', () => {
     expect(JSON.stringify(await ask(other))).toContain('*Revoked* through');
   });
 
+  it('names at most five Revokes in force, the latest first, whatever order they were listed in', async () => {
+    h = await startHarness();
+    await sightings([{ ip: '198.51.100.1', minutesAgo: 5 }]);
+    const base = Date.now() - 3_600_000;
+    // Six Revokes, finished a minute apart; listed out of order.
+    const minutes = [3, 0, 5, 1, 4, 2];
+    const ts = new Map<number, string>();
+    for (const m of minutes) {
+      const alert = sampleAlert(
+        { id: `alorder${m}` },
+        { appId: ARC.appId, sourceIp: `198.51.100.${10 + m}` },
+      );
+      await h.chat.sink.post(alert);
+      const at = base + m * 60_000;
+      await updateAlertState(h.store, alert.id, (st) => {
+        st.revoke = { status: 'done', mode: 'live', by: RESPONDER, at, finishedAt: at + 1000 };
+      });
+      await h.store.addMembers(revokedAlertsKey(ARC.appId), [alert.id]);
+      ts.set(m, (await loadAlertState(h.store, alert.id))!.ts!.replace('.', ''));
+    }
+    const reply = await ask(ARC.appId);
+    const note = (reply.blocks ?? []).find((b) => b.type === 'context') as unknown as {
+      elements: Array<{ text: string }>;
+    };
+    const lines = note.elements[0]!.text.split('\n');
+    // The latest five, newest first; the oldest (minute 0) is left out.
+    expect(lines.map((l) => [...ts].find(([, t]) => l.includes(`/p${t}|`))?.[0])).toEqual([5, 4, 3, 2, 1]);
+  });
+
   it('tells the alert the entry was marked benign from, in its message and its thread', async () => {
     h = await startHarness();
     const alert = sampleAlert({}, { appId: ARC.appId, sourceIp: '198.51.100.1' });
