@@ -25,12 +25,12 @@ export interface FakeResponse {
 
 /**
  * A scripted answer: a body (`ok` defaults to true), an error, a 429, an HTTP status, or the
- * default answer after `delayMs` (a slow Slack). An HTTP status with `created: true` does what the
- * call asks first (a message is posted), then answers the status: a Slack that took the call and
- * failed to say so.
+ * default answer after `delayMs` (a slow Slack; with `createdFirst`, the message is posted at once
+ * and only the answer waits). An HTTP status with `created: true` does what the call asks first
+ * (a message is posted), then answers the status: a Slack that took the call and failed to say so.
  */
 export type FakeAnswer =
-  | { delayMs: number }
+  | { delayMs: number; createdFirst?: boolean }
   | { error: string; [key: string]: unknown }
   | { status: 429; retryAfter: number }
   | { status: number; body?: string; created?: boolean }
@@ -149,6 +149,13 @@ export class FakeSlack {
     return this.responses.filter((r) => r.id === id).map((r) => r.body);
   }
 
+  /** The messages of one channel (not thread replies) as Slack holds them, oldest first. */
+  messages(channel: string): Array<{ ts: string; text: unknown; metadata: unknown }> {
+    return this.#posted
+      .filter((m) => m.channel === channel)
+      .map((m) => ({ ts: m.ts, text: m.text, metadata: m.metadata }));
+  }
+
   /** The texts of the replies in one thread, as Slack holds them (not as they were asked for). */
   threadTexts(threadTs: string): unknown[] {
     return this.#replies.filter((r) => r.threadTs === threadTs).map((r) => r.text);
@@ -199,11 +206,13 @@ export class FakeSlack {
 
     const scripted = this.#scripts.get(method)?.shift();
     if (scripted && 'delayMs' in scripted && typeof scripted.delayMs === 'number') {
+      const made = scripted.createdFirst === true ? this.#default(method, args) : undefined;
+      if (made) for (const w of this.#waiters) w();
       await new Promise((resolve) => setTimeout(resolve, scripted.delayMs as number));
       return {
         status: 200,
         headers: json,
-        body: JSON.stringify({ ok: true, ...this.#default(method, args) }),
+        body: JSON.stringify({ ok: true, ...(made ?? this.#default(method, args)) }),
       };
     }
     if (scripted) {
