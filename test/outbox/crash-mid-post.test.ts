@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { FakeSlack } from '../support/fake-slack.ts';
 import { arcRecord, freshAppId, postIngest } from '../support/http-app.ts';
-import { type ServiceProcess, startService } from '../support/http-child.ts';
+import { type ServiceProcess, slackServiceEnv, startService } from '../support/http-child.ts';
 
 /**
  * The most delicate moment of the outbox: Slack has taken the alert's message, and the process
@@ -29,16 +29,7 @@ describe('crash during the Slack post (kill -9, restart) [derived Arc events]', 
     // Slack takes the first post (the message is in the channel) and never answers it.
     slack = await new FakeSlack().start();
     slack.script('chat.postMessage', { delayMs: 120_000, createdFirst: true });
-    const env = {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      STORE_URL: `sqlite://${path.join(dir, 'arc.db')}`,
-      LOG_LEVEL: 'info',
-      SLACK_BOT_TOKEN: 'xoxb-test',
-      SLACK_SIGNING_SECRET: 'test',
-      SLACK_ALERT_CHANNEL: 'C0TEST',
-      SLACK_API_URL: slack.apiUrl,
-    };
+    const env = slackServiceEnv(dir, slack.apiUrl);
     const first = startService(env, dir);
     children.push(first);
     const appId = freshAppId();

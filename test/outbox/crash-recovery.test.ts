@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { arcRecord, freshAppId, postIngest } from '../support/http-app.ts';
-import { type ServiceProcess, startService } from '../support/http-child.ts';
+import { type ServiceProcess, slackServiceEnv, startService } from '../support/http-child.ts';
 import { type FakeSlack, startFakeSlack } from '../support/http-fake-slack.ts';
 
 describe('crash between the 200 and the chat delivery (kill -9, restart) [derived Arc events]', () => {
@@ -21,16 +21,7 @@ describe('crash between the 200 and the chat delivery (kill -9, restart) [derive
   it('the restarted service posts each pending alert to Slack exactly once', async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'arc-crash-'));
     slack = await startFakeSlack({ down: true });
-    const env = {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      STORE_URL: `sqlite://${path.join(dir, 'arc.db')}`,
-      LOG_LEVEL: 'info',
-      SLACK_BOT_TOKEN: 'xoxb-test',
-      SLACK_SIGNING_SECRET: 'test',
-      SLACK_ALERT_CHANNEL: 'C0TEST',
-      SLACK_API_URL: slack.apiUrl,
-    };
+    const env = slackServiceEnv(dir, slack.apiUrl);
 
     // First run: Slack is down, so the alerts stay in the outbox.
     const first = startService(env, dir);

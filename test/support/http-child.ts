@@ -121,3 +121,17 @@ export function startService(
     },
   };
 }
+
+/** The environment of a service on its own SQLite file in `dir`, posting to a fake Slack at `apiUrl`. */
+export function slackServiceEnv(dir: string, apiUrl: string): Record<string, string> {
+  return {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    STORE_URL: `sqlite://${path.join(dir, 'arc.db')}`,
+    LOG_LEVEL: 'info',
+    SLACK_BOT_TOKEN: 'xoxb-test',
+    SLACK_SIGNING_SECRET: 'test',
+    SLACK_ALERT_CHANNEL: 'C0TEST',
+    SLACK_API_URL: apiUrl,
+  };
+}
