@@ -1571,6 +1571,45 @@ describe('/arc-history reply', () => {
     for (const p of pages.slice(1)) expect(JSON.stringify(p.blocks)).not.toContain(ACTION_IDS.removeAllow);
   });
 
+  it('lists 500 IPs with long places whole, in compact lines (no geo, AS or allowlist details), where full lines would cut it', () => {
+    const longPlace = {
+      geo: { cityName: 'C'.repeat(60), countryName: 'Bosnia and Herzegovina' },
+      as: { number: 4_200_000_000, organizationName: 'A'.repeat(80) },
+    };
+    const entries = many(500).map((e, i) => {
+      const ip = `198.18.${i >> 8}.${i & 255}`;
+      return {
+        pair: { ...e.pair, ip, last: { ...e.pair.last, ...longPlace } },
+        ...(e.allow ? { allow: { ...e.allow, ip } } : {}),
+      };
+    });
+    const linesIn = (m: { blocks?: unknown[] }) =>
+      ((m.blocks ?? []) as Array<{ type: string; text?: { text: string } }>)
+        .flatMap((b) => (b.type === 'section' && b.text ? b.text.text.split('\n') : []))
+        .filter((l) => /^`[^`]+` \d+×/.test(l));
+    const pages = pagesFor(entries);
+    expect(pages.length).toBeLessThanOrEqual(HISTORY_MAX_MESSAGES);
+    for (const p of pages) expect(checkMessageLimits({ text: p.text, blocks: p.blocks ?? [] })).toEqual([]);
+    expect(pages.flatMap(ipsIn)).toEqual(entries.map((e) => e.pair.ip));
+    const all = JSON.stringify(pages);
+    expect(all).not.toContain('not shown');
+    expect(all).not.toContain('C'.repeat(40));
+    expect(all).not.toContain('CI runner pool');
+    // Each line still says allowlisted or not, with the entry's end.
+    const lines = pages.flatMap((p) => linesIn(p));
+    expect(lines).toHaveLength(500);
+    for (const [i, line] of lines.entries()) {
+      expect(line).toContain(entries[i]!.allow ? 'Allowlisted until ' : 'Not allowlisted');
+    }
+    expect(JSON.stringify(pages[0]!.blocks?.[0])).toContain(
+      'geo, AS and who allowlisted left out to fit more IPs',
+    );
+    // Fewer of them fit with their places: those are listed in full lines.
+    const fewer = pagesFor(entries.slice(0, 100));
+    expect(JSON.stringify(fewer)).toContain('C'.repeat(40));
+    expect(JSON.stringify(fewer[0]!.blocks?.[0])).not.toContain('left out to fit');
+  });
+
   it.each([
     ['typical', false],
     ['longest', true],

@@ -179,16 +179,26 @@ function dormantBlocks(view: HistoryView): types.KnownBlock[] {
   return [{ type: 'section', text: mrkdwn(lines.join('\n')) }];
 }
 
-export function historyLine(entry: IdentityHistoryEntry): string {
+/**
+ * One IP's line. `compact` (a list too long for one answer otherwise) leaves out the geo and AS,
+ * and who allowlisted it and why: what the contract asks of each IP stays.
+ */
+export function historyLine(entry: IdentityHistoryEntry, compact = false): string {
   const { pair, allow } = entry;
-  const place = describePlace(pair.last.geo, pair.last.as, pair.last.located, (t) => clip(literal(t), 48));
   const first = shortUtc(pair.firstSeen);
   const last = shortUtc(pair.lastSeen);
   // Same day: the last sighting's time only (`2026-03-12 08:16 → 09:16`).
   const lastShown = first.slice(0, 10) === last.slice(0, 10) ? last.slice(11) : last;
   const parts = [`${code(pair.ip, 60)} ${pair.count}×`, `${first} → ${lastShown}`];
-  if (place) parts.push(place);
-  if (allow) {
+  if (!compact) {
+    const place = describePlace(pair.last.geo, pair.last.as, pair.last.located, (t) => clip(literal(t), 48));
+    if (place) parts.push(place);
+  }
+  if (allow && compact) {
+    parts.push(
+      `Allowlisted ${allow.until === undefined ? 'with no expiry' : `until ${shortUtc(allow.until)} UTC`}`,
+    );
+  } else if (allow) {
     parts.push(allowText(allow));
   } else {
     parts.push('Not allowlisted');
@@ -322,10 +332,23 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
       },
     ];
   }
-  const lines = entries.slice(start).map(historyLine);
   const buttons = removeButtons(view, start);
-  const pages = paginate(lines, buttons.size + blocksTextLength([...dormant, ...revokedBlocks(view)]));
-  const listed = pages.reduce((n, p) => n + p.reduce((m, s) => m + s.length, 0), 0);
+  const firstPageExtra = buttons.size + blocksTextLength([...dormant, ...revokedBlocks(view)]);
+  const shown = entries.slice(start);
+  const listedIn = (pages: string[][][]) =>
+    pages.reduce((n, p) => n + p.reduce((m, s) => m + s.length, 0), 0);
+  let lines = shown.map((e) => historyLine(e));
+  let pages = paginate(lines, firstPageExtra);
+  // Too long for one answer: compact lines, when they carry more of the list.
+  let compact = false;
+  if (listedIn(pages) < lines.length) {
+    const compactLines = shown.map((e) => historyLine(e, true));
+    const compactPages = paginate(compactLines, firstPageExtra);
+    if (listedIn(compactPages) > listedIn(pages)) {
+      [lines, pages, compact] = [compactLines, compactPages, true];
+    }
+  }
+  const listed = listedIn(pages);
   const left = lines.length - listed;
   const allowed = entries.filter((e) => e.allow).length;
 
@@ -343,9 +366,12 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
           ? ` IPs ${range} of ${entries.length.toLocaleString('en-US')}${rest}.`
           : ` Part ${p + 1} of ${pages.length}: IPs ${range} of ${entries.length.toLocaleString('en-US')}${rest}.`
         : '';
+    const legend = compact
+      ? `Each line: IP · count (times seen) · first seen → last seen (UTC) · allowlisted or not (geo, AS and who allowlisted left out to fit more IPs; a shorter list, \`${COMMANDS.history} <appid> <n>\` from the n-th IP, shows them).`
+      : 'Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not.';
     const head =
       p === 0
-        ? `*Source IPs of ${id} in the last ${window}*: ${plural(entries.length, 'IP')}, ${allowed.toLocaleString('en-US')} allowlisted, most recent first. Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not. Count and first seen run until ${window} pass without a sighting.${part}`
+        ? `*Source IPs of ${id} in the last ${window}*: ${plural(entries.length, 'IP')}, ${allowed.toLocaleString('en-US')} allowlisted, most recent first. ${legend} Count and first seen run until ${window} pass without a sighting.${part}`
         : `*Source IPs of ${id} in the last ${window}*, continued.${part}`;
     const blocks: types.KnownBlock[] = [
       { type: 'section', text: mrkdwn(clip(head, HEAD_MAX)) },
