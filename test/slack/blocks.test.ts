@@ -1598,12 +1598,18 @@ describe('/arc-history reply', () => {
     // Each line still says allowlisted or not, with the entry's end.
     const lines = pages.flatMap((p) => linesIn(p));
     expect(lines).toHaveLength(500);
+    const when = String.raw`\d{4}-\d\d-\d\d \d\d:\d\d → (\d{4}-\d\d-\d\d )?\d\d:\d\d`;
     for (const [i, line] of lines.entries()) {
+      // IP, count, first seen → last seen, allowlisted or not: what the contract asks of each IP.
+      const { ip, count } = entries[i]!.pair;
+      expect(line).toMatch(new RegExp(`^\`${ip.replaceAll('.', '\\.')}\` ${count}× · ${when} · `));
       expect(line).toContain(entries[i]!.allow ? 'Allowlisted until ' : 'Not allowlisted');
     }
-    expect(JSON.stringify(pages[0]!.blocks?.[0])).toContain(
-      'geo, AS and who allowlisted left out to fit more IPs',
-    );
+    const heading = JSON.stringify(pages[0]!.blocks?.[0]);
+    expect(heading).toContain('geo, AS and who allowlisted left out to fit more IPs');
+    // Its placeholders escaped: Slack reads any <…> as a link or mention, in code too.
+    expect(heading).toContain('/arc-history &lt;appid&gt; &lt;n&gt;');
+    expect(heading).not.toMatch(/<appid>|<n>/);
     // Fewer of them fit with their places: those are listed in full lines.
     const fewer = pagesFor(entries.slice(0, 100));
     expect(JSON.stringify(fewer)).toContain('C'.repeat(40));

@@ -367,7 +367,7 @@ export function buildHistoryPages(view: HistoryView, alone = false): EphemeralMe
           : ` Part ${p + 1} of ${pages.length}: IPs ${range} of ${entries.length.toLocaleString('en-US')}${rest}.`
         : '';
     const legend = compact
-      ? `Each line: IP · count (times seen) · first seen → last seen (UTC) · allowlisted or not (geo, AS and who allowlisted left out to fit more IPs; a shorter list, \`${COMMANDS.history} <appid> <n>\` from the n-th IP, shows them).`
+      ? `Each line: IP · count (times seen) · first seen → last seen (UTC) · allowlisted or not (geo, AS and who allowlisted left out to fit more IPs; a shorter list, \`${COMMANDS.history} &lt;appid&gt; &lt;n&gt;\` from the n-th IP, shows them).`
       : 'Each line: IP · count (times seen) · first seen → last seen (UTC) · geo and AS · allowlisted or not.';
     const head =
       p === 0
