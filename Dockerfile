@@ -17,7 +17,8 @@ COPY src ./src
 RUN mkdir data && chown node:node data
 VOLUME ["/app/data"]
 
-USER node
+# The image's `node` user, by number so that Kubernetes' runAsNonRoot can check it.
+USER 1000:1000
 EXPOSE 3000
 
 # Liveness only (`/readyz` is for readiness probes): the process answers on its port.

@@ -3,7 +3,7 @@
  * its COPY instructions place them, with the production dependencies only (what
  * `npm ci --omit=dev` installs), and its own command and health check are run on them.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -12,8 +12,10 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
 } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { builtinModules } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -142,6 +144,17 @@ describe('the container image', () => {
     expect(missing).toEqual([]);
   });
 
+  it('copies the manifest, the lockfile and the sources, and runs as the node user, who owns the data directory', () => {
+    expect(all('COPY').map((c) => c.args)).toEqual(['package.json package-lock.json ./', 'src ./src']);
+    const owned = dockerfile.findIndex((i) => i.op === 'RUN' && /\bchown node:node data\b/.test(i.args));
+    const user = dockerfile.findIndex((i) => i.op === 'USER');
+    expect(owned).toBeGreaterThan(-1);
+    // After the chown; by number (the node image's node user), which runAsNonRoot can check.
+    expect(user).toBeGreaterThan(owned);
+    expect(dockerfile[user]!.args).toBe('1000:1000');
+    expect(dockerfile.slice(user + 1).some((i) => i.op === 'RUN')).toBe(false);
+  });
+
   it('copies nothing that .dockerignore leaves out of the build context', () => {
     const ignored = read('.dockerignore')
       .split('\n')
@@ -162,10 +175,14 @@ describe('the container image', () => {
       const parts = copy.args.split(/\s+/);
       const dest = parts.at(-1)!;
       for (const source of parts.slice(0, -1)) {
-        const target = dest.endsWith('/')
-          ? path.join(stage, dest, path.basename(source))
-          : path.join(stage, dest);
-        cpSync(path.join(ROOT, source), target, { recursive: true });
+        // As Docker does: a directory's contents go into the destination; a file goes into a
+        // destination ending in `/`, or becomes it.
+        const from = path.join(ROOT, source);
+        const target =
+          statSync(from).isDirectory() || !dest.endsWith('/')
+            ? path.join(stage, dest)
+            : path.join(stage, dest, path.basename(source));
+        cpSync(from, target, { recursive: true });
       }
     }
     for (const name of productionPackages) {
@@ -197,8 +214,16 @@ describe('the container image', () => {
 
       service.child.kill('SIGTERM');
       expect(await service.exited).toBe(0);
-      // The check fails once nothing answers.
-      expect(healthCheck()).toBe(1);
+      // The check fails on an answer other than 200.
+      const sick = createHttpServer((_req, res) => res.writeHead(503).end());
+      await new Promise<void>((resolve) => sick.listen(0, '127.0.0.1', resolve));
+      const sickPort = (sick.address() as { port: number }).port;
+      // Run apart from this process's event loop, which answers for the sick server.
+      const sickStatus = await new Promise<number | null>((resolve) =>
+        spawn(process.execPath, check.slice(1), { env: { PORT: String(sickPort) } }).on('exit', resolve),
+      );
+      await new Promise((resolve) => sick.close(resolve));
+      expect(sickStatus).toBe(1);
     } finally {
       service.child.kill('SIGKILL');
     }
