@@ -63,7 +63,7 @@ const pkg = JSON.parse(read('package.json')) as {
   dependencies: Record<string, string>;
 };
 const lock = JSON.parse(read('package-lock.json')) as {
-  packages: Record<string, { dev?: boolean }>;
+  packages: Record<string, { dev?: boolean; hasInstallScript?: boolean }>;
 };
 
 /** The packages a production install places at the top of node_modules. */
@@ -115,9 +115,7 @@ describe('the container image', () => {
     const runs = all('RUN').map((r) => r.args);
     expect(runs.some((r) => /\bnpm ci\b/.test(r) && r.includes('--omit=dev'))).toBe(true);
     // `--ignore-scripts` is safe only while no production package has an install script.
-    const scripted = Object.entries(
-      lock.packages as Record<string, { dev?: boolean; hasInstallScript?: boolean }>,
-    )
+    const scripted = Object.entries(lock.packages)
       .filter(([key, entry]) => key !== '' && entry.hasInstallScript && !entry.dev)
       .map(([key]) => key);
     expect(scripted).toEqual([]);

@@ -1,11 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { FakeSlack } from '../support/fake-slack.ts';
 import { arcRecord, freshAppId, postIngest } from '../support/http-app.ts';
-import { type ServiceProcess, slackServiceEnv, startService } from '../support/http-child.ts';
+import {
+  type ServiceProcess,
+  slackServiceEnv,
+  startService,
+  waitForEmptyOutbox,
+} from '../support/http-child.ts';
 
 /**
  * The most delicate moment of the outbox: Slack has taken the alert's message, and the process
@@ -44,13 +49,7 @@ describe('crash during the Slack post (kill -9, restart) [derived Arc events]', 
     const second = startService(env, dir);
     children.push(second);
     const url2 = await second.url();
-    await vi.waitFor(
-      async () => {
-        const ready = (await (await fetch(`${url2}/readyz`)).json()) as { outbox: { pending: number } };
-        expect(ready.outbox.pending).toBe(0);
-      },
-      { timeout: 170_000, interval: 500 },
-    );
+    await waitForEmptyOutbox(url2, 170_000, 500);
     const messages = slack.messages('C0TEST');
     expect(messages).toHaveLength(1);
     expect(JSON.stringify(messages[0])).toContain(appId);

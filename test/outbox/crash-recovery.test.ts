@@ -4,7 +4,12 @@ import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { IngestSummary } from '../../src/http/ingest-handler.ts';
 import { arcRecord, freshAppId, postIngest } from '../support/http-app.ts';
-import { type ServiceProcess, slackServiceEnv, startService } from '../support/http-child.ts';
+import {
+  type ServiceProcess,
+  slackServiceEnv,
+  startService,
+  waitForEmptyOutbox,
+} from '../support/http-child.ts';
 import { type FakeSlack, startFakeSlack } from '../support/http-fake-slack.ts';
 
 describe('crash between the 200 and the chat delivery (kill -9, restart) [derived Arc events]', () => {
@@ -50,13 +55,7 @@ describe('crash between the 200 and the chat delivery (kill -9, restart) [derive
       timeout: 20_000,
       interval: 100,
     });
-    await vi.waitFor(
-      async () => {
-        const ready = (await (await fetch(`${url2}/readyz`)).json()) as { outbox: { pending: number } };
-        expect(ready.outbox.pending).toBe(0);
-      },
-      { timeout: 10_000, interval: 100 },
-    );
+    await waitForEmptyOutbox(url2, 10_000);
 
     const posts = slack.ok('chat.postMessage');
     expect(posts).toHaveLength(3);

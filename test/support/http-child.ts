@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { expect, vi } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const MAIN = path.join(ROOT, 'src/main.ts');
@@ -134,4 +135,15 @@ export function slackServiceEnv(dir: string, apiUrl: string): Record<string, str
     SLACK_ALERT_CHANNEL: 'C0TEST',
     SLACK_API_URL: apiUrl,
   };
+}
+
+/** Waits until the service at `url` says in `/readyz` that its outbox holds nothing to deliver. */
+export async function waitForEmptyOutbox(url: string, timeoutMs: number, intervalMs = 100): Promise<void> {
+  await vi.waitFor(
+    async () => {
+      const ready = (await (await fetch(`${url}/readyz`)).json()) as { outbox: { pending: number } };
+      expect(ready.outbox.pending).toBe(0);
+    },
+    { timeout: timeoutMs, interval: intervalMs },
+  );
 }
